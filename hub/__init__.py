@@ -1,0 +1,1 @@
+"""District hub adapter: SQLite store, aiohttp app, ingest, feeds, catalogue releases, operator CLI."""

@@ -1,0 +1,1 @@
+"""Station adapter: SQLite store, domain commands, uplink client, staff UI and CLI."""

@@ -1,0 +1,225 @@
+"""Canonical msgpack: one value, one encoding; and a decoder that trusts nothing.
+
+Hashes and signatures are taken over encoded bytes, so two replicas that hold the same value must
+produce the same bytes. `pack` therefore accepts only a small closed set of types and always picks the
+same representation (sorted keys, smallest ints, float64). `unpack` is the mirror image for bytes from
+outside: every size is bounded before anything is allocated, and every way the input can be wrong
+comes out as a `MalformedError` or `TooLargeError`, never as a library exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NoReturn
+
+import msgpack
+
+from protocol.errors import LocalProtocolError, MalformedError, SanjiError, TooLargeError
+
+FORMAT_VERSION = 1
+
+_INT_MIN = -(2**63)
+_UINT_MAX = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds for one decode. Lengths count elements (arrays, maps) or bytes (str, bin)."""
+
+    max_bytes: int
+    max_str: int
+    max_bin: int
+    max_array: int
+    max_map: int
+    max_depth: int
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_str", "max_bin", "max_array", "max_map", "max_depth"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise LocalProtocolError(f"Limits.{name} must be a positive int, got {value!r}")
+
+
+DEFAULT_LIMITS = Limits(
+    max_bytes=16 * 1024 * 1024,
+    max_str=64 * 1024,
+    max_bin=8 * 1024 * 1024,
+    max_array=200_000,
+    max_map=10_000,
+    max_depth=16,
+)
+
+# Headers are decoded before anything is authenticated, so they get a much tighter budget.
+HEADER_LIMITS = Limits(
+    max_bytes=8 * 1024,
+    max_str=4 * 1024,
+    max_bin=256,
+    max_array=64,
+    max_map=64,
+    max_depth=4,
+)
+
+# Deeper values could never be decoded with the default limits, so refusing them at pack time turns a
+# remote refusal later into a local bug report now (and bounds recursion on cyclic input).
+_PACK_MAX_DEPTH = DEFAULT_LIMITS.max_depth
+
+_SCALARS: frozenset[type] = frozenset({type(None), bool, int, float, str, bytes})
+
+
+def _is_finite(x: float) -> bool:
+    # inf - inf and nan - nan are both nan, which is the only float unequal to 0.0 here.
+    return x - x == 0.0
+
+
+def _canonical(value: object, depth: int) -> object:
+    kind = type(value)
+    if value is None or kind is bool or kind is str or kind is bytes:
+        return value
+    if kind is int:
+        assert isinstance(value, int)
+        if not _INT_MIN <= value <= _UINT_MAX:
+            raise LocalProtocolError(f"integer {value} does not fit in msgpack's int64/uint64 range")
+        return value
+    if kind is float:
+        assert isinstance(value, float)
+        if not _is_finite(value):
+            raise LocalProtocolError(f"float {value!r} has no canonical encoding; only finite floats allowed")
+        return value
+    if kind is list or kind is tuple:
+        assert isinstance(value, list | tuple)
+        if depth >= _PACK_MAX_DEPTH:
+            raise LocalProtocolError(f"value is nested deeper than {_PACK_MAX_DEPTH} levels")
+        return [_canonical(item, depth + 1) for item in value]
+    if kind is dict:
+        assert isinstance(value, dict)
+        if depth >= _PACK_MAX_DEPTH:
+            raise LocalProtocolError(f"value is nested deeper than {_PACK_MAX_DEPTH} levels")
+        for key in value:
+            if type(key) is not str:
+                raise LocalProtocolError(f"map keys must be str, got {type(key).__name__} key {key!r}")
+        # Code-point order equals UTF-8 byte order, so sorting the str keys sorts their encodings.
+        return {key: _canonical(value[key], depth + 1) for key in sorted(value)}
+    raise LocalProtocolError(f"cannot encode a {kind.__name__} value canonically")
+
+
+def pack(value: object) -> bytes:
+    """Encode `value` canonically.
+
+    Accepts exactly None, bool, int (int64/uint64 range), finite float, str, bytes, list, tuple and dict
+    with str keys; subclasses are refused so that an enum or a custom str cannot smuggle in a
+    different representation. Raises `LocalProtocolError` for anything else.
+    """
+    normal = _canonical(value, 0)
+    try:
+        return msgpack.packb(
+            normal, use_bin_type=True, use_single_float=False, strict_types=True, datetime=False
+        )
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(f"a string is not encodable as UTF-8: {exc.reason}") from exc
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise LocalProtocolError(f"cannot encode value: {exc}") from exc
+
+
+def _refuse_ext(code: int, data: bytes) -> NoReturn:
+    raise MalformedError(f"msgpack extension type {code} is not allowed")
+
+
+def _walk(value: object, max_depth: int) -> None:
+    """Refuse anything msgpack decoded that `pack` could not have produced, and over-deep nesting."""
+    kind = type(value)
+    if kind is not list and kind is not dict:
+        _check_scalar(value)
+        return
+    if max_depth < 1:
+        raise TooLargeError("value is nested deeper than the limit of 0 levels")
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children: list[object]
+        if type(node) is dict:
+            assert isinstance(node, dict)
+            for key in node:
+                if type(key) is not str:
+                    raise MalformedError(f"map keys must be strings, found a {type(key).__name__} key")
+            children = list(node.values())
+        else:
+            assert isinstance(node, list)
+            children = node
+        for child in children:
+            ckind = type(child)
+            if ckind is list or ckind is dict:
+                if depth >= max_depth:
+                    raise TooLargeError(f"value is nested deeper than the limit of {max_depth} levels")
+                stack.append((child, depth + 1))
+            elif ckind is float:
+                assert isinstance(child, float)
+                if not _is_finite(child):
+                    raise MalformedError("a float is NaN or infinite, which has no canonical form")
+            elif ckind not in _SCALARS:
+                raise MalformedError(f"unexpected decoded type {ckind.__name__}")
+
+
+def _check_scalar(value: object) -> None:
+    kind = type(value)
+    if kind not in _SCALARS:
+        raise MalformedError(f"unexpected decoded type {kind.__name__}")
+    if kind is float:
+        assert isinstance(value, float)
+        if not _is_finite(value):
+            raise MalformedError("a float is NaN or infinite, which has no canonical form")
+
+
+def unpack(data: bytes, limits: Limits = DEFAULT_LIMITS) -> object:
+    """Decode exactly one msgpack value from `data`, refusing anything outside `limits`.
+
+    Raises `TooLargeError` when a limit is exceeded (total size, a string, bin, array or map length,
+    nesting depth) and `MalformedError` for everything else that is wrong: truncation, trailing
+    bytes, invalid UTF-8, extension types (including timestamps), non-str map keys, NaN/inf.
+    Duplicate map keys are not detected here (last one wins); callers that hash decoded values
+    should compare against `pack` of the result, as frame headers do.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise LocalProtocolError(f"unpack needs bytes, got {type(data).__name__}")
+    if len(data) > limits.max_bytes:
+        raise TooLargeError(f"input is {len(data)} bytes, over the limit of {limits.max_bytes}")
+    try:
+        value: object = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            timestamp=0,
+            ext_hook=_refuse_ext,
+            max_str_len=limits.max_str,
+            max_bin_len=limits.max_bin,
+            max_array_len=limits.max_array,
+            max_map_len=limits.max_map,
+            max_ext_len=limits.max_bin,
+        )
+    except SanjiError:
+        raise
+    except MemoryError:
+        raise
+    except msgpack.ExtraData as exc:
+        raise MalformedError("trailing bytes after the encoded value") from exc
+    except msgpack.StackError as exc:
+        raise TooLargeError("value is nested too deeply to decode") from exc
+    except UnicodeDecodeError as exc:
+        raise MalformedError("a string is not valid UTF-8") from exc
+    except ValueError as exc:
+        text = str(exc)
+        if "exceeds max_" in text:
+            raise TooLargeError(f"a length exceeds the decoding limit ({text})") from exc
+        if "incomplete input" in text:
+            raise MalformedError("input ends before the encoded value does (truncated)") from exc
+        if "map key" in text:
+            raise MalformedError("map keys must be strings") from exc
+        raise MalformedError(f"not valid msgpack ({text or type(exc).__name__})") from exc
+    except Exception as exc:
+        # msgpack's C decoder can surface other types on hostile input; none may leak to callers.
+        raise MalformedError(f"not valid msgpack ({type(exc).__name__})") from exc
+    _walk(value, limits.max_depth)
+    return value
+
+
+__all__ = ["DEFAULT_LIMITS", "FORMAT_VERSION", "HEADER_LIMITS", "Limits", "pack", "unpack"]

@@ -1,0 +1,130 @@
+"""Fixed inputs, fixed bytes: any change to the wire format has to show up here on purpose.
+
+Regenerate (only after a deliberate format change) with:
+    .venv/bin/python -m tests.protocol.test_vectors > tests/protocol/vectors.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from protocol.batch import ZERO_HASH, build_batch, open_batch_changes, verify_batch
+from protocol.codec import pack, unpack
+from protocol.keys import key_id, public_bytes, sealing_key_from_seed, signing_key_from_seed
+
+VECTOR_FILE = Path(__file__).parent / "vectors.json"
+
+SIGN_SEED = bytes(range(32))
+SEAL_SEED = bytes(range(32, 64))
+ORIGIN = "360802-T01-05"
+RECIPIENT = "hub-360802"
+
+# Plain JSON-able values, so the vector file can hold the changes themselves.
+VECTOR_CHANGES: list[object] = [
+    [ORIGIN, 1, 1, 1_772_000_000_000 << 16, "application", "a-0001",
+     {"status": "accepted", "applicant_name": "向桂", "item": "360802-0004"}, {}],
+    [ORIGIN, 1, 2, (1_772_000_000_000 << 16) + 1, "application", "a-0001",
+     {"m.居民身份证": "submitted", "m.户口簿": "deferred"}, {"status": 1_772_000_000_000 << 16}],
+    [ORIGIN, 1, 3, (1_772_000_000_001 << 16), "event", "e-0001",
+     {"kind": "note", "text": "容缺受理", "score": 4.5, "flag": True, "none": None}, {}],
+]  # fmt: skip
+
+CANONICAL_VALUE: object = {
+    "z": [1, -1, 255, -33, 65536, 2**64 - 1, -(2**63)],
+    "a": {"é": 0.1, "Z": b"\x00\xff", "b": (True, False, None)},
+    "m": "三级政务服务网",
+    "": [[], {}],
+}
+
+
+def _batch(level: int) -> bytes:
+    return build_batch(
+        origin=ORIGIN, epoch=1, first_seq=1, changes=VECTOR_CHANGES, prev=ZERO_HASH, recipient=RECIPIENT,
+        hlc=1_772_000_000_001 << 16, signing_key=signing_key_from_seed(SIGN_SEED), compress_level=level,
+    )  # fmt: skip
+
+
+def _header_hash(frame: bytes) -> str:
+    vb = verify_batch(
+        frame,
+        recipient=RECIPIENT,
+        verify_key=lambda signer, kid: signing_key_from_seed(SIGN_SEED).public_key(),
+    )
+    return vb.batch_hash.hex()
+
+
+def build_vectors() -> dict[str, object]:
+    sign_pub = public_bytes(signing_key_from_seed(SIGN_SEED))
+    seal_pub = public_bytes(sealing_key_from_seed(SEAL_SEED))
+    stored = _batch(0)
+    compressed = _batch(6)
+    return {
+        "keys": {
+            "sign_seed": SIGN_SEED.hex(),
+            "sign_public": sign_pub.hex(),
+            "sign_key_id": key_id(sign_pub),
+            "seal_seed": SEAL_SEED.hex(),
+            "seal_public": seal_pub.hex(),
+            "seal_key_id": key_id(seal_pub),
+        },
+        "canonical_pack": {"hex": pack(CANONICAL_VALUE).hex()},
+        "batch_stored": {
+            "note": "compress_level=0, so the bytes do not depend on the zlib implementation",
+            "changes": VECTOR_CHANGES,
+            "frame_hex": stored.hex(),
+            "header_hash_hex": _header_hash(stored),
+        },
+        "batch_level6": {
+            "note": "default level; checked for readability, not byte equality (zlib builds differ)",
+            "frame_hex": compressed.hex(),
+            "header_hash_hex": _header_hash(compressed),
+        },
+    }
+
+
+def _trust(signer: str, kid: str) -> object:
+    return signing_key_from_seed(SIGN_SEED).public_key()
+
+
+def _vectors() -> dict[str, dict[str, str]]:
+    # Read per test, not at import, so regenerating with a shell redirect does not read a truncated file.
+    loaded: dict[str, dict[str, str]] = json.loads(VECTOR_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_key_vectors() -> None:
+    keys = _vectors()["keys"]
+    sign_pub = public_bytes(signing_key_from_seed(bytes.fromhex(keys["sign_seed"])))
+    seal_pub = public_bytes(sealing_key_from_seed(bytes.fromhex(keys["seal_seed"])))
+    assert (sign_pub.hex(), key_id(sign_pub)) == (keys["sign_public"], keys["sign_key_id"])
+    assert (seal_pub.hex(), key_id(seal_pub)) == (keys["seal_public"], keys["seal_key_id"])
+
+
+def test_canonical_pack_vector() -> None:
+    expected = bytes.fromhex(_vectors()["canonical_pack"]["hex"])
+    assert pack(CANONICAL_VALUE) == expected
+    assert pack(unpack(expected)) == expected
+
+
+def test_batch_vector_is_reproduced_byte_for_byte() -> None:
+    vector: dict[str, object] = dict(_vectors()["batch_stored"])
+    assert vector["changes"] == VECTOR_CHANGES
+    frame = _batch(0)
+    assert frame.hex() == vector["frame_hex"]
+    assert _header_hash(frame) == vector["header_hash_hex"]
+
+
+def test_stored_vectors_still_open() -> None:
+    vectors = _vectors()
+    for name in ("batch_stored", "batch_level6"):
+        frame = bytes.fromhex(vectors[name]["frame_hex"])
+        vb = verify_batch(frame, recipient=RECIPIENT, verify_key=_trust)  # type: ignore[arg-type]
+        assert vb.batch_hash == hashlib.sha256(vb.frame.header_bytes).digest()
+        assert vb.batch_hash.hex() == vectors[name]["header_hash_hex"]
+        assert open_batch_changes(vb) == VECTOR_CHANGES
+
+
+if __name__ == "__main__":
+    print(json.dumps(build_vectors(), ensure_ascii=False, indent=2))
