@@ -1,0 +1,190 @@
+"""The hub's HTTP face: one ``create_app(config)`` factory, no module-level state.
+
+Handlers follow four steps: read bytes (size-capped), decode and verify, call the library, reply. One
+middleware turns the protocol's typed errors into 4xx answers with a reason, so a malformed or forged
+request changes nothing and the hub keeps serving everyone else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from hub import enrollment
+from hub.feed import feed_page
+from hub.ingest import FrameAck, ingest_frame
+from hub.service import Hub
+from protocol.codec import Limits, unpack
+from protocol.document import open_document, sign_document
+from protocol.errors import MalformedError, RemoteProtocolError, TooLargeError
+from replica.errors import Refused
+
+MAX_PUSH_BYTES = 32 * 1024 * 1024
+MAX_FRAMES_PER_PUSH = 256
+PULL_WINDOW_MS = 15 * 60 * 1000
+PUSH_LIMITS = Limits(max_bytes=MAX_PUSH_BYTES, max_str=64, max_bin=MAX_PUSH_BYTES, max_array=MAX_FRAMES_PER_PUSH,
+                     max_map=1, max_depth=2)
+ENROL_LIMITS = Limits(max_bytes=4096, max_str=256, max_bin=64, max_array=4, max_map=8, max_depth=2)
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    folder: Path
+    host: str = "127.0.0.1"
+    port: int = 8700
+    nightly: str = "02:00"
+
+
+HUB = web.AppKey("hub", Hub)
+CONFIG = web.AppKey("config", HubConfig)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+@web.middleware
+async def errors_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except RemoteProtocolError as exc:
+        return _error(exc.status, exc.code, str(exc))
+    except Refused as exc:
+        return _error(400, exc.code, str(exc))
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLargeError(f"request body of {request.content_length} bytes exceeds the {limit}-byte limit")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise TooLargeError(f"request body exceeds the {limit}-byte limit")
+    return body
+
+
+async def healthz(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    hub.store.conn.execute("SELECT 1").fetchone()
+    return web.json_response({"ok": True, "hub_id": hub.hub_id})
+
+
+async def push(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    if request.content_type not in ("application/vnd.sanji.frames+msgpack", "application/msgpack"):
+        raise MalformedError(f"content type {request.content_type!r} is not accepted; send msgpack frames")
+    frames = unpack(await _read_body(request, MAX_PUSH_BYTES), PUSH_LIMITS)
+    if not isinstance(frames, list) or not frames or not all(isinstance(f, bytes) for f in frames):
+        raise MalformedError("push body must be a non-empty array of batch frames")
+    acks: list[FrameAck] = []
+    for frame in frames:
+        assert isinstance(frame, bytes)
+        acks.append(ingest_frame(hub, frame, source=f"http:{request.remote or '?'}"))
+    authentic = [a for a in acks if a.batch]
+    if not authentic:
+        first = acks[0]
+        return _error(first.status if first.status >= 400 else 403, "rejected", first.reason)
+    station = authentic[0].origin
+    doc = sign_document("acks", {"acks": [a.to_wire() for a in acks]}, signer=hub.hub_id, recipient=station,
+                        signing_key=hub.keys.sign)
+    return web.Response(body=doc, content_type="application/vnd.sanji.document")
+
+
+def _pull_identity(request: web.Request, hub: Hub) -> tuple[str, dict[str, object]]:
+    raw = request.headers.get("X-Sanji-Request", "")
+    if not raw:
+        raise Refused("a pull must carry a signed X-Sanji-Request header", code="unauthenticated")
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedError("X-Sanji-Request is not base64") from exc
+    from protocol.frame import peek_header
+
+    signer = str(peek_header(data).get("signer", ""))
+    doc = open_document(data, kind="pull", recipient=hub.hub_id, verify_key=hub.verify_key)
+    body = doc.body
+    if not isinstance(body, dict) or not isinstance(body.get("at_ms"), int) or not isinstance(body.get("after"), int):
+        raise MalformedError("pull request body is malformed")
+    if abs(int(body["at_ms"]) - hub.clock()) > PULL_WINDOW_MS:
+        raise Refused("pull request is stale or from a clock far off; check the station's clock", code="stale")
+    return signer, body
+
+
+async def pull(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    station, body = _pull_identity(request, hub)
+    asked = request.query.get("station")
+    if asked and asked != station:
+        return _error(403, "forbidden", f"station {station} may not read the feed of {asked}")
+    after = int(str(body["after"]))
+    with hub.store.transaction():
+        hub.store.seen(station, hub.clock(), backlog=int(str(body.get("pending", 0))),
+                       catalogue_version=int(str(body.get("catalogue_version", 0))), feed_ack=after,
+                       skew_ms=int(str(body["at_ms"])) - hub.clock())
+    page = feed_page(hub, station, after=after, catalogue_version=int(str(body.get("catalogue_version", 0))))
+    return web.Response(body=page, content_type="application/vnd.sanji.document")
+
+
+async def enrol(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    raw = unpack(await _read_body(request, 4096), ENROL_LIMITS)
+    if not isinstance(raw, dict):
+        raise MalformedError("enrolment request must be a map")
+    token, sign_pub, seal_pub = raw.get("token"), raw.get("sign_pub"), raw.get("seal_pub")
+    if not (isinstance(token, str) and isinstance(sign_pub, bytes) and isinstance(seal_pub, bytes)):
+        raise MalformedError("enrolment request needs token, sign_pub and seal_pub")
+    from protocol.codec import pack
+
+    answer = enrollment.redeem(hub, token=token, sign_pub=sign_pub, seal_pub=seal_pub)
+    return web.Response(body=pack(answer), content_type="application/msgpack")
+
+
+async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    hub = Hub.open(app[CONFIG].folder)
+    app[HUB] = hub
+    yield
+    hub.close()
+
+
+Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+def create_app(config: HubConfig, *, extra_contexts: list[Context] | None = None) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_PUSH_BYTES + 1024)
+    app[CONFIG] = config
+    app.cleanup_ctx.append(_hub_ctx)
+    for ctx in extra_contexts or []:
+        app.cleanup_ctx.append(ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/v1/sync/push", push)
+    app.router.add_get("/v1/sync/pull", pull)
+    app.router.add_post("/v1/enroll", enrol)
+    app.router.add_get("/", dashboard_placeholder)
+    return app
+
+
+async def dashboard_placeholder(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    from hub.operations import status
+
+    s = status(hub)
+    rows = "".join(
+        f"<tr><td>{st['code']}</td><td>{st['tier']}</td><td>{st['last_seen'] or '从未'}</td>"
+        f"<td>{st['applications']}</td><td>{'已吊销' if st['revoked'] else ''}</td></tr>"
+        for st in s["stations"]  # type: ignore[attr-defined]
+    )
+    html = (
+        "<!doctype html><html lang='zh-CN'><meta charset='utf-8'><title>三级 Sanji 区行政审批局</title>"
+        f"<h1>{hub.name} · 同步概况</h1>"
+        f"<p>办件 {s['applications']} · 冲突 {s['conflicts']} · 隔离 {s['quarantined']} · "
+        f"拒收 {s['rejected_batches']}</p>"
+        "<table border=1><tr><th>站点</th><th>层级</th><th>最近同步</th><th>办件</th><th></th></tr>"
+        f"{rows}</table><p>（完整的运维界面与登录见后续版本 / the full operator dashboard is not built yet）</p>"
+    )
+    return web.Response(text=html, content_type="text/html")

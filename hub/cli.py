@@ -1,0 +1,278 @@
+"""`sanji hub ...`: thin commands over the hub library. Each opens the folder, calls one function,
+prints the result and exits with the code CONTRACT.md fixes."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hub import enrollment, operations
+from hub.feed import feed_page
+from hub.ingest import ingest_frame
+from hub.service import Hub
+from protocol.document import sign_document
+from protocol.errors import RemoteProtocolError
+from replica.errors import Refused
+from replica.output import EXIT_REFUSED, emit
+
+TIER_NAMES = {"township": "镇", "street": "街道", "village": "村", "community": "社区", "field": "踏勘设备"}
+
+
+def add_parser(sub: Any) -> None:
+    hub = sub.add_parser("hub", help="the district hub").add_subparsers(dest="cmd", required=True)
+
+    def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = hub.add_parser(name, help=help_text)
+        p.add_argument("dir", type=Path, help="the hub's folder")
+        p.add_argument("--json", action="store_true", help="print one JSON document")
+        return p
+
+    p = cmd("init", "create a hub, its keys and catalogue release 1")
+    p.add_argument("--district", default="360802")
+    p.add_argument("--name", default="吉州区")
+    p.add_argument("--catalogue", type=Path)
+    p = cmd("serve", "serve the sync API and dashboard")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8700)
+    p.add_argument("--nightly", default="02:00", help="time of the nightly job, HH:MM")
+    p = cmd("enroll", "register a station and issue a one-time token")
+    p.add_argument("--station", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--tier", required=True, choices=sorted(enrollment.STATION_TIERS))
+    p.add_argument("--parent", default="")
+    p.add_argument("--out", type=Path, help="also write an enrolment file to carry to an offline station")
+    p.add_argument("--hub-url", default="", help="hub address to put in the enrolment file")
+    p = cmd("add-operator", "create a dashboard login; the password is read from stdin")
+    p.add_argument("--user", required=True)
+    p = cmd("revoke", "revoke a station's key")
+    p.add_argument("--station", required=True)
+    p = cmd("publish", "publish a catalogue file as the next release")
+    p.add_argument("file", type=Path)
+    p = cmd("import", "ingest batch files or folders carried by hand")
+    p.add_argument("paths", type=Path, nargs="+")
+    p = cmd("export", "write a station's downstream feed as files")
+    p.add_argument("--station", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p = cmd("applications", "list applications")
+    p.add_argument("--station")
+    p.add_argument("--status")
+    p.add_argument("--reveal", action="store_true", help="show full ID numbers and phones")
+    p = cmd("transition", "a hub-side workflow step")
+    p.add_argument("number")
+    p.add_argument("--to", required=True)
+    p.add_argument("--note", default="")
+    cmd("status", "the sync picture")
+    p = cmd("conflicts", "open conflicts")
+    p.add_argument("--all", action="store_true", help="include resolved ones")
+    p = cmd("show", "one application in full")
+    p.add_argument("number")
+    p.add_argument("--reveal", action="store_true")
+
+
+def _hub(args: argparse.Namespace) -> Hub:
+    return Hub.open(args.dir)
+
+
+def main(args: argparse.Namespace) -> int | None:
+    handler = globals().get("cmd_" + args.cmd.replace("-", "_"))
+    assert handler is not None, args.cmd
+    result: int | None = handler(args)
+    return result
+
+
+def cmd_init(args: argparse.Namespace) -> None:
+    doc = None
+    if args.catalogue:
+        try:
+            doc = json.loads(args.catalogue.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise Refused(f"cannot read catalogue {args.catalogue}: {exc}") from exc
+    hub = Hub.create(args.dir, district=args.district, name=args.name, catalogue=doc)
+    version, _ = hub.catalogue()
+    emit({"hub_id": hub.hub_id, "catalogue_version": version}, args.json,
+         lambda d: f"已创建区级枢纽 {args.name} ({d['hub_id']}) 于 {args.dir}，事项目录版本 {d['catalogue_version']}")
+    hub.close()
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from hub.server import serve
+
+    serve(args.dir, host=args.host, port=args.port, nightly=args.nightly)
+
+
+def cmd_enroll(args: argparse.Namespace) -> None:
+    hub = _hub(args)
+    token = enrollment.register(hub, station=args.station, name=args.name, tier=args.tier, parent=args.parent)
+    out: dict[str, object] = {"station": args.station, "token": token}
+    if args.out:
+        args.out.write_bytes(enrollment.enrolment_file(hub, args.station, token, args.hub_url))
+        out["file"] = str(args.out)
+    emit(out, args.json, lambda d: f"已登记 {args.name} ({args.station}, {TIER_NAMES[args.tier]})\n一次性令牌: {token}"
+         + (f"\n登记文件: {args.out}" if args.out else ""))
+
+
+def cmd_add_operator(args: argparse.Namespace) -> None:
+    hub = _hub(args)
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise Refused("the password must have at least 8 characters")
+    from hub.passwords import hash_password
+
+    with hub.store.transaction():
+        hub.store.add_operator(args.user, hash_password(password), hub.clock())
+    emit({"user": args.user}, args.json, lambda d: f"已创建运维账号 {d['user']}")
+
+
+def cmd_revoke(args: argparse.Namespace) -> None:
+    hub = _hub(args)
+    with hub.store.transaction():
+        if not hub.store.revoke(args.station):
+            raise Refused(f"no station {args.station} is registered")
+        hub.store.alert("revoked", args.station, "revoked by an operator", hub.clock())
+    emit({"station": args.station, "revoked": True}, args.json, lambda d: f"已吊销 {d['station']} 的密钥")
+
+
+def cmd_publish(args: argparse.Namespace) -> None:
+    hub = _hub(args)
+    try:
+        doc = json.loads(args.file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise Refused(f"cannot read catalogue {args.file}: {exc}") from exc
+    version = hub.publish(doc)
+    emit({"catalogue_version": version}, args.json, lambda d: f"已发布事项目录版本 {d['catalogue_version']}")
+
+
+def _files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(x for x in p.rglob("*") if x.is_file()))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise Refused(f"{p} does not exist")
+    # Claims first: a never-online station's keys must be pinned before its batches are checked.
+    return sorted(out, key=lambda x: (x.suffix != ".sjc", str(x)))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    hub = _hub(args)
+    accepted = duplicates = 0
+    rejected: list[dict[str, str]] = []
+    for path in _files(args.paths):
+        data = path.read_bytes()
+        if data.startswith(b"SJC1"):
+            try:
+                enrollment.accept_claim(hub, data)
+            except RemoteProtocolError as exc:
+                rejected.append({"file": str(path), "reason": f"{exc.code}: {exc}"})
+                with hub.store.transaction():
+                    hub.store.reject(f"file:{path.name}", "", str(exc), hub.clock())
+            continue
+        ack = ingest_frame(hub, data, source=f"file:{path.name}")
+        if ack.result.value in ("applied", "quarantined"):
+            accepted += 1
+        elif ack.result.value == "duplicate":
+            duplicates += 1
+        else:
+            rejected.append({"file": str(path), "reason": f"{ack.result.value}: {ack.reason}"})
+    out = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+    emit(out, args.json, lambda d: f"导入批次 {accepted}，重复 {duplicates}，拒收 {len(rejected)}"
+         + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in rejected))
+    return EXIT_REFUSED if rejected else 0
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    hub = _hub(args)
+    station = hub.store.station(args.station)
+    if station is None:
+        raise Refused(f"no station {args.station} is registered")
+    args.out.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+    after = station.feed_ack
+    while True:
+        page = feed_page(hub, args.station, after=after, catalogue_version=station.catalogue_version)
+        body_next = _page_next(page)
+        name = args.out / f"{args.station}_feed_{after:010d}-{body_next:010d}.sjd"
+        name.write_bytes(page)
+        files.append(str(name))
+        if body_next == after:
+            break
+        after = body_next
+    receipts = hub.store.conn.execute(
+        "SELECT hash, result, receipt FROM batches WHERE origin=? ORDER BY received_ms DESC LIMIT 5000",
+        (args.station,),
+    ).fetchall()
+    if receipts:
+        acks = [{"batch": bytes(h), "result": r, "expected": 0, "reason": "", "receipt": bytes(rc)}
+                for h, r, rc in receipts]
+        doc = sign_document("acks", {"acks": acks}, signer=hub.hub_id, recipient=args.station,
+                            signing_key=hub.keys.sign)
+        name = args.out / f"{args.station}_receipts_{hashlib.sha256(doc).hexdigest()[:12]}.sjd"
+        name.write_bytes(doc)
+        files.append(str(name))
+    emit({"files": files}, args.json, lambda d: "已写出:\n" + "\n".join(f"  {f}" for f in files))
+
+
+def _page_next(page: bytes) -> int:
+    """The `next` cursor of a page we just made; feed pages carry it in their signed header."""
+    from protocol.frame import peek_header
+
+    value = peek_header(page).get("next")
+    return int(value) if isinstance(value, int) else 0
+
+
+def cmd_applications(args: argparse.Namespace) -> None:
+    hub = _hub(args)
+    apps = operations.applications(hub, station=args.station, status=args.status, reveal=args.reveal)
+    emit({"applications": apps}, args.json, _apps_text)
+
+
+def _apps_text(d: dict[str, Any]) -> str:
+    lines = [f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  受理 {a['accepted_at']}"
+             f"  时限 {a['due_date']}" for a in d["applications"]]
+    return "\n".join(lines) or "（无办件）"
+
+
+def cmd_transition(args: argparse.Namespace) -> None:
+    hub = _hub(args)
+    out = operations.transition(hub, args.number, args.to, args.note)
+    emit(out, args.json, lambda d: f"{d['number']} → {d['status']}")
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    hub = _hub(args)
+    emit(operations.status(hub), args.json, _status_text)
+
+
+def _status_text(d: dict[str, Any]) -> str:
+    lines = [f"{d['name']} ({d['hub_id']}) 事项目录 v{d['catalogue_version']}",
+             f"办件 {d['applications']}  冲突 {d['conflicts']}  隔离 {d['quarantined']}  拒收 {d['rejected_batches']}"]
+    for s in d["stations"]:
+        flag = " 已吊销" if s["revoked"] else ("" if s["enrolled"] else " 未接入")
+        lines.append(f"  {s['code']:<16} {TIER_NAMES.get(s['tier'], s['tier']):<4} 最近 {s['last_seen'] or '从未'}"
+                     f"  办件 {s['applications']}  待传 {s['backlog']}{flag}")
+    for r in d["last_rejections"]:
+        lines.append(f"  拒收 {r['at']} {r['origin'] or '?'}: {r['reason']}")
+    for a in d["alerts"]:
+        lines.append(f"  警报 {a['at']} {a['kind']} {a['station']}: {a['detail']}")
+    return "\n".join(lines)
+
+
+def cmd_conflicts(args: argparse.Namespace) -> None:
+    hub = _hub(args)
+    rows = operations.conflicts(hub, include_resolved=args.all)
+    emit({"conflicts": rows}, args.json, lambda d: "\n".join(
+        f"{c['id']} {c['number'] or c['record']} {c['field']}: "
+        + " vs ".join(f"{v['value']!r}@{v['origin']}{'（采用）' if v['won'] else ''}" for v in c["values"])
+        + f"  规则: {c['rule']}" for c in d["conflicts"]) or "（无冲突）")
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    hub = _hub(args)
+    emit(operations.show(hub, args.number, reveal=args.reveal), args.json,
+         lambda d: json.dumps(d, ensure_ascii=False, indent=2, default=str))

@@ -1,0 +1,174 @@
+"""Ingest: signed batches in, acknowledgements and signed receipts out.
+
+Order of work for each frame, whether it came over HTTP or on a USB stick:
+1. verify the signature against the station's pinned key (revoked stations stop here) before
+   anything is decrypted or unpacked; refusals are recorded with their reason;
+2. classify it against the origin's cursor (apply, duplicate, gap, fork; see ``sync/session.py``);
+3. decrypt and unpack the body with strict limits;
+4. in one transaction: admit or quarantine each change, merge the admitted ones, fan them out to
+   feeds, record the batch and its signed receipt, move the cursor.
+A failure anywhere in 3–4 rolls the whole batch back: it is never half-applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hub.feed import fan_out
+from protocol.batch import VerifiedBatch, open_batch_changes, verify_batch
+from protocol.codec import pack
+from protocol.document import sign_document
+from protocol.errors import RemoteProtocolError
+from replica.ids import iso_from_ms
+from sync.change import Change
+from sync.hlc import HUB_QUARANTINE_AHEAD_MS
+from sync.ingest import admit, read_change
+from sync.model import Actor, RecordContext
+from sync.session import AckResult, Cursor, Verdict, classify
+
+if TYPE_CHECKING:
+    from hub.service import Hub
+
+
+@dataclass(frozen=True)
+class FrameAck:
+    batch: bytes  # header hash, b"" when the frame could not be authenticated
+    origin: str
+    result: AckResult
+    expected_seq: int = 0
+    reason: str = ""
+    receipt: bytes = b""
+    applied: int = 0
+    quarantined: int = 0
+    status: int = 200  # the HTTP status a lone refusal of this kind maps to
+
+    def to_wire(self) -> dict[str, object]:
+        return {
+            "batch": self.batch, "result": self.result.value, "expected": self.expected_seq,
+            "reason": self.reason, "receipt": self.receipt, "applied": self.applied,
+            "quarantined": self.quarantined,
+        }
+
+
+def ingest_frame(hub: Hub, frame: bytes, *, source: str) -> FrameAck:
+    now = hub.clock()
+    try:
+        vb = verify_batch(frame, recipient=hub.hub_id, verify_key=hub.verify_key)
+    except RemoteProtocolError as exc:
+        origin = _claimed_origin(frame)
+        with hub.store.transaction():
+            hub.store.reject(source, origin, f"{exc.code}: {exc}", now)
+            if exc.code == "revoked":
+                hub.store.alert("revoked_station_sent", origin, str(exc), now)
+        return FrameAck(b"", origin, AckResult.REJECTED, reason=f"{exc.code}: {exc}", status=exc.status)
+    with hub.store.transaction():
+        return _ingest_verified(hub, vb, frame, source=source, now=now)
+
+
+def _claimed_origin(frame: bytes) -> str:
+    try:
+        from protocol.frame import peek_header
+
+        return str(peek_header(frame).get("signer", ""))[:64]
+    except RemoteProtocolError:
+        return ""
+
+
+def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, now: int) -> FrameAck:
+    h = vb.header
+    bhash = vb.frame.header_hash
+    store = hub.store
+    cursor = store.cursor(h.origin, h.epoch)
+    decision = classify(
+        cursor, first_seq=h.first_seq, last_seq=h.last_seq, prev=h.prev, batch_hash=bhash,
+        applied=store.applied_ranges(h.origin, h.epoch, h.first_seq, h.last_seq),
+    )
+    store.seen(h.origin, now)
+    if decision.verdict is Verdict.DUPLICATE:
+        kept = store.batch_receipt(bhash)
+        return FrameAck(bhash, h.origin, AckResult.DUPLICATE, cursor.next_seq, receipt=kept[1] if kept else b"")
+    if decision.verdict is Verdict.GAP:
+        return FrameAck(bhash, h.origin, AckResult.GAP, decision.expected_seq, reason=decision.reason)
+    if decision.verdict is Verdict.FORK:
+        # Authentic but contradicting what we hold: keep it whole, raise the alarm, move nothing.
+        if store.batch_receipt(bhash) is None:
+            store.quarantine(h.origin, h.epoch, h.first_seq, bhash, frame, f"fork: {decision.reason}", now,
+                             whole_batch=True)
+            store.alert("fork", h.origin, f"epoch {h.epoch} seqs {h.first_seq}-{h.last_seq}: {decision.reason}", now)
+        return FrameAck(bhash, h.origin, AckResult.FORK, decision.expected_seq, reason=decision.reason, status=409)
+
+    admitted: list[Change] = []
+    held = 0
+    try:
+        raw_changes = open_batch_changes(vb, unseal_key=_unseal(hub))
+    except RemoteProtocolError as exc:
+        store.quarantine(h.origin, h.epoch, h.first_seq, bhash, frame, f"unreadable body: {exc}", now,
+                         whole_batch=True)
+        raw_changes = []
+        held = h.count
+    actor = Actor(h.origin, hub.tiers().get(h.origin, "field"))
+    for offset, raw in enumerate(raw_changes):
+        seq = h.first_seq + offset
+        adm = read_change(raw, origin=h.origin, epoch=h.epoch, seq=seq)
+        if adm.admitted and adm.change is not None:
+            adm = admit(adm.change, actor=actor, context=_context(hub, adm.change, admitted),
+                        hub_wall_ms=now, max_ahead_ms=HUB_QUARANTINE_AHEAD_MS)
+        if adm.admitted and adm.change is not None:
+            admitted.append(adm.change)
+            # Apply as we go, so a later change in the batch sees the record an earlier one created.
+            result = hub.records.apply([adm.change])
+            fan_out(hub, result.logged)
+            hub.observe_hlc(adm.change.hlc)
+        else:
+            store.quarantine(h.origin, h.epoch, seq, bhash, pack(raw), adm.reason, now)
+            held += 1
+    result_name = AckResult.APPLIED if held == 0 else AckResult.QUARANTINED
+    receipt = sign_document(
+        "receipt",
+        {"batch": bhash, "origin": h.origin, "epoch": h.epoch, "first_seq": h.first_seq, "last_seq": h.last_seq,
+         "applied": len(admitted), "quarantined": held, "hub": hub.hub_id, "hub_name": hub.name,
+         "at": iso_from_ms(now)},
+        signer=hub.hub_id, recipient=h.origin, signing_key=hub.keys.sign,
+    )
+    store.record_batch(bhash, h.origin, h.epoch, h.first_seq, h.last_seq, now_ms=now, result=result_name.value,
+                       applied=len(admitted), quarantined=held, receipt=receipt, source=source)
+    store.set_cursor(h.origin, h.epoch, Cursor(h.last_seq + 1, bhash))
+    return FrameAck(bhash, h.origin, result_name, h.last_seq + 1, receipt=receipt, applied=len(admitted),
+                    quarantined=held, reason="" if held == 0 else f"{held} change(s) held for review")
+
+
+def _unseal(hub: Hub):  # type: ignore[no-untyped-def]
+    seal_id = hub.keys.seal_key_id
+
+    def unseal(key: str):  # type: ignore[no-untyped-def]
+        return hub.keys.seal if key == seal_id else None
+
+    return unseal
+
+
+def _context(hub: Hub, change: Change, earlier: list[Change]) -> RecordContext | None:
+    """Who owns the application this change touches, as the hub knows it."""
+    if change.entity == "application":
+        app_id = change.id
+    else:
+        named = change.fields.get("application")
+        if isinstance(named, str):
+            app_id = named
+        else:
+            app_id = str(hub.records.values(change.entity, change.id).get("application", ""))
+    row = hub.store.conn.execute("SELECT station, item FROM applications WHERE id=?", (app_id,)).fetchone()
+    if row is not None:
+        station_code, item = str(row[0]), str(row[1])
+    elif change.entity == "application" and isinstance(change.fields.get("station"), str):
+        station_code, item = str(change.fields["station"]), str(change.fields.get("item", ""))
+    else:
+        return None
+    station = hub.store.station(station_code)
+    parent = station.parent if station is not None else None
+    inspector: str | None = None
+    if change.entity in ("task", "report"):
+        task_id = change.id if change.entity == "task" else str(change.fields.get("task", change.id))
+        found = hub.records.values("task", task_id).get("inspector")
+        inspector = found if isinstance(found, str) else None
+    return RecordContext(station_code, parent or None, hub.decided_at(item), inspector)

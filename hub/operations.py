@@ -1,0 +1,174 @@
+"""What hub operators ask for: the sync picture, applications, conflicts, workflow steps.
+
+Each function returns plain dicts in the shape CONTRACT.md fixes for ``--json``; the CLI and the
+dashboard render them. Personal data is masked unless the caller asks to reveal it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from protocol.codec import unpack
+from replica.errors import Refused
+from replica.ids import iso_from_ms
+from sync.fold import versions
+from sync.identity import mask_id, mask_phone
+from sync.workflow import STATUS_LABELS, Status, TransitionError, move_to
+
+if TYPE_CHECKING:
+    from hub.service import Hub
+
+APP_COLS = "id, number, station, item, status, applicant_name, accepted_at, due_date, applicant_id, applicant_phone"
+
+
+def _app_row(row: tuple[object, ...], reveal: bool) -> dict[str, object]:
+    d = dict(zip(("id", "number", "station", "item", "status", "applicant_name", "accepted_at", "due_date",
+                  "applicant_id", "applicant_phone"), row, strict=True))
+    if not reveal:
+        d["applicant_id"] = mask_id(str(d["applicant_id"] or ""))
+        d["applicant_phone"] = mask_phone(str(d["applicant_phone"] or ""))
+    return d
+
+
+def applications(hub: Hub, *, station: str | None = None, status: str | None = None,
+                 reveal: bool = False) -> list[dict[str, object]]:
+    if status is not None and status not in {s.value for s in Status}:
+        raise Refused(f"unknown status {status!r}; use one of {', '.join(s.value for s in Status)}")
+    where, args = [], []
+    if station:
+        where.append("station=?")
+        args.append(station)
+    if status:
+        where.append("status=?")
+        args.append(status)
+    sql = f"SELECT {APP_COLS} FROM applications" + (" WHERE " + " AND ".join(where) if where else "")
+    rows = hub.store.conn.execute(sql + " ORDER BY accepted_at, number", args).fetchall()
+    return [_app_row(r, reveal) for r in rows]
+
+
+def find_application(hub: Hub, number: str) -> str:
+    row = hub.store.conn.execute("SELECT id FROM applications WHERE number=?", (number,)).fetchone()
+    if row is None:
+        raise Refused(f"no application numbered {number} at the hub")
+    return str(row[0])
+
+
+def status(hub: Hub) -> dict[str, object]:
+    counts = dict(hub.store.conn.execute("SELECT station, COUNT(*) FROM applications GROUP BY station").fetchall())
+    stations = [
+        {"code": s.code, "name": s.name, "tier": s.tier, "parent": s.parent,
+         "last_seen": iso_from_ms(s.last_seen_ms) if s.last_seen_ms else None,
+         "applications": int(counts.get(s.code, 0)), "revoked": s.revoked, "enrolled": s.sign_pub is not None,
+         "backlog": s.backlog, "catalogue_version": s.catalogue_version, "last_error": s.last_error}
+        for s in hub.store.stations()
+    ]
+    rejected_total, last_rejections = hub.store.rejections(5)
+    version, _ = hub.catalogue()
+    return {
+        "hub_id": hub.hub_id,
+        "name": hub.name,
+        "catalogue_version": version,
+        "stations": stations,
+        "applications": hub.store.count("applications"),
+        "conflicts": hub.store.count("conflicts", "resolved=0"),
+        "quarantined": hub.store.count("quarantine", "state='open'"),
+        "rejected_batches": rejected_total,
+        "last_rejections": [
+            {"at": iso_from_ms(int(str(r["at_ms"]))), "source": r["source"], "origin": r["origin"],
+             "reason": r["reason"]} for r in last_rejections
+        ],
+        "alerts": [
+            {"at": iso_from_ms(int(str(a["at_ms"]))), "kind": a["kind"], "station": a["station"], "detail": a["detail"]}
+            for a in hub.store.alerts()
+        ],
+    }
+
+
+def conflicts(hub: Hub, *, include_resolved: bool = False) -> list[dict[str, object]]:
+    sql = "SELECT id, entity, record, field, winner, loser, rule, resolved, resolution FROM conflicts"
+    if not include_resolved:
+        sql += " WHERE resolved=0"
+    out = []
+    for cid, entity, record, field, winner, loser, rule, resolved, resolution in hub.store.conn.execute(sql):
+        w, lo = unpack(winner), unpack(loser)
+        assert isinstance(w, list) and isinstance(lo, list)
+        number = hub.store.conn.execute("SELECT number FROM applications WHERE id=?", (record,)).fetchone()
+        out.append({
+            "id": cid, "entity": entity, "record": record, "number": number[0] if number else None,
+            "field": field,
+            "values": [{"value": w[2], "origin": w[1], "hlc": w[0], "won": True},
+                       {"value": lo[2], "origin": lo[1], "hlc": lo[0], "won": False}],
+            "rule": rule, "resolved": bool(resolved), "resolution": resolution,
+        })
+    return out
+
+
+def transition(hub: Hub, number: str, to: str, note: str = "") -> dict[str, object]:
+    """A hub-side workflow step. The hub may make every move the workflow table allows."""
+    app_id = find_application(hub, number)
+    record = hub.records.load("application", app_id)
+    current = str(record["status"][2]) if "status" in record else ""
+    try:
+        target = Status(to)
+    except ValueError as exc:
+        raise Refused(f"unknown status {to!r}; use one of {', '.join(s.value for s in Status)}") from exc
+    kind = str(record["kind"][2]) if "kind" in record else "promised"
+    try:
+        move_to(Status(current), target, immediate=kind == "immediate")
+    except TransitionError as exc:
+        raise Refused(f"{number}: {exc}") from exc
+    if target is Status.INSPECTING:
+        open_task = hub.store.conn.execute(
+            "SELECT 1 FROM records WHERE entity='task' AND application=?", (app_id,)
+        ).fetchone()
+        if open_task is None:
+            raise Refused(f"{number}: assign an inspection first (`sanji hub inspect`); 踏勘 needs an inspector")
+    fields: dict[str, object] = {"status": target.value}
+    base = {"status": versions(record).get("status", 0)}
+    if note:
+        fields["note"] = note
+        base["note"] = versions(record).get("note", 0)
+    if target in (Status.APPROVED, Status.DENIED):
+        fields["decision"] = f"{STATUS_LABELS[target]}" + (f": {note}" if note else "")
+        base["decision"] = versions(record).get("decision", 0)
+    with hub.store.transaction():
+        hub.write("application", app_id, fields, base)
+    return {"number": number, "status": target.value}
+
+
+def show(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, object]:
+    app_id = find_application(hub, number)
+    vals = hub.records.values("application", app_id)
+    materials = {k[2:]: {"state": v[0], "due": v[1]} for k, v in vals.items()
+                 if k.startswith("m.") and isinstance(v, list)}
+    fields = {k: v for k, v in vals.items() if not k.startswith("m.")}
+    if not reveal:
+        fields["applicant_id"] = mask_id(str(fields.get("applicant_id", "")))
+        fields["applicant_phone"] = mask_phone(str(fields.get("applicant_phone", "")))
+    events = [
+        {"at": iso_from_ms(h["hlc"] >> 16), "origin": h["origin"], "entity": h["entity"],  # type: ignore[operator]
+         "fields": _masked(h["fields"], reveal)}
+        for h in hub.records.history(app_id)
+    ]
+    inspections = []
+    for entity, rec_id, rec in hub.records.records_of(app_id):
+        if entity != "task":
+            continue
+        task = {k: c[2] for k, c in rec.items()}
+        report = hub.records.values("report", rec_id)
+        inspections.append({"task": rec_id, "inspector": task.get("inspector"), "status": task.get("status"),
+                            "due": task.get("due"), "report": report or None,
+                            "photos": list(report.get("photos", [])) if report else []})  # type: ignore[call-overload]
+    return {"id": app_id, "number": number, "status": vals.get("status"), "fields": fields,
+            "materials": materials, "events": events, "inspections": inspections}
+
+
+def _masked(fields: object, reveal: bool) -> object:
+    if reveal or not isinstance(fields, dict):
+        return fields
+    out = dict(fields)
+    if "applicant_id" in out:
+        out["applicant_id"] = mask_id(str(out["applicant_id"]))
+    if "applicant_phone" in out:
+        out["applicant_phone"] = mask_phone(str(out["applicant_phone"]))
+    return out

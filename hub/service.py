@@ -1,0 +1,180 @@
+"""The hub as a library: one object per hub folder, used by the CLI and the aiohttp app alike.
+
+It owns the store, the hub's keys, its own HLC and seq (the hub is an origin too: its decisions are
+changes like any station's), and the catalogue release it currently publishes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from hub.store import HubStore
+from protocol.document import open_document, sign_document
+from protocol.errors import RemoteProtocolError
+from protocol.keys import load_verify_key
+from replica.errors import Refused
+from replica.ids import now_ms as wall_now_ms
+from replica.keyfile import KeyPair, create_keys, load_keys
+from replica.records import RecordStore
+from sync.catalogue import Catalogue, CatalogueError, catalogue_to_doc, parse_catalogue
+from sync.change import Change
+from sync.hlc import tick
+from sync.model import AUTHORITY
+
+BUILTIN_CATALOGUE = Path(__file__).resolve().parent.parent / "sanji" / "data" / "catalogue-sample.json"
+CATALOGUE_VALID_DAYS = 180
+
+
+class RevokedError(RemoteProtocolError):
+    status = 403
+    code = "revoked"
+
+
+@dataclass(frozen=True)
+class HubInfo:
+    hub_id: str
+    name: str
+
+
+class Hub:
+    """One hub folder, opened. ``clock`` returns wall time in ms (tests pass a fake one)."""
+
+    def __init__(self, folder: Path, store: HubStore, keys: KeyPair, clock: Callable[[], int]) -> None:
+        self.folder = folder
+        self.store = store
+        self.keys = keys
+        self.clock = clock
+        self.hub_id = str(store.get_meta("hub_id"))
+        self.name = str(store.get_meta("name"))
+        self._tiers: dict[str, str] | None = None
+        self._catalogue: tuple[int, Catalogue] | None = None
+        self.records = RecordStore(store.db, self.authority)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, folder: Path, *, district: str, name: str, catalogue: Mapping[str, object] | None,
+               clock: Callable[[], int] = wall_now_ms) -> Hub:
+        doc = dict(catalogue) if catalogue is not None else json.loads(BUILTIN_CATALOGUE.read_text("utf-8"))
+        try:
+            parse_catalogue(doc)
+        except CatalogueError as exc:
+            raise Refused(f"catalogue refused: {exc}") from exc
+        store = HubStore.create(folder)
+        keys = create_keys(folder)
+        with store.transaction():
+            store.set_meta("hub_id", district)
+            store.set_meta("name", name)
+            store.set_meta("hlc", 0)
+            store.set_meta("seq", 0)
+        hub = cls(folder, store, keys, clock)
+        hub.publish(doc)
+        return hub
+
+    @classmethod
+    def open(cls, folder: Path, *, clock: Callable[[], int] = wall_now_ms) -> Hub:
+        store = HubStore.open(folder)
+        return cls(folder, store, load_keys(folder), clock)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- who is who ------------------------------------------------------------------------------
+
+    def tiers(self) -> dict[str, str]:
+        if self._tiers is None:
+            self._tiers = self.store.tiers()
+            self._tiers[self.hub_id] = "district"
+        return self._tiers
+
+    def forget_tiers(self) -> None:
+        self._tiers = None
+
+    def authority(self, origin: str) -> int:
+        return AUTHORITY.get(self.tiers().get(origin, "field"), 0)
+
+    def verify_key(self, signer: str, key_id: str) -> Ed25519PublicKey | None:
+        """The trusted key of a station. Raises RevokedError for a revoked one."""
+        station = self.store.station(signer)
+        if station is None or station.sign_pub is None:
+            return None
+        if station.revoked:
+            raise RevokedError(f"station {signer} has been revoked; re-enrol it to issue new keys")
+        return load_verify_key(station.sign_pub)
+
+    # -- catalogue -------------------------------------------------------------------------------
+
+    def catalogue(self) -> tuple[int, Catalogue]:
+        latest = self.store.latest_release()
+        if latest is None:
+            raise Refused("the hub has no catalogue release; publish one with `sanji hub publish`")
+        if self._catalogue is None or self._catalogue[0] != latest[0]:
+            doc = open_document(latest[1], kind="catalogue", recipient="*", verify_key=self._own_key)
+            assert isinstance(doc.body, dict)
+            self._catalogue = (latest[0], parse_catalogue(doc.body["catalogue"]))
+        return self._catalogue
+
+    def _own_key(self, signer: str, key_id: str) -> Ed25519PublicKey | None:
+        return self.keys.sign.public_key() if signer == self.hub_id and key_id == self.keys.sign_key_id else None
+
+    def publish(self, doc: Mapping[str, object], *, valid_days: int = CATALOGUE_VALID_DAYS) -> int:
+        """Sign and store the next catalogue release. Versions only go up."""
+        from replica.ids import iso_from_ms
+
+        latest = self.store.latest_release()
+        version = 1 if latest is None else latest[0] + 1
+        body = dict(doc)
+        body["version"] = version
+        now = self.clock()
+        issued_at = iso_from_ms(now)
+        expires_at = iso_from_ms(now + valid_days * 86_400_000)
+        body["issued_at"], body["expires_at"] = issued_at, expires_at
+        try:
+            cat = parse_catalogue(body)
+        except CatalogueError as exc:
+            raise Refused(f"catalogue refused: {exc}") from exc
+        frame = sign_document(
+            "catalogue",
+            {"version": version, "issued_at": issued_at, "expires_at": expires_at, "catalogue": catalogue_to_doc(cat)},
+            signer=self.hub_id, recipient="*", signing_key=self.keys.sign,
+            extra_header={"version": version},
+        )
+        with self.store.transaction():
+            self.store.add_release(version, frame, issued_at, expires_at, now)
+        return version
+
+    def decided_at(self, item_code: str) -> str:
+        _, cat = self.catalogue()
+        item = cat.items.get(item_code)
+        return item.decided_at if item is not None else "district"
+
+    # -- the hub's own changes ---------------------------------------------------------------------
+
+    def next_stamp(self) -> tuple[int, int]:
+        """(seq, hlc) for the hub's next change. Call inside a transaction."""
+        seq = int(str(self.store.get_meta("seq", 0))) + 1
+        hlc = tick(int(str(self.store.get_meta("hlc", 0))), self.clock())
+        self.store.set_meta("seq", seq)
+        self.store.set_meta("hlc", hlc)
+        return seq, hlc
+
+    def observe_hlc(self, stamp: int) -> None:
+        """Keep the hub's clock ahead of every admitted change, so its decisions come after what it saw."""
+        current = int(str(self.store.get_meta("hlc", 0)))
+        if stamp > current:
+            self.store.set_meta("hlc", stamp)
+
+    def write(self, entity: str, rec_id: str, fields: Mapping[str, object], base: Mapping[str, int]) -> Change:
+        """One hub change, logged, merged and fanned out. Call inside a transaction."""
+        from hub.feed import fan_out
+
+        seq, hlc = self.next_stamp()
+        change = Change(self.hub_id, 1, seq, hlc, entity, rec_id, dict(fields), dict(base))
+        result = self.records.apply([change])
+        fan_out(self, result.logged)
+        return change

@@ -1,0 +1,379 @@
+"""The hub's SQLite store.
+
+The ingest, feed and CLI code talk to the database only through :class:`HubStore`, so that a second
+backend (PostgreSQL, for a city-sized deployment) can be dropped in and run the same contract tests
+(``tests/hub/test_store_contract.py``). The contract of each method is in its docstring; methods that
+write must be called inside :meth:`HubStore.transaction` unless they say otherwise.
+
+Tables (besides the shared replica tables in ``replica/records.py``):
+- ``hub_meta``: hub id, name, own HLC and seq (the hub is an origin too);
+- ``stations``: the station tree, keys, revocation, and what each station last told us;
+- ``tokens``: one-time enrolment tokens, stored only as SHA-256;
+- ``cursors`` / ``batches``: per (origin, epoch) the next seq and chain hash, and every batch taken;
+- ``quarantine``: authentic changes (or whole batches) held back with a reason;
+- ``rejected``: requests and files refused as inauthentic or malformed, with the reason;
+- ``alerts``: security events (forks, revoked stations still sending);
+- ``feed``: which logged change goes to which station's downstream feed;
+- ``releases``: signed catalogue releases.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from protocol.codec import pack, unpack
+from replica import records
+from replica.db import connect, quick_check, transaction
+from sync.session import Cursor
+
+DB_NAME = "hub.db"
+migrations = Migrations("sanji.hub")
+
+
+@migrations()
+def m001_hub_tables(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE hub_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    db.execute(
+        """CREATE TABLE stations (
+            code TEXT PRIMARY KEY, name TEXT NOT NULL, tier TEXT NOT NULL, parent TEXT NOT NULL DEFAULT '',
+            sign_pub BLOB, seal_pub BLOB, sign_key_id TEXT NOT NULL DEFAULT '',
+            revoked INTEGER NOT NULL DEFAULT 0, registered_ms INTEGER NOT NULL, enrolled_ms INTEGER,
+            last_seen_ms INTEGER, last_error TEXT NOT NULL DEFAULT '', backlog INTEGER NOT NULL DEFAULT 0,
+            catalogue_version INTEGER NOT NULL DEFAULT 0, feed_ack INTEGER NOT NULL DEFAULT 0,
+            clock_skew_ms INTEGER NOT NULL DEFAULT 0)"""
+    )
+    db.execute(
+        """CREATE TABLE tokens (
+            hash BLOB PRIMARY KEY, station TEXT NOT NULL, tier TEXT NOT NULL,
+            expires_ms INTEGER NOT NULL, used_ms INTEGER)"""
+    )
+    db.execute(
+        """CREATE TABLE cursors (
+            origin TEXT NOT NULL, epoch INTEGER NOT NULL, next_seq INTEGER NOT NULL, last_hash BLOB NOT NULL,
+            PRIMARY KEY (origin, epoch)) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE batches (
+            hash BLOB PRIMARY KEY, origin TEXT NOT NULL, epoch INTEGER NOT NULL,
+            first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, received_ms INTEGER NOT NULL,
+            result TEXT NOT NULL, applied INTEGER NOT NULL, quarantined INTEGER NOT NULL,
+            receipt BLOB NOT NULL, source TEXT NOT NULL)"""
+    )
+    db.execute("CREATE INDEX batches_range ON batches(origin, epoch, first_seq, last_seq)")
+    db.execute(
+        """CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY, origin TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
+            batch BLOB NOT NULL, raw BLOB NOT NULL, whole_batch INTEGER NOT NULL, reason TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'open', created_ms INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '')"""
+    )
+    db.execute(
+        """CREATE TABLE rejected (
+            id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, source TEXT NOT NULL,
+            origin TEXT NOT NULL, reason TEXT NOT NULL)"""
+    )
+    db.execute(
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, kind TEXT NOT NULL,
+            station TEXT NOT NULL, detail TEXT NOT NULL)"""
+    )
+    db.execute(
+        "CREATE TABLE feed (station TEXT NOT NULL, change INTEGER NOT NULL, PRIMARY KEY (station, change))"
+        " WITHOUT ROWID"
+    )
+    db.execute(
+        """CREATE TABLE releases (
+            version INTEGER PRIMARY KEY, frame BLOB NOT NULL, issued_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL, published_ms INTEGER NOT NULL)"""
+    )
+    db.execute(
+        "CREATE TABLE operators (user TEXT PRIMARY KEY, hash TEXT NOT NULL, created_ms INTEGER NOT NULL)"
+    )
+
+
+@dataclass(frozen=True)
+class Station:
+    code: str
+    name: str
+    tier: str
+    parent: str
+    sign_pub: bytes | None
+    seal_pub: bytes | None
+    revoked: bool
+    last_seen_ms: int | None
+    backlog: int
+    catalogue_version: int
+    feed_ack: int
+    last_error: str
+
+
+STATION_COLS = (
+    "code, name, tier, parent, sign_pub, seal_pub, revoked, last_seen_ms, backlog, catalogue_version,"
+    " feed_ack, last_error"
+)
+
+
+def _station(row: tuple[object, ...]) -> Station:
+    code, name, tier, parent, sp, xp, rev, seen, backlog, cv, ack, err = row
+    return Station(
+        str(code), str(name), str(tier), str(parent), sp if isinstance(sp, bytes) else None,
+        xp if isinstance(xp, bytes) else None, bool(rev), seen if isinstance(seen, int) else None,
+        int(str(backlog)), int(str(cv)), int(str(ack)), str(err),
+    )
+
+
+class HubStore:
+    """The hub's persistent state behind one narrow interface (SQLite implementation)."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self.conn: sqlite3.Connection = db.conn
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, folder: Path) -> HubStore:
+        folder.mkdir(parents=True, exist_ok=True)
+        if (folder / DB_NAME).exists():
+            raise FileExistsError(f"{folder} already holds a Sanji hub; use another folder")
+        return cls._open(folder / DB_NAME)
+
+    @classmethod
+    def open(cls, folder: Path) -> HubStore:
+        if not (folder / DB_NAME).exists():
+            raise FileNotFoundError(f"{folder} holds no Sanji hub; run `sanji hub init {folder}` first")
+        return cls._open(folder / DB_NAME)
+
+    @classmethod
+    def _open(cls, path: Path) -> HubStore:
+        db = connect(path)
+        records.migrations.apply(db)
+        migrations.apply(db)
+        return cls(db)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def quick_check(self) -> str:
+        return quick_check(self.db)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all."""
+        with transaction(self.db):
+            yield
+
+    # -- settings ---------------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: object = None) -> object:
+        row = self.conn.execute("SELECT value FROM hub_meta WHERE key=?", (key,)).fetchone()
+        return default if row is None else unpack(row[0])
+
+    def set_meta(self, key: str, value: object) -> None:
+        self.conn.execute(
+            "INSERT INTO hub_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, pack(value)),
+        )
+
+    # -- stations ---------------------------------------------------------------------------------
+
+    def add_station(self, code: str, name: str, tier: str, parent: str, now_ms: int) -> None:
+        """Register a station (idempotent on the code: a re-enrolment keeps the record)."""
+        self.conn.execute(
+            "INSERT INTO stations (code, name, tier, parent, registered_ms) VALUES (?,?,?,?,?)"
+            " ON CONFLICT(code) DO UPDATE SET name=excluded.name, tier=excluded.tier, parent=excluded.parent",
+            (code, name, tier, parent, now_ms),
+        )
+
+    def station(self, code: str) -> Station | None:
+        row = self.conn.execute(f"SELECT {STATION_COLS} FROM stations WHERE code=?", (code,)).fetchone()
+        return None if row is None else _station(row)
+
+    def stations(self) -> list[Station]:
+        rows = self.conn.execute(f"SELECT {STATION_COLS} FROM stations ORDER BY code").fetchall()
+        return [_station(r) for r in rows]
+
+    def set_station_keys(self, code: str, sign_pub: bytes, seal_pub: bytes, key_id: str, now_ms: int) -> None:
+        """Pin a station's keys and lift any revocation (a re-enrolment issues new keys)."""
+        self.conn.execute(
+            "UPDATE stations SET sign_pub=?, seal_pub=?, sign_key_id=?, revoked=0, enrolled_ms=? WHERE code=?",
+            (sign_pub, seal_pub, key_id, now_ms, code),
+        )
+
+    def revoke(self, code: str) -> bool:
+        cur = self.conn.execute("UPDATE stations SET revoked=1 WHERE code=?", (code,))
+        return cur.rowcount > 0
+
+    def seen(self, code: str, now_ms: int, *, backlog: int | None = None, catalogue_version: int | None = None,
+             feed_ack: int | None = None, error: str | None = None, skew_ms: int | None = None) -> None:
+        """Record what a station told us; ``None`` leaves a column as it was."""
+        self.conn.execute(
+            "UPDATE stations SET last_seen_ms=?, backlog=COALESCE(?, backlog),"
+            " catalogue_version=COALESCE(?, catalogue_version), feed_ack=MAX(feed_ack, COALESCE(?, feed_ack)),"
+            " last_error=COALESCE(?, last_error), clock_skew_ms=COALESCE(?, clock_skew_ms) WHERE code=?",
+            (now_ms, backlog, catalogue_version, feed_ack, error, skew_ms, code),
+        )
+
+    def tiers(self) -> dict[str, str]:
+        return {str(c): str(t) for c, t in self.conn.execute("SELECT code, tier FROM stations")}
+
+    def children(self, code: str) -> list[str]:
+        return [str(r[0]) for r in self.conn.execute("SELECT code FROM stations WHERE parent=?", (code,))]
+
+    # -- tokens -----------------------------------------------------------------------------------
+
+    def add_token(self, token_hash: bytes, station: str, tier: str, expires_ms: int) -> None:
+        self.conn.execute(
+            "INSERT INTO tokens (hash, station, tier, expires_ms) VALUES (?,?,?,?)",
+            (token_hash, station, tier, expires_ms),
+        )
+
+    def token(self, token_hash: bytes) -> tuple[str, str, int, int | None] | None:
+        """(station, tier, expires_ms, used_ms) for a token hash, or None."""
+        row = self.conn.execute(
+            "SELECT station, tier, expires_ms, used_ms FROM tokens WHERE hash=?", (token_hash,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), int(row[2]), row[3])
+
+    def tokens_for(self, station: str) -> list[tuple[bytes, int, int | None]]:
+        rows = self.conn.execute(
+            "SELECT hash, expires_ms, used_ms FROM tokens WHERE station=?", (station,)
+        ).fetchall()
+        return [(bytes(r[0]), int(r[1]), r[2]) for r in rows]
+
+    def use_token(self, token_hash: bytes, now_ms: int) -> bool:
+        """Mark a token used. False if it was already used: tokens work once."""
+        cur = self.conn.execute(
+            "UPDATE tokens SET used_ms=? WHERE hash=? AND used_ms IS NULL", (now_ms, token_hash)
+        )
+        return cur.rowcount == 1
+
+    # -- batches and cursors ------------------------------------------------------------------------
+
+    def cursor(self, origin: str, epoch: int) -> Cursor:
+        row = self.conn.execute(
+            "SELECT next_seq, last_hash FROM cursors WHERE origin=? AND epoch=?", (origin, epoch)
+        ).fetchone()
+        return Cursor() if row is None else Cursor(int(row[0]), bytes(row[1]))
+
+    def set_cursor(self, origin: str, epoch: int, cursor: Cursor) -> None:
+        self.conn.execute(
+            "INSERT INTO cursors (origin, epoch, next_seq, last_hash) VALUES (?,?,?,?)"
+            " ON CONFLICT(origin, epoch) DO UPDATE SET next_seq=excluded.next_seq, last_hash=excluded.last_hash",
+            (origin, epoch, cursor.next_seq, cursor.last_hash),
+        )
+
+    def applied_ranges(self, origin: str, epoch: int, first_seq: int, last_seq: int) -> dict[tuple[int, int], bytes]:
+        """Batches taken from this origin and epoch whose range overlaps [first_seq, last_seq]."""
+        rows = self.conn.execute(
+            "SELECT first_seq, last_seq, hash FROM batches WHERE origin=? AND epoch=? AND first_seq<=? AND last_seq>=?",
+            (origin, epoch, last_seq, first_seq),
+        ).fetchall()
+        return {(int(a), int(b)): bytes(h) for a, b, h in rows}
+
+    def batch_receipt(self, batch_hash: bytes) -> tuple[str, bytes] | None:
+        row = self.conn.execute("SELECT result, receipt FROM batches WHERE hash=?", (batch_hash,)).fetchone()
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def record_batch(self, batch_hash: bytes, origin: str, epoch: int, first_seq: int, last_seq: int, *,
+                     now_ms: int, result: str, applied: int, quarantined: int, receipt: bytes, source: str) -> None:
+        self.conn.execute(
+            "INSERT INTO batches (hash, origin, epoch, first_seq, last_seq, received_ms, result, applied,"
+            " quarantined, receipt, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (batch_hash, origin, epoch, first_seq, last_seq, now_ms, result, applied, quarantined, receipt, source),
+        )
+
+    # -- quarantine, rejections, alerts ------------------------------------------------------------
+
+    def quarantine(self, origin: str, epoch: int, seq: int, batch_hash: bytes, raw: bytes, reason: str,
+                   now_ms: int, *, whole_batch: bool = False) -> None:
+        self.conn.execute(
+            "INSERT INTO quarantine (origin, epoch, seq, batch, raw, whole_batch, reason, created_ms)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (origin, epoch, seq, batch_hash, raw, int(whole_batch), reason, now_ms),
+        )
+
+    def quarantined(self, state: str = "open") -> list[dict[str, object]]:
+        rows = self.conn.execute(
+            "SELECT id, origin, epoch, seq, reason, created_ms, whole_batch FROM quarantine WHERE state=? ORDER BY id",
+            (state,),
+        ).fetchall()
+        keys = ("id", "origin", "epoch", "seq", "reason", "created_ms", "whole_batch")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def reject(self, source: str, origin: str, reason: str, now_ms: int) -> None:
+        """Note a refused request or file. Runs in its own statement: refusals must be kept even
+        though nothing else about the request is."""
+        self.conn.execute(
+            "INSERT INTO rejected (at_ms, source, origin, reason) VALUES (?,?,?,?)", (now_ms, source, origin, reason)
+        )
+
+    def rejections(self, limit: int = 20) -> tuple[int, list[dict[str, object]]]:
+        total = int(self.conn.execute("SELECT COUNT(*) FROM rejected").fetchone()[0])
+        rows = self.conn.execute(
+            "SELECT at_ms, source, origin, reason FROM rejected ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return total, [dict(zip(("at_ms", "source", "origin", "reason"), r, strict=True)) for r in rows]
+
+    def alert(self, kind: str, station: str, detail: str, now_ms: int) -> None:
+        self.conn.execute(
+            "INSERT INTO alerts (at_ms, kind, station, detail) VALUES (?,?,?,?)", (now_ms, kind, station, detail)
+        )
+
+    def alerts(self) -> list[dict[str, object]]:
+        rows = self.conn.execute("SELECT at_ms, kind, station, detail FROM alerts ORDER BY id").fetchall()
+        return [dict(zip(("at_ms", "kind", "station", "detail"), r, strict=True)) for r in rows]
+
+    # -- feeds ------------------------------------------------------------------------------------
+
+    def add_to_feed(self, station: str, change_rowid: int) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO feed (station, change) VALUES (?, ?)", (station, change_rowid))
+
+    def feed_page(self, station: str, after: int, limit: int) -> list[tuple[int, list[object]]]:
+        """Up to ``limit`` (rowid, wire change) for ``station`` after ``after``, oldest first."""
+        rows = self.conn.execute(
+            "SELECT c.rowid, c.origin, c.epoch, c.seq, c.hlc, c.entity, c.rid, c.fields, c.base"
+            " FROM feed f JOIN changes c ON c.rowid = f.change WHERE f.station=? AND f.change>?"
+            " ORDER BY f.change LIMIT ?",
+            (station, after, limit),
+        ).fetchall()
+        return [(int(r[0]), [r[1], r[2], r[3], r[4], r[5], r[6], unpack(r[7]), unpack(r[8])]) for r in rows]
+
+    # -- catalogue releases -------------------------------------------------------------------------
+
+    def add_release(self, version: int, frame: bytes, issued_at: str, expires_at: str, now_ms: int) -> None:
+        self.conn.execute(
+            "INSERT INTO releases (version, frame, issued_at, expires_at, published_ms) VALUES (?,?,?,?,?)",
+            (version, frame, issued_at, expires_at, now_ms),
+        )
+
+    def latest_release(self) -> tuple[int, bytes] | None:
+        row = self.conn.execute("SELECT version, frame FROM releases ORDER BY version DESC LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    # -- operators --------------------------------------------------------------------------------
+
+    def add_operator(self, user: str, password_hash: str, now_ms: int) -> None:
+        self.conn.execute(
+            "INSERT INTO operators (user, hash, created_ms) VALUES (?,?,?)"
+            " ON CONFLICT(user) DO UPDATE SET hash=excluded.hash",
+            (user, password_hash, now_ms),
+        )
+
+    def operator_hash(self, user: str) -> str | None:
+        row = self.conn.execute("SELECT hash FROM operators WHERE user=?", (user,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- figures ----------------------------------------------------------------------------------
+
+    def count(self, table: str, where: str = "", args: tuple[object, ...] = ()) -> int:
+        if table not in {"applications", "conflicts", "quarantine", "rejected", "alerts", "batches", "changes"}:
+            raise ValueError(table)
+        sql = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {where}" if where else "")
+        return int(self.conn.execute(sql, args).fetchone()[0])

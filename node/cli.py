@@ -1,0 +1,205 @@
+"""`sanji node ...`: thin commands over the station library (see CONTRACT.md for the outside shape)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from node import client, commands, enrolment, uplink
+from node.station import Station
+from replica.errors import Refused, Unreachable
+from replica.ids import iso_from_ms
+from replica.output import EXIT_REFUSED, emit
+
+
+def add_parser(sub: Any) -> None:
+    node = sub.add_parser("node", help="a station or field device").add_subparsers(dest="cmd", required=True)
+
+    def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = node.add_parser(name, help=help_text)
+        p.add_argument("dir", type=Path, help="the station's folder")
+        p.add_argument("--json", action="store_true", help="print one JSON document")
+        return p
+
+    p = cmd("init", "make keys, enrol with the hub, pin its keys, pull the catalogue")
+    p.add_argument("--hub", default="", help="the hub's URL")
+    p.add_argument("--token", help="the one-time token from `sanji hub enroll`")
+    p.add_argument("--enrollment", type=Path, help="an enrolment file carried from the hub (offline start)")
+    p = cmd("serve", "the staff web UI on 127.0.0.1 and the background sync loop")
+    p.add_argument("--port", type=int, default=8710)
+    p.add_argument("--interval", type=float, default=30.0, help="seconds between sync rounds")
+    p = cmd("accept", "accept an application (offline is fine)")
+    p.add_argument("--item")
+    p.add_argument("--name")
+    p.add_argument("--id-number")
+    p.add_argument("--phone")
+    p.add_argument("--address", default="")
+    p.add_argument("--material", action="append", default=[], help="a material submitted (repeat)")
+    p.add_argument("--defer", action="append", default=[], help="a material deferred, 容缺 (repeat)")
+    p.add_argument("--note", default="")
+    p.add_argument("--theme", default="")
+    p.add_argument("--from", dest="from_file", type=Path, help="back-entry: one JSON application per line")
+    p = cmd("applications", "this station's applications")
+    p.add_argument("--status")
+    p.add_argument("--reveal", action="store_true", help="show full ID numbers and phones")
+    p = cmd("transition", "a station-side workflow step")
+    p.add_argument("number")
+    p.add_argument("--to", required=True)
+    p.add_argument("--note", default="")
+    cmd("sync", "one sync round now: push, then pull")
+    p = cmd("export", "write pending batches as files to carry by hand")
+    p.add_argument("--out", type=Path, required=True)
+    p = cmd("import", "apply hub files carried by hand")
+    p.add_argument("paths", type=Path, nargs="+")
+    cmd("status", "what staff need to know")
+    p = cmd("receipts", "the hub's signed receipts for this station's batches")
+
+
+def main(args: argparse.Namespace) -> int | None:
+    handler = globals().get("cmd_" + args.cmd.replace("-", "_"))
+    assert handler is not None, args.cmd
+    result: int | None = handler(args)
+    return result
+
+
+def cmd_init(args: argparse.Namespace) -> None:
+    if args.enrollment:
+        out = enrolment.init_from_file(args.dir, args.enrollment, args.hub)
+    elif args.hub and args.token:
+        out = enrolment.init_online(args.dir, args.hub, args.token)
+    else:
+        raise Refused("give --hub URL --token TOKEN, or --enrollment FILE for a station that is offline")
+    emit(out, args.json, lambda d: f"站点 {d['station']} ({d['tier']}) 已接入，事项目录版本 {d['catalogue_version']}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from node.server import serve
+
+    serve(args.dir, port=args.port, interval=args.interval)
+
+
+def cmd_accept(args: argparse.Namespace) -> int:
+    st = Station(args.dir)
+    if args.from_file:
+        out = commands.accept_file(st, args.from_file)
+        emit(out, args.json, lambda d: f"补录受理 {d['accepted']} 件，退回 {len(d['refused'])} 行"
+             + "".join(f"\n  第 {r['line']} 行: {r['reason']}" for r in d["refused"][:50]))
+        return 0
+    missing = [f for f in ("item", "name", "id_number", "phone") if not getattr(args, f)]
+    if missing:
+        raise Refused("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
+    out = commands.accept(st, commands.Application(
+        item=args.item, name=args.name, id_number=args.id_number, phone=args.phone, address=args.address,
+        submitted=args.material, deferred=args.defer, note=args.note, theme=args.theme,
+    ))
+    emit(out, args.json, lambda d: f"已受理 办件编号 {d['number']}  状态 {d['status']}  办结时限 {d['due_date']}")
+    return 0
+
+
+def cmd_applications(args: argparse.Namespace) -> None:
+    st = Station(args.dir)
+    apps = commands.applications(st, args.status, reveal=args.reveal)
+    emit({"applications": apps}, args.json, lambda d: "\n".join(
+        f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  时限 {a['due_date']}"
+        for a in d["applications"]) or "（无办件）")
+
+
+def cmd_transition(args: argparse.Namespace) -> None:
+    st = Station(args.dir)
+    emit(commands.transition(st, args.number, args.to, args.note), args.json,
+         lambda d: f"{d['number']} → {d['status']}")
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    st = Station(args.dir)
+    result = asyncio.run(client.sync_round(st))
+    out = {"pushed": result.pushed, "pulled": result.pulled, "catalogue_version": result.catalogue_version,
+           "pending": result.pending, "refused": result.refused}
+    emit(out, args.json, lambda d: f"上传 {d['pushed']} 条变更，下载 {d['pulled']} 条，待传 {d['pending']}，"
+         f"事项目录 v{d['catalogue_version']}" + "".join(f"\n  被拒: {r}" for r in d["refused"]))
+    return EXIT_REFUSED if result.refused and result.pushed == 0 else 0
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    st = Station(args.dir)
+    out = uplink.export(st, args.out)
+    emit(out, args.json, lambda d: f"已写出 {len(d['files'])} 个文件（{d['changes']} 条变更）到 {args.out}")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    st = Station(args.dir)
+    out = uplink.import_files(st, args.paths)
+    emit(out, args.json, lambda d: f"已导入 {d['accepted']} 个文件" + "".join(
+        f"\n  拒收 {r['file']}: {r['reason']}" for r in d["rejected"]))
+    return EXIT_REFUSED if out["rejected"] else 0
+
+
+def status_dict(st: Station, *, probe: bool = True) -> dict[str, object]:
+    try:
+        cat = st.catalogue()
+        version, expires = cat.version, cat.expires_at
+    except Refused:
+        version, expires = 0, ""
+    now_iso = iso_from_ms(st.clock())
+    expired = bool(expires) and expires < now_iso
+    reachable = _probe(st) if probe else None
+    last = st.meta.int("last_sync")
+    return {
+        "station": st.code, "tier": st.tier, "name": st.meta.text("name"), "pending": st.pending_changes(),
+        "last_sync": iso_from_ms(last) if last else None, "catalogue_version": version,
+        "catalogue_expires_at": expires, "catalogue_expired": expired,
+        "catalogue_warning": st.meta.text("catalogue_warning")
+        or ("事项目录已过期，请尽快同步 (catalogue release has expired; sync when you can)" if expired else ""),
+        "hub_reachable": reachable, "last_error": st.meta.text("last_error"), "epoch": st.meta.int("epoch", 1),
+        "enrolled": bool(st.meta.get("enrolled", False)),
+    }
+
+
+def _probe(st: Station) -> bool:
+    url = st.meta.text("hub_url")
+    if not url:
+        return False
+
+    async def check() -> bool:
+        import aiohttp
+
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as s,
+                s.get(url.rstrip("/") + "/healthz") as r,
+            ):
+                return r.status == 200
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return False
+
+    return asyncio.run(check())
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    st = Station(args.dir)
+    d = status_dict(st)
+    emit(d, args.json, lambda d: "\n".join([
+        f"站点 {d['station']} {d['name']} ({d['tier']})",
+        f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}   "
+        f"枢纽{'在线' if d['hub_reachable'] else '离线'}",
+        f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
+    ] + ([f"提醒: {d['catalogue_warning']}"] if d["catalogue_warning"] else [])
+      + ([f"上次同步问题: {d['last_error']}"] if d["last_error"] else [])))
+
+
+def cmd_receipts(args: argparse.Namespace) -> None:
+    st = Station(args.dir)
+    rows = st.conn.execute(
+        "SELECT first_seq, last_seq, state, reason, receipted_ms FROM outbox ORDER BY epoch, first_seq"
+    ).fetchall()
+    out = [{"first_seq": a, "last_seq": b, "state": s, "reason": r,
+            "receipted_at": iso_from_ms(t) if t else None} for a, b, s, r, t in rows]
+    emit({"batches": out}, args.json, lambda d: "\n".join(
+        f"变更 {b['first_seq']}-{b['last_seq']}: "
+        + (f"已送达区行政审批局 {b['receipted_at']}" if b["state"] == "receipted" else f"{b['state']} {b['reason']}")
+        for b in d["batches"]) or "（尚无批次）")
+
+
+__all__ = ["Unreachable", "add_parser", "main"]

@@ -1,0 +1,140 @@
+"""The station's HTTP conversation with the hub: enrol, push, pull. One sync round = push, then pull.
+
+Any failure to reach the hub becomes :class:`Unreachable` (exit 3): nothing is lost, the batches stay
+in the outbox and the next round sends them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+
+from node import uplink
+from node.station import Station
+from protocol.codec import pack, unpack
+from replica.errors import Refused, Unreachable
+from sync.session import PushRound
+
+CONTENT_TYPE = "application/vnd.sanji.frames+msgpack"
+TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
+
+
+@dataclass
+class RoundResult:
+    pushed: int
+    pulled: int
+    catalogue_version: int
+    pending: int
+    refused: list[str]
+
+
+async def _refusal(resp: aiohttp.ClientResponse) -> str:
+    try:
+        body = await resp.json(content_type=None)
+        return str(body.get("message") or body.get("error") or resp.reason)
+    except (ValueError, aiohttp.ContentTypeError):
+        return f"HTTP {resp.status} {resp.reason}"
+
+
+async def push(st: Station, session: aiohttp.ClientSession, url: str) -> tuple[int, list[str]]:
+    """Offer every unsettled batch. Returns (changes the hub now holds, refusal reasons)."""
+    uplink.build_outbox(st)
+    pushed = 0
+    refused: list[str] = []
+    for _attempt in range(2):  # a second pass only when a gap asked us to resend older batches
+        batches = uplink.unsettled(st)
+        if not batches:
+            break
+        frames = {o.batch_hash: f for o, f in batches}
+        sizes = {o.batch_hash: o.last_seq - o.first_seq + 1 for o, _ in batches}
+        rnd = PushRound([o for o, _ in batches])
+        gap = False
+        while (request := rnd.next_request()) is not None:
+            body = pack([frames[h] for h in request])
+            async with session.post(f"{url}/v1/sync/push", data=body, headers={"Content-Type": CONTENT_TYPE}) as resp:
+                data = await resp.read()
+                if resp.status != 200:
+                    reason = await _refusal(resp)
+                    refused.append(reason)
+                    with st.transaction():
+                        for h in request:
+                            st.conn.execute("UPDATE outbox SET state='rejected', reason=? WHERE hash=?", (reason, h))
+                    continue
+            acks = uplink.read_acks(st, data)
+            rnd.receive(acks)
+            for ack in acks:
+                if ack.batch_hash in rnd.settled:
+                    pushed += sizes.get(ack.batch_hash, 0)
+                elif ack.result.value == "gap":
+                    gap = True
+                else:
+                    refused.append(f"{ack.result.value}: {ack.reason}")
+        if not gap:
+            break
+    return pushed, refused
+
+
+async def pull(st: Station, session: aiohttp.ClientSession, url: str) -> tuple[int, int]:
+    """Apply feed pages until the hub says there is no more. Returns (changes, catalogue version)."""
+    pulled = 0
+    for _ in range(10_000):
+        after = st.meta.int("feed_cursor")
+        headers = {uplink.REQUEST_HEADER: uplink.pull_request(st, after)}
+        async with session.get(f"{url}/v1/sync/pull", params={"after": str(after)}, headers=headers) as resp:
+            if resp.status != 200:
+                raise Refused(f"the hub refused the pull: {await _refusal(resp)}")
+            data = await resp.read()
+        page = uplink.apply_feed(st, data)
+        pulled += page.pulled
+        if not page.more:
+            break
+    version = st.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
+    return pulled, int(version)
+
+
+async def sync_round(st: Station, url: str | None = None) -> RoundResult:
+    url = (url or st.meta.text("hub_url")).rstrip("/")
+    if not url:
+        raise Refused("this station has no hub address (USB-only); use `sanji node export` and `import`")
+    try:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            pushed, refused = await push(st, session, url)
+            pulled, version = await pull(st, session, url)
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        with st.transaction():
+            st.meta.set("last_error", f"hub unreachable: {exc.__class__.__name__}: {exc}")
+            st.conn.execute(
+                "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'round', 0, 0, 0, ?)",
+                (st.clock(), str(exc)),
+            )
+        raise Unreachable(f"hub at {url} unreachable ({exc.__class__.__name__}); "
+                          f"{st.pending_changes()} change(s) stay queued") from exc
+    with st.transaction():
+        st.meta.set("last_sync", st.clock())
+        st.meta.set("enrolled", True)
+        st.meta.set("last_error", "; ".join(refused)[:500])
+        st.conn.execute(
+            "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'round', 1, ?, ?, ?)",
+            (st.clock(), pushed, pulled, "; ".join(refused)[:500]),
+        )
+    return RoundResult(pushed, pulled, version, st.pending_changes(), refused)
+
+
+async def enrol(url: str, *, token: str, station: str, sign_pub: bytes, seal_pub: bytes) -> dict[str, object]:
+    body = pack({"token": token, "station": station, "sign_pub": sign_pub, "seal_pub": seal_pub})
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=TIMEOUT) as session,
+            session.post(f"{url.rstrip('/')}/v1/enroll", data=body, headers={"Content-Type": "application/msgpack"})
+            as resp,
+        ):
+            if resp.status != 200:
+                raise Refused(f"enrolment refused by the hub: {await _refusal(resp)}")
+            data = await resp.read()
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise Unreachable(f"hub at {url} unreachable ({exc.__class__.__name__}); check the address and retry") from exc
+    answer = unpack(data)
+    if not isinstance(answer, dict):
+        raise Refused("the hub's enrolment answer is malformed")
+    return answer

@@ -1,0 +1,268 @@
+"""Domain commands at the station window: accept, back-entry, workflow steps, listings.
+
+Each command validates first (item, tier, materials, ID number, phone), then writes the record and its
+change in one transaction. A refusal raises :class:`Refused` with a reason staff can act on, and
+writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from node.station import Station
+from replica.errors import Refused
+from replica.ids import CHINA, iso_from_ms, parse_iso_ms, uuid7
+from sync.catalogue import AcceptanceError, check_acceptance, deferred_due_date, due_date
+from sync.fold import versions
+from sync.identity import InvalidIdentity, check_id_number, check_phone, mask_id, mask_phone
+from sync.model import MATERIAL_PREFIX, MAX_TEXT
+from sync.numbering import application_number
+from sync.workflow import Move, Status, TransitionError, may_move, move_to
+
+BACK_ENTRY_CHUNK = 500
+
+
+@dataclass
+class Application:
+    item: str
+    name: str
+    id_number: str
+    phone: str
+    address: str = ""
+    submitted: Sequence[str] = ()
+    deferred: Sequence[str] = ()
+    note: str = ""
+    theme: str = ""
+    accepted_at: str | None = None  # ISO time for back-entry; None means now
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _text(value: str, what: str, *, required: bool = False, limit: int = 200) -> str:
+    value = value.strip()
+    if required and not value:
+        raise Refused(f"{what}不能为空 ({what} is required)")
+    if len(value) > limit or "\x00" in value:
+        raise Refused(f"{what}过长或含有非法字符 ({what} is too long or has invalid characters)")
+    return value
+
+
+def _prepare(st: Station, app: Application) -> tuple[str, dict[str, object]]:
+    """Validate one application; return (id, fields) ready to write. Raises Refused."""
+    cat = st.catalogue()
+    item = cat.catalogue.items.get(app.item.strip())
+    if item is None:
+        raise Refused(f"未知事项 {app.item!r}: not in catalogue release {cat.version}; check the item code")
+    try:
+        check_acceptance(item, tier=st.tier, submitted=app.submitted, deferred=app.deferred)
+    except AcceptanceError as exc:
+        raise Refused(str(exc), code=exc.code) from exc
+    if app.accepted_at:
+        try:
+            at_ms = parse_iso_ms(app.accepted_at)
+        except ValueError as exc:
+            raise Refused(
+                f"受理时间格式错误 {app.accepted_at!r}; use ISO 8601 such as 2026-03-02T08:41:52+08:00"
+            ) from exc
+        if at_ms > st.clock() + 600_000:
+            raise Refused(f"受理时间 {app.accepted_at} 在未来 (acceptance time is in the future)")
+    else:
+        at_ms = st.clock()
+    day = datetime.fromtimestamp(at_ms / 1000, tz=CHINA).date()
+    try:
+        id_number = check_id_number(app.id_number, today=day)
+        phone = check_phone(app.phone)
+    except InvalidIdentity as exc:
+        raise Refused(str(exc), code=exc.code) from exc
+    name = _text(app.name, "申请人姓名", required=True, limit=50)
+    address = _text(app.address, "地址", limit=200)
+    note = _text(app.note, "备注", limit=MAX_TEXT)
+    cal = cat.catalogue.calendar
+    fields: dict[str, object] = {
+        "station": st.code,
+        "item": item.code,
+        "catalogue_version": cat.version,
+        "kind": item.kind,
+        "applicant_name": name,
+        "applicant_id": id_number,
+        "applicant_phone": phone,
+        "address": address,
+        "accepted_at": iso_from_ms(at_ms),
+        "due_date": due_date(item, day, cal).isoformat(),
+        "status": Status.ACCEPTED.value,
+    }
+    if note:
+        fields["note"] = note
+    if app.theme:
+        fields["theme"] = _text(app.theme, "主题", limit=20)
+    defer_due = deferred_due_date(item, day, cal).isoformat()
+    for m in app.submitted:
+        fields[MATERIAL_PREFIX + m] = ["submitted", ""]
+    for m in app.deferred:
+        fields[MATERIAL_PREFIX + m] = ["deferred", defer_due]
+    return uuid7(at_ms if app.accepted_at else None), fields
+
+
+def _write_accepted(st: Station, app_id: str, fields: dict[str, object], day: date) -> dict[str, object]:
+    counter = st.meta.int("counter") + 1
+    st.meta.set("counter", counter)
+    number = application_number(st.code, day, st.meta.int("epoch", 1), counter)
+    fields = {"number": number, **fields}
+    st.write("application", app_id, fields, {})
+    return {"id": app_id, "number": number, "status": fields["status"], "due_date": fields["due_date"]}
+
+
+def accept(st: Station, app: Application) -> dict[str, object]:
+    """Accept one application. Returns only after the commit: then, and only then, it is accepted."""
+    app_id, fields = _prepare(st, app)
+    day = date.fromisoformat(str(fields["accepted_at"])[:10])
+    with st.transaction():
+        return _write_accepted(st, app_id, fields, day)
+
+
+def accept_lines(st: Station, lines: Iterable[str]) -> dict[str, object]:
+    """Back-entry: one JSON object a line. Refused lines are reported; the rest are kept."""
+    accepted = 0
+    refused: list[dict[str, object]] = []
+    chunk: list[tuple[str, dict[str, object]]] = []
+
+    def flush() -> None:
+        nonlocal accepted
+        if not chunk:
+            return
+        with st.transaction():
+            for app_id, fields in chunk:
+                _write_accepted(st, app_id, fields, date.fromisoformat(str(fields["accepted_at"])[:10]))
+        accepted += len(chunk)
+        chunk.clear()
+
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            chunk.append(_prepare(st, _from_json(line)))
+        except Refused as exc:
+            refused.append({"line": lineno, "reason": str(exc)})
+        if len(chunk) >= BACK_ENTRY_CHUNK:
+            flush()
+    flush()
+    return {"accepted": accepted, "refused": refused}
+
+
+def _from_json(line: str) -> Application:
+    try:
+        raw = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise Refused(f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
+    if not isinstance(raw, dict):
+        raise Refused("each line must be a JSON object")
+    applicant = raw.get("applicant") or {}
+    materials = raw.get("materials") or []
+    if not isinstance(applicant, dict) or not isinstance(materials, list):
+        raise Refused("applicant must be an object and materials a list")
+    submitted, deferred = [], []
+    for m in materials:
+        if not isinstance(m, dict) or not isinstance(m.get("name"), str):
+            raise Refused("each material needs a name")
+        state = m.get("status", "submitted")
+        if state == "submitted":
+            submitted.append(m["name"])
+        elif state == "deferred":
+            deferred.append(m["name"])
+        else:
+            raise Refused(f"material {m['name']!r} has unknown status {state!r}; use submitted or deferred")
+    return Application(
+        item=str(raw.get("item", "")), name=str(applicant.get("name", "")),
+        id_number=str(applicant.get("id_number", "")), phone=str(applicant.get("phone", "")),
+        address=str(raw.get("address", "")), submitted=submitted, deferred=deferred,
+        note=str(raw.get("note", "") or ""), theme=str(raw.get("theme", "") or ""),
+        accepted_at=str(raw["accepted_at"]) if raw.get("accepted_at") else None,
+    )
+
+
+def accept_file(st: Station, path: Path) -> dict[str, object]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return accept_lines(st, fh)
+    except OSError as exc:
+        raise Refused(f"cannot read {path}: {exc.strerror}") from exc
+
+
+# -- workflow and listings ---------------------------------------------------------------------
+
+
+def find(st: Station, number: str) -> str:
+    row = st.conn.execute("SELECT id FROM applications WHERE number=?", (number,)).fetchone()
+    if row is None:
+        raise Refused(f"本站没有编号为 {number} 的办件 (no application with that number at this station)")
+    return str(row[0])
+
+
+def roles_here(st: Station, station_code: str, item_code: str) -> set[str]:
+    roles = set()
+    if station_code == st.code:
+        roles.add("station")
+    try:
+        item = st.catalogue().catalogue.items.get(item_code)
+    except Refused:
+        item = None
+    if st.tier in ("township", "street") and item is not None and item.decided_at in ("township", "street"):
+        roles.add("decider")
+    return roles
+
+
+def transition(st: Station, number: str, to: str, note: str = "") -> dict[str, object]:
+    app_id = find(st, number)
+    record = st.records.load("application", app_id)
+    vals = {k: c[2] for k, c in record.items()}
+    try:
+        target = Status(to)
+    except ValueError as exc:
+        raise Refused(f"unknown status {to!r}; use one of {', '.join(s.value for s in Status)}") from exc
+    immediate = vals.get("kind") == "immediate"
+    try:
+        move = move_to(Status(str(vals.get("status"))), target, immediate=immediate)
+    except TransitionError as exc:
+        raise Refused(f"{number}: {exc}", code=exc.code) from exc
+    roles = roles_here(st, str(vals.get("station")), str(vals.get("item")))
+    if not any(may_move(r, move, immediate=immediate) for r in roles):
+        raise Refused(f"{number}: this station may not {move.value} this application; the deciding tier does that")
+    if move is Move.INSPECT:
+        raise Refused(f"{number}: on-site inspection is assigned by the hub or township (`sanji hub inspect`)")
+    fields: dict[str, object] = {"status": target.value}
+    base = {"status": versions(record).get("status", 0)}
+    if note:
+        fields["note"] = _text(note, "备注", limit=MAX_TEXT)
+        base["note"] = versions(record).get("note", 0)
+    if move is Move.RESUBMIT:
+        # Back from 补正: the deferred materials the citizen brought are now supplemented.
+        for name, cell in record.items():
+            if name.startswith(MATERIAL_PREFIX) and isinstance(cell[2], list) and cell[2][0] == "deferred":
+                fields[name] = ["supplemented", ""]
+                base[name] = cell[0]
+    with st.transaction():
+        st.write("application", app_id, fields, base)
+    return {"number": number, "status": target.value}
+
+
+def applications(st: Station, status: str | None = None, *, reveal: bool = False) -> list[dict[str, object]]:
+    if status is not None and status not in {s.value for s in Status}:
+        raise Refused(f"unknown status {status!r}; use one of {', '.join(s.value for s in Status)}")
+    sql = ("SELECT id, number, station, item, status, applicant_name, accepted_at, due_date, applicant_id,"
+           " applicant_phone FROM applications")
+    args: list[object] = []
+    if status:
+        sql += " WHERE status=?"
+        args.append(status)
+    out = []
+    for row in st.conn.execute(sql + " ORDER BY accepted_at, number", args):
+        d = dict(zip(("id", "number", "station", "item", "status", "applicant_name", "accepted_at", "due_date",
+                      "applicant_id", "applicant_phone"), row, strict=True))
+        if not reveal:
+            d["applicant_id"] = mask_id(str(d["applicant_id"] or ""))
+            d["applicant_phone"] = mask_phone(str(d["applicant_phone"] or ""))
+        out.append(d)
+    return out

@@ -1,0 +1,152 @@
+"""One station folder, opened: its database, keys, counters, catalogue and the write path.
+
+Every domain command goes through :meth:`Station.write`, which, inside the caller's transaction,
+stamps the next seq and HLC, merges the change into the local records and appends it to the log.
+The command's transaction commits both or neither; nothing counts until the commit returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from node.store import Meta, create_store, open_store
+from protocol.document import open_document
+from protocol.errors import RemoteProtocolError
+from protocol.keys import key_id, load_verify_key
+from replica.db import transaction
+from replica.errors import Refused
+from replica.ids import now_ms as wall_now_ms
+from replica.keyfile import KeyPair, create_keys, load_keys
+from replica.records import RecordStore
+from sync.catalogue import Catalogue, parse_catalogue
+from sync.change import Change
+from sync.hlc import DEFAULT_MAX_DRIFT_MS, observe, tick
+from sync.model import AUTHORITY
+
+
+@dataclass(frozen=True)
+class CatalogueState:
+    version: int
+    catalogue: Catalogue
+    expires_at: str
+
+
+class Station:
+    def __init__(self, folder: Path, *, clock: Callable[[], int] = wall_now_ms, create: bool = False) -> None:
+        self.folder = folder
+        self.clock = clock
+        self.db = create_store(folder) if create else open_store(folder)
+        self.conn = self.db.conn
+        self.meta = Meta(self.conn)
+        self.keys: KeyPair = create_keys(folder) if create else load_keys(folder)
+        self.records = RecordStore(self.db, self.authority)
+        self._catalogue: CatalogueState | None = None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def transaction(self):  # type: ignore[no-untyped-def]
+        return transaction(self.db)
+
+    # -- identity ---------------------------------------------------------------------------------
+
+    @property
+    def code(self) -> str:
+        return self.meta.text("station")
+
+    @property
+    def tier(self) -> str:
+        return self.meta.text("tier")
+
+    @property
+    def hub_id(self) -> str:
+        return self.meta.text("hub_id")
+
+    def authority(self, origin: str) -> int:
+        row = self.conn.execute("SELECT tier FROM origins WHERE code=?", (origin,)).fetchone()
+        return AUTHORITY.get(str(row[0]), 0) if row else 0
+
+    def remember_origins(self, origins: Mapping[str, str]) -> None:
+        for code, tier in origins.items():
+            if tier in AUTHORITY:
+                self.conn.execute(
+                    "INSERT INTO origins (code, tier) VALUES (?, ?) ON CONFLICT(code) DO UPDATE SET tier=excluded.tier",
+                    (code, tier),
+                )
+
+    def hub_key(self, signer: str, key: str) -> Ed25519PublicKey | None:
+        """The pinned hub key: the only key a station trusts for anything coming down."""
+        pub = self.meta.bytes("hub_sign_pub")
+        if not pub or signer != self.hub_id or key != key_id(pub):
+            return None
+        return load_verify_key(pub)
+
+    # -- catalogue --------------------------------------------------------------------------------
+
+    def catalogue(self) -> CatalogueState:
+        row = self.conn.execute(
+            "SELECT version, frame, expires_at FROM catalogues ORDER BY version DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            raise Refused("this station has no catalogue yet; run `sanji node sync` or import the hub's files")
+        if self._catalogue is None or self._catalogue.version != row[0]:
+            doc = open_document(bytes(row[1]), kind="catalogue", recipient=self.code, verify_key=self.hub_key)
+            assert isinstance(doc.body, dict)
+            self._catalogue = CatalogueState(int(row[0]), parse_catalogue(doc.body["catalogue"]), str(row[2]))
+        return self._catalogue
+
+    def store_catalogue(self, frame: bytes) -> tuple[int, str]:
+        """Verify and keep a signed release. Returns (version, outcome); never goes to a lower version.
+        Call inside a transaction."""
+        try:
+            doc = open_document(frame, kind="catalogue", recipient=self.code, verify_key=self.hub_key)
+        except RemoteProtocolError as exc:
+            raise Refused(f"catalogue release refused: {exc}") from exc
+        body = doc.body
+        if not isinstance(body, dict) or not isinstance(body.get("version"), int):
+            raise Refused("catalogue release has no version")
+        version = int(body["version"])
+        parse_catalogue(body["catalogue"])
+        current = self.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
+        if version < current:
+            self.meta.set("catalogue_warning", f"refused catalogue release {version}: older than {current} (rollback)")
+            return current, "rollback_refused"
+        if version == current:
+            return current, "unchanged"
+        self.conn.execute(
+            "INSERT INTO catalogues (version, frame, issued_at, expires_at, received_ms) VALUES (?,?,?,?,?)",
+            (version, frame, str(body.get("issued_at", "")), str(body.get("expires_at", "")), self.clock()),
+        )
+        self.meta.set("catalogue_warning", "")
+        return version, "updated"
+
+    # -- the write path ---------------------------------------------------------------------------
+
+    def write(self, entity: str, rec_id: str, fields: Mapping[str, object], base: Mapping[str, int]) -> Change:
+        """Stamp, merge and log one change. Call inside a transaction."""
+        seq = self.meta.int("seq") + 1
+        hlc = tick(self.meta.int("hlc"), self.clock())
+        change = Change(self.code, self.meta.int("epoch", 1), seq, hlc, entity, rec_id, dict(fields), dict(base))
+        self.records.apply([change])
+        self.meta.set("seq", seq)
+        self.meta.set("hlc", hlc)
+        return change
+
+    def observe(self, stamp: int) -> None:
+        """Keep our clock ahead of what we have seen (bounded, so a wild clock cannot drag us along)."""
+        obs = observe(self.meta.int("hlc"), stamp, self.clock(), max_drift_ms=DEFAULT_MAX_DRIFT_MS)
+        self.meta.set("hlc", obs.stamp)
+
+    def pending_changes(self) -> int:
+        """Own changes not yet acknowledged by the hub (in no batch yet, or in a batch not settled)."""
+        epoch = self.meta.int("epoch", 1)
+        unbatched = self.meta.int("seq") - self.meta.int("batched_seq")
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM outbox WHERE state IN ('pending', 'rejected')"
+        ).fetchone()
+        _ = epoch
+        return max(unbatched, 0) + int(row[0])

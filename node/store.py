@@ -1,0 +1,134 @@
+"""The station's SQLite database: shared replica tables plus what only a station keeps.
+
+``meta`` holds the station's settings and counters, each documented in :data:`META_FIELDS`.
+``outbox`` holds every batch the station has built, byte for byte, so a retry sends exactly the same
+frame (the hub recognises it as a duplicate) and the hash chain never forks by accident.
+``catalogues`` keeps each signed release as received. ``origins`` remembers the tier of every origin
+whose changes reach this station, which the fold needs to weigh final outcomes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from protocol.codec import pack, unpack
+from replica import records
+from replica.db import connect, quick_check
+
+DB_NAME = "node.db"
+
+META_FIELDS = {
+    "station": "this station's code, fixed at enrolment",
+    "name": "this station's display name",
+    "tier": "village, community, township, street or field",
+    "parent": "the township or street centre above it, or ''",
+    "hub_url": "where the hub listens, '' for a station that only travels by USB",
+    "hub_id": "the hub's id (the district code); recipient of every batch",
+    "hub_sign_pub": "the hub's Ed25519 public key, pinned at enrolment",
+    "hub_seal_pub": "the hub's X25519 public key batches are sealed to",
+    "hub_seal_key_id": "key id of hub_seal_pub",
+    "enrolled": "True once the hub holds this station's keys (false for USB-only enrolment so far)",
+    "enrol_proof": "HMAC over our public keys with the one-time token, for a USB-only enrolment",
+    "epoch": "current epoch; a restore from backup starts a new one so seqs are never reused",
+    "seq": "last seq assigned in the current epoch",
+    "hlc": "last HLC stamp issued or observed",
+    "counter": "last application counter (for 办件编号)",
+    "batched_seq": "last seq of the current epoch already put into an outbox batch",
+    "chain": "hash of the last batch built in the current epoch",
+    "feed_cursor": "how far into its hub feed this station has applied",
+    "last_sync": "ISO time of the last sync round that reached the hub",
+    "last_error": "why the last sync round failed, or ''",
+    "catalogue_warning": "why the current catalogue is not trusted to be current, or ''",
+}
+
+migrations = Migrations("sanji.node")
+
+
+@migrations()
+def m001_node_tables(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    db.execute(
+        """CREATE TABLE outbox (
+            hash BLOB PRIMARY KEY,         -- sha256 of the batch header: the batch's id
+            epoch INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+            frame BLOB NOT NULL,           -- the signed, sealed batch exactly as sent
+            state TEXT NOT NULL,           -- pending | receipted | quarantined | rejected
+            reason TEXT NOT NULL DEFAULT '',  -- the hub's words when it did not apply the batch
+            receipt BLOB,                  -- the hub-signed receipt, kept for citizens and audits
+            created_ms INTEGER NOT NULL, receipted_ms INTEGER)"""
+    )
+    db.execute("CREATE INDEX outbox_state ON outbox(state, epoch, first_seq)")
+    db.execute(
+        """CREATE TABLE catalogues (
+            version INTEGER PRIMARY KEY, frame BLOB NOT NULL,
+            issued_at TEXT NOT NULL, expires_at TEXT NOT NULL, received_ms INTEGER NOT NULL)"""
+    )
+    db.execute("CREATE TABLE origins (code TEXT PRIMARY KEY, tier TEXT NOT NULL)")
+    db.execute(
+        """CREATE TABLE sync_log (
+            id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, kind TEXT NOT NULL,
+            ok INTEGER NOT NULL, pushed INTEGER NOT NULL, pulled INTEGER NOT NULL, detail TEXT NOT NULL)"""
+    )
+
+
+def open_store(folder: Path) -> sqlite_utils.Database:
+    path = folder / DB_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"{folder} holds no Sanji node; run `sanji node init {folder} ...` first")
+    return _open(path)
+
+
+def create_store(folder: Path) -> sqlite_utils.Database:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / DB_NAME
+    if path.exists():
+        raise FileExistsError(f"{folder} already holds a Sanji node; use another folder")
+    return _open(path)
+
+
+def _open(path: Path) -> sqlite_utils.Database:
+    db = connect(path)
+    records.migrations.apply(db)
+    migrations.apply(db)
+    return db
+
+
+def check(db: sqlite_utils.Database) -> str:
+    return quick_check(db)
+
+
+class Meta:
+    """Typed access to the ``meta`` table. Writes join the caller's transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def get(self, key: str, default: object = None) -> object:
+        if key not in META_FIELDS:
+            raise KeyError(key)
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return default if row is None else unpack(row[0])
+
+    def text(self, key: str, default: str = "") -> str:
+        v = self.get(key, default)
+        return v if isinstance(v, str) else default
+
+    def int(self, key: str, default: int = 0) -> int:
+        v = self.get(key, default)
+        return v if isinstance(v, int) and not isinstance(v, bool) else default
+
+    def bytes(self, key: str, default: bytes = b"") -> bytes:
+        v = self.get(key, default)
+        return v if isinstance(v, bytes) else default
+
+    def set(self, key: str, value: object) -> None:
+        if key not in META_FIELDS:
+            raise KeyError(key)
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, pack(value)),
+        )

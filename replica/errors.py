@@ -1,0 +1,15 @@
+"""The outcomes the CLI turns into exit codes (see CONTRACT.md): refused (2), unreachable (3)."""
+
+from __future__ import annotations
+
+
+class Refused(Exception):
+    """Bad input or an action that is not allowed. Exit 2; the message says what and why."""
+
+    def __init__(self, message: str, *, code: str = "refused") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Unreachable(Exception):
+    """The hub could not be reached. Exit 3; work stays queued."""

@@ -1,0 +1,41 @@
+"""The `sanji` console script: `sanji hub ...`, `sanji node ...`, `sanji demo`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hub import cli as hub_cli
+from node import cli as node_cli
+from replica.output import run
+from sanji import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sanji", description="三级 Sanji: offline-first sync for a district's "
+                                     "three-tier government service network")
+    parser.add_argument("--version", action="version", version=f"sanji {__version__}")
+    sub = parser.add_subparsers(dest="area", required=True)
+    hub_cli.add_parser(sub)
+    node_cli.add_parser(sub)
+    demo = sub.add_parser("demo", help="a whole district on this machine, told step by step")
+    demo.add_argument("--dir", type=Path, default=Path("demo-district"))
+    demo.add_argument("--once", action="store_true", help="exit when the story is told")
+    demo.add_argument("--port", type=int, default=8700)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.area == "hub":
+        return run(lambda: hub_cli.main(args))
+    if args.area == "node":
+        return run(lambda: node_cli.main(args))
+    from sanji.demo import run_demo
+
+    return run(lambda: run_demo(args.dir, once=args.once, port=args.port))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
