@@ -122,7 +122,8 @@ class Story:
             self.say(f"enrolled {code} {name} ({tier}); one-time token issued")
         self.hub_up()
         self.say(f"hub serving on {self.url}")
-        for code, folder in (("360802-T01", "township"), ("360802-T01-01", "gangtang"), ("360802-T01-05", "duankou")):
+        folders = (("360802-T01", "township"), ("360802-T01-01", "gangtang"), ("360802-T01-05", "duankou"))
+        for code, folder in folders:
             info = self.sanji("node", "init", str(r / folder), "--hub", self.url, "--token", tokens[code])
             self.say(f"{folder}: keys made locally, hub keys pinned, catalogue v{info['catalogue_version']} verified")
 
@@ -188,7 +189,8 @@ class Story:
         imp = self.sanji("hub", "import", str(r / "hub"), str(usb / "to-hub"))
         self.say(f"hub imported: accepted {imp['accepted']}, duplicates {imp['duplicates']}, "
                  f"rejected {len(imp['rejected'])}")
-        back = self.sanji("hub", "export", str(r / "hub"), "--station", "360802-T01-05", "--out", str(usb / "to-station"))
+        back = self.sanji("hub", "export", str(r / "hub"), "--station", "360802-T01-05",
+                          "--out", str(usb / "to-station"))
         self.sanji("node", "import", str(r / "duankou"), str(usb / "to-station"))
         status = self.sanji("node", "status", str(r / "duankou"))
         self.say(f"hub's feed and signed receipts carried back ({len(back['files'])} files); "
