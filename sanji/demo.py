@@ -125,7 +125,8 @@ class Story:
         folders = (("360802-T01", "township"), ("360802-T01-01", "gangtang"), ("360802-T01-05", "duankou"))
         for code, folder in folders:
             info = self.sanji("node", "init", str(r / folder), "--hub", self.url, "--token", tokens[code])
-            self.say(f"{folder}: keys made locally, hub keys pinned, catalogue v{info['catalogue_version']} verified")
+            self.say(f"{folder}: keys made locally, hub keys pinned, "
+                     f"catalogue v{info['catalogue_version']} verified")
 
         self.step("断网：枢纽停机，村站照常受理 / the hub goes down; villages keep accepting offline")
         self.hub_down()
