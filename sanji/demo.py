@@ -140,7 +140,8 @@ class Story:
         self.say("最低生活保障申请 accepted with 家庭收入情况声明 deferred (容缺): due date counted in working days")
         res = self.sanji("node", "sync", str(r / "gangtang"), expect=3)
         status = self.sanji("node", "status", str(r / "gangtang"))
-        self.say(f"gangtang tries to sync: hub unreachable (exit 3), nothing lost, {status['pending']} change(s) queued")
+        self.say(f"gangtang tries to sync: hub unreachable (exit 3), nothing lost, "
+                 f"{status['pending']} change(s) queued")
 
         self.step("恢复：枢纽重启，各站同步 / the hub is back; every station syncs")
         self.hub_up()
