@@ -139,6 +139,8 @@ def field_spec(entity: str, name: str) -> FieldSpec:
     table = ENTITIES.get(entity)
     if table is None:
         raise ModelError(f"unknown entity {entity!r}")
+    if not isinstance(name, str):
+        raise ModelError(f"field names of {entity} must be text, not {type(name).__name__}")
     spec = table.get(name)
     if spec is not None:
         return spec

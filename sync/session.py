@@ -65,8 +65,8 @@ def classify(
     known = applied.get((first_seq, last_seq))
     if known == batch_hash:
         return Decision(Verdict.DUPLICATE, expected)
-    if known is None and last_seq >= expected:
-        return Decision(Verdict.FORK, expected, "batch overlaps seqs already applied")
+    if known is None:
+        return Decision(Verdict.FORK, expected, "batch claims seqs already applied, under other batch boundaries")
     return Decision(Verdict.FORK, expected, "same seqs as an applied batch but different content")
 
 
@@ -166,4 +166,4 @@ class PushRound:
 
     @property
     def unsent(self) -> int:
-        return len(self.pending) - len(self.settled)
+        return sum(1 for b in self.pending if b.batch_hash not in self.settled)
