@@ -66,7 +66,7 @@ def classify(
     if known == batch_hash:
         return Decision(Verdict.DUPLICATE, expected)
     if known is None:
-        return Decision(Verdict.FORK, expected, "batch claims seqs already applied, under other batch boundaries")
+        return Decision(Verdict.FORK, expected, "batch overlaps seqs already applied, under other batch boundaries")
     return Decision(Verdict.FORK, expected, "same seqs as an applied batch but different content")
 
 
