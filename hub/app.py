@@ -7,8 +7,10 @@ request changes nothing and the hub keeps serving everyone else.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +18,14 @@ from pathlib import Path
 from aiohttp import web
 
 from hub import enrollment
+from hub.blobs import add_blob_routes
+from hub.committer import Committer
+from hub.dashboard import add_dashboard_routes
 from hub.feed import feed_page
 from hub.ingest import FrameAck, ingest_frame
+from hub.metrics import add_metrics
+from hub.reconcile import TreeCache
+from hub.reconcile import handle as reconcile_step
 from hub.service import Hub
 from protocol.codec import Limits, unpack
 from protocol.document import open_document, sign_document
@@ -27,6 +35,7 @@ from replica.errors import Refused
 MAX_PUSH_BYTES = 32 * 1024 * 1024
 MAX_FRAMES_PER_PUSH = 256
 PULL_WINDOW_MS = 15 * 60 * 1000
+SERVE_CACHE_KIB = 64 * 1024
 PUSH_LIMITS = Limits(max_bytes=MAX_PUSH_BYTES, max_str=64, max_bin=MAX_PUSH_BYTES, max_array=MAX_FRAMES_PER_PUSH,
                      max_map=1, max_depth=2)
 ENROL_LIMITS = Limits(max_bytes=4096, max_str=256, max_bin=64, max_array=4, max_map=8, max_depth=2)
@@ -41,6 +50,7 @@ class HubConfig:
 
 
 HUB = web.AppKey("hub", Hub)
+COMMITTER = web.AppKey("committer", Committer)
 CONFIG = web.AppKey("config", HubConfig)
 
 
@@ -63,10 +73,15 @@ async def errors_middleware(
 async def _read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise TooLargeError(f"request body of {request.content_length} bytes exceeds the {limit}-byte limit")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise TooLargeError(f"request body exceeds the {limit}-byte limit")
-    return body
+    # StreamReader.read(n) returns what has arrived so far, not n bytes: read until the end of the body.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(1024 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(f"request body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -82,10 +97,13 @@ async def push(request: web.Request) -> web.Response:
     frames = unpack(await _read_body(request, MAX_PUSH_BYTES), PUSH_LIMITS)
     if not isinstance(frames, list) or not frames or not all(isinstance(f, bytes) for f in frames):
         raise MalformedError("push body must be a non-empty array of batch frames")
-    acks: list[FrameAck] = []
-    for frame in frames:
-        assert isinstance(frame, bytes)
-        acks.append(ingest_frame(hub, frame, source=f"http:{request.remote or '?'}"))
+    source = f"http:{request.remote or '?'}"
+    committer = request.app[COMMITTER]
+    # Each frame is a piece of the next group commit (hub/committer.py), in order; answered once durable.
+    acks: list[FrameAck] = list(await asyncio.gather(*(
+        committer.submit(functools.partial(ingest_frame, hub, frame, source=source, atomic=committer.atomic))
+        for frame in frames if isinstance(frame, bytes)
+    )))
     authentic = [a for a in acks if a.batch]
     if not authentic:
         first = acks[0]
@@ -109,8 +127,12 @@ def _pull_identity(request: web.Request, hub: Hub) -> tuple[str, dict[str, objec
     signer = str(peek_header(data).get("signer", ""))
     doc = open_document(data, kind="pull", recipient=hub.hub_id, verify_key=hub.verify_key)
     body = doc.body
-    if not isinstance(body, dict) or not isinstance(body.get("at_ms"), int) or not isinstance(body.get("after"), int):
-        raise MalformedError("pull request body is malformed")
+    if not isinstance(body, dict) or not all(
+        type(body.get(k, 0)) is int and 0 <= int(str(body.get(k, 0))) < 2**62
+        for k in ("at_ms", "after", "pending", "catalogue_version")
+    ) or "at_ms" not in body or "after" not in body:
+        raise MalformedError("pull request body is malformed: at_ms, after, pending and catalogue_version must be "
+                             "non-negative integers")
     if abs(int(body["at_ms"]) - hub.clock()) > PULL_WINDOW_MS:
         raise Refused("pull request is stale or from a clock far off; check the station's clock", code="stale")
     return signer, body
@@ -123,10 +145,10 @@ async def pull(request: web.Request) -> web.Response:
     if asked and asked != station:
         return _error(403, "forbidden", f"station {station} may not read the feed of {asked}")
     after = int(str(body["after"]))
-    with hub.store.transaction():
-        hub.store.seen(station, hub.clock(), backlog=int(str(body.get("pending", 0))),
-                       catalogue_version=int(str(body.get("catalogue_version", 0))), feed_ack=after,
-                       skew_ms=int(str(body["at_ms"])) - hub.clock())
+    await request.app[COMMITTER].run(functools.partial(
+        hub.store.seen, station, hub.clock(), backlog=int(str(body.get("pending", 0))),
+        catalogue_version=int(str(body.get("catalogue_version", 0))), feed_ack=after,
+        skew_ms=int(str(body["at_ms"])) - hub.clock()))
     page = feed_page(hub, station, after=after, catalogue_version=int(str(body.get("catalogue_version", 0))))
     return web.Response(body=page, content_type="application/vnd.sanji.document")
 
@@ -145,10 +167,37 @@ async def enrol(request: web.Request) -> web.Response:
     return web.Response(body=pack(answer), content_type="application/msgpack")
 
 
+RECONCILE_CACHE = web.AppKey("reconcile_cache", TreeCache)
+
+
+async def reconcile(request: web.Request) -> web.Response:
+    """One step of a station's anti-entropy session (see hub/reconcile.py)."""
+    hub = request.app[HUB]
+    data = await _read_body(request, MAX_PUSH_BYTES)
+    from protocol.frame import peek_header
+
+    station = str(peek_header(data).get("signer", ""))
+    doc = open_document(data, kind="reconcile-request", recipient=hub.hub_id, verify_key=hub.verify_key)
+    body = doc.body
+    if not isinstance(body, dict) or not isinstance(body.get("at_ms"), int):
+        raise MalformedError("reconcile request body is malformed")
+    if abs(int(body["at_ms"]) - hub.clock()) > PULL_WINDOW_MS:
+        raise Refused("reconcile request is stale or from a clock far off; check the station's clock", code="stale")
+    answer = reconcile_step(hub, request.app[RECONCILE_CACHE], station, body)
+    return web.Response(body=answer, content_type="application/vnd.sanji.document")
+
+
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub.open(app[CONFIG].folder)
     app[HUB] = hub
+    # A serving hub keeps its working set in SQLite's page cache (up to 64 MB, allocated as used) rather
+    # than the default 2 MB: with hundreds of stations the index pages of every table are hot.
+    hub.store.conn.execute(f"PRAGMA cache_size=-{SERVE_CACHE_KIB}")
+    committer = Committer(hub.store.conn)
+    committer.start()
+    app[COMMITTER] = committer
     yield
+    await committer.stop()
     hub.close()
 
 
@@ -165,26 +214,10 @@ def create_app(config: HubConfig, *, extra_contexts: list[Context] | None = None
     app.router.add_post("/v1/sync/push", push)
     app.router.add_get("/v1/sync/pull", pull)
     app.router.add_post("/v1/enroll", enrol)
-    app.router.add_get("/", dashboard_placeholder)
+    add_blob_routes(app)  # photos and scans: resumable chunked uploads (hub/blobs.py)
+    app[RECONCILE_CACHE] = TreeCache()
+    app.router.add_post("/v1/reconcile", reconcile)
+    add_dashboard_routes(app)  # the operator dashboard at / (hub/dashboard.py)
+    add_metrics(app)  # GET /metrics, Prometheus text format (hub/metrics.py)
     return app
 
-
-async def dashboard_placeholder(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    from hub.operations import status
-
-    s = status(hub)
-    rows = "".join(
-        f"<tr><td>{st['code']}</td><td>{st['tier']}</td><td>{st['last_seen'] or '从未'}</td>"
-        f"<td>{st['applications']}</td><td>{'已吊销' if st['revoked'] else ''}</td></tr>"
-        for st in s["stations"]  # type: ignore[attr-defined]
-    )
-    html = (
-        "<!doctype html><html lang='zh-CN'><meta charset='utf-8'><title>三级 Sanji 区行政审批局</title>"
-        f"<h1>{hub.name} · 同步概况</h1>"
-        f"<p>办件 {s['applications']} · 冲突 {s['conflicts']} · 隔离 {s['quarantined']} · "
-        f"拒收 {s['rejected_batches']}</p>"
-        "<table border=1><tr><th>站点</th><th>层级</th><th>最近同步</th><th>办件</th><th></th></tr>"
-        f"{rows}</table><p>（完整的运维界面与登录见后续版本 / the full operator dashboard is not built yet）</p>"
-    )
-    return web.Response(text=html, content_type="text/html")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hub import enrollment, operations
+from hub import blobindex, enrollment, operations
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
@@ -18,6 +18,7 @@ from protocol.document import sign_document
 from protocol.errors import RemoteProtocolError
 from replica.errors import Refused
 from replica.output import EXIT_REFUSED, emit
+from sync.inspection import PAUSED_LABEL
 
 TIER_NAMES = {"township": "镇", "street": "街道", "village": "村", "community": "社区", "field": "踏勘设备"}
 
@@ -68,6 +69,17 @@ def add_parser(sub: Any) -> None:
     cmd("status", "the sync picture")
     p = cmd("conflicts", "open conflicts")
     p.add_argument("--all", action="store_true", help="include resolved ones")
+    p = cmd("reconcile", "run the nightly job now: warnings, statistics, backup, compaction, anti-entropy report")
+    p.add_argument("--csv", type=Path, help="also write the per-station statistics as CSV")
+    p.add_argument("--no-backup", action="store_true", help="skip the rotated backup")
+    p = cmd("backup", "a consistent copy of the hub while it serves")
+    p.add_argument("--out", type=Path, required=True)
+    p = cmd("restore", "replace the hub's data with a backup (the hub must be stopped)")
+    p.add_argument("--from", dest="source", type=Path, required=True)
+    p = cmd("inspect", "assign an on-site inspection of an application to a field device")
+    p.add_argument("number")
+    p.add_argument("--inspector", required=True, help="the field device's station code")
+    p.add_argument("--due", help="YYYY-MM-DD; default 5 working days from today")
     p = cmd("show", "one application in full")
     p.add_argument("number")
     p.add_argument("--reveal", action="store_true")
@@ -163,8 +175,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     hub = _hub(args)
     accepted = duplicates = 0
     rejected: list[dict[str, str]] = []
+    blob_files: list[Path] = []
     for path in _files(args.paths):
         data = path.read_bytes()
+        if blobindex.is_blob_file(data):
+            blob_files.append(path)  # after the batches: a blob needs its report at the hub first
+            continue
         if data.startswith(b"SJC1"):
             try:
                 enrollment.accept_claim(hub, data)
@@ -180,8 +196,11 @@ def cmd_import(args: argparse.Namespace) -> int:
             duplicates += 1
         else:
             rejected.append({"file": str(path), "reason": f"{ack.result.value}: {ack.reason}"})
-    out = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
-    emit(out, args.json, lambda d: f"导入批次 {accepted}，重复 {duplicates}，拒收 {len(rejected)}"
+    blobs, blob_dups, blob_rejected = blobindex.import_files(hub, blob_files)
+    rejected += blob_rejected
+    out = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "blobs": blobs,
+           "blob_duplicates": blob_dups}
+    emit(out, args.json, lambda d: f"导入批次 {accepted}，重复 {duplicates}，照片 {blobs}，拒收 {len(rejected)}"
          + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in rejected))
     return EXIT_REFUSED if rejected else 0
 
@@ -215,6 +234,11 @@ def cmd_export(args: argparse.Namespace) -> None:
         name = args.out / f"{args.station}_receipts_{hashlib.sha256(doc).hexdigest()[:12]}.sjd"
         name.write_bytes(doc)
         files.append(str(name))
+    held = blobindex.held_document(hub, args.station)  # lets a USB-only field device purge its photos
+    if held is not None:
+        name = args.out / f"{args.station}_blobs_held_{hashlib.sha256(held).hexdigest()[:12]}.sjd"
+        name.write_bytes(held)
+        files.append(str(name))
     emit({"files": files}, args.json, lambda d: "已写出:\n" + "\n".join(f"  {f}" for f in files))
 
 
@@ -234,7 +258,7 @@ def cmd_applications(args: argparse.Namespace) -> None:
 
 def _apps_text(d: dict[str, Any]) -> str:
     lines = [f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  受理 {a['accepted_at']}"
-             f"  时限 {a['due_date']}" for a in d["applications"]]
+             f"  时限 {PAUSED_LABEL if a.get('paused') else a['due_date']}" for a in d["applications"]]
     return "\n".join(lines) or "（无办件）"
 
 
@@ -251,7 +275,8 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 def _status_text(d: dict[str, Any]) -> str:
     lines = [f"{d['name']} ({d['hub_id']}) 事项目录 v{d['catalogue_version']}",
-             f"办件 {d['applications']}  冲突 {d['conflicts']}  隔离 {d['quarantined']}  拒收 {d['rejected_batches']}"]
+             f"办件 {d['applications']}  冲突 {d['conflicts']}  隔离 {d['quarantined']}  拒收 {d['rejected_batches']}"
+             f"  缺照片 {d.get('missing_blobs', 0)}"]
     for s in d["stations"]:
         flag = " 已吊销" if s["revoked"] else ("" if s["enrolled"] else " 未接入")
         lines.append(f"  {s['code']:<16} {TIER_NAMES.get(s['tier'], s['tier']):<4} 最近 {s['last_seen'] or '从未'}"
@@ -276,3 +301,64 @@ def cmd_show(args: argparse.Namespace) -> None:
     hub = _hub(args)
     emit(operations.show(hub, args.number, reveal=args.reveal), args.json,
          lambda d: json.dumps(d, ensure_ascii=False, indent=2, default=str))
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from hub import nightly
+
+    hub = _hub(args)
+    out = nightly.run(hub, "on-demand", do_backup=not args.no_backup)
+    if args.csv:
+        args.csv.write_text(nightly.report_csv(out["report"]), encoding="utf-8")
+    result = {k: out[k] for k in ("stations_checked", "divergent", "repaired", "overdue", "report")}
+    emit(result, args.json, _report_text)
+    if out["outcome"] == "integrity_failed":
+        print(f"sanji: the hub database failed its integrity check ({out['report']['integrity']}); "
+              "stop the hub and restore from a backup", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _report_text(d: dict[str, Any]) -> str:
+    r = d["report"]
+    if "warnings" not in r:
+        return (f"夜间任务 {r['generated_at']}  数据库检查失败: {r['integrity']}\n"
+                "请停机并从备份恢复（见 README 灾难恢复）")
+    w = r["warnings"]
+    lines = [f"夜间任务 {r['generated_at']}  数据库检查: {r['integrity']}",
+             f"对账站点 {d['stations_checked']}，发现不一致 {d['divergent']}，已修复 {d['repaired']}",
+             f"红色预警（超期）{len(w['red'])} 件，黄色预警（临期）{len(w['yellow'])} 件，容缺材料逾期 "
+             f"{len(w['materials_overdue'])} 项"]
+    lines += [f"  红 {x['number']} {x['item']} 时限 {x['due_date']}" for x in w["red"][:20]]
+    lines += [f"  黄 {x['number']} {x['item']} 时限 {x['due_date']}" for x in w["yellow"][:20]]
+    for s in r["statistics"]["per_station"]:
+        lines.append(f"  {s['station']:<16} 受理 {s['accepted']}（今日 {s['accepted_today']}） 办结 {s['completed']}"
+                     f" 按时率 {s['on_time_rate'] if s['on_time_rate'] is not None else '-'}")
+    if r["not_seen"]:
+        lines.append("多日未同步: " + ", ".join(str(x["station"]) for x in r["not_seen"]))
+    if r.get("backup"):
+        lines.append(f"备份: {r['backup']}")
+    return "\n".join(lines)
+
+
+def cmd_backup(args: argparse.Namespace) -> None:
+    from hub import nightly
+
+    hub = _hub(args)
+    size = nightly.backup(hub, args.out)
+    emit({"file": str(args.out), "bytes": size}, args.json, lambda d: f"已备份到 {d['file']}（{d['bytes']} 字节）")
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    from hub.restore import restore
+
+    out = restore(args.dir, args.source)
+    emit(out, args.json, lambda d: f"已从 {d['from']} 恢复。各站下次同步与夜间对账会补回备份之后的数据。")
+
+
+def cmd_inspect(args: argparse.Namespace) -> None:
+    from hub.inspection import assign
+
+    out = assign(_hub(args), args.number, args.inspector, args.due)
+    emit(out, args.json, lambda d: f"已安排踏勘 {d['number']} → {d['inspector']}，任务 {d['task']}，"
+         f"须于 {d['due']} 前完成；办件{PAUSED_LABEL}")

@@ -24,6 +24,7 @@ from protocol.enrolment import (
 from protocol.errors import MalformedError, RemoteProtocolError
 from protocol.keys import key_id
 from replica.errors import Refused
+from sync.numbering import is_station_code
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -33,8 +34,8 @@ TOKEN_TTL_MS = 14 * 86_400_000
 
 
 class EnrolmentError(RemoteProtocolError):
-    status = 403
-    code = "enrolment_refused"
+    default_status = 403
+    default_code = "enrolment_refused"
 
 
 def token_hash(token: str) -> bytes:
@@ -45,8 +46,9 @@ def register(hub: Hub, *, station: str, name: str, tier: str, parent: str = "", 
     """Register (or re-register) a station and issue a fresh one-time token for it."""
     if tier not in STATION_TIERS:
         raise Refused(f"unknown tier {tier!r}; use one of {', '.join(STATION_TIERS)}")
-    if not station or len(station) > 64 or not station.isprintable() or station == hub.hub_id:
-        raise Refused(f"station code {station!r} is not usable")
+    if not is_station_code(station) or station == hub.hub_id:
+        raise Refused(f"station code {station!r} is not usable: use letters and digits in parts joined by '-', "
+                      "such as 360802-T01-05, different from the hub's own id")
     if parent:
         p = hub.store.station(parent)
         if p is None:
@@ -59,6 +61,11 @@ def register(hub: Hub, *, station: str, name: str, tier: str, parent: str = "", 
     now = hub.clock()
     with hub.store.transaction():
         hub.store.add_station(station, name, tier, parent, now)
+        # Only the newest token works: one issued earlier and still lying around in a drawer or an
+        # old message must not be able to take the station over later.
+        for thash, _expires, used in hub.store.tokens_for(station):
+            if used is None:
+                hub.store.use_token(thash, now)
         hub.store.add_token(token_hash(token), station, tier, now + ttl_ms)
     hub.forget_tiers()
     return token

@@ -17,36 +17,90 @@ from sync.change import Change
 
 if TYPE_CHECKING:
     from hub.service import Hub
+    from hub.store import Station as StationRow
+    from replica.records import Run
 
 PAGE_LIMIT = 2000
 
 
-def recipients(hub: Hub, change: Change, application: str) -> set[str]:
-    row = hub.store.conn.execute(
-        "SELECT station, item FROM applications WHERE id=?", (application,)
-    ).fetchone()
-    if row is None:
+class Lookup:
+    """What ingest and fan-out ask of the hub's records while a batch is applied: answered from the
+    batch's :class:`~replica.records.Run` for records it has touched (so a later change sees what an
+    earlier one did), else from the store. Station rows and deciding tiers are looked up once per
+    batch. Use one per batch: it does not notice stations or catalogue releases changing under it."""
+
+    def __init__(self, hub: Hub, run: Run | None = None) -> None:
+        self.hub = hub
+        self.run = run
+        self._stations: dict[str, StationRow | None] = {}
+        self._decided: dict[str, str] = {}
+        self._owners: dict[str, tuple[str, str] | None] = {}
+
+    def values(self, entity: str, rec_id: str) -> dict[str, object]:
+        if self.run is not None:  # the run's cache: records it touched, prefetched, or loaded before
+            return self.run.values(entity, rec_id)
+        return self.hub.records.values(entity, rec_id)
+
+    def owner(self, application: str) -> tuple[str, str] | None:
+        """(station, item) of an application as the ``applications`` projection shows it, or None."""
+        if self.run is not None and self.run.holds("application", application):
+            vals = self.run.values("application", application)
+            return str(vals.get("station")), str(vals.get("item"))
+        if application in self._owners:
+            return self._owners[application]
+        row = self.hub.store.conn.execute(
+            "SELECT station, item FROM applications WHERE id=?", (application,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def prefetch_owners(self, applications: Iterable[str]) -> None:
+        """Read the owners of these applications in a few queries (valid until the run touches them)."""
+        ids = sorted(set(applications) - self._owners.keys())
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            self._owners.update(dict.fromkeys(part))
+            for app, station, item in self.hub.store.conn.execute(
+                f"SELECT id, station, item FROM applications WHERE id IN ({','.join('?' * len(part))})", part
+            ):
+                self._owners[str(app)] = (str(station), str(item))
+
+    def station(self, code: str) -> StationRow | None:
+        if code not in self._stations:
+            self._stations[code] = self.hub.store.station(code)
+        return self._stations[code]
+
+    def decided_at(self, item: str) -> str:
+        if item not in self._decided:
+            self._decided[item] = self.hub.decided_at(item)
+        return self._decided[item]
+
+
+def recipients(hub: Hub, change: Change, application: str, lookup: Lookup | None = None) -> set[str]:
+    look = lookup or Lookup(hub)
+    found = look.owner(application)
+    if found is None:
         return set()
-    station_code, item = str(row[0]), str(row[1])
+    station_code, item = found
     out: set[str] = set()
     if change.entity in ("task", "report"):
         task_id = change.id if change.entity == "task" else str(change.fields.get("task", change.id))
-        inspector = hub.records.values("task", task_id).get("inspector")
+        inspector = look.values("task", task_id).get("inspector")
         if isinstance(inspector, str):
             out.add(inspector)
     out.add(station_code)
-    station = hub.store.station(station_code)
-    if station is not None and station.parent and hub.decided_at(item) in ("township", "street"):
+    station = look.station(station_code)
+    if station is not None and station.parent and look.decided_at(item) in ("township", "street"):
         out.add(station.parent)
     out.discard(change.origin)
     out.discard(hub.hub_id)
     return out
 
 
-def fan_out(hub: Hub, logged: Iterable[tuple[int, Change, str]]) -> None:
+def fan_out(hub: Hub, logged: Iterable[tuple[int, Change, str]], lookup: Lookup | None = None) -> None:
     """Add newly logged changes to the feeds of the stations that may see them."""
+    look = lookup or Lookup(hub)
     for rowid, change, application in logged:
-        for station in recipients(hub, change, application):
+        for station in recipients(hub, change, application, look):
             hub.store.add_to_feed(station, rowid)
 
 
@@ -69,8 +123,10 @@ def feed_page(hub: Hub, station_code: str, *, after: int, catalogue_version: int
         "changes": changes,
         "origins": origins,
         "catalogue": release[1] if release is not None and release[0] > catalogue_version else None,
-        "revoked": [s.code for s in hub.store.stations() if s.revoked],
+        "revoked": [str(r[0]) for r in hub.store.conn.execute(
+            "SELECT code FROM stations WHERE revoked=1 ORDER BY code")],
         "hub_ms": hub.clock(),
+        "generation": str(hub.store.get_meta("generation", "")),
     }
     seal_pub = station.seal_pub
     return sign_document(

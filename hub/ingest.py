@@ -12,10 +12,13 @@ A failure anywhere in 3–4 rolls the whole batch back: it is never half-applied
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hub.feed import fan_out
+from hub.feed import Lookup, fan_out
 from protocol.batch import VerifiedBatch, open_batch_changes, verify_batch
 from protocol.codec import pack
 from protocol.document import sign_document
@@ -24,7 +27,7 @@ from replica.ids import iso_from_ms
 from sync.change import Change
 from sync.hlc import HUB_QUARANTINE_AHEAD_MS
 from sync.ingest import admit, read_change
-from sync.model import Actor, RecordContext
+from sync.model import FIXED_FIELDS, Actor, RecordContext
 from sync.session import AckResult, Cursor, Verdict, classify
 
 if TYPE_CHECKING:
@@ -51,19 +54,37 @@ class FrameAck:
         }
 
 
-def ingest_frame(hub: Hub, frame: bytes, *, source: str) -> FrameAck:
+def ingest_frame(hub: Hub, frame: bytes, *, source: str,
+                 atomic: Callable[[], AbstractContextManager[object]] | None = None) -> FrameAck:
+    """Take one frame. ``atomic`` makes each write all-or-nothing: by default a transaction of its own;
+    the group committer (``hub/committer.py``) passes a savepoint inside its shared transaction."""
+    atomic = atomic or hub.store.transaction
     now = hub.clock()
+    _fresh_tiers(hub)
     try:
         vb = verify_batch(frame, recipient=hub.hub_id, verify_key=hub.verify_key)
     except RemoteProtocolError as exc:
         origin = _claimed_origin(frame)
-        with hub.store.transaction():
+        with atomic():
             hub.store.reject(source, origin, f"{exc.code}: {exc}", now)
             if exc.code == "revoked":
                 hub.store.alert("revoked_station_sent", origin, str(exc), now)
         return FrameAck(b"", origin, AckResult.REJECTED, reason=f"{exc.code}: {exc}", status=exc.status)
-    with hub.store.transaction():
+    with atomic():
         return _ingest_verified(hub, vb, frame, source=source, now=now)
+
+
+_DATA_VERSION: weakref.WeakKeyDictionary[Hub, int] = weakref.WeakKeyDictionary()
+
+
+def _fresh_tiers(hub: Hub) -> None:
+    """Another process (a USB import while serving) may have enrolled stations: read tiers afresh, but
+    only when another connection has committed since we last looked (SQLite's ``data_version`` moves
+    only then), not every station's row for every frame."""
+    version = int(hub.store.conn.execute("PRAGMA data_version").fetchone()[0])
+    if _DATA_VERSION.get(hub) != version:
+        hub.forget_tiers()
+        _DATA_VERSION[hub] = version
 
 
 def _claimed_origin(frame: bytes) -> str:
@@ -90,9 +111,14 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
         return FrameAck(bhash, h.origin, AckResult.DUPLICATE, cursor.next_seq, receipt=kept[1] if kept else b"")
     if decision.verdict is Verdict.GAP:
         return FrameAck(bhash, h.origin, AckResult.GAP, decision.expected_seq, reason=decision.reason)
+    if decision.verdict is Verdict.FORK and _all_held_identically(hub, vb):
+        # Re-cut boundaries over changes we already hold byte for byte (a station that rebuilt its
+        # outbox, or a repair that ran first): nothing contradicts, so it is a duplicate.
+        return FrameAck(bhash, h.origin, AckResult.DUPLICATE, cursor.next_seq)
     if decision.verdict is Verdict.FORK:
         # Authentic but contradicting what we hold: keep it whole, raise the alarm, move nothing.
-        if store.batch_receipt(bhash) is None:
+        already = store.conn.execute("SELECT 1 FROM quarantine WHERE batch=? AND whole_batch=1", (bhash,)).fetchone()
+        if already is None:
             store.quarantine(h.origin, h.epoch, h.first_seq, bhash, frame, f"fork: {decision.reason}", now,
                              whole_batch=True)
             store.alert("fork", h.origin, f"epoch {h.epoch} seqs {h.first_seq}-{h.last_seq}: {decision.reason}", now)
@@ -108,21 +134,31 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
         raw_changes = []
         held = h.count
     actor = Actor(h.origin, hub.tiers().get(h.origin, "field"))
+    # Apply as we go, so a later change in the batch sees the record an earlier one created; the run
+    # keeps merged records in memory and writes each one once, when the batch is done.
+    run = hub.records.run()
+    look = Lookup(hub, run)
+    keys = [(r[4], r[5]) for r in raw_changes if isinstance(r, list) and len(r) == 8
+            and isinstance(r[4], str) and isinstance(r[5], str)]
+    run.prefetch(keys)
+    look.prefetch_owners(rec_id for entity, rec_id in keys if entity == "application")
     for offset, raw in enumerate(raw_changes):
         seq = h.first_seq + offset
         adm = read_change(raw, origin=h.origin, epoch=h.epoch, seq=seq)
         if adm.admitted and adm.change is not None:
-            adm = admit(adm.change, actor=actor, context=_context(hub, adm.change, admitted),
+            adm = admit(adm.change, actor=actor, context=_context(hub, adm.change, admitted, look),
                         hub_wall_ms=now, max_ahead_ms=HUB_QUARANTINE_AHEAD_MS)
         if adm.admitted and adm.change is not None:
             admitted.append(adm.change)
-            # Apply as we go, so a later change in the batch sees the record an earlier one created.
-            result = hub.records.apply([adm.change])
-            fan_out(hub, result.logged)
-            hub.observe_hlc(adm.change.hlc)
+            entry = run.add(adm.change)
+            if entry is not None:
+                fan_out(hub, [entry], look)
         else:
             store.quarantine(h.origin, h.epoch, seq, bhash, pack(raw), adm.reason, now)
             held += 1
+    run.finish()
+    if admitted:
+        hub.observe_hlc(max(c.hlc for c in admitted))
     result_name = AckResult.APPLIED if held == 0 else AckResult.QUARANTINED
     receipt = sign_document(
         "receipt",
@@ -138,6 +174,26 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
                     quarantined=held, reason="" if held == 0 else f"{held} change(s) held for review")
 
 
+def _all_held_identically(hub: Hub, vb: VerifiedBatch) -> bool:
+    """True when every change of the batch is already held with exactly the same content."""
+    h = vb.header
+    try:
+        raw_changes = open_batch_changes(vb, unseal_key=_unseal(hub))
+    except RemoteProtocolError:
+        return False
+    conn = hub.store.conn
+    for offset, raw in enumerate(raw_changes):
+        adm = read_change(raw, origin=h.origin, epoch=h.epoch, seq=h.first_seq + offset)
+        c = adm.change
+        if c is None or adm.reason:
+            return False
+        row = conn.execute("SELECT hlc, entity, rid, fields, base FROM changes WHERE origin=? AND epoch=? AND seq=?",
+                           (c.origin, c.epoch, c.seq)).fetchone()
+        if row is None or tuple(row) != (c.hlc, c.entity, c.id, pack(dict(c.fields)), pack(dict(c.base))):
+            return False
+    return True
+
+
 def _unseal(hub: Hub):  # type: ignore[no-untyped-def]
     seal_id = hub.keys.seal_key_id
 
@@ -147,28 +203,28 @@ def _unseal(hub: Hub):  # type: ignore[no-untyped-def]
     return unseal
 
 
-def _context(hub: Hub, change: Change, earlier: list[Change]) -> RecordContext | None:
+def _context(hub: Hub, change: Change, earlier: list[Change], lookup: Lookup | None = None) -> RecordContext | None:
     """Who owns the application this change touches, as the hub knows it."""
+    look = lookup or Lookup(hub)
     if change.entity == "application":
         app_id = change.id
     else:
         named = change.fields.get("application")
-        if isinstance(named, str):
-            app_id = named
-        else:
-            app_id = str(hub.records.values(change.entity, change.id).get("application", ""))
-    row = hub.store.conn.execute("SELECT station, item FROM applications WHERE id=?", (app_id,)).fetchone()
-    if row is not None:
-        station_code, item = str(row[0]), str(row[1])
+        app_id = named if isinstance(named, str) else str(look.values(change.entity, change.id).get("application", ""))
+    found = look.owner(app_id)
+    if found is not None:
+        station_code, item = found
     elif change.entity == "application" and isinstance(change.fields.get("station"), str):
         station_code, item = str(change.fields["station"]), str(change.fields.get("item", ""))
     else:
         return None
-    station = hub.store.station(station_code)
+    station = look.station(station_code)
     parent = station.parent if station is not None else None
     inspector: str | None = None
     if change.entity in ("task", "report"):
         task_id = change.id if change.entity == "task" else str(change.fields.get("task", change.id))
-        found = hub.records.values("task", task_id).get("inspector")
-        inspector = found if isinstance(found, str) else None
-    return RecordContext(station_code, parent or None, hub.decided_at(item), inspector)
+        found_inspector = look.values("task", task_id).get("inspector")
+        inspector = found_inspector if isinstance(found_inspector, str) else None
+    current = look.values(change.entity, change.id)
+    fixed = {k: v for k, v in current.items() if k in FIXED_FIELDS}
+    return RecordContext(station_code, parent or None, look.decided_at(item), inspector, fixed)

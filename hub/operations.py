@@ -8,22 +8,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hub import blobindex, inspection
 from protocol.codec import unpack
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from sync.fold import versions
 from sync.identity import mask_id, mask_phone
+from sync.inspection import PAUSED_LABEL
 from sync.workflow import STATUS_LABELS, Status, TransitionError, move_to
 
 if TYPE_CHECKING:
     from hub.service import Hub
 
-APP_COLS = "id, number, station, item, status, applicant_name, accepted_at, due_date, applicant_id, applicant_phone"
+APP_COLS = ("id, number, station, item, status, applicant_name, accepted_at, due_date, applicant_id, applicant_phone,"
+            " paused")
 
 
 def _app_row(row: tuple[object, ...], reveal: bool) -> dict[str, object]:
     d = dict(zip(("id", "number", "station", "item", "status", "applicant_name", "accepted_at", "due_date",
-                  "applicant_id", "applicant_phone"), row, strict=True))
+                  "applicant_id", "applicant_phone", "paused"), row, strict=True))
+    d["paused"] = bool(d["paused"])  # the due-date clock stands still while the application is inspected
     if not reveal:
         d["applicant_id"] = mask_id(str(d["applicant_id"] or ""))
         d["applicant_phone"] = mask_phone(str(d["applicant_phone"] or ""))
@@ -71,6 +75,7 @@ def status(hub: Hub) -> dict[str, object]:
         "stations": stations,
         "applications": hub.store.count("applications"),
         "conflicts": hub.store.count("conflicts", "resolved=0"),
+        "missing_blobs": blobindex.missing_count(hub),  # photos named by reports that the hub still lacks
         "quarantined": hub.store.count("quarantine", "state='open'"),
         "rejected_batches": rejected_total,
         "last_rejections": [
@@ -128,6 +133,12 @@ def transition(hub: Hub, number: str, to: str, note: str = "") -> dict[str, obje
     if note:
         fields["note"] = note
         base["note"] = versions(record).get("note", 0)
+    if target is Status.INSPECTING:  # the time limit stands still while the site is inspected
+        fields["paused"], base["paused"] = True, versions(record).get("paused", 0)
+    elif current == Status.INSPECTING.value:  # leaving it: lift the pause, move the due date out
+        more, more_base = inspection.resume_fields(hub, app_id, record)
+        fields.update(more)
+        base.update(more_base)
     if target in (Status.APPROVED, Status.DENIED):
         fields["decision"] = f"{STATUS_LABELS[target]}" + (f": {note}" if note else "")
         base["decision"] = versions(record).get("decision", 0)
@@ -158,9 +169,13 @@ def show(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, object]:
         report = hub.records.values("report", rec_id)
         inspections.append({"task": rec_id, "inspector": task.get("inspector"), "status": task.get("status"),
                             "due": task.get("due"), "report": report or None,
-                            "photos": list(report.get("photos", [])) if report else []})  # type: ignore[call-overload]
-    return {"id": app_id, "number": number, "status": vals.get("status"), "fields": fields,
-            "materials": materials, "events": events, "inspections": inspections}
+                            "photos": list(report.get("photos", [])) if report else [],  # type: ignore[call-overload]
+                            "missing_blobs": blobindex.missing(hub, blobindex.blobs_of(report))})
+    out = {"id": app_id, "number": number, "status": vals.get("status"), "fields": fields,
+           "materials": materials, "events": events, "inspections": inspections}
+    if vals.get("paused"):
+        out["clock"] = PAUSED_LABEL
+    return out
 
 
 def _masked(fields: object, reveal: bool) -> object:
@@ -171,4 +186,6 @@ def _masked(fields: object, reveal: bool) -> object:
         out["applicant_id"] = mask_id(str(out["applicant_id"]))
     if "applicant_phone" in out:
         out["applicant_phone"] = mask_phone(str(out["applicant_phone"]))
+    if "phone" in out:  # an inspection task carries the applicant's phone too
+        out["phone"] = mask_phone(str(out["phone"]))
     return out

@@ -1,16 +1,47 @@
-"""`sanji hub serve`: the aiohttp app on a host and port, until interrupted."""
+"""`sanji hub serve`: the aiohttp app and the nightly job, until interrupted."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
 
-from hub.app import HubConfig, create_app
+from hub import nightly
+from hub.app import HUB, HubConfig, create_app
+from hub.restore import PID_FILE
 from hub.store import HubStore
+from replica import schedule
+from replica.ids import CHINA
 
 log = logging.getLogger("sanji.hub")
+
+
+def nightly_context(when: schedule.When) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context that runs the nightly job on schedule while the app lives."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        hub = app[HUB]
+        lock = asyncio.Lock()
+
+        async def job(trigger: str) -> None:
+            async with lock:
+                try:
+                    result = nightly.run(hub, trigger)
+                    log.info("nightly run (%s): %s, overdue %d", trigger, result["outcome"], result["overdue"])
+                except Exception:
+                    log.exception("nightly run (%s) failed", trigger)
+
+        last = nightly.last_run_start(hub)
+        scheduler = schedule.start(when, job, datetime.fromtimestamp(last / 1000, CHINA) if last else None)
+        yield
+        scheduler.shutdown(wait=False)
+
+    return ctx
 
 
 def serve(folder: Path, *, host: str, port: int, nightly: str) -> None:
@@ -20,6 +51,13 @@ def serve(folder: Path, *, host: str, port: int, nightly: str) -> None:
     store.close()
     if check != "ok":
         raise RuntimeError(f"hub database failed its integrity check: {check}; restore from a backup")
-    app = create_app(HubConfig(folder=folder, host=host, port=port, nightly=nightly))
+    when = schedule.When.parse(nightly)
+    app = create_app(HubConfig(folder=folder, host=host, port=port, nightly=nightly),
+                     extra_contexts=[nightly_context(when)])
+    pid_file = folder / PID_FILE
+    pid_file.write_text(str(os.getpid()))
     print(f"Sanji hub serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    try:
+        web.run_app(app, host=host, port=port, print=None, access_log=None)
+    finally:
+        pid_file.unlink(missing_ok=True)

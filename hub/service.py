@@ -7,6 +7,7 @@ changes like any station's), and the catalogue release it currently publishes.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +31,15 @@ BUILTIN_CATALOGUE = Path(__file__).resolve().parent.parent / "sanji" / "data" / 
 CATALOGUE_VALID_DAYS = 180
 
 
+def new_generation() -> str:
+    """A fresh id for this copy of the hub's history; a restore from backup takes a new one so that
+    stations know their feed cursors no longer apply."""
+    return os.urandom(8).hex()
+
+
 class RevokedError(RemoteProtocolError):
-    status = 403
-    code = "revoked"
+    default_status = 403
+    default_code = "revoked"
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class Hub:
             store.set_meta("name", name)
             store.set_meta("hlc", 0)
             store.set_meta("seq", 0)
+            store.set_meta("generation", new_generation())
         hub = cls(folder, store, keys, clock)
         hub.publish(doc)
         return hub
@@ -174,7 +182,8 @@ class Hub:
         from hub.feed import fan_out
 
         seq, hlc = self.next_stamp()
-        change = Change(self.hub_id, 1, seq, hlc, entity, rec_id, dict(fields), dict(base))
+        epoch = int(str(self.store.get_meta("epoch", 1)))
+        change = Change(self.hub_id, epoch, seq, hlc, entity, rec_id, dict(fields), dict(base))
         result = self.records.apply([change])
         fan_out(self, result.logged)
         return change

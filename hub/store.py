@@ -97,6 +97,32 @@ def m001_hub_tables(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_nightly(db: sqlite_utils.Database) -> None:
+    # One row per anti-entropy session a station ran against us; the morning report sums them.
+    db.execute(
+        """CREATE TABLE reconciliations (
+            id INTEGER PRIMARY KEY, station TEXT NOT NULL, at_ms INTEGER NOT NULL, buckets INTEGER NOT NULL,
+            divergent INTEGER NOT NULL, repaired INTEGER NOT NULL, bytes INTEGER NOT NULL,
+            summary_match INTEGER)"""
+    )
+    # One row per run of the nightly job, whether scheduled, caught up at start-up, or on demand.
+    db.execute(
+        """CREATE TABLE nightly_runs (
+            id INTEGER PRIMARY KEY, started_ms INTEGER NOT NULL, ended_ms INTEGER, trigger TEXT NOT NULL,
+            outcome TEXT NOT NULL DEFAULT 'running', figures BLOB)"""
+    )
+    # The morning report of each run, as a packed map; the CLI and the dashboard read it from here.
+    db.execute(
+        "CREATE TABLE reports (run INTEGER PRIMARY KEY REFERENCES nightly_runs(id), day TEXT NOT NULL,"
+        " report BLOB NOT NULL)"
+    )
+    # Two offline stations can, after a restore from backup, hand out the same number; keep both and
+    # let the report flag it instead of refusing an authentic application.
+    db.execute("DROP INDEX applications_number")
+    db.execute("CREATE INDEX applications_number ON applications(number)")
+
+
 @dataclass(frozen=True)
 class Station:
     code: str

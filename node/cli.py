@@ -12,6 +12,7 @@ from node.station import Station
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
 from replica.output import EXIT_REFUSED, emit
+from sync.inspection import PAUSED_LABEL
 
 
 def add_parser(sub: Any) -> None:
@@ -30,6 +31,7 @@ def add_parser(sub: Any) -> None:
     p = cmd("serve", "the staff web UI on 127.0.0.1 and the background sync loop")
     p.add_argument("--port", type=int, default=8710)
     p.add_argument("--interval", type=float, default=30.0, help="seconds between sync rounds")
+    p.add_argument("--nightly", default="02:00", help="time of the nightly job, HH:MM")
     p = cmd("accept", "accept an application (offline is fine)")
     p.add_argument("--item")
     p.add_argument("--name")
@@ -48,12 +50,31 @@ def add_parser(sub: Any) -> None:
     p.add_argument("number")
     p.add_argument("--to", required=True)
     p.add_argument("--note", default="")
-    cmd("sync", "one sync round now: push, then pull")
+    p = cmd("sync", "one sync round now: push, then pull, then photos; then purge what the hub holds")
+    p.add_argument("--retention-days", type=int, default=None, help="keep a field device's copies this long "
+                   "after the hub has them (default 7)")
+    p = cmd("tasks", "a field device's inspection tasks")
+    p.add_argument("--reveal", action="store_true", help="show the applicant's full phone number")
+    p = cmd("report", "record an inspection report offline")
+    p.add_argument("task")
+    p.add_argument("--result", required=True, help="pass, fail or rectify (整改)")
+    p.add_argument("--finding", action="append", required=True, help="what was found on site (repeat)")
+    p.add_argument("--gps", help="LAT,LON[,ACCURACY_M]")
+    p.add_argument("--photo", action="append", type=Path, default=[], help="a photo file (repeat)")
+    p.add_argument("--signature", type=Path, help="the scanned signature of the applicant or witness")
+    p.add_argument("--check", action="append", default=[], help="N=yes|no for checklist line N (repeat)")
+    p = cmd("purge", "delete photos and citizens' details the hub already holds, after the retention period")
+    p.add_argument("--retention-days", type=int, default=7)
     p = cmd("export", "write pending batches as files to carry by hand")
     p.add_argument("--out", type=Path, required=True)
     p = cmd("import", "apply hub files carried by hand")
     p.add_argument("paths", type=Path, nargs="+")
     cmd("status", "what staff need to know")
+    cmd("reconcile", "compare this station's data with the hub's now (Merkle digests) and repair either side")
+    p = cmd("backup", "a consistent copy of this station's database")
+    p.add_argument("--out", type=Path, required=True)
+    p = cmd("restore", "put a backup back; starts a new epoch so no seq is ever reused")
+    p.add_argument("--from", dest="source", type=Path, required=True)
     p = cmd("receipts", "the hub's signed receipts for this station's batches")
 
 
@@ -77,7 +98,7 @@ def cmd_init(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     from node.server import serve
 
-    serve(args.dir, port=args.port, interval=args.interval)
+    serve(args.dir, port=args.port, interval=args.interval, nightly_at=args.nightly)
 
 
 def cmd_accept(args: argparse.Namespace) -> int:
@@ -102,7 +123,8 @@ def cmd_applications(args: argparse.Namespace) -> None:
     st = Station(args.dir)
     apps = commands.applications(st, args.status, reveal=args.reveal)
     emit({"applications": apps}, args.json, lambda d: "\n".join(
-        f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  时限 {a['due_date']}"
+        f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  "
+        f"时限 {PAUSED_LABEL if a.get('paused') else a['due_date']}"
         for a in d["applications"]) or "（无办件）")
 
 
@@ -114,11 +136,12 @@ def cmd_transition(args: argparse.Namespace) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     st = Station(args.dir)
-    result = asyncio.run(client.sync_round(st))
+    result = asyncio.run(client.sync_round(st, retention_days=args.retention_days))
     out = {"pushed": result.pushed, "pulled": result.pulled, "catalogue_version": result.catalogue_version,
-           "pending": result.pending, "refused": result.refused}
+           "pending": result.pending, "refused": result.refused, "blobs": result.blobs, "purged": result.purged}
     emit(out, args.json, lambda d: f"上传 {d['pushed']} 条变更，下载 {d['pulled']} 条，待传 {d['pending']}，"
-         f"事项目录 v{d['catalogue_version']}" + "".join(f"\n  被拒: {r}" for r in d["refused"]))
+         f"事项目录 v{d['catalogue_version']}" + "".join(f"\n  被拒: {r}" for r in d["refused"])
+         + "".join(f"\n  照片: {e}" for e in d["blobs"].get("errors", [])))
     return EXIT_REFUSED if result.refused and result.pushed == 0 else 0
 
 
@@ -200,6 +223,59 @@ def cmd_receipts(args: argparse.Namespace) -> None:
         f"变更 {b['first_seq']}-{b['last_seq']}: "
         + (f"已送达区行政审批局 {b['receipted_at']}" if b["state"] == "receipted" else f"{b['state']} {b['reason']}")
         for b in d["batches"]) or "（尚无批次）")
+
+
+def cmd_reconcile(args: argparse.Namespace) -> None:
+    from node import reconcile
+
+    st = Station(args.dir)
+    out = reconcile.reconcile(st).to_dict()
+    emit(out, args.json, lambda d: f"对账：比较 {d['buckets_compared']} 个分桶，不一致记录 {d['divergent']}，"
+         f"已修复 {d['repaired']}，传输 {d['bytes']} 字节" + (
+             "" if d["summary_match"] is not False else "\n  区局的办件统计与本站不符，请联系区局核对"))
+
+
+def cmd_backup(args: argparse.Namespace) -> None:
+    from node.epoch import backup
+
+    st = Station(args.dir)
+    size = backup(st, args.out)
+    emit({"file": str(args.out), "bytes": size}, args.json, lambda d: f"已备份到 {d['file']}（{d['bytes']} 字节）")
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    from node.epoch import restore
+
+    out = restore(args.dir, args.source)
+    emit(out, args.json, lambda d: f"已恢复，进入第 {d['epoch']} 期编号；请联网同步并对账以补回备份之后的数据")
+
+
+def cmd_tasks(args: argparse.Namespace) -> None:
+    from node import inspection
+
+    rows = inspection.tasks(Station(args.dir), reveal=args.reveal)
+    emit({"tasks": rows}, args.json, lambda d: "\n".join(
+        f"{t['task']}  {t['number']}  {t['item']} {t['item_name']}  {t['address']}  电话 {t['phone']}"
+        f"  期限 {t['due']}  {'已完成' if t['status'] == 'done' else '待踏勘'}"
+        + "".join(f"\n    {i}. {line}" for i, line in enumerate(t["checklist"], 1)) for t in d["tasks"])
+        or "（无踏勘任务）")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from node import inspection
+
+    out = inspection.report(Station(args.dir), args.task, result=args.result, findings=args.finding, gps=args.gps,
+                            photos=args.photo, signature=args.signature, checks=args.check)
+    emit(out, args.json, lambda d: f"已记录踏勘结果 {d['result']}（任务 {d['task']}），照片 {len(d['photos'])} 张，"
+         "下次同步时上传" + (f"\n  定位存疑: {d['gps_flag']}" if d["gps_flag"] else ""))
+
+
+def cmd_purge(args: argparse.Namespace) -> None:
+    from node import purge
+
+    out = purge.purge(Station(args.dir), args.retention_days)
+    emit(out, args.json, lambda d: f"已清除 {len(d['purged'])} 份踏勘记录中的个人信息，删除照片 {d['blobs_deleted']} 个"
+         f"（{d['bytes_freed']} 字节）")
 
 
 __all__ = ["Unreachable", "add_parser", "main"]

@@ -252,7 +252,7 @@ def applications(st: Station, status: str | None = None, *, reveal: bool = False
     if status is not None and status not in {s.value for s in Status}:
         raise Refused(f"unknown status {status!r}; use one of {', '.join(s.value for s in Status)}")
     sql = ("SELECT id, number, station, item, status, applicant_name, accepted_at, due_date, applicant_id,"
-           " applicant_phone FROM applications")
+           " applicant_phone, paused FROM applications")
     args: list[object] = []
     if status:
         sql += " WHERE status=?"
@@ -260,7 +260,8 @@ def applications(st: Station, status: str | None = None, *, reveal: bool = False
     out = []
     for row in st.conn.execute(sql + " ORDER BY accepted_at, number", args):
         d = dict(zip(("id", "number", "station", "item", "status", "applicant_name", "accepted_at", "due_date",
-                      "applicant_id", "applicant_phone"), row, strict=True))
+                      "applicant_id", "applicant_phone", "paused"), row, strict=True))
+        d["paused"] = bool(d["paused"])  # the due-date clock stands still during an on-site inspection
         if not reveal:
             d["applicant_id"] = mask_id(str(d["applicant_id"] or ""))
             d["applicant_phone"] = mask_phone(str(d["applicant_phone"] or ""))

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import random
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from node import client
+from node import client, nightly
 from node.station import Station
+from replica import schedule
 from replica.errors import Refused, Unreachable
+from replica.ids import CHINA
 
 log = logging.getLogger("sanji.node")
 STATION = web.AppKey("station", Station)
@@ -53,40 +56,57 @@ async def sync_loop(st: Station, interval: float) -> None:
         await asyncio.sleep(next_delay(failures, interval, rng))
 
 
-async def index(request: web.Request) -> web.Response:
-    from node.cli import status_dict
-
-    st = request.app[STATION]
-    s = status_dict(st, probe=False)
-    body = (
-        "<!doctype html><html lang='zh-CN'><meta charset='utf-8'><title>便民服务站 · 三级</title>"
-        f"<h1>{html.escape(str(s['name']))} ({html.escape(str(s['station']))})</h1>"
-        f"<p>待上传 {s['pending']} · 最近同步 {html.escape(str(s['last_sync'] or '从未'))} · "
-        f"事项目录 v{s['catalogue_version']}</p>"
-        "<p>（受理界面尚未完成，请使用 `sanji node accept` / the staff UI is not built yet）</p>"
-    )
-    return web.Response(text=body, content_type="text/html")
-
-
-def create_app(folder: Path, interval: float) -> web.Application:
+def create_app(folder: Path, interval: float, nightly_at: str = "02:00") -> web.Application:
     app = web.Application()
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         st = Station(folder)
         app[STATION] = st
         task = asyncio.create_task(sync_loop(st, interval))
+        scheduler = _nightly(st, nightly_at)
         yield
+        scheduler.shutdown(wait=False)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         st.close()
 
     app.cleanup_ctx.append(ctx)
-    app.router.add_get("/", index)
+    # The staff UI (node/ui.py). Imported here: the UI's modules import STATION from this one.
+    from node.ui import add_ui_routes
+
+    add_ui_routes(app)
     return app
 
 
-def serve(folder: Path, *, port: int, interval: float) -> None:
+def _run_nightly(folder: Path, trigger: str) -> dict[str, object]:
+    # Its own connection: a SQLite connection must not carry two threads' transactions at once.
+    own = Station(folder)
+    try:
+        return nightly.run(own, trigger)
+    finally:
+        own.close()
+
+
+def _nightly(st: Station, nightly_at: str) -> AsyncIOScheduler:
+    lock = asyncio.Lock()
+
+    async def job(trigger: str) -> None:
+        async with lock:
+            try:
+                # The job talks to the hub with its own event loop (it is the same code as the CLI's),
+                # so it runs in a worker thread; one run at a time, and SQLite serialises the writes.
+                result = await asyncio.to_thread(_run_nightly, st.folder, trigger)
+                log.info("nightly run (%s): %s", trigger, result["outcome"])
+            except Exception:
+                log.exception("nightly run (%s) failed", trigger)
+
+    last = nightly.last_run_start(st)
+    return schedule.start(schedule.When.parse(nightly_at), job,
+                          datetime.fromtimestamp(last / 1000, CHINA) if last else None)
+
+
+def serve(folder: Path, *, port: int, interval: float, nightly_at: str = "02:00") -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     st = Station(folder)
     from node.store import check
@@ -97,4 +117,4 @@ def serve(folder: Path, *, port: int, interval: float) -> None:
         raise RuntimeError(f"station database failed its integrity check: {result}; restore from a backup")
     print(f"Sanji station UI on http://127.0.0.1:{port}/ (loopback only; Ctrl-C to stop)", flush=True)
     # Loopback only: the staff PC is shared, and citizens' data must not be reachable from the LAN.
-    web.run_app(create_app(folder, interval), host="127.0.0.1", port=port, print=None, access_log=None)
+    web.run_app(create_app(folder, interval, nightly_at), host="127.0.0.1", port=port, print=None, access_log=None)

@@ -40,7 +40,8 @@ META_FIELDS = {
     "batched_seq": "last seq of the current epoch already put into an outbox batch",
     "chain": "hash of the last batch built in the current epoch",
     "feed_cursor": "how far into its hub feed this station has applied",
-    "last_sync": "ISO time of the last sync round that reached the hub",
+    "hub_generation": "the hub's generation the feed cursor refers to; a hub restored from backup has a new one",
+    "last_sync": "wall time (ms) of the last sync round that reached the hub",
     "last_error": "why the last sync round failed, or ''",
     "catalogue_warning": "why the current catalogue is not trusted to be current, or ''",
 }
@@ -73,6 +74,17 @@ def m001_node_tables(db: sqlite_utils.Database) -> None:
             id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, kind TEXT NOT NULL,
             ok INTEGER NOT NULL, pushed INTEGER NOT NULL, pulled INTEGER NOT NULL, detail TEXT NOT NULL)"""
     )
+
+
+@migrations()
+def m002_nightly(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE nightly_runs (
+            id INTEGER PRIMARY KEY, started_ms INTEGER NOT NULL, ended_ms INTEGER, trigger TEXT NOT NULL,
+            outcome TEXT NOT NULL DEFAULT 'running', figures BLOB)"""
+    )
+    db.execute("DROP INDEX applications_number")
+    db.execute("CREATE INDEX applications_number ON applications(number)")
 
 
 def open_store(folder: Path) -> sqlite_utils.Database:

@@ -12,6 +12,8 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
+from node import blobs
+from node.epoch import reissue_after_fork
 from node.station import Station
 from protocol.batch import batch_filename, build_batch, verify_batch
 from protocol.codec import pack, unpack
@@ -31,40 +33,46 @@ MAX_BATCH_BYTES = 1024 * 1024
 REQUEST_HEADER = "X-Sanji-Request"
 
 
-def build_outbox(st: Station) -> int:
-    """Put every own change not yet batched into signed, sealed batches. Returns batches made."""
+def build_outbox(st: Station, max_batches: int | None = None) -> int:
+    """Put own changes not yet batched into signed, sealed batches: all of them, or the first
+    ``max_batches`` batches' worth (the rest wait for the next call). Returns batches made."""
     made = 0
     with st.transaction():
+        code = st.code
         epoch = st.meta.int("epoch", 1)
         done = st.meta.int("batched_seq")
+        limit = -1 if max_batches is None else max_batches * MAX_BATCH_CHANGES
         rows = st.conn.execute(
-            "SELECT seq, hlc, entity, rid, fields, base FROM changes WHERE origin=? AND epoch=? AND seq>? ORDER BY seq",
-            (st.code, epoch, done),
+            "SELECT seq, hlc, entity, rid, fields, base FROM changes WHERE origin=? AND epoch=? AND seq>?"
+            " ORDER BY seq LIMIT ?",
+            (code, epoch, done, limit),
         ).fetchall()
         if not rows:
             return 0
-        wires = [[st.code, epoch, r[0], r[1], r[2], r[3], unpack(r[4]), unpack(r[5])] for r in rows]
+        wires = [[code, epoch, r[0], r[1], r[2], r[3], unpack(r[4]), unpack(r[5])] for r in rows]
         sizes = [len(r[4]) + len(r[5]) + 48 for r in rows]
         chain = st.meta.bytes("chain", bytes(32))
-        hub_seal = st.meta.bytes("hub_seal_pub")
-        for rng in plan_batches(sizes, max_count=MAX_BATCH_CHANGES, max_bytes=MAX_BATCH_BYTES):
+        seal_to = load_seal_public(st.meta.bytes("hub_seal_pub"))
+        seal_key_id, hlc, hub_id = st.meta.text("hub_seal_key_id"), st.meta.int("hlc"), st.hub_id
+        last = done
+        for rng in plan_batches(sizes, max_count=MAX_BATCH_CHANGES, max_bytes=MAX_BATCH_BYTES)[:max_batches]:
             part = wires[rng.start:rng.stop]
             first = int(str(part[0][2]))
+            last = first + len(part) - 1
             frame = build_batch(
-                origin=st.code, epoch=epoch, first_seq=first, changes=list(part), prev=chain, recipient=st.hub_id,
-                hlc=st.meta.int("hlc"), signing_key=st.keys.sign, seal_to=load_seal_public(hub_seal),
-                recipient_key=st.meta.text("hub_seal_key_id"),
+                origin=code, epoch=epoch, first_seq=first, changes=list(part), prev=chain, recipient=hub_id,
+                hlc=hlc, signing_key=st.keys.sign, seal_to=seal_to, recipient_key=seal_key_id,
             )
-            vb = verify_batch(frame, recipient=st.hub_id, verify_key=lambda s, k: st.keys.sign.public_key())
+            vb = verify_batch(frame, recipient=hub_id, verify_key=lambda s, k: st.keys.sign.public_key())
             chain = vb.frame.header_hash
             st.conn.execute(
                 "INSERT INTO outbox (hash, epoch, first_seq, last_seq, frame, state, created_ms)"
                 " VALUES (?,?,?,?,?,'pending',?)",
-                (chain, epoch, first, first + len(part) - 1, frame, st.clock()),
+                (chain, epoch, first, last, frame, st.clock()),
             )
             made += 1
         st.meta.set("chain", chain)
-        st.meta.set("batched_seq", int(str(wires[-1][2])))
+        st.meta.set("batched_seq", last)
     return made
 
 
@@ -114,6 +122,12 @@ def record_acks(st: Station, doc: Document) -> list[Ack]:
             elif result is AckResult.GAP:
                 st.conn.execute("UPDATE outbox SET reason=? WHERE hash=?", (ack.reason, bhash))
                 _requeue_from(st, bhash, ack.expected_seq)
+            elif result is AckResult.FORK:
+                st.conn.execute("UPDATE outbox SET state='rejected', reason=? WHERE hash=?",
+                                (f"fork: {ack.reason}", bhash))
+                n = reissue_after_fork(st, bhash)
+                st.meta.set("last_error", f"the hub holds other content for our seqs (restored from a backup or "
+                                          f"cloned?): {n} change(s) re-issued under epoch {st.meta.int('epoch')}")
             else:
                 st.conn.execute("UPDATE outbox SET state='rejected', reason=? WHERE hash=?",
                                 (f"{result.value}: {ack.reason}", bhash))
@@ -126,7 +140,8 @@ def _requeue_from(st: Station, bhash: bytes, expected: int) -> None:
     if row is None:
         return
     st.conn.execute(
-        "UPDATE outbox SET state='pending' WHERE epoch=? AND last_seq>=? AND state IN ('receipted', 'quarantined')",
+        "UPDATE outbox SET state='pending' WHERE epoch=? AND last_seq>=? AND state IN ('receipted', 'quarantined')"
+        " AND length(frame) > 0",  # compacted batches cannot be resent: the nightly reconciliation repairs those
         (int(row[0]), expected),
     )
 
@@ -166,6 +181,22 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
         except ModelError as exc:
             raise Refused(f"feed page carries an invalid change: {exc}") from exc
     outcome = ""
+    after = body.get("after")
+    if isinstance(after, int) and after > st.meta.int("feed_cursor"):
+        # Applying it would move the cursor past pages we never applied (a damaged file on the stick):
+        # refuse, so the missing pages are asked for again.
+        raise Refused(f"feed page starts after change {after}, but this station has applied only up to "
+                      f"{st.meta.int('feed_cursor')}; import the earlier pages first (or sync online)")
+    generation = body.get("generation")
+    if isinstance(generation, str) and generation != st.meta.text("hub_generation"):
+        # The hub was restored from a backup: its change numbering restarted, so our cursor means
+        # nothing there any more. Start the feed over; changes we already hold are skipped.
+        with st.transaction():
+            known = st.meta.text("hub_generation")
+            st.meta.set("hub_generation", generation)
+            if known:
+                st.meta.set("feed_cursor", 0)
+                return FeedResult(0, 0, True, "")
     with st.transaction():
         origins = body.get("origins")
         if isinstance(origins, dict):
@@ -204,7 +235,8 @@ def export(st: Station, out: Path) -> dict[str, object]:
         path.write_bytes(frame)
         files.append(str(path))
         changes += outgoing.last_seq - outgoing.first_seq + 1
-    return {"files": files, "changes": changes}
+    photos = blobs.export(st, out)  # after the batches that name them; sealed to the hub
+    return {"files": files + photos, "changes": changes, "blobs": len(photos)}
 
 
 def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
@@ -225,6 +257,8 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
             elif kind == "acks":
                 doc = open_document(data, kind="acks", recipient=st.code, verify_key=st.hub_key)
                 record_acks(st, doc)
+            elif kind == "blobs_held":  # the hub holds these photos: they may be purged here
+                blobs.import_held(st, data)
             else:
                 raise Refused(f"not a hub file for this station (kind {kind!r})")
             accepted += 1

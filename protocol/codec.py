@@ -9,7 +9,9 @@ comes out as a `MalformedError` or `TooLargeError`, never as a library exception
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain, compress
 from typing import NoReturn
 
 import msgpack
@@ -102,6 +104,64 @@ def _canonical(value: object, depth: int) -> object:
     raise LocalProtocolError(f"cannot encode a {kind.__name__} value canonically")
 
 
+# Leaf types msgpack encodes exactly as `_canonical` leaves them. Out-of-range ints and strs that are not
+# valid UTF-8 make msgpack raise, which sends `pack` the long way to say what is wrong.
+_PLAIN: frozenset[type] = frozenset({str, int, bool, bytes, type(None)})
+_STR: frozenset[type] = frozenset({str})
+_CHECKED: frozenset[type] = _PLAIN | {dict, list, float}
+_CONTAINERS: frozenset[type] = frozenset({dict, list})
+
+
+def _is_canonical(value: object) -> bool:
+    """True when `value` is exactly what `_canonical` would return (lists, not tuples; dict keys str and
+    sorted; finite floats; no other types; not too deep), so msgpack may encode it as it is. Looks a
+    level of the tree at a time, mostly at C speed, and copies nothing."""
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        return kind in _PLAIN or (kind is float and _is_finite(value))  # type: ignore[arg-type]
+    level: list[object] = [value]
+    dicts = kind is dict
+    depth = 0
+    while True:
+        if depth >= _PACK_MAX_DEPTH:
+            return False
+        children = _sorted_children(level) if dicts else list(chain.from_iterable(level))  # type: ignore[arg-type]
+        if children is None:
+            return False
+        kinds = set(map(type, children))
+        if kinds <= _PLAIN:
+            return True
+        if not kinds <= _CHECKED:
+            return False
+        if float in kinds and not all(_is_finite(c) for c in children if type(c) is float):
+            return False
+        dicts = dict in kinds
+        if not dicts and list not in kinds:
+            return True
+        level = list(compress(children, map(_CONTAINERS.__contains__, map(type, children))))
+        depth += 1
+
+
+def _sorted_children(level: list[object]) -> list[object] | None:
+    """The items of a level's lists and the values of its dicts; None if a dict's keys are not str or
+    not sorted."""
+    parts: list[Iterable[object]] = []
+    for node in level:
+        if type(node) is dict:
+            assert isinstance(node, dict)
+            if node:
+                if not set(map(type, node)) <= _STR:
+                    return None
+                keys = list(node)
+                if keys != sorted(keys):
+                    return None
+            parts.append(node.values())
+        else:
+            assert isinstance(node, list)
+            parts.append(node)
+    return list(chain.from_iterable(parts))
+
+
 def pack(value: object) -> bytes:
     """Encode `value` canonically.
 
@@ -109,6 +169,13 @@ def pack(value: object) -> bytes:
     with str keys; subclasses are refused so that an enum or a custom str cannot smuggle in a
     different representation. Raises `LocalProtocolError` for anything else.
     """
+    if _is_canonical(value):
+        try:
+            return msgpack.packb(
+                value, use_bin_type=True, use_single_float=False, strict_types=True, datetime=False
+            )
+        except (ValueError, TypeError, OverflowError):
+            pass  # e.g. a lone surrogate in a str: the long way below says what is wrong
     normal = _canonical(value, 0)
     try:
         return msgpack.packb(

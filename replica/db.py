@@ -45,12 +45,19 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
 
 def quick_check(db: sqlite_utils.Database) -> str:
     """``ok`` or SQLite's description of the damage. Run at start-up after an unclean stop."""
-    rows = db.conn.execute("PRAGMA quick_check").fetchall()
-    return "; ".join(str(r[0]) for r in rows)
+    return _check(db, "quick_check")
 
 
 def integrity_check(db: sqlite_utils.Database) -> str:
-    rows = db.conn.execute("PRAGMA integrity_check").fetchall()
+    return _check(db, "integrity_check")
+
+
+def _check(db: sqlite_utils.Database, pragma: str) -> str:
+    # Severe damage makes the pragma itself fail; that is a finding to report, not a crash.
+    try:
+        rows = db.conn.execute(f"PRAGMA {pragma}").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return f"database error: {exc}"
     return "; ".join(str(r[0]) for r in rows)
 
 

@@ -12,6 +12,7 @@ Every method that writes expects to run inside ``replica.db.transaction``.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from sqlite_utils import Migrations
 
 from protocol.codec import pack, unpack
 from sync.change import Change
-from sync.fold import Cell, Conflict, Record, apply_change, record_digest, record_from_wire, record_to_wire, values
+from sync.fold import Cell, Conflict, Record, apply_change, record_from_wire, record_to_wire, values
 
 migrations = Migrations("sanji.replica")
 
@@ -66,6 +67,12 @@ def m001_records_changes_projection(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_changes_by_record(db: sqlite_utils.Database) -> None:
+    # Anti-entropy fetches the changes of a few differing records; without this it scans the log.
+    db.execute("CREATE INDEX changes_record ON changes(entity, rid)")
+
+
 PROJECTED = (
     "number", "station", "item", "status", "applicant_name", "applicant_id", "applicant_phone",
     "address", "accepted_at", "due_date", "paused", "catalogue_version", "theme", "kind", "decision",
@@ -93,6 +100,51 @@ def application_of(change: Change, record: Record) -> str:
         return named
     cell = record.get("application")
     return str(cell[2]) if cell else ""
+
+
+_PROJECT_COLS = ("id", *PROJECTED, "updated_hlc")
+_PROJECT_SQL = (
+    f"INSERT INTO applications ({', '.join(_PROJECT_COLS)}) VALUES ({', '.join('?' * len(_PROJECT_COLS))})"
+    f" ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c}=excluded.{c}' for c in _PROJECT_COLS[1:])}"
+)
+
+
+_CHUNK = 500  # ids per IN (...) query
+
+
+def state_digest(entity: str, rec_id: str, state: bytes) -> bytes:
+    """``sync.fold.record_digest`` from the record's packed state, without packing it a second time:
+    the canonical encoding of ``[entity, id, wire]`` is a 3-array header followed by its elements'."""
+    return hashlib.sha256(b"\x93" + pack(entity) + pack(rec_id) + state).digest()
+
+
+_SAVE_SQL = (
+    "INSERT INTO records (entity, id, state, digest, application) VALUES (?,?,?,?,?)"
+    " ON CONFLICT (entity, id) DO UPDATE SET state=excluded.state, digest=excluded.digest,"
+    " application=excluded.application"
+)
+
+
+def _record_row(key: tuple[str, str], record: Record) -> tuple[object, ...]:
+    entity, rec_id = key
+    app = rec_id if entity == "application" else str(record.get("application", (0, "", "", 0))[2])
+    # record_to_wire with the fields in key order already, so pack finds it canonical as it is.
+    state = pack({name: list(record[name]) for name in sorted(record)})
+    return (entity, rec_id, state, state_digest(entity, rec_id, state), app)
+
+
+def _projection_row(rec_id: str, record: Record) -> list[object]:
+    row: list[object] = [rec_id]
+    get = record.get
+    for name in PROJECTED:
+        cell = get(name)
+        v = None if cell is None else cell[2]
+        if v is None:
+            row.append(0 if name == "paused" else None)
+        else:
+            row.append(int(v) if v.__class__ is bool else v)
+    row.append(max((c[0] for c in record.values()), default=0))
+    return row
 
 
 class RecordStore:
@@ -124,62 +176,22 @@ class RecordStore:
 
     def apply(self, changes: Sequence[Change]) -> Applied:
         """Log and merge ``changes``; changes already held are counted as duplicates and skipped."""
-        applied = dups = 0
-        conflicts: list[Conflict] = []
-        touched: set[tuple[str, str]] = set()
-        logged: list[tuple[int, Change, str]] = []
-        cache: dict[tuple[str, str], Record] = {}
+        run = self.run()
         for change in changes:
-            key = (change.entity, change.id)
-            record = cache[key] if key in cache else self.load(*key)
-            app = application_of(change, record)
-            cur = self.conn.execute(
-                "INSERT OR IGNORE INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base, application)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                (change.origin, change.epoch, change.seq, change.hlc, change.entity, change.id,
-                 pack(dict(change.fields)), pack(dict(change.base)), app),
-            )
-            if cur.rowcount == 0:
-                dups += 1
-                continue
-            applied += 1
-            record, found = apply_change(record, change, self.authority)
-            cache[key] = record
-            touched.add(key)
-            conflicts.extend(found)
-            logged.append((int(cur.lastrowid or 0), change, app))
-        for key in touched:
-            self._save(key, cache[key])
-        for c in conflicts:
-            self._record_conflict(c)
-        return Applied(applied, dups, tuple(conflicts), frozenset(touched), tuple(logged))
+            run.add(change)
+        return run.finish()
+
+    def run(self) -> Run:
+        """An :class:`Run`: changes applied one at a time, each touched record written once at the end."""
+        return Run(self)
 
     def _save(self, key: tuple[str, str], record: Record) -> None:
-        entity, rec_id = key
-        app = rec_id if entity == "application" else str(record.get("application", (0, "", "", 0))[2])
-        self.conn.execute(
-            "INSERT INTO records (entity, id, state, digest, application) VALUES (?,?,?,?,?)"
-            " ON CONFLICT (entity, id) DO UPDATE SET state=excluded.state, digest=excluded.digest,"
-            " application=excluded.application",
-            (entity, rec_id, pack(record_to_wire(record)), record_digest(entity, rec_id, record), app),
-        )
-        if entity == "application":
-            self._project_application(rec_id, record)
+        self.conn.execute(_SAVE_SQL, _record_row(key, record))
+        if key[0] == "application":
+            self._project_application(key[1], record)
 
     def _project_application(self, rec_id: str, record: Record) -> None:
-        vals = values(record)
-        row: list[object] = [rec_id]
-        for name in PROJECTED:
-            v = vals.get(name)
-            row.append(int(v) if isinstance(v, bool) else v)
-        row.append(max((c[0] for c in record.values()), default=0))
-        cols = ("id", *PROJECTED, "updated_hlc")
-        updates = ", ".join(f"{c}=excluded.{c}" for c in cols[1:])
-        self.conn.execute(
-            f"INSERT INTO applications ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-            f" ON CONFLICT (id) DO UPDATE SET {updates}",
-            [0 if (c == "paused" and v is None) else v for c, v in zip(cols, row, strict=True)],
-        )
+        self.conn.execute(_PROJECT_SQL, _projection_row(rec_id, record))
 
     def _record_conflict(self, c: Conflict) -> None:
         self.conn.execute(
@@ -188,6 +200,47 @@ class RecordStore:
             (c.conflict_id, c.entity, c.id, c.field, pack(list(c.winner)), pack(list(c.loser)), c.rule,
              max(c.winner[0], c.loser[0])),
         )
+
+    def refold(self) -> int:
+        """Check every record against the fold of its logged changes and rewrite the ones that differ
+        (a row deleted or altered behind our back). Returns how many were rewritten. Call inside a
+        transaction; the log is the source of truth, the records and projection are derived."""
+        fixed = 0
+        current: tuple[str, str] | None = None
+        changes: list[Change] = []
+        rows = self.conn.execute(
+            "SELECT entity, rid, origin, epoch, seq, hlc, fields, base FROM changes ORDER BY entity, rid")
+        for entity, rid, origin, epoch, seq, hlc, fields, base in [*rows, (None, None, "", 0, 0, 0, b"", b"")]:
+            if (entity, rid) != current:
+                if current is not None and changes:
+                    fixed += self._check(current, changes)
+                current, changes = (entity, rid), []
+            if entity is None:
+                break
+            f, b = unpack(fields), unpack(base)
+            assert isinstance(f, dict) and isinstance(b, dict)
+            changes.append(Change(origin, epoch, seq, hlc, entity, rid, f, b))
+        return fixed
+
+    def _check(self, key: tuple[str, str], changes: list[Change]) -> int:
+        record: Record = {}
+        for change in changes:
+            record, _ = apply_change(record, change, self.authority)
+        row = self.conn.execute("SELECT state FROM records WHERE entity=? AND id=?", key).fetchone()
+        projected = key[0] != "application" or self._projection_matches(key[1], record)
+        if row is not None and bytes(row[0]) == pack(record_to_wire(record)) and projected:
+            return 0
+        self._save(key, record)
+        return 1
+
+    def _projection_matches(self, rec_id: str, record: Record) -> bool:
+        row = self.conn.execute(f"SELECT {', '.join(PROJECTED)} FROM applications WHERE id=?", (rec_id,)).fetchone()
+        if row is None:
+            return False
+        vals = values(record)
+        want = [(int(v) if isinstance(v, bool) else v) for v in (vals.get(n) for n in PROJECTED)]
+        want = [0 if (n == "paused" and v is None) else v for n, v in zip(PROJECTED, want, strict=True)]
+        return list(row) == want
 
     def history(self, application: str) -> list[dict[str, object]]:
         """Every change to an application and its related records, oldest first: the audit trail."""
@@ -209,6 +262,88 @@ class RecordStore:
             raw = unpack(state)
             assert isinstance(raw, dict)
             yield entity, rec_id, record_from_wire(raw)
+
+
+class Run:
+    """Changes applied one at a time against one record cache: each change is logged at once (so its
+    log rowid is known and a duplicate is skipped), merged in memory, and each touched record is
+    written once by :meth:`finish`. Between changes, :meth:`values` shows the merged state so far, as
+    a reader of the records would see it had every change been written on its own."""
+
+    def __init__(self, store: RecordStore) -> None:
+        self.store = store
+        self.cache: dict[tuple[str, str], Record] = {}
+        self.touched: set[tuple[str, str]] = set()
+        self.conflicts: list[Conflict] = []
+        self.logged: list[tuple[int, Change, str]] = []
+        self.applied = self.duplicates = 0
+
+    def record(self, entity: str, rec_id: str) -> Record:
+        key = (entity, rec_id)
+        record = self.cache.get(key)
+        if record is None:
+            record = self.cache[key] = self.store.load(entity, rec_id)
+        return record
+
+    def values(self, entity: str, rec_id: str) -> dict[str, object]:
+        return values(self.record(entity, rec_id))
+
+    def holds(self, entity: str, rec_id: str) -> bool:
+        """Whether this run has touched the record (its stored row is then out of date until finish)."""
+        return (entity, rec_id) in self.touched
+
+    def add(self, change: Change) -> tuple[int, Change, str] | None:
+        """Log and merge one change; returns (log rowid, change, application), or None for a duplicate."""
+        key = (change.entity, change.id)
+        record = self.record(*key)
+        app = application_of(change, record)
+        cur = self.store.conn.execute(
+            "INSERT OR IGNORE INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base, application)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (change.origin, change.epoch, change.seq, change.hlc, change.entity, change.id,
+             pack(dict(change.fields)), pack(dict(change.base)), app),
+        )
+        if cur.rowcount == 0:
+            self.duplicates += 1
+            return None
+        self.applied += 1
+        record, found = apply_change(record, change, self.store.authority)
+        self.cache[key] = record
+        self.touched.add(key)
+        self.conflicts.extend(found)
+        entry = (int(cur.lastrowid or 0), change, app)
+        self.logged.append(entry)
+        return entry
+
+    def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Load the records these changes will touch in a few queries instead of one each."""
+        wanted = {k for k in keys if k not in self.cache}
+        by_entity: dict[str, list[str]] = {}
+        for entity, rec_id in wanted:
+            by_entity.setdefault(entity, []).append(rec_id)
+        for entity, ids in by_entity.items():
+            for i in range(0, len(ids), _CHUNK):
+                part = ids[i:i + _CHUNK]
+                for rec_id, state in self.store.conn.execute(
+                    f"SELECT id, state FROM records WHERE entity=? AND id IN ({','.join('?' * len(part))})",
+                    [entity, *part],
+                ):
+                    raw = unpack(state)
+                    assert isinstance(raw, dict)
+                    self.cache[(entity, rec_id)] = record_from_wire(raw)
+        for key in wanted:
+            self.cache.setdefault(key, {})
+
+    def finish(self) -> Applied:
+        """Write every touched record (and application projection) once; record the conflicts found."""
+        conn = self.store.conn
+        conn.executemany(_SAVE_SQL, [_record_row(key, self.cache[key]) for key in self.touched])
+        conn.executemany(_PROJECT_SQL, [_projection_row(key[1], self.cache[key]) for key in self.touched
+                                        if key[0] == "application"])
+        for c in self.conflicts:
+            self.store._record_conflict(c)
+        return Applied(self.applied, self.duplicates, tuple(self.conflicts), frozenset(self.touched),
+                       tuple(self.logged))
 
 
 def cell_to_json(cell: Cell) -> dict[str, object]:

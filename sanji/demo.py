@@ -198,14 +198,54 @@ class Story:
         self.say(f"hub's feed and signed receipts carried back ({len(back['files'])} files); "
                  f"duankou pending now {status['pending']}: 已送达区行政审批局")
 
+        self.inspection()
+
         self.step("汇总 / the sync picture")
-        self.hub_up()
         s = self.sanji("hub", "status", str(r / "hub"))
         self.say(f"applications {s['applications']}, open conflicts {s['conflicts']}, quarantined {s['quarantined']}, "
                  f"rejected batches {s['rejected_batches']}")
         for st in s["stations"]:
             self.say(f"  {st['code']:<14} {st['tier']:<9} applications {st['applications']}  "
                      f"last seen {st['last_seen'] or 'never'}")
+
+    def inspection(self) -> None:
+        """A field device receives a task, records a report with photos offline, syncs, and purges."""
+        r, hub = self.root, str(self.root / "hub")
+        self.step("现场踏勘：区局派单，踏勘设备离线记录 / an on-site inspection, recorded offline with photos")
+        self.hub_up()
+        token = self.sanji("hub", "enroll", hub, "--station", "360802-F01", "--name", "区局踏勘一号",
+                           "--tier", "field")["token"]
+        self.sanji("node", "init", str(r / "inspector"), "--hub", self.url, "--token", token)
+        number = self.accept("duankou", 6, ITEM_PROMISED)["number"]
+        self.sanji("node", "sync", str(r / "duankou"))
+        self.sanji("hub", "transition", hub, number, "--to", "under_review")
+        task = self.sanji("hub", "inspect", hub, number, "--inspector", "360802-F01")
+        self.say(f"hub assigns {number} to field device 360802-F01 (due {task['due']}): 踏勘, 时限暂停")
+        self.sanji("node", "sync", str(r / "inspector"))
+        self.hub_down()
+        camera = r / "camera"
+        camera.mkdir()
+        shots = []
+        for i, size in enumerate((700_000, 300_000)):  # stand-ins for photos: only their hashes matter
+            (camera / f"IMG_{i + 1:04d}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(size))
+            shots += ["--photo", str(camera / f"IMG_{i + 1:04d}.jpg")]
+        rep = self.sanji("node", "report", str(r / "inspector"), task["task"], "--result", "pass",
+                         "--finding", "房屋老旧，家庭收入情况属实", "--gps", "27.1167,114.9833,8", *shots)
+        self.say(f"offline on site: report recorded, {len(rep['photos'])} photos kept by SHA-256 "
+                 f"({', '.join(h[:12] + '…' for h in rep['photos'])})")
+        self.hub_up()
+        res = self.sanji("node", "sync", str(r / "inspector"), "--retention-days", "0")
+        self.say(f"back online: report pushed first ({res['pushed']} changes), then photos in 256 KiB chunks "
+                 f"({res['blobs']['sent_chunks']} chunks, {res['blobs']['complete']} photos verified at the hub)")
+        missing = self.sanji("hub", "show", hub, number)["inspections"][0]["missing_blobs"]
+        self.say(f"hub show: report and photo hashes listed, photos missing at the hub: {len(missing)}")
+        self.sanji("hub", "transition", hub, number, "--to", "approved", "--note", "踏勘属实")
+        self.sanji("node", "sync", str(r / "duankou"))
+        st = next(a for a in self.sanji("node", "applications", str(r / "duankou"))["applications"]
+                  if a["number"] == number)
+        self.say(f"hub approves; duankou sees {number}: {st['status']}, due date {st['due_date']}")
+        self.say(f"the device purged its photos and the citizen's address and phone "
+                 f"({len(res['purged']['purged'])} report; retention 0 days for the demo, 7 by default)")
 
 
 def run_demo(root: Path, *, once: bool, port: int) -> int:
@@ -222,7 +262,8 @@ def run_demo(root: Path, *, once: bool, port: int) -> int:
     print(f"三级 Sanji demo: a district on this machine, in {root}")
     try:
         story.tell()
-        print(f"\nDashboard: {story.url}/   (sync picture; the full operator dashboard is not built yet)")
+        print(f"\nDashboard: {story.url}/   (log in after `sanji hub add-operator {root / 'hub'} --user NAME`)")
+        print(f"Station window: sanji node serve {root / 'gangtang'} --port 8710, then http://127.0.0.1:8710/")
         print(f"Try: sanji hub status {root / 'hub'}   ·   sanji node status {root / 'gangtang'}")
         if once:
             return 0

@@ -53,7 +53,7 @@ def admit(
         )
     if context is None:
         return Admission(change, f"{change.entity} {change.id} refers to an application the hub does not hold")
-    reason = authorize(change.entity, change.fields, roles_of(actor, context))
+    reason = authorize(change.entity, change.fields, roles_of(actor, context), context.fixed)
     if reason is not None:
         return Admission(change, f"outside the station's rights: {reason}")
     return Admission(change, "")

@@ -18,7 +18,7 @@ with fresh ids, so together they form grow-only sets.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 MATERIAL_PREFIX = "m."
@@ -43,6 +43,7 @@ class Kind(Enum):
     TEXT_LIST = "text_list"
     GPS = "gps"  # [lat, lon, accuracy_m]
     CHECKLIST = "checklist"  # {item: bool}
+    SCORE = "score"  # 好差评: an integer from 1 (very bad) to 5 (very good)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ TASK: dict[str, FieldSpec] = {
     "address": _f(T, DE),
     "phone": _f(T, DE),
     "checklist": _f(Kind.TEXT_LIST, DE),
+    "number": _f(T, DE),  # the application's 办件编号, so the inspector can name it without the application
 }
 
 REPORT: dict[str, FieldSpec] = {
@@ -111,11 +113,12 @@ REPORT: dict[str, FieldSpec] = {
     "photos": _f(Kind.TEXT_LIST, IN),
     "signature": _f(T, IN),
     "recorded_at": _f(T, IN),
+    "gps_flag": _f(T, IN),  # why the position looks implausible ("" or absent when it does not)
 }
 
 RATING: dict[str, FieldSpec] = {
     "application": _f(T, ST),
-    "score": _f(NUM, ST),
+    "score": _f(Kind.SCORE, ST),
     "comment": _f(T, ST),
 }
 
@@ -126,6 +129,11 @@ ENTITIES: dict[str, dict[str, FieldSpec]] = {
     "report": REPORT,
     "rating": RATING,
 }
+
+# Fixed once written: who took the application, what it is and under which number. Moving an
+# application to another station would hand a citizen's data to a neighbour; re-pointing an event or
+# task at another application would forge its history.
+FIXED_FIELDS = frozenset({"number", "station", "item", "catalogue_version", "kind", "accepted_at", "application"})
 
 MATERIAL_STATES = ("submitted", "deferred", "supplemented", "missing")
 REPORT_RESULTS = ("pass", "fail", "rectify")
@@ -161,6 +169,8 @@ def check_value(kind: Kind, value: object) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and -(2**53) < value < 2**53
     if kind is Kind.BOOL:
         return isinstance(value, bool)
+    if kind is Kind.SCORE:
+        return type(value) is int and 1 <= value <= 5
     if kind is Kind.MATERIAL:
         return (
             isinstance(value, list)
@@ -212,6 +222,7 @@ class RecordContext:
     station_parent: str | None  # its township or street centre, if any
     decided_at: str  # the tier that decides the item
     inspector: str | None = None  # for tasks and reports: the assigned field device
+    fixed: Mapping[str, object] = field(default_factory=dict)  # current values of the record's FIXED fields
 
 
 def roles_of(actor: Actor, ctx: RecordContext) -> frozenset[str]:
@@ -248,8 +259,14 @@ STATUS_WRITERS: dict[str, frozenset[str]] = {
 }
 
 
-def authorize(entity: str, fields: Mapping[str, object], roles: frozenset[str]) -> str | None:
-    """Field ownership: ``None`` when the roles may write every field, else the reason they may not."""
+def authorize(
+    entity: str, fields: Mapping[str, object], roles: frozenset[str], fixed: Mapping[str, object] | None = None
+) -> str | None:
+    """Field ownership: ``None`` when the roles may write every field, else the reason they may not.
+    ``fixed`` holds the record's current values of :data:`FIXED_FIELDS`, which nobody may change."""
+    for name, value in (fixed or {}).items():
+        if name in FIXED_FIELDS and name in fields and fields[name] != value:
+            return f"{entity}.{name} is fixed once written ({value!r}) and cannot become {fields[name]!r}"
     if "hub" in roles:
         return None
     for name, value in fields.items():

@@ -340,6 +340,7 @@ VALUES = {
     Kind.TEXT_LIST: st.lists(text, max_size=4),
     Kind.GPS: st.lists(st.floats(-180, 180), min_size=3, max_size=3),
     Kind.CHECKLIST: st.dictionaries(text, st.booleans(), max_size=4),
+    Kind.SCORE: st.integers(min_value=1, max_value=5),
 }
 
 

@@ -1,0 +1,247 @@
+"""The hub's photos and scans: which blobs it holds, which uploads are half done, which are missing.
+
+Blob files live under ``HUB/blobs/`` (``replica/blobstore.py``); this module keeps their index in two
+tables of its own migration set, so the hub's main schema is untouched:
+- ``blobs``: every blob the hub holds whole and verified, with who sent it and how;
+- ``blob_uploads``: uploads in progress, with the size the station signed for (the chunks are files).
+
+Records travel first: a station may upload only a blob that one of its own reports, already at the
+hub, names. That keeps the hub from storing anything nobody asked for, and gives a clear refusal
+("sync the report first") instead of orphan files. Every chunk is checked against the digest the
+station signed for it before it is stored, and the whole blob against its name once complete; a
+mismatch is refused as tampering, recorded among the rejections, and nothing of it is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from protocol.blob import KIND, MAX_BLOB_BYTES, BlobRequest, chunk_count, chunk_span, parse_request
+from protocol.codec import Limits, unpack
+from protocol.document import open_document, sign_document
+from protocol.errors import MalformedError, RemoteProtocolError
+from replica.blobstore import BlobStore
+from sync.fold import record_from_wire, values
+
+if TYPE_CHECKING:
+    from hub.service import Hub
+
+migrations = Migrations("sanji.hub.blobs")
+FILE_LIMITS = Limits(max_bytes=MAX_BLOB_BYTES + 1024 * 1024, max_str=4096, max_bin=MAX_BLOB_BYTES, max_array=16,
+                     max_map=16, max_depth=4)
+_ready: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
+
+
+@migrations()
+def m001_blob_tables(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL,
+            station TEXT NOT NULL,        -- who sent it first
+            source TEXT NOT NULL,         -- http or file:NAME
+            received_ms INTEGER NOT NULL)"""
+    )
+    db.execute(
+        """CREATE TABLE blob_uploads (
+            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, station TEXT NOT NULL, started_ms INTEGER NOT NULL)"""
+    )
+
+
+class TamperedError(RemoteProtocolError):
+    default_status = 422
+    default_code = "tampered"
+
+
+class UnreferencedError(RemoteProtocolError):
+    default_status = 403
+    default_code = "unreferenced"
+
+
+def store_of(hub: Hub) -> BlobStore:
+    """The hub's blob files, with the index tables in place. Call outside a transaction."""
+    if hub.store.db not in _ready:
+        migrations.apply(hub.store.db)
+        _ready.add(hub.store.db)
+    return BlobStore(hub.folder / "blobs")
+
+
+def blobs_of(report: dict[str, object]) -> list[str]:
+    """The blobs a report names: its photos, then its signature."""
+    photos = report.get("photos")
+    out = [p for p in photos if isinstance(p, str)] if isinstance(photos, list) else []
+    sig = report.get("signature")
+    if isinstance(sig, str) and sig:
+        out.append(sig)
+    return out
+
+
+def held(hub: Hub, sha: str) -> bool:
+    store = store_of(hub)
+    row = hub.store.conn.execute("SELECT 1 FROM blobs WHERE sha256=?", (sha,)).fetchone()
+    return row is not None and store.has(sha)
+
+
+def missing(hub: Hub, shas: list[str]) -> list[str]:
+    return [s for s in shas if not held(hub, s)]
+
+
+def missing_count(hub: Hub) -> int:
+    """Blobs named by some report at the hub that the hub does not hold yet."""
+    store_of(hub)
+    wanted: set[str] = set()
+    for (state,) in hub.store.conn.execute("SELECT state FROM records WHERE entity='report'"):
+        raw = unpack(state)
+        assert isinstance(raw, dict)
+        wanted.update(blobs_of(values(record_from_wire(raw))))
+    have = {str(r[0]) for r in hub.store.conn.execute("SELECT sha256 FROM blobs")}
+    return len(wanted - have)
+
+
+def referenced_by(hub: Hub, station: str, sha: str) -> bool:
+    """Whether a report change from ``station`` that the hub holds names ``sha``."""
+    for (fields,) in hub.store.conn.execute("SELECT fields FROM changes WHERE origin=? AND entity='report'",
+                                            (station,)):
+        raw = unpack(fields)
+        if isinstance(raw, dict) and sha in blobs_of(raw):
+            return True
+    return False
+
+
+def _require_reference(hub: Hub, station: str, sha: str) -> None:
+    if not referenced_by(hub, station, sha):
+        raise UnreferencedError(f"blob {sha[:12]}… is named by no report from {station} that the hub holds; "
+                                "sync the report first")
+
+
+def _tampered(hub: Hub, station: str, source: str, message: str) -> TamperedError:
+    with hub.store.transaction():
+        hub.store.reject(source, station, f"tampered: {message}", hub.clock())
+    return TamperedError(message)
+
+
+def _file(hub: Hub, sha: str, size: int, station: str, source: str) -> None:
+    hub.store.conn.execute(
+        "INSERT OR IGNORE INTO blobs (sha256, size, station, source, received_ms) VALUES (?,?,?,?,?)",
+        (sha, size, station, source, hub.clock()),
+    )
+    hub.store.conn.execute("DELETE FROM blob_uploads WHERE sha256=?", (sha,))
+
+
+def progress(hub: Hub, station: str, req: BlobRequest) -> dict[str, object]:
+    """What the hub holds of a blob: all of it, or which chunks of an upload of this size."""
+    store = store_of(hub)
+    _require_reference(hub, station, req.sha256)
+    count = chunk_count(req.size)
+    if held(hub, req.sha256):
+        have = list(range(count))
+    else:
+        row = hub.store.conn.execute("SELECT size FROM blob_uploads WHERE sha256=?", (req.sha256,)).fetchone()
+        have = store.held_chunks(req.sha256) if row is not None and int(row[0]) == req.size else []
+    return {"sha256": req.sha256, "size": req.size, "chunks": count, "held": [i for i in have if i < count],
+            "complete": len(have) >= count and held(hub, req.sha256)}
+
+
+def receive_chunk(hub: Hub, station: str, req: BlobRequest, data: bytes, *, source: str) -> dict[str, object]:
+    """Store one chunk after checking it against its signed digest; file the blob when all are in."""
+    store = store_of(hub)
+    _require_reference(hub, station, req.sha256)
+    if held(hub, req.sha256):
+        return progress(hub, station, req)
+    _, length = chunk_span(req.size, req.index)
+    if len(data) != length:
+        raise MalformedError(f"chunk {req.index} of {req.sha256[:12]}… has {len(data)} bytes; expected {length}")
+    if hashlib.sha256(data).hexdigest() != req.chunk_sha256:
+        raise _tampered(hub, station, source, f"chunk {req.index} of photo {req.sha256[:12]}… does not match the "
+                        "digest its station signed; refused")
+    with hub.store.transaction():
+        row = hub.store.conn.execute("SELECT size FROM blob_uploads WHERE sha256=?", (req.sha256,)).fetchone()
+        if row is not None and int(row[0]) != req.size:
+            store.drop_partial(req.sha256)  # another size was claimed before: start over with this one
+        hub.store.conn.execute(
+            "INSERT INTO blob_uploads (sha256, size, station, started_ms) VALUES (?,?,?,?)"
+            " ON CONFLICT(sha256) DO UPDATE SET size=excluded.size",
+            (req.sha256, req.size, station, hub.clock()),
+        )
+    store.put_chunk(req.sha256, req.index, data)
+    count = chunk_count(req.size)
+    if len([i for i in store.held_chunks(req.sha256) if i < count]) == count:
+        if not store.assemble(req.sha256, count):
+            with hub.store.transaction():
+                hub.store.conn.execute("DELETE FROM blob_uploads WHERE sha256=?", (req.sha256,))
+            raise _tampered(hub, station, source, f"photo {req.sha256[:12]}… does not hash to its name once "
+                            "assembled; refused and deleted")
+        with hub.store.transaction():
+            _file(hub, req.sha256, req.size, station, source)
+    return progress(hub, station, req)
+
+
+def import_file(hub: Hub, data: bytes, *, source: str) -> str:
+    """Take one sealed blob file carried by hand: ``"stored"`` or ``"duplicate"``. Raises on refusal."""
+    store = store_of(hub)
+    seal_id = hub.keys.seal_key_id
+    doc = open_document(data, kind=KIND, recipient=hub.hub_id, verify_key=hub.verify_key,
+                        unseal_key=lambda k: hub.keys.seal if k == seal_id else None, limits=FILE_LIMITS)
+    req = parse_request(doc.body)
+    if req.op != "file":
+        raise MalformedError(f"a blob file must have op 'file', not {req.op!r}")
+    if hashlib.sha256(req.data).hexdigest() != req.sha256:
+        raise _tampered(hub, doc.signer, source, f"photo {req.sha256[:12]}… in {source} does not hash to its name")
+    _require_reference(hub, doc.signer, req.sha256)
+    if held(hub, req.sha256):
+        return "duplicate"
+    store.put(req.data)
+    with hub.store.transaction():
+        _file(hub, req.sha256, req.size, doc.signer, source)
+    return "stored"
+
+
+def held_document(hub: Hub, station: str) -> bytes | None:
+    """A signed list of the blobs of ``station``'s reports that the hub holds, to carry back by hand
+    (so a device that only travels by USB also learns it may purge its copies)."""
+    store_of(hub)
+    names: set[str] = set()
+    for (fields,) in hub.store.conn.execute("SELECT fields FROM changes WHERE origin=? AND entity='report'",
+                                            (station,)):
+        raw = unpack(fields)
+        if isinstance(raw, dict):
+            names.update(blobs_of(raw))
+    have = sorted(s for s in names if held(hub, s))
+    if not have:
+        return None
+    return sign_document("blobs_held", {"station": station, "held": have}, signer=hub.hub_id, recipient=station,
+                         signing_key=hub.keys.sign)
+
+
+def is_blob_file(data: bytes) -> bool:
+    """Whether a file carried by hand is a blob (rather than a batch or a claim); unauthenticated."""
+    from protocol.frame import peek_header
+
+    try:
+        return peek_header(data).get("kind") == KIND
+    except RemoteProtocolError:
+        return False
+
+
+def import_files(hub: Hub, paths: list[Path]) -> tuple[int, int, list[dict[str, str]]]:
+    """(stored, duplicates, rejected) for blob files carried by hand. Import them after the batches:
+    a blob is taken only once the report naming it is at the hub."""
+    stored = duplicates = 0
+    rejected: list[dict[str, str]] = []
+    for path in paths:
+        try:
+            outcome = import_file(hub, path.read_bytes(), source=f"file:{path.name}")
+        except (RemoteProtocolError, OSError) as exc:
+            code = getattr(exc, "code", "unreadable")
+            rejected.append({"file": str(path), "reason": f"{code}: {exc}"})
+            continue
+        if outcome == "stored":
+            stored += 1
+        else:
+            duplicates += 1
+    return stored, duplicates, rejected

@@ -1,0 +1,226 @@
+"""The hub's side of anti-entropy with one station (the station initiates; it is often behind NAT).
+
+Scope of station S at the hub: every change S authored that the hub holds (applied or held in
+quarantine) plus every change in S's feed. The station's log should hold exactly the same set. The
+conversation, all in signed documents (the answers sealed to the station, since they carry citizens'
+data):
+1. ``merkle``: Merkle requests answered from a tree of the scope (cached for the session), until the
+   station knows which records differ;
+2. ``records``: the hub's changes for those records; the station applies the ones it lacks;
+3. ``repair``: the station's own changes the hub lacks, re-sent signed; they go through the same
+   admission as any batch (rights, clock), so nothing is overwritten silently. Changes of other
+   origins that the hub lacks cannot be authenticated one by one, so they are quarantined for an
+   operator instead of applied;
+4. ``done``: the station's figures, recorded for the morning report; the answer carries a signed
+   summary of the station's applications by status so the station can compare it with its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hub.feed import fan_out
+from protocol.codec import pack
+from protocol.document import sign_document
+from protocol.errors import MalformedError
+from protocol.keys import key_id, load_seal_public
+from replica.ids import iso_from_ms
+from replica.scope import CHANGE_COLS, Row, build_tree, keys_of, row_to_wire, select_records, wire_rows
+from sync.change import change_from_wire
+from sync.hlc import HUB_QUARANTINE_AHEAD_MS
+from sync.ingest import admit
+from sync.merkle import MerkleTree, ReconcileError, answer, request_depth
+from sync.model import Actor, ModelError
+from sync.scope import record_key
+from sync.session import Cursor
+
+if TYPE_CHECKING:
+    from hub.service import Hub
+
+OWN_SQL = f"SELECT {CHANGE_COLS} FROM changes c WHERE c.origin=?"
+FED_SQL = f"SELECT {CHANGE_COLS} FROM feed f JOIN changes c ON c.rowid=f.change WHERE f.station=? AND c.origin!=?"
+HELD_SQL = "SELECT raw FROM quarantine WHERE origin=? AND whole_batch=0 AND state!='released'"
+MAX_KEYS = 256
+
+
+@dataclass
+class TreeCache:
+    """One tree per station while its session lasts; rebuilt when the hub's data has moved on."""
+
+    trees: dict[tuple[str, int], tuple[tuple[int, int], MerkleTree]] = field(default_factory=dict)
+
+
+def _version(hub: Hub) -> tuple[int, int]:
+    a = hub.store.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM changes").fetchone()[0]
+    b = hub.store.conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
+    return int(a), int(b)
+
+
+def scope_rows(hub: Hub, station: str) -> list[Row]:
+    conn = hub.store.conn
+    rows: list[Row] = conn.execute(OWN_SQL, (station,)).fetchall()
+    rows += conn.execute(FED_SQL, (station, station)).fetchall()
+    rows += list(wire_rows(bytes(r[0]) for r in conn.execute(HELD_SQL, (station,))))
+    return rows
+
+
+def tree_for(hub: Hub, cache: TreeCache, station: str, depth: int) -> MerkleTree:
+    version = _version(hub)
+    hit = cache.trees.get((station, depth))
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    tree = build_tree(scope_rows(hub, station), depth)
+    cache.trees = {k: v for k, v in cache.trees.items() if k[0] != station}  # one tree per station at most
+    cache.trees[(station, depth)] = (version, tree)
+    return tree
+
+
+def records_for(hub: Hub, station: str, keys: list[str]) -> list[Row]:
+    conn = hub.store.conn
+    rows = select_records(conn, OWN_SQL, (station,), keys)
+    rows += select_records(conn, FED_SQL, (station, station), keys)
+    wanted = set(keys)
+    rows += [r for r in wire_rows(bytes(x[0]) for x in conn.execute(HELD_SQL, (station,)))
+             if record_key(r[4], r[5]) in wanted]
+    return rows
+
+
+def _held(hub: Hub, origin: str, epoch: int, seq: int) -> bool:
+    conn = hub.store.conn
+    if conn.execute("SELECT 1 FROM changes WHERE origin=? AND epoch=? AND seq=?", (origin, epoch, seq)).fetchone():
+        return True
+    return conn.execute("SELECT 1 FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0",
+                        (origin, epoch, seq)).fetchone() is not None
+
+
+def repair(hub: Hub, station: str, body: dict[str, object]) -> dict[str, object]:
+    """Take re-sent changes. Own ones are admitted like any batch; foreign ones are held for review."""
+    from hub.ingest import _context
+
+    now = hub.clock()
+    applied = held = skipped = 0
+    own, foreign = body.get("changes", []), body.get("foreign", [])
+    if not isinstance(own, list) or not isinstance(foreign, list):
+        raise MalformedError("repair needs lists of changes")
+    actor = Actor(station, hub.tiers().get(station, "field"))
+    with hub.store.transaction():
+        for raw in own:
+            try:
+                change = change_from_wire(raw)
+            except ModelError as exc:
+                hub.store.quarantine(station, 0, 0, b"", pack(raw), f"repair: invalid change: {exc}", now)
+                held += 1
+                continue
+            if change.origin != station:
+                raise MalformedError("a station may re-send only its own changes as its own")
+            if _held(hub, change.origin, change.epoch, change.seq):
+                skipped += 1
+                continue
+            adm = admit(change, actor=actor, context=_context(hub, change, []), hub_wall_ms=now,
+                        max_ahead_ms=HUB_QUARANTINE_AHEAD_MS)
+            if adm.admitted:
+                fan_out(hub, hub.records.apply([change]).logged)
+                hub.observe_hlc(change.hlc)
+                applied += 1
+            else:
+                hub.store.quarantine(change.origin, change.epoch, change.seq, b"", pack(raw),
+                                     f"repair: {adm.reason}", now)
+                held += 1
+        for raw in foreign:
+            try:
+                change = change_from_wire(raw)
+            except ModelError:
+                continue
+            if _held(hub, change.origin, change.epoch, change.seq):
+                skipped += 1
+                continue
+            hub.store.quarantine(change.origin, change.epoch, change.seq, b"", pack(raw),
+                                 f"re-sent by {station} during reconciliation; only its origin can vouch for it",
+                                 now)
+            held += 1
+        _fast_forward(hub, station, body.get("chain"))
+    return {"applied": applied, "held": held, "skipped": skipped}
+
+
+def _fast_forward(hub: Hub, station: str, chain: object) -> None:
+    """After a repair the hub may hold a contiguous run beyond its cursor: move the cursor there, so
+    the station's next batch chains on instead of being answered with a gap."""
+    if not isinstance(chain, dict):
+        return
+    epoch, last, bhash = chain.get("epoch"), chain.get("batched_seq"), chain.get("hash")
+    if not (isinstance(epoch, int) and isinstance(last, int) and isinstance(bhash, bytes) and len(bhash) == 32):
+        return
+    cursor = hub.store.cursor(station, epoch)
+    if last < cursor.next_seq:
+        return
+    held = hub.store.conn.execute(
+        "SELECT COUNT(DISTINCT seq) FROM (SELECT seq FROM changes WHERE origin=? AND epoch=? AND seq BETWEEN ? AND ?"
+        " UNION SELECT seq FROM quarantine WHERE origin=? AND epoch=? AND whole_batch=0 AND seq BETWEEN ? AND ?)",
+        (station, epoch, cursor.next_seq, last, station, epoch, cursor.next_seq, last),
+    ).fetchone()[0]
+    if int(held) == last - cursor.next_seq + 1:
+        hub.store.set_cursor(station, epoch, Cursor(last + 1, bhash))
+
+
+def summary(hub: Hub, station: str) -> bytes:
+    """A hub-signed count of the station's applications by status, for the station to check."""
+    counts = dict(hub.store.conn.execute(
+        "SELECT status, COUNT(*) FROM applications WHERE station=? GROUP BY status", (station,)).fetchall())
+    return sign_document("summary", {"station": station, "at": iso_from_ms(hub.clock()),
+                                     "by_status": {str(k): int(v) for k, v in counts.items()}},
+                         signer=hub.hub_id, recipient=station, signing_key=hub.keys.sign)
+
+
+def _figure(body: dict[str, object], name: str) -> int:
+    value = body.get(name, 0)
+    if type(value) is not int or not 0 <= value < 2**62:
+        raise MalformedError(f"reconcile figure {name!r} must be a non-negative integer")
+    return value
+
+
+def record_session(hub: Hub, station: str, body: dict[str, object]) -> None:
+    for name in ("buckets_compared", "divergent", "repaired", "bytes"):
+        _figure(body, name)
+    with hub.store.transaction():
+        hub.store.conn.execute(
+            "INSERT INTO reconciliations (station, at_ms, buckets, divergent, repaired, bytes, summary_match)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (station, hub.clock(), int(str(body.get("buckets_compared", 0))), int(str(body.get("divergent", 0))),
+             int(str(body.get("repaired", 0))), int(str(body.get("bytes", 0))),
+             None if body.get("summary_match") is None else int(bool(body.get("summary_match")))),
+        )
+
+
+def handle(hub: Hub, cache: TreeCache, station: str, body: dict[str, object]) -> bytes:
+    """One reconcile request from ``station``: returns the signed, sealed answer."""
+    op = body.get("op")
+    result: dict[str, object]
+    if op == "merkle":
+        request = body.get("request")
+        try:
+            tree = tree_for(hub, cache, station, request_depth(request))
+            result = {"response": answer(tree, request)}
+        except ReconcileError as exc:
+            raise MalformedError(f"malformed Merkle request: {exc}") from exc
+    elif op == "records":
+        keys = body.get("keys")
+        if not isinstance(keys, list) or len(keys) > MAX_KEYS or not all(isinstance(k, str) for k in keys):
+            raise MalformedError(f"records needs at most {MAX_KEYS} record keys")
+        rows = records_for(hub, station, [str(k) for k in keys])
+        result = {"changes": [row_to_wire(r) for r in rows], "held": sorted(list(k) for k in keys_of(rows))}
+    elif op == "repair":
+        result = repair(hub, station, body)
+    elif op == "summary":
+        result = {"summary": summary(hub, station)}
+    elif op == "done":
+        record_session(hub, station, body)
+        cache.trees = {k: v for k, v in cache.trees.items() if k[0] != station}
+        result = {"summary": summary(hub, station)}
+    else:
+        raise MalformedError(f"unknown reconcile step {op!r}")
+    st = hub.store.station(station)
+    seal = st.seal_pub if st is not None else None
+    return sign_document("reconcile", result, signer=hub.hub_id, recipient=station, signing_key=hub.keys.sign,
+                         seal_to=load_seal_public(seal) if seal else None,
+                         recipient_key=key_id(seal) if seal else "")

@@ -1,0 +1,64 @@
+"""Putting a backup back. The hub must be stopped: a serving hub holds the database open.
+
+After a restore the hub lacks whatever arrived after the backup was taken. Nothing is lost: stations
+keep every batch until it is receipted and retained, and answer the hub's gaps by sending them again;
+the nightly anti-entropy brings back the rest (see README, "Disaster recovery").
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+from hub.service import new_generation
+from hub.store import DB_NAME, HubStore
+from protocol.codec import unpack
+from replica.errors import Refused
+
+PID_FILE = "hub.pid"
+
+
+def serving_pid(folder: Path) -> int | None:
+    try:
+        pid = int((folder / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return None
+    return pid
+
+
+def restore(folder: Path, source: Path) -> dict[str, object]:
+    pid = serving_pid(folder)
+    if pid is not None:
+        raise Refused(f"the hub in {folder} is serving (pid {pid}); stop it before restoring")
+    if not source.is_file():
+        raise Refused(f"{source} is not a file")
+    current = HubStore.open(folder)
+    hub_id = current.get_meta("hub_id")
+    current.close()
+    try:
+        probe = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        row = probe.execute("SELECT value FROM hub_meta WHERE key='hub_id'").fetchone()
+        probe.close()
+    except sqlite3.DatabaseError as exc:
+        raise Refused(f"{source} is not a hub backup: {exc}") from exc
+    if row is None or unpack(row[0]) != hub_id:
+        raise Refused(f"{source} is a backup of another hub, not of {hub_id}")
+    target = folder / DB_NAME
+    for suffix in ("-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    shutil.copyfile(source, target)
+    store = HubStore.open(folder)
+    with store.transaction():
+        store.set_meta("generation", new_generation())
+        # The hub is an origin too: its own seqs after the backup point were handed out already and
+        # stations hold them, so the restored hub continues in a new epoch, like a restored station.
+        store.set_meta("epoch", int(str(store.get_meta("epoch", 1))) + 1)
+        store.set_meta("seq", 0)
+    store.close()
+    return {"restored": True, "from": str(source)}

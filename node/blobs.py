@@ -1,0 +1,158 @@
+"""A field device's photos and scans: stored by content, tracked until the hub holds them, then purged.
+
+Files live under ``DIR/blobs/ab/cdef…`` (``replica/blobstore.py``), never in SQLite, so the database
+stays small and a photo taken into two reports is kept once. Two tables of this module's own
+migration set say what each file is for:
+- ``blobs``: one row per blob, with ``at_hub_ms`` set once the hub has said it holds the whole blob
+  (over HTTP, or in a signed ``blobs_held`` list carried back by hand) and ``purged_ms`` once the
+  local file has been deleted after the retention period;
+- ``blob_refs``: which report names which blob, and as what (``photo`` or ``signature``).
+A blob is *pending* while no hub confirmation has come: ``node sync`` uploads it, ``node export``
+writes it out sealed to the hub.
+"""
+
+from __future__ import annotations
+
+import weakref
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from node.station import Station
+from protocol.blob import KIND, MAX_BLOB_BYTES, BlobRequest, request_body
+from protocol.document import open_document, sign_document
+from protocol.errors import RemoteProtocolError
+from protocol.keys import load_seal_public
+from replica.blobstore import BlobError, BlobStore, sha256_file
+from replica.errors import Refused
+
+migrations = Migrations("sanji.node.blobs")
+_ready: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
+
+
+@migrations()
+def m001_blob_tables(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, added_ms INTEGER NOT NULL,
+            at_hub_ms INTEGER,            -- when the hub confirmed it holds the whole blob
+            purged_ms INTEGER)            -- when the local copy was deleted after the retention period"""
+    )
+    db.execute(
+        """CREATE TABLE blob_refs (
+            report TEXT NOT NULL, sha256 TEXT NOT NULL, role TEXT NOT NULL,   -- photo | signature
+            PRIMARY KEY (report, sha256, role)) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX blob_refs_sha ON blob_refs(sha256)")
+    # Records whose citizen details were redacted here (local only; see node/purge.py).
+    db.execute(
+        "CREATE TABLE purged (entity TEXT NOT NULL, id TEXT NOT NULL, purged_ms INTEGER NOT NULL,"
+        " PRIMARY KEY (entity, id)) WITHOUT ROWID"
+    )
+
+
+@migrations()
+def m002_purged_leaf(db: sqlite_utils.Database) -> None:
+    # The Merkle leaf the record had before its details were cut here, so that anti-entropy keeps
+    # comparing what both sides agreed on instead of flagging the local redaction every night.
+    db.execute("ALTER TABLE purged ADD COLUMN leaf BLOB")
+
+
+def store_of(st: Station) -> BlobStore:
+    """The device's blob files, with the tracking tables in place. Call outside a transaction."""
+    if st.db not in _ready:
+        migrations.apply(st.db)
+        _ready.add(st.db)
+    return BlobStore(st.folder / "blobs")
+
+
+def check_file(path: Path, what: str) -> tuple[str, int]:
+    """(sha256, size) of a photo or scan the inspector names, or a refusal saying what is wrong."""
+    try:
+        sha, size = sha256_file(path, max_bytes=MAX_BLOB_BYTES)
+    except BlobError:
+        raise Refused(f"{what} {path} is larger than the {MAX_BLOB_BYTES // (1024 * 1024)} MiB cap; "
+                      "take it again at a lower resolution") from None
+    except IsADirectoryError:
+        raise Refused(f"{what} {path} is a folder, not a file") from None
+    except FileNotFoundError:
+        raise Refused(f"{what} {path} does not exist") from None
+    except OSError as exc:
+        raise Refused(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if size == 0:
+        raise Refused(f"{what} {path} is empty")
+    return sha, size
+
+
+def keep(st: Station, path: Path, expected: str) -> None:
+    """Copy a checked file into the store (outside any transaction: an unreferenced file is harmless)."""
+    try:
+        sha, _ = store_of(st).put_file(path, max_bytes=MAX_BLOB_BYTES)
+    except (BlobError, OSError) as exc:
+        raise Refused(f"cannot store {path}: {exc}") from None
+    if sha != expected:
+        raise Refused(f"{path} changed while it was being recorded; record the report again")
+
+
+def reference(st: Station, report: str, sha: str, size: int, role: str) -> None:
+    """Note that ``report`` names ``sha``. Call inside the transaction that writes the report."""
+    st.conn.execute(
+        "INSERT INTO blobs (sha256, size, added_ms) VALUES (?,?,?)"
+        " ON CONFLICT(sha256) DO UPDATE SET purged_ms=NULL",  # taken again after a purge: keep it again
+        (sha, size, st.clock()),
+    )
+    st.conn.execute("INSERT OR IGNORE INTO blob_refs (report, sha256, role) VALUES (?,?,?)", (report, sha, role))
+
+
+def pending(st: Station) -> list[tuple[str, int]]:
+    """(sha256, size) of every blob the hub has not confirmed yet, oldest first."""
+    store_of(st)
+    rows = st.conn.execute(
+        "SELECT sha256, size FROM blobs WHERE at_hub_ms IS NULL AND purged_ms IS NULL ORDER BY added_ms, rowid"
+    ).fetchall()
+    return [(str(r[0]), int(r[1])) for r in rows]
+
+
+def mark_held(st: Station, shas: list[str]) -> int:
+    """Record the hub's word that it holds these blobs. Returns how many were news."""
+    store_of(st)
+    n = 0
+    with st.transaction():
+        for sha in shas:
+            cur = st.conn.execute("UPDATE blobs SET at_hub_ms=? WHERE sha256=? AND at_hub_ms IS NULL",
+                                  (st.clock(), sha))
+            n += cur.rowcount
+    return n
+
+
+def export(st: Station, out: Path) -> list[str]:
+    """Write every pending blob as one signed file sealed to the hub, for `node export`."""
+    store = store_of(st)
+    hub_seal = st.meta.bytes("hub_seal_pub")
+    files: list[str] = []
+    for sha, size in pending(st):
+        if not store.has(sha):
+            continue
+        data = store.read(sha)
+        doc = sign_document(
+            KIND, request_body(BlobRequest("file", sha, size, data=data)), signer=st.code, recipient=st.hub_id,
+            signing_key=st.keys.sign, seal_to=load_seal_public(hub_seal), recipient_key=st.meta.text("hub_seal_key_id"),
+            extra_header={"sha256": sha}, compress_level=1,  # photos are compressed already
+        )
+        path = out / f"{st.code}_blob_{sha}.sjo"
+        path.write_bytes(doc)
+        files.append(str(path))
+    return files
+
+
+def import_held(st: Station, data: bytes) -> int:
+    """Apply a hub-signed ``blobs_held`` list carried by hand."""
+    try:
+        doc = open_document(data, kind="blobs_held", recipient=st.code, verify_key=st.hub_key)
+    except RemoteProtocolError as exc:
+        raise Refused(f"the hub's list of held photos does not verify: {exc}") from exc
+    body = doc.body
+    if not isinstance(body, dict) or not isinstance(body.get("held"), list):
+        raise Refused("the hub's list of held photos is malformed")
+    return mark_held(st, [str(s) for s in body["held"] if isinstance(s, str)])

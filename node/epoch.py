@@ -1,0 +1,102 @@
+"""Epochs: how a station restored from a backup (or cloned) avoids ever reusing a seq.
+
+Seqs are gapless within an epoch. A station whose database went back in time would hand out seqs the
+hub already holds with other content: a fork. So a restore starts a new epoch at once, and a fork the
+hub reports (for a raw file copy nobody told us about) does the same and re-issues, under the new
+epoch, the changes the hub did not take. The hub keeps the forked batch in quarantine with an alert.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+from node.station import Station
+from node.store import DB_NAME
+from protocol.codec import unpack
+from replica.db import backup_to, connect
+from replica.errors import Refused
+from sync.change import Change
+from sync.hlc import tick
+
+
+def start_new_epoch(st: Station) -> int:
+    """Move to the next epoch. Call inside a transaction. Returns the new epoch."""
+    epoch = st.meta.int("epoch", 1) + 1
+    st.meta.set("epoch", epoch)
+    st.meta.set("seq", 0)
+    st.meta.set("batched_seq", 0)
+    st.meta.set("chain", bytes(32))
+    return epoch
+
+
+def reissue_after_fork(st: Station, forked_hash: bytes) -> int:
+    """The hub holds other content for our seqs: re-issue what it did not take under a new epoch.
+    Call inside a transaction. Returns how many changes were re-issued."""
+    old = st.meta.int("epoch", 1)
+    row = st.conn.execute("SELECT epoch, first_seq FROM outbox WHERE hash=?", (forked_hash,)).fetchone()
+    if row is None or int(row[0]) != old:
+        return 0  # unknown, or an older epoch already left behind: nothing more to re-issue
+    first = int(row[1])
+    st.conn.execute("UPDATE outbox SET state='superseded' WHERE epoch=? AND last_seq>=? AND state!='receipted'",
+                    (old, first))
+    return _reissue(st, old, first)
+
+
+def _reissue(st: Station, old: int, first: int) -> int:
+    """Start a new epoch and re-issue our changes of epoch ``old`` from seq ``first`` under it."""
+    rows = st.conn.execute(
+        "SELECT seq, entity, rid, fields, base FROM changes WHERE origin=? AND epoch=? AND seq>=? ORDER BY seq",
+        (st.code, old, first),
+    ).fetchall()
+    st.conn.execute("DELETE FROM changes WHERE origin=? AND epoch=? AND seq>=?", (st.code, old, first))
+    epoch = start_new_epoch(st)
+    reissued = []
+    hlc = st.meta.int("hlc")
+    for i, (_seq, entity, rid, fields, base) in enumerate(rows, start=1):
+        hlc = tick(hlc, st.clock())
+        f, b = unpack(fields), unpack(base)
+        assert isinstance(f, dict) and isinstance(b, dict)
+        reissued.append(Change(st.code, epoch, i, hlc, entity, rid, f, b))
+    st.records.apply(reissued)
+    st.meta.set("seq", len(reissued))
+    st.meta.set("hlc", hlc)
+    return len(reissued)
+
+
+def backup(st: Station, out: Path) -> int:
+    return backup_to(st.db, out)
+
+
+def restore(folder: Path, source: Path) -> dict[str, object]:
+    """Put a backup back and start a new epoch before anything else can write."""
+    if not source.is_file():
+        raise Refused(f"{source} is not a file")
+    current = Station(folder)
+    code = current.code
+    current.close()
+    try:
+        probe = connect(source)
+        row = probe.conn.execute("SELECT value FROM meta WHERE key='station'").fetchone()
+        probe.conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise Refused(f"{source} is not a station backup: {exc}") from exc
+    if row is None or unpack(row[0]) != code:
+        raise Refused(f"{source} is a backup of another station, not of {code}: this folder's keys belong to {code}")
+    target = folder / DB_NAME
+    for suffix in ("-wal", "-shm"):
+        Path(str(target) + suffix).unlink(missing_ok=True)
+    shutil.copyfile(source, target)
+    st = Station(folder)
+    try:
+        with st.transaction():
+            old = st.meta.int("epoch", 1)
+            first = st.meta.int("batched_seq") + 1
+            # Changes the backup holds but never put in a batch: re-issue them in the new epoch so
+            # they travel (the old epoch's seqs after the backup point may have been used already).
+            reissued = _reissue(st, old, first)
+            epoch = st.meta.int("epoch")
+        return {"restored": True, "station": st.code, "epoch": epoch, "reissued": reissued}
+    finally:
+        st.close()

@@ -1,0 +1,123 @@
+"""A field device's inspections: the tasks it was given and the reports it records offline.
+
+Tasks arrive like any change (``node sync`` or ``node import``): the hub's feed sends a field device
+the task and report records of its own tasks and nothing else. A report is written in one transaction
+with the task's move to ``done``: entity ``report``, id = the task id, holding the result, findings,
+checklist results, GPS (flagged, never refused, when implausible), and the SHA-256 of each photo and
+of the signature scan. The photo files are checked (readable, not empty, under the cap) before
+anything is written, copied into the device's blob store, and travel separately (``node/transfer.py``).
+
+Checklist results default to the overall result (a pass means every line was satisfied); ``--check
+N=no`` (or the line's text) overrides one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from node import blobs
+from node.station import Station
+from replica.errors import Refused
+from replica.ids import iso_from_ms
+from sync.fold import versions
+from sync.identity import mask_phone
+from sync.inspection import TASK_DONE, InspectionError, checklist_results, gps_flag, parse_gps
+from sync.model import MAX_TEXT, REPORT_RESULTS
+
+MAX_PHOTOS = 32
+PURGED_TEXT = "（已清除）"
+
+
+def _task(st: Station, task_id: str) -> dict[str, object]:
+    vals = st.records.values("task", task_id)
+    if not vals or vals.get("inspector") != st.code:
+        raise Refused(f"本设备没有踏勘任务 {task_id} (no such task for {st.code}; "
+                      "run `sanji node sync` or import the hub's files to receive tasks)")
+    return vals
+
+
+def tasks(st: Station, *, reveal: bool = False) -> list[dict[str, object]]:
+    """This device's inspection tasks, oldest first (task ids are UUIDv7)."""
+    blobs.store_of(st)
+    purged = {str(r[0]) for r in st.conn.execute("SELECT id FROM purged WHERE entity='task'")}
+    try:
+        items = st.catalogue().catalogue.items
+    except Refused:
+        items = {}
+    out = []
+    for (task_id,) in st.conn.execute("SELECT id FROM records WHERE entity='task' ORDER BY id").fetchall():
+        vals = st.records.values("task", str(task_id))
+        if vals.get("inspector") != st.code:
+            continue  # a village also holds the tasks on its own applications; only ours are listed
+        item = items.get(str(vals.get("item", "")))
+        phone = str(vals.get("phone") or "")
+        gone = task_id in purged
+        out.append({
+            "task": task_id, "number": vals.get("number"), "item": vals.get("item"),
+            "item_name": item.name if item is not None else "",
+            "address": PURGED_TEXT if gone else vals.get("address"),
+            "phone": PURGED_TEXT if gone else (phone if reveal else mask_phone(phone)),
+            "due": vals.get("due"), "status": vals.get("status"),
+            "checklist": list(vals.get("checklist") or []),  # type: ignore[call-overload]
+            "purged": gone,
+        })
+    return out
+
+
+def _checks(specs: list[str]) -> dict[str, bool]:
+    out: dict[str, bool] = {}
+    for spec in specs:
+        key, sep, answer = spec.rpartition("=")
+        if not sep or answer.strip().lower() not in ("yes", "no", "y", "n", "是", "否"):
+            raise Refused(f"--check {spec!r} must be N=yes|no (N is the line's number in `sanji node tasks`)")
+        out[key.strip()] = answer.strip().lower() in ("yes", "y", "是")
+    return out
+
+
+def report(st: Station, task_id: str, *, result: str, findings: list[str], gps: str | None = None,
+           photos: list[Path] | None = None, signature: Path | None = None,
+           checks: list[str] | None = None) -> dict[str, object]:
+    """Record an inspection report offline. Raises Refused and writes nothing when input is wrong."""
+    task = _task(st, task_id)
+    if task.get("status") == TASK_DONE:
+        raise Refused(f"task {task_id} already has a report; it travels at the next sync")
+    if result not in REPORT_RESULTS:
+        raise Refused(f"result {result!r} is not one of {', '.join(REPORT_RESULTS)}")
+    text = "\n".join(f.strip() for f in findings if f.strip())
+    if not text:
+        raise Refused("give what was found on site with --finding TEXT")
+    if len(text) > MAX_TEXT or "\x00" in text:
+        raise Refused(f"findings are longer than {MAX_TEXT} characters or hold invalid characters")
+    photos = photos or []
+    if len(photos) > MAX_PHOTOS:
+        raise Refused(f"{len(photos)} photos is more than the {MAX_PHOTOS} one report may carry")
+    fields: dict[str, object] = {"task": task_id, "application": str(task.get("application") or ""),
+                                 "result": result, "findings": text, "recorded_at": iso_from_ms(st.clock())}
+    try:
+        checklist = [str(x) for x in task.get("checklist") or []]  # type: ignore[attr-defined]
+        fields["checklist"] = checklist_results(checklist, passed=result == "pass", overrides=_checks(checks or []))
+        if gps:
+            pos = parse_gps(gps)
+            fields["gps"] = pos.to_wire()
+            if flag := gps_flag(pos):
+                fields["gps_flag"] = flag
+    except InspectionError as exc:
+        raise Refused(str(exc)) from None
+    # Check every file before keeping any, so a refusal leaves nothing behind.
+    shots = [(p, *blobs.check_file(p, "photo")) for p in photos]
+    sig = (signature, *blobs.check_file(signature, "signature scan")) if signature is not None else None
+    for path, sha, _ in [*shots, *([sig] if sig else [])]:
+        blobs.keep(st, path, sha)
+    fields["photos"] = list(dict.fromkeys(sha for _, sha, _ in shots))
+    if sig is not None:
+        fields["signature"] = sig[1]
+    record = st.records.load("task", task_id)
+    with st.transaction():
+        st.write("report", task_id, fields, {})
+        st.write("task", task_id, {"status": TASK_DONE}, {"status": versions(record).get("status", 0)})
+        for _, sha, size in shots:
+            blobs.reference(st, task_id, sha, size, "photo")
+        if sig is not None:
+            blobs.reference(st, task_id, sig[1], sig[2], "signature")
+    return {"task": task_id, "status": TASK_DONE, "result": result, "photos": fields["photos"],
+            "signature": fields.get("signature"), "gps_flag": fields.get("gps_flag", "")}

@@ -1,0 +1,98 @@
+"""The acceptance receipt (受理通知书) and whether the hub has signed for an application.
+
+The receipt is printed while the citizen waits, usually offline: it carries the application number,
+the items, the materials still owed and by when, the due date and the masked ID number. Once the
+batch holding the application reaches the hub, the hub's signed receipt comes back in the outbox; the
+same page then says so ("已送达区行政审批局") after checking the hub's signature with the pinned key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from node import commands
+from node.station import Station
+from protocol.document import open_document
+from protocol.errors import RemoteProtocolError
+from replica.errors import Refused
+from sync.identity import mask_id, mask_phone
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Where an application's own changes stand on their way to the hub."""
+
+    state: str  # receipted | quarantined | pending | rejected | local
+    at: str = ""
+    hub_name: str = ""
+    batch: str = ""
+    reason: str = ""
+    verified: bool = False
+
+
+def _settled(st: Station) -> list[tuple[int, int, int, str, bytes | None, str, int | None]]:
+    rows = st.conn.execute("SELECT epoch, first_seq, last_seq, state, receipt, reason, receipted_ms FROM outbox")
+    return [(int(e), int(a), int(b), str(s), bytes(r) if r is not None else None, str(why or ""), t)
+            for e, a, b, s, r, why, t in rows]
+
+
+def upload_state(st: Station, app_id: str, outbox: list[Any] | None = None, *, first: bool = False) -> Upload:
+    """The state of our latest change to this application (or, with ``first``, of the acceptance
+    itself, which is what a receipt is about): receipted only when the hub signed for its batch."""
+    order = "ASC" if first else "DESC"
+    row = st.conn.execute(
+        f"SELECT epoch, seq FROM changes WHERE origin=? AND application=? ORDER BY epoch {order}, seq {order} LIMIT 1",
+        (st.code, app_id),
+    ).fetchone()
+    if row is None:
+        return Upload("receipted")  # nothing of ours to send: it came from the hub or another station
+    epoch, seq = int(row[0]), int(row[1])
+    for e, first, last, state, receipt, reason, _ in outbox if outbox is not None else _settled(st):
+        if e == epoch and first <= seq <= last:
+            if state in ("receipted", "quarantined") and receipt:
+                return _verified(st, receipt, state)
+            return Upload("rejected" if state == "rejected" else "pending", reason=reason)
+    return Upload("local")  # not yet in a batch: the next sync round packs it
+
+
+def _verified(st: Station, receipt: bytes, state: str) -> Upload:
+    try:
+        doc = open_document(receipt, kind="receipt", recipient=st.code, verify_key=st.hub_key)
+    except RemoteProtocolError as exc:
+        return Upload(state, reason=f"回执签名无法核验：{exc}")
+    body = doc.body if isinstance(doc.body, dict) else {}
+    batch = body.get("batch")
+    return Upload(state, at=str(body.get("at", "")), hub_name=str(body.get("hub_name", "")),
+                  batch=batch.hex()[:16] if isinstance(batch, bytes) else "", verified=True)
+
+
+def receipt_view(st: Station, numbers: list[str]) -> dict[str, Any]:
+    cat = st.catalogue().catalogue
+    entries = []
+    outbox = _settled(st)
+    for number in numbers:
+        app_id = commands.find(st, number)
+        vals = st.records.values("application", app_id)
+        if not vals:
+            raise Refused(f"本站没有编号为 {number} 的办件")
+        item = cat.items.get(str(vals.get("item", "")))
+        materials = [(k[2:], v) for k, v in vals.items() if k.startswith("m.") and isinstance(v, list)]
+        entries.append({
+            "number": number, "item": item, "item_code": vals.get("item"), "status": vals.get("status"),
+            "due_date": vals.get("due_date"), "accepted_at": vals.get("accepted_at"),
+            "received": sorted(n for n, v in materials if v[0] in ("submitted", "supplemented")),
+            "owed": sorted(((n, str(v[1])) for n, v in materials if v[0] == "deferred"), key=lambda x: (x[1], x[0])),
+            "upload": upload_state(st, app_id, outbox, first=True),
+        })
+    first = st.records.values("application", commands.find(st, numbers[0]))
+    theme_code = str(first.get("theme") or "")
+    theme = cat.themes.get(theme_code) if theme_code else None
+    return {
+        "entries": entries, "name": first.get("applicant_name", ""),
+        "id_masked": mask_id(str(first.get("applicant_id", ""))),
+        "phone_masked": mask_phone(str(first.get("applicant_phone", ""))),
+        "address": first.get("address", ""), "accepted_at": first.get("accepted_at"), "theme": theme,
+        "station_name": st.meta.text("name"), "station": st.code,
+        "all_receipted": all(e["upload"].state in ("receipted", "quarantined") for e in entries),
+    }

@@ -1,0 +1,502 @@
+"""End-to-end fixtures: real `sanji` processes on loopback, driven only through CONTRACT.md's surface.
+
+Everything here talks to Sanji the way an operator or a station would: the `sanji` console script
+(always with `--json`) and the hub's HTTP routes. The only other window into a hub is a read-only
+SQLite connection to its `hub.db`, used to time a crash and to check the file after one.
+
+All test data is generated: ID numbers carry a correct GB 11643 check character but name nobody;
+phone numbers are 139xxxxxxxx; names are made of a generated surname and digits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import pytest
+
+import sanji
+
+T = TypeVar("T")
+
+SANJI = Path(sys.executable).parent / "sanji"
+CATALOGUE_FILE = Path(sanji.__file__).resolve().parent / "data" / "catalogue-sample.json"
+CLI_TIMEOUT = 90.0
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 5.0
+CHINA = timezone(timedelta(hours=8))
+DISTRICT = "360802"
+TOWNSHIP = "360802-T01"
+
+# urllib honours *_proxy variables; loopback must never go through one.
+_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# -- running the CLI ----------------------------------------------------------------------------------
+
+
+class CliResult(NamedTuple):
+    code: int
+    data: Any  # the one JSON document printed on stdout, or None
+    stderr: str
+
+
+# Every command is a fresh interpreter: let them share compiled bytecode, kept outside the repository.
+PYCACHE = Path(tempfile.gettempdir()) / "sanji-e2e-pycache"
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        env.pop(name, None)
+    return env
+
+
+def run_sanji(*args: object, timeout: float = CLI_TIMEOUT, stdin: str | None = None) -> CliResult:
+    """Run `sanji ARGS... --json`; return (exit code, parsed JSON or None, stderr)."""
+    cmd = [str(SANJI), *(str(a) for a in args), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=stdin, env=_env())
+    data: Any = None
+    if proc.stdout.strip():
+        try:
+            data = json.loads(proc.stdout)
+        except ValueError:
+            data = None
+    return CliResult(proc.returncode, data, proc.stderr)
+
+
+def ok(*args: object, timeout: float = CLI_TIMEOUT) -> Any:
+    """Run a command that must succeed and print one JSON document; return that document."""
+    res = run_sanji(*args, timeout=timeout)
+    assert res.code == 0, f"sanji {' '.join(map(str, args))} exited {res.code}: {res.stderr.strip()}"
+    assert res.data is not None, f"sanji {' '.join(map(str, args))} printed no JSON document"
+    return res.data
+
+
+def start_sanji(*args: object, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start `sanji ARGS... --json` in the background (in its own process group)."""
+    out: Any = log.open("wb") if log is not None else subprocess.PIPE
+    try:
+        return subprocess.Popen([str(SANJI), *(str(a) for a in args), "--json"], stdout=out,
+                                stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,
+                                env=_env(), start_new_session=True)
+    finally:
+        if log is not None:
+            out.close()
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, grace: float = STOP_TIMEOUT) -> None:
+    """SIGTERM, then SIGKILL if it does not go within `grace` seconds. Safe on a dead process."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(timeout=grace)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def parallel(*thunks: Callable[[], T]) -> list[T]:
+    """Run independent commands (on different stations) side by side; results in argument order."""
+    with ThreadPoolExecutor(max_workers=len(thunks)) as pool:
+        return [f.result() for f in [pool.submit(t) for t in thunks]]
+
+
+# -- HTTP ---------------------------------------------------------------------------------------------
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+         timeout: float = 10.0) -> tuple[int, bytes]:
+    """(status, body) of one request; 4xx and 5xx are answers, not exceptions."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with _HTTP.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def healthz(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
+    try:
+        status, body = http("GET", url + "/healthz", timeout=timeout)
+    except (OSError, urllib.error.URLError):
+        return None
+    if status != 200:
+        return None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_loopback_port() -> int:
+    """A free port on 127.0.0.1, below the kernel's ephemeral range where it can: a hub restarted on
+    the same port must not find it taken by some process's outgoing connection in the meantime."""
+    rng = random.Random()
+    for _ in range(50):
+        port = rng.randrange(20000, 32000)
+        if _bindable(port):
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the hub ------------------------------------------------------------------------------------------
+
+
+class HubServer:
+    """One `sanji hub serve` process."""
+
+    def __init__(self, folder: Path, port: int, log: Path) -> None:
+        self.folder, self.port, self.log = folder, port, log
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = start_sanji("hub", "serve", self.folder, "--port", self.port, log=self.log)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited {self.proc.returncode} at start:\n{self.log_text()}")
+            doc = healthz(self.url, timeout=1.0)
+            if doc is not None and doc.get("ok") is True:
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"hub did not answer /healthz within {START_TIMEOUT} s:\n{self.log_text()}")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the hub gets no chance to finish anything."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(encoding="utf-8", errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+
+@dataclass
+class Hub:
+    """A hub folder made by `sanji hub init`, and the servers started on it."""
+
+    dir: Path
+    port: int
+    servers: list[HubServer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db(self) -> Path:
+        return self.dir / "hub.db"
+
+    @property
+    def server(self) -> HubServer | None:
+        return self.servers[-1] if self.servers else None
+
+    def start(self) -> HubServer:
+        """Start `sanji hub serve` and wait for /healthz. Stopped at teardown by the fixture."""
+        server = HubServer(self.dir, self.port, self.dir.parent / f"hub-serve-{len(self.servers) + 1}.log")
+        self.servers.append(server)
+        server.start()
+        return server
+
+    def ensure_running(self) -> HubServer:
+        if self.server is not None and self.server.running and healthz(self.url) is not None:
+            return self.server
+        self.stop_all()
+        return self.start()
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[HubServer]:
+        """`sanji hub serve` for the duration of the block; always stopped (SIGTERM, then SIGKILL)."""
+        server = self.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    def stop_all(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def enroll(self, station: str, *, tier: str, parent: str = "", name: str = "", out: Path | None = None) -> str:
+        args: list[object] = ["hub", "enroll", self.dir, "--station", station, "--name", name or f"站点{station}",
+                              "--tier", tier]
+        if parent:
+            args += ["--parent", parent]
+        if out is not None:
+            args += ["--out", out, "--hub-url", self.url]
+        doc = ok(*args)
+        assert doc["station"] == station
+        return str(doc["token"])
+
+    def applications(self, station: str | None = None) -> list[dict[str, Any]]:
+        args: list[object] = ["hub", "applications", self.dir]
+        if station:
+            args += ["--station", station]
+        return list(ok(*args)["applications"])
+
+    def numbers(self, station: str | None = None) -> list[str]:
+        return [str(a["number"]) for a in self.applications(station)]
+
+    def status(self) -> dict[str, Any]:
+        return dict(ok("hub", "status", self.dir))
+
+    def count_readonly(self, sql: str = "SELECT COUNT(*) FROM applications") -> int:
+        """A read-only look at hub.db while the hub runs (WAL lets a reader in beside the writer)."""
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute(sql).fetchone()[0])
+        finally:
+            conn.close()
+
+
+def quick_check(db: Path) -> str:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return "; ".join(str(r[0]) for r in conn.execute("PRAGMA quick_check").fetchall())
+    finally:
+        conn.close()
+
+
+# -- stations -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    dir: Path
+    code: str
+
+    def accept(self, people: People, item: str = "360802-0001", *, defer: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Accept one generated applicant's application: every required material submitted except `defer`."""
+        args: list[object] = ["node", "accept", self.dir, "--item", item, "--name", people.name(),
+                              "--id-number", people.id_number(), "--phone", people.phone(),
+                              "--address", people.address()]
+        for m in required_materials(item):
+            args += ["--defer" if m in defer else "--material", m]
+        doc = ok(*args)
+        assert doc["status"] == "accepted"
+        return dict(doc)
+
+    def sync(self, timeout: float = CLI_TIMEOUT) -> CliResult:
+        return run_sanji("node", "sync", self.dir, timeout=timeout)
+
+    def status(self) -> dict[str, Any]:
+        return dict(ok("node", "status", self.dir))
+
+    def applications(self) -> list[dict[str, Any]]:
+        return list(ok("node", "applications", self.dir)["applications"])
+
+    def numbers(self) -> list[str]:
+        return [str(a["number"]) for a in self.applications()]
+
+    def by_number(self) -> dict[str, dict[str, Any]]:
+        return {str(a["number"]): a for a in self.applications()}
+
+
+def init_online(hub: Hub, folder: Path, station: str, *, tier: str = "village", parent: str = TOWNSHIP) -> Node:
+    """Register the station at the hub and enrol it over HTTP (the hub must be serving)."""
+    token = hub.enroll(station, tier=tier, parent=parent)
+    doc = ok("node", "init", folder, "--hub", hub.url, "--token", token)
+    assert doc["station"] == station and doc["tier"] == tier
+    assert doc["catalogue_version"] >= 1
+    return Node(folder, station)
+
+
+# -- generated people and items -----------------------------------------------------------------------
+
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK_MAP = "10X98765432"
+SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张"
+
+
+def id_check_char(first17: str) -> str:
+    return ID_CHECK_MAP[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
+
+
+class People:
+    """Generated applicants: valid-looking identifiers that belong to nobody."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.count = 0
+
+    def id_number(self) -> str:
+        born = datetime(1940, 1, 1) + timedelta(days=self.rng.randrange(0, 365 * 64))
+        first17 = f"{DISTRICT}{born:%Y%m%d}{self.rng.randrange(1000):03d}"
+        return first17 + id_check_char(first17)
+
+    def phone(self) -> str:
+        return f"139{self.rng.randrange(10**8):08d}"
+
+    def name(self) -> str:
+        self.count += 1
+        return f"{self.rng.choice(SURNAMES)}测{self.count}"
+
+    def address(self) -> str:
+        return f"测试镇测试村{self.rng.randrange(1, 20)}组{self.rng.randrange(1, 99)}号"
+
+
+def catalogue_items() -> dict[str, dict[str, Any]]:
+    doc = json.loads(CATALOGUE_FILE.read_text(encoding="utf-8"))
+    return {str(it["code"]): it for it in doc["items"]}
+
+
+def required_materials(item: str) -> list[str]:
+    return [str(m["name"]) for m in catalogue_items()[item]["materials"] if m.get("required")]
+
+
+def village_items() -> list[str]:
+    return sorted(code for code, it in catalogue_items().items() if "village" in it["accepted_at"])
+
+
+def application_lines(people: People, n: int, *, now: datetime | None = None) -> list[str]:
+    """`n` back-entry lines in the shape of shared/bench/applications-20k.jsonl, all acceptable at a
+    village: items whose `accepted_at` includes the village tier, every required material submitted,
+    acceptance times in the last few days (never in the future)."""
+    now = now or datetime.now(CHINA)
+    items = village_items()
+    lines = []
+    for i in range(n):
+        item = people.rng.choice(items)
+        at = now - timedelta(days=3) + timedelta(seconds=i * 30)
+        lines.append(json.dumps({
+            "station": "ignored",
+            "item": item,
+            "applicant": {"name": people.name(), "id_number": people.id_number(), "phone": people.phone()},
+            "address": people.address(),
+            "materials": [{"name": m, "status": "submitted"} for m in required_materials(item)],
+            "accepted_at": at.replace(microsecond=0).isoformat(),
+            "note": "",
+        }, ensure_ascii=False))
+    return lines
+
+
+# -- fixtures -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def free_port() -> int:
+    return free_loopback_port()
+
+
+@pytest.fixture
+def sanji_cli() -> Any:
+    """The CLI runner: `sanji_cli(*args)` -> (exit code, parsed JSON or None, stderr)."""
+    return run_sanji
+
+
+@pytest.fixture
+def people(request: pytest.FixtureRequest) -> People:
+    return People(seed=sum(map(ord, request.node.name)))
+
+
+def _init_hub(folder: Path, port: int) -> Hub:
+    doc = ok("hub", "init", folder, "--district", DISTRICT)
+    assert doc["hub_id"] == DISTRICT and doc["catalogue_version"] == 1
+    return Hub(folder, port)
+
+
+@pytest.fixture
+def hub(tmp_path: Path, free_port: int) -> Iterator[Hub]:
+    """`sanji hub init` in a fresh folder; any server started on it is stopped at teardown."""
+    h = _init_hub(tmp_path / "hub", free_port)
+    try:
+        yield h
+    finally:
+        h.stop_all()
+
+
+@pytest.fixture(scope="module")
+def district_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """One hub per module with the township enrolled; tests add their own villages under it."""
+    h = _init_hub(tmp_path_factory.mktemp("district") / "hub", free_loopback_port())
+    try:
+        h.enroll(TOWNSHIP, tier="township", name="测试镇便民服务中心")
+        yield h
+    finally:
+        h.stop_all()
+
+
+@dataclass
+class District:
+    hub: Hub
+    a: Node
+    b: Node
+
+
+_villages = iter(range(1, 100))
+
+
+@pytest.fixture
+def new_village(district_hub: Hub, tmp_path: Path) -> Callable[[], Node]:
+    """Makes fresh villages under the shared township, enrolled online; the hub is left serving.
+
+    The hub folder is shared by the module's tests (each test has its own stations), so a test
+    compares the hub before and after, or looks at its own stations, never at absolute totals.
+    """
+    district_hub.ensure_running()
+
+    def make() -> Node:
+        code = f"{TOWNSHIP}-{next(_villages):02d}"
+        return init_online(district_hub, tmp_path / f"node-{code}", code)
+
+    return make
+
+
+@pytest.fixture
+def district(district_hub: Hub, new_village: Callable[[], Node]) -> District:
+    """The shared hub, serving, and two fresh villages under its township."""
+    a, b = parallel(new_village, new_village)
+    return District(district_hub, a, b)
