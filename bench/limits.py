@@ -1,0 +1,138 @@
+"""This machine's own ceiling for the work a sync does, measured on the workload's own changes.
+
+- raw SQLite: the workload's change rows upserted in one transaction (WAL, synchronous=FULL), the
+  fastest any store on this disk could take them;
+- Ed25519: signature verifications per second (the hub verifies one per batch, one per pull);
+- msgpack: decoding the workload's changes with the C decoder alone (no validation);
+- bytes: zlib of the canonical msgpack of the workload's changes, compressed as one stream (what a
+  perfect batcher would send per record before any framing, signature or encryption).
+
+The changes are the ones a station writes: the workload accepted through ``node.commands.accept_lines``
+into a station on disk (the USB-enrolled kind, no hub process needed).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import zlib
+
+from bench import common
+
+
+def _station_changes(work, lines: list[str]) -> list[list[object]]:  # type: ignore[no-untyped-def]
+    """The wire changes a station makes for the workload (accepted offline through the real path)."""
+    from hub import enrollment
+    from node import commands, enrolment
+    from node.station import Station
+    from protocol.codec import unpack
+
+    hub = common.create_hub(work / "hub")
+    tokens = common.register_stations(hub, [
+        {"code": "360802-T01", "name": "兴桥镇", "tier": "township"},
+        {"code": "360802-T01-05", "name": "兴桥镇塅口村", "tier": "village", "parent": "360802-T01"},
+    ])
+    (work / "enrol.sje").write_bytes(enrollment.enrolment_file(hub, "360802-T01-05", tokens["360802-T01-05"]))
+    hub.close()
+    enrolment.init_from_file(work / "node", work / "enrol.sje")
+    st = Station(work / "node")
+    commands.accept_lines(st, lines)
+    rows = st.conn.execute("SELECT origin, epoch, seq, hlc, entity, rid, fields, base FROM changes ORDER BY seq")
+    wires = [[o, e, s, h, ent, rid, unpack(f), unpack(b)] for o, e, s, h, ent, rid, f, b in rows]
+    st.close()
+    return wires
+
+
+def _sqlite_upserts(path, wires: list[list[object]]) -> float:  # type: ignore[no-untyped-def]
+    from protocol.codec import pack
+
+    rows = [(w[0], w[1], w[2], w[3], w[4], w[5], pack(w[6]), pack(w[7])) for w in wires]
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(
+        "CREATE TABLE changes (rowid INTEGER PRIMARY KEY, origin TEXT NOT NULL, epoch INTEGER NOT NULL,"
+        " seq INTEGER NOT NULL, hlc INTEGER NOT NULL, entity TEXT NOT NULL, rid TEXT NOT NULL, fields BLOB NOT NULL,"
+        " base BLOB NOT NULL, UNIQUE (origin, epoch, seq))"
+    )
+    t0 = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(
+        "INSERT INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base) VALUES (?,?,?,?,?,?,?,?)"
+        " ON CONFLICT (origin, epoch, seq) DO UPDATE SET hlc=excluded.hlc, fields=excluded.fields", rows)
+    conn.execute("COMMIT")
+    seconds = time.perf_counter() - t0
+    conn.close()
+    return len(rows) / seconds
+
+
+def _ed25519_verifies(n: int = 5000) -> float:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    message = os.urandom(300)  # about a batch header
+    sig = key.sign(message)
+    pub = key.public_key()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        pub.verify(sig, message)
+    return n / (time.perf_counter() - t0)
+
+
+def _msgpack_decodes(body: bytes, count: int, repeat: int = 5) -> float:
+    import msgpack
+
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        msgpack.unpackb(body, raw=False)
+        best = min(best, time.perf_counter() - t0)
+    return count / best
+
+
+def _strict_decodes(body: bytes, count: int) -> float:
+    from protocol.codec import unpack
+
+    t0 = time.perf_counter()
+    unpack(body)
+    return count / (time.perf_counter() - t0)
+
+
+def run(records: int | None) -> dict[str, object]:
+    from protocol.codec import pack
+
+    lines = common.workload_lines(records)
+    with common.workdir("limits") as work:
+        common.log(f"accepting {len(lines)} applications into a station to get its changes")
+        wires = _station_changes(work, lines)
+        n = len(wires)
+        body = pack(wires)
+        common.log("measuring")
+        upserts = _sqlite_upserts(work / "raw.db", wires)
+    verifies = _ed25519_verifies()
+    decodes = _msgpack_decodes(body, n)
+    strict = _strict_decodes(body, n)
+    json_bytes = sum(len(line.encode()) for line in lines)
+    return {
+        "benchmark": "limits",
+        "records": n,
+        "sqlite_upsert_rows_per_s": round(upserts),
+        "ed25519_verify_per_s": round(verifies),
+        "msgpack_decode_changes_per_s": round(decodes),
+        "strict_decode_changes_per_s": round(strict),
+        "canonical_msgpack_bytes_per_record": round(len(body) / n, 1),
+        "zlib6_bytes_per_record": round(len(zlib.compress(body, 6)) / n, 1),
+        "zlib9_bytes_per_record": round(len(zlib.compress(body, 9)) / n, 1),
+        "workload_json_bytes_per_record": round(json_bytes / n, 1),
+        "workload_json_zlib9_bytes_per_record": round(len(zlib.compress("\n".join(lines).encode(), 9)) / n, 1),
+    }
+
+
+def main(argv: list[str]) -> int:
+    p = common.parser("limits", __doc__ or "")
+    p.add_argument("--records", type=int, default=None, help="use the first N lines (default: all 20,000)")
+    args = p.parse_args(argv)
+    common.emit(run(args.records), args.json)
+    return 0
+
