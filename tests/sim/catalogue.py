@@ -1,0 +1,74 @@
+"""Catalogue releases for the simulated district: a few real items from the sample, signed per version.
+
+Releases are what a station must never roll back, so each version differs visibly (a promised time
+limit moves) while the deciding tier of every item stays put: the hub and the stations must agree on
+who decides what, or field ownership would quarantine honest changes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from functools import cache
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol.document import sign_document
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sanji" / "data" / "catalogue-sample.json"
+# Immediate and promised items, decided by the township or by the district, some with deferrable
+# materials: enough to exercise every role the workflow knows.
+ITEM_CODES = ("360802-0001", "360802-0004", "360802-0006", "360802-0007", "360802-0009")
+CHINA = timezone(timedelta(hours=8))
+VALID_DAYS = 180
+
+
+def iso_from_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(CHINA).isoformat(timespec="seconds")
+
+
+def day_of(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(CHINA)
+
+
+@cache
+def _sample() -> dict[str, object]:
+    doc = json.loads(SAMPLE.read_text("utf-8"))
+    assert isinstance(doc, dict)
+    return doc
+
+
+def catalogue_doc(version: int) -> dict[str, object]:
+    """The catalogue document of release ``version`` (a fresh dict each time)."""
+    sample = _sample()
+    raw_items = sample["items"]
+    assert isinstance(raw_items, list)
+    items = [dict(item) for item in raw_items if item["code"] in ITEM_CODES]
+    for item in items:
+        if item["kind"] == "promised":
+            # Each release moves the promise a little, so a rollback would be visible in due dates.
+            item["promised_days"] = min(int(item["legal_days"]), 5 + version % 4)
+    return {
+        "district": sample["district"],
+        "version": version,
+        "calendar": sample["calendar"],
+        "items": items,
+        "themes": [],
+    }
+
+
+def release_body(version: int, issued_ms: int) -> dict[str, object]:
+    doc = catalogue_doc(version)
+    issued, expires = iso_from_ms(issued_ms), iso_from_ms(issued_ms + VALID_DAYS * 86_400_000)
+    doc["issued_at"], doc["expires_at"] = issued, expires
+    return {"version": version, "issued_at": issued, "expires_at": expires, "catalogue": doc}
+
+
+def sign_release(version: int, issued_ms: int, *, hub_id: str, key: Ed25519PrivateKey) -> bytes:
+    """A release as the hub publishes it (hub/service.py ``publish``): for everyone, version in the header."""
+    return sign_document(
+        "catalogue", release_body(version, issued_ms), signer=hub_id, recipient="*", signing_key=key,
+        extra_header={"version": version},
+    )
+

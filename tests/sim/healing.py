@@ -1,0 +1,84 @@
+"""After the last fault: links back, crashed processes restarted, clocks corrected to within two
+minutes, and then at most three sync rounds for the district to agree.
+
+A healing round is what a district does on a good day: every station syncs (push, then pull), the hub
+operator settles the quarantine (``hub_reconcile.review_quarantine``), and the nightly anti-entropy
+runs once per station. After each round every station's records must equal the hub's copy of its
+scope; after the last one, the final checks run: every accepted application is at the hub, numbers
+are unique, and no station still has changes queued.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tests.sim.client_model import Conversation, reconcile_round, sync_round
+from tests.sim.faults import HOUR, MINUTE, START_MS
+from tests.sim.hub_reconcile import review_quarantine
+from tests.sim.network import Queue
+from tests.sim.node_model import SimNode
+from tests.sim.uplink_model import pending_changes
+
+if TYPE_CHECKING:
+    from tests.sim.world import World
+
+HEAL_ROUNDS = 3
+
+
+def heal(world: World) -> None:
+    world.now = START_MS + world.plan.duration + HOUR
+    world.checks.now = world.now
+    for code in list(world.convs):
+        world.abort(code, "fault phase over")
+    world.queue = Queue()  # what was still in flight is lost
+    world.links.heal_all()
+    world.hub.up = True
+    for code, node in world.nodes.items():
+        node.up = True
+        world.skews[code] = world.rng.randint(-2 * MINUTE, 2 * MINUTE)
+    world.note("heal")
+    plan = world.plan
+    mismatches: list[str] = []
+    for rnd in range(1, HEAL_ROUNDS + 1):
+        world.now += 30 * MINUTE
+        world.checks.now = world.now
+        for node in world.nodes.values():
+            direct(world, node, sync_round(node, max_batch=plan.max_batch, max_push=plan.max_push))
+        released, rejected = review_quarantine(world.hub)
+        world.stats.released += released
+        world.note(f"heal round {rnd}: released {released}, rejected {rejected}")
+        for node in world.nodes.values():
+            direct(world, node, reconcile_round(node, max_batch=plan.max_batch, max_push=plan.max_push))
+        world.after_step()
+        lost = world.checks.lost_to_restores(world.accepted, world.nodes, world.hub)
+        mismatches = [m for node in world.nodes.values() for m in world.checks.scope_mismatch(node, world.hub, lost)]
+        if not mismatches:
+            world.stats.converged_in = rnd
+            break
+    if mismatches:
+        world.checks.fail("no_convergence", f"{len(mismatches)} difference(s) after {HEAL_ROUNDS} rounds, e.g. "
+                          + "; ".join(mismatches[:4]))
+    world.stats.lost_to_restore = world.checks.accepted_at_hub(world.accepted, world.nodes, world.hub)
+    world.checks.numbers_unique(world.hub, world.cloned)
+    for node in world.nodes.values():
+        if pending_changes(node):
+            world.checks.fail("outbox_not_drained", f"{node.code} still has {pending_changes(node)} change(s) "
+                              "queued after healing")
+    world.note(f"end {len(world.checks.violations)} violation(s)")
+
+
+def direct(world: World, node: SimNode, gen: Conversation) -> None:
+    """Drive one conversation over a perfect network (the healed district); a failure is a violation."""
+    from tests.sim.world import ROUND_ERRORS
+
+    try:
+        request = next(gen)
+        while True:
+            answer = world.hub_answer(request)
+            assert answer is not None
+            world.note(f"{node.code} {request.kind}({request.summary}) -> {answer.status} {answer.summary}")
+            request = gen.send(answer)
+    except StopIteration:
+        pass
+    except ROUND_ERRORS as exc:
+        world.checks.fail("heal_round_failed", f"{node.code}: {exc}")
