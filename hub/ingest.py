@@ -189,7 +189,13 @@ def _all_held_identically(hub: Hub, vb: VerifiedBatch) -> bool:
             return False
         row = conn.execute("SELECT hlc, entity, rid, fields, base FROM changes WHERE origin=? AND epoch=? AND seq=?",
                            (c.origin, c.epoch, c.seq)).fetchone()
-        if row is None or tuple(row) != (c.hlc, c.entity, c.id, pack(dict(c.fields)), pack(dict(c.base))):
+        if row is None:
+            held = conn.execute("SELECT raw FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0",
+                                (c.origin, c.epoch, c.seq)).fetchone()
+            if held is None or bytes(held[0]) != pack(raw):
+                return False
+            continue
+        if tuple(row) != (c.hlc, c.entity, c.id, pack(dict(c.fields)), pack(dict(c.base))):
             return False
     return True
 

@@ -75,6 +75,11 @@ def restore(folder: Path, source: Path) -> dict[str, object]:
         raise Refused(f"{source} is not a file")
     current = Station(folder)
     code = current.code
+    # What must not go back in time with the backup: the catalogue (never a lower release) and the
+    # clock (never a stamp already used).
+    newer_catalogues = current.conn.execute(
+        "SELECT version, frame, issued_at, expires_at, received_ms FROM catalogues").fetchall()
+    hlc_now = current.meta.int("hlc")
     current.close()
     try:
         probe = connect(source)
@@ -91,6 +96,10 @@ def restore(folder: Path, source: Path) -> dict[str, object]:
     st = Station(folder)
     try:
         with st.transaction():
+            for row in newer_catalogues:
+                st.conn.execute("INSERT OR IGNORE INTO catalogues (version, frame, issued_at, expires_at, received_ms)"
+                                " VALUES (?,?,?,?,?)", row)
+            st.meta.set("hlc", max(hlc_now, st.meta.int("hlc")))
             old = st.meta.int("epoch", 1)
             first = st.meta.int("batched_seq") + 1
             # Changes the backup holds but never put in a batch: re-issue them in the new epoch so

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from node import blobs, client
+from node.epoch import start_new_epoch
 from node.station import Station
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
@@ -146,6 +147,11 @@ def _apply_theirs(st: Station, raw: object) -> int:
         applied = st.records.apply(changes).applied
         for c in changes:
             st.observe(c.hlc)
+        epoch, seq = st.meta.int("epoch", 1), st.meta.int("seq")
+        if any(c.origin == st.code and (c.epoch > epoch or (c.epoch == epoch and c.seq > seq)) for c in changes):
+            # The hub held changes of ours beyond our own counter: this database went back in time
+            # (copied back by hand). Continue in a new epoch so the next write cannot reuse their keys.
+            start_new_epoch(st)
     return applied
 
 

@@ -123,7 +123,9 @@ def record_acks(st: Station, doc: Document) -> list[Ack]:
                 st.conn.execute("UPDATE outbox SET reason=? WHERE hash=?", (ack.reason, bhash))
                 _requeue_from(st, bhash, ack.expected_seq)
             elif result is AckResult.FORK:
-                st.conn.execute("UPDATE outbox SET state='rejected', reason=? WHERE hash=?",
+                # A batch already superseded by a new epoch stays superseded: answered twice, it must
+                # not go back in the queue and be answered "fork" forever.
+                st.conn.execute("UPDATE outbox SET state='rejected', reason=? WHERE hash=? AND state!='superseded'",
                                 (f"fork: {ack.reason}", bhash))
                 n = reissue_after_fork(st, bhash)
                 st.meta.set("last_error", f"the hub holds other content for our seqs (restored from a backup or "
