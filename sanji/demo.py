@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -92,6 +93,17 @@ class Story:
                 self.hub_proc.kill()
                 self.hub_proc.wait()
             self.hub_proc = None
+
+    def demo_operator(self) -> str:
+        """A dashboard login for the person watching the demo, made with the real add-operator command."""
+        password = secrets.token_urlsafe(9)
+        saved = sys.stdin
+        sys.stdin = io.StringIO(password + "\n")
+        try:
+            self.sanji("hub", "add-operator", str(self.root / "hub"), "--user", "demo")
+        finally:
+            sys.stdin = saved
+        return password
 
     # -- the story --------------------------------------------------------------------------------
 
@@ -262,7 +274,8 @@ def run_demo(root: Path, *, once: bool, port: int) -> int:
     print(f"三级 Sanji demo: a district on this machine, in {root}")
     try:
         story.tell()
-        print(f"\nDashboard: {story.url}/   (log in after `sanji hub add-operator {root / 'hub'} --user NAME`)")
+        password = story.demo_operator()
+        print(f"\nDashboard: {story.url}/   log in as demo / {password} (a login made for this demo only)")
         print(f"Station window: sanji node serve {root / 'gangtang'} --port 8710, then http://127.0.0.1:8710/")
         print(f"Try: sanji hub status {root / 'hub'}   ·   sanji node status {root / 'gangtang'}")
         if once:
