@@ -17,7 +17,7 @@ from hub.service import Hub
 from protocol.document import sign_document
 from protocol.errors import RemoteProtocolError
 from replica.errors import Refused
-from replica.output import EXIT_REFUSED, emit
+from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
 from sync.inspection import PAUSED_LABEL
 
 TIER_NAMES = {"township": "镇", "street": "街道", "village": "村", "community": "社区", "field": "踏勘设备"}
@@ -26,11 +26,7 @@ TIER_NAMES = {"township": "镇", "street": "街道", "village": "村", "communit
 def add_parser(sub: Any) -> None:
     hub = sub.add_parser("hub", help="the district hub").add_subparsers(dest="cmd", required=True)
 
-    def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = hub.add_parser(name, help=help_text)
-        p.add_argument("dir", type=Path, help="the hub's folder")
-        p.add_argument("--json", action="store_true", help="print one JSON document")
-        return p
+    cmd = command_adder(hub, "the hub's folder")
 
     p = cmd("init", "create a hub, its keys and catalogue release 1")
     p.add_argument("--district", default="360802")
@@ -90,10 +86,7 @@ def _hub(args: argparse.Namespace) -> Hub:
 
 
 def main(args: argparse.Namespace) -> int | None:
-    handler = globals().get("cmd_" + args.cmd.replace("-", "_"))
-    assert handler is not None, args.cmd
-    result: int | None = handler(args)
-    return result
+    return dispatch(globals(), args)
 
 
 def cmd_init(args: argparse.Namespace) -> None:

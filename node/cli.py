@@ -11,18 +11,14 @@ from node import client, commands, enrolment, uplink
 from node.station import Station
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
-from replica.output import EXIT_REFUSED, emit
+from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
 from sync.inspection import PAUSED_LABEL
 
 
 def add_parser(sub: Any) -> None:
     node = sub.add_parser("node", help="a station or field device").add_subparsers(dest="cmd", required=True)
 
-    def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = node.add_parser(name, help=help_text)
-        p.add_argument("dir", type=Path, help="the station's folder")
-        p.add_argument("--json", action="store_true", help="print one JSON document")
-        return p
+    cmd = command_adder(node, "the station's folder")
 
     p = cmd("init", "make keys, enrol with the hub, pin its keys, pull the catalogue")
     p.add_argument("--hub", default="", help="the hub's URL")
@@ -79,10 +75,7 @@ def add_parser(sub: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int | None:
-    handler = globals().get("cmd_" + args.cmd.replace("-", "_"))
-    assert handler is not None, args.cmd
-    result: int | None = handler(args)
-    return result
+    return dispatch(globals(), args)
 
 
 def cmd_init(args: argparse.Namespace) -> None:

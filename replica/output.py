@@ -3,9 +3,11 @@ and the exit codes CONTRACT.md fixes (0 ok, 2 refused, 3 hub unreachable, 1 anyt
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from protocol.errors import RemoteProtocolError
@@ -44,3 +46,23 @@ def run(action: Callable[[], int | None]) -> int:
     except Exception as exc:
         print(f"sanji: unexpected error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return EXIT_OTHER
+
+
+def command_adder(subparsers: Any, folder_help: str) -> Callable[[str, str], argparse.ArgumentParser]:
+    """A factory for commands that all take the folder they work on and ``--json`` (CONTRACT.md)."""
+
+    def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text)
+        p.add_argument("dir", type=Path, help=folder_help)
+        p.add_argument("--json", action="store_true", help="print one JSON document")
+        return p
+
+    return cmd
+
+
+def dispatch(handlers: Mapping[str, Any], args: argparse.Namespace) -> int | None:
+    """Call the module's ``cmd_<command>`` for the parsed command."""
+    handler = handlers.get("cmd_" + args.cmd.replace("-", "_"))
+    assert handler is not None, args.cmd
+    result: int | None = handler(args)
+    return result
