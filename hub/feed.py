@@ -128,6 +128,11 @@ def feed_page(hub: Hub, station_code: str, *, after: int, catalogue_version: int
         "hub_ms": hub.clock(),
         "generation": str(hub.store.get_meta("generation", "")),
     }
+    if station.tier in ("township", "street"):
+        # A deciding centre assigns inspections of its items offline, so it needs to know which field
+        # devices exist (codes only; nothing about the inspectors themselves).
+        body["field_devices"] = [str(r[0]) for r in hub.store.conn.execute(
+            "SELECT code FROM stations WHERE tier='field' AND revoked=0 ORDER BY code")]
     seal_pub = station.seal_pub
     return sign_document(
         "feed", body, signer=hub.hub_id, recipient=station_code, signing_key=hub.keys.sign,

@@ -26,7 +26,7 @@ from protocol.errors import RemoteProtocolError
 from replica.ids import iso_from_ms
 from sync.change import Change
 from sync.hlc import HUB_QUARANTINE_AHEAD_MS
-from sync.ingest import admit, read_change
+from sync.ingest import Admission, admit, read_change
 from sync.model import FIXED_FIELDS, Actor, RecordContext
 from sync.session import AckResult, Cursor, Verdict, classify
 
@@ -148,6 +148,8 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
         if adm.admitted and adm.change is not None:
             adm = admit(adm.change, actor=actor, context=_context(hub, adm.change, admitted, look),
                         hub_wall_ms=now, max_ahead_ms=HUB_QUARANTINE_AHEAD_MS)
+        if adm.admitted and adm.change is not None and actor.tier != "district":
+            adm = _check_inspector(adm, look)
         if adm.admitted and adm.change is not None:
             admitted.append(adm.change)
             entry = run.add(adm.change)
@@ -172,6 +174,21 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
     store.set_cursor(h.origin, h.epoch, Cursor(h.last_seq + 1, bhash))
     return FrameAck(bhash, h.origin, result_name, h.last_seq + 1, receipt=receipt, applied=len(admitted),
                     quarantined=held, reason="" if held == 0 else f"{held} change(s) held for review")
+
+
+def _check_inspector(adm: Admission, look: Lookup) -> Admission:
+    """A township's task must name a field device the hub has enrolled and not revoked; otherwise it
+    would reach nobody. It is held for review with that reason (never dropped)."""
+    change = adm.change
+    if change is None or change.entity != "task" or "inspector" not in change.fields:
+        return adm
+    code = str(change.fields["inspector"])
+    station = look.station(code)
+    if station is None or station.tier != "field":
+        return Admission(change, f"task names inspector {code!r}, which is not an enrolled field device")
+    if station.revoked:
+        return Admission(change, f"task names field device {code}, which has been revoked; assign another")
+    return adm
 
 
 def _all_held_identically(hub: Hub, vb: VerifiedBatch) -> bool:

@@ -46,6 +46,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("number")
     p.add_argument("--to", required=True)
     p.add_argument("--note", default="")
+    p = cmd("inspect", "a township or street centre assigns an on-site inspection of an item it decides")
+    p.add_argument("number")
+    p.add_argument("--inspector", required=True, help="the field device's station code")
+    p.add_argument("--due", help="YYYY-MM-DD (default: 5 working days from today)")
     p = cmd("sync", "one sync round now: push, then pull, then photos; then purge what the hub holds")
     p.add_argument("--retention-days", type=int, default=None, help="keep a field device's copies this long "
                    "after the hub has them (default 7)")
@@ -241,6 +245,14 @@ def cmd_restore(args: argparse.Namespace) -> None:
 
     out = restore(args.dir, args.source)
     emit(out, args.json, lambda d: f"已恢复，进入第 {d['epoch']} 期编号；请联网同步并对账以补回备份之后的数据")
+
+
+def cmd_inspect(args: argparse.Namespace) -> None:
+    from node.assignment import assign
+
+    out = assign(Station(args.dir), args.number, args.inspector, args.due)
+    emit(out, args.json, lambda d: f"已安排踏勘 {d['number']} → {d['inspector']}，任务 {d['task']}，期限 {d['due']}；"
+         "办理时限暂停，下次同步时送达踏勘设备")
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:

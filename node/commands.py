@@ -16,6 +16,7 @@ from pathlib import Path
 from node.station import Station
 from replica.errors import Refused
 from replica.ids import CHINA, iso_from_ms, parse_iso_ms, uuid7
+from replica.inspection import resume_fields
 from sync.catalogue import AcceptanceError, check_acceptance, deferred_due_date, due_date
 from sync.fold import versions
 from sync.identity import InvalidIdentity, check_id_number, check_phone, mask_id, mask_phone
@@ -231,12 +232,19 @@ def transition(st: Station, number: str, to: str, note: str = "") -> dict[str, o
     if not any(may_move(r, move, immediate=immediate) for r in roles):
         raise Refused(f"{number}: this station may not {move.value} this application; the deciding tier does that")
     if move is Move.INSPECT:
-        raise Refused(f"{number}: on-site inspection is assigned by the hub or township (`sanji hub inspect`)")
+        raise Refused(f"{number}: assign an inspection instead (`sanji node inspect DIR {number} --inspector CODE`, "
+                      "or `sanji hub inspect` at the hub); 踏勘 needs an inspector")
     fields: dict[str, object] = {"status": target.value}
     base = {"status": versions(record).get("status", 0)}
     if note:
         fields["note"] = _text(note, "备注", limit=MAX_TEXT)
         base["note"] = versions(record).get("note", 0)
+    if vals.get("status") == Status.INSPECTING.value and "decider" in roles:
+        # Leaving an inspection: lift the pause and move the due date out by the days it took.
+        more, more_base = resume_fields(st.conn, st.records, st.catalogue().catalogue.calendar, app_id=app_id,
+                                        record=record, now_ms=st.clock())
+        fields.update(more)
+        base.update(more_base)
     if move is Move.RESUBMIT:
         # Back from 补正: the deferred materials the citizen brought are now supplemented.
         for name, cell in record.items():

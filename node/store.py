@@ -33,6 +33,7 @@ META_FIELDS = {
     "hub_seal_key_id": "key id of hub_seal_pub",
     "enrolled": "True once the hub holds this station's keys (false for USB-only enrolment so far)",
     "enrol_proof": "HMAC over our public keys with the one-time token, for a USB-only enrolment",
+    "field_devices": "codes of the district's field devices (township/street only, from the feed)",
     "epoch": "current epoch; a restore from backup starts a new one so seqs are never reused",
     "seq": "last seq assigned in the current epoch",
     "hlc": "last HLC stamp issued or observed",

@@ -205,6 +205,9 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
             st.remember_origins({str(k): str(v) for k, v in origins.items()})
         if isinstance(body.get("catalogue"), bytes):
             _, outcome = st.store_catalogue(body["catalogue"])
+        devices = body.get("field_devices")
+        if isinstance(devices, list) and all(isinstance(d, str) for d in devices):
+            st.meta.set("field_devices", sorted(devices))
         result = st.records.apply(changes)
         for c in changes:
             st.observe(c.hlc)

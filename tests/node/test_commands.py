@@ -287,7 +287,7 @@ def test_the_township_decides_its_villages_item_and_the_village_delivers(world: 
     assert [a.result for a in world.push(v1)] == [AckResult.APPLIED]
     world.pull(township)
     _move(township, number, "under_review")
-    _refuse(township, number, "inspecting", "inspection is assigned")
+    _refuse(township, number, "inspecting", "assign an inspection instead")
     _move(township, number, "approved")
     _move(township, number, "completed")
     _refuse(township, number, "delivered", "may not deliver")  # handing over is the accepting station's

@@ -1,0 +1,43 @@
+"""A township or street centre assigns on-site inspections (现场踏勘) of the items it decides.
+
+The same rules as the hub's (``replica/inspection.py``): only during review, only for items whose
+catalogue entry requires an inspection, one open task at a time, and the move to ``inspecting``
+pauses the time limit in the same transaction. The centre works offline, so it checks the inspector
+against the list of field devices its last feed page carried; the hub checks again when the task
+arrives (a device revoked in between gets the task quarantined with that reason, not lost).
+"""
+
+from __future__ import annotations
+
+from node.commands import find, roles_here
+from node.station import Station
+from replica import inspection as shared
+from replica.errors import Refused
+from sync.fold import values
+
+
+def _check_inspector(st: Station, inspector: str) -> None:
+    known = st.meta.get("field_devices")
+    if not isinstance(known, list) or not known:
+        raise Refused("this station does not know the district's field devices yet; run `sanji node sync` "
+                      "(or import the hub's files) and try again")
+    if inspector not in known:
+        raise Refused(f"{inspector} is not a field device of this district (known: {', '.join(map(str, known))}); "
+                      "the hub enrols field devices with `sanji hub enroll ... --tier field`")
+
+
+def assign(st: Station, number: str, inspector: str, due: str | None = None) -> dict[str, object]:
+    """Assign an inspection of application ``number`` to ``inspector``. Raises Refused, writing nothing."""
+    app_id = find(st, number)
+    vals = values(st.records.load("application", app_id))
+    if "decider" not in roles_here(st, str(vals.get("station")), str(vals.get("item"))):
+        raise Refused(f"{number}: this station does not decide {vals.get('item')}; "
+                      "the deciding tier (or the hub, `sanji hub inspect`) assigns its inspection")
+    _check_inspector(st, inspector)
+    job = shared.plan(st.conn, st.records, st.catalogue().catalogue, app_id=app_id, number=number,
+                      inspector=inspector, due=due, now_ms=st.clock())
+    with st.transaction():
+        st.write("task", job.task_id, job.task, {})
+        if job.application:
+            st.write("application", app_id, job.application, job.base)
+    return job.summary()
