@@ -145,7 +145,7 @@ async def pull(request: web.Request) -> web.Response:
     if asked and asked != station:
         return _error(403, "forbidden", f"station {station} may not read the feed of {asked}")
     after = int(str(body["after"]))
-    await request.app[COMMITTER].run(functools.partial(
+    request.app[COMMITTER].later(functools.partial(
         hub.store.seen, station, hub.clock(), backlog=int(str(body.get("pending", 0))),
         catalogue_version=int(str(body.get("catalogue_version", 0))), feed_ack=after,
         skew_ms=int(str(body["at_ms"])) - hub.clock()))

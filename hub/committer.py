@@ -37,6 +37,11 @@ def savepoint(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("RELEASE piece")
 
 
+def _log_failure(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("bookkeeping write failed: %s", fut.exception())
+
+
 class Committer:
     """Runs pieces of database work in shared transactions; see the module docstring."""
 
@@ -72,6 +77,13 @@ class Committer:
 
     async def run(self, piece: Callable[[], T]) -> T:
         return await self.submit(piece)
+
+    def later(self, piece: Callable[[], object]) -> None:
+        """Queue bookkeeping nobody waits for (when a station was last seen, what it reported): it
+        joins the next group, and a failure is logged. Answering a pull must not wait for the disk
+        just to note that the station asked."""
+        fut = self.submit(piece)
+        fut.add_done_callback(_log_failure)
 
     def atomic(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """A nested savepoint, for a piece that must keep one part even when another part fails."""

@@ -99,8 +99,12 @@ def apply_change(
     out = dict(record)
     conflicts: list[Conflict] = []
     for name, cell in cells_of(change):
+        current = out.get(name)
+        if current is None:  # a field written for the first time: nothing to merge with
+            out[name] = cell
+            continue
         rule = field_spec(change.entity, name).rule
-        winner, loser = merge_cell(rule, out.get(name), cell, authority)
+        winner, loser = merge_cell(rule, current, cell, authority)
         out[name] = winner
         if loser is not None and is_concurrent(winner, loser):
             conflicts.append(Conflict(change.entity, change.id, name, winner, loser, rule_name(rule)))
