@@ -2,6 +2,9 @@
 
 - raw SQLite: the workload's change rows upserted in one transaction (WAL, synchronous=FULL), the
   fastest any store on this disk could take them;
+- the hub's storage: the three rows the hub keeps per application (log, merged record, projection),
+  precomputed and written into the hub's real schema 2,000 to a transaction: the most a hub on this
+  disk could ingest if decoding, checking and merging cost nothing;
 - Ed25519: signature verifications per second (the hub verifies one per batch, one per pull);
 - msgpack: decoding the workload's changes with the C decoder alone (no validation);
 - bytes: zlib of the canonical msgpack of the workload's changes, compressed as one stream (what a
@@ -67,6 +70,44 @@ def _sqlite_upserts(path, wires: list[list[object]]) -> float:  # type: ignore[n
     return len(rows) / seconds
 
 
+def _hub_rows(folder, wires: list[list[object]], per_batch: int = 2000) -> float:  # type: ignore[no-untyped-def]
+    """Applications per second when the hub only writes the rows it must keep for each one (the change
+    in the log, the merged record, the application's projection) into its real schema and indexes,
+    2,000 to a durable transaction as in a push, with every row computed beforehand: SQLite's ceiling
+    for the hub's storage, with no decoding, checking or merging at all."""
+    from replica.records import _PROJECT_SQL, _SAVE_SQL, _projection_row, _record_row
+    from sync.change import change_from_wire
+    from sync.fold import apply_change
+
+    hub = common.create_hub(folder)
+    changes = [change_from_wire(w) for w in wires]
+    logged, saved, projected = [], [], []
+    for c in changes:
+        record, _ = apply_change({}, c, lambda _o: 1)
+        logged.append((c.origin, c.epoch, c.seq, c.hlc, c.entity, c.id, pack_fields(c.fields), pack_fields(c.base),
+                       c.id))
+        saved.append(_record_row((c.entity, c.id), record))
+        projected.append(_projection_row(c.id, record))
+    conn = hub.store.conn
+    t0 = time.perf_counter()
+    for i in range(0, len(changes), per_batch):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base, application)"
+                         " VALUES (?,?,?,?,?,?,?,?,?)", logged[i:i + per_batch])
+        conn.executemany(_SAVE_SQL, saved[i:i + per_batch])
+        conn.executemany(_PROJECT_SQL, projected[i:i + per_batch])
+        conn.execute("COMMIT")
+    seconds = time.perf_counter() - t0
+    hub.close()
+    return len(changes) / seconds
+
+
+def pack_fields(fields: object) -> bytes:
+    from protocol.codec import pack
+
+    return pack(dict(fields))  # type: ignore[call-overload]
+
+
 def _ed25519_verifies(n: int = 5000) -> float:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -110,6 +151,7 @@ def run(records: int | None) -> dict[str, object]:
         body = pack(wires)
         common.log("measuring")
         upserts = _sqlite_upserts(work / "raw.db", wires)
+        hub_rows = _hub_rows(work / "rows-hub", wires)
     verifies = _ed25519_verifies()
     decodes = _msgpack_decodes(body, n)
     strict = _strict_decodes(body, n)
@@ -118,6 +160,7 @@ def run(records: int | None) -> dict[str, object]:
         "benchmark": "limits",
         "records": n,
         "sqlite_upsert_rows_per_s": round(upserts),
+        "hub_storage_records_per_s": round(hub_rows),
         "ed25519_verify_per_s": round(verifies),
         "msgpack_decode_changes_per_s": round(decodes),
         "strict_decode_changes_per_s": round(strict),

@@ -187,6 +187,61 @@ def pack(value: object) -> bytes:
         raise LocalProtocolError(f"cannot encode value: {exc}") from exc
 
 
+_FLAT: frozenset[type] = frozenset({str, int, bool, bytes, type(None)})
+
+
+def _flat_value(value: object) -> object:
+    """``value`` ready for msgpack as it is (sorting a small map's keys), or ``_SLOW`` when it is not
+    a scalar, a list of scalars, or a map of str to scalars. Floats take the slow path, which checks
+    that they are finite."""
+    kind = type(value)
+    if kind in _FLAT:
+        return value
+    if kind is list:
+        assert isinstance(value, list)
+        return value if set(map(type, value)) <= _FLAT else _SLOW
+    if kind is dict:
+        assert isinstance(value, dict)
+        if set(map(type, value)) <= _STR and set(map(type, value.values())) <= _FLAT:
+            return dict(sorted(value.items()))
+    return _SLOW
+
+
+_SLOW = object()
+
+
+def pack_map(value: dict[str, object], *, cells: bool = False) -> bytes:
+    """``pack(value)`` for the shapes records and changes have, several times faster: a map of str
+    keys whose values are scalars, lists of scalars or maps of str to scalars (with ``cells``, each
+    value is a ``[hlc, origin, value, base]`` cell and that rule applies to its third element).
+    Anything else, and anything msgpack refuses, goes through :func:`pack`, so the bytes are always
+    the canonical ones."""
+    out: dict[str, object] = {}
+    try:
+        for key in sorted(value):
+            if type(key) is not str:
+                return pack(value)
+            item = value[key]
+            if cells:
+                if not (type(item) is list or type(item) is tuple):
+                    return pack(value)
+                cell: list[object] | tuple[object, ...] = item
+                if len(cell) != 4 or type(cell[0]) is not int or type(cell[1]) is not str or type(cell[3]) is not int:
+                    return pack(value)
+                inner = _flat_value(cell[2])
+                if inner is _SLOW:
+                    return pack(value)
+                out[key] = [cell[0], cell[1], inner, cell[3]]
+            else:
+                flat = _flat_value(item)
+                if flat is _SLOW:
+                    return pack(value)
+                out[key] = flat
+        return msgpack.packb(out, use_bin_type=True, use_single_float=False, strict_types=True, datetime=False)
+    except (ValueError, TypeError, OverflowError):
+        return pack(value)
+
+
 def _refuse_ext(code: int, data: bytes) -> NoReturn:
     raise MalformedError(f"msgpack extension type {code} is not allowed")
 
@@ -289,4 +344,4 @@ def unpack(data: bytes, limits: Limits = DEFAULT_LIMITS) -> object:
     return value
 
 
-__all__ = ["DEFAULT_LIMITS", "FORMAT_VERSION", "HEADER_LIMITS", "Limits", "pack", "unpack"]
+__all__ = ["DEFAULT_LIMITS", "FORMAT_VERSION", "HEADER_LIMITS", "Limits", "pack", "pack_map", "unpack"]

@@ -17,10 +17,11 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import msgpack
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from protocol.codec import pack, unpack
+from protocol.codec import pack, pack_map, unpack
 from sync.change import Change
 from sync.fold import Cell, Conflict, Record, apply_change, record_from_wire, record_to_wire, values
 
@@ -115,7 +116,15 @@ _CHUNK = 500  # ids per IN (...) query
 def state_digest(entity: str, rec_id: str, state: bytes) -> bytes:
     """``sync.fold.record_digest`` from the record's packed state, without packing it a second time:
     the canonical encoding of ``[entity, id, wire]`` is a 3-array header followed by its elements'."""
-    return hashlib.sha256(b"\x93" + pack(entity) + pack(rec_id) + state).digest()
+    return hashlib.sha256(b"\x93" + _pack_str(entity) + _pack_str(rec_id) + state).digest()
+
+
+def _pack_str(text: str) -> bytes:
+    # A str's msgpack encoding is already canonical; one that is not valid UTF-8 goes the long way.
+    try:
+        return msgpack.packb(text, use_bin_type=True) if type(text) is str else pack(text)
+    except UnicodeEncodeError:
+        return pack(text)
 
 
 _SAVE_SQL = (
@@ -129,7 +138,7 @@ def _record_row(key: tuple[str, str], record: Record) -> tuple[object, ...]:
     entity, rec_id = key
     app = rec_id if entity == "application" else str(record.get("application", (0, "", "", 0))[2])
     # record_to_wire with the fields in key order already, so pack finds it canonical as it is.
-    state = pack({name: list(record[name]) for name in sorted(record)})
+    state = pack_map(record, cells=True)  # type: ignore[arg-type]
     return (entity, rec_id, state, state_digest(entity, rec_id, state), app)
 
 
@@ -301,7 +310,7 @@ class Run:
             "INSERT OR IGNORE INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base, application)"
             " VALUES (?,?,?,?,?,?,?,?,?)",
             (change.origin, change.epoch, change.seq, change.hlc, change.entity, change.id,
-             pack(dict(change.fields)), pack(dict(change.base)), app),
+             pack_map(dict(change.fields)), pack_map(dict(change.base)), app),
         )
         if cur.rowcount == 0:
             self.duplicates += 1

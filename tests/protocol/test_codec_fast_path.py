@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.codec import _canonical, pack
+from protocol.codec import _canonical, pack, pack_map
 from protocol.errors import LocalProtocolError
 
 ANY_SCALAR = (
@@ -60,3 +60,31 @@ def test_deep_and_odd_values_still_refused() -> None:
     for value in (deep, {"a": [1.0, math.nan]}, {"b": {"c": (1, math.inf)}}, [{"x": bytearray(b"1")}]):
         with pytest.raises(LocalProtocolError):
             pack(value)
+
+
+CELL = st.tuples(st.integers(-(2**64), 2**64), st.text(max_size=4) | st.integers(0, 3), _values(2),
+                 st.integers(-(2**64), 2**64) | st.booleans() | _values(1))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.dictionaries(st.text(max_size=4) | st.integers(0, 2), _values(3), max_size=6))
+def test_pack_map_gives_packs_bytes_or_refusal(value: dict[str, object]) -> None:
+    try:
+        expected = pack(value)
+    except LocalProtocolError:
+        with pytest.raises(LocalProtocolError):
+            pack_map(value)
+        return
+    assert pack_map(value) == expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), CELL.map(list) | CELL | _values(1), max_size=6))
+def test_pack_map_of_cells_gives_packs_bytes_or_refusal(value: dict[str, object]) -> None:
+    try:
+        expected = pack(value)
+    except LocalProtocolError:
+        with pytest.raises(LocalProtocolError):
+            pack_map(value, cells=True)
+        return
+    assert pack_map(value, cells=True) == expected
