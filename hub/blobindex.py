@@ -5,6 +5,9 @@ tables of its own migration set, so the hub's main schema is untouched:
 - ``blobs``: every blob the hub holds whole and verified, with who sent it and how;
 - ``blob_uploads``: uploads in progress, with the size the station signed for (the chunks are files).
 
+An upload that receives no chunk for :data:`PARTIAL_RETENTION_DAYS` is abandoned: the nightly job
+removes its chunks (:func:`drop_abandoned`), and the station, if it ever comes back, starts over.
+
 Records travel first: a station may upload only a blob that one of its own reports, already at the
 hub, names. That keeps the hub from storing anything nobody asked for, and gives a clear refusal
 ("sync the report first") instead of orphan files. Every chunk is checked against the digest the
@@ -36,6 +39,9 @@ migrations = Migrations("sanji.hub.blobs")
 FILE_LIMITS = Limits(max_bytes=MAX_BLOB_BYTES + 1024 * 1024, max_str=4096, max_bin=MAX_BLOB_BYTES, max_array=16,
                      max_map=16, max_depth=4)
 _ready: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
+# An upload that received no chunk for this many days is abandoned; the nightly job removes it.
+PARTIAL_RETENTION_DAYS = 7
+DAY_MS = 86_400_000
 
 
 @migrations()
@@ -179,6 +185,27 @@ def receive_chunk(hub: Hub, station: str, req: BlobRequest, data: bytes, *, sour
         with hub.store.transaction():
             _file(hub, req.sha256, req.size, station, source)
     return progress(hub, station, req)
+
+
+def drop_abandoned(hub: Hub, retention_days: int = PARTIAL_RETENTION_DAYS) -> dict[str, int]:
+    """Remove uploads that received no chunk for ``retention_days`` (by the chunk files' modification
+    times, against ``hub.clock()``). Whole blobs are never touched. A station that comes back later
+    finds no chunks held (``GET /v1/blobs/{sha}``) and sends the blob again from chunk 0."""
+    if retention_days < 0:
+        raise ValueError("the retention period for partial uploads must not be negative")
+    store = store_of(hub)
+    limit = hub.clock() - retention_days * DAY_MS
+    dropped = freed = kept = 0
+    for upload in store.partials():
+        if upload.last_ms >= limit:
+            kept += 1
+            continue
+        with hub.store.transaction():
+            hub.store.conn.execute("DELETE FROM blob_uploads WHERE sha256=?", (upload.sha256,))
+        store.drop_partial(upload.sha256)
+        dropped += 1
+        freed += upload.bytes
+    return {"dropped": dropped, "bytes": freed, "kept": kept, "retention_days": retention_days}
 
 
 def import_file(hub: Hub, data: bytes, *, source: str) -> str:

@@ -36,6 +36,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8700)
     p.add_argument("--nightly", default="02:00", help="time of the nightly job, HH:MM")
+    p.add_argument("--partial-retention-days", type=int, default=blobindex.PARTIAL_RETENTION_DAYS,
+                   help="the nightly job removes photo uploads that received no chunk for this long (default 7)")
     p = cmd("enroll", "register a station and issue a one-time token")
     p.add_argument("--station", required=True)
     p.add_argument("--name", required=True)
@@ -68,7 +70,9 @@ def add_parser(sub: Any) -> None:
     p = cmd("reconcile", "run the nightly job now: warnings, statistics, backup, compaction, anti-entropy report")
     p.add_argument("--csv", type=Path, help="also write the per-station statistics as CSV")
     p.add_argument("--no-backup", action="store_true", help="skip the rotated backup")
-    p = cmd("backup", "a consistent copy of the hub while it serves")
+    p.add_argument("--partial-retention-days", type=int, default=blobindex.PARTIAL_RETENTION_DAYS,
+                   help="remove photo uploads that received no chunk for this long (default 7)")
+    p = cmd("backup", "a consistent copy of the hub while it serves (the database, and its photos in FILE.blobs/)")
     p.add_argument("--out", type=Path, required=True)
     p = cmd("restore", "replace the hub's data with a backup (the hub must be stopped)")
     p.add_argument("--from", dest="source", type=Path, required=True)
@@ -106,7 +110,10 @@ def cmd_init(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     from hub.server import serve
 
-    serve(args.dir, host=args.host, port=args.port, nightly=args.nightly)
+    if args.partial_retention_days < 0:
+        raise Refused("--partial-retention-days must not be negative")
+    serve(args.dir, host=args.host, port=args.port, nightly=args.nightly,
+          partial_retention_days=args.partial_retention_days)
 
 
 def cmd_enroll(args: argparse.Namespace) -> None:
@@ -299,8 +306,11 @@ def cmd_show(args: argparse.Namespace) -> None:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from hub import nightly
 
+    if args.partial_retention_days < 0:
+        raise Refused("--partial-retention-days must not be negative")
     hub = _hub(args)
-    out = nightly.run(hub, "on-demand", do_backup=not args.no_backup)
+    out = nightly.run(hub, "on-demand", do_backup=not args.no_backup,
+                      partial_retention_days=args.partial_retention_days)
     if args.csv:
         args.csv.write_text(nightly.report_csv(out["report"]), encoding="utf-8")
     result = {k: out[k] for k in ("stations_checked", "divergent", "repaired", "overdue", "report")}
@@ -330,23 +340,35 @@ def _report_text(d: dict[str, Any]) -> str:
     if r["not_seen"]:
         lines.append("多日未同步: " + ", ".join(str(x["station"]) for x in r["not_seen"]))
     if r.get("backup"):
-        lines.append(f"备份: {r['backup']}")
+        lines.append(f"备份: {r['backup']}（照片 {r.get('backup_blobs') or 0} 张）")
+    partial = r.get("partial_uploads") or {}
+    if partial.get("dropped"):
+        lines.append(f"清理中断超过 {partial['retention_days']} 天的照片上传 {partial['dropped']} 个，"
+                     f"释放 {partial['bytes']} 字节")
     return "\n".join(lines)
 
 
-def cmd_backup(args: argparse.Namespace) -> None:
-    from hub import nightly
+def cmd_backup(args: argparse.Namespace) -> int:
+    from hub.backup import backup
 
     hub = _hub(args)
-    size = nightly.backup(hub, args.out)
-    emit({"file": str(args.out), "bytes": size}, args.json, lambda d: f"已备份到 {d['file']}（{d['bytes']} 字节）")
+    out = backup(hub, args.out)
+    emit(out, args.json, lambda d: f"已备份到 {d['file']}（{d['bytes']} 字节），照片 {d['blobs']} 张到 {d['blobs_dir']}"
+         + "".join(f"\n  照片文件已损坏，未备份: {sha}" for sha in d["blobs_damaged"]))
+    if out["blobs_damaged"]:
+        print(f"sanji: {len(out['blobs_damaged'])} photo file(s) in {hub.folder / 'blobs'} do not match their "
+              "names and were not backed up", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_restore(args: argparse.Namespace) -> None:
     from hub.restore import restore
 
     out = restore(args.dir, args.source)
-    emit(out, args.json, lambda d: f"已从 {d['from']} 恢复。各站下次同步与夜间对账会补回备份之后的数据。")
+    emit(out, args.json, lambda d: f"已从 {d['from']} 恢复，照片 {d['blobs']} 张。"
+         "各站下次同步与夜间对账会补回备份之后的数据。"
+         + (f"\n注意：恢复后的数据库登记了 {d['blobs_missing']} 张区局没有的照片。" if d["blobs_missing"] else ""))
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:

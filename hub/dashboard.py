@@ -3,8 +3,9 @@
 Server-rendered HTML (Jinja2), a little hand-written JavaScript, no build step, and every asset served
 from ``hub/static`` and ``replica/static``: the district hall's network may have no internet at all.
 The pages are split by noun: sign-in and sessions (``dashboard_auth``), stations
-(``dashboard_views``), applications (``dashboard_apps``), conflicts and quarantine
-(``dashboard_review``), the catalogue (``dashboard_catalogue``).
+(``dashboard_views``), applications (``dashboard_apps``) and their inspection reports and photos
+(``dashboard_inspections``), conflicts and quarantine (``dashboard_review``), the catalogue
+(``dashboard_catalogue``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hub import dashboard_apps, dashboard_auth, dashboard_catalogue, dashboard_review, dashboard_views
+from hub import (
+    dashboard_apps,
+    dashboard_auth,
+    dashboard_catalogue,
+    dashboard_inspections,
+    dashboard_review,
+    dashboard_views,
+)
 from hub.dashboard_auth import ENV, hub_of
 from replica.webui import add_common_static, make_env
 
@@ -37,6 +45,7 @@ def add_dashboard_routes(app: web.Application) -> None:
     dashboard_auth.setup(app)
     dashboard_views.setup(app)
     dashboard_apps.setup(app)
+    dashboard_inspections.setup(app)
     dashboard_review.setup(app)
     dashboard_catalogue.setup(app)
 

@@ -247,7 +247,9 @@ def search(hub: Hub, *, q: str = "", station: str = "", status: str = "", due: s
 
 
 def application(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, Any]:
-    """One application for the detail page: fields, materials with their deadlines, the history."""
+    """One application for the detail page: fields, materials with their deadlines, the history, the
+    on-site inspections with their reports (``hub/dashboard_inspections.py``)."""
+    from hub.dashboard_inspections import inspections
     from hub.operations import show
 
     shown = show(hub, number, reveal=reveal)
@@ -270,7 +272,7 @@ def application(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, Any
     status = str(shown["status"] or "")
     due: Due = due_state(fields.get("due_date"), status, day, cat.calendar)
     return {**shown, "item": item, "who": who, "materials": materials, "events": events, "due": due,
-            "status": status, "reveal": reveal}
+            "status": status, "reveal": reveal, "inspections": inspections(hub, str(shown["id"]), number, who)}
 
 
 def status_choices() -> list[tuple[str, str]]:

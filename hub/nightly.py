@@ -3,8 +3,10 @@
 One run: integrity check, deadline warnings (yellow when a promised item is nearly due, red when
 overdue, 容缺 materials past their supplement date), daily statistics per station and per tier,
 satisfaction from ratings, stations not seen lately, the stations' anti-entropy sessions since the
-last run, a backup (rotated), and compaction. Every run is recorded with its figures; a failed
-integrity check is loud (logged as an error, outcome ``integrity_failed``), never silent.
+last run, a backup (rotated; the database and the photos beside it, ``hub/backup.py``), compaction,
+and the removal of photo uploads abandoned half-way (no chunk for ``partial_retention_days``). Every
+run is recorded with its figures; a failed integrity check is loud (logged as an error, outcome
+``integrity_failed``), never silent.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import shutil
 import sqlite3
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hub import blobindex
+from hub.backup import backup, blobs_beside
 from protocol.codec import pack, unpack
-from replica.db import backup_to, integrity_check
+from replica.db import integrity_check
 from replica.ids import CHINA, iso_from_ms
 from sync.identity import mask_name
 
@@ -128,19 +132,19 @@ def anti_entropy_since(hub: Hub, since_ms: int) -> dict[str, int]:
             "summary_mismatches": int(row[3])}
 
 
-def backup(hub: Hub, out: Path) -> int:
-    return backup_to(hub.store.db, out)
-
-
-def rotate_backups(hub: Hub) -> str:
+def rotate_backups(hub: Hub) -> dict[str, object]:
+    """A backup in ``HUB/backups/`` (database and blobs), keeping the newest :data:`KEEP_BACKUPS`. The
+    blobs it shares with the previous backup are hard links to that backup's files."""
     folder = hub.folder / "backups"
     folder.mkdir(exist_ok=True)
     stamp = datetime.fromtimestamp(hub.clock() / 1000, tz=CHINA).strftime("%Y%m%d-%H%M%S")
     path = folder / f"hub-{stamp}.db"
-    backup(hub, path)
+    earlier = sorted(folder.glob("hub-*.db"))
+    out = backup(hub, path, link_from=blobs_beside(earlier[-1]) if earlier else None)
     for old in sorted(folder.glob("hub-*.db"))[:-KEEP_BACKUPS]:
         old.unlink()
-    return str(path)
+        shutil.rmtree(blobs_beside(old), ignore_errors=True)
+    return out
 
 
 def compact(hub: Hub) -> dict[str, int]:
@@ -157,7 +161,8 @@ def last_run_start(hub: Hub) -> int | None:
     return int(row[0]) if row and row[0] is not None else None
 
 
-def run(hub: Hub, trigger: str = "on-demand", *, do_backup: bool = True) -> dict[str, Any]:
+def run(hub: Hub, trigger: str = "on-demand", *, do_backup: bool = True,
+        partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS) -> dict[str, Any]:
     started = hub.clock()
     since = last_run_start(hub) or 0
     with hub.store.transaction():
@@ -190,8 +195,13 @@ def run(hub: Hub, trigger: str = "on-demand", *, do_backup: bool = True) -> dict
         "anti_entropy": anti_entropy_since(hub, since), "records_rebuilt": refolded,
         "duplicate_numbers": duplicate_numbers(hub),
     }
-    report["backup"] = rotate_backups(hub) if do_backup else None
+    rotated = rotate_backups(hub) if do_backup else None
+    report["backup"] = rotated["file"] if rotated else None
+    report["backup_blobs"] = rotated["blobs"] if rotated else None
+    if rotated and rotated["blobs_damaged"]:
+        report["backup_blobs_damaged"] = rotated["blobs_damaged"]  # photos whose files no longer match
     report["compaction"] = compact(hub)
+    report["partial_uploads"] = blobindex.drop_abandoned(hub, partial_retention_days)
     ae = report["anti_entropy"]
     figures = {"stations_checked": ae["stations_checked"], "divergent": ae["divergent"] + int(refolded > 0),
                "repaired": ae["repaired"] + refolded, "overdue": len(warnings["red"])}

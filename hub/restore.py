@@ -3,6 +3,11 @@
 After a restore the hub lacks whatever arrived after the backup was taken. Nothing is lost: stations
 keep every batch until it is receipted and retained, and answer the hub's gaps by sending them again;
 the nightly anti-entropy brings back the rest (see README, "Disaster recovery").
+
+Photos and scans come back from the folder beside the backup file (``FILE.blobs/``, written by
+``hub/backup.py``), checked against their names, before the database is replaced. A backup made
+before backups carried blobs restores the database alone; ``blobs_missing`` then says how many
+blobs the restored hub lists but lacks.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from hub.backup import missing_after_restore, restore_blobs
 from hub.service import new_generation
 from hub.store import DB_NAME, HubStore
 from protocol.codec import unpack
+from replica.blobstore import BlobStore
 from replica.errors import Refused
 
 PID_FILE = "hub.pid"
@@ -49,6 +56,10 @@ def restore(folder: Path, source: Path) -> dict[str, object]:
         raise Refused(f"{source} is not a hub backup: {exc}") from exc
     if row is None or unpack(row[0]) != hub_id:
         raise Refused(f"{source} is a backup of another hub, not of {hub_id}")
+    # Blobs first: they are only ever added and named by their content, so putting them back cannot
+    # harm the hub even if the database copy below fails.
+    blobs = BlobStore(folder / "blobs")
+    restored_blobs = restore_blobs(source, blobs)
     target = folder / DB_NAME
     for suffix in ("-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
@@ -60,5 +71,12 @@ def restore(folder: Path, source: Path) -> dict[str, object]:
         # stations hold them, so the restored hub continues in a new epoch, like a restored station.
         store.set_meta("epoch", int(str(store.get_meta("epoch", 1))) + 1)
         store.set_meta("seq", 0)
+    missing = missing_after_restore(store.conn, blobs)
     store.close()
-    return {"restored": True, "from": str(source)}
+    return {
+        "restored": True,
+        "from": str(source),
+        "blobs": restored_blobs["blobs"],
+        "blobs_damaged": restored_blobs["blobs_damaged"],
+        "blobs_missing": missing,
+    }

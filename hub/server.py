@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hub import nightly
+from hub import blobindex, nightly
 from hub.app import HUB, HubConfig, create_app
 from hub.restore import PID_FILE
 from hub.store import HubStore
@@ -21,7 +21,8 @@ from replica.ids import CHINA
 log = logging.getLogger("sanji.hub")
 
 
-def nightly_context(when: schedule.When) -> Callable[[web.Application], AsyncIterator[None]]:
+def nightly_context(when: schedule.When, *, partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS
+                    ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context that runs the nightly job on schedule while the app lives."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
@@ -31,7 +32,7 @@ def nightly_context(when: schedule.When) -> Callable[[web.Application], AsyncIte
         async def job(trigger: str) -> None:
             async with lock:
                 try:
-                    result = nightly.run(hub, trigger)
+                    result = nightly.run(hub, trigger, partial_retention_days=partial_retention_days)
                     log.info("nightly run (%s): %s, overdue %d", trigger, result["outcome"], result["overdue"])
                 except Exception:
                     log.exception("nightly run (%s) failed", trigger)
@@ -44,7 +45,8 @@ def nightly_context(when: schedule.When) -> Callable[[web.Application], AsyncIte
     return ctx
 
 
-def serve(folder: Path, *, host: str, port: int, nightly: str) -> None:
+def serve(folder: Path, *, host: str, port: int, nightly: str,
+          partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     store = HubStore.open(folder)
     check = store.quick_check()
@@ -53,7 +55,7 @@ def serve(folder: Path, *, host: str, port: int, nightly: str) -> None:
         raise RuntimeError(f"hub database failed its integrity check: {check}; restore from a backup")
     when = schedule.When.parse(nightly)
     app = create_app(HubConfig(folder=folder, host=host, port=port, nightly=nightly),
-                     extra_contexts=[nightly_context(when)])
+                     extra_contexts=[nightly_context(when, partial_retention_days=partial_retention_days)])
     pid_file = folder / PID_FILE
     pid_file.write_text(str(os.getpid()))
     print(f"Sanji hub serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)

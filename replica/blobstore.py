@@ -16,7 +16,8 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from protocol.blob import CHUNK_SIZE, is_sha256_hex
@@ -50,6 +51,16 @@ def _durable_write(target: Path, data: bytes | Iterable[bytes]) -> None:
     os.replace(tmp, target)
 
 
+@dataclass(frozen=True)
+class PartialUpload:
+    """An upload in progress: its chunks on disk, how many bytes they hold, and when one last arrived."""
+
+    sha256: str
+    chunks: int
+    bytes: int
+    last_ms: int  # newest modification time of the folder or any file in it, in ms since the epoch
+
+
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -81,6 +92,18 @@ class BlobStore:
                 raise BlobError(f"{src} changed while it was being read; try again")
             _durable_write(self.path(sha), data)
         return sha, size
+
+    def shas(self) -> Iterator[str]:
+        """Every complete blob in the store (never an upload in progress or a temporary file)."""
+        if not self.root.is_dir():
+            return
+        for fan in sorted(self.root.iterdir()):
+            if len(fan.name) != 2 or not fan.is_dir():
+                continue
+            for f in sorted(fan.iterdir()):
+                sha = fan.name + f.name
+                if is_sha256_hex(sha) and f.is_file():
+                    yield sha
 
     def read(self, sha: str) -> bytes:
         return self.path(sha).read_bytes()
@@ -126,6 +149,27 @@ class BlobStore:
 
     def drop_partial(self, sha: str) -> None:
         shutil.rmtree(self._partial(sha), ignore_errors=True)
+
+    def partials(self) -> list[PartialUpload]:
+        """Every upload in progress, with the time its folder last changed (a chunk arriving renames a
+        file into it), so an abandoned one can be told from one still being resumed."""
+        base = self.root / "partial"
+        if not base.is_dir():
+            return []
+        out = []
+        for folder in sorted(base.iterdir()):
+            if not is_sha256_hex(folder.name) or not folder.is_dir():
+                continue
+            try:
+                newest, size, chunks = folder.stat().st_mtime_ns, 0, 0
+                for part in folder.iterdir():
+                    st = part.stat()
+                    newest, size = max(newest, st.st_mtime_ns), size + st.st_size
+                    chunks += part.name.isdigit()
+            except FileNotFoundError:  # dropped or completed meanwhile
+                continue
+            out.append(PartialUpload(folder.name, chunks, size, newest // 1_000_000))
+        return out
 
     def assemble(self, sha: str, count: int) -> bool:
         """Join chunks 0..count-1 and file the blob if it hashes to ``sha``.
