@@ -96,6 +96,9 @@ def apply_change(
     record: Record, change: Change, authority: Authority
 ) -> tuple[Record, list[Conflict]]:
     """Merge one change into one record (a new dict; the input is not modified)."""
+    if not record:  # a record's first change (most of a sync): every cell stands as written
+        hlc, origin, base = change.hlc, change.origin, change.base
+        return {name: (hlc, origin, value, base.get(name, 0)) for name, value in change.fields.items()}, []
     out = dict(record)
     conflicts: list[Conflict] = []
     for name, cell in cells_of(change):
