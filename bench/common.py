@@ -161,14 +161,18 @@ class Served:
 
 def serve(args: list[str], *, port: int, log_path: Path, probe: str, timeout: float = 60.0) -> Served:
     """Start ``sanji <args>`` and wait until ``probe`` on it answers 200."""
+    return serve_command([*sanji_command(), *args], port=port, log_path=log_path, probe=probe, timeout=timeout)
+
+
+def serve_command(argv: list[str], *, port: int, log_path: Path, probe: str, timeout: float = 60.0) -> Served:
+    """Start ``argv`` (a server on ``port``) and wait until ``probe`` on it answers 200."""
     with log_path.open("wb") as out:
-        proc = subprocess.Popen([*sanji_command(), *args], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"`sanji {' '.join(args)}` exited: {log_path.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(f"`{' '.join(argv)}` exited: {log_path.read_text(errors='replace')[-2000:]}")
         try:
             with urllib.request.urlopen(url + probe, timeout=2) as resp:
                 if resp.status == 200:
@@ -177,7 +181,7 @@ def serve(args: list[str], *, port: int, log_path: Path, probe: str, timeout: fl
             pass
         if time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError(f"`sanji {' '.join(args)}` did not answer within {timeout} s")
+            raise RuntimeError(f"`{' '.join(argv)}` did not answer within {timeout} s")
         time.sleep(0.05)
     return Served(proc, url, log_path)
 

@@ -5,7 +5,10 @@
 - the hub's storage: the three rows the hub keeps per application (log, merged record, projection),
   precomputed and written into the hub's real schema 2,000 to a transaction: the most a hub on this
   disk could ingest if decoding, checking and merging cost nothing;
-- Ed25519: signature verifications per second (the hub verifies one per batch, one per pull);
+- Ed25519: signature verifications per second (the hub verifies one per batch, one per pull), and
+  the whole signing and sealing work of one station's push and pull at the hub;
+- HTTP: 1,000 clients posting a batch-sized body and fetching a page at once, against a server that
+  does nothing (``bench/null_server.py``): the latency floor under ``bench stations``;
 - msgpack: decoding the workload's changes with the C decoder alone (no validation);
 - bytes: zlib of the canonical msgpack of the workload's changes, compressed as one stream (what a
   perfect batcher would send per record before any framing, signature or encryption).
@@ -108,6 +111,77 @@ def pack_fields(fields: object) -> bytes:
     return pack(dict(fields))  # type: ignore[call-overload]
 
 
+def _http_floor(work, n: int = 1000, body_bytes: int = 6000) -> dict[str, float | None]:  # type: ignore[no-untyped-def]
+    """``n`` clients at once, each POSTing a push-sized body then GETting a page, against a server that
+    does nothing (``bench/null_server.py``, its own process, as the hub is): what HTTP alone costs
+    ``bench stations`` on this machine."""
+    import asyncio
+    import sys
+
+    import aiohttp
+
+    port = common.free_port()
+    served = common.serve_command([sys.executable, "-m", "bench.null_server", str(port)], port=port,
+                                  log_path=work / "null-server.log", probe="/healthz")
+    body = os.urandom(body_bytes)
+    url = served.url
+
+    async def one(session: aiohttp.ClientSession, go: asyncio.Event) -> float:
+        await go.wait()
+        t0 = time.perf_counter()
+        async with session.post(f"{url}/v1/sync/push", data=body) as resp:
+            await resp.read()
+        async with session.get(f"{url}/v1/sync/pull") as resp:
+            await resp.read()
+        return time.perf_counter() - t0
+
+    async def everyone() -> list[float]:
+        go = asyncio.Event()
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            tasks = [asyncio.create_task(one(session, go)) for _ in range(n)]
+            await asyncio.sleep(0.1)
+            go.set()
+            return list(await asyncio.gather(*tasks))
+
+    try:
+        cpu0 = served.cpu_seconds()
+        times = asyncio.run(everyone())
+        server_cpu = served.cpu_seconds() - cpu0
+    finally:
+        served.stop()
+    return {"http_floor_p50_ms": common.ms(common.percentile(times, 50)),
+            "http_floor_p99_ms": common.ms(common.percentile(times, 99)),
+            "http_floor_server_cpu_ms_per_station": round(server_cpu * 1000 / n, 2)}
+
+
+def _station_crypto_ms(work, rounds: int = 200) -> float:  # type: ignore[no-untyped-def]
+    """Milliseconds of signature and encryption work the hub must do for one station's push and pull
+    (verify and open its sealed 20-change batch, sign the receipt and the acknowledgement, verify the
+    signed pull request, sign and seal the feed page to the station), measured with the real calls."""
+    from protocol.batch import build_batch, open_batch_changes, verify_batch
+    from protocol.document import open_document, sign_document
+    from protocol.keys import load_seal_public, public_bytes, sealing_key_from_seed, signing_key_from_seed
+
+    hub_sign, hub_seal = signing_key_from_seed(os.urandom(32)), sealing_key_from_seed(os.urandom(32))
+    st_sign, st_seal = signing_key_from_seed(os.urandom(32)), sealing_key_from_seed(os.urandom(32))
+    st_verify = st_sign.public_key()
+    changes = [["S", 1, k + 1, k, "application", f"id-{k}", {"number": f"n{k}", "address": "测试路1号" * 8}, {}]
+               for k in range(20)]
+    frame = build_batch(origin="S", epoch=1, first_seq=1, changes=changes, prev=bytes(32), recipient="H", hlc=20,
+                        signing_key=st_sign, seal_to=load_seal_public(public_bytes(hub_seal)))
+    pull = sign_document("pull", {"after": 0}, signer="S", recipient="H", signing_key=st_sign)
+    st_seal_pub = load_seal_public(public_bytes(st_seal))
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        vb = verify_batch(frame, recipient="H", verify_key=lambda _s, _k: st_verify)
+        open_batch_changes(vb, unseal_key=lambda _k: hub_seal)
+        sign_document("receipt", {"batch": b"x" * 32, "applied": 20}, signer="H", recipient="S", signing_key=hub_sign)
+        sign_document("acks", {"acks": [{"batch": b"x" * 32}]}, signer="H", recipient="S", signing_key=hub_sign)
+        open_document(pull, kind="pull", recipient="H", verify_key=lambda _s, _k: st_verify)
+        sign_document("feed", {"changes": []}, signer="H", recipient="S", signing_key=hub_sign, seal_to=st_seal_pub)
+    return (time.perf_counter() - t0) * 1000 / rounds
+
+
 def _ed25519_verifies(n: int = 5000) -> float:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -152,6 +226,9 @@ def run(records: int | None) -> dict[str, object]:
         common.log("measuring")
         upserts = _sqlite_upserts(work / "raw.db", wires)
         hub_rows = _hub_rows(work / "rows-hub", wires)
+        common.log("HTTP floor: 1,000 clients against a server that does nothing")
+        http = _http_floor(work)
+        crypto_ms = _station_crypto_ms(work)
     verifies = _ed25519_verifies()
     decodes = _msgpack_decodes(body, n)
     strict = _strict_decodes(body, n)
@@ -162,6 +239,8 @@ def run(records: int | None) -> dict[str, object]:
         "sqlite_upsert_rows_per_s": round(upserts),
         "hub_storage_records_per_s": round(hub_rows),
         "ed25519_verify_per_s": round(verifies),
+        "station_round_crypto_ms": round(crypto_ms, 3),
+        **http,
         "msgpack_decode_changes_per_s": round(decodes),
         "strict_decode_changes_per_s": round(strict),
         "canonical_msgpack_bytes_per_record": round(len(body) / n, 1),

@@ -45,6 +45,9 @@ def nightly_context(when: schedule.When, *, partial_retention_days: int = blobin
     return ctx
 
 
+LISTEN_BACKLOG = 4096
+
+
 def serve(folder: Path, *, host: str, port: int, nightly: str,
           partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -60,6 +63,8 @@ def serve(folder: Path, *, host: str, port: int, nightly: str,
     pid_file.write_text(str(os.getpid()))
     print(f"Sanji hub serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
     try:
-        web.run_app(app, host=host, port=port, print=None, access_log=None)
+        # A whole district reconnects at once after an outage: with the default listen backlog (128)
+        # the kernel drops the connections beyond it and each client waits a second or more to retry.
+        web.run_app(app, host=host, port=port, print=None, access_log=None, backlog=LISTEN_BACKLOG)
     finally:
         pid_file.unlink(missing_ok=True)
