@@ -115,6 +115,8 @@ async def loopback_only(request: web.Request, handler: Handler) -> web.StreamRes
 
 async def home(request: web.Request) -> web.StreamResponse:
     st = station_of(request)
+    if st.tier == "field":  # an inspector's device accepts nothing: its work is the task list
+        raise web.HTTPSeeOther("/tasks" + (f"?{request.query_string}" if request.query_string else ""))
     apps = commands.applications(st)
     day = today(st).isoformat()
     open_apps = []
@@ -143,7 +145,7 @@ async def _ui_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def add_ui_routes(app: web.Application) -> None:
-    from node import ui_accept, ui_apps, ui_sync
+    from node import ui_accept, ui_apps, ui_sync, ui_tasks
 
     app[ENV] = make_env(HERE / "templates")
     app[CSRF] = new_token()
@@ -156,6 +158,7 @@ def add_ui_routes(app: web.Application) -> None:
     ui_accept.setup(app)
     ui_apps.setup(app)
     ui_sync.setup(app)
+    ui_tasks.setup(app)
 
 
 __all__ = ["add_ui_routes", "form_post", "page", "station_of"]
