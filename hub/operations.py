@@ -27,7 +27,9 @@ APP_COLS = ("id, number, station, item, status, applicant_name, accepted_at, due
 def _app_row(row: tuple[object, ...], reveal: bool) -> dict[str, object]:
     d = dict(zip(("id", "number", "station", "item", "status", "applicant_name", "accepted_at", "due_date",
                   "applicant_id", "applicant_phone", "paused"), row, strict=True))
-    d["paused"] = bool(d["paused"])  # the due-date clock stands still while the application is inspected
+    # The due-date clock stands still while the application is inspected. A village may withdraw it
+    # meanwhile without the right to lift the flag; a closed file's clock is not "paused".
+    d["paused"] = bool(d["paused"]) and d["status"] == "inspecting"
     if not reveal:
         d["applicant_id"] = mask_id(str(d["applicant_id"] or ""))
         d["applicant_phone"] = mask_phone(str(d["applicant_phone"] or ""))
@@ -173,7 +175,7 @@ def show(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, object]:
                             "missing_blobs": blobindex.missing(hub, blobindex.blobs_of(report))})
     out = {"id": app_id, "number": number, "status": vals.get("status"), "fields": fields,
            "materials": materials, "events": events, "inspections": inspections}
-    if vals.get("paused"):
+    if vals.get("paused") and vals.get("status") == "inspecting":
         out["clock"] = PAUSED_LABEL
     return out
 

@@ -269,7 +269,9 @@ def applications(st: Station, status: str | None = None, *, reveal: bool = False
     for row in st.conn.execute(sql + " ORDER BY accepted_at, number", args):
         d = dict(zip(("id", "number", "station", "item", "status", "applicant_name", "accepted_at", "due_date",
                       "applicant_id", "applicant_phone", "paused"), row, strict=True))
-        d["paused"] = bool(d["paused"])  # the due-date clock stands still during an on-site inspection
+        # The due-date clock stands still during an on-site inspection (and only then: a withdrawal
+        # made meanwhile at the window cannot lift the flag, which is the decider's).
+        d["paused"] = bool(d["paused"]) and d["status"] == "inspecting"
         if not reveal:
             d["applicant_id"] = mask_id(str(d["applicant_id"] or ""))
             d["applicant_phone"] = mask_phone(str(d["applicant_phone"] or ""))

@@ -107,3 +107,17 @@ def test_hub_holds_a_task_for_a_device_revoked_meanwhile(world: World, district)
     reasons = [str(r[0]) for r in world.hub.store.conn.execute("SELECT reason FROM quarantine")]
     assert any("revoked" in r and FIELD in r for r in reasons)
     assert operations.show(world.hub, number)["inspections"] == []
+
+
+def test_a_withdrawal_at_the_window_ends_the_pause_everywhere(world: World, district) -> None:  # type: ignore[no-untyped-def]
+    township, village, _, number = district
+    assign(township, number, FIELD)
+    world.push(township)
+    world.pull(village)
+    assert next(a for a in commands.applications(village) if a["number"] == number)["paused"] is True
+    commands.transition(village, number, "withdrawn")  # the citizen withdraws while the site is inspected
+    world.push(village)
+    assert next(a for a in commands.applications(village) if a["number"] == number)["paused"] is False
+    hub_row = next(a for a in operations.applications(world.hub) if a["number"] == number)
+    assert hub_row["status"] == "withdrawn" and hub_row["paused"] is False
+    assert "clock" not in operations.show(world.hub, number)
