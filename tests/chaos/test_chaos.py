@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from tests.applicants import catalogue_items, required_materials
 from tests.e2e.conftest import (
     DISTRICT,
     TOWNSHIP,
@@ -40,12 +41,10 @@ from tests.e2e.conftest import (
     Hub,
     HubServer,
     Node,
-    catalogue_items,
     free_loopback_port,
     init_online,
     ok,
     quick_check,
-    required_materials,
     run_sanji,
     start_sanji,
     stop_process,

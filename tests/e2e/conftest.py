@@ -32,12 +32,11 @@ from typing import Any, NamedTuple, TypeVar
 
 import pytest
 
-import sanji
+from tests.applicants import People, catalogue_items, required_materials
 
 T = TypeVar("T")
 
 SANJI = Path(sys.executable).parent / "sanji"
-CATALOGUE_FILE = Path(sanji.__file__).resolve().parent / "data" / "catalogue-sample.json"
 CLI_TIMEOUT = 90.0
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 5.0
@@ -355,47 +354,6 @@ def init_online(hub: Hub, folder: Path, station: str, *, tier: str = "village", 
 
 
 # -- generated people and items -----------------------------------------------------------------------
-
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-ID_CHECK_MAP = "10X98765432"
-SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张"
-
-
-def id_check_char(first17: str) -> str:
-    return ID_CHECK_MAP[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
-
-
-class People:
-    """Generated applicants: valid-looking identifiers that belong to nobody."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-        self.count = 0
-
-    def id_number(self) -> str:
-        born = datetime(1940, 1, 1) + timedelta(days=self.rng.randrange(0, 365 * 64))
-        first17 = f"{DISTRICT}{born:%Y%m%d}{self.rng.randrange(1000):03d}"
-        return first17 + id_check_char(first17)
-
-    def phone(self) -> str:
-        return f"139{self.rng.randrange(10**8):08d}"
-
-    def name(self) -> str:
-        self.count += 1
-        return f"{self.rng.choice(SURNAMES)}测{self.count}"
-
-    def address(self) -> str:
-        return f"测试镇测试村{self.rng.randrange(1, 20)}组{self.rng.randrange(1, 99)}号"
-
-
-def catalogue_items() -> dict[str, dict[str, Any]]:
-    doc = json.loads(CATALOGUE_FILE.read_text(encoding="utf-8"))
-    return {str(it["code"]): it for it in doc["items"]}
-
-
-def required_materials(item: str) -> list[str]:
-    return [str(m["name"]) for m in catalogue_items()[item]["materials"] if m.get("required")]
-
 
 def village_items() -> list[str]:
     return sorted(code for code, it in catalogue_items().items() if "village" in it["accepted_at"])

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.applicants import People
+
 from .conftest import (
     TOWNSHIP,
     Hub,
     HubServer,
     Node,
-    People,
     application_lines,
     init_online,
     ok,

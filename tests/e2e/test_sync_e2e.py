@@ -20,18 +20,9 @@ import msgpack
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .conftest import (
-    TOWNSHIP,
-    District,
-    Hub,
-    Node,
-    People,
-    healthz,
-    http,
-    ok,
-    parallel,
-    run_sanji,
-)
+from tests.applicants import People
+
+from .conftest import TOWNSHIP, District, Hub, Node, healthz, http, ok, parallel, run_sanji
 
 pytestmark = pytest.mark.slow
 

@@ -31,65 +31,14 @@ from typing import Any, NamedTuple
 import pytest
 from aiohttp import web
 
-import sanji
 from sanji.cli import main as sanji_main
+from tests.applicants import People, catalogue_doc, required_materials
 
 CHINA = timezone(timedelta(hours=8))
 DISTRICT = "360802"
 TOWNSHIP = "360802-T01"
 VILLAGE_A = f"{TOWNSHIP}-01"
 VILLAGE_B = f"{TOWNSHIP}-02"
-CATALOGUE_FILE = Path(sanji.__file__).resolve().parent / "data" / "catalogue-sample.json"
-
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-ID_CHECK_MAP = "10X98765432"
-SURNAMES = "赵钱孙李周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张"
-
-
-# -- generated applicants ---------------------------------------------------------------------------
-
-
-def id_check_char(first17: str) -> str:
-    return ID_CHECK_MAP[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
-
-
-class People:
-    """Generated applicants: valid-looking identifiers that belong to nobody."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-        self.count = 0
-
-    def id_number(self) -> str:
-        born = date(1945, 1, 1) + timedelta(days=self.rng.randrange(0, 365 * 55))
-        first17 = f"{DISTRICT}{born:%Y%m%d}{self.rng.randrange(1000):03d}"
-        return first17 + id_check_char(first17)
-
-    def phone(self) -> str:
-        return f"139{self.rng.randrange(10**8):08d}"
-
-    def name(self) -> str:
-        self.count += 1
-        return f"{self.rng.choice(SURNAMES)}测{self.count}"
-
-    def address(self) -> str:
-        return f"测试镇测试村{self.rng.randrange(1, 20)}组{self.rng.randrange(1, 99)}号"
-
-
-# -- the catalogue and its calendar, read here from the JSON, not through the code under test ---------
-
-
-def catalogue_doc() -> dict[str, Any]:
-    return dict(json.loads(CATALOGUE_FILE.read_text(encoding="utf-8")))
-
-
-def catalogue_items() -> dict[str, dict[str, Any]]:
-    return {str(it["code"]): it for it in catalogue_doc()["items"]}
-
-
-def required_materials(item: str) -> list[str]:
-    return [str(m["name"]) for m in catalogue_items()[item]["materials"] if m.get("required")]
-
 
 class Calendar:
     """Working days from the catalogue's own calendar: weekends off, holidays off, make-up days on."""

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from hub import nightly
 from hub.service import Hub
+from tests.applicants import People
 from tests.conftest import FakeClock
-from tests.nightly.conftest import District, People, ok, run_sanji
+from tests.nightly.conftest import District, ok, run_sanji
 
 FIELD = "360802-F01"
 ITEM = "360802-0004"  # 最低生活保障申请: on-site inspection required

@@ -6,8 +6,9 @@ from __future__ import annotations
 from node import nightly as node_nightly
 from node.station import Station
 from replica.ids import now_ms
+from tests.applicants import People
 
-from .conftest import District, Node, People, ok, run_sanji
+from .conftest import District, Node, ok, run_sanji
 
 IMMEDIATE = "360802-0001"
 

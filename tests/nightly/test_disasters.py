@@ -15,16 +15,10 @@ from pathlib import Path
 import pytest
 
 from protocol.codec import pack, unpack
+from tests.applicants import People
 from tests.e2e.conftest import HubServer, healthz
 
-from .conftest import (
-    District,
-    Node,
-    People,
-    make_district,
-    ok,
-    run_sanji,
-)
+from .conftest import District, Node, make_district, ok, run_sanji
 
 IMMEDIATE = "360802-0001"  # 即办件: the station may complete it at once
 PROMISED = "360802-0004"  # 承诺件 decided at the district; 家庭收入情况声明 may be deferred

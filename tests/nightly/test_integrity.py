@@ -26,8 +26,9 @@ from hub.service import Hub
 from node import nightly as node_nightly
 from node.station import Station
 from replica.db import connect, integrity_check
+from tests.applicants import People
 
-from .conftest import CHINA, District, People, back_entry_line, free_port, make_district, run_sanji
+from .conftest import CHINA, District, back_entry_line, free_port, make_district, run_sanji
 
 
 class Clock:

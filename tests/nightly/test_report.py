@@ -14,18 +14,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .conftest import (
-    CHINA,
-    TOWNSHIP,
-    VILLAGE_A,
-    VILLAGE_B,
-    Calendar,
-    District,
-    People,
-    back_entry_line,
-    catalogue_items,
-    ok,
-)
+from tests.applicants import People, catalogue_items
+
+from .conftest import CHINA, TOWNSHIP, VILLAGE_A, VILLAGE_B, Calendar, District, back_entry_line, ok
 
 OPEN = {"accepted", "supplement_requested", "under_review", "inspecting", "approved", "denied"}
 DEFERRED_DAYS = 5  # 容缺: supply within 5 working days, or the promise if shorter

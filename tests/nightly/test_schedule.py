@@ -15,9 +15,10 @@ from aiohttp import web
 from node.server import create_app as node_app
 from replica import schedule
 from replica.schedule import GRACE, When, missed
+from tests.applicants import People
 from tests.e2e.conftest import healthz, start_sanji, stop_process
 
-from .conftest import CHINA, District, People, ServedHub, free_port, run_sanji
+from .conftest import CHINA, District, ServedHub, free_port, run_sanji
 
 
 def china(*args: int) -> datetime:

@@ -4,7 +4,9 @@ edited behind the fold's back)."""
 
 from __future__ import annotations
 
-from .conftest import District, People, ok, run_sanji
+from tests.applicants import People
+
+from .conftest import District, ok, run_sanji
 
 IMMEDIATE = "360802-0001"
 PROMISED = "360802-0004"
