@@ -129,10 +129,11 @@ def cmd_enroll(args: argparse.Namespace) -> None:
 
 def cmd_add_operator(args: argparse.Namespace) -> None:
     hub = _hub(args)
+    from hub.passwords import MIN_LENGTH, hash_password
+
     password = sys.stdin.readline().rstrip("\n")
-    if len(password) < 8:
-        raise Refused("the password must have at least 8 characters")
-    from hub.passwords import hash_password
+    if len(password) < MIN_LENGTH:
+        raise Refused(f"the password must have at least {MIN_LENGTH} characters")
 
     with hub.store.transaction():
         hub.store.add_operator(args.user, hash_password(password), hub.clock())

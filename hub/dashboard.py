@@ -3,9 +3,10 @@
 Server-rendered HTML (Jinja2), a little hand-written JavaScript, no build step, and every asset served
 from ``hub/static`` and ``replica/static``: the district hall's network may have no internet at all.
 The pages are split by noun: sign-in and sessions (``dashboard_auth``), stations
-(``dashboard_views``), applications (``dashboard_apps``) and their inspection reports and photos
-(``dashboard_inspections``), conflicts and quarantine (``dashboard_review``), the catalogue
-(``dashboard_catalogue``).
+(``dashboard_views``), applications (``dashboard_apps``), their workflow moves and inspection
+assignments (``dashboard_workflow``) and their inspection reports and photos (``dashboard_inspections``),
+conflicts and quarantine (``dashboard_review``), the catalogue (``dashboard_catalogue``), and the
+operator's own password (``dashboard_account``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from pathlib import Path
 from aiohttp import web
 
 from hub import (
+    dashboard_account,
     dashboard_apps,
     dashboard_auth,
     dashboard_catalogue,
     dashboard_inspections,
     dashboard_review,
     dashboard_views,
+    dashboard_workflow,
 )
 from hub.dashboard_auth import ENV, hub_of
 from replica.webui import add_common_static, make_env
@@ -45,9 +48,11 @@ def add_dashboard_routes(app: web.Application) -> None:
     dashboard_auth.setup(app)
     dashboard_views.setup(app)
     dashboard_apps.setup(app)
+    dashboard_workflow.setup(app)
     dashboard_inspections.setup(app)
     dashboard_review.setup(app)
     dashboard_catalogue.setup(app)
+    dashboard_account.setup(app)
 
 
 __all__ = ["add_dashboard_routes", "hub_of"]

@@ -3,6 +3,9 @@
 ID numbers and phones are masked everywhere. Seeing a full value is a deliberate act: the operator
 gives a reason, the reveal is written to the audit trail with who and why, and only that one response
 carries the full values (nothing is remembered, so a reload masks them again).
+
+The page's workflow card (the moves the hub may make, assigning an inspection) is built and handled by
+``dashboard_workflow``.
 """
 
 from __future__ import annotations
@@ -36,19 +39,26 @@ async def applications(request: web.Request) -> web.StreamResponse:
                 names=data.names(hub))
 
 
-def _detail(request: web.Request, number: str, *, reveal: bool = False, status: int = 200,
-            reveal_error: str = "", reason: str = "") -> web.Response:
+def detail(request: web.Request, number: str, *, reveal: bool = False, status: int = 200,
+           reveal_error: str = "", reason: str = "", move_error: str = "", note: str = "",
+           inspect_error: str = "", inspector: str = "", due: str = "") -> web.Response:
+    """The application page. After a refused workflow step (``dashboard_workflow``) it shows the reason
+    and what the operator typed: the note, or the inspector and due date."""
+    from hub.dashboard_workflow import workflow  # it imports this module
+
     hub = hub_of(request)
     try:
         app = data.application(hub, number, reveal=reveal)
     except Refused:
         return refuse(request, 404, f"没有编号为 {number} 的办件。")
-    return page(request, "application.html", status=status, a=app, reveal_error=reveal_error, reason=reason)
+    return page(request, "application.html", status=status, a=app, reveal_error=reveal_error, reason=reason,
+                wf=workflow(request, app), move_error=move_error, note=note, inspect_error=inspect_error,
+                inspector=inspector, due=due)
 
 
 @operator
 async def application(request: web.Request) -> web.StreamResponse:
-    return _detail(request, request.match_info["number"])
+    return detail(request, request.match_info["number"])
 
 
 @operator
@@ -59,15 +69,15 @@ async def reveal(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     reason = str(form.get("reason", "")).strip()[:500]
     if len(reason) < MIN_REASON:
-        return _detail(request, number, status=400, reason=reason,
-                       reveal_error=f"请填写查看完整信息的理由（至少 {MIN_REASON} 个字），该操作将记入审计日志。")
+        return detail(request, number, status=400, reason=reason,
+                      reveal_error=f"请填写查看完整信息的理由（至少 {MIN_REASON} 个字），该操作将记入审计日志。")
     try:
         data.application(hub, number)
     except Refused:
         return refuse(request, 404, f"没有编号为 {number} 的办件。")
     with hub.store.transaction():
         audit(request, "reveal", number, detail="applicant_id, applicant_phone", reason=reason)
-    return _detail(request, number, reveal=True)
+    return detail(request, number, reveal=True)
 
 
 def setup(app: web.Application) -> None:

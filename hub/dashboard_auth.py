@@ -8,7 +8,8 @@ logins are counted per user name and per client address; past ``MAX_FAILURES`` i
 login form refuses further tries until the window has passed, whatever the password.
 
 Everything an operator changes, and every full ID number or phone they reveal, goes into
-``dash_audit`` with who, what, why and from where.
+``dash_audit`` with who, what, why and from where. An operator changes their own password on
+``/account/password`` (``dashboard_account``), which ends all their sessions.
 """
 
 from __future__ import annotations
@@ -114,6 +115,31 @@ def current_session(request: web.Request) -> Session | None:
         with hub.store.transaction():
             hub.store.conn.execute("UPDATE dash_sessions SET seen_ms=? WHERE token_hash=?", (now, _hash(token)))
     return Session(user, csrf)
+
+
+def start_session(hub: Hub, user: str, remote: str) -> str:
+    """Open a session for ``user`` (inside the caller's transaction) and return its cookie value."""
+    token, now = new_token(), hub.clock()
+    hub.store.conn.execute(
+        "INSERT INTO dash_sessions (token_hash, user, csrf, created_ms, seen_ms, remote) VALUES (?,?,?,?,?,?)",
+        (_hash(token), user, new_token(), now, now, remote),
+    )
+    return token
+
+
+def end_sessions(hub: Hub, user: str) -> int:
+    """End every session of ``user`` (inside the caller's transaction); how many there were."""
+    return int(hub.store.conn.execute("DELETE FROM dash_sessions WHERE user=?", (user,)).rowcount)
+
+
+def record_failure(hub: Hub, user: str, remote: str) -> None:
+    """Count one wrong password for ``user`` from ``remote`` (inside the caller's transaction)."""
+    hub.store.conn.execute("INSERT INTO dash_login_failures (at_ms, user, remote) VALUES (?,?,?)",
+                           (hub.clock(), user, remote))
+
+
+def set_session_cookie(resp: web.Response, request: web.Request, token: str) -> None:
+    resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/", secure=request.secure)
 
 
 def session_of(request: web.Request) -> Session:
@@ -241,16 +267,11 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     ok = check_password(password, stored if stored is not None else request.app[DUMMY_HASH])
     if not ok or stored is None:
         with hub.store.transaction():
-            hub.store.conn.execute("INSERT INTO dash_login_failures (at_ms, user, remote) VALUES (?,?,?)",
-                                   (hub.clock(), user, remote))
+            record_failure(hub, user, remote)
         return _login_page(request, next_path=next_path, user=user, status=401, error="用户名或密码错误。")
-    token, csrf = new_token(), new_token()
     now = hub.clock()
     with hub.store.transaction():
-        hub.store.conn.execute(
-            "INSERT INTO dash_sessions (token_hash, user, csrf, created_ms, seen_ms, remote) VALUES (?,?,?,?,?,?)",
-            (_hash(token), user, csrf, now, now, remote),
-        )
+        token = start_session(hub, user, remote)
         hub.store.conn.execute("DELETE FROM dash_login_failures WHERE user=? OR remote=?", (user, remote))
         hub.store.conn.execute("DELETE FROM dash_sessions WHERE seen_ms<?", (now - SESSION_MAX_MS,))
         hub.store.conn.execute(
@@ -258,7 +279,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
             (now, user, "login", user, remote),
         )
     resp = redirect(_safe_next(next_path))
-    resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/", secure=request.secure)
+    set_session_cookie(resp, request, token)
     resp.del_cookie(LOGIN_COOKIE, path="/login")
     return resp
 

@@ -8,6 +8,9 @@ import hmac
 import os
 
 N, R, P = 2**14, 8, 1
+# The shortest password an operator may choose: `sanji hub add-operator` and the dashboard's own
+# password page both enforce it.
+MIN_LENGTH = 8
 
 
 def hash_password(password: str) -> str:

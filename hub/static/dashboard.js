@@ -24,9 +24,12 @@
     window.setInterval(tick, every);
   }
 
-  // Destructive or far-reaching actions ask once more.
+  // Destructive or far-reaching actions ask once more: the form's data-confirm, or that of the button
+  // that submitted it (one form holds several workflow moves, and only some of them are final).
   document.addEventListener("submit", function (ev) {
-    var msg = ev.target.getAttribute && ev.target.getAttribute("data-confirm");
+    var button = ev.submitter;
+    var msg = (button && button.getAttribute("data-confirm")) ||
+      (ev.target.getAttribute && ev.target.getAttribute("data-confirm"));
     if (msg && !window.confirm(msg)) { ev.preventDefault(); }
   });
 
