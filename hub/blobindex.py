@@ -18,6 +18,7 @@ mismatch is refused as tampering, recorded among the rejections, and nothing of 
 from __future__ import annotations
 
 import hashlib
+import threading
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ migrations = Migrations("sanji.hub.blobs")
 FILE_LIMITS = Limits(max_bytes=MAX_BLOB_BYTES + 1024 * 1024, max_str=4096, max_bin=MAX_BLOB_BYTES, max_array=16,
                      max_map=16, max_depth=4)
 _ready: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
+_migrating = threading.Lock()
 # An upload that received no chunk for this many days is abandoned; the nightly job removes it.
 PARTIAL_RETENTION_DAYS = 7
 DAY_MS = 86_400_000
@@ -72,8 +74,10 @@ class UnreferencedError(RemoteProtocolError):
 def store_of(hub: Hub) -> BlobStore:
     """The hub's blob files, with the index tables in place. Call outside a transaction."""
     if hub.store.db not in _ready:
-        migrations.apply(hub.store.db)
-        _ready.add(hub.store.db)
+        with _migrating:  # the nightly job may run in a worker thread while a request is served
+            if hub.store.db not in _ready:
+                migrations.apply(hub.store.db)
+                _ready.add(hub.store.db)
     return BlobStore(hub.folder / "blobs")
 
 

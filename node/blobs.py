@@ -13,6 +13,7 @@ writes it out sealed to the hub.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from replica.errors import Refused
 
 migrations = Migrations("sanji.node.blobs")
 _ready: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
+_migrating = threading.Lock()
 
 
 @migrations()
@@ -62,8 +64,12 @@ def m002_purged_leaf(db: sqlite_utils.Database) -> None:
 def store_of(st: Station) -> BlobStore:
     """The device's blob files, with the tracking tables in place. Call outside a transaction."""
     if st.db not in _ready:
-        migrations.apply(st.db)
-        _ready.add(st.db)
+        # `node serve` runs its catch-up nightly job in a worker thread on the same connection while
+        # the first page is being served: only one of them may create the tables.
+        with _migrating:
+            if st.db not in _ready:
+                migrations.apply(st.db)
+                _ready.add(st.db)
     return BlobStore(st.folder / "blobs")
 
 

@@ -145,7 +145,7 @@ async def _ui_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def add_ui_routes(app: web.Application) -> None:
-    from node import ui_accept, ui_apps, ui_sync, ui_tasks
+    from node import ui_accept, ui_apps, ui_assign, ui_sync, ui_tasks
 
     app[ENV] = make_env(HERE / "templates")
     app[CSRF] = new_token()
@@ -157,6 +157,7 @@ def add_ui_routes(app: web.Application) -> None:
     app.router.add_get("/", home)
     ui_accept.setup(app)
     ui_apps.setup(app)
+    ui_assign.setup(app)
     ui_sync.setup(app)
     ui_tasks.setup(app)
 

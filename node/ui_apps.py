@@ -3,8 +3,9 @@ its history and the workflow moves this station may make (``node.commands.transi
 
 Moves offered are exactly the ones the workflow table allows from the current status and this
 station's role allows (``sync.workflow``), so a button never leads to a refusal; the command still
-checks again. Full ID numbers and phones are shown only after staff say who they are and why, and that
-is written to ``ui_audit``.
+checks again. The move to ``inspecting`` is never a button: it comes with an assignment (``ui_assign``),
+whose form, and the application's inspection tasks and reports, this page also shows. Full ID numbers
+and phones are shown only after staff say who they are and why, and that is written to ``ui_audit``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from node import commands
+from node import commands, ui_assign
 from node.station import Station
 from node.ui import due_of, form_post, page, refuse, station_of
 from node.ui_receipt import _settled, upload_state
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from replica.webui import describe, read_form, status_label
+from sync.inspection import PAUSED_LABEL
 from sync.workflow import Move, Status, allowed_moves, may_move, next_status
 
 MIN_REASON = 4
@@ -70,6 +72,7 @@ def moves_for(st: Station, vals: dict[str, Any]) -> list[dict[str, str]]:
     roles = commands.roles_here(st, str(vals.get("station")), str(vals.get("item")))
     out = []
     for move in allowed_moves(current, immediate=immediate):
+        # 踏勘 needs an inspector: the centre assigns it with its own form (ui_assign), never as a bare move.
         if move is Move.INSPECT or not any(may_move(r, move, immediate=immediate) for r in roles):
             continue
         target = next_status(current, move, immediate=immediate)
@@ -87,7 +90,8 @@ def _history(st: Station, app_id: str) -> list[dict[str, Any]]:
 
 
 async def _detail(request: web.Request, number: str, *, reveal: bool = False, status: int = 200,
-                  error: str = "", reveal_error: str = "", form: dict[str, str] | None = None) -> web.Response:
+                  error: str = "", reveal_error: str = "", form: dict[str, str] | None = None,
+                  assign_form: dict[str, str] | None = None, assign_error: str = "") -> web.Response:
     st = station_of(request)
     try:
         app_id = commands.find(st, number)
@@ -105,12 +109,19 @@ async def _detail(request: web.Request, number: str, *, reveal: bool = False, st
 
         shown["applicant_id"] = mask_id(str(vals.get("applicant_id", "")))
         shown["applicant_phone"] = mask_phone(str(vals.get("applicant_phone", "")))
-    notice = "办件状态已更新，将在下次同步时上传区局。" if request.query.get("done") == "moved" else ""
+    notice = {"moved": "办件状态已更新，将在下次同步时上传区局。",
+              "inspect": ui_assign.DONE_NOTICE}.get(request.query.get("done", ""), "")
+    tasks = ui_assign.inspections(st, app_id)
+    offer = ui_assign.offer(st, vals, tasks, form=assign_form, error=assign_error)
+    if assign_error and offer is None:  # the form is no longer offered (say a task is open now): say why on top
+        error = assign_error
     return await page(request, "application.html", status=status, number=number, v=shown, item=item,
                       materials=materials, due=due_of(st, vals.get("due_date"), vals.get("status")),
                       moves=moves_for(st, vals), history=_history(st, app_id), error=error, notice=notice,
                       upload=upload_state(st, app_id), reveal=reveal, reveal_error=reveal_error,
-                      form=form or {"staff": "", "reason": ""}, own=vals.get("station") == st.code)
+                      form=form or {"staff": "", "reason": ""}, own=vals.get("station") == st.code,
+                      inspections=tasks, assign=offer,
+                      paused=PAUSED_LABEL if vals.get("paused") and vals.get("status") == "inspecting" else "")
 
 
 async def application(request: web.Request) -> web.StreamResponse:

@@ -143,6 +143,10 @@ FIELD_LABELS = {
 }
 
 
+TASK_STATUS_LABELS = {"assigned": "待踏勘", "done": "已提交报告"}
+REPORT_RESULT_LABELS = {"pass": "合格", "fail": "不合格", "rectify": "需整改"}
+
+
 def describe(entity: str, fields: object) -> list[str]:
     """One history entry in words: what this change wrote."""
     if not isinstance(fields, dict):
@@ -153,8 +157,12 @@ def describe(entity: str, fields: object) -> list[str]:
     if entity in ("task", "report", "rating"):
         lines.append({"task": "踏勘任务", "report": "踏勘报告", "rating": "好差评"}[entity])
     for key, value in fields.items():
-        if key == "status":
+        if key == "status" and entity == "task":
+            lines.append(f"状态 → {TASK_STATUS_LABELS.get(str(value), str(value))}")
+        elif key == "status":
             lines.append(f"状态 → {status_label(value)}")
+        elif key == "result" and entity == "report":
+            lines.append(f"{FIELD_LABELS['result']}：{REPORT_RESULT_LABELS.get(str(value), str(value))}")
         elif key.startswith("m.") and isinstance(value, list) and value:
             state = {"submitted": "已收取", "deferred": "容缺", "supplemented": "已补齐", "missing": "缺失"}.get(
                 str(value[0]), str(value[0]))
