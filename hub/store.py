@@ -123,6 +123,14 @@ def m002_nightly(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX applications_number ON applications(number)")
 
 
+@migrations()
+def m003_feed_lookups(db: sqlite_utils.Database) -> None:
+    # Every feed page names the revoked stations (and a township's, the field devices): without these
+    # each pull read every station's row, which showed when a thousand stations pulled at once.
+    db.execute("CREATE INDEX stations_revoked ON stations(code) WHERE revoked=1")
+    db.execute("CREATE INDEX stations_field ON stations(code) WHERE tier='field' AND revoked=0")
+
+
 @dataclass(frozen=True)
 class Station:
     code: str
