@@ -91,3 +91,11 @@ def csrf_of(html: str) -> str:
     m = re.search(r'name="csrf" value="([^"]+)"', html)
     assert m, "no CSRF field on the page"
     return m.group(1)
+
+
+async def login(client: Any, user: str = OPERATOR, password: str = PASSWORD) -> Any:
+    """Sign in to the dashboard through its login form (an aiohttp ``TestClient``); returns the answer."""
+    form = await client.get("/login")
+    return await client.post("/login", data={"user": user, "password": password,
+                                             "csrf": csrf_of(await form.text()), "next": "/"},
+                             allow_redirects=False)

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hub.app import HubConfig, create_app
 from protocol.codec import pack
-from tests.ui.inproc import OPERATOR, PASSWORD, Pair, csrf_of
+from tests.ui.inproc import OPERATOR, PASSWORD, Pair, csrf_of, login
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +31,6 @@ async def client(pair: Pair) -> AsyncIterator[TestClient[Any, Any]]:
     app = create_app(HubConfig(folder=pair.root / "hub"))
     async with TestClient(TestServer(app)) as c:
         yield c
-
-
-async def login(client: TestClient[Any, Any], user: str = OPERATOR, password: str = PASSWORD) -> Any:
-    form = await client.get("/login")
-    return await client.post("/login", data={"user": user, "password": password,
-                                             "csrf": csrf_of(await form.text()), "next": "/"},
-                             allow_redirects=False)
 
 
 async def page_csrf(client: TestClient[Any, Any], path: str = "/") -> str:

@@ -31,7 +31,8 @@ from node.station import Station
 from protocol.blob import BlobRequest, chunk_count, chunk_span
 from replica.ids import now_ms
 from tests.conftest import FakeClock, World
-from tests.ui.inproc import OPERATOR, PASSWORD, csrf_of
+from tests.ui.inproc import OPERATOR, PASSWORD
+from tests.ui.inproc import login as sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -184,13 +185,7 @@ async def client(inspected: Inspected) -> AsyncIterator[TestClient[Any, Any]]:
 
 
 async def login(client: TestClient[Any, Any]) -> None:
-    form = await client.get("/login")
-    resp = await client.post(
-        "/login",
-        data={"user": OPERATOR, "password": PASSWORD, "csrf": csrf_of(await form.text()), "next": "/"},
-        allow_redirects=False,
-    )
-    assert resp.status == 303
+    assert (await sign_in(client)).status == 303
 
 
 def url(number: str, data: bytes | str) -> str:

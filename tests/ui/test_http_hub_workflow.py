@@ -30,7 +30,7 @@ from protocol.keys import public_bytes
 from replica.ids import CHINA
 from sync.workflow import IMMEDIATE_ONLY, TRANSITIONS, Move, Status
 from tests.ui.conftest import ITEM_IMMEDIATE, ITEM_PROMISED
-from tests.ui.inproc import OPERATOR, PASSWORD, Pair, csrf_of
+from tests.ui.inproc import OPERATOR, PASSWORD, Pair, csrf_of, login
 
 pytestmark = pytest.mark.slow
 
@@ -49,13 +49,6 @@ async def client(pair: Pair) -> AsyncIterator[TestClient[Any, Any]]:
     app = create_app(HubConfig(folder=pair.root / "hub"))
     async with TestClient(TestServer(app)) as c:
         yield c
-
-
-async def login(client: TestClient[Any, Any], user: str = OPERATOR, password: str = PASSWORD) -> Any:
-    form = await client.get("/login")
-    return await client.post("/login", data={"user": user, "password": password,
-                                             "csrf": csrf_of(await form.text()), "next": "/"},
-                             allow_redirects=False)
 
 
 async def page_csrf(client: TestClient[Any, Any], path: str) -> str:
