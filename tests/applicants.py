@@ -59,3 +59,13 @@ def catalogue_items() -> dict[str, dict[str, Any]]:
 
 def required_materials(item: str) -> list[str]:
     return [str(m["name"]) for m in catalogue_items()[item]["materials"] if m.get("required")]
+
+
+def accept_args(folder: object, people: People, item: str, *, defer: tuple[str, ...] = ()) -> list[object]:
+    """`sanji node accept` arguments for one generated applicant: every required material submitted,
+    those in `defer` deferred (容缺)."""
+    args: list[object] = ["node", "accept", folder, "--item", item, "--name", people.name(),
+                          "--id-number", people.id_number(), "--phone", people.phone(), "--address", people.address()]
+    for m in required_materials(item):
+        args += ["--defer" if m in defer else "--material", m]
+    return args

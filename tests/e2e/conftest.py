@@ -32,7 +32,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import pytest
 
-from tests.applicants import People, catalogue_items, required_materials
+from tests.applicants import People, accept_args, catalogue_items, required_materials
 
 T = TypeVar("T")
 
@@ -319,12 +319,7 @@ class Node:
 
     def accept(self, people: People, item: str = "360802-0001", *, defer: tuple[str, ...] = ()) -> dict[str, Any]:
         """Accept one generated applicant's application: every required material submitted except `defer`."""
-        args: list[object] = ["node", "accept", self.dir, "--item", item, "--name", people.name(),
-                              "--id-number", people.id_number(), "--phone", people.phone(),
-                              "--address", people.address()]
-        for m in required_materials(item):
-            args += ["--defer" if m in defer else "--material", m]
-        doc = ok(*args)
+        doc = ok(*accept_args(self.dir, people, item, defer=defer))
         assert doc["status"] == "accepted"
         return dict(doc)
 

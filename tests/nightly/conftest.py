@@ -32,7 +32,7 @@ import pytest
 from aiohttp import web
 
 from sanji.cli import main as sanji_main
-from tests.applicants import People, catalogue_doc, required_materials
+from tests.applicants import People, accept_args, catalogue_doc, required_materials
 
 CHINA = timezone(timedelta(hours=8))
 DISTRICT = "360802"
@@ -206,12 +206,7 @@ class Node:
     code: str
 
     def accept(self, people: People, item: str = "360802-0001", *, defer: tuple[str, ...] = ()) -> dict[str, Any]:
-        args: list[object] = ["node", "accept", self.dir, "--item", item, "--name", people.name(),
-                              "--id-number", people.id_number(), "--phone", people.phone(),
-                              "--address", people.address()]
-        for m in required_materials(item):
-            args += ["--defer" if m in defer else "--material", m]
-        doc = ok(*args)
+        doc = ok(*accept_args(self.dir, people, item, defer=defer))
         assert doc["status"] == "accepted"
         return dict(doc)
 
