@@ -137,9 +137,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
     out = {"pushed": result.pushed, "pulled": result.pulled, "catalogue_version": result.catalogue_version,
            "pending": result.pending, "refused": result.refused, "blobs": result.blobs, "purged": result.purged}
     emit(out, args.json, lambda d: f"上传 {d['pushed']} 条变更，下载 {d['pulled']} 条，待传 {d['pending']}，"
-         f"事项目录 v{d['catalogue_version']}" + "".join(f"\n  被拒: {r}" for r in d["refused"])
+         f"事项目录 v{d['catalogue_version']}" + _blob_text(d["blobs"])
+         + "".join(f"\n  被拒: {r}" for r in d["refused"])
          + "".join(f"\n  照片: {e}" for e in d["blobs"].get("errors", [])))
     return EXIT_REFUSED if result.refused and result.pushed == 0 else 0
+
+
+def _blob_text(blobs: dict[str, object]) -> str:
+    """An inspector wants to know whether the photos reached the hub before leaving the signal."""
+    complete, pending = int(str(blobs.get("complete") or 0)), int(str(blobs.get("pending") or 0))
+    if not complete and not pending:
+        return ""
+    return f"；照片 {complete} 个已送达区局" + (f"，{pending} 个待传（下次同步续传）" if pending else "")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
