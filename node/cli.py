@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,9 @@ def cmd_transition(args: argparse.Namespace) -> None:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     st = Station(args.dir)
-    result = asyncio.run(client.sync_round(st, retention_days=args.retention_days))
+    # Weeks offline can mean thousands of changes over a slow link: at a terminal, say how far it got.
+    progress = _print_progress if sys.stderr.isatty() else None
+    result = asyncio.run(client.sync_round(st, retention_days=args.retention_days, progress=progress))
     out = {"pushed": result.pushed, "pulled": result.pulled, "catalogue_version": result.catalogue_version,
            "pending": result.pending, "refused": result.refused, "blobs": result.blobs, "purged": result.purged}
     emit(out, args.json, lambda d: f"上传 {d['pushed']} 条变更，下载 {d['pulled']} 条，待传 {d['pending']}，"
@@ -141,6 +144,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
          + "".join(f"\n  被拒: {r}" for r in d["refused"])
          + "".join(f"\n  照片: {e}" for e in d["blobs"].get("errors", [])))
     return EXIT_REFUSED if result.refused and result.pushed == 0 else 0
+
+
+def _print_progress(what: str, done: int, of: int) -> None:
+    if what == "push":
+        print(f"已上传 {done}/{of} 条变更", file=sys.stderr, flush=True)
+    else:
+        print(f"已下载 {done} 条变更（第 {of} 页，还有更多）", file=sys.stderr, flush=True)
 
 
 def _blob_text(blobs: dict[str, object]) -> str:

@@ -7,6 +7,7 @@ in the outbox and the next round sends them again.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -42,13 +43,19 @@ async def _refusal(resp: aiohttp.ClientResponse) -> str:
         return f"HTTP {resp.status} {resp.reason}"
 
 
-async def push(st: Station, session: aiohttp.ClientSession, url: str) -> tuple[int, list[str]]:
+# Told how far a long round has got: (what, done, of) — "push" counts changes, "pull" feed pages.
+Progress = Callable[[str, int, int], None]
+
+
+async def push(st: Station, session: aiohttp.ClientSession, url: str,
+               progress: Progress | None = None) -> tuple[int, list[str]]:
     """Offer every unsettled batch. Returns (changes the hub now holds, refusal reasons).
 
     Batches are built a few at a time, the next ones in a worker thread while a request travels and
     the hub applies it; the station's database is touched by one side at a time (each answer is
     recorded only once the build in flight is done).
     """
+    total = st.pending_changes()
     uplink.build_outbox(st, PIPELINE_BATCHES)
     pushed = 0
     refused: list[str] = []
@@ -65,6 +72,8 @@ async def push(st: Station, session: aiohttp.ClientSession, url: str) -> tuple[i
             pushed += n
             refused += reasons
             gap = gap or gapped
+            if progress is not None and total:
+                progress("push", pushed, total)
         if not gap:
             break
     return pushed, refused
@@ -100,10 +109,11 @@ async def _offer(st: Station, session: aiohttp.ClientSession, url: str, batches:
     return pushed, refused, gap
 
 
-async def pull(st: Station, session: aiohttp.ClientSession, url: str) -> tuple[int, int]:
+async def pull(st: Station, session: aiohttp.ClientSession, url: str,
+               progress: Progress | None = None) -> tuple[int, int]:
     """Apply feed pages until the hub says there is no more. Returns (changes, catalogue version)."""
     pulled = 0
-    for _ in range(10_000):
+    for pages in range(1, 10_001):
         after = st.meta.int("feed_cursor")
         headers = {uplink.REQUEST_HEADER: uplink.pull_request(st, after)}
         async with session.get(f"{url}/v1/sync/pull", params={"after": str(after)}, headers=headers) as resp:
@@ -114,6 +124,8 @@ async def pull(st: Station, session: aiohttp.ClientSession, url: str) -> tuple[i
         pulled += page.pulled
         if not page.more:
             break
+        if progress is not None:
+            progress("pull", pulled, pages)
     version = st.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
     return pulled, int(version)
 
@@ -126,14 +138,15 @@ def refused_so_far(st: Station) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-async def sync_round(st: Station, url: str | None = None, *, retention_days: int | None = None) -> RoundResult:
+async def sync_round(st: Station, url: str | None = None, *, retention_days: int | None = None,
+                     progress: Progress | None = None) -> RoundResult:
     url = (url or st.meta.text("hub_url")).rstrip("/")
     if not url:
         raise Refused("this station has no hub address (USB-only); use `sanji node export` and `import`")
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-            pushed, refused = await push(st, session, url)
-            pulled, version = await pull(st, session, url)
+            pushed, refused = await push(st, session, url, progress)
+            pulled, version = await pull(st, session, url, progress)
             blob_round = await transfer.upload_pending(st, session, url)  # after the records; never fatal
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         with st.transaction():

@@ -1,8 +1,18 @@
-"""What `sanji node sync` tells an inspector about photos, in its human-readable line."""
+"""What `sanji node sync` tells people at a terminal: whether the photos went, and how far a long
+round has got."""
 
 from __future__ import annotations
 
-from node.cli import _blob_text
+import asyncio
+import time
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from hub.app import HubConfig, create_app
+from node import client
+from node.cli import _blob_text, _print_progress
+from tests.conftest import World
 
 
 def test_sync_says_whether_the_photos_reached_the_hub() -> None:
@@ -10,3 +20,26 @@ def test_sync_says_whether_the_photos_reached_the_hub() -> None:
     assert "照片 4 个已送达区局" in _blob_text({"complete": 4, "pending": 0})
     text = _blob_text({"complete": 1, "pending": 3})
     assert "1 个已送达" in text and "3 个待传" in text and "续传" in text
+
+
+def test_a_push_reports_its_progress(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world.clock.ms = int(time.time() * 1000)  # the served hub below reads the real clock
+    world.station("360802-T01", "township")
+    village = world.station("360802-T01-05", "village", "360802-T01")
+    for _ in range(5):
+        world.accept(village, "360802-0001")
+    seen: list[tuple[str, int, int]] = []
+
+    async def go() -> client.RoundResult:
+        world.hub.close()
+        server = TestServer(create_app(HubConfig(folder=world.root / "hub")))
+        await server.start_server()
+        try:
+            return await client.sync_round(village, str(server.make_url("")), progress=lambda *a: seen.append(a))
+        finally:
+            await server.close()
+
+    result = asyncio.run(go())
+    assert result.pushed == 5 and seen and seen[-1] == ("push", 5, 5)
+    _print_progress(*seen[-1])
+    assert "已上传 5/5 条变更" in capsys.readouterr().err
