@@ -111,11 +111,10 @@ async def transition(request: web.Request) -> web.StreamResponse:
     if before is None:
         return detail(request, number)  # the page's own 404
     try:
-        operations.transition(hub, number, to, note)
+        operations.transition(hub, number, to, note,
+                              also=lambda: audit(request, "transition", number, detail=f"{before}→{to}", reason=note))
     except Refused as exc:
         return detail(request, number, status=400, move_error=f"未能变更办件状态：{exc}", note=note)
-    with hub.store.transaction():
-        audit(request, "transition", number, detail=f"{before}→{to}", reason=note)
     return redirect(f"{_page_of(number)}?done={quote(to)}")
 
 
@@ -132,14 +131,15 @@ async def inspect(request: web.Request) -> web.StreamResponse:
         return detail(request, number)
     if not inspector:
         return detail(request, number, status=400, inspect_error="请选择踏勘设备。", due=due)
+    def record(out: dict[str, object]) -> None:
+        audit(request, "inspect", number,
+              detail=f"{before}→{out['status']}; 踏勘设备 {inspector}; 期限 {out['due']}; 任务 {out['task']}")
+
     try:
-        out = inspection.assign(hub, number, inspector, due or None)
+        inspection.assign(hub, number, inspector, due or None, also=record)
     except Refused as exc:
         return detail(request, number, status=400, inspect_error=f"未能安排踏勘：{exc}", inspector=inspector,
                       due=due)
-    with hub.store.transaction():
-        audit(request, "inspect", number,
-              detail=f"{before}→{out['status']}; 踏勘设备 {inspector}; 期限 {out['due']}; 任务 {out['task']}")
     return redirect(f"{_page_of(number)}?done=inspect")
 
 

@@ -11,6 +11,7 @@ inspections (refusals, the pause, the due date moving out) live in ``replica/ins
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from replica import inspection as shared
@@ -46,8 +47,10 @@ def check_inspector(hub: Hub, inspector: str) -> None:
         raise Refused(f"field device {inspector} has been revoked; re-enrol it or choose another inspector")
 
 
-def assign(hub: Hub, number: str, inspector: str, due: str | None = None) -> dict[str, object]:
-    """Assign an inspection of application ``number`` to field device ``inspector``. Raises Refused."""
+def assign(hub: Hub, number: str, inspector: str, due: str | None = None,
+           also: Callable[[dict[str, object]], object] | None = None) -> dict[str, object]:
+    """Assign an inspection of application ``number`` to field device ``inspector``. Raises Refused.
+    ``also`` gets the summary inside the same transaction (the dashboard's audit row)."""
     app_id = _application(hub, number)
     check_inspector(hub, inspector)
     job = shared.plan(hub.store.conn, hub.records, hub.catalogue()[1], app_id=app_id, number=number,
@@ -56,6 +59,8 @@ def assign(hub: Hub, number: str, inspector: str, due: str | None = None) -> dic
         hub.write("task", job.task_id, job.task, {})
         if job.application:
             hub.write("application", app_id, job.application, job.base)
+        if also is not None:
+            also(job.summary())
     return job.summary()
 
 

@@ -6,6 +6,7 @@ dashboard render them. Personal data is masked unless the caller asks to reveal 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hub import blobindex, inspection
@@ -110,8 +111,10 @@ def conflicts(hub: Hub, *, include_resolved: bool = False) -> list[dict[str, obj
     return out
 
 
-def transition(hub: Hub, number: str, to: str, note: str = "") -> dict[str, object]:
-    """A hub-side workflow step. The hub may make every move the workflow table allows."""
+def transition(hub: Hub, number: str, to: str, note: str = "",
+               also: Callable[[], object] | None = None) -> dict[str, object]:
+    """A hub-side workflow step. The hub may make every move the workflow table allows. ``also`` runs
+    inside the same transaction (the dashboard's audit row: a move is never without its record)."""
     app_id = find_application(hub, number)
     record = hub.records.load("application", app_id)
     current = str(record["status"][2]) if "status" in record else ""
@@ -146,6 +149,8 @@ def transition(hub: Hub, number: str, to: str, note: str = "") -> dict[str, obje
         base["decision"] = versions(record).get("decision", 0)
     with hub.store.transaction():
         hub.write("application", app_id, fields, base)
+        if also is not None:
+            also()
     return {"number": number, "status": target.value}
 
 
