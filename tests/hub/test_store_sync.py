@@ -1,0 +1,167 @@
+"""The contract of :class:`hub.store.HubStore`, written once for every backend: what it keeps of the
+sync traffic.
+
+Cursors per (origin, epoch); batches recorded once with their result and receipt, and the applied ranges
+that overlap a span of seqs; quarantined changes, rejected frames and alerts, in order; the feed of
+changes each station is sent, paged after a cursor (the one place a backend hook logs changes first).
+The rest of the contract and how backends are added are in ``test_store_contract``. Each test's
+docstring states the contract point it checks.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.store import HubStore
+from sync.change import Change
+from sync.session import Cursor
+
+from .store_backends import H1, H2, H3, H4, T0, Backend, _record
+
+
+def _change(seq: int, origin: str = "T1-V1", rid: str | None = None) -> Change:
+    return Change(origin, 1, seq, (T0 << 16) + seq, "application", rid or f"app-{origin}-{seq}",
+                  {"note": f"第{seq}条"}, {})
+
+
+# -- cursors and batches -------------------------------------------------------------------------
+
+
+def test_cursor_defaults_to_the_start_of_a_chain(store: HubStore) -> None:
+    """An (origin, epoch) never seen has ``Cursor()``: next seq 1, previous hash 32 zero bytes."""
+    assert store.cursor("T1-V1", 1) == Cursor()
+    assert store.cursor("T1-V1", 1) == Cursor(1, bytes(32))
+
+
+def test_cursor_set_get_is_per_origin_and_epoch(store: HubStore) -> None:
+    """``set_cursor`` upserts the cursor of exactly one (origin, epoch)."""
+    with store.transaction():
+        store.set_cursor("T1-V1", 1, Cursor(4, H1))
+        store.set_cursor("T1-V1", 2, Cursor(2, H2))
+        store.set_cursor("T1-V1", 1, Cursor(9, H3))
+    assert store.cursor("T1-V1", 1) == Cursor(9, H3)
+    assert store.cursor("T1-V1", 2) == Cursor(2, H2)
+    assert store.cursor("T1-V2", 1) == Cursor()
+
+
+def test_batch_receipt_returns_result_and_receipt(store: HubStore) -> None:
+    """``batch_receipt`` gives back (result, receipt) exactly as recorded; None for an unknown hash."""
+    with store.transaction():
+        _record(store, H1, 1, 3)
+        _record(store, H2, 4, 4, result="quarantined")
+    assert store.batch_receipt(H1) == ("applied", b"receipt:\x01")
+    assert store.batch_receipt(H2) == ("quarantined", b"receipt:\x02")
+    assert store.batch_receipt(H4) is None
+
+
+def test_a_batch_hash_is_recorded_once(store: HubStore) -> None:
+    """Recording the same batch hash twice fails: a batch is taken once."""
+    with store.transaction():
+        _record(store, H1, 1, 3)
+    with pytest.raises(Exception), store.transaction():  # noqa: B017 - each backend raises its own type
+        _record(store, H1, 1, 3)
+    assert store.batch_receipt(H1) == ("applied", b"receipt:\x01")
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "expected"),
+    [
+        (5, 5, {(4, 6)}),  # inside one batch
+        (3, 4, {(1, 3), (4, 6)}),  # straddles a boundary: both, boundaries inclusive
+        (6, 7, {(4, 6), (7, 9)}),
+        (1, 9, {(1, 3), (4, 6), (7, 9)}),  # covers all
+        (0, 0, set()),  # before the first
+        (10, 12, set()),  # after the last
+        (9, 100, {(7, 9)}),
+    ],
+)
+def test_applied_ranges_returns_every_overlapping_batch(store: HubStore, first: int, last: int,
+                                                        expected: set[tuple[int, int]]) -> None:
+    """``applied_ranges(origin, epoch, a, b)`` maps (first_seq, last_seq) -> hash for every batch of that
+    origin and epoch whose range intersects [a, b] (inclusive ends); other origins and epochs never show."""
+    with store.transaction():
+        _record(store, H1, 1, 3)
+        _record(store, H2, 4, 6)
+        _record(store, H3, 7, 9)
+        _record(store, H4, 1, 100, origin="T1-V2")
+        _record(store, bytes([5]) * 32, 1, 100, epoch=2)
+    got = store.applied_ranges("T1-V1", 1, first, last)
+    assert set(got) == expected
+    hashes = {(1, 3): H1, (4, 6): H2, (7, 9): H3}
+    assert all(got[r] == hashes[r] for r in got)
+
+
+# -- quarantine, rejections, alerts ---------------------------------------------------------------
+
+
+def test_quarantine_lists_open_items_in_arrival_order(store: HubStore) -> None:
+    """``quarantine`` keeps an item with its reason; ``quarantined()`` lists open items oldest first with
+    id, origin, epoch, seq, reason, created_ms and whole_batch; no other state has items yet."""
+    with store.transaction():
+        store.quarantine("T1-V1", 1, 7, H1, b"raw-change", "clock ahead", T0)
+        store.quarantine("T1-V2", 2, 1, H2, b"raw-frame", "fork: overlap", T0 + 1, whole_batch=True)
+    items = store.quarantined()
+    assert [(i["origin"], i["epoch"], i["seq"], i["reason"], i["created_ms"], bool(i["whole_batch"]))
+            for i in items] == [("T1-V1", 1, 7, "clock ahead", T0, False),
+                                ("T1-V2", 2, 1, "fork: overlap", T0 + 1, True)]
+    assert items[0]["id"] != items[1]["id"]
+    assert store.quarantined("resolved") == []
+    assert store.count("quarantine") == 2
+
+
+def test_rejections_are_newest_first_with_a_total(store: HubStore) -> None:
+    """``rejections(limit)`` returns (total count, the newest ``limit`` rows newest first)."""
+    with store.transaction():
+        for n in range(5):
+            store.reject("http:1.2.3.4", f"S{n}", f"reason {n}", T0 + n)
+    total, rows = store.rejections(3)
+    assert total == 5
+    assert [r["origin"] for r in rows] == ["S4", "S3", "S2"]
+    assert rows[0] == {"at_ms": T0 + 4, "source": "http:1.2.3.4", "origin": "S4", "reason": "reason 4"}
+    assert store.rejections()[0] == 5 and len(store.rejections()[1]) == 5
+    assert store.count("rejected") == 5
+
+
+def test_alerts_are_oldest_first(store: HubStore) -> None:
+    """``alerts()`` lists every alert in the order raised, with at_ms, kind, station and detail."""
+    with store.transaction():
+        store.alert("fork", "T1-V1", "epoch 1 seqs 1-3", T0)
+        store.alert("revoked_station_sent", "T1-V2", "revoked", T0 + 1)
+    assert store.alerts() == [
+        {"at_ms": T0, "kind": "fork", "station": "T1-V1", "detail": "epoch 1 seqs 1-3"},
+        {"at_ms": T0 + 1, "kind": "revoked_station_sent", "station": "T1-V2", "detail": "revoked"},
+    ]
+    assert store.count("alerts") == 2
+
+
+# -- feeds ---------------------------------------------------------------------------------------
+
+
+def test_feed_pages_are_oldest_first_after_a_cursor(backend: Backend, store: HubStore) -> None:
+    """``feed_page(station, after, limit)`` returns up to ``limit`` (log rowid, wire change) of that
+    station's feed with rowid > ``after``, in rowid order; fields and base come back decoded."""
+    rowids = backend.log_changes(store, [_change(n) for n in range(1, 6)])
+    assert rowids == sorted(rowids)
+    with store.transaction():
+        for rowid in reversed(rowids):  # the order of fan-out does not matter, only the log order
+            store.add_to_feed("T1", rowid)
+        store.add_to_feed("T2", rowids[0])
+    page = store.feed_page("T1", 0, 100)
+    assert [r for r, _ in page] == rowids
+    assert page[0][1] == ["T1-V1", 1, 1, (T0 << 16) + 1, "application", "app-T1-V1-1", {"note": "第1条"}, {}]
+    assert [r for r, _ in store.feed_page("T1", 0, 2)] == rowids[:2]
+    assert [r for r, _ in store.feed_page("T1", rowids[1], 2)] == rowids[2:4]
+    assert store.feed_page("T1", rowids[-1], 100) == []
+    assert [r for r, _ in store.feed_page("T2", 0, 100)] == rowids[:1]
+    assert store.feed_page("T1-V1", 0, 100) == []
+
+
+def test_add_to_feed_is_idempotent(backend: Backend, store: HubStore) -> None:
+    """Adding the same (station, change) twice puts it in the feed once."""
+    (rowid,) = backend.log_changes(store, [_change(1)])
+    with store.transaction():
+        store.add_to_feed("T1", rowid)
+        store.add_to_feed("T1", rowid)
+    with store.transaction():
+        store.add_to_feed("T1", rowid)
+    assert [r for r, _ in store.feed_page("T1", 0, 10)] == [rowid]
