@@ -258,8 +258,8 @@ def cmd_applications(args: argparse.Namespace) -> None:
 
 
 def _apps_text(d: dict[str, Any]) -> str:
-    lines = [f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  受理 {a['accepted_at']}"
-             f"  时限 {PAUSED_LABEL if a.get('paused') else a['due_date']}" for a in d["applications"]]
+    lines = [f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  受理 {a['accepted_at']}  "
+             + (PAUSED_LABEL if a.get("paused") else f"时限 {a['due_date']}") for a in d["applications"]]
     return "\n".join(lines) or "（无办件）"
 
 

@@ -122,7 +122,7 @@ def cmd_applications(args: argparse.Namespace) -> None:
     apps = commands.applications(st, args.status, reveal=args.reveal)
     emit({"applications": apps}, args.json, lambda d: "\n".join(
         f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  "
-        f"时限 {PAUSED_LABEL if a.get('paused') else a['due_date']}"
+        + (PAUSED_LABEL if a.get("paused") else f"时限 {a['due_date']}")
         for a in d["applications"]) or "（无办件）")
 
 

@@ -43,3 +43,33 @@ def test_a_push_reports_its_progress(world: World, capsys: pytest.CaptureFixture
     assert result.pushed == 5 and seen and seen[-1] == ("push", 5, 5)
     _print_progress(*seen[-1])
     assert "已上传 5/5 条变更" in capsys.readouterr().err
+
+
+def test_a_paused_application_says_so_once(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    from node import commands
+    from node.assignment import assign
+    from sanji.cli import main as sanji_main
+    from sync.inspection import PAUSED_LABEL
+
+    township = world.station("360802-T01", "township")
+    village = world.station("360802-T01-05", "village", "360802-T01")
+    world.station("360802-F01", "field")
+    number = str(world.accept(village, "360802-0006")["number"])  # 临时救助申请: the township decides
+    world.push(village)
+    world.pull(township)
+    commands.transition(township, number, "under_review")
+    assign(township, number, "360802-F01")
+    township.close()
+    assert sanji_main(["node", "applications", str(world.root / "360802-T01")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith(number))
+    assert line.endswith(PAUSED_LABEL) and line.count("时限") == 1, line
+
+
+def test_the_hub_listing_says_paused_once() -> None:
+    from hub.cli import _apps_text
+    from sync.inspection import PAUSED_LABEL
+
+    row = {"number": "N-1", "status": "inspecting", "item": "360802-0006", "applicant_name": "测试",
+           "accepted_at": "2026-03-02T09:00:00+08:00", "due_date": "2026-03-30", "paused": True}
+    assert _apps_text({"applications": [row]}).endswith(PAUSED_LABEL)
+    assert _apps_text({"applications": [{**row, "paused": False}]}).endswith("时限 2026-03-30")
