@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hub import blobindex, enrollment, operations
+from hub import blobindex, enrollment, inspections, operations
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
@@ -19,6 +19,7 @@ from protocol.errors import RemoteProtocolError
 from replica.errors import Refused
 from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
 from sync.inspection import PAUSED_LABEL
+from sync.workflow import STATUS_LABELS, Status
 
 TIER_NAMES = {"township": "镇", "street": "街道", "village": "村", "community": "社区", "field": "踏勘设备"}
 
@@ -80,6 +81,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("number")
     p.add_argument("--inspector", required=True, help="the field device's station code")
     p.add_argument("--due", help="YYYY-MM-DD; default 5 working days from today")
+    p = cmd("inspections", "on-site inspection tasks across applications, newest first")
+    p.add_argument("--missing", action="store_true", help="only reports whose photos or signature the hub lacks")
+    p.add_argument("--open", action="store_true", help="only tasks still awaiting their report")
     p = cmd("show", "one application in full")
     p.add_argument("number")
     p.add_argument("--reveal", action="store_true")
@@ -378,3 +382,29 @@ def cmd_inspect(args: argparse.Namespace) -> None:
     out = assign(_hub(args), args.number, args.inspector, args.due)
     emit(out, args.json, lambda d: f"已安排踏勘 {d['number']} → {d['inspector']}，任务 {d['task']}，"
          f"须于 {d['due']} 前完成；办件{PAUSED_LABEL}")
+
+
+def cmd_inspections(args: argparse.Namespace) -> None:
+    rows = inspections.list_inspections(_hub(args), missing_only=args.missing, open_only=args.open, limit=None)
+    emit({"inspections": rows}, args.json, _inspections_text)
+
+
+def _inspections_text(d: dict[str, Any]) -> str:
+    lines = []
+    for i in d["inspections"]:
+        due = f"期限 {i['due'] or '—'}" + ("（已逾期）" if i["overdue"] else "")
+        result = inspections.RESULT_LABELS.get(i["result"], i["result"]) if i["result"] else "—"
+        missing = len(i["missing_blobs"])
+        files = f"缺 {missing} 个文件" if missing else ("—" if i["result"] is None else "文件齐全")
+        lines.append(f"{i['number']}  {i['item_name'] or i['item']}  {i['inspector_name'] or i['inspector']}"
+                     f"（{i['inspector']}）  派单 {i['assigned_at'][:16].replace('T', ' ') or '—'}  {due}  "
+                     f"{inspections.TASK_LABELS.get(i['status'], i['status'])}  结论 {result}  照片 {i['photos']} 张  "
+                     f"{files}  办件{_status_label(i['application_status'])}")
+    return "\n".join(lines) or "（无踏勘任务）"
+
+
+def _status_label(value: str) -> str:
+    try:
+        return STATUS_LABELS[Status(value)]
+    except ValueError:
+        return value or "—"

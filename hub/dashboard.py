@@ -5,8 +5,9 @@ from ``hub/static`` and ``replica/static``: the district hall's network may have
 The pages are split by noun: sign-in and sessions (``dashboard_auth``), stations
 (``dashboard_views``), applications (``dashboard_apps``), their workflow moves and inspection
 assignments (``dashboard_workflow``) and their inspection reports and photos (``dashboard_inspections``),
-conflicts and quarantine (``dashboard_review``), the catalogue (``dashboard_catalogue``), and the
-operator's own password (``dashboard_account``).
+the inspections across applications (``dashboard_inspection_list``), conflicts and quarantine
+(``dashboard_review``), the catalogue (``dashboard_catalogue``), and the operator's own password
+(``dashboard_account``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hub import (
     dashboard_apps,
     dashboard_auth,
     dashboard_catalogue,
+    dashboard_inspection_list,
     dashboard_inspections,
     dashboard_review,
     dashboard_views,
@@ -50,6 +52,7 @@ def add_dashboard_routes(app: web.Application) -> None:
     dashboard_apps.setup(app)
     dashboard_workflow.setup(app)
     dashboard_inspections.setup(app)
+    dashboard_inspection_list.setup(app)
     dashboard_review.setup(app)
     dashboard_catalogue.setup(app)
     dashboard_account.setup(app)

@@ -25,20 +25,17 @@ from aiohttp import web
 from hub import blobindex
 from hub.dashboard_auth import hub_of, operator, refuse
 from hub.inspection import tasks_of
+from hub.inspections import RESULT_LABELS, TASK_LABELS, assigned
 from hub.operations import find_application
 from protocol.blob import is_sha256_hex
 from replica.errors import Refused
-from replica.ids import iso_from_ms
-from sync.hlc import wall_ms
-from sync.inspection import GPS_UNKNOWN_ACCURACY, TASK_ASSIGNED, TASK_DONE
+from sync.inspection import GPS_UNKNOWN_ACCURACY
 
 if TYPE_CHECKING:
     from hub.service import Hub
 
 log = logging.getLogger("sanji.hub.dashboard")
 
-RESULT_LABELS = {"pass": "合格", "fail": "不合格", "rectify": "需整改"}
-TASK_LABELS = {TASK_ASSIGNED: "待踏勘", TASK_DONE: "已提交报告"}
 JPEG, PNG, OTHER = "image/jpeg", "image/png", "application/octet-stream"
 # Content-addressed: the bytes behind an address never change, so the browser may keep them a while,
 # but only for this operator (never a shared proxy).
@@ -97,20 +94,11 @@ def _gps(report: dict[str, object]) -> dict[str, Any] | None:
     }
 
 
-def _assigned(hub: Hub, task_id: str) -> tuple[str, str]:
-    """When the task was assigned and by whom: the stamp and origin of its first write."""
-    record = hub.records.load("task", task_id)
-    if not record:
-        return "", ""
-    hlc, origin = min((cell[0], cell[1]) for cell in record.values())
-    return iso_from_ms(wall_ms(hlc)), origin
-
-
 def inspections(hub: Hub, app_id: str, number: str, who: dict[str, str]) -> list[dict[str, Any]]:
     """Every task of the application with its report, shaped for ``application.html``."""
     out = []
     for task_id, task, report in _reports(hub, app_id):
-        assigned_at, assigned_by = _assigned(hub, task_id)
+        assigned_at, assigned_by = assigned(hub, task_id)
         inspector = str(task.get("inspector") or "")
         status = str(task.get("status") or "")
         entry: dict[str, Any] = {
