@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -254,3 +254,26 @@ def shot(pg: Any, name: str, *, full_page: bool = True) -> Path:
     path = SCREENS / f"{name}.png"
     pg.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+# -- a hub and a station in this process (tests/ui/inproc.py), for the aiohttp-level tests ---------------
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Any]:
+    from tests.ui.inproc import Pair  # inproc imports this module's helpers
+
+    p = Pair(tmp_path)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+async def hub_client(pair: Any) -> AsyncIterator[Any]:
+    """The hub's whole app (dashboard and sync routes) over the pair's hub folder."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from hub.app import HubConfig, create_app
+
+    async with TestClient(TestServer(create_app(HubConfig(folder=pair.root / "hub")))) as c:
+        yield c

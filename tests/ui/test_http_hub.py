@@ -3,8 +3,6 @@ throttling, masking and audited reveals, conflict and quarantine decisions, the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,17 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    p = Pair(tmp_path)
-    yield p
-    p.close()
-
-
-@pytest.fixture
-async def client(pair: Pair) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(HubConfig(folder=pair.root / "hub"))
-    async with TestClient(TestServer(app)) as c:
-        yield c
+def client(hub_client: TestClient[Any, Any]) -> TestClient[Any, Any]:
+    return hub_client
 
 
 async def page_csrf(client: TestClient[Any, Any], path: str = "/") -> str:

@@ -11,19 +11,16 @@ against a few cases written out by hand, and every change is checked where it la
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from hub import enrollment
-from hub.app import HubConfig, create_app
 from hub.operations import applications, show, transition
 from node import commands
 from protocol.keys import public_bytes
@@ -34,21 +31,12 @@ from tests.ui.inproc import OPERATOR, PASSWORD, Pair, csrf_of, login
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture
+def client(hub_client: TestClient[Any, Any]) -> TestClient[Any, Any]:
+    return hub_client
+
 NEW_PASSWORD = "a-brand-new-pw-42"
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    p = Pair(tmp_path)
-    yield p
-    p.close()
-
-
-@pytest.fixture
-async def client(pair: Pair) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(HubConfig(folder=pair.root / "hub"))
-    async with TestClient(TestServer(app)) as c:
-        yield c
 
 
 async def page_csrf(client: TestClient[Any, Any], path: str) -> str:

@@ -4,7 +4,7 @@ answered, and accepting, themes, workflow moves, reveals, "sync now" and USB exp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,6 @@ from tests.ui.inproc import Pair, csrf_of
 pytestmark = pytest.mark.slow
 
 FORM_0004 = {"m0_0": "submitted", "m0_1": "submitted", "m0_2": "deferred", "m0_3": "submitted"}
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    p = Pair(tmp_path)
-    yield p
-    p.close()
 
 
 @pytest.fixture
