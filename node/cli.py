@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import client, commands, enrolment, uplink
+from node import blobs, client, commands, enrolment, uplink
 from node.station import Station
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
@@ -193,6 +193,8 @@ def status_dict(st: Station, *, probe: bool = True) -> dict[str, object]:
         or ("事项目录已过期，请尽快同步 (catalogue release has expired; sync when you can)" if expired else ""),
         "hub_reachable": reachable, "last_error": st.meta.text("last_error"), "epoch": st.meta.int("epoch", 1),
         "enrolled": bool(st.meta.get("enrolled", False)),
+        # A field device's inspector wants to know, before leaving the signal, what has not gone yet.
+        "photos_pending": len(blobs.pending(st)) if st.tier == "field" else 0,
     }
 
 
@@ -224,7 +226,8 @@ def cmd_status(args: argparse.Namespace) -> None:
         f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}   "
         f"枢纽{'在线' if d['hub_reachable'] else '离线'}",
         f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
-    ] + ([f"提醒: {d['catalogue_warning']}"] if d["catalogue_warning"] else [])
+    ] + ([f"待上传照片 {d['photos_pending']} 个（联网同步时续传）"] if d["photos_pending"] else [])
+      + ([f"提醒: {d['catalogue_warning']}"] if d["catalogue_warning"] else [])
       + ([f"上次同步问题: {d['last_error']}"] if d["last_error"] else [])))
 
 

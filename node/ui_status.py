@@ -85,4 +85,14 @@ async def status_context(app: web.Application, st: Station, *, wait: bool = Fals
         "last_sync_ms": last or None, "last_error": st.meta.text("last_error"), "hub_url": url,
         "online": online, "usb_only": not url, "catalogue_version": version, "catalogue_expires_at": expires,
         "catalogue_warning": warning, "now_ms": st.clock(),
+        "photos_pending": _photos_pending(st),
     }
+
+
+def _photos_pending(st: Station) -> int:
+    """On a field device, the photos and scans the hub has not confirmed yet (0 elsewhere)."""
+    if st.tier != "field":
+        return 0
+    from node import blobs
+
+    return len(blobs.pending(st))

@@ -140,6 +140,8 @@
           }
           var pending = document.getElementById("pending");
           if (pending) { pending.textContent = s.pending; }
+          var photos = document.getElementById("photos-pending");
+          if (photos) { photos.textContent = s.photos_pending; }
           var last = document.getElementById("last-sync");
           if (last) { last.textContent = s.last_sync_text; last.title = s.last_sync_at; }
         })

@@ -73,3 +73,25 @@ def test_the_hub_listing_says_paused_once() -> None:
            "accepted_at": "2026-03-02T09:00:00+08:00", "due_date": "2026-03-30", "paused": True}
     assert _apps_text({"applications": [row]}).endswith(PAUSED_LABEL)
     assert _apps_text({"applications": [{**row, "paused": False}]}).endswith("时限 2026-03-30")
+
+
+def test_a_field_devices_status_counts_the_photos_not_yet_at_the_hub(world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hub import operations
+    from hub.inspection import assign
+    from node import inspection
+    from node.cli import status_dict
+    from tests.inspection.conftest import photo
+
+    world.station("360802-T01", "township")
+    village = world.station("360802-T01-05", "village", "360802-T01")
+    field = world.station("360802-F01", "field")
+    number = str(world.accept(village, "360802-0004")["number"])  # the district decides; inspection required
+    world.push(village)
+    operations.transition(world.hub, number, "under_review")
+    task = str(assign(world.hub, number, "360802-F01")["task"])
+    world.pull(field)
+    assert status_dict(field, probe=False)["photos_pending"] == 0
+    inspection.report(field, task, result="pass", findings=["属实"],
+                      photos=[photo(tmp_path, "a.jpg", 5_000), photo(tmp_path, "b.jpg", 6_000)])
+    assert status_dict(field, probe=False)["photos_pending"] == 2
+    assert status_dict(village, probe=False)["photos_pending"] == 0

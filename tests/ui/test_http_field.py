@@ -197,10 +197,13 @@ async def test_report_with_three_photos_a_drawn_signature_and_gps(client: TestCl
         assert got.headers["X-Content-Type-Options"] == "nosniff" and await got.read() == data
     listed = await (await client.get("/tasks")).text()
     assert f'data-task="{scene.task}" data-status="done"' in listed
+    assert '照片待传 <strong id="photos-pending">4</strong>' in listed  # the status bar: not at the hub yet
+    assert (await (await client.get("/status.json")).json())["photos_pending"] == 4
 
     blobs.mark_held(scene.field, [*rep["photos"], rep["signature"]])  # type: ignore[list-item]
     page = await (await client.get(f"/tasks/{scene.task}")).text()
     assert 'id="blob-state" data-state="held"' in page and "照片和签名：已送达区局" in page
+    assert '照片待传 <strong id="photos-pending">0</strong>' in page
 
 
 async def test_refusals_come_back_with_the_reason_and_the_input_kept(
