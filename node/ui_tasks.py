@@ -100,7 +100,7 @@ async def task_page(
         results=RESULT_LABELS,
         reveal=reveal,
         reveal_error=reveal_error,
-        reveal_form=reveal_form or {"staff": "", "reason": ""},
+        reveal_values=reveal_form or {"staff": "", "reason": ""},
         saved=request.query.get("done") == "report",
         limits=upload_limits(request),
     )
