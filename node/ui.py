@@ -104,6 +104,28 @@ def form_post(handler: Handler) -> Handler:
     return wrapped
 
 
+
+# -- showing a masked ID number or phone in full: who looks, why, and a line in ui_audit ------------------
+
+MIN_REASON = 4
+
+
+def reveal_values(form: Any) -> dict[str, str]:
+    return {"staff": str(form.get("staff", "")).strip()[:50], "reason": str(form.get("reason", "")).strip()[:500]}
+
+
+def reveal_refusal(values: dict[str, str], where: str) -> str:
+    """Why the reveal form cannot be taken (``""`` when it can); ``where`` names the audit's place."""
+    if values["staff"] and len(values["reason"]) >= MIN_REASON:
+        return ""
+    return f"请填写查看人姓名和理由（至少 {MIN_REASON} 个字），该操作将记入{where}审计记录。"
+
+
+def record_reveal(st: Station, action: str, target: str, values: dict[str, str]) -> None:
+    with st.transaction():
+        st.conn.execute("INSERT INTO ui_audit (at_ms, staff, action, target, reason) VALUES (?,?,?,?,?)",
+                        (st.clock(), values["staff"], action, target, values["reason"]))
+
 @web.middleware
 async def loopback_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     host = (request.host or "").rsplit(":", 1)[0] if not (request.host or "").startswith("[") else \

@@ -17,15 +17,22 @@ from aiohttp import web
 
 from node import commands, ui_assign
 from node.station import Station
-from node.ui import due_of, form_post, page, refuse, station_of
+from node.ui import (
+    due_of,
+    form_post,
+    page,
+    record_reveal,
+    refuse,
+    reveal_refusal,
+    reveal_values,
+    station_of,
+)
 from node.ui_receipt import _settled, upload_state
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from replica.webui import describe, read_form, status_label
 from sync.inspection import PAUSED_LABEL
 from sync.workflow import Move, Status, allowed_moves, may_move, next_status
-
-MIN_REASON = 4
 
 
 async def applications(request: web.Request) -> web.StreamResponse:
@@ -144,19 +151,14 @@ async def transition(request: web.Request) -> web.StreamResponse:
 async def reveal(request: web.Request) -> web.StreamResponse:
     st = station_of(request)
     number = request.match_info["number"]
-    form = await read_form(request)
-    values = {"staff": str(form.get("staff", "")).strip()[:50], "reason": str(form.get("reason", "")).strip()[:500]}
-    if not values["staff"] or len(values["reason"]) < MIN_REASON:
-        return await _detail(request, number, status=400, form=values,
-                             reveal_error=f"请填写查看人姓名和理由（至少 {MIN_REASON} 个字），"
-                                          "该操作将记入本站审计记录。")
+    values = reveal_values(await read_form(request))
+    if problem := reveal_refusal(values, "本站"):
+        return await _detail(request, number, status=400, form=values, reveal_error=problem)
     try:
         commands.find(st, number)
     except Refused as exc:
         return await refuse(request, 404, str(exc))
-    with st.transaction():
-        st.conn.execute("INSERT INTO ui_audit (at_ms, staff, action, target, reason) VALUES (?,?,?,?,?)",
-                        (st.clock(), values["staff"], "reveal", number, values["reason"]))
+    record_reveal(st, "reveal", number, values)
     return await _detail(request, number, reveal=True)
 
 

@@ -18,8 +18,7 @@ from aiohttp import web
 
 from node import blobs, inspection
 from node.station import Station
-from node.ui import form_post, page, refuse, station_of, today
-from node.ui_apps import MIN_REASON
+from node.ui import form_post, page, record_reveal, refuse, reveal_refusal, reveal_values, station_of, today
 from node.ui_photos import RESULT_LABELS, blob, report_view
 from replica.webui import read_form
 from sync.inspection import TASK_DONE
@@ -126,24 +125,13 @@ async def task_detail(request: web.Request) -> web.StreamResponse:
 async def reveal(request: web.Request) -> web.StreamResponse:
     st = station_of(request)
     task_id = request.match_info["task"]
-    form = await read_form(request)
-    values = {"staff": str(form.get("staff", "")).strip()[:50], "reason": str(form.get("reason", "")).strip()[:500]}
+    values = reveal_values(await read_form(request))
     task = find_task(st, task_id)
     if task is None:
         return await refuse(request, 404, f"本设备没有编号为 {task_id} 的踏勘任务。")
-    if not values["staff"] or len(values["reason"]) < MIN_REASON:
-        return await task_page(
-            request,
-            task_id,
-            status=400,
-            reveal_form=values,
-            reveal_error=f"请填写查看人姓名和理由（至少 {MIN_REASON} 个字），该操作将记入本机审计记录。",
-        )
-    with st.transaction():
-        st.conn.execute(
-            "INSERT INTO ui_audit (at_ms, staff, action, target, reason) VALUES (?,?,?,?,?)",
-            (st.clock(), values["staff"], "reveal_task", str(task["number"] or task_id), values["reason"]),
-        )
+    if problem := reveal_refusal(values, "本机"):
+        return await task_page(request, task_id, status=400, reveal_form=values, reveal_error=problem)
+    record_reveal(st, "reveal_task", str(task["number"] or task_id), values)
     return await task_page(request, task_id, reveal=True)
 
 
