@@ -27,18 +27,17 @@ from hub.metrics import add_metrics
 from hub.reconcile import TreeCache
 from hub.reconcile import handle as reconcile_step
 from hub.service import Hub
-from protocol.codec import Limits, unpack
+from protocol.codec import unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import MalformedError, RemoteProtocolError, TooLargeError
+from protocol.limits import ENROL_LIMITS, ENROL_REQUEST_MAX_BYTES, PUSH_BODY_MAX_BYTES, PUSH_LIMITS, PUSH_MAX_FRAMES
 from replica.errors import Refused
 
-MAX_PUSH_BYTES = 32 * 1024 * 1024
-MAX_FRAMES_PER_PUSH = 256
+# The caps are in protocol/limits.py (shared with the stations); these names stay for their importers.
+MAX_PUSH_BYTES = PUSH_BODY_MAX_BYTES
+MAX_FRAMES_PER_PUSH = PUSH_MAX_FRAMES
 PULL_WINDOW_MS = 15 * 60 * 1000
 SERVE_CACHE_KIB = 64 * 1024
-PUSH_LIMITS = Limits(max_bytes=MAX_PUSH_BYTES, max_str=64, max_bin=MAX_PUSH_BYTES, max_array=MAX_FRAMES_PER_PUSH,
-                     max_map=1, max_depth=2)
-ENROL_LIMITS = Limits(max_bytes=4096, max_str=256, max_bin=64, max_array=4, max_map=8, max_depth=2)
 
 
 @dataclass(frozen=True)
@@ -155,7 +154,7 @@ async def pull(request: web.Request) -> web.Response:
 
 async def enrol(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    raw = unpack(await _read_body(request, 4096), ENROL_LIMITS)
+    raw = unpack(await _read_body(request, ENROL_REQUEST_MAX_BYTES), ENROL_LIMITS)
     if not isinstance(raw, dict):
         raise MalformedError("enrolment request must be a map")
     token, sign_pub, seal_pub = raw.get("token"), raw.get("sign_pub"), raw.get("seal_pub")

@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from protocol.blob import KIND, MAX_BLOB_BYTES, BlobRequest, chunk_count, chunk_span, parse_request
-from protocol.codec import Limits, unpack
+from protocol.blob import KIND, BlobRequest, chunk_count, chunk_span, parse_request
+from protocol.codec import unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import MalformedError, RemoteProtocolError
+from protocol.limits import BLOB_FILE_LIMITS
 from replica.blobstore import BlobStore
 from sync.fold import record_from_wire, values
 
@@ -37,8 +38,7 @@ if TYPE_CHECKING:
     from hub.service import Hub
 
 migrations = Migrations("sanji.hub.blobs")
-FILE_LIMITS = Limits(max_bytes=MAX_BLOB_BYTES + 1024 * 1024, max_str=4096, max_bin=MAX_BLOB_BYTES, max_array=16,
-                     max_map=16, max_depth=4)
+FILE_LIMITS = BLOB_FILE_LIMITS  # the shared table's (protocol/limits.py); this name stays for its importers
 _ready: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
 _migrating = threading.Lock()
 # An upload that received no chunk for this many days is abandoned; the nightly job removes it.

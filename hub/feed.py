@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from protocol.document import sign_document
 from protocol.keys import key_id, load_seal_public
+from protocol.limits import FEED_PAGE_CHANGES
 from sync.change import Change
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from hub.store import Station as StationRow
     from replica.records import Run
 
-PAGE_LIMIT = 2000
+PAGE_LIMIT = FEED_PAGE_CHANGES
 
 
 class Lookup:

@@ -21,6 +21,7 @@ from protocol.document import Document, open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from protocol.keys import load_seal_public
+from protocol.limits import BATCH_PLAN_BYTES, BATCH_PLAN_CHANGES
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from sync.batching import plan_batches
@@ -28,8 +29,8 @@ from sync.change import change_from_wire
 from sync.model import ModelError
 from sync.session import SETTLED, Ack, AckResult, Outgoing
 
-MAX_BATCH_CHANGES = 2000
-MAX_BATCH_BYTES = 1024 * 1024
+MAX_BATCH_CHANGES = BATCH_PLAN_CHANGES  # aliases of the shared table's names
+MAX_BATCH_BYTES = BATCH_PLAN_BYTES
 REQUEST_HEADER = "X-Sanji-Request"
 
 

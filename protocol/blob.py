@@ -20,10 +20,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from protocol.errors import MalformedError, TooLargeError
+from protocol.limits import BLOB_MAX_BYTES
 
 KIND = "blob"
 CHUNK_SIZE = 256 * 1024
-MAX_BLOB_BYTES = 10 * 1024 * 1024
+MAX_BLOB_BYTES = BLOB_MAX_BYTES  # the cap is in protocol/limits.py; this name stays for its importers
 OPS = ("query", "chunk", "file")
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")

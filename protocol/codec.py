@@ -10,56 +10,21 @@ comes out as a `MalformedError` or `TooLargeError`, never as a library exception
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from itertools import chain, compress
 from typing import NoReturn
 
 import msgpack
 
 from protocol.errors import LocalProtocolError, MalformedError, SanjiError, TooLargeError
+from protocol.limits import DEFAULT_LIMITS, HEADER_LIMITS, Limits
 
 FORMAT_VERSION = 1
 
 _INT_MIN = -(2**63)
 _UINT_MAX = 2**64 - 1
 
-
-@dataclass(frozen=True)
-class Limits:
-    """Upper bounds for one decode. Lengths count elements (arrays, maps) or bytes (str, bin)."""
-
-    max_bytes: int
-    max_str: int
-    max_bin: int
-    max_array: int
-    max_map: int
-    max_depth: int
-
-    def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_str", "max_bin", "max_array", "max_map", "max_depth"):
-            value = getattr(self, name)
-            if type(value) is not int or value < 1:
-                raise LocalProtocolError(f"Limits.{name} must be a positive int, got {value!r}")
-
-
-DEFAULT_LIMITS = Limits(
-    max_bytes=16 * 1024 * 1024,
-    max_str=64 * 1024,
-    max_bin=8 * 1024 * 1024,
-    max_array=200_000,
-    max_map=10_000,
-    max_depth=16,
-)
-
-# Headers are decoded before anything is authenticated, so they get a much tighter budget.
-HEADER_LIMITS = Limits(
-    max_bytes=8 * 1024,
-    max_str=4 * 1024,
-    max_bin=256,
-    max_array=64,
-    max_map=64,
-    max_depth=4,
-)
+# The caps themselves (Limits, DEFAULT_LIMITS, HEADER_LIMITS) live in protocol/limits.py, shared by hub
+# and stations; they stay importable from here.
 
 # Deeper values could never be decoded with the default limits, so refusing them at pack time turns a
 # remote refusal later into a local bug report now (and bounds recursion on cyclic input).

@@ -33,6 +33,7 @@ from protocol.errors import (
     WrongRecipientError,
 )
 from protocol.keys import is_key_id, key_id, public_bytes
+from protocol.limits import FRAME_MAX_BYTES, PAYLOAD_MAX_BYTES
 
 MAGIC = b"SJF1"
 CODEC = "zlib"
@@ -156,9 +157,9 @@ def seal_frame(
         raise LocalProtocolError("recipient_key must be empty when the frame is not sealed")
 
     plain = pack(payload)
-    if len(plain) > DEFAULT_LIMITS.max_bytes:
+    if len(plain) > PAYLOAD_MAX_BYTES:
         raise LocalProtocolError(
-            f"payload is {len(plain)} bytes encoded; receivers accept at most {DEFAULT_LIMITS.max_bytes}"
+            f"payload is {len(plain)} bytes encoded; receivers accept at most {PAYLOAD_MAX_BYTES}"
         )
     body = zlib.compress(plain, compress_level)
     if seal_to is not None:
@@ -179,8 +180,8 @@ def seal_frame(
     except RemoteProtocolError as exc:
         raise LocalProtocolError(f"receivers would refuse this header: {exc}") from exc
     frame = _encode_frame(header_bytes, body, _sign_header(header_bytes, signing_key))
-    if len(frame) > DEFAULT_LIMITS.max_bytes:
-        raise LocalProtocolError(f"frame is {len(frame)} bytes; receivers accept {DEFAULT_LIMITS.max_bytes}")
+    if len(frame) > FRAME_MAX_BYTES:
+        raise LocalProtocolError(f"frame is {len(frame)} bytes; receivers accept {FRAME_MAX_BYTES}")
     return frame
 
 
@@ -247,7 +248,7 @@ def _decode_header(header_bytes: bytes) -> dict[str, object]:
     return header
 
 
-def peek_header(data: bytes, *, max_bytes: int = DEFAULT_LIMITS.max_bytes) -> dict[str, object]:
+def peek_header(data: bytes, *, max_bytes: int = FRAME_MAX_BYTES) -> dict[str, object]:
     """The header of a frame, decoded and shape-checked but NOT authenticated.
 
     For display and file naming only: anyone can write any header. Trust nothing in it until
@@ -262,7 +263,7 @@ def verify_frame(
     *,
     recipient: str,
     verify_key: VerifyKey,
-    max_bytes: int = DEFAULT_LIMITS.max_bytes,
+    max_bytes: int = FRAME_MAX_BYTES,
     allow_broadcast: bool = False,
 ) -> VerifiedFrame:
     """Authenticate a frame addressed to `recipient` without looking inside its body.
