@@ -31,6 +31,7 @@ from protocol.codec import unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import MalformedError, RemoteProtocolError
 from protocol.limits import BLOB_FILE_LIMITS
+from replica import carried_files
 from replica.blobstore import BlobStore
 from sync.fold import record_from_wire, values
 
@@ -266,7 +267,10 @@ def import_files(hub: Hub, paths: list[Path]) -> tuple[int, int, list[dict[str, 
     rejected: list[dict[str, str]] = []
     for path in paths:
         try:
-            outcome = import_file(hub, path.read_bytes(), source=f"file:{path.name}")
+            outcome = import_file(hub, carried_files.read(path, FILE_LIMITS.max_bytes), source=f"file:{path.name}")
+        except carried_files.CarriedFileRefused as exc:
+            rejected.append(exc.refusal.row())
+            continue
         except (RemoteProtocolError, OSError) as exc:
             code = getattr(exc, "code", "unreadable")
             rejected.append({"file": str(path), "reason": f"{code}: {exc}"})

@@ -16,6 +16,7 @@ from hub.ingest import ingest_frame
 from hub.service import Hub
 from protocol.document import sign_document
 from protocol.errors import RemoteProtocolError
+from replica import carried_files
 from replica.errors import Refused
 from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
 from sync.inspection import PAUSED_LABEL
@@ -163,17 +164,13 @@ def cmd_publish(args: argparse.Namespace) -> None:
     emit({"catalogue_version": version}, args.json, lambda d: f"已发布事项目录版本 {d['catalogue_version']}")
 
 
-def _files(paths: list[Path]) -> list[Path]:
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out.extend(sorted(x for x in p.rglob("*") if x.is_file()))
-        elif p.exists():
-            out.append(p)
-        else:
-            raise Refused(f"{p} does not exist")
+def _files(paths: list[Path]) -> tuple[list[Path], list[carried_files.Refusal]]:
+    try:
+        found, refused = carried_files.collect(paths)
+    except FileNotFoundError as exc:
+        raise Refused(f"{exc.filename} 不存在 (does not exist)；请检查路径，U盘是否已插好") from exc
     # Claims first: a never-online station's keys must be pinned before its batches are checked.
-    return sorted(out, key=lambda x: (x.suffix != ".sjc", str(x)))
+    return sorted(found, key=lambda x: (x.suffix != ".sjc", str(x))), refused
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -181,8 +178,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     accepted = duplicates = 0
     rejected: list[dict[str, str]] = []
     blob_files: list[Path] = []
-    for path in _files(args.paths):
-        data = path.read_bytes()
+    found, refused = _files(args.paths)
+    for path in found:
+        try:
+            data = carried_files.read(path)
+        except carried_files.CarriedFileRefused as exc:
+            refused.append(exc.refusal)
+            continue
         if blobindex.is_blob_file(data):
             blob_files.append(path)  # after the batches: a blob needs its report at the hub first
             continue
@@ -192,7 +194,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             except RemoteProtocolError as exc:
                 rejected.append({"file": str(path), "reason": f"{exc.code}: {exc}"})
                 with hub.store.transaction():
-                    hub.store.reject(f"file:{path.name}", "", str(exc), hub.clock())
+                    hub.store.reject(f"file:{path.name}", "", f"{exc.code}: {exc}", hub.clock())
             continue
         ack = ingest_frame(hub, data, source=f"file:{path.name}")
         if ack.result.value in ("applied", "quarantined"):
@@ -203,6 +205,11 @@ def cmd_import(args: argparse.Namespace) -> int:
             rejected.append({"file": str(path), "reason": f"{ack.result.value}: {ack.reason}"})
     blobs, blob_dups, blob_rejected = blobindex.import_files(hub, blob_files)
     rejected += blob_rejected
+    if refused:
+        with hub.store.transaction():
+            for r in refused:
+                hub.store.reject(f"file:{r.path.name}", "", f"{r.code}: {r.reason}", hub.clock())
+    rejected += [r.row() for r in refused]
     out = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "blobs": blobs,
            "blob_duplicates": blob_dups}
     emit(out, args.json, lambda d: f"导入批次 {accepted}，重复 {duplicates}，照片 {blobs}，拒收 {len(rejected)}"
