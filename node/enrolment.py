@@ -17,6 +17,7 @@ from protocol.document import open_document
 from protocol.enrolment import check_answer_mac, claim_proof, decode_enrolment, token_digest
 from protocol.errors import RemoteProtocolError
 from protocol.keys import key_id, load_verify_key
+from replica import carried_files
 from replica.errors import Refused
 
 
@@ -81,8 +82,8 @@ def init_online(folder: Path, hub_url: str, token: str) -> dict[str, object]:
 
 def init_from_file(folder: Path, path: Path, hub_url: str = "") -> dict[str, object]:
     try:
-        answer = decode_enrolment(path.read_bytes())
-    except (OSError, RemoteProtocolError) as exc:
+        answer = decode_enrolment(carried_files.read(path))  # size-checked, links not followed
+    except (carried_files.CarriedFileRefused, RemoteProtocolError) as exc:
         raise Refused(f"cannot use enrolment file {path}: {exc}") from exc
     token = answer.get("token")
     if not isinstance(token, str):
