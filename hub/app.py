@@ -46,6 +46,7 @@ class HubConfig:
     host: str = "127.0.0.1"
     port: int = 8700
     nightly: str = "02:00"
+    allow_unsealed: bool = False  # test harnesses only: see Hub.allow_unsealed
 
 
 HUB = web.AppKey("hub", Hub)
@@ -188,6 +189,7 @@ async def reconcile(request: web.Request) -> web.Response:
 
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = Hub.open(app[CONFIG].folder)
+    hub.allow_unsealed = app[CONFIG].allow_unsealed
     app[HUB] = hub
     # A serving hub keeps its working set in SQLite's page cache (up to 64 MB, allocated as used) rather
     # than the default 2 MB: with hundreds of stations the index pages of every table are hot.

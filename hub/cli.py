@@ -38,6 +38,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8700)
     p.add_argument("--nightly", default="02:00", help="time of the nightly job, HH:MM")
+    p.add_argument("--allow-unsealed-for-tests", action="store_true",
+                   help="accept batches not sealed to the hub's key (test harnesses only; never in production)")
     p.add_argument("--partial-retention-days", type=int, default=blobindex.PARTIAL_RETENTION_DAYS,
                    help="the nightly job removes photo uploads that received no chunk for this long (default 7)")
     p = cmd("enroll", "register a station and issue a one-time token")
@@ -118,7 +120,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.partial_retention_days < 0:
         raise Refused("--partial-retention-days must not be negative")
     serve(args.dir, host=args.host, port=args.port, nightly=args.nightly,
-          partial_retention_days=args.partial_retention_days)
+          partial_retention_days=args.partial_retention_days, allow_unsealed=args.allow_unsealed_for_tests)
 
 
 def cmd_enroll(args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hub.admission import Gate
 from hub.feed import Lookup, fan_out
 from protocol.batch import VerifiedBatch, open_batch_changes, verify_batch
 from protocol.codec import pack
@@ -25,13 +26,16 @@ from protocol.document import sign_document
 from protocol.errors import RemoteProtocolError
 from replica.ids import iso_from_ms
 from sync.change import Change
-from sync.hlc import HUB_QUARANTINE_AHEAD_MS
-from sync.ingest import Admission, admit, read_change
-from sync.model import FIXED_FIELDS, Actor, RecordContext
+from sync.ingest import read_change
 from sync.session import AckResult, Cursor, Verdict, classify
 
 if TYPE_CHECKING:
     from hub.service import Hub
+
+
+class UnsealedError(RemoteProtocolError):
+    default_status = 403
+    default_code = "unsealed"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,11 @@ def ingest_frame(hub: Hub, frame: bytes, *, source: str,
     _fresh_tiers(hub)
     try:
         vb = verify_batch(frame, recipient=hub.hub_id, verify_key=hub.verify_key)
+        if not vb.header.sealed and not hub.allow_unsealed:
+            # Citizens' data travels sealed to the hub; an unsealed batch is either a test or a station
+            # whose software was changed, and either way it is not taken in production.
+            raise UnsealedError("批次未加密，区局只接收加密批次 (unsealed batches are refused; stations seal every "
+                                "batch to the hub's key)")
     except RemoteProtocolError as exc:
         origin = _claimed_origin(frame)
         with atomic():
@@ -120,7 +129,7 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
         already = store.conn.execute("SELECT 1 FROM quarantine WHERE batch=? AND whole_batch=1", (bhash,)).fetchone()
         if already is None:
             store.quarantine(h.origin, h.epoch, h.first_seq, bhash, frame, f"fork: {decision.reason}", now,
-                             whole_batch=True)
+                             whole_batch=True, code="fork")
             store.alert("fork", h.origin, f"epoch {h.epoch} seqs {h.first_seq}-{h.last_seq}: {decision.reason}", now)
         return FrameAck(bhash, h.origin, AckResult.FORK, decision.expected_seq, reason=decision.reason, status=409)
 
@@ -130,14 +139,15 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
         raw_changes = open_batch_changes(vb, unseal_key=_unseal(hub))
     except RemoteProtocolError as exc:
         store.quarantine(h.origin, h.epoch, h.first_seq, bhash, frame, f"unreadable body: {exc}", now,
-                         whole_batch=True)
+                         whole_batch=True, code="unreadable")
         raw_changes = []
         held = h.count
-    actor = Actor(h.origin, hub.tiers().get(h.origin, "field"))
     # Apply as we go, so a later change in the batch sees the record an earlier one created; the run
     # keeps merged records in memory and writes each one once, when the batch is done.
     run = hub.records.run()
     look = Lookup(hub, run)
+    gate = Gate(hub, look)
+    actor = gate.actor(h.origin)
     keys = [(r[4], r[5]) for r in raw_changes if isinstance(r, list) and len(r) == 8
             and isinstance(r[4], str) and isinstance(r[5], str)]
     run.prefetch(keys)
@@ -146,17 +156,14 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
         seq = h.first_seq + offset
         adm = read_change(raw, origin=h.origin, epoch=h.epoch, seq=seq)
         if adm.admitted and adm.change is not None:
-            adm = admit(adm.change, actor=actor, context=_context(hub, adm.change, admitted, look),
-                        hub_wall_ms=now, max_ahead_ms=HUB_QUARANTINE_AHEAD_MS)
-        if adm.admitted and adm.change is not None and actor.tier != "district":
-            adm = _check_inspector(adm, look)
+            adm = gate.ask(adm.change, actor, now_ms=now)
         if adm.admitted and adm.change is not None:
             admitted.append(adm.change)
             entry = run.add(adm.change)
             if entry is not None:
                 fan_out(hub, [entry], look)
         else:
-            store.quarantine(h.origin, h.epoch, seq, bhash, pack(raw), adm.reason, now)
+            store.quarantine(h.origin, h.epoch, seq, bhash, pack(raw), adm.reason, now, code=adm.code)
             held += 1
     run.finish()
     if admitted:
@@ -174,21 +181,6 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
     store.set_cursor(h.origin, h.epoch, Cursor(h.last_seq + 1, bhash))
     return FrameAck(bhash, h.origin, result_name, h.last_seq + 1, receipt=receipt, applied=len(admitted),
                     quarantined=held, reason="" if held == 0 else f"{held} change(s) held for review")
-
-
-def _check_inspector(adm: Admission, look: Lookup) -> Admission:
-    """A township's task must name a field device the hub has enrolled and not revoked; otherwise it
-    would reach nobody. It is held for review with that reason (never dropped)."""
-    change = adm.change
-    if change is None or change.entity != "task" or "inspector" not in change.fields:
-        return adm
-    code = str(change.fields["inspector"])
-    station = look.station(code)
-    if station is None or station.tier != "field":
-        return Admission(change, f"task names inspector {code!r}, which is not an enrolled field device")
-    if station.revoked:
-        return Admission(change, f"task names field device {code}, which has been revoked; assign another")
-    return adm
 
 
 def _all_held_identically(hub: Hub, vb: VerifiedBatch) -> bool:
@@ -224,30 +216,3 @@ def _unseal(hub: Hub):  # type: ignore[no-untyped-def]
         return hub.keys.seal if key == seal_id else None
 
     return unseal
-
-
-def _context(hub: Hub, change: Change, earlier: list[Change], lookup: Lookup | None = None) -> RecordContext | None:
-    """Who owns the application this change touches, as the hub knows it."""
-    look = lookup or Lookup(hub)
-    if change.entity == "application":
-        app_id = change.id
-    else:
-        named = change.fields.get("application")
-        app_id = named if isinstance(named, str) else str(look.values(change.entity, change.id).get("application", ""))
-    found = look.owner(app_id)
-    if found is not None:
-        station_code, item = found
-    elif change.entity == "application" and isinstance(change.fields.get("station"), str):
-        station_code, item = str(change.fields["station"]), str(change.fields.get("item", ""))
-    else:
-        return None
-    station = look.station(station_code)
-    parent = station.parent if station is not None else None
-    inspector: str | None = None
-    if change.entity in ("task", "report"):
-        task_id = change.id if change.entity == "task" else str(change.fields.get("task", change.id))
-        found_inspector = look.values("task", task_id).get("inspector")
-        inspector = found_inspector if isinstance(found_inspector, str) else None
-    current = look.values(change.entity, change.id)
-    fixed = {k: v for k, v in current.items() if k in FIXED_FIELDS}
-    return RecordContext(station_code, parent or None, look.decided_at(item), inspector, fixed)

@@ -2,8 +2,9 @@
 
 Quarantined data is authentic (the station's signature checked out) but failed a policy check: a
 clock far ahead of the hub's, a field outside the station's rights, a record it does not own. It is
-kept, never dropped, until an operator decides. Releasing applies the held change through the normal
-record path (validated again, logged, merged, fanned out) exactly as if ingest had admitted it.
+kept, never dropped, until an operator decides. Releasing writes what the held change would
+have written as a new hub change by the operator, through the same admission question; the held
+change itself, and the origin and seq it claims, are never applied.
 Whole batches held as forks or unreadable bodies cannot be released change by change: they point at
 a cloned or damaged station, which needs re-enrolment, so they can only be rejected here.
 """
@@ -12,12 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hub.feed import fan_out
 from protocol.codec import unpack
 from protocol.errors import RemoteProtocolError
 from replica.errors import Refused
 from sync.change import change_from_wire
-from sync.hlc import HUB_QUARANTINE_AHEAD_MS
+from sync.fold import versions
 from sync.identity import mask_id, mask_phone
 from sync.model import ModelError
 
@@ -53,26 +53,33 @@ def _open_row(hub: Hub, qid: int) -> tuple[str, int, int, bytes, bool]:
 
 
 def release(hub: Hub, qid: int, *, by: str, note: str = "") -> dict[str, object]:
-    """Apply a held change as ingest would have. Call outside a transaction."""
+    """Make what a held change would write, as a new hub change by the releasing operator.
+
+    The held change itself is never applied: its claimed origin and seq may be forged (a change
+    re-sent on another's behalf), and the hub's authority must not flow to a station's words. The new
+    change asks the same admission question as everything else, from the record as it stands now, so
+    an operator cannot release a move the workflow does not have (the held row can still be rejected).
+    Call outside a transaction."""
     origin, epoch, seq, raw, whole = _open_row(hub, qid)
     if whole:
         raise Refused("整批隔离（分叉或无法解读）不能放行，只能驳回；请核查该站点并重新接入")
     try:
-        change = change_from_wire(unpack(raw))
+        held = change_from_wire(unpack(raw))
     except (ModelError, RemoteProtocolError) as exc:
         raise Refused(f"该变更无法解读，不能放行，只能驳回：{exc}") from exc
-    if (change.origin, change.epoch, change.seq) != (origin, epoch, seq):
+    if (held.origin, held.epoch, held.seq) != (origin, epoch, seq):
         raise Refused("该变更的来源与所在批次不符，不能放行，只能驳回")
     with hub.store.transaction():
-        result = hub.records.apply([change])
-        fan_out(hub, result.logged)
-        # The hub's clock follows what it admits, so its later decisions come after this change; but a
-        # change held for a clock far ahead must not drag the hub's clock into the future with it.
-        if (change.hlc >> 16) <= hub.clock() + HUB_QUARANTINE_AHEAD_MS:
-            hub.observe_hlc(change.hlc)
-        hub.store.conn.execute("UPDATE quarantine SET state='released', note=? WHERE id=?",
-                               (f"放行（{by}）" + (f"：{note}" if note else ""), qid))
-    return {"id": qid, "state": "released", "applied": result.applied, "conflicts": len(result.conflicts)}
+        seen = versions(hub.records.load(held.entity, held.id))
+        try:
+            made = hub.write(held.entity, held.id, dict(held.fields), {n: seen.get(n, 0) for n in held.fields})
+        except Refused as exc:
+            raise Refused(f"放行后的变更也不符合规则，只能驳回：{exc}", code=exc.code) from exc
+        hub.store.conn.execute(
+            "UPDATE quarantine SET state='released', note=? WHERE id=?",
+            (f"放行（{by}），区局以新变更 {made.seq} 写入" + (f"：{note}" if note else ""), qid))
+    return {"id": qid, "state": "released", "applied": 1, "conflicts": 0,
+            "change": {"origin": made.origin, "epoch": made.epoch, "seq": made.seq}}
 
 
 def reject(hub: Hub, qid: int, *, by: str, reason: str) -> dict[str, object]:

@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from hub.feed import fan_out
+from hub.admission import Gate
+from hub.feed import Lookup, fan_out
 from protocol.codec import pack
 from protocol.document import sign_document
 from protocol.errors import MalformedError
@@ -28,10 +29,8 @@ from protocol.keys import key_id, load_seal_public
 from replica.ids import iso_from_ms
 from replica.scope import CHANGE_COLS, Row, build_tree, keys_of, row_to_wire, select_records, wire_rows
 from sync.change import change_from_wire
-from sync.hlc import HUB_QUARANTINE_AHEAD_MS
-from sync.ingest import admit
 from sync.merkle import MerkleTree, ReconcileError, answer, request_depth
-from sync.model import Actor, ModelError
+from sync.model import ModelError
 from sync.scope import record_key
 from sync.session import Cursor
 
@@ -40,7 +39,9 @@ if TYPE_CHECKING:
 
 OWN_SQL = f"SELECT {CHANGE_COLS} FROM changes c WHERE c.origin=?"
 FED_SQL = f"SELECT {CHANGE_COLS} FROM feed f JOIN changes c ON c.rowid=f.change WHERE f.station=? AND c.origin!=?"
-HELD_SQL = "SELECT raw FROM quarantine WHERE origin=? AND whole_batch=0 AND state!='released'"
+# A station's held changes stay in its scope whatever the operator decided: releasing one writes a new
+# hub change (which reaches the station through its feed), never the held change itself.
+HELD_SQL = "SELECT raw FROM quarantine WHERE origin=? AND whole_batch=0 AND sender IN (origin, '')"
 MAX_KEYS = 256
 
 
@@ -96,20 +97,21 @@ def _held(hub: Hub, origin: str, epoch: int, seq: int) -> bool:
 
 def repair(hub: Hub, station: str, body: dict[str, object]) -> dict[str, object]:
     """Take re-sent changes. Own ones are admitted like any batch; foreign ones are held for review."""
-    from hub.ingest import _context
-
     now = hub.clock()
     applied = held = skipped = 0
     own, foreign = body.get("changes", []), body.get("foreign", [])
     if not isinstance(own, list) or not isinstance(foreign, list):
         raise MalformedError("repair needs lists of changes")
-    actor = Actor(station, hub.tiers().get(station, "field"))
+    gate = Gate(hub, Lookup(hub))
+    actor = gate.actor(station)
     with hub.store.transaction():
         for raw in own:
             try:
                 change = change_from_wire(raw)
             except ModelError as exc:
-                hub.store.quarantine(station, 0, 0, b"", pack(raw), f"repair: invalid change: {exc}", now)
+                hub.store.quarantine(station, 0, 0, b"", pack(raw),
+                                     f"对账补传：无法解读的变更 (repair: invalid change: {exc})", now,
+                                     code="invalid", sender=station)
                 held += 1
                 continue
             if change.origin != station:
@@ -117,30 +119,42 @@ def repair(hub: Hub, station: str, body: dict[str, object]) -> dict[str, object]
             if _held(hub, change.origin, change.epoch, change.seq):
                 skipped += 1
                 continue
-            adm = admit(change, actor=actor, context=_context(hub, change, []), hub_wall_ms=now,
-                        max_ahead_ms=HUB_QUARANTINE_AHEAD_MS)
+            adm = gate.ask(change, actor, now_ms=now)
             if adm.admitted:
                 fan_out(hub, hub.records.apply([change]).logged)
                 hub.observe_hlc(change.hlc)
                 applied += 1
             else:
                 hub.store.quarantine(change.origin, change.epoch, change.seq, b"", pack(raw),
-                                     f"repair: {adm.reason}", now)
+                                     f"对账补传：{adm.reason}", now, code=adm.code, sender=station)
                 held += 1
         for raw in foreign:
             try:
                 change = change_from_wire(raw)
             except ModelError:
                 continue
-            if _held(hub, change.origin, change.epoch, change.seq):
+            if change.origin == station:
+                raise MalformedError("a station's own changes go in 'changes', not 'foreign'")
+            if _held_from(hub, station, raw):
                 skipped += 1
                 continue
+            # Only the origin's own signed batch can vouch for a change; this one is vouched for by the
+            # sender alone. It is held under the sender's name: releasing it makes a new hub change by
+            # the operator, so it can never take the claimed origin's place or seq (quarantine_review).
             hub.store.quarantine(change.origin, change.epoch, change.seq, b"", pack(raw),
-                                 f"re-sent by {station} during reconciliation; only its origin can vouch for it",
-                                 now)
+                                 f"由 {station} 在对账时转交，声称来自 {change.origin}，无法核验来源签名，需人工核实 "
+                                 f"(re-sent by {station} during reconciliation; only its origin can vouch for it)",
+                                 now, code="foreign_origin", sender=station)
             held += 1
         _fast_forward(hub, station, body.get("chain"))
     return {"applied": applied, "held": held, "skipped": skipped}
+
+
+def _held_from(hub: Hub, sender: str, raw: object) -> bool:
+    """The same re-sent change from the same sender is held once, however often it is re-sent."""
+    row = hub.store.conn.execute("SELECT 1 FROM quarantine WHERE sender=? AND raw=? AND whole_batch=0",
+                                 (sender, pack(raw))).fetchone()
+    return row is not None
 
 
 def _fast_forward(hub: Hub, station: str, chain: object) -> None:

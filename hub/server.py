@@ -49,7 +49,7 @@ LISTEN_BACKLOG = 4096
 
 
 def serve(folder: Path, *, host: str, port: int, nightly: str,
-          partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS) -> None:
+          partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS, allow_unsealed: bool = False) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     store = HubStore.open(folder)
     check = store.quick_check()
@@ -57,10 +57,13 @@ def serve(folder: Path, *, host: str, port: int, nightly: str,
     if check != "ok":
         raise RuntimeError(f"hub database failed its integrity check: {check}; restore from a backup")
     when = schedule.When.parse(nightly)
-    app = create_app(HubConfig(folder=folder, host=host, port=port, nightly=nightly),
+    app = create_app(HubConfig(folder=folder, host=host, port=port, nightly=nightly,
+                               allow_unsealed=allow_unsealed),
                      extra_contexts=[nightly_context(when, partial_retention_days=partial_retention_days)])
     pid_file = folder / PID_FILE
     pid_file.write_text(str(os.getpid()))
+    if allow_unsealed:
+        print("警告：本区局接收未加密批次，仅供测试 (WARNING: unsealed batches accepted; test use only)", flush=True)
     print(f"Sanji hub serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
     try:
         # A whole district reconnects at once after an outage: with the default listen backlog (128)

@@ -18,14 +18,14 @@ from hub.store import HubStore
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.keys import load_verify_key
-from replica.errors import Refused
+from replica.errors import NotApplied, Refused
 from replica.ids import now_ms as wall_now_ms
 from replica.keyfile import KeyPair, create_keys, load_keys
 from replica.records import RecordStore
 from sync.catalogue import Catalogue, CatalogueError, catalogue_to_doc, parse_catalogue
 from sync.change import Change
 from sync.hlc import tick
-from sync.model import AUTHORITY
+from sync.model import AUTHORITY, Actor
 
 BUILTIN_CATALOGUE = Path(__file__).resolve().parent.parent / "sanji" / "data" / "catalogue-sample.json"
 CATALOGUE_VALID_DAYS = 180
@@ -60,6 +60,10 @@ class Hub:
         self.name = str(store.get_meta("name"))
         self._tiers: dict[str, str] | None = None
         self._catalogue: tuple[int, Catalogue] | None = None
+        self._releases: dict[int, Catalogue] = {}
+        # Unsealed batches are refused unless a test harness says otherwise (`hub serve
+        # --allow-unsealed-for-tests`): stations always seal, so an unsealed batch is a changed station.
+        self.allow_unsealed = False
         self.records = RecordStore(store.db, self.authority)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -127,6 +131,18 @@ class Hub:
             self._catalogue = (latest[0], parse_catalogue(doc.body["catalogue"]))
         return self._catalogue
 
+    def catalogue_at(self, version: int) -> Catalogue | None:
+        """A published release by version (admission checks a new application against the release it
+        names), or None if the hub never published it. Parsed releases are kept: they never change."""
+        if version not in self._releases:
+            frame = self.store.release(version) if 0 < version < 2**31 else None
+            if frame is None:
+                return None
+            doc = open_document(frame, kind="catalogue", recipient="*", verify_key=self._own_key)
+            assert isinstance(doc.body, dict)
+            self._releases[version] = parse_catalogue(doc.body["catalogue"])
+        return self._releases[version]
+
     def _own_key(self, signer: str, key_id: str) -> Ed25519PublicKey | None:
         return self.keys.sign.public_key() if signer == self.hub_id and key_id == self.keys.sign_key_id else None
 
@@ -177,13 +193,31 @@ class Hub:
         if stamp > current:
             self.store.set_meta("hlc", stamp)
 
-    def write(self, entity: str, rec_id: str, fields: Mapping[str, object], base: Mapping[str, int]) -> Change:
-        """One hub change, logged, merged and fanned out. Call inside a transaction."""
-        from hub.feed import fan_out
+    def write(self, entity: str, rec_id: str, fields: Mapping[str, object], base: Mapping[str, int], *,
+              check: bool = True) -> Change:
+        """One hub change, logged, merged and fanned out. Call inside a transaction.
+
+        The hub's own commands ask the same admission question as a station's change (the hub may make
+        every move, but only moves the workflow has), and a change that does not take effect raises
+        :class:`NotApplied` so no command reports a success it did not have; raising rolls back the
+        caller's transaction. ``check=False`` is for choosing between two values the hub already
+        admitted (conflict override), which is not a new move; that caller checks the effect itself."""
+        from hub.admission import Gate
+        from hub.feed import Lookup, fan_out
 
         seq, hlc = self.next_stamp()
         epoch = int(str(self.store.get_meta("epoch", 1)))
         change = Change(self.hub_id, epoch, seq, hlc, entity, rec_id, dict(fields), dict(base))
+        if check:
+            verdict = Gate(self, Lookup(self)).ask(change, Actor(self.hub_id, "district"))
+            if not verdict.admitted:
+                raise Refused(verdict.reason, code=verdict.code)
         result = self.records.apply([change])
         fan_out(self, result.logged)
+        if check:
+            after = self.records.load(entity, rec_id)
+            lost = sorted(n for n in fields if after.get(n, (0, ""))[:2] != (hlc, self.hub_id))
+            if result.applied != 1 or lost:
+                raise NotApplied(f"区局的变更没有生效：{'、'.join(lost) or '变更已存在'}保持原值，请刷新后重试 "
+                                 f"(the hub's change did not take effect: {', '.join(lost) or 'already held'})")
         return change

@@ -131,6 +131,15 @@ def m003_feed_lookups(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX stations_field ON stations(code) WHERE tier='field' AND revoked=0")
 
 
+@migrations()
+def m004_quarantine_codes(db: sqlite_utils.Database) -> None:
+    # A held change carries the admission's stable refusal code (for --json and filters) and who
+    # actually sent it: a change re-sent during reconciliation may claim another origin, and must
+    # never be shown as signed by that origin.
+    db.execute("ALTER TABLE quarantine ADD COLUMN code TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE quarantine ADD COLUMN sender TEXT NOT NULL DEFAULT ''")
+
+
 @dataclass(frozen=True)
 class Station:
     code: str
@@ -326,19 +335,22 @@ class HubStore:
     # -- quarantine, rejections, alerts ------------------------------------------------------------
 
     def quarantine(self, origin: str, epoch: int, seq: int, batch_hash: bytes, raw: bytes, reason: str,
-                   now_ms: int, *, whole_batch: bool = False) -> None:
+                   now_ms: int, *, whole_batch: bool = False, code: str = "", sender: str = "") -> None:
+        """Hold an authentic change (or batch) for an operator. ``sender`` is the station that sent it,
+        which differs from ``origin`` only for a change re-sent on another's behalf."""
         self.conn.execute(
-            "INSERT INTO quarantine (origin, epoch, seq, batch, raw, whole_batch, reason, created_ms)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            (origin, epoch, seq, batch_hash, raw, int(whole_batch), reason, now_ms),
+            "INSERT INTO quarantine (origin, epoch, seq, batch, raw, whole_batch, reason, created_ms, code, sender)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (origin, epoch, seq, batch_hash, raw, int(whole_batch), reason, now_ms, code, sender or origin),
         )
 
     def quarantined(self, state: str = "open") -> list[dict[str, object]]:
         rows = self.conn.execute(
-            "SELECT id, origin, epoch, seq, reason, created_ms, whole_batch FROM quarantine WHERE state=? ORDER BY id",
+            "SELECT id, origin, epoch, seq, reason, created_ms, whole_batch, code, sender FROM quarantine"
+            " WHERE state=? ORDER BY id",
             (state,),
         ).fetchall()
-        keys = ("id", "origin", "epoch", "seq", "reason", "created_ms", "whole_batch")
+        keys = ("id", "origin", "epoch", "seq", "reason", "created_ms", "whole_batch", "code", "sender")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def reject(self, source: str, origin: str, reason: str, now_ms: int) -> None:
@@ -386,6 +398,19 @@ class HubStore:
             "INSERT INTO releases (version, frame, issued_at, expires_at, published_ms) VALUES (?,?,?,?,?)",
             (version, frame, issued_at, expires_at, now_ms),
         )
+
+    def release(self, version: int) -> bytes | None:
+        row = self.conn.execute("SELECT frame FROM releases WHERE version=?", (version,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def release_frames(self) -> list[tuple[int, bytes]]:
+        """Every release (version, signed frame), oldest first."""
+        rows = self.conn.execute("SELECT version, frame FROM releases ORDER BY version").fetchall()
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    def replace_release_frame(self, version: int, frame: bytes) -> None:
+        """The same release signed again (after the hub's online key was rotated). Call in a transaction."""
+        self.conn.execute("UPDATE releases SET frame=? WHERE version=?", (frame, version))
 
     def latest_release(self) -> tuple[int, bytes] | None:
         row = self.conn.execute("SELECT version, frame FROM releases ORDER BY version DESC LIMIT 1").fetchone()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from node.admission import check_write
 from node.store import Meta, create_store, open_store
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
@@ -99,6 +100,22 @@ class Station:
             self._catalogue = CatalogueState(int(row[0]), parse_catalogue(doc.body["catalogue"]), str(row[2]))
         return self._catalogue
 
+    def catalogue_at(self, version: int) -> Catalogue | None:
+        """A release this station holds, by version (admission checks an application against the
+        release it names)."""
+        try:
+            current = self.catalogue()
+        except Refused:
+            return None
+        if version == current.version:
+            return current.catalogue
+        row = self.conn.execute("SELECT frame FROM catalogues WHERE version=?", (version,)).fetchone()
+        if row is None:
+            return None
+        doc = open_document(bytes(row[0]), kind="catalogue", recipient=self.code, verify_key=self.hub_key)
+        assert isinstance(doc.body, dict)
+        return parse_catalogue(doc.body["catalogue"])
+
     def store_catalogue(self, frame: bytes) -> tuple[int, str]:
         """Verify and keep a signed release. Returns (version, outcome); never goes to a lower version.
         Call inside a transaction."""
@@ -128,6 +145,19 @@ class Station:
 
     def write(self, entity: str, rec_id: str, fields: Mapping[str, object], base: Mapping[str, int]) -> Change:
         """Stamp, merge and log one change. Call inside a transaction."""
+        seq = self.meta.int("seq") + 1
+        hlc = tick(self.meta.int("hlc"), self.clock())
+        change = Change(self.code, self.meta.int("epoch", 1), seq, hlc, entity, rec_id, dict(fields), dict(base))
+        check_write(self, change)  # the hub's admission question, asked before anything is written
+        self.records.apply([change])
+        self.meta.set("seq", seq)
+        self.meta.set("hlc", hlc)
+        return change
+
+    def write_unchecked(self, entity: str, rec_id: str, fields: Mapping[str, object],
+                        base: Mapping[str, int]) -> Change:
+        """The write path without the admission check: what a station running modified software does.
+        Only tests that play a compromised station call it; no command does."""
         seq = self.meta.int("seq") + 1
         hlc = tick(self.meta.int("hlc"), self.clock())
         change = Change(self.code, self.meta.int("epoch", 1), seq, hlc, entity, rec_id, dict(fields), dict(base))

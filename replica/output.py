@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.errors import RemoteProtocolError
-from replica.errors import Refused, Unreachable
+from replica.errors import NotApplied, Refused, Unreachable
 
 EXIT_OK, EXIT_OTHER, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -41,6 +41,9 @@ def run(action: Callable[[], int | None]) -> int:
     except (Refused, RemoteProtocolError, FileNotFoundError, FileExistsError) as exc:
         print(f"sanji: {exc}", file=sys.stderr)
         return EXIT_REFUSED
+    except NotApplied as exc:
+        print(f"sanji: {exc}", file=sys.stderr)
+        return EXIT_OTHER
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

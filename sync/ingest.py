@@ -8,21 +8,11 @@ reason, for an operator to release or reject; the rest of the batch applies.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from sync.admission import Admission, Facts, clock_check, judge
 from sync.change import Change, change_from_wire
-from sync.hlc import wall_ms
-from sync.model import Actor, ModelError, RecordContext, authorize, roles_of
+from sync.model import Actor, ModelError, RecordContext
 
-
-@dataclass(frozen=True)
-class Admission:
-    change: Change | None  # None when the wire value could not even be read as a change
-    reason: str  # "" when admitted
-
-    @property
-    def admitted(self) -> bool:
-        return self.change is not None and not self.reason
+__all__ = ["Admission", "Facts", "admit", "read_change"]
 
 
 def read_change(raw: object, *, origin: str, epoch: int, seq: int) -> Admission:
@@ -30,9 +20,10 @@ def read_change(raw: object, *, origin: str, epoch: int, seq: int) -> Admission:
     try:
         change = change_from_wire(raw)
     except ModelError as exc:
-        return Admission(None, f"invalid change: {exc}")
+        return Admission(None, f"无法解读的变更 (invalid change: {exc})", "invalid")
     if (change.origin, change.epoch, change.seq) != (origin, epoch, seq):
-        return Admission(change, f"change {change.key} does not match its batch position {(origin, epoch, seq)}")
+        return Admission(change, f"变更的来源或序号与所在批次不符 (change {change.key} does not match its batch "
+                                 f"position {(origin, epoch, seq)})", "misplaced")
     return Admission(change, "")
 
 
@@ -43,17 +34,11 @@ def admit(
     context: RecordContext | None,
     hub_wall_ms: int,
     max_ahead_ms: int,
+    facts: Facts | None = None,
 ) -> Admission:
-    """Policy checks. ``context`` is None when the record's application is unknown to the hub."""
-    ahead = wall_ms(change.hlc) - hub_wall_ms
-    if ahead > max_ahead_ms:
-        return Admission(
-            change,
-            f"clock ahead: change stamped {ahead // 1000} s after hub time (limit {max_ahead_ms // 1000} s)",
-        )
-    if context is None:
-        return Admission(change, f"{change.entity} {change.id} refers to an application the hub does not hold")
-    reason = authorize(change.entity, change.fields, roles_of(actor, context), context.fixed)
-    if reason is not None:
-        return Admission(change, f"outside the station's rights: {reason}")
-    return Admission(change, "")
+    """The whole admission question: the clock, then ``sync.admission.judge``. ``facts`` carries what the
+    question needs beyond the record's owner; without it only the owner is known (``context``)."""
+    late = clock_check(change, hub_wall_ms=hub_wall_ms, max_ahead_ms=max_ahead_ms)
+    if late is not None:
+        return late
+    return judge(change, actor, facts if facts is not None else Facts(context))

@@ -216,10 +216,10 @@ def test_changes_outside_the_stations_rights_are_quarantined_and_the_rest_applie
     theirs_id = uuid7(town.clock())
     with v1.transaction():
         # A village writing the decision of a township-decided item, and deciding it.
-        v1.write("application", own_id, {"decision": "准予许可"}, {})
-        v1.write("application", own_id, {"status": "approved"}, {"status": record["status"][0]})
+        v1.write_unchecked("application", own_id, {"decision": "准予许可"}, {})
+        v1.write_unchecked("application", own_id, {"status": "approved"}, {"status": record["status"][0]})
         # A village creating an application in its neighbour's name.
-        v1.write("application", theirs_id, {
+        v1.write_unchecked("application", theirs_id, {
             "number": "T1-V2-20260302-09999", "station": "T1-V2", "item": TOWNSHIP_ITEM, "kind": "promised",
             "applicant_name": "测试申请人9999", "status": "accepted"}, {})
     later = town.accept(v1, DISTRICT_ITEM, deferred=["家庭收入情况声明"])
@@ -248,7 +248,7 @@ def test_a_station_cannot_hand_its_application_to_another_station(town: World) -
     app_id = str(app["id"])
     with v1.transaction():
         seen = v1.records.load("application", app_id)["station"][0]
-        v1.write("application", app_id, {"station": "T2"}, {"station": seen})
+        v1.write_unchecked("application", app_id, {"station": "T2"}, {"station": seen})
     ack = only(town.push(v1))
     assert town.hub.records.values("application", app_id)["station"] == "T1-V1"
     assert app_id not in feed_records(town.hub, "T2")
@@ -261,7 +261,7 @@ def test_a_rating_outside_one_to_five_is_not_admitted(town: World, score: int) -
     v1 = st(town, "T1-V1")
     app = town.accept(v1, IMMEDIATE_ITEM)
     with v1.transaction():
-        v1.write("rating", uuid7(town.clock()), {"application": str(app["id"]), "score": score}, {})
+        v1.write_unchecked("rating", uuid7(town.clock()), {"application": str(app["id"]), "score": score}, {})
     ack = only(town.push(v1))
     assert (ack.applied, ack.quarantined) == (1, 1)
     assert town.hub.store.conn.execute("SELECT COUNT(*) FROM records WHERE entity='rating'").fetchone()[0] == 0

@@ -1,0 +1,90 @@
+"""The hub's one admission question, asked of every change by every path in.
+
+Push and ``hub import`` (``hub/ingest.py``), reconciliation repair (``hub/reconcile.py``), an
+operator's release from quarantine (``hub/quarantine_review.py``) and the hub's own commands
+(``Hub.write``) all come here. This module only gathers what the hub knows (the record now, its
+status history, the station register, published catalogue releases, numbers in use) and hands it to
+the pure question in ``sync/admission.py``, which the stations' own commands ask too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hub.feed import Lookup
+from replica.admission_facts import build_facts
+from sync.admission import Admission, clock_check, judge
+from sync.change import Change
+from sync.fold import Record
+from sync.hlc import HUB_QUARANTINE_AHEAD_MS
+from sync.model import Actor, RecordContext
+
+if TYPE_CHECKING:
+    from hub.service import Hub
+
+
+@dataclass
+class Gate:
+    """Admission for one run of changes (a batch, a repair, a release): station rows, owners and the
+    numbers taken so far are remembered across the run's changes."""
+
+    hub: Hub
+    look: Lookup
+    numbers: dict[str, str] = field(default_factory=dict)
+
+    def actor(self, origin: str) -> Actor:
+        return Actor(origin, self.hub.tiers().get(origin, "field"))
+
+    def ask(self, change: Change, actor: Actor, *, now_ms: int | None = None) -> Admission:
+        """The whole question for one change; ``now_ms`` set means check its clock against the hub's."""
+        if now_ms is not None:
+            late = clock_check(change, hub_wall_ms=now_ms, max_ahead_ms=HUB_QUARANTINE_AHEAD_MS)
+            if late is not None:
+                return late
+        verdict = judge(change, actor, self.facts(change))
+        if verdict.admitted and change.entity == "application" and "number" in change.fields:
+            self.numbers[str(change.fields["number"])] = change.id
+        if verdict.admitted and actor.tier != "district":
+            return _check_inspector(verdict, self.look)
+        return verdict
+
+    def facts(self, change: Change):  # type: ignore[no-untyped-def]
+        return build_facts(
+            self.hub.store.conn, change, current=self._record(change.entity, change.id),
+            values=self.look.values, context=self._context, catalogue=self.hub.catalogue_at,
+            numbers=self.numbers,
+        )
+
+    def _record(self, entity: str, rec_id: str) -> Record:
+        run = self.look.run
+        return run.record(entity, rec_id) if run is not None else self.hub.records.load(entity, rec_id)
+
+    def _context(self, app_id: str, app: Mapping[str, object]) -> RecordContext | None:
+        found = self.look.owner(app_id) if app_id else None
+        if found is None and isinstance(app.get("station"), str) and app.get("station"):
+            found = (str(app["station"]), str(app.get("item", "")))
+        if found is None:
+            return None
+        station_code, item = found
+        station = self.look.station(station_code)
+        parent = station.parent if station is not None else None
+        return RecordContext(station_code, parent or None, self.look.decided_at(item))
+
+
+def _check_inspector(adm: Admission, look: Lookup) -> Admission:
+    """A township's task must name a field device the hub has enrolled and not revoked; otherwise it
+    would reach nobody. It is held for review with that reason (never dropped)."""
+    change = adm.change
+    if change is None or change.entity != "task" or "inspector" not in change.fields:
+        return adm
+    code = str(change.fields["inspector"])
+    station = look.station(code)
+    if station is None or station.tier != "field":
+        return Admission(change, f"任务指派的 {code} 不是已接入的踏勘设备 (task names inspector {code!r}, "
+                                 "which is not an enrolled field device)", "unknown_inspector")
+    if station.revoked:
+        return Admission(change, f"任务指派的踏勘设备 {code} 已被吊销，请改派 (task names field device {code}, "
+                                 "which has been revoked; assign another)", "revoked_inspector")
+    return adm

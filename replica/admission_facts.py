@@ -1,0 +1,87 @@
+"""The facts ``sync.admission`` needs, read from a replica's own store: shared by the hub and a station,
+so both ask the admission question of the same data in the same way.
+
+Only the parts both sides hold alike live here: the status history of an application (from the change
+log), who holds an application number (from the projection), and a record's merged cells. Who owns a
+record, who decides its item and which catalogue releases exist differ between hub and station, and
+each side supplies them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping
+from functools import cache
+
+from protocol.codec import unpack
+from sync.admission import Facts, StatusVersion
+from sync.catalogue import Catalogue
+from sync.change import Change
+from sync.fold import Record
+from sync.model import FIXED_FIELDS, RecordContext
+
+
+def status_versions(conn: sqlite3.Connection, app_id: str) -> list[StatusVersion]:
+    """Every status the application has held here, from its logged changes."""
+    out = []
+    for hlc, origin, fields in conn.execute(
+        "SELECT hlc, origin, fields FROM changes WHERE entity='application' AND rid=?", (app_id,)
+    ):
+        written = unpack(fields)
+        if isinstance(written, dict) and isinstance(written.get("status"), str):
+            out.append(StatusVersion(int(hlc), str(origin), str(written["status"])))
+    return out
+
+
+def number_holder(conn: sqlite3.Connection, number: str) -> str | None:
+    row = conn.execute("SELECT id FROM applications WHERE number=? LIMIT 1", (number,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def application_id(change: Change, current: Mapping[str, object]) -> str:
+    """The application a change belongs to: itself, the one it names, or the one its record names."""
+    if change.entity == "application":
+        return change.id
+    named = change.fields.get("application", current.get("application"))
+    return named if isinstance(named, str) else ""
+
+
+def build_facts(
+    conn: sqlite3.Connection,
+    change: Change,
+    *,
+    current: Record,
+    values: Callable[[str, str], Mapping[str, object]],
+    context: Callable[[str, Mapping[str, object]], RecordContext | None],
+    catalogue: Callable[[int], Catalogue | None],
+    numbers: Mapping[str, str] | None = None,
+) -> Facts:
+    """Facts for one change. ``values(entity, id)`` reads merged records (the caller's view, which may
+    include a batch not yet written); ``context(app_id, app_values)`` says who owns the application;
+    ``numbers`` holds the numbers taken earlier in the same run and not yet projected."""
+    current_values = {k: c[2] for k, c in current.items()}
+    app_id = application_id(change, current_values)
+    app = current_values if change.entity == "application" else dict(values("application", app_id))
+    if change.entity == "application" and not current:
+        app = dict(change.fields)  # a new application: its owner is the one it names
+    ctx = context(app_id, app)
+    if ctx is not None:
+        task = values("task", change.id) if change.entity in ("task", "report") else {}
+        inspector = task.get("inspector")
+        fixed = {k: v for k, v in current_values.items() if k in FIXED_FIELDS}
+        ctx = RecordContext(ctx.station, ctx.station_parent, ctx.decided_at,
+                            inspector if isinstance(inspector, str) else None, fixed)
+    taken = numbers or {}
+
+    def holder(number: str) -> str | None:
+        return taken.get(number) or number_holder(conn, number)
+
+    return Facts(
+        context=ctx,
+        current=current,
+        application=app,
+        task=values("task", change.id) if change.entity == "report" else {},
+        status_versions=cache(lambda: status_versions(conn, app_id)),
+        catalogue=catalogue,
+        number_holder=holder,
+    )
