@@ -8,16 +8,15 @@ request changes nothing and the hub keeps serving everyone else.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from hub import enrollment
+from hub import enrollment, http_log
 from hub.blobs import add_blob_routes
 from hub.committer import Committer
 from hub.dashboard import add_dashboard_routes
@@ -27,6 +26,7 @@ from hub.metrics import add_metrics
 from hub.reconcile import TreeCache
 from hub.reconcile import handle as reconcile_step
 from hub.service import Hub
+from hub.signed_request import signed_request
 from protocol.codec import unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import MalformedError, RemoteProtocolError, TooLargeError
@@ -68,6 +68,9 @@ async def errors_middleware(
         return _error(exc.status, exc.code, str(exc))
     except Refused as exc:
         return _error(400, exc.code, str(exc))
+    except HttpProcessingError as exc:
+        # A body that breaks off or is mis-encoded while a handler reads it: the sender's fault, not ours.
+        return _error(400, "malformed", f"请求无法解析，未处理 (malformed HTTP request: {type(exc).__name__})")
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -115,13 +118,7 @@ async def push(request: web.Request) -> web.Response:
 
 
 def _pull_identity(request: web.Request, hub: Hub) -> tuple[str, dict[str, object]]:
-    raw = request.headers.get("X-Sanji-Request", "")
-    if not raw:
-        raise Refused("a pull must carry a signed X-Sanji-Request header", code="unauthenticated")
-    try:
-        data = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedError("X-Sanji-Request is not base64") from exc
+    data = signed_request(request, "a pull")
     from protocol.frame import peek_header
 
     signer = str(peek_header(data).get("signer", ""))
@@ -207,6 +204,7 @@ Context = Callable[[web.Application], AsyncIterator[None]]
 
 def create_app(config: HubConfig, *, extra_contexts: list[Context] | None = None) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_PUSH_BYTES + 1024)
+    http_log.install()  # requests the HTTP parser refuses: one log line each, no traceback
     app[CONFIG] = config
     app.cleanup_ctx.append(_hub_ctx)
     for ctx in extra_contexts or []:

@@ -14,13 +14,12 @@ bytes against the signed digest, and the whole blob against its name when comple
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from hub import blobindex
+from hub.signed_request import signed_request
 from protocol.blob import CHUNK_SIZE, KIND, BlobRequest, parse_request
 from protocol.document import open_document
 from protocol.errors import MalformedError, TooLargeError
@@ -29,7 +28,6 @@ from replica.errors import Refused
 if TYPE_CHECKING:
     from hub.service import Hub
 
-REQUEST_HEADER = "X-Sanji-Request"
 REQUEST_WINDOW_MS = 15 * 60 * 1000
 
 
@@ -41,13 +39,7 @@ def _hub(request: web.Request) -> Hub:
 
 def _identity(request: web.Request, hub: Hub, op: str) -> tuple[str, BlobRequest]:
     """The station a blob request comes from, and what it asks, once its signature checks out."""
-    raw = request.headers.get(REQUEST_HEADER, "")
-    if not raw:
-        raise Refused(f"a blob request must carry a signed {REQUEST_HEADER} header", code="unauthenticated")
-    try:
-        data = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedError(f"{REQUEST_HEADER} is not base64") from exc
+    data = signed_request(request, "a blob request")
     doc = open_document(data, kind=KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
     req = parse_request(doc.body)
     if req.op != op:

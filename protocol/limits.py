@@ -76,6 +76,10 @@ ERROR_BODY_MAX_BYTES = 64 * KIB
 PUSH_BODY_MAX_BYTES = 32 * MIB
 PUSH_MAX_FRAMES = 256
 ENROL_REQUEST_MAX_BYTES = 4 * KIB
+# A signed request header (X-Sanji-Request: base64 of a small signed document, about 500 characters).
+# Below the HTTP server's own header-field cap (8190 bytes), so an oversized one is refused by the hub
+# with its reason rather than by the HTTP parser.
+REQUEST_HEADER_MAX_CHARS = 4 * KIB
 
 # -- files carried by hand (USB) ----------------------------------------------------------------------
 
@@ -131,5 +135,5 @@ __all__ = [
     "ENROL_LIMITS", "ENROL_REQUEST_MAX_BYTES", "ERROR_BODY_MAX_BYTES", "FEED_FRAME_MAX_BYTES",
     "FEED_PAGE_CHANGES", "FILE_MAX_BYTES", "FRAME_MAX_BYTES", "HEADER_LIMITS", "KIB", "MIB", "PAYLOAD_MAX_BYTES",
     "PUSH_BODY_MAX_BYTES", "PUSH_LIMITS", "PUSH_MAX_FRAMES", "RECEIPT_FRAME_MAX_BYTES",
-    "RELEASE_FRAME_MAX_BYTES", "RESPONSE_MAX_BYTES", "Limits", "mib",
+    "RELEASE_FRAME_MAX_BYTES", "REQUEST_HEADER_MAX_CHARS", "RESPONSE_MAX_BYTES", "Limits", "mib",
 ]
