@@ -153,9 +153,9 @@ def station_detail(hub: Hub, code: str) -> dict[str, Any] | None:
             " WHERE origin=? ORDER BY received_ms DESC, first_seq DESC LIMIT 50", (code,))
     ]
     rejected = [
-        {"at_ms": t, "source": src, "reason": reason}
-        for t, src, reason in hub.store.conn.execute(
-            "SELECT at_ms, source, reason FROM rejected WHERE origin=? ORDER BY id DESC LIMIT 50", (code,))
+        {"at_ms": t, "source": src, "reason": reason, "count": n}
+        for t, src, reason, n in hub.store.conn.execute(
+            "SELECT at_ms, source, reason, count FROM rejected WHERE origin=? ORDER BY id DESC LIMIT 50", (code,))
     ]
     parent = hub.store.station(row["parent"]) if row["parent"] else None
     children = [s for s in hub.store.stations() if s.parent == code]

@@ -70,10 +70,9 @@ class StoreCollector(Collector):
         rejected = CounterMetricFamily("sanji_batches_rejected", "Requests and files refused, by reason",
                                        labels=["reason"])
         counts: dict[str, int] = {}
-        for (reason,) in conn.execute("SELECT reason FROM rejected"):
-            code = str(reason).split(":", 1)[0].strip()
-            key = code if code in REASON_CODES else "other"
-            counts[key] = counts.get(key, 0) + 1
+        for code, n in conn.execute("SELECT code, SUM(count) FROM rejected GROUP BY code"):
+            key = str(code) if code in REASON_CODES else "other"
+            counts[key] = counts.get(key, 0) + int(n)
         for key, n in sorted(counts.items()):
             rejected.add_metric([key], n)
         yield rejected
@@ -90,7 +89,7 @@ class StoreCollector(Collector):
         yield GaugeMetricFamily("sanji_applications", "Applications held by the hub",
                                 value=hub.store.count("applications"))
         alerts = CounterMetricFamily("sanji_security_alerts", "Security alerts raised, by kind", labels=["kind"])
-        for kind, n in conn.execute("SELECT kind, COUNT(*) FROM alerts GROUP BY kind"):
+        for kind, n in conn.execute("SELECT kind, SUM(count) FROM alerts GROUP BY kind"):
             alerts.add_metric([str(kind)], int(n))
         yield alerts
         yield from self._stations(hub)

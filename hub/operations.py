@@ -83,10 +83,11 @@ def status(hub: Hub) -> dict[str, object]:
         "rejected_batches": rejected_total,
         "last_rejections": [
             {"at": iso_from_ms(int(str(r["at_ms"]))), "source": r["source"], "origin": r["origin"],
-             "reason": r["reason"]} for r in last_rejections
+             "reason": r["reason"], "count": r["count"]} for r in last_rejections
         ],
         "alerts": [
-            {"at": iso_from_ms(int(str(a["at_ms"]))), "kind": a["kind"], "station": a["station"], "detail": a["detail"]}
+            {"at": iso_from_ms(int(str(a["at_ms"]))), "kind": a["kind"], "station": a["station"], "detail": a["detail"],
+             "count": a["count"]}
             for a in hub.store.alerts()
         ],
     }

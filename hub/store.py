@@ -11,8 +11,9 @@ Tables (besides the shared replica tables in ``replica/records.py``):
 - ``tokens``: one-time enrolment tokens, stored only as SHA-256;
 - ``cursors`` / ``batches``: per (origin, epoch) the next seq and chain hash, and every batch taken;
 - ``quarantine``: authentic changes (or whole batches) held back with a reason;
-- ``rejected``: requests and files refused as inauthentic or malformed, with the reason;
-- ``alerts``: security events (forks, revoked stations still sending);
+- ``rejected``: requests and files refused as inauthentic or malformed: one row per source, hour
+  and reason code, with a count and the latest reason;
+- ``alerts``: security events (forks; revoked stations still sending, counted per station and hour);
 - ``feed``: which logged change goes to which station's downstream feed;
 - ``releases``: signed catalogue releases.
 """
@@ -140,6 +141,36 @@ def m004_quarantine_codes(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE quarantine ADD COLUMN sender TEXT NOT NULL DEFAULT ''")
 
 
+@migrations()
+def m005_refusals_per_address_hour(db: sqlite_utils.Database) -> None:
+    # One row per refused request or file let anyone who can reach the port add rows without bound.
+    # Refusals are now counted in one row per (source, hour, code); rows already kept are folded the
+    # same way, the latest origin and reason of each group standing for it.
+    db.execute(
+        """CREATE TABLE rejected_new (
+            id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, source TEXT NOT NULL, origin TEXT NOT NULL,
+            reason TEXT NOT NULL, hour INTEGER NOT NULL, code TEXT NOT NULL, count INTEGER NOT NULL,
+            first_ms INTEGER NOT NULL, UNIQUE (source, hour, code))"""
+    )
+    code = ("CASE WHEN instr(reason, ':') BETWEEN 2 AND 33 AND substr(reason, 1, instr(reason, ':') - 1)"
+            " NOT GLOB '*[^a-z_]*' THEN substr(reason, 1, instr(reason, ':') - 1) ELSE 'other' END")
+    # SQLite takes the bare columns (origin, reason) from the row that holds MAX(at_ms).
+    db.execute(
+        "INSERT INTO rejected_new (at_ms, source, origin, reason, hour, code, count, first_ms)"
+        f" SELECT MAX(at_ms), source, origin, reason, at_ms / 3600000 AS h, {code} AS c, COUNT(*), MIN(at_ms)"
+        " FROM rejected GROUP BY source, h, c ORDER BY MAX(id)"
+    )
+    db.execute("DROP TABLE rejected")
+    db.execute("ALTER TABLE rejected_new RENAME TO rejected")
+    db.execute("CREATE INDEX rejected_at ON rejected(at_ms)")
+    db.execute("CREATE INDEX rejected_hour ON rejected(hour)")
+    db.execute("CREATE INDEX rejected_origin ON rejected(origin, id)")
+    db.execute("ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1")
+    db.execute("ALTER TABLE alerts ADD COLUMN hour INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE alerts SET hour = at_ms / 3600000")
+    db.execute("CREATE INDEX alerts_per_hour ON alerts(kind, station, hour)")
+
+
 @dataclass(frozen=True)
 class Station:
     code: str
@@ -169,6 +200,23 @@ def _station(row: tuple[object, ...]) -> Station:
         xp if isinstance(xp, bytes) else None, bool(rev), seen if isinstance(seen, int) else None,
         int(str(backlog)), int(str(cv)), int(str(ack)), str(err),
     )
+
+
+HOUR_MS = 3_600_000
+# Past this many rows in one hour, refusals from further sources share one row: a sender with many
+# addresses (an IPv6 prefix) cannot add rows without bound either.
+MAX_REFUSAL_ROWS_PER_HOUR = 2000
+OTHER_SOURCES = "other-sources"
+# Alerts raised before anything is authenticated (the claimed signer is a revoked station): anyone can
+# repeat them, so they are counted per station and hour like refusals. Forks stay one row each.
+COUNTED_ALERTS = frozenset({"revoked_station_sent"})
+_CODE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz_")
+
+
+def refusal_code(reason: str) -> str:
+    """The stable code a refusal's reason starts with (``"bad_signature: ..."``), else ``"other"``."""
+    head, sep, _ = reason.partition(":")
+    return head if sep and 0 < len(head) <= 32 and set(head) <= _CODE_CHARS else "other"
 
 
 class HubStore:
@@ -354,27 +402,53 @@ class HubStore:
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def reject(self, source: str, origin: str, reason: str, now_ms: int) -> None:
-        """Note a refused request or file. Runs in its own statement: refusals must be kept even
-        though nothing else about the request is."""
+        """Note a refused request or file. Refusals are counted in one row per (source, hour, code of
+        the reason), which keeps the latest origin and reason: a flood from one address adds a row
+        an hour, not a row a request. ``origin`` is only what the sender claimed."""
+        source, origin, reason = source[:200], origin[:64], reason[:1000]
+        hour, code = now_ms // HOUR_MS, refusal_code(reason)
+        row = self._refusal(source, hour, code)
+        if row is None and self._refusal_rows(hour) >= MAX_REFUSAL_ROWS_PER_HOUR:
+            source = OTHER_SOURCES
+            row = self._refusal(source, hour, code)
+        count, first_ms, last_ms = (0, now_ms, now_ms) if row is None else row
+        # REPLACE gives the row a new id, so the newest refusal is still the highest id.
         self.conn.execute(
-            "INSERT INTO rejected (at_ms, source, origin, reason) VALUES (?,?,?,?)", (now_ms, source, origin, reason)
-        )
+            "INSERT OR REPLACE INTO rejected (at_ms, source, origin, reason, hour, code, count, first_ms)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (max(now_ms, last_ms), source, origin, reason, hour, code, count + 1, first_ms))
+
+    def _refusal(self, source: str, hour: int, code: str) -> tuple[int, int, int] | None:
+        row = self.conn.execute("SELECT count, first_ms, at_ms FROM rejected WHERE source=? AND hour=? AND code=?",
+                                (source, hour, code)).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+    def _refusal_rows(self, hour: int) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM rejected WHERE hour=?", (hour,)).fetchone()[0])
 
     def rejections(self, limit: int = 20) -> tuple[int, list[dict[str, object]]]:
-        total = int(self.conn.execute("SELECT COUNT(*) FROM rejected").fetchone()[0])
+        """(how many refusals in all, the ``limit`` rows refused most recently, each with its ``count``)."""
+        total = int(self.conn.execute("SELECT COALESCE(SUM(count), 0) FROM rejected").fetchone()[0])
         rows = self.conn.execute(
-            "SELECT at_ms, source, origin, reason FROM rejected ORDER BY id DESC LIMIT ?", (limit,)
-        ).fetchall()
-        return total, [dict(zip(("at_ms", "source", "origin", "reason"), r, strict=True)) for r in rows]
+            "SELECT at_ms, source, origin, reason, count FROM rejected ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return total, [dict(zip(("at_ms", "source", "origin", "reason", "count"), r, strict=True)) for r in rows]
 
     def alert(self, kind: str, station: str, detail: str, now_ms: int) -> None:
+        hour = now_ms // HOUR_MS
+        if kind in COUNTED_ALERTS:
+            cur = self.conn.execute(
+                "UPDATE alerts SET count=count+1, at_ms=MAX(at_ms, ?), detail=? WHERE id=(SELECT MAX(id) FROM"
+                " alerts WHERE kind=? AND station=? AND hour=?)", (now_ms, detail, kind, station, hour))
+            if cur.rowcount:
+                return
         self.conn.execute(
-            "INSERT INTO alerts (at_ms, kind, station, detail) VALUES (?,?,?,?)", (now_ms, kind, station, detail)
-        )
+            "INSERT INTO alerts (at_ms, kind, station, detail, hour) VALUES (?,?,?,?,?)",
+            (now_ms, kind, station, detail, hour))
 
     def alerts(self) -> list[dict[str, object]]:
-        rows = self.conn.execute("SELECT at_ms, kind, station, detail FROM alerts ORDER BY id").fetchall()
-        return [dict(zip(("at_ms", "kind", "station", "detail"), r, strict=True)) for r in rows]
+        """Every alert in the order first raised; ``count`` is how often it was raised that hour."""
+        rows = self.conn.execute("SELECT at_ms, kind, station, detail, count FROM alerts ORDER BY id").fetchall()
+        return [dict(zip(("at_ms", "kind", "station", "detail", "count"), r, strict=True)) for r in rows]
 
     # -- feeds ------------------------------------------------------------------------------------
 
@@ -434,5 +508,7 @@ class HubStore:
     def count(self, table: str, where: str = "", args: tuple[object, ...] = ()) -> int:
         if table not in {"applications", "conflicts", "quarantine", "rejected", "alerts", "batches", "changes"}:
             raise ValueError(table)
-        sql = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {where}" if where else "")
+        # Refusals and alerts are counted rows: the figure is how many there were, not how many rows.
+        what = "COALESCE(SUM(count), 0)" if table in {"rejected", "alerts"} else "COUNT(*)"
+        sql = f"SELECT {what} FROM {table}" + (f" WHERE {where}" if where else "")
         return int(self.conn.execute(sql, args).fetchone()[0])

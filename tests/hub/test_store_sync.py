@@ -111,27 +111,78 @@ def test_quarantine_lists_open_items_in_arrival_order(store: HubStore) -> None:
 
 def test_rejections_are_newest_first_with_a_total(store: HubStore) -> None:
     """``rejections(limit)`` returns (total count, the newest ``limit`` rows newest first)."""
+    codes = ("bad_signature", "unknown_key", "malformed", "stale", "wrong_recipient")
     with store.transaction():
-        for n in range(5):
-            store.reject("http:1.2.3.4", f"S{n}", f"reason {n}", T0 + n)
+        for n, code in enumerate(codes):
+            store.reject("http:1.2.3.4", f"S{n}", f"{code}: reason {n}", T0 + n)
     total, rows = store.rejections(3)
     assert total == 5
     assert [r["origin"] for r in rows] == ["S4", "S3", "S2"]
-    assert rows[0] == {"at_ms": T0 + 4, "source": "http:1.2.3.4", "origin": "S4", "reason": "reason 4"}
+    assert rows[0] == {"at_ms": T0 + 4, "source": "http:1.2.3.4", "origin": "S4", "reason": "wrong_recipient: reason 4",
+                       "count": 1}
     assert store.rejections()[0] == 5 and len(store.rejections()[1]) == 5
     assert store.count("rejected") == 5
 
 
+def test_refusals_from_one_source_fold_into_one_row_per_hour_and_code(store: HubStore) -> None:
+    """The same source, hour and reason code make one row that counts them and keeps the latest reason;
+    a refused one moves to the top of the newest-first list again."""
+    with store.transaction():
+        for n in range(300):
+            store.reject("http:203.0.113.9", f"S{n}", f"bad_signature: try {n}", T0 + n)
+        store.reject("http:198.51.100.1", "T1-V1", "stale: clock", T0 + 400)
+        store.reject("http:203.0.113.9", "S-last", "bad_signature: last", T0 + 500)
+        store.reject("http:203.0.113.9", "S", "malformed: x", T0 + 600)
+        store.reject("http:203.0.113.9", "S", "bad_signature: next hour", T0 + 3_600_000)
+    total, rows = store.rejections()
+    assert total == 304 and store.count("rejected") == 304
+    assert [(r["source"], r["reason"], r["count"]) for r in rows] == [
+        ("http:203.0.113.9", "bad_signature: next hour", 1),
+        ("http:203.0.113.9", "malformed: x", 1),
+        ("http:203.0.113.9", "bad_signature: last", 301),
+        ("http:198.51.100.1", "stale: clock", 1),
+    ]
+    assert rows[2]["origin"] == "S-last" and rows[2]["at_ms"] == T0 + 500
+
+
+def test_past_the_hourly_row_cap_new_sources_share_one_row(store: HubStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sender with many addresses cannot add rows without bound either."""
+    from hub import store as store_module
+
+    monkeypatch.setattr(store_module, "MAX_REFUSAL_ROWS_PER_HOUR", 10)
+    with store.transaction():
+        for n in range(500):
+            store.reject(f"http:2001:db8::{n:x}", "", "malformed: junk", T0 + n)
+    total, rows = store.rejections(100)
+    assert total == 500 and len(rows) == 11
+    assert rows[0]["source"] == store_module.OTHER_SOURCES and rows[0]["count"] == 490
+
+
 def test_alerts_are_oldest_first(store: HubStore) -> None:
-    """``alerts()`` lists every alert in the order raised, with at_ms, kind, station and detail."""
+    """``alerts()`` lists every alert in the order raised, with at_ms, kind, station, detail and count."""
     with store.transaction():
         store.alert("fork", "T1-V1", "epoch 1 seqs 1-3", T0)
         store.alert("revoked_station_sent", "T1-V2", "revoked", T0 + 1)
     assert store.alerts() == [
-        {"at_ms": T0, "kind": "fork", "station": "T1-V1", "detail": "epoch 1 seqs 1-3"},
-        {"at_ms": T0 + 1, "kind": "revoked_station_sent", "station": "T1-V2", "detail": "revoked"},
+        {"at_ms": T0, "kind": "fork", "station": "T1-V1", "detail": "epoch 1 seqs 1-3", "count": 1},
+        {"at_ms": T0 + 1, "kind": "revoked_station_sent", "station": "T1-V2", "detail": "revoked", "count": 1},
     ]
     assert store.count("alerts") == 2
+
+
+def test_a_revoked_station_still_sending_is_counted_per_hour_but_every_fork_is_its_own_alert(store: HubStore) -> None:
+    """Anyone can claim a revoked station's code without its key: those alerts are counted, not
+    multiplied. A fork is raised once per forked batch and stays one row each."""
+    with store.transaction():
+        for n in range(50):
+            store.alert("revoked_station_sent", "T1-V2", f"revoked {n}", T0 + n)
+            store.alert("fork", "T1-V1", f"epoch 1 seqs {n}-{n}", T0 + n)
+        store.alert("revoked_station_sent", "T1-V2", "an hour later", T0 + 3_600_000)
+    alerts = store.alerts()
+    revoked = [a for a in alerts if a["kind"] == "revoked_station_sent"]
+    assert [(a["count"], a["detail"]) for a in revoked] == [(50, "revoked 49"), (1, "an hour later")]
+    assert len([a for a in alerts if a["kind"] == "fork"]) == 50
+    assert store.count("alerts") == 101
 
 
 # -- feeds ---------------------------------------------------------------------------------------
