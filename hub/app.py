@@ -16,10 +16,11 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from hub import enrollment, http_log
+from hub import http_log
 from hub.blobs import add_blob_routes
 from hub.committer import Committer
 from hub.dashboard import add_dashboard_routes
+from hub.enrol_routes import add_enrolment_routes
 from hub.feed import feed_page
 from hub.ingest import FrameAck, ingest_frame
 from hub.metrics import add_metrics
@@ -30,7 +31,7 @@ from hub.signed_request import signed_request
 from protocol.codec import unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import MalformedError, RemoteProtocolError, TooLargeError
-from protocol.limits import ENROL_LIMITS, ENROL_REQUEST_MAX_BYTES, PUSH_BODY_MAX_BYTES, PUSH_LIMITS, PUSH_MAX_FRAMES
+from protocol.limits import PUSH_BODY_MAX_BYTES, PUSH_LIMITS, PUSH_MAX_FRAMES
 from replica.errors import Refused
 
 # The caps are in protocol/limits.py (shared with the stations); these names stay for their importers.
@@ -150,20 +151,6 @@ async def pull(request: web.Request) -> web.Response:
     return web.Response(body=page, content_type="application/vnd.sanji.document")
 
 
-async def enrol(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    raw = unpack(await _read_body(request, ENROL_REQUEST_MAX_BYTES), ENROL_LIMITS)
-    if not isinstance(raw, dict):
-        raise MalformedError("enrolment request must be a map")
-    token, sign_pub, seal_pub = raw.get("token"), raw.get("sign_pub"), raw.get("seal_pub")
-    if not (isinstance(token, str) and isinstance(sign_pub, bytes) and isinstance(seal_pub, bytes)):
-        raise MalformedError("enrolment request needs token, sign_pub and seal_pub")
-    from protocol.codec import pack
-
-    answer = enrollment.redeem(hub, token=token, sign_pub=sign_pub, seal_pub=seal_pub)
-    return web.Response(body=pack(answer), content_type="application/msgpack")
-
-
 RECONCILE_CACHE = web.AppKey("reconcile_cache", TreeCache)
 
 
@@ -212,7 +199,7 @@ def create_app(config: HubConfig, *, extra_contexts: list[Context] | None = None
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/v1/sync/push", push)
     app.router.add_get("/v1/sync/pull", pull)
-    app.router.add_post("/v1/enroll", enrol)
+    add_enrolment_routes(app)  # enrolment by challenge, and the hub key history (hub/enrol_routes.py)
     add_blob_routes(app)  # photos and scans: resumable chunked uploads (hub/blobs.py)
     app[RECONCILE_CACHE] = TreeCache()
     app.router.add_post("/v1/reconcile", reconcile)

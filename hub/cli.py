@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hub import blobindex, enrollment, inspections, operations
+from hub import blobindex, enrollment, inspections, keyring, operations, slip
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
@@ -49,6 +49,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--parent", default="")
     p.add_argument("--out", type=Path, help="also write an enrolment file to carry to an offline station")
     p.add_argument("--hub-url", default="", help="hub address to put in the enrolment file")
+    p = cmd("rotate-key", "a new online signing key, listed by the root; stations follow at their next sync")
+    p.add_argument("--root", type=Path, help="the root key file, if it is kept off the hub (default HUB/keys/root)")
+    p.add_argument("--valid-days", type=int, default=365, help="how long the new key list is valid (default 365)")
+    p = cmd("rotate-root", "a new root key, named by the old one; stations follow at their next sync")
+    p.add_argument("--new-root", type=Path, required=True, help="the new root key file (made if it does not exist)")
+    p.add_argument("--root", type=Path, help="the current root key file (default HUB/keys/root)")
+    p.add_argument("--valid-days", type=int, default=365, help="how long the new key list is valid (default 365)")
     p = cmd("add-operator", "create a dashboard login; the password is read from stdin")
     p.add_argument("--user", required=True)
     p = cmd("revoke", "revoke a station's key")
@@ -126,12 +133,31 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_enroll(args: argparse.Namespace) -> None:
     hub = _hub(args)
     token = enrollment.register(hub, station=args.station, name=args.name, tier=args.tier, parent=args.parent)
-    out: dict[str, object] = {"station": args.station, "token": token}
+    fp = enrollment.fingerprint_of(hub)
+    out: dict[str, object] = {"station": args.station, "token": token, "fingerprint": fp}
     if args.out:
         args.out.write_bytes(enrollment.enrolment_file(hub, args.station, token, args.hub_url))
         out["file"] = str(args.out)
-    emit(out, args.json, lambda d: f"已登记 {args.name} ({args.station}, {TIER_NAMES[args.tier]})\n一次性令牌: {token}"
-         + (f"\n登记文件: {args.out}" if args.out else ""))
+        # The slip's QR code (the token, which carries the fingerprint) beside the file, to print.
+        qr = args.out.with_name(args.out.name + ".qr.svg")
+        slip.token_qr(token).save(str(qr), scale=6, title=f"Sanji {args.station}")
+        out["qr"] = str(qr)
+    emit(out, args.json, lambda d: f"已登记 {args.name} ({args.station}, {TIER_NAMES[args.tier]})\n"
+         f"一次性令牌: {token}\n区局根密钥指纹: {fp}（站点接入时核对）\n"
+         + slip.terminal_qr(token)
+         + (f"\n登记文件: {args.out}（须与令牌一起使用）\n登记单二维码: {out['qr']}" if args.out else ""))
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> None:
+    out = keyring.rotate_key(_hub(args), root_path=args.root, valid_days=args.valid_days)
+    emit(out, args.json, lambda d: f"已启用新的在线签名密钥 {d['key_id']}（密钥清单版本 {d['version']}）。"
+         "请重启 hub serve；各站下次同步（或导入 hub export 的文件）时自动跟随，无需重新接入")
+
+
+def cmd_rotate_root(args: argparse.Namespace) -> None:
+    out = keyring.rotate_root(_hub(args), args.new_root, root_path=args.root, valid_days=args.valid_days)
+    emit(out, args.json, lambda d: f"已更换根密钥 {d['key_id']}，新指纹 {d['fingerprint']}"
+         f"（密钥清单版本 {d['version']}）。新根密钥文件: {args.new_root}，请离线妥善保管；各站下次同步时自动跟随")
 
 
 def cmd_add_operator(args: argparse.Namespace) -> None:
@@ -248,6 +274,10 @@ def cmd_export(args: argparse.Namespace) -> None:
         name = args.out / f"{args.station}_receipts_{hashlib.sha256(doc).hexdigest()[:12]}.sjd"
         name.write_bytes(doc)
         files.append(str(name))
+    keys = keyring.bundle(hub)  # first on the stick: the pages after it may be signed by a key only it names
+    name = args.out / f"{args.station}_keys_v{int(str(keys['version'])):04d}.sjk"
+    name.write_bytes(keyring.key_file(keys))
+    files.insert(0, str(name))
     held = blobindex.held_document(hub, args.station)  # lets a USB-only field device purge its photos
     if held is not None:
         name = args.out / f"{args.station}_blobs_held_{hashlib.sha256(held).hexdigest()[:12]}.sjd"

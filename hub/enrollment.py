@@ -1,27 +1,39 @@
 """Enrolment: one-time, expiring tokens scoped to a station code and tier; revocation.
 
-The station makes its own keys. It proves it holds the token by sending it (over HTTP) or an HMAC
-keyed with it (in a claim file carried by hand, for a station that has never been online). The hub
-answers with a signed enrolment document naming the hub's keys, and MACs that answer with the same
-token so the station can tell it came from the hub that issued the token before pinning anything.
+The station makes its own keys. A token (protocol/enrolment.py) holds a secret and the fingerprint of
+the hub's root key; the hub stores only the MAC key derived from the secret. Online, the token never
+crosses the wire: the station asks for a challenge naming the token by a public id, then proves it
+holds the token with an HMAC over the challenge and its own public keys. The hub answers with a signed
+enrolment document, the history of its keys from the root (hub/keyring.py), and an HMAC of the answer
+with the same key and challenge, so the station can tell the answer came from whoever issued the token
+*and* that its keys chain to the root the token names. An enrolment file carries the same answer
+without a challenge, and no token: the station needs the slip's token as well.
 """
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import hmac
+import os
 import secrets
 from typing import TYPE_CHECKING
 
-from protocol.document import sign_document
+from hub import keyring
+from protocol.document import open_document, sign_document
 from protocol.enrolment import (
+    SECRET_BYTES,
     answer_mac,
     claim_proof,
     decode_claim,
     encode_enrolment,
-    token_digest,
+    enrol_proof,
+    make_token,
+    parse_token,
+    token_id,
+    token_key,
 )
 from protocol.errors import MalformedError, RemoteProtocolError
+from protocol.hubkeys import fingerprint
 from protocol.keys import key_id
 from replica.errors import Refused
 from sync.numbering import is_station_code
@@ -31,6 +43,8 @@ if TYPE_CHECKING:
 
 STATION_TIERS = ("township", "street", "village", "community", "field")
 TOKEN_TTL_MS = 14 * 86_400_000
+CHALLENGE_KIND = "enrol-challenge"
+CHALLENGE_TTL_MS = 5 * 60 * 1000  # long enough to type nothing: the station answers at once
 
 
 class EnrolmentError(RemoteProtocolError):
@@ -39,7 +53,17 @@ class EnrolmentError(RemoteProtocolError):
 
 
 def token_hash(token: str) -> bytes:
-    return token_digest(token)
+    """What the hub stores for a token: the MAC key derived from its secret. A string that is not a
+    token gives a hash no token has, so looking it up simply finds nothing."""
+    try:
+        return token_key(parse_token(token))
+    except MalformedError:
+        return hashlib.sha256(b"not-a-token\x00" + token.encode()).digest()
+
+
+def fingerprint_of(hub: Hub) -> str:
+    """The fingerprint of the hub's current root key (what the slip shows and the token carries)."""
+    return fingerprint(keyring.ensure(hub).root_pub)
 
 
 def register(hub: Hub, *, station: str, name: str, tier: str, parent: str = "", ttl_ms: int = TOKEN_TTL_MS) -> str:
@@ -57,7 +81,7 @@ def register(hub: Hub, *, station: str, name: str, tier: str, parent: str = "", 
             raise Refused(f"parent {parent} is a {p.tier}; only a township or street centre can be a parent")
     if tier in ("village", "community") and not parent:
         raise Refused(f"a {tier} station needs --parent (its township or street centre)")
-    token = "SJT-" + base64.urlsafe_b64encode(secrets.token_bytes(18)).decode()
+    token = make_token(secrets.token_bytes(SECRET_BYTES), keyring.ensure(hub).root_pub)
     now = hub.clock()
     with hub.store.transaction():
         hub.store.add_station(station, name, tier, parent, now)
@@ -66,64 +90,105 @@ def register(hub: Hub, *, station: str, name: str, tier: str, parent: str = "", 
         for thash, _expires, used in hub.store.tokens_for(station):
             if used is None:
                 hub.store.use_token(thash, now)
-        hub.store.add_token(token_hash(token), station, tier, now + ttl_ms)
+        hub.store.add_token(token_key(token), station, tier, now + ttl_ms)
     hub.forget_tiers()
-    return token
+    return str(token)
 
 
-def _check_token(hub: Hub, token: str, station: str) -> None:
-    found = hub.store.token(token_hash(token))
-    now = hub.clock()
+def _check_token(hub: Hub, key: bytes) -> str:
+    """The station an open token was issued for, or EnrolmentError saying what to do."""
+    found = hub.store.token(key)
     if found is None:
-        raise EnrolmentError("unknown enrolment token; ask the hub operator for a new one")
-    tok_station, _tier, expires, used = found
-    if tok_station != station:
-        raise EnrolmentError(f"this token was issued for station {tok_station}, not {station}")
+        raise EnrolmentError("令牌无效 (unknown enrolment token; ask the hub operator for a new one)")
+    station, _tier, expires, used = found
     if used is not None:
-        raise EnrolmentError("this enrolment token has already been used; ask for a new one")
-    if expires < now:
-        raise EnrolmentError("this enrolment token has expired; ask the hub operator for a new one")
+        raise EnrolmentError("令牌已使用过 (this enrolment token has already been used; ask for a new one)")
+    if expires < hub.clock():
+        raise EnrolmentError("令牌已过期 (this enrolment token has expired; ask the hub operator for a new one)")
+    return station
 
 
-def enrolment_document(hub: Hub, station_code: str) -> bytes:
+def _key_for_id(hub: Hub, tid: str) -> bytes:
+    """The token key whose public id is `tid` (a scan: tokens are few, and ids reveal nothing)."""
+    for key in hub.store.token_hashes():
+        if hmac.compare_digest(token_id(key), tid):
+            return key
+    raise EnrolmentError("令牌无效 (unknown enrolment token; ask the hub operator for a new one)")
+
+
+def challenge(hub: Hub, tid: str) -> bytes:
+    """A fresh challenge for the token named `tid`, signed by the hub so that it needs no storage."""
+    if not isinstance(tid, str) or len(tid) != 16:
+        raise MalformedError("an enrolment challenge request names a 16-digit token id")
+    _check_token(hub, _key_for_id(hub, tid))
+    return sign_document(CHALLENGE_KIND, {"token_id": tid, "nonce": os.urandom(16), "at_ms": hub.clock()},
+                         signer=hub.hub_id, recipient="*", signing_key=hub.keys.sign)
+
+
+def redeem_proof(hub: Hub, *, challenge_doc: bytes, sign_pub: bytes, seal_pub: bytes,
+                 proof: bytes) -> dict[str, object]:
+    """Online enrolment: check our own challenge and the station's proof, then consume the token."""
+    if len(sign_pub) != 32 or len(seal_pub) != 32 or len(proof) != 32:
+        raise MalformedError("public keys and the proof must be 32 bytes each")
+    kid = hub.keys.sign_key_id
+    doc = open_document(challenge_doc, kind=CHALLENGE_KIND, recipient="*",
+                        verify_key=lambda s, k: hub.keys.sign.public_key() if s == hub.hub_id and k == kid else None)
+    body = doc.body
+    if not (isinstance(body, dict) and isinstance(body.get("at_ms"), int) and isinstance(body.get("token_id"), str)):
+        raise MalformedError("the enrolment challenge is malformed")
+    if not 0 <= hub.clock() - int(body["at_ms"]) <= CHALLENGE_TTL_MS:
+        raise EnrolmentError("登记挑战已过期，请重新接入 (the enrolment challenge expired; run node init again)")
+    key = _key_for_id(hub, str(body["token_id"]))
+    if not hmac.compare_digest(enrol_proof(key, challenge_doc, sign_pub, seal_pub), proof):
+        # Someone without the token (or with other keys than the ones it proved): nothing is consumed.
+        raise EnrolmentError("登记证明不符 (the enrolment proof does not match this token and these keys; "
+                             "check the token on the enrolment slip)")
+    return _consume(hub, key, sign_pub, seal_pub, challenge_doc)
+
+
+def redeem(hub: Hub, *, token: str, sign_pub: bytes, seal_pub: bytes) -> dict[str, object]:
+    """Consume a token in process (the hub's own tools and tests) and return the station's answer."""
+    if len(sign_pub) != 32 or len(seal_pub) != 32:
+        raise MalformedError("public keys must be 32 bytes each")
+    return _consume(hub, token_hash(token), sign_pub, seal_pub, b"")
+
+
+def _consume(hub: Hub, key: bytes, sign_pub: bytes, seal_pub: bytes, challenge_doc: bytes) -> dict[str, object]:
+    with hub.store.transaction():
+        station = _check_token(hub, key)
+        hub.store.use_token(key, hub.clock())
+        hub.store.set_station_keys(station, sign_pub, seal_pub, key_id(sign_pub), hub.clock())
+    hub.forget_tiers()
+    return _answer(hub, station, key, challenge_doc, station_sign_pub=sign_pub)
+
+
+def enrolment_document(hub: Hub, station_code: str, *, hub_url: str = "", station_sign_pub: bytes = b"") -> bytes:
     st = hub.store.station(station_code)
     assert st is not None
     release = hub.store.latest_release()
+    chain = keyring.ensure(hub)
     return sign_document(
         "enrollment",
         {"station": st.code, "name": st.name, "tier": st.tier, "parent": st.parent, "hub_id": hub.hub_id,
          "hub_name": hub.name, "hub_sign_pub": hub.keys.sign_pub, "hub_seal_pub": hub.keys.seal_pub,
+         "hub_root_pub": chain.root_pub, "hub_url": hub_url, "station_sign_pub": station_sign_pub,
          "catalogue": release[1] if release else None},
         signer=hub.hub_id, recipient=st.code, signing_key=hub.keys.sign,
     )
 
 
-def redeem(hub: Hub, *, token: str, sign_pub: bytes, seal_pub: bytes) -> dict[str, object]:
-    """Consume a token and pin the station's keys; return the answer the station needs."""
-    if len(sign_pub) != 32 or len(seal_pub) != 32:
-        raise MalformedError("public keys must be 32 bytes each")
-    found = hub.store.token(token_hash(token))
-    if found is None:
-        raise EnrolmentError("unknown enrolment token; ask the hub operator for a new one")
-    station = found[0]
-    with hub.store.transaction():
-        _check_token(hub, token, station)
-        hub.store.use_token(token_hash(token), hub.clock())
-        hub.store.set_station_keys(station, sign_pub, seal_pub, key_id(sign_pub), hub.clock())
-    hub.forget_tiers()
-    return _answer(hub, station, token)
-
-
-def _answer(hub: Hub, station: str, token: str) -> dict[str, object]:
-    doc = enrolment_document(hub, station)
-    return {"enrollment": doc, "mac": answer_mac(token, doc), "hub_sign_pub": hub.keys.sign_pub}
+def _answer(hub: Hub, station: str, key: bytes, challenge_doc: bytes, *, station_sign_pub: bytes = b"",
+            hub_url: str = "") -> dict[str, object]:
+    doc = enrolment_document(hub, station, hub_url=hub_url, station_sign_pub=station_sign_pub)
+    return {"enrollment": doc, "mac": answer_mac(key, challenge_doc, doc), "keys": keyring.bundle(hub)}
 
 
 def enrolment_file(hub: Hub, station: str, token: str, hub_url: str = "") -> bytes:
-    """What `hub enroll --out FILE` writes: everything a never-online station needs to start."""
-    answer = _answer(hub, station, token)
-    answer["token"] = token
+    """What `hub enroll --out FILE` writes: everything a never-online station needs to start, except
+    the token itself, which travels separately (on the slip) and binds the file to this hub's root."""
+    answer = _answer(hub, station, token_hash(token), b"", hub_url=hub_url)
     answer["hub_url"] = hub_url
+    answer["fingerprint"] = fingerprint_of(hub)
     return encode_enrolment(answer)
 
 

@@ -85,13 +85,20 @@ class Hub:
             store.set_meta("seq", 0)
             store.set_meta("generation", new_generation())
         hub = cls(folder, store, keys, clock)
+        from hub import keyring
+
+        keyring.create(folder, keys, hub_id=district, now_ms=clock(), legacy=False)  # the root and key list 1
         hub.publish(doc)
         return hub
 
     @classmethod
     def open(cls, folder: Path, *, clock: Callable[[], int] = wall_now_ms) -> Hub:
         store = HubStore.open(folder)
-        return cls(folder, store, load_keys(folder), clock)
+        hub = cls(folder, store, load_keys(folder), clock)
+        from hub import keyring
+
+        keyring.ensure(hub)  # a hub folder from before root keys gets its root here, once
+        return hub
 
     def close(self) -> None:
         self.store.close()

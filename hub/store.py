@@ -338,6 +338,10 @@ class HubStore:
         ).fetchall()
         return [(bytes(r[0]), int(r[1]), r[2]) for r in rows]
 
+    def token_hashes(self) -> list[bytes]:
+        """Every token's stored hash (the online enrolment finds a token by an id derived from it)."""
+        return [bytes(r[0]) for r in self.conn.execute("SELECT hash FROM tokens")]
+
     def use_token(self, token_hash: bytes, now_ms: int) -> bool:
         """Mark a token used. False if it was already used: tokens work once."""
         cur = self.conn.execute(

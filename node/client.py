@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from node import purge, transfer, uplink
+from node import hubkeys, purge, transfer, uplink
 from node.station import Station
 from protocol.codec import pack, unpack
 from replica.errors import Refused, Unreachable
@@ -145,6 +145,9 @@ async def sync_round(st: Station, url: str | None = None, *, retention_days: int
         raise Refused("this station has no hub address (USB-only); use `sanji node export` and `import`")
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            # The hub's key changes first: its answers and pages may be signed by a key only they name.
+            await hubkeys.refresh(st, session, url)
+            hubkeys.check(st)
             pushed, refused = await push(st, session, url, progress)
             pulled, version = await pull(st, session, url, progress)
             blob_round = await transfer.upload_pending(st, session, url)  # after the records; never fatal

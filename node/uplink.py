@@ -12,7 +12,7 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
-from node import blobs
+from node import blobs, hubkeys
 from node.epoch import reissue_after_fork
 from node.station import Station
 from protocol.batch import batch_filename, build_batch, verify_batch
@@ -247,9 +247,8 @@ def export(st: Station, out: Path) -> dict[str, object]:
 
 def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
     """Apply hub files carried by hand: feed pages, catalogue releases, acknowledgements."""
-    accepted = 0
-    rejected: list[dict[str, str]] = []
-    for path in _expand(paths):
+    accepted, rejected, files = hubkeys.import_key_files(st, _expand(paths))  # before the pages they sign
+    for path in files:
         try:
             data = path.read_bytes()
             kind = str(peek_header(data).get("kind", ""))

@@ -57,6 +57,18 @@ def create_keys(folder: Path) -> KeyPair:
     return keys
 
 
+def replace_keys(folder: Path, keys: KeyPair) -> None:
+    """Write new keys in place of the old ones, by rename: a crash leaves one whole file or the other."""
+    path = folder / KEY_FILE
+    tmp = folder / (KEY_FILE + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pack({"sign": private_bytes(keys.sign), "seal": private_bytes(keys.seal)}))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def load_keys(folder: Path) -> KeyPair:
     raw = unpack((folder / KEY_FILE).read_bytes())
     if not isinstance(raw, dict) or not isinstance(raw.get("sign"), bytes) or not isinstance(raw.get("seal"), bytes):

@@ -132,9 +132,9 @@ def test_hub_import_killed_mid_stick_then_reimport_converges(hub: Hub, tmp_path:
     hub.enroll(TOWNSHIP, tier="township")
     code = f"{TOWNSHIP}-33"
     enrolment = tmp_path / "enrolment.sje"
-    hub.enroll(code, tier="village", parent=TOWNSHIP, out=enrolment)
+    token = hub.enroll(code, tier="village", parent=TOWNSHIP, out=enrolment)  # the slip: file and token
     node = Node(tmp_path / "node", code)
-    ok("node", "init", node.dir, "--enrollment", enrolment)
+    ok("node", "init", node.dir, "--enrollment", enrolment, "--token", token)
     lines = tmp_path / "register.jsonl"
     lines.write_text("\n".join(application_lines(people, BACKLOG)) + "\n", encoding="utf-8")
     assert ok("node", "accept", node.dir, "--from", lines, timeout=SYNC_TIMEOUT)["accepted"] == BACKLOG

@@ -217,9 +217,9 @@ def test_tampered_batch_file_is_refused_and_nothing_applied(hub: Hub, tmp_path: 
     hub.enroll(TOWNSHIP, tier="township")
     code = f"{TOWNSHIP}-71"
     enrolment = tmp_path / "enrolment.sje"
-    hub.enroll(code, tier="village", parent=TOWNSHIP, out=enrolment)
+    token = hub.enroll(code, tier="village", parent=TOWNSHIP, out=enrolment)  # the slip: file and token
     node = Node(tmp_path / "node", code)
-    assert ok("node", "init", node.dir, "--enrollment", enrolment)["station"] == code
+    assert ok("node", "init", node.dir, "--enrollment", enrolment, "--token", token)["station"] == code
     accepted = {node.accept(people, item)["number"] for item in (IMMEDIATE, PROMISED_TOWNSHIP, IMMEDIATE_2)}
 
     usb = tmp_path / "usb"
@@ -321,12 +321,12 @@ def test_enrolment_file_and_hand_carried_round_trip(hub: Hub, tmp_path: Path, pe
     code = f"{TOWNSHIP}-91"
     enrolment = tmp_path / "carry" / "enrolment.sje"
     enrolment.parent.mkdir()
-    hub.enroll(code, tier="village", parent=TOWNSHIP, out=enrolment)
+    token = hub.enroll(code, tier="village", parent=TOWNSHIP, out=enrolment)  # the slip: file and token
     assert enrolment.is_file() and enrolment.stat().st_size > 0
 
     # The hub is never started: everything travels on the stick.
     node = Node(tmp_path / "node", code)
-    doc = ok("node", "init", node.dir, "--enrollment", enrolment)
+    doc = ok("node", "init", node.dir, "--enrollment", enrolment, "--token", token)
     assert (doc["station"], doc["tier"], doc["catalogue_version"]) == (code, "village", 1)
     promised = node.accept(people, PROMISED_TOWNSHIP)["number"]
     immediate = node.accept(people, IMMEDIATE)["number"]
@@ -380,9 +380,9 @@ def test_refused_feed_page_is_not_skipped_by_a_later_one(district_hub: Hub, tmp_
     hub.ensure_running()
     code = f"{TOWNSHIP}-95"
     enrolment = tmp_path / "enrolment.sje"
-    hub.enroll(code, tier="village", parent=TOWNSHIP, out=enrolment)  # carries the hub's address
+    token = hub.enroll(code, tier="village", parent=TOWNSHIP, out=enrolment)  # carries the hub's address
     node = Node(tmp_path / "node", code)
-    ok("node", "init", node.dir, "--enrollment", enrolment)
+    ok("node", "init", node.dir, "--enrollment", enrolment, "--token", token)
     number = node.accept(people, IMMEDIATE)["number"]
     up = tmp_path / "up"
     ok("node", "export", node.dir, "--out", up)

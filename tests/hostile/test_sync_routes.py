@@ -19,7 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub import enrollment
-from protocol.codec import pack
+from protocol.codec import pack, unpack
+from protocol.enrolment import enrol_proof, parse_token, token_id, token_key
 from protocol.frame import MAGIC
 from protocol.keys import public_bytes, sealing_key_from_seed, signing_key_from_seed
 
@@ -254,8 +255,14 @@ def test_a_genuine_enrolment_still_works_after_all_that(served: Served) -> None:
     """The control: the refusals above are the hub refusing, not a broken route."""
     token = enrollment.register(served.hub, station=f"{TOWNSHIP}-07", name="对照站", tier="village", parent=TOWNSHIP)
     sign, seal = signing_key_from_seed(bytes([7]) * 32), sealing_key_from_seed(bytes([8]) * 32)
-    body = pack({"token": token, "station": f"{TOWNSHIP}-07", "sign_pub": public_bytes(sign),
-                 "seal_pub": public_bytes(seal)})
+    # The token never travels: a challenge for its id, then an HMAC over the challenge and the keys.
+    key = token_key(parse_token(token))
+    asked = served.request("POST", "/v1/enroll/challenge", data=pack({"token_id": token_id(key)}),
+                           headers={"Content-Type": "application/msgpack"})
+    assert asked.status == 200, asked.body[:300]
+    challenge = unpack(asked.body)["challenge"]  # type: ignore[index]
+    body = pack({"challenge": challenge, "sign_pub": public_bytes(sign), "seal_pub": public_bytes(seal),
+                 "proof": enrol_proof(key, challenge, public_bytes(sign), public_bytes(seal))})
     reply = served.request("POST", "/v1/enroll", data=body, headers={"Content-Type": "application/msgpack"})
     assert reply.status == 200, reply.body[:300]
     again = served.request("POST", "/v1/enroll", data=body, headers={"Content-Type": "application/msgpack"})

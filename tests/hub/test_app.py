@@ -240,8 +240,11 @@ async def test_a_used_token_is_refused_with_403_enrolment_refused(served: Served
     instead of 403 'enrolment_refused'."""
     token = enrollment.register(served.hub, station="T1-V3", name="三村", tier="village", parent="T1")
     await asyncio.to_thread(init_online, served.root / "V2a", served.url, token)
-    body = pack({"token": token, "station": "", "sign_pub": bytes(32), "seal_pub": bytes(32)})
-    resp = await served.client.post("/v1/enroll", data=body, headers={"Content-Type": "application/msgpack"})
+    # The token itself never travels any more: a used one is refused when its id asks for a challenge.
+    from protocol.enrolment import parse_token, token_id, token_key
+
+    body = pack({"token_id": token_id(token_key(parse_token(token)))})
+    resp = await served.client.post("/v1/enroll/challenge", data=body, headers={"Content-Type": "application/msgpack"})
     assert (resp.status, (await json_error(resp))["error"]) == (403, "enrolment_refused")
 
 

@@ -80,8 +80,9 @@ def test_an_answer_made_with_another_token_is_not_trusted(world: World, tmp_path
     st = Station(tmp_path / "v1", clock=world.clock, create=True)
     try:
         answer = enrollment.redeem(world.hub, token=token, sign_pub=st.keys.sign_pub, seal_pub=st.keys.seal_pub)
+        other = world.register("T1-V2", "village", "T1")  # a genuine token of the same hub, for another station
         with pytest.raises(Refused, match="not made with this token"):
-            _pin(st, answer, token + "x", "", online=True)
+            _pin(st, answer, other, "", online=True)
         assert st.meta.text("hub_id") == ""
     finally:
         st.close()
@@ -124,7 +125,7 @@ def test_a_claim_carried_by_hand_pins_keys_once(world: World, tmp_path: Path) ->
     world.station("T1", "township")
     token = world.register("T1-V1", "village", "T1")
     (tmp_path / "v1.sje").write_bytes(enrollment.enrolment_file(world.hub, "T1-V1", token))
-    init_from_file(tmp_path / "v1", tmp_path / "v1.sje")
+    init_from_file(tmp_path / "v1", tmp_path / "v1.sje", token=token)  # the file alone carries no token
     st = Station(tmp_path / "v1", clock=world.clock)
     world.stations.append(st)
     assert st.meta.get("enrolled") is False and st.catalogue().version == 1

@@ -436,7 +436,7 @@ def test_a_township_enrolled_by_usb_while_the_server_runs_may_decide(world: Worl
         stations: dict[str, Station] = {}
         for code, token in tokens.items():
             (root / f"{code}.sje").write_bytes(enrollment.enrolment_file(cli, code, token))
-            init_from_file(root / code, root / f"{code}.sje")
+            init_from_file(root / code, root / f"{code}.sje", token=token)
             stations[code] = Station(root / code, clock=world.clock)
             world.stations.append(stations[code])
             enrollment.accept_claim(cli, uplink.claim_file(stations[code]))

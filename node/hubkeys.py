@@ -1,0 +1,158 @@
+"""What a station trusts of the hub's keys, and how it follows the hub's rotations.
+
+A station pins the hub's root (`hub_root_pub`) at enrolment and the online keys of the newest key list
+the root signed (`hub_sign_pub`, `hub_seal_pub`, `hub_keys_version`, `hub_keys_expires`). Everything
+that comes down is checked against `hub_sign_pub` alone (`Station.hub_key`), so a key the root has
+replaced is refused from the moment the station follows the list that replaced it.
+
+Following (:func:`adopt`) walks the hub's key history from the pinned root in order
+(protocol/hubkeys.py `follow`), so a station that missed several rotations, even for months, takes
+each one in turn. A station enrolled before roots existed pinned only the online key: the hub's
+history starts, for it, with that key naming the root, and the station pins the root from there.
+
+The history arrives by HTTP (`GET /v1/keys`, asked at the start of every sync round) or on a USB
+stick (`hub export` writes `…_keys_vNNNN.sjk`, which `node import` reads before the pages it signs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+
+from node.station import Station
+from protocol.codec import pack, unpack
+from protocol.errors import RemoteProtocolError
+from protocol.hubkeys import KeyChainError, KeyList, check_current, fingerprint, follow
+from protocol.keys import key_id
+from replica import carried_files
+from replica.errors import Refused
+
+KEYS_MAGIC = b"SJK1"
+ANSWER_MAX_BYTES = 16 * 1024 * 1024 + 64 * 1024  # the history is small; the release it carries is not
+
+
+def pinned_fingerprint(st: Station) -> str:
+    root = st.meta.bytes("hub_root_pub")
+    return fingerprint(root) if root else ""
+
+
+def pin(st: Station, keys: KeyList) -> None:
+    """Trust `keys` (already verified to chain to our root) from now on. Call inside a transaction."""
+    st.meta.set("hub_root_pub", keys.root)
+    st.meta.set("hub_sign_pub", keys.sign)
+    st.meta.set("hub_seal_pub", keys.seal)
+    st.meta.set("hub_seal_key_id", key_id(keys.seal))
+    st.meta.set("hub_keys_version", keys.version)
+    st.meta.set("hub_keys_expires", keys.expires_ms)
+
+
+def check(st: Station) -> None:
+    """Refuse to take anything from the hub while the key list we hold is past its expiry."""
+    expires = st.meta.int("hub_keys_expires")
+    if not expires:
+        return  # enrolled before key lists existed and not yet followed: the pinned key still stands
+    root = st.meta.bytes("hub_root_pub")
+    current = KeyList(root, st.meta.int("hub_keys_version"), st.meta.bytes("hub_sign_pub"),
+                      st.meta.bytes("hub_seal_pub"), 0, expires)
+    try:
+        check_current(current, st.clock())
+    except KeyChainError as exc:
+        raise Refused(str(exc), code="keys_expired") from exc
+
+
+def adopt(st: Station, bundle: object) -> dict[str, object]:
+    """Follow the hub's key history (a `/v1/keys` answer or a `.sjk` file) from the root we pinned."""
+    if not isinstance(bundle, dict) or not isinstance(bundle.get("docs"), list):
+        raise Refused("区局密钥文件格式不对 (the hub's key history is malformed; ask the district for a new export)")
+    docs = [d for d in bundle["docs"] if isinstance(d, bytes)]
+    anchor = st.meta.bytes("hub_root_pub") or st.meta.bytes("hub_sign_pub")
+    version = st.meta.int("hub_keys_version")
+    try:
+        root, keys = follow(docs, hub_id=st.hub_id, anchor=anchor, version=version)
+        if keys is not None:
+            check_current(keys, st.clock())
+    except RemoteProtocolError as exc:
+        raise Refused(f"区局密钥链无法核验，未采用 (the hub's key history does not verify from the root this "
+                      f"station pinned: {exc}; call the district before syncing again)") from exc
+    with st.transaction():
+        if keys is not None:
+            pin(st, keys)
+        elif root != anchor:
+            st.meta.set("hub_root_pub", root)
+        release = bundle.get("release")
+        if isinstance(release, bytes):
+            _adopt_release(st, release)
+    return {"version": st.meta.int("hub_keys_version"), "key_id": key_id(st.meta.bytes("hub_sign_pub")),
+            "followed": keys is not None, "fingerprint": pinned_fingerprint(st)}
+
+
+def _adopt_release(st: Station, frame: bytes) -> None:
+    """The hub signs its releases again when it rotates its key: keep the copy our keys now verify."""
+    version, outcome = st.store_catalogue(frame)
+    if outcome == "unchanged":
+        st.conn.execute("UPDATE catalogues SET frame=? WHERE version=?", (frame, version))
+
+
+async def refresh(st: Station, session: aiohttp.ClientSession, url: str) -> dict[str, object] | None:
+    """Ask the hub for key changes since our list; None when the hub has none (or predates the route)."""
+    version = st.meta.int("hub_keys_version")
+    async with session.get(f"{url}/v1/keys", params={"after": str(version)}) as resp:
+        if resp.status == 404:
+            return None  # a hub from before key rotation: the pinned key still stands
+        if resp.status != 200:
+            raise Refused(f"the hub refused to send its key history (HTTP {resp.status})")
+        data = await read_capped(resp, ANSWER_MAX_BYTES)
+    try:
+        bundle = unpack(data)
+    except RemoteProtocolError as exc:
+        raise Refused(f"the hub's key history is malformed: {exc}") from exc
+    if not isinstance(bundle, dict) or not bundle.get("docs"):
+        return None
+    return adopt(st, bundle)
+
+
+async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, refused (unread past the cap) when it is larger than `cap`."""
+    if resp.content_length is not None and resp.content_length > cap:
+        resp.close()
+        raise Refused(f"区局应答过大，已拒收 (an answer of {resp.content_length} bytes, over the {cap}-byte cap)")
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(256 * 1024):
+        body += chunk
+        if len(body) > cap:
+            resp.close()
+            raise Refused(f"区局应答过大，已拒收 (an answer over the {cap}-byte cap)")
+    return bytes(body)
+
+
+def key_file(bundle: dict[str, object]) -> bytes:
+    """The key history as a file to carry by hand (`hub export` writes it; hub/ builds the bundle)."""
+    return KEYS_MAGIC + pack(bundle)
+
+
+def import_key_files(st: Station, files: list[Path]) -> tuple[int, list[dict[str, str]], list[Path]]:
+    """Take the key files among `files` first, since the pages after them may be signed by a key only
+    they name. Returns (accepted, rejected, the other files). With an expired list, the other files
+    are all refused: nothing signed by a key the root no longer vouches for is taken."""
+    accepted, rejected, rest = 0, [], []
+    for path in files:
+        if path.suffix != ".sjk":
+            rest.append(path)
+            continue
+        try:
+            data = carried_files.read(path)
+            if not data.startswith(KEYS_MAGIC):
+                raise Refused("不是区局密钥文件 (not a hub key file)")
+            adopt(st, unpack(data[len(KEYS_MAGIC):]))
+            accepted += 1
+        except carried_files.CarriedFileRefused as exc:
+            rejected.append(exc.refusal.row())
+        except (Refused, RemoteProtocolError) as exc:
+            rejected.append({"file": str(path), "reason": str(exc)})
+    try:
+        check(st)
+    except Refused as exc:
+        rejected += [{"file": str(p), "reason": str(exc)} for p in rest]
+        rest = []
+    return accepted, rejected, rest
