@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from protocol.document import sign_document
+from protocol.errors import LocalProtocolError
 from protocol.keys import key_id, load_seal_public
-from protocol.limits import FEED_PAGE_CHANGES
+from protocol.limits import FEED_PAGE_CHANGES, RELEASE_FRAME_MAX_BYTES
 from sync.change import Change
 
 if TYPE_CHECKING:
@@ -106,16 +107,35 @@ def fan_out(hub: Hub, logged: Iterable[tuple[int, Change, str]], lookup: Lookup 
 
 
 def feed_page(hub: Hub, station_code: str, *, after: int, catalogue_version: int, limit: int = PAGE_LIMIT) -> bytes:
-    """One signed page of a station's feed, sealed to the station's key when it has one."""
+    """One signed page of a station's feed, sealed to the station's key when it has one.
+
+    A page never exceeds the shared frame cap (protocol/limits.py): when ``limit`` changes would not
+    fit, it carries half as many, down to none beside a new catalogue release (``more`` stays true, so
+    the station asks again for the changes). A stored release over the release cap (published before
+    the hub refused those) is left out: no station could open a page carrying it, and it would stop the
+    whole feed."""
     station = hub.store.station(station_code)
     if station is None:
         raise KeyError(station_code)
-    rows = hub.store.feed_page(station_code, after, limit)
+    release = hub.store.latest_release()
+    catalogue = (release[1] if release is not None and release[0] > catalogue_version
+                 and len(release[1]) <= RELEASE_FRAME_MAX_BYTES else None)
+    while True:
+        try:
+            return _page(hub, station, after=after, limit=limit, catalogue=catalogue)
+        except LocalProtocolError:  # over the payload or frame cap
+            if limit == 0 or (limit == 1 and catalogue is None):
+                raise
+            limit //= 2
+
+
+def _page(hub: Hub, station: StationRow, *, after: int, limit: int, catalogue: bytes | None) -> bytes:
+    station_code = station.code
+    rows = hub.store.feed_page(station_code, after, limit) if limit else []
     changes = [wire for _, wire in rows]
     nxt = rows[-1][0] if rows else after
     tiers = hub.tiers()
     origins = {str(w[0]): tiers.get(str(w[0]), "field") for w in changes}
-    release = hub.store.latest_release()
     body: dict[str, object] = {
         "station": station_code,
         "after": after,
@@ -123,7 +143,7 @@ def feed_page(hub: Hub, station_code: str, *, after: int, catalogue_version: int
         "more": len(rows) == limit,
         "changes": changes,
         "origins": origins,
-        "catalogue": release[1] if release is not None and release[0] > catalogue_version else None,
+        "catalogue": catalogue,
         "revoked": [str(r[0]) for r in hub.store.conn.execute(
             "SELECT code FROM stations WHERE revoked=1 ORDER BY code")],
         "hub_ms": hub.clock(),
@@ -139,5 +159,7 @@ def feed_page(hub: Hub, station_code: str, *, after: int, catalogue_version: int
         "feed", body, signer=hub.hub_id, recipient=station_code, signing_key=hub.keys.sign,
         seal_to=load_seal_public(seal_pub) if seal_pub else None,
         recipient_key=key_id(seal_pub) if seal_pub else "",
-        extra_header={"next": nxt, "more": len(rows) == limit},
+        # `after` and `next` signed in the header: a station that cannot open the body can still tell,
+        # from what only the hub can sign, exactly which span of its feed it sets aside.
+        extra_header={"after": after, "next": nxt, "more": len(rows) == limit},
     )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import blobs, client, commands, enrolment, hubkeys, uplink
+from node import blobs, client, commands, enrolment, feed_quarantine, uplink
 from node.station import Station
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
@@ -23,7 +23,7 @@ def add_parser(sub: Any) -> None:
 
     p = cmd("init", "make keys, enrol with the hub, pin its keys, pull the catalogue")
     p.add_argument("--hub", default="", help="the hub's URL")
-    p.add_argument("--token", help="the one-time token from `sanji hub enroll` (also needed with --enrollment)")
+    p.add_argument("--token", help="the one-time token from `sanji hub enroll`")
     p.add_argument("--enrollment", type=Path, help="an enrolment file carried from the hub (offline start)")
     p = cmd("serve", "the staff web UI on 127.0.0.1 and the background sync loop")
     p.add_argument("--port", type=int, default=8710)
@@ -85,14 +85,12 @@ def main(args: argparse.Namespace) -> int | None:
 
 def cmd_init(args: argparse.Namespace) -> None:
     if args.enrollment:
-        out = enrolment.init_from_file(args.dir, args.enrollment, args.hub, args.token)
+        out = enrolment.init_from_file(args.dir, args.enrollment, args.hub)
     elif args.hub and args.token:
         out = enrolment.init_online(args.dir, args.hub, args.token)
     else:
-        raise Refused("give --hub URL --token TOKEN, or --enrollment FILE --token TOKEN for a station that is offline")
-    # Staff compare the pinned fingerprint with the one printed on the enrolment slip.
-    emit(out, args.json, lambda d: f"站点 {d['station']} ({d['tier']}) 已接入，事项目录版本 {d['catalogue_version']}\n"
-         f"已核验并固定区局根密钥指纹 {d['hub_fingerprint']}（请与登记单核对）")
+        raise Refused("give --hub URL --token TOKEN, or --enrollment FILE for a station that is offline")
+    emit(out, args.json, lambda d: f"站点 {d['station']} ({d['tier']}) 已接入，事项目录版本 {d['catalogue_version']}")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -140,12 +138,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
     progress = _print_progress if sys.stderr.isatty() else None
     result = asyncio.run(client.sync_round(st, retention_days=args.retention_days, progress=progress))
     out = {"pushed": result.pushed, "pulled": result.pulled, "catalogue_version": result.catalogue_version,
-           "pending": result.pending, "refused": result.refused, "blobs": result.blobs, "purged": result.purged}
+           "pending": result.pending, "refused": result.refused, "blobs": result.blobs, "purged": result.purged,
+           "feed_problems": result.feed_problems}
     emit(out, args.json, lambda d: f"上传 {d['pushed']} 条变更，下载 {d['pulled']} 条，待传 {d['pending']}，"
          f"事项目录 v{d['catalogue_version']}" + _blob_text(d["blobs"])
          + "".join(f"\n  被拒: {r}" for r in d["refused"])
+         + "".join(f"\n  下行数据: {p}" for p in d["feed_problems"])
          + "".join(f"\n  照片: {e}" for e in d["blobs"].get("errors", [])))
-    return EXIT_REFUSED if result.refused and result.pushed == 0 else 0
+    # A page refused or set aside is a refusal (exit 2) even though the rest of the round went on.
+    return EXIT_REFUSED if (result.refused and result.pushed == 0) or result.feed_problems else 0
 
 
 def _print_progress(what: str, done: int, of: int) -> None:
@@ -195,10 +196,10 @@ def status_dict(st: Station, *, probe: bool = True) -> dict[str, object]:
         or ("事项目录已过期，请尽快同步 (catalogue release has expired; sync when you can)" if expired else ""),
         "hub_reachable": reachable, "last_error": st.meta.text("last_error"), "epoch": st.meta.int("epoch", 1),
         "enrolled": bool(st.meta.get("enrolled", False)),
-        "hub_fingerprint": hubkeys.pinned_fingerprint(st),  # the root this station trusts ('' until it follows)
-        "hub_keys_version": st.meta.int("hub_keys_version"),
         # A field device's inspector wants to know, before leaving the signal, what has not gone yet.
         "photos_pending": len(blobs.pending(st)) if st.tier == "field" else 0,
+        # Feed pages set aside (node/feed_quarantine.py): every one, and every skip, stays visible here.
+        **feed_quarantine.summary(st),
     }
 
 
@@ -232,7 +233,16 @@ def cmd_status(args: argparse.Namespace) -> None:
         f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
     ] + ([f"待上传照片 {d['photos_pending']} 个（联网同步时续传）"] if d["photos_pending"] else [])
       + ([f"提醒: {d['catalogue_warning']}"] if d["catalogue_warning"] else [])
-      + ([f"上次同步问题: {d['last_error']}"] if d["last_error"] else [])))
+      + ([f"上次同步问题: {d['last_error']}"] if d["last_error"] else [])
+      + _quarantine_text(d)))
+
+
+def _quarantine_text(d: dict[str, Any]) -> list[str]:
+    latest = d.get("feed_quarantine_latest")
+    if not d.get("feed_quarantined") or not isinstance(latest, dict):
+        return []
+    return [f"已隔离区局数据页 {d['feed_quarantined']} 个（其中跳过 {d['feed_skipped']} 个，变更由夜间对账补回）；"
+            f"最近 {latest['at']}: {latest['reason']}"]
 
 
 def cmd_receipts(args: argparse.Namespace) -> None:

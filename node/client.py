@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from node import hubkeys, purge, transfer, uplink
+from node import feed_quarantine, hub_answer, purge, transfer, uplink
 from node.station import Station
 from protocol.codec import pack, unpack
 from replica.errors import Refused, Unreachable
@@ -33,14 +33,16 @@ class RoundResult:
     refused: list[str]
     blobs: dict[str, object] = field(default_factory=dict)  # photo uploads: node/transfer.py BlobRound
     purged: dict[str, object] = field(default_factory=dict)  # copies purged after retention: node/purge.py
+    # Why pulled pages were not applied this round (an answer over the cap, a page set aside): the
+    # rest of the round went on, and `node sync` exits 2 so it is not mistaken for a clean round.
+    feed_problems: list[str] = field(default_factory=list)
 
 
 async def _refusal(resp: aiohttp.ClientResponse) -> str:
-    try:
-        body = await resp.json(content_type=None)
+    body = await hub_answer.read_json(resp)  # at most ERROR_BODY_MAX_BYTES of it
+    if isinstance(body, dict):
         return str(body.get("message") or body.get("error") or resp.reason)
-    except (ValueError, aiohttp.ContentTypeError):
-        return f"HTTP {resp.status} {resp.reason}"
+    return f"HTTP {resp.status} {resp.reason}"
 
 
 # Told how far a long round has got: (what, done, of) — "push" counts changes, "pull" feed pages.
@@ -67,6 +69,11 @@ async def push(st: Station, session: aiohttp.ClientSession, url: str,
             building = asyncio.ensure_future(asyncio.to_thread(uplink.build_outbox, st, PIPELINE_BATCHES))
             try:
                 n, reasons, gapped = await _offer(st, session, url, batches, building)
+            except hub_answer.AnswerTooLarge as exc:
+                # The batches stay pending and go again next round (the hub sees duplicates); the
+                # pull and the photo uploads still run.
+                refused.append(str(exc))
+                return pushed, refused
             finally:
                 await building
             pushed += n
@@ -88,8 +95,10 @@ async def _offer(st: Station, session: aiohttp.ClientSession, url: str, batches:
     while (request := rnd.next_request()) is not None:
         body = pack([frames[h] for h in request])
         async with session.post(f"{url}/v1/sync/push", data=body, headers={"Content-Type": CONTENT_TYPE}) as resp:
-            data = await resp.read()
-            reason = await _refusal(resp) if resp.status != 200 else ""
+            if resp.status != 200:
+                reason, data = await _refusal(resp), b""
+            else:
+                reason, data = "", await hub_answer.read_body(resp, what="区局对上传批次的应答")
         await building
         if reason:
             refused.append(reason)
@@ -110,24 +119,49 @@ async def _offer(st: Station, session: aiohttp.ClientSession, url: str, batches:
 
 
 async def pull(st: Station, session: aiohttp.ClientSession, url: str,
-               progress: Progress | None = None) -> tuple[int, int]:
-    """Apply feed pages until the hub says there is no more. Returns (changes, catalogue version)."""
+               progress: Progress | None = None) -> tuple[int, int, list[str]]:
+    """Apply feed pages until the hub says there is no more. Returns (changes, catalogue version, why
+    pages were not applied). A page that cannot be applied is set aside (node/feed_quarantine.py): past
+    a genuine one the pull goes on; at one it cannot verify, or an answer over the cap, it stops and
+    asks again next round."""
     pulled = 0
+    problems: list[str] = []
+    seen: set[tuple[int, int, str]] = set()
     for pages in range(1, 10_001):
         after = st.meta.int("feed_cursor")
+        # A page that changed nothing (a release alone that we refused) would be sent again and again.
+        state = (after, _catalogue_version(st), st.meta.text("hub_generation"))
+        if state in seen:
+            break
+        seen.add(state)
         headers = {uplink.REQUEST_HEADER: uplink.pull_request(st, after)}
-        async with session.get(f"{url}/v1/sync/pull", params={"after": str(after)}, headers=headers) as resp:
-            if resp.status != 200:
-                raise Refused(f"the hub refused the pull: {await _refusal(resp)}")
-            data = await resp.read()
-        page = uplink.apply_feed(st, data)
-        pulled += page.pulled
+        try:
+            async with session.get(f"{url}/v1/sync/pull", params={"after": str(after)}, headers=headers) as resp:
+                if resp.status != 200:
+                    raise Refused(f"the hub refused the pull: {await _refusal(resp)}")
+                data = await hub_answer.read_body(resp, what="区局的数据页")
+        except hub_answer.AnswerTooLarge as exc:
+            feed_quarantine.record(st, None, source="http", reason=str(exc))
+            problems.append(str(exc))
+            break
+        page = feed_quarantine.take_page(st, data, source="http")
+        if page.problem:
+            problems.append(page.problem)
+        if page.result is not None:
+            pulled += page.result.pulled
+            if page.result.catalogue == "refused":
+                problems.append(st.meta.text("catalogue_warning"))
+        elif not page.skipped:
+            break
         if not page.more:
             break
         if progress is not None:
             progress("pull", pulled, pages)
-    version = st.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
-    return pulled, int(version)
+    return pulled, _catalogue_version(st), problems
+
+
+def _catalogue_version(st: Station) -> int:
+    return int(st.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0)
 
 
 def refused_so_far(st: Station) -> list[str]:
@@ -145,11 +179,9 @@ async def sync_round(st: Station, url: str | None = None, *, retention_days: int
         raise Refused("this station has no hub address (USB-only); use `sanji node export` and `import`")
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-            # The hub's key changes first: its answers and pages may be signed by a key only they name.
-            await hubkeys.refresh(st, session, url)
-            hubkeys.check(st)
             pushed, refused = await push(st, session, url, progress)
-            pulled, version = await pull(st, session, url, progress)
+            # Pages that could not be applied are reported, not raised: the photos still go up.
+            pulled, version, feed_problems = await pull(st, session, url, progress)
             blob_round = await transfer.upload_pending(st, session, url)  # after the records; never fatal
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         with st.transaction():
@@ -173,14 +205,14 @@ async def sync_round(st: Station, url: str | None = None, *, retention_days: int
     with st.transaction():
         st.meta.set("last_sync", st.clock())
         st.meta.set("enrolled", True)
-        st.meta.set("last_error", "; ".join(refused)[:500])
+        st.meta.set("last_error", "; ".join(refused + feed_problems)[:500])
         st.conn.execute(
-            "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'round', 1, ?, ?, ?)",
-            (st.clock(), pushed, pulled, "; ".join(refused)[:500]),
+            "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'round', ?, ?, ?, ?)",
+            (st.clock(), 0 if feed_problems else 1, pushed, pulled, "; ".join(refused + feed_problems)[:500]),
         )
     days = purge.DEFAULT_RETENTION_DAYS if retention_days is None else retention_days
     return RoundResult(pushed, pulled, version, st.pending_changes(), refused, blob_round.to_dict(),
-                       purge.purge(st, days))
+                       purge.purge(st, days), feed_problems)
 
 
 async def enrol(url: str, *, token: str, station: str, sign_pub: bytes, seal_pub: bytes) -> dict[str, object]:
@@ -193,7 +225,7 @@ async def enrol(url: str, *, token: str, station: str, sign_pub: bytes, seal_pub
         ):
             if resp.status != 200:
                 raise Refused(f"enrolment refused by the hub: {await _refusal(resp)}")
-            data = await resp.read()
+            data = await hub_answer.read_body(resp, what="区局的接入应答")
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise Unreachable(f"hub at {url} unreachable ({exc.__class__.__name__}); check the address and retry") from exc
     answer = unpack(data)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from node import blobs, client
+from node import blobs, client, hub_answer
 from node.epoch import start_new_epoch
 from node.station import Station
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
+from protocol.limits import ERROR_BODY_MAX_BYTES
 from replica.errors import Refused, Unreachable
 from replica.scope import CHANGE_COLS, Row, digests, row_to_wire, select_records
 from sync.change import change_from_wire
@@ -58,10 +59,11 @@ class Conversation:
                             recipient=st.hub_id, signing_key=st.keys.sign)
         async with self.session.post(f"{self.url}/v1/reconcile", data=req,
                                      headers={"Content-Type": "application/vnd.sanji.document"}) as resp:
-            data = await resp.read()
-            self.bytes += len(req) + len(data)
             if resp.status != 200:
+                data = await hub_answer.read_body(resp, what="区局的对账说明", cap=ERROR_BODY_MAX_BYTES)
                 raise Refused(f"the hub refused reconciliation: {data[:300].decode(errors='replace')}")
+            data = await hub_answer.read_body(resp, what="区局的对账应答")
+            self.bytes += len(req) + len(data)
         try:
             doc = open_document(data, kind="reconcile", recipient=st.code, verify_key=st.hub_key,
                                 unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from node import blobs
+from node import blobs, hub_answer
 from node.station import Station
 from protocol.blob import KIND, BlobRequest, chunk_count, missing_chunks, request_body
 from protocol.document import sign_document
@@ -45,10 +45,7 @@ def request_header(st: Station, req: BlobRequest) -> str:
 
 
 async def _answer(resp: aiohttp.ClientResponse) -> dict[str, object]:
-    try:
-        body = await resp.json(content_type=None)
-    except (ValueError, aiohttp.ContentTypeError):
-        body = {}
+    body = await hub_answer.read_json(resp)  # a small JSON status; at most ERROR_BODY_MAX_BYTES of it
     if resp.status != 200:
         reason = body.get("message") if isinstance(body, dict) else None
         raise ValueError(str(reason or f"HTTP {resp.status} {resp.reason}"))

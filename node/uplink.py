@@ -12,7 +12,7 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
-from node import blobs, hubkeys
+from node import blobs
 from node.epoch import reissue_after_fork
 from node.station import Station
 from protocol.batch import batch_filename, build_batch, verify_batch
@@ -22,9 +22,11 @@ from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from protocol.keys import load_seal_public
 from protocol.limits import BATCH_PLAN_BYTES, BATCH_PLAN_CHANGES
+from replica import carried_files
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from sync.batching import plan_batches
+from sync.catalogue import CatalogueError
 from sync.change import change_from_wire
 from sync.model import ModelError
 from sync.session import SETTLED, Ack, AckResult, Outgoing
@@ -159,6 +161,10 @@ def pull_request(st: Station, after: int) -> str:
     return base64.b64encode(doc).decode()
 
 
+class FeedGap(Refused):
+    """A feed page that starts after what this station has applied: not a bad page, an early one."""
+
+
 @dataclass
 class FeedResult:
     pulled: int
@@ -188,7 +194,7 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
     if isinstance(after, int) and after > st.meta.int("feed_cursor"):
         # Applying it would move the cursor past pages we never applied (a damaged file on the stick):
         # refuse, so the missing pages are asked for again.
-        raise Refused(f"feed page starts after change {after}, but this station has applied only up to "
+        raise FeedGap(f"feed page starts after change {after}, but this station has applied only up to "
                       f"{st.meta.int('feed_cursor')}; import the earlier pages first (or sync online)")
     generation = body.get("generation")
     if isinstance(generation, str) and generation != st.meta.text("hub_generation"):
@@ -205,7 +211,14 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
         if isinstance(origins, dict):
             st.remember_origins({str(k): str(v) for k, v in origins.items()})
         if isinstance(body.get("catalogue"), bytes):
-            _, outcome = st.store_catalogue(body["catalogue"])
+            try:
+                _, outcome = st.store_catalogue(body["catalogue"])
+            except (Refused, CatalogueError) as exc:
+                # A release this station cannot use must not cost it the page's changes: they apply,
+                # the station keeps its current release, and staff see why (`node status`).
+                outcome = "refused"
+                st.meta.set("catalogue_warning", f"区局发来的事项目录未通过校验，已拒收，继续使用当前目录"
+                                                 f"（{exc}）；请联系区局 (catalogue release refused)")
         devices = body.get("field_devices")
         if isinstance(devices, list) and all(isinstance(d, str) for d in devices):
             st.meta.set("field_devices", sorted(devices))
@@ -247,13 +260,19 @@ def export(st: Station, out: Path) -> dict[str, object]:
 
 def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
     """Apply hub files carried by hand: feed pages, catalogue releases, acknowledgements."""
-    accepted, rejected, files = hubkeys.import_key_files(st, _expand(paths))  # before the pages they sign
-    for path in files:
+    from node import feed_quarantine  # it applies pages through apply_feed above
+
+    accepted = 0
+    found, refused = _expand(paths)
+    rejected = [r.row() for r in refused]
+    for path in found:
         try:
-            data = path.read_bytes()
+            data = carried_files.read(path)  # size-checked before a byte is read; links never followed
             kind = str(peek_header(data).get("kind", ""))
             if kind == "feed":
-                apply_feed(st, data)
+                page = feed_quarantine.take_page(st, data, source=f"file:{path.name}")
+                if page.result is None:
+                    raise Refused(page.problem)
             elif kind == "catalogue":
                 with st.transaction():
                     _, outcome = st.store_catalogue(data)
@@ -267,19 +286,23 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
             else:
                 raise Refused(f"not a hub file for this station (kind {kind!r})")
             accepted += 1
-        except (Refused, RemoteProtocolError, OSError) as exc:
+        except carried_files.CarriedFileRefused as exc:
+            rejected.append(exc.refusal.row())
+        except (Refused, RemoteProtocolError, CatalogueError, OSError) as exc:
             rejected.append({"file": str(path), "reason": str(exc)})
     return {"accepted": accepted, "rejected": rejected}
 
 
-def _expand(paths: list[Path]) -> list[Path]:
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out.extend(sorted(x for x in p.iterdir() if x.is_file()))
-        else:
-            out.append(p)
-    return out
+def _expand(paths: list[Path]) -> tuple[list[Path], list[carried_files.Refusal]]:
+    """The files named, and those directly in the folders named (a stick may hold other stations'
+    folders below), without following a link; what was not a readable regular file, with why."""
+    try:
+        found, refused = carried_files.collect(paths)
+    except FileNotFoundError as exc:
+        raise Refused(f"{exc.filename} 不存在 (does not exist)；请检查路径，U盘是否已插好") from exc
+    named = set(paths)
+    return ([p for p in found if p in named or p.parent in named],
+            [r for r in refused if r.path in named or r.path.parent in named])
 
 
 def last_sync_text(st: Station) -> str | None:

@@ -1,0 +1,62 @@
+"""Reading the hub's HTTP answers with a hard cap, so no answer can cost a station more memory than that.
+
+A station used to read an answer whole before looking at its size: a pull answered with 2 GiB took
+4.25 GB of memory before it was refused (issue 21). Now ``Content-Length`` is checked before a byte is
+read, and an answer without one (or lying about it) is read in chunks and dropped at the cap
+(``protocol/limits.py``: ``RESPONSE_MAX_BYTES`` for frames, ``ERROR_BODY_MAX_BYTES`` for JSON).
+``aiohttp`` decompresses a ``Content-Encoding`` body as it streams, so the cap counts the bytes we
+would have kept, whatever the wire size. The connection is closed, not drained: the rest is never read.
+"""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+
+from protocol.limits import ERROR_BODY_MAX_BYTES, RESPONSE_MAX_BYTES, mib
+from replica.errors import Refused
+
+CHUNK_BYTES = 256 * 1024
+
+
+class AnswerTooLarge(Refused):
+    """The hub (or something on the path) answered with more than a station reads. Exit 2; nothing kept."""
+
+    def __init__(self, what: str, size: int, cap: int, *, declared: bool) -> None:
+        said = f"声明长度 {mib(size)}" if declared else f"读到 {mib(size)} 时仍未结束"
+        super().__init__(
+            f"{what}过大，已拒收：{said}，超过站点可接收的上限 {mib(cap)} "
+            f"(answer over the {cap}-byte cap a station reads; not kept)。本站工作不受影响，下次同步会重试；"
+            "若反复出现，请联系区局核查网络线路或代理是否被篡改",
+            code="too_large",
+        )
+        self.size = size
+        self.cap = cap
+
+
+async def read_body(resp: aiohttp.ClientResponse, *, what: str = "区局的应答",
+                    cap: int = RESPONSE_MAX_BYTES) -> bytes:
+    """The whole body, or :class:`AnswerTooLarge` having read at most ``cap`` bytes of it."""
+    declared = resp.content_length
+    if declared is not None and declared > cap:
+        resp.close()
+        raise AnswerTooLarge(what, declared, cap, declared=True)
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+        if len(body) + len(chunk) > cap:
+            resp.close()
+            raise AnswerTooLarge(what, len(body) + len(chunk), cap, declared=False)
+        body += chunk
+    return bytes(body)
+
+
+async def read_json(resp: aiohttp.ClientResponse, *, cap: int = ERROR_BODY_MAX_BYTES) -> object:
+    """A small JSON answer (a refusal's reason, an upload's status), or None when it is not one.
+
+    An oversize or unparsable body is not an error of its own here: the caller still has the status."""
+    try:
+        data = await read_body(resp, what="区局的说明", cap=cap)
+        return json.loads(data)
+    except (AnswerTooLarge, ValueError):
+        return None
