@@ -16,6 +16,7 @@ from hub.ingest import ingest_frame
 from hub.service import Hub
 from protocol.document import sign_document
 from protocol.errors import RemoteProtocolError
+from protocol.limits import CATALOGUE_SOURCE_MAX_BYTES, RELEASE_FRAME_MAX_BYTES, mib
 from replica import carried_files
 from replica.errors import Refused
 from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
@@ -185,6 +186,14 @@ def cmd_revoke(args: argparse.Namespace) -> None:
 def cmd_publish(args: argparse.Namespace) -> None:
     hub = _hub(args)
     try:
+        size = args.file.stat().st_size
+    except OSError as exc:
+        raise Refused(f"cannot read catalogue {args.file}: {exc}") from exc
+    if size > CATALOGUE_SOURCE_MAX_BYTES:  # refused before it is read: parsing it could cost gigabytes
+        raise Refused(f"事项目录文件 {args.file} 有 {mib(size)}，超过可发布的上限 {mib(CATALOGUE_SOURCE_MAX_BYTES)}，"
+                      f"未读取 (catalogue file is {size} bytes, over the {CATALOGUE_SOURCE_MAX_BYTES}-byte cap)；"
+                      f"站点能接收的签名目录最大为 {mib(RELEASE_FRAME_MAX_BYTES)}，请精简目录后重试", code="too_large")
+    try:
         doc = json.loads(args.file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise Refused(f"cannot read catalogue {args.file}: {exc}") from exc
@@ -252,14 +261,18 @@ def cmd_export(args: argparse.Namespace) -> None:
         raise Refused(f"no station {args.station} is registered")
     args.out.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
-    after = station.feed_ack
+    after, version = station.feed_ack, station.catalogue_version
+    latest = hub.store.latest_release()
     while True:
-        page = feed_page(hub, args.station, after=after, catalogue_version=station.catalogue_version)
-        body_next = _page_next(page)
+        page = feed_page(hub, args.station, after=after, catalogue_version=version)
+        body_next, more = _page_next(page)
         name = args.out / f"{args.station}_feed_{after:010d}-{body_next:010d}.sjd"
         name.write_bytes(page)
         files.append(str(name))
-        if body_next == after:
+        # A new release rides on the first page only. A page with the release and no changes (they did
+        # not fit beside it) has next == after and more: the changes follow on the next page.
+        carried, version = version, max(version, latest[0] if latest is not None else 0)
+        if body_next == after and not (more and carried != version):
             break
         after = body_next
     receipts = hub.store.conn.execute(
@@ -286,12 +299,13 @@ def cmd_export(args: argparse.Namespace) -> None:
     emit({"files": files}, args.json, lambda d: "已写出:\n" + "\n".join(f"  {f}" for f in files))
 
 
-def _page_next(page: bytes) -> int:
-    """The `next` cursor of a page we just made; feed pages carry it in their signed header."""
+def _page_next(page: bytes) -> tuple[int, bool]:
+    """The `next` cursor and `more` of a page we just made; feed pages carry them in their signed header."""
     from protocol.frame import peek_header
 
-    value = peek_header(page).get("next")
-    return int(value) if isinstance(value, int) else 0
+    header = peek_header(page)
+    value = header.get("next")
+    return (int(value) if isinstance(value, int) else 0), header.get("more") is True
 
 
 def cmd_applications(args: argparse.Namespace) -> None:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from hub.release import sign_release
 from hub.store import HubStore
-from protocol.document import open_document, sign_document
+from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
 from protocol.keys import load_verify_key
 from replica.errors import NotApplied, Refused
@@ -169,12 +170,9 @@ class Hub:
             cat = parse_catalogue(body)
         except CatalogueError as exc:
             raise Refused(f"catalogue refused: {exc}") from exc
-        frame = sign_document(
-            "catalogue",
-            {"version": version, "issued_at": issued_at, "expires_at": expires_at, "catalogue": catalogue_to_doc(cat)},
-            signer=self.hub_id, recipient="*", signing_key=self.keys.sign,
-            extra_header={"version": version},
-        )
+        # Refused (exit 2, with the figures) unless every station could receive and open it.
+        frame = sign_release(self, {"version": version, "issued_at": issued_at, "expires_at": expires_at,
+                                    "catalogue": catalogue_to_doc(cat)}, version)
         with self.store.transaction():
             self.store.add_release(version, frame, issued_at, expires_at, now)
         return version
