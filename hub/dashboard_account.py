@@ -20,7 +20,7 @@ from hub.dashboard_auth import (
     audit,
     end_sessions,
     hub_of,
-    locked_for_ms,
+    lockout,
     operator,
     page,
     record_failure,
@@ -64,10 +64,9 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
     hub = hub_of(request)
     user = session_of(request).user
     remote = remote_of(request)
-    wait = locked_for_ms(hub, user, remote)
-    if wait > 0:
-        minutes = max(1, -(-wait // 60_000))
-        return _page(request, status=429, error=f"密码验证失败次数过多，已暂停，请 {minutes} 分钟后再试。")
+    paused = lockout(hub, user, remote)
+    if paused is not None:
+        return _page(request, status=429, error=paused.message("密码验证"))
     form = await read_form(request)
     current, new, again = (str(form.get(k, "")) for k in ("current", "new", "again"))
     stored = hub.store.operator_hash(user)

@@ -4,8 +4,11 @@ page renderer every dashboard handler uses.
 Sessions live in the hub database (only the SHA-256 of the cookie value is stored, so a copy of the
 database does not log anyone in) and survive a hub restart. The cookie is HttpOnly and
 SameSite=Strict; every form also carries the session's CSRF token, checked on every POST. Failed
-logins are counted per user name and per client address; past ``MAX_FAILURES`` in ``WINDOW_MS`` the
-login form refuses further tries until the window has passed, whatever the password.
+logins are counted per user name and per client address. A hall shares one address behind its NAT,
+so one person's typos pause only that person at that address (``MAX_FAILURES`` in ``WINDOW_MS``);
+the address as a whole (someone trying many user names) and the user name as a whole (someone trying
+it from many addresses) are paused at ``MAX_ADDRESS_FAILURES`` and ``MAX_USER_FAILURES``. A paused
+login is refused until the window has passed, whatever the password.
 
 Everything an operator changes, and every full ID number or phone they reveal, goes into
 ``dash_audit`` with who, what, why and from where. An operator changes their own password on
@@ -35,7 +38,9 @@ SESSION_COOKIE = "sanji_session"
 LOGIN_COOKIE = "sanji_login"
 SESSION_IDLE_MS = 2 * 3600 * 1000  # an unattended hall PC logs itself out
 SESSION_MAX_MS = 12 * 3600 * 1000
-MAX_FAILURES = 5
+MAX_FAILURES = 5  # wrong guesses by one user name from one address
+MAX_ADDRESS_FAILURES = 20  # from one address, whichever user names they were for
+MAX_USER_FAILURES = 20  # for one user name, from whichever addresses
 WINDOW_MS = 15 * 60 * 1000
 
 ENV = web.AppKey("dashboard_env", jinja2.Environment)
@@ -134,8 +139,12 @@ def end_sessions(hub: Hub, user: str) -> int:
 
 def record_failure(hub: Hub, user: str, remote: str) -> None:
     """Count one wrong password for ``user`` from ``remote`` (inside the caller's transaction)."""
+    now = hub.clock()
+    # Failures older than the window lock nothing: drop them, so junk logins cannot pile up rows (and a
+    # paused address records no more, so each address adds at most MAX_ADDRESS_FAILURES a window).
+    hub.store.conn.execute("DELETE FROM dash_login_failures WHERE at_ms<=?", (now - WINDOW_MS,))
     hub.store.conn.execute("INSERT INTO dash_login_failures (at_ms, user, remote) VALUES (?,?,?)",
-                           (hub.clock(), user, remote))
+                           (now, user, remote))
 
 
 def set_session_cookie(resp: web.Response, request: web.Request, token: str) -> None:
@@ -201,19 +210,39 @@ def operator(handler: Handler) -> Handler:
 # -- login throttling ------------------------------------------------------------------------------
 
 
-def locked_for_ms(hub: Hub, user: str, remote: str) -> int:
-    """How long logins for this user or from this address stay refused (0: not locked)."""
+@dataclass(frozen=True)
+class Lockout:
+    wait_ms: int
+    scope: str  # "user_here": this user at this address; "address": everyone here; "user": this user anywhere
+
+    def message(self, what: str = "登录") -> str:
+        minutes = max(1, -(-self.wait_ms // 60_000))
+        whose = {"user_here": f"该用户在本机{what}失败次数过多，已暂停该用户在本机{what}",
+                 "address": f"本机所在地址{what}失败次数过多（多个用户名），已暂停本地址的{what}",
+                 "user": f"该用户{what}失败次数过多（来自多个地址），已暂停该用户的{what}"}[self.scope]
+        after = "；如忘记密码，请其他管理员用 sanji hub add-operator 重设" if self.scope != "address" else ""
+        return f"{whose}，请 {minutes} 分钟后再试{after}。"
+
+
+_RULES = (("user_here", "user=? AND remote=?", MAX_FAILURES), ("address", "remote=?", MAX_ADDRESS_FAILURES),
+          ("user", "user=?", MAX_USER_FAILURES))
+
+
+def lockout(hub: Hub, user: str, remote: str) -> Lockout | None:
+    """Whether logins of ``user`` from ``remote`` are paused, for how long, and why (None: not paused)."""
     now = hub.clock()
-    since = now - WINDOW_MS
-    worst = 0
-    for col, value in (("user", user), ("remote", remote)):
+    worst: Lockout | None = None
+    for scope, where, limit in _RULES:
+        args = {"user_here": (user, remote), "address": (remote,), "user": (user,)}[scope]
         rows = hub.store.conn.execute(
-            f"SELECT at_ms FROM dash_login_failures WHERE {col}=? AND at_ms>? ORDER BY at_ms DESC LIMIT ?",
-            (value, since, MAX_FAILURES),
+            f"SELECT at_ms FROM dash_login_failures WHERE {where} AND at_ms>? ORDER BY at_ms DESC LIMIT ?",
+            (*args, now - WINDOW_MS, limit),
         ).fetchall()
-        if len(rows) >= MAX_FAILURES:
-            # Locked until the oldest of the last MAX_FAILURES failures leaves the window.
-            worst = max(worst, int(rows[-1][0]) + WINDOW_MS - now)
+        if len(rows) >= limit:
+            # Paused until the oldest of the last `limit` failures leaves the window.
+            wait = int(rows[-1][0]) + WINDOW_MS - now
+            if worst is None or wait > worst.wait_ms:
+                worst = Lockout(wait, scope)
     return worst
 
 
@@ -258,11 +287,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if not user or not password:
         return _login_page(request, next_path=next_path, user=user, status=400, error="请输入用户名和密码。")
     remote = remote_of(request)
-    wait = locked_for_ms(hub, user, remote)
-    if wait > 0:
-        minutes = max(1, -(-wait // 60_000))
-        return _login_page(request, next_path=next_path, user=user, status=429,
-                           error=f"登录失败次数过多，已暂停登录，请 {minutes} 分钟后再试。")
+    paused = lockout(hub, user, remote)
+    if paused is not None:
+        return _login_page(request, next_path=next_path, user=user, status=429, error=paused.message())
     stored = hub.store.operator_hash(user)
     ok = check_password(password, stored if stored is not None else request.app[DUMMY_HASH])
     if not ok or stored is None:
@@ -272,7 +299,8 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     now = hub.clock()
     with hub.store.transaction():
         token = start_session(hub, user, remote)
-        hub.store.conn.execute("DELETE FROM dash_login_failures WHERE user=? OR remote=?", (user, remote))
+        # Only this person's own typos here: a colleague's success must not reset someone else's count.
+        hub.store.conn.execute("DELETE FROM dash_login_failures WHERE user=? AND remote=?", (user, remote))
         hub.store.conn.execute("DELETE FROM dash_sessions WHERE seen_ms<?", (now - SESSION_MAX_MS,))
         hub.store.conn.execute(
             "INSERT INTO dash_audit (at_ms, user, action, target, remote) VALUES (?,?,?,?,?)",
