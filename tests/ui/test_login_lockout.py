@@ -18,7 +18,7 @@ from hub import dashboard_auth as auth
 from hub.passwords import hash_password
 from hub.service import Hub
 from tests.conftest import HUB_ID, FakeClock
-from tests.ui.inproc import OPERATOR, PASSWORD, Pair, login
+from tests.ui.inproc import OPERATOR, Pair, login
 
 COLLEAGUE, COLLEAGUE_PASSWORD = "wangfang", "another-horse-pw"
 HALL = "198.51.100.7"  # the hall's one address behind its NAT
