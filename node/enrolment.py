@@ -78,7 +78,9 @@ def _verified(answer: dict[str, object], token: Token, challenge: bytes, now_ms:
         docs = [d for d in bundle.get("docs") or [] if isinstance(d, bytes)]
         root, keys = follow(docs, hub_id=hub_id, anchor=anchor)
         if keys is None:
-            raise Refused("区局密钥链中没有有效的密钥清单 (the hub's key history holds no key list from its root)")
+            raise Refused("区局密钥链无法从令牌所指的根密钥核验，拒绝接入 (the hub's key history holds no key list "
+                          "signed by the root the token names: this may not be your district's hub; call the "
+                          "district)", code="fingerprint_mismatch")
         check_current(keys, now_ms)
         pinned = load_verify_key(keys.sign)
         doc = open_document(doc_bytes, kind="enrollment", recipient=str(peek_header(doc_bytes).get("recipient", "")),
