@@ -21,7 +21,7 @@ from protocol.document import Document, open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from protocol.keys import load_seal_public
-from protocol.limits import BATCH_PLAN_BYTES, BATCH_PLAN_CHANGES
+from protocol.limits import BATCH_PLAN_BYTES, BATCH_PLAN_CHANGES, RECEIPT_FRAME_MAX_BYTES
 from replica import carried_files
 from replica.errors import Refused
 from replica.ids import iso_from_ms
@@ -115,6 +115,8 @@ def record_acks(st: Station, doc: Document) -> list[Ack]:
             ack = Ack(bhash, result, int(raw.get("expected") or 0), str(raw.get("reason") or ""))
             acks.append(ack)
             receipt = raw.get("receipt") if isinstance(raw.get("receipt"), bytes) else None
+            if receipt is not None and len(receipt) > RECEIPT_FRAME_MAX_BYTES:
+                receipt = None  # a receipt is a small signed frame; a larger one is kept by nobody
             if result in SETTLED:
                 st.conn.execute(
                     "UPDATE outbox SET state=?, reason=?, receipt=COALESCE(?, receipt),"
