@@ -20,16 +20,18 @@ from pathlib import Path
 
 import aiohttp
 
+from node import hub_answer
 from node.station import Station
 from protocol.codec import pack, unpack
 from protocol.errors import RemoteProtocolError
 from protocol.hubkeys import KeyChainError, KeyList, check_current, fingerprint, follow
 from protocol.keys import key_id
+from protocol.limits import RESPONSE_MAX_BYTES
 from replica import carried_files
 from replica.errors import Refused
 
 KEYS_MAGIC = b"SJK1"
-ANSWER_MAX_BYTES = 16 * 1024 * 1024 + 64 * 1024  # the history is small; the release it carries is not
+ANSWER_MAX_BYTES = RESPONSE_MAX_BYTES  # the shared cap (protocol/limits.py): the history is small, a release is not
 
 
 def pinned_fingerprint(st: Station) -> str:
@@ -113,17 +115,9 @@ async def refresh(st: Station, session: aiohttp.ClientSession, url: str) -> dict
 
 
 async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The body, refused (unread past the cap) when it is larger than `cap`."""
-    if resp.content_length is not None and resp.content_length > cap:
-        resp.close()
-        raise Refused(f"区局应答过大，已拒收 (an answer of {resp.content_length} bytes, over the {cap}-byte cap)")
-    body = bytearray()
-    async for chunk in resp.content.iter_chunked(256 * 1024):
-        body += chunk
-        if len(body) > cap:
-            resp.close()
-            raise Refused(f"区局应答过大，已拒收 (an answer over the {cap}-byte cap)")
-    return bytes(body)
+    """The body, refused (unread past the cap) when it is larger than `cap`: every node read of a hub
+    answer goes through node/hub_answer.py, one reader with one wording."""
+    return await hub_answer.read_body(resp, cap=cap)
 
 
 def key_file(bundle: dict[str, object]) -> bytes:
