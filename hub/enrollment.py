@@ -180,7 +180,8 @@ def enrolment_document(hub: Hub, station_code: str, *, hub_url: str = "", statio
 def _answer(hub: Hub, station: str, key: bytes, challenge_doc: bytes, *, station_sign_pub: bytes = b"",
             hub_url: str = "") -> dict[str, object]:
     doc = enrolment_document(hub, station, hub_url=hub_url, station_sign_pub=station_sign_pub)
-    return {"enrollment": doc, "mac": answer_mac(key, challenge_doc, doc), "keys": keyring.bundle(hub)}
+    return {"enrollment": doc, "mac": answer_mac(key, challenge_doc, doc),
+            "keys": keyring.bundle(hub, with_release=False)}  # the document already carries the release
 
 
 def enrolment_file(hub: Hub, station: str, token: str, hub_url: str = "") -> bytes:

@@ -216,11 +216,12 @@ def rotate_root(hub: Hub, new_root_path: Path, *, root_path: Path | None = None,
     return {"key_id": key_id(new_pub), "version": chain.version, "fingerprint": fingerprint(new_pub)}
 
 
-def bundle(hub: Hub) -> dict[str, object]:
+def bundle(hub: Hub, *, with_release: bool = True) -> dict[str, object]:
     """What a station needs to follow the hub's keys: the history, the roots it may start from, and
-    the current release (re-signed at each rotation, so a station can keep using its catalogue)."""
+    the current release (re-signed at each rotation, so a station can keep using its catalogue; an
+    enrolment answer leaves it out, its document already carries the release)."""
     chain = ensure(hub)
-    latest = hub.store.latest_release()
+    latest = hub.store.latest_release() if with_release else None
     return {"hub_id": hub.hub_id, "version": chain.version, "roots": chain.roots, "docs": chain.docs,
             "release": latest[1] if latest else None}
 
