@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import blobs, client, commands, enrolment, feed_quarantine, uplink
+from node import blobs, client, commands, enrolment, feed_quarantine, hubkeys, uplink
 from node.station import Station
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
@@ -23,7 +23,7 @@ def add_parser(sub: Any) -> None:
 
     p = cmd("init", "make keys, enrol with the hub, pin its keys, pull the catalogue")
     p.add_argument("--hub", default="", help="the hub's URL")
-    p.add_argument("--token", help="the one-time token from `sanji hub enroll`")
+    p.add_argument("--token", help="the one-time token from `sanji hub enroll` (also needed with --enrollment)")
     p.add_argument("--enrollment", type=Path, help="an enrolment file carried from the hub (offline start)")
     p = cmd("serve", "the staff web UI on 127.0.0.1 and the background sync loop")
     p.add_argument("--port", type=int, default=8710)
@@ -85,12 +85,14 @@ def main(args: argparse.Namespace) -> int | None:
 
 def cmd_init(args: argparse.Namespace) -> None:
     if args.enrollment:
-        out = enrolment.init_from_file(args.dir, args.enrollment, args.hub)
+        out = enrolment.init_from_file(args.dir, args.enrollment, args.hub, args.token)
     elif args.hub and args.token:
         out = enrolment.init_online(args.dir, args.hub, args.token)
     else:
-        raise Refused("give --hub URL --token TOKEN, or --enrollment FILE for a station that is offline")
-    emit(out, args.json, lambda d: f"站点 {d['station']} ({d['tier']}) 已接入，事项目录版本 {d['catalogue_version']}")
+        raise Refused("give --hub URL --token TOKEN, or --enrollment FILE --token TOKEN for a station that is offline")
+    # Staff compare the pinned fingerprint with the one printed on the enrolment slip.
+    emit(out, args.json, lambda d: f"站点 {d['station']} ({d['tier']}) 已接入，事项目录版本 {d['catalogue_version']}\n"
+         f"已核验并固定区局根密钥指纹 {d['hub_fingerprint']}（请与登记单核对）")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -196,6 +198,8 @@ def status_dict(st: Station, *, probe: bool = True) -> dict[str, object]:
         or ("事项目录已过期，请尽快同步 (catalogue release has expired; sync when you can)" if expired else ""),
         "hub_reachable": reachable, "last_error": st.meta.text("last_error"), "epoch": st.meta.int("epoch", 1),
         "enrolled": bool(st.meta.get("enrolled", False)),
+        "hub_fingerprint": hubkeys.pinned_fingerprint(st),  # the root this station trusts ('' until it follows)
+        "hub_keys_version": st.meta.int("hub_keys_version"),
         # A field device's inspector wants to know, before leaving the signal, what has not gone yet.
         "photos_pending": len(blobs.pending(st)) if st.tier == "field" else 0,
         # Feed pages set aside (node/feed_quarantine.py): every one, and every skip, stays visible here.

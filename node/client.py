@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from node import feed_quarantine, hub_answer, purge, transfer, uplink
+from node import feed_quarantine, hub_answer, hubkeys, purge, transfer, uplink
 from node.station import Station
-from protocol.codec import pack, unpack
+from protocol.codec import pack
 from replica.errors import Refused, Unreachable
 from sync.session import Outgoing, PushRound
 
@@ -179,6 +179,9 @@ async def sync_round(st: Station, url: str | None = None, *, retention_days: int
         raise Refused("this station has no hub address (USB-only); use `sanji node export` and `import`")
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            # The hub's key changes first: its answers and pages may be signed by a key only they name.
+            await hubkeys.refresh(st, session, url)
+            hubkeys.check(st)
             pushed, refused = await push(st, session, url, progress)
             # Pages that could not be applied are reported, not raised: the photos still go up.
             pulled, version, feed_problems = await pull(st, session, url, progress)
@@ -213,22 +216,3 @@ async def sync_round(st: Station, url: str | None = None, *, retention_days: int
     days = purge.DEFAULT_RETENTION_DAYS if retention_days is None else retention_days
     return RoundResult(pushed, pulled, version, st.pending_changes(), refused, blob_round.to_dict(),
                        purge.purge(st, days), feed_problems)
-
-
-async def enrol(url: str, *, token: str, station: str, sign_pub: bytes, seal_pub: bytes) -> dict[str, object]:
-    body = pack({"token": token, "station": station, "sign_pub": sign_pub, "seal_pub": seal_pub})
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=TIMEOUT) as session,
-            session.post(f"{url.rstrip('/')}/v1/enroll", data=body, headers={"Content-Type": "application/msgpack"})
-            as resp,
-        ):
-            if resp.status != 200:
-                raise Refused(f"enrolment refused by the hub: {await _refusal(resp)}")
-            data = await hub_answer.read_body(resp, what="区局的接入应答")
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        raise Unreachable(f"hub at {url} unreachable ({exc.__class__.__name__}); check the address and retry") from exc
-    answer = unpack(data)
-    if not isinstance(answer, dict):
-        raise Refused("the hub's enrolment answer is malformed")
-    return answer

@@ -279,7 +279,9 @@ def verify_frame(
 
     public = verify_key(signer, signer_key)
     if public is None:
-        raise UnknownKeyError(f"no trusted key {signer_key} is known for signer {signer!r}")
+        # Also what a station says of a release signed by a hub key the root has since replaced.
+        raise UnknownKeyError(f"签名密钥不受信任，未采用 (no trusted key {signer_key} is known for signer {signer!r}: "
+                              "a replaced or revoked key, or not one this side pinned)")
     if not isinstance(public, Ed25519PublicKey):
         raise LocalProtocolError("verify_key must return an Ed25519PublicKey or None")
     try:

@@ -68,7 +68,7 @@ def test_a_station_offline_across_both_rotations_follows_them_months_later(world
     stick.mkdir()
     (stick / "catalogue_v3.sjd").write_bytes(forged)
     result = uplink.import_files(v1, [stick])
-    assert result["accepted"] == 0 and "no trusted key" in str(result["rejected"])
+    assert result["accepted"] == 0 and "签名密钥不受信任" in str(result["rejected"])
     assert v1.catalogue().version == 2
 
 
