@@ -4,9 +4,10 @@ station's sync health, and the audit trail."""
 from __future__ import annotations
 
 from aiohttp import web
+from markupsafe import Markup
 
 from hub import dashboard_data as data
-from hub import enrollment
+from hub import enrollment, slip
 from hub.charts import sync_history
 from hub.dashboard_auth import audit, hub_of, operator, page, redirect, refuse, session_of
 from replica.errors import Refused
@@ -71,8 +72,11 @@ async def enrol(request: web.Request) -> web.StreamResponse:
         return _stations_page(request, status=400, error=f"登记未成功：{exc}", form=values)
     with hub.store.transaction():
         audit(request, "enrol", values["code"], detail=f"{values['name']} {values['tier']} {values['parent']}")
+    # The slip: the station compares the fingerprint with what `node init` pins; the QR code is the token.
     return _stations_page(request, enrolled={"code": values["code"], "name": values["name"], "token": token,
-                                             "hub_url": values["hub_url"]})
+                                             "hub_url": values["hub_url"],
+                                             "fingerprint": enrollment.fingerprint_of(hub),
+                                             "qr": Markup(slip.token_qr(token).svg_inline(scale=4))})
 
 
 @operator
