@@ -152,7 +152,7 @@ def cmd_enroll(args: argparse.Namespace) -> None:
 def cmd_rotate_key(args: argparse.Namespace) -> None:
     out = keyring.rotate_key(_hub(args), root_path=args.root, valid_days=args.valid_days)
     emit(out, args.json, lambda d: f"已启用新的在线签名密钥 {d['key_id']}（密钥清单版本 {d['version']}）。"
-         "请重启 hub serve；各站下次同步（或导入 hub export 的文件）时自动跟随，无需重新接入")
+         "运行中的 hub serve 会自动改用新密钥；各站下次同步（或导入 hub export 的文件）时自动跟随，无需重新接入")
 
 
 def cmd_rotate_root(args: argparse.Namespace) -> None:

@@ -28,7 +28,7 @@ from protocol.frame import peek_header
 from protocol.hubkeys import ROOT_KIND, fingerprint, sign_key_list, sign_root_change
 from protocol.keys import key_id, load_signing_key, private_bytes, public_bytes, signing_key_from_seed
 from replica.errors import Refused
-from replica.keyfile import KeyPair, replace_keys
+from replica.keyfile import KeyPair, load_keys, replace_keys
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -47,6 +47,7 @@ class Chain:
     expires_ms: int
     roots: list[bytes] = field(default_factory=list)
     docs: list[bytes] = field(default_factory=list)
+    online: bytes = b""  # the signing key the newest list names (what a serving hub must sign with)
 
     @property
     def fingerprint(self) -> str:
@@ -97,13 +98,13 @@ def load_chain(folder: Path) -> Chain | None:
     if not isinstance(raw, dict):
         raise Refused(f"{path} is damaged; restore it from the hub folder's backup")
     return Chain(bytes(raw["root_pub"]), int(raw["version"]), int(raw["expires_ms"]),  # type: ignore[call-overload]
-                 list(raw["roots"]), list(raw["docs"]))  # type: ignore[call-overload]
+                 list(raw["roots"]), list(raw["docs"]), bytes(raw.get("online", b"")))  # type: ignore[call-overload]
 
 
 def save_chain(folder: Path, chain: Chain) -> None:
     _write_private(folder / KEYS_DIR / CHAIN_FILE,
                    pack({"root_pub": chain.root_pub, "version": chain.version, "expires_ms": chain.expires_ms,
-                         "roots": chain.roots, "docs": chain.docs}), replace=True)
+                         "roots": chain.roots, "docs": chain.docs, "online": chain.online}), replace=True)
 
 
 def create(folder: Path, keys: KeyPair, *, hub_id: str, now_ms: int, legacy: bool) -> Chain:
@@ -120,7 +121,7 @@ def create(folder: Path, keys: KeyPair, *, hub_id: str, now_ms: int, legacy: boo
     expires = now_ms + KEY_LIST_DAYS * 86_400_000
     docs.append(sign_key_list(root, hub_id=hub_id, version=1, sign=keys.sign_pub, seal=keys.seal_pub,
                               issued_ms=now_ms, expires_ms=expires))
-    chain = Chain(root_pub, 1, expires, [root_pub], docs)
+    chain = Chain(root_pub, 1, expires, [root_pub], docs, keys.sign_pub)
     save_chain(folder, chain)
     return chain
 
@@ -130,6 +131,12 @@ def ensure(hub: Hub) -> Chain:
     chain = load_chain(hub.folder)
     if chain is None:
         chain = create(hub.folder, hub.keys, hub_id=hub.hub_id, now_ms=hub.clock(), legacy=True)
+    elif chain.online and chain.online != hub.keys.sign_pub:
+        # `rotate-key` ran in another process while this one serves: take the new key from keys.bin, so
+        # the stations that follow the new list (they ask for it first in every round) can verify us.
+        fresh = load_keys(hub.folder)
+        if fresh.sign_pub == chain.online:
+            hub.keys = fresh
     return chain
 
 
@@ -157,7 +164,7 @@ def _resign_releases(hub: Hub, old: KeyPair, new: KeyPair) -> None:
 def rotate_key(hub: Hub, *, root_path: Path | None = None, valid_days: int = KEY_LIST_DAYS) -> dict[str, object]:
     """A new online signing key, listed by the root as key list `version + 1`; the old one is dropped.
 
-    The serving hub must be restarted afterwards (it keeps the key it started with in memory).
+    A hub serving meanwhile takes the new key at its next `ensure` (the first `/v1/keys` it answers).
     """
     if valid_days < 1:
         raise Refused("--valid-days must be at least 1")
@@ -175,7 +182,8 @@ def rotate_key(hub: Hub, *, root_path: Path | None = None, valid_days: int = KEY
     with hub.store.transaction():
         _resign_releases(hub, old, new)
         replace_keys(hub.folder, new)
-        save_chain(hub.folder, chain)
+        chain.online = new.sign_pub
+    save_chain(hub.folder, chain)
     hub.keys = new
     _record(hub, f"online signing key rotated to {new.sign_key_id} (key list {chain.version})", now)
     return {"key_id": new.sign_key_id, "version": chain.version}
@@ -208,6 +216,7 @@ def rotate_root(hub: Hub, new_root_path: Path, *, root_path: Path | None = None,
                                     seal=hub.keys.seal_pub, issued_ms=now, expires_ms=chain.expires_ms))
     chain.root_pub = new_pub
     chain.roots.append(new_pub)
+    chain.online = hub.keys.sign_pub
     default = default_root_path(hub.folder)
     if old_path.resolve() == default.resolve() and new_root_path.resolve() != default.resolve():
         write_root(default, new_root, replace=True)

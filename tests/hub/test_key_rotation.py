@@ -137,3 +137,21 @@ def test_a_hub_and_stations_from_before_root_keys_migrate_without_re_enrolment(w
     keyring.rotate_key(world.hub)
     assert follow(world, "T1-V1")["version"] == 2
     world.pull(v1)
+
+
+def test_a_serving_hub_takes_the_new_key_when_stations_ask_for_the_key_history(world2: World) -> None:
+    """`rotate-key` runs in another process while `hub serve` runs: the serving hub switches at the
+    next /v1/keys (every station asks for it first in each round), so nobody waits for a restart."""
+    world, serving = world2, world2.hub
+    cli = type(serving).open(serving.folder, clock=world.clock)
+    try:
+        keyring.rotate_key(cli)
+        assert serving.keys.sign_key_id != cli.keys.sign_key_id
+        bundle = keyring.bundle(serving)  # what GET /v1/keys runs
+        assert serving.keys.sign_key_id == cli.keys.sign_key_id
+    finally:
+        cli.close()
+    v1 = world.get("T1-V1")
+    hubkeys.adopt(v1, bundle)
+    world.pull(v1)
+    assert [a.result.value for a in world.push(v1)] == []  # nothing to push, but the acks verify
