@@ -147,7 +147,9 @@ async def pull(request: web.Request) -> web.Response:
         hub.store.seen, station, hub.clock(), backlog=int(str(body.get("pending", 0))),
         catalogue_version=int(str(body.get("catalogue_version", 0))), feed_ack=after,
         skew_ms=int(str(body["at_ms"])) - hub.clock()))
-    page = feed_page(hub, station, after=after, catalogue_version=int(str(body.get("catalogue_version", 0))))
+    nonce = body.get("nonce")  # answered in the page's signed header (freshness: a replay cannot answer it)
+    page = feed_page(hub, station, after=after, catalogue_version=int(str(body.get("catalogue_version", 0))),
+                     nonce=nonce if isinstance(nonce, bytes) and 0 < len(nonce) <= 64 else b"")
     return web.Response(body=page, content_type="application/vnd.sanji.document")
 
 

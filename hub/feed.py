@@ -106,14 +106,18 @@ def fan_out(hub: Hub, logged: Iterable[tuple[int, Change, str]], lookup: Lookup 
             hub.store.add_to_feed(station, rowid)
 
 
-def feed_page(hub: Hub, station_code: str, *, after: int, catalogue_version: int, limit: int = PAGE_LIMIT) -> bytes:
+def feed_page(hub: Hub, station_code: str, *, after: int, catalogue_version: int, limit: int = PAGE_LIMIT,
+              nonce: bytes = b"") -> bytes:
     """One signed page of a station's feed, sealed to the station's key when it has one.
 
     A page never exceeds the shared frame cap (protocol/limits.py): when ``limit`` changes would not
     fit, it carries half as many, down to none beside a new catalogue release (``more`` stays true, so
     the station asks again for the changes). A stored release over the release cap (published before
     the hub refused those) is left out: no station could open a page carrying it, and it would stop the
-    whole feed."""
+    whole feed.
+
+    ``nonce`` (from the station's signed pull) is answered in the signed header: a page replayed by
+    someone on the path cannot answer a new pull, so a station notices a feed that stopped advancing."""
     station = hub.store.station(station_code)
     if station is None:
         raise KeyError(station_code)
@@ -122,14 +126,15 @@ def feed_page(hub: Hub, station_code: str, *, after: int, catalogue_version: int
                  and len(release[1]) <= RELEASE_FRAME_MAX_BYTES else None)
     while True:
         try:
-            return _page(hub, station, after=after, limit=limit, catalogue=catalogue)
+            return _page(hub, station, after=after, limit=limit, catalogue=catalogue, nonce=nonce)
         except LocalProtocolError:  # over the payload or frame cap
             if limit == 0 or (limit == 1 and catalogue is None):
                 raise
             limit //= 2
 
 
-def _page(hub: Hub, station: StationRow, *, after: int, limit: int, catalogue: bytes | None) -> bytes:
+def _page(hub: Hub, station: StationRow, *, after: int, limit: int, catalogue: bytes | None,
+          nonce: bytes = b"") -> bytes:
     station_code = station.code
     rows = hub.store.feed_page(station_code, after, limit) if limit else []
     changes = [wire for _, wire in rows]
@@ -161,5 +166,5 @@ def _page(hub: Hub, station: StationRow, *, after: int, limit: int, catalogue: b
         recipient_key=key_id(seal_pub) if seal_pub else "",
         # `after` and `next` signed in the header: a station that cannot open the body can still tell,
         # from what only the hub can sign, exactly which span of its feed it sets aside.
-        extra_header={"after": after, "next": nxt, "more": len(rows) == limit},
+        extra_header={"after": after, "next": nxt, "more": len(rows) == limit, **({"nonce": nonce} if nonce else {})},
     )

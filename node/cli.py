@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import blobs, client, commands, enrolment, feed_quarantine, hubkeys, uplink
+from node import blobs, client, commands, enrolment, feed_quarantine, freshness, hubkeys, uplink
 from node.station import Station
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
@@ -176,7 +176,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     st = Station(args.dir)
     out = uplink.import_files(st, args.paths)
     emit(out, args.json, lambda d: f"已导入 {d['accepted']} 个文件" + "".join(
-        f"\n  拒收 {r['file']}: {r['reason']}" for r in d["rejected"]))
+        f"\n  拒收 {r['file']}: {r['reason']}" for r in d["rejected"]) + "".join(
+        f"\n  较旧 {r['file']}: {r['reason']}" for r in d.get("older", [])))
     return EXIT_REFUSED if out["rejected"] else 0
 
 
@@ -204,6 +205,7 @@ def status_dict(st: Station, *, probe: bool = True) -> dict[str, object]:
         "photos_pending": len(blobs.pending(st)) if st.tier == "field" else 0,
         # Feed pages set aside (node/feed_quarantine.py): every one, and every skip, stays visible here.
         **feed_quarantine.summary(st),
+        **freshness.summary(st),  # hub_time, and whether the feed stopped advancing (node/freshness.py)
     }
 
 
@@ -238,6 +240,7 @@ def cmd_status(args: argparse.Namespace) -> None:
     ] + ([f"待上传照片 {d['photos_pending']} 个（联网同步时续传）"] if d["photos_pending"] else [])
       + ([f"提醒: {d['catalogue_warning']}"] if d["catalogue_warning"] else [])
       + ([f"上次同步问题: {d['last_error']}"] if d["last_error"] else [])
+      + ([f"提醒: {d['freshness_warning']}"] if d["freshness_warning"] else [])
       + _quarantine_text(d)))
 
 

@@ -7,6 +7,7 @@ in the outbox and the next round sends them again.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,6 +16,8 @@ import aiohttp
 from node import feed_quarantine, hub_answer, hubkeys, purge, transfer, uplink
 from node.station import Station
 from protocol.codec import pack
+from protocol.errors import RemoteProtocolError
+from protocol.frame import peek_header
 from replica.errors import Refused, Unreachable
 from sync.session import Outgoing, PushRound
 
@@ -123,41 +126,72 @@ async def pull(st: Station, session: aiohttp.ClientSession, url: str,
     """Apply feed pages until the hub says there is no more. Returns (changes, catalogue version, why
     pages were not applied). A page that cannot be applied is set aside (node/feed_quarantine.py): past
     a genuine one the pull goes on; at one it cannot verify, or an answer over the cap, it stops and
-    asks again next round."""
+    asks again next round.
+
+    Every pull carries a fresh nonce that the hub answers in the page's signed header. A page that does
+    not answer it (a proxy replaying an old genuine page to freeze the station) is refused, and a round
+    that reached the hub without one genuine answered page counts in ``stale_rounds``, which `node
+    status` turns into "区局数据可能已停更"."""
     pulled = 0
     problems: list[str] = []
     seen: set[tuple[int, int, str]] = set()
-    for pages in range(1, 10_001):
-        after = st.meta.int("feed_cursor")
-        # A page that changed nothing (a release alone that we refused) would be sent again and again.
-        state = (after, _catalogue_version(st), st.meta.text("hub_generation"))
-        if state in seen:
-            break
-        seen.add(state)
-        headers = {uplink.REQUEST_HEADER: uplink.pull_request(st, after)}
-        try:
-            async with session.get(f"{url}/v1/sync/pull", params={"after": str(after)}, headers=headers) as resp:
-                if resp.status != 200:
-                    raise Refused(f"the hub refused the pull: {await _refusal(resp)}")
-                data = await hub_answer.read_body(resp, what="区局的数据页")
-        except hub_answer.AnswerTooLarge as exc:
-            feed_quarantine.record(st, None, source="http", reason=str(exc))
-            problems.append(str(exc))
-            break
-        page = feed_quarantine.take_page(st, data, source="http")
-        if page.problem:
-            problems.append(page.problem)
-        if page.result is not None:
-            pulled += page.result.pulled
-            if page.result.catalogue == "refused":
-                problems.append(st.meta.text("catalogue_warning"))
-        elif not page.skipped:
-            break
-        if not page.more:
-            break
-        if progress is not None:
-            progress("pull", pulled, pages)
+    reached = fresh = False
+    try:
+        for pages in range(1, 10_001):
+            after = st.meta.int("feed_cursor")
+            # A page that changed nothing (a release alone that we refused) would be sent again and again.
+            state = (after, _catalogue_version(st), st.meta.text("hub_generation"))
+            if state in seen:
+                break
+            seen.add(state)
+            nonce = os.urandom(16)
+            headers = {uplink.REQUEST_HEADER: uplink.pull_request(st, after, nonce)}
+            try:
+                async with session.get(f"{url}/v1/sync/pull", params={"after": str(after)}, headers=headers) as resp:
+                    reached = True
+                    if resp.status != 200:
+                        raise Refused(f"the hub refused the pull: {await _refusal(resp)}")
+                    data = await hub_answer.read_body(resp, what="区局的数据页")
+            except hub_answer.AnswerTooLarge as exc:
+                feed_quarantine.record(st, None, source="http", reason=str(exc))
+                problems.append(str(exc))
+                break
+            if _unanswered(data, nonce):
+                feed_quarantine.record(st, data, source="http", reason=REPLAYED)
+                problems.append(REPLAYED)
+                break
+            page = feed_quarantine.take_page(st, data, source="http")
+            if page.problem:
+                problems.append(page.problem)
+            if page.result is not None:
+                pulled += page.result.pulled
+                if page.result.catalogue == "refused":
+                    problems.append(st.meta.text("catalogue_warning"))
+            elif not page.skipped:
+                break
+            fresh = True  # a genuine page (applied or set aside) that answered this pull
+            if not page.more:
+                break
+            if progress is not None:
+                progress("pull", pulled, pages)
+    finally:
+        if reached:  # the hub (or something claiming to be it) answered: did the feed advance?
+            with st.transaction():
+                st.meta.set("stale_rounds", 0 if fresh else st.meta.int("stale_rounds") + 1)
     return pulled, _catalogue_version(st), problems
+
+
+REPLAYED = ("区局数据页没有回应本次请求的随机数（可能是被重放的旧页），已拒收 (the page does not answer this "
+            "pull's nonce: a replay?)；本站数据可能已停更，请联系区局核查网络线路或代理")
+
+
+def _unanswered(page: bytes, nonce: bytes) -> bool:
+    """True when a page's (signed) header does not carry this pull's nonce. A page too damaged to read
+    is left to feed_quarantine.take_page, which refuses it with the decoder's reason."""
+    try:
+        return peek_header(page).get("nonce") != nonce
+    except RemoteProtocolError:
+        return False
 
 
 def _catalogue_version(st: Station) -> int:

@@ -47,6 +47,8 @@ META_FIELDS = {
     "hub_generation": "the hub's generation the feed cursor refers to; a hub restored from backup has a new one",
     "last_sync": "wall time (ms) of the last sync round that reached the hub",
     "last_error": "why the last sync round failed, or ''",
+    "hub_time": "the newest hub time (ms) carried by a genuine feed page this station applied",
+    "stale_rounds": "sync rounds since the hub last answered a pull's nonce with a genuine page",
     "catalogue_warning": "why the current catalogue is not trusted to be current, or ''",
 }
 

@@ -153,13 +153,15 @@ def _requeue_from(st: Station, bhash: bytes, expected: int) -> None:
     )
 
 
-def pull_request(st: Station, after: int) -> str:
-    """The signed header that proves a pull comes from this station (fresh: it carries the time)."""
+def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
+    """The signed header that proves a pull comes from this station (fresh: it carries the time, and the
+    nonce the hub's page must answer)."""
     cat = st.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
-    doc = sign_document(
-        "pull", {"after": after, "catalogue_version": int(cat), "pending": st.pending_changes(), "at_ms": st.clock()},
-        signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign,
-    )
+    body: dict[str, object] = {"after": after, "catalogue_version": int(cat), "pending": st.pending_changes(),
+                               "at_ms": st.clock()}
+    if nonce:
+        body["nonce"] = nonce
+    doc = sign_document("pull", body, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign)
     return base64.b64encode(doc).decode()
 
 
@@ -173,6 +175,7 @@ class FeedResult:
     next: int
     more: bool
     catalogue: str
+    hub_ms: int = 0  # the hub's time when it made the page
 
 
 def apply_feed(st: Station, data: bytes) -> FeedResult:
@@ -230,7 +233,10 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
         nxt = int(body.get("next") or 0)
         if nxt > st.meta.int("feed_cursor"):
             st.meta.set("feed_cursor", nxt)
-    return FeedResult(result.applied, nxt, bool(body.get("more")), outcome)
+        hub_ms = body.get("hub_ms") if type(body.get("hub_ms")) is int else 0
+        if int(str(hub_ms)) > st.meta.int("hub_time"):
+            st.meta.set("hub_time", hub_ms)  # the newest genuine hub time (status shows it)
+    return FeedResult(result.applied, nxt, bool(body.get("more")), outcome, int(str(hub_ms)))
 
 
 # -- by hand ---------------------------------------------------------------------------------------
@@ -266,6 +272,7 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
 
     found, refused = _expand(paths)
     rejected = [r.row() for r in refused]
+    older: list[dict[str, str]] = []
     accepted, key_refused, found = hubkeys.import_key_files(st, found)  # before the pages they sign
     rejected += key_refused
     for path in found:
@@ -273,9 +280,15 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
             data = carried_files.read(path)  # size-checked before a byte is read; links never followed
             kind = str(peek_header(data).get("kind", ""))
             if kind == "feed":
+                held = st.meta.int("hub_time")
                 page = feed_quarantine.take_page(st, data, source=f"file:{path.name}")
                 if page.result is None:
                     raise Refused(page.problem)
+                if 0 < page.result.hub_ms < held:  # genuine, but not news: say so rather than plain success
+                    older.append({"file": str(path), "reason": (
+                        f"该数据页比本站已有的区局数据旧（页面时间 {iso_from_ms(page.result.hub_ms)}，本站已有 "
+                        f"{iso_from_ms(held)}），已核验，已有的变更不会重复应用 (older than what this station "
+                        "holds)；如需最新数据请向区局重新导出")})
             elif kind == "catalogue":
                 with st.transaction():
                     _, outcome = st.store_catalogue(data)
@@ -293,7 +306,7 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
             rejected.append(exc.refusal.row())
         except (Refused, RemoteProtocolError, CatalogueError, OSError) as exc:
             rejected.append({"file": str(path), "reason": str(exc)})
-    return {"accepted": accepted, "rejected": rejected}
+    return {"accepted": accepted, "rejected": rejected, "older": older}
 
 
 def _expand(paths: list[Path]) -> tuple[list[Path], list[carried_files.Refusal]]:

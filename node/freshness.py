@@ -1,0 +1,28 @@
+"""Whether the hub's feed still advances: the newest genuine hub time, and the warning staff see.
+
+A man in the middle can freeze a station without forging anything: keep serving the last genuine
+feed page and the station never learns of a new release or decision, while every sync "works" (issue
+21). So every pull carries a nonce the hub answers in the page's signed header (node/client.py), every
+genuine page carries the hub's time (``hub_time``, the newest one kept), and a round that reached the
+hub without one answered page counts in ``stale_rounds``. A station that has a hub address and such a
+round since its last answered page warns "区局数据可能已停更" in `node status` and on the staff screen.
+"""
+
+from __future__ import annotations
+
+from node.station import Station
+from replica.ids import iso_from_ms
+
+STALE_TEXT = "区局数据可能已停更"
+
+
+def summary(st: Station) -> dict[str, object]:
+    """For `node status`: ``hub_time`` (ISO, or None before any page), ``hub_stale`` and its warning."""
+    hub_ms, rounds = st.meta.int("hub_time"), st.meta.int("stale_rounds")
+    stale = bool(st.meta.text("hub_url")) and rounds > 0
+    warning = ""
+    if stale:
+        since = f"最新区局时间 {iso_from_ms(hub_ms)}" if hub_ms else "尚未收到区局的数据页"
+        warning = (f"{STALE_TEXT}：最近 {rounds} 次同步连上了区局，但没有收到回应本次请求的数据页（{since}）"
+                   "(the hub answered but its feed did not advance)；请联系区局核查网络线路或代理")
+    return {"hub_time": iso_from_ms(hub_ms) if hub_ms else None, "hub_stale": stale, "freshness_warning": warning}

@@ -1,0 +1,72 @@
+"""The newest genuine hub time a station has seen, a USB page older than that, and the stale warning."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from hub import operations
+from hub.feed import feed_page
+from node import freshness, uplink
+from node.cli import status_dict
+from node.station import Station
+from protocol.frame import peek_header
+from replica.ids import iso_from_ms
+from tests.conftest import MINUTE_MS, World
+
+DISTRICT_ITEM = "360802-0004"
+
+
+def _page(world: World, st: Station) -> bytes:
+    return feed_page(world.hub, st.code, after=st.meta.int("feed_cursor"), catalogue_version=1)
+
+
+def test_the_newest_hub_time_is_kept_and_an_older_usb_page_says_so(make_world: Callable[..., World],
+                                                                   tmp_path: Path) -> None:
+    world = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
+    v1 = world.get("T1-V1")
+    number = str(world.accept(v1, DISTRICT_ITEM)["number"])
+    world.push(v1)
+    old = _page(world, v1)
+    assert uplink.apply_feed(v1, old).hub_ms == world.clock()
+    first = v1.meta.int("hub_time")
+    assert first == world.clock()
+
+    world.clock.advance(10 * MINUTE_MS)
+    operations.transition(world.hub, number, "under_review")
+    assert uplink.apply_feed(v1, _page(world, v1)).pulled == 1
+    assert v1.meta.int("hub_time") == first + 10 * MINUTE_MS
+    assert status_dict(v1, probe=False)["hub_time"] == iso_from_ms(first + 10 * MINUTE_MS)
+
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    (stick / "old.sjd").write_bytes(old)
+    out = uplink.import_files(v1, [stick])
+    assert out["accepted"] == 1 and out["rejected"] == []
+    older = out["older"]
+    assert isinstance(older, list) and [Path(o["file"]).name for o in older] == ["old.sjd"]
+    assert "比本站已有的区局数据旧" in older[0]["reason"] and iso_from_ms(first) in older[0]["reason"]
+    assert v1.meta.int("hub_time") == first + 10 * MINUTE_MS, "an old page never moves the hub time back"
+
+
+def test_a_page_answers_the_pulls_nonce_in_its_signed_header(make_world: Callable[..., World]) -> None:
+    world = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
+    v1 = world.get("T1-V1")
+    page = feed_page(world.hub, v1.code, after=0, catalogue_version=1, nonce=b"n" * 16)
+    assert peek_header(page)["nonce"] == b"n" * 16
+    assert "nonce" not in peek_header(feed_page(world.hub, v1.code, after=0, catalogue_version=1))
+
+
+def test_the_stale_warning_needs_a_hub_address_and_a_round_without_an_answered_page(
+        make_world: Callable[..., World]) -> None:
+    world = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
+    v1 = world.get("T1-V1")
+    assert freshness.summary(v1) == {"hub_time": None, "hub_stale": False, "freshness_warning": ""}
+    with v1.transaction():
+        v1.meta.set("stale_rounds", 2)
+    assert freshness.summary(v1)["hub_stale"] is False, "a USB-only station claims no hub online"
+    with v1.transaction():
+        v1.meta.set("hub_url", "http://127.0.0.1:9")
+    got = freshness.summary(v1)
+    assert got["hub_stale"] is True and "区局数据可能已停更" in str(got["freshness_warning"])
+    assert "最近 2 次" in str(got["freshness_warning"])
