@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from node import freshness
 from node.station import Station
 from replica.errors import Refused
 
@@ -86,6 +87,8 @@ async def status_context(app: web.Application, st: Station, *, wait: bool = Fals
         "online": online, "usb_only": not url, "catalogue_version": version, "catalogue_expires_at": expires,
         "catalogue_warning": warning, "now_ms": st.clock(),
         "photos_pending": _photos_pending(st),
+        # The feed stopped advancing while the hub answers (node/freshness.py): staff must see it here.
+        "freshness_warning": freshness.summary(st)["freshness_warning"],
     }
 
 
