@@ -41,7 +41,7 @@ def _station_changes(work, lines: list[str]) -> list[list[object]]:  # type: ign
     ])
     (work / "enrol.sje").write_bytes(enrollment.enrolment_file(hub, "360802-T01-05", tokens["360802-T01-05"]))
     hub.close()
-    enrolment.init_from_file(work / "node", work / "enrol.sje")
+    enrolment.init_from_file(work / "node", work / "enrol.sje", token=tokens["360802-T01-05"])
     st = Station(work / "node")
     commands.accept_lines(st, lines)
     rows = st.conn.execute("SELECT origin, epoch, seq, hlc, entity, rid, fields, base FROM changes ORDER BY seq")
