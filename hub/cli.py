@@ -332,7 +332,10 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 
 def _status_text(d: dict[str, Any]) -> str:
+    keys = d.get("hub_keys") or {}
     lines = [f"{d['name']} ({d['hub_id']}) 事项目录 v{d['catalogue_version']}",
+             f"根密钥指纹 {keys.get('fingerprint')}  密钥清单 v{keys.get('version')} 有效至 {keys.get('expires_at')}"
+             + (f"\n提醒: {keys['warning']}" if keys.get("warning") else ""),
              f"办件 {d['applications']}  冲突 {d['conflicts']}  隔离 {d['quarantined']}  拒收 {d['rejected_batches']}"
              f"  缺照片 {d.get('missing_blobs', 0)}"]
     for s in d["stations"]:

@@ -37,6 +37,7 @@ KEYS_DIR = "keys"
 ROOT_FILE = "root"
 CHAIN_FILE = "chain.bin"
 KEY_LIST_DAYS = 365  # a station refuses a list past this; `rotate-key` issues a fresh one
+RENEW_WARNING_DAYS = 30  # `hub status` asks for a renewal this long before the list expires
 _ROOT_MAGIC = "sanji-hub-root-v1"
 
 
@@ -223,6 +224,21 @@ def rotate_root(hub: Hub, new_root_path: Path, *, root_path: Path | None = None,
     save_chain(hub.folder, chain)
     _record(hub, f"root key rotated to {key_id(new_pub)} (fingerprint {fingerprint(new_pub)})", now)
     return {"key_id": key_id(new_pub), "version": chain.version, "fingerprint": fingerprint(new_pub)}
+
+
+def summary(hub: Hub) -> dict[str, object]:
+    """What `hub status` shows of the keys: the fingerprint stations compare, and when to renew."""
+    from replica.ids import iso_from_ms
+
+    chain = ensure(hub)
+    left_ms = chain.expires_ms - hub.clock()
+    warning = ""
+    if left_ms < RENEW_WARNING_DAYS * 86_400_000:
+        warning = (f"区局密钥清单将于 {iso_from_ms(chain.expires_ms)} 过期，过期后各站将拒收区局数据；"
+                   "请尽快用根密钥执行 sanji hub rotate-key (the key list expires soon; renew it with "
+                   "`sanji hub rotate-key`)")
+    return {"fingerprint": chain.fingerprint, "version": chain.version, "key_id": hub.keys.sign_key_id,
+            "expires_at": iso_from_ms(chain.expires_ms), "warning": warning}
 
 
 def bundle(hub: Hub, *, with_release: bool = True) -> dict[str, object]:

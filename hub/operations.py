@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hub import blobindex, inspection
+from hub import blobindex, inspection, keyring
 from protocol.codec import unpack
 from replica.errors import Refused
 from replica.ids import iso_from_ms
@@ -75,6 +75,7 @@ def status(hub: Hub) -> dict[str, object]:
         "hub_id": hub.hub_id,
         "name": hub.name,
         "catalogue_version": version,
+        "hub_keys": keyring.summary(hub),  # root fingerprint, key list version and expiry (hub/keyring.py)
         "stations": stations,
         "applications": hub.store.count("applications"),
         "conflicts": hub.store.count("conflicts", "resolved=0"),

@@ -155,3 +155,16 @@ def test_a_serving_hub_takes_the_new_key_when_stations_ask_for_the_key_history(w
     hubkeys.adopt(v1, bundle)
     world.pull(v1)
     assert [a.result.value for a in world.push(v1)] == []  # nothing to push, but the acks verify
+
+
+def test_hub_status_shows_the_fingerprint_and_asks_for_renewal_before_the_list_expires(world2: World) -> None:
+    from hub.operations import status
+
+    hub = world2.hub
+    keys = status(hub)["hub_keys"]
+    assert isinstance(keys, dict) and keys["version"] == 1 and keys["warning"] == ""
+    assert keys["fingerprint"] == fingerprint(keyring.load_chain(hub.folder).root_pub)  # type: ignore[union-attr]
+    world2.clock.advance((keyring.KEY_LIST_DAYS - keyring.RENEW_WARNING_DAYS + 1) * DAY)
+    assert "rotate-key" in str(status(hub)["hub_keys"]["warning"])  # type: ignore[index]
+    keyring.rotate_key(hub)
+    assert status(hub)["hub_keys"]["warning"] == ""  # type: ignore[index]
