@@ -45,7 +45,8 @@ async def sync_now(request: web.Request) -> web.StreamResponse:
             try:
                 result = await client.sync_round(st)
                 request.app[PROBE].note(True)
-                outcome = "refused" if result.refused and not result.pushed else "ok"
+                # Pages refused or set aside (an answer over the cap, a replay) are not "区局的更新已下载".
+                outcome = "refused" if (result.refused and not result.pushed) or result.feed_problems else "ok"
             except Unreachable:
                 request.app[PROBE].note(False)
                 outcome = "offline"

@@ -31,3 +31,17 @@ async def test_the_stale_feed_warning_shows_on_the_page_and_in_the_status_poll(c
     assert '<div class="notice warn" role="alert">区局数据可能已停更' in html
     bar = await (await client.get("/status.json")).json()
     assert "区局数据可能已停更" in bar["freshness_warning"]
+
+
+async def test_sync_now_does_not_say_done_when_pages_were_refused(client: TestClient[Any, Any], pair: Pair,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from node import client as node_client
+    from tests.ui.inproc import csrf_of
+
+    async def refused_pages(st: object, *a: object, **k: object) -> node_client.RoundResult:
+        return node_client.RoundResult(0, 0, 1, 0, [], feed_problems=["区局的数据页过大，已拒收"])
+
+    monkeypatch.setattr(node_client, "sync_round", refused_pages)
+    token = csrf_of(await (await client.get("/")).text())
+    resp = await client.post("/sync", data={"csrf": token, "back": "/"}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].endswith("sync=refused")
