@@ -14,15 +14,27 @@ from node.station import Station
 from replica.ids import iso_from_ms
 
 STALE_TEXT = "区局数据可能已停更"
+# A release runs 180 days; one this close to its end means the hub has published nothing for months.
+NEAR_EXPIRY_DAYS = 14
 
 
 def summary(st: Station) -> dict[str, object]:
-    """For `node status`: ``hub_time`` (ISO, or None before any page), ``hub_stale`` and its warning."""
+    """For `node status`: ``hub_time`` (ISO, or None before any page), ``hub_stale``, whether the
+    catalogue release nears its end (``catalogue_expires_soon``), and the warning for both."""
     hub_ms, rounds = st.meta.int("hub_time"), st.meta.int("stale_rounds")
     stale = bool(st.meta.text("hub_url")) and rounds > 0
-    warning = ""
+    warnings = []
     if stale:
         since = f"最新区局时间 {iso_from_ms(hub_ms)}" if hub_ms else "尚未收到区局的数据页"
-        warning = (f"{STALE_TEXT}：最近 {rounds} 次同步连上了区局，但没有收到回应本次请求的数据页（{since}）"
-                   "(the hub answered but its feed did not advance)；请联系区局核查网络线路或代理")
-    return {"hub_time": iso_from_ms(hub_ms) if hub_ms else None, "hub_stale": stale, "freshness_warning": warning}
+        warnings.append(f"{STALE_TEXT}：最近 {rounds} 次同步连上了区局，但没有收到回应本次请求的数据页（{since}）"
+                        "(the hub answered but its feed did not advance)；请联系区局核查网络线路或代理")
+    row = st.conn.execute("SELECT expires_at FROM catalogues ORDER BY version DESC LIMIT 1").fetchone()
+    now = st.clock()
+    expires = str(row[0]) if row is not None and row[0] else ""
+    # Same format and offset as iso_from_ms, so the strings compare as times (as node status does).
+    soon = bool(expires) and iso_from_ms(now) <= expires < iso_from_ms(now + NEAR_EXPIRY_DAYS * 86_400_000)
+    if soon:
+        warnings.append(f"{STALE_TEXT}：事项目录将于 {expires[:10]} 到期 (the catalogue release nears its expiry)；"
+                        "请尽快联网同步，或联系区局发布新版本")
+    return {"hub_time": iso_from_ms(hub_ms) if hub_ms else None, "hub_stale": stale,
+            "catalogue_expires_soon": soon, "freshness_warning": "；".join(warnings)}

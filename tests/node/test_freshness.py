@@ -61,7 +61,8 @@ def test_the_stale_warning_needs_a_hub_address_and_a_round_without_an_answered_p
         make_world: Callable[..., World]) -> None:
     world = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
     v1 = world.get("T1-V1")
-    assert freshness.summary(v1) == {"hub_time": None, "hub_stale": False, "freshness_warning": ""}
+    assert freshness.summary(v1) == {"hub_time": None, "hub_stale": False, "catalogue_expires_soon": False,
+                                     "freshness_warning": ""}
     with v1.transaction():
         v1.meta.set("stale_rounds", 2)
     assert freshness.summary(v1)["hub_stale"] is False, "a USB-only station claims no hub online"
@@ -70,3 +71,15 @@ def test_the_stale_warning_needs_a_hub_address_and_a_round_without_an_answered_p
     got = freshness.summary(v1)
     assert got["hub_stale"] is True and "区局数据可能已停更" in str(got["freshness_warning"])
     assert "最近 2 次" in str(got["freshness_warning"])
+
+
+def test_a_catalogue_release_near_its_end_warns_before_it_expires(make_world: Callable[..., World]) -> None:
+    world = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
+    v1 = world.get("T1-V1")
+    expires = v1.conn.execute("SELECT expires_at FROM catalogues").fetchone()[0]
+    world.clock.advance(170 * 24 * 60 * MINUTE_MS)  # ten days before the 180-day release ends
+    got = freshness.summary(v1)
+    assert got["catalogue_expires_soon"] is True and got["hub_stale"] is False
+    assert "区局数据可能已停更" in str(got["freshness_warning"]) and expires[:10] in str(got["freshness_warning"])
+    world.clock.advance(11 * 24 * 60 * MINUTE_MS)  # expired: node status says that in its own words
+    assert freshness.summary(v1)["catalogue_expires_soon"] is False
