@@ -25,8 +25,8 @@ from protocol.codec import pack, unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
-from protocol.hubkeys import ROOT_KIND, fingerprint, sign_key_list, sign_root_change
-from protocol.keys import key_id, load_signing_key, private_bytes, public_bytes, signing_key_from_seed
+from protocol.hubkeys import ROOT_KIND, fingerprint, listed_sign_keys, sign_key_list, sign_root_change
+from protocol.keys import key_id, load_signing_key, load_verify_key, private_bytes, public_bytes, signing_key_from_seed
 from replica.errors import Refused
 from replica.keyfile import KeyPair, load_keys, replace_keys
 
@@ -132,13 +132,39 @@ def ensure(hub: Hub) -> Chain:
     chain = load_chain(hub.folder)
     if chain is None:
         chain = create(hub.folder, hub.keys, hub_id=hub.hub_id, now_ms=hub.clock(), legacy=True)
-    elif chain.online and chain.online != hub.keys.sign_pub:
+        return chain
+    if chain.online and chain.online != hub.keys.sign_pub:
         # `rotate-key` ran in another process while this one serves: take the new key from keys.bin, so
         # the stations that follow the new list (they ask for it first in every round) can verify us.
         fresh = load_keys(hub.folder)
         if fresh.sign_pub == chain.online:
             hub.keys = fresh
+    _resign_stale_releases(hub, chain)
     return chain
+
+
+def _resign_stale_releases(hub: Hub, chain: Chain) -> None:
+    """A database restored from a backup taken before a rotation holds releases signed by a key the hub
+    no longer has. Its own history says which keys it had: what one of them signed is signed again."""
+    latest = hub.store.latest_release()
+    if latest is None or peek_header(latest[1]).get("signer_key") == hub.keys.sign_key_id or not chain.roots:
+        return
+    known = {key_id(k): k for k in listed_sign_keys(chain.docs, hub_id=hub.hub_id, anchor=chain.roots[0])}
+    current = hub.keys.sign_key_id
+    with hub.store.transaction():
+        for version, frame in hub.store.release_frames():
+            kid = str(peek_header(frame).get("signer_key", ""))
+            if kid == current or kid not in known:
+                continue
+            hub.store.replace_release_frame(version, _signed_again(hub, frame, version, known[kid]))
+
+
+def _signed_again(hub: Hub, frame: bytes, version: int, signer_pub: bytes) -> bytes:
+    """A release verified with the earlier key that signed it, signed with the current one."""
+    pub, kid = load_verify_key(signer_pub), key_id(signer_pub)
+    doc = open_document(frame, kind="catalogue", recipient="*", verify_key=lambda s, k: pub if k == kid else None)
+    return sign_document("catalogue", doc.body, signer=hub.hub_id, recipient="*", signing_key=hub.keys.sign,
+                         extra_header={"version": version})
 
 
 def _current_root(hub: Hub, chain: Chain, root_path: Path | None) -> tuple[Ed25519PrivateKey, Path]:

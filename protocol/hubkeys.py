@@ -157,6 +157,25 @@ def follow(history: Sequence[bytes], *, hub_id: str, anchor: bytes, version: int
     return root, best
 
 
+def listed_sign_keys(history: Sequence[bytes], *, hub_id: str, anchor: bytes) -> list[bytes]:
+    """Every online signing key named by a list on the path from `anchor`, oldest first. The hub uses
+    it to recognise what one of its own earlier keys signed (a release in a database restored from a
+    backup taken before a rotation) and sign it again with the current key."""
+    found: list[bytes] = []
+    root = anchor
+    for doc in history[:MAX_HISTORY]:
+        header = peek_header(doc)
+        if header.get("signer_key") != key_id(root) or header.get("signer") != hub_id:
+            continue
+        if header.get("kind") == ROOT_KIND:
+            root = _bytes32(_open(doc, ROOT_KIND, root), "root")
+        elif header.get("kind") == KEYS_KIND:
+            sign = _bytes32(_open(doc, KEYS_KIND, root), "sign")
+            if sign not in found:
+                found.append(sign)
+    return found
+
+
 def check_current(keys: KeyList, now_ms: int) -> None:
     """Refuse a list past its expiry: its keys are no longer vouched for by the root."""
     if now_ms > keys.expires_ms:
@@ -173,6 +192,7 @@ __all__ = [
     "fingerprint",
     "fingerprint_chars",
     "follow",
+    "listed_sign_keys",
     "sign_key_list",
     "sign_root_change",
 ]

@@ -168,3 +168,18 @@ def test_hub_status_shows_the_fingerprint_and_asks_for_renewal_before_the_list_e
     assert "rotate-key" in str(status(hub)["hub_keys"]["warning"])  # type: ignore[index]
     keyring.rotate_key(hub)
     assert status(hub)["hub_keys"]["warning"] == ""  # type: ignore[index]
+
+
+def test_a_database_restored_from_before_a_rotation_has_its_releases_signed_again(world2: World) -> None:
+    """A backup taken before `rotate-key` holds releases signed by the key since removed; the hub
+    recognises them through its own key history and signs them again when it opens."""
+    hub = world2.hub
+    before = hub.store.release_frames()
+    keyring.rotate_key(hub)
+    with hub.store.transaction():  # what `hub restore` of the earlier backup puts back
+        for version, frame in before:
+            hub.store.replace_release_frame(version, frame)
+    hub.close()
+    world2.hub = type(hub).open(hub.folder, clock=world2.clock)
+    assert world2.hub.catalogue()[0] == 1
+    assert all(world2.hub.keys.sign_key_id.encode() in f for _, f in world2.hub.store.release_frames())
