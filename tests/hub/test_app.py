@@ -248,6 +248,28 @@ async def test_a_used_token_is_refused_with_403_enrolment_refused(served: Served
     assert (resp.status, (await json_error(resp))["error"]) == (403, "enrolment_refused")
 
 
+async def test_enrolment_and_key_routes_refuse_junk_and_consume_nothing(served: Served) -> None:
+    token = enrollment.register(served.hub, station="T1-V3", name="三村", tier="village", parent="T1")
+    headers = {"Content-Type": "application/msgpack"}
+    for path, body in (
+        ("/v1/enroll/challenge", pack({"token_id": "0" * 16})),  # no such token
+        ("/v1/enroll/challenge", pack({"token": token})),  # the old way: the token itself is not taken
+        ("/v1/enroll/challenge", b"\x00" * 5000),  # over the request cap
+        ("/v1/enroll", pack({"challenge": b"SJF1junk", "sign_pub": bytes(32), "seal_pub": bytes(32),
+                             "proof": bytes(32)})),
+        ("/v1/enroll", pack({"challenge": b"x" * 2000})),
+    ):
+        resp = await served.client.post(path, data=body, headers=headers)
+        assert 400 <= resp.status < 500, (path, resp.status)
+        assert (await json_error(resp))["error"]
+    resp = await served.client.get("/v1/keys", params={"after": "not-a-number"})
+    assert resp.status == 400
+    resp = await served.client.get("/v1/keys", params={"after": str(2**40)})
+    assert resp.status == 200
+    assert [t for t in served.hub.store.tokens_for("T1-V3") if t[2] is not None] == []  # still unused
+    await asyncio.to_thread(init_online, served.root / "V3", served.url, token)  # and it still works
+
+
 # -- hostile pushes ---------------------------------------------------------------------------------------
 
 HOSTILE = {
