@@ -237,6 +237,7 @@ def cmd_status(args: argparse.Namespace) -> None:
         f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}   "
         f"枢纽{'在线' if d['hub_reachable'] else '离线'}",
         f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
+        f"区局根密钥指纹 {d['hub_fingerprint'] or '（尚未跟随，下次同步时固定）'}  密钥清单 v{d['hub_keys_version']}",
     ] + ([f"待上传照片 {d['photos_pending']} 个（联网同步时续传）"] if d["photos_pending"] else [])
       + ([f"提醒: {d['catalogue_warning']}"] if d["catalogue_warning"] else [])
       + ([f"上次同步问题: {d['last_error']}"] if d["last_error"] else [])
