@@ -143,10 +143,14 @@ async def pull(request: web.Request) -> web.Response:
     if asked and asked != station:
         return _error(403, "forbidden", f"station {station} may not read the feed of {asked}")
     after = int(str(body["after"]))
+    # What the station reports as its problem (a feed that stopped advancing, refused pages): the
+    # dashboard shows it as the station's last error; '' clears it.
+    problem = body.get("problem")
     request.app[COMMITTER].later(functools.partial(
         hub.store.seen, station, hub.clock(), backlog=int(str(body.get("pending", 0))),
         catalogue_version=int(str(body.get("catalogue_version", 0))), feed_ack=after,
-        skew_ms=int(str(body["at_ms"])) - hub.clock()))
+        skew_ms=int(str(body["at_ms"])) - hub.clock(),
+        error=problem[:500] if isinstance(problem, str) else None))
     nonce = body.get("nonce")  # answered in the page's signed header (freshness: a replay cannot answer it)
     page = feed_page(hub, station, after=after, catalogue_version=int(str(body.get("catalogue_version", 0))),
                      nonce=nonce if isinstance(nonce, bytes) and 0 < len(nonce) <= 64 else b"")

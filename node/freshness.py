@@ -38,3 +38,13 @@ def summary(st: Station) -> dict[str, object]:
                         "请尽快联网同步，或联系区局发布新版本")
     return {"hub_time": iso_from_ms(hub_ms) if hub_ms else None, "hub_stale": stale,
             "catalogue_expires_soon": soon, "freshness_warning": "；".join(warnings)}
+
+
+def report(st: Station) -> str:
+    """What the station tells the hub in its next pull (the dashboard shows it as the station's last
+    problem): a frozen feed is seen at the district too, once the station reaches the real hub."""
+    parts = [summary(st)["freshness_warning"], st.meta.text("last_error")]
+    return "；".join(str(p) for p in parts if p)[:REPORT_CHARS]
+
+
+REPORT_CHARS = 200  # the signed pull travels in a request header, capped at REQUEST_HEADER_MAX_CHARS

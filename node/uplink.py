@@ -12,7 +12,7 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
-from node import blobs, hubkeys
+from node import blobs, freshness, hubkeys
 from node.epoch import reissue_after_fork
 from node.station import Station
 from protocol.batch import batch_filename, build_batch, verify_batch
@@ -158,7 +158,7 @@ def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
     nonce the hub's page must answer)."""
     cat = st.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
     body: dict[str, object] = {"after": after, "catalogue_version": int(cat), "pending": st.pending_changes(),
-                               "at_ms": st.clock()}
+                               "at_ms": st.clock(), "problem": freshness.report(st)}
     if nonce:
         body["nonce"] = nonce
     doc = sign_document("pull", body, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign)

@@ -3,7 +3,8 @@
 Before: three syncs in a row exited 0 while the hub had published a newer release, and status showed
 the hub online with a fresh last_sync and no warning. Now every pull carries a nonce that the page's
 signed header must answer, so the replayed page is refused, the sync exits 2, and `node status` says
-"区局数据可能已停更" until a genuine answer arrives.
+"区局数据可能已停更" until a genuine answer arrives; the station reports it to the hub (dashboard) when it
+reaches the real one.
 """
 
 from __future__ import annotations
@@ -63,5 +64,17 @@ def test_a_replayed_feed_page_is_refused_and_the_station_warns_until_the_feed_mo
         _, status, _, _ = run_child("node", "status", st_folder)
         assert status["hub_stale"] is False and status["freshness_warning"] == ""
         assert status["hub_time"] > first_hub_time
+
+        # The district saw it too: the station's first pull to reach the real hub reported the freeze,
+        # and the next one clears it.
+        assert "区局数据可能已停更" in _reported(hub_folder)
+        assert run_child("node", "sync", st_folder)[0] == 0
+        assert _reported(hub_folder) == ""
     finally:
         proxy.close()
+
+
+def _reported(hub_folder: Path) -> str:
+    code, out, err, _ = run_child("hub", "status", hub_folder)
+    assert code == 0, err
+    return str(next(s for s in out["stations"] if s["code"] == "T1-V1")["last_error"])

@@ -83,3 +83,17 @@ def test_a_catalogue_release_near_its_end_warns_before_it_expires(make_world: Ca
     assert "区局数据可能已停更" in str(got["freshness_warning"]) and expires[:10] in str(got["freshness_warning"])
     world.clock.advance(11 * 24 * 60 * MINUTE_MS)  # expired: node status says that in its own words
     assert freshness.summary(v1)["catalogue_expires_soon"] is False
+
+
+def test_the_reported_problem_keeps_the_signed_pull_under_the_header_cap(make_world: Callable[..., World]) -> None:
+    from protocol.limits import REQUEST_HEADER_MAX_CHARS
+
+    world = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
+    v1 = world.get("T1-V1")
+    with v1.transaction():
+        v1.meta.set("hub_url", "http://127.0.0.1:9")
+        v1.meta.set("stale_rounds", 99)
+        v1.meta.set("last_error", "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(2000)))  # incompressible
+    report = freshness.report(v1)
+    assert len(report) == freshness.REPORT_CHARS and report.startswith("区局数据可能已停更")
+    assert len(uplink.pull_request(v1, 0, bytes(16))) < REQUEST_HEADER_MAX_CHARS
