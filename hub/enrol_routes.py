@@ -71,10 +71,7 @@ async def hub_keys(request: web.Request) -> web.Response:
         after = int(request.query.get("after", "0"))
     except ValueError as exc:
         raise MalformedError("after must be an integer") from exc
-    bundle = keyring.bundle(hub)
-    if after >= int(str(bundle["version"])):
-        bundle = {"hub_id": hub.hub_id, "version": bundle["version"], "roots": [], "docs": [], "release": None}
-    return web.Response(body=pack(bundle), content_type=ANSWER_TYPE)
+    return web.Response(body=pack(keyring.bundle(hub, after=after)), content_type=ANSWER_TYPE)
 
 
 def add_enrolment_routes(app: web.Application) -> None:

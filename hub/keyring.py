@@ -15,6 +15,7 @@ takes the hub back to keys it has retired.
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,11 +144,19 @@ def ensure(hub: Hub) -> Chain:
     return chain
 
 
+# Per open hub, the key its releases were last found signed with: a serving hub answers /v1/keys at
+# the start of every station's round and need not read its newest release each time to know.
+_CHECKED: weakref.WeakKeyDictionary[Hub, str] = weakref.WeakKeyDictionary()
+
+
 def _resign_stale_releases(hub: Hub, chain: Chain) -> None:
     """A database restored from a backup taken before a rotation holds releases signed by a key the hub
     no longer has. Its own history says which keys it had: what one of them signed is signed again."""
+    if _CHECKED.get(hub) == hub.keys.sign_key_id:
+        return  # checked for this key already: releases published since are signed with it
     latest = hub.store.latest_release()
     if latest is None or peek_header(latest[1]).get("signer_key") == hub.keys.sign_key_id or not chain.roots:
+        _CHECKED[hub] = hub.keys.sign_key_id
         return
     known = {key_id(k): k for k in listed_sign_keys(chain.docs, hub_id=hub.hub_id, anchor=chain.roots[0])}
     current = hub.keys.sign_key_id
@@ -267,11 +276,14 @@ def summary(hub: Hub) -> dict[str, object]:
             "expires_at": iso_from_ms(chain.expires_ms), "warning": warning}
 
 
-def bundle(hub: Hub, *, with_release: bool = True) -> dict[str, object]:
+def bundle(hub: Hub, *, with_release: bool = True, after: int = -1) -> dict[str, object]:
     """What a station needs to follow the hub's keys: the history, the roots it may start from, and
     the current release (re-signed at each rotation, so a station can keep using its catalogue; an
-    enrolment answer leaves it out, its document already carries the release)."""
+    enrolment answer leaves it out, its document already carries the release). A station that holds
+    list `after` already, the usual case, gets only the version."""
     chain = ensure(hub)
+    if after >= chain.version:
+        return {"hub_id": hub.hub_id, "version": chain.version, "roots": [], "docs": [], "release": None}
     latest = hub.store.latest_release() if with_release else None
     return {"hub_id": hub.hub_id, "version": chain.version, "roots": chain.roots, "docs": chain.docs,
             "release": latest[1] if latest else None}
