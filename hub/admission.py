@@ -54,6 +54,7 @@ class Gate:
         return build_facts(
             self.hub.store.conn, change, current=self._record(change.entity, change.id),
             values=self.look.values, context=self._context, catalogue=self.hub.catalogue_at,
+            latest_catalogue=self.hub.latest_catalogue, published_up_to=self.hub.published_up_to,
             numbers=self.numbers,
         )
 

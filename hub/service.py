@@ -30,6 +30,7 @@ from sync.model import AUTHORITY, Actor
 
 BUILTIN_CATALOGUE = Path(__file__).resolve().parent.parent / "sanji" / "data" / "catalogue-sample.json"
 CATALOGUE_VALID_DAYS = 180
+PUBLISHED_FILE = "catalogue-published"  # the highest release version ever published (see published_up_to)
 
 
 def new_generation() -> str:
@@ -151,6 +152,22 @@ class Hub:
             self._releases[version] = parse_catalogue(doc.body["catalogue"])
         return self._releases[version]
 
+    def latest_catalogue(self) -> tuple[int, Catalogue] | None:
+        try:
+            return self.catalogue()
+        except Refused:
+            return None
+
+    def published_up_to(self) -> int:
+        """The highest release version this hub ever published. Kept in a file beside the database,
+        because a restore from backup replaces the database and may lose releases stations still use."""
+        try:
+            recorded = int((self.folder / PUBLISHED_FILE).read_text().strip() or 0)
+        except (OSError, ValueError):
+            recorded = 0
+        latest = self.store.latest_release()
+        return max(recorded, latest[0] if latest else 0)
+
     def _own_key(self, signer: str, key_id: str) -> Ed25519PublicKey | None:
         return self.keys.sign.public_key() if signer == self.hub_id and key_id == self.keys.sign_key_id else None
 
@@ -158,8 +175,9 @@ class Hub:
         """Sign and store the next catalogue release. Versions only go up."""
         from replica.ids import iso_from_ms
 
-        latest = self.store.latest_release()
-        version = 1 if latest is None else latest[0] + 1
+        # Past every version ever published, even those a restore from backup lost: a version number
+        # names one release only, and stations may hold the lost one.
+        version = self.published_up_to() + 1
         body = dict(doc)
         body["version"] = version
         now = self.clock()
@@ -175,6 +193,9 @@ class Hub:
                                     "catalogue": catalogue_to_doc(cat)}, version)
         with self.store.transaction():
             self.store.add_release(version, frame, issued_at, expires_at, now)
+        high = self.folder / PUBLISHED_FILE
+        high.with_suffix(".tmp").write_text(str(version))
+        high.with_suffix(".tmp").replace(high)
         return version
 
     def decided_at(self, item_code: str) -> str:

@@ -24,12 +24,12 @@ from sync.model import FIXED_FIELDS, RecordContext
 def status_versions(conn: sqlite3.Connection, app_id: str) -> list[StatusVersion]:
     """Every status the application has held here, from its logged changes."""
     out = []
-    for hlc, origin, fields in conn.execute(
-        "SELECT hlc, origin, fields FROM changes WHERE entity='application' AND rid=?", (app_id,)
+    for hlc, origin, epoch, seq, fields in conn.execute(
+        "SELECT hlc, origin, epoch, seq, fields FROM changes WHERE entity='application' AND rid=?", (app_id,)
     ):
         written = unpack(fields)
         if isinstance(written, dict) and isinstance(written.get("status"), str):
-            out.append(StatusVersion(int(hlc), str(origin), str(written["status"])))
+            out.append(StatusVersion(int(hlc), str(origin), str(written["status"]), int(epoch), int(seq)))
     return out
 
 
@@ -54,6 +54,8 @@ def build_facts(
     values: Callable[[str, str], Mapping[str, object]],
     context: Callable[[str, Mapping[str, object]], RecordContext | None],
     catalogue: Callable[[int], Catalogue | None],
+    latest_catalogue: Callable[[], tuple[int, Catalogue] | None],
+    published_up_to: Callable[[], int],
     numbers: Mapping[str, str] | None = None,
 ) -> Facts:
     """Facts for one change. ``values(entity, id)`` reads merged records (the caller's view, which may
@@ -84,4 +86,6 @@ def build_facts(
         status_versions=cache(lambda: status_versions(conn, app_id)),
         catalogue=catalogue,
         number_holder=holder,
+        latest_catalogue=latest_catalogue,
+        published_up_to=published_up_to,
     )

@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from sync.catalogue import AcceptanceError, Catalogue, check_acceptance, deferred_due_date, due_date
+from sync.catalogue import AcceptanceError, Catalogue, Item, check_acceptance, deferred_due_date, due_date
 from sync.change import Change
 from sync.fold import Record
 from sync.hlc import wall_ms
@@ -94,6 +94,8 @@ class StatusVersion:
     hlc: int
     origin: str
     value: str
+    epoch: int = 1
+    seq: int = 0
 
 
 def _none_catalogue(version: int) -> Catalogue | None:
@@ -106,6 +108,14 @@ def _no_holder(number: str) -> str | None:
 
 def _no_versions() -> Sequence[StatusVersion]:
     return ()
+
+
+def _no_latest() -> tuple[int, Catalogue] | None:
+    return None
+
+
+def _nothing_published() -> int:
+    return 0
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,10 @@ class Facts:
     status_versions: Callable[[], Sequence[StatusVersion]] = _no_versions  # the application's statuses
     catalogue: Callable[[int], Catalogue | None] = _none_catalogue  # a published release by version
     number_holder: Callable[[str], str | None] = _no_holder  # the application id holding a number
+    # The newest release held, and the highest version ever published: after a restore from backup the
+    # hub may no longer hold a release it published (and stations used), but it knows it published it.
+    latest_catalogue: Callable[[], tuple[int, Catalogue] | None] = _no_latest
+    published_up_to: Callable[[], int] = _nothing_published
 
 
 def refused(change: Change, code: str, reason: str) -> Admission:
@@ -154,6 +168,10 @@ def judge(change: Change, actor: Actor, facts: Facts) -> Admission:
         code = "fixed_field" if "fixed once written" in reason else "not_authorised"
         label = "字段写入后不可更改" if code == "fixed_field" else "超出站点权限"
         return refused(change, code, f"{label} (outside the station's rights: {reason})")
+    if facts.current and all((c := facts.current.get(n)) is not None and c[2] == v for n, v in change.fields.items()):
+        # Every field written again with the value the record holds: nothing changes. A station that
+        # re-issues its changes after a fork writes them again, word for word, under a new epoch.
+        return Admission(change, "")
     check = _CHECKS.get(change.entity)
     return check(change, actor, roles, facts) if check is not None else Admission(change, "")
 
@@ -174,11 +192,14 @@ def _bound_fields(change: Change, current: Record) -> Admission | None:
 def _application(change: Change, actor: Actor, roles: frozenset[str], facts: Facts) -> Admission:
     if not facts.current:
         return _creation(change, actor, roles, facts)
-    if "hub" not in roles and "decider" not in roles and "due_date" in change.fields:
+    # A field written again with the value the record already holds changes nothing: a station that
+    # re-issues its changes after a fork writes them again, word for word, under a new epoch.
+    changed = {n for n, v in change.fields.items() if (c := facts.current.get(n)) is None or c[2] != v}
+    if "hub" not in roles and "decider" not in roles and "due_date" in changed:
         return refused(change, "not_authorised",
                        "受理站点不能更改承诺期限，期限由受理时的目录计算，踏勘暂停由决定层级顺延 "
                        "(only the deciding tier moves a due date after acceptance)")
-    if "status" in change.fields:
+    if "status" in changed:
         return _status(change, roles, facts)
     return Admission(change, "")
 
@@ -191,16 +212,25 @@ def _status(change: Change, roles: frozenset[str], facts: Facts) -> Admission:
     base = change.base.get("status", 0)
     cell = facts.current.get("status")
     seen: str | None = None
+    guessed = False
     if cell is not None and cell[0] == base:
         seen = str(cell[2])
     else:
         versions = facts.status_versions()
-        mine = [v for v in versions if v.origin == change.origin and v.hlc > base]
+        # A station sees its own earlier writes, at least within one epoch (a restore from backup may
+        # lose them, and then starts a new epoch). Its later writes may arrive first; they do not count.
+        mine = [v for v in versions if v.origin == change.origin and v.epoch == change.epoch
+                and v.seq < change.seq and v.hlc > base]
         if mine:
             return refused(change, "stale_base",
                            "该变更声称没有看到本站自己更新的状态，本站的软件不会这样写 "
                            "(the change claims not to have seen a newer status its own author wrote)")
         seen = next((v.value for v in versions if v.hlc == base), None)
+        if seen is None and cell is not None:
+            # A version this replica does not hold (lost in a restore, or never sent): the author cannot
+            # show it saw anything but what stands now, so the move is judged from the current status,
+            # which is never more lenient than an honest base.
+            seen, guessed = str(cell[2]), True
         if seen is None:
             return refused(change, "unknown_base",
                            "该变更所依据的状态版本本处没有记录，无法核实这一步流程 "
@@ -210,6 +240,10 @@ def _status(change: Change, roles: frozenset[str], facts: Facts) -> Admission:
     try:
         move = move_to(Status(seen), target, immediate=immediate)
     except (TransitionError, ValueError) as exc:
+        if guessed:
+            return refused(change, "unknown_base",
+                           f"该变更所依据的状态版本本处没有记录（可能仍在隔离或尚未送达），按现状判断流程不允许：{exc} "
+                           "(based on a status version not held here; release what it builds on first)")
         return refused(change, "illegal_move", f"流程不允许：{exc}")
     if not any(may_move(r, move, immediate=immediate) for r in roles & {"station", "decider", "hub"}):
         return refused(change, "move_not_permitted",
@@ -255,7 +289,9 @@ def _number(change: Change, facts: Facts) -> Admission | None:
         parsed = parse_application_number(number)
     except ValueError:
         return refused(change, "foreign_number", f"办件编号 {number} 格式不对 (not an application number)")
-    if parsed.station != change.origin or parsed.epoch != change.epoch:
+    # A station that re-issues an application after a fork does so in a later epoch, under the number
+    # the citizen already holds; a number from a later epoch than the change's cannot be its own yet.
+    if parsed.station != change.origin or parsed.epoch > change.epoch:
         return refused(change, "foreign_number",
                        f"办件编号 {number} 不在 {change.origin} 的编号范围内 "
                        f"(the number is outside the sending station's own namespace)")
@@ -263,7 +299,10 @@ def _number(change: Change, facts: Facts) -> Admission | None:
         return refused(change, "foreign_number", f"办件编号 {number} 的日期与受理时间 {accepted_at} 不符 "
                        "(the number's date differs from the acceptance date)")
     holder = facts.number_holder(number)
-    if holder is not None and holder != change.id:
+    # A station copied back by hand may have handed a number out twice before it noticed; it re-issues
+    # the application in a later epoch under the number the citizen holds (the morning report flags
+    # the pair). Only its own namespace, so only its own records, can be touched that way.
+    if holder is not None and holder != change.id and parsed.epoch == change.epoch:
         return refused(change, "duplicate_number",
                        f"办件编号 {number} 已被另一件办件使用 (the number is already held by another application)")
     return None
@@ -273,6 +312,13 @@ def _content(change: Change, actor: Actor, facts: Facts) -> Admission | None:
     f = change.fields
     version = f["catalogue_version"]
     cat = facts.catalogue(version) if isinstance(version, int) else None
+    exact = cat is not None
+    if cat is None and isinstance(version, int):
+        # Published, then lost with a restore from backup: the item is judged against the newest
+        # release still held; its calendar may differ, so the dates are not compared.
+        latest = facts.latest_catalogue()
+        if latest is not None and 0 < version <= facts.published_up_to():
+            cat = latest[1]
     if cat is None:
         return refused(change, "unknown_catalogue",
                        f"目录版本 {version} 区局没有发布过 (catalogue release {version} was never published)")
@@ -306,8 +352,18 @@ def _content(change: Change, actor: Actor, facts: Facts) -> Admission | None:
     if not name.strip() or len(name) > 50 or len(str(f["address"])) > 200 or len(str(f.get("theme", ""))) > 20:
         return refused(change, "bad_creation",
                        "申请人姓名、地址或主题的长度不对 (name, address or theme out of bounds)")
-    cal = cat.calendar
-    if f["kind"] != item.kind or f["due_date"] != due_date(item, day, cal).isoformat():
+    if f["kind"] != item.kind:
+        return refused(change, "inconsistent", f"办件类型与目录第 {version} 版不符 (kind differs from the catalogue)")
+    return _dates(change, item, day, cat) if exact else None
+
+
+def _dates(change: Change, item: Item, day: date, cat: Catalogue) -> Admission | None:
+    f, version, cal = change.fields, cat.version, cat.calendar
+    deferred = [n[len(MATERIAL_PREFIX):] for n, v in f.items() if n.startswith(MATERIAL_PREFIX)
+                and isinstance(v, list) and v[0] == "deferred"]
+    submitted = [n[len(MATERIAL_PREFIX):] for n, v in f.items() if n.startswith(MATERIAL_PREFIX)
+                 and isinstance(v, list) and v[0] == "submitted"]
+    if f["due_date"] != due_date(item, day, cal).isoformat():
         return refused(change, "inconsistent",
                        f"办件类型或承诺期限与目录第 {version} 版不符 "
                        "(kind or due date differs from what the catalogue gives)")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from hub import operations
+
 from .harness import MAX_RSS_BYTES, TALLY, TOWNSHIP, Sender, Served, application_fields, rss_peak_bytes
 from .helpers import V1, V2, World
 
@@ -75,6 +77,9 @@ def world(served: Served) -> World:
         reply = served.push([served.batch(sender, [served.wire(sender, seq, "application", app_id, fields)])])
         assert reply.status == 200 and served.open_acks(sender, reply)[0]["result"] == "applied"
         w.own_app[sender.code] = app_id
+        # Decided and closed by the district, so that its station may rate it (a rating follows completion).
+        for to in ("under_review", "approved", "completed"):
+            operations.transition(served.hub, str(fields["number"]), to)
     return w
 
 

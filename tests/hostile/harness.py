@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import os
 import resource
 import sqlite3
@@ -34,12 +35,14 @@ from hypothesis import HealthCheck, Phase, settings
 from hub import enrollment
 from hub.app import HUB, HubConfig, create_app
 from hub.operations import status
-from hub.service import Hub
+from hub.service import BUILTIN_CATALOGUE, Hub
 from protocol import frame as frame_mod
 from protocol.batch import build_batch, verify_batch
 from protocol.codec import pack
 from protocol.document import Document, open_document, sign_document
 from protocol.keys import key_id, public_bytes, sealing_key_from_seed, signing_key_from_seed
+from sync.catalogue import Catalogue, due_date, parse_catalogue
+from sync.numbering import application_number
 
 HUB_ID = "360802"
 TOWNSHIP = "360802-T01"
@@ -183,7 +186,8 @@ class Served:
     def start(cls, folder: Path) -> Served:
         Hub.create(folder, district=HUB_ID, name="测试区行政审批局", catalogue=None).close()
         loop = asyncio.new_event_loop()
-        app = create_app(HubConfig(folder=folder))
+        # Hostile content is tried both sealed and unsealed; refusing unsealed batches is tested on its own.
+        app = create_app(HubConfig(folder=folder, allow_unsealed=True))
 
         async def up() -> TestClient:
             client = TestClient(TestServer(app))
@@ -324,26 +328,51 @@ def seal_body(served: Served, body: bytes) -> bytes:
     return frame_mod._hpke_seal(body, served.hub.keys.seal.public_key(), info)
 
 
-def application_fields(sender: Sender, serial: int, *, text: str = "", item: str = "360802-0001") -> dict[str, object]:
-    """A valid new application of the sender's own, with `text` (if any) in every free-text field."""
+ACCEPTED_ON = date(2026, 3, 2)
+
+
+def application_fields(sender: Sender, serial: int, *, text: str = "", item: str = "360802-0001",
+                       catalogue: Catalogue | None = None) -> dict[str, object]:
+    """A new application of the sender's own exactly as ``sanji node accept`` writes it (the hub admits
+    nothing else), with `text` (if any) in its free-text fields: name, address, note and theme.
+
+    Dates, kind and materials come from ``catalogue`` (the built-in sample, release 1, by default)."""
+    cat = catalogue or _sample_catalogue()
+    entry = cat.items[item]
     t = text or f"测试申请人{serial:05d}"
-    return {
-        "number": text if text else f"{sender.code}-20260302-1-{serial:05d}",
+    name = t[:50] if t[:50].strip() else f"测试申请人{serial:05d}"
+    fields: dict[str, object] = {
+        "number": application_number(sender.code, ACCEPTED_ON, 1, serial),
         "station": sender.code,
         "item": item,
         "catalogue_version": 1,
-        "kind": "immediate",
-        "applicant_name": t,
+        "kind": entry.kind,
+        "applicant_name": name,
         "applicant_id": id_number(serial),
         "applicant_phone": f"139{serial:08d}",
-        "address": t,
-        "accepted_at": "2026-03-02T09:00:00+08:00",
-        "due_date": "2026-03-02",
+        "address": t[:200],
+        "accepted_at": f"{ACCEPTED_ON.isoformat()}T09:00:00+08:00",
+        "due_date": due_date(entry, ACCEPTED_ON, cat.calendar).isoformat(),
         "status": "accepted",
         "note": t,
-        "m.居民身份证": ["submitted", ""],
-        "m.户口簿": ["submitted", ""],
     }
+    if text:
+        fields["theme"] = t[:20]
+    for m in entry.materials:
+        if m.required:
+            fields[f"m.{m.name}"] = ["submitted", ""]
+    return fields
+
+
+def _sample_catalogue() -> Catalogue:
+    global _SAMPLE
+    if _SAMPLE is None:
+        doc = json.loads(BUILTIN_CATALOGUE.read_text(encoding="utf-8"))
+        _SAMPLE = parse_catalogue({**doc, "version": 1})
+    return _SAMPLE
+
+
+_SAMPLE: Catalogue | None = None
 
 
 def snapshot_unchanged(before: Mapping[str, int], after: Mapping[str, int], *, allow: Iterable[str] = ()) -> list[str]:

@@ -76,9 +76,10 @@ def good_change(draw: st.DrawFn, w: World, sender: Sender) -> Spec:
     if kind == "new application":
         app_id = sender.fresh_id()
         text = draw(FREE_TEXT)
-        fields = application_fields(sender, w.next_serial(), text=text, item=draw(st.sampled_from((*ITEMS, text))))
-        fields[f"m.{draw(FREE_TEXT)}"] = ["deferred", "2026-03-09"]  # material names are free text too
-        fields["theme"] = draw(FREE_TEXT)
+        # Free text goes where the accept command takes free text; the item, number, dates and materials
+        # must be what the command would write, or the hub holds the application (sync/admission.py).
+        fields = application_fields(sender, w.next_serial(), text=text, item=draw(st.sampled_from(ITEMS)))
+        fields["theme"] = draw(FREE_TEXT)[:20]
         return Spec(kind, lambda seq: s.wire(sender, seq, "application", app_id, fields), True, app_id, fields)
     if kind == "note":
         note = draw(FREE_TEXT)

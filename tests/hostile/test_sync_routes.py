@@ -30,6 +30,7 @@ from .harness import (
     TOWNSHIP,
     Sender,
     Served,
+    application_fields,
     counts,
     forge_frame,
     hostile,
@@ -133,7 +134,7 @@ def test_a_good_frame_among_refused_ones_is_applied_alone(served: Served, sender
     village = senders["village"]
     seq, _ = served.position(village)
     good = served.batch(village, [served.wire(village, seq, "application", village.fresh_id(),
-                                              {"station": village.code, "number": f"{village.code}-good-{seq}"})])
+                                              application_fields(village, 70_000 + seq))])
     forged = forge_frame({"v": 1, "kind": "batch", "codec": "zlib", "sealed": False, "signer": village.code,
                           "signer_key": "0" * 16, "recipient": served.hub.hub_id, "recipient_key": "",
                           "origin": village.code, "epoch": 1, "first_seq": seq, "last_seq": seq, "count": 1,

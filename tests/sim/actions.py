@@ -258,7 +258,8 @@ def on_publish(world: World, event: Event) -> None:
 
 def on_usb_release(world: World, event: Event) -> None:
     releases = world.hub.store.releases
-    version = min(event.value, max(releases))
+    # Versions may have gaps: a hub restored from backup publishes past the releases it lost.
+    version = max((v for v in releases if v <= event.value), default=min(releases))
     world.import_by_hand(world.nodes[event.target], releases[version])
 
 

@@ -24,6 +24,7 @@ from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from protocol.keys import key_id, load_seal_public, load_verify_key, public_bytes, sealing_key_from_seed
 from protocol.keys import signing_key_from_seed as signing_key
+from sync.admission import Facts, StatusVersion
 from sync.catalogue import Catalogue, parse_catalogue
 from sync.change import Change
 from sync.hlc import HUB_QUARANTINE_AHEAD_MS, tick
@@ -64,6 +65,7 @@ class SimHub:
         self.store.records.unique_numbers = "duplicate_number_blocks_ingest" in as_is
         self.up = True
         self._catalogue: tuple[int, Catalogue] | None = None
+        self.high_water = 0  # hub/service.py keeps it beside the database, so a restore keeps it too
 
     def backup(self) -> HubStore:
         return copy.deepcopy(self.store)
@@ -100,7 +102,9 @@ class SimHub:
 
     def publish(self) -> int:
         s = self.store
-        version = max(s.releases, default=0) + 1
+        # hub/service.py: past every version ever published, also those a restore lost.
+        version = max(max(s.releases, default=0), self.high_water) + 1
+        self.high_water = version
         now = self.clock()
         s.releases[version] = sign_release(version, now, hub_id=self.hub_id, key=self.sign)
         s.release_ms[version] = now
@@ -147,6 +151,37 @@ class SimHub:
         current = self.store.records.values(change.entity, change.id)
         fixed = {k: v for k, v in current.items() if k in FIXED_FIELDS}  # written once, never changed
         return RecordContext(station_code, parent or None, self.decided_at(item), None, fixed)
+
+    def catalogue_at(self, version: int) -> Catalogue | None:
+        frame = self.store.releases.get(version)
+        if frame is None:
+            return None
+        doc = open_document(frame, kind="catalogue", recipient="*", verify_key=lambda _s, _k: self.sign.public_key())
+        assert isinstance(doc.body, dict)
+        return parse_catalogue(doc.body["catalogue"])
+
+    def facts(self, change: Change) -> Facts:
+        """What the admission question needs, from the model's records (as hub/admission.py reads the hub's)."""
+        ctx = self.context(change)
+        records = self.store.records
+        current = records.records.get((change.entity, change.id), {})
+        app_id = change.id if change.entity == "application" else str(
+            change.fields.get("application", records.values(change.entity, change.id).get("application", "")))
+        task = records.values("task", change.id) if change.entity in ("task", "report") else {}
+        if ctx is not None and isinstance(task.get("inspector"), str):
+            ctx = RecordContext(ctx.station, ctx.station_parent, ctx.decided_at, str(task["inspector"]), ctx.fixed)
+
+        def versions() -> list[StatusVersion]:
+            return [StatusVersion(e.change.hlc, e.change.origin, str(e.change.fields["status"]), e.change.epoch,
+                                  e.change.seq)
+                    for e in records.changes.values()
+                    if e.change.entity == "application" and e.change.id == app_id and "status" in e.change.fields]
+
+        return Facts(ctx, current=current, application=records.values("application", app_id),
+                     task=task if change.entity == "report" else {}, status_versions=versions,
+                     catalogue=self.catalogue_at, number_holder=lambda n: records.numbers.get(n),
+                     latest_catalogue=lambda: (max(self.store.releases), self.catalogue()),
+                     published_up_to=lambda: max(self.high_water, max(self.store.releases)))
 
     # -- merging and feeds -----------------------------------------------------------------------------
 
@@ -250,7 +285,7 @@ class SimHub:
             adm = read_change(raw, origin=h.origin, epoch=h.epoch, seq=seq)
             if adm.admitted and adm.change is not None:
                 adm = admit(adm.change, actor=actor, context=self.context(adm.change), hub_wall_ms=now,
-                            max_ahead_ms=HUB_QUARANTINE_AHEAD_MS)
+                            max_ahead_ms=HUB_QUARANTINE_AHEAD_MS, facts=self.facts(adm.change))
             if adm.admitted and adm.change is not None:
                 admitted += 1
                 if self.hooks.admitted is not None:

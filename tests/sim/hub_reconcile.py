@@ -90,7 +90,7 @@ def repair(hub: SimHub, station: str, body: dict[str, object]) -> dict[str, obje
             skipped += 1
             continue
         adm = admit(change, actor=actor, context=hub.context(change), hub_wall_ms=now,
-                    max_ahead_ms=HUB_QUARANTINE_AHEAD_MS)
+                    max_ahead_ms=HUB_QUARANTINE_AHEAD_MS, facts=hub.facts(change))
         if adm.admitted:
             if hub.hooks.admitted is not None:
                 hub.hooks.admitted(change, now)
@@ -173,6 +173,10 @@ def handle(hub: SimHub, request: bytes) -> tuple[int, bytes]:
                               recipient_key=key_id(seal) if hub.sealed else "")
 
 
+# Refusals that another held change can lift (a rating waits for the completion it follows).
+WAITS_FOR_ANOTHER = frozenset({"rating_too_early", "unknown_application", "unknown_base"})
+
+
 def review_quarantine(hub: SimHub) -> tuple[int, int]:
     """The operator's review: release authentic changes held only for their clock or for arriving before
     their application, once field ownership checks out; reject the rest. Returns (released, rejected)."""
@@ -198,7 +202,9 @@ def review_quarantine(hub: SimHub) -> tuple[int, int]:
             if context is None:
                 continue  # its application may still be released in this pass
             adm = admit(change, actor=actor, context=context, hub_wall_ms=hub.clock(),
-                        max_ahead_ms=OPERATOR_AHEAD_MS)
+                        max_ahead_ms=OPERATOR_AHEAD_MS, facts=hub.facts(change))
+            if not adm.admitted and adm.code in WAITS_FOR_ANOTHER:
+                continue  # what it builds on may be released later in this review
             if not adm.admitted:
                 q.state = "rejected"
                 rejected += 1

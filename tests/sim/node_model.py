@@ -24,11 +24,19 @@ from sync.catalogue import AcceptanceError, Catalogue, check_acceptance, deferre
 from sync.change import Change
 from sync.fold import versions
 from sync.hlc import DEFAULT_MAX_DRIFT_MS, observe, tick
+from sync.identity import id_check_char
 from sync.model import AUTHORITY, MATERIAL_PREFIX
 from sync.numbering import application_number
 from sync.workflow import Move, Status, TransitionError, allowed_moves, may_move, move_to
 from tests.sim.catalogue import day_of, iso_from_ms
 from tests.sim.replica_model import Key, MemRecords, Watch
+
+
+def sim_id_number(serial: int) -> str:
+    """A made-up ID number with a valid check character (the hub checks it): region 360802, born
+    1985-06-15, the serial as sequence code. It names nobody."""
+    first17 = f"36080219850615{serial % 1000:03d}"
+    return first17 + id_check_char(first17)
 
 
 class Refused(Exception):
@@ -201,7 +209,7 @@ class SimNode:
         serial = self.store.counter + 1
         fields: dict[str, object] = {
             "station": self.code, "item": item.code, "catalogue_version": version, "kind": item.kind,
-            "applicant_name": f"模拟申请人{serial}", "applicant_id": f"SIM{serial:015d}",
+            "applicant_name": f"模拟申请人{serial}", "applicant_id": sim_id_number(serial),
             "applicant_phone": f"1380000{serial:04d}", "address": f"{self.code}村{serial}号",
             "accepted_at": iso_from_ms(at_ms), "due_date": due_date(item, day, cat.calendar).isoformat(),
             "status": Status.ACCEPTED.value,

@@ -151,10 +151,13 @@ def reissue_after_fork(node: SimNode, forked_hash: bytes) -> int:
     epoch = node.start_new_epoch()
     hlc = s.hlc
     reissued = []
+    restamped: dict[int, int] = {}
     for i, e in enumerate(mine, start=1):
         hlc = tick(hlc, node.now())
         c = e.change
-        reissued.append(Change(node.code, epoch, i, hlc, c.entity, c.id, dict(c.fields), dict(c.base)))
+        restamped[c.hlc] = hlc
+        base = {name: restamped.get(seen, seen) for name, seen in c.base.items()}
+        reissued.append(Change(node.code, epoch, i, hlc, c.entity, c.id, dict(c.fields), base))
         if node.hooks.wrote is not None:
             node.hooks.wrote(reissued[-1])
     s.records.apply(reissued, node.authority, node.hooks.watch)

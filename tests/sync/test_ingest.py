@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync.change import Change, change_from_wire, change_to_wire
-from sync.hlc import HUB_QUARANTINE_AHEAD_MS, MAX_STAMP, pack_hlc
 from sync.fold import Record
+from sync.hlc import HUB_QUARANTINE_AHEAD_MS, MAX_STAMP, pack_hlc
 from sync.ingest import Admission, Facts, admit, read_change
 from sync.model import ENTITIES, MATERIAL_STATES, STATUS_WRITERS, Actor, Kind, RecordContext
 
