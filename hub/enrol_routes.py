@@ -33,15 +33,15 @@ def _hub(request: web.Request) -> Hub:
 
 async def _request_map(request: web.Request) -> dict[str, object]:
     if request.content_length is not None and request.content_length > REQUEST_MAX_BYTES:
-        raise TooLargeError(f"an enrolment request is at most {REQUEST_MAX_BYTES} bytes")
+        raise TooLargeError(f"接入请求过大 (an enrolment request is at most {REQUEST_MAX_BYTES} bytes)")
     data = await request.content.read(REQUEST_MAX_BYTES + 1)
     while len(data) <= REQUEST_MAX_BYTES and (more := await request.content.read(REQUEST_MAX_BYTES + 1 - len(data))):
         data += more
     if len(data) > REQUEST_MAX_BYTES:
-        raise TooLargeError(f"an enrolment request is at most {REQUEST_MAX_BYTES} bytes")
+        raise TooLargeError(f"接入请求过大 (an enrolment request is at most {REQUEST_MAX_BYTES} bytes)")
     raw = unpack(data, ENROL_PROOF_LIMITS)
     if not isinstance(raw, dict):
-        raise MalformedError("an enrolment request is a map")
+        raise MalformedError("接入请求格式不对 (an enrolment request is a map)")
     return raw
 
 
@@ -49,7 +49,8 @@ async def enrol_challenge(request: web.Request) -> web.Response:
     raw = await _request_map(request)
     tid = raw.get("token_id")
     if not isinstance(tid, str):
-        raise MalformedError("an enrolment challenge request names its token_id (never the token)")
+        raise MalformedError("接入请求须给出令牌编号，而非令牌本身 (an enrolment challenge request names its "
+                             "token_id, never the token)")
     return web.Response(body=pack({"challenge": enrollment.challenge(_hub(request), tid)}), content_type=ANSWER_TYPE)
 
 
@@ -58,7 +59,8 @@ async def enrol(request: web.Request) -> web.Response:
     challenge, sign_pub, seal_pub, proof = (raw.get(k) for k in ("challenge", "sign_pub", "seal_pub", "proof"))
     if not (isinstance(challenge, bytes) and isinstance(sign_pub, bytes) and isinstance(seal_pub, bytes)
             and isinstance(proof, bytes)):
-        raise MalformedError("enrolment request needs challenge, sign_pub, seal_pub and proof (the token itself "
+        raise MalformedError("接入请求不完整 (enrolment request needs challenge, sign_pub, seal_pub and proof; "
+                             "the token itself "
                              "is never sent)")
     answer = enrollment.redeem_proof(_hub(request), challenge_doc=challenge, sign_pub=sign_pub, seal_pub=seal_pub,
                                      proof=proof)
@@ -70,7 +72,7 @@ async def hub_keys(request: web.Request) -> web.Response:
     try:
         after = int(request.query.get("after", "0"))
     except ValueError as exc:
-        raise MalformedError("after must be an integer") from exc
+        raise MalformedError("after 须为整数 (after must be an integer)") from exc
     return web.Response(body=pack(keyring.bundle(hub, after=after)), content_type=ANSWER_TYPE)
 
 

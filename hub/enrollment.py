@@ -119,7 +119,7 @@ def _key_for_id(hub: Hub, tid: str) -> bytes:
 def challenge(hub: Hub, tid: str) -> bytes:
     """A fresh challenge for the token named `tid`, signed by the hub so that it needs no storage."""
     if not isinstance(tid, str) or len(tid) != 16:
-        raise MalformedError("an enrolment challenge request names a 16-digit token id")
+        raise MalformedError("令牌编号格式不对 (an enrolment challenge request names a 16-digit token id)")
     _check_token(hub, _key_for_id(hub, tid))
     return sign_document(CHALLENGE_KIND, {"token_id": tid, "nonce": os.urandom(16), "at_ms": hub.clock()},
                          signer=hub.hub_id, recipient="*", signing_key=hub.keys.sign)
@@ -129,13 +129,13 @@ def redeem_proof(hub: Hub, *, challenge_doc: bytes, sign_pub: bytes, seal_pub: b
                  proof: bytes) -> dict[str, object]:
     """Online enrolment: check our own challenge and the station's proof, then consume the token."""
     if len(sign_pub) != 32 or len(seal_pub) != 32 or len(proof) != 32:
-        raise MalformedError("public keys and the proof must be 32 bytes each")
+        raise MalformedError("公钥与证明须各为 32 字节 (public keys and the proof must be 32 bytes each)")
     kid = hub.keys.sign_key_id
     doc = open_document(challenge_doc, kind=CHALLENGE_KIND, recipient="*",
                         verify_key=lambda s, k: hub.keys.sign.public_key() if s == hub.hub_id and k == kid else None)
     body = doc.body
     if not (isinstance(body, dict) and isinstance(body.get("at_ms"), int) and isinstance(body.get("token_id"), str)):
-        raise MalformedError("the enrolment challenge is malformed")
+        raise MalformedError("接入挑战格式不对 (the enrolment challenge is malformed)")
     if not 0 <= hub.clock() - int(body["at_ms"]) <= CHALLENGE_TTL_MS:
         raise EnrolmentError("登记挑战已过期，请重新接入 (the enrolment challenge expired; run node init again)")
     key = _key_for_id(hub, str(body["token_id"]))

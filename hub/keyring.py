@@ -98,7 +98,7 @@ def load_chain(folder: Path) -> Chain | None:
         return None
     raw = unpack(path.read_bytes())
     if not isinstance(raw, dict):
-        raise Refused(f"{path} is damaged; restore it from the hub folder's backup")
+        raise Refused(f"{path} 已损坏 (damaged; restore it from a copy of the hub folder)")
     return Chain(bytes(raw["root_pub"]), int(raw["version"]), int(raw["expires_ms"]),  # type: ignore[call-overload]
                  list(raw["roots"]), list(raw["docs"]), bytes(raw.get("online", b"")))  # type: ignore[call-overload]
 
@@ -203,7 +203,7 @@ def rotate_key(hub: Hub, *, root_path: Path | None = None, valid_days: int = KEY
     A hub serving meanwhile takes the new key at its next `ensure` (the first `/v1/keys` it answers).
     """
     if valid_days < 1:
-        raise Refused("--valid-days must be at least 1")
+        raise Refused("--valid-days 至少为 1 (must be at least 1)")
     chain = ensure(hub)
     root, _ = _current_root(hub, chain, root_path)
     old = hub.keys

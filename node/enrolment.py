@@ -140,13 +140,13 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict[str, object
                 reason = str(json.loads(data).get("message") or resp.reason)
             except (ValueError, AttributeError):
                 reason = f"HTTP {resp.status} {resp.reason}"
-            raise Refused(f"enrolment refused by the hub: {reason}")
+            raise Refused(f"区局拒绝接入 (enrolment refused by the hub: {reason})")
     try:
         answer = unpack(data, limits=_ANSWER_LIMITS)
     except RemoteProtocolError as exc:
-        raise Refused(f"the hub's enrolment answer is malformed: {exc}") from exc
+        raise Refused(f"区局的接入应答无法解析，未接入 (the hub's enrolment answer is malformed: {exc})") from exc
     if not isinstance(answer, dict):
-        raise Refused("the hub's enrolment answer is malformed")
+        raise Refused("区局的接入应答格式不对，未接入 (the hub's enrolment answer is malformed)")
     return answer
 
 
@@ -158,7 +158,8 @@ async def _enrol(url: str, tok: Token, st: Station) -> tuple[dict[str, object], 
             got = await _post(session, f"{base}/v1/enroll/challenge", {"token_id": token_id(key)})
             challenge = got.get("challenge")
             if not isinstance(challenge, bytes):
-                raise Refused("the hub's enrolment challenge is malformed")
+                raise Refused("区局的接入挑战格式不对，未接入 (the hub's enrolment challenge is malformed; "
+                              "is this a Sanji hub?)")
             proof = enrol_proof(key, challenge, st.keys.sign_pub, st.keys.seal_pub)
             answer = await _post(session, f"{base}/v1/enroll", {"challenge": challenge, "sign_pub": st.keys.sign_pub,
                                                                 "seal_pub": st.keys.seal_pub, "proof": proof})
@@ -189,7 +190,7 @@ def init_from_file(folder: Path, path: Path, hub_url: str = "", token: str | Non
     try:
         answer = decode_enrolment(carried_files.read(path))  # size-checked, links not followed
     except (carried_files.CarriedFileRefused, RemoteProtocolError) as exc:
-        raise Refused(f"cannot use enrolment file {path}: {exc}") from exc
+        raise Refused(f"登记文件无法使用 (cannot use enrolment file {path}: {exc})") from exc
     st = _fresh(folder)
     try:
         return _shown(st, _pin(st, answer, token, hub_url, online=False))
@@ -203,5 +204,5 @@ def init_from_file(folder: Path, path: Path, hub_url: str = "", token: str | Non
 
 def _fresh(folder: Path) -> Station:
     if folder.exists() and any(folder.iterdir()):
-        raise Refused(f"{folder} is not empty; a station needs a folder of its own")
+        raise Refused(f"{folder} 不是空文件夹 (not empty; a station needs a folder of its own)")
     return Station(folder, create=True)

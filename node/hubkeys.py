@@ -103,12 +103,14 @@ async def refresh(st: Station, session: aiohttp.ClientSession, url: str) -> dict
         if resp.status == 404:
             return None  # a hub from before key rotation: the pinned key still stands
         if resp.status != 200:
-            raise Refused(f"the hub refused to send its key history (HTTP {resp.status})")
+            raise Refused(f"区局未提供密钥记录，本轮未同步 (the hub refused to send its key history: "
+                          f"HTTP {resp.status}; retry later)")
         data = await read_capped(resp, ANSWER_MAX_BYTES)
     try:
         bundle = unpack(data)
     except RemoteProtocolError as exc:
-        raise Refused(f"the hub's key history is malformed: {exc}") from exc
+        raise Refused(f"区局密钥记录无法解析，未采用 (the hub's key history is malformed: {exc}; "
+                      "call the district)") from exc
     if not isinstance(bundle, dict) or not bundle.get("docs"):
         return None
     return adopt(st, bundle)
