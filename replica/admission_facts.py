@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from functools import cache
 
-from protocol.codec import unpack
+from protocol.codec import pack_map, unpack
 from sync.admission import Facts, StatusVersion
 from sync.catalogue import Catalogue
 from sync.change import Change
@@ -31,6 +31,16 @@ def status_versions(conn: sqlite3.Connection, app_id: str) -> list[StatusVersion
         if isinstance(written, dict) and isinstance(written.get("status"), str):
             out.append(StatusVersion(int(hlc), str(origin), str(written["status"]), int(epoch), int(seq)))
     return out
+
+
+def reissued(conn: sqlite3.Connection, change: Change) -> bool:
+    """Whether the same origin's change to the same record, with the same fields, is held from an
+    earlier epoch: what a station re-issues, word for word, after a fork."""
+    row = conn.execute(
+        "SELECT 1 FROM changes WHERE entity=? AND rid=? AND origin=? AND epoch<? AND fields=? LIMIT 1",
+        (change.entity, change.id, change.origin, change.epoch, pack_map(dict(change.fields))),
+    ).fetchone()
+    return row is not None
 
 
 def number_holder(conn: sqlite3.Connection, number: str) -> str | None:
@@ -88,4 +98,5 @@ def build_facts(
         number_holder=holder,
         latest_catalogue=latest_catalogue,
         published_up_to=published_up_to,
+        reissued=lambda: change.epoch > 1 and reissued(conn, change),
     )

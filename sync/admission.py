@@ -18,17 +18,16 @@ What the question covers, entity by entity:
 - a new application: the exact shape the accept command writes; the item in the catalogue release
   the change names, accepted at the author's tier with its required materials; the ID number and
   phone valid; kind and due dates as the release computes them; the number in the author's own
-  namespace and not already held;
+  namespace;
 - a status: the move from the status the author saw (``base``) to the one it writes is in the
   workflow table, and the author's roles may make it. A write whose author had not seen the current
   status is a concurrent write and is admitted (the fold merges it, with a conflict record); a write
-  whose author had seen the current status and contradicts it is refused. A station always sees its
-  own writes, so a base older than one of its own status writes is refused as a lie;
+  whose author had seen the current status and contradicts it is refused;
 - fixed fields never change; field ownership as ``sync/model.py`` tables it;
 - tasks are written by the decider and bound to their inspector, who may only mark them done; a
   report's id is its task's, it answers only that task's application, only the task's inspector
   writes it, and once written it is final;
-- events and ratings are written once, ratings only by the accepting station of a finished file.
+- events and ratings are written once, ratings only by the accepting station of a decided file.
 
 The facts the question needs that are not in the change (the record now, its status history, the
 catalogue release, who holds a number) come in through :class:`Facts`, whose lookups the caller
@@ -57,7 +56,7 @@ from sync.model import (
     roles_of,
 )
 from sync.numbering import parse_application_number
-from sync.workflow import MOVE_LABELS, STATUS_LABELS, Status, TransitionError, may_move, move_to
+from sync.workflow import FINAL, MOVE_LABELS, STATUS_LABELS, Status, TransitionError, may_move, move_to
 
 # Fields the accept command writes on every new application, and the ones it writes when given.
 CREATION_FIELDS = frozenset({
@@ -65,6 +64,8 @@ CREATION_FIELDS = frozenset({
     "applicant_phone", "address", "accepted_at", "due_date", "status",
 })
 CREATION_OPTIONAL = frozenset({"note", "theme"})
+# Written by the accept command only: no station command changes them afterwards.
+CREATION_ONLY = frozenset({"applicant_name", "applicant_id", "applicant_phone", "address", "theme"})
 TASK_FIELDS = frozenset({"application", "inspector", "due", "status", "item", "address", "phone", "checklist",
                          "number"})
 REPORT_REQUIRED = frozenset({"task", "application", "result", "findings", "recorded_at"})
@@ -73,7 +74,9 @@ REPORT_REQUIRED = frozenset({"task", "application", "result", "findings", "recor
 BOUND_FIELDS = frozenset({"inspector", "task"})
 # An acceptance may be entered up to ten minutes ahead of the author's own clock (node/commands.py).
 ACCEPT_AHEAD_MS = 600_000
-FINISHED = frozenset({Status.COMPLETED.value, Status.DELIVERED.value})
+# 好差评 follows the outcome, whatever it is (a refusal is rated too), so a rating needs a decided or
+# closed file; which outcome won a concurrent race does not matter.
+RATEABLE = frozenset(s.value for s in FINAL)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,10 @@ def _nothing_published() -> int:
     return 0
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Facts:
     """What the question needs beyond the change, as the replica asking knows it.
@@ -136,6 +143,9 @@ class Facts:
     # hub may no longer hold a release it published (and stations used), but it knows it published it.
     latest_catalogue: Callable[[], tuple[int, Catalogue] | None] = _no_latest
     published_up_to: Callable[[], int] = _nothing_published
+    # Whether this replica holds the same origin's change with the same record and fields from an
+    # earlier epoch (what a station re-issues after a fork).
+    reissued: Callable[[], bool] = _never
 
 
 def refused(change: Change, code: str, reason: str) -> Admission:
@@ -168,9 +178,9 @@ def judge(change: Change, actor: Actor, facts: Facts) -> Admission:
         code = "fixed_field" if "fixed once written" in reason else "not_authorised"
         label = "字段写入后不可更改" if code == "fixed_field" else "超出站点权限"
         return refused(change, code, f"{label} (outside the station's rights: {reason})")
-    if facts.current and all((c := facts.current.get(n)) is not None and c[2] == v for n, v in change.fields.items()):
-        # Every field written again with the value the record holds: nothing changes. A station that
-        # re-issues its changes after a fork writes them again, word for word, under a new epoch.
+    if facts.reissued():
+        # The same origin's own change, word for word, already admitted in an earlier epoch: a station
+        # re-issuing after a fork. Its content was judged then; its new stamp is all that differs.
         return Admission(change, "")
     check = _CHECKS.get(change.entity)
     return check(change, actor, roles, facts) if check is not None else Admission(change, "")
@@ -192,14 +202,15 @@ def _bound_fields(change: Change, current: Record) -> Admission | None:
 def _application(change: Change, actor: Actor, roles: frozenset[str], facts: Facts) -> Admission:
     if not facts.current:
         return _creation(change, actor, roles, facts)
-    # A field written again with the value the record already holds changes nothing: a station that
-    # re-issues its changes after a fork writes them again, word for word, under a new epoch.
-    changed = {n for n, v in change.fields.items() if (c := facts.current.get(n)) is None or c[2] != v}
-    if "hub" not in roles and "decider" not in roles and "due_date" in changed:
+    if "hub" not in roles and "decider" not in roles and "due_date" in change.fields:
         return refused(change, "not_authorised",
                        "受理站点不能更改承诺期限，期限由受理时的目录计算，踏勘暂停由决定层级顺延 "
                        "(only the deciding tier moves a due date after acceptance)")
-    if "status" in changed:
+    if "hub" not in roles and CREATION_ONLY & change.fields.keys():
+        return refused(change, "not_a_command",
+                       f"申请人信息在受理后没有命令可以更改：{'、'.join(sorted(CREATION_ONLY & change.fields.keys()))} "
+                       "(no station command changes the applicant's details after acceptance)")
+    if "status" in change.fields:
         return _status(change, roles, facts)
     return Admission(change, "")
 
@@ -217,14 +228,6 @@ def _status(change: Change, roles: frozenset[str], facts: Facts) -> Admission:
         seen = str(cell[2])
     else:
         versions = facts.status_versions()
-        # A station sees its own earlier writes, at least within one epoch (a restore from backup may
-        # lose them, and then starts a new epoch). Its later writes may arrive first; they do not count.
-        mine = [v for v in versions if v.origin == change.origin and v.epoch == change.epoch
-                and v.seq < change.seq and v.hlc > base]
-        if mine:
-            return refused(change, "stale_base",
-                           "该变更声称没有看到本站自己更新的状态，本站的软件不会这样写 "
-                           "(the change claims not to have seen a newer status its own author wrote)")
         seen = next((v.value for v in versions if v.hlc == base), None)
         if seen is None and cell is not None:
             # A version this replica does not hold (lost in a restore, or never sent): the author cannot
@@ -298,13 +301,10 @@ def _number(change: Change, facts: Facts) -> Admission | None:
     if parsed.day.isoformat() != accepted_at[:10]:
         return refused(change, "foreign_number", f"办件编号 {number} 的日期与受理时间 {accepted_at} 不符 "
                        "(the number's date differs from the acceptance date)")
-    holder = facts.number_holder(number)
-    # A station copied back by hand may have handed a number out twice before it noticed; it re-issues
-    # the application in a later epoch under the number the citizen holds (the morning report flags
-    # the pair). Only its own namespace, so only its own records, can be touched that way.
-    if holder is not None and holder != change.id and parsed.epoch == change.epoch:
-        return refused(change, "duplicate_number",
-                       f"办件编号 {number} 已被另一件办件使用 (the number is already held by another application)")
+    # A number already held here can only be the station's own (the namespace check above): a station
+    # whose database was copied back by hand hands numbers out again before it notices, and those are
+    # real citizens' applications. They are applied and the morning report flags the pair; only the
+    # hub itself is held to unique numbers (an operator releasing a held application, see _creation).
     return None
 
 
@@ -424,8 +424,8 @@ def _write_once(change: Change, actor: Actor, roles: frozenset[str], facts: Fact
     if facts.current:
         return refused(change, "write_once",
                        f"{_ENTITY_LABELS[change.entity]}写入后不可改写 ({change.entity} records are written once)")
-    if change.entity == "rating" and facts.application.get("status") not in FINISHED:
-        return refused(change, "rating_too_early", "办件尚未办结，不能评价 (a rating follows completion)")
+    if change.entity == "rating" and facts.application.get("status") not in RATEABLE:
+        return refused(change, "rating_too_early", "办件尚未作出结果，不能评价 (a rating follows the outcome)")
     return Admission(change, "")
 
 

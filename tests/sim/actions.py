@@ -15,7 +15,7 @@ from sync.fold import versions
 from sync.hlc import tick
 from sync.session import AckResult
 from sync.workflow import TRANSITIONS, Move, Status, allowed_moves, may_move
-from tests.sim import forgery
+from tests.sim import compromised, forgery
 from tests.sim.faults import DAY, HOUR, MINUTE, START_MS
 from tests.sim.hub_reconcile import review_quarantine
 from tests.sim.network import HUB, Event
@@ -95,11 +95,13 @@ def station_op(world: World, node: SimNode) -> None:
 
 
 def rate(world: World, node: SimNode) -> None:
+    # sync/model.py: ratings are records written once with fresh ids; one per application here.
+    rated = {str(r.get("application", (0, "", ""))[2]) for k, r in node.store.records.records.items()
+             if k[0] == "rating"}
     for app_id in sorted(node.own_applications()):
         vals = node.store.records.values("application", app_id)
-        rating = f"rating-{app_id}"
-        if vals.get("status") in ("completed", "delivered") and ("rating", rating) not in node.store.records.records:
-            node.rate(rating, app_id, world.rng.randint(1, 5))
+        if vals.get("status") in ("completed", "delivered") and app_id not in rated:
+            node.rate(f"rating-{app_id}-{world.rng.getrandbits(32):08x}", app_id, world.rng.randint(1, 5))
             world.note(f"{node.code} rated {app_id}")
             return
 
@@ -272,6 +274,10 @@ def on_review(world: World, event: Event) -> None:
         released, rejected = review_quarantine(world.hub)
         world.stats.released += released
         world.note(f"operator released {released}, rejected {rejected}")
+
+
+def on_compromise(world: World, event: Event) -> None:
+    compromised.strike(world, event.target)
 
 
 def on_rogue(world: World, event: Event) -> None:

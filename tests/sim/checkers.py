@@ -50,6 +50,8 @@ class Checks:
     violations: list[Violation] = field(default_factory=list)
     authored: dict[tuple[str, int, int], set[bytes]] = field(default_factory=dict)
     forbidden: set[tuple[str, int, int]] = field(default_factory=set)
+    # Records a compromised station forged: its own view of them may rightly differ from the hub's.
+    tainted: set[tuple[str, str]] = field(default_factory=set)
     catalogue_seen: dict[str, int] = field(default_factory=dict)
     own_high: dict[str, int] = field(default_factory=dict)
     restores: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # who -> (backup ms, restore ms)
@@ -72,7 +74,7 @@ class Checks:
                 self.fail("unexpected_change", f"{replica} merged {change.key}, which no station wrote as such")
             if replica == "hub" and key[0] == "application" and "number" in change.fields:
                 self.hub_got.setdefault(key[1], self.now)
-            if change.key in self.forbidden:
+            if change.key in self.forbidden and replica != change.origin:  # its author applied it as it wrote it
                 self.fail("forbidden_applied", f"{replica} applied {change.key}, written outside its author's rights")
 
         return watch
@@ -143,8 +145,9 @@ class Checks:
             if row[0] == node.code or (station is not None and station.parent == node.code
                                        and hub.decided_at(row[1]) in ("township", "street")):
                 apps.append(key[1])
-        theirs = hub.store.records.application_keys(apps) - hub.store.records.application_keys(lost)
-        mine = node.record_keys() - node.store.records.application_keys(lost)
+        forged = lost | {rec_id for entity, rec_id in self.tainted if entity == "application"}
+        theirs = hub.store.records.application_keys(apps) - hub.store.records.application_keys(forged)
+        mine = node.record_keys() - node.store.records.application_keys(forged)
         out = [f"only at {node.code}: {k}" for k in sorted(mine - theirs)]
         out += [f"only at hub: {k}" for k in sorted(theirs - mine)]
         for k in sorted(mine & theirs):

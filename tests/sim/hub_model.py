@@ -181,7 +181,11 @@ class SimHub:
                      task=task if change.entity == "report" else {}, status_versions=versions,
                      catalogue=self.catalogue_at, number_holder=lambda n: records.numbers.get(n),
                      latest_catalogue=lambda: (max(self.store.releases), self.catalogue()),
-                     published_up_to=lambda: max(self.high_water, max(self.store.releases)))
+                     published_up_to=lambda: max(self.high_water, max(self.store.releases)),
+                     reissued=lambda: any(
+                         e.change.origin == change.origin and e.change.epoch < change.epoch
+                         and e.change.entity == change.entity and e.change.id == change.id
+                         and dict(e.change.fields) == dict(change.fields) for e in records.changes.values()))
 
     # -- merging and feeds -----------------------------------------------------------------------------
 

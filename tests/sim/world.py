@@ -19,7 +19,7 @@ from protocol.frame import peek_header
 from protocol.keys import public_bytes
 from sync.merkle import ReconcileError
 from sync.session import AckResult
-from tests.sim import actions, faults
+from tests.sim import actions, compromised, faults
 from tests.sim.checkers import Checks, Violation
 from tests.sim.client_model import Answer, Conversation, Request, reconcile_round, sync_round
 from tests.sim.faults import HOUR, MINUTE, START_MS
@@ -93,6 +93,7 @@ class World:
         self.cloned: set[str] = set()  # stations put back by a raw file copy: only they may fork
         self.hub_snapshot: tuple[HubStore, set[bytes]] | None = None
         self.hub_generations = 1
+        self.compromise_rng: random.Random | None = None  # set when a station turns compromised
         self.hub_committed: set[bytes] = set()
         # Hub answers each station has taken, with its outbox as it was right after (see ``take``).
         self.node_done: dict[str, dict[bytes, bytes]] = {}
@@ -143,6 +144,7 @@ class World:
 
     def run(self) -> list[Violation]:
         actions.schedule_all(self)
+        compromised.schedule(self, self.seed)
         end = START_MS + self.plan.duration
         while self.queue:
             at, _, event = self.queue.pop()
