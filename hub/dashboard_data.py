@@ -188,16 +188,24 @@ def quarantine_rows(hub: Hub, *, origin: str | None = None, include_closed: bool
 
     where, args = [], []
     if origin:
-        where.append("origin=?")
-        args.append(origin)
+        # A station's rows are what it sent, including changes it re-sent claiming another origin
+        # (rows held before senders were recorded have none: their sender is their origin).
+        where.append("(sender=? OR (sender='' AND origin=?))")
+        args += [origin, origin]
     if not include_closed:
         where.append("state='open'")
-    sql = ("SELECT id, origin, epoch, seq, reason, created_ms, whole_batch, state, note, raw FROM quarantine"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY state='open' DESC, id DESC LIMIT 500")
+    sql = ("SELECT id, origin, epoch, seq, reason, created_ms, whole_batch, state, note, raw, code, sender"
+           " FROM quarantine" + (" WHERE " + " AND ".join(where) if where else "")
+           + " ORDER BY state='open' DESC, id DESC LIMIT 500")
     out = []
-    for qid, org, epoch, seq, reason, created, whole, state, note, raw in hub.store.conn.execute(sql, args):
+    for qid, org, epoch, seq, reason, created, whole, state, note, raw, code, sender in hub.store.conn.execute(
+            sql, args):
+        sent_by = str(sender or org)
         out.append({"id": qid, "origin": org, "epoch": epoch, "seq": seq, "reason": reason, "gloss": gloss(reason),
-                    "created_ms": created,
+                    "created_ms": created, "code": code, "sender": sent_by,
+                    # Only the origin's own signed batch vouches for a change; one re-sent by another
+                    # station (reconciliation) carries the sender's signature alone.
+                    "relayed": sent_by != org,
                     "whole_batch": bool(whole), "state": state, "note": note,
                     "content": None if whole else describe_held(bytes(raw))})
     return out

@@ -17,7 +17,7 @@ from replica.webui import FIELD_LABELS, read_form
 NOTICES = {
     "confirmed": "已确认：保留系统按规则采用的值。",
     "overridden": "已改判：区局的修改已作为一条新变更下发相关站点。",
-    "released": "已放行：该变更已按正常流程应用并下发。",
+    "released": "已放行：区局已核对并以一条新变更写入、下发。",
     "rejected": "已驳回：该变更不会被应用，理由已记录。",
 }
 FIELD_NAMES = {**FIELD_LABELS, "status": "办件状态"}
