@@ -18,7 +18,7 @@ import sqlite3
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +29,7 @@ import pytest
 
 from node import commands
 from node.station import Station
+from protocol.codec import unpack
 from replica.ids import CHINA, iso_from_ms, uuid7
 from sync.catalogue import deferred_due_date, due_date
 from sync.fold import versions
@@ -255,12 +256,12 @@ def section(page: str, qid: int) -> str:
     return m.group(0)
 
 
-def forged_count(hub: Hub, origin: str, predicate: Callable[[dict[str, object]], bool]) -> int:
-    """How many changes the hub applied from ``origin`` whose fields satisfy ``predicate``."""
-    from protocol.codec import unpack
-
-    rows = hub_rows(hub, "SELECT fields FROM changes WHERE origin=?", (origin,))
-    return sum(1 for (f,) in rows if predicate(dict(unpack(bytes(f)))))  # type: ignore[call-overload]
+def forged_count(hub: Hub, origin: str, predicate: Callable[[dict[str, object]], bool],
+                 rids: Collection[str] | None = None) -> int:
+    """How many changes the hub applied from ``origin`` (to the records ``rids``, if given) whose
+    fields satisfy ``predicate``."""
+    rows = hub_rows(hub, "SELECT rid, fields FROM changes WHERE origin=?", (origin,))
+    return sum(1 for rid, f in rows if (rids is None or rid in rids) and predicate(dict(unpack(bytes(f)))))
 
 
 def upcoming_number(node: Node) -> str:
