@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -132,6 +133,38 @@ def test_workflow_bypass_is_held_and_the_hub_still_moves_the_files(d: District, 
     d.transition(delivered, "delivered")
     d.transition(undecided, "under_review")
     d.transition(reviewed, "approved")
+
+    # An operator cannot release the forged withdrawal into a move the workflow lacks: release asks the
+    # same question from the record as it stands, so the row can only be rejected.
+    row = held_for(d.hub, ids[withdrawn])[0]
+    status, page = dash.post(f"/quarantine/{row.id}/release", {"reason": ""}, page="/quarantine")
+    assert status == 409 and "只能驳回" in page
+    assert held(d.hub, id=row.id)[0].state == "open" and d.show(withdrawn)["status"] == "completed"
+    status, page = dash.post(f"/quarantine/{row.id}/reject", {"reason": "村站无权撤回已准予的办件"}, page="/quarantine")
+    assert status == 200 and held(d.hub, id=row.id)[0].state == "rejected"
+    assert d.show(withdrawn)["status"] == "completed"
+
+
+def test_files_carried_by_hand_face_the_same_question(d: District, tmp_path: Path) -> None:
+    """`hub import` is another way in: the compromised village's batch on a USB stick is judged
+    change by change exactly as a push is."""
+    v = d.village
+    number = str(d.accept(v)["number"])
+    d.sync(v)
+    with compromised(v) as st:
+        rid = app_id(st, number)
+        st.write_unchecked("application", rid, {"status": "approved", "decision": "准予（村站自批）"},
+                           {"status": seen(st, "application", rid)["status"]})
+    honest = str(d.accept(v)["number"])
+    ok("node", "export", v.dir, "--out", tmp_path / "usb")
+    ok("hub", "import", d.hub.dir, tmp_path / "usb")
+    assert d.show(honest)["status"] == "accepted"
+    assert d.show(number)["status"] == "accepted" and "decision" not in d.show(number)["fields"]
+    assert forged_count(d.hub, VILLAGE, lambda f: "decision" in f, [rid]) == 0
+    assert only_held(d, rid)[0] == "not_authorised"
+    # The station's next sync finds its batch already taken: nothing is applied or held twice.
+    d.sync(v)
+    assert len(held_for(d.hub, rid)) == 1 and d.show(number)["status"] == "accepted"
 
 
 
