@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from node import commands
 from node.station import Station
 from protocol.codec import unpack
 from replica.ids import CHINA, iso_from_ms, uuid7
-from sync.catalogue import deferred_due_date, due_date
+from sync.catalogue import due_date
 from sync.fold import versions
 from sync.model import MATERIAL_PREFIX
 from sync.numbering import application_number
@@ -138,7 +138,8 @@ def next_number(st: Station) -> str:
     return application_number(st.code, today(st), st.meta.int("epoch", 1), counter)
 
 
-def today(st: Station) -> Any:
+def today(st: Station) -> date:
+    """The station's day in district time, as its numbers and due dates count it."""
     return datetime.fromtimestamp(st.clock() / 1000, tz=CHINA).date()
 
 
@@ -154,8 +155,7 @@ def new_application(st: Station, people: People, item: str, /, **override: objec
         "address": people.address(), "accepted_at": iso_from_ms(st.clock()),
         "due_date": due_date(entry, day, cal).isoformat(), "status": "accepted",
     }
-    _ = deferred_due_date  # nothing deferred: every required material is submitted
-    for m in entry.materials:
+    for m in entry.materials:  # nothing deferred (容缺): every required material is submitted
         if m.required:
             fields[MATERIAL_PREFIX + m.name] = ["submitted", ""]
     fields["number"] = override.pop("number", None) or next_number(st)
@@ -261,7 +261,8 @@ def forged_count(hub: Hub, origin: str, predicate: Callable[[dict[str, object]],
     """How many changes the hub applied from ``origin`` (to the records ``rids``, if given) whose
     fields satisfy ``predicate``."""
     rows = hub_rows(hub, "SELECT rid, fields FROM changes WHERE origin=?", (origin,))
-    return sum(1 for rid, f in rows if (rids is None or rid in rids) and predicate(dict(unpack(bytes(f)))))
+    wanted = [unpack(bytes(f)) for rid, f in rows if rids is None or rid in rids]
+    return sum(1 for f in wanted if isinstance(f, dict) and predicate(f))
 
 
 def upcoming_number(node: Node) -> str:

@@ -69,7 +69,7 @@ def only_held(d: District, rec_id: str) -> tuple[str, str]:
     """The one quarantine row holding a change to ``rec_id``: (code, reason)."""
     rows = held_for(d.hub, rec_id)
     assert len(rows) == 1, f"{rec_id}: expected one held change, found {rows}"
-    assert rows[0].origin == rows[0].sender or rows[0].sender == ""
+    assert rows[0].sender == rows[0].origin  # held under the name of the station that signed it
     return rows[0].code, rows[0].reason
 
 
@@ -217,7 +217,7 @@ def test_a_lie_about_the_base_cannot_overturn_a_decision_the_village_has_receive
 def test_forged_content_and_a_neighbours_number_are_held(d: District, dash: Dashboard) -> None:
     v, n = d.village, d.neighbour
     theirs = upcoming_number(n)
-    forgeries = {
+    forgeries: dict[str, dict[str, object]] = {
         "district_only": {"item": DISTRICT_ONLY},
         "unknown_item": {"item": "360802-9999"},
         "bad_id": {"applicant_id": "123"},
@@ -351,7 +351,7 @@ def test_an_unsealed_batch_is_refused_by_a_production_hub(d: District) -> None:
         epoch, done = st.meta.int("epoch", 1), st.meta.int("batched_seq")
         rows = st.conn.execute("SELECT seq, hlc, entity, rid, fields, base FROM changes WHERE origin=? AND epoch=?"
                                " AND seq>? ORDER BY seq", (st.code, epoch, done)).fetchall()
-        wires = [[st.code, epoch, r[0], r[1], r[2], r[3], unpack(r[4]), unpack(r[5])] for r in rows]
+        wires: list[object] = [[st.code, epoch, r[0], r[1], r[2], r[3], unpack(r[4]), unpack(r[5])] for r in rows]
         frame = build_batch(origin=st.code, epoch=epoch, first_seq=done + 1, changes=wires,
                             prev=st.meta.bytes("chain", bytes(32)), recipient=st.hub_id, hlc=st.meta.int("hlc"),
                             signing_key=st.keys.sign)
