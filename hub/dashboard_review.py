@@ -95,15 +95,19 @@ async def settle(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     text = str(form.get("reason", "")).strip()[:500]
     user = session_of(request).user
+
+    def audited(detail: str = "") -> None:
+        audit(request, f"quarantine_{action}", str(qid), detail=detail, reason=text)
+
     try:
+        # The audit row commits with the decision, and names the hub change a release wrote.
         if action == "release":
-            quarantine_review.release(hub, qid, by=user, note=text)
+            quarantine_review.release(hub, qid, by=user, note=text, also=lambda made: audited(
+                f"区局以新变更 {made.origin}/{made.epoch}/{made.seq} 写入"))
         else:
-            quarantine_review.reject(hub, qid, by=user, reason=text)
+            quarantine_review.reject(hub, qid, by=user, reason=text, also=audited)
     except Refused as exc:
         return _quarantine_page(request, status=409 if action == "release" else 400, error=str(exc))
-    with hub.store.transaction():
-        audit(request, f"quarantine_{action}", str(qid), reason=text)
     return redirect("/quarantine?done=" + ("released" if action == "release" else "rejected"))
 
 

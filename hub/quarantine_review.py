@@ -11,12 +11,13 @@ a cloned or damaged station, which needs re-enrolment, so they can only be rejec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from protocol.codec import unpack
 from protocol.errors import RemoteProtocolError
 from replica.errors import Refused
-from sync.change import change_from_wire
+from sync.change import Change, change_from_wire
 from sync.fold import versions
 from sync.identity import mask_id, mask_phone
 from sync.model import ModelError
@@ -52,14 +53,16 @@ def _open_row(hub: Hub, qid: int) -> tuple[str, int, int, bytes, bool]:
     return str(row[0]), int(row[1]), int(row[2]), bytes(row[3]), bool(row[4])
 
 
-def release(hub: Hub, qid: int, *, by: str, note: str = "") -> dict[str, object]:
+def release(hub: Hub, qid: int, *, by: str, note: str = "",
+            also: Callable[[Change], object] | None = None) -> dict[str, object]:
     """Make what a held change would write, as a new hub change by the releasing operator.
 
     The held change itself is never applied: its claimed origin and seq may be forged (a change
     re-sent on another's behalf), and the hub's authority must not flow to a station's words. The new
     change asks the same admission question as everything else, from the record as it stands now, so
     an operator cannot release a move the workflow does not have (the held row can still be rejected).
-    Call outside a transaction."""
+    ``also(change)`` runs inside the same transaction with the new hub change (the dashboard's audit
+    row: a release is never without its record). Call outside a transaction."""
     origin, epoch, seq, raw, whole = _open_row(hub, qid)
     if whole:
         raise Refused("整批隔离（分叉或无法解读）不能放行，只能驳回；请核查该站点并重新接入")
@@ -78,11 +81,14 @@ def release(hub: Hub, qid: int, *, by: str, note: str = "") -> dict[str, object]
         hub.store.conn.execute(
             "UPDATE quarantine SET state='released', note=? WHERE id=?",
             (f"放行（{by}），区局以新变更 {made.seq} 写入" + (f"：{note}" if note else ""), qid))
+        if also is not None:
+            also(made)
     return {"id": qid, "state": "released", "applied": 1, "conflicts": 0,
             "change": {"origin": made.origin, "epoch": made.epoch, "seq": made.seq}}
 
 
-def reject(hub: Hub, qid: int, *, by: str, reason: str) -> dict[str, object]:
+def reject(hub: Hub, qid: int, *, by: str, reason: str,
+           also: Callable[[], object] | None = None) -> dict[str, object]:
     reason = reason.strip()
     if not reason:
         raise Refused("驳回须填写理由 (a reason is required)")
@@ -90,4 +96,6 @@ def reject(hub: Hub, qid: int, *, by: str, reason: str) -> dict[str, object]:
     with hub.store.transaction():
         hub.store.conn.execute("UPDATE quarantine SET state='rejected', note=? WHERE id=?",
                                (f"驳回（{by}）：{reason[:500]}", qid))
+        if also is not None:
+            also()
     return {"id": qid, "state": "rejected"}
