@@ -142,6 +142,8 @@ def test_workflow_bypass_is_held_and_the_hub_still_moves_the_files(d: District, 
     assert held(d.hub, id=row.id)[0].state == "open" and d.show(withdrawn)["status"] == "completed"
     status, page = dash.post(f"/quarantine/{row.id}/reject", {"reason": "村站无权撤回已准予的办件"}, page="/quarantine")
     assert status == 200 and held(d.hub, id=row.id)[0].state == "rejected"
+    assert hub_rows(d.hub, "SELECT action, reason FROM dash_audit WHERE target=? AND action LIKE 'quarantine%'",
+                    (str(row.id),)) == [("quarantine_reject", "村站无权撤回已准予的办件")]
     assert d.show(withdrawn)["status"] == "completed"
 
 

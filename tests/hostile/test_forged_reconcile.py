@@ -118,9 +118,12 @@ def test_a_forged_hub_change_is_held_under_its_sender_and_released_as_a_new_hub_
     assert released is not None and released[1]["status"] == "approved" and released[0] != hlc
     assert hub_rows(d.hub, "SELECT COUNT(*) FROM changes WHERE hlc=?", (hlc,)) == [(0,)]
     assert d.show(number)["status"] == "approved"
-    audit = hub_rows(d.hub, "SELECT user, action, target FROM dash_audit WHERE action='quarantine_release'")
-    assert audit == [(OPERATOR, "quarantine_release", str(row.id))]
-    assert "放行隔离" in dash.get("/audit")
+    # The audit log records who released it and which hub change the release wrote.
+    written = f"区局以新变更 {HUB_ID}/{epoch}/{made} 写入"
+    audit = hub_rows(d.hub, "SELECT user, action, target, detail FROM dash_audit WHERE action='quarantine_release'")
+    assert audit == [(OPERATOR, "quarantine_release", str(row.id), written)]
+    assert re.search(rf"<td>{OPERATOR}</td><td>放行隔离</td>\s*<td[^>]*>{row.id}</td><td[^>]*>{written}</td>",
+                     dash.get("/audit"))
 
     # The operator's next command takes the seq the forgery claimed, and really takes effect.
     d.transition(number, "completed")
