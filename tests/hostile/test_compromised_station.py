@@ -147,29 +147,6 @@ def test_workflow_bypass_is_held_and_the_hub_still_moves_the_files(d: District, 
     assert d.show(withdrawn)["status"] == "completed"
 
 
-def test_files_carried_by_hand_face_the_same_question(d: District, tmp_path: Path) -> None:
-    """`hub import` is another way in: the compromised village's batch on a USB stick is judged
-    change by change exactly as a push is."""
-    v = d.village
-    number = str(d.accept(v)["number"])
-    d.sync(v)
-    with compromised(v) as st:
-        rid = app_id(st, number)
-        st.write_unchecked("application", rid, {"status": "approved", "decision": "准予（村站自批）"},
-                           {"status": seen(st, "application", rid)["status"]})
-    honest = str(d.accept(v)["number"])
-    ok("node", "export", v.dir, "--out", tmp_path / "usb")
-    ok("hub", "import", d.hub.dir, tmp_path / "usb")
-    assert d.show(honest)["status"] == "accepted"
-    assert d.show(number)["status"] == "accepted" and "decision" not in d.show(number)["fields"]
-    assert forged_count(d.hub, VILLAGE, lambda f: "decision" in f, [rid]) == 0
-    assert only_held(d, rid)[0] == "not_authorised"
-    # The station's next sync finds its batch already taken: nothing is applied or held twice.
-    d.sync(v)
-    assert len(held_for(d.hub, rid)) == 1 and d.show(number)["status"] == "accepted"
-
-
-
 def test_a_withdrawal_made_before_the_decision_arrived_still_merges(d: District) -> None:
     """Concurrency stays legal: a village withdraws offline while the district approves; its write
     had not seen the approval, so it is admitted and the fold decides, with a conflict record."""
@@ -212,6 +189,7 @@ def test_a_lie_about_the_base_cannot_overturn_a_decision_the_village_has_receive
     assert forged_count(d.hub, VILLAGE, lambda f: f.get("status") == "withdrawn", [rid]) == 0
     assert d.show(number)["status"] == "approved"
     assert [h.code for h in held_for(d.hub, rid)] == ["stale_base"]
+
 
 # -- 2. content and namespace -------------------------------------------------------------------------
 
@@ -342,10 +320,34 @@ def test_a_field_device_cannot_take_over_another_devices_report(d: District, das
         assert f'data-result="{report["result"]}"' in page
 
 
-# -- unsealed batches ------------------------------------------------------------------------------------
+# -- other ways in: hand-carried files, unsealed batches ----------------------------------------------
+
+
+def test_files_carried_by_hand_face_the_same_question(d: District, tmp_path: Path) -> None:
+    """`hub import` is another way in: the compromised village's batch on a USB stick is judged
+    change by change exactly as a push is."""
+    v = d.village
+    number = str(d.accept(v)["number"])
+    d.sync(v)
+    with compromised(v) as st:
+        rid = app_id(st, number)
+        st.write_unchecked("application", rid, {"status": "approved", "decision": "准予（村站自批）"},
+                           {"status": seen(st, "application", rid)["status"]})
+    honest = str(d.accept(v)["number"])
+    ok("node", "export", v.dir, "--out", tmp_path / "usb")
+    ok("hub", "import", d.hub.dir, tmp_path / "usb")
+    assert d.show(honest)["status"] == "accepted"
+    assert d.show(number)["status"] == "accepted" and "decision" not in d.show(number)["fields"]
+    assert forged_count(d.hub, VILLAGE, lambda f: "decision" in f, [rid]) == 0
+    assert only_held(d, rid)[0] == "not_authorised"
+    # The station's next sync finds its batch already taken: nothing is applied or held twice.
+    d.sync(v)
+    assert len(held_for(d.hub, rid)) == 1 and d.show(number)["status"] == "accepted"
 
 
 def test_an_unsealed_batch_is_refused_by_a_production_hub(d: District) -> None:
+    """Stations seal every batch to the hub's key; one that does not is modified software (or a test),
+    and a hub served without --allow-unsealed-for-tests refuses it whole, with the code `unsealed`."""
     v = d.village
     number = str(d.accept(v)["number"])
     st = Station(v.dir)
