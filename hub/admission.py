@@ -9,6 +9,7 @@ the pure question in ``sync/admission.py``, which the stations' own commands ask
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -55,8 +56,14 @@ class Gate:
             self.hub.store.conn, change, current=self._record(change.entity, change.id),
             values=self.look.values, context=self._context, catalogue=self.hub.catalogue_at,
             latest_catalogue=self.hub.latest_catalogue, published_up_to=self.hub.published_up_to,
-            numbers=self.numbers,
+            numbers=self.numbers, delivered=functools.partial(self._delivered, change), authority=self.hub.authority,
         )
+
+    def _delivered(self, change: Change, rowid: int) -> bool:
+        """Whether the hub's logged change at ``rowid`` had reached ``change``'s author through its feed
+        before the author wrote ``change`` (from the author's signed pulls)."""
+        store = self.hub.store
+        return rowid <= store.horizon(change.origin, change.epoch, change.seq) and store.delivered(change.origin, rowid)
 
     def _record(self, entity: str, rec_id: str) -> Record:
         run = self.look.run

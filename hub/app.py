@@ -151,6 +151,9 @@ async def pull(request: web.Request) -> web.Response:
         catalogue_version=int(str(body.get("catalogue_version", 0))), feed_ack=after,
         skew_ms=int(str(body["at_ms"])) - hub.clock(),
         error=problem[:500] if isinstance(problem, str) else None))
+    seq, epoch = body.get("seq"), body.get("epoch")
+    if type(seq) is int and type(epoch) is int and 0 <= seq < 2**62 and 0 < epoch < 2**62:
+        request.app[COMMITTER].later(functools.partial(hub.store.note_horizon, station, epoch, seq, after))
     nonce = body.get("nonce")  # answered in the page's signed header (freshness: a replay cannot answer it)
     page = feed_page(hub, station, after=after, catalogue_version=int(str(body.get("catalogue_version", 0))),
                      nonce=nonce if isinstance(nonce, bytes) and 0 < len(nonce) <= 64 else b"")

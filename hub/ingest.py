@@ -135,6 +135,8 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
 
     admitted: list[Change] = []
     held = 0
+    if h.horizon is not None:  # signed by the station: what it had received when it wrote these changes
+        store.note_horizon(h.origin, h.epoch, h.horizon[0], h.horizon[1])
     try:
         raw_changes = open_batch_changes(vb, unseal_key=_unseal(hub))
     except RemoteProtocolError as exc:

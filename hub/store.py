@@ -171,6 +171,17 @@ def m005_refusals_per_address_hour(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX alerts_per_hour ON alerts(kind, station, hour)")
 
 
+@migrations()
+def m006_delivery_horizons(db: sqlite_utils.Database) -> None:
+    # What each station had applied of its feed when it had written up to a seq (from its signed pulls):
+    # a change it wrote later was written having seen those entries (sync/admission.py: seen_newer).
+    db.execute(
+        """CREATE TABLE horizons (
+            station TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, feed INTEGER NOT NULL,
+            PRIMARY KEY (station, epoch, seq)) WITHOUT ROWID"""
+    )
+
+
 @dataclass(frozen=True)
 class Station:
     code: str
@@ -310,6 +321,29 @@ class HubStore:
             " last_error=COALESCE(?, last_error), clock_skew_ms=COALESCE(?, clock_skew_ms) WHERE code=?",
             (now_ms, backlog, catalogue_version, feed_ack, error, skew_ms, code),
         )
+
+    def note_horizon(self, station: str, epoch: int, seq: int, feed: int) -> None:
+        """A signed pull said: with its own changes written up to ``seq`` (in ``epoch``), the station had
+        applied its feed up to ``feed``. Rows every change of which has arrived are dropped, but the
+        newest of them, which the changes still on their way need."""
+        self.conn.execute(
+            "INSERT INTO horizons (station, epoch, seq, feed) VALUES (?,?,?,?)"
+            " ON CONFLICT (station, epoch, seq) DO UPDATE SET feed=MAX(feed, excluded.feed)",
+            (station, epoch, seq, feed))
+        arrived = self.cursor(station, epoch).next_seq - 1
+        self.conn.execute(
+            "DELETE FROM horizons WHERE station=? AND epoch=? AND seq < (SELECT MAX(seq) FROM horizons"
+            " WHERE station=? AND epoch=? AND seq <= ?)", (station, epoch, station, epoch, arrived))
+
+    def horizon(self, station: str, epoch: int, seq: int) -> int:
+        """How far its feed the station had applied before it wrote change ``seq`` (0: not known)."""
+        row = self.conn.execute("SELECT MAX(feed) FROM horizons WHERE station=? AND epoch=? AND seq<?",
+                                (station, epoch, seq)).fetchone()
+        return int(row[0] or 0)
+
+    def delivered(self, station: str, change_rowid: int) -> bool:
+        return self.conn.execute("SELECT 1 FROM feed WHERE station=? AND change=?",
+                                 (station, change_rowid)).fetchone() is not None
 
     def tiers(self) -> dict[str, str]:
         return {str(c): str(t) for c, t in self.conn.execute("SELECT code, tier FROM stations")}

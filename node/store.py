@@ -22,6 +22,7 @@ from replica.db import connect, quick_check
 DB_NAME = "node.db"
 
 META_FIELDS = {
+    "horizon": "[epoch, seq, feed]: our changes after seq were written having applied our feed up to feed",
     "station": "this station's code, fixed at enrolment",
     "name": "this station's display name",
     "tier": "village, community, township, street or field",

@@ -57,6 +57,9 @@ def build_outbox(st: Station, max_batches: int | None = None) -> int:
         chain = st.meta.bytes("chain", bytes(32))
         seal_to = load_seal_public(st.meta.bytes("hub_seal_pub"))
         seal_key_id, hlc, hub_id = st.meta.text("hub_seal_key_id"), st.meta.int("hlc"), st.hub_id
+        seen = st.meta.get("horizon", [])
+        horizon = ((int(seen[1]), int(seen[2])) if isinstance(seen, list) and len(seen) == 3 and seen[0] == epoch
+                   else None)
         last = done
         for rng in plan_batches(sizes, max_count=MAX_BATCH_CHANGES, max_bytes=MAX_BATCH_BYTES)[:max_batches]:
             part = wires[rng.start:rng.stop]
@@ -64,7 +67,7 @@ def build_outbox(st: Station, max_batches: int | None = None) -> int:
             last = first + len(part) - 1
             frame = build_batch(
                 origin=code, epoch=epoch, first_seq=first, changes=list(part), prev=chain, recipient=hub_id,
-                hlc=hlc, signing_key=st.keys.sign, seal_to=seal_to, recipient_key=seal_key_id,
+                hlc=hlc, signing_key=st.keys.sign, seal_to=seal_to, recipient_key=seal_key_id, horizon=horizon,
             )
             vb = verify_batch(frame, recipient=hub_id, verify_key=lambda s, k: st.keys.sign.public_key())
             chain = vb.frame.header_hash
@@ -157,8 +160,14 @@ def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
     """The signed header that proves a pull comes from this station (fresh: it carries the time, and the
     nonce the hub's page must answer)."""
     cat = st.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
+    # seq and epoch: what this station had written when it had applied its feed up to ``after``; the hub
+    # learns from them which decisions its later changes were written having seen (sync/admission.py).
     body: dict[str, object] = {"after": after, "catalogue_version": int(cat), "pending": st.pending_changes(),
-                               "at_ms": st.clock(), "problem": freshness.report(st)}
+                               "at_ms": st.clock(), "problem": freshness.report(st),
+                               "seq": st.meta.int("seq"), "epoch": st.meta.int("epoch", 1)}
+    seen = st.meta.get("horizon", [])
+    if isinstance(seen, list) and len(seen) == 3 and seen[0] == body["epoch"] and seen[2] == after:
+        body["seq"] = seen[1]  # the earliest of our changes known to be written after applying ``after``
     if nonce:
         body["nonce"] = nonce
     doc = sign_document("pull", body, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign)
@@ -210,6 +219,7 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
             st.meta.set("hub_generation", generation)
             if known:
                 st.meta.set("feed_cursor", 0)
+                st.meta.set("horizon", [])  # positions in the old generation's feed mean nothing now
                 return FeedResult(0, 0, True, "")
     with st.transaction():
         origins = body.get("origins")
@@ -233,6 +243,9 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
         nxt = int(body.get("next") or 0)
         if nxt > st.meta.int("feed_cursor"):
             st.meta.set("feed_cursor", nxt)
+            # What we have now seen, as of the changes we have written so far: every batch says it, so
+            # the hub can tell a concurrent write of ours from one made after we received a decision.
+            st.meta.set("horizon", [st.meta.int("epoch", 1), st.meta.int("seq"), nxt])
         hub_ms = body.get("hub_ms") if type(body.get("hub_ms")) is int else 0
         if int(str(hub_ms)) > st.meta.int("hub_time"):
             st.meta.set("hub_time", hub_ms)  # the newest genuine hub time (status shows it)

@@ -36,7 +36,7 @@ _UINT_LIMIT = 2**63
 _FRAME_FIELDS = frozenset(
     {"v", "kind", "codec", "sealed", "body_sha256", "signer", "signer_key", "recipient", "recipient_key"}
 )
-_BATCH_FIELDS = frozenset({"origin", "epoch", "first_seq", "last_seq", "count", "prev", "hlc"})
+_BATCH_FIELDS = frozenset({"origin", "epoch", "first_seq", "last_seq", "count", "prev", "hlc", "horizon"})
 _ALLOWED_FIELDS = _FRAME_FIELDS | _BATCH_FIELDS
 
 # Origins become file names; "_" separates the parts of a name and "/" or ".." would escape a folder.
@@ -65,6 +65,15 @@ def _typed(header: Mapping[str, object], name: str, kind: type[_T]) -> _T:
     return value
 
 
+def _horizon(header: Mapping[str, object]) -> tuple[int, int] | None:
+    if "horizon" not in header:
+        return None
+    value = header["horizon"]
+    if not isinstance(value, list) or len(value) != 2 or not all(type(v) is int for v in value):
+        raise MalformedError("batch header field 'horizon' is not a list of two integers")
+    return (int(value[0]), int(value[1]))
+
+
 def _is_uint(value: object, minimum: int) -> bool:
     return type(value) is int and minimum <= value < _UINT_LIMIT
 
@@ -84,6 +93,10 @@ class BatchHeader:
     hlc: int
     sealed: bool
     signer_key: str
+    # Optional (seq, feed): the origin's changes after ``seq`` (this epoch) were written having applied
+    # its feed up to position ``feed``. The hub uses it to tell a concurrent write from one that
+    # contradicts a decision its author had already received (sync/admission.py).
+    horizon: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         problem = self._problem()
@@ -115,6 +128,9 @@ class BatchHeader:
             return f"hlc {self.hlc!r} is not a non-negative integer"
         if not is_key_id(self.signer_key):
             return "signer_key is not a key id"
+        if self.horizon is not None and not (
+                len(self.horizon) == 2 and _is_uint(self.horizon[0], 0) and _is_uint(self.horizon[1], 0)):
+            return "horizon is not [seq, feed] of non-negative integers"
         return None
 
     @classmethod
@@ -137,6 +153,7 @@ class BatchHeader:
             hlc=_typed(header, "hlc", int),
             sealed=_typed(header, "sealed", bool),
             signer_key=_typed(header, "signer_key", str),
+            horizon=_horizon(header),
         )
         if header.get("signer") != parsed.origin:
             raise ValidationError(
@@ -181,6 +198,7 @@ def build_batch(
     seal_to: X25519PublicKey | None = None,
     recipient_key: str = "",
     compress_level: int = 6,
+    horizon: tuple[int, int] | None = None,
 ) -> bytes:
     """Sign (and, given `seal_to`, seal) `changes` as one batch frame from `origin` to `recipient`.
 
@@ -208,6 +226,7 @@ def build_batch(
             hlc=hlc,
             sealed=seal_to is not None,
             signer_key=key_id(public_bytes(signing_key)),
+            horizon=horizon,
         )
     except ValidationError as exc:
         raise LocalProtocolError(f"invalid batch arguments: {exc}") from exc
@@ -224,6 +243,8 @@ def build_batch(
         "prev": prev,
         "hlc": hlc,
     }
+    if horizon is not None:
+        header["horizon"] = list(horizon)
     return seal_frame(
         header, changes, signing_key=signing_key, seal_to=seal_to, compress_level=compress_level
     )

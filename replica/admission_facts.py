@@ -24,12 +24,12 @@ from sync.model import FIXED_FIELDS, RecordContext
 def status_versions(conn: sqlite3.Connection, app_id: str) -> list[StatusVersion]:
     """Every status the application has held here, from its logged changes."""
     out = []
-    for hlc, origin, epoch, seq, fields in conn.execute(
-        "SELECT hlc, origin, epoch, seq, fields FROM changes WHERE entity='application' AND rid=?", (app_id,)
+    for rowid, hlc, origin, epoch, seq, fields in conn.execute(
+        "SELECT rowid, hlc, origin, epoch, seq, fields FROM changes WHERE entity='application' AND rid=?", (app_id,)
     ):
         written = unpack(fields)
         if isinstance(written, dict) and isinstance(written.get("status"), str):
-            out.append(StatusVersion(int(hlc), str(origin), str(written["status"]), int(epoch), int(seq)))
+            out.append(StatusVersion(int(hlc), str(origin), str(written["status"]), int(epoch), int(seq), int(rowid)))
     return out
 
 
@@ -67,6 +67,8 @@ def build_facts(
     latest_catalogue: Callable[[], tuple[int, Catalogue] | None],
     published_up_to: Callable[[], int],
     numbers: Mapping[str, str] | None = None,
+    delivered: Callable[[int], bool] | None = None,
+    authority: Callable[[str], int] | None = None,
 ) -> Facts:
     """Facts for one change. ``values(entity, id)`` reads merged records (the caller's view, which may
     include a batch not yet written); ``context(app_id, app_values)`` says who owns the application;
@@ -99,4 +101,6 @@ def build_facts(
         latest_catalogue=latest_catalogue,
         published_up_to=published_up_to,
         reissued=lambda: change.epoch > 1 and reissued(conn, change),
+        delivered=delivered or (lambda rowid: False),
+        authority=authority or (lambda origin: 0),
     )

@@ -56,7 +56,7 @@ from sync.model import (
     roles_of,
 )
 from sync.numbering import parse_application_number
-from sync.workflow import FINAL, MOVE_LABELS, STATUS_LABELS, Status, TransitionError, may_move, move_to
+from sync.workflow import FINAL, MOVE_LABELS, STAGE, STATUS_LABELS, Status, TransitionError, may_move, move_to
 
 # Fields the accept command writes on every new application, and the ones it writes when given.
 CREATION_FIELDS = frozenset({
@@ -99,6 +99,7 @@ class StatusVersion:
     value: str
     epoch: int = 1
     seq: int = 0
+    rowid: int = 0  # where this replica's change log holds it (the hub's feeds point there)
 
 
 def _none_catalogue(version: int) -> Catalogue | None:
@@ -125,6 +126,14 @@ def _never() -> bool:
     return False
 
 
+def _not_delivered(rowid: int) -> bool:
+    return False
+
+
+def _no_authority(origin: str) -> int:
+    return 0
+
+
 @dataclass(frozen=True)
 class Facts:
     """What the question needs beyond the change, as the replica asking knows it.
@@ -146,6 +155,10 @@ class Facts:
     # Whether this replica holds the same origin's change with the same record and fields from an
     # earlier epoch (what a station re-issues after a fork).
     reissued: Callable[[], bool] = _never
+    # Whether the logged change at this rowid had reached the author, through its feed, before it wrote
+    # this change (the hub knows from the author's signed pulls; see hub/store.py horizons).
+    delivered: Callable[[int], bool] = _not_delivered
+    authority: Callable[[str], int] = _no_authority  # a tier's weight in the fold (sync/model.py AUTHORITY)
 
 
 def refused(change: Change, code: str, reason: str) -> Admission:
@@ -228,7 +241,14 @@ def _status(change: Change, roles: frozenset[str], facts: Facts) -> Admission:
         seen = str(cell[2])
     else:
         versions = facts.status_versions()
-        seen = next((v.value for v in versions if v.hlc == base), None)
+        seen_version = next((v for v in versions if v.hlc == base), None)
+        seen = seen_version.value if seen_version is not None else None
+        newer = _seen_newer(seen_version, versions, facts) if seen_version is not None else None
+        if newer is not None:
+            return refused(change, "seen_newer",
+                           f"该站点写这一变更之前已收到「{_status_word(newer.value)}」（{newer.origin}），"
+                           f"却声称依据更早的「{_status_word(seen)}」；这不是并发写入 (the author had received a newer "
+                           "status before it wrote this change, so the change is not concurrent with it)")
         if seen is None and cell is not None:
             # A version this replica does not hold (lost in a restore, or never sent): the author cannot
             # show it saw anything but what stands now, so the move is judged from the current status,
@@ -253,6 +273,21 @@ def _status(change: Change, roles: frozenset[str], facts: Facts) -> Admission:
                        f"该站点无权「{MOVE_LABELS[move]}」，应由决定层级办理 "
                        f"(this station may not {move.value} this application)")
     return Admission(change, "")
+
+
+def _seen_newer(seen: StatusVersion, versions: Sequence[StatusVersion], facts: Facts) -> StatusVersion | None:
+    """A status the author had received before writing that would have replaced, in the author's own
+    merge, the one it says it saw: then an honest author's base would have named that one instead."""
+    def key(v: StatusVersion) -> tuple[int, int, int]:
+        try:
+            return (STAGE[Status(v.value)], facts.authority(v.origin), v.hlc)
+        except ValueError:
+            return (-1, 0, v.hlc)
+
+    for v in versions:
+        if v.hlc > seen.hlc and key(v) > key(seen) and v.rowid and facts.delivered(v.rowid):
+            return v
+    return None
 
 
 def _creation(change: Change, actor: Actor, roles: frozenset[str], facts: Facts) -> Admission:

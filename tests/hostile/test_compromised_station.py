@@ -165,15 +165,12 @@ def test_a_withdrawal_made_before_the_decision_arrived_still_merges(d: District)
     assert [c["field"] for c in conflicts if c["number"] == number] == ["status"]
 
 
-@pytest.mark.xfail(strict=True, reason="open hole: the hub trusts a change's base; it does not know which of its "
-                                       "feed pages the author had already received (see the docstring)")
 def test_a_lie_about_the_base_cannot_overturn_a_decision_the_village_has_received(d: District) -> None:
     """The same withdrawal written after the village pulled the approval, claiming the base it had
     before. The village holds the approval (its own store shows it) and contradicts it: that is not a
-    concurrent write and must be held. Today the hub believes the base, so the forged withdrawal wins
-    the fold as the honest one above does. Closing it needs the hub to record, per station, how far
-    its feed was served and up to which seq the station had pushed at that moment: a change with a
-    later seq whose base predates a served status version is a lie (quarantine code stale_base)."""
+    concurrent write and must be held. Every batch the village's software builds says how far its
+    feed it had applied when it wrote its later changes (the batch header's signed horizon), and the
+    approval was in what it had applied: held as seen_newer."""
     v = d.village
     number = str(d.accept(v)["number"])
     d.sync(v)
@@ -188,7 +185,7 @@ def test_a_lie_about_the_base_cannot_overturn_a_decision_the_village_has_receive
     d.sync(v)
     assert forged_count(d.hub, VILLAGE, lambda f: f.get("status") == "withdrawn", [rid]) == 0
     assert d.show(number)["status"] == "approved"
-    assert [h.code for h in held_for(d.hub, rid)] == ["stale_base"]
+    assert [h.code for h in held_for(d.hub, rid)] == ["seen_newer"]
 
 
 # -- 2. content and namespace -------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from protocol.codec import unpack
 from replica.errors import NotApplied, Refused
 from sync.change import Change
 from sync.model import Actor, RecordContext, roles_of
-from sync.workflow import TRANSITIONS, Status, allowed_moves, is_allowed, may_move
+from sync.workflow import STAGE, TRANSITIONS, Status, allowed_moves, is_allowed, may_move
 from tests.conftest import FakeClock, World
 
 EXAMPLES = int(os.environ.get("SANJI_ADMISSION_EXAMPLES", "2000"))
@@ -145,6 +145,10 @@ def _mutations(d: District, change: Change) -> list[tuple[str, Change, Actor]]:
         legal = _legal_targets(seen, roles_of(actor, ctx), immediate)
         for target in sorted({s.value for s in Status} - legal - {seen}):
             variant(f"move {seen} → {target}", status=target)
+        lie = _older_base(d, change, record)
+        if lie is not None:
+            out.append(("base claims a status from before a decision it had received",
+                        dataclasses.replace(change, base={**change.base, "status": lie}), actor))
     elif change.entity == "task" and "inspector" in f:
         variant("task for a station that is no field device", inspector="T1-V1")
         variant("task naming another application's number", number="T1-V1-20260101-99999")
@@ -157,15 +161,44 @@ def _mutations(d: District, change: Change) -> list[tuple[str, Change, Actor]]:
     return out
 
 
+def _older_base(d: District, change: Change, record: dict[str, tuple[int, str, object, int]]) -> int | None:
+    """An earlier status version to claim as base, when the current one (which wins over it) reached the
+    author through its feed: then the claim is a lie the hub can see."""
+    hub = d.world.hub
+    hlc, origin, value, _ = record["status"]
+    if origin == change.origin or change.base.get("status") != hlc:
+        return None
+    row = hub.store.conn.execute(
+        "SELECT rowid FROM changes WHERE entity='application' AND rid=? AND hlc=? AND origin=?",
+        (change.id, hlc, origin)).fetchone()
+    if row is None or not hub.store.delivered(change.origin, int(row[0])):
+        return None
+    for old_hlc, old_status in hub.store.conn.execute(
+            "SELECT hlc, fields FROM changes WHERE entity='application' AND rid=? AND hlc<? ORDER BY hlc",
+            (change.id, hlc)):
+        status = unpack(old_status).get("status")  # type: ignore[union-attr]
+        if isinstance(status, str) and STAGE[Status(status)] < STAGE[Status(str(value))]:
+            return int(old_hlc)
+    return None
+
+
 def _push_and_check(d: District, station: Station, before: int, rng: random.Random) -> None:
     written = _new_changes(station, before)
     if not written:
         return
     mutations = _mutations(d, written[0])
     if mutations:
-        what, forged, actor = rng.choice(mutations)
+        # The batch header's horizon is noted before any of its changes is judged (hub/ingest.py).
+        seen = station.meta.get("horizon", [])
+        if isinstance(seen, list) and len(seen) == 3:
+            d.world.hub.store.note_horizon(station.code, int(seen[0]), int(seen[1]), int(seen[2]))
+        lies = [m for m in mutations if m[0].startswith("base claims")]
+        what, forged, actor = rng.choice(lies) if lies and rng.random() < 0.35 else rng.choice(mutations)
         verdict = Gate(d.world.hub, Lookup(d.world.hub)).ask(forged, actor)
         assert not verdict.admitted, f"forgery admitted: {what}: {forged}"
+        if what.startswith("base claims"):
+            assert verdict.code == "seen_newer", verdict
+            d.outcomes["forged base refused"] += 1
         assert verdict.code and verdict.reason
         d.refused_forgeries += 1
     for ack in d.world.push(station):
@@ -294,3 +327,4 @@ def test_honest_commands_are_admitted_and_their_forgeries_are_not(district: Dist
     assert district.admitted >= EXAMPLES // 3, district.admitted
     assert district.refused_forgeries >= EXAMPLES // 3, district.refused_forgeries
     assert district.outcomes["report"] and district.outcomes["township inspect"], district.outcomes
+    assert district.outcomes["forged base refused"], district.outcomes
