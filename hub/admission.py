@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hub.feed import Lookup
+from protocol.codec import unpack
+from protocol.errors import RemoteProtocolError
 from replica.admission_facts import build_facts
 from sync.admission import Admission, clock_check, judge
 from sync.change import Change
@@ -57,6 +59,7 @@ class Gate:
             values=self.look.values, context=self._context, catalogue=self.hub.catalogue_at,
             latest_catalogue=self.hub.latest_catalogue, published_up_to=self.hub.published_up_to,
             numbers=self.numbers, delivered=functools.partial(self._delivered, change), authority=self.hub.authority,
+            held_status=functools.partial(self._held_status, change),
         )
 
     def _delivered(self, change: Change, rowid: int) -> bool:
@@ -64,6 +67,19 @@ class Gate:
         before the author wrote ``change`` (from the author's signed pulls)."""
         store = self.hub.store
         return rowid <= store.horizon(change.origin, change.epoch, change.seq) and store.delivered(change.origin, rowid)
+
+    def _held_status(self, change: Change, hlc: int) -> str | None:
+        """The status one of the author's own held changes to this application wrote at ``hlc``."""
+        for (raw,) in self.hub.store.conn.execute(
+                "SELECT raw FROM quarantine WHERE origin=? AND whole_batch=0", (change.origin,)):
+            try:
+                wire = unpack(bytes(raw))
+            except RemoteProtocolError:
+                continue
+            if (isinstance(wire, list) and len(wire) == 8 and wire[3] == hlc and wire[4] == "application"
+                    and wire[5] == change.id and isinstance(wire[6], dict) and isinstance(wire[6].get("status"), str)):
+                return str(wire[6]["status"])
+        return None
 
     def _record(self, entity: str, rec_id: str) -> Record:
         run = self.look.run

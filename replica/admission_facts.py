@@ -69,6 +69,7 @@ def build_facts(
     numbers: Mapping[str, str] | None = None,
     delivered: Callable[[int], bool] | None = None,
     authority: Callable[[str], int] | None = None,
+    held_status: Callable[[int], str | None] | None = None,
 ) -> Facts:
     """Facts for one change. ``values(entity, id)`` reads merged records (the caller's view, which may
     include a batch not yet written); ``context(app_id, app_values)`` says who owns the application;
@@ -103,4 +104,5 @@ def build_facts(
         reissued=lambda: change.epoch > 1 and reissued(conn, change),
         delivered=delivered or (lambda rowid: False),
         authority=authority or (lambda origin: 0),
+        held_status=held_status or (lambda hlc: None),
     )

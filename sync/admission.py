@@ -130,6 +130,10 @@ def _not_delivered(rowid: int) -> bool:
     return False
 
 
+def _none_held(hlc: int) -> str | None:
+    return None
+
+
 def _no_authority(origin: str) -> int:
     return 0
 
@@ -159,6 +163,7 @@ class Facts:
     # this change (the hub knows from the author's signed pulls; see hub/store.py horizons).
     delivered: Callable[[int], bool] = _not_delivered
     authority: Callable[[str], int] = _no_authority  # a tier's weight in the fold (sync/model.py AUTHORITY)
+    held_status: Callable[[int], str | None] = _none_held  # the status a held change of the author's wrote
 
 
 def refused(change: Change, code: str, reason: str) -> Admission:
@@ -249,6 +254,18 @@ def _status(change: Change, roles: frozenset[str], facts: Facts) -> Admission:
                            f"该站点写这一变更之前已收到「{_status_word(newer.value)}」（{newer.origin}），"
                            f"却声称依据更早的「{_status_word(seen)}」；这不是并发写入 (the author had received a newer "
                            "status before it wrote this change, so the change is not concurrent with it)")
+        if seen is None:
+            # A change of this record held for review: the author saw what it wrote, whatever the hub
+            # decided about it, so the move is judged from there (it builds on the held change).
+            held = facts.held_status(base)
+            if held is not None:
+                try:
+                    move_to(Status(held), target, immediate=_immediate(facts))
+                except (TransitionError, ValueError) as exc:
+                    return refused(change, "builds_on_held",
+                                   f"该变更依据的是一条仍在隔离中的变更（「{_status_word(held)}」），流程不允许：{exc} "
+                                   "(it builds on a change held for review; settle that one first)")
+                seen = held
         if seen is None and cell is not None:
             # A version this replica does not hold (lost in a restore, or never sent): the author cannot
             # show it saw anything but what stands now, so the move is judged from the current status,
@@ -258,8 +275,7 @@ def _status(change: Change, roles: frozenset[str], facts: Facts) -> Admission:
             return refused(change, "unknown_base",
                            "该变更所依据的状态版本本处没有记录，无法核实这一步流程 "
                            "(the status version this change was based on is not held here)")
-    kind = facts.current.get("kind")
-    immediate = kind is not None and kind[2] == "immediate"
+    immediate = _immediate(facts)
     try:
         move = move_to(Status(seen), target, immediate=immediate)
     except (TransitionError, ValueError) as exc:
@@ -273,6 +289,11 @@ def _status(change: Change, roles: frozenset[str], facts: Facts) -> Admission:
                        f"该站点无权「{MOVE_LABELS[move]}」，应由决定层级办理 "
                        f"(this station may not {move.value} this application)")
     return Admission(change, "")
+
+
+def _immediate(facts: Facts) -> bool:
+    kind = facts.current.get("kind")
+    return kind is not None and kind[2] == "immediate"
 
 
 def _seen_newer(seen: StatusVersion, versions: Sequence[StatusVersion], facts: Facts) -> StatusVersion | None:

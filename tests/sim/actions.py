@@ -315,7 +315,7 @@ class Rogue:
         self.hlc = tick(self.hlc, world.now)
         change = Change(self.code, self.epoch, self.seq, self.hlc, "application", app_id, fields, {})
         world.checks.authored_by(change)
-        world.checks.forbidden.add(change.key)
+        world.checks.forbid(change)
         frame = build_batch(origin=self.code, epoch=self.epoch, first_seq=self.seq, changes=[change_to_wire(change)],
                             prev=self.chain, recipient=world.hub.hub_id, hlc=self.hlc,
                             signing_key=signing_key_from_seed(self.sign_seed),

@@ -49,7 +49,9 @@ class Checks:
     now: int = 0
     violations: list[Violation] = field(default_factory=list)
     authored: dict[tuple[str, int, int], set[bytes]] = field(default_factory=dict)
-    forbidden: set[tuple[str, int, int]] = field(default_factory=set)
+    # Changes written outside their author's rights, by key and content (a station copied back by hand
+    # reuses keys for other, honest content).
+    forbidden: set[tuple[tuple[str, int, int], bytes]] = field(default_factory=set)
     # Records a compromised station forged: its own view of them may rightly differ from the hub's.
     tainted: set[tuple[str, str]] = field(default_factory=set)
     catalogue_seen: dict[str, int] = field(default_factory=dict)
@@ -74,10 +76,14 @@ class Checks:
                 self.fail("unexpected_change", f"{replica} merged {change.key}, which no station wrote as such")
             if replica == "hub" and key[0] == "application" and "number" in change.fields:
                 self.hub_got.setdefault(key[1], self.now)
-            if change.key in self.forbidden and replica != change.origin:  # its author applied it as it wrote it
+            if (change.key, _content(change)) in self.forbidden and replica != change.origin:  # its author has it
                 self.fail("forbidden_applied", f"{replica} applied {change.key}, written outside its author's rights")
 
         return watch
+
+    def forbid(self, change: Change) -> None:
+        """Register a change written outside its author's rights: no other replica may ever merge it."""
+        self.forbidden.add((change.key, _content(change)))
 
     def authored_by(self, change: Change) -> None:
         """Register a change some replica really wrote; only these may ever be merged anywhere. A station

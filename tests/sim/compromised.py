@@ -55,7 +55,7 @@ def strike(world: World, code: str) -> None:
         forged = _creation(world, code, "unknown_item" if kind == "bypass" else kind, rng)
     if forged is None:
         return
-    world.checks.forbidden.add(forged.key)
+    world.checks.forbid(forged)
     world.checks.tainted.add(("application", forged.id))
     world.note(f"compromised {code} forged {kind} on {forged.id}: {dict(forged.fields)}")
 

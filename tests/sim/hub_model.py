@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from protocol.batch import VerifiedBatch, open_batch_changes, verify_batch
-from protocol.codec import pack
+from protocol.codec import pack, unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
@@ -182,6 +182,11 @@ class SimHub:
                      catalogue=self.catalogue_at, number_holder=lambda n: records.numbers.get(n),
                      latest_catalogue=lambda: (max(self.store.releases), self.catalogue()),
                      published_up_to=lambda: max(self.high_water, max(self.store.releases)),
+                     held_status=lambda hlc: next(
+                         (str(w[6]["status"]) for w in (unpack(q.raw) for q in self.store.quarantine
+                                                        if q.origin == change.origin and not q.whole_batch)
+                          if isinstance(w, list) and len(w) == 8 and w[3] == hlc and w[5] == change.id
+                          and isinstance(w[6], dict) and isinstance(w[6].get("status"), str)), None),
                      reissued=lambda: any(
                          e.change.origin == change.origin and e.change.epoch < change.epoch
                          and e.change.entity == change.entity and e.change.id == change.id

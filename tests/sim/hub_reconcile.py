@@ -174,7 +174,7 @@ def handle(hub: SimHub, request: bytes) -> tuple[int, bytes]:
 
 
 # Refusals that another held change can lift (a rating waits for the completion it follows).
-WAITS_FOR_ANOTHER = frozenset({"rating_too_early", "unknown_application", "unknown_base"})
+WAITS_FOR_ANOTHER = frozenset({"rating_too_early", "unknown_application", "unknown_base", "builds_on_held"})
 
 
 def review_quarantine(hub: SimHub) -> tuple[int, int]:
