@@ -79,6 +79,9 @@ def add_parser(sub: Any) -> None:
     cmd("status", "the sync picture")
     p = cmd("conflicts", "open conflicts")
     p.add_argument("--all", action="store_true", help="include resolved ones")
+    p = cmd("quarantine", "changes held for review, each with its reason (Chinese) and stable code")
+    p.add_argument("--station", help="only what this station sent (its own changes and any it re-sent)")
+    p.add_argument("--all", action="store_true", help="include released and rejected ones")
     p = cmd("reconcile", "run the nightly job now: warnings, statistics, backup, compaction, anti-entropy report")
     p.add_argument("--csv", type=Path, help="also write the per-station statistics as CSV")
     p.add_argument("--no-backup", action="store_true", help="skip the rotated backup")
@@ -356,6 +359,24 @@ def cmd_conflicts(args: argparse.Namespace) -> None:
         f"{c['id']} {c['number'] or c['record']} {c['field']}: "
         + " vs ".join(f"{v['value']!r}@{v['origin']}{'（采用）' if v['won'] else ''}" for v in c["values"])
         + f"  规则: {c['rule']}" for c in d["conflicts"]) or "（无冲突）")
+
+
+def cmd_quarantine(args: argparse.Namespace) -> None:
+    from hub.dashboard_data import quarantine_rows
+
+    hub = _hub(args)
+    rows = [{k: v for k, v in r.items() if k != "gloss"}
+            for r in quarantine_rows(hub, origin=args.station, include_closed=args.all)]
+
+    def human(d: dict[str, Any]) -> str:
+        lines = []
+        for r in d["quarantined"]:
+            who = (f"{r['sender']} 转交，声称来自 {r['origin']}（签名无法核验）" if r["relayed"]
+                   else f"{r['origin']} 第 {r['epoch']} 代 第 {r['seq']} 号")
+            lines.append(f"#{r['id']} [{r['state']}] {r['code'] or '-'}  {who}\n    {r['reason']}")
+        return "\n".join(lines) or "（没有隔离待审的变更）"
+
+    emit({"quarantined": rows}, args.json, human)
 
 
 def cmd_show(args: argparse.Namespace) -> None:
