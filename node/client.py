@@ -211,6 +211,9 @@ async def sync_round(st: Station, url: str | None = None, *, retention_days: int
     url = (url or st.meta.text("hub_url")).rstrip("/")
     if not url:
         raise Refused("this station has no hub address (USB-only); use `sanji node export` and `import`")
+    # Sign the first batches before asking the hub anything: a round that cannot reach it still leaves
+    # the pending changes batched (for the next round, `node status`, or a USB export).
+    await asyncio.to_thread(uplink.build_outbox, st, PIPELINE_BATCHES)
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
             # The hub's key changes first: its answers and pages may be signed by a key only they name.
