@@ -141,7 +141,10 @@ REGRESSIONS = [
     Regression(322, "outbox_not_drained", "reconcile_returns_own_future_seqs", copy_with_hub_restore=True,
                needs=("backup", "hub_backup")),
     # a raw copy and a hub restore in one run: once the hub forgot, the clone's reused seqs are undetectable.
-    Regression(927, "no_convergence", copy_with_hub_restore=True, limit=True, needs=("backup", "hub_backup")),
+    # It was kept as a limit that still failed; since admission recognises a station's re-issued changes
+    # (and holds no honest repeat of its own numbers) the seed converges, and 1,500 seeds run with
+    # --copy-with-hub-restore show no violation. The reused seqs remain undetectable in principle.
+    Regression(927, "no_convergence", copy_with_hub_restore=True, needs=("backup", "hub_backup")),
     # the checkers were wrong: applications lost by both a station restore and a hub restore were
     # reported lost (nothing can keep what every copy lost), and their remnants as divergence.
     Regression(1925, "accepted_lost", copy_with_hub_restore=True, needs=("backup", "hub_backup")),

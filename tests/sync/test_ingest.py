@@ -245,11 +245,13 @@ def test_unknown_application_is_held_with_a_reason() -> None:
 
 
 def test_station_writes_its_own_applicant_data_and_acceptance() -> None:
-    c = change({"station": "V0101", "applicant_name": "Applicant 0001", "status": "accepted", "m.id_card":
-                ["deferred", "2025-07-01"]})
+    c = change({"station": "V0101", "status": "accepted", "m.id_card": ["supplemented", ""]})
     adm = check(c, VILLAGE, ctx(), status="supplement_requested")  # 补正 brought back: accepted again
     assert adm.admitted
     assert adm.reason == ""
+    # No station command changes the applicant's details once accepted (sync/admission.py CREATION_ONLY).
+    renamed = check(change({"applicant_name": "Applicant 0001"}), VILLAGE, ctx())
+    assert (renamed.admitted, renamed.code) == (False, "not_a_command")
 
 
 def test_village_writing_a_decision_is_outside_its_rights() -> None:
