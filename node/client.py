@@ -211,9 +211,6 @@ async def sync_round(st: Station, url: str | None = None, *, retention_days: int
     url = (url or st.meta.text("hub_url")).rstrip("/")
     if not url:
         raise Refused("this station has no hub address (USB-only); use `sanji node export` and `import`")
-    # Sign the first batches before asking the hub anything: a round that cannot reach it still leaves
-    # the pending changes batched (for the next round, `node status`, or a USB export).
-    await asyncio.to_thread(uplink.build_outbox, st, PIPELINE_BATCHES)
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
             # The hub's key changes first: its answers and pages may be signed by a key only they name.
@@ -224,6 +221,11 @@ async def sync_round(st: Station, url: str | None = None, *, retention_days: int
             pulled, version, feed_problems = await pull(st, session, url, progress)
             blob_round = await transfer.upload_pending(st, session, url)  # after the records; never fatal
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        # The hub's key history is asked for first, so an unreachable hub stops the round before the
+        # push has batched anything: sign the first batches now, so pending changes wait batched (for
+        # the next round, `node status` and a USB export) as they did before. Here, on this thread,
+        # not in a worker: the station's connection is shared with the staff UI in `node serve`.
+        uplink.build_outbox(st, PIPELINE_BATCHES)
         with st.transaction():
             st.meta.set("last_error", f"hub unreachable: {exc.__class__.__name__}: {exc}")
             st.conn.execute(
