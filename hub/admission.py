@@ -68,17 +68,17 @@ class Gate:
         store = self.hub.store
         return rowid <= store.horizon(change.origin, change.epoch, change.seq) and store.delivered(change.origin, rowid)
 
-    def _held_status(self, change: Change, hlc: int) -> str | None:
-        """The status one of the author's own held changes to this application wrote at ``hlc``."""
-        for (raw,) in self.hub.store.conn.execute(
-                "SELECT raw FROM quarantine WHERE origin=? AND whole_batch=0", (change.origin,)):
+    def _held_status(self, change: Change, hlc: int) -> tuple[str, bool] | None:
+        """(status, released) of one of the author's own held changes to this application at ``hlc``."""
+        for raw, state in self.hub.store.conn.execute(
+                "SELECT raw, state FROM quarantine WHERE origin=? AND whole_batch=0", (change.origin,)):
             try:
                 wire = unpack(bytes(raw))
             except RemoteProtocolError:
                 continue
             if (isinstance(wire, list) and len(wire) == 8 and wire[3] == hlc and wire[4] == "application"
                     and wire[5] == change.id and isinstance(wire[6], dict) and isinstance(wire[6].get("status"), str)):
-                return str(wire[6]["status"])
+                return str(wire[6]["status"]), state == "released"
         return None
 
     def _record(self, entity: str, rec_id: str) -> Record:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from hub.admission import Gate
+from hub.feed import Lookup, fan_out
 from protocol.codec import unpack
 from protocol.errors import RemoteProtocolError
 from replica.errors import Refused
@@ -83,8 +85,43 @@ def release(hub: Hub, qid: int, *, by: str, note: str = "",
             (f"放行（{by}），区局以新变更 {made.seq} 写入" + (f"：{note}" if note else ""), qid))
         if also is not None:
             also(made)
-    return {"id": qid, "state": "released", "applied": 1, "conflicts": 0,
+        rejudged = rejudge_waiting(hub)
+    return {"id": qid, "state": "released", "applied": 1, "conflicts": 0, "rejudged": rejudged,
             "change": {"origin": made.origin, "epoch": made.epoch, "seq": made.seq}}
+
+
+# Refusals that another change's release can lift: what the change builds on was held, or not there yet.
+WAITING = ("builds_on_held", "unknown_base", "unknown_application", "rating_too_early")
+
+
+def rejudge_waiting(hub: Hub) -> int:
+    """Ask the admission question again of the held changes that were waiting for another one; apply, as
+    they are, those now admitted. They are the stations' own authentic changes (never ones re-sent on
+    another's behalf), so applying them is what ingest would have done had they come later. Repeats
+    until nothing more is admitted (a chain of waiting changes). Call inside a transaction."""
+    conn, now, applied = hub.store.conn, hub.clock(), 0
+    marks = ",".join("?" * len(WAITING))
+    progress = True
+    while progress:
+        progress = False
+        gate = Gate(hub, Lookup(hub))
+        rows = conn.execute(
+            f"SELECT id, origin, epoch, seq, raw FROM quarantine WHERE state='open' AND whole_batch=0"
+            f" AND sender IN (origin, '') AND code IN ({marks}) ORDER BY origin, epoch, seq", WAITING).fetchall()
+        for qid, origin, epoch, seq, raw in rows:
+            try:
+                change = change_from_wire(unpack(bytes(raw)))
+            except (ModelError, RemoteProtocolError):
+                continue
+            if change.key != (origin, epoch, seq) or not gate.ask(change, gate.actor(origin), now_ms=now).admitted:
+                continue
+            fan_out(hub, hub.records.apply([change]).logged)
+            hub.observe_hlc(change.hlc)
+            conn.execute("UPDATE quarantine SET state='released', note=? WHERE id=?",
+                         ("所依据的变更放行后复核通过，按原样应用 (admitted once what it builds on was released)", qid))
+            applied += 1
+            progress = True
+    return applied
 
 
 def reject(hub: Hub, qid: int, *, by: str, reason: str,

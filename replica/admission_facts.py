@@ -69,7 +69,7 @@ def build_facts(
     numbers: Mapping[str, str] | None = None,
     delivered: Callable[[int], bool] | None = None,
     authority: Callable[[str], int] | None = None,
-    held_status: Callable[[int], str | None] | None = None,
+    held_status: Callable[[int], tuple[str, bool] | None] | None = None,
 ) -> Facts:
     """Facts for one change. ``values(entity, id)`` reads merged records (the caller's view, which may
     include a batch not yet written); ``context(app_id, app_values)`` says who owns the application;

@@ -130,7 +130,7 @@ def _not_delivered(rowid: int) -> bool:
     return False
 
 
-def _none_held(hlc: int) -> str | None:
+def _none_held(hlc: int) -> tuple[str, bool] | None:
     return None
 
 
@@ -163,7 +163,8 @@ class Facts:
     # this change (the hub knows from the author's signed pulls; see hub/store.py horizons).
     delivered: Callable[[int], bool] = _not_delivered
     authority: Callable[[str], int] = _no_authority  # a tier's weight in the fold (sync/model.py AUTHORITY)
-    held_status: Callable[[int], str | None] = _none_held  # the status a held change of the author's wrote
+    # (status, released) of one of the author's own held changes to this record, written at an hlc
+    held_status: Callable[[int], tuple[str, bool] | None] = _none_held
 
 
 def refused(change: Change, code: str, reason: str) -> Admission:
@@ -255,17 +256,16 @@ def _status(change: Change, roles: frozenset[str], facts: Facts) -> Admission:
                            f"却声称依据更早的「{_status_word(seen)}」；这不是并发写入 (the author had received a newer "
                            "status before it wrote this change, so the change is not concurrent with it)")
         if seen is None:
-            # A change of this record held for review: the author saw what it wrote, whatever the hub
-            # decided about it, so the move is judged from there (it builds on the held change).
+            # One of the author's own changes held for review: what it builds on is not settled. It waits,
+            # held, and is judged again when that change is released (hub/quarantine_review.py).
             held = facts.held_status(base)
+            if held is not None and not held[1]:
+                return refused(change, "builds_on_held",
+                               f"该变更依据的是一条仍在隔离中的变更（「{_status_word(held[0])}」），"
+                               "待那一条放行后自动复核 (it builds on a change still held for review; "
+                               "it is judged again once that is released)")
             if held is not None:
-                try:
-                    move_to(Status(held), target, immediate=_immediate(facts))
-                except (TransitionError, ValueError) as exc:
-                    return refused(change, "builds_on_held",
-                                   f"该变更依据的是一条仍在隔离中的变更（「{_status_word(held)}」），流程不允许：{exc} "
-                                   "(it builds on a change held for review; settle that one first)")
-                seen = held
+                seen = held[0]
         if seen is None and cell is not None:
             # A version this replica does not hold (lost in a restore, or never sent): the author cannot
             # show it saw anything but what stands now, so the move is judged from the current status,

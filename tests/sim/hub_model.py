@@ -183,8 +183,9 @@ class SimHub:
                      latest_catalogue=lambda: (max(self.store.releases), self.catalogue()),
                      published_up_to=lambda: max(self.high_water, max(self.store.releases)),
                      held_status=lambda hlc: next(
-                         (str(w[6]["status"]) for w in (unpack(q.raw) for q in self.store.quarantine
-                                                        if q.origin == change.origin and not q.whole_batch)
+                         ((str(w[6]["status"]), state == "released")
+                          for w, state in ((unpack(q.raw), q.state) for q in self.store.quarantine
+                                           if q.origin == change.origin and not q.whole_batch)
                           if isinstance(w, list) and len(w) == 8 and w[3] == hlc and w[5] == change.id
                           and isinstance(w[6], dict) and isinstance(w[6].get("status"), str)), None),
                      reissued=lambda: any(
