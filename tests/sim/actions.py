@@ -15,7 +15,7 @@ from sync.fold import versions
 from sync.hlc import tick
 from sync.session import AckResult
 from sync.workflow import TRANSITIONS, Move, Status, allowed_moves, may_move
-from tests.sim import compromised, forgery
+from tests.sim import compromised, forgery, freeze, rotation
 from tests.sim.faults import DAY, HOUR, MINUTE, START_MS
 from tests.sim.hub_reconcile import review_quarantine
 from tests.sim.network import HUB, Event
@@ -327,3 +327,23 @@ class Rogue:
             world.checks.fail("rights_not_enforced", f"{self.code} wrote {sorted(fields)} of {app_id}: {ack.result}")
         world.note(f"rogue {sorted(fields)} on {app_id}: {ack.result.value}")
 
+
+
+def on_rotate_key(world: World, event: Event) -> None:
+    rotation.rotate(world, "rotate_key")
+
+
+def on_rotate_root(world: World, event: Event) -> None:
+    rotation.rotate(world, "rotate_root")
+
+
+def on_forge_removed(world: World, event: Event) -> None:
+    rotation.forge_removed(world)
+
+
+def on_freeze(world: World, event: Event) -> None:
+    freeze.start(world, event.target, event.until)
+
+
+def on_thaw(world: World, event: Event) -> None:
+    freeze.thaw(world, event.target, event.until)

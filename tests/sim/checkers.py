@@ -4,7 +4,9 @@ Step invariants (hooked into every merge, stamp and admission): a terminal statu
 by a non-terminal one; every station's HLC only moves forward and is never dragged far ahead of its own
 clock; the hub admits no far-future stamp; a station's catalogue version never goes down; a replayed or
 duplicated message changes nothing; nothing is merged anywhere that no one wrote, or that its author
-wrote outside its rights. Final checks (after the last fault and at most three healing rounds): every
+wrote outside its rights; a station takes nothing signed by a hub key its current key list does not
+name; a feed page replayed by a frozen network is never applied, and flags the station stale by the
+end of the first round it answered. Final checks (after the last fault and at most three healing rounds): every
 accepted application is at the hub (unless restores lost every copy of it); every station's records
 equal the hub's copy of its scope, digest for digest; numbers are unique; no queue is left.
 """
@@ -135,6 +137,23 @@ class Checks:
     def unchanged(self, what: str, before: bytes, after: bytes) -> None:
         if before != after:
             self.fail("replay_changed_state", what)
+
+    def signed_by_listed(self, code: str, kind: str, signer_key: str, listed_key: str) -> None:
+        """A station takes from the hub only what the online key of its current key list signed (the
+        key the hub's own list of that version names): never a key the root removed, nor any other."""
+        if signer_key != listed_key:
+            self.fail("unlisted_key_accepted", f"{code} took a hub {kind} signed by {signer_key}, not by its "
+                      f"listed key {listed_key}")
+
+    def unchanged_by_replay(self, code: str, before: bytes, after: bytes) -> None:
+        """A page replayed by a frozen network is never applied: cursor, records and releases stay."""
+        if before != after:
+            self.fail("frozen_page_applied", f"{code} applied a replayed feed page")
+
+    def flagged_stale(self, code: str, stale_rounds: int) -> None:
+        """The bound: a round whose pulls only a replay answered ends with the station flagged stale."""
+        if stale_rounds < 1:
+            self.fail("freeze_unflagged", f"{code}: a round answered only by a replayed page left it unflagged")
 
     # -- after healing ----------------------------------------------------------------------------------
 

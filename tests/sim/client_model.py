@@ -8,19 +8,30 @@ round's commits so far stay; nothing else happens.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Generator
 from dataclasses import dataclass
 
-from protocol.codec import unpack
+from protocol.codec import pack, unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
+from protocol.frame import peek_header
 from sync.change import change_from_wire
 from sync.merkle import MerkleTree, ReconcileSession, depth_for
 from sync.model import ModelError
 from sync.scope import change_digest, leaves, record_key
 from sync.session import AckResult, PushRound
 from tests.sim.node_model import Refused, SimNode
-from tests.sim.uplink_model import apply_feed, build_outbox, mark_refused, pull_request, read_acks, unsettled
+from tests.sim.uplink_model import (
+    adopt_keys,
+    apply_feed,
+    build_outbox,
+    check_keys,
+    mark_refused,
+    pull_request,
+    read_acks,
+    unsettled,
+)
 
 KEYS_PER_REQUEST = 200
 Row = tuple[str, int, int, int, str, str, bytes, bytes]
@@ -45,10 +56,31 @@ Conversation = Generator[Request, Answer, None]
 
 
 def sync_round(node: SimNode, *, max_batch: int, max_push: int) -> Conversation:
-    """One sync round: push every unsettled batch, then pull the feed until it says there is no more."""
+    """One sync round: the hub's key changes, push every unsettled batch, then pull the feed until it
+    says there is no more."""
     build_outbox(node, max_batch)
+    if node.follows_keys:
+        # node/client.py asks `GET /v1/keys` first in every round. While the hub never rotates, its answer
+        # is "nothing new" and changes nothing, so the request stays off the wire in runs that draw no
+        # rotation: their random draws per message, and so every kept regression seed, stay as they were.
+        yield from refresh_keys(node)
+    check_keys(node)
     yield from push(node, max_push=max_push)
     yield from pull(node)
+
+
+def refresh_keys(node: SimNode) -> Conversation:
+    """hubkeys.refresh: ask for the key history after the list held, and follow it."""
+    version = node.store.hub_keys_version
+    answer = yield Request("keys", doc=pack({"after": version}), summary=f"after={version}")
+    if answer.status != 200:
+        raise Refused(f"the hub refused to send its key history: HTTP {answer.status}")
+    try:
+        bundle = unpack(answer.body)
+    except RemoteProtocolError as exc:
+        raise Refused(f"the hub's key history is malformed: {exc}") from exc
+    if isinstance(bundle, dict) and bundle.get("docs"):
+        adopt_keys(node, bundle)
 
 
 def push(node: SimNode, *, max_push: int) -> Conversation:
@@ -74,14 +106,40 @@ def push(node: SimNode, *, max_push: int) -> Conversation:
 
 
 def pull(node: SimNode) -> Conversation:
-    for _ in range(1000):
-        answer = yield Request("pull", doc=pull_request(node, node.store.feed_cursor),
-                               summary=f"after={node.store.feed_cursor}")
-        if answer.status != 200:
-            raise Refused(f"the hub refused the pull: {answer.body[:200].decode(errors='replace')}")
-        page = apply_feed(node, answer.body)
-        if not page.more:
-            return
+    """node/client.py ``pull``: every pull carries a nonce the page's signed header must answer; a page
+    that does not (a replay by someone on the path) is refused, and a round that reached the hub without
+    one answered page counts in ``stale_rounds`` (node/freshness.py: "区局数据可能已停更")."""
+    reached = fresh = False
+    try:
+        for _ in range(1000):
+            node.pulls += 1  # os.urandom(16) in the client; derived here so a seed stays deterministic
+            nonce = hashlib.sha256(f"sim-nonce:{node.code}:{node.pulls}".encode()).digest()[:16]
+            answer = yield Request("pull", doc=pull_request(node, node.store.feed_cursor, nonce),
+                                   summary=f"after={node.store.feed_cursor}")
+            reached = True
+            if answer.status != 200:
+                raise Refused(f"the hub refused the pull: {answer.body[:200].decode(errors='replace')}")
+            if unanswered(answer.body, nonce):
+                raise Refused(REPLAYED)
+            page = apply_feed(node, answer.body)
+            fresh = True  # a page that answered this pull was taken
+            if not page.more:
+                return
+    finally:
+        if reached:  # something claiming to be the hub answered: did the feed advance?
+            node.store.stale_rounds = 0 if fresh else node.store.stale_rounds + 1
+
+
+REPLAYED = "the page does not answer this pull's nonce (a replay?): the hub's data may be frozen"
+
+
+def unanswered(page: bytes, nonce: bytes) -> bool:
+    """node/client.py ``_unanswered``: the page's signed header lacks this pull's nonce. A page too
+    damaged to read is left to apply_feed, which refuses it with the decoder's reason."""
+    try:
+        return peek_header(page).get("nonce") != nonce
+    except RemoteProtocolError:
+        return False
 
 
 # -- anti-entropy (node/reconcile.py) ---------------------------------------------------------------

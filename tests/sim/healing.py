@@ -32,6 +32,7 @@ def heal(world: World) -> None:
         world.abort(code, "fault phase over")
     world.queue = Queue()  # what was still in flight is lost
     world.links.heal_all()
+    world.frozen.clear()  # the proxy is found and removed
     world.hub.up = True
     for code, node in world.nodes.items():
         node.up = True
@@ -61,6 +62,8 @@ def heal(world: World) -> None:
     world.stats.lost_to_restore = world.checks.accepted_at_hub(world.accepted, world.nodes, world.hub)
     world.checks.numbers_unique(world.hub, world.cloned)
     for node in world.nodes.values():
+        if node.store.stale_rounds:  # a genuine, answered page clears the warning
+            world.checks.fail("stale_after_heal", f"{node.code} is still flagged stale after healing")
         if pending_changes(node):
             world.checks.fail("outbox_not_drained", f"{node.code} still has {pending_changes(node)} change(s) "
                               "queued after healing")

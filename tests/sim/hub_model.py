@@ -22,6 +22,7 @@ from protocol.codec import pack, unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
+from protocol.hubkeys import ROOT_KIND, KeyList, sign_key_list, sign_root_change
 from protocol.keys import key_id, load_seal_public, load_verify_key, public_bytes, sealing_key_from_seed
 from protocol.keys import signing_key_from_seed as signing_key
 from sync.admission import Facts, StatusVersion
@@ -36,6 +37,7 @@ from tests.sim.hub_store import BatchRow, FrameAck, HeldRow, HubStore, StationIn
 from tests.sim.replica_model import Logged, NumberTaken, Watch
 
 PULL_WINDOW_MS = 15 * 60 * 1000  # hub/app.py: a pull signed further from hub time than this is stale
+KEY_LIST_MS = 365 * 86_400_000  # hub/keyring.py KEY_LIST_DAYS
 
 
 @dataclass
@@ -66,6 +68,81 @@ class SimHub:
         self.up = True
         self._catalogue: tuple[int, Catalogue] | None = None
         self.high_water = 0  # hub/service.py keeps it beside the database, so a restore keeps it too
+        # hub/keyring.py: the root and the key history live in the hub folder, not the database, so a
+        # restore never takes the hub back to keys it retired. The root comes from the hub's own seed
+        # (no extra draw from the run's random stream), and key list 1 names the first online keys.
+        self.root = signing_key(hashlib.sha256(b"sim-hub-root\x00" + seed).digest())
+        self.roots = [public_bytes(self.root)]
+        self.keys_version = 0
+        self.key_docs: list[bytes] = []
+        self.listed: dict[int, bytes] = {}  # key list version -> the online signing key it names
+        self.signed_by: dict[str, bytes] = {}  # key id -> public key, of every online key the hub had
+        self._list_keys()
+
+    # -- keys (hub/keyring.py) -------------------------------------------------------------------------
+
+    def _list_keys(self) -> None:
+        """The root lists the current online keys as the next key list version."""
+        self.keys_version += 1
+        now = self.keys_issued = self.clock()
+        self.key_docs.append(sign_key_list(self.root, hub_id=self.hub_id, version=self.keys_version,
+                                           sign=self.sign_pub, seal=self.seal_pub, issued_ms=now,
+                                           expires_ms=now + KEY_LIST_MS))
+        self.listed[self.keys_version] = self.sign_pub
+        self.signed_by[key_id(self.sign_pub)] = self.sign_pub
+
+    def current_keys(self) -> KeyList:
+        """What an enrolment answer pins at a new station: the root and the list it signed last."""
+        return KeyList(public_bytes(self.root), self.keys_version, self.sign_pub, self.seal_pub, 0,
+                       self.keys_issued + KEY_LIST_MS)
+
+    def rotate_key(self, seed: bytes) -> int:
+        """keyring.rotate_key: a new online signing key (the sealing key stays), listed by the root, and
+        every stored release signed again by it (same body, same version)."""
+        old = self.sign
+        self.sign = signing_key(seed)
+        self.sign_pub = public_bytes(self.sign)
+        self._resign(lambda kid: old.public_key() if kid == key_id(public_bytes(old)) else None)
+        self._list_keys()
+        return self.keys_version
+
+    def rotate_root(self, seed: bytes) -> int:
+        """keyring.rotate_root: the old root names the new one, which lists the same online keys."""
+        new = signing_key(seed)
+        seq = 1 + sum(1 for d in self.key_docs if peek_header(d).get("kind") == ROOT_KIND)
+        self.key_docs.append(sign_root_change(self.root, public_bytes(new), hub_id=self.hub_id, seq=seq))
+        self.root = new
+        self.roots.append(public_bytes(new))
+        self._list_keys()
+        return self.keys_version
+
+    def _resign(self, verify: Callable[[str], Ed25519PublicKey | None]) -> None:
+        for version, frame in sorted(self.store.releases.items()):
+            kid = str(peek_header(frame).get("signer_key", ""))
+            if kid == key_id(self.sign_pub) or verify(kid) is None:
+                continue
+            doc = open_document(frame, kind="catalogue", recipient="*", verify_key=lambda _s, k: verify(k))
+            self.store.releases[version] = sign_document("catalogue", doc.body, signer=self.hub_id, recipient="*",
+                                                         signing_key=self.sign, extra_header={"version": version})
+        self._catalogue = None
+
+    def keys_answer(self, request: bytes) -> tuple[int, bytes]:
+        """hub/enrol_routes.py ``GET /v1/keys?after=N``: public, so unsigned; stations verify what it holds."""
+        try:
+            asked = unpack(request)
+        except RemoteProtocolError as exc:
+            return 400, str(exc).encode()
+        after = asked.get("after") if isinstance(asked, dict) else None
+        return 200, pack(self.bundle(after if isinstance(after, int) else 0))
+
+    def bundle(self, after: int) -> dict[str, object]:
+        """keyring.bundle, what `GET /v1/keys?after=N` answers: only the version when the station holds
+        the newest list already; otherwise the whole history and the current (re-signed) release."""
+        if after >= self.keys_version:
+            return {"hub_id": self.hub_id, "version": self.keys_version, "roots": [], "docs": [], "release": None}
+        latest = max(self.store.releases, default=0)
+        return {"hub_id": self.hub_id, "version": self.keys_version, "roots": list(self.roots),
+                "docs": list(self.key_docs), "release": self.store.releases.get(latest)}
 
     def backup(self) -> HubStore:
         return copy.deepcopy(self.store)
@@ -75,6 +152,9 @@ class SimHub:
         self.store = copy.deepcopy(snapshot)
         self.store.generation = generation
         self._catalogue = None
+        # keyring._resign_stale_releases: a backup from before a rotation holds releases signed by a key
+        # the hub no longer has; what one of its own earlier keys signed is signed again.
+        self._resign(lambda kid: load_verify_key(self.signed_by[kid]) if kid in self.signed_by else None)
         if "hub_restore_reuses_own_seqs" not in self.as_is:
             # Like a station, the hub starts a new epoch for its own changes, so the seqs it handed out
             # after the backup (which stations may hold) are never reused for different decisions.
@@ -367,10 +447,12 @@ class SimHub:
             return 400, b"malformed pull"
         if abs(int(body["at_ms"]) - self.clock()) > PULL_WINDOW_MS:
             return 403, b"stale: pull request is stale or from a clock far off"
+        nonce = body.get("nonce")  # hub/app.py: answered in the page's signed header (a replay cannot)
         return 200, self.feed_page(signer, after=int(body["after"]),
-                                   catalogue_version=int(str(body.get("catalogue_version", 0))))
+                                   catalogue_version=int(str(body.get("catalogue_version", 0))),
+                                   nonce=nonce if isinstance(nonce, bytes) and 0 < len(nonce) <= 64 else b"")
 
-    def feed_page(self, station_code: str, *, after: int, catalogue_version: int) -> bytes:
+    def feed_page(self, station_code: str, *, after: int, catalogue_version: int, nonce: bytes = b"") -> bytes:
         station = self.store.stations[station_code]
         rowids = [r for r in self.store.feeds.get(station_code, []) if r > after]
         rowids.sort()
@@ -390,7 +472,7 @@ class SimHub:
             "feed", body, signer=self.hub_id, recipient=station_code, signing_key=self.sign,
             seal_to=load_seal_public(station.seal_pub) if self.sealed else None,
             recipient_key=key_id(station.seal_pub) if self.sealed else "",
-            extra_header={"next": nxt, "more": len(rowids) == self.page_limit},
+            extra_header={"next": nxt, "more": len(rowids) == self.page_limit, **({"nonce": nonce} if nonce else {})},
         )
 
     # -- views for the checkers ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
+from protocol.hubkeys import KeyList
 from protocol.keys import key_id, load_seal_public, load_verify_key, public_bytes, sealing_key_from_seed
 from protocol.keys import signing_key_from_seed as signing_key
 from sync.catalogue import AcceptanceError, Catalogue, check_acceptance, deferred_due_date, due_date, parse_catalogue
@@ -69,6 +70,13 @@ class NodeStore:
     hub_generation: str = ""
     catalogue_warning: str = ""
     last_error: str = ""
+    # node/hubkeys.py pins these in meta, so a restored backup goes back to the keys it held then and
+    # follows the hub's history again from there at its next round.
+    hub_root_pub: bytes = b""
+    hub_sign_pub: bytes = b""
+    hub_keys_version: int = 0
+    hub_keys_expires: int = 0
+    stale_rounds: int = 0  # node/freshness.py: rounds that reached the hub without one answered page
     origins: dict[str, str] = field(default_factory=dict)
     catalogues: dict[int, bytes] = field(default_factory=dict)
     records: MemRecords = field(default_factory=MemRecords)
@@ -82,20 +90,21 @@ class NodeHooks:
     watch: Watch | None = None
     wrote: Callable[[Change], None] | None = None  # a change this station really wrote, before it merges
     stamped: Callable[[str, int, int], None] | None = None  # (station, previous hlc, new hlc)
+    # A hub document this station took (kind, frame, the key list version it held then).
+    took: Callable[[str, str, bytes, int], None] | None = None
 
 
 class SimNode:
-    def __init__(self, *, code: str, tier: str, parent: str, hub_id: str, seed: bytes, hub_sign_pub: bytes,
-                 hub_seal_pub: bytes, sealed: bool, clock: Callable[[], int], hooks: NodeHooks,
+    def __init__(self, *, code: str, tier: str, parent: str, hub_id: str, seed: bytes, hub_keys: KeyList,
+                 sealed: bool, clock: Callable[[], int], hooks: NodeHooks,
                  as_is: frozenset[str] = frozenset()) -> None:
         self.code, self.tier, self.parent, self.hub_id = code, tier, parent, hub_id
         self.sign = signing_key(seed[:32])
         self.seal = sealing_key_from_seed(seed[32:64])
         self.seal_pub = public_bytes(self.seal)
         self.seal_key_id = key_id(self.seal_pub)
-        self.hub_sign_pub = hub_sign_pub
-        self.hub_seal = load_seal_public(hub_seal_pub)
-        self.hub_seal_key_id = key_id(hub_seal_pub)
+        self.hub_seal = load_seal_public(hub_keys.seal)  # the hub rotates its signing key only
+        self.hub_seal_key_id = key_id(hub_keys.seal)
         self.sealed = sealed
         self.clock = clock
         self.hooks = hooks
@@ -106,6 +115,9 @@ class SimNode:
         if parent:
             origins[parent] = "township"  # as node/enrolment.py pins it
         self.store.origins.update(origins)
+        self.pin(hub_keys)  # node/enrolment.py: the root from the token, and the list it signed
+        self.follows_keys = False  # asks for the key history each round (see client_model.sync_round)
+        self.pulls = 0  # numbers this station's pull nonces
         self.up = True
         self.wall_high = 0  # the latest wall time this station's clock has shown (for the HLC checks)
         self._catalogue: tuple[int, Catalogue] | None = None
@@ -122,9 +134,18 @@ class SimNode:
         return AUTHORITY.get(tier, 0) if tier else 0
 
     def hub_key(self, signer: str, key: str) -> Ed25519PublicKey | None:
-        if signer != self.hub_id or key != key_id(self.hub_sign_pub):
+        """node/station.py: the pinned key of the current list is the only one trusted for anything."""
+        pub = self.store.hub_sign_pub
+        if not pub or signer != self.hub_id or key != key_id(pub):
             return None
-        return load_verify_key(self.hub_sign_pub)
+        return load_verify_key(pub)
+
+    def pin(self, keys: KeyList) -> None:
+        """node/hubkeys.py ``pin``: trust ``keys`` (verified to chain to our root) from now on."""
+        s = self.store
+        s.hub_root_pub, s.hub_sign_pub = keys.root, keys.sign
+        s.hub_keys_version, s.hub_keys_expires = keys.version, keys.expires_ms
+        self._catalogue = None  # the real station verifies its release anew in every command
 
     def unseal(self, key: str) -> X25519PrivateKey | None:
         return self.seal if key == self.seal_key_id else None
@@ -140,8 +161,11 @@ class SimNode:
         if version == 0:
             raise Refused("this station has no catalogue yet")
         if self._catalogue is None or self._catalogue[0] != version:
-            doc = open_document(self.store.catalogues[version], kind="catalogue", recipient=self.code,
-                                verify_key=self.hub_key)
+            try:
+                doc = open_document(self.store.catalogues[version], kind="catalogue", recipient=self.code,
+                                    verify_key=self.hub_key)
+            except RemoteProtocolError as exc:  # e.g. restored to keys older than a release it kept
+                raise Refused(f"the catalogue release does not verify: {exc}") from exc
             assert isinstance(doc.body, dict)
             self._catalogue = (version, parse_catalogue(doc.body["catalogue"]))
         return self._catalogue
@@ -158,6 +182,8 @@ class SimNode:
         version = int(body["version"])
         parse_catalogue(body["catalogue"])
         current = self.catalogue_version
+        if self.hooks.took is not None:
+            self.hooks.took(self.code, "catalogue", frame, self.store.hub_keys_version)
         if version < current:
             self.store.catalogue_warning = f"refused catalogue release {version}: older than {current} (rollback)"
             return current, "rollback_refused"

@@ -50,6 +50,10 @@ def test_500_seeds_keep_every_invariant() -> None:
     assert sum(r.stats.acks.get("quarantined", 0) for r in results) > 0
     assert sum(r.stats.restores for r in results) > 0
     assert all(1 <= r.stats.converged_in <= 3 for r in results)
+    # Issue 21 (rotation.py, freeze.py): the hub rotated, stations were frozen, and were flagged stale.
+    assert sum(r.stats.rotations for r in results) > 0
+    assert sum(r.stats.replays for r in results) > 0
+    assert sum(r.stats.stale_flagged for r in results) > 0
 
 
 def _sealed(seed: int) -> bool:

@@ -16,6 +16,7 @@ from protocol.codec import unpack
 from protocol.document import Document, open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.frame import MAGIC, peek_header
+from protocol.hubkeys import KeyChainError, KeyList, check_current, follow
 from sync.batching import plan_batches
 from sync.change import Change, change_from_wire
 from sync.hlc import tick
@@ -85,6 +86,8 @@ def read_acks(node: SimNode, data: bytes) -> list[Ack]:
         doc = open_document(data, kind="acks", recipient=node.code, verify_key=node.hub_key)
     except RemoteProtocolError as exc:
         raise Refused(f"the hub's answer could not be verified: {exc}") from exc
+    if node.hooks.took is not None:
+        node.hooks.took(node.code, "acks", data, node.store.hub_keys_version)
     return record_acks(node, doc)
 
 
@@ -168,10 +171,13 @@ def reissue_after_fork(node: SimNode, forked_hash: bytes) -> int:
     return len(reissued)
 
 
-def pull_request(node: SimNode, after: int) -> bytes:
-    """The signed request that proves a pull comes from this station (fresh: it carries the time)."""
-    body = {"after": after, "catalogue_version": node.catalogue_version, "pending": pending_changes(node),
-            "at_ms": node.now()}
+def pull_request(node: SimNode, after: int, nonce: bytes = b"") -> bytes:
+    """The signed request that proves a pull comes from this station (fresh: it carries the time), with
+    the nonce the page must answer (node/uplink.py)."""
+    body: dict[str, object] = {"after": after, "catalogue_version": node.catalogue_version,
+                               "pending": pending_changes(node), "at_ms": node.now()}
+    if nonce:
+        body["nonce"] = nonce
     return sign_document("pull", body, signer=node.code, recipient=node.hub_id, signing_key=node.sign)
 
 
@@ -197,6 +203,8 @@ def apply_feed(node: SimNode, data: bytes) -> FeedResult:
                             unseal_key=node.unseal)
     except RemoteProtocolError as exc:
         raise Refused(f"feed refused: {exc}") from exc
+    if node.hooks.took is not None:
+        node.hooks.took(node.code, "feed", data, node.store.hub_keys_version)
     body = doc.body
     if not isinstance(body, dict) or not isinstance(body.get("changes"), list):
         raise Refused("feed page has no changes list")
@@ -259,3 +267,50 @@ def import_file(node: SimNode, data: bytes) -> str:
     except (Refused, RemoteProtocolError) as exc:
         return f"refused: {exc}"
     return "accepted"
+
+
+# -- the hub's keys (node/hubkeys.py) ------------------------------------------------------------------
+
+
+def check_keys(node: SimNode) -> None:
+    """hubkeys.check: nothing is taken from the hub while the key list held is past its expiry."""
+    s = node.store
+    if not s.hub_keys_expires:
+        return
+    try:
+        check_current(KeyList(s.hub_root_pub, s.hub_keys_version, s.hub_sign_pub, b"", 0, s.hub_keys_expires),
+                      node.now())
+    except KeyChainError as exc:
+        raise Refused(str(exc)) from exc
+
+
+def adopt_keys(node: SimNode, bundle: object) -> bool:
+    """hubkeys.adopt: follow the hub's key history from the root pinned, then keep the re-signed release.
+    One transaction: a release refused leaves the keys as they were. True when a new list was pinned."""
+    if not isinstance(bundle, dict) or not isinstance(bundle.get("docs"), list):
+        raise Refused("the hub's key history is malformed")
+    s = node.store
+    docs = [d for d in bundle["docs"] if isinstance(d, bytes)]
+    anchor = s.hub_root_pub or s.hub_sign_pub
+    try:
+        root, keys = follow(docs, hub_id=node.hub_id, anchor=anchor, version=s.hub_keys_version)
+        if keys is not None:
+            check_current(keys, node.now())
+    except RemoteProtocolError as exc:
+        raise Refused(f"the hub's key history does not verify from the root this station pinned: {exc}") from exc
+    saved = (s.hub_root_pub, s.hub_sign_pub, s.hub_keys_version, s.hub_keys_expires)
+    if keys is not None:
+        node.pin(keys)
+    elif root != anchor:
+        s.hub_root_pub = root
+    release = bundle.get("release")
+    if isinstance(release, bytes):
+        try:
+            version, outcome = node.store_catalogue(release)
+        except Refused:  # store_catalogue refuses before it writes anything
+            s.hub_root_pub, s.hub_sign_pub, s.hub_keys_version, s.hub_keys_expires = saved
+            node.pin(KeyList(saved[0], saved[2], saved[1], b"", 0, saved[3]))
+            raise
+        if outcome == "unchanged":  # the same release signed again by the new key: keep that copy
+            s.catalogues[version] = release
+    return keys is not None

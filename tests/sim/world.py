@@ -13,13 +13,15 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from protocol.codec import pack
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
-from protocol.keys import public_bytes
+from protocol.keys import key_id, public_bytes
 from sync.merkle import ReconcileError
 from sync.session import AckResult
-from tests.sim import actions, compromised, faults
+from tests.sim import actions, compromised, faults, freeze, rotation
 from tests.sim.checkers import Checks, Violation
 from tests.sim.client_model import Answer, Conversation, Request, reconcile_round, sync_round
 from tests.sim.faults import HOUR, MINUTE, START_MS
@@ -43,6 +45,8 @@ class Conv:
     kind: str
     gen: Conversation
     req: int = 0
+    replayed: bool = False  # a frozen network answered one of its pulls with an old page
+    genuine: bool = False  # the hub itself answered one of its pulls
 
 
 @dataclass
@@ -58,6 +62,9 @@ class RunStats:
     lost_to_restore: int = 0
     forgeries: int = 0
     converged_in: int = 0
+    rotations: int = 0
+    replays: int = 0  # pulls a frozen network answered with an old page
+    stale_flagged: int = 0  # rounds that ended with the station flagged stale because of them
     events: int = 0
     acks: dict[str, int] = field(default_factory=dict)
 
@@ -94,6 +101,10 @@ class World:
         self.hub_snapshot: tuple[HubStore, set[bytes]] | None = None
         self.hub_generations = 1
         self.compromise_rng: random.Random | None = None  # set when a station turns compromised
+        self.rotation_rng: random.Random | None = None  # set when the hub rotates its keys (rotation.py)
+        self.retired: list[tuple[int, Ed25519PrivateKey]] = []  # (last list naming it, key) after a rotation
+        self.frozen: dict[str, int] = {}  # station -> until when its pulls are answered by a replay (freeze.py)
+        self.last_page: dict[str, bytes] = {}  # the last genuine page each station received
         self.hub_committed: set[bytes] = set()
         # Hub answers each station has taken, with its outbox as it was right after (see ``take``).
         self.node_done: dict[str, dict[bytes, bytes]] = {}
@@ -108,10 +119,10 @@ class World:
         for code in self.plan.nodes:
             township = code.startswith("T")
             node = SimNode(code=code, tier="township" if township else "village", parent="" if township else "T01",
-                           hub_id=HUB_ID, seed=self.rng.randbytes(64), hub_sign_pub=self.hub.sign_pub,
-                           hub_seal_pub=self.hub.seal_pub, sealed=self.plan.sealed, clock=self._clock_of(code),
+                           hub_id=HUB_ID, seed=self.rng.randbytes(64), hub_keys=self.hub.current_keys(),
+                           sealed=self.plan.sealed, clock=self._clock_of(code),
                            hooks=NodeHooks(watch=self.checks.watcher(code), wrote=self.checks.authored_by,
-                                           stamped=self.checks.stamped),
+                                           stamped=self.checks.stamped, took=self._took),
                            as_is=self.as_is)
             self.hub.enrol(code, node.tier, node.parent, public_bytes(node.sign), node.seal_pub)
             node.store_catalogue(self.hub.store.releases[1])  # handed over at enrolment
@@ -145,6 +156,8 @@ class World:
     def run(self) -> list[Violation]:
         actions.schedule_all(self)
         compromised.schedule(self, self.seed)
+        rotation.schedule(self, self.seed)
+        freeze.schedule(self, self.seed)
         end = START_MS + self.plan.duration
         while self.queue:
             at, _, event = self.queue.pop()
@@ -173,7 +186,20 @@ class World:
 
     # -- messages and conversations ---------------------------------------------------------------------
 
+    def _took(self, code: str, kind: str, frame: bytes, version: int) -> None:
+        listed = self.hub.listed.get(version)
+        self.checks.signed_by_listed(code, kind, str(peek_header(frame).get("signer_key", "")),
+                                     key_id(listed) if listed else "")
+
     def send(self, msg: Msg) -> None:
+        if msg.request is not None and msg.request.kind == "pull" and msg.src in self.frozen:
+            page = self.last_page.get(msg.src)
+            if page is not None:  # the proxy in front of the station answers; the hub never hears of it
+                self.stats.replays += 1
+                self.note(f"frozen: {msg.src}'s pull answered with an old page")
+                reply = Msg(freeze.PROXY, msg.src, msg.conv, msg.req, answer=Answer(200, page, "replay"))
+                self.schedule(freeze.DELAY_MS, Event("deliver", msg=reply))
+                return
         if not self.links.open(msg.src, msg.dst):
             self.note(f"cut {msg.describe()}")
             return
@@ -200,6 +226,7 @@ class World:
             self.convs.pop(node.code, None)
             self.stats.rounds_done += 1
             self.note(f"{node.code} {conv.kind} round done")
+            self._round_ended(node.code, conv)
             return True
         except ROUND_ERRORS as exc:
             self.abort(node.code, f"failed: {exc}")
@@ -215,6 +242,14 @@ class World:
             conv.gen.close()
             self.stats.rounds_failed += 1
             self.note(f"{code} {conv.kind} round aborted: {why[:120]}")
+            self._round_ended(code, conv)
+
+    def _round_ended(self, code: str, conv: Conv) -> None:
+        """A round whose pulls only a frozen network answered must leave the station flagged stale."""
+        if conv.replayed and not conv.genuine:
+            stale = self.nodes[code].store.stale_rounds
+            self.stats.stale_flagged += stale > 0
+            self.checks.flagged_stale(code, stale)
 
     def on_timeout(self, event: Event) -> None:
         conv = self.convs.get(event.target)
@@ -233,6 +268,11 @@ class World:
 
     def hub_answer(self, request: Request, crash_at: int | None = None) -> Answer | None:
         """The hub's handling of one request; None when it crashed at ``crash_at`` (commits so far stay)."""
+        if request.kind == "keys":
+            if crash_at is not None:
+                return None
+            status, body = self.hub.keys_answer(request.doc)
+            return Answer(status, body, "keys")
         if request.kind == "push":
             acks: list[FrameAck] = []
             for i, frame in enumerate(request.frames):
@@ -295,9 +335,21 @@ class World:
             self.crash(node.code, self.rng.randint(MINUTE, 2 * HOUR))  # before it read the answer
             return
         conv = self.convs.get(node.code)
+        replay = msg.src == freeze.PROXY
+        if msg.answer.summary == "pull" and msg.answer.status == 200 and not replay:
+            self.last_page[node.code] = msg.answer.body  # what a proxy on the path saw go by
         if conv is not None and conv.id == msg.conv and conv.req == msg.req:
             answer = msg.answer
-            self.take(node, answer.body, "answer", lambda: self._advance(node, conv, answer))
+            if replay:
+                conv.replayed = True
+                before = self.node_data(node)
+                self._advance(node, conv, answer)
+                self.checks.unchanged_by_replay(node.code, before, self.node_data(node))
+            else:
+                conv.genuine = conv.genuine or (answer.summary == "pull" and answer.status == 200)
+                self.take(node, answer.body, "answer", lambda: self._advance(node, conv, answer))
+        elif replay:
+            pass  # a late answer from the proxy, on a connection already closed
         elif msg.answer.status == 200:
             # A late or duplicated answer: the station treats it like a hub file carried by hand.
             self.import_by_hand(node, msg.answer.body)
