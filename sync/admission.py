@@ -305,10 +305,8 @@ def _seen_newer(seen: StatusVersion, versions: Sequence[StatusVersion], facts: F
         except ValueError:
             return (-1, 0, v.hlc)
 
-    for v in versions:
-        if v.hlc > seen.hlc and key(v) > key(seen) and v.rowid and facts.delivered(v.rowid):
-            return v
-    return None
+    received = [v for v in versions if v.hlc > seen.hlc and key(v) > key(seen) and v.rowid and facts.delivered(v.rowid)]
+    return max(received, key=key) if received else None  # the one the author's merge would show (named in the reason)
 
 
 def _creation(change: Change, actor: Actor, roles: frozenset[str], facts: Facts) -> Admission:
