@@ -18,8 +18,6 @@ mismatch is refused as tampering, recorded among the rejections, and nothing of 
 from __future__ import annotations
 
 import hashlib
-import threading
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +31,7 @@ from protocol.errors import MalformedError, RemoteProtocolError
 from protocol.limits import BLOB_FILE_LIMITS
 from replica import carried_files
 from replica.blobstore import BlobStore
+from replica.db import apply_once
 from sync.fold import record_from_wire, values
 
 if TYPE_CHECKING:
@@ -40,8 +39,6 @@ if TYPE_CHECKING:
 
 migrations = Migrations("sanji.hub.blobs")
 FILE_LIMITS = BLOB_FILE_LIMITS  # the shared table's (protocol/limits.py); this name stays for its importers
-_ready: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
-_migrating = threading.Lock()
 # An upload that received no chunk for this many days is abandoned; the nightly job removes it.
 PARTIAL_RETENTION_DAYS = 7
 DAY_MS = 86_400_000
@@ -74,11 +71,7 @@ class UnreferencedError(RemoteProtocolError):
 
 def store_of(hub: Hub) -> BlobStore:
     """The hub's blob files, with the index tables in place. Call outside a transaction."""
-    if hub.store.db not in _ready:
-        with _migrating:  # the nightly job may run in a worker thread while a request is served
-            if hub.store.db not in _ready:
-                migrations.apply(hub.store.db)
-                _ready.add(hub.store.db)
+    apply_once(hub.store.db, migrations)
     return BlobStore(hub.folder / "blobs")
 
 

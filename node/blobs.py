@@ -13,8 +13,6 @@ writes it out sealed to the hub.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from pathlib import Path
 
 import sqlite_utils
@@ -26,11 +24,10 @@ from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.keys import load_seal_public
 from replica.blobstore import BlobError, BlobStore, sha256_file
+from replica.db import apply_once
 from replica.errors import Refused
 
 migrations = Migrations("sanji.node.blobs")
-_ready: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
-_migrating = threading.Lock()
 
 
 @migrations()
@@ -63,13 +60,7 @@ def m002_purged_leaf(db: sqlite_utils.Database) -> None:
 
 def store_of(st: Station) -> BlobStore:
     """The device's blob files, with the tracking tables in place. Call outside a transaction."""
-    if st.db not in _ready:
-        # `node serve` runs its catch-up nightly job in a worker thread on the same connection while
-        # the first page is being served: only one of them may create the tables.
-        with _migrating:
-            if st.db not in _ready:
-                migrations.apply(st.db)
-                _ready.add(st.db)
+    apply_once(st.db, migrations)
     return BlobStore(st.folder / "blobs")
 
 

@@ -22,8 +22,6 @@ earlier pages first applies it.
 from __future__ import annotations
 
 import hashlib
-import threading
-import weakref
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -33,13 +31,12 @@ from node import uplink
 from node.station import Station
 from protocol.errors import RemoteProtocolError
 from protocol.frame import verify_frame
+from replica.db import apply_once
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from sync.catalogue import CatalogueError
 
 migrations = Migrations("sanji.node.feed_quarantine")
-_ready: weakref.WeakSet[sqlite_utils.Database] = weakref.WeakSet()
-_migrating = threading.Lock()
 KEEP_ROWS = 500  # a path that keeps sending junk updates rows (by SHA-256); this bounds the rest
 
 
@@ -59,11 +56,7 @@ def m001_feed_quarantine(db: sqlite_utils.Database) -> None:
 
 def ensure(st: Station) -> None:
     """Create the table once per connection. Call outside a transaction."""
-    if st.db not in _ready:
-        with _migrating:
-            if st.db not in _ready:
-                migrations.apply(st.db)
-                _ready.add(st.db)
+    apply_once(st.db, migrations)
 
 
 @dataclass

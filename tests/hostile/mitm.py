@@ -31,6 +31,18 @@ BLOCK = bytes(1024 * 1024)
 class Proxy:
     """A hub on one port and a man in the middle on another, in one event loop in a thread."""
 
+
+    def serve(self, station_folder: Path) -> None:
+        """Put this proxy between the station in ``station_folder`` and its hub."""
+        from node.station import Station
+
+        st = Station(station_folder)
+        try:
+            with st.transaction():
+                st.meta.set("hub_url", self.url)
+        finally:
+            st.close()
+
     def __init__(self, hub_folder: Path) -> None:
         self.hub_folder = hub_folder
         self.flood: str | None = None  # "declared" | "streamed": how a pull is answered; None passes it on

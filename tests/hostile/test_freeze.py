@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hub.service import BUILTIN_CATALOGUE, Hub
-from node.station import Station
 from tests.conftest import World
 
 from .mitm import Proxy, run_child
@@ -26,10 +25,7 @@ def test_a_replayed_feed_page_is_refused_and_the_station_warns_until_the_feed_mo
     hub_folder, st_folder = world.root / "hub", world.get("T1-V1").folder
     proxy = Proxy(hub_folder)
     try:
-        st = Station(st_folder)
-        with st.transaction():
-            st.meta.set("hub_url", proxy.url)
-        st.close()
+        proxy.serve(st_folder)
 
         code, out, err, _ = run_child("node", "sync", st_folder)
         assert code == 0, (out, err)

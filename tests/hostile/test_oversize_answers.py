@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from hub.feed import feed_page
-from node.station import Station
 from protocol.limits import FILE_MAX_BYTES, RESPONSE_MAX_BYTES, mib
 from tests.conftest import World
 
@@ -40,10 +39,7 @@ def test_a_2_gib_answer_to_a_pull_is_refused_within_a_small_memory_bound(station
     hub_folder, st_folder = station
     proxy = Proxy(hub_folder)
     try:
-        st = Station(st_folder)
-        with st.transaction():
-            st.meta.set("hub_url", proxy.url)
-        st.close()
+        proxy.serve(st_folder)
         proxy.flood = flood
         code, out, err, peak = run_child("node", "sync", st_folder)
         print(f"\n[{flood}] 2 GiB pull answer: station peak RSS {peak / 2**20:.1f} MiB, "
