@@ -20,7 +20,8 @@ NEAR_EXPIRY_DAYS = 14
 
 def summary(st: Station) -> dict[str, object]:
     """For `node status`: ``hub_time`` (ISO, or None before any page), ``hub_stale``, whether the
-    catalogue release nears its end (``catalogue_expires_soon``), and the warning for both."""
+    catalogue release or the hub's key list nears its end (``catalogue_expires_soon``,
+    ``hub_keys_expire_soon``), and the warning for each."""
     hub_ms, rounds = st.meta.int("hub_time"), st.meta.int("stale_rounds")
     stale = bool(st.meta.text("hub_url")) and rounds > 0
     warnings = []
@@ -36,8 +37,16 @@ def summary(st: Station) -> dict[str, object]:
     if soon:
         warnings.append(f"{STALE_TEXT}：事项目录将于 {expires[:10]} 到期 (the catalogue release nears its expiry)；"
                         "请尽快联网同步，或联系区局发布新版本")
+    # The hub's key list (node/hubkeys.py) has its own expiry: past it the station takes nothing more
+    # from the hub, so it warns while there is still time for the hub to renew it.
+    keys_expire = st.meta.int("hub_keys_expires")
+    keys_soon = bool(keys_expire) and now <= keys_expire < now + NEAR_EXPIRY_DAYS * 86_400_000
+    if keys_soon:
+        warnings.append(f"{STALE_TEXT}：区局密钥清单将于 {iso_from_ms(keys_expire)[:10]} 到期 (the hub's key list "
+                        "nears its expiry)；请尽快联网同步以取得新的密钥清单，或联系区局")
     return {"hub_time": iso_from_ms(hub_ms) if hub_ms else None, "hub_stale": stale,
-            "catalogue_expires_soon": soon, "freshness_warning": "；".join(warnings)}
+            "catalogue_expires_soon": soon, "hub_keys_expire_soon": keys_soon,
+            "freshness_warning": "；".join(warnings)}
 
 
 def report(st: Station) -> str:

@@ -62,7 +62,7 @@ def test_the_stale_warning_needs_a_hub_address_and_a_round_without_an_answered_p
     world = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
     v1 = world.get("T1-V1")
     assert freshness.summary(v1) == {"hub_time": None, "hub_stale": False, "catalogue_expires_soon": False,
-                                     "freshness_warning": ""}
+                                     "hub_keys_expire_soon": False, "freshness_warning": ""}
     with v1.transaction():
         v1.meta.set("stale_rounds", 2)
     assert freshness.summary(v1)["hub_stale"] is False, "a USB-only station claims no hub online"
@@ -83,6 +83,19 @@ def test_a_catalogue_release_near_its_end_warns_before_it_expires(make_world: Ca
     assert "区局数据可能已停更" in str(got["freshness_warning"]) and expires[:10] in str(got["freshness_warning"])
     world.clock.advance(11 * 24 * 60 * MINUTE_MS)  # expired: node status says that in its own words
     assert freshness.summary(v1)["catalogue_expires_soon"] is False
+
+
+def test_a_key_list_near_its_end_warns_before_the_station_must_refuse_the_hub(
+        make_world: Callable[..., World]) -> None:
+    world = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
+    v1 = world.get("T1-V1")
+    expires = v1.meta.int("hub_keys_expires")
+    assert expires > world.clock() + 30 * 24 * 60 * MINUTE_MS  # a fresh list warns nobody
+    assert freshness.summary(v1)["hub_keys_expire_soon"] is False
+    world.clock.advance(expires - world.clock() - 10 * 24 * 60 * MINUTE_MS)  # ten days left
+    got = freshness.summary(v1)
+    assert got["hub_keys_expire_soon"] is True
+    assert "区局数据可能已停更" in str(got["freshness_warning"]) and "密钥清单" in str(got["freshness_warning"])
 
 
 def test_the_reported_problem_keeps_the_signed_pull_under_the_header_cap(make_world: Callable[..., World]) -> None:
