@@ -2,6 +2,10 @@
 
 Regenerate (only after a deliberate format change) with:
     .venv/bin/python -m tests.protocol.test_vectors > tests/protocol/vectors.json
+
+`sealed_feed` is the one vector whose bytes change at each regeneration: HPKE draws a fresh ephemeral
+key inside `cryptography` (no way to inject one), so its test checks that the stored frame verifies and
+opens with the stored recipient seed to the stored body, not that it is reproduced byte for byte.
 """
 
 from __future__ import annotations
@@ -10,8 +14,13 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
+
 from protocol.batch import ZERO_HASH, build_batch, open_batch_changes, verify_batch
 from protocol.codec import pack, unpack
+from protocol.document import open_document, sign_document
+from protocol.errors import UnknownKeyError
+from protocol.frame import seal_info, verify_frame
 from protocol.keys import key_id, public_bytes, sealing_key_from_seed, signing_key_from_seed
 
 VECTOR_FILE = Path(__file__).parent / "vectors.json"
@@ -37,6 +46,27 @@ CANONICAL_VALUE: object = {
     "m": "三级政务服务网",
     "": [[], {}],
 }
+
+
+HUB_SIGN_SEED = bytes(range(64, 96))
+HUB_ID = RECIPIENT
+STATION_SEAL_SEED = SEAL_SEED  # the recipient of the sealed vector is the station whose seal seed is in "keys"
+
+# A small feed page as the hub makes one (hub/feed.py), sealed to the station: header extras after/next/more.
+SEALED_FEED_BODY: dict[str, object] = {
+    "station": ORIGIN, "after": 0, "next": 1, "more": False,
+    "changes": [VECTOR_CHANGES[0]], "origins": {ORIGIN: "village"}, "catalogue": None, "revoked": [],
+    "hub_ms": 1_772_000_000_500, "generation": "g1",
+}  # fmt: skip
+SEALED_FEED_EXTRA: dict[str, object] = {"after": 0, "next": 1, "more": False}
+
+
+def _sealed_feed() -> bytes:
+    return sign_document(
+        "feed", SEALED_FEED_BODY, signer=HUB_ID, recipient=ORIGIN,
+        signing_key=signing_key_from_seed(HUB_SIGN_SEED),
+        seal_to=sealing_key_from_seed(STATION_SEAL_SEED).public_key(), extra_header=SEALED_FEED_EXTRA,
+    )  # fmt: skip
 
 
 def _batch(level: int) -> bytes:
@@ -81,6 +111,30 @@ def build_vectors() -> dict[str, object]:
             "frame_hex": compressed.hex(),
             "header_hash_hex": _header_hash(compressed),
         },
+        "sealed_feed": _sealed_feed_vector(),
+    }
+
+
+def _sealed_feed_vector() -> dict[str, object]:
+    frame = _sealed_feed()
+    hub_pub = public_bytes(signing_key_from_seed(HUB_SIGN_SEED))
+    station_seal_pub = public_bytes(sealing_key_from_seed(STATION_SEAL_SEED))
+    return {
+        "note": ("a feed page the hub signed and HPKE-sealed to the station; bytes differ at each "
+                 "regeneration (random HPKE ephemeral key); open it with recipient_seal_seed"),
+        "signer": HUB_ID,
+        "signer_sign_seed": HUB_SIGN_SEED.hex(),
+        "signer_sign_public": hub_pub.hex(),
+        "signer_key_id": key_id(hub_pub),
+        "recipient": ORIGIN,
+        "recipient_seal_seed": STATION_SEAL_SEED.hex(),
+        "recipient_seal_public": station_seal_pub.hex(),
+        "recipient_key_id": key_id(station_seal_pub),
+        "hpke_suite": "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20Poly1305; base mode; empty AAD",
+        "hpke_info_hex": seal_info(ORIGIN, key_id(station_seal_pub)).hex(),
+        "body": SEALED_FEED_BODY,
+        "body_canonical_hex": pack(SEALED_FEED_BODY).hex(),
+        "frame_hex": frame.hex(),
     }
 
 
@@ -124,6 +178,38 @@ def test_stored_vectors_still_open() -> None:
         assert vb.batch_hash == hashlib.sha256(vb.frame.header_bytes).digest()
         assert vb.batch_hash.hex() == vectors[name]["header_hash_hex"]
         assert open_batch_changes(vb) == VECTOR_CHANGES
+
+
+def test_sealed_feed_vector_opens_with_the_recipient_seed() -> None:
+    vector: dict[str, object] = dict(_vectors()["sealed_feed"])
+    frame = bytes.fromhex(str(vector["frame_hex"]))
+    hub_pub = signing_key_from_seed(bytes.fromhex(str(vector["signer_sign_seed"]))).public_key()
+    station_seal = sealing_key_from_seed(bytes.fromhex(str(vector["recipient_seal_seed"])))
+    assert public_bytes(hub_pub).hex() == vector["signer_sign_public"]
+    assert public_bytes(station_seal).hex() == vector["recipient_seal_public"]
+    assert key_id(public_bytes(station_seal)) == vector["recipient_key_id"]
+
+    def trust(signer: str, kid: str) -> object:
+        return hub_pub if (signer, kid) == (vector["signer"], vector["signer_key_id"]) else None
+
+    def unseal(kid: str) -> object:
+        return station_seal if kid == vector["recipient_key_id"] else None
+
+    verified = verify_frame(frame, recipient=str(vector["recipient"]), verify_key=trust)  # type: ignore[arg-type]
+    header = verified.header
+    assert header["sealed"] is True and header["kind"] == "feed" and header["codec"] == "zlib"
+    assert (header["signer"], header["signer_key"]) == (vector["signer"], vector["signer_key_id"])
+    assert (header["recipient"], header["recipient_key"]) == (vector["recipient"], vector["recipient_key_id"])
+    assert {k: header[k] for k in SEALED_FEED_EXTRA} == SEALED_FEED_EXTRA
+    assert header["body_sha256"] == hashlib.sha256(verified.body).digest()
+    assert seal_info(str(vector["recipient"]), str(vector["recipient_key_id"])).hex() == vector["hpke_info_hex"]
+    doc = open_document(frame, kind="feed", recipient=str(vector["recipient"]), verify_key=trust,  # type: ignore[arg-type]
+                        unseal_key=unseal)  # type: ignore[arg-type]
+    assert doc.body == vector["body"] == SEALED_FEED_BODY
+    assert pack(doc.body).hex() == vector["body_canonical_hex"]
+    # Without the recipient's key it stays closed.
+    with pytest.raises(UnknownKeyError):
+        open_document(frame, kind="feed", recipient=str(vector["recipient"]), verify_key=trust)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
