@@ -21,6 +21,7 @@ from replica import carried_files
 from replica.errors import Refused
 from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
 from sync.inspection import PAUSED_LABEL
+from sync.session import AckResult
 from sync.workflow import STATUS_LABELS, Status
 
 TIER_NAMES = {"township": "镇", "street": "街道", "village": "村", "community": "社区", "field": "踏勘设备"}
@@ -237,9 +238,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                     hub.store.reject(f"file:{path.name}", "", f"{exc.code}: {exc}", hub.clock())
             continue
         ack = ingest_frame(hub, data, source=f"file:{path.name}")
-        if ack.result.value in ("applied", "quarantined"):
+        if ack.result in (AckResult.APPLIED, AckResult.QUARANTINED):
             accepted += 1
-        elif ack.result.value == "duplicate":
+        elif ack.result is AckResult.DUPLICATE:
             duplicates += 1
         else:
             rejected.append({"file": str(path), "reason": f"{ack.result.value}: {ack.reason}"})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -42,12 +41,6 @@ def new_generation() -> str:
 class RevokedError(RemoteProtocolError):
     default_status = 403
     default_code = "revoked"
-
-
-@dataclass(frozen=True)
-class HubInfo:
-    hub_id: str
-    name: str
 
 
 class Hub:

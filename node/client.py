@@ -19,7 +19,7 @@ from protocol.codec import pack
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from replica.errors import Refused, Unreachable
-from sync.session import Outgoing, PushRound
+from sync.session import AckResult, Outgoing, PushRound
 
 CONTENT_TYPE = "application/vnd.sanji.frames+msgpack"
 TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
@@ -114,7 +114,7 @@ async def _offer(st: Station, session: aiohttp.ClientSession, url: str, batches:
         for ack in acks:
             if ack.batch_hash in rnd.settled:
                 pushed += sizes.get(ack.batch_hash, 0)
-            elif ack.result.value == "gap":
+            elif ack.result is AckResult.GAP:
                 gap = True
             else:
                 refused.append(f"{ack.result.value}: {ack.reason}")

@@ -173,10 +173,8 @@ class Station:
 
     def pending_changes(self) -> int:
         """Own changes not yet acknowledged by the hub (in no batch yet, or in a batch not settled)."""
-        epoch = self.meta.int("epoch", 1)
         unbatched = self.meta.int("seq") - self.meta.int("batched_seq")
         row = self.conn.execute(
             "SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM outbox WHERE state IN ('pending', 'rejected')"
         ).fetchone()
-        _ = epoch
         return max(unbatched, 0) + int(row[0])

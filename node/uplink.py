@@ -16,8 +16,9 @@ from node import blobs, freshness, hubkeys
 from node.epoch import reissue_after_fork
 from node.station import Station
 from protocol.batch import batch_filename, build_batch, verify_batch
-from protocol.codec import pack, unpack
+from protocol.codec import unpack
 from protocol.document import Document, open_document, sign_document
+from protocol.enrolment import encode_claim
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from protocol.keys import load_seal_public
@@ -256,8 +257,7 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
 
 
 def claim_file(st: Station) -> bytes:
-    return b"SJC1" + pack({"station": st.code, "sign_pub": st.keys.sign_pub, "seal_pub": st.keys.seal_pub,
-                           "proof": st.meta.bytes("enrol_proof")})
+    return encode_claim(st.code, st.keys.sign_pub, st.keys.seal_pub, st.meta.bytes("enrol_proof"))
 
 
 def export(st: Station, out: Path) -> dict[str, object]:

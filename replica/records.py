@@ -23,7 +23,7 @@ from sqlite_utils import Migrations
 
 from protocol.codec import pack, pack_map, unpack
 from sync.change import Change
-from sync.fold import Cell, Conflict, Record, apply_change, record_from_wire, record_to_wire, values
+from sync.fold import Conflict, Record, apply_change, record_from_wire, record_to_wire, values
 
 migrations = Migrations("sanji.replica")
 
@@ -353,7 +353,3 @@ class Run:
             self.store._record_conflict(c)
         return Applied(self.applied, self.duplicates, tuple(self.conflicts), frozenset(self.touched),
                        tuple(self.logged))
-
-
-def cell_to_json(cell: Cell) -> dict[str, object]:
-    return {"hlc": cell[0], "origin": cell[1], "value": cell[2], "base": cell[3]}

@@ -151,8 +151,6 @@ _STATUS_PHRASES: dict[Status, str] = {
     S.DELIVERED: "办件已送达",
 }
 
-ROLES: frozenset[str] = frozenset({"station", "decider", "hub"})
-
 _STATION_MOVES = {M.SUPPLEMENT, M.RESUBMIT, M.REJECT, M.WITHDRAW, M.DELIVER, M.COMPLETE}
 _DECIDER_MOVES = {M.REVIEW, M.INSPECT, M.APPROVE, M.DENY, M.COMPLETE, M.SUPPLEMENT, M.REJECT}
 
