@@ -21,6 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from sync.identity import id_check_char
+
 MARKER = ".sanji-demo"
 ITEM_VILLAGE = "360802-0001"  # 城乡居民基本养老保险参保登记: immediate, township decides
 ITEM_PROMISED = "360802-0004"  # 最低生活保障申请: promised, deferrable income statement
@@ -31,8 +33,7 @@ PEOPLE = [("周秀英", "13907960001"), ("吴建国", "13907960002"), ("郑丽�
 def _id_number(n: int) -> str:
     """A made-up ID number with a valid check digit: demo data never names a real person."""
     body = f"36080219{60 + n:02d}0{(n % 9) + 1}1{n % 10}{n:03d}"[:17]
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, weights, strict=True)) % 11]
+    return body + id_check_char(body)
 
 
 class Story:

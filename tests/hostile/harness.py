@@ -43,6 +43,7 @@ from protocol.document import Document, open_document, sign_document
 from protocol.keys import key_id, public_bytes, sealing_key_from_seed, signing_key_from_seed
 from sync.catalogue import Catalogue, due_date, parse_catalogue
 from sync.numbering import application_number
+from tests.applicants import id_check_char
 
 HUB_ID = "360802"
 TOWNSHIP = "360802-T01"
@@ -71,14 +72,11 @@ TABLES = ("applications", "changes", "records", "batches", "quarantine", "confli
 
 # -- generated people ---------------------------------------------------------------------------------
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK = "10X98765432"
-
 
 def id_number(serial: int) -> str:
     born = date(1950, 1, 1) + timedelta(days=(serial * 7919) % (365 * 50))
     first17 = f"{HUB_ID}{born:%Y%m%d}{serial % 1000:03d}"
-    return first17 + _CHECK[sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True)) % 11]
+    return first17 + id_check_char(first17)
 
 
 # -- counting what the hub holds ---------------------------------------------------------------------

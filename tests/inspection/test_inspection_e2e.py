@@ -32,6 +32,7 @@ import aiohttp
 import pytest
 
 from protocol.blob import CHUNK_SIZE, BlobRequest
+from tests.applicants import id_check_char
 
 pytestmark = pytest.mark.slow
 
@@ -112,8 +113,7 @@ def sha_of(path: Path) -> str:
 
 def id_number(serial: int) -> str:
     body = f"36080219700101{serial:03d}"
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, weights, strict=True)) % 11]
+    return body + id_check_char(body)
 
 
 def partial_upload(folder: Path, url: str, chunks: int) -> dict[str, object]:

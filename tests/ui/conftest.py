@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from tests.applicants import id_check_char
+
 ROOT = Path(__file__).resolve().parents[2]
 SCREENS = ROOT / "screens"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,13 +37,11 @@ PASSWORD = "s3cret-operator-pw"
 ITEM_PROMISED = "360802-0004"  # 最低生活保障申请: promised, 20 working days, one deferrable material
 ITEM_IMMEDIATE = "360802-0001"  # 城乡居民基本养老保险参保登记: immediate, decided by the township
 
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
 
 def make_id(serial: int, born: date = date(1984, 5, 17), region: str = "360802") -> str:
     """A made-up ID number with a correct GB 11643 check character (computed here, not by Sanji)."""
     first17 = f"{region}{born:%Y%m%d}{serial % 1000:03d}"
-    return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True)) % 11]
+    return first17 + id_check_char(first17)
 
 
 def wrong_check(id_number: str) -> str:
