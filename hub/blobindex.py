@@ -21,9 +21,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import sqlite_utils
-from sqlite_utils import Migrations
-
+from hub.store import blob_migrations
 from protocol.blob import KIND, BlobRequest, chunk_count, chunk_span, parse_request
 from protocol.codec import unpack
 from protocol.document import open_document, sign_document
@@ -31,32 +29,17 @@ from protocol.errors import MalformedError, RemoteProtocolError
 from protocol.limits import BLOB_FILE_LIMITS
 from replica import carried_files
 from replica.blobstore import BlobStore
-from replica.db import apply_once
 from sync.fold import record_from_wire, values
 
 if TYPE_CHECKING:
     from hub.service import Hub
 
-migrations = Migrations("sanji.hub.blobs")
+# The index tables are a migration set of the store, applied whenever it opens (hub/store.py).
+migrations = blob_migrations
 FILE_LIMITS = BLOB_FILE_LIMITS  # the shared table's (protocol/limits.py); this name stays for its importers
 # An upload that received no chunk for this many days is abandoned; the nightly job removes it.
 PARTIAL_RETENTION_DAYS = 7
 DAY_MS = 86_400_000
-
-
-@migrations()
-def m001_blob_tables(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """CREATE TABLE blobs (
-            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL,
-            station TEXT NOT NULL,        -- who sent it first
-            source TEXT NOT NULL,         -- http or file:NAME
-            received_ms INTEGER NOT NULL)"""
-    )
-    db.execute(
-        """CREATE TABLE blob_uploads (
-            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, station TEXT NOT NULL, started_ms INTEGER NOT NULL)"""
-    )
 
 
 class TamperedError(RemoteProtocolError):
@@ -70,8 +53,7 @@ class UnreferencedError(RemoteProtocolError):
 
 
 def store_of(hub: Hub) -> BlobStore:
-    """The hub's blob files, with the index tables in place. Call outside a transaction."""
-    apply_once(hub.store.db, migrations)
+    """The hub's blob files. Their index tables exist from the store's open (hub/store.py)."""
     return BlobStore(hub.folder / "blobs")
 
 

@@ -182,6 +182,27 @@ def m006_delivery_horizons(db: sqlite_utils.Database) -> None:
     )
 
 
+# The tables of hub/blobindex.py. They were created on first use, behind a lock, with a race between two
+# processes; as a set of the store they exist from its first open, and a folder made before gains them at
+# its next open. The set name is the one the folders recorded.
+blob_migrations = Migrations("sanji.hub.blobs")
+
+
+@blob_migrations()
+def m001_blob_tables(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL,
+            station TEXT NOT NULL,        -- who sent it first
+            source TEXT NOT NULL,         -- http or file:NAME
+            received_ms INTEGER NOT NULL)"""
+    )
+    db.execute(
+        """CREATE TABLE blob_uploads (
+            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, station TEXT NOT NULL, started_ms INTEGER NOT NULL)"""
+    )
+
+
 @dataclass(frozen=True)
 class Station:
     code: str
@@ -255,8 +276,8 @@ class HubStore:
     @classmethod
     def _open(cls, path: Path) -> HubStore:
         db = connect(path)
-        records.migrations.apply(db)
-        migrations.apply(db)
+        for migration_set in (records.migrations, migrations, blob_migrations):
+            migration_set.apply(db)
         return cls(db)
 
     def close(self) -> None:

@@ -15,52 +15,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlite_utils
-from sqlite_utils import Migrations
-
 from node.station import Station
+from node.store import blob_migrations
 from protocol.blob import KIND, MAX_BLOB_BYTES, BlobRequest, request_body
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.keys import load_seal_public
 from replica.blobstore import BlobError, BlobStore, sha256_file
-from replica.db import apply_once
 from replica.errors import Refused
 
-migrations = Migrations("sanji.node.blobs")
-
-
-@migrations()
-def m001_blob_tables(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """CREATE TABLE blobs (
-            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, added_ms INTEGER NOT NULL,
-            at_hub_ms INTEGER,            -- when the hub confirmed it holds the whole blob
-            purged_ms INTEGER)            -- when the local copy was deleted after the retention period"""
-    )
-    db.execute(
-        """CREATE TABLE blob_refs (
-            report TEXT NOT NULL, sha256 TEXT NOT NULL, role TEXT NOT NULL,   -- photo | signature
-            PRIMARY KEY (report, sha256, role)) WITHOUT ROWID"""
-    )
-    db.execute("CREATE INDEX blob_refs_sha ON blob_refs(sha256)")
-    # Records whose citizen details were redacted here (local only; see node/purge.py).
-    db.execute(
-        "CREATE TABLE purged (entity TEXT NOT NULL, id TEXT NOT NULL, purged_ms INTEGER NOT NULL,"
-        " PRIMARY KEY (entity, id)) WITHOUT ROWID"
-    )
-
-
-@migrations()
-def m002_purged_leaf(db: sqlite_utils.Database) -> None:
-    # The Merkle leaf the record had before its details were cut here, so that anti-entropy keeps
-    # comparing what both sides agreed on instead of flagging the local redaction every night.
-    db.execute("ALTER TABLE purged ADD COLUMN leaf BLOB")
+# The tracking tables are a migration set of the store, applied whenever it opens (node/store.py).
+migrations = blob_migrations
 
 
 def store_of(st: Station) -> BlobStore:
-    """The device's blob files, with the tracking tables in place. Call outside a transaction."""
-    apply_once(st.db, migrations)
+    """The device's blob files. Their tracking tables exist from the store's open (node/store.py)."""
     return BlobStore(st.folder / "blobs")
 
 

@@ -24,39 +24,22 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import sqlite_utils
-from sqlite_utils import Migrations
-
 from node import uplink
 from node.station import Station
+from node.store import feed_quarantine_migrations
 from protocol.errors import RemoteProtocolError
 from protocol.frame import verify_frame
-from replica.db import apply_once
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from sync.catalogue import CatalogueError
 
-migrations = Migrations("sanji.node.feed_quarantine")
+# The table is a migration set of the store, applied whenever it opens (node/store.py).
+migrations = feed_quarantine_migrations
 KEEP_ROWS = 500  # a path that keeps sending junk updates rows (by SHA-256); this bounds the rest
 
 
-@migrations()
-def m001_feed_quarantine(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """CREATE TABLE feed_quarantine (
-            sha256 BLOB PRIMARY KEY,        -- of the page as received (of the reason, for one never read)
-            first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, times INTEGER NOT NULL,
-            source TEXT NOT NULL,           -- 'http' or 'file:NAME'
-            authentic INTEGER NOT NULL,     -- 1: signed by the pinned hub key, and skipped
-            skipped_from INTEGER, skipped_to INTEGER,  -- the feed cursor before and after, when skipped
-            reason TEXT NOT NULL,
-            frame BLOB)                     -- kept only for a genuine page, to look at or apply later"""
-    )
-
-
 def ensure(st: Station) -> None:
-    """Create the table once per connection. Call outside a transaction."""
-    apply_once(st.db, migrations)
+    """Nothing left to do: the table exists from the store's open (node/store.py). Kept for its callers."""
 
 
 @dataclass

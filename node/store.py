@@ -94,6 +94,55 @@ def m002_nightly(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX applications_number ON applications(number)")
 
 
+# Tables of node/blobs.py and node/feed_quarantine.py. They were created on first use, behind a lock, with
+# a race between two processes opening a new folder; as sets of the store they exist from its first open,
+# and a folder made before gains them at its next open. The set names are the ones the folders recorded.
+blob_migrations = Migrations("sanji.node.blobs")
+feed_quarantine_migrations = Migrations("sanji.node.feed_quarantine")
+
+
+@blob_migrations()
+def m001_blob_tables(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, added_ms INTEGER NOT NULL,
+            at_hub_ms INTEGER,            -- when the hub confirmed it holds the whole blob
+            purged_ms INTEGER)            -- when the local copy was deleted after the retention period"""
+    )
+    db.execute(
+        """CREATE TABLE blob_refs (
+            report TEXT NOT NULL, sha256 TEXT NOT NULL, role TEXT NOT NULL,   -- photo | signature
+            PRIMARY KEY (report, sha256, role)) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX blob_refs_sha ON blob_refs(sha256)")
+    # Records whose citizen details were redacted here (local only; see node/purge.py).
+    db.execute(
+        "CREATE TABLE purged (entity TEXT NOT NULL, id TEXT NOT NULL, purged_ms INTEGER NOT NULL,"
+        " PRIMARY KEY (entity, id)) WITHOUT ROWID"
+    )
+
+
+@blob_migrations()
+def m002_purged_leaf(db: sqlite_utils.Database) -> None:
+    # The Merkle leaf the record had before its details were cut here, so that anti-entropy keeps
+    # comparing what both sides agreed on instead of flagging the local redaction every night.
+    db.execute("ALTER TABLE purged ADD COLUMN leaf BLOB")
+
+
+@feed_quarantine_migrations()
+def m001_feed_quarantine(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE feed_quarantine (
+            sha256 BLOB PRIMARY KEY,        -- of the page as received (of the reason, for one never read)
+            first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, times INTEGER NOT NULL,
+            source TEXT NOT NULL,           -- 'http' or 'file:NAME'
+            authentic INTEGER NOT NULL,     -- 1: signed by the pinned hub key, and skipped
+            skipped_from INTEGER, skipped_to INTEGER,  -- the feed cursor before and after, when skipped
+            reason TEXT NOT NULL,
+            frame BLOB)                     -- kept only for a genuine page, to look at or apply later"""
+    )
+
+
 def open_store(folder: Path) -> sqlite_utils.Database:
     path = folder / DB_NAME
     if not path.exists():
@@ -111,8 +160,8 @@ def create_store(folder: Path) -> sqlite_utils.Database:
 
 def _open(path: Path) -> sqlite_utils.Database:
     db = connect(path)
-    records.migrations.apply(db)
-    migrations.apply(db)
+    for migration_set in (records.migrations, migrations, blob_migrations, feed_quarantine_migrations):
+        migration_set.apply(db)
     return db
 
 

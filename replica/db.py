@@ -9,14 +9,11 @@ queue instead of failing halfway.
 from __future__ import annotations
 
 import sqlite3
-import threading
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
-from sqlite_utils import Migrations
 
 
 class IntegrityError(RuntimeError):
@@ -72,19 +69,3 @@ def backup_to(db: sqlite_utils.Database, target: Path) -> int:
     finally:
         dest.close()
     return target.stat().st_size
-
-
-_applied: dict[str, weakref.WeakSet[sqlite_utils.Database]] = {}
-_applying = threading.Lock()
-
-
-def apply_once(db: sqlite_utils.Database, migrations: Migrations) -> None:
-    """Apply a set of migrations created on first use, once per connection. ``node serve`` and ``hub
-    serve`` run their catch-up nightly job in a worker thread while requests are served, so only one of
-    them may create the tables. Call outside a transaction."""
-    done = _applied.setdefault(migrations.name, weakref.WeakSet())
-    if db not in done:
-        with _applying:
-            if db not in done:
-                migrations.apply(db)
-                done.add(db)
