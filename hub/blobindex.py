@@ -21,7 +21,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hub.store import blob_migrations
+from hub.schema import blob_migrations
 from protocol.blob import KIND, BlobRequest, chunk_count, chunk_span, parse_request
 from protocol.codec import unpack
 from protocol.document import open_document, sign_document

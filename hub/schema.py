@@ -1,0 +1,178 @@
+"""The hub's schema: its migration sets, applied in order when a store opens (``hub/store.py``).
+
+``sanji.hub`` holds the hub's own tables (described in ``hub/store.py``); ``sanji.hub.blobs`` the
+photo and scan index of ``hub/blobindex.py``. The set and function names are what existing folders
+recorded as applied, so they never change; a new table is a new function at the end of its set.
+"""
+
+from __future__ import annotations
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+migrations = Migrations("sanji.hub")
+
+
+@migrations()
+def m001_hub_tables(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE TABLE hub_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    db.execute(
+        """CREATE TABLE stations (
+            code TEXT PRIMARY KEY, name TEXT NOT NULL, tier TEXT NOT NULL, parent TEXT NOT NULL DEFAULT '',
+            sign_pub BLOB, seal_pub BLOB, sign_key_id TEXT NOT NULL DEFAULT '',
+            revoked INTEGER NOT NULL DEFAULT 0, registered_ms INTEGER NOT NULL, enrolled_ms INTEGER,
+            last_seen_ms INTEGER, last_error TEXT NOT NULL DEFAULT '', backlog INTEGER NOT NULL DEFAULT 0,
+            catalogue_version INTEGER NOT NULL DEFAULT 0, feed_ack INTEGER NOT NULL DEFAULT 0,
+            clock_skew_ms INTEGER NOT NULL DEFAULT 0)"""
+    )
+    db.execute(
+        """CREATE TABLE tokens (
+            hash BLOB PRIMARY KEY, station TEXT NOT NULL, tier TEXT NOT NULL,
+            expires_ms INTEGER NOT NULL, used_ms INTEGER)"""
+    )
+    db.execute(
+        """CREATE TABLE cursors (
+            origin TEXT NOT NULL, epoch INTEGER NOT NULL, next_seq INTEGER NOT NULL, last_hash BLOB NOT NULL,
+            PRIMARY KEY (origin, epoch)) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE batches (
+            hash BLOB PRIMARY KEY, origin TEXT NOT NULL, epoch INTEGER NOT NULL,
+            first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, received_ms INTEGER NOT NULL,
+            result TEXT NOT NULL, applied INTEGER NOT NULL, quarantined INTEGER NOT NULL,
+            receipt BLOB NOT NULL, source TEXT NOT NULL)"""
+    )
+    db.execute("CREATE INDEX batches_range ON batches(origin, epoch, first_seq, last_seq)")
+    db.execute(
+        """CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY, origin TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
+            batch BLOB NOT NULL, raw BLOB NOT NULL, whole_batch INTEGER NOT NULL, reason TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'open', created_ms INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '')"""
+    )
+    db.execute(
+        """CREATE TABLE rejected (
+            id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, source TEXT NOT NULL,
+            origin TEXT NOT NULL, reason TEXT NOT NULL)"""
+    )
+    db.execute(
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, kind TEXT NOT NULL,
+            station TEXT NOT NULL, detail TEXT NOT NULL)"""
+    )
+    db.execute(
+        "CREATE TABLE feed (station TEXT NOT NULL, change INTEGER NOT NULL, PRIMARY KEY (station, change))"
+        " WITHOUT ROWID"
+    )
+    db.execute(
+        """CREATE TABLE releases (
+            version INTEGER PRIMARY KEY, frame BLOB NOT NULL, issued_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL, published_ms INTEGER NOT NULL)"""
+    )
+    db.execute(
+        "CREATE TABLE operators (user TEXT PRIMARY KEY, hash TEXT NOT NULL, created_ms INTEGER NOT NULL)"
+    )
+
+
+@migrations()
+def m002_nightly(db: sqlite_utils.Database) -> None:
+    # One row per anti-entropy session a station ran against us; the morning report sums them.
+    db.execute(
+        """CREATE TABLE reconciliations (
+            id INTEGER PRIMARY KEY, station TEXT NOT NULL, at_ms INTEGER NOT NULL, buckets INTEGER NOT NULL,
+            divergent INTEGER NOT NULL, repaired INTEGER NOT NULL, bytes INTEGER NOT NULL,
+            summary_match INTEGER)"""
+    )
+    # One row per run of the nightly job, whether scheduled, caught up at start-up, or on demand.
+    db.execute(
+        """CREATE TABLE nightly_runs (
+            id INTEGER PRIMARY KEY, started_ms INTEGER NOT NULL, ended_ms INTEGER, trigger TEXT NOT NULL,
+            outcome TEXT NOT NULL DEFAULT 'running', figures BLOB)"""
+    )
+    # The morning report of each run, as a packed map; the CLI and the dashboard read it from here.
+    db.execute(
+        "CREATE TABLE reports (run INTEGER PRIMARY KEY REFERENCES nightly_runs(id), day TEXT NOT NULL,"
+        " report BLOB NOT NULL)"
+    )
+    # Two offline stations can, after a restore from backup, hand out the same number; keep both and
+    # let the report flag it instead of refusing an authentic application.
+    db.execute("DROP INDEX applications_number")
+    db.execute("CREATE INDEX applications_number ON applications(number)")
+
+
+@migrations()
+def m003_feed_lookups(db: sqlite_utils.Database) -> None:
+    # Every feed page names the revoked stations (and a township's, the field devices): without these
+    # each pull read every station's row, which showed when a thousand stations pulled at once.
+    db.execute("CREATE INDEX stations_revoked ON stations(code) WHERE revoked=1")
+    db.execute("CREATE INDEX stations_field ON stations(code) WHERE tier='field' AND revoked=0")
+
+
+@migrations()
+def m004_quarantine_codes(db: sqlite_utils.Database) -> None:
+    # A held change carries the admission's stable refusal code (for --json and filters) and who
+    # actually sent it: a change re-sent during reconciliation may claim another origin, and must
+    # never be shown as signed by that origin.
+    db.execute("ALTER TABLE quarantine ADD COLUMN code TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE quarantine ADD COLUMN sender TEXT NOT NULL DEFAULT ''")
+
+
+@migrations()
+def m005_refusals_per_address_hour(db: sqlite_utils.Database) -> None:
+    # One row per refused request or file let anyone who can reach the port add rows without bound.
+    # Refusals are now counted in one row per (source, hour, code); rows already kept are folded the
+    # same way, the latest origin and reason of each group standing for it.
+    db.execute(
+        """CREATE TABLE rejected_new (
+            id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, source TEXT NOT NULL, origin TEXT NOT NULL,
+            reason TEXT NOT NULL, hour INTEGER NOT NULL, code TEXT NOT NULL, count INTEGER NOT NULL,
+            first_ms INTEGER NOT NULL, UNIQUE (source, hour, code))"""
+    )
+    code = ("CASE WHEN instr(reason, ':') BETWEEN 2 AND 33 AND substr(reason, 1, instr(reason, ':') - 1)"
+            " NOT GLOB '*[^a-z_]*' THEN substr(reason, 1, instr(reason, ':') - 1) ELSE 'other' END")
+    # SQLite takes the bare columns (origin, reason) from the row that holds MAX(at_ms).
+    db.execute(
+        "INSERT INTO rejected_new (at_ms, source, origin, reason, hour, code, count, first_ms)"
+        f" SELECT MAX(at_ms), source, origin, reason, at_ms / 3600000 AS h, {code} AS c, COUNT(*), MIN(at_ms)"
+        " FROM rejected GROUP BY source, h, c ORDER BY MAX(id)"
+    )
+    db.execute("DROP TABLE rejected")
+    db.execute("ALTER TABLE rejected_new RENAME TO rejected")
+    db.execute("CREATE INDEX rejected_at ON rejected(at_ms)")
+    db.execute("CREATE INDEX rejected_hour ON rejected(hour)")
+    db.execute("CREATE INDEX rejected_origin ON rejected(origin, id)")
+    db.execute("ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1")
+    db.execute("ALTER TABLE alerts ADD COLUMN hour INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE alerts SET hour = at_ms / 3600000")
+    db.execute("CREATE INDEX alerts_per_hour ON alerts(kind, station, hour)")
+
+
+@migrations()
+def m006_delivery_horizons(db: sqlite_utils.Database) -> None:
+    # What each station had applied of its feed when it had written up to a seq (from its signed pulls):
+    # a change it wrote later was written having seen those entries (sync/admission.py: seen_newer).
+    db.execute(
+        """CREATE TABLE horizons (
+            station TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, feed INTEGER NOT NULL,
+            PRIMARY KEY (station, epoch, seq)) WITHOUT ROWID"""
+    )
+
+
+# The tables of hub/blobindex.py. They were created on first use, behind a lock, with a race between two
+# processes; as a set of the store they exist from its first open, and a folder made before gains them at
+# its next open. The set name is the one the folders recorded.
+blob_migrations = Migrations("sanji.hub.blobs")
+
+
+@blob_migrations()
+def m001_blob_tables(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE blobs (
+            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL,
+            station TEXT NOT NULL,        -- who sent it first
+            source TEXT NOT NULL,         -- http or file:NAME
+            received_ms INTEGER NOT NULL)"""
+    )
+    db.execute(
+        """CREATE TABLE blob_uploads (
+            sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, station TEXT NOT NULL, started_ms INTEGER NOT NULL)"""
+    )
