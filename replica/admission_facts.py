@@ -80,8 +80,9 @@ def build_facts(
     if change.entity == "application" and not current:
         app = dict(change.fields)  # a new application: its owner is the one it names
     ctx = context(app_id, app)
+    # A task's or report's rights come from the task with the record's own id; read it once.
+    task = values("task", change.id) if change.entity in ("task", "report") else {}
     if ctx is not None:
-        task = values("task", change.id) if change.entity in ("task", "report") else {}
         inspector = task.get("inspector")
         fixed = {k: v for k, v in current_values.items() if k in FIXED_FIELDS}
         ctx = RecordContext(ctx.station, ctx.station_parent, ctx.decided_at,
@@ -95,7 +96,7 @@ def build_facts(
         context=ctx,
         current=current,
         application=app,
-        task=values("task", change.id) if change.entity == "report" else {},
+        task=task if change.entity == "report" else {},
         status_versions=cache(lambda: status_versions(conn, app_id)),
         catalogue=catalogue,
         number_holder=holder,
