@@ -74,10 +74,12 @@ def _run(cmd: list[str], timeout: float) -> dict[str, object]:
 
 def _git() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=common.REPO, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=common.REPO, capture_output=True,
-                               text=True, check=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=common.REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=common.REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
         return rev + ("+uncommitted" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -92,10 +94,18 @@ def _machine() -> dict[str, object]:
                 break
     except OSError:
         pass
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip() if \
-        subprocess.run(["which", "node"], capture_output=True).returncode == 0 else ""
-    return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version(), "node": node,
-            "kernel": platform.release()}
+    node = (
+        subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+        if subprocess.run(["which", "node"], capture_output=True).returncode == 0
+        else ""
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "node": node,
+        "kernel": platform.release(),
+    }
 
 
 def _ratio(a: object, b: object) -> float | None:
@@ -111,26 +121,34 @@ def summarise(results: dict[str, dict[str, object]]) -> dict[str, object]:
     figures: dict[str, object] = {
         "push_throughput_vs_peer": _ratio(sync.get("push_records_per_s"), peer.get("push_records_per_s")),
         "update_throughput_vs_peer": _ratio(sync.get("update_records_per_s"), peer.get("update_records_per_s")),
-        "bytes_up_per_new_application_vs_peer": _ratio(sync.get("push_bytes_up_per_record"),
-                                                       peer.get("push_bytes_up_per_record")),
-        "bytes_down_per_new_application_vs_peer": _ratio(sync.get("push_bytes_down_per_record"),
-                                                         peer.get("push_bytes_down_per_record")),
-        "bytes_up_per_status_update_vs_peer": _ratio(sync.get("update_bytes_up_per_record"),
-                                                     peer.get("update_bytes_up_per_record")),
-        "bytes_down_per_status_update_vs_peer": _ratio(sync.get("update_bytes_down_per_record"),
-                                                       peer.get("update_bytes_down_per_record")),
-        "stations_1000_all_succeed": (stations.get("succeeded") == stations.get("stations")
-                                      if stations.get("stations") == 1000 else None),
+        "bytes_up_per_new_application_vs_peer": _ratio(
+            sync.get("push_bytes_up_per_record"), peer.get("push_bytes_up_per_record")
+        ),
+        "bytes_down_per_new_application_vs_peer": _ratio(
+            sync.get("push_bytes_down_per_record"), peer.get("push_bytes_down_per_record")
+        ),
+        "bytes_up_per_status_update_vs_peer": _ratio(
+            sync.get("update_bytes_up_per_record"), peer.get("update_bytes_up_per_record")
+        ),
+        "bytes_down_per_status_update_vs_peer": _ratio(
+            sync.get("update_bytes_down_per_record"), peer.get("update_bytes_down_per_record")
+        ),
+        "stations_1000_all_succeed": (
+            stations.get("succeeded") == stations.get("stations") if stations.get("stations") == 1000 else None
+        ),
         "stations_1000_p99_ms": stations.get("p99_ms") if stations.get("stations") == 1000 else None,
         "accept_p50_ms": node.get("accept_cli_p50_ms"),
         "node_idle_rss_mb": node.get("node_idle_rss_mb"),
         # Sanji as a fraction of the machine's own ceiling for the same work.
-        "push_rate_vs_raw_sqlite_upserts": _ratio(sync.get("push_records_per_s"),
-                                                  limits.get("sqlite_upsert_rows_per_s")),
-        "push_rate_vs_msgpack_decode": _ratio(sync.get("push_records_per_s"),
-                                              limits.get("msgpack_decode_changes_per_s")),
-        "bytes_up_per_new_application_vs_zlib9_floor": _ratio(sync.get("push_bytes_up_per_record"),
-                                                              limits.get("zlib9_bytes_per_record")),
+        "push_rate_vs_raw_sqlite_upserts": _ratio(
+            sync.get("push_records_per_s"), limits.get("sqlite_upsert_rows_per_s")
+        ),
+        "push_rate_vs_msgpack_decode": _ratio(
+            sync.get("push_records_per_s"), limits.get("msgpack_decode_changes_per_s")
+        ),
+        "bytes_up_per_new_application_vs_zlib9_floor": _ratio(
+            sync.get("push_bytes_up_per_record"), limits.get("zlib9_bytes_per_record")
+        ),
     }
     met: dict[str, bool | None] = {}
     for name, (op, bound) in TARGETS.items():
@@ -149,8 +167,14 @@ def summarise(results: dict[str, dict[str, object]]) -> dict[str, object]:
     return figures
 
 
-RUN_FIGURES = ("push_records_per_s", "update_records_per_s", "push_hub_cpu_seconds", "push_node_cpu_seconds",
-               "load_before", "error")
+RUN_FIGURES = (
+    "push_records_per_s",
+    "update_records_per_s",
+    "push_hub_cpu_seconds",
+    "push_node_cpu_seconds",
+    "load_before",
+    "error",
+)
 
 
 def _one(name: str, args: argparse.Namespace) -> dict[str, object]:
@@ -172,10 +196,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("--stations", type=int, default=1000, help="simulated stations for the stations benchmark")
     p.add_argument("--only", nargs="*", default=None, help=f"a subset of {', '.join(ORDER)}")
     p.add_argument("--no-peer", action="store_true", help="skip the reference peer")
-    p.add_argument("--repeat", type=int, default=2,
-                   help="runs of sync and of the peer, alternately; the best of each is compared (load is noisy)")
-    p.add_argument("--wait-quiet", type=float, default=120.0,
-                   help="seconds to wait before each benchmark for the load average to fall below the core count")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="runs of sync and of the peer, alternately; the best of each is compared (load is noisy)",
+    )
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=120.0,
+        help="seconds to wait before each benchmark for the load average to fall below the core count",
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     wanted = [n for n in ORDER if (args.only is None or n in args.only) and not (n == "peer" and args.no_peer)]
@@ -195,10 +227,15 @@ def main(argv: list[str]) -> int:
         if not (common.REPO / "bench" / f"{name}.py").exists():
             continue
         results[name] = _one(name, args)
-    doc = {"started": started, "finished": datetime.now(UTC).isoformat(timespec="seconds"), "git": _git(),
-           "machine": _machine(), "results": results, "summary": summarise(results),
-           "all_runs": {name: [{k: r.get(k) for k in RUN_FIGURES if k in r} for r in done]
-                        for name, done in runs.items()}}
+    doc = {
+        "started": started,
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git": _git(),
+        "machine": _machine(),
+        "results": results,
+        "summary": summarise(results),
+        "all_runs": {name: [{k: r.get(k) for k in RUN_FIGURES if k in r} for r in done] for name, done in runs.items()},
+    }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

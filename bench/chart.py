@@ -33,15 +33,22 @@ def draw(doc: dict[str, object], out: Path = CHART) -> Path:
     _bars(left, groups, sanji, peer, "records per second (higher is better)", fmt="{:,.0f}")
     left.set_title("Throughput over loopback HTTP")
 
-    groups = [("up, new", "push_bytes_up_per_record"), ("down, new", "push_bytes_down_per_record"),
-              ("up, update", "update_bytes_up_per_record"), ("down, update", "update_bytes_down_per_record")]
+    groups = [
+        ("up, new", "push_bytes_up_per_record"),
+        ("down, new", "push_bytes_down_per_record"),
+        ("up, update", "update_bytes_up_per_record"),
+        ("down, update", "update_bytes_down_per_record"),
+    ]
     _bars(right, groups, sanji, peer, "HTTP body bytes per record (lower is better)", fmt="{:,.1f}")
     right.set_title("Bytes on the wire per record")
 
     machine = doc.get("machine", {})
     assert isinstance(machine, dict)
-    fig.suptitle(f"Sanji vs PouchDB → pouchdb-server, {int(_num(sanji.get('records'))):,} applications, "
-                 f"{machine.get('cpus', '?')} CPUs, same machine and session ({doc.get('started', '')})", fontsize=9)
+    fig.suptitle(
+        f"Sanji vs PouchDB → pouchdb-server, {int(_num(sanji.get('records'))):,} applications, "
+        f"{machine.get('cpus', '?')} CPUs, same machine and session ({doc.get('started', '')})",
+        fontsize=9,
+    )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
@@ -58,8 +65,13 @@ def _bars(ax, groups, sanji, peer, label: str, *, fmt: str) -> None:  # type: ig
     bars_p = ax.bar([x + width / 2 for x in xs], p_vals, width, label="PouchDB peer", color=PEER)
     for bars, vals in ((bars_s, s_vals), (bars_p, p_vals)):
         for bar, val in zip(bars, vals, strict=True):
-            ax.annotate(fmt.format(val), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=8)
+            ax.annotate(
+                fmt.format(val),
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
     ax.set_xticks(list(xs), [name for name, _ in groups], fontsize=8)
     ax.set_ylabel(label, fontsize=8)
     ax.legend(fontsize=8)

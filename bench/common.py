@@ -124,7 +124,7 @@ def proc_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used, from /proc/<pid>/stat."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
         raw = fh.read()
-    fields = raw[raw.rindex(")") + 2:].split()
+    fields = raw[raw.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
@@ -190,8 +190,12 @@ def serve_command(argv: list[str], *, port: int, log_path: Path, probe: str, tim
 def hub_server(folder: Path) -> Iterator[Served]:
     """`sanji hub serve` on a free loopback port, in its own process (so its CPU is its own)."""
     port = free_port()
-    served = serve(["hub", "serve", str(folder), "--port", str(port)], port=port,
-                   log_path=folder.parent / f"{folder.name}-serve.log", probe="/healthz")
+    served = serve(
+        ["hub", "serve", str(folder), "--port", str(port)],
+        port=port,
+        log_path=folder.parent / f"{folder.name}-serve.log",
+        probe="/healthz",
+    )
     try:
         yield served
     finally:
@@ -216,8 +220,9 @@ def register_stations(hub, wanted: Sequence[dict[str, str]]) -> dict[str, str]: 
 
     tokens: dict[str, str] = {}
     for s in sorted(wanted, key=lambda s: bool(s.get("parent"))):
-        tokens[s["code"]] = enrollment.register(hub, station=s["code"], name=s["name"], tier=s["tier"],
-                                                parent=s.get("parent", ""))
+        tokens[s["code"]] = enrollment.register(
+            hub, station=s["code"], name=s["name"], tier=s["tier"], parent=s.get("parent", "")
+        )
     return tokens
 
 

@@ -35,10 +35,13 @@ def _station_changes(work, lines: list[str]) -> list[list[object]]:  # type: ign
     from protocol.codec import unpack
 
     hub = common.create_hub(work / "hub")
-    tokens = common.register_stations(hub, [
-        {"code": "360802-T01", "name": "兴桥镇", "tier": "township"},
-        {"code": "360802-T01-05", "name": "兴桥镇塅口村", "tier": "village", "parent": "360802-T01"},
-    ])
+    tokens = common.register_stations(
+        hub,
+        [
+            {"code": "360802-T01", "name": "兴桥镇", "tier": "township"},
+            {"code": "360802-T01-05", "name": "兴桥镇塅口村", "tier": "village", "parent": "360802-T01"},
+        ],
+    )
     (work / "enrol.sje").write_bytes(enrollment.enrolment_file(hub, "360802-T01-05", tokens["360802-T01-05"]))
     hub.close()
     enrolment.init_from_file(work / "node", work / "enrol.sje", token=tokens["360802-T01-05"])
@@ -66,7 +69,9 @@ def _sqlite_upserts(path, wires: list[list[object]]) -> float:  # type: ignore[n
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany(
         "INSERT INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base) VALUES (?,?,?,?,?,?,?,?)"
-        " ON CONFLICT (origin, epoch, seq) DO UPDATE SET hlc=excluded.hlc, fields=excluded.fields", rows)
+        " ON CONFLICT (origin, epoch, seq) DO UPDATE SET hlc=excluded.hlc, fields=excluded.fields",
+        rows,
+    )
     conn.execute("COMMIT")
     seconds = time.perf_counter() - t0
     conn.close()
@@ -87,18 +92,22 @@ def _hub_rows(folder, wires: list[list[object]], per_batch: int = 2000) -> float
     logged, saved, projected = [], [], []
     for c in changes:
         record, _ = apply_change({}, c, lambda _o: 1)
-        logged.append((c.origin, c.epoch, c.seq, c.hlc, c.entity, c.id, pack_fields(c.fields), pack_fields(c.base),
-                       c.id))
+        logged.append(
+            (c.origin, c.epoch, c.seq, c.hlc, c.entity, c.id, pack_fields(c.fields), pack_fields(c.base), c.id)
+        )
         saved.append(_record_row((c.entity, c.id), record))
         projected.append(_projection_row(c.id, record))
     conn = hub.store.conn
     t0 = time.perf_counter()
     for i in range(0, len(changes), per_batch):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base, application)"
-                         " VALUES (?,?,?,?,?,?,?,?,?)", logged[i:i + per_batch])
-        conn.executemany(_SAVE_SQL, saved[i:i + per_batch])
-        conn.executemany(_PROJECT_SQL, projected[i:i + per_batch])
+        conn.executemany(
+            "INSERT INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base, application)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            logged[i : i + per_batch],
+        )
+        conn.executemany(_SAVE_SQL, saved[i : i + per_batch])
+        conn.executemany(_PROJECT_SQL, projected[i : i + per_batch])
         conn.execute("COMMIT")
     seconds = time.perf_counter() - t0
     hub.close()
@@ -121,8 +130,12 @@ def _http_floor(work, n: int = 1000, body_bytes: int = 6000) -> dict[str, float 
     import aiohttp
 
     port = common.free_port()
-    served = common.serve_command([sys.executable, "-m", "bench.null_server", str(port)], port=port,
-                                  log_path=work / "null-server.log", probe="/healthz")
+    served = common.serve_command(
+        [sys.executable, "-m", "bench.null_server", str(port)],
+        port=port,
+        log_path=work / "null-server.log",
+        probe="/healthz",
+    )
     body = os.urandom(body_bytes)
     url = served.url
 
@@ -149,9 +162,11 @@ def _http_floor(work, n: int = 1000, body_bytes: int = 6000) -> dict[str, float 
         server_cpu = served.cpu_seconds() - cpu0
     finally:
         served.stop()
-    return {"http_floor_p50_ms": common.ms(common.percentile(times, 50)),
-            "http_floor_p99_ms": common.ms(common.percentile(times, 99)),
-            "http_floor_server_cpu_ms_per_station": round(server_cpu * 1000 / n, 2)}
+    return {
+        "http_floor_p50_ms": common.ms(common.percentile(times, 50)),
+        "http_floor_p99_ms": common.ms(common.percentile(times, 99)),
+        "http_floor_server_cpu_ms_per_station": round(server_cpu * 1000 / n, 2),
+    }
 
 
 def _station_crypto_ms(work, rounds: int = 200) -> float:  # type: ignore[no-untyped-def]
@@ -165,10 +180,21 @@ def _station_crypto_ms(work, rounds: int = 200) -> float:  # type: ignore[no-unt
     hub_sign, hub_seal = signing_key_from_seed(os.urandom(32)), sealing_key_from_seed(os.urandom(32))
     st_sign, st_seal = signing_key_from_seed(os.urandom(32)), sealing_key_from_seed(os.urandom(32))
     st_verify = st_sign.public_key()
-    changes = [["S", 1, k + 1, k, "application", f"id-{k}", {"number": f"n{k}", "address": "测试路1号" * 8}, {}]
-               for k in range(20)]
-    frame = build_batch(origin="S", epoch=1, first_seq=1, changes=changes, prev=bytes(32), recipient="H", hlc=20,
-                        signing_key=st_sign, seal_to=load_seal_public(public_bytes(hub_seal)))
+    changes = [
+        ["S", 1, k + 1, k, "application", f"id-{k}", {"number": f"n{k}", "address": "测试路1号" * 8}, {}]
+        for k in range(20)
+    ]
+    frame = build_batch(
+        origin="S",
+        epoch=1,
+        first_seq=1,
+        changes=changes,
+        prev=bytes(32),
+        recipient="H",
+        hlc=20,
+        signing_key=st_sign,
+        seal_to=load_seal_public(public_bytes(hub_seal)),
+    )
     pull = sign_document("pull", {"after": 0}, signer="S", recipient="H", signing_key=st_sign)
     st_seal_pub = load_seal_public(public_bytes(st_seal))
     t0 = time.perf_counter()
@@ -257,4 +283,3 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     common.emit(run(args.records), args.json)
     return 0
-

@@ -64,8 +64,14 @@ def _ui_latencies(url: str, apps) -> tuple[list[float], str]:  # type: ignore[no
         token = re.search(r'name="csrf"\s+value="([^"]+)"', page) or re.search(r'value="([^"]+)"\s+name="csrf"', page)
         if token is None:
             return times, "the accept form carries no csrf field this benchmark can read"
-        fields = {"csrf": token.group(1), "name": app.name, "id_number": app.id_number, "phone": app.phone,
-                  "address": app.address, "note": app.note}
+        fields = {
+            "csrf": token.group(1),
+            "name": app.name,
+            "id_number": app.id_number,
+            "phone": app.phone,
+            "address": app.address,
+            "note": app.note,
+        }
         # The form lists the item's materials in catalogue order; material j's radio group is m0_j.
         names = {m["name"] for m in raw.get("materials", [])}
         for j, name in enumerate(re.findall(r'data-material="([^"]*)"', page)):
@@ -90,10 +96,13 @@ def run() -> dict[str, object]:
     apps = _applications(N_ACCEPT * 2)
     with common.workdir("node") as work:
         hub = common.create_hub(work / "hub")
-        tokens = common.register_stations(hub, [
-            {"code": "360802-T01", "name": "兴桥镇", "tier": "township"},
-            {"code": "360802-T01-05", "name": "兴桥镇塅口村", "tier": "village", "parent": "360802-T01"},
-        ])
+        tokens = common.register_stations(
+            hub,
+            [
+                {"code": "360802-T01", "name": "兴桥镇", "tier": "township"},
+                {"code": "360802-T01-05", "name": "兴桥镇塅口村", "tier": "village", "parent": "360802-T01"},
+            ],
+        )
         hub.close()
         with common.hub_server(work / "hub") as server:
             enrolment.init_online(work / "node", server.url, tokens["360802-T01-05"])
@@ -103,8 +112,12 @@ def run() -> dict[str, object]:
             st.close()
 
             port = common.free_port()
-            node = common.serve(["node", "serve", str(work / "node"), "--port", str(port)], port=port,
-                                log_path=work / "node-serve.log", probe="/")
+            node = common.serve(
+                ["node", "serve", str(work / "node"), "--port", str(port)],
+                port=port,
+                log_path=work / "node-serve.log",
+                probe="/",
+            )
             try:
                 time.sleep(IDLE_SECONDS)
                 idle_rss = node.rss_mb()
@@ -118,8 +131,11 @@ def run() -> dict[str, object]:
             starts = []
             for _ in range(5):
                 t0 = time.perf_counter()
-                subprocess.run([*common.sanji_command(), "node", "status", str(work / "node"), "--json"],
-                               check=True, capture_output=True)
+                subprocess.run(
+                    [*common.sanji_command(), "node", "status", str(work / "node"), "--json"],
+                    check=True,
+                    capture_output=True,
+                )
                 starts.append(time.perf_counter() - t0)
 
     return {

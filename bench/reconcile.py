@@ -71,8 +71,11 @@ def plan_differences(records: int, differences: int, seed: int) -> dict[str, lis
     rng = random.Random(seed)
     picked = rng.sample(range(records), differences)
     third = max(differences // 3, 0)
-    return {"missing_at_hub": picked[:third], "missing_at_station": picked[third:2 * third],
-            "changed": picked[2 * third:]}
+    return {
+        "missing_at_hub": picked[:third],
+        "missing_at_station": picked[third : 2 * third],
+        "changed": picked[2 * third :],
+    }
 
 
 Row = tuple[str, str, bytes]
@@ -100,8 +103,9 @@ def replica_rows(base: list[Row], plan: dict[str, list[int]], side: str) -> list
     return rows
 
 
-def build_side(base: list[Row], plan: dict[str, list[int]], side: str,
-               records: int) -> tuple[MerkleTree, dict[str, float]]:
+def build_side(
+    base: list[Row], plan: dict[str, list[int]], side: str, records: int
+) -> tuple[MerkleTree, dict[str, float]]:
     """One replica's tree, the way both peers make it: ``sync.scope.leaves`` then ``MerkleTree.build``."""
     rows = replica_rows(base, plan, side)
     t0 = time.perf_counter()
@@ -146,15 +150,31 @@ class Wire:
         data = pack(body)
         self.payload += len(data)
         self.messages += 1
-        self.signed += len(sign_document("reconcile-request", {**body, "at_ms": 0}, signer="360802-T01-05",
-                                         recipient="360802", signing_key=self._sign))
+        self.signed += len(
+            sign_document(
+                "reconcile-request",
+                {**body, "at_ms": 0},
+                signer="360802-T01-05",
+                recipient="360802",
+                signing_key=self._sign,
+            )
+        )
         return data
 
     def response(self, data: bytes, body: object) -> None:
         self.payload += len(data)
         self.messages += 1
-        self.signed += len(sign_document("reconcile", body, signer="360802", recipient="360802-T01-05",
-                                         signing_key=self._sign, seal_to=self._seal, recipient_key=self._seal_id))
+        self.signed += len(
+            sign_document(
+                "reconcile",
+                body,
+                signer="360802",
+                recipient="360802-T01-05",
+                signing_key=self._sign,
+                seal_to=self._seal,
+                recipient_key=self._seal_id,
+            )
+        )
 
 
 def in_memory(records: int, differences: int, seed: int) -> dict[str, object]:
@@ -201,11 +221,19 @@ def in_memory(records: int, differences: int, seed: int) -> dict[str, object]:
     if found != expected:
         raise AssertionError(f"the session found {len(found)} differing records, expected {len(expected)}")
     return {
-        "records": records, "differences": len(found), "bytes_exchanged": wire.payload, "bytes_signed": wire.signed,
-        "seconds": round(seconds, 4), "rounds": result.rounds, "messages": wire.messages,
-        "buckets_compared": result.buckets_compared, "depth": tree.depth,
-        "missing_at_hub": len(result.missing_there), "missing_at_station": len(result.missing_here),
-        "changed": len(result.differing), "generate_seconds": round(generate, 2),
+        "records": records,
+        "differences": len(found),
+        "bytes_exchanged": wire.payload,
+        "bytes_signed": wire.signed,
+        "seconds": round(seconds, 4),
+        "rounds": result.rounds,
+        "messages": wire.messages,
+        "buckets_compared": result.buckets_compared,
+        "depth": tree.depth,
+        "missing_at_hub": len(result.missing_there),
+        "missing_at_station": len(result.missing_here),
+        "changed": len(result.differing),
+        "generate_seconds": round(generate, 2),
         "leaves_seconds_station": round(station_timing["leaves"], 2),
         "tree_seconds_station": round(station_timing["build"], 2),
         "leaves_seconds_hub": round(float(hub_timing["leaves"]), 2),
@@ -226,12 +254,22 @@ HLC0 = 1_772_413_200_000 << 16  # 2026-03-02 09:00 +08:00
 
 def _accept_fields(i: int) -> dict[str, object]:
     return {
-        "number": f"{STATION}-20260302-{i + 1:05d}", "station": STATION, "item": "360802-0004",
-        "catalogue_version": 1, "kind": "promised", "applicant_name": f"测试申请人{i:06d}",
-        "applicant_id": "36080219850615001X", "applicant_phone": f"139{i:08d}", "address": "测试镇测试村1组1号",
-        "accepted_at": "2026-03-02T09:00:00+08:00", "due_date": "2026-03-30", "status": "accepted",
-        "m.居民身份证": ["submitted", ""], "m.户口簿": ["submitted", ""],
-        "m.家庭收入情况声明": ["deferred", "2026-03-09"], "m.家庭经济状况核对授权书": ["submitted", ""],
+        "number": f"{STATION}-20260302-{i + 1:05d}",
+        "station": STATION,
+        "item": "360802-0004",
+        "catalogue_version": 1,
+        "kind": "promised",
+        "applicant_name": f"测试申请人{i:06d}",
+        "applicant_id": "36080219850615001X",
+        "applicant_phone": f"139{i:08d}",
+        "address": "测试镇测试村1组1号",
+        "accepted_at": "2026-03-02T09:00:00+08:00",
+        "due_date": "2026-03-30",
+        "status": "accepted",
+        "m.居民身份证": ["submitted", ""],
+        "m.户口簿": ["submitted", ""],
+        "m.家庭收入情况声明": ["deferred", "2026-03-09"],
+        "m.家庭经济状况核对授权书": ["submitted", ""],
     }
 
 
@@ -253,12 +291,24 @@ def make_db(path: Path, rows: int, plan: dict[str, list[int]], side: str) -> Non
             rid = _rid(i)
             yield STATION, 1, 2 * i + 1, HLC0 + i * 2, ENTITY, rid, pack(_accept_fields(i)), empty, rid
             if i in changed:
-                yield (STATION, 1, 2 * i + 2, HLC0 + i * 2 + 1, ENTITY, rid, pack({"status": "withdrawn"}),
-                       pack({"status": HLC0 + i * 2}), rid)
+                yield (
+                    STATION,
+                    1,
+                    2 * i + 2,
+                    HLC0 + i * 2 + 1,
+                    ENTITY,
+                    rid,
+                    pack({"status": "withdrawn"}),
+                    pack({"status": HLC0 + i * 2}),
+                    rid,
+                )
 
     with conn:
-        conn.executemany("INSERT INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base, application)"
-                         " VALUES (?,?,?,?,?,?,?,?,?)", gen())
+        conn.executemany(
+            "INSERT INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base, application)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            gen(),
+        )
     conn.close()
 
 
@@ -275,8 +325,9 @@ def sqlite_path(rows: int, differences: int, seed: int) -> dict[str, object]:
     from replica.scope import CHANGE_COLS, row_to_wire, select_records
 
     plan = plan_differences(rows, differences, seed)
-    with tempfile.TemporaryDirectory(prefix="sanji-bench-reconcile-",
-                                     dir=os.environ.get("SANJI_BENCH_DIR", "/var/tmp")) as work:
+    with tempfile.TemporaryDirectory(
+        prefix="sanji-bench-reconcile-", dir=os.environ.get("SANJI_BENCH_DIR", "/var/tmp")
+    ) as work:
         hub_db, station_db = Path(work) / "hub.db", Path(work) / "node.db"
         log(f"writing two SQLite change logs of about {rows:,} records")
         make_db(hub_db, rows, plan, "hub")
@@ -308,10 +359,17 @@ def sqlite_path(rows: int, differences: int, seed: int) -> dict[str, object]:
         station_conn.close()
         hub_conn.close()
     return {
-        "rows": rows, "db_bytes": size, "differences": len(keys), "bytes_exchanged": wire.payload,
-        "bytes_signed": wire.signed, "seconds": round(seconds, 4), "rounds": result.rounds,
-        "merkle_seconds": round(merkle_seconds, 4), "records_seconds": round(seconds - merkle_seconds, 4),
-        "build_seconds_station": round(station_build, 2), "build_seconds_hub": round(hub_build, 2),
+        "rows": rows,
+        "db_bytes": size,
+        "differences": len(keys),
+        "bytes_exchanged": wire.payload,
+        "bytes_signed": wire.signed,
+        "seconds": round(seconds, 4),
+        "rounds": result.rounds,
+        "merkle_seconds": round(merkle_seconds, 4),
+        "records_seconds": round(seconds - merkle_seconds, 4),
+        "build_seconds_station": round(station_build, 2),
+        "build_seconds_hub": round(hub_build, 2),
     }
 
 
@@ -319,13 +377,19 @@ def sqlite_path(rows: int, differences: int, seed: int) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench reconcile",
-                                description="nightly anti-entropy (Merkle digests) between a station and the hub")
+    p = argparse.ArgumentParser(
+        prog="python -m bench reconcile",
+        description="nightly anti-entropy (Merkle digests) between a station and the hub",
+    )
     p.add_argument("--json", action="store_true", help="print exactly one JSON object")
     p.add_argument("--records", type=int, default=1_000_000, help="records in the scope (default 1,000,000)")
     p.add_argument("--differences", type=int, default=10, help="records that differ (default 10)")
-    p.add_argument("--sqlite-rows", type=int, default=100_000,
-                   help="also measure the SQLite path on a generated change log of this many records (0: skip)")
+    p.add_argument(
+        "--sqlite-rows",
+        type=int,
+        default=100_000,
+        help="also measure the SQLite path on a generated change log of this many records (0: skip)",
+    )
     p.add_argument("--seed", type=int, default=20260302)
     args = p.parse_args(argv)
     if args.records < 1 or not 0 <= args.differences <= args.records:

@@ -40,13 +40,25 @@ def _spec(n: int) -> list[dict[str, str]]:
     out = [{"code": f"360802-B{t:02d}", "name": f"模拟镇{t}", "tier": "township"} for t in range(1, townships + 1)]
     for i in range(n - townships):
         t = i % townships + 1
-        out.append({"code": f"360802-B{t:02d}-{i // townships + 1:03d}", "name": f"模拟村{i}", "tier": "village",
-                    "parent": f"360802-B{t:02d}"})
+        out.append(
+            {
+                "code": f"360802-B{t:02d}-{i // townships + 1:03d}",
+                "name": f"模拟村{i}",
+                "tier": "village",
+                "parent": f"360802-B{t:02d}",
+            }
+        )
     return out
 
 
-def _application(code: str, raw: dict[str, object], counter: int, catalogue, version: int,  # type: ignore[no-untyped-def]
-                 now: int) -> tuple[str, dict[str, object]]:
+def _application(
+    code: str,
+    raw: dict[str, object],
+    counter: int,
+    catalogue,
+    version: int,  # type: ignore[no-untyped-def]
+    now: int,
+) -> tuple[str, dict[str, object]]:
     """The fields a station writes when it accepts one line of the workload (as node/commands.py does)."""
     from replica.ids import CHINA, iso_from_ms, uuid7
     from sync.catalogue import due_date
@@ -57,11 +69,18 @@ def _application(code: str, raw: dict[str, object], counter: int, catalogue, ver
     applicant = raw["applicant"]
     assert isinstance(applicant, dict)
     fields: dict[str, object] = {
-        "number": application_number(code, day, 1, counter), "station": code, "item": item.code,
-        "catalogue_version": version, "kind": item.kind, "applicant_name": applicant["name"],
-        "applicant_id": applicant["id_number"], "applicant_phone": applicant["phone"],
-        "address": raw.get("address", ""), "accepted_at": iso_from_ms(now),
-        "due_date": due_date(item, day, catalogue.calendar).isoformat(), "status": "accepted",
+        "number": application_number(code, day, 1, counter),
+        "station": code,
+        "item": item.code,
+        "catalogue_version": version,
+        "kind": item.kind,
+        "applicant_name": applicant["name"],
+        "applicant_id": applicant["id_number"],
+        "applicant_phone": applicant["phone"],
+        "address": raw.get("address", ""),
+        "accepted_at": iso_from_ms(now),
+        "due_date": due_date(item, day, catalogue.calendar).isoformat(),
+        "status": "accepted",
     }
     materials = raw.get("materials") or []
     assert isinstance(materials, list)
@@ -87,27 +106,45 @@ def prepare(folder: Path, n: int) -> tuple[list[SimStation], str, object]:
     now = int(time.time() * 1000)
     for i, s in enumerate(spec):
         sim = SimStation(s["code"], signing_key_from_seed(os.urandom(32)), sealing_key_from_seed(os.urandom(32)))
-        enrollment.redeem(hub, token=tokens[sim.code], sign_pub=public_bytes(sim.sign),  # type: ignore[arg-type]
-                          seal_pub=public_bytes(sim.seal))  # type: ignore[arg-type]
+        enrollment.redeem(
+            hub,
+            token=tokens[sim.code],
+            sign_pub=public_bytes(sim.sign),  # type: ignore[arg-type]
+            seal_pub=public_bytes(sim.seal),
+        )  # type: ignore[arg-type]
         changes: list[object] = []
         for k in range(CHANGES_PER_STATION):
             raw = json.loads(lines[(i * CHANGES_PER_STATION + k) % len(lines)])
             app_id, fields = _application(sim.code, raw, k + 1, catalogue, version, now)
             changes.append([sim.code, 1, k + 1, (now << 16) + k, "application", app_id, fields, {}])
-        sim.frame = build_batch(origin=sim.code, epoch=1, first_seq=1, changes=changes, prev=bytes(32),
-                                recipient=hub_id, hlc=(now << 16) + CHANGES_PER_STATION, signing_key=sim.sign,  # type: ignore[arg-type]
-                                seal_to=hub_seal)
-        sim.pull_header = base64.b64encode(sign_document(
-            "pull", {"after": 0, "catalogue_version": version, "pending": 0, "at_ms": now},
-            signer=sim.code, recipient=hub_id, signing_key=sim.sign,  # type: ignore[arg-type]
-        )).decode()
+        sim.frame = build_batch(
+            origin=sim.code,
+            epoch=1,
+            first_seq=1,
+            changes=changes,
+            prev=bytes(32),
+            recipient=hub_id,
+            hlc=(now << 16) + CHANGES_PER_STATION,
+            signing_key=sim.sign,  # type: ignore[arg-type]
+            seal_to=hub_seal,
+        )
+        sim.pull_header = base64.b64encode(
+            sign_document(
+                "pull",
+                {"after": 0, "catalogue_version": version, "pending": 0, "at_ms": now},
+                signer=sim.code,
+                recipient=hub_id,
+                signing_key=sim.sign,  # type: ignore[arg-type]
+            )
+        ).decode()
         sims.append(sim)
     hub.close()
     return sims, hub_id, hub_verify
 
 
-async def _station(sim: SimStation, session: aiohttp.ClientSession, url: str, hub_id: str,
-                   hub_verify, go: asyncio.Event) -> tuple[bool, float, str]:  # type: ignore[no-untyped-def]
+async def _station(
+    sim: SimStation, session: aiohttp.ClientSession, url: str, hub_id: str, hub_verify, go: asyncio.Event
+) -> tuple[bool, float, str]:  # type: ignore[no-untyped-def]
     from protocol.codec import pack
     from protocol.document import open_document
 
@@ -117,8 +154,11 @@ async def _station(sim: SimStation, session: aiohttp.ClientSession, url: str, hu
     await go.wait()
     t0 = time.perf_counter()
     try:
-        async with session.post(f"{url}/v1/sync/push", data=pack([sim.frame]),
-                                headers={"Content-Type": "application/vnd.sanji.frames+msgpack"}) as resp:
+        async with session.post(
+            f"{url}/v1/sync/push",
+            data=pack([sim.frame]),
+            headers={"Content-Type": "application/vnd.sanji.frames+msgpack"},
+        ) as resp:
             data = await resp.read()
             if resp.status != 200:
                 return False, time.perf_counter() - t0, f"push HTTP {resp.status}: {data[:200]!r}"
@@ -127,13 +167,13 @@ async def _station(sim: SimStation, session: aiohttp.ClientSession, url: str, hu
         result = acks["acks"][0]["result"]
         if result != "applied":
             return False, time.perf_counter() - t0, f"push {result}: {acks['acks'][0].get('reason')}"
-        async with session.get(f"{url}/v1/sync/pull", params={"after": "0"},
-                               headers={"X-Sanji-Request": sim.pull_header}) as resp:
+        async with session.get(
+            f"{url}/v1/sync/pull", params={"after": "0"}, headers={"X-Sanji-Request": sim.pull_header}
+        ) as resp:
             data = await resp.read()
             if resp.status != 200:
                 return False, time.perf_counter() - t0, f"pull HTTP {resp.status}: {data[:200]!r}"
-        open_document(data, kind="feed", recipient=sim.code, verify_key=key,
-                      unseal_key=lambda _k: sim.seal)  # type: ignore[arg-type,return-value]
+        open_document(data, kind="feed", recipient=sim.code, verify_key=key, unseal_key=lambda _k: sim.seal)  # type: ignore[arg-type,return-value]
     except Exception as exc:  # reported, never raised: a benchmark prints what happened
         return False, time.perf_counter() - t0, f"{exc.__class__.__name__}: {exc}"
     return True, time.perf_counter() - t0, ""

@@ -67,8 +67,10 @@ def run(records: int | None, *, profile: str | None = None) -> dict[str, object]
 
             # 10% of the applications change status at the window (撤回: the citizen withdraws).
             k = held // 10
-            numbers = [r[0] for r in st.conn.execute(
-                "SELECT number FROM applications ORDER BY accepted_at, number LIMIT ?", (k,))]
+            numbers = [
+                r[0]
+                for r in st.conn.execute("SELECT number FROM applications ORDER BY accepted_at, number LIMIT ?", (k,))
+            ]
             common.log(f"withdrawing {k} applications through node.commands.transition")
             t0 = time.perf_counter()
             for number in numbers:

@@ -55,10 +55,17 @@ class Gate:
 
     def facts(self, change: Change):  # type: ignore[no-untyped-def]
         return build_facts(
-            self.hub.store.conn, change, current=self._record(change.entity, change.id),
-            values=self.look.values, context=self._context, catalogue=self.hub.catalogue_at,
-            latest_catalogue=self.hub.latest_catalogue, published_up_to=self.hub.published_up_to,
-            numbers=self.numbers, delivered=functools.partial(self._delivered, change), authority=self.hub.authority,
+            self.hub.store.conn,
+            change,
+            current=self._record(change.entity, change.id),
+            values=self.look.values,
+            context=self._context,
+            catalogue=self.hub.catalogue_at,
+            latest_catalogue=self.hub.latest_catalogue,
+            published_up_to=self.hub.published_up_to,
+            numbers=self.numbers,
+            delivered=functools.partial(self._delivered, change),
+            authority=self.hub.authority,
             held_status=functools.partial(self._held_status, change),
         )
 
@@ -71,13 +78,21 @@ class Gate:
     def _held_status(self, change: Change, hlc: int) -> tuple[str, bool] | None:
         """(status, released) of one of the author's own held changes to this application at ``hlc``."""
         for raw, state in self.hub.store.conn.execute(
-                "SELECT raw, state FROM quarantine WHERE origin=? AND whole_batch=0", (change.origin,)):
+            "SELECT raw, state FROM quarantine WHERE origin=? AND whole_batch=0", (change.origin,)
+        ):
             try:
                 wire = unpack(bytes(raw))
             except RemoteProtocolError:
                 continue
-            if (isinstance(wire, list) and len(wire) == 8 and wire[3] == hlc and wire[4] == "application"
-                    and wire[5] == change.id and isinstance(wire[6], dict) and isinstance(wire[6].get("status"), str)):
+            if (
+                isinstance(wire, list)
+                and len(wire) == 8
+                and wire[3] == hlc
+                and wire[4] == "application"
+                and wire[5] == change.id
+                and isinstance(wire[6], dict)
+                and isinstance(wire[6].get("status"), str)
+            ):
                 return str(wire[6]["status"]), state == "released"
         return None
 
@@ -106,9 +121,17 @@ def _check_inspector(adm: Admission, look: Lookup) -> Admission:
     code = str(change.fields["inspector"])
     station = look.station(code)
     if station is None or station.tier != "field":
-        return Admission(change, f"任务指派的 {code} 不是已接入的踏勘设备 (task names inspector {code!r}, "
-                                 "which is not an enrolled field device)", "unknown_inspector")
+        return Admission(
+            change,
+            f"任务指派的 {code} 不是已接入的踏勘设备 (task names inspector {code!r}, "
+            "which is not an enrolled field device)",
+            "unknown_inspector",
+        )
     if station.revoked:
-        return Admission(change, f"任务指派的踏勘设备 {code} 已被吊销，请改派 (task names field device {code}, "
-                                 "which has been revoked; assign another)", "revoked_inspector")
+        return Admission(
+            change,
+            f"任务指派的踏勘设备 {code} 已被吊销，请改派 (task names field device {code}, "
+            "which has been revoked; assign another)",
+            "revoked_inspector",
+        )
     return adm

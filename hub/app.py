@@ -104,17 +104,23 @@ async def push(request: web.Request) -> web.Response:
     source = f"http:{request.remote or '?'}"
     committer = request.app[COMMITTER]
     # Each frame is a piece of the next group commit (hub/committer.py), in order; answered once durable.
-    acks: list[FrameAck] = list(await asyncio.gather(*(
-        committer.submit(functools.partial(ingest_frame, hub, frame, source=source, atomic=committer.atomic))
-        for frame in frames if isinstance(frame, bytes)
-    )))
+    acks: list[FrameAck] = list(
+        await asyncio.gather(
+            *(
+                committer.submit(functools.partial(ingest_frame, hub, frame, source=source, atomic=committer.atomic))
+                for frame in frames
+                if isinstance(frame, bytes)
+            )
+        )
+    )
     authentic = [a for a in acks if a.batch]
     if not authentic:
         first = acks[0]
         return _error(first.status if first.status >= 400 else 403, "rejected", first.reason)
     station = authentic[0].origin
-    doc = sign_document("acks", {"acks": [a.to_wire() for a in acks]}, signer=hub.hub_id, recipient=station,
-                        signing_key=hub.keys.sign)
+    doc = sign_document(
+        "acks", {"acks": [a.to_wire() for a in acks]}, signer=hub.hub_id, recipient=station, signing_key=hub.keys.sign
+    )
     return web.Response(body=doc, content_type="application/vnd.sanji.document")
 
 
@@ -125,12 +131,18 @@ def _pull_identity(request: web.Request, hub: Hub) -> tuple[str, dict[str, objec
     signer = str(peek_header(data).get("signer", ""))
     doc = open_document(data, kind="pull", recipient=hub.hub_id, verify_key=hub.verify_key)
     body = doc.body
-    if not isinstance(body, dict) or not all(
-        type(body.get(k, 0)) is int and 0 <= int(str(body.get(k, 0))) < 2**62
-        for k in ("at_ms", "after", "pending", "catalogue_version")
-    ) or "at_ms" not in body or "after" not in body:
-        raise MalformedError("pull request body is malformed: at_ms, after, pending and catalogue_version must be "
-                             "non-negative integers")
+    if (
+        not isinstance(body, dict)
+        or not all(
+            type(body.get(k, 0)) is int and 0 <= int(str(body.get(k, 0))) < 2**62
+            for k in ("at_ms", "after", "pending", "catalogue_version")
+        )
+        or "at_ms" not in body
+        or "after" not in body
+    ):
+        raise MalformedError(
+            "pull request body is malformed: at_ms, after, pending and catalogue_version must be non-negative integers"
+        )
     if abs(int(body["at_ms"]) - hub.clock()) > PULL_WINDOW_MS:
         raise Refused("pull request is stale or from a clock far off; check the station's clock", code="stale")
     return signer, body
@@ -146,17 +158,29 @@ async def pull(request: web.Request) -> web.Response:
     # What the station reports as its problem (a feed that stopped advancing, refused pages): the
     # dashboard shows it as the station's last error; '' clears it.
     problem = body.get("problem")
-    request.app[COMMITTER].later(functools.partial(
-        hub.store.seen, station, hub.clock(), backlog=int(str(body.get("pending", 0))),
-        catalogue_version=int(str(body.get("catalogue_version", 0))), feed_ack=after,
-        skew_ms=int(str(body["at_ms"])) - hub.clock(),
-        error=problem[:500] if isinstance(problem, str) else None))
+    request.app[COMMITTER].later(
+        functools.partial(
+            hub.store.seen,
+            station,
+            hub.clock(),
+            backlog=int(str(body.get("pending", 0))),
+            catalogue_version=int(str(body.get("catalogue_version", 0))),
+            feed_ack=after,
+            skew_ms=int(str(body["at_ms"])) - hub.clock(),
+            error=problem[:500] if isinstance(problem, str) else None,
+        )
+    )
     seq, epoch = body.get("seq"), body.get("epoch")
     if type(seq) is int and type(epoch) is int and 0 <= seq < 2**62 and 0 < epoch < 2**62:
         request.app[COMMITTER].later(functools.partial(hub.store.note_horizon, station, epoch, seq, after))
     nonce = body.get("nonce")  # answered in the page's signed header (freshness: a replay cannot answer it)
-    page = feed_page(hub, station, after=after, catalogue_version=int(str(body.get("catalogue_version", 0))),
-                     nonce=nonce if isinstance(nonce, bytes) and 0 < len(nonce) <= 64 else b"")
+    page = feed_page(
+        hub,
+        station,
+        after=after,
+        catalogue_version=int(str(body.get("catalogue_version", 0))),
+        nonce=nonce if isinstance(nonce, bytes) and 0 < len(nonce) <= 64 else b"",
+    )
     return web.Response(body=page, content_type="application/vnd.sanji.document")
 
 
@@ -215,4 +239,3 @@ def create_app(config: HubConfig, *, extra_contexts: list[Context] | None = None
     add_dashboard_routes(app)  # the operator dashboard at / (hub/dashboard.py)
     add_metrics(app)  # GET /metrics, Prometheus text format (hub/metrics.py)
     return app
-

@@ -91,8 +91,9 @@ def missing_count(hub: Hub) -> int:
 
 def referenced_by(hub: Hub, station: str, sha: str) -> bool:
     """Whether a report change from ``station`` that the hub holds names ``sha``."""
-    for (fields,) in hub.store.conn.execute("SELECT fields FROM changes WHERE origin=? AND entity='report'",
-                                            (station,)):
+    for (fields,) in hub.store.conn.execute(
+        "SELECT fields FROM changes WHERE origin=? AND entity='report'", (station,)
+    ):
         raw = unpack(fields)
         if isinstance(raw, dict) and sha in blobs_of(raw):
             return True
@@ -101,8 +102,9 @@ def referenced_by(hub: Hub, station: str, sha: str) -> bool:
 
 def _require_reference(hub: Hub, station: str, sha: str) -> None:
     if not referenced_by(hub, station, sha):
-        raise UnreferencedError(f"blob {sha[:12]}… is named by no report from {station} that the hub holds; "
-                                "sync the report first")
+        raise UnreferencedError(
+            f"blob {sha[:12]}… is named by no report from {station} that the hub holds; sync the report first"
+        )
 
 
 def _tampered(hub: Hub, station: str, source: str, message: str) -> TamperedError:
@@ -129,8 +131,13 @@ def progress(hub: Hub, station: str, req: BlobRequest) -> dict[str, object]:
     else:
         row = hub.store.conn.execute("SELECT size FROM blob_uploads WHERE sha256=?", (req.sha256,)).fetchone()
         have = store.held_chunks(req.sha256) if row is not None and int(row[0]) == req.size else []
-    return {"sha256": req.sha256, "size": req.size, "chunks": count, "held": [i for i in have if i < count],
-            "complete": len(have) >= count and held(hub, req.sha256)}
+    return {
+        "sha256": req.sha256,
+        "size": req.size,
+        "chunks": count,
+        "held": [i for i in have if i < count],
+        "complete": len(have) >= count and held(hub, req.sha256),
+    }
 
 
 def receive_chunk(hub: Hub, station: str, req: BlobRequest, data: bytes, *, source: str) -> dict[str, object]:
@@ -143,8 +150,12 @@ def receive_chunk(hub: Hub, station: str, req: BlobRequest, data: bytes, *, sour
     if len(data) != length:
         raise MalformedError(f"chunk {req.index} of {req.sha256[:12]}… has {len(data)} bytes; expected {length}")
     if hashlib.sha256(data).hexdigest() != req.chunk_sha256:
-        raise _tampered(hub, station, source, f"chunk {req.index} of photo {req.sha256[:12]}… does not match the "
-                        "digest its station signed; refused")
+        raise _tampered(
+            hub,
+            station,
+            source,
+            f"chunk {req.index} of photo {req.sha256[:12]}… does not match the digest its station signed; refused",
+        )
     with hub.store.transaction():
         row = hub.store.conn.execute("SELECT size FROM blob_uploads WHERE sha256=?", (req.sha256,)).fetchone()
         if row is not None and int(row[0]) != req.size:
@@ -160,8 +171,12 @@ def receive_chunk(hub: Hub, station: str, req: BlobRequest, data: bytes, *, sour
         if not store.assemble(req.sha256, count):
             with hub.store.transaction():
                 hub.store.conn.execute("DELETE FROM blob_uploads WHERE sha256=?", (req.sha256,))
-            raise _tampered(hub, station, source, f"photo {req.sha256[:12]}… does not hash to its name once "
-                            "assembled; refused and deleted")
+            raise _tampered(
+                hub,
+                station,
+                source,
+                f"photo {req.sha256[:12]}… does not hash to its name once assembled; refused and deleted",
+            )
         with hub.store.transaction():
             _file(hub, req.sha256, req.size, station, source)
     return progress(hub, station, req)
@@ -192,8 +207,14 @@ def import_file(hub: Hub, data: bytes, *, source: str) -> str:
     """Take one sealed blob file carried by hand: ``"stored"`` or ``"duplicate"``. Raises on refusal."""
     store = store_of(hub)
     seal_id = hub.keys.seal_key_id
-    doc = open_document(data, kind=KIND, recipient=hub.hub_id, verify_key=hub.verify_key,
-                        unseal_key=lambda k: hub.keys.seal if k == seal_id else None, limits=FILE_LIMITS)
+    doc = open_document(
+        data,
+        kind=KIND,
+        recipient=hub.hub_id,
+        verify_key=hub.verify_key,
+        unseal_key=lambda k: hub.keys.seal if k == seal_id else None,
+        limits=FILE_LIMITS,
+    )
     req = parse_request(doc.body)
     if req.op != "file":
         raise MalformedError(f"a blob file must have op 'file', not {req.op!r}")
@@ -213,16 +234,22 @@ def held_document(hub: Hub, station: str) -> bytes | None:
     (so a device that only travels by USB also learns it may purge its copies)."""
     store_of(hub)
     names: set[str] = set()
-    for (fields,) in hub.store.conn.execute("SELECT fields FROM changes WHERE origin=? AND entity='report'",
-                                            (station,)):
+    for (fields,) in hub.store.conn.execute(
+        "SELECT fields FROM changes WHERE origin=? AND entity='report'", (station,)
+    ):
         raw = unpack(fields)
         if isinstance(raw, dict):
             names.update(blobs_of(raw))
     have = sorted(s for s in names if held(hub, s))
     if not have:
         return None
-    return sign_document("blobs_held", {"station": station, "held": have}, signer=hub.hub_id, recipient=station,
-                         signing_key=hub.keys.sign)
+    return sign_document(
+        "blobs_held",
+        {"station": station, "held": have},
+        signer=hub.hub_id,
+        recipient=station,
+        signing_key=hub.keys.sign,
+    )
 
 
 def is_blob_file(data: bytes) -> bool:

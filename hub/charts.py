@@ -43,8 +43,9 @@ def sync_history(days: list[dict[str, Any]], *, width: int = 720, height: int = 
         y = top + plot_h - plot_h * i / ticks
         label = str(value)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="{GRID}"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="{INK}">'
-                     f"{escape(label)}</text>")
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="{INK}">{escape(label)}</text>'
+        )
     for i, d in enumerate(days):
         x0 = left + slot * i + (slot - 2 * bar - 2) / 2
         for j, (value, colour, what) in enumerate(((d["changes"], BLUE, "条变更"), (d["batches"], ORANGE, "批"))):
@@ -52,11 +53,15 @@ def sync_history(days: list[dict[str, Any]], *, width: int = 720, height: int = 
             x = x0 + j * (bar + 2)
             y = top + plot_h - h
             tip = escape(f"{d['day']:%m-%d}：{value} {what}")
-            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{max(h, 0.0):.1f}"'
-                         f' fill="{colour}" rx="1.5"><title>{tip}</title></rect>')
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{max(h, 0.0):.1f}"'
+                f' fill="{colour}" rx="1.5"><title>{tip}</title></rect>'
+            )
         cx = left + slot * i + slot / 2
-        parts.append(f'<text x="{cx:.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="11"'
-                     f' fill="{INK}">{escape(format(d["day"], "%m-%d"))}</text>')
+        parts.append(
+            f'<text x="{cx:.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="11"'
+            f' fill="{INK}">{escape(format(d["day"], "%m-%d"))}</text>'
+        )
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="#9aa5b1"/>')
     parts.append("</svg>")
     return svg("".join(parts))

@@ -40,10 +40,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8700)
     p.add_argument("--nightly", default="02:00", help="time of the nightly job, HH:MM")
-    p.add_argument("--allow-unsealed-for-tests", action="store_true",
-                   help="accept batches not sealed to the hub's key (test harnesses only; never in production)")
-    p.add_argument("--partial-retention-days", type=int, default=blobindex.PARTIAL_RETENTION_DAYS,
-                   help="the nightly job removes photo uploads that received no chunk for this long (default 7)")
+    p.add_argument(
+        "--allow-unsealed-for-tests",
+        action="store_true",
+        help="accept batches not sealed to the hub's key (test harnesses only; never in production)",
+    )
+    p.add_argument(
+        "--partial-retention-days",
+        type=int,
+        default=blobindex.PARTIAL_RETENTION_DAYS,
+        help="the nightly job removes photo uploads that received no chunk for this long (default 7)",
+    )
     p = cmd("enroll", "register a station and issue a one-time token")
     p.add_argument("--station", required=True)
     p.add_argument("--name", required=True)
@@ -86,8 +93,12 @@ def add_parser(sub: Any) -> None:
     p = cmd("reconcile", "run the nightly job now: warnings, statistics, backup, compaction, anti-entropy report")
     p.add_argument("--csv", type=Path, help="also write the per-station statistics as CSV")
     p.add_argument("--no-backup", action="store_true", help="skip the rotated backup")
-    p.add_argument("--partial-retention-days", type=int, default=blobindex.PARTIAL_RETENTION_DAYS,
-                   help="remove photo uploads that received no chunk for this long (default 7)")
+    p.add_argument(
+        "--partial-retention-days",
+        type=int,
+        default=blobindex.PARTIAL_RETENTION_DAYS,
+        help="remove photo uploads that received no chunk for this long (default 7)",
+    )
     p = cmd("backup", "a consistent copy of the hub while it serves (the database, and its photos in FILE.blobs/)")
     p.add_argument("--out", type=Path, required=True)
     p = cmd("restore", "replace the hub's data with a backup (the hub must be stopped)")
@@ -121,8 +132,11 @@ def cmd_init(args: argparse.Namespace) -> None:
             raise Refused(f"cannot read catalogue {args.catalogue}: {exc}") from exc
     hub = Hub.create(args.dir, district=args.district, name=args.name, catalogue=doc)
     version, _ = hub.catalogue()
-    emit({"hub_id": hub.hub_id, "catalogue_version": version}, args.json,
-         lambda d: f"已创建区级枢纽 {args.name} ({d['hub_id']}) 于 {args.dir}，事项目录版本 {d['catalogue_version']}")
+    emit(
+        {"hub_id": hub.hub_id, "catalogue_version": version},
+        args.json,
+        lambda d: f"已创建区级枢纽 {args.name} ({d['hub_id']}) 于 {args.dir}，事项目录版本 {d['catalogue_version']}",
+    )
     hub.close()
 
 
@@ -131,8 +145,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     if args.partial_retention_days < 0:
         raise Refused("--partial-retention-days must not be negative")
-    serve(args.dir, host=args.host, port=args.port, nightly=args.nightly,
-          partial_retention_days=args.partial_retention_days, allow_unsealed=args.allow_unsealed_for_tests)
+    serve(
+        args.dir,
+        host=args.host,
+        port=args.port,
+        nightly=args.nightly,
+        partial_retention_days=args.partial_retention_days,
+        allow_unsealed=args.allow_unsealed_for_tests,
+    )
 
 
 def cmd_enroll(args: argparse.Namespace) -> None:
@@ -147,22 +167,40 @@ def cmd_enroll(args: argparse.Namespace) -> None:
         qr = args.out.with_name(args.out.name + ".qr.svg")
         slip.token_qr(token).save(str(qr), scale=6, title=f"Sanji {args.station}")
         out["qr"] = str(qr)
-    emit(out, args.json, lambda d: f"已登记 {args.name} ({args.station}, {TIER_NAMES[args.tier]})\n"
-         f"一次性令牌: {token}\n区局根密钥指纹: {fp}（站点接入时核对）\n"
-         + slip.terminal_qr(token)
-         + (f"\n登记文件: {args.out}（须与令牌一起使用）\n登记单二维码: {out['qr']}" if args.out else ""))
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"已登记 {args.name} ({args.station}, {TIER_NAMES[args.tier]})\n"
+            f"一次性令牌: {token}\n区局根密钥指纹: {fp}（站点接入时核对）\n"
+            + slip.terminal_qr(token)
+            + (f"\n登记文件: {args.out}（须与令牌一起使用）\n登记单二维码: {out['qr']}" if args.out else "")
+        ),
+    )
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> None:
     out = keyring.rotate_key(_hub(args), root_path=args.root, valid_days=args.valid_days)
-    emit(out, args.json, lambda d: f"已启用新的在线签名密钥 {d['key_id']}（密钥清单版本 {d['version']}）。"
-         "运行中的 hub serve 会自动改用新密钥；各站下次同步（或导入 hub export 的文件）时自动跟随，无需重新接入")
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"已启用新的在线签名密钥 {d['key_id']}（密钥清单版本 {d['version']}）。"
+            "运行中的 hub serve 会自动改用新密钥；各站下次同步（或导入 hub export 的文件）时自动跟随，无需重新接入"
+        ),
+    )
 
 
 def cmd_rotate_root(args: argparse.Namespace) -> None:
     out = keyring.rotate_root(_hub(args), args.new_root, root_path=args.root, valid_days=args.valid_days)
-    emit(out, args.json, lambda d: f"已更换根密钥 {d['key_id']}，新指纹 {d['fingerprint']}"
-         f"（密钥清单版本 {d['version']}）。新根密钥文件: {args.new_root}，请离线妥善保管；各站下次同步时自动跟随")
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"已更换根密钥 {d['key_id']}，新指纹 {d['fingerprint']}"
+            f"（密钥清单版本 {d['version']}）。新根密钥文件: {args.new_root}，请离线妥善保管；各站下次同步时自动跟随"
+        ),
+    )
 
 
 def cmd_add_operator(args: argparse.Namespace) -> None:
@@ -194,9 +232,12 @@ def cmd_publish(args: argparse.Namespace) -> None:
     except OSError as exc:
         raise Refused(f"cannot read catalogue {args.file}: {exc}") from exc
     if size > CATALOGUE_SOURCE_MAX_BYTES:  # refused before it is read: parsing it could cost gigabytes
-        raise Refused(f"事项目录文件 {args.file} 有 {mib(size)}，超过可发布的上限 {mib(CATALOGUE_SOURCE_MAX_BYTES)}，"
-                      f"未读取 (catalogue file is {size} bytes, over the {CATALOGUE_SOURCE_MAX_BYTES}-byte cap)；"
-                      f"站点能接收的签名目录最大为 {mib(RELEASE_FRAME_MAX_BYTES)}，请精简目录后重试", code="too_large")
+        raise Refused(
+            f"事项目录文件 {args.file} 有 {mib(size)}，超过可发布的上限 {mib(CATALOGUE_SOURCE_MAX_BYTES)}，"
+            f"未读取 (catalogue file is {size} bytes, over the {CATALOGUE_SOURCE_MAX_BYTES}-byte cap)；"
+            f"站点能接收的签名目录最大为 {mib(RELEASE_FRAME_MAX_BYTES)}，请精简目录后重试",
+            code="too_large",
+        )
     try:
         doc = json.loads(args.file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -251,10 +292,21 @@ def cmd_import(args: argparse.Namespace) -> int:
             for r in refused:
                 hub.store.reject(f"file:{r.path.name}", "", f"{r.code}: {r.reason}", hub.clock())
     rejected += [r.row() for r in refused]
-    out = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "blobs": blobs,
-           "blob_duplicates": blob_dups}
-    emit(out, args.json, lambda d: f"导入批次 {accepted}，重复 {duplicates}，照片 {blobs}，拒收 {len(rejected)}"
-         + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in rejected))
+    out = {
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "rejected": rejected,
+        "blobs": blobs,
+        "blob_duplicates": blob_dups,
+    }
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"导入批次 {accepted}，重复 {duplicates}，照片 {blobs}，拒收 {len(rejected)}"
+            + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in rejected)
+        ),
+    )
     return EXIT_REFUSED if rejected else 0
 
 
@@ -284,10 +336,12 @@ def cmd_export(args: argparse.Namespace) -> None:
         (args.station,),
     ).fetchall()
     if receipts:
-        acks = [{"batch": bytes(h), "result": r, "expected": 0, "reason": "", "receipt": bytes(rc)}
-                for h, r, rc in receipts]
-        doc = sign_document("acks", {"acks": acks}, signer=hub.hub_id, recipient=args.station,
-                            signing_key=hub.keys.sign)
+        acks = [
+            {"batch": bytes(h), "result": r, "expected": 0, "reason": "", "receipt": bytes(rc)} for h, r, rc in receipts
+        ]
+        doc = sign_document(
+            "acks", {"acks": acks}, signer=hub.hub_id, recipient=args.station, signing_key=hub.keys.sign
+        )
         name = args.out / f"{args.station}_receipts_{hashlib.sha256(doc).hexdigest()[:12]}.sjd"
         name.write_bytes(doc)
         files.append(str(name))
@@ -319,8 +373,11 @@ def cmd_applications(args: argparse.Namespace) -> None:
 
 
 def _apps_text(d: dict[str, Any]) -> str:
-    lines = [f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  受理 {a['accepted_at']}  "
-             + (PAUSED_LABEL if a.get("paused") else f"时限 {a['due_date']}") for a in d["applications"]]
+    lines = [
+        f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  受理 {a['accepted_at']}  "
+        + (PAUSED_LABEL if a.get("paused") else f"时限 {a['due_date']}")
+        for a in d["applications"]
+    ]
     return "\n".join(lines) or "（无办件）"
 
 
@@ -337,15 +394,19 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 def _status_text(d: dict[str, Any]) -> str:
     keys = d.get("hub_keys") or {}
-    lines = [f"{d['name']} ({d['hub_id']}) 事项目录 v{d['catalogue_version']}",
-             f"根密钥指纹 {keys.get('fingerprint')}  密钥清单 v{keys.get('version')} 有效至 {keys.get('expires_at')}"
-             + (f"\n提醒: {keys['warning']}" if keys.get("warning") else ""),
-             f"办件 {d['applications']}  冲突 {d['conflicts']}  隔离 {d['quarantined']}  拒收 {d['rejected_batches']}"
-             f"  缺照片 {d.get('missing_blobs', 0)}"]
+    lines = [
+        f"{d['name']} ({d['hub_id']}) 事项目录 v{d['catalogue_version']}",
+        f"根密钥指纹 {keys.get('fingerprint')}  密钥清单 v{keys.get('version')} 有效至 {keys.get('expires_at')}"
+        + (f"\n提醒: {keys['warning']}" if keys.get("warning") else ""),
+        f"办件 {d['applications']}  冲突 {d['conflicts']}  隔离 {d['quarantined']}  拒收 {d['rejected_batches']}"
+        f"  缺照片 {d.get('missing_blobs', 0)}",
+    ]
     for s in d["stations"]:
         flag = " 已吊销" if s["revoked"] else ("" if s["enrolled"] else " 未接入")
-        lines.append(f"  {s['code']:<16} {TIER_NAMES.get(s['tier'], s['tier']):<4} 最近 {s['last_seen'] or '从未'}"
-                     f"  办件 {s['applications']}  待传 {s['backlog']}{flag}")
+        lines.append(
+            f"  {s['code']:<16} {TIER_NAMES.get(s['tier'], s['tier']):<4} 最近 {s['last_seen'] or '从未'}"
+            f"  办件 {s['applications']}  待传 {s['backlog']}{flag}"
+        )
     for r in d["last_rejections"]:
         lines.append(f"  拒收 {r['at']} {r['origin'] or '?'}: {r['reason']}")
     for a in d["alerts"]:
@@ -356,24 +417,38 @@ def _status_text(d: dict[str, Any]) -> str:
 def cmd_conflicts(args: argparse.Namespace) -> None:
     hub = _hub(args)
     rows = operations.conflicts(hub, include_resolved=args.all)
-    emit({"conflicts": rows}, args.json, lambda d: "\n".join(
-        f"{c['id']} {c['number'] or c['record']} {c['field']}: "
-        + " vs ".join(f"{v['value']!r}@{v['origin']}{'（采用）' if v['won'] else ''}" for v in c["values"])
-        + f"  规则: {c['rule']}" for c in d["conflicts"]) or "（无冲突）")
+    emit(
+        {"conflicts": rows},
+        args.json,
+        lambda d: (
+            "\n".join(
+                f"{c['id']} {c['number'] or c['record']} {c['field']}: "
+                + " vs ".join(f"{v['value']!r}@{v['origin']}{'（采用）' if v['won'] else ''}" for v in c["values"])
+                + f"  规则: {c['rule']}"
+                for c in d["conflicts"]
+            )
+            or "（无冲突）"
+        ),
+    )
 
 
 def cmd_quarantine(args: argparse.Namespace) -> None:
     from hub.dashboard_data import quarantine_rows
 
     hub = _hub(args)
-    rows = [{k: v for k, v in r.items() if k != "gloss"}
-            for r in quarantine_rows(hub, origin=args.station, include_closed=args.all)]
+    rows = [
+        {k: v for k, v in r.items() if k != "gloss"}
+        for r in quarantine_rows(hub, origin=args.station, include_closed=args.all)
+    ]
 
     def human(d: dict[str, Any]) -> str:
         lines = []
         for r in d["quarantined"]:
-            who = (f"{r['sender']} 转交，声称来自 {r['origin']}（签名无法核验）" if r["relayed"]
-                   else f"{r['origin']} 第 {r['epoch']} 代 第 {r['seq']} 号")
+            who = (
+                f"{r['sender']} 转交，声称来自 {r['origin']}（签名无法核验）"
+                if r["relayed"]
+                else f"{r['origin']} 第 {r['epoch']} 代 第 {r['seq']} 号"
+            )
             lines.append(f"#{r['id']} [{r['state']}] {r['code'] or '-'}  {who}\n    {r['reason']}")
         return "\n".join(lines) or "（没有隔离待审的变更）"
 
@@ -382,8 +457,11 @@ def cmd_quarantine(args: argparse.Namespace) -> None:
 
 def cmd_show(args: argparse.Namespace) -> None:
     hub = _hub(args)
-    emit(operations.show(hub, args.number, reveal=args.reveal), args.json,
-         lambda d: json.dumps(d, ensure_ascii=False, indent=2, default=str))
+    emit(
+        operations.show(hub, args.number, reveal=args.reveal),
+        args.json,
+        lambda d: json.dumps(d, ensure_ascii=False, indent=2, default=str),
+    )
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
@@ -392,15 +470,19 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     if args.partial_retention_days < 0:
         raise Refused("--partial-retention-days must not be negative")
     hub = _hub(args)
-    out = nightly.run(hub, "on-demand", do_backup=not args.no_backup,
-                      partial_retention_days=args.partial_retention_days)
+    out = nightly.run(
+        hub, "on-demand", do_backup=not args.no_backup, partial_retention_days=args.partial_retention_days
+    )
     if args.csv:
         args.csv.write_text(nightly.report_csv(out["report"]), encoding="utf-8")
     result = {k: out[k] for k in ("stations_checked", "divergent", "repaired", "overdue", "report")}
     emit(result, args.json, _report_text)
     if out["outcome"] == "integrity_failed":
-        print(f"sanji: the hub database failed its integrity check ({out['report']['integrity']}); "
-              "stop the hub and restore from a backup", file=sys.stderr)
+        print(
+            f"sanji: the hub database failed its integrity check ({out['report']['integrity']}); "
+            "stop the hub and restore from a backup",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -408,26 +490,33 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def _report_text(d: dict[str, Any]) -> str:
     r = d["report"]
     if "warnings" not in r:
-        return (f"夜间任务 {r['generated_at']}  数据库检查失败: {r['integrity']}\n"
-                "请停机并从备份恢复（见 README 灾难恢复）")
+        return (
+            f"夜间任务 {r['generated_at']}  数据库检查失败: {r['integrity']}\n请停机并从备份恢复（见 README 灾难恢复）"
+        )
     w = r["warnings"]
-    lines = [f"夜间任务 {r['generated_at']}  数据库检查: {r['integrity']}",
-             f"对账站点 {d['stations_checked']}，发现不一致 {d['divergent']}，已修复 {d['repaired']}",
-             f"红色预警（超期）{len(w['red'])} 件，黄色预警（临期）{len(w['yellow'])} 件，容缺材料逾期 "
-             f"{len(w['materials_overdue'])} 项"]
+    lines = [
+        f"夜间任务 {r['generated_at']}  数据库检查: {r['integrity']}",
+        f"对账站点 {d['stations_checked']}，发现不一致 {d['divergent']}，已修复 {d['repaired']}",
+        f"红色预警（超期）{len(w['red'])} 件，黄色预警（临期）{len(w['yellow'])} 件，容缺材料逾期 "
+        f"{len(w['materials_overdue'])} 项",
+    ]
     lines += [f"  红 {x['number']} {x['item']} 时限 {x['due_date']}" for x in w["red"][:20]]
     lines += [f"  黄 {x['number']} {x['item']} 时限 {x['due_date']}" for x in w["yellow"][:20]]
     for s in r["statistics"]["per_station"]:
-        lines.append(f"  {s['station']:<16} 受理 {s['accepted']}（今日 {s['accepted_today']}） 办结 {s['completed']}"
-                     f" 按时率 {s['on_time_rate'] if s['on_time_rate'] is not None else '-'}")
+        lines.append(
+            f"  {s['station']:<16} 受理 {s['accepted']}（今日 {s['accepted_today']}） 办结 {s['completed']}"
+            f" 按时率 {s['on_time_rate'] if s['on_time_rate'] is not None else '-'}"
+        )
     if r["not_seen"]:
         lines.append("多日未同步: " + ", ".join(str(x["station"]) for x in r["not_seen"]))
     if r.get("backup"):
         lines.append(f"备份: {r['backup']}（照片 {r.get('backup_blobs') or 0} 张）")
     partial = r.get("partial_uploads") or {}
     if partial.get("dropped"):
-        lines.append(f"清理中断超过 {partial['retention_days']} 天的照片上传 {partial['dropped']} 个，"
-                     f"释放 {partial['bytes']} 字节")
+        lines.append(
+            f"清理中断超过 {partial['retention_days']} 天的照片上传 {partial['dropped']} 个，"
+            f"释放 {partial['bytes']} 字节"
+        )
     return "\n".join(lines)
 
 
@@ -436,11 +525,20 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     hub = _hub(args)
     out = backup(hub, args.out)
-    emit(out, args.json, lambda d: f"已备份到 {d['file']}（{d['bytes']} 字节），照片 {d['blobs']} 张到 {d['blobs_dir']}"
-         + "".join(f"\n  照片文件已损坏，未备份: {sha}" for sha in d["blobs_damaged"]))
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"已备份到 {d['file']}（{d['bytes']} 字节），照片 {d['blobs']} 张到 {d['blobs_dir']}"
+            + "".join(f"\n  照片文件已损坏，未备份: {sha}" for sha in d["blobs_damaged"])
+        ),
+    )
     if out["blobs_damaged"]:
-        print(f"sanji: {len(out['blobs_damaged'])} photo file(s) in {hub.folder / 'blobs'} do not match their "
-              "names and were not backed up", file=sys.stderr)
+        print(
+            f"sanji: {len(out['blobs_damaged'])} photo file(s) in {hub.folder / 'blobs'} do not match their "
+            "names and were not backed up",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -449,17 +547,28 @@ def cmd_restore(args: argparse.Namespace) -> None:
     from hub.restore import restore
 
     out = restore(args.dir, args.source)
-    emit(out, args.json, lambda d: f"已从 {d['from']} 恢复，照片 {d['blobs']} 张。"
-         "各站下次同步与夜间对账会补回备份之后的数据。"
-         + (f"\n注意：恢复后的数据库登记了 {d['blobs_missing']} 张区局没有的照片。" if d["blobs_missing"] else ""))
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"已从 {d['from']} 恢复，照片 {d['blobs']} 张。"
+            "各站下次同步与夜间对账会补回备份之后的数据。"
+            + (f"\n注意：恢复后的数据库登记了 {d['blobs_missing']} 张区局没有的照片。" if d["blobs_missing"] else "")
+        ),
+    )
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
     from hub.inspection import assign
 
     out = assign(_hub(args), args.number, args.inspector, args.due)
-    emit(out, args.json, lambda d: f"已安排踏勘 {d['number']} → {d['inspector']}，任务 {d['task']}，"
-         f"须于 {d['due']} 前完成；办件{PAUSED_LABEL}")
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"已安排踏勘 {d['number']} → {d['inspector']}，任务 {d['task']}，须于 {d['due']} 前完成；办件{PAUSED_LABEL}"
+        ),
+    )
 
 
 def cmd_inspections(args: argparse.Namespace) -> None:
@@ -474,10 +583,12 @@ def _inspections_text(d: dict[str, Any]) -> str:
         result = inspections.RESULT_LABELS.get(i["result"], i["result"]) if i["result"] else "—"
         missing = len(i["missing_blobs"])
         files = f"缺 {missing} 个文件" if missing else ("—" if i["result"] is None else "文件齐全")
-        lines.append(f"{i['number']}  {i['item_name'] or i['item']}  {i['inspector_name'] or i['inspector']}"
-                     f"（{i['inspector']}）  派单 {i['assigned_at'][:16].replace('T', ' ') or '—'}  {due}  "
-                     f"{inspections.TASK_LABELS.get(i['status'], i['status'])}  结论 {result}  照片 {i['photos']} 张  "
-                     f"{files}  办件{_status_label(i['application_status'])}")
+        lines.append(
+            f"{i['number']}  {i['item_name'] or i['item']}  {i['inspector_name'] or i['inspector']}"
+            f"（{i['inspector']}）  派单 {i['assigned_at'][:16].replace('T', ' ') or '—'}  {due}  "
+            f"{inspections.TASK_LABELS.get(i['status'], i['status'])}  结论 {result}  照片 {i['photos']} 张  "
+            f"{files}  办件{_status_label(i['application_status'])}"
+        )
     return "\n".join(lines) or "（无踏勘任务）"
 
 

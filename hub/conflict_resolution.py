@@ -42,8 +42,17 @@ def load(hub: Hub, conflict_id: str) -> OpenConflict:
         raise Refused(f"没有编号为 {conflict_id} 的冲突记录 (no such conflict)")
     winner, loser = unpack(row[3]), unpack(row[4])
     assert isinstance(winner, list) and isinstance(loser, list)
-    return OpenConflict(conflict_id, str(row[0]), str(row[1]), str(row[2]), winner[2], str(winner[1]), loser[2],
-                        str(loser[1]), bool(row[5]))
+    return OpenConflict(
+        conflict_id,
+        str(row[0]),
+        str(row[1]),
+        str(row[2]),
+        winner[2],
+        str(winner[1]),
+        loser[2],
+        str(loser[1]),
+        bool(row[5]),
+    )
 
 
 def _shown(field: str, value: object) -> str:

@@ -38,8 +38,15 @@ DONE = "密码已修改；该账号在其他电脑上的登录已全部退出。
 
 
 def _page(request: web.Request, *, status: int = 200, error: str = "", notice: str = "") -> web.Response:
-    return page(request, "password.html", status=status, error=error, notice=notice, min_length=MIN_LENGTH,
-                max_length=MAX_LENGTH)
+    return page(
+        request,
+        "password.html",
+        status=status,
+        error=error,
+        notice=notice,
+        min_length=MIN_LENGTH,
+        max_length=MAX_LENGTH,
+    )
 
 
 @operator

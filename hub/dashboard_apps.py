@@ -33,15 +33,35 @@ async def applications(request: web.Request) -> web.StreamResponse:
     if due not in data.DUE_FILTERS:
         error, due = "未知的时限筛选条件，已忽略。", ""
     rows, total = data.search(hub, q=q, station=station, status=status, due=due)
-    return page(request, "applications.html", rows=rows, total=total, limit=data.LIST_LIMIT, error=error,
-                filters={"q": q, "station": station, "status": status, "due": due},
-                stations=hub.store.stations(), statuses=data.status_choices(), due_filters=data.DUE_FILTERS,
-                names=data.names(hub))
+    return page(
+        request,
+        "applications.html",
+        rows=rows,
+        total=total,
+        limit=data.LIST_LIMIT,
+        error=error,
+        filters={"q": q, "station": station, "status": status, "due": due},
+        stations=hub.store.stations(),
+        statuses=data.status_choices(),
+        due_filters=data.DUE_FILTERS,
+        names=data.names(hub),
+    )
 
 
-def detail(request: web.Request, number: str, *, reveal: bool = False, status: int = 200,
-           reveal_error: str = "", reason: str = "", move_error: str = "", note: str = "",
-           inspect_error: str = "", inspector: str = "", due: str = "") -> web.Response:
+def detail(
+    request: web.Request,
+    number: str,
+    *,
+    reveal: bool = False,
+    status: int = 200,
+    reveal_error: str = "",
+    reason: str = "",
+    move_error: str = "",
+    note: str = "",
+    inspect_error: str = "",
+    inspector: str = "",
+    due: str = "",
+) -> web.Response:
     """The application page. After a refused workflow step (``dashboard_workflow``) it shows the reason
     and what the operator typed: the note, or the inspector and due date."""
     from hub.dashboard_workflow import workflow  # it imports this module
@@ -51,9 +71,20 @@ def detail(request: web.Request, number: str, *, reveal: bool = False, status: i
         app = data.application(hub, number, reveal=reveal)
     except Refused:
         return refuse(request, 404, f"没有编号为 {number} 的办件。")
-    return page(request, "application.html", status=status, a=app, reveal_error=reveal_error, reason=reason,
-                wf=workflow(request, app), move_error=move_error, note=note, inspect_error=inspect_error,
-                inspector=inspector, due=due)
+    return page(
+        request,
+        "application.html",
+        status=status,
+        a=app,
+        reveal_error=reveal_error,
+        reason=reason,
+        wf=workflow(request, app),
+        move_error=move_error,
+        note=note,
+        inspect_error=inspect_error,
+        inspector=inspector,
+        due=due,
+    )
 
 
 @operator
@@ -69,8 +100,13 @@ async def reveal(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     reason = str(form.get("reason", "")).strip()[:500]
     if len(reason) < MIN_REASON:
-        return detail(request, number, status=400, reason=reason,
-                      reveal_error=f"请填写查看完整信息的理由（至少 {MIN_REASON} 个字），该操作将记入审计日志。")
+        return detail(
+            request,
+            number,
+            status=400,
+            reason=reason,
+            reveal_error=f"请填写查看完整信息的理由（至少 {MIN_REASON} 个字），该操作将记入审计日志。",
+        )
     try:
         data.application(hub, number)
     except Refused:

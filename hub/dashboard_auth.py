@@ -143,8 +143,7 @@ def record_failure(hub: Hub, user: str, remote: str) -> None:
     # Failures older than the window lock nothing: drop them, so junk logins cannot pile up rows (and a
     # paused address records no more, so each address adds at most MAX_ADDRESS_FAILURES a window).
     hub.store.conn.execute("DELETE FROM dash_login_failures WHERE at_ms<=?", (now - WINDOW_MS,))
-    hub.store.conn.execute("INSERT INTO dash_login_failures (at_ms, user, remote) VALUES (?,?,?)",
-                           (now, user, remote))
+    hub.store.conn.execute("INSERT INTO dash_login_failures (at_ms, user, remote) VALUES (?,?,?)", (now, user, remote))
 
 
 def set_session_cookie(resp: web.Response, request: web.Request, token: str) -> None:
@@ -172,7 +171,10 @@ def page(request: web.Request, template: str, *, status: int = 200, **context: A
     hub = hub_of(request)
     sess = request.get(SESSION)
     base: dict[str, Any] = {
-        "hub_name": hub.name, "hub_id": hub.hub_id, "now_ms": hub.clock(), "path": request.path,
+        "hub_name": hub.name,
+        "hub_id": hub.hub_id,
+        "now_ms": hub.clock(),
+        "path": request.path,
         "user": sess.user if isinstance(sess, Session) else None,
         "csrf": sess.csrf if isinstance(sess, Session) else "",
         "nav_conflicts": hub.store.count("conflicts", "resolved=0") if sess else 0,
@@ -217,15 +219,20 @@ class Lockout:
 
     def message(self, what: str = "登录") -> str:
         minutes = max(1, -(-self.wait_ms // 60_000))
-        whose = {"user_here": f"该用户在本机{what}失败次数过多，已暂停该用户在本机{what}",
-                 "address": f"本机所在地址{what}失败次数过多（多个用户名），已暂停本地址的{what}",
-                 "user": f"该用户{what}失败次数过多（来自多个地址），已暂停该用户的{what}"}[self.scope]
+        whose = {
+            "user_here": f"该用户在本机{what}失败次数过多，已暂停该用户在本机{what}",
+            "address": f"本机所在地址{what}失败次数过多（多个用户名），已暂停本地址的{what}",
+            "user": f"该用户{what}失败次数过多（来自多个地址），已暂停该用户的{what}",
+        }[self.scope]
         after = "；如忘记密码，请其他管理员用 sanji hub add-operator 重设" if self.scope != "address" else ""
         return f"{whose}，请 {minutes} 分钟后再试{after}。"
 
 
-_RULES = (("user_here", "user=? AND remote=?", MAX_FAILURES), ("address", "remote=?", MAX_ADDRESS_FAILURES),
-          ("user", "user=?", MAX_USER_FAILURES))
+_RULES = (
+    ("user_here", "user=? AND remote=?", MAX_FAILURES),
+    ("address", "remote=?", MAX_ADDRESS_FAILURES),
+    ("user", "user=?", MAX_USER_FAILURES),
+)
 
 
 def lockout(hub: Hub, user: str, remote: str) -> Lockout | None:
@@ -262,13 +269,21 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     return _login_page(request, next_path=request.query.get("next", "/"))
 
 
-def _login_page(request: web.Request, *, next_path: str, error: str = "", user: str = "",
-                status: int = 200) -> web.Response:
+def _login_page(
+    request: web.Request, *, next_path: str, error: str = "", user: str = "", status: int = 200
+) -> web.Response:
     # Before sign-in there is no session to hang a CSRF token on: a double-submit cookie guards the
     # login form instead (a forged cross-site form cannot read or set it).
     token = new_token()
-    resp = page(request, "login.html", status=status, login_csrf=token, next_path=_safe_next(next_path),
-                error=error, login_user=user)
+    resp = page(
+        request,
+        "login.html",
+        status=status,
+        login_csrf=token,
+        next_path=_safe_next(next_path),
+        error=error,
+        login_user=user,
+    )
     resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="Strict", path="/login", secure=request.secure)
     return resp
 
@@ -282,8 +297,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     sent = str(form.get("csrf", ""))
     if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
-        return _login_page(request, next_path=next_path, user=user, status=403,
-                           error="登录表单已失效（安全校验未通过），请重新输入。")
+        return _login_page(
+            request, next_path=next_path, user=user, status=403, error="登录表单已失效（安全校验未通过），请重新输入。"
+        )
     if not user or not password:
         return _login_page(request, next_path=next_path, user=user, status=400, error="请输入用户名和密码。")
     remote = remote_of(request)

@@ -19,27 +19,49 @@ from sync.catalogue import Catalogue, CatalogueError, diff_catalogues, parse_cat
 
 MAX_UPLOAD = 2 * 1024 * 1024
 ITEM_FIELD_NAMES = {
-    "name": "名称", "category": "类别", "kind": "办件类型", "legal_days": "法定时限", "promised_days": "承诺时限",
-    "accepted_at": "受理层级", "decided_at": "决定层级", "inspection_required": "是否踏勘", "materials": "材料清单",
+    "name": "名称",
+    "category": "类别",
+    "kind": "办件类型",
+    "legal_days": "法定时限",
+    "promised_days": "承诺时限",
+    "accepted_at": "受理层级",
+    "decided_at": "决定层级",
+    "inspection_required": "是否踏勘",
+    "materials": "材料清单",
     "code": "编码",
 }
 
 
 def _releases(request: web.Request) -> list[dict[str, Any]]:
-    rows = hub_of(request).store.conn.execute(
-        "SELECT version, issued_at, expires_at, published_ms FROM releases ORDER BY version DESC LIMIT 20"
-    ).fetchall()
+    rows = (
+        hub_of(request)
+        .store.conn.execute(
+            "SELECT version, issued_at, expires_at, published_ms FROM releases ORDER BY version DESC LIMIT 20"
+        )
+        .fetchall()
+    )
     return [dict(zip(("version", "issued_at", "expires_at", "published_ms"), r, strict=True)) for r in rows]
 
 
-def _catalogue_page(request: web.Request, *, status: int = 200, error: str = "",
-                    preview: dict[str, Any] | None = None) -> web.Response:
+def _catalogue_page(
+    request: web.Request, *, status: int = 200, error: str = "", preview: dict[str, Any] | None = None
+) -> web.Response:
     version, cat = hub_of(request).catalogue()
     notice = ""
     if request.query.get("done") == "published":
         notice = f"已发布事项目录 v{version}，各站点下次同步时将收到新目录。"
-    return page(request, "catalogue.html", status=status, version=version, cat=cat, releases=_releases(request),
-                error=error, preview=preview, notice=notice, field_names=ITEM_FIELD_NAMES)
+    return page(
+        request,
+        "catalogue.html",
+        status=status,
+        version=version,
+        cat=cat,
+        releases=_releases(request),
+        error=error,
+        preview=preview,
+        notice=notice,
+        field_names=ITEM_FIELD_NAMES,
+    )
 
 
 @operator
@@ -81,16 +103,32 @@ async def preview(request: web.Request) -> web.StreamResponse:
     with hub.store.transaction():
         cur = hub.store.conn.execute(
             "INSERT INTO dash_drafts (user, base_version, doc, filename, created_ms) VALUES (?,?,?,?,?)",
-            (session_of(request).user, version, json.dumps(body, ensure_ascii=False), str(upload.filename)[:200],
-             hub.clock()),
+            (
+                session_of(request).user,
+                version,
+                json.dumps(body, ensure_ascii=False),
+                str(upload.filename)[:200],
+                hub.clock(),
+            ),
         )
     diff = diff_catalogues(current, new)
-    warn = "" if new.district_code == hub.hub_id else (
-        f"注意：文件中的区划代码 {new.district_code} 与本枢纽 {hub.hub_id} 不一致。")
-    return _catalogue_page(request, preview={"draft": cur.lastrowid, "diff": diff, "new": new, "old": current,
-                                             "filename": upload.filename, "warning": warn,
-                                             "unchanged": not any(diff[k] for k in diff if k not in (
-                                                 "from_version", "to_version", "changed_fields"))})
+    warn = (
+        ""
+        if new.district_code == hub.hub_id
+        else (f"注意：文件中的区划代码 {new.district_code} 与本枢纽 {hub.hub_id} 不一致。")
+    )
+    return _catalogue_page(
+        request,
+        preview={
+            "draft": cur.lastrowid,
+            "diff": diff,
+            "new": new,
+            "old": current,
+            "filename": upload.filename,
+            "warning": warn,
+            "unchanged": not any(diff[k] for k in diff if k not in ("from_version", "to_version", "changed_fields")),
+        },
+    )
 
 
 @operator
@@ -101,14 +139,16 @@ async def publish(request: web.Request) -> web.StreamResponse:
         draft_id = int(str(form.get("draft", "")))
     except ValueError:
         return _catalogue_page(request, status=400, error="发布请求无效，请重新上传目录文件。")
-    row = hub.store.conn.execute("SELECT base_version, doc, filename FROM dash_drafts WHERE id=?",
-                                 (draft_id,)).fetchone()
+    row = hub.store.conn.execute(
+        "SELECT base_version, doc, filename FROM dash_drafts WHERE id=?", (draft_id,)
+    ).fetchone()
     if row is None:
         return _catalogue_page(request, status=404, error="该待发布目录已不存在（可能已发布），请重新上传。")
     version, _ = hub.catalogue()
     if int(row[0]) != version:
-        return _catalogue_page(request, status=409, error=(
-            f"预览之后目录已更新为 v{version}，差异已不准确；请重新上传并核对后再发布。"))
+        return _catalogue_page(
+            request, status=409, error=(f"预览之后目录已更新为 v{version}，差异已不准确；请重新上传并核对后再发布。")
+        )
     try:
         new_version = hub.publish(json.loads(row[1]))
     except Refused as exc:

@@ -57,16 +57,29 @@ def stations(hub: Hub) -> list[dict[str, Any]]:
     ).fetchall()
     out = []
     for code, name, tier, parent, revoked, enrolled, seen, backlog, err, cv, skew, enrolled_ms, reg in rows:
-        out.append({
-            "code": code, "name": name, "tier": tier, "parent": parent, "revoked": bool(revoked),
-            "enrolled": bool(enrolled), "last_seen_ms": seen, "backlog": int(backlog or 0), "last_error": err or "",
-            # A station tells us its catalogue version when it pulls; before that we do not know it.
-            "catalogue_version": int(cv or 0), "catalogue_behind": bool(seen) and int(cv or 0) < version,
-            "skew_ms": int(skew or 0), "skew_warn": abs(int(skew or 0)) > SKEW_WARN_MS,
-            "skew_text": _skew(int(skew or 0)),
-            "applications": int(counts.get(code, 0)), "state": _state(bool(revoked), bool(enrolled), seen, now),
-            "enrolled_ms": enrolled_ms, "registered_ms": reg,
-        })
+        out.append(
+            {
+                "code": code,
+                "name": name,
+                "tier": tier,
+                "parent": parent,
+                "revoked": bool(revoked),
+                "enrolled": bool(enrolled),
+                "last_seen_ms": seen,
+                "backlog": int(backlog or 0),
+                "last_error": err or "",
+                # A station tells us its catalogue version when it pulls; before that we do not know it.
+                "catalogue_version": int(cv or 0),
+                "catalogue_behind": bool(seen) and int(cv or 0) < version,
+                "skew_ms": int(skew or 0),
+                "skew_warn": abs(int(skew or 0)) > SKEW_WARN_MS,
+                "skew_text": _skew(int(skew or 0)),
+                "applications": int(counts.get(code, 0)),
+                "state": _state(bool(revoked), bool(enrolled), seen, now),
+                "enrolled_ms": enrolled_ms,
+                "registered_ms": reg,
+            }
+        )
     return out
 
 
@@ -107,8 +120,11 @@ def overview(hub: Hub) -> dict[str, Any]:
         "offline": states.count("offline"),
         "never": states.count("never") + states.count("pending"),
         "revoked": states.count("revoked"),
-        "applications_today": int(hub.store.conn.execute(
-            "SELECT COUNT(*) FROM applications WHERE substr(accepted_at, 1, 10)=?", (day,)).fetchone()[0]),
+        "applications_today": int(
+            hub.store.conn.execute(
+                "SELECT COUNT(*) FROM applications WHERE substr(accepted_at, 1, 10)=?", (day,)
+            ).fetchone()[0]
+        ),
         "applications": hub.store.count("applications"),
         "conflicts": hub.store.count("conflicts", "resolved=0"),
         "quarantined": hub.store.count("quarantine", "state='open'"),
@@ -146,24 +162,40 @@ def station_detail(hub: Hub, code: str) -> dict[str, Any] | None:
     if row is None:
         return None
     receipts = [
-        {"hash": bytes(h).hex(), "epoch": e, "first_seq": a, "last_seq": b, "received_ms": t, "result": res,
-         "applied": ap, "quarantined": q, "source": src}
+        {
+            "hash": bytes(h).hex(),
+            "epoch": e,
+            "first_seq": a,
+            "last_seq": b,
+            "received_ms": t,
+            "result": res,
+            "applied": ap,
+            "quarantined": q,
+            "source": src,
+        }
         for h, e, a, b, t, res, ap, q, src in hub.store.conn.execute(
             "SELECT hash, epoch, first_seq, last_seq, received_ms, result, applied, quarantined, source FROM batches"
-            " WHERE origin=? ORDER BY received_ms DESC, first_seq DESC LIMIT 50", (code,))
+            " WHERE origin=? ORDER BY received_ms DESC, first_seq DESC LIMIT 50",
+            (code,),
+        )
     ]
     rejected = [
         {"at_ms": t, "source": src, "reason": reason, "count": n}
         for t, src, reason, n in hub.store.conn.execute(
-            "SELECT at_ms, source, reason, count FROM rejected WHERE origin=? ORDER BY id DESC LIMIT 50", (code,))
+            "SELECT at_ms, source, reason, count FROM rejected WHERE origin=? ORDER BY id DESC LIMIT 50", (code,)
+        )
     ]
     parent = hub.store.station(row["parent"]) if row["parent"] else None
     children = [s for s in hub.store.stations() if s.parent == code]
     return {
-        "station": row, "history": history(hub, code), "receipts": receipts, "rejected": rejected,
+        "station": row,
+        "history": history(hub, code),
+        "receipts": receipts,
+        "rejected": rejected,
         "quarantine": quarantine_rows(hub, origin=code, include_closed=True),
         "alerts": [a for a in hub.store.alerts() if a["station"] == code][::-1],
-        "parent": parent, "children": children,
+        "parent": parent,
+        "children": children,
         "batches_total": hub.store.count("batches", "origin=?", (code,)),
     }
 
@@ -194,20 +226,37 @@ def quarantine_rows(hub: Hub, *, origin: str | None = None, include_closed: bool
         args += [origin, origin]
     if not include_closed:
         where.append("state='open'")
-    sql = ("SELECT id, origin, epoch, seq, reason, created_ms, whole_batch, state, note, raw, code, sender"
-           " FROM quarantine" + (" WHERE " + " AND ".join(where) if where else "")
-           + " ORDER BY state='open' DESC, id DESC LIMIT 500")
+    sql = (
+        "SELECT id, origin, epoch, seq, reason, created_ms, whole_batch, state, note, raw, code, sender"
+        " FROM quarantine"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY state='open' DESC, id DESC LIMIT 500"
+    )
     out = []
     for qid, org, epoch, seq, reason, created, whole, state, note, raw, code, sender in hub.store.conn.execute(
-            sql, args):
+        sql, args
+    ):
         sent_by = str(sender or org)
-        out.append({"id": qid, "origin": org, "epoch": epoch, "seq": seq, "reason": reason, "gloss": gloss(reason),
-                    "created_ms": created, "code": code, "sender": sent_by,
-                    # Only the origin's own signed batch vouches for a change; one re-sent by another
-                    # station (reconciliation) carries the sender's signature alone.
-                    "relayed": sent_by != org,
-                    "whole_batch": bool(whole), "state": state, "note": note,
-                    "content": None if whole else describe_held(bytes(raw))})
+        out.append(
+            {
+                "id": qid,
+                "origin": org,
+                "epoch": epoch,
+                "seq": seq,
+                "reason": reason,
+                "gloss": gloss(reason),
+                "created_ms": created,
+                "code": code,
+                "sender": sent_by,
+                # Only the origin's own signed batch vouches for a change; one re-sent by another
+                # station (reconciliation) carries the sender's signature alone.
+                "relayed": sent_by != org,
+                "whole_batch": bool(whole),
+                "state": state,
+                "note": note,
+                "content": None if whole else describe_held(bytes(raw)),
+            }
+        )
     return out
 
 
@@ -216,8 +265,9 @@ def quarantine_rows(hub: Hub, *, origin: str | None = None, include_closed: bool
 DUE_FILTERS = {"": "全部", "overdue": "已超期", "soon": "临近到期（3个工作日内）", "open": "在办"}
 
 
-def search(hub: Hub, *, q: str = "", station: str = "", status: str = "", due: str = "",
-           limit: int = LIST_LIMIT) -> tuple[list[dict[str, Any]], int]:
+def search(
+    hub: Hub, *, q: str = "", station: str = "", status: str = "", due: str = "", limit: int = LIST_LIMIT
+) -> tuple[list[dict[str, Any]], int]:
     """Applications matching the filters, newest first, masked; and how many matched in all."""
     where, args = [], []
     if q:
@@ -233,9 +283,12 @@ def search(hub: Hub, *, q: str = "", station: str = "", status: str = "", due: s
     if due:
         where.append(f"status NOT IN ({','.join('?' * len(FINAL))})")
         args += [s.value for s in FINAL]
-    sql = ("SELECT number, station, item, status, applicant_name, applicant_id, applicant_phone, accepted_at,"
-           " due_date, theme FROM applications" + (" WHERE " + " AND ".join(where) if where else "")
-           + " ORDER BY accepted_at DESC, number DESC")
+    sql = (
+        "SELECT number, station, item, status, applicant_name, applicant_id, applicant_phone, accepted_at,"
+        " due_date, theme FROM applications"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY accepted_at DESC, number DESC"
+    )
     _, cat = hub.catalogue()
     day = today(hub)
     out: list[dict[str, Any]] = []
@@ -247,10 +300,22 @@ def search(hub: Hub, *, q: str = "", station: str = "", status: str = "", due: s
         total += 1
         if len(out) < limit:
             it = cat.items.get(str(item))
-            out.append({"number": number, "station": st, "item": item, "item_name": it.name if it else item,
-                        "status": status_, "applicant_name": name, "applicant_id": mask_id(str(id_no or "")),
-                        "applicant_phone": mask_phone(str(phone or "")), "accepted_at": accepted,
-                        "due_date": due_date, "due": d, "theme": theme})
+            out.append(
+                {
+                    "number": number,
+                    "station": st,
+                    "item": item,
+                    "item_name": it.name if it else item,
+                    "status": status_,
+                    "applicant_name": name,
+                    "applicant_id": mask_id(str(id_no or "")),
+                    "applicant_phone": mask_phone(str(phone or "")),
+                    "accepted_at": accepted,
+                    "due_date": due_date,
+                    "due": d,
+                    "theme": theme,
+                }
+            )
     return out, total
 
 
@@ -275,12 +340,28 @@ def application(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, Any
         materials.append({"name": name, "state": m["state"], "due": m["due"], "late": late})
     events = []
     for e in shown["events"]:  # type: ignore[attr-defined]
-        events.append({"at": e["at"], "origin": e["origin"], "who": who.get(e["origin"], e["origin"]),
-                       "entity": e["entity"], "lines": describe(e["entity"], e["fields"])})
+        events.append(
+            {
+                "at": e["at"],
+                "origin": e["origin"],
+                "who": who.get(e["origin"], e["origin"]),
+                "entity": e["entity"],
+                "lines": describe(e["entity"], e["fields"]),
+            }
+        )
     status = str(shown["status"] or "")
     due: Due = due_state(fields.get("due_date"), status, day, cat.calendar)
-    return {**shown, "item": item, "who": who, "materials": materials, "events": events, "due": due,
-            "status": status, "reveal": reveal, "inspections": inspections(hub, str(shown["id"]), number, who)}
+    return {
+        **shown,
+        "item": item,
+        "who": who,
+        "materials": materials,
+        "events": events,
+        "due": due,
+        "status": status,
+        "reveal": reveal,
+        "inspections": inspections(hub, str(shown["id"]), number, who),
+    }
 
 
 def status_choices() -> list[tuple[str, str]]:

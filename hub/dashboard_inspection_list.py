@@ -23,10 +23,19 @@ FILTERS = (("", "全部"), ("open", "待踏勘"), ("overdue", "逾期"), ("missi
 async def inspections(request: web.Request) -> web.StreamResponse:
     hub = hub_of(request)
     shown = next((key for key, _ in FILTERS[1:] if request.query.get(key) == "1"), "")
-    rows = list_inspections(hub, open_only=shown == "open", overdue_only=shown == "overdue",
-                            missing_only=shown == "missing", limit=LIMIT)
-    return page(request, "inspections.html", rows=rows, shown=shown, filters=FILTERS, limit=LIMIT,
-                results=RESULT_LABELS, task_labels=TASK_LABELS)
+    rows = list_inspections(
+        hub, open_only=shown == "open", overdue_only=shown == "overdue", missing_only=shown == "missing", limit=LIMIT
+    )
+    return page(
+        request,
+        "inspections.html",
+        rows=rows,
+        shown=shown,
+        filters=FILTERS,
+        limit=LIMIT,
+        results=RESULT_LABELS,
+        task_labels=TASK_LABELS,
+    )
 
 
 def setup(app: web.Application) -> None:

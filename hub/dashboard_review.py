@@ -24,8 +24,9 @@ FIELD_NAMES = {**FIELD_LABELS, "status": "办件状态"}
 # The fold names its rules in English (sync/fold.py rule_name); operators read them in Chinese.
 RULES = {
     "last writer wins by (hlc, origin)": "后写优先：按修改时间（混合逻辑时钟）先后，时间相同再按来源编码",
-    "status: workflow stage, then authority of the deciding tier, then (hlc, origin)":
-        "办件状态：先按办理流程的阶段，阶段相同按决定层级的权限（区 > 镇街 > 村社区），再按修改时间",
+    "status: workflow stage, then authority of the deciding tier, then (hlc, origin)": (
+        "办件状态：先按办理流程的阶段，阶段相同按决定层级的权限（区 > 镇街 > 村社区），再按修改时间"
+    ),
 }
 
 
@@ -36,8 +37,10 @@ def _conflict_rows(request: web.Request, show_all: bool) -> list[dict[str, Any]]
     for c in list_conflicts(hub, include_resolved=show_all):
         field = str(c["field"])
         label = f"材料「{field[2:]}」" if field.startswith("m.") else FIELD_NAMES.get(field, field)
-        values = [{**v, "who": who.get(str(v["origin"]), v["origin"]), "ms": int(v["hlc"]) >> 16}  # type: ignore[call-overload]
-                  for v in c["values"]]  # type: ignore[attr-defined]
+        values = [
+            {**v, "who": who.get(str(v["origin"]), v["origin"]), "ms": int(v["hlc"]) >> 16}  # type: ignore[call-overload]
+            for v in c["values"]
+        ]  # type: ignore[attr-defined]
         rows.append({**c, "label": label, "values": values, "rule_text": RULES.get(str(c["rule"]), c["rule"])})
     # Open ones first, then newest.
     return sorted(rows, key=lambda r: (r["resolved"], -max(v["ms"] for v in r["values"])))
@@ -45,8 +48,15 @@ def _conflict_rows(request: web.Request, show_all: bool) -> list[dict[str, Any]]
 
 def _conflicts_page(request: web.Request, *, status: int = 200, error: str = "") -> web.Response:
     show_all = request.query.get("all") == "1"
-    return page(request, "conflicts.html", status=status, rows=_conflict_rows(request, show_all), show_all=show_all,
-                error=error, notice=NOTICES.get(request.query.get("done", ""), ""))
+    return page(
+        request,
+        "conflicts.html",
+        status=status,
+        rows=_conflict_rows(request, show_all),
+        show_all=show_all,
+        error=error,
+        notice=NOTICES.get(request.query.get("done", ""), ""),
+    )
 
 
 @operator
@@ -75,8 +85,16 @@ async def resolve(request: web.Request) -> web.StreamResponse:
 def _quarantine_page(request: web.Request, *, status: int = 200, error: str = "") -> web.Response:
     hub = hub_of(request)
     rows = data.quarantine_rows(hub, include_closed=request.query.get("all") == "1")
-    return page(request, "quarantine.html", status=status, rows=rows, who=data.names(hub), error=error,
-                show_all=request.query.get("all") == "1", notice=NOTICES.get(request.query.get("done", ""), ""))
+    return page(
+        request,
+        "quarantine.html",
+        status=status,
+        rows=rows,
+        who=data.names(hub),
+        error=error,
+        show_all=request.query.get("all") == "1",
+        notice=NOTICES.get(request.query.get("done", ""), ""),
+    )
 
 
 @operator
@@ -102,8 +120,13 @@ async def settle(request: web.Request) -> web.StreamResponse:
     try:
         # The audit row commits with the decision, and names the hub change a release wrote.
         if action == "release":
-            quarantine_review.release(hub, qid, by=user, note=text, also=lambda made: audited(
-                f"区局以新变更 {made.origin}/{made.epoch}/{made.seq} 写入"))
+            quarantine_review.release(
+                hub,
+                qid,
+                by=user,
+                note=text,
+                also=lambda made: audited(f"区局以新变更 {made.origin}/{made.epoch}/{made.seq} 写入"),
+            )
         else:
             quarantine_review.reject(hub, qid, by=user, reason=text, also=audited)
     except Refused as exc:

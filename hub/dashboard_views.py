@@ -29,16 +29,30 @@ async def live(request: web.Request) -> web.StreamResponse:
     return page(request, "_overview_live.html", o=data.overview(hub_of(request)))
 
 
-def _stations_page(request: web.Request, *, status: int = 200, error: str = "", form: dict[str, str] | None = None,
-                   enrolled: dict[str, str] | None = None) -> web.Response:
+def _stations_page(
+    request: web.Request,
+    *,
+    status: int = 200,
+    error: str = "",
+    form: dict[str, str] | None = None,
+    enrolled: dict[str, str] | None = None,
+) -> web.Response:
     hub = hub_of(request)
     rows = data.stations(hub)
     parents = [r for r in rows if r["tier"] in ("township", "street")]
     default_url = f"{request.scheme}://{request.host}"
-    return page(request, "stations.html", status=status, tree=data.tree(rows), parents=parents,
-                tiers=[(t, TIER_NAMES[t]) for t in enrollment.STATION_TIERS], error=error,
-                form=form or {"code": "", "name": "", "tier": "village", "parent": "", "hub_url": default_url},
-                enrolled=enrolled, notice=NOTICES.get(request.query.get("done", ""), ""))
+    return page(
+        request,
+        "stations.html",
+        status=status,
+        tree=data.tree(rows),
+        parents=parents,
+        tiers=[(t, TIER_NAMES[t]) for t in enrollment.STATION_TIERS],
+        error=error,
+        form=form or {"code": "", "name": "", "tier": "village", "parent": "", "hub_url": default_url},
+        enrolled=enrolled,
+        notice=NOTICES.get(request.query.get("done", ""), ""),
+    )
 
 
 @operator
@@ -66,17 +80,25 @@ async def enrol(request: web.Request) -> web.StreamResponse:
     if problems:
         return _stations_page(request, status=400, error="；".join(problems) + "。", form=values)
     try:
-        token = enrollment.register(hub, station=values["code"], name=values["name"], tier=values["tier"],
-                                    parent=values["parent"])
+        token = enrollment.register(
+            hub, station=values["code"], name=values["name"], tier=values["tier"], parent=values["parent"]
+        )
     except Refused as exc:
         return _stations_page(request, status=400, error=f"登记未成功：{exc}", form=values)
     with hub.store.transaction():
         audit(request, "enrol", values["code"], detail=f"{values['name']} {values['tier']} {values['parent']}")
     # The slip: the station compares the fingerprint with what `node init` pins; the QR code is the token.
-    return _stations_page(request, enrolled={"code": values["code"], "name": values["name"], "token": token,
-                                             "hub_url": values["hub_url"],
-                                             "fingerprint": enrollment.fingerprint_of(hub),
-                                             "qr": Markup(slip.token_qr(token).svg_inline(scale=4))})
+    return _stations_page(
+        request,
+        enrolled={
+            "code": values["code"],
+            "name": values["name"],
+            "token": token,
+            "hub_url": values["hub_url"],
+            "fingerprint": enrollment.fingerprint_of(hub),
+            "qr": Markup(slip.token_qr(token).svg_inline(scale=4)),
+        },
+    )
 
 
 @operator
@@ -92,8 +114,11 @@ async def enrolment_file(request: web.Request) -> web.StreamResponse:
     body = enrollment.enrolment_file(hub, code, token, str(form.get("hub_url", "")).strip())
     with hub.store.transaction():
         audit(request, "enrolment_file", code)
-    return web.Response(body=body, content_type="application/octet-stream", headers={
-        "Content-Disposition": f'attachment; filename="{code}.sje"', "Cache-Control": "no-store"})
+    return web.Response(
+        body=body,
+        content_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{code}.sje"', "Cache-Control": "no-store"},
+    )
 
 
 @operator
@@ -105,8 +130,12 @@ async def revoke(request: web.Request) -> web.StreamResponse:
     with hub.store.transaction():
         if not hub.store.revoke(code):
             return refuse(request, 404, f"没有登记编码为 {code} 的站点。")
-        hub.store.alert("revoked", code, f"revoked by operator {session_of(request).user}"
-                        + (f": {reason}" if reason else ""), hub.clock())
+        hub.store.alert(
+            "revoked",
+            code,
+            f"revoked by operator {session_of(request).user}" + (f": {reason}" if reason else ""),
+            hub.clock(),
+        )
         audit(request, "revoke", code, reason=reason)
     hub.forget_tiers()
     return redirect(f"/stations/{code}?done=revoked")
@@ -119,8 +148,13 @@ async def station_page(request: web.Request) -> web.StreamResponse:
     detail = data.station_detail(hub, code)
     if detail is None:
         return refuse(request, 404, f"没有登记编码为 {code} 的站点。")
-    return page(request, "station.html", d=detail, chart=sync_history(detail["history"]),
-                notice=NOTICES.get(request.query.get("done", ""), ""))
+    return page(
+        request,
+        "station.html",
+        d=detail,
+        chart=sync_history(detail["history"]),
+        notice=NOTICES.get(request.query.get("done", ""), ""),
+    )
 
 
 @operator

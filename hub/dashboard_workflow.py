@@ -48,8 +48,11 @@ DANGER = {Move.DENY, Move.REJECT, Move.WITHDRAW}
 
 def field_devices(request: web.Request) -> list[dict[str, str]]:
     """Field devices an inspection may go to: enrolled (they hold keys) and not revoked."""
-    return [{"code": s.code, "name": s.name} for s in hub_of(request).store.stations()
-            if s.tier == "field" and s.sign_pub is not None and not s.revoked]
+    return [
+        {"code": s.code, "name": s.name}
+        for s in hub_of(request).store.stations()
+        if s.tier == "field" and s.sign_pub is not None and not s.revoked
+    ]
 
 
 def notice(done: str) -> str:
@@ -73,17 +76,35 @@ def workflow(request: web.Request, app: dict[str, Any]) -> dict[str, Any]:
     for move in allowed_moves(current, immediate=immediate):
         if move is Move.INSPECT:  # needs an inspector: the form, not a button
             continue
-        moves.append({"move": move.value, "to": next_status(current, move, immediate=immediate).value,
-                      "label": MOVE_LABELS[move], "confirm": CONFIRM.get(move, ""),
-                      "look": "primary" if move is Move.APPROVE else "danger" if move in DANGER else ""})
+        moves.append(
+            {
+                "move": move.value,
+                "to": next_status(current, move, immediate=immediate).value,
+                "label": MOVE_LABELS[move],
+                "confirm": CONFIRM.get(move, ""),
+                "look": "primary" if move is Move.APPROVE else "danger" if move in DANGER else "",
+            }
+        )
     tasks = inspection.tasks_of(hub_of(request), str(app["id"]))
     open_task = any(task.get("status") != TASK_DONE for _, task in tasks)
     item = app.get("item")
-    offer = (item is not None and item.inspection_required
-             and (current is Status.UNDER_REVIEW or (current is Status.INSPECTING and not open_task)))
-    return {"moves": moves, "open_task": open_task, "notice": done,
-            "inspect": {"devices": field_devices(request), "days": DEFAULT_TASK_DAYS,
-                        "today": data.today(hub_of(request)).isoformat()} if offer else None}
+    offer = (
+        item is not None
+        and item.inspection_required
+        and (current is Status.UNDER_REVIEW or (current is Status.INSPECTING and not open_task))
+    )
+    return {
+        "moves": moves,
+        "open_task": open_task,
+        "notice": done,
+        "inspect": {
+            "devices": field_devices(request),
+            "days": DEFAULT_TASK_DAYS,
+            "today": data.today(hub_of(request)).isoformat(),
+        }
+        if offer
+        else None,
+    }
 
 
 def _page_of(number: str) -> str:
@@ -111,8 +132,13 @@ async def transition(request: web.Request) -> web.StreamResponse:
     if before is None:
         return detail(request, number)  # the page's own 404
     try:
-        operations.transition(hub, number, to, note,
-                              also=lambda: audit(request, "transition", number, detail=f"{before}→{to}", reason=note))
+        operations.transition(
+            hub,
+            number,
+            to,
+            note,
+            also=lambda: audit(request, "transition", number, detail=f"{before}→{to}", reason=note),
+        )
     except Refused as exc:
         return detail(request, number, status=400, move_error=f"未能变更办件状态：{exc}", note=note)
     return redirect(f"{_page_of(number)}?done={quote(to)}")
@@ -131,15 +157,19 @@ async def inspect(request: web.Request) -> web.StreamResponse:
         return detail(request, number)
     if not inspector:
         return detail(request, number, status=400, inspect_error="请选择踏勘设备。", due=due)
+
     def record(out: dict[str, object]) -> None:
-        audit(request, "inspect", number,
-              detail=f"{before}→{out['status']}; 踏勘设备 {inspector}; 期限 {out['due']}; 任务 {out['task']}")
+        audit(
+            request,
+            "inspect",
+            number,
+            detail=f"{before}→{out['status']}; 踏勘设备 {inspector}; 期限 {out['due']}; 任务 {out['task']}",
+        )
 
     try:
         inspection.assign(hub, number, inspector, due or None, also=record)
     except Refused as exc:
-        return detail(request, number, status=400, inspect_error=f"未能安排踏勘：{exc}", inspector=inspector,
-                      due=due)
+        return detail(request, number, status=400, inspect_error=f"未能安排踏勘：{exc}", inspector=inspector, due=due)
     return redirect(f"{_page_of(number)}?done=inspect")
 
 

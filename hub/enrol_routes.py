@@ -20,8 +20,7 @@ from protocol.errors import MalformedError, TooLargeError
 
 REQUEST_MAX_BYTES = 4096
 # The proof request carries the hub's own challenge document (a few hundred bytes) besides the keys.
-ENROL_PROOF_LIMITS = Limits(max_bytes=REQUEST_MAX_BYTES, max_str=64, max_bin=1024, max_array=4, max_map=8,
-                            max_depth=2)
+ENROL_PROOF_LIMITS = Limits(max_bytes=REQUEST_MAX_BYTES, max_str=64, max_bin=1024, max_array=4, max_map=8, max_depth=2)
 ANSWER_TYPE = "application/msgpack"
 
 
@@ -49,21 +48,29 @@ async def enrol_challenge(request: web.Request) -> web.Response:
     raw = await _request_map(request)
     tid = raw.get("token_id")
     if not isinstance(tid, str):
-        raise MalformedError("接入请求须给出令牌编号，而非令牌本身 (an enrolment challenge request names its "
-                             "token_id, never the token)")
+        raise MalformedError(
+            "接入请求须给出令牌编号，而非令牌本身 (an enrolment challenge request names its token_id, never the token)"
+        )
     return web.Response(body=pack({"challenge": enrollment.challenge(_hub(request), tid)}), content_type=ANSWER_TYPE)
 
 
 async def enrol(request: web.Request) -> web.Response:
     raw = await _request_map(request)
     challenge, sign_pub, seal_pub, proof = (raw.get(k) for k in ("challenge", "sign_pub", "seal_pub", "proof"))
-    if not (isinstance(challenge, bytes) and isinstance(sign_pub, bytes) and isinstance(seal_pub, bytes)
-            and isinstance(proof, bytes)):
-        raise MalformedError("接入请求不完整 (enrolment request needs challenge, sign_pub, seal_pub and proof; "
-                             "the token itself "
-                             "is never sent)")
-    answer = enrollment.redeem_proof(_hub(request), challenge_doc=challenge, sign_pub=sign_pub, seal_pub=seal_pub,
-                                     proof=proof)
+    if not (
+        isinstance(challenge, bytes)
+        and isinstance(sign_pub, bytes)
+        and isinstance(seal_pub, bytes)
+        and isinstance(proof, bytes)
+    ):
+        raise MalformedError(
+            "接入请求不完整 (enrolment request needs challenge, sign_pub, seal_pub and proof; "
+            "the token itself "
+            "is never sent)"
+        )
+    answer = enrollment.redeem_proof(
+        _hub(request), challenge_doc=challenge, sign_pub=sign_pub, seal_pub=seal_pub, proof=proof
+    )
     return web.Response(body=pack(answer), content_type=ANSWER_TYPE)
 
 

@@ -71,8 +71,10 @@ def register(hub: Hub, *, station: str, name: str, tier: str, parent: str = "", 
     if tier not in STATION_TIERS:
         raise Refused(f"unknown tier {tier!r}; use one of {', '.join(STATION_TIERS)}")
     if not is_station_code(station) or station == hub.hub_id:
-        raise Refused(f"station code {station!r} is not usable: use letters and digits in parts joined by '-', "
-                      "such as 360802-T01-05, different from the hub's own id")
+        raise Refused(
+            f"station code {station!r} is not usable: use letters and digits in parts joined by '-', "
+            "such as 360802-T01-05, different from the hub's own id"
+        )
     if parent:
         p = hub.store.station(parent)
         if p is None:
@@ -121,18 +123,28 @@ def challenge(hub: Hub, tid: str) -> bytes:
     if not isinstance(tid, str) or len(tid) != 16:
         raise MalformedError("令牌编号格式不对 (an enrolment challenge request names a 16-digit token id)")
     _check_token(hub, _key_for_id(hub, tid))
-    return sign_document(CHALLENGE_KIND, {"token_id": tid, "nonce": os.urandom(16), "at_ms": hub.clock()},
-                         signer=hub.hub_id, recipient="*", signing_key=hub.keys.sign)
+    return sign_document(
+        CHALLENGE_KIND,
+        {"token_id": tid, "nonce": os.urandom(16), "at_ms": hub.clock()},
+        signer=hub.hub_id,
+        recipient="*",
+        signing_key=hub.keys.sign,
+    )
 
 
-def redeem_proof(hub: Hub, *, challenge_doc: bytes, sign_pub: bytes, seal_pub: bytes,
-                 proof: bytes) -> dict[str, object]:
+def redeem_proof(
+    hub: Hub, *, challenge_doc: bytes, sign_pub: bytes, seal_pub: bytes, proof: bytes
+) -> dict[str, object]:
     """Online enrolment: check our own challenge and the station's proof, then consume the token."""
     if len(sign_pub) != 32 or len(seal_pub) != 32 or len(proof) != 32:
         raise MalformedError("公钥与证明须各为 32 字节 (public keys and the proof must be 32 bytes each)")
     kid = hub.keys.sign_key_id
-    doc = open_document(challenge_doc, kind=CHALLENGE_KIND, recipient="*",
-                        verify_key=lambda s, k: hub.keys.sign.public_key() if s == hub.hub_id and k == kid else None)
+    doc = open_document(
+        challenge_doc,
+        kind=CHALLENGE_KIND,
+        recipient="*",
+        verify_key=lambda s, k: hub.keys.sign.public_key() if s == hub.hub_id and k == kid else None,
+    )
     body = doc.body
     if not (isinstance(body, dict) and isinstance(body.get("at_ms"), int) and isinstance(body.get("token_id"), str)):
         raise MalformedError("接入挑战格式不对 (the enrolment challenge is malformed)")
@@ -141,8 +153,10 @@ def redeem_proof(hub: Hub, *, challenge_doc: bytes, sign_pub: bytes, seal_pub: b
     key = _key_for_id(hub, str(body["token_id"]))
     if not hmac.compare_digest(enrol_proof(key, challenge_doc, sign_pub, seal_pub), proof):
         # Someone without the token (or with other keys than the ones it proved): nothing is consumed.
-        raise EnrolmentError("登记证明不符 (the enrolment proof does not match this token and these keys; "
-                             "check the token on the enrolment slip)")
+        raise EnrolmentError(
+            "登记证明不符 (the enrolment proof does not match this token and these keys; "
+            "check the token on the enrolment slip)"
+        )
     return _consume(hub, key, sign_pub, seal_pub, challenge_doc)
 
 
@@ -169,19 +183,35 @@ def enrolment_document(hub: Hub, station_code: str, *, hub_url: str = "", statio
     chain = keyring.ensure(hub)
     return sign_document(
         "enrollment",
-        {"station": st.code, "name": st.name, "tier": st.tier, "parent": st.parent, "hub_id": hub.hub_id,
-         "hub_name": hub.name, "hub_sign_pub": hub.keys.sign_pub, "hub_seal_pub": hub.keys.seal_pub,
-         "hub_root_pub": chain.root_pub, "hub_url": hub_url, "station_sign_pub": station_sign_pub,
-         "catalogue": release[1] if release else None},
-        signer=hub.hub_id, recipient=st.code, signing_key=hub.keys.sign,
+        {
+            "station": st.code,
+            "name": st.name,
+            "tier": st.tier,
+            "parent": st.parent,
+            "hub_id": hub.hub_id,
+            "hub_name": hub.name,
+            "hub_sign_pub": hub.keys.sign_pub,
+            "hub_seal_pub": hub.keys.seal_pub,
+            "hub_root_pub": chain.root_pub,
+            "hub_url": hub_url,
+            "station_sign_pub": station_sign_pub,
+            "catalogue": release[1] if release else None,
+        },
+        signer=hub.hub_id,
+        recipient=st.code,
+        signing_key=hub.keys.sign,
     )
 
 
-def _answer(hub: Hub, station: str, key: bytes, challenge_doc: bytes, *, station_sign_pub: bytes = b"",
-            hub_url: str = "") -> dict[str, object]:
+def _answer(
+    hub: Hub, station: str, key: bytes, challenge_doc: bytes, *, station_sign_pub: bytes = b"", hub_url: str = ""
+) -> dict[str, object]:
     doc = enrolment_document(hub, station, hub_url=hub_url, station_sign_pub=station_sign_pub)
-    return {"enrollment": doc, "mac": answer_mac(key, challenge_doc, doc),
-            "keys": keyring.bundle(hub, with_release=False)}  # the document already carries the release
+    return {
+        "enrollment": doc,
+        "mac": answer_mac(key, challenge_doc, doc),
+        "keys": keyring.bundle(hub, with_release=False),
+    }  # the document already carries the release
 
 
 def enrolment_file(hub: Hub, station: str, token: str, hub_url: str = "") -> bytes:

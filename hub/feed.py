@@ -59,7 +59,7 @@ class Lookup:
         """Read the owners of these applications in a few queries (valid until the run touches them)."""
         ids = sorted(set(applications) - self._owners.keys())
         for i in range(0, len(ids), 500):
-            part = ids[i:i + 500]
+            part = ids[i : i + 500]
             self._owners.update(dict.fromkeys(part))
             for app, station, item in self.hub.store.conn.execute(
                 f"SELECT id, station, item FROM applications WHERE id IN ({','.join('?' * len(part))})", part
@@ -106,8 +106,9 @@ def fan_out(hub: Hub, logged: Iterable[tuple[int, Change, str]], lookup: Lookup 
             hub.store.add_to_feed(station, rowid)
 
 
-def feed_page(hub: Hub, station_code: str, *, after: int, catalogue_version: int, limit: int = PAGE_LIMIT,
-              nonce: bytes = b"") -> bytes:
+def feed_page(
+    hub: Hub, station_code: str, *, after: int, catalogue_version: int, limit: int = PAGE_LIMIT, nonce: bytes = b""
+) -> bytes:
     """One signed page of a station's feed, sealed to the station's key when it has one.
 
     A page never exceeds the shared frame cap (protocol/limits.py): when ``limit`` changes would not
@@ -122,8 +123,11 @@ def feed_page(hub: Hub, station_code: str, *, after: int, catalogue_version: int
     if station is None:
         raise KeyError(station_code)
     release = hub.store.latest_release()
-    catalogue = (release[1] if release is not None and release[0] > catalogue_version
-                 and len(release[1]) <= RELEASE_FRAME_MAX_BYTES else None)
+    catalogue = (
+        release[1]
+        if release is not None and release[0] > catalogue_version and len(release[1]) <= RELEASE_FRAME_MAX_BYTES
+        else None
+    )
     while True:
         try:
             return _page(hub, station, after=after, limit=limit, catalogue=catalogue, nonce=nonce)
@@ -133,8 +137,9 @@ def feed_page(hub: Hub, station_code: str, *, after: int, catalogue_version: int
             limit //= 2
 
 
-def _page(hub: Hub, station: StationRow, *, after: int, limit: int, catalogue: bytes | None,
-          nonce: bytes = b"") -> bytes:
+def _page(
+    hub: Hub, station: StationRow, *, after: int, limit: int, catalogue: bytes | None, nonce: bytes = b""
+) -> bytes:
     station_code = station.code
     rows = hub.store.feed_page(station_code, after, limit) if limit else []
     changes = [wire for _, wire in rows]
@@ -149,19 +154,26 @@ def _page(hub: Hub, station: StationRow, *, after: int, limit: int, catalogue: b
         "changes": changes,
         "origins": origins,
         "catalogue": catalogue,
-        "revoked": [str(r[0]) for r in hub.store.conn.execute(
-            "SELECT code FROM stations WHERE revoked=1 ORDER BY code")],
+        "revoked": [
+            str(r[0]) for r in hub.store.conn.execute("SELECT code FROM stations WHERE revoked=1 ORDER BY code")
+        ],
         "hub_ms": hub.clock(),
         "generation": str(hub.store.get_meta("generation", "")),
     }
     if station.tier in ("township", "street"):
         # A deciding centre assigns inspections of its items offline, so it needs to know which field
         # devices exist (codes only; nothing about the inspectors themselves).
-        body["field_devices"] = [str(r[0]) for r in hub.store.conn.execute(
-            "SELECT code FROM stations WHERE tier='field' AND revoked=0 ORDER BY code")]
+        body["field_devices"] = [
+            str(r[0])
+            for r in hub.store.conn.execute("SELECT code FROM stations WHERE tier='field' AND revoked=0 ORDER BY code")
+        ]
     seal_pub = station.seal_pub
     return sign_document(
-        "feed", body, signer=hub.hub_id, recipient=station_code, signing_key=hub.keys.sign,
+        "feed",
+        body,
+        signer=hub.hub_id,
+        recipient=station_code,
+        signing_key=hub.keys.sign,
         seal_to=load_seal_public(seal_pub) if seal_pub else None,
         recipient_key=key_id(seal_pub) if seal_pub else "",
         # `after` and `next` signed in the header: a station that cannot open the body can still tell,

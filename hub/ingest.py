@@ -52,14 +52,19 @@ class FrameAck:
 
     def to_wire(self) -> dict[str, object]:
         return {
-            "batch": self.batch, "result": self.result.value, "expected": self.expected_seq,
-            "reason": self.reason, "receipt": self.receipt, "applied": self.applied,
+            "batch": self.batch,
+            "result": self.result.value,
+            "expected": self.expected_seq,
+            "reason": self.reason,
+            "receipt": self.receipt,
+            "applied": self.applied,
             "quarantined": self.quarantined,
         }
 
 
-def ingest_frame(hub: Hub, frame: bytes, *, source: str,
-                 atomic: Callable[[], AbstractContextManager[object]] | None = None) -> FrameAck:
+def ingest_frame(
+    hub: Hub, frame: bytes, *, source: str, atomic: Callable[[], AbstractContextManager[object]] | None = None
+) -> FrameAck:
     """Take one frame. ``atomic`` makes each write all-or-nothing: by default a transaction of its own;
     the group committer (``hub/committer.py``) passes a savepoint inside its shared transaction."""
     atomic = atomic or hub.store.transaction
@@ -70,8 +75,10 @@ def ingest_frame(hub: Hub, frame: bytes, *, source: str,
         if not vb.header.sealed and not hub.allow_unsealed:
             # Citizens' data travels sealed to the hub; an unsealed batch is either a test or a station
             # whose software was changed, and either way it is not taken in production.
-            raise UnsealedError("批次未加密，区局只接收加密批次 (unsealed batches are refused; stations seal every "
-                                "batch to the hub's key)")
+            raise UnsealedError(
+                "批次未加密，区局只接收加密批次 (unsealed batches are refused; stations seal every "
+                "batch to the hub's key)"
+            )
     except RemoteProtocolError as exc:
         origin = _claimed_origin(frame)
         with atomic():
@@ -111,7 +118,11 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
     store = hub.store
     cursor = store.cursor(h.origin, h.epoch)
     decision = classify(
-        cursor, first_seq=h.first_seq, last_seq=h.last_seq, prev=h.prev, batch_hash=bhash,
+        cursor,
+        first_seq=h.first_seq,
+        last_seq=h.last_seq,
+        prev=h.prev,
+        batch_hash=bhash,
         applied=store.applied_ranges(h.origin, h.epoch, h.first_seq, h.last_seq),
     )
     store.seen(h.origin, now)
@@ -128,8 +139,17 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
         # Authentic but contradicting what we hold: keep it whole, raise the alarm, move nothing.
         already = store.conn.execute("SELECT 1 FROM quarantine WHERE batch=? AND whole_batch=1", (bhash,)).fetchone()
         if already is None:
-            store.quarantine(h.origin, h.epoch, h.first_seq, bhash, frame, f"fork: {decision.reason}", now,
-                             whole_batch=True, code="fork")
+            store.quarantine(
+                h.origin,
+                h.epoch,
+                h.first_seq,
+                bhash,
+                frame,
+                f"fork: {decision.reason}",
+                now,
+                whole_batch=True,
+                code="fork",
+            )
             store.alert("fork", h.origin, f"epoch {h.epoch} seqs {h.first_seq}-{h.last_seq}: {decision.reason}", now)
         return FrameAck(bhash, h.origin, AckResult.FORK, decision.expected_seq, reason=decision.reason, status=409)
 
@@ -140,8 +160,17 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
     try:
         raw_changes = open_batch_changes(vb, unseal_key=_unseal(hub))
     except RemoteProtocolError as exc:
-        store.quarantine(h.origin, h.epoch, h.first_seq, bhash, frame, f"unreadable body: {exc}", now,
-                         whole_batch=True, code="unreadable")
+        store.quarantine(
+            h.origin,
+            h.epoch,
+            h.first_seq,
+            bhash,
+            frame,
+            f"unreadable body: {exc}",
+            now,
+            whole_batch=True,
+            code="unreadable",
+        )
         raw_changes = []
         held = h.count
     # Apply as we go, so a later change in the batch sees the record an earlier one created; the run
@@ -150,8 +179,11 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
     look = Lookup(hub, run)
     gate = Gate(hub, look)
     actor = gate.actor(h.origin)
-    keys = [(r[4], r[5]) for r in raw_changes if isinstance(r, list) and len(r) == 8
-            and isinstance(r[4], str) and isinstance(r[5], str)]
+    keys = [
+        (r[4], r[5])
+        for r in raw_changes
+        if isinstance(r, list) and len(r) == 8 and isinstance(r[4], str) and isinstance(r[5], str)
+    ]
     run.prefetch(keys)
     look.prefetch_owners(rec_id for entity, rec_id in keys if entity == "application")
     for offset, raw in enumerate(raw_changes):
@@ -173,16 +205,46 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
     result_name = AckResult.APPLIED if held == 0 else AckResult.QUARANTINED
     receipt = sign_document(
         "receipt",
-        {"batch": bhash, "origin": h.origin, "epoch": h.epoch, "first_seq": h.first_seq, "last_seq": h.last_seq,
-         "applied": len(admitted), "quarantined": held, "hub": hub.hub_id, "hub_name": hub.name,
-         "at": iso_from_ms(now)},
-        signer=hub.hub_id, recipient=h.origin, signing_key=hub.keys.sign,
+        {
+            "batch": bhash,
+            "origin": h.origin,
+            "epoch": h.epoch,
+            "first_seq": h.first_seq,
+            "last_seq": h.last_seq,
+            "applied": len(admitted),
+            "quarantined": held,
+            "hub": hub.hub_id,
+            "hub_name": hub.name,
+            "at": iso_from_ms(now),
+        },
+        signer=hub.hub_id,
+        recipient=h.origin,
+        signing_key=hub.keys.sign,
     )
-    store.record_batch(bhash, h.origin, h.epoch, h.first_seq, h.last_seq, now_ms=now, result=result_name.value,
-                       applied=len(admitted), quarantined=held, receipt=receipt, source=source)
+    store.record_batch(
+        bhash,
+        h.origin,
+        h.epoch,
+        h.first_seq,
+        h.last_seq,
+        now_ms=now,
+        result=result_name.value,
+        applied=len(admitted),
+        quarantined=held,
+        receipt=receipt,
+        source=source,
+    )
     store.set_cursor(h.origin, h.epoch, Cursor(h.last_seq + 1, bhash))
-    return FrameAck(bhash, h.origin, result_name, h.last_seq + 1, receipt=receipt, applied=len(admitted),
-                    quarantined=held, reason="" if held == 0 else f"{held} change(s) held for review")
+    return FrameAck(
+        bhash,
+        h.origin,
+        result_name,
+        h.last_seq + 1,
+        receipt=receipt,
+        applied=len(admitted),
+        quarantined=held,
+        reason="" if held == 0 else f"{held} change(s) held for review",
+    )
 
 
 def _all_held_identically(hub: Hub, vb: VerifiedBatch) -> bool:
@@ -198,11 +260,15 @@ def _all_held_identically(hub: Hub, vb: VerifiedBatch) -> bool:
         c = adm.change
         if c is None or adm.reason:
             return False
-        row = conn.execute("SELECT hlc, entity, rid, fields, base FROM changes WHERE origin=? AND epoch=? AND seq=?",
-                           (c.origin, c.epoch, c.seq)).fetchone()
+        row = conn.execute(
+            "SELECT hlc, entity, rid, fields, base FROM changes WHERE origin=? AND epoch=? AND seq=?",
+            (c.origin, c.epoch, c.seq),
+        ).fetchone()
         if row is None:
-            held = conn.execute("SELECT raw FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0",
-                                (c.origin, c.epoch, c.seq)).fetchone()
+            held = conn.execute(
+                "SELECT raw FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0",
+                (c.origin, c.epoch, c.seq),
+            ).fetchone()
             if held is None or bytes(held[0]) != pack(raw):
                 return False
             continue

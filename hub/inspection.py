@@ -38,23 +38,39 @@ def check_inspector(hub: Hub, inspector: str) -> None:
     """Refuse unless ``inspector`` is an enrolled, unrevoked field device."""
     station = hub.store.station(inspector)
     if station is None:
-        raise Refused(f"no station {inspector} is registered; "
-                      "enrol the device first (`sanji hub enroll ... --tier field`)")
+        raise Refused(
+            f"no station {inspector} is registered; enrol the device first (`sanji hub enroll ... --tier field`)"
+        )
     if station.tier != "field":
-        raise Refused(f"{inspector} is a {station.tier} station, not a field device; "
-                      "inspections go to a device enrolled with --tier field")
+        raise Refused(
+            f"{inspector} is a {station.tier} station, not a field device; "
+            "inspections go to a device enrolled with --tier field"
+        )
     if station.revoked:
         raise Refused(f"field device {inspector} has been revoked; re-enrol it or choose another inspector")
 
 
-def assign(hub: Hub, number: str, inspector: str, due: str | None = None,
-           also: Callable[[dict[str, object]], object] | None = None) -> dict[str, object]:
+def assign(
+    hub: Hub,
+    number: str,
+    inspector: str,
+    due: str | None = None,
+    also: Callable[[dict[str, object]], object] | None = None,
+) -> dict[str, object]:
     """Assign an inspection of application ``number`` to field device ``inspector``. Raises Refused.
     ``also`` gets the summary inside the same transaction (the dashboard's audit row)."""
     app_id = _application(hub, number)
     check_inspector(hub, inspector)
-    job = shared.plan(hub.store.conn, hub.records, hub.catalogue()[1], app_id=app_id, number=number,
-                      inspector=inspector, due=due, now_ms=hub.clock())
+    job = shared.plan(
+        hub.store.conn,
+        hub.records,
+        hub.catalogue()[1],
+        app_id=app_id,
+        number=number,
+        inspector=inspector,
+        due=due,
+        now_ms=hub.clock(),
+    )
     with hub.store.transaction():
         hub.write("task", job.task_id, job.task, {})
         if job.application:
@@ -66,5 +82,6 @@ def assign(hub: Hub, number: str, inspector: str, due: str | None = None,
 
 def resume_fields(hub: Hub, app_id: str, record: Record) -> tuple[dict[str, object], dict[str, int]]:
     """Fields (and their bases) that end an inspection's pause: ``paused`` off, ``due_date`` moved out."""
-    return shared.resume_fields(hub.store.conn, hub.records, hub.catalogue()[1].calendar, app_id=app_id,
-                                record=record, now_ms=hub.clock())
+    return shared.resume_fields(
+        hub.store.conn, hub.records, hub.catalogue()[1].calendar, app_id=app_id, record=record, now_ms=hub.clock()
+    )

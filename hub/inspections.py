@@ -47,8 +47,14 @@ def is_overdue(task: dict[str, object], today: date) -> bool:
         return False
 
 
-def list_inspections(hub: Hub, *, missing_only: bool = False, open_only: bool = False, overdue_only: bool = False,
-                     limit: int | None = LIMIT) -> list[dict[str, Any]]:
+def list_inspections(
+    hub: Hub,
+    *,
+    missing_only: bool = False,
+    open_only: bool = False,
+    overdue_only: bool = False,
+    limit: int | None = LIMIT,
+) -> list[dict[str, Any]]:
     """Every inspection task at the hub, newest first, at most ``limit`` of them (``None``: all).
     ``missing_only``: only tasks whose report names files the hub lacks; ``open_only``: only tasks
     still awaiting their report; ``overdue_only``: only those past their due date (China time, by the
@@ -78,21 +84,23 @@ def list_inspections(hub: Hub, *, missing_only: bool = False, open_only: bool = 
         item = str(task.get("item") or "")
         photos = report.get("photos") if report else None
         application = hub.records.values("application", str(app_id))
-        out.append({
-            "task": str(task_id),
-            "number": str(task.get("number") or application.get("number") or ""),
-            "item": item,
-            "item_name": items[item].name if item in items else "",
-            "inspector": inspector,
-            "inspector_name": names[inspector],
-            "assigned_at": assigned(hub, str(task_id))[0],
-            "due": str(task.get("due") or ""),
-            "status": status,
-            "overdue": overdue,
-            "result": str(report["result"]) if report.get("result") else None,
-            "recorded_at": str(report["recorded_at"]) if report.get("recorded_at") else None,
-            "photos": len([p for p in photos if isinstance(p, str)]) if isinstance(photos, list) else 0,
-            "missing_blobs": missing,
-            "application_status": str(application.get("status") or ""),
-        })
+        out.append(
+            {
+                "task": str(task_id),
+                "number": str(task.get("number") or application.get("number") or ""),
+                "item": item,
+                "item_name": items[item].name if item in items else "",
+                "inspector": inspector,
+                "inspector_name": names[inspector],
+                "assigned_at": assigned(hub, str(task_id))[0],
+                "due": str(task.get("due") or ""),
+                "status": status,
+                "overdue": overdue,
+                "result": str(report["result"]) if report.get("result") else None,
+                "recorded_at": str(report["recorded_at"]) if report.get("recorded_at") else None,
+                "photos": len([p for p in photos if isinstance(p, str)]) if isinstance(photos, list) else 0,
+                "missing_blobs": missing,
+                "application_status": str(application.get("status") or ""),
+            }
+        )
     return out

@@ -83,8 +83,9 @@ def load_root(path: Path) -> Ed25519PrivateKey:
     try:
         raw = unpack(path.read_bytes())
     except FileNotFoundError as exc:
-        raise Refused(f"找不到根密钥 {path} (no root key there: if it is kept offline, insert its USB key and pass "
-                      "--root PATH)") from exc
+        raise Refused(
+            f"找不到根密钥 {path} (no root key there: if it is kept offline, insert its USB key and pass --root PATH)"
+        ) from exc
     except (OSError, RemoteProtocolError) as exc:
         raise Refused(f"无法读取根密钥 {path} (cannot read the root key: {exc})") from exc
     if not isinstance(raw, dict) or raw.get("kind") != _ROOT_MAGIC or not isinstance(raw.get("seed"), bytes):
@@ -99,14 +100,31 @@ def load_chain(folder: Path) -> Chain | None:
     raw = unpack(path.read_bytes())
     if not isinstance(raw, dict):
         raise Refused(f"{path} 已损坏 (damaged; restore it from a copy of the hub folder)")
-    return Chain(bytes(raw["root_pub"]), int(raw["version"]), int(raw["expires_ms"]),  # type: ignore[call-overload]
-                 list(raw["roots"]), list(raw["docs"]), bytes(raw.get("online", b"")))  # type: ignore[call-overload]
+    return Chain(
+        bytes(raw["root_pub"]),
+        int(raw["version"]),
+        int(raw["expires_ms"]),  # type: ignore[call-overload]
+        list(raw["roots"]),
+        list(raw["docs"]),
+        bytes(raw.get("online", b"")),
+    )  # type: ignore[call-overload]
 
 
 def save_chain(folder: Path, chain: Chain) -> None:
-    _write_private(folder / KEYS_DIR / CHAIN_FILE,
-                   pack({"root_pub": chain.root_pub, "version": chain.version, "expires_ms": chain.expires_ms,
-                         "roots": chain.roots, "docs": chain.docs, "online": chain.online}), replace=True)
+    _write_private(
+        folder / KEYS_DIR / CHAIN_FILE,
+        pack(
+            {
+                "root_pub": chain.root_pub,
+                "version": chain.version,
+                "expires_ms": chain.expires_ms,
+                "roots": chain.roots,
+                "docs": chain.docs,
+                "online": chain.online,
+            }
+        ),
+        replace=True,
+    )
 
 
 def create(folder: Path, keys: KeyPair, *, hub_id: str, now_ms: int, legacy: bool) -> Chain:
@@ -121,8 +139,11 @@ def create(folder: Path, keys: KeyPair, *, hub_id: str, now_ms: int, legacy: boo
     write_root(default_root_path(folder), root)
     docs = [sign_root_change(keys.sign, root_pub, hub_id=hub_id, seq=1)] if legacy else []
     expires = now_ms + KEY_LIST_DAYS * 86_400_000
-    docs.append(sign_key_list(root, hub_id=hub_id, version=1, sign=keys.sign_pub, seal=keys.seal_pub,
-                              issued_ms=now_ms, expires_ms=expires))
+    docs.append(
+        sign_key_list(
+            root, hub_id=hub_id, version=1, sign=keys.sign_pub, seal=keys.seal_pub, issued_ms=now_ms, expires_ms=expires
+        )
+    )
     chain = Chain(root_pub, 1, expires, [root_pub], docs, keys.sign_pub)
     save_chain(folder, chain)
     return chain
@@ -172,16 +193,24 @@ def _signed_again(hub: Hub, frame: bytes, version: int, signer_pub: bytes) -> by
     """A release verified with the earlier key that signed it, signed with the current one."""
     pub, kid = load_verify_key(signer_pub), key_id(signer_pub)
     doc = open_document(frame, kind="catalogue", recipient="*", verify_key=lambda s, k: pub if k == kid else None)
-    return sign_document("catalogue", doc.body, signer=hub.hub_id, recipient="*", signing_key=hub.keys.sign,
-                         extra_header={"version": version})
+    return sign_document(
+        "catalogue",
+        doc.body,
+        signer=hub.hub_id,
+        recipient="*",
+        signing_key=hub.keys.sign,
+        extra_header={"version": version},
+    )
 
 
 def _current_root(hub: Hub, chain: Chain, root_path: Path | None) -> tuple[Ed25519PrivateKey, Path]:
     path = root_path or default_root_path(hub.folder)
     root = load_root(path)
     if public_bytes(root) != chain.root_pub:
-        raise Refused(f"{path} 不是本枢纽当前的根密钥（当前指纹 {chain.fingerprint}）(this is not the hub's current "
-                      "root key; pass the right one with --root PATH)")
+        raise Refused(
+            f"{path} 不是本枢纽当前的根密钥（当前指纹 {chain.fingerprint}）(this is not the hub's current "
+            "root key; pass the right one with --root PATH)"
+        )
     return root, path
 
 
@@ -190,11 +219,20 @@ def _resign_releases(hub: Hub, old: KeyPair, new: KeyPair) -> None:
     (same body, same version): a station keeps using the catalogue it holds once it follows."""
     kid = old.sign_key_id
     for version, frame in hub.store.release_frames():
-        doc = open_document(frame, kind="catalogue", recipient="*",
-                            verify_key=lambda s, k: old.sign.public_key() if k == kid else None)
-        hub.store.replace_release_frame(version, sign_document(
-            "catalogue", doc.body, signer=hub.hub_id, recipient="*", signing_key=new.sign,
-            extra_header={"version": version}))
+        doc = open_document(
+            frame, kind="catalogue", recipient="*", verify_key=lambda s, k: old.sign.public_key() if k == kid else None
+        )
+        hub.store.replace_release_frame(
+            version,
+            sign_document(
+                "catalogue",
+                doc.body,
+                signer=hub.hub_id,
+                recipient="*",
+                signing_key=new.sign,
+                extra_header={"version": version},
+            ),
+        )
 
 
 def rotate_key(hub: Hub, *, root_path: Path | None = None, valid_days: int = KEY_LIST_DAYS) -> dict[str, object]:
@@ -211,8 +249,17 @@ def rotate_key(hub: Hub, *, root_path: Path | None = None, valid_days: int = KEY
     now = hub.clock()
     chain.version += 1
     chain.expires_ms = now + valid_days * 86_400_000
-    chain.docs.append(sign_key_list(root, hub_id=hub.hub_id, version=chain.version, sign=new.sign_pub,
-                                    seal=new.seal_pub, issued_ms=now, expires_ms=chain.expires_ms))
+    chain.docs.append(
+        sign_key_list(
+            root,
+            hub_id=hub.hub_id,
+            version=chain.version,
+            sign=new.sign_pub,
+            seal=new.seal_pub,
+            issued_ms=now,
+            expires_ms=chain.expires_ms,
+        )
+    )
     # The files are written inside the transaction: if writing them fails, the releases stay signed
     # by the key still on disk.
     with hub.store.transaction():
@@ -225,8 +272,9 @@ def rotate_key(hub: Hub, *, root_path: Path | None = None, valid_days: int = KEY
     return {"key_id": new.sign_key_id, "version": chain.version}
 
 
-def rotate_root(hub: Hub, new_root_path: Path, *, root_path: Path | None = None,
-                valid_days: int = KEY_LIST_DAYS) -> dict[str, object]:
+def rotate_root(
+    hub: Hub, new_root_path: Path, *, root_path: Path | None = None, valid_days: int = KEY_LIST_DAYS
+) -> dict[str, object]:
     """Replace the root: the old root names the new one, and the new root lists the online keys.
 
     `new_root_path` is where the new root lives (made there if the file does not exist yet, e.g. on
@@ -248,8 +296,17 @@ def rotate_root(hub: Hub, new_root_path: Path, *, root_path: Path | None = None,
     chain.docs.append(sign_root_change(old_root, new_pub, hub_id=hub.hub_id, seq=seq))
     chain.version += 1
     chain.expires_ms = now + valid_days * 86_400_000
-    chain.docs.append(sign_key_list(new_root, hub_id=hub.hub_id, version=chain.version, sign=hub.keys.sign_pub,
-                                    seal=hub.keys.seal_pub, issued_ms=now, expires_ms=chain.expires_ms))
+    chain.docs.append(
+        sign_key_list(
+            new_root,
+            hub_id=hub.hub_id,
+            version=chain.version,
+            sign=hub.keys.sign_pub,
+            seal=hub.keys.seal_pub,
+            issued_ms=now,
+            expires_ms=chain.expires_ms,
+        )
+    )
     chain.root_pub = new_pub
     chain.roots.append(new_pub)
     chain.online = hub.keys.sign_pub
@@ -269,11 +326,18 @@ def summary(hub: Hub) -> dict[str, object]:
     left_ms = chain.expires_ms - hub.clock()
     warning = ""
     if left_ms < RENEW_WARNING_DAYS * 86_400_000:
-        warning = (f"区局密钥清单将于 {iso_from_ms(chain.expires_ms)} 过期，过期后各站将拒收区局数据；"
-                   "请尽快用根密钥执行 sanji hub rotate-key (the key list expires soon; renew it with "
-                   "`sanji hub rotate-key`)")
-    return {"fingerprint": chain.fingerprint, "version": chain.version, "key_id": hub.keys.sign_key_id,
-            "expires_at": iso_from_ms(chain.expires_ms), "warning": warning}
+        warning = (
+            f"区局密钥清单将于 {iso_from_ms(chain.expires_ms)} 过期，过期后各站将拒收区局数据；"
+            "请尽快用根密钥执行 sanji hub rotate-key (the key list expires soon; renew it with "
+            "`sanji hub rotate-key`)"
+        )
+    return {
+        "fingerprint": chain.fingerprint,
+        "version": chain.version,
+        "key_id": hub.keys.sign_key_id,
+        "expires_at": iso_from_ms(chain.expires_ms),
+        "warning": warning,
+    }
 
 
 def bundle(hub: Hub, *, with_release: bool = True, after: int = -1) -> dict[str, object]:
@@ -285,8 +349,13 @@ def bundle(hub: Hub, *, with_release: bool = True, after: int = -1) -> dict[str,
     if after >= chain.version:
         return {"hub_id": hub.hub_id, "version": chain.version, "roots": [], "docs": [], "release": None}
     latest = hub.store.latest_release() if with_release else None
-    return {"hub_id": hub.hub_id, "version": chain.version, "roots": chain.roots, "docs": chain.docs,
-            "release": latest[1] if latest else None}
+    return {
+        "hub_id": hub.hub_id,
+        "version": chain.version,
+        "roots": chain.roots,
+        "docs": chain.docs,
+        "release": latest[1] if latest else None,
+    }
 
 
 def _record(hub: Hub, detail: str, now_ms: int) -> None:

@@ -29,11 +29,25 @@ AGE_BUCKETS = (("1h", 3_600_000), ("1d", 86_400_000), ("7d", 7 * 86_400_000))
 TIERS = ("township", "street", "village", "community", "field")
 # Rejection reasons are stored as "code: message"; only known codes become label values, so a peer
 # cannot blow up the series count by inventing reasons.
-REASON_CODES = frozenset({
-    "malformed", "too_large", "unsupported_version", "unknown_key", "bad_signature", "wrong_recipient",
-    "body_digest_mismatch", "decrypt_failed", "invalid", "revoked", "enrolment_refused", "unauthenticated",
-    "stale", "forbidden", "rejected",
-})
+REASON_CODES = frozenset(
+    {
+        "malformed",
+        "too_large",
+        "unsupported_version",
+        "unknown_key",
+        "bad_signature",
+        "wrong_recipient",
+        "body_digest_mismatch",
+        "decrypt_failed",
+        "invalid",
+        "revoked",
+        "enrolment_refused",
+        "unauthenticated",
+        "stale",
+        "forbidden",
+        "rejected",
+    }
+)
 
 
 def age_bucket(last_seen_ms: int | None, now_ms: int) -> str:
@@ -67,8 +81,9 @@ class StoreCollector(Collector):
         for result, n in conn.execute("SELECT result, COUNT(*) FROM batches GROUP BY result"):
             batches.add_metric([str(result)], int(n))
         yield batches
-        rejected = CounterMetricFamily("sanji_batches_rejected", "Requests and files refused, by reason",
-                                       labels=["reason"])
+        rejected = CounterMetricFamily(
+            "sanji_batches_rejected", "Requests and files refused, by reason", labels=["reason"]
+        )
         counts: dict[str, int] = {}
         for code, n in conn.execute("SELECT code, SUM(count) FROM rejected GROUP BY code"):
             key = str(code) if code in REASON_CODES else "other"
@@ -77,17 +92,27 @@ class StoreCollector(Collector):
             rejected.add_metric([key], n)
         yield rejected
         applied = conn.execute(
-            "SELECT COALESCE(SUM(applied), 0), COALESCE(SUM(quarantined), 0) FROM batches").fetchone()
-        yield CounterMetricFamily("sanji_changes_applied", "Changes applied from stations' batches",
-                                  value=int(applied[0]))
-        yield CounterMetricFamily("sanji_changes_quarantined", "Changes held for review at ingest",
-                                  value=int(applied[1]))
-        yield GaugeMetricFamily("sanji_conflicts_open", "Conflicts waiting for an operator",
-                                value=hub.store.count("conflicts", "resolved=0"))
-        yield GaugeMetricFamily("sanji_quarantine_open", "Quarantined items waiting for an operator",
-                                value=hub.store.count("quarantine", "state='open'"))
-        yield GaugeMetricFamily("sanji_applications", "Applications held by the hub",
-                                value=hub.store.count("applications"))
+            "SELECT COALESCE(SUM(applied), 0), COALESCE(SUM(quarantined), 0) FROM batches"
+        ).fetchone()
+        yield CounterMetricFamily(
+            "sanji_changes_applied", "Changes applied from stations' batches", value=int(applied[0])
+        )
+        yield CounterMetricFamily(
+            "sanji_changes_quarantined", "Changes held for review at ingest", value=int(applied[1])
+        )
+        yield GaugeMetricFamily(
+            "sanji_conflicts_open",
+            "Conflicts waiting for an operator",
+            value=hub.store.count("conflicts", "resolved=0"),
+        )
+        yield GaugeMetricFamily(
+            "sanji_quarantine_open",
+            "Quarantined items waiting for an operator",
+            value=hub.store.count("quarantine", "state='open'"),
+        )
+        yield GaugeMetricFamily(
+            "sanji_applications", "Applications held by the hub", value=hub.store.count("applications")
+        )
         alerts = CounterMetricFamily("sanji_security_alerts", "Security alerts raised, by kind", labels=["kind"])
         for kind, n in conn.execute("SELECT kind, SUM(count) FROM alerts GROUP BY kind"):
             alerts.add_metric([str(kind)], int(n))
@@ -107,14 +132,16 @@ class StoreCollector(Collector):
                 continue
             grid[(s.tier, age_bucket(s.last_seen_ms, now))] += 1
             backlog[s.tier] += s.backlog
-        seen = GaugeMetricFamily("sanji_stations", "Stations (not revoked) by tier and time since last seen",
-                                 labels=["tier", "last_seen"])
+        seen = GaugeMetricFamily(
+            "sanji_stations", "Stations (not revoked) by tier and time since last seen", labels=["tier", "last_seen"]
+        )
         for (tier, bucket), n in grid.items():
             seen.add_metric([tier, bucket], n)
         yield seen
         rev = GaugeMetricFamily("sanji_stations_revoked", "Revoked stations by tier", labels=["tier"])
-        back = GaugeMetricFamily("sanji_station_backlog", "Changes stations last reported as not yet sent",
-                                 labels=["tier"])
+        back = GaugeMetricFamily(
+            "sanji_station_backlog", "Changes stations last reported as not yet sent", labels=["tier"]
+        )
         for tier in TIERS:
             rev.add_metric([tier], revoked[tier])
             back.add_metric([tier], backlog[tier])
@@ -123,8 +150,9 @@ class StoreCollector(Collector):
 
 
 @web.middleware
-async def measure(request: web.Request,
-                  handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def measure(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     path = request.path
     if path not in ("/v1/sync/push", "/v1/sync/pull"):
         return await handler(request)
@@ -155,8 +183,12 @@ def add_metrics(app: web.Application) -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(app))
     app[REGISTRY] = registry
-    app[INGEST] = Histogram("sanji_ingest_seconds", "Time to ingest one push request", registry=registry,
-                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+    app[INGEST] = Histogram(
+        "sanji_ingest_seconds",
+        "Time to ingest one push request",
+        registry=registry,
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    )
     app[FEED] = Counter("sanji_feed_requests", "Feed pulls served, by outcome", ["outcome"], registry=registry)
     # Appended after the errors middleware, so it runs inside it: it times the handler and sees its answer
     # or its exception, and the errors middleware still turns protocol errors into 4xx answers as before.

@@ -47,14 +47,21 @@ def deadline_warnings(hub: Hub, today: date) -> dict[str, list[dict[str, object]
     red, yellow, materials = [], [], []
     rows = hub.store.conn.execute(
         f"SELECT id, number, station, item, status, applicant_name, due_date, paused FROM applications"
-        f" WHERE kind='promised' AND status IN ({','.join('?' * len(OPEN_STATUSES))})", OPEN_STATUSES,
+        f" WHERE kind='promised' AND status IN ({','.join('?' * len(OPEN_STATUSES))})",
+        OPEN_STATUSES,
     ).fetchall()
     for app_id, number, station, item, status, name, due, paused in rows:
         if not due or paused:
             continue
         due_day = date.fromisoformat(str(due))
-        entry = {"number": number, "station": station, "item": item, "status": status,
-                 "applicant": mask_name(str(name or "")), "due_date": due}
+        entry = {
+            "number": number,
+            "station": station,
+            "item": item,
+            "status": status,
+            "applicant": mask_name(str(name or "")),
+            "due_date": due,
+        }
         if due_day < today:
             red.append({**entry, "overdue_working_days": cal.working_days_between(due_day, today)})
         elif cal.working_days_between(today, due_day) <= NEARLY_DUE_WORKING_DAYS:
@@ -65,8 +72,13 @@ def deadline_warnings(hub: Hub, today: date) -> dict[str, list[dict[str, object]
         OPEN_STATUSES,
     ):
         for name, value in hub.records.values("application", str(app_id)).items():
-            if name.startswith("m.") and isinstance(value, list) and value[0] == "deferred" and value[1] \
-                    and date.fromisoformat(str(value[1])) < today:
+            if (
+                name.startswith("m.")
+                and isinstance(value, list)
+                and value[0] == "deferred"
+                and value[1]
+                and date.fromisoformat(str(value[1])) < today
+            ):
                 materials.append({"number": number, "station": station, "material": name[2:], "due": value[1]})
     return {"red": red, "yellow": yellow, "materials_overdue": materials}
 
@@ -77,14 +89,33 @@ def statistics(hub: Hub, today: date) -> dict[str, Any]:
     per_station: dict[str, dict[str, Any]] = {}
     for st in hub.store.stations():
         if st.tier != "field":  # field devices take no applications; every other station is listed
-            per_station[st.code] = {"station": st.code, "tier": st.tier, "accepted": 0, "accepted_today": 0,
-                                    "completed": 0, "on_time": 0, "immediate": 0, "promised": 0}
+            per_station[st.code] = {
+                "station": st.code,
+                "tier": st.tier,
+                "accepted": 0,
+                "accepted_today": 0,
+                "completed": 0,
+                "on_time": 0,
+                "immediate": 0,
+                "promised": 0,
+            }
     rows = hub.store.conn.execute(
-        "SELECT station, kind, status, accepted_at, due_date, updated_hlc FROM applications").fetchall()
+        "SELECT station, kind, status, accepted_at, due_date, updated_hlc FROM applications"
+    ).fetchall()
     for station, kind, status, accepted_at, due, updated in rows:
-        s = per_station.setdefault(str(station), {
-            "station": station, "tier": tiers.get(str(station), "?"), "accepted": 0, "accepted_today": 0,
-            "completed": 0, "on_time": 0, "immediate": 0, "promised": 0})
+        s = per_station.setdefault(
+            str(station),
+            {
+                "station": station,
+                "tier": tiers.get(str(station), "?"),
+                "accepted": 0,
+                "accepted_today": 0,
+                "completed": 0,
+                "on_time": 0,
+                "immediate": 0,
+                "promised": 0,
+            },
+        )
         s["accepted"] += 1
         s["accepted_today"] += int(str(accepted_at or "")[:10] == day)
         s["immediate" if kind == "immediate" else "promised"] += 1
@@ -93,8 +124,8 @@ def statistics(hub: Hub, today: date) -> dict[str, Any]:
             done_day = iso_from_ms(int(updated) >> 16)[:10]
             s["on_time"] += int(not due or done_day <= str(due))
     ratings = hub.store.conn.execute(
-        "SELECT a.station, r.state FROM records r JOIN applications a ON a.id = r.application"
-        " WHERE r.entity='rating'").fetchall()
+        "SELECT a.station, r.state FROM records r JOIN applications a ON a.id = r.application WHERE r.entity='rating'"
+    ).fetchall()
     bad: list[dict[str, object]] = []
     for station, state in ratings:
         raw = unpack(state)
@@ -114,22 +145,34 @@ def statistics(hub: Hub, today: date) -> dict[str, Any]:
         t = per_tier.setdefault(s["tier"], {"accepted": 0, "completed": 0, "on_time": 0})
         for k in ("accepted", "completed", "on_time"):
             t[k] += s[k]
-    return {"per_station": sorted(per_station.values(), key=lambda s: s["station"]), "per_tier": per_tier,
-            "bad_reviews_to_call_back": bad}
+    return {
+        "per_station": sorted(per_station.values(), key=lambda s: s["station"]),
+        "per_tier": per_tier,
+        "bad_reviews_to_call_back": bad,
+    }
 
 
 def not_seen(hub: Hub, days: int = NOT_SEEN_DAYS) -> list[dict[str, object]]:
     limit = hub.clock() - days * 86_400_000
-    return [{"station": s.code, "tier": s.tier, "last_seen": iso_from_ms(s.last_seen_ms) if s.last_seen_ms else None}
-            for s in hub.store.stations() if not s.revoked and (s.last_seen_ms or 0) < limit]
+    return [
+        {"station": s.code, "tier": s.tier, "last_seen": iso_from_ms(s.last_seen_ms) if s.last_seen_ms else None}
+        for s in hub.store.stations()
+        if not s.revoked and (s.last_seen_ms or 0) < limit
+    ]
 
 
 def anti_entropy_since(hub: Hub, since_ms: int) -> dict[str, int]:
     row = hub.store.conn.execute(
         "SELECT COUNT(DISTINCT station), COALESCE(SUM(divergent > 0), 0), COALESCE(SUM(repaired), 0),"
-        " COALESCE(SUM(summary_match = 0), 0) FROM reconciliations WHERE at_ms > ?", (since_ms,)).fetchone()
-    return {"stations_checked": int(row[0]), "divergent": int(row[1]), "repaired": int(row[2]),
-            "summary_mismatches": int(row[3])}
+        " COALESCE(SUM(summary_match = 0), 0) FROM reconciliations WHERE at_ms > ?",
+        (since_ms,),
+    ).fetchone()
+    return {
+        "stations_checked": int(row[0]),
+        "divergent": int(row[1]),
+        "repaired": int(row[2]),
+        "summary_mismatches": int(row[3]),
+    }
 
 
 def rotate_backups(hub: Hub) -> dict[str, object]:
@@ -161,38 +204,59 @@ def last_run_start(hub: Hub) -> int | None:
     return int(row[0]) if row and row[0] is not None else None
 
 
-def run(hub: Hub, trigger: str = "on-demand", *, do_backup: bool = True,
-        partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS) -> dict[str, Any]:
+def run(
+    hub: Hub,
+    trigger: str = "on-demand",
+    *,
+    do_backup: bool = True,
+    partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS,
+) -> dict[str, Any]:
     started = hub.clock()
     since = last_run_start(hub) or 0
     with hub.store.transaction():
-        run_id = int(hub.store.conn.execute(
-            "INSERT INTO nightly_runs (started_ms, trigger) VALUES (?, ?)", (started, trigger)).lastrowid or 0)
+        run_id = int(
+            hub.store.conn.execute(
+                "INSERT INTO nightly_runs (started_ms, trigger) VALUES (?, ?)", (started, trigger)
+            ).lastrowid
+            or 0
+        )
     today = _today(hub)
     check = integrity_check(hub.store.db)
     if check != "ok":
         # Loud, and no backup rotation: a damaged database must never push the last good backup out.
-        log.error("hub database integrity check FAILED: %s; restore from a backup (README: Disaster recovery)",
-                  check)
-        return _finish(hub, run_id, "integrity_failed", {"stations_checked": 0, "divergent": 0, "repaired": 0,
-                                                          "overdue": 0},
-                       {"day": today.isoformat(), "generated_at": iso_from_ms(started), "integrity": check})
+        log.error("hub database integrity check FAILED: %s; restore from a backup (README: Disaster recovery)", check)
+        return _finish(
+            hub,
+            run_id,
+            "integrity_failed",
+            {"stations_checked": 0, "divergent": 0, "repaired": 0, "overdue": 0},
+            {"day": today.isoformat(), "generated_at": iso_from_ms(started), "integrity": check},
+        )
     outcome = "ok"
     try:
         with hub.store.transaction():
             refolded = hub.records.refold()
     except sqlite3.DatabaseError as exc:
         log.error("hub database failed while re-checking records: %s; restore from a backup", exc)
-        return _finish(hub, run_id, "integrity_failed", {"stations_checked": 0, "divergent": 0, "repaired": 0,
-                                                          "overdue": 0},
-                       {"day": today.isoformat(), "generated_at": iso_from_ms(started), "integrity": str(exc)})
+        return _finish(
+            hub,
+            run_id,
+            "integrity_failed",
+            {"stations_checked": 0, "divergent": 0, "repaired": 0, "overdue": 0},
+            {"day": today.isoformat(), "generated_at": iso_from_ms(started), "integrity": str(exc)},
+        )
     if refolded:
         log.warning("nightly: %d record(s) did not match their change log and were rebuilt", refolded)
     warnings = deadline_warnings(hub, today)
     report: dict[str, Any] = {
-        "day": today.isoformat(), "generated_at": iso_from_ms(started), "integrity": check,
-        "warnings": warnings, "statistics": statistics(hub, today), "not_seen": not_seen(hub),
-        "anti_entropy": anti_entropy_since(hub, since), "records_rebuilt": refolded,
+        "day": today.isoformat(),
+        "generated_at": iso_from_ms(started),
+        "integrity": check,
+        "warnings": warnings,
+        "statistics": statistics(hub, today),
+        "not_seen": not_seen(hub),
+        "anti_entropy": anti_entropy_since(hub, since),
+        "records_rebuilt": refolded,
         "duplicate_numbers": duplicate_numbers(hub),
     }
     rotated = rotate_backups(hub) if do_backup else None
@@ -203,39 +267,68 @@ def run(hub: Hub, trigger: str = "on-demand", *, do_backup: bool = True,
     report["compaction"] = compact(hub)
     report["partial_uploads"] = blobindex.drop_abandoned(hub, partial_retention_days)
     ae = report["anti_entropy"]
-    figures = {"stations_checked": ae["stations_checked"], "divergent": ae["divergent"] + int(refolded > 0),
-               "repaired": ae["repaired"] + refolded, "overdue": len(warnings["red"])}
+    figures = {
+        "stations_checked": ae["stations_checked"],
+        "divergent": ae["divergent"] + int(refolded > 0),
+        "repaired": ae["repaired"] + refolded,
+        "overdue": len(warnings["red"]),
+    }
     return _finish(hub, run_id, outcome, figures, report)
 
 
 def duplicate_numbers(hub: Hub) -> list[dict[str, object]]:
     """Numbers held by more than one application (possible only after a station's raw copy-back)."""
     rows = hub.store.conn.execute(
-        "SELECT number, COUNT(*), GROUP_CONCAT(id) FROM applications GROUP BY number HAVING COUNT(*) > 1").fetchall()
+        "SELECT number, COUNT(*), GROUP_CONCAT(id) FROM applications GROUP BY number HAVING COUNT(*) > 1"
+    ).fetchall()
     return [{"number": n, "count": c, "ids": str(ids).split(",")} for n, c, ids in rows]
 
 
 def _finish(hub: Hub, run_id: int, outcome: str, figures: dict[str, int], report: dict[str, Any]) -> dict[str, Any]:
     with hub.store.transaction():
-        hub.store.conn.execute("UPDATE nightly_runs SET ended_ms=?, outcome=?, figures=? WHERE id=?",
-                               (hub.clock(), outcome, pack(figures), run_id))
-        hub.store.conn.execute("INSERT INTO reports (run, day, report) VALUES (?,?,?)",
-                               (run_id, report["day"], pack(report)))
+        hub.store.conn.execute(
+            "UPDATE nightly_runs SET ended_ms=?, outcome=?, figures=? WHERE id=?",
+            (hub.clock(), outcome, pack(figures), run_id),
+        )
+        hub.store.conn.execute(
+            "INSERT INTO reports (run, day, report) VALUES (?,?,?)", (run_id, report["day"], pack(report))
+        )
     return {**figures, "report": report, "run": run_id, "outcome": outcome}
 
 
 def runs(hub: Hub, limit: int = 10) -> list[dict[str, object]]:
     rows = hub.store.conn.execute(
         "SELECT id, started_ms, ended_ms, trigger, outcome, figures FROM nightly_runs ORDER BY id DESC LIMIT ?",
-        (limit,)).fetchall()
-    return [{"run": r[0], "started": iso_from_ms(r[1]), "ended": iso_from_ms(r[2]) if r[2] else None,
-             "trigger": r[3], "outcome": r[4], "figures": unpack(r[5]) if r[5] else None} for r in rows]
+        (limit,),
+    ).fetchall()
+    return [
+        {
+            "run": r[0],
+            "started": iso_from_ms(r[1]),
+            "ended": iso_from_ms(r[2]) if r[2] else None,
+            "trigger": r[3],
+            "outcome": r[4],
+            "figures": unpack(r[5]) if r[5] else None,
+        }
+        for r in rows
+    ]
 
 
 def report_csv(report: dict[str, Any]) -> str:
     out = io.StringIO()
-    cols = ["station", "tier", "accepted", "accepted_today", "completed", "on_time", "on_time_rate", "immediate",
-            "promised", "ratings", "satisfaction"]
+    cols = [
+        "station",
+        "tier",
+        "accepted",
+        "accepted_today",
+        "completed",
+        "on_time",
+        "on_time_rate",
+        "immediate",
+        "promised",
+        "ratings",
+        "satisfaction",
+    ]
     w = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore")
     w.writeheader()
     for s in report["statistics"]["per_station"]:

@@ -21,13 +21,31 @@ from sync.workflow import STATUS_LABELS, Status, TransitionError, move_to
 if TYPE_CHECKING:
     from hub.service import Hub
 
-APP_COLS = ("id, number, station, item, status, applicant_name, accepted_at, due_date, applicant_id, applicant_phone,"
-            " paused")
+APP_COLS = (
+    "id, number, station, item, status, applicant_name, accepted_at, due_date, applicant_id, applicant_phone, paused"
+)
 
 
 def _app_row(row: tuple[object, ...], reveal: bool) -> dict[str, object]:
-    d = dict(zip(("id", "number", "station", "item", "status", "applicant_name", "accepted_at", "due_date",
-                  "applicant_id", "applicant_phone", "paused"), row, strict=True))
+    d = dict(
+        zip(
+            (
+                "id",
+                "number",
+                "station",
+                "item",
+                "status",
+                "applicant_name",
+                "accepted_at",
+                "due_date",
+                "applicant_id",
+                "applicant_phone",
+                "paused",
+            ),
+            row,
+            strict=True,
+        )
+    )
     # The due-date clock stands still while the application is inspected. A village may withdraw it
     # meanwhile without the right to lift the flag; a closed file's clock is not "paused".
     d["paused"] = bool(d["paused"]) and d["status"] == "inspecting"
@@ -37,8 +55,9 @@ def _app_row(row: tuple[object, ...], reveal: bool) -> dict[str, object]:
     return d
 
 
-def applications(hub: Hub, *, station: str | None = None, status: str | None = None,
-                 reveal: bool = False) -> list[dict[str, object]]:
+def applications(
+    hub: Hub, *, station: str | None = None, status: str | None = None, reveal: bool = False
+) -> list[dict[str, object]]:
     if status is not None and status not in {s.value for s in Status}:
         raise Refused(f"unknown status {status!r}; use one of {', '.join(s.value for s in Status)}")
     where, args = [], []
@@ -63,10 +82,19 @@ def find_application(hub: Hub, number: str) -> str:
 def status(hub: Hub) -> dict[str, object]:
     counts = dict(hub.store.conn.execute("SELECT station, COUNT(*) FROM applications GROUP BY station").fetchall())
     stations = [
-        {"code": s.code, "name": s.name, "tier": s.tier, "parent": s.parent,
-         "last_seen": iso_from_ms(s.last_seen_ms) if s.last_seen_ms else None,
-         "applications": int(counts.get(s.code, 0)), "revoked": s.revoked, "enrolled": s.sign_pub is not None,
-         "backlog": s.backlog, "catalogue_version": s.catalogue_version, "last_error": s.last_error}
+        {
+            "code": s.code,
+            "name": s.name,
+            "tier": s.tier,
+            "parent": s.parent,
+            "last_seen": iso_from_ms(s.last_seen_ms) if s.last_seen_ms else None,
+            "applications": int(counts.get(s.code, 0)),
+            "revoked": s.revoked,
+            "enrolled": s.sign_pub is not None,
+            "backlog": s.backlog,
+            "catalogue_version": s.catalogue_version,
+            "last_error": s.last_error,
+        }
         for s in hub.store.stations()
     ]
     rejected_total, last_rejections = hub.store.rejections(5)
@@ -83,12 +111,23 @@ def status(hub: Hub) -> dict[str, object]:
         "quarantined": hub.store.count("quarantine", "state='open'"),
         "rejected_batches": rejected_total,
         "last_rejections": [
-            {"at": iso_from_ms(int(str(r["at_ms"]))), "source": r["source"], "origin": r["origin"],
-             "reason": r["reason"], "count": r["count"]} for r in last_rejections
+            {
+                "at": iso_from_ms(int(str(r["at_ms"]))),
+                "source": r["source"],
+                "origin": r["origin"],
+                "reason": r["reason"],
+                "count": r["count"],
+            }
+            for r in last_rejections
         ],
         "alerts": [
-            {"at": iso_from_ms(int(str(a["at_ms"]))), "kind": a["kind"], "station": a["station"], "detail": a["detail"],
-             "count": a["count"]}
+            {
+                "at": iso_from_ms(int(str(a["at_ms"]))),
+                "kind": a["kind"],
+                "station": a["station"],
+                "detail": a["detail"],
+                "count": a["count"],
+            }
             for a in hub.store.alerts()
         ],
     }
@@ -103,18 +142,28 @@ def conflicts(hub: Hub, *, include_resolved: bool = False) -> list[dict[str, obj
         w, lo = unpack(winner), unpack(loser)
         assert isinstance(w, list) and isinstance(lo, list)
         number = hub.store.conn.execute("SELECT number FROM applications WHERE id=?", (record,)).fetchone()
-        out.append({
-            "id": cid, "entity": entity, "record": record, "number": number[0] if number else None,
-            "field": field,
-            "values": [{"value": w[2], "origin": w[1], "hlc": w[0], "won": True},
-                       {"value": lo[2], "origin": lo[1], "hlc": lo[0], "won": False}],
-            "rule": rule, "resolved": bool(resolved), "resolution": resolution,
-        })
+        out.append(
+            {
+                "id": cid,
+                "entity": entity,
+                "record": record,
+                "number": number[0] if number else None,
+                "field": field,
+                "values": [
+                    {"value": w[2], "origin": w[1], "hlc": w[0], "won": True},
+                    {"value": lo[2], "origin": lo[1], "hlc": lo[0], "won": False},
+                ],
+                "rule": rule,
+                "resolved": bool(resolved),
+                "resolution": resolution,
+            }
+        )
     return out
 
 
-def transition(hub: Hub, number: str, to: str, note: str = "",
-               also: Callable[[], object] | None = None) -> dict[str, object]:
+def transition(
+    hub: Hub, number: str, to: str, note: str = "", also: Callable[[], object] | None = None
+) -> dict[str, object]:
     """A hub-side workflow step. The hub may make every move the workflow table allows. ``also`` runs
     inside the same transaction (the dashboard's audit row: a move is never without its record)."""
     app_id = find_application(hub, number)
@@ -159,15 +208,20 @@ def transition(hub: Hub, number: str, to: str, note: str = "",
 def show(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, object]:
     app_id = find_application(hub, number)
     vals = hub.records.values("application", app_id)
-    materials = {k[2:]: {"state": v[0], "due": v[1]} for k, v in vals.items()
-                 if k.startswith("m.") and isinstance(v, list)}
+    materials = {
+        k[2:]: {"state": v[0], "due": v[1]} for k, v in vals.items() if k.startswith("m.") and isinstance(v, list)
+    }
     fields = {k: v for k, v in vals.items() if not k.startswith("m.")}
     if not reveal:
         fields["applicant_id"] = mask_id(str(fields.get("applicant_id", "")))
         fields["applicant_phone"] = mask_phone(str(fields.get("applicant_phone", "")))
     events = [
-        {"at": iso_from_ms(h["hlc"] >> 16), "origin": h["origin"], "entity": h["entity"],  # type: ignore[operator]
-         "fields": _masked(h["fields"], reveal)}
+        {
+            "at": iso_from_ms(h["hlc"] >> 16),
+            "origin": h["origin"],
+            "entity": h["entity"],  # type: ignore[operator]
+            "fields": _masked(h["fields"], reveal),
+        }
         for h in hub.records.history(app_id)
     ]
     inspections = []
@@ -176,12 +230,26 @@ def show(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, object]:
             continue
         task = {k: c[2] for k, c in rec.items()}
         report = hub.records.values("report", rec_id)
-        inspections.append({"task": rec_id, "inspector": task.get("inspector"), "status": task.get("status"),
-                            "due": task.get("due"), "report": report or None,
-                            "photos": list(report.get("photos", [])) if report else [],  # type: ignore[call-overload]
-                            "missing_blobs": blobindex.missing(hub, blobindex.blobs_of(report))})
-    out = {"id": app_id, "number": number, "status": vals.get("status"), "fields": fields,
-           "materials": materials, "events": events, "inspections": inspections}
+        inspections.append(
+            {
+                "task": rec_id,
+                "inspector": task.get("inspector"),
+                "status": task.get("status"),
+                "due": task.get("due"),
+                "report": report or None,
+                "photos": list(report.get("photos", [])) if report else [],  # type: ignore[call-overload]
+                "missing_blobs": blobindex.missing(hub, blobindex.blobs_of(report)),
+            }
+        )
+    out = {
+        "id": app_id,
+        "number": number,
+        "status": vals.get("status"),
+        "fields": fields,
+        "materials": materials,
+        "events": events,
+        "inspections": inspections,
+    }
     if vals.get("paused") and vals.get("status") == "inspecting":
         out["clock"] = PAUSED_LABEL
     return out

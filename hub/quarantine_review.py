@@ -40,8 +40,12 @@ def describe_held(raw: bytes) -> dict[str, object] | None:
     for key, mask in (("applicant_id", mask_id), ("applicant_phone", mask_phone)):
         if key in fields:
             fields[key] = mask(str(fields[key]))
-    return {"entity": wire[4], "id": wire[5], "hlc_ms": wire[3] >> 16 if isinstance(wire[3], int) else None,
-            "fields": fields}
+    return {
+        "entity": wire[4],
+        "id": wire[5],
+        "hlc_ms": wire[3] >> 16 if isinstance(wire[3], int) else None,
+        "fields": fields,
+    }
 
 
 def _open_row(hub: Hub, qid: int) -> tuple[str, int, int, bytes, bool]:
@@ -55,8 +59,9 @@ def _open_row(hub: Hub, qid: int) -> tuple[str, int, int, bytes, bool]:
     return str(row[0]), int(row[1]), int(row[2]), bytes(row[3]), bool(row[4])
 
 
-def release(hub: Hub, qid: int, *, by: str, note: str = "",
-            also: Callable[[Change], object] | None = None) -> dict[str, object]:
+def release(
+    hub: Hub, qid: int, *, by: str, note: str = "", also: Callable[[Change], object] | None = None
+) -> dict[str, object]:
     """Make what a held change would write, as a new hub change by the releasing operator.
 
     The held change itself is never applied: its claimed origin and seq may be forged (a change
@@ -82,12 +87,19 @@ def release(hub: Hub, qid: int, *, by: str, note: str = "",
             raise Refused(f"放行后的变更也不符合规则，只能驳回：{exc}", code=exc.code) from exc
         hub.store.conn.execute(
             "UPDATE quarantine SET state='released', note=? WHERE id=?",
-            (f"放行（{by}），区局以新变更 {made.seq} 写入" + (f"：{note}" if note else ""), qid))
+            (f"放行（{by}），区局以新变更 {made.seq} 写入" + (f"：{note}" if note else ""), qid),
+        )
         if also is not None:
             also(made)
         rejudged = rejudge_waiting(hub)
-    return {"id": qid, "state": "released", "applied": 1, "conflicts": 0, "rejudged": rejudged,
-            "change": {"origin": made.origin, "epoch": made.epoch, "seq": made.seq}}
+    return {
+        "id": qid,
+        "state": "released",
+        "applied": 1,
+        "conflicts": 0,
+        "rejudged": rejudged,
+        "change": {"origin": made.origin, "epoch": made.epoch, "seq": made.seq},
+    }
 
 
 # Refusals that another change's release can lift: what the change builds on was held, or not there yet.
@@ -107,7 +119,9 @@ def rejudge_waiting(hub: Hub) -> int:
         gate = Gate(hub, Lookup(hub))
         rows = conn.execute(
             f"SELECT id, origin, epoch, seq, raw FROM quarantine WHERE state='open' AND whole_batch=0"
-            f" AND sender IN (origin, '') AND code IN ({marks}) ORDER BY origin, epoch, seq", WAITING).fetchall()
+            f" AND sender IN (origin, '') AND code IN ({marks}) ORDER BY origin, epoch, seq",
+            WAITING,
+        ).fetchall()
         for qid, origin, epoch, seq, raw in rows:
             try:
                 change = change_from_wire(unpack(bytes(raw)))
@@ -117,22 +131,24 @@ def rejudge_waiting(hub: Hub) -> int:
                 continue
             fan_out(hub, hub.records.apply([change]).logged)
             hub.observe_hlc(change.hlc)
-            conn.execute("UPDATE quarantine SET state='released', note=? WHERE id=?",
-                         ("所依据的变更放行后复核通过，按原样应用 (admitted once what it builds on was released)", qid))
+            conn.execute(
+                "UPDATE quarantine SET state='released', note=? WHERE id=?",
+                ("所依据的变更放行后复核通过，按原样应用 (admitted once what it builds on was released)", qid),
+            )
             applied += 1
             progress = True
     return applied
 
 
-def reject(hub: Hub, qid: int, *, by: str, reason: str,
-           also: Callable[[], object] | None = None) -> dict[str, object]:
+def reject(hub: Hub, qid: int, *, by: str, reason: str, also: Callable[[], object] | None = None) -> dict[str, object]:
     reason = reason.strip()
     if not reason:
         raise Refused("驳回须填写理由 (a reason is required)")
     _open_row(hub, qid)
     with hub.store.transaction():
-        hub.store.conn.execute("UPDATE quarantine SET state='rejected', note=? WHERE id=?",
-                               (f"驳回（{by}）：{reason[:500]}", qid))
+        hub.store.conn.execute(
+            "UPDATE quarantine SET state='rejected', note=? WHERE id=?", (f"驳回（{by}）：{reason[:500]}", qid)
+        )
         if also is not None:
             also()
     return {"id": qid, "state": "rejected"}

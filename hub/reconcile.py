@@ -82,8 +82,11 @@ def records_for(hub: Hub, station: str, keys: list[str]) -> list[Row]:
     rows = select_records(conn, OWN_SQL, (station,), keys)
     rows += select_records(conn, FED_SQL, (station, station), keys)
     wanted = set(keys)
-    rows += [r for r in wire_rows(bytes(x[0]) for x in conn.execute(HELD_SQL, (station,)))
-             if record_key(r[4], r[5]) in wanted]
+    rows += [
+        r
+        for r in wire_rows(bytes(x[0]) for x in conn.execute(HELD_SQL, (station,)))
+        if record_key(r[4], r[5]) in wanted
+    ]
     return rows
 
 
@@ -91,8 +94,12 @@ def _held(hub: Hub, origin: str, epoch: int, seq: int) -> bool:
     conn = hub.store.conn
     if conn.execute("SELECT 1 FROM changes WHERE origin=? AND epoch=? AND seq=?", (origin, epoch, seq)).fetchone():
         return True
-    return conn.execute("SELECT 1 FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0",
-                        (origin, epoch, seq)).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0", (origin, epoch, seq)
+        ).fetchone()
+        is not None
+    )
 
 
 def repair(hub: Hub, station: str, body: dict[str, object]) -> dict[str, object]:
@@ -109,9 +116,17 @@ def repair(hub: Hub, station: str, body: dict[str, object]) -> dict[str, object]
             try:
                 change = change_from_wire(raw)
             except ModelError as exc:
-                hub.store.quarantine(station, 0, 0, b"", pack(raw),
-                                     f"对账补传：无法解读的变更 (repair: invalid change: {exc})", now,
-                                     code="invalid", sender=station)
+                hub.store.quarantine(
+                    station,
+                    0,
+                    0,
+                    b"",
+                    pack(raw),
+                    f"对账补传：无法解读的变更 (repair: invalid change: {exc})",
+                    now,
+                    code="invalid",
+                    sender=station,
+                )
                 held += 1
                 continue
             if change.origin != station:
@@ -125,8 +140,17 @@ def repair(hub: Hub, station: str, body: dict[str, object]) -> dict[str, object]
                 hub.observe_hlc(change.hlc)
                 applied += 1
             else:
-                hub.store.quarantine(change.origin, change.epoch, change.seq, b"", pack(raw),
-                                     f"对账补传：{adm.reason}", now, code=adm.code, sender=station)
+                hub.store.quarantine(
+                    change.origin,
+                    change.epoch,
+                    change.seq,
+                    b"",
+                    pack(raw),
+                    f"对账补传：{adm.reason}",
+                    now,
+                    code=adm.code,
+                    sender=station,
+                )
                 held += 1
         for raw in foreign:
             try:
@@ -141,10 +165,18 @@ def repair(hub: Hub, station: str, body: dict[str, object]) -> dict[str, object]
             # Only the origin's own signed batch can vouch for a change; this one is vouched for by the
             # sender alone. It is held under the sender's name: releasing it makes a new hub change by
             # the operator, so it can never take the claimed origin's place or seq (quarantine_review).
-            hub.store.quarantine(change.origin, change.epoch, change.seq, b"", pack(raw),
-                                 f"由 {station} 在对账时转交，声称来自 {change.origin}，无法核验来源签名，需人工核实 "
-                                 f"(re-sent by {station} during reconciliation; only its origin can vouch for it)",
-                                 now, code="foreign_origin", sender=station)
+            hub.store.quarantine(
+                change.origin,
+                change.epoch,
+                change.seq,
+                b"",
+                pack(raw),
+                f"由 {station} 在对账时转交，声称来自 {change.origin}，无法核验来源签名，需人工核实 "
+                f"(re-sent by {station} during reconciliation; only its origin can vouch for it)",
+                now,
+                code="foreign_origin",
+                sender=station,
+            )
             held += 1
         _fast_forward(hub, station, body.get("chain"))
     return {"applied": applied, "held": held, "skipped": skipped}
@@ -152,8 +184,9 @@ def repair(hub: Hub, station: str, body: dict[str, object]) -> dict[str, object]
 
 def _held_from(hub: Hub, sender: str, raw: object) -> bool:
     """The same re-sent change from the same sender is held once, however often it is re-sent."""
-    row = hub.store.conn.execute("SELECT 1 FROM quarantine WHERE sender=? AND raw=? AND whole_batch=0",
-                                 (sender, pack(raw))).fetchone()
+    row = hub.store.conn.execute(
+        "SELECT 1 FROM quarantine WHERE sender=? AND raw=? AND whole_batch=0", (sender, pack(raw))
+    ).fetchone()
     return row is not None
 
 
@@ -179,11 +212,18 @@ def _fast_forward(hub: Hub, station: str, chain: object) -> None:
 
 def summary(hub: Hub, station: str) -> bytes:
     """A hub-signed count of the station's applications by status, for the station to check."""
-    counts = dict(hub.store.conn.execute(
-        "SELECT status, COUNT(*) FROM applications WHERE station=? GROUP BY status", (station,)).fetchall())
-    return sign_document("summary", {"station": station, "at": iso_from_ms(hub.clock()),
-                                     "by_status": {str(k): int(v) for k, v in counts.items()}},
-                         signer=hub.hub_id, recipient=station, signing_key=hub.keys.sign)
+    counts = dict(
+        hub.store.conn.execute(
+            "SELECT status, COUNT(*) FROM applications WHERE station=? GROUP BY status", (station,)
+        ).fetchall()
+    )
+    return sign_document(
+        "summary",
+        {"station": station, "at": iso_from_ms(hub.clock()), "by_status": {str(k): int(v) for k, v in counts.items()}},
+        signer=hub.hub_id,
+        recipient=station,
+        signing_key=hub.keys.sign,
+    )
 
 
 def _figure(body: dict[str, object], name: str) -> int:
@@ -200,9 +240,15 @@ def record_session(hub: Hub, station: str, body: dict[str, object]) -> None:
         hub.store.conn.execute(
             "INSERT INTO reconciliations (station, at_ms, buckets, divergent, repaired, bytes, summary_match)"
             " VALUES (?,?,?,?,?,?,?)",
-            (station, hub.clock(), int(str(body.get("buckets_compared", 0))), int(str(body.get("divergent", 0))),
-             int(str(body.get("repaired", 0))), int(str(body.get("bytes", 0))),
-             None if body.get("summary_match") is None else int(bool(body.get("summary_match")))),
+            (
+                station,
+                hub.clock(),
+                int(str(body.get("buckets_compared", 0))),
+                int(str(body.get("divergent", 0))),
+                int(str(body.get("repaired", 0))),
+                int(str(body.get("bytes", 0))),
+                None if body.get("summary_match") is None else int(bool(body.get("summary_match"))),
+            ),
         )
 
 
@@ -235,6 +281,12 @@ def handle(hub: Hub, cache: TreeCache, station: str, body: dict[str, object]) ->
         raise MalformedError(f"unknown reconcile step {op!r}")
     st = hub.store.station(station)
     seal = st.seal_pub if st is not None else None
-    return sign_document("reconcile", result, signer=hub.hub_id, recipient=station, signing_key=hub.keys.sign,
-                         seal_to=load_seal_public(seal) if seal else None,
-                         recipient_key=key_id(seal) if seal else "")
+    return sign_document(
+        "reconcile",
+        result,
+        signer=hub.hub_id,
+        recipient=station,
+        signing_key=hub.keys.sign,
+        seal_to=load_seal_public(seal) if seal else None,
+        recipient_key=key_id(seal) if seal else "",
+    )

@@ -33,22 +33,37 @@ def sign_release(hub: Hub, body: dict[str, object], version: int) -> bytes:
     """The signed release frame, checked to be receivable by every station."""
     encoded = len(pack(body))
     if encoded > PAYLOAD_MAX_BYTES:
-        raise Refused(f"事项目录发布被拒：目录编码后 {mib(encoded)}，超过站点可解码的上限 {mib(PAYLOAD_MAX_BYTES)} "
-                      f"(release is {encoded} bytes encoded, over the {PAYLOAD_MAX_BYTES}-byte cap stations "
-                      f"decode)；{_ADVICE}", code="too_large")
+        raise Refused(
+            f"事项目录发布被拒：目录编码后 {mib(encoded)}，超过站点可解码的上限 {mib(PAYLOAD_MAX_BYTES)} "
+            f"(release is {encoded} bytes encoded, over the {PAYLOAD_MAX_BYTES}-byte cap stations "
+            f"decode)；{_ADVICE}",
+            code="too_large",
+        )
     try:
-        frame = sign_document("catalogue", body, signer=hub.hub_id, recipient="*", signing_key=hub.keys.sign,
-                              extra_header={"version": version})
+        frame = sign_document(
+            "catalogue",
+            body,
+            signer=hub.hub_id,
+            recipient="*",
+            signing_key=hub.keys.sign,
+            extra_header={"version": version},
+        )
     except LocalProtocolError as exc:
         raise Refused(f"事项目录发布被拒：无法签成站点可接收的版本（{exc}）；{_ADVICE}", code="too_large") from exc
     if len(frame) > RELEASE_FRAME_MAX_BYTES:
-        raise Refused(f"事项目录发布被拒：签名后的目录为 {mib(len(frame))}，超过站点能接收的上限 "
-                      f"{mib(RELEASE_FRAME_MAX_BYTES)} (signed release is {len(frame)} bytes, over the "
-                      f"{RELEASE_FRAME_MAX_BYTES}-byte cap a station receives)；{_ADVICE}", code="too_large")
+        raise Refused(
+            f"事项目录发布被拒：签名后的目录为 {mib(len(frame))}，超过站点能接收的上限 "
+            f"{mib(RELEASE_FRAME_MAX_BYTES)} (signed release is {len(frame)} bytes, over the "
+            f"{RELEASE_FRAME_MAX_BYTES}-byte cap a station receives)；{_ADVICE}",
+            code="too_large",
+        )
     own = hub.keys.sign.public_key()
     try:
         open_document(frame, kind="catalogue", recipient="*", verify_key=lambda s, k: own, limits=DEFAULT_LIMITS)
     except RemoteProtocolError as exc:
-        raise Refused(f"事项目录发布被拒：站点的解码器会拒收这个版本（{exc}） (stations' decoders would refuse "
-                      f"this release)；{_ADVICE}", code="too_large") from exc
+        raise Refused(
+            f"事项目录发布被拒：站点的解码器会拒收这个版本（{exc}） (stations' decoders would refuse "
+            f"this release)；{_ADVICE}",
+            code="too_large",
+        ) from exc
     return frame

@@ -68,9 +68,7 @@ def m001_hub_tables(db: sqlite_utils.Database) -> None:
             version INTEGER PRIMARY KEY, frame BLOB NOT NULL, issued_at TEXT NOT NULL,
             expires_at TEXT NOT NULL, published_ms INTEGER NOT NULL)"""
     )
-    db.execute(
-        "CREATE TABLE operators (user TEXT PRIMARY KEY, hash TEXT NOT NULL, created_ms INTEGER NOT NULL)"
-    )
+    db.execute("CREATE TABLE operators (user TEXT PRIMARY KEY, hash TEXT NOT NULL, created_ms INTEGER NOT NULL)")
 
 
 @migrations()
@@ -127,8 +125,10 @@ def m005_refusals_per_address_hour(db: sqlite_utils.Database) -> None:
             reason TEXT NOT NULL, hour INTEGER NOT NULL, code TEXT NOT NULL, count INTEGER NOT NULL,
             first_ms INTEGER NOT NULL, UNIQUE (source, hour, code))"""
     )
-    code = ("CASE WHEN instr(reason, ':') BETWEEN 2 AND 33 AND substr(reason, 1, instr(reason, ':') - 1)"
-            " NOT GLOB '*[^a-z_]*' THEN substr(reason, 1, instr(reason, ':') - 1) ELSE 'other' END")
+    code = (
+        "CASE WHEN instr(reason, ':') BETWEEN 2 AND 33 AND substr(reason, 1, instr(reason, ':') - 1)"
+        " NOT GLOB '*[^a-z_]*' THEN substr(reason, 1, instr(reason, ':') - 1) ELSE 'other' END"
+    )
     # SQLite takes the bare columns (origin, reason) from the row that holds MAX(at_ms).
     db.execute(
         "INSERT INTO rejected_new (at_ms, source, origin, reason, hour, code, count, first_ms)"

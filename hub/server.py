@@ -21,8 +21,9 @@ from replica.ids import CHINA
 log = logging.getLogger("sanji.hub")
 
 
-def nightly_context(when: schedule.When, *, partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS
-                    ) -> Callable[[web.Application], AsyncIterator[None]]:
+def nightly_context(
+    when: schedule.When, *, partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS
+) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context that runs the nightly job on schedule while the app lives."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
@@ -48,8 +49,15 @@ def nightly_context(when: schedule.When, *, partial_retention_days: int = blobin
 LISTEN_BACKLOG = 4096
 
 
-def serve(folder: Path, *, host: str, port: int, nightly: str,
-          partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS, allow_unsealed: bool = False) -> None:
+def serve(
+    folder: Path,
+    *,
+    host: str,
+    port: int,
+    nightly: str,
+    partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS,
+    allow_unsealed: bool = False,
+) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     store = HubStore.open(folder)
     check = store.quick_check()
@@ -57,9 +65,10 @@ def serve(folder: Path, *, host: str, port: int, nightly: str,
     if check != "ok":
         raise RuntimeError(f"hub database failed its integrity check: {check}; restore from a backup")
     when = schedule.When.parse(nightly)
-    app = create_app(HubConfig(folder=folder, host=host, port=port, nightly=nightly,
-                               allow_unsealed=allow_unsealed),
-                     extra_contexts=[nightly_context(when, partial_retention_days=partial_retention_days)])
+    app = create_app(
+        HubConfig(folder=folder, host=host, port=port, nightly=nightly, allow_unsealed=allow_unsealed),
+        extra_contexts=[nightly_context(when, partial_retention_days=partial_retention_days)],
+    )
     pid_file = folder / PID_FILE
     pid_file.write_text(str(os.getpid()))
     if allow_unsealed:

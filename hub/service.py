@@ -64,8 +64,15 @@ class Hub:
     # -- lifecycle -------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, folder: Path, *, district: str, name: str, catalogue: Mapping[str, object] | None,
-               clock: Callable[[], int] = wall_now_ms) -> Hub:
+    def create(
+        cls,
+        folder: Path,
+        *,
+        district: str,
+        name: str,
+        catalogue: Mapping[str, object] | None,
+        clock: Callable[[], int] = wall_now_ms,
+    ) -> Hub:
         doc = dict(catalogue) if catalogue is not None else json.loads(BUILTIN_CATALOGUE.read_text("utf-8"))
         try:
             parse_catalogue(doc)
@@ -182,8 +189,11 @@ class Hub:
         except CatalogueError as exc:
             raise Refused(f"catalogue refused: {exc}") from exc
         # Refused (exit 2, with the figures) unless every station could receive and open it.
-        frame = sign_release(self, {"version": version, "issued_at": issued_at, "expires_at": expires_at,
-                                    "catalogue": catalogue_to_doc(cat)}, version)
+        frame = sign_release(
+            self,
+            {"version": version, "issued_at": issued_at, "expires_at": expires_at, "catalogue": catalogue_to_doc(cat)},
+            version,
+        )
         with self.store.transaction():
             self.store.add_release(version, frame, issued_at, expires_at, now)
         high = self.folder / PUBLISHED_FILE
@@ -212,8 +222,9 @@ class Hub:
         if stamp > current:
             self.store.set_meta("hlc", stamp)
 
-    def write(self, entity: str, rec_id: str, fields: Mapping[str, object], base: Mapping[str, int], *,
-              check: bool = True) -> Change:
+    def write(
+        self, entity: str, rec_id: str, fields: Mapping[str, object], base: Mapping[str, int], *, check: bool = True
+    ) -> Change:
         """One hub change, logged, merged and fanned out. Call inside a transaction.
 
         The hub's own commands ask the same admission question as a station's change (the hub may make
@@ -237,6 +248,8 @@ class Hub:
             after = self.records.load(entity, rec_id)
             lost = sorted(n for n in fields if after.get(n, (0, ""))[:2] != (hlc, self.hub_id))
             if result.applied != 1 or lost:
-                raise NotApplied(f"区局的变更没有生效：{'、'.join(lost) or '变更已存在'}保持原值，请刷新后重试 "
-                                 f"(the hub's change did not take effect: {', '.join(lost) or 'already held'})")
+                raise NotApplied(
+                    f"区局的变更没有生效：{'、'.join(lost) or '变更已存在'}保持原值，请刷新后重试 "
+                    f"(the hub's change did not take effect: {', '.join(lost) or 'already held'})"
+                )
         return change

@@ -29,7 +29,9 @@ def signed_request(request: web.Request, what: str) -> bytes:
     if len(raw) > REQUEST_HEADER_MAX_CHARS:
         raise TooLargeError(
             f"{REQUEST_HEADER} 签名请求头过长（{len(raw)} 字符，上限 {REQUEST_HEADER_MAX_CHARS}），未处理 "
-            "(signed request header too long)；请用正式版本的 Sanji 站点软件重新同步", status=400)
+            "(signed request header too long)；请用正式版本的 Sanji 站点软件重新同步",
+            status=400,
+        )
     try:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError) as exc:

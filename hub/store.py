@@ -36,6 +36,7 @@ from sync.session import Cursor
 
 DB_NAME = "hub.db"
 
+
 @dataclass(frozen=True)
 class Station:
     code: str
@@ -61,9 +62,18 @@ STATION_COLS = (
 def _station(row: tuple[object, ...]) -> Station:
     code, name, tier, parent, sp, xp, rev, seen, backlog, cv, ack, err = row
     return Station(
-        str(code), str(name), str(tier), str(parent), sp if isinstance(sp, bytes) else None,
-        xp if isinstance(xp, bytes) else None, bool(rev), seen if isinstance(seen, int) else None,
-        int(str(backlog)), int(str(cv)), int(str(ack)), str(err),
+        str(code),
+        str(name),
+        str(tier),
+        str(parent),
+        sp if isinstance(sp, bytes) else None,
+        xp if isinstance(xp, bytes) else None,
+        bool(rev),
+        seen if isinstance(seen, int) else None,
+        int(str(backlog)),
+        int(str(cv)),
+        int(str(ack)),
+        str(err),
     )
 
 
@@ -166,8 +176,17 @@ class HubStore:
         cur = self.conn.execute("UPDATE stations SET revoked=1 WHERE code=?", (code,))
         return cur.rowcount > 0
 
-    def seen(self, code: str, now_ms: int, *, backlog: int | None = None, catalogue_version: int | None = None,
-             feed_ack: int | None = None, error: str | None = None, skew_ms: int | None = None) -> None:
+    def seen(
+        self,
+        code: str,
+        now_ms: int,
+        *,
+        backlog: int | None = None,
+        catalogue_version: int | None = None,
+        feed_ack: int | None = None,
+        error: str | None = None,
+        skew_ms: int | None = None,
+    ) -> None:
         """Record what a station told us; ``None`` leaves a column as it was."""
         self.conn.execute(
             "UPDATE stations SET last_seen_ms=?, backlog=COALESCE(?, backlog),"
@@ -183,21 +202,27 @@ class HubStore:
         self.conn.execute(
             "INSERT INTO horizons (station, epoch, seq, feed) VALUES (?,?,?,?)"
             " ON CONFLICT (station, epoch, seq) DO UPDATE SET feed=MAX(feed, excluded.feed)",
-            (station, epoch, seq, feed))
+            (station, epoch, seq, feed),
+        )
         arrived = self.cursor(station, epoch).next_seq - 1
         self.conn.execute(
             "DELETE FROM horizons WHERE station=? AND epoch=? AND seq < (SELECT MAX(seq) FROM horizons"
-            " WHERE station=? AND epoch=? AND seq <= ?)", (station, epoch, station, epoch, arrived))
+            " WHERE station=? AND epoch=? AND seq <= ?)",
+            (station, epoch, station, epoch, arrived),
+        )
 
     def horizon(self, station: str, epoch: int, seq: int) -> int:
         """How far its feed the station had applied before it wrote change ``seq`` (0: not known)."""
-        row = self.conn.execute("SELECT MAX(feed) FROM horizons WHERE station=? AND epoch=? AND seq<?",
-                                (station, epoch, seq)).fetchone()
+        row = self.conn.execute(
+            "SELECT MAX(feed) FROM horizons WHERE station=? AND epoch=? AND seq<?", (station, epoch, seq)
+        ).fetchone()
         return int(row[0] or 0)
 
     def delivered(self, station: str, change_rowid: int) -> bool:
-        return self.conn.execute("SELECT 1 FROM feed WHERE station=? AND change=?",
-                                 (station, change_rowid)).fetchone() is not None
+        return (
+            self.conn.execute("SELECT 1 FROM feed WHERE station=? AND change=?", (station, change_rowid)).fetchone()
+            is not None
+        )
 
     def tiers(self) -> dict[str, str]:
         return {str(c): str(t) for c, t in self.conn.execute("SELECT code, tier FROM stations")}
@@ -221,9 +246,7 @@ class HubStore:
         return None if row is None else (str(row[0]), str(row[1]), int(row[2]), row[3])
 
     def tokens_for(self, station: str) -> list[tuple[bytes, int, int | None]]:
-        rows = self.conn.execute(
-            "SELECT hash, expires_ms, used_ms FROM tokens WHERE station=?", (station,)
-        ).fetchall()
+        rows = self.conn.execute("SELECT hash, expires_ms, used_ms FROM tokens WHERE station=?", (station,)).fetchall()
         return [(bytes(r[0]), int(r[1]), r[2]) for r in rows]
 
     def token_hashes(self) -> list[bytes]:
@@ -232,9 +255,7 @@ class HubStore:
 
     def use_token(self, token_hash: bytes, now_ms: int) -> bool:
         """Mark a token used. False if it was already used: tokens work once."""
-        cur = self.conn.execute(
-            "UPDATE tokens SET used_ms=? WHERE hash=? AND used_ms IS NULL", (now_ms, token_hash)
-        )
+        cur = self.conn.execute("UPDATE tokens SET used_ms=? WHERE hash=? AND used_ms IS NULL", (now_ms, token_hash))
         return cur.rowcount == 1
 
     # -- batches and cursors ------------------------------------------------------------------------
@@ -264,8 +285,21 @@ class HubStore:
         row = self.conn.execute("SELECT result, receipt FROM batches WHERE hash=?", (batch_hash,)).fetchone()
         return None if row is None else (str(row[0]), bytes(row[1]))
 
-    def record_batch(self, batch_hash: bytes, origin: str, epoch: int, first_seq: int, last_seq: int, *,
-                     now_ms: int, result: str, applied: int, quarantined: int, receipt: bytes, source: str) -> None:
+    def record_batch(
+        self,
+        batch_hash: bytes,
+        origin: str,
+        epoch: int,
+        first_seq: int,
+        last_seq: int,
+        *,
+        now_ms: int,
+        result: str,
+        applied: int,
+        quarantined: int,
+        receipt: bytes,
+        source: str,
+    ) -> None:
         self.conn.execute(
             "INSERT INTO batches (hash, origin, epoch, first_seq, last_seq, received_ms, result, applied,"
             " quarantined, receipt, source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -274,8 +308,20 @@ class HubStore:
 
     # -- quarantine, rejections, alerts ------------------------------------------------------------
 
-    def quarantine(self, origin: str, epoch: int, seq: int, batch_hash: bytes, raw: bytes, reason: str,
-                   now_ms: int, *, whole_batch: bool = False, code: str = "", sender: str = "") -> None:
+    def quarantine(
+        self,
+        origin: str,
+        epoch: int,
+        seq: int,
+        batch_hash: bytes,
+        raw: bytes,
+        reason: str,
+        now_ms: int,
+        *,
+        whole_batch: bool = False,
+        code: str = "",
+        sender: str = "",
+    ) -> None:
         """Hold an authentic change (or batch) for an operator. ``sender`` is the station that sent it,
         which differs from ``origin`` only for a change re-sent on another's behalf."""
         self.conn.execute(
@@ -308,11 +354,13 @@ class HubStore:
         self.conn.execute(
             "INSERT OR REPLACE INTO rejected (at_ms, source, origin, reason, hour, code, count, first_ms)"
             " VALUES (?,?,?,?,?,?,?,?)",
-            (max(now_ms, last_ms), source, origin, reason, hour, code, count + 1, first_ms))
+            (max(now_ms, last_ms), source, origin, reason, hour, code, count + 1, first_ms),
+        )
 
     def _refusal(self, source: str, hour: int, code: str) -> tuple[int, int, int] | None:
-        row = self.conn.execute("SELECT count, first_ms, at_ms FROM rejected WHERE source=? AND hour=? AND code=?",
-                                (source, hour, code)).fetchone()
+        row = self.conn.execute(
+            "SELECT count, first_ms, at_ms FROM rejected WHERE source=? AND hour=? AND code=?", (source, hour, code)
+        ).fetchone()
         return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
     def _refusal_rows(self, hour: int) -> int:
@@ -322,7 +370,8 @@ class HubStore:
         """(how many refusals in all, the ``limit`` rows refused most recently, each with its ``count``)."""
         total = int(self.conn.execute("SELECT COALESCE(SUM(count), 0) FROM rejected").fetchone()[0])
         rows = self.conn.execute(
-            "SELECT at_ms, source, origin, reason, count FROM rejected ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            "SELECT at_ms, source, origin, reason, count FROM rejected ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
         return total, [dict(zip(("at_ms", "source", "origin", "reason", "count"), r, strict=True)) for r in rows]
 
     def alert(self, kind: str, station: str, detail: str, now_ms: int) -> None:
@@ -330,12 +379,15 @@ class HubStore:
         if kind in COUNTED_ALERTS:
             cur = self.conn.execute(
                 "UPDATE alerts SET count=count+1, at_ms=MAX(at_ms, ?), detail=? WHERE id=(SELECT MAX(id) FROM"
-                " alerts WHERE kind=? AND station=? AND hour=?)", (now_ms, detail, kind, station, hour))
+                " alerts WHERE kind=? AND station=? AND hour=?)",
+                (now_ms, detail, kind, station, hour),
+            )
             if cur.rowcount:
                 return
         self.conn.execute(
             "INSERT INTO alerts (at_ms, kind, station, detail, hour) VALUES (?,?,?,?,?)",
-            (now_ms, kind, station, detail, hour))
+            (now_ms, kind, station, detail, hour),
+        )
 
     def alerts(self) -> list[dict[str, object]]:
         """Every alert in the order first raised; ``count`` is how often it was raised that hour."""

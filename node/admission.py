@@ -45,6 +45,13 @@ def _facts(st: Station, change: Change):  # type: ignore[no-untyped-def]
             cat_item = st.catalogue().catalogue.items.get(str(item))
         return RecordContext(station, parent or None, cat_item.decided_at if cat_item else "district")
 
-    return build_facts(st.conn, change, current=st.records.load(change.entity, change.id),
-                       values=st.records.values, context=context, catalogue=st.catalogue_at,
-                       latest_catalogue=lambda: None, published_up_to=lambda: 0)
+    return build_facts(
+        st.conn,
+        change,
+        current=st.records.load(change.entity, change.id),
+        values=st.records.values,
+        context=context,
+        catalogue=st.catalogue_at,
+        latest_catalogue=lambda: None,
+        published_up_to=lambda: 0,
+    )

@@ -19,11 +19,15 @@ from sync.fold import values
 def _check_inspector(st: Station, inspector: str) -> None:
     known = st.meta.get("field_devices")
     if not isinstance(known, list) or not known:
-        raise Refused("this station does not know the district's field devices yet; run `sanji node sync` "
-                      "(or import the hub's files) and try again")
+        raise Refused(
+            "this station does not know the district's field devices yet; run `sanji node sync` "
+            "(or import the hub's files) and try again"
+        )
     if inspector not in known:
-        raise Refused(f"{inspector} is not a field device of this district (known: {', '.join(map(str, known))}); "
-                      "the hub enrols field devices with `sanji hub enroll ... --tier field`")
+        raise Refused(
+            f"{inspector} is not a field device of this district (known: {', '.join(map(str, known))}); "
+            "the hub enrols field devices with `sanji hub enroll ... --tier field`"
+        )
 
 
 def assign(st: Station, number: str, inspector: str, due: str | None = None) -> dict[str, object]:
@@ -31,11 +35,21 @@ def assign(st: Station, number: str, inspector: str, due: str | None = None) -> 
     app_id = find(st, number)
     vals = values(st.records.load("application", app_id))
     if "decider" not in roles_here(st, str(vals.get("station")), str(vals.get("item"))):
-        raise Refused(f"{number}: this station does not decide {vals.get('item')}; "
-                      "the deciding tier (or the hub, `sanji hub inspect`) assigns its inspection")
+        raise Refused(
+            f"{number}: this station does not decide {vals.get('item')}; "
+            "the deciding tier (or the hub, `sanji hub inspect`) assigns its inspection"
+        )
     _check_inspector(st, inspector)
-    job = shared.plan(st.conn, st.records, st.catalogue().catalogue, app_id=app_id, number=number,
-                      inspector=inspector, due=due, now_ms=st.clock())
+    job = shared.plan(
+        st.conn,
+        st.records,
+        st.catalogue().catalogue,
+        app_id=app_id,
+        number=number,
+        inspector=inspector,
+        due=due,
+        now_ms=st.clock(),
+    )
     with st.transaction():
         st.write("task", job.task_id, job.task, {})
         if job.application:

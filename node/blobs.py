@@ -38,8 +38,10 @@ def check_file(path: Path, what: str) -> tuple[str, int]:
     try:
         sha, size = sha256_file(path, max_bytes=MAX_BLOB_BYTES)
     except BlobError:
-        raise Refused(f"{what} {path} is larger than the {MAX_BLOB_BYTES // (1024 * 1024)} MiB cap; "
-                      "take it again at a lower resolution") from None
+        raise Refused(
+            f"{what} {path} is larger than the {MAX_BLOB_BYTES // (1024 * 1024)} MiB cap; "
+            "take it again at a lower resolution"
+        ) from None
     except IsADirectoryError:
         raise Refused(f"{what} {path} is a folder, not a file") from None
     except FileNotFoundError:
@@ -86,8 +88,9 @@ def mark_held(st: Station, shas: list[str]) -> int:
     n = 0
     with st.transaction():
         for sha in shas:
-            cur = st.conn.execute("UPDATE blobs SET at_hub_ms=? WHERE sha256=? AND at_hub_ms IS NULL",
-                                  (st.clock(), sha))
+            cur = st.conn.execute(
+                "UPDATE blobs SET at_hub_ms=? WHERE sha256=? AND at_hub_ms IS NULL", (st.clock(), sha)
+            )
             n += cur.rowcount
     return n
 
@@ -102,9 +105,15 @@ def export(st: Station, out: Path) -> list[str]:
             continue
         data = store.read(sha)
         doc = sign_document(
-            KIND, request_body(BlobRequest("file", sha, size, data=data)), signer=st.code, recipient=st.hub_id,
-            signing_key=st.keys.sign, seal_to=load_seal_public(hub_seal), recipient_key=st.meta.text("hub_seal_key_id"),
-            extra_header={"sha256": sha}, compress_level=1,  # photos are compressed already
+            KIND,
+            request_body(BlobRequest("file", sha, size, data=data)),
+            signer=st.code,
+            recipient=st.hub_id,
+            signing_key=st.keys.sign,
+            seal_to=load_seal_public(hub_seal),
+            recipient_key=st.meta.text("hub_seal_key_id"),
+            extra_header={"sha256": sha},
+            compress_level=1,  # photos are compressed already
         )
         path = out / f"{st.code}_blob_{sha}.sjo"
         path.write_bytes(doc)

@@ -52,8 +52,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--inspector", required=True, help="the field device's station code")
     p.add_argument("--due", help="YYYY-MM-DD (default: 5 working days from today)")
     p = cmd("sync", "one sync round now: push, then pull, then photos; then purge what the hub holds")
-    p.add_argument("--retention-days", type=int, default=None, help="keep a field device's copies this long "
-                   "after the hub has them (default 7)")
+    p.add_argument(
+        "--retention-days",
+        type=int,
+        default=None,
+        help="keep a field device's copies this long after the hub has them (default 7)",
+    )
     p = cmd("tasks", "a field device's inspection tasks")
     p.add_argument("--reveal", action="store_true", help="show the applicant's full phone number")
     p = cmd("report", "record an inspection report offline")
@@ -91,8 +95,14 @@ def cmd_init(args: argparse.Namespace) -> None:
     else:
         raise Refused("give --hub URL --token TOKEN, or --enrollment FILE --token TOKEN for a station that is offline")
     # Staff compare the pinned fingerprint with the one printed on the enrolment slip.
-    emit(out, args.json, lambda d: f"站点 {d['station']} ({d['tier']}) 已接入，事项目录版本 {d['catalogue_version']}\n"
-         f"已核验并固定区局根密钥指纹 {d['hub_fingerprint']}（请与登记单核对）")
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"站点 {d['station']} ({d['tier']}) 已接入，事项目录版本 {d['catalogue_version']}\n"
+            f"已核验并固定区局根密钥指纹 {d['hub_fingerprint']}（请与登记单核对）"
+        ),
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -105,16 +115,32 @@ def cmd_accept(args: argparse.Namespace) -> int:
     st = Station(args.dir)
     if args.from_file:
         out = commands.accept_file(st, args.from_file)
-        emit(out, args.json, lambda d: f"补录受理 {d['accepted']} 件，退回 {len(d['refused'])} 行"
-             + "".join(f"\n  第 {r['line']} 行: {r['reason']}" for r in d["refused"][:50]))
+        emit(
+            out,
+            args.json,
+            lambda d: (
+                f"补录受理 {d['accepted']} 件，退回 {len(d['refused'])} 行"
+                + "".join(f"\n  第 {r['line']} 行: {r['reason']}" for r in d["refused"][:50])
+            ),
+        )
         return 0
     missing = [f for f in ("item", "name", "id_number", "phone") if not getattr(args, f)]
     if missing:
         raise Refused("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
-    out = commands.accept(st, commands.Application(
-        item=args.item, name=args.name, id_number=args.id_number, phone=args.phone, address=args.address,
-        submitted=args.material, deferred=args.defer, note=args.note, theme=args.theme,
-    ))
+    out = commands.accept(
+        st,
+        commands.Application(
+            item=args.item,
+            name=args.name,
+            id_number=args.id_number,
+            phone=args.phone,
+            address=args.address,
+            submitted=args.material,
+            deferred=args.defer,
+            note=args.note,
+            theme=args.theme,
+        ),
+    )
     emit(out, args.json, lambda d: f"已受理 办件编号 {d['number']}  状态 {d['status']}  办结时限 {d['due_date']}")
     return 0
 
@@ -122,16 +148,25 @@ def cmd_accept(args: argparse.Namespace) -> int:
 def cmd_applications(args: argparse.Namespace) -> None:
     st = Station(args.dir)
     apps = commands.applications(st, args.status, reveal=args.reveal)
-    emit({"applications": apps}, args.json, lambda d: "\n".join(
-        f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  "
-        + (PAUSED_LABEL if a.get("paused") else f"时限 {a['due_date']}")
-        for a in d["applications"]) or "（无办件）")
+    emit(
+        {"applications": apps},
+        args.json,
+        lambda d: (
+            "\n".join(
+                f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  "
+                + (PAUSED_LABEL if a.get("paused") else f"时限 {a['due_date']}")
+                for a in d["applications"]
+            )
+            or "（无办件）"
+        ),
+    )
 
 
 def cmd_transition(args: argparse.Namespace) -> None:
     st = Station(args.dir)
-    emit(commands.transition(st, args.number, args.to, args.note), args.json,
-         lambda d: f"{d['number']} → {d['status']}")
+    emit(
+        commands.transition(st, args.number, args.to, args.note), args.json, lambda d: f"{d['number']} → {d['status']}"
+    )
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -139,14 +174,28 @@ def cmd_sync(args: argparse.Namespace) -> int:
     # Weeks offline can mean thousands of changes over a slow link: at a terminal, say how far it got.
     progress = _print_progress if sys.stderr.isatty() else None
     result = asyncio.run(client.sync_round(st, retention_days=args.retention_days, progress=progress))
-    out = {"pushed": result.pushed, "pulled": result.pulled, "catalogue_version": result.catalogue_version,
-           "pending": result.pending, "refused": result.refused, "blobs": result.blobs, "purged": result.purged,
-           "feed_problems": result.feed_problems}
-    emit(out, args.json, lambda d: f"上传 {d['pushed']} 条变更，下载 {d['pulled']} 条，待传 {d['pending']}，"
-         f"事项目录 v{d['catalogue_version']}" + _blob_text(d["blobs"])
-         + "".join(f"\n  被拒: {r}" for r in d["refused"])
-         + "".join(f"\n  下行数据: {p}" for p in d["feed_problems"])
-         + "".join(f"\n  照片: {e}" for e in d["blobs"].get("errors", [])))
+    out = {
+        "pushed": result.pushed,
+        "pulled": result.pulled,
+        "catalogue_version": result.catalogue_version,
+        "pending": result.pending,
+        "refused": result.refused,
+        "blobs": result.blobs,
+        "purged": result.purged,
+        "feed_problems": result.feed_problems,
+    }
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"上传 {d['pushed']} 条变更，下载 {d['pulled']} 条，待传 {d['pending']}，"
+            f"事项目录 v{d['catalogue_version']}"
+            + _blob_text(d["blobs"])
+            + "".join(f"\n  被拒: {r}" for r in d["refused"])
+            + "".join(f"\n  下行数据: {p}" for p in d["feed_problems"])
+            + "".join(f"\n  照片: {e}" for e in d["blobs"].get("errors", []))
+        ),
+    )
     # A page refused or set aside is a refusal (exit 2) even though the rest of the round went on.
     return EXIT_REFUSED if (result.refused and result.pushed == 0) or result.feed_problems else 0
 
@@ -175,9 +224,15 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_import(args: argparse.Namespace) -> int:
     st = Station(args.dir)
     out = uplink.import_files(st, args.paths)
-    emit(out, args.json, lambda d: f"已导入 {d['accepted']} 个文件" + "".join(
-        f"\n  拒收 {r['file']}: {r['reason']}" for r in d["rejected"]) + "".join(
-        f"\n  较旧 {r['file']}: {r['reason']}" for r in d.get("older", [])))
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"已导入 {d['accepted']} 个文件"
+            + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in d["rejected"])
+            + "".join(f"\n  较旧 {r['file']}: {r['reason']}" for r in d.get("older", []))
+        ),
+    )
     return EXIT_REFUSED if out["rejected"] else 0
 
 
@@ -192,12 +247,19 @@ def status_dict(st: Station, *, probe: bool = True) -> dict[str, object]:
     reachable = _probe(st) if probe else None
     last = st.meta.int("last_sync")
     return {
-        "station": st.code, "tier": st.tier, "name": st.meta.text("name"), "pending": st.pending_changes(),
-        "last_sync": iso_from_ms(last) if last else None, "catalogue_version": version,
-        "catalogue_expires_at": expires, "catalogue_expired": expired,
+        "station": st.code,
+        "tier": st.tier,
+        "name": st.meta.text("name"),
+        "pending": st.pending_changes(),
+        "last_sync": iso_from_ms(last) if last else None,
+        "catalogue_version": version,
+        "catalogue_expires_at": expires,
+        "catalogue_expired": expired,
         "catalogue_warning": st.meta.text("catalogue_warning")
         or ("事项目录已过期，请尽快同步 (catalogue release has expired; sync when you can)" if expired else ""),
-        "hub_reachable": reachable, "last_error": st.meta.text("last_error"), "epoch": st.meta.int("epoch", 1),
+        "hub_reachable": reachable,
+        "last_error": st.meta.text("last_error"),
+        "epoch": st.meta.int("epoch", 1),
         "enrolled": bool(st.meta.get("enrolled", False)),
         "hub_fingerprint": hubkeys.pinned_fingerprint(st),  # the root this station trusts ('' until it follows)
         "hub_keys_version": st.meta.int("hub_keys_version"),
@@ -232,25 +294,35 @@ def _probe(st: Station) -> bool:
 def cmd_status(args: argparse.Namespace) -> None:
     st = Station(args.dir)
     d = status_dict(st)
-    emit(d, args.json, lambda d: "\n".join([
-        f"站点 {d['station']} {d['name']} ({d['tier']})",
-        f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}   "
-        f"枢纽{'在线' if d['hub_reachable'] else '离线'}",
-        f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
-        f"区局根密钥指纹 {d['hub_fingerprint'] or '（尚未跟随，下次同步时固定）'}  密钥清单 v{d['hub_keys_version']}",
-    ] + ([f"待上传照片 {d['photos_pending']} 个（联网同步时续传）"] if d["photos_pending"] else [])
-      + ([f"提醒: {d['catalogue_warning']}"] if d["catalogue_warning"] else [])
-      + ([f"上次同步问题: {d['last_error']}"] if d["last_error"] else [])
-      + ([f"提醒: {d['freshness_warning']}"] if d["freshness_warning"] else [])
-      + _quarantine_text(d)))
+    emit(
+        d,
+        args.json,
+        lambda d: "\n".join(
+            [
+                f"站点 {d['station']} {d['name']} ({d['tier']})",
+                f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}   "
+                f"枢纽{'在线' if d['hub_reachable'] else '离线'}",
+                f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
+                f"区局根密钥指纹 {d['hub_fingerprint'] or '（尚未跟随，下次同步时固定）'}  "
+                f"密钥清单 v{d['hub_keys_version']}",
+            ]
+            + ([f"待上传照片 {d['photos_pending']} 个（联网同步时续传）"] if d["photos_pending"] else [])
+            + ([f"提醒: {d['catalogue_warning']}"] if d["catalogue_warning"] else [])
+            + ([f"上次同步问题: {d['last_error']}"] if d["last_error"] else [])
+            + ([f"提醒: {d['freshness_warning']}"] if d["freshness_warning"] else [])
+            + _quarantine_text(d)
+        ),
+    )
 
 
 def _quarantine_text(d: dict[str, Any]) -> list[str]:
     latest = d.get("feed_quarantine_latest")
     if not d.get("feed_quarantined") or not isinstance(latest, dict):
         return []
-    return [f"已隔离区局数据页 {d['feed_quarantined']} 个（其中跳过 {d['feed_skipped']} 个，变更由夜间对账补回）；"
-            f"最近 {latest['at']}: {latest['reason']}"]
+    return [
+        f"已隔离区局数据页 {d['feed_quarantined']} 个（其中跳过 {d['feed_skipped']} 个，变更由夜间对账补回）；"
+        f"最近 {latest['at']}: {latest['reason']}"
+    ]
 
 
 def cmd_receipts(args: argparse.Namespace) -> None:
@@ -258,12 +330,26 @@ def cmd_receipts(args: argparse.Namespace) -> None:
     rows = st.conn.execute(
         "SELECT first_seq, last_seq, state, reason, receipted_ms FROM outbox ORDER BY epoch, first_seq"
     ).fetchall()
-    out = [{"first_seq": a, "last_seq": b, "state": s, "reason": r,
-            "receipted_at": iso_from_ms(t) if t else None} for a, b, s, r, t in rows]
-    emit({"batches": out}, args.json, lambda d: "\n".join(
-        f"变更 {b['first_seq']}-{b['last_seq']}: "
-        + (f"已送达区行政审批局 {b['receipted_at']}" if b["state"] == "receipted" else f"{b['state']} {b['reason']}")
-        for b in d["batches"]) or "（尚无批次）")
+    out = [
+        {"first_seq": a, "last_seq": b, "state": s, "reason": r, "receipted_at": iso_from_ms(t) if t else None}
+        for a, b, s, r, t in rows
+    ]
+    emit(
+        {"batches": out},
+        args.json,
+        lambda d: (
+            "\n".join(
+                f"变更 {b['first_seq']}-{b['last_seq']}: "
+                + (
+                    f"已送达区行政审批局 {b['receipted_at']}"
+                    if b["state"] == "receipted"
+                    else f"{b['state']} {b['reason']}"
+                )
+                for b in d["batches"]
+            )
+            or "（尚无批次）"
+        ),
+    )
 
 
 def cmd_reconcile(args: argparse.Namespace) -> None:
@@ -271,9 +357,15 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
 
     st = Station(args.dir)
     out = reconcile.reconcile(st).to_dict()
-    emit(out, args.json, lambda d: f"对账：比较 {d['buckets_compared']} 个分桶，不一致记录 {d['divergent']}，"
-         f"已修复 {d['repaired']}，传输 {d['bytes']} 字节" + (
-             "" if d["summary_match"] is not False else "\n  区局的办件统计与本站不符，请联系区局核对"))
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"对账：比较 {d['buckets_compared']} 个分桶，不一致记录 {d['divergent']}，"
+            f"已修复 {d['repaired']}，传输 {d['bytes']} 字节"
+            + ("" if d["summary_match"] is not False else "\n  区局的办件统计与本站不符，请联系区局核对")
+        ),
+    )
 
 
 def cmd_backup(args: argparse.Namespace) -> None:
@@ -295,36 +387,70 @@ def cmd_inspect(args: argparse.Namespace) -> None:
     from node.assignment import assign
 
     out = assign(Station(args.dir), args.number, args.inspector, args.due)
-    emit(out, args.json, lambda d: f"已安排踏勘 {d['number']} → {d['inspector']}，任务 {d['task']}，期限 {d['due']}；"
-         "办理时限暂停，下次同步时送达踏勘设备")
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"已安排踏勘 {d['number']} → {d['inspector']}，任务 {d['task']}，期限 {d['due']}；"
+            "办理时限暂停，下次同步时送达踏勘设备"
+        ),
+    )
 
 
 def cmd_tasks(args: argparse.Namespace) -> None:
     from node import inspection
 
     rows = inspection.tasks(Station(args.dir), reveal=args.reveal)
-    emit({"tasks": rows}, args.json, lambda d: "\n".join(
-        f"{t['task']}  {t['number']}  {t['item']} {t['item_name']}  {t['address']}  电话 {t['phone']}"
-        f"  期限 {t['due']}  {'已完成' if t['status'] == 'done' else '待踏勘'}"
-        + "".join(f"\n    {i}. {line}" for i, line in enumerate(t["checklist"], 1)) for t in d["tasks"])
-        or "（无踏勘任务）")
+    emit(
+        {"tasks": rows},
+        args.json,
+        lambda d: (
+            "\n".join(
+                f"{t['task']}  {t['number']}  {t['item']} {t['item_name']}  {t['address']}  电话 {t['phone']}"
+                f"  期限 {t['due']}  {'已完成' if t['status'] == 'done' else '待踏勘'}"
+                + "".join(f"\n    {i}. {line}" for i, line in enumerate(t["checklist"], 1))
+                for t in d["tasks"]
+            )
+            or "（无踏勘任务）"
+        ),
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> None:
     from node import inspection
 
-    out = inspection.report(Station(args.dir), args.task, result=args.result, findings=args.finding, gps=args.gps,
-                            photos=args.photo, signature=args.signature, checks=args.check)
-    emit(out, args.json, lambda d: f"已记录踏勘结果 {d['result']}（任务 {d['task']}），照片 {len(d['photos'])} 张，"
-         "下次同步时上传" + (f"\n  定位存疑: {d['gps_flag']}" if d["gps_flag"] else ""))
+    out = inspection.report(
+        Station(args.dir),
+        args.task,
+        result=args.result,
+        findings=args.finding,
+        gps=args.gps,
+        photos=args.photo,
+        signature=args.signature,
+        checks=args.check,
+    )
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"已记录踏勘结果 {d['result']}（任务 {d['task']}），照片 {len(d['photos'])} 张，"
+            "下次同步时上传" + (f"\n  定位存疑: {d['gps_flag']}" if d["gps_flag"] else "")
+        ),
+    )
 
 
 def cmd_purge(args: argparse.Namespace) -> None:
     from node import purge
 
     out = purge.purge(Station(args.dir), args.retention_days)
-    emit(out, args.json, lambda d: f"已清除 {len(d['purged'])} 份踏勘记录中的个人信息，删除照片 {d['blobs_deleted']} 个"
-         f"（{d['bytes_freed']} 字节）")
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"已清除 {len(d['purged'])} 份踏勘记录中的个人信息，删除照片 {d['blobs_deleted']} 个"
+            f"（{d['bytes_freed']} 字节）"
+        ),
+    )
 
 
 __all__ = ["Unreachable", "add_parser", "main"]

@@ -52,8 +52,9 @@ async def _refusal(resp: aiohttp.ClientResponse) -> str:
 Progress = Callable[[str, int, int], None]
 
 
-async def push(st: Station, session: aiohttp.ClientSession, url: str,
-               progress: Progress | None = None) -> tuple[int, list[str]]:
+async def push(
+    st: Station, session: aiohttp.ClientSession, url: str, progress: Progress | None = None
+) -> tuple[int, list[str]]:
     """Offer every unsettled batch. Returns (changes the hub now holds, refusal reasons).
 
     Batches are built a few at a time, the next ones in a worker thread while a request travels and
@@ -89,8 +90,13 @@ async def push(st: Station, session: aiohttp.ClientSession, url: str,
     return pushed, refused
 
 
-async def _offer(st: Station, session: aiohttp.ClientSession, url: str, batches: list[tuple[Outgoing, bytes]],
-                 building: asyncio.Future[int]) -> tuple[int, list[str], bool]:
+async def _offer(
+    st: Station,
+    session: aiohttp.ClientSession,
+    url: str,
+    batches: list[tuple[Outgoing, bytes]],
+    building: asyncio.Future[int],
+) -> tuple[int, list[str], bool]:
     frames = {o.batch_hash: f for o, f in batches}
     sizes = {o.batch_hash: o.last_seq - o.first_seq + 1 for o, _ in batches}
     rnd = PushRound([o for o, _ in batches])
@@ -121,8 +127,9 @@ async def _offer(st: Station, session: aiohttp.ClientSession, url: str, batches:
     return pushed, refused, gap
 
 
-async def pull(st: Station, session: aiohttp.ClientSession, url: str,
-               progress: Progress | None = None) -> tuple[int, int, list[str]]:
+async def pull(
+    st: Station, session: aiohttp.ClientSession, url: str, progress: Progress | None = None
+) -> tuple[int, int, list[str]]:
     """Apply feed pages until the hub says there is no more. Returns (changes, catalogue version, why
     pages were not applied). A page that cannot be applied is set aside (node/feed_quarantine.py): past
     a genuine one the pull goes on; at one it cannot verify, or an answer over the cap, it stops and
@@ -181,8 +188,10 @@ async def pull(st: Station, session: aiohttp.ClientSession, url: str,
     return pulled, _catalogue_version(st), problems
 
 
-REPLAYED = ("区局数据页没有回应本次请求的随机数（可能是被重放的旧页），已拒收 (the page does not answer this "
-            "pull's nonce: a replay?)；本站数据可能已停更，请联系区局核查网络线路或代理")
+REPLAYED = (
+    "区局数据页没有回应本次请求的随机数（可能是被重放的旧页），已拒收 (the page does not answer this "
+    "pull's nonce: a replay?)；本站数据可能已停更，请联系区局核查网络线路或代理"
+)
 
 
 def _unanswered(page: bytes, nonce: bytes) -> bool:
@@ -206,8 +215,9 @@ def refused_so_far(st: Station) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-async def sync_round(st: Station, url: str | None = None, *, retention_days: int | None = None,
-                     progress: Progress | None = None) -> RoundResult:
+async def sync_round(
+    st: Station, url: str | None = None, *, retention_days: int | None = None, progress: Progress | None = None
+) -> RoundResult:
     url = (url or st.meta.text("hub_url")).rstrip("/")
     if not url:
         raise Refused("this station has no hub address (USB-only); use `sanji node export` and `import`")
@@ -232,8 +242,9 @@ async def sync_round(st: Station, url: str | None = None, *, retention_days: int
                 "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'round', 0, 0, 0, ?)",
                 (st.clock(), str(exc)),
             )
-        raise Unreachable(f"hub at {url} unreachable ({exc.__class__.__name__}); "
-                          f"{st.pending_changes()} change(s) stay queued") from exc
+        raise Unreachable(
+            f"hub at {url} unreachable ({exc.__class__.__name__}); {st.pending_changes()} change(s) stay queued"
+        ) from exc
     except Refused as exc:
         # A refusal (a revoked station, a feed that does not verify) must be visible in `status` and
         # on the staff screen, not only in the output of the command that hit it.
@@ -253,5 +264,13 @@ async def sync_round(st: Station, url: str | None = None, *, retention_days: int
             (st.clock(), 0 if feed_problems else 1, pushed, pulled, "; ".join(refused + feed_problems)[:500]),
         )
     days = purge.DEFAULT_RETENTION_DAYS if retention_days is None else retention_days
-    return RoundResult(pushed, pulled, version, st.pending_changes(), refused, blob_round.to_dict(),
-                       purge.purge(st, days), feed_problems)
+    return RoundResult(
+        pushed,
+        pulled,
+        version,
+        st.pending_changes(),
+        refused,
+        blob_round.to_dict(),
+        purge.purge(st, days),
+        feed_problems,
+    )

@@ -176,10 +176,15 @@ def _from_json(line: str) -> Application:
         else:
             raise Refused(f"material {m['name']!r} has unknown status {state!r}; use submitted or deferred")
     return Application(
-        item=str(raw.get("item", "")), name=str(applicant.get("name", "")),
-        id_number=str(applicant.get("id_number", "")), phone=str(applicant.get("phone", "")),
-        address=str(raw.get("address", "")), submitted=submitted, deferred=deferred,
-        note=str(raw.get("note", "") or ""), theme=str(raw.get("theme", "") or ""),
+        item=str(raw.get("item", "")),
+        name=str(applicant.get("name", "")),
+        id_number=str(applicant.get("id_number", "")),
+        phone=str(applicant.get("phone", "")),
+        address=str(raw.get("address", "")),
+        submitted=submitted,
+        deferred=deferred,
+        note=str(raw.get("note", "") or ""),
+        theme=str(raw.get("theme", "") or ""),
         accepted_at=str(raw["accepted_at"]) if raw.get("accepted_at") else None,
     )
 
@@ -232,8 +237,10 @@ def transition(st: Station, number: str, to: str, note: str = "") -> dict[str, o
     if not any(may_move(r, move, immediate=immediate) for r in roles):
         raise Refused(f"{number}: this station may not {move.value} this application; the deciding tier does that")
     if move is Move.INSPECT:
-        raise Refused(f"{number}: assign an inspection instead (`sanji node inspect DIR {number} --inspector CODE`, "
-                      "or `sanji hub inspect` at the hub); 踏勘 needs an inspector")
+        raise Refused(
+            f"{number}: assign an inspection instead (`sanji node inspect DIR {number} --inspector CODE`, "
+            "or `sanji hub inspect` at the hub); 踏勘 needs an inspector"
+        )
     fields: dict[str, object] = {"status": target.value}
     base = {"status": versions(record).get("status", 0)}
     if note:
@@ -241,8 +248,9 @@ def transition(st: Station, number: str, to: str, note: str = "") -> dict[str, o
         base["note"] = versions(record).get("note", 0)
     if vals.get("status") == Status.INSPECTING.value and "decider" in roles:
         # Leaving an inspection: lift the pause and move the due date out by the days it took.
-        more, more_base = resume_fields(st.conn, st.records, st.catalogue().catalogue.calendar, app_id=app_id,
-                                        record=record, now_ms=st.clock())
+        more, more_base = resume_fields(
+            st.conn, st.records, st.catalogue().catalogue.calendar, app_id=app_id, record=record, now_ms=st.clock()
+        )
         fields.update(more)
         base.update(more_base)
     if move is Move.RESUBMIT:
@@ -259,16 +267,35 @@ def transition(st: Station, number: str, to: str, note: str = "") -> dict[str, o
 def applications(st: Station, status: str | None = None, *, reveal: bool = False) -> list[dict[str, object]]:
     if status is not None and status not in {s.value for s in Status}:
         raise Refused(f"unknown status {status!r}; use one of {', '.join(s.value for s in Status)}")
-    sql = ("SELECT id, number, station, item, status, applicant_name, accepted_at, due_date, applicant_id,"
-           " applicant_phone, paused FROM applications")
+    sql = (
+        "SELECT id, number, station, item, status, applicant_name, accepted_at, due_date, applicant_id,"
+        " applicant_phone, paused FROM applications"
+    )
     args: list[object] = []
     if status:
         sql += " WHERE status=?"
         args.append(status)
     out = []
     for row in st.conn.execute(sql + " ORDER BY accepted_at, number", args):
-        d = dict(zip(("id", "number", "station", "item", "status", "applicant_name", "accepted_at", "due_date",
-                      "applicant_id", "applicant_phone", "paused"), row, strict=True))
+        d = dict(
+            zip(
+                (
+                    "id",
+                    "number",
+                    "station",
+                    "item",
+                    "status",
+                    "applicant_name",
+                    "accepted_at",
+                    "due_date",
+                    "applicant_id",
+                    "applicant_phone",
+                    "paused",
+                ),
+                row,
+                strict=True,
+            )
+        )
         # The due-date clock stands still during an on-site inspection (and only then: a withdrawal
         # made meanwhile at the window cannot lift the flag, which is the decider's).
         d["paused"] = bool(d["paused"]) and d["status"] == "inspecting"

@@ -45,8 +45,9 @@ from replica.errors import Refused, Unreachable
 
 TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
 ANSWER_MAX_BYTES = hubkeys.ANSWER_MAX_BYTES
-_ANSWER_LIMITS = Limits(max_bytes=ANSWER_MAX_BYTES, max_str=4096, max_bin=ANSWER_MAX_BYTES, max_array=4096,
-                        max_map=64, max_depth=4)
+_ANSWER_LIMITS = Limits(
+    max_bytes=ANSWER_MAX_BYTES, max_str=4096, max_bin=ANSWER_MAX_BYTES, max_array=4096, max_map=64, max_depth=4
+)
 
 
 def _token(text: str) -> Token:
@@ -60,34 +61,51 @@ def _verified(answer: dict[str, object], token: Token, challenge: bytes, now_ms:
     """The enrolment document's body and the key list it is signed under, or Refused saying why."""
     doc_bytes, mac, bundle = answer.get("enrollment"), answer.get("mac"), answer.get("keys")
     if not (isinstance(doc_bytes, bytes) and isinstance(mac, bytes) and isinstance(bundle, dict)):
-        raise Refused("登记应答不完整 (the enrolment answer is incomplete: it lacks its document, MAC or the hub's "
-                      "keys; the hub may be too old, or this is not a Sanji hub)")
+        raise Refused(
+            "登记应答不完整 (the enrolment answer is incomplete: it lacks its document, MAC or the hub's "
+            "keys; the hub may be too old, or this is not a Sanji hub)"
+        )
     roots = [r for r in bundle.get("roots") or [] if isinstance(r, bytes) and len(r) == 32]
     anchor = next((r for r in roots if fingerprint_chars(r) == token.fingerprint), None)
     if anchor is None:
-        raise Refused(f"区局根密钥指纹与令牌不符，拒绝接入 (the hub's root key does not have the fingerprint "
-                      f"{token.fingerprint_text} that the token carries: this may not be your district's hub. "
-                      "Nothing was pinned; check the token against the enrolment slip and call the district)",
-                      code="fingerprint_mismatch")
+        raise Refused(
+            f"区局根密钥指纹与令牌不符，拒绝接入 (the hub's root key does not have the fingerprint "
+            f"{token.fingerprint_text} that the token carries: this may not be your district's hub. "
+            "Nothing was pinned; check the token against the enrolment slip and call the district)",
+            code="fingerprint_mismatch",
+        )
     if not check_answer_mac(token_key(token), challenge, doc_bytes, mac):
-        raise Refused("登记应答与令牌不符，拒绝信任 (the enrolment answer was not made with this token: it may "
-                      "have been altered, or the file and token are for different stations. Nothing was pinned; "
-                      "ask the district for a new token and file)", code="mac_mismatch")
+        raise Refused(
+            "登记应答与令牌不符，拒绝信任 (the enrolment answer was not made with this token: it may "
+            "have been altered, or the file and token are for different stations. Nothing was pinned; "
+            "ask the district for a new token and file)",
+            code="mac_mismatch",
+        )
     try:
         hub_id = str(peek_header(doc_bytes).get("signer", ""))
         docs = [d for d in bundle.get("docs") or [] if isinstance(d, bytes)]
         root, keys = follow(docs, hub_id=hub_id, anchor=anchor)
         if keys is None:
-            raise Refused("区局密钥链无法从令牌所指的根密钥核验，拒绝接入 (the hub's key history holds no key list "
-                          "signed by the root the token names: this may not be your district's hub; call the "
-                          "district)", code="fingerprint_mismatch")
+            raise Refused(
+                "区局密钥链无法从令牌所指的根密钥核验，拒绝接入 (the hub's key history holds no key list "
+                "signed by the root the token names: this may not be your district's hub; call the "
+                "district)",
+                code="fingerprint_mismatch",
+            )
         check_current(keys, now_ms)
         pinned = load_verify_key(keys.sign)
-        doc = open_document(doc_bytes, kind="enrollment", recipient=str(peek_header(doc_bytes).get("recipient", "")),
-                            verify_key=lambda s, k: pinned if s == hub_id and k == keys.sign_key_id else None)
+        doc = open_document(
+            doc_bytes,
+            kind="enrollment",
+            recipient=str(peek_header(doc_bytes).get("recipient", "")),
+            verify_key=lambda s, k: pinned if s == hub_id and k == keys.sign_key_id else None,
+        )
     except RemoteProtocolError as exc:
-        raise Refused(f"登记文件签名无法核验，拒绝接入 (the enrolment document does not verify under the hub's "
-                      f"keys from the root the token names: {exc})", code="bad_signature") from exc
+        raise Refused(
+            f"登记文件签名无法核验，拒绝接入 (the enrolment document does not verify under the hub's "
+            f"keys from the root the token names: {exc})",
+            code="bad_signature",
+        ) from exc
     body = doc.body
     if not isinstance(body, dict) or body.get("hub_id") != hub_id or body.get("hub_seal_pub") != keys.seal:
         raise Refused("登记文件内容有误 (the enrolment document names other keys than the hub's key list)")
@@ -95,8 +113,9 @@ def _verified(answer: dict[str, object], token: Token, challenge: bytes, now_ms:
     return body, keys
 
 
-def _pin(st: Station, answer: dict[str, object], token: str, hub_url: str, *, online: bool,
-         challenge: bytes = b"") -> dict[str, object]:
+def _pin(
+    st: Station, answer: dict[str, object], token: str, hub_url: str, *, online: bool, challenge: bytes = b""
+) -> dict[str, object]:
     tok = _token(token)
     body, keys = _verified(answer, tok, challenge, st.clock())
     assert isinstance(body, dict)
@@ -107,12 +126,24 @@ def _pin(st: Station, answer: dict[str, object], token: str, hub_url: str, *, on
     url = hub_url or str(body.get("hub_url") or "")
     with st.transaction():
         for key, value in (
-            ("station", station), ("name", str(body.get("name", ""))), ("tier", str(body["tier"])),
-            ("parent", str(body.get("parent", ""))), ("hub_url", url), ("hub_id", hub_id),
-            ("epoch", 1), ("seq", 0), ("hlc", 0), ("counter", 0), ("batched_seq", 0), ("chain", bytes(32)),
-            ("feed_cursor", 0), ("enrolled", online),
-            ("enrol_proof", b"" if online else claim_proof(token_key(tok), station, st.keys.sign_pub,
-                                                            st.keys.seal_pub)),
+            ("station", station),
+            ("name", str(body.get("name", ""))),
+            ("tier", str(body["tier"])),
+            ("parent", str(body.get("parent", ""))),
+            ("hub_url", url),
+            ("hub_id", hub_id),
+            ("epoch", 1),
+            ("seq", 0),
+            ("hlc", 0),
+            ("counter", 0),
+            ("batched_seq", 0),
+            ("chain", bytes(32)),
+            ("feed_cursor", 0),
+            ("enrolled", online),
+            (
+                "enrol_proof",
+                b"" if online else claim_proof(token_key(tok), station, st.keys.sign_pub, st.keys.seal_pub),
+            ),
         ):
             st.meta.set(key, value)
         hubkeys.pin(st, keys)
@@ -128,8 +159,11 @@ def _pin(st: Station, answer: dict[str, object], token: str, hub_url: str, *, on
 
 def _shown(st: Station, out: dict[str, object]) -> dict[str, object]:
     """What `node init` prints besides: the fingerprint it pinned, for staff to compare with the slip."""
-    return {**out, "hub_fingerprint": hubkeys.pinned_fingerprint(st),
-            "hub_key_id": key_id(st.meta.bytes("hub_sign_pub"))}
+    return {
+        **out,
+        "hub_fingerprint": hubkeys.pinned_fingerprint(st),
+        "hub_key_id": key_id(st.meta.bytes("hub_sign_pub")),
+    }
 
 
 async def _post(session: aiohttp.ClientSession, url: str, body: dict[str, object]) -> dict[str, object]:
@@ -158,11 +192,15 @@ async def _enrol(url: str, tok: Token, st: Station) -> tuple[dict[str, object], 
             got = await _post(session, f"{base}/v1/enroll/challenge", {"token_id": token_id(key)})
             challenge = got.get("challenge")
             if not isinstance(challenge, bytes):
-                raise Refused("区局的接入挑战格式不对，未接入 (the hub's enrolment challenge is malformed; "
-                              "is this a Sanji hub?)")
+                raise Refused(
+                    "区局的接入挑战格式不对，未接入 (the hub's enrolment challenge is malformed; is this a Sanji hub?)"
+                )
             proof = enrol_proof(key, challenge, st.keys.sign_pub, st.keys.seal_pub)
-            answer = await _post(session, f"{base}/v1/enroll", {"challenge": challenge, "sign_pub": st.keys.sign_pub,
-                                                                "seal_pub": st.keys.seal_pub, "proof": proof})
+            answer = await _post(
+                session,
+                f"{base}/v1/enroll",
+                {"challenge": challenge, "sign_pub": st.keys.sign_pub, "seal_pub": st.keys.seal_pub, "proof": proof},
+            )
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise Unreachable(f"hub at {url} unreachable ({exc.__class__.__name__}); check the address and retry") from exc
     return answer, challenge
@@ -184,8 +222,11 @@ def init_online(folder: Path, hub_url: str, token: str) -> dict[str, object]:
 
 def init_from_file(folder: Path, path: Path, hub_url: str = "", token: str | None = None) -> dict[str, object]:
     if not token:
-        raise Refused("登记文件须与登记单上的令牌一起使用 (an enrolment file needs the token from its enrolment "
-                      "slip: add --token SJT-…)", code="token_required")
+        raise Refused(
+            "登记文件须与登记单上的令牌一起使用 (an enrolment file needs the token from its enrolment "
+            "slip: add --token SJT-…)",
+            code="token_required",
+        )
     _token(token)
     try:
         answer = decode_enrolment(carried_files.read(path))  # size-checked, links not followed

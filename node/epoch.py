@@ -39,8 +39,9 @@ def reissue_after_fork(st: Station, forked_hash: bytes) -> int:
     if row is None or int(row[0]) != old:
         return 0  # unknown, or an older epoch already left behind: nothing more to re-issue
     first = int(row[1])
-    st.conn.execute("UPDATE outbox SET state='superseded' WHERE epoch=? AND last_seq>=? AND state!='receipted'",
-                    (old, first))
+    st.conn.execute(
+        "UPDATE outbox SET state='superseded' WHERE epoch=? AND last_seq>=? AND state!='receipted'", (old, first)
+    )
     return _reissue(st, old, first)
 
 
@@ -83,7 +84,8 @@ def restore(folder: Path, source: Path) -> dict[str, object]:
     # What must not go back in time with the backup: the catalogue (never a lower release) and the
     # clock (never a stamp already used).
     newer_catalogues = current.conn.execute(
-        "SELECT version, frame, issued_at, expires_at, received_ms FROM catalogues").fetchall()
+        "SELECT version, frame, issued_at, expires_at, received_ms FROM catalogues"
+    ).fetchall()
     hlc_now = current.meta.int("hlc")
     current.close()
     try:
@@ -102,8 +104,11 @@ def restore(folder: Path, source: Path) -> dict[str, object]:
     try:
         with st.transaction():
             for row in newer_catalogues:
-                st.conn.execute("INSERT OR IGNORE INTO catalogues (version, frame, issued_at, expires_at, received_ms)"
-                                " VALUES (?,?,?,?,?)", row)
+                st.conn.execute(
+                    "INSERT OR IGNORE INTO catalogues (version, frame, issued_at, expires_at, received_ms)"
+                    " VALUES (?,?,?,?,?)",
+                    row,
+                )
             st.meta.set("hlc", max(hlc_now, st.meta.int("hlc")))
             old = st.meta.int("epoch", 1)
             first = st.meta.int("batched_seq") + 1

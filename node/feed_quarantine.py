@@ -65,14 +65,22 @@ def take_page(st: Station, data: bytes, *, source: str) -> PageOutcome:
     span = _signed_span(st, data)
     if span is None or not span[0] <= cursor < span[1]:
         record(st, data, source=source, reason=reason)
-        return PageOutcome(None, f"区局数据页未通过验证，已隔离，未跳过（{reason}）；"
-                                 "将重新获取该页，若反复出现请联系区局重新导出或检查网络线路")
+        return PageOutcome(
+            None,
+            f"区局数据页未通过验证，已隔离，未跳过（{reason}）；"
+            "将重新获取该页，若反复出现请联系区局重新导出或检查网络线路",
+        )
     after, nxt, more = span
     with st.transaction():  # the note and the move of the cursor, together or not at all
         _insert(st, data, source=source, reason=reason, skipped=(cursor, nxt))
         st.meta.set("feed_cursor", nxt)
-    return PageOutcome(None, f"区局数据页（变更 {after}–{nxt}）无法应用，已隔离并继续后续数据页（{reason}）；"
-                             "其中的变更将由夜间对账补回，如需核查请联系区局", skipped=True, more=more)
+    return PageOutcome(
+        None,
+        f"区局数据页（变更 {after}–{nxt}）无法应用，已隔离并继续后续数据页（{reason}）；"
+        "其中的变更将由夜间对账补回，如需核查请联系区局",
+        skipped=True,
+        more=more,
+    )
 
 
 def _signed_span(st: Station, data: bytes) -> tuple[int, int, bool] | None:
@@ -95,32 +103,53 @@ def record(st: Station, data: bytes | None, *, source: str, reason: str) -> None
         _insert(st, data, source=source, reason=reason)
 
 
-def _insert(st: Station, data: bytes | None, *, source: str, reason: str,
-            skipped: tuple[int, int] | None = None) -> None:
+def _insert(
+    st: Station, data: bytes | None, *, source: str, reason: str, skipped: tuple[int, int] | None = None
+) -> None:
     digest = hashlib.sha256(data if data is not None else b"unread:" + reason.encode()).digest()
     now = st.clock()
     st.conn.execute(
         "INSERT INTO feed_quarantine (sha256, first_ms, last_ms, times, source, authentic, skipped_from,"
         " skipped_to, reason, frame) VALUES (?,?,?,1,?,?,?,?,?,?)"
         " ON CONFLICT(sha256) DO UPDATE SET last_ms=excluded.last_ms, times=times+1, source=excluded.source",
-        (digest, now, now, source, int(skipped is not None), skipped[0] if skipped else None,
-         skipped[1] if skipped else None, reason[:1000], data if skipped is not None else None),
+        (
+            digest,
+            now,
+            now,
+            source,
+            int(skipped is not None),
+            skipped[0] if skipped else None,
+            skipped[1] if skipped else None,
+            reason[:1000],
+            data if skipped is not None else None,
+        ),
     )
     st.conn.execute(
         "DELETE FROM feed_quarantine WHERE sha256 NOT IN"
-        " (SELECT sha256 FROM feed_quarantine ORDER BY last_ms DESC LIMIT ?)", (KEEP_ROWS,))
+        " (SELECT sha256 FROM feed_quarantine ORDER BY last_ms DESC LIMIT ?)",
+        (KEEP_ROWS,),
+    )
 
 
 def summary(st: Station) -> dict[str, object]:
     """For `node status`: how many pages were set aside, how many skipped, and the latest one."""
     ensure(st)
-    count, skipped = st.conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(authentic), 0) FROM feed_quarantine").fetchone()
+    count, skipped = st.conn.execute("SELECT COUNT(*), COALESCE(SUM(authentic), 0) FROM feed_quarantine").fetchone()
     row = st.conn.execute(
         "SELECT last_ms, source, authentic, skipped_from, skipped_to, reason, times FROM feed_quarantine"
-        " ORDER BY last_ms DESC LIMIT 1").fetchone()
-    latest = None if row is None else {
-        "at": iso_from_ms(int(row[0])), "source": row[1], "skipped": bool(row[2]),
-        "skipped_from": row[3], "skipped_to": row[4], "reason": row[5], "times": row[6],
-    }
+        " ORDER BY last_ms DESC LIMIT 1"
+    ).fetchone()
+    latest = (
+        None
+        if row is None
+        else {
+            "at": iso_from_ms(int(row[0])),
+            "source": row[1],
+            "skipped": bool(row[2]),
+            "skipped_from": row[3],
+            "skipped_to": row[4],
+            "reason": row[5],
+            "times": row[6],
+        }
+    )
     return {"feed_quarantined": int(count), "feed_skipped": int(skipped), "feed_quarantine_latest": latest}

@@ -35,8 +35,7 @@ class AnswerTooLarge(Refused):
         self.cap = cap
 
 
-async def read_body(resp: aiohttp.ClientResponse, *, what: str = "区局的应答",
-                    cap: int = RESPONSE_MAX_BYTES) -> bytes:
+async def read_body(resp: aiohttp.ClientResponse, *, what: str = "区局的应答", cap: int = RESPONSE_MAX_BYTES) -> bytes:
     """The whole body, or :class:`AnswerTooLarge` having read at most ``cap`` bytes of it."""
     declared = resp.content_length
     if declared is not None and declared > cap:

@@ -55,8 +55,9 @@ def check(st: Station) -> None:
     if not expires:
         return  # enrolled before key lists existed and not yet followed: the pinned key still stands
     root = st.meta.bytes("hub_root_pub")
-    current = KeyList(root, st.meta.int("hub_keys_version"), st.meta.bytes("hub_sign_pub"),
-                      st.meta.bytes("hub_seal_pub"), 0, expires)
+    current = KeyList(
+        root, st.meta.int("hub_keys_version"), st.meta.bytes("hub_sign_pub"), st.meta.bytes("hub_seal_pub"), 0, expires
+    )
     try:
         check_current(current, st.clock())
     except KeyChainError as exc:
@@ -75,8 +76,10 @@ def adopt(st: Station, bundle: object) -> dict[str, object]:
         if keys is not None:
             check_current(keys, st.clock())
     except RemoteProtocolError as exc:
-        raise Refused(f"区局密钥链无法核验，未采用 (the hub's key history does not verify from the root this "
-                      f"station pinned: {exc}; call the district before syncing again)") from exc
+        raise Refused(
+            f"区局密钥链无法核验，未采用 (the hub's key history does not verify from the root this "
+            f"station pinned: {exc}; call the district before syncing again)"
+        ) from exc
     with st.transaction():
         if keys is not None:
             pin(st, keys)
@@ -85,8 +88,12 @@ def adopt(st: Station, bundle: object) -> dict[str, object]:
         release = bundle.get("release")
         if isinstance(release, bytes):
             _adopt_release(st, release)
-    return {"version": st.meta.int("hub_keys_version"), "key_id": key_id(st.meta.bytes("hub_sign_pub")),
-            "followed": keys is not None, "fingerprint": pinned_fingerprint(st)}
+    return {
+        "version": st.meta.int("hub_keys_version"),
+        "key_id": key_id(st.meta.bytes("hub_sign_pub")),
+        "followed": keys is not None,
+        "fingerprint": pinned_fingerprint(st),
+    }
 
 
 def _adopt_release(st: Station, frame: bytes) -> None:
@@ -103,14 +110,17 @@ async def refresh(st: Station, session: aiohttp.ClientSession, url: str) -> dict
         if resp.status == 404:
             return None  # a hub from before key rotation: the pinned key still stands
         if resp.status != 200:
-            raise Refused(f"区局未提供密钥记录，本轮未同步 (the hub refused to send its key history: "
-                          f"HTTP {resp.status}; retry later)")
+            raise Refused(
+                f"区局未提供密钥记录，本轮未同步 (the hub refused to send its key history: "
+                f"HTTP {resp.status}; retry later)"
+            )
         data = await read_capped(resp, ANSWER_MAX_BYTES)
     try:
         bundle = unpack(data)
     except RemoteProtocolError as exc:
-        raise Refused(f"区局密钥记录无法解析，未采用 (the hub's key history is malformed: {exc}; "
-                      "call the district)") from exc
+        raise Refused(
+            f"区局密钥记录无法解析，未采用 (the hub's key history is malformed: {exc}; call the district)"
+        ) from exc
     if not isinstance(bundle, dict) or not bundle.get("docs"):
         return None
     return adopt(st, bundle)
@@ -140,7 +150,7 @@ def import_key_files(st: Station, files: list[Path]) -> tuple[int, list[dict[str
             data = carried_files.read(path)
             if not data.startswith(KEYS_MAGIC):
                 raise Refused("不是区局密钥文件 (not a hub key file)")
-            adopt(st, unpack(data[len(KEYS_MAGIC):]))
+            adopt(st, unpack(data[len(KEYS_MAGIC) :]))
             accepted += 1
         except carried_files.CarriedFileRefused as exc:
             rejected.append(exc.refusal.row())

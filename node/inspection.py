@@ -31,8 +31,10 @@ PURGED_TEXT = "（已清除）"
 def _task(st: Station, task_id: str) -> dict[str, object]:
     vals = st.records.values("task", task_id)
     if not vals or vals.get("inspector") != st.code:
-        raise Refused(f"本设备没有踏勘任务 {task_id} (no such task for {st.code}; "
-                      "run `sanji node sync` or import the hub's files to receive tasks)")
+        raise Refused(
+            f"本设备没有踏勘任务 {task_id} (no such task for {st.code}; "
+            "run `sanji node sync` or import the hub's files to receive tasks)"
+        )
     return vals
 
 
@@ -52,15 +54,20 @@ def tasks(st: Station, *, reveal: bool = False) -> list[dict[str, object]]:
         item = items.get(str(vals.get("item", "")))
         phone = str(vals.get("phone") or "")
         gone = task_id in purged
-        out.append({
-            "task": task_id, "number": vals.get("number"), "item": vals.get("item"),
-            "item_name": item.name if item is not None else "",
-            "address": PURGED_TEXT if gone else vals.get("address"),
-            "phone": PURGED_TEXT if gone else (phone if reveal else mask_phone(phone)),
-            "due": vals.get("due"), "status": vals.get("status"),
-            "checklist": list(vals.get("checklist") or []),  # type: ignore[call-overload]
-            "purged": gone,
-        })
+        out.append(
+            {
+                "task": task_id,
+                "number": vals.get("number"),
+                "item": vals.get("item"),
+                "item_name": item.name if item is not None else "",
+                "address": PURGED_TEXT if gone else vals.get("address"),
+                "phone": PURGED_TEXT if gone else (phone if reveal else mask_phone(phone)),
+                "due": vals.get("due"),
+                "status": vals.get("status"),
+                "checklist": list(vals.get("checklist") or []),  # type: ignore[call-overload]
+                "purged": gone,
+            }
+        )
     return out
 
 
@@ -74,9 +81,17 @@ def _checks(specs: list[str]) -> dict[str, bool]:
     return out
 
 
-def report(st: Station, task_id: str, *, result: str, findings: list[str], gps: str | None = None,
-           photos: list[Path] | None = None, signature: Path | None = None,
-           checks: list[str] | None = None) -> dict[str, object]:
+def report(
+    st: Station,
+    task_id: str,
+    *,
+    result: str,
+    findings: list[str],
+    gps: str | None = None,
+    photos: list[Path] | None = None,
+    signature: Path | None = None,
+    checks: list[str] | None = None,
+) -> dict[str, object]:
     """Record an inspection report offline. Raises Refused and writes nothing when input is wrong."""
     task = _task(st, task_id)
     if task.get("status") == TASK_DONE:
@@ -91,8 +106,13 @@ def report(st: Station, task_id: str, *, result: str, findings: list[str], gps: 
     photos = photos or []
     if len(photos) > MAX_PHOTOS:
         raise Refused(f"{len(photos)} photos is more than the {MAX_PHOTOS} one report may carry")
-    fields: dict[str, object] = {"task": task_id, "application": str(task.get("application") or ""),
-                                 "result": result, "findings": text, "recorded_at": iso_from_ms(st.clock())}
+    fields: dict[str, object] = {
+        "task": task_id,
+        "application": str(task.get("application") or ""),
+        "result": result,
+        "findings": text,
+        "recorded_at": iso_from_ms(st.clock()),
+    }
     try:
         checklist = [str(x) for x in task.get("checklist") or []]  # type: ignore[attr-defined]
         fields["checklist"] = checklist_results(checklist, passed=result == "pass", overrides=_checks(checks or []))
@@ -119,5 +139,11 @@ def report(st: Station, task_id: str, *, result: str, findings: list[str], gps: 
             blobs.reference(st, task_id, sha, size, "photo")
         if sig is not None:
             blobs.reference(st, task_id, sig[1], sig[2], "signature")
-    return {"task": task_id, "status": TASK_DONE, "result": result, "photos": fields["photos"],
-            "signature": fields.get("signature"), "gps_flag": fields.get("gps_flag", "")}
+    return {
+        "task": task_id,
+        "status": TASK_DONE,
+        "result": result,
+        "photos": fields["photos"],
+        "signature": fields.get("signature"),
+        "gps_flag": fields.get("gps_flag", ""),
+    }

@@ -25,15 +25,20 @@ def compact(st: Station, retention_days: int = RETENTION_DAYS) -> int:
     limit = st.clock() - retention_days * 86_400_000
     with st.transaction():
         cur = st.conn.execute(
-            "UPDATE outbox SET frame=x'' WHERE state='receipted' AND receipted_ms < ? AND length(frame) > 0", (limit,))
+            "UPDATE outbox SET frame=x'' WHERE state='receipted' AND receipted_ms < ? AND length(frame) > 0", (limit,)
+        )
     return cur.rowcount
 
 
 def run(st: Station, trigger: str = "on-demand", retention_days: int = RETENTION_DAYS) -> dict[str, Any]:
     started = st.clock()
     with st.transaction():
-        run_id = int(st.conn.execute("INSERT INTO nightly_runs (started_ms, trigger) VALUES (?, ?)",
-                                     (started, trigger)).lastrowid or 0)
+        run_id = int(
+            st.conn.execute(
+                "INSERT INTO nightly_runs (started_ms, trigger) VALUES (?, ?)", (started, trigger)
+            ).lastrowid
+            or 0
+        )
     check = integrity_check(st.db)
     figures: dict[str, Any] = {"integrity": check}
     if check == "ok":
@@ -59,8 +64,10 @@ def run(st: Station, trigger: str = "on-demand", retention_days: int = RETENTION
 def _finish(st: Station, run_id: int, outcome: str, figures: dict[str, Any]) -> dict[str, Any]:
     try:
         with st.transaction():
-            st.conn.execute("UPDATE nightly_runs SET ended_ms=?, outcome=?, figures=? WHERE id=?",
-                            (st.clock(), outcome, pack(figures), run_id))
+            st.conn.execute(
+                "UPDATE nightly_runs SET ended_ms=?, outcome=?, figures=? WHERE id=?",
+                (st.clock(), outcome, pack(figures), run_id),
+            )
     except sqlite3.DatabaseError:
         log.error("could not record the nightly run's outcome (%s): the database is damaged", outcome)
     return {"outcome": outcome, **figures}

@@ -63,8 +63,14 @@ def _blobs_held_ms(st: Station, task_id: str) -> tuple[list[str], int] | None:
 
 def _redact(st: Station, task_id: str) -> None:
     """Blank the citizen's details of one task here, without writing a change. Inside a transaction."""
-    leaf = record_leaf(d for _e, _i, d in digests(st.conn.execute(
-        f"SELECT {CHANGE_COLS} FROM changes c WHERE c.entity='task' AND c.rid=?", (task_id,)).fetchall()))
+    leaf = record_leaf(
+        d
+        for _e, _i, d in digests(
+            st.conn.execute(
+                f"SELECT {CHANGE_COLS} FROM changes c WHERE c.entity='task' AND c.rid=?", (task_id,)
+            ).fetchall()
+        )
+    )
     record = st.records.load("task", task_id)
     for name in REDACTED_FIELDS:
         if name in record:
@@ -72,14 +78,17 @@ def _redact(st: Station, task_id: str) -> None:
             record[name] = (hlc, origin, "", base)  # same stamp, so no older write can win it back
     # The digest column keeps naming the merged state all replicas agreed on; only the local copy is cut.
     st.conn.execute("UPDATE records SET state=? WHERE entity='task' AND id=?", (pack(record_to_wire(record)), task_id))
-    for rowid, fields in st.conn.execute("SELECT rowid, fields FROM changes WHERE entity='task' AND rid=?",
-                                         (task_id,)).fetchall():
+    for rowid, fields in st.conn.execute(
+        "SELECT rowid, fields FROM changes WHERE entity='task' AND rid=?", (task_id,)
+    ).fetchall():
         raw = unpack(fields)
         if isinstance(raw, dict) and any(name in raw for name in REDACTED_FIELDS):
             cut = {k: ("" if k in REDACTED_FIELDS else v) for k, v in raw.items()}
             st.conn.execute("UPDATE changes SET fields=? WHERE rowid=?", (pack(cut), rowid))
-    st.conn.execute("INSERT OR IGNORE INTO purged (entity, id, purged_ms, leaf) VALUES ('task', ?, ?, ?)",
-                    (task_id, st.clock(), leaf))
+    st.conn.execute(
+        "INSERT OR IGNORE INTO purged (entity, id, purged_ms, leaf) VALUES ('task', ?, ?, ?)",
+        (task_id, st.clock(), leaf),
+    )
 
 
 def purge(st: Station, retention_days: int = DEFAULT_RETENTION_DAYS) -> dict[str, object]:
@@ -104,7 +113,8 @@ def purge(st: Station, retention_days: int = DEFAULT_RETENTION_DAYS) -> dict[str
             for sha in held[0]:
                 others = st.conn.execute(
                     "SELECT 1 FROM blob_refs r WHERE r.sha256=? AND r.report<>? AND r.report NOT IN"
-                    " (SELECT id FROM purged WHERE entity='task')", (sha, task_id),
+                    " (SELECT id FROM purged WHERE entity='task')",
+                    (sha, task_id),
                 ).fetchone()
                 if others is None:
                     st.conn.execute("UPDATE blobs SET purged_ms=? WHERE sha256=?", (now, sha))

@@ -41,9 +41,16 @@ class Outcome:
     held_there: int = 0
 
     def to_dict(self) -> dict[str, object]:
-        return {"buckets_compared": self.buckets_compared, "divergent": self.divergent, "repaired": self.repaired,
-                "bytes": self.bytes, "summary_match": self.summary_match, "repaired_here": self.repaired_here,
-                "repaired_there": self.repaired_there, "held_there": self.held_there}
+        return {
+            "buckets_compared": self.buckets_compared,
+            "divergent": self.divergent,
+            "repaired": self.repaired,
+            "bytes": self.bytes,
+            "summary_match": self.summary_match,
+            "repaired_here": self.repaired_here,
+            "repaired_there": self.repaired_there,
+            "held_there": self.held_there,
+        }
 
 
 class Conversation:
@@ -55,18 +62,29 @@ class Conversation:
 
     async def ask(self, body: dict[str, object]) -> dict[str, object]:
         st = self.st
-        req = sign_document("reconcile-request", {**body, "at_ms": st.clock()}, signer=st.code,
-                            recipient=st.hub_id, signing_key=st.keys.sign)
-        async with self.session.post(f"{self.url}/v1/reconcile", data=req,
-                                     headers={"Content-Type": "application/vnd.sanji.document"}) as resp:
+        req = sign_document(
+            "reconcile-request",
+            {**body, "at_ms": st.clock()},
+            signer=st.code,
+            recipient=st.hub_id,
+            signing_key=st.keys.sign,
+        )
+        async with self.session.post(
+            f"{self.url}/v1/reconcile", data=req, headers={"Content-Type": "application/vnd.sanji.document"}
+        ) as resp:
             if resp.status != 200:
                 data = await hub_answer.read_body(resp, what="区局的对账说明", cap=ERROR_BODY_MAX_BYTES)
                 raise Refused(f"the hub refused reconciliation: {data[:300].decode(errors='replace')}")
             data = await hub_answer.read_body(resp, what="区局的对账应答")
             self.bytes += len(req) + len(data)
         try:
-            doc = open_document(data, kind="reconcile", recipient=st.code, verify_key=st.hub_key,
-                                unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None)
+            doc = open_document(
+                data,
+                kind="reconcile",
+                recipient=st.code,
+                verify_key=st.hub_key,
+                unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None,
+            )
         except RemoteProtocolError as exc:
             raise Refused(f"the hub's reconciliation answer does not verify: {exc}") from exc
         if not isinstance(doc.body, dict):
@@ -104,16 +122,25 @@ async def run(st: Station, url: str) -> Outcome:
         keys = sorted(set(result.missing_here) | set(result.missing_there) | set(result.differing))
         outcome = Outcome(result.buckets_compared, len(keys), 0, 0, None)
         for i in range(0, len(keys), KEYS_PER_REQUEST):
-            part = keys[i:i + KEYS_PER_REQUEST]
+            part = keys[i : i + KEYS_PER_REQUEST]
             answer = await talk.ask({"op": "records", "keys": part})
             outcome.repaired_here += _apply_theirs(st, answer.get("changes"))
             held = {(str(h[0]), int(h[1]), int(h[2])) for h in answer.get("held", []) if isinstance(h, list)}
             own, foreign = _own_repairable(st, select_records(st.conn, SCOPE_SQL, (), part), held)
             if own or foreign:
-                chain = {"epoch": st.meta.int("epoch", 1), "batched_seq": st.meta.int("batched_seq"),
-                         "hash": st.meta.bytes("chain", bytes(32))}
-                got = await talk.ask({"op": "repair", "changes": [row_to_wire(r) for r in own],
-                                      "foreign": [row_to_wire(r) for r in foreign], "chain": chain})
+                chain = {
+                    "epoch": st.meta.int("epoch", 1),
+                    "batched_seq": st.meta.int("batched_seq"),
+                    "hash": st.meta.bytes("chain", bytes(32)),
+                }
+                got = await talk.ask(
+                    {
+                        "op": "repair",
+                        "changes": [row_to_wire(r) for r in own],
+                        "foreign": [row_to_wire(r) for r in foreign],
+                        "chain": chain,
+                    }
+                )
                 outcome.repaired_there += int(str(got.get("applied", 0)))
                 outcome.held_there += int(str(got.get("held", 0)))
         outcome.repaired = outcome.repaired_here + outcome.repaired_there
@@ -127,8 +154,10 @@ async def run(st: Station, url: str) -> Outcome:
 def scope_tree(st: Station) -> MerkleTree:
     """Our scope's tree. Tasks purged here count with the leaf they had before their details were cut."""
     blobs.store_of(st)  # makes sure the purge bookkeeping exists on a station that never had a task
-    kept = {record_key(str(e), str(i)): bytes(leaf) for e, i, leaf in st.conn.execute(
-        "SELECT entity, id, leaf FROM purged WHERE leaf IS NOT NULL")}
+    kept = {
+        record_key(str(e), str(i)): bytes(leaf)
+        for e, i, leaf in st.conn.execute("SELECT entity, id, leaf FROM purged WHERE leaf IS NOT NULL")
+    }
     rows: list[Row] = [r for r in st.conn.execute(SCOPE_SQL).fetchall() if record_key(r[4], r[5]) not in kept]
     pairs = sorted([*leaves(digests(rows)), *kept.items()])
     return MerkleTree.build(pairs, depth_for(len(pairs)))
@@ -168,8 +197,11 @@ def _check_summary(st: Station, raw: object) -> bool | None:
     body = doc.body
     if not isinstance(body, dict) or not isinstance(body.get("by_status"), dict):
         return False
-    ours = dict(st.conn.execute(
-        "SELECT status, COUNT(*) FROM applications WHERE station=? GROUP BY status", (st.code,)).fetchall())
+    ours = dict(
+        st.conn.execute(
+            "SELECT status, COUNT(*) FROM applications WHERE station=? GROUP BY status", (st.code,)
+        ).fetchall()
+    )
     match = {str(k): int(v) for k, v in ours.items()} == {str(k): int(v) for k, v in body["by_status"].items()}
     if not match:
         with st.transaction():

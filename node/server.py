@@ -102,8 +102,9 @@ def _nightly(st: Station, nightly_at: str) -> AsyncIOScheduler:
                 log.exception("nightly run (%s) failed", trigger)
 
     last = nightly.last_run_start(st)
-    return schedule.start(schedule.When.parse(nightly_at), job,
-                          datetime.fromtimestamp(last / 1000, CHINA) if last else None)
+    return schedule.start(
+        schedule.When.parse(nightly_at), job, datetime.fromtimestamp(last / 1000, CHINA) if last else None
+    )
 
 
 def serve(folder: Path, *, port: int, interval: float, nightly_at: str = "02:00") -> None:

@@ -154,8 +154,9 @@ class Station:
         self.meta.set("hlc", hlc)
         return change
 
-    def write_unchecked(self, entity: str, rec_id: str, fields: Mapping[str, object],
-                        base: Mapping[str, int]) -> Change:
+    def write_unchecked(
+        self, entity: str, rec_id: str, fields: Mapping[str, object], base: Mapping[str, int]
+    ) -> Change:
         """The write path without the admission check: what a station running modified software does.
         Only tests that play a compromised station call it; no command does."""
         seq = self.meta.int("seq") + 1

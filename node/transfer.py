@@ -35,8 +35,13 @@ class BlobRound:
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
-        return {"complete": self.complete, "sent_chunks": self.sent_chunks, "skipped_chunks": self.skipped_chunks,
-                "pending": self.pending, "errors": self.errors}
+        return {
+            "complete": self.complete,
+            "sent_chunks": self.sent_chunks,
+            "skipped_chunks": self.skipped_chunks,
+            "pending": self.pending,
+            "errors": self.errors,
+        }
 
 
 def request_header(st: Station, req: BlobRequest) -> str:
@@ -52,8 +57,9 @@ async def _answer(resp: aiohttp.ClientResponse) -> dict[str, object]:
     return body if isinstance(body, dict) else {}
 
 
-async def _upload(st: Station, session: aiohttp.ClientSession, url: str, sha: str, size: int,
-                  rnd: BlobRound, budget: list[int]) -> bool:
+async def _upload(
+    st: Station, session: aiohttp.ClientSession, url: str, sha: str, size: int, rnd: BlobRound, budget: list[int]
+) -> bool:
     """Send what the hub lacks of one blob. True when the hub holds it whole afterwards."""
     store = blobs.store_of(st)
     if not store.verify(sha):
@@ -77,17 +83,21 @@ async def _upload(st: Station, session: aiohttp.ClientSession, url: str, sha: st
         budget[0] -= 1
         data = store.read_chunk(sha, index)
         req = BlobRequest("chunk", sha, size, index, hashlib.sha256(data).hexdigest(), st.clock())
-        async with session.put(f"{base}/{index}", data=data, headers={
-            REQUEST_HEADER: request_header(st, req), "Content-Type": "application/octet-stream",
-        }) as resp:
+        async with session.put(
+            f"{base}/{index}",
+            data=data,
+            headers={
+                REQUEST_HEADER: request_header(st, req),
+                "Content-Type": "application/octet-stream",
+            },
+        ) as resp:
             answer = await _answer(resp)
         rnd.sent_chunks += 1
         complete = answer.get("complete") is True
     return complete
 
 
-async def upload_pending(st: Station, session: aiohttp.ClientSession, url: str, *,
-                         max_chunks: int = -1) -> BlobRound:
+async def upload_pending(st: Station, session: aiohttp.ClientSession, url: str, *, max_chunks: int = -1) -> BlobRound:
     """Upload every pending blob. ``max_chunks`` (tests, throttling) stops after that many chunks."""
     rnd = BlobRound()
     budget = [max_chunks]

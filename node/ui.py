@@ -74,9 +74,14 @@ async def page(request: web.Request, template: str, *, status: int = 200, **cont
     # Where "sync now" returns to: this page, without the previous sync's notice.
     query = [(k, v) for k, v in request.query.items() if k not in ("sync", "new", "done")]
     back = request.path + ("?" + urlencode(query) if query else "")
-    base: dict[str, Any] = {"csrf": request.app[CSRF], "path": request.path, "now_ms": st.clock(), "back": back,
-                            "bar": await status_context(request.app, st),
-                            "sync_notice": request.query.get("sync", "")}
+    base: dict[str, Any] = {
+        "csrf": request.app[CSRF],
+        "path": request.path,
+        "now_ms": st.clock(),
+        "back": back,
+        "bar": await status_context(request.app, st),
+        "sync_notice": request.query.get("sync", ""),
+    }
     base.update(context)
     return render(request.app[ENV], template, base, status=status)
 
@@ -104,7 +109,6 @@ def form_post(handler: Handler) -> Handler:
     return wrapped
 
 
-
 # -- showing a masked ID number or phone in full: who looks, why, and a line in ui_audit ------------------
 
 MIN_REASON = 4
@@ -123,13 +127,19 @@ def reveal_refusal(values: dict[str, str], where: str) -> str:
 
 def record_reveal(st: Station, action: str, target: str, values: dict[str, str]) -> None:
     with st.transaction():
-        st.conn.execute("INSERT INTO ui_audit (at_ms, staff, action, target, reason) VALUES (?,?,?,?,?)",
-                        (st.clock(), values["staff"], action, target, values["reason"]))
+        st.conn.execute(
+            "INSERT INTO ui_audit (at_ms, staff, action, target, reason) VALUES (?,?,?,?,?)",
+            (st.clock(), values["staff"], action, target, values["reason"]),
+        )
+
 
 @web.middleware
 async def loopback_only(request: web.Request, handler: Handler) -> web.StreamResponse:
-    host = (request.host or "").rsplit(":", 1)[0] if not (request.host or "").startswith("[") else \
-        (request.host or "").split("]", 1)[0] + "]"
+    host = (
+        (request.host or "").rsplit(":", 1)[0]
+        if not (request.host or "").startswith("[")
+        else (request.host or "").split("]", 1)[0] + "]"
+    )
     if host not in LOOPBACK_NAMES:
         return web.Response(status=421, text="this station UI answers only on 127.0.0.1 / localhost")
     return await handler(request)
@@ -147,10 +157,17 @@ async def home(request: web.Request) -> web.StreamResponse:
         if a["due"].state in ("overdue", "soon"):
             open_apps.append(a)
     names = _item_names(st)
-    return await page(request, "home.html", recent=list(reversed(apps))[:8], warnings=open_apps[:20], names=names,
-                      accepted_today=sum(1 for a in apps if str(a["accepted_at"] or "").startswith(day)),
-                      overdue=sum(1 for a in open_apps if a["due"].state == "overdue"),
-                      soon=sum(1 for a in open_apps if a["due"].state == "soon"), total=len(apps))
+    return await page(
+        request,
+        "home.html",
+        recent=list(reversed(apps))[:8],
+        warnings=open_apps[:20],
+        names=names,
+        accepted_today=sum(1 for a in apps if str(a["accepted_at"] or "").startswith(day)),
+        overdue=sum(1 for a in open_apps if a["due"].state == "overdue"),
+        soon=sum(1 for a in open_apps if a["due"].state == "soon"),
+        total=len(apps),
+    )
 
 
 def _item_names(st: Station) -> dict[str, str]:

@@ -80,18 +80,37 @@ async def choose(request: web.Request) -> web.StreamResponse:
 def _dates(st: Station, choice: Choice) -> dict[str, dict[str, str]]:
     cal = st.catalogue().catalogue.calendar
     day = today(st)
-    return {i.code: {"due": due_date(i, day, cal).isoformat(), "defer_due": deferred_due_date(i, day, cal).isoformat()}
-            for i in choice.items}
+    return {
+        i.code: {"due": due_date(i, day, cal).isoformat(), "defer_due": deferred_due_date(i, day, cal).isoformat()}
+        for i in choice.items
+    }
 
 
-async def _form(request: web.Request, choice: Choice, *, values: dict[str, str] | None = None,
-                states: dict[str, str] | None = None, errors: dict[str, str] | None = None,
-                general: str = "", bad_materials: set[str] | None = None, status: int = 200) -> web.Response:
+async def _form(
+    request: web.Request,
+    choice: Choice,
+    *,
+    values: dict[str, str] | None = None,
+    states: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    general: str = "",
+    bad_materials: set[str] | None = None,
+    status: int = 200,
+) -> web.Response:
     st = station_of(request)
-    return await page(request, "accept_form.html", status=status, choice=choice, dates=_dates(st, choice),
-                      values=values or {"name": "", "id_number": "", "phone": "", "address": "", "note": ""},
-                      states=states or {}, errors=errors or {}, general=general, bad=bad_materials or set(),
-                      today=today(st).isoformat())
+    return await page(
+        request,
+        "accept_form.html",
+        status=status,
+        choice=choice,
+        dates=_dates(st, choice),
+        values=values or {"name": "", "id_number": "", "phone": "", "address": "", "note": ""},
+        states=states or {},
+        errors=errors or {},
+        general=general,
+        bad=bad_materials or set(),
+        today=today(st).isoformat(),
+    )
 
 
 async def form_page(request: web.Request) -> web.StreamResponse:
@@ -105,8 +124,9 @@ async def form_page(request: web.Request) -> web.StreamResponse:
     return await _form(request, choice)
 
 
-def _validate(st: Station, choice: Choice, form: Any) -> tuple[dict[str, str], dict[str, str], dict[str, str],
-                                                               set[str]]:
+def _validate(
+    st: Station, choice: Choice, form: Any
+) -> tuple[dict[str, str], dict[str, str], dict[str, str], set[str]]:
     """(values, material states, errors by field, materials to mark). Mirrors what accept() checks, so
     staff see every problem at once and next to its field rather than one refusal at a time."""
     values = {k: str(form.get(k, "")).strip() for k in ("name", "id_number", "phone", "address", "note")}
@@ -157,22 +177,45 @@ async def submit(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     values, states, errors, bad = _validate(st, choice, form)
     if errors:
-        return await _form(request, choice, values=values, states=states, errors=errors, bad_materials=bad,
-                           status=400, general="请按提示修改后再提交，本次未受理。")
+        return await _form(
+            request,
+            choice,
+            values=values,
+            states=states,
+            errors=errors,
+            bad_materials=bad,
+            status=400,
+            general="请按提示修改后再提交，本次未受理。",
+        )
     numbers: list[str] = []
     for i, item in enumerate(choice.items):
         submitted = [m.name for j, m in enumerate(item.materials) if states[f"m{i}_{j}"] == "submitted"]
         deferred = [m.name for j, m in enumerate(item.materials) if states[f"m{i}_{j}"] == "deferred"]
         try:
-            out = commands.accept(st, commands.Application(
-                item=item.code, name=values["name"], id_number=values["id_number"], phone=values["phone"],
-                address=values["address"], submitted=submitted, deferred=deferred, note=values["note"],
-                theme=choice.code if choice.kind == "theme" else "",
-            ))
+            out = commands.accept(
+                st,
+                commands.Application(
+                    item=item.code,
+                    name=values["name"],
+                    id_number=values["id_number"],
+                    phone=values["phone"],
+                    address=values["address"],
+                    submitted=submitted,
+                    deferred=deferred,
+                    note=values["note"],
+                    theme=choice.code if choice.kind == "theme" else "",
+                ),
+            )
         except Refused as exc:
             done = f"（已受理：{'、'.join(numbers)}）" if numbers else "，本次未受理"
-            return await _form(request, choice, values=values, states=states, status=400,
-                               general=f"「{item.name}」未能受理：{exc}{done}")
+            return await _form(
+                request,
+                choice,
+                values=values,
+                states=states,
+                status=400,
+                general=f"「{item.name}」未能受理：{exc}{done}",
+            )
         numbers.append(str(out["number"]))
     query = "&".join(f"n={n}" for n in numbers)
     return web.Response(status=303, headers={"Location": f"/receipt?{query}&new=1"})

@@ -59,8 +59,15 @@ async def applications(request: web.Request) -> web.StreamResponse:
         r["item_name"] = names.get(str(r["item"]), r["item"])
         out.append(r)
     statuses = [(s.value, status_label(s.value)) for s in Status]
-    return await page(request, "applications.html", rows=out[:300], total=len(out), error=error,
-                      filters={"status": status, "q": q, "due": due_filter}, statuses=statuses)
+    return await page(
+        request,
+        "applications.html",
+        rows=out[:300],
+        total=len(out),
+        error=error,
+        filters={"status": status, "q": q, "due": due_filter},
+        statuses=statuses,
+    )
 
 
 def _names(st: Station) -> dict[str, str]:
@@ -92,13 +99,28 @@ def _history(st: Station, app_id: str) -> list[dict[str, Any]]:
     parent = st.meta.text("parent")
     if parent:
         who.setdefault(parent, f"{parent}（镇街中心）")
-    return [{"at": iso_from_ms(int(h["hlc"]) >> 16), "who": who.get(str(h["origin"]), h["origin"]),  # type: ignore[call-overload]
-             "lines": describe(str(h["entity"]), h["fields"])} for h in st.records.history(app_id)]
+    return [
+        {
+            "at": iso_from_ms(int(h["hlc"]) >> 16),
+            "who": who.get(str(h["origin"]), h["origin"]),  # type: ignore[call-overload]
+            "lines": describe(str(h["entity"]), h["fields"]),
+        }
+        for h in st.records.history(app_id)
+    ]
 
 
-async def _detail(request: web.Request, number: str, *, reveal: bool = False, status: int = 200,
-                  error: str = "", reveal_error: str = "", form: dict[str, str] | None = None,
-                  assign_form: dict[str, str] | None = None, assign_error: str = "") -> web.Response:
+async def _detail(
+    request: web.Request,
+    number: str,
+    *,
+    reveal: bool = False,
+    status: int = 200,
+    error: str = "",
+    reveal_error: str = "",
+    form: dict[str, str] | None = None,
+    assign_form: dict[str, str] | None = None,
+    assign_error: str = "",
+) -> web.Response:
     st = station_of(request)
     try:
         app_id = commands.find(st, number)
@@ -116,19 +138,35 @@ async def _detail(request: web.Request, number: str, *, reveal: bool = False, st
 
         shown["applicant_id"] = mask_id(str(vals.get("applicant_id", "")))
         shown["applicant_phone"] = mask_phone(str(vals.get("applicant_phone", "")))
-    notice = {"moved": "办件状态已更新，将在下次同步时上传区局。",
-              "inspect": ui_assign.DONE_NOTICE}.get(request.query.get("done", ""), "")
+    notice = {"moved": "办件状态已更新，将在下次同步时上传区局。", "inspect": ui_assign.DONE_NOTICE}.get(
+        request.query.get("done", ""), ""
+    )
     tasks = ui_assign.inspections(st, app_id)
     offer = ui_assign.offer(st, vals, tasks, form=assign_form, error=assign_error)
     if assign_error and offer is None:  # the form is no longer offered (say a task is open now): say why on top
         error = assign_error
-    return await page(request, "application.html", status=status, number=number, v=shown, item=item,
-                      materials=materials, due=due_of(st, vals.get("due_date"), vals.get("status")),
-                      moves=moves_for(st, vals), history=_history(st, app_id), error=error, notice=notice,
-                      upload=upload_state(st, app_id), reveal=reveal, reveal_error=reveal_error,
-                      form=form or {"staff": "", "reason": ""}, own=vals.get("station") == st.code,
-                      inspections=tasks, assign=offer,
-                      paused=PAUSED_LABEL if vals.get("paused") and vals.get("status") == "inspecting" else "")
+    return await page(
+        request,
+        "application.html",
+        status=status,
+        number=number,
+        v=shown,
+        item=item,
+        materials=materials,
+        due=due_of(st, vals.get("due_date"), vals.get("status")),
+        moves=moves_for(st, vals),
+        history=_history(st, app_id),
+        error=error,
+        notice=notice,
+        upload=upload_state(st, app_id),
+        reveal=reveal,
+        reveal_error=reveal_error,
+        form=form or {"staff": "", "reason": ""},
+        own=vals.get("station") == st.code,
+        inspections=tasks,
+        assign=offer,
+        paused=PAUSED_LABEL if vals.get("paused") and vals.get("status") == "inspecting" else "",
+    )
 
 
 async def application(request: web.Request) -> web.StreamResponse:

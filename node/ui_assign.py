@@ -42,18 +42,36 @@ def inspections(st: Station, app_id: str) -> list[dict[str, Any]]:
         report = None
         if rep.get("result"):
             photos = rep.get("photos")
-            report = {"result": rep.get("result"), "result_label": RESULT_LABELS.get(str(rep["result"]), rep["result"]),
-                      "findings": rep.get("findings") or "", "gps_flag": rep.get("gps_flag") or "",
-                      "recorded_at": rep.get("recorded_at") or "",
-                      "photos": len(photos) if isinstance(photos, list) else 0}
+            report = {
+                "result": rep.get("result"),
+                "result_label": RESULT_LABELS.get(str(rep["result"]), rep["result"]),
+                "findings": rep.get("findings") or "",
+                "gps_flag": rep.get("gps_flag") or "",
+                "recorded_at": rep.get("recorded_at") or "",
+                "photos": len(photos) if isinstance(photos, list) else 0,
+            }
         status = str(task.get("status") or "")
-        out.append({"task": task_id, "inspector": task.get("inspector"), "due": task.get("due"), "status": status,
-                    "status_label": TASK_LABELS.get(status, status), "report": report})
+        out.append(
+            {
+                "task": task_id,
+                "inspector": task.get("inspector"),
+                "due": task.get("due"),
+                "status": status,
+                "status_label": TASK_LABELS.get(status, status),
+                "report": report,
+            }
+        )
     return out
 
 
-def offer(st: Station, vals: dict[str, Any], tasks: list[dict[str, Any]], *,
-          form: dict[str, str] | None = None, error: str = "") -> dict[str, Any] | None:
+def offer(
+    st: Station,
+    vals: dict[str, Any],
+    tasks: list[dict[str, Any]],
+    *,
+    form: dict[str, str] | None = None,
+    error: str = "",
+) -> dict[str, Any] | None:
     """What the assignment form needs, or None when this station cannot assign one here and now."""
     if "decider" not in commands.roles_here(st, str(vals.get("station")), str(vals.get("item"))):
         return None
@@ -66,16 +84,23 @@ def offer(st: Station, vals: dict[str, Any], tasks: list[dict[str, Any]], *,
     if item is None or not item.inspection_required:
         return None
     if status != Status.UNDER_REVIEW.value and not (
-            status == Status.INSPECTING.value and all(t["status"] == TASK_DONE for t in tasks)):
+        status == Status.INSPECTING.value and all(t["status"] == TASK_DONE for t in tasks)
+    ):
         return None
     known = st.meta.get("field_devices")
     devices = [str(d) for d in known] if isinstance(known, list) else []
     chosen = (form or {}).get("inspector", "")
     day = today(st)
-    return {"devices": devices, "stale": chosen if chosen and chosen not in devices else "",
-            "form": {"inspector": chosen, "due": (form or {}).get("due", "")}, "error": error,
-            "today": day.isoformat(), "default_due": cat.calendar.add_working_days(day, DEFAULT_TASK_DAYS).isoformat(),
-            "days": DEFAULT_TASK_DAYS, "again": bool(tasks)}
+    return {
+        "devices": devices,
+        "stale": chosen if chosen and chosen not in devices else "",
+        "form": {"inspector": chosen, "due": (form or {}).get("due", "")},
+        "error": error,
+        "today": day.isoformat(),
+        "default_due": cat.calendar.add_working_days(day, DEFAULT_TASK_DAYS).isoformat(),
+        "days": DEFAULT_TASK_DAYS,
+        "again": bool(tasks),
+    }
 
 
 @form_post

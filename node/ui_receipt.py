@@ -33,8 +33,10 @@ class Upload:
 
 def _settled(st: Station) -> list[tuple[int, int, int, str, bytes | None, str, int | None]]:
     rows = st.conn.execute("SELECT epoch, first_seq, last_seq, state, receipt, reason, receipted_ms FROM outbox")
-    return [(int(e), int(a), int(b), str(s), bytes(r) if r is not None else None, str(why or ""), t)
-            for e, a, b, s, r, why, t in rows]
+    return [
+        (int(e), int(a), int(b), str(s), bytes(r) if r is not None else None, str(why or ""), t)
+        for e, a, b, s, r, why, t in rows
+    ]
 
 
 def upload_state(st: Station, app_id: str, outbox: list[Any] | None = None, *, first: bool = False) -> Upload:
@@ -63,8 +65,13 @@ def _verified(st: Station, receipt: bytes, state: str) -> Upload:
         return Upload(state, reason=f"回执签名无法核验：{exc}")
     body = doc.body if isinstance(doc.body, dict) else {}
     batch = body.get("batch")
-    return Upload(state, at=str(body.get("at", "")), hub_name=str(body.get("hub_name", "")),
-                  batch=batch.hex()[:16] if isinstance(batch, bytes) else "", verified=True)
+    return Upload(
+        state,
+        at=str(body.get("at", "")),
+        hub_name=str(body.get("hub_name", "")),
+        batch=batch.hex()[:16] if isinstance(batch, bytes) else "",
+        verified=True,
+    )
 
 
 def receipt_view(st: Station, numbers: list[str]) -> dict[str, Any]:
@@ -78,21 +85,33 @@ def receipt_view(st: Station, numbers: list[str]) -> dict[str, Any]:
             raise Refused(f"本站没有编号为 {number} 的办件")
         item = cat.items.get(str(vals.get("item", "")))
         materials = [(k[2:], v) for k, v in vals.items() if k.startswith("m.") and isinstance(v, list)]
-        entries.append({
-            "number": number, "item": item, "item_code": vals.get("item"), "status": vals.get("status"),
-            "due_date": vals.get("due_date"), "accepted_at": vals.get("accepted_at"),
-            "received": sorted(n for n, v in materials if v[0] in ("submitted", "supplemented")),
-            "owed": sorted(((n, str(v[1])) for n, v in materials if v[0] == "deferred"), key=lambda x: (x[1], x[0])),
-            "upload": upload_state(st, app_id, outbox, first=True),
-        })
+        entries.append(
+            {
+                "number": number,
+                "item": item,
+                "item_code": vals.get("item"),
+                "status": vals.get("status"),
+                "due_date": vals.get("due_date"),
+                "accepted_at": vals.get("accepted_at"),
+                "received": sorted(n for n, v in materials if v[0] in ("submitted", "supplemented")),
+                "owed": sorted(
+                    ((n, str(v[1])) for n, v in materials if v[0] == "deferred"), key=lambda x: (x[1], x[0])
+                ),
+                "upload": upload_state(st, app_id, outbox, first=True),
+            }
+        )
     first = st.records.values("application", commands.find(st, numbers[0]))
     theme_code = str(first.get("theme") or "")
     theme = cat.themes.get(theme_code) if theme_code else None
     return {
-        "entries": entries, "name": first.get("applicant_name", ""),
+        "entries": entries,
+        "name": first.get("applicant_name", ""),
         "id_masked": mask_id(str(first.get("applicant_id", ""))),
         "phone_masked": mask_phone(str(first.get("applicant_phone", ""))),
-        "address": first.get("address", ""), "accepted_at": first.get("accepted_at"), "theme": theme,
-        "station_name": st.meta.text("name"), "station": st.code,
+        "address": first.get("address", ""),
+        "accepted_at": first.get("accepted_at"),
+        "theme": theme,
+        "station_name": st.meta.text("name"),
+        "station": st.code,
         "all_receipted": all(e["upload"].state in ("receipted", "quarantined") for e in entries),
     }

@@ -82,10 +82,19 @@ async def status_context(app: web.Application, st: Station, *, wait: bool = Fals
         if expires < iso_from_ms(st.clock()):
             warning = "事项目录已过期，请尽快同步（仍可继续受理）"
     return {
-        "station": st.code, "name": st.meta.text("name"), "tier": st.tier, "pending": st.pending_changes(),
-        "last_sync_ms": last or None, "last_error": st.meta.text("last_error"), "hub_url": url,
-        "online": online, "usb_only": not url, "catalogue_version": version, "catalogue_expires_at": expires,
-        "catalogue_warning": warning, "now_ms": st.clock(),
+        "station": st.code,
+        "name": st.meta.text("name"),
+        "tier": st.tier,
+        "pending": st.pending_changes(),
+        "last_sync_ms": last or None,
+        "last_error": st.meta.text("last_error"),
+        "hub_url": url,
+        "online": online,
+        "usb_only": not url,
+        "catalogue_version": version,
+        "catalogue_expires_at": expires,
+        "catalogue_warning": warning,
+        "now_ms": st.clock(),
         "photos_pending": _photos_pending(st),
         # The feed stopped advancing while the hub answers (node/freshness.py): staff must see it here.
         "freshness_warning": freshness.summary(st)["freshness_warning"],

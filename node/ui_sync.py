@@ -70,16 +70,28 @@ async def export(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     raw = str(form.get("folder", "")).strip()
     if not raw:
-        return await page(request, "export.html", status=400, folder=_default_folder(request), result=None,
-                          error="请填写导出文件夹（如 U 盘的盘符或挂载路径）。")
+        return await page(
+            request,
+            "export.html",
+            status=400,
+            folder=_default_folder(request),
+            result=None,
+            error="请填写导出文件夹（如 U 盘的盘符或挂载路径）。",
+        )
     folder = Path(raw).expanduser()
     if not folder.is_absolute():
         folder = st.folder.resolve() / folder
     try:
         result = uplink.export(st, folder)
     except OSError as exc:
-        return await page(request, "export.html", status=400, folder=raw, result=None,
-                          error=f"无法写入 {folder}：{exc.strerror or exc}。请检查 U 盘是否已插好、是否有写权限。")
+        return await page(
+            request,
+            "export.html",
+            status=400,
+            folder=raw,
+            result=None,
+            error=f"无法写入 {folder}：{exc.strerror or exc}。请检查 U 盘是否已插好、是否有写权限。",
+        )
     except Refused as exc:
         return await page(request, "export.html", status=400, folder=raw, result=None, error=str(exc))
     return await page(request, "export.html", folder=str(folder), result=result, error="")

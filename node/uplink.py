@@ -59,16 +59,26 @@ def build_outbox(st: Station, max_batches: int | None = None) -> int:
         seal_to = load_seal_public(st.meta.bytes("hub_seal_pub"))
         seal_key_id, hlc, hub_id = st.meta.text("hub_seal_key_id"), st.meta.int("hlc"), st.hub_id
         seen = st.meta.get("horizon", [])
-        horizon = ((int(seen[1]), int(seen[2])) if isinstance(seen, list) and len(seen) == 3 and seen[0] == epoch
-                   else None)
+        horizon = (
+            (int(seen[1]), int(seen[2])) if isinstance(seen, list) and len(seen) == 3 and seen[0] == epoch else None
+        )
         last = done
         for rng in plan_batches(sizes, max_count=MAX_BATCH_CHANGES, max_bytes=MAX_BATCH_BYTES)[:max_batches]:
-            part = wires[rng.start:rng.stop]
+            part = wires[rng.start : rng.stop]
             first = int(str(part[0][2]))
             last = first + len(part) - 1
             frame = build_batch(
-                origin=code, epoch=epoch, first_seq=first, changes=list(part), prev=chain, recipient=hub_id,
-                hlc=hlc, signing_key=st.keys.sign, seal_to=seal_to, recipient_key=seal_key_id, horizon=horizon,
+                origin=code,
+                epoch=epoch,
+                first_seq=first,
+                changes=list(part),
+                prev=chain,
+                recipient=hub_id,
+                hlc=hlc,
+                signing_key=st.keys.sign,
+                seal_to=seal_to,
+                recipient_key=seal_key_id,
+                horizon=horizon,
             )
             vb = verify_batch(frame, recipient=hub_id, verify_key=lambda s, k: st.keys.sign.public_key())
             chain = vb.frame.header_hash
@@ -125,8 +135,13 @@ def record_acks(st: Station, doc: Document) -> list[Ack]:
                 st.conn.execute(
                     "UPDATE outbox SET state=?, reason=?, receipt=COALESCE(?, receipt),"
                     " receipted_ms=COALESCE(receipted_ms, ?) WHERE hash=?",
-                    ("quarantined" if result is AckResult.QUARANTINED else "receipted", ack.reason,
-                     receipt or None, st.clock(), bhash),
+                    (
+                        "quarantined" if result is AckResult.QUARANTINED else "receipted",
+                        ack.reason,
+                        receipt or None,
+                        st.clock(),
+                        bhash,
+                    ),
                 )
             elif result is AckResult.GAP:
                 st.conn.execute("UPDATE outbox SET reason=? WHERE hash=?", (ack.reason, bhash))
@@ -134,14 +149,21 @@ def record_acks(st: Station, doc: Document) -> list[Ack]:
             elif result is AckResult.FORK:
                 # A batch already superseded by a new epoch stays superseded: answered twice, it must
                 # not go back in the queue and be answered "fork" forever.
-                st.conn.execute("UPDATE outbox SET state='rejected', reason=? WHERE hash=? AND state!='superseded'",
-                                (f"fork: {ack.reason}", bhash))
+                st.conn.execute(
+                    "UPDATE outbox SET state='rejected', reason=? WHERE hash=? AND state!='superseded'",
+                    (f"fork: {ack.reason}", bhash),
+                )
                 n = reissue_after_fork(st, bhash)
-                st.meta.set("last_error", f"the hub holds other content for our seqs (restored from a backup or "
-                                          f"cloned?): {n} change(s) re-issued under epoch {st.meta.int('epoch')}")
+                st.meta.set(
+                    "last_error",
+                    f"the hub holds other content for our seqs (restored from a backup or "
+                    f"cloned?): {n} change(s) re-issued under epoch {st.meta.int('epoch')}",
+                )
             else:
-                st.conn.execute("UPDATE outbox SET state='rejected', reason=? WHERE hash=?",
-                                (f"{result.value}: {ack.reason}", bhash))
+                st.conn.execute(
+                    "UPDATE outbox SET state='rejected', reason=? WHERE hash=?",
+                    (f"{result.value}: {ack.reason}", bhash),
+                )
     return acks
 
 
@@ -163,9 +185,15 @@ def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
     cat = st.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
     # seq and epoch: what this station had written when it had applied its feed up to ``after``; the hub
     # learns from them which decisions its later changes were written having seen (sync/admission.py).
-    body: dict[str, object] = {"after": after, "catalogue_version": int(cat), "pending": st.pending_changes(),
-                               "at_ms": st.clock(), "problem": freshness.report(st),
-                               "seq": st.meta.int("seq"), "epoch": st.meta.int("epoch", 1)}
+    body: dict[str, object] = {
+        "after": after,
+        "catalogue_version": int(cat),
+        "pending": st.pending_changes(),
+        "at_ms": st.clock(),
+        "problem": freshness.report(st),
+        "seq": st.meta.int("seq"),
+        "epoch": st.meta.int("epoch", 1),
+    }
     seen = st.meta.get("horizon", [])
     if isinstance(seen, list) and len(seen) == 3 and seen[0] == body["epoch"] and seen[2] == after:
         body["seq"] = seen[1]  # the earliest of our changes known to be written after applying ``after``
@@ -191,8 +219,13 @@ class FeedResult:
 def apply_feed(st: Station, data: bytes) -> FeedResult:
     """Verify one feed page with the pinned hub key and apply it in one transaction."""
     try:
-        doc = open_document(data, kind="feed", recipient=st.code, verify_key=st.hub_key,
-                            unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None)
+        doc = open_document(
+            data,
+            kind="feed",
+            recipient=st.code,
+            verify_key=st.hub_key,
+            unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None,
+        )
     except RemoteProtocolError as exc:
         raise Refused(f"feed refused: {exc}") from exc
     body = doc.body
@@ -209,8 +242,10 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
     if isinstance(after, int) and after > st.meta.int("feed_cursor"):
         # Applying it would move the cursor past pages we never applied (a damaged file on the stick):
         # refuse, so the missing pages are asked for again.
-        raise FeedGap(f"feed page starts after change {after}, but this station has applied only up to "
-                      f"{st.meta.int('feed_cursor')}; import the earlier pages first (or sync online)")
+        raise FeedGap(
+            f"feed page starts after change {after}, but this station has applied only up to "
+            f"{st.meta.int('feed_cursor')}; import the earlier pages first (or sync online)"
+        )
     generation = body.get("generation")
     if isinstance(generation, str) and generation != st.meta.text("hub_generation"):
         # The hub was restored from a backup: its change numbering restarted, so our cursor means
@@ -233,8 +268,11 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
                 # A release this station cannot use must not cost it the page's changes: they apply,
                 # the station keeps its current release, and staff see why (`node status`).
                 outcome = "refused"
-                st.meta.set("catalogue_warning", f"区局发来的事项目录未通过校验，已拒收，继续使用当前目录"
-                                                 f"（{exc}）；请联系区局 (catalogue release refused)")
+                st.meta.set(
+                    "catalogue_warning",
+                    f"区局发来的事项目录未通过校验，已拒收，继续使用当前目录"
+                    f"（{exc}）；请联系区局 (catalogue release refused)",
+                )
         devices = body.get("field_devices")
         if isinstance(devices, list) and all(isinstance(d, str) for d in devices):
             st.meta.set("field_devices", sorted(devices))
@@ -298,10 +336,16 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
                 if page.result is None:
                     raise Refused(page.problem)
                 if 0 < page.result.hub_ms < held:  # genuine, but not news: say so rather than plain success
-                    older.append({"file": str(path), "reason": (
-                        f"该数据页比本站已有的区局数据旧（页面时间 {iso_from_ms(page.result.hub_ms)}，本站已有 "
-                        f"{iso_from_ms(held)}），已核验，已有的变更不会重复应用 (older than what this station "
-                        "holds)；如需最新数据请向区局重新导出")})
+                    older.append(
+                        {
+                            "file": str(path),
+                            "reason": (
+                                f"该数据页比本站已有的区局数据旧（页面时间 {iso_from_ms(page.result.hub_ms)}，本站已有 "
+                                f"{iso_from_ms(held)}），已核验，已有的变更不会重复应用 (older than what this station "
+                                "holds)；如需最新数据请向区局重新导出"
+                            ),
+                        }
+                    )
             elif kind == "catalogue":
                 with st.transaction():
                     _, outcome = st.store_catalogue(data)
@@ -330,8 +374,10 @@ def _expand(paths: list[Path]) -> tuple[list[Path], list[carried_files.Refusal]]
     except FileNotFoundError as exc:
         raise Refused(f"{exc.filename} 不存在 (does not exist)；请检查路径，U盘是否已插好") from exc
     named = set(paths)
-    return ([p for p in found if p in named or p.parent in named],
-            [r for r in refused if r.path in named or r.path.parent in named])
+    return (
+        [p for p in found if p in named or p.parent in named],
+        [r for r in refused if r.path in named or r.path.parent in named],
+    )
 
 
 def last_sync_text(st: Station) -> str | None:

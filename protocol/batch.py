@@ -129,7 +129,8 @@ class BatchHeader:
         if not is_key_id(self.signer_key):
             return "signer_key is not a key id"
         if self.horizon is not None and not (
-                len(self.horizon) == 2 and _is_uint(self.horizon[0], 0) and _is_uint(self.horizon[1], 0)):
+            len(self.horizon) == 2 and _is_uint(self.horizon[0], 0) and _is_uint(self.horizon[1], 0)
+        ):
             return "horizon is not [seq, feed] of non-negative integers"
         return None
 
@@ -245,9 +246,7 @@ def build_batch(
     }
     if horizon is not None:
         header["horizon"] = list(horizon)
-    return seal_frame(
-        header, changes, signing_key=signing_key, seal_to=seal_to, compress_level=compress_level
-    )
+    return seal_frame(header, changes, signing_key=signing_key, seal_to=seal_to, compress_level=compress_level)
 
 
 def verify_batch(
@@ -275,9 +274,7 @@ def open_batch_changes(
     if not isinstance(payload, list):
         raise MalformedError("a batch body must be an array of changes")
     if len(payload) != vb.header.count:
-        raise ValidationError(
-            f"batch header says {vb.header.count} changes but the body holds {len(payload)}"
-        )
+        raise ValidationError(f"batch header says {vb.header.count} changes but the body holds {len(payload)}")
     return payload
 
 

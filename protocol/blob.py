@@ -134,6 +134,15 @@ def parse_request(body: object) -> BlobRequest:
 
 
 __all__ = [
-    "CHUNK_SIZE", "KIND", "MAX_BLOB_BYTES", "BlobRequest", "check_size", "chunk_count", "chunk_span",
-    "is_sha256_hex", "missing_chunks", "parse_request", "request_body",
+    "CHUNK_SIZE",
+    "KIND",
+    "MAX_BLOB_BYTES",
+    "BlobRequest",
+    "check_size",
+    "chunk_count",
+    "chunk_span",
+    "is_sha256_hex",
+    "missing_chunks",
+    "parse_request",
+    "request_body",
 ]

@@ -136,16 +136,12 @@ def pack(value: object) -> bytes:
     """
     if _is_canonical(value):
         try:
-            return msgpack.packb(
-                value, use_bin_type=True, use_single_float=False, strict_types=True, datetime=False
-            )
+            return msgpack.packb(value, use_bin_type=True, use_single_float=False, strict_types=True, datetime=False)
         except (ValueError, TypeError, OverflowError):
             pass  # e.g. a lone surrogate in a str: the long way below says what is wrong
     normal = _canonical(value, 0)
     try:
-        return msgpack.packb(
-            normal, use_bin_type=True, use_single_float=False, strict_types=True, datetime=False
-        )
+        return msgpack.packb(normal, use_bin_type=True, use_single_float=False, strict_types=True, datetime=False)
     except UnicodeEncodeError as exc:
         raise LocalProtocolError(f"a string is not encodable as UTF-8: {exc.reason}") from exc
     except (ValueError, TypeError, OverflowError) as exc:

@@ -95,9 +95,7 @@ def open_document(
     if frame.header["recipient"] == BROADCAST and frame.sealed:
         raise ValidationError("a document for everyone ('*') must not be sealed")
     body = open_payload(frame, unseal_key=unseal_key, limits=limits)
-    return Document(
-        kind=frame.kind, signer=frame.signer, header=frame.header, body=body, header_hash=frame.header_hash
-    )
+    return Document(kind=frame.kind, signer=frame.signer, header=frame.header, body=body, header_hash=frame.header_hash)
 
 
 __all__ = ["Document", "open_document", "sign_document"]

@@ -34,16 +34,16 @@ _READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})  # what people mistype 
 
 @dataclass(frozen=True)
 class Token:
-    secret: str       # 16 Crockford characters
+    secret: str  # 16 Crockford characters
     fingerprint: str  # 12 Crockford characters: the hub root key's fingerprint
 
     def __str__(self) -> str:
         raw = self.secret + self.fingerprint
-        return TOKEN_PREFIX + "-" + "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
+        return TOKEN_PREFIX + "-" + "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
 
     @property
     def fingerprint_text(self) -> str:
-        return "-".join(self.fingerprint[i:i + 4] for i in range(0, FINGERPRINT_CHARS, 4))
+        return "-".join(self.fingerprint[i : i + 4] for i in range(0, FINGERPRINT_CHARS, 4))
 
 
 def make_token(secret: bytes, root_pub: bytes) -> Token:
@@ -60,10 +60,12 @@ def parse_token(text: str) -> Token:
     raw = text.upper().replace("-", "").replace(" ", "").translate(_READ_AS)
     if not raw.startswith(TOKEN_PREFIX):
         raise MalformedError("令牌应以 SJT- 开头 (an enrolment token starts with SJT-; copy it from the slip)")
-    raw = raw[len(TOKEN_PREFIX):]
+    raw = raw[len(TOKEN_PREFIX) :]
     if len(raw) != SECRET_CHARS + FINGERPRINT_CHARS or any(c not in CROCKFORD for c in raw):
-        raise MalformedError("令牌格式不对，请核对登记单 (the enrolment token is not in the current format: check it "
-                             "against the enrolment slip, or ask the hub operator for a new one)")
+        raise MalformedError(
+            "令牌格式不对，请核对登记单 (the enrolment token is not in the current format: check it "
+            "against the enrolment slip, or ask the hub operator for a new one)"
+        )
     return Token(raw[:SECRET_CHARS], raw[SECRET_CHARS:])
 
 
@@ -103,12 +105,18 @@ def decode_claim(data: bytes) -> tuple[str, bytes, bytes, bytes]:
     """(station, sign_pub, seal_pub, proof) from a claim file; MalformedError if it is not one."""
     if not data.startswith(CLAIM_MAGIC) or len(data) > 4096:
         raise MalformedError("not a Sanji claim file")
-    raw = unpack(data[len(CLAIM_MAGIC):])
+    raw = unpack(data[len(CLAIM_MAGIC) :])
     if not isinstance(raw, dict):
         raise MalformedError("claim is not a map")
     station, sign_pub, seal_pub, proof = (raw.get(k) for k in ("station", "sign_pub", "seal_pub", "proof"))
-    if not (isinstance(station, str) and isinstance(sign_pub, bytes) and isinstance(seal_pub, bytes)
-            and isinstance(proof, bytes) and len(sign_pub) == 32 and len(seal_pub) == 32):
+    if not (
+        isinstance(station, str)
+        and isinstance(sign_pub, bytes)
+        and isinstance(seal_pub, bytes)
+        and isinstance(proof, bytes)
+        and len(sign_pub) == 32
+        and len(seal_pub) == 32
+    ):
         raise MalformedError("claim is missing its station, keys or proof")
     return station, sign_pub, seal_pub, proof
 
@@ -122,11 +130,13 @@ def encode_enrolment(answer: dict[str, object]) -> bytes:
 
 def decode_enrolment(data: bytes) -> dict[str, object]:
     if data.startswith(b"SJE1"):
-        raise MalformedError("这是旧格式的登记文件，请在区局重新生成 (an enrolment file of the old format, which "
-                             "carried its token: ask the hub operator for a new file and token)")
+        raise MalformedError(
+            "这是旧格式的登记文件，请在区局重新生成 (an enrolment file of the old format, which "
+            "carried its token: ask the hub operator for a new file and token)"
+        )
     if not data.startswith(ENROLMENT_MAGIC):
         raise MalformedError("not a Sanji enrolment file")
-    raw = unpack(data[len(ENROLMENT_MAGIC):])
+    raw = unpack(data[len(ENROLMENT_MAGIC) :])
     if not isinstance(raw, dict):
         raise MalformedError("enrolment file is not a map")
     return raw

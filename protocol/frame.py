@@ -93,9 +93,7 @@ def _hpke_open(ciphertext: bytes, private: X25519PrivateKey, info: bytes) -> byt
     except MemoryError:
         raise
     except Exception as exc:
-        raise DecryptError(
-            "the sealed body could not be decrypted with our key for the recipient it names"
-        ) from exc
+        raise DecryptError("the sealed body could not be decrypted with our key for the recipient it names") from exc
 
 
 def _sign_header(header_bytes: bytes, signing_key: Ed25519PrivateKey) -> bytes:
@@ -158,9 +156,7 @@ def seal_frame(
 
     plain = pack(payload)
     if len(plain) > PAYLOAD_MAX_BYTES:
-        raise LocalProtocolError(
-            f"payload is {len(plain)} bytes encoded; receivers accept at most {PAYLOAD_MAX_BYTES}"
-        )
+        raise LocalProtocolError(f"payload is {len(plain)} bytes encoded; receivers accept at most {PAYLOAD_MAX_BYTES}")
     body = zlib.compress(plain, compress_level)
     if seal_to is not None:
         body = _hpke_seal(body, seal_to, seal_info(recipient, recipient_key))
@@ -194,9 +190,7 @@ def _split(data: bytes, max_bytes: int) -> tuple[bytes, bytes, bytes]:
     if data[: len(MAGIC)] != MAGIC:
         raise MalformedError("not a Sanji frame: it does not start with the SJF1 magic")
     # Room for one element too many, so that a wrong shape reads as malformed rather than too large.
-    outer_limits = Limits(
-        max_bytes=max_bytes, max_str=16, max_bin=max_bytes, max_array=4, max_map=1, max_depth=1
-    )
+    outer_limits = Limits(max_bytes=max_bytes, max_str=16, max_bin=max_bytes, max_array=4, max_map=1, max_depth=1)
     outer = unpack(data[len(MAGIC) :], outer_limits)
     if not (isinstance(outer, list) and len(outer) == 3 and all(type(part) is bytes for part in outer)):
         raise MalformedError("a frame must be an array of three byte strings: header, body, signature")
@@ -280,8 +274,10 @@ def verify_frame(
     public = verify_key(signer, signer_key)
     if public is None:
         # Also what a station says of a release signed by a hub key the root has since replaced.
-        raise UnknownKeyError(f"签名密钥不受信任，未采用 (no trusted key {signer_key} is known for signer {signer!r}: "
-                              "a replaced or revoked key, or not one this side pinned)")
+        raise UnknownKeyError(
+            f"签名密钥不受信任，未采用 (no trusted key {signer_key} is known for signer {signer!r}: "
+            "a replaced or revoked key, or not one this side pinned)"
+        )
     if not isinstance(public, Ed25519PublicKey):
         raise LocalProtocolError("verify_key must return an Ed25519PublicKey or None")
     try:

@@ -55,7 +55,7 @@ def crockford(data: bytes, chars: int) -> str:
 def fingerprint(root_pub: bytes) -> str:
     """The root key's fingerprint as people read it: ``XXXX-XXXX-XXXX``."""
     raw = fingerprint_chars(root_pub)
-    return "-".join(raw[i:i + 4] for i in range(0, FINGERPRINT_CHARS, 4))
+    return "-".join(raw[i : i + 4] for i in range(0, FINGERPRINT_CHARS, 4))
 
 
 def fingerprint_chars(root_pub: bytes) -> str:
@@ -84,17 +84,27 @@ class KeyList:
 def sign_root_change(prev_key: Ed25519PrivateKey, new_root: bytes, *, hub_id: str, seq: int) -> bytes:
     """`prev_key` names `new_root` as the root that follows it."""
     body = {"hub_id": hub_id, "seq": seq, "prev": public_bytes(prev_key), "root": new_root}
-    return sign_document(ROOT_KIND, body, signer=hub_id, recipient=BROADCAST, signing_key=prev_key,
-                         extra_header={"seq": seq})
+    return sign_document(
+        ROOT_KIND, body, signer=hub_id, recipient=BROADCAST, signing_key=prev_key, extra_header={"seq": seq}
+    )
 
 
-def sign_key_list(root_key: Ed25519PrivateKey, *, hub_id: str, version: int, sign: bytes, seal: bytes,
-                  issued_ms: int, expires_ms: int) -> bytes:
+def sign_key_list(
+    root_key: Ed25519PrivateKey, *, hub_id: str, version: int, sign: bytes, seal: bytes, issued_ms: int, expires_ms: int
+) -> bytes:
     """The root's list of the hub's current online keys."""
-    body = {"hub_id": hub_id, "version": version, "root": public_bytes(root_key), "sign": sign, "seal": seal,
-            "issued_ms": issued_ms, "expires_ms": expires_ms}
-    return sign_document(KEYS_KIND, body, signer=hub_id, recipient=BROADCAST, signing_key=root_key,
-                         extra_header={"version": version})
+    body = {
+        "hub_id": hub_id,
+        "version": version,
+        "root": public_bytes(root_key),
+        "sign": sign,
+        "seal": seal,
+        "issued_ms": issued_ms,
+        "expires_ms": expires_ms,
+    }
+    return sign_document(
+        KEYS_KIND, body, signer=hub_id, recipient=BROADCAST, signing_key=root_key, extra_header={"version": version}
+    )
 
 
 def _open(doc: bytes, kind: str, key: bytes) -> dict[str, object]:
@@ -150,8 +160,14 @@ def follow(history: Sequence[bytes], *, hub_id: str, anchor: bytes, version: int
             body = _open(doc, KEYS_KIND, root)
             if body.get("hub_id") != hub_id or _bytes32(body, "root") != root:
                 raise KeyChainError("a key list names another hub or another root")
-            listed = KeyList(root, _int(body, "version"), _bytes32(body, "sign"), _bytes32(body, "seal"),
-                             _int(body, "issued_ms"), _int(body, "expires_ms"))
+            listed = KeyList(
+                root,
+                _int(body, "version"),
+                _bytes32(body, "sign"),
+                _bytes32(body, "seal"),
+                _int(body, "issued_ms"),
+                _int(body, "expires_ms"),
+            )
             if listed.version > floor and (best is None or listed.version > best.version):
                 best = listed
     return root, best
@@ -179,8 +195,10 @@ def listed_sign_keys(history: Sequence[bytes], *, hub_id: str, anchor: bytes) ->
 def check_current(keys: KeyList, now_ms: int) -> None:
     """Refuse a list past its expiry: its keys are no longer vouched for by the root."""
     if now_ms > keys.expires_ms:
-        raise KeyChainError("区局密钥清单已过期，请联系区局更新密钥后再同步 (the hub's key list expired; the district "
-                            "must renew it with `sanji hub rotate-key`, then sync again)")
+        raise KeyChainError(
+            "区局密钥清单已过期，请联系区局更新密钥后再同步 (the hub's key list expired; the district "
+            "must renew it with `sanji hub rotate-key`, then sync again)"
+        )
 
 
 __all__ = [

@@ -57,9 +57,7 @@ def private_bytes(key: PrivateKey) -> bytes:
     """Raw 32-byte private key (the seed it was made from), for storing it again."""
     if not isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
         raise LocalProtocolError(f"not an Ed25519 or X25519 private key: {type(key).__name__}")
-    return key.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
 
 
 def _public_raw(raw: bytes, what: str) -> bytes:
@@ -104,11 +102,7 @@ def key_id(public_raw: bytes) -> str:
 
 def is_key_id(value: object) -> bool:
     """Whether `value` has the shape `key_id` produces (16 lowercase hex digits)."""
-    return (
-        isinstance(value, str)
-        and len(value) == KEY_ID_HEX_LEN
-        and all(c in "0123456789abcdef" for c in value)
-    )
+    return isinstance(value, str) and len(value) == KEY_ID_HEX_LEN and all(c in "0123456789abcdef" for c in value)
 
 
 __all__ = [

@@ -114,13 +114,19 @@ HEADER_LIMITS = Limits(
 )
 
 # The hub's decoders for requests: a push is an array of frames, an enrolment request a small map.
-PUSH_LIMITS = Limits(max_bytes=PUSH_BODY_MAX_BYTES, max_str=64, max_bin=PUSH_BODY_MAX_BYTES,
-                     max_array=PUSH_MAX_FRAMES, max_map=1, max_depth=2)
-ENROL_LIMITS = Limits(max_bytes=ENROL_REQUEST_MAX_BYTES, max_str=256, max_bin=64, max_array=4, max_map=8,
-                      max_depth=2)
+PUSH_LIMITS = Limits(
+    max_bytes=PUSH_BODY_MAX_BYTES,
+    max_str=64,
+    max_bin=PUSH_BODY_MAX_BYTES,
+    max_array=PUSH_MAX_FRAMES,
+    max_map=1,
+    max_depth=2,
+)
+ENROL_LIMITS = Limits(max_bytes=ENROL_REQUEST_MAX_BYTES, max_str=256, max_bin=64, max_array=4, max_map=8, max_depth=2)
 # The body of a sealed blob file (a photo carried by hand): one blob's bytes plus a few small fields.
-BLOB_FILE_LIMITS = Limits(max_bytes=BLOB_FILE_MAX_BYTES, max_str=4 * KIB, max_bin=BLOB_MAX_BYTES, max_array=16,
-                          max_map=16, max_depth=4)
+BLOB_FILE_LIMITS = Limits(
+    max_bytes=BLOB_FILE_MAX_BYTES, max_str=4 * KIB, max_bin=BLOB_MAX_BYTES, max_array=16, max_map=16, max_depth=4
+)
 
 
 def mib(n: int) -> str:
@@ -129,11 +135,34 @@ def mib(n: int) -> str:
 
 
 __all__ = [
-    "BATCH_FRAME_MAX_BYTES", "BATCH_PLAN_BYTES", "BATCH_PLAN_CHANGES", "BIN_MAX_BYTES", "BLOB_FILE_LIMITS",
+    "BATCH_FRAME_MAX_BYTES",
+    "BATCH_PLAN_BYTES",
+    "BATCH_PLAN_CHANGES",
+    "BIN_MAX_BYTES",
+    "BLOB_FILE_LIMITS",
     "BLOB_FILE_MAX_BYTES",
-    "BLOB_MAX_BYTES", "CATALOGUE_SOURCE_MAX_BYTES", "DEFAULT_LIMITS", "ENROLLMENT_FRAME_MAX_BYTES",
-    "ENROL_LIMITS", "ENROL_REQUEST_MAX_BYTES", "ERROR_BODY_MAX_BYTES", "FEED_FRAME_MAX_BYTES",
-    "FEED_PAGE_CHANGES", "FILE_MAX_BYTES", "FRAME_MAX_BYTES", "HEADER_LIMITS", "KIB", "MIB", "PAYLOAD_MAX_BYTES",
-    "PUSH_BODY_MAX_BYTES", "PUSH_LIMITS", "PUSH_MAX_FRAMES", "RECEIPT_FRAME_MAX_BYTES",
-    "RELEASE_FRAME_MAX_BYTES", "REQUEST_HEADER_MAX_CHARS", "RESPONSE_MAX_BYTES", "Limits", "mib",
+    "BLOB_MAX_BYTES",
+    "CATALOGUE_SOURCE_MAX_BYTES",
+    "DEFAULT_LIMITS",
+    "ENROLLMENT_FRAME_MAX_BYTES",
+    "ENROL_LIMITS",
+    "ENROL_REQUEST_MAX_BYTES",
+    "ERROR_BODY_MAX_BYTES",
+    "FEED_FRAME_MAX_BYTES",
+    "FEED_PAGE_CHANGES",
+    "FILE_MAX_BYTES",
+    "FRAME_MAX_BYTES",
+    "HEADER_LIMITS",
+    "KIB",
+    "MIB",
+    "PAYLOAD_MAX_BYTES",
+    "PUSH_BODY_MAX_BYTES",
+    "PUSH_LIMITS",
+    "PUSH_MAX_FRAMES",
+    "RECEIPT_FRAME_MAX_BYTES",
+    "RELEASE_FRAME_MAX_BYTES",
+    "REQUEST_HEADER_MAX_CHARS",
+    "RESPONSE_MAX_BYTES",
+    "Limits",
+    "mib",
 ]

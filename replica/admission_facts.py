@@ -85,8 +85,9 @@ def build_facts(
     if ctx is not None:
         inspector = task.get("inspector")
         fixed = {k: v for k, v in current_values.items() if k in FIXED_FIELDS}
-        ctx = RecordContext(ctx.station, ctx.station_parent, ctx.decided_at,
-                            inspector if isinstance(inspector, str) else None, fixed)
+        ctx = RecordContext(
+            ctx.station, ctx.station_parent, ctx.decided_at, inspector if isinstance(inspector, str) else None, fixed
+        )
     taken = numbers or {}
 
     def holder(number: str) -> str | None:

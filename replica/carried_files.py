@@ -44,18 +44,27 @@ class CarriedFileRefused(Exception):
 
 
 def _symlink(path: Path) -> Refusal:
-    return Refusal(path, "symlink", "是符号链接，未跟随也未读取 (symbolic link, not followed)；"
-                                    "请把链接指向的文件本身复制到U盘或直接指定其真实路径后再导入")
+    return Refusal(
+        path,
+        "symlink",
+        "是符号链接，未跟随也未读取 (symbolic link, not followed)；"
+        "请把链接指向的文件本身复制到U盘或直接指定其真实路径后再导入",
+    )
 
 
 def _not_a_file(path: Path) -> Refusal:
-    return Refusal(path, "not_a_file", "不是普通文件（设备、管道或套接字），未读取 (not a regular file)；"
-                                       "U盘上只应放站点导出的文件")
+    return Refusal(
+        path, "not_a_file", "不是普通文件（设备、管道或套接字），未读取 (not a regular file)；U盘上只应放站点导出的文件"
+    )
 
 
 def _too_large(path: Path, size: int, limit: int) -> Refusal:
-    return Refusal(path, "too_large", f"文件有 {mib(size)}，超过协议允许的最大批次 {mib(limit)}，未读取 "
-                                      "(larger than the largest batch frame)；请在站点重新导出后再导入")
+    return Refusal(
+        path,
+        "too_large",
+        f"文件有 {mib(size)}，超过协议允许的最大批次 {mib(limit)}，未读取 "
+        "(larger than the largest batch frame)；请在站点重新导出后再导入",
+    )
 
 
 def collect(paths: list[Path]) -> tuple[list[Path], list[Refusal]]:
@@ -88,8 +97,13 @@ def _walk(root: Path, files: list[Path], refused: list[Refusal]) -> None:
             with os.scandir(folder) as entries:
                 listed = sorted(entries, key=lambda e: e.name)
         except OSError as exc:
-            refused.append(Refusal(folder, "unreadable", f"无法列出文件夹：{exc.strerror} (folder unreadable)；"
-                                                         "请检查U盘是否插好、文件夹权限是否允许读取"))
+            refused.append(
+                Refusal(
+                    folder,
+                    "unreadable",
+                    f"无法列出文件夹：{exc.strerror} (folder unreadable)；请检查U盘是否插好、文件夹权限是否允许读取",
+                )
+            )
             continue
         for entry in listed:
             path = Path(entry.path)
@@ -117,8 +131,11 @@ def read(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise CarriedFileRefused(_symlink(path)) from None
-        raise CarriedFileRefused(Refusal(path, "unreadable", f"无法打开：{exc.strerror} (unreadable)；"
-                                                             "请检查U盘是否插好、文件权限是否允许读取")) from None
+        raise CarriedFileRefused(
+            Refusal(
+                path, "unreadable", f"无法打开：{exc.strerror} (unreadable)；请检查U盘是否插好、文件权限是否允许读取"
+            )
+        ) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

@@ -72,12 +72,27 @@ class Assignment:
     base: dict[str, int]  # the versions those application fields were seen at
 
     def summary(self) -> dict[str, object]:
-        return {"task": self.task_id, "number": self.task["number"], "inspector": self.task["inspector"],
-                "due": self.task["due"], "status": Status.INSPECTING.value, "checklist": self.task["checklist"]}
+        return {
+            "task": self.task_id,
+            "number": self.task["number"],
+            "inspector": self.task["inspector"],
+            "due": self.task["due"],
+            "status": Status.INSPECTING.value,
+            "checklist": self.task["checklist"],
+        }
 
 
-def plan(conn: sqlite3.Connection, records: RecordStore, cat: Catalogue, *, app_id: str, number: str,
-         inspector: str, due: str | None, now_ms: int) -> Assignment:
+def plan(
+    conn: sqlite3.Connection,
+    records: RecordStore,
+    cat: Catalogue,
+    *,
+    app_id: str,
+    number: str,
+    inspector: str,
+    due: str | None,
+    now_ms: int,
+) -> Assignment:
     """What assigning an inspection of ``number`` to ``inspector`` writes. Raises Refused, writing nothing."""
     record = records.load("application", app_id)
     vals = values(record)
@@ -85,20 +100,30 @@ def plan(conn: sqlite3.Connection, records: RecordStore, cat: Catalogue, *, app_
     if item is None:
         raise Refused(f"{number}: item {vals.get('item')!r} is not in the current catalogue; cannot derive a checklist")
     if not item.inspection_required:
-        raise Refused(f"{number}: {item.name} ({item.code}) does not require on-site inspection "
-                      "(the catalogue says inspection_required: false)")
+        raise Refused(
+            f"{number}: {item.name} ({item.code}) does not require on-site inspection "
+            "(the catalogue says inspection_required: false)"
+        )
     status = Status(str(vals.get("status")))
     if status not in (Status.UNDER_REVIEW, Status.INSPECTING):
-        raise Refused(f"{number} is {status.value}; an inspection is assigned during review "
-                      "(move it to under_review first)")
+        raise Refused(
+            f"{number} is {status.value}; an inspection is assigned during review (move it to under_review first)"
+        )
     for task_id, task in tasks_of(conn, records, app_id):
         if task.get("status") != TASK_DONE:
-            raise Refused(f"{number}: task {task_id} for {task.get('inspector')} is still open; "
-                          "wait for its report before assigning another")
+            raise Refused(
+                f"{number}: task {task_id} for {task.get('inspector')} is still open; "
+                "wait for its report before assigning another"
+            )
     task: dict[str, object] = {
-        "application": app_id, "number": number, "inspector": inspector,
-        "due": _due(cat.calendar, due, day_of(now_ms)), "status": TASK_ASSIGNED, "item": item.code,
-        "address": str(vals.get("address") or ""), "phone": str(vals.get("applicant_phone") or ""),
+        "application": app_id,
+        "number": number,
+        "inspector": inspector,
+        "due": _due(cat.calendar, due, day_of(now_ms)),
+        "status": TASK_ASSIGNED,
+        "item": item.code,
+        "address": str(vals.get("address") or ""),
+        "phone": str(vals.get("applicant_phone") or ""),
         "checklist": checklist_for(item),
     }
     fields: dict[str, object] = {}
@@ -123,8 +148,9 @@ def _report_day(conn: sqlite3.Connection, records: RecordStore, app_id: str) -> 
     return max(days) if days else None
 
 
-def resume_fields(conn: sqlite3.Connection, records: RecordStore, cal: WorkCalendar, *, app_id: str,
-                  record: Record, now_ms: int) -> tuple[dict[str, object], dict[str, int]]:
+def resume_fields(
+    conn: sqlite3.Connection, records: RecordStore, cal: WorkCalendar, *, app_id: str, record: Record, now_ms: int
+) -> tuple[dict[str, object], dict[str, int]]:
     """Fields (and their bases) that end an inspection's pause: ``paused`` off, ``due_date`` moved out."""
     vals = values(record)
     seen = versions(record)

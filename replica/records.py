@@ -75,8 +75,21 @@ def m002_changes_by_record(db: sqlite_utils.Database) -> None:
 
 
 PROJECTED = (
-    "number", "station", "item", "status", "applicant_name", "applicant_id", "applicant_phone",
-    "address", "accepted_at", "due_date", "paused", "catalogue_version", "theme", "kind", "decision",
+    "number",
+    "station",
+    "item",
+    "status",
+    "applicant_name",
+    "applicant_id",
+    "applicant_phone",
+    "address",
+    "accepted_at",
+    "due_date",
+    "paused",
+    "catalogue_version",
+    "theme",
+    "kind",
+    "decision",
     "note",
 )
 
@@ -165,9 +178,7 @@ class RecordStore:
         self.authority = authority
 
     def load(self, entity: str, rec_id: str) -> Record:
-        row = self.conn.execute(
-            "SELECT state FROM records WHERE entity=? AND id=?", (entity, rec_id)
-        ).fetchone()
+        row = self.conn.execute("SELECT state FROM records WHERE entity=? AND id=?", (entity, rec_id)).fetchone()
         if row is None:
             return {}
         raw = unpack(row[0])
@@ -206,8 +217,16 @@ class RecordStore:
         self.conn.execute(
             "INSERT OR IGNORE INTO conflicts (id, entity, record, field, winner, loser, rule, detected_hlc)"
             " VALUES (?,?,?,?,?,?,?,?)",
-            (c.conflict_id, c.entity, c.id, c.field, pack(list(c.winner)), pack(list(c.loser)), c.rule,
-             max(c.winner[0], c.loser[0])),
+            (
+                c.conflict_id,
+                c.entity,
+                c.id,
+                c.field,
+                pack(list(c.winner)),
+                pack(list(c.loser)),
+                c.rule,
+                max(c.winner[0], c.loser[0]),
+            ),
         )
 
     def refold(self) -> int:
@@ -218,7 +237,8 @@ class RecordStore:
         current: tuple[str, str] | None = None
         changes: list[Change] = []
         rows = self.conn.execute(
-            "SELECT entity, rid, origin, epoch, seq, hlc, fields, base FROM changes ORDER BY entity, rid")
+            "SELECT entity, rid, origin, epoch, seq, hlc, fields, base FROM changes ORDER BY entity, rid"
+        )
         for entity, rid, origin, epoch, seq, hlc, fields, base in [*rows, (None, None, "", 0, 0, 0, b"", b"")]:
             if (entity, rid) != current:
                 if current is not None and changes:
@@ -254,13 +274,19 @@ class RecordStore:
     def history(self, application: str) -> list[dict[str, object]]:
         """Every change to an application and its related records, oldest first: the audit trail."""
         rows = self.conn.execute(
-            "SELECT origin, epoch, seq, hlc, entity, rid, fields FROM changes WHERE application=?"
-            " ORDER BY hlc, origin",
+            "SELECT origin, epoch, seq, hlc, entity, rid, fields FROM changes WHERE application=? ORDER BY hlc, origin",
             (application,),
         ).fetchall()
         return [
-            {"origin": r[0], "epoch": r[1], "seq": r[2], "hlc": r[3], "entity": r[4], "id": r[5],
-             "fields": unpack(r[6])}
+            {
+                "origin": r[0],
+                "epoch": r[1],
+                "seq": r[2],
+                "hlc": r[3],
+                "entity": r[4],
+                "id": r[5],
+                "fields": unpack(r[6]),
+            }
             for r in rows
         ]
 
@@ -309,8 +335,17 @@ class Run:
         cur = self.store.conn.execute(
             "INSERT OR IGNORE INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base, application)"
             " VALUES (?,?,?,?,?,?,?,?,?)",
-            (change.origin, change.epoch, change.seq, change.hlc, change.entity, change.id,
-             pack_map(dict(change.fields)), pack_map(dict(change.base)), app),
+            (
+                change.origin,
+                change.epoch,
+                change.seq,
+                change.hlc,
+                change.entity,
+                change.id,
+                pack_map(dict(change.fields)),
+                pack_map(dict(change.base)),
+                app,
+            ),
         )
         if cur.rowcount == 0:
             self.duplicates += 1
@@ -332,7 +367,7 @@ class Run:
             by_entity.setdefault(entity, []).append(rec_id)
         for entity, ids in by_entity.items():
             for i in range(0, len(ids), _CHUNK):
-                part = ids[i:i + _CHUNK]
+                part = ids[i : i + _CHUNK]
                 for rec_id, state in self.store.conn.execute(
                     f"SELECT id, state FROM records WHERE entity=? AND id IN ({','.join('?' * len(part))})",
                     [entity, *part],
@@ -347,9 +382,11 @@ class Run:
         """Write every touched record (and application projection) once; record the conflicts found."""
         conn = self.store.conn
         conn.executemany(_SAVE_SQL, [_record_row(key, self.cache[key]) for key in self.touched])
-        conn.executemany(_PROJECT_SQL, [_projection_row(key[1], self.cache[key]) for key in self.touched
-                                        if key[0] == "application"])
+        conn.executemany(
+            _PROJECT_SQL, [_projection_row(key[1], self.cache[key]) for key in self.touched if key[0] == "application"]
+        )
         for c in self.conflicts:
             self.store._record_conflict(c)
-        return Applied(self.applied, self.duplicates, tuple(self.conflicts), frozenset(self.touched),
-                       tuple(self.logged))
+        return Applied(
+            self.applied, self.duplicates, tuple(self.conflicts), frozenset(self.touched), tuple(self.logged)
+        )

@@ -59,10 +59,20 @@ def missed(when: When, last_start: datetime | None, now: datetime) -> bool:
 def start(when: When, job: Callable[[str], Awaitable[object]], last_start: datetime | None) -> AsyncIOScheduler:
     """Schedule ``job(trigger_name)``; call from inside the running event loop."""
     scheduler = AsyncIOScheduler(timezone=CHINA)
-    trigger = (IntervalTrigger(seconds=when.every_s, timezone=CHINA) if when.every_s is not None
-               else CronTrigger(hour=when.hour, minute=when.minute, timezone=CHINA))
-    scheduler.add_job(job, trigger, args=["scheduled"], id="nightly", coalesce=True, max_instances=1,
-                      misfire_grace_time=int(GRACE.total_seconds()))
+    trigger = (
+        IntervalTrigger(seconds=when.every_s, timezone=CHINA)
+        if when.every_s is not None
+        else CronTrigger(hour=when.hour, minute=when.minute, timezone=CHINA)
+    )
+    scheduler.add_job(
+        job,
+        trigger,
+        args=["scheduled"],
+        id="nightly",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=int(GRACE.total_seconds()),
+    )
     now = datetime.now(CHINA)
     if missed(when, last_start, now):
         log.info("the nightly run due at %s was missed; running it now", when.last_due(now))

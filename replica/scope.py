@@ -28,8 +28,12 @@ def wire_rows(raws: Iterable[bytes]) -> Iterator[Row]:
         if not (isinstance(w, list) and len(w) == 8 and isinstance(w[6], dict) and isinstance(w[7], dict)):
             continue
         origin, epoch, seq, hlc, entity, rid = w[:6]
-        if not (isinstance(origin, str) and isinstance(entity, str) and isinstance(rid, str)
-                and all(isinstance(x, int) for x in (epoch, seq, hlc))):
+        if not (
+            isinstance(origin, str)
+            and isinstance(entity, str)
+            and isinstance(rid, str)
+            and all(isinstance(x, int) for x in (epoch, seq, hlc))
+        ):
             continue
         yield (origin, int(epoch), int(seq), int(hlc), entity, rid, pack(w[6]), pack(w[7]))  # type: ignore[arg-type]
 
@@ -61,5 +65,15 @@ def select_records(conn: sqlite3.Connection, sql: str, args: tuple[object, ...],
     return out
 
 
-__all__ = ["CHANGE_COLS", "Row", "build_tree", "digests", "keys_of", "record_key", "row_to_wire", "select_records",
-           "split_key", "wire_rows"]
+__all__ = [
+    "CHANGE_COLS",
+    "Row",
+    "build_tree",
+    "digests",
+    "keys_of",
+    "record_key",
+    "row_to_wire",
+    "select_records",
+    "split_key",
+    "wire_rows",
+]

@@ -28,8 +28,15 @@ COMMON = Path(__file__).resolve().parent
 # Working days before the due date from which an open application is flagged (yellow).
 NEARLY_DUE_DAYS = 3
 
-TIER_NAMES = {**TIER_LABELS, "district": "区级", "township": "镇", "street": "街道", "village": "村",
-              "community": "社区", "field": "踏勘设备"}
+TIER_NAMES = {
+    **TIER_LABELS,
+    "district": "区级",
+    "township": "镇",
+    "street": "街道",
+    "village": "村",
+    "community": "社区",
+    "field": "踏勘设备",
+}
 MATERIAL_STATES = {"submitted": "已收取", "deferred": "容缺待补", "supplemented": "已补齐", "missing": "缺失"}
 
 # Pages hold personal data and one-time tokens: never cache them, never frame them, run only our own
@@ -134,12 +141,31 @@ def due_state(due: object, status: object, today: date, calendar: WorkCalendar) 
 
 
 FIELD_LABELS = {
-    "applicant_name": "申请人", "applicant_id": "身份证号", "applicant_phone": "电话", "address": "地址",
-    "note": "备注", "decision": "决定", "due_date": "办结时限", "paused": "暂停计时", "theme": "主题（一件事）",
-    "item": "事项", "station": "受理站点", "number": "办件编号", "accepted_at": "受理时间", "kind": "办件类型",
-    "catalogue_version": "目录版本", "inspector": "踏勘设备", "due": "踏勘期限", "result": "踏勘结论",
-    "findings": "踏勘情况", "photos": "照片", "gps": "定位", "signature": "签名", "recorded_at": "记录时间",
-    "score": "评分", "comment": "评价",
+    "applicant_name": "申请人",
+    "applicant_id": "身份证号",
+    "applicant_phone": "电话",
+    "address": "地址",
+    "note": "备注",
+    "decision": "决定",
+    "due_date": "办结时限",
+    "paused": "暂停计时",
+    "theme": "主题（一件事）",
+    "item": "事项",
+    "station": "受理站点",
+    "number": "办件编号",
+    "accepted_at": "受理时间",
+    "kind": "办件类型",
+    "catalogue_version": "目录版本",
+    "inspector": "踏勘设备",
+    "due": "踏勘期限",
+    "result": "踏勘结论",
+    "findings": "踏勘情况",
+    "photos": "照片",
+    "gps": "定位",
+    "signature": "签名",
+    "recorded_at": "记录时间",
+    "score": "评分",
+    "comment": "评价",
 }
 
 
@@ -165,7 +191,8 @@ def describe(entity: str, fields: object) -> list[str]:
             lines.append(f"{FIELD_LABELS['result']}：{REPORT_RESULT_LABELS.get(str(value), str(value))}")
         elif key.startswith("m.") and isinstance(value, list) and value:
             state = {"submitted": "已收取", "deferred": "容缺", "supplemented": "已补齐", "missing": "缺失"}.get(
-                str(value[0]), str(value[0]))
+                str(value[0]), str(value[0])
+            )
             due = f"（{value[1]} 前补交）" if len(value) > 1 and value[1] else ""
             lines.append(f"材料「{key[2:]}」：{state}{due}")
         elif key in ("note", "decision", "result", "findings", "comment", "inspector", "due") and value:
@@ -179,16 +206,23 @@ def make_env(templates: Path) -> jinja2.Environment:
     """A Jinja environment over one app's templates plus the shared macros. Autoescape is on for
     everything: every value on a page came from a station or a citizen."""
     env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(templates)),
-                                    jinja2.FileSystemLoader(str(COMMON / "templates"))]),
+        loader=jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader(str(templates)), jinja2.FileSystemLoader(str(COMMON / "templates"))]
+        ),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.filters.update(
-        ms=ms_text, iso=iso_text, status=status_label, move=move_label, mask_id=mask_id, mask_phone=mask_phone,
-        tier=lambda t: TIER_NAMES.get(str(t), str(t)), material_state=lambda s: MATERIAL_STATES.get(str(s), str(s)),
+        ms=ms_text,
+        iso=iso_text,
+        status=status_label,
+        move=move_label,
+        mask_id=mask_id,
+        mask_phone=mask_phone,
+        tier=lambda t: TIER_NAMES.get(str(t), str(t)),
+        material_state=lambda s: MATERIAL_STATES.get(str(s), str(s)),
     )
     env.globals.update(ago=ago)
     return env

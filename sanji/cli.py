@@ -13,8 +13,10 @@ from sanji import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sanji", description="三级 Sanji: offline-first sync for a district's "
-                                     "three-tier government service network")
+    parser = argparse.ArgumentParser(
+        prog="sanji",
+        description="三级 Sanji: offline-first sync for a district's three-tier government service network",
+    )
     parser.add_argument("--version", action="version", version=f"sanji {__version__}")
     sub = parser.add_subparsers(dest="area", required=True)
     hub_cli.add_parser(sub)

@@ -26,8 +26,14 @@ from sync.identity import id_check_char
 MARKER = ".sanji-demo"
 ITEM_VILLAGE = "360802-0001"  # 城乡居民基本养老保险参保登记: immediate, township decides
 ITEM_PROMISED = "360802-0004"  # 最低生活保障申请: promised, deferrable income statement
-PEOPLE = [("周秀英", "13907960001"), ("吴建国", "13907960002"), ("郑丽华", "13907960003"),
-          ("王志强", "13907960004"), ("冯桂兰", "13907960005"), ("陈海波", "13907960006")]
+PEOPLE = [
+    ("周秀英", "13907960001"),
+    ("吴建国", "13907960002"),
+    ("郑丽华", "13907960003"),
+    ("王志强", "13907960004"),
+    ("冯桂兰", "13907960005"),
+    ("陈海波", "13907960006"),
+]
 
 
 def _id_number(n: int) -> str:
@@ -74,8 +80,11 @@ class Story:
         exe = Path(sys.executable).with_name("sanji")
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "sanji.cli"]
         log = (self.root / "hub.log").open("ab")
-        self.hub_proc = subprocess.Popen([*cmd, "hub", "serve", str(self.root / "hub"), "--port", str(self.port)],
-                                         stdout=log, stderr=subprocess.STDOUT)
+        self.hub_proc = subprocess.Popen(
+            [*cmd, "hub", "serve", str(self.root / "hub"), "--port", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         for _ in range(100):
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:
@@ -110,8 +119,21 @@ class Story:
 
     def accept(self, node: str, n: int, item: str = ITEM_VILLAGE, defer: bool = False) -> dict[str, Any]:
         name, phone = PEOPLE[n % len(PEOPLE)]
-        args = ["node", "accept", str(self.root / node), "--item", item, "--name", name,
-                "--id-number", _id_number(n), "--phone", phone, "--address", f"兴桥镇{n + 1}组"]
+        args = [
+            "node",
+            "accept",
+            str(self.root / node),
+            "--item",
+            item,
+            "--name",
+            name,
+            "--id-number",
+            _id_number(n),
+            "--phone",
+            phone,
+            "--address",
+            f"兴桥镇{n + 1}组",
+        ]
         if item == ITEM_PROMISED:
             args += ["--material", "居民身份证", "--material", "户口簿", "--material", "家庭经济状况核对授权书"]
             args += ["--defer" if defer else "--material", "家庭收入情况声明"]
@@ -138,8 +160,7 @@ class Story:
         folders = (("360802-T01", "township"), ("360802-T01-01", "gangtang"), ("360802-T01-05", "duankou"))
         for code, folder in folders:
             info = self.sanji("node", "init", str(r / folder), "--hub", self.url, "--token", tokens[code])
-            self.say(f"{folder}: keys made locally, hub keys pinned, "
-                     f"catalogue v{info['catalogue_version']} verified")
+            self.say(f"{folder}: keys made locally, hub keys pinned, catalogue v{info['catalogue_version']} verified")
 
         self.step("断网：枢纽停机，村站照常受理 / the hub goes down; villages keep accepting offline")
         self.hub_down()
@@ -153,8 +174,9 @@ class Story:
         self.say("最低生活保障申请 accepted with 家庭收入情况声明 deferred (容缺): due date counted in working days")
         res = self.sanji("node", "sync", str(r / "gangtang"), expect=3)
         status = self.sanji("node", "status", str(r / "gangtang"))
-        self.say(f"gangtang tries to sync: hub unreachable (exit 3), nothing lost, "
-                 f"{status['pending']} change(s) queued")
+        self.say(
+            f"gangtang tries to sync: hub unreachable (exit 3), nothing lost, {status['pending']} change(s) queued"
+        )
 
         self.step("恢复：枢纽重启，各站同步 / the hub is back; every station syncs")
         self.hub_up()
@@ -162,8 +184,10 @@ class Story:
             res = self.sanji("node", "sync", str(r / node))
             self.say(f"{node}: pushed {res['pushed']}, pulled {res['pulled']}, pending {res['pending']}")
         hub_apps = self.sanji("hub", "applications", str(r / "hub"))["applications"]
-        self.say(f"hub now holds {len(hub_apps)} application(s), each exactly once, each verified as signed "
-                 "by the station that took it")
+        self.say(
+            f"hub now holds {len(hub_apps)} application(s), each exactly once, each verified as signed "
+            "by the station that took it"
+        )
         again = self.sanji("node", "sync", str(r / "gangtang"))
         self.say(f"syncing again changes nothing (pushed {again['pushed']}): ingest is idempotent")
 
@@ -185,8 +209,16 @@ class Story:
 
         self.step("并发修改：村站与区局同时改备注 / a concurrent edit becomes a visible conflict")
         target = numbers["gangtang"][1]
-        self.sanji("node", "transition", str(r / "gangtang"), target, "--to", "supplement_requested",
-                   "--note", "请补充户口簿复印件")
+        self.sanji(
+            "node",
+            "transition",
+            str(r / "gangtang"),
+            target,
+            "--to",
+            "supplement_requested",
+            "--note",
+            "请补充户口簿复印件",
+        )
         self.sanji("hub", "transition", str(r / "hub"), target, "--to", "under_review", "--note", "转入审查")
         self.sanji("node", "sync", str(r / "gangtang"))
         conflicts = self.sanji("hub", "conflicts", str(r / "hub"))["conflicts"]
@@ -202,32 +234,41 @@ class Story:
         out = self.sanji("node", "export", str(r / "duankou"), "--out", str(usb / "to-hub"))
         self.say(f"duankou exported {len(out['files'])} sealed, signed batch file(s) ({out['changes']} change)")
         imp = self.sanji("hub", "import", str(r / "hub"), str(usb / "to-hub"))
-        self.say(f"hub imported: accepted {imp['accepted']}, duplicates {imp['duplicates']}, "
-                 f"rejected {len(imp['rejected'])}")
-        back = self.sanji("hub", "export", str(r / "hub"), "--station", "360802-T01-05",
-                          "--out", str(usb / "to-station"))
+        self.say(
+            f"hub imported: accepted {imp['accepted']}, duplicates {imp['duplicates']}, rejected {len(imp['rejected'])}"
+        )
+        back = self.sanji(
+            "hub", "export", str(r / "hub"), "--station", "360802-T01-05", "--out", str(usb / "to-station")
+        )
         self.sanji("node", "import", str(r / "duankou"), str(usb / "to-station"))
         status = self.sanji("node", "status", str(r / "duankou"))
-        self.say(f"hub's feed and signed receipts carried back ({len(back['files'])} files); "
-                 f"duankou pending now {status['pending']}: 已送达区行政审批局")
+        self.say(
+            f"hub's feed and signed receipts carried back ({len(back['files'])} files); "
+            f"duankou pending now {status['pending']}: 已送达区行政审批局"
+        )
 
         self.inspection()
 
         self.step("汇总 / the sync picture")
         s = self.sanji("hub", "status", str(r / "hub"))
-        self.say(f"applications {s['applications']}, open conflicts {s['conflicts']}, quarantined {s['quarantined']}, "
-                 f"rejected batches {s['rejected_batches']}")
+        self.say(
+            f"applications {s['applications']}, open conflicts {s['conflicts']}, quarantined {s['quarantined']}, "
+            f"rejected batches {s['rejected_batches']}"
+        )
         for st in s["stations"]:
-            self.say(f"  {st['code']:<14} {st['tier']:<9} applications {st['applications']}  "
-                     f"last seen {st['last_seen'] or 'never'}")
+            self.say(
+                f"  {st['code']:<14} {st['tier']:<9} applications {st['applications']}  "
+                f"last seen {st['last_seen'] or 'never'}"
+            )
 
     def inspection(self) -> None:
         """A field device receives a task, records a report with photos offline, syncs, and purges."""
         r, hub = self.root, str(self.root / "hub")
         self.step("现场踏勘：区局派单，踏勘设备离线记录 / an on-site inspection, recorded offline with photos")
         self.hub_up()
-        token = self.sanji("hub", "enroll", hub, "--station", "360802-F01", "--name", "区局踏勘一号",
-                           "--tier", "field")["token"]
+        token = self.sanji(
+            "hub", "enroll", hub, "--station", "360802-F01", "--name", "区局踏勘一号", "--tier", "field"
+        )["token"]
         self.sanji("node", "init", str(r / "inspector"), "--hub", self.url, "--token", token)
         number = self.accept("duankou", 6, ITEM_PROMISED)["number"]
         self.sanji("node", "sync", str(r / "duankou"))
@@ -242,23 +283,41 @@ class Story:
         for i, size in enumerate((700_000, 300_000)):  # stand-ins for photos: only their hashes matter
             (camera / f"IMG_{i + 1:04d}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(size))
             shots += ["--photo", str(camera / f"IMG_{i + 1:04d}.jpg")]
-        rep = self.sanji("node", "report", str(r / "inspector"), task["task"], "--result", "pass",
-                         "--finding", "房屋老旧，家庭收入情况属实", "--gps", "27.1167,114.9833,8", *shots)
-        self.say(f"offline on site: report recorded, {len(rep['photos'])} photos kept by SHA-256 "
-                 f"({', '.join(h[:12] + '…' for h in rep['photos'])})")
+        rep = self.sanji(
+            "node",
+            "report",
+            str(r / "inspector"),
+            task["task"],
+            "--result",
+            "pass",
+            "--finding",
+            "房屋老旧，家庭收入情况属实",
+            "--gps",
+            "27.1167,114.9833,8",
+            *shots,
+        )
+        self.say(
+            f"offline on site: report recorded, {len(rep['photos'])} photos kept by SHA-256 "
+            f"({', '.join(h[:12] + '…' for h in rep['photos'])})"
+        )
         self.hub_up()
         res = self.sanji("node", "sync", str(r / "inspector"), "--retention-days", "0")
-        self.say(f"back online: report pushed first ({res['pushed']} changes), then photos in 256 KiB chunks "
-                 f"({res['blobs']['sent_chunks']} chunks, {res['blobs']['complete']} photos verified at the hub)")
+        self.say(
+            f"back online: report pushed first ({res['pushed']} changes), then photos in 256 KiB chunks "
+            f"({res['blobs']['sent_chunks']} chunks, {res['blobs']['complete']} photos verified at the hub)"
+        )
         missing = self.sanji("hub", "show", hub, number)["inspections"][0]["missing_blobs"]
         self.say(f"hub show: report and photo hashes listed, photos missing at the hub: {len(missing)}")
         self.sanji("hub", "transition", hub, number, "--to", "approved", "--note", "踏勘属实")
         self.sanji("node", "sync", str(r / "duankou"))
-        st = next(a for a in self.sanji("node", "applications", str(r / "duankou"))["applications"]
-                  if a["number"] == number)
+        st = next(
+            a for a in self.sanji("node", "applications", str(r / "duankou"))["applications"] if a["number"] == number
+        )
         self.say(f"hub approves; duankou sees {number}: {st['status']}, due date {st['due_date']}")
-        self.say(f"the device purged its photos and the citizen's address and phone "
-                 f"({len(res['purged']['purged'])} report; retention 0 days for the demo, 7 by default)")
+        self.say(
+            f"the device purged its photos and the citizen's address and phone "
+            f"({len(res['purged']['purged'])} report; retention 0 days for the demo, 7 by default)"
+        )
 
 
 def run_demo(root: Path, *, once: bool, port: int) -> int:

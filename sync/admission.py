@@ -52,8 +52,9 @@ __all__ = ["Admission", "Facts", "StatusVersion", "clock_check", "judge", "refus
 
 # Written by the accept command only: no station command changes them afterwards.
 CREATION_ONLY = frozenset({"applicant_name", "applicant_id", "applicant_phone", "address", "theme"})
-TASK_FIELDS = frozenset({"application", "inspector", "due", "status", "item", "address", "phone", "checklist",
-                         "number"})
+TASK_FIELDS = frozenset(
+    {"application", "inspector", "due", "status", "item", "address", "phone", "checklist", "number"}
+)
 REPORT_REQUIRED = frozenset({"task", "application", "result", "findings", "recorded_at"})
 # Fields fixed once written beyond the model's FIXED_FIELDS: a task's inspector and a report's task
 # decide who may write the report, so moving either would hand one device's report to another.
@@ -66,10 +67,13 @@ RATEABLE = frozenset(s.value for s in FINAL)
 def clock_check(change: Change, *, hub_wall_ms: int, max_ahead_ms: int) -> Admission | None:
     ahead = wall_ms(change.hlc) - hub_wall_ms
     if ahead > max_ahead_ms:
-        return refused(change, "clock_ahead",
-                       f"时钟超前：该变更的时间比区局晚 {ahead // 1000} 秒，上限 {max_ahead_ms // 1000} 秒 "
-                       f"(clock ahead: change stamped {ahead // 1000} s after hub time, "
-                       f"limit {max_ahead_ms // 1000} s)")
+        return refused(
+            change,
+            "clock_ahead",
+            f"时钟超前：该变更的时间比区局晚 {ahead // 1000} 秒，上限 {max_ahead_ms // 1000} 秒 "
+            f"(clock ahead: change stamped {ahead // 1000} s after hub time, "
+            f"limit {max_ahead_ms // 1000} s)",
+        )
     return None
 
 
@@ -77,9 +81,12 @@ def judge(change: Change, actor: Actor, facts: Facts) -> Admission:
     """The admission question for one authentic change (the clock is checked separately)."""
     ctx = facts.context
     if ctx is None:
-        return refused(change, "unknown_application",
-                       f"该{_ENTITY_LABELS.get(change.entity, change.entity)}所属的办件本处没有记录 "
-                       f"({change.entity} {change.id} refers to an application not held here)")
+        return refused(
+            change,
+            "unknown_application",
+            f"该{_ENTITY_LABELS.get(change.entity, change.entity)}所属的办件本处没有记录 "
+            f"({change.entity} {change.id} refers to an application not held here)",
+        )
     bound = _bound_fields(change, facts.current)
     if bound is not None:
         return bound
@@ -101,9 +108,12 @@ def _bound_fields(change: Change, current: Record) -> Admission | None:
     for name in BOUND_FIELDS & change.fields.keys():
         cell = current.get(name)
         if cell is not None and cell[2] != change.fields[name] and name not in FIXED_FIELDS:
-            return refused(change, "fixed_field",
-                           f"「{name}」写入后不可更改 ({change.entity}.{name} is fixed once written "
-                           f"({cell[2]!r}) and cannot become {change.fields[name]!r})")
+            return refused(
+                change,
+                "fixed_field",
+                f"「{name}」写入后不可更改 ({change.entity}.{name} is fixed once written "
+                f"({cell[2]!r}) and cannot become {change.fields[name]!r})",
+            )
     return None
 
 
@@ -114,13 +124,19 @@ def _application(change: Change, actor: Actor, roles: frozenset[str], facts: Fac
     if not facts.current:
         return creation(change, actor, roles, facts)
     if "hub" not in roles and "decider" not in roles and "due_date" in change.fields:
-        return refused(change, "not_authorised",
-                       "受理站点不能更改承诺期限，期限由受理时的目录计算，踏勘暂停由决定层级顺延 "
-                       "(only the deciding tier moves a due date after acceptance)")
+        return refused(
+            change,
+            "not_authorised",
+            "受理站点不能更改承诺期限，期限由受理时的目录计算，踏勘暂停由决定层级顺延 "
+            "(only the deciding tier moves a due date after acceptance)",
+        )
     if "hub" not in roles and CREATION_ONLY & change.fields.keys():
-        return refused(change, "not_a_command",
-                       f"申请人信息在受理后没有命令可以更改：{'、'.join(sorted(CREATION_ONLY & change.fields.keys()))} "
-                       "(no station command changes the applicant's details after acceptance)")
+        return refused(
+            change,
+            "not_a_command",
+            f"申请人信息在受理后没有命令可以更改：{'、'.join(sorted(CREATION_ONLY & change.fields.keys()))} "
+            "(no station command changes the applicant's details after acceptance)",
+        )
     if "status" in change.fields:
         return _status(change, roles, facts)
     return Admission(change, "")
@@ -143,19 +159,25 @@ def _status(change: Change, roles: frozenset[str], facts: Facts) -> Admission:
         seen = seen_version.value if seen_version is not None else None
         newer = _seen_newer(seen_version, versions, facts) if seen_version is not None else None
         if newer is not None:
-            return refused(change, "seen_newer",
-                           f"该站点写这一变更之前已收到「{status_word(newer.value)}」（{newer.origin}），"
-                           f"却声称依据更早的「{status_word(seen)}」；这不是并发写入 (the author had received a newer "
-                           "status before it wrote this change, so the change is not concurrent with it)")
+            return refused(
+                change,
+                "seen_newer",
+                f"该站点写这一变更之前已收到「{status_word(newer.value)}」（{newer.origin}），"
+                f"却声称依据更早的「{status_word(seen)}」；这不是并发写入 (the author had received a newer "
+                "status before it wrote this change, so the change is not concurrent with it)",
+            )
         if seen is None:
             # One of the author's own changes held for review: what it builds on is not settled. It waits,
             # held, and is judged again when that change is released (hub/quarantine_review.py).
             held = facts.held_status(base)
             if held is not None and not held[1]:
-                return refused(change, "builds_on_held",
-                               f"该变更依据的是一条仍在隔离中的变更（「{status_word(held[0])}」），"
-                               "待那一条放行后自动复核 (it builds on a change still held for review; "
-                               "it is judged again once that is released)")
+                return refused(
+                    change,
+                    "builds_on_held",
+                    f"该变更依据的是一条仍在隔离中的变更（「{status_word(held[0])}」），"
+                    "待那一条放行后自动复核 (it builds on a change still held for review; "
+                    "it is judged again once that is released)",
+                )
             if held is not None:
                 seen = held[0]
         if seen is None and cell is not None:
@@ -164,22 +186,30 @@ def _status(change: Change, roles: frozenset[str], facts: Facts) -> Admission:
             # which is never more lenient than an honest base.
             seen, guessed = str(cell[2]), True
         if seen is None:
-            return refused(change, "unknown_base",
-                           "该变更所依据的状态版本本处没有记录，无法核实这一步流程 "
-                           "(the status version this change was based on is not held here)")
+            return refused(
+                change,
+                "unknown_base",
+                "该变更所依据的状态版本本处没有记录，无法核实这一步流程 "
+                "(the status version this change was based on is not held here)",
+            )
     immediate = _immediate(facts)
     try:
         move = move_to(Status(seen), target, immediate=immediate)
     except (TransitionError, ValueError) as exc:
         if guessed:
-            return refused(change, "unknown_base",
-                           f"该变更所依据的状态版本本处没有记录（可能仍在隔离或尚未送达），按现状判断流程不允许：{exc} "
-                           "(based on a status version not held here; release what it builds on first)")
+            return refused(
+                change,
+                "unknown_base",
+                f"该变更所依据的状态版本本处没有记录（可能仍在隔离或尚未送达），按现状判断流程不允许：{exc} "
+                "(based on a status version not held here; release what it builds on first)",
+            )
         return refused(change, "illegal_move", f"流程不允许：{exc}")
     if not any(may_move(r, move, immediate=immediate) for r in roles & {"station", "decider", "hub"}):
-        return refused(change, "move_not_permitted",
-                       f"该站点无权「{MOVE_LABELS[move]}」，应由决定层级办理 "
-                       f"(this station may not {move.value} this application)")
+        return refused(
+            change,
+            "move_not_permitted",
+            f"该站点无权「{MOVE_LABELS[move]}」，应由决定层级办理 (this station may not {move.value} this application)",
+        )
     return Admission(change, "")
 
 
@@ -191,6 +221,7 @@ def _immediate(facts: Facts) -> bool:
 def _seen_newer(seen: StatusVersion, versions: Sequence[StatusVersion], facts: Facts) -> StatusVersion | None:
     """A status the author had received before writing that would have replaced, in the author's own
     merge, the one it says it saw: then an honest author's base would have named that one instead."""
+
     def key(v: StatusVersion) -> tuple[int, int, int]:
         try:
             return (STAGE[Status(v.value)], facts.authority(v.origin), v.hlc)
@@ -210,8 +241,9 @@ def _task(change: Change, actor: Actor, roles: frozenset[str], facts: Facts) -> 
     if not facts.current:
         f = change.fields
         if set(f) != TASK_FIELDS or f["status"] != TASK_ASSIGNED:
-            return refused(change, "bad_task",
-                           "踏勘任务的内容与安排踏勘命令写出的不符 (not the shape an assignment writes)")
+            return refused(
+                change, "bad_task", "踏勘任务的内容与安排踏勘命令写出的不符 (not the shape an assignment writes)"
+            )
         app = facts.application
         if f["number"] != app.get("number") or f["item"] != app.get("item"):
             return refused(change, "bad_task", "踏勘任务的编号或事项与办件不符 (task names another application)")
@@ -219,8 +251,9 @@ def _task(change: Change, actor: Actor, roles: frozenset[str], facts: Facts) -> 
             return refused(change, "not_authorised", "只有决定层级可以安排踏勘 (only the deciding tier assigns)")
         return Admission(change, "")
     if "decider" not in roles and dict(change.fields) != {"status": TASK_DONE}:
-        return refused(change, "not_authorised",
-                       "踏勘设备只能把任务标为已完成 (an inspector may only mark its task done)")
+        return refused(
+            change, "not_authorised", "踏勘设备只能把任务标为已完成 (an inspector may only mark its task done)"
+        )
     return Admission(change, "")
 
 
@@ -229,12 +262,16 @@ def _report(change: Change, actor: Actor, roles: frozenset[str], facts: Facts) -
         return Admission(change, "")
     task = facts.task
     if not task:
-        return refused(change, "unknown_task",
-                       f"报告 {change.id} 没有对应的踏勘任务 (a report answers the task with its own id)")
+        return refused(
+            change, "unknown_task", f"报告 {change.id} 没有对应的踏勘任务 (a report answers the task with its own id)"
+        )
     if task.get("inspector") != actor.code:
-        return refused(change, "not_authorised",
-                       f"该任务指派给 {task.get('inspector')}，{actor.code} 不能提交它的报告 "
-                       "(only the assigned field device reports on a task)")
+        return refused(
+            change,
+            "not_authorised",
+            f"该任务指派给 {task.get('inspector')}，{actor.code} 不能提交它的报告 "
+            "(only the assigned field device reports on a task)",
+        )
     if facts.current:
         return refused(change, "write_once", "踏勘报告已提交，不能改写 (a report is final once recorded)")
     f = change.fields
@@ -249,8 +286,11 @@ def _write_once(change: Change, actor: Actor, roles: frozenset[str], facts: Fact
     if "hub" in roles:
         return Admission(change, "")
     if facts.current:
-        return refused(change, "write_once",
-                       f"{_ENTITY_LABELS[change.entity]}写入后不可改写 ({change.entity} records are written once)")
+        return refused(
+            change,
+            "write_once",
+            f"{_ENTITY_LABELS[change.entity]}写入后不可改写 ({change.entity} records are written once)",
+        )
     if change.entity == "rating" and facts.application.get("status") not in RATEABLE:
         return refused(change, "rating_too_early", "办件尚未作出结果，不能评价 (a rating follows the outcome)")
     return Admission(change, "")

@@ -14,10 +14,22 @@ from sync.verdict import Admission, Facts, refused, status_word
 from sync.workflow import Status
 
 # Fields the accept command writes on every new application, and the ones it writes when given.
-CREATION_FIELDS = frozenset({
-    "number", "station", "item", "catalogue_version", "kind", "applicant_name", "applicant_id",
-    "applicant_phone", "address", "accepted_at", "due_date", "status",
-})
+CREATION_FIELDS = frozenset(
+    {
+        "number",
+        "station",
+        "item",
+        "catalogue_version",
+        "kind",
+        "applicant_name",
+        "applicant_id",
+        "applicant_phone",
+        "address",
+        "accepted_at",
+        "due_date",
+        "status",
+    }
+)
 CREATION_OPTIONAL = frozenset({"note", "theme"})
 
 
@@ -27,28 +39,41 @@ def creation(change: Change, actor: Actor, roles: frozenset[str], facts: Facts) 
         # The district hall vouches for what it writes (an operator releasing a held application), but
         # an application still starts as accepted and under a number nobody else holds.
         if f.get("status") != Status.ACCEPTED.value or not isinstance(f.get("number"), str):
-            return refused(change, "illegal_move",
-                           "新办件只能以「受理」状态建立 (a new application starts as accepted)")
+            return refused(
+                change, "illegal_move", "新办件只能以「受理」状态建立 (a new application starts as accepted)"
+            )
         holder = facts.number_holder(str(f["number"]))
         if holder is not None and holder != change.id:
-            return refused(change, "duplicate_number", f"办件编号 {f['number']} 已被另一件办件使用 "
-                           "(the number is already held by another application)")
+            return refused(
+                change,
+                "duplicate_number",
+                f"办件编号 {f['number']} 已被另一件办件使用 (the number is already held by another application)",
+            )
         return Admission(change, "")
     names = set(f)
     extra = sorted(n for n in names - CREATION_FIELDS - CREATION_OPTIONAL if not n.startswith(MATERIAL_PREFIX))
     missing = sorted(CREATION_FIELDS - names)
     if extra or missing or any(change.base.values()):
         what = f"多出字段 {extra}" if extra else (f"缺少字段 {missing}" if missing else "新办件不应有 base")
-        return refused(change, "bad_creation",
-                       f"新办件的内容与受理命令写出的不符：{what} (not the shape the accept command writes)")
+        return refused(
+            change,
+            "bad_creation",
+            f"新办件的内容与受理命令写出的不符：{what} (not the shape the accept command writes)",
+        )
     if f["station"] != actor.code:
-        return refused(change, "foreign_station",
-                       f"办件所属站点 {f['station']} 与发送站点 {actor.code} 不符 "
-                       "(a station may only accept applications as itself)")
+        return refused(
+            change,
+            "foreign_station",
+            f"办件所属站点 {f['station']} 与发送站点 {actor.code} 不符 "
+            "(a station may only accept applications as itself)",
+        )
     if f["status"] != Status.ACCEPTED.value:
-        return refused(change, "illegal_move",
-                       f"新办件只能以「受理」状态建立，不能直接是「{status_word(f['status'])}」 "
-                       f"(a new application starts as accepted, not {f['status']})")
+        return refused(
+            change,
+            "illegal_move",
+            f"新办件只能以「受理」状态建立，不能直接是「{status_word(f['status'])}」 "
+            f"(a new application starts as accepted, not {f['status']})",
+        )
     return _number(change, facts) or _content(change, actor, facts) or Admission(change, "")
 
 
@@ -61,12 +86,19 @@ def _number(change: Change, facts: Facts) -> Admission | None:
     # A station that re-issues an application after a fork does so in a later epoch, under the number
     # the citizen already holds; a number from a later epoch than the change's cannot be its own yet.
     if parsed.station != change.origin or parsed.epoch > change.epoch:
-        return refused(change, "foreign_number",
-                       f"办件编号 {number} 不在 {change.origin} 的编号范围内 "
-                       f"(the number is outside the sending station's own namespace)")
+        return refused(
+            change,
+            "foreign_number",
+            f"办件编号 {number} 不在 {change.origin} 的编号范围内 "
+            f"(the number is outside the sending station's own namespace)",
+        )
     if parsed.day.isoformat() != accepted_at[:10]:
-        return refused(change, "foreign_number", f"办件编号 {number} 的日期与受理时间 {accepted_at} 不符 "
-                       "(the number's date differs from the acceptance date)")
+        return refused(
+            change,
+            "foreign_number",
+            f"办件编号 {number} 的日期与受理时间 {accepted_at} 不符 "
+            "(the number's date differs from the acceptance date)",
+        )
     # A number already held here can only be the station's own (the namespace check above): a station
     # whose database was copied back by hand hands numbers out again before it notices, and those are
     # real citizens' applications. They are applied and the morning report flags the pair; only the
@@ -86,16 +118,28 @@ def _content(change: Change, actor: Actor, facts: Facts) -> Admission | None:
         if latest is not None and 0 < version <= facts.published_up_to():
             cat = latest[1]
     if cat is None:
-        return refused(change, "unknown_catalogue",
-                       f"目录版本 {version} 区局没有发布过 (catalogue release {version} was never published)")
+        return refused(
+            change,
+            "unknown_catalogue",
+            f"目录版本 {version} 区局没有发布过 (catalogue release {version} was never published)",
+        )
     item = cat.items.get(str(f["item"]))
     if item is None:
-        return refused(change, "unknown_item",
-                       f"事项 {f['item']} 不在目录第 {version} 版中 (item not in catalogue release {version})")
-    submitted = [n[len(MATERIAL_PREFIX):] for n, v in f.items() if n.startswith(MATERIAL_PREFIX)
-                 and isinstance(v, list) and v[0] == "submitted"]
-    deferred = [n[len(MATERIAL_PREFIX):] for n, v in f.items() if n.startswith(MATERIAL_PREFIX)
-                and isinstance(v, list) and v[0] == "deferred"]
+        return refused(
+            change,
+            "unknown_item",
+            f"事项 {f['item']} 不在目录第 {version} 版中 (item not in catalogue release {version})",
+        )
+    submitted = [
+        n[len(MATERIAL_PREFIX) :]
+        for n, v in f.items()
+        if n.startswith(MATERIAL_PREFIX) and isinstance(v, list) and v[0] == "submitted"
+    ]
+    deferred = [
+        n[len(MATERIAL_PREFIX) :]
+        for n, v in f.items()
+        if n.startswith(MATERIAL_PREFIX) and isinstance(v, list) and v[0] == "deferred"
+    ]
     if len(submitted) + len(deferred) != sum(1 for n in f if n.startswith(MATERIAL_PREFIX)):
         return refused(change, "bad_creation", "新办件的材料只能是已提交或容缺 (materials start submitted or deferred)")
     try:
@@ -116,8 +160,9 @@ def _content(change: Change, actor: Actor, facts: Facts) -> Admission | None:
         return refused(change, exc.code, f"{exc} ({exc.code})")
     name = str(f["applicant_name"])
     if not name.strip() or len(name) > 50 or len(str(f["address"])) > 200 or len(str(f.get("theme", ""))) > 20:
-        return refused(change, "bad_creation",
-                       "申请人姓名、地址或主题的长度不对 (name, address or theme out of bounds)")
+        return refused(
+            change, "bad_creation", "申请人姓名、地址或主题的长度不对 (name, address or theme out of bounds)"
+        )
     if f["kind"] != item.kind:
         return refused(change, "inconsistent", f"办件类型与目录第 {version} 版不符 (kind differs from the catalogue)")
     return _dates(change, item, day, cat) if exact else None
@@ -125,18 +170,25 @@ def _content(change: Change, actor: Actor, facts: Facts) -> Admission | None:
 
 def _dates(change: Change, item: Item, day: date, cat: Catalogue) -> Admission | None:
     f, version, cal = change.fields, cat.version, cat.calendar
-    deferred = [n[len(MATERIAL_PREFIX):] for n, v in f.items() if n.startswith(MATERIAL_PREFIX)
-                and isinstance(v, list) and v[0] == "deferred"]
-    submitted = [n[len(MATERIAL_PREFIX):] for n, v in f.items() if n.startswith(MATERIAL_PREFIX)
-                 and isinstance(v, list) and v[0] == "submitted"]
+    deferred = [
+        n[len(MATERIAL_PREFIX) :]
+        for n, v in f.items()
+        if n.startswith(MATERIAL_PREFIX) and isinstance(v, list) and v[0] == "deferred"
+    ]
+    submitted = [
+        n[len(MATERIAL_PREFIX) :]
+        for n, v in f.items()
+        if n.startswith(MATERIAL_PREFIX) and isinstance(v, list) and v[0] == "submitted"
+    ]
     if f["due_date"] != due_date(item, day, cal).isoformat():
-        return refused(change, "inconsistent",
-                       f"办件类型或承诺期限与目录第 {version} 版不符 "
-                       "(kind or due date differs from what the catalogue gives)")
+        return refused(
+            change,
+            "inconsistent",
+            f"办件类型或承诺期限与目录第 {version} 版不符 (kind or due date differs from what the catalogue gives)",
+        )
     defer_due = deferred_due_date(item, day, cal).isoformat()
     if any(f[MATERIAL_PREFIX + m] != ["deferred", defer_due] for m in deferred) or any(
-            f[MATERIAL_PREFIX + m] != ["submitted", ""] for m in submitted):
+        f[MATERIAL_PREFIX + m] != ["submitted", ""] for m in submitted
+    ):
         return refused(change, "inconsistent", "容缺材料的补齐期限与目录不符 (a deferred material's due date differs)")
     return None
-
-

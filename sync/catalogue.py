@@ -23,7 +23,11 @@ from sync.calendar import CalendarError, WorkCalendar
 TIERS: tuple[str, ...] = ("district", "township", "street", "village", "community")
 # How staff name a tier in a sentence ("该事项不能在村级站点受理").
 TIER_LABELS: dict[str, str] = {
-    "district": "区", "township": "镇", "street": "街道", "village": "村", "community": "社区",
+    "district": "区",
+    "township": "镇",
+    "street": "街道",
+    "village": "村",
+    "community": "社区",
 }
 KINDS: tuple[str, ...] = ("immediate", "promised")
 
@@ -186,8 +190,16 @@ def _parse_material(raw: object, where: str) -> Material:
 
 
 _ITEM_FIELDS = (
-    "code", "name", "category", "kind", "legal_days", "promised_days", "accepted_at", "decided_at",
-    "inspection_required", "materials",
+    "code",
+    "name",
+    "category",
+    "kind",
+    "legal_days",
+    "promised_days",
+    "accepted_at",
+    "decided_at",
+    "inspection_required",
+    "materials",
 )
 
 
@@ -222,9 +234,7 @@ def _parse_item(raw: object, index: int) -> Item:
     accepted = tuple(f.tier(t, f.at(f"accepted_at[{i}]")) for i, t in enumerate(accepted_raw))
     if len(set(accepted)) != len(accepted):
         raise CatalogueError(f.at("accepted_at"), "lists a tier twice")
-    materials = tuple(
-        _parse_material(m, f.at(f"materials[{i}]")) for i, m in enumerate(f.array("materials"))
-    )
+    materials = tuple(_parse_material(m, f.at(f"materials[{i}]")) for i, m in enumerate(f.array("materials")))
     names = [m.name for m in materials]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -262,9 +272,7 @@ def _parse_theme(raw: object, index: int, items: Mapping[str, Item]) -> Theme:
 
 def parse_catalogue(doc: Mapping[str, object]) -> Catalogue:
     """Validate a catalogue document (parsed JSON) and build the model; raises CatalogueError."""
-    top = _Fields(
-        "", doc, {"district", "version", "calendar", "items", "themes"}, {"issued_at", "expires_at", "note"}
-    )
+    top = _Fields("", doc, {"district", "version", "calendar", "items", "themes"}, {"issued_at", "expires_at", "note"})
     district = _Fields("district", doc["district"], {"code", "name"})
     district_code = district.text("code")
     if not (len(district_code) == 6 and district_code.isascii() and district_code.isdigit()):
@@ -351,9 +359,7 @@ def diff_catalogues(old: Catalogue, new: Catalogue) -> dict[str, object]:
         "changed_fields": changed_fields,
         "themes_added": sorted(new.themes.keys() - old.themes.keys()),
         "themes_removed": sorted(old.themes.keys() - new.themes.keys()),
-        "themes_changed": sorted(
-            c for c in old.themes.keys() & new.themes.keys() if old.themes[c] != new.themes[c]
-        ),
+        "themes_changed": sorted(c for c in old.themes.keys() & new.themes.keys() if old.themes[c] != new.themes[c]),
         "calendar_changed": old.calendar != new.calendar,
     }
 
@@ -375,14 +381,10 @@ def check_acceptance(item: Item, *, tier: str, submitted: Iterable[str], deferre
     given, put_off = set(submitted), set(deferred)
     unknown = sorted(n for n in given | put_off if item.material(n) is None)
     if unknown:
-        raise AcceptanceError(
-            "unknown_material", f"材料「{'、'.join(unknown)}」不在该事项的材料清单中", tuple(unknown)
-        )
+        raise AcceptanceError("unknown_material", f"材料「{'、'.join(unknown)}」不在该事项的材料清单中", tuple(unknown))
     both = sorted(given & put_off)
     if both:
-        raise AcceptanceError(
-            "material_conflict", f"材料「{'、'.join(both)}」不能既已提交又容缺", tuple(both)
-        )
+        raise AcceptanceError("material_conflict", f"材料「{'、'.join(both)}」不能既已提交又容缺", tuple(both))
     not_deferrable = [m.name for m in item.materials if m.name in put_off and not m.deferrable]
     if not_deferrable:
         raise AcceptanceError(

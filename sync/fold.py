@@ -74,9 +74,7 @@ def is_concurrent(winner: Cell, loser: Cell) -> bool:
     return winner[1] != loser[1] and winner[2] != loser[2] and winner[3] < loser[0]
 
 
-def merge_cell(
-    rule: Rule, current: Cell | None, incoming: Cell, authority: Authority
-) -> tuple[Cell, Cell | None]:
+def merge_cell(rule: Rule, current: Cell | None, incoming: Cell, authority: Authority) -> tuple[Cell, Cell | None]:
     """Return ``(winner, loser)``; ``loser`` is ``None`` when nothing was displaced."""
     if current is None:
         return incoming, None
@@ -92,9 +90,7 @@ def cells_of(change: Change) -> Iterable[tuple[str, Cell]]:
         yield name, (change.hlc, change.origin, value, change.base.get(name, 0))
 
 
-def apply_change(
-    record: Record, change: Change, authority: Authority
-) -> tuple[Record, list[Conflict]]:
+def apply_change(record: Record, change: Change, authority: Authority) -> tuple[Record, list[Conflict]]:
     """Merge one change into one record (a new dict; the input is not modified)."""
     if not record:  # a record's first change (most of a sync): every cell stands as written
         hlc, origin, base = change.hlc, change.origin, change.base

@@ -62,19 +62,13 @@ def check_id_number(raw: str, *, today: date) -> str:
     """
     value = _clean(raw).upper()
     if len(value) != 18:
-        raise InvalidIdentity(
-            "id_length", f"身份证号码应为18位，当前为{len(value)}位，请核对"
-        )
+        raise InvalidIdentity("id_length", f"身份证号码应为18位，当前为{len(value)}位，请核对")
     if not _ID_SHAPE.fullmatch(value):
-        raise InvalidIdentity(
-            "id_characters", "身份证号码前17位应为数字，最后一位为数字或X"
-        )
+        raise InvalidIdentity("id_characters", "身份证号码前17位应为数字，最后一位为数字或X")
     try:
         born = id_birth_date(value)
     except ValueError:
-        raise InvalidIdentity(
-            "id_birth_date", "身份证号码中的出生日期不是有效日期，请核对第7至14位"
-        ) from None
+        raise InvalidIdentity("id_birth_date", "身份证号码中的出生日期不是有效日期，请核对第7至14位") from None
     if born > today:
         raise InvalidIdentity("id_birth_future", "身份证号码中的出生日期晚于今天，请核对第7至14位")
     if born < _EARLIEST_BIRTH:
@@ -94,7 +88,7 @@ def check_phone(raw: str) -> str:
     value = _clean(raw)
     for prefix in ("+86", "0086"):
         if value.startswith(prefix) and len(value) == 11 + len(prefix):
-            value = value[len(prefix):]
+            value = value[len(prefix) :]
             break
     if len(value) != 11 or not value.isascii() or not _DIGITS.fullmatch(value) or value[0] != "1":
         raise InvalidIdentity("phone_format", "手机号码应为11位数字，以1开头")
@@ -128,4 +122,4 @@ def _mask_middle(value: str, *, keep_head: int, keep_tail: int) -> str:
     hidden = len(value) - keep_head - keep_tail
     if hidden < 1:
         return "*" * len(value)
-    return value[:keep_head] + "*" * hidden + value[len(value) - keep_tail:]
+    return value[:keep_head] + "*" * hidden + value[len(value) - keep_tail :]

@@ -22,8 +22,12 @@ def read_change(raw: object, *, origin: str, epoch: int, seq: int) -> Admission:
     except ModelError as exc:
         return Admission(None, f"无法解读的变更 (invalid change: {exc})", "invalid")
     if (change.origin, change.epoch, change.seq) != (origin, epoch, seq):
-        return Admission(change, f"变更的来源或序号与所在批次不符 (change {change.key} does not match its batch "
-                                 f"position {(origin, epoch, seq)})", "misplaced")
+        return Admission(
+            change,
+            f"变更的来源或序号与所在批次不符 (change {change.key} does not match its batch "
+            f"position {(origin, epoch, seq)})",
+            "misplaced",
+        )
     return Admission(change, "")
 
 

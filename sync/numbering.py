@@ -27,6 +27,8 @@ _STATION = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
 def is_station_code(code: str) -> bool:
     """Codes that can number applications and sign batches: letters and digits in hyphenated parts."""
     return len(code) <= 64 and _STATION.fullmatch(code) is not None
+
+
 _NUMBER = re.compile(
     r"(?P<station>[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*)"
     r"-(?P<day>[0-9]{8})"

@@ -89,9 +89,7 @@ TERMINAL: frozenset[Status] = frozenset({S.NOT_ACCEPTED, S.WITHDRAWN, S.COMPLETE
 # The outcome is fixed: from here on only completion (办结) and delivery (送达) may follow, so the
 # application can no longer be withdrawn, sent back for supplement or re-decided. It is every status
 # from the decision on (stage >= 3), terminal ones included; TERMINAL is a subset.
-FINAL: frozenset[Status] = frozenset(
-    {S.APPROVED, S.DENIED, S.COMPLETED, S.DELIVERED, S.NOT_ACCEPTED, S.WITHDRAWN}
-)
+FINAL: frozenset[Status] = frozenset({S.APPROVED, S.DENIED, S.COMPLETED, S.DELIVERED, S.NOT_ACCEPTED, S.WITHDRAWN})
 
 # Progress order for the merge. Equal stages are alternatives or back-and-forth (补正 ↔ 受理;
 # approve vs deny; refuse vs withdraw vs complete), which the fold settles by the author's authority
@@ -211,8 +209,7 @@ def next_status(current: Status, move: Move, *, immediate: bool) -> Status:
     code = "terminal" if current in TERMINAL else "not_allowed"
     raise TransitionError(
         code,
-        f"{_STATUS_PHRASES[current]}，不能{MOVE_LABELS[move]} "
-        f"(cannot {move} an application that is {current})",
+        f"{_STATUS_PHRASES[current]}，不能{MOVE_LABELS[move]} (cannot {move} an application that is {current})",
         current,
         move,
     )

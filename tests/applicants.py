@@ -64,8 +64,21 @@ def required_materials(item: str) -> list[str]:
 def accept_args(folder: object, people: People, item: str, *, defer: tuple[str, ...] = ()) -> list[object]:
     """`sanji node accept` arguments for one generated applicant: every required material submitted,
     those in `defer` deferred (容缺)."""
-    args: list[object] = ["node", "accept", folder, "--item", item, "--name", people.name(),
-                          "--id-number", people.id_number(), "--phone", people.phone(), "--address", people.address()]
+    args: list[object] = [
+        "node",
+        "accept",
+        folder,
+        "--item",
+        item,
+        "--name",
+        people.name(),
+        "--id-number",
+        people.id_number(),
+        "--phone",
+        people.phone(),
+        "--address",
+        people.address(),
+    ]
     for m in required_materials(item):
         args += ["--defer" if m in defer else "--material", m]
     return args

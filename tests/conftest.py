@@ -100,8 +100,9 @@ def materials(st: Station, item_code: str, *, deferred: Sequence[str] = ()) -> l
 class World:
     """A hub and the stations enrolled with it, all in one temporary folder."""
 
-    def __init__(self, root: Path, clock: FakeClock, *, template: Path | None = None,
-                 codes: Sequence[str] = ()) -> None:
+    def __init__(
+        self, root: Path, clock: FakeClock, *, template: Path | None = None, codes: Sequence[str] = ()
+    ) -> None:
         self.root = root
         self.clock = clock
         self.people = People()
@@ -127,12 +128,18 @@ class World:
         self.stations.append(st)
         return st
 
-    def application(self, item: str, *, st: Station, deferred: Sequence[str] = (),
-                    **kw: object) -> commands.Application:
+    def application(
+        self, item: str, *, st: Station, deferred: Sequence[str] = (), **kw: object
+    ) -> commands.Application:
         p = self.people.applicant()
         fields: dict[str, object] = {
-            "item": item, "name": p["name"], "id_number": p["id_number"], "phone": p["phone"],
-            "address": "测试路1号", "submitted": materials(st, item, deferred=deferred), "deferred": list(deferred),
+            "item": item,
+            "name": p["name"],
+            "id_number": p["id_number"],
+            "phone": p["phone"],
+            "address": "测试路1号",
+            "submitted": materials(st, item, deferred=deferred),
+            "deferred": list(deferred),
         }
         fields.update(kw)
         return commands.Application(**fields)  # type: ignore[arg-type]
@@ -152,8 +159,13 @@ class World:
         """What one HTTP push does, minus HTTP: ingest every unsettled frame, hand the station the
         hub-signed acknowledgements, which it records in its outbox."""
         acks = self.ingest(self.frames(st))
-        answer = sign_document("acks", {"acks": [a.to_wire() for a in acks]}, signer=self.hub.hub_id,
-                               recipient=st.code, signing_key=self.hub.keys.sign)
+        answer = sign_document(
+            "acks",
+            {"acks": [a.to_wire() for a in acks]},
+            signer=self.hub.hub_id,
+            recipient=st.code,
+            signing_key=self.hub.keys.sign,
+        )
         uplink.read_acks(st, answer)
         return acks
 

@@ -7,9 +7,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {
-    "sqlite3", "sqlite_utils", "aiohttp", "asyncio", "apscheduler", "socket", "time", "random", "os",
-    "subprocess", "threading", "datetime_now", "secrets", "uuid", "pathlib", "io", "shutil", "tempfile",
-    "http", "urllib", "requests", "node", "hub", "sanji", "multiprocessing", "signal",
+    "sqlite3",
+    "sqlite_utils",
+    "aiohttp",
+    "asyncio",
+    "apscheduler",
+    "socket",
+    "time",
+    "random",
+    "os",
+    "subprocess",
+    "threading",
+    "datetime_now",
+    "secrets",
+    "uuid",
+    "pathlib",
+    "io",
+    "shutil",
+    "tempfile",
+    "http",
+    "urllib",
+    "requests",
+    "node",
+    "hub",
+    "sanji",
+    "multiprocessing",
+    "signal",
 }
 
 

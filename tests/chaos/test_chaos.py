@@ -149,9 +149,21 @@ def accept_one(st: Station, ledger: Ledger) -> None:
     item = st.rng.choice(village_items())
     deferrable = {str(m["name"]) for m in _item(item)["materials"] if m.get("deferrable")}
     name = st.people.name()
-    args: list[object] = ["node", "accept", st.node.dir, "--item", item, "--name", name,
-                          "--id-number", st.people.id_number(), "--phone", st.people.phone(),
-                          "--address", st.people.address()]
+    args: list[object] = [
+        "node",
+        "accept",
+        st.node.dir,
+        "--item",
+        item,
+        "--name",
+        name,
+        "--id-number",
+        st.people.id_number(),
+        "--phone",
+        st.people.phone(),
+        "--address",
+        st.people.address(),
+    ]
     for m in required_materials(item):
         args += ["--defer" if m in deferrable and st.rng.random() < 0.5 else "--material", m]
     res = run_sanji(*args, timeout=CLI_TIMEOUT)
@@ -175,15 +187,20 @@ def accept_file(st: Station, ledger: Ledger, folder: Path) -> None:
         item = st.rng.choice(items)
         name = st.people.name()
         names.append(name)
-        lines.append(json.dumps({
-            "station": "ignored",
-            "item": item,
-            "applicant": {"name": name, "id_number": st.people.id_number(), "phone": st.people.phone()},
-            "address": st.people.address(),
-            "materials": [{"name": m, "status": "submitted"} for m in required_materials(item)],
-            "accepted_at": (now - timedelta(days=2, seconds=-i)).replace(microsecond=0).isoformat(),
-            "note": "",
-        }, ensure_ascii=False))
+        lines.append(
+            json.dumps(
+                {
+                    "station": "ignored",
+                    "item": item,
+                    "applicant": {"name": name, "id_number": st.people.id_number(), "phone": st.people.phone()},
+                    "address": st.people.address(),
+                    "materials": [{"name": m, "status": "submitted"} for m in required_materials(item)],
+                    "accepted_at": (now - timedelta(days=2, seconds=-i)).replace(microsecond=0).isoformat(),
+                    "note": "",
+                },
+                ensure_ascii=False,
+            )
+        )
     path = folder / f"register-{st.node.code}-{st.people.n}.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     res = run_sanji("node", "accept", st.node.dir, "--from", path, timeout=CLI_TIMEOUT)
@@ -198,8 +215,10 @@ def accept_file(st: Station, ledger: Ledger, folder: Path) -> None:
             if refused_lines:
                 ledger.accept_failures.append(f"{st.node.code} back-entry refused lines: {res.data['refused'][:3]}")
             if res.data.get("accepted") != n - len(refused_lines):
-                ledger.accept_failures.append(f"{st.node.code} back-entry says {res.data.get('accepted')} accepted "
-                                              f"of {n} lines with {len(refused_lines)} refused")
+                ledger.accept_failures.append(
+                    f"{st.node.code} back-entry says {res.data.get('accepted')} accepted "
+                    f"of {n} lines with {len(refused_lines)} refused"
+                )
         else:
             for name in names:
                 ledger.uncertain[name] = f"back-entry exit {res.code}"
@@ -361,10 +380,15 @@ def test_chaos_hub_and_station_kills_lose_nothing_and_duplicate_nothing(
         # -- chaos ---------------------------------------------------------------------------------
         t0 = time.monotonic()
         deadline = t0 + CHAOS_SECONDS
-        threads = [threading.Thread(target=hub_killer, args=(life, ledger, random.Random(worker_seeds[-1]), t0,
-                                                             errors), name="hub-killer")]
-        threads += [threading.Thread(target=station_worker, args=(st, ledger, deadline, tmp_path, errors),
-                                     name=st.node.code) for st in stations]
+        threads = [
+            threading.Thread(
+                target=hub_killer, args=(life, ledger, random.Random(worker_seeds[-1]), t0, errors), name="hub-killer"
+            )
+        ]
+        threads += [
+            threading.Thread(target=station_worker, args=(st, ledger, deadline, tmp_path, errors), name=st.node.code)
+            for st in stations
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -384,11 +408,13 @@ def test_chaos_hub_and_station_kills_lose_nothing_and_duplicate_nothing(
         if not life.up:
             life.start()
         heal_rounds = {st.node.code: heal(st.node) for st in stations}
-        pending = {code: (r[-1].code, r[-1].data.get("pending") if r[-1].data else None, r[-1].stderr.strip()[-300:])
-                   for code, r in heal_rounds.items()}
+        pending = {
+            code: (r[-1].code, r[-1].data.get("pending") if r[-1].data else None, r[-1].stderr.strip()[-300:])
+            for code, r in heal_rounds.items()
+        }
         assert all(code == 0 and left == 0 for code, left, _ in pending.values()), (
-            f"seed {seed}: stations still have work pending after {HEAL_ROUNDS} sync rounds with the hub up: "
-            f"{pending}")
+            f"seed {seed}: stations still have work pending after {HEAL_ROUNDS} sync rounds with the hub up: {pending}"
+        )
 
         # -- the set check -------------------------------------------------------------------------
         rows = hub_rows(hub)
@@ -407,17 +433,24 @@ def test_chaos_hub_and_station_kills_lose_nothing_and_duplicate_nothing(
     lost = sorted(set(expected) - set(hub_names))
     lost_numbers = sorted(n for n in ledger.numbers if n not in by_number)
     unexpected = sorted(
-        str(r["number"]) for r in rows
+        str(r["number"])
+        for r in rows
         if str(r["applicant_name"]) not in expected and str(r["applicant_name"]) not in ledger.uncertain
     )
     duplicates = sorted(n for n, k in by_number.items() if k > 1) + sorted(n for n, k in by_name.items() if k > 1)
-    wrong_number = sorted(n for n, name in ledger.numbers.items()
-                          if name in hub_names and str(hub_names[name]["number"]) != n)
-    wrong_station = sorted(name for name, code in expected.items()
-                           if name in hub_names and hub_names[name]["station"] != code)
-    station_mismatch = {code: (len(nums - {str(r["number"]) for r in rows if r["station"] == code}),
-                               len({str(r["number"]) for r in rows if r["station"] == code} - nums))
-                        for code, nums in node_numbers.items()}
+    wrong_number = sorted(
+        n for n, name in ledger.numbers.items() if name in hub_names and str(hub_names[name]["number"]) != n
+    )
+    wrong_station = sorted(
+        name for name, code in expected.items() if name in hub_names and hub_names[name]["station"] != code
+    )
+    station_mismatch = {
+        code: (
+            len(nums - {str(r["number"]) for r in rows if r["station"] == code}),
+            len({str(r["number"]) for r in rows if r["station"] == code} - nums),
+        )
+        for code, nums in node_numbers.items()
+    }
     uncertain_at_hub = sum(1 for name in ledger.uncertain if name in hub_names)
 
     checks = list(ledger.checks)
@@ -441,16 +474,20 @@ def test_chaos_hub_and_station_kills_lose_nothing_and_duplicate_nothing(
     assert not bad_checks, f"seed {seed}: PRAGMA quick_check failed after an unclean stop: {bad_checks[:5]}"
     assert not lost and not lost_numbers, (
         f"seed {seed}: {len(lost) + len(lost_numbers)} accepted application(s) never reached the hub, "
-        f"e.g. {lost[:3]} {lost_numbers[:3]}")
-    assert not unexpected, f"seed {seed}: {len(unexpected)} application(s) at the hub no accept reported: " \
-                           f"{unexpected[:5]}"
+        f"e.g. {lost[:3]} {lost_numbers[:3]}"
+    )
+    assert not unexpected, (
+        f"seed {seed}: {len(unexpected)} application(s) at the hub no accept reported: {unexpected[:5]}"
+    )
     assert not duplicates, f"seed {seed}: application(s) at the hub more than once: {duplicates[:5]}"
     assert not wrong_number and not wrong_station, f"seed {seed}: {wrong_number[:3]} {wrong_station[:3]}"
     assert all(v == (0, 0) for v in station_mismatch.values()), (
-        f"seed {seed}: station and hub disagree (missing at hub, extra at hub) per station: {station_mismatch}")
+        f"seed {seed}: station and hub disagree (missing at hub, extra at hub) per station: {station_mismatch}"
+    )
     assert not ledger.accept_failures, f"seed {seed}: accepts failed: {ledger.accept_failures[:5]}"
-    assert not ledger.sync_failures, f"seed {seed}: syncs exited outside {sorted(SYNC_EXIT_OK)}: " \
-                                     f"{ledger.sync_failures[:5]}"
+    assert not ledger.sync_failures, (
+        f"seed {seed}: syncs exited outside {sorted(SYNC_EXIT_OK)}: {ledger.sync_failures[:5]}"
+    )
     assert status["quarantined"] == 0, f"seed {seed}: changes were quarantined: {status}"
     forks = [a for a in status.get("alerts", []) if a.get("kind") == "fork"]
     assert not forks, f"seed {seed}: the hub raised fork alerts after the kills: {forks[:3]}"

@@ -96,9 +96,13 @@ def start_sanji(*args: object, log: Path | None = None) -> subprocess.Popen[byte
     """Start `sanji ARGS... --json` in the background (in its own process group)."""
     out: Any = log.open("wb") if log is not None else subprocess.PIPE
     try:
-        return subprocess.Popen([str(SANJI), *(str(a) for a in args), "--json"], stdout=out,
-                                stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,
-                                env=_env(), start_new_session=True)
+        return subprocess.Popen(
+            [str(SANJI), *(str(a) for a in args), "--json"],
+            stdout=out,
+            stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,
+            env=_env(),
+            start_new_session=True,
+        )
     finally:
         if log is not None:
             out.close()
@@ -129,8 +133,9 @@ def parallel(*thunks: Callable[[], T]) -> list[T]:
 # -- HTTP ---------------------------------------------------------------------------------------------
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 10.0) -> tuple[int, bytes]:
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 10.0
+) -> tuple[int, bytes]:
     """(status, body) of one request; 4xx and 5xx are answers, not exceptions."""
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
@@ -270,8 +275,17 @@ class Hub:
             server.stop()
 
     def enroll(self, station: str, *, tier: str, parent: str = "", name: str = "", out: Path | None = None) -> str:
-        args: list[object] = ["hub", "enroll", self.dir, "--station", station, "--name", name or f"站点{station}",
-                              "--tier", tier]
+        args: list[object] = [
+            "hub",
+            "enroll",
+            self.dir,
+            "--station",
+            station,
+            "--name",
+            name or f"站点{station}",
+            "--tier",
+            tier,
+        ]
         if parent:
             args += ["--parent", parent]
         if out is not None:
@@ -350,6 +364,7 @@ def init_online(hub: Hub, folder: Path, station: str, *, tier: str = "village", 
 
 # -- generated people and items -----------------------------------------------------------------------
 
+
 def village_items() -> list[str]:
     return sorted(code for code, it in catalogue_items().items() if "village" in it["accepted_at"])
 
@@ -364,15 +379,20 @@ def application_lines(people: People, n: int, *, now: datetime | None = None) ->
     for i in range(n):
         item = people.rng.choice(items)
         at = now - timedelta(days=3) + timedelta(seconds=i * 30)
-        lines.append(json.dumps({
-            "station": "ignored",
-            "item": item,
-            "applicant": {"name": people.name(), "id_number": people.id_number(), "phone": people.phone()},
-            "address": people.address(),
-            "materials": [{"name": m, "status": "submitted"} for m in required_materials(item)],
-            "accepted_at": at.replace(microsecond=0).isoformat(),
-            "note": "",
-        }, ensure_ascii=False))
+        lines.append(
+            json.dumps(
+                {
+                    "station": "ignored",
+                    "item": item,
+                    "applicant": {"name": people.name(), "id_number": people.id_number(), "phone": people.phone()},
+                    "address": people.address(),
+                    "materials": [{"name": m, "status": "submitted"} for m in required_materials(item)],
+                    "accepted_at": at.replace(microsecond=0).isoformat(),
+                    "note": "",
+                },
+                ensure_ascii=False,
+            )
+        )
     return lines
 
 

@@ -20,16 +20,31 @@ def free_port() -> int:
 
 def test_demo_tells_the_whole_story_and_leaves_a_login(tmp_path: Path) -> None:
     sanji = Path(sys.executable).parent / "sanji"
-    out = subprocess.run([str(sanji), "demo", "--dir", str(tmp_path / "district"), "--once",
-                          "--port", str(free_port())], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(sanji), "demo", "--dir", str(tmp_path / "district"), "--once", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    for line in ("hub unreachable (exit 3), nothing lost", "each exactly once", "pushed 0",
-                 "conflict on", "已送达区行政审批局", "photos missing at the hub: 0", "log in as demo / "):
+    for line in (
+        "hub unreachable (exit 3), nothing lost",
+        "each exactly once",
+        "pushed 0",
+        "conflict on",
+        "已送达区行政审批局",
+        "photos missing at the hub: 0",
+        "log in as demo / ",
+    ):
         assert line in text, f"the demo no longer says {line!r}"
     # A second run in the same folder starts over instead of refusing or mixing two districts.
-    again = subprocess.run([str(sanji), "demo", "--dir", str(tmp_path / "district"), "--once",
-                            "--port", str(free_port())], capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [str(sanji), "demo", "--dir", str(tmp_path / "district"), "--once", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 0, again.stderr
 
 
@@ -37,7 +52,8 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "data.txt").write_text("keep me", encoding="utf-8")
     sanji = Path(sys.executable).parent / "sanji"
-    out = subprocess.run([str(sanji), "demo", "--dir", str(tmp_path / "precious"), "--once"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(sanji), "demo", "--dir", str(tmp_path / "precious"), "--once"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2 and "not a demo folder" in out.stderr
     assert (tmp_path / "precious" / "data.txt").read_text(encoding="utf-8") == "keep me"

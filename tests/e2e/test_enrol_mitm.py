@@ -49,10 +49,15 @@ class Proxy:
         self.seen.append((request.path, body))
         if self.withhold_proof and request.path == "/v1/enroll":
             return web.Response(status=502, text="upstream unavailable")
-        async with aiohttp.ClientSession() as session, session.request(
-            request.method, self.upstream + request.path_qs, data=body,
-            headers={"Content-Type": request.headers.get("Content-Type", "application/octet-stream")},
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(
+                request.method,
+                self.upstream + request.path_qs,
+                data=body,
+                headers={"Content-Type": request.headers.get("Content-Type", "application/octet-stream")},
+            ) as resp,
+        ):
             data, status, ctype = await resp.read(), resp.status, resp.content_type
         if request.path == "/v1/enroll" and status == 200 and self.rewrite is not None:
             data = self.rewrite(data)
@@ -121,8 +126,19 @@ def proxy_enrols_itself(hub: Hub, proxy: Proxy) -> tuple[int, bytes]:
 
 @pytest.mark.parametrize("how", ["rogue_everything", "rogue_document_real_keys", "rogue_mac_with_own_token"])
 def test_a_rogue_answer_through_a_proxy_is_refused_and_nothing_pinned(served: Hub, tmp_path: Path, how: str) -> None:
-    issued = ok("hub", "enroll", served.dir, "--station", STATION, "--name", "四十一村", "--tier", "village",
-                "--parent", TOWNSHIP)
+    issued = ok(
+        "hub",
+        "enroll",
+        served.dir,
+        "--station",
+        STATION,
+        "--name",
+        "四十一村",
+        "--tier",
+        "village",
+        "--parent",
+        TOWNSHIP,
+    )
     token = str(issued["token"])
     rogue_doc, rogue_keys, rogue_token = rogue_pieces(tmp_path)
 
@@ -151,8 +167,19 @@ def test_a_rogue_answer_through_a_proxy_is_refused_and_nothing_pinned(served: Hu
 
 
 def test_a_proxy_that_keeps_the_proof_cannot_use_it_and_the_token_still_works(served: Hub, tmp_path: Path) -> None:
-    issued = ok("hub", "enroll", served.dir, "--station", STATION, "--name", "四十一村", "--tier", "village",
-                "--parent", TOWNSHIP)
+    issued = ok(
+        "hub",
+        "enroll",
+        served.dir,
+        "--station",
+        STATION,
+        "--name",
+        "四十一村",
+        "--tier",
+        "village",
+        "--parent",
+        TOWNSHIP,
+    )
     token, fingerprint = str(issued["token"]), str(issued["fingerprint"])
     assert fingerprint.replace("-", "") in token.replace("-", ""), "the token carries the root fingerprint"
     with Proxy(served.url, withhold_proof=True) as proxy:
@@ -173,8 +200,21 @@ def test_enroll_prints_the_fingerprint_and_a_qr_code_for_the_slip(hub: Hub, tmp_
     hub.enroll(TOWNSHIP, tier="township")
     out = tmp_path / "slip" / "v.sje"
     out.parent.mkdir()
-    doc = ok("hub", "enroll", hub.dir, "--station", STATION, "--name", "四十一村", "--tier", "village",
-             "--parent", TOWNSHIP, "--out", out)
+    doc = ok(
+        "hub",
+        "enroll",
+        hub.dir,
+        "--station",
+        STATION,
+        "--name",
+        "四十一村",
+        "--tier",
+        "village",
+        "--parent",
+        TOWNSHIP,
+        "--out",
+        out,
+    )
     assert len(str(doc["fingerprint"])) == 14 and str(doc["token"]).startswith("SJT-")
     assert len(str(doc["token"])) <= 40, "short enough to read aloud"
     qr = Path(str(doc["qr"]))

@@ -60,12 +60,19 @@ def test_stations_follow_a_key_and_a_root_rotation_and_refuse_the_removed_key(hu
 
     # Release 3, signed by the stolen (removed) key, is refused by both.
     thief = load_keys(stolen)
-    body = {"version": 3, "issued_at": "2026-09-01T00:00:00+08:00", "expires_at": "2027-03-01T00:00:00+08:00",
-            "catalogue": json.loads(BUILTIN_CATALOGUE.read_text("utf-8"))}
+    body = {
+        "version": 3,
+        "issued_at": "2026-09-01T00:00:00+08:00",
+        "expires_at": "2027-03-01T00:00:00+08:00",
+        "catalogue": json.loads(BUILTIN_CATALOGUE.read_text("utf-8")),
+    }
     forged = tmp_path / "forged"
     forged.mkdir()
-    (forged / "release3.sjd").write_bytes(sign_document("catalogue", body, signer=DISTRICT, recipient="*",
-                                                        signing_key=thief.sign, extra_header={"version": 3}))
+    (forged / "release3.sjd").write_bytes(
+        sign_document(
+            "catalogue", body, signer=DISTRICT, recipient="*", signing_key=thief.sign, extra_header={"version": 3}
+        )
+    )
     for station in (online.dir, tmp_path / "usb"):
         res = run_sanji("node", "import", station, forged)
         assert res.code == 2 and res.data["rejected"], res

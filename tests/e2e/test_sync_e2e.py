@@ -62,8 +62,11 @@ def test_offline_acceptance_then_convergence_exactly_once(district: District, pe
 
     # A day of work at both windows while the hub is unreachable.
     accepted_a, accepted_b = parallel(
-        lambda: [a.accept(people, IMMEDIATE), a.accept(people, PROMISED_TOWNSHIP),
-                 a.accept(people, PROMISED_DISTRICT, defer=("家庭收入情况声明",))],
+        lambda: [
+            a.accept(people, IMMEDIATE),
+            a.accept(people, PROMISED_TOWNSHIP),
+            a.accept(people, PROMISED_DISTRICT, defer=("家庭收入情况声明",)),
+        ],
         lambda: [b.accept(people, IMMEDIATE_2), b.accept(people, PROMISED_DISTRICT)],
     )
     numbers_a = {d["number"] for d in accepted_a}
@@ -258,14 +261,31 @@ def _forged_frame(origin: str, hub_id: str) -> bytes:
     """A well-formed batch claiming to come from `origin`, signed with a key the hub never pinned."""
     from protocol.batch import build_batch
 
-    change = [origin, 1, 1, 1 << 16, "application", "01900000-0000-7000-8000-000000000000",
-              {"number": "forged", "station": origin, "item": IMMEDIATE, "status": "accepted"}, {}]
-    return build_batch(origin=origin, epoch=1, first_seq=1, changes=[change], prev=bytes(32), recipient=hub_id,
-                       hlc=1 << 16, signing_key=Ed25519PrivateKey.generate())
+    change = [
+        origin,
+        1,
+        1,
+        1 << 16,
+        "application",
+        "01900000-0000-7000-8000-000000000000",
+        {"number": "forged", "station": origin, "item": IMMEDIATE, "status": "accepted"},
+        {},
+    ]
+    return build_batch(
+        origin=origin,
+        epoch=1,
+        first_seq=1,
+        changes=[change],
+        prev=bytes(32),
+        recipient=hub_id,
+        hlc=1 << 16,
+        signing_key=Ed25519PrivateKey.generate(),
+    )
 
 
-def test_garbage_push_gets_4xx_and_the_hub_keeps_serving(district_hub: Hub, new_village: Callable[[], Node],
-                                                          people: People, tmp_path: Path) -> None:
+def test_garbage_push_gets_4xx_and_the_hub_keeps_serving(
+    district_hub: Hub, new_village: Callable[[], Node], people: People, tmp_path: Path
+) -> None:
     hub, a = district_hub, new_village()
     server = hub.ensure_running()
     number = a.accept(people)["number"]
@@ -348,8 +368,13 @@ def test_enrolment_file_and_hand_carried_round_trip(hub: Hub, tmp_path: Path, pe
     res = run_sanji("hub", "import", hub.dir, up)
     assert res.code == 0 and res.data["accepted"] == 0 and res.data["duplicates"] == len(sjb), res.data
 
-    for number, to in ((promised, "under_review"), (promised, "approved"), (promised, "completed"),
-                       (immediate, "completed"), (deferred, "under_review")):
+    for number, to in (
+        (promised, "under_review"),
+        (promised, "approved"),
+        (promised, "completed"),
+        (immediate, "completed"),
+        (deferred, "under_review"),
+    ):
         ok("hub", "transition", hub.dir, number, "--to", to)
 
     down = tmp_path / "usb-down"

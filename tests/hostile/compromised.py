@@ -150,10 +150,17 @@ def new_application(st: Station, people: People, item: str, /, **override: objec
     entry = cat.catalogue.items[item]
     day, cal = today(st), cat.catalogue.calendar
     fields: dict[str, object] = {
-        "station": st.code, "item": item, "catalogue_version": cat.version, "kind": entry.kind,
-        "applicant_name": people.name(), "applicant_id": people.id_number(), "applicant_phone": people.phone(),
-        "address": people.address(), "accepted_at": iso_from_ms(st.clock()),
-        "due_date": due_date(entry, day, cal).isoformat(), "status": "accepted",
+        "station": st.code,
+        "item": item,
+        "catalogue_version": cat.version,
+        "kind": entry.kind,
+        "applicant_name": people.name(),
+        "applicant_id": people.id_number(),
+        "applicant_phone": people.phone(),
+        "address": people.address(),
+        "accepted_at": iso_from_ms(st.clock()),
+        "due_date": due_date(entry, day, cal).isoformat(),
+        "status": "accepted",
     }
     for m in entry.materials:  # nothing deferred (容缺): every required material is submitted
         if m.required:
@@ -190,8 +197,11 @@ class Held:
 def held(hub: Hub, **where: object) -> list[Held]:
     """Quarantine rows matching ``where`` (column=value), oldest first."""
     cond = " AND ".join(f"{k}=?" for k in where) or "1=1"
-    rows = hub_rows(hub, f"SELECT id, origin, seq, sender, code, reason, state, note FROM quarantine WHERE {cond}"
-                         " ORDER BY id", tuple(where.values()))
+    rows = hub_rows(
+        hub,
+        f"SELECT id, origin, seq, sender, code, reason, state, note FROM quarantine WHERE {cond} ORDER BY id",
+        tuple(where.values()),
+    )
     return [Held(*r) for r in rows]
 
 
@@ -214,8 +224,9 @@ class Dashboard:
     def __init__(self, url: str) -> None:
         self.url = url
         jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                  urllib.request.HTTPCookieProcessor(jar))
+        self.opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(jar)
+        )
 
     def request(self, path: str, form: Mapping[str, str] | None = None) -> tuple[int, str]:
         body = urllib.parse.urlencode(form).encode() if form is not None else None
@@ -256,8 +267,9 @@ def section(page: str, qid: int) -> str:
     return m.group(0)
 
 
-def forged_count(hub: Hub, origin: str, predicate: Callable[[dict[str, object]], bool],
-                 rids: Collection[str] | None = None) -> int:
+def forged_count(
+    hub: Hub, origin: str, predicate: Callable[[dict[str, object]], bool], rids: Collection[str] | None = None
+) -> int:
     """How many changes the hub applied from ``origin`` (to the records ``rids``, if given) whose
     fields satisfy ``predicate``."""
     rows = hub_rows(hub, "SELECT rid, fields FROM changes WHERE origin=?", (origin,))

@@ -56,7 +56,7 @@ MAX_RSS_BYTES = 1536 * 1024 * 1024
 
 SQL_STRINGS = (
     "'; DROP TABLE applications; --",
-    "\"; DROP TABLE changes; --",
+    '"; DROP TABLE changes; --',
     "x' OR '1'='1",
     "1; DELETE FROM records WHERE 1=1; --",
     "'); INSERT INTO stations (code) VALUES ('evil'); --",
@@ -67,8 +67,21 @@ SQL_STRINGS = (
     "张三'); DROP TABLE applications; --",
 )
 
-TABLES = ("applications", "changes", "records", "batches", "quarantine", "conflicts", "cursors", "feed", "stations",
-          "tokens", "alerts", "rejected", "releases")
+TABLES = (
+    "applications",
+    "changes",
+    "records",
+    "batches",
+    "quarantine",
+    "conflicts",
+    "cursors",
+    "feed",
+    "stations",
+    "tokens",
+    "alerts",
+    "rejected",
+    "releases",
+)
 
 # -- generated people ---------------------------------------------------------------------------------
 
@@ -201,13 +214,27 @@ class Served:
 
     # -- HTTP -----------------------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, *, data: bytes | None = None,
-                headers: Mapping[str, str] | None = None, params: Mapping[str, str] | None = None,
-                no_content_type: bool = False) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        no_content_type: bool = False,
+    ) -> Reply:
         async def go() -> Reply:
             skip = ("Content-Type",) if no_content_type else ()
-            async with self.client.request(method, path, data=data, headers=dict(headers or {}), params=params,
-                                           skip_auto_headers=skip, allow_redirects=False) as resp:
+            async with self.client.request(
+                method,
+                path,
+                data=data,
+                headers=dict(headers or {}),
+                params=params,
+                skip_auto_headers=skip,
+                allow_redirects=False,
+            ) as resp:
                 return Reply(resp.status, await resp.read(), resp.headers.get("Content-Type", ""))
 
         return self.loop.run_until_complete(go())
@@ -242,21 +269,50 @@ class Served:
     def stamp(self, ahead_ms: int = 0) -> int:
         return (self.hub.clock() + ahead_ms) << 16
 
-    def batch(self, sender: Sender, changes: list[object], *, first_seq: int | None = None,
-              prev: bytes | None = None, sealed: bool = True) -> bytes:
+    def batch(
+        self,
+        sender: Sender,
+        changes: list[object],
+        *,
+        first_seq: int | None = None,
+        prev: bytes | None = None,
+        sealed: bool = True,
+    ) -> bytes:
         seq, chain = self.position(sender)
         return build_batch(
-            origin=sender.code, epoch=sender.epoch, first_seq=seq if first_seq is None else first_seq,
-            changes=changes, prev=chain if prev is None else prev, recipient=self.hub.hub_id,
-            hlc=self.stamp(), signing_key=sender.sign,
+            origin=sender.code,
+            epoch=sender.epoch,
+            first_seq=seq if first_seq is None else first_seq,
+            changes=changes,
+            prev=chain if prev is None else prev,
+            recipient=self.hub.hub_id,
+            hlc=self.stamp(),
+            signing_key=sender.sign,
             seal_to=self.hub.keys.seal.public_key() if sealed else None,
             recipient_key=self.hub.keys.seal_key_id if sealed else "",
         )
 
-    def wire(self, sender: Sender, seq: int, entity: str, rec_id: str, fields: dict[str, object],
-             base: dict[str, object] | None = None, *, hlc: int | None = None) -> list[object]:
-        return [sender.code, sender.epoch, seq, self.stamp() + seq if hlc is None else hlc, entity, rec_id, fields,
-                base or {}]
+    def wire(
+        self,
+        sender: Sender,
+        seq: int,
+        entity: str,
+        rec_id: str,
+        fields: dict[str, object],
+        base: dict[str, object] | None = None,
+        *,
+        hlc: int | None = None,
+    ) -> list[object]:
+        return [
+            sender.code,
+            sender.epoch,
+            seq,
+            self.stamp() + seq if hlc is None else hlc,
+            entity,
+            rec_id,
+            fields,
+            base or {},
+        ]
 
     def signed(self, sender: Sender, kind: str, body: object) -> bytes:
         return sign_document(kind, body, signer=sender.code, recipient=self.hub.hub_id, signing_key=sender.sign)
@@ -311,13 +367,26 @@ def forge_frame(header: dict[str, object], body: bytes, key: Ed25519PrivateKey, 
     return frame_mod._encode_frame(header_bytes, body, frame_mod._sign_header(header_bytes, key))
 
 
-def batch_header(sender: Sender, *, hub_id: str, seal_key_id: str, first_seq: int, count: int, prev: bytes,
-                 sealed: bool, hlc: int) -> dict[str, object]:
+def batch_header(
+    sender: Sender, *, hub_id: str, seal_key_id: str, first_seq: int, count: int, prev: bytes, sealed: bool, hlc: int
+) -> dict[str, object]:
     return {
-        "v": 1, "kind": "batch", "codec": "zlib", "sealed": sealed, "body_sha256": bytes(32),
-        "signer": sender.code, "signer_key": key_id(public_bytes(sender.sign)), "recipient": hub_id,
-        "recipient_key": seal_key_id if sealed else "", "origin": sender.code, "epoch": sender.epoch,
-        "first_seq": first_seq, "last_seq": first_seq + count - 1, "count": count, "prev": prev, "hlc": hlc,
+        "v": 1,
+        "kind": "batch",
+        "codec": "zlib",
+        "sealed": sealed,
+        "body_sha256": bytes(32),
+        "signer": sender.code,
+        "signer_key": key_id(public_bytes(sender.sign)),
+        "recipient": hub_id,
+        "recipient_key": seal_key_id if sealed else "",
+        "origin": sender.code,
+        "epoch": sender.epoch,
+        "first_seq": first_seq,
+        "last_seq": first_seq + count - 1,
+        "count": count,
+        "prev": prev,
+        "hlc": hlc,
     }
 
 
@@ -329,8 +398,9 @@ def seal_body(served: Served, body: bytes) -> bytes:
 ACCEPTED_ON = date(2026, 3, 2)
 
 
-def application_fields(sender: Sender, serial: int, *, text: str = "", item: str = "360802-0001",
-                       catalogue: Catalogue | None = None) -> dict[str, object]:
+def application_fields(
+    sender: Sender, serial: int, *, text: str = "", item: str = "360802-0001", catalogue: Catalogue | None = None
+) -> dict[str, object]:
     """A new application of the sender's own exactly as ``sanji node accept`` writes it (the hub admits
     nothing else), with `text` (if any) in its free-text fields: name, address, note and theme.
 

@@ -18,11 +18,19 @@ from .harness import TOWNSHIP, Sender, Served
 
 # -- what a route is fed ---------------------------------------------------------------------------------
 
-_SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.text(max_size=30),
-                    st.binary(max_size=30), st.floats(allow_nan=False, allow_infinity=False))
-MSGPACK_VALUES = st.recursive(_SCALAR, lambda kids: st.one_of(st.lists(kids, max_size=4),
-                                                              st.dictionaries(st.text(max_size=10), kids, max_size=4)),
-                              max_leaves=10)
+_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.text(max_size=30),
+    st.binary(max_size=30),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+MSGPACK_VALUES = st.recursive(
+    _SCALAR,
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=10), kids, max_size=4)),
+    max_leaves=10,
+)
 
 HEADER_VALUES = st.one_of(
     st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", max_size=300),

@@ -31,7 +31,6 @@ BLOCK = bytes(1024 * 1024)
 class Proxy:
     """A hub on one port and a man in the middle on another, in one event loop in a thread."""
 
-
     def serve(self, station_folder: Path) -> None:
         """Put this proxy between the station in ``station_folder`` and its hub."""
         from node.station import Station
@@ -86,13 +85,17 @@ class Proxy:
         if request.path == "/v1/sync/pull" and self.replay is not None:
             return web.Response(body=self.replay, content_type="application/vnd.sanji.document")
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "x-sanji-request")}
-        async with self.session.request(request.method, self.upstream + request.path_qs, headers=headers,
-                                        data=await request.read()) as up:
+        async with self.session.request(
+            request.method, self.upstream + request.path_qs, headers=headers, data=await request.read()
+        ) as up:
             body = await up.read()
             if request.path == "/v1/sync/pull" and up.status == 200:
                 self.last_pull = body
-            return web.Response(status=up.status, body=body,
-                                headers={"Content-Type": up.headers.get("Content-Type", "application/octet-stream")})
+            return web.Response(
+                status=up.status,
+                body=body,
+                headers={"Content-Type": up.headers.get("Content-Type", "application/octet-stream")},
+            )
 
     async def _flood(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "application/vnd.sanji.document"})
@@ -144,8 +147,9 @@ def run_child(*args: object) -> tuple[int, Any, str, int]:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SANJI_TEST_HWM": str(hwm)}
         for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
             env.pop(name, None)
-        proc = subprocess.run([sys.executable, "-c", _MEASURED, *map(str, args), "--json"], capture_output=True,
-                              env=env, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEASURED, *map(str, args), "--json"], capture_output=True, env=env, timeout=300
+        )
         peak = int(hwm.read_text()) * 1024
     out = proc.stdout
     return proc.returncode, json.loads(out) if out.strip() else None, proc.stderr.decode(), peak

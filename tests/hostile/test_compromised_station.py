@@ -87,12 +87,19 @@ def test_workflow_bypass_is_held_and_the_hub_still_moves_the_files(d: District, 
     d.sync(v)
     # The forgeries below claim to have seen the district's moves; make sure the village holds them.
     assert {n: a["status"] for n, a in v.by_number().items() if n in (withdrawn, delivered, reviewed)} == {
-        withdrawn: "approved", delivered: "approved", reviewed: "under_review"}
+        withdrawn: "approved",
+        delivered: "approved",
+        reviewed: "under_review",
+    }
 
     with compromised(v) as st:
         ids = {n: app_id(st, n) for n in (withdrawn, delivered, undecided, reviewed)}
-        for number, to in ((withdrawn, "withdrawn"), (delivered, "delivered"), (undecided, "completed"),
-                           (reviewed, "approved")):
+        for number, to in (
+            (withdrawn, "withdrawn"),
+            (delivered, "delivered"),
+            (undecided, "completed"),
+            (reviewed, "approved"),
+        ):
             rid = ids[number]
             st.write_unchecked("application", rid, {"status": to}, {"status": seen(st, "application", rid)["status"]})
         born_id, born = new_application(st, d.people, INSPECTED, status="completed")
@@ -110,13 +117,19 @@ def test_workflow_bypass_is_held_and_the_hub_still_moves_the_files(d: District, 
 
     verdicts = {n: only_held(d, ids[n]) for n in truth}
     assert {n: code for n, (code, _) in verdicts.items()} == {
-        withdrawn: "illegal_move", delivered: "illegal_move", undecided: "illegal_move", reviewed: "not_authorised"}
+        withdrawn: "illegal_move",
+        delivered: "illegal_move",
+        undecided: "illegal_move",
+        reviewed: "not_authorised",
+    }
     assert "已准予许可，不能变更为「撤回」" in verdicts[withdrawn][1]
     assert "已准予许可，不能变更为「送达」" in verdicts[delivered][1]
     assert "只有即办件可以受理后直接办结" in verdicts[undecided][1]
     assert verdicts[reviewed][1].startswith("超出站点权限")
-    assert only_held(d, born_id) == ("illegal_move", "新办件只能以「受理」状态建立，不能直接是「办结」 "
-                                     "(a new application starts as accepted, not completed)")
+    assert only_held(d, born_id) == (
+        "illegal_move",
+        "新办件只能以「受理」状态建立，不能直接是「办结」 (a new application starts as accepted, not completed)",
+    )
 
     # The dashboard shows the district's statuses and every held change with its reason.
     assert {n: dashboard_status(dash, n) for n in truth} == truth
@@ -142,8 +155,9 @@ def test_workflow_bypass_is_held_and_the_hub_still_moves_the_files(d: District, 
     assert held(d.hub, id=row.id)[0].state == "open" and d.show(withdrawn)["status"] == "completed"
     status, page = dash.post(f"/quarantine/{row.id}/reject", {"reason": "村站无权撤回已准予的办件"}, page="/quarantine")
     assert status == 200 and held(d.hub, id=row.id)[0].state == "rejected"
-    assert hub_rows(d.hub, "SELECT action, reason FROM dash_audit WHERE target=? AND action LIKE 'quarantine%'",
-                    (str(row.id),)) == [("quarantine_reject", "村站无权撤回已准予的办件")]
+    assert hub_rows(
+        d.hub, "SELECT action, reason FROM dash_audit WHERE target=? AND action LIKE 'quarantine%'", (str(row.id),)
+    ) == [("quarantine_reject", "村站无权撤回已准予的办件")]
     assert d.show(withdrawn)["status"] == "completed"
 
 
@@ -218,8 +232,13 @@ def test_forged_content_and_a_neighbours_number_are_held(d: District, dash: Dash
     assert d.show(honest)["status"] == "accepted"
     verdicts = {what: only_held(d, rid) for what, (rid, _) in made.items()}
     assert {what: code for what, (code, _) in verdicts.items()} == {
-        "district_only": "tier_not_allowed", "unknown_item": "unknown_item", "bad_id": "id_length",
-        "bad_phone": "phone_format", "future_catalogue": "unknown_catalogue", "neighbours_number": "foreign_number"}
+        "district_only": "tier_not_allowed",
+        "unknown_item": "unknown_item",
+        "bad_id": "id_length",
+        "bad_phone": "phone_format",
+        "future_catalogue": "unknown_catalogue",
+        "neighbours_number": "foreign_number",
+    }
     assert verdicts["district_only"][1].startswith("该事项不能在村级站点受理")
     assert verdicts["unknown_item"][1].startswith("事项 360802-9999 不在目录第 1 版中")
     assert verdicts["bad_id"][1].startswith("身份证号码应为18位")
@@ -270,8 +289,11 @@ def test_a_field_device_cannot_take_over_another_devices_report(d: District, das
     reported, waiting, own = (str(d.accept(n)["number"]) for _ in range(3))
     d.sync(n)
     ids = {num: str(d.show(num)["id"]) for num in (reported, waiting, own)}
-    tasks = {reported: inspected(d, reported, FIELD_A), waiting: inspected(d, waiting, FIELD_A),
-             own: inspected(d, own, FIELD_B)}
+    tasks = {
+        reported: inspected(d, reported, FIELD_A),
+        waiting: inspected(d, waiting, FIELD_A),
+        own: inspected(d, own, FIELD_B),
+    }
     d.sync(a, b)
     ok("node", "report", a.dir, tasks[reported], "--result", "pass", "--finding", "房屋破旧，家庭收入属实")
     d.sync(a)
@@ -328,8 +350,12 @@ def test_files_carried_by_hand_face_the_same_question(d: District, tmp_path: Pat
     d.sync(v)
     with compromised(v) as st:
         rid = app_id(st, number)
-        st.write_unchecked("application", rid, {"status": "approved", "decision": "准予（村站自批）"},
-                           {"status": seen(st, "application", rid)["status"]})
+        st.write_unchecked(
+            "application",
+            rid,
+            {"status": "approved", "decision": "准予（村站自批）"},
+            {"status": seen(st, "application", rid)["status"]},
+        )
     honest = str(d.accept(v)["number"])
     ok("node", "export", v.dir, "--out", tmp_path / "usb")
     ok("hub", "import", d.hub.dir, tmp_path / "usb")
@@ -350,16 +376,26 @@ def test_an_unsealed_batch_is_refused_by_a_production_hub(d: District) -> None:
     st = Station(v.dir)
     try:  # the station's pending changes, signed as usual but not sealed to the hub's key
         epoch, done = st.meta.int("epoch", 1), st.meta.int("batched_seq")
-        rows = st.conn.execute("SELECT seq, hlc, entity, rid, fields, base FROM changes WHERE origin=? AND epoch=?"
-                               " AND seq>? ORDER BY seq", (st.code, epoch, done)).fetchall()
+        rows = st.conn.execute(
+            "SELECT seq, hlc, entity, rid, fields, base FROM changes WHERE origin=? AND epoch=? AND seq>? ORDER BY seq",
+            (st.code, epoch, done),
+        ).fetchall()
         wires: list[object] = [[st.code, epoch, r[0], r[1], r[2], r[3], unpack(r[4]), unpack(r[5])] for r in rows]
-        frame = build_batch(origin=st.code, epoch=epoch, first_seq=done + 1, changes=wires,
-                            prev=st.meta.bytes("chain", bytes(32)), recipient=st.hub_id, hlc=st.meta.int("hlc"),
-                            signing_key=st.keys.sign)
+        frame = build_batch(
+            origin=st.code,
+            epoch=epoch,
+            first_seq=done + 1,
+            changes=wires,
+            prev=st.meta.bytes("chain", bytes(32)),
+            recipient=st.hub_id,
+            hlc=st.meta.int("hlc"),
+            signing_key=st.keys.sign,
+        )
     finally:
         st.close()
-    status, body = http("POST", d.hub.url + "/v1/sync/push", pack([frame]),
-                        {"Content-Type": "application/vnd.sanji.frames+msgpack"})
+    status, body = http(
+        "POST", d.hub.url + "/v1/sync/push", pack([frame]), {"Content-Type": "application/vnd.sanji.frames+msgpack"}
+    )
     assert status == 403 and b"unsealed" in body
     assert run_sanji("hub", "show", d.hub.dir, number).code == 2
     assert d.hub.status()["last_rejections"][0]["reason"].startswith("unsealed")

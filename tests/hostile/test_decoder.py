@@ -67,11 +67,20 @@ def within(value: object, limits: Limits, depth: int = 1) -> bool:
     if isinstance(value, bytes):
         return len(value) <= limits.max_bin
     if isinstance(value, list):
-        return depth <= limits.max_depth and len(value) <= limits.max_array and all(
-            within(v, limits, depth + 1) for v in value)
+        return (
+            depth <= limits.max_depth
+            and len(value) <= limits.max_array
+            and all(within(v, limits, depth + 1) for v in value)
+        )
     if isinstance(value, dict):
-        return depth <= limits.max_depth and len(value) <= limits.max_map and all(
-            isinstance(k, str) and within(k, limits, depth) and within(v, limits, depth + 1) for k, v in value.items())
+        return (
+            depth <= limits.max_depth
+            and len(value) <= limits.max_map
+            and all(
+                isinstance(k, str) and within(k, limits, depth) and within(v, limits, depth + 1)
+                for k, v in value.items()
+            )
+        )
     return value is None or type(value) in (bool, int, float)
 
 
@@ -98,10 +107,19 @@ def test_random_bytes_decode_within_limits_or_are_refused(data: bytes, limits: L
 # -- msgpack that lies -----------------------------------------------------------------------------------
 
 _LEN_HEADERS = {  # marker, struct format of the length
-    "str8": (0xD9, ">B"), "str16": (0xDA, ">H"), "str32": (0xDB, ">I"),
-    "bin8": (0xC4, ">B"), "bin16": (0xC5, ">H"), "bin32": (0xC6, ">I"),
-    "array16": (0xDC, ">H"), "array32": (0xDD, ">I"), "map16": (0xDE, ">H"), "map32": (0xDF, ">I"),
-    "ext8": (0xC7, ">B"), "ext16": (0xC8, ">H"), "ext32": (0xC9, ">I"),
+    "str8": (0xD9, ">B"),
+    "str16": (0xDA, ">H"),
+    "str32": (0xDB, ">I"),
+    "bin8": (0xC4, ">B"),
+    "bin16": (0xC5, ">H"),
+    "bin32": (0xC6, ">I"),
+    "array16": (0xDC, ">H"),
+    "array32": (0xDD, ">I"),
+    "map16": (0xDE, ">H"),
+    "map32": (0xDF, ">I"),
+    "ext8": (0xC7, ">B"),
+    "ext16": (0xC8, ">H"),
+    "ext32": (0xC9, ">I"),
 }
 _MAX_FOR = {">B": 2**8 - 1, ">H": 2**16 - 1, ">I": 2**32 - 1}
 
@@ -140,8 +158,20 @@ def ext_value(draw: st.DrawFn) -> bytes:
 
 @st.composite
 def bad_map_key(draw: st.DrawFn) -> bytes:
-    key = draw(st.sampled_from([b"\x01", b"\xc0", b"\xc3", b"\xc4\x01k", b"\x91\x01", b"\xcb" + struct.pack(">d", 1.5),
-                                b"\x80", b"\xd4\x01\x00"]))
+    key = draw(
+        st.sampled_from(
+            [
+                b"\x01",
+                b"\xc0",
+                b"\xc3",
+                b"\xc4\x01k",
+                b"\x91\x01",
+                b"\xcb" + struct.pack(">d", 1.5),
+                b"\x80",
+                b"\xd4\x01\x00",
+            ]
+        )
+    )
     return b"\x81" + key + b"\xa1v"
 
 
@@ -166,8 +196,12 @@ def wrapped(draw: st.DrawFn, inner: st.SearchStrategy[bytes]) -> bytes:
 
 
 MUST_REFUSE = st.one_of(
-    wrapped(lying_length()), wrapped(deep_nesting()), wrapped(ext_value()), wrapped(bad_map_key()),
-    wrapped(non_finite()), wrapped(st.just(b"\xc1")),
+    wrapped(lying_length()),
+    wrapped(deep_nesting()),
+    wrapped(ext_value()),
+    wrapped(bad_map_key()),
+    wrapped(non_finite()),
+    wrapped(st.just(b"\xc1")),
 )
 
 
@@ -184,8 +218,14 @@ def test_lying_lengths_deep_nesting_ext_types_bad_keys_are_refused(data: bytes, 
 # -- valid batches, then damaged --------------------------------------------------------------------------
 
 _TEXT = st.text(max_size=40)
-_SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), _TEXT, st.binary(max_size=40),
-                    st.floats(allow_nan=False, allow_infinity=False))
+_SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    _TEXT,
+    st.binary(max_size=40),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
 
 
 @cache
@@ -193,21 +233,51 @@ def valid_batches() -> tuple[tuple[bytes, int, bool], ...]:
     """A fixed pool of genuine batches of varied shape (sealed or not, 1-40 changes, odd values), made once:
     the hostile part of these tests is the damage done to them, not their content."""
     rng = random.Random(11643)
-    values: list[object] = [None, True, 0, -1, 2**64 - 1, -(2**63), 1.5, "", "申请人", "'; DROP TABLE x; --",
-                            b"\x00" * 40, [1, [2, [3]]], {"a": {"b": {"c": None}}}, "x" * 3000]
+    values: list[object] = [
+        None,
+        True,
+        0,
+        -1,
+        2**64 - 1,
+        -(2**63),
+        1.5,
+        "",
+        "申请人",
+        "'; DROP TABLE x; --",
+        b"\x00" * 40,
+        [1, [2, [3]]],
+        {"a": {"b": {"c": None}}},
+        "x" * 3000,
+    ]
     pool = []
     for i in range(24):
         n = rng.choice([1, 2, 3, 5, 40])
         first = rng.randrange(1, 10_000)
         changes: list[object] = [
-            [STATION, 1, first + k, rng.randrange(2**62), rng.choice(["application", "event", "x"]), f"r-{i}-{k}",
-             {f"f{j}": rng.choice(values) for j in range(rng.randrange(1, 6))}, {}]
+            [
+                STATION,
+                1,
+                first + k,
+                rng.randrange(2**62),
+                rng.choice(["application", "event", "x"]),
+                f"r-{i}-{k}",
+                {f"f{j}": rng.choice(values) for j in range(rng.randrange(1, 6))},
+                {},
+            ]
             for k in range(n)
         ]
         sealed = i % 2 == 0
-        frame = build_batch(origin=STATION, epoch=1, first_seq=first, changes=changes, prev=rng.randbytes(32),
-                            recipient=HUB, hlc=rng.randrange(2**62), signing_key=STATION_KEY,
-                            seal_to=HUB_SEAL.public_key() if sealed else None)
+        frame = build_batch(
+            origin=STATION,
+            epoch=1,
+            first_seq=first,
+            changes=changes,
+            prev=rng.randbytes(32),
+            recipient=HUB,
+            hlc=rng.randrange(2**62),
+            signing_key=STATION_KEY,
+            seal_to=HUB_SEAL.public_key() if sealed else None,
+        )
         pool.append((frame, n, sealed))
     return tuple(pool)
 
@@ -227,14 +297,14 @@ def damaged(draw: st.DrawFn, frame: bytes) -> bytes:
     at = draw(st.integers(0, len(frame) - 1))
     if how == "flip":
         bit = draw(st.integers(0, 7))
-        return frame[:at] + bytes([frame[at] ^ (1 << bit)]) + frame[at + 1:]
+        return frame[:at] + bytes([frame[at] ^ (1 << bit)]) + frame[at + 1 :]
     if how == "overwrite":
         junk = draw(st.binary(min_size=1, max_size=16))
-        out = frame[:at] + junk + frame[at + len(junk):]
+        out = frame[:at] + junk + frame[at + len(junk) :]
         return out if out != frame else out + b"\x00"
     if how == "insert":
         return frame[:at] + draw(st.binary(min_size=1, max_size=16)) + frame[at:]
-    return frame[:at] + frame[at + draw(st.integers(1, 16)):]
+    return frame[:at] + frame[at + draw(st.integers(1, 16)) :]
 
 
 @hostile(1500)
@@ -315,8 +385,22 @@ def seal(body: bytes) -> bytes:
 @st.composite
 def hostile_body(draw: st.DrawFn) -> tuple[bytes, int, str]:
     """(plain body before sealing, header count, what is wrong with it)."""
-    kind = draw(st.sampled_from(["random", "zlib-random", "not-a-list", "wrong-count", "bomb", "msgpack-bomb",
-                                 "zlib-trailing", "zlib-truncated", "ext-inside", "too-deep"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "random",
+                "zlib-random",
+                "not-a-list",
+                "wrong-count",
+                "bomb",
+                "msgpack-bomb",
+                "zlib-trailing",
+                "zlib-truncated",
+                "ext-inside",
+                "too-deep",
+            ]
+        )
+    )
     count = draw(st.integers(1, 5))
     if kind == "random":
         return draw(st.binary(max_size=256)), count, kind
@@ -375,7 +459,6 @@ def test_body_digest_and_signature_protect_every_byte() -> None:
     frame = forge(_header(1, False), body)
     at = frame.rindex(body) + len(body) - 1  # the last byte of the body: covered by the digest only
     with pytest.raises(DigestError):
-        verify_batch(frame[:at] + bytes([frame[at] ^ 1]) + frame[at + 1:], recipient=HUB,
-                     verify_key=trusted)  # type: ignore[arg-type]
+        verify_batch(frame[:at] + bytes([frame[at] ^ 1]) + frame[at + 1 :], recipient=HUB, verify_key=trusted)  # type: ignore[arg-type]
     with pytest.raises(SignatureError):
         verify_batch(frame[:-64] + bytes(64), recipient=HUB, verify_key=trusted)  # type: ignore[arg-type]

@@ -73,16 +73,27 @@ def test_a_forged_hub_change_is_held_under_its_sender_and_released_as_a_new_hub_
     d.transition(number, "under_review")
     d.sync(v)
     app_id = str(d.show(number)["id"])
-    ((epoch, last),) = hub_rows(d.hub, "SELECT epoch, MAX(seq) FROM changes WHERE origin=? GROUP BY epoch"
-                                       " ORDER BY epoch DESC LIMIT 1", (HUB_ID,))
+    ((epoch, last),) = hub_rows(
+        d.hub,
+        "SELECT epoch, MAX(seq) FROM changes WHERE origin=? GROUP BY epoch ORDER BY epoch DESC LIMIT 1",
+        (HUB_ID,),
+    )
     claimed = int(last) + 2  # the seq of the operator's next change after the release
     st = Station(v.dir)
     try:
         base, hlc = seen(st, "application", app_id), st.clock() << 16
     finally:
         st.close()
-    wire = [HUB_ID, int(epoch), claimed, hlc, "application", app_id,
-            {"status": "approved", "decision": "准予许可"}, {"status": base["status"]}]
+    wire = [
+        HUB_ID,
+        int(epoch),
+        claimed,
+        hlc,
+        "application",
+        app_id,
+        {"status": "approved", "decision": "准予许可"},
+        {"status": base["status"]},
+    ]
 
     assert repair(d, [wire]) == {"applied": 0, "held": 1, "skipped": 0}
     assert repair(d, [wire]) == {"applied": 0, "held": 0, "skipped": 1}  # held once, however often re-sent
@@ -103,7 +114,7 @@ def test_a_forged_hub_change_is_held_under_its_sender_and_released_as_a_new_hub_
     assert f'href="/stations/{HUB_ID}"' not in card, "the card links the change to the hub as its author"
     assert f"由 站点{VILLAGE}（{VILLAGE}）在对账时转交，声称来自" in text_of(card) and "签名无法核验" in card
     assert "签名有效" not in card
-    assert "签名有效" not in page[:page.index('<section class="card"')], "the page vouches for every row's signature"
+    assert "签名有效" not in page[: page.index('<section class="card"')], "the page vouches for every row's signature"
     # The village's own page lists what it sent, the relayed change included.
     assert f'href="/quarantine#q{row.id}"' in dash.get(f"/stations/{VILLAGE}")
 
@@ -122,8 +133,9 @@ def test_a_forged_hub_change_is_held_under_its_sender_and_released_as_a_new_hub_
     written = f"区局以新变更 {HUB_ID}/{epoch}/{made} 写入"
     audit = hub_rows(d.hub, "SELECT user, action, target, detail FROM dash_audit WHERE action='quarantine_release'")
     assert audit == [(OPERATOR, "quarantine_release", str(row.id), written)]
-    assert re.search(rf"<td>{OPERATOR}</td><td>放行隔离</td>\s*<td[^>]*>{row.id}</td><td[^>]*>{written}</td>",
-                     dash.get("/audit"))
+    assert re.search(
+        rf"<td>{OPERATOR}</td><td>放行隔离</td>\s*<td[^>]*>{row.id}</td><td[^>]*>{written}</td>", dash.get("/audit")
+    )
 
     # The operator's next command takes the seq the forgery claimed, and really takes effect.
     d.transition(number, "completed")

@@ -20,7 +20,8 @@ from .mitm import Proxy, run_child
 
 
 def test_a_replayed_feed_page_is_refused_and_the_station_warns_until_the_feed_moves(
-        make_world: Callable[..., World]) -> None:
+    make_world: Callable[..., World],
+) -> None:
     world = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
     hub_folder, st_folder = world.root / "hub", world.get("T1-V1").folder
     proxy = Proxy(hub_folder)

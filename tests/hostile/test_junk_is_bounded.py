@@ -27,9 +27,23 @@ CODES = 4
 
 
 def _batch_header(served: Served, signer: str) -> dict[str, object]:
-    return {"v": 1, "kind": "batch", "codec": "zlib", "sealed": False, "signer": signer, "signer_key": "0" * 16,
-            "recipient": served.hub.hub_id, "recipient_key": "", "origin": signer, "epoch": 1, "first_seq": 1,
-            "last_seq": 1, "count": 1, "prev": bytes(32), "hlc": 1}
+    return {
+        "v": 1,
+        "kind": "batch",
+        "codec": "zlib",
+        "sealed": False,
+        "signer": signer,
+        "signer_key": "0" * 16,
+        "recipient": served.hub.hub_id,
+        "recipient_key": "",
+        "origin": signer,
+        "epoch": 1,
+        "first_seq": 1,
+        "last_seq": 1,
+        "count": 1,
+        "prev": bytes(32),
+        "hlc": 1,
+    }
 
 
 def _junk(served: Served, senders: dict[str, Sender], n: int) -> bytes:
@@ -66,5 +80,6 @@ def test_two_thousand_junk_pushes_add_a_bounded_number_of_rows(served: Served, s
     assert served.hub.store.count("alerts") - alerts_before == JUNK_REQUESTS // CODES
     last = shown["last_rejections"]
     assert isinstance(last, list) and sum(int(r["count"]) for r in last if r["source"] == "http:127.0.0.1") >= (
-        JUNK_REQUESTS // 2), "the operator sees the flood as a few rows with large counts"
+        JUNK_REQUESTS // 2
+    ), "the operator sees the flood as a few rows with large counts"
     print(f"\n{JUNK_REQUESTS} junk pushes added {added['rejected']} rejected rows and {added['alerts']} alert rows")

@@ -34,16 +34,19 @@ def station(make_world: Callable[..., World]) -> Iterator[tuple[Path, Path]]:
 
 
 @pytest.mark.parametrize("flood", ["streamed", "declared"])
-def test_a_2_gib_answer_to_a_pull_is_refused_within_a_small_memory_bound(station: tuple[Path, Path],
-                                                                          flood: str) -> None:
+def test_a_2_gib_answer_to_a_pull_is_refused_within_a_small_memory_bound(
+    station: tuple[Path, Path], flood: str
+) -> None:
     hub_folder, st_folder = station
     proxy = Proxy(hub_folder)
     try:
         proxy.serve(st_folder)
         proxy.flood = flood
         code, out, err, peak = run_child("node", "sync", st_folder)
-        print(f"\n[{flood}] 2 GiB pull answer: station peak RSS {peak / 2**20:.1f} MiB, "
-              f"proxy wrote {proxy.flood_sent / 2**20:.0f} MiB before the station hung up")
+        print(
+            f"\n[{flood}] 2 GiB pull answer: station peak RSS {peak / 2**20:.1f} MiB, "
+            f"proxy wrote {proxy.flood_sent / 2**20:.0f} MiB before the station hung up"
+        )
         assert code == 2, (code, out, err)
         assert out is not None and out["feed_problems"], out
         assert "过大" in out["feed_problems"][0] and mib(RESPONSE_MAX_BYTES) in out["feed_problems"][0]
@@ -63,8 +66,9 @@ def test_a_2_gib_answer_to_a_pull_is_refused_within_a_small_memory_bound(station
         proxy.close()
 
 
-def test_a_1_gib_file_links_and_a_pipe_on_the_stick_are_refused_unread(station: tuple[Path, Path],
-                                                                      tmp_path: Path) -> None:
+def test_a_1_gib_file_links_and_a_pipe_on_the_stick_are_refused_unread(
+    station: tuple[Path, Path], tmp_path: Path
+) -> None:
     hub_folder, st_folder = station
     from hub.service import Hub
 

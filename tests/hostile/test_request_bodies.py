@@ -43,10 +43,12 @@ pytestmark = pytest.mark.usefixtures("_hub_still_serves")
 
 
 @hostile(300)
-@given(body=MUST_REFUSE, route=st.sampled_from(["/v1/sync/push", "/v1/enroll", "/v1/reconcile"]),
-       ctype=st.sampled_from([FRAMES, "application/msgpack", "application/vnd.sanji.document"]))
-def test_msgpack_that_lies_is_refused_on_every_body_route(served: Served, body: bytes, route: str,
-                                                         ctype: str) -> None:
+@given(
+    body=MUST_REFUSE,
+    route=st.sampled_from(["/v1/sync/push", "/v1/enroll", "/v1/reconcile"]),
+    ctype=st.sampled_from([FRAMES, "application/msgpack", "application/vnd.sanji.document"]),
+)
+def test_msgpack_that_lies_is_refused_on_every_body_route(served: Served, body: bytes, route: str, ctype: str) -> None:
     TALLY.add("http: lying lengths, deep nesting, ext types, bad keys as request bodies")
     before = counts(served.hub)
     for data in (body, pack([body]), MAGIC + body):
@@ -113,22 +115,35 @@ def status_of(raw: bytes) -> int:
 def test_a_content_length_that_lies_is_refused_without_reading(served: Served, length: int) -> None:
     TALLY.add("http: Content-Length far larger than the body")
     before = counts(served.hub)
-    raw = raw_http(served, (f"POST /v1/sync/push HTTP/1.1\r\nHost: hub\r\nContent-Type: {FRAMES}\r\n"
-                            f"Content-Length: {length}\r\n\r\n").encode() + b"\x91\xc4\x01x")
+    raw = raw_http(
+        served,
+        (
+            f"POST /v1/sync/push HTTP/1.1\r\nHost: hub\r\nContent-Type: {FRAMES}\r\nContent-Length: {length}\r\n\r\n"
+        ).encode()
+        + b"\x91\xc4\x01x",
+    )
     assert 400 <= status_of(raw) < 500, raw[:300]
     assert not snapshot_unchanged(before, counts(served.hub))
     assert served.healthy()
 
 
-@pytest.mark.parametrize("header", [
-    "Content-Length: -1", "Content-Length: abc", "Content-Length: 1\r\nContent-Length: 2",
-    "Transfer-Encoding: chunked\r\nContent-Length: 5", "Transfer-Encoding: gzip, chunked",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Content-Length: -1",
+        "Content-Length: abc",
+        "Content-Length: 1\r\nContent-Length: 2",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5",
+        "Transfer-Encoding: gzip, chunked",
+    ],
+)
 def test_malformed_framing_headers_are_refused(served: Served, header: str) -> None:
     TALLY.add("http: malformed Content-Length / Transfer-Encoding")
     before = counts(served.hub)
-    raw = raw_http(served, (f"POST /v1/sync/push HTTP/1.1\r\nHost: hub\r\nContent-Type: {FRAMES}\r\n{header}\r\n\r\n"
-                            "0\r\n\r\n").encode())
+    raw = raw_http(
+        served,
+        (f"POST /v1/sync/push HTTP/1.1\r\nHost: hub\r\nContent-Type: {FRAMES}\r\n{header}\r\n\r\n0\r\n\r\n").encode(),
+    )
     assert raw == b"" or 400 <= status_of(raw) < 500, raw[:300]
     assert not snapshot_unchanged(before, counts(served.hub))
     assert served.healthy()
@@ -146,8 +161,9 @@ def gzip_bomb() -> bytes:
 def test_a_gzip_bomb_request_body_is_refused_within_bounded_memory(served: Served, route: str) -> None:
     TALLY.add("http: Content-Encoding: gzip bomb")
     before = counts(served.hub)
-    reply = served.request("POST", route, data=gzip_bomb(),
-                           headers={"Content-Type": FRAMES, "Content-Encoding": "gzip"})
+    reply = served.request(
+        "POST", route, data=gzip_bomb(), headers={"Content-Type": FRAMES, "Content-Encoding": "gzip"}
+    )
     assert 400 <= reply.status < 500, f"{route}: {reply.status} {reply.body[:200]!r}"
     assert not snapshot_unchanged(before, counts(served.hub), allow=("rejected",))
     assert rss_peak_bytes() < 1024 * 2**20, f"peak RSS {rss_peak_bytes() / 2**20:.0f} MiB after a gzip bomb"
@@ -157,11 +173,27 @@ def test_a_gzip_bomb_request_body_is_refused_within_bounded_memory(served: Serve
 def test_wrong_content_types_carry_nothing_in(served: Served, senders: dict[str, Sender]) -> None:
     village = senders["village"]
     seq, _ = served.position(village)
-    frame = served.batch(village, [served.wire(village, seq, "application", village.fresh_id(),
-                                               {"station": village.code, "number": f"{village.code}-ct-{seq}"})])
+    frame = served.batch(
+        village,
+        [
+            served.wire(
+                village,
+                seq,
+                "application",
+                village.fresh_id(),
+                {"station": village.code, "number": f"{village.code}-ct-{seq}"},
+            )
+        ],
+    )
     before = counts(served.hub)
-    for ctype in ("text/plain", "application/json", "application/x-www-form-urlencoded", "multipart/form-data",
-                  "application/octet-stream", "image/png"):
+    for ctype in (
+        "text/plain",
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "application/octet-stream",
+        "image/png",
+    ):
         TALLY.add("http: a genuine push under a wrong content type")
         reply = served.push([frame], content_type=ctype)
         assert reply.status == 400 and "content type" in reply.json()["message"], reply.body[:200]

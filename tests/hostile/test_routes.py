@@ -65,16 +65,42 @@ def route_table(served: Served) -> list[tuple[str, str]]:
 
 HOSTILE_SEGMENTS = st.one_of(
     st.sampled_from(SQL_STRINGS),
-    st.sampled_from(["..", "../../etc/passwd", "%2e%2e%2f", "0" * 64, "f" * 64, "-1", "99999999999999999999", " ",
-                     "\u202e", "<script>alert(1)</script>", "{sha256}", "360802-T01-01"]),
+    st.sampled_from(
+        [
+            "..",
+            "../../etc/passwd",
+            "%2e%2e%2f",
+            "0" * 64,
+            "f" * 64,
+            "-1",
+            "99999999999999999999",
+            " ",
+            "\u202e",
+            "<script>alert(1)</script>",
+            "{sha256}",
+            "360802-T01-01",
+        ]
+    ),
     st.text(min_size=1, max_size=80),
 )
 
-CONTENT_TYPES = st.sampled_from([
-    FRAMES, "application/msgpack", "application/json", "text/plain", "application/x-www-form-urlencoded",
-    "multipart/form-data; boundary=xyz", "application/octet-stream", "text/html; charset=utf-8",
-    f"{FRAMES}; charset=binary", "application/vnd.sanji.frames+msgpack+gzip", "image/png", "*/*", None,
-])
+CONTENT_TYPES = st.sampled_from(
+    [
+        FRAMES,
+        "application/msgpack",
+        "application/json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=xyz",
+        "application/octet-stream",
+        "text/html; charset=utf-8",
+        f"{FRAMES}; charset=binary",
+        "application/vnd.sanji.frames+msgpack+gzip",
+        "image/png",
+        "*/*",
+        None,
+    ]
+)
 
 
 BODIES = st.one_of(
@@ -82,11 +108,14 @@ BODIES = st.one_of(
     MSGPACK_VALUES.map(pack),
     st.lists(st.binary(max_size=300), min_size=1, max_size=4).map(pack),  # a push envelope of junk frames
     st.lists(st.binary(max_size=300).map(lambda b: MAGIC + b), min_size=1, max_size=4).map(pack),
-    st.dictionaries(st.text(max_size=12), st.one_of(st.text(max_size=40), st.sampled_from(SQL_STRINGS)),
-                    max_size=5).map(lambda d: json.dumps(d).encode()),
-    st.dictionaries(st.sampled_from(["user", "password", "csrf", "next", "note", "station", "token"]),
-                    st.one_of(st.text(max_size=40), st.sampled_from(SQL_STRINGS)), max_size=5)
-    .map(lambda d: "&".join(f"{quote(k)}={quote(v)}" for k, v in d.items()).encode()),
+    st.dictionaries(
+        st.text(max_size=12), st.one_of(st.text(max_size=40), st.sampled_from(SQL_STRINGS)), max_size=5
+    ).map(lambda d: json.dumps(d).encode()),
+    st.dictionaries(
+        st.sampled_from(["user", "password", "csrf", "next", "note", "station", "token"]),
+        st.one_of(st.text(max_size=40), st.sampled_from(SQL_STRINGS)),
+        max_size=5,
+    ).map(lambda d: "&".join(f"{quote(k)}={quote(v)}" for k, v in d.items()).encode()),
     st.just(b""),
 )
 
@@ -123,8 +152,9 @@ def expectations(method: str, template: str, status: int) -> str | None:
 
 @hostile(1000)
 @given(data=st.data())
-def test_every_route_refuses_garbage_without_a_5xx(served: Served, senders: dict[str, Sender],
-                                                   data: st.DataObject) -> None:
+def test_every_route_refuses_garbage_without_a_5xx(
+    served: Served, senders: dict[str, Sender], data: st.DataObject
+) -> None:
     method, template = data.draw(st.sampled_from(route_table(served)), label="route")
     segments = data.draw(st.lists(HOSTILE_SEGMENTS, min_size=3, max_size=3), label="segments")
     path = fill(template, segments)
@@ -139,11 +169,16 @@ def test_every_route_refuses_garbage_without_a_5xx(served: Served, senders: dict
         headers["X-Sanji-Request"] = data.draw(HEADER_VALUES)
     if data.draw(st.booleans(), label="cookie"):
         headers["Cookie"] = f"sanji_session={data.draw(HEADER_VALUES)}; sanji_login={data.draw(HEADER_VALUES)}"
-    params = data.draw(st.dictionaries(st.sampled_from(["station", "after", "status", "q", "page", "next"]),
-                                       HOSTILE_SEGMENTS, max_size=3), label="query")
+    params = data.draw(
+        st.dictionaries(
+            st.sampled_from(["station", "after", "status", "q", "page", "next"]), HOSTILE_SEGMENTS, max_size=3
+        ),
+        label="query",
+    )
     before = counts(served.hub)
-    reply = served.request(method, path, data=body, headers=headers, params=params,
-                           no_content_type=content_type is None)
+    reply = served.request(
+        method, path, data=body, headers=headers, params=params, no_content_type=content_type is None
+    )
     problem = expectations(method, template, reply.status)
     assert problem is None, f"{problem}: {reply.body[:300]!r}"
     if template.startswith(API_PREFIX) and method != "HEAD":
@@ -154,13 +189,16 @@ def test_every_route_refuses_garbage_without_a_5xx(served: Served, senders: dict
 
 
 # Regression: malformed forms once made the dashboard answer 500.
-@pytest.mark.parametrize("content_type,body", [
-    ("multipart/form-data; boundary=xyz", b""),
-    ("multipart/form-data; boundary=xyz", b"user=a&password=b"),
-    ("multipart/form-data", b""),
-    ("application/x-www-form-urlencoded", b"\x80"),
-    ("application/x-www-form-urlencoded", b"user=\xff\xfe&password=x"),
-])
+@pytest.mark.parametrize(
+    "content_type,body",
+    [
+        ("multipart/form-data; boundary=xyz", b""),
+        ("multipart/form-data; boundary=xyz", b"user=a&password=b"),
+        ("multipart/form-data", b""),
+        ("application/x-www-form-urlencoded", b"\x80"),
+        ("application/x-www-form-urlencoded", b"user=\xff\xfe&password=x"),
+    ],
+)
 def test_a_malformed_multipart_login_form_is_a_4xx(served: Served, content_type: str, body: bytes) -> None:
     TALLY.add("http: malformed multipart body on POST /login")
     reply = served.request("POST", "/login", data=body, headers={"Content-Type": content_type})
@@ -187,8 +225,9 @@ def test_a_signed_in_operators_malformed_form_is_a_4xx(served: Served) -> None:
                 await resp.read()
             if not any(c.key == "sanji_session" for c in jar):
                 pytest.skip("could not sign in to the dashboard (its login flow changed)")
-            async with http.post(f"{served.url}/stations/enrol", data=b"",
-                                 headers={"Content-Type": "multipart/form-data; boundary=xyz"}) as resp:
+            async with http.post(
+                f"{served.url}/stations/enrol", data=b"", headers={"Content-Type": "multipart/form-data; boundary=xyz"}
+            ) as resp:
                 await resp.read()
                 return resp.status
 

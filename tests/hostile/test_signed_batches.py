@@ -37,8 +37,22 @@ from .helpers import V1, World
 @st.composite
 def unreadable_body(draw: st.DrawFn) -> tuple[bytes, int, str]:
     """(plain body, count the header claims, what is wrong)."""
-    kind = draw(st.sampled_from(["count too high", "count too low", "not a list", "not zlib", "not msgpack",
-                                 "zlib bomb", "zlib trailing", "ext type", "too deep", "garbage ciphertext"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "count too high",
+                "count too low",
+                "not a list",
+                "not zlib",
+                "not msgpack",
+                "zlib bomb",
+                "zlib trailing",
+                "ext type",
+                "too deep",
+                "garbage ciphertext",
+            ]
+        )
+    )
     count = draw(st.integers(1, 6))
     change = [None]
     if kind == "count too high":
@@ -47,8 +61,13 @@ def unreadable_body(draw: st.DrawFn) -> tuple[bytes, int, str]:
         return zlib.compress(pack(change * (count + draw(st.integers(1, 5))))), count, kind
     if kind == "not a list":
         ints = st.integers(-(2**63), 2**64 - 1)
-        return zlib.compress(pack(draw(st.one_of(st.none(), ints, st.text(max_size=10),
-                                                 st.dictionaries(st.text(max_size=4), ints))))), count, kind
+        return (
+            zlib.compress(
+                pack(draw(st.one_of(st.none(), ints, st.text(max_size=10), st.dictionaries(st.text(max_size=4), ints))))
+            ),
+            count,
+            kind,
+        )
     if kind == "not zlib":
         return draw(st.binary(max_size=200)), count, kind
     if kind == "not msgpack":
@@ -77,8 +96,9 @@ def zlib_bomb() -> bytes:
 
 @hostile(150)
 @given(body=unreadable_body(), sealed=st.booleans())
-def test_an_authentic_batch_whose_body_cannot_be_read_is_held_whole(world: World, body: tuple[bytes, int, str],
-                                                                    sealed: bool) -> None:
+def test_an_authentic_batch_whose_body_cannot_be_read_is_held_whole(
+    world: World, body: tuple[bytes, int, str], sealed: bool
+) -> None:
     TALLY.add("signed: authentic frames with unreadable bodies (bombs, wrong counts, bad zlib, bad ciphertext)")
     s = world.served
     sender = world.v1
@@ -90,8 +110,16 @@ def test_an_authentic_batch_whose_body_cannot_be_read_is_held_whole(world: World
         sealed, sent = True, b"\x00" * 48 + plain
     else:
         sent = seal_body(s, plain) if sealed else plain
-    header = batch_header(sender, hub_id=s.hub.hub_id, seal_key_id=s.hub.keys.seal_key_id, first_seq=seq,
-                          count=count, prev=prev, sealed=sealed, hlc=s.stamp())
+    header = batch_header(
+        sender,
+        hub_id=s.hub.hub_id,
+        seal_key_id=s.hub.keys.seal_key_id,
+        first_seq=seq,
+        count=count,
+        prev=prev,
+        sealed=sealed,
+        hlc=s.stamp(),
+    )
     before = counts(s.hub)
     q_mark = s.last_quarantine_id()
     reply = s.push([forge_frame(header, sent, sender.sign)])
@@ -113,8 +141,10 @@ def test_a_failure_late_in_a_batch_rolls_all_of_it_back(world: World, monkeypatc
     TALLY.add("signed: fault injected after the changes were merged, before the batch was recorded")
     s = world.served
     sender = world.v1
-    good = [s.wire(sender, 0, "application", sender.fresh_id(), application_fields(sender, world.next_serial()))
-            for _ in range(3)]
+    good = [
+        s.wire(sender, 0, "application", sender.fresh_id(), application_fields(sender, world.next_serial()))
+        for _ in range(3)
+    ]
     bad = ["not a change"]
     seq, _ = s.position(sender)
     changes: list[object] = [[*c[:2], seq + i, *c[3:]] for i, c in enumerate(good)] + bad
@@ -131,8 +161,7 @@ def test_a_failure_late_in_a_batch_rolls_all_of_it_back(world: World, monkeypatc
     monkeypatch.undo()
     assert s.healthy()
     assert not snapshot_unchanged(before, counts(s.hub)), "a failed batch left something behind"
-    assert s.hub.store.conn.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(state)), 0) FROM records").fetchone() \
-        == state
+    assert s.hub.store.conn.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(state)), 0) FROM records").fetchone() == state
     assert s.position(sender)[0] == seq
     ack = s.open_acks(sender, s.push([frame]))[0]
     assert (ack["result"], ack["applied"], ack["quarantined"]) == ("quarantined", 3, 1)
@@ -162,8 +191,12 @@ def test_replays_gaps_and_forks_change_nothing_they_should_not(world: World) -> 
     assert ack["result"] == "gap" and ack["expected"] == nxt
     assert not snapshot_unchanged(before, counts(s.hub))
 
-    fork = s.batch(sender, [s.wire(sender, seq, "application", app_id, {"note": "rewritten history"})],
-                   first_seq=seq, prev=s.hub.store.cursor(sender.code, 1).last_hash)
+    fork = s.batch(
+        sender,
+        [s.wire(sender, seq, "application", app_id, {"note": "rewritten history"})],
+        first_seq=seq,
+        prev=s.hub.store.cursor(sender.code, 1).last_hash,
+    )
     ack = s.open_acks(sender, s.push([fork]))[0]
     assert ack["result"] == "fork"
     after = counts(s.hub)
@@ -171,8 +204,9 @@ def test_replays_gaps_and_forks_change_nothing_they_should_not(world: World) -> 
     assert after["quarantine"] == before["quarantine"] + 1 and after["alerts"] == before["alerts"] + 1
     assert s.hub.records.values("application", app_id).get("note") != "rewritten history"
 
-    unchained = s.batch(sender, [s.wire(sender, nxt, "application", app_id, {"note": "unchained"})],
-                        prev=bytes(reversed(chain)))
+    unchained = s.batch(
+        sender, [s.wire(sender, nxt, "application", app_id, {"note": "unchained"})], prev=bytes(reversed(chain))
+    )
     ack = s.open_acks(sender, s.push([unchained]))[0]
     assert ack["result"] == "fork" and s.position(sender)[0] == nxt
     assert s.hub.records.values("application", app_id).get("note") != "unchained"
@@ -183,9 +217,15 @@ def test_replays_gaps_and_forks_change_nothing_they_should_not(world: World) -> 
 def test_refusals_and_quarantine_are_visible_to_the_operator(world: World) -> None:
     """After everything above: the operator's status shows the refusals and the held changes, with reasons."""
     s = world.served
-    forged = forge_frame({**batch_header(world.v1, hub_id=s.hub.hub_id, seal_key_id="", first_seq=1, count=1,
-                                         prev=bytes(32), sealed=False, hlc=1)}, zlib.compress(pack([None])),
-                         world.v2.sign)
+    forged = forge_frame(
+        {
+            **batch_header(
+                world.v1, hub_id=s.hub.hub_id, seal_key_id="", first_seq=1, count=1, prev=bytes(32), sealed=False, hlc=1
+            )
+        },
+        zlib.compress(pack([None])),
+        world.v2.sign,
+    )
     reply = s.push([forged])
     assert reply.status == 403 and reply.json()["message"]
     shown = status(s.hub)

@@ -49,8 +49,9 @@ TEN_MINUTES_MS = 10 * 60 * 1000
 
 FREE_TEXT = st.one_of(
     st.sampled_from(SQL_STRINGS),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,
-            max_size=120),
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=120
+    ),
     st.builds(lambda a, b: a + b, st.sampled_from(SQL_STRINGS), st.text(max_size=20).filter(lambda t: "\x00" not in t)),
 )
 
@@ -86,8 +87,9 @@ def good_change(draw: st.DrawFn, w: World, sender: Sender) -> Spec:
         return Spec(kind, lambda seq: s.wire(sender, seq, "application", own, {"note": note}), True)
     if kind == "material":
         name = draw(FREE_TEXT)
-        return Spec(kind, lambda seq: s.wire(sender, seq, "application", own, {f"m.{name}": ["supplemented", ""]}),
-                    True)
+        return Spec(
+            kind, lambda seq: s.wire(sender, seq, "application", own, {f"m.{name}": ["supplemented", ""]}), True
+        )
     rec_id = sender.fresh_id(kind)
     if kind == "event":
         fields = {"application": own, "action": draw(FREE_TEXT), "actor": draw(FREE_TEXT), "note": draw(FREE_TEXT)}
@@ -111,26 +113,55 @@ def bad_change(draw: st.DrawFn, w: World, sender: Sender) -> Spec:
     s = w.served
     own = w.own_app[sender.code]
     other = w.own_app[V2 if sender.code != V2 else V1]
-    kind = draw(st.sampled_from([
-        "unknown entity", "unknown field", "wrong shape", "no fields", "base without field", "bad base version",
-        "wrong arity", "not a list", "seq elsewhere", "other origin", "other epoch", "bad id", "bad hlc",
-        "clock ahead", "status beyond rights", "decision beyond rights", "someone else's application",
-        "claims another station", "orphan event", "orphan note",
-    ]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "unknown entity",
+                "unknown field",
+                "wrong shape",
+                "no fields",
+                "base without field",
+                "bad base version",
+                "wrong arity",
+                "not a list",
+                "seq elsewhere",
+                "other origin",
+                "other epoch",
+                "bad id",
+                "bad hlc",
+                "clock ahead",
+                "status beyond rights",
+                "decision beyond rights",
+                "someone else's application",
+                "claims another station",
+                "orphan event",
+                "orphan note",
+            ]
+        )
+    )
     fresh = sender.fresh_id("bad")
 
-    def wire(entity: str, rec_id: str, fields: dict[str, object], base: dict[str, object] | None = None,
-             **kw: Any) -> Build:
+    def wire(
+        entity: str, rec_id: str, fields: dict[str, object], base: dict[str, object] | None = None, **kw: Any
+    ) -> Build:
         return lambda seq: s.wire(sender, seq, entity, rec_id, fields, base, **kw)
 
     build: Build
     if kind == "unknown entity":
-        entity = draw(st.one_of(st.sampled_from(["applications", "user", "operator", "", "APPLICATION", "stations"]),
-                                st.sampled_from(SQL_STRINGS)))
+        entity = draw(
+            st.one_of(
+                st.sampled_from(["applications", "user", "operator", "", "APPLICATION", "stations"]),
+                st.sampled_from(SQL_STRINGS),
+            )
+        )
         build = wire(entity, fresh, {"note": "x"})
     elif kind == "unknown field":
-        name = draw(st.one_of(st.sampled_from(["password", "m.", "sign_pub", "revoked", "Status", "note "]),
-                              st.sampled_from(SQL_STRINGS)))
+        name = draw(
+            st.one_of(
+                st.sampled_from(["password", "m.", "sign_pub", "revoked", "Status", "note "]),
+                st.sampled_from(SQL_STRINGS),
+            )
+        )
         build = wire("application", own, {name: "x"})
     elif kind == "wrong shape":
         field = draw(st.sampled_from(sorted(WRONG_SHAPES)))
@@ -145,16 +176,36 @@ def bad_change(draw: st.DrawFn, w: World, sender: Sender) -> Spec:
         n = draw(st.sampled_from([0, 1, 7, 9, 20]))
         build = lambda seq: s.wire(sender, seq, "application", own, {"note": "x"})[:n] + [None] * max(0, n - 8)  # noqa: E731
     elif kind == "not a list":
-        value = draw(st.one_of(st.none(), st.integers(), st.text(max_size=20), st.binary(max_size=20),
-                               st.dictionaries(st.text(max_size=5), st.integers(), max_size=3)))
+        value = draw(
+            st.one_of(
+                st.none(),
+                st.integers(),
+                st.text(max_size=20),
+                st.binary(max_size=20),
+                st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+            )
+        )
         build = lambda seq: value  # type: ignore[assignment,return-value]  # noqa: E731
     elif kind == "seq elsewhere":
         shift = draw(st.sampled_from([-1, 1, 1000, 2**40]))
-        build = lambda seq: s.wire(sender, seq + shift if seq + shift >= 1 else seq + 1,  # noqa: E731
-                                   "application", own, {"note": "x"})
+        build = lambda seq: s.wire(  # noqa: E731
+            sender,
+            seq + shift if seq + shift >= 1 else seq + 1,
+            "application",
+            own,
+            {"note": "x"},
+        )
     elif kind == "other origin":
-        build = lambda seq: [V2 if sender.code != V2 else V1, sender.epoch, seq, s.stamp(), "application", own,  # noqa: E731
-                             {"note": "x"}, {}]
+        build = lambda seq: [  # noqa: E731
+            V2 if sender.code != V2 else V1,
+            sender.epoch,
+            seq,
+            s.stamp(),
+            "application",
+            own,
+            {"note": "x"},
+            {},
+        ]
     elif kind == "other epoch":
         build = lambda seq: [sender.code, sender.epoch + 1, seq, s.stamp(), "application", own, {"note": "x"}, {}]  # noqa: E731
     elif kind == "bad id":
@@ -167,8 +218,9 @@ def bad_change(draw: st.DrawFn, w: World, sender: Sender) -> Spec:
         ahead = draw(st.integers(TEN_MINUTES_MS + 60_000, 10 * 365 * 86_400_000))
         build = wire("application", own, {"note": "from the future"}, hlc=s.stamp(ahead))
     elif kind == "status beyond rights" and sender.tier == "village":
-        build = wire("application", own, {"status": draw(st.sampled_from(["approved", "denied", "under_review",
-                                                                        "inspecting"]))})
+        build = wire(
+            "application", own, {"status": draw(st.sampled_from(["approved", "denied", "under_review", "inspecting"]))}
+        )
     elif kind == "decision beyond rights" and sender.tier == "village":
         build = wire("application", own, {"decision": "准予", "paused": True})
     elif kind == "someone else's application":
@@ -239,7 +291,8 @@ def test_good_changes_apply_bad_ones_are_quarantined_with_a_reason_in_one_transa
             assert s.hub.records.values("application", spec.new_app) == spec.fields
             row = s.hub.store.conn.execute(
                 "SELECT number, item, applicant_name, address, note, theme FROM applications WHERE id=?",
-                (spec.new_app,)).fetchone()
+                (spec.new_app,),
+            ).fetchone()
             f = spec.fields
             assert tuple(row) == (f["number"], f["item"], f["applicant_name"], f["address"], f["note"], f["theme"])
     assert table_names(s.hub) == tables, "a table appeared or disappeared"
@@ -249,8 +302,12 @@ def test_good_changes_apply_bad_ones_are_quarantined_with_a_reason_in_one_transa
 
 
 @hostile(250)
-@given(text=FREE_TEXT, where=st.sampled_from(["station query", "number query", "register code", "register parent",
-                                               "register name", "pull query"]))
+@given(
+    text=FREE_TEXT,
+    where=st.sampled_from(
+        ["station query", "number query", "register code", "register parent", "register name", "pull query"]
+    ),
+)
 def test_sql_in_codes_and_queries_is_refused_or_inert(world: World, text: str, where: str) -> None:
     s = world.served
     tables = table_names(s.hub)
@@ -278,8 +335,9 @@ def test_sql_in_codes_and_queries_is_refused_or_inert(world: World, text: str, w
         before["stations"] = counts(s.hub)["stations"]
         before["tokens"] += 1
     else:
-        header = s.signed_header(world.v1, "pull", {"after": 0, "at_ms": s.hub.clock(), "pending": 0,
-                                                     "catalogue_version": 1})
+        header = s.signed_header(
+            world.v1, "pull", {"after": 0, "at_ms": s.hub.clock(), "pending": 0, "catalogue_version": 1}
+        )
         reply = s.request("GET", "/v1/sync/pull", headers=header, params={"station": text})
         assert reply.status == (200 if text == V1 else 403), reply.body[:200]
     assert table_names(s.hub) == tables

@@ -30,18 +30,28 @@ from .helpers import World
 @st.composite
 def bad_blob_request(draw: st.DrawFn, now: int) -> tuple[dict[str, object], str]:
     sha = draw(st.sampled_from(["a" * 64, "f" * 64]))
-    body: dict[str, object] = {"op": draw(st.sampled_from(["query", "chunk"])), "sha256": sha, "size": 1000,
-                               "index": 0, "chunk_sha256": "b" * 64, "at_ms": now}
+    body: dict[str, object] = {
+        "op": draw(st.sampled_from(["query", "chunk"])),
+        "sha256": sha,
+        "size": 1000,
+        "index": 0,
+        "chunk_sha256": "b" * 64,
+        "at_ms": now,
+    }
     what = draw(st.sampled_from(["op", "sha256", "size", "index", "chunk_sha256", "at_ms", "unreferenced"]))
     if what != "unreferenced":
-        body[what] = draw(st.sampled_from({
-            "op": ["file", "delete", "", None, 1, *SQL_STRINGS[:2]],
-            "sha256": ["A" * 64, "a" * 63, "../" * 21 + "a", None, 7, SQL_STRINGS[0]],
-            "size": [0, -1, 10 * 2**20 + 1, 2**64 - 1, "1000", None, True],
-            "index": [-1, 4, 2**40, "0", None, True],
-            "chunk_sha256": ["", "B" * 64, None, 3],
-            "at_ms": [now - 3_600_000, now + 3_600_000, "now", None, -1],
-        }[what]))
+        body[what] = draw(
+            st.sampled_from(
+                {
+                    "op": ["file", "delete", "", None, 1, *SQL_STRINGS[:2]],
+                    "sha256": ["A" * 64, "a" * 63, "../" * 21 + "a", None, 7, SQL_STRINGS[0]],
+                    "size": [0, -1, 10 * 2**20 + 1, 2**64 - 1, "1000", None, True],
+                    "index": [-1, 4, 2**40, "0", None, True],
+                    "chunk_sha256": ["", "B" * 64, None, 3],
+                    "at_ms": [now - 3_600_000, now + 3_600_000, "now", None, -1],
+                }[what]
+            )
+        )
     return body, what
 
 
@@ -62,14 +72,31 @@ def test_signed_pull_and_blob_requests_with_invalid_content_are_4xx(world: World
         reply = s.request(method, path, headers=s.signed_header(world.v1, "blob", body), data=b"x" * 10)
     else:
         what = "pull"
-        body = data.draw(st.fixed_dictionaries({}, optional={
-            "after": st.one_of(st.integers(-(2**63), 2**64 - 1), st.text(max_size=5), st.none(), st.booleans()),
-            "at_ms": st.one_of(st.just(now), st.integers(-(2**63), 2**64 - 1), st.text(max_size=5)),
-            "pending": st.one_of(st.integers(-(2**63), -1), st.integers(2**62, 2**64 - 1),
-                                 st.floats(allow_nan=False, allow_infinity=False)),
-            "catalogue_version": st.one_of(st.text(max_size=3), st.integers(-(2**63), -1), st.none()),
-        }).filter(lambda b: not (b.get("at_ms") == now and type(b.get("after")) is int and 0 <= b["after"] < 2**62
-                                 and set(b) <= {"after", "at_ms"})), label="pull body")
+        body = data.draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "after": st.one_of(st.integers(-(2**63), 2**64 - 1), st.text(max_size=5), st.none(), st.booleans()),
+                    "at_ms": st.one_of(st.just(now), st.integers(-(2**63), 2**64 - 1), st.text(max_size=5)),
+                    "pending": st.one_of(
+                        st.integers(-(2**63), -1),
+                        st.integers(2**62, 2**64 - 1),
+                        st.floats(allow_nan=False, allow_infinity=False),
+                    ),
+                    "catalogue_version": st.one_of(st.text(max_size=3), st.integers(-(2**63), -1), st.none()),
+                },
+            ).filter(
+                lambda b: (
+                    not (
+                        b.get("at_ms") == now
+                        and type(b.get("after")) is int
+                        and 0 <= b["after"] < 2**62
+                        and set(b) <= {"after", "at_ms"}
+                    )
+                )
+            ),
+            label="pull body",
+        )
         reply = s.request("GET", "/v1/sync/pull", headers=s.signed_header(world.v1, "pull", body))
     assert 400 <= reply.status < 500, f"{what} {body}: {reply.status} {reply.body[:300]!r}"
     assert reply.json().get("error")
@@ -87,13 +114,17 @@ RECONCILE_BUG = (
 
 
 # Regression for RECONCILE_BUG (fixed: invalid content is a MalformedError, 400).
-@pytest.mark.parametrize("body", [
-    {"op": "merkle", "request": {}},
-    {"op": "merkle", "request": {"v": 1, "depth": 99}},
-    {"op": "merkle", "request": {"v": 1, "depth": 2, "digests": ["zz"]}},
-    {"op": "done", "buckets_compared": "x"},
-    {"op": "done", "repaired": 2**64 - 1},
-], ids=["merkle-empty", "merkle-too-deep", "merkle-bad-prefix", "done-text-figure", "done-huge-figure"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"op": "merkle", "request": {}},
+        {"op": "merkle", "request": {"v": 1, "depth": 99}},
+        {"op": "merkle", "request": {"v": 1, "depth": 2, "digests": ["zz"]}},
+        {"op": "done", "buckets_compared": "x"},
+        {"op": "done", "repaired": 2**64 - 1},
+    ],
+    ids=["merkle-empty", "merkle-too-deep", "merkle-bad-prefix", "done-text-figure", "done-huge-figure"],
+)
 def test_a_signed_reconcile_request_with_invalid_content_is_a_4xx(world: World, body: dict[str, object]) -> None:
     TALLY.add("signed: reconcile requests with invalid content")
     s = world.served
@@ -106,30 +137,56 @@ def test_a_signed_reconcile_request_with_invalid_content_is_a_4xx(world: World, 
 @st.composite
 def reconcile_body(draw: st.DrawFn) -> dict[str, object]:
     op = draw(st.sampled_from(["merkle", "records", "repair", "done", "nonsense", None]))
-    junk = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.text(max_size=8),
-                     st.lists(st.one_of(st.text(max_size=4), st.integers(-(2**63), 2**63 - 1)), max_size=3))
+    junk = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**63), 2**64 - 1),
+        st.text(max_size=8),
+        st.lists(st.one_of(st.text(max_size=4), st.integers(-(2**63), 2**63 - 1)), max_size=3),
+    )
     body: dict[str, object] = {"op": op}
     if op == "merkle":
-        body["request"] = draw(st.one_of(junk, st.fixed_dictionaries(
-            {"v": st.sampled_from([1, 2, "1"]), "depth": st.one_of(st.integers(-2, 12), st.text(max_size=2))},
-            optional={"digests": st.lists(st.text(alphabet="0123456789abcdefxyz", max_size=4), max_size=3),
-                      "children": junk, "buckets": junk})))
+        body["request"] = draw(
+            st.one_of(
+                junk,
+                st.fixed_dictionaries(
+                    {"v": st.sampled_from([1, 2, "1"]), "depth": st.one_of(st.integers(-2, 12), st.text(max_size=2))},
+                    optional={
+                        "digests": st.lists(st.text(alphabet="0123456789abcdefxyz", max_size=4), max_size=3),
+                        "children": junk,
+                        "buckets": junk,
+                    },
+                ),
+            )
+        )
     elif op == "records":
-        body["keys"] = draw(st.one_of(junk, st.lists(st.integers(), min_size=1, max_size=3),
-                                      st.lists(st.text(max_size=10), min_size=257, max_size=260)))
+        body["keys"] = draw(
+            st.one_of(
+                junk,
+                st.lists(st.integers(), min_size=1, max_size=3),
+                st.lists(st.text(max_size=10), min_size=257, max_size=260),
+            )
+        )
     elif op == "repair":
         body.update(draw(st.fixed_dictionaries({}, optional={"changes": junk, "foreign": junk, "chain": junk})))
     elif op == "done":
-        body.update(draw(st.fixed_dictionaries({}, optional={
-            k: junk for k in ("buckets_compared", "divergent", "repaired", "bytes", "summary_match")})))
+        body.update(
+            draw(
+                st.fixed_dictionaries(
+                    {},
+                    optional={k: junk for k in ("buckets_compared", "divergent", "repaired", "bytes", "summary_match")},
+                )
+            )
+        )
     return body
 
 
 # Regression for RECONCILE_BUG (fixed: invalid content is a MalformedError, 400).
 @hostile(300, shrink=False)
 @given(body=reconcile_body())
-def test_signed_reconcile_requests_with_random_invalid_content_never_get_a_5xx(world: World,
-                                                                               body: dict[str, object]) -> None:
+def test_signed_reconcile_requests_with_random_invalid_content_never_get_a_5xx(
+    world: World, body: dict[str, object]
+) -> None:
     TALLY.add("signed: random reconcile requests")
     s = world.served
     before = counts(s.hub)

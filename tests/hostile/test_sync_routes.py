@@ -61,8 +61,21 @@ def genuine(served: Served, sender: Sender, n: int) -> bytes:
 @st.composite
 def refused_frame(draw: st.DrawFn, served: Served, senders: dict[str, Sender]) -> tuple[bytes, str]:
     """(frame, how it is wrong): every one must be refused before anything in it is looked at."""
-    how = draw(st.sampled_from(["random", "magic+random", "damaged", "unknown signer", "forged signature",
-                                "other hub", "revoked", "sql signer", "unsealed naming a key"]))
+    how = draw(
+        st.sampled_from(
+            [
+                "random",
+                "magic+random",
+                "damaged",
+                "unknown signer",
+                "forged signature",
+                "other hub",
+                "revoked",
+                "sql signer",
+                "unsealed naming a key",
+            ]
+        )
+    )
     village = senders["village"]
     if how == "random":
         return draw(st.binary(max_size=512)), how
@@ -71,7 +84,7 @@ def refused_frame(draw: st.DrawFn, served: Served, senders: dict[str, Sender]) -
     if how == "damaged":
         frame = genuine(served, village, draw(st.integers(0, 3)))
         at = draw(st.integers(0, 2**20)) % len(frame)
-        return frame[:at] + bytes([frame[at] ^ (1 << draw(st.integers(0, 7)))]) + frame[at + 1:], how
+        return frame[:at] + bytes([frame[at] ^ (1 << draw(st.integers(0, 7)))]) + frame[at + 1 :], how
     header = {
         "v": 1, "kind": "batch", "codec": "zlib", "sealed": False, "body_sha256": bytes(32), "signer": village.code,
         "signer_key": "0" * 16, "recipient": served.hub.hub_id, "recipient_key": "", "origin": village.code,
@@ -99,8 +112,9 @@ def refused_frame(draw: st.DrawFn, served: Served, senders: dict[str, Sender]) -
 
 @hostile(400)
 @given(data=st.data())
-def test_push_of_refused_frames_is_4xx_counted_and_explained(served: Served, senders: dict[str, Sender],
-                                                              data: st.DataObject) -> None:
+def test_push_of_refused_frames_is_4xx_counted_and_explained(
+    served: Served, senders: dict[str, Sender], data: st.DataObject
+) -> None:
     TALLY.add("http: push envelopes of random / damaged / forged / misaddressed / revoked frames")
     frames = data.draw(st.lists(refused_frame(served, senders), min_size=1, max_size=5), label="frames")
     before = counts(served.hub)
@@ -133,12 +147,31 @@ def test_a_good_frame_among_refused_ones_is_applied_alone(served: Served, sender
     TALLY.add("http: one authentic frame among forged ones")
     village = senders["village"]
     seq, _ = served.position(village)
-    good = served.batch(village, [served.wire(village, seq, "application", village.fresh_id(),
-                                              application_fields(village, 70_000 + seq))])
-    forged = forge_frame({"v": 1, "kind": "batch", "codec": "zlib", "sealed": False, "signer": village.code,
-                          "signer_key": "0" * 16, "recipient": served.hub.hub_id, "recipient_key": "",
-                          "origin": village.code, "epoch": 1, "first_seq": seq, "last_seq": seq, "count": 1,
-                          "prev": bytes(32), "hlc": 1}, zlib.compress(pack([None])), FOREIGN_KEY)
+    good = served.batch(
+        village,
+        [served.wire(village, seq, "application", village.fresh_id(), application_fields(village, 70_000 + seq))],
+    )
+    forged = forge_frame(
+        {
+            "v": 1,
+            "kind": "batch",
+            "codec": "zlib",
+            "sealed": False,
+            "signer": village.code,
+            "signer_key": "0" * 16,
+            "recipient": served.hub.hub_id,
+            "recipient_key": "",
+            "origin": village.code,
+            "epoch": 1,
+            "first_seq": seq,
+            "last_seq": seq,
+            "count": 1,
+            "prev": bytes(32),
+            "hlc": 1,
+        },
+        zlib.compress(pack([None])),
+        FOREIGN_KEY,
+    )
     before = counts(served.hub)
     rejected_before, _ = served.rejections()
     reply = served.push([forged, good, b"junk"])
@@ -158,8 +191,25 @@ def test_a_good_frame_among_refused_ones_is_applied_alone(served: Served, sender
 def hostile_request_header(draw: st.DrawFn, served: Served, senders: dict[str, Sender]) -> tuple[str, str]:
     village = senders["village"]
     now = served.hub.clock()
-    how = draw(st.sampled_from(["text", "b64 random", "b64 magic", "damaged doc", "unknown key", "stale", "future",
-                                "wrong kind", "other hub", "bad fields", "revoked", "batch frame", "not base64"]))
+    how = draw(
+        st.sampled_from(
+            [
+                "text",
+                "b64 random",
+                "b64 magic",
+                "damaged doc",
+                "unknown key",
+                "stale",
+                "future",
+                "wrong kind",
+                "other hub",
+                "bad fields",
+                "revoked",
+                "batch frame",
+                "not base64",
+            ]
+        )
+    )
     if how == "text":
         return draw(HEADER_VALUES), how
     if how == "b64 random":
@@ -179,12 +229,23 @@ def hostile_request_header(draw: st.DrawFn, served: Served, senders: dict[str, S
     elif how == "other hub":
         recipient = "360803"
     elif how == "bad fields":
-        body = draw(st.one_of(
-            st.dictionaries(st.sampled_from(["after", "at_ms", "pending", "catalogue_version"]),
-                            st.one_of(st.text(max_size=5), st.booleans(), st.integers(-(2**63), -1),
-                                      st.integers(2**62, 2**64 - 1), st.none(), st.floats(allow_nan=False)),
-                            min_size=1),
-            MSGPACK_VALUES))
+        body = draw(
+            st.one_of(
+                st.dictionaries(
+                    st.sampled_from(["after", "at_ms", "pending", "catalogue_version"]),
+                    st.one_of(
+                        st.text(max_size=5),
+                        st.booleans(),
+                        st.integers(-(2**63), -1),
+                        st.integers(2**62, 2**64 - 1),
+                        st.none(),
+                        st.floats(allow_nan=False),
+                    ),
+                    min_size=1,
+                ),
+                MSGPACK_VALUES,
+            )
+        )
     elif how == "revoked":
         sender = senders["revoked"]
     doc_sender = Sender(sender.code, sender.tier, FOREIGN_KEY if how == "unknown key" else sender.sign, sender.seal)
@@ -196,22 +257,26 @@ def hostile_request_header(draw: st.DrawFn, served: Served, senders: dict[str, S
         doc = sign_document(kind, body, signer=doc_sender.code, recipient=recipient, signing_key=doc_sender.sign)
     if how == "damaged doc":
         at = draw(st.integers(0, 2**20)) % len(doc)  # the document's length varies with the time it carries
-        doc = doc[:at] + bytes([doc[at] ^ 0x10]) + doc[at + 1:]
+        doc = doc[:at] + bytes([doc[at] ^ 0x10]) + doc[at + 1 :]
     return base64.b64encode(doc).decode(), how
 
 
 @hostile(400)
 @given(data=st.data())
-def test_hostile_signed_request_headers_are_refused(served: Served, senders: dict[str, Sender],
-                                                   data: st.DataObject) -> None:
+def test_hostile_signed_request_headers_are_refused(
+    served: Served, senders: dict[str, Sender], data: st.DataObject
+) -> None:
     TALLY.add("http: hostile X-Sanji-Request on pull and blob routes")
     header, how = data.draw(hostile_request_header(served, senders), label="header")
-    route = data.draw(st.sampled_from(["GET /v1/sync/pull", f"GET /v1/blobs/{'a' * 64}",
-                                       f"PUT /v1/blobs/{'a' * 64}/0"]), label="route")
+    route = data.draw(
+        st.sampled_from(["GET /v1/sync/pull", f"GET /v1/blobs/{'a' * 64}", f"PUT /v1/blobs/{'a' * 64}/0"]),
+        label="route",
+    )
     method, path = route.split(" ")
     before = counts(served.hub)
-    reply = served.request(method, path, headers={"X-Sanji-Request": header},
-                           data=b"chunk" if method == "PUT" else None)
+    reply = served.request(
+        method, path, headers={"X-Sanji-Request": header}, data=b"chunk" if method == "PUT" else None
+    )
     assert 400 <= reply.status < 500, f"{how} on {route}: {reply.status} {reply.body[:300]!r}"
     assert reply.json().get("error"), reply.body[:200]
     assert not snapshot_unchanged(before, counts(served.hub), allow=("rejected",))
@@ -228,18 +293,30 @@ def hostile_enrolment(draw: st.DrawFn) -> bytes:
         return draw(st.binary(max_size=600))
     if how == "value":
         return pack(draw(MSGPACK_VALUES))
-    token = draw(st.one_of(st.sampled_from(SQL_STRINGS), st.text(max_size=60), st.binary(max_size=40),
-                           st.integers(), st.just("SJT-" + "A" * 24)))
-    fields = {"token": token, "station": draw(st.one_of(st.sampled_from(SQL_STRINGS), st.text(max_size=30))),
-              "sign_pub": draw(st.binary(max_size=40)), "seal_pub": draw(st.binary(max_size=40))}
+    token = draw(
+        st.one_of(
+            st.sampled_from(SQL_STRINGS),
+            st.text(max_size=60),
+            st.binary(max_size=40),
+            st.integers(),
+            st.just("SJT-" + "A" * 24),
+        )
+    )
+    fields = {
+        "token": token,
+        "station": draw(st.one_of(st.sampled_from(SQL_STRINGS), st.text(max_size=30))),
+        "sign_pub": draw(st.binary(max_size=40)),
+        "seal_pub": draw(st.binary(max_size=40)),
+    }
     keep = draw(st.sets(st.sampled_from(sorted(fields))))
     return pack({k: v for k, v in fields.items() if k in keep or draw(st.booleans())})
 
 
 @hostile(200)
 @given(body=hostile_enrolment())
-def test_hostile_enrolments_are_refused_and_consume_nothing(served: Served, senders: dict[str, Sender],
-                                                            body: bytes) -> None:
+def test_hostile_enrolments_are_refused_and_consume_nothing(
+    served: Served, senders: dict[str, Sender], body: bytes
+) -> None:
     TALLY.add("http: hostile enrolment requests")
     before = counts(served.hub)
     used_before = served.hub.store.conn.execute("SELECT COUNT(*) FROM tokens WHERE used_ms IS NOT NULL").fetchone()
@@ -258,12 +335,22 @@ def test_a_genuine_enrolment_still_works_after_all_that(served: Served) -> None:
     sign, seal = signing_key_from_seed(bytes([7]) * 32), sealing_key_from_seed(bytes([8]) * 32)
     # The token never travels: a challenge for its id, then an HMAC over the challenge and the keys.
     key = token_key(parse_token(token))
-    asked = served.request("POST", "/v1/enroll/challenge", data=pack({"token_id": token_id(key)}),
-                           headers={"Content-Type": "application/msgpack"})
+    asked = served.request(
+        "POST",
+        "/v1/enroll/challenge",
+        data=pack({"token_id": token_id(key)}),
+        headers={"Content-Type": "application/msgpack"},
+    )
     assert asked.status == 200, asked.body[:300]
     challenge = unpack(asked.body)["challenge"]  # type: ignore[index]
-    body = pack({"challenge": challenge, "sign_pub": public_bytes(sign), "seal_pub": public_bytes(seal),
-                 "proof": enrol_proof(key, challenge, public_bytes(sign), public_bytes(seal))})
+    body = pack(
+        {
+            "challenge": challenge,
+            "sign_pub": public_bytes(sign),
+            "seal_pub": public_bytes(seal),
+            "proof": enrol_proof(key, challenge, public_bytes(sign), public_bytes(seal)),
+        }
+    )
     reply = served.request("POST", "/v1/enroll", data=body, headers={"Content-Type": "application/msgpack"})
     assert reply.status == 200, reply.body[:300]
     again = served.request("POST", "/v1/enroll", data=body, headers={"Content-Type": "application/msgpack"})

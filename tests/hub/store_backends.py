@@ -47,7 +47,19 @@ def _station_tree(store: HubStore) -> None:
         store.add_station("T2-V1", "三村", "village", "T2", T0)
 
 
-def _record(store: HubStore, h: bytes, first: int, last: int, *, origin: str = "T1-V1", epoch: int = 1,
-            result: str = "applied") -> None:
-    store.record_batch(h, origin, epoch, first, last, now_ms=T0, result=result, applied=last - first + 1,
-                       quarantined=0, receipt=b"receipt:" + h[:1], source="test")
+def _record(
+    store: HubStore, h: bytes, first: int, last: int, *, origin: str = "T1-V1", epoch: int = 1, result: str = "applied"
+) -> None:
+    store.record_batch(
+        h,
+        origin,
+        epoch,
+        first,
+        last,
+        now_ms=T0,
+        result=result,
+        applied=last - first + 1,
+        quarantined=0,
+        receipt=b"receipt:" + h[:1],
+        source="test",
+    )

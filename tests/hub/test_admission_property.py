@@ -50,8 +50,7 @@ STATIONS = ("T1", *VILLAGES)
 DEVICES = ("F1", "F2")
 # Items the villages and the township accept: decided by the township or the district, immediate or
 # promised, with and without inspection, with deferrable (容缺) materials.
-ITEMS = ("360802-0001", "360802-0004", "360802-0006", "360802-0009", "360802-0010", "360802-0012",
-         "360802-0007")
+ITEMS = ("360802-0001", "360802-0004", "360802-0006", "360802-0009", "360802-0010", "360802-0012", "360802-0007")
 ADMISSION_REFUSAL = "本站不能写入这一变更"
 
 
@@ -82,15 +81,18 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> Iterator[District]:
         conn.execute("PRAGMA synchronous=OFF")
     d = District(world)
     yield d
-    print(f"\nadmission property: {d.admitted} honest changes admitted, {d.refused_forgeries} forgeries refused;"
-          f" commands: {dict(sorted(d.outcomes.items()))}")
+    print(
+        f"\nadmission property: {d.admitted} honest changes admitted, {d.refused_forgeries} forgeries refused;"
+        f" commands: {dict(sorted(d.outcomes.items()))}"
+    )
     world.close()
 
 
 def _new_changes(st: Station, after_seq: int) -> list[Change]:
     rows = st.conn.execute(
         "SELECT origin, epoch, seq, hlc, entity, rid, fields, base FROM changes WHERE origin=? AND seq>? ORDER BY seq",
-        (st.code, after_seq)).fetchall()
+        (st.code, after_seq),
+    ).fetchall()
     out = []
     for o, e, s, h, ent, rid, f, b in rows:
         fields, base = unpack(f), unpack(b)
@@ -100,9 +102,13 @@ def _new_changes(st: Station, after_seq: int) -> list[Change]:
 
 
 def _legal_targets(seen: str, roles: frozenset[str], immediate: bool) -> set[str]:
-    return {to.value for (frm, move), to in TRANSITIONS.items()
-            if frm.value == seen and is_allowed(frm, move, immediate=immediate)
-            and any(may_move(r, move, immediate=immediate) for r in roles & {"station", "decider", "hub"})}
+    return {
+        to.value
+        for (frm, move), to in TRANSITIONS.items()
+        if frm.value == seen
+        and is_allowed(frm, move, immediate=immediate)
+        and any(may_move(r, move, immediate=immediate) for r in roles & {"station", "decider", "hub"})
+    }
 
 
 def _mutations(d: District, change: Change) -> list[tuple[str, Change, Actor]]:
@@ -117,8 +123,11 @@ def _mutations(d: District, change: Change) -> list[tuple[str, Change, Actor]]:
         out.append((what, dataclasses.replace(change, fields={**f, **fields}), actor))
 
     # A village with no part in the record: neither the author nor the application's station.
-    app_id = change.id if change.entity == "application" else str(
-        f.get("application") or hub.records.values(change.entity, change.id).get("application", ""))
+    app_id = (
+        change.id
+        if change.entity == "application"
+        else str(f.get("application") or hub.records.values(change.entity, change.id).get("application", ""))
+    )
     owner = str(hub.records.values("application", app_id).get("station") or f.get("station", ""))
     other = next(c for c in VILLAGES if c not in (change.origin, owner))
     stranger = dataclasses.replace(change, origin=other)
@@ -140,22 +149,29 @@ def _mutations(d: District, change: Change) -> list[tuple[str, Change, Actor]]:
         immediate = record["kind"][2] == "immediate"
         vals = {k: c[2] for k, c in record.items()}
         station = hub.store.station(str(vals["station"]))
-        ctx = RecordContext(str(vals["station"]), station.parent if station else None,
-                            hub.decided_at(str(vals["item"])))
+        ctx = RecordContext(
+            str(vals["station"]), station.parent if station else None, hub.decided_at(str(vals["item"]))
+        )
         legal = _legal_targets(seen, roles_of(actor, ctx), immediate)
         for target in sorted({s.value for s in Status} - legal - {seen}):
             variant(f"move {seen} → {target}", status=target)
         lie = _older_base(d, change, record)
         if lie is not None:
-            out.append(("base claims a status from before a decision it had received",
-                        dataclasses.replace(change, base={**change.base, "status": lie}), actor))
+            out.append(
+                (
+                    "base claims a status from before a decision it had received",
+                    dataclasses.replace(change, base={**change.base, "status": lie}),
+                    actor,
+                )
+            )
     elif change.entity == "task" and "inspector" in f:
         variant("task for a station that is no field device", inspector="T1-V1")
         variant("task naming another application's number", number="T1-V1-20260101-99999")
     elif change.entity == "report":
         other_device = next(x for x in DEVICES if x != change.origin)
-        out.append(("report by another device", dataclasses.replace(change, origin=other_device),
-                    Actor(other_device, "field")))
+        out.append(
+            ("report by another device", dataclasses.replace(change, origin=other_device), Actor(other_device, "field"))
+        )
         variant("report for another task", task="not-" + change.id)
         variant("report result outside the list", result="excellent")
     return out
@@ -170,12 +186,13 @@ def _older_base(d: District, change: Change, record: dict[str, tuple[int, str, o
         return None
     row = hub.store.conn.execute(
         "SELECT rowid FROM changes WHERE entity='application' AND rid=? AND hlc=? AND origin=?",
-        (change.id, hlc, origin)).fetchone()
+        (change.id, hlc, origin),
+    ).fetchone()
     if row is None or not hub.store.delivered(change.origin, int(row[0])):
         return None
     for old_hlc, old_status in hub.store.conn.execute(
-            "SELECT hlc, fields FROM changes WHERE entity='application' AND rid=? AND hlc<? ORDER BY hlc",
-            (change.id, hlc)):
+        "SELECT hlc, fields FROM changes WHERE entity='application' AND rid=? AND hlc<? ORDER BY hlc", (change.id, hlc)
+    ):
         status = unpack(old_status).get("status")  # type: ignore[union-attr]
         if isinstance(status, str) and STAGE[Status(status)] < STAGE[Status(str(value))]:
             return int(old_hlc)
@@ -232,8 +249,10 @@ def _run(d: District, rng: random.Random) -> None:
     # Mostly a move the workflow offers from where the hub stands (so files get decided, inspected and
     # delivered), sometimes any status at all (which the command must refuse for its own reasons).
     vals = world.hub.records.values("application", operations.find_application(world.hub, number))
-    offered = [TRANSITIONS[(Status(str(vals["status"])), m)].value
-               for m in allowed_moves(Status(str(vals["status"])), immediate=vals.get("kind") == "immediate")]
+    offered = [
+        TRANSITIONS[(Status(str(vals["status"])), m)].value
+        for m in allowed_moves(Status(str(vals["status"])), immediate=vals.get("kind") == "immediate")
+    ]
     offered = [t for t in offered if t != Status.INSPECTING.value]
     onward = [t for t in offered if t not in (Status.NOT_ACCEPTED.value, Status.WITHDRAWN.value)]
     if onward and rng.random() < 0.7:
@@ -258,18 +277,23 @@ def _run(d: District, rng: random.Random) -> None:
         # The application's own station or the township (which decides township items), mostly; now
         # and then any station, whose command must then refuse.
         code = rng.choice([str(vals["station"]), "T1"]) if rng.random() < 0.85 else rng.choice(STATIONS)
-        _station_command(d, d.st(code), f"station move to {target}", rng,
-                         lambda st: commands.transition(st, number, target))
+        _station_command(
+            d, d.st(code), f"station move to {target}", rng, lambda st: commands.transition(st, number, target)
+        )
         return
     if op == "inspect":
         _, cat = world.hub.catalogue()
-        under_review = [n for n, item in world.hub.store.conn.execute(
-            "SELECT number, item FROM applications WHERE status='under_review'") if cat.items[item].inspection_required]
+        under_review = [
+            n
+            for n, item in world.hub.store.conn.execute(
+                "SELECT number, item FROM applications WHERE status='under_review'"
+            )
+            if cat.items[item].inspection_required
+        ]
         number = rng.choice(under_review) if under_review and rng.random() < 0.9 else number
         device = rng.choice(DEVICES)
         if rng.random() < 0.5:
-            _station_command(d, d.st("T1"), "township inspect", rng,
-                             lambda st: assignment.assign(st, number, device))
+            _station_command(d, d.st("T1"), "township inspect", rng, lambda st: assignment.assign(st, number, device))
         else:
             try:
                 hub_inspection.assign(world.hub, number, device)
@@ -286,12 +310,18 @@ def _run(d: District, rng: random.Random) -> None:
         return
     task = rng.choice(tasks)
     result = rng.choice(["pass", "fail", "rectify"])
-    _station_command(d, device, "report", rng, lambda st: node_inspection.report(
-        st, str(task["task"]), result=result, findings=["现场核查记录"]))
+    _station_command(
+        d,
+        device,
+        "report",
+        rng,
+        lambda st: node_inspection.report(st, str(task["task"]), result=result, findings=["现场核查记录"]),
+    )
 
 
-def _station_command(d: District, station: Station, label: str, rng: random.Random,
-                     command: Callable[[Station], object]) -> None:
+def _station_command(
+    d: District, station: Station, label: str, rng: random.Random, command: Callable[[Station], object]
+) -> None:
     """Run a station's real command: it may refuse for its own reasons, never by the admission check
     (the station and the hub disagreeing); what it writes is pushed and checked both ways."""
     before = station.meta.int("seq")
@@ -306,8 +336,12 @@ def _station_command(d: District, station: Station, label: str, rng: random.Rand
 
 
 def test_honest_commands_are_admitted_and_their_forgeries_are_not(district: District) -> None:
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(seed=st.integers(0, 2**64 - 1))
     def one_more_command(seed: int) -> None:
         # The district grows from example to example, so what can be drawn depends on what came

@@ -65,9 +65,18 @@ class Served:
     def accept(self, st: Station, item: str, *, note: str = "") -> dict[str, object]:
         p = self.people.applicant()
         deferred = [m.name for m in st.catalogue().catalogue.items[item].materials if m.deferrable][:1]
-        return commands.accept(st, commands.Application(
-            item=item, name=p["name"], id_number=p["id_number"], phone=p["phone"], note=note,
-            submitted=materials(st, item, deferred=deferred), deferred=deferred))
+        return commands.accept(
+            st,
+            commands.Application(
+                item=item,
+                name=p["name"],
+                id_number=p["id_number"],
+                phone=p["phone"],
+                note=note,
+                submitted=materials(st, item, deferred=deferred),
+                deferred=deferred,
+            ),
+        )
 
     async def healthy(self) -> None:
         resp = await self.client.get("/healthz")
@@ -161,8 +170,7 @@ async def test_a_pull_signed_by_one_station_cannot_read_anothers_feed(served: Se
 
 
 def _signed_pull(st: Station, body: dict[str, object], *, key: object = None) -> str:
-    doc = sign_document("pull", body, signer=st.code, recipient=st.hub_id,
-                        signing_key=key or st.keys.sign)  # type: ignore[arg-type]
+    doc = sign_document("pull", body, signer=st.code, recipient=st.hub_id, signing_key=key or st.keys.sign)  # type: ignore[arg-type]
     return base64.b64encode(doc).decode()
 
 
@@ -173,8 +181,7 @@ async def test_a_pull_without_a_valid_signed_request_is_refused(served: Served, 
         "missing": {},
         "not_base64": {uplink.REQUEST_HEADER: "!!not base64!!"},
         "not_a_frame": {uplink.REQUEST_HEADER: base64.b64encode(b"hello").decode()},
-        "wrong_key": {uplink.REQUEST_HEADER: _signed_pull(village, {"after": 0, "at_ms": now},
-                                                         key=_stranger_key())},
+        "wrong_key": {uplink.REQUEST_HEADER: _signed_pull(village, {"after": 0, "at_ms": now}, key=_stranger_key())},
         "stale": {uplink.REQUEST_HEADER: _signed_pull(village, {"after": 0, "at_ms": now - 3_600_000})},
         "no_after": {uplink.REQUEST_HEADER: _signed_pull(village, {"at_ms": now})},
     }[case]
@@ -191,10 +198,14 @@ def _stranger_key() -> object:
     return signing_key_from_seed(bytes([9]) * 32)
 
 
-@pytest.mark.parametrize("extra", [{"pending": "x"}, {"catalogue_version": 1.5}, {"after": 2**64 - 1}],
-                         ids=["pending_str", "catalogue_float", "after_u64"])
-async def test_an_authentic_but_malformed_pull_is_a_400(served: Served, village: Station,
-                                                         extra: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [{"pending": "x"}, {"catalogue_version": 1.5}, {"after": 2**64 - 1}],
+    ids=["pending_str", "catalogue_float", "after_u64"],
+)
+async def test_an_authentic_but_malformed_pull_is_a_400(
+    served: Served, village: Station, extra: dict[str, object]
+) -> None:
     """Regression (a bug at commit 57ed1b3, since fixed in the working tree): hub/app.py pull(): only `after` and
     `at_ms` of a signed pull body are type-checked; `pending` and `catalogue_version` go through int(str(...)) and
     `after` straight into SQLite, so an authentic request with pending='x', catalogue_version=1.5 or after=2**64-1
@@ -209,8 +220,7 @@ async def test_a_revoked_station_can_neither_pull_nor_push(served: Served, villa
     served.accept(village, TOWNSHIP_ITEM)
     with served.hub.store.transaction():
         served.hub.store.revoke("T1-V1")
-    resp = await served.client.get("/v1/sync/pull",
-                                   headers={uplink.REQUEST_HEADER: uplink.pull_request(village, 0)})
+    resp = await served.client.get("/v1/sync/pull", headers={uplink.REQUEST_HEADER: uplink.pull_request(village, 0)})
     assert (resp.status, (await json_error(resp))["error"]) == (403, "revoked")
     with pytest.raises(Refused, match="refused the pull"):
         await node_client.sync_round(village, served.url)
@@ -255,8 +265,10 @@ async def test_enrolment_and_key_routes_refuse_junk_and_consume_nothing(served: 
         ("/v1/enroll/challenge", pack({"token_id": "0" * 16})),  # no such token
         ("/v1/enroll/challenge", pack({"token": token})),  # the old way: the token itself is not taken
         ("/v1/enroll/challenge", b"\x00" * 5000),  # over the request cap
-        ("/v1/enroll", pack({"challenge": b"SJF1junk", "sign_pub": bytes(32), "seal_pub": bytes(32),
-                             "proof": bytes(32)})),
+        (
+            "/v1/enroll",
+            pack({"challenge": b"SJF1junk", "sign_pub": bytes(32), "seal_pub": bytes(32), "proof": bytes(32)}),
+        ),
         ("/v1/enroll", pack({"challenge": b"x" * 2000})),
     ):
         resp = await served.client.post(path, data=body, headers=headers)
@@ -304,7 +316,8 @@ async def test_a_declared_oversize_body_is_refused_before_it_is_read(served: Ser
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(
         f"POST /v1/sync/push HTTP/1.1\r\nHost: {host}\r\nContent-Type: {FRAMES}\r\n"
-        f"Content-Length: {MAX_PUSH_BYTES + 1}\r\n\r\n".encode() + b"\x91\xc6"
+        f"Content-Length: {MAX_PUSH_BYTES + 1}\r\n\r\n".encode()
+        + b"\x91\xc6"
     )
     await writer.drain()
     status_line = await asyncio.wait_for(reader.readline(), 10)
@@ -333,6 +346,7 @@ async def test_an_oversize_streamed_body_is_refused(served: Served) -> None:
 
 # -- bodies larger than one socket read ---------------------------------------------------------------------
 
+
 async def test_a_legitimate_push_larger_than_one_socket_read_is_applied(served: Served, village: Station) -> None:
     """A back-entry of 200 paper records with long notes, then one sync round.
 
@@ -342,11 +356,17 @@ async def test_a_legitimate_push_larger_than_one_socket_read_is_applied(served: 
     lines = []
     for n in range(200):
         p = served.people.applicant()
-        lines.append(json.dumps({
-            "item": TOWNSHIP_ITEM, "applicant": {"name": p["name"], "id_number": p["id_number"], "phone": p["phone"]},
-            "materials": [{"name": m} for m in materials(village, TOWNSHIP_ITEM)],
-            "note": f"{n}:" + os.urandom(900).hex(),  # ~1.8 KB of incompressible notes each
-        }, ensure_ascii=False))
+        lines.append(
+            json.dumps(
+                {
+                    "item": TOWNSHIP_ITEM,
+                    "applicant": {"name": p["name"], "id_number": p["id_number"], "phone": p["phone"]},
+                    "materials": [{"name": m} for m in materials(village, TOWNSHIP_ITEM)],
+                    "note": f"{n}:" + os.urandom(900).hex(),  # ~1.8 KB of incompressible notes each
+                },
+                ensure_ascii=False,
+            )
+        )
     assert commands.accept_lines(village, lines) == {"accepted": 200, "refused": []}
     uplink.build_outbox(village)
     size = sum(len(bytes(r[0])) for r in village.conn.execute("SELECT frame FROM outbox"))

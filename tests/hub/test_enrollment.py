@@ -34,8 +34,7 @@ ITEM = "360802-0010"
         ("T" * 65, "township", "", "not usable"),
     ],
 )
-def test_register_refuses_what_cannot_be_a_station(world: World, code: str, tier: str, parent: str,
-                                                   why: str) -> None:
+def test_register_refuses_what_cannot_be_a_station(world: World, code: str, tier: str, parent: str, why: str) -> None:
     world.register("T1", "township")
     world.register("T1-V1", "village", "T1")
     before = [s.code for s in world.hub.store.stations()]
@@ -63,8 +62,11 @@ def test_a_token_pins_the_stations_own_keys_once(world: World, tmp_path: Path) -
     st = Station(tmp_path / "v1", clock=world.clock, create=True)
     try:
         answer = enrollment.redeem(world.hub, token=token, sign_pub=st.keys.sign_pub, seal_pub=st.keys.seal_pub)
-        assert _pin(st, answer, token, "", online=True) == {"station": "T1-V1", "tier": "village",
-                                                             "catalogue_version": 1}
+        assert _pin(st, answer, token, "", online=True) == {
+            "station": "T1-V1",
+            "tier": "village",
+            "catalogue_version": 1,
+        }
         pinned = world.hub.store.station("T1-V1")
         assert pinned is not None and (pinned.sign_pub, pinned.seal_pub) == (st.keys.sign_pub, st.keys.seal_pub)
         with pytest.raises(RemoteProtocolError, match="already been used"):
@@ -150,8 +152,13 @@ def test_a_superseded_token_cannot_take_over_an_enrolled_station(world: World, t
     token = world.register("T1-V1", "village", "T1")
     real = Station(tmp_path / "real", clock=world.clock, create=True)
     world.stations.append(real)
-    _pin(real, enrollment.redeem(world.hub, token=token, sign_pub=real.keys.sign_pub,
-                                 seal_pub=real.keys.seal_pub), token, "", online=True)
+    _pin(
+        real,
+        enrollment.redeem(world.hub, token=token, sign_pub=real.keys.sign_pub, seal_pub=real.keys.seal_pub),
+        token,
+        "",
+        online=True,
+    )
     with pytest.raises(RemoteProtocolError):
         enrollment.redeem(world.hub, token=lost, sign_pub=bytes(range(32)), seal_pub=bytes(range(32)))
     assert world.hub.store.station("T1-V1").sign_pub == real.keys.sign_pub  # type: ignore[union-attr]

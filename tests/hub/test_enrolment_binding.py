@@ -17,8 +17,9 @@ from replica.errors import Refused
 from tests.conftest import World
 
 
-def file_for(world: World, tmp_path: Path, code: str = "T1-V1",
-             url: str = "http://hub.example:8700") -> tuple[Path, str]:
+def file_for(
+    world: World, tmp_path: Path, code: str = "T1-V1", url: str = "http://hub.example:8700"
+) -> tuple[Path, str]:
     if world.hub.store.station("T1") is None:
         world.register("T1", "township")
     token = world.register(code, "village", "T1")
@@ -69,7 +70,7 @@ def test_a_file_re_signed_by_a_rogue_with_the_mac_recomputed_is_refused(world: W
         enrollment.register(rogue, station="T1", name="镇", tier="township")
         enrollment.register(rogue, station="T1-V1", name="村", tier="village", parent="T1")
         doc = enrollment.enrolment_document(rogue, "T1-V1", hub_url="http://rogue.example")
-        real = unpack(path.read_bytes()[len(ENROLMENT_MAGIC):])
+        real = unpack(path.read_bytes()[len(ENROLMENT_MAGIC) :])
         assert isinstance(real, dict)
         for keys in (keyring.bundle(rogue), {**keyring.bundle(rogue), "roots": real["keys"]["roots"]}):  # type: ignore[index]
             forged = dict(real, enrollment=doc, keys=keys, mac=answer_mac(token_key(parse_token(token)), b"", doc))
@@ -86,7 +87,7 @@ def test_a_file_re_signed_by_a_rogue_with_the_mac_recomputed_is_refused(world: W
 
 def test_the_hub_address_comes_from_the_signed_document(world: World, tmp_path: Path) -> None:
     path, token = file_for(world, tmp_path, url="http://hub.example:8700")
-    raw = unpack(path.read_bytes()[len(ENROLMENT_MAGIC):])
+    raw = unpack(path.read_bytes()[len(ENROLMENT_MAGIC) :])
     assert isinstance(raw, dict)
     raw["hub_url"] = "http://rogue.example"  # the unsigned copy is only a label
     path.write_bytes(ENROLMENT_MAGIC + pack(raw))

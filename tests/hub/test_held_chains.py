@@ -46,8 +46,7 @@ def test_a_move_built_on_a_held_forgery_waits_and_stays_held(make_world: Callabl
     assert w.hub.records.values("application", app_id)["status"] == "accepted"
 
 
-def test_a_move_built_on_an_honest_held_change_applies_when_that_is_released(
-        make_world: Callable[..., World]) -> None:
+def test_a_move_built_on_an_honest_held_change_applies_when_that_is_released(make_world: Callable[..., World]) -> None:
     w = make_world(("T1", "township", ""))
     fast = SkewedClock(w.clock, 11 * MINUTE_MS)
     v = w.station("T1-V1", "village", "T1", clock=fast)

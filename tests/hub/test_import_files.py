@@ -58,7 +58,8 @@ def _batches_taken(hub_dir: Path) -> int:
 
 
 def test_links_and_oversized_files_are_refused_unread_and_the_rest_is_imported(
-        stick: tuple[World, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stick: tuple[World, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     w, usb = stick
     batches = sorted(usb.glob("*.sjb"))
     assert batches
@@ -98,8 +99,9 @@ def test_links_and_oversized_files_are_refused_unread_and_the_rest_is_imported(
         hub.close()
 
 
-def test_a_symlink_named_on_the_command_line_is_refused(stick: tuple[World, Path], tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_symlink_named_on_the_command_line_is_refused(
+    stick: tuple[World, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     w, usb = stick
     link = tmp_path / "usb-link"
     link.symlink_to(usb, target_is_directory=True)
@@ -151,8 +153,9 @@ def test_a_file_swapped_for_a_link_after_listing_is_not_followed(tmp_path: Path)
     assert exc.value.refusal.code == "symlink"
 
 
-def test_a_missing_path_is_refused_before_anything_is_imported(stick: tuple[World, Path], tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_path_is_refused_before_anything_is_imported(
+    stick: tuple[World, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     w, usb = stick
     capsys.readouterr()
     code = main(["hub", "import", str(w.root / "hub"), str(usb), str(tmp_path / "nowhere"), "--json"])

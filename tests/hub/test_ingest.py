@@ -36,8 +36,13 @@ IMMEDIATE_ITEM = "360802-0001"  # immediate, decided at township level
 @pytest.fixture
 def town(make_world: Callable[..., World]) -> World:
     """T1 with villages T1-V1 and T1-V2; T2 with village T2-V1. All enrolled."""
-    return make_world(("T1", "township", ""), ("T1-V1", "village", "T1"), ("T1-V2", "village", "T1"),
-                      ("T2", "township", ""), ("T2-V1", "village", "T2"))
+    return make_world(
+        ("T1", "township", ""),
+        ("T1-V1", "village", "T1"),
+        ("T1-V2", "village", "T1"),
+        ("T2", "township", ""),
+        ("T2-V1", "village", "T2"),
+    )
 
 
 def st(world: World, code: str) -> Station:
@@ -52,12 +57,19 @@ def own_wires(station: Station) -> list[list[object]]:
     return [[o, e, s, h, ent, rid, unpack(f), unpack(b)] for o, e, s, h, ent, rid, f, b in rows]
 
 
-def signed_batch(station: Station, changes: list[object], *, first_seq: int, prev: bytes = bytes(32),
-                 recipient: str | None = None) -> bytes:
+def signed_batch(
+    station: Station, changes: list[object], *, first_seq: int, prev: bytes = bytes(32), recipient: str | None = None
+) -> bytes:
     """A batch validly signed with the station's own key, sealed to the hub: what a clone could send."""
     return build_batch(
-        origin=station.code, epoch=1, first_seq=first_seq, changes=changes, prev=prev,
-        recipient=recipient or station.hub_id, hlc=station.meta.int("hlc"), signing_key=station.keys.sign,
+        origin=station.code,
+        epoch=1,
+        first_seq=first_seq,
+        changes=changes,
+        prev=prev,
+        recipient=recipient or station.hub_id,
+        hlc=station.meta.int("hlc"),
+        signing_key=station.keys.sign,
         seal_to=load_seal_public(station.meta.bytes("hub_seal_pub")),
     )
 
@@ -86,8 +98,11 @@ def only(acks: list[FrameAck]) -> FrameAck:
 
 def test_a_villages_applications_are_applied_once_with_a_signed_receipt(town: World) -> None:
     v1 = st(town, "T1-V1")
-    made = [town.accept(v1, TOWNSHIP_ITEM), town.accept(v1, DISTRICT_ITEM, deferred=["家庭收入情况声明"]),
-            town.accept(v1, IMMEDIATE_ITEM)]
+    made = [
+        town.accept(v1, TOWNSHIP_ITEM),
+        town.accept(v1, DISTRICT_ITEM, deferred=["家庭收入情况声明"]),
+        town.accept(v1, IMMEDIATE_ITEM),
+    ]
     ack = only(town.push(v1))
     assert (ack.result, ack.applied, ack.quarantined, ack.expected_seq) == (AckResult.APPLIED, 3, 0, 4)
     hub = town.hub
@@ -170,7 +185,8 @@ def test_a_fork_is_kept_whole_in_quarantine_with_an_alert(town: World) -> None:
     assert alert["kind"] == "fork" and alert["station"] == "T1-V1"
     after = snapshot(town.hub)
     assert {k: v for k, v in after.items() if k not in ("quarantine", "alerts")} == {
-        k: v for k, v in before.items() if k not in ("quarantine", "alerts")}
+        k: v for k, v in before.items() if k not in ("quarantine", "alerts")
+    }
     assert town.hub.records.values("application", str(app["id"]))["applicant_name"] != "克隆站点写的名字"
 
 
@@ -219,9 +235,19 @@ def test_changes_outside_the_stations_rights_are_quarantined_and_the_rest_applie
         v1.write_unchecked("application", own_id, {"decision": "准予许可"}, {})
         v1.write_unchecked("application", own_id, {"status": "approved"}, {"status": record["status"][0]})
         # A village creating an application in its neighbour's name.
-        v1.write_unchecked("application", theirs_id, {
-            "number": "T1-V2-20260302-09999", "station": "T1-V2", "item": TOWNSHIP_ITEM, "kind": "promised",
-            "applicant_name": "测试申请人9999", "status": "accepted"}, {})
+        v1.write_unchecked(
+            "application",
+            theirs_id,
+            {
+                "number": "T1-V2-20260302-09999",
+                "station": "T1-V2",
+                "item": TOWNSHIP_ITEM,
+                "kind": "promised",
+                "applicant_name": "测试申请人9999",
+                "status": "accepted",
+            },
+            {},
+        )
     later = town.accept(v1, DISTRICT_ITEM, deferred=["家庭收入情况声明"])
     ack = only(town.push(v1))
     assert (ack.result, ack.applied, ack.quarantined) == (AckResult.QUARANTINED, 2, 3)
@@ -268,8 +294,7 @@ def test_a_rating_outside_one_to_five_is_not_admitted(town: World, score: int) -
 
 
 @pytest.mark.parametrize(("ahead_min", "admitted"), [(9, True), (11, False), (24 * 60, False)])
-def test_a_change_stamped_far_ahead_of_hub_time_is_quarantined(world: World, ahead_min: int,
-                                                               admitted: bool) -> None:
+def test_a_change_stamped_far_ahead_of_hub_time_is_quarantined(world: World, ahead_min: int, admitted: bool) -> None:
     world.station("T1", "township")
     fast = world.station("T1-V1", "village", "T1", clock=SkewedClock(world.clock, ahead_min * MINUTE_MS))
     app = world.accept(fast, TOWNSHIP_ITEM)
@@ -323,8 +348,16 @@ def test_a_batch_addressed_to_another_hub_is_rejected(town: World) -> None:
 def test_a_batch_signed_with_another_stations_key_is_rejected(town: World) -> None:
     v1, v2 = st(town, "T1-V1"), st(town, "T1-V2")
     town.accept(v1, TOWNSHIP_ITEM)
-    frame = build_batch(origin="T1-V1", epoch=1, first_seq=1, changes=own_wires(v1), prev=bytes(32),
-                        recipient=town.hub.hub_id, hlc=1, signing_key=v2.keys.sign)
+    frame = build_batch(
+        origin="T1-V1",
+        epoch=1,
+        first_seq=1,
+        changes=own_wires(v1),
+        prev=bytes(32),
+        recipient=town.hub.hub_id,
+        hlc=1,
+        signing_key=v2.keys.sign,
+    )
     ack = only(town.ingest([frame]))
     assert ack.result is AckResult.REJECTED and ack.reason.startswith("bad_signature:")
     assert town.hub.store.count("changes") == 0
@@ -398,8 +431,7 @@ def test_a_station_never_goes_back_to_an_older_catalogue(town: World, tmp_path: 
 
 def test_a_station_refuses_a_catalogue_not_signed_by_its_hub(town: World, tmp_path: Path) -> None:
     v1 = st(town, "T1-V1")
-    other = Hub.create(tmp_path / "other-hub", district="360802", name="冒充的区", catalogue=None,
-                       clock=town.clock)
+    other = Hub.create(tmp_path / "other-hub", district="360802", name="冒充的区", catalogue=None, clock=town.clock)
     try:
         forged = other.store.latest_release()
         assert forged is not None

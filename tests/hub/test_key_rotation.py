@@ -61,9 +61,19 @@ def test_a_station_offline_across_both_rotations_follows_them_months_later(world
     assert [a.result.value for a in world.push(v1)] == ["applied"]
 
     # Release 3 signed by the removed key (say, by whoever stole it) is refused by hand and online.
-    forged = sign_document("catalogue", {"version": 3, "issued_at": "2026-09-01T00:00:00+08:00",
-                                         "expires_at": "2027-03-01T00:00:00+08:00", "catalogue": catalogue()},
-                           signer=hub.hub_id, recipient="*", signing_key=old.sign, extra_header={"version": 3})
+    forged = sign_document(
+        "catalogue",
+        {
+            "version": 3,
+            "issued_at": "2026-09-01T00:00:00+08:00",
+            "expires_at": "2027-03-01T00:00:00+08:00",
+            "catalogue": catalogue(),
+        },
+        signer=hub.hub_id,
+        recipient="*",
+        signing_key=old.sign,
+        extra_header={"version": 3},
+    )
     stick = tmp_path / "stick"
     stick.mkdir()
     (stick / "catalogue_v3.sjd").write_bytes(forged)

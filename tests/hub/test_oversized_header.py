@@ -39,8 +39,9 @@ def _no_traceback(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
-async def test_a_header_over_sanjis_cap_is_a_400_with_a_reason(client: TestClient, caplog: pytest.LogCaptureFixture,
-                                                               method: str, path: str) -> None:
+async def test_a_header_over_sanjis_cap_is_a_400_with_a_reason(
+    client: TestClient, caplog: pytest.LogCaptureFixture, method: str, path: str
+) -> None:
     caplog.set_level(logging.DEBUG)
     size = REQUEST_HEADER_MAX_CHARS + 1
     assert size < AIOHTTP_FIELD_CAP, "the cap must sit below aiohttp's, or Sanji never gets to say why"
@@ -60,9 +61,9 @@ async def test_a_header_at_sanjis_cap_is_read_and_judged_on_its_content(client: 
 
 
 @pytest.mark.parametrize("size", [AIOHTTP_FIELD_CAP + 1, 64 * 1024, 1024 * 1024])
-async def test_a_header_over_aiohttps_cap_is_a_400_and_one_log_line(client: TestClient,
-                                                                    caplog: pytest.LogCaptureFixture,
-                                                                    size: int) -> None:
+async def test_a_header_over_aiohttps_cap_is_a_400_and_one_log_line(
+    client: TestClient, caplog: pytest.LogCaptureFixture, size: int
+) -> None:
     caplog.set_level(logging.DEBUG)
     resp = await client.get("/v1/sync/pull", headers={REQUEST_HEADER: "A" * size})
     assert resp.status == 400
@@ -85,6 +86,13 @@ def test_a_real_error_keeps_its_traceback() -> None:
     except RuntimeError:
         import sys
 
-        record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "Error handling request from %s",
-                                   ("127.0.0.1",), sys.exc_info())
+        record = logging.LogRecord(
+            "aiohttp.server",
+            logging.ERROR,
+            __file__,
+            1,
+            "Error handling request from %s",
+            ("127.0.0.1",),
+            sys.exc_info(),
+        )
     assert f.filter(record) and record.exc_info is not None and record.levelno == logging.ERROR

@@ -24,8 +24,9 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
-def test_held_changes_are_listed_with_code_and_reason(make_world: Callable[..., World],
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_held_changes_are_listed_with_code_and_reason(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
     w = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
     v = w.get("T1-V1")
     made = w.accept(v, TOWNSHIP_ITEM)
@@ -44,7 +45,9 @@ def test_held_changes_are_listed_with_code_and_reason(make_world: Callable[..., 
     assert code == 0
     rows = json.loads(out)["quarantined"]
     assert [(r["origin"], r["seq"], r["code"], r["state"]) for r in rows] == [
-        ("T1-V1", 3, "not_authorised", "open"), ("T1-V1", 2, "illegal_move", "open")]
+        ("T1-V1", 3, "not_authorised", "open"),
+        ("T1-V1", 2, "illegal_move", "open"),
+    ]
     assert "只有即办件可以受理后直接办结" in rows[1]["reason"]
     assert all(not r["relayed"] and r["sender"] == "T1-V1" for r in rows)
     assert w.hub.records.values("application", str(honest["id"]))["status"] == "accepted"
@@ -60,10 +63,20 @@ def test_a_held_creation_is_shown_masked(make_world: Callable[..., World], capsy
     w = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
     v = w.get("T1-V1")
     app = w.application("360802-0042", st=v)  # district-only: a village may not accept it
-    fields = {"number": "T1-V1-20260302-00009", "station": "T1-V1", "item": app.item, "catalogue_version": 1,
-              "kind": "promised", "applicant_name": app.name, "applicant_id": app.id_number,
-              "applicant_phone": app.phone, "address": "", "accepted_at": "2026-03-02T09:00:00+08:00",
-              "due_date": "2026-03-30", "status": "accepted"}
+    fields = {
+        "number": "T1-V1-20260302-00009",
+        "station": "T1-V1",
+        "item": app.item,
+        "catalogue_version": 1,
+        "kind": "promised",
+        "applicant_name": app.name,
+        "applicant_id": app.id_number,
+        "applicant_phone": app.phone,
+        "address": "",
+        "accepted_at": "2026-03-02T09:00:00+08:00",
+        "due_date": "2026-03-30",
+        "status": "accepted",
+    }
     with v.transaction():
         v.write_unchecked("application", "forged-0001", fields, {})
     w.push(v)

@@ -53,8 +53,13 @@ def padded(megabytes: float, *, seed: int = 21) -> dict[str, object]:
     per_item = 40 * 1024
     for i in range(int(megabytes * 1024 * 1024) // per_item):
         names = [base64.b64encode(rng.randbytes(768)).decode() for _ in range(40)]
-        items.append({**template, "code": f"360802-{9000 + i:04d}",
-                      "materials": [{"name": n, "required": True, "deferrable": False} for n in names]})
+        items.append(
+            {
+                **template,
+                "code": f"360802-{9000 + i:04d}",
+                "materials": [{"name": n, "required": True, "deferrable": False} for n in names],
+            }
+        )
     doc["items"] = items
     return doc
 
@@ -102,23 +107,22 @@ def test_hub_publish_refuses_a_70_mb_catalogue_with_exit_2_and_the_limit(tmp_pat
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     sanji = Path(sys.executable).parent / "sanji"
     hub_dir = tmp_path / "hub"
-    init = subprocess.run([sanji, "hub", "init", hub_dir, "--json"], capture_output=True, text=True, env=env,
-                          timeout=120)
+    init = subprocess.run(
+        [sanji, "hub", "init", hub_dir, "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert init.returncode == 0, init.stderr
     big = tmp_path / "catalogue-70mb.json"
     doc = sample()
     doc["note"] = "说明" * (70 * 1000 * 1000 // 6)  # a real JSON document of about 70 MB
     big.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
     assert big.stat().st_size > 69 * 1000 * 1000
-    res = subprocess.run([sanji, "hub", "publish", hub_dir, big], capture_output=True, text=True, env=env,
-                         timeout=120)
+    res = subprocess.run([sanji, "hub", "publish", hub_dir, big], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 2, (res.returncode, res.stderr)
     assert limits.mib(limits.CATALOGUE_SOURCE_MAX_BYTES) in res.stderr and str(big.stat().st_size) in res.stderr
 
 
 def _wires(page: bytes, st: Station) -> list[object]:
-    doc = open_document(page, kind="feed", recipient=st.code, verify_key=st.hub_key,
-                        unseal_key=lambda k: st.keys.seal)
+    doc = open_document(page, kind="feed", recipient=st.code, verify_key=st.hub_key, unseal_key=lambda k: st.keys.seal)
     assert isinstance(doc.body, dict)
     return list(doc.body["changes"])
 
@@ -147,8 +151,9 @@ def test_a_feed_page_shrinks_to_fit_the_cap_and_loses_nothing(world: World, monk
     assert pages > 3 and seen == whole
 
 
-def test_a_release_rides_alone_when_changes_do_not_fit_beside_it(world: World, monkeypatch: pytest.MonkeyPatch,
-                                                                tmp_path: Path) -> None:
+def test_a_release_rides_alone_when_changes_do_not_fit_beside_it(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     v1 = world.get("T1-V1")
     numbers = [str(world.accept(v1, DISTRICT_ITEM)["number"]) for _ in range(3)]
     world.push(v1)
@@ -177,6 +182,5 @@ def test_a_stored_release_over_the_cap_is_left_out_of_the_feed(world: World, mon
     assert world.hub.publish(sample()) == 2
     monkeypatch.setattr(hub_feed, "RELEASE_FRAME_MAX_BYTES", 1024)  # as if published before the cap
     page = feed_page(world.hub, v1.code, after=0, catalogue_version=1)
-    doc = open_document(page, kind="feed", recipient=v1.code, verify_key=v1.hub_key,
-                        unseal_key=lambda k: v1.keys.seal)
+    doc = open_document(page, kind="feed", recipient=v1.code, verify_key=v1.hub_key, unseal_key=lambda k: v1.keys.seal)
     assert isinstance(doc.body, dict) and doc.body["catalogue"] is None

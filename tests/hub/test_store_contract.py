@@ -26,8 +26,9 @@ from .store_backends import H1, KEY_A, SEAL_A, T0, Backend, _record, _station_tr
 # -- lifecycle ---------------------------------------------------------------------------------
 
 
-def test_create_refuses_an_existing_store_and_open_refuses_a_missing_one(backend: Backend, folder: Path,
-                                                                         tmp_path: Path) -> None:
+def test_create_refuses_an_existing_store_and_open_refuses_a_missing_one(
+    backend: Backend, folder: Path, tmp_path: Path
+) -> None:
     """``create`` never adopts an existing hub (FileExistsError); ``open`` never makes one (FileNotFoundError)."""
     backend.create(folder).close()
     with pytest.raises(FileExistsError):

@@ -22,8 +22,18 @@ def test_a_new_station_has_no_keys_and_neutral_figures(store: HubStore) -> None:
     """A registered station: given name/tier/parent, no keys, not revoked, never seen, zero figures."""
     _station_tree(store)
     assert store.station("T1-V1") == Station(
-        code="T1-V1", name="一村", tier="village", parent="T1", sign_pub=None, seal_pub=None, revoked=False,
-        last_seen_ms=None, backlog=0, catalogue_version=0, feed_ack=0, last_error="",
+        code="T1-V1",
+        name="一村",
+        tier="village",
+        parent="T1",
+        sign_pub=None,
+        seal_pub=None,
+        revoked=False,
+        last_seen_ms=None,
+        backlog=0,
+        catalogue_version=0,
+        feed_ack=0,
+        last_error="",
     )
     assert store.station("nobody") is None
 
@@ -85,13 +95,23 @@ def test_seen_updates_only_what_it_is_given(store: HubStore) -> None:
     st = store.station("T1-V1")
     assert st is not None
     assert (st.last_seen_ms, st.backlog, st.catalogue_version, st.feed_ack, st.last_error) == (
-        T0 + 1, 5, 2, 40, "网络中断")
+        T0 + 1,
+        5,
+        2,
+        40,
+        "网络中断",
+    )
     with store.transaction():
         store.seen("T1-V1", T0 + 2)
     st = store.station("T1-V1")
     assert st is not None
     assert (st.last_seen_ms, st.backlog, st.catalogue_version, st.feed_ack, st.last_error) == (
-        T0 + 2, 5, 2, 40, "网络中断")
+        T0 + 2,
+        5,
+        2,
+        40,
+        "网络中断",
+    )
     with store.transaction():
         store.seen("T1-V1", T0 + 3, backlog=0, feed_ack=10, error="")
     st = store.station("T1-V1")
@@ -114,8 +134,13 @@ def test_tiers_and_children(store: HubStore) -> None:
     """``tiers`` maps every station code to its tier; ``children`` lists the codes whose parent is the
     given station (order unspecified), empty for a leaf or an unknown code."""
     _station_tree(store)
-    assert store.tiers() == {"T1": "township", "T1-V1": "village", "T1-V2": "village", "T2": "township",
-                             "T2-V1": "village"}
+    assert store.tiers() == {
+        "T1": "township",
+        "T1-V1": "village",
+        "T1-V2": "village",
+        "T2": "township",
+        "T2-V1": "village",
+    }
     assert sorted(store.children("T1")) == ["T1-V1", "T1-V2"]
     assert store.children("T2") == ["T2-V1"]
     assert store.children("T1-V1") == []

@@ -20,8 +20,9 @@ from .store_backends import H1, H2, H3, H4, T0, Backend, _record
 
 
 def _change(seq: int, origin: str = "T1-V1", rid: str | None = None) -> Change:
-    return Change(origin, 1, seq, (T0 << 16) + seq, "application", rid or f"app-{origin}-{seq}",
-                  {"note": f"第{seq}条"}, {})
+    return Change(
+        origin, 1, seq, (T0 << 16) + seq, "application", rid or f"app-{origin}-{seq}", {"note": f"第{seq}条"}, {}
+    )
 
 
 # -- cursors and batches -------------------------------------------------------------------------
@@ -75,8 +76,9 @@ def test_a_batch_hash_is_recorded_once(store: HubStore) -> None:
         (9, 100, {(7, 9)}),
     ],
 )
-def test_applied_ranges_returns_every_overlapping_batch(store: HubStore, first: int, last: int,
-                                                        expected: set[tuple[int, int]]) -> None:
+def test_applied_ranges_returns_every_overlapping_batch(
+    store: HubStore, first: int, last: int, expected: set[tuple[int, int]]
+) -> None:
     """``applied_ranges(origin, epoch, a, b)`` maps (first_seq, last_seq) -> hash for every batch of that
     origin and epoch whose range intersects [a, b] (inclusive ends); other origins and epochs never show."""
     with store.transaction():
@@ -101,9 +103,9 @@ def test_quarantine_lists_open_items_in_arrival_order(store: HubStore) -> None:
         store.quarantine("T1-V1", 1, 7, H1, b"raw-change", "clock ahead", T0)
         store.quarantine("T1-V2", 2, 1, H2, b"raw-frame", "fork: overlap", T0 + 1, whole_batch=True)
     items = store.quarantined()
-    assert [(i["origin"], i["epoch"], i["seq"], i["reason"], i["created_ms"], bool(i["whole_batch"]))
-            for i in items] == [("T1-V1", 1, 7, "clock ahead", T0, False),
-                                ("T1-V2", 2, 1, "fork: overlap", T0 + 1, True)]
+    assert [
+        (i["origin"], i["epoch"], i["seq"], i["reason"], i["created_ms"], bool(i["whole_batch"])) for i in items
+    ] == [("T1-V1", 1, 7, "clock ahead", T0, False), ("T1-V2", 2, 1, "fork: overlap", T0 + 1, True)]
     assert items[0]["id"] != items[1]["id"]
     assert store.quarantined("resolved") == []
     assert store.count("quarantine") == 2
@@ -118,8 +120,13 @@ def test_rejections_are_newest_first_with_a_total(store: HubStore) -> None:
     total, rows = store.rejections(3)
     assert total == 5
     assert [r["origin"] for r in rows] == ["S4", "S3", "S2"]
-    assert rows[0] == {"at_ms": T0 + 4, "source": "http:1.2.3.4", "origin": "S4", "reason": "wrong_recipient: reason 4",
-                       "count": 1}
+    assert rows[0] == {
+        "at_ms": T0 + 4,
+        "source": "http:1.2.3.4",
+        "origin": "S4",
+        "reason": "wrong_recipient: reason 4",
+        "count": 1,
+    }
     assert store.rejections()[0] == 5 and len(store.rejections()[1]) == 5
     assert store.count("rejected") == 5
 

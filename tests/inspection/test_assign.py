@@ -62,8 +62,7 @@ def test_assignment_writes_a_task_moves_to_inspecting_and_pauses_the_clock(scene
 def test_the_task_carries_only_what_the_inspector_needs(scene: Scene, world: World) -> None:
     task_id = str(scene.assign(None)["task"])
     task = world.hub.records.values("task", task_id)
-    assert set(task) == {"application", "number", "inspector", "due", "status", "item", "address", "phone",
-                         "checklist"}
+    assert set(task) == {"application", "number", "inspector", "due", "status", "item", "address", "phone", "checklist"}
     assert task["address"] == "兴桥镇塅口村3组" and task["phone"] == "13900000001" and task["number"] == scene.number
     world.pull(scene.field)
     held = {(str(e), str(i)) for e, i in scene.field.conn.execute("SELECT entity, id FROM records")}
@@ -78,7 +77,8 @@ def test_the_field_device_lists_its_tasks(scene: Scene, world: World) -> None:
     task_id = scene.assigned()
     listed = tasks(scene.field)
     assert [(t["task"], t["number"], t["item"], t["address"], t["due"], t["status"]) for t in listed] == [
-        (task_id, scene.number, ITEM, "兴桥镇塅口村3组", "2026-03-09", "assigned")]
+        (task_id, scene.number, ITEM, "兴桥镇塅口村3组", "2026-03-09", "assigned")
+    ]
     assert listed[0]["phone"] == "139****0001"
     assert tasks(scene.field, reveal=True)[0]["phone"] == "13900000001"
     assert tasks(scene.village) == []  # the village holds the task record but is not its inspector
@@ -97,8 +97,9 @@ def test_leaving_inspection_unpauses_and_moves_the_due_date_out(scene: Scene, wo
     assert fields["due_date"] == cal.add_working_days(before, 4).isoformat()  # type: ignore[index]
     # The village learns it at its next sync.
     world.pull(scene.village)
-    row = scene.village.conn.execute("SELECT status, paused, due_date FROM applications WHERE number=?",
-                                     (scene.number,)).fetchone()
+    row = scene.village.conn.execute(
+        "SELECT status, paused, due_date FROM applications WHERE number=?", (scene.number,)
+    ).fetchone()
     assert tuple(row) == ("approved", 0, fields["due_date"])  # type: ignore[index]
 
 

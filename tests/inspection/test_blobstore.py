@@ -74,8 +74,11 @@ def test_is_sha256_hex_accepts_only_a_content_address() -> None:
 
 def test_blob_requests_round_trip_and_refuse_bad_shapes() -> None:
     s = sha(b"photo")
-    for req in (BlobRequest("query", s, 10, at_ms=5), BlobRequest("chunk", s, 10, 0, sha(b"c"), 5),
-                BlobRequest("file", s, 3, data=b"abc")):
+    for req in (
+        BlobRequest("query", s, 10, at_ms=5),
+        BlobRequest("chunk", s, 10, 0, sha(b"c"), 5),
+        BlobRequest("file", s, 3, data=b"abc"),
+    ):
         assert parse_request(request_body(req)) == req
     with pytest.raises(MalformedError):
         parse_request({"op": "delete", "sha256": s, "size": 1})
@@ -151,10 +154,10 @@ def test_chunks_assemble_into_the_blob_only_when_the_whole_matches(tmp_path: Pat
     n = chunk_count(len(data))
     for i in (2, 0):
         off, length = chunk_span(len(data), i)
-        store.put_chunk(name, i, data[off:off + length])
+        store.put_chunk(name, i, data[off : off + length])
     assert store.held_chunks(name) == [0, 2]
     off, length = chunk_span(len(data), 1)
-    store.put_chunk(name, 1, data[off:off + length])
+    store.put_chunk(name, 1, data[off : off + length])
     assert store.assemble(name, n)
     assert store.read(name) == data and store.held_chunks(name) == []
 

@@ -49,8 +49,9 @@ def _env() -> dict[str, str]:
 
 
 def sanji(*args: object, expect: int = 0) -> Any:
-    proc = subprocess.run([str(SANJI), *(str(a) for a in args), "--json"], capture_output=True, text=True,
-                          timeout=90, env=_env())
+    proc = subprocess.run(
+        [str(SANJI), *(str(a) for a in args), "--json"], capture_output=True, text=True, timeout=90, env=_env()
+    )
     assert proc.returncode == expect, f"sanji {' '.join(map(str, args))}: exit {proc.returncode}\n{proc.stderr}"
     if expect == 2:
         assert proc.stderr.strip() and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -70,8 +71,13 @@ class Hub:
 
     def start(self) -> None:
         log = (self.folder.parent / "hub.log").open("ab")
-        self.proc = subprocess.Popen([str(SANJI), "hub", "serve", str(self.folder), "--port", str(self.port)],
-                                     stdout=log, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(SANJI), "hub", "serve", str(self.folder), "--port", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_env(),
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -138,15 +144,19 @@ def tampered_put(folder: Path, url: str, photo: Path, index: int) -> tuple[int, 
     from node.station import Station
 
     data = photo.read_bytes()
-    chunk = data[index * CHUNK_SIZE:(index + 1) * CHUNK_SIZE]
+    chunk = data[index * CHUNK_SIZE : (index + 1) * CHUNK_SIZE]
     st = Station(folder)
     try:
         req = BlobRequest("chunk", sha_of(photo), len(data), index, hashlib.sha256(chunk).hexdigest(), st.clock())
         header = transfer.request_header(st, req)
     finally:
         st.close()
-    request = urllib.request.Request(f"{url}/v1/blobs/{sha_of(photo)}/{index}", data=bytes(len(chunk)),
-                                     method="PUT", headers={transfer.REQUEST_HEADER: header})
+    request = urllib.request.Request(
+        f"{url}/v1/blobs/{sha_of(photo)}/{index}",
+        data=bytes(len(chunk)),
+        method="PUT",
+        headers={transfer.REQUEST_HEADER: header},
+    )
     try:
         with _HTTP.open(request, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -159,17 +169,38 @@ def test_field_inspection_offline_with_photos_end_to_end(district: tuple[Path, H
     h, v, f = root / "hub", root / "village", root / "field"
     sanji("hub", "init", h)
     sanji("hub", "enroll", h, "--station", TOWNSHIP, "--name", "兴桥镇", "--tier", "township")
-    tv = sanji("hub", "enroll", h, "--station", VILLAGE, "--name", "塅口村", "--tier", "village",
-               "--parent", TOWNSHIP)["token"]
+    tv = sanji("hub", "enroll", h, "--station", VILLAGE, "--name", "塅口村", "--tier", "village", "--parent", TOWNSHIP)[
+        "token"
+    ]
     tf = sanji("hub", "enroll", h, "--station", FIELD, "--name", "踏勘一号", "--tier", "field")["token"]
     hub.start()
     sanji("node", "init", v, "--hub", hub.url, "--token", tv)
     assert sanji("node", "init", f, "--hub", hub.url, "--token", tf)["tier"] == "field"
 
     # The village accepts; the hub reviews and assigns the inspection.
-    app = sanji("node", "accept", v, "--item", ITEM, "--name", "测试申请人甲", "--id-number", id_number(7),
-                "--phone", "13900000007", "--address", "兴桥镇塅口村5组", "--material", "居民身份证",
-                "--material", "户口簿", "--material", "家庭收入情况声明", "--material", "家庭经济状况核对授权书")
+    app = sanji(
+        "node",
+        "accept",
+        v,
+        "--item",
+        ITEM,
+        "--name",
+        "测试申请人甲",
+        "--id-number",
+        id_number(7),
+        "--phone",
+        "13900000007",
+        "--address",
+        "兴桥镇塅口村5组",
+        "--material",
+        "居民身份证",
+        "--material",
+        "户口簿",
+        "--material",
+        "家庭收入情况声明",
+        "--material",
+        "家庭经济状况核对授权书",
+    )
     number = app["number"]
     sanji("node", "sync", v)
     sanji("hub", "transition", h, number, "--to", "under_review")
@@ -184,16 +215,32 @@ def test_field_inspection_offline_with_photos_end_to_end(district: tuple[Path, H
     sanji("node", "sync", f)
     tasks = sanji("node", "tasks", f)["tasks"]
     assert [(t["task"], t["number"], t["item"], t["address"], t["status"]) for t in tasks] == [
-        (task, number, ITEM, "兴桥镇塅口村5组", "assigned")]
+        (task, number, ITEM, "兴桥镇塅口村5组", "assigned")
+    ]
     hub.stop()
-    photos = [make_photo(root / "a.jpg", 3 * CHUNK_SIZE + 100), make_photo(root / "b.jpg", 2 * CHUNK_SIZE + 1),
-              make_photo(root / "c.jpg", 40_000)]
+    photos = [
+        make_photo(root / "a.jpg", 3 * CHUNK_SIZE + 100),
+        make_photo(root / "b.jpg", 2 * CHUNK_SIZE + 1),
+        make_photo(root / "c.jpg", 40_000),
+    ]
     signature = make_photo(root / "signature.png", 3_000)
     sanji("node", "report", f, "no-such-task", "--result", "pass", "--finding", "x", expect=2)
     sanji("node", "report", f, task, "--result", "pass", "--finding", "x", "--photo", root / "nope.jpg", expect=2)
-    reported = sanji("node", "report", f, task, "--result", "pass", "--finding", "房屋破旧，家庭收入属实",
-                     "--gps", "27.1167,114.9833,12", *[a for p in photos for a in ("--photo", p)],
-                     "--signature", signature)
+    reported = sanji(
+        "node",
+        "report",
+        f,
+        task,
+        "--result",
+        "pass",
+        "--finding",
+        "房屋破旧，家庭收入属实",
+        "--gps",
+        "27.1167,114.9833,12",
+        *[a for p in photos for a in ("--photo", p)],
+        "--signature",
+        signature,
+    )
     assert reported["status"] == "done" and reported["photos"] == [sha_of(p) for p in photos]
     sanji("node", "sync", f, expect=3)  # offline: nothing lost
     assert sanji("node", "status", f)["pending"] == 2

@@ -25,8 +25,23 @@ from sanji.cli import main
 from tests.conftest import World
 from tests.inspection.conftest import FIELD, ITEM, Scene, photo
 
-ROW_KEYS = {"task", "number", "item", "item_name", "inspector", "inspector_name", "assigned_at", "due", "status",
-            "overdue", "result", "recorded_at", "photos", "missing_blobs", "application_status"}
+ROW_KEYS = {
+    "task",
+    "number",
+    "item",
+    "item_name",
+    "inspector",
+    "inspector_name",
+    "assigned_at",
+    "due",
+    "status",
+    "overdue",
+    "result",
+    "recorded_at",
+    "photos",
+    "missing_blobs",
+    "application_status",
+}
 
 
 def at(text: str) -> int:
@@ -61,8 +76,15 @@ def report(scene: Scene, task: str, tmp_path: Path) -> tuple[list[bytes], bytes]
     """Record a 需整改 report with two photos and a signature on the device; push the records only."""
     shots = [photo(tmp_path, "a.jpg", 3_000), photo(tmp_path, "b.jpg", 2_000)]
     sig = photo(tmp_path, "sig.png", 1_500)
-    inspection.report(scene.field, task, result="rectify", findings=["屋顶漏雨"], gps="27.1167,114.9833,8",
-                      photos=shots, signature=sig)
+    inspection.report(
+        scene.field,
+        task,
+        result="rectify",
+        findings=["屋顶漏雨"],
+        gps="27.1167,114.9833,8",
+        photos=shots,
+        signature=sig,
+    )
     scene.world.push(scene.field)
     return [p.read_bytes() for p in shots], sig.read_bytes()
 
@@ -109,8 +131,9 @@ def test_an_assigned_task_past_its_due_date_is_overdue(scene: Scene, world: Worl
     assert list_inspections(world.hub, open_only=True) == []
 
 
-def test_a_report_whose_photos_the_hub_lacks_is_listed_until_they_arrive(scene: Scene, world: World,
-                                                                          tmp_path: Path) -> None:
+def test_a_report_whose_photos_the_hub_lacks_is_listed_until_they_arrive(
+    scene: Scene, world: World, tmp_path: Path
+) -> None:
     task = scene.assigned()
     shots, sig = report(scene, task, tmp_path)
     other = second_application(scene)  # newer, open, nothing missing

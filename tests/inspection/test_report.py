@@ -22,11 +22,19 @@ def sha_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def record(scene: Scene, tmp_path: Path, task: str, sizes: tuple[int, ...] = (600_000, 300_000, 2_000),
-           **kw: object) -> tuple[dict[str, object], list[Path]]:
+def record(
+    scene: Scene, tmp_path: Path, task: str, sizes: tuple[int, ...] = (600_000, 300_000, 2_000), **kw: object
+) -> tuple[dict[str, object], list[Path]]:
     shots = [photo(tmp_path, f"p{i}.jpg", n) for i, n in enumerate(sizes)]
-    out = inspection.report(scene.field, task, result=str(kw.pop("result", "pass")),
-                            findings=["房屋为土木结构，家庭确有困难"], gps="27.1167,114.9833,8", photos=shots, **kw)  # type: ignore[arg-type]
+    out = inspection.report(
+        scene.field,
+        task,
+        result=str(kw.pop("result", "pass")),
+        findings=["房屋为土木结构，家庭确有困难"],
+        gps="27.1167,114.9833,8",
+        photos=shots,
+        **kw,
+    )  # type: ignore[arg-type]
     return out, shots
 
 
@@ -101,7 +109,7 @@ def _chunks(data: bytes) -> list[tuple[int, bytes]]:
     out = []
     for i in range(chunk_count(len(data))):
         off, n = chunk_span(len(data), i)
-        out.append((i, data[off:off + n]))
+        out.append((i, data[off : off + n]))
     return out
 
 
@@ -153,8 +161,7 @@ def test_the_hub_takes_chunks_resumably_and_refuses_tampering(scene: Scene, worl
     assert operations.status(world.hub)["rejected_batches"] >= 2  # both refusals are on record
 
 
-def test_blobs_travel_by_usb_and_the_device_purges_after_retention(scene: Scene, world: World,
-                                                                  tmp_path: Path) -> None:
+def test_blobs_travel_by_usb_and_the_device_purges_after_retention(scene: Scene, world: World, tmp_path: Path) -> None:
     task = scene.assigned()
     out, shots = record(scene, tmp_path, task)
     st = scene.field
@@ -208,14 +215,19 @@ def test_blobs_travel_by_usb_and_the_device_purges_after_retention(scene: Scene,
     assert purge.purged_keys(st) == {("task", task)}
 
 
-def test_a_photo_shared_by_two_reports_stays_until_both_are_purged(scene: Scene, world: World,
-                                                                  tmp_path: Path) -> None:
+def test_a_photo_shared_by_two_reports_stays_until_both_are_purged(scene: Scene, world: World, tmp_path: Path) -> None:
     first = scene.assigned()
     shared = photo(tmp_path, "shared.jpg", 5_000)
     inspection.report(scene.field, first, result="rectify", findings=["需整改"], photos=[shared])
     world.push(scene.field)
-    blobindex.import_files(world.hub, [Path(f) for f in uplink.export(scene.field, tmp_path / "u1")["files"]  # type: ignore[attr-defined]
-                                       if f.endswith(".sjo")])
+    blobindex.import_files(
+        world.hub,
+        [
+            Path(f)
+            for f in uplink.export(scene.field, tmp_path / "u1")["files"]  # type: ignore[attr-defined]
+            if f.endswith(".sjo")
+        ],
+    )
     blobs.import_held(scene.field, blobindex.held_document(world.hub, FIELD))  # type: ignore[arg-type]
     second = scene.assigned()  # a second visit after 整改
     inspection.report(scene.field, second, result="pass", findings=["已整改"], photos=[shared])

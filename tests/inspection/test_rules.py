@@ -23,16 +23,17 @@ from sync.inspection import (
 )
 from sync.model import ENTITIES, check_value
 
-CATALOGUE = json.loads((Path(__file__).resolve().parents[2] / "sanji" / "data" / "catalogue-sample.json")
-                       .read_text("utf-8"))
+CATALOGUE = json.loads(
+    (Path(__file__).resolve().parents[2] / "sanji" / "data" / "catalogue-sample.json").read_text("utf-8")
+)
 CAT = parse_catalogue(CATALOGUE)
 
 
 def test_checklist_is_the_fixed_head_then_each_required_material() -> None:
     item = CAT.items["360802-0004"]  # 最低生活保障申请
     lines = checklist_for(item)
-    assert lines[:len(CHECKLIST_HEAD)] == list(CHECKLIST_HEAD)
-    assert lines[len(CHECKLIST_HEAD):] == [f"核对材料原件：{m.name}" for m in item.materials if m.required]
+    assert lines[: len(CHECKLIST_HEAD)] == list(CHECKLIST_HEAD)
+    assert lines[len(CHECKLIST_HEAD) :] == [f"核对材料原件：{m.name}" for m in item.materials if m.required]
     assert checklist_for(item) == lines  # the same on every replica
     assert check_value(ENTITIES["task"]["checklist"].kind, lines)
 
@@ -43,10 +44,13 @@ def test_every_item_that_needs_inspection_gets_a_valid_checklist() -> None:
             assert check_value(ENTITIES["task"]["checklist"].kind, checklist_for(item))
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("27.1167,114.9833", Position(27.1167, 114.9833, GPS_UNKNOWN_ACCURACY)),
-    (" 27.1 , 114.9 , 12.5 ", Position(27.1, 114.9, 12.5)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("27.1167,114.9833", Position(27.1167, 114.9833, GPS_UNKNOWN_ACCURACY)),
+        (" 27.1 , 114.9 , 12.5 ", Position(27.1, 114.9, 12.5)),
+    ],
+)
 def test_parse_gps(text: str, expected: Position) -> None:
     assert parse_gps(text) == expected
 

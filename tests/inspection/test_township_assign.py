@@ -31,8 +31,10 @@ def district(world: World):  # type: ignore[no-untyped-def]
 
 
 def _state(st) -> tuple[int, int]:  # type: ignore[no-untyped-def]
-    return (st.conn.execute("SELECT COUNT(*) FROM changes").fetchone()[0],
-            st.conn.execute("SELECT COUNT(*) FROM records WHERE entity='task'").fetchone()[0])
+    return (
+        st.conn.execute("SELECT COUNT(*) FROM changes").fetchone()[0],
+        st.conn.execute("SELECT COUNT(*) FROM records WHERE entity='task'").fetchone()[0],
+    )
 
 
 def test_township_assigns_offline_and_the_report_comes_back(world: World, district) -> None:  # type: ignore[no-untyped-def]

@@ -44,8 +44,9 @@ PHONE, ADDRESS = "13900000006", "兴桥镇塅口村5组"
 
 def refusal(*args: object) -> str:
     """Run a `sanji` command that must be refused (exit 2) and return its one-line reason."""
-    proc = subprocess.run([str(SANJI), *(str(a) for a in args), "--json"], capture_output=True, text=True,
-                          timeout=90, env=_env())
+    proc = subprocess.run(
+        [str(SANJI), *(str(a) for a in args), "--json"], capture_output=True, text=True, timeout=90, env=_env()
+    )
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, (proc.returncode, proc.stderr)
     return proc.stderr
 
@@ -59,8 +60,13 @@ def get(url: str) -> str:
 def serve_ui(folder: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     """`sanji node serve` as staff start it: loopback only; up once /tasks answers."""
     with log.open("ab") as out:
-        proc = subprocess.Popen([str(SANJI), "node", "serve", str(folder), "--port", str(port), "--interval", "3600"],
-                                stdout=out, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
+        proc = subprocess.Popen(
+            [str(SANJI), "node", "serve", str(folder), "--port", str(port), "--interval", "3600"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_env(),
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the station UI exited at start: {log.read_text()[-2000:]}"
@@ -75,13 +81,24 @@ def serve_ui(folder: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
 
 async def post_report(url: str, csrf: str, photos: list[tuple[str, bytes]], signature: bytes) -> tuple[int, str]:
     data = aiohttp.FormData()
-    for name, value in (("csrf", csrf), ("result", "rectify"), ("findings", "屋顶漏雨，需整改后复核"),
-                        ("check1", "yes"), ("lat", "27.116700"), ("lon", "114.983300"), ("acc", "12"),
-                        ("signature_png", "data:image/png;base64," + base64.b64encode(signature).decode())):
+    for name, value in (
+        ("csrf", csrf),
+        ("result", "rectify"),
+        ("findings", "屋顶漏雨，需整改后复核"),
+        ("check1", "yes"),
+        ("lat", "27.116700"),
+        ("lon", "114.983300"),
+        ("acc", "12"),
+        ("signature_png", "data:image/png;base64," + base64.b64encode(signature).decode()),
+    ):
         data.add_field(name, value)
     for name, content in photos:
-        data.add_field("photos", content, filename=name,
-                       content_type="image/png" if content.startswith(b"\x89PNG") else "image/jpeg")
+        data.add_field(
+            "photos",
+            content,
+            filename=name,
+            content_type="image/png" if content.startswith(b"\x89PNG") else "image/jpeg",
+        )
     async with aiohttp.ClientSession() as session, session.post(url, data=data, allow_redirects=False) as resp:
         return resp.status, resp.headers.get("Location", "") or await resp.text()
 
@@ -94,17 +111,34 @@ def test_township_assigns_and_the_device_reports_through_its_ui(district: tuple[
     root, hub = district
     h, t, v, f = root / "hub", root / "township", root / "village", root / "field"
     sanji("hub", "init", h)
-    tokens = {TOWNSHIP: sanji("hub", "enroll", h, "--station", TOWNSHIP, "--name", "兴桥镇", "--tier", "township"),
-              VILLAGE: sanji("hub", "enroll", h, "--station", VILLAGE, "--name", "塅口村", "--tier", "village",
-                             "--parent", TOWNSHIP),
-              FIELD: sanji("hub", "enroll", h, "--station", FIELD, "--name", "踏勘一号", "--tier", "field")}
+    tokens = {
+        TOWNSHIP: sanji("hub", "enroll", h, "--station", TOWNSHIP, "--name", "兴桥镇", "--tier", "township"),
+        VILLAGE: sanji(
+            "hub", "enroll", h, "--station", VILLAGE, "--name", "塅口村", "--tier", "village", "--parent", TOWNSHIP
+        ),
+        FIELD: sanji("hub", "enroll", h, "--station", FIELD, "--name", "踏勘一号", "--tier", "field"),
+    }
     hub.start()
     for folder, code, tier in ((t, TOWNSHIP, "township"), (v, VILLAGE, "village"), (f, FIELD, "field")):
         assert sanji("node", "init", folder, "--hub", hub.url, "--token", tokens[code]["token"])["tier"] == tier
 
     # The village accepts an item its township decides, and sends it up.
-    number = sanji("node", "accept", v, "--item", ITEM, "--name", "测试申请人丙", "--id-number", id_number(6),
-                   "--phone", PHONE, "--address", ADDRESS, *[a for m in MATERIALS for a in ("--material", m)])["number"]
+    number = sanji(
+        "node",
+        "accept",
+        v,
+        "--item",
+        ITEM,
+        "--name",
+        "测试申请人丙",
+        "--id-number",
+        id_number(6),
+        "--phone",
+        PHONE,
+        "--address",
+        ADDRESS,
+        *[a for m in MATERIALS for a in ("--material", m)],
+    )["number"]
     sanji("node", "sync", v)
 
     # The township receives it with the district's field devices, reviews it and assigns the inspection.
@@ -125,13 +159,21 @@ def test_township_assigns_and_the_device_reports_through_its_ui(district: tuple[
     sanji("node", "sync", f)
     [got] = sanji("node", "tasks", f)["tasks"]
     assert (got["task"], got["number"], got["item"], got["address"], got["status"]) == (
-        task, number, ITEM, ADDRESS, "assigned")
+        task,
+        number,
+        ITEM,
+        ADDRESS,
+        "assigned",
+    )
     assert got["phone"] == "139****0006"
     hub.stop()
 
     # Offline, the inspector reports through the device's own UI.
-    photos = [("IMG_0001.png", png(700, 700, noise=1)), ("IMG_0002.png", png(64, 48, (30, 120, 200))),
-              ("IMG_0003.jpg", jpeg_like(3000))]
+    photos = [
+        ("IMG_0001.png", png(700, 700, noise=1)),
+        ("IMG_0002.png", png(64, 48, (30, 120, 200))),
+        ("IMG_0003.jpg", jpeg_like(3000)),
+    ]
     signature = png(300, 100, (255, 255, 255))
     port = free_port()
     ui_url = f"http://127.0.0.1:{port}"
@@ -139,7 +181,8 @@ def test_township_assigns_and_the_device_reports_through_its_ui(district: tuple[
     try:
         listed = get(ui_url + "/tasks")
         assert re.findall(r'<tr data-task="([^"]+)" data-status="([^"]+)" data-number="([^"]+)"', listed) == [
-            (task, "assigned", number)]
+            (task, "assigned", number)
+        ]
         assert PHONE not in listed and "139****0006" in listed
         form = get(f"{ui_url}/tasks/{task}")
         assert 'id="report-form"' in form and 'value="rectify" id="result-rectify"' in form

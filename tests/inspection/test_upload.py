@@ -23,14 +23,18 @@ from tests.inspection.conftest import Scene, photo
 from tests.inspection.test_report import sha_of
 
 
-async def test_an_upload_cut_short_resumes_with_only_the_missing_chunks(scene: Scene, world: World,
-                                                                         tmp_path: Path) -> None:
+async def test_an_upload_cut_short_resumes_with_only_the_missing_chunks(
+    scene: Scene, world: World, tmp_path: Path
+) -> None:
     world.clock.ms = now_ms()  # the served hub checks request times against the wall clock
     task = scene.assigned()
     from node import inspection
 
-    shots = [photo(tmp_path, "a.jpg", 3 * CHUNK_SIZE + 5), photo(tmp_path, "b.jpg", 2 * CHUNK_SIZE),
-             photo(tmp_path, "c.png", 1_000)]  # 4 + 2 + 1 chunks
+    shots = [
+        photo(tmp_path, "a.jpg", 3 * CHUNK_SIZE + 5),
+        photo(tmp_path, "b.jpg", 2 * CHUNK_SIZE),
+        photo(tmp_path, "c.png", 1_000),
+    ]  # 4 + 2 + 1 chunks
     out = inspection.report(scene.field, task, result="pass", findings=["属实"], photos=shots)
     world.push(scene.field)
     st = scene.field
@@ -42,11 +46,10 @@ async def test_an_upload_cut_short_resumes_with_only_the_missing_chunks(scene: S
 
         # A chunk whose bytes differ from what the station signed is refused as tampering.
         first = shots[0].read_bytes()
-        real = first[3 * CHUNK_SIZE:]
+        real = first[3 * CHUNK_SIZE :]
         req = BlobRequest("chunk", sha_of(shots[0]), len(first), 3, hashlib.sha256(real).hexdigest(), st.clock())
         headers = {transfer.REQUEST_HEADER: transfer.request_header(st, req)}
-        async with session.put(f"{url}/v1/blobs/{sha_of(shots[0])}/3", data=b"\0" * len(real),
-                               headers=headers) as resp:
+        async with session.put(f"{url}/v1/blobs/{sha_of(shots[0])}/3", data=b"\0" * len(real), headers=headers) as resp:
             assert resp.status == 422 and (await resp.json())["error"] == "tampered"
         # The same signed header cannot be moved to another chunk or blob.
         async with session.put(f"{url}/v1/blobs/{sha_of(shots[0])}/2", data=real, headers=headers) as resp:
@@ -55,8 +58,9 @@ async def test_an_upload_cut_short_resumes_with_only_the_missing_chunks(scene: S
         async with session.get(f"{url}/v1/blobs/{sha_of(shots[0])}") as resp:
             assert resp.status == 400 and (await resp.json())["error"] == "unauthenticated"
         stale = BlobRequest("query", sha_of(shots[0]), len(first), at_ms=st.clock() - 3_600_000)
-        async with session.get(f"{url}/v1/blobs/{sha_of(shots[0])}",
-                               headers={transfer.REQUEST_HEADER: transfer.request_header(st, stale)}) as resp:
+        async with session.get(
+            f"{url}/v1/blobs/{sha_of(shots[0])}", headers={transfer.REQUEST_HEADER: transfer.request_header(st, stale)}
+        ) as resp:
             assert resp.status == 400 and (await resp.json())["error"] == "stale"
 
         resumed = await transfer.upload_pending(st, session, url)

@@ -40,6 +40,7 @@ TOWNSHIP = "360802-T01"
 VILLAGE_A = f"{TOWNSHIP}-01"
 VILLAGE_B = f"{TOWNSHIP}-02"
 
+
 class Calendar:
     """Working days from the catalogue's own calendar: weekends off, holidays off, make-up days on."""
 
@@ -72,16 +73,20 @@ class Calendar:
 
 def back_entry_line(people: People, item: str, accepted_at: datetime, *, deferred: tuple[str, ...] = ()) -> str:
     """One `node accept --from` line (the shape of shared/bench/applications-20k.jsonl)."""
-    return json.dumps({
-        "station": "ignored",
-        "item": item,
-        "applicant": {"name": people.name(), "id_number": people.id_number(), "phone": people.phone()},
-        "address": people.address(),
-        "materials": [{"name": m, "status": "deferred" if m in deferred else "submitted"}
-                      for m in required_materials(item)],
-        "accepted_at": accepted_at.replace(microsecond=0).isoformat(),
-        "note": "",
-    }, ensure_ascii=False)
+    return json.dumps(
+        {
+            "station": "ignored",
+            "item": item,
+            "applicant": {"name": people.name(), "id_number": people.id_number(), "phone": people.phone()},
+            "address": people.address(),
+            "materials": [
+                {"name": m, "status": "deferred" if m in deferred else "submitted"} for m in required_materials(item)
+            ],
+            "accepted_at": accepted_at.replace(microsecond=0).isoformat(),
+            "note": "",
+        },
+        ensure_ascii=False,
+    )
 
 
 # -- the CLI, in this process -------------------------------------------------------------------------
@@ -274,8 +279,22 @@ def make_district(root: Path, *, nightly: str | None = None) -> District:
     doc = ok("hub", "init", hub_dir, "--district", DISTRICT)
     assert doc["hub_id"] == DISTRICT
     ok("hub", "enroll", hub_dir, "--station", TOWNSHIP, "--name", "测试镇便民服务中心", "--tier", "township")
-    tokens = {code: ok("hub", "enroll", hub_dir, "--station", code, "--name", f"测试村{code[-2:]}",
-                       "--tier", "village", "--parent", TOWNSHIP)["token"] for code in (VILLAGE_A, VILLAGE_B)}
+    tokens = {
+        code: ok(
+            "hub",
+            "enroll",
+            hub_dir,
+            "--station",
+            code,
+            "--name",
+            f"测试村{code[-2:]}",
+            "--tier",
+            "village",
+            "--parent",
+            TOWNSHIP,
+        )["token"]
+        for code in (VILLAGE_A, VILLAGE_B)
+    }
     hub = ServedHub(hub_dir, free_port(), nightly)
     nodes = []
     with hub.serving():

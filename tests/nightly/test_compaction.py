@@ -16,8 +16,10 @@ IMMEDIATE = "360802-0001"
 def outbox(node: Node) -> list[tuple[str, int]]:
     conn = node.db()
     try:
-        return [(str(s), int(n)) for s, n in conn.execute(
-            "SELECT state, length(frame) FROM outbox ORDER BY epoch, first_seq").fetchall()]
+        return [
+            (str(s), int(n))
+            for s, n in conn.execute("SELECT state, length(frame) FROM outbox ORDER BY epoch, first_seq").fetchall()
+        ]
     finally:
         conn.close()
 
@@ -40,8 +42,7 @@ def compact_now(node: Node, retention_days: int = 0) -> int:
         st.close()
 
 
-def test_compaction_keeps_unreceipted_batches_and_reconcile_finds_nothing(district: District,
-                                                                        people: People) -> None:
+def test_compaction_keeps_unreceipted_batches_and_reconcile_finds_nothing(district: District, people: People) -> None:
     d, a = district, district.a
     with d.hub.serving():
         a.accept(people, IMMEDIATE)

@@ -70,8 +70,9 @@ def test_rows_deleted_or_altered_at_the_hub_are_restored(district: District, peo
         hub.execute("DELETE FROM records WHERE application=?", (ids[nums[3]],))
         hub.execute("DELETE FROM applications WHERE id=?", (ids[nums[3]],))
         # 3. A merged record altered behind the log's back: the withdrawn one now reads "approved".
-        (blob,) = hub.execute("SELECT state FROM records WHERE entity='application' AND id=?",
-                              (ids[nums[2]],)).fetchone()
+        (blob,) = hub.execute(
+            "SELECT state FROM records WHERE entity='application' AND id=?", (ids[nums[2]],)
+        ).fetchone()
         state = unpack(blob)
         assert isinstance(state, dict) and state["status"][2] == "withdrawn"
         state["status"][2] = "approved"
@@ -237,8 +238,7 @@ def test_station_restored_from_an_older_backup_starts_a_new_epoch(district: Dist
 
 
 # Regression (a strict xfail until the bug was fixed).
-def test_changes_only_in_the_restored_backup_count_as_pending_and_sync(district: District,
-                                                                      people: People) -> None:
+def test_changes_only_in_the_restored_backup_count_as_pending_and_sync(district: District, people: People) -> None:
     d, a = district, district.a
     with d.hub.serving():
         a.accept(people, IMMEDIATE)

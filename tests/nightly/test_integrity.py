@@ -45,8 +45,12 @@ def _middle_leaf(db: Path, name: str) -> tuple[int, int]:
     try:
         size = int(conn.execute("PRAGMA page_size").fetchone()[0])
         total = int(conn.execute("PRAGMA page_count").fetchone()[0])
-        pages = [int(p) for (p,) in conn.execute(
-            "SELECT pageno FROM dbstat WHERE name=? AND pagetype='leaf' AND ncell > 0 AND pageno > 1", (name,))]
+        pages = [
+            int(p)
+            for (p,) in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name=? AND pagetype='leaf' AND ncell > 0 AND pageno > 1", (name,)
+            )
+        ]
     finally:
         conn.close()
     assert pages, f"{name} has no leaf page in {db}"
@@ -124,8 +128,9 @@ def test_integrity_check_reports_damage_in_the_middle_of_the_file(busy_district:
         assert "applications_number" in report, report
 
 
-def test_the_nightly_run_records_integrity_failed(busy_district: District, tmp_path: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_the_nightly_run_records_integrity_failed(
+    busy_district: District, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     d = busy_district
     folder = hub_copy(d, tmp_path)
     damage_index(folder / "hub.db")
@@ -143,8 +148,9 @@ def test_the_nightly_run_records_integrity_failed(busy_district: District, tmp_p
     assert (outcome, stored) == ("integrity_failed", 1)
 
 
-def test_the_station_nightly_run_records_integrity_failed(busy_district: District, tmp_path: Path,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_the_station_nightly_run_records_integrity_failed(
+    busy_district: District, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     d = busy_district
     folder = node_copy(d, tmp_path)
     damage_index(folder / "node.db")

@@ -95,8 +95,11 @@ def test_morning_report_warnings_statistics_and_csv(district: District, people: 
         hub_apps = {s: d.hub_apps(s) for s in (VILLAGE_A, VILLAGE_B)}
         by_name = {x["applicant_name"]: x for apps in hub_apps.values() for x in apps}
         assert set(plan.apps) <= set(by_name), "applicant names identify the back-entered applications"
-        late = [n for n, app in plan.apps.items() if app["item"] == "360802-0010"
-                and app["day"] == today - timedelta(days=30)][1]
+        late = [
+            n
+            for n, app in plan.apps.items()
+            if app["item"] == "360802-0010" and app["day"] == today - timedelta(days=30)
+        ][1]
         for step in ("under_review", "approved", "completed"):
             ok("hub", "transition", d.hub_dir, by_name[late]["number"], "--to", step)
 
@@ -138,7 +141,11 @@ def test_morning_report_warnings_statistics_and_csv(district: District, people: 
     for x in w["red"] + w["yellow"]:
         full = final[x["number"]]
         assert (x["station"], x["item"], x["status"], x["due_date"]) == (
-            full["station"], full["item"], full["status"], full["due_date"])
+            full["station"],
+            full["item"],
+            full["status"],
+            full["due_date"],
+        )
         assert "*" in x["applicant"], "names are masked in the report"
     assert out["overdue"] == len(red)
 
@@ -151,9 +158,12 @@ def test_morning_report_warnings_statistics_and_csv(district: District, people: 
         done = [x for x in apps if x["status"] in ("completed", "delivered")]
         on_time = sum(x["due_date"] >= today.isoformat() for x in done)  # all completed today
         return {
-            "station": station, "tier": "village", "accepted": len(apps),
+            "station": station,
+            "tier": "village",
+            "accepted": len(apps),
             "accepted_today": sum(x["accepted_at"][:10] == today.isoformat() for x in apps),
-            "completed": len(done), "on_time": on_time,
+            "completed": len(done),
+            "on_time": on_time,
             "on_time_rate": round(on_time / len(done), 3) if done else None,
             "immediate": sum(plan_kind(x["item"]) == "immediate" for x in apps),
             "promised": sum(plan_kind(x["item"]) == "promised" for x in apps),
@@ -184,9 +194,13 @@ def test_morning_report_warnings_statistics_and_csv(district: District, people: 
             assert int(r["accepted"]) == 0
             continue
         want = expected(r["station"])
-        assert (int(r["accepted"]), int(r["completed"]), int(r["on_time"]), int(r["immediate"]),
-                int(r["promised"])) == (want["accepted"], want["completed"], want["on_time"], want["immediate"],
-                                        want["promised"])
+        assert (
+            int(r["accepted"]),
+            int(r["completed"]),
+            int(r["on_time"]),
+            int(r["immediate"]),
+            int(r["promised"]),
+        ) == (want["accepted"], want["completed"], want["on_time"], want["immediate"], want["promised"])
 
 
 def test_report_is_kept_and_runs_are_recorded(district: District, people: People) -> None:

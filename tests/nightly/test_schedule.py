@@ -53,23 +53,26 @@ def test_last_due_is_the_latest_scheduled_time_not_after_now() -> None:
 # -- missed -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("now", "last_start", "expected"), [
-    # The 02:00 run of 3 March did not happen (the PC was off); it is 08:00.
-    (china(2026, 3, 3, 8, 0), china(2026, 3, 2, 2, 0, 4), True),
-    (china(2026, 3, 3, 8, 0), None, True),  # never run at all
-    (china(2026, 3, 3, 2, 0), china(2026, 3, 2, 2, 0, 4), True),  # exactly due
-    # It ran.
-    (china(2026, 3, 3, 8, 0), china(2026, 3, 3, 2, 0, 1), False),
-    (china(2026, 3, 3, 8, 0), china(2026, 3, 3, 7, 0), False),  # on demand, after the due time
-    # Not due yet today; yesterday's ran.
-    (china(2026, 3, 3, 1, 59), china(2026, 3, 2, 2, 0, 3), False),
-    # Missed, but too long ago to catch up: the next scheduled run is nearer.
-    (china(2026, 3, 3, 2, 0) + GRACE + timedelta(minutes=1), china(2026, 3, 2, 2, 0, 3), False),
-    (china(2026, 3, 3, 2, 0) + GRACE, china(2026, 3, 2, 2, 0, 3), True),
-    # The same instants seen from UTC.
-    (datetime(2026, 3, 3, 0, 0, tzinfo=UTC), datetime(2026, 3, 1, 18, 0, 4, tzinfo=UTC), True),
-    (datetime(2026, 3, 3, 0, 0, tzinfo=UTC), datetime(2026, 3, 2, 18, 0, 4, tzinfo=UTC), False),
-])
+@pytest.mark.parametrize(
+    ("now", "last_start", "expected"),
+    [
+        # The 02:00 run of 3 March did not happen (the PC was off); it is 08:00.
+        (china(2026, 3, 3, 8, 0), china(2026, 3, 2, 2, 0, 4), True),
+        (china(2026, 3, 3, 8, 0), None, True),  # never run at all
+        (china(2026, 3, 3, 2, 0), china(2026, 3, 2, 2, 0, 4), True),  # exactly due
+        # It ran.
+        (china(2026, 3, 3, 8, 0), china(2026, 3, 3, 2, 0, 1), False),
+        (china(2026, 3, 3, 8, 0), china(2026, 3, 3, 7, 0), False),  # on demand, after the due time
+        # Not due yet today; yesterday's ran.
+        (china(2026, 3, 3, 1, 59), china(2026, 3, 2, 2, 0, 3), False),
+        # Missed, but too long ago to catch up: the next scheduled run is nearer.
+        (china(2026, 3, 3, 2, 0) + GRACE + timedelta(minutes=1), china(2026, 3, 2, 2, 0, 3), False),
+        (china(2026, 3, 3, 2, 0) + GRACE, china(2026, 3, 2, 2, 0, 3), True),
+        # The same instants seen from UTC.
+        (datetime(2026, 3, 3, 0, 0, tzinfo=UTC), datetime(2026, 3, 1, 18, 0, 4, tzinfo=UTC), True),
+        (datetime(2026, 3, 3, 0, 0, tzinfo=UTC), datetime(2026, 3, 2, 18, 0, 4, tzinfo=UTC), False),
+    ],
+)
 def test_missed(now: datetime, last_start: datetime | None, expected: bool) -> None:
     assert missed(When(2, 0), last_start, now) is expected
 

@@ -55,7 +55,6 @@ def test_summary_mismatch_reaches_the_morning_report(district: District, people:
     assert (stored[0], report["anti_entropy"]["summary_mismatches"]) == (0, 1)
 
 
-
 # Regression (a strict xfail until the bug was fixed).
 def test_the_nightly_run_repairs_an_edited_projection(district: District, people: People) -> None:
     d, a = district, district.a
@@ -68,7 +67,6 @@ def test_the_nightly_run_repairs_an_edited_projection(district: District, people
         ok("hub", "reconcile", d.hub_dir, "--no-backup")
         assert a.reconcile()["summary_match"] is True
         assert d.hub_view(a.code) == a.view()
-
 
 
 def test_reconcile_with_the_hub_down_exits_3_and_changes_nothing(district: District, people: People) -> None:

@@ -69,8 +69,15 @@ def test_the_hub_listing_says_paused_once() -> None:
     from hub.cli import _apps_text
     from sync.inspection import PAUSED_LABEL
 
-    row = {"number": "N-1", "status": "inspecting", "item": "360802-0006", "applicant_name": "测试",
-           "accepted_at": "2026-03-02T09:00:00+08:00", "due_date": "2026-03-30", "paused": True}
+    row = {
+        "number": "N-1",
+        "status": "inspecting",
+        "item": "360802-0006",
+        "applicant_name": "测试",
+        "accepted_at": "2026-03-02T09:00:00+08:00",
+        "due_date": "2026-03-30",
+        "paused": True,
+    }
     assert _apps_text({"applications": [row]}).endswith(PAUSED_LABEL)
     assert _apps_text({"applications": [{**row, "paused": False}]}).endswith("时限 2026-03-30")
 
@@ -91,7 +98,12 @@ def test_a_field_devices_status_counts_the_photos_not_yet_at_the_hub(world: Worl
     task = str(assign(world.hub, number, "360802-F01")["task"])
     world.pull(field)
     assert status_dict(field, probe=False)["photos_pending"] == 0
-    inspection.report(field, task, result="pass", findings=["属实"],
-                      photos=[photo(tmp_path, "a.jpg", 5_000), photo(tmp_path, "b.jpg", 6_000)])
+    inspection.report(
+        field,
+        task,
+        result="pass",
+        findings=["属实"],
+        photos=[photo(tmp_path, "a.jpg", 5_000), photo(tmp_path, "b.jpg", 6_000)],
+    )
     assert status_dict(field, probe=False)["photos_pending"] == 2
     assert status_dict(village, probe=False)["photos_pending"] == 0

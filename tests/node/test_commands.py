@@ -88,10 +88,26 @@ def _cases(world: World, st: Station) -> dict[str, tuple[Application, str | None
     }
 
 
-CASES = ["unknown_item", "tier_not_allowed", "missing_required_material", "non_deferrable_deferred",
-         "unknown_material", "submitted_and_deferred", "bad_id_check_digit", "id_too_short", "id_born_tomorrow",
-         "phone_too_short", "phone_bad_prefix", "phone_letters", "empty_name", "name_with_nul", "name_too_long",
-         "note_too_long", "accepted_in_the_future", "accepted_at_garbage"]
+CASES = [
+    "unknown_item",
+    "tier_not_allowed",
+    "missing_required_material",
+    "non_deferrable_deferred",
+    "unknown_material",
+    "submitted_and_deferred",
+    "bad_id_check_digit",
+    "id_too_short",
+    "id_born_tomorrow",
+    "phone_too_short",
+    "phone_bad_prefix",
+    "phone_letters",
+    "empty_name",
+    "name_with_nul",
+    "name_too_long",
+    "note_too_long",
+    "accepted_in_the_future",
+    "accepted_at_garbage",
+]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -119,8 +135,12 @@ def test_the_good_application_of_the_refusal_cases_is_accepted(world: World, v1:
 
 
 def _own_changes(st: Station) -> list[tuple[int, int, str, str]]:
-    return [tuple(r) for r in st.conn.execute(  # type: ignore[misc]
-        "SELECT seq, hlc, entity, rid FROM changes WHERE origin=? ORDER BY seq", (st.code,))]
+    return [
+        tuple(r)
+        for r in st.conn.execute(  # type: ignore[misc]
+            "SELECT seq, hlc, entity, rid FROM changes WHERE origin=? ORDER BY seq", (st.code,)
+        )
+    ]
 
 
 def test_an_accepted_application_logs_exactly_one_change(world: World, v1: Station) -> None:
@@ -138,7 +158,8 @@ def test_an_accepted_application_logs_exactly_one_change(world: World, v1: Stati
 
 
 def test_seq_is_gapless_and_hlc_strictly_increases_even_when_the_clock_stalls_or_goes_back(
-        world: World, v1: Station) -> None:
+    world: World, v1: Station
+) -> None:
     for step in (0, 0, 1, -5 * MINUTE_MS, 0, 3):  # a stalled clock, then one set back five minutes
         world.clock.advance(step)
         world.accept(v1, TOWNSHIP_ITEM)
@@ -149,8 +170,9 @@ def test_seq_is_gapless_and_hlc_strictly_increases_even_when_the_clock_stalls_or
     assert v1.meta.int("hlc") == hlcs[-1]
 
 
-def test_a_failure_after_the_record_is_written_rolls_back_the_change_too(world: World, v1: Station,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_after_the_record_is_written_rolls_back_the_change_too(
+    world: World, v1: Station, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world.accept(v1, TOWNSHIP_ITEM)
     before = state(v1)
     real_apply = v1.records.apply
@@ -186,7 +208,8 @@ def test_numbers_are_unique_across_200_accepts_and_days(world: World, v1: Statio
 def _line(world: World, item: str = TOWNSHIP_ITEM, **over: object) -> str:
     p = world.people.applicant()
     raw: dict[str, object] = {
-        "item": item, "applicant": {"name": p["name"], "id_number": p["id_number"], "phone": p["phone"]},
+        "item": item,
+        "applicant": {"name": p["name"], "id_number": p["id_number"], "phone": p["phone"]},
         "materials": [{"name": "居民身份证"}, {"name": "近期免冠照片", "status": "submitted"}],
         "address": "测试路2号",
     }
@@ -195,8 +218,9 @@ def _line(world: World, item: str = TOWNSHIP_ITEM, **over: object) -> str:
 
 
 @pytest.mark.parametrize("chunk", [500, 2])
-def test_back_entry_keeps_good_lines_and_reports_refused_ones_by_line(world: World, v1: Station, chunk: int,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_back_entry_keeps_good_lines_and_reports_refused_ones_by_line(
+    world: World, v1: Station, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(commands, "BACK_ENTRY_CHUNK", chunk)
     yesterday = datetime(2026, 3, 1, 16, 30, tzinfo=CHINA).isoformat()
     lines = [
@@ -204,8 +228,11 @@ def test_back_entry_keeps_good_lines_and_reports_refused_ones_by_line(world: Wor
         "{not json",  # 2
         "",  # 3 blank: skipped, still counted
         _line(world, item="360802-9999"),  # 4 unknown item
-        _line(world, item=DEFERRABLE_ITEM, materials=[
-            {"name": "居民身份证"}, {"name": "户口簿"}, {"name": "银行卡", "status": "deferred"}]),  # 5 good
+        _line(
+            world,
+            item=DEFERRABLE_ITEM,
+            materials=[{"name": "居民身份证"}, {"name": "户口簿"}, {"name": "银行卡", "status": "deferred"}],
+        ),  # 5 good
         _line(world, accepted_at=iso_from_ms(world.clock() + 3_600_000)),  # 6 in the future
         "[1, 2]",  # 7 not an object
         _line(world, materials=[{"name": "居民身份证", "status": "lost"}]),  # 8 unknown material status
@@ -227,8 +254,13 @@ def test_back_entry_keeps_good_lines_and_reports_refused_ones_by_line(world: Wor
 
 def test_back_entry_of_only_refused_lines_writes_nothing(world: World, v1: Station) -> None:
     out = commands.accept_lines(v1, ["{", _line(world, item="nope"), "   "])
-    assert out == {"accepted": 0, "refused": [{"line": 1, "reason": out["refused"][0]["reason"]},  # type: ignore[index]
-                                              {"line": 2, "reason": out["refused"][1]["reason"]}]}  # type: ignore[index]
+    assert out == {
+        "accepted": 0,
+        "refused": [
+            {"line": 1, "reason": out["refused"][0]["reason"]},  # type: ignore[index]
+            {"line": 2, "reason": out["refused"][1]["reason"]},
+        ],
+    }  # type: ignore[index]
     assert state(v1) == (0, 0, 0, 0)
 
 
@@ -332,8 +364,12 @@ def test_listings_mask_id_numbers_and_phones_unless_revealed(world: World, v1: S
 
 def test_listings_are_in_acceptance_order(world: World, v1: Station) -> None:
     first = world.accept(v1, TOWNSHIP_ITEM)
-    back = commands.accept(v1, replace(good(world, v1), accepted_at=(
-        datetime(2026, 3, 2, 9, 0, tzinfo=CHINA) - timedelta(days=3)).isoformat()))
+    back = commands.accept(
+        v1,
+        replace(
+            good(world, v1), accepted_at=(datetime(2026, 3, 2, 9, 0, tzinfo=CHINA) - timedelta(days=3)).isoformat()
+        ),
+    )
     assert [a["number"] for a in commands.applications(v1)] == [back["number"], first["number"]]
 
 
@@ -354,8 +390,9 @@ def test_a_station_without_a_catalogue_refuses_to_accept(world: World, tmp_path:
     bare = Station(tmp_path / "bare", clock=world.clock, create=True)
     try:
         with pytest.raises(Refused, match="no catalogue"):
-            commands.accept(bare, Application(item=TOWNSHIP_ITEM, name="测试", id_number=make_id(1),
-                                              phone="13900000001"))
+            commands.accept(
+                bare, Application(item=TOWNSHIP_ITEM, name="测试", id_number=make_id(1), phone="13900000001")
+            )
         assert state(bare) == (0, 0, 0, 0)
     finally:
         bare.close()

@@ -61,15 +61,25 @@ def unusable_twin(world: World, page: bytes, **header: object) -> bytes:
     signed = peek_header(page)
     extra = {"after": signed["after"], "next": signed["next"], "more": signed["more"]}
     extra.update(header)
-    body = {"station": signed["recipient"], "after": signed["after"], "next": signed["next"], "more": True,
-            "changes": [["not", "a", "change"]], "generation": str(world.hub.store.get_meta("generation", ""))}
-    return sign_document("feed", body, signer=world.hub.hub_id, recipient=str(signed["recipient"]),
-                         signing_key=world.hub.keys.sign,
-                         extra_header={k: v for k, v in extra.items() if v is not None})
+    body = {
+        "station": signed["recipient"],
+        "after": signed["after"],
+        "next": signed["next"],
+        "more": True,
+        "changes": [["not", "a", "change"]],
+        "generation": str(world.hub.store.get_meta("generation", "")),
+    }
+    return sign_document(
+        "feed",
+        body,
+        signer=world.hub.hub_id,
+        recipient=str(signed["recipient"]),
+        signing_key=world.hub.keys.sign,
+        extra_header={k: v for k, v in extra.items() if v is not None},
+    )
 
 
-def test_a_genuine_page_that_cannot_be_applied_is_set_aside_and_the_next_one_applies(world: World,
-                                                                                    v1: Station) -> None:
+def test_a_genuine_page_that_cannot_be_applied_is_set_aside_and_the_next_one_applies(world: World, v1: Station) -> None:
     numbers, pages = two_decisions(world, v1)
     start = v1.meta.int("feed_cursor")
     bad = unusable_twin(world, pages[0])
@@ -102,9 +112,14 @@ def test_a_page_that_cannot_be_verified_or_placed_never_moves_the_cursor(world: 
         bad = bytes(data)
     elif how == "other_key":  # someone else's key, claiming a span far ahead
         body = {"station": v1.code, "after": start, "next": start + 10_000, "more": True, "changes": []}
-        bad = sign_document("feed", body, signer=world.hub.hub_id, recipient=v1.code,
-                            signing_key=signing_key_from_seed(b"\x07" * 32),
-                            extra_header={"after": start, "next": start + 10_000, "more": True})
+        bad = sign_document(
+            "feed",
+            body,
+            signer=world.hub.hub_id,
+            recipient=v1.code,
+            signing_key=signing_key_from_seed(b"\x07" * 32),
+            extra_header={"after": start, "next": start + 10_000, "more": True},
+        )
     else:  # a genuine page without its span in the signed header (a hub from before): cannot be placed
         bad = unusable_twin(world, pages[0], after=None)
 
@@ -139,8 +154,9 @@ def test_a_page_imported_too_early_is_not_set_aside(world: World, v1: Station) -
     assert status_dict(v1, probe=False)["feed_quarantined"] == 0
 
 
-def test_a_release_the_station_refuses_does_not_cost_it_the_pages_changes(world: World, v1: Station,
-                                                                          tmp_path: Path) -> None:
+def test_a_release_the_station_refuses_does_not_cost_it_the_pages_changes(
+    world: World, v1: Station, tmp_path: Path
+) -> None:
     numbers, pages = two_decisions(world, v1)
     from hub.service import Hub
 
@@ -151,12 +167,24 @@ def test_a_release_the_station_refuses_does_not_cost_it_the_pages_changes(world:
         signed = peek_header(pages[0])
         start = int(str(signed["after"]))
         rows = world.hub.store.feed_page(v1.code, start, 1)
-        body = {"station": v1.code, "after": start, "next": signed["next"], "more": True,
-                "changes": [w for _, w in rows], "origins": {v1.code: "village", world.hub.hub_id: "district"},
-                "catalogue": forged[1], "generation": str(world.hub.store.get_meta("generation", ""))}
-        page = sign_document("feed", body, signer=world.hub.hub_id, recipient=v1.code,
-                             signing_key=world.hub.keys.sign,
-                             extra_header={"after": start, "next": signed["next"], "more": True})
+        body = {
+            "station": v1.code,
+            "after": start,
+            "next": signed["next"],
+            "more": True,
+            "changes": [w for _, w in rows],
+            "origins": {v1.code: "village", world.hub.hub_id: "district"},
+            "catalogue": forged[1],
+            "generation": str(world.hub.store.get_meta("generation", "")),
+        }
+        page = sign_document(
+            "feed",
+            body,
+            signer=world.hub.hub_id,
+            recipient=v1.code,
+            signing_key=world.hub.keys.sign,
+            extra_header={"after": start, "next": signed["next"], "more": True},
+        )
     finally:
         other.close()
     out = feed_quarantine.take_page(v1, page, source="http")
@@ -165,8 +193,9 @@ def test_a_release_the_station_refuses_does_not_cost_it_the_pages_changes(world:
     assert v1.catalogue().version == 1 and "事项目录未通过校验" in v1.meta.text("catalogue_warning")
 
 
-def test_usb_import_sets_a_bad_genuine_page_aside_and_applies_the_rest(world: World, v1: Station,
-                                                                       tmp_path: Path) -> None:
+def test_usb_import_sets_a_bad_genuine_page_aside_and_applies_the_rest(
+    world: World, v1: Station, tmp_path: Path
+) -> None:
     numbers, pages = two_decisions(world, v1)
     stick = tmp_path / "stick"
     stick.mkdir()

@@ -21,8 +21,9 @@ def _page(world: World, st: Station) -> bytes:
     return feed_page(world.hub, st.code, after=st.meta.int("feed_cursor"), catalogue_version=1)
 
 
-def test_the_newest_hub_time_is_kept_and_an_older_usb_page_says_so(make_world: Callable[..., World],
-                                                                   tmp_path: Path) -> None:
+def test_the_newest_hub_time_is_kept_and_an_older_usb_page_says_so(
+    make_world: Callable[..., World], tmp_path: Path
+) -> None:
     world = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
     v1 = world.get("T1-V1")
     number = str(world.accept(v1, DISTRICT_ITEM)["number"])
@@ -58,11 +59,17 @@ def test_a_page_answers_the_pulls_nonce_in_its_signed_header(make_world: Callabl
 
 
 def test_the_stale_warning_needs_a_hub_address_and_a_round_without_an_answered_page(
-        make_world: Callable[..., World]) -> None:
+    make_world: Callable[..., World],
+) -> None:
     world = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
     v1 = world.get("T1-V1")
-    assert freshness.summary(v1) == {"hub_time": None, "hub_stale": False, "catalogue_expires_soon": False,
-                                     "hub_keys_expire_soon": False, "freshness_warning": ""}
+    assert freshness.summary(v1) == {
+        "hub_time": None,
+        "hub_stale": False,
+        "catalogue_expires_soon": False,
+        "hub_keys_expire_soon": False,
+        "freshness_warning": "",
+    }
     with v1.transaction():
         v1.meta.set("stale_rounds", 2)
     assert freshness.summary(v1)["hub_stale"] is False, "a USB-only station claims no hub online"
@@ -85,8 +92,7 @@ def test_a_catalogue_release_near_its_end_warns_before_it_expires(make_world: Ca
     assert freshness.summary(v1)["catalogue_expires_soon"] is False
 
 
-def test_a_key_list_near_its_end_warns_before_the_station_must_refuse_the_hub(
-        make_world: Callable[..., World]) -> None:
+def test_a_key_list_near_its_end_warns_before_the_station_must_refuse_the_hub(make_world: Callable[..., World]) -> None:
     world = make_world(("T1", "township", ""), ("T1-V1", "village", "T1"))
     v1 = world.get("T1-V1")
     expires = v1.meta.int("hub_keys_expires")

@@ -24,8 +24,9 @@ def test_genuine_receipts_fit_the_cap_and_an_oversize_one_is_not_kept(make_world
     frames = world.frames(v1)
     acks = world.ingest(frames[-1:])
     wire = [{**a.to_wire(), "receipt": bytes(RECEIPT_FRAME_MAX_BYTES + 1)} for a in acks]
-    answer = sign_document("acks", {"acks": wire}, signer=world.hub.hub_id, recipient=v1.code,
-                           signing_key=world.hub.keys.sign)
+    answer = sign_document(
+        "acks", {"acks": wire}, signer=world.hub.hub_id, recipient=v1.code, signing_key=world.hub.keys.sign
+    )
     uplink.read_acks(v1, answer)
     rows = v1.conn.execute("SELECT state, receipt FROM outbox ORDER BY first_seq").fetchall()
     assert rows[-1][0] == "receipted" and rows[-1][1] is None

@@ -14,9 +14,14 @@ from protocol.codec import _canonical, pack, pack_map
 from protocol.errors import LocalProtocolError
 
 ANY_SCALAR = (
-    st.none() | st.booleans() | st.integers(min_value=-(2**65), max_value=2**65)
-    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=6) | st.binary(max_size=6)
-    | st.just("\ud800") | st.just(bytearray(b"x"))
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**65), max_value=2**65)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=6)
+    | st.binary(max_size=6)
+    | st.just("\ud800")
+    | st.just(bytearray(b"x"))
 )
 
 
@@ -62,8 +67,12 @@ def test_deep_and_odd_values_still_refused() -> None:
             pack(value)
 
 
-CELL = st.tuples(st.integers(-(2**64), 2**64), st.text(max_size=4) | st.integers(0, 3), _values(2),
-                 st.integers(-(2**64), 2**64) | st.booleans() | _values(1))
+CELL = st.tuples(
+    st.integers(-(2**64), 2**64),
+    st.text(max_size=4) | st.integers(0, 3),
+    _values(2),
+    st.integers(-(2**64), 2**64) | st.booleans() | _values(1),
+)
 
 
 @settings(max_examples=1500, deadline=None)

@@ -61,16 +61,12 @@ def test_sealed_document() -> None:
         signing_key=HUB_SIGN_KEY,
         seal_to=STATION_SEAL.public_key(),
     )
-    doc = open_document(
-        data, kind="feed", recipient=STATION, verify_key=trusted, unseal_key=lambda kid: STATION_SEAL
-    )
+    doc = open_document(data, kind="feed", recipient=STATION, verify_key=trusted, unseal_key=lambda kid: STATION_SEAL)
     assert doc.body == [1, 2]
     with pytest.raises(UnknownKeyError):
         open_document(data, kind="feed", recipient=STATION, verify_key=trusted)
     with pytest.raises(DecryptError):
-        open_document(
-            data, kind="feed", recipient=STATION, verify_key=trusted, unseal_key=lambda kid: HUB_SEAL_KEY
-        )
+        open_document(data, kind="feed", recipient=STATION, verify_key=trusted, unseal_key=lambda kid: HUB_SEAL_KEY)
 
 
 def test_wrong_kind_is_refused() -> None:

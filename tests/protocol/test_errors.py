@@ -31,9 +31,7 @@ EXPECTED = [
 
 
 @pytest.mark.parametrize(("cls", "status", "code"), EXPECTED)
-def test_each_remote_error_has_its_status_and_code(
-    cls: type[RemoteProtocolError], status: int, code: str
-) -> None:
+def test_each_remote_error_has_its_status_and_code(cls: type[RemoteProtocolError], status: int, code: str) -> None:
     err = cls("the header is not a map")
     assert isinstance(err, RemoteProtocolError) and isinstance(err, SanjiError)
     assert (err.status, err.code) == (status, code)

@@ -59,9 +59,7 @@ def test_round_trip_unsealed_and_sealed() -> None:
     assert vf.header_hash == hashlib.sha256(vf.header_bytes).digest()
     assert open_payload(vf) == {"hello": [1, 2]}
 
-    sealed = seal_frame(
-        _header(), {"hello": [1, 2]}, signing_key=STATION_KEY, seal_to=HUB_SEAL_KEY.public_key()
-    )
+    sealed = seal_frame(_header(), {"hello": [1, 2]}, signing_key=STATION_KEY, seal_to=HUB_SEAL_KEY.public_key())
     vs = verify_frame(sealed, recipient=HUB, verify_key=trusted)
     assert vs.sealed and vs.header["recipient_key"] == HUB_SEAL_KID
     assert open_payload(vs, unseal_key=hub_unseal) == {"hello": [1, 2]}
@@ -156,9 +154,7 @@ def test_hpke_info_binds_recipient_and_key_id() -> None:
 
 def test_sealed_body_addressed_to_one_hub_does_not_open_under_another_name() -> None:
     # A signer that seals for hub A but writes hub B in the header produces a frame hub B cannot open.
-    body = frame_mod._hpke_seal(
-        zlib.compress(pack([1, 2, 3])), HUB_SEAL_KEY.public_key(), seal_info(HUB, HUB_SEAL_KID)
-    )
+    body = frame_mod._hpke_seal(zlib.compress(pack([1, 2, 3])), HUB_SEAL_KEY.public_key(), seal_info(HUB, HUB_SEAL_KID))
     data = forge(batch_header(recipient=OTHER_HUB, sealed=True, recipient_key=HUB_SEAL_KID), body)
     vf = verify_frame(data, recipient=OTHER_HUB, verify_key=trusted)
     with pytest.raises(DecryptError):
@@ -207,9 +203,7 @@ def test_inflate_limits_and_shape() -> None:
     ],
     ids=repr,
 )
-def test_header_shape_is_checked_before_the_signature(
-    overrides: dict[str, object], error: type[Exception]
-) -> None:
+def test_header_shape_is_checked_before_the_signature(overrides: dict[str, object], error: type[Exception]) -> None:
     data = forge(batch_header(**overrides), b"body")
     with pytest.raises(error):
         verify_frame(data, recipient=HUB, verify_key=trusted)

@@ -20,14 +20,26 @@ def key(n: int):  # type: ignore[no-untyped-def]
 
 
 def listed(root: int, version: int, sign: int, *, expires: int = 400 * DAY) -> bytes:
-    return sign_key_list(key(root), hub_id=HUB, version=version, sign=public_bytes(key(sign)),
-                         seal=bytes(32), issued_ms=0, expires_ms=expires)
+    return sign_key_list(
+        key(root),
+        hub_id=HUB,
+        version=version,
+        sign=public_bytes(key(sign)),
+        seal=bytes(32),
+        issued_ms=0,
+        expires_ms=expires,
+    )
 
 
 def test_a_station_follows_key_and_root_rotations_in_order() -> None:
     r1, r2 = key(1), key(2)
-    history = [listed(1, 1, 10), listed(1, 2, 11),
-               sign_root_change(r1, public_bytes(r2), hub_id=HUB, seq=1), listed(2, 3, 11), listed(2, 4, 12)]
+    history = [
+        listed(1, 1, 10),
+        listed(1, 2, 11),
+        sign_root_change(r1, public_bytes(r2), hub_id=HUB, seq=1),
+        listed(2, 3, 11),
+        listed(2, 4, 12),
+    ]
     root, keys = follow(history, hub_id=HUB, anchor=public_bytes(r1))
     assert root == public_bytes(r2) and keys is not None
     assert (keys.version, keys.sign) == (4, public_bytes(key(12)))

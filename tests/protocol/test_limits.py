@@ -55,15 +55,13 @@ def test_a_byte_string_at_the_bin_cap_decodes_and_one_byte_more_does_not() -> No
 def test_nothing_over_the_payload_cap_is_signed() -> None:
     key = signing_key_from_seed(bytes(32))
     with pytest.raises(LocalProtocolError):
-        sign_document("feed", {"x": [bytes(limits.BIN_MAX_BYTES)] * 3}, signer="360802", recipient="*",
-                      signing_key=key)
+        sign_document("feed", {"x": [bytes(limits.BIN_MAX_BYTES)] * 3}, signer="360802", recipient="*", signing_key=key)
 
 
 def test_a_release_at_its_cap_opens_inside_a_feed_page() -> None:
     key = signing_key_from_seed(b"\x01" * 32)
     release = b"\x00" * (limits.RELEASE_FRAME_MAX_BYTES - 1024)  # stands in for a release frame near the cap
-    page = sign_document("feed", {"catalogue": release, "changes": []}, signer="360802", recipient="V",
-                         signing_key=key)
+    page = sign_document("feed", {"catalogue": release, "changes": []}, signer="360802", recipient="V", signing_key=key)
     doc = open_document(page, kind="feed", recipient="V", verify_key=lambda s, k: key.public_key())
     assert isinstance(doc.body, dict) and hmac.compare_digest(doc.body["catalogue"], release)
 

@@ -120,8 +120,10 @@ def _sealed_feed_vector() -> dict[str, object]:
     hub_pub = public_bytes(signing_key_from_seed(HUB_SIGN_SEED))
     station_seal_pub = public_bytes(sealing_key_from_seed(STATION_SEAL_SEED))
     return {
-        "note": ("a feed page the hub signed and HPKE-sealed to the station; bytes differ at each "
-                 "regeneration (random HPKE ephemeral key); open it with recipient_seal_seed"),
+        "note": (
+            "a feed page the hub signed and HPKE-sealed to the station; bytes differ at each "
+            "regeneration (random HPKE ephemeral key); open it with recipient_seal_seed"
+        ),
         "signer": HUB_ID,
         "signer_sign_seed": HUB_SIGN_SEED.hex(),
         "signer_sign_public": hub_pub.hex(),
@@ -203,8 +205,13 @@ def test_sealed_feed_vector_opens_with_the_recipient_seed() -> None:
     assert {k: header[k] for k in SEALED_FEED_EXTRA} == SEALED_FEED_EXTRA
     assert header["body_sha256"] == hashlib.sha256(verified.body).digest()
     assert seal_info(str(vector["recipient"]), str(vector["recipient_key_id"])).hex() == vector["hpke_info_hex"]
-    doc = open_document(frame, kind="feed", recipient=str(vector["recipient"]), verify_key=trust,  # type: ignore[arg-type]
-                        unseal_key=unseal)  # type: ignore[arg-type]
+    doc = open_document(
+        frame,
+        kind="feed",
+        recipient=str(vector["recipient"]),
+        verify_key=trust,  # type: ignore[arg-type]
+        unseal_key=unseal,
+    )  # type: ignore[arg-type]
     assert doc.body == vector["body"] == SEALED_FEED_BODY
     assert pack(doc.body).hex() == vector["body_canonical_hex"]
     # Without the recipient's key it stays closed.

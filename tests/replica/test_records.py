@@ -46,18 +46,38 @@ def _apply(store: RecordStore, changes: list[Change]) -> records.Applied:
 def history() -> list[Change]:
     a = "app-1"
     return [
-        Change("T1-V1", 1, 1, T + 1, "application", a, {
-            "number": "T1-V1-20260302-00001", "station": "T1-V1", "item": "360802-0010", "status": "accepted",
-            "applicant_name": "测试申请人0001", "applicant_id": APPLICANT_ID,
-            "m.银行卡": ["deferred", "2026-03-09"],
-        }, {}),
+        Change(
+            "T1-V1",
+            1,
+            1,
+            T + 1,
+            "application",
+            a,
+            {
+                "number": "T1-V1-20260302-00001",
+                "station": "T1-V1",
+                "item": "360802-0010",
+                "status": "accepted",
+                "applicant_name": "测试申请人0001",
+                "applicant_id": APPLICANT_ID,
+                "m.银行卡": ["deferred", "2026-03-09"],
+            },
+            {},
+        ),
         Change("T1-V1", 1, 2, T + 5, "event", "ev-1", {"application": a, "action": "accept", "actor": "T1-V1"}, {}),
         Change("T1", 1, 1, T + 9, "application", a, {"status": "under_review", "note": "镇审查"}, {"status": T + 1}),
         # Concurrent with the township's note: the village had not seen it (base older than its hlc).
-        Change("T1-V1", 1, 3, T + 7, "application", a, {"note": "村备注", "m.银行卡": ["supplemented", ""]},
-               {"m.银行卡": T + 1}),
-        Change("360802", 1, 1, T + 20, "application", a, {"status": "approved", "decision": "准予"},
-               {"status": T + 9}),
+        Change(
+            "T1-V1",
+            1,
+            3,
+            T + 7,
+            "application",
+            a,
+            {"note": "村备注", "m.银行卡": ["supplemented", ""]},
+            {"m.银行卡": T + 1},
+        ),
+        Change("360802", 1, 1, T + 20, "application", a, {"status": "approved", "decision": "准予"}, {"status": T + 9}),
     ]
 
 
@@ -110,8 +130,7 @@ def test_the_application_projection_follows_the_merged_record(rs: RecordStore) -
     row = rs.conn.execute(
         "SELECT number, station, item, status, decision, note, applicant_id, updated_hlc FROM applications"
     ).fetchone()
-    assert row == ("T1-V1-20260302-00001", "T1-V1", "360802-0010", "approved", "准予", "镇审查",
-                   APPLICANT_ID, T + 20)
+    assert row == ("T1-V1-20260302-00001", "T1-V1", "360802-0010", "approved", "准予", "镇审查", APPLICANT_ID, T + 20)
     assert rs.values("application", "app-1")["m.银行卡"] == ["supplemented", ""]
     assert rs.values("event", "ev-1")["action"] == "accept"
     assert rs.values("application", "missing") == {}
@@ -130,6 +149,10 @@ def test_history_is_the_audit_trail_in_clock_order(rs: RecordStore) -> None:
     trail = rs.history("app-1")
     assert [h["hlc"] for h in trail] == sorted(h["hlc"] for h in trail)
     assert [(h["origin"], h["entity"]) for h in trail] == [
-        ("T1-V1", "application"), ("T1-V1", "event"), ("T1-V1", "application"), ("T1", "application"),
-        ("360802", "application")]
+        ("T1-V1", "application"),
+        ("T1-V1", "event"),
+        ("T1-V1", "application"),
+        ("T1", "application"),
+        ("360802", "application"),
+    ]
     assert {e for e, _, _ in rs.records_of("app-1")} == {"application", "event"}

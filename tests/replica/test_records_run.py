@@ -14,8 +14,10 @@ from tests.replica.test_records import TIERS, _db, history
 
 
 def _tables(store: RecordStore) -> list[list[tuple[object, ...]]]:
-    return [store.conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
-            for t in ("records", "changes", "applications", "conflicts")]
+    return [
+        store.conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
+        for t in ("records", "changes", "applications", "conflicts")
+    ]
 
 
 def test_one_run_leaves_what_one_call_per_change_leaves(tmp_path: Path) -> None:

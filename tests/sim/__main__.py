@@ -15,16 +15,26 @@ from tests.sim.runner import combined_hash, replay_hint, run_many, run_seed
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.sim", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=None, help="how many seeds (default 500, or 1 with --seed)")
     parser.add_argument("--seed", type=int, default=None, help="first seed (default 0)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each run's plan, stats and trace")
     parser.add_argument("-j", "--workers", type=int, default=None, help="processes (default: the cores, up to 4)")
-    parser.add_argument("--as-is", action="append", default=[], choices=sorted(ADAPTER_ISSUES), metavar="NAME",
-                        help="mirror this adapter issue as it is today instead of as it should be")
-    parser.add_argument("--copy-with-hub-restore", action="store_true",
-                        help="allow a station copied back by hand in a run where the hub is restored too")
+    parser.add_argument(
+        "--as-is",
+        action="append",
+        default=[],
+        choices=sorted(ADAPTER_ISSUES),
+        metavar="NAME",
+        help="mirror this adapter issue as it is today instead of as it should be",
+    )
+    parser.add_argument(
+        "--copy-with-hub-restore",
+        action="store_true",
+        help="allow a station copied back by hand in a run where the hub is restored too",
+    )
     parser.add_argument("--list-issues", action="store_true", help="describe the known adapter issues and exit")
     args = parser.parse_args(argv)
     if args.list_issues:
@@ -46,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  trace {result.trace_hash}, {result.seconds:.2f} s")
             results.append(result)
     else:
-        results = run_many(range(first, first + count), as_is=as_is, copy_with_hub_restore=combined,
-                           workers=args.workers)
+        results = run_many(
+            range(first, first + count), as_is=as_is, copy_with_hub_restore=combined, workers=args.workers
+        )
     total = 0
     for result in results:
         total += len(result.violations)

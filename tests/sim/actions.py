@@ -96,8 +96,9 @@ def station_op(world: World, node: SimNode) -> None:
 
 def rate(world: World, node: SimNode) -> None:
     # sync/model.py: ratings are records written once with fresh ids; one per application here.
-    rated = {str(r.get("application", (0, "", ""))[2]) for k, r in node.store.records.records.items()
-             if k[0] == "rating"}
+    rated = {
+        str(r.get("application", (0, "", ""))[2]) for k, r in node.store.records.records.items() if k[0] == "rating"
+    }
     for app_id in sorted(node.own_applications()):
         vals = node.store.records.values("application", app_id)
         if vals.get("status") in ("completed", "delivered") and app_id not in rated:
@@ -118,8 +119,9 @@ def hub_op(world: World) -> None:
     if "status" not in vals or "item" not in vals:
         return
     if rng.random() < 0.25:
-        hub.write("application", app_id, {"note": f"区级备注{rng.getrandbits(16)}"},
-                  {"note": versions(record).get("note", 0)})
+        hub.write(
+            "application", app_id, {"note": f"区级备注{rng.getrandbits(16)}"}, {"note": versions(record).get("note", 0)}
+        )
         world.note(f"hub noted {app_id}")
         return
     if hub.decided_at(str(vals["item"])) != "district" and rng.random() < 0.8:
@@ -300,8 +302,9 @@ class Rogue:
     def enrol(cls, world: World) -> Rogue:
         rogue = cls("R99", world.rng.randbytes(32))
         seal = sealing_key_from_seed(world.rng.randbytes(32))
-        world.hub.enrol(rogue.code, "village", "T01", public_bytes(signing_key_from_seed(rogue.sign_seed)),
-                        public_bytes(seal))
+        world.hub.enrol(
+            rogue.code, "village", "T01", public_bytes(signing_key_from_seed(rogue.sign_seed)), public_bytes(seal)
+        )
         return rogue
 
     def strike(self, world: World) -> None:
@@ -310,23 +313,30 @@ class Rogue:
             return
         app_id = world.rng.choice(apps)
         fields: dict[str, object] = world.rng.choice(
-            [{"status": "approved"}, {"applicant_name": "冒名顶替"}, {"decision": "越权决定"}, {"status": "withdrawn"}])
+            [{"status": "approved"}, {"applicant_name": "冒名顶替"}, {"decision": "越权决定"}, {"status": "withdrawn"}]
+        )
         self.seq += 1
         self.hlc = tick(self.hlc, world.now)
         change = Change(self.code, self.epoch, self.seq, self.hlc, "application", app_id, fields, {})
         world.checks.authored_by(change)
         world.checks.forbid(change)
-        frame = build_batch(origin=self.code, epoch=self.epoch, first_seq=self.seq, changes=[change_to_wire(change)],
-                            prev=self.chain, recipient=world.hub.hub_id, hlc=self.hlc,
-                            signing_key=signing_key_from_seed(self.sign_seed),
-                            seal_to=world.hub.seal.public_key() if world.plan.sealed else None)
+        frame = build_batch(
+            origin=self.code,
+            epoch=self.epoch,
+            first_seq=self.seq,
+            changes=[change_to_wire(change)],
+            prev=self.chain,
+            recipient=world.hub.hub_id,
+            hlc=self.hlc,
+            signing_key=signing_key_from_seed(self.sign_seed),
+            seal_to=world.hub.seal.public_key() if world.plan.sealed else None,
+        )
         ack = world.ingest(frame)
         if ack.batch:
             self.chain = ack.batch
         if ack.result is AckResult.APPLIED:  # held (or, after a hub restore, a gap): never applied
             world.checks.fail("rights_not_enforced", f"{self.code} wrote {sorted(fields)} of {app_id}: {ack.result}")
         world.note(f"rogue {sorted(fields)} on {app_id}: {ack.result.value}")
-
 
 
 def on_rotate_key(world: World, event: Event) -> None:

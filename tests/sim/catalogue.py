@@ -68,7 +68,10 @@ def release_body(version: int, issued_ms: int) -> dict[str, object]:
 def sign_release(version: int, issued_ms: int, *, hub_id: str, key: Ed25519PrivateKey) -> bytes:
     """A release as the hub publishes it (hub/service.py ``publish``): for everyone, version in the header."""
     return sign_document(
-        "catalogue", release_body(version, issued_ms), signer=hub_id, recipient="*", signing_key=key,
+        "catalogue",
+        release_body(version, issued_ms),
+        signer=hub_id,
+        recipient="*",
+        signing_key=key,
         extra_header={"version": version},
     )
-

@@ -72,8 +72,11 @@ class Checks:
 
         def watch(key: Key, before: Record, after: Record, change: Change) -> None:
             if key[0] == "application" and _terminal(before.get("status")) and not _terminal(after.get("status")):
-                self.fail("terminal_overwritten", f"{replica}: {key[1]} went from {before['status'][2]} to "
-                          f"{after.get('status', (0, '', None))[2]} by {change.key}")
+                self.fail(
+                    "terminal_overwritten",
+                    f"{replica}: {key[1]} went from {before['status'][2]} to "
+                    f"{after.get('status', (0, '', None))[2]} by {change.key}",
+                )
             if _content(change) not in self.authored.get(change.key, set()):
                 self.fail("unexpected_change", f"{replica} merged {change.key}, which no station wrote as such")
             if replica == "hub" and key[0] == "application" and "number" in change.fields:
@@ -111,8 +114,11 @@ class Checks:
     def clocks(self, nodes: Iterable[SimNode], hub: SimHub, hub_wall_high: int) -> None:
         for node in nodes:
             if wall_ms(node.store.hlc) > node.wall_high + DEFAULT_MAX_DRIFT_MS + 1:
-                self.fail("hlc_dragged", f"{node.code}: HLC {wall_ms(node.store.hlc) - node.wall_high} ms "
-                          "ahead of anything its clock showed")
+                self.fail(
+                    "hlc_dragged",
+                    f"{node.code}: HLC {wall_ms(node.store.hlc) - node.wall_high} ms "
+                    "ahead of anything its clock showed",
+                )
         if wall_ms(hub.store.hlc) > hub_wall_high + HUB_QUARANTINE_AHEAD_MS:
             self.fail("hlc_dragged", f"hub: HLC {wall_ms(hub.store.hlc) - hub_wall_high} ms ahead of hub time")
 
@@ -131,8 +137,11 @@ class Checks:
             if o == origin:
                 missing = [n for n in range(1, cursor.next_seq) if (epoch, n) not in held]
                 if missing:
-                    self.fail("cursor_hole", f"hub cursor of {origin} epoch {epoch} is at {cursor.next_seq} "
-                              f"but seqs {missing[:5]} were never taken")
+                    self.fail(
+                        "cursor_hole",
+                        f"hub cursor of {origin} epoch {epoch} is at {cursor.next_seq} "
+                        f"but seqs {missing[:5]} were never taken",
+                    )
 
     def unchanged(self, what: str, before: bytes, after: bytes) -> None:
         if before != after:
@@ -142,8 +151,10 @@ class Checks:
         """A station takes from the hub only what the online key of its current key list signed (the
         key the hub's own list of that version names): never a key the root removed, nor any other."""
         if signer_key != listed_key:
-            self.fail("unlisted_key_accepted", f"{code} took a hub {kind} signed by {signer_key}, not by its "
-                      f"listed key {listed_key}")
+            self.fail(
+                "unlisted_key_accepted",
+                f"{code} took a hub {kind} signed by {signer_key}, not by its listed key {listed_key}",
+            )
 
     def unchanged_by_replay(self, code: str, before: bytes, after: bytes) -> None:
         """A page replayed by a frozen network is never applied: cursor, records and releases stay."""
@@ -167,8 +178,9 @@ class Checks:
             row = hub.projection(key[1])
             assert row is not None
             station = hub.store.stations.get(row[0])
-            if row[0] == node.code or (station is not None and station.parent == node.code
-                                       and hub.decided_at(row[1]) in ("township", "street")):
+            if row[0] == node.code or (
+                station is not None and station.parent == node.code and hub.decided_at(row[1]) in ("township", "street")
+            ):
                 apps.append(key[1])
         forged = lost | {rec_id for entity, rec_id in self.tainted if entity == "application"}
         theirs = hub.store.records.application_keys(apps) - hub.store.records.application_keys(forged)
@@ -187,8 +199,9 @@ class Checks:
         """Whether ``who`` was put back to a backup older than ``at`` (and so lost what it held since)."""
         return any(backup < at <= restore for backup, restore in self.restores.get(who, []))
 
-    def lost_to_restores(self, accepted: dict[str, tuple[str, str, int]], nodes: dict[str, SimNode],
-                         hub: SimHub) -> set[str]:
+    def lost_to_restores(
+        self, accepted: dict[str, tuple[str, str, int]], nodes: dict[str, SimNode], hub: SimHub
+    ) -> set[str]:
         """Applications whose acceptance no copy holds any more, each for a reason: its station went back
         to a backup older than it, and the hub either never got it or went back to an older backup too."""
         holders = [n.store.records for n in nodes.values()] + [hub.store.records]
@@ -201,8 +214,7 @@ class Checks:
                 lost.add(app_id)
         return lost
 
-    def accepted_at_hub(self, accepted: dict[str, tuple[str, str, int]], nodes: dict[str, SimNode],
-                        hub: SimHub) -> int:
+    def accepted_at_hub(self, accepted: dict[str, tuple[str, str, int]], nodes: dict[str, SimNode], hub: SimHub) -> int:
         """Every application a station committed is at the hub, unless restores lost it everywhere."""
         lost = self.lost_to_restores(accepted, nodes, hub)
         for app_id, (code, number, _at) in accepted.items():
@@ -232,8 +244,10 @@ class Checks:
 
 
 def _holds_creation(records: MemRecords, app_id: str) -> bool:
-    return any(e.change.entity == "application" and e.change.id == app_id and "number" in e.change.fields
-               for e in records.changes.values())
+    return any(
+        e.change.entity == "application" and e.change.id == app_id and "number" in e.change.fields
+        for e in records.changes.values()
+    )
 
 
 def _content(change: Change) -> bytes:

@@ -93,8 +93,9 @@ def push(node: SimNode, *, max_push: int) -> Conversation:
         rnd = PushRound([o for o, _ in batches], max_count=max_push)
         gap = False
         while (request := rnd.next_request()) is not None:
-            answer = yield Request("push", frames=tuple(frames[h] for h in request),
-                                   summary=",".join(ranges[h] for h in request))
+            answer = yield Request(
+                "push", frames=tuple(frames[h] for h in request), summary=",".join(ranges[h] for h in request)
+            )
             if answer.status != 200:
                 mark_refused(node, request, answer.body.decode(errors="replace"))
                 continue
@@ -114,8 +115,9 @@ def pull(node: SimNode) -> Conversation:
         for _ in range(1000):
             node.pulls += 1  # os.urandom(16) in the client; derived here so a seed stays deterministic
             nonce = hashlib.sha256(f"sim-nonce:{node.code}:{node.pulls}".encode()).digest()[:16]
-            answer = yield Request("pull", doc=pull_request(node, node.store.feed_cursor, nonce),
-                                   summary=f"after={node.store.feed_cursor}")
+            answer = yield Request(
+                "pull", doc=pull_request(node, node.store.feed_cursor, nonce), summary=f"after={node.store.feed_cursor}"
+            )
             reached = True
             if answer.status != 200:
                 raise Refused(f"the hub refused the pull: {answer.body[:200].decode(errors='replace')}")
@@ -146,8 +148,19 @@ def unanswered(page: bytes, nonce: bytes) -> bool:
 
 
 def node_rows(node: SimNode) -> list[Row]:
-    return [(e.change.origin, e.change.epoch, e.change.seq, e.change.hlc, e.change.entity, e.change.id,
-             e.fields_packed, e.base_packed) for e in node.store.records.changes.values()]
+    return [
+        (
+            e.change.origin,
+            e.change.epoch,
+            e.change.seq,
+            e.change.hlc,
+            e.change.entity,
+            e.change.id,
+            e.fields_packed,
+            e.base_packed,
+        )
+        for e in node.store.records.changes.values()
+    ]
 
 
 def build_tree(rows: list[Row], depth: int | None = None) -> MerkleTree:
@@ -161,14 +174,20 @@ def row_to_wire(r: Row) -> list[object]:
 
 
 def ask(node: SimNode, body: dict[str, object]) -> Generator[Request, Answer, dict[str, object]]:
-    req = sign_document("reconcile-request", {**body, "at_ms": node.now()}, signer=node.code,
-                        recipient=node.hub_id, signing_key=node.sign)
+    req = sign_document(
+        "reconcile-request",
+        {**body, "at_ms": node.now()},
+        signer=node.code,
+        recipient=node.hub_id,
+        signing_key=node.sign,
+    )
     answer = yield Request("reconcile", doc=req, summary=str(body.get("op")))
     if answer.status != 200:
         raise Refused(f"the hub refused reconciliation: {answer.body[:200].decode(errors='replace')}")
     try:
-        doc = open_document(answer.body, kind="reconcile", recipient=node.code, verify_key=node.hub_key,
-                            unseal_key=node.unseal)
+        doc = open_document(
+            answer.body, kind="reconcile", recipient=node.code, verify_key=node.hub_key, unseal_key=node.unseal
+        )
     except RemoteProtocolError as exc:
         raise Refused(f"the hub's reconciliation answer does not verify: {exc}") from exc
     if not isinstance(doc.body, dict):
@@ -207,7 +226,8 @@ def _apply_theirs(node: SimNode, raw: object) -> int:
     for c in changes:
         node.observe(c.hlc)
     if "reconcile_returns_own_future_seqs" not in node.as_is and any(
-            c.origin == node.code and c.epoch == s.epoch and c.seq > s.seq for c in changes):
+        c.origin == node.code and c.epoch == s.epoch and c.seq > s.seq for c in changes
+    ):
         # Our own change with a seq we have not written yet: this database was copied back without
         # anyone telling us. Move on to a new epoch so that none of those seqs is ever batched again.
         node.start_new_epoch()
@@ -227,19 +247,28 @@ def reconcile_round(node: SimNode, *, max_batch: int, max_push: int) -> Conversa
     result = merkle.result()
     keys = sorted(set(result.missing_here) | set(result.missing_there) | set(result.differing))
     for i in range(0, len(keys), KEYS_PER_REQUEST):
-        part = keys[i:i + KEYS_PER_REQUEST]
+        part = keys[i : i + KEYS_PER_REQUEST]
         answer = yield from ask(node, {"op": "records", "keys": part})
         _apply_theirs(node, answer.get("changes"))
         held_raw = answer.get("held", [])
-        held = {(str(h[0]), int(h[1]), int(h[2])) for h in held_raw if isinstance(h, list)} if isinstance(
-            held_raw, list) else set()
+        held = (
+            {(str(h[0]), int(h[1]), int(h[2])) for h in held_raw if isinstance(h, list)}
+            if isinstance(held_raw, list)
+            else set()
+        )
         wanted = set(part)
         mine = [r for r in node_rows(node) if record_key(r[4], r[5]) in wanted]
         own, foreign = _own_repairable(node, mine, held)
         if own or foreign:
             s = node.store
             chain = {"epoch": s.epoch, "batched_seq": s.batched_seq, "hash": s.chain}
-            yield from ask(node, {"op": "repair", "changes": [row_to_wire(r) for r in own],
-                                  "foreign": [row_to_wire(r) for r in foreign], "chain": chain})
+            yield from ask(
+                node,
+                {
+                    "op": "repair",
+                    "changes": [row_to_wire(r) for r in own],
+                    "foreign": [row_to_wire(r) for r in foreign],
+                    "chain": chain,
+                },
+            )
     yield from ask(node, {"op": "done"})
-

@@ -68,9 +68,13 @@ def _bypass(world: World, code: str, app_id: str, rng: random.Random):  # type: 
     immediate = record.get("kind", (0, "", ""))[2] == "immediate"
     item = str(record.get("item", (0, "", ""))[2])
     roles = roles_of(Actor(code, node.tier), RecordContext(code, node.parent or None, world.hub.decided_at(item)))
-    legal = {to.value for (frm, move), to in TRANSITIONS.items()
-             if frm.value == seen and is_allowed(frm, move, immediate=immediate)
-             and any(may_move(r, move, immediate=immediate) for r in roles)}
+    legal = {
+        to.value
+        for (frm, move), to in TRANSITIONS.items()
+        if frm.value == seen
+        and is_allowed(frm, move, immediate=immediate)
+        and any(may_move(r, move, immediate=immediate) for r in roles)
+    }
     targets = sorted({s.value for s in Status} - legal - {seen})
     if not targets:
         return None
@@ -87,9 +91,18 @@ def _creation(world: World, code: str, kind: str, rng: random.Random):  # type: 
     day = "20260302"
     number = f"{code}-{day}-{node.store.counter:05d}"
     fields: dict[str, object] = {
-        "number": number, "station": code, "item": item.code, "catalogue_version": version, "kind": item.kind,
-        "applicant_name": "伪造申请人", "applicant_id": "360802198506150010", "applicant_phone": "13800000000",
-        "address": "", "accepted_at": "2026-03-02T09:00:00+08:00", "due_date": "2026-03-02", "status": "accepted",
+        "number": number,
+        "station": code,
+        "item": item.code,
+        "catalogue_version": version,
+        "kind": item.kind,
+        "applicant_name": "伪造申请人",
+        "applicant_id": "360802198506150010",
+        "applicant_phone": "13800000000",
+        "address": "",
+        "accepted_at": "2026-03-02T09:00:00+08:00",
+        "due_date": "2026-03-02",
+        "status": "accepted",
     }
     if kind == "unknown_item":
         fields["item"] = "360802-9999"

@@ -18,8 +18,17 @@ MINUTE = 60_000
 DAY = 24 * HOUR
 MAX_SKEW_MS = 24 * HOUR
 
-FORGERIES = ("unknown_signer", "wrong_key", "tampered_body", "tampered_header", "wrong_recipient",
-             "impersonation", "forged_feed", "forged_release", "tampered_acks")
+FORGERIES = (
+    "unknown_signer",
+    "wrong_key",
+    "tampered_body",
+    "tampered_header",
+    "wrong_recipient",
+    "impersonation",
+    "forged_feed",
+    "forged_release",
+    "tampered_acks",
+)
 
 
 @dataclass(frozen=True)
@@ -91,8 +100,9 @@ def draw(rng: random.Random, *, copy_with_hub_restore: bool = False) -> FaultPla
 
     for _ in range(rng.randint(0, 4)):  # partitions, symmetric or one-way, healed in any order
         start = at()
-        sched.append(Scheduled(start, "cut", rng.choice(nodes), rng.choice((0, 1, 2)),
-                               start + rng.randint(10 * MINUTE, DAY)))
+        sched.append(
+            Scheduled(start, "cut", rng.choice(nodes), rng.choice((0, 1, 2)), start + rng.randint(10 * MINUTE, DAY))
+        )
     for _ in range(rng.randint(0, 3)):
         start = at()
         sched.append(Scheduled(start, "crash", rng.choice([*nodes, "hub"]), 0, start + rng.randint(MINUTE, 8 * HOUR)))
@@ -129,6 +139,8 @@ def describe(plan: FaultPlan) -> str:
     for s in plan.schedule:
         counts[s.kind] = counts.get(s.kind, 0) + 1
     faults = ", ".join(f"{k}×{v}" for k, v in sorted(counts.items()))
-    return (f"{len(plan.nodes)} nodes, {'sealed' if plan.sealed else 'unsealed'}, {plan.duration // HOUR} h, "
-            f"{plan.ops} ops, loss {plan.loss}, dup {plan.dup}, slow {plan.slow}, skews "
-            f"{ {k: round(v / HOUR, 1) for k, v in plan.skews.items()} }, {faults}")
+    return (
+        f"{len(plan.nodes)} nodes, {'sealed' if plan.sealed else 'unsealed'}, {plan.duration // HOUR} h, "
+        f"{plan.ops} ops, loss {plan.loss}, dup {plan.dup}, slow {plan.slow}, skews "
+        f"{ {k: round(v / HOUR, 1) for k, v in plan.skews.items()} }, {faults}"
+    )

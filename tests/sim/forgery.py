@@ -31,13 +31,17 @@ FAKE_HUB = "999999"
 def _changes(world: World, origin: str, epoch: int, first: int) -> list[object]:
     stamp = tick(0, world.now)
     app_id = f"forged-{world.rng.getrandbits(48):012x}"
-    fields: dict[str, object] = {"station": origin, "item": "360802-0001", "status": "accepted",
-                                 "applicant_name": "伪造"}
+    fields: dict[str, object] = {
+        "station": origin,
+        "item": "360802-0001",
+        "status": "accepted",
+        "applicant_name": "伪造",
+    }
     return [change_to_wire(Change(origin, epoch, first, stamp, "application", app_id, fields, {}))]
 
 
 def _split(frame: bytes) -> list[bytes]:
-    parts = unpack(frame[len(MAGIC):])
+    parts = unpack(frame[len(MAGIC) :])
     assert isinstance(parts, list) and all(isinstance(p, bytes) for p in parts)
     return [bytes(p) for p in parts]
 
@@ -45,8 +49,16 @@ def _split(frame: bytes) -> list[bytes]:
 def _authentic(world: World, code: str, *, recipient: str | None = None) -> bytes:
     """A frame the station's own key signs, but with changes it never wrote (never sent untampered)."""
     node = world.nodes[code]
-    return build_batch(origin=code, epoch=99, first_seq=1, changes=_changes(world, code, 99, 1), prev=bytes(32),
-                       recipient=recipient or world.hub.hub_id, hlc=tick(0, world.now), signing_key=node.sign)
+    return build_batch(
+        origin=code,
+        epoch=99,
+        first_seq=1,
+        changes=_changes(world, code, 99, 1),
+        prev=bytes(32),
+        recipient=recipient or world.hub.hub_id,
+        hlc=tick(0, world.now),
+        signing_key=node.sign,
+    )
 
 
 def hub_frame(world: World, code: str, kind: str) -> bytes:
@@ -54,19 +66,35 @@ def hub_frame(world: World, code: str, kind: str) -> bytes:
     cursor_seq = world.nodes[code].store.seq + 1
     if kind == "unknown_signer":
         key = signing_key_from_seed(rng.randbytes(32))
-        return build_batch(origin="X99", epoch=1, first_seq=1, changes=_changes(world, "X99", 1, 1), prev=bytes(32),
-                           recipient=world.hub.hub_id, hlc=tick(0, world.now), signing_key=key)
+        return build_batch(
+            origin="X99",
+            epoch=1,
+            first_seq=1,
+            changes=_changes(world, "X99", 1, 1),
+            prev=bytes(32),
+            recipient=world.hub.hub_id,
+            hlc=tick(0, world.now),
+            signing_key=key,
+        )
     if kind == "wrong_key":
         key = signing_key_from_seed(rng.randbytes(32))
-        return build_batch(origin=code, epoch=1, first_seq=cursor_seq, changes=_changes(world, code, 1, cursor_seq),
-                           prev=bytes(32), recipient=world.hub.hub_id, hlc=tick(0, world.now), signing_key=key)
+        return build_batch(
+            origin=code,
+            epoch=1,
+            first_seq=cursor_seq,
+            changes=_changes(world, code, 1, cursor_seq),
+            prev=bytes(32),
+            recipient=world.hub.hub_id,
+            hlc=tick(0, world.now),
+            signing_key=key,
+        )
     if kind in ("tampered_body", "tampered_header"):
         frames = list(world.archive[code].values())
         frame = rng.choice(frames) if frames else _authentic(world, code)
         header, body, signature = _split(frame)
         if kind == "tampered_body":
             at = rng.randrange(len(body))
-            body = body[:at] + bytes([body[at] ^ 0x01]) + body[at + 1:]
+            body = body[:at] + bytes([body[at] ^ 0x01]) + body[at + 1 :]
         else:
             fields = unpack(header)
             assert isinstance(fields, dict)
@@ -78,9 +106,19 @@ def hub_frame(world: World, code: str, kind: str) -> bytes:
         return _authentic(world, code, recipient=FAKE_HUB)
     assert kind == "impersonation"
     other = next((c for c in world.nodes if c != code), "V99")
-    claimed: dict[str, object] = {"kind": "batch", "signer": code, "recipient": world.hub.hub_id,
-                                  "recipient_key": "", "origin": other, "epoch": 1, "first_seq": 1, "last_seq": 1,
-                                  "count": 1, "prev": bytes(32), "hlc": tick(0, world.now)}
+    claimed: dict[str, object] = {
+        "kind": "batch",
+        "signer": code,
+        "recipient": world.hub.hub_id,
+        "recipient_key": "",
+        "origin": other,
+        "epoch": 1,
+        "first_seq": 1,
+        "last_seq": 1,
+        "count": 1,
+        "prev": bytes(32),
+        "hlc": tick(0, world.now),
+    }
     return seal_frame(claimed, _changes(world, other, 1, 1), signing_key=world.nodes[code].sign)
 
 
@@ -88,22 +126,43 @@ def node_file(world: World, code: str, kind: str) -> bytes:
     fake = signing_key_from_seed(world.rng.randbytes(32))
     hub_id = world.hub.hub_id
     if kind == "forged_feed":
-        body = {"station": code, "after": 0, "next": 10**6, "more": False, "changes": _changes(world, "T01", 1, 10**6),
-                "origins": {"T01": "district"}, "catalogue": None, "revoked": [], "hub_ms": world.now,
-                "generation": world.hub.store.generation}
-        return sign_document("feed", body, signer=hub_id, recipient=code, signing_key=fake,
-                             extra_header={"next": 10**6, "more": False})
+        body = {
+            "station": code,
+            "after": 0,
+            "next": 10**6,
+            "more": False,
+            "changes": _changes(world, "T01", 1, 10**6),
+            "origins": {"T01": "district"},
+            "catalogue": None,
+            "revoked": [],
+            "hub_ms": world.now,
+            "generation": world.hub.store.generation,
+        }
+        return sign_document(
+            "feed", body, signer=hub_id, recipient=code, signing_key=fake, extra_header={"next": 10**6, "more": False}
+        )
     if kind == "forged_release":
         from tests.sim.catalogue import release_body
 
         version = max(world.hub.store.releases) + 5
-        return sign_document("catalogue", release_body(version, world.now), signer=hub_id, recipient="*",
-                             signing_key=fake, extra_header={"version": version})
+        return sign_document(
+            "catalogue",
+            release_body(version, world.now),
+            signer=hub_id,
+            recipient="*",
+            signing_key=fake,
+            extra_header={"version": version},
+        )
     assert kind == "tampered_acks"
     rows = world.nodes[code].store.outbox
     batch = rows[-1].hash if rows else bytes(32)
-    return sign_document("acks", {"acks": [{"batch": batch, "result": "fork", "expected": 1, "reason": "forged"}]},
-                         signer=hub_id, recipient=code, signing_key=fake)
+    return sign_document(
+        "acks",
+        {"acks": [{"batch": batch, "result": "fork", "expected": 1, "reason": "forged"}]},
+        signer=hub_id,
+        recipient=code,
+        signing_key=fake,
+    )
 
 
 def forge(world: World, code: str, which: int) -> None:

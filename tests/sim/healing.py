@@ -57,16 +57,19 @@ def heal(world: World) -> None:
             world.stats.converged_in = rnd
             break
     if mismatches:
-        world.checks.fail("no_convergence", f"{len(mismatches)} difference(s) after {HEAL_ROUNDS} rounds, e.g. "
-                          + "; ".join(mismatches[:4]))
+        world.checks.fail(
+            "no_convergence",
+            f"{len(mismatches)} difference(s) after {HEAL_ROUNDS} rounds, e.g. " + "; ".join(mismatches[:4]),
+        )
     world.stats.lost_to_restore = world.checks.accepted_at_hub(world.accepted, world.nodes, world.hub)
     world.checks.numbers_unique(world.hub, world.cloned)
     for node in world.nodes.values():
         if node.store.stale_rounds:  # a genuine, answered page clears the warning
             world.checks.fail("stale_after_heal", f"{node.code} is still flagged stale after healing")
         if pending_changes(node):
-            world.checks.fail("outbox_not_drained", f"{node.code} still has {pending_changes(node)} change(s) "
-                              "queued after healing")
+            world.checks.fail(
+                "outbox_not_drained", f"{node.code} still has {pending_changes(node)} change(s) queued after healing"
+            )
     world.note(f"end {len(world.checks.violations)} violation(s)")
 
 

@@ -50,8 +50,17 @@ class HubHooks:
 
 
 class SimHub:
-    def __init__(self, *, hub_id: str, seed: bytes, clock: Callable[[], int], sealed: bool, page_limit: int,
-                 hooks: HubHooks, as_is: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        *,
+        hub_id: str,
+        seed: bytes,
+        clock: Callable[[], int],
+        sealed: bool,
+        page_limit: int,
+        hooks: HubHooks,
+        as_is: frozenset[str] = frozenset(),
+    ) -> None:
         self.hub_id = hub_id
         self.sign = signing_key(seed[:32])
         self.seal = sealing_key_from_seed(seed[32:64])
@@ -85,16 +94,25 @@ class SimHub:
         """The root lists the current online keys as the next key list version."""
         self.keys_version += 1
         now = self.keys_issued = self.clock()
-        self.key_docs.append(sign_key_list(self.root, hub_id=self.hub_id, version=self.keys_version,
-                                           sign=self.sign_pub, seal=self.seal_pub, issued_ms=now,
-                                           expires_ms=now + KEY_LIST_MS))
+        self.key_docs.append(
+            sign_key_list(
+                self.root,
+                hub_id=self.hub_id,
+                version=self.keys_version,
+                sign=self.sign_pub,
+                seal=self.seal_pub,
+                issued_ms=now,
+                expires_ms=now + KEY_LIST_MS,
+            )
+        )
         self.listed[self.keys_version] = self.sign_pub
         self.signed_by[key_id(self.sign_pub)] = self.sign_pub
 
     def current_keys(self) -> KeyList:
         """What an enrolment answer pins at a new station: the root and the list it signed last."""
-        return KeyList(public_bytes(self.root), self.keys_version, self.sign_pub, self.seal_pub, 0,
-                       self.keys_issued + KEY_LIST_MS)
+        return KeyList(
+            public_bytes(self.root), self.keys_version, self.sign_pub, self.seal_pub, 0, self.keys_issued + KEY_LIST_MS
+        )
 
     def rotate_key(self, seed: bytes) -> int:
         """keyring.rotate_key: a new online signing key (the sealing key stays), listed by the root, and
@@ -122,8 +140,14 @@ class SimHub:
             if kid == key_id(self.sign_pub) or verify(kid) is None:
                 continue
             doc = open_document(frame, kind="catalogue", recipient="*", verify_key=lambda _s, k: verify(k))
-            self.store.releases[version] = sign_document("catalogue", doc.body, signer=self.hub_id, recipient="*",
-                                                         signing_key=self.sign, extra_header={"version": version})
+            self.store.releases[version] = sign_document(
+                "catalogue",
+                doc.body,
+                signer=self.hub_id,
+                recipient="*",
+                signing_key=self.sign,
+                extra_header={"version": version},
+            )
         self._catalogue = None
 
     def keys_answer(self, request: bytes) -> tuple[int, bytes]:
@@ -141,8 +165,13 @@ class SimHub:
         if after >= self.keys_version:
             return {"hub_id": self.hub_id, "version": self.keys_version, "roots": [], "docs": [], "release": None}
         latest = max(self.store.releases, default=0)
-        return {"hub_id": self.hub_id, "version": self.keys_version, "roots": list(self.roots),
-                "docs": list(self.key_docs), "release": self.store.releases.get(latest)}
+        return {
+            "hub_id": self.hub_id,
+            "version": self.keys_version,
+            "roots": list(self.roots),
+            "docs": list(self.key_docs),
+            "release": self.store.releases.get(latest),
+        }
 
     def backup(self) -> HubStore:
         return copy.deepcopy(self.store)
@@ -193,8 +222,12 @@ class SimHub:
     def catalogue(self) -> Catalogue:
         version = max(self.store.releases)
         if self._catalogue is None or self._catalogue[0] != version:
-            doc = open_document(self.store.releases[version], kind="catalogue", recipient="*",
-                                verify_key=lambda _s, _k: self.sign.public_key())
+            doc = open_document(
+                self.store.releases[version],
+                kind="catalogue",
+                recipient="*",
+                verify_key=lambda _s, _k: self.sign.public_key(),
+            )
             assert isinstance(doc.body, dict)
             self._catalogue = (version, parse_catalogue(doc.body["catalogue"]))
         return self._catalogue[1]
@@ -217,8 +250,11 @@ class SimHub:
             app_id = change.id
         else:
             named = change.fields.get("application")
-            app_id = named if isinstance(named, str) else str(
-                self.store.records.values(change.entity, change.id).get("application", ""))
+            app_id = (
+                named
+                if isinstance(named, str)
+                else str(self.store.records.values(change.entity, change.id).get("application", ""))
+            )
         row = self.projection(app_id)
         if row is not None:
             station_code, item = row
@@ -245,33 +281,60 @@ class SimHub:
         ctx = self.context(change)
         records = self.store.records
         current = records.records.get((change.entity, change.id), {})
-        app_id = change.id if change.entity == "application" else str(
-            change.fields.get("application", records.values(change.entity, change.id).get("application", "")))
+        app_id = (
+            change.id
+            if change.entity == "application"
+            else str(change.fields.get("application", records.values(change.entity, change.id).get("application", "")))
+        )
         task = records.values("task", change.id) if change.entity in ("task", "report") else {}
         if ctx is not None and isinstance(task.get("inspector"), str):
             ctx = RecordContext(ctx.station, ctx.station_parent, ctx.decided_at, str(task["inspector"]), ctx.fixed)
 
         def versions() -> list[StatusVersion]:
-            return [StatusVersion(e.change.hlc, e.change.origin, str(e.change.fields["status"]), e.change.epoch,
-                                  e.change.seq)
-                    for e in records.changes.values()
-                    if e.change.entity == "application" and e.change.id == app_id and "status" in e.change.fields]
+            return [
+                StatusVersion(
+                    e.change.hlc, e.change.origin, str(e.change.fields["status"]), e.change.epoch, e.change.seq
+                )
+                for e in records.changes.values()
+                if e.change.entity == "application" and e.change.id == app_id and "status" in e.change.fields
+            ]
 
-        return Facts(ctx, current=current, application=records.values("application", app_id),
-                     task=task if change.entity == "report" else {}, status_versions=versions,
-                     catalogue=self.catalogue_at, number_holder=lambda n: records.numbers.get(n),
-                     latest_catalogue=lambda: (max(self.store.releases), self.catalogue()),
-                     published_up_to=lambda: max(self.high_water, max(self.store.releases)),
-                     held_status=lambda hlc: next(
-                         ((str(w[6]["status"]), state == "released")
-                          for w, state in ((unpack(q.raw), q.state) for q in self.store.quarantine
-                                           if q.origin == change.origin and not q.whole_batch)
-                          if isinstance(w, list) and len(w) == 8 and w[3] == hlc and w[5] == change.id
-                          and isinstance(w[6], dict) and isinstance(w[6].get("status"), str)), None),
-                     reissued=lambda: any(
-                         e.change.origin == change.origin and e.change.epoch < change.epoch
-                         and e.change.entity == change.entity and e.change.id == change.id
-                         and dict(e.change.fields) == dict(change.fields) for e in records.changes.values()))
+        return Facts(
+            ctx,
+            current=current,
+            application=records.values("application", app_id),
+            task=task if change.entity == "report" else {},
+            status_versions=versions,
+            catalogue=self.catalogue_at,
+            number_holder=lambda n: records.numbers.get(n),
+            latest_catalogue=lambda: (max(self.store.releases), self.catalogue()),
+            published_up_to=lambda: max(self.high_water, max(self.store.releases)),
+            held_status=lambda hlc: next(
+                (
+                    (str(w[6]["status"]), state == "released")
+                    for w, state in (
+                        (unpack(q.raw), q.state)
+                        for q in self.store.quarantine
+                        if q.origin == change.origin and not q.whole_batch
+                    )
+                    if isinstance(w, list)
+                    and len(w) == 8
+                    and w[3] == hlc
+                    and w[5] == change.id
+                    and isinstance(w[6], dict)
+                    and isinstance(w[6].get("status"), str)
+                ),
+                None,
+            ),
+            reissued=lambda: any(
+                e.change.origin == change.origin
+                and e.change.epoch < change.epoch
+                and e.change.entity == change.entity
+                and e.change.id == change.id
+                and dict(e.change.fields) == dict(change.fields)
+                for e in records.changes.values()
+            ),
+        )
 
     # -- merging and feeds -----------------------------------------------------------------------------
 
@@ -316,8 +379,9 @@ class SimHub:
         self.apply([change])
         return change
 
-    def hold(self, origin: str, epoch: int, seq: int, batch: bytes, raw: bytes, reason: str,
-             whole_batch: bool = False) -> None:
+    def hold(
+        self, origin: str, epoch: int, seq: int, batch: bytes, raw: bytes, reason: str, whole_batch: bool = False
+    ) -> None:
         row = HeldRow(len(self.store.quarantine) + 1, origin, epoch, seq, batch, raw, reason, whole_batch)
         self.store.quarantine.append(row)
         if self.hooks.held is not None:
@@ -331,8 +395,9 @@ class SimHub:
             vb = verify_batch(frame, recipient=self.hub_id, verify_key=self.verify_key)
         except RemoteProtocolError as exc:
             self.store.rejections += 1
-            return FrameAck(b"", _claimed_origin(frame), AckResult.REJECTED, reason=f"{exc.code}: {exc}",
-                            status=exc.status)
+            return FrameAck(
+                b"", _claimed_origin(frame), AckResult.REJECTED, reason=f"{exc.code}: {exc}", status=exc.status
+            )
         saved = self.store.savepoint()
         try:
             return self._ingest_verified(vb, frame, now)
@@ -344,15 +409,19 @@ class SimHub:
         h, s = vb.header, self.store
         bhash = vb.frame.header_hash
         cursor = s.cursors.get((h.origin, h.epoch), Cursor())
-        applied = {(b.first_seq, b.last_seq): k for k, b in s.batches.items()
-                   if b.origin == h.origin and b.epoch == h.epoch and b.first_seq <= h.last_seq
-                   and b.last_seq >= h.first_seq}
-        decision = classify(cursor, first_seq=h.first_seq, last_seq=h.last_seq, prev=h.prev, batch_hash=bhash,
-                            applied=applied)
+        applied = {
+            (b.first_seq, b.last_seq): k
+            for k, b in s.batches.items()
+            if b.origin == h.origin and b.epoch == h.epoch and b.first_seq <= h.last_seq and b.last_seq >= h.first_seq
+        }
+        decision = classify(
+            cursor, first_seq=h.first_seq, last_seq=h.last_seq, prev=h.prev, batch_hash=bhash, applied=applied
+        )
         if decision.verdict is Verdict.DUPLICATE:
             kept = s.batches.get(bhash)
-            return FrameAck(bhash, h.origin, AckResult.DUPLICATE, cursor.next_seq,
-                            receipt=kept.receipt if kept else b"")
+            return FrameAck(
+                bhash, h.origin, AckResult.DUPLICATE, cursor.next_seq, receipt=kept.receipt if kept else b""
+            )
         if decision.verdict is Verdict.GAP:
             return FrameAck(bhash, h.origin, AckResult.GAP, decision.expected_seq, reason=decision.reason)
         if decision.verdict is Verdict.FORK and self._all_held_identically(vb):
@@ -361,8 +430,7 @@ class SimHub:
             if not any(q.batch == bhash and q.whole_batch for q in s.quarantine):
                 self.hold(h.origin, h.epoch, h.first_seq, bhash, frame, f"fork: {decision.reason}", whole_batch=True)
                 s.alerts.append(("fork", h.origin, f"epoch {h.epoch} seqs {h.first_seq}-{h.last_seq}"))
-            return FrameAck(bhash, h.origin, AckResult.FORK, decision.expected_seq, reason=decision.reason,
-                            status=409)
+            return FrameAck(bhash, h.origin, AckResult.FORK, decision.expected_seq, reason=decision.reason, status=409)
         held = admitted = 0
         try:
             raw_changes = open_batch_changes(vb, unseal_key=self.unseal)
@@ -374,8 +442,14 @@ class SimHub:
             seq = h.first_seq + offset
             adm = read_change(raw, origin=h.origin, epoch=h.epoch, seq=seq)
             if adm.admitted and adm.change is not None:
-                adm = admit(adm.change, actor=actor, context=self.context(adm.change), hub_wall_ms=now,
-                            max_ahead_ms=HUB_QUARANTINE_AHEAD_MS, facts=self.facts(adm.change))
+                adm = admit(
+                    adm.change,
+                    actor=actor,
+                    context=self.context(adm.change),
+                    hub_wall_ms=now,
+                    max_ahead_ms=HUB_QUARANTINE_AHEAD_MS,
+                    facts=self.facts(adm.change),
+                )
             if adm.admitted and adm.change is not None:
                 admitted += 1
                 if self.hooks.admitted is not None:
@@ -387,14 +461,31 @@ class SimHub:
                 held += 1
         result = AckResult.APPLIED if held == 0 else AckResult.QUARANTINED
         receipt = sign_document(
-            "receipt", {"batch": bhash, "origin": h.origin, "epoch": h.epoch, "first_seq": h.first_seq,
-                        "last_seq": h.last_seq, "applied": admitted, "quarantined": held, "hub": self.hub_id},
-            signer=self.hub_id, recipient=h.origin, signing_key=self.sign,
+            "receipt",
+            {
+                "batch": bhash,
+                "origin": h.origin,
+                "epoch": h.epoch,
+                "first_seq": h.first_seq,
+                "last_seq": h.last_seq,
+                "applied": admitted,
+                "quarantined": held,
+                "hub": self.hub_id,
+            },
+            signer=self.hub_id,
+            recipient=h.origin,
+            signing_key=self.sign,
         )
         s.batches[bhash] = BatchRow(h.origin, h.epoch, h.first_seq, h.last_seq, result.value, receipt)
         s.cursors[(h.origin, h.epoch)] = Cursor(h.last_seq + 1, bhash)
-        return FrameAck(bhash, h.origin, result, h.last_seq + 1, receipt=receipt,
-                        reason="" if held == 0 else f"{held} change(s) held for review")
+        return FrameAck(
+            bhash,
+            h.origin,
+            result,
+            h.last_seq + 1,
+            receipt=receipt,
+            reason="" if held == 0 else f"{held} change(s) held for review",
+        )
 
     def _all_held_identically(self, vb: VerifiedBatch) -> bool:
         h = vb.header
@@ -408,15 +499,20 @@ class SimHub:
             if c is None or adm.reason:
                 return False
             kept = self.store.records.changes.get(c.key)
-            if kept is not None and (kept.change.hlc, kept.change.entity, kept.change.id, kept.fields_packed,
-                                     kept.base_packed) == (c.hlc, c.entity, c.id, pack(dict(c.fields)),
-                                                           pack(dict(c.base))):
+            if kept is not None and (
+                kept.change.hlc,
+                kept.change.entity,
+                kept.change.id,
+                kept.fields_packed,
+                kept.base_packed,
+            ) == (c.hlc, c.entity, c.id, pack(dict(c.fields)), pack(dict(c.base))):
                 continue
             # A change the hub holds in quarantine, byte for byte, is held identically too (a nightly
             # repair may have taken it, and held it for a reason of its own, before the batch came in).
             if "held_identical_batch_is_fork" in self.as_is or not any(
-                    q.raw == pack(raw) and not q.whole_batch and (q.origin, q.epoch, q.seq) == c.key
-                    for q in self.store.quarantine):
+                q.raw == pack(raw) and not q.whole_batch and (q.origin, q.epoch, q.seq) == c.key
+                for q in self.store.quarantine
+            ):
                 return False
         return True
 
@@ -431,8 +527,13 @@ class SimHub:
         if not authentic:
             first = acks[0]
             return (first.status if first.status >= 400 else 403), first.reason.encode()
-        doc = sign_document("acks", {"acks": [a.to_wire() for a in acks]}, signer=self.hub_id,
-                            recipient=authentic[0].origin, signing_key=self.sign)
+        doc = sign_document(
+            "acks",
+            {"acks": [a.to_wire() for a in acks]},
+            signer=self.hub_id,
+            recipient=authentic[0].origin,
+            signing_key=self.sign,
+        )
         return 200, doc
 
     def pull(self, request: bytes) -> tuple[int, bytes]:
@@ -442,34 +543,50 @@ class SimHub:
         except RemoteProtocolError as exc:
             return exc.status, str(exc).encode()
         body = doc.body
-        if not isinstance(body, dict) or not isinstance(body.get("at_ms"), int) or not isinstance(
-                body.get("after"), int):
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("at_ms"), int)
+            or not isinstance(body.get("after"), int)
+        ):
             return 400, b"malformed pull"
         if abs(int(body["at_ms"]) - self.clock()) > PULL_WINDOW_MS:
             return 403, b"stale: pull request is stale or from a clock far off"
         nonce = body.get("nonce")  # hub/app.py: answered in the page's signed header (a replay cannot)
-        return 200, self.feed_page(signer, after=int(body["after"]),
-                                   catalogue_version=int(str(body.get("catalogue_version", 0))),
-                                   nonce=nonce if isinstance(nonce, bytes) and 0 < len(nonce) <= 64 else b"")
+        return 200, self.feed_page(
+            signer,
+            after=int(body["after"]),
+            catalogue_version=int(str(body.get("catalogue_version", 0))),
+            nonce=nonce if isinstance(nonce, bytes) and 0 < len(nonce) <= 64 else b"",
+        )
 
     def feed_page(self, station_code: str, *, after: int, catalogue_version: int, nonce: bytes = b"") -> bytes:
         station = self.store.stations[station_code]
         rowids = [r for r in self.store.feeds.get(station_code, []) if r > after]
         rowids.sort()
-        rowids = rowids[:self.page_limit]
+        rowids = rowids[: self.page_limit]
         by_row = {e.rowid: e for e in self.store.records.changes.values() if e.rowid in set(rowids)}
         changes = [by_row[r].wire() for r in rowids]
         nxt = rowids[-1] if rowids else after
         tiers = self.tiers()
         latest = max(self.store.releases, default=0)
         body: dict[str, object] = {
-            "station": station_code, "after": after, "next": nxt, "more": len(rowids) == self.page_limit,
-            "changes": changes, "origins": {str(w[0]): tiers.get(str(w[0]), "field") for w in changes},
+            "station": station_code,
+            "after": after,
+            "next": nxt,
+            "more": len(rowids) == self.page_limit,
+            "changes": changes,
+            "origins": {str(w[0]): tiers.get(str(w[0]), "field") for w in changes},
             "catalogue": self.store.releases[latest] if latest > catalogue_version else None,
-            "revoked": [], "hub_ms": self.clock(), "generation": self.store.generation,
+            "revoked": [],
+            "hub_ms": self.clock(),
+            "generation": self.store.generation,
         }
         return sign_document(
-            "feed", body, signer=self.hub_id, recipient=station_code, signing_key=self.sign,
+            "feed",
+            body,
+            signer=self.hub_id,
+            recipient=station_code,
+            signing_key=self.sign,
             seal_to=load_seal_public(station.seal_pub) if self.sealed else None,
             recipient_key=key_id(station.seal_pub) if self.sealed else "",
             extra_header={"next": nxt, "more": len(rowids) == self.page_limit, **({"nonce": nonce} if nonce else {})},

@@ -45,8 +45,12 @@ def wire_rows(raws: Iterable[bytes]) -> list[Row]:
         if not (isinstance(w, list) and len(w) == 8 and isinstance(w[6], dict) and isinstance(w[7], dict)):
             continue
         origin, epoch, seq, hlc, entity, rid = w[:6]
-        if isinstance(origin, str) and isinstance(entity, str) and isinstance(rid, str) and all(
-                isinstance(x, int) for x in (epoch, seq, hlc)):
+        if (
+            isinstance(origin, str)
+            and isinstance(entity, str)
+            and isinstance(rid, str)
+            and all(isinstance(x, int) for x in (epoch, seq, hlc))
+        ):
             assert isinstance(epoch, int) and isinstance(seq, int) and isinstance(hlc, int)
             out.append((origin, epoch, seq, hlc, entity, rid, pack(w[6]), pack(w[7])))
     return out
@@ -55,18 +59,23 @@ def wire_rows(raws: Iterable[bytes]) -> list[Row]:
 def scope_rows(hub: SimHub, station: str) -> list[Row]:
     s = hub.store
     fed = set(s.feeds.get(station, []))
-    rows = [_row(e) for e in s.records.changes.values()
-            if e.change.origin == station or (e.rowid in fed and e.change.origin != station)]
-    rows += wire_rows(q.raw for q in s.quarantine
-                      if q.origin == station and not q.whole_batch and q.state != "released")
+    rows = [
+        _row(e)
+        for e in s.records.changes.values()
+        if e.change.origin == station or (e.rowid in fed and e.change.origin != station)
+    ]
+    rows += wire_rows(
+        q.raw for q in s.quarantine if q.origin == station and not q.whole_batch and q.state != "released"
+    )
     return rows
 
 
 def _held(hub: SimHub, origin: str, epoch: int, seq: int) -> bool:
     if hub.store.records.has(origin, epoch, seq):
         return True
-    return any(q.origin == origin and q.epoch == epoch and q.seq == seq and not q.whole_batch
-               for q in hub.store.quarantine)
+    return any(
+        q.origin == origin and q.epoch == epoch and q.seq == seq and not q.whole_batch for q in hub.store.quarantine
+    )
 
 
 def repair(hub: SimHub, station: str, body: dict[str, object]) -> dict[str, object]:
@@ -89,8 +98,14 @@ def repair(hub: SimHub, station: str, body: dict[str, object]) -> dict[str, obje
         if _held(hub, change.origin, change.epoch, change.seq):
             skipped += 1
             continue
-        adm = admit(change, actor=actor, context=hub.context(change), hub_wall_ms=now,
-                    max_ahead_ms=HUB_QUARANTINE_AHEAD_MS, facts=hub.facts(change))
+        adm = admit(
+            change,
+            actor=actor,
+            context=hub.context(change),
+            hub_wall_ms=now,
+            max_ahead_ms=HUB_QUARANTINE_AHEAD_MS,
+            facts=hub.facts(change),
+        )
         if adm.admitted:
             if hub.hooks.admitted is not None:
                 hub.hooks.admitted(change, now)
@@ -108,8 +123,14 @@ def repair(hub: SimHub, station: str, body: dict[str, object]) -> dict[str, obje
         if _held(hub, change.origin, change.epoch, change.seq):
             skipped += 1
             continue
-        hub.hold(change.origin, change.epoch, change.seq, b"", pack(raw),
-                 f"re-sent by {station} during reconciliation; only its origin can vouch for it")
+        hub.hold(
+            change.origin,
+            change.epoch,
+            change.seq,
+            b"",
+            pack(raw),
+            f"re-sent by {station} during reconciliation; only its origin can vouch for it",
+        )
         held += 1
     _fast_forward(hub, station, body.get("chain"))
     return {"applied": applied, "held": held, "skipped": skipped}
@@ -154,8 +175,7 @@ def handle(hub: SimHub, request: bytes) -> tuple[int, bytes]:
             return 400, b"records needs at most 256 record keys"
         wanted = {str(k) for k in keys}
         rows = [r for r in scope_rows(hub, station) if record_key(r[4], r[5]) in wanted]
-        result = {"changes": [row_to_wire(r) for r in rows],
-                  "held": sorted([r[0], r[1], r[2]] for r in rows)}
+        result = {"changes": [row_to_wire(r) for r in rows], "held": sorted([r[0], r[1], r[2]] for r in rows)}
     elif op == "repair":
         saved = hub.store.savepoint()
         try:
@@ -168,9 +188,15 @@ def handle(hub: SimHub, request: bytes) -> tuple[int, bytes]:
     else:
         return 400, b"unknown reconcile step"
     seal = hub.store.stations[station].seal_pub
-    return 200, sign_document("reconcile", result, signer=hub.hub_id, recipient=station, signing_key=hub.sign,
-                              seal_to=load_seal_public(seal) if hub.sealed else None,
-                              recipient_key=key_id(seal) if hub.sealed else "")
+    return 200, sign_document(
+        "reconcile",
+        result,
+        signer=hub.hub_id,
+        recipient=station,
+        signing_key=hub.sign,
+        seal_to=load_seal_public(seal) if hub.sealed else None,
+        recipient_key=key_id(seal) if hub.sealed else "",
+    )
 
 
 # Refusals that another held change can lift (a rating waits for the completion it follows).
@@ -201,8 +227,14 @@ def review_quarantine(hub: SimHub) -> tuple[int, int]:
             context = hub.context(change)
             if context is None:
                 continue  # its application may still be released in this pass
-            adm = admit(change, actor=actor, context=context, hub_wall_ms=hub.clock(),
-                        max_ahead_ms=OPERATOR_AHEAD_MS, facts=hub.facts(change))
+            adm = admit(
+                change,
+                actor=actor,
+                context=context,
+                hub_wall_ms=hub.clock(),
+                max_ahead_ms=OPERATOR_AHEAD_MS,
+                facts=hub.facts(change),
+            )
             if not adm.admitted and adm.code in WAITS_FOR_ANOTHER:
                 continue  # what it builds on may be released later in this review
             if not adm.admitted:

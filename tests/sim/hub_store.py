@@ -63,9 +63,15 @@ class HubStore:
 
     def savepoint(self) -> HubStore:
         """What a rolled-back transaction returns to (ingest and repair mutate only these containers)."""
-        return replace(self, cursors=dict(self.cursors), batches=dict(self.batches), records=self.records.copy(),
-                       feeds={k: list(v) for k, v in self.feeds.items()}, quarantine=list(self.quarantine),
-                       alerts=list(self.alerts))
+        return replace(
+            self,
+            cursors=dict(self.cursors),
+            batches=dict(self.batches),
+            records=self.records.copy(),
+            feeds={k: list(v) for k, v in self.feeds.items()},
+            quarantine=list(self.quarantine),
+            alerts=list(self.alerts),
+        )
 
 
 @dataclass(frozen=True)
@@ -79,5 +85,10 @@ class FrameAck:
     status: int = 200
 
     def to_wire(self) -> dict[str, object]:
-        return {"batch": self.batch, "result": self.result.value, "expected": self.expected_seq,
-                "reason": self.reason, "receipt": self.receipt}
+        return {
+            "batch": self.batch,
+            "result": self.result.value,
+            "expected": self.expected_seq,
+            "reason": self.reason,
+            "receipt": self.receipt,
+        }

@@ -95,9 +95,20 @@ class NodeHooks:
 
 
 class SimNode:
-    def __init__(self, *, code: str, tier: str, parent: str, hub_id: str, seed: bytes, hub_keys: KeyList,
-                 sealed: bool, clock: Callable[[], int], hooks: NodeHooks,
-                 as_is: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        *,
+        code: str,
+        tier: str,
+        parent: str,
+        hub_id: str,
+        seed: bytes,
+        hub_keys: KeyList,
+        sealed: bool,
+        clock: Callable[[], int],
+        hooks: NodeHooks,
+        as_is: frozenset[str] = frozenset(),
+    ) -> None:
         self.code, self.tier, self.parent, self.hub_id = code, tier, parent, hub_id
         self.sign = signing_key(seed[:32])
         self.seal = sealing_key_from_seed(seed[32:64])
@@ -162,8 +173,9 @@ class SimNode:
             raise Refused("this station has no catalogue yet")
         if self._catalogue is None or self._catalogue[0] != version:
             try:
-                doc = open_document(self.store.catalogues[version], kind="catalogue", recipient=self.code,
-                                    verify_key=self.hub_key)
+                doc = open_document(
+                    self.store.catalogues[version], kind="catalogue", recipient=self.code, verify_key=self.hub_key
+                )
             except RemoteProtocolError as exc:  # e.g. restored to keys older than a release it kept
                 raise Refused(f"the catalogue release does not verify: {exc}") from exc
             assert isinstance(doc.body, dict)
@@ -234,10 +246,16 @@ class SimNode:
         day = day_of(at_ms).date()
         serial = self.store.counter + 1
         fields: dict[str, object] = {
-            "station": self.code, "item": item.code, "catalogue_version": version, "kind": item.kind,
-            "applicant_name": f"模拟申请人{serial}", "applicant_id": sim_id_number(serial),
-            "applicant_phone": f"1380000{serial:04d}", "address": f"{self.code}村{serial}号",
-            "accepted_at": iso_from_ms(at_ms), "due_date": due_date(item, day, cat.calendar).isoformat(),
+            "station": self.code,
+            "item": item.code,
+            "catalogue_version": version,
+            "kind": item.kind,
+            "applicant_name": f"模拟申请人{serial}",
+            "applicant_id": sim_id_number(serial),
+            "applicant_phone": f"1380000{serial:04d}",
+            "address": f"{self.code}村{serial}号",
+            "accepted_at": iso_from_ms(at_ms),
+            "due_date": due_date(item, day, cat.calendar).isoformat(),
             "status": Status.ACCEPTED.value,
         }
         defer_due = deferred_due_date(item, day, cat.calendar).isoformat()
@@ -269,8 +287,11 @@ class SimNode:
             return []
         immediate = vals.get("kind") == "immediate"
         roles = self.roles_here(str(vals.get("station")), str(vals.get("item")))
-        return [m for m in allowed_moves(Status(str(vals["status"])), immediate=immediate)
-                if m is not Move.INSPECT and any(may_move(r, m, immediate=immediate) for r in roles)]
+        return [
+            m
+            for m in allowed_moves(Status(str(vals["status"])), immediate=immediate)
+            if m is not Move.INSPECT and any(may_move(r, m, immediate=immediate) for r in roles)
+        ]
 
     def transition(self, app_id: str, target: Status, note: str = "") -> Change:
         record = self.store.records.records.get(("application", app_id), {})
@@ -335,8 +356,11 @@ class SimNode:
     # -- views the world and the checkers use ----------------------------------------------------------
 
     def own_applications(self) -> list[str]:
-        return [k[1] for k in self.store.records.records if k[0] == "application"
-                and self.store.records.values(*k).get("station") == self.code]
+        return [
+            k[1]
+            for k in self.store.records.records
+            if k[0] == "application" and self.store.records.values(*k).get("station") == self.code
+        ]
 
     def record_keys(self) -> set[Key]:
         return set(self.store.records.records)

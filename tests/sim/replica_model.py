@@ -93,8 +93,9 @@ class MemRecords:
             keys.add(change.key)
             key = (change.entity, change.id)
             before = records[key] if key in records else self.records.get(key, {})
-            entry = Logged(rowid, change, application_of(change, before), pack(dict(change.fields)),
-                           pack(dict(change.base)))
+            entry = Logged(
+                rowid, change, application_of(change, before), pack(dict(change.fields)), pack(dict(change.base))
+            )
             rowid += 1
             after, found = apply_change(before, change, authority)
             if key[0] == "application":
@@ -121,8 +122,14 @@ class MemRecords:
                 watch(key, before, after, change)
         return Applied(len(logged), dups, tuple(conflicts), tuple(logged))
 
-    def _index_number(self, app_id: str, before: Record, after: Record, staged: dict[object, str | None],
-                      repeats: list[tuple[object, str, str]]) -> None:
+    def _index_number(
+        self,
+        app_id: str,
+        before: Record,
+        after: Record,
+        staged: dict[object, str | None],
+        repeats: list[tuple[object, str, str]],
+    ) -> None:
         old = before["number"][2] if "number" in before else None
         new = after["number"][2] if "number" in after else None
         if new == old:
@@ -140,8 +147,15 @@ class MemRecords:
 
     def copy(self) -> MemRecords:
         """A savepoint: records are replaced, never mutated, so copying the containers is enough."""
-        return MemRecords(dict(self.changes), dict(self.records), dict(self.conflicts), dict(self.numbers),
-                          self.next_rowid, self.unique_numbers, list(self.duplicates))
+        return MemRecords(
+            dict(self.changes),
+            dict(self.records),
+            dict(self.conflicts),
+            dict(self.numbers),
+            self.next_rowid,
+            self.unique_numbers,
+            list(self.duplicates),
+        )
 
     def values(self, entity: str, rec_id: str) -> dict[str, object]:
         return values(self.records.get((entity, rec_id), {}))

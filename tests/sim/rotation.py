@@ -62,21 +62,31 @@ def forge_removed(world: World, code: str | None = None) -> str:
     """A release of a higher version signed by a key the hub has removed, carried to a station that
     has followed past it. Returns the outcome ("" when no station has followed past a removed key)."""
     rng = world.rotation_rng or random.Random(0)
-    candidates = sorted(c for c, n in world.nodes.items() if n.up and (code is None or c == code)
-                        and any(v < n.store.hub_keys_version for v, _ in world.retired))
+    candidates = sorted(
+        c
+        for c, n in world.nodes.items()
+        if n.up and (code is None or c == code) and any(v < n.store.hub_keys_version for v, _ in world.retired)
+    )
     if not candidates:
         return ""
     node = world.nodes[rng.choice(candidates)]
     key = rng.choice([k for v, k in world.retired if v < node.store.hub_keys_version])
     version = max(world.hub.store.releases) + 5
-    frame = sign_document("catalogue", release_body(version, world.now), signer=world.hub.hub_id, recipient="*",
-                          signing_key=key, extra_header={"version": version})
+    frame = sign_document(
+        "catalogue",
+        release_body(version, world.now),
+        signer=world.hub.hub_id,
+        recipient="*",
+        signing_key=key,
+        extra_header={"version": version},
+    )
     world.stats.forgeries += 1
     before = world.node_fingerprint(node)
     outcome = import_file(node, frame)
     world.note(f"forged release signed by a removed key to {node.code}: {outcome[:60]}")
     if outcome == "accepted":
         world.checks.fail("forgery_accepted", f"{node.code} accepted a release signed by a removed hub key")
-    world.checks.unchanged(f"{node.code} refused a release signed by a removed key but changed", before,
-                           world.node_fingerprint(node))
+    world.checks.unchanged(
+        f"{node.code} refused a release signed by a removed key but changed", before, world.node_fingerprint(node)
+    )
     return outcome

@@ -29,14 +29,21 @@ class RunResult:
     seconds: float
 
 
-def run_seed(seed: int, *, keep_log: bool = False, as_is: frozenset[str] = frozenset(),
-             copy_with_hub_restore: bool = False) -> tuple[RunResult, list[str]]:
+def run_seed(
+    seed: int, *, keep_log: bool = False, as_is: frozenset[str] = frozenset(), copy_with_hub_restore: bool = False
+) -> tuple[RunResult, list[str]]:
     started = time.perf_counter()
     world = World(seed, as_is, copy_with_hub_restore)
     world.keep_log = keep_log
     violations = world.run()
-    result = RunResult(seed, world.trace.hexdigest()[:16], tuple(violations), world.stats, describe(world.plan),
-                       time.perf_counter() - started)
+    result = RunResult(
+        seed,
+        world.trace.hexdigest()[:16],
+        tuple(violations),
+        world.stats,
+        describe(world.plan),
+        time.perf_counter() - started,
+    )
     return result, world.log
 
 
@@ -48,8 +55,13 @@ def default_workers() -> int:
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def run_many(seeds: Iterable[int], *, as_is: frozenset[str] = frozenset(), copy_with_hub_restore: bool = False,
-             workers: int | None = None) -> list[RunResult]:
+def run_many(
+    seeds: Iterable[int],
+    *,
+    as_is: frozenset[str] = frozenset(),
+    copy_with_hub_restore: bool = False,
+    workers: int | None = None,
+) -> list[RunResult]:
     """Every seed's result, in seed order; runs in ``workers`` processes (default: the cores, up to 4)."""
     todo = [(seed, as_is, copy_with_hub_restore) for seed in seeds]
     workers = default_workers() if workers is None else workers

@@ -76,8 +76,9 @@ def test_trace_hash_does_not_depend_on_the_hash_seed() -> None:
     outputs = set()
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                              check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
         outputs.add(done.stdout)
     assert len(outputs) == 1
 
@@ -142,8 +143,13 @@ REGRESSIONS = [
     # seqs are batched as new and answered GAP for good (322).
     Regression(36, "accepted_lost", "reconcile_returns_own_future_seqs", needs=("backup",)),
     Regression(358, "accepted_lost", "reconcile_returns_own_future_seqs", needs=("backup",)),
-    Regression(322, "outbox_not_drained", "reconcile_returns_own_future_seqs", copy_with_hub_restore=True,
-               needs=("backup", "hub_backup")),
+    Regression(
+        322,
+        "outbox_not_drained",
+        "reconcile_returns_own_future_seqs",
+        copy_with_hub_restore=True,
+        needs=("backup", "hub_backup"),
+    ),
     # a raw copy and a hub restore in one run: once the hub forgot, the clone's reused seqs are undetectable.
     # It was kept as a limit that still failed; since admission recognises a station's re-issued changes
     # (and holds no honest repeat of its own numbers) the seed converges, and 1,500 seeds run with
@@ -233,8 +239,9 @@ MUTANTS: list[tuple[str, Callable[[pytest.MonkeyPatch], None], str]] = [
 
 
 @pytest.mark.parametrize(("name", "breakage", "kind"), MUTANTS, ids=[m[0] for m in MUTANTS])
-def test_a_broken_core_is_caught(monkeypatch: pytest.MonkeyPatch, name: str,
-                                 breakage: Callable[[pytest.MonkeyPatch], None], kind: str) -> None:
+def test_a_broken_core_is_caught(
+    monkeypatch: pytest.MonkeyPatch, name: str, breakage: Callable[[pytest.MonkeyPatch], None], kind: str
+) -> None:
     breakage(monkeypatch)
     found: set[str] = set()
     for seed in range(60):
@@ -250,5 +257,16 @@ def test_plan_draws_every_fault_kind() -> None:
     kinds: set[str] = set()
     for seed in range(200):
         kinds |= {s.kind for s in faults.draw(random.Random(seed)).schedule}
-    assert kinds >= {"cut", "crash", "skew", "usb_batches", "backup", "hub_backup", "publish", "usb_release",
-                     "forge", "rogue", "review"}
+    assert kinds >= {
+        "cut",
+        "crash",
+        "skew",
+        "usb_batches",
+        "backup",
+        "hub_backup",
+        "publish",
+        "usb_release",
+        "forge",
+        "rogue",
+        "review",
+    }

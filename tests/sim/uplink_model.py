@@ -31,20 +31,32 @@ MAX_BATCH_BYTES = 1024 * 1024
 def build_outbox(node: SimNode, max_count: int) -> int:
     """Put every own change not yet batched into signed (and, if so configured, sealed) batches."""
     s = node.store
-    rows = sorted((e for e in s.records.changes.values()
-                   if e.change.origin == node.code and e.change.epoch == s.epoch and e.change.seq > s.batched_seq),
-                  key=lambda e: e.change.seq)
+    rows = sorted(
+        (
+            e
+            for e in s.records.changes.values()
+            if e.change.origin == node.code and e.change.epoch == s.epoch and e.change.seq > s.batched_seq
+        ),
+        key=lambda e: e.change.seq,
+    )
     if not rows:
         return 0
     sizes = [len(e.fields_packed) + len(e.base_packed) + 48 for e in rows]
     chain = s.chain
     made: list[OutboxRow] = []
     for rng in plan_batches(sizes, max_count=max_count, max_bytes=MAX_BATCH_BYTES):
-        part = [e.wire() for e in rows[rng.start:rng.stop]]
+        part = [e.wire() for e in rows[rng.start : rng.stop]]
         first = rows[rng.start].change.seq
         frame = build_batch(
-            origin=node.code, epoch=s.epoch, first_seq=first, changes=list(part), prev=chain, recipient=node.hub_id,
-            hlc=s.hlc, signing_key=node.sign, seal_to=node.hub_seal if node.sealed else None,
+            origin=node.code,
+            epoch=s.epoch,
+            first_seq=first,
+            changes=list(part),
+            prev=chain,
+            recipient=node.hub_id,
+            hlc=s.hlc,
+            signing_key=node.sign,
+            seal_to=node.hub_seal if node.sealed else None,
             recipient_key=node.hub_seal_key_id if node.sealed else "",
         )
         chain = batch_id(frame)
@@ -58,14 +70,15 @@ def build_outbox(node: SimNode, max_count: int) -> int:
 def batch_id(frame: bytes) -> bytes:
     """A batch's id, SHA-256 of its signed header bytes (node/uplink.py verifies its own frame to read
     it; the simulator reads it directly, which is the same bytes without a second signature check)."""
-    parts = unpack(frame[len(MAGIC):])
+    parts = unpack(frame[len(MAGIC) :])
     assert isinstance(parts, list) and isinstance(parts[0], bytes)
     return hashlib.sha256(parts[0]).digest()
 
 
 def unsettled(node: SimNode) -> list[tuple[Outgoing, bytes]]:
-    rows = sorted((r for r in node.store.outbox if r.state in ("pending", "rejected")),
-                  key=lambda r: (r.epoch, r.first_seq))
+    rows = sorted(
+        (r for r in node.store.outbox if r.state in ("pending", "rejected")), key=lambda r: (r.epoch, r.first_seq)
+    )
     return [(Outgoing(r.epoch, r.first_seq, r.last_seq, r.hash, len(r.frame)), r.frame) for r in rows]
 
 
@@ -144,8 +157,10 @@ def reissue_after_fork(node: SimNode, forked_hash: bytes) -> int:
     if row is None or row.epoch != old:
         return 0
     first = row.first_seq
-    mine = sorted((e for k, e in s.records.changes.items() if k[0] == node.code and k[1] == old and k[2] >= first),
-                  key=lambda e: e.change.seq)
+    mine = sorted(
+        (e for k, e in s.records.changes.items() if k[0] == node.code and k[1] == old and k[2] >= first),
+        key=lambda e: e.change.seq,
+    )
     for r in s.outbox:
         if r.epoch == old and r.last_seq >= first and r.state != "receipted":
             r.state = "superseded"
@@ -174,8 +189,12 @@ def reissue_after_fork(node: SimNode, forked_hash: bytes) -> int:
 def pull_request(node: SimNode, after: int, nonce: bytes = b"") -> bytes:
     """The signed request that proves a pull comes from this station (fresh: it carries the time), with
     the nonce the page must answer (node/uplink.py)."""
-    body: dict[str, object] = {"after": after, "catalogue_version": node.catalogue_version,
-                               "pending": pending_changes(node), "at_ms": node.now()}
+    body: dict[str, object] = {
+        "after": after,
+        "catalogue_version": node.catalogue_version,
+        "pending": pending_changes(node),
+        "at_ms": node.now(),
+    }
     if nonce:
         body["nonce"] = nonce
     return sign_document("pull", body, signer=node.code, recipient=node.hub_id, signing_key=node.sign)
@@ -199,8 +218,7 @@ class FeedResult:
 def apply_feed(node: SimNode, data: bytes) -> FeedResult:
     """Verify one feed page with the pinned hub key and apply it as one transaction."""
     try:
-        doc = open_document(data, kind="feed", recipient=node.code, verify_key=node.hub_key,
-                            unseal_key=node.unseal)
+        doc = open_document(data, kind="feed", recipient=node.code, verify_key=node.hub_key, unseal_key=node.unseal)
     except RemoteProtocolError as exc:
         raise Refused(f"feed refused: {exc}") from exc
     if node.hooks.took is not None:
@@ -278,8 +296,9 @@ def check_keys(node: SimNode) -> None:
     if not s.hub_keys_expires:
         return
     try:
-        check_current(KeyList(s.hub_root_pub, s.hub_keys_version, s.hub_sign_pub, b"", 0, s.hub_keys_expires),
-                      node.now())
+        check_current(
+            KeyList(s.hub_root_pub, s.hub_keys_version, s.hub_sign_pub, b"", 0, s.hub_keys_expires), node.now()
+        )
     except KeyChainError as exc:
         raise Refused(str(exc)) from exc
 

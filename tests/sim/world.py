@@ -108,22 +108,42 @@ class World:
         self.hub_committed: set[bytes] = set()
         # Hub answers each station has taken, with its outbox as it was right after (see ``take``).
         self.node_done: dict[str, dict[bytes, bytes]] = {}
-        self.hub = SimHub(hub_id=HUB_ID, seed=self.rng.randbytes(64), clock=self.hub_clock, sealed=self.plan.sealed,
-                          page_limit=self.plan.page_limit,
-                          as_is=self.as_is,
-                          hooks=HubHooks(watch=self.checks.watcher("hub"), wrote=self.checks.authored_by,
-                                         stamped=self.checks.stamped, admitted=self.checks.admitted,
-                                         held=lambda _row: self._held()))
+        self.hub = SimHub(
+            hub_id=HUB_ID,
+            seed=self.rng.randbytes(64),
+            clock=self.hub_clock,
+            sealed=self.plan.sealed,
+            page_limit=self.plan.page_limit,
+            as_is=self.as_is,
+            hooks=HubHooks(
+                watch=self.checks.watcher("hub"),
+                wrote=self.checks.authored_by,
+                stamped=self.checks.stamped,
+                admitted=self.checks.admitted,
+                held=lambda _row: self._held(),
+            ),
+        )
         self.hub.publish()
         self.nodes: dict[str, SimNode] = {}
         for code in self.plan.nodes:
             township = code.startswith("T")
-            node = SimNode(code=code, tier="township" if township else "village", parent="" if township else "T01",
-                           hub_id=HUB_ID, seed=self.rng.randbytes(64), hub_keys=self.hub.current_keys(),
-                           sealed=self.plan.sealed, clock=self._clock_of(code),
-                           hooks=NodeHooks(watch=self.checks.watcher(code), wrote=self.checks.authored_by,
-                                           stamped=self.checks.stamped, took=self._took),
-                           as_is=self.as_is)
+            node = SimNode(
+                code=code,
+                tier="township" if township else "village",
+                parent="" if township else "T01",
+                hub_id=HUB_ID,
+                seed=self.rng.randbytes(64),
+                hub_keys=self.hub.current_keys(),
+                sealed=self.plan.sealed,
+                clock=self._clock_of(code),
+                hooks=NodeHooks(
+                    watch=self.checks.watcher(code),
+                    wrote=self.checks.authored_by,
+                    stamped=self.checks.stamped,
+                    took=self._took,
+                ),
+                as_is=self.as_is,
+            )
             self.hub.enrol(code, node.tier, node.parent, public_bytes(node.sign), node.seal_pub)
             node.store_catalogue(self.hub.store.releases[1])  # handed over at enrolment
             self.nodes[code] = node
@@ -188,8 +208,9 @@ class World:
 
     def _took(self, code: str, kind: str, frame: bytes, version: int) -> None:
         listed = self.hub.listed.get(version)
-        self.checks.signed_by_listed(code, kind, str(peek_header(frame).get("signer_key", "")),
-                                     key_id(listed) if listed else "")
+        self.checks.signed_by_listed(
+            code, kind, str(peek_header(frame).get("signer_key", "")), key_id(listed) if listed else ""
+        )
 
     def send(self, msg: Msg) -> None:
         if msg.request is not None and msg.request.kind == "pull" and msg.src in self.frozen:
@@ -300,8 +321,9 @@ class World:
         ack = self.hub.ingest_frame(frame)
         self.stats.acks[ack.result.value] = self.stats.acks.get(ack.result.value, 0) + 1
         if before is not None:
-            self.checks.unchanged(f"hub took a batch again ({ack.result.value}) and changed", before,
-                                  self.hub.fingerprint())
+            self.checks.unchanged(
+                f"hub took a batch again ({ack.result.value}) and changed", before, self.hub.fingerprint()
+            )
         if ack.result in (AckResult.APPLIED, AckResult.QUARANTINED, AckResult.FORK):
             self.hub_committed.add(digest)
         if ack.result is AckResult.FORK:
@@ -384,11 +406,15 @@ class World:
             return
         data_before, outbox_before = self.node_data(node), self.node_outbox(node)
         process()
-        self.checks.unchanged(f"{node.code} took a hub {what} again and its data changed", data_before,
-                              self.node_data(node))
+        self.checks.unchanged(
+            f"{node.code} took a hub {what} again and its data changed", data_before, self.node_data(node)
+        )
         if done[digest] == outbox_before:
-            self.checks.unchanged(f"{node.code} took a hub {what} twice in a row and its outbox changed",
-                                  outbox_before, self.node_outbox(node))
+            self.checks.unchanged(
+                f"{node.code} took a hub {what} twice in a row and its outbox changed",
+                outbox_before,
+                self.node_outbox(node),
+            )
 
     def late_file(self, node: SimNode, data: bytes) -> str:
         try:
@@ -404,8 +430,20 @@ class World:
     @staticmethod
     def node_data(node: SimNode) -> bytes:
         s = node.store
-        return hashlib.sha256(pack([s.records.fingerprint_items(), s.epoch, s.seq, s.batched_seq, s.counter, s.chain,
-                                    s.feed_cursor, sorted(s.catalogues)])).digest()
+        return hashlib.sha256(
+            pack(
+                [
+                    s.records.fingerprint_items(),
+                    s.epoch,
+                    s.seq,
+                    s.batched_seq,
+                    s.counter,
+                    s.chain,
+                    s.feed_cursor,
+                    sorted(s.catalogues),
+                ]
+            )
+        ).digest()
 
     @staticmethod
     def node_outbox(node: SimNode) -> bytes:

@@ -41,7 +41,11 @@ def chain(sizes: list[int], *, salt: str = "honest", start: int = 1) -> list[Bat
 
 def decide(cursor: Cursor, b: Batch, applied: dict[tuple[int, int], bytes]) -> Decision:
     return classify(
-        cursor, first_seq=b.first, last_seq=b.last, prev=b.prev, batch_hash=b.hash,
+        cursor,
+        first_seq=b.first,
+        last_seq=b.last,
+        prev=b.prev,
+        batch_hash=b.hash,
         applied=MappingProxyType(dict(applied)),
     )
 

@@ -12,9 +12,7 @@ from sync.batching import plan_batches
     st.integers(min_value=1, max_value=25),
     st.integers(min_value=1, max_value=6000),
 )
-def test_batches_cover_every_index_once_within_limits(
-    sizes: list[int], max_count: int, max_bytes: int
-) -> None:
+def test_batches_cover_every_index_once_within_limits(sizes: list[int], max_count: int, max_bytes: int) -> None:
     batches = plan_batches(sizes, max_count=max_count, max_bytes=max_bytes)
     assert [i for batch in batches for i in batch] == list(range(len(sizes)))
     for n, batch in enumerate(batches):

@@ -15,8 +15,14 @@ from sync.calendar import CalendarError, WorkCalendar
 # The project's copy of the sample catalogue when it has one, else the shared original.
 _ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = next(
-    (p for p in (_ROOT / "sanji" / "data" / "catalogue-sample.json",
-                 _ROOT.parent / "shared" / "data" / "catalogue-sample.json") if p.exists()),
+    (
+        p
+        for p in (
+            _ROOT / "sanji" / "data" / "catalogue-sample.json",
+            _ROOT.parent / "shared" / "data" / "catalogue-sample.json",
+        )
+        if p.exists()
+    ),
     _ROOT.parent / "shared" / "data" / "catalogue-sample.json",
 )
 CAL_2026 = WorkCalendar.from_catalogue(json.loads(SAMPLE.read_text(encoding="utf-8"))["calendar"])
@@ -111,9 +117,7 @@ def test_between_agrees_with_counting_day_by_day(a: date, b: date) -> None:
 
 def test_round_trips_to_catalogue_form(cal: WorkCalendar) -> None:
     raw = json.loads(SAMPLE.read_text(encoding="utf-8"))["calendar"]
-    assert cal.to_catalogue() == {
-        year: {k: sorted(v) for k, v in entry.items()} for year, entry in raw.items()
-    }
+    assert cal.to_catalogue() == {year: {k: sorted(v) for k, v in entry.items()} for year, entry in raw.items()}
     assert WorkCalendar.from_catalogue(cal.to_catalogue()) == cal
 
 

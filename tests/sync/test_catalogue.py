@@ -30,8 +30,14 @@ from sync.catalogue import (
 # The project's copy of the sample catalogue when it has one, else the shared original.
 _ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = next(
-    (p for p in (_ROOT / "sanji" / "data" / "catalogue-sample.json",
-                 _ROOT.parent / "shared" / "data" / "catalogue-sample.json") if p.exists()),
+    (
+        p
+        for p in (
+            _ROOT / "sanji" / "data" / "catalogue-sample.json",
+            _ROOT.parent / "shared" / "data" / "catalogue-sample.json",
+        )
+        if p.exists()
+    ),
     _ROOT.parent / "shared" / "data" / "catalogue-sample.json",
 )
 SAMPLE_DOC: dict[str, Any] = json.loads(SAMPLE.read_text(encoding="utf-8"))
@@ -103,12 +109,14 @@ def _walk(d: dict[str, Any], path: list[Any]) -> Any:
 def _set(path: list[Any], value: object) -> Mutation:
     def mutate(d: dict[str, Any]) -> None:
         _walk(d, path[:-1])[path[-1]] = value
+
     return mutate
 
 
 def _delete(path: list[Any]) -> Mutation:
     def mutate(d: dict[str, Any]) -> None:
         del _walk(d, path[:-1])[path[-1]]
+
     return mutate
 
 
@@ -117,65 +125,116 @@ def _append_copy(list_key: str, index: int) -> Mutation:
 
 
 BROKEN: list[tuple[str, Mutation, str]] = [
-    ("missing field", _delete(["items", "360802-0005", "promised_days"]),
-     "item 360802-0005: missing field(s) promised_days"),
-    ("misspelt field", _set(["items", "360802-0005", "promise_days"], 3),
-     "item 360802-0005: unknown field(s) promise_days"),
-    ("days as text", _set(["items", "360802-0005", "legal_days"], "30"),
-     "item 360802-0005.legal_days: must be an integer"),
-    ("days as bool", _set(["items", "360802-0005", "legal_days"], True),
-     "item 360802-0005.legal_days: must be an integer"),
-    ("negative days", _set(["items", "360802-0005", "legal_days"], -1),
-     "item 360802-0005.legal_days: must be at least 0"),
-    ("immediate with a promise", _set(["items", "360802-0001", "promised_days"], 3),
-     "item 360802-0001.promised_days: must be 0 for an immediate item"),
-    ("promised without one", _set(["items", "360802-0005", "promised_days"], 0),
-     "item 360802-0005.promised_days: must be at least 1"),
-    ("promise beyond the law", _set(["items", "360802-0005", "promised_days"], 31),
-     "item 360802-0005.promised_days: 31 exceeds legal_days 30"),
-    ("unknown kind", _set(["items", "360802-0005", "kind"], "urgent"),
-     "item 360802-0005.kind: 'urgent' is not a kind"),
-    ("unknown tier", _set(["items", "360802-0005", "accepted_at"], ["village", "city"]),
-     "item 360802-0005.accepted_at[1]: 'city' is not a tier"),
-    ("no tiers", _set(["items", "360802-0005", "accepted_at"], []),
-     "item 360802-0005.accepted_at: must name at least one tier"),
-    ("tier twice", _set(["items", "360802-0005", "accepted_at"], ["village", "village"]),
-     "item 360802-0005.accepted_at: lists a tier twice"),
-    ("unknown decider", _set(["items", "360802-0005", "decided_at"], "province"),
-     "item 360802-0005.decided_at: 'province' is not a tier"),
-    ("flag as text", _set(["items", "360802-0005", "inspection_required"], "yes"),
-     "item 360802-0005.inspection_required: must be true or false"),
-    ("material flag as int", _set(["items", "360802-0005", "materials", 0, "required"], 1),
-     "item 360802-0005.materials[0].required: must be true or false"),
-    ("material without name", _delete(["items", "360802-0005", "materials", 0, "name"]),
-     "item 360802-0005.materials[0]: missing field(s) name"),
-    ("material twice", _set(["items", "360802-0005", "materials", 1, "name"], "居民身份证"),
-     "item 360802-0005.materials: material '居民身份证' is listed twice"),
-    ("blank name", _set(["items", "360802-0005", "name"], "  "),
-     "item 360802-0005.name: must not be empty"),
+    (
+        "missing field",
+        _delete(["items", "360802-0005", "promised_days"]),
+        "item 360802-0005: missing field(s) promised_days",
+    ),
+    (
+        "misspelt field",
+        _set(["items", "360802-0005", "promise_days"], 3),
+        "item 360802-0005: unknown field(s) promise_days",
+    ),
+    (
+        "days as text",
+        _set(["items", "360802-0005", "legal_days"], "30"),
+        "item 360802-0005.legal_days: must be an integer",
+    ),
+    (
+        "days as bool",
+        _set(["items", "360802-0005", "legal_days"], True),
+        "item 360802-0005.legal_days: must be an integer",
+    ),
+    (
+        "negative days",
+        _set(["items", "360802-0005", "legal_days"], -1),
+        "item 360802-0005.legal_days: must be at least 0",
+    ),
+    (
+        "immediate with a promise",
+        _set(["items", "360802-0001", "promised_days"], 3),
+        "item 360802-0001.promised_days: must be 0 for an immediate item",
+    ),
+    (
+        "promised without one",
+        _set(["items", "360802-0005", "promised_days"], 0),
+        "item 360802-0005.promised_days: must be at least 1",
+    ),
+    (
+        "promise beyond the law",
+        _set(["items", "360802-0005", "promised_days"], 31),
+        "item 360802-0005.promised_days: 31 exceeds legal_days 30",
+    ),
+    ("unknown kind", _set(["items", "360802-0005", "kind"], "urgent"), "item 360802-0005.kind: 'urgent' is not a kind"),
+    (
+        "unknown tier",
+        _set(["items", "360802-0005", "accepted_at"], ["village", "city"]),
+        "item 360802-0005.accepted_at[1]: 'city' is not a tier",
+    ),
+    (
+        "no tiers",
+        _set(["items", "360802-0005", "accepted_at"], []),
+        "item 360802-0005.accepted_at: must name at least one tier",
+    ),
+    (
+        "tier twice",
+        _set(["items", "360802-0005", "accepted_at"], ["village", "village"]),
+        "item 360802-0005.accepted_at: lists a tier twice",
+    ),
+    (
+        "unknown decider",
+        _set(["items", "360802-0005", "decided_at"], "province"),
+        "item 360802-0005.decided_at: 'province' is not a tier",
+    ),
+    (
+        "flag as text",
+        _set(["items", "360802-0005", "inspection_required"], "yes"),
+        "item 360802-0005.inspection_required: must be true or false",
+    ),
+    (
+        "material flag as int",
+        _set(["items", "360802-0005", "materials", 0, "required"], 1),
+        "item 360802-0005.materials[0].required: must be true or false",
+    ),
+    (
+        "material without name",
+        _delete(["items", "360802-0005", "materials", 0, "name"]),
+        "item 360802-0005.materials[0]: missing field(s) name",
+    ),
+    (
+        "material twice",
+        _set(["items", "360802-0005", "materials", 1, "name"], "居民身份证"),
+        "item 360802-0005.materials: material '居民身份证' is listed twice",
+    ),
+    ("blank name", _set(["items", "360802-0005", "name"], "  "), "item 360802-0005.name: must not be empty"),
     ("item not an object", _set(["items", 3], "360802-0004"), "items[3]: must be an object"),
     ("duplicate item", _append_copy("items", 0), "items[54].code: item code 360802-0001 is used twice"),
     ("duplicate theme", _append_copy("themes", 0), "themes[18].code: theme code T01 is used twice"),
-    ("theme of a missing item", _set(["themes", 0, "items"], ["360802-0044", "360802-9999"]),
-     "theme T01.items[1]: item 360802-9999 is not in the catalogue"),
-    ("empty theme", _set(["themes", 0, "items"], []),
-     "theme T01.items: a theme must bundle at least one item"),
+    (
+        "theme of a missing item",
+        _set(["themes", 0, "items"], ["360802-0044", "360802-9999"]),
+        "theme T01.items[1]: item 360802-9999 is not in the catalogue",
+    ),
+    ("empty theme", _set(["themes", 0, "items"], []), "theme T01.items: a theme must bundle at least one item"),
     ("no items", _set(["items"], []), "items: a catalogue must have at least one item"),
     ("version zero", _set(["version"], 0), "version: must be at least 1"),
     ("bad district", _set(["district", "code"], "3608"), "district.code: '3608' is not a 6-digit"),
     ("no district", _delete(["district"]), "missing field(s) district"),
-    ("bad calendar", _set(["calendar", "2026", "makeup_workdays"], ["2026-10-09"]),
-     "calendar: calendar 2026 makeup_workdays: 2026-10-09 is not a Saturday or Sunday"),
+    (
+        "bad calendar",
+        _set(["calendar", "2026", "makeup_workdays"], ["2026-10-09"]),
+        "calendar: calendar 2026 makeup_workdays: 2026-10-09 is not a Saturday or Sunday",
+    ),
     ("bad timestamp", _set(["issued_at"], "next Monday"), "issued_at: 'next Monday' is not an ISO 8601"),
-    ("expiry first", lambda d: d.update(issued_at="2026-06-01T00:00:00+08:00",
-                                        expires_at="2026-01-01T00:00:00+08:00"),
-     "expires_at: 2026-01-01T00:00:00+08:00 is not after issued_at"),
+    (
+        "expiry first",
+        lambda d: d.update(issued_at="2026-06-01T00:00:00+08:00", expires_at="2026-01-01T00:00:00+08:00"),
+        "expires_at: 2026-01-01T00:00:00+08:00 is not after issued_at",
+    ),
 ]
 
 
-@pytest.mark.parametrize(
-    ("mutation", "message"), [(m, msg) for _, m, msg in BROKEN], ids=[n for n, _, _ in BROKEN]
-)
+@pytest.mark.parametrize(("mutation", "message"), [(m, msg) for _, m, msg in BROKEN], ids=[n for n, _, _ in BROKEN])
 def test_broken_catalogues_are_refused_naming_the_problem(mutation: Mutation, message: str) -> None:
     d = doc()
     mutation(d)
@@ -235,8 +294,9 @@ def test_a_complete_application_is_accepted() -> None:
     item = CAT.items["360802-0004"]
     names = [m.name for m in item.materials]
     check_acceptance(item, tier="village", submitted=names, deferred=[])
-    check_acceptance(item, tier="village", submitted=[n for n in names if n != "家庭收入情况声明"],
-                     deferred=["家庭收入情况声明"])
+    check_acceptance(
+        item, tier="village", submitted=[n for n in names if n != "家庭收入情况声明"], deferred=["家庭收入情况声明"]
+    )
 
 
 def test_the_wrong_tier_is_named() -> None:
@@ -265,8 +325,18 @@ def test_material_refusals() -> None:
 
 
 def test_optional_materials_may_be_left_out() -> None:
-    item = Item("X-1", "测试事项", "测试", "promised", 10, 5, ("village",), "township", False,
-                (Material("申请表", True, False), Material("照片", False, False)))
+    item = Item(
+        "X-1",
+        "测试事项",
+        "测试",
+        "promised",
+        10,
+        5,
+        ("village",),
+        "township",
+        False,
+        (Material("申请表", True, False), Material("照片", False, False)),
+    )
     check_acceptance(item, tier="village", submitted=["申请表"], deferred=[])
 
 

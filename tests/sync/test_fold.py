@@ -18,15 +18,24 @@ def authority(origin: str) -> int:
 
 
 STATUSES = [
-    "accepted", "supplement_requested", "under_review", "inspecting", "approved", "denied",
-    "not_accepted", "withdrawn", "completed", "delivered",
+    "accepted",
+    "supplement_requested",
+    "under_review",
+    "inspecting",
+    "approved",
+    "denied",
+    "not_accepted",
+    "withdrawn",
+    "completed",
+    "delivered",
 ]
 field_values = {
     "status": st.sampled_from(STATUSES),
     "note": st.text(max_size=5),
     "due_date": st.sampled_from(["2026-03-01", "2026-03-02", ""]),
-    "m.居民身份证": st.tuples(st.sampled_from(["submitted", "deferred", "supplemented"]),
-                            st.sampled_from(["", "2026-03-09"])).map(list),
+    "m.居民身份证": st.tuples(
+        st.sampled_from(["submitted", "deferred", "supplemented"]), st.sampled_from(["", "2026-03-09"])
+    ).map(list),
     "paused": st.booleans(),
 }
 

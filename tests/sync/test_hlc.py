@@ -121,9 +121,7 @@ def test_any_sequence_of_events_gives_strictly_increasing_stamps(
 
 
 @given(stamps, walls, drifts, st.integers(min_value=1, max_value=10**12))
-def test_a_far_future_remote_does_not_drag_the_clock_forward(
-    last: int, w: int, drift: int, excess: int
-) -> None:
+def test_a_far_future_remote_does_not_drag_the_clock_forward(last: int, w: int, drift: int, excess: int) -> None:
     remote = pack_hlc(w + drift + excess, 0)
     obs = observe(last, remote, w, max_drift_ms=drift)
     assert obs == Observation(stamp=tick(last, w), too_far_ahead=True)

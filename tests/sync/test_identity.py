@@ -46,7 +46,7 @@ def test_a_generated_id_passes_and_comes_back_unchanged(id_number: str) -> None:
 @given(IDS, st.integers(min_value=0, max_value=16), st.integers(min_value=1, max_value=9))
 def test_any_single_digit_change_is_caught(id_number: str, position: int, delta: int) -> None:
     digit = (int(id_number[position]) + delta) % 10
-    wrong = id_number[:position] + str(digit) + id_number[position + 1:]
+    wrong = id_number[:position] + str(digit) + id_number[position + 1 :]
     with pytest.raises(InvalidIdentity) as info:
         check_id_number(wrong, today=TODAY)
     try:

@@ -28,8 +28,9 @@ INSPECTOR = Actor("F0007", "field")
 OTHER_DEVICE = Actor("F0008", "field")
 
 
-def ctx(decided_at: str = "district", *, station: str = "V0101", parent: str | None = "T01",
-        inspector: str | None = None) -> RecordContext:
+def ctx(
+    decided_at: str = "district", *, station: str = "V0101", parent: str | None = "T01", inspector: str | None = None
+) -> RecordContext:
     return RecordContext(station, parent, decided_at, inspector)
 
 
@@ -63,15 +64,18 @@ def existing(status: str) -> Record:
     return {"status": (SEEN, "V0101", status, 0), "kind": (SEEN, "V0101", "promised", 0)}
 
 
-def check(c: Change, actor: Actor, context: RecordContext | None, *, hub_ms: int = HUB_MS,
-          status: str = "under_review") -> Admission:
+def check(
+    c: Change, actor: Actor, context: RecordContext | None, *, hub_ms: int = HUB_MS, status: str = "under_review"
+) -> Admission:
     """Admission of a change to an existing application (at ``status``) or one of its records."""
     current = existing(status) if c.entity == "application" else {}
-    return admit(c, actor=actor, context=context, hub_wall_ms=hub_ms, max_ahead_ms=AHEAD,
-                 facts=Facts(context, current=current))
+    return admit(
+        c, actor=actor, context=context, hub_wall_ms=hub_ms, max_ahead_ms=AHEAD, facts=Facts(context, current=current)
+    )
 
 
 # --- read_change ------------------------------------------------------------------------------
+
 
 def test_valid_change_at_its_batch_position_is_admitted() -> None:
     raw = wire(base={"status": pack_hlc(HUB_MS - 5000, 0)})
@@ -160,8 +164,12 @@ def test_largest_stamp_is_readable() -> None:
 
 # Values as the strict codec hands them over: str map keys, finite floats.
 wire_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**64), max_value=2**64)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12) | st.binary(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.binary(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
@@ -204,6 +212,7 @@ def test_non_text_field_name_on_other_entities_is_refused() -> None:
 
 # --- admit: clock -----------------------------------------------------------------------------
 
+
 def test_clock_far_ahead_is_held_with_a_clock_reason() -> None:
     c = change({"note": "late"}, hlc_ms=HUB_MS + AHEAD + 60_000)
     adm = check(c, VILLAGE, ctx())
@@ -234,6 +243,7 @@ def test_clock_just_at_the_limit_is_admitted() -> None:
 
 
 # --- admit: context and rights ----------------------------------------------------------------
+
 
 def test_unknown_application_is_held_with_a_reason() -> None:
     c = change({"note": "n"}, entity="event", rec_id="evt-0001")
@@ -317,19 +327,30 @@ def test_hub_may_write_a_district_decision() -> None:
 
 def test_inspector_may_write_its_task_report() -> None:
     c = change(
-        {"task": "task-0001", "application": "app-test-0001", "result": "pass", "findings": "ok",
-         "recorded_at": "2025-06-15T10:00:00+08:00", "gps": [30.25, 120.16, 8.5],
-         "checklist": {"fire exit": True}, "photos": ["p1.jpg"]},
-        entity="report", origin="F0007", rec_id="task-0001",
+        {
+            "task": "task-0001",
+            "application": "app-test-0001",
+            "result": "pass",
+            "findings": "ok",
+            "recorded_at": "2025-06-15T10:00:00+08:00",
+            "gps": [30.25, 120.16, 8.5],
+            "checklist": {"fire exit": True},
+            "photos": ["p1.jpg"],
+        },
+        entity="report",
+        origin="F0007",
+        rec_id="task-0001",
     )
     task = {"inspector": "F0007", "application": "app-test-0001", "status": "assigned"}
     facts = Facts(ctx(inspector="F0007"), task=task)
-    assert admit(c, actor=INSPECTOR, context=facts.context, hub_wall_ms=HUB_MS, max_ahead_ms=AHEAD,
-                 facts=facts).admitted
+    assert admit(
+        c, actor=INSPECTOR, context=facts.context, hub_wall_ms=HUB_MS, max_ahead_ms=AHEAD, facts=facts
+    ).admitted
     done = change({"status": "done"}, entity="task", origin="F0007", rec_id="task-0001")
     facts = Facts(ctx(inspector="F0007"), current={"status": (SEEN, "T01", "assigned", 0)})
-    assert admit(done, actor=INSPECTOR, context=facts.context, hub_wall_ms=HUB_MS, max_ahead_ms=AHEAD,
-                 facts=facts).admitted
+    assert admit(
+        done, actor=INSPECTOR, context=facts.context, hub_wall_ms=HUB_MS, max_ahead_ms=AHEAD, facts=facts
+    ).admitted
 
 
 def test_another_field_device_may_not_write_the_report() -> None:
@@ -403,8 +424,16 @@ def test_hub_may_write_any_field_outside_the_workflow(c: Change, context: Record
     # The hub's authority covers every field; the status alone also follows the workflow table
     # (tests/sync/test_admission.py), so the generated statuses are left out here.
     if "status" in c.fields and c.entity == "application":
-        c = Change(c.origin, c.epoch, c.seq, c.hlc, c.entity, c.id,
-                   {k: v for k, v in c.fields.items() if k != "status"} or {"note": "n"}, {})
+        c = Change(
+            c.origin,
+            c.epoch,
+            c.seq,
+            c.hlc,
+            c.entity,
+            c.id,
+            {k: v for k, v in c.fields.items() if k != "status"} or {"note": "n"},
+            {},
+        )
     assert check(c, HUB, context) == Admission(c, "")
 
 

@@ -145,9 +145,7 @@ def test_depth_for(count: int, depth: int) -> None:
 
 keys = st.text(alphabet="abcdefghij0123456789:-", min_size=1, max_size=10)
 leaves = st.binary(min_size=1, max_size=4)
-edits = st.lists(
-    st.tuples(st.sampled_from(["insert", "delete", "change"]), keys, leaves, st.booleans()), max_size=25
-)
+edits = st.lists(st.tuples(st.sampled_from(["insert", "delete", "change"]), keys, leaves, st.booleans()), max_size=25)
 
 
 @settings(max_examples=150, deadline=None)

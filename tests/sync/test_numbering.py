@@ -67,8 +67,17 @@ def test_tricky_station_codes_stay_unambiguous() -> None:
 
 @pytest.mark.parametrize(
     ("station", "epoch", "counter"),
-    [("360802-T01", 1, 0), ("360802-T01", 0, 1), ("360802-T01", 1, -5), ("", 1, 1), ("a b", 1, 1),
-     ("T01-", 1, 1), ("-T01", 1, 1), ("T01--05", 1, 1), ("村站", 1, 1)],
+    [
+        ("360802-T01", 1, 0),
+        ("360802-T01", 0, 1),
+        ("360802-T01", 1, -5),
+        ("", 1, 1),
+        ("a b", 1, 1),
+        ("T01-", 1, 1),
+        ("-T01", 1, 1),
+        ("T01--05", 1, 1),
+        ("村站", 1, 1),
+    ],
 )
 def test_arguments_that_would_break_uniqueness_are_refused(station: str, epoch: int, counter: int) -> None:
     with pytest.raises(ValueError):

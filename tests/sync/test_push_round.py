@@ -25,6 +25,7 @@ from .session_model import Batch, HubModel, chain, digest
 
 # --- the push round ---------------------------------------------------------------------------
 
+
 def outbox(sizes: list[int], *, epoch: int = 1, per_batch: int = 2, start: int = 1) -> list[Outgoing]:
     """Batches of ``per_batch`` seqs each, with the given byte sizes."""
     out = []
@@ -238,6 +239,7 @@ def test_empty_outbox_ends_at_once() -> None:
 
 # --- the push round against a hub that uses classify ------------------------------------------
 
+
 @dataclass
 class Hub:
     """A hub holding one origin's chain, answering a request the way hub/ingest does."""
@@ -251,8 +253,10 @@ class Hub:
             b = self.chain[h]
             d = self.model.offer(b)
             result = {
-                Verdict.APPLY: AckResult.APPLIED, Verdict.DUPLICATE: AckResult.DUPLICATE,
-                Verdict.GAP: AckResult.GAP, Verdict.FORK: AckResult.FORK,
+                Verdict.APPLY: AckResult.APPLIED,
+                Verdict.DUPLICATE: AckResult.DUPLICATE,
+                Verdict.GAP: AckResult.GAP,
+                Verdict.FORK: AckResult.FORK,
             }[d.verdict]
             out.append(Ack(h, result, b.last + 1 if d.verdict is Verdict.APPLY else d.expected_seq, d.reason))
         return out

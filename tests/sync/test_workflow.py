@@ -26,9 +26,7 @@ from sync.workflow import (
 
 
 @given(st.sampled_from(Status), st.sampled_from(Move), st.booleans())
-def test_every_pair_is_the_tables_answer_or_a_transition_error(
-    current: Status, move: Move, immediate: bool
-) -> None:
+def test_every_pair_is_the_tables_answer_or_a_transition_error(current: Status, move: Move, immediate: bool) -> None:
     in_table = (current, move) in TRANSITIONS and (immediate or (current, move) not in IMMEDIATE_ONLY)
     try:
         result = next_status(current, move, immediate=immediate)
@@ -158,10 +156,21 @@ def test_who_may_move() -> None:
     station = {m for m, roles in MOVE_ACTORS.items() if "station" in roles}
     decider = {m for m, roles in MOVE_ACTORS.items() if "decider" in roles}
     assert station == {
-        Move.SUPPLEMENT, Move.RESUBMIT, Move.REJECT, Move.WITHDRAW, Move.DELIVER, Move.COMPLETE,
+        Move.SUPPLEMENT,
+        Move.RESUBMIT,
+        Move.REJECT,
+        Move.WITHDRAW,
+        Move.DELIVER,
+        Move.COMPLETE,
     }
     assert decider == {
-        Move.REVIEW, Move.INSPECT, Move.APPROVE, Move.DENY, Move.COMPLETE, Move.SUPPLEMENT, Move.REJECT,
+        Move.REVIEW,
+        Move.INSPECT,
+        Move.APPROVE,
+        Move.DENY,
+        Move.COMPLETE,
+        Move.SUPPLEMENT,
+        Move.REJECT,
     }
     assert may_move("station", Move.COMPLETE, immediate=True)
     assert not may_move("station", Move.COMPLETE, immediate=False)

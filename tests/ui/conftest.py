@@ -31,8 +31,14 @@ from tests.applicants import id_check_char
 ROOT = Path(__file__).resolve().parents[2]
 SCREENS = ROOT / "screens"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PASSWORD = "s3cret-operator-pw"
 ITEM_PROMISED = "360802-0004"  # 最低生活保障申请: promised, 20 working days, one deferrable material
 ITEM_IMMEDIATE = "360802-0001"  # 城乡居民基本养老保险参保登记: immediate, decided by the township
@@ -91,8 +97,9 @@ class Proc:
         exe = Path(sys.executable).with_name("sanji")
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "sanji.cli"]
         self.out = self.log.open("ab")
-        self.proc = subprocess.Popen([*cmd, *self.argv], stdout=self.out, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.proc = subprocess.Popen(
+            [*cmd, *self.argv], stdout=self.out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -126,13 +133,17 @@ class District:
         self.hub_dir = root / "hub"
         self.hub_port = free_port()
         self.hub_url = f"http://127.0.0.1:{self.hub_port}"
-        self.hub = Proc(["hub", "serve", str(self.hub_dir), "--port", str(self.hub_port)], self.hub_url,
-                        root / "hub.log")
+        self.hub = Proc(
+            ["hub", "serve", str(self.hub_dir), "--port", str(self.hub_port)], self.hub_url, root / "hub.log"
+        )
         self.node_dir = root / "gangtang"
         self.node_port = free_port()
         self.node_url = f"http://127.0.0.1:{self.node_port}"
-        self.node = Proc(["node", "serve", str(self.node_dir), "--port", str(self.node_port), "--interval", "3600"],
-                         self.node_url, root / "node.log")
+        self.node = Proc(
+            ["node", "serve", str(self.node_dir), "--port", str(self.node_port), "--interval", "3600"],
+            self.node_url,
+            root / "node.log",
+        )
         self.serial = 0
 
     def build(self) -> None:
@@ -153,15 +164,32 @@ class District:
 
     def applicant(self) -> dict[str, str]:
         self.serial += 1
-        return {"name": f"测试申请人{self.serial:02d}", "id_number": make_id(self.serial),
-                "phone": f"139{self.serial:08d}"}
+        return {
+            "name": f"测试申请人{self.serial:02d}",
+            "id_number": make_id(self.serial),
+            "phone": f"139{self.serial:08d}",
+        }
 
     def accept(self, item: str = ITEM_IMMEDIATE) -> dict[str, Any]:
         p = self.applicant()
-        materials = ["居民身份证", "户口簿"] + (["家庭收入情况声明", "家庭经济状况核对授权书"]
-                                                if item == ITEM_PROMISED else [])
-        args = ["node", "accept", str(self.node_dir), "--item", item, "--name", p["name"], "--id-number",
-                p["id_number"], "--phone", p["phone"], "--address", "兴桥镇岗塘村3组"]
+        materials = ["居民身份证", "户口簿"] + (
+            ["家庭收入情况声明", "家庭经济状况核对授权书"] if item == ITEM_PROMISED else []
+        )
+        args = [
+            "node",
+            "accept",
+            str(self.node_dir),
+            "--item",
+            item,
+            "--name",
+            p["name"],
+            "--id-number",
+            p["id_number"],
+            "--phone",
+            p["phone"],
+            "--address",
+            "兴桥镇岗塘村3组",
+        ]
         for m in materials:
             args += ["--material", m]
         return {**sanji(*args), **p}
@@ -170,8 +198,16 @@ class District:
         """Station and hub edit the same application concurrently: two open conflicts (note, status)."""
         number = str(self.accept()["number"])
         sanji("node", "sync", str(self.node_dir))
-        sanji("node", "transition", str(self.node_dir), number, "--to", "supplement_requested",
-              "--note", "请补充户口簿复印件")
+        sanji(
+            "node",
+            "transition",
+            str(self.node_dir),
+            number,
+            "--to",
+            "supplement_requested",
+            "--note",
+            "请补充户口簿复印件",
+        )
         sanji("hub", "transition", str(self.hub_dir), number, "--to", "under_review", "--note", "转入审查")
         sanji("node", "sync", str(self.node_dir))
         return number
@@ -222,8 +258,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN",
-                                  timezone_id="Asia/Shanghai")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN", timezone_id="Asia/Shanghai")
     pg = context.new_page()
     problems: list[str] = []
     pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))

@@ -30,29 +30,47 @@ class Pair:
         with self.hub.store.transaction():
             self.hub.store.add_operator(OPERATOR, hash_password(PASSWORD), self.hub.clock())
         enrollment.register(self.hub, station="360802-T01", name="兴桥镇便民服务中心", tier="township")
-        token = enrollment.register(self.hub, station="360802-T01-01", name="兴桥镇岗塘村便民服务站", tier="village",
-                                    parent="360802-T01")
+        token = enrollment.register(
+            self.hub, station="360802-T01-01", name="兴桥镇岗塘村便民服务站", tier="village", parent="360802-T01"
+        )
         self.st = Station(root / "village", create=True)
-        answer = enrollment.redeem(self.hub, token=token, sign_pub=self.st.keys.sign_pub,
-                                   seal_pub=self.st.keys.seal_pub)
+        answer = enrollment.redeem(
+            self.hub, token=token, sign_pub=self.st.keys.sign_pub, seal_pub=self.st.keys.seal_pub
+        )
         _pin(self.st, answer, token, DEAD_HUB, online=True)
         self.serial = 0
 
     def accept(self, item: str = ITEM_IMMEDIATE, **kw: Any) -> dict[str, Any]:
         self.serial += 1
-        person = {"name": f"测试申请人{self.serial:02d}", "id_number": make_id(self.serial),
-                  "phone": f"139{self.serial:08d}"}
+        person = {
+            "name": f"测试申请人{self.serial:02d}",
+            "id_number": make_id(self.serial),
+            "phone": f"139{self.serial:08d}",
+        }
         item_ = self.st.catalogue().catalogue.items[item]
-        out = commands.accept(self.st, commands.Application(
-            item=item, name=person["name"], id_number=person["id_number"], phone=person["phone"],
-            submitted=[m.name for m in item_.materials if m.required and m.name not in kw.get("deferred", ())], **kw))
+        out = commands.accept(
+            self.st,
+            commands.Application(
+                item=item,
+                name=person["name"],
+                id_number=person["id_number"],
+                phone=person["phone"],
+                submitted=[m.name for m in item_.materials if m.required and m.name not in kw.get("deferred", ())],
+                **kw,
+            ),
+        )
         return {**out, **person}
 
     def push(self) -> None:
         uplink.build_outbox(self.st)
         acks = [ingest_frame(self.hub, f, source="test") for _, f in uplink.unsettled(self.st)]
-        doc = sign_document("acks", {"acks": [a.to_wire() for a in acks]}, signer=self.hub.hub_id,
-                            recipient=self.st.code, signing_key=self.hub.keys.sign)
+        doc = sign_document(
+            "acks",
+            {"acks": [a.to_wire() for a in acks]},
+            signer=self.hub.hub_id,
+            recipient=self.st.code,
+            signing_key=self.hub.keys.sign,
+        )
         uplink.read_acks(self.st, doc)
 
     def pull(self) -> None:
@@ -96,6 +114,8 @@ def csrf_of(html: str) -> str:
 async def login(client: Any, user: str = OPERATOR, password: str = PASSWORD) -> Any:
     """Sign in to the dashboard through its login form (an aiohttp ``TestClient``); returns the answer."""
     form = await client.get("/login")
-    return await client.post("/login", data={"user": user, "password": password,
-                                             "csrf": csrf_of(await form.text()), "next": "/"},
-                             allow_redirects=False)
+    return await client.post(
+        "/login",
+        data={"user": user, "password": password, "csrf": csrf_of(await form.text()), "next": "/"},
+        allow_redirects=False,
+    )

@@ -37,8 +37,21 @@ def task_of(folder: Any, number: str) -> dict[str, object]:
 def test_township_assigns_an_inspection_from_the_application_page(page: Any, district: District) -> None:
     hub, village, township = str(district.hub_dir), str(district.node_dir), district.root / "township"
     sanji("hub", "enroll", hub, "--station", SECOND, "--name", "踏勘终端二号", "--tier", "field")
-    args = ["node", "accept", village, "--item", ITEM, "--name", "测试申请人丁", "--id-number", make_id(806),
-            "--phone", "13900000806", "--address", "兴桥镇塅口村5组"]
+    args = [
+        "node",
+        "accept",
+        village,
+        "--item",
+        ITEM,
+        "--name",
+        "测试申请人丁",
+        "--id-number",
+        make_id(806),
+        "--phone",
+        "13900000806",
+        "--address",
+        "兴桥镇塅口村5组",
+    ]
     number = str(sanji(*args, *[a for m in MATERIALS for a in ("--material", m)])["number"])
     sanji("node", "sync", village)
     sanji("node", "sync", str(township))  # the application and the district's field devices
@@ -46,8 +59,9 @@ def test_township_assigns_an_inspection_from_the_application_page(page: Any, dis
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = Proc(["node", "serve", str(township), "--port", str(port), "--interval", "3600"], url,
-                district.root / "township.log")
+    proc = Proc(
+        ["node", "serve", str(township), "--port", str(port), "--interval", "3600"], url, district.root / "township.log"
+    )
     proc.up(ready_path="/status.json")
     try:
         district.hub.down()  # the centre assigns offline

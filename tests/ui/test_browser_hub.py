@@ -130,8 +130,7 @@ def test_operator_finds_an_application_and_reveals_it_on_purpose(page: Any, dist
     shot(page, "hub-audit")
 
 
-def test_operator_publishes_a_catalogue_and_manages_stations(page: Any, district: District,
-                                                             tmp_path: Path) -> None:
+def test_operator_publishes_a_catalogue_and_manages_stations(page: Any, district: District, tmp_path: Path) -> None:
     doc = json.loads((Path(__file__).resolve().parents[2] / "sanji" / "data" / "catalogue-sample.json").read_text())
     doc["items"][3]["promised_days"] = 15  # 最低生活保障申请: a shorter promise
     doc["items"] = [i for i in doc["items"] if i["code"] != "360802-0054"]

@@ -30,7 +30,11 @@ def test_operator_reviews_and_approves_with_the_buttons(page: Any, district: Dis
     page.goto(f"{district.hub_url}/applications/{number}")
     moves = page.locator("#move-form button[name=to]")
     assert [moves.nth(i).get_attribute("data-move") for i in range(moves.count())] == [
-        "supplement", "review", "reject", "withdraw"]
+        "supplement",
+        "review",
+        "reject",
+        "withdraw",
+    ]
     assert page.locator("#inspect-form").count() == 0  # nothing to inspect before review
 
     page.fill("#move-note", "材料齐全，转入审查")

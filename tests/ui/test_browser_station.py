@@ -124,11 +124,19 @@ def test_browser_id_check_agrees_with_the_server(page: Any, district: District) 
     for n in range(120):
         born = date(1900, 1, 1) + timedelta(days=rng.randrange(0, (today - date(1900, 1, 1)).days))
         good = make_id(n, born)
-        samples += [good, wrong_check(good), good[:10] + "1399" + good[14:], good[:16], good.lower(),
-                    "３６０８０２" + good[6:]]
+        samples += [
+            good,
+            wrong_check(good),
+            good[:10] + "1399" + good[14:],
+            good[:16],
+            good.lower(),
+            "３６０８０２" + good[6:],
+        ]
     samples += [make_id(1, today + timedelta(days=1)), make_id(2, date(1899, 12, 31)), "", "36080219840517X12X"]
-    got = page.evaluate("([xs, y, m, d]) => xs.map((x) => window.Sanji.checkId(x, new Date(y, m - 1, d)))",
-                        [samples, today.year, today.month, today.day])
+    got = page.evaluate(
+        "([xs, y, m, d]) => xs.map((x) => window.Sanji.checkId(x, new Date(y, m - 1, d)))",
+        [samples, today.year, today.month, today.day],
+    )
     for raw, message in zip(samples, got, strict=True):
         try:
             check_id_number(raw, today=today)

@@ -166,7 +166,7 @@ async def test_a_post_assigns_pauses_and_sends_the_task_at_the_next_sync(scene: 
 
         html = await get(client, scene.number, "?done=inspect")
         assert "已安排踏勘，任务将在下次同步时送达踏勘设备；办理时限暂停" in html
-        assert 'data-status="inspecting"' in html and f'data-paused>{PAUSED_LABEL}<' in html
+        assert 'data-status="inspecting"' in html and f"data-paused>{PAUSED_LABEL}<" in html
         row = re.search(rf'<tr data-task="{task_id}" data-status="assigned">.*?</tr>', html, re.S)
         assert row and FIELD in row.group(0) and DEFAULT_DUE in row.group(0) and "待踏勘" in row.group(0)
         assert 'id="assign-form"' not in html  # one open task at a time
@@ -240,7 +240,7 @@ async def test_a_village_never_gets_the_form_but_sees_the_inspection(scene: Scen
         html = await get(client, scene.number)
         assert 'id="assign-form"' not in html and "安排现场踏勘" not in html
         assert f'<tr data-task="{task_id}" data-status="assigned">' in html
-        assert f'data-paused>{PAUSED_LABEL}<' in html
+        assert f"data-paused>{PAUSED_LABEL}<" in html
 
 
 async def test_the_report_is_shown_with_its_result_flag_and_photo_count(scene: Scene, tmp_path: Path) -> None:
@@ -254,8 +254,14 @@ async def test_the_report_is_shown_with_its_result_flag_and_photo_count(scene: S
         path.write_bytes(png(32, 24, (40 * i, 90, 60)))
         photos.append(path)
     world.clock.advance(86_400_000)
-    inspection.report(field, task_id, result="rectify", findings=["屋顶漏雨", "需整改后复核"],
-                      gps="27.1167,114.9833,900", photos=photos)  # 900 m: flagged as imprecise, kept
+    inspection.report(
+        field,
+        task_id,
+        result="rectify",
+        findings=["屋顶漏雨", "需整改后复核"],
+        gps="27.1167,114.9833,900",
+        photos=photos,
+    )  # 900 m: flagged as imprecise, kept
     world.push(field)
     world.pull(township)
     world.pull(scene.village)

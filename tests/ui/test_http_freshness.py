@@ -21,8 +21,9 @@ async def client(pair: Pair) -> AsyncIterator[TestClient[Any, Any]]:
         yield c
 
 
-async def test_the_stale_feed_warning_shows_on_the_page_and_in_the_status_poll(client: TestClient[Any, Any],
-                                                                              pair: Pair) -> None:
+async def test_the_stale_feed_warning_shows_on_the_page_and_in_the_status_poll(
+    client: TestClient[Any, Any], pair: Pair
+) -> None:
     assert "区局数据可能已停更" not in await (await client.get("/")).text()
     with pair.st.transaction():
         pair.st.meta.set("hub_url", pair.st.meta.text("hub_url") or "http://127.0.0.1:9")
@@ -33,8 +34,9 @@ async def test_the_stale_feed_warning_shows_on_the_page_and_in_the_status_poll(c
     assert "区局数据可能已停更" in bar["freshness_warning"]
 
 
-async def test_sync_now_does_not_say_done_when_pages_were_refused(client: TestClient[Any, Any], pair: Pair,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_sync_now_does_not_say_done_when_pages_were_refused(
+    client: TestClient[Any, Any], pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from node import client as node_client
     from tests.ui.inproc import csrf_of
 

@@ -63,8 +63,9 @@ async def test_forms_without_the_csrf_token_are_refused(client: TestClient[Any, 
         assert resp.status == 403
         assert "安全校验未通过" in await resp.text()
     assert pair.hub.store.count("conflicts", "resolved=0") == 2
-    resp = await client.post(f"/conflicts/{cid}/confirm", data={"csrf": await page_csrf(client, "/conflicts")},
-                             allow_redirects=False)
+    resp = await client.post(
+        f"/conflicts/{cid}/confirm", data={"csrf": await page_csrf(client, "/conflicts")}, allow_redirects=False
+    )
     assert resp.status == 303
     assert pair.hub.store.count("conflicts", "resolved=0") == 1
     # Logging out also needs the token, and ends the session for good.
@@ -107,14 +108,16 @@ async def test_personal_data_is_masked_and_reveals_are_audited(client: TestClien
     assert resp.status == 200 and person["id_number"] in html and person["phone"] in html
     assert masked_phone not in html
     rows = pair.hub.store.conn.execute(
-        "SELECT user, action, target, reason FROM dash_audit WHERE action='reveal'").fetchall()
+        "SELECT user, action, target, reason FROM dash_audit WHERE action='reveal'"
+    ).fetchall()
     assert rows == [(OPERATOR, "reveal", person["number"], "申请人来电核实身份")]
     # Nothing is remembered: the next view is masked again.
     assert person["id_number"] not in await (await client.get(detail)).text()
 
 
-async def test_override_writes_a_hub_change_and_refuses_going_back_a_stage(client: TestClient[Any, Any],
-                                                                          pair: Pair) -> None:
+async def test_override_writes_a_hub_change_and_refuses_going_back_a_stage(
+    client: TestClient[Any, Any], pair: Pair
+) -> None:
     number = pair.conflict()
     await login(client)
     rows = dict(pair.hub.store.conn.execute("SELECT field, id FROM conflicts").fetchall())
@@ -129,8 +132,9 @@ async def test_override_writes_a_hub_change_and_refuses_going_back_a_stage(clien
     assert show(pair.hub, number)["status"] == "under_review"
     # The override reaches the station like any hub change, and raises no new conflict there.
     pair.pull()
-    vals = pair.st.records.values("application", pair.st.conn.execute(
-        "SELECT id FROM applications WHERE number=?", (number,)).fetchone()[0])
+    vals = pair.st.records.values(
+        "application", pair.st.conn.execute("SELECT id FROM applications WHERE number=?", (number,)).fetchone()[0]
+    )
     assert vals["note"] == "请补充户口簿复印件"
     resolution = pair.hub.store.conn.execute("SELECT resolution FROM conflicts WHERE id=?", (rows["note"],)).fetchone()
     assert OPERATOR in resolution[0] and "请补充户口簿复印件" in resolution[0]
@@ -189,8 +193,11 @@ async def test_metrics_in_prometheus_format(client: TestClient[Any, Any], pair: 
     pair.conflict()
     pair.quarantine()
     # A forged frame over HTTP: refused with its reason, counted, timed.
-    resp = await client.post("/v1/sync/push", data=pack([b"SJF1 not a frame"]),
-                             headers={"Content-Type": "application/vnd.sanji.frames+msgpack"})
+    resp = await client.post(
+        "/v1/sync/push",
+        data=pack([b"SJF1 not a frame"]),
+        headers={"Content-Type": "application/vnd.sanji.frames+msgpack"},
+    )
     assert resp.status >= 400
     assert (await client.get("/v1/sync/pull")).status == 400  # no signed request header
     resp = await client.get("/metrics")
@@ -233,10 +240,24 @@ async def test_every_page_renders_with_a_busy_district(client: TestClient[Any, A
     assert (await client.post(f"/conflicts/{cid}/confirm", data={"csrf": csrf})).status == 200
     numbers = [r[0] for r in pair.hub.store.conn.execute("SELECT number FROM applications")]
     codes = [s.code for s in pair.hub.store.stations()]
-    paths = ["/", "/live", "/stations", "/conflicts", "/conflicts?all=1", "/quarantine", "/quarantine?all=1",
-             "/catalogue", "/audit", "/applications?status=bogus", "/applications?due=overdue",
-             "/applications?due=soon", "/applications?due=open", "/applications?due=bogus",
-             "/applications?q=%25_", "/applications?station=360802-T01-01&status=accepted"]
+    paths = [
+        "/",
+        "/live",
+        "/stations",
+        "/conflicts",
+        "/conflicts?all=1",
+        "/quarantine",
+        "/quarantine?all=1",
+        "/catalogue",
+        "/audit",
+        "/applications?status=bogus",
+        "/applications?due=overdue",
+        "/applications?due=soon",
+        "/applications?due=open",
+        "/applications?due=bogus",
+        "/applications?q=%25_",
+        "/applications?station=360802-T01-01&status=accepted",
+    ]
     paths += [f"/stations/{c}" for c in codes] + [f"/applications/{n}" for n in numbers]
     for path in paths:
         resp = await client.get(path)

@@ -64,13 +64,33 @@ def listed(world: World, tmp_path: Path) -> Listed:
     world.pull(field)
     world.clock.advance(60_000)
     shown, waiting = png(12, 12, (0, 90, 0)), png(9, 9, (90, 0, 0))
-    missing = inspect(world, village, field, tmp_path, result="rectify", photos=[shown, waiting], signature=None,
-                      gps="27.1167,114.9833,8", checks=[], findings=["需整改"])
+    missing = inspect(
+        world,
+        village,
+        field,
+        tmp_path,
+        result="rectify",
+        photos=[shown, waiting],
+        signature=None,
+        gps="27.1167,114.9833,8",
+        checks=[],
+        findings=["需整改"],
+    )
     upload(world, FIELD, shown)
     world.clock.advance(60_000)
     done, signature = png(14, 10, (0, 0, 90)), png(30, 10, (10, 10, 10))
-    complete = inspect(world, village, field, tmp_path, result="pass", photos=[done], signature=signature,
-                       gps="27.1167,114.9833,8", checks=[], findings=["属实"])
+    complete = inspect(
+        world,
+        village,
+        field,
+        tmp_path,
+        result="pass",
+        photos=[done],
+        signature=signature,
+        gps="27.1167,114.9833,8",
+        checks=[],
+        findings=["属实"],
+    )
     upload(world, FIELD, done)
     upload(world, FIELD, signature)
     citizen = []
@@ -93,8 +113,9 @@ async def login(client: TestClient[Any, Any]) -> None:
 def rows(html: str) -> dict[str, str]:
     """Each table row's markup by application number."""
     body = html[html.index('id="inspections"') :] if 'id="inspections"' in html else ""
-    return {m.group(1): m.group(0) for m in re.finditer(r'<tr data-task="[^"]+" data-number="([^"]+)">.*?</tr>',
-                                                        body, re.S)}
+    return {
+        m.group(1): m.group(0) for m in re.finditer(r'<tr data-task="[^"]+" data-number="([^"]+)">.*?</tr>', body, re.S)
+    }
 
 
 async def test_the_list_needs_a_signed_in_operator(client: TestClient[Any, Any], listed: Listed) -> None:
@@ -136,13 +157,18 @@ async def test_every_inspection_is_listed_newest_first(client: TestClient[Any, A
 
 async def test_the_filters_narrow_the_list(client: TestClient[Any, Any], listed: Listed) -> None:
     await login(client)
-    expected = {"": [listed.complete, listed.missing, listed.overdue], "?open=1": [listed.overdue],
-                "?overdue=1": [listed.overdue], "?missing=1": [listed.missing]}
+    expected = {
+        "": [listed.complete, listed.missing, listed.overdue],
+        "?open=1": [listed.overdue],
+        "?overdue=1": [listed.overdue],
+        "?missing=1": [listed.missing],
+    }
     for query, numbers in expected.items():
         html = await (await client.get(f"/inspections{query}")).text()
         assert list(rows(html)) == numbers, query
-        active = re.findall(r'<a href="(/inspections[^"]*)" data-filter="[a-z]+" class="active" aria-current="page">',
-                            html)
+        active = re.findall(
+            r'<a href="(/inspections[^"]*)" data-filter="[a-z]+" class="active" aria-current="page">', html
+        )
         assert active == [f"/inspections{query}"], query
     # An unknown filter shows everything.
     assert len(rows(await (await client.get("/inspections?missing=yes")).text())) == 3

@@ -36,6 +36,7 @@ pytestmark = pytest.mark.slow
 def client(hub_client: TestClient[Any, Any]) -> TestClient[Any, Any]:
     return hub_client
 
+
 NEW_PASSWORD = "a-brand-new-pw-42"
 
 
@@ -61,8 +62,12 @@ def buttons(html: str) -> dict[str, str]:
     form = re.search(r'<form[^>]*id="move-form".*?</form>', html, re.S)
     if form is None:
         return {}
-    return {m.group(2): m.group(1) for m in re.finditer(
-        r'<button type="submit" name="to" value="([a-z_]+)"[^>]*data-move="([a-z]+)"', form.group(0))}
+    return {
+        m.group(2): m.group(1)
+        for m in re.finditer(
+            r'<button type="submit" name="to" value="([a-z_]+)"[^>]*data-move="([a-z]+)"', form.group(0)
+        )
+    }
 
 
 def confirmed(html: str) -> set[str]:
@@ -77,20 +82,31 @@ def devices(html: str) -> list[str]:
 
 def expected(status: Status, immediate: bool) -> dict[str, str]:
     """From the workflow table itself: every move the hub may make, except 踏勘, which is a form."""
-    return {m.value: to.value for (s, m), to in TRANSITIONS.items()
-            if s is status and m is not Move.INSPECT and (immediate or (s, m) not in IMMEDIATE_ONLY)}
+    return {
+        m.value: to.value
+        for (s, m), to in TRANSITIONS.items()
+        if s is status and m is not Move.INSPECT and (immediate or (s, m) not in IMMEDIATE_ONLY)
+    }
 
 
 def audit_rows(pair: Pair, action: str) -> list[tuple[str, str, str, str]]:
-    return [tuple(r) for r in pair.hub.store.conn.execute(  # type: ignore[misc]
-        "SELECT user, target, detail, reason FROM dash_audit WHERE action=? ORDER BY id", (action,))]
+    return [
+        tuple(r)
+        for r in pair.hub.store.conn.execute(  # type: ignore[misc]
+            "SELECT user, target, detail, reason FROM dash_audit WHERE action=? ORDER BY id", (action,)
+        )
+    ]
 
 
 def field_device(pair: Pair, code: str, name: str, *, enrol: bool = True) -> None:
     token = enrollment.register(pair.hub, station=code, name=name, tier="field")
     if enrol:
-        enrollment.redeem(pair.hub, token=token, sign_pub=public_bytes(Ed25519PrivateKey.generate()),
-                          seal_pub=public_bytes(X25519PrivateKey.generate()))
+        enrollment.redeem(
+            pair.hub,
+            token=token,
+            sign_pub=public_bytes(Ed25519PrivateKey.generate()),
+            seal_pub=public_bytes(X25519PrivateKey.generate()),
+        )
 
 
 # -- the buttons -------------------------------------------------------------------------------------
@@ -100,11 +116,15 @@ async def test_buttons_follow_the_workflow_from_each_status(client: TestClient[A
     await login(client)
     # Every status the hub can reach by itself, each on its own application, along a real path.
     paths = {
-        "accepted": [], "supplement_requested": ["supplement_requested"], "under_review": ["under_review"],
-        "approved": ["under_review", "approved"], "denied": ["under_review", "denied"],
+        "accepted": [],
+        "supplement_requested": ["supplement_requested"],
+        "under_review": ["under_review"],
+        "approved": ["under_review", "approved"],
+        "denied": ["under_review", "denied"],
         "completed": ["under_review", "approved", "completed"],
         "delivered": ["under_review", "approved", "completed", "delivered"],
-        "not_accepted": ["not_accepted"], "withdrawn": ["withdrawn"],
+        "not_accepted": ["not_accepted"],
+        "withdrawn": ["withdrawn"],
     }
     for status, path in paths.items():
         number = accepted(pair)
@@ -117,8 +137,12 @@ async def test_buttons_follow_the_workflow_from_each_status(client: TestClient[A
             assert 'id="no-moves"' in html, status
     # Written out by hand, so a wrong table or a wrong filter cannot agree with itself.
     promised = await (await client.get(f"/applications/{accepted(pair)}")).text()
-    assert buttons(promised) == {"supplement": "supplement_requested", "review": "under_review",
-                                 "reject": "not_accepted", "withdraw": "withdrawn"}
+    assert buttons(promised) == {
+        "supplement": "supplement_requested",
+        "review": "under_review",
+        "reject": "not_accepted",
+        "withdraw": "withdrawn",
+    }
     assert confirmed(promised) == {"reject", "withdraw"}
     # Only an immediate item (即办件) may be completed straight from accepted.
     immediate = await (await client.get(f"/applications/{accepted(pair, ITEM_IMMEDIATE)}")).text()
@@ -135,8 +159,9 @@ async def test_buttons_follow_the_workflow_from_each_status(client: TestClient[A
 # -- a move ------------------------------------------------------------------------------------------
 
 
-async def test_a_move_needs_a_session_and_the_csrf_token_and_is_audited(client: TestClient[Any, Any],
-                                                                       pair: Pair) -> None:
+async def test_a_move_needs_a_session_and_the_csrf_token_and_is_audited(
+    client: TestClient[Any, Any], pair: Pair
+) -> None:
     number = accepted(pair)
     url = f"/applications/{number}/transition"
     resp = await client.post(url, data={"to": "under_review", "csrf": "x"}, allow_redirects=False)
@@ -149,8 +174,9 @@ async def test_a_move_needs_a_session_and_the_csrf_token_and_is_audited(client: 
     assert audit_rows(pair, "transition") == []
 
     csrf = await page_csrf(client, f"/applications/{number}")
-    resp = await client.post(url, data={"to": "under_review", "note": "材料齐全，转入审查", "csrf": csrf},
-                             allow_redirects=False)
+    resp = await client.post(
+        url, data={"to": "under_review", "note": "材料齐全，转入审查", "csrf": csrf}, allow_redirects=False
+    )
     assert resp.status == 303 and resp.headers["Location"] == f"/applications/{number}?done=under_review"
     shown = show(pair.hub, number)
     assert shown["status"] == "under_review" and shown["fields"]["note"] == "材料齐全，转入审查"  # type: ignore[index]
@@ -159,8 +185,9 @@ async def test_a_move_needs_a_session_and_the_csrf_token_and_is_audited(client: 
     assert "办件状态已变更为「审查」" in html and 'data-status="under_review"' in html
 
     # The decision: written as the CLI writes it, and sent down to the station like any hub change.
-    resp = await client.post(url, data={"to": "approved", "note": "经审查符合条件", "csrf": csrf},
-                             allow_redirects=False)
+    resp = await client.post(
+        url, data={"to": "approved", "note": "经审查符合条件", "csrf": csrf}, allow_redirects=False
+    )
     assert resp.status == 303
     shown = show(pair.hub, number)
     assert shown["status"] == "approved"
@@ -177,8 +204,9 @@ async def test_a_refused_move_gives_the_reason_and_changes_nothing(client: TestC
     csrf = await page_csrf(client, f"/applications/{number}")
     app_id = str(show(pair.hub, number)["id"])
     history = len(pair.hub.records.history(app_id))
-    resp = await client.post(f"/applications/{number}/transition",
-                             data={"to": "approved", "note": "越级准予", "csrf": csrf})
+    resp = await client.post(
+        f"/applications/{number}/transition", data={"to": "approved", "note": "越级准予", "csrf": csrf}
+    )
     html = await resp.text()
     assert resp.status == 400
     # The CLI's refusal, word for word, and the note kept in the form for another try.
@@ -207,8 +235,7 @@ async def test_a_refused_move_gives_the_reason_and_changes_nothing(client: TestC
 # -- assigning an inspection -------------------------------------------------------------------------
 
 
-async def test_the_inspect_form_lists_only_field_devices_and_assigns(client: TestClient[Any, Any],
-                                                                    pair: Pair) -> None:
+async def test_the_inspect_form_lists_only_field_devices_and_assigns(client: TestClient[Any, Any], pair: Pair) -> None:
     field_device(pair, "360802-F01", "踏勘终端一号")
     field_device(pair, "360802-F02", "踏勘终端二号（未接入）", enrol=False)
     field_device(pair, "360802-F03", "踏勘终端三号（已吊销）")
@@ -232,18 +259,22 @@ async def test_the_inspect_form_lists_only_field_devices_and_assigns(client: Tes
 
     # The CLI's refusals: a revoked device, a village, a past date. Nothing is written.
     yesterday = (today() - timedelta(days=1)).isoformat()
-    for inspector, due, reason in (("360802-F03", "", "has been revoked"),
-                                   ("360802-T01-01", "", "not a field device"),
-                                   ("360802-F01", yesterday, "already past")):
+    for inspector, due, reason in (
+        ("360802-F03", "", "has been revoked"),
+        ("360802-T01-01", "", "not a field device"),
+        ("360802-F01", yesterday, "already past"),
+    ):
         resp = await client.post(page_url + "/inspect", data={"inspector": inspector, "due": due, "csrf": csrf})
         assert resp.status == 400 and reason in await resp.text(), inspector
     assert show(pair.hub, number)["inspections"] == [] and show(pair.hub, number)["status"] == "under_review"
-    assert (await client.post(page_url + "/inspect", data={"inspector": "360802-F01"},
-                              allow_redirects=False)).status == 403
+    assert (
+        await client.post(page_url + "/inspect", data={"inspector": "360802-F01"}, allow_redirects=False)
+    ).status == 403
 
     due = (today() + timedelta(days=10)).isoformat()
-    resp = await client.post(page_url + "/inspect", data={"inspector": "360802-F01", "due": due, "csrf": csrf},
-                             allow_redirects=False)
+    resp = await client.post(
+        page_url + "/inspect", data={"inspector": "360802-F01", "due": due, "csrf": csrf}, allow_redirects=False
+    )
     assert resp.status == 303 and resp.headers["Location"] == f"{page_url}?done=inspect"
     shown = show(pair.hub, number)
     assert shown["status"] == "inspecting"
@@ -278,18 +309,22 @@ async def test_an_operator_changes_their_password(client: TestClient[Any, Any], 
     other = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     try:
         form = await other.get(client.make_url("/login"))
-        await other.post(client.make_url("/login"), data={"user": OPERATOR, "password": PASSWORD,
-                                                          "csrf": csrf_of(await form.text()), "next": "/"})
+        await other.post(
+            client.make_url("/login"),
+            data={"user": OPERATOR, "password": PASSWORD, "csrf": csrf_of(await form.text()), "next": "/"},
+        )
         assert (await other.get(client.make_url("/"), allow_redirects=False)).status == 200
         old_hash = pair.hub.store.operator_hash(OPERATOR)
 
         fields = {"current": PASSWORD, "new": NEW_PASSWORD, "again": NEW_PASSWORD}
         assert (await client.post(url, data=fields, allow_redirects=False)).status == 403  # no CSRF token
         csrf = await page_csrf(client, url)
-        for sent, reason in (({**fields, "current": "not-my-password"}, "当前密码不正确"),
-                             ({**fields, "new": "short", "again": "short"}, "至少需要 8 个字符"),
-                             ({**fields, "again": NEW_PASSWORD + "x"}, "两次输入的新密码不一致"),
-                             ({**fields, "new": PASSWORD, "again": PASSWORD}, "不能与当前密码相同")):
+        for sent, reason in (
+            ({**fields, "current": "not-my-password"}, "当前密码不正确"),
+            ({**fields, "new": "short", "again": "short"}, "至少需要 8 个字符"),
+            ({**fields, "again": NEW_PASSWORD + "x"}, "两次输入的新密码不一致"),
+            ({**fields, "new": PASSWORD, "again": PASSWORD}, "不能与当前密码相同"),
+        ):
             resp = await client.post(url, data={**sent, "csrf": csrf})
             assert resp.status == 400 and reason in await resp.text(), reason
         assert pair.hub.store.operator_hash(OPERATOR) == old_hash
@@ -301,8 +336,10 @@ async def test_an_operator_changes_their_password(client: TestClient[Any, Any], 
         html = await (await client.get(resp.headers["Location"])).text()
         assert "密码已修改" in html and csrf_of(html) != csrf
         assert pair.hub.store.operator_hash(OPERATOR) != old_hash
-        assert pair.hub.store.conn.execute("SELECT COUNT(*) FROM dash_sessions WHERE user=?",
-                                           (OPERATOR,)).fetchone()[0] == 1
+        assert (
+            pair.hub.store.conn.execute("SELECT COUNT(*) FROM dash_sessions WHERE user=?", (OPERATOR,)).fetchone()[0]
+            == 1
+        )
         assert (await other.get(client.make_url("/"), allow_redirects=False)).status == 303  # signed out
         assert audit_rows(pair, "password") == [(OPERATOR, OPERATOR, "已结束该账号的其他 1 个会话", "")]
         everything = " ".join(" ".join(map(str, r)) for r in pair.hub.store.conn.execute("SELECT * FROM dash_audit"))
@@ -316,8 +353,7 @@ async def test_an_operator_changes_their_password(client: TestClient[Any, Any], 
     assert (await client.get("/", allow_redirects=False)).status == 200
 
 
-async def test_guessing_the_current_password_is_throttled_like_logins(client: TestClient[Any, Any],
-                                                                     pair: Pair) -> None:
+async def test_guessing_the_current_password_is_throttled_like_logins(client: TestClient[Any, Any], pair: Pair) -> None:
     await login(client)
     csrf = await page_csrf(client, "/account/password")
     wrong = {"current": "guess-guess", "new": NEW_PASSWORD, "again": NEW_PASSWORD, "csrf": csrf}

@@ -34,12 +34,19 @@ async def csrf(client: TestClient[Any, Any], path: str = "/") -> str:
 
 
 def applicant(**kw: str) -> dict[str, str]:
-    return {"name": "测试申请人乙", "id_number": make_id(402), "phone": "13907960402", "address": "岗塘村2组",
-            "note": "", **kw}
+    return {
+        "name": "测试申请人乙",
+        "id_number": make_id(402),
+        "phone": "13907960402",
+        "address": "岗塘村2组",
+        "note": "",
+        **kw,
+    }
 
 
-async def test_server_checks_every_field_and_shows_each_problem_in_place(client: TestClient[Any, Any],
-                                                                         pair: Pair) -> None:
+async def test_server_checks_every_field_and_shows_each_problem_in_place(
+    client: TestClient[Any, Any], pair: Pair
+) -> None:
     token = await csrf(client, f"/accept/item/{ITEM_PROMISED}")
     bad = applicant(id_number=wrong_check(make_id(402)), phone="12907960402", name="")
     resp = await client.post(f"/accept/item/{ITEM_PROMISED}", data={"csrf": token, **bad, "m0_0": "submitted"})
@@ -53,16 +60,19 @@ async def test_server_checks_every_field_and_shows_each_problem_in_place(client:
     assert "本次未受理" in html
     assert pair.st.conn.execute("SELECT COUNT(*) FROM applications").fetchone()[0] == 0
     # A material that may not be deferred cannot be sent as deferred by a hand-made form either.
-    resp = await client.post(f"/accept/item/{ITEM_PROMISED}",
-                             data={"csrf": token, **applicant(), **FORM_0004, "m0_0": "deferred"})
+    resp = await client.post(
+        f"/accept/item/{ITEM_PROMISED}", data={"csrf": token, **applicant(), **FORM_0004, "m0_0": "deferred"}
+    )
     assert resp.status == 400 and "缺少必要材料「居民身份证」" in await resp.text()
 
 
-async def test_accepting_offline_gives_a_masked_receipt_pending_upload(client: TestClient[Any, Any],
-                                                                       pair: Pair) -> None:
+async def test_accepting_offline_gives_a_masked_receipt_pending_upload(
+    client: TestClient[Any, Any], pair: Pair
+) -> None:
     token = await csrf(client, "/accept")
-    resp = await client.post(f"/accept/item/{ITEM_PROMISED}", data={"csrf": token, **applicant(), **FORM_0004},
-                             allow_redirects=False)
+    resp = await client.post(
+        f"/accept/item/{ITEM_PROMISED}", data={"csrf": token, **applicant(), **FORM_0004}, allow_redirects=False
+    )
     assert resp.status == 303 and resp.headers["Location"].startswith("/receipt?n=360802-T01-01-")
     receipt = await (await client.get(resp.headers["Location"])).text()
     row = pair.st.conn.execute("SELECT number, due_date, applicant_id FROM applications").fetchone()
@@ -87,8 +97,7 @@ async def test_a_theme_accepts_each_item_with_the_theme_code(client: TestClient[
     assert "困难群众救助" in receipt and receipt.count('class="app-number"') == 3
 
 
-async def test_forms_need_the_token_and_only_loopback_is_answered(client: TestClient[Any, Any],
-                                                                  pair: Pair) -> None:
+async def test_forms_need_the_token_and_only_loopback_is_answered(client: TestClient[Any, Any], pair: Pair) -> None:
     resp = await client.post(f"/accept/item/{ITEM_PROMISED}", data={**applicant(), **FORM_0004})
     assert resp.status == 403 and "安全校验未通过" in await resp.text()
     assert (await client.post("/sync", data={"csrf": "guess"})).status == 403
@@ -103,31 +112,35 @@ async def test_forms_need_the_token_and_only_loopback_is_answered(client: TestCl
         assert (await client.get(asset)).status == 200, asset
 
 
-async def test_moves_reveals_sync_and_export_offline(client: TestClient[Any, Any], pair: Pair,
-                                                     tmp_path: Path) -> None:
+async def test_moves_reveals_sync_and_export_offline(client: TestClient[Any, Any], pair: Pair, tmp_path: Path) -> None:
     number = str(pair.accept()["number"])
     detail = await (await client.get(f"/applications/{number}")).text()
     token = csrf_of(detail)
     # An immediate item at a village: the station may complete it at the window, or refuse it, etc.
     assert 'data-move="complete"' in detail and 'data-move="review"' not in detail
-    resp = await client.post(f"/applications/{number}/transition", data={"csrf": token, "to": "completed",
-                                                                        "note": "当场办结"}, allow_redirects=False)
+    resp = await client.post(
+        f"/applications/{number}/transition",
+        data={"csrf": token, "to": "completed", "note": "当场办结"},
+        allow_redirects=False,
+    )
     assert resp.status == 303
-    assert pair.st.conn.execute("SELECT status FROM applications WHERE number=?", (number,)).fetchone()[0] == \
-        "completed"
+    assert (
+        pair.st.conn.execute("SELECT status FROM applications WHERE number=?", (number,)).fetchone()[0] == "completed"
+    )
     resp = await client.post(f"/applications/{number}/transition", data={"csrf": token, "to": "accepted"})
     assert resp.status == 409 and "未能变更状态" in await resp.text()
 
     resp = await client.post(f"/applications/{number}/reveal", data={"csrf": token, "staff": "", "reason": "核对"})
     assert resp.status == 400
-    resp = await client.post(f"/applications/{number}/reveal",
-                             data={"csrf": token, "staff": "王芳", "reason": "核对申请人身份证原件"})
+    resp = await client.post(
+        f"/applications/{number}/reveal", data={"csrf": token, "staff": "王芳", "reason": "核对申请人身份证原件"}
+    )
     assert make_id(1) in await resp.text()
     assert pair.st.conn.execute("SELECT staff, target, reason FROM ui_audit").fetchall() == [
-        ("王芳", number, "核对申请人身份证原件")]
+        ("王芳", number, "核对申请人身份证原件")
+    ]
 
-    resp = await client.post("/sync", data={"csrf": token, "back": f"/applications/{number}"},
-                             allow_redirects=False)
+    resp = await client.post("/sync", data={"csrf": token, "back": f"/applications/{number}"}, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == f"/applications/{number}?sync=offline"
     page = await (await client.get(resp.headers["Location"])).text()
     assert "暂时连不上区行政审批局" in page and 'data-online="no"' in page
@@ -146,8 +159,18 @@ async def test_every_page_renders(client: TestClient[Any, Any], pair: Pair) -> N
     """Every item and theme form this tier may use, every list filter, every application and receipt."""
     pair.accept(ITEM_PROMISED, deferred=["家庭收入情况声明"])
     number = str(pair.accept()["number"])
-    commands_paths = ["/", "/accept", "/accept?q=养老", "/accept?q=zzz", "/applications", "/applications?status=bogus",
-                      "/applications?due=soon", "/applications?q=测试", "/export", "/status.json"]
+    commands_paths = [
+        "/",
+        "/accept",
+        "/accept?q=养老",
+        "/accept?q=zzz",
+        "/applications",
+        "/applications?status=bogus",
+        "/applications?due=soon",
+        "/applications?q=测试",
+        "/export",
+        "/status.json",
+    ]
     cat = pair.st.catalogue().catalogue
     commands_paths += [f"/accept/item/{i.code}" for i in cat.items_for_tier("village")]
     commands_paths += [f"/accept/theme/{t}" for t in ("T09", "T13", "T15", "T16", "T17")]

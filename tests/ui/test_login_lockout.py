@@ -53,7 +53,8 @@ def rows(hub: Hub) -> int:
 
 
 async def test_one_operators_typos_do_not_lock_a_colleague_out_of_the_same_address(
-        client: TestClient[Any, Any]) -> None:
+    client: TestClient[Any, Any],
+) -> None:
     for _ in range(auth.MAX_FAILURES):
         assert (await login(client, password="typo-typo")).status == 401
     resp = await login(client)  # the right password, but paused
@@ -68,8 +69,9 @@ async def test_one_operators_typos_do_not_lock_a_colleague_out_of_the_same_addre
     assert (await login(client)).status == 429
 
 
-async def test_many_wrong_guesses_across_user_names_pause_the_whole_address(client: TestClient[Any, Any],
-                                                                            pair: Pair) -> None:
+async def test_many_wrong_guesses_across_user_names_pause_the_whole_address(
+    client: TestClient[Any, Any], pair: Pair
+) -> None:
     names = [f"guess{n:02d}" for n in range(auth.MAX_ADDRESS_FAILURES)]
     assert auth.MAX_ADDRESS_FAILURES > auth.MAX_FAILURES
     for name in names[:-1]:
@@ -81,8 +83,7 @@ async def test_many_wrong_guesses_across_user_names_pause_the_whole_address(clie
     assert "本机所在地址登录失败次数过多" in await resp.text()
 
 
-async def test_a_flood_of_wrong_logins_adds_a_bounded_number_of_rows(client: TestClient[Any, Any],
-                                                                     pair: Pair) -> None:
+async def test_a_flood_of_wrong_logins_adds_a_bounded_number_of_rows(client: TestClient[Any, Any], pair: Pair) -> None:
     for n in range(300):
         assert (await login(client, user=f"junk{n}", password="x")).status in (401, 429)
     assert rows(pair.hub) <= auth.MAX_ADDRESS_FAILURES
