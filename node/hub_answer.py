@@ -23,13 +23,14 @@ CHUNK_BYTES = 256 * 1024
 class AnswerTooLarge(Refused):
     """The hub (or something on the path) answered with more than a station reads. Exit 2; nothing kept."""
 
+    default_code = "too_large"  # TooLargeError's code: the same failure, met by a station reading an answer
+
     def __init__(self, what: str, size: int, cap: int, *, declared: bool) -> None:
         said = f"声明长度 {mib(size)}" if declared else f"读到 {mib(size)} 时仍未结束"
         super().__init__(
             f"{what}过大，已拒收：{said}，超过站点可接收的上限 {mib(cap)} "
             f"(answer over the {cap}-byte cap a station reads; not kept)。本站工作不受影响，下次同步会重试；"
             "若反复出现，请联系区局核查网络线路或代理是否被篡改",
-            code="too_large",
         )
         self.size = size
         self.cap = cap

@@ -206,6 +206,8 @@ def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
 class FeedGap(Refused):
     """A feed page that starts after what this station has applied: not a bad page, an early one."""
 
+    default_code = "feed_gap"
+
 
 @dataclass
 class FeedResult:

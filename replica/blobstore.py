@@ -21,10 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol.blob import CHUNK_SIZE, is_sha256_hex
+from protocol.errors import SanjiError
 
 
-class BlobError(ValueError):
+# Also a ValueError: callers wrote `except ValueError` for it before it joined SanjiError.
+class BlobError(SanjiError, ValueError):
     """A blob that cannot be stored: unreadable, too large, or not what its name says."""
+
+    default_code = "invalid_blob"
 
 
 def sha256_file(path: Path, *, max_bytes: int) -> tuple[str, int]:

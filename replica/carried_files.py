@@ -16,6 +16,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.errors import SanjiError
 from protocol.limits import FILE_MAX_BYTES, mib
 
 # Every file Sanji writes for carrying (batch, blob, feed page, claim) is one frame or smaller, and no
@@ -37,9 +38,13 @@ class Refusal:
         return {"file": str(self.path), "reason": f"{self.code}: {self.reason}"}
 
 
-class CarriedFileRefused(Exception):
+class CarriedFileRefused(SanjiError):
+    """A carried file that was not read; ``code`` is the refusal's (``symlink``, ``not_a_file``, ...)."""
+
+    default_code = "carried_file_refused"
+
     def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.reason)
+        super().__init__(refusal.reason, code=refusal.code)
         self.refusal = refusal
 
 

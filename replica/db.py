@@ -16,10 +16,6 @@ from pathlib import Path
 import sqlite_utils
 
 
-class IntegrityError(RuntimeError):
-    """The database file failed SQLite's own consistency check."""
-
-
 def connect(path: Path | str) -> sqlite_utils.Database:
     # isolation_level=None: no implicit transactions; we open and close every one ourselves.
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)

@@ -25,11 +25,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from protocol.errors import SanjiError
+
 _SATURDAY = 5  # date.weekday(): Monday is 0
 
 
-class CalendarError(ValueError):
+# Also a ValueError: callers wrote `except ValueError` for it before it joined SanjiError.
+class CalendarError(SanjiError, ValueError):
     """The calendar data in a catalogue release is malformed."""
+
+    default_code = "invalid_calendar"
 
 
 def _is_weekend(d: date) -> bool:

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import cast
 
+from protocol.errors import SanjiError
 from sync.calendar import CalendarError, WorkCalendar
 
 TIERS: tuple[str, ...] = ("district", "township", "street", "village", "community")
@@ -36,8 +37,11 @@ KINDS: tuple[str, ...] = ("immediate", "promised")
 DEFERRED_SUPPLEMENT_DAYS = 5
 
 
-class CatalogueError(ValueError):
+# Also a ValueError: callers wrote `except ValueError` for it before it joined SanjiError.
+class CatalogueError(SanjiError, ValueError):
     """A catalogue document that must not be published or loaded. ``where`` names the field."""
+
+    default_code = "invalid_catalogue"
 
     def __init__(self, where: str, problem: str) -> None:
         super().__init__(f"{where}: {problem}" if where else problem)
@@ -45,12 +49,14 @@ class CatalogueError(ValueError):
         self.problem = problem
 
 
-class AcceptanceError(ValueError):
+# Also a ValueError: callers wrote `except ValueError` for it before it joined SanjiError.
+class AcceptanceError(SanjiError, ValueError):
     """An application the station must not accept as entered; ``str(e)`` is for staff."""
 
+    default_code = "not_acceptable"
+
     def __init__(self, code: str, message: str, materials: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
         self.message = message
         self.materials = materials
 

@@ -15,6 +15,8 @@ import re
 import unicodedata
 from datetime import date
 
+from protocol.errors import SanjiError
+
 # GB 11643-1999: the check character is (sum of digit * weight) mod 11, looked up in this map.
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK_MAP = "10X98765432"
@@ -27,12 +29,14 @@ _EARLIEST_BIRTH = date(1900, 1, 1)
 _SEPARATORS = re.compile(r"[\s\-]+")
 
 
-class InvalidIdentity(ValueError):
+# Also a ValueError: callers wrote `except ValueError` for it before it joined SanjiError.
+class InvalidIdentity(SanjiError, ValueError):
     """An ID number or phone number that cannot be right. ``str(e)`` is for staff, ``code`` for machines."""
 
+    default_code = "invalid_identity"
+
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
         self.message = message
 
 

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from datetime import date
 
+from protocol.errors import SanjiError
 from sync.calendar import WorkCalendar
 from sync.catalogue import Item
 
@@ -49,8 +50,11 @@ GPS_MAX_ACCURACY_M = 500.0
 GPS_UNKNOWN_ACCURACY = -1.0
 
 
-class InspectionError(ValueError):
+# Also a ValueError: callers wrote `except ValueError` for it before it joined SanjiError.
+class InspectionError(SanjiError, ValueError):
     """Input an inspector or operator must correct; ``str(e)`` says what."""
+
+    default_code = "invalid_inspection"
 
 
 def checklist_for(item: Item) -> list[str]:

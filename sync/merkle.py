@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
+from protocol.errors import SanjiError
+
 FANOUT: Final = 16
 DEFAULT_DEPTH: Final = 4
 # sha256 gives 64 hex digits, but beyond 8 levels (4 billion buckets) a tree would be all overhead.
@@ -51,8 +53,11 @@ Record = tuple[str, bytes]
 _T = TypeVar("_T")
 
 
-class ReconcileError(ValueError):
+# Also a ValueError: callers wrote `except ValueError` for it before it joined SanjiError.
+class ReconcileError(SanjiError, ValueError):
     """A reconciliation message from the peer is malformed or does not match the conversation."""
+
+    default_code = "malformed_reconcile"
 
 
 def depth_for(count: int) -> int:

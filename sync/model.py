@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from protocol.errors import SanjiError
+
 MATERIAL_PREFIX = "m."
 MAX_TEXT = 4000
 TIERS = ("district", "township", "street", "village", "community", "field")
@@ -139,8 +141,11 @@ MATERIAL_STATES = ("submitted", "deferred", "supplemented", "missing")
 REPORT_RESULTS = ("pass", "fail", "rectify")
 
 
-class ModelError(ValueError):
+# Also a ValueError: callers wrote `except ValueError` for it before it joined SanjiError.
+class ModelError(SanjiError, ValueError):
     """A change names an entity, field or value the model does not know. The peer is at fault."""
+
+    default_code = "invalid_change"
 
 
 def field_spec(entity: str, name: str) -> FieldSpec:

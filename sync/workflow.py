@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from protocol.errors import SanjiError
+
 
 class Status(StrEnum):
     ACCEPTED = "accepted"
@@ -167,12 +169,14 @@ MOVE_ACTORS: dict[Move, frozenset[str]] = {
 }
 
 
-class TransitionError(ValueError):
-    """A move that the workflow does not allow from the current status."""
+# Also a ValueError: callers wrote `except ValueError` for it before it joined SanjiError.
+class TransitionError(SanjiError, ValueError):
+    """A move that the workflow does not allow from the current status; ``code`` is the refusal's own."""
+
+    default_code = "transition_refused"
 
     def __init__(self, code: str, message: str, current: Status, move: Move | None) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, code=code)
         self.message = message
         self.current = current
         self.move = move
