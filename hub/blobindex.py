@@ -21,7 +21,6 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hub.schema import blob_migrations
 from protocol.blob import KIND, BlobRequest, chunk_count, chunk_span, parse_request
 from protocol.codec import unpack
 from protocol.document import open_document, sign_document
@@ -34,8 +33,6 @@ from sync.fold import record_from_wire, values
 if TYPE_CHECKING:
     from hub.service import Hub
 
-# The index tables are a migration set of the store, applied whenever it opens (hub/store.py).
-migrations = blob_migrations
 FILE_LIMITS = BLOB_FILE_LIMITS  # the shared table's (protocol/limits.py); this name stays for its importers
 # An upload that received no chunk for this many days is abandoned; the nightly job removes it.
 PARTIAL_RETENTION_DAYS = 7

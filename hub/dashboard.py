@@ -12,7 +12,6 @@ the inspections across applications (``dashboard_inspection_list``), conflicts a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
@@ -34,17 +33,8 @@ from replica.webui import add_common_static, make_env
 HERE = Path(__file__).resolve().parent
 
 
-async def _tables(app: web.Application) -> AsyncIterator[None]:
-    # Runs after the hub is opened (cleanup contexts run in order): the dashboard's own tables.
-    from hub.app import HUB
-
-    dashboard_auth.migrations.apply(app[HUB].store.db)
-    yield
-
-
 def add_dashboard_routes(app: web.Application) -> None:
     app[ENV] = make_env(HERE / "templates")
-    app.cleanup_ctx.append(_tables)
     add_common_static(app)
     app.router.add_static("/static/", HERE / "static", name="hub_static")
     dashboard_auth.setup(app)

@@ -26,9 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
-import sqlite_utils
 from aiohttp import web
-from sqlite_utils import Migrations
 
 from hub.passwords import check_password, hash_password
 from hub.service import Hub
@@ -49,32 +47,6 @@ ENV = web.AppKey("dashboard_env", jinja2.Environment)
 DUMMY_HASH = web.AppKey("dashboard_dummy_hash", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-migrations = Migrations("sanji.hub.dashboard")
-
-
-@migrations()
-def m001_dashboard(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """CREATE TABLE dash_sessions (
-            token_hash BLOB PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL,
-            created_ms INTEGER NOT NULL, seen_ms INTEGER NOT NULL, remote TEXT NOT NULL DEFAULT '')"""
-    )
-    db.execute(
-        "CREATE TABLE dash_login_failures (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, user TEXT NOT NULL,"
-        " remote TEXT NOT NULL)"
-    )
-    db.execute(
-        """CREATE TABLE dash_audit (
-            id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
-            target TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '',
-            remote TEXT NOT NULL DEFAULT '')"""
-    )
-    # An uploaded catalogue waits here between "preview the diff" and "publish".
-    db.execute(
-        "CREATE TABLE dash_drafts (id INTEGER PRIMARY KEY, user TEXT NOT NULL, base_version INTEGER NOT NULL,"
-        " doc TEXT NOT NULL, filename TEXT NOT NULL, created_ms INTEGER NOT NULL)"
-    )
 
 
 @dataclass(frozen=True)

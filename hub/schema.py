@@ -1,7 +1,8 @@
 """The hub's schema: its migration sets, applied in order when a store opens (``hub/store.py``).
 
 ``sanji.hub`` holds the hub's own tables (described in ``hub/store.py``); ``sanji.hub.blobs`` the
-photo and scan index of ``hub/blobindex.py``. The set and function names are what existing folders
+photo and scan index of ``hub/blobindex.py``; ``sanji.hub.dashboard`` the operator dashboard's sessions,
+sign-in failures, audit and catalogue drafts. The set and function names are what existing folders
 recorded as applied, so they never change; a new table is a new function at the end of its set.
 """
 
@@ -175,4 +176,34 @@ def m001_blob_tables(db: sqlite_utils.Database) -> None:
     db.execute(
         """CREATE TABLE blob_uploads (
             sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, station TEXT NOT NULL, started_ms INTEGER NOT NULL)"""
+    )
+
+
+# The tables of the operator dashboard (hub/dashboard_auth.py and its pages). They were created when
+# `hub serve` started the dashboard, so a hub folder only ever opened by the CLI lacked them; as a set
+# of the store they exist from its first open. The set name is the one the folders recorded.
+dashboard_migrations = Migrations("sanji.hub.dashboard")
+
+
+@dashboard_migrations()
+def m001_dashboard(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE dash_sessions (
+            token_hash BLOB PRIMARY KEY, user TEXT NOT NULL, csrf TEXT NOT NULL,
+            created_ms INTEGER NOT NULL, seen_ms INTEGER NOT NULL, remote TEXT NOT NULL DEFAULT '')"""
+    )
+    db.execute(
+        "CREATE TABLE dash_login_failures (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, user TEXT NOT NULL,"
+        " remote TEXT NOT NULL)"
+    )
+    db.execute(
+        """CREATE TABLE dash_audit (
+            id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
+            target TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '',
+            remote TEXT NOT NULL DEFAULT '')"""
+    )
+    # An uploaded catalogue waits here between "preview the diff" and "publish".
+    db.execute(
+        "CREATE TABLE dash_drafts (id INTEGER PRIMARY KEY, user TEXT NOT NULL, base_version INTEGER NOT NULL,"
+        " doc TEXT NOT NULL, filename TEXT NOT NULL, created_ms INTEGER NOT NULL)"
     )

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from hub.schema import blob_migrations, migrations
+from hub.schema import blob_migrations, dashboard_migrations, migrations
 from protocol.codec import pack, unpack
 from replica import records
 from replica.db import connect, quick_check, transaction
@@ -119,7 +119,7 @@ class HubStore:
     @classmethod
     def _open(cls, path: Path) -> HubStore:
         db = connect(path)
-        for migration_set in (records.migrations, migrations, blob_migrations):
+        for migration_set in (records.migrations, migrations, blob_migrations, dashboard_migrations):
             migration_set.apply(db)
         return cls(db)
 

@@ -16,16 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from node.station import Station
-from node.store import blob_migrations
 from protocol.blob import KIND, MAX_BLOB_BYTES, BlobRequest, request_body
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.keys import load_seal_public
 from replica.blobstore import BlobError, BlobStore, sha256_file
 from replica.errors import Refused
-
-# The tracking tables are a migration set of the store, applied whenever it opens (node/store.py).
-migrations = blob_migrations
 
 
 def store_of(st: Station) -> BlobStore:

@@ -26,15 +26,12 @@ from dataclasses import dataclass
 
 from node import uplink
 from node.station import Station
-from node.store import feed_quarantine_migrations
 from protocol.errors import RemoteProtocolError
 from protocol.frame import verify_frame
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from sync.catalogue import CatalogueError
 
-# The table is a migration set of the store, applied whenever it opens (node/store.py).
-migrations = feed_quarantine_migrations
 KEEP_ROWS = 500  # a path that keeps sending junk updates rows (by SHA-256); this bounds the rest
 
 

@@ -143,6 +143,20 @@ def m001_feed_quarantine(db: sqlite_utils.Database) -> None:
     )
 
 
+# The staff UI's audit of revealed ID numbers and phones (node/ui.py). It was created when `node serve`
+# started the UI; as a set of the store it exists from its first open. The set name is the recorded one.
+ui_migrations = Migrations("sanji.node.ui")
+
+
+@ui_migrations()
+def m001_ui_audit(db: sqlite_utils.Database) -> None:
+    # Who looked at a citizen's full ID number or phone at this window, and why.
+    db.execute(
+        "CREATE TABLE ui_audit (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, staff TEXT NOT NULL,"
+        " action TEXT NOT NULL, target TEXT NOT NULL, reason TEXT NOT NULL)"
+    )
+
+
 def open_store(folder: Path) -> sqlite_utils.Database:
     path = folder / DB_NAME
     if not path.exists():
@@ -160,7 +174,7 @@ def create_store(folder: Path) -> sqlite_utils.Database:
 
 def _open(path: Path) -> sqlite_utils.Database:
     db = connect(path)
-    for migration_set in (records.migrations, migrations, blob_migrations, feed_quarantine_migrations):
+    for migration_set in (records.migrations, migrations, blob_migrations, feed_quarantine_migrations, ui_migrations):
         migration_set.apply(db)
     return db
 

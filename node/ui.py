@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import functools
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
-import sqlite_utils
 from aiohttp import web
-from sqlite_utils import Migrations
 
 from node import commands
 from node.server import STATION
@@ -39,17 +37,6 @@ CSRF = web.AppKey("ui_csrf", str)
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-migrations = Migrations("sanji.node.ui")
-
-
-@migrations()
-def m001_ui_audit(db: sqlite_utils.Database) -> None:
-    # Who looked at a citizen's full ID number or phone at this window, and why.
-    db.execute(
-        "CREATE TABLE ui_audit (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, staff TEXT NOT NULL,"
-        " action TEXT NOT NULL, target TEXT NOT NULL, reason TEXT NOT NULL)"
-    )
 
 
 def station_of(request: web.Request) -> Station:
@@ -177,12 +164,6 @@ def _item_names(st: Station) -> dict[str, str]:
         return {}
 
 
-async def _ui_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Runs after the station is opened by the server's own context.
-    migrations.apply(app[STATION].db)
-    yield
-
-
 def add_ui_routes(app: web.Application) -> None:
     from node import ui_accept, ui_apps, ui_assign, ui_sync, ui_tasks
 
@@ -190,7 +171,6 @@ def add_ui_routes(app: web.Application) -> None:
     app[CSRF] = new_token()
     app[PROBE] = HubProbe()
     app.middlewares.append(loopback_only)
-    app.cleanup_ctx.append(_ui_ctx)
     add_common_static(app)
     app.router.add_static("/static/", HERE / "static", name="node_static")
     app.router.add_get("/", home)

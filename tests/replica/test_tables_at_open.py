@@ -1,12 +1,15 @@
 """Every migration set of a store is applied when the store opens, not on first use.
 
 The blob and feed-quarantine tables used to be created by the first call that needed them, behind a
-lock, with a race between two processes opening a new folder. Now a new folder has them from its
-creation, and a folder made before gains them at its next open.
+lock, with a race between two processes opening a new folder; the staff UI's and the dashboard's when
+`serve` started them, so a folder only the CLI had opened lacked them. Now a new folder has them from
+its creation, and a folder made before gains them at its next open. No schema statement lives outside
+a registered migration.
 """
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import sqlite_utils
@@ -17,8 +20,14 @@ from node.store import create_store, open_store
 NODE_LATE_TABLES = {
     "sanji.node.blobs": ("blobs", "blob_refs", "purged"),
     "sanji.node.feed_quarantine": ("feed_quarantine",),
+    "sanji.node.ui": ("ui_audit",),
 }
-HUB_LATE_TABLES = {"sanji.hub.blobs": ("blobs", "blob_uploads")}
+HUB_LATE_TABLES = {
+    "sanji.hub.blobs": ("blobs", "blob_uploads"),
+    "sanji.hub.dashboard": ("dash_sessions", "dash_login_failures", "dash_audit", "dash_drafts"),
+}
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ("CREATE TABLE", "CREATE INDEX", "CREATE UNIQUE INDEX", "ALTER TABLE", "DROP TABLE", "DROP INDEX")
 
 
 def _forget(db: sqlite_utils.Database, sets: dict[str, tuple[str, ...]]) -> None:
@@ -51,11 +60,41 @@ def test_an_older_node_folder_gains_the_tables_at_its_next_open(tmp_path: Path) 
     open_store(tmp_path).conn.close()  # and opening again applies nothing twice
 
 
-def test_a_hub_folder_has_its_blob_tables_from_creation_and_gains_them_at_open(tmp_path: Path) -> None:
+def test_a_hub_folder_has_every_table_from_creation_and_gains_them_at_open(tmp_path: Path) -> None:
+    late = {t for ts in HUB_LATE_TABLES.values() for t in ts}
     store = HubStore.create(tmp_path)
-    assert {"blobs", "blob_uploads"} <= _tables(store.db)
+    assert late <= _tables(store.db)
     _forget(store.db, HUB_LATE_TABLES)
     store.close()
     store = HubStore.open(tmp_path)
-    assert {"blobs", "blob_uploads"} <= _tables(store.db)
+    assert late <= _tables(store.db)
     store.close()
+
+
+def _is_migration(fn: ast.FunctionDef) -> bool:
+    """Decorated with ``@<set>()`` where the set's name ends in ``migrations``."""
+    for dec in fn.decorator_list:
+        target = dec.func if isinstance(dec, ast.Call) else dec
+        name = target.id if isinstance(target, ast.Name) else target.attr if isinstance(target, ast.Attribute) else ""
+        if name.endswith("migrations"):
+            return True
+    return False
+
+
+def test_schema_statements_live_only_in_registered_migrations() -> None:
+    """A table made by a request or a command on first use races with another process doing the same."""
+    stray = []
+    for package in ("replica", "node", "hub", "sanji"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            inside: set[int] = set()
+            for fn in ast.walk(tree):
+                if isinstance(fn, ast.FunctionDef) and _is_migration(fn):
+                    inside.update(id(n) for n in ast.walk(fn))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in inside:
+                    text = " ".join(node.value.upper().split())
+                    if any(stmt in text for stmt in SCHEMA):
+                        stray.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not stray, "schema statements outside a migration: " + ", ".join(stray)
+

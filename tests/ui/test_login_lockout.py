@@ -34,7 +34,6 @@ def client(hub_client: TestClient[Any, Any], pair: Pair) -> TestClient[Any, Any]
 @pytest.fixture
 def hub(tmp_path: Path, clock: FakeClock) -> Iterator[Hub]:
     h = Hub.create(tmp_path / "hub", district=HUB_ID, name="测试区行政审批局", catalogue=None, clock=clock)
-    auth.migrations.apply(h.store.db)  # what serving the dashboard does first
     yield h
     h.close()
 
