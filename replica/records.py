@@ -1,23 +1,20 @@
 """Merged records, the change log and the application projection, shared by node and hub.
 
-``records`` holds each record's merged cells (the fold's state, see ``sync/fold.py``) and its digest,
-the Merkle leaf anti-entropy compares. ``changes`` is the log of every change this replica holds,
-its own and others', keyed by ``(origin, epoch, seq)`` so a change is stored once however often it
-arrives; an application's history is read from it. ``applications`` is a plain projection of the
-merged application records for listing and searching. ``conflicts`` keeps concurrent edits the fold
-settled, for an operator to confirm or override.
+``records`` holds each record's merged cells (the fold's state, see ``sync/fold.py``). ``changes`` is
+the log of every change this replica holds, its own and others', keyed by ``(origin, epoch, seq)`` so a
+change is stored once however often it arrives; an application's history is read from it.
+``applications`` is a plain projection of the merged application records for listing and searching.
+``conflicts`` keeps concurrent edits the fold settled, for an operator to confirm or override.
 
 Every method that writes expects to run inside ``replica.db.transaction``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import msgpack
 import sqlite_utils
 from sqlite_utils import Migrations
 
@@ -74,6 +71,13 @@ def m002_changes_by_record(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX changes_record ON changes(entity, rid)")
 
 
+@migrations()
+def m003_records_without_digest(db: sqlite_utils.Database) -> None:
+    # The digest of each merged state was written on every save and never read: anti-entropy's
+    # leaves digest a record's changes (replica/scope.py), not its state. SQLite >= 3.35 drops columns.
+    db.execute("ALTER TABLE records DROP COLUMN digest")
+
+
 PROJECTED = (
     "number",
     "station",
@@ -126,24 +130,9 @@ _PROJECT_SQL = (
 _CHUNK = 500  # ids per IN (...) query
 
 
-def state_digest(entity: str, rec_id: str, state: bytes) -> bytes:
-    """``sync.fold.record_digest`` from the record's packed state, without packing it a second time:
-    the canonical encoding of ``[entity, id, wire]`` is a 3-array header followed by its elements'."""
-    return hashlib.sha256(b"\x93" + _pack_str(entity) + _pack_str(rec_id) + state).digest()
-
-
-def _pack_str(text: str) -> bytes:
-    # A str's msgpack encoding is already canonical; one that is not valid UTF-8 goes the long way.
-    try:
-        return msgpack.packb(text, use_bin_type=True) if type(text) is str else pack(text)
-    except UnicodeEncodeError:
-        return pack(text)
-
-
 _SAVE_SQL = (
-    "INSERT INTO records (entity, id, state, digest, application) VALUES (?,?,?,?,?)"
-    " ON CONFLICT (entity, id) DO UPDATE SET state=excluded.state, digest=excluded.digest,"
-    " application=excluded.application"
+    "INSERT INTO records (entity, id, state, application) VALUES (?,?,?,?)"
+    " ON CONFLICT (entity, id) DO UPDATE SET state=excluded.state, application=excluded.application"
 )
 
 
@@ -152,7 +141,7 @@ def _record_row(key: tuple[str, str], record: Record) -> tuple[object, ...]:
     app = rec_id if entity == "application" else str(record.get("application", (0, "", "", 0))[2])
     # record_to_wire with the fields in key order already, so pack finds it canonical as it is.
     state = pack_map(record, cells=True)  # type: ignore[arg-type]
-    return (entity, rec_id, state, state_digest(entity, rec_id, state), app)
+    return (entity, rec_id, state, app)
 
 
 def _projection_row(rec_id: str, record: Record) -> list[object]:

@@ -84,7 +84,7 @@ def history() -> list[Change]:
 def _state(store: RecordStore) -> tuple[object, ...]:
     conn = store.conn
     return (
-        conn.execute("SELECT entity, id, state, digest, application FROM records ORDER BY entity, id").fetchall(),
+        conn.execute("SELECT entity, id, state, application FROM records ORDER BY entity, id").fetchall(),
         conn.execute("SELECT * FROM applications").fetchall(),
         conn.execute("SELECT id, field, rule FROM conflicts ORDER BY id").fetchall(),
     )

@@ -1,15 +1,13 @@
 """``RecordStore.run()``: changes merged in memory and each record written once must leave exactly the
 tables that applying the changes one call at a time leaves (the hub's ingest and the benchmarks rely on
-it), whether or not the records were prefetched; and the digest taken from the packed state is the
-fold's own ``record_digest``."""
+it), whether or not the records were prefetched."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from replica.db import transaction
-from replica.records import RecordStore, state_digest
-from sync.fold import record_digest, record_from_wire
+from replica.records import RecordStore
 from tests.replica.test_records import TIERS, _db, history
 
 
@@ -41,15 +39,3 @@ def test_one_run_leaves_what_one_call_per_change_leaves(tmp_path: Path) -> None:
             again = many.run()
             assert all(again.add(c) is None for c in changes)  # every one a duplicate now
             assert again.finish().duplicates == len(changes)
-
-
-def test_digest_from_state_is_the_folds_record_digest(tmp_path: Path) -> None:
-    store = RecordStore(_db(tmp_path / "d.db"), lambda o: TIERS.get(o, 0))
-    with transaction(store.db):
-        store.apply(history())
-    from protocol.codec import unpack
-
-    for entity, rec_id, state, digest in store.conn.execute("SELECT entity, id, state, digest FROM records"):
-        raw = unpack(state)
-        assert isinstance(raw, dict)
-        assert digest == state_digest(entity, rec_id, state) == record_digest(entity, rec_id, record_from_wire(raw))

@@ -98,3 +98,19 @@ def test_schema_statements_live_only_in_registered_migrations() -> None:
                         stray.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not stray, "schema statements outside a migration: " + ", ".join(stray)
 
+
+def test_records_lose_their_unread_digest_at_the_next_open_and_keep_their_rows(tmp_path: Path) -> None:
+    db = create_store(tmp_path)
+    # A folder from before m003: the column is there, filled, and the migration not yet recorded.
+    db.execute("ALTER TABLE records ADD COLUMN digest BLOB NOT NULL DEFAULT x''")
+    db.execute("INSERT INTO records (entity, id, state, digest, application) VALUES ('a', '1', x'80', x'00', '1')")
+    db.execute("DELETE FROM _sqlite_migrations WHERE migration_set='sanji.replica' AND name LIKE 'm003%'")
+    db.conn.commit()
+    db.conn.close()
+    db = open_store(tmp_path)
+    assert "digest" not in {c.name for c in db["records"].columns}
+    assert db.execute("SELECT entity, id, state, application FROM records").fetchall() == [("a", "1", b"\x80", "1")]
+    db.conn.close()
+    store = HubStore.create(tmp_path / "hub")
+    assert "digest" not in {c.name for c in store.db["records"].columns}
+    store.close()
