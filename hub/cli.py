@@ -15,6 +15,7 @@ from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
 from protocol.document import sign_document
+from protocol.enrolment import CLAIM_MAGIC
 from protocol.errors import RemoteProtocolError
 from protocol.limits import CATALOGUE_SOURCE_MAX_BYTES, RELEASE_FRAME_MAX_BYTES, mib
 from replica import carried_files
@@ -270,7 +271,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         if blobindex.is_blob_file(data):
             blob_files.append(path)  # after the batches: a blob needs its report at the hub first
             continue
-        if data.startswith(b"SJC1"):
+        if data.startswith(CLAIM_MAGIC):
             try:
                 enrollment.accept_claim(hub, data)
             except RemoteProtocolError as exc:

@@ -26,7 +26,7 @@ from protocol.codec import pack, unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
-from protocol.hubkeys import ROOT_KIND, fingerprint, listed_sign_keys, sign_key_list, sign_root_change
+from protocol.hubkeys import KEYS_MAGIC, ROOT_KIND, fingerprint, listed_sign_keys, sign_key_list, sign_root_change
 from protocol.keys import key_id, load_signing_key, load_verify_key, private_bytes, public_bytes, signing_key_from_seed
 from replica.errors import Refused
 from replica.keyfile import KeyPair, load_keys, replace_keys
@@ -362,9 +362,6 @@ def _record(hub: Hub, detail: str, now_ms: int) -> None:
     """Operators see key changes among the alerts: an unexpected one is worth a phone call."""
     with hub.store.transaction():
         hub.store.alert("hub_key", "", detail, now_ms)
-
-
-KEYS_MAGIC = b"SJK1"  # node/hubkeys.py reads it (node/ and hub/ share no code, only the format)
 
 
 def key_file(bundle: dict[str, object]) -> bytes:

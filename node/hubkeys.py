@@ -22,15 +22,14 @@ import aiohttp
 
 from node import hub_answer
 from node.station import Station
-from protocol.codec import pack, unpack
+from protocol.codec import unpack
 from protocol.errors import RemoteProtocolError
-from protocol.hubkeys import KeyChainError, KeyList, check_current, fingerprint, follow
+from protocol.hubkeys import KEYS_MAGIC, KeyChainError, KeyList, check_current, fingerprint, follow
 from protocol.keys import key_id
 from protocol.limits import RESPONSE_MAX_BYTES
 from replica import carried_files
 from replica.errors import Refused
 
-KEYS_MAGIC = b"SJK1"
 ANSWER_MAX_BYTES = RESPONSE_MAX_BYTES  # the shared cap (protocol/limits.py): the history is small, a release is not
 
 
@@ -130,11 +129,6 @@ async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     """The body, refused (unread past the cap) when it is larger than `cap`: every node read of a hub
     answer goes through node/hub_answer.py, one reader with one wording."""
     return await hub_answer.read_body(resp, cap=cap)
-
-
-def key_file(bundle: dict[str, object]) -> bytes:
-    """The key history as a file to carry by hand (`hub export` writes it; hub/ builds the bundle)."""
-    return KEYS_MAGIC + pack(bundle)
 
 
 def import_key_files(st: Station, files: list[Path]) -> tuple[int, list[dict[str, str]], list[Path]]:

@@ -37,6 +37,8 @@ KEYS_KIND = "hub-keys"
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 FINGERPRINT_CHARS = 12
 MAX_HISTORY = 4096  # documents in a history: far beyond decades of yearly rotations
+# A key history carried by hand (`.sjk`): these four bytes, then the canonical msgpack of the bundle.
+KEYS_MAGIC = b"SJK1"
 
 
 class KeyChainError(ValidationError):
@@ -203,6 +205,7 @@ def check_current(keys: KeyList, now_ms: int) -> None:
 
 __all__ = [
     "KEYS_KIND",
+    "KEYS_MAGIC",
     "ROOT_KIND",
     "KeyChainError",
     "KeyList",
