@@ -15,12 +15,10 @@ from aiohttp import web
 
 from hub import enrollment, keyring
 from hub.service import Hub
-from protocol.codec import Limits, pack, unpack
+from protocol.codec import pack, unpack
 from protocol.errors import MalformedError, TooLargeError
+from protocol.limits import ENROL_LIMITS, ENROL_REQUEST_MAX_BYTES
 
-REQUEST_MAX_BYTES = 4096
-# The proof request carries the hub's own challenge document (a few hundred bytes) besides the keys.
-ENROL_PROOF_LIMITS = Limits(max_bytes=REQUEST_MAX_BYTES, max_str=64, max_bin=1024, max_array=4, max_map=8, max_depth=2)
 ANSWER_TYPE = "application/msgpack"
 
 
@@ -31,14 +29,16 @@ def _hub(request: web.Request) -> Hub:
 
 
 async def _request_map(request: web.Request) -> dict[str, object]:
-    if request.content_length is not None and request.content_length > REQUEST_MAX_BYTES:
-        raise TooLargeError(f"接入请求过大 (an enrolment request is at most {REQUEST_MAX_BYTES} bytes)")
-    data = await request.content.read(REQUEST_MAX_BYTES + 1)
-    while len(data) <= REQUEST_MAX_BYTES and (more := await request.content.read(REQUEST_MAX_BYTES + 1 - len(data))):
+    if request.content_length is not None and request.content_length > ENROL_REQUEST_MAX_BYTES:
+        raise TooLargeError(f"接入请求过大 (an enrolment request is at most {ENROL_REQUEST_MAX_BYTES} bytes)")
+    data = await request.content.read(ENROL_REQUEST_MAX_BYTES + 1)
+    while len(data) <= ENROL_REQUEST_MAX_BYTES and (
+        more := await request.content.read(ENROL_REQUEST_MAX_BYTES + 1 - len(data))
+    ):
         data += more
-    if len(data) > REQUEST_MAX_BYTES:
-        raise TooLargeError(f"接入请求过大 (an enrolment request is at most {REQUEST_MAX_BYTES} bytes)")
-    raw = unpack(data, ENROL_PROOF_LIMITS)
+    if len(data) > ENROL_REQUEST_MAX_BYTES:
+        raise TooLargeError(f"接入请求过大 (an enrolment request is at most {ENROL_REQUEST_MAX_BYTES} bytes)")
+    raw = unpack(data, ENROL_LIMITS)
     if not isinstance(raw, dict):
         raise MalformedError("接入请求格式不对 (an enrolment request is a map)")
     return raw

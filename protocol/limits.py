@@ -122,7 +122,8 @@ PUSH_LIMITS = Limits(
     max_map=1,
     max_depth=2,
 )
-ENROL_LIMITS = Limits(max_bytes=ENROL_REQUEST_MAX_BYTES, max_str=256, max_bin=64, max_array=4, max_map=8, max_depth=2)
+# An enrolment request: a token id, or the hub's own challenge document (a few hundred bytes) and two keys.
+ENROL_LIMITS = Limits(max_bytes=ENROL_REQUEST_MAX_BYTES, max_str=64, max_bin=1024, max_array=4, max_map=8, max_depth=2)
 # The body of a sealed blob file (a photo carried by hand): one blob's bytes plus a few small fields.
 BLOB_FILE_LIMITS = Limits(
     max_bytes=BLOB_FILE_MAX_BYTES, max_str=4 * KIB, max_bin=BLOB_MAX_BYTES, max_array=16, max_map=16, max_depth=4
