@@ -380,8 +380,3 @@ def _expand(paths: list[Path]) -> tuple[list[Path], list[carried_files.Refusal]]
         [p for p in found if p in named or p.parent in named],
         [r for r in refused if r.path in named or r.path.parent in named],
     )
-
-
-def last_sync_text(st: Station) -> str | None:
-    ms = st.meta.int("last_sync")
-    return iso_from_ms(ms) if ms else None

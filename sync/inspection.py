@@ -28,7 +28,6 @@ from sync.catalogue import Item
 
 TASK_ASSIGNED = "assigned"
 TASK_DONE = "done"
-TASK_STATUSES = (TASK_ASSIGNED, TASK_DONE)
 
 # Shown instead of "days left" while an application is inspected.
 PAUSED_LABEL = "时限暂停（现场踏勘中）"
