@@ -66,6 +66,8 @@ def _canonical(value: object, depth: int) -> object:
                 raise LocalProtocolError(f"map keys must be str, got {type(key).__name__} key {key!r}")
         # Code-point order equals UTF-8 byte order, so sorting the str keys sorts their encodings.
         return {key: _canonical(value[key], depth + 1) for key in sorted(value)}
+    if isinstance(value, tuple):  # a NamedTuple (the fold's cells): an array, like any tuple
+        return _canonical(tuple(value), depth)
     raise LocalProtocolError(f"cannot encode a {kind.__name__} value canonically")
 
 
@@ -184,7 +186,7 @@ def pack_map(value: dict[str, object], *, cells: bool = False) -> bytes:
                 return pack(value)
             item = value[key]
             if cells:
-                if not (type(item) is list or type(item) is tuple):
+                if type(item) is not list and not isinstance(item, tuple):  # a tuple, or the fold's NamedTuple
                     return pack(value)
                 cell: list[object] | tuple[object, ...] = item
                 if len(cell) != 4 or type(cell[0]) is not int or type(cell[1]) is not str or type(cell[3]) is not int:

@@ -18,14 +18,29 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from protocol.codec import pack
 from sync.change import Change
 from sync.model import Rule, field_spec
 from sync.workflow import Status, stage
 
-# (hlc, origin, value, base): base is the HLC of the version the author of this write had seen.
-Cell = tuple[int, str, object, int]
+
+class Cell(NamedTuple):
+    """One field's register. A tuple, so cells compare and hash as ``(hlc, origin, value, base)``."""
+
+    hlc: int
+    origin: str
+    value: object
+    base: int  # the HLC of the version the author of this write had seen
+
+
+# Cells are made for every field of every change applied and every record loaded. tuple.__new__ skips
+# the Python-level __new__ a NamedTuple generates: with it, a NamedTuple costs RecordStore.apply about
+# 12% more CPU than a plain tuple did (measured on 20,000 records), without it about 18%.
+_cell = tuple.__new__
+
+
 Record = dict[str, Cell]
 Authority = Callable[[str], int]
 
@@ -71,7 +86,7 @@ def rule_name(rule: Rule) -> str:
 
 def is_concurrent(winner: Cell, loser: Cell) -> bool:
     """True when the winner's author had not seen the loser and they disagree across origins."""
-    return winner[1] != loser[1] and winner[2] != loser[2] and winner[3] < loser[0]
+    return winner.origin != loser.origin and winner.value != loser.value and winner.base < loser.hlc
 
 
 def merge_cell(rule: Rule, current: Cell | None, incoming: Cell, authority: Authority) -> tuple[Cell, Cell | None]:
@@ -87,14 +102,14 @@ def merge_cell(rule: Rule, current: Cell | None, incoming: Cell, authority: Auth
 
 def cells_of(change: Change) -> Iterable[tuple[str, Cell]]:
     for name, value in change.fields.items():
-        yield name, (change.hlc, change.origin, value, change.base.get(name, 0))
+        yield name, _cell(Cell, (change.hlc, change.origin, value, change.base.get(name, 0)))
 
 
 def apply_change(record: Record, change: Change, authority: Authority) -> tuple[Record, list[Conflict]]:
     """Merge one change into one record (a new dict; the input is not modified)."""
     if not record:  # a record's first change (most of a sync): every cell stands as written
         hlc, origin, base = change.hlc, change.origin, change.base
-        return {name: (hlc, origin, value, base.get(name, 0)) for name, value in change.fields.items()}, []
+        return {name: _cell(Cell, (hlc, origin, value, base.get(name, 0))) for name, value in change.fields.items()}, []
     out = dict(record)
     conflicts: list[Conflict] = []
     for name, cell in cells_of(change):
@@ -128,7 +143,7 @@ def conflicts_of(changes: Iterable[Change], authority: Authority) -> dict[str, C
     for change in changes:
         for name, cell in cells_of(change):
             # Cells may hold lists or dicts; their canonical bytes identify them for deduplication.
-            ident = pack([cell[0], cell[1], cell[2], cell[3]])
+            ident = pack(list(cell))
             writes.setdefault((change.entity, change.id, name), {})[ident] = cell
     found: dict[str, Conflict] = {}
     for (entity, rec_id, name), cells in writes.items():
@@ -143,16 +158,16 @@ def conflicts_of(changes: Iterable[Change], authority: Authority) -> dict[str, C
 
 def values(record: Mapping[str, Cell]) -> dict[str, object]:
     """The plain field values of a record, as the application layer reads them."""
-    return {name: cell[2] for name, cell in record.items()}
+    return {name: cell.value for name, cell in record.items()}
 
 
 def versions(record: Mapping[str, Cell]) -> dict[str, int]:
     """The HLC of each field's current version: what a local author puts in ``base``."""
-    return {name: cell[0] for name, cell in record.items()}
+    return {name: cell.hlc for name, cell in record.items()}
 
 
 def record_to_wire(record: Mapping[str, Cell]) -> dict[str, list[object]]:
-    return {name: [c[0], c[1], c[2], c[3]] for name, c in record.items()}
+    return {name: list(c) for name, c in record.items()}
 
 
 def record_from_wire(raw: Mapping[str, object]) -> Record:
@@ -163,7 +178,7 @@ def record_from_wire(raw: Mapping[str, object]) -> Record:
         hlc, origin, value, base = cell
         if not isinstance(hlc, int) or not isinstance(origin, str) or not isinstance(base, int):
             raise ValueError(f"stored cell of {name!r} has the wrong types")
-        out[name] = (hlc, origin, value, base)
+        out[name] = _cell(Cell, (hlc, origin, value, base))
     return out
 
 
