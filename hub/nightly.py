@@ -46,11 +46,11 @@ def deadline_warnings(hub: Hub, today: date) -> dict[str, list[dict[str, object]
     cal = cat.calendar
     red, yellow, materials = [], [], []
     rows = hub.store.conn.execute(
-        f"SELECT id, number, station, item, status, applicant_name, due_date, paused FROM applications"
+        f"SELECT number, station, item, status, applicant_name, due_date, paused FROM applications"
         f" WHERE kind='promised' AND status IN ({','.join('?' * len(OPEN_STATUSES))})",
         OPEN_STATUSES,
     ).fetchall()
-    for app_id, number, station, item, status, name, due, paused in rows:
+    for number, station, item, status, name, due, paused in rows:
         if not due or paused:
             continue
         due_day = date.fromisoformat(str(due))
@@ -66,7 +66,6 @@ def deadline_warnings(hub: Hub, today: date) -> dict[str, list[dict[str, object]
             red.append({**entry, "overdue_working_days": cal.working_days_between(due_day, today)})
         elif cal.working_days_between(today, due_day) <= NEARLY_DUE_WORKING_DAYS:
             yellow.append({**entry, "working_days_left": cal.working_days_between(today, due_day)})
-        _ = app_id
     for app_id, number, station in hub.store.conn.execute(
         f"SELECT id, number, station FROM applications WHERE status IN ({','.join('?' * len(OPEN_STATUSES))})",
         OPEN_STATUSES,

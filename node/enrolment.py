@@ -84,7 +84,7 @@ def _verified(answer: dict[str, object], token: Token, challenge: bytes, now_ms:
     try:
         hub_id = str(peek_header(doc_bytes).get("signer", ""))
         docs = [d for d in bundle.get("docs") or [] if isinstance(d, bytes)]
-        root, keys = follow(docs, hub_id=hub_id, anchor=anchor)
+        _root, keys = follow(docs, hub_id=hub_id, anchor=anchor)
         if keys is None:
             raise Refused(
                 "区局密钥链无法从令牌所指的根密钥核验，拒绝接入 (the hub's key history holds no key list "
@@ -109,7 +109,6 @@ def _verified(answer: dict[str, object], token: Token, challenge: bytes, now_ms:
     body = doc.body
     if not isinstance(body, dict) or body.get("hub_id") != hub_id or body.get("hub_seal_pub") != keys.seal:
         raise Refused("登记文件内容有误 (the enrolment document names other keys than the hub's key list)")
-    _ = root
     return body, keys
 
 
