@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -16,7 +15,6 @@ from hub.app import HUB, HubConfig, create_app
 from hub.restore import PID_FILE
 from hub.store import HubStore
 from replica import schedule
-from replica.ids import CHINA
 
 log = logging.getLogger("sanji.hub")
 
@@ -34,12 +32,18 @@ def nightly_context(
             async with lock:
                 try:
                     result = nightly.run(hub, trigger, partial_retention_days=partial_retention_days)
-                    log.info("nightly run (%s): %s, overdue %d", trigger, result["outcome"], result["overdue"])
+                    log.info(
+                        "夜间任务（%s）完成：%s，逾期办件 %d 件",
+                        schedule.TRIGGERS.get(trigger, trigger),
+                        result["outcome"],
+                        result["overdue"],
+                    )
                 except Exception:
-                    log.exception("nightly run (%s) failed", trigger)
+                    log.exception("夜间任务（%s）失败", schedule.TRIGGERS.get(trigger, trigger))
 
-        last = nightly.last_run_start(hub)
-        scheduler = schedule.start(when, job, datetime.fromtimestamp(last / 1000, CHINA) if last else None)
+        created = hub.store.get_meta("created_ms")
+        since = schedule.since(nightly.last_run_start(hub), created if isinstance(created, int) else None)
+        scheduler = schedule.start(when, job, since)
         yield
         scheduler.shutdown(wait=False)
 

@@ -86,6 +86,7 @@ class Hub:
             store.set_meta("hlc", 0)
             store.set_meta("seq", 0)
             store.set_meta("generation", new_generation())
+            store.set_meta("created_ms", clock())  # the nightly catch-up counts missed runs from here
         hub = cls(folder, store, keys, clock)
         from hub import keyring
 

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -22,7 +21,6 @@ from node import client, nightly
 from node.station import Station
 from replica import schedule
 from replica.errors import Refused, Unreachable
-from replica.ids import CHINA
 
 log = logging.getLogger("sanji.node")
 STATION = web.AppKey("station", Station)
@@ -97,14 +95,12 @@ def _nightly(st: Station, nightly_at: str) -> AsyncIOScheduler:
                 # The job talks to the hub with its own event loop (it is the same code as the CLI's),
                 # so it runs in a worker thread; one run at a time, and SQLite serialises the writes.
                 result = await asyncio.to_thread(_run_nightly, st.folder, trigger)
-                log.info("nightly run (%s): %s", trigger, result["outcome"])
+                log.info("夜间任务（%s）完成：%s", schedule.TRIGGERS.get(trigger, trigger), result["outcome"])
             except Exception:
-                log.exception("nightly run (%s) failed", trigger)
+                log.exception("夜间任务（%s）失败", schedule.TRIGGERS.get(trigger, trigger))
 
-    last = nightly.last_run_start(st)
-    return schedule.start(
-        schedule.When.parse(nightly_at), job, datetime.fromtimestamp(last / 1000, CHINA) if last else None
-    )
+    since = schedule.since(nightly.last_run_start(st), st.meta.int("created_ms") or None)
+    return schedule.start(schedule.When.parse(nightly_at), job, since)
 
 
 def serve(folder: Path, *, port: int, interval: float, nightly_at: str = "02:00") -> None:
