@@ -19,7 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from node import client, nightly
 from node.station import Station
-from replica import schedule
+from replica import listen, schedule
 from replica.errors import Refused, Unreachable
 
 log = logging.getLogger("sanji.node")
@@ -112,6 +112,7 @@ def serve(folder: Path, *, port: int, interval: float, nightly_at: str = "02:00"
     st.close()
     if result != "ok":
         raise RuntimeError(f"station database failed its integrity check: {result}; restore from a backup")
-    print(f"Sanji station UI on http://127.0.0.1:{port}/ (loopback only; Ctrl-C to stop)", flush=True)
     # Loopback only: the staff PC is shared, and citizens' data must not be reachable from the LAN.
-    web.run_app(create_app(folder, interval, nightly_at), host="127.0.0.1", port=port, print=None, access_log=None)
+    sock = listen.bind("127.0.0.1", port, what=" sanji node serve 或别的程序")
+    print(f"Sanji station UI on http://127.0.0.1:{port}/ (loopback only; Ctrl-C to stop)", flush=True)
+    web.run_app(create_app(folder, interval, nightly_at), sock=sock, print=None, access_log=None)
