@@ -16,7 +16,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from protocol.codec import pack, unpack
-from replica import records
+from replica import folders, records
 from replica.db import connect, quick_check
 
 DB_NAME = "node.db"
@@ -146,8 +146,7 @@ def m001_feed_quarantine(db: sqlite_utils.Database) -> None:
 
 def open_store(folder: Path) -> sqlite_utils.Database:
     path = folder / DB_NAME
-    if not path.exists():
-        raise FileNotFoundError(f"{folder} holds no Sanji node; run `sanji node init {folder} ...` first")
+    folders.need_station(folder)  # names what the folder is instead, and what to type
     return _open(path)
 
 
