@@ -121,9 +121,14 @@ def cmd_accept(args: argparse.Namespace) -> int:
             lambda d: (
                 f"补录受理 {d['accepted']} 件，退回 {len(d['refused'])} 行"
                 + "".join(f"\n  第 {r['line']} 行: {r['reason']}" for r in d["refused"][:50])
+                + (
+                    "\n一件也没有受理：请按上面每行的原因改正后再补录（格式见 README 的“补录”一节）"
+                    if not d["accepted"]
+                    else ""
+                )
             ),
         )
-        return 0
+        return 0 if out["accepted"] else 2  # a file of which nothing was accepted is a refusal
     missing = [f for f in ("item", "name", "id_number", "phone") if not getattr(args, f)]
     if missing:
         raise Refused("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
