@@ -61,7 +61,7 @@ def add_parser(sub: Any) -> None:
     p = cmd("tasks", "a field device's inspection tasks")
     p.add_argument("--reveal", action="store_true", help="show the applicant's full phone number")
     p = cmd("report", "record an inspection report offline")
-    p.add_argument("task")
+    p.add_argument("task", help="任务：办件编号、任务号，或二者唯一的开头（sanji node tasks 列出全部）")
     p.add_argument("--result", required=True, help="pass, fail or rectify (整改)")
     p.add_argument("--finding", action="append", required=True, help="what was found on site (repeat)")
     p.add_argument("--gps", help="LAT,LON[,ACCURACY_M]")
