@@ -81,6 +81,8 @@ def add_parser(sub: Any) -> None:
     p = cmd("restore", "put a backup back; starts a new epoch so no seq is ever reused")
     p.add_argument("--from", dest="source", type=Path, required=True)
     p = cmd("receipts", "the hub's signed receipts for this station's batches")
+    p = cmd("set-hub", "改用新的区局地址（区局迁址，或仅用 U 盘的站点通了网）；须能从本站固定的根密钥核验")
+    p.add_argument("url", help="区局的新地址，如 http://10.1.2.3:8700")
 
 
 def main(args: argparse.Namespace) -> int | None:
@@ -294,6 +296,21 @@ def _probe(st: Station) -> bool:
             return False
 
     return asyncio.run(check())
+
+
+def cmd_set_hub(args: argparse.Namespace) -> None:
+    from node.set_hub import set_hub
+
+    st = Station(args.dir)
+    try:
+        out = set_hub(st, args.url)
+    finally:
+        st.close()
+    emit(
+        out,
+        args.json,
+        lambda d: f"站点 {d['station']} 今后连接区局 {d['hub']}（已核验：根密钥指纹 {d['hub_fingerprint']}）",
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> None:
