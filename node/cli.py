@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import blobs, client, commands, enrolment, feed_quarantine, freshness, hubkeys, uplink
+from node import blobs, commands, enrolment, feed_quarantine, freshness, hubkeys, sync_lock, uplink
 from node.station import Station
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
@@ -180,7 +180,21 @@ def cmd_sync(args: argparse.Namespace) -> int:
     st = Station(args.dir)
     # Weeks offline can mean thousands of changes over a slow link: at a terminal, say how far it got.
     progress = _print_progress if sys.stderr.isatty() else None
-    result = asyncio.run(client.sync_round(st, retention_days=args.retention_days, progress=progress))
+    queued = st.pending_changes()
+    try:
+        result = asyncio.run(
+            sync_lock.sync_round(st, wait_s=sync_lock.CLI_WAIT_S, retention_days=args.retention_days, progress=progress)
+        )
+    except KeyboardInterrupt:
+        # Each batch is recorded as sent only when the hub's answer is committed, so an interrupted
+        # round loses nothing: say how far it got rather than exiting silently (issue 14 item 16).
+        left = Station(args.dir).pending_changes()
+        print(
+            f"同步已中断：本轮已上传 {queued - left} 条变更，{left} 条仍在队列中，下次同步会继续；没有数据丢失",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
     out = {
         "pushed": result.pushed,
         "pulled": result.pulled,

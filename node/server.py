@@ -17,7 +17,7 @@ from pathlib import Path
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from node import client, nightly
+from node import nightly, sync_lock
 from node.station import Station
 from replica import listen, schedule
 from replica.errors import Refused, Unreachable
@@ -41,7 +41,7 @@ async def sync_loop(st: Station, interval: float) -> None:
     rng = random.Random()
     while True:
         try:
-            result = await client.sync_round(st)
+            result = await sync_lock.sync_round(st)  # skips when a CLI sync is already doing the work
             failures = 0
             if result.pushed or result.pulled:
                 log.info("synced: pushed %d, pulled %d, pending %d", result.pushed, result.pulled, result.pending)
