@@ -257,7 +257,7 @@ def _files(paths: list[Path]) -> tuple[list[Path], list[carried_files.Refusal]]:
 
 def cmd_import(args: argparse.Namespace) -> int:
     hub = _hub(args)
-    accepted = duplicates = 0
+    accepted = duplicates = skipped = 0
     rejected: list[dict[str, str]] = []
     blob_files: list[Path] = []
     found, refused = _files(args.paths)
@@ -266,6 +266,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             data = carried_files.read(path)
         except carried_files.CarriedFileRefused as exc:
             refused.append(exc.refusal)
+            continue
+        if carried_files.going_the_other_way(data, hub_id=hub.hub_id, at_hub=True):
+            skipped += 1  # the hub's own exports on a stick used both ways: not a rejection
             continue
         if blobindex.is_blob_file(data):
             blob_files.append(path)  # after the batches: a blob needs its report at the hub first
@@ -298,12 +301,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         "rejected": rejected,
         "blobs": blobs,
         "blob_duplicates": blob_dups,
+        "skipped": skipped,
     }
     emit(
         out,
         args.json,
         lambda d: (
             f"导入批次 {accepted}，重复 {duplicates}，照片 {blobs}，拒收 {len(rejected)}"
+            + (f"，跳过 {skipped} 个本机导出的文件" if skipped else "")
             + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in rejected)
         ),
     )
