@@ -13,6 +13,7 @@ from node.station import Station
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
 from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
+from sync import catalogue_view
 from sync.inspection import PAUSED_LABEL
 
 
@@ -81,6 +82,7 @@ def add_parser(sub: Any) -> None:
     p = cmd("restore", "put a backup back; starts a new epoch so no seq is ever reused")
     p.add_argument("--from", dest="source", type=Path, required=True)
     p = cmd("receipts", "the hub's signed receipts for this station's batches")
+    cmd("catalogue", "本站可受理的事项：材料（必交、可容缺后补）、承诺时限、是否需现场踏勘")
     p = cmd("set-hub", "改用新的区局地址（区局迁址，或仅用 U 盘的站点通了网）；须能从本站固定的根密钥核验")
     p.add_argument("url", help="区局的新地址，如 http://10.1.2.3:8700")
 
@@ -315,6 +317,12 @@ def _probe(st: Station) -> bool:
             return False
 
     return asyncio.run(check())
+
+
+def cmd_catalogue(args: argparse.Namespace) -> None:
+    st = Station(args.dir)
+    cat = st.catalogue()  # refuses with a reason when no release is held yet
+    emit(catalogue_view.listing(cat.catalogue, cat.version, st.tier), args.json, catalogue_view.listing_text)
 
 
 def cmd_set_hub(args: argparse.Namespace) -> None:
