@@ -42,6 +42,7 @@ Every class and its code (`tests/test_error_codes.py` checks this table against 
 | BlobError             | invalid_blob           | a blob that cannot be stored                             |
 | AnswerTooLarge        | too_large              | a hub answer over the station's cap (2)                  |
 | FeedGap               | feed_gap               | a feed page that starts after what the station applied   |
+| SyncBusy              | sync_busy              | another sync round holds the station's lock              |
 | RevokedError          | revoked                | a batch or request from a revoked station                |
 | UnsealedError         | unsealed               | an unsealed batch where stations always seal             |
 | EnrolmentError        | enrolment_refused      | an enrolment the hub refuses                             |
