@@ -39,12 +39,10 @@ from .harness import (
     snapshot_unchanged,
     table_names,
 )
-from .helpers import V1, V2, World
+from .helpers import MSGPACK_INTS, V1, V2, World
 
 ITEMS = ("360802-0001", "360802-0004", "360802-0009", "360802-0012")
 TEN_MINUTES_MS = 10 * 60 * 1000
-# What a sender can encode at all: msgpack has no integers outside int64/uint64.
-MSGPACK_INTS = st.integers(-(2**63), 2**64 - 1)
 
 
 # -- what a change can be -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from .harness import (
     hostile,
     snapshot_unchanged,
 )
-from .helpers import World
+from .helpers import MSGPACK_INTS, World
 
 # -- signed requests with invalid content -------------------------------------------------------------------
 
@@ -163,7 +163,7 @@ def reconcile_body(draw: st.DrawFn) -> dict[str, object]:
         body["keys"] = draw(
             st.one_of(
                 junk,
-                st.lists(st.integers(), min_size=1, max_size=3),
+                st.lists(MSGPACK_INTS, min_size=1, max_size=3),
                 st.lists(st.text(max_size=10), min_size=257, max_size=260),
             )
         )

@@ -36,7 +36,7 @@ from .harness import (
     hostile,
     snapshot_unchanged,
 )
-from .helpers import HEADER_VALUES, MSGPACK_VALUES
+from .helpers import HEADER_VALUES, MSGPACK_INTS, MSGPACK_VALUES
 
 pytestmark = pytest.mark.usefixtures("_hub_still_serves")
 
@@ -239,7 +239,7 @@ def hostile_request_header(draw: st.DrawFn, served: Served, senders: dict[str, S
                         st.integers(-(2**63), -1),
                         st.integers(2**62, 2**64 - 1),
                         st.none(),
-                        st.floats(allow_nan=False),
+                        st.floats(allow_nan=False, allow_infinity=False),
                     ),
                     min_size=1,
                 ),
@@ -298,7 +298,7 @@ def hostile_enrolment(draw: st.DrawFn) -> bytes:
             st.sampled_from(SQL_STRINGS),
             st.text(max_size=60),
             st.binary(max_size=40),
-            st.integers(),
+            MSGPACK_INTS,
             st.just("SJT-" + "A" * 24),
         )
     )
