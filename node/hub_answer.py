@@ -41,11 +41,12 @@ class NotAHub(Refused):
     """A 200 answer that is not one of the hub's document types: the address serves something else
     (a router's page, a web server, a captive portal). Said in those words, not as a decoding error."""
 
+    default_code = "not_a_hub"
+
     def __init__(self, url: str, content_type: str) -> None:
         super().__init__(
             f"{url} 答话的不是 Sanji 区局（它返回的是 {content_type or '未标明类型的内容'}）：请核对区局地址，"
             "可用 sanji node set-hub 修改；本站数据未受影响，待传的变更仍在队列中",
-            code="not_a_hub",
         )
 
 

@@ -41,6 +41,7 @@ Every class and its code (`tests/test_error_codes.py` checks this table against 
 | CarriedFileRefused    | carried_file_refused   | a file on a stick that was not read (1)                  |
 | BlobError             | invalid_blob           | a blob that cannot be stored                             |
 | AnswerTooLarge        | too_large              | a hub answer over the station's cap (2)                  |
+| NotAHub               | not_a_hub              | the hub's address answers with something else            |
 | FeedGap               | feed_gap               | a feed page that starts after what the station applied   |
 | SyncBusy              | sync_busy              | another sync round holds the station's lock              |
 | RevokedError          | revoked                | a batch or request from a revoked station                |
