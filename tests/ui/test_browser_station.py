@@ -25,7 +25,8 @@ def test_staff_accepts_offline_prints_and_sees_the_hub_sign(page: Any, district:
     page.wait_for_selector("#hub-state[data-online=no]")
     shot(page, "station-home")
 
-    page.click("#start-accept")
+    with page.expect_navigation():  # waits for "load": station.js must listen before fill types
+        page.click("#start-accept")
     page.fill("#item-search", "360802-0004")  # by code
     assert page.locator("li[data-search]:not(.hidden)").count() == 1
     page.fill("#item-search", "生活保障")  # by part of the name: the item and the 困难群众救助 theme
