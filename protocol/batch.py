@@ -183,7 +183,12 @@ class VerifiedBatch:
 
 def batch_filename(header: BatchHeader) -> str:
     """`{origin}_{epoch}_{first_seq:010d}-{last_seq:010d}.sjb`; zero padding keeps files in seq order."""
-    return f"{header.origin}_{header.epoch}_{header.first_seq:010d}-{header.last_seq:010d}{FILE_SUFFIX}"
+    return span_filename(header.origin, header.epoch, header.first_seq, header.last_seq)
+
+
+def span_filename(origin: str, epoch: int, first_seq: int, last_seq: int) -> str:
+    """`batch_filename` from the span alone, for a sender that knows what it signed."""
+    return f"{origin}_{epoch}_{first_seq:010d}-{last_seq:010d}{FILE_SUFFIX}"
 
 
 def build_batch(
@@ -320,5 +325,6 @@ __all__ = [
     "build_batch_hashed",
     "is_origin",
     "open_batch_changes",
+    "span_filename",
     "verify_batch",
 ]

@@ -64,6 +64,8 @@ class ReconcileRequest:
         wire: dict[str, object] = {"op": self.op, "at_ms": self.at_ms}
         for name in OPS.get(self.op, ()):
             value = getattr(self, name)
+            if value is None and name != "summary_match":  # a `done` says "not compared" as nil
+                continue
             wire[name] = list(value) if isinstance(value, tuple) else value
         return wire
 
