@@ -14,9 +14,10 @@ from hub import blobindex, enrollment, inspections, keyring, operations, slip
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
-from protocol.document import sign_document
+from protocol.acks import Ack, Acks
 from protocol.errors import RemoteProtocolError
 from protocol.limits import CATALOGUE_SOURCE_MAX_BYTES, RELEASE_FRAME_MAX_BYTES, mib
+from protocol.wire import sign_message
 from replica import carried_files
 from replica.errors import Refused
 from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
@@ -336,12 +337,9 @@ def cmd_export(args: argparse.Namespace) -> None:
         (args.station,),
     ).fetchall()
     if receipts:
-        acks = [
-            {"batch": bytes(h), "result": r, "expected": 0, "reason": "", "receipt": bytes(rc)} for h, r, rc in receipts
-        ]
-        doc = sign_document(
-            "acks", {"acks": acks}, signer=hub.hub_id, recipient=args.station, signing_key=hub.keys.sign
-        )
+        # No counts: a station reading these defaults them to 0 (the format has always been so).
+        acks = Acks(tuple(Ack(bytes(h), str(r), receipt=bytes(rc)) for h, r, rc in receipts))
+        doc = sign_message(acks, signer=hub.hub_id, recipient=args.station, signing_key=hub.keys.sign).frame
         name = args.out / f"{args.station}_receipts_{hashlib.sha256(doc).hexdigest()[:12]}.sjd"
         name.write_bytes(doc)
         files.append(str(name))

@@ -26,6 +26,7 @@ from protocol.codec import pack, unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
+from protocol.hubkey_docs import KeyBundle
 from protocol.hubkeys import ROOT_KIND, fingerprint, listed_sign_keys, sign_key_list, sign_root_change
 from protocol.keys import key_id, load_signing_key, load_verify_key, private_bytes, public_bytes, signing_key_from_seed
 from replica.errors import Refused
@@ -341,21 +342,20 @@ def summary(hub: Hub) -> dict[str, object]:
 
 
 def bundle(hub: Hub, *, with_release: bool = True, after: int = -1) -> dict[str, object]:
+    """`key_bundle` in its wire form (the `/v1/keys` answer, a key file's content)."""
+    return key_bundle(hub, with_release=with_release, after=after).to_wire()
+
+
+def key_bundle(hub: Hub, *, with_release: bool = True, after: int = -1) -> KeyBundle:
     """What a station needs to follow the hub's keys: the history, the roots it may start from, and
     the current release (re-signed at each rotation, so a station can keep using its catalogue; an
     enrolment answer leaves it out, its document already carries the release). A station that holds
     list `after` already, the usual case, gets only the version."""
     chain = ensure(hub)
     if after >= chain.version:
-        return {"hub_id": hub.hub_id, "version": chain.version, "roots": [], "docs": [], "release": None}
+        return KeyBundle(hub.hub_id, chain.version, (), ())
     latest = hub.store.latest_release() if with_release else None
-    return {
-        "hub_id": hub.hub_id,
-        "version": chain.version,
-        "roots": chain.roots,
-        "docs": chain.docs,
-        "release": latest[1] if latest else None,
-    }
+    return KeyBundle(hub.hub_id, chain.version, tuple(chain.roots), tuple(chain.docs), latest[1] if latest else None)
 
 
 def _record(hub: Hub, detail: str, now_ms: int) -> None:

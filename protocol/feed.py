@@ -101,6 +101,15 @@ class FeedSpan:
             wire["nonce"] = self.nonce
         return wire
 
+    @classmethod
+    def from_wire(cls, header: object) -> FeedSpan:
+        """The span of a page's (signed) header; MalformedError when it carries none (a page from a hub
+        before spans were signed)."""
+        f = read_fields(header, cls.FIELDS, "a feed page's header")
+        after, nxt, nonce = int(str(f["after"])), int(str(f["next"])), f.get("nonce", b"")
+        assert isinstance(nonce, bytes)
+        return cls(after, nxt, f["more"] is True, nonce)
+
 
 @dataclass(frozen=True)
 class FeedPage:
