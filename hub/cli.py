@@ -396,6 +396,9 @@ def _status_text(d: dict[str, Any]) -> str:
         f"{d['name']} ({d['hub_id']}) 事项目录 v{d['catalogue_version']}",
         f"根密钥指纹 {keys.get('fingerprint')}  密钥清单 v{keys.get('version')} 有效至 {keys.get('expires_at')}"
         + (f"\n提醒: {keys['warning']}" if keys.get("warning") else ""),
+        f"签名公钥 {keys.get('sign_public_key')} ({keys.get('sign_key_id')})",
+        f"加密公钥 {keys.get('seal_public_key')} ({keys.get('seal_key_id')})",
+        f"根公钥 {keys.get('root_public_key')} ({keys.get('root_key_id')})",
         f"办件 {d['applications']}  冲突 {d['conflicts']}  隔离 {d['quarantined']}  拒收 {d['rejected_batches']}"
         f"  缺照片 {d.get('missing_blobs', 0)}",
     ]

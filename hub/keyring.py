@@ -338,6 +338,14 @@ def summary(hub: Hub) -> dict[str, object]:
         "key_id": hub.keys.sign_key_id,
         "expires_at": iso_from_ms(chain.expires_ms),
         "warning": warning,
+        # The raw public keys (hex) and their key ids, for whoever implements a verifier or pins keys by
+        # hand (docs/protocol.md, "Keys and key ids"): the online keys, and the root that lists them.
+        "sign_public_key": hub.keys.sign_pub.hex(),
+        "sign_key_id": hub.keys.sign_key_id,
+        "seal_public_key": hub.keys.seal_pub.hex(),
+        "seal_key_id": hub.keys.seal_key_id,
+        "root_public_key": chain.root_pub.hex(),
+        "root_key_id": key_id(chain.root_pub),
     }
 
 
