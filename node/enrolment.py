@@ -36,7 +36,7 @@ from protocol.enrolment import (
     token_id,
     token_key,
 )
-from protocol.enrolment_docs import EnrolAnswer, Enrollment
+from protocol.enrolment_docs import ChallengeAnswer, ChallengeRequest, EnrolAnswer, Enrollment, EnrolRequest
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from protocol.hubkeys import KeyList, check_current, fingerprint_chars, follow
@@ -189,18 +189,16 @@ async def _enrol(url: str, tok: Token, st: Station) -> tuple[dict[str, object], 
     base = url.rstrip("/")
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-            got = await _post(session, f"{base}/v1/enroll/challenge", {"token_id": token_id(key)})
-            challenge = got.get("challenge")  # the one field of that answer: a bare `enrol-challenge` frame
-            if not isinstance(challenge, bytes):
+            got = await _post(session, f"{base}/v1/enroll/challenge", ChallengeRequest(token_id(key)).to_wire())
+            try:
+                challenge = ChallengeAnswer.from_wire(got).challenge
+            except RemoteProtocolError as exc:
                 raise Refused(
                     "区局的接入挑战格式不对，未接入 (the hub's enrolment challenge is malformed; is this a Sanji hub?)"
-                )
+                ) from exc
             proof = enrol_proof(key, challenge, st.keys.sign_pub, st.keys.seal_pub)
-            answer = await _post(
-                session,
-                f"{base}/v1/enroll",
-                {"challenge": challenge, "sign_pub": st.keys.sign_pub, "seal_pub": st.keys.seal_pub, "proof": proof},
-            )
+            request = EnrolRequest(challenge, st.keys.sign_pub, st.keys.seal_pub, proof)
+            answer = await _post(session, f"{base}/v1/enroll", request.to_wire())
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise Unreachable(f"hub at {url} unreachable ({exc.__class__.__name__}); check the address and retry") from exc
     return answer, challenge

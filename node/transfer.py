@@ -21,9 +21,7 @@ import aiohttp
 from node import blobs, hub_answer
 from node.station import Station
 from protocol.blob import BlobRequest, chunk_count, missing_chunks
-from protocol.wire import sign_message
-
-REQUEST_HEADER = "X-Sanji-Request"
+from protocol.wire import REQUEST_HEADER, sign_message
 
 
 @dataclass

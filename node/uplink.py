@@ -25,6 +25,7 @@ from protocol.feed import FeedPage, PullRequest
 from protocol.frame import peek_header
 from protocol.keys import load_seal_public
 from protocol.limits import BATCH_PLAN_BYTES, BATCH_PLAN_CHANGES
+from protocol.wire import REQUEST_HEADER as REQUEST_HEADER  # node/client.py sends the pull under it
 from protocol.wire import sign_message
 from replica import carried_files
 from replica.errors import Refused
@@ -37,7 +38,6 @@ from sync.session import SETTLED, Ack, AckResult, Outgoing
 
 MAX_BATCH_CHANGES = BATCH_PLAN_CHANGES  # aliases of the shared table's names
 MAX_BATCH_BYTES = BATCH_PLAN_BYTES
-REQUEST_HEADER = "X-Sanji-Request"
 
 
 def build_outbox(st: Station, max_batches: int | None = None) -> int:

@@ -39,6 +39,63 @@ class EnrolChallenge:
 
 
 @dataclass(frozen=True)
+class ChallengeRequest:
+    """`POST /v1/enroll/challenge` (plain msgpack): the token's public id, never the token."""
+
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("token_id", "str"),)
+
+    token_id: str
+
+    def to_wire(self) -> dict[str, object]:
+        return {"token_id": self.token_id}
+
+    @classmethod
+    def from_wire(cls, body: object) -> ChallengeRequest:
+        return cls(str(read_fields(body, cls.FIELDS, "an enrolment challenge request")["token_id"]))
+
+
+@dataclass(frozen=True)
+class ChallengeAnswer:
+    """The answer to `POST /v1/enroll/challenge` (plain msgpack): an `enrol-challenge` document."""
+
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("challenge", "frame"),)
+
+    challenge: bytes
+
+    def to_wire(self) -> dict[str, object]:
+        return {"challenge": self.challenge}
+
+    @classmethod
+    def from_wire(cls, body: object) -> ChallengeAnswer:
+        return cls(bytes(read_fields(body, cls.FIELDS, "an enrolment challenge")["challenge"]))  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True)
+class EnrolRequest:
+    """`POST /v1/enroll` (plain msgpack): the station's keys and its proof that it holds the token
+    (protocol.enrolment.enrol_proof over the challenge and these keys)."""
+
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("challenge", "frame"),
+        Field("sign_pub", "bin32"),
+        Field("seal_pub", "bin32"),
+        Field("proof", "bin32"),
+    )
+
+    challenge: bytes
+    sign_pub: bytes
+    seal_pub: bytes
+    proof: bytes
+
+    def to_wire(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in self.FIELDS}
+
+    @classmethod
+    def from_wire(cls, body: object) -> EnrolRequest:
+        return cls(**read_fields(body, cls.FIELDS, "an enrolment request"))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class Enrollment:
     """Body of an `enrollment` document (hub -> station): who the station is, and the hub's keys."""
 
@@ -122,4 +179,13 @@ class EnrolAnswer:
         )
 
 
-__all__ = ["CHALLENGE_KIND", "ENROLLMENT_KIND", "EnrolAnswer", "EnrolChallenge", "Enrollment"]
+__all__ = [
+    "CHALLENGE_KIND",
+    "ENROLLMENT_KIND",
+    "ChallengeAnswer",
+    "ChallengeRequest",
+    "EnrolAnswer",
+    "EnrolChallenge",
+    "EnrolRequest",
+    "Enrollment",
+]

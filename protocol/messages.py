@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from protocol.acks import Ack, Acks, Receipt
 from protocol.blob import BlobRequest, BlobsHeld
-from protocol.enrolment_docs import EnrolAnswer, EnrolChallenge, Enrollment
+from protocol.enrolment_docs import (
+    ChallengeAnswer,
+    ChallengeRequest,
+    EnrolAnswer,
+    EnrolChallenge,
+    Enrollment,
+    EnrolRequest,
+)
 from protocol.feed import FeedPage, FeedSpan, PullRequest
 from protocol.hubkey_docs import KeyBundle, KeysDoc, RootChange
 from protocol.reconciliation import MerkleAnswer, ReconcileRequest, RecordsAnswer, RepairAnswer, Summary, SummaryAnswer
@@ -31,7 +38,10 @@ BODIES: tuple[type, ...] = (
     KeysDoc,
     RootChange,
     KeyBundle,
+    ChallengeRequest,
     EnrolChallenge,
+    ChallengeAnswer,
+    EnrolRequest,
     Enrollment,
     EnrolAnswer,
     BlobRequest,

@@ -25,6 +25,8 @@ from protocol.document import sign_document_hashed
 from protocol.errors import MalformedError
 
 U62 = 2**62  # counters and times: non-negative and far below any overflow
+# The HTTP header that carries a signed `pull` or `blob` document, base64: one name for both ends.
+REQUEST_HEADER = "X-Sanji-Request"
 
 
 @dataclass(frozen=True)
@@ -153,4 +155,4 @@ def sign_message(
     return Signed(frame, header_hash)
 
 
-__all__ = ["TYPES", "U62", "Field", "Message", "Signed", "below", "read_fields", "sign_message"]
+__all__ = ["REQUEST_HEADER", "TYPES", "U62", "Field", "Message", "Signed", "below", "read_fields", "sign_message"]
