@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import blobs, client, commands, enrolment, feed_quarantine, freshness, hubkeys, uplink
+from node import blobs, commands, enrolment, feed_quarantine, freshness, hubkeys, sync_lock, uplink
 from node.station import Station
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
@@ -61,7 +61,7 @@ def add_parser(sub: Any) -> None:
     p = cmd("tasks", "a field device's inspection tasks")
     p.add_argument("--reveal", action="store_true", help="show the applicant's full phone number")
     p = cmd("report", "record an inspection report offline")
-    p.add_argument("task")
+    p.add_argument("task", help="任务：办件编号、任务号，或二者唯一的开头（sanji node tasks 列出全部）")
     p.add_argument("--result", required=True, help="pass, fail or rectify (整改)")
     p.add_argument("--finding", action="append", required=True, help="what was found on site (repeat)")
     p.add_argument("--gps", help="LAT,LON[,ACCURACY_M]")
@@ -81,6 +81,8 @@ def add_parser(sub: Any) -> None:
     p = cmd("restore", "put a backup back; starts a new epoch so no seq is ever reused")
     p.add_argument("--from", dest="source", type=Path, required=True)
     p = cmd("receipts", "the hub's signed receipts for this station's batches")
+    p = cmd("set-hub", "改用新的区局地址（区局迁址，或仅用 U 盘的站点通了网）；须能从本站固定的根密钥核验")
+    p.add_argument("url", help="区局的新地址，如 http://10.1.2.3:8700")
 
 
 def main(args: argparse.Namespace) -> int | None:
@@ -121,9 +123,14 @@ def cmd_accept(args: argparse.Namespace) -> int:
             lambda d: (
                 f"补录受理 {d['accepted']} 件，退回 {len(d['refused'])} 行"
                 + "".join(f"\n  第 {r['line']} 行: {r['reason']}" for r in d["refused"][:50])
+                + (
+                    "\n一件也没有受理：请按上面每行的原因改正后再补录（格式见 README 的“补录”一节）"
+                    if not d["accepted"]
+                    else ""
+                )
             ),
         )
-        return 0
+        return 0 if out["accepted"] else 2  # a file of which nothing was accepted is a refusal
     missing = [f for f in ("item", "name", "id_number", "phone") if not getattr(args, f)]
     if missing:
         raise Refused("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
@@ -173,7 +180,21 @@ def cmd_sync(args: argparse.Namespace) -> int:
     st = Station(args.dir)
     # Weeks offline can mean thousands of changes over a slow link: at a terminal, say how far it got.
     progress = _print_progress if sys.stderr.isatty() else None
-    result = asyncio.run(client.sync_round(st, retention_days=args.retention_days, progress=progress))
+    queued = st.pending_changes()
+    try:
+        result = asyncio.run(
+            sync_lock.sync_round(st, wait_s=sync_lock.CLI_WAIT_S, retention_days=args.retention_days, progress=progress)
+        )
+    except KeyboardInterrupt:
+        # Each batch is recorded as sent only when the hub's answer is committed, so an interrupted
+        # round loses nothing: say how far it got rather than exiting silently (issue 14 item 16).
+        left = Station(args.dir).pending_changes()
+        print(
+            f"同步已中断：本轮已上传 {queued - left} 条变更，{left} 条仍在队列中，下次同步会继续；没有数据丢失",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
     out = {
         "pushed": result.pushed,
         "pulled": result.pulled,
@@ -295,6 +316,21 @@ def _probe(st: Station) -> bool:
             return False
 
     return asyncio.run(check())
+
+
+def cmd_set_hub(args: argparse.Namespace) -> None:
+    from node.set_hub import set_hub
+
+    st = Station(args.dir)
+    try:
+        out = set_hub(st, args.url)
+    finally:
+        st.close()
+    emit(
+        out,
+        args.json,
+        lambda d: f"站点 {d['station']} 今后连接区局 {d['hub']}（已核验：根密钥指纹 {d['hub_fingerprint']}）",
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> None:
