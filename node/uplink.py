@@ -115,7 +115,7 @@ def record_acks(st: Station, doc: Document) -> list[Ack]:
     try:
         body = Acks.from_wire(doc.body)
     except RemoteProtocolError as exc:
-        raise Refused(f"the hub's answer has no acknowledgements it could be read for: {exc}") from exc
+        raise Refused(f"the hub's answer is not a readable list of acknowledgements: {exc}") from exc
     acks: list[Ack] = []
     with st.transaction():
         for wire in body.acks:
