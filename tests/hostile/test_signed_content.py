@@ -179,10 +179,10 @@ def bad_change(draw: st.DrawFn, w: World, sender: Sender) -> Spec:
         value = draw(
             st.one_of(
                 st.none(),
-                st.integers(),
+                st.integers(-(2**63), 2**64 - 1),
                 st.text(max_size=20),
                 st.binary(max_size=20),
-                st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+                st.dictionaries(st.text(max_size=5), st.integers(-(2**63), 2**64 - 1), max_size=3),
             )
         )
         build = lambda seq: value  # type: ignore[assignment,return-value]  # noqa: E731

@@ -298,7 +298,7 @@ def hostile_enrolment(draw: st.DrawFn) -> bytes:
             st.sampled_from(SQL_STRINGS),
             st.text(max_size=60),
             st.binary(max_size=40),
-            st.integers(),
+            st.integers(-(2**63), 2**64 - 1),
             st.just("SJT-" + "A" * 24),
         )
     )
