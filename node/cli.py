@@ -13,6 +13,7 @@ from node.station import Station
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
 from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
+from sync import catalogue_view
 from sync.inspection import PAUSED_LABEL
 
 
@@ -81,6 +82,7 @@ def add_parser(sub: Any) -> None:
     p = cmd("restore", "put a backup back; starts a new epoch so no seq is ever reused")
     p.add_argument("--from", dest="source", type=Path, required=True)
     p = cmd("receipts", "the hub's signed receipts for this station's batches")
+    cmd("catalogue", "本站可受理的事项：材料（必交、可容缺后补）、承诺时限、是否需现场踏勘")
     p = cmd("set-hub", "改用新的区局地址（区局迁址，或仅用 U 盘的站点通了网）；须能从本站固定的根密钥核验")
     p.add_argument("url", help="区局的新地址，如 http://10.1.2.3:8700")
 
@@ -250,6 +252,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         args.json,
         lambda d: (
             f"已导入 {d['accepted']} 个文件"
+            + (f"，跳过 {d['skipped']} 个本机导出或发往区局的文件" if d.get("skipped") else "")
             + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in d["rejected"])
             + "".join(f"\n  较旧 {r['file']}: {r['reason']}" for r in d.get("older", []))
         ),
@@ -266,19 +269,23 @@ def status_dict(st: Station, *, probe: bool = True) -> dict[str, object]:
     now_iso = iso_from_ms(st.clock())
     expired = bool(expires) and expires < now_iso
     reachable = _probe(st) if probe else None
-    last = st.meta.int("last_sync")
+    by_line, by_stick = st.meta.int("last_sync"), st.meta.int("last_import")
+    last = max(by_line, by_stick)
     return {
         "station": st.code,
         "tier": st.tier,
         "name": st.meta.text("name"),
         "pending": st.pending_changes(),
         "last_sync": iso_from_ms(last) if last else None,
+        # How the last exchange with the hub went: "network", "usb" (hand-carried files), or None.
+        "last_sync_via": None if not last else ("usb" if by_stick > by_line else "network"),
         "catalogue_version": version,
         "catalogue_expires_at": expires,
         "catalogue_expired": expired,
         "catalogue_warning": st.meta.text("catalogue_warning")
         or ("事项目录已过期，请尽快同步 (catalogue release has expired; sync when you can)" if expired else ""),
         "hub_reachable": reachable,
+        "hub_url": st.meta.text("hub_url"),  # '' for a station that exchanges with the hub by USB only
         "last_error": st.meta.text("last_error"),
         "epoch": st.meta.int("epoch", 1),
         "enrolled": bool(st.meta.get("enrolled", False)),
@@ -318,6 +325,12 @@ def _probe(st: Station) -> bool:
     return asyncio.run(check())
 
 
+def cmd_catalogue(args: argparse.Namespace) -> None:
+    st = Station(args.dir)
+    cat = st.catalogue()  # refuses with a reason when no release is held yet
+    emit(catalogue_view.listing(cat.catalogue, cat.version, st.tier), args.json, catalogue_view.listing_text)
+
+
 def cmd_set_hub(args: argparse.Namespace) -> None:
     from node.set_hub import set_hub
 
@@ -342,8 +355,9 @@ def cmd_status(args: argparse.Namespace) -> None:
         lambda d: "\n".join(
             [
                 f"站点 {d['station']} {d['name']} ({d['tier']})",
-                f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}   "
-                f"枢纽{'在线' if d['hub_reachable'] else '离线'}",
+                f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}"
+                f"{'（U盘）' if d['last_sync_via'] == 'usb' else ''}   "
+                + ("仅用U盘与区局交换" if not d["hub_url"] else f"区局{'在线' if d['hub_reachable'] else '离线'}"),
                 f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
                 f"区局根密钥指纹 {d['hub_fingerprint'] or '（尚未跟随，下次同步时固定）'}  "
                 f"密钥清单 v{d['hub_keys_version']}",

@@ -29,7 +29,7 @@ from protocol.reconciliation import (
     SummaryAnswer,
 )
 from protocol.wire import sign_message
-from replica.errors import Refused, Unreachable
+from replica.errors import Refused
 from replica.scope import CHANGE_COLS, Row, digests, row_to_wire, select_records
 from sync.change import change_from_wire
 from sync.merkle import MerkleTree, ReconcileSession, depth_for
@@ -222,4 +222,4 @@ def reconcile(st: Station, url: str | None = None) -> Outcome:
     try:
         return asyncio.run(run(st, url))
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise Unreachable(f"hub at {url} unreachable ({exc.__class__.__name__}); try again later") from exc
+        raise hub_answer.unreachable(url, exc, "本次未对账，稍后或夜间任务会再试") from exc

@@ -47,6 +47,7 @@ META_FIELDS = {
     "feed_cursor": "how far into its hub feed this station has applied",
     "hub_generation": "the hub's generation the feed cursor refers to; a hub restored from backup has a new one",
     "created_ms": "when this station folder was made (ms): the nightly catch-up counts missed runs from it",
+    "last_import": "wall time (ms) of the last `node import` that took a hub file: a USB-only station's sync",
     "last_sync": "wall time (ms) of the last sync round that reached the hub",
     "last_error": "why the last sync round failed, or ''",
     "hub_time": "the newest hub time (ms) carried by a genuine feed page this station applied",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 
-from sync.catalogue import Catalogue, Item
+from sync.catalogue import TIER_LABELS, Catalogue, Item
 
 KIND_WORDS = {"immediate": "即办件", "promised": "承诺件"}
 
@@ -63,3 +63,18 @@ def suggestion_text(items: list[Item]) -> str:
     if not items:
         return "可用 sanji node catalogue 查看本站可受理的事项"
     return "是否要找：" + "；".join(f"{item.code} {item.name}" for item in items)
+
+
+def listing_text(d: dict[str, object]) -> str:
+    """The listing as staff read it at a terminal: one item per block, materials marked."""
+    items = d.get("items")
+    assert isinstance(items, list)
+    tier = TIER_LABELS.get(str(d.get("tier")), str(d.get("tier")))
+    lines = [f"事项目录 v{d.get('version')}：{tier}级可受理 {len(items)} 项（必交材料 ●，可容缺后补 ○，选交 ·）"]
+    for e in items:
+        days = "即办" if e["kind"] == "immediate" else f"承诺 {e['promised_days']} 个工作日"
+        visit = "，需现场踏勘" if e["inspection_required"] else ""
+        lines.append(f"{e['code']}  {e['name']}（{days}{visit}）")
+        marks = [("○" if m["deferrable"] else "●" if m["required"] else "·") + str(m["name"]) for m in e["materials"]]
+        lines.append("    " + "  ".join(marks))
+    return "\n".join(lines)
