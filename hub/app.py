@@ -28,10 +28,14 @@ from hub.reconcile import TreeCache
 from hub.reconcile import handle as reconcile_step
 from hub.service import Hub
 from hub.signed_request import signed_request
+from protocol.acks import Acks
 from protocol.codec import unpack
-from protocol.document import open_document, sign_document
+from protocol.document import open_document
 from protocol.errors import MalformedError, RemoteProtocolError, TooLargeError
+from protocol.feed import MAX_NONCE_BYTES, PullRequest
 from protocol.limits import PUSH_BODY_MAX_BYTES, PUSH_LIMITS, PUSH_MAX_FRAMES
+from protocol.reconciliation import ReconcileRequest
+from protocol.wire import sign_message
 from replica.errors import Refused
 
 # The caps are in protocol/limits.py (shared with the stations); these names stay for their importers.
@@ -118,34 +122,19 @@ async def push(request: web.Request) -> web.Response:
         first = acks[0]
         return _error(first.status if first.status >= 400 else 403, "rejected", first.reason)
     station = authentic[0].origin
-    doc = sign_document(
-        "acks", {"acks": [a.to_wire() for a in acks]}, signer=hub.hub_id, recipient=station, signing_key=hub.keys.sign
+    doc = sign_message(
+        Acks(tuple(a.ack() for a in acks)), signer=hub.hub_id, recipient=station, signing_key=hub.keys.sign
     )
-    return web.Response(body=doc, content_type="application/vnd.sanji.document")
+    return web.Response(body=doc.frame, content_type="application/vnd.sanji.document")
 
 
-def _pull_identity(request: web.Request, hub: Hub) -> tuple[str, dict[str, object]]:
+def _pull_identity(request: web.Request, hub: Hub) -> tuple[str, PullRequest]:
     data = signed_request(request, "a pull")
-    from protocol.frame import peek_header
-
-    signer = str(peek_header(data).get("signer", ""))
-    doc = open_document(data, kind="pull", recipient=hub.hub_id, verify_key=hub.verify_key)
-    body = doc.body
-    if (
-        not isinstance(body, dict)
-        or not all(
-            type(body.get(k, 0)) is int and 0 <= int(str(body.get(k, 0))) < 2**62
-            for k in ("at_ms", "after", "pending", "catalogue_version")
-        )
-        or "at_ms" not in body
-        or "after" not in body
-    ):
-        raise MalformedError(
-            "pull request body is malformed: at_ms, after, pending and catalogue_version must be non-negative integers"
-        )
-    if abs(int(body["at_ms"]) - hub.clock()) > PULL_WINDOW_MS:
+    doc = open_document(data, kind=PullRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
+    body = PullRequest.from_wire(doc.body)
+    if abs(body.at_ms - hub.clock()) > PULL_WINDOW_MS:
         raise Refused("pull request is stale or from a clock far off; check the station's clock", code="stale")
-    return signer, body
+    return doc.signer, body
 
 
 async def pull(request: web.Request) -> web.Response:
@@ -154,32 +143,31 @@ async def pull(request: web.Request) -> web.Response:
     asked = request.query.get("station")
     if asked and asked != station:
         return _error(403, "forbidden", f"station {station} may not read the feed of {asked}")
-    after = int(str(body["after"]))
+    after = body.after
     # What the station reports as its problem (a feed that stopped advancing, refused pages): the
     # dashboard shows it as the station's last error; '' clears it.
-    problem = body.get("problem")
     request.app[COMMITTER].later(
         functools.partial(
             hub.store.seen,
             station,
             hub.clock(),
-            backlog=int(str(body.get("pending", 0))),
-            catalogue_version=int(str(body.get("catalogue_version", 0))),
+            backlog=body.pending,
+            catalogue_version=body.catalogue_version,
             feed_ack=after,
-            skew_ms=int(str(body["at_ms"])) - hub.clock(),
-            error=problem[:500] if isinstance(problem, str) else None,
+            skew_ms=body.at_ms - hub.clock(),
+            error=body.problem[:500] if body.problem is not None else None,
         )
     )
-    seq, epoch = body.get("seq"), body.get("epoch")
-    if type(seq) is int and type(epoch) is int and 0 <= seq < 2**62 and 0 < epoch < 2**62:
+    seq, epoch = body.seq, body.epoch
+    if seq is not None and epoch is not None and 0 <= seq < 2**62 and 0 < epoch < 2**62:
         request.app[COMMITTER].later(functools.partial(hub.store.note_horizon, station, epoch, seq, after))
-    nonce = body.get("nonce")  # answered in the page's signed header (freshness: a replay cannot answer it)
+    nonce = body.nonce  # answered in the page's signed header (freshness: a replay cannot answer it)
     page = feed_page(
         hub,
         station,
         after=after,
-        catalogue_version=int(str(body.get("catalogue_version", 0))),
-        nonce=nonce if isinstance(nonce, bytes) and 0 < len(nonce) <= 64 else b"",
+        catalogue_version=body.catalogue_version,
+        nonce=nonce if 0 < len(nonce) <= MAX_NONCE_BYTES else b"",
     )
     return web.Response(body=page, content_type="application/vnd.sanji.document")
 
@@ -191,16 +179,11 @@ async def reconcile(request: web.Request) -> web.Response:
     """One step of a station's anti-entropy session (see hub/reconcile.py)."""
     hub = request.app[HUB]
     data = await _read_body(request, MAX_PUSH_BYTES)
-    from protocol.frame import peek_header
-
-    station = str(peek_header(data).get("signer", ""))
-    doc = open_document(data, kind="reconcile-request", recipient=hub.hub_id, verify_key=hub.verify_key)
-    body = doc.body
-    if not isinstance(body, dict) or not isinstance(body.get("at_ms"), int):
-        raise MalformedError("reconcile request body is malformed")
-    if abs(int(body["at_ms"]) - hub.clock()) > PULL_WINDOW_MS:
+    doc = open_document(data, kind=ReconcileRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
+    body = ReconcileRequest.from_wire(doc.body)
+    if abs(body.at_ms - hub.clock()) > PULL_WINDOW_MS:
         raise Refused("reconcile request is stale or from a clock far off; check the station's clock", code="stale")
-    answer = reconcile_step(hub, request.app[RECONCILE_CACHE], station, body)
+    answer = reconcile_step(hub, request.app[RECONCILE_CACHE], doc.signer, body)
     return web.Response(body=answer, content_type="application/vnd.sanji.document")
 
 

@@ -21,11 +21,12 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from protocol.blob import KIND, BlobRequest, chunk_count, chunk_span, parse_request
+from protocol.blob import KIND, BlobRequest, BlobsHeld, chunk_count, chunk_span
 from protocol.codec import unpack
-from protocol.document import open_document, sign_document
+from protocol.document import open_document
 from protocol.errors import MalformedError, RemoteProtocolError
 from protocol.limits import BLOB_FILE_LIMITS
+from protocol.wire import sign_message
 from replica import carried_files
 from replica.blobstore import BlobStore
 from sync.fold import record_from_wire, values
@@ -212,7 +213,7 @@ def import_file(hub: Hub, data: bytes, *, source: str) -> str:
         unseal_key=lambda k: hub.keys.seal if k == seal_id else None,
         limits=FILE_LIMITS,
     )
-    req = parse_request(doc.body)
+    req = BlobRequest.from_wire(doc.body)
     if req.op != "file":
         raise MalformedError(f"a blob file must have op 'file', not {req.op!r}")
     if hashlib.sha256(req.data).hexdigest() != req.sha256:
@@ -240,13 +241,9 @@ def held_document(hub: Hub, station: str) -> bytes | None:
     have = sorted(s for s in names if held(hub, s))
     if not have:
         return None
-    return sign_document(
-        "blobs_held",
-        {"station": station, "held": have},
-        signer=hub.hub_id,
-        recipient=station,
-        signing_key=hub.keys.sign,
-    )
+    return sign_message(
+        BlobsHeld(station, tuple(have)), signer=hub.hub_id, recipient=station, signing_key=hub.keys.sign
+    ).frame
 
 
 def is_blob_file(data: bytes) -> bool:

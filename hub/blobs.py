@@ -20,7 +20,7 @@ from aiohttp import web
 
 from hub import blobindex
 from hub.signed_request import signed_request
-from protocol.blob import CHUNK_SIZE, KIND, BlobRequest, parse_request
+from protocol.blob import CHUNK_SIZE, BlobRequest
 from protocol.document import open_document
 from protocol.errors import MalformedError, TooLargeError
 from replica.errors import Refused
@@ -40,8 +40,8 @@ def _hub(request: web.Request) -> Hub:
 def _identity(request: web.Request, hub: Hub, op: str) -> tuple[str, BlobRequest]:
     """The station a blob request comes from, and what it asks, once its signature checks out."""
     data = signed_request(request, "a blob request")
-    doc = open_document(data, kind=KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
-    req = parse_request(doc.body)
+    doc = open_document(data, kind=BlobRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
+    req = BlobRequest.from_wire(doc.body)
     if req.op != op:
         raise MalformedError(f"this route takes a {op!r} blob request, not {req.op!r}")
     if abs(req.at_ms - hub.clock()) > REQUEST_WINDOW_MS:

@@ -14,10 +14,11 @@ from hub import blobindex, enrollment, inspections, keyring, operations, slip
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
-from protocol.document import sign_document
+from protocol.acks import Ack, Acks
 from protocol.enrolment import CLAIM_MAGIC
 from protocol.errors import RemoteProtocolError
 from protocol.limits import CATALOGUE_SOURCE_MAX_BYTES, RELEASE_FRAME_MAX_BYTES, mib
+from protocol.wire import sign_message
 from replica import carried_files
 from replica.errors import Refused
 from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
@@ -349,12 +350,9 @@ def cmd_export(args: argparse.Namespace) -> None:
         (args.station,),
     ).fetchall()
     if receipts:
-        acks = [
-            {"batch": bytes(h), "result": r, "expected": 0, "reason": "", "receipt": bytes(rc)} for h, r, rc in receipts
-        ]
-        doc = sign_document(
-            "acks", {"acks": acks}, signer=hub.hub_id, recipient=args.station, signing_key=hub.keys.sign
-        )
+        # No counts: a station reading these defaults them to 0 (the format has always been so).
+        acks = Acks(tuple(Ack(bytes(h), str(r), receipt=bytes(rc)) for h, r, rc in receipts))
+        doc = sign_message(acks, signer=hub.hub_id, recipient=args.station, signing_key=hub.keys.sign).frame
         name = args.out / f"{args.station}_receipts_{hashlib.sha256(doc).hexdigest()[:12]}.sjd"
         name.write_bytes(doc)
         files.append(str(name))
@@ -411,6 +409,9 @@ def _status_text(d: dict[str, Any]) -> str:
         f"{d['name']} ({d['hub_id']}) 事项目录 v{d['catalogue_version']}",
         f"根密钥指纹 {keys.get('fingerprint')}  密钥清单 v{keys.get('version')} 有效至 {keys.get('expires_at')}"
         + (f"\n提醒: {keys['warning']}" if keys.get("warning") else ""),
+        f"签名公钥 {keys.get('sign_public_key')} ({keys.get('sign_key_id')})",
+        f"加密公钥 {keys.get('seal_public_key')} ({keys.get('seal_key_id')})",
+        f"根公钥 {keys.get('root_public_key')} ({keys.get('root_key_id')})",
         f"办件 {d['applications']}  冲突 {d['conflicts']}  隔离 {d['quarantined']}  拒收 {d['rejected_batches']}"
         f"  缺照片 {d.get('missing_blobs', 0)}",
     ]

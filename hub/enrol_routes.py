@@ -16,6 +16,7 @@ from aiohttp import web
 from hub import enrollment, keyring
 from hub.service import Hub
 from protocol.codec import pack, unpack
+from protocol.enrolment_docs import ChallengeAnswer, ChallengeRequest, EnrolRequest
 from protocol.errors import MalformedError, TooLargeError
 from protocol.limits import ENROL_LIMITS, ENROL_REQUEST_MAX_BYTES
 
@@ -45,31 +46,27 @@ async def _request_map(request: web.Request) -> dict[str, object]:
 
 
 async def enrol_challenge(request: web.Request) -> web.Response:
-    raw = await _request_map(request)
-    tid = raw.get("token_id")
-    if not isinstance(tid, str):
+    try:
+        tid = ChallengeRequest.from_wire(await _request_map(request)).token_id
+    except MalformedError as exc:
         raise MalformedError(
-            "接入请求须给出令牌编号，而非令牌本身 (an enrolment challenge request names its token_id, never the token)"
-        )
-    return web.Response(body=pack({"challenge": enrollment.challenge(_hub(request), tid)}), content_type=ANSWER_TYPE)
+            "接入请求须给出令牌编号，而非令牌本身 (an enrolment challenge request names its token_id, never the "
+            f"token: {exc})"
+        ) from exc
+    answer = ChallengeAnswer(enrollment.challenge(_hub(request), tid))
+    return web.Response(body=pack(answer.to_wire()), content_type=ANSWER_TYPE)
 
 
 async def enrol(request: web.Request) -> web.Response:
-    raw = await _request_map(request)
-    challenge, sign_pub, seal_pub, proof = (raw.get(k) for k in ("challenge", "sign_pub", "seal_pub", "proof"))
-    if not (
-        isinstance(challenge, bytes)
-        and isinstance(sign_pub, bytes)
-        and isinstance(seal_pub, bytes)
-        and isinstance(proof, bytes)
-    ):
+    try:
+        req = EnrolRequest.from_wire(await _request_map(request))
+    except MalformedError as exc:
         raise MalformedError(
-            "接入请求不完整 (enrolment request needs challenge, sign_pub, seal_pub and proof; "
-            "the token itself "
-            "is never sent)"
-        )
+            "接入请求不完整 (enrolment request needs challenge, sign_pub, seal_pub and proof, the keys and proof "
+            f"32 bytes each; the token itself is never sent: {exc})"
+        ) from exc
     answer = enrollment.redeem_proof(
-        _hub(request), challenge_doc=challenge, sign_pub=sign_pub, seal_pub=seal_pub, proof=proof
+        _hub(request), challenge_doc=req.challenge, sign_pub=req.sign_pub, seal_pub=req.seal_pub, proof=req.proof
     )
     return web.Response(body=pack(answer), content_type=ANSWER_TYPE)
 

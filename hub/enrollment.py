@@ -16,10 +16,11 @@ import hashlib
 import hmac
 import os
 import secrets
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from hub import keyring
-from protocol.document import open_document, sign_document
+from protocol.document import open_document
 from protocol.enrolment import (
     SECRET_BYTES,
     answer_mac,
@@ -32,9 +33,11 @@ from protocol.enrolment import (
     token_id,
     token_key,
 )
+from protocol.enrolment_docs import CHALLENGE_KIND, EnrolAnswer, EnrolChallenge, Enrollment
 from protocol.errors import MalformedError, RemoteProtocolError
 from protocol.hubkeys import fingerprint
 from protocol.keys import key_id
+from protocol.wire import sign_message
 from replica.errors import Refused
 from sync.numbering import is_station_code
 
@@ -43,7 +46,6 @@ if TYPE_CHECKING:
 
 STATION_TIERS = ("township", "street", "village", "community", "field")
 TOKEN_TTL_MS = 14 * 86_400_000
-CHALLENGE_KIND = "enrol-challenge"
 CHALLENGE_TTL_MS = 5 * 60 * 1000  # long enough to type nothing: the station answers at once
 
 
@@ -123,13 +125,9 @@ def challenge(hub: Hub, tid: str) -> bytes:
     if not isinstance(tid, str) or len(tid) != 16:
         raise MalformedError("令牌编号格式不对 (an enrolment challenge request names a 16-digit token id)")
     _check_token(hub, _key_for_id(hub, tid))
-    return sign_document(
-        CHALLENGE_KIND,
-        {"token_id": tid, "nonce": os.urandom(16), "at_ms": hub.clock()},
-        signer=hub.hub_id,
-        recipient="*",
-        signing_key=hub.keys.sign,
-    )
+    return sign_message(
+        EnrolChallenge(tid, os.urandom(16), hub.clock()), signer=hub.hub_id, recipient="*", signing_key=hub.keys.sign
+    ).frame
 
 
 def redeem_proof(
@@ -145,12 +143,13 @@ def redeem_proof(
         recipient="*",
         verify_key=lambda s, k: hub.keys.sign.public_key() if s == hub.hub_id and k == kid else None,
     )
-    body = doc.body
-    if not (isinstance(body, dict) and isinstance(body.get("at_ms"), int) and isinstance(body.get("token_id"), str)):
-        raise MalformedError("接入挑战格式不对 (the enrolment challenge is malformed)")
-    if not 0 <= hub.clock() - int(body["at_ms"]) <= CHALLENGE_TTL_MS:
+    try:
+        body = EnrolChallenge.from_wire(doc.body)
+    except MalformedError as exc:
+        raise MalformedError(f"接入挑战格式不对 (the enrolment challenge is malformed: {exc})") from exc
+    if not 0 <= hub.clock() - body.at_ms <= CHALLENGE_TTL_MS:
         raise EnrolmentError("登记挑战已过期，请重新接入 (the enrolment challenge expired; run node init again)")
-    key = _key_for_id(hub, str(body["token_id"]))
+    key = _key_for_id(hub, body.token_id)
     if not hmac.compare_digest(enrol_proof(key, challenge_doc, sign_pub, seal_pub), proof):
         # Someone without the token (or with other keys than the ones it proved): nothing is consumed.
         raise EnrolmentError(
@@ -173,7 +172,7 @@ def _consume(hub: Hub, key: bytes, sign_pub: bytes, seal_pub: bytes, challenge_d
         hub.store.use_token(key, hub.clock())
         hub.store.set_station_keys(station, sign_pub, seal_pub, key_id(sign_pub), hub.clock())
     hub.forget_tiers()
-    return _answer(hub, station, key, challenge_doc, station_sign_pub=sign_pub)
+    return _answer(hub, station, key, challenge_doc, station_sign_pub=sign_pub).to_wire()
 
 
 def enrolment_document(hub: Hub, station_code: str, *, hub_url: str = "", station_sign_pub: bytes = b"") -> bytes:
@@ -181,46 +180,36 @@ def enrolment_document(hub: Hub, station_code: str, *, hub_url: str = "", statio
     assert st is not None
     release = hub.store.latest_release()
     chain = keyring.ensure(hub)
-    return sign_document(
-        "enrollment",
-        {
-            "station": st.code,
-            "name": st.name,
-            "tier": st.tier,
-            "parent": st.parent,
-            "hub_id": hub.hub_id,
-            "hub_name": hub.name,
-            "hub_sign_pub": hub.keys.sign_pub,
-            "hub_seal_pub": hub.keys.seal_pub,
-            "hub_root_pub": chain.root_pub,
-            "hub_url": hub_url,
-            "station_sign_pub": station_sign_pub,
-            "catalogue": release[1] if release else None,
-        },
-        signer=hub.hub_id,
-        recipient=st.code,
-        signing_key=hub.keys.sign,
+    body = Enrollment(
+        station=st.code,
+        name=st.name,
+        tier=st.tier,
+        parent=st.parent,
+        hub_id=hub.hub_id,
+        hub_name=hub.name,
+        hub_url=hub_url,
+        hub_sign_pub=hub.keys.sign_pub,
+        hub_seal_pub=hub.keys.seal_pub,
+        hub_root_pub=chain.root_pub,
+        station_sign_pub=station_sign_pub,
+        catalogue=release[1] if release else None,
     )
+    return sign_message(body, signer=hub.hub_id, recipient=st.code, signing_key=hub.keys.sign).frame
 
 
 def _answer(
     hub: Hub, station: str, key: bytes, challenge_doc: bytes, *, station_sign_pub: bytes = b"", hub_url: str = ""
-) -> dict[str, object]:
+) -> EnrolAnswer:
     doc = enrolment_document(hub, station, hub_url=hub_url, station_sign_pub=station_sign_pub)
-    return {
-        "enrollment": doc,
-        "mac": answer_mac(key, challenge_doc, doc),
-        "keys": keyring.bundle(hub, with_release=False),
-    }  # the document already carries the release
+    # The document already carries the release, so the key history leaves it out.
+    return EnrolAnswer(doc, keyring.key_bundle(hub, with_release=False), answer_mac(key, challenge_doc, doc))
 
 
 def enrolment_file(hub: Hub, station: str, token: str, hub_url: str = "") -> bytes:
     """What `hub enroll --out FILE` writes: everything a never-online station needs to start, except
     the token itself, which travels separately (on the slip) and binds the file to this hub's root."""
     answer = _answer(hub, station, token_hash(token), b"", hub_url=hub_url)
-    answer["hub_url"] = hub_url
-    answer["fingerprint"] = fingerprint_of(hub)
-    return encode_enrolment(answer)
+    return encode_enrolment(replace(answer, hub_url=hub_url, fingerprint=fingerprint_of(hub)).to_wire())
 
 
 def accept_claim(hub: Hub, data: bytes) -> str:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from protocol.document import sign_document
 from protocol.errors import LocalProtocolError
+from protocol.feed import FeedPage, FeedSpan
 from protocol.keys import key_id, load_seal_public
 from protocol.limits import FEED_PAGE_CHANGES, RELEASE_FRAME_MAX_BYTES
+from protocol.wire import sign_message
 from sync.change import Change
 
 if TYPE_CHECKING:
@@ -146,31 +147,30 @@ def _page(
     nxt = rows[-1][0] if rows else after
     tiers = hub.tiers()
     origins = {str(w[0]): tiers.get(str(w[0]), "field") for w in changes}
-    body: dict[str, object] = {
-        "station": station_code,
-        "after": after,
-        "next": nxt,
-        "more": len(rows) == limit,
-        "changes": changes,
-        "origins": origins,
-        "catalogue": catalogue,
-        "revoked": [
-            str(r[0]) for r in hub.store.conn.execute("SELECT code FROM stations WHERE revoked=1 ORDER BY code")
-        ],
-        "hub_ms": hub.clock(),
-        "generation": str(hub.store.get_meta("generation", "")),
-    }
+    devices = None
     if station.tier in ("township", "street"):
         # A deciding centre assigns inspections of its items offline, so it needs to know which field
         # devices exist (codes only; nothing about the inspectors themselves).
-        body["field_devices"] = [
+        devices = tuple(
             str(r[0])
             for r in hub.store.conn.execute("SELECT code FROM stations WHERE tier='field' AND revoked=0 ORDER BY code")
-        ]
+        )
+    page = FeedPage(
+        station_code,
+        after,
+        nxt,
+        len(rows) == limit,
+        tuple(changes),
+        origins,
+        catalogue,
+        tuple(str(r[0]) for r in hub.store.conn.execute("SELECT code FROM stations WHERE revoked=1 ORDER BY code")),
+        hub.clock(),
+        str(hub.store.get_meta("generation", "")),
+        devices,
+    )
     seal_pub = station.seal_pub
-    return sign_document(
-        "feed",
-        body,
+    return sign_message(
+        page,
         signer=hub.hub_id,
         recipient=station_code,
         signing_key=hub.keys.sign,
@@ -178,5 +178,5 @@ def _page(
         recipient_key=key_id(seal_pub) if seal_pub else "",
         # `after` and `next` signed in the header: a station that cannot open the body can still tell,
         # from what only the hub can sign, exactly which span of its feed it sets aside.
-        extra_header={"after": after, "next": nxt, "more": len(rows) == limit, **({"nonce": nonce} if nonce else {})},
-    )
+        extra_header=FeedSpan(after, nxt, page.more, nonce).to_wire(),
+    ).frame

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
+from protocol.acks import Ack, Receipt
 from protocol.batch import VerifiedBatch, open_batch_changes, verify_batch
 from protocol.codec import pack
-from protocol.document import sign_document
 from protocol.errors import RemoteProtocolError
+from protocol.wire import sign_message
 from replica.ids import iso_from_ms
 from sync.change import Change
 from sync.ingest import read_change
@@ -50,16 +51,14 @@ class FrameAck:
     quarantined: int = 0
     status: int = 200  # the HTTP status a lone refusal of this kind maps to
 
+    def ack(self) -> Ack:
+        """What the station is told (origin and status stay at the hub)."""
+        return Ack(
+            self.batch, self.result.value, self.expected_seq, self.reason, self.receipt, self.applied, self.quarantined
+        )
+
     def to_wire(self) -> dict[str, object]:
-        return {
-            "batch": self.batch,
-            "result": self.result.value,
-            "expected": self.expected_seq,
-            "reason": self.reason,
-            "receipt": self.receipt,
-            "applied": self.applied,
-            "quarantined": self.quarantined,
-        }
+        return self.ack().to_wire()
 
 
 def ingest_frame(
@@ -203,24 +202,23 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
     if admitted:
         hub.observe_hlc(max(c.hlc for c in admitted))
     result_name = AckResult.APPLIED if held == 0 else AckResult.QUARANTINED
-    receipt = sign_document(
-        "receipt",
-        {
-            "batch": bhash,
-            "origin": h.origin,
-            "epoch": h.epoch,
-            "first_seq": h.first_seq,
-            "last_seq": h.last_seq,
-            "applied": len(admitted),
-            "quarantined": held,
-            "hub": hub.hub_id,
-            "hub_name": hub.name,
-            "at": iso_from_ms(now),
-        },
+    receipt = sign_message(
+        Receipt(
+            bhash,
+            h.origin,
+            h.epoch,
+            h.first_seq,
+            h.last_seq,
+            len(admitted),
+            held,
+            hub.hub_id,
+            hub.name,
+            iso_from_ms(now),
+        ),
         signer=hub.hub_id,
         recipient=h.origin,
         signing_key=hub.keys.sign,
-    )
+    ).frame
     store.record_batch(
         bhash,
         h.origin,

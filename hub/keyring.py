@@ -26,6 +26,7 @@ from protocol.codec import pack, unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
+from protocol.hubkey_docs import KeyBundle
 from protocol.hubkeys import KEYS_MAGIC, ROOT_KIND, fingerprint, listed_sign_keys, sign_key_list, sign_root_change
 from protocol.keys import key_id, load_signing_key, load_verify_key, private_bytes, public_bytes, signing_key_from_seed
 from replica.errors import Refused
@@ -337,25 +338,32 @@ def summary(hub: Hub) -> dict[str, object]:
         "key_id": hub.keys.sign_key_id,
         "expires_at": iso_from_ms(chain.expires_ms),
         "warning": warning,
+        # The raw public keys (hex) and their key ids, for whoever implements a verifier or pins keys by
+        # hand (docs/protocol.md, "Keys and key ids"): the online keys, and the root that lists them.
+        "sign_public_key": hub.keys.sign_pub.hex(),
+        "sign_key_id": hub.keys.sign_key_id,
+        "seal_public_key": hub.keys.seal_pub.hex(),
+        "seal_key_id": hub.keys.seal_key_id,
+        "root_public_key": chain.root_pub.hex(),
+        "root_key_id": key_id(chain.root_pub),
     }
 
 
 def bundle(hub: Hub, *, with_release: bool = True, after: int = -1) -> dict[str, object]:
+    """`key_bundle` in its wire form (the `/v1/keys` answer, a key file's content)."""
+    return key_bundle(hub, with_release=with_release, after=after).to_wire()
+
+
+def key_bundle(hub: Hub, *, with_release: bool = True, after: int = -1) -> KeyBundle:
     """What a station needs to follow the hub's keys: the history, the roots it may start from, and
     the current release (re-signed at each rotation, so a station can keep using its catalogue; an
     enrolment answer leaves it out, its document already carries the release). A station that holds
     list `after` already, the usual case, gets only the version."""
     chain = ensure(hub)
     if after >= chain.version:
-        return {"hub_id": hub.hub_id, "version": chain.version, "roots": [], "docs": [], "release": None}
+        return KeyBundle(hub.hub_id, chain.version, (), ())
     latest = hub.store.latest_release() if with_release else None
-    return {
-        "hub_id": hub.hub_id,
-        "version": chain.version,
-        "roots": chain.roots,
-        "docs": chain.docs,
-        "release": latest[1] if latest else None,
-    }
+    return KeyBundle(hub.hub_id, chain.version, tuple(chain.roots), tuple(chain.docs), latest[1] if latest else None)
 
 
 def _record(hub: Hub, detail: str, now_ms: int) -> None:

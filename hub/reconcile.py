@@ -23,9 +23,17 @@ from typing import TYPE_CHECKING
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
 from protocol.codec import pack
-from protocol.document import sign_document
 from protocol.errors import MalformedError
 from protocol.keys import key_id, load_seal_public
+from protocol.reconciliation import (
+    MerkleAnswer,
+    ReconcileRequest,
+    RecordsAnswer,
+    RepairAnswer,
+    Summary,
+    SummaryAnswer,
+)
+from protocol.wire import Message, sign_message
 from replica.ids import iso_from_ms
 from replica.scope import CHANGE_COLS, Row, build_tree, keys_of, row_to_wire, select_records, wire_rows
 from sync.change import change_from_wire
@@ -42,7 +50,6 @@ FED_SQL = f"SELECT {CHANGE_COLS} FROM feed f JOIN changes c ON c.rowid=f.change 
 # A station's held changes stay in its scope whatever the operator decided: releasing one writes a new
 # hub change (which reaches the station through its feed), never the held change itself.
 HELD_SQL = "SELECT raw FROM quarantine WHERE origin=? AND whole_batch=0 AND sender IN (origin, '')"
-MAX_KEYS = 256
 
 
 @dataclass
@@ -102,13 +109,11 @@ def _held(hub: Hub, origin: str, epoch: int, seq: int) -> bool:
     )
 
 
-def repair(hub: Hub, station: str, body: dict[str, object]) -> dict[str, object]:
+def repair(hub: Hub, station: str, body: ReconcileRequest) -> RepairAnswer:
     """Take re-sent changes. Own ones are admitted like any batch; foreign ones are held for review."""
     now = hub.clock()
     applied = held = skipped = 0
-    own, foreign = body.get("changes", []), body.get("foreign", [])
-    if not isinstance(own, list) or not isinstance(foreign, list):
-        raise MalformedError("repair needs lists of changes")
+    own, foreign = body.changes, body.foreign
     gate = Gate(hub, Lookup(hub))
     actor = gate.actor(station)
     with hub.store.transaction():
@@ -178,8 +183,8 @@ def repair(hub: Hub, station: str, body: dict[str, object]) -> dict[str, object]
                 sender=station,
             )
             held += 1
-        _fast_forward(hub, station, body.get("chain"))
-    return {"applied": applied, "held": held, "skipped": skipped}
+        _fast_forward(hub, station, body.chain)
+    return RepairAnswer(applied, held, skipped)
 
 
 def _held_from(hub: Hub, sender: str, raw: object) -> bool:
@@ -217,25 +222,15 @@ def summary(hub: Hub, station: str) -> bytes:
             "SELECT status, COUNT(*) FROM applications WHERE station=? GROUP BY status", (station,)
         ).fetchall()
     )
-    return sign_document(
-        "summary",
-        {"station": station, "at": iso_from_ms(hub.clock()), "by_status": {str(k): int(v) for k, v in counts.items()}},
+    return sign_message(
+        Summary(station, iso_from_ms(hub.clock()), {str(k): int(v) for k, v in counts.items()}),
         signer=hub.hub_id,
         recipient=station,
         signing_key=hub.keys.sign,
-    )
+    ).frame
 
 
-def _figure(body: dict[str, object], name: str) -> int:
-    value = body.get(name, 0)
-    if type(value) is not int or not 0 <= value < 2**62:
-        raise MalformedError(f"reconcile figure {name!r} must be a non-negative integer")
-    return value
-
-
-def record_session(hub: Hub, station: str, body: dict[str, object]) -> None:
-    for name in ("buckets_compared", "divergent", "repaired", "bytes"):
-        _figure(body, name)
+def record_session(hub: Hub, station: str, body: ReconcileRequest) -> None:
     with hub.store.transaction():
         hub.store.conn.execute(
             "INSERT INTO reconciliations (station, at_ms, buckets, divergent, repaired, bytes, summary_match)"
@@ -243,50 +238,45 @@ def record_session(hub: Hub, station: str, body: dict[str, object]) -> None:
             (
                 station,
                 hub.clock(),
-                int(str(body.get("buckets_compared", 0))),
-                int(str(body.get("divergent", 0))),
-                int(str(body.get("repaired", 0))),
-                int(str(body.get("bytes", 0))),
-                None if body.get("summary_match") is None else int(bool(body.get("summary_match"))),
+                body.buckets_compared,
+                body.divergent,
+                body.repaired,
+                body.bytes,
+                None if body.summary_match is None else int(body.summary_match),
             ),
         )
 
 
-def handle(hub: Hub, cache: TreeCache, station: str, body: dict[str, object]) -> bytes:
-    """One reconcile request from ``station``: returns the signed, sealed answer."""
-    op = body.get("op")
-    result: dict[str, object]
+def handle(hub: Hub, cache: TreeCache, station: str, body: ReconcileRequest) -> bytes:
+    """One reconcile request from ``station`` (its op already checked): returns the signed, sealed answer."""
+    op = body.op
+    result: Message
     if op == "merkle":
-        request = body.get("request")
+        request = body.request
         try:
             tree = tree_for(hub, cache, station, request_depth(request))
-            result = {"response": answer(tree, request)}
+            result = MerkleAnswer(answer(tree, request))
         except ReconcileError as exc:
             raise MalformedError(f"malformed Merkle request: {exc}") from exc
     elif op == "records":
-        keys = body.get("keys")
-        if not isinstance(keys, list) or len(keys) > MAX_KEYS or not all(isinstance(k, str) for k in keys):
-            raise MalformedError(f"records needs at most {MAX_KEYS} record keys")
-        rows = records_for(hub, station, [str(k) for k in keys])
-        result = {"changes": [row_to_wire(r) for r in rows], "held": sorted(list(k) for k in keys_of(rows))}
+        rows = records_for(hub, station, list(body.keys))
+        held = sorted((str(k[0]), int(k[1]), int(k[2])) for k in keys_of(rows))
+        result = RecordsAnswer(tuple(row_to_wire(r) for r in rows), tuple(held))
     elif op == "repair":
         result = repair(hub, station, body)
-    elif op == "summary":
-        result = {"summary": summary(hub, station)}
     elif op == "done":
         record_session(hub, station, body)
         cache.trees = {k: v for k, v in cache.trees.items() if k[0] != station}
-        result = {"summary": summary(hub, station)}
-    else:
-        raise MalformedError(f"unknown reconcile step {op!r}")
+        result = SummaryAnswer(summary(hub, station))
+    else:  # "summary"
+        result = SummaryAnswer(summary(hub, station))
     st = hub.store.station(station)
     seal = st.seal_pub if st is not None else None
-    return sign_document(
-        "reconcile",
+    return sign_message(
         result,
         signer=hub.hub_id,
         recipient=station,
         signing_key=hub.keys.sign,
         seal_to=load_seal_public(seal) if seal else None,
         recipient_key=key_id(seal) if seal else "",
-    )
+    ).frame

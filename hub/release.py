@@ -18,9 +18,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from protocol.codec import pack
-from protocol.document import open_document, sign_document
+from protocol.document import open_document
 from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.limits import DEFAULT_LIMITS, PAYLOAD_MAX_BYTES, RELEASE_FRAME_MAX_BYTES, mib
+from protocol.release import Release
+from protocol.wire import sign_message
 from replica.errors import Refused
 
 if TYPE_CHECKING:
@@ -29,9 +31,9 @@ if TYPE_CHECKING:
 _ADVICE = "请精简目录（删去不再受理的事项、缩短说明文字）或分批发布后重试"
 
 
-def sign_release(hub: Hub, body: dict[str, object], version: int) -> bytes:
+def sign_release(hub: Hub, release: Release) -> bytes:
     """The signed release frame, checked to be receivable by every station."""
-    encoded = len(pack(body))
+    encoded = len(pack(release.to_wire()))
     if encoded > PAYLOAD_MAX_BYTES:
         raise Refused(
             f"事项目录发布被拒：目录编码后 {mib(encoded)}，超过站点可解码的上限 {mib(PAYLOAD_MAX_BYTES)} "
@@ -40,14 +42,9 @@ def sign_release(hub: Hub, body: dict[str, object], version: int) -> bytes:
             code="too_large",
         )
     try:
-        frame = sign_document(
-            "catalogue",
-            body,
-            signer=hub.hub_id,
-            recipient="*",
-            signing_key=hub.keys.sign,
-            extra_header={"version": version},
-        )
+        frame = sign_message(
+            release, signer=hub.hub_id, recipient="*", signing_key=hub.keys.sign, extra_header=release.header
+        ).frame
     except LocalProtocolError as exc:
         raise Refused(f"事项目录发布被拒：无法签成站点可接收的版本（{exc}）；{_ADVICE}", code="too_large") from exc
     if len(frame) > RELEASE_FRAME_MAX_BYTES:
@@ -59,7 +56,7 @@ def sign_release(hub: Hub, body: dict[str, object], version: int) -> bytes:
         )
     own = hub.keys.sign.public_key()
     try:
-        open_document(frame, kind="catalogue", recipient="*", verify_key=lambda s, k: own, limits=DEFAULT_LIMITS)
+        open_document(frame, kind=Release.KIND, recipient="*", verify_key=lambda s, k: own, limits=DEFAULT_LIMITS)
     except RemoteProtocolError as exc:
         raise Refused(
             f"事项目录发布被拒：站点的解码器会拒收这个版本（{exc}） (stations' decoders would refuse "

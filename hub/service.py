@@ -18,6 +18,7 @@ from hub.store import HubStore
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
 from protocol.keys import load_verify_key
+from protocol.release import Release
 from replica import folders
 from replica.errors import NotApplied, Refused
 from replica.ids import now_ms as wall_now_ms
@@ -145,9 +146,8 @@ class Hub:
         if latest is None:
             raise Refused("the hub has no catalogue release; publish one with `sanji hub publish`")
         if self._catalogue is None or self._catalogue[0] != latest[0]:
-            doc = open_document(latest[1], kind="catalogue", recipient="*", verify_key=self._own_key)
-            assert isinstance(doc.body, dict)
-            self._catalogue = (latest[0], parse_catalogue(doc.body["catalogue"]))
+            doc = open_document(latest[1], kind=Release.KIND, recipient="*", verify_key=self._own_key)
+            self._catalogue = (latest[0], parse_catalogue(Release.from_wire(doc.body).catalogue))
         return self._catalogue
 
     def catalogue_at(self, version: int) -> Catalogue | None:
@@ -157,9 +157,8 @@ class Hub:
             frame = self.store.release(version) if 0 < version < 2**31 else None
             if frame is None:
                 return None
-            doc = open_document(frame, kind="catalogue", recipient="*", verify_key=self._own_key)
-            assert isinstance(doc.body, dict)
-            self._releases[version] = parse_catalogue(doc.body["catalogue"])
+            doc = open_document(frame, kind=Release.KIND, recipient="*", verify_key=self._own_key)
+            self._releases[version] = parse_catalogue(Release.from_wire(doc.body).catalogue)
         return self._releases[version]
 
     def latest_catalogue(self) -> tuple[int, Catalogue] | None:
@@ -199,11 +198,7 @@ class Hub:
         except CatalogueError as exc:
             raise Refused(f"catalogue refused: {exc}") from exc
         # Refused (exit 2, with the figures) unless every station could receive and open it.
-        frame = sign_release(
-            self,
-            {"version": version, "issued_at": issued_at, "expires_at": expires_at, "catalogue": catalogue_to_doc(cat)},
-            version,
-        )
+        frame = sign_release(self, Release(version, issued_at, expires_at, catalogue_to_doc(cat)))
         with self.store.transaction():
             self.store.add_release(version, frame, issued_at, expires_at, now)
         high = self.folder / PUBLISHED_FILE

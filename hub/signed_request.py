@@ -15,9 +15,8 @@ from aiohttp import web
 
 from protocol.errors import MalformedError, TooLargeError
 from protocol.limits import REQUEST_HEADER_MAX_CHARS
+from protocol.wire import REQUEST_HEADER
 from replica.errors import Refused
-
-REQUEST_HEADER = "X-Sanji-Request"
 
 
 def signed_request(request: web.Request, what: str) -> bytes:

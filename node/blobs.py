@@ -16,10 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from node.station import Station
-from protocol.blob import KIND, MAX_BLOB_BYTES, BlobRequest, request_body
-from protocol.document import open_document, sign_document
+from protocol.blob import MAX_BLOB_BYTES, BlobRequest, BlobsHeld
+from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
 from protocol.keys import load_seal_public
+from protocol.wire import sign_message
 from replica.blobstore import BlobError, BlobStore, sha256_file
 from replica.errors import Refused
 
@@ -100,9 +101,8 @@ def export(st: Station, out: Path) -> list[str]:
         if not store.has(sha):
             continue
         data = store.read(sha)
-        doc = sign_document(
-            KIND,
-            request_body(BlobRequest("file", sha, size, data=data)),
+        doc = sign_message(
+            BlobRequest("file", sha, size, data=data),
             signer=st.code,
             recipient=st.hub_id,
             signing_key=st.keys.sign,
@@ -112,7 +112,7 @@ def export(st: Station, out: Path) -> list[str]:
             compress_level=1,  # photos are compressed already
         )
         path = out / f"{st.code}_blob_{sha}.sjo"
-        path.write_bytes(doc)
+        path.write_bytes(doc.frame)
         files.append(str(path))
     return files
 
@@ -120,10 +120,11 @@ def export(st: Station, out: Path) -> list[str]:
 def import_held(st: Station, data: bytes) -> int:
     """Apply a hub-signed ``blobs_held`` list carried by hand."""
     try:
-        doc = open_document(data, kind="blobs_held", recipient=st.code, verify_key=st.hub_key)
+        doc = open_document(data, kind=BlobsHeld.KIND, recipient=st.code, verify_key=st.hub_key)
     except RemoteProtocolError as exc:
         raise Refused(f"the hub's list of held photos does not verify: {exc}") from exc
-    body = doc.body
-    if not isinstance(body, dict) or not isinstance(body.get("held"), list):
-        raise Refused("the hub's list of held photos is malformed")
-    return mark_held(st, [str(s) for s in body["held"] if isinstance(s, str)])
+    try:
+        held = BlobsHeld.from_wire(doc.body)
+    except RemoteProtocolError as exc:
+        raise Refused(f"the hub's list of held photos is malformed: {exc}") from exc
+    return mark_held(st, list(held.held))

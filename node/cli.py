@@ -291,6 +291,12 @@ def status_dict(st: Station, *, probe: bool = True) -> dict[str, object]:
         "enrolled": bool(st.meta.get("enrolled", False)),
         "hub_fingerprint": hubkeys.pinned_fingerprint(st),  # the root this station trusts ('' until it follows)
         "hub_keys_version": st.meta.int("hub_keys_version"),
+        # This station's own public keys (hex) and key ids: what the hub pins at enrolment, and what a
+        # verifier of its batches needs (docs/protocol.md, "Keys and key ids").
+        "sign_public_key": st.keys.sign_pub.hex(),
+        "sign_key_id": st.keys.sign_key_id,
+        "seal_public_key": st.keys.seal_pub.hex(),
+        "seal_key_id": st.keys.seal_key_id,
         # A field device's inspector wants to know, before leaving the signal, what has not gone yet.
         "photos_pending": len(blobs.pending(st)) if st.tier == "field" else 0,
         # Feed pages set aside (node/feed_quarantine.py): every one, and every skip, stays visible here.
@@ -355,6 +361,8 @@ def cmd_status(args: argparse.Namespace) -> None:
                 f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
                 f"区局根密钥指纹 {d['hub_fingerprint'] or '（尚未跟随，下次同步时固定）'}  "
                 f"密钥清单 v{d['hub_keys_version']}",
+                f"本站签名公钥 {d['sign_public_key']} ({d['sign_key_id']})",
+                f"本站加密公钥 {d['seal_public_key']} ({d['seal_key_id']})",
             ]
             + ([f"待上传照片 {d['photos_pending']} 个（联网同步时续传）"] if d["photos_pending"] else [])
             + ([f"提醒: {d['catalogue_warning']}"] if d["catalogue_warning"] else [])

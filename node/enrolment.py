@@ -36,6 +36,7 @@ from protocol.enrolment import (
     token_id,
     token_key,
 )
+from protocol.enrolment_docs import ChallengeAnswer, ChallengeRequest, EnrolAnswer, Enrollment, EnrolRequest
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from protocol.hubkeys import KeyList, check_current, fingerprint_chars, follow
@@ -57,16 +58,17 @@ def _token(text: str) -> Token:
         raise Refused(str(exc), code="bad_token") from exc
 
 
-def _verified(answer: dict[str, object], token: Token, challenge: bytes, now_ms: int) -> tuple[object, KeyList]:
+def _verified(raw: object, token: Token, challenge: bytes, now_ms: int) -> tuple[Enrollment, KeyList]:
     """The enrolment document's body and the key list it is signed under, or Refused saying why."""
-    doc_bytes, mac, bundle = answer.get("enrollment"), answer.get("mac"), answer.get("keys")
-    if not (isinstance(doc_bytes, bytes) and isinstance(mac, bytes) and isinstance(bundle, dict)):
+    try:
+        answer = EnrolAnswer.from_wire(raw)
+    except RemoteProtocolError as exc:
         raise Refused(
             "登记应答不完整 (the enrolment answer is incomplete: it lacks its document, MAC or the hub's "
-            "keys; the hub may be too old, or this is not a Sanji hub)"
-        )
-    roots = [r for r in bundle.get("roots") or [] if isinstance(r, bytes) and len(r) == 32]
-    anchor = next((r for r in roots if fingerprint_chars(r) == token.fingerprint), None)
+            f"keys; the hub may be too old, or this is not a Sanji hub: {exc})"
+        ) from exc
+    doc_bytes, mac, bundle = answer.enrollment, answer.mac, answer.keys
+    anchor = next((r for r in bundle.roots if fingerprint_chars(r) == token.fingerprint), None)
     if anchor is None:
         raise Refused(
             f"区局根密钥指纹与令牌不符，拒绝接入 (the hub's root key does not have the fingerprint "
@@ -83,8 +85,7 @@ def _verified(answer: dict[str, object], token: Token, challenge: bytes, now_ms:
         )
     try:
         hub_id = str(peek_header(doc_bytes).get("signer", ""))
-        docs = [d for d in bundle.get("docs") or [] if isinstance(d, bytes)]
-        _root, keys = follow(docs, hub_id=hub_id, anchor=anchor)
+        _root, keys = follow(bundle.docs, hub_id=hub_id, anchor=anchor)
         if keys is None:
             raise Refused(
                 "区局密钥链无法从令牌所指的根密钥核验，拒绝接入 (the hub's key history holds no key list "
@@ -96,39 +97,38 @@ def _verified(answer: dict[str, object], token: Token, challenge: bytes, now_ms:
         pinned = load_verify_key(keys.sign)
         doc = open_document(
             doc_bytes,
-            kind="enrollment",
+            kind=Enrollment.KIND,
             recipient=str(peek_header(doc_bytes).get("recipient", "")),
             verify_key=lambda s, k: pinned if s == hub_id and k == keys.sign_key_id else None,
         )
+        body = Enrollment.from_wire(doc.body)
     except RemoteProtocolError as exc:
         raise Refused(
             f"登记文件签名无法核验，拒绝接入 (the enrolment document does not verify under the hub's "
             f"keys from the root the token names: {exc})",
             code="bad_signature",
         ) from exc
-    body = doc.body
-    if not isinstance(body, dict) or body.get("hub_id") != hub_id or body.get("hub_seal_pub") != keys.seal:
+    if body.hub_id != hub_id or body.hub_seal_pub != keys.seal:
         raise Refused("登记文件内容有误 (the enrolment document names other keys than the hub's key list)")
     return body, keys
 
 
 def _pin(
-    st: Station, answer: dict[str, object], token: str, hub_url: str, *, online: bool, challenge: bytes = b""
+    st: Station, answer: object, token: str, hub_url: str, *, online: bool, challenge: bytes = b""
 ) -> dict[str, object]:
     tok = _token(token)
     body, keys = _verified(answer, tok, challenge, st.clock())
-    assert isinstance(body, dict)
-    own = body.get("station_sign_pub")
+    own = body.station_sign_pub
     if online and own and own != st.keys.sign_pub:
         raise Refused("登记应答针对的是别的密钥 (the hub's answer is for other keys than this station's; retry)")
-    station, hub_id = str(body["station"]), str(body["hub_id"])
-    url = hub_url or str(body.get("hub_url") or "")
+    station, hub_id = body.station, body.hub_id
+    url = hub_url or body.hub_url
     with st.transaction():
         for key, value in (
             ("station", station),
-            ("name", str(body.get("name", ""))),
-            ("tier", str(body["tier"])),
-            ("parent", str(body.get("parent", ""))),
+            ("name", body.name),
+            ("tier", body.tier),
+            ("parent", body.parent),
             ("hub_url", url),
             ("hub_id", hub_id),
             ("epoch", 1),
@@ -146,14 +146,14 @@ def _pin(
         ):
             st.meta.set(key, value)
         hubkeys.pin(st, keys)
-        origins = {station: str(body["tier"]), hub_id: "district"}
-        if body.get("parent"):
-            origins[str(body["parent"])] = "township"
+        origins = {station: body.tier, hub_id: "district"}
+        if body.parent:
+            origins[body.parent] = "township"
         st.remember_origins(origins)
         version = 0
-        if isinstance(body.get("catalogue"), bytes):
-            version, _ = st.store_catalogue(body["catalogue"])
-    return {"station": station, "tier": str(body["tier"]), "catalogue_version": version}
+        if body.catalogue is not None:
+            version, _ = st.store_catalogue(body.catalogue)
+    return {"station": station, "tier": body.tier, "catalogue_version": version}
 
 
 def _shown(st: Station, out: dict[str, object]) -> dict[str, object]:
@@ -188,18 +188,16 @@ async def _enrol(url: str, tok: Token, st: Station) -> tuple[dict[str, object], 
     base = url.rstrip("/")
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-            got = await _post(session, f"{base}/v1/enroll/challenge", {"token_id": token_id(key)})
-            challenge = got.get("challenge")
-            if not isinstance(challenge, bytes):
+            got = await _post(session, f"{base}/v1/enroll/challenge", ChallengeRequest(token_id(key)).to_wire())
+            try:
+                challenge = ChallengeAnswer.from_wire(got).challenge
+            except RemoteProtocolError as exc:
                 raise Refused(
                     "区局的接入挑战格式不对，未接入 (the hub's enrolment challenge is malformed; is this a Sanji hub?)"
-                )
+                ) from exc
             proof = enrol_proof(key, challenge, st.keys.sign_pub, st.keys.seal_pub)
-            answer = await _post(
-                session,
-                f"{base}/v1/enroll",
-                {"challenge": challenge, "sign_pub": st.keys.sign_pub, "seal_pub": st.keys.seal_pub, "proof": proof},
-            )
+            request = EnrolRequest(challenge, st.keys.sign_pub, st.keys.seal_pub, proof)
+            answer = await _post(session, f"{base}/v1/enroll", request.to_wire())
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise hub_answer.unreachable(url, exc, "尚未接入，本站文件夹未建立；请核对地址后重试") from exc
     return answer, challenge

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from node import uplink
 from node.station import Station
 from protocol.errors import RemoteProtocolError
+from protocol.feed import FeedPage, FeedSpan
 from protocol.frame import verify_frame
 from replica.errors import Refused
 from replica.ids import iso_from_ms
@@ -86,10 +87,13 @@ def _signed_span(st: Station, data: bytes) -> tuple[int, int, bool] | None:
         header = verify_frame(data, recipient=st.code, verify_key=st.hub_key).header
     except RemoteProtocolError:
         return None
-    after, nxt = header.get("after"), header.get("next")
-    if header.get("kind") != "feed" or type(after) is not int or type(nxt) is not int or nxt <= after:
+    if header.get("kind") != FeedPage.KIND:
         return None
-    return after, nxt, header.get("more") is True
+    try:
+        span = FeedSpan.from_wire(header)
+    except RemoteProtocolError:
+        return None
+    return (span.after, span.next, span.more) if span.next > span.after else None
 
 
 def record(st: Station, data: bytes | None, *, source: str, reason: str) -> None:

@@ -24,6 +24,7 @@ from node import hub_answer
 from node.station import Station
 from protocol.codec import unpack
 from protocol.errors import RemoteProtocolError
+from protocol.hubkey_docs import KeyBundle
 from protocol.hubkeys import KEYS_MAGIC, KeyChainError, KeyList, check_current, fingerprint, follow
 from protocol.keys import key_id
 from protocol.limits import RESPONSE_MAX_BYTES
@@ -63,15 +64,22 @@ def check(st: Station) -> None:
         raise Refused(str(exc), code="keys_expired") from exc
 
 
+def _history(bundle: object) -> KeyBundle:
+    try:
+        return KeyBundle.from_wire(bundle)
+    except RemoteProtocolError as exc:
+        raise Refused(
+            f"区局密钥文件格式不对 (the hub's key history is malformed: {exc}; ask the district for a new export)"
+        ) from exc
+
+
 def adopt(st: Station, bundle: object) -> dict[str, object]:
     """Follow the hub's key history (a `/v1/keys` answer or a `.sjk` file) from the root we pinned."""
-    if not isinstance(bundle, dict) or not isinstance(bundle.get("docs"), list):
-        raise Refused("区局密钥文件格式不对 (the hub's key history is malformed; ask the district for a new export)")
-    docs = [d for d in bundle["docs"] if isinstance(d, bytes)]
+    history = bundle if isinstance(bundle, KeyBundle) else _history(bundle)
     anchor = st.meta.bytes("hub_root_pub") or st.meta.bytes("hub_sign_pub")
     version = st.meta.int("hub_keys_version")
     try:
-        root, keys = follow(docs, hub_id=st.hub_id, anchor=anchor, version=version)
+        root, keys = follow(history.docs, hub_id=st.hub_id, anchor=anchor, version=version)
         if keys is not None:
             check_current(keys, st.clock())
     except RemoteProtocolError as exc:
@@ -84,9 +92,8 @@ def adopt(st: Station, bundle: object) -> dict[str, object]:
             pin(st, keys)
         elif root != anchor:
             st.meta.set("hub_root_pub", root)
-        release = bundle.get("release")
-        if isinstance(release, bytes):
-            _adopt_release(st, release)
+        if history.release is not None:
+            _adopt_release(st, history.release)
     return {
         "version": st.meta.int("hub_keys_version"),
         "key_id": key_id(st.meta.bytes("hub_sign_pub")),
@@ -120,9 +127,10 @@ async def refresh(st: Station, session: aiohttp.ClientSession, url: str) -> dict
         raise Refused(
             f"区局密钥记录无法解析，未采用 (the hub's key history is malformed: {exc}; call the district)"
         ) from exc
-    if not isinstance(bundle, dict) or not bundle.get("docs"):
-        return None
-    return adopt(st, bundle)
+    history = _history(bundle)
+    if not history.docs:
+        return None  # nothing new since our list
+    return adopt(st, history)
 
 
 async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:

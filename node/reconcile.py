@@ -8,16 +8,27 @@ See hub/reconcile.py for the hub's side and the steps of the conversation.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import aiohttp
 
 from node import blobs, client, hub_answer
 from node.epoch import start_new_epoch
 from node.station import Station
-from protocol.document import open_document, sign_document
+from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
 from protocol.limits import ERROR_BODY_MAX_BYTES
+from protocol.reconciliation import (
+    MerkleAnswer,
+    ReconcileRequest,
+    RecordsAnswer,
+    RepairAnswer,
+    Summary,
+    SummaryAnswer,
+)
+from protocol.wire import sign_message
 from replica.errors import Refused
 from replica.scope import CHANGE_COLS, Row, digests, row_to_wire, select_records
 from sync.change import change_from_wire
@@ -27,6 +38,7 @@ from sync.scope import leaves, record_key
 
 SCOPE_SQL = f"SELECT {CHANGE_COLS} FROM changes c WHERE 1=1"
 KEYS_PER_REQUEST = 200
+A = TypeVar("A")
 
 
 @dataclass
@@ -60,15 +72,13 @@ class Conversation:
         self.url = url
         self.bytes = 0
 
-    async def ask(self, body: dict[str, object]) -> dict[str, object]:
+    async def ask(self, read: Callable[[object], A], op: str, **fields: Any) -> A:
+        """One step: the request ``op`` with its ``fields``, and the hub's answer as ``read`` reads it
+        (the answer class of that step's ``from_wire``)."""
         st = self.st
-        req = sign_document(
-            "reconcile-request",
-            {**body, "at_ms": st.clock()},
-            signer=st.code,
-            recipient=st.hub_id,
-            signing_key=st.keys.sign,
-        )
+        req = sign_message(
+            ReconcileRequest(op, st.clock(), **fields), signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign
+        ).frame
         async with self.session.post(
             f"{self.url}/v1/reconcile", data=req, headers={"Content-Type": "application/vnd.sanji.document"}
         ) as resp:
@@ -80,16 +90,17 @@ class Conversation:
         try:
             doc = open_document(
                 data,
-                kind="reconcile",
+                kind=SummaryAnswer.KIND,
                 recipient=st.code,
                 verify_key=st.hub_key,
                 unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None,
             )
         except RemoteProtocolError as exc:
             raise Refused(f"the hub's reconciliation answer does not verify: {exc}") from exc
-        if not isinstance(doc.body, dict):
-            raise Refused("the hub's reconciliation answer is malformed")
-        return doc.body
+        try:
+            return read(doc.body)
+        except RemoteProtocolError as exc:
+            raise Refused(f"the hub's reconciliation answer is malformed: {exc}") from exc
 
 
 def _own_repairable(st: Station, rows: list[Row], held: set[tuple[str, int, int]]) -> tuple[list[Row], list[Row]]:
@@ -116,16 +127,16 @@ async def run(st: Station, url: str) -> Outcome:
         merkle = ReconcileSession(tree)
         request: dict[str, object] | None = merkle.first_request()
         while request is not None:
-            answer = await talk.ask({"op": "merkle", "request": request})
-            request = merkle.receive(answer.get("response"))
+            answer = await talk.ask(MerkleAnswer.from_wire, "merkle", request=request)
+            request = merkle.receive(answer.response)
         result = merkle.result()
         keys = sorted(set(result.missing_here) | set(result.missing_there) | set(result.differing))
         outcome = Outcome(result.buckets_compared, len(keys), 0, 0, None)
         for i in range(0, len(keys), KEYS_PER_REQUEST):
             part = keys[i : i + KEYS_PER_REQUEST]
-            answer = await talk.ask({"op": "records", "keys": part})
-            outcome.repaired_here += _apply_theirs(st, answer.get("changes"))
-            held = {(str(h[0]), int(h[1]), int(h[2])) for h in answer.get("held", []) if isinstance(h, list)}
+            records = await talk.ask(RecordsAnswer.from_wire, "records", keys=tuple(part))
+            outcome.repaired_here += _apply_theirs(st, list(records.changes))
+            held = set(records.held)
             own, foreign = _own_repairable(st, select_records(st.conn, SCOPE_SQL, (), part), held)
             if own or foreign:
                 chain = {
@@ -134,19 +145,18 @@ async def run(st: Station, url: str) -> Outcome:
                     "hash": st.meta.bytes("chain", bytes(32)),
                 }
                 got = await talk.ask(
-                    {
-                        "op": "repair",
-                        "changes": [row_to_wire(r) for r in own],
-                        "foreign": [row_to_wire(r) for r in foreign],
-                        "chain": chain,
-                    }
+                    RepairAnswer.from_wire,
+                    "repair",
+                    changes=tuple(row_to_wire(r) for r in own),
+                    foreign=tuple(row_to_wire(r) for r in foreign),
+                    chain=chain,
                 )
-                outcome.repaired_there += int(str(got.get("applied", 0)))
-                outcome.held_there += int(str(got.get("held", 0)))
+                outcome.repaired_there += got.applied
+                outcome.held_there += got.held
         outcome.repaired = outcome.repaired_here + outcome.repaired_there
-        got = await talk.ask({"op": "summary"})
-        outcome.summary_match = _check_summary(st, got.get("summary"))
-        await talk.ask({"op": "done", **outcome.to_dict(), "bytes": talk.bytes})
+        summary = await talk.ask(SummaryAnswer.from_wire, "summary")
+        outcome.summary_match = _check_summary(st, summary.summary)
+        await talk.ask(SummaryAnswer.from_wire, "done", **{**outcome.to_dict(), "bytes": talk.bytes})
         outcome.bytes = talk.bytes
         return outcome
 
@@ -186,23 +196,19 @@ def _apply_theirs(st: Station, raw: object) -> int:
     return applied
 
 
-def _check_summary(st: Station, raw: object) -> bool | None:
+def _check_summary(st: Station, raw: bytes) -> bool | None:
     """Compare the hub's signed count of our applications by status with our own."""
-    if not isinstance(raw, bytes):
-        return None
     try:
-        doc = open_document(raw, kind="summary", recipient=st.code, verify_key=st.hub_key)
+        doc = open_document(raw, kind=Summary.KIND, recipient=st.code, verify_key=st.hub_key)
+        body = Summary.from_wire(doc.body)
     except RemoteProtocolError:
-        return False
-    body = doc.body
-    if not isinstance(body, dict) or not isinstance(body.get("by_status"), dict):
         return False
     ours = dict(
         st.conn.execute(
             "SELECT status, COUNT(*) FROM applications WHERE station=? GROUP BY status", (st.code,)
         ).fetchall()
     )
-    match = {str(k): int(v) for k, v in ours.items()} == {str(k): int(v) for k, v in body["by_status"].items()}
+    match = {str(k): int(v) for k, v in ours.items()} == body.by_status
     if not match:
         with st.transaction():
             st.meta.set("last_error", "nightly check: the hub's count of our applications differs from ours")

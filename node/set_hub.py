@@ -17,6 +17,7 @@ from node import hub_answer, hubkeys
 from node.station import Station
 from protocol.codec import unpack
 from protocol.errors import RemoteProtocolError
+from protocol.hubkey_docs import KeyBundle
 from protocol.hubkeys import follow
 from replica.errors import Refused, Unreachable
 
@@ -55,12 +56,12 @@ def set_hub(st: Station, url: str) -> dict[str, object]:
     anchor = st.meta.bytes("hub_root_pub") or st.meta.bytes("hub_sign_pub")
     if not anchor:
         raise Refused("本站还没有固定区局的密钥（尚未完成接入）：请先完成 sanji node init", code="not_enrolled")
-    bundle = asyncio.run(_history(url))
-    docs = bundle.get("docs") if isinstance(bundle, dict) else None
-    if not isinstance(docs, list):
-        raise Refused(f"{url} 的应答不是 Sanji 区局的密钥记录：地址未修改", code="not_a_hub")
     try:
-        _root, keys = follow([d for d in docs if isinstance(d, bytes)], hub_id=st.hub_id, anchor=anchor)
+        bundle = KeyBundle.from_wire(asyncio.run(_history(url)))
+    except RemoteProtocolError as exc:
+        raise Refused(f"{url} 的应答不是 Sanji 区局的密钥记录：地址未修改", code="not_a_hub") from exc
+    try:
+        _root, keys = follow(bundle.docs, hub_id=st.hub_id, anchor=anchor)
     except RemoteProtocolError as exc:
         raise Refused(f"{url} 的密钥记录无法从本站固定的根密钥核验：地址未修改（{exc}）", code="wrong_hub") from exc
     if keys is None:

@@ -18,6 +18,7 @@ from node.store import Meta, create_store, open_store
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
 from protocol.keys import key_id, load_verify_key
+from protocol.release import Release
 from replica.db import transaction
 from replica.errors import Refused
 from replica.ids import now_ms as wall_now_ms
@@ -98,9 +99,9 @@ class Station:
         if row is None:
             raise Refused("this station has no catalogue yet; run `sanji node sync` or import the hub's files")
         if self._catalogue is None or self._catalogue.version != row[0]:
-            doc = open_document(bytes(row[1]), kind="catalogue", recipient=self.code, verify_key=self.hub_key)
-            assert isinstance(doc.body, dict)
-            self._catalogue = CatalogueState(int(row[0]), parse_catalogue(doc.body["catalogue"]), str(row[2]))
+            doc = open_document(bytes(row[1]), kind=Release.KIND, recipient=self.code, verify_key=self.hub_key)
+            catalogue = parse_catalogue(Release.from_wire(doc.body).catalogue)
+            self._catalogue = CatalogueState(int(row[0]), catalogue, str(row[2]))
         return self._catalogue
 
     def catalogue_at(self, version: int) -> Catalogue | None:
@@ -115,22 +116,19 @@ class Station:
         row = self.conn.execute("SELECT frame FROM catalogues WHERE version=?", (version,)).fetchone()
         if row is None:
             return None
-        doc = open_document(bytes(row[0]), kind="catalogue", recipient=self.code, verify_key=self.hub_key)
-        assert isinstance(doc.body, dict)
-        return parse_catalogue(doc.body["catalogue"])
+        doc = open_document(bytes(row[0]), kind=Release.KIND, recipient=self.code, verify_key=self.hub_key)
+        return parse_catalogue(Release.from_wire(doc.body).catalogue)
 
     def store_catalogue(self, frame: bytes) -> tuple[int, str]:
         """Verify and keep a signed release. Returns (version, outcome); never goes to a lower version.
         Call inside a transaction."""
         try:
-            doc = open_document(frame, kind="catalogue", recipient=self.code, verify_key=self.hub_key)
+            doc = open_document(frame, kind=Release.KIND, recipient=self.code, verify_key=self.hub_key)
+            release = Release.from_wire(doc.body)
         except RemoteProtocolError as exc:
             raise Refused(f"catalogue release refused: {exc}") from exc
-        body = doc.body
-        if not isinstance(body, dict) or not isinstance(body.get("version"), int):
-            raise Refused("catalogue release has no version")
-        version = int(body["version"])
-        parse_catalogue(body["catalogue"])
+        version = release.version
+        parse_catalogue(release.catalogue)
         current = self.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
         if version < current:
             self.meta.set("catalogue_warning", f"refused catalogue release {version}: older than {current} (rollback)")
@@ -139,7 +137,7 @@ class Station:
             return current, "unchanged"
         self.conn.execute(
             "INSERT INTO catalogues (version, frame, issued_at, expires_at, received_ms) VALUES (?,?,?,?,?)",
-            (version, frame, str(body.get("issued_at", "")), str(body.get("expires_at", "")), self.clock()),
+            (version, frame, release.issued_at, release.expires_at, self.clock()),
         )
         self.meta.set("catalogue_warning", "")
         return version, "updated"

@@ -20,10 +20,8 @@ import aiohttp
 
 from node import blobs, hub_answer
 from node.station import Station
-from protocol.blob import KIND, BlobRequest, chunk_count, missing_chunks, request_body
-from protocol.document import sign_document
-
-REQUEST_HEADER = "X-Sanji-Request"
+from protocol.blob import BlobRequest, chunk_count, missing_chunks
+from protocol.wire import REQUEST_HEADER, sign_message
 
 
 @dataclass
@@ -45,8 +43,8 @@ class BlobRound:
 
 
 def request_header(st: Station, req: BlobRequest) -> str:
-    doc = sign_document(KIND, request_body(req), signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign)
-    return base64.b64encode(doc).decode()
+    doc = sign_message(req, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign)
+    return base64.b64encode(doc.frame).decode()
 
 
 async def _answer(resp: aiohttp.ClientResponse) -> dict[str, object]:

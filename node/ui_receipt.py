@@ -13,6 +13,7 @@ from typing import Any
 
 from node import commands
 from node.station import Station
+from protocol.acks import Receipt
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
 from replica.errors import Refused
@@ -60,18 +61,11 @@ def upload_state(st: Station, app_id: str, outbox: list[Any] | None = None, *, f
 
 def _verified(st: Station, receipt: bytes, state: str) -> Upload:
     try:
-        doc = open_document(receipt, kind="receipt", recipient=st.code, verify_key=st.hub_key)
+        doc = open_document(receipt, kind=Receipt.KIND, recipient=st.code, verify_key=st.hub_key)
+        body = Receipt.from_wire(doc.body)
     except RemoteProtocolError as exc:
         return Upload(state, reason=f"回执签名无法核验：{exc}")
-    body = doc.body if isinstance(doc.body, dict) else {}
-    batch = body.get("batch")
-    return Upload(
-        state,
-        at=str(body.get("at", "")),
-        hub_name=str(body.get("hub_name", "")),
-        batch=batch.hex()[:16] if isinstance(batch, bytes) else "",
-        verified=True,
-    )
+    return Upload(state, at=body.at, hub_name=body.hub_name, batch=body.batch.hex()[:16], verified=True)
 
 
 def receipt_view(st: Station, numbers: list[str]) -> dict[str, Any]:

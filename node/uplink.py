@@ -15,14 +15,18 @@ from pathlib import Path
 from node import blobs, freshness, hubkeys
 from node.epoch import reissue_after_fork
 from node.station import Station
-from protocol.batch import batch_filename, build_batch, verify_batch
+from protocol.acks import Acks
+from protocol.batch import build_batch_hashed, span_filename
 from protocol.codec import unpack
-from protocol.document import Document, open_document, sign_document
+from protocol.document import Document, open_document
 from protocol.enrolment import encode_claim
 from protocol.errors import RemoteProtocolError
+from protocol.feed import FeedPage, PullRequest
 from protocol.frame import peek_header
 from protocol.keys import load_seal_public
-from protocol.limits import BATCH_PLAN_BYTES, BATCH_PLAN_CHANGES, RECEIPT_FRAME_MAX_BYTES
+from protocol.limits import BATCH_PLAN_BYTES, BATCH_PLAN_CHANGES
+from protocol.wire import REQUEST_HEADER as REQUEST_HEADER  # node/client.py sends the pull under it
+from protocol.wire import sign_message
 from replica import carried_files
 from replica.errors import Refused
 from replica.ids import iso_from_ms
@@ -34,7 +38,6 @@ from sync.session import SETTLED, Ack, AckResult, Outgoing
 
 MAX_BATCH_CHANGES = BATCH_PLAN_CHANGES  # aliases of the shared table's names
 MAX_BATCH_BYTES = BATCH_PLAN_BYTES
-REQUEST_HEADER = "X-Sanji-Request"
 
 
 def build_outbox(st: Station, max_batches: int | None = None) -> int:
@@ -67,7 +70,7 @@ def build_outbox(st: Station, max_batches: int | None = None) -> int:
             part = wires[rng.start : rng.stop]
             first = int(str(part[0][2]))
             last = first + len(part) - 1
-            frame = build_batch(
+            frame, chain = build_batch_hashed(
                 origin=code,
                 epoch=epoch,
                 first_seq=first,
@@ -80,8 +83,6 @@ def build_outbox(st: Station, max_batches: int | None = None) -> int:
                 recipient_key=seal_key_id,
                 horizon=horizon,
             )
-            vb = verify_batch(frame, recipient=hub_id, verify_key=lambda s, k: st.keys.sign.public_key())
-            chain = vb.frame.header_hash
             st.conn.execute(
                 "INSERT INTO outbox (hash, epoch, first_seq, last_seq, frame, state, created_ms)"
                 " VALUES (?,?,?,?,?,'pending',?)",
@@ -104,33 +105,24 @@ def unsettled(st: Station) -> list[tuple[Outgoing, bytes]]:
 def read_acks(st: Station, data: bytes) -> list[Ack]:
     """Open the hub's signed answer to a push and record every acknowledgement in the outbox."""
     try:
-        doc = open_document(data, kind="acks", recipient=st.code, verify_key=st.hub_key)
+        doc = open_document(data, kind=Acks.KIND, recipient=st.code, verify_key=st.hub_key)
     except RemoteProtocolError as exc:
         raise Refused(f"the hub's answer could not be verified: {exc}") from exc
     return record_acks(st, doc)
 
 
 def record_acks(st: Station, doc: Document) -> list[Ack]:
-    body = doc.body
-    if not isinstance(body, dict) or not isinstance(body.get("acks"), list):
-        raise Refused("the hub's answer has no acknowledgements")
+    try:
+        body = Acks.from_wire(doc.body)
+    except RemoteProtocolError as exc:
+        raise Refused(f"the hub's answer is not a readable list of acknowledgements: {exc}") from exc
     acks: list[Ack] = []
     with st.transaction():
-        for raw in body["acks"]:
-            if not isinstance(raw, dict):
-                continue
-            try:
-                result = AckResult(str(raw.get("result")))
-            except ValueError:
-                continue
-            bhash = raw.get("batch")
-            if not isinstance(bhash, bytes):
-                continue
-            ack = Ack(bhash, result, int(raw.get("expected") or 0), str(raw.get("reason") or ""))
+        for wire in body.acks:
+            result, bhash = AckResult(wire.result), wire.batch
+            ack = Ack(bhash, result, wire.expected, wire.reason)
             acks.append(ack)
-            receipt = raw.get("receipt") if isinstance(raw.get("receipt"), bytes) else None
-            if receipt is not None and len(receipt) > RECEIPT_FRAME_MAX_BYTES:
-                receipt = None  # a receipt is a small signed frame; a larger one is kept by nobody
+            receipt = wire.receipt or None  # over the receipt cap, from_wire has already dropped it
             if result in SETTLED:
                 st.conn.execute(
                     "UPDATE outbox SET state=?, reason=?, receipt=COALESCE(?, receipt),"
@@ -185,22 +177,13 @@ def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
     cat = st.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
     # seq and epoch: what this station had written when it had applied its feed up to ``after``; the hub
     # learns from them which decisions its later changes were written having seen (sync/admission.py).
-    body: dict[str, object] = {
-        "after": after,
-        "catalogue_version": int(cat),
-        "pending": st.pending_changes(),
-        "at_ms": st.clock(),
-        "problem": freshness.report(st),
-        "seq": st.meta.int("seq"),
-        "epoch": st.meta.int("epoch", 1),
-    }
+    seq, epoch = st.meta.int("seq"), st.meta.int("epoch", 1)
     seen = st.meta.get("horizon", [])
-    if isinstance(seen, list) and len(seen) == 3 and seen[0] == body["epoch"] and seen[2] == after:
-        body["seq"] = seen[1]  # the earliest of our changes known to be written after applying ``after``
-    if nonce:
-        body["nonce"] = nonce
-    doc = sign_document("pull", body, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign)
-    return base64.b64encode(doc).decode()
+    if isinstance(seen, list) and len(seen) == 3 and seen[0] == epoch and seen[2] == after:
+        seq = int(seen[1])  # the earliest of our changes known to be written after applying ``after``
+    body = PullRequest(after, st.clock(), int(cat), st.pending_changes(), freshness.report(st), seq, epoch, nonce)
+    doc = sign_message(body, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign)
+    return base64.b64encode(doc.frame).decode()
 
 
 class FeedGap(Refused):
@@ -223,33 +206,33 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
     try:
         doc = open_document(
             data,
-            kind="feed",
+            kind=FeedPage.KIND,
             recipient=st.code,
             verify_key=st.hub_key,
             unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None,
         )
     except RemoteProtocolError as exc:
         raise Refused(f"feed refused: {exc}") from exc
-    body = doc.body
-    if not isinstance(body, dict) or not isinstance(body.get("changes"), list):
-        raise Refused("feed page has no changes list")
+    try:
+        page = FeedPage.from_wire(doc.body)
+    except RemoteProtocolError as exc:
+        raise Refused(f"feed page is malformed: {exc}") from exc
     changes = []
-    for raw in body["changes"]:
+    for raw in page.changes:
         try:
             changes.append(change_from_wire(raw))
         except ModelError as exc:
             raise Refused(f"feed page carries an invalid change: {exc}") from exc
     outcome = ""
-    after = body.get("after")
-    if isinstance(after, int) and after > st.meta.int("feed_cursor"):
+    if page.after > st.meta.int("feed_cursor"):
         # Applying it would move the cursor past pages we never applied (a damaged file on the stick):
         # refuse, so the missing pages are asked for again.
         raise FeedGap(
-            f"feed page starts after change {after}, but this station has applied only up to "
+            f"feed page starts after change {page.after}, but this station has applied only up to "
             f"{st.meta.int('feed_cursor')}; import the earlier pages first (or sync online)"
         )
-    generation = body.get("generation")
-    if isinstance(generation, str) and generation != st.meta.text("hub_generation"):
+    generation = page.generation
+    if generation is not None and generation != st.meta.text("hub_generation"):
         # The hub was restored from a backup: its change numbering restarted, so our cursor means
         # nothing there any more. Start the feed over; changes we already hold are skipped.
         with st.transaction():
@@ -260,12 +243,11 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
                 st.meta.set("horizon", [])  # positions in the old generation's feed mean nothing now
                 return FeedResult(0, 0, True, "")
     with st.transaction():
-        origins = body.get("origins")
-        if isinstance(origins, dict):
-            st.remember_origins({str(k): str(v) for k, v in origins.items()})
-        if isinstance(body.get("catalogue"), bytes):
+        if page.origins:
+            st.remember_origins(page.origins)
+        if page.catalogue is not None:
             try:
-                _, outcome = st.store_catalogue(body["catalogue"])
+                _, outcome = st.store_catalogue(page.catalogue)
             except (Refused, CatalogueError) as exc:
                 # A release this station cannot use must not cost it the page's changes: they apply,
                 # the station keeps its current release, and staff see why (`node status`).
@@ -275,22 +257,20 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
                     f"区局发来的事项目录未通过校验，已拒收，继续使用当前目录"
                     f"（{exc}）；请联系区局 (catalogue release refused)",
                 )
-        devices = body.get("field_devices")
-        if isinstance(devices, list) and all(isinstance(d, str) for d in devices):
-            st.meta.set("field_devices", sorted(devices))
+        if page.field_devices is not None:
+            st.meta.set("field_devices", sorted(page.field_devices))
         result = st.records.apply(changes)
         for c in changes:
             st.observe(c.hlc)
-        nxt = int(body.get("next") or 0)
+        nxt = page.next
         if nxt > st.meta.int("feed_cursor"):
             st.meta.set("feed_cursor", nxt)
             # What we have now seen, as of the changes we have written so far: every batch says it, so
             # the hub can tell a concurrent write of ours from one made after we received a decision.
             st.meta.set("horizon", [st.meta.int("epoch", 1), st.meta.int("seq"), nxt])
-        hub_ms = body.get("hub_ms") if type(body.get("hub_ms")) is int else 0
-        if int(str(hub_ms)) > st.meta.int("hub_time"):
-            st.meta.set("hub_time", hub_ms)  # the newest genuine hub time (status shows it)
-    return FeedResult(result.applied, nxt, bool(body.get("more")), outcome, int(str(hub_ms)))
+        if page.hub_ms > st.meta.int("hub_time"):
+            st.meta.set("hub_time", page.hub_ms)  # the newest genuine hub time (status shows it)
+    return FeedResult(result.applied, nxt, page.more, outcome, page.hub_ms)
 
 
 # -- by hand ---------------------------------------------------------------------------------------
@@ -310,8 +290,7 @@ def export(st: Station, out: Path) -> dict[str, object]:
         files.append(str(path))
     changes = 0
     for outgoing, frame in unsettled(st):
-        vb = verify_batch(frame, recipient=st.hub_id, verify_key=lambda s, k: st.keys.sign.public_key())
-        path = out / batch_filename(vb.header)
+        path = out / span_filename(st.code, outgoing.epoch, outgoing.first_seq, outgoing.last_seq)
         path.write_bytes(frame)
         files.append(str(path))
         changes += outgoing.last_seq - outgoing.first_seq + 1
@@ -354,8 +333,8 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
                     _, outcome = st.store_catalogue(data)
                 if outcome == "rollback_refused":
                     raise Refused("older than the catalogue this station already has (rollback refused)")
-            elif kind == "acks":
-                doc = open_document(data, kind="acks", recipient=st.code, verify_key=st.hub_key)
+            elif kind == Acks.KIND:
+                doc = open_document(data, kind=Acks.KIND, recipient=st.code, verify_key=st.hub_key)
                 record_acks(st, doc)
             elif kind == "blobs_held":  # the hub holds these photos: they may be purged here
                 blobs.import_held(st, data)

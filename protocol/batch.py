@@ -22,7 +22,7 @@ from protocol.frame import (
     VerifiedFrame,
     VerifyKey,
     open_payload,
-    seal_frame,
+    seal_frame_hashed,
     verify_frame,
 )
 from protocol.keys import is_key_id, key_id, public_bytes
@@ -183,7 +183,12 @@ class VerifiedBatch:
 
 def batch_filename(header: BatchHeader) -> str:
     """`{origin}_{epoch}_{first_seq:010d}-{last_seq:010d}.sjb`; zero padding keeps files in seq order."""
-    return f"{header.origin}_{header.epoch}_{header.first_seq:010d}-{header.last_seq:010d}{FILE_SUFFIX}"
+    return span_filename(header.origin, header.epoch, header.first_seq, header.last_seq)
+
+
+def span_filename(origin: str, epoch: int, first_seq: int, last_seq: int) -> str:
+    """`batch_filename` from the span alone, for a sender that knows what it signed."""
+    return f"{origin}_{epoch}_{first_seq:010d}-{last_seq:010d}{FILE_SUFFIX}"
 
 
 def build_batch(
@@ -201,7 +206,40 @@ def build_batch(
     compress_level: int = 6,
     horizon: tuple[int, int] | None = None,
 ) -> bytes:
-    """Sign (and, given `seal_to`, seal) `changes` as one batch frame from `origin` to `recipient`.
+    """`build_batch_hashed` without the hash."""
+    return build_batch_hashed(
+        origin=origin,
+        epoch=epoch,
+        first_seq=first_seq,
+        changes=changes,
+        prev=prev,
+        recipient=recipient,
+        hlc=hlc,
+        signing_key=signing_key,
+        seal_to=seal_to,
+        recipient_key=recipient_key,
+        compress_level=compress_level,
+        horizon=horizon,
+    )[0]
+
+
+def build_batch_hashed(
+    *,
+    origin: str,
+    epoch: int,
+    first_seq: int,
+    changes: list[object],
+    prev: bytes,
+    recipient: str,
+    hlc: int,
+    signing_key: Ed25519PrivateKey,
+    seal_to: X25519PublicKey | None = None,
+    recipient_key: str = "",
+    compress_level: int = 6,
+    horizon: tuple[int, int] | None = None,
+) -> tuple[bytes, bytes]:
+    """Sign (and, given `seal_to`, seal) `changes` as one batch frame from `origin` to `recipient`:
+    the frame and its header hash (the batch's id, the next batch's `prev`).
 
     `recipient_key` may be left empty when sealing; it is then the key id of `seal_to`.
     """
@@ -246,7 +284,7 @@ def build_batch(
     }
     if horizon is not None:
         header["horizon"] = list(horizon)
-    return seal_frame(header, changes, signing_key=signing_key, seal_to=seal_to, compress_level=compress_level)
+    return seal_frame_hashed(header, changes, signing_key=signing_key, seal_to=seal_to, compress_level=compress_level)
 
 
 def verify_batch(
@@ -284,7 +322,9 @@ __all__ = [
     "VerifiedBatch",
     "batch_filename",
     "build_batch",
+    "build_batch_hashed",
     "is_origin",
     "open_batch_changes",
+    "span_filename",
     "verify_batch",
 ]

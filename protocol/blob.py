@@ -18,9 +18,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from protocol.errors import MalformedError, TooLargeError
 from protocol.limits import BLOB_MAX_BYTES
+from protocol.wire import Field, read_fields
 
 KIND = "blob"
 CHUNK_SIZE = 256 * 1024
@@ -71,6 +73,19 @@ def missing_chunks(size: int, held: Iterable[int]) -> list[int]:
 
 @dataclass(frozen=True)
 class BlobRequest:
+    """Body of a `blob` document (station -> hub): only the fields of its `op` are present."""
+
+    KIND: ClassVar[str] = KIND
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("op", "str"),
+        Field("sha256", "str"),
+        Field("size", "uint"),
+        Field("index", "uint", required=False),
+        Field("chunk_sha256", "str", required=False),
+        Field("at_ms", "uint", required=False),
+        Field("data", "bin", required=False),
+    )
+
     op: str
     sha256: str
     size: int
@@ -78,6 +93,37 @@ class BlobRequest:
     chunk_sha256: str = ""  # chunk requests only
     at_ms: int = 0  # HTTP requests only
     data: bytes = b""  # files only
+
+    def to_wire(self) -> dict[str, object]:
+        return request_body(self)
+
+    @classmethod
+    def from_wire(cls, body: object) -> BlobRequest:
+        return parse_request(body)
+
+
+@dataclass(frozen=True)
+class BlobsHeld:
+    """Body of a `blobs_held` document (hub -> station): the photos the hub holds whole, so a station
+    (a field device carrying sticks) may purge its copies."""
+
+    KIND: ClassVar[str] = "blobs_held"
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("station", "str"), Field("held", "[str]"))
+
+    station: str
+    held: tuple[str, ...]  # content addresses, 64 lowercase hex
+
+    def to_wire(self) -> dict[str, object]:
+        return {"station": self.station, "held": list(self.held)}
+
+    @classmethod
+    def from_wire(cls, body: object) -> BlobsHeld:
+        f = read_fields(body, cls.FIELDS, "a list of held blobs")
+        held = f["held"]
+        assert isinstance(held, list)
+        if not all(is_sha256_hex(h) for h in held):
+            raise MalformedError("a list of held blobs names something that is not a content address")
+        return cls(str(f["station"]), tuple(str(h) for h in held))
 
 
 def request_body(req: BlobRequest) -> dict[str, object]:
@@ -138,6 +184,7 @@ __all__ = [
     "KIND",
     "MAX_BLOB_BYTES",
     "BlobRequest",
+    "BlobsHeld",
     "check_size",
     "chunk_count",
     "chunk_span",

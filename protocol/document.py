@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from protocol.batch import KIND as BATCH_KIND
 from protocol.codec import DEFAULT_LIMITS, Limits
 from protocol.errors import LocalProtocolError, ValidationError
-from protocol.frame import BROADCAST, UnsealKey, VerifyKey, open_payload, seal_frame, verify_frame
+from protocol.frame import BROADCAST, UnsealKey, VerifyKey, open_payload, seal_frame_hashed, verify_frame
 
 _BASE_FIELDS = frozenset({"kind", "signer", "recipient", "recipient_key"})
 
@@ -56,7 +56,34 @@ def sign_document(
     extra_header: dict[str, object] | None = None,
     compress_level: int = 6,
 ) -> bytes:
-    """Sign `body` as a `kind` document from `signer` to `recipient` (`"*"` for everyone).
+    """Sign `body` as a `kind` document from `signer` to `recipient` (see `sign_document_hashed`)."""
+    return sign_document_hashed(
+        kind,
+        body,
+        signer=signer,
+        recipient=recipient,
+        signing_key=signing_key,
+        seal_to=seal_to,
+        recipient_key=recipient_key,
+        extra_header=extra_header,
+        compress_level=compress_level,
+    )[0]
+
+
+def sign_document_hashed(
+    kind: str,
+    body: object,
+    *,
+    signer: str,
+    recipient: str,
+    signing_key: Ed25519PrivateKey,
+    seal_to: X25519PublicKey | None = None,
+    recipient_key: str = "",
+    extra_header: dict[str, object] | None = None,
+    compress_level: int = 6,
+) -> tuple[bytes, bytes]:
+    """Sign `body` as a `kind` document from `signer` to `recipient` (`"*"` for everyone): the frame
+    and its header hash.
 
     `extra_header` adds kind-specific, signed fields that a receiver can read before opening the body
     (e.g. a catalogue version); they may not reuse a frame field name.
@@ -70,7 +97,7 @@ def sign_document(
             raise LocalProtocolError(f"extra_header may not set frame fields {sorted(clash)}")
         header.update(extra_header)
     header.update(kind=_check_kind(kind), signer=signer, recipient=recipient, recipient_key=recipient_key)
-    return seal_frame(header, body, signing_key=signing_key, seal_to=seal_to, compress_level=compress_level)
+    return seal_frame_hashed(header, body, signing_key=signing_key, seal_to=seal_to, compress_level=compress_level)
 
 
 def open_document(
@@ -98,4 +125,4 @@ def open_document(
     return Document(kind=frame.kind, signer=frame.signer, header=frame.header, body=body, header_hash=frame.header_hash)
 
 
-__all__ = ["Document", "open_document", "sign_document"]
+__all__ = ["Document", "open_document", "sign_document", "sign_document_hashed"]

@@ -119,7 +119,22 @@ def seal_frame(
     seal_to: X25519PublicKey | None = None,
     compress_level: int = 6,
 ) -> bytes:
-    """Encode, compress, optionally seal, and sign `payload` under `header`.
+    """Encode, compress, optionally seal, and sign `payload` under `header` (see `seal_frame_hashed`)."""
+    return seal_frame_hashed(header, payload, signing_key=signing_key, seal_to=seal_to, compress_level=compress_level)[
+        0
+    ]
+
+
+def seal_frame_hashed(
+    header: dict[str, object],
+    payload: object,
+    *,
+    signing_key: Ed25519PrivateKey,
+    seal_to: X25519PublicKey | None = None,
+    compress_level: int = 6,
+) -> tuple[bytes, bytes]:
+    """Encode, compress, optionally seal, and sign `payload` under `header`: the frame and its header
+    hash, so a sender never has to verify its own frame to learn the hash.
 
     `header` must hold `kind`, `signer`, `recipient` and `recipient_key`, plus any kind-specific
     fields; `v`, `codec`, `sealed`, `body_sha256` and `signer_key` are filled in here. When sealing,
@@ -178,7 +193,7 @@ def seal_frame(
     frame = _encode_frame(header_bytes, body, _sign_header(header_bytes, signing_key))
     if len(frame) > FRAME_MAX_BYTES:
         raise LocalProtocolError(f"frame is {len(frame)} bytes; receivers accept {FRAME_MAX_BYTES}")
-    return frame
+    return frame, hashlib.sha256(header_bytes).digest()
 
 
 def _split(data: bytes, max_bytes: int) -> tuple[bytes, bytes, bytes]:
@@ -349,6 +364,7 @@ __all__ = [
     "open_payload",
     "peek_header",
     "seal_frame",
+    "seal_frame_hashed",
     "seal_info",
     "verify_frame",
 ]

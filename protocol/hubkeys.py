@@ -27,13 +27,13 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from protocol.document import open_document, sign_document
-from protocol.errors import ValidationError
+from protocol.document import open_document
+from protocol.errors import MalformedError, ValidationError
 from protocol.frame import BROADCAST, peek_header
+from protocol.hubkey_docs import KEYS_KIND, ROOT_KIND, KeysDoc, RootChange
 from protocol.keys import KEY_BYTES, key_id, load_verify_key, public_bytes
+from protocol.wire import sign_message
 
-ROOT_KIND = "hub-root"
-KEYS_KIND = "hub-keys"
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 FINGERPRINT_CHARS = 12
 MAX_HISTORY = 4096  # documents in a history: far beyond decades of yearly rotations
@@ -85,51 +85,38 @@ class KeyList:
 
 def sign_root_change(prev_key: Ed25519PrivateKey, new_root: bytes, *, hub_id: str, seq: int) -> bytes:
     """`prev_key` names `new_root` as the root that follows it."""
-    body = {"hub_id": hub_id, "seq": seq, "prev": public_bytes(prev_key), "root": new_root}
-    return sign_document(
-        ROOT_KIND, body, signer=hub_id, recipient=BROADCAST, signing_key=prev_key, extra_header={"seq": seq}
-    )
+    body = RootChange(hub_id, seq, public_bytes(prev_key), new_root)
+    return sign_message(body, signer=hub_id, recipient=BROADCAST, signing_key=prev_key, extra_header={"seq": seq}).frame
 
 
 def sign_key_list(
     root_key: Ed25519PrivateKey, *, hub_id: str, version: int, sign: bytes, seal: bytes, issued_ms: int, expires_ms: int
 ) -> bytes:
     """The root's list of the hub's current online keys."""
-    body = {
-        "hub_id": hub_id,
-        "version": version,
-        "root": public_bytes(root_key),
-        "sign": sign,
-        "seal": seal,
-        "issued_ms": issued_ms,
-        "expires_ms": expires_ms,
-    }
-    return sign_document(
-        KEYS_KIND, body, signer=hub_id, recipient=BROADCAST, signing_key=root_key, extra_header={"version": version}
-    )
+    body = KeysDoc(hub_id, version, public_bytes(root_key), sign, seal, issued_ms, expires_ms)
+    return sign_message(
+        body, signer=hub_id, recipient=BROADCAST, signing_key=root_key, extra_header={"version": version}
+    ).frame
 
 
-def _open(doc: bytes, kind: str, key: bytes) -> dict[str, object]:
+def _open_root(doc: bytes, key: bytes) -> RootChange:
+    try:
+        return RootChange.from_wire(_open(doc, ROOT_KIND, key))
+    except MalformedError as exc:
+        raise KeyChainError(f"a hub-root change is malformed: {exc}") from exc
+
+
+def _open_keys(doc: bytes, key: bytes) -> KeysDoc:
+    try:
+        return KeysDoc.from_wire(_open(doc, KEYS_KIND, key))
+    except MalformedError as exc:
+        raise KeyChainError(f"a hub-keys list is malformed: {exc}") from exc
+
+
+def _open(doc: bytes, kind: str, key: bytes) -> object:
     pub: Ed25519PublicKey = load_verify_key(key)
     kid = key_id(key)
-    opened = open_document(doc, kind=kind, recipient=BROADCAST, verify_key=lambda s, k: pub if k == kid else None)
-    if not isinstance(opened.body, dict):
-        raise KeyChainError(f"a {kind} document is not a map")
-    return opened.body
-
-
-def _bytes32(body: dict[str, object], name: str) -> bytes:
-    value = body.get(name)
-    if not isinstance(value, bytes) or len(value) != KEY_BYTES:
-        raise KeyChainError(f"a hub key document lacks its 32-byte {name!r}")
-    return value
-
-
-def _int(body: dict[str, object], name: str) -> int:
-    value = body.get(name)
-    if type(value) is not int or value < 0:
-        raise KeyChainError(f"a hub key document lacks its {name!r}")
-    return value
+    return open_document(doc, kind=kind, recipient=BROADCAST, verify_key=lambda s, k: pub if k == kid else None).body
 
 
 def follow(history: Sequence[bytes], *, hub_id: str, anchor: bytes, version: int = 0) -> tuple[bytes, KeyList | None]:
@@ -152,24 +139,17 @@ def follow(history: Sequence[bytes], *, hub_id: str, anchor: bytes, version: int
             continue  # signed off our path (an earlier root, another branch): not ours to trust
         kind = header.get("kind")
         if kind == ROOT_KIND:
-            body = _open(doc, ROOT_KIND, root)
-            if body.get("hub_id") != hub_id or _bytes32(body, "prev") != root:
+            change = _open_root(doc, root)
+            if change.hub_id != hub_id or change.prev != root:
                 raise KeyChainError("a root change names another hub or another previous root")
-            root = _bytes32(body, "root")
+            root = change.root
             if best is not None:  # lists signed by the old root still count as versions seen
                 floor, best = max(floor, best.version), None
         elif kind == KEYS_KIND:
-            body = _open(doc, KEYS_KIND, root)
-            if body.get("hub_id") != hub_id or _bytes32(body, "root") != root:
+            body = _open_keys(doc, root)
+            if body.hub_id != hub_id or body.root != root:
                 raise KeyChainError("a key list names another hub or another root")
-            listed = KeyList(
-                root,
-                _int(body, "version"),
-                _bytes32(body, "sign"),
-                _bytes32(body, "seal"),
-                _int(body, "issued_ms"),
-                _int(body, "expires_ms"),
-            )
+            listed = KeyList(root, body.version, body.sign, body.seal, body.issued_ms, body.expires_ms)
             if listed.version > floor and (best is None or listed.version > best.version):
                 best = listed
     return root, best
@@ -186,9 +166,9 @@ def listed_sign_keys(history: Sequence[bytes], *, hub_id: str, anchor: bytes) ->
         if header.get("signer_key") != key_id(root) or header.get("signer") != hub_id:
             continue
         if header.get("kind") == ROOT_KIND:
-            root = _bytes32(_open(doc, ROOT_KIND, root), "root")
+            root = _open_root(doc, root).root
         elif header.get("kind") == KEYS_KIND:
-            sign = _bytes32(_open(doc, KEYS_KIND, root), "sign")
+            sign = _open_keys(doc, root).sign
             if sign not in found:
                 found.append(sign)
     return found

@@ -20,6 +20,7 @@ import pytest
 from node.reconcile import Conversation
 from node.station import Station
 from protocol.codec import unpack
+from protocol.reconciliation import RepairAnswer
 from tests.hostile.compromised import (
     OPERATOR,
     VILLAGE,
@@ -48,7 +49,8 @@ def repair(d: District, foreign: list[object]) -> dict[str, object]:
 
     async def go() -> dict[str, object]:
         async with aiohttp.ClientSession() as session:
-            return await Conversation(st, session, d.hub.url).ask({"op": "repair", "changes": [], "foreign": foreign})
+            talk = Conversation(st, session, d.hub.url)
+            return (await talk.ask(RepairAnswer.from_wire, "repair", changes=(), foreign=tuple(foreign))).to_wire()
 
     try:
         return asyncio.run(go())

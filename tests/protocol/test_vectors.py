@@ -6,6 +6,9 @@ Regenerate (only after a deliberate format change) with:
 `sealed_feed` is the one vector whose bytes change at each regeneration: HPKE draws a fresh ephemeral
 key inside `cryptography` (no way to inject one), so its test checks that the stored frame verifies and
 opens with the stored recipient seed to the stored body, not that it is reproduced byte for byte.
+
+`documents` holds one frame of every document kind (tests/protocol/document_vectors.py), and
+`canonical_pack` its input value as well as its bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from protocol.document import open_document, sign_document
 from protocol.errors import UnknownKeyError
 from protocol.frame import seal_info, verify_frame
 from protocol.keys import key_id, public_bytes, sealing_key_from_seed, signing_key_from_seed
+from protocol.messages import BODIES
+from protocol.wire import Message
+from tests.protocol.document_vectors import document_frames, document_vectors, from_json, to_json
 
 VECTOR_FILE = Path(__file__).parent / "vectors.json"
 
@@ -99,7 +105,11 @@ def build_vectors() -> dict[str, object]:
             "seal_public": seal_pub.hex(),
             "seal_key_id": key_id(seal_pub),
         },
-        "canonical_pack": {"hex": pack(CANONICAL_VALUE).hex()},
+        "canonical_pack": {
+            "note": "value: the input, keys in the order given (the encoding sorts them); tags as in documents",
+            "value": to_json(CANONICAL_VALUE),
+            "hex": pack(CANONICAL_VALUE).hex(),
+        },
         "batch_stored": {
             "note": "compress_level=0, so the bytes do not depend on the zlib implementation",
             "changes": VECTOR_CHANGES,
@@ -112,6 +122,7 @@ def build_vectors() -> dict[str, object]:
             "header_hash_hex": _header_hash(compressed),
         },
         "sealed_feed": _sealed_feed_vector(),
+        "documents": document_vectors(),
     }
 
 
@@ -162,6 +173,36 @@ def test_canonical_pack_vector() -> None:
     expected = bytes.fromhex(_vectors()["canonical_pack"]["hex"])
     assert pack(CANONICAL_VALUE) == expected
     assert pack(unpack(expected)) == expected
+    # The stored input value is the one encoded (JSON has no tuples: they are arrays, as msgpack has them).
+    stored: object = _vectors()["canonical_pack"]["value"]
+    assert pack(from_json(stored)) == expected
+    assert list(stored) == list(CANONICAL_VALUE)  # type: ignore[call-overload, arg-type]  # unsorted, as given
+
+
+def test_every_document_kind_has_a_vector_reproduced_byte_for_byte() -> None:
+    stored = _vectors()["documents"]
+    seeds = {k: bytes.fromhex(v) for k, v in stored["seeds"].items()}  # type: ignore[attr-defined]
+    frames: list[dict[str, object]] = stored["frames"]  # type: ignore[assignment]
+    made = document_frames()
+    assert [f["body_class"] for f in frames] == [name for name, *_ in made]
+    kinds = {str(f["kind"]) for f in frames}
+    assert kinds == {cls.KIND for cls in BODIES if hasattr(cls, "KIND")}  # every document kind, no other
+    classes = {cls.__name__: cls for cls in BODIES}
+    for vector, (name, body, frame, header_hash) in zip(frames, made, strict=True):
+        assert (frame.hex(), header_hash.hex()) == (vector["frame_hex"], vector["header_hash_hex"]), name
+        pub = signing_key_from_seed(seeds[str(vector["signer_seed"])]).public_key()
+        assert key_id(public_bytes(pub)) == vector["signer_key_id"]
+        doc = open_document(
+            frame,
+            kind=str(vector["kind"]),
+            recipient=str(vector["recipient"]),
+            verify_key=lambda s, k, pub=pub: pub,  # type: ignore[arg-type, misc]
+        )
+        assert doc.header_hash == header_hash
+        assert doc.body == from_json(vector["body"])
+        assert {k: doc.header[k] for k in from_json(vector["header_extra"])} == from_json(vector["header_extra"])  # type: ignore[union-attr]
+        typed: Message = classes[name].from_wire(doc.body)  # type: ignore[attr-defined]
+        assert typed == body and typed.to_wire() == doc.body  # read once, written back the same
 
 
 def test_batch_vector_is_reproduced_byte_for_byte() -> None:

@@ -1,0 +1,187 @@
+"""Downstream sync on the wire: the station's signed `pull` request and the hub's `feed` page.
+
+A pull travels base64 in the `X-Sanji-Request` header; its body says where the station's cursor is
+(`after`), what it holds, and, online, a `nonce` the page must answer in its signed header. A page
+carries the station's changes after `after` up to `next`; its span (`after`, `next`, `more`, and the
+pull's `nonce`) is repeated in the signed header, so a station that cannot open the body can still
+tell which span it sets aside (`node/feed_quarantine.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from protocol.wire import U62, Field, below, read_fields
+
+NONCE_BYTES = 16  # what a station sends; the hub answers a nonce of at most MAX_NONCE_BYTES
+MAX_NONCE_BYTES = 64
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """Body of a `pull` document (station -> hub)."""
+
+    KIND: ClassVar[str] = "pull"
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("after", "uint"),
+        Field("at_ms", "uint"),
+        Field("catalogue_version", "uint", required=False),
+        Field("pending", "uint", required=False),
+        Field("problem", "str", required=False),
+        Field("seq", "uint", required=False),
+        Field("epoch", "uint", required=False),
+        Field("nonce", "bin", required=False),
+    )
+
+    after: int  # the station's feed cursor
+    at_ms: int  # the station's clock, Unix ms
+    catalogue_version: int = 0
+    pending: int = 0  # own changes not yet acknowledged
+    problem: str | None = None  # what the station shows its staff; None: not said
+    seq: int | None = None  # with epoch: what the station had written when it had applied `after`
+    epoch: int | None = None
+    nonce: bytes = b""  # online pulls: the page must answer it
+
+    def to_wire(self) -> dict[str, object]:
+        wire: dict[str, object] = {
+            "after": self.after,
+            "at_ms": self.at_ms,
+            "catalogue_version": self.catalogue_version,
+            "pending": self.pending,
+        }
+        for name in ("problem", "seq", "epoch"):
+            if getattr(self, name) is not None:
+                wire[name] = getattr(self, name)
+        if self.nonce:
+            wire["nonce"] = self.nonce
+        return wire
+
+    @classmethod
+    def from_wire(cls, body: object) -> PullRequest:
+        what = "a pull request"
+        f = read_fields(body, cls.FIELDS, what)
+        # Counters go into SQLite: anything at or over 2**62 is refused here, not by an overflow later.
+        counts = {
+            k: below(int(str(f.get(k, 0))), U62, k, what) for k in ("after", "at_ms", "catalogue_version", "pending")
+        }
+        seq, epoch, problem, nonce = f.get("seq"), f.get("epoch"), f.get("problem"), f.get("nonce", b"")
+        assert isinstance(nonce, bytes)
+        return cls(
+            counts["after"],
+            counts["at_ms"],
+            counts["catalogue_version"],
+            counts["pending"],
+            problem if isinstance(problem, str) else None,
+            seq if isinstance(seq, int) else None,
+            epoch if isinstance(epoch, int) else None,
+            nonce,
+        )
+
+
+@dataclass(frozen=True)
+class FeedSpan:
+    """The signed header extras of a `feed` page: its span, and the nonce of the pull it answers."""
+
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("after", "uint"),
+        Field("next", "uint"),
+        Field("more", "bool"),
+        Field("nonce", "bin", required=False),
+    )
+
+    after: int
+    next: int
+    more: bool
+    nonce: bytes = b""
+
+    def to_wire(self) -> dict[str, object]:
+        wire: dict[str, object] = {"after": self.after, "next": self.next, "more": self.more}
+        if self.nonce:
+            wire["nonce"] = self.nonce
+        return wire
+
+    @classmethod
+    def from_wire(cls, header: object) -> FeedSpan:
+        """The span of a page's (signed) header; MalformedError when it carries none (a page from a hub
+        before spans were signed)."""
+        f = read_fields(header, cls.FIELDS, "a feed page's header")
+        after, nxt, nonce = int(str(f["after"])), int(str(f["next"])), f.get("nonce", b"")
+        assert isinstance(nonce, bytes)
+        return cls(after, nxt, f["more"] is True, nonce)
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    """Body of a `feed` document (hub -> station)."""
+
+    KIND: ClassVar[str] = "feed"
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("station", "str"),
+        Field("after", "uint"),
+        Field("next", "uint"),
+        Field("more", "bool"),
+        Field("changes", "[change]"),
+        Field("origins", "{str: str}", required=False),
+        Field("catalogue", "frame or nil", required=False),
+        Field("revoked", "[str]", required=False),
+        Field("hub_ms", "uint", required=False),
+        Field("generation", "str", required=False),
+        Field("field_devices", "[str]", required=False),
+    )
+
+    station: str
+    after: int
+    next: int
+    more: bool
+    changes: tuple[list[object], ...]  # checked one by one by sync.change.change_from_wire
+    origins: dict[str, str]  # origin -> tier, for the changes' origins
+    catalogue: bytes | None = None  # a signed `catalogue` document: a release newer than the station's
+    revoked: tuple[str, ...] = ()
+    hub_ms: int = 0  # the hub's clock when it made the page (0: not said)
+    generation: str | None = None  # changes when the hub is restored from a backup; None: not said
+    field_devices: tuple[str, ...] | None = None  # township and street centres only
+
+    @property
+    def span(self) -> FeedSpan:
+        return FeedSpan(self.after, self.next, self.more)
+
+    def to_wire(self) -> dict[str, object]:
+        wire: dict[str, object] = {
+            "station": self.station,
+            "after": self.after,
+            "next": self.next,
+            "more": self.more,
+            "changes": list(self.changes),
+            "origins": dict(self.origins),
+            "catalogue": self.catalogue,
+            "revoked": list(self.revoked),
+            "hub_ms": self.hub_ms,
+            "generation": self.generation or "",
+        }
+        if self.field_devices is not None:
+            wire["field_devices"] = list(self.field_devices)
+        return wire
+
+    @classmethod
+    def from_wire(cls, body: object) -> FeedPage:
+        f = read_fields(body, cls.FIELDS, "a feed page")
+        changes, origins, devices = f["changes"], f.get("origins", {}), f.get("field_devices")
+        catalogue, revoked, generation = f.get("catalogue"), f.get("revoked", []), f.get("generation")
+        assert isinstance(changes, list) and isinstance(origins, dict) and isinstance(revoked, list)
+        return cls(
+            str(f["station"]),
+            int(str(f["after"])),
+            int(str(f["next"])),
+            f["more"] is True,
+            tuple(changes),
+            {str(k): str(v) for k, v in origins.items()},
+            catalogue if isinstance(catalogue, bytes) else None,
+            tuple(str(r) for r in revoked),
+            int(str(f.get("hub_ms", 0))),
+            generation if isinstance(generation, str) else None,
+            tuple(str(d) for d in devices) if isinstance(devices, list) else None,
+        )
+
+
+__all__ = ["MAX_NONCE_BYTES", "NONCE_BYTES", "FeedPage", "FeedSpan", "PullRequest"]
