@@ -22,8 +22,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from hub import operations
 from node import commands, inspection
 from node.assignment import assign
-from node.server import STATION, create_app
+from node.server import create_app
 from node.station import Station
+from node.ui.keys import STATION
 from replica.inspection import tasks_of
 from sync.inspection import PAUSED_LABEL
 from sync.workflow import Move, Status, allowed_moves, may_move

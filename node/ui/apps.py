@@ -3,7 +3,7 @@ its history and the workflow moves this station may make (``node.commands.transi
 
 Moves offered are exactly the ones the workflow table allows from the current status and this
 station's role allows (``sync.workflow``), so a button never leads to a refusal; the command still
-checks again. The move to ``inspecting`` is never a button: it comes with an assignment (``ui_assign``),
+checks again. The move to ``inspecting`` is never a button: it comes with an assignment (``assign``),
 whose form, and the application's inspection tasks and reports, this page also shows. Full ID numbers
 and phones are shown only after staff say who they are and why, and that is written to ``ui_audit``.
 """
@@ -15,9 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
-from node import commands, ui_assign
+from node import commands
+from node.assignment import assign
 from node.station import Station
-from node.ui import (
+from node.ui import assign as assigning
+from node.ui.page import (
     due_of,
     form_post,
     page,
@@ -27,7 +29,7 @@ from node.ui import (
     reveal_values,
     station_of,
 )
-from node.ui_receipt import _settled, upload_state
+from node.ui.receipt import _settled, upload_state
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from replica.webui import describe, read_form, status_label
@@ -86,7 +88,7 @@ def moves_for(st: Station, vals: dict[str, Any]) -> list[dict[str, str]]:
     roles = commands.roles_here(st, str(vals.get("station")), str(vals.get("item")))
     out = []
     for move in allowed_moves(current, immediate=immediate):
-        # 踏勘 needs an inspector: the centre assigns it with its own form (ui_assign), never as a bare move.
+        # 踏勘 needs an inspector: the centre assigns it with its own form (assign), never as a bare move.
         if move is Move.INSPECT or not any(may_move(r, move, immediate=immediate) for r in roles):
             continue
         target = next_status(current, move, immediate=immediate)
@@ -138,11 +140,11 @@ async def _detail(
 
         shown["applicant_id"] = mask_id(str(vals.get("applicant_id", "")))
         shown["applicant_phone"] = mask_phone(str(vals.get("applicant_phone", "")))
-    notice = {"moved": "办件状态已更新，将在下次同步时上传区局。", "inspect": ui_assign.DONE_NOTICE}.get(
+    notice = {"moved": "办件状态已更新，将在下次同步时上传区局。", "inspect": assigning.DONE_NOTICE}.get(
         request.query.get("done", ""), ""
     )
-    tasks = ui_assign.inspections(st, app_id)
-    offer = ui_assign.offer(st, vals, tasks, form=assign_form, error=assign_error)
+    tasks = assigning.inspections(st, app_id)
+    offer = assigning.offer(st, vals, tasks, form=assign_form, error=assign_error)
     if assign_error and offer is None:  # the form is no longer offered (say a task is open now): say why on top
         error = assign_error
     return await page(
@@ -200,8 +202,28 @@ async def reveal(request: web.Request) -> web.StreamResponse:
     return await _detail(request, number, reveal=True)
 
 
+@form_post
+async def inspect(request: web.Request) -> web.StreamResponse:
+    st = station_of(request)
+    number = request.match_info["number"]
+    form = await read_form(request)
+    chosen = {"inspector": str(form.get("inspector", "")).strip()[:64], "due": str(form.get("due", "")).strip()[:32]}
+    try:
+        commands.find(st, number)
+    except Refused as exc:
+        return await refuse(request, 404, str(exc))
+    if not chosen["inspector"]:
+        return await _detail(request, number, status=400, assign_form=chosen, assign_error="请选择踏勘设备。")
+    try:
+        assign(st, number, chosen["inspector"], chosen["due"] or None)
+    except Refused as exc:
+        return await _detail(request, number, status=400, assign_form=chosen, assign_error=f"未能安排踏勘：{exc}")
+    return web.Response(status=303, headers={"Location": f"/applications/{number}?done=inspect"})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/applications", applications)
     app.router.add_get("/applications/{number}", application)
     app.router.add_post("/applications/{number}/transition", transition)
     app.router.add_post("/applications/{number}/reveal", reveal)
+    app.router.add_post("/applications/{number}/inspect", inspect)

@@ -4,7 +4,7 @@ The uploaded photos and signature are written to a temporary folder inside the d
 (citizens' photos never go to a shared temp directory) and handed to ``node.inspection.report``, the
 code ``sanji node report`` runs, so the form refuses exactly what the command refuses and writes
 nothing when it does. A refusal shows the form again with the reason and everything typed kept. The
-photos and signature that were fine are kept too (``ui_uploads``), so an inspector on site never has
+photos and signature that were fine are kept too (``uploads``), so an inspector on site never has
 to take a photo twice because a GPS figure was mistyped.
 
 The signature comes either from the drawing pad (a PNG data URL put in a hidden field by
@@ -23,9 +23,11 @@ from typing import Any
 
 from aiohttp import web
 
-from node import inspection, ui_uploads
-from node.ui import CSRF, station_of
-from node.ui_tasks import EMPTY_FORM, find_task, task_page
+from node import inspection
+from node.ui import uploads
+from node.ui.keys import CSRF, UPLOAD_LIMIT
+from node.ui.page import station_of
+from node.ui.tasks import EMPTY_FORM, find_task, task_page
 from protocol.blob import MAX_BLOB_BYTES
 from replica.blobstore import BlobStore
 from replica.errors import Refused
@@ -33,7 +35,6 @@ from replica.webui import read_form
 from sync.inspection import InspectionError, parse_gps
 from sync.model import MAX_TEXT, REPORT_RESULTS
 
-UPLOAD_LIMIT = web.AppKey("ui_upload_limit", int)
 MAX_UPLOAD_BYTES = (inspection.MAX_PHOTOS + 1) * MAX_BLOB_BYTES + 1024 * 1024
 _CHECK = re.compile(r"check(\d{1,3})")
 
@@ -125,15 +126,15 @@ async def _record(request: web.Request) -> web.StreamResponse:
             form=values,
             general="页面已失效（安全校验未通过），报告未保存。已填写的文字仍在下方，请重新选择照片和签名后再提交。",
         )
-    staging = BlobStore(st.folder / ui_uploads.STAGING)
-    ui_uploads.sweep(staging)
+    staging = BlobStore(st.folder / uploads.STAGING)
+    uploads.sweep(staging)
     names: dict[str, str] = {}
     photos: list[Path] = []
     signature: Path | None = None
-    with tempfile.TemporaryDirectory(prefix=ui_uploads.UPLOAD_PREFIX, dir=st.folder) as tmp:
+    with tempfile.TemporaryDirectory(prefix=uploads.UPLOAD_PREFIX, dir=st.folder) as tmp:
         try:
-            photos = ui_uploads.photos(form, Path(tmp), names, staging)
-            signature = ui_uploads.signature(form, Path(tmp), names, staging)
+            photos = uploads.photos(form, Path(tmp), names, staging)
+            signature = uploads.signature(form, Path(tmp), names, staging)
             inspection.report(
                 st,
                 task_id,
@@ -150,8 +151,8 @@ async def _record(request: web.Request) -> web.StreamResponse:
                 reason = reason.replace(path, name)
             for path in [*photos, *([signature] if signature else [])]:
                 reason = reason.replace(str(path), "已保留的文件")
-            values["kept_photos"] = ui_uploads.keep(staging, photos)
-            kept_sig = ui_uploads.keep(staging, [signature] if signature else [])
+            values["kept_photos"] = uploads.keep(staging, photos)
+            kept_sig = uploads.keep(staging, [signature] if signature else [])
             values["kept_signature"] = kept_sig[0] if kept_sig else None
             task = find_task(st, task_id)
             done = task is not None and task["status"] == "done"

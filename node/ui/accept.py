@@ -16,8 +16,8 @@ from aiohttp import web
 
 from node import commands
 from node.station import Station
-from node.ui import form_post, page, refuse, station_of, today
-from node.ui_receipt import receipt_view
+from node.ui.page import form_post, page, refuse, station_of, today
+from node.ui.receipt import receipt_view
 from replica.errors import Refused
 from replica.webui import read_form
 from sync.catalogue import AcceptanceError, Item, check_acceptance, deferred_due_date, due_date

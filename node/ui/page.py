@@ -1,41 +1,27 @@
-"""The station's staff UI, mounted on the node's loopback app by :func:`add_ui_routes`.
-
-Server-rendered pages for the window: accept an application (``ui_accept``), the station's
-applications and their workflow moves (``ui_apps``), and the sync status bar, "sync now" and USB
-export (``ui_sync``). Everything works with the hub unreachable: every write goes to the station's own
-database through ``node.commands``; only "sync now" talks to the hub.
-
-There is no login (a shared PC at a village window, listening on 127.0.0.1 only), but a web page the
-staff happen to open must not be able to drive this UI: every form carries a per-process CSRF token,
-and requests whose Host is not the loopback name are refused, so a DNS-rebinding page cannot read it.
+"""What every page of the station's staff UI shares: rendering with the status bar, refusals, the CSRF
+check of a form post, the loopback-only guard, and the audit of showing a masked ID number or phone.
 """
 
 from __future__ import annotations
 
 import functools
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 import sqlite_utils
 from aiohttp import web
 from sqlite_utils import Migrations
 
-from node import commands
-from node.server import STATION
 from node.station import Station
-from node.ui_status import PROBE, HubProbe, status_context
+from node.ui.keys import CSRF, ENV, STATION
+from node.ui.status import status_context
 from replica.errors import Refused
 from replica.ids import CHINA
-from replica.webui import Due, add_common_static, due_state, make_env, new_token, read_form, render
+from replica.webui import Due, due_state, read_form, render
 
-HERE = Path(__file__).resolve().parent
-ENV = web.AppKey("ui_env", jinja2.Environment)
-CSRF = web.AppKey("ui_csrf", str)
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -143,62 +129,3 @@ async def loopback_only(request: web.Request, handler: Handler) -> web.StreamRes
     if host not in LOOPBACK_NAMES:
         return web.Response(status=421, text="this station UI answers only on 127.0.0.1 / localhost")
     return await handler(request)
-
-
-async def home(request: web.Request) -> web.StreamResponse:
-    st = station_of(request)
-    if st.tier == "field":  # an inspector's device accepts nothing: its work is the task list
-        raise web.HTTPSeeOther("/tasks" + (f"?{request.query_string}" if request.query_string else ""))
-    apps = commands.applications(st)
-    day = today(st).isoformat()
-    open_apps = []
-    for a in apps:
-        a["due"] = due_of(st, a["due_date"], a["status"])
-        if a["due"].state in ("overdue", "soon"):
-            open_apps.append(a)
-    names = _item_names(st)
-    return await page(
-        request,
-        "home.html",
-        recent=list(reversed(apps))[:8],
-        warnings=open_apps[:20],
-        names=names,
-        accepted_today=sum(1 for a in apps if str(a["accepted_at"] or "").startswith(day)),
-        overdue=sum(1 for a in open_apps if a["due"].state == "overdue"),
-        soon=sum(1 for a in open_apps if a["due"].state == "soon"),
-        total=len(apps),
-    )
-
-
-def _item_names(st: Station) -> dict[str, str]:
-    try:
-        return {code: item.name for code, item in st.catalogue().catalogue.items.items()}
-    except Refused:
-        return {}
-
-
-async def _ui_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Runs after the station is opened by the server's own context.
-    migrations.apply(app[STATION].db)
-    yield
-
-
-def add_ui_routes(app: web.Application) -> None:
-    from node import ui_accept, ui_apps, ui_assign, ui_sync, ui_tasks
-
-    app[ENV] = make_env(HERE / "templates")
-    app[CSRF] = new_token()
-    app[PROBE] = HubProbe()
-    app.middlewares.append(loopback_only)
-    app.cleanup_ctx.append(_ui_ctx)
-    add_common_static(app)
-    app.router.add_static("/static/", HERE / "static", name="node_static")
-    app.router.add_get("/", home)
-    ui_accept.setup(app)
-    ui_apps.setup(app)
-    ui_assign.setup(app)
-    ui_sync.setup(app)
-    ui_tasks.setup(app)
-
-
-__all__ = ["add_ui_routes", "form_post", "page", "station_of"]

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from node import blobs
 from node.station import Station
-from node.ui import station_of
+from node.ui.page import station_of
 from sync.inspection import GPS_UNKNOWN_ACCURACY
 
 RESULT_LABELS = {"pass": "合格", "fail": "不合格", "rectify": "需整改"}

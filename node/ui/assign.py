@@ -1,12 +1,13 @@
 """A township or street centre assigns an on-site inspection (现场踏勘) from an application's page,
 and every station shows the inspection tasks and reports it holds for that application.
 
-``POST /applications/{number}/inspect`` runs ``node.assignment.assign``, the code ``sanji node inspect``
-runs, so the form refuses exactly what the command refuses and writes nothing when it does. The form is
-offered only where it can succeed: this station decides the item, the catalogue entry requires an
-inspection, and the application is under review (or inspecting with every earlier task reported). The
-inspector is chosen from the field devices the centre's last feed page named (``meta field_devices``);
-a centre that has not synced yet is told to sync first.
+``POST /applications/{number}/inspect`` (its handler is on the application's page, ``apps``) runs
+``node.assignment.assign``, the code ``sanji node inspect`` runs, so the form refuses exactly what the
+command refuses and writes nothing when it does. The form is offered only where it can succeed: this
+station decides the item, the catalogue entry requires an inspection, and the application is under
+review (or inspecting with every earlier task reported). The inspector is chosen from the field devices
+the centre's last feed page named (``meta field_devices``); a centre that has not synced yet is told to
+sync first.
 
 A township holds the tasks and reports of the items it decides, a village those of its own
 applications; neither holds the photos (they go from the field device to the hub), so the page says
@@ -17,16 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
 from node import commands
-from node.assignment import assign
 from node.station import Station
-from node.ui import form_post, refuse, station_of, today
-from node.ui_photos import RESULT_LABELS
+from node.ui.page import today
+from node.ui.photos import RESULT_LABELS
 from replica.errors import Refused
 from replica.inspection import tasks_of
-from replica.webui import read_form
 from sync.inspection import DEFAULT_TASK_DAYS, TASK_DONE
 from sync.workflow import Status
 
@@ -101,28 +98,3 @@ def offer(
         "days": DEFAULT_TASK_DAYS,
         "again": bool(tasks),
     }
-
-
-@form_post
-async def inspect(request: web.Request) -> web.StreamResponse:
-    from node.ui_apps import _detail  # the page this form lives on (ui_apps imports this module)
-
-    st = station_of(request)
-    number = request.match_info["number"]
-    form = await read_form(request)
-    chosen = {"inspector": str(form.get("inspector", "")).strip()[:64], "due": str(form.get("due", "")).strip()[:32]}
-    try:
-        commands.find(st, number)
-    except Refused as exc:
-        return await refuse(request, 404, str(exc))
-    if not chosen["inspector"]:
-        return await _detail(request, number, status=400, assign_form=chosen, assign_error="请选择踏勘设备。")
-    try:
-        assign(st, number, chosen["inspector"], chosen["due"] or None)
-    except Refused as exc:
-        return await _detail(request, number, status=400, assign_form=chosen, assign_error=f"未能安排踏勘：{exc}")
-    return web.Response(status=303, headers={"Location": f"/applications/{number}?done=inspect"})
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_post("/applications/{number}/inspect", inspect)

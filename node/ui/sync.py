@@ -15,8 +15,8 @@ from pathlib import Path
 from aiohttp import web
 
 from node import client, uplink
-from node.ui import form_post, page, safe_back, station_of
-from node.ui_status import PROBE, status_context
+from node.ui.page import form_post, page, safe_back, station_of
+from node.ui.status import PROBE, status_context
 from replica.errors import Refused, Unreachable
 from replica.webui import ago, ms_text, read_form
 

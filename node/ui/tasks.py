@@ -1,9 +1,9 @@
 """A field device's screens (现场踏勘): the inspector's tasks, one task with its report form, the recorded
-report (``ui_photos``).
+report (``photos``).
 
 The device is used on site with no connection. Everything here reads and writes the device's own
 database through ``node.inspection`` (the same code as ``sanji node tasks`` / ``node report``); only
-"sync now" on the status bar talks to the hub. The report form is posted to ``ui_report``.
+"sync now" on the status bar talks to the hub. The report form is posted to ``report``.
 
 The applicant's phone is masked on every page; the inspector sees it in full only after saying who
 they are and why, which is written to ``ui_audit`` like a reveal at the window. On a field device the
@@ -18,8 +18,10 @@ from aiohttp import web
 
 from node import blobs, inspection
 from node.station import Station
-from node.ui import form_post, page, record_reveal, refuse, reveal_refusal, reveal_values, station_of, today
-from node.ui_photos import RESULT_LABELS, blob, report_view
+from node.ui.keys import UPLOAD_LIMIT
+from node.ui.page import form_post, page, record_reveal, refuse, reveal_refusal, reveal_values, station_of, today
+from node.ui.photos import RESULT_LABELS, blob, report_view
+from protocol.blob import MAX_BLOB_BYTES
 from replica.webui import read_form
 from sync.inspection import TASK_DONE
 from sync.model import MAX_TEXT
@@ -106,9 +108,6 @@ async def task_page(
 
 
 def upload_limits(request: web.Request) -> dict[str, int]:
-    from node.ui_report import UPLOAD_LIMIT
-    from protocol.blob import MAX_BLOB_BYTES
-
     return {
         "blob": MAX_BLOB_BYTES,
         "total": request.app[UPLOAD_LIMIT],
@@ -136,9 +135,6 @@ async def reveal(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    from node import ui_report
-
-    ui_report.setup(app)
     app.router.add_get("/tasks", task_list)
     app.router.add_get("/tasks/{task}", task_detail)
     app.router.add_post("/tasks/{task}/reveal", reveal)
