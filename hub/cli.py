@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hub import blobindex, enrollment, inspections, keyring, operations, slip
+from hub import blobindex, enrolment, inspections, keyring, operations, slip
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> None:
     p = cmd("enroll", "register a station and issue a one-time token")
     p.add_argument("--station", required=True)
     p.add_argument("--name", required=True)
-    p.add_argument("--tier", required=True, choices=sorted(enrollment.STATION_TIERS))
+    p.add_argument("--tier", required=True, choices=sorted(enrolment.STATION_TIERS))
     p.add_argument("--parent", default="")
     p.add_argument("--out", type=Path, help="also write an enrolment file to carry to an offline station")
     p.add_argument("--hub-url", default="", help="hub address to put in the enrolment file")
@@ -157,11 +157,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_enroll(args: argparse.Namespace) -> None:
     hub = _hub(args)
-    token = enrollment.register(hub, station=args.station, name=args.name, tier=args.tier, parent=args.parent)
-    fp = enrollment.fingerprint_of(hub)
+    token = enrolment.register(hub, station=args.station, name=args.name, tier=args.tier, parent=args.parent)
+    fp = enrolment.fingerprint_of(hub)
     out: dict[str, object] = {"station": args.station, "token": token, "fingerprint": fp}
     if args.out:
-        args.out.write_bytes(enrollment.enrolment_file(hub, args.station, token, args.hub_url))
+        args.out.write_bytes(enrolment.enrolment_file(hub, args.station, token, args.hub_url))
         out["file"] = str(args.out)
         # The slip's QR code (the token, which carries the fingerprint) beside the file, to print.
         qr = args.out.with_name(args.out.name + ".qr.svg")
@@ -272,7 +272,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             continue
         if data.startswith(b"SJC1"):
             try:
-                enrollment.accept_claim(hub, data)
+                enrolment.accept_claim(hub, data)
             except RemoteProtocolError as exc:
                 rejected.append({"file": str(path), "reason": f"{exc.code}: {exc}"})
                 with hub.store.transaction():
@@ -433,7 +433,7 @@ def cmd_conflicts(args: argparse.Namespace) -> None:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> None:
-    from hub.dashboard_data import quarantine_rows
+    from hub.dashboard.data import quarantine_rows
 
     hub = _hub(args)
     rows = [

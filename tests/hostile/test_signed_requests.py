@@ -163,7 +163,7 @@ def reconcile_body(draw: st.DrawFn) -> dict[str, object]:
         body["keys"] = draw(
             st.one_of(
                 junk,
-                st.lists(st.integers(), min_size=1, max_size=3),
+                st.lists(st.integers(-(2**63), 2**64 - 1), min_size=1, max_size=3),
                 st.lists(st.text(max_size=10), min_size=257, max_size=260),
             )
         )

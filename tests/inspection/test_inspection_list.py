@@ -16,8 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hub import blobindex, operations
-from hub.inspection import assign
-from hub.inspections import list_inspections
+from hub.inspection import assign, list_inspections
 from node import inspection
 from protocol.blob import BlobRequest, chunk_count, chunk_span
 from replica.ids import CHINA, iso_from_ms

@@ -12,7 +12,7 @@ login is refused until the window has passed, whatever the password.
 
 Everything an operator changes, and every full ID number or phone they reveal, goes into
 ``dash_audit`` with who, what, why and from where. An operator changes their own password on
-``/account/password`` (``dashboard_account``), which ends all their sessions.
+``/account/password`` (``account``), which ends all their sessions.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import jinja2
 import sqlite_utils
 from aiohttp import web
 from sqlite_utils import Migrations
 
+from hub.appkeys import HUB
+from hub.dashboard.keys import DUMMY_HASH, ENV
 from hub.passwords import check_password, hash_password
 from hub.service import Hub
 from replica.webui import new_token, read_form, render
@@ -43,10 +44,6 @@ MAX_ADDRESS_FAILURES = 20  # from one address, whichever user names they were fo
 MAX_USER_FAILURES = 20  # for one user name, from whichever addresses
 WINDOW_MS = 15 * 60 * 1000
 
-ENV = web.AppKey("dashboard_env", jinja2.Environment)
-# A hash to check passwords of unknown users against, so a wrong user name costs the same scrypt
-# time as a wrong password and response times do not reveal which operators exist.
-DUMMY_HASH = web.AppKey("dashboard_dummy_hash", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -91,8 +88,6 @@ def _hash(token: str) -> bytes:
 
 
 def hub_of(request: web.Request) -> Hub:
-    from hub.app import HUB
-
     return request.app[HUB]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import enrollment
+from hub import enrolment
 from hub.ingest import ingest_frame
 from node import uplink
 from node.enrolment import _pin, init_from_file
@@ -45,7 +45,7 @@ def test_register_refuses_what_cannot_be_a_station(world: World, code: str, tier
 
 @pytest.mark.parametrize("code", ["T1 V1", "T1_V1", "一村", "T1.V1"], ids=["space", "underscore", "hanzi", "dot"])
 def test_register_refuses_codes_that_cannot_name_batches_or_numbers(world: World, code: str) -> None:
-    """Regression (a bug at commit 57ed1b3, since fixed in the working tree): hub/enrollment.py register(): a station
+    """Regression (a bug at commit 57ed1b3, since fixed in the working tree): hub/enrolment.py register(): a station
     code is only checked with str.isprintable() and len<=64, but it must also be a batch origin
     (protocol.batch.is_origin: [A-Za-z0-9.-], alphanumeric first) and fit sync.numbering's station pattern
     ([A-Za-z0-9]+ joined by '-'). Codes such as 'T1 V1', 'T1_V1', '一村' or 'T1.V1' are registered and issued a token,
@@ -61,7 +61,7 @@ def test_a_token_pins_the_stations_own_keys_once(world: World, tmp_path: Path) -
     token = world.register("T1-V1", "village", "T1")
     st = Station(tmp_path / "v1", clock=world.clock, create=True)
     try:
-        answer = enrollment.redeem(world.hub, token=token, sign_pub=st.keys.sign_pub, seal_pub=st.keys.seal_pub)
+        answer = enrolment.redeem(world.hub, token=token, sign_pub=st.keys.sign_pub, seal_pub=st.keys.seal_pub)
         assert _pin(st, answer, token, "", online=True) == {
             "station": "T1-V1",
             "tier": "village",
@@ -70,7 +70,7 @@ def test_a_token_pins_the_stations_own_keys_once(world: World, tmp_path: Path) -
         pinned = world.hub.store.station("T1-V1")
         assert pinned is not None and (pinned.sign_pub, pinned.seal_pub) == (st.keys.sign_pub, st.keys.seal_pub)
         with pytest.raises(RemoteProtocolError, match="already been used"):
-            enrollment.redeem(world.hub, token=token, sign_pub=bytes(32), seal_pub=bytes(32))
+            enrolment.redeem(world.hub, token=token, sign_pub=bytes(32), seal_pub=bytes(32))
         assert world.hub.store.station("T1-V1").sign_pub == st.keys.sign_pub  # type: ignore[union-attr]
     finally:
         st.close()
@@ -81,7 +81,7 @@ def test_an_answer_made_with_another_token_is_not_trusted(world: World, tmp_path
     token = world.register("T1-V1", "village", "T1")
     st = Station(tmp_path / "v1", clock=world.clock, create=True)
     try:
-        answer = enrollment.redeem(world.hub, token=token, sign_pub=st.keys.sign_pub, seal_pub=st.keys.seal_pub)
+        answer = enrolment.redeem(world.hub, token=token, sign_pub=st.keys.sign_pub, seal_pub=st.keys.seal_pub)
         other = world.register("T1-V2", "village", "T1")  # a genuine token of the same hub, for another station
         with pytest.raises(Refused, match="not made with this token"):
             _pin(st, answer, other, "", online=True)
@@ -92,12 +92,12 @@ def test_an_answer_made_with_another_token_is_not_trusted(world: World, tmp_path
 
 def test_an_expired_or_unknown_token_is_refused_and_stays_unused(world: World) -> None:
     world.register("T1", "township")
-    token = enrollment.register(world.hub, station="T1-V1", name="一村", tier="village", parent="T1", ttl_ms=1000)
+    token = enrolment.register(world.hub, station="T1-V1", name="一村", tier="village", parent="T1", ttl_ms=1000)
     world.clock.advance(1001)
     with pytest.raises(RemoteProtocolError, match="expired"):
-        enrollment.redeem(world.hub, token=token, sign_pub=bytes(32), seal_pub=bytes(32))
+        enrolment.redeem(world.hub, token=token, sign_pub=bytes(32), seal_pub=bytes(32))
     with pytest.raises(RemoteProtocolError, match="unknown enrolment token"):
-        enrollment.redeem(world.hub, token="SJT-made-up", sign_pub=bytes(32), seal_pub=bytes(32))
+        enrolment.redeem(world.hub, token="SJT-made-up", sign_pub=bytes(32), seal_pub=bytes(32))
     st = world.hub.store.station("T1-V1")
     assert st is not None and st.sign_pub is None
     assert [used for _, _, used in world.hub.store.tokens_for("T1-V1")] == [None]
@@ -113,7 +113,7 @@ def test_re_enrolment_after_revocation_issues_new_keys(world: World, tmp_path: P
     token = world.register("T1-V1", "village", "T1")
     new = Station(tmp_path / "v1-new", clock=world.clock, create=True)
     world.stations.append(new)
-    answer = enrollment.redeem(world.hub, token=token, sign_pub=new.keys.sign_pub, seal_pub=new.keys.seal_pub)
+    answer = enrolment.redeem(world.hub, token=token, sign_pub=new.keys.sign_pub, seal_pub=new.keys.seal_pub)
     _pin(new, answer, token, "", online=True)
     assert world.hub.store.station("T1-V1").revoked is False  # type: ignore[union-attr]
     # The old keys stay dead: what the old machine signed is refused, not applied.
@@ -126,7 +126,7 @@ def test_re_enrolment_after_revocation_issues_new_keys(world: World, tmp_path: P
 def test_a_claim_carried_by_hand_pins_keys_once(world: World, tmp_path: Path) -> None:
     world.station("T1", "township")
     token = world.register("T1-V1", "village", "T1")
-    (tmp_path / "v1.sje").write_bytes(enrollment.enrolment_file(world.hub, "T1-V1", token))
+    (tmp_path / "v1.sje").write_bytes(enrolment.enrolment_file(world.hub, "T1-V1", token))
     init_from_file(tmp_path / "v1", tmp_path / "v1.sje", token=token)  # the file alone carries no token
     st = Station(tmp_path / "v1", clock=world.clock)
     world.stations.append(st)
@@ -135,14 +135,14 @@ def test_a_claim_carried_by_hand_pins_keys_once(world: World, tmp_path: Path) ->
     # Before the claim reaches the hub, the station's batches are refused (its keys are unknown) ...
     assert ingest_frame(world.hub, world.frames(st)[0], source="test").result is AckResult.REJECTED
     claim = uplink.claim_file(st)
-    assert enrollment.accept_claim(world.hub, claim) == "T1-V1"
-    assert enrollment.accept_claim(world.hub, claim) == "T1-V1"  # the same stick twice changes nothing
+    assert enrolment.accept_claim(world.hub, claim) == "T1-V1"
+    assert enrolment.accept_claim(world.hub, claim) == "T1-V1"  # the same stick twice changes nothing
     # ... and accepted after it.
     assert [a.result for a in world.push(st)] == [AckResult.APPLIED]
     # A claim whose proof was not made with an open token is refused.
     forged = uplink.claim_file(st).replace(st.keys.sign_pub, bytes(32))
     with pytest.raises(RemoteProtocolError, match="does not match"):
-        enrollment.accept_claim(world.hub, forged)
+        enrolment.accept_claim(world.hub, forged)
 
 
 # Regression (was a strict xfail until fixed): a superseded token cannot take over an enrolled station
@@ -154,11 +154,11 @@ def test_a_superseded_token_cannot_take_over_an_enrolled_station(world: World, t
     world.stations.append(real)
     _pin(
         real,
-        enrollment.redeem(world.hub, token=token, sign_pub=real.keys.sign_pub, seal_pub=real.keys.seal_pub),
+        enrolment.redeem(world.hub, token=token, sign_pub=real.keys.sign_pub, seal_pub=real.keys.seal_pub),
         token,
         "",
         online=True,
     )
     with pytest.raises(RemoteProtocolError):
-        enrollment.redeem(world.hub, token=lost, sign_pub=bytes(range(32)), seal_pub=bytes(range(32)))
+        enrolment.redeem(world.hub, token=lost, sign_pub=bytes(range(32)), seal_pub=bytes(range(32)))
     assert world.hub.store.station("T1-V1").sign_pub == real.keys.sign_pub  # type: ignore[union-attr]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.dashboard_auth import (
+from hub.dashboard.auth import (
     audit,
     end_sessions,
     hub_of,

@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from hub import conflict_resolution, quarantine_review
-from hub import dashboard_data as data
-from hub.dashboard_auth import audit, hub_of, operator, page, redirect, session_of
+from hub.dashboard import data
+from hub.dashboard.auth import audit, hub_of, operator, page, redirect, session_of
 from hub.operations import conflicts as list_conflicts
 from replica.errors import Refused
 from replica.webui import FIELD_LABELS, read_form

@@ -6,10 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 from markupsafe import Markup
 
-from hub import dashboard_data as data
-from hub import enrollment, slip
+from hub import enrolment, slip
 from hub.charts import sync_history
-from hub.dashboard_auth import audit, hub_of, operator, page, redirect, refuse, session_of
+from hub.dashboard import data
+from hub.dashboard.auth import audit, hub_of, operator, page, redirect, refuse, session_of
 from replica.errors import Refused
 from replica.webui import TIER_NAMES, read_form
 
@@ -47,7 +47,7 @@ def _stations_page(
         status=status,
         tree=data.tree(rows),
         parents=parents,
-        tiers=[(t, TIER_NAMES[t]) for t in enrollment.STATION_TIERS],
+        tiers=[(t, TIER_NAMES[t]) for t in enrolment.STATION_TIERS],
         error=error,
         form=form or {"code": "", "name": "", "tier": "village", "parent": "", "hub_url": default_url},
         enrolled=enrolled,
@@ -71,7 +71,7 @@ async def enrol(request: web.Request) -> web.StreamResponse:
         problems.append("请填写站点编码")
     if not values["name"]:
         problems.append("请填写站点名称")
-    if values["tier"] not in enrollment.STATION_TIERS:
+    if values["tier"] not in enrolment.STATION_TIERS:
         problems.append("请选择层级")
     if values["tier"] in ("village", "community") and not values["parent"]:
         problems.append("村/社区站点须选择所属镇（街道）")
@@ -80,7 +80,7 @@ async def enrol(request: web.Request) -> web.StreamResponse:
     if problems:
         return _stations_page(request, status=400, error="；".join(problems) + "。", form=values)
     try:
-        token = enrollment.register(
+        token = enrolment.register(
             hub, station=values["code"], name=values["name"], tier=values["tier"], parent=values["parent"]
         )
     except Refused as exc:
@@ -95,7 +95,7 @@ async def enrol(request: web.Request) -> web.StreamResponse:
             "name": values["name"],
             "token": token,
             "hub_url": values["hub_url"],
-            "fingerprint": enrollment.fingerprint_of(hub),
+            "fingerprint": enrolment.fingerprint_of(hub),
             "qr": Markup(slip.token_qr(token).svg_inline(scale=4)),
         },
     )
@@ -108,10 +108,10 @@ async def enrolment_file(request: web.Request) -> web.StreamResponse:
     code = request.match_info["code"]
     form = await read_form(request)
     token = str(form.get("token", ""))
-    found = hub.store.token(enrollment.token_hash(token)) if token else None
+    found = hub.store.token(enrolment.token_hash(token)) if token else None
     if found is None or found[0] != code or found[3] is not None or found[2] < hub.clock():
         return refuse(request, 400, "该令牌无效、已使用或已过期，无法生成登记文件；请重新登记站点以获取新令牌。")
-    body = enrollment.enrolment_file(hub, code, token, str(form.get("hub_url", "")).strip())
+    body = enrolment.enrolment_file(hub, code, token, str(form.get("hub_url", "")).strip())
     with hub.store.transaction():
         audit(request, "enrolment_file", code)
     return web.Response(

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub import enrollment, keyring
+from hub import enrolment, keyring
+from hub.appkeys import HUB
 from hub.service import Hub
 from protocol.codec import Limits, pack, unpack
 from protocol.errors import MalformedError, TooLargeError
@@ -25,8 +26,6 @@ ANSWER_TYPE = "application/msgpack"
 
 
 def _hub(request: web.Request) -> Hub:
-    from hub.app import HUB  # imported here: hub.app imports this module to add the routes
-
     return request.app[HUB]
 
 
@@ -51,7 +50,7 @@ async def enrol_challenge(request: web.Request) -> web.Response:
         raise MalformedError(
             "接入请求须给出令牌编号，而非令牌本身 (an enrolment challenge request names its token_id, never the token)"
         )
-    return web.Response(body=pack({"challenge": enrollment.challenge(_hub(request), tid)}), content_type=ANSWER_TYPE)
+    return web.Response(body=pack({"challenge": enrolment.challenge(_hub(request), tid)}), content_type=ANSWER_TYPE)
 
 
 async def enrol(request: web.Request) -> web.Response:
@@ -68,7 +67,7 @@ async def enrol(request: web.Request) -> web.Response:
             "the token itself "
             "is never sent)"
         )
-    answer = enrollment.redeem_proof(
+    answer = enrolment.redeem_proof(
         _hub(request), challenge_doc=challenge, sign_pub=sign_pub, seal_pub=seal_pub, proof=proof
     )
     return web.Response(body=pack(answer), content_type=ANSWER_TYPE)

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.dashboard_auth import audit, hub_of, operator, page, redirect, session_of
+from hub.dashboard.auth import audit, hub_of, operator, page, redirect, session_of
 from replica.errors import Refused
 from replica.webui import read_form
 from sync.catalogue import Catalogue, CatalogueError, diff_catalogues, parse_catalogue

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from hub import blobindex
-from hub.signed_request import signed_request
+from hub.appkeys import HUB
+from hub.web.signed_request import signed_request
 from protocol.blob import CHUNK_SIZE, KIND, BlobRequest, parse_request
 from protocol.document import open_document
 from protocol.errors import MalformedError, TooLargeError
@@ -32,8 +33,6 @@ REQUEST_WINDOW_MS = 15 * 60 * 1000
 
 
 def _hub(request: web.Request) -> Hub:
-    from hub.app import HUB  # imported here: hub.app imports this module to add the routes
-
     return request.app[HUB]
 
 

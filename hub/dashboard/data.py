@@ -321,8 +321,8 @@ def search(
 
 def application(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, Any]:
     """One application for the detail page: fields, materials with their deadlines, the history, the
-    on-site inspections with their reports (``hub/dashboard_inspections.py``)."""
-    from hub.dashboard_inspections import inspections
+    on-site inspections with their reports (``hub/dashboard/inspections.py``)."""
+    from hub.dashboard.inspections import inspections
     from hub.operations import show
 
     shown = show(hub, number, reveal=reveal)

@@ -5,15 +5,16 @@ gives a reason, the reveal is written to the audit trail with who and why, and o
 carries the full values (nothing is remembered, so a reload masks them again).
 
 The page's workflow card (the moves the hub may make, assigning an inspection) is built and handled by
-``dashboard_workflow``.
+``workflow``.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from hub import dashboard_data as data
-from hub.dashboard_auth import audit, hub_of, operator, page, refuse
+from hub.dashboard import data
+from hub.dashboard.auth import audit, hub_of, operator, page, refuse
+from hub.dashboard.moves import workflow
 from replica.errors import Refused
 from replica.webui import read_form
 
@@ -62,10 +63,8 @@ def detail(
     inspector: str = "",
     due: str = "",
 ) -> web.Response:
-    """The application page. After a refused workflow step (``dashboard_workflow``) it shows the reason
+    """The application page. After a refused workflow step (``workflow``) it shows the reason
     and what the operator typed: the note, or the inspector and due date."""
-    from hub.dashboard_workflow import workflow  # it imports this module
-
     hub = hub_of(request)
     try:
         app = data.application(hub, number, reveal=reveal)

@@ -1,4 +1,5 @@
-"""On-site inspections (现场踏勘) on the dashboard's application page, and the photos they carry.
+"""On-site inspections (现场踏勘) on the dashboard: on an application's page with the photos they carry,
+and the list of them all across applications (``/inspections``, 踏勘 in the header).
 
 For every task of an application the page shows who inspects, when it was assigned and is due, and
 the report once it came: the result, the findings, the checklist, the GPS position (its implausibility
@@ -11,6 +12,13 @@ files or to learn which ones exist. The content type comes from the file's first
 are shown inline; anything else is offered as a download), never from what a station said, and is
 sent with ``nosniff`` and a private cache header. A blob the hub does not hold yet is shown as
 "等待上传" (awaiting upload) instead of a broken image.
+
+The list has one row per task, newest first, from :func:`hub.inspection.list_inspections` (the same rows
+``sanji hub inspections`` prints): the application (linking to its page), the item, the field device,
+when the task was assigned and is due (red when overdue), its state, the report's result, how many
+photos it names and how many of its files the hub still lacks. Filter links narrow it to open tasks
+(``?open=1``), overdue ones (``?overdue=1``) or reports still missing files (``?missing=1``, where the
+overview's missing-files figure links). Nothing about the citizen appears there.
 """
 
 from __future__ import annotations
@@ -23,9 +31,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from hub import blobindex
-from hub.dashboard_auth import hub_of, operator, refuse
-from hub.inspection import tasks_of
-from hub.inspections import RESULT_LABELS, TASK_LABELS, assigned
+from hub.dashboard.auth import hub_of, operator, page, refuse
+from hub.inspection import LIMIT, RESULT_LABELS, TASK_LABELS, assigned, list_inspections, tasks_of
 from hub.operations import find_application
 from protocol.blob import is_sha256_hex
 from replica.errors import Refused
@@ -172,5 +179,29 @@ async def blob(request: web.Request) -> web.StreamResponse:
     return web.Response(body=data, content_type=kind, headers=headers)
 
 
+# (query parameter, tab label); "" is the whole list.
+FILTERS = (("", "全部"), ("open", "待踏勘"), ("overdue", "逾期"), ("missing", "缺照片"))
+
+
+@operator
+async def inspection_list(request: web.Request) -> web.StreamResponse:
+    hub = hub_of(request)
+    shown = next((key for key, _ in FILTERS[1:] if request.query.get(key) == "1"), "")
+    rows = list_inspections(
+        hub, open_only=shown == "open", overdue_only=shown == "overdue", missing_only=shown == "missing", limit=LIMIT
+    )
+    return page(
+        request,
+        "inspections.html",
+        rows=rows,
+        shown=shown,
+        filters=FILTERS,
+        limit=LIMIT,
+        results=RESULT_LABELS,
+        task_labels=TASK_LABELS,
+    )
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/applications/{number}/blobs/{sha256}", blob)
+    app.router.add_get("/inspections", inspection_list)
