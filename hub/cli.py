@@ -14,12 +14,12 @@ from hub import blobindex, enrolment, inspections, keyring, operations, slip
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
+from present.output import EXIT_REFUSED, command_adder, dispatch, emit
 from protocol.document import sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.limits import CATALOGUE_SOURCE_MAX_BYTES, RELEASE_FRAME_MAX_BYTES, mib
 from replica import carried_files
 from replica.errors import Refused
-from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
 from sync.inspection import PAUSED_LABEL
 from sync.session import AckResult
 from sync.workflow import STATUS_LABELS, Status

@@ -10,9 +10,9 @@ from typing import Any
 
 from node import blobs, client, commands, enrolment, feed_quarantine, freshness, hubkeys, uplink
 from node.station import Station
+from present.output import EXIT_REFUSED, command_adder, dispatch, emit
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
-from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
 from sync.inspection import PAUSED_LABEL
 
 

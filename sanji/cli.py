@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hub import cli as hub_cli
 from node import cli as node_cli
-from replica.output import run
+from present.output import run
 from sanji import __version__
 
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from hub.appkeys import HUB
 from hub.dashboard import account, apps, auth, catalogue, inspections, review, stations, workflow
 from hub.dashboard.keys import ENV
-from replica.webui import add_common_static, make_env
+from present.webui import add_common_static, make_env
 
 HUB_FILES = Path(__file__).resolve().parent.parent  # hub/templates and hub/static
 

@@ -31,7 +31,7 @@ from hub.dashboard.auth import (
     start_session,
 )
 from hub.passwords import MIN_LENGTH, check_password, hash_password
-from replica.webui import read_form
+from present.webui import read_form
 
 MAX_LENGTH = 256  # the login form's limit
 DONE = "密码已修改；该账号在其他电脑上的登录已全部退出。"

@@ -15,8 +15,8 @@ from aiohttp import web
 from hub.dashboard import data
 from hub.dashboard.auth import audit, hub_of, operator, page, refuse
 from hub.dashboard.moves import workflow
+from present.webui import read_form
 from replica.errors import Refused
-from replica.webui import read_form
 
 MIN_REASON = 4
 

@@ -33,7 +33,7 @@ from hub.appkeys import HUB
 from hub.dashboard.keys import DUMMY_HASH, ENV
 from hub.passwords import check_password, hash_password
 from hub.service import Hub
-from replica.webui import new_token, read_form, render
+from present.webui import new_token, read_form, render
 
 SESSION_COOKIE = "sanji_session"
 LOGIN_COOKIE = "sanji_login"

@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from hub.dashboard.auth import audit, hub_of, operator, page, redirect, session_of
+from present.webui import read_form
 from replica.errors import Refused
-from replica.webui import read_form
 from sync.catalogue import Catalogue, CatalogueError, diff_catalogues, parse_catalogue
 
 MAX_UPLOAD = 2 * 1024 * 1024

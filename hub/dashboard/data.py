@@ -11,8 +11,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from hub.service import Hub
+from present.webui import Due, describe, due_state, status_label
 from replica.ids import CHINA
-from replica.webui import Due, describe, due_state, status_label
 from sync.identity import mask_id, mask_phone
 from sync.workflow import FINAL, Status
 

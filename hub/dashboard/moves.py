@@ -14,7 +14,7 @@ from aiohttp import web
 from hub import inspection
 from hub.dashboard import data
 from hub.dashboard.auth import hub_of
-from replica.webui import status_label
+from present.webui import status_label
 from sync.inspection import DEFAULT_TASK_DAYS, TASK_DONE
 from sync.workflow import MOVE_LABELS, Move, Status, allowed_moves, next_status
 

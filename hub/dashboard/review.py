@@ -11,8 +11,8 @@ from hub import conflict_resolution, quarantine_review
 from hub.dashboard import data
 from hub.dashboard.auth import audit, hub_of, operator, page, redirect, session_of
 from hub.operations import conflicts as list_conflicts
+from present.webui import FIELD_LABELS, read_form
 from replica.errors import Refused
-from replica.webui import FIELD_LABELS, read_form
 
 NOTICES = {
     "confirmed": "已确认：保留系统按规则采用的值。",

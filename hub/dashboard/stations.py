@@ -10,8 +10,8 @@ from hub import enrolment, slip
 from hub.charts import sync_history
 from hub.dashboard import data
 from hub.dashboard.auth import audit, hub_of, operator, page, redirect, refuse, session_of
+from present.webui import TIER_NAMES, read_form
 from replica.errors import Refused
-from replica.webui import TIER_NAMES, read_form
 
 NOTICES = {
     "revoked": "已吊销该站点的密钥，其后续上传将被拒收。",

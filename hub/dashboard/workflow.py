@@ -28,8 +28,8 @@ from aiohttp import web
 from hub import inspection, operations
 from hub.dashboard.apps import detail
 from hub.dashboard.auth import audit, hub_of, operator, redirect
+from present.webui import read_form
 from replica.errors import Refused
-from replica.webui import read_form
 
 MAX_NOTE = 500
 

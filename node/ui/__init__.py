@@ -24,7 +24,7 @@ from node.ui import accept, apps, home, report, sync, tasks
 from node.ui.keys import CSRF, ENV, STATION
 from node.ui.page import loopback_only, migrations
 from node.ui.status import PROBE, HubProbe
-from replica.webui import add_common_static, make_env, new_token
+from present.webui import add_common_static, make_env, new_token
 
 NODE = Path(__file__).resolve().parent.parent  # node/templates and node/static
 

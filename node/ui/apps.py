@@ -30,9 +30,9 @@ from node.ui.page import (
     station_of,
 )
 from node.ui.receipt import _settled, upload_state
+from present.webui import describe, read_form, status_label
 from replica.errors import Refused
 from replica.ids import iso_from_ms
-from replica.webui import describe, read_form, status_label
 from sync.inspection import PAUSED_LABEL
 from sync.workflow import Move, Status, allowed_moves, may_move, next_status
 

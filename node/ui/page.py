@@ -18,9 +18,9 @@ from sqlite_utils import Migrations
 from node.station import Station
 from node.ui.keys import CSRF, ENV, STATION
 from node.ui.status import status_context
+from present.webui import Due, due_state, read_form, render
 from replica.errors import Refused
 from replica.ids import CHINA
-from replica.webui import Due, due_state, read_form, render
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 

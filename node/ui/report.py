@@ -28,10 +28,10 @@ from node.ui import uploads
 from node.ui.keys import CSRF, UPLOAD_LIMIT
 from node.ui.page import station_of
 from node.ui.tasks import EMPTY_FORM, find_task, task_page
+from present.webui import read_form
 from protocol.blob import MAX_BLOB_BYTES
 from replica.blobstore import BlobStore
 from replica.errors import Refused
-from replica.webui import read_form
 from sync.inspection import InspectionError, parse_gps
 from sync.model import MAX_TEXT, REPORT_RESULTS
 

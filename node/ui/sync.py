@@ -17,8 +17,8 @@ from aiohttp import web
 from node import client, uplink
 from node.ui.page import form_post, page, safe_back, station_of
 from node.ui.status import PROBE, status_context
+from present.webui import ago, ms_text, read_form
 from replica.errors import Refused, Unreachable
-from replica.webui import ago, ms_text, read_form
 
 SYNC_LOCK = web.AppKey("ui_sync_lock", asyncio.Lock)
 

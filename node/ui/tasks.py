@@ -21,8 +21,8 @@ from node.station import Station
 from node.ui.keys import UPLOAD_LIMIT
 from node.ui.page import form_post, page, record_reveal, refuse, reveal_refusal, reveal_values, station_of, today
 from node.ui.photos import RESULT_LABELS, blob, report_view
+from present.webui import read_form
 from protocol.blob import MAX_BLOB_BYTES
-from replica.webui import read_form
 from sync.inspection import TASK_DONE
 from sync.model import MAX_TEXT
 
