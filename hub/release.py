@@ -24,12 +24,12 @@ from protocol.limits import DEFAULT_LIMITS, PAYLOAD_MAX_BYTES, RELEASE_FRAME_MAX
 from replica.errors import Refused
 
 if TYPE_CHECKING:
-    from hub.service import Hub
+    from hub.state import HubState
 
 _ADVICE = "请精简目录（删去不再受理的事项、缩短说明文字）或分批发布后重试"
 
 
-def sign_release(hub: Hub, body: dict[str, object], version: int) -> bytes:
+def sign_release(hub: HubState, body: dict[str, object], version: int) -> bytes:
     """The signed release frame, checked to be receivable by every station."""
     encoded = len(pack(body))
     if encoded > PAYLOAD_MAX_BYTES:
