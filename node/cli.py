@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import blobs, client, commands, enrolment, feed_quarantine, freshness, hubkeys, uplink
+from node import blobs, client, commands, enrolment, feed_quarantine, freshness, hubkeys, usb_files
 from node.station import Station
 from present.output import EXIT_REFUSED, command_adder, dispatch, emit
 from replica.errors import Refused, Unreachable
@@ -217,13 +217,13 @@ def _blob_text(blobs: dict[str, object]) -> str:
 
 def cmd_export(args: argparse.Namespace) -> None:
     st = Station(args.dir)
-    out = uplink.export(st, args.out)
+    out = usb_files.export(st, args.out)
     emit(out, args.json, lambda d: f"已写出 {len(d['files'])} 个文件（{d['changes']} 条变更）到 {args.out}")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     st = Station(args.dir)
-    out = uplink.import_files(st, args.paths)
+    out = usb_files.import_files(st, args.paths)
     emit(
         out,
         args.json,

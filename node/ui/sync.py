@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node import client, uplink
+from node import client, usb_files
 from node.ui.page import form_post, page, safe_back, station_of
 from node.ui.status import PROBE, status_context
 from present.webui import ago, ms_text, read_form
@@ -82,7 +82,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     if not folder.is_absolute():
         folder = st.folder.resolve() / folder
     try:
-        result = uplink.export(st, folder)
+        result = usb_files.export(st, folder)
     except OSError as exc:
         return await page(
             request,

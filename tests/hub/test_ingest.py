@@ -16,7 +16,7 @@ import pytest
 from hub import enrolment, operations
 from hub.ingest import FrameAck
 from hub.service import Hub
-from node import commands, uplink
+from node import commands, uplink, usb_files
 from node.enrolment import init_from_file
 from node.station import Station
 from protocol.batch import build_batch
@@ -424,7 +424,7 @@ def test_a_station_never_goes_back_to_an_older_catalogue(town: World, tmp_path: 
     stick = tmp_path / "stick"
     stick.mkdir()
     (stick / "catalogue-1.sjd").write_bytes(old[1])
-    out = uplink.import_files(v1, [stick])
+    out = usb_files.import_files(v1, [stick])
     assert out["accepted"] == 0 and "rollback" in out["rejected"][0]["reason"]  # type: ignore[index]
     assert v1.catalogue().version == 2
 

@@ -14,7 +14,7 @@ import pytest
 
 from hub import operations
 from hub.feed import feed_page
-from node import feed_quarantine, uplink
+from node import feed_quarantine, usb_files
 from node.cli import status_dict
 from node.station import Station
 from protocol.document import sign_document
@@ -201,7 +201,7 @@ def test_usb_import_sets_a_bad_genuine_page_aside_and_applies_the_rest(
     stick.mkdir()
     (stick / "T1-V1_feed_a.sjd").write_bytes(unusable_twin(world, pages[0]))
     (stick / "T1-V1_feed_b.sjd").write_bytes(pages[1])
-    out = uplink.import_files(v1, [stick])
+    out = usb_files.import_files(v1, [stick])
     assert out["accepted"] == 1
     rejected = out["rejected"]
     assert isinstance(rejected, list) and [Path(r["file"]).name for r in rejected] == ["T1-V1_feed_a.sjd"]

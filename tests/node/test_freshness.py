@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hub import operations
 from hub.feed import feed_page
-from node import freshness, uplink
+from node import freshness, uplink, usb_files
 from node.cli import status_dict
 from node.station import Station
 from protocol.frame import peek_header
@@ -42,7 +42,7 @@ def test_the_newest_hub_time_is_kept_and_an_older_usb_page_says_so(
     stick = tmp_path / "stick"
     stick.mkdir()
     (stick / "old.sjd").write_bytes(old)
-    out = uplink.import_files(v1, [stick])
+    out = usb_files.import_files(v1, [stick])
     assert out["accepted"] == 1 and out["rejected"] == []
     older = out["older"]
     assert isinstance(older, list) and [Path(o["file"]).name for o in older] == ["old.sjd"]
