@@ -10,6 +10,7 @@ from hub import cli as hub_cli
 from node import cli as node_cli
 from present.output import run
 from sanji import __version__
+from sanji.demo import run_demo
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,9 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(lambda: hub_cli.main(args))
     if args.area == "node":
         return run(lambda: node_cli.main(args))
-    from sanji.demo import run_demo
-
-    return run(lambda: run_demo(args.dir, once=args.once, port=args.port))
+    return run(lambda: run_demo(args.dir, once=args.once, port=args.port, command=main))
 
 
 if __name__ == "__main__":
