@@ -14,6 +14,7 @@ from hub import blobindex, enrolment, inspections, keyring, operations, slip
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
+from present.listing import applications_text
 from present.output import EXIT_REFUSED, command_adder, dispatch, emit
 from protocol.document import sign_document
 from protocol.errors import RemoteProtocolError
@@ -369,16 +370,7 @@ def _page_next(page: bytes) -> tuple[int, bool]:
 def cmd_applications(args: argparse.Namespace) -> None:
     hub = _hub(args)
     apps = operations.applications(hub, station=args.station, status=args.status, reveal=args.reveal)
-    emit({"applications": apps}, args.json, _apps_text)
-
-
-def _apps_text(d: dict[str, Any]) -> str:
-    lines = [
-        f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  受理 {a['accepted_at']}  "
-        + (PAUSED_LABEL if a.get("paused") else f"时限 {a['due_date']}")
-        for a in d["applications"]
-    ]
-    return "\n".join(lines) or "（无办件）"
+    emit({"applications": apps}, args.json, applications_text)
 
 
 def cmd_transition(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ from hub import blobindex, inspection, keyring
 from protocol.codec import unpack
 from replica.errors import Refused
 from replica.ids import iso_from_ms
+from replica.listing import list_applications
 from sync.fold import versions
 from sync.identity import mask_id, mask_phone
 from sync.inspection import PAUSED_LABEL
@@ -21,55 +22,11 @@ from sync.workflow import STATUS_LABELS, Status, TransitionError, move_to
 if TYPE_CHECKING:
     from hub.service import Hub
 
-APP_COLS = (
-    "id, number, station, item, status, applicant_name, accepted_at, due_date, applicant_id, applicant_phone, paused"
-)
-
-
-def _app_row(row: tuple[object, ...], reveal: bool) -> dict[str, object]:
-    d = dict(
-        zip(
-            (
-                "id",
-                "number",
-                "station",
-                "item",
-                "status",
-                "applicant_name",
-                "accepted_at",
-                "due_date",
-                "applicant_id",
-                "applicant_phone",
-                "paused",
-            ),
-            row,
-            strict=True,
-        )
-    )
-    # The due-date clock stands still while the application is inspected. A village may withdraw it
-    # meanwhile without the right to lift the flag; a closed file's clock is not "paused".
-    d["paused"] = bool(d["paused"]) and d["status"] == "inspecting"
-    if not reveal:
-        d["applicant_id"] = mask_id(str(d["applicant_id"] or ""))
-        d["applicant_phone"] = mask_phone(str(d["applicant_phone"] or ""))
-    return d
-
 
 def applications(
     hub: Hub, *, station: str | None = None, status: str | None = None, reveal: bool = False
 ) -> list[dict[str, object]]:
-    if status is not None and status not in {s.value for s in Status}:
-        raise Refused(f"unknown status {status!r}; use one of {', '.join(s.value for s in Status)}")
-    where, args = [], []
-    if station:
-        where.append("station=?")
-        args.append(station)
-    if status:
-        where.append("status=?")
-        args.append(status)
-    sql = f"SELECT {APP_COLS} FROM applications" + (" WHERE " + " AND ".join(where) if where else "")
-    rows = hub.store.conn.execute(sql + " ORDER BY accepted_at, number", args).fetchall()
-    return [_app_row(r, reveal) for r in rows]
+    return list_applications(hub.store.conn, station=station, status=status, reveal=reveal)
 
 
 def find_application(hub: Hub, number: str) -> str:

@@ -10,10 +10,10 @@ from typing import Any
 
 from node import blobs, client, commands, enrolment, feed_quarantine, freshness, hubkeys, usb_files
 from node.station import Station
+from present.listing import applications_text
 from present.output import EXIT_REFUSED, command_adder, dispatch, emit
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
-from sync.inspection import PAUSED_LABEL
 
 
 def add_parser(sub: Any) -> None:
@@ -148,18 +148,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
 def cmd_applications(args: argparse.Namespace) -> None:
     st = Station(args.dir)
     apps = commands.applications(st, args.status, reveal=args.reveal)
-    emit(
-        {"applications": apps},
-        args.json,
-        lambda d: (
-            "\n".join(
-                f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  "
-                + (PAUSED_LABEL if a.get("paused") else f"时限 {a['due_date']}")
-                for a in d["applications"]
-            )
-            or "（无办件）"
-        ),
-    )
+    emit({"applications": apps}, args.json, lambda d: applications_text(d, accepted_at=False))
 
 
 def cmd_transition(args: argparse.Namespace) -> None:

@@ -66,7 +66,7 @@ def test_a_paused_application_says_so_once(world: World, capsys: pytest.CaptureF
 
 
 def test_the_hub_listing_says_paused_once() -> None:
-    from hub.cli import _apps_text
+    from present.listing import applications_text
     from sync.inspection import PAUSED_LABEL
 
     row = {
@@ -78,8 +78,8 @@ def test_the_hub_listing_says_paused_once() -> None:
         "due_date": "2026-03-30",
         "paused": True,
     }
-    assert _apps_text({"applications": [row]}).endswith(PAUSED_LABEL)
-    assert _apps_text({"applications": [{**row, "paused": False}]}).endswith("时限 2026-03-30")
+    assert applications_text({"applications": [row]}).endswith(PAUSED_LABEL)
+    assert applications_text({"applications": [{**row, "paused": False}]}).endswith("时限 2026-03-30")
 
 
 def test_a_field_devices_status_counts_the_photos_not_yet_at_the_hub(world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
