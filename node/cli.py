@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import blobs, client, commands, enrolment, feed_quarantine, freshness, hubkeys, usb_files
+from node import client, commands, enrolment, status, usb_files
 from node.station import Station
 from present.listing import applications_text
 from present.output import EXIT_REFUSED, command_adder, dispatch, emit
@@ -225,93 +225,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if out["rejected"] else 0
 
 
-def status_dict(st: Station, *, probe: bool = True) -> dict[str, object]:
-    try:
-        cat = st.catalogue()
-        version, expires = cat.version, cat.expires_at
-    except Refused:
-        version, expires = 0, ""
-    now_iso = iso_from_ms(st.clock())
-    expired = bool(expires) and expires < now_iso
-    reachable = _probe(st) if probe else None
-    last = st.meta.int("last_sync")
-    return {
-        "station": st.code,
-        "tier": st.tier,
-        "name": st.meta.text("name"),
-        "pending": st.pending_changes(),
-        "last_sync": iso_from_ms(last) if last else None,
-        "catalogue_version": version,
-        "catalogue_expires_at": expires,
-        "catalogue_expired": expired,
-        "catalogue_warning": st.meta.text("catalogue_warning")
-        or ("事项目录已过期，请尽快同步 (catalogue release has expired; sync when you can)" if expired else ""),
-        "hub_reachable": reachable,
-        "last_error": st.meta.text("last_error"),
-        "epoch": st.meta.int("epoch", 1),
-        "enrolled": bool(st.meta.get("enrolled", False)),
-        "hub_fingerprint": hubkeys.pinned_fingerprint(st),  # the root this station trusts ('' until it follows)
-        "hub_keys_version": st.meta.int("hub_keys_version"),
-        # A field device's inspector wants to know, before leaving the signal, what has not gone yet.
-        "photos_pending": len(blobs.pending(st)) if st.tier == "field" else 0,
-        # Feed pages set aside (node/feed_quarantine.py): every one, and every skip, stays visible here.
-        **feed_quarantine.summary(st),
-        **freshness.summary(st),  # hub_time, and whether the feed stopped advancing (node/freshness.py)
-    }
-
-
-def _probe(st: Station) -> bool:
-    url = st.meta.text("hub_url")
-    if not url:
-        return False
-
-    async def check() -> bool:
-        import aiohttp
-
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as s,
-                s.get(url.rstrip("/") + "/healthz") as r,
-            ):
-                return r.status == 200
-        except (TimeoutError, aiohttp.ClientError, OSError):
-            return False
-
-    return asyncio.run(check())
-
-
 def cmd_status(args: argparse.Namespace) -> None:
     st = Station(args.dir)
-    d = status_dict(st)
-    emit(
-        d,
-        args.json,
-        lambda d: "\n".join(
-            [
-                f"站点 {d['station']} {d['name']} ({d['tier']})",
-                f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}   "
-                f"枢纽{'在线' if d['hub_reachable'] else '离线'}",
-                f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
-                f"区局根密钥指纹 {d['hub_fingerprint'] or '（尚未跟随，下次同步时固定）'}  "
-                f"密钥清单 v{d['hub_keys_version']}",
-            ]
-            + ([f"待上传照片 {d['photos_pending']} 个（联网同步时续传）"] if d["photos_pending"] else [])
-            + ([f"提醒: {d['catalogue_warning']}"] if d["catalogue_warning"] else [])
-            + ([f"上次同步问题: {d['last_error']}"] if d["last_error"] else [])
-            + ([f"提醒: {d['freshness_warning']}"] if d["freshness_warning"] else [])
-            + _quarantine_text(d)
-        ),
-    )
-
-
-def _quarantine_text(d: dict[str, Any]) -> list[str]:
-    latest = d.get("feed_quarantine_latest")
-    if not d.get("feed_quarantined") or not isinstance(latest, dict):
-        return []
-    return [
-        f"已隔离区局数据页 {d['feed_quarantined']} 个（其中跳过 {d['feed_skipped']} 个，变更由夜间对账补回）；"
-        f"最近 {latest['at']}: {latest['reason']}"
-    ]
+    emit(status.gather(st, hub_reachable=status.probe(st)), args.json, status.text)
 
 
 def cmd_receipts(args: argparse.Namespace) -> None:

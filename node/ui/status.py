@@ -16,9 +16,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from node import freshness
+from node import status
 from node.station import Station
-from replica.errors import Refused
 
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2, connect=1.5)
 PAGE_MAX_AGE_S = 5.0  # older than this, a page load starts a background probe
@@ -62,11 +61,8 @@ PROBE = web.AppKey("ui_probe", HubProbe)
 
 
 async def status_context(app: web.Application, st: Station, *, wait: bool = False) -> dict[str, Any]:
-    try:
-        cat = st.catalogue()
-        version, expires = cat.version, cat.expires_at
-    except Refused:
-        version, expires = 0, ""
+    """The status bar: the station's status (``node/status.py``, what ``sanji node status`` prints) with
+    this page's own probe of the hub, which a page never waits for unless ``wait``."""
     url = st.meta.text("hub_url")
     probe = app[PROBE]
     if wait:
@@ -74,37 +70,25 @@ async def status_context(app: web.Application, st: Station, *, wait: bool = Fals
     else:
         probe.refresh_soon(url)
         online = probe.online if url else None
+    g = status.gather(st, hub_reachable=online)
     last = st.meta.int("last_sync")
-    warning = st.meta.text("catalogue_warning")
-    if not warning and expires:
-        from replica.ids import iso_from_ms
-
-        if expires < iso_from_ms(st.clock()):
-            warning = "事项目录已过期，请尽快同步（仍可继续受理）"
+    # The keys the templates and /status.json have always had, no more.
     return {
-        "station": st.code,
-        "name": st.meta.text("name"),
-        "tier": st.tier,
-        "pending": st.pending_changes(),
+        "station": g["station"],
+        "name": g["name"],
+        "tier": g["tier"],
+        "pending": g["pending"],
         "last_sync_ms": last or None,
-        "last_error": st.meta.text("last_error"),
+        "last_error": g["last_error"],
         "hub_url": url,
         "online": online,
         "usb_only": not url,
-        "catalogue_version": version,
-        "catalogue_expires_at": expires,
-        "catalogue_warning": warning,
+        "catalogue_version": g["catalogue_version"],
+        "catalogue_expires_at": g["catalogue_expires_at"],
+        # The window's wording: staff may go on accepting with an expired catalogue.
+        "catalogue_warning": st.meta.text("catalogue_warning")
+        or ("事项目录已过期，请尽快同步（仍可继续受理）" if g["catalogue_expired"] else ""),
         "now_ms": st.clock(),
-        "photos_pending": _photos_pending(st),
-        # The feed stopped advancing while the hub answers (node/freshness.py): staff must see it here.
-        "freshness_warning": freshness.summary(st)["freshness_warning"],
+        "photos_pending": g["photos_pending"],
+        "freshness_warning": g["freshness_warning"],
     }
-
-
-def _photos_pending(st: Station) -> int:
-    """On a field device, the photos and scans the hub has not confirmed yet (0 elsewhere)."""
-    if st.tier != "field":
-        return 0
-    from node import blobs
-
-    return len(blobs.pending(st))

@@ -86,7 +86,7 @@ def test_a_field_devices_status_counts_the_photos_not_yet_at_the_hub(world: Worl
     from hub import operations
     from hub.inspection import assign
     from node import inspection
-    from node.cli import status_dict
+    from node.status import gather
     from tests.inspection.conftest import photo
 
     world.station("360802-T01", "township")
@@ -97,7 +97,7 @@ def test_a_field_devices_status_counts_the_photos_not_yet_at_the_hub(world: Worl
     operations.transition(world.hub, number, "under_review")
     task = str(assign(world.hub, number, "360802-F01")["task"])
     world.pull(field)
-    assert status_dict(field, probe=False)["photos_pending"] == 0
+    assert gather(field, hub_reachable=None)["photos_pending"] == 0
     inspection.report(
         field,
         task,
@@ -105,5 +105,5 @@ def test_a_field_devices_status_counts_the_photos_not_yet_at_the_hub(world: Worl
         findings=["属实"],
         photos=[photo(tmp_path, "a.jpg", 5_000), photo(tmp_path, "b.jpg", 6_000)],
     )
-    assert status_dict(field, probe=False)["photos_pending"] == 2
-    assert status_dict(village, probe=False)["photos_pending"] == 0
+    assert gather(field, hub_reachable=None)["photos_pending"] == 2
+    assert gather(village, hub_reachable=None)["photos_pending"] == 0
