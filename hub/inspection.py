@@ -32,6 +32,7 @@ from replica.inspection import day_of
 from sync.fold import Record
 from sync.hlc import wall_ms
 from sync.inspection import TASK_ASSIGNED, TASK_DONE
+from sync.workflow import STATUS_LABELS, Status
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -183,3 +184,27 @@ def resume_fields(hub: Hub, app_id: str, record: Record) -> tuple[dict[str, obje
     return shared.resume_fields(
         hub.store.conn, hub.records, hub.catalogue()[1].calendar, app_id=app_id, record=record, now_ms=hub.clock()
     )
+
+
+def inspections_text(d: dict[str, Any]) -> str:
+    """``sanji hub inspections`` without ``--json``."""
+    lines = []
+    for i in d["inspections"]:
+        due = f"期限 {i['due'] or '—'}" + ("（已逾期）" if i["overdue"] else "")
+        result = RESULT_LABELS.get(i["result"], i["result"]) if i["result"] else "—"
+        missing = len(i["missing_blobs"])
+        files = f"缺 {missing} 个文件" if missing else ("—" if i["result"] is None else "文件齐全")
+        lines.append(
+            f"{i['number']}  {i['item_name'] or i['item']}  {i['inspector_name'] or i['inspector']}"
+            f"（{i['inspector']}）  派单 {i['assigned_at'][:16].replace('T', ' ') or '—'}  {due}  "
+            f"{TASK_LABELS.get(i['status'], i['status'])}  结论 {result}  照片 {i['photos']} 张  "
+            f"{files}  办件{_status_label(i['application_status'])}"
+        )
+    return "\n".join(lines) or "（无踏勘任务）"
+
+
+def _status_label(value: str) -> str:
+    try:
+        return STATUS_LABELS[Status(value)]
+    except ValueError:
+        return value or "—"

@@ -7,9 +7,10 @@ dashboard render them. Personal data is masked unless the caller asks to reveal 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hub import blobindex, inspection, keyring
+from present.webui import TIER_NAMES
 from protocol.codec import unpack
 from replica.errors import Refused
 from replica.ids import iso_from_ms
@@ -223,3 +224,26 @@ def _masked(fields: object, reveal: bool) -> object:
     if "phone" in out:  # an inspection task carries the applicant's phone too
         out["phone"] = mask_phone(str(out["phone"]))
     return out
+
+
+def status_text(d: dict[str, Any]) -> str:
+    """``sanji hub status`` without ``--json``."""
+    keys = d.get("hub_keys") or {}
+    lines = [
+        f"{d['name']} ({d['hub_id']}) 事项目录 v{d['catalogue_version']}",
+        f"根密钥指纹 {keys.get('fingerprint')}  密钥清单 v{keys.get('version')} 有效至 {keys.get('expires_at')}"
+        + (f"\n提醒: {keys['warning']}" if keys.get("warning") else ""),
+        f"办件 {d['applications']}  冲突 {d['conflicts']}  隔离 {d['quarantined']}  拒收 {d['rejected_batches']}"
+        f"  缺照片 {d.get('missing_blobs', 0)}",
+    ]
+    for s in d["stations"]:
+        flag = " 已吊销" if s["revoked"] else ("" if s["enrolled"] else " 未接入")
+        lines.append(
+            f"  {s['code']:<16} {TIER_NAMES.get(s['tier'], s['tier']):<4} 最近 {s['last_seen'] or '从未'}"
+            f"  办件 {s['applications']}  待传 {s['backlog']}{flag}"
+        )
+    for r in d["last_rejections"]:
+        lines.append(f"  拒收 {r['at']} {r['origin'] or '?'}: {r['reason']}")
+    for a in d["alerts"]:
+        lines.append(f"  警报 {a['at']} {a['kind']} {a['station']}: {a['detail']}")
+    return "\n".join(lines)

@@ -12,7 +12,7 @@ a cloned or damaged station, which needs re-enrolment, so they can only be rejec
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
@@ -152,3 +152,16 @@ def reject(hub: Hub, qid: int, *, by: str, reason: str, also: Callable[[], objec
         if also is not None:
             also()
     return {"id": qid, "state": "rejected"}
+
+
+def listing_text(d: dict[str, Any]) -> str:
+    """``sanji hub quarantine`` without ``--json``."""
+    lines = []
+    for r in d["quarantined"]:
+        who = (
+            f"{r['sender']} 转交，声称来自 {r['origin']}（签名无法核验）"
+            if r["relayed"]
+            else f"{r['origin']} 第 {r['epoch']} 代 第 {r['seq']} 号"
+        )
+        lines.append(f"#{r['id']} [{r['state']}] {r['code'] or '-'}  {who}\n    {r['reason']}")
+    return "\n".join(lines) or "（没有隔离待审的变更）"
