@@ -61,7 +61,7 @@ def _application(
 ) -> tuple[str, dict[str, object]]:
     """The fields a station writes when it accepts one line of the workload (as node/commands.py does)."""
     from replica.ids import CHINA, iso_from_ms, uuid7
-    from sync.catalogue import due_date
+    from sync.acceptance import due_date
     from sync.numbering import application_number
 
     item = catalogue.items[str(raw["item"])]

@@ -18,7 +18,7 @@ from replica.errors import Refused
 from replica.ids import CHINA, iso_from_ms, parse_iso_ms, uuid7
 from replica.inspection import resume_fields
 from replica.listing import list_applications
-from sync.catalogue import AcceptanceError, check_acceptance, deferred_due_date, due_date
+from sync.acceptance import AcceptanceError, check_acceptance, deferred_due_date, due_date
 from sync.fold import versions
 from sync.identity import InvalidIdentity, check_id_number, check_phone
 from sync.model import MATERIAL_PREFIX, MAX_TEXT

@@ -20,7 +20,8 @@ from node.ui.page import form_post, page, refuse, station_of, today
 from node.ui.receipt import receipt_view
 from present.webui import read_form
 from replica.errors import Refused
-from sync.catalogue import AcceptanceError, Item, check_acceptance, deferred_due_date, due_date
+from sync.acceptance import AcceptanceError, check_acceptance, deferred_due_date, due_date
+from sync.catalogue import Item
 from sync.identity import InvalidIdentity, check_id_number, check_phone
 
 STATES = ("submitted", "deferred", "none")

@@ -42,7 +42,8 @@ from protocol.batch import build_batch, verify_batch
 from protocol.codec import pack
 from protocol.document import Document, open_document, sign_document
 from protocol.keys import key_id, public_bytes, sealing_key_from_seed, signing_key_from_seed
-from sync.catalogue import Catalogue, due_date, parse_catalogue
+from sync.acceptance import due_date
+from sync.catalogue import Catalogue, parse_catalogue
 from sync.numbering import application_number
 from tests.applicants import id_check_char
 
