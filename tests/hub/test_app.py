@@ -208,7 +208,7 @@ def _stranger_key() -> object:
 async def test_an_authentic_but_malformed_pull_is_a_400(
     served: Served, village: Station, extra: dict[str, object]
 ) -> None:
-    """Regression (a bug at commit 57ed1b3, since fixed in the working tree): hub/app.py pull(): only `after` and
+    """Regression (a bug at commit 57ed1b3, since fixed in the working tree): hub/web/sync.py pull(): only `after` and
     `at_ms` of a signed pull body are type-checked; `pending` and `catalogue_version` go through int(str(...)) and
     `after` straight into SQLite, so an authentic request with pending='x', catalogue_version=1.5 or after=2**64-1
     raises ValueError/OverflowError, which the errors middleware does not map: the station gets a bare 500 instead
