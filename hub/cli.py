@@ -102,6 +102,13 @@ def add_parser(sub: Any) -> None:
     p = cmd("inspections", "on-site inspection tasks across applications, newest first")
     p.add_argument("--missing", action="store_true", help="only reports whose photos or signature the hub lacks")
     p.add_argument("--open", action="store_true", help="only tasks still awaiting their report")
+    p = cmd("catalogue", "某一级可受理的事项：材料（必交、可容缺后补）、承诺时限、是否需现场踏勘")
+    p.add_argument(
+        "--tier",
+        default="district",
+        choices=["district", "township", "street", "village", "community"],
+        help="哪一级（默认 district：区局窗口）",
+    )
     p = cmd("show", "one application in full")
     p.add_argument("number")
     p.add_argument("--reveal", action="store_true")
@@ -247,6 +254,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         args.json,
         lambda d: (
             f"导入批次 {d['accepted']}，重复 {d['duplicates']}，照片 {d['blobs']}，拒收 {len(rejected)}"
+            + (f"，跳过 {d['skipped']} 个本机导出的文件" if d["skipped"] else "")
             + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in rejected)
         ),
     )
@@ -278,19 +286,7 @@ def cmd_status(args: argparse.Namespace) -> None:
 def cmd_conflicts(args: argparse.Namespace) -> None:
     hub = _hub(args)
     rows = operations.conflicts(hub, include_resolved=args.all)
-    emit(
-        {"conflicts": rows},
-        args.json,
-        lambda d: (
-            "\n".join(
-                f"{c['id']} {c['number'] or c['record']} {c['field']}: "
-                + " vs ".join(f"{v['value']!r}@{v['origin']}{'（采用）' if v['won'] else ''}" for v in c["values"])
-                + f"  规则: {c['rule']}"
-                for c in d["conflicts"]
-            )
-            or "（无冲突）"
-        ),
-    )
+    emit({"conflicts": rows}, args.json, operations.conflicts_text)
 
 
 def cmd_quarantine(args: argparse.Namespace) -> None:
@@ -305,13 +301,19 @@ def cmd_quarantine(args: argparse.Namespace) -> None:
     emit({"quarantined": rows}, args.json, quarantine_review.listing_text)
 
 
+def cmd_catalogue(args: argparse.Namespace) -> None:
+    from sync import catalogue_view
+
+    hub = _hub(args)
+    version, cat = hub.catalogue()
+    emit(catalogue_view.listing(cat, version, args.tier), args.json, catalogue_view.listing_text)
+
+
 def cmd_show(args: argparse.Namespace) -> None:
     hub = _hub(args)
-    emit(
-        operations.show(hub, args.number, reveal=args.reveal),
-        args.json,
-        lambda d: json.dumps(d, ensure_ascii=False, indent=2, default=str),
-    )
+    from hub.show_text import render
+
+    emit(operations.show(hub, args.number, reveal=args.reveal), args.json, render)
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:

@@ -247,3 +247,16 @@ def status_text(d: dict[str, Any]) -> str:
     for a in d["alerts"]:
         lines.append(f"  警报 {a['at']} {a['kind']} {a['station']}: {a['detail']}")
     return "\n".join(lines)
+
+
+def conflicts_text(d: dict[str, Any]) -> str:
+    """``sanji hub conflicts`` without ``--json``."""
+    return (
+        "\n".join(
+            f"{c['id']} {c['number'] or c['record']} {c['field']}: "
+            + " vs ".join(f"{v['value']!r}@{v['origin']}{'（采用）' if v['won'] else ''}" for v in c["values"])
+            + f"  规则: {c['rule']}"
+            for c in d["conflicts"]
+        )
+        or "（无冲突）"
+    )

@@ -19,6 +19,7 @@ from hub.feed import Lookup, fan_out
 from hub.release import sign_release
 from hub.state import PUBLISHED_FILE, HubState, RevokedError
 from hub.store import HubStore
+from replica import folders
 from replica.errors import NotApplied, Refused
 from replica.ids import now_ms as wall_now_ms
 from replica.keyfile import create_keys, load_keys
@@ -59,6 +60,14 @@ class Hub(HubState):
             parse_catalogue(doc)
         except CatalogueError as exc:
             raise Refused(f"catalogue refused: {exc}") from exc
+        folders.need_new(folder, "区局")  # never a hub mixed into a station's folder, or a second one
+        with folders.made_whole(folder):  # a failure half-way leaves nothing behind
+            return cls._create(folder, district=district, name=name, doc=doc, clock=clock)
+
+    @classmethod
+    def _create(
+        cls, folder: Path, *, district: str, name: str, doc: dict[str, object], clock: Callable[[], int]
+    ) -> Hub:
         store = HubStore.create(folder)
         keys = create_keys(folder)
         with store.transaction():
@@ -67,6 +76,7 @@ class Hub(HubState):
             store.set_meta("hlc", 0)
             store.set_meta("seq", 0)
             store.set_meta("generation", new_generation())
+            store.set_meta("created_ms", clock())  # the nightly catch-up counts missed runs from here
         hub = cls(folder, store, keys, clock)
         keyring.create(folder, keys, hub_id=district, now_ms=clock(), legacy=False)  # the root and key list 1
         hub.publish(doc)

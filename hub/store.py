@@ -31,7 +31,7 @@ import sqlite_utils
 from hub.refusal_log import RefusalLog
 from hub.schema import blob_migrations, migrations
 from protocol.codec import pack, unpack
-from replica import records
+from replica import folders, records
 from replica.db import connect, quick_check, transaction
 from sync.session import Cursor
 
@@ -96,8 +96,7 @@ class HubStore(RefusalLog):
 
     @classmethod
     def open(cls, folder: Path) -> HubStore:
-        if not (folder / DB_NAME).exists():
-            raise FileNotFoundError(f"{folder} holds no Sanji hub; run `sanji hub init {folder}` first")
+        folders.need_hub(folder)  # names what the folder is instead, and what to type
         return cls._open(folder / DB_NAME)
 
     @classmethod

@@ -33,7 +33,7 @@ def _files(paths: list[Path]) -> tuple[list[Path], list[carried_files.Refusal]]:
 
 def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:
     """Ingest what a station's stick carries: claims first, then batches, then photos and scans."""
-    accepted = duplicates = 0
+    accepted = duplicates = skipped = 0
     rejected: list[dict[str, str]] = []
     blob_files: list[Path] = []
     found, refused = _files(paths)
@@ -42,6 +42,9 @@ def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:
             data = carried_files.read(path)
         except carried_files.CarriedFileRefused as exc:
             refused.append(exc.refusal)
+            continue
+        if carried_files.going_the_other_way(data, hub_id=hub.hub_id, at_hub=True):
+            skipped += 1  # the hub's own exports on a stick used both ways: not a rejection
             continue
         if blobindex.is_blob_file(data):
             blob_files.append(path)  # after the batches: a blob needs its report at the hub first
@@ -74,6 +77,7 @@ def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:
         "rejected": rejected,
         "blobs": blobs,
         "blob_duplicates": blob_dups,
+        "skipped": skipped,
     }
 
 

@@ -8,12 +8,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import client, commands, enrolment, status, usb_files
+from node import (
+    commands,
+    enrolment,
+    status,
+    sync_lock,
+    usb_files,
+)
 from node.station import Station
 from present.listing import applications_text
 from present.output import EXIT_REFUSED, command_adder, dispatch, emit
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
+from sync import catalogue_view
 
 
 def add_parser(sub: Any) -> None:
@@ -61,7 +68,7 @@ def add_parser(sub: Any) -> None:
     p = cmd("tasks", "a field device's inspection tasks")
     p.add_argument("--reveal", action="store_true", help="show the applicant's full phone number")
     p = cmd("report", "record an inspection report offline")
-    p.add_argument("task")
+    p.add_argument("task", help="任务：办件编号、任务号，或二者唯一的开头（sanji node tasks 列出全部）")
     p.add_argument("--result", required=True, help="pass, fail or rectify (整改)")
     p.add_argument("--finding", action="append", required=True, help="what was found on site (repeat)")
     p.add_argument("--gps", help="LAT,LON[,ACCURACY_M]")
@@ -81,6 +88,9 @@ def add_parser(sub: Any) -> None:
     p = cmd("restore", "put a backup back; starts a new epoch so no seq is ever reused")
     p.add_argument("--from", dest="source", type=Path, required=True)
     p = cmd("receipts", "the hub's signed receipts for this station's batches")
+    cmd("catalogue", "本站可受理的事项：材料（必交、可容缺后补）、承诺时限、是否需现场踏勘")
+    p = cmd("set-hub", "改用新的区局地址（区局迁址，或仅用 U 盘的站点通了网）；须能从本站固定的根密钥核验")
+    p.add_argument("url", help="区局的新地址，如 http://10.1.2.3:8700")
 
 
 def main(args: argparse.Namespace) -> int | None:
@@ -121,9 +131,14 @@ def cmd_accept(args: argparse.Namespace) -> int:
             lambda d: (
                 f"补录受理 {d['accepted']} 件，退回 {len(d['refused'])} 行"
                 + "".join(f"\n  第 {r['line']} 行: {r['reason']}" for r in d["refused"][:50])
+                + (
+                    "\n一件也没有受理：请按上面每行的原因改正后再补录（格式见 README 的“补录”一节）"
+                    if not d["accepted"]
+                    else ""
+                )
             ),
         )
-        return 0
+        return 0 if out["accepted"] else 2  # a file of which nothing was accepted is a refusal
     missing = [f for f in ("item", "name", "id_number", "phone") if not getattr(args, f)]
     if missing:
         raise Refused("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
@@ -162,7 +177,21 @@ def cmd_sync(args: argparse.Namespace) -> int:
     st = Station(args.dir)
     # Weeks offline can mean thousands of changes over a slow link: at a terminal, say how far it got.
     progress = _print_progress if sys.stderr.isatty() else None
-    result = asyncio.run(client.sync_round(st, retention_days=args.retention_days, progress=progress))
+    queued = st.pending_changes()
+    try:
+        result = asyncio.run(
+            sync_lock.sync_round(st, wait_s=sync_lock.CLI_WAIT_S, retention_days=args.retention_days, progress=progress)
+        )
+    except KeyboardInterrupt:
+        # Each batch is recorded as sent only when the hub's answer is committed, so an interrupted
+        # round loses nothing: say how far it got rather than exiting silently (issue 14 item 16).
+        left = Station(args.dir).pending_changes()
+        print(
+            f"同步已中断：本轮已上传 {queued - left} 条变更，{left} 条仍在队列中，下次同步会继续；没有数据丢失",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
     out = {
         "pushed": result.pushed,
         "pulled": result.pulled,
@@ -218,6 +247,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         args.json,
         lambda d: (
             f"已导入 {d['accepted']} 个文件"
+            + (f"，跳过 {d['skipped']} 个本机导出或发往区局的文件" if d.get("skipped") else "")
             + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in d["rejected"])
             + "".join(f"\n  较旧 {r['file']}: {r['reason']}" for r in d.get("older", []))
         ),
@@ -228,6 +258,27 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> None:
     st = Station(args.dir)
     emit(status.gather(st, hub_reachable=status.probe(st)), args.json, status.text)
+
+
+def cmd_catalogue(args: argparse.Namespace) -> None:
+    st = Station(args.dir)
+    cat = st.catalogue()  # refuses with a reason when no release is held yet
+    emit(catalogue_view.listing(cat.catalogue, cat.version, st.tier), args.json, catalogue_view.listing_text)
+
+
+def cmd_set_hub(args: argparse.Namespace) -> None:
+    from node.set_hub import set_hub
+
+    st = Station(args.dir)
+    try:
+        out = set_hub(st, args.url)
+    finally:
+        st.close()
+    emit(
+        out,
+        args.json,
+        lambda d: f"站点 {d['station']} 今后连接区局 {d['hub']}（已核验：根密钥指纹 {d['hub_fingerprint']}）",
+    )
 
 
 def cmd_receipts(args: argparse.Namespace) -> None:
@@ -306,19 +357,7 @@ def cmd_tasks(args: argparse.Namespace) -> None:
     from node import inspection
 
     rows = inspection.tasks(Station(args.dir), reveal=args.reveal)
-    emit(
-        {"tasks": rows},
-        args.json,
-        lambda d: (
-            "\n".join(
-                f"{t['task']}  {t['number']}  {t['item']} {t['item_name']}  {t['address']}  电话 {t['phone']}"
-                f"  期限 {t['due']}  {'已完成' if t['status'] == 'done' else '待踏勘'}"
-                + "".join(f"\n    {i}. {line}" for i, line in enumerate(t["checklist"], 1))
-                for t in d["tasks"]
-            )
-            or "（无踏勘任务）"
-        ),
-    )
+    emit({"tasks": rows}, args.json, inspection.tasks_text)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -334,14 +373,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         signature=args.signature,
         checks=args.check,
     )
-    emit(
-        out,
-        args.json,
-        lambda d: (
-            f"已记录踏勘结果 {d['result']}（任务 {d['task']}），照片 {len(d['photos'])} 张，"
-            "下次同步时上传" + (f"\n  定位存疑: {d['gps_flag']}" if d["gps_flag"] else "")
-        ),
-    )
+    emit(out, args.json, inspection.report_text)
 
 
 def cmd_purge(args: argparse.Namespace) -> None:

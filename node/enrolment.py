@@ -40,7 +40,7 @@ from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from protocol.hubkeys import KeyList, check_current, fingerprint_chars, follow
 from protocol.keys import key_id, load_verify_key
-from replica import carried_files
+from replica import carried_files, folders
 from replica.errors import Refused, Unreachable
 
 TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
@@ -244,6 +244,5 @@ def init_from_file(folder: Path, path: Path, hub_url: str = "", token: str | Non
 
 
 def _fresh(folder: Path) -> Station:
-    if folder.exists() and any(folder.iterdir()):
-        raise Refused(f"{folder} 不是空文件夹 (not empty; a station needs a folder of its own)")
+    folders.need_new(folder, "站点")  # a station needs a folder of its own
     return Station(folder, create=True)

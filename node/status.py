@@ -23,19 +23,23 @@ def gather(st: Station, *, hub_reachable: bool | None) -> dict[str, object]:
         version, expires = 0, ""
     now_iso = iso_from_ms(st.clock())
     expired = bool(expires) and expires < now_iso
-    last = st.meta.int("last_sync")
+    by_line, by_stick = st.meta.int("last_sync"), st.meta.int("last_import")
+    last = max(by_line, by_stick)
     return {
         "station": st.code,
         "tier": st.tier,
         "name": st.meta.text("name"),
         "pending": st.pending_changes(),
         "last_sync": iso_from_ms(last) if last else None,
+        # How the last exchange with the hub went: "network", "usb" (hand-carried files), or None.
+        "last_sync_via": None if not last else ("usb" if by_stick > by_line else "network"),
         "catalogue_version": version,
         "catalogue_expires_at": expires,
         "catalogue_expired": expired,
         "catalogue_warning": st.meta.text("catalogue_warning")
         or ("事项目录已过期，请尽快同步 (catalogue release has expired; sync when you can)" if expired else ""),
         "hub_reachable": hub_reachable,
+        "hub_url": st.meta.text("hub_url"),  # '' for a station that exchanges with the hub by USB only
         "last_error": st.meta.text("last_error"),
         "epoch": st.meta.int("epoch", 1),
         "enrolled": bool(st.meta.get("enrolled", False)),
@@ -75,8 +79,9 @@ def text(d: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"站点 {d['station']} {d['name']} ({d['tier']})",
-            f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}   "
-            f"枢纽{'在线' if d['hub_reachable'] else '离线'}",
+            f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}"
+            f"{'（U盘）' if d['last_sync_via'] == 'usb' else ''}   "
+            + ("仅用U盘与区局交换" if not d["hub_url"] else f"区局{'在线' if d['hub_reachable'] else '离线'}"),
             f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
             f"区局根密钥指纹 {d['hub_fingerprint'] or '（尚未跟随，下次同步时固定）'}  "
             f"密钥清单 v{d['hub_keys_version']}",
