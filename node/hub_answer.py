@@ -10,12 +10,13 @@ would have kept, whatever the wire size. The connection is closed, not drained: 
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
 
 from protocol.limits import ERROR_BODY_MAX_BYTES, RESPONSE_MAX_BYTES, mib
-from replica.errors import Refused
+from replica.errors import Refused, Unreachable
 
 CHUNK_BYTES = 256 * 1024
 
@@ -81,3 +82,19 @@ async def read_json(resp: aiohttp.ClientResponse, *, cap: int = ERROR_BODY_MAX_B
         return json.loads(data)
     except (AnswerTooLarge, ValueError):
         return None
+
+
+def unreachable(url: str, exc: BaseException, then: str) -> Unreachable:
+    """The hub could not be reached, in words staff act on: what happened, what to check, and what
+    became of their work (``then``). Never a bare ``ClientConnectorError … ssl:default``."""
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        what = "等待区局应答超时"
+    elif isinstance(exc, aiohttp.ClientSSLError):
+        what = "与区局的加密连接失败"
+    elif isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        what = "连接中途断开"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        what = "无法建立连接"
+    else:
+        what = "网络出错"
+    return Unreachable(f"连不上区局 {url}（{what}）：请检查网络或区局地址；{then}")
