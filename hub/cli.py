@@ -290,12 +290,10 @@ def cmd_conflicts(args: argparse.Namespace) -> None:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> None:
-    from hub.dashboard.data import quarantine_rows
-
     hub = _hub(args)
     rows = [
         {k: v for k, v in r.items() if k != "gloss"}
-        for r in quarantine_rows(hub, origin=args.station, include_closed=args.all)
+        for r in quarantine_review.quarantine_rows(hub, origin=args.station, include_closed=args.all)
     ]
 
     emit({"quarantined": rows}, args.json, quarantine_review.listing_text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from hub.quarantine_review import quarantine_rows
 from hub.service import Hub
 from present.webui import Due, describe, due_state, status_label
 from replica.ids import CHINA
@@ -198,66 +199,6 @@ def station_detail(hub: Hub, code: str) -> dict[str, Any] | None:
         "children": children,
         "batches_total": hub.store.count("batches", "origin=?", (code,)),
     }
-
-
-# Ingest states its reasons in English (sync/ingest.py); the operator reads a Chinese gloss first.
-QUARANTINE_GLOSS = (
-    ("outside the station's rights", "超出站点权限"),
-    ("clock ahead", "站点时钟超前于区局"),
-    ("refers to an application the hub does not hold", "引用了区局没有的办件"),
-    ("invalid change", "变更格式无效"),
-    ("fork", "分叉：同一序号出现不同内容（疑似克隆或从备份恢复的站点）"),
-    ("unreadable body", "批次内容无法解读"),
-)
-
-
-def gloss(reason: str) -> str:
-    return next((zh for key, zh in QUARANTINE_GLOSS if key in reason), "")
-
-
-def quarantine_rows(hub: Hub, *, origin: str | None = None, include_closed: bool = False) -> list[dict[str, Any]]:
-    from hub.quarantine_review import describe_held
-
-    where, args = [], []
-    if origin:
-        # A station's rows are what it sent, including changes it re-sent claiming another origin
-        # (rows held before senders were recorded have none: their sender is their origin).
-        where.append("(sender=? OR (sender='' AND origin=?))")
-        args += [origin, origin]
-    if not include_closed:
-        where.append("state='open'")
-    sql = (
-        "SELECT id, origin, epoch, seq, reason, created_ms, whole_batch, state, note, raw, code, sender"
-        " FROM quarantine"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY state='open' DESC, id DESC LIMIT 500"
-    )
-    out = []
-    for qid, org, epoch, seq, reason, created, whole, state, note, raw, code, sender in hub.store.conn.execute(
-        sql, args
-    ):
-        sent_by = str(sender or org)
-        out.append(
-            {
-                "id": qid,
-                "origin": org,
-                "epoch": epoch,
-                "seq": seq,
-                "reason": reason,
-                "gloss": gloss(reason),
-                "created_ms": created,
-                "code": code,
-                "sender": sent_by,
-                # Only the origin's own signed batch vouches for a change; one re-sent by another
-                # station (reconciliation) carries the sender's signature alone.
-                "relayed": sent_by != org,
-                "whole_batch": bool(whole),
-                "state": state,
-                "note": note,
-                "content": None if whole else describe_held(bytes(raw)),
-            }
-        )
-    return out
 
 
 # -- applications -------------------------------------------------------------------------------------

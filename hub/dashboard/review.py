@@ -84,7 +84,7 @@ async def resolve(request: web.Request) -> web.StreamResponse:
 
 def _quarantine_page(request: web.Request, *, status: int = 200, error: str = "") -> web.Response:
     hub = hub_of(request)
-    rows = data.quarantine_rows(hub, include_closed=request.query.get("all") == "1")
+    rows = quarantine_review.quarantine_rows(hub, include_closed=request.query.get("all") == "1")
     return page(
         request,
         "quarantine.html",
