@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from hub.dashboard.inspections import inspections
+from hub.operations import show
 from hub.quarantine_review import quarantine_rows
 from hub.service import Hub
 from present.webui import Due, describe, due_state, status_label
@@ -263,9 +265,6 @@ def search(
 def application(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, Any]:
     """One application for the detail page: fields, materials with their deadlines, the history, the
     on-site inspections with their reports (``hub/dashboard/inspections.py``)."""
-    from hub.dashboard.inspections import inspections
-    from hub.operations import show
-
     shown = show(hub, number, reveal=reveal)
     fields = shown["fields"]
     assert isinstance(fields, dict)
