@@ -216,11 +216,11 @@ def create_hub(folder: Path):  # type: ignore[no-untyped-def]
 
 def register_stations(hub, wanted: Sequence[dict[str, str]]) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Register stations (parents first); returns {code: one-time token}."""
-    from hub import enrollment
+    from hub import enrolment
 
     tokens: dict[str, str] = {}
     for s in sorted(wanted, key=lambda s: bool(s.get("parent"))):
-        tokens[s["code"]] = enrollment.register(
+        tokens[s["code"]] = enrolment.register(
             hub, station=s["code"], name=s["name"], tier=s["tier"], parent=s.get("parent", "")
         )
     return tokens

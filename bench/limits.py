@@ -29,7 +29,7 @@ from bench import common
 
 def _station_changes(work, lines: list[str]) -> list[list[object]]:  # type: ignore[no-untyped-def]
     """The wire changes a station makes for the workload (accepted offline through the real path)."""
-    from hub import enrollment
+    from hub import enrolment as hub_enrolment
     from node import commands, enrolment
     from node.station import Station
     from protocol.codec import unpack
@@ -42,7 +42,7 @@ def _station_changes(work, lines: list[str]) -> list[list[object]]:  # type: ign
             {"code": "360802-T01-05", "name": "兴桥镇塅口村", "tier": "village", "parent": "360802-T01"},
         ],
     )
-    (work / "enrol.sje").write_bytes(enrollment.enrolment_file(hub, "360802-T01-05", tokens["360802-T01-05"]))
+    (work / "enrol.sje").write_bytes(hub_enrolment.enrolment_file(hub, "360802-T01-05", tokens["360802-T01-05"]))
     hub.close()
     enrolment.init_from_file(work / "node", work / "enrol.sje", token=tokens["360802-T01-05"])
     st = Station(work / "node")

@@ -1,7 +1,7 @@
 """Many stations at once: each pushes one batch of 20 new applications, then pulls its feed.
 
 The stations are lightweight clients speaking the real protocol with real keys: each is registered
-and enrolled through the hub library (``hub.enrollment.register`` + ``redeem``) in the hub folder
+and enrolled through the hub library (``hub.enrolment.register`` + ``redeem``) in the hub folder
 before the server starts, builds its signed, sealed batch with ``protocol.batch.build_batch`` and a
 signed pull request, and checks the hub's signed answers. All of them connect at the same moment to
 ``sanji hub serve`` (its own process). Reported: how many succeeded, p50/p99 latency of push + pull,
@@ -61,7 +61,7 @@ def _application(
 ) -> tuple[str, dict[str, object]]:
     """The fields a station writes when it accepts one line of the workload (as node/commands.py does)."""
     from replica.ids import CHINA, iso_from_ms, uuid7
-    from sync.catalogue import due_date
+    from sync.acceptance import due_date
     from sync.numbering import application_number
 
     item = catalogue.items[str(raw["item"])]
@@ -91,7 +91,7 @@ def _application(
 
 def prepare(folder: Path, n: int) -> tuple[list[SimStation], str, object]:
     """Make the hub, enrol ``n`` stations into it, and build every station's batch and pull request."""
-    from hub import enrollment
+    from hub import enrolment
     from protocol.batch import build_batch
     from protocol.document import sign_document
     from protocol.keys import load_seal_public, public_bytes, sealing_key_from_seed, signing_key_from_seed
@@ -106,7 +106,7 @@ def prepare(folder: Path, n: int) -> tuple[list[SimStation], str, object]:
     now = int(time.time() * 1000)
     for i, s in enumerate(spec):
         sim = SimStation(s["code"], signing_key_from_seed(os.urandom(32)), sealing_key_from_seed(os.urandom(32)))
-        enrollment.redeem(
+        enrolment.redeem(
             hub,
             token=tokens[sim.code],
             sign_pub=public_bytes(sim.sign),  # type: ignore[arg-type]

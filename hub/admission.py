@@ -25,7 +25,7 @@ from sync.hlc import HUB_QUARANTINE_AHEAD_MS
 from sync.model import Actor, RecordContext
 
 if TYPE_CHECKING:
-    from hub.service import Hub
+    from hub.state import HubState
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Gate:
     """Admission for one run of changes (a batch, a repair, a release): station rows, owners and the
     numbers taken so far are remembered across the run's changes."""
 
-    hub: Hub
+    hub: HubState
     look: Lookup
     numbers: dict[str, str] = field(default_factory=dict)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from replica.webui import svg
+from present.webui import svg
 
 BLUE, ORANGE, GRID, INK = "#3b7dd8", "#f0a22e", "#e3e8ee", "#5f6b7a"
 

@@ -4,29 +4,19 @@ prints the result and exits with the code CONTRACT.md fixes."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from hub import blobindex, enrollment, inspections, keyring, operations, slip
-from hub.feed import feed_page
-from hub.ingest import ingest_frame
+from hub import blobindex, enrolment, inspection, keyring, operations, quarantine_review, slip, usb_files
 from hub.service import Hub
-from protocol.acks import Ack, Acks
-from protocol.enrolment import CLAIM_MAGIC
-from protocol.errors import RemoteProtocolError
+from present.listing import applications_text
+from present.output import EXIT_REFUSED, command_adder, dispatch, emit
+from present.webui import TIER_NAMES
 from protocol.limits import CATALOGUE_SOURCE_MAX_BYTES, RELEASE_FRAME_MAX_BYTES, mib
-from protocol.wire import sign_message
-from replica import carried_files
 from replica.errors import Refused
-from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
 from sync.inspection import PAUSED_LABEL
-from sync.session import AckResult
-from sync.workflow import STATUS_LABELS, Status
-
-TIER_NAMES = {"township": "镇", "street": "街道", "village": "村", "community": "社区", "field": "踏勘设备"}
 
 
 def add_parser(sub: Any) -> None:
@@ -56,7 +46,7 @@ def add_parser(sub: Any) -> None:
     p = cmd("enroll", "register a station and issue a one-time token")
     p.add_argument("--station", required=True)
     p.add_argument("--name", required=True)
-    p.add_argument("--tier", required=True, choices=sorted(enrollment.STATION_TIERS))
+    p.add_argument("--tier", required=True, choices=sorted(enrolment.STATION_TIERS))
     p.add_argument("--parent", default="")
     p.add_argument("--out", type=Path, help="also write an enrolment file to carry to an offline station")
     p.add_argument("--hub-url", default="", help="hub address to put in the enrolment file")
@@ -166,11 +156,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_enroll(args: argparse.Namespace) -> None:
     hub = _hub(args)
-    token = enrollment.register(hub, station=args.station, name=args.name, tier=args.tier, parent=args.parent)
-    fp = enrollment.fingerprint_of(hub)
+    token = enrolment.register(hub, station=args.station, name=args.name, tier=args.tier, parent=args.parent)
+    fp = enrolment.fingerprint_of(hub)
     out: dict[str, object] = {"station": args.station, "token": token, "fingerprint": fp}
     if args.out:
-        args.out.write_bytes(enrollment.enrolment_file(hub, args.station, token, args.hub_url))
+        args.out.write_bytes(enrolment.enrolment_file(hub, args.station, token, args.hub_url))
         out["file"] = str(args.out)
         # The slip's QR code (the token, which carries the fingerprint) beside the file, to print.
         qr = args.out.with_name(args.out.name + ".qr.svg")
@@ -255,69 +245,16 @@ def cmd_publish(args: argparse.Namespace) -> None:
     emit({"catalogue_version": version}, args.json, lambda d: f"已发布事项目录版本 {d['catalogue_version']}")
 
 
-def _files(paths: list[Path]) -> tuple[list[Path], list[carried_files.Refusal]]:
-    try:
-        found, refused = carried_files.collect(paths)
-    except FileNotFoundError as exc:
-        raise Refused(f"{exc.filename} 不存在 (does not exist)；请检查路径，U盘是否已插好") from exc
-    # Claims first: a never-online station's keys must be pinned before its batches are checked.
-    return sorted(found, key=lambda x: (x.suffix != ".sjc", str(x))), refused
-
-
 def cmd_import(args: argparse.Namespace) -> int:
-    hub = _hub(args)
-    accepted = duplicates = skipped = 0
-    rejected: list[dict[str, str]] = []
-    blob_files: list[Path] = []
-    found, refused = _files(args.paths)
-    for path in found:
-        try:
-            data = carried_files.read(path)
-        except carried_files.CarriedFileRefused as exc:
-            refused.append(exc.refusal)
-            continue
-        if carried_files.going_the_other_way(data, hub_id=hub.hub_id, at_hub=True):
-            skipped += 1  # the hub's own exports on a stick used both ways: not a rejection
-            continue
-        if blobindex.is_blob_file(data):
-            blob_files.append(path)  # after the batches: a blob needs its report at the hub first
-            continue
-        if data.startswith(CLAIM_MAGIC):
-            try:
-                enrollment.accept_claim(hub, data)
-            except RemoteProtocolError as exc:
-                rejected.append({"file": str(path), "reason": f"{exc.code}: {exc}"})
-                with hub.store.transaction():
-                    hub.store.reject(f"file:{path.name}", "", f"{exc.code}: {exc}", hub.clock())
-            continue
-        ack = ingest_frame(hub, data, source=f"file:{path.name}")
-        if ack.result in (AckResult.APPLIED, AckResult.QUARANTINED):
-            accepted += 1
-        elif ack.result is AckResult.DUPLICATE:
-            duplicates += 1
-        else:
-            rejected.append({"file": str(path), "reason": f"{ack.result.value}: {ack.reason}"})
-    blobs, blob_dups, blob_rejected = blobindex.import_files(hub, blob_files)
-    rejected += blob_rejected
-    if refused:
-        with hub.store.transaction():
-            for r in refused:
-                hub.store.reject(f"file:{r.path.name}", "", f"{r.code}: {r.reason}", hub.clock())
-    rejected += [r.row() for r in refused]
-    out = {
-        "accepted": accepted,
-        "duplicates": duplicates,
-        "rejected": rejected,
-        "blobs": blobs,
-        "blob_duplicates": blob_dups,
-        "skipped": skipped,
-    }
+    out = usb_files.import_files(_hub(args), args.paths)
+    rejected = out["rejected"]
+    assert isinstance(rejected, list)
     emit(
         out,
         args.json,
         lambda d: (
-            f"导入批次 {accepted}，重复 {duplicates}，照片 {blobs}，拒收 {len(rejected)}"
-            + (f"，跳过 {skipped} 个本机导出的文件" if skipped else "")
+            f"导入批次 {d['accepted']}，重复 {d['duplicates']}，照片 {d['blobs']}，拒收 {len(rejected)}"
+            + (f"，跳过 {d['skipped']} 个本机导出的文件" if d["skipped"] else "")
             + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in rejected)
         ),
     )
@@ -325,71 +262,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    hub = _hub(args)
-    station = hub.store.station(args.station)
-    if station is None:
-        raise Refused(f"no station {args.station} is registered")
-    args.out.mkdir(parents=True, exist_ok=True)
-    files: list[str] = []
-    after, version = station.feed_ack, station.catalogue_version
-    latest = hub.store.latest_release()
-    while True:
-        page = feed_page(hub, args.station, after=after, catalogue_version=version)
-        body_next, more = _page_next(page)
-        name = args.out / f"{args.station}_feed_{after:010d}-{body_next:010d}.sjd"
-        name.write_bytes(page)
-        files.append(str(name))
-        # A new release rides on the first page only. A page with the release and no changes (they did
-        # not fit beside it) has next == after and more: the changes follow on the next page.
-        carried, version = version, max(version, latest[0] if latest is not None else 0)
-        if body_next == after and not (more and carried != version):
-            break
-        after = body_next
-    receipts = hub.store.conn.execute(
-        "SELECT hash, result, receipt FROM batches WHERE origin=? ORDER BY received_ms DESC LIMIT 5000",
-        (args.station,),
-    ).fetchall()
-    if receipts:
-        # No counts: a station reading these defaults them to 0 (the format has always been so).
-        acks = Acks(tuple(Ack(bytes(h), str(r), receipt=bytes(rc)) for h, r, rc in receipts))
-        doc = sign_message(acks, signer=hub.hub_id, recipient=args.station, signing_key=hub.keys.sign).frame
-        name = args.out / f"{args.station}_receipts_{hashlib.sha256(doc).hexdigest()[:12]}.sjd"
-        name.write_bytes(doc)
-        files.append(str(name))
-    keys = keyring.bundle(hub)  # first on the stick: the pages after it may be signed by a key only it names
-    name = args.out / f"{args.station}_keys_v{int(str(keys['version'])):04d}.sjk"
-    name.write_bytes(keyring.key_file(keys))
-    files.insert(0, str(name))
-    held = blobindex.held_document(hub, args.station)  # lets a USB-only field device purge its photos
-    if held is not None:
-        name = args.out / f"{args.station}_blobs_held_{hashlib.sha256(held).hexdigest()[:12]}.sjd"
-        name.write_bytes(held)
-        files.append(str(name))
+    files = usb_files.export_files(_hub(args), args.station, args.out)
     emit({"files": files}, args.json, lambda d: "已写出:\n" + "\n".join(f"  {f}" for f in files))
-
-
-def _page_next(page: bytes) -> tuple[int, bool]:
-    """The `next` cursor and `more` of a page we just made; feed pages carry them in their signed header."""
-    from protocol.frame import peek_header
-
-    header = peek_header(page)
-    value = header.get("next")
-    return (int(value) if isinstance(value, int) else 0), header.get("more") is True
 
 
 def cmd_applications(args: argparse.Namespace) -> None:
     hub = _hub(args)
     apps = operations.applications(hub, station=args.station, status=args.status, reveal=args.reveal)
-    emit({"applications": apps}, args.json, _apps_text)
-
-
-def _apps_text(d: dict[str, Any]) -> str:
-    lines = [
-        f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  受理 {a['accepted_at']}  "
-        + (PAUSED_LABEL if a.get("paused") else f"时限 {a['due_date']}")
-        for a in d["applications"]
-    ]
-    return "\n".join(lines) or "（无办件）"
+    emit({"applications": apps}, args.json, applications_text)
 
 
 def cmd_transition(args: argparse.Namespace) -> None:
@@ -400,73 +280,23 @@ def cmd_transition(args: argparse.Namespace) -> None:
 
 def cmd_status(args: argparse.Namespace) -> None:
     hub = _hub(args)
-    emit(operations.status(hub), args.json, _status_text)
-
-
-def _status_text(d: dict[str, Any]) -> str:
-    keys = d.get("hub_keys") or {}
-    lines = [
-        f"{d['name']} ({d['hub_id']}) 事项目录 v{d['catalogue_version']}",
-        f"根密钥指纹 {keys.get('fingerprint')}  密钥清单 v{keys.get('version')} 有效至 {keys.get('expires_at')}"
-        + (f"\n提醒: {keys['warning']}" if keys.get("warning") else ""),
-        f"签名公钥 {keys.get('sign_public_key')} ({keys.get('sign_key_id')})",
-        f"加密公钥 {keys.get('seal_public_key')} ({keys.get('seal_key_id')})",
-        f"根公钥 {keys.get('root_public_key')} ({keys.get('root_key_id')})",
-        f"办件 {d['applications']}  冲突 {d['conflicts']}  隔离 {d['quarantined']}  拒收 {d['rejected_batches']}"
-        f"  缺照片 {d.get('missing_blobs', 0)}",
-    ]
-    for s in d["stations"]:
-        flag = " 已吊销" if s["revoked"] else ("" if s["enrolled"] else " 未接入")
-        lines.append(
-            f"  {s['code']:<16} {TIER_NAMES.get(s['tier'], s['tier']):<4} 最近 {s['last_seen'] or '从未'}"
-            f"  办件 {s['applications']}  待传 {s['backlog']}{flag}"
-        )
-    for r in d["last_rejections"]:
-        lines.append(f"  拒收 {r['at']} {r['origin'] or '?'}: {r['reason']}")
-    for a in d["alerts"]:
-        lines.append(f"  警报 {a['at']} {a['kind']} {a['station']}: {a['detail']}")
-    return "\n".join(lines)
+    emit(operations.status(hub), args.json, operations.status_text)
 
 
 def cmd_conflicts(args: argparse.Namespace) -> None:
     hub = _hub(args)
     rows = operations.conflicts(hub, include_resolved=args.all)
-    emit(
-        {"conflicts": rows},
-        args.json,
-        lambda d: (
-            "\n".join(
-                f"{c['id']} {c['number'] or c['record']} {c['field']}: "
-                + " vs ".join(f"{v['value']!r}@{v['origin']}{'（采用）' if v['won'] else ''}" for v in c["values"])
-                + f"  规则: {c['rule']}"
-                for c in d["conflicts"]
-            )
-            or "（无冲突）"
-        ),
-    )
+    emit({"conflicts": rows}, args.json, operations.conflicts_text)
 
 
 def cmd_quarantine(args: argparse.Namespace) -> None:
-    from hub.dashboard_data import quarantine_rows
-
     hub = _hub(args)
     rows = [
         {k: v for k, v in r.items() if k != "gloss"}
-        for r in quarantine_rows(hub, origin=args.station, include_closed=args.all)
+        for r in quarantine_review.quarantine_rows(hub, origin=args.station, include_closed=args.all)
     ]
 
-    def human(d: dict[str, Any]) -> str:
-        lines = []
-        for r in d["quarantined"]:
-            who = (
-                f"{r['sender']} 转交，声称来自 {r['origin']}（签名无法核验）"
-                if r["relayed"]
-                else f"{r['origin']} 第 {r['epoch']} 代 第 {r['seq']} 号"
-            )
-            lines.append(f"#{r['id']} [{r['state']}] {r['code'] or '-'}  {who}\n    {r['reason']}")
-        return "\n".join(lines) or "（没有隔离待审的变更）"
-
-    emit({"quarantined": rows}, args.json, human)
+    emit({"quarantined": rows}, args.json, quarantine_review.listing_text)
 
 
 def cmd_catalogue(args: argparse.Namespace) -> None:
@@ -496,7 +326,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     if args.csv:
         args.csv.write_text(nightly.report_csv(out["report"]), encoding="utf-8")
     result = {k: out[k] for k in ("stations_checked", "divergent", "repaired", "overdue", "report")}
-    emit(result, args.json, _report_text)
+    emit(result, args.json, nightly.report_text)
     if out["outcome"] == "integrity_failed":
         print(
             f"sanji: the hub database failed its integrity check ({out['report']['integrity']}); "
@@ -505,39 +335,6 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
-
-
-def _report_text(d: dict[str, Any]) -> str:
-    r = d["report"]
-    if "warnings" not in r:
-        return (
-            f"夜间任务 {r['generated_at']}  数据库检查失败: {r['integrity']}\n请停机并从备份恢复（见 README 灾难恢复）"
-        )
-    w = r["warnings"]
-    lines = [
-        f"夜间任务 {r['generated_at']}  数据库检查: {r['integrity']}",
-        f"对账站点 {d['stations_checked']}，发现不一致 {d['divergent']}，已修复 {d['repaired']}",
-        f"红色预警（超期）{len(w['red'])} 件，黄色预警（临期）{len(w['yellow'])} 件，容缺材料逾期 "
-        f"{len(w['materials_overdue'])} 项",
-    ]
-    lines += [f"  红 {x['number']} {x['item']} 时限 {x['due_date']}" for x in w["red"][:20]]
-    lines += [f"  黄 {x['number']} {x['item']} 时限 {x['due_date']}" for x in w["yellow"][:20]]
-    for s in r["statistics"]["per_station"]:
-        lines.append(
-            f"  {s['station']:<16} 受理 {s['accepted']}（今日 {s['accepted_today']}） 办结 {s['completed']}"
-            f" 按时率 {s['on_time_rate'] if s['on_time_rate'] is not None else '-'}"
-        )
-    if r["not_seen"]:
-        lines.append("多日未同步: " + ", ".join(str(x["station"]) for x in r["not_seen"]))
-    if r.get("backup"):
-        lines.append(f"备份: {r['backup']}（照片 {r.get('backup_blobs') or 0} 张）")
-    partial = r.get("partial_uploads") or {}
-    if partial.get("dropped"):
-        lines.append(
-            f"清理中断超过 {partial['retention_days']} 天的照片上传 {partial['dropped']} 个，"
-            f"释放 {partial['bytes']} 字节"
-        )
-    return "\n".join(lines)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -592,28 +389,5 @@ def cmd_inspect(args: argparse.Namespace) -> None:
 
 
 def cmd_inspections(args: argparse.Namespace) -> None:
-    rows = inspections.list_inspections(_hub(args), missing_only=args.missing, open_only=args.open, limit=None)
-    emit({"inspections": rows}, args.json, _inspections_text)
-
-
-def _inspections_text(d: dict[str, Any]) -> str:
-    lines = []
-    for i in d["inspections"]:
-        due = f"期限 {i['due'] or '—'}" + ("（已逾期）" if i["overdue"] else "")
-        result = inspections.RESULT_LABELS.get(i["result"], i["result"]) if i["result"] else "—"
-        missing = len(i["missing_blobs"])
-        files = f"缺 {missing} 个文件" if missing else ("—" if i["result"] is None else "文件齐全")
-        lines.append(
-            f"{i['number']}  {i['item_name'] or i['item']}  {i['inspector_name'] or i['inspector']}"
-            f"（{i['inspector']}）  派单 {i['assigned_at'][:16].replace('T', ' ') or '—'}  {due}  "
-            f"{inspections.TASK_LABELS.get(i['status'], i['status'])}  结论 {result}  照片 {i['photos']} 张  "
-            f"{files}  办件{_status_label(i['application_status'])}"
-        )
-    return "\n".join(lines) or "（无踏勘任务）"
-
-
-def _status_label(value: str) -> str:
-    try:
-        return STATUS_LABELS[Status(value)]
-    except ValueError:
-        return value or "—"
+    rows = inspection.list_inspections(_hub(args), missing_only=args.missing, open_only=args.open, limit=None)
+    emit({"inspections": rows}, args.json, inspection.inspections_text)

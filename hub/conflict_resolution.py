@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from present.webui import status_label
 from protocol.codec import unpack
 from replica.errors import Refused
 from replica.ids import iso_from_ms
-from replica.webui import status_label
 
 if TYPE_CHECKING:
     from hub.service import Hub

@@ -19,7 +19,7 @@ from protocol.wire import sign_message
 from sync.change import Change
 
 if TYPE_CHECKING:
-    from hub.service import Hub
+    from hub.state import HubState
     from hub.store import Station as StationRow
     from replica.records import Run
 
@@ -32,7 +32,7 @@ class Lookup:
     earlier one did), else from the store. Station rows and deciding tiers are looked up once per
     batch. Use one per batch: it does not notice stations or catalogue releases changing under it."""
 
-    def __init__(self, hub: Hub, run: Run | None = None) -> None:
+    def __init__(self, hub: HubState, run: Run | None = None) -> None:
         self.hub = hub
         self.run = run
         self._stations: dict[str, StationRow | None] = {}
@@ -78,7 +78,7 @@ class Lookup:
         return self._decided[item]
 
 
-def recipients(hub: Hub, change: Change, application: str, lookup: Lookup | None = None) -> set[str]:
+def recipients(hub: HubState, change: Change, application: str, lookup: Lookup | None = None) -> set[str]:
     look = lookup or Lookup(hub)
     found = look.owner(application)
     if found is None:
@@ -99,7 +99,7 @@ def recipients(hub: Hub, change: Change, application: str, lookup: Lookup | None
     return out
 
 
-def fan_out(hub: Hub, logged: Iterable[tuple[int, Change, str]], lookup: Lookup | None = None) -> None:
+def fan_out(hub: HubState, logged: Iterable[tuple[int, Change, str]], lookup: Lookup | None = None) -> None:
     """Add newly logged changes to the feeds of the stations that may see them."""
     look = lookup or Lookup(hub)
     for rowid, change, application in logged:
@@ -108,7 +108,7 @@ def fan_out(hub: Hub, logged: Iterable[tuple[int, Change, str]], lookup: Lookup 
 
 
 def feed_page(
-    hub: Hub, station_code: str, *, after: int, catalogue_version: int, limit: int = PAGE_LIMIT, nonce: bytes = b""
+    hub: HubState, station_code: str, *, after: int, catalogue_version: int, limit: int = PAGE_LIMIT, nonce: bytes = b""
 ) -> bytes:
     """One signed page of a station's feed, sealed to the station's key when it has one.
 
@@ -139,7 +139,7 @@ def feed_page(
 
 
 def _page(
-    hub: Hub, station: StationRow, *, after: int, limit: int, catalogue: bytes | None, nonce: bytes = b""
+    hub: HubState, station: StationRow, *, after: int, limit: int, catalogue: bytes | None, nonce: bytes = b""
 ) -> bytes:
     station_code = station.code
     rows = hub.store.feed_page(station_code, after, limit) if limit else []

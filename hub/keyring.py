@@ -33,7 +33,7 @@ from replica.errors import Refused
 from replica.keyfile import KeyPair, load_keys, replace_keys
 
 if TYPE_CHECKING:
-    from hub.service import Hub
+    from hub.state import HubState
 
 KEYS_DIR = "keys"
 ROOT_FILE = "root"
@@ -150,7 +150,7 @@ def create(folder: Path, keys: KeyPair, *, hub_id: str, now_ms: int, legacy: boo
     return chain
 
 
-def ensure(hub: Hub) -> Chain:
+def ensure(hub: HubState) -> Chain:
     """The hub's chain, made on first use for a hub folder from before roots (a migration)."""
     chain = load_chain(hub.folder)
     if chain is None:
@@ -168,10 +168,10 @@ def ensure(hub: Hub) -> Chain:
 
 # Per open hub, the key its releases were last found signed with: a serving hub answers /v1/keys at
 # the start of every station's round and need not read its newest release each time to know.
-_CHECKED: weakref.WeakKeyDictionary[Hub, str] = weakref.WeakKeyDictionary()
+_CHECKED: weakref.WeakKeyDictionary[HubState, str] = weakref.WeakKeyDictionary()
 
 
-def _resign_stale_releases(hub: Hub, chain: Chain) -> None:
+def _resign_stale_releases(hub: HubState, chain: Chain) -> None:
     """A database restored from a backup taken before a rotation holds releases signed by a key the hub
     no longer has. Its own history says which keys it had: what one of them signed is signed again."""
     if _CHECKED.get(hub) == hub.keys.sign_key_id:
@@ -190,7 +190,7 @@ def _resign_stale_releases(hub: Hub, chain: Chain) -> None:
             hub.store.replace_release_frame(version, _signed_again(hub, frame, version, known[kid]))
 
 
-def _signed_again(hub: Hub, frame: bytes, version: int, signer_pub: bytes) -> bytes:
+def _signed_again(hub: HubState, frame: bytes, version: int, signer_pub: bytes) -> bytes:
     """A release verified with the earlier key that signed it, signed with the current one."""
     pub, kid = load_verify_key(signer_pub), key_id(signer_pub)
     doc = open_document(frame, kind="catalogue", recipient="*", verify_key=lambda s, k: pub if k == kid else None)
@@ -204,7 +204,7 @@ def _signed_again(hub: Hub, frame: bytes, version: int, signer_pub: bytes) -> by
     )
 
 
-def _current_root(hub: Hub, chain: Chain, root_path: Path | None) -> tuple[Ed25519PrivateKey, Path]:
+def _current_root(hub: HubState, chain: Chain, root_path: Path | None) -> tuple[Ed25519PrivateKey, Path]:
     path = root_path or default_root_path(hub.folder)
     root = load_root(path)
     if public_bytes(root) != chain.root_pub:
@@ -215,7 +215,7 @@ def _current_root(hub: Hub, chain: Chain, root_path: Path | None) -> tuple[Ed255
     return root, path
 
 
-def _resign_releases(hub: Hub, old: KeyPair, new: KeyPair) -> None:
+def _resign_releases(hub: HubState, old: KeyPair, new: KeyPair) -> None:
     """Stations and the hub trust only listed keys, so every release is signed again by the new one
     (same body, same version): a station keeps using the catalogue it holds once it follows."""
     kid = old.sign_key_id
@@ -236,7 +236,7 @@ def _resign_releases(hub: Hub, old: KeyPair, new: KeyPair) -> None:
         )
 
 
-def rotate_key(hub: Hub, *, root_path: Path | None = None, valid_days: int = KEY_LIST_DAYS) -> dict[str, object]:
+def rotate_key(hub: HubState, *, root_path: Path | None = None, valid_days: int = KEY_LIST_DAYS) -> dict[str, object]:
     """A new online signing key, listed by the root as key list `version + 1`; the old one is dropped.
 
     A hub serving meanwhile takes the new key at its next `ensure` (the first `/v1/keys` it answers).
@@ -274,7 +274,7 @@ def rotate_key(hub: Hub, *, root_path: Path | None = None, valid_days: int = KEY
 
 
 def rotate_root(
-    hub: Hub, new_root_path: Path, *, root_path: Path | None = None, valid_days: int = KEY_LIST_DAYS
+    hub: HubState, new_root_path: Path, *, root_path: Path | None = None, valid_days: int = KEY_LIST_DAYS
 ) -> dict[str, object]:
     """Replace the root: the old root names the new one, and the new root lists the online keys.
 
@@ -319,7 +319,7 @@ def rotate_root(
     return {"key_id": key_id(new_pub), "version": chain.version, "fingerprint": fingerprint(new_pub)}
 
 
-def summary(hub: Hub) -> dict[str, object]:
+def summary(hub: HubState) -> dict[str, object]:
     """What `hub status` shows of the keys: the fingerprint stations compare, and when to renew."""
     from replica.ids import iso_from_ms
 
@@ -349,12 +349,12 @@ def summary(hub: Hub) -> dict[str, object]:
     }
 
 
-def bundle(hub: Hub, *, with_release: bool = True, after: int = -1) -> dict[str, object]:
+def bundle(hub: HubState, *, with_release: bool = True, after: int = -1) -> dict[str, object]:
     """`key_bundle` in its wire form (the `/v1/keys` answer, a key file's content)."""
     return key_bundle(hub, with_release=with_release, after=after).to_wire()
 
 
-def key_bundle(hub: Hub, *, with_release: bool = True, after: int = -1) -> KeyBundle:
+def key_bundle(hub: HubState, *, with_release: bool = True, after: int = -1) -> KeyBundle:
     """What a station needs to follow the hub's keys: the history, the roots it may start from, and
     the current release (re-signed at each rotation, so a station can keep using its catalogue; an
     enrolment answer leaves it out, its document already carries the release). A station that holds
@@ -366,7 +366,7 @@ def key_bundle(hub: Hub, *, with_release: bool = True, after: int = -1) -> KeyBu
     return KeyBundle(hub.hub_id, chain.version, tuple(chain.roots), tuple(chain.docs), latest[1] if latest else None)
 
 
-def _record(hub: Hub, detail: str, now_ms: int) -> None:
+def _record(hub: HubState, detail: str, now_ms: int) -> None:
     """Operators see key changes among the alerts: an unexpected one is worth a phone call."""
     with hub.store.transaction():
         hub.store.alert("hub_key", "", detail, now_ms)

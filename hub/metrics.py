@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from hub.appkeys import HUB
 from hub.service import Hub
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
@@ -68,8 +69,6 @@ class StoreCollector(Collector):
         self.app = app
 
     def _hub(self) -> Hub | None:
-        from hub.app import HUB
-
         return self.app.get(HUB)
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:

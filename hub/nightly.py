@@ -336,3 +336,37 @@ def report_csv(report: dict[str, Any]) -> str:
 
 
 __all__ = ["backup", "report_csv", "run", "runs", "timedelta"]
+
+
+def report_text(d: dict[str, Any]) -> str:
+    """``sanji hub reconcile`` without ``--json``."""
+    r = d["report"]
+    if "warnings" not in r:
+        return (
+            f"夜间任务 {r['generated_at']}  数据库检查失败: {r['integrity']}\n请停机并从备份恢复（见 README 灾难恢复）"
+        )
+    w = r["warnings"]
+    lines = [
+        f"夜间任务 {r['generated_at']}  数据库检查: {r['integrity']}",
+        f"对账站点 {d['stations_checked']}，发现不一致 {d['divergent']}，已修复 {d['repaired']}",
+        f"红色预警（超期）{len(w['red'])} 件，黄色预警（临期）{len(w['yellow'])} 件，容缺材料逾期 "
+        f"{len(w['materials_overdue'])} 项",
+    ]
+    lines += [f"  红 {x['number']} {x['item']} 时限 {x['due_date']}" for x in w["red"][:20]]
+    lines += [f"  黄 {x['number']} {x['item']} 时限 {x['due_date']}" for x in w["yellow"][:20]]
+    for s in r["statistics"]["per_station"]:
+        lines.append(
+            f"  {s['station']:<16} 受理 {s['accepted']}（今日 {s['accepted_today']}） 办结 {s['completed']}"
+            f" 按时率 {s['on_time_rate'] if s['on_time_rate'] is not None else '-'}"
+        )
+    if r["not_seen"]:
+        lines.append("多日未同步: " + ", ".join(str(x["station"]) for x in r["not_seen"]))
+    if r.get("backup"):
+        lines.append(f"备份: {r['backup']}（照片 {r.get('backup_blobs') or 0} 张）")
+    partial = r.get("partial_uploads") or {}
+    if partial.get("dropped"):
+        lines.append(
+            f"清理中断超过 {partial['retention_days']} 天的照片上传 {partial['dropped']} 个，"
+            f"释放 {partial['bytes']} 字节"
+        )
+    return "\n".join(lines)

@@ -7,12 +7,14 @@ dashboard render them. Personal data is masked unless the caller asks to reveal 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hub import blobindex, inspection, keyring
+from present.webui import TIER_NAMES
 from protocol.codec import unpack
 from replica.errors import Refused
 from replica.ids import iso_from_ms
+from replica.listing import list_applications
 from sync.fold import versions
 from sync.identity import mask_id, mask_phone
 from sync.inspection import PAUSED_LABEL
@@ -21,55 +23,11 @@ from sync.workflow import STATUS_LABELS, Status, TransitionError, move_to
 if TYPE_CHECKING:
     from hub.service import Hub
 
-APP_COLS = (
-    "id, number, station, item, status, applicant_name, accepted_at, due_date, applicant_id, applicant_phone, paused"
-)
-
-
-def _app_row(row: tuple[object, ...], reveal: bool) -> dict[str, object]:
-    d = dict(
-        zip(
-            (
-                "id",
-                "number",
-                "station",
-                "item",
-                "status",
-                "applicant_name",
-                "accepted_at",
-                "due_date",
-                "applicant_id",
-                "applicant_phone",
-                "paused",
-            ),
-            row,
-            strict=True,
-        )
-    )
-    # The due-date clock stands still while the application is inspected. A village may withdraw it
-    # meanwhile without the right to lift the flag; a closed file's clock is not "paused".
-    d["paused"] = bool(d["paused"]) and d["status"] == "inspecting"
-    if not reveal:
-        d["applicant_id"] = mask_id(str(d["applicant_id"] or ""))
-        d["applicant_phone"] = mask_phone(str(d["applicant_phone"] or ""))
-    return d
-
 
 def applications(
     hub: Hub, *, station: str | None = None, status: str | None = None, reveal: bool = False
 ) -> list[dict[str, object]]:
-    if status is not None and status not in {s.value for s in Status}:
-        raise Refused(f"unknown status {status!r}; use one of {', '.join(s.value for s in Status)}")
-    where, args = [], []
-    if station:
-        where.append("station=?")
-        args.append(station)
-    if status:
-        where.append("status=?")
-        args.append(status)
-    sql = f"SELECT {APP_COLS} FROM applications" + (" WHERE " + " AND ".join(where) if where else "")
-    rows = hub.store.conn.execute(sql + " ORDER BY accepted_at, number", args).fetchall()
-    return [_app_row(r, reveal) for r in rows]
+    return list_applications(hub.store.conn, station=station, status=status, reveal=reveal)
 
 
 def find_application(hub: Hub, number: str) -> str:
@@ -266,3 +224,42 @@ def _masked(fields: object, reveal: bool) -> object:
     if "phone" in out:  # an inspection task carries the applicant's phone too
         out["phone"] = mask_phone(str(out["phone"]))
     return out
+
+
+def status_text(d: dict[str, Any]) -> str:
+    """``sanji hub status`` without ``--json``."""
+    keys = d.get("hub_keys") or {}
+    lines = [
+        f"{d['name']} ({d['hub_id']}) 事项目录 v{d['catalogue_version']}",
+        f"根密钥指纹 {keys.get('fingerprint')}  密钥清单 v{keys.get('version')} 有效至 {keys.get('expires_at')}"
+        + (f"\n提醒: {keys['warning']}" if keys.get("warning") else ""),
+        f"签名公钥 {keys.get('sign_public_key')} ({keys.get('sign_key_id')})",
+        f"加密公钥 {keys.get('seal_public_key')} ({keys.get('seal_key_id')})",
+        f"根公钥 {keys.get('root_public_key')} ({keys.get('root_key_id')})",
+        f"办件 {d['applications']}  冲突 {d['conflicts']}  隔离 {d['quarantined']}  拒收 {d['rejected_batches']}"
+        f"  缺照片 {d.get('missing_blobs', 0)}",
+    ]
+    for s in d["stations"]:
+        flag = " 已吊销" if s["revoked"] else ("" if s["enrolled"] else " 未接入")
+        lines.append(
+            f"  {s['code']:<16} {TIER_NAMES.get(s['tier'], s['tier']):<4} 最近 {s['last_seen'] or '从未'}"
+            f"  办件 {s['applications']}  待传 {s['backlog']}{flag}"
+        )
+    for r in d["last_rejections"]:
+        lines.append(f"  拒收 {r['at']} {r['origin'] or '?'}: {r['reason']}")
+    for a in d["alerts"]:
+        lines.append(f"  警报 {a['at']} {a['kind']} {a['station']}: {a['detail']}")
+    return "\n".join(lines)
+
+
+def conflicts_text(d: dict[str, Any]) -> str:
+    """``sanji hub conflicts`` without ``--json``."""
+    return (
+        "\n".join(
+            f"{c['id']} {c['number'] or c['record']} {c['field']}: "
+            + " vs ".join(f"{v['value']!r}@{v['origin']}{'（采用）' if v['won'] else ''}" for v in c["values"])
+            + f"  规则: {c['rule']}"
+            for c in d["conflicts"]
+        )
+        or "（无冲突）"
+    )

@@ -12,7 +12,7 @@ a cloned or damaged station, which needs re-enrolment, so they can only be rejec
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
@@ -152,3 +152,76 @@ def reject(hub: Hub, qid: int, *, by: str, reason: str, also: Callable[[], objec
         if also is not None:
             also()
     return {"id": qid, "state": "rejected"}
+
+
+# Ingest states its reasons in English (sync/ingest.py); the operator reads a Chinese gloss first.
+QUARANTINE_GLOSS = (
+    ("outside the station's rights", "超出站点权限"),
+    ("clock ahead", "站点时钟超前于区局"),
+    ("refers to an application the hub does not hold", "引用了区局没有的办件"),
+    ("invalid change", "变更格式无效"),
+    ("fork", "分叉：同一序号出现不同内容（疑似克隆或从备份恢复的站点）"),
+    ("unreadable body", "批次内容无法解读"),
+)
+
+
+def gloss(reason: str) -> str:
+    return next((zh for key, zh in QUARANTINE_GLOSS if key in reason), "")
+
+
+def quarantine_rows(hub: Hub, *, origin: str | None = None, include_closed: bool = False) -> list[dict[str, Any]]:
+    """The held changes, open ones first, newest first, each with a Chinese gloss of its reason and what it
+    would change: what ``sanji hub quarantine`` prints and the dashboard shows."""
+    where, args = [], []
+    if origin:
+        # A station's rows are what it sent, including changes it re-sent claiming another origin
+        # (rows held before senders were recorded have none: their sender is their origin).
+        where.append("(sender=? OR (sender='' AND origin=?))")
+        args += [origin, origin]
+    if not include_closed:
+        where.append("state='open'")
+    sql = (
+        "SELECT id, origin, epoch, seq, reason, created_ms, whole_batch, state, note, raw, code, sender"
+        " FROM quarantine"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY state='open' DESC, id DESC LIMIT 500"
+    )
+    out = []
+    for qid, org, epoch, seq, reason, created, whole, state, note, raw, code, sender in hub.store.conn.execute(
+        sql, args
+    ):
+        sent_by = str(sender or org)
+        out.append(
+            {
+                "id": qid,
+                "origin": org,
+                "epoch": epoch,
+                "seq": seq,
+                "reason": reason,
+                "gloss": gloss(reason),
+                "created_ms": created,
+                "code": code,
+                "sender": sent_by,
+                # Only the origin's own signed batch vouches for a change; one re-sent by another
+                # station (reconciliation) carries the sender's signature alone.
+                "relayed": sent_by != org,
+                "whole_batch": bool(whole),
+                "state": state,
+                "note": note,
+                "content": None if whole else describe_held(bytes(raw)),
+            }
+        )
+    return out
+
+
+def listing_text(d: dict[str, Any]) -> str:
+    """``sanji hub quarantine`` without ``--json``."""
+    lines = []
+    for r in d["quarantined"]:
+        who = (
+            f"{r['sender']} 转交，声称来自 {r['origin']}（签名无法核验）"
+            if r["relayed"]
+            else f"{r['origin']} 第 {r['epoch']} 代 第 {r['seq']} 号"
+        )
+        lines.append(f"#{r['id']} [{r['state']}] {r['code'] or '-'}  {who}\n    {r['reason']}")
+    return "\n".join(lines) or "（没有隔离待审的变更）"

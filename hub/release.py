@@ -26,12 +26,12 @@ from protocol.wire import sign_message
 from replica.errors import Refused
 
 if TYPE_CHECKING:
-    from hub.service import Hub
+    from hub.state import HubState
 
 _ADVICE = "请精简目录（删去不再受理的事项、缩短说明文字）或分批发布后重试"
 
 
-def sign_release(hub: Hub, release: Release) -> bytes:
+def sign_release(hub: HubState, release: Release) -> bytes:
     """The signed release frame, checked to be receivable by every station."""
     encoded = len(pack(release.to_wire()))
     if encoded > PAYLOAD_MAX_BYTES:

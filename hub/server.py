@@ -11,7 +11,8 @@ from pathlib import Path
 from aiohttp import web
 
 from hub import blobindex, nightly
-from hub.app import HUB, HubConfig, create_app
+from hub.app import HubConfig, create_app
+from hub.appkeys import HUB
 from hub.restore import PID_FILE
 from hub.store import HubStore
 from replica import listen, schedule

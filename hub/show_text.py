@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from replica.webui import (
+from present.webui import (
     FIELD_LABELS,
     MATERIAL_STATES,
     REPORT_RESULT_LABELS,

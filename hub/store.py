@@ -28,6 +28,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from hub.refusal_log import RefusalLog
 from hub.schema import blob_migrations, dashboard_migrations, migrations
 from protocol.codec import pack, unpack
 from replica import folders, records
@@ -77,24 +78,7 @@ def _station(row: tuple[object, ...]) -> Station:
     )
 
 
-HOUR_MS = 3_600_000
-# Past this many rows in one hour, refusals from further sources share one row: a sender with many
-# addresses (an IPv6 prefix) cannot add rows without bound either.
-MAX_REFUSAL_ROWS_PER_HOUR = 2000
-OTHER_SOURCES = "other-sources"
-# Alerts raised before anything is authenticated (the claimed signer is a revoked station): anyone can
-# repeat them, so they are counted per station and hour like refusals. Forks stay one row each.
-COUNTED_ALERTS = frozenset({"revoked_station_sent"})
-_CODE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz_")
-
-
-def refusal_code(reason: str) -> str:
-    """The stable code a refusal's reason starts with (``"bad_signature: ..."``), else ``"other"``."""
-    head, sep, _ = reason.partition(":")
-    return head if sep and 0 < len(head) <= 32 and set(head) <= _CODE_CHARS else "other"
-
-
-class HubStore:
+class HubStore(RefusalLog):
     """The hub's persistent state behind one narrow interface (SQLite implementation)."""
 
     def __init__(self, db: sqlite_utils.Database) -> None:
@@ -305,7 +289,7 @@ class HubStore:
             (batch_hash, origin, epoch, first_seq, last_seq, now_ms, result, applied, quarantined, receipt, source),
         )
 
-    # -- quarantine, rejections, alerts ------------------------------------------------------------
+    # -- quarantine (the refusal log and alerts: hub/refusal_log.py) ------------------------------------
 
     def quarantine(
         self,
@@ -337,61 +321,6 @@ class HubStore:
         ).fetchall()
         keys = ("id", "origin", "epoch", "seq", "reason", "created_ms", "whole_batch", "code", "sender")
         return [dict(zip(keys, r, strict=True)) for r in rows]
-
-    def reject(self, source: str, origin: str, reason: str, now_ms: int) -> None:
-        """Note a refused request or file. Refusals are counted in one row per (source, hour, code of
-        the reason), which keeps the latest origin and reason: a flood from one address adds a row
-        an hour, not a row a request. ``origin`` is only what the sender claimed."""
-        source, origin, reason = source[:200], origin[:64], reason[:1000]
-        hour, code = now_ms // HOUR_MS, refusal_code(reason)
-        row = self._refusal(source, hour, code)
-        if row is None and self._refusal_rows(hour) >= MAX_REFUSAL_ROWS_PER_HOUR:
-            source = OTHER_SOURCES
-            row = self._refusal(source, hour, code)
-        count, first_ms, last_ms = (0, now_ms, now_ms) if row is None else row
-        # REPLACE gives the row a new id, so the newest refusal is still the highest id.
-        self.conn.execute(
-            "INSERT OR REPLACE INTO rejected (at_ms, source, origin, reason, hour, code, count, first_ms)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            (max(now_ms, last_ms), source, origin, reason, hour, code, count + 1, first_ms),
-        )
-
-    def _refusal(self, source: str, hour: int, code: str) -> tuple[int, int, int] | None:
-        row = self.conn.execute(
-            "SELECT count, first_ms, at_ms FROM rejected WHERE source=? AND hour=? AND code=?", (source, hour, code)
-        ).fetchone()
-        return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
-
-    def _refusal_rows(self, hour: int) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM rejected WHERE hour=?", (hour,)).fetchone()[0])
-
-    def rejections(self, limit: int = 20) -> tuple[int, list[dict[str, object]]]:
-        """(how many refusals in all, the ``limit`` rows refused most recently, each with its ``count``)."""
-        total = int(self.conn.execute("SELECT COALESCE(SUM(count), 0) FROM rejected").fetchone()[0])
-        rows = self.conn.execute(
-            "SELECT at_ms, source, origin, reason, count FROM rejected ORDER BY id DESC LIMIT ?", (limit,)
-        ).fetchall()
-        return total, [dict(zip(("at_ms", "source", "origin", "reason", "count"), r, strict=True)) for r in rows]
-
-    def alert(self, kind: str, station: str, detail: str, now_ms: int) -> None:
-        hour = now_ms // HOUR_MS
-        if kind in COUNTED_ALERTS:
-            cur = self.conn.execute(
-                "UPDATE alerts SET count=count+1, at_ms=MAX(at_ms, ?), detail=? WHERE id=(SELECT MAX(id) FROM"
-                " alerts WHERE kind=? AND station=? AND hour=?)",
-                (now_ms, detail, kind, station, hour),
-            )
-            if cur.rowcount:
-                return
-        self.conn.execute(
-            "INSERT INTO alerts (at_ms, kind, station, detail, hour) VALUES (?,?,?,?,?)",
-            (now_ms, kind, station, detail, hour),
-        )
-
-    def alerts(self) -> list[dict[str, object]]:
-        """Every alert in the order first raised; ``count`` is how often it was raised that hour."""
-        rows = self.conn.execute("SELECT at_ms, kind, station, detail, count FROM alerts ORDER BY id").fetchall()
-        return [dict(zip(("at_ms", "kind", "station", "detail", "count"), r, strict=True)) for r in rows]
 
     # -- feeds ------------------------------------------------------------------------------------
 

@@ -12,18 +12,36 @@ a field device holds a task without its application).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from node.store import Meta
 from replica.admission_facts import build_facts
 from replica.errors import Refused
+from replica.records import RecordStore
 from sync.admission import judge
+from sync.catalogue import Catalogue
 from sync.change import Change
 from sync.model import Actor, RecordContext
 
-if TYPE_CHECKING:
-    from node.station import Station
+
+class Station(Protocol):
+    """What the check reads of the station writing (``node.station.Station``, which calls it from its
+    write path): named here as a protocol, so this module does not import its caller."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def tier(self) -> str: ...
+
+    conn: sqlite3.Connection
+    meta: Meta
+    records: RecordStore
+
+    def catalogue(self) -> Any: ...  # node.station.CatalogueState
+    def catalogue_at(self, version: int) -> Catalogue | None: ...
 
 
 def check_write(st: Station, change: Change) -> None:

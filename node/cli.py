@@ -8,13 +8,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import blobs, commands, enrolment, feed_quarantine, freshness, hubkeys, sync_lock, uplink
+from node import (
+    commands,
+    enrolment,
+    status,
+    sync_lock,
+    usb_files,
+)
 from node.station import Station
+from present.listing import applications_text
+from present.output import EXIT_REFUSED, command_adder, dispatch, emit
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
-from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
 from sync import catalogue_view
-from sync.inspection import PAUSED_LABEL
 
 
 def add_parser(sub: Any) -> None:
@@ -157,18 +163,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
 def cmd_applications(args: argparse.Namespace) -> None:
     st = Station(args.dir)
     apps = commands.applications(st, args.status, reveal=args.reveal)
-    emit(
-        {"applications": apps},
-        args.json,
-        lambda d: (
-            "\n".join(
-                f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  "
-                + (PAUSED_LABEL if a.get("paused") else f"时限 {a['due_date']}")
-                for a in d["applications"]
-            )
-            or "（无办件）"
-        ),
-    )
+    emit({"applications": apps}, args.json, lambda d: applications_text(d, accepted_at=False))
 
 
 def cmd_transition(args: argparse.Namespace) -> None:
@@ -240,13 +235,13 @@ def _blob_text(blobs: dict[str, object]) -> str:
 
 def cmd_export(args: argparse.Namespace) -> None:
     st = Station(args.dir)
-    out = uplink.export(st, args.out)
+    out = usb_files.export(st, args.out)
     emit(out, args.json, lambda d: f"已写出 {len(d['files'])} 个文件（{d['changes']} 条变更）到 {args.out}")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     st = Station(args.dir)
-    out = uplink.import_files(st, args.paths)
+    out = usb_files.import_files(st, args.paths)
     emit(
         out,
         args.json,
@@ -260,69 +255,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_REFUSED if out["rejected"] else 0
 
 
-def status_dict(st: Station, *, probe: bool = True) -> dict[str, object]:
-    try:
-        cat = st.catalogue()
-        version, expires = cat.version, cat.expires_at
-    except Refused:
-        version, expires = 0, ""
-    now_iso = iso_from_ms(st.clock())
-    expired = bool(expires) and expires < now_iso
-    reachable = _probe(st) if probe else None
-    by_line, by_stick = st.meta.int("last_sync"), st.meta.int("last_import")
-    last = max(by_line, by_stick)
-    return {
-        "station": st.code,
-        "tier": st.tier,
-        "name": st.meta.text("name"),
-        "pending": st.pending_changes(),
-        "last_sync": iso_from_ms(last) if last else None,
-        # How the last exchange with the hub went: "network", "usb" (hand-carried files), or None.
-        "last_sync_via": None if not last else ("usb" if by_stick > by_line else "network"),
-        "catalogue_version": version,
-        "catalogue_expires_at": expires,
-        "catalogue_expired": expired,
-        "catalogue_warning": st.meta.text("catalogue_warning")
-        or ("事项目录已过期，请尽快同步 (catalogue release has expired; sync when you can)" if expired else ""),
-        "hub_reachable": reachable,
-        "hub_url": st.meta.text("hub_url"),  # '' for a station that exchanges with the hub by USB only
-        "last_error": st.meta.text("last_error"),
-        "epoch": st.meta.int("epoch", 1),
-        "enrolled": bool(st.meta.get("enrolled", False)),
-        "hub_fingerprint": hubkeys.pinned_fingerprint(st),  # the root this station trusts ('' until it follows)
-        "hub_keys_version": st.meta.int("hub_keys_version"),
-        # This station's own public keys (hex) and key ids: what the hub pins at enrolment, and what a
-        # verifier of its batches needs (docs/protocol.md, "Keys and key ids").
-        "sign_public_key": st.keys.sign_pub.hex(),
-        "sign_key_id": st.keys.sign_key_id,
-        "seal_public_key": st.keys.seal_pub.hex(),
-        "seal_key_id": st.keys.seal_key_id,
-        # A field device's inspector wants to know, before leaving the signal, what has not gone yet.
-        "photos_pending": len(blobs.pending(st)) if st.tier == "field" else 0,
-        # Feed pages set aside (node/feed_quarantine.py): every one, and every skip, stays visible here.
-        **feed_quarantine.summary(st),
-        **freshness.summary(st),  # hub_time, and whether the feed stopped advancing (node/freshness.py)
-    }
-
-
-def _probe(st: Station) -> bool:
-    url = st.meta.text("hub_url")
-    if not url:
-        return False
-
-    async def check() -> bool:
-        import aiohttp
-
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as s,
-                s.get(url.rstrip("/") + "/healthz") as r,
-            ):
-                return r.status == 200
-        except (TimeoutError, aiohttp.ClientError, OSError):
-            return False
-
-    return asyncio.run(check())
+def cmd_status(args: argparse.Namespace) -> None:
+    st = Station(args.dir)
+    emit(status.gather(st, hub_reachable=status.probe(st)), args.json, status.text)
 
 
 def cmd_catalogue(args: argparse.Namespace) -> None:
@@ -344,43 +279,6 @@ def cmd_set_hub(args: argparse.Namespace) -> None:
         args.json,
         lambda d: f"站点 {d['station']} 今后连接区局 {d['hub']}（已核验：根密钥指纹 {d['hub_fingerprint']}）",
     )
-
-
-def cmd_status(args: argparse.Namespace) -> None:
-    st = Station(args.dir)
-    d = status_dict(st)
-    emit(
-        d,
-        args.json,
-        lambda d: "\n".join(
-            [
-                f"站点 {d['station']} {d['name']} ({d['tier']})",
-                f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}"
-                f"{'（U盘）' if d['last_sync_via'] == 'usb' else ''}   "
-                + ("仅用U盘与区局交换" if not d["hub_url"] else f"区局{'在线' if d['hub_reachable'] else '离线'}"),
-                f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
-                f"区局根密钥指纹 {d['hub_fingerprint'] or '（尚未跟随，下次同步时固定）'}  "
-                f"密钥清单 v{d['hub_keys_version']}",
-                f"本站签名公钥 {d['sign_public_key']} ({d['sign_key_id']})",
-                f"本站加密公钥 {d['seal_public_key']} ({d['seal_key_id']})",
-            ]
-            + ([f"待上传照片 {d['photos_pending']} 个（联网同步时续传）"] if d["photos_pending"] else [])
-            + ([f"提醒: {d['catalogue_warning']}"] if d["catalogue_warning"] else [])
-            + ([f"上次同步问题: {d['last_error']}"] if d["last_error"] else [])
-            + ([f"提醒: {d['freshness_warning']}"] if d["freshness_warning"] else [])
-            + _quarantine_text(d)
-        ),
-    )
-
-
-def _quarantine_text(d: dict[str, Any]) -> list[str]:
-    latest = d.get("feed_quarantine_latest")
-    if not d.get("feed_quarantined") or not isinstance(latest, dict):
-        return []
-    return [
-        f"已隔离区局数据页 {d['feed_quarantined']} 个（其中跳过 {d['feed_skipped']} 个，变更由夜间对账补回）；"
-        f"最近 {latest['at']}: {latest['reason']}"
-    ]
 
 
 def cmd_receipts(args: argparse.Namespace) -> None:
@@ -459,19 +357,7 @@ def cmd_tasks(args: argparse.Namespace) -> None:
     from node import inspection
 
     rows = inspection.tasks(Station(args.dir), reveal=args.reveal)
-    emit(
-        {"tasks": rows},
-        args.json,
-        lambda d: (
-            "\n".join(
-                f"{t['task']}  {t['number']}  {t['item']} {t['item_name']}  {t['address']}  电话 {t['phone']}"
-                f"  期限 {t['due']}  {'已完成' if t['status'] == 'done' else '待踏勘'}"
-                + "".join(f"\n    {i}. {line}" for i, line in enumerate(t["checklist"], 1))
-                for t in d["tasks"]
-            )
-            or "（无踏勘任务）"
-        ),
-    )
+    emit({"tasks": rows}, args.json, inspection.tasks_text)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -487,14 +373,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         signature=args.signature,
         checks=args.check,
     )
-    emit(
-        out,
-        args.json,
-        lambda d: (
-            f"已记录踏勘结果 {d['result']}（任务 {d['task']}），照片 {len(d['photos'])} 张，"
-            "下次同步时上传" + (f"\n  定位存疑: {d['gps_flag']}" if d["gps_flag"] else "")
-        ),
-    )
+    emit(out, args.json, inspection.report_text)
 
 
 def cmd_purge(args: argparse.Namespace) -> None:

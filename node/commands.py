@@ -17,10 +17,11 @@ from node.station import Station
 from replica.errors import Refused
 from replica.ids import CHINA, iso_from_ms, parse_iso_ms, uuid7
 from replica.inspection import resume_fields
+from replica.listing import list_applications
 from sync import catalogue_view
-from sync.catalogue import AcceptanceError, check_acceptance, deferred_due_date, due_date
+from sync.acceptance import AcceptanceError, check_acceptance, deferred_due_date, due_date
 from sync.fold import versions
-from sync.identity import InvalidIdentity, check_id_number, check_phone, mask_id, mask_phone
+from sync.identity import InvalidIdentity, check_id_number, check_phone
 from sync.model import MATERIAL_PREFIX, MAX_TEXT
 from sync.numbering import application_number
 from sync.workflow import Move, Status, TransitionError, may_move, move_to
@@ -271,42 +272,4 @@ def transition(st: Station, number: str, to: str, note: str = "") -> dict[str, o
 
 
 def applications(st: Station, status: str | None = None, *, reveal: bool = False) -> list[dict[str, object]]:
-    if status is not None and status not in {s.value for s in Status}:
-        raise Refused(f"unknown status {status!r}; use one of {', '.join(s.value for s in Status)}")
-    sql = (
-        "SELECT id, number, station, item, status, applicant_name, accepted_at, due_date, applicant_id,"
-        " applicant_phone, paused FROM applications"
-    )
-    args: list[object] = []
-    if status:
-        sql += " WHERE status=?"
-        args.append(status)
-    out = []
-    for row in st.conn.execute(sql + " ORDER BY accepted_at, number", args):
-        d = dict(
-            zip(
-                (
-                    "id",
-                    "number",
-                    "station",
-                    "item",
-                    "status",
-                    "applicant_name",
-                    "accepted_at",
-                    "due_date",
-                    "applicant_id",
-                    "applicant_phone",
-                    "paused",
-                ),
-                row,
-                strict=True,
-            )
-        )
-        # The due-date clock stands still during an on-site inspection (and only then: a withdrawal
-        # made meanwhile at the window cannot lift the flag, which is the decider's).
-        d["paused"] = bool(d["paused"]) and d["status"] == "inspecting"
-        if not reveal:
-            d["applicant_id"] = mask_id(str(d["applicant_id"] or ""))
-            d["applicant_phone"] = mask_phone(str(d["applicant_phone"] or ""))
-        out.append(d)
-    return out
+    return list_applications(st.conn, status=status, reveal=reveal)

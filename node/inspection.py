@@ -14,6 +14,7 @@ N=no`` (or the line's text) overrides one line.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from node import blobs
 from node.station import Station
@@ -182,3 +183,23 @@ def report(
         "signature": fields.get("signature"),
         "gps_flag": fields.get("gps_flag", ""),
     }
+
+
+def tasks_text(d: dict[str, Any]) -> str:
+    """``sanji node tasks`` without ``--json``."""
+    return (
+        "\n".join(
+            f"{t['task']}  {t['number']}  {t['item']} {t['item_name']}  {t['address']}  电话 {t['phone']}"
+            f"  期限 {t['due']}  {'已完成' if t['status'] == 'done' else '待踏勘'}"
+            + "".join(f"\n    {i}. {line}" for i, line in enumerate(t["checklist"], 1))
+            for t in d["tasks"]
+        )
+        or "（无踏勘任务）"
+    )
+
+
+def report_text(d: dict[str, Any]) -> str:
+    """``sanji node report`` without ``--json``."""
+    return f"已记录踏勘结果 {d['result']}（任务 {d['task']}），照片 {len(d['photos'])} 张，下次同步时上传" + (
+        f"\n  定位存疑: {d['gps_flag']}" if d["gps_flag"] else ""
+    )

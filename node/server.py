@@ -19,11 +19,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from node import nightly, sync_lock
 from node.station import Station
+from node.ui import add_ui_routes
+from node.ui.keys import STATION
 from replica import listen, schedule
 from replica.errors import Refused, Unreachable
 
 log = logging.getLogger("sanji.node")
-STATION = web.AppKey("station", Station)
 MAX_BACKOFF_S = 600.0
 
 
@@ -70,9 +71,7 @@ def create_app(folder: Path, interval: float, nightly_at: str = "02:00") -> web.
         st.close()
 
     app.cleanup_ctx.append(ctx)
-    # The staff UI (node/ui.py). Imported here: the UI's modules import STATION from this one.
-    from node.ui import add_ui_routes
-
+    # The staff UI (node/ui/).
     add_ui_routes(app)
     return app
 

@@ -9,8 +9,9 @@ from typing import NoReturn
 
 from hub import cli as hub_cli
 from node import cli as node_cli
-from replica.output import EXIT_REFUSED, fail, run
+from present.output import EXIT_REFUSED, fail, run
 from sanji import __version__
+from sanji.demo import run_demo
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(lambda: hub_cli.main(args), as_json=as_json)
     if args.area == "node":
         return run(lambda: node_cli.main(args), as_json=as_json)
-    from sanji.demo import run_demo
-
-    return run(lambda: run_demo(args.dir, once=args.once, port=args.port), as_json=as_json)
+    return run(lambda: run_demo(args.dir, once=args.once, port=args.port, command=main), as_json=as_json)
 
 
 if __name__ == "__main__":

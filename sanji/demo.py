@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,14 @@ def _id_number(n: int) -> str:
     return body + id_check_char(body)
 
 
+# The `sanji` entry point (sanji.cli.main), handed in by the script so this module does not import it back.
+Command = Callable[[list[str]], int]
+
+
 class Story:
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, command: Command) -> None:
         self.root = root
+        self.command = command
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.hub_proc: subprocess.Popen[bytes] | None = None
@@ -61,11 +67,9 @@ class Story:
 
     def sanji(self, *argv: str, expect: int = 0) -> dict[str, Any]:
         """Run one real `sanji` command with --json and return its document."""
-        from sanji.cli import main
-
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([*argv, "--json"])
+            code = self.command([*argv, "--json"])
         if code != expect:
             raise RuntimeError(f"`sanji {' '.join(argv)}` exited {code}, expected {expect}: {err.getvalue().strip()}")
         text = out.getvalue().strip()
@@ -336,7 +340,7 @@ def command_name() -> str:
     return str(script)
 
 
-def run_demo(root: Path, *, once: bool, port: int) -> int:
+def run_demo(root: Path, *, once: bool, port: int, command: Command) -> int:
     root = root.resolve()
     if root.exists():
         if not (root / MARKER).exists():
@@ -346,7 +350,7 @@ def run_demo(root: Path, *, once: bool, port: int) -> int:
     root.mkdir(parents=True)
     (root / MARKER).write_text("made by sanji demo; safe to delete\n", encoding="utf-8")
     os.environ.setdefault("SANJI_DEMO", "1")
-    story = Story(root, port)
+    story = Story(root, port, command)
     print(f"三级 Sanji demo: a district on this machine, in {root}")
     try:
         story.tell()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from sync.catalogue import AcceptanceError, Catalogue, Item, check_acceptance, deferred_due_date, due_date
+from sync.acceptance import AcceptanceError, check_acceptance, deferred_due_date, due_date
+from sync.catalogue import Catalogue, Item
 from sync.change import Change
 from sync.identity import InvalidIdentity, check_id_number, check_phone
 from sync.model import MATERIAL_PREFIX, Actor

@@ -1,7 +1,7 @@
 """Shared fixtures for the hub, node and replica tests.
 
 Everything here is built for real in ``tmp_path``: a hub made with ``Hub.create``, stations made with
-``Station(..., create=True)`` and enrolled through ``hub.enrollment.register`` / ``redeem`` and the
+``Station(..., create=True)`` and enrolled through ``hub.enrolment.register`` / ``redeem`` and the
 node's own ``_pin``. Time is a :class:`FakeClock` both sides share unless a test gives a station its
 own. Applicants are generated: ID numbers are made here with the GB 11643 check digit computed
 independently of ``sync.identity``, names are obviously synthetic, phones are sequential.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import enrollment
+from hub import enrolment
 from hub.feed import feed_page
 from hub.ingest import FrameAck, ingest_frame
 from hub.service import Hub
@@ -117,13 +117,13 @@ class World:
         return next(s for s in self.stations if s.code == code)
 
     def register(self, code: str, tier: str, parent: str = "") -> str:
-        return enrollment.register(self.hub, station=code, name=f"{code} 测试站", tier=tier, parent=parent)
+        return enrolment.register(self.hub, station=code, name=f"{code} 测试站", tier=tier, parent=parent)
 
     def station(self, code: str, tier: str, parent: str = "", *, clock: object = None) -> Station:
         """Register, make and enrol a station (keys made locally, hub keys pinned from the answer)."""
         token = self.register(code, tier, parent)
         st = Station(self.root / code, clock=clock or self.clock, create=True)  # type: ignore[arg-type]
-        answer = enrollment.redeem(self.hub, token=token, sign_pub=st.keys.sign_pub, seal_pub=st.keys.seal_pub)
+        answer = enrolment.redeem(self.hub, token=token, sign_pub=st.keys.sign_pub, seal_pub=st.keys.seal_pub)
         _pin(st, answer, token, "", online=True)
         self.stations.append(st)
         return st

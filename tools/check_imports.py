@@ -1,4 +1,5 @@
-"""Fail on an import cycle between the project's modules, or on a module past the size limit.
+"""Fail on an import cycle between the project's modules, on an import against the packages' one
+direction (docs/architecture.md), or on a module past the size limit.
 
 Every import counts, at module level or inside a function: a deferred import hides a cycle from
 Python, not from the reader. Run by `make test` (see the Makefile's `lint` target).
@@ -10,7 +11,10 @@ import ast
 import sys
 from pathlib import Path
 
-PACKAGES = ("protocol", "sync", "replica", "node", "hub", "sanji")
+PACKAGES = ("protocol", "sync", "replica", "present", "node", "hub", "sanji")
+# A package imports only packages of a lower layer (or its own): node/ and hub/ share one and never
+# import each other.
+LAYER = {"protocol": 0, "sync": 1, "replica": 2, "present": 3, "node": 4, "hub": 4, "sanji": 5}
 MAX_LINES = 400
 
 
@@ -102,6 +106,11 @@ def main() -> int:
         for name, path in files.items()
     }
     problems = [f"import cycle: {' ↔ '.join(c)}" for c in cycles(graph)]
+    for name, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            own, other = name.split(".")[0], target.split(".")[0]
+            if own != other and LAYER[other] >= LAYER[own]:
+                problems.append(f"{name} imports {target}: {own}/ may import only packages below it")
     for _name, path in sorted(files.items()):
         lines = len(path.read_text(encoding="utf-8").splitlines())
         if lines > MAX_LINES:

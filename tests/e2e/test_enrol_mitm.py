@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from hub import enrollment, keyring
+from hub import enrolment, keyring
 from hub.service import Hub as HubLib
 from protocol.codec import pack, unpack
 from protocol.enrolment import answer_mac, parse_token, token_key
@@ -96,9 +96,9 @@ def rogue_pieces(tmp_path: Path) -> tuple[bytes, dict[str, object], str]:
     history, and a token it issued itself (so it can MAC with a token of its own)."""
     rogue = HubLib.create(tmp_path / "rogue", district=DISTRICT, name="假冒区局", catalogue=None)
     try:
-        enrollment.register(rogue, station=TOWNSHIP, name="假冒镇", tier="township")
-        own = enrollment.register(rogue, station=STATION, name="假冒村", tier="village", parent=TOWNSHIP)
-        return enrollment.enrolment_document(rogue, STATION), keyring.bundle(rogue), own
+        enrolment.register(rogue, station=TOWNSHIP, name="假冒镇", tier="township")
+        own = enrolment.register(rogue, station=STATION, name="假冒村", tier="village", parent=TOWNSHIP)
+        return enrolment.enrolment_document(rogue, STATION), keyring.bundle(rogue), own
     finally:
         rogue.close()
 

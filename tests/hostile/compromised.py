@@ -31,7 +31,7 @@ from node import commands
 from node.station import Station
 from protocol.codec import unpack
 from replica.ids import CHINA, iso_from_ms, uuid7
-from sync.catalogue import due_date
+from sync.acceptance import due_date
 from sync.fold import versions
 from sync.model import MATERIAL_PREFIX
 from sync.numbering import application_number

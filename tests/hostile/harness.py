@@ -4,7 +4,7 @@ The hub is made with ``Hub.create`` in a temporary folder and served by ``hub.ap
 aiohttp ``TestServer`` running in an event loop this harness owns, so Hypothesis can drive it from
 plain synchronous tests: ``served.request(...)`` runs one request to completion and returns the answer.
 
-Stations are enrolled the way the hub enrols them (``hub.enrollment.register`` then ``redeem``) with
+Stations are enrolled the way the hub enrols them (``hub.enrolment.register`` then ``redeem``) with
 keys made from fixed seeds, so every signature is genuine: what is hostile is the content.
 
 All applicant data is generated: ID numbers carry a correct GB 11643 check character (computed here,
@@ -32,8 +32,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import HealthCheck, Phase, settings
 
-from hub import enrollment
-from hub.app import HUB, HubConfig, create_app
+from hub import enrolment
+from hub.app import HubConfig, create_app
+from hub.appkeys import HUB
 from hub.operations import status
 from hub.service import BUILTIN_CATALOGUE, Hub
 from protocol import frame as frame_mod
@@ -41,7 +42,8 @@ from protocol.batch import build_batch, verify_batch
 from protocol.codec import pack
 from protocol.document import Document, open_document, sign_document
 from protocol.keys import key_id, public_bytes, sealing_key_from_seed, signing_key_from_seed
-from sync.catalogue import Catalogue, due_date, parse_catalogue
+from sync.acceptance import due_date
+from sync.catalogue import Catalogue, parse_catalogue
 from sync.numbering import application_number
 from tests.applicants import id_check_char
 
@@ -253,10 +255,10 @@ class Served:
     # -- stations -------------------------------------------------------------------------------------
 
     def enrol(self, code: str, tier: str, parent: str = "", *, seed: int) -> Sender:
-        token = enrollment.register(self.hub, station=code, name=f"{code} 测试站", tier=tier, parent=parent)
+        token = enrolment.register(self.hub, station=code, name=f"{code} 测试站", tier=tier, parent=parent)
         sign = signing_key_from_seed(hashlib.sha256(b"sign" + seed.to_bytes(4, "big")).digest())
         seal = sealing_key_from_seed(hashlib.sha256(b"seal" + seed.to_bytes(4, "big")).digest())
-        enrollment.redeem(self.hub, token=token, sign_pub=public_bytes(sign), seal_pub=public_bytes(seal))
+        enrolment.redeem(self.hub, token=token, sign_pub=public_bytes(sign), seal_pub=public_bytes(seal))
         sender = Sender(code, tier, sign, seal)
         self.senders[code] = sender
         return sender

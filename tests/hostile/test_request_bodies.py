@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.app import MAX_FRAMES_PER_PUSH, MAX_PUSH_BYTES
+from hub.web.sync import MAX_FRAMES_PER_PUSH, MAX_PUSH_BYTES
 from protocol.codec import pack
 from protocol.frame import MAGIC
 

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from hub import enrollment
+from hub import enrolment
 from hub.operations import applications as list_applications
 from hub.operations import status
 from replica.errors import Refused
@@ -324,13 +324,13 @@ def test_sql_in_codes_and_queries_is_refused_or_inert(world: World, text: str, w
     elif where == "register code":
         assume(not is_station_code(text))  # (a plain code such as "A1" is a valid station code)
         with pytest.raises(Refused):
-            enrollment.register(s.hub, station=text, name="x", tier="village", parent=TOWNSHIP)
+            enrolment.register(s.hub, station=text, name="x", tier="village", parent=TOWNSHIP)
     elif where == "register parent":
         with pytest.raises(Refused):
-            enrollment.register(s.hub, station=f"{TOWNSHIP}-88", name="x", tier="village", parent=text)
+            enrolment.register(s.hub, station=f"{TOWNSHIP}-88", name="x", tier="village", parent=text)
     elif where == "register name":
         # A name is free text: kept verbatim. Registering twice just renames; nothing else moves.
-        enrollment.register(s.hub, station=f"{TOWNSHIP}-77", name=text, tier="village", parent=TOWNSHIP)
+        enrolment.register(s.hub, station=f"{TOWNSHIP}-77", name=text, tier="village", parent=TOWNSHIP)
         assert s.hub.store.station(f"{TOWNSHIP}-77").name == text  # type: ignore[union-attr]
         before["stations"] = counts(s.hub)["stations"]
         before["tokens"] += 1

@@ -106,8 +106,8 @@ def test_signed_pull_and_blob_requests_with_invalid_content_are_4xx(world: World
 
 RECONCILE_BUG = (
     "BUG hub/reconcile.py handle(): a correctly signed /v1/reconcile request with invalid content escapes as a "
-    "non-protocol exception, so hub/app.py errors_middleware lets aiohttp answer 500: a malformed merkle request "
-    "raises sync.merkle.ReconcileError (a ValueError) from request_depth()/answer(), and op 'done' with a "
+    "non-protocol exception, so hub/web/errors.py errors_middleware let aiohttp answer 500: a malformed merkle "
+    "request raises sync.merkle.ReconcileError (a ValueError) from request_depth()/answer(), and op 'done' with a "
     "non-integer figure ('x') raises ValueError, or with one >= 2**63 OverflowError, from record_session()'s "
     "int(str(...)) and the SQLite INSERT. They should be refused with a 4xx (MalformedError) like other bad content."
 )

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub import enrollment
+from hub import enrolment
 from protocol.codec import pack, unpack
 from protocol.enrolment import enrol_proof, parse_token, token_id, token_key
 from protocol.frame import MAGIC
@@ -331,7 +331,7 @@ def test_hostile_enrolments_are_refused_and_consume_nothing(
 
 def test_a_genuine_enrolment_still_works_after_all_that(served: Served) -> None:
     """The control: the refusals above are the hub refusing, not a broken route."""
-    token = enrollment.register(served.hub, station=f"{TOWNSHIP}-07", name="对照站", tier="village", parent=TOWNSHIP)
+    token = enrolment.register(served.hub, station=f"{TOWNSHIP}-07", name="对照站", tier="village", parent=TOWNSHIP)
     sign, seal = signing_key_from_seed(bytes([7]) * 32), sealing_key_from_seed(bytes([8]) * 32)
     # The token never travels: a challenge for its id, then an HMAC over the challenge and the keys.
     key = token_key(parse_token(token))

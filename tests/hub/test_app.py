@@ -1,6 +1,6 @@
 """The hub's HTTP face, served for real on a local port by aiohttp's TestServer.
 
-Stations are made the way an operator makes them: ``hub.enrollment.register`` issues a token and
+Stations are made the way an operator makes them: ``hub.enrolment.register`` issues a token and
 ``node.enrolment.init_online`` enrols over HTTP (in a worker thread, since it runs its own event loop),
 then ``node.client.sync_round`` pushes and pulls. The app opens the hub folder itself, on the wall
 clock, exactly as ``sanji hub serve`` does.
@@ -21,9 +21,11 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from hub import enrollment
-from hub.app import HUB, MAX_FRAMES_PER_PUSH, MAX_PUSH_BYTES, HubConfig, create_app
+from hub import enrolment
+from hub.app import HubConfig, create_app
+from hub.appkeys import HUB
 from hub.service import Hub
+from hub.web.sync import MAX_FRAMES_PER_PUSH, MAX_PUSH_BYTES
 from node import client as node_client
 from node import commands, uplink
 from node.enrolment import init_online
@@ -58,7 +60,7 @@ class Served:
 
     async def enrol(self, code: str, tier: str, parent: str = "") -> Station:
         """Enrol a new station the way `sanji node init DIR --hub URL --token T` does."""
-        token = enrollment.register(self.hub, station=code, name=f"{code} 测试站", tier=tier, parent=parent)
+        token = enrolment.register(self.hub, station=code, name=f"{code} 测试站", tier=tier, parent=parent)
         await asyncio.to_thread(init_online, self.root / code, self.url, token)
         return self.open(code)
 
@@ -206,7 +208,7 @@ def _stranger_key() -> object:
 async def test_an_authentic_but_malformed_pull_is_a_400(
     served: Served, village: Station, extra: dict[str, object]
 ) -> None:
-    """Regression (a bug at commit 57ed1b3, since fixed in the working tree): hub/app.py pull(): only `after` and
+    """Regression (a bug at commit 57ed1b3, since fixed in the working tree): hub/web/sync.py pull(): only `after` and
     `at_ms` of a signed pull body are type-checked; `pending` and `catalogue_version` go through int(str(...)) and
     `after` straight into SQLite, so an authentic request with pending='x', catalogue_version=1.5 or after=2**64-1
     raises ValueError/OverflowError, which the errors middleware does not map: the station gets a bare 500 instead
@@ -233,7 +235,7 @@ async def test_a_revoked_station_can_neither_pull_nor_push(served: Served, villa
 
 
 async def test_an_enrolment_token_works_once(served: Served) -> None:
-    token = enrollment.register(served.hub, station="T1-V3", name="三村", tier="village", parent="T1")
+    token = enrolment.register(served.hub, station="T1-V3", name="三村", tier="village", parent="T1")
     await asyncio.to_thread(init_online, served.root / "V2a", served.url, token)
     with pytest.raises(Refused, match="already been used"):
         await asyncio.to_thread(init_online, served.root / "V2b", served.url, token)
@@ -244,11 +246,11 @@ async def test_an_enrolment_token_works_once(served: Served) -> None:
 
 
 async def test_a_used_token_is_refused_with_403_enrolment_refused(served: Served) -> None:
-    """Regression (a bug at commit 57ed1b3, since fixed in the working tree): hub/enrollment.py EnrolmentError sets
+    """Regression (a bug at commit 57ed1b3, since fixed in the working tree): hub/enrolment.py EnrolmentError sets
     class attributes status=403/code='enrolment_refused' that RemoteProtocolError.__init__ shadows with
     default_status/default_code: refusals of used, unknown or expired tokens are answered 400 'protocol_error'
     instead of 403 'enrolment_refused'."""
-    token = enrollment.register(served.hub, station="T1-V3", name="三村", tier="village", parent="T1")
+    token = enrolment.register(served.hub, station="T1-V3", name="三村", tier="village", parent="T1")
     await asyncio.to_thread(init_online, served.root / "V2a", served.url, token)
     # The token itself never travels any more: a used one is refused when its id asks for a challenge.
     from protocol.enrolment import parse_token, token_id, token_key
@@ -259,7 +261,7 @@ async def test_a_used_token_is_refused_with_403_enrolment_refused(served: Served
 
 
 async def test_enrolment_and_key_routes_refuse_junk_and_consume_nothing(served: Served) -> None:
-    token = enrollment.register(served.hub, station="T1-V3", name="三村", tier="village", parent="T1")
+    token = enrolment.register(served.hub, station="T1-V3", name="三村", tier="village", parent="T1")
     headers = {"Content-Type": "application/msgpack"}
     for path, body in (
         ("/v1/enroll/challenge", pack({"token_id": "0" * 16})),  # no such token

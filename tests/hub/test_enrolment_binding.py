@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import enrollment, keyring
+from hub import enrolment, keyring
 from hub.service import Hub
 from node.enrolment import init_from_file
 from protocol.codec import pack, unpack
@@ -24,7 +24,7 @@ def file_for(
         world.register("T1", "township")
     token = world.register(code, "village", "T1")
     path = tmp_path / f"{code}.sje"
-    path.write_bytes(enrollment.enrolment_file(world.hub, code, token, url))
+    path.write_bytes(enrolment.enrolment_file(world.hub, code, token, url))
     return path, token
 
 
@@ -36,7 +36,7 @@ def test_the_file_carries_no_token_and_needs_the_slip(world: World, tmp_path: Pa
         init_from_file(tmp_path / "v1", path)
     assert not (tmp_path / "v1").exists()
     out = init_from_file(tmp_path / "v1", path, token=token)
-    assert out["hub_fingerprint"] == enrollment.fingerprint_of(world.hub)
+    assert out["hub_fingerprint"] == enrolment.fingerprint_of(world.hub)
 
 
 def test_a_file_and_a_token_for_another_station_disagree(world: World, tmp_path: Path) -> None:
@@ -52,8 +52,8 @@ def test_a_token_from_another_hub_is_refused_by_its_fingerprint(world: World, tm
     path, _ = file_for(world, tmp_path)
     other_hub = Hub.create(tmp_path / "other", district="360802", name="另一区局", catalogue=None)
     try:
-        enrollment.register(other_hub, station="T1", name="镇", tier="township")
-        foreign = enrollment.register(other_hub, station="T1-V1", name="村", tier="village", parent="T1")
+        enrolment.register(other_hub, station="T1", name="镇", tier="township")
+        foreign = enrolment.register(other_hub, station="T1-V1", name="村", tier="village", parent="T1")
     finally:
         other_hub.close()
     with pytest.raises(Refused, match="根密钥指纹与令牌不符") as err:
@@ -67,9 +67,9 @@ def test_a_file_re_signed_by_a_rogue_with_the_mac_recomputed_is_refused(world: W
     path, token = file_for(world, tmp_path)
     rogue = Hub.create(tmp_path / "rogue", district="360802", name="假冒区局", catalogue=None)
     try:
-        enrollment.register(rogue, station="T1", name="镇", tier="township")
-        enrollment.register(rogue, station="T1-V1", name="村", tier="village", parent="T1")
-        doc = enrollment.enrolment_document(rogue, "T1-V1", hub_url="http://rogue.example")
+        enrolment.register(rogue, station="T1", name="镇", tier="township")
+        enrolment.register(rogue, station="T1-V1", name="村", tier="village", parent="T1")
+        doc = enrolment.enrolment_document(rogue, "T1-V1", hub_url="http://rogue.example")
         real = unpack(path.read_bytes()[len(ENROLMENT_MAGIC) :])
         assert isinstance(real, dict)
         for keys in (keyring.bundle(rogue), {**keyring.bundle(rogue), "roots": real["keys"]["roots"]}):  # type: ignore[index]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from node import uplink
+from node import usb_files
 from protocol.limits import FILE_MAX_BYTES
 from replica import carried_files
 from sanji.cli import main
@@ -40,7 +40,7 @@ def stick(make_world: Callable[..., World], tmp_path: Path) -> tuple[World, Path
     w.accept(v1, IMMEDIATE_ITEM)
     w.accept(v1, IMMEDIATE_ITEM)
     usb = tmp_path / "usb"
-    exported = uplink.export(v1, usb)
+    exported = usb_files.export(v1, usb)
     assert exported["changes"] == 2
     w.hub.close()
     return w, usb

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from hub import enrollment, operations
+from hub import enrolment, operations
 from hub.ingest import FrameAck
 from hub.service import Hub
-from node import commands, uplink
+from node import commands, uplink, usb_files
 from node.enrolment import init_from_file
 from node.station import Station
 from protocol.batch import build_batch
@@ -424,7 +424,7 @@ def test_a_station_never_goes_back_to_an_older_catalogue(town: World, tmp_path: 
     stick = tmp_path / "stick"
     stick.mkdir()
     (stick / "catalogue-1.sjd").write_bytes(old[1])
-    out = uplink.import_files(v1, [stick])
+    out = usb_files.import_files(v1, [stick])
     assert out["accepted"] == 0 and "rollback" in out["rejected"][0]["reason"]  # type: ignore[index]
     assert v1.catalogue().version == 2
 
@@ -462,16 +462,16 @@ def test_a_township_enrolled_by_usb_while_the_server_runs_may_decide(world: Worl
     cli = Hub.open(server.folder, clock=world.clock)  # `sanji hub enroll` / `sanji hub import`
     try:
         tokens = {
-            "T3": enrollment.register(cli, station="T3", name="三镇", tier="township"),
-            "T3-V1": enrollment.register(cli, station="T3-V1", name="三镇一村", tier="village", parent="T3"),
+            "T3": enrolment.register(cli, station="T3", name="三镇", tier="township"),
+            "T3-V1": enrolment.register(cli, station="T3-V1", name="三镇一村", tier="village", parent="T3"),
         }
         stations: dict[str, Station] = {}
         for code, token in tokens.items():
-            (root / f"{code}.sje").write_bytes(enrollment.enrolment_file(cli, code, token))
+            (root / f"{code}.sje").write_bytes(enrolment.enrolment_file(cli, code, token))
             init_from_file(root / code, root / f"{code}.sje", token=token)
             stations[code] = Station(root / code, clock=world.clock)
             world.stations.append(stations[code])
-            enrollment.accept_claim(cli, uplink.claim_file(stations[code]))
+            enrolment.accept_claim(cli, uplink.claim_file(stations[code]))
     finally:
         cli.close()
 

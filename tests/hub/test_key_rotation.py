@@ -11,7 +11,7 @@ import pytest
 
 from hub import keyring
 from hub.service import BUILTIN_CATALOGUE
-from node import hubkeys, uplink
+from node import hubkeys, usb_files
 from protocol.document import sign_document
 from protocol.hubkeys import fingerprint
 from replica.errors import Refused
@@ -77,7 +77,7 @@ def test_a_station_offline_across_both_rotations_follows_them_months_later(world
     stick = tmp_path / "stick"
     stick.mkdir()
     (stick / "catalogue_v3.sjd").write_bytes(forged)
-    result = uplink.import_files(v1, [stick])
+    result = usb_files.import_files(v1, [stick])
     assert result["accepted"] == 0 and "签名密钥不受信任" in str(result["rejected"])
     assert v1.catalogue().version == 2
 
@@ -102,7 +102,7 @@ def test_a_key_list_past_its_expiry_is_refused_until_the_hub_renews_it(world2: W
     stick = tmp_path / "stick"
     stick.mkdir()
     (stick / "feed.sjd").write_bytes(b"not even read")
-    result = uplink.import_files(v1, [stick])
+    result = usb_files.import_files(v1, [stick])
     assert result["accepted"] == 0 and "过期" in str(result["rejected"])
     # An expired list is never adopted either: the hub must issue a fresh one.
     keyring.rotate_key(hub)

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.app import HubConfig, create_app
 from hub.service import Hub
-from hub.signed_request import REQUEST_HEADER
+from hub.web.signed_request import REQUEST_HEADER
 from protocol.limits import REQUEST_HEADER_MAX_CHARS
 from tests.conftest import HUB_ID
 
@@ -78,7 +78,7 @@ async def test_a_header_over_aiohttps_cap_is_a_400_and_one_log_line(
 
 def test_a_real_error_keeps_its_traceback() -> None:
     """The filter quiets only what the HTTP parser refused; a bug in the hub still logs in full."""
-    from hub import http_log
+    from hub.web import http_log
 
     f = http_log.ParseErrorsOnOneLine()
     try:

@@ -23,7 +23,7 @@ from hub import feed as hub_feed
 from hub import operations
 from hub.feed import feed_page
 from hub.service import BUILTIN_CATALOGUE
-from node import uplink
+from node import usb_files
 from node.station import Station
 from protocol import frame as frame_mod
 from protocol import limits
@@ -170,7 +170,7 @@ def test_a_release_rides_alone_when_changes_do_not_fit_beside_it(
     # By hand: the export carries the release first, then every change, and the station applies them all.
     out = tmp_path / "stick"
     hub_cli.cmd_export(argparse.Namespace(dir=world.root / "hub", station=v1.code, out=out, json=True))
-    result = uplink.import_files(v1, [out])
+    result = usb_files.import_files(v1, [out])
     assert result["rejected"] == [], result
     assert v1.catalogue().version == 2
     got = dict(v1.conn.execute("SELECT number, status FROM applications"))

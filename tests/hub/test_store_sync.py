@@ -154,15 +154,15 @@ def test_refusals_from_one_source_fold_into_one_row_per_hour_and_code(store: Hub
 
 def test_past_the_hourly_row_cap_new_sources_share_one_row(store: HubStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """A sender with many addresses cannot add rows without bound either."""
-    from hub import store as store_module
+    from hub import refusal_log
 
-    monkeypatch.setattr(store_module, "MAX_REFUSAL_ROWS_PER_HOUR", 10)
+    monkeypatch.setattr(refusal_log, "MAX_REFUSAL_ROWS_PER_HOUR", 10)
     with store.transaction():
         for n in range(500):
             store.reject(f"http:2001:db8::{n:x}", "", "malformed: junk", T0 + n)
     total, rows = store.rejections(100)
     assert total == 500 and len(rows) == 11
-    assert rows[0]["source"] == store_module.OTHER_SOURCES and rows[0]["count"] == 490
+    assert rows[0]["source"] == refusal_log.OTHER_SOURCES and rows[0]["count"] == 490
 
 
 def test_alerts_are_oldest_first(store: HubStore) -> None:

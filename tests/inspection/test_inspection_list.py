@@ -1,4 +1,4 @@
-"""The list of inspections across applications (`hub/inspections.py`): open and overdue tasks, reports
+"""The list of inspections across applications (`hub/inspection.py` `list_inspections`): open and overdue tasks, reports
 whose photos the hub still lacks, and `sanji hub inspections --json`.
 
 Built in-process on the shared ``World`` (a fake clock starting Monday 2 March 2026, 09:00 China
@@ -16,8 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hub import blobindex, operations
-from hub.inspection import assign
-from hub.inspections import list_inspections
+from hub.inspection import assign, list_inspections
 from node import inspection
 from protocol.blob import BlobRequest, chunk_count, chunk_span
 from replica.ids import CHINA, iso_from_ms

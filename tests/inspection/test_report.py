@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hub import blobindex, operations
-from node import blobs, inspection, purge, uplink
+from node import blobs, inspection, purge, uplink, usb_files
 from protocol.blob import CHUNK_SIZE, MAX_BLOB_BYTES, BlobRequest, chunk_count, chunk_span
 from protocol.errors import MalformedError
 from replica.errors import Refused
@@ -168,7 +168,7 @@ def test_blobs_travel_by_usb_and_the_device_purges_after_retention(scene: Scene,
     # Nothing is purged before the hub has receipted the report.
     assert purge.purge(st, 0)["purged"] == []
     usb = tmp_path / "usb"
-    files = uplink.export(st, usb)
+    files = usb_files.export(st, usb)
     assert files["blobs"] == 3
     for f in files["files"]:  # type: ignore[attr-defined]
         path = Path(f)
@@ -224,7 +224,7 @@ def test_a_photo_shared_by_two_reports_stays_until_both_are_purged(scene: Scene,
         world.hub,
         [
             Path(f)
-            for f in uplink.export(scene.field, tmp_path / "u1")["files"]  # type: ignore[attr-defined]
+            for f in usb_files.export(scene.field, tmp_path / "u1")["files"]  # type: ignore[attr-defined]
             if f.endswith(".sjo")
         ],
     )

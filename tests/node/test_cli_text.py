@@ -66,7 +66,7 @@ def test_a_paused_application_says_so_once(world: World, capsys: pytest.CaptureF
 
 
 def test_the_hub_listing_says_paused_once() -> None:
-    from hub.cli import _apps_text
+    from present.listing import applications_text
     from sync.inspection import PAUSED_LABEL
 
     row = {
@@ -78,15 +78,15 @@ def test_the_hub_listing_says_paused_once() -> None:
         "due_date": "2026-03-30",
         "paused": True,
     }
-    assert _apps_text({"applications": [row]}).endswith(PAUSED_LABEL)
-    assert _apps_text({"applications": [{**row, "paused": False}]}).endswith("时限 2026-03-30")
+    assert applications_text({"applications": [row]}).endswith(PAUSED_LABEL)
+    assert applications_text({"applications": [{**row, "paused": False}]}).endswith("时限 2026-03-30")
 
 
 def test_a_field_devices_status_counts_the_photos_not_yet_at_the_hub(world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from hub import operations
     from hub.inspection import assign
     from node import inspection
-    from node.cli import status_dict
+    from node.status import gather
     from tests.inspection.conftest import photo
 
     world.station("360802-T01", "township")
@@ -97,7 +97,7 @@ def test_a_field_devices_status_counts_the_photos_not_yet_at_the_hub(world: Worl
     operations.transition(world.hub, number, "under_review")
     task = str(assign(world.hub, number, "360802-F01")["task"])
     world.pull(field)
-    assert status_dict(field, probe=False)["photos_pending"] == 0
+    assert gather(field, hub_reachable=None)["photos_pending"] == 0
     inspection.report(
         field,
         task,
@@ -105,5 +105,5 @@ def test_a_field_devices_status_counts_the_photos_not_yet_at_the_hub(world: Worl
         findings=["属实"],
         photos=[photo(tmp_path, "a.jpg", 5_000), photo(tmp_path, "b.jpg", 6_000)],
     )
-    assert status_dict(field, probe=False)["photos_pending"] == 2
-    assert status_dict(village, probe=False)["photos_pending"] == 0
+    assert gather(field, hub_reachable=None)["photos_pending"] == 2
+    assert gather(village, hub_reachable=None)["photos_pending"] == 0

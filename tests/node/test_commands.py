@@ -1,7 +1,7 @@
 """Domain commands at the station window: accept, back-entry, workflow steps and listings.
 
 The station is real (``Station(..., create=True)``) and enrolled with a real hub in ``tmp_path`` through
-``hub.enrollment.redeem`` and the node's ``_pin``; no HTTP is involved. DESIGN.md: every write is a
+``hub.enrolment.redeem`` and the node's ``_pin``; no HTTP is involved. DESIGN.md: every write is a
 domain command that, in one transaction, validates, updates the record and appends one change; a
 refusal writes nothing.
 """

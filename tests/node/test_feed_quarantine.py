@@ -14,9 +14,9 @@ import pytest
 
 from hub import operations
 from hub.feed import feed_page
-from node import feed_quarantine, uplink
-from node.cli import status_dict
+from node import feed_quarantine, usb_files
 from node.station import Station
+from node.status import gather
 from protocol.document import sign_document
 from protocol.frame import peek_header
 from protocol.keys import signing_key_from_seed
@@ -93,7 +93,7 @@ def test_a_genuine_page_that_cannot_be_applied_is_set_aside_and_the_next_one_app
     assert second.result is not None and second.result.pulled == 1
     assert statuses(v1) == {numbers[0]: "accepted", numbers[1]: "under_review"}
 
-    status = status_dict(v1, probe=False)
+    status = gather(v1, hub_reachable=None)
     assert (status["feed_quarantined"], status["feed_skipped"]) == (1, 1)
     latest = status["feed_quarantine_latest"]
     assert isinstance(latest, dict) and latest["skipped"] is True and latest["source"] == "http"
@@ -126,7 +126,7 @@ def test_a_page_that_cannot_be_verified_or_placed_never_moves_the_cursor(world: 
     out = feed_quarantine.take_page(v1, bad, source="file:x.sjd")
     assert out.result is None and not out.skipped and "未跳过" in out.problem
     assert v1.meta.int("feed_cursor") == start
-    status = status_dict(v1, probe=False)
+    status = gather(v1, hub_reachable=None)
     assert (status["feed_quarantined"], status["feed_skipped"]) == (1, 0)
     assert v1.conn.execute("SELECT frame FROM feed_quarantine").fetchone()[0] is None
 
@@ -151,7 +151,7 @@ def test_a_page_imported_too_early_is_not_set_aside(world: World, v1: Station) -
     out = feed_quarantine.take_page(v1, pages[1], source="file:late.sjd")
     assert out.result is None and not out.skipped and "import the earlier pages first" in out.problem
     assert v1.meta.int("feed_cursor") == start
-    assert status_dict(v1, probe=False)["feed_quarantined"] == 0
+    assert gather(v1, hub_reachable=None)["feed_quarantined"] == 0
 
 
 def test_a_release_the_station_refuses_does_not_cost_it_the_pages_changes(
@@ -201,10 +201,10 @@ def test_usb_import_sets_a_bad_genuine_page_aside_and_applies_the_rest(
     stick.mkdir()
     (stick / "T1-V1_feed_a.sjd").write_bytes(unusable_twin(world, pages[0]))
     (stick / "T1-V1_feed_b.sjd").write_bytes(pages[1])
-    out = uplink.import_files(v1, [stick])
+    out = usb_files.import_files(v1, [stick])
     assert out["accepted"] == 1
     rejected = out["rejected"]
     assert isinstance(rejected, list) and [Path(r["file"]).name for r in rejected] == ["T1-V1_feed_a.sjd"]
     assert "已隔离" in rejected[0]["reason"]
     assert statuses(v1) == {numbers[0]: "accepted", numbers[1]: "under_review"}
-    assert status_dict(v1, probe=False)["feed_skipped"] == 1
+    assert gather(v1, hub_reachable=None)["feed_skipped"] == 1

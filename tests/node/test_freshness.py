@@ -7,9 +7,9 @@ from pathlib import Path
 
 from hub import operations
 from hub.feed import feed_page
-from node import freshness, uplink
-from node.cli import status_dict
+from node import freshness, uplink, usb_files
 from node.station import Station
+from node.status import gather
 from protocol.frame import peek_header
 from replica.ids import iso_from_ms
 from tests.conftest import MINUTE_MS, World
@@ -37,12 +37,12 @@ def test_the_newest_hub_time_is_kept_and_an_older_usb_page_says_so(
     operations.transition(world.hub, number, "under_review")
     assert uplink.apply_feed(v1, _page(world, v1)).pulled == 1
     assert v1.meta.int("hub_time") == first + 10 * MINUTE_MS
-    assert status_dict(v1, probe=False)["hub_time"] == iso_from_ms(first + 10 * MINUTE_MS)
+    assert gather(v1, hub_reachable=None)["hub_time"] == iso_from_ms(first + 10 * MINUTE_MS)
 
     stick = tmp_path / "stick"
     stick.mkdir()
     (stick / "old.sjd").write_bytes(old)
-    out = uplink.import_files(v1, [stick])
+    out = usb_files.import_files(v1, [stick])
     assert out["accepted"] == 1 and out["rejected"] == []
     older = out["older"]
     assert isinstance(older, list) and [Path(o["file"]).name for o in older] == ["old.sjd"]

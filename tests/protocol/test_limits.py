@@ -15,7 +15,8 @@ from protocol.keys import signing_key_from_seed
 
 
 def test_old_import_paths_name_the_same_caps() -> None:
-    from hub import app, blobindex, feed
+    from hub import blobindex, feed
+    from hub.web import sync as app
     from node import uplink
     from protocol import blob
 

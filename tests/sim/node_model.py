@@ -21,7 +21,8 @@ from protocol.errors import RemoteProtocolError
 from protocol.hubkeys import KeyList
 from protocol.keys import key_id, load_seal_public, load_verify_key, public_bytes, sealing_key_from_seed
 from protocol.keys import signing_key_from_seed as signing_key
-from sync.catalogue import AcceptanceError, Catalogue, check_acceptance, deferred_due_date, due_date, parse_catalogue
+from sync.acceptance import AcceptanceError, check_acceptance, deferred_due_date, due_date
+from sync.catalogue import Catalogue, parse_catalogue
 from sync.change import Change
 from sync.fold import versions
 from sync.hlc import DEFAULT_MAX_DRIFT_MS, observe, tick

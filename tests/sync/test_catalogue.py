@@ -12,20 +12,9 @@ from typing import Any
 
 import pytest
 
+from sync.acceptance import AcceptanceError, check_acceptance, deferred_due_date, due_date
 from sync.calendar import WorkCalendar
-from sync.catalogue import (
-    AcceptanceError,
-    Catalogue,
-    CatalogueError,
-    Item,
-    Material,
-    catalogue_to_doc,
-    check_acceptance,
-    deferred_due_date,
-    diff_catalogues,
-    due_date,
-    parse_catalogue,
-)
+from sync.catalogue import Catalogue, CatalogueError, Item, Material, catalogue_to_doc, diff_catalogues, parse_catalogue
 
 # The project's copy of the sample catalogue when it has one, else the shared original.
 _ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hub import enrollment
+from hub import enrolment
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.passwords import hash_password
@@ -29,14 +29,12 @@ class Pair:
         self.hub = Hub.create(root / "hub", district="360802", name="吉州区", catalogue=None)
         with self.hub.store.transaction():
             self.hub.store.add_operator(OPERATOR, hash_password(PASSWORD), self.hub.clock())
-        enrollment.register(self.hub, station="360802-T01", name="兴桥镇便民服务中心", tier="township")
-        token = enrollment.register(
+        enrolment.register(self.hub, station="360802-T01", name="兴桥镇便民服务中心", tier="township")
+        token = enrolment.register(
             self.hub, station="360802-T01-01", name="兴桥镇岗塘村便民服务站", tier="village", parent="360802-T01"
         )
         self.st = Station(root / "village", create=True)
-        answer = enrollment.redeem(
-            self.hub, token=token, sign_pub=self.st.keys.sign_pub, seal_pub=self.st.keys.seal_pub
-        )
+        answer = enrolment.redeem(self.hub, token=token, sign_pub=self.st.keys.sign_pub, seal_pub=self.st.keys.seal_pub)
         _pin(self.st, answer, token, DEAD_HUB, online=True)
         self.serial = 0
 

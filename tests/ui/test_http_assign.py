@@ -22,8 +22,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from hub import operations
 from node import commands, inspection
 from node.assignment import assign
-from node.server import STATION, create_app
+from node.server import create_app
 from node.station import Station
+from node.ui.keys import STATION
 from replica.inspection import tasks_of
 from sync.inspection import PAUSED_LABEL
 from sync.workflow import Move, Status, allowed_moves, may_move
@@ -285,7 +286,7 @@ async def test_the_report_is_shown_with_its_result_flag_and_photo_count(scene: S
 
 # Regressions: the history once described a task's status and a report's result with their raw codes.
 def test_history_says_a_task_status_in_words() -> None:
-    from replica.webui import describe
+    from present.webui import describe
 
     lines = describe("task", {"inspector": FIELD, "due": DEFAULT_DUE, "status": "assigned"})
     lines += describe("task", {"status": "done"})
@@ -293,7 +294,7 @@ def test_history_says_a_task_status_in_words() -> None:
 
 
 def test_history_says_a_report_result_in_words() -> None:
-    from replica.webui import describe
+    from present.webui import describe
 
     lines = describe("report", {"result": "rectify", "findings": "屋顶漏雨"})
     assert any(line.endswith("需整改") for line in lines) and not any("rectify" in line for line in lines), lines

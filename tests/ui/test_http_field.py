@@ -22,8 +22,9 @@ from hub.inspection import assign
 from node import blobs, inspection, purge
 from node.server import create_app
 from node.station import Station
-from node.ui_report import MAX_UPLOAD_BYTES, UPLOAD_LIMIT
-from node.ui_uploads import STAGING
+from node.ui.keys import UPLOAD_LIMIT
+from node.ui.report import MAX_UPLOAD_BYTES
+from node.ui.uploads import STAGING
 from protocol.blob import MAX_BLOB_BYTES
 from replica.ids import now_ms
 from tests.conftest import World

@@ -224,15 +224,15 @@ async def test_metrics_in_prometheus_format(client: TestClient[Any, Any], pair: 
 async def test_every_page_renders_with_a_busy_district(client: TestClient[Any, Any], pair: Pair) -> None:
     """Each page and filter, over conflicts, quarantine, a revoked station, a resolved conflict and a
     deferred material: the templates are strict, so a field they do not expect fails here first."""
-    from hub import enrollment
+    from hub import enrolment
     from tests.ui.conftest import ITEM_PROMISED
 
     pair.conflict()
     pair.quarantine()
     pair.accept(ITEM_PROMISED, deferred=["家庭收入情况声明"])
     pair.push()
-    enrollment.register(pair.hub, station="360802-F01", name="踏勘终端", tier="field")
-    enrollment.register(pair.hub, station="360802-S02", name="白塘街道便民服务中心", tier="street")
+    enrolment.register(pair.hub, station="360802-F01", name="踏勘终端", tier="field")
+    enrolment.register(pair.hub, station="360802-S02", name="白塘街道便民服务中心", tier="street")
     await login(client)
     csrf = await page_csrf(client, "/stations")
     assert (await client.post("/stations/360802-S02/revoke", data={"csrf": csrf, "reason": "设备报废"})).status == 200

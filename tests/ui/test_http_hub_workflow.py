@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from hub import enrollment
+from hub import enrolment
 from hub.operations import applications, show, transition
 from node import commands
 from protocol.keys import public_bytes
@@ -99,9 +99,9 @@ def audit_rows(pair: Pair, action: str) -> list[tuple[str, str, str, str]]:
 
 
 def field_device(pair: Pair, code: str, name: str, *, enrol: bool = True) -> None:
-    token = enrollment.register(pair.hub, station=code, name=name, tier="field")
+    token = enrolment.register(pair.hub, station=code, name=name, tier="field")
     if enrol:
-        enrollment.redeem(
+        enrolment.redeem(
             pair.hub,
             token=token,
             sign_pub=public_bytes(Ed25519PrivateKey.generate()),

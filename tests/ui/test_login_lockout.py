@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hub import dashboard_auth as auth
+from hub.dashboard import auth
 from hub.passwords import hash_password
 from hub.service import Hub
 from tests.conftest import HUB_ID, FakeClock

@@ -1,0 +1,308 @@
+"""What the dashboard reads: the overview, the station tree, a station's sync history, application
+search and an application's story. Plain dicts for the templates; no HTML here.
+
+Reads go straight to the hub's SQLite tables (as ``hub/operations.py`` does): the dashboard only
+reads what ingest, feeds and operators already wrote.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from hub.dashboard.inspections import inspections
+from hub.operations import show
+from hub.quarantine_review import quarantine_rows
+from hub.service import Hub
+from present.webui import Due, describe, due_state, status_label
+from replica.ids import CHINA
+from sync.identity import mask_id, mask_phone
+from sync.workflow import FINAL, Status
+
+ONLINE_MS = 15 * 60 * 1000  # a node syncs every 30 s while it can; 15 quiet minutes means it cannot
+SKEW_WARN_MS = 60_000
+HISTORY_DAYS = 14
+LIST_LIMIT = 200
+
+
+def today(hub: Hub) -> date:
+    return datetime.fromtimestamp(hub.clock() / 1000, tz=CHINA).date()
+
+
+def names(hub: Hub) -> dict[str, str]:
+    out = {s.code: s.name for s in hub.store.stations()}
+    out[hub.hub_id] = f"{hub.name}行政审批局"
+    return out
+
+
+def _state(revoked: bool, enrolled: bool, seen: int | None, now: int) -> str:
+    if revoked:
+        return "revoked"
+    if not enrolled:
+        return "pending"
+    if not seen:
+        return "never"
+    return "online" if now - seen <= ONLINE_MS else "offline"
+
+
+def _skew(ms: int) -> str:
+    # A pull's round trip makes tens of milliseconds of apparent skew; that is not worth a sign.
+    return "0 秒" if abs(ms) < 500 else f"{ms / 1000:+.1f} 秒"
+
+
+def stations(hub: Hub) -> list[dict[str, Any]]:
+    now = hub.clock()
+    counts = dict(hub.store.conn.execute("SELECT station, COUNT(*) FROM applications GROUP BY station").fetchall())
+    version, _ = hub.catalogue()
+    rows = hub.store.conn.execute(
+        "SELECT code, name, tier, parent, revoked, sign_pub IS NOT NULL, last_seen_ms, backlog, last_error,"
+        " catalogue_version, clock_skew_ms, enrolled_ms, registered_ms FROM stations ORDER BY code"
+    ).fetchall()
+    out = []
+    for code, name, tier, parent, revoked, enrolled, seen, backlog, err, cv, skew, enrolled_ms, reg in rows:
+        out.append(
+            {
+                "code": code,
+                "name": name,
+                "tier": tier,
+                "parent": parent,
+                "revoked": bool(revoked),
+                "enrolled": bool(enrolled),
+                "last_seen_ms": seen,
+                "backlog": int(backlog or 0),
+                "last_error": err or "",
+                # A station tells us its catalogue version when it pulls; before that we do not know it.
+                "catalogue_version": int(cv or 0),
+                "catalogue_behind": bool(seen) and int(cv or 0) < version,
+                "skew_ms": int(skew or 0),
+                "skew_warn": abs(int(skew or 0)) > SKEW_WARN_MS,
+                "skew_text": _skew(int(skew or 0)),
+                "applications": int(counts.get(code, 0)),
+                "state": _state(bool(revoked), bool(enrolled), seen, now),
+                "enrolled_ms": enrolled_ms,
+                "registered_ms": reg,
+            }
+        )
+    return out
+
+
+def tree(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """District → township/street → village/community, then field devices: rows with a ``level``."""
+    by_parent: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_parent.setdefault(r["parent"], []).append(r)
+    out: list[dict[str, Any]] = []
+    placed: set[str] = set()
+    for top in rows:
+        if top["tier"] in ("township", "street"):
+            out.append({**top, "level": 1})
+            placed.add(top["code"])
+            for child in by_parent.get(top["code"], []):
+                if child["tier"] != "field":
+                    out.append({**child, "level": 2})
+                    placed.add(child["code"])
+    # Field devices, and anything whose parent is missing, are listed under the district directly.
+    for r in rows:
+        if r["code"] not in placed and r["tier"] != "field":
+            out.append({**r, "level": 1})
+    out.extend({**r, "level": 1, "field_group": True} for r in rows if r["tier"] == "field")
+    return out
+
+
+def overview(hub: Hub) -> dict[str, Any]:
+    rows = stations(hub)
+    now = hub.clock()
+    day = today(hub).isoformat()
+    states = [r["state"] for r in rows]
+    rejected_total, last_rejections = hub.store.rejections(8)
+    version, cat = hub.catalogue()
+    return {
+        "stations": rows,
+        "tree": tree(rows),
+        "online": states.count("online"),
+        "offline": states.count("offline"),
+        "never": states.count("never") + states.count("pending"),
+        "revoked": states.count("revoked"),
+        "applications_today": int(
+            hub.store.conn.execute(
+                "SELECT COUNT(*) FROM applications WHERE substr(accepted_at, 1, 10)=?", (day,)
+            ).fetchone()[0]
+        ),
+        "applications": hub.store.count("applications"),
+        "conflicts": hub.store.count("conflicts", "resolved=0"),
+        "quarantined": hub.store.count("quarantine", "state='open'"),
+        "rejected": rejected_total,
+        "rejected_24h": hub.store.count("rejected", "at_ms>?", (now - 86_400_000,)),
+        "last_rejections": last_rejections,
+        "alerts": [dict(a) for a in hub.store.alerts()[-8:]][::-1],
+        "catalogue_version": version,
+        "catalogue_expires_at": cat.expires_at,
+        "today": day,
+    }
+
+
+# -- one station ------------------------------------------------------------------------------------
+
+
+def history(hub: Hub, code: str, days: int = HISTORY_DAYS) -> list[dict[str, Any]]:
+    """Batches and changes received from a station per day (Beijing time), oldest first."""
+    last = today(hub)
+    first = last - timedelta(days=days - 1)
+    start_ms = int(datetime(first.year, first.month, first.day, tzinfo=CHINA).timestamp() * 1000)
+    buckets = {first + timedelta(days=i): [0, 0] for i in range(days)}
+    for received, n in hub.store.conn.execute(
+        "SELECT received_ms, last_seq - first_seq + 1 FROM batches WHERE origin=? AND received_ms>=?", (code, start_ms)
+    ):
+        d = datetime.fromtimestamp(int(received) / 1000, tz=CHINA).date()
+        if d in buckets:
+            buckets[d][0] += 1
+            buckets[d][1] += int(n)
+    return [{"day": d, "batches": b, "changes": c} for d, (b, c) in sorted(buckets.items())]
+
+
+def station_detail(hub: Hub, code: str) -> dict[str, Any] | None:
+    row = next((r for r in stations(hub) if r["code"] == code), None)
+    if row is None:
+        return None
+    receipts = [
+        {
+            "hash": bytes(h).hex(),
+            "epoch": e,
+            "first_seq": a,
+            "last_seq": b,
+            "received_ms": t,
+            "result": res,
+            "applied": ap,
+            "quarantined": q,
+            "source": src,
+        }
+        for h, e, a, b, t, res, ap, q, src in hub.store.conn.execute(
+            "SELECT hash, epoch, first_seq, last_seq, received_ms, result, applied, quarantined, source FROM batches"
+            " WHERE origin=? ORDER BY received_ms DESC, first_seq DESC LIMIT 50",
+            (code,),
+        )
+    ]
+    rejected = [
+        {"at_ms": t, "source": src, "reason": reason, "count": n}
+        for t, src, reason, n in hub.store.conn.execute(
+            "SELECT at_ms, source, reason, count FROM rejected WHERE origin=? ORDER BY id DESC LIMIT 50", (code,)
+        )
+    ]
+    parent = hub.store.station(row["parent"]) if row["parent"] else None
+    children = [s for s in hub.store.stations() if s.parent == code]
+    return {
+        "station": row,
+        "history": history(hub, code),
+        "receipts": receipts,
+        "rejected": rejected,
+        "quarantine": quarantine_rows(hub, origin=code, include_closed=True),
+        "alerts": [a for a in hub.store.alerts() if a["station"] == code][::-1],
+        "parent": parent,
+        "children": children,
+        "batches_total": hub.store.count("batches", "origin=?", (code,)),
+    }
+
+
+# -- applications -------------------------------------------------------------------------------------
+
+DUE_FILTERS = {"": "全部", "overdue": "已超期", "soon": "临近到期（3个工作日内）", "open": "在办"}
+
+
+def search(
+    hub: Hub, *, q: str = "", station: str = "", status: str = "", due: str = "", limit: int = LIST_LIMIT
+) -> tuple[list[dict[str, Any]], int]:
+    """Applications matching the filters, newest first, masked; and how many matched in all."""
+    where, args = [], []
+    if q:
+        where.append("(number LIKE ? ESCAPE '\\' OR applicant_name LIKE ? ESCAPE '\\')")
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        args += [pattern, pattern]
+    if station:
+        where.append("station=?")
+        args.append(station)
+    if status:
+        where.append("status=?")
+        args.append(status)
+    if due:
+        where.append(f"status NOT IN ({','.join('?' * len(FINAL))})")
+        args += [s.value for s in FINAL]
+    sql = (
+        "SELECT number, station, item, status, applicant_name, applicant_id, applicant_phone, accepted_at,"
+        " due_date, theme FROM applications"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY accepted_at DESC, number DESC"
+    )
+    _, cat = hub.catalogue()
+    day = today(hub)
+    out: list[dict[str, Any]] = []
+    total = 0
+    for number, st, item, status_, name, id_no, phone, accepted, due_date, theme in hub.store.conn.execute(sql, args):
+        d = due_state(due_date, status_, day, cat.calendar)
+        if due in ("overdue", "soon") and d.state != due:
+            continue
+        total += 1
+        if len(out) < limit:
+            it = cat.items.get(str(item))
+            out.append(
+                {
+                    "number": number,
+                    "station": st,
+                    "item": item,
+                    "item_name": it.name if it else item,
+                    "status": status_,
+                    "applicant_name": name,
+                    "applicant_id": mask_id(str(id_no or "")),
+                    "applicant_phone": mask_phone(str(phone or "")),
+                    "accepted_at": accepted,
+                    "due_date": due_date,
+                    "due": d,
+                    "theme": theme,
+                }
+            )
+    return out, total
+
+
+def application(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, Any]:
+    """One application for the detail page: fields, materials with their deadlines, the history, the
+    on-site inspections with their reports (``hub/dashboard/inspections.py``)."""
+    shown = show(hub, number, reveal=reveal)
+    fields = shown["fields"]
+    assert isinstance(fields, dict)
+    _, cat = hub.catalogue()
+    day = today(hub)
+    item = cat.items.get(str(fields.get("item", "")))
+    who = names(hub)
+    materials = []
+    raw_materials = shown["materials"]
+    assert isinstance(raw_materials, dict)
+    for name, m in sorted(raw_materials.items()):
+        late = m["state"] == "deferred" and bool(m["due"]) and str(m["due"]) < day.isoformat()
+        materials.append({"name": name, "state": m["state"], "due": m["due"], "late": late})
+    events = []
+    for e in shown["events"]:  # type: ignore[attr-defined]
+        events.append(
+            {
+                "at": e["at"],
+                "origin": e["origin"],
+                "who": who.get(e["origin"], e["origin"]),
+                "entity": e["entity"],
+                "lines": describe(e["entity"], e["fields"]),
+            }
+        )
+    status = str(shown["status"] or "")
+    due: Due = due_state(fields.get("due_date"), status, day, cat.calendar)
+    return {
+        **shown,
+        "item": item,
+        "who": who,
+        "materials": materials,
+        "events": events,
+        "due": due,
+        "status": status,
+        "reveal": reveal,
+        "inspections": inspections(hub, str(shown["id"]), number, who),
+    }
+
+
+def status_choices() -> list[tuple[str, str]]:
+    return [(s.value, status_label(s.value)) for s in Status]

@@ -1,0 +1,154 @@
+"""The sync routes: a station pushes batches, pulls its feed, and reconciles its replica with the hub's.
+
+Handlers follow four steps: read bytes (size-capped), decode and verify, call the library, reply. The
+protocol's typed errors become 4xx answers in ``hub/web/errors.py``, so a malformed or forged request
+changes nothing and the hub keeps serving everyone else.
+
+- ``GET /healthz``: the hub answers and its database is readable.
+- ``POST /v1/sync/push``: frames of signed batches, each a piece of the next group commit; the answer is
+  a signed ``acks`` document.
+- ``GET /v1/sync/pull``: the station's next feed page, for a signed pull request in ``X-Sanji-Request``.
+- ``POST /v1/reconcile``: one step of a station's anti-entropy session (``hub/reconcile.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+from aiohttp import web
+
+from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE
+from hub.feed import feed_page
+from hub.ingest import FrameAck, ingest_frame
+from hub.reconcile import handle as reconcile_step
+from hub.service import Hub
+from hub.web.errors import error
+from hub.web.signed_request import signed_request
+from protocol.acks import Acks
+from protocol.codec import unpack
+from protocol.document import open_document
+from protocol.errors import MalformedError, TooLargeError
+from protocol.feed import MAX_NONCE_BYTES, PullRequest
+from protocol.limits import PUSH_BODY_MAX_BYTES, PUSH_LIMITS, PUSH_MAX_FRAMES
+from protocol.reconciliation import ReconcileRequest
+from protocol.wire import sign_message
+from replica.errors import Refused
+
+# The caps are in protocol/limits.py (shared with the stations); these names stay for their importers.
+MAX_PUSH_BYTES = PUSH_BODY_MAX_BYTES
+MAX_FRAMES_PER_PUSH = PUSH_MAX_FRAMES
+PULL_WINDOW_MS = 15 * 60 * 1000
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLargeError(f"request body of {request.content_length} bytes exceeds the {limit}-byte limit")
+    # StreamReader.read(n) returns what has arrived so far, not n bytes: read until the end of the body.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(1024 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(f"request body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    hub.store.conn.execute("SELECT 1").fetchone()
+    return web.json_response({"ok": True, "hub_id": hub.hub_id})
+
+
+async def push(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    if request.content_type not in ("application/vnd.sanji.frames+msgpack", "application/msgpack"):
+        raise MalformedError(f"content type {request.content_type!r} is not accepted; send msgpack frames")
+    frames = unpack(await _read_body(request, MAX_PUSH_BYTES), PUSH_LIMITS)
+    if not isinstance(frames, list) or not frames or not all(isinstance(f, bytes) for f in frames):
+        raise MalformedError("push body must be a non-empty array of batch frames")
+    source = f"http:{request.remote or '?'}"
+    committer = request.app[COMMITTER]
+    # Each frame is a piece of the next group commit (hub/committer.py), in order; answered once durable.
+    acks: list[FrameAck] = list(
+        await asyncio.gather(
+            *(
+                committer.submit(functools.partial(ingest_frame, hub, frame, source=source, atomic=committer.atomic))
+                for frame in frames
+                if isinstance(frame, bytes)
+            )
+        )
+    )
+    authentic = [a for a in acks if a.batch]
+    if not authentic:
+        first = acks[0]
+        return error(first.status if first.status >= 400 else 403, "rejected", first.reason)
+    station = authentic[0].origin
+    doc = sign_message(
+        Acks(tuple(a.ack() for a in acks)), signer=hub.hub_id, recipient=station, signing_key=hub.keys.sign
+    )
+    return web.Response(body=doc.frame, content_type="application/vnd.sanji.document")
+
+
+def _pull_identity(request: web.Request, hub: Hub) -> tuple[str, PullRequest]:
+    data = signed_request(request, "a pull")
+    doc = open_document(data, kind=PullRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
+    body = PullRequest.from_wire(doc.body)
+    if abs(body.at_ms - hub.clock()) > PULL_WINDOW_MS:
+        raise Refused("pull request is stale or from a clock far off; check the station's clock", code="stale")
+    return doc.signer, body
+
+
+async def pull(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    station, body = _pull_identity(request, hub)
+    asked = request.query.get("station")
+    if asked and asked != station:
+        return error(403, "forbidden", f"station {station} may not read the feed of {asked}")
+    after = body.after
+    # What the station reports as its problem (a feed that stopped advancing, refused pages): the
+    # dashboard shows it as the station's last error; '' clears it.
+    request.app[COMMITTER].later(
+        functools.partial(
+            hub.store.seen,
+            station,
+            hub.clock(),
+            backlog=body.pending,
+            catalogue_version=body.catalogue_version,
+            feed_ack=after,
+            skew_ms=body.at_ms - hub.clock(),
+            error=body.problem[:500] if body.problem is not None else None,
+        )
+    )
+    seq, epoch = body.seq, body.epoch
+    if seq is not None and epoch is not None and 0 <= seq < 2**62 and 0 < epoch < 2**62:
+        request.app[COMMITTER].later(functools.partial(hub.store.note_horizon, station, epoch, seq, after))
+    nonce = body.nonce  # answered in the page's signed header (freshness: a replay cannot answer it)
+    page = feed_page(
+        hub,
+        station,
+        after=after,
+        catalogue_version=body.catalogue_version,
+        nonce=nonce if 0 < len(nonce) <= MAX_NONCE_BYTES else b"",
+    )
+    return web.Response(body=page, content_type="application/vnd.sanji.document")
+
+
+async def reconcile(request: web.Request) -> web.Response:
+    """One step of a station's anti-entropy session (see hub/reconcile.py)."""
+    hub = request.app[HUB]
+    data = await _read_body(request, MAX_PUSH_BYTES)
+    doc = open_document(data, kind=ReconcileRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
+    body = ReconcileRequest.from_wire(doc.body)
+    if abs(body.at_ms - hub.clock()) > PULL_WINDOW_MS:
+        raise Refused("reconcile request is stale or from a clock far off; check the station's clock", code="stale")
+    answer = reconcile_step(hub, request.app[RECONCILE_CACHE], doc.signer, body)
+    return web.Response(body=answer, content_type="application/vnd.sanji.document")
+
+
+def add_sync_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/v1/sync/push", push)
+    app.router.add_get("/v1/sync/pull", pull)
+    app.router.add_post("/v1/reconcile", reconcile)

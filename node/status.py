@@ -1,0 +1,112 @@
+"""The station's status, gathered once: for ``sanji node status`` and for the staff UI's status bar
+(``node/ui/status.py``), which adds what only a page needs (its own cached probe of the hub, the time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from node import blobs, feed_quarantine, freshness, hubkeys
+from node.station import Station
+from replica.errors import Refused
+from replica.ids import iso_from_ms
+
+
+def gather(st: Station, *, hub_reachable: bool | None) -> dict[str, object]:
+    """The station's status: what ``sanji node status`` prints (CONTRACT.md names the keys) and what the
+    UI's status bar starts from. ``hub_reachable`` is the caller's own probe (None: not asked)."""
+    try:
+        cat = st.catalogue()
+        version, expires = cat.version, cat.expires_at
+    except Refused:
+        version, expires = 0, ""
+    now_iso = iso_from_ms(st.clock())
+    expired = bool(expires) and expires < now_iso
+    by_line, by_stick = st.meta.int("last_sync"), st.meta.int("last_import")
+    last = max(by_line, by_stick)
+    return {
+        "station": st.code,
+        "tier": st.tier,
+        "name": st.meta.text("name"),
+        "pending": st.pending_changes(),
+        "last_sync": iso_from_ms(last) if last else None,
+        # How the last exchange with the hub went: "network", "usb" (hand-carried files), or None.
+        "last_sync_via": None if not last else ("usb" if by_stick > by_line else "network"),
+        "catalogue_version": version,
+        "catalogue_expires_at": expires,
+        "catalogue_expired": expired,
+        "catalogue_warning": st.meta.text("catalogue_warning")
+        or ("事项目录已过期，请尽快同步 (catalogue release has expired; sync when you can)" if expired else ""),
+        "hub_reachable": hub_reachable,
+        "hub_url": st.meta.text("hub_url"),  # '' for a station that exchanges with the hub by USB only
+        "last_error": st.meta.text("last_error"),
+        "epoch": st.meta.int("epoch", 1),
+        "enrolled": bool(st.meta.get("enrolled", False)),
+        "hub_fingerprint": hubkeys.pinned_fingerprint(st),  # the root this station trusts ('' until it follows)
+        "hub_keys_version": st.meta.int("hub_keys_version"),
+        # This station's own public keys (hex) and key ids: what the hub pins at enrolment, and what a
+        # verifier of its batches needs (docs/protocol.md, "Keys and key ids").
+        "sign_public_key": st.keys.sign_pub.hex(),
+        "sign_key_id": st.keys.sign_key_id,
+        "seal_public_key": st.keys.seal_pub.hex(),
+        "seal_key_id": st.keys.seal_key_id,
+        # A field device's inspector wants to know, before leaving the signal, what has not gone yet.
+        "photos_pending": len(blobs.pending(st)) if st.tier == "field" else 0,
+        # Feed pages set aside (node/feed_quarantine.py): every one, and every skip, stays visible here.
+        **feed_quarantine.summary(st),
+        **freshness.summary(st),  # hub_time, and whether the feed stopped advancing (node/freshness.py)
+    }
+
+
+def probe(st: Station) -> bool:
+    """Whether the hub answers ``/healthz`` within three seconds (the CLI's probe; the UI keeps its own)."""
+    url = st.meta.text("hub_url")
+    if not url:
+        return False
+
+    async def check() -> bool:
+        import aiohttp
+
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as s,
+                s.get(url.rstrip("/") + "/healthz") as r,
+            ):
+                return r.status == 200
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return False
+
+    return asyncio.run(check())
+
+
+def text(d: dict[str, Any]) -> str:
+    """``sanji node status`` without ``--json``."""
+    return "\n".join(
+        [
+            f"站点 {d['station']} {d['name']} ({d['tier']})",
+            f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}"
+            f"{'（U盘）' if d['last_sync_via'] == 'usb' else ''}   "
+            + ("仅用U盘与区局交换" if not d["hub_url"] else f"区局{'在线' if d['hub_reachable'] else '离线'}"),
+            f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
+            f"区局根密钥指纹 {d['hub_fingerprint'] or '（尚未跟随，下次同步时固定）'}  "
+            f"密钥清单 v{d['hub_keys_version']}",
+            f"本站签名公钥 {d['sign_public_key']} ({d['sign_key_id']})",
+            f"本站加密公钥 {d['seal_public_key']} ({d['seal_key_id']})",
+        ]
+        + ([f"待上传照片 {d['photos_pending']} 个（联网同步时续传）"] if d["photos_pending"] else [])
+        + ([f"提醒: {d['catalogue_warning']}"] if d["catalogue_warning"] else [])
+        + ([f"上次同步问题: {d['last_error']}"] if d["last_error"] else [])
+        + ([f"提醒: {d['freshness_warning']}"] if d["freshness_warning"] else [])
+        + _quarantine_text(d)
+    )
+
+
+def _quarantine_text(d: dict[str, Any]) -> list[str]:
+    latest = d.get("feed_quarantine_latest")
+    if not d.get("feed_quarantined") or not isinstance(latest, dict):
+        return []
+    return [
+        f"已隔离区局数据页 {d['feed_quarantined']} 个（其中跳过 {d['feed_skipped']} 个，变更由夜间对账补回）；"
+        f"最近 {latest['at']}: {latest['reason']}"
+    ]

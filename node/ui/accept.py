@@ -1,0 +1,241 @@
+"""Accepting at the window: choose an item (or a theme, 一件事), fill in the applicant, tick the
+materials, submit, print the receipt (受理通知书).
+
+The browser checks the ID number and phone as they are typed (``static/station.js``), but the server
+is the source of truth: every field is checked again here and each problem is shown next to its field.
+Submitting writes only to the station's own database (``node.commands.accept``), so it works the same
+with the hub down. A theme bundles several items; accepting it accepts each item, with the theme code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from node import commands
+from node.station import Station
+from node.ui.page import form_post, page, refuse, station_of, today
+from node.ui.receipt import receipt_view
+from present.webui import read_form
+from replica.errors import Refused
+from sync.acceptance import AcceptanceError, check_acceptance, deferred_due_date, due_date
+from sync.catalogue import Item
+from sync.identity import InvalidIdentity, check_id_number, check_phone
+
+STATES = ("submitted", "deferred", "none")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the staff member is accepting: one item, or every item of a theme."""
+
+    kind: str  # "item" | "theme"
+    code: str
+    name: str
+    items: tuple[Item, ...]
+    promised_days: int | None = None
+
+
+def _choices(st: Station) -> tuple[list[Item], list[Choice]]:
+    cat = st.catalogue().catalogue
+    items = list(cat.items_for_tier(st.tier))
+    themes = [
+        Choice("theme", t.code, t.name, tuple(cat.items[c] for c in t.items), t.promised_days)
+        for t in cat.themes.values()
+        if all(st.tier in cat.items[c].accepted_at for c in t.items)
+    ]
+    return items, themes
+
+
+def _choice(st: Station, kind: str, code: str) -> Choice | None:
+    cat = st.catalogue().catalogue
+    if kind == "item":
+        item = cat.items.get(code)
+        if item is None or st.tier not in item.accepted_at:
+            return None
+        return Choice("item", item.code, item.name, (item,))
+    theme = cat.themes.get(code)
+    if theme is None or not all(st.tier in cat.items[c].accepted_at for c in theme.items):
+        return None
+    return Choice("theme", theme.code, theme.name, tuple(cat.items[c] for c in theme.items), theme.promised_days)
+
+
+async def choose(request: web.Request) -> web.StreamResponse:
+    st = station_of(request)
+    try:
+        items, themes = _choices(st)
+    except Refused as exc:
+        return await refuse(request, 409, str(exc))
+    q = request.query.get("q", "").strip()[:40]
+    if q:
+        items = [i for i in items if q in i.name or q in i.code or q in i.category]
+        themes = [t for t in themes if q in t.name or any(q in i.name for i in t.items)]
+    categories: dict[str, list[Item]] = {}
+    for item in items:
+        categories.setdefault(item.category, []).append(item)
+    return await page(request, "accept_choose.html", q=q, categories=categories, themes=themes, count=len(items))
+
+
+def _dates(st: Station, choice: Choice) -> dict[str, dict[str, str]]:
+    cal = st.catalogue().catalogue.calendar
+    day = today(st)
+    return {
+        i.code: {"due": due_date(i, day, cal).isoformat(), "defer_due": deferred_due_date(i, day, cal).isoformat()}
+        for i in choice.items
+    }
+
+
+async def _form(
+    request: web.Request,
+    choice: Choice,
+    *,
+    values: dict[str, str] | None = None,
+    states: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    general: str = "",
+    bad_materials: set[str] | None = None,
+    status: int = 200,
+) -> web.Response:
+    st = station_of(request)
+    return await page(
+        request,
+        "accept_form.html",
+        status=status,
+        choice=choice,
+        dates=_dates(st, choice),
+        values=values or {"name": "", "id_number": "", "phone": "", "address": "", "note": ""},
+        states=states or {},
+        errors=errors or {},
+        general=general,
+        bad=bad_materials or set(),
+        today=today(st).isoformat(),
+    )
+
+
+async def form_page(request: web.Request) -> web.StreamResponse:
+    st = station_of(request)
+    try:
+        choice = _choice(st, request.match_info["kind"], request.match_info["code"])
+    except Refused as exc:
+        return await refuse(request, 409, str(exc))
+    if choice is None:
+        return await refuse(request, 404, "本站不能受理该事项，或该事项不在现行目录中。")
+    return await _form(request, choice)
+
+
+def _validate(
+    st: Station, choice: Choice, form: Any
+) -> tuple[dict[str, str], dict[str, str], dict[str, str], set[str]]:
+    """(values, material states, errors by field, materials to mark). Mirrors what accept() checks, so
+    staff see every problem at once and next to its field rather than one refusal at a time."""
+    values = {k: str(form.get(k, "")).strip() for k in ("name", "id_number", "phone", "address", "note")}
+    errors: dict[str, str] = {}
+    if not values["name"]:
+        errors["name"] = "请填写申请人姓名"
+    elif len(values["name"]) > 50:
+        errors["name"] = "姓名过长（最多 50 字）"
+    try:
+        check_id_number(values["id_number"], today=today(st))
+    except InvalidIdentity as exc:
+        errors["id_number"] = exc.message if values["id_number"] else "请填写身份证号码"
+    try:
+        check_phone(values["phone"])
+    except InvalidIdentity as exc:
+        errors["phone"] = exc.message if values["phone"] else "请填写手机号码"
+    if len(values["address"]) > 200:
+        errors["address"] = "地址过长（最多 200 字）"
+    states: dict[str, str] = {}
+    bad: set[str] = set()
+    for i, item in enumerate(choice.items):
+        submitted, deferred = [], []
+        for j, m in enumerate(item.materials):
+            key = f"m{i}_{j}"
+            state = str(form.get(key, "none"))
+            state = state if state in STATES else "none"
+            if state == "deferred" and not m.deferrable:
+                state = "none"
+            states[key] = state
+            (submitted if state == "submitted" else deferred if state == "deferred" else []).append(m.name)
+        try:
+            check_acceptance(item, tier=st.tier, submitted=submitted, deferred=deferred)
+        except AcceptanceError as exc:
+            errors[f"item{i}"] = exc.message
+            bad |= {f"m{i}_{j}" for j, m in enumerate(item.materials) if m.name in exc.materials}
+    return values, states, errors, bad
+
+
+@form_post
+async def submit(request: web.Request) -> web.StreamResponse:
+    st = station_of(request)
+    try:
+        choice = _choice(st, request.match_info["kind"], request.match_info["code"])
+    except Refused as exc:
+        return await refuse(request, 409, str(exc))
+    if choice is None:
+        return await refuse(request, 404, "本站不能受理该事项，或该事项不在现行目录中。")
+    form = await read_form(request)
+    values, states, errors, bad = _validate(st, choice, form)
+    if errors:
+        return await _form(
+            request,
+            choice,
+            values=values,
+            states=states,
+            errors=errors,
+            bad_materials=bad,
+            status=400,
+            general="请按提示修改后再提交，本次未受理。",
+        )
+    numbers: list[str] = []
+    for i, item in enumerate(choice.items):
+        submitted = [m.name for j, m in enumerate(item.materials) if states[f"m{i}_{j}"] == "submitted"]
+        deferred = [m.name for j, m in enumerate(item.materials) if states[f"m{i}_{j}"] == "deferred"]
+        try:
+            out = commands.accept(
+                st,
+                commands.Application(
+                    item=item.code,
+                    name=values["name"],
+                    id_number=values["id_number"],
+                    phone=values["phone"],
+                    address=values["address"],
+                    submitted=submitted,
+                    deferred=deferred,
+                    note=values["note"],
+                    theme=choice.code if choice.kind == "theme" else "",
+                ),
+            )
+        except Refused as exc:
+            done = f"（已受理：{'、'.join(numbers)}）" if numbers else "，本次未受理"
+            return await _form(
+                request,
+                choice,
+                values=values,
+                states=states,
+                status=400,
+                general=f"「{item.name}」未能受理：{exc}{done}",
+            )
+        numbers.append(str(out["number"]))
+    query = "&".join(f"n={n}" for n in numbers)
+    return web.Response(status=303, headers={"Location": f"/receipt?{query}&new=1"})
+
+
+async def receipt(request: web.Request) -> web.StreamResponse:
+    st = station_of(request)
+    numbers = request.query.getall("n", [])[:10]
+    if not numbers:
+        return await refuse(request, 400, "请指定办件编号。")
+    try:
+        view = receipt_view(st, numbers)
+    except Refused as exc:
+        return await refuse(request, 404, str(exc))
+    return await page(request, "receipt.html", r=view, new=request.query.get("new") == "1")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/accept", choose)
+    app.router.add_get(r"/accept/{kind:item|theme}/{code}", form_page)
+    app.router.add_post(r"/accept/{kind:item|theme}/{code}", submit)
+    app.router.add_get("/receipt", receipt)

@@ -1,0 +1,20 @@
+"""The application listing as text, for ``sanji node applications`` and ``sanji hub applications``
+(the rows come from ``replica/listing.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sync.inspection import PAUSED_LABEL
+
+
+def applications_text(d: Mapping[str, Any], *, accepted_at: bool = True) -> str:
+    """One line per application; the hub also shows when each was accepted."""
+    lines = [
+        f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  "
+        + (f"受理 {a['accepted_at']}  " if accepted_at else "")
+        + (PAUSED_LABEL if a.get("paused") else f"时限 {a['due_date']}")
+        for a in d["applications"]
+    ]
+    return "\n".join(lines) or "（无办件）"
