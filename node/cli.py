@@ -14,6 +14,7 @@ from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
 from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
 from sync.inspection import PAUSED_LABEL
+from sync.outbox import BatchState
 
 
 def add_parser(sub: Any) -> None:
@@ -342,7 +343,7 @@ def cmd_receipts(args: argparse.Namespace) -> None:
                 f"变更 {b['first_seq']}-{b['last_seq']}: "
                 + (
                     f"已送达区行政审批局 {b['receipted_at']}"
-                    if b["state"] == "receipted"
+                    if b["state"] == BatchState.RECEIPTED
                     else f"{b['state']} {b['reason']}"
                 )
                 for b in d["batches"]

@@ -19,6 +19,7 @@ from protocol.codec import pack
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from replica.errors import Refused, Unreachable
+from sync.outbox import BatchState
 from sync.session import AckResult, Outgoing, PushRound
 
 CONTENT_TYPE = "application/vnd.sanji.frames+msgpack"
@@ -111,9 +112,7 @@ async def _offer(
         await building
         if reason:
             refused.append(reason)
-            with st.transaction():
-                for h in request:
-                    st.conn.execute("UPDATE outbox SET state='rejected', reason=? WHERE hash=?", (reason, h))
+            uplink.mark_refused(st, request, reason)
             continue
         acks = uplink.read_acks(st, data)
         rnd.receive(acks)
@@ -210,7 +209,8 @@ def _catalogue_version(st: Station) -> int:
 def refused_so_far(st: Station) -> list[str]:
     """Reasons the hub gave for batches it refused, newest first (at most three)."""
     rows = st.conn.execute(
-        "SELECT DISTINCT reason FROM outbox WHERE state='rejected' AND reason!='' ORDER BY created_ms DESC LIMIT 3"
+        "SELECT DISTINCT reason FROM outbox WHERE state=? AND reason!='' ORDER BY created_ms DESC LIMIT 3",
+        (BatchState.REJECTED.value,),
     ).fetchall()
     return [str(r[0]) for r in rows]
 

@@ -17,8 +17,10 @@ from node.store import DB_NAME
 from protocol.codec import unpack
 from replica.db import backup_to, connect
 from replica.errors import Refused
+from sync import outbox
 from sync.change import Change
 from sync.hlc import tick
+from sync.outbox import BatchState, Event, step
 
 
 def start_new_epoch(st: Station) -> int:
@@ -39,9 +41,14 @@ def reissue_after_fork(st: Station, forked_hash: bytes) -> int:
     if row is None or int(row[0]) != old:
         return 0  # unknown, or an older epoch already left behind: nothing more to re-issue
     first = int(row[1])
-    st.conn.execute(
-        "UPDATE outbox SET state='superseded' WHERE epoch=? AND last_seq>=? AND state!='receipted'", (old, first)
-    )
+    moved = sorted(outbox.moved_by(Event.REISSUED))
+    rows = st.conn.execute(
+        f"SELECT hash, state FROM outbox WHERE epoch=? AND last_seq>=? AND state IN ({','.join('?' * len(moved))})",
+        (old, first, *moved),
+    ).fetchall()
+    for h, state in rows:
+        moved_to = step(BatchState(str(state)), Event.REISSUED).state
+        st.conn.execute("UPDATE outbox SET state=? WHERE hash=?", (moved_to.value, h))
     return _reissue(st, old, first)
 
 

@@ -31,6 +31,7 @@ from protocol.errors import RemoteProtocolError
 from protocol.frame import verify_frame
 from replica.errors import Refused
 from replica.ids import iso_from_ms
+from sync import feed_cursor as feed
 from sync.catalogue import CatalogueError
 
 # The table is a migration set of the store, applied whenever it opens (node/store.py).
@@ -61,9 +62,10 @@ def take_page(st: Station, data: bytes, *, source: str) -> PageOutcome:
         return PageOutcome(None, str(exc))
     except (Refused, CatalogueError) as exc:
         reason = str(exc)
-    cursor = st.meta.int("feed_cursor")
+    cursor = uplink.feed_cursor(st)
     span = _signed_span(st, data)
-    if span is None or not span[0] <= cursor < span[1]:
+    past = None if span is None else feed.skip(cursor, after=span[0], nxt=span[1])
+    if span is None or past is None:
         record(st, data, source=source, reason=reason)
         return PageOutcome(
             None,
@@ -72,8 +74,8 @@ def take_page(st: Station, data: bytes, *, source: str) -> PageOutcome:
         )
     after, nxt, more = span
     with st.transaction():  # the note and the move of the cursor, together or not at all
-        _insert(st, data, source=source, reason=reason, skipped=(cursor, nxt))
-        st.meta.set("feed_cursor", nxt)
+        _insert(st, data, source=source, reason=reason, skipped=(cursor.position, nxt))
+        st.meta.set("feed_cursor", past.position)
     return PageOutcome(
         None,
         f"区局数据页（变更 {after}–{nxt}）无法应用，已隔离并继续后续数据页（{reason}）；"

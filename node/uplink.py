@@ -15,6 +15,7 @@ from pathlib import Path
 from node import blobs, freshness, hubkeys
 from node.epoch import reissue_after_fork
 from node.station import Station
+from node.store import UNSETTLED_SQL
 from protocol.batch import batch_filename, build_batch, verify_batch
 from protocol.codec import unpack
 from protocol.document import Document, open_document, sign_document
@@ -26,10 +27,14 @@ from protocol.limits import BATCH_PLAN_BYTES, BATCH_PLAN_CHANGES, RECEIPT_FRAME_
 from replica import carried_files
 from replica.errors import Refused
 from replica.ids import iso_from_ms
+from sync import feed_cursor as feed
+from sync import outbox
 from sync.batching import plan_batches
 from sync.catalogue import CatalogueError
 from sync.change import change_from_wire
+from sync.feed_cursor import CursorAction, FeedCursor, PageVerdict
 from sync.model import ModelError
+from sync.outbox import Action, BatchState, Event
 from sync.session import SETTLED, Ack, AckResult, Outgoing
 
 MAX_BATCH_CHANGES = BATCH_PLAN_CHANGES  # aliases of the shared table's names
@@ -84,8 +89,8 @@ def build_outbox(st: Station, max_batches: int | None = None) -> int:
             chain = vb.frame.header_hash
             st.conn.execute(
                 "INSERT INTO outbox (hash, epoch, first_seq, last_seq, frame, state, created_ms)"
-                " VALUES (?,?,?,?,?,'pending',?)",
-                (chain, epoch, first, last, frame, st.clock()),
+                " VALUES (?,?,?,?,?,?,?)",
+                (chain, epoch, first, last, frame, BatchState.PENDING.value, st.clock()),
             )
             made += 1
         st.meta.set("chain", chain)
@@ -95,10 +100,23 @@ def build_outbox(st: Station, max_batches: int | None = None) -> int:
 
 def unsettled(st: Station) -> list[tuple[Outgoing, bytes]]:
     rows = st.conn.execute(
-        "SELECT hash, epoch, first_seq, last_seq, frame FROM outbox WHERE state IN ('pending', 'rejected')"
+        f"SELECT hash, epoch, first_seq, last_seq, frame FROM outbox WHERE state IN {UNSETTLED_SQL}"
         " ORDER BY epoch, first_seq"
     ).fetchall()
     return [(Outgoing(int(r[1]), int(r[2]), int(r[3]), bytes(r[0]), len(r[4])), bytes(r[4])) for r in rows]
+
+
+def mark_refused(st: Station, hashes: list[bytes], reason: str) -> None:
+    """The hub answered a whole push with an error: every batch in it is marked with the reason."""
+    with st.transaction():
+        for h in hashes:
+            row = st.conn.execute("SELECT state FROM outbox WHERE hash=?", (h,)).fetchone()
+            if row is not None:
+                step = outbox.step(BatchState(str(row[0])), Event.REFUSED)
+                st.conn.execute(
+                    "UPDATE outbox SET state=?, reason=CASE WHEN ? THEN ? ELSE reason END WHERE hash=?",
+                    (step.state.value, step.note, reason, h),
+                )
 
 
 def read_acks(st: Station, data: bytes) -> list[Ack]:
@@ -131,40 +149,37 @@ def record_acks(st: Station, doc: Document) -> list[Ack]:
             receipt = raw.get("receipt") if isinstance(raw.get("receipt"), bytes) else None
             if receipt is not None and len(receipt) > RECEIPT_FRAME_MAX_BYTES:
                 receipt = None  # a receipt is a small signed frame; a larger one is kept by nobody
-            if result in SETTLED:
+            row = st.conn.execute("SELECT state FROM outbox WHERE hash=?", (bhash,)).fetchone()
+            if row is None:
+                if result is AckResult.FORK:  # not ours to mark, but the hub says our seqs forked
+                    _forked(st, bhash)
+                continue
+            step = outbox.step(BatchState(str(row[0])), outbox.EVENT_OF[result])
+            reason = ack.reason if result in SETTLED or result is AckResult.GAP else f"{result.value}: {ack.reason}"
+            st.conn.execute(
+                "UPDATE outbox SET state=?, reason=CASE WHEN ? THEN ? ELSE reason END WHERE hash=?",
+                (step.state.value, step.note, reason, bhash),
+            )
+            if step.action is Action.KEEP_RECEIPT:
                 st.conn.execute(
-                    "UPDATE outbox SET state=?, reason=?, receipt=COALESCE(?, receipt),"
-                    " receipted_ms=COALESCE(receipted_ms, ?) WHERE hash=?",
-                    (
-                        "quarantined" if result is AckResult.QUARANTINED else "receipted",
-                        ack.reason,
-                        receipt or None,
-                        st.clock(),
-                        bhash,
-                    ),
+                    "UPDATE outbox SET receipt=COALESCE(?, receipt), receipted_ms=COALESCE(receipted_ms, ?)"
+                    " WHERE hash=?",
+                    (receipt or None, st.clock(), bhash),
                 )
-            elif result is AckResult.GAP:
-                st.conn.execute("UPDATE outbox SET reason=? WHERE hash=?", (ack.reason, bhash))
+            elif step.action is Action.REQUEUE:
                 _requeue_from(st, bhash, ack.expected_seq)
-            elif result is AckResult.FORK:
-                # A batch already superseded by a new epoch stays superseded: answered twice, it must
-                # not go back in the queue and be answered "fork" forever.
-                st.conn.execute(
-                    "UPDATE outbox SET state='rejected', reason=? WHERE hash=? AND state!='superseded'",
-                    (f"fork: {ack.reason}", bhash),
-                )
-                n = reissue_after_fork(st, bhash)
-                st.meta.set(
-                    "last_error",
-                    f"the hub holds other content for our seqs (restored from a backup or "
-                    f"cloned?): {n} change(s) re-issued under epoch {st.meta.int('epoch')}",
-                )
-            else:
-                st.conn.execute(
-                    "UPDATE outbox SET state='rejected', reason=? WHERE hash=?",
-                    (f"{result.value}: {ack.reason}", bhash),
-                )
+            elif step.action is Action.REISSUE:
+                _forked(st, bhash)
     return acks
+
+
+def _forked(st: Station, bhash: bytes) -> None:
+    n = reissue_after_fork(st, bhash)
+    st.meta.set(
+        "last_error",
+        f"the hub holds other content for our seqs (restored from a backup or "
+        f"cloned?): {n} change(s) re-issued under epoch {st.meta.int('epoch')}",
+    )
 
 
 def _requeue_from(st: Station, bhash: bytes, expected: int) -> None:
@@ -172,11 +187,15 @@ def _requeue_from(st: Station, bhash: bytes, expected: int) -> None:
     row = st.conn.execute("SELECT epoch FROM outbox WHERE hash=?", (bhash,)).fetchone()
     if row is None:
         return
-    st.conn.execute(
-        "UPDATE outbox SET state='pending' WHERE epoch=? AND last_seq>=? AND state IN ('receipted', 'quarantined')"
+    moved = sorted(outbox.moved_by(Event.RESEND))
+    rows = st.conn.execute(
+        f"SELECT hash, state FROM outbox WHERE epoch=? AND last_seq>=? AND state IN ({','.join('?' * len(moved))})"
         " AND length(frame) > 0",  # compacted batches cannot be resent: the nightly reconciliation repairs those
-        (int(row[0]), expected),
-    )
+        (int(row[0]), expected, *moved),
+    ).fetchall()
+    for h, state in rows:
+        step = outbox.step(BatchState(str(state)), Event.RESEND)
+        st.conn.execute("UPDATE outbox SET state=? WHERE hash=?", (step.state.value, h))
 
 
 def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
@@ -201,6 +220,10 @@ def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
         body["nonce"] = nonce
     doc = sign_document("pull", body, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign)
     return base64.b64encode(doc).decode()
+
+
+def feed_cursor(st: Station) -> FeedCursor:
+    return FeedCursor(st.meta.text("hub_generation"), st.meta.int("feed_cursor"))
 
 
 class FeedGap(Refused):
@@ -238,25 +261,27 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
         except ModelError as exc:
             raise Refused(f"feed page carries an invalid change: {exc}") from exc
     outcome = ""
-    after = body.get("after")
-    if isinstance(after, int) and after > st.meta.int("feed_cursor"):
+    cursor = feed_cursor(st)
+    verdict = feed.judge(cursor, after=body.get("after"), generation=body.get("generation"))
+    if verdict is PageVerdict.EARLY:
         # Applying it would move the cursor past pages we never applied (a damaged file on the stick):
         # refuse, so the missing pages are asked for again.
         raise FeedGap(
-            f"feed page starts after change {after}, but this station has applied only up to "
-            f"{st.meta.int('feed_cursor')}; import the earlier pages first (or sync online)"
+            f"feed page starts after change {body.get('after')}, but this station has applied only up to "
+            f"{cursor.position}; import the earlier pages first (or sync online)"
         )
-    generation = body.get("generation")
-    if isinstance(generation, str) and generation != st.meta.text("hub_generation"):
-        # The hub was restored from a backup: its change numbering restarted, so our cursor means
-        # nothing there any more. Start the feed over; changes we already hold are skipped.
+    followed = feed.follow(cursor, verdict, body.get("generation"))
+    if followed != cursor:
         with st.transaction():
-            known = st.meta.text("hub_generation")
-            st.meta.set("hub_generation", generation)
-            if known:
-                st.meta.set("feed_cursor", 0)
+            st.meta.set("hub_generation", followed.generation)
+            st.meta.set("feed_cursor", followed.position)
+            if verdict is PageVerdict.NEW_GENERATION:
                 st.meta.set("horizon", [])  # positions in the old generation's feed mean nothing now
-                return FeedResult(0, 0, True, "")
+        cursor = followed
+    if feed.TRANSITIONS[verdict] is CursorAction.RESTART:
+        # The hub was restored from a backup: its change numbering restarted, so our cursor meant
+        # nothing there any more. The feed starts over; changes we already hold are skipped.
+        return FeedResult(0, 0, True, "")
     with st.transaction():
         origins = body.get("origins")
         if isinstance(origins, dict):
@@ -280,8 +305,8 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
         for c in changes:
             st.observe(c.hlc)
         nxt = int(body.get("next") or 0)
-        if nxt > st.meta.int("feed_cursor"):
-            st.meta.set("feed_cursor", nxt)
+        if (moved := feed.advance(cursor, nxt)) != cursor:
+            st.meta.set("feed_cursor", moved.position)
             # What we have now seen, as of the changes we have written so far: every batch says it, so
             # the hub can tell a concurrent write of ours from one made after we received a decision.
             st.meta.set("horizon", [st.meta.int("epoch", 1), st.meta.int("seq"), nxt])
