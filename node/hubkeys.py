@@ -103,29 +103,6 @@ def _adopt_release(st: Station, frame: bytes) -> None:
         st.conn.execute("UPDATE catalogues SET frame=? WHERE version=?", (frame, version))
 
 
-async def refresh(st: Station, session: aiohttp.ClientSession, url: str) -> dict[str, object] | None:
-    """Ask the hub for key changes since our list; None when the hub has none (or predates the route)."""
-    version = st.meta.int("hub_keys_version")
-    async with session.get(f"{url}/v1/keys", params={"after": str(version)}) as resp:
-        if resp.status == 404:
-            return None  # a hub from before key rotation: the pinned key still stands
-        if resp.status != 200:
-            raise Refused(
-                f"区局未提供密钥记录，本轮未同步 (the hub refused to send its key history: "
-                f"HTTP {resp.status}; retry later)"
-            )
-        data = await read_capped(resp, ANSWER_MAX_BYTES)
-    try:
-        bundle = unpack(data)
-    except RemoteProtocolError as exc:
-        raise Refused(
-            f"区局密钥记录无法解析，未采用 (the hub's key history is malformed: {exc}; call the district)"
-        ) from exc
-    if not isinstance(bundle, dict) or not bundle.get("docs"):
-        return None
-    return adopt(st, bundle)
-
-
 async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     """The body, refused (unread past the cap) when it is larger than `cap`: every node read of a hub
     answer goes through node/hub_answer.py, one reader with one wording."""

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from node import blobs, client, hub_answer
+from node import blobs, client, conversation
+from node.conversation import drive_async
 from node.epoch import start_new_epoch
 from node.station import Station
-from protocol.document import open_document, sign_document
+from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
-from protocol.limits import ERROR_BODY_MAX_BYTES
 from replica.errors import Refused, Unreachable
 from replica.scope import CHANGE_COLS, Row, digests, row_to_wire, select_records
 from sync.change import change_from_wire
@@ -54,42 +54,20 @@ class Outcome:
 
 
 class Conversation:
+    """One reconciliation step at a time over HTTP (kept for tests that send a step of their own)."""
+
     def __init__(self, st: Station, session: aiohttp.ClientSession, url: str) -> None:
         self.st = st
         self.session = session
         self.url = url
-        self.bytes = 0
+        self.talk = conversation.Talk()
+
+    @property
+    def bytes(self) -> int:
+        return self.talk.bytes
 
     async def ask(self, body: dict[str, object]) -> dict[str, object]:
-        st = self.st
-        req = sign_document(
-            "reconcile-request",
-            {**body, "at_ms": st.clock()},
-            signer=st.code,
-            recipient=st.hub_id,
-            signing_key=st.keys.sign,
-        )
-        async with self.session.post(
-            f"{self.url}/v1/reconcile", data=req, headers={"Content-Type": "application/vnd.sanji.document"}
-        ) as resp:
-            if resp.status != 200:
-                data = await hub_answer.read_body(resp, what="区局的对账说明", cap=ERROR_BODY_MAX_BYTES)
-                raise Refused(f"the hub refused reconciliation: {data[:300].decode(errors='replace')}")
-            data = await hub_answer.read_body(resp, what="区局的对账应答")
-            self.bytes += len(req) + len(data)
-        try:
-            doc = open_document(
-                data,
-                kind="reconcile",
-                recipient=st.code,
-                verify_key=st.hub_key,
-                unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None,
-            )
-        except RemoteProtocolError as exc:
-            raise Refused(f"the hub's reconciliation answer does not verify: {exc}") from exc
-        if not isinstance(doc.body, dict):
-            raise Refused("the hub's reconciliation answer is malformed")
-        return doc.body
+        return await drive_async(conversation.ask(self.st, body, self.talk), client.carrier(self.session, self.url))
 
 
 def _own_repairable(st: Station, rows: list[Row], held: set[tuple[str, int, int]]) -> tuple[list[Row], list[Row]]:
@@ -108,47 +86,60 @@ def _own_repairable(st: Station, rows: list[Row], held: set[tuple[str, int, int]
     return own, foreign
 
 
+def session(st: Station, *, max_count: int = 64) -> conversation.Conversation[Outcome]:
+    """The nightly session, sans I/O (node/conversation.py): push what is pending, compare Merkle
+    digests, repair both sides, then compare the hub's signed count of our applications."""
+    yield from conversation.push(st, max_count=max_count)  # what is merely pending goes the normal way first
+    talk = conversation.Talk()
+    tree = scope_tree(st)
+    merkle = ReconcileSession(tree)
+    request: dict[str, object] | None = merkle.first_request()
+    while request is not None:
+        answer = yield from conversation.ask(st, {"op": "merkle", "request": request}, talk)
+        request = merkle.receive(answer.get("response"))
+    result = merkle.result()
+    keys = sorted(set(result.missing_here) | set(result.missing_there) | set(result.differing))
+    outcome = Outcome(result.buckets_compared, len(keys), 0, 0, None)
+    for i in range(0, len(keys), KEYS_PER_REQUEST):
+        part = keys[i : i + KEYS_PER_REQUEST]
+        answer = yield from conversation.ask(st, {"op": "records", "keys": part}, talk)
+        outcome.repaired_here += _apply_theirs(st, answer.get("changes"))
+        raw_held = answer.get("held", [])
+        held = {
+            (str(h[0]), int(h[1]), int(h[2]))
+            for h in (raw_held if isinstance(raw_held, list) else [])
+            if isinstance(h, list) and len(h) == 3
+        }
+        own, foreign = _own_repairable(st, select_records(st.conn, SCOPE_SQL, (), part), held)
+        if own or foreign:
+            chain = {
+                "epoch": st.meta.int("epoch", 1),
+                "batched_seq": st.meta.int("batched_seq"),
+                "hash": st.meta.bytes("chain", bytes(32)),
+            }
+            got = yield from conversation.ask(
+                st,
+                {
+                    "op": "repair",
+                    "changes": [row_to_wire(r) for r in own],
+                    "foreign": [row_to_wire(r) for r in foreign],
+                    "chain": chain,
+                },
+                talk,
+            )
+            outcome.repaired_there += int(str(got.get("applied", 0)))
+            outcome.held_there += int(str(got.get("held", 0)))
+    outcome.repaired = outcome.repaired_here + outcome.repaired_there
+    got = yield from conversation.ask(st, {"op": "summary"}, talk)
+    outcome.summary_match = _check_summary(st, got.get("summary"))
+    yield from conversation.ask(st, {"op": "done", **outcome.to_dict(), "bytes": talk.bytes}, talk)
+    outcome.bytes = talk.bytes
+    return outcome
+
+
 async def run(st: Station, url: str) -> Outcome:
-    async with aiohttp.ClientSession(timeout=client.TIMEOUT) as session:
-        await client.push(st, session, url)  # what is merely pending goes the normal way first
-        talk = Conversation(st, session, url)
-        tree = scope_tree(st)
-        merkle = ReconcileSession(tree)
-        request: dict[str, object] | None = merkle.first_request()
-        while request is not None:
-            answer = await talk.ask({"op": "merkle", "request": request})
-            request = merkle.receive(answer.get("response"))
-        result = merkle.result()
-        keys = sorted(set(result.missing_here) | set(result.missing_there) | set(result.differing))
-        outcome = Outcome(result.buckets_compared, len(keys), 0, 0, None)
-        for i in range(0, len(keys), KEYS_PER_REQUEST):
-            part = keys[i : i + KEYS_PER_REQUEST]
-            answer = await talk.ask({"op": "records", "keys": part})
-            outcome.repaired_here += _apply_theirs(st, answer.get("changes"))
-            held = {(str(h[0]), int(h[1]), int(h[2])) for h in answer.get("held", []) if isinstance(h, list)}
-            own, foreign = _own_repairable(st, select_records(st.conn, SCOPE_SQL, (), part), held)
-            if own or foreign:
-                chain = {
-                    "epoch": st.meta.int("epoch", 1),
-                    "batched_seq": st.meta.int("batched_seq"),
-                    "hash": st.meta.bytes("chain", bytes(32)),
-                }
-                got = await talk.ask(
-                    {
-                        "op": "repair",
-                        "changes": [row_to_wire(r) for r in own],
-                        "foreign": [row_to_wire(r) for r in foreign],
-                        "chain": chain,
-                    }
-                )
-                outcome.repaired_there += int(str(got.get("applied", 0)))
-                outcome.held_there += int(str(got.get("held", 0)))
-        outcome.repaired = outcome.repaired_here + outcome.repaired_there
-        got = await talk.ask({"op": "summary"})
-        outcome.summary_match = _check_summary(st, got.get("summary"))
-        await talk.ask({"op": "done", **outcome.to_dict(), "bytes": talk.bytes})
-        outcome.bytes = talk.bytes
-        return outcome
+    async with aiohttp.ClientSession(timeout=client.TIMEOUT) as http:
+        return await drive_async(session(st), client.carrier(http, url))
 
 
 def scope_tree(st: Station) -> MerkleTree:
