@@ -99,7 +99,8 @@ def _held(hub: Hub, origin: str, epoch: int, seq: int) -> bool:
         return True
     return (
         conn.execute(
-            "SELECT 1 FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0 AND sender IN (origin, '')",
+            "SELECT 1 FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0"
+            " AND sender IN (origin, '')",
             (origin, epoch, seq),
         ).fetchone()
         is not None
