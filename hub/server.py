@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -15,8 +14,7 @@ from hub import blobindex, nightly
 from hub.app import HUB, HubConfig, create_app
 from hub.restore import PID_FILE
 from hub.store import HubStore
-from replica import schedule
-from replica.ids import CHINA
+from replica import listen, schedule
 
 log = logging.getLogger("sanji.hub")
 
@@ -34,12 +32,18 @@ def nightly_context(
             async with lock:
                 try:
                     result = nightly.run(hub, trigger, partial_retention_days=partial_retention_days)
-                    log.info("nightly run (%s): %s, overdue %d", trigger, result["outcome"], result["overdue"])
+                    log.info(
+                        "夜间任务（%s）完成：%s，逾期办件 %d 件",
+                        schedule.TRIGGERS.get(trigger, trigger),
+                        result["outcome"],
+                        result["overdue"],
+                    )
                 except Exception:
-                    log.exception("nightly run (%s) failed", trigger)
+                    log.exception("夜间任务（%s）失败", schedule.TRIGGERS.get(trigger, trigger))
 
-        last = nightly.last_run_start(hub)
-        scheduler = schedule.start(when, job, datetime.fromtimestamp(last / 1000, CHINA) if last else None)
+        created = hub.store.get_meta("created_ms")
+        since = schedule.since(nightly.last_run_start(hub), created if isinstance(created, int) else None)
+        scheduler = schedule.start(when, job, since)
         yield
         scheduler.shutdown(wait=False)
 
@@ -69,14 +73,15 @@ def serve(
         HubConfig(folder=folder, host=host, port=port, nightly=nightly, allow_unsealed=allow_unsealed),
         extra_contexts=[nightly_context(when, partial_retention_days=partial_retention_days)],
     )
+    # A whole district reconnects at once after an outage: with the default listen backlog (128)
+    # the kernel drops the connections beyond it and each client waits a second or more to retry.
+    sock = listen.bind(host, port, what=" sanji hub serve 或别的程序", backlog=LISTEN_BACKLOG)
     pid_file = folder / PID_FILE
     pid_file.write_text(str(os.getpid()))
     if allow_unsealed:
         print("警告：本区局接收未加密批次，仅供测试 (WARNING: unsealed batches accepted; test use only)", flush=True)
     print(f"Sanji hub serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
     try:
-        # A whole district reconnects at once after an outage: with the default listen backlog (128)
-        # the kernel drops the connections beyond it and each client waits a second or more to retry.
-        web.run_app(app, host=host, port=port, print=None, access_log=None, backlog=LISTEN_BACKLOG)
+        web.run_app(app, sock=sock, print=None, access_log=None, backlog=LISTEN_BACKLOG)
     finally:
         pid_file.unlink(missing_ok=True)

@@ -17,7 +17,7 @@ from node import conversation, hub_answer, purge, transfer, uplink
 from node.conversation import PIPELINE_BATCHES, Answer, Progress, Request, drive_async
 from node.station import Station
 from protocol.limits import ERROR_BODY_MAX_BYTES, RESPONSE_MAX_BYTES
-from replica.errors import Refused, Unreachable
+from replica.errors import Refused
 from sync.outbox import BatchState
 
 TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
@@ -128,8 +128,8 @@ async def sync_round(
                 "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'round', 0, 0, 0, ?)",
                 (st.clock(), str(exc)),
             )
-        raise Unreachable(
-            f"hub at {url} unreachable ({exc.__class__.__name__}); {st.pending_changes()} change(s) stay queued"
+        raise hub_answer.unreachable(
+            url, exc, f"{st.pending_changes()} 条变更已保存在本站，联网后自动上传（或用 U 盘导出）"
         ) from exc
     except Refused as exc:
         # A refusal (a revoked station, a feed that does not verify) must be visible in `status` and

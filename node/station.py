@@ -46,6 +46,9 @@ class Station:
         self.keys: KeyPair = create_keys(folder) if create else load_keys(folder)
         self.records = RecordStore(self.db, self.authority)
         self._catalogue: CatalogueState | None = None
+        if create:
+            with self.transaction():
+                self.meta.set("created_ms", clock())  # the nightly catch-up counts missed runs from here
 
     def close(self) -> None:
         self.conn.close()

@@ -3,7 +3,12 @@ app's lifecycle, plus a catch-up for a run missed while the machine was off.
 
 apscheduler's in-memory job store forgets missed runs across restarts, so the catch-up reads the
 replica's own record of runs: if the last scheduled time passed with no run since, and it is still
-within the grace period, the job runs once at start-up (runs never pile up: coalesced to one).
+within the grace period, the job runs once at start-up (runs never pile up: coalesced to one). "Since"
+means since the last run, or, for a replica that has never run, since it was made: a hub made at 09:00
+has missed no 02:00 run.
+
+apscheduler's own INFO lines name its internals ("Added job 'job' to job store 'default'"); operators
+read Sanji's lines, so its logger is kept to warnings.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from replica.ids import CHINA
 
 log = logging.getLogger("sanji.nightly")
+# How a run was started, in the words the log shows operators.
+TRIGGERS = {"scheduled": "定时", "catch-up": "补做", "on-demand": "手动"}
 GRACE = timedelta(hours=12)
 
 
@@ -49,15 +56,24 @@ class When:
         return due if due <= now else due - timedelta(days=1)
 
 
-def missed(when: When, last_start: datetime | None, now: datetime) -> bool:
+def missed(when: When, since: datetime | None, now: datetime) -> bool:
+    """Whether a daily run fell due after ``since`` (the last run's start, or when the replica was made;
+    None when neither is known) and is still within the grace period."""
     due = when.last_due(now)
     if due is None:
         return False
-    return (last_start is None or last_start < due) and now - due <= GRACE
+    return (since is None or since < due) and now - due <= GRACE
 
 
-def start(when: When, job: Callable[[str], Awaitable[object]], last_start: datetime | None) -> AsyncIOScheduler:
+def since(last_run_ms: int | None, created_ms: int | None) -> datetime | None:
+    """The reference for :func:`missed`: the last run, else the replica's creation, else unknown."""
+    ms = last_run_ms if last_run_ms is not None else created_ms
+    return datetime.fromtimestamp(ms / 1000, CHINA) if ms else None
+
+
+def start(when: When, job: Callable[[str], Awaitable[object]], since: datetime | None) -> AsyncIOScheduler:
     """Schedule ``job(trigger_name)``; call from inside the running event loop."""
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     scheduler = AsyncIOScheduler(timezone=CHINA)
     trigger = (
         IntervalTrigger(seconds=when.every_s, timezone=CHINA)
@@ -74,8 +90,8 @@ def start(when: When, job: Callable[[str], Awaitable[object]], last_start: datet
         misfire_grace_time=int(GRACE.total_seconds()),
     )
     now = datetime.now(CHINA)
-    if missed(when, last_start, now):
-        log.info("the nightly run due at %s was missed; running it now", when.last_due(now))
+    if missed(when, since, now):
+        log.info("夜间任务：%s 的一次未运行（当时未开机），现在补做", f"{when.last_due(now):%Y-%m-%d %H:%M}")
         scheduler.add_job(job, args=["catch-up"], id="catch-up", max_instances=1)
     scheduler.start()
     return scheduler

@@ -241,3 +241,21 @@ def make_world(tmp_path: Path, clock: FakeClock, templates: Templates) -> Iterat
 def world(make_world: Callable[..., World]) -> World:
     """A hub with no stations yet."""
     return make_world()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A test that did not run says so at the very end, with how many and why: a green line that hides
+    twelve skipped browser tests is not green (issue 14 item 20)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    terminalreporter.write_sep("!", f"{len(skipped)} TESTS DID NOT RUN", red=True, bold=True)
+    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"  {n:4d} skipped: {reason}", red=True, bold=True)
+    terminalreporter.write_sep("!", "fix the reason above (bash .ci/run installs what the tests need)", red=True)

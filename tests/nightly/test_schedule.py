@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from hub.service import Hub
 from node.server import create_app as node_app
+from protocol.codec import pack
 from replica import schedule
 from replica.schedule import GRACE, When, missed
 from tests.applicants import People
@@ -75,6 +77,20 @@ def test_last_due_is_the_latest_scheduled_time_not_after_now() -> None:
 )
 def test_missed(now: datetime, last_start: datetime | None, expected: bool) -> None:
     assert missed(When(2, 0), last_start, now) is expected
+
+
+def test_since_is_the_last_run_else_the_replicas_creation() -> None:
+    made, ran = 1_772_400_000_000, 1_772_500_000_000
+    assert schedule.since(None, None) is None
+    assert schedule.since(None, made) == datetime.fromtimestamp(made / 1000, CHINA)
+    assert schedule.since(ran, made) == datetime.fromtimestamp(ran / 1000, CHINA)
+
+
+def test_a_replica_made_after_the_due_time_missed_nothing() -> None:
+    # Made at 07:00 on 3 March, never run: the 02:00 run that day was due before it existed.
+    assert missed(When(2, 0), china(2026, 3, 3, 7, 0), china(2026, 3, 3, 8, 0)) is False
+    # Made the evening before: that 02:00 run was really missed.
+    assert missed(When(2, 0), china(2026, 3, 2, 20, 0), china(2026, 3, 3, 8, 0)) is True
 
 
 def test_interval_schedules_never_catch_up() -> None:
@@ -198,12 +214,21 @@ def test_hub_serve_runs_the_nightly_job_on_its_schedule(district: District, tmp_
     assert sum(o == "ok" for _, o in runs) >= 2, (runs, log.read_text(errors="replace")[-2000:])
     assert {t for t, _ in runs} == {"scheduled"}
     assert refused.code == 2 and "serving" in refused.stderr
+    text = log.read_text(errors="replace")
+    assert "夜间任务（定时）完成" in text, text[-2000:]
+    assert "apscheduler" not in text, "the scheduler's internal INFO lines are not for operators"
     assert len(list((d.hub_dir / "backups").glob("hub-*.db"))) >= 1, "each run keeps a rotated backup"
 
 
 def test_the_hub_catches_up_a_missed_run_when_it_starts(district: District) -> None:
     d = district
-    when, _ = _a_minute_ago()
+    when, now = _a_minute_ago()
+    # The hub has existed since yesterday and was off when today's run fell due.
+    with sqlite3.connect(d.hub_dir / "hub.db") as conn:
+        conn.execute(
+            "UPDATE hub_meta SET value=? WHERE key='created_ms'",
+            (pack(int((now - timedelta(days=1)).timestamp() * 1000)),),
+        )
     hub = ServedHub(d.hub_dir, d.hub.port, nightly=f"{when.hour:02d}:{when.minute:02d}")
     with hub.serving():
         _wait_for(lambda: ("catch-up", "ok") in _runs(d.hub_dir / "hub.db"), 5)
@@ -211,6 +236,17 @@ def test_the_hub_catches_up_a_missed_run_when_it_starts(district: District) -> N
     with hub.serving():  # started again the same day: the run happened, nothing to catch up
         time.sleep(0.5)
     assert _runs(d.hub_dir / "hub.db") == [("catch-up", "ok")]
+
+
+def test_a_hub_made_a_minute_ago_catches_up_nothing(tmp_path: Path) -> None:
+    """A hub made after today's scheduled time has missed no run: it waits for tomorrow's."""
+    when, _ = _a_minute_ago()
+    folder = tmp_path / "hub"
+    Hub.create(folder, district="360802", name="测试区行政审批局", catalogue=None).close()
+    hub = ServedHub(folder, free_port(), nightly=f"{when.hour:02d}:{when.minute:02d}")
+    with hub.serving():
+        time.sleep(0.8)
+    assert _runs(folder / "hub.db") == []
 
 
 async def test_node_serve_runs_the_station_nightly_job(district: District, people: People) -> None:
