@@ -24,14 +24,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from node import uplink
+from node import feed
 from node.station import Station
 from node.store import feed_quarantine_migrations
 from protocol.errors import RemoteProtocolError
 from protocol.frame import verify_frame
 from replica.errors import Refused
 from replica.ids import iso_from_ms
-from sync import feed_cursor as feed
+from sync import feed_cursor
 from sync.catalogue import CatalogueError
 
 # The table is a migration set of the store, applied whenever it opens (node/store.py).
@@ -45,7 +45,7 @@ def ensure(st: Station) -> None:
 
 @dataclass
 class PageOutcome:
-    result: uplink.FeedResult | None  # None: the page was not applied
+    result: feed.FeedResult | None  # None: the page was not applied
     problem: str = ""  # why not, for the round's report ('' when applied)
     skipped: bool = False  # the cursor moved past a genuine page that could not be applied
     more: bool = False  # the hub has more pages after this one
@@ -56,15 +56,15 @@ def take_page(st: Station, data: bytes, *, source: str) -> PageOutcome:
     cursor moves past it)."""
     ensure(st)
     try:
-        result = uplink.apply_feed(st, data)
+        result = feed.apply_feed(st, data)
         return PageOutcome(result, more=result.more)
-    except uplink.FeedGap as exc:
+    except feed.FeedGap as exc:
         return PageOutcome(None, str(exc))
     except (Refused, CatalogueError) as exc:
         reason = str(exc)
-    cursor = uplink.feed_cursor(st)
+    cursor = feed.feed_cursor(st)
     span = _signed_span(st, data)
-    past = None if span is None else feed.skip(cursor, after=span[0], nxt=span[1])
+    past = None if span is None else feed_cursor.skip(cursor, after=span[0], nxt=span[1])
     if span is None or past is None:
         record(st, data, source=source, reason=reason)
         return PageOutcome(

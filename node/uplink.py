@@ -9,11 +9,13 @@ opened only with the hub key pinned at enrolment.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from pathlib import Path
 
-from node import blobs, freshness, hubkeys
+from node import blobs, feed_quarantine, freshness, hubkeys
 from node.epoch import reissue_after_fork
+from node.feed import FeedGap as FeedGap  # apply_feed and its types live in node/feed.py; these names stay
+from node.feed import FeedResult as FeedResult
+from node.feed import apply_feed as apply_feed
 from node.station import Station
 from node.store import UNSETTLED_SQL
 from protocol.batch import batch_filename, build_batch, verify_batch
@@ -27,13 +29,9 @@ from protocol.limits import BATCH_PLAN_BYTES, BATCH_PLAN_CHANGES, RECEIPT_FRAME_
 from replica import carried_files
 from replica.errors import Refused
 from replica.ids import iso_from_ms
-from sync import feed_cursor as feed
 from sync import outbox
 from sync.batching import plan_batches
 from sync.catalogue import CatalogueError
-from sync.change import change_from_wire
-from sync.feed_cursor import CursorAction, FeedCursor, PageVerdict
-from sync.model import ModelError
 from sync.outbox import Action, BatchState, Event
 from sync.session import SETTLED, Ack, AckResult, Outgoing
 
@@ -222,100 +220,6 @@ def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
     return base64.b64encode(doc).decode()
 
 
-def feed_cursor(st: Station) -> FeedCursor:
-    return FeedCursor(st.meta.text("hub_generation"), st.meta.int("feed_cursor"))
-
-
-class FeedGap(Refused):
-    """A feed page that starts after what this station has applied: not a bad page, an early one."""
-
-
-@dataclass
-class FeedResult:
-    pulled: int
-    next: int
-    more: bool
-    catalogue: str
-    hub_ms: int = 0  # the hub's time when it made the page
-
-
-def apply_feed(st: Station, data: bytes) -> FeedResult:
-    """Verify one feed page with the pinned hub key and apply it in one transaction."""
-    try:
-        doc = open_document(
-            data,
-            kind="feed",
-            recipient=st.code,
-            verify_key=st.hub_key,
-            unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None,
-        )
-    except RemoteProtocolError as exc:
-        raise Refused(f"feed refused: {exc}") from exc
-    body = doc.body
-    if not isinstance(body, dict) or not isinstance(body.get("changes"), list):
-        raise Refused("feed page has no changes list")
-    changes = []
-    for raw in body["changes"]:
-        try:
-            changes.append(change_from_wire(raw))
-        except ModelError as exc:
-            raise Refused(f"feed page carries an invalid change: {exc}") from exc
-    outcome = ""
-    cursor = feed_cursor(st)
-    verdict = feed.judge(cursor, after=body.get("after"), generation=body.get("generation"))
-    if verdict is PageVerdict.EARLY:
-        # Applying it would move the cursor past pages we never applied (a damaged file on the stick):
-        # refuse, so the missing pages are asked for again.
-        raise FeedGap(
-            f"feed page starts after change {body.get('after')}, but this station has applied only up to "
-            f"{cursor.position}; import the earlier pages first (or sync online)"
-        )
-    followed = feed.follow(cursor, verdict, body.get("generation"))
-    if followed != cursor:
-        with st.transaction():
-            st.meta.set("hub_generation", followed.generation)
-            st.meta.set("feed_cursor", followed.position)
-            if verdict is PageVerdict.NEW_GENERATION:
-                st.meta.set("horizon", [])  # positions in the old generation's feed mean nothing now
-        cursor = followed
-    if feed.TRANSITIONS[verdict] is CursorAction.RESTART:
-        # The hub was restored from a backup: its change numbering restarted, so our cursor meant
-        # nothing there any more. The feed starts over; changes we already hold are skipped.
-        return FeedResult(0, 0, True, "")
-    with st.transaction():
-        origins = body.get("origins")
-        if isinstance(origins, dict):
-            st.remember_origins({str(k): str(v) for k, v in origins.items()})
-        if isinstance(body.get("catalogue"), bytes):
-            try:
-                _, outcome = st.store_catalogue(body["catalogue"])
-            except (Refused, CatalogueError) as exc:
-                # A release this station cannot use must not cost it the page's changes: they apply,
-                # the station keeps its current release, and staff see why (`node status`).
-                outcome = "refused"
-                st.meta.set(
-                    "catalogue_warning",
-                    f"区局发来的事项目录未通过校验，已拒收，继续使用当前目录"
-                    f"（{exc}）；请联系区局 (catalogue release refused)",
-                )
-        devices = body.get("field_devices")
-        if isinstance(devices, list) and all(isinstance(d, str) for d in devices):
-            st.meta.set("field_devices", sorted(devices))
-        result = st.records.apply(changes)
-        for c in changes:
-            st.observe(c.hlc)
-        nxt = int(body.get("next") or 0)
-        if (moved := feed.advance(cursor, nxt)) != cursor:
-            st.meta.set("feed_cursor", moved.position)
-            # What we have now seen, as of the changes we have written so far: every batch says it, so
-            # the hub can tell a concurrent write of ours from one made after we received a decision.
-            st.meta.set("horizon", [st.meta.int("epoch", 1), st.meta.int("seq"), nxt])
-        hub_ms = body.get("hub_ms") if type(body.get("hub_ms")) is int else 0
-        if int(str(hub_ms)) > st.meta.int("hub_time"):
-            st.meta.set("hub_time", hub_ms)  # the newest genuine hub time (status shows it)
-    return FeedResult(result.applied, nxt, bool(body.get("more")), outcome, int(str(hub_ms)))
-
-
 # -- by hand ---------------------------------------------------------------------------------------
 
 
@@ -344,8 +248,6 @@ def export(st: Station, out: Path) -> dict[str, object]:
 
 def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
     """Apply hub files carried by hand: feed pages, catalogue releases, acknowledgements."""
-    from node import feed_quarantine  # it applies pages through apply_feed above
-
     found, refused = _expand(paths)
     rejected = [r.row() for r in refused]
     older: list[dict[str, str]] = []
