@@ -264,7 +264,9 @@ def _all_held_identically(hub: Hub, vb: VerifiedBatch) -> bool:
         ).fetchone()
         if row is None:
             held = conn.execute(
-                "SELECT raw FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0",
+                # held as its origin sent it: a copy another station re-sent proves nothing
+                "SELECT raw FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0"
+                " AND sender IN (origin, '')",
                 (c.origin, c.epoch, c.seq),
             ).fetchone()
             if held is None or bytes(held[0]) != pack(raw):

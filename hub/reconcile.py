@@ -98,12 +98,17 @@ def records_for(hub: Hub, station: str, keys: list[str]) -> list[Row]:
 
 
 def _held(hub: Hub, origin: str, epoch: int, seq: int) -> bool:
+    """Whether the hub holds this change from its origin: applied, or held in quarantine as the origin
+    sent it. A copy another station re-sent on its behalf (held under that sender) does not count: it
+    must not stop the origin's own authentic copy, nor move the origin's cursor past it."""
     conn = hub.store.conn
     if conn.execute("SELECT 1 FROM changes WHERE origin=? AND epoch=? AND seq=?", (origin, epoch, seq)).fetchone():
         return True
     return (
         conn.execute(
-            "SELECT 1 FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0", (origin, epoch, seq)
+            "SELECT 1 FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0"
+            " AND sender IN (origin, '')",
+            (origin, epoch, seq),
         ).fetchone()
         is not None
     )
@@ -208,7 +213,8 @@ def _fast_forward(hub: Hub, station: str, chain: object) -> None:
         return
     held = hub.store.conn.execute(
         "SELECT COUNT(DISTINCT seq) FROM (SELECT seq FROM changes WHERE origin=? AND epoch=? AND seq BETWEEN ? AND ?"
-        " UNION SELECT seq FROM quarantine WHERE origin=? AND epoch=? AND whole_batch=0 AND seq BETWEEN ? AND ?)",
+        " UNION SELECT seq FROM quarantine WHERE origin=? AND epoch=? AND whole_batch=0 AND sender IN (origin, '')"
+        " AND seq BETWEEN ? AND ?)",
         (station, epoch, cursor.next_seq, last, station, epoch, cursor.next_seq, last),
     ).fetchone()[0]
     if int(held) == last - cursor.next_seq + 1:

@@ -21,6 +21,7 @@ from present.output import EXIT_REFUSED, command_adder, dispatch, emit
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
 from sync import catalogue_view
+from sync.outbox import BatchState
 
 
 def add_parser(sub: Any) -> None:
@@ -298,7 +299,7 @@ def cmd_receipts(args: argparse.Namespace) -> None:
                 f"变更 {b['first_seq']}-{b['last_seq']}: "
                 + (
                     f"已送达区行政审批局 {b['receipted_at']}"
-                    if b["state"] == "receipted"
+                    if b["state"] == BatchState.RECEIPTED
                     else f"{b['state']} {b['reason']}"
                 )
                 for b in d["batches"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from node.station import Station
@@ -17,8 +18,11 @@ from node.store import DB_NAME
 from protocol.codec import unpack
 from replica.db import backup_to, connect
 from replica.errors import Refused
+from replica.ids import now_ms as wall_now_ms
+from sync import outbox
 from sync.change import Change
 from sync.hlc import tick
+from sync.outbox import BatchState, Event, step
 
 
 def start_new_epoch(st: Station) -> int:
@@ -39,9 +43,14 @@ def reissue_after_fork(st: Station, forked_hash: bytes) -> int:
     if row is None or int(row[0]) != old:
         return 0  # unknown, or an older epoch already left behind: nothing more to re-issue
     first = int(row[1])
-    st.conn.execute(
-        "UPDATE outbox SET state='superseded' WHERE epoch=? AND last_seq>=? AND state!='receipted'", (old, first)
-    )
+    moved = sorted(outbox.moved_by(Event.REISSUED))
+    rows = st.conn.execute(
+        f"SELECT hash, state FROM outbox WHERE epoch=? AND last_seq>=? AND state IN ({','.join('?' * len(moved))})",
+        (old, first, *moved),
+    ).fetchall()
+    for h, state in rows:
+        moved_to = step(BatchState(str(state)), Event.REISSUED).state
+        st.conn.execute("UPDATE outbox SET state=? WHERE hash=?", (moved_to.value, h))
     return _reissue(st, old, first)
 
 
@@ -75,11 +84,12 @@ def backup(st: Station, out: Path) -> int:
     return backup_to(st.db, out)
 
 
-def restore(folder: Path, source: Path) -> dict[str, object]:
-    """Put a backup back and start a new epoch before anything else can write."""
+def restore(folder: Path, source: Path, *, clock: Callable[[], int] = wall_now_ms) -> dict[str, object]:
+    """Put a backup back and start a new epoch before anything else can write. ``clock`` stamps the
+    re-issued changes (tests and the simulator pass their own, as to ``Station``)."""
     if not source.is_file():
         raise Refused(f"{source} is not a file")
-    current = Station(folder)
+    current = Station(folder, clock=clock)
     code = current.code
     # What must not go back in time with the backup: the catalogue (never a lower release) and the
     # clock (never a stamp already used).
@@ -100,7 +110,7 @@ def restore(folder: Path, source: Path) -> dict[str, object]:
     for suffix in ("-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
     shutil.copyfile(source, target)
-    st = Station(folder)
+    st = Station(folder, clock=clock)
     try:
         with st.transaction():
             for row in newer_catalogues:

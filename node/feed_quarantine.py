@@ -24,13 +24,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from node import uplink
+from node import feed
 from node.station import Station
 from protocol.errors import RemoteProtocolError
 from protocol.feed import FeedPage, FeedSpan
 from protocol.frame import verify_frame
 from replica.errors import Refused
 from replica.ids import iso_from_ms
+from sync import feed_cursor
 from sync.catalogue import CatalogueError
 
 KEEP_ROWS = 500  # a path that keeps sending junk updates rows (by SHA-256); this bounds the rest
@@ -42,7 +43,7 @@ def ensure(st: Station) -> None:
 
 @dataclass
 class PageOutcome:
-    result: uplink.FeedResult | None  # None: the page was not applied
+    result: feed.FeedResult | None  # None: the page was not applied
     problem: str = ""  # why not, for the round's report ('' when applied)
     skipped: bool = False  # the cursor moved past a genuine page that could not be applied
     more: bool = False  # the hub has more pages after this one
@@ -53,15 +54,16 @@ def take_page(st: Station, data: bytes, *, source: str) -> PageOutcome:
     cursor moves past it)."""
     ensure(st)
     try:
-        result = uplink.apply_feed(st, data)
+        result = feed.apply_feed(st, data)
         return PageOutcome(result, more=result.more)
-    except uplink.FeedGap as exc:
+    except feed.FeedGap as exc:
         return PageOutcome(None, str(exc))
     except (Refused, CatalogueError) as exc:
         reason = str(exc)
-    cursor = st.meta.int("feed_cursor")
+    cursor = feed.feed_cursor(st)
     span = _signed_span(st, data)
-    if span is None or not span[0] <= cursor < span[1]:
+    past = None if span is None else feed_cursor.skip(cursor, after=span[0], nxt=span[1])
+    if span is None or past is None:
         record(st, data, source=source, reason=reason)
         return PageOutcome(
             None,
@@ -70,8 +72,8 @@ def take_page(st: Station, data: bytes, *, source: str) -> PageOutcome:
         )
     after, nxt, more = span
     with st.transaction():  # the note and the move of the cursor, together or not at all
-        _insert(st, data, source=source, reason=reason, skipped=(cursor, nxt))
-        st.meta.set("feed_cursor", nxt)
+        _insert(st, data, source=source, reason=reason, skipped=(cursor.position, nxt))
+        st.meta.set("feed_cursor", past.position)
     return PageOutcome(
         None,
         f"区局数据页（变更 {after}–{nxt}）无法应用，已隔离并继续后续数据页（{reason}）；"

@@ -64,7 +64,7 @@ def check(st: Station) -> None:
         raise Refused(str(exc), code="keys_expired") from exc
 
 
-def _history(bundle: object) -> KeyBundle:
+def key_history(bundle: object) -> KeyBundle:
     try:
         return KeyBundle.from_wire(bundle)
     except RemoteProtocolError as exc:
@@ -75,7 +75,7 @@ def _history(bundle: object) -> KeyBundle:
 
 def adopt(st: Station, bundle: object) -> dict[str, object]:
     """Follow the hub's key history (a `/v1/keys` answer or a `.sjk` file) from the root we pinned."""
-    history = bundle if isinstance(bundle, KeyBundle) else _history(bundle)
+    history = bundle if isinstance(bundle, KeyBundle) else key_history(bundle)
     anchor = st.meta.bytes("hub_root_pub") or st.meta.bytes("hub_sign_pub")
     version = st.meta.int("hub_keys_version")
     try:
@@ -107,30 +107,6 @@ def _adopt_release(st: Station, frame: bytes) -> None:
     version, outcome = st.store_catalogue(frame)
     if outcome == "unchanged":
         st.conn.execute("UPDATE catalogues SET frame=? WHERE version=?", (frame, version))
-
-
-async def refresh(st: Station, session: aiohttp.ClientSession, url: str) -> dict[str, object] | None:
-    """Ask the hub for key changes since our list; None when the hub has none (or predates the route)."""
-    version = st.meta.int("hub_keys_version")
-    async with session.get(f"{url}/v1/keys", params={"after": str(version)}) as resp:
-        if resp.status == 404:
-            return None  # a hub from before key rotation: the pinned key still stands
-        if resp.status != 200:
-            raise Refused(
-                f"区局未提供密钥记录，本轮未同步 (the hub refused to send its key history: "
-                f"HTTP {resp.status}; retry later)"
-            )
-        data = await read_capped(resp, ANSWER_MAX_BYTES)
-    try:
-        bundle = unpack(data)
-    except RemoteProtocolError as exc:
-        raise Refused(
-            f"区局密钥记录无法解析，未采用 (the hub's key history is malformed: {exc}; call the district)"
-        ) from exc
-    history = _history(bundle)
-    if not history.docs:
-        return None  # nothing new since our list
-    return adopt(st, history)
 
 
 async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:

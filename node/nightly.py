@@ -16,6 +16,7 @@ from node.station import Station
 from protocol.codec import pack
 from replica.db import integrity_check
 from replica.errors import Refused, Unreachable
+from sync.outbox import BatchState
 
 log = logging.getLogger("sanji.node.nightly")
 RETENTION_DAYS = 30
@@ -25,7 +26,8 @@ def compact(st: Station, retention_days: int = RETENTION_DAYS) -> int:
     limit = st.clock() - retention_days * 86_400_000
     with st.transaction():
         cur = st.conn.execute(
-            "UPDATE outbox SET frame=x'' WHERE state='receipted' AND receipted_ms < ? AND length(frame) > 0", (limit,)
+            "UPDATE outbox SET frame=x'' WHERE state=? AND receipted_ms < ? AND length(frame) > 0",
+            (BatchState.RECEIPTED.value, limit),
         )
     return cur.rowcount
 

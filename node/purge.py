@@ -23,6 +23,7 @@ from protocol.codec import pack, unpack
 from replica.errors import Refused
 from replica.scope import CHANGE_COLS, digests
 from sync.fold import record_to_wire
+from sync.outbox import BatchState
 from sync.scope import record_leaf
 
 DEFAULT_RETENTION_DAYS = 7
@@ -41,8 +42,8 @@ def _receipted_ms(st: Station, task_id: str) -> int | None:
     latest = 0
     for epoch, seq in rows:
         row = st.conn.execute(
-            "SELECT receipted_ms FROM outbox WHERE state='receipted' AND epoch=? AND first_seq<=? AND last_seq>=?",
-            (epoch, seq, seq),
+            "SELECT receipted_ms FROM outbox WHERE state=? AND epoch=? AND first_seq<=? AND last_seq>=?",
+            (BatchState.RECEIPTED.value, epoch, seq, seq),
         ).fetchone()
         if row is None or row[0] is None:
             return None

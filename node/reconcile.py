@@ -14,21 +14,13 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from node import blobs, client, hub_answer
+from node import blobs, client, conversation, hub_answer
+from node.conversation import drive_async
 from node.epoch import start_new_epoch
 from node.station import Station
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
-from protocol.limits import ERROR_BODY_MAX_BYTES
-from protocol.reconciliation import (
-    MerkleAnswer,
-    ReconcileRequest,
-    RecordsAnswer,
-    RepairAnswer,
-    Summary,
-    SummaryAnswer,
-)
-from protocol.wire import sign_message
+from protocol.reconciliation import MerkleAnswer, RecordsAnswer, RepairAnswer, Summary, SummaryAnswer
 from replica.errors import Refused
 from replica.scope import CHANGE_COLS, Row, digests, row_to_wire, select_records
 from sync.change import change_from_wire
@@ -66,41 +58,22 @@ class Outcome:
 
 
 class Conversation:
+    """One reconciliation step at a time over HTTP (kept for tests that send a step of their own)."""
+
     def __init__(self, st: Station, session: aiohttp.ClientSession, url: str) -> None:
         self.st = st
         self.session = session
         self.url = url
-        self.bytes = 0
+        self.talk = conversation.Talk()
+
+    @property
+    def bytes(self) -> int:
+        return self.talk.bytes
 
     async def ask(self, read: Callable[[object], A], op: str, **fields: Any) -> A:
-        """One step: the request ``op`` with its ``fields``, and the hub's answer as ``read`` reads it
-        (the answer class of that step's ``from_wire``)."""
-        st = self.st
-        req = sign_message(
-            ReconcileRequest(op, st.clock(), **fields), signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign
-        ).frame
-        async with self.session.post(
-            f"{self.url}/v1/reconcile", data=req, headers={"Content-Type": "application/vnd.sanji.document"}
-        ) as resp:
-            if resp.status != 200:
-                data = await hub_answer.read_body(resp, what="区局的对账说明", cap=ERROR_BODY_MAX_BYTES)
-                raise Refused(f"the hub refused reconciliation: {data[:300].decode(errors='replace')}")
-            data = await hub_answer.read_body(resp, what="区局的对账应答")
-            self.bytes += len(req) + len(data)
-        try:
-            doc = open_document(
-                data,
-                kind=SummaryAnswer.KIND,
-                recipient=st.code,
-                verify_key=st.hub_key,
-                unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None,
-            )
-        except RemoteProtocolError as exc:
-            raise Refused(f"the hub's reconciliation answer does not verify: {exc}") from exc
-        try:
-            return read(doc.body)
-        except RemoteProtocolError as exc:
-            raise Refused(f"the hub's reconciliation answer is malformed: {exc}") from exc
+        """One step: the request ``op`` with its ``fields``, and the hub's answer as ``read`` reads it."""
+        step = conversation.ask(self.st, read, op, self.talk, **fields)
+        return await drive_async(step, client.carrier(self.session, self.url))
 
 
 def _own_repairable(st: Station, rows: list[Row], held: set[tuple[str, int, int]]) -> tuple[list[Row], list[Row]]:
@@ -119,46 +92,53 @@ def _own_repairable(st: Station, rows: list[Row], held: set[tuple[str, int, int]
     return own, foreign
 
 
+def session(st: Station, *, max_count: int = 64) -> conversation.Conversation[Outcome]:
+    """The nightly session, sans I/O (node/conversation.py): push what is pending, compare Merkle
+    digests, repair both sides, then compare the hub's signed count of our applications."""
+    yield from conversation.push(st, max_count=max_count)  # what is merely pending goes the normal way first
+    talk = conversation.Talk()
+    tree = scope_tree(st)
+    merkle = ReconcileSession(tree)
+    request: dict[str, object] | None = merkle.first_request()
+    while request is not None:
+        answer = yield from conversation.ask(st, MerkleAnswer.from_wire, "merkle", talk, request=request)
+        request = merkle.receive(answer.response)
+    result = merkle.result()
+    keys = sorted(set(result.missing_here) | set(result.missing_there) | set(result.differing))
+    outcome = Outcome(result.buckets_compared, len(keys), 0, 0, None)
+    for i in range(0, len(keys), KEYS_PER_REQUEST):
+        part = keys[i : i + KEYS_PER_REQUEST]
+        records = yield from conversation.ask(st, RecordsAnswer.from_wire, "records", talk, keys=tuple(part))
+        outcome.repaired_here += _apply_theirs(st, list(records.changes))
+        own, foreign = _own_repairable(st, select_records(st.conn, SCOPE_SQL, (), part), set(records.held))
+        if own or foreign:
+            chain = {
+                "epoch": st.meta.int("epoch", 1),
+                "batched_seq": st.meta.int("batched_seq"),
+                "hash": st.meta.bytes("chain", bytes(32)),
+            }
+            got = yield from conversation.ask(
+                st,
+                RepairAnswer.from_wire,
+                "repair",
+                talk,
+                changes=tuple(row_to_wire(r) for r in own),
+                foreign=tuple(row_to_wire(r) for r in foreign),
+                chain=chain,
+            )
+            outcome.repaired_there += got.applied
+            outcome.held_there += got.held
+    outcome.repaired = outcome.repaired_here + outcome.repaired_there
+    summary = yield from conversation.ask(st, SummaryAnswer.from_wire, "summary", talk)
+    outcome.summary_match = _check_summary(st, summary.summary)
+    yield from conversation.ask(st, SummaryAnswer.from_wire, "done", talk, **{**outcome.to_dict(), "bytes": talk.bytes})
+    outcome.bytes = talk.bytes
+    return outcome
+
+
 async def run(st: Station, url: str) -> Outcome:
-    async with aiohttp.ClientSession(timeout=client.TIMEOUT) as session:
-        await client.push(st, session, url)  # what is merely pending goes the normal way first
-        talk = Conversation(st, session, url)
-        tree = scope_tree(st)
-        merkle = ReconcileSession(tree)
-        request: dict[str, object] | None = merkle.first_request()
-        while request is not None:
-            answer = await talk.ask(MerkleAnswer.from_wire, "merkle", request=request)
-            request = merkle.receive(answer.response)
-        result = merkle.result()
-        keys = sorted(set(result.missing_here) | set(result.missing_there) | set(result.differing))
-        outcome = Outcome(result.buckets_compared, len(keys), 0, 0, None)
-        for i in range(0, len(keys), KEYS_PER_REQUEST):
-            part = keys[i : i + KEYS_PER_REQUEST]
-            records = await talk.ask(RecordsAnswer.from_wire, "records", keys=tuple(part))
-            outcome.repaired_here += _apply_theirs(st, list(records.changes))
-            held = set(records.held)
-            own, foreign = _own_repairable(st, select_records(st.conn, SCOPE_SQL, (), part), held)
-            if own or foreign:
-                chain = {
-                    "epoch": st.meta.int("epoch", 1),
-                    "batched_seq": st.meta.int("batched_seq"),
-                    "hash": st.meta.bytes("chain", bytes(32)),
-                }
-                got = await talk.ask(
-                    RepairAnswer.from_wire,
-                    "repair",
-                    changes=tuple(row_to_wire(r) for r in own),
-                    foreign=tuple(row_to_wire(r) for r in foreign),
-                    chain=chain,
-                )
-                outcome.repaired_there += got.applied
-                outcome.held_there += got.held
-        outcome.repaired = outcome.repaired_here + outcome.repaired_there
-        summary = await talk.ask(SummaryAnswer.from_wire, "summary")
-        outcome.summary_match = _check_summary(st, summary.summary)
-        await talk.ask(SummaryAnswer.from_wire, "done", **{**outcome.to_dict(), "bytes": talk.bytes})
-        outcome.bytes = talk.bytes
-        return outcome
+    async with aiohttp.ClientSession(timeout=client.TIMEOUT) as http:
+        return await drive_async(session(st), client.carrier(http, url))
 
 
 def scope_tree(st: Station) -> MerkleTree:

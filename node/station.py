@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node.admission import check_write
-from node.store import Meta, create_store, open_store
+from node.store import UNSETTLED_SQL, Meta, create_store, open_store
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
 from protocol.keys import key_id, load_verify_key
@@ -177,6 +177,6 @@ class Station:
         """Own changes not yet acknowledged by the hub (in no batch yet, or in a batch not settled)."""
         unbatched = self.meta.int("seq") - self.meta.int("batched_seq")
         row = self.conn.execute(
-            "SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM outbox WHERE state IN ('pending', 'rejected')"
+            f"SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM outbox WHERE state IN {UNSETTLED_SQL}"
         ).fetchone()
         return max(unbatched, 0) + int(row[0])

@@ -10,6 +10,7 @@ whose changes reach this station, which the fold needs to weigh final outcomes.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 import sqlite_utils
@@ -18,6 +19,8 @@ from sqlite_utils import Migrations
 from protocol.codec import pack, unpack
 from replica import folders, records
 from replica.db import connect, quick_check
+from sync import outbox
+from sync.outbox import BatchState
 
 DB_NAME = "node.db"
 
@@ -55,6 +58,16 @@ META_FIELDS = {
     "catalogue_warning": "why the current catalogue is not trusted to be current, or ''",
 }
 
+
+def state_list(states: Iterable[BatchState]) -> str:
+    """An SQL list of outbox states, spelled by sync/outbox.py's codes (constants, never input), so a
+    query keeps using the outbox_state index."""
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"
+
+
+UNSETTLED_SQL = state_list(outbox.UNSETTLED)  # offered at every push, counted as pending
+HELD_SQL = state_list(outbox.HELD)  # the hub holds their seqs and signed for them
+
 migrations = Migrations("sanji.node")
 
 
@@ -66,7 +79,7 @@ def m001_node_tables(db: sqlite_utils.Database) -> None:
             hash BLOB PRIMARY KEY,         -- sha256 of the batch header: the batch's id
             epoch INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
             frame BLOB NOT NULL,           -- the signed, sealed batch exactly as sent
-            state TEXT NOT NULL,           -- pending | receipted | quarantined | rejected
+            state TEXT NOT NULL,           -- a sync/outbox.py BatchState code
             reason TEXT NOT NULL DEFAULT '',  -- the hub's words when it did not apply the batch
             receipt BLOB,                  -- the hub-signed receipt, kept for citizens and audits
             created_ms INTEGER NOT NULL, receipted_ms INTEGER)"""

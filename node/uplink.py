@@ -9,27 +9,29 @@ opened only with the hub key pinned at enrolment.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 
 from node import freshness
 from node.epoch import reissue_after_fork
+from node.feed import FeedGap as FeedGap  # apply_feed and its types live in node/feed.py; these names stay
+from node.feed import FeedResult as FeedResult
+from node.feed import apply_feed as apply_feed
 from node.station import Station
+from node.store import UNSETTLED_SQL
 from protocol.acks import Acks
 from protocol.batch import build_batch_hashed
 from protocol.codec import unpack
 from protocol.document import Document, open_document
 from protocol.enrolment import encode_claim
 from protocol.errors import RemoteProtocolError
-from protocol.feed import FeedPage, PullRequest
+from protocol.feed import PullRequest
 from protocol.keys import load_seal_public
 from protocol.limits import BATCH_PLAN_BYTES, BATCH_PLAN_CHANGES
 from protocol.wire import REQUEST_HEADER as REQUEST_HEADER  # node/client.py sends the pull under it
 from protocol.wire import sign_message
 from replica.errors import Refused
+from sync import outbox
 from sync.batching import plan_batches
-from sync.catalogue import CatalogueError
-from sync.change import change_from_wire
-from sync.model import ModelError
+from sync.outbox import Action, BatchState, Event
 from sync.session import SETTLED, Ack, AckResult, Outgoing
 
 MAX_BATCH_CHANGES = BATCH_PLAN_CHANGES  # aliases of the shared table's names
@@ -81,8 +83,8 @@ def build_outbox(st: Station, max_batches: int | None = None) -> int:
             )
             st.conn.execute(
                 "INSERT INTO outbox (hash, epoch, first_seq, last_seq, frame, state, created_ms)"
-                " VALUES (?,?,?,?,?,'pending',?)",
-                (chain, epoch, first, last, frame, st.clock()),
+                " VALUES (?,?,?,?,?,?,?)",
+                (chain, epoch, first, last, frame, BatchState.PENDING.value, st.clock()),
             )
             made += 1
         st.meta.set("chain", chain)
@@ -92,10 +94,23 @@ def build_outbox(st: Station, max_batches: int | None = None) -> int:
 
 def unsettled(st: Station) -> list[tuple[Outgoing, bytes]]:
     rows = st.conn.execute(
-        "SELECT hash, epoch, first_seq, last_seq, frame FROM outbox WHERE state IN ('pending', 'rejected')"
+        f"SELECT hash, epoch, first_seq, last_seq, frame FROM outbox WHERE state IN {UNSETTLED_SQL}"
         " ORDER BY epoch, first_seq"
     ).fetchall()
     return [(Outgoing(int(r[1]), int(r[2]), int(r[3]), bytes(r[0]), len(r[4])), bytes(r[4])) for r in rows]
+
+
+def mark_refused(st: Station, hashes: list[bytes], reason: str) -> None:
+    """The hub answered a whole push with an error: every batch in it is marked with the reason."""
+    with st.transaction():
+        for h in hashes:
+            row = st.conn.execute("SELECT state FROM outbox WHERE hash=?", (h,)).fetchone()
+            if row is not None:
+                step = outbox.step(BatchState(str(row[0])), Event.REFUSED)
+                st.conn.execute(
+                    "UPDATE outbox SET state=?, reason=CASE WHEN ? THEN ? ELSE reason END WHERE hash=?",
+                    (step.state.value, step.note, reason, h),
+                )
 
 
 def read_acks(st: Station, data: bytes) -> list[Ack]:
@@ -119,40 +134,37 @@ def record_acks(st: Station, doc: Document) -> list[Ack]:
             ack = Ack(bhash, result, wire.expected, wire.reason)
             acks.append(ack)
             receipt = wire.receipt or None  # over the receipt cap, from_wire has already dropped it
-            if result in SETTLED:
+            row = st.conn.execute("SELECT state FROM outbox WHERE hash=?", (bhash,)).fetchone()
+            if row is None:
+                if result is AckResult.FORK:  # not ours to mark, but the hub says our seqs forked
+                    _forked(st, bhash)
+                continue
+            step = outbox.step(BatchState(str(row[0])), outbox.EVENT_OF[result])
+            reason = ack.reason if result in SETTLED or result is AckResult.GAP else f"{result.value}: {ack.reason}"
+            st.conn.execute(
+                "UPDATE outbox SET state=?, reason=CASE WHEN ? THEN ? ELSE reason END WHERE hash=?",
+                (step.state.value, step.note, reason, bhash),
+            )
+            if step.action is Action.KEEP_RECEIPT:
                 st.conn.execute(
-                    "UPDATE outbox SET state=?, reason=?, receipt=COALESCE(?, receipt),"
-                    " receipted_ms=COALESCE(receipted_ms, ?) WHERE hash=?",
-                    (
-                        "quarantined" if result is AckResult.QUARANTINED else "receipted",
-                        ack.reason,
-                        receipt or None,
-                        st.clock(),
-                        bhash,
-                    ),
+                    "UPDATE outbox SET receipt=COALESCE(?, receipt), receipted_ms=COALESCE(receipted_ms, ?)"
+                    " WHERE hash=?",
+                    (receipt or None, st.clock(), bhash),
                 )
-            elif result is AckResult.GAP:
-                st.conn.execute("UPDATE outbox SET reason=? WHERE hash=?", (ack.reason, bhash))
+            elif step.action is Action.REQUEUE:
                 _requeue_from(st, bhash, ack.expected_seq)
-            elif result is AckResult.FORK:
-                # A batch already superseded by a new epoch stays superseded: answered twice, it must
-                # not go back in the queue and be answered "fork" forever.
-                st.conn.execute(
-                    "UPDATE outbox SET state='rejected', reason=? WHERE hash=? AND state!='superseded'",
-                    (f"fork: {ack.reason}", bhash),
-                )
-                n = reissue_after_fork(st, bhash)
-                st.meta.set(
-                    "last_error",
-                    f"the hub holds other content for our seqs (restored from a backup or "
-                    f"cloned?): {n} change(s) re-issued under epoch {st.meta.int('epoch')}",
-                )
-            else:
-                st.conn.execute(
-                    "UPDATE outbox SET state='rejected', reason=? WHERE hash=?",
-                    (f"{result.value}: {ack.reason}", bhash),
-                )
+            elif step.action is Action.REISSUE:
+                _forked(st, bhash)
     return acks
+
+
+def _forked(st: Station, bhash: bytes) -> None:
+    n = reissue_after_fork(st, bhash)
+    st.meta.set(
+        "last_error",
+        f"the hub holds other content for our seqs (restored from a backup or "
+        f"cloned?): {n} change(s) re-issued under epoch {st.meta.int('epoch')}",
+    )
 
 
 def _requeue_from(st: Station, bhash: bytes, expected: int) -> None:
@@ -160,11 +172,15 @@ def _requeue_from(st: Station, bhash: bytes, expected: int) -> None:
     row = st.conn.execute("SELECT epoch FROM outbox WHERE hash=?", (bhash,)).fetchone()
     if row is None:
         return
-    st.conn.execute(
-        "UPDATE outbox SET state='pending' WHERE epoch=? AND last_seq>=? AND state IN ('receipted', 'quarantined')"
+    moved = sorted(outbox.moved_by(Event.RESEND))
+    rows = st.conn.execute(
+        f"SELECT hash, state FROM outbox WHERE epoch=? AND last_seq>=? AND state IN ({','.join('?' * len(moved))})"
         " AND length(frame) > 0",  # compacted batches cannot be resent: the nightly reconciliation repairs those
-        (int(row[0]), expected),
-    )
+        (int(row[0]), expected, *moved),
+    ).fetchall()
+    for h, state in rows:
+        step = outbox.step(BatchState(str(state)), Event.RESEND)
+        st.conn.execute("UPDATE outbox SET state=? WHERE hash=?", (step.state.value, h))
 
 
 def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
@@ -180,93 +196,6 @@ def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
     body = PullRequest(after, st.clock(), int(cat), st.pending_changes(), freshness.report(st), seq, epoch, nonce)
     doc = sign_message(body, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign)
     return base64.b64encode(doc.frame).decode()
-
-
-class FeedGap(Refused):
-    """A feed page that starts after what this station has applied: not a bad page, an early one."""
-
-    default_code = "feed_gap"
-
-
-@dataclass
-class FeedResult:
-    pulled: int
-    next: int
-    more: bool
-    catalogue: str
-    hub_ms: int = 0  # the hub's time when it made the page
-
-
-def apply_feed(st: Station, data: bytes) -> FeedResult:
-    """Verify one feed page with the pinned hub key and apply it in one transaction."""
-    try:
-        doc = open_document(
-            data,
-            kind=FeedPage.KIND,
-            recipient=st.code,
-            verify_key=st.hub_key,
-            unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None,
-        )
-    except RemoteProtocolError as exc:
-        raise Refused(f"feed refused: {exc}") from exc
-    try:
-        page = FeedPage.from_wire(doc.body)
-    except RemoteProtocolError as exc:
-        raise Refused(f"feed page is malformed: {exc}") from exc
-    changes = []
-    for raw in page.changes:
-        try:
-            changes.append(change_from_wire(raw))
-        except ModelError as exc:
-            raise Refused(f"feed page carries an invalid change: {exc}") from exc
-    outcome = ""
-    if page.after > st.meta.int("feed_cursor"):
-        # Applying it would move the cursor past pages we never applied (a damaged file on the stick):
-        # refuse, so the missing pages are asked for again.
-        raise FeedGap(
-            f"feed page starts after change {page.after}, but this station has applied only up to "
-            f"{st.meta.int('feed_cursor')}; import the earlier pages first (or sync online)"
-        )
-    generation = page.generation
-    if generation is not None and generation != st.meta.text("hub_generation"):
-        # The hub was restored from a backup: its change numbering restarted, so our cursor means
-        # nothing there any more. Start the feed over; changes we already hold are skipped.
-        with st.transaction():
-            known = st.meta.text("hub_generation")
-            st.meta.set("hub_generation", generation)
-            if known:
-                st.meta.set("feed_cursor", 0)
-                st.meta.set("horizon", [])  # positions in the old generation's feed mean nothing now
-                return FeedResult(0, 0, True, "")
-    with st.transaction():
-        if page.origins:
-            st.remember_origins(page.origins)
-        if page.catalogue is not None:
-            try:
-                _, outcome = st.store_catalogue(page.catalogue)
-            except (Refused, CatalogueError) as exc:
-                # A release this station cannot use must not cost it the page's changes: they apply,
-                # the station keeps its current release, and staff see why (`node status`).
-                outcome = "refused"
-                st.meta.set(
-                    "catalogue_warning",
-                    f"区局发来的事项目录未通过校验，已拒收，继续使用当前目录"
-                    f"（{exc}）；请联系区局 (catalogue release refused)",
-                )
-        if page.field_devices is not None:
-            st.meta.set("field_devices", sorted(page.field_devices))
-        result = st.records.apply(changes)
-        for c in changes:
-            st.observe(c.hlc)
-        nxt = page.next
-        if nxt > st.meta.int("feed_cursor"):
-            st.meta.set("feed_cursor", nxt)
-            # What we have now seen, as of the changes we have written so far: every batch says it, so
-            # the hub can tell a concurrent write of ours from one made after we received a decision.
-            st.meta.set("horizon", [st.meta.int("epoch", 1), st.meta.int("seq"), nxt])
-        if page.hub_ms > st.meta.int("hub_time"):
-            st.meta.set("hub_time", page.hub_ms)  # the newest genuine hub time (status shows it)
-    return FeedResult(result.applied, nxt, page.more, outcome, page.hub_ms)
 
 
 # -- by hand ---------------------------------------------------------------------------------------

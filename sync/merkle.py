@@ -1,25 +1,24 @@
 """Merkle digests of a station's scope, and the sans-I/O session that compares two of them.
 
-Nightly anti-entropy must cost bytes in proportion to what differs, not to how much a station holds:
-a village link may carry a few kilobytes a second. So both sides hash their records into the same
-fixed-shape tree and the node walks down from the root, asking the hub only about subtrees whose
-digests disagree, until it reaches buckets small enough to compare record by record.
+Nightly anti-entropy must cost bytes in proportion to what differs, not to how much a station holds: a village link
+may carry a few kilobytes a second. So both sides hash their records into the same fixed-shape tree and the node
+walks down from the root, asking the hub only about subtrees whose digests disagree, until it reaches buckets small
+enough to compare record by record.
 
-Shape. A record is ``(key, leaf)``: ``leaf`` is a digest of the record's full state, computed by the
-caller. The record's bucket is given by the first ``depth`` hex digits of ``sha256(key)``, so keys
-spread evenly whatever their format. The tree has fanout 16; a node is named by a lowercase hex
-prefix of length ``0..depth`` (``""`` is the root, ``"a3"`` child 3 of child 10 of the root), and the
-full-depth nodes are the buckets.
+Shape. A record is ``(key, leaf)``: ``leaf`` is a digest of the record's full state, computed by the caller. The
+record's bucket is given by the first ``depth`` hex digits of ``sha256(key)``, so keys spread evenly whatever their
+format. The tree has fanout 16; a node is named by a lowercase hex prefix of length ``0..depth`` (``""`` is the
+root, ``"a3"`` child 3 of child 10 of the root), and the full-depth nodes are the buckets.
 
-Digests. An empty subtree, at any level, has digest :data:`EMPTY_DIGEST`, so a subtree one side lacks
-compares as different from one the other side has without further special cases. A bucket's digest
-hashes its records sorted by key, length-prefixed; an inner node's digest hashes its 16 child digests
-in child order. Distinct tags keep bucket and node inputs from ever being confused.
+Digests. An empty subtree, at any level, has digest :data:`EMPTY_DIGEST`, so a subtree one side lacks compares as
+different from one the other side has without further special cases. A bucket's digest hashes its records sorted by
+key, length-prefixed; an inner node's digest hashes its 16 child digests in child order. Distinct tags keep bucket
+and node inputs from ever being confused.
 
-Wire. Requests and responses are plain maps of str, bytes, int and lists, ready for msgpack. Node
-digests travel truncated to :data:`WIRE_DIGEST_BYTES` (16) bytes: 128 bits keeps accidental
-collisions out of reach while halving the traffic. Both peers must build their trees with the depth
-the request names; the responder learns it with :func:`request_depth` before building.
+Wire. Requests and responses are plain maps of str, bytes, int and lists, ready for msgpack. Node digests travel
+truncated to :data:`WIRE_DIGEST_BYTES` (16) bytes: 128 bits keeps accidental collisions out of reach while halving
+the traffic. Both peers must build their trees with the depth the request names; the responder learns it with
+:func:`request_depth` before building.
 """
 
 from __future__ import annotations
@@ -53,8 +52,7 @@ Record = tuple[str, bytes]
 _T = TypeVar("_T")
 
 
-# Also a ValueError: callers wrote `except ValueError` for it before it joined SanjiError.
-class ReconcileError(SanjiError, ValueError):
+class ReconcileError(SanjiError, ValueError):  # a ValueError too, as callers caught it before SanjiError
     """A reconciliation message from the peer is malformed or does not match the conversation."""
 
     default_code = "malformed_reconcile"
@@ -357,8 +355,7 @@ class ReconcileSession:
         elif len(prefix) == self._tree.depth:
             self._to_fetch.append(prefix)
         else:
-            # Descend even when our side is empty, so that no single response has to carry a whole
-            # subtree's records.
+            # Descend even when our side is empty: no single response need carry a whole subtree's records.
             self._to_expand.append(prefix)
 
     def _compare_bucket(self, prefix: str, theirs: list[Record]) -> None:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from node import blobs
 from node.station import Station
+from node.store import HELD_SQL
 from node.ui.page import station_of
 from sync.inspection import GPS_UNKNOWN_ACCURACY
 
@@ -38,8 +39,7 @@ def _record_receipted(st: Station, task_id: str) -> bool:
     ).fetchall()
     return bool(rows) and all(
         st.conn.execute(
-            "SELECT 1 FROM outbox WHERE state IN ('receipted', 'quarantined')"
-            " AND epoch=? AND first_seq<=? AND last_seq>=?",
+            f"SELECT 1 FROM outbox WHERE state IN {HELD_SQL} AND epoch=? AND first_seq<=? AND last_seq>=?",
             (epoch, seq, seq),
         ).fetchone()
         is not None

@@ -18,6 +18,7 @@ from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
 from replica.errors import Refused
 from sync.identity import mask_id, mask_phone
+from sync.outbox import HELD, BatchState
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,10 @@ def upload_state(st: Station, app_id: str, outbox: list[Any] | None = None, *, f
     epoch, seq = int(row[0]), int(row[1])
     for e, first, last, state, receipt, reason, _ in outbox if outbox is not None else _settled(st):
         if e == epoch and first <= seq <= last:
-            if state in ("receipted", "quarantined") and receipt:
+            if BatchState(state) in HELD and receipt:
                 return _verified(st, receipt, state)
-            return Upload("rejected" if state == "rejected" else "pending", reason=reason)
+            rejected = BatchState(state) is BatchState.REJECTED
+            return Upload((BatchState.REJECTED if rejected else BatchState.PENDING).value, reason=reason)
     return Upload("local")  # not yet in a batch: the next sync round packs it
 
 

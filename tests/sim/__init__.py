@@ -1,8 +1,8 @@
-"""Deterministic fault simulator: one seed drives a district of in-memory stations and a hub through
+"""Deterministic fault simulator: one seed drives a district of stations and a hub through
 message loss, duplication, delay, partitions, crashes, clock skew, USB replays, backup restores,
-out-of-order catalogue releases, hub key rotations and a frozen feed, while the real ``sync/`` and
-``protocol/`` code does all the merging, classification, signing and verification. Only the thin
-storage adapters are re-implemented, in memory.
+out-of-order catalogue releases, hub key rotations and a frozen feed. The hub and the stations are the
+real ``hub/`` and ``node/`` code, each in a folder of its own, on virtual clocks (district.py); the
+stations' conversations are node/conversation.py's, carried by the simulated network.
 
 Run ``python -m tests.sim --seeds 500`` or ``make sim SEEDS=500``; replay one with ``--seed N``.
 """

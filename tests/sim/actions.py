@@ -5,23 +5,32 @@ jobs start, and the plan's faults strike. Each ``on_<kind>`` handles one kind of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hub import quarantine_review
+from hub.admission import Gate
+from hub.feed import Lookup
+from node import commands, uplink
+from node.station import Station
 from protocol.batch import BatchHeader, batch_filename, build_batch
+from protocol.codec import unpack
+from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
-from protocol.keys import public_bytes, sealing_key_from_seed, signing_key_from_seed
-from sync.change import Change, change_to_wire
+from protocol.keys import load_seal_public
+from replica.errors import NotApplied, Refused
+from sync.change import Change, change_from_wire, change_to_wire
 from sync.fold import versions
 from sync.hlc import tick
+from sync.identity import id_check_char
+from sync.model import ModelError
 from sync.session import AckResult
 from sync.workflow import TRANSITIONS, Move, Status, allowed_moves, may_move
-from tests.sim import compromised, forgery, freeze, rotation
+from tests.sim import compromised, district, forgery, freeze, rotation
+from tests.sim.catalogue import catalogue_doc
+from tests.sim.district import Node
 from tests.sim.faults import DAY, HOUR, MINUTE, START_MS
-from tests.sim.hub_reconcile import review_quarantine
 from tests.sim.network import HUB, Event
-from tests.sim.node_model import Refused, SimNode
-from tests.sim.replica_model import NumberTaken
-from tests.sim.uplink_model import build_outbox, unsettled
 
 if TYPE_CHECKING:
     from tests.sim.world import World
@@ -65,81 +74,185 @@ def on_op(world: World, event: Event) -> None:
     node = world.nodes[rng.choice(up)]
     roll = rng.random()
     try:
-        if roll < 0.45 or not node.store.records.records:
-            app_id = f"{node.code.lower()}-{rng.getrandbits(64):016x}"
-            _, number = node.accept(app_id, rng.choice, defer=rng.random() < 0.3)
-            world.accepted[app_id] = (node.code, number, world.now)
-            world.stats.accepted += 1
-            world.note(f"{node.code} accepted {number}")
+        if roll < 0.45 or not applications(node.st):
+            accept(world, node)
         elif roll < 0.9:
             station_op(world, node)
         else:
             rate(world, node)
-    except (Refused, NumberTaken) as exc:
+    except (Refused, NotApplied, RemoteProtocolError) as exc:  # e.g. a release its keys no longer verify
         world.stats.refused_ops += 1
         world.note(f"{node.code} refused: {str(exc)[:80]}")
 
 
-def station_op(world: World, node: SimNode) -> None:
-    apps = sorted(k[1] for k in node.store.records.records if k[0] == "application")
-    candidates = [(a, moves) for a in apps if (moves := node.open_moves(a))]
+def sim_id_number(serial: int) -> str:
+    """A made-up ID number with a valid check character (the hub checks it): region 360802, born
+    1985-06-15, the serial as sequence code. It names nobody."""
+    first17 = f"36080219850615{serial % 1000:03d}"
+    return first17 + id_check_char(first17)
+
+
+def accept(world: World, node: Node) -> None:
+    """`node accept`: an item this tier may accept, its materials brought (some deferred, now and then)."""
+    rng, st = world.rng, node.st
+    cat = st.catalogue().catalogue
+    codes = [item.code for item in cat.items_for_tier(st.tier)]
+    if not codes:
+        raise Refused(f"no item may be accepted at tier {st.tier}")
+    item = cat.items[rng.choice(codes)]
+    defer = rng.random() < 0.3
+    serial = st.meta.int("counter") + 1
+    out = commands.accept(
+        st,
+        commands.Application(
+            item=item.code,
+            name=f"模拟申请人{serial}",
+            id_number=sim_id_number(serial),
+            phone=f"1380000{serial % 10000:04d}",
+            address=f"{node.code}村{serial}号",
+            submitted=[m.name for m in item.materials if m.required and not (defer and m.deferrable)],
+            deferred=[m.name for m in item.materials if m.required and defer and m.deferrable],
+        ),
+    )
+    world.accepted[str(out["id"])] = (node.code, str(out["number"]), world.now)
+    world.stats.accepted += 1
+    world.note(f"{node.code} accepted {out['number']}")
+
+
+def applications(st: Station) -> list[tuple[str, str]]:
+    """(id, number) of every application the station holds, in id order."""
+    return [(str(i), str(n)) for i, n in st.conn.execute("SELECT id, number FROM applications ORDER BY id")]
+
+
+def open_moves(st: Station, app_id: str) -> list[Move]:
+    """Moves staff here could make on an application now (what the UI offers)."""
+    vals = st.records.values("application", app_id)
+    if "status" not in vals or "item" not in vals:
+        return []
+    immediate = vals.get("kind") == "immediate"
+    roles = commands.roles_here(st, str(vals.get("station")), str(vals.get("item")))
+    return [
+        m
+        for m in allowed_moves(Status(str(vals["status"])), immediate=immediate)
+        if m is not Move.INSPECT and any(may_move(r, m, immediate=immediate) for r in roles)
+    ]
+
+
+def station_op(world: World, node: Node) -> None:
+    candidates = [(a, n, moves) for a, n in applications(node.st) if (moves := open_moves(node.st, a))]
     if not candidates:
         return
-    app_id, moves = world.rng.choice(candidates)
+    app_id, number, moves = world.rng.choice(candidates)
     move = world.rng.choice(moves)
-    current = Status(str(node.store.records.values("application", app_id)["status"]))
+    current = Status(str(node.st.records.values("application", app_id)["status"]))
     target = TRANSITIONS[(current, move)]
     note = f"备注{world.rng.getrandbits(16)}" if world.rng.random() < 0.3 else ""
-    node.transition(app_id, target, note)
+    commands.transition(node.st, number, target.value, note)
     world.note(f"{node.code} moved {app_id} {current.value}->{target.value}")
 
 
-def rate(world: World, node: SimNode) -> None:
-    # sync/model.py: ratings are records written once with fresh ids; one per application here.
-    rated = {
-        str(r.get("application", (0, "", ""))[2]) for k, r in node.store.records.records.items() if k[0] == "rating"
-    }
-    for app_id in sorted(node.own_applications()):
-        vals = node.store.records.values("application", app_id)
-        if vals.get("status") in ("completed", "delivered") and app_id not in rated:
-            node.rate(f"rating-{app_id}-{world.rng.getrandbits(32):08x}", app_id, world.rng.randint(1, 5))
+def rate(world: World, node: Node) -> None:
+    """A citizen's rating (好差评): a record of its own, written once, tied to the application."""
+    st = node.st
+    rated = {str(r[0]) for r in st.conn.execute("SELECT DISTINCT application FROM changes WHERE entity='rating'")}
+    for app_id, _number in applications(st):
+        vals = st.records.values("application", app_id)
+        if (
+            vals.get("station") == node.code
+            and vals.get("status") in ("completed", "delivered")
+            and app_id not in rated
+        ):
+            with st.transaction():
+                st.write(
+                    "rating",
+                    f"rating-{app_id}-{world.rng.getrandbits(32):08x}",
+                    {"application": app_id, "score": world.rng.randint(1, 5), "comment": ""},
+                    {},
+                )
             world.note(f"{node.code} rated {app_id}")
             return
 
 
 def hub_op(world: World) -> None:
     """The district hall decides its own items, and now and then steps in or annotates anything."""
-    hub, rng = world.hub, world.rng
-    apps = sorted(k[1] for k in hub.store.records.records if k[0] == "application")
+    hub, rng = world.hub.hub, world.rng
+    apps = [str(r[0]) for r in hub.store.conn.execute("SELECT id FROM applications ORDER BY id")]
     if not apps:
         return
     app_id = rng.choice(apps)
-    record = hub.store.records.records[("application", app_id)]
-    vals = hub.store.records.values("application", app_id)
+    record = hub.records.load("application", app_id)
+    vals = hub.records.values("application", app_id)
     if "status" not in vals or "item" not in vals:
         return
-    if rng.random() < 0.25:
-        hub.write(
-            "application", app_id, {"note": f"区级备注{rng.getrandbits(16)}"}, {"note": versions(record).get("note", 0)}
-        )
-        world.note(f"hub noted {app_id}")
-        return
-    if hub.decided_at(str(vals["item"])) != "district" and rng.random() < 0.8:
-        return
-    immediate = vals.get("kind") == "immediate"
-    current = Status(str(vals["status"]))
-    moves = [m for m in allowed_moves(current, immediate=immediate) if may_move("hub", m, immediate=immediate)]
-    if not moves:
-        return
-    move = rng.choice(moves)
-    target = TRANSITIONS[(current, move)]
-    fields: dict[str, object] = {"status": target.value}
-    base = {"status": versions(record).get("status", 0)}
-    if move in (Move.APPROVE, Move.DENY):
-        fields["decision"] = f"{move.value} by the district"
-        base["decision"] = versions(record).get("decision", 0)
-    hub.write("application", app_id, fields, base)
-    world.note(f"hub moved {app_id} {current.value}->{target.value}")
+    try:
+        if rng.random() < 0.25:
+            with hub.store.transaction():
+                hub.write(
+                    "application",
+                    app_id,
+                    {"note": f"区级备注{rng.getrandbits(16)}"},
+                    {"note": versions(record).get("note", 0)},
+                )
+            world.note(f"hub noted {app_id}")
+            return
+        if hub.decided_at(str(vals["item"])) != "district" and rng.random() < 0.8:
+            return
+        immediate = vals.get("kind") == "immediate"
+        current = Status(str(vals["status"]))
+        moves = [m for m in allowed_moves(current, immediate=immediate) if may_move("hub", m, immediate=immediate)]
+        moves = [m for m in moves if m is not Move.INSPECT]
+        if not moves:
+            return
+        move = rng.choice(moves)
+        target = TRANSITIONS[(current, move)]
+        fields: dict[str, object] = {"status": target.value}
+        base = {"status": versions(record).get("status", 0)}
+        if move in (Move.APPROVE, Move.DENY):
+            fields["decision"] = f"{move.value} by the district"
+            base["decision"] = versions(record).get("decision", 0)
+        with hub.store.transaction():
+            hub.write("application", app_id, fields, base)
+        world.note(f"hub moved {app_id} {current.value}->{target.value}")
+    except (Refused, NotApplied) as exc:
+        world.stats.refused_ops += 1
+        world.note(f"hub refused: {str(exc)[:80]}")
+
+
+# Refusals that another held change can lift (a rating waits for the completion it follows).
+WAITS_FOR_ANOTHER = frozenset(quarantine_review.WAITING)
+
+
+def review_quarantine(world: World) -> tuple[int, int]:
+    """The operator works through the quarantine (hub/quarantine_review.py): a held change that would be
+    admitted but for its clock, or for arriving before what it builds on, is released (the hub writes
+    what it would write, as a new hub change); one still waiting for another is left; the rest are
+    rejected. Returns (released, rejected)."""
+    hub = world.hub.hub
+    released = rejected = 0
+    rows = hub.store.conn.execute(
+        "SELECT id, origin, raw FROM quarantine WHERE state='open' AND whole_batch=0 ORDER BY id"
+    ).fetchall()
+    for qid, origin, raw in rows:
+        if hub.store.conn.execute("SELECT state FROM quarantine WHERE id=?", (qid,)).fetchone()[0] != "open":
+            continue  # released meanwhile, with what it was waiting for
+        try:
+            change = change_from_wire(unpack(bytes(raw)))
+            gate = Gate(hub, Lookup(hub))
+            verdict = gate.ask(change, gate.actor(str(origin)))  # the operator judges a clock by looking
+            if hub.records.has_change(*change.key):
+                verdict = None  # a copy re-sent by another station of what its origin has sent since
+        except (ModelError, RemoteProtocolError):
+            verdict = None
+        try:
+            if verdict is not None and verdict.admitted:
+                quarantine_review.release(hub, int(qid), by="sim")
+                released += 1
+            elif verdict is None or verdict.code not in WAITS_FOR_ANOTHER:
+                quarantine_review.reject(hub, int(qid), by="sim", reason="不符合规则 (the simulator's operator)")
+                rejected += 1
+        except (Refused, NotApplied):
+            continue
+    return released, rejected
 
 
 # -- faults ---------------------------------------------------------------------------------------------
@@ -165,7 +278,10 @@ def on_skew(world: World, event: Event) -> None:
 def on_backup(world: World, event: Event) -> None:
     node = world.nodes[event.target]
     if node.up:
-        world.snapshots[node.code] = node.backup()
+        path = world.root / "backups" / f"{node.code}-{world.now}.db"
+        path.parent.mkdir(exist_ok=True)
+        node.backup(path)
+        world.snapshots[node.code] = str(path)
         world.queue.push(event.until, Event("restore", node.code, event.value, world.now))
 
 
@@ -179,13 +295,13 @@ def on_restore(world: World, event: Event) -> None:
     if event.value:
         # The database file copied back by hand: nobody starts a new epoch, so the station reuses
         # seqs the hub already holds with other content, and only the hub's fork answer saves it.
-        node.store = node.backup_of(snapshot)
+        epoch = node.copy_back(Path(snapshot))
         world.cloned.add(node.code)
         world.checks.catalogue_seen[node.code] = node.catalogue_version  # no software ran: nothing to hold
         world.checks.own_high.pop(node.code, None)  # nor can its clock know what it stamped since
-        epoch = node.store.epoch
+        world.checks.stamps.pop(node.code, None)
     else:
-        epoch = node.restore(snapshot)
+        epoch = node.restore(Path(snapshot))  # `node restore`
     world.node_done[node.code] = {}  # what it had taken since the backup is gone with the disk
     node.up = True
     world.stats.restores += 1
@@ -194,19 +310,22 @@ def on_restore(world: World, event: Event) -> None:
 
 def on_hub_backup(world: World, event: Event) -> None:
     if world.hub.up:
-        world.hub_snapshot = (world.hub.backup(), set(world.hub_committed))
+        path = world.root / "backups" / f"hub-{world.now}.db"
+        path.parent.mkdir(exist_ok=True)
+        world.hub.backup(path)
+        world.hub_snapshot = (str(path), set(world.hub_committed))
         world.queue.push(event.until, Event("hub_restore", HUB, 0, world.now))
 
 
 def on_hub_restore(world: World, event: Event) -> None:
-    """The hub put back from its backup: it lacks what came after, and stations must resend it."""
+    """The hub put back from its backup (`hub restore`): it lacks what came after, and stations must
+    resend it."""
     if world.hub_snapshot is None:
         return
     snapshot, committed = world.hub_snapshot
     world.hub_snapshot = None
     world.checks.restored(HUB, event.until, world.now)
-    world.hub_generations += 1
-    world.hub.restore(snapshot, f"g{world.hub_generations}")
+    world.hub.restore(Path(snapshot))
     world.hub_committed = committed
     world.hub.up = True
     world.stats.restores += 1
@@ -220,10 +339,9 @@ def on_usb_batches(world: World, event: Event) -> None:
     if event.value:
         if not node.up:
             return
-        build_outbox(node, world.plan.max_batch)
-        frames = [f for _, f in unsettled(node)]
-        for row in node.store.outbox:
-            world.archive[node.code].setdefault(row.hash, row.frame)
+        uplink.build_outbox(node.st)
+        frames = [f for _, f in uplink.unsettled(node.st)]
+        world.keep_frames(node)
         if frames:
             world.schedule(world.rng.randint(HOUR, 3 * DAY), Event("usb_arrive", node.code, len(frames), data=frames))
         return
@@ -241,9 +359,9 @@ def on_usb_arrive(world: World, event: Event) -> None:
     frames = sorted(event.data, key=lambda f: _file_order(f))
     acks = [world.ingest(f) for f in frames]
     world.note(f"usb {event.target}: {','.join(a.result.value for a in acks)}")
-    status, body = world.hub.answer_push(acks)
-    if status == 200 and world.rng.random() < 0.6:  # the acknowledgements ride back on the stick
-        world.schedule(world.rng.randint(HOUR, 2 * DAY), Event("usb_acks", event.target, data=body))
+    answer = world.hub.acks_answer(acks)
+    if answer.status == 200 and world.rng.random() < 0.6:  # the acknowledgements ride back on the stick
+        world.schedule(world.rng.randint(HOUR, 2 * DAY), Event("usb_acks", event.target, data=answer.body))
 
 
 def _file_order(frame: bytes) -> str:
@@ -257,11 +375,12 @@ def on_usb_acks(world: World, event: Event) -> None:
 
 def on_publish(world: World, event: Event) -> None:
     if world.hub.up:
-        world.note(f"hub published release {world.hub.publish()}")
+        version = world.hub.hub.published_up_to() + 1
+        world.note(f"hub published release {world.hub.hub.publish(catalogue_doc(version))}")
 
 
 def on_usb_release(world: World, event: Event) -> None:
-    releases = world.hub.store.releases
+    releases = dict(world.hub.hub.store.release_frames())
     # Versions may have gaps: a hub restored from backup publishes past the releases it lost.
     version = max((v for v in releases if v <= event.value), default=min(releases))
     world.import_by_hand(world.nodes[event.target], releases[version])
@@ -273,7 +392,7 @@ def on_forge(world: World, event: Event) -> None:
 
 def on_review(world: World, event: Event) -> None:
     if world.hub.up:
-        released, rejected = review_quarantine(world.hub)
+        released, rejected = review_quarantine(world)
         world.stats.released += released
         world.note(f"operator released {released}, rejected {rejected}")
 
@@ -289,26 +408,17 @@ def on_rogue(world: World, event: Event) -> None:
 
 @dataclass
 class Rogue:
-    """An enrolled village station whose software writes to other stations' applications."""
+    """An enrolled village station (district.ROGUE) whose software writes to other stations' applications."""
 
     code: str
-    sign_seed: bytes
     epoch: int = 1
     seq: int = 0
     hlc: int = 0
     chain: bytes = bytes(32)
 
-    @classmethod
-    def enrol(cls, world: World) -> Rogue:
-        rogue = cls("R99", world.rng.randbytes(32))
-        seal = sealing_key_from_seed(world.rng.randbytes(32))
-        world.hub.enrol(
-            rogue.code, "village", "T01", public_bytes(signing_key_from_seed(rogue.sign_seed)), public_bytes(seal)
-        )
-        return rogue
-
     def strike(self, world: World) -> None:
-        apps = sorted(k[1] for k in world.hub.store.records.records if k[0] == "application")
+        hub = world.hub.hub
+        apps = [str(r[0]) for r in hub.store.conn.execute("SELECT id FROM applications ORDER BY id")]
         if not apps:
             return
         app_id = world.rng.choice(apps)
@@ -326,10 +436,11 @@ class Rogue:
             first_seq=self.seq,
             changes=[change_to_wire(change)],
             prev=self.chain,
-            recipient=world.hub.hub_id,
+            recipient=hub.hub_id,
             hlc=self.hlc,
-            signing_key=signing_key_from_seed(self.sign_seed),
-            seal_to=world.hub.seal.public_key() if world.plan.sealed else None,
+            signing_key=district.rogue_key(),
+            seal_to=load_seal_public(hub.keys.seal_pub),
+            recipient_key=hub.keys.seal_key_id,
         )
         ack = world.ingest(frame)
         if ack.batch:

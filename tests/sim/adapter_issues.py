@@ -1,9 +1,7 @@
-"""Adapter behaviours the simulator showed to be wrong, each with how it goes wrong and what fixes it.
-
-They live in node/ and hub/, which this work may not touch, so they are reported rather than fixed.
-By default the simulator's models do what the adapter should do, so that every run keeps testing the
-core; ``python -m tests.sim --as-is NAME`` mirrors the adapter as it is today instead, and the
-regression tests in test_sim.py keep one or two seeds per issue that still fail that way.
+"""A record: the adapter bugs (node/, hub/, replica/) the simulator found while it ran a mirror of the
+adapters, each with how it went wrong. All of them are fixed in the real code, which the simulator now
+runs itself (district.py), and ``FIXED_IN`` says where; the regression seeds in test_sim.py that found
+them run against that code. ``python -m tests.sim --list-issues`` prints this.
 """
 
 from __future__ import annotations
@@ -78,4 +76,16 @@ ADAPTER_ISSUES: dict[str, str] = {
         "below stamps it already used, so its later edits can lose last-writer-wins against its own earlier "
         "ones; restore should keep the newest stamp it can read from the database it replaces"
     ),
+}
+
+
+FIXED_IN: dict[str, str] = {
+    "reconcile_returns_own_future_seqs": "node/reconcile.py _apply_theirs: a new epoch at once",
+    "fork_ack_requeues_superseded": "sync/outbox.py: SUPERSEDED absorbs a fork or refusal answered again",
+    "duplicate_number_blocks_ingest": "hub/schema.py, node/store.py: the number index is not unique",
+    "held_identical_batch_is_fork": "hub/ingest.py _all_held_identically: quarantined copies count",
+    "hub_restore_reuses_own_seqs": "hub/restore.py: the restored hub continues in a new epoch",
+    "feed_page_skips_ahead": "sync/feed_cursor.py: a page that starts past the cursor is EARLY, refused",
+    "restore_rolls_back_catalogue": "node/epoch.py restore: newer releases are kept",
+    "restore_rewinds_hlc": "node/epoch.py restore: the newest stamp is kept",
 }

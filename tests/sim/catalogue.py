@@ -8,28 +8,16 @@ who decides what, or field ownership would quarantine honest changes.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from protocol.document import sign_document
+from replica.ids import iso_from_ms
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sanji" / "data" / "catalogue-sample.json"
 # Immediate and promised items, decided by the township or by the district, some with deferrable
 # materials: enough to exercise every role the workflow knows.
 ITEM_CODES = ("360802-0001", "360802-0004", "360802-0006", "360802-0007", "360802-0009")
-CHINA = timezone(timedelta(hours=8))
 VALID_DAYS = 180
-
-
-def iso_from_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(CHINA).isoformat(timespec="seconds")
-
-
-def day_of(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone(CHINA)
 
 
 @cache
@@ -63,15 +51,3 @@ def release_body(version: int, issued_ms: int) -> dict[str, object]:
     issued, expires = iso_from_ms(issued_ms), iso_from_ms(issued_ms + VALID_DAYS * 86_400_000)
     doc["issued_at"], doc["expires_at"] = issued, expires
     return {"version": version, "issued_at": issued, "expires_at": expires, "catalogue": doc}
-
-
-def sign_release(version: int, issued_ms: int, *, hub_id: str, key: Ed25519PrivateKey) -> bytes:
-    """A release as the hub publishes it (hub/service.py ``publish``): for everyone, version in the header."""
-    return sign_document(
-        "catalogue",
-        release_body(version, issued_ms),
-        signer=hub_id,
-        recipient="*",
-        signing_key=key,
-        extra_header={"version": version},
-    )

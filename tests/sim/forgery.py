@@ -19,8 +19,8 @@ from protocol.keys import signing_key_from_seed
 from sync.change import Change, change_to_wire
 from sync.hlc import tick
 from sync.session import AckResult
+from tests.sim.district import hub_fingerprint
 from tests.sim.faults import FORGERIES
-from tests.sim.uplink_model import import_file
 
 if TYPE_CHECKING:
     from tests.sim.world import World
@@ -57,13 +57,13 @@ def _authentic(world: World, code: str, *, recipient: str | None = None) -> byte
         prev=bytes(32),
         recipient=recipient or world.hub.hub_id,
         hlc=tick(0, world.now),
-        signing_key=node.sign,
+        signing_key=node.st.keys.sign,
     )
 
 
 def hub_frame(world: World, code: str, kind: str) -> bytes:
     rng = world.rng
-    cursor_seq = world.nodes[code].store.seq + 1
+    cursor_seq = world.nodes[code].meta("seq") + 1
     if kind == "unknown_signer":
         key = signing_key_from_seed(rng.randbytes(32))
         return build_batch(
@@ -119,7 +119,7 @@ def hub_frame(world: World, code: str, kind: str) -> bytes:
         "prev": bytes(32),
         "hlc": tick(0, world.now),
     }
-    return seal_frame(claimed, _changes(world, other, 1, 1), signing_key=world.nodes[code].sign)
+    return seal_frame(claimed, _changes(world, other, 1, 1), signing_key=world.nodes[code].st.keys.sign)
 
 
 def node_file(world: World, code: str, kind: str) -> bytes:
@@ -136,7 +136,7 @@ def node_file(world: World, code: str, kind: str) -> bytes:
             "catalogue": None,
             "revoked": [],
             "hub_ms": world.now,
-            "generation": world.hub.store.generation,
+            "generation": str(world.hub.hub.store.get_meta("generation", "")),
         }
         return sign_document(
             "feed", body, signer=hub_id, recipient=code, signing_key=fake, extra_header={"next": 10**6, "more": False}
@@ -144,7 +144,7 @@ def node_file(world: World, code: str, kind: str) -> bytes:
     if kind == "forged_release":
         from tests.sim.catalogue import release_body
 
-        version = max(world.hub.store.releases) + 5
+        version = world.hub.hub.published_up_to() + 5
         return sign_document(
             "catalogue",
             release_body(version, world.now),
@@ -154,8 +154,8 @@ def node_file(world: World, code: str, kind: str) -> bytes:
             extra_header={"version": version},
         )
     assert kind == "tampered_acks"
-    rows = world.nodes[code].store.outbox
-    batch = rows[-1].hash if rows else bytes(32)
+    row = world.nodes[code].st.conn.execute("SELECT hash FROM outbox ORDER BY epoch DESC, first_seq DESC").fetchone()
+    batch = bytes(row[0]) if row is not None else bytes(32)
     return sign_document(
         "acks",
         {"acks": [{"batch": batch, "result": "fork", "expected": 1, "reason": "forged"}]},
@@ -170,16 +170,16 @@ def forge(world: World, code: str, which: int) -> None:
     world.stats.forgeries += 1
     if kind in ("forged_feed", "forged_release", "tampered_acks"):
         node = world.nodes[code]
-        before = world.node_fingerprint(node)
-        outcome = import_file(node, node_file(world, code, kind))
+        before = world.fingerprint(node)
+        outcome = world.import_file(node, node_file(world, code, kind), kind)
         world.note(f"forged {kind} to {code}: {outcome[:60]}")
         if outcome == "accepted":
             world.checks.fail("forgery_accepted", f"{code} accepted a {kind}")
-        world.checks.unchanged(f"{code} refused a {kind} but changed", before, world.node_fingerprint(node))
+        world.checks.unchanged(f"{code} refused a {kind} but changed", before, world.fingerprint(node))
         return
-    before = world.hub.fingerprint()
-    ack = world.hub.ingest_frame(hub_frame(world, code, kind))
+    before = hub_fingerprint(world.hub.hub)
+    ack = world.hub.ingest(hub_frame(world, code, kind))
     world.note(f"forged {kind} as {code}: {ack.result.value} {ack.reason[:60]}")
     if ack.result is not AckResult.REJECTED:
         world.checks.fail("forgery_accepted", f"the hub answered {ack.result.value} to a {kind} frame")
-    world.checks.unchanged(f"the hub refused a {kind} frame but changed", before, world.hub.fingerprint())
+    world.checks.unchanged(f"the hub refused a {kind} frame but changed", before, hub_fingerprint(world.hub.hub))

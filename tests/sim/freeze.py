@@ -8,7 +8,7 @@ the station is flagged stale by the end of the first round that only a replay an
 (``freeze_unflagged``). The proxy passes pushes and the key history through: it only freezes the feed.
 
 It draws from a random stream of its own, like compromised.py, so the plan of every seed (and every
-regression replay) stays what it was; it stays out of runs that replay a fixed adapter issue.
+regression replay) stays what it was.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ DELAY_MS = 300  # the proxy answers at once, from a cache next to the station
 def schedule(world: World, seed: int) -> None:
     """About one seed in seven freezes one station's feed for six hours to two days, now and then twice."""
     rng = random.Random(seed * 7937 + 41)
-    if world.as_is or rng.random() >= 0.15:
+    if rng.random() >= 0.15:
         return
     for _ in range(rng.randint(1, 2)):
         code = rng.choice(world.plan.nodes)

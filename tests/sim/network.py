@@ -11,7 +11,7 @@ import heapq
 import random
 from dataclasses import dataclass, field
 
-from tests.sim.client_model import Answer, Request
+from node.conversation import Answer, Request
 
 HUB = "hub"
 
@@ -22,6 +22,7 @@ class Msg:
     dst: str
     conv: int
     req: int
+    kind: str  # of the request, or of the request answered
     request: Request | None = None
     answer: Answer | None = None
 
@@ -32,7 +33,7 @@ class Msg:
             what = f"{self.request.kind}({self.request.summary})"
         else:
             assert self.answer is not None
-            what = f"answer {self.answer.status} {self.answer.summary}"
+            what = f"answer {self.answer.status} {self.kind}"
         return f"{self.src}->{self.dst} c{self.conv}#{self.req} {what}"
 
 

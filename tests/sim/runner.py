@@ -10,10 +10,11 @@ import hashlib
 import multiprocessing
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+from tests.sim import district
 from tests.sim.checkers import Violation
 from tests.sim.faults import describe
 from tests.sim.world import RunStats, World
@@ -30,10 +31,17 @@ class RunResult:
 
 
 def run_seed(
-    seed: int, *, keep_log: bool = False, as_is: frozenset[str] = frozenset(), copy_with_hub_restore: bool = False
+    seed: int,
+    *,
+    keep_log: bool = False,
+    copy_with_hub_restore: bool = False,
+    prepare: Callable[[World], None] | None = None,
 ) -> tuple[RunResult, list[str]]:
+    """One seed's run; ``prepare`` (tests) may change the world before it starts."""
     started = time.perf_counter()
-    world = World(seed, as_is, copy_with_hub_restore)
+    world = World(seed, copy_with_hub_restore)
+    if prepare is not None:
+        prepare(world)
     world.keep_log = keep_log
     violations = world.run()
     result = RunResult(
@@ -47,8 +55,8 @@ def run_seed(
     return result, world.log
 
 
-def _run(args: tuple[int, frozenset[str], bool]) -> RunResult:
-    return run_seed(args[0], as_is=args[1], copy_with_hub_restore=args[2])[0]
+def _run(args: tuple[int, bool]) -> RunResult:
+    return run_seed(args[0], copy_with_hub_restore=args[1])[0]
 
 
 def default_workers() -> int:
@@ -58,24 +66,24 @@ def default_workers() -> int:
 def run_many(
     seeds: Iterable[int],
     *,
-    as_is: frozenset[str] = frozenset(),
     copy_with_hub_restore: bool = False,
     workers: int | None = None,
 ) -> list[RunResult]:
     """Every seed's result, in seed order; runs in ``workers`` processes (default: the cores, up to 4)."""
-    todo = [(seed, as_is, copy_with_hub_restore) for seed in seeds]
+    todo = [(seed, copy_with_hub_restore) for seed in seeds]
     workers = default_workers() if workers is None else workers
     if workers <= 1 or len(todo) < 8:
         return [_run(t) for t in todo]
-    # fork: the workers inherit the imported modules, so there is nothing to import again.
+    # fork: the workers inherit the imported modules, so there is nothing to import again, and the
+    # scratch folder, which this process removes when it exits.
+    district.scratch()
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         return sorted(pool.map(_run, todo, chunksize=8), key=lambda r: r.seed)
 
 
-def replay_hint(seed: int, as_is: frozenset[str] = frozenset(), copy_with_hub_restore: bool = False) -> str:
-    extra = "".join(f" --as-is {name}" for name in sorted(as_is))
-    extra += " --copy-with-hub-restore" if copy_with_hub_restore else ""
+def replay_hint(seed: int, copy_with_hub_restore: bool = False) -> str:
+    extra = " --copy-with-hub-restore" if copy_with_hub_restore else ""
     make = f"make sim SEEDS=1 SEED={seed}" if not extra else "(no make shortcut for these options)"
     return f"replay: {make}  or  python -m tests.sim --seed {seed}{extra} -v"
 

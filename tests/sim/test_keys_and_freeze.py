@@ -11,16 +11,18 @@ import random
 
 import pytest
 
-from protocol.keys import key_id, load_verify_key
-from tests.sim import client_model, freeze, rotation
+from hub import keyring
+from node import conversation
+from node.station import Station
+from protocol.keys import key_id, load_verify_key, public_bytes
+from tests.sim import freeze, rotation
 from tests.sim.healing import heal
-from tests.sim.node_model import SimNode
 from tests.sim.runner import run_seed
 from tests.sim.world import World
 
 
 def _drawing(kind: str, count: int = 1) -> list[int]:
-    """The first seeds whose own streams schedule ``kind`` (the worlds are built, not run)."""
+    """The first seeds whose own streams schedule ``kind`` (the worlds' plans are drawn, not run)."""
     found = []
     for seed in range(400):
         world = World(seed)
@@ -33,34 +35,28 @@ def _drawing(kind: str, count: int = 1) -> list[int]:
     raise AssertionError(f"no seed in 0..399 draws {kind}")
 
 
-def test_replays_of_a_fixed_adapter_issue_draw_no_new_fault() -> None:
-    for kind in ("rotate_key", "freeze"):
-        seed = _drawing(kind)[0]
-        world = World(seed, as_is=frozenset({"restore_rewinds_hlc"}))
-        rotation.schedule(world, seed)
-        freeze.schedule(world, seed)
-        assert not world.queue.items
-
-
 def test_a_station_away_across_rotations_follows_them_all() -> None:
     """Key, root, key again while nobody syncs: at the next round every station pins the newest list
     (through the root change) and keeps using its catalogue, re-signed by the new key."""
     world = World(3)
+    world.open()
     world.rotation_rng = random.Random(5)
-    for node in world.nodes.values():
-        node.follows_keys = True
     for kind in ("rotate_key", "rotate_root", "rotate_key"):
         rotation.rotate(world, kind)
     heal(world)
     assert world.checks.violations == []
+    hub = world.hub.hub
+    chain = keyring.load_chain(hub.folder)
+    assert chain is not None and chain.version == 4
     for node in world.nodes.values():
-        assert node.store.hub_keys_version == world.hub.keys_version == 4
-        assert node.store.hub_sign_pub == world.hub.sign_pub
-        assert node.store.hub_root_pub == world.hub.roots[-1] != world.hub.roots[0]
-        node.catalogue()  # verifies with the new key
+        assert node.meta("hub_keys_version") == 4
+        assert node.st.meta.bytes("hub_sign_pub") == hub.keys.sign_pub
+        assert node.st.meta.bytes("hub_root_pub") == chain.roots[-1] != chain.roots[0]
+        node.st.catalogue()  # verifies with the new key
     for code in world.nodes:
         assert rotation.forge_removed(world, code).startswith("refused")
     assert world.checks.violations == []
+    world.close()
 
 
 def test_rotations_and_freezes_keep_every_invariant() -> None:
@@ -79,23 +75,27 @@ def test_a_station_trusting_a_removed_key_is_caught(monkeypatch: pytest.MonkeyPa
     """Key-list check disabled: a station that trusts every key the hub ever had takes the forged release."""
     seed = _drawing("rotate_key")[0]
     world = World(seed)
+    world.keep_open = True
     world.run()
     assert world.retired and world.checks.violations == []
-    had = world.hub.signed_by
+    had = {key_id(public_bytes(key)): key.public_key() for _, key in world.retired}
 
-    def any_key_ever(self: SimNode, signer: str, key: str):  # type: ignore[no-untyped-def]
-        return load_verify_key(had[key]) if signer == self.hub_id and key in had else None
+    def any_key_ever(self: Station, signer: str, key: str):  # type: ignore[no-untyped-def]
+        pub = self.meta.bytes("hub_sign_pub")
+        if signer != self.hub_id:
+            return None
+        return load_verify_key(pub) if key == key_id(pub) else had.get(key)
 
-    monkeypatch.setattr(SimNode, "hub_key", any_key_ever)
+    monkeypatch.setattr(Station, "hub_key", any_key_ever)
     assert rotation.forge_removed(world) == "accepted"
     kinds = {v.kind for v in world.checks.violations}
     assert {"forgery_accepted", "unlisted_key_accepted"} <= kinds, kinds
-    assert key_id(world.hub.sign_pub) in had
+    world.close()
 
 
 def test_a_station_not_checking_the_nonce_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nonce check disabled: a replayed page passes for fresh, and the frozen station is never flagged."""
-    monkeypatch.setattr(client_model, "unanswered", lambda page, nonce: False)
+    monkeypatch.setattr(conversation, "unanswered", lambda page, nonce: False)
     found: set[str] = set()
     for seed in _drawing("freeze", 8):
         found |= {v.kind for v in run_seed(seed)[0].violations}

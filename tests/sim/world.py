@@ -1,52 +1,57 @@
-"""One simulated district from one seed: a hub, a township, its villages, a virtual clock and a queue.
+"""One simulated district from one seed: the real hub, a township, its villages, a virtual clock and a queue.
 
 Everything random comes from one ``random.Random(seed)``; the clock only moves when the queue says so;
 events are processed in (time, insertion) order and each one is hashed into the trace as it runs, so
-the same seed gives the same trace hash. After the fault phase the world heals (links back, crashed
-processes restarted, clocks corrected) and gives the district at most three sync rounds to converge.
+the same seed gives the same trace hash. The hub and the stations are the real code (district.py), each
+in its own folder; their conversations are node/conversation.py's, carried by the simulated network.
+After the fault phase the world heals (links back, crashed processes restarted, clocks corrected) and
+gives the district at most three sync rounds to converge.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from protocol.codec import pack
+from hub import keyring
+from node import commands, conversation, uplink
+from node import reconcile as node_reconcile
+from node.conversation import Answer, Conversation, Request
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
-from protocol.keys import key_id, public_bytes
+from protocol.keys import key_id
+from replica.errors import NotApplied, Refused
+from sync.change import Change
 from sync.merkle import ReconcileError
 from sync.session import AckResult
-from tests.sim import actions, compromised, faults, freeze, rotation
+from tests.sim import actions, compromised, district, faults, freeze, rotation
 from tests.sim.checkers import Checks, Violation
-from tests.sim.client_model import Answer, Conversation, Request, reconcile_round, sync_round
+from tests.sim.district import HubDoor, HubDown, Node
 from tests.sim.faults import HOUR, MINUTE, START_MS
 from tests.sim.healing import heal
-from tests.sim.hub_model import HubHooks, SimHub
-from tests.sim.hub_reconcile import handle
-from tests.sim.hub_store import FrameAck, HubStore
 from tests.sim.network import HUB, Event, Links, Msg, Queue, Wire
-from tests.sim.node_model import NodeHooks, NodeStore, Refused, SimNode
-from tests.sim.replica_model import NumberTaken
-from tests.sim.uplink_model import import_file
 
-HUB_ID = "360802"
+KEY_ID = re.compile(r"\b[0-9a-f]{12,}")
 TIMEOUT_MS = 120_000  # node/client.py: aiohttp total timeout
-ROUND_ERRORS = (Refused, RemoteProtocolError, ReconcileError, ValueError, NumberTaken)
+ROUND_ERRORS = (Refused, RemoteProtocolError, ReconcileError, ValueError, NotApplied)
 
 
 @dataclass
 class Conv:
     id: int
     kind: str
-    gen: Conversation
+    gen: Conversation[object]
     req: int = 0
     replayed: bool = False  # a frozen network answered one of its pulls with an old page
     genuine: bool = False  # the hub itself answered one of its pulls
+    meanwhile: Callable[[], object] | None = None  # the station's work while its request travels
 
 
 @dataclass
@@ -72,7 +77,6 @@ class RunStats:
 @dataclass
 class World:
     seed: int
-    as_is: frozenset[str] = frozenset()  # adapter issues to mirror as they are (adapter_issues.py)
     copy_with_hub_restore: bool = False  # see faults.draw
     rng: random.Random = field(init=False)
     plan: faults.FaultPlan = field(init=False)
@@ -96,10 +100,9 @@ class World:
         self.conv_ids = 0
         self.accepted: dict[str, tuple[str, str, int]] = {}  # id -> (station, number, when)
         self.archive: dict[str, dict[bytes, bytes]] = {}
-        self.snapshots: dict[str, NodeStore] = {}
+        self.snapshots: dict[str, str] = {}  # station -> its backup file
         self.cloned: set[str] = set()  # stations put back by a raw file copy: only they may fork
-        self.hub_snapshot: tuple[HubStore, set[bytes]] | None = None
-        self.hub_generations = 1
+        self.hub_snapshot: tuple[str, set[bytes]] | None = None
         self.compromise_rng: random.Random | None = None  # set when a station turns compromised
         self.rotation_rng: random.Random | None = None  # set when the hub rotates its keys (rotation.py)
         self.retired: list[tuple[int, Ed25519PrivateKey]] = []  # (last list naming it, key) after a rotation
@@ -108,50 +111,44 @@ class World:
         self.hub_committed: set[bytes] = set()
         # Hub answers each station has taken, with its outbox as it was right after (see ``take``).
         self.node_done: dict[str, dict[bytes, bytes]] = {}
-        self.hub = SimHub(
-            hub_id=HUB_ID,
-            seed=self.rng.randbytes(64),
-            clock=self.hub_clock,
-            sealed=self.plan.sealed,
-            page_limit=self.plan.page_limit,
-            as_is=self.as_is,
-            hooks=HubHooks(
-                watch=self.checks.watcher("hub"),
-                wrote=self.checks.authored_by,
-                stamped=self.checks.stamped,
-                admitted=self.checks.admitted,
-                held=lambda _row: self._held(),
-            ),
-        )
-        self.hub.publish()
-        self.nodes: dict[str, SimNode] = {}
+        self.keep_open = False  # run() leaves the folders open (tests look at them afterwards)
+        self.opened = False
+
+    def open(self) -> None:
+        """Copy the district's folders for this run and open the hub and the stations on its clocks."""
+        if self.opened:
+            return
+        self.opened = True
+        self.root = district.scratch() / f"run-{os.getpid()}-{self.seed}"
+        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.copytree(district.template(tuple(self.plan.nodes)), self.root)
+        district.install_probes()
+        # Batches as large as the plan says (node/uplink.py reads its limit when it builds), and ids made
+        # from the seed's stream: the real `uuid7` draws from os.urandom and the wall clock.
+        uplink.MAX_BATCH_CHANGES = self.plan.max_batch
+        commands.uuid7 = lambda ms=None: uuid7_from(self.rng, self.now)  # type: ignore[assignment]
+        self.hub = HubDoor(self.root / "hub", self.hub_clock, self.plan.page_limit, self._hub_failed)
+        self.hub.on_open = self._watch_hub
+        self._watch_hub()
+        self.listed: dict[int, bytes] = {self._keys_version(): self.hub.hub.keys.sign_pub}
+        self.nodes: dict[str, Node] = {}
         for code in self.plan.nodes:
-            township = code.startswith("T")
-            node = SimNode(
-                code=code,
-                tier="township" if township else "village",
-                parent="" if township else "T01",
-                hub_id=HUB_ID,
-                seed=self.rng.randbytes(64),
-                hub_keys=self.hub.current_keys(),
-                sealed=self.plan.sealed,
-                clock=self._clock_of(code),
-                hooks=NodeHooks(
-                    watch=self.checks.watcher(code),
-                    wrote=self.checks.authored_by,
-                    stamped=self.checks.stamped,
-                    took=self._took,
-                ),
-                as_is=self.as_is,
-            )
-            self.hub.enrol(code, node.tier, node.parent, public_bytes(node.sign), node.seal_pub)
-            node.store_catalogue(self.hub.store.releases[1])  # handed over at enrolment
+            node = Node(code, self.root / code, self._clock_of(code))
+            node.on_open = self._watch_node
+            self._watch_node(node)
             self.nodes[code] = node
             self.archive[code] = {}
             self.node_done[code] = {}
-        self.rogue = actions.Rogue.enrol(self)
+        self.rogue = actions.Rogue(district.ROGUE)
 
-    # -- clocks -----------------------------------------------------------------------------------------
+    def close(self) -> None:
+        for node in self.nodes.values():
+            node.close()
+            district.REISSUED.pop(node.folder, None)
+        self.hub.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- clocks and watchers ------------------------------------------------------------------------------
 
     def hub_clock(self) -> int:
         ms = self.now + self.hub_skew
@@ -162,10 +159,44 @@ class World:
         """A station's wall clock: virtual time plus its skew, which faults may change at any moment."""
         return lambda: self.now + self.skews[code]
 
-    # -- the loop ---------------------------------------------------------------------------------------
+    def _keys_version(self) -> int:
+        chain = keyring.load_chain(self.hub.folder)
+        return chain.version if chain is not None else 0
+
+    def _watch_hub(self) -> None:
+        hub = self.hub.hub
+        district.WATCHERS[id(hub.store.conn)] = self.checks.watcher("hub", hub.hub_id, self.hub_clock)
+        write = hub.write
+
+        def wrote(entity: str, rec_id: str, fields: object, base: object, **kw: bool) -> Change:
+            change = write(entity, rec_id, fields, base, **kw)  # type: ignore[arg-type]
+            self.checks.authored_by(change)
+            return change
+
+        hub.write = wrote  # type: ignore[method-assign]
+
+    def _watch_node(self, node: Node) -> None:
+        st = node.st
+        district.WATCHERS[id(st.conn)] = self.checks.watcher(node.code, node.code, None)
+        district.REISSUED[node.folder] = lambda changes: [self.checks.authored_by(c) for c in changes]
+        for name in ("write", "write_unchecked"):
+            real = getattr(st, name)
+
+            def wrote(entity: str, rec_id: str, fields: object, base: object, _real=real) -> Change:  # type: ignore[no-untyped-def]
+                change = _real(entity, rec_id, fields, base)
+                self.checks.authored_by(change)
+                return change
+
+            setattr(st, name, wrote)
+
+    def _hub_failed(self, what: str) -> None:
+        self.checks.fail("hub_error", what)
+
+    # -- the loop -----------------------------------------------------------------------------------------
 
     def note(self, text: str) -> None:
-        line = f"{self.now - START_MS} {text}"
+        # Key ids and hashes in refusals differ from run to run (rotations draw their keys from the OS).
+        line = f"{self.now - START_MS} {KEY_ID.sub('<id>', text)}"
         self.trace.update(line.encode() + b"\n")
         if self.keep_log:
             self.log.append(line)
@@ -174,26 +205,31 @@ class World:
         self.queue.push(self.now + delay, event)
 
     def run(self) -> list[Violation]:
-        actions.schedule_all(self)
-        compromised.schedule(self, self.seed)
-        rotation.schedule(self, self.seed)
-        freeze.schedule(self, self.seed)
-        end = START_MS + self.plan.duration
-        while self.queue:
-            at, _, event = self.queue.pop()
-            if at > end:
-                break
-            self.now = max(self.now, at)
-            self.checks.now = self.now
-            self.note(event.describe())
-            self.stats.events += 1
-            handler = getattr(self, f"on_{event.kind}", None)
-            if handler is not None:
-                handler(event)
-            else:
-                getattr(actions, f"on_{event.kind}")(self, event)
-            self.after_step()
-        heal(self)
+        self.open()
+        try:
+            actions.schedule_all(self)
+            compromised.schedule(self, self.seed)
+            rotation.schedule(self, self.seed)
+            freeze.schedule(self, self.seed)
+            end = START_MS + self.plan.duration
+            while self.queue:
+                at, _, event = self.queue.pop()
+                if at > end:
+                    break
+                self.now = max(self.now, at)
+                self.checks.now = self.now
+                self.note(event.describe())
+                self.stats.events += 1
+                handler = getattr(self, f"on_{event.kind}", None)
+                if handler is not None:
+                    handler(event)
+                else:
+                    getattr(actions, f"on_{event.kind}")(self, event)
+                self.after_step()
+            heal(self)
+        finally:
+            if not self.keep_open:
+                self.close()
         return self.checks.violations
 
     def after_step(self) -> None:
@@ -201,24 +237,15 @@ class World:
             self.checks.catalogue(node)
         self.checks.clocks(self.nodes.values(), self.hub, self.hub_wall_high)
 
-    def _held(self) -> None:
-        self.stats.held += 1
-
-    # -- messages and conversations ---------------------------------------------------------------------
-
-    def _took(self, code: str, kind: str, frame: bytes, version: int) -> None:
-        listed = self.hub.listed.get(version)
-        self.checks.signed_by_listed(
-            code, kind, str(peek_header(frame).get("signer_key", "")), key_id(listed) if listed else ""
-        )
+    # -- messages and conversations -------------------------------------------------------------------------
 
     def send(self, msg: Msg) -> None:
-        if msg.request is not None and msg.request.kind == "pull" and msg.src in self.frozen:
+        if msg.kind == "pull" and msg.request is not None and msg.src in self.frozen:
             page = self.last_page.get(msg.src)
             if page is not None:  # the proxy in front of the station answers; the hub never hears of it
                 self.stats.replays += 1
                 self.note(f"frozen: {msg.src}'s pull answered with an old page")
-                reply = Msg(freeze.PROXY, msg.src, msg.conv, msg.req, answer=Answer(200, page, "replay"))
+                reply = Msg(freeze.PROXY, msg.src, msg.conv, msg.req, "pull", answer=Answer(200, page))
                 self.schedule(freeze.DELAY_MS, Event("deliver", msg=reply))
                 return
         if not self.links.open(msg.src, msg.dst):
@@ -227,19 +254,37 @@ class World:
         for delay in self.wire.deliveries():
             self.schedule(delay, Event("deliver", msg=msg))
 
+    def conversation(self, node: Node, kind: str) -> Conversation[object]:
+        if kind == "sync":
+            return conversation.sync(node.st, max_count=self.plan.max_push, nonce=node.nonce)  # type: ignore[return-value]
+        return node_reconcile.session(node.st, max_count=self.plan.max_push)  # type: ignore[return-value]
+
     def start(self, code: str, kind: str) -> None:
         node = self.nodes[code]
         if not node.up or code in self.convs:
             return
-        maker = sync_round if kind == "sync" else reconcile_round
         self.conv_ids += 1
-        conv = Conv(self.conv_ids, kind, maker(node, max_batch=self.plan.max_batch, max_push=self.plan.max_push))
+        conv = Conv(self.conv_ids, kind, self.conversation(node, kind))
         self.convs[code] = conv
         self._advance(node, conv, None)
-        for row in node.store.outbox:
-            self.archive[code].setdefault(row.hash, row.frame)
+        self.travel(conv)
+        self.keep_frames(node)
 
-    def _advance(self, node: SimNode, conv: Conv, answer: Answer | None) -> bool:
+    @staticmethod
+    def travel(conv: Conv) -> None:
+        """node/client.py builds the next batches while a request travels (in a worker thread)."""
+        if conv.meanwhile is not None:
+            work, conv.meanwhile = conv.meanwhile, None
+            work()
+
+    def keep_frames(self, node: Node) -> None:
+        """Every batch a station built, as it built it (USB replays and tampering draw from these)."""
+        for h, frame in node.st.conn.execute(
+            "SELECT hash, frame FROM outbox WHERE length(frame) > 0 ORDER BY epoch, first_seq"
+        ):
+            self.archive[node.code].setdefault(bytes(h), bytes(frame))
+
+    def _advance(self, node: Node, conv: Conv, answer: Answer | None) -> bool:
         """Resume a conversation with the hub's answer; False when the station refused the answer."""
         try:
             request = next(conv.gen) if answer is None else conv.gen.send(answer)
@@ -250,17 +295,21 @@ class World:
             self._round_ended(node.code, conv)
             return True
         except ROUND_ERRORS as exc:
-            self.abort(node.code, f"failed: {exc}")
+            self.convs.pop(node.code, None)
+            self.stats.rounds_failed += 1
+            self.note(f"{node.code} {conv.kind} round failed: {str(exc)[:120]}")
+            self._round_ended(node.code, conv)
             return False
+        conv.meanwhile = request.meanwhile  # run by ``travel``, once the answer before it is taken
         conv.req += 1
-        self.send(Msg(node.code, HUB, conv.id, conv.req, request=request))
+        self.send(Msg(node.code, HUB, conv.id, conv.req, request.kind, request=request))
         self.schedule(TIMEOUT_MS, Event("timeout", node.code, conv.id, conv.req))
         return True
 
     def abort(self, code: str, why: str) -> None:
         conv = self.convs.pop(code, None)
         if conv is not None:
-            conv.gen.close()
+            conv.gen.close()  # its finally blocks run, as when aiohttp raises
             self.stats.rounds_failed += 1
             self.note(f"{code} {conv.kind} round aborted: {why[:120]}")
             self._round_ended(code, conv)
@@ -268,7 +317,7 @@ class World:
     def _round_ended(self, code: str, conv: Conv) -> None:
         """A round whose pulls only a frozen network answered must leave the station flagged stale."""
         if conv.replayed and not conv.genuine:
-            stale = self.nodes[code].store.stale_rounds
+            stale = self.nodes[code].meta("stale_rounds")
             self.stats.stale_flagged += stale > 0
             self.checks.flagged_stale(code, stale)
 
@@ -287,42 +336,20 @@ class World:
         else:
             self.node_receive(msg)
 
-    def hub_answer(self, request: Request, crash_at: int | None = None) -> Answer | None:
-        """The hub's handling of one request; None when it crashed at ``crash_at`` (commits so far stay)."""
-        if request.kind == "keys":
-            if crash_at is not None:
-                return None
-            status, body = self.hub.keys_answer(request.doc)
-            return Answer(status, body, "keys")
-        if request.kind == "push":
-            acks: list[FrameAck] = []
-            for i, frame in enumerate(request.frames):
-                if crash_at == i:
-                    return None
-                try:
-                    acks.append(self.ingest(frame))
-                except NumberTaken as exc:  # an exception in the handler: aiohttp answers 500
-                    return Answer(500, f"internal error: {exc}".encode(), "500")
-            if crash_at is not None:
-                return None
-            status, body = self.hub.answer_push(acks)
-            return Answer(status, body, ",".join(a.result.value for a in acks))
-        if crash_at == 0:
-            return None
-        status, body = self.hub.pull(request.doc) if request.kind == "pull" else handle(self.hub, request.doc)
-        if crash_at is not None:
-            return None
-        return Answer(status, body, request.kind)
+    def hub_answer(self, request: Request, crash_at: int | None = None) -> Answer:
+        return self.hub.answer(request, self.ingest, crash_at)
 
-    def ingest(self, frame: bytes) -> FrameAck:
+    def ingest(self, frame: bytes) -> object:
         """Ingest one frame; a frame the hub already committed must leave it exactly as it was."""
         digest = hashlib.sha256(frame).digest()
-        before = self.hub.fingerprint() if digest in self.hub_committed else None
-        ack = self.hub.ingest_frame(frame)
+        before = district.hub_fingerprint(self.hub.hub) if digest in self.hub_committed else None
+        ack = self.hub.ingest(frame)
         self.stats.acks[ack.result.value] = self.stats.acks.get(ack.result.value, 0) + 1
         if before is not None:
             self.checks.unchanged(
-                f"hub took a batch again ({ack.result.value}) and changed", before, self.hub.fingerprint()
+                f"hub took a batch again ({ack.result.value}) and changed",
+                before,
+                district.hub_fingerprint(self.hub.hub),
             )
         if ack.result in (AckResult.APPLIED, AckResult.QUARANTINED, AckResult.FORK):
             self.hub_committed.add(digest)
@@ -340,12 +367,14 @@ class World:
         assert msg.request is not None
         crash_at = None
         if self.plan.hub_crash_on_request and self.rng.random() < self.plan.hub_crash_on_request:
-            crash_at = self.rng.randint(0, len(msg.request.frames) if msg.request.kind == "push" else 1)
-        answer = self.hub_answer(msg.request, crash_at)
-        if answer is None:
+            frames = len(district.frames_of(msg.request)) if msg.kind == "push" else 1
+            crash_at = self.rng.randint(0, frames)
+        try:
+            answer = self.hub_answer(msg.request, crash_at)
+        except HubDown:
             self.crash(HUB, self.rng.randint(MINUTE, 2 * HOUR))
             return
-        self.send(Msg(HUB, msg.src, msg.conv, msg.req, answer=answer))
+        self.send(Msg(HUB, msg.src, msg.conv, msg.req, msg.kind, answer=answer))
 
     def node_receive(self, msg: Msg) -> None:
         node = self.nodes[msg.dst]
@@ -358,18 +387,21 @@ class World:
             return
         conv = self.convs.get(node.code)
         replay = msg.src == freeze.PROXY
-        if msg.answer.summary == "pull" and msg.answer.status == 200 and not replay:
+        if msg.kind == "pull" and msg.answer.status == 200 and not replay:
             self.last_page[node.code] = msg.answer.body  # what a proxy on the path saw go by
         if conv is not None and conv.id == msg.conv and conv.req == msg.req:
             answer = msg.answer
             if replay:
                 conv.replayed = True
-                before = self.node_data(node)
+                before = district.node_data(node.st)
                 self._advance(node, conv, answer)
-                self.checks.unchanged_by_replay(node.code, before, self.node_data(node))
+                self.checks.unchanged_by_replay(node.code, before, district.node_data(node.st))
+            elif msg.kind == "keys":  # public and unsigned: "nothing new" is the same bytes every round
+                self._advance(node, conv, answer)
             else:
-                conv.genuine = conv.genuine or (answer.summary == "pull" and answer.status == 200)
+                conv.genuine = conv.genuine or (msg.kind == "pull" and answer.status == 200)
                 self.take(node, answer.body, "answer", lambda: self._advance(node, conv, answer))
+            self.travel(conv)
         elif replay:
             pass  # a late answer from the proxy, on a connection already closed
         elif msg.answer.status == 200:
@@ -378,7 +410,7 @@ class World:
         if rate and self.rng.random() < rate / 2:
             self.crash(node.code, self.rng.randint(MINUTE, 2 * HOUR))  # right after it committed
 
-    def import_by_hand(self, node: SimNode, data: bytes) -> str:
+    def import_by_hand(self, node: Node, data: bytes) -> str:
         """A hub file imported at the station; one it already took must change nothing."""
         if not node.up:
             return "down"
@@ -392,7 +424,7 @@ class World:
         self.take(node, data, "file", run)
         return outcome
 
-    def take(self, node: SimNode, data: bytes, what: str, process: Callable[[], bool]) -> None:
+    def take(self, node: Node, data: bytes, what: str, process: Callable[[], bool]) -> None:
         """Let a station process a hub message, checking that taking one a second time changes nothing.
 
         Its data (log, records, counters, catalogue, feed cursor) must not move at all. Its outbox may
@@ -402,55 +434,44 @@ class World:
         done = self.node_done[node.code]
         if digest not in done:
             if process():
-                done[digest] = self.node_outbox(node)
+                done[digest] = district.node_outbox(node.st)
             return
-        data_before, outbox_before = self.node_data(node), self.node_outbox(node)
+        data_before, outbox_before = district.node_data(node.st), district.node_outbox(node.st)
         process()
         self.checks.unchanged(
-            f"{node.code} took a hub {what} again and its data changed", data_before, self.node_data(node)
+            f"{node.code} took a hub {what} again and its data changed", data_before, district.node_data(node.st)
         )
         if done[digest] == outbox_before:
             self.checks.unchanged(
                 f"{node.code} took a hub {what} twice in a row and its outbox changed",
                 outbox_before,
-                self.node_outbox(node),
+                district.node_outbox(node.st),
             )
 
-    def late_file(self, node: SimNode, data: bytes) -> str:
+    def late_file(self, node: Node, data: bytes) -> str:
         try:
             kind = str(peek_header(data).get("kind", ""))
         except RemoteProtocolError:
             return "unreadable"
         if kind not in ("acks", "feed", "catalogue"):
             return "ignored"
-        outcome = import_file(node, data)
+        outcome = self.import_file(node, data, kind)
         self.note(f"{node.code} imported a late {kind}: {outcome[:80]}")
         return outcome
 
-    @staticmethod
-    def node_data(node: SimNode) -> bytes:
-        s = node.store
-        return hashlib.sha256(
-            pack(
-                [
-                    s.records.fingerprint_items(),
-                    s.epoch,
-                    s.seq,
-                    s.batched_seq,
-                    s.counter,
-                    s.chain,
-                    s.feed_cursor,
-                    sorted(s.catalogues),
-                ]
+    def import_file(self, node: Node, data: bytes, kind: str) -> str:
+        """`node import` of one hub file; what it accepted must be signed by the key its key list names."""
+        version = node.meta("hub_keys_version")
+        outcome = node.import_file(data, f"{kind}-{hashlib.sha256(data).hexdigest()[:12]}.sjd")
+        if outcome == "accepted":
+            listed = self.listed.get(version)
+            self.checks.signed_by_listed(
+                node.code, kind, str(peek_header(data).get("signer_key", "")), key_id(listed) if listed else ""
             )
-        ).digest()
+        return outcome
 
-    @staticmethod
-    def node_outbox(node: SimNode) -> bytes:
-        return hashlib.sha256(pack([[r.hash, r.state] for r in node.store.outbox])).digest()
-
-    def node_fingerprint(self, node: SimNode) -> bytes:
-        return self.node_data(node) + self.node_outbox(node)
+    def fingerprint(self, node: Node) -> bytes:
+        return district.node_data(node.st) + district.node_outbox(node.st)
 
     # -- crashes ------------------------------------------------------------------------------------------
 
@@ -472,3 +493,12 @@ class World:
             self.hub.up = True
         else:
             self.nodes[event.target].up = True
+
+
+def uuid7_from(rng: random.Random, now: int) -> str:
+    """A UUIDv7 like replica.ids.uuid7's, its random bits from the run's stream."""
+    import uuid
+
+    rand = rng.getrandbits(80)
+    value = (now & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68 & 0xFFF) << 64 | 0b10 << 62
+    return str(uuid.UUID(int=value | rand & ((1 << 62) - 1)))

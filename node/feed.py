@@ -1,0 +1,112 @@
+"""The station's side of the feed: verify one page with the pinned hub key and apply it, moving the
+feed cursor as sync/feed_cursor.py's table says (refused when it starts past the cursor, restarted when
+the hub was restored)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from node.station import Station
+from protocol.document import open_document
+from protocol.errors import RemoteProtocolError
+from protocol.feed import FeedPage
+from replica.errors import Refused
+from sync import feed_cursor as feed
+from sync.catalogue import CatalogueError
+from sync.change import change_from_wire
+from sync.feed_cursor import CursorAction, FeedCursor, PageVerdict
+from sync.model import ModelError
+
+
+def feed_cursor(st: Station) -> FeedCursor:
+    return FeedCursor(st.meta.text("hub_generation"), st.meta.int("feed_cursor"))
+
+
+class FeedGap(Refused):
+    """A feed page that starts after what this station has applied: not a bad page, an early one."""
+
+    default_code = "feed_gap"
+
+
+@dataclass
+class FeedResult:
+    pulled: int
+    next: int
+    more: bool
+    catalogue: str
+    hub_ms: int = 0  # the hub's time when it made the page
+
+
+def apply_feed(st: Station, data: bytes) -> FeedResult:
+    """Verify one feed page with the pinned hub key and apply it in one transaction."""
+    try:
+        doc = open_document(
+            data,
+            kind=FeedPage.KIND,
+            recipient=st.code,
+            verify_key=st.hub_key,
+            unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None,
+        )
+    except RemoteProtocolError as exc:
+        raise Refused(f"feed refused: {exc}") from exc
+    try:
+        page = FeedPage.from_wire(doc.body)
+    except RemoteProtocolError as exc:
+        raise Refused(f"feed page is malformed: {exc}") from exc
+    changes = []
+    for raw in page.changes:
+        try:
+            changes.append(change_from_wire(raw))
+        except ModelError as exc:
+            raise Refused(f"feed page carries an invalid change: {exc}") from exc
+    outcome = ""
+    cursor = feed_cursor(st)
+    verdict = feed.judge(cursor, after=page.after, generation=page.generation)
+    if verdict is PageVerdict.EARLY:
+        # Applying it would move the cursor past pages we never applied (a damaged file on the stick):
+        # refuse, so the missing pages are asked for again.
+        raise FeedGap(
+            f"feed page starts after change {page.after}, but this station has applied only up to "
+            f"{cursor.position}; import the earlier pages first (or sync online)"
+        )
+    followed = feed.follow(cursor, verdict, page.generation)
+    if followed != cursor:
+        with st.transaction():
+            st.meta.set("hub_generation", followed.generation)
+            st.meta.set("feed_cursor", followed.position)
+            if verdict is PageVerdict.NEW_GENERATION:
+                st.meta.set("horizon", [])  # positions in the old generation's feed mean nothing now
+        cursor = followed
+    if feed.TRANSITIONS[verdict] is CursorAction.RESTART:
+        # The hub was restored from a backup: its change numbering restarted, so our cursor meant
+        # nothing there any more. The feed starts over; changes we already hold are skipped.
+        return FeedResult(0, 0, True, "")
+    with st.transaction():
+        if page.origins:
+            st.remember_origins(page.origins)
+        if page.catalogue is not None:
+            try:
+                _, outcome = st.store_catalogue(page.catalogue)
+            except (Refused, CatalogueError) as exc:
+                # A release this station cannot use must not cost it the page's changes: they apply,
+                # the station keeps its current release, and staff see why (`node status`).
+                outcome = "refused"
+                st.meta.set(
+                    "catalogue_warning",
+                    f"区局发来的事项目录未通过校验，已拒收，继续使用当前目录"
+                    f"（{exc}）；请联系区局 (catalogue release refused)",
+                )
+        if page.field_devices is not None:
+            st.meta.set("field_devices", sorted(page.field_devices))
+        result = st.records.apply(changes)
+        for c in changes:
+            st.observe(c.hlc)
+        nxt = page.next
+        if (moved := feed.advance(cursor, nxt)) != cursor:
+            st.meta.set("feed_cursor", moved.position)
+            # What we have now seen, as of the changes we have written so far: every batch says it, so
+            # the hub can tell a concurrent write of ours from one made after we received a decision.
+            st.meta.set("horizon", [st.meta.int("epoch", 1), st.meta.int("seq"), nxt])
+        if page.hub_ms > st.meta.int("hub_time"):
+            st.meta.set("hub_time", page.hub_ms)  # the newest genuine hub time (status shows it)
+    return FeedResult(result.applied, nxt, page.more, outcome, page.hub_ms)
