@@ -14,6 +14,8 @@ from hub import blobindex, enrollment, inspections, keyring, operations, slip
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
+from hub.supplement import add_command as add_supplement
+from hub.supplement import cmd_supplement as cmd_supplement  # dispatched by name
 from protocol.document import sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.limits import CATALOGUE_SOURCE_MAX_BYTES, RELEASE_FRAME_MAX_BYTES, mib
@@ -84,6 +86,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("number")
     p.add_argument("--to", required=True)
     p.add_argument("--note", default="")
+    add_supplement(cmd)  # 补交材料 (hub/supplement.py)
     cmd("status", "the sync picture")
     p = cmd("conflicts", "open conflicts")
     p.add_argument("--all", action="store_true", help="include resolved ones")

@@ -25,6 +25,7 @@ from hub import (
     dashboard_inspection_list,
     dashboard_inspections,
     dashboard_review,
+    dashboard_supplement,
     dashboard_views,
     dashboard_workflow,
 )
@@ -51,6 +52,7 @@ def add_dashboard_routes(app: web.Application) -> None:
     dashboard_views.setup(app)
     dashboard_apps.setup(app)
     dashboard_workflow.setup(app)
+    dashboard_supplement.setup(app)  # 补交材料 on the application page
     dashboard_inspections.setup(app)
     dashboard_inspection_list.setup(app)
     dashboard_review.setup(app)

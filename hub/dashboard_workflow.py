@@ -59,6 +59,8 @@ def notice(done: str) -> str:
     """The line shown after a successful step (``?done=``); anything else shows nothing."""
     if done == "inspect":
         return "已安排现场踏勘：任务将随下次同步下发踏勘设备，踏勘期间办件计时暂停。"
+    if done == "supplemented":  # hub/dashboard_supplement.py
+        return "已登记补交材料，将随下次同步下发受理站点。"
     if done in {s.value for s in Status}:
         return f"办件状态已变更为「{status_label(done)}」，将随下次同步下发相关站点。"
     return ""

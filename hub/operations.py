@@ -13,6 +13,7 @@ from hub import blobindex, inspection, keyring
 from protocol.codec import unpack
 from replica.errors import Refused
 from replica.ids import iso_from_ms
+from replica.supplement import material_view
 from sync.fold import versions
 from sync.identity import mask_id, mask_phone
 from sync.inspection import PAUSED_LABEL
@@ -208,9 +209,7 @@ def transition(
 def show(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, object]:
     app_id = find_application(hub, number)
     vals = hub.records.values("application", app_id)
-    materials = {
-        k[2:]: {"state": v[0], "due": v[1]} for k, v in vals.items() if k.startswith("m.") and isinstance(v, list)
-    }
+    materials = {k[2:]: material_view(v) for k, v in vals.items() if k.startswith("m.") and isinstance(v, list)}
     fields = {k: v for k, v in vals.items() if not k.startswith("m.")}
     if not reveal:
         fields["applicant_id"] = mask_id(str(fields.get("applicant_id", "")))

@@ -10,6 +10,8 @@ from typing import Any
 
 from node import blobs, client, commands, enrolment, feed_quarantine, freshness, hubkeys, uplink
 from node.station import Station
+from node.supplement import add_command as add_supplement
+from node.supplement import cmd_supplement as cmd_supplement  # dispatched by name
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
 from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
@@ -47,6 +49,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("number")
     p.add_argument("--to", required=True)
     p.add_argument("--note", default="")
+    add_supplement(cmd)  # 补交材料 (node/supplement.py)
     p = cmd("inspect", "a township or street centre assigns an on-site inspection of an item it decides")
     p.add_argument("number")
     p.add_argument("--inspector", required=True, help="the field device's station code")

@@ -184,7 +184,7 @@ async def _ui_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def add_ui_routes(app: web.Application) -> None:
-    from node import ui_accept, ui_apps, ui_assign, ui_sync, ui_tasks
+    from node import ui_accept, ui_apps, ui_assign, ui_supplement, ui_sync, ui_tasks
 
     app[ENV] = make_env(HERE / "templates")
     app[CSRF] = new_token()
@@ -199,6 +199,7 @@ def add_ui_routes(app: web.Application) -> None:
     ui_assign.setup(app)
     ui_sync.setup(app)
     ui_tasks.setup(app)
+    ui_supplement.setup(app)  # 补交材料 on the application page
 
 
 __all__ = ["add_ui_routes", "form_post", "page", "station_of"]

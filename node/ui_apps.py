@@ -17,6 +17,7 @@ from aiohttp import web
 
 from node import commands, ui_assign
 from node.station import Station
+from node.supplement import offer as supplement_offer
 from node.ui import (
     due_of,
     form_post,
@@ -138,9 +139,11 @@ async def _detail(
 
         shown["applicant_id"] = mask_id(str(vals.get("applicant_id", "")))
         shown["applicant_phone"] = mask_phone(str(vals.get("applicant_phone", "")))
-    notice = {"moved": "办件状态已更新，将在下次同步时上传区局。", "inspect": ui_assign.DONE_NOTICE}.get(
-        request.query.get("done", ""), ""
-    )
+    notice = {
+        "moved": "办件状态已更新，将在下次同步时上传区局。",
+        "inspect": ui_assign.DONE_NOTICE,
+        "supplemented": "已登记补交材料，将在下次同步时上传区局。",
+    }.get(request.query.get("done", ""), "")
     tasks = ui_assign.inspections(st, app_id)
     offer = ui_assign.offer(st, vals, tasks, form=assign_form, error=assign_error)
     if assign_error and offer is None:  # the form is no longer offered (say a task is open now): say why on top
@@ -165,6 +168,7 @@ async def _detail(
         own=vals.get("station") == st.code,
         inspections=tasks,
         assign=offer,
+        supplement=supplement_offer(st, vals),  # 补交材料 (node/ui_supplement.py)
         paused=PAUSED_LABEL if vals.get("paused") and vals.get("status") == "inspecting" else "",
     )
 

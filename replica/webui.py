@@ -194,6 +194,8 @@ def describe(entity: str, fields: object) -> list[str]:
                 str(value[0]), str(value[0])
             )
             due = f"（{value[1]} 前补交）" if len(value) > 1 and value[1] else ""
+            if value[0] == "supplemented":  # its one date is the day received (sync/supplement.py)
+                state, due = "已补交", f"（{value[1]} 收到）" if len(value) > 1 and value[1] else ""
             lines.append(f"材料「{key[2:]}」：{state}{due}")
         elif key in ("note", "decision", "result", "findings", "comment", "inspector", "due") and value:
             lines.append(f"{FIELD_LABELS.get(key, key)}：{value}")
