@@ -14,15 +14,20 @@ from typing import Any
 from node import commands
 from node.station import Station
 from replica import supplement as plans
+from replica.errors import Refused
 from replica.output import emit
-from sync.workflow import TERMINAL
-
-CLOSED = frozenset(s.value for s in TERMINAL)
 
 
 def supplement(st: Station, number: str, materials: Sequence[str], received: str | None = None) -> dict[str, object]:
     app_id = commands.find(st, number)
     record = st.records.load("application", app_id)
+    owner = record["station"][2] if "station" in record else ""
+    if owner != st.code:
+        raise Refused(
+            f"{number}: 该办件由 {owner} 受理，补交材料请在受理站点登记，或送区局登记 "
+            "(only the accepting station or the district records it)",
+            code="not_authorised",
+        )
     plan = plans.plan(record, number, materials, received, st.clock())
     with st.transaction():
         st.write("application", app_id, plan.fields, plan.base)
@@ -33,7 +38,7 @@ def offer(st: Station, values: dict[str, object]) -> dict[str, object] | None:
     """What the application page's 补交材料 form offers: the materials still owed, when this station
     accepted the file and it is not closed (the same limits the admission question sets)."""
     owed = plans.outstanding(values)
-    if not owed or values.get("station") != st.code or str(values.get("status")) in CLOSED:
+    if not owed or values.get("station") != st.code or str(values.get("status")) in plans.CLOSED:
         return None
     return {"owed": owed, "today": plans.today(st.clock())}
 

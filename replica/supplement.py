@@ -18,6 +18,10 @@ from replica.ids import CHINA
 from sync.fold import Record
 from sync.model import MATERIAL_PREFIX
 from sync.supplement import DEFERRED, SUPPLEMENTED
+from sync.verdict import status_word
+from sync.workflow import TERMINAL
+
+CLOSED = frozenset(s.value for s in TERMINAL)
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,17 @@ def plan(record: Record, number: str, materials: Sequence[str], day: str | None,
         raise Refused(f"收到日期 {when!r} 格式不对，请写成 YYYY-MM-DD", code="bad_supplement_date") from exc
     if len(when) != 10:
         raise Refused(f"收到日期 {when!r} 格式不对，请写成 YYYY-MM-DD", code="bad_supplement_date")
+    status = str(values.get("status", ""))
+    if status in CLOSED:
+        raise Refused(
+            f"{number}: 办件已「{status_word(status)}」，不再登记补交材料；需要补交的请在办结前登记",
+            code="application_closed",
+        )
+    accepted = str(values.get("accepted_at", ""))[:10]
+    if accepted and when < accepted:
+        raise Refused(f"收到日期 {when} 早于受理日期 {accepted}，请核对", code="bad_supplement_date")
+    if when > today(now_ms):
+        raise Refused(f"收到日期 {when} 还没有到，请核对（今天是 {today(now_ms)}）", code="bad_supplement_date")
     done = {m["name"]: m["received"] for m in received(values)}
     fields: dict[str, object] = {}
     base: dict[str, int] = {}
