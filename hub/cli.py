@@ -86,6 +86,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("number")
     p.add_argument("--to", required=True)
     p.add_argument("--note", default="")
+    p.add_argument(
+        "--override-reason", default="", help="需现场踏勘的事项在没有踏勘报告时准予许可的理由（记入审计记录）"
+    )
     add_supplement(cmd)  # 补交材料 (hub/supplement.py)
     cmd("status", "the sync picture")
     p = cmd("conflicts", "open conflicts")
@@ -386,8 +389,21 @@ def _apps_text(d: dict[str, Any]) -> str:
 
 def cmd_transition(args: argparse.Namespace) -> None:
     hub = _hub(args)
-    out = operations.transition(hub, args.number, args.to, args.note)
-    emit(out, args.json, lambda d: f"{d['number']} → {d['status']}")
+    out = operations.transition(
+        hub, args.number, args.to, args.note, override_reason=args.override_reason, actor="区局（命令行）"
+    )
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"{d['number']} → {d['status']}"
+            + (
+                f"\n  未经现场踏勘准予许可，理由已记入办件记录：{d['override_reason']}"
+                if d.get("override_reason")
+                else ""
+            )
+        ),
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> None:

@@ -29,7 +29,8 @@ from aiohttp import web
 from hub import dashboard_data as data
 from hub import inspection, operations
 from hub.dashboard_apps import detail
-from hub.dashboard_auth import audit, hub_of, operator, redirect
+from hub.dashboard_auth import audit, hub_of, operator, redirect, session_of
+from replica import approval
 from replica.errors import Refused
 from replica.webui import read_form, status_label
 from sync.inspection import DEFAULT_TASK_DAYS, TASK_DONE
@@ -95,9 +96,12 @@ def workflow(request: web.Request, app: dict[str, Any]) -> dict[str, Any]:
         and item.inspection_required
         and (current is Status.UNDER_REVIEW or (current is Status.INSPECTING and not open_task))
     )
+    approvable = any(m["move"] == Move.APPROVE.value for m in moves)
     return {
         "moves": moves,
         "open_task": open_task,
+        # 需现场踏勘 and no report yet: 准予许可 needs a reason to go ahead (replica/approval.py)
+        "override": approvable and approval.needs_inspection(hub_of(request).records, item, str(app["id"])),
         "notice": done,
         "inspect": {
             "devices": field_devices(request),
@@ -130,16 +134,20 @@ async def transition(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     to = str(form.get("to", "")).strip()[:64]
     note = str(form.get("note", "")).strip()[:MAX_NOTE]
+    override = str(form.get("override_reason", "")).strip()[:MAX_NOTE] if to == Status.APPROVED.value else ""
     before = _status_now(request, number)
     if before is None:
         return detail(request, number)  # the page's own 404
+    moved = f"{before}→{to}" + (f"（未经现场踏勘准予，理由：{override}）" if override else "")
     try:
         operations.transition(
             hub,
             number,
             to,
             note,
-            also=lambda: audit(request, "transition", number, detail=f"{before}→{to}", reason=note),
+            also=lambda: audit(request, "transition", number, detail=moved, reason=note),
+            override_reason=override,
+            actor=f"区局操作员 {session_of(request).user}",
         )
     except Refused as exc:
         return detail(request, number, status=400, move_error=f"未能变更办件状态：{exc}", note=note)

@@ -49,6 +49,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("number")
     p.add_argument("--to", required=True)
     p.add_argument("--note", default="")
+    p.add_argument(
+        "--override-reason", default="", help="需现场踏勘的事项在没有踏勘报告时准予许可的理由（记入审计记录）"
+    )
     add_supplement(cmd)  # 补交材料 (node/supplement.py)
     p = cmd("inspect", "a township or street centre assigns an on-site inspection of an item it decides")
     p.add_argument("number")
@@ -168,7 +171,9 @@ def cmd_applications(args: argparse.Namespace) -> None:
 def cmd_transition(args: argparse.Namespace) -> None:
     st = Station(args.dir)
     emit(
-        commands.transition(st, args.number, args.to, args.note), args.json, lambda d: f"{d['number']} → {d['status']}"
+        commands.transition(st, args.number, args.to, args.note, override_reason=args.override_reason),
+        args.json,
+        lambda d: f"{d['number']} → {d['status']}",
     )
 
 
@@ -437,7 +442,9 @@ def cmd_report(args: argparse.Namespace) -> None:
         args.json,
         lambda d: (
             f"已记录踏勘结果 {d['result']}（任务 {d['task']}），照片 {len(d['photos'])} 张，"
-            "下次同步时上传" + (f"\n  定位存疑: {d['gps_flag']}" if d["gps_flag"] else "")
+            "下次同步时上传"
+            + (f"\n  定位存疑: {d['gps_flag']}" if d["gps_flag"] else "")
+            + (f"\n  注意: {d['check_flag']}（报告已标注，区局审核时可见）" if d.get("check_flag") else "")
         ),
     )
 

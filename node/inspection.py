@@ -23,6 +23,7 @@ from sync.fold import versions
 from sync.identity import mask_phone
 from sync.inspection import TASK_DONE, InspectionError, checklist_results, gps_flag, parse_gps
 from sync.model import MAX_TEXT, REPORT_RESULTS
+from sync.report_flag import flag_text, lines_answered_no
 
 MAX_PHOTOS = 32
 PURGED_TEXT = "（已清除）"
@@ -116,6 +117,8 @@ def report(
     try:
         checklist = [str(x) for x in task.get("checklist") or []]  # type: ignore[attr-defined]
         fields["checklist"] = checklist_results(checklist, passed=result == "pass", overrides=_checks(checks or []))
+        if flag := flag_text(lines_answered_no(result, fields["checklist"])):
+            fields["check_flag"] = flag  # a pass that some checks contradict: said on the report
         if gps:
             pos = parse_gps(gps)
             fields["gps"] = pos.to_wire()
@@ -146,4 +149,5 @@ def report(
         "photos": fields["photos"],
         "signature": fields.get("signature"),
         "gps_flag": fields.get("gps_flag", ""),
+        "check_flag": fields.get("check_flag", ""),
     }

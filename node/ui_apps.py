@@ -29,6 +29,7 @@ from node.ui import (
     station_of,
 )
 from node.ui_receipt import _settled, upload_state
+from replica.approval import needs_inspection
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from replica.webui import describe, read_form, status_label
@@ -145,6 +146,7 @@ async def _detail(
         "supplemented": "已登记补交材料，将在下次同步时上传区局。",
     }.get(request.query.get("done", ""), "")
     tasks = ui_assign.inspections(st, app_id)
+    moves = moves_for(st, vals)
     offer = ui_assign.offer(st, vals, tasks, form=assign_form, error=assign_error)
     if assign_error and offer is None:  # the form is no longer offered (say a task is open now): say why on top
         error = assign_error
@@ -157,7 +159,8 @@ async def _detail(
         item=item,
         materials=materials,
         due=due_of(st, vals.get("due_date"), vals.get("status")),
-        moves=moves_for(st, vals),
+        moves=moves,
+        override=any(m["to"] == Status.APPROVED.value for m in moves) and needs_inspection(st.records, item, app_id),
         history=_history(st, app_id),
         error=error,
         notice=notice,
@@ -183,7 +186,13 @@ async def transition(request: web.Request) -> web.StreamResponse:
     number = request.match_info["number"]
     form = await read_form(request)
     try:
-        commands.transition(st, number, str(form.get("to", "")), str(form.get("note", "")).strip())
+        commands.transition(
+            st,
+            number,
+            str(form.get("to", "")),
+            str(form.get("note", "")).strip(),
+            override_reason=str(form.get("override_reason", "")).strip()[:500],  # replica/approval.py
+        )
     except Refused as exc:
         return await _detail(request, number, status=409, error=f"未能变更状态：{exc}")
     return web.Response(status=303, headers={"Location": f"/applications/{number}?done=moved"})

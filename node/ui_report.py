@@ -32,6 +32,7 @@ from replica.errors import Refused
 from replica.webui import read_form
 from sync.inspection import InspectionError, parse_gps
 from sync.model import MAX_TEXT, REPORT_RESULTS
+from sync.report_flag import flag_text, lines_answered_no
 
 UPLOAD_LIMIT = web.AppKey("ui_upload_limit", int)
 MAX_UPLOAD_BYTES = (inspection.MAX_PHOTOS + 1) * MAX_BLOB_BYTES + 1024 * 1024
@@ -107,6 +108,15 @@ def _hints(values: dict[str, Any], gps: str | None) -> dict[str, str]:
     return errors
 
 
+def _confirmed(values: dict[str, Any], form: Any) -> None:
+    """A 合格 report with lines answered 否 is saved only once the inspector confirms it (the browser
+    asks, static/inspect.js; without JavaScript the form comes back with a box to tick)."""
+    no = lines_answered_no(values["result"], {n: v == "yes" for n, v in values["checks"].items()})
+    if no and str(form.get("confirm_no", "")) != "1":
+        values["confirm_no_needed"] = no
+        raise Refused(f"{flag_text(no)}。请核对核查清单；确认无误请勾选「确认保存」后再提交", code="confirm_checks")
+
+
 async def _record(request: web.Request) -> web.StreamResponse:
     st = station_of(request)
     task_id = request.match_info["task"]
@@ -134,6 +144,7 @@ async def _record(request: web.Request) -> web.StreamResponse:
         try:
             photos = ui_uploads.photos(form, Path(tmp), names, staging)
             signature = ui_uploads.signature(form, Path(tmp), names, staging)
+            _confirmed(values, form)
             inspection.report(
                 st,
                 task_id,

@@ -180,6 +180,8 @@ def describe(entity: str, fields: object) -> list[str]:
     lines: list[str] = []
     if entity == "application" and "number" in fields:
         lines.append("受理登记")
+    if entity == "event" and fields.get("action") == "approve_without_inspection":  # replica/approval.py
+        lines.append("未经现场踏勘准予许可（已说明理由）")
     if entity in ("task", "report", "rating"):
         lines.append({"task": "踏勘任务", "report": "踏勘报告", "rating": "好差评"}[entity])
     for key, value in fields.items():
