@@ -116,6 +116,13 @@ def add_parser(sub: Any) -> None:
     p = cmd("inspections", "on-site inspection tasks across applications, newest first")
     p.add_argument("--missing", action="store_true", help="only reports whose photos or signature the hub lacks")
     p.add_argument("--open", action="store_true", help="only tasks still awaiting their report")
+    p = cmd("catalogue", "某一级可受理的事项：材料（必交、可容缺后补）、承诺时限、是否需现场踏勘")
+    p.add_argument(
+        "--tier",
+        default="district",
+        choices=["district", "township", "street", "village", "community"],
+        help="哪一级（默认 district：区局窗口）",
+    )
     p = cmd("show", "one application in full")
     p.add_argument("number")
     p.add_argument("--reveal", action="store_true")
@@ -263,7 +270,7 @@ def _files(paths: list[Path]) -> tuple[list[Path], list[carried_files.Refusal]]:
 
 def cmd_import(args: argparse.Namespace) -> int:
     hub = _hub(args)
-    accepted = duplicates = 0
+    accepted = duplicates = skipped = 0
     rejected: list[dict[str, str]] = []
     blob_files: list[Path] = []
     found, refused = _files(args.paths)
@@ -272,6 +279,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             data = carried_files.read(path)
         except carried_files.CarriedFileRefused as exc:
             refused.append(exc.refusal)
+            continue
+        if carried_files.going_the_other_way(data, hub_id=hub.hub_id, at_hub=True):
+            skipped += 1  # the hub's own exports on a stick used both ways: not a rejection
             continue
         if blobindex.is_blob_file(data):
             blob_files.append(path)  # after the batches: a blob needs its report at the hub first
@@ -304,12 +314,14 @@ def cmd_import(args: argparse.Namespace) -> int:
         "rejected": rejected,
         "blobs": blobs,
         "blob_duplicates": blob_dups,
+        "skipped": skipped,
     }
     emit(
         out,
         args.json,
         lambda d: (
             f"导入批次 {accepted}，重复 {duplicates}，照片 {blobs}，拒收 {len(rejected)}"
+            + (f"，跳过 {skipped} 个本机导出的文件" if skipped else "")
             + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in rejected)
         ),
     )
@@ -474,13 +486,19 @@ def cmd_quarantine(args: argparse.Namespace) -> None:
     emit({"quarantined": rows}, args.json, human)
 
 
+def cmd_catalogue(args: argparse.Namespace) -> None:
+    from sync import catalogue_view
+
+    hub = _hub(args)
+    version, cat = hub.catalogue()
+    emit(catalogue_view.listing(cat, version, args.tier), args.json, catalogue_view.listing_text)
+
+
 def cmd_show(args: argparse.Namespace) -> None:
     hub = _hub(args)
-    emit(
-        operations.show(hub, args.number, reveal=args.reveal),
-        args.json,
-        lambda d: json.dumps(d, ensure_ascii=False, indent=2, default=str),
-    )
+    from hub.show_text import render
+
+    emit(operations.show(hub, args.number, reveal=args.reveal), args.json, render)
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from hub import blobindex, nightly
 from hub.app import HUB, HubConfig, create_app
 from hub.restore import PID_FILE
 from hub.store import HubStore
-from replica import schedule
+from replica import listen, schedule
 
 log = logging.getLogger("sanji.hub")
 
@@ -73,14 +73,15 @@ def serve(
         HubConfig(folder=folder, host=host, port=port, nightly=nightly, allow_unsealed=allow_unsealed),
         extra_contexts=[nightly_context(when, partial_retention_days=partial_retention_days)],
     )
+    # A whole district reconnects at once after an outage: with the default listen backlog (128)
+    # the kernel drops the connections beyond it and each client waits a second or more to retry.
+    sock = listen.bind(host, port, what=" sanji hub serve 或别的程序", backlog=LISTEN_BACKLOG)
     pid_file = folder / PID_FILE
     pid_file.write_text(str(os.getpid()))
     if allow_unsealed:
         print("警告：本区局接收未加密批次，仅供测试 (WARNING: unsealed batches accepted; test use only)", flush=True)
     print(f"Sanji hub serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
     try:
-        # A whole district reconnects at once after an outage: with the default listen backlog (128)
-        # the kernel drops the connections beyond it and each client waits a second or more to retry.
-        web.run_app(app, host=host, port=port, print=None, access_log=None, backlog=LISTEN_BACKLOG)
+        web.run_app(app, sock=sock, print=None, access_log=None, backlog=LISTEN_BACKLOG)
     finally:
         pid_file.unlink(missing_ok=True)

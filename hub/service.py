@@ -18,6 +18,7 @@ from hub.store import HubStore
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
 from protocol.keys import load_verify_key
+from replica import folders
 from replica.errors import NotApplied, Refused
 from replica.ids import now_ms as wall_now_ms
 from replica.keyfile import KeyPair, create_keys, load_keys
@@ -78,6 +79,14 @@ class Hub:
             parse_catalogue(doc)
         except CatalogueError as exc:
             raise Refused(f"catalogue refused: {exc}") from exc
+        folders.need_new(folder, "区局")  # never a hub mixed into a station's folder, or a second one
+        with folders.made_whole(folder):  # a failure half-way leaves nothing behind
+            return cls._create(folder, district=district, name=name, doc=doc, clock=clock)
+
+    @classmethod
+    def _create(
+        cls, folder: Path, *, district: str, name: str, doc: dict[str, object], clock: Callable[[], int]
+    ) -> Hub:
         store = HubStore.create(folder)
         keys = create_keys(folder)
         with store.transaction():

@@ -30,7 +30,7 @@ import sqlite_utils
 
 from hub.schema import blob_migrations, migrations
 from protocol.codec import pack, unpack
-from replica import records
+from replica import folders, records
 from replica.db import connect, quick_check, transaction
 from sync.session import Cursor
 
@@ -112,8 +112,7 @@ class HubStore:
 
     @classmethod
     def open(cls, folder: Path) -> HubStore:
-        if not (folder / DB_NAME).exists():
-            raise FileNotFoundError(f"{folder} holds no Sanji hub; run `sanji hub init {folder}` first")
+        folders.need_hub(folder)  # names what the folder is instead, and what to type
         return cls._open(folder / DB_NAME)
 
     @classmethod

@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import blobs, client, commands, enrolment, feed_quarantine, freshness, hubkeys, uplink
+from node import blobs, commands, enrolment, feed_quarantine, freshness, hubkeys, sync_lock, uplink
 from node.station import Station
 from node.supplement import add_command as add_supplement
 from node.supplement import cmd_supplement as cmd_supplement  # dispatched by name
 from replica.errors import Refused, Unreachable
 from replica.ids import iso_from_ms
 from replica.output import EXIT_REFUSED, command_adder, dispatch, emit
+from sync import catalogue_view
 from sync.inspection import PAUSED_LABEL
 
 
@@ -67,7 +68,7 @@ def add_parser(sub: Any) -> None:
     p = cmd("tasks", "a field device's inspection tasks")
     p.add_argument("--reveal", action="store_true", help="show the applicant's full phone number")
     p = cmd("report", "record an inspection report offline")
-    p.add_argument("task")
+    p.add_argument("task", help="任务：办件编号、任务号，或二者唯一的开头（sanji node tasks 列出全部）")
     p.add_argument("--result", required=True, help="pass, fail or rectify (整改)")
     p.add_argument("--finding", action="append", required=True, help="what was found on site (repeat)")
     p.add_argument("--gps", help="LAT,LON[,ACCURACY_M]")
@@ -87,6 +88,9 @@ def add_parser(sub: Any) -> None:
     p = cmd("restore", "put a backup back; starts a new epoch so no seq is ever reused")
     p.add_argument("--from", dest="source", type=Path, required=True)
     p = cmd("receipts", "the hub's signed receipts for this station's batches")
+    cmd("catalogue", "本站可受理的事项：材料（必交、可容缺后补）、承诺时限、是否需现场踏勘")
+    p = cmd("set-hub", "改用新的区局地址（区局迁址，或仅用 U 盘的站点通了网）；须能从本站固定的根密钥核验")
+    p.add_argument("url", help="区局的新地址，如 http://10.1.2.3:8700")
 
 
 def main(args: argparse.Namespace) -> int | None:
@@ -127,9 +131,14 @@ def cmd_accept(args: argparse.Namespace) -> int:
             lambda d: (
                 f"补录受理 {d['accepted']} 件，退回 {len(d['refused'])} 行"
                 + "".join(f"\n  第 {r['line']} 行: {r['reason']}" for r in d["refused"][:50])
+                + (
+                    "\n一件也没有受理：请按上面每行的原因改正后再补录（格式见 README 的“补录”一节）"
+                    if not d["accepted"]
+                    else ""
+                )
             ),
         )
-        return 0
+        return 0 if out["accepted"] else 2  # a file of which nothing was accepted is a refusal
     missing = [f for f in ("item", "name", "id_number", "phone") if not getattr(args, f)]
     if missing:
         raise Refused("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
@@ -181,7 +190,21 @@ def cmd_sync(args: argparse.Namespace) -> int:
     st = Station(args.dir)
     # Weeks offline can mean thousands of changes over a slow link: at a terminal, say how far it got.
     progress = _print_progress if sys.stderr.isatty() else None
-    result = asyncio.run(client.sync_round(st, retention_days=args.retention_days, progress=progress))
+    queued = st.pending_changes()
+    try:
+        result = asyncio.run(
+            sync_lock.sync_round(st, wait_s=sync_lock.CLI_WAIT_S, retention_days=args.retention_days, progress=progress)
+        )
+    except KeyboardInterrupt:
+        # Each batch is recorded as sent only when the hub's answer is committed, so an interrupted
+        # round loses nothing: say how far it got rather than exiting silently (issue 14 item 16).
+        left = Station(args.dir).pending_changes()
+        print(
+            f"同步已中断：本轮已上传 {queued - left} 条变更，{left} 条仍在队列中，下次同步会继续；没有数据丢失",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
     out = {
         "pushed": result.pushed,
         "pulled": result.pulled,
@@ -237,6 +260,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         args.json,
         lambda d: (
             f"已导入 {d['accepted']} 个文件"
+            + (f"，跳过 {d['skipped']} 个本机导出或发往区局的文件" if d.get("skipped") else "")
             + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in d["rejected"])
             + "".join(f"\n  较旧 {r['file']}: {r['reason']}" for r in d.get("older", []))
         ),
@@ -253,19 +277,23 @@ def status_dict(st: Station, *, probe: bool = True) -> dict[str, object]:
     now_iso = iso_from_ms(st.clock())
     expired = bool(expires) and expires < now_iso
     reachable = _probe(st) if probe else None
-    last = st.meta.int("last_sync")
+    by_line, by_stick = st.meta.int("last_sync"), st.meta.int("last_import")
+    last = max(by_line, by_stick)
     return {
         "station": st.code,
         "tier": st.tier,
         "name": st.meta.text("name"),
         "pending": st.pending_changes(),
         "last_sync": iso_from_ms(last) if last else None,
+        # How the last exchange with the hub went: "network", "usb" (hand-carried files), or None.
+        "last_sync_via": None if not last else ("usb" if by_stick > by_line else "network"),
         "catalogue_version": version,
         "catalogue_expires_at": expires,
         "catalogue_expired": expired,
         "catalogue_warning": st.meta.text("catalogue_warning")
         or ("事项目录已过期，请尽快同步 (catalogue release has expired; sync when you can)" if expired else ""),
         "hub_reachable": reachable,
+        "hub_url": st.meta.text("hub_url"),  # '' for a station that exchanges with the hub by USB only
         "last_error": st.meta.text("last_error"),
         "epoch": st.meta.int("epoch", 1),
         "enrolled": bool(st.meta.get("enrolled", False)),
@@ -299,6 +327,27 @@ def _probe(st: Station) -> bool:
     return asyncio.run(check())
 
 
+def cmd_catalogue(args: argparse.Namespace) -> None:
+    st = Station(args.dir)
+    cat = st.catalogue()  # refuses with a reason when no release is held yet
+    emit(catalogue_view.listing(cat.catalogue, cat.version, st.tier), args.json, catalogue_view.listing_text)
+
+
+def cmd_set_hub(args: argparse.Namespace) -> None:
+    from node.set_hub import set_hub
+
+    st = Station(args.dir)
+    try:
+        out = set_hub(st, args.url)
+    finally:
+        st.close()
+    emit(
+        out,
+        args.json,
+        lambda d: f"站点 {d['station']} 今后连接区局 {d['hub']}（已核验：根密钥指纹 {d['hub_fingerprint']}）",
+    )
+
+
 def cmd_status(args: argparse.Namespace) -> None:
     st = Station(args.dir)
     d = status_dict(st)
@@ -308,8 +357,9 @@ def cmd_status(args: argparse.Namespace) -> None:
         lambda d: "\n".join(
             [
                 f"站点 {d['station']} {d['name']} ({d['tier']})",
-                f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}   "
-                f"枢纽{'在线' if d['hub_reachable'] else '离线'}",
+                f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}"
+                f"{'（U盘）' if d['last_sync_via'] == 'usb' else ''}   "
+                + ("仅用U盘与区局交换" if not d["hub_url"] else f"区局{'在线' if d['hub_reachable'] else '离线'}"),
                 f"事项目录 v{d['catalogue_version']} 有效至 {d['catalogue_expires_at']}",
                 f"区局根密钥指纹 {d['hub_fingerprint'] or '（尚未跟随，下次同步时固定）'}  "
                 f"密钥清单 v{d['hub_keys_version']}",

@@ -18,7 +18,7 @@ from node.station import Station
 from protocol.codec import pack
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
-from replica.errors import Refused, Unreachable
+from replica.errors import Refused
 from sync.session import AckResult, Outgoing, PushRound
 
 CONTENT_TYPE = "application/vnd.sanji.frames+msgpack"
@@ -242,8 +242,8 @@ async def sync_round(
                 "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'round', 0, 0, 0, ?)",
                 (st.clock(), str(exc)),
             )
-        raise Unreachable(
-            f"hub at {url} unreachable ({exc.__class__.__name__}); {st.pending_changes()} change(s) stay queued"
+        raise hub_answer.unreachable(
+            url, exc, f"{st.pending_changes()} 条变更已保存在本站，联网后自动上传（或用 U 盘导出）"
         ) from exc
     except Refused as exc:
         # A refusal (a revoked station, a feed that does not verify) must be visible in `status` and

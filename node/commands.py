@@ -18,6 +18,7 @@ from replica import approval
 from replica.errors import Refused
 from replica.ids import CHINA, iso_from_ms, parse_iso_ms, uuid7
 from replica.inspection import resume_fields
+from sync import catalogue_view
 from sync.catalogue import AcceptanceError, check_acceptance, deferred_due_date, due_date
 from sync.fold import versions
 from sync.identity import InvalidIdentity, check_id_number, check_phone, mask_id, mask_phone
@@ -59,7 +60,12 @@ def _prepare(st: Station, app: Application) -> tuple[str, dict[str, object]]:
     cat = st.catalogue()
     item = cat.catalogue.items.get(app.item.strip())
     if item is None:
-        raise Refused(f"未知事项 {app.item!r}: not in catalogue release {cat.version}; check the item code")
+        near = catalogue_view.suggest(cat.catalogue, app.item, st.tier)
+        raise Refused(
+            f"未知事项 {app.item!r}：不在事项目录 v{cat.version} 中本站可受理的事项里。"
+            f"{catalogue_view.suggestion_text(near)}",
+            code="unknown_item",
+        )
     try:
         check_acceptance(item, tier=st.tier, submitted=app.submitted, deferred=app.deferred)
     except AcceptanceError as exc:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
-from node import hubkeys
+from node import hub_answer, hubkeys
 from node.station import Station
 from protocol.codec import Limits, pack, unpack
 from protocol.document import open_document
@@ -40,8 +40,8 @@ from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from protocol.hubkeys import KeyList, check_current, fingerprint_chars, follow
 from protocol.keys import key_id, load_verify_key
-from replica import carried_files
-from replica.errors import Refused, Unreachable
+from replica import carried_files, folders
+from replica.errors import Refused
 
 TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
 ANSWER_MAX_BYTES = hubkeys.ANSWER_MAX_BYTES
@@ -202,7 +202,7 @@ async def _enrol(url: str, tok: Token, st: Station) -> tuple[dict[str, object], 
                 {"challenge": challenge, "sign_pub": st.keys.sign_pub, "seal_pub": st.keys.seal_pub, "proof": proof},
             )
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        raise Unreachable(f"hub at {url} unreachable ({exc.__class__.__name__}); check the address and retry") from exc
+        raise hub_answer.unreachable(url, exc, "尚未接入，本站文件夹未建立；请核对地址后重试") from exc
     return answer, challenge
 
 
@@ -244,6 +244,5 @@ def init_from_file(folder: Path, path: Path, hub_url: str = "", token: str | Non
 
 
 def _fresh(folder: Path) -> Station:
-    if folder.exists() and any(folder.iterdir()):
-        raise Refused(f"{folder} 不是空文件夹 (not empty; a station needs a folder of its own)")
+    folders.need_new(folder, "站点")  # a station needs a folder of its own
     return Station(folder, create=True)

@@ -10,12 +10,13 @@ would have kept, whatever the wire size. The connection is closed, not drained: 
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
 
 from protocol.limits import ERROR_BODY_MAX_BYTES, RESPONSE_MAX_BYTES, mib
-from replica.errors import Refused
+from replica.errors import Refused, Unreachable
 
 CHUNK_BYTES = 256 * 1024
 
@@ -35,8 +36,30 @@ class AnswerTooLarge(Refused):
         self.cap = cap
 
 
-async def read_body(resp: aiohttp.ClientResponse, *, what: str = "区局的应答", cap: int = RESPONSE_MAX_BYTES) -> bytes:
-    """The whole body, or :class:`AnswerTooLarge` having read at most ``cap`` bytes of it."""
+class NotAHub(Refused):
+    """A 200 answer that is not one of the hub's document types: the address serves something else
+    (a router's page, a web server, a captive portal). Said in those words, not as a decoding error."""
+
+    def __init__(self, url: str, content_type: str) -> None:
+        super().__init__(
+            f"{url} 答话的不是 Sanji 区局（它返回的是 {content_type or '未标明类型的内容'}）：请核对区局地址，"
+            "可用 sanji node set-hub 修改；本站数据未受影响，待传的变更仍在队列中",
+            code="not_a_hub",
+        )
+
+
+# Every successful answer of the hub is one of these (hub/web: documents; enrolment and key history).
+HUB_TYPES = frozenset({"application/vnd.sanji.document", "application/msgpack"})
+
+
+async def read_body(
+    resp: aiohttp.ClientResponse, *, what: str = "区局的应答", cap: int = RESPONSE_MAX_BYTES, hub_document: bool = True
+) -> bytes:
+    """The whole body, or :class:`AnswerTooLarge` having read at most ``cap`` bytes of it. A 200 answer
+    expected to be a hub document (``hub_document``) of another type is :class:`NotAHub`, unread."""
+    if hub_document and resp.status == 200 and resp.content_type not in HUB_TYPES:
+        resp.close()
+        raise NotAHub(f"{resp.url.scheme}://{resp.url.host}:{resp.url.port}", resp.content_type)
     declared = resp.content_length
     if declared is not None and declared > cap:
         resp.close()
@@ -55,7 +78,23 @@ async def read_json(resp: aiohttp.ClientResponse, *, cap: int = ERROR_BODY_MAX_B
 
     An oversize or unparsable body is not an error of its own here: the caller still has the status."""
     try:
-        data = await read_body(resp, what="区局的说明", cap=cap)
+        data = await read_body(resp, what="区局的说明", cap=cap, hub_document=False)
         return json.loads(data)
     except (AnswerTooLarge, ValueError):
         return None
+
+
+def unreachable(url: str, exc: BaseException, then: str) -> Unreachable:
+    """The hub could not be reached, in words staff act on: what happened, what to check, and what
+    became of their work (``then``). Never a bare ``ClientConnectorError … ssl:default``."""
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        what = "等待区局应答超时"
+    elif isinstance(exc, aiohttp.ClientSSLError):
+        what = "与区局的加密连接失败"
+    elif isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        what = "连接中途断开"
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        what = "无法建立连接"
+    else:
+        what = "网络出错"
+    return Unreachable(f"连不上区局 {url}（{what}）：请检查网络或区局地址；{then}")

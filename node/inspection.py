@@ -32,11 +32,45 @@ PURGED_TEXT = "（已清除）"
 def _task(st: Station, task_id: str) -> dict[str, object]:
     vals = st.records.values("task", task_id)
     if not vals or vals.get("inspector") != st.code:
-        raise Refused(
-            f"本设备没有踏勘任务 {task_id} (no such task for {st.code}; "
-            "run `sanji node sync` or import the hub's files to receive tasks)"
-        )
+        raise Refused(f"本设备没有踏勘任务 {task_id}：{_where_tasks_are(st)}", code="no_such_task")
     return vals
+
+
+def _own_tasks(st: Station) -> list[tuple[str, str]]:
+    """(task id, 办件编号) of every task this device is the inspector of."""
+    out = []
+    for (task_id,) in st.conn.execute("SELECT id FROM records WHERE entity='task' ORDER BY id").fetchall():
+        vals = st.records.values("task", str(task_id))
+        if vals.get("inspector") == st.code:
+            out.append((str(task_id), str(vals.get("number") or "")))
+    return out
+
+
+def _where_tasks_are(st: Station) -> str:
+    held = _own_tasks(st)
+    if not held:
+        return "本设备还没有任何任务，请先同步（sanji node sync）或导入区局的文件"
+    return f"本设备有 {len(held)} 个任务，可用办件编号或任务号的开头指定，sanji node tasks 列出全部"
+
+
+def resolve_task(st: Station, ref: str) -> str:
+    """The task id that ``ref`` names: a task id, a 办件编号, or a unique beginning of either.
+
+    Inspectors on site read the application's number off the paper, not a 36-character task id."""
+    ref = ref.strip()
+    held = _own_tasks(st)
+    for task_id, number in held:
+        if ref in (task_id, number):
+            return task_id
+    matches = [task_id for task_id, number in held if ref and (task_id.startswith(ref) or number.startswith(ref))]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise Refused(
+            f"“{ref}”对应本设备的 {len(matches)} 个任务，请多输入几位（sanji node tasks 列出全部）",
+            code="ambiguous_task",
+        )
+    raise Refused(f"本设备没有与“{ref}”对应的踏勘任务：{_where_tasks_are(st)}", code="no_such_task")
 
 
 def tasks(st: Station, *, reveal: bool = False) -> list[dict[str, object]]:
@@ -94,6 +128,7 @@ def report(
     checks: list[str] | None = None,
 ) -> dict[str, object]:
     """Record an inspection report offline. Raises Refused and writes nothing when input is wrong."""
+    task_id = resolve_task(st, task_id)
     task = _task(st, task_id)
     if task.get("status") == TASK_DONE:
         raise Refused(f"task {task_id} already has a report; it travels at the next sync")

@@ -18,7 +18,7 @@ from node.station import Station
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.limits import ERROR_BODY_MAX_BYTES
-from replica.errors import Refused, Unreachable
+from replica.errors import Refused
 from replica.scope import CHANGE_COLS, Row, digests, row_to_wire, select_records
 from sync.change import change_from_wire
 from sync.merkle import MerkleTree, ReconcileSession, depth_for
@@ -216,4 +216,4 @@ def reconcile(st: Station, url: str | None = None) -> Outcome:
     try:
         return asyncio.run(run(st, url))
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise Unreachable(f"hub at {url} unreachable ({exc.__class__.__name__}); try again later") from exc
+        raise hub_answer.unreachable(url, exc, "本次未对账，稍后或夜间任务会再试") from exc

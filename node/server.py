@@ -17,9 +17,9 @@ from pathlib import Path
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from node import client, nightly
+from node import nightly, sync_lock
 from node.station import Station
-from replica import schedule
+from replica import listen, schedule
 from replica.errors import Refused, Unreachable
 
 log = logging.getLogger("sanji.node")
@@ -41,7 +41,7 @@ async def sync_loop(st: Station, interval: float) -> None:
     rng = random.Random()
     while True:
         try:
-            result = await client.sync_round(st)
+            result = await sync_lock.sync_round(st)  # skips when a CLI sync is already doing the work
             failures = 0
             if result.pushed or result.pulled:
                 log.info("synced: pushed %d, pulled %d, pending %d", result.pushed, result.pulled, result.pending)
@@ -112,6 +112,7 @@ def serve(folder: Path, *, port: int, interval: float, nightly_at: str = "02:00"
     st.close()
     if result != "ok":
         raise RuntimeError(f"station database failed its integrity check: {result}; restore from a backup")
-    print(f"Sanji station UI on http://127.0.0.1:{port}/ (loopback only; Ctrl-C to stop)", flush=True)
     # Loopback only: the staff PC is shared, and citizens' data must not be reachable from the LAN.
-    web.run_app(create_app(folder, interval, nightly_at), host="127.0.0.1", port=port, print=None, access_log=None)
+    sock = listen.bind("127.0.0.1", port, what=" sanji node serve 或别的程序")
+    print(f"Sanji station UI on http://127.0.0.1:{port}/ (loopback only; Ctrl-C to stop)", flush=True)
+    web.run_app(create_app(folder, interval, nightly_at), sock=sock, print=None, access_log=None)

@@ -16,7 +16,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from protocol.codec import pack, unpack
-from replica import records
+from replica import folders, records
 from replica.db import connect, quick_check
 
 DB_NAME = "node.db"
@@ -47,6 +47,7 @@ META_FIELDS = {
     "feed_cursor": "how far into its hub feed this station has applied",
     "hub_generation": "the hub's generation the feed cursor refers to; a hub restored from backup has a new one",
     "created_ms": "when this station folder was made (ms): the nightly catch-up counts missed runs from it",
+    "last_import": "wall time (ms) of the last `node import` that took a hub file: a USB-only station's sync",
     "last_sync": "wall time (ms) of the last sync round that reached the hub",
     "last_error": "why the last sync round failed, or ''",
     "hub_time": "the newest hub time (ms) carried by a genuine feed page this station applied",
@@ -146,8 +147,7 @@ def m001_feed_quarantine(db: sqlite_utils.Database) -> None:
 
 def open_store(folder: Path) -> sqlite_utils.Database:
     path = folder / DB_NAME
-    if not path.exists():
-        raise FileNotFoundError(f"{folder} holds no Sanji node; run `sanji node init {folder} ...` first")
+    folders.need_station(folder)  # names what the folder is instead, and what to type
     return _open(path)
 
 

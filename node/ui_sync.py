@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node import client, uplink
+from node import sync_lock, uplink
 from node.ui import form_post, page, safe_back, station_of
 from node.ui_status import PROBE, status_context
 from replica.errors import Refused, Unreachable
@@ -43,13 +43,15 @@ async def sync_now(request: web.Request) -> web.StreamResponse:
     else:
         async with lock:
             try:
-                result = await client.sync_round(st)
+                result = await sync_lock.sync_round(st)
                 request.app[PROBE].note(True)
                 # Pages refused or set aside (an answer over the cap, a replay) are not "区局的更新已下载".
                 outcome = "refused" if (result.refused and not result.pushed) or result.feed_problems else "ok"
             except Unreachable:
                 request.app[PROBE].note(False)
                 outcome = "offline"
+            except sync_lock.SyncBusy:
+                outcome = "busy"  # a CLI sync or the background loop is doing it now
             except Refused:
                 outcome = "refused"
     sep = "&" if "?" in back else "?"

@@ -324,6 +324,7 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
     found, refused = _expand(paths)
     rejected = [r.row() for r in refused]
     older: list[dict[str, str]] = []
+    found, skipped = _for_this_station(st, found)
     accepted, key_refused, found = hubkeys.import_key_files(st, found)  # before the pages they sign
     rejected += key_refused
     for path in found:
@@ -363,7 +364,27 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
             rejected.append(exc.refusal.row())
         except (Refused, RemoteProtocolError, CatalogueError, OSError) as exc:
             rejected.append({"file": str(path), "reason": str(exc)})
-    return {"accepted": accepted, "rejected": rejected, "older": older}
+    if accepted:
+        with st.transaction():  # a file exchange is a USB-only station's sync: status says when it was
+            st.meta.set("last_import", st.clock())
+    return {"accepted": accepted, "rejected": rejected, "older": older, "skipped": skipped}
+
+
+def _for_this_station(st: Station, paths: list[Path]) -> tuple[list[Path], int]:
+    """The files not addressed away from this station (its own exports, other stations' batches for
+    the hub), and how many were skipped. A file that cannot be read stays, to be refused with why."""
+    kept, skipped = [], 0
+    for path in paths:
+        try:
+            data = carried_files.read(path)
+        except carried_files.CarriedFileRefused:
+            kept.append(path)
+            continue
+        if carried_files.going_the_other_way(data, hub_id=st.hub_id, at_hub=False):
+            skipped += 1
+        else:
+            kept.append(path)
+    return kept, skipped
 
 
 def _expand(paths: list[Path]) -> tuple[list[Path], list[carried_files.Refusal]]:

@@ -16,6 +16,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.errors import RemoteProtocolError
+from protocol.frame import peek_header
 from protocol.limits import FILE_MAX_BYTES, mib
 
 # Every file Sanji writes for carrying (batch, blob, feed page, claim) is one frame or smaller, and no
@@ -157,3 +159,27 @@ def read(path: Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
 
 
 __all__ = ["MAX_FILE_BYTES", "CarriedFileRefused", "Refusal", "collect", "read"]
+
+
+# Files one side writes for the other, told apart by their first bytes: the hub writes enrolment
+# (SJE2) and key (SJK1) files, a station its claim (SJC1); everything else is a frame (SJF1).
+_HUB_MADE = (b"SJE2", b"SJK1")
+_STATION_MADE = (b"SJC1",)
+
+
+def going_the_other_way(data: bytes, *, hub_id: str, at_hub: bool) -> bool:
+    """Whether a carried file is addressed away from this side: one of its own exports, or another
+    station's for the hub. One stick carries both directions (the README's own example does), so such
+    files are skipped and counted, not recorded as rejections that look like forgery.
+
+    Judged from the file's outside, unauthenticated, which is enough: a file skipped here is one this
+    side would never apply (it is addressed to someone else), and everything else is still verified."""
+    if data.startswith(_HUB_MADE):
+        return at_hub
+    if data.startswith(_STATION_MADE):
+        return not at_hub
+    try:
+        recipient = peek_header(data).get("recipient")
+    except RemoteProtocolError:
+        return False  # not a frame: the importer refuses it with its reason
+    return recipient != hub_id if at_hub else recipient == hub_id

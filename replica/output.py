@@ -31,24 +31,39 @@ def emit(data: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], 
     sys.stdout.flush()
 
 
-def run(action: Callable[[], int | None]) -> int:
+def fail(code: str, reason: str, exit_code: int, as_json: bool) -> int:
+    """One stderr line; with --json also the one JSON document CONTRACT.md promises on failure."""
+    print(f"sanji: {reason}", file=sys.stderr, flush=True)
+    if as_json:
+        # `error` is the contract's field; `code` repeats it under the name the issue tracker and the
+        # HTTP bodies use, so a script may read either.
+        emit({"error": code, "code": code, "reason": reason}, True)
+    return exit_code
+
+
+def run(action: Callable[[], int | None], *, as_json: bool = False) -> int:
     """Run one command, turning the library's outcomes into one clear stderr line and an exit code."""
     try:
         return action() or EXIT_OK
     except Unreachable as exc:
-        print(f"sanji: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except (Refused, RemoteProtocolError, FileNotFoundError, FileExistsError) as exc:
-        print(f"sanji: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return fail(getattr(exc, "code", "unreachable"), str(exc), EXIT_UNREACHABLE, as_json)
+    except (Refused, RemoteProtocolError) as exc:
+        return fail(exc.code, str(exc), EXIT_REFUSED, as_json)
+    except FileNotFoundError as exc:
+        return fail("not_found", str(exc), EXIT_REFUSED, as_json)
+    except FileExistsError as exc:
+        return fail("already_exists", str(exc), EXIT_REFUSED, as_json)
     except NotApplied as exc:
-        print(f"sanji: {exc}", file=sys.stderr)
-        return EXIT_OTHER
+        return fail(exc.code, str(exc), EXIT_OTHER, as_json)
     except KeyboardInterrupt:
-        return 130
+        return fail("interrupted", "已中断（Ctrl-C）：已提交的都已保存，未完成的没有写入", 130, as_json)
     except Exception as exc:
-        print(f"sanji: unexpected error: {exc.__class__.__name__}: {exc}", file=sys.stderr)
-        return EXIT_OTHER
+        return fail(
+            "internal_error",
+            f"内部错误 (unexpected error: {exc.__class__.__name__}: {exc})；请把这一行报告给区局技术支持",
+            EXIT_OTHER,
+            as_json,
+        )
 
 
 def command_adder(subparsers: Any, folder_help: str) -> Callable[[str, str], argparse.ArgumentParser]:

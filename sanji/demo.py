@@ -322,6 +322,22 @@ class Story:
         )
 
 
+def command_name() -> str:
+    """How to type `sanji` in this shell: plain `sanji` when PATH finds this very script, else its path.
+
+    `make demo` runs .venv/bin/sanji without activating the venv, so hints saying `sanji …` met
+    "command not found" (issue 14 item 7)."""
+    script = Path(sys.executable).with_name("sanji")
+    found = shutil.which("sanji")
+    if found and script.exists() and Path(found).resolve() == script.resolve():
+        return "sanji"
+    if not script.exists():
+        return f"{sys.executable} -m sanji.cli"
+    with contextlib.suppress(ValueError):
+        return str(script.relative_to(Path.cwd()))
+    return str(script)
+
+
 def run_demo(root: Path, *, once: bool, port: int) -> int:
     root = root.resolve()
     if root.exists():
@@ -338,8 +354,11 @@ def run_demo(root: Path, *, once: bool, port: int) -> int:
         story.tell()
         password = story.demo_operator()
         print(f"\nDashboard: {story.url}/   log in as demo / {password} (a login made for this demo only)")
-        print(f"Station window: sanji node serve {root / 'gangtang'} --port 8710, then http://127.0.0.1:8710/")
-        print(f"Try: sanji hub status {root / 'hub'}   ·   sanji node status {root / 'gangtang'}")
+        sanji = command_name()
+        print(f"Station window: {sanji} node serve {root / 'gangtang'} --port 8710, then http://127.0.0.1:8710/")
+        print(f"Try: {sanji} hub status {root / 'hub'}   ·   {sanji} node status {root / 'gangtang'}")
+        if sanji != "sanji":
+            print("（sanji 不在 PATH 上：先运行 source .venv/bin/activate，之后直接输入 sanji 即可）")
         if once:
             return 0
         print("The hub keeps serving; press Ctrl-C to stop.")

@@ -115,7 +115,7 @@ def test_hub_killed_mid_push_then_resync_converges(hub: Hub, tmp_path: Path, peo
     assert code in (0, 3), f"sync exited {code} when the hub died: {err.strip()}"
     assert killed_mid, "the kill should land while the hub was ingesting the push"
     assert code == 3, f"the hub died before answering, so the hub was unreachable: exit {code}, {err.strip()}"
-    assert "unreachable" in err
+    assert "连不上区局" in err and "条变更已保存在本站" in err
     assert node.status()["pending"] > 0, "unacknowledged work must stay queued at the station"
     assert quick_check(hub.db) == "ok"
     held = hub.count_readonly(f"SELECT COUNT(*) FROM applications WHERE station='{node.code}'")

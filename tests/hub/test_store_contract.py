@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hub.store import HubStore
+from replica.errors import Refused
 from sync.session import Cursor
 
 from .store_backends import H1, KEY_A, SEAL_A, T0, Backend, _record, _station_tree
@@ -29,12 +30,14 @@ from .store_backends import H1, KEY_A, SEAL_A, T0, Backend, _record, _station_tr
 def test_create_refuses_an_existing_store_and_open_refuses_a_missing_one(
     backend: Backend, folder: Path, tmp_path: Path
 ) -> None:
-    """``create`` never adopts an existing hub (FileExistsError); ``open`` never makes one (FileNotFoundError)."""
+    """``create`` never adopts an existing hub (FileExistsError); ``open`` never makes one (Refused, saying
+    what the folder is instead)."""
     backend.create(folder).close()
     with pytest.raises(FileExistsError):
         backend.create(folder)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(Refused, match="这里没有区局"):
         backend.reopen(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_committed_writes_survive_close_and_reopen(backend: Backend, folder: Path) -> None:

@@ -48,7 +48,7 @@ def test_bad_reports_are_refused_and_write_nothing(scene: Scene, tmp_path: Path)
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
     cases = [
-        (dict(task_id="01900000-0000-7000-8000-000000000000"), "no such task"),
+        (dict(task_id="01900000-0000-7000-8000-000000000000"), r"没有与.*对应的踏勘任务"),
         (dict(result="maybe"), "not one of pass, fail, rectify"),
         (dict(findings=["  "]), "--finding"),
         (dict(photos=[good, tmp_path / "missing.jpg"]), "does not exist"),

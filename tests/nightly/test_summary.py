@@ -77,5 +77,5 @@ def test_reconcile_with_the_hub_down_exits_3_and_changes_nothing(district: Distr
     before = a.view()
     res = run_sanji("node", "reconcile", a.dir)
     assert res.code == 3, res
-    assert "unreachable" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "连不上区局" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert a.view() == before
