@@ -145,6 +145,8 @@ def _mutations(d: District, change: Change) -> list[tuple[str, Change, Actor]]:
         variant("created already completed", status="completed")
         if change.origin in VILLAGES:
             variant("district-only item", item="360802-0042")
+        if hub.catalogue()[1].items[str(f["item"])].inspection_required:  # 需现场踏勘: the site is required
+            variant("no address for an item needing inspection", address=" ")
     elif change.entity == "application" and "status" in f:
         record = hub.records.load("application", change.id)
         seen = str(record["status"][2])
