@@ -62,8 +62,10 @@ def test_a_station_records_a_deferred_material_and_the_warning_clears(
     }
     assert doc["received"] == day
 
-    assert sanji(["node", "supplement", folder, number, "--material", CARD]) == 2  # once is enough
-    assert f"已于 {day} 登记补交" in capsys.readouterr().err
+    assert sanji(["node", "supplement", folder, number, "--material", CARD, "--json"]) == 2  # once is enough
+    failed = capsys.readouterr()
+    assert f"已于 {day} 登记补交" in failed.err
+    assert json.loads(failed.out)["error"] == "already_supplemented"  # one document under --json too
 
     st = Station(world.root / VILLAGE, clock=world.clock)
     world.stations.append(st)
