@@ -102,7 +102,7 @@ def main() -> int:
         for name, path in files.items()
     }
     problems = [f"import cycle: {' ↔ '.join(c)}" for c in cycles(graph)]
-    for name, path in sorted(files.items()):
+    for _name, path in sorted(files.items()):
         lines = len(path.read_text(encoding="utf-8").splitlines())
         if lines > MAX_LINES:
             problems.append(
