@@ -11,6 +11,12 @@ from typing import Any
 
 from hub import blobindex, enrolment, inspection, keyring, operations, quarantine_review, slip, usb_files
 from hub.service import Hub
+from hub.supplement import add_command as add_supplement
+from hub.supplement import cmd_supplement as cmd_supplement  # dispatched by name
+from hub.upkeep_cli import add_command as add_upkeep
+from hub.upkeep_cli import cmd_backup as cmd_backup  # dispatched by name
+from hub.upkeep_cli import cmd_reconcile as cmd_reconcile
+from hub.upkeep_cli import cmd_restore as cmd_restore
 from present.listing import applications_text
 from present.output import EXIT_REFUSED, command_adder, dispatch, emit
 from present.webui import TIER_NAMES
@@ -76,25 +82,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("number")
     p.add_argument("--to", required=True)
     p.add_argument("--note", default="")
+    p.add_argument(
+        "--override-reason", default="", help="需现场踏勘的事项在没有踏勘报告时准予许可的理由（记入审计记录）"
+    )
+    add_supplement(cmd)  # 补交材料 (hub/supplement.py)
     cmd("status", "the sync picture")
     p = cmd("conflicts", "open conflicts")
     p.add_argument("--all", action="store_true", help="include resolved ones")
     p = cmd("quarantine", "changes held for review, each with its reason (Chinese) and stable code")
     p.add_argument("--station", help="only what this station sent (its own changes and any it re-sent)")
     p.add_argument("--all", action="store_true", help="include released and rejected ones")
-    p = cmd("reconcile", "run the nightly job now: warnings, statistics, backup, compaction, anti-entropy report")
-    p.add_argument("--csv", type=Path, help="also write the per-station statistics as CSV")
-    p.add_argument("--no-backup", action="store_true", help="skip the rotated backup")
-    p.add_argument(
-        "--partial-retention-days",
-        type=int,
-        default=blobindex.PARTIAL_RETENTION_DAYS,
-        help="remove photo uploads that received no chunk for this long (default 7)",
-    )
-    p = cmd("backup", "a consistent copy of the hub while it serves (the database, and its photos in FILE.blobs/)")
-    p.add_argument("--out", type=Path, required=True)
-    p = cmd("restore", "replace the hub's data with a backup (the hub must be stopped)")
-    p.add_argument("--from", dest="source", type=Path, required=True)
+    add_upkeep(cmd)  # reconcile, backup, restore (hub/upkeep_cli.py)
     p = cmd("inspect", "assign an on-site inspection of an application to a field device")
     p.add_argument("number")
     p.add_argument("--inspector", required=True, help="the field device's station code")
@@ -274,8 +272,21 @@ def cmd_applications(args: argparse.Namespace) -> None:
 
 def cmd_transition(args: argparse.Namespace) -> None:
     hub = _hub(args)
-    out = operations.transition(hub, args.number, args.to, args.note)
-    emit(out, args.json, lambda d: f"{d['number']} → {d['status']}")
+    out = operations.transition(
+        hub, args.number, args.to, args.note, override_reason=args.override_reason, actor="区局（命令行）"
+    )
+    emit(
+        out,
+        args.json,
+        lambda d: (
+            f"{d['number']} → {d['status']}"
+            + (
+                f"\n  未经现场踏勘准予许可，理由已记入办件记录：{d['override_reason']}"
+                if d.get("override_reason")
+                else ""
+            )
+        ),
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -312,67 +323,6 @@ def cmd_show(args: argparse.Namespace) -> None:
     from hub.show_text import render
 
     emit(operations.show(hub, args.number, reveal=args.reveal), args.json, render)
-
-
-def cmd_reconcile(args: argparse.Namespace) -> int:
-    from hub import nightly
-
-    if args.partial_retention_days < 0:
-        raise Refused("--partial-retention-days must not be negative")
-    hub = _hub(args)
-    out = nightly.run(
-        hub, "on-demand", do_backup=not args.no_backup, partial_retention_days=args.partial_retention_days
-    )
-    if args.csv:
-        args.csv.write_text(nightly.report_csv(out["report"]), encoding="utf-8")
-    result = {k: out[k] for k in ("stations_checked", "divergent", "repaired", "overdue", "report")}
-    emit(result, args.json, nightly.report_text)
-    if out["outcome"] == "integrity_failed":
-        print(
-            f"sanji: the hub database failed its integrity check ({out['report']['integrity']}); "
-            "stop the hub and restore from a backup",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-def cmd_backup(args: argparse.Namespace) -> int:
-    from hub.backup import backup
-
-    hub = _hub(args)
-    out = backup(hub, args.out)
-    emit(
-        out,
-        args.json,
-        lambda d: (
-            f"已备份到 {d['file']}（{d['bytes']} 字节），照片 {d['blobs']} 张到 {d['blobs_dir']}"
-            + "".join(f"\n  照片文件已损坏，未备份: {sha}" for sha in d["blobs_damaged"])
-        ),
-    )
-    if out["blobs_damaged"]:
-        print(
-            f"sanji: {len(out['blobs_damaged'])} photo file(s) in {hub.folder / 'blobs'} do not match their "
-            "names and were not backed up",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-def cmd_restore(args: argparse.Namespace) -> None:
-    from hub.restore import restore
-
-    out = restore(args.dir, args.source)
-    emit(
-        out,
-        args.json,
-        lambda d: (
-            f"已从 {d['from']} 恢复，照片 {d['blobs']} 张。"
-            "各站下次同步与夜间对账会补回备份之后的数据。"
-            + (f"\n注意：恢复后的数据库登记了 {d['blobs_missing']} 张区局没有的照片。" if d["blobs_missing"] else "")
-        ),
-    )
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:

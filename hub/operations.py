@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 from hub import blobindex, inspection, keyring
 from present.webui import TIER_NAMES
 from protocol.codec import unpack
+from replica import approval
 from replica.errors import Refused
-from replica.ids import iso_from_ms
+from replica.ids import iso_from_ms, uuid7
 from replica.listing import list_applications
+from replica.supplement import material_view
 from sync.fold import versions
 from sync.identity import mask_id, mask_phone
 from sync.inspection import PAUSED_LABEL
@@ -120,10 +122,19 @@ def conflicts(hub: Hub, *, include_resolved: bool = False) -> list[dict[str, obj
 
 
 def transition(
-    hub: Hub, number: str, to: str, note: str = "", also: Callable[[], object] | None = None
+    hub: Hub,
+    number: str,
+    to: str,
+    note: str = "",
+    also: Callable[[], object] | None = None,
+    *,
+    override_reason: str = "",
+    actor: str = "区局",
 ) -> dict[str, object]:
     """A hub-side workflow step. The hub may make every move the workflow table allows. ``also`` runs
-    inside the same transaction (the dashboard's audit row: a move is never without its record)."""
+    inside the same transaction (the dashboard's audit row: a move is never without its record).
+    Approving an item that needs on-site inspection before its report is in takes ``override_reason``
+    (``replica/approval.py``), written as an event with the decision."""
     app_id = find_application(hub, number)
     record = hub.records.load("application", app_id)
     current = str(record["status"][2]) if "status" in record else ""
@@ -142,6 +153,18 @@ def transition(
         ).fetchone()
         if open_task is None:
             raise Refused(f"{number}: assign an inspection first (`sanji hub inspect`); 踏勘 needs an inspector")
+    override = None
+    if target is Status.APPROVED:
+        override = approval.override_event(
+            hub.records,
+            hub.catalogue()[1].items.get(str(record["item"][2]) if "item" in record else ""),
+            app_id,
+            number,
+            current=current,
+            override_reason=override_reason,
+            actor=actor,
+            how="请用 --override-reason 说明理由，或在区局看板的理由栏填写",
+        )
     fields: dict[str, object] = {"status": target.value}
     base = {"status": versions(record).get("status", 0)}
     if note:
@@ -158,17 +181,20 @@ def transition(
         base["decision"] = versions(record).get("decision", 0)
     with hub.store.transaction():
         hub.write("application", app_id, fields, base)
+        if override is not None:
+            hub.write("event", uuid7(), override, {})
         if also is not None:
             also()
-    return {"number": number, "status": target.value}
+    out: dict[str, object] = {"number": number, "status": target.value}
+    if override is not None:
+        out["override_reason"] = override_reason.strip()
+    return out
 
 
 def show(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, object]:
     app_id = find_application(hub, number)
     vals = hub.records.values("application", app_id)
-    materials = {
-        k[2:]: {"state": v[0], "due": v[1]} for k, v in vals.items() if k.startswith("m.") and isinstance(v, list)
-    }
+    materials = {k[2:]: material_view(v) for k, v in vals.items() if k.startswith("m.") and isinstance(v, list)}
     fields = {k: v for k, v in vals.items() if not k.startswith("m.")}
     if not reveal:
         fields["applicant_id"] = mask_id(str(fields.get("applicant_id", "")))

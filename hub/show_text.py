@@ -37,6 +37,8 @@ def render(d: Mapping[str, object]) -> str:
         for name, m in materials.items():
             state = MATERIAL_STATES.get(str(m.get("state")), str(m.get("state"))) if isinstance(m, dict) else str(m)
             due = f"（{m['due']} 前补交）" if isinstance(m, dict) and m.get("due") else ""
+            if isinstance(m, dict) and m.get("received"):  # 补交材料 (hub/supplement.py)
+                due = f"（{m['received']} 收到）"
             lines.append(f"  {name}：{state}{due}")
     inspections = d.get("inspections")
     if isinstance(inspections, list) and inspections:
@@ -48,6 +50,8 @@ def render(d: Mapping[str, object]) -> str:
             if isinstance(report, dict):
                 result = REPORT_RESULT_LABELS.get(str(report.get("result")), str(report.get("result")))
                 line += f"；结论 {result}：{report.get('findings', '')}"
+                if report.get("check_flag"):  # a pass its checklist contradicts (sync/report_flag.py)
+                    line += f"（{report['check_flag']}）"
             missing = t.get("missing_blobs") or []
             if missing:
                 line += f"；区局尚缺照片 {len(missing)} 张（待设备联网续传）"

@@ -16,12 +16,12 @@ from node import (
     usb_files,
 )
 from node.station import Station
+from node.supplement import add_command as add_supplement
+from node.supplement import cmd_supplement as cmd_supplement  # dispatched by name
 from present.listing import applications_text
 from present.output import EXIT_REFUSED, command_adder, dispatch, emit
 from replica.errors import Refused, Unreachable
-from replica.ids import iso_from_ms
 from sync import catalogue_view
-from sync.outbox import BatchState
 
 
 def add_parser(sub: Any) -> None:
@@ -55,6 +55,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("number")
     p.add_argument("--to", required=True)
     p.add_argument("--note", default="")
+    p.add_argument(
+        "--override-reason", default="", help="需现场踏勘的事项在没有踏勘报告时准予许可的理由（记入审计记录）"
+    )
+    add_supplement(cmd)  # 补交材料 (node/supplement.py)
     p = cmd("inspect", "a township or street centre assigns an on-site inspection of an item it decides")
     p.add_argument("number")
     p.add_argument("--inspector", required=True, help="the field device's station code")
@@ -170,7 +174,9 @@ def cmd_applications(args: argparse.Namespace) -> None:
 def cmd_transition(args: argparse.Namespace) -> None:
     st = Station(args.dir)
     emit(
-        commands.transition(st, args.number, args.to, args.note), args.json, lambda d: f"{d['number']} → {d['status']}"
+        commands.transition(st, args.number, args.to, args.note, override_reason=args.override_reason),
+        args.json,
+        lambda d: f"{d['number']} → {d['status']}",
     )
 
 
@@ -283,30 +289,7 @@ def cmd_set_hub(args: argparse.Namespace) -> None:
 
 
 def cmd_receipts(args: argparse.Namespace) -> None:
-    st = Station(args.dir)
-    rows = st.conn.execute(
-        "SELECT first_seq, last_seq, state, reason, receipted_ms FROM outbox ORDER BY epoch, first_seq"
-    ).fetchall()
-    out = [
-        {"first_seq": a, "last_seq": b, "state": s, "reason": r, "receipted_at": iso_from_ms(t) if t else None}
-        for a, b, s, r, t in rows
-    ]
-    emit(
-        {"batches": out},
-        args.json,
-        lambda d: (
-            "\n".join(
-                f"变更 {b['first_seq']}-{b['last_seq']}: "
-                + (
-                    f"已送达区行政审批局 {b['receipted_at']}"
-                    if b["state"] == BatchState.RECEIPTED
-                    else f"{b['state']} {b['reason']}"
-                )
-                for b in d["batches"]
-            )
-            or "（尚无批次）"
-        ),
-    )
+    emit(status.batches(Station(args.dir)), args.json, status.batches_text)
 
 
 def cmd_reconcile(args: argparse.Namespace) -> None:

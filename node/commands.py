@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from node.station import Station
+from replica import approval
 from replica.errors import Refused
 from replica.ids import CHINA, iso_from_ms, parse_iso_ms, uuid7
 from replica.inspection import resume_fields
@@ -27,6 +28,8 @@ from sync.numbering import application_number
 from sync.workflow import Move, Status, TransitionError, may_move, move_to
 
 BACK_ENTRY_CHUNK = 500
+# 需现场踏勘: the inspector goes to this address (sync/application_rules.py refuses it at the hub too).
+ADDRESS_REQUIRED = "「{item}」需现场踏勘，请填写地址（踏勘地点），例如 --address 兴桥镇岗塘村3组"
 
 
 @dataclass
@@ -87,6 +90,8 @@ def _prepare(st: Station, app: Application) -> tuple[str, dict[str, object]]:
         raise Refused(str(exc), code=exc.code) from exc
     name = _text(app.name, "申请人姓名", required=True, limit=50)
     address = _text(app.address, "地址", limit=200)
+    if item.inspection_required and not address:
+        raise Refused(ADDRESS_REQUIRED.format(item=item.name), code="address_required")
     note = _text(app.note, "备注", limit=MAX_TEXT)
     cal = cat.catalogue.calendar
     fields: dict[str, object] = {
@@ -227,7 +232,7 @@ def roles_here(st: Station, station_code: str, item_code: str) -> set[str]:
     return roles
 
 
-def transition(st: Station, number: str, to: str, note: str = "") -> dict[str, object]:
+def transition(st: Station, number: str, to: str, note: str = "", *, override_reason: str = "") -> dict[str, object]:
     app_id = find(st, number)
     record = st.records.load("application", app_id)
     vals = {k: c[2] for k, c in record.items()}
@@ -247,6 +252,18 @@ def transition(st: Station, number: str, to: str, note: str = "") -> dict[str, o
         raise Refused(
             f"{number}: assign an inspection instead (`sanji node inspect DIR {number} --inspector CODE`, "
             "or `sanji hub inspect` at the hub); 踏勘 needs an inspector"
+        )
+    override = None
+    if target is Status.APPROVED:  # 需现场踏勘: not before the report, unless overridden (replica/approval.py)
+        override = approval.override_event(
+            st.records,
+            st.catalogue().catalogue.items.get(str(vals.get("item"))),
+            app_id,
+            number,
+            current=str(vals.get("status")),
+            override_reason=override_reason,
+            actor=f"{st.meta.text('name') or st.code}（{st.code}）",
+            how="请用 --override-reason 说明理由，或在办件页面的理由栏填写",
         )
     fields: dict[str, object] = {"status": target.value}
     base = {"status": versions(record).get("status", 0)}
@@ -268,6 +285,8 @@ def transition(st: Station, number: str, to: str, note: str = "") -> dict[str, o
                 base[name] = cell[0]
     with st.transaction():
         st.write("application", app_id, fields, base)
+        if override is not None:
+            st.write("event", uuid7(), override, {})
     return {"number": number, "status": target.value}
 
 

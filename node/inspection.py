@@ -24,6 +24,7 @@ from sync.fold import versions
 from sync.identity import mask_phone
 from sync.inspection import TASK_DONE, InspectionError, checklist_results, gps_flag, parse_gps
 from sync.model import MAX_TEXT, REPORT_RESULTS
+from sync.report_flag import flag_text, lines_answered_no
 
 MAX_PHOTOS = 32
 PURGED_TEXT = "（已清除）"
@@ -152,6 +153,8 @@ def report(
     try:
         checklist = [str(x) for x in task.get("checklist") or []]  # type: ignore[attr-defined]
         fields["checklist"] = checklist_results(checklist, passed=result == "pass", overrides=_checks(checks or []))
+        if flag := flag_text(lines_answered_no(result, fields["checklist"])):
+            fields["check_flag"] = flag  # a pass that some checks contradict: said on the report
         if gps:
             pos = parse_gps(gps)
             fields["gps"] = pos.to_wire()
@@ -182,6 +185,7 @@ def report(
         "photos": fields["photos"],
         "signature": fields.get("signature"),
         "gps_flag": fields.get("gps_flag", ""),
+        "check_flag": fields.get("check_flag", ""),
     }
 
 
@@ -200,6 +204,8 @@ def tasks_text(d: dict[str, Any]) -> str:
 
 def report_text(d: dict[str, Any]) -> str:
     """``sanji node report`` without ``--json``."""
-    return f"已记录踏勘结果 {d['result']}（任务 {d['task']}），照片 {len(d['photos'])} 张，下次同步时上传" + (
-        f"\n  定位存疑: {d['gps_flag']}" if d["gps_flag"] else ""
+    return (
+        f"已记录踏勘结果 {d['result']}（任务 {d['task']}），照片 {len(d['photos'])} 张，下次同步时上传"
+        + (f"\n  定位存疑: {d['gps_flag']}" if d["gps_flag"] else "")
+        + (f"\n  注意: {d['check_flag']}（报告已标注，区局审核时可见）" if d.get("check_flag") else "")
     )

@@ -11,6 +11,7 @@ from node import blobs, feed_quarantine, freshness, hubkeys
 from node.station import Station
 from replica.errors import Refused
 from replica.ids import iso_from_ms
+from sync.outbox import BatchState
 
 
 def gather(st: Station, *, hub_reachable: bool | None) -> dict[str, object]:
@@ -110,3 +111,35 @@ def _quarantine_text(d: dict[str, Any]) -> list[str]:
         f"已隔离区局数据页 {d['feed_quarantined']} 个（其中跳过 {d['feed_skipped']} 个，变更由夜间对账补回）；"
         f"最近 {latest['at']}: {latest['reason']}"
     ]
+
+
+# What each outbox state means to staff (sync/outbox.py's table): `node receipts` prints these words.
+BATCH_WORDS = {
+    BatchState.PENDING: "待上传",
+    BatchState.RECEIPTED: "已送达区行政审批局",
+    BatchState.QUARANTINED: "区局暂存待核（已送达，变更编号已占用）",
+    BatchState.REJECTED: "被区局拒收，下次同步重发",
+    BatchState.SUPERSEDED: "已作废（变更已换新批次重发）",
+}
+
+
+def batches(st: Station) -> dict[str, object]:
+    """Every batch this station has made, with the state the hub's answers put it in (``node receipts``)."""
+    rows = st.conn.execute(
+        "SELECT first_seq, last_seq, state, reason, receipted_ms FROM outbox ORDER BY epoch, first_seq"
+    ).fetchall()
+    out = [
+        {"first_seq": a, "last_seq": b, "state": s, "reason": r, "receipted_at": iso_from_ms(t) if t else None}
+        for a, b, s, r, t in rows
+    ]
+    return {"batches": out}
+
+
+def batches_text(d: dict[str, Any]) -> str:
+    lines = []
+    for b in d["batches"]:
+        words = BATCH_WORDS.get(b["state"], b["state"])  # a StrEnum key matches its plain string
+        when = f" {b['receipted_at']}" if b["state"] == BatchState.RECEIPTED and b["receipted_at"] else ""
+        reason = f"：{b['reason']}" if b["reason"] and b["state"] != BatchState.RECEIPTED else ""
+        lines.append(f"变更 {b['first_seq']}-{b['last_seq']}: {words}{when}{reason}")
+    return "\n".join(lines) or "（尚无批次）"

@@ -180,6 +180,8 @@ def describe(entity: str, fields: object) -> list[str]:
     lines: list[str] = []
     if entity == "application" and "number" in fields:
         lines.append("受理登记")
+    if entity == "event" and fields.get("action") == "approve_without_inspection":  # replica/approval.py
+        lines.append("未经现场踏勘准予许可（已说明理由）")
     if entity in ("task", "report", "rating"):
         lines.append({"task": "踏勘任务", "report": "踏勘报告", "rating": "好差评"}[entity])
     for key, value in fields.items():
@@ -194,6 +196,8 @@ def describe(entity: str, fields: object) -> list[str]:
                 str(value[0]), str(value[0])
             )
             due = f"（{value[1]} 前补交）" if len(value) > 1 and value[1] else ""
+            if value[0] == "supplemented":  # its one date is the day received (sync/supplement.py)
+                state, due = "已补交", f"（{value[1]} 收到）" if len(value) > 1 and value[1] else ""
             lines.append(f"材料「{key[2:]}」：{state}{due}")
         elif key in ("note", "decision", "result", "findings", "comment", "inspector", "due") and value:
             lines.append(f"{FIELD_LABELS.get(key, key)}：{value}")

@@ -197,9 +197,11 @@ class Story:
 
         self.step("决定下行：区局审批、镇级办结 / decisions flow back down")
         promised = numbers["duankou"][0]
-        for to in ("under_review", "approved"):
-            self.sanji("hub", "transition", str(r / "hub"), promised, "--to", to, "--note", "材料齐全")
-        self.say(f"hub: {promised} → under_review → approved")
+        # 最低生活保障申请 needs an on-site inspection; with none this time, the approval states why.
+        self.sanji("hub", "transition", str(r / "hub"), promised, "--to", "under_review", "--note", "材料齐全")
+        override = ["--override-reason", "上月已对同一住址现场踏勘"]
+        self.sanji("hub", "transition", str(r / "hub"), promised, "--to", "approved", "--note", "材料齐全", *override)
+        self.say(f"hub: {promised} → under_review → approved (no new inspection: the reason is on record)")
         immediate = numbers["gangtang"][0]
         self.sanji("node", "transition", str(r / "township"), immediate, "--to", "completed", "--note", "当场办结")
         self.say(f"township 兴桥镇 (decides 城乡居民养老保险参保登记 for its villages): {immediate} → completed")

@@ -44,6 +44,7 @@ from sync.fold import Record
 from sync.hlc import wall_ms
 from sync.inspection import TASK_ASSIGNED, TASK_DONE
 from sync.model import FIXED_FIELDS, REPORT_RESULTS, Actor, authorize, roles_of
+from sync.supplement import material_writes
 from sync.verdict import Admission, Facts, StatusVersion, refused, status_word
 from sync.workflow import FINAL, MOVE_LABELS, STAGE, Status, TransitionError, may_move, move_to
 
@@ -123,6 +124,9 @@ def _bound_fields(change: Change, current: Record) -> Admission | None:
 def _application(change: Change, actor: Actor, roles: frozenset[str], facts: Facts) -> Admission:
     if not facts.current:
         return creation(change, actor, roles, facts)
+    materials = material_writes(change, roles, facts)  # 补交材料 (sync/supplement.py)
+    if materials is not None:
+        return materials
     if "hub" not in roles and "decider" not in roles and "due_date" in change.fields:
         return refused(
             change,

@@ -164,6 +164,12 @@ def _content(change: Change, actor: Actor, facts: Facts) -> Admission | None:
         return refused(
             change, "bad_creation", "申请人姓名、地址或主题的长度不对 (name, address or theme out of bounds)"
         )
+    if item.inspection_required and not str(f["address"]).strip():
+        return refused(
+            change,
+            "address_required",
+            f"「{item.name}」需现场踏勘，受理时必须登记地址 (an item needing on-site inspection needs an address)",
+        )
     if f["kind"] != item.kind:
         return refused(change, "inconsistent", f"办件类型与目录第 {version} 版不符 (kind differs from the catalogue)")
     return _dates(change, item, day, cat) if exact else None

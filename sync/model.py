@@ -116,6 +116,7 @@ REPORT: dict[str, FieldSpec] = {
     "signature": _f(T, IN),
     "recorded_at": _f(T, IN),
     "gps_flag": _f(T, IN),  # why the position looks implausible ("" or absent when it does not)
+    "check_flag": _f(T, IN),  # a pass with checklist lines answered 否 (sync/report_flag.py)
 }
 
 RATING: dict[str, FieldSpec] = {

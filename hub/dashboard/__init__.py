@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hub.dashboard import account, apps, auth, catalogue, inspections, review, stations, workflow
+from hub.dashboard import account, apps, auth, catalogue, inspections, review, stations, supplement, workflow
 from hub.dashboard.keys import ENV
 from present.webui import add_common_static, make_env
 
@@ -31,6 +31,7 @@ def add_dashboard_routes(app: web.Application) -> None:
     stations.setup(app)
     apps.setup(app)
     workflow.setup(app)
+    supplement.setup(app)  # 补交材料 on the application page
     inspections.setup(app)
     review.setup(app)
     catalogue.setup(app)

@@ -277,7 +277,7 @@ def application(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, Any
     assert isinstance(raw_materials, dict)
     for name, m in sorted(raw_materials.items()):
         late = m["state"] == "deferred" and bool(m["due"]) and str(m["due"]) < day.isoformat()
-        materials.append({"name": name, "state": m["state"], "due": m["due"], "late": late})
+        materials.append({"name": name, "state": m["state"], "due": m["due"], "late": late, "received": m["received"]})
     events = []
     for e in shown["events"]:  # type: ignore[attr-defined]
         events.append(
@@ -291,8 +291,12 @@ def application(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, Any
         )
     status = str(shown["status"] or "")
     due: Due = due_state(fields.get("due_date"), status, day, cat.calendar)
+    closed = status in {"not_accepted", "withdrawn", "completed", "delivered"}
     return {
         **shown,
+        # 补交材料 (hub/dashboard_supplement.py): the deferred materials still owed on an open file
+        "owed": [] if closed else [m for m in materials if m["state"] == "deferred"],
+        "today": day.isoformat(),
         "item": item,
         "who": who,
         "materials": materials,

@@ -37,6 +37,7 @@ from hub.operations import find_application
 from protocol.blob import is_sha256_hex
 from replica.errors import Refused
 from sync.inspection import GPS_UNKNOWN_ACCURACY
+from sync.report_flag import flag_text, lines_answered_no
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -135,6 +136,9 @@ def inspections(hub: Hub, app_id: str, number: str, who: dict[str, str]) -> list
                 "result_label": RESULT_LABELS.get(result, result or "—"),
                 "findings": [f for f in str(report.get("findings") or "").split("\n") if f.strip()],
                 "checklist": lines,
+                # a pass some checks contradict (sync/report_flag.py); counted again for older reports
+                "check_flag": str(report.get("check_flag") or "")
+                or flag_text(lines_answered_no(result, {line: ok for line, ok in lines})),
                 "gps": _gps(report),
                 "recorded_at": report.get("recorded_at") or "",
                 "photos": blobs,

@@ -15,6 +15,7 @@ from hub import inspection
 from hub.dashboard import data
 from hub.dashboard.auth import hub_of
 from present.webui import status_label
+from replica import approval
 from sync.inspection import DEFAULT_TASK_DAYS, TASK_DONE
 from sync.workflow import MOVE_LABELS, Move, Status, allowed_moves, next_status
 
@@ -41,6 +42,8 @@ def notice(done: str) -> str:
     """The line shown after a successful step (``?done=``); anything else shows nothing."""
     if done == "inspect":
         return "已安排现场踏勘：任务将随下次同步下发踏勘设备，踏勘期间办件计时暂停。"
+    if done == "supplemented":  # hub/dashboard/supplement.py
+        return "已登记补交材料，将随下次同步下发受理站点。"
     if done in {s.value for s in Status}:
         return f"办件状态已变更为「{status_label(done)}」，将随下次同步下发相关站点。"
     return ""
@@ -75,9 +78,12 @@ def workflow(request: web.Request, app: dict[str, Any]) -> dict[str, Any]:
         and item.inspection_required
         and (current is Status.UNDER_REVIEW or (current is Status.INSPECTING and not open_task))
     )
+    approvable = any(m["move"] == Move.APPROVE.value for m in moves)
     return {
         "moves": moves,
         "open_task": open_task,
+        # 需现场踏勘 and no report yet: 准予许可 needs a reason to go ahead (replica/approval.py)
+        "override": approvable and approval.needs_inspection(hub_of(request).records, item, str(app["id"])),
         "notice": done,
         "inspect": {
             "devices": field_devices(request),

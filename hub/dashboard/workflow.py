@@ -27,9 +27,10 @@ from aiohttp import web
 
 from hub import inspection, operations
 from hub.dashboard.apps import detail
-from hub.dashboard.auth import audit, hub_of, operator, redirect
+from hub.dashboard.auth import audit, hub_of, operator, redirect, session_of
 from present.webui import read_form
 from replica.errors import Refused
+from sync.workflow import Status
 
 MAX_NOTE = 500
 
@@ -55,16 +56,20 @@ async def transition(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     to = str(form.get("to", "")).strip()[:64]
     note = str(form.get("note", "")).strip()[:MAX_NOTE]
+    override = str(form.get("override_reason", "")).strip()[:MAX_NOTE] if to == Status.APPROVED.value else ""
     before = _status_now(request, number)
     if before is None:
         return detail(request, number)  # the page's own 404
+    moved = f"{before}→{to}" + (f"（未经现场踏勘准予，理由：{override}）" if override else "")
     try:
         operations.transition(
             hub,
             number,
             to,
             note,
-            also=lambda: audit(request, "transition", number, detail=f"{before}→{to}", reason=note),
+            also=lambda: audit(request, "transition", number, detail=moved, reason=note),
+            override_reason=override,
+            actor=f"区局操作员 {session_of(request).user}",
         )
     except Refused as exc:
         return detail(request, number, status=400, move_error=f"未能变更办件状态：{exc}", note=note)

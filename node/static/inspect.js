@@ -106,6 +106,17 @@
     if (!msg && total > maxTotal) { msg = "照片合计超过 " + Math.round(maxTotal / 1048576) + " MiB，请减少照片"; }
     if (msg) { ev.preventDefault(); photosErr.textContent = msg; return; }
     photosErr.textContent = "";
+    // A 合格 result with lines answered 否: ask once more (the server asks too, and flags the report).
+    var confirmNo = document.getElementById("confirm-no");
+    var result = form.querySelector('input[name="result"]:checked');
+    var no = form.querySelectorAll('#checklist input[value="no"]:checked').length;
+    if (result && result.value === "pass" && no && confirmNo && confirmNo.type === "hidden") {
+      if (!window.confirm("结论为合格，但有 " + no + " 项核查为否。确认保存？报告将标注，区局审核时可见。")) {
+        ev.preventDefault();
+        return;
+      }
+      confirmNo.value = "1";
+    }
     if (drawn) { document.getElementById("signature_png").value = canvas.toDataURL("image/png"); }
     var btn = document.getElementById("submit-report");
     if (btn) { btn.disabled = true; btn.textContent = "正在保存…"; }

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node.ui import accept, apps, home, report, sync, tasks
+from node.ui import accept, apps, home, report, supplement, sync, tasks
 from node.ui.keys import CSRF, ENV
 from node.ui.page import loopback_only
 from node.ui.status import PROBE, HubProbe
@@ -41,6 +41,7 @@ def add_ui_routes(app: web.Application) -> None:
     sync.setup(app)
     tasks.setup(app)
     report.setup(app)
+    supplement.setup(app)  # 补交材料 on the application page
 
 
 __all__ = ["add_ui_routes"]

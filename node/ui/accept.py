@@ -146,6 +146,8 @@ def _validate(
         errors["phone"] = exc.message if values["phone"] else "请填写手机号码"
     if len(values["address"]) > 200:
         errors["address"] = "地址过长（最多 200 字）"
+    elif not values["address"] and any(item.inspection_required for item in choice.items):
+        errors["address"] = "该事项需现场踏勘，请填写地址（踏勘地点）"
     states: dict[str, str] = {}
     bad: set[str] = set()
     for i, item in enumerate(choice.items):

@@ -18,6 +18,7 @@ from aiohttp import web
 from node import commands
 from node.assignment import assign
 from node.station import Station
+from node.supplement import offer as supplement_offer
 from node.ui import assign as assigning
 from node.ui.page import (
     due_of,
@@ -31,6 +32,7 @@ from node.ui.page import (
 )
 from node.ui.receipt import _settled, upload_state
 from present.webui import describe, read_form, status_label
+from replica.approval import needs_inspection
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from sync.inspection import PAUSED_LABEL
@@ -140,10 +142,13 @@ async def _detail(
 
         shown["applicant_id"] = mask_id(str(vals.get("applicant_id", "")))
         shown["applicant_phone"] = mask_phone(str(vals.get("applicant_phone", "")))
-    notice = {"moved": "办件状态已更新，将在下次同步时上传区局。", "inspect": assigning.DONE_NOTICE}.get(
-        request.query.get("done", ""), ""
-    )
+    notice = {
+        "moved": "办件状态已更新，将在下次同步时上传区局。",
+        "inspect": assigning.DONE_NOTICE,
+        "supplemented": "已登记补交材料，将在下次同步时上传区局。",
+    }.get(request.query.get("done", ""), "")
     tasks = assigning.inspections(st, app_id)
+    moves = moves_for(st, vals)
     offer = assigning.offer(st, vals, tasks, form=assign_form, error=assign_error)
     if assign_error and offer is None:  # the form is no longer offered (say a task is open now): say why on top
         error = assign_error
@@ -156,7 +161,8 @@ async def _detail(
         item=item,
         materials=materials,
         due=due_of(st, vals.get("due_date"), vals.get("status")),
-        moves=moves_for(st, vals),
+        moves=moves,
+        override=any(m["to"] == Status.APPROVED.value for m in moves) and needs_inspection(st.records, item, app_id),
         history=_history(st, app_id),
         error=error,
         notice=notice,
@@ -167,6 +173,7 @@ async def _detail(
         own=vals.get("station") == st.code,
         inspections=tasks,
         assign=offer,
+        supplement=supplement_offer(st, vals),  # 补交材料 (node/ui/supplement.py)
         paused=PAUSED_LABEL if vals.get("paused") and vals.get("status") == "inspecting" else "",
     )
 
@@ -181,7 +188,13 @@ async def transition(request: web.Request) -> web.StreamResponse:
     number = request.match_info["number"]
     form = await read_form(request)
     try:
-        commands.transition(st, number, str(form.get("to", "")), str(form.get("note", "")).strip())
+        commands.transition(
+            st,
+            number,
+            str(form.get("to", "")),
+            str(form.get("note", "")).strip(),
+            override_reason=str(form.get("override_reason", "")).strip()[:500],  # replica/approval.py
+        )
     except Refused as exc:
         return await _detail(request, number, status=409, error=f"未能变更状态：{exc}")
     return web.Response(status=303, headers={"Location": f"/applications/{number}?done=moved"})

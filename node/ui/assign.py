@@ -44,6 +44,7 @@ def inspections(st: Station, app_id: str) -> list[dict[str, Any]]:
                 "result_label": RESULT_LABELS.get(str(rep["result"]), rep["result"]),
                 "findings": rep.get("findings") or "",
                 "gps_flag": rep.get("gps_flag") or "",
+                "check_flag": rep.get("check_flag") or "",
                 "recorded_at": rep.get("recorded_at") or "",
                 "photos": len(photos) if isinstance(photos, list) else 0,
             }

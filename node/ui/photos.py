@@ -69,6 +69,7 @@ def report_view(st: Station, task: dict[str, Any]) -> dict[str, Any] | None:
         "gps": gps,
         "gps_unknown_acc": bool(gps) and gps[2] == GPS_UNKNOWN_ACCURACY,  # type: ignore[index]
         "gps_flag": vals.get("gps_flag", ""),
+        "check_flag": vals.get("check_flag", ""),
         "photos": photos,
         "signature": signature,
         "states": states,

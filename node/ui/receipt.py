@@ -89,7 +89,9 @@ def receipt_view(st: Station, numbers: list[str]) -> dict[str, Any]:
                 "status": vals.get("status"),
                 "due_date": vals.get("due_date"),
                 "accepted_at": vals.get("accepted_at"),
-                "received": sorted(n for n, v in materials if v[0] in ("submitted", "supplemented")),
+                "received": sorted(n for n, v in materials if v[0] == "submitted"),
+                # 容缺 materials brought later (node/supplement.py), each with the day it was received
+                "supplemented": sorted((n, str(v[1])) for n, v in materials if v[0] == "supplemented"),
                 "owed": sorted(
                     ((n, str(v[1])) for n, v in materials if v[0] == "deferred"), key=lambda x: (x[1], x[0])
                 ),

@@ -34,6 +34,7 @@ from replica.blobstore import BlobStore
 from replica.errors import Refused
 from sync.inspection import InspectionError, parse_gps
 from sync.model import MAX_TEXT, REPORT_RESULTS
+from sync.report_flag import flag_text, lines_answered_no
 
 MAX_UPLOAD_BYTES = (inspection.MAX_PHOTOS + 1) * MAX_BLOB_BYTES + 1024 * 1024
 _CHECK = re.compile(r"check(\d{1,3})")
@@ -108,6 +109,15 @@ def _hints(values: dict[str, Any], gps: str | None) -> dict[str, str]:
     return errors
 
 
+def _confirmed(values: dict[str, Any], form: Any) -> None:
+    """A 合格 report with lines answered 否 is saved only once the inspector confirms it (the browser
+    asks, static/inspect.js; without JavaScript the form comes back with a box to tick)."""
+    no = lines_answered_no(values["result"], {n: v == "yes" for n, v in values["checks"].items()})
+    if no and str(form.get("confirm_no", "")) != "1":
+        values["confirm_no_needed"] = no
+        raise Refused(f"{flag_text(no)}。请核对核查清单；确认无误请勾选「确认保存」后再提交", code="confirm_checks")
+
+
 async def _record(request: web.Request) -> web.StreamResponse:
     st = station_of(request)
     task_id = request.match_info["task"]
@@ -135,6 +145,7 @@ async def _record(request: web.Request) -> web.StreamResponse:
         try:
             photos = uploads.photos(form, Path(tmp), names, staging)
             signature = uploads.signature(form, Path(tmp), names, staging)
+            _confirmed(values, form)
             inspection.report(
                 st,
                 task_id,

@@ -72,7 +72,9 @@ class District:
         return dict(ok("hub", "show", self.hub.dir, number))
 
     def transition(self, number: str, to: str) -> dict[str, Any]:
-        doc = ok("hub", "transition", self.hub.dir, number, "--to", to)
+        # These files are about the workflow, not inspection: an approval goes ahead on an override.
+        override = ["--override-reason", "测试：不涉及现场踏勘"] if to == "approved" else []
+        doc = ok("hub", "transition", self.hub.dir, number, "--to", to, *override)
         assert doc["status"] == to
         assert self.show(number)["status"] == to, "hub transition exited 0 but the status did not change"
         return dict(doc)

@@ -72,7 +72,7 @@ class Spec:
 @st.composite
 def good_change(draw: st.DrawFn, w: World, sender: Sender) -> Spec:
     s = w.served
-    kind = draw(st.sampled_from(["new application", "note", "event", "rating", "material"]))
+    kind = draw(st.sampled_from(["new application", "note", "event", "rating"]))
     own = w.own_app[sender.code]
     if kind == "new application":
         app_id = sender.fresh_id()
@@ -85,11 +85,6 @@ def good_change(draw: st.DrawFn, w: World, sender: Sender) -> Spec:
     if kind == "note":
         note = draw(FREE_TEXT)
         return Spec(kind, lambda seq: s.wire(sender, seq, "application", own, {"note": note}), True)
-    if kind == "material":
-        name = draw(FREE_TEXT)
-        return Spec(
-            kind, lambda seq: s.wire(sender, seq, "application", own, {f"m.{name}": ["supplemented", ""]}), True
-        )
     rec_id = sender.fresh_id(kind)
     if kind == "event":
         fields = {"application": own, "action": draw(FREE_TEXT), "actor": draw(FREE_TEXT), "note": draw(FREE_TEXT)}
@@ -136,6 +131,7 @@ def bad_change(draw: st.DrawFn, w: World, sender: Sender) -> Spec:
                 "claims another station",
                 "orphan event",
                 "orphan note",
+                "material never deferred",
             ]
         )
     )
@@ -231,6 +227,9 @@ def bad_change(draw: st.DrawFn, w: World, sender: Sender) -> Spec:
         build = wire("application", fresh, fields)
     elif kind in ("status beyond rights", "decision beyond rights"):  # the township decides its own items
         build = wire("application", own, {"decision": "准予", "status": "approved"}, hlc=s.stamp(2 * TEN_MINUTES_MS))
+    elif kind == "material never deferred":
+        # 补交材料 is only for a material deferred at acceptance, and not on a closed file (sync/supplement.py).
+        build = wire("application", own, {f"m.{draw(FREE_TEXT)}": ["supplemented", ""]})
     elif kind == "orphan event":
         build = wire("event", fresh, {"application": f"nobody-{fresh}", "action": "accept"})
     else:

@@ -32,10 +32,12 @@ from hypothesis import strategies as st
 
 from hub import inspection as hub_inspection
 from hub import operations
+from hub import supplement as hub_supplement
 from hub.admission import Gate
 from hub.feed import Lookup
 from node import assignment, commands
 from node import inspection as node_inspection
+from node import supplement as node_supplement
 from node.station import Station
 from protocol.codec import unpack
 from replica.errors import NotApplied, Refused
@@ -143,6 +145,8 @@ def _mutations(d: District, change: Change) -> list[tuple[str, Change, Actor]]:
         variant("created already completed", status="completed")
         if change.origin in VILLAGES:
             variant("district-only item", item="360802-0042")
+        if hub.catalogue()[1].items[str(f["item"])].inspection_required:  # 需现场踏勘: the site is required
+            variant("no address for an item needing inspection", address=" ")
     elif change.entity == "application" and "status" in f:
         record = hub.records.load("application", change.id)
         seen = str(record["status"][2])
@@ -164,6 +168,13 @@ def _mutations(d: District, change: Change) -> list[tuple[str, Change, Actor]]:
                     actor,
                 )
             )
+    elif change.entity == "application" and any(k.startswith("m.") for k in f):  # 补交材料
+        received = next(v for k, v in f.items() if k.startswith("m."))
+        assert isinstance(received, list)
+        variant("supplement of a material never deferred", **{"m.结婚证": ["supplemented", received[1]]})
+        variant("received before acceptance", **{k: ["supplemented", "2000-01-01"] for k in f})
+        variant("received years from now", **{k: ["supplemented", "2099-01-01"] for k in f})
+        variant("written back to deferred", **{k: ["deferred", "2099-01-01"] for k in f})
     elif change.entity == "task" and "inspector" in f:
         variant("task for a station that is no field device", inspector="T1-V1")
         variant("task naming another application's number", number="T1-V1-20260101-99999")
@@ -227,7 +238,7 @@ def _push_and_check(d: District, station: Station, before: int, rng: random.Rand
 
 def _run(d: District, rng: random.Random) -> None:
     world = d.world
-    op = rng.choice(["accept", "accept", "move", "move", "hub move", "inspect", "report"])
+    op = rng.choice(["accept", "accept", "move", "move", "hub move", "inspect", "report", "supplement"])
     if op == "accept" or not d.numbers:
         code = rng.choice(STATIONS)
         station = d.st(code)
@@ -246,6 +257,9 @@ def _run(d: District, rng: random.Random) -> None:
         _push_and_check(d, station, before, rng)
         return
     number = rng.choice(d.numbers[-30:])
+    if op == "supplement":
+        _supplement(d, number, rng)
+        return
     # Mostly a move the workflow offers from where the hub stands (so files get decided, inspected and
     # delivered), sometimes any status at all (which the command must refuse for its own reasons).
     vals = world.hub.records.values("application", operations.find_application(world.hub, number))
@@ -319,6 +333,38 @@ def _run(d: District, rng: random.Random) -> None:
     )
 
 
+def _supplement(d: District, number: str, rng: random.Random) -> None:
+    """补交材料 of one deferred material, at the accepting station (or now and then another) or the hub."""
+    world = d.world
+
+    def owed_of(n: str) -> tuple[dict[str, object], list[str]]:
+        vals = world.hub.records.values("application", operations.find_application(world.hub, n))
+        return vals, [
+            k[2:] for k, v in vals.items() if k.startswith("m.") and isinstance(v, list) and v[0] == "deferred"
+        ]
+
+    # Mostly a file that still owes a material (so receipts happen), else the drawn one (refused if none).
+    owing = [n for n in d.numbers[-60:] if owed_of(n)[1]]
+    number = rng.choice(owing) if owing and rng.random() < 0.9 else number
+    vals, owed = owed_of(number)
+    if not owed:
+        return
+    if rng.random() < 0.3:
+        try:
+            hub_supplement.supplement(world.hub, number, owed[:1])
+            d.outcomes["hub supplement"] += 1
+        except Refused as exc:
+            assert ADMISSION_REFUSAL not in str(exc), exc
+            d.outcomes["hub supplement refused"] += 1
+        for code in STATIONS:
+            world.pull(d.st(code))
+        return
+    code = str(vals["station"]) if rng.random() < 0.85 else rng.choice(STATIONS)
+    _station_command(
+        d, d.st(code), "station supplement", rng, lambda st: node_supplement.supplement(st, number, owed[:1])
+    )
+
+
 def _station_command(
     d: District, station: Station, label: str, rng: random.Random, command: Callable[[Station], object]
 ) -> None:
@@ -354,3 +400,4 @@ def test_honest_commands_are_admitted_and_their_forgeries_are_not(district: Dist
     assert district.refused_forgeries >= EXAMPLES // 3, district.refused_forgeries
     assert district.outcomes["report"] and district.outcomes["township inspect"], district.outcomes
     assert district.outcomes["forged base refused"], district.outcomes
+    assert district.outcomes["station supplement"] and district.outcomes["hub supplement"], district.outcomes

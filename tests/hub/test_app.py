@@ -74,6 +74,7 @@ class Served:
                 name=p["name"],
                 id_number=p["id_number"],
                 phone=p["phone"],
+                address="测试镇测试村1组",  # the inspection items need one
                 note=note,
                 submitted=materials(st, item, deferred=deferred),
                 deferred=deferred,

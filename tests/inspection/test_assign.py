@@ -88,7 +88,10 @@ def test_leaving_inspection_unpauses_and_moves_the_due_date_out(scene: Scene, wo
     before = date.fromisoformat(str(operations.show(world.hub, scene.number)["fields"]["due_date"]))  # type: ignore[index]
     scene.assign()
     world.clock.advance(4 * DAY_MS)  # Monday to Friday, no report came: four working days paused
-    operations.transition(world.hub, scene.number, "approved", "符合条件")
+    # No report came: the district approves on an explicit override, written with the decision.
+    operations.transition(
+        world.hub, scene.number, "approved", "符合条件", override_reason="踏勘设备故障，已电话核实现场"
+    )
     shown = operations.show(world.hub, scene.number)
     fields = shown["fields"]
     assert shown["status"] == "approved" and "clock" not in shown

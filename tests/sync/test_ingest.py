@@ -60,8 +60,12 @@ def change(fields: dict[str, object], *, entity: str = "application", hlc_ms: in
 
 
 def existing(status: str) -> Record:
-    """An application the hub holds, at ``status`` since SEEN."""
-    return {"status": (SEEN, "V0101", status, 0), "kind": (SEEN, "V0101", "promised", 0)}
+    """An application the hub holds, at ``status`` since SEEN, with its identity card deferred (容缺)."""
+    return {
+        "status": (SEEN, "V0101", status, 0),
+        "kind": (SEEN, "V0101", "promised", 0),
+        "m.id_card": (SEEN, "V0101", ["deferred", "2025-06-20"], 0),
+    }
 
 
 def check(
@@ -422,8 +426,12 @@ contexts = st.builds(
 @given(c=valid_changes(), context=contexts)
 def test_hub_may_write_any_field_outside_the_workflow(c: Change, context: RecordContext) -> None:
     # The hub's authority covers every field; the status alone also follows the workflow table
-    # (tests/sync/test_admission.py), so the generated statuses are left out here.
-    if "status" in c.fields and c.entity == "application":
+    # (tests/sync/test_admission.py), and a material received (补交) follows sync/supplement.py
+    # (tests/sync/test_supplement.py), so the generated statuses and receipts are left out here.
+    def ruled(k: str, v: object) -> bool:
+        return k == "status" or (k.startswith("m.") and isinstance(v, list) and v[:1] == ["supplemented"])
+
+    if c.entity == "application" and any(ruled(k, v) for k, v in c.fields.items()):
         c = Change(
             c.origin,
             c.epoch,
@@ -431,7 +439,7 @@ def test_hub_may_write_any_field_outside_the_workflow(c: Change, context: Record
             c.hlc,
             c.entity,
             c.id,
-            {k: v for k, v in c.fields.items() if k != "status"} or {"note": "n"},
+            {k: v for k, v in c.fields.items() if not ruled(k, v)} or {"note": "n"},
             {},
         )
     assert check(c, HUB, context) == Admission(c, "")

@@ -54,7 +54,7 @@ class Pair:
                 id_number=person["id_number"],
                 phone=person["phone"],
                 submitted=[m.name for m in item_.materials if m.required and m.name not in kw.get("deferred", ())],
-                **kw,
+                **{"address": "兴桥镇岗塘村3组", **kw},  # items needing on-site inspection need one
             ),
         )
         return {**out, **person}

@@ -134,9 +134,25 @@ def test_inspector_reports_offline_with_photos_and_a_drawn_signature(page: Any, 
     assert inked > 200
     drawn = page.evaluate("document.getElementById('sig-canvas').toDataURL('image/png')")
     shot(page, "field-task-form")
+    # 合格 with one line answered 否 (issue 14): the form asks once more; "cancel" keeps everything here.
+    asked: list[str] = []
+
+    def answer(ok: bool) -> Any:
+        def handle(d: Any) -> None:
+            asked.append(d.message)
+            d.accept() if ok else d.dismiss()
+
+        return handle
+
+    page.once("dialog", answer(False))
+    page.click("#submit-report")
+    assert asked and "结论为合格，但有 1 项核查为否" in asked[0]
+    assert page.url.endswith(f"/tasks/{task}") and page.input_value("#findings") == findings
+    page.once("dialog", answer(True))
     page.click("#submit-report")
 
     page.wait_for_url(re.compile(r".*done=report$"))
+    assert page.locator("#check-flag").inner_text().startswith("结论为通过，但有 1 项核查为否")
     assert page.locator("#saved").is_visible()
     assert page.locator("#photo-count").inner_text() == "3"
     thumbs = page.locator("#photos img.thumb")
@@ -171,6 +187,7 @@ def test_inspector_reports_offline_with_photos_and_a_drawn_signature(page: Any, 
     shown = sanji("hub", "show", str(field.district.hub_dir), info["number"])
     inspection = next(i for i in shown["inspections"] if i["task"] == task)
     assert inspection["photos"] == rep["photos"] and inspection["missing_blobs"] == []
+    assert inspection["report"]["check_flag"] == "结论为通过，但有 1 项核查为否"  # flagged on the report itself
 
 
 def test_the_form_works_with_javascript_off(browser: Any, field: Field) -> None:

@@ -62,11 +62,19 @@ def test_operator_reviews_and_approves_with_the_buttons(page: Any, district: Dis
         dialogs.append(d.message)
         d.accept()
 
+    # 最低生活保障申请 needs an on-site inspection and no report is in: 准予许可 alone is refused, with why.
     page.fill("#move-note", "经审查符合条件")
     page.once("dialog", accept)
     page.get_by_role("button", name="准予许可").click()
+    assert "需现场踏勘，尚无踏勘报告，不能准予许可" in page.locator("#move-error").inner_text()
+    assert sanji("hub", "show", hub, number)["status"] == "under_review"
+    # An explicit override with a reason goes through, and the audit log and the history keep the reason.
+    page.fill("#override-reason", "上月已踏勘同一住址")
+    page.once("dialog", accept)
+    page.get_by_role("button", name="准予许可").click()
     page.wait_for_url(re.compile(r".*\?done=approved$"))
-    assert "准予许可" in dialogs[1]
+    assert "准予许可" in dialogs[1] and "准予许可" in dialogs[2]
+    assert "未经现场踏勘准予许可" in page.locator("#history").inner_text()
     assert "办件状态已变更为「准予」" in page.locator("#workflow-notice").inner_text()
     assert [page.locator("#move-form button[name=to]").nth(0).get_attribute("data-move")] == ["complete"]
 
@@ -77,7 +85,8 @@ def test_operator_reviews_and_approves_with_the_buttons(page: Any, district: Dis
     page.goto(district.hub_url + "/audit")
     moved = [t for t in page.locator("#audit tbody tr").all_inner_texts() if "变更办件状态" in t]
     assert len(moved) == 2
-    assert "under_review→approved" in moved[0] and "accepted→under_review" in moved[1]
+    assert "under_review→approved（未经现场踏勘准予，理由：上月已踏勘同一住址）" in moved[0]
+    assert "accepted→under_review" in moved[1]
     # The village hears of the decision on its next sync.
     sanji("node", "sync", str(district.node_dir))
     apps = {a["number"]: a for a in sanji("node", "applications", str(district.node_dir))["applications"]}

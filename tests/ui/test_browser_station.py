@@ -39,6 +39,9 @@ def test_staff_accepts_offline_prints_and_sees_the_hub_sign(page: Any, district:
     page.fill("#name", person["name"])
     page.fill("#id_number", wrong_check(person["id"]))
     page.fill("#phone", person["phone"])
+    # 最低生活保障申请 needs an on-site inspection: the address (where the inspector goes) is required.
+    assert page.get_attribute("#address", "required") is not None
+    page.fill("#address", "兴桥镇岗塘村3组")
     page.press("#id_number", "Tab")
     assert page.locator("#id_number-err").inner_text() == "身份证号码校验位不符，请核对最后一位"
     assert "invalid" in (page.get_attribute("#id_number", "class") or "")

@@ -298,3 +298,22 @@ def test_history_says_a_report_result_in_words() -> None:
 
     lines = describe("report", {"result": "rectify", "findings": "屋顶漏雨"})
     assert any(line.endswith("需整改") for line in lines) and not any("rectify" in line for line in lines), lines
+
+
+async def test_the_deciding_centre_approves_without_a_report_only_with_a_reason(scene: Scene) -> None:
+    # Issue 14: 准予许可 of an item needing inspection, before any report, asks for the override's reason.
+    async with ui(scene, scene.township) as client:
+        html = await get(client, scene.number)
+        assert 'id="override-reason"' in html and 'data-move="approve"' in html
+        before = changes(scene.township)
+        url = f"/applications/{scene.number}/transition"
+        resp = await client.post(url, data={"to": "approved", "csrf": csrf_of(html)})
+        page = await resp.text()
+        assert resp.status == 409 and "需现场踏勘，尚无踏勘报告，不能准予许可" in page
+        assert changes(scene.township) == before and scene.app()["status"] == "under_review"
+        data = {"to": "approved", "override_reason": "申请人已搬离，经村委会书面证明", "csrf": csrf_of(html)}
+        resp = await client.post(url, data=data, allow_redirects=False)
+        assert resp.status == 303
+        assert scene.app()["status"] == "approved"
+        history = await get(client, scene.number)
+        assert "未经现场踏勘准予许可（已说明理由）" in history and "申请人已搬离，经村委会书面证明" in history

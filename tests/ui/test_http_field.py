@@ -377,3 +377,26 @@ async def test_a_purged_task_is_marked_and_its_photos_are_gone(client: TestClien
     assert "本机副本已清除" in page and f'<img src="/blobs/{sha256(shot)}"' not in page
     assert 'id="record-state" data-state="receipted"' in page and "已送达区局" in page
     assert (await client.get(f"/blobs/{sha256(shot)}")).status == 404
+
+
+async def test_a_pass_with_a_line_answered_no_asks_once_more_and_is_flagged(
+    client: TestClient[Any, Any], scene: Scene
+) -> None:
+    # Without JavaScript (static/inspect.js asks in the browser) the server asks: the form comes back
+    # with a box to tick and everything typed still there; nothing is written until it is ticked.
+    csrf, _ = await token(client, f"/tasks/{scene.task}")
+    before = outgoing(scene.field)
+    fields = {**GOOD, "result": "pass", "check2": "no"}
+    resp = await client.post(f"/tasks/{scene.task}/report", data=form(csrf, **fields))
+    html = await resp.text()
+    assert resp.status == 400 and "结论为通过，但有 1 项核查为否" in html
+    assert 'id="confirm-no-box"' in html and GOOD["findings"] in html
+    assert outgoing(scene.field) == before and scene.field.records.values("report", scene.task) == {}
+    resp = await client.post(
+        f"/tasks/{scene.task}/report", allow_redirects=False, data=form(csrf, confirm_no="1", **fields)
+    )
+    assert resp.status == 303
+    rep = scene.field.records.values("report", scene.task)
+    assert rep["result"] == "pass" and rep["check_flag"] == "结论为通过，但有 1 项核查为否"
+    page = await (await client.get(f"/tasks/{scene.task}")).text()
+    assert 'id="check-flag"' in page and "报告已标注" in page

@@ -153,7 +153,7 @@ def inspected(world: World, tmp_path: Path) -> Inspected:
         photos=[foreign],
         signature=None,
         gps="27.1167,114.9833,8",
-        checks=[],
+        checks=["2=no"],  # a pass one line contradicts: flagged on the report (issue 14)
         findings=["属实"],
     )
     upload(world, FIELD, foreign)
@@ -235,6 +235,8 @@ async def test_the_application_page_shows_the_report_with_its_photos(
     other = await (await client.get(f"/applications/{inspected.foreign_number}")).text()
     assert url(inspected.foreign_number, inspected.foreign) in other
     assert sha_of(inspected.jpeg) not in other and 'data-missing="0"' in other and "定位存疑" not in other
+    # 合格 with one line answered 否 is flagged where the reviewer reads the result; 需整改 with 否 is not.
+    assert "结论为通过，但有 1 项核查为否，请核对核查清单" in other and "data-check-flag" not in reported
 
 
 async def test_blobs_need_a_signed_in_operator(client: TestClient[Any, Any], inspected: Inspected) -> None:

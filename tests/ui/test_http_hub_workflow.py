@@ -20,8 +20,8 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from hub import enrolment
-from hub.operations import applications, show, transition
+from hub import enrolment, operations
+from hub.operations import applications, show
 from node import commands
 from protocol.keys import public_bytes
 from replica.ids import CHINA
@@ -50,6 +50,13 @@ def accepted(pair: Pair, item: str = ITEM_PROMISED) -> str:
     number = str(pair.accept(item)["number"])
     pair.push()
     return number
+
+
+def transition(hub: Any, number: str, to: str) -> dict[str, object]:
+    """A hub move on the way to the status under test. 最低生活保障申请 needs an on-site inspection; these
+    tests are about the buttons, so an approval goes ahead on an override (tested on its own below)."""
+    reason = "测试：按钮的流程，不涉及踏勘" if to == "approved" else ""
+    return operations.transition(hub, number, to, override_reason=reason)
 
 
 def today() -> date:
@@ -184,15 +191,28 @@ async def test_a_move_needs_a_session_and_the_csrf_token_and_is_audited(
     html = await (await client.get(resp.headers["Location"])).text()
     assert "办件状态已变更为「审查」" in html and 'data-status="under_review"' in html
 
-    # The decision: written as the CLI writes it, and sent down to the station like any hub change.
+    # 最低生活保障申请 needs an on-site inspection and no report is in: 准予许可 alone is refused, with why.
+    assert 'id="override-reason"' in html
+    resp = await client.post(url, data={"to": "approved", "note": "经审查符合条件", "csrf": csrf})
+    assert resp.status == 400 and "需现场踏勘，尚无踏勘报告，不能准予许可" in await resp.text()
+    assert show(pair.hub, number)["status"] == "under_review"
+    # The decision on an explicit override: written as the CLI writes it, the reason in the audit log
+    # and in the application's history, and sent down to the station like any hub change.
     resp = await client.post(
-        url, data={"to": "approved", "note": "经审查符合条件", "csrf": csrf}, allow_redirects=False
+        url,
+        data={"to": "approved", "note": "经审查符合条件", "override_reason": "上月已踏勘同一住址", "csrf": csrf},
+        allow_redirects=False,
     )
     assert resp.status == 303
     shown = show(pair.hub, number)
     assert shown["status"] == "approved"
     assert shown["fields"]["decision"] == "准予: 经审查符合条件"  # type: ignore[index]
-    assert [r[2] for r in audit_rows(pair, "transition")] == ["accepted→under_review", "under_review→approved"]
+    assert [r[2] for r in audit_rows(pair, "transition")] == [
+        "accepted→under_review",
+        "under_review→approved（未经现场踏勘准予，理由：上月已踏勘同一住址）",
+    ]
+    events = [e["fields"] for e in shown["events"] if e["entity"] == "event"]  # type: ignore[attr-defined]
+    assert events and events[-1]["note"] == "未经现场踏勘准予许可，理由：上月已踏勘同一住址"
     pair.pull()
     station_view = {str(a["number"]): a for a in commands.applications(pair.st)}
     assert station_view[number]["status"] == "approved"

@@ -184,3 +184,23 @@ async def test_every_page_renders(client: TestClient[Any, Any], pair: Pair) -> N
     assert (await client.get("/receipt")).status == 400
     assert (await client.get("/receipt?n=nope")).status == 404
     assert (await client.get(f"/applications/{number}x")).status == 404
+
+
+async def test_an_inspection_item_needs_the_address_and_says_so_in_place(
+    client: TestClient[Any, Any], pair: Pair
+) -> None:
+    # 最低生活保障申请 needs an on-site inspection (issue 14): the address is where the inspector goes.
+    page = await (await client.get(f"/accept/item/{ITEM_PROMISED}")).text()
+    assert "该事项需现场踏勘，地址即踏勘地点" in page and "data-site" in page
+    token = csrf_of(page)
+    resp = await client.post(
+        f"/accept/item/{ITEM_PROMISED}", data={"csrf": token, **applicant(address=""), **FORM_0004}
+    )
+    html = await resp.text()
+    assert resp.status == 400
+    assert '<div class="err" id="address-err" role="alert">该事项需现场踏勘，请填写地址（踏勘地点）</div>' in html
+    assert pair.st.conn.execute("SELECT COUNT(*) FROM applications").fetchone()[0] == 0
+    resp = await client.post(
+        f"/accept/item/{ITEM_PROMISED}", data={"csrf": token, **applicant(), **FORM_0004}, allow_redirects=False
+    )
+    assert resp.status == 303
