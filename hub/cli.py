@@ -18,88 +18,88 @@ from hub.upkeep_cli import cmd_backup as cmd_backup  # dispatched by name
 from hub.upkeep_cli import cmd_reconcile as cmd_reconcile
 from hub.upkeep_cli import cmd_restore as cmd_restore
 from present.listing import applications_text
-from present.output import EXIT_REFUSED, command_adder, dispatch, emit
-from present.webui import TIER_NAMES
+from present.output import EXIT_REFUSED, STATUS_CHOICES, TIER_CHOICES, command_adder, dispatch, emit
+from present.webui import TIER_NAMES, status_label
 from protocol.limits import CATALOGUE_SOURCE_MAX_BYTES, RELEASE_FRAME_MAX_BYTES, mib
 from replica.errors import Refused
 from sync.inspection import PAUSED_LABEL
 
 
 def add_parser(sub: Any) -> None:
-    hub = sub.add_parser("hub", help="the district hub").add_subparsers(dest="cmd", required=True)
+    hub = sub.add_parser("hub", help="区局（区行政审批局）").add_subparsers(dest="cmd", required=True)
 
-    cmd = command_adder(hub, "the hub's folder")
+    cmd = command_adder(hub, "区局的文件夹（区局数据都在里面）")
 
-    p = cmd("init", "create a hub, its keys and catalogue release 1")
-    p.add_argument("--district", default="360802")
-    p.add_argument("--name", default="吉州区")
-    p.add_argument("--catalogue", type=Path)
-    p = cmd("serve", "serve the sync API and dashboard")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8700)
-    p.add_argument("--nightly", default="02:00", help="time of the nightly job, HH:MM")
+    p = cmd("init", "建立区局：生成密钥，发布第 1 版事项目录")
+    p.add_argument("--district", default="360802", help="行政区划代码（默认 360802）")
+    p.add_argument("--name", default="吉州区", help="区名（默认 吉州区）")
+    p.add_argument("--catalogue", type=Path, help="事项目录文件（JSON；不给则用内置的示例目录）")
+    p = cmd("serve", "提供同步接口和区局管理页面")
+    p.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1，仅本机）")
+    p.add_argument("--port", type=int, default=8700, help="端口（默认 8700）")
+    p.add_argument("--nightly", default="02:00", help="夜间任务的时间 HH:MM（默认 02:00）")
     p.add_argument(
         "--allow-unsealed-for-tests",
         action="store_true",
-        help="accept batches not sealed to the hub's key (test harnesses only; never in production)",
+        help="接受未加密给区局的批次（仅供测试，切勿用于生产）",
     )
     p.add_argument(
         "--partial-retention-days",
         type=int,
         default=blobindex.PARTIAL_RETENTION_DAYS,
-        help="the nightly job removes photo uploads that received no chunk for this long (default 7)",
+        help="夜间任务删除多少天没有新分块的照片上传（默认 7）",
     )
-    p = cmd("enroll", "register a station and issue a one-time token")
-    p.add_argument("--station", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--tier", required=True, choices=sorted(enrolment.STATION_TIERS))
-    p.add_argument("--parent", default="")
-    p.add_argument("--out", type=Path, help="also write an enrolment file to carry to an offline station")
-    p.add_argument("--hub-url", default="", help="hub address to put in the enrolment file")
-    p = cmd("rotate-key", "a new online signing key, listed by the root; stations follow at their next sync")
-    p.add_argument("--root", type=Path, help="the root key file, if it is kept off the hub (default HUB/keys/root)")
-    p.add_argument("--valid-days", type=int, default=365, help="how long the new key list is valid (default 365)")
-    p = cmd("rotate-root", "a new root key, named by the old one; stations follow at their next sync")
-    p.add_argument("--new-root", type=Path, required=True, help="the new root key file (made if it does not exist)")
-    p.add_argument("--root", type=Path, help="the current root key file (default HUB/keys/root)")
-    p.add_argument("--valid-days", type=int, default=365, help="how long the new key list is valid (default 365)")
-    p = cmd("add-operator", "create a dashboard login; the password is read from stdin")
-    p.add_argument("--user", required=True)
-    p = cmd("revoke", "revoke a station's key")
-    p.add_argument("--station", required=True)
-    p = cmd("publish", "publish a catalogue file as the next release")
-    p.add_argument("file", type=Path)
-    p = cmd("import", "ingest batch files or folders carried by hand")
-    p.add_argument("paths", type=Path, nargs="+")
-    p = cmd("export", "write a station's downstream feed as files")
-    p.add_argument("--station", required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p = cmd("applications", "list applications")
-    p.add_argument("--station")
-    p.add_argument("--status")
-    p.add_argument("--reveal", action="store_true", help="show full ID numbers and phones")
-    p = cmd("transition", "a hub-side workflow step")
-    p.add_argument("number")
-    p.add_argument("--to", required=True)
-    p.add_argument("--note", default="")
+    p = cmd("enroll", "登记一个站点，发放一次性接入令牌")
+    p.add_argument("--station", required=True, help="站点编码")
+    p.add_argument("--name", required=True, help="站点名称")
+    p.add_argument("--tier", required=True, choices=sorted(enrolment.STATION_TIERS), help="层级：" + TIER_CHOICES)
+    p.add_argument("--parent", default="", help="上级站点编码（村、社区填所属乡镇、街道）")
+    p.add_argument("--out", type=Path, help="同时写出登记文件，带给没有网络的站点")
+    p.add_argument("--hub-url", default="", help="写入登记文件的区局地址")
+    p = cmd("rotate-key", "换用新的在线签名密钥（由根密钥列出），各站下次同步时自动跟随")
+    p.add_argument("--root", type=Path, help="根密钥文件（根密钥不放在区局电脑上时；默认 区局文件夹/keys/root）")
+    p.add_argument("--valid-days", type=int, default=365, help="新密钥清单的有效天数（默认 365）")
+    p = cmd("rotate-root", "换用新的根密钥（由旧根密钥指定），各站下次同步时自动跟随")
+    p.add_argument("--new-root", type=Path, required=True, help="新的根密钥文件（不存在则生成）")
+    p.add_argument("--root", type=Path, help="当前的根密钥文件（默认 区局文件夹/keys/root）")
+    p.add_argument("--valid-days", type=int, default=365, help="新密钥清单的有效天数（默认 365）")
+    p = cmd("add-operator", "建立管理页面的登录账号；密码从标准输入读取")
+    p.add_argument("--user", required=True, help="用户名")
+    p = cmd("revoke", "吊销一个站点的密钥（设备丢失时）")
+    p.add_argument("--station", required=True, help="站点编码")
+    p = cmd("publish", "把事项目录文件发布为下一版")
+    p.add_argument("file", type=Path, help="事项目录文件（JSON）")
+    p = cmd("import", "导入站点用U盘带来的文件")
+    p.add_argument("paths", type=Path, nargs="+", help="文件或文件夹（如U盘）")
+    p = cmd("export", "把发给某站点的数据写成文件，用U盘带去")
+    p.add_argument("--station", required=True, help="站点编码")
+    p.add_argument("--out", type=Path, required=True, help="写到哪个文件夹（如U盘）")
+    p = cmd("applications", "列出办件")
+    p.add_argument("--station", help="只列出这个站点的办件")
+    p.add_argument("--status", help="只列出这个状态的办件：" + STATUS_CHOICES)
+    p.add_argument("--reveal", action="store_true", help="显示完整身份证号和手机号")
+    p = cmd("transition", "区局办理一步：变更办件状态")
+    p.add_argument("number", help="办件编号")
+    p.add_argument("--to", required=True, help="变更为：" + STATUS_CHOICES)
+    p.add_argument("--note", default="", help="说明（记入办件记录）")
     p.add_argument(
         "--override-reason", default="", help="需现场踏勘的事项在没有踏勘报告时准予许可的理由（记入审计记录）"
     )
     add_supplement(cmd)  # 补交材料 (hub/supplement.py)
-    cmd("status", "the sync picture")
-    p = cmd("conflicts", "open conflicts")
-    p.add_argument("--all", action="store_true", help="include resolved ones")
-    p = cmd("quarantine", "changes held for review, each with its reason (Chinese) and stable code")
-    p.add_argument("--station", help="only what this station sent (its own changes and any it re-sent)")
-    p.add_argument("--all", action="store_true", help="include released and rejected ones")
+    cmd("status", "同步全貌：各站最近同步、待传、拒收与警报，区局密钥")
+    p = cmd("conflicts", "未解决的冲突")
+    p.add_argument("--all", action="store_true", help="包括已解决的")
+    p = cmd("quarantine", "暂存待核的变更，各附理由和固定代码")
+    p.add_argument("--station", help="只看这个站点发来的（它自己的变更和它转发的）")
+    p.add_argument("--all", action="store_true", help="包括已放行和已驳回的")
     add_upkeep(cmd)  # reconcile, backup, restore (hub/upkeep_cli.py)
-    p = cmd("inspect", "assign an on-site inspection of an application to a field device")
-    p.add_argument("number")
-    p.add_argument("--inspector", required=True, help="the field device's station code")
-    p.add_argument("--due", help="YYYY-MM-DD; default 5 working days from today")
-    p = cmd("inspections", "on-site inspection tasks across applications, newest first")
-    p.add_argument("--missing", action="store_true", help="only reports whose photos or signature the hub lacks")
-    p.add_argument("--open", action="store_true", help="only tasks still awaiting their report")
+    p = cmd("inspect", "把办件的现场踏勘派给踏勘设备")
+    p.add_argument("number", help="办件编号")
+    p.add_argument("--inspector", required=True, help="踏勘设备的站点编码")
+    p.add_argument("--due", help="踏勘期限 YYYY-MM-DD（默认今天起 5 个工作日）")
+    p = cmd("inspections", "各办件的现场踏勘任务，最新的在前")
+    p.add_argument("--missing", action="store_true", help="只列出区局还缺照片或签名的报告")
+    p.add_argument("--open", action="store_true", help="只列出还在等报告的任务")
     p = cmd("catalogue", "某一级可受理的事项：材料（必交、可容缺后补）、承诺时限、是否需现场踏勘")
     p.add_argument(
         "--tier",
@@ -107,9 +107,9 @@ def add_parser(sub: Any) -> None:
         choices=["district", "township", "street", "village", "community"],
         help="哪一级（默认 district：区局窗口）",
     )
-    p = cmd("show", "one application in full")
-    p.add_argument("number")
-    p.add_argument("--reveal", action="store_true")
+    p = cmd("show", "一件办件的全部内容")
+    p.add_argument("number", help="办件编号")
+    p.add_argument("--reveal", action="store_true", help="显示完整身份证号和手机号")
 
 
 def _hub(args: argparse.Namespace) -> Hub:
@@ -279,7 +279,7 @@ def cmd_transition(args: argparse.Namespace) -> None:
         out,
         args.json,
         lambda d: (
-            f"{d['number']} → {d['status']}"
+            f"{d['number']} → {status_label(d['status'])}"
             + (
                 f"\n  未经现场踏勘准予许可，理由已记入办件记录：{d['override_reason']}"
                 if d.get("override_reason")

@@ -15,19 +15,19 @@ from replica.errors import Refused
 
 
 def add_command(cmd: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    p = cmd("reconcile", "run the nightly job now: warnings, statistics, backup, compaction, anti-entropy report")
-    p.add_argument("--csv", type=Path, help="also write the per-station statistics as CSV")
-    p.add_argument("--no-backup", action="store_true", help="skip the rotated backup")
+    p = cmd("reconcile", "立即运行夜间任务：超期预警、统计、备份、整理数据库、对账报告")
+    p.add_argument("--csv", type=Path, help="同时把各站统计写成 CSV 文件")
+    p.add_argument("--no-backup", action="store_true", help="这次不做轮转备份")
     p.add_argument(
         "--partial-retention-days",
         type=int,
         default=blobindex.PARTIAL_RETENTION_DAYS,
-        help="remove photo uploads that received no chunk for this long (default 7)",
+        help="删除多少天没有新分块的照片上传（默认 7）",
     )
-    p = cmd("backup", "a consistent copy of the hub while it serves (the database, and its photos in FILE.blobs/)")
-    p.add_argument("--out", type=Path, required=True)
-    p = cmd("restore", "replace the hub's data with a backup (the hub must be stopped)")
-    p.add_argument("--from", dest="source", type=Path, required=True)
+    p = cmd("backup", "区局服务运行时也可做一致的备份（数据库，照片在 备份文件.blobs/）")
+    p.add_argument("--out", type=Path, required=True, help="备份文件路径")
+    p = cmd("restore", "用备份替换区局数据（须先停止区局服务）")
+    p.add_argument("--from", dest="source", type=Path, required=True, help="备份文件路径")
 
 
 def _hub(args: argparse.Namespace) -> Hub:

@@ -9,6 +9,7 @@ from typing import Any
 
 from node import blobs, feed_quarantine, freshness, hubkeys
 from node.station import Station
+from present.webui import TIER_NAMES
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from sync.outbox import BatchState
@@ -85,7 +86,7 @@ def text(d: dict[str, Any]) -> str:
     """``sanji node status`` without ``--json``."""
     return "\n".join(
         [
-            f"站点 {d['station']} {d['name']} ({d['tier']})",
+            f"站点 {d['station']} {d['name']}（{TIER_NAMES.get(d['tier'], d['tier'])}）",
             f"待上传变更 {d['pending']}   最近同步 {d['last_sync'] or '从未'}"
             f"{'（U盘）' if d['last_sync_via'] == 'usb' else ''}   "
             + ("仅用U盘与区局交换" if not d["hub_url"] else f"区局{'在线' if d['hub_reachable'] else '离线'}"),

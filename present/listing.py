@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from present.webui import status_label
 from sync.inspection import PAUSED_LABEL
 
 
 def applications_text(d: Mapping[str, Any], *, accepted_at: bool = True) -> str:
     """One line per application; the hub also shows when each was accepted."""
     lines = [
-        f"{a['number']}  {a['status']:<20} {a['item']}  {a['applicant_name']}  "
+        f"{a['number']}  {status_label(a['status']):<6} {a['item']}  {a['applicant_name']}  "
         + (f"受理 {a['accepted_at']}  " if accepted_at else "")
         + (PAUSED_LABEL if a.get("paused") else f"时限 {a['due_date']}")
         for a in d["applications"]

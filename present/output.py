@@ -12,6 +12,8 @@ from typing import Any
 
 from protocol.errors import RemoteProtocolError
 from replica.errors import NotApplied, Refused, Unreachable
+from sync.catalogue import TIER_LABELS
+from sync.workflow import STATUS_LABELS
 
 EXIT_OK, EXIT_OTHER, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -66,13 +68,22 @@ def run(action: Callable[[], int | None], *, as_json: bool = False) -> int:
         )
 
 
+def choices_text(labels: Mapping[str, str]) -> str:
+    """An option's values as staff read them: the code to type, and its word ("accepted（受理）、…")."""
+    return "、 ".join(f"{code}（{word}）" for code, word in labels.items())  # the space lets --help wrap there
+
+
+STATUS_CHOICES = choices_text({status.value: word for status, word in STATUS_LABELS.items()})
+TIER_CHOICES = choices_text({**TIER_LABELS, "field": "踏勘设备"})
+
+
 def command_adder(subparsers: Any, folder_help: str) -> Callable[[str, str], argparse.ArgumentParser]:
     """A factory for commands that all take the folder they work on and ``--json`` (CONTRACT.md)."""
 
     def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text)
+        p: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=help_text)
         p.add_argument("dir", type=Path, help=folder_help)
-        p.add_argument("--json", action="store_true", help="print one JSON document")
+        p.add_argument("--json", action="store_true", help="输出一个 JSON 文档（供程序读取；代码为英文）")
         return p
 
     return cmd

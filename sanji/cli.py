@@ -9,24 +9,26 @@ from typing import NoReturn
 
 from hub import cli as hub_cli
 from node import cli as node_cli
+from present import argparse_words
 from present.output import EXIT_REFUSED, fail, run
 from sanji import __version__
 from sanji.demo import run_demo
 
 
 def build_parser() -> argparse.ArgumentParser:
+    argparse_words.install()
     parser = _Parser(
         prog="sanji",
-        description="三级 Sanji: offline-first sync for a district's three-tier government service network",
+        description="三级 Sanji：区、乡镇（街道）、村（社区）三级政务服务网络，断网也能受理，联网或U盘同步",
     )
-    parser.add_argument("--version", action="version", version=f"sanji {__version__}")
+    parser.add_argument("--version", action="version", version=f"sanji {__version__}", help="显示版本号后退出")
     sub = parser.add_subparsers(dest="area", required=True)
     hub_cli.add_parser(sub)
     node_cli.add_parser(sub)
-    demo = sub.add_parser("demo", help="a whole district on this machine, told step by step")
-    demo.add_argument("--dir", type=Path, default=Path("demo-district"))
-    demo.add_argument("--once", action="store_true", help="exit when the story is told")
-    demo.add_argument("--port", type=int, default=8700)
+    demo = sub.add_parser("demo", help="在本机演示一个完整的区，一步一步讲给你看")
+    demo.add_argument("--dir", type=Path, default=Path("demo-district"), help="演示用的文件夹（默认 demo-district）")
+    demo.add_argument("--once", action="store_true", help="演示讲完即退出")
+    demo.add_argument("--port", type=int, default=8700, help="演示区局的端口（默认 8700）")
     return parser
 
 
