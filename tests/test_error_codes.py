@@ -66,7 +66,8 @@ def test_the_table_lists_every_error_and_its_code() -> None:
 
 def test_an_instance_takes_its_class_code_unless_told_otherwise() -> None:
     from replica.errors import Refused
-    from sync.catalogue import AcceptanceError, CatalogueError
+    from sync.acceptance import AcceptanceError
+    from sync.catalogue import CatalogueError
     from sync.workflow import Status, TransitionError
 
     assert Refused("no").code == "refused"

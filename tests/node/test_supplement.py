@@ -9,12 +9,12 @@ import time
 from datetime import date, timedelta
 
 import pytest
-from node.ui_receipt import receipt_view
 
 from hub import nightly, operations
 from hub.service import Hub
 from node import commands
 from node.station import Station
+from node.ui.receipt import receipt_view
 from present.webui import describe
 from replica.supplement import today
 from sanji.cli import main as sanji

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub import enrollment, keyring
+from hub import enrolment, keyring
 from hub import reconcile as hub_reconcile
 from hub.feed import feed_page
 from hub.ingest import FrameAck, ingest_frame
@@ -135,14 +135,14 @@ def template(codes: tuple[str, ...]) -> Path:
     )
     for code in codes:
         tier, parent = tier_of(code)
-        token = enrollment.register(hub, station=code, name=f"{code} 模拟站", tier=tier, parent=parent)
+        token = enrolment.register(hub, station=code, name=f"{code} 模拟站", tier=tier, parent=parent)
         st = Station(root / code, clock=lambda: START_MS, create=True)
-        answer = enrollment.redeem(hub, token=token, sign_pub=st.keys.sign_pub, seal_pub=st.keys.seal_pub)
+        answer = enrolment.redeem(hub, token=token, sign_pub=st.keys.sign_pub, seal_pub=st.keys.seal_pub)
         _pin(st, answer, token, "", online=True)
         st.close()
-    token = enrollment.register(hub, station=ROGUE, name="越权站", tier="village", parent="T01")
+    token = enrolment.register(hub, station=ROGUE, name="越权站", tier="village", parent="T01")
     seal = sealing_key_from_seed(bytes(32))
-    enrollment.redeem(
+    enrolment.redeem(
         hub, token=token, sign_pub=public_bytes(signing_key_from_seed(ROGUE_SEED)), seal_pub=public_bytes(seal)
     )
     hub.close()
