@@ -48,6 +48,7 @@ def status(hub: Hub) -> dict[str, object]:
             "tier": s.tier,
             "parent": s.parent,
             "last_seen": iso_from_ms(s.last_seen_ms) if s.last_seen_ms else None,
+            "last_seen_via": s.last_via or None,  # 'network' or 'usb', as `node status` says it
             "applications": int(counts.get(s.code, 0)),
             "revoked": s.revoked,
             "enrolled": s.sign_pub is not None,
@@ -267,8 +268,9 @@ def status_text(d: dict[str, Any]) -> str:
     ]
     for s in d["stations"]:
         flag = " 已吊销" if s["revoked"] else ("" if s["enrolled"] else " 未接入")
+        via = "（U盘）" if s["last_seen_via"] == "usb" else ""
         lines.append(
-            f"  {s['code']:<16} {TIER_NAMES.get(s['tier'], s['tier']):<4} 最近 {s['last_seen'] or '从未'}"
+            f"  {s['code']:<16} {TIER_NAMES.get(s['tier'], s['tier']):<4} 最近 {s['last_seen'] or '从未'}{via}"
             f"  办件 {s['applications']}  待传 {s['backlog']}{flag}"
         )
     for r in d["last_rejections"]:

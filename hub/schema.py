@@ -158,6 +158,15 @@ def m006_delivery_horizons(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m007_exchange_via(db: sqlite_utils.Database) -> None:
+    # How a station last reached us ('network' or 'usb'): a station that only exchanges files is not
+    # "online" for a quarter of an hour after each import. status_at_ms: the station's own clock in the
+    # newest status it carried on a stick, so an older stick found later cannot roll its figures back.
+    db.execute("ALTER TABLE stations ADD COLUMN last_via TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE stations ADD COLUMN status_at_ms INTEGER NOT NULL DEFAULT 0")
+
+
 # The tables of hub/blobindex.py. They were created on first use, behind a lock, with a race between two
 # processes; as a set of the store they exist from its first open, and a folder made before gains them at
 # its next open. The set name is the one the folders recorded.

@@ -52,16 +52,17 @@ class Station:
     catalogue_version: int
     feed_ack: int
     last_error: str
+    last_via: str = ""  # 'network', 'usb' (files carried by hand), or '' before it first reached us
 
 
 STATION_COLS = (
     "code, name, tier, parent, sign_pub, seal_pub, revoked, last_seen_ms, backlog, catalogue_version,"
-    " feed_ack, last_error"
+    " feed_ack, last_error, last_via"
 )
 
 
 def _station(row: tuple[object, ...]) -> Station:
-    code, name, tier, parent, sp, xp, rev, seen, backlog, cv, ack, err = row
+    code, name, tier, parent, sp, xp, rev, seen, backlog, cv, ack, err, via = row
     return Station(
         str(code),
         str(name),
@@ -75,6 +76,7 @@ def _station(row: tuple[object, ...]) -> Station:
         int(str(cv)),
         int(str(ack)),
         str(err),
+        str(via),
     )
 
 
@@ -169,14 +171,24 @@ class HubStore(RefusalLog):
         feed_ack: int | None = None,
         error: str | None = None,
         skew_ms: int | None = None,
+        via: str | None = None,
     ) -> None:
-        """Record what a station told us; ``None`` leaves a column as it was."""
+        """Record what a station told us; ``None`` leaves a column as it was. ``via``: 'network' or 'usb'."""
         self.conn.execute(
             "UPDATE stations SET last_seen_ms=?, backlog=COALESCE(?, backlog),"
             " catalogue_version=COALESCE(?, catalogue_version), feed_ack=MAX(feed_ack, COALESCE(?, feed_ack)),"
-            " last_error=COALESCE(?, last_error), clock_skew_ms=COALESCE(?, clock_skew_ms) WHERE code=?",
-            (now_ms, backlog, catalogue_version, feed_ack, error, skew_ms, code),
+            " last_error=COALESCE(?, last_error), clock_skew_ms=COALESCE(?, clock_skew_ms),"
+            " last_via=COALESCE(?, last_via) WHERE code=?",
+            (now_ms, backlog, catalogue_version, feed_ack, error, skew_ms, via, code),
         )
+
+    def carried_status(self, code: str, now_ms: int, at_ms: int) -> bool:
+        """Claim the station's status written at its clock ``at_ms`` and carried on a stick: True when it
+        is newer than any carried before (then the caller records it with ``seen``), False for an older one."""
+        claimed = self.conn.execute(
+            "UPDATE stations SET status_at_ms=? WHERE code=? AND status_at_ms<?", (at_ms, code, at_ms)
+        ).rowcount
+        return claimed == 1
 
     def note_horizon(self, station: str, epoch: int, seq: int, feed: int) -> None:
         """A signed pull said: with its own changes written up to ``seq`` (in ``epoch``), the station had

@@ -15,8 +15,10 @@ from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
 from protocol.acks import Ack, Acks
+from protocol.document import open_document
 from protocol.enrolment import CLAIM_MAGIC
 from protocol.errors import RemoteProtocolError
+from protocol.feed import PullRequest
 from protocol.frame import peek_header
 from protocol.wire import sign_message
 from replica import carried_files
@@ -33,11 +35,46 @@ def _files(paths: list[Path]) -> tuple[list[Path], list[carried_files.Refusal]]:
     return sorted(found, key=lambda x: (x.suffix != ".sjc", str(x))), refused
 
 
+def _kind(data: bytes) -> str:
+    try:
+        return str(peek_header(data).get("kind", ""))
+    except RemoteProtocolError:
+        return ""  # not a document: ingest refuses it with its reason
+
+
+def _take_status(hub: Hub, data: bytes) -> str | None:
+    """A station's signed status on its stick (the body of an online pull): what it has applied of its
+    feed, its catalogue release, what it still has to send. The dashboard then shows a USB-only station
+    as it is, not "online" with catalogue v0. Returns why it was refused, or None."""
+    try:
+        doc = open_document(data, kind=PullRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
+        body = PullRequest.from_wire(doc.body)
+    except RemoteProtocolError as exc:
+        return f"{exc.code}: 站点状态文件无法核验，未采用 ({exc})"
+    now = hub.clock()
+    with hub.store.transaction():
+        if not hub.store.carried_status(doc.signer, now, body.at_ms):
+            return None  # an older status than one already carried: nothing in it is news
+        hub.store.seen(
+            doc.signer,
+            now,
+            backlog=body.pending,
+            catalogue_version=body.catalogue_version,
+            feed_ack=body.after,
+            error=body.problem[:500] if body.problem is not None else None,
+            via="usb",
+        )
+        if body.seq is not None and body.epoch is not None and 0 <= body.seq < 2**62 and 0 < body.epoch < 2**62:
+            hub.store.note_horizon(doc.signer, body.epoch, body.seq, body.after)
+    return None
+
+
 def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:
     """Ingest what a station's stick carries: claims first, then batches, then photos and scans."""
     accepted = duplicates = skipped = 0
     rejected: list[dict[str, str]] = []
     blob_files: list[Path] = []
+    statuses: list[tuple[Path, bytes]] = []
     found, refused = _files(paths)
     for path in found:
         try:
@@ -50,6 +87,9 @@ def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:
             continue
         if blobindex.is_blob_file(data):
             blob_files.append(path)  # after the batches: a blob needs its report at the hub first
+            continue
+        if _kind(data) == PullRequest.KIND:
+            statuses.append((path, data))  # after the batches: its backlog counts what is still to come
             continue
         if data.startswith(CLAIM_MAGIC):
             try:
@@ -66,6 +106,12 @@ def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:
             duplicates += 1
         else:
             rejected.append({"file": str(path), "reason": f"{ack.result.value}: {ack.reason}"})
+    for path, data in statuses:
+        problem = _take_status(hub, data)
+        if problem is not None:
+            rejected.append({"file": str(path), "reason": problem})
+            with hub.store.transaction():
+                hub.store.reject(f"file:{path.name}", "", problem, hub.clock())
     blobs, blob_dups, blob_rejected = blobindex.import_files(hub, blob_files)
     rejected += blob_rejected
     if refused:

@@ -186,6 +186,12 @@ def _requeue_from(st: Station, bhash: bytes, expected: int) -> None:
 def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
     """The signed header that proves a pull comes from this station (fresh: it carries the time, and the
     nonce the hub's page must answer)."""
+    return base64.b64encode(pull_frame(st, after, nonce)).decode()
+
+
+def pull_frame(st: Station, after: int, nonce: bytes = b"") -> bytes:
+    """The signed `pull` document: online it asks for the next page; on a stick (no nonce) it tells the
+    hub where this station stands (node/usb_files.py)."""
     cat = st.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
     # seq and epoch: what this station had written when it had applied its feed up to ``after``; the hub
     # learns from them which decisions its later changes were written having seen (sync/admission.py).
@@ -194,8 +200,7 @@ def pull_request(st: Station, after: int, nonce: bytes = b"") -> str:
     if isinstance(seen, list) and len(seen) == 3 and seen[0] == epoch and seen[2] == after:
         seq = int(seen[1])  # the earliest of our changes known to be written after applying ``after``
     body = PullRequest(after, st.clock(), int(cat), st.pending_changes(), freshness.report(st), seq, epoch, nonce)
-    doc = sign_message(body, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign)
-    return base64.b64encode(doc.frame).decode()
+    return sign_message(body, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign).frame
 
 
 # -- by hand ---------------------------------------------------------------------------------------

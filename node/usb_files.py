@@ -39,6 +39,12 @@ def export(st: Station, out: Path) -> dict[str, object]:
         files.append(str(path))
         changes += outgoing.last_seq - outgoing.first_seq + 1
     photos = blobs.export(st, out)  # after the batches that name them; sealed to the hub
+    # Where this station stands (feed applied, catalogue, backlog), for the hub's dashboard and for its
+    # next export to start from here: the same signed body an online pull carries. The hub reads it after
+    # the claim, so a station not yet enrolled sends one too.
+    path = out / f"{st.code}_status_{st.clock():013d}.sjd"
+    path.write_bytes(uplink.pull_frame(st, st.meta.int("feed_cursor")))
+    files.append(str(path))
     return {"files": files + photos, "changes": changes, "blobs": len(photos)}
 
 

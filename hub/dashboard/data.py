@@ -35,13 +35,15 @@ def names(hub: Hub) -> dict[str, str]:
     return out
 
 
-def _state(revoked: bool, enrolled: bool, seen: int | None, now: int) -> str:
+def _state(revoked: bool, enrolled: bool, seen: int | None, now: int, via: str = "") -> str:
     if revoked:
         return "revoked"
     if not enrolled:
         return "pending"
     if not seen:
         return "never"
+    if via == "usb":
+        return "usb"  # exchanges files by hand: "online" would be false, "offline" an alarm for nothing
     return "online" if now - seen <= ONLINE_MS else "offline"
 
 
@@ -56,10 +58,10 @@ def stations(hub: Hub) -> list[dict[str, Any]]:
     version, _ = hub.catalogue()
     rows = hub.store.conn.execute(
         "SELECT code, name, tier, parent, revoked, sign_pub IS NOT NULL, last_seen_ms, backlog, last_error,"
-        " catalogue_version, clock_skew_ms, enrolled_ms, registered_ms FROM stations ORDER BY code"
+        " catalogue_version, clock_skew_ms, enrolled_ms, registered_ms, last_via FROM stations ORDER BY code"
     ).fetchall()
     out = []
-    for code, name, tier, parent, revoked, enrolled, seen, backlog, err, cv, skew, enrolled_ms, reg in rows:
+    for code, name, tier, parent, revoked, enrolled, seen, backlog, err, cv, skew, enrolled_ms, reg, via in rows:
         out.append(
             {
                 "code": code,
@@ -78,7 +80,8 @@ def stations(hub: Hub) -> list[dict[str, Any]]:
                 "skew_warn": abs(int(skew or 0)) > SKEW_WARN_MS,
                 "skew_text": _skew(int(skew or 0)),
                 "applications": int(counts.get(code, 0)),
-                "state": _state(bool(revoked), bool(enrolled), seen, now),
+                "state": _state(bool(revoked), bool(enrolled), seen, now, str(via or "")),
+                "last_via": str(via or ""),
                 "enrolled_ms": enrolled_ms,
                 "registered_ms": reg,
             }
@@ -121,6 +124,7 @@ def overview(hub: Hub) -> dict[str, Any]:
         "tree": tree(rows),
         "online": states.count("online"),
         "offline": states.count("offline"),
+        "usb": states.count("usb"),
         "never": states.count("never") + states.count("pending"),
         "revoked": states.count("revoked"),
         "applications_today": int(
