@@ -17,7 +17,8 @@ from replica.errors import Refused
 from replica.ids import iso_from_ms, uuid7
 from replica.listing import list_applications
 from replica.supplement import material_view
-from sync.fold import versions
+from sync.catalogue import Catalogue
+from sync.fold import Record, versions
 from sync.identity import mask_id, mask_phone
 from sync.inspection import PAUSED_LABEL
 from sync.workflow import STATUS_LABELS, Status, TransitionError, move_to
@@ -158,7 +159,10 @@ def transition(
     if target is Status.APPROVED:
         override = approval.override_event(
             hub.records,
-            hub.catalogue()[1].items.get(str(record["item"][2]) if "item" in record else ""),
+            # The release the application was accepted under, as admission reads it (sync/admission.py).
+            (_release_of(hub, record) or hub.catalogue()[1]).items.get(
+                str(record["item"][2]) if "item" in record else ""
+            ),
             app_id,
             number,
             current=current,
@@ -181,9 +185,9 @@ def transition(
         fields["decision"] = f"{STATUS_LABELS[target]}" + (f": {note}" if note else "")
         base["decision"] = versions(record).get("decision", 0)
     with hub.store.transaction():
-        hub.write("application", app_id, fields, base)
-        if override is not None:
+        if override is not None:  # first: admission of the approval looks for it (sync/admission.py)
             hub.write("event", uuid7(), override, {})
+        hub.write("application", app_id, fields, base)
         if also is not None:
             also()
     out: dict[str, object] = {"number": number, "status": target.value}
@@ -291,3 +295,8 @@ def conflicts_text(d: dict[str, Any]) -> str:
         )
         or "（无冲突）"
     )
+
+
+def _release_of(hub: Hub, record: Record) -> Catalogue | None:
+    cell = record.get("catalogue_version")
+    return hub.catalogue_at(cell[2]) if cell is not None and type(cell[2]) is int else None

@@ -21,6 +21,7 @@ from replica.inspection import resume_fields
 from replica.listing import list_applications
 from sync import catalogue_view
 from sync.acceptance import AcceptanceError, check_acceptance, deferred_due_date, due_date
+from sync.catalogue import Catalogue
 from sync.fold import versions
 from sync.identity import InvalidIdentity, check_id_number, check_phone
 from sync.model import MATERIAL_PREFIX, MAX_TEXT
@@ -257,7 +258,8 @@ def transition(st: Station, number: str, to: str, note: str = "", *, override_re
     if target is Status.APPROVED:  # 需现场踏勘: not before the report, unless overridden (replica/approval.py)
         override = approval.override_event(
             st.records,
-            st.catalogue().catalogue.items.get(str(vals.get("item"))),
+            # The release the application was accepted under, as admission reads it (sync/admission.py).
+            (_release_of(st, vals) or st.catalogue().catalogue).items.get(str(vals.get("item"))),
             app_id,
             number,
             current=str(vals.get("status")),
@@ -284,11 +286,16 @@ def transition(st: Station, number: str, to: str, note: str = "", *, override_re
                 fields[name] = ["supplemented", ""]
                 base[name] = cell[0]
     with st.transaction():
-        st.write("application", app_id, fields, base)
-        if override is not None:
+        if override is not None:  # first: admission of the approval looks for it (sync/admission.py)
             st.write("event", uuid7(), override, {})
+        st.write("application", app_id, fields, base)
     return {"number": number, "status": target.value}
 
 
 def applications(st: Station, status: str | None = None, *, reveal: bool = False) -> list[dict[str, object]]:
     return list_applications(st.conn, status=status, reveal=reveal)
+
+
+def _release_of(st: Station, vals: dict[str, object]) -> Catalogue | None:
+    version = vals.get("catalogue_version")
+    return st.catalogue_at(version) if type(version) is int else None

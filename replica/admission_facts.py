@@ -18,6 +18,7 @@ from sync.admission import Facts, StatusVersion
 from sync.catalogue import Catalogue
 from sync.change import Change
 from sync.fold import Record
+from sync.inspection import APPROVE_WITHOUT_INSPECTION
 from sync.model import FIXED_FIELDS, RecordContext
 
 
@@ -41,6 +42,20 @@ def reissued(conn: sqlite3.Connection, change: Change) -> bool:
         (change.entity, change.id, change.origin, change.epoch, pack_map(dict(change.fields))),
     ).fetchone()
     return row is not None
+
+
+def inspected(conn: sqlite3.Connection, app_id: str) -> bool:
+    """Whether the log holds a report on the application, or the approve-without-inspection event (both
+    are logged as soon as a batch applies them, so an event earlier in the same batch counts)."""
+    for entity, fields in conn.execute(
+        "SELECT entity, fields FROM changes WHERE application=? AND entity IN ('report', 'event')", (app_id,)
+    ):
+        if entity == "report":
+            return True
+        written = unpack(fields)
+        if isinstance(written, dict) and written.get("action") == APPROVE_WITHOUT_INSPECTION:
+            return True
+    return False
 
 
 def number_holder(conn: sqlite3.Connection, number: str) -> str | None:
@@ -107,4 +122,5 @@ def build_facts(
         delivered=delivered or (lambda rowid: False),
         authority=authority or (lambda origin: 0),
         held_status=held_status or (lambda hlc: None),
+        inspected=cache(lambda: inspected(conn, app_id)),
     )

@@ -13,9 +13,10 @@ from __future__ import annotations
 from replica.errors import Refused
 from replica.records import RecordStore
 from sync.catalogue import Item
+from sync.inspection import APPROVE_WITHOUT_INSPECTION
 from sync.model import MAX_TEXT
 
-OVERRIDE_ACTION = "approve_without_inspection"
+OVERRIDE_ACTION = APPROVE_WITHOUT_INSPECTION
 MIN_REASON = 4
 
 

@@ -214,7 +214,27 @@ def _status(change: Change, roles: frozenset[str], facts: Facts) -> Admission:
             "move_not_permitted",
             f"该站点无权「{MOVE_LABELS[move]}」，应由决定层级办理 (this station may not {move.value} this application)",
         )
+    if target is Status.APPROVED and _inspection_item(facts) and not facts.inspected():
+        return refused(
+            change,
+            "inspection_required",
+            "该事项需现场踏勘，尚无踏勘报告，也没有说明理由的不经踏勘准予记录，不能准予许可 "
+            "(an item marked for on-site inspection is approved only after a report, or on a recorded override)",
+        )
     return Admission(change, "")
+
+
+def _inspection_item(facts: Facts) -> bool:
+    """Whether the application's item asks for on-site inspection, in the release it was accepted under
+    (the newest held release when that one is not held here)."""
+    app = facts.application
+    version = app.get("catalogue_version")
+    cat = facts.catalogue(version) if type(version) is int else None
+    if cat is None:
+        latest = facts.latest_catalogue()
+        cat = latest[1] if latest is not None else None
+    item = cat.items.get(str(app.get("item"))) if cat is not None else None
+    return item is not None and item.inspection_required
 
 
 def _immediate(facts: Facts) -> bool:

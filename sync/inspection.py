@@ -28,6 +28,9 @@ from sync.catalogue import Item
 
 TASK_ASSIGNED = "assigned"
 TASK_DONE = "done"
+# The event a decider writes, with its reason, when it approves an item marked for on-site inspection
+# before any report is in (replica/approval.py writes it; sync/admission.py asks for it or a report).
+APPROVE_WITHOUT_INSPECTION = "approve_without_inspection"
 
 # Shown instead of "days left" while an application is inspected.
 PAUSED_LABEL = "时限暂停（现场踏勘中）"

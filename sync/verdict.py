@@ -99,6 +99,9 @@ class Facts:
     authority: Callable[[str], int] = _no_authority  # a tier's weight in the fold (sync/model.py AUTHORITY)
     # (status, released) of one of the author's own held changes to this record, written at an hlc
     held_status: Callable[[int], tuple[str, bool] | None] = _none_held
+    # Whether a report on the application, or a decider's approve-without-inspection event, is held
+    # (changes logged earlier in the same batch included): what approving an inspection item needs.
+    inspected: Callable[[], bool] = _never
 
 
 def refused(change: Change, code: str, reason: str) -> Admission:

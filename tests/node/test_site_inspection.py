@@ -19,6 +19,7 @@ from hub.service import Hub
 from node import commands
 from node.station import Station
 from protocol.codec import unpack
+from replica.errors import Refused
 from sanji.cli import main as sanji
 from sync.change import Change
 from sync.model import Actor
@@ -145,3 +146,41 @@ def test_a_deciding_township_is_held_to_the_same_rule(district: World, capsys: p
     district.push(township)
     assert operations.show(district.hub, number)["status"] == "approved"
     assert [e["action"] for e in _events(district.hub, number)] == ["approve_without_inspection"]
+
+
+def _township_reviewing(world: World) -> tuple[Station, str, str]:
+    """A village's 临时救助申请 under review at its township, which decides it: (township, number, id)."""
+    village, township = world.get(VILLAGE), world.get(TOWNSHIP)
+    number = str(world.accept(village, TOWNSHIP_SITE_ITEM)["number"])
+    world.push(village)
+    world.pull(township)
+    commands.transition(township, number, "under_review")
+    world.push(township)
+    return township, number, operations.find_application(world.hub, number)
+
+
+def test_modified_software_cannot_approve_past_the_inspection(district: World) -> None:
+    """Authentic is not authorised: a township with its real keys writing the approval itself, with no
+    report and no override event, has it held at the hub with the code its own command gives."""
+    township, number, app_id = _township_reviewing(district)
+    record = township.records.load("application", app_id)
+    with township.transaction():
+        township.write_unchecked("application", app_id, {"status": "approved"}, {"status": record["status"][0]})
+    district.push(township)
+    assert operations.show(district.hub, number)["status"] == "under_review"
+    held = district.hub.store.conn.execute(
+        "SELECT code FROM quarantine WHERE origin=? AND state='open'", (TOWNSHIP,)
+    ).fetchall()
+    assert [c for (c,) in held] == ["inspection_required"]
+
+
+def test_the_stations_own_write_asks_the_same_question(district: World) -> None:
+    township, number, app_id = _township_reviewing(district)
+    record = township.records.load("application", app_id)
+    with pytest.raises(Refused) as refused, township.transaction():
+        township.write("application", app_id, {"status": "approved"}, {"status": record["status"][0]})
+    assert refused.value.code == "inspection_required"
+    # The command's override writes the event first, so the same question admits it, here and at the hub.
+    commands.transition(township, number, "approved", override_reason=REASON)
+    district.push(township)
+    assert operations.show(district.hub, number)["status"] == "approved"
