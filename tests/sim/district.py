@@ -2,7 +2,7 @@
 own in a temporary directory, every one on a virtual clock the world injects.
 
 Stations talk to the hub in node/conversation.py's requests; ``HubDoor.answer`` hands each one to the
-functions hub/app.py's handlers call (``ingest_frame``, ``feed_page``, ``hub.reconcile.handle``,
+functions hub/web/sync.py's handlers call (``ingest_frame``, ``feed_page``, ``hub.reconcile.handle``,
 ``keyring.bundle``), with what those handlers check around them, minus aiohttp. That glue is the one
 part of the hub the simulator spells out itself. Nothing here decides anything a district decides.
 
@@ -24,13 +24,14 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from hub import enrolment, keyring
 from hub import reconcile as hub_reconcile
 from hub.feed import feed_page
 from hub.ingest import FrameAck, ingest_frame
 from hub.service import Hub
-from node import epoch, uplink
+from node import epoch, uplink, usb_files
 from node.conversation import Answer, Request
 from node.enrolment import _pin
 from node.station import Station
@@ -38,8 +39,9 @@ from node.store import DB_NAME
 from protocol.codec import pack, unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
-from protocol.frame import peek_header
+from protocol.feed import MAX_NONCE_BYTES, PullRequest
 from protocol.keys import public_bytes, sealing_key_from_seed, signing_key_from_seed
+from protocol.reconciliation import ReconcileRequest
 from replica import records
 from replica.errors import Refused
 from sync.change import Change
@@ -50,7 +52,8 @@ from tests.sim.faults import START_MS
 HUB_ID = "360802"
 ROGUE = "R99"
 ROGUE_SEED = bytes(range(32))
-PULL_WINDOW_MS = 15 * 60 * 1000  # hub/app.py: a pull signed further from hub time than this is stale
+B = TypeVar("B")
+PULL_WINDOW_MS = 15 * 60 * 1000  # hub/web/sync.py: a pull signed further from hub time than this is stale
 
 Key = tuple[str, str]
 Watch = Callable[[Key, Record, Record, Change], None]
@@ -221,7 +224,7 @@ class Node:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         try:
-            out = uplink.import_files(self.st, [path])
+            out = usb_files.import_files(self.st, [path])
         finally:
             path.unlink(missing_ok=True)
         rejected = out["rejected"]
@@ -320,49 +323,47 @@ class HubDoor:
 
     def _answer(self, request: Request) -> Answer:
         hub = self.hub
-        if request.kind == "keys":  # hub/enrol_routes.py: public, unsigned; stations verify what it holds
+        if request.kind == "keys":  # hub/web/enrolment.py: public, unsigned; stations verify what it holds
             return Answer(200, pack(keyring.bundle(hub, after=int(request.params.get("after", "0")))))
         if request.kind == "pull":
             data = base64.b64decode(request.headers[uplink.REQUEST_HEADER])
-            station, body = self._identity(data, "pull")
-            after = int(str(body["after"]))
+            station, pull = self._identity(data, PullRequest.from_wire, PullRequest.KIND)
             with hub.store.transaction():
                 hub.store.seen(
                     station,
                     hub.clock(),
-                    backlog=int(str(body.get("pending", 0))),
-                    catalogue_version=int(str(body.get("catalogue_version", 0))),
-                    feed_ack=after,
-                    skew_ms=int(str(body["at_ms"])) - hub.clock(),
+                    backlog=pull.pending,
+                    catalogue_version=pull.catalogue_version,
+                    feed_ack=pull.after,
+                    skew_ms=pull.at_ms - hub.clock(),
                     error=None,
+                    via="network",
                 )
-                seq, ep = body.get("seq"), body.get("epoch")
-                if type(seq) is int and type(ep) is int and 0 <= seq < 2**62 and 0 < ep < 2**62:
-                    hub.store.note_horizon(station, ep, seq, after)
-            nonce = body.get("nonce")
+                seq, ep = pull.seq, pull.epoch
+                if seq is not None and ep is not None and 0 <= seq < 2**62 and 0 < ep < 2**62:
+                    hub.store.note_horizon(station, ep, seq, pull.after)
             page = feed_page(
                 hub,
                 station,
-                after=after,
-                catalogue_version=int(str(body.get("catalogue_version", 0))),
+                after=pull.after,
+                catalogue_version=pull.catalogue_version,
                 limit=self.page_limit,
-                nonce=nonce if isinstance(nonce, bytes) and 0 < len(nonce) <= 64 else b"",
+                nonce=pull.nonce if 0 < len(pull.nonce) <= MAX_NONCE_BYTES else b"",
             )
             return Answer(200, page)
         assert request.kind == "reconcile"
-        station, body = self._identity(request.body, "reconcile-request")
-        return Answer(200, hub_reconcile.handle(hub, self.cache, station, body))
+        station, step = self._identity(request.body, ReconcileRequest.from_wire, ReconcileRequest.KIND)
+        return Answer(200, hub_reconcile.handle(hub, self.cache, station, step))
 
-    def _identity(self, data: bytes, kind: str) -> tuple[str, dict[str, object]]:
+    def _identity(self, data: bytes, read: Callable[[object], B], kind: str) -> tuple[str, B]:
+        """The signer and typed body of a signed request, as hub/web/sync.py opens it."""
         hub = self.hub
-        signer = str(peek_header(data).get("signer", ""))
         doc = open_document(data, kind=kind, recipient=hub.hub_id, verify_key=hub.verify_key)
-        body = doc.body
-        if not isinstance(body, dict) or type(body.get("at_ms")) is not int:
-            raise Refused(f"{kind} body is malformed", code="malformed")
-        if abs(int(str(body["at_ms"])) - hub.clock()) > PULL_WINDOW_MS:
+        body = read(doc.body)
+        at_ms = getattr(body, "at_ms", None)
+        if type(at_ms) is not int or abs(at_ms - hub.clock()) > PULL_WINDOW_MS:
             raise Refused("request is stale or from a clock far off; check the station's clock", code="stale")
-        return signer, body
+        return doc.signer, body
 
     def backup(self, out: Path) -> None:
         from hub.backup import backup
