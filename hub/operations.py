@@ -17,8 +17,8 @@ from replica.errors import Refused
 from replica.ids import iso_from_ms, uuid7
 from replica.listing import list_applications
 from replica.supplement import material_view
-from sync.catalogue import Catalogue
-from sync.fold import Record, versions
+from sync.catalogue import Item
+from sync.fold import Record, values, versions
 from sync.identity import mask_id, mask_phone
 from sync.inspection import PAUSED_LABEL
 from sync.workflow import STATUS_LABELS, Status, TransitionError, move_to
@@ -160,9 +160,7 @@ def transition(
         override = approval.override_event(
             hub.records,
             # The release the application was accepted under, as admission reads it (sync/admission.py).
-            (_release_of(hub, record) or hub.catalogue()[1]).items.get(
-                str(record["item"][2]) if "item" in record else ""
-            ),
+            approval_item(hub, record),
             app_id,
             number,
             current=current,
@@ -297,6 +295,9 @@ def conflicts_text(d: dict[str, Any]) -> str:
     )
 
 
-def _release_of(hub: Hub, record: Record) -> Catalogue | None:
+def approval_item(hub: Hub, record: Record) -> Item | None:
+    """The application's item in the release it was accepted under (the newest when that one is not
+    held), as admission reads it for 需现场踏勘 (sync/admission.py)."""
     cell = record.get("catalogue_version")
-    return hub.catalogue_at(cell[2]) if cell is not None and type(cell[2]) is int else None
+    held = hub.catalogue_at(cell[2]) if cell is not None and type(cell[2]) is int else None
+    return (held or hub.catalogue()[1]).items.get(str(values(record).get("item", "")))

@@ -16,13 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
+from hub.operations import approval_item
 from protocol.codec import unpack
 from protocol.errors import RemoteProtocolError
+from replica import approval
 from replica.errors import Refused
+from replica.ids import uuid7
 from sync.change import Change, change_from_wire
-from sync.fold import versions
+from sync.fold import values, versions
 from sync.identity import mask_id, mask_phone
 from sync.model import ModelError
+from sync.workflow import Status
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -80,7 +84,23 @@ def release(
     if (held.origin, held.epoch, held.seq) != (origin, epoch, seq):
         raise Refused("该变更的来源与所在批次不符，不能放行，只能驳回")
     with hub.store.transaction():
-        seen = versions(hub.records.load(held.entity, held.id))
+        record = hub.records.load(held.entity, held.id)
+        seen = versions(record)
+        if held.entity == "application" and held.fields.get("status") == Status.APPROVED.value:
+            # Releasing an approval of an item still waiting for its inspection report is the operator's
+            # override: written, with the release's reason, before the decision (replica/approval.py).
+            override = approval.override_event(
+                hub.records,
+                approval_item(hub, record),
+                held.id,
+                str(values(record).get("number", held.id)),
+                current=str(values(record).get("status", "")),
+                override_reason=note,
+                actor=by,
+                how="放行时请在理由栏说明为何不经踏勘准予",
+            )
+            if override is not None:
+                hub.write("event", uuid7(), override, {})
         try:
             made = hub.write(held.entity, held.id, dict(held.fields), {n: seen.get(n, 0) for n in held.fields})
         except Refused as exc:

@@ -125,8 +125,13 @@ def test_a_forged_hub_change_is_held_under_its_sender_and_released_as_a_new_hub_
     assert status == 200 and "已放行" in text
     (after,) = held(d.hub, id=row.id)
     assert after.state == "released" and OPERATOR in after.note
-    made = int(str(last)) + 1
+    # The item needs an on-site inspection and no report is in: the release is the operator's override,
+    # written with its reason as the hub's next change, and the decision follows it.
+    made = int(str(last)) + 2
     assert f"新变更 {made} " in after.note
+    override = hub_change(d, made - 1)
+    assert override is not None and override[1]["action"] == "approve_without_inspection"
+    assert "电话核实：区局确已准予" in str(override[1]["note"])
     released = hub_change(d, made)
     assert released is not None and released[1]["status"] == "approved" and released[0] != hlc
     assert hub_rows(d.hub, "SELECT COUNT(*) FROM changes WHERE hlc=?", (hlc,)) == [(0,)]
@@ -139,9 +144,11 @@ def test_a_forged_hub_change_is_held_under_its_sender_and_released_as_a_new_hub_
         rf"<td>{OPERATOR}</td><td>放行隔离</td>\s*<td[^>]*>{row.id}</td><td[^>]*>{written}</td>", dash.get("/audit")
     )
 
-    # The operator's next command takes the seq the forgery claimed, and really takes effect.
+    # The release's decision took the seq the forgery claimed, as a new change of the hub's (its hlc is
+    # not the forged one's, checked above); the operator's next command really takes effect.
+    assert made == claimed
     d.transition(number, "completed")
-    real = hub_change(d, claimed)
+    real = hub_change(d, made + 1)
     assert real is not None and real[1]["status"] == "completed"
     # The village that owns the file ends up with the district's outcome; the neighbour sees nothing.
     d.sync(v, d.neighbour)
