@@ -176,7 +176,7 @@ async def test_a_post_assigns_pauses_and_sends_the_task_at_the_next_sync(scene: 
         # A second submit from a stale page is refused by the command, said on top, and writes nothing.
         before = changes(township)
         status, _, html = await post(client, scene.number, csrf=csrf_of(html), inspector=FIELD, due="")
-        assert status == 400 and "未能安排踏勘" in html and "still open" in html
+        assert status == 400 and "未能安排踏勘" in html and "还没有报告" in html
         assert changes(township) == before and len(scene.tasks()) == 1
 
     # The task goes up with the next sync and reaches the device.
@@ -200,7 +200,7 @@ async def test_refusals_keep_the_choices_and_say_why(scene: Scene) -> None:
         assert "不在已知的踏勘设备中" in html and due_value(html) == "2026-03-20"
 
         status, _, html = await post(client, scene.number, csrf=token, inspector=FIELD, due="2020-01-01")
-        assert status == 400 and "already past" in assign_error(html)
+        assert status == 400 and "已经过了" in assign_error(html)
         assert options(html) == [(FIELD, True)] and due_value(html) == "2020-01-01"
 
         status, _, html = await post(client, scene.number, csrf=token, inspector=FIELD, due="3月20日")
