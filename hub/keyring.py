@@ -242,7 +242,7 @@ def rotate_key(hub: HubState, *, root_path: Path | None = None, valid_days: int 
     A hub serving meanwhile takes the new key at its next `ensure` (the first `/v1/keys` it answers).
     """
     if valid_days < 1:
-        raise Refused("--valid-days 至少为 1 (must be at least 1)")
+        raise Refused("有效天数（--valid-days）至少为 1：请改正后重试 (must be at least 1)")
     chain = ensure(hub)
     root, _ = _current_root(hub, chain, root_path)
     old = hub.keys

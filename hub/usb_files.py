@@ -134,7 +134,7 @@ def export_files(hub: Hub, code: str, out: Path) -> list[str]:
     cursor, its latest receipts and the list of its photos the hub holds."""
     station = hub.store.station(code)
     if station is None:
-        raise Refused(f"no station {code} is registered")
+        raise Refused(f"区局没有登记站点 {code}：请核对站点编码（sanji hub status 列出所有站点） (no such station)")
     out.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
     after, version = station.feed_ack, station.catalogue_version

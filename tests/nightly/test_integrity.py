@@ -136,7 +136,7 @@ def test_the_nightly_run_records_integrity_failed(
     damage_index(folder / "hub.db")
     res = run_sanji("hub", "reconcile", folder, "--no-backup")
     assert res.code == 1, "a failed integrity check is loud: exit 1"
-    assert "integrity check" in res.stderr and "restore from a backup" in res.stderr
+    assert "完整性检查未通过" in res.stderr and "sanji hub restore" in res.stderr
     assert "applications_number" in res.data["report"]["integrity"]
     assert logged_failure(caplog), "the failure is logged as an error"
     conn = sqlite3.connect(folder / "hub.db")
