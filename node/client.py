@@ -109,7 +109,10 @@ async def sync_round(
 ) -> RoundResult:
     url = (url or st.meta.text("hub_url")).rstrip("/")
     if not url:
-        raise Refused("this station has no hub address (USB-only); use `sanji node export` and `import`")
+        raise Refused(
+            "本站没有区局地址（只用U盘交换）：请用 sanji node export 导出、sanji node import 导入；"
+            "通网后可用 sanji node set-hub 设置地址 (no hub address)"
+        )
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
             done = await drive_async(conversation.sync(st, progress), carrier(session, url))

@@ -48,17 +48,19 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
             unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None,
         )
     except RemoteProtocolError as exc:
-        raise Refused(f"feed refused: {exc}") from exc
+        raise Refused(
+            f"区局发来的数据页核验未通过，未采用：请重新同步，仍不行请联系区局 (feed refused: {exc})"
+        ) from exc
     try:
         page = FeedPage.from_wire(doc.body)
     except RemoteProtocolError as exc:
-        raise Refused(f"feed page is malformed: {exc}") from exc
+        raise Refused(f"区局发来的数据页格式不对，未采用：请重新同步，仍不行请联系区局 (malformed: {exc})") from exc
     changes = []
     for raw in page.changes:
         try:
             changes.append(change_from_wire(raw))
         except ModelError as exc:
-            raise Refused(f"feed page carries an invalid change: {exc}") from exc
+            raise Refused(f"区局发来的数据页中有无效变更，未采用：请联系区局 (invalid change: {exc})") from exc
     outcome = ""
     cursor = feed_cursor(st)
     verdict = feed.judge(cursor, after=page.after, generation=page.generation)

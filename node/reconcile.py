@@ -198,7 +198,9 @@ def _check_summary(st: Station, raw: bytes) -> bool | None:
 def reconcile(st: Station, url: str | None = None) -> Outcome:
     url = (url or st.meta.text("hub_url")).rstrip("/")
     if not url:
-        raise Refused("this station has no hub address; reconciliation needs the network")
+        raise Refused(
+            "本站没有区局地址（只用U盘交换），对账须联网：通网后用 sanji node set-hub 设置地址再对账 (no hub address)"
+        )
     try:
         return asyncio.run(run(st, url))
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:

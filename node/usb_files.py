@@ -80,14 +80,14 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
                 with st.transaction():
                     _, outcome = st.store_catalogue(data)
                 if outcome == "rollback_refused":
-                    raise Refused("older than the catalogue this station already has (rollback refused)")
+                    raise Refused("这一版事项目录比本站已有的旧，未采用；无须处理 (rollback refused)")
             elif kind == Acks.KIND:
                 doc = open_document(data, kind=Acks.KIND, recipient=st.code, verify_key=st.hub_key)
                 uplink.record_acks(st, doc)
             elif kind == "blobs_held":  # the hub holds these photos: they may be purged here
                 blobs.import_held(st, data)
             else:
-                raise Refused(f"not a hub file for this station (kind {kind!r})")
+                raise Refused(f"不是区局发给本站的文件，未导入：请只导入区局为本站导出的文件 (kind {kind!r})")
             accepted += 1
         except carried_files.CarriedFileRefused as exc:
             rejected.append(exc.refusal.row())

@@ -195,7 +195,7 @@ async def test_refusals_keep_the_choices_and_say_why(scene: Scene) -> None:
         # A code that is not a field device (a hand-made form, or a device dropped by a sync meanwhile).
         status, _, html = await post(client, scene.number, csrf=token, inspector=VILLAGE, due="2026-03-20")
         assert status == 400
-        assert "未能安排踏勘" in assign_error(html) and "not a field device" in assign_error(html)
+        assert "未能安排踏勘" in assign_error(html) and "不是本区的踏勘设备" in assign_error(html)
         assert options(html) == [(FIELD, False), (VILLAGE, True)]
         assert "不在已知的踏勘设备中" in html and due_value(html) == "2026-03-20"
 
@@ -231,7 +231,7 @@ async def test_a_village_never_gets_the_form_but_sees_the_inspection(scene: Scen
         assert 'data-move="inspect"' not in html
         before = changes(village)
         status, _, html = await post(client, scene.number, csrf=csrf_of(html), inspector=FIELD, due="")
-        assert status == 400 and "does not decide" in html  # the command refuses; said on top
+        assert status == 400 and "本站不决定事项" in html  # the command refuses; said on top
         assert changes(village) == before and scene.tasks(village) == []
 
     task_id = str(assign(scene.township, scene.number, FIELD)["task"])
