@@ -220,7 +220,7 @@ def cmd_revoke(args: argparse.Namespace) -> None:
             raise Refused(
                 f"区局没有登记站点 {args.station}：请核对站点编码（sanji hub status 列出所有站点） (no such station)"
             )
-        hub.store.alert("revoked", args.station, "revoked by an operator", hub.clock())
+        hub.store.alert("revoked", args.station, "运维人员用命令行吊销 (revoked by an operator)", hub.clock())
     emit({"station": args.station, "revoked": True}, args.json, lambda d: f"已吊销 {d['station']} 的密钥")
 
 

@@ -74,7 +74,9 @@ class HubState:
         if station is None or station.sign_pub is None:
             return None
         if station.revoked:
-            raise RevokedError(f"station {signer} has been revoked; re-enrol it to issue new keys")
+            raise RevokedError(
+                f"站点 {signer} 的密钥已被区局吊销：请联系区局重新登记本站 (station {signer} has been revoked)"
+            )
         return load_verify_key(station.sign_pub)
 
     # -- catalogue -------------------------------------------------------------------------------

@@ -152,7 +152,7 @@ def test_the_hub_takes_chunks_resumably_and_refuses_tampering(scene: Scene, worl
     for i, chunk in _chunks(forged):
         req = BlobRequest("chunk", sha, len(other), i, hashlib.sha256(chunk).hexdigest(), world.clock())
         if i == chunk_count(len(other)) - 1:
-            with pytest.raises(blobindex.TamperedError, match="does not hash to its name"):
+            with pytest.raises(blobindex.TamperedError, match="拼合后与其摘要不符"):
                 blobindex.receive_chunk(world.hub, FIELD, req, chunk, source="test")
         else:
             blobindex.receive_chunk(world.hub, FIELD, req, chunk, source="test")
