@@ -68,8 +68,8 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
         # Applying it would move the cursor past pages we never applied (a damaged file on the stick):
         # refuse, so the missing pages are asked for again.
         raise FeedGap(
-            f"feed page starts after change {page.after}, but this station has applied only up to "
-            f"{cursor.position}; import the earlier pages first (or sync online)"
+            f"区局数据页从变更 {page.after} 之后开始，但本站只应用到 {cursor.position}：请先导入更早的数据页，"
+            "或联网同步 (feed page starts after a change this station has not applied)"
         )
     followed = feed.follow(cursor, verdict, page.generation)
     if followed != cursor:

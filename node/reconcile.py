@@ -191,7 +191,9 @@ def _check_summary(st: Station, raw: bytes) -> bool | None:
     match = {str(k): int(v) for k, v in ours.items()} == body.by_status
     if not match:
         with st.transaction():
-            st.meta.set("last_error", "nightly check: the hub's count of our applications differs from ours")
+            st.meta.set(
+                "last_error", "夜间核对：区局统计的本站办件数与本站不符，请运行 sanji node reconcile，仍不符请联系区局"
+            )
     return match
 
 

@@ -136,7 +136,10 @@ class Station:
         parse_catalogue(release.catalogue)
         current = self.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
         if version < current:
-            self.meta.set("catalogue_warning", f"refused catalogue release {version}: older than {current} (rollback)")
+            self.meta.set(
+                "catalogue_warning",
+                f"未采用事项目录第 {version} 版：比本站已有的第 {current} 版旧，无须处理 (rollback)",
+            )
             return current, "rollback_refused"
         if version == current:
             return current, "unchanged"

@@ -166,8 +166,8 @@ def _forked(st: Station, bhash: bytes) -> None:
     n = reissue_after_fork(st, bhash)
     st.meta.set(
         "last_error",
-        f"the hub holds other content for our seqs (restored from a backup or "
-        f"cloned?): {n} change(s) re-issued under epoch {st.meta.int('epoch')}",
+        f"区局已有本站同一序号的不同内容（本站可能从备份恢复或被复制过）：已将 {n} 条变更按第 "
+        f"{st.meta.int('epoch')} 期编号重新上传，无须处理；如本站被复制过请联系区局 (seqs forked)",
     )
 
 
