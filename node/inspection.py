@@ -210,7 +210,8 @@ def tasks_text(d: dict[str, Any]) -> str:
 def report_text(d: dict[str, Any]) -> str:
     """``sanji node report`` without ``--json``."""
     return (
-        f"已记录踏勘结果 {d['result']}（任务 {d['task']}），照片 {len(d['photos'])} 张，下次同步时上传"
+        f"已记录踏勘结果「{REPORT_RESULT_LABELS.get(d['result'], d['result'])}」（任务 {d['task']}），"
+        f"照片 {len(d['photos'])} 张，下次同步时上传"
         + (f"\n  定位存疑: {d['gps_flag']}" if d["gps_flag"] else "")
         + (f"\n  注意: {d['check_flag']}（报告已标注，区局审核时可见）" if d.get("check_flag") else "")
     )

@@ -43,6 +43,14 @@ def fail(code: str, reason: str, exit_code: int, as_json: bool) -> int:
     return exit_code
 
 
+def _file_error(exc: OSError, what: str, then: str) -> str:
+    """Python's own words ("[Errno 2] No such file or directory") in a staff sentence; a message the
+    project wrote itself (no file name attached) is already one."""
+    if exc.filename is None:
+        return str(exc)
+    return f"{what} {exc.filename}：{then} ({exc.strerror})"
+
+
 def run(action: Callable[[], int | None], *, as_json: bool = False) -> int:
     """Run one command, turning the library's outcomes into one clear stderr line and an exit code."""
     try:
@@ -52,9 +60,9 @@ def run(action: Callable[[], int | None], *, as_json: bool = False) -> int:
     except (Refused, RemoteProtocolError) as exc:
         return fail(exc.code, str(exc), EXIT_REFUSED, as_json)
     except FileNotFoundError as exc:
-        return fail("not_found", str(exc), EXIT_REFUSED, as_json)
+        return fail("not_found", _file_error(exc, "找不到", "请检查路径是否写对、U盘是否插好"), EXIT_REFUSED, as_json)
     except FileExistsError as exc:
-        return fail("already_exists", str(exc), EXIT_REFUSED, as_json)
+        return fail("already_exists", _file_error(exc, "已经存在", "请换一个名字或文件夹"), EXIT_REFUSED, as_json)
     except NotApplied as exc:
         return fail(exc.code, str(exc), EXIT_OTHER, as_json)
     except KeyboardInterrupt:
