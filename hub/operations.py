@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hub import blobindex, inspection, keyring
-from present.webui import TIER_NAMES
+from present.webui import RULES, TIER_NAMES, field_label, value_text
 from protocol.codec import unpack
 from replica import approval
 from replica.errors import Refused
@@ -290,9 +290,12 @@ def conflicts_text(d: dict[str, Any]) -> str:
     """``sanji hub conflicts`` without ``--json``."""
     return (
         "\n".join(
-            f"{c['id']} {c['number'] or c['record']} {c['field']}: "
-            + " vs ".join(f"{v['value']!r}@{v['origin']}{'（采用）' if v['won'] else ''}" for v in c["values"])
-            + f"  规则: {c['rule']}"
+            f"{c['id']} {c['number'] or c['record']} {field_label(c['field'])}: "
+            + " 对 ".join(
+                f"{value_text(c['field'], v['value'])}@{v['origin']}{'（采用）' if v['won'] else ''}"
+                for v in c["values"]
+            )
+            + f"  规则: {RULES.get(c['rule'], c['rule'])}"
             for c in d["conflicts"]
         )
         or "（无冲突）"

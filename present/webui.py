@@ -37,6 +37,14 @@ TIER_NAMES = {
     "community": "社区",
     "field": "踏勘设备",
 }
+# The fold names its rules in English (sync/fold.py rule_name); staff read them in Chinese
+# (the dashboard, `hub conflicts`, the demo).
+RULES = {
+    "last writer wins by (hlc, origin)": "后写优先：按修改时间（混合逻辑时钟）先后，时间相同再按来源编码",
+    "status: workflow stage, then authority of the deciding tier, then (hlc, origin)": (
+        "办件状态：先按办理流程的阶段，阶段相同按决定层级的权限（区 > 镇街 > 村社区），再按修改时间"
+    ),
+}
 MATERIAL_STATES = {"submitted": "已收取", "deferred": "容缺待补", "supplemented": "已补齐", "missing": "缺失"}
 
 # Pages hold personal data and one-time tokens: never cache them, never frame them, run only our own
@@ -167,6 +175,17 @@ FIELD_LABELS = {
     "score": "评分",
     "comment": "评价",
 }
+FIELD_NAMES = {**FIELD_LABELS, "status": "办件状态"}
+
+
+def field_label(field: str) -> str:
+    """A record field as a conflict names it: a material by its name, else the field's word."""
+    return f"材料「{field[2:]}」" if field.startswith("m.") else FIELD_NAMES.get(field, field)
+
+
+def value_text(field: str, value: object) -> str:
+    """A conflicting value as staff read it: a status by its word, anything else quoted."""
+    return status_label(value) if field == "status" else repr(value)
 
 
 TASK_STATUS_LABELS = {"assigned": "待踏勘", "done": "已提交报告"}
