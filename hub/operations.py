@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hub import blobindex, inspection, keyring
-from present.webui import RULES, TIER_NAMES, field_label, value_text
+from present.webui import ALERT_WORDS, RULES, TIER_NAMES, field_label, value_text
 from protocol.codec import unpack
 from replica import approval
 from replica.errors import Refused
@@ -282,7 +282,7 @@ def status_text(d: dict[str, Any]) -> str:
     for r in d["last_rejections"]:
         lines.append(f"  拒收 {r['at']} {r['origin'] or '?'}: {r['reason']}")
     for a in d["alerts"]:
-        lines.append(f"  警报 {a['at']} {a['kind']} {a['station']}: {a['detail']}")
+        lines.append(f"  警报 {a['at']} {ALERT_WORDS.get(a['kind'], a['kind'])} {a['station']}: {a['detail']}")
     return "\n".join(lines)
 
 

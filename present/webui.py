@@ -45,6 +45,8 @@ RULES = {
         "办件状态：先按办理流程的阶段，阶段相同按决定层级的权限（区 > 镇街 > 村社区），再按修改时间"
     ),
 }
+# The hub's alert kinds (hub/store.py alert) as operators read them, in `hub status` and on the dashboard.
+ALERT_WORDS = {"fork": "分叉", "revoked": "吊销", "revoked_station_sent": "已吊销站点仍在上传", "hub_key": "区局密钥"}
 MATERIAL_STATES = {"submitted": "已收取", "deferred": "容缺待补", "supplemented": "已补齐", "missing": "缺失"}
 
 # Pages hold personal data and one-time tokens: never cache them, never frame them, run only our own
@@ -246,6 +248,7 @@ def make_env(templates: Path) -> jinja2.Environment:
         mask_phone=mask_phone,
         tier=lambda t: TIER_NAMES.get(str(t), str(t)),
         material_state=lambda s: MATERIAL_STATES.get(str(s), str(s)),
+        alert=lambda k: ALERT_WORDS.get(str(k), str(k)),
     )
     env.globals.update(ago=ago)
     return env
