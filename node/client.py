@@ -18,6 +18,7 @@ from node.conversation import PIPELINE_BATCHES, Answer, Progress, Request, drive
 from node.station import Station
 from protocol.limits import ERROR_BODY_MAX_BYTES, RESPONSE_MAX_BYTES
 from replica.errors import Refused
+from replica.rejection_words import explain
 from sync.outbox import BatchState
 
 TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
@@ -40,7 +41,7 @@ class RoundResult:
 async def _refusal(resp: aiohttp.ClientResponse) -> str:
     body = await hub_answer.read_json(resp)  # at most ERROR_BODY_MAX_BYTES of it
     if isinstance(body, dict):
-        return str(body.get("message") or body.get("error") or resp.reason)
+        return explain(str(body.get("error") or ""), str(body.get("message") or body.get("error") or resp.reason))
     return f"HTTP {resp.status} {resp.reason}"
 
 

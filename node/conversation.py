@@ -25,6 +25,7 @@ from protocol.frame import peek_header
 from protocol.reconciliation import ReconcileRequest, SummaryAnswer
 from protocol.wire import sign_message
 from replica.errors import Refused
+from replica.rejection_words import explained
 from sync.session import AckResult, PushRound
 
 T = TypeVar("T")
@@ -203,7 +204,7 @@ def push(st: Station, progress: Progress | None = None, *, max_count: int = 64) 
                     elif ack.result is AckResult.GAP:
                         gap = True
                     else:
-                        refused.append(f"{ack.result.value}: {ack.reason}")
+                        refused.append(f"{ack.result.value}: {explained(ack.reason)}")
             if progress is not None and total:
                 progress("push", pushed, total)
         if not gap:

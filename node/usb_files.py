@@ -21,6 +21,7 @@ from protocol.frame import peek_header
 from replica import carried_files
 from replica.errors import Refused
 from replica.ids import iso_from_ms
+from replica.rejection_words import explain
 from sync.catalogue import CatalogueError
 
 
@@ -91,7 +92,15 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
             accepted += 1
         except carried_files.CarriedFileRefused as exc:
             rejected.append(exc.refusal.row())
-        except (Refused, RemoteProtocolError, CatalogueError, OSError) as exc:
+        except RemoteProtocolError as exc:
+            rejected.append({"file": str(path), "reason": explain(exc.code, str(exc))})
+        except CatalogueError as exc:
+            rejected.append({"file": str(path), "reason": f"事项目录有误，未采用：请向区局重新导出 ({exc})"})
+        except OSError as exc:
+            rejected.append(
+                {"file": str(path), "reason": f"无法读取，未导入：请检查U盘和文件权限 ({exc.strerror or exc})"}
+            )
+        except Refused as exc:
             rejected.append({"file": str(path), "reason": str(exc)})
     if accepted:
         with st.transaction():  # a file exchange is a USB-only station's sync: status says when it was

@@ -11,8 +11,14 @@ one is looked at rather than slipping through.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
+
+import pytest
+
+from replica.rejection_words import explain, explained
+from sanji.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("hub", "node", "replica", "present", "sanji")
@@ -115,3 +121,25 @@ def test_every_refusal_staff_can_meet_starts_in_chinese() -> None:
 def test_sync_errors_that_reach_staff_start_in_chinese() -> None:
     english, elsewhere, checked = _scan(sorted((ROOT / "sync").rglob("*.py")), SYNC_STAFF_ERRORS)
     assert checked >= 6 and english == [] and elsewhere == set()
+
+
+def test_protocol_codes_are_explained_in_words_and_kept() -> None:
+    said = explain("bad_signature", "signature does not verify")
+    assert chinese_first(said) and said.endswith("(signature does not verify)")
+    assert explain("no_such_code", "as it was") == "as it was"  # nothing invented for an unknown code
+    assert explain("revoked", "站点 T1 的密钥已被区局吊销") == "站点 T1 的密钥已被区局吊销"  # already in words
+    assert explained("malformed: not a Sanji frame").startswith("malformed: 文件或应答的内容无法解读")
+
+
+def test_a_junk_file_on_the_stick_is_refused_in_words_with_its_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub = tmp_path / "hub"
+    assert main(["hub", "init", str(hub), "--json"]) == 0
+    capsys.readouterr()
+    junk = tmp_path / "usb" / "batch.sjb"
+    junk.parent.mkdir()
+    junk.write_bytes(b"hello")
+    assert main(["hub", "import", str(hub), str(junk), "--json"]) == 2
+    (row,) = json.loads(capsys.readouterr().out)["rejected"]
+    assert row["reason"].startswith("rejected: malformed: 文件或应答的内容无法解读")  # the code stays for scripts
