@@ -12,6 +12,7 @@ from typing import Any
 
 from protocol.errors import RemoteProtocolError
 from replica.errors import NotApplied, Refused, Unreachable
+from replica.rejection_words import explain
 from sync.catalogue import TIER_LABELS
 from sync.workflow import STATUS_LABELS
 
@@ -57,8 +58,10 @@ def run(action: Callable[[], int | None], *, as_json: bool = False) -> int:
         return action() or EXIT_OK
     except Unreachable as exc:
         return fail(getattr(exc, "code", "unreachable"), str(exc), EXIT_UNREACHABLE, as_json)
-    except (Refused, RemoteProtocolError) as exc:
+    except Refused as exc:
         return fail(exc.code, str(exc), EXIT_REFUSED, as_json)
+    except RemoteProtocolError as exc:  # the protocol words its errors for developers; staff get a sentence
+        return fail(exc.code, explain(exc.code, str(exc)), EXIT_REFUSED, as_json)
     except FileNotFoundError as exc:
         return fail("not_found", _file_error(exc, "找不到", "请检查路径是否写对、U盘是否插好"), EXIT_REFUSED, as_json)
     except FileExistsError as exc:
