@@ -126,15 +126,18 @@ async def sync_round(
         # the next round, `node status` and a USB export) as they did before. Here, on this thread,
         # not in a worker: the station's connection is shared with the staff UI in `node serve`.
         uplink.build_outbox(st, PIPELINE_BATCHES)
+        # `node status` and the staff screen show the same sentence the command prints, never the bare
+        # exception (kept in the sync log for whoever debugs it).
+        gone = hub_answer.unreachable(
+            url, exc, f"{st.pending_changes()} 条变更已保存在本站，联网后自动上传（或用 U 盘导出）"
+        )
         with st.transaction():
-            st.meta.set("last_error", f"hub unreachable: {exc.__class__.__name__}: {exc}")
+            st.meta.set("last_error", str(gone))
             st.conn.execute(
                 "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'round', 0, 0, 0, ?)",
                 (st.clock(), str(exc)),
             )
-        raise hub_answer.unreachable(
-            url, exc, f"{st.pending_changes()} 条变更已保存在本站，联网后自动上传（或用 U 盘导出）"
-        ) from exc
+        raise gone from exc
     except Refused as exc:
         # A refusal (a revoked station, a feed that does not verify) must be visible in `status` and
         # on the staff screen, not only in the output of the command that hit it.
