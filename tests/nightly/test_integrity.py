@@ -26,6 +26,7 @@ from hub.service import Hub
 from node import nightly as node_nightly
 from node.station import Station
 from replica.db import connect, integrity_check
+from replica.errors import Refused
 from tests.applicants import People
 
 from .conftest import CHINA, District, back_entry_line, free_port, make_district, run_sanji
@@ -186,8 +187,10 @@ def test_a_damaged_page_header_is_reported_by_the_check(busy_district: District,
         assert integrity_check(db) != "ok"
     finally:
         db.conn.close()
-    with pytest.raises(RuntimeError, match="restore from a backup"):
+    # A refusal with the next step (exit 2), not an internal error.
+    with pytest.raises(Refused, match="请用 sanji hub restore 从备份恢复") as refused:
         hub_serve(folder, host="127.0.0.1", port=free_port(), nightly="02:00")
+    assert refused.value.code == "integrity_failed"
 
 
 # Regression (a strict xfail until the bug was fixed).
