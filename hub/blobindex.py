@@ -101,7 +101,8 @@ def referenced_by(hub: Hub, station: str, sha: str) -> bool:
 def _require_reference(hub: Hub, station: str, sha: str) -> None:
     if not referenced_by(hub, station, sha):
         raise UnreferencedError(
-            f"blob {sha[:12]}… is named by no report from {station} that the hub holds; sync the report first"
+            f"区局还没有 {station} 提到照片 {sha[:12]}… 的踏勘报告：请先同步踏勘报告，照片随后上传"
+            " (named by no report the hub holds)"
         )
 
 
@@ -152,7 +153,8 @@ def receive_chunk(hub: Hub, station: str, req: BlobRequest, data: bytes, *, sour
             hub,
             station,
             source,
-            f"chunk {req.index} of photo {req.sha256[:12]}… does not match the digest its station signed; refused",
+            f"照片 {req.sha256[:12]}… 的第 {req.index} 块与站点签名的摘要不符，已拒收：下次同步时重传"
+            " (chunk does not match the signed digest)",
         )
     with hub.store.transaction():
         row = hub.store.conn.execute("SELECT size FROM blob_uploads WHERE sha256=?", (req.sha256,)).fetchone()
@@ -173,7 +175,8 @@ def receive_chunk(hub: Hub, station: str, req: BlobRequest, data: bytes, *, sour
                 hub,
                 station,
                 source,
-                f"photo {req.sha256[:12]}… does not hash to its name once assembled; refused and deleted",
+                f"照片 {req.sha256[:12]}… 拼合后与其摘要不符，已拒收并删除：下次同步时重传"
+                " (does not hash to its name once assembled)",
             )
         with hub.store.transaction():
             _file(hub, req.sha256, req.size, station, source)
@@ -185,7 +188,7 @@ def drop_abandoned(hub: Hub, retention_days: int = PARTIAL_RETENTION_DAYS) -> di
     times, against ``hub.clock()``). Whole blobs are never touched. A station that comes back later
     finds no chunks held (``GET /v1/blobs/{sha}``) and sends the blob again from chunk 0."""
     if retention_days < 0:
-        raise ValueError("the retention period for partial uploads must not be negative")
+        raise ValueError("未完成照片上传的保留天数不能为负数 (must not be negative)")
     store = store_of(hub)
     limit = hub.clock() - retention_days * DAY_MS
     dropped = freed = kept = 0

@@ -126,7 +126,7 @@ def cmd_init(args: argparse.Namespace) -> None:
         try:
             doc = json.loads(args.catalogue.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise Refused(f"cannot read catalogue {args.catalogue}: {exc}") from exc
+            raise Refused(f"无法读取事项目录文件 {args.catalogue}：请检查路径和 JSON 格式后重试 ({exc})") from exc
     hub = Hub.create(args.dir, district=args.district, name=args.name, catalogue=doc)
     version, _ = hub.catalogue()
     emit(
@@ -141,7 +141,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from hub.server import serve
 
     if args.partial_retention_days < 0:
-        raise Refused("--partial-retention-days must not be negative")
+        raise Refused("保留天数（--partial-retention-days）不能为负数：请给 0 或更大的天数 (must not be negative)")
     serve(
         args.dir,
         host=args.host,
@@ -206,7 +206,7 @@ def cmd_add_operator(args: argparse.Namespace) -> None:
 
     password = sys.stdin.readline().rstrip("\n")
     if len(password) < MIN_LENGTH:
-        raise Refused(f"the password must have at least {MIN_LENGTH} characters")
+        raise Refused(f"密码至少要 {MIN_LENGTH} 个字符：请换一个更长的密码后重试 (the password is too short)")
 
     with hub.store.transaction():
         hub.store.add_operator(args.user, hash_password(password), hub.clock())
@@ -217,8 +217,10 @@ def cmd_revoke(args: argparse.Namespace) -> None:
     hub = _hub(args)
     with hub.store.transaction():
         if not hub.store.revoke(args.station):
-            raise Refused(f"no station {args.station} is registered")
-        hub.store.alert("revoked", args.station, "revoked by an operator", hub.clock())
+            raise Refused(
+                f"区局没有登记站点 {args.station}：请核对站点编码（sanji hub status 列出所有站点） (no such station)"
+            )
+        hub.store.alert("revoked", args.station, "运维人员用命令行吊销 (revoked by an operator)", hub.clock())
     emit({"station": args.station, "revoked": True}, args.json, lambda d: f"已吊销 {d['station']} 的密钥")
 
 
@@ -227,7 +229,7 @@ def cmd_publish(args: argparse.Namespace) -> None:
     try:
         size = args.file.stat().st_size
     except OSError as exc:
-        raise Refused(f"cannot read catalogue {args.file}: {exc}") from exc
+        raise Refused(f"无法读取事项目录文件 {args.file}：请检查路径后重试 ({exc})") from exc
     if size > CATALOGUE_SOURCE_MAX_BYTES:  # refused before it is read: parsing it could cost gigabytes
         raise Refused(
             f"事项目录文件 {args.file} 有 {mib(size)}，超过可发布的上限 {mib(CATALOGUE_SOURCE_MAX_BYTES)}，"
@@ -238,7 +240,7 @@ def cmd_publish(args: argparse.Namespace) -> None:
     try:
         doc = json.loads(args.file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise Refused(f"cannot read catalogue {args.file}: {exc}") from exc
+        raise Refused(f"无法读取事项目录文件 {args.file}：请检查它是否为 UTF-8 编码的 JSON 后重试 ({exc})") from exc
     version = hub.publish(doc)
     emit({"catalogue_version": version}, args.json, lambda d: f"已发布事项目录版本 {d['catalogue_version']}")
 

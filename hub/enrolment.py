@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from hub import keyring
+from present.webui import TIER_NAMES
 from protocol.document import open_document
 from protocol.enrolment import (
     SECRET_BYTES,
@@ -71,20 +72,27 @@ def fingerprint_of(hub: Hub) -> str:
 def register(hub: Hub, *, station: str, name: str, tier: str, parent: str = "", ttl_ms: int = TOKEN_TTL_MS) -> str:
     """Register (or re-register) a station and issue a fresh one-time token for it."""
     if tier not in STATION_TIERS:
-        raise Refused(f"unknown tier {tier!r}; use one of {', '.join(STATION_TIERS)}")
+        choices = "、".join(f"{t}（{TIER_NAMES.get(t, t)}）" for t in STATION_TIERS)
+        raise Refused(f"没有“{tier}”这个层级：--tier 请用其中之一：{choices} (unknown tier {tier!r})")
     if not is_station_code(station) or station == hub.hub_id:
         raise Refused(
-            f"station code {station!r} is not usable: use letters and digits in parts joined by '-', "
-            "such as 360802-T01-05, different from the hub's own id"
+            f"站点编码 {station!r} 不能用：请用字母和数字，分段用“-”连接，如 360802-T01-05，且不能与区局自身编码相同"
+            " (station code is not usable)"
         )
     if parent:
         p = hub.store.station(parent)
         if p is None:
-            raise Refused(f"parent {parent} is not registered; enrol it first")
+            raise Refused(f"上级站点 {parent} 还没有登记：请先登记上级乡镇或街道，再登记本站 (parent not registered)")
         if p.tier not in ("township", "street"):
-            raise Refused(f"parent {parent} is a {p.tier}; only a township or street centre can be a parent")
+            raise Refused(
+                f"上级站点 {parent} 是{TIER_NAMES.get(p.tier, p.tier)}，只有乡镇或街道可以作为上级："
+                f"请用 --parent 指定所属乡镇或街道的编码 (parent is a {p.tier})"
+            )
     if tier in ("village", "community") and not parent:
-        raise Refused(f"a {tier} station needs --parent (its township or street centre)")
+        raise Refused(
+            f"登记{TIER_NAMES.get(tier, tier)}站点须用 --parent 指定所属乡镇或街道的编码"
+            f" (a {tier} station needs --parent)"
+        )
     token = make_token(secrets.token_bytes(SECRET_BYTES), keyring.ensure(hub).root_pub)
     now = hub.clock()
     with hub.store.transaction():

@@ -241,7 +241,7 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
         receipt=receipt,
         applied=len(admitted),
         quarantined=held,
-        reason="" if held == 0 else f"{held} change(s) held for review",
+        reason="" if held == 0 else f"{held} 条变更暂存待区局核对 (held for review)",
     )
 
 

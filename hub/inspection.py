@@ -25,6 +25,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from hub import blobindex
+from present.webui import TIER_NAMES
 from replica import inspection as shared
 from replica.errors import Refused
 from replica.ids import iso_from_ms
@@ -124,7 +125,9 @@ def list_inspections(
 def _application(hub: Hub, number: str) -> str:
     row = hub.store.conn.execute("SELECT id FROM applications WHERE number=?", (number,)).fetchone()
     if row is None:
-        raise Refused(f"no application numbered {number} at the hub")
+        raise Refused(
+            f"区局没有编号为 {number} 的办件：请核对办件编号（sanji hub applications 可列出） (no such application)"
+        )
     return str(row[0])
 
 
@@ -138,15 +141,17 @@ def check_inspector(hub: Hub, inspector: str) -> None:
     station = hub.store.station(inspector)
     if station is None:
         raise Refused(
-            f"no station {inspector} is registered; enrol the device first (`sanji hub enroll ... --tier field`)"
+            f"区局没有登记踏勘设备 {inspector}：请先登记（sanji hub enroll … --tier field）或核对编码"
+            " (no station is registered)"
         )
     if station.tier != "field":
         raise Refused(
-            f"{inspector} is a {station.tier} station, not a field device; "
-            "inspections go to a device enrolled with --tier field"
+            f"{inspector} 是{TIER_NAMES.get(station.tier, station.tier)}站点，不是踏勘设备："
+            "请派给用 --tier field 登记的设备"
+            f" ({station.tier} station, not a field device)"
         )
     if station.revoked:
-        raise Refused(f"field device {inspector} has been revoked; re-enrol it or choose another inspector")
+        raise Refused(f"踏勘设备 {inspector} 已被吊销：请重新登记它，或改派其他踏勘设备 (has been revoked)")
 
 
 def assign(

@@ -242,7 +242,7 @@ def rotate_key(hub: HubState, *, root_path: Path | None = None, valid_days: int 
     A hub serving meanwhile takes the new key at its next `ensure` (the first `/v1/keys` it answers).
     """
     if valid_days < 1:
-        raise Refused("--valid-days 至少为 1 (must be at least 1)")
+        raise Refused("有效天数（--valid-days）至少为 1：请改正后重试 (must be at least 1)")
     chain = ensure(hub)
     root, _ = _current_root(hub, chain, root_path)
     old = hub.keys
@@ -269,7 +269,7 @@ def rotate_key(hub: HubState, *, root_path: Path | None = None, valid_days: int 
         chain.online = new.sign_pub
     save_chain(hub.folder, chain)
     hub.keys = new
-    _record(hub, f"online signing key rotated to {new.sign_key_id} (key list {chain.version})", now)
+    _record(hub, f"已换用新的在线签名密钥 {new.sign_key_id}（密钥清单版本 {chain.version}）", now)
     return {"key_id": new.sign_key_id, "version": chain.version}
 
 
@@ -315,7 +315,7 @@ def rotate_root(
     if old_path.resolve() == default.resolve() and new_root_path.resolve() != default.resolve():
         write_root(default, new_root, replace=True)
     save_chain(hub.folder, chain)
-    _record(hub, f"root key rotated to {key_id(new_pub)} (fingerprint {fingerprint(new_pub)})", now)
+    _record(hub, f"已更换根密钥 {key_id(new_pub)}（指纹 {fingerprint(new_pub)}）", now)
     return {"key_id": key_id(new_pub), "version": chain.version, "fingerprint": fingerprint(new_pub)}
 
 

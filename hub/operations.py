@@ -10,12 +10,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hub import blobindex, inspection, keyring
-from present.webui import TIER_NAMES
+from present.webui import ALERT_WORDS, RULES, TIER_NAMES, field_label, value_text
 from protocol.codec import unpack
 from replica import approval
 from replica.errors import Refused
 from replica.ids import iso_from_ms, uuid7
-from replica.listing import list_applications
+from replica.listing import list_applications, parse_status
 from replica.supplement import material_view
 from sync.catalogue import Item
 from sync.fold import Record, values, versions
@@ -36,7 +36,9 @@ def applications(
 def find_application(hub: Hub, number: str) -> str:
     row = hub.store.conn.execute("SELECT id FROM applications WHERE number=?", (number,)).fetchone()
     if row is None:
-        raise Refused(f"no application numbered {number} at the hub")
+        raise Refused(
+            f"区局没有编号为 {number} 的办件：请核对办件编号（sanji hub applications 可列出） (no such application)"
+        )
     return str(row[0])
 
 
@@ -140,21 +142,21 @@ def transition(
     app_id = find_application(hub, number)
     record = hub.records.load("application", app_id)
     current = str(record["status"][2]) if "status" in record else ""
-    try:
-        target = Status(to)
-    except ValueError as exc:
-        raise Refused(f"unknown status {to!r}; use one of {', '.join(s.value for s in Status)}") from exc
+    target = parse_status(to)
     kind = str(record["kind"][2]) if "kind" in record else "promised"
     try:
         move_to(Status(current), target, immediate=kind == "immediate")
     except TransitionError as exc:
-        raise Refused(f"{number}: {exc}") from exc
+        raise Refused(f"办件 {number}：{exc}", code=exc.code) from exc
     if target is Status.INSPECTING:
         open_task = hub.store.conn.execute(
             "SELECT 1 FROM records WHERE entity='task' AND application=?", (app_id,)
         ).fetchone()
         if open_task is None:
-            raise Refused(f"{number}: assign an inspection first (`sanji hub inspect`); 踏勘 needs an inspector")
+            raise Refused(
+                f"{number}：请先用 sanji hub inspect 把踏勘派给踏勘设备，状态会自动转为踏勘中"
+                " (assign an inspection first)"
+            )
     override = None
     if target is Status.APPROVED:
         override = approval.override_event(
@@ -278,7 +280,7 @@ def status_text(d: dict[str, Any]) -> str:
     for r in d["last_rejections"]:
         lines.append(f"  拒收 {r['at']} {r['origin'] or '?'}: {r['reason']}")
     for a in d["alerts"]:
-        lines.append(f"  警报 {a['at']} {a['kind']} {a['station']}: {a['detail']}")
+        lines.append(f"  警报 {a['at']} {ALERT_WORDS.get(a['kind'], a['kind'])} {a['station']}: {a['detail']}")
     return "\n".join(lines)
 
 
@@ -286,9 +288,12 @@ def conflicts_text(d: dict[str, Any]) -> str:
     """``sanji hub conflicts`` without ``--json``."""
     return (
         "\n".join(
-            f"{c['id']} {c['number'] or c['record']} {c['field']}: "
-            + " vs ".join(f"{v['value']!r}@{v['origin']}{'（采用）' if v['won'] else ''}" for v in c["values"])
-            + f"  规则: {c['rule']}"
+            f"{c['id']} {c['number'] or c['record']} {field_label(c['field'])}: "
+            + " 对 ".join(
+                f"{value_text(c['field'], v['value'])}@{v['origin']}{'（采用）' if v['won'] else ''}"
+                for v in c["values"]
+            )
+            + f"  规则: {RULES.get(c['rule'], c['rule'])}"
             for c in d["conflicts"]
         )
         or "（无冲突）"

@@ -234,6 +234,10 @@ def quarantine_rows(hub: Hub, *, origin: str | None = None, include_closed: bool
     return out
 
 
+# The listing's states as operators say them; --json keeps the codes.
+STATE_WORDS = {"open": "待审", "released": "已放行", "rejected": "已驳回"}
+
+
 def listing_text(d: dict[str, Any]) -> str:
     """``sanji hub quarantine`` without ``--json``."""
     lines = []
@@ -243,5 +247,6 @@ def listing_text(d: dict[str, Any]) -> str:
             if r["relayed"]
             else f"{r['origin']} 第 {r['epoch']} 代 第 {r['seq']} 号"
         )
-        lines.append(f"#{r['id']} [{r['state']}] {r['code'] or '-'}  {who}\n    {r['reason']}")
+        state = STATE_WORDS.get(r["state"], r["state"])
+        lines.append(f"#{r['id']} [{state}] {r['code'] or '-'}  {who}\n    {r['reason']}")
     return "\n".join(lines) or "（没有隔离待审的变更）"

@@ -42,9 +42,9 @@ def serving_pid(folder: Path) -> int | None:
 def restore(folder: Path, source: Path) -> dict[str, object]:
     pid = serving_pid(folder)
     if pid is not None:
-        raise Refused(f"the hub in {folder} is serving (pid {pid}); stop it before restoring")
+        raise Refused(f"{folder} 的区局服务正在运行（进程 {pid}）：请先停止 hub serve 再恢复 (the hub is serving)")
     if not source.is_file():
-        raise Refused(f"{source} is not a file")
+        raise Refused(f"{source} 不是文件：请核对备份文件的路径 (not a file)")
     current = HubStore.open(folder)
     hub_id = current.get_meta("hub_id")
     current.close()
@@ -53,9 +53,9 @@ def restore(folder: Path, source: Path) -> dict[str, object]:
         row = probe.execute("SELECT value FROM hub_meta WHERE key='hub_id'").fetchone()
         probe.close()
     except sqlite3.DatabaseError as exc:
-        raise Refused(f"{source} is not a hub backup: {exc}") from exc
+        raise Refused(f"{source} 不是区局的备份文件：请核对备份文件的路径 (not a hub backup: {exc})") from exc
     if row is None or unpack(row[0]) != hub_id:
-        raise Refused(f"{source} is a backup of another hub, not of {hub_id}")
+        raise Refused(f"{source} 是别的区局的备份，不是 {hub_id} 的：请用本区局的备份文件 (a backup of another hub)")
     # Blobs first: they are only ever added and named by their content, so putting them back cannot
     # harm the hub even if the database copy below fails.
     blobs = BlobStore(folder / "blobs")

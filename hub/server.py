@@ -16,6 +16,7 @@ from hub.appkeys import HUB
 from hub.restore import PID_FILE
 from hub.store import HubStore
 from replica import listen, schedule
+from replica.errors import Refused
 
 log = logging.getLogger("sanji.hub")
 
@@ -68,8 +69,16 @@ def serve(
     check = store.quick_check()
     store.close()
     if check != "ok":
-        raise RuntimeError(f"hub database failed its integrity check: {check}; restore from a backup")
-    when = schedule.When.parse(nightly)
+        # A refusal, not an internal error: the operator has a clear next step.
+        raise Refused(
+            f"区局数据库完整性检查未通过，服务未启动：请用 sanji hub restore 从备份恢复"
+            f" (integrity check failed: {check})",
+            code="integrity_failed",
+        )
+    try:
+        when = schedule.When.parse(nightly)
+    except ValueError as exc:
+        raise Refused(f"夜间任务时间（--nightly）有误：{exc}", code="bad_nightly") from exc
     app = create_app(
         HubConfig(folder=folder, host=host, port=port, nightly=nightly, allow_unsealed=allow_unsealed),
         extra_contexts=[nightly_context(when, partial_retention_days=partial_retention_days)],
@@ -81,7 +90,7 @@ def serve(
     pid_file.write_text(str(os.getpid()))
     if allow_unsealed:
         print("警告：本区局接收未加密批次，仅供测试 (WARNING: unsealed batches accepted; test use only)", flush=True)
-    print(f"Sanji hub serving on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
+    print(f"区局服务已启动：http://{host}:{port}/（按 Ctrl-C 停止）", flush=True)
     try:
         web.run_app(app, sock=sock, print=None, access_log=None, backlog=LISTEN_BACKLOG)
     finally:

@@ -60,7 +60,7 @@ class Hub(HubState):
         try:
             parse_catalogue(doc)
         except CatalogueError as exc:
-            raise Refused(f"catalogue refused: {exc}") from exc
+            raise Refused(f"事项目录有误，区局未建立：请改正目录文件后重试 (catalogue refused: {exc})") from exc
         folders.need_new(folder, "区局")  # never a hub mixed into a station's folder, or a second one
         with folders.made_whole(folder):  # a failure half-way leaves nothing behind
             return cls._create(folder, district=district, name=name, doc=doc, clock=clock)
@@ -106,7 +106,7 @@ class Hub(HubState):
         try:
             cat = parse_catalogue(body)
         except CatalogueError as exc:
-            raise Refused(f"catalogue refused: {exc}") from exc
+            raise Refused(f"事项目录有误，未发布：请改正目录文件后重试 (catalogue refused: {exc})") from exc
         # Refused (exit 2, with the figures) unless every station could receive and open it.
         frame = sign_release(self, Release(version, issued_at, expires_at, catalogue_to_doc(cat)))
         with self.store.transaction():

@@ -13,9 +13,17 @@ from present.webui import (
     describe,
     status_label,
 )
+from sync.catalogue_view import KIND_WORDS
 
 # The order an operator reads a file in; other fields follow in the order they come.
 _FIRST = ("number", "item", "station", "kind", "accepted_at", "due_date", "applicant_name", "applicant_id")
+
+
+def _word(key: str, value: object) -> object:
+    """A field's value as staff read it: yes/no and the application's kind in words (--json keeps codes)."""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return KIND_WORDS.get(str(value), value) if key == "kind" else value
 
 
 def render(d: Mapping[str, object]) -> str:
@@ -30,7 +38,7 @@ def render(d: Mapping[str, object]) -> str:
         value = fields[key]
         if value in ("", None, [], {}):
             continue
-        lines.append(f"  {FIELD_LABELS.get(key, key)}：{'是' if value is True else value}")
+        lines.append(f"  {FIELD_LABELS.get(key, key)}：{_word(key, value)}")
     materials = d.get("materials")
     if isinstance(materials, dict) and materials:
         lines.append("材料：")

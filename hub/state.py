@@ -74,7 +74,9 @@ class HubState:
         if station is None or station.sign_pub is None:
             return None
         if station.revoked:
-            raise RevokedError(f"station {signer} has been revoked; re-enrol it to issue new keys")
+            raise RevokedError(
+                f"站点 {signer} 的密钥已被区局吊销：请联系区局重新登记本站 (station {signer} has been revoked)"
+            )
         return load_verify_key(station.sign_pub)
 
     # -- catalogue -------------------------------------------------------------------------------
@@ -82,7 +84,7 @@ class HubState:
     def catalogue(self) -> tuple[int, Catalogue]:
         latest = self.store.latest_release()
         if latest is None:
-            raise Refused("the hub has no catalogue release; publish one with `sanji hub publish`")
+            raise Refused("区局还没有发布事项目录：请先用 sanji hub publish 发布一版 (no catalogue release)")
         if self._catalogue is None or self._catalogue[0] != latest[0]:
             doc = open_document(latest[1], kind=Release.KIND, recipient="*", verify_key=self._own_key)
             self._catalogue = (latest[0], parse_catalogue(Release.from_wire(doc.body).catalogue))

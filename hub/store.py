@@ -93,7 +93,7 @@ class HubStore(RefusalLog):
     def create(cls, folder: Path) -> HubStore:
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / DB_NAME).exists():
-            raise FileExistsError(f"{folder} already holds a Sanji hub; use another folder")
+            raise FileExistsError(f"{folder} 里已经有区局了：请换一个新的空文件夹 (already holds a Sanji hub)")
         return cls._open(folder / DB_NAME)
 
     @classmethod

@@ -38,7 +38,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from hub import nightly
 
     if args.partial_retention_days < 0:
-        raise Refused("--partial-retention-days must not be negative")
+        raise Refused("保留天数（--partial-retention-days）不能为负数：请给 0 或更大的天数 (must not be negative)")
     hub = _hub(args)
     out = nightly.run(
         hub, "on-demand", do_backup=not args.no_backup, partial_retention_days=args.partial_retention_days
@@ -49,8 +49,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     emit(result, args.json, nightly.report_text)
     if out["outcome"] == "integrity_failed":
         print(
-            f"sanji: the hub database failed its integrity check ({out['report']['integrity']}); "
-            "stop the hub and restore from a backup",
+            f"sanji: 区局数据库完整性检查未通过：请停止区局服务（hub serve），用 sanji hub restore 从备份恢复"
+            f" (integrity check failed: {out['report']['integrity']})",
             file=sys.stderr,
         )
         return 1
@@ -72,8 +72,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     )
     if out["blobs_damaged"]:
         print(
-            f"sanji: {len(out['blobs_damaged'])} photo file(s) in {hub.folder / 'blobs'} do not match their "
-            "names and were not backed up",
+            f"sanji: {hub.folder / 'blobs'} 中有 {len(out['blobs_damaged'])} 个照片文件已损坏（内容与文件名不符），"
+            "未备份；各站下次同步或对账时会重新上传 (photo files do not match their names)",
             file=sys.stderr,
         )
         return 1

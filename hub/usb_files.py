@@ -23,6 +23,7 @@ from protocol.frame import peek_header
 from protocol.wire import sign_message
 from replica import carried_files
 from replica.errors import Refused
+from replica.rejection_words import explain, explained
 from sync.session import AckResult
 
 
@@ -95,7 +96,7 @@ def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:
             try:
                 enrolment.accept_claim(hub, data)
             except RemoteProtocolError as exc:
-                rejected.append({"file": str(path), "reason": f"{exc.code}: {exc}"})
+                rejected.append({"file": str(path), "reason": f"{exc.code}: {explain(exc.code, str(exc))}"})
                 with hub.store.transaction():
                     hub.store.reject(f"file:{path.name}", "", f"{exc.code}: {exc}", hub.clock())
             continue
@@ -105,7 +106,7 @@ def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:
         elif ack.result is AckResult.DUPLICATE:
             duplicates += 1
         else:
-            rejected.append({"file": str(path), "reason": f"{ack.result.value}: {ack.reason}"})
+            rejected.append({"file": str(path), "reason": f"{ack.result.value}: {explained(ack.reason)}"})
     for path, data in statuses:
         problem = _take_status(hub, data)
         if problem is not None:
@@ -134,7 +135,7 @@ def export_files(hub: Hub, code: str, out: Path) -> list[str]:
     cursor, its latest receipts and the list of its photos the hub holds."""
     station = hub.store.station(code)
     if station is None:
-        raise Refused(f"no station {code} is registered")
+        raise Refused(f"区局没有登记站点 {code}：请核对站点编码（sanji hub status 列出所有站点） (no such station)")
     out.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
     after, version = station.feed_ack, station.catalogue_version

@@ -20,13 +20,14 @@ def _check_inspector(st: Station, inspector: str) -> None:
     known = st.meta.get("field_devices")
     if not isinstance(known, list) or not known:
         raise Refused(
-            "this station does not know the district's field devices yet; run `sanji node sync` "
-            "(or import the hub's files) and try again"
+            "本站还不知道本区有哪些踏勘设备：请先联网同步（sanji node sync）"
+            "或导入区局带来的文件（sanji node import）后重试"
+            " (no field devices known yet)"
         )
     if inspector not in known:
         raise Refused(
-            f"{inspector} is not a field device of this district (known: {', '.join(map(str, known))}); "
-            "the hub enrols field devices with `sanji hub enroll ... --tier field`"
+            f"{inspector} 不是本区的踏勘设备（已知：{'、'.join(map(str, known))}）：请从中选一个；"
+            f"新设备由区局登记（sanji hub enroll … --tier field） (not a field device of this district)"
         )
 
 
@@ -36,8 +37,9 @@ def assign(st: Station, number: str, inspector: str, due: str | None = None) -> 
     vals = values(st.records.load("application", app_id))
     if "decider" not in roles_here(st, str(vals.get("station")), str(vals.get("item"))):
         raise Refused(
-            f"{number}: this station does not decide {vals.get('item')}; "
-            "the deciding tier (or the hub, `sanji hub inspect`) assigns its inspection"
+            f"办件 {number}：本站不决定事项 {vals.get('item')}，不能安排踏勘；"
+            "由决定层级安排（或区局用 sanji hub inspect）"
+            " (this station does not decide the item)"
         )
     _check_inspector(st, inspector)
     job = shared.plan(

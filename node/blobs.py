@@ -36,17 +36,17 @@ def check_file(path: Path, what: str) -> tuple[str, int]:
         sha, size = sha256_file(path, max_bytes=MAX_BLOB_BYTES)
     except BlobError:
         raise Refused(
-            f"{what} {path} is larger than the {MAX_BLOB_BYTES // (1024 * 1024)} MiB cap; "
-            "take it again at a lower resolution"
+            f"{what}文件 {path} 超过 {MAX_BLOB_BYTES // (1024 * 1024)} MiB 的上限：请用较低的分辨率重拍或重扫"
+            " (larger than the cap)"
         ) from None
     except IsADirectoryError:
-        raise Refused(f"{what} {path} is a folder, not a file") from None
+        raise Refused(f"{what} {path} 是文件夹，不是文件：请指定其中的文件 (a folder, not a file)") from None
     except FileNotFoundError:
-        raise Refused(f"{what} {path} does not exist") from None
+        raise Refused(f"{what}文件 {path} 不存在：请检查路径 (does not exist)") from None
     except OSError as exc:
-        raise Refused(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise Refused(f"无法读取{what}文件 {path}：请检查文件权限后重试 ({exc.strerror or exc})") from None
     if size == 0:
-        raise Refused(f"{what} {path} is empty")
+        raise Refused(f"{what}文件 {path} 是空的：请重新拍摄或扫描 (empty)")
     return sha, size
 
 
@@ -55,9 +55,9 @@ def keep(st: Station, path: Path, expected: str) -> None:
     try:
         sha, _ = store_of(st).put_file(path, max_bytes=MAX_BLOB_BYTES)
     except (BlobError, OSError) as exc:
-        raise Refused(f"cannot store {path}: {exc}") from None
+        raise Refused(f"无法保存文件 {path}：请检查本机磁盘空间后重新提交报告 (cannot store: {exc})") from None
     if sha != expected:
-        raise Refused(f"{path} changed while it was being recorded; record the report again")
+        raise Refused(f"文件 {path} 在记录时被改动了：请重新提交报告 (changed while it was being recorded)")
 
 
 def reference(st: Station, report: str, sha: str, size: int, role: str) -> None:
@@ -122,9 +122,9 @@ def import_held(st: Station, data: bytes) -> int:
     try:
         doc = open_document(data, kind=BlobsHeld.KIND, recipient=st.code, verify_key=st.hub_key)
     except RemoteProtocolError as exc:
-        raise Refused(f"the hub's list of held photos does not verify: {exc}") from exc
+        raise Refused(f"区局的已收照片清单核验未通过，未采用：请向区局重新导出 (does not verify: {exc})") from exc
     try:
         held = BlobsHeld.from_wire(doc.body)
     except RemoteProtocolError as exc:
-        raise Refused(f"the hub's list of held photos is malformed: {exc}") from exc
+        raise Refused(f"区局的已收照片清单格式不对，未采用：请向区局重新导出 (malformed: {exc})") from exc
     return mark_held(st, list(held.held))

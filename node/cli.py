@@ -111,7 +111,10 @@ def cmd_init(args: argparse.Namespace) -> None:
     elif args.hub and args.token:
         out = enrolment.init_online(args.dir, args.hub, args.token)
     else:
-        raise Refused("give --hub URL --token TOKEN, or --enrollment FILE --token TOKEN for a station that is offline")
+        raise Refused(
+            "请给出 --hub 区局地址 --token 令牌；没有网络的站点给出 --enrollment 登记文件 --token 令牌"
+            " (give --hub URL --token TOKEN, or --enrollment FILE --token TOKEN)"
+        )
     # Staff compare the pinned fingerprint with the one printed on the enrolment slip.
     emit(
         out,
@@ -150,7 +153,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
         return 0 if out["accepted"] else 2  # a file of which nothing was accepted is a refusal
     missing = [f for f in ("item", "name", "id_number", "phone") if not getattr(args, f)]
     if missing:
-        raise Refused("missing " + ", ".join("--" + m.replace("_", "-") for m in missing))
+        raise Refused("缺少必填项：" + "、".join("--" + m.replace("_", "-") for m in missing) + "，请补上后重试")
     out = commands.accept(
         st,
         commands.Application(

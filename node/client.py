@@ -18,6 +18,7 @@ from node.conversation import PIPELINE_BATCHES, Answer, Progress, Request, drive
 from node.station import Station
 from protocol.limits import ERROR_BODY_MAX_BYTES, RESPONSE_MAX_BYTES
 from replica.errors import Refused
+from replica.rejection_words import explain
 from sync.outbox import BatchState
 
 TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
@@ -40,7 +41,7 @@ class RoundResult:
 async def _refusal(resp: aiohttp.ClientResponse) -> str:
     body = await hub_answer.read_json(resp)  # at most ERROR_BODY_MAX_BYTES of it
     if isinstance(body, dict):
-        return str(body.get("message") or body.get("error") or resp.reason)
+        return explain(str(body.get("error") or ""), str(body.get("message") or body.get("error") or resp.reason))
     return f"HTTP {resp.status} {resp.reason}"
 
 
@@ -109,7 +110,10 @@ async def sync_round(
 ) -> RoundResult:
     url = (url or st.meta.text("hub_url")).rstrip("/")
     if not url:
-        raise Refused("this station has no hub address (USB-only); use `sanji node export` and `import`")
+        raise Refused(
+            "本站没有区局地址（只用U盘交换）：请用 sanji node export 导出、sanji node import 导入；"
+            "通网后可用 sanji node set-hub 设置地址 (no hub address)"
+        )
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
             done = await drive_async(conversation.sync(st, progress), carrier(session, url))
@@ -122,15 +126,18 @@ async def sync_round(
         # the next round, `node status` and a USB export) as they did before. Here, on this thread,
         # not in a worker: the station's connection is shared with the staff UI in `node serve`.
         uplink.build_outbox(st, PIPELINE_BATCHES)
+        # `node status` and the staff screen show the same sentence the command prints, never the bare
+        # exception (kept in the sync log for whoever debugs it).
+        gone = hub_answer.unreachable(
+            url, exc, f"{st.pending_changes()} 条变更已保存在本站，联网后自动上传（或用 U 盘导出）"
+        )
         with st.transaction():
-            st.meta.set("last_error", f"hub unreachable: {exc.__class__.__name__}: {exc}")
+            st.meta.set("last_error", str(gone))
             st.conn.execute(
                 "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'round', 0, 0, 0, ?)",
                 (st.clock(), str(exc)),
             )
-        raise hub_answer.unreachable(
-            url, exc, f"{st.pending_changes()} 条变更已保存在本站，联网后自动上传（或用 U 盘导出）"
-        ) from exc
+        raise gone from exc
     except Refused as exc:
         # A refusal (a revoked station, a feed that does not verify) must be visible in `status` and
         # on the staff screen, not only in the output of the command that hit it.

@@ -18,7 +18,7 @@ from replica import approval
 from replica.errors import Refused
 from replica.ids import CHINA, iso_from_ms, parse_iso_ms, uuid7
 from replica.inspection import resume_fields
-from replica.listing import list_applications
+from replica.listing import list_applications, parse_status
 from sync import catalogue_view
 from sync.acceptance import AcceptanceError, check_acceptance, deferred_due_date, due_date
 from sync.catalogue import Catalogue
@@ -26,7 +26,7 @@ from sync.fold import versions
 from sync.identity import InvalidIdentity, check_id_number, check_phone
 from sync.model import MATERIAL_PREFIX, MAX_TEXT
 from sync.numbering import application_number
-from sync.workflow import Move, Status, TransitionError, may_move, move_to
+from sync.workflow import MOVE_LABELS, Move, Status, TransitionError, may_move, move_to
 
 BACK_ENTRY_CHUNK = 500
 # 需现场踏勘: the inspector goes to this address (sync/application_rules.py refuses it at the hub too).
@@ -170,24 +170,30 @@ def _from_json(line: str) -> Application:
     try:
         raw = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise Refused(f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
+        raise Refused(f"这一行不是有效的 JSON（第 {exc.colno} 列）：请对照 README 的补录格式改正 ({exc.msg})") from exc
     if not isinstance(raw, dict):
-        raise Refused("each line must be a JSON object")
+        raise Refused("每行须是一个 JSON 对象 {…}：请对照 README 的补录格式改正 (each line must be a JSON object)")
     applicant = raw.get("applicant") or {}
     materials = raw.get("materials") or []
     if not isinstance(applicant, dict) or not isinstance(materials, list):
-        raise Refused("applicant must be an object and materials a list")
+        raise Refused(
+            "这一行的 applicant 须是对象、materials 须是列表：请对照 README 的补录格式改正"
+            " (applicant must be an object and materials a list)"
+        )
     submitted, deferred = [], []
     for m in materials:
         if not isinstance(m, dict) or not isinstance(m.get("name"), str):
-            raise Refused("each material needs a name")
+            raise Refused("每份材料都要有 name（材料名称）：请对照 README 的补录格式改正 (each material needs a name)")
         state = m.get("status", "submitted")
         if state == "submitted":
             submitted.append(m["name"])
         elif state == "deferred":
             deferred.append(m["name"])
         else:
-            raise Refused(f"material {m['name']!r} has unknown status {state!r}; use submitted or deferred")
+            raise Refused(
+                f"材料 {m['name']!r} 的状态 {state!r} 不对：请用 submitted（已收取）或 deferred（容缺）"
+                " (unknown material status)"
+            )
     return Application(
         item=str(raw.get("item", "")),
         name=str(applicant.get("name", "")),
@@ -207,7 +213,7 @@ def accept_file(st: Station, path: Path) -> dict[str, object]:
         with path.open(encoding="utf-8") as fh:
             return accept_lines(st, fh)
     except OSError as exc:
-        raise Refused(f"cannot read {path}: {exc.strerror}") from exc
+        raise Refused(f"无法读取补录文件 {path}：请检查路径和权限 ({exc.strerror})") from exc
 
 
 # -- workflow and listings ---------------------------------------------------------------------
@@ -237,22 +243,23 @@ def transition(st: Station, number: str, to: str, note: str = "", *, override_re
     app_id = find(st, number)
     record = st.records.load("application", app_id)
     vals = {k: c[2] for k, c in record.items()}
-    try:
-        target = Status(to)
-    except ValueError as exc:
-        raise Refused(f"unknown status {to!r}; use one of {', '.join(s.value for s in Status)}") from exc
+    target = parse_status(to)
     immediate = vals.get("kind") == "immediate"
     try:
         move = move_to(Status(str(vals.get("status"))), target, immediate=immediate)
     except TransitionError as exc:
-        raise Refused(f"{number}: {exc}", code=exc.code) from exc
+        raise Refused(f"办件 {number}：{exc}", code=exc.code) from exc
     roles = roles_here(st, str(vals.get("station")), str(vals.get("item")))
     if not any(may_move(r, move, immediate=immediate) for r in roles):
-        raise Refused(f"{number}: this station may not {move.value} this application; the deciding tier does that")
+        raise Refused(
+            f"办件 {number}：本站不能{MOVE_LABELS[move]}，这一步由决定层级办理"
+            f" (this station may not {move.value} this application)"
+        )
     if move is Move.INSPECT:
         raise Refused(
-            f"{number}: assign an inspection instead (`sanji node inspect DIR {number} --inspector CODE`, "
-            "or `sanji hub inspect` at the hub); 踏勘 needs an inspector"
+            f"办件 {number}：请安排踏勘（sanji node inspect DIR {number} --inspector 设备编码，"
+            "或区局用 sanji hub inspect），"
+            "状态会自动转为踏勘中 (assign an inspection instead)"
         )
     override = None
     if target is Status.APPROVED:  # 需现场踏勘: not before the report, unless overridden (replica/approval.py)

@@ -25,6 +25,7 @@ from protocol.frame import peek_header
 from protocol.reconciliation import ReconcileRequest, SummaryAnswer
 from protocol.wire import sign_message
 from replica.errors import Refused
+from replica.rejection_words import explained
 from sync.session import AckResult, PushRound
 
 T = TypeVar("T")
@@ -203,7 +204,7 @@ def push(st: Station, progress: Progress | None = None, *, max_count: int = 64) 
                     elif ack.result is AckResult.GAP:
                         gap = True
                     else:
-                        refused.append(f"{ack.result.value}: {ack.reason}")
+                        refused.append(f"{ack.result.value}: {explained(ack.reason)}")
             if progress is not None and total:
                 progress("push", pushed, total)
         if not gap:
@@ -259,7 +260,7 @@ def pull(
                 problems.append(str(answer.too_large))
                 break
             if answer.status != 200:
-                raise Refused(f"the hub refused the pull: {answer.message}")
+                raise Refused(f"区局拒绝了本次下载，本轮未下载：{answer.message} (the hub refused the pull)")
             if unanswered(answer.body, asked):
                 feed_quarantine.record(st, answer.body, source="http", reason=REPLAYED)
                 problems.append(REPLAYED)
@@ -324,7 +325,10 @@ def ask(st: Station, read: Callable[[object], A], op: str, talk: Talk | None = N
         summary=op,
     )
     if answer.status != 200:
-        raise Refused(f"the hub refused reconciliation: {answer.body[:300].decode(errors='replace')}")
+        raise Refused(
+            "区局拒绝了对账，本次未对账：稍后或夜间任务会再试，仍不行请联系区局"
+            f" (the hub refused reconciliation: {answer.body[:300].decode(errors='replace')})"
+        )
     if answer.too_large is not None:
         raise answer.too_large
     if talk is not None:
@@ -338,8 +342,8 @@ def ask(st: Station, read: Callable[[object], A], op: str, talk: Talk | None = N
             unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None,
         )
     except RemoteProtocolError as exc:
-        raise Refused(f"the hub's reconciliation answer does not verify: {exc}") from exc
+        raise Refused(f"区局的对账应答核验未通过，未采用：请联系区局 (does not verify: {exc})") from exc
     try:
         return read(doc.body)
     except RemoteProtocolError as exc:
-        raise Refused(f"the hub's reconciliation answer is malformed: {exc}") from exc
+        raise Refused(f"区局的对账应答格式不对，未采用：请联系区局 (malformed: {exc})") from exc

@@ -88,7 +88,7 @@ def restore(folder: Path, source: Path, *, clock: Callable[[], int] = wall_now_m
     """Put a backup back and start a new epoch before anything else can write. ``clock`` stamps the
     re-issued changes (tests and the simulator pass their own, as to ``Station``)."""
     if not source.is_file():
-        raise Refused(f"{source} is not a file")
+        raise Refused(f"{source} 不是文件：请核对备份文件的路径 (not a file)")
     current = Station(folder, clock=clock)
     code = current.code
     # What must not go back in time with the backup: the catalogue (never a lower release) and the
@@ -103,9 +103,12 @@ def restore(folder: Path, source: Path, *, clock: Callable[[], int] = wall_now_m
         row = probe.conn.execute("SELECT value FROM meta WHERE key='station'").fetchone()
         probe.conn.close()
     except sqlite3.DatabaseError as exc:
-        raise Refused(f"{source} is not a station backup: {exc}") from exc
+        raise Refused(f"{source} 不是站点的备份文件：请核对备份文件的路径 (not a station backup: {exc})") from exc
     if row is None or unpack(row[0]) != code:
-        raise Refused(f"{source} is a backup of another station, not of {code}: this folder's keys belong to {code}")
+        raise Refused(
+            f"{source} 是别的站点的备份，不是 {code} 的：这个文件夹的密钥属于 {code}，请用本站的备份"
+            " (a backup of another station)"
+        )
     target = folder / DB_NAME
     for suffix in ("-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)

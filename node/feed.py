@@ -48,17 +48,19 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
             unseal_key=lambda k: st.keys.seal if k == st.keys.seal_key_id else None,
         )
     except RemoteProtocolError as exc:
-        raise Refused(f"feed refused: {exc}") from exc
+        raise Refused(
+            f"区局发来的数据页核验未通过，未采用：请重新同步，仍不行请联系区局 (feed refused: {exc})"
+        ) from exc
     try:
         page = FeedPage.from_wire(doc.body)
     except RemoteProtocolError as exc:
-        raise Refused(f"feed page is malformed: {exc}") from exc
+        raise Refused(f"区局发来的数据页格式不对，未采用：请重新同步，仍不行请联系区局 (malformed: {exc})") from exc
     changes = []
     for raw in page.changes:
         try:
             changes.append(change_from_wire(raw))
         except ModelError as exc:
-            raise Refused(f"feed page carries an invalid change: {exc}") from exc
+            raise Refused(f"区局发来的数据页中有无效变更，未采用：请联系区局 (invalid change: {exc})") from exc
     outcome = ""
     cursor = feed_cursor(st)
     verdict = feed.judge(cursor, after=page.after, generation=page.generation)
@@ -66,8 +68,8 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
         # Applying it would move the cursor past pages we never applied (a damaged file on the stick):
         # refuse, so the missing pages are asked for again.
         raise FeedGap(
-            f"feed page starts after change {page.after}, but this station has applied only up to "
-            f"{cursor.position}; import the earlier pages first (or sync online)"
+            f"区局数据页从变更 {page.after} 之后开始，但本站只应用到 {cursor.position}：请先导入更早的数据页，"
+            "或联网同步 (feed page starts after a change this station has not applied)"
         )
     followed = feed.follow(cursor, verdict, page.generation)
     if followed != cursor:

@@ -18,6 +18,7 @@ from typing import Any
 
 from node import blobs
 from node.station import Station
+from present.webui import REPORT_RESULT_LABELS
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from sync.fold import versions
@@ -112,7 +113,10 @@ def _checks(specs: list[str]) -> dict[str, bool]:
     for spec in specs:
         key, sep, answer = spec.rpartition("=")
         if not sep or answer.strip().lower() not in ("yes", "no", "y", "n", "是", "否"):
-            raise Refused(f"--check {spec!r} must be N=yes|no (N is the line's number in `sanji node tasks`)")
+            raise Refused(
+                f"核查项 {spec!r}（--check）格式不对：请写成 序号=是 或 序号=否（序号见 sanji node tasks 的核查清单）"
+                " (must be N=yes|no)"
+            )
         out[key.strip()] = answer.strip().lower() in ("yes", "y", "是")
     return out
 
@@ -132,17 +136,18 @@ def report(
     task_id = resolve_task(st, task_id)
     task = _task(st, task_id)
     if task.get("status") == TASK_DONE:
-        raise Refused(f"task {task_id} already has a report; it travels at the next sync")
+        raise Refused(f"踏勘任务 {task_id} 已经有报告了，下次同步时上传；不能再报一次 (already has a report)")
     if result not in REPORT_RESULTS:
-        raise Refused(f"result {result!r} is not one of {', '.join(REPORT_RESULTS)}")
+        choices = "、".join(f"{r}（{REPORT_RESULT_LABELS[r]}）" for r in REPORT_RESULTS)
+        raise Refused(f"踏勘结果 {result!r} 不对：--result 请用其中之一：{choices} (unknown result)")
     text = "\n".join(f.strip() for f in findings if f.strip())
     if not text:
-        raise Refused("give what was found on site with --finding TEXT")
+        raise Refused("请用 --finding 写明现场情况 (give what was found on site)")
     if len(text) > MAX_TEXT or "\x00" in text:
-        raise Refused(f"findings are longer than {MAX_TEXT} characters or hold invalid characters")
+        raise Refused(f"现场情况超过 {MAX_TEXT} 个字符或含有非法字符：请精简后重试 (findings too long or invalid)")
     photos = photos or []
     if len(photos) > MAX_PHOTOS:
-        raise Refused(f"{len(photos)} photos is more than the {MAX_PHOTOS} one report may carry")
+        raise Refused(f"照片有 {len(photos)} 张，一份报告最多 {MAX_PHOTOS} 张：请挑选后重试 (too many photos)")
     fields: dict[str, object] = {
         "task": task_id,
         "application": str(task.get("application") or ""),
@@ -163,8 +168,8 @@ def report(
     except InspectionError as exc:
         raise Refused(str(exc)) from None
     # Check every file before keeping any, so a refusal leaves nothing behind.
-    shots = [(p, *blobs.check_file(p, "photo")) for p in photos]
-    sig = (signature, *blobs.check_file(signature, "signature scan")) if signature is not None else None
+    shots = [(p, *blobs.check_file(p, "照片")) for p in photos]
+    sig = (signature, *blobs.check_file(signature, "签名扫描")) if signature is not None else None
     for path, sha, _ in [*shots, *([sig] if sig else [])]:
         blobs.keep(st, path, sha)
     fields["photos"] = list(dict.fromkeys(sha for _, sha, _ in shots))
@@ -205,7 +210,8 @@ def tasks_text(d: dict[str, Any]) -> str:
 def report_text(d: dict[str, Any]) -> str:
     """``sanji node report`` without ``--json``."""
     return (
-        f"已记录踏勘结果 {d['result']}（任务 {d['task']}），照片 {len(d['photos'])} 张，下次同步时上传"
+        f"已记录踏勘结果「{REPORT_RESULT_LABELS.get(d['result'], d['result'])}」（任务 {d['task']}），"
+        f"照片 {len(d['photos'])} 张，下次同步时上传"
         + (f"\n  定位存疑: {d['gps_flag']}" if d["gps_flag"] else "")
         + (f"\n  注意: {d['check_flag']}（报告已标注，区局审核时可见）" if d.get("check_flag") else "")
     )

@@ -95,7 +95,7 @@ def _redact(st: Station, task_id: str) -> None:
 def purge(st: Station, retention_days: int = DEFAULT_RETENTION_DAYS) -> dict[str, object]:
     """Purge every report that is safely at the hub and older than the retention period."""
     if retention_days < 0:
-        raise Refused("--retention-days must not be negative")
+        raise Refused("保留天数（--retention-days）不能为负数：请给 0 或更大的天数 (must not be negative)")
     store = blobs.store_of(st)
     now = st.clock()
     done = {str(r[0]) for r in st.conn.execute("SELECT id FROM purged WHERE entity='task'")}

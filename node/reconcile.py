@@ -191,14 +191,18 @@ def _check_summary(st: Station, raw: bytes) -> bool | None:
     match = {str(k): int(v) for k, v in ours.items()} == body.by_status
     if not match:
         with st.transaction():
-            st.meta.set("last_error", "nightly check: the hub's count of our applications differs from ours")
+            st.meta.set(
+                "last_error", "夜间核对：区局统计的本站办件数与本站不符，请运行 sanji node reconcile，仍不符请联系区局"
+            )
     return match
 
 
 def reconcile(st: Station, url: str | None = None) -> Outcome:
     url = (url or st.meta.text("hub_url")).rstrip("/")
     if not url:
-        raise Refused("this station has no hub address; reconciliation needs the network")
+        raise Refused(
+            "本站没有区局地址（只用U盘交换），对账须联网：通网后用 sanji node set-hub 设置地址再对账 (no hub address)"
+        )
     try:
         return asyncio.run(run(st, url))
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -109,9 +109,18 @@ def serve(folder: Path, *, port: int, interval: float, nightly_at: str = "02:00"
 
     result = check(st.db)
     st.close()
+    try:  # checked before serving: a typo in --nightly is a refusal, not a failure hours later
+        schedule.When.parse(nightly_at)
+    except ValueError as exc:
+        raise Refused(f"夜间任务时间（--nightly）有误：{exc}", code="bad_nightly") from exc
     if result != "ok":
-        raise RuntimeError(f"station database failed its integrity check: {result}; restore from a backup")
+        # A refusal, not an internal error: staff have a clear next step.
+        raise Refused(
+            f"本站数据库完整性检查未通过，界面未启动：请用 sanji node restore 从备份恢复"
+            f" (integrity check failed: {result})",
+            code="integrity_failed",
+        )
     # Loopback only: the staff PC is shared, and citizens' data must not be reachable from the LAN.
     sock = listen.bind("127.0.0.1", port, what=" sanji node serve 或别的程序")
-    print(f"Sanji station UI on http://127.0.0.1:{port}/ (loopback only; Ctrl-C to stop)", flush=True)
+    print(f"本站办事界面已启动：http://127.0.0.1:{port}/（仅本机可访问；按 Ctrl-C 停止）", flush=True)
     web.run_app(create_app(folder, interval, nightly_at), sock=sock, print=None, access_log=None)

@@ -97,7 +97,10 @@ class Station:
             "SELECT version, frame, expires_at FROM catalogues ORDER BY version DESC LIMIT 1"
         ).fetchone()
         if row is None:
-            raise Refused("this station has no catalogue yet; run `sanji node sync` or import the hub's files")
+            raise Refused(
+                "本站还没有事项目录：请先联网同步（sanji node sync），或导入区局带来的文件（sanji node import）"
+                " (no catalogue yet)"
+            )
         if self._catalogue is None or self._catalogue.version != row[0]:
             doc = open_document(bytes(row[1]), kind=Release.KIND, recipient=self.code, verify_key=self.hub_key)
             catalogue = parse_catalogue(Release.from_wire(doc.body).catalogue)
@@ -126,12 +129,17 @@ class Station:
             doc = open_document(frame, kind=Release.KIND, recipient=self.code, verify_key=self.hub_key)
             release = Release.from_wire(doc.body)
         except RemoteProtocolError as exc:
-            raise Refused(f"catalogue release refused: {exc}") from exc
+            raise Refused(
+                f"事项目录核验未通过，未采用：请重新同步或向区局重新导出 (catalogue release refused: {exc})"
+            ) from exc
         version = release.version
         parse_catalogue(release.catalogue)
         current = self.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
         if version < current:
-            self.meta.set("catalogue_warning", f"refused catalogue release {version}: older than {current} (rollback)")
+            self.meta.set(
+                "catalogue_warning",
+                f"未采用事项目录第 {version} 版：比本站已有的第 {current} 版旧，无须处理 (rollback)",
+            )
             return current, "rollback_refused"
         if version == current:
             return current, "unchanged"

@@ -182,7 +182,7 @@ def create_store(folder: Path) -> sqlite_utils.Database:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / DB_NAME
     if path.exists():
-        raise FileExistsError(f"{folder} already holds a Sanji node; use another folder")
+        raise FileExistsError(f"{folder} 里已经有站点了：请换一个新的空文件夹 (already holds a Sanji node)")
     return _open(path)
 
 

@@ -61,7 +61,7 @@ async def _upload(
     """Send what the hub lacks of one blob. True when the hub holds it whole afterwards."""
     store = blobs.store_of(st)
     if not store.verify(sha):
-        raise ValueError("the local copy is missing or damaged; record the photo again")
+        raise ValueError("本机的照片副本缺失或已损坏：请重新拍摄并记录 (the local copy is missing or damaged)")
     base = f"{url}/v1/blobs/{sha}"
     query = BlobRequest("query", sha, size, at_ms=st.clock())
     async with session.get(base, headers={REQUEST_HEADER: request_header(st, query)}) as resp:
@@ -105,9 +105,9 @@ async def upload_pending(st: Station, session: aiohttp.ClientSession, url: str, 
                 blobs.mark_held(st, [sha])
                 rnd.complete += 1
         except ValueError as exc:
-            rnd.errors.append(f"photo {sha[:12]}…: {exc}")
+            rnd.errors.append(f"照片 {sha[:12]}…：{exc}")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            rnd.errors.append(f"photo upload stopped, hub unreachable ({exc.__class__.__name__}); resumes next sync")
+            rnd.errors.append(f"连不上区局，照片上传暂停：下次同步时自动续传 ({exc.__class__.__name__})")
             break
         if budget[0] == 0:
             break

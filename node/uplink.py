@@ -118,7 +118,9 @@ def read_acks(st: Station, data: bytes) -> list[Ack]:
     try:
         doc = open_document(data, kind=Acks.KIND, recipient=st.code, verify_key=st.hub_key)
     except RemoteProtocolError as exc:
-        raise Refused(f"the hub's answer could not be verified: {exc}") from exc
+        raise Refused(
+            f"区局的回执核验未通过，未采用：变更仍在队列中，下次同步会重传 (could not be verified: {exc})"
+        ) from exc
     return record_acks(st, doc)
 
 
@@ -126,7 +128,9 @@ def record_acks(st: Station, doc: Document) -> list[Ack]:
     try:
         body = Acks.from_wire(doc.body)
     except RemoteProtocolError as exc:
-        raise Refused(f"the hub's answer is not a readable list of acknowledgements: {exc}") from exc
+        raise Refused(
+            f"区局的回执无法读取，未采用：变更仍在队列中，下次同步会重传 (not a readable list: {exc})"
+        ) from exc
     acks: list[Ack] = []
     with st.transaction():
         for wire in body.acks:
@@ -162,8 +166,8 @@ def _forked(st: Station, bhash: bytes) -> None:
     n = reissue_after_fork(st, bhash)
     st.meta.set(
         "last_error",
-        f"the hub holds other content for our seqs (restored from a backup or "
-        f"cloned?): {n} change(s) re-issued under epoch {st.meta.int('epoch')}",
+        f"区局已有本站同一序号的不同内容（本站可能从备份恢复或被复制过）：已将 {n} 条变更按第 "
+        f"{st.meta.int('epoch')} 期编号重新上传，无须处理；如本站被复制过请联系区局 (seqs forked)",
     )
 
 

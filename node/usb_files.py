@@ -21,6 +21,7 @@ from protocol.frame import peek_header
 from replica import carried_files
 from replica.errors import Refused
 from replica.ids import iso_from_ms
+from replica.rejection_words import explain
 from sync.catalogue import CatalogueError
 
 
@@ -80,18 +81,26 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
                 with st.transaction():
                     _, outcome = st.store_catalogue(data)
                 if outcome == "rollback_refused":
-                    raise Refused("older than the catalogue this station already has (rollback refused)")
+                    raise Refused("这一版事项目录比本站已有的旧，未采用；无须处理 (rollback refused)")
             elif kind == Acks.KIND:
                 doc = open_document(data, kind=Acks.KIND, recipient=st.code, verify_key=st.hub_key)
                 uplink.record_acks(st, doc)
             elif kind == "blobs_held":  # the hub holds these photos: they may be purged here
                 blobs.import_held(st, data)
             else:
-                raise Refused(f"not a hub file for this station (kind {kind!r})")
+                raise Refused(f"不是区局发给本站的文件，未导入：请只导入区局为本站导出的文件 (kind {kind!r})")
             accepted += 1
         except carried_files.CarriedFileRefused as exc:
             rejected.append(exc.refusal.row())
-        except (Refused, RemoteProtocolError, CatalogueError, OSError) as exc:
+        except RemoteProtocolError as exc:
+            rejected.append({"file": str(path), "reason": explain(exc.code, str(exc))})
+        except CatalogueError as exc:
+            rejected.append({"file": str(path), "reason": f"事项目录有误，未采用：请向区局重新导出 ({exc})"})
+        except OSError as exc:
+            rejected.append(
+                {"file": str(path), "reason": f"无法读取，未导入：请检查U盘和文件权限 ({exc.strerror or exc})"}
+            )
+        except Refused as exc:
             rejected.append({"file": str(path), "reason": str(exc)})
     if accepted:
         with st.transaction():  # a file exchange is a USB-only station's sync: status says when it was

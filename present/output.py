@@ -12,6 +12,7 @@ from typing import Any
 
 from protocol.errors import RemoteProtocolError
 from replica.errors import NotApplied, Refused, Unreachable
+from replica.rejection_words import explain
 from sync.catalogue import TIER_LABELS
 from sync.workflow import STATUS_LABELS
 
@@ -43,18 +44,28 @@ def fail(code: str, reason: str, exit_code: int, as_json: bool) -> int:
     return exit_code
 
 
+def _file_error(exc: OSError, what: str, then: str) -> str:
+    """Python's own words ("[Errno 2] No such file or directory") in a staff sentence; a message the
+    project wrote itself (no file name attached) is already one."""
+    if exc.filename is None:
+        return str(exc)
+    return f"{what} {exc.filename}：{then} ({exc.strerror})"
+
+
 def run(action: Callable[[], int | None], *, as_json: bool = False) -> int:
     """Run one command, turning the library's outcomes into one clear stderr line and an exit code."""
     try:
         return action() or EXIT_OK
     except Unreachable as exc:
         return fail(getattr(exc, "code", "unreachable"), str(exc), EXIT_UNREACHABLE, as_json)
-    except (Refused, RemoteProtocolError) as exc:
+    except Refused as exc:
         return fail(exc.code, str(exc), EXIT_REFUSED, as_json)
+    except RemoteProtocolError as exc:  # the protocol words its errors for developers; staff get a sentence
+        return fail(exc.code, explain(exc.code, str(exc)), EXIT_REFUSED, as_json)
     except FileNotFoundError as exc:
-        return fail("not_found", str(exc), EXIT_REFUSED, as_json)
+        return fail("not_found", _file_error(exc, "找不到", "请检查路径是否写对、U盘是否插好"), EXIT_REFUSED, as_json)
     except FileExistsError as exc:
-        return fail("already_exists", str(exc), EXIT_REFUSED, as_json)
+        return fail("already_exists", _file_error(exc, "已经存在", "请换一个名字或文件夹"), EXIT_REFUSED, as_json)
     except NotApplied as exc:
         return fail(exc.code, str(exc), EXIT_OTHER, as_json)
     except KeyboardInterrupt:

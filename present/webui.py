@@ -37,6 +37,16 @@ TIER_NAMES = {
     "community": "社区",
     "field": "踏勘设备",
 }
+# The fold names its rules in English (sync/fold.py rule_name); staff read them in Chinese
+# (the dashboard, `hub conflicts`, the demo).
+RULES = {
+    "last writer wins by (hlc, origin)": "后写优先：按修改时间（混合逻辑时钟）先后，时间相同再按来源编码",
+    "status: workflow stage, then authority of the deciding tier, then (hlc, origin)": (
+        "办件状态：先按办理流程的阶段，阶段相同按决定层级的权限（区 > 镇街 > 村社区），再按修改时间"
+    ),
+}
+# The hub's alert kinds (hub/store.py alert) as operators read them, in `hub status` and on the dashboard.
+ALERT_WORDS = {"fork": "分叉", "revoked": "吊销", "revoked_station_sent": "已吊销站点仍在上传", "hub_key": "区局密钥"}
 MATERIAL_STATES = {"submitted": "已收取", "deferred": "容缺待补", "supplemented": "已补齐", "missing": "缺失"}
 
 # Pages hold personal data and one-time tokens: never cache them, never frame them, run only our own
@@ -167,6 +177,17 @@ FIELD_LABELS = {
     "score": "评分",
     "comment": "评价",
 }
+FIELD_NAMES = {**FIELD_LABELS, "status": "办件状态"}
+
+
+def field_label(field: str) -> str:
+    """A record field as a conflict names it: a material by its name, else the field's word."""
+    return f"材料「{field[2:]}」" if field.startswith("m.") else FIELD_NAMES.get(field, field)
+
+
+def value_text(field: str, value: object) -> str:
+    """A conflicting value as staff read it: a status by its word, anything else quoted."""
+    return status_label(value) if field == "status" else repr(value)
 
 
 TASK_STATUS_LABELS = {"assigned": "待踏勘", "done": "已提交报告"}
@@ -227,6 +248,7 @@ def make_env(templates: Path) -> jinja2.Environment:
         mask_phone=mask_phone,
         tier=lambda t: TIER_NAMES.get(str(t), str(t)),
         material_state=lambda s: MATERIAL_STATES.get(str(s), str(s)),
+        alert=lambda k: ALERT_WORDS.get(str(k), str(k)),
     )
     env.globals.update(ago=ago)
     return env

@@ -39,7 +39,7 @@ def sha256_file(path: Path, *, max_bytes: int) -> tuple[str, int]:
         while block := fh.read(1024 * 1024):
             size += len(block)
             if size > max_bytes:
-                raise BlobError(f"{path} is larger than the {max_bytes // (1024 * 1024)} MiB cap")
+                raise BlobError(f"{path} 超过 {max_bytes // (1024 * 1024)} MiB 的上限 (larger than the cap)")
             h.update(block)
     return h.hexdigest(), size
 
@@ -93,7 +93,7 @@ class BlobStore:
         if not self.has(sha):
             data = src.read_bytes()
             if hashlib.sha256(data).hexdigest() != sha:
-                raise BlobError(f"{src} changed while it was being read; try again")
+                raise BlobError(f"{src} 在读取时被改动了：请重试 (changed while it was being read)")
             _durable_write(self.path(sha), data)
         return sha, size
 

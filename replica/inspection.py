@@ -36,7 +36,7 @@ from sync.inspection import (
     extended_due_date,
     paused_working_days,
 )
-from sync.workflow import Status
+from sync.workflow import STATUS_LABELS, Status
 
 
 def day_of(ms: int) -> date:
@@ -56,11 +56,11 @@ def _due(cal: WorkCalendar, text: str | None, today: date) -> str:
     try:
         due = date.fromisoformat(text)
     except ValueError:
-        raise Refused(f"due date {text!r} is not a YYYY-MM-DD date") from None
+        raise Refused(f"踏勘期限 {text!r} 不是日期：请写成 YYYY-MM-DD，如 2026-03-09 (not a date)") from None
     if len(text) != 10:
-        raise Refused(f"due date {text!r} is not in YYYY-MM-DD form")
+        raise Refused(f"踏勘期限 {text!r} 格式不对：请写成 YYYY-MM-DD，如 2026-03-09 (not in YYYY-MM-DD form)")
     if due < today:
-        raise Refused(f"due date {text} is already past (today is {today.isoformat()})")
+        raise Refused(f"踏勘期限 {text} 已经过了（今天是 {today.isoformat()}）：请给今天或以后的日期 (already past)")
     return due.isoformat()
 
 
@@ -98,22 +98,26 @@ def plan(
     vals = values(record)
     item = cat.items.get(str(vals.get("item", "")))
     if item is None:
-        raise Refused(f"{number}: item {vals.get('item')!r} is not in the current catalogue; cannot derive a checklist")
+        raise Refused(
+            f"{number}：事项 {vals.get('item')!r} 不在当前事项目录中，无法生成踏勘清单；请先同步最新的事项目录"
+            " (item not in the current catalogue)"
+        )
     if not item.inspection_required:
         raise Refused(
-            f"{number}: {item.name} ({item.code}) does not require on-site inspection "
-            "(the catalogue says inspection_required: false)"
+            f"{number}：{item.name}（{item.code}）不需要现场踏勘，无须安排；请直接审查办理"
+            " (the catalogue says inspection_required: false)"
         )
     status = Status(str(vals.get("status")))
     if status not in (Status.UNDER_REVIEW, Status.INSPECTING):
         raise Refused(
-            f"{number} is {status.value}; an inspection is assigned during review (move it to under_review first)"
+            f"{number} 当前为「{STATUS_LABELS[status]}」：踏勘在审查中安排，请先转入审查（--to under_review）"
+            f" ({number} is {status.value})"
         )
     for task_id, task in tasks_of(conn, records, app_id):
         if task.get("status") != TASK_DONE:
             raise Refused(
-                f"{number}: task {task_id} for {task.get('inspector')} is still open; "
-                "wait for its report before assigning another"
+                f"{number}：派给 {task.get('inspector')} 的踏勘任务 {task_id} 还没有报告；"
+                "请等报告同步到后再安排新的踏勘 (a task is still open)"
             )
     task: dict[str, object] = {
         "application": app_id,

@@ -72,5 +72,7 @@ def replace_keys(folder: Path, keys: KeyPair) -> None:
 def load_keys(folder: Path) -> KeyPair:
     raw = unpack((folder / KEY_FILE).read_bytes())
     if not isinstance(raw, dict) or not isinstance(raw.get("sign"), bytes) or not isinstance(raw.get("seal"), bytes):
-        raise ValueError(f"{folder / KEY_FILE} is not a Sanji key file")
+        raise ValueError(
+            f"{folder / KEY_FILE} 不是 Sanji 密钥文件（可能已损坏）：请从本文件夹的备份中恢复 (not a Sanji key file)"
+        )
     return KeyPair(load_signing_key(raw["sign"]), load_sealing_key(raw["seal"]))

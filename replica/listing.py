@@ -12,7 +12,7 @@ import sqlite3
 
 from replica.errors import Refused
 from sync.identity import mask_id, mask_phone
-from sync.workflow import Status
+from sync.workflow import STATUS_LABELS, Status
 
 COLUMNS = (
     "id",
@@ -29,12 +29,21 @@ COLUMNS = (
 )
 
 
+def parse_status(text: str) -> Status:
+    """A status as staff type it (``--to``, ``--status``); the refusal lists every code with its word."""
+    try:
+        return Status(text)
+    except ValueError:
+        choices = "、".join(f"{s.value}（{word}）" for s, word in STATUS_LABELS.items())
+        raise Refused(f"没有“{text}”这个状态：请改用其中之一：{choices} (unknown status {text!r})") from None
+
+
 def list_applications(
     conn: sqlite3.Connection, *, station: str | None = None, status: str | None = None, reveal: bool = False
 ) -> list[dict[str, object]]:
     """The applications held, optionally of one accepting station and in one status."""
-    if status is not None and status not in {s.value for s in Status}:
-        raise Refused(f"unknown status {status!r}; use one of {', '.join(s.value for s in Status)}")
+    if status is not None:
+        parse_status(status)
     where, args = [], []
     if station:
         where.append("station=?")

@@ -43,9 +43,13 @@ class When:
         if text.startswith("every:"):
             return cls(every_s=float(text.split(":", 1)[1]))
         hh, _, mm = text.partition(":")
-        hour, minute = int(hh), int(mm or 0)
+        wrong = f"{text!r} 格式不对：请写成 HH:MM，如 02:00 (not HH:MM)"
+        try:
+            hour, minute = int(hh), int(mm or 0)
+        except ValueError:
+            raise ValueError(wrong) from None
         if not (0 <= hour < 24 and 0 <= minute < 60):
-            raise ValueError(f"nightly time {text!r} is not HH:MM")
+            raise ValueError(wrong)
         return cls(hour, minute)
 
     def last_due(self, now: datetime) -> datetime | None:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from present.webui import RULES, TIER_NAMES, field_label, status_label, value_text
 from sync.identity import id_check_char
 
 MARKER = ".sanji-demo"
@@ -96,7 +97,7 @@ class Story:
                         return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"the hub did not start; see {self.root / 'hub.log'}")
+        raise RuntimeError(f"区局服务没有启动：请查看 {self.root / 'hub.log'}")
 
     def hub_down(self) -> None:
         if self.hub_proc is not None:
@@ -149,7 +150,7 @@ class Story:
         r = self.root
         self.step("区行政审批局建立枢纽 / the district hub is created with catalogue release 1")
         hub = self.sanji("hub", "init", str(r / "hub"), "--district", "360802", "--name", "吉州区")
-        self.say(f"hub {hub['hub_id']}, 事项目录 v{hub['catalogue_version']} (54 items, 2026 working-day calendar)")
+        self.say(f"区局 {hub['hub_id']}，事项目录 v{hub['catalogue_version']}（54 个事项，2026 年工作日历）")
         tokens = {}
         for code, name, tier, parent in (
             ("360802-T01", "兴桥镇便民服务中心", "township", ""),
@@ -158,13 +159,13 @@ class Story:
         ):
             args = ["hub", "enroll", str(r / "hub"), "--station", code, "--name", name, "--tier", tier]
             tokens[code] = self.sanji(*args, *(["--parent", parent] if parent else []))["token"]
-            self.say(f"enrolled {code} {name} ({tier}); one-time token issued")
+            self.say(f"已登记 {code} {name}（{TIER_NAMES[tier]}），发放一次性令牌")
         self.hub_up()
-        self.say(f"hub serving on {self.url}")
+        self.say(f"区局服务已启动：{self.url}")
         folders = (("360802-T01", "township"), ("360802-T01-01", "gangtang"), ("360802-T01-05", "duankou"))
         for code, folder in folders:
             info = self.sanji("node", "init", str(r / folder), "--hub", self.url, "--token", tokens[code])
-            self.say(f"{folder}: keys made locally, hub keys pinned, catalogue v{info['catalogue_version']} verified")
+            self.say(f"{folder}：本机生成密钥，固定区局密钥，事项目录 v{info['catalogue_version']} 已核验")
 
         self.step("断网：枢纽停机，村站照常受理 / the hub goes down; villages keep accepting offline")
         self.hub_down()
@@ -174,26 +175,21 @@ class Story:
         numbers["duankou"].append(self.accept("duankou", 3, ITEM_PROMISED, defer=True)["number"])
         numbers["duankou"].append(self.accept("duankou", 4)["number"])
         for node, nums in numbers.items():
-            self.say(f"{node} accepted {len(nums)} application(s): {', '.join(nums)}")
-        self.say("最低生活保障申请 accepted with 家庭收入情况声明 deferred (容缺): due date counted in working days")
+            self.say(f"{node} 离线受理 {len(nums)} 件：{'、'.join(nums)}")
+        self.say("最低生活保障申请已受理，家庭收入情况声明容缺后补；办结时限按工作日计算")
         res = self.sanji("node", "sync", str(r / "gangtang"), expect=3)
         status = self.sanji("node", "status", str(r / "gangtang"))
-        self.say(
-            f"gangtang tries to sync: hub unreachable (exit 3), nothing lost, {status['pending']} change(s) queued"
-        )
+        self.say(f"gangtang 尝试同步：连不上区局（退出码 3），没有数据丢失，{status['pending']} 条变更在队列中等待")
 
         self.step("恢复：枢纽重启，各站同步 / the hub is back; every station syncs")
         self.hub_up()
         for node in ("gangtang", "duankou", "township"):
             res = self.sanji("node", "sync", str(r / node))
-            self.say(f"{node}: pushed {res['pushed']}, pulled {res['pulled']}, pending {res['pending']}")
+            self.say(f"{node}：上传 {res['pushed']}，下载 {res['pulled']}，待传 {res['pending']}")
         hub_apps = self.sanji("hub", "applications", str(r / "hub"))["applications"]
-        self.say(
-            f"hub now holds {len(hub_apps)} application(s), each exactly once, each verified as signed "
-            "by the station that took it"
-        )
+        self.say(f"区局现有 {len(hub_apps)} 件办件，每件恰好一份，且都已核验为受理站点所签")
         again = self.sanji("node", "sync", str(r / "gangtang"))
-        self.say(f"syncing again changes nothing (pushed {again['pushed']}): ingest is idempotent")
+        self.say(f"再同步一次什么也不变（上传 {again['pushed']}）：重复上传不会重复入库")
 
         self.step("决定下行：区局审批、镇级办结 / decisions flow back down")
         promised = numbers["duankou"][0]
@@ -201,17 +197,17 @@ class Story:
         self.sanji("hub", "transition", str(r / "hub"), promised, "--to", "under_review", "--note", "材料齐全")
         override = ["--override-reason", "上月已对同一住址现场踏勘"]
         self.sanji("hub", "transition", str(r / "hub"), promised, "--to", "approved", "--note", "材料齐全", *override)
-        self.say(f"hub: {promised} → under_review → approved (no new inspection: the reason is on record)")
+        self.say(f"区局：{promised} → 审查中 → 准予许可（未再现场踏勘，理由已记入办件记录）")
         immediate = numbers["gangtang"][0]
         self.sanji("node", "transition", str(r / "township"), immediate, "--to", "completed", "--note", "当场办结")
-        self.say(f"township 兴桥镇 (decides 城乡居民养老保险参保登记 for its villages): {immediate} → completed")
+        self.say(f"兴桥镇（为所辖各村决定城乡居民养老保险参保登记）：{immediate} → 办结")
         self.sanji("node", "sync", str(r / "township"))
         for node in ("gangtang", "duankou"):
             self.sanji("node", "sync", str(r / node))
         for node, number in (("gangtang", immediate), ("duankou", promised)):
             apps = self.sanji("node", "applications", str(r / node))["applications"]
             st = next(a["status"] for a in apps if a["number"] == number)
-            self.say(f"{node} sees {number}: {st}")
+            self.say(f"{node} 看到 {number}：{status_label(st)}")
 
         self.step("并发修改：村站与区局同时改备注 / a concurrent edit becomes a visible conflict")
         target = numbers["gangtang"][1]
@@ -229,28 +225,29 @@ class Story:
         self.sanji("node", "sync", str(r / "gangtang"))
         conflicts = self.sanji("hub", "conflicts", str(r / "hub"))["conflicts"]
         for c in conflicts:
-            vals = " vs ".join(f"{v['value']!r} from {v['origin']}{' (kept)' if v['won'] else ''}" for v in c["values"])
-            self.say(f"conflict on {c['number']} {c['field']}: {vals}")
-            self.say(f"  rule: {c['rule']}")
+            vals = " 对 ".join(
+                f"{value_text(c['field'], v['value'])}（来自 {v['origin']}{'，保留' if v['won'] else ''}）"
+                for v in c["values"]
+            )
+            self.say(f"冲突：{c['number']} 的{field_label(c['field'])}：{vals}")
+            self.say(f"  规则：{RULES.get(c['rule'], c['rule'])}")
 
         self.step("U 盘：塅口村离线导出，人工带到区局 / a batch travels by USB stick")
         self.hub_down()
         numbers["duankou"].append(self.accept("duankou", 5)["number"])
         usb = r / "usb-stick"
         out = self.sanji("node", "export", str(r / "duankou"), "--out", str(usb / "to-hub"))
-        self.say(f"duankou exported {len(out['files'])} sealed, signed batch file(s) ({out['changes']} change)")
+        self.say(f"duankou 导出 {len(out['files'])} 个加密、签名的批次文件（{out['changes']} 条变更）")
         imp = self.sanji("hub", "import", str(r / "hub"), str(usb / "to-hub"))
-        self.say(
-            f"hub imported: accepted {imp['accepted']}, duplicates {imp['duplicates']}, rejected {len(imp['rejected'])}"
-        )
+        self.say(f"区局导入：接收 {imp['accepted']}，重复 {imp['duplicates']}，拒收 {len(imp['rejected'])}")
         back = self.sanji(
             "hub", "export", str(r / "hub"), "--station", "360802-T01-05", "--out", str(usb / "to-station")
         )
         self.sanji("node", "import", str(r / "duankou"), str(usb / "to-station"))
         status = self.sanji("node", "status", str(r / "duankou"))
         self.say(
-            f"hub's feed and signed receipts carried back ({len(back['files'])} files); "
-            f"duankou pending now {status['pending']}: 已送达区行政审批局"
+            f"区局的下行数据和签名回执带回（{len(back['files'])} 个文件）；"
+            f"duankou 待传 {status['pending']}：已送达区行政审批局"
         )
 
         self.inspection()
@@ -258,13 +255,13 @@ class Story:
         self.step("汇总 / the sync picture")
         s = self.sanji("hub", "status", str(r / "hub"))
         self.say(
-            f"applications {s['applications']}, open conflicts {s['conflicts']}, quarantined {s['quarantined']}, "
-            f"rejected batches {s['rejected_batches']}"
+            f"办件 {s['applications']}，未解决冲突 {s['conflicts']}，隔离待审 {s['quarantined']}，"
+            f"拒收批次 {s['rejected_batches']}"
         )
         for st in s["stations"]:
             self.say(
-                f"  {st['code']:<14} {st['tier']:<9} applications {st['applications']}  "
-                f"last seen {st['last_seen'] or 'never'}"
+                f"  {st['code']:<14} {TIER_NAMES.get(st['tier'], st['tier']):<5} 办件 {st['applications']}  "
+                f"最近同步 {st['last_seen'] or '从未'}"
             )
 
     def inspection(self) -> None:
@@ -280,7 +277,7 @@ class Story:
         self.sanji("node", "sync", str(r / "duankou"))
         self.sanji("hub", "transition", hub, number, "--to", "under_review")
         task = self.sanji("hub", "inspect", hub, number, "--inspector", "360802-F01")
-        self.say(f"hub assigns {number} to field device 360802-F01 (due {task['due']}): 踏勘, 时限暂停")
+        self.say(f"区局把 {number} 的踏勘派给踏勘设备 360802-F01（期限 {task['due']}）：踏勘中，时限暂停")
         self.sanji("node", "sync", str(r / "inspector"))
         self.hub_down()
         camera = r / "camera"
@@ -303,26 +300,25 @@ class Story:
             *shots,
         )
         self.say(
-            f"offline on site: report recorded, {len(rep['photos'])} photos kept by SHA-256 "
-            f"({', '.join(h[:12] + '…' for h in rep['photos'])})"
+            f"现场离线：报告已记录，照片 {len(rep['photos'])} 张按 SHA-256 保存"
+            f"（{'、'.join(h[:12] + '…' for h in rep['photos'])}）"
         )
         self.hub_up()
         res = self.sanji("node", "sync", str(r / "inspector"), "--retention-days", "0")
         self.say(
-            f"back online: report pushed first ({res['pushed']} changes), then photos in 256 KiB chunks "
-            f"({res['blobs']['sent_chunks']} chunks, {res['blobs']['complete']} photos verified at the hub)"
+            f"回到有网处：先上传报告（{res['pushed']} 条变更），再按 256 KiB 分块上传照片"
+            f"（{res['blobs']['sent_chunks']} 块，区局已核验 {res['blobs']['complete']} 张）"
         )
         missing = self.sanji("hub", "show", hub, number)["inspections"][0]["missing_blobs"]
-        self.say(f"hub show: report and photo hashes listed, photos missing at the hub: {len(missing)}")
+        self.say(f"hub show：列出报告和照片摘要，区局缺少的照片：{len(missing)} 张")
         self.sanji("hub", "transition", hub, number, "--to", "approved", "--note", "踏勘属实")
         self.sanji("node", "sync", str(r / "duankou"))
         st = next(
             a for a in self.sanji("node", "applications", str(r / "duankou"))["applications"] if a["number"] == number
         )
-        self.say(f"hub approves; duankou sees {number}: {st['status']}, due date {st['due_date']}")
+        self.say(f"区局准予许可；duankou 看到 {number}：{status_label(st['status'])}，办结时限 {st['due_date']}")
         self.say(
-            f"the device purged its photos and the citizen's address and phone "
-            f"({len(res['purged']['purged'])} report; retention 0 days for the demo, 7 by default)"
+            f"踏勘设备已删除照片和群众的地址、电话（{len(res['purged']['purged'])} 份报告；演示保留 0 天，默认 7 天）"
         )
 
 
@@ -346,26 +342,29 @@ def run_demo(root: Path, *, once: bool, port: int, command: Command) -> int:
     root = root.resolve()
     if root.exists():
         if not (root / MARKER).exists():
-            print(f"sanji: {root} exists and is not a demo folder; choose another --dir", file=sys.stderr)
+            print(
+                f"sanji: {root} 已存在且不是演示文件夹，不会动它：请用 --dir 换一个文件夹 (not a demo folder)",
+                file=sys.stderr,
+            )
             return 2
         shutil.rmtree(root)
     root.mkdir(parents=True)
     (root / MARKER).write_text("made by sanji demo; safe to delete\n", encoding="utf-8")
     os.environ.setdefault("SANJI_DEMO", "1")
     story = Story(root, port, command)
-    print(f"三级 Sanji demo: a district on this machine, in {root}")
+    print(f"三级 Sanji 演示：在本机模拟一个区（{root}）")
     try:
         story.tell()
         password = story.demo_operator()
-        print(f"\nDashboard: {story.url}/   log in as demo / {password} (a login made for this demo only)")
+        print(f"\n区局管理页面：{story.url}/   用户名 demo，密码 {password}（仅供本次演示）")
         sanji = command_name()
-        print(f"Station window: {sanji} node serve {root / 'gangtang'} --port 8710, then http://127.0.0.1:8710/")
-        print(f"Try: {sanji} hub status {root / 'hub'}   ·   {sanji} node status {root / 'gangtang'}")
+        print(f"村站窗口：{sanji} node serve {root / 'gangtang'} --port 8710，然后打开 http://127.0.0.1:8710/")
+        print(f"试试：{sanji} hub status {root / 'hub'}   ·   {sanji} node status {root / 'gangtang'}")
         if sanji != "sanji":
             print("（sanji 不在 PATH 上：先运行 source .venv/bin/activate，之后直接输入 sanji 即可）")
         if once:
             return 0
-        print("The hub keeps serving; press Ctrl-C to stop.")
+        print("区局服务继续运行；按 Ctrl-C 停止。")
         assert story.hub_proc is not None
         story.hub_proc.wait()
         return 0

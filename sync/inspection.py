@@ -80,19 +80,30 @@ def parse_gps(text: str) -> Position:
     """``LAT,LON[,ACCURACY_M]`` in decimal degrees and metres. Raises InspectionError."""
     parts = [p.strip() for p in text.split(",")]
     if len(parts) not in (2, 3):
-        raise InspectionError(f"GPS {text!r} must be LAT,LON or LAT,LON,ACCURACY_M (decimal degrees, metres)")
+        raise InspectionError(
+            f"定位 {text!r} 格式不对："
+            "请写成 纬度,经度 或 纬度,经度,精度米，如 27.1167,114.9833 (must be LAT,LON[,ACCURACY_M])"
+        )
     try:
         nums = [float(p) for p in parts]
     except ValueError:
-        raise InspectionError(f"GPS {text!r} has a part that is not a number") from None
+        raise InspectionError(
+            f"定位 {text!r} 中有不是数字的部分："
+            "请写成 纬度,经度 或 纬度,经度,精度米，如 27.1167,114.9833 (a part is not a number)"
+        ) from None
     if not all(math.isfinite(n) for n in nums):
-        raise InspectionError(f"GPS {text!r} is not a finite position")
+        raise InspectionError(
+            f"定位 {text!r} 不是有效的位置："
+            "请写成 纬度,经度 或 纬度,经度,精度米，如 27.1167,114.9833 (not a finite position)"
+        )
     lat, lon = nums[0], nums[1]
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-        raise InspectionError(f"GPS {text!r} is not a position on Earth (latitude ±90, longitude ±180)")
+        raise InspectionError(
+            f"定位 {text!r} 超出范围（纬度 ±90，经度 ±180）：请核对是否把纬度和经度写反了 (not a position on Earth)"
+        )
     accuracy = nums[2] if len(nums) == 3 else GPS_UNKNOWN_ACCURACY
     if len(nums) == 3 and accuracy < 0:
-        raise InspectionError(f"GPS accuracy {accuracy} m must not be negative")
+        raise InspectionError(f"定位精度 {accuracy} 米不能为负数：请核对第三个数 (accuracy must not be negative)")
     return Position(lat, lon, accuracy)
 
 
@@ -115,7 +126,10 @@ def checklist_results(checklist: list[str], *, passed: bool, overrides: dict[str
         elif key in out:
             out[key] = value
         else:
-            raise InspectionError(f"checklist has no line {key!r}; use its number (1..{len(checklist)}) or text")
+            raise InspectionError(
+                f"核查清单中没有 {key!r} 这一项：请用序号（1 至 {len(checklist)}）或该项的原文"
+                " (checklist has no such line)"
+            )
     return out
 
 

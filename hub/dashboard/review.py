@@ -11,7 +11,7 @@ from hub import conflict_resolution, quarantine_review
 from hub.dashboard import data
 from hub.dashboard.auth import audit, hub_of, operator, page, redirect, session_of
 from hub.operations import conflicts as list_conflicts
-from present.webui import FIELD_LABELS, read_form
+from present.webui import RULES, field_label, read_form
 from replica.errors import Refused
 
 NOTICES = {
@@ -19,14 +19,6 @@ NOTICES = {
     "overridden": "已改判：区局的修改已作为一条新变更下发相关站点。",
     "released": "已放行：区局已核对并以一条新变更写入、下发。",
     "rejected": "已驳回：该变更不会被应用，理由已记录。",
-}
-FIELD_NAMES = {**FIELD_LABELS, "status": "办件状态"}
-# The fold names its rules in English (sync/fold.py rule_name); operators read them in Chinese.
-RULES = {
-    "last writer wins by (hlc, origin)": "后写优先：按修改时间（混合逻辑时钟）先后，时间相同再按来源编码",
-    "status: workflow stage, then authority of the deciding tier, then (hlc, origin)": (
-        "办件状态：先按办理流程的阶段，阶段相同按决定层级的权限（区 > 镇街 > 村社区），再按修改时间"
-    ),
 }
 
 
@@ -36,7 +28,7 @@ def _conflict_rows(request: web.Request, show_all: bool) -> list[dict[str, Any]]
     rows = []
     for c in list_conflicts(hub, include_resolved=show_all):
         field = str(c["field"])
-        label = f"材料「{field[2:]}」" if field.startswith("m.") else FIELD_NAMES.get(field, field)
+        label = field_label(field)
         values = [
             {**v, "who": who.get(str(v["origin"]), v["origin"]), "ms": int(v["hlc"]) >> 16}  # type: ignore[call-overload]
             for v in c["values"]

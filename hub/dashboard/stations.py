@@ -133,7 +133,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
         hub.store.alert(
             "revoked",
             code,
-            f"revoked by operator {session_of(request).user}" + (f": {reason}" if reason else ""),
+            f"运维人员 {session_of(request).user} 吊销" + (f"：{reason}" if reason else ""),
             hub.clock(),
         )
         audit(request, "revoke", code, reason=reason)

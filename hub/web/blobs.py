@@ -44,7 +44,11 @@ def _identity(request: web.Request, hub: Hub, op: str) -> tuple[str, BlobRequest
     if req.op != op:
         raise MalformedError(f"this route takes a {op!r} blob request, not {req.op!r}")
     if abs(req.at_ms - hub.clock()) > REQUEST_WINDOW_MS:
-        raise Refused("blob request is stale or from a clock far off; check the station's clock", code="stale")
+        raise Refused(
+            "照片请求的时间与区局相差太多，区局不予处理：请校准本站电脑的日期和时间后重试"
+            " (blob request is stale or from a clock far off)",
+            code="stale",
+        )
     if req.sha256 != request.match_info["sha256"]:
         raise MalformedError("the signed request names another blob than the address")
     return doc.signer, req

@@ -24,7 +24,11 @@ def signed_request(request: web.Request, what: str) -> bytes:
     ``what`` names the request in the refusal ("a pull", "a blob request")."""
     raw = request.headers.get(REQUEST_HEADER, "")
     if not raw:
-        raise Refused(f"{what} must carry a signed {REQUEST_HEADER} header", code="unauthenticated")
+        raise Refused(
+            f"请求没有签名（缺少 {REQUEST_HEADER} 请求头），区局不予处理：请用 sanji 站点程序同步"
+            f" ({what} must carry a signed {REQUEST_HEADER} header)",
+            code="unauthenticated",
+        )
     if len(raw) > REQUEST_HEADER_MAX_CHARS:
         raise TooLargeError(
             f"{REQUEST_HEADER} 签名请求头过长（{len(raw)} 字符，上限 {REQUEST_HEADER_MAX_CHARS}），未处理 "

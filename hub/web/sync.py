@@ -96,7 +96,11 @@ def _pull_identity(request: web.Request, hub: Hub) -> tuple[str, PullRequest]:
     doc = open_document(data, kind=PullRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
     body = PullRequest.from_wire(doc.body)
     if abs(body.at_ms - hub.clock()) > PULL_WINDOW_MS:
-        raise Refused("pull request is stale or from a clock far off; check the station's clock", code="stale")
+        raise Refused(
+            "下载请求的时间与区局相差太多，区局不予处理：请校准本站电脑的日期和时间后重试"
+            " (pull request is stale or from a clock far off)",
+            code="stale",
+        )
     return doc.signer, body
 
 
@@ -142,7 +146,11 @@ async def reconcile(request: web.Request) -> web.Response:
     doc = open_document(data, kind=ReconcileRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
     body = ReconcileRequest.from_wire(doc.body)
     if abs(body.at_ms - hub.clock()) > PULL_WINDOW_MS:
-        raise Refused("reconcile request is stale or from a clock far off; check the station's clock", code="stale")
+        raise Refused(
+            "对账请求的时间与区局相差太多，区局不予处理：请校准本站电脑的日期和时间后重试"
+            " (reconcile request is stale or from a clock far off)",
+            code="stale",
+        )
     answer = reconcile_step(hub, request.app[RECONCILE_CACHE], doc.signer, body)
     return web.Response(body=answer, content_type="application/vnd.sanji.document")
 

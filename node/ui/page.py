@@ -114,5 +114,8 @@ async def loopback_only(request: web.Request, handler: Handler) -> web.StreamRes
         else (request.host or "").split("]", 1)[0] + "]"
     )
     if host not in LOOPBACK_NAMES:
-        return web.Response(status=421, text="this station UI answers only on 127.0.0.1 / localhost")
+        return web.Response(
+            status=421,
+            text="本站界面只能在本机打开：请在本机浏览器访问 http://127.0.0.1 (answers only on 127.0.0.1 / localhost)",
+        )
     return await handler(request)

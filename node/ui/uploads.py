@@ -91,7 +91,7 @@ def keep(staging: BlobStore, paths: list[Path]) -> list[dict[str, object]]:
     kept = []
     for path in paths:
         try:
-            sha, size = blobs.check_file(path, "file")
+            sha, size = blobs.check_file(path, "上传")
             staging.put_file(path, max_bytes=MAX_BLOB_BYTES)
         except (Refused, OSError, ValueError):
             continue  # too big, empty or unreadable: that one has to be taken again

@@ -29,13 +29,14 @@ def test_demo_tells_the_whole_story_and_leaves_a_login(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     text = out.stdout
     for line in (
-        "hub unreachable (exit 3), nothing lost",
-        "each exactly once",
-        "pushed 0",
-        "conflict on",
+        "连不上区局（退出码 3），没有数据丢失",
+        "每件恰好一份",
+        "上传 0）",
+        "冲突：",
+        "规则：办件状态：先按办理流程的阶段",
         "已送达区行政审批局",
-        "photos missing at the hub: 0",
-        "log in as demo / ",
+        "区局缺少的照片：0 张",
+        "用户名 demo，密码 ",
     ):
         assert line in text, f"the demo no longer says {line!r}"
     # A second run in the same folder starts over instead of refusing or mixing two districts.
@@ -55,5 +56,5 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
     out = subprocess.run(
         [str(sanji), "demo", "--dir", str(tmp_path / "precious"), "--once"], capture_output=True, text=True, timeout=60
     )
-    assert out.returncode == 2 and "not a demo folder" in out.stderr
+    assert out.returncode == 2 and "不是演示文件夹" in out.stderr
     assert (tmp_path / "precious" / "data.txt").read_text(encoding="utf-8") == "keep me"

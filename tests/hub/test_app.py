@@ -225,7 +225,7 @@ async def test_a_revoked_station_can_neither_pull_nor_push(served: Served, villa
         served.hub.store.revoke("T1-V1")
     resp = await served.client.get("/v1/sync/pull", headers={uplink.REQUEST_HEADER: uplink.pull_request(village, 0)})
     assert (resp.status, (await json_error(resp))["error"]) == (403, "revoked")
-    with pytest.raises(Refused, match="refused the pull"):
+    with pytest.raises(Refused, match="区局拒绝了本次下载"):
         await node_client.sync_round(village, served.url)
     assert village.conn.execute("SELECT state FROM outbox").fetchall() == [("rejected",)]
     assert served.hub.store.count("changes") == 0

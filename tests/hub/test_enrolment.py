@@ -23,15 +23,15 @@ ITEM = "360802-0010"
 @pytest.mark.parametrize(
     ("code", "tier", "parent", "why"),
     [
-        ("T9", "district", "", "unknown tier"),
-        ("T9", "province", "", "unknown tier"),
-        ("T1-V9", "village", "", "needs --parent"),
-        ("T1-V9", "community", "", "needs --parent"),
-        ("T1-V9", "village", "T404", "not registered"),
-        ("T1-V9", "village", "T1-V1", "only a township or street"),
-        ("", "township", "", "not usable"),
-        ("360802", "township", "", "not usable"),  # the hub's own id
-        ("T" * 65, "township", "", "not usable"),
+        ("T9", "district", "", "这个层级"),
+        ("T9", "province", "", "这个层级"),
+        ("T1-V9", "village", "", "须用 --parent"),
+        ("T1-V9", "community", "", "须用 --parent"),
+        ("T1-V9", "village", "T404", "还没有登记"),
+        ("T1-V9", "village", "T1-V1", "只有乡镇或街道可以作为上级"),
+        ("", "township", "", "不能用"),
+        ("360802", "township", "", "不能用"),  # the hub's own id
+        ("T" * 65, "township", "", "不能用"),
     ],
 )
 def test_register_refuses_what_cannot_be_a_station(world: World, code: str, tier: str, parent: str, why: str) -> None:

@@ -20,26 +20,26 @@ UUID7 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9
 
 def test_assignment_is_refused_with_a_reason(scene: Scene, world: World) -> None:
     hub = world.hub
-    with pytest.raises(Refused, match="no station 360802-F99"):
+    with pytest.raises(Refused, match="区局没有登记踏勘设备 360802-F99"):
         assign(hub, scene.number, "360802-F99")
-    with pytest.raises(Refused, match="not a field device"):
+    with pytest.raises(Refused, match="不是踏勘设备"):
         assign(hub, scene.number, VILLAGE)
     plain = world.accept(scene.village, PLAIN_ITEM)
     waiting = world.accept(scene.village, ITEM)
     world.push(scene.village)
-    with pytest.raises(Refused, match="does not require on-site inspection"):
+    with pytest.raises(Refused, match="不需要现场踏勘"):
         assign(hub, str(plain["number"]), FIELD)
-    with pytest.raises(Refused, match="move it to under_review first"):
+    with pytest.raises(Refused, match="请先转入审查"):
         assign(hub, str(waiting["number"]), FIELD)
-    with pytest.raises(Refused, match="already past"):
+    with pytest.raises(Refused, match="已经过了"):
         assign(hub, scene.number, FIELD, "2020-01-01")
-    with pytest.raises(Refused, match="YYYY-MM-DD"):
+    with pytest.raises(Refused, match="请写成 YYYY-MM-DD"):
         assign(hub, scene.number, FIELD, "next week")
-    with pytest.raises(Refused, match="no application"):
+    with pytest.raises(Refused, match="区局没有编号为 360802-NOPE 的办件"):
         assign(hub, "360802-NOPE", FIELD)
     with world.hub.store.transaction():
         world.hub.store.revoke(FIELD)
-    with pytest.raises(Refused, match="revoked"):
+    with pytest.raises(Refused, match="已被吊销"):
         assign(hub, scene.number, FIELD)
     assert operations.show(hub, scene.number)["inspections"] == []  # nothing was written
 
@@ -55,7 +55,7 @@ def test_assignment_writes_a_task_moves_to_inspecting_and_pauses_the_clock(scene
     assert shown["inspections"][0]["status"] == "assigned"  # type: ignore[index]
     row = next(a for a in operations.applications(world.hub) if a["number"] == scene.number)
     assert row["paused"] is True and row["status"] == "inspecting"
-    with pytest.raises(Refused, match="still open"):
+    with pytest.raises(Refused, match="还没有报告"):
         scene.assign()
 
 

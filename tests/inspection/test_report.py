@@ -49,16 +49,16 @@ def test_bad_reports_are_refused_and_write_nothing(scene: Scene, tmp_path: Path)
     empty.write_bytes(b"")
     cases = [
         (dict(task_id="01900000-0000-7000-8000-000000000000"), r"没有与.*对应的踏勘任务"),
-        (dict(result="maybe"), "not one of pass, fail, rectify"),
+        (dict(result="maybe"), "--result 请用其中之一"),
         (dict(findings=["  "]), "--finding"),
-        (dict(photos=[good, tmp_path / "missing.jpg"]), "does not exist"),
-        (dict(photos=[good, tmp_path]), "is a folder"),
-        (dict(photos=[good, big]), "10 MiB cap"),
-        (dict(photos=[empty]), "is empty"),
-        (dict(photos=[good], signature=tmp_path / "nope.png"), "does not exist"),
-        (dict(gps="27.1"), "LAT,LON"),
-        (dict(checks=["9=yes"]), "no line"),
-        (dict(checks=["2=maybe"]), "N=yes|no"),
+        (dict(photos=[good, tmp_path / "missing.jpg"]), "不存在"),
+        (dict(photos=[good, tmp_path]), "是文件夹"),
+        (dict(photos=[good, big]), "超过 10 MiB 的上限"),
+        (dict(photos=[empty]), "是空的"),
+        (dict(photos=[good], signature=tmp_path / "nope.png"), "不存在"),
+        (dict(gps="27.1"), "请写成 纬度,经度"),
+        (dict(checks=["9=yes"]), "核查清单中没有"),
+        (dict(checks=["2=maybe"]), "序号=是 或 序号=否"),
     ]
     for change, reason in cases:
         args: dict[str, object] = dict(task_id=task, result="pass", findings=["ok"])
@@ -82,7 +82,7 @@ def test_a_report_is_recorded_offline_with_photo_references(scene: Scene, world:
     assert list(report["checklist"].values()).count(False) == 1  # type: ignore[attr-defined]
     assert inspection.tasks(scene.field)[0]["status"] == "done"
     assert sorted(s for s, _ in blobs.pending(scene.field)) == sorted([*out["photos"], out["signature"]])  # type: ignore[misc]
-    with pytest.raises(Refused, match="already has a report"):
+    with pytest.raises(Refused, match="已经有报告了"):
         record(scene, tmp_path, task)
 
     # The records travel first; the hub shows the report and which photos it still lacks.
@@ -152,7 +152,7 @@ def test_the_hub_takes_chunks_resumably_and_refuses_tampering(scene: Scene, worl
     for i, chunk in _chunks(forged):
         req = BlobRequest("chunk", sha, len(other), i, hashlib.sha256(chunk).hexdigest(), world.clock())
         if i == chunk_count(len(other)) - 1:
-            with pytest.raises(blobindex.TamperedError, match="does not hash to its name"):
+            with pytest.raises(blobindex.TamperedError, match="拼合后与其摘要不符"):
                 blobindex.receive_chunk(world.hub, FIELD, req, chunk, source="test")
         else:
             blobindex.receive_chunk(world.hub, FIELD, req, chunk, source="test")

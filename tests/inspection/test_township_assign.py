@@ -77,25 +77,25 @@ def test_who_may_assign_and_to_whom(world: World, district) -> None:  # type: ig
     with township.transaction():
         township.meta.set("field_devices", [])  # as on a centre whose feed has not named any device yet
     before = _state(township)
-    with pytest.raises(Refused, match="run `sanji node sync`"):
+    with pytest.raises(Refused, match="请先联网同步（sanji node sync）"):
         assign(township, number, FIELD)
     world.pull(township)
     assert township.meta.get("field_devices") == [FIELD]
-    with pytest.raises(Refused, match="not a field device of this district"):
+    with pytest.raises(Refused, match="不是本区的踏勘设备"):
         assign(township, number, VILLAGE)
-    with pytest.raises(Refused, match="does not decide"):
+    with pytest.raises(Refused, match="本站不决定事项"):
         assign(village, number, FIELD)
-    with pytest.raises(Refused, match="already past"):
+    with pytest.raises(Refused, match="已经过了"):
         assign(township, number, FIELD, "2020-01-01")
     assert _state(township) == before  # every refusal wrote nothing
 
     own = world.accept(township, ITEM)  # accepted at the township's own window; the district decides it
-    with pytest.raises(Refused, match="does not decide"):
+    with pytest.raises(Refused, match="本站不决定事项"):
         assign(township, str(own["number"]), FIELD)
     neighbour = world.accept(village, ITEM)
     world.push(village)
     world.pull(township)
-    with pytest.raises(Refused, match="no application with that number"):
+    with pytest.raises(Refused, match="本站没有编号为"):
         assign(township, str(neighbour["number"]), FIELD)  # not in the township's scope at all
 
 

@@ -145,8 +145,8 @@ def test_township_assigns_and_the_device_reports_through_its_ui(district: tuple[
     sanji("node", "sync", t)
     sanji("node", "transition", t, number, "--to", "under_review")
     due_before = str(apps(t)[number]["due_date"])
-    assert "does not decide" in refusal("node", "inspect", v, number, "--inspector", FIELD)
-    assert "not a field device" in refusal("node", "inspect", t, number, "--inspector", VILLAGE)
+    assert "本站不决定事项" in refusal("node", "inspect", v, number, "--inspector", FIELD)
+    assert "不是本区的踏勘设备" in refusal("node", "inspect", t, number, "--inspector", VILLAGE)
     assert (apps(t)[number]["status"], apps(t)[number]["paused"]) == ("under_review", False)  # nothing written
     assigned = sanji("node", "inspect", t, number, "--inspector", FIELD)
     task = assigned["task"]

@@ -90,7 +90,7 @@ async def test_photo_upload_failures_are_reported_not_raised(scene: Scene, world
         async with server:
             url = str(server.make_url("")).rstrip("/")
             refused = await transfer.upload_pending(st, session, url)
-        assert refused.pending == 1 and "sync the report first" in refused.errors[0]
+        assert refused.pending == 1 and "请先同步踏勘报告" in refused.errors[0]
         # The hub is gone: reported, and the photo stays pending.
         gone = await transfer.upload_pending(st, session, "http://127.0.0.1:9")
-        assert gone.pending == 1 and "unreachable" in gone.errors[0]
+        assert gone.pending == 1 and "连不上区局" in gone.errors[0]

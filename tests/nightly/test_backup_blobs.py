@@ -134,7 +134,7 @@ def test_restore_checks_each_photo_and_says_what_is_missing(district: District, 
     # A backup of another hub is still refused before anything is touched.
     ok("hub", "init", d.root / "other-hub", "--district", "360803")
     other = run_sanji("hub", "restore", d.root / "other-hub", "--from", out)
-    assert other.code == 2 and "another hub" in other.stderr
+    assert other.code == 2 and "是别的区局的备份" in other.stderr
     assert files_in(d.root / "other-hub" / "blobs") == {}
 
 
@@ -173,7 +173,7 @@ def test_a_damaged_photo_at_the_hub_is_reported_not_backed_up(district: District
     (d.hub_dir / "blobs" / sha[:2] / sha[2:]).write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 100)
     out = d.root / "hub-backup.db"
     res = run_sanji("hub", "backup", d.hub_dir, "--out", out)
-    assert res.code == 1 and "do not match their names" in res.stderr
+    assert res.code == 1 and "内容与文件名不符" in res.stderr
     assert res.data["blobs_damaged"] == [sha] and res.data["blobs"] == 2 and out.stat().st_size > 0
     assert set(files_in(Path(res.data["blobs_dir"]))) == {sha_of(photos[1]), sha_of(photos[2])}
     report = ok("hub", "reconcile", d.hub_dir)["report"]

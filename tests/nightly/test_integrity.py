@@ -26,6 +26,7 @@ from hub.service import Hub
 from node import nightly as node_nightly
 from node.station import Station
 from replica.db import connect, integrity_check
+from replica.errors import Refused
 from tests.applicants import People
 
 from .conftest import CHINA, District, back_entry_line, free_port, make_district, run_sanji
@@ -136,7 +137,7 @@ def test_the_nightly_run_records_integrity_failed(
     damage_index(folder / "hub.db")
     res = run_sanji("hub", "reconcile", folder, "--no-backup")
     assert res.code == 1, "a failed integrity check is loud: exit 1"
-    assert "integrity check" in res.stderr and "restore from a backup" in res.stderr
+    assert "完整性检查未通过" in res.stderr and "sanji hub restore" in res.stderr
     assert "applications_number" in res.data["report"]["integrity"]
     assert logged_failure(caplog), "the failure is logged as an error"
     conn = sqlite3.connect(folder / "hub.db")
@@ -186,8 +187,10 @@ def test_a_damaged_page_header_is_reported_by_the_check(busy_district: District,
         assert integrity_check(db) != "ok"
     finally:
         db.conn.close()
-    with pytest.raises(RuntimeError, match="restore from a backup"):
+    # A refusal with the next step (exit 2), not an internal error.
+    with pytest.raises(Refused, match="请用 sanji hub restore 从备份恢复") as refused:
         hub_serve(folder, host="127.0.0.1", port=free_port(), nightly="02:00")
+    assert refused.value.code == "integrity_failed"
 
 
 # Regression (a strict xfail until the bug was fixed).

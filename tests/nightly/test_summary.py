@@ -35,7 +35,7 @@ def test_summary_matches_in_agreement_and_not_after_a_hub_side_edit(district: Di
         got = a.reconcile()
         assert got["summary_match"] is False
         assert got["divergent"] == 0, "the change logs still agree: only the summary can see this"
-        assert "differs" in a.status()["last_error"]
+        assert "区局统计的本站办件数与本站不符" in a.status()["last_error"]
 
 
 # Regression (a strict xfail until the bug was fixed).

@@ -294,11 +294,11 @@ def test_a_village_asks_for_and_takes_in_missing_materials(world: World, v1: Sta
 
 def test_a_village_may_not_review_decide_or_complete_a_promised_item(world: World, v1: Station) -> None:
     number = str(world.accept(v1, TOWNSHIP_ITEM)["number"])
-    _refuse(v1, number, "under_review", "may not review")
+    _refuse(v1, number, "under_review", "本站不能转入审查")
     _refuse(v1, number, "completed")  # promised items are not completed at the window
     _refuse(v1, number, "approved")  # no move leads there from 受理
     _refuse(v1, number, "accepted")  # already
-    _refuse(v1, number, "finished", "unknown status")
+    _refuse(v1, number, "finished", "没有“finished”这个状态")
     _refuse(v1, "T1-V1-20260302-99999", "withdrawn", "本站没有")
     _move(v1, number, "withdrawn")
     _refuse(v1, number, "accepted")  # terminal
@@ -319,10 +319,10 @@ def test_the_township_decides_its_villages_item_and_the_village_delivers(world: 
     assert [a.result for a in world.push(v1)] == [AckResult.APPLIED]
     world.pull(township)
     _move(township, number, "under_review")
-    _refuse(township, number, "inspecting", "assign an inspection instead")
+    _refuse(township, number, "inspecting", "请安排踏勘（sanji node inspect")
     _move(township, number, "approved")
     _move(township, number, "completed")
-    _refuse(township, number, "delivered", "may not deliver")  # handing over is the accepting station's
+    _refuse(township, number, "delivered", "本站不能送达")  # handing over is the accepting station's
     assert all(a.result is AckResult.APPLIED for a in world.push(township))
     world.pull(v1)
     assert v1.conn.execute("SELECT status FROM applications WHERE number=?", (number,)).fetchone()[0] == "completed"
@@ -334,7 +334,7 @@ def test_the_township_decides_its_villages_item_and_the_village_delivers(world: 
 def test_a_township_decides_its_own_items_but_not_the_districts(world: World, v1: Station) -> None:
     township = t1(world)
     district = str(world.accept(township, DISTRICT_ITEM_AT_TOWNSHIP)["number"])
-    _refuse(township, district, "under_review", "may not review")
+    _refuse(township, district, "under_review", "本站不能转入审查")
     _move(township, district, "supplement_requested")  # still the accepting station
     own = str(world.accept(township, TOWNSHIP_ONLY_ITEM)["number"])
     _move(township, own, "under_review")

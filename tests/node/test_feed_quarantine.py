@@ -149,7 +149,7 @@ def test_a_page_imported_too_early_is_not_set_aside(world: World, v1: Station) -
     _, pages = two_decisions(world, v1)
     start = v1.meta.int("feed_cursor")
     out = feed_quarantine.take_page(v1, pages[1], source="file:late.sjd")
-    assert out.result is None and not out.skipped and "import the earlier pages first" in out.problem
+    assert out.result is None and not out.skipped and "请先导入更早的数据页" in out.problem
     assert v1.meta.int("feed_cursor") == start
     assert gather(v1, hub_reachable=None)["feed_quarantined"] == 0
 

@@ -176,7 +176,7 @@ async def test_a_post_assigns_pauses_and_sends_the_task_at_the_next_sync(scene: 
         # A second submit from a stale page is refused by the command, said on top, and writes nothing.
         before = changes(township)
         status, _, html = await post(client, scene.number, csrf=csrf_of(html), inspector=FIELD, due="")
-        assert status == 400 and "未能安排踏勘" in html and "still open" in html
+        assert status == 400 and "未能安排踏勘" in html and "还没有报告" in html
         assert changes(township) == before and len(scene.tasks()) == 1
 
     # The task goes up with the next sync and reaches the device.
@@ -195,12 +195,12 @@ async def test_refusals_keep_the_choices_and_say_why(scene: Scene) -> None:
         # A code that is not a field device (a hand-made form, or a device dropped by a sync meanwhile).
         status, _, html = await post(client, scene.number, csrf=token, inspector=VILLAGE, due="2026-03-20")
         assert status == 400
-        assert "未能安排踏勘" in assign_error(html) and "not a field device" in assign_error(html)
+        assert "未能安排踏勘" in assign_error(html) and "不是本区的踏勘设备" in assign_error(html)
         assert options(html) == [(FIELD, False), (VILLAGE, True)]
         assert "不在已知的踏勘设备中" in html and due_value(html) == "2026-03-20"
 
         status, _, html = await post(client, scene.number, csrf=token, inspector=FIELD, due="2020-01-01")
-        assert status == 400 and "already past" in assign_error(html)
+        assert status == 400 and "已经过了" in assign_error(html)
         assert options(html) == [(FIELD, True)] and due_value(html) == "2020-01-01"
 
         status, _, html = await post(client, scene.number, csrf=token, inspector=FIELD, due="3月20日")
@@ -231,7 +231,7 @@ async def test_a_village_never_gets_the_form_but_sees_the_inspection(scene: Scen
         assert 'data-move="inspect"' not in html
         before = changes(village)
         status, _, html = await post(client, scene.number, csrf=csrf_of(html), inspector=FIELD, due="")
-        assert status == 400 and "does not decide" in html  # the command refuses; said on top
+        assert status == 400 and "本站不决定事项" in html  # the command refuses; said on top
         assert changes(village) == before and scene.tasks(village) == []
 
     task_id = str(assign(scene.township, scene.number, FIELD)["task"])

@@ -226,7 +226,7 @@ async def test_refusals_come_back_with_the_reason_and_the_input_kept(
 
     resp = await client.post(path, data=form(csrf, **{**GOOD, "lat": "999", "lon": "999"}))
     html = await resp.text()
-    assert resp.status == 400 and "is not a position on Earth" in html
+    assert resp.status == 400 and "超出范围（纬度 ±90，经度 ±180）" in html
     assert "定位无效" in html and GOOD["findings"] in html and 'value="999"' in html
 
     staged = sorted(p for p in (scene.field.folder / STAGING).rglob("*") if p.is_file())
@@ -247,7 +247,7 @@ async def test_refusals_come_back_with_the_reason_and_the_input_kept(
 
     resp = await client.post(path, data=form(csrf, **{**GOOD, "findings": "第二次踏勘"}))
     html = await resp.text()
-    assert resp.status == 409 and "该任务已有踏勘报告" in html and "already has a report" in html
+    assert resp.status == 409 and "该任务已有踏勘报告" in html and "已经有报告了" in html
     assert "第二次踏勘" in html  # what was typed is still there to copy
     assert scene.field.records.values("report", scene.task)["findings"] == GOOD["findings"]
 
@@ -260,7 +260,7 @@ async def test_a_photo_over_the_cap_is_named_and_the_others_kept(client: TestCli
         f"/tasks/{scene.task}/report", data=form(csrf, photos=[("small.png", small), ("DSC_big.jpg", big)], **GOOD)
     )
     html = await resp.text()
-    assert resp.status == 400 and "「DSC_big.jpg」" in html and "10 MiB cap" in html
+    assert resp.status == 400 and "「DSC_big.jpg」" in html and "超过 10 MiB 的上限" in html
     assert str(scene.field.folder) not in html  # no temporary paths on the page
     assert re.findall(r'name="kept_photo" value="([0-9a-f]{64})"', html) == [sha256(small)]
     assert not scene.field.records.values("report", scene.task)

@@ -238,10 +238,10 @@ async def test_a_refused_move_gives_the_reason_and_changes_nothing(client: TestC
     assert audit_rows(pair, "transition") == []
     # An unknown status, 踏勘 without an inspector, a closed file: refused the same way.
     resp = await client.post(f"/applications/{number}/transition", data={"to": "finished", "csrf": csrf})
-    assert resp.status == 400 and "unknown status" in await resp.text()
+    assert resp.status == 400 and "没有“finished”这个状态" in await resp.text()
     transition(pair.hub, number, "under_review")
     resp = await client.post(f"/applications/{number}/transition", data={"to": "inspecting", "csrf": csrf})
-    assert resp.status == 400 and "assign an inspection first" in await resp.text()
+    assert resp.status == 400 and "请先用 sanji hub inspect" in await resp.text()
     assert show(pair.hub, number)["status"] == "under_review"
     transition(pair.hub, number, "withdrawn")
     resp = await client.post(f"/applications/{number}/transition", data={"to": "under_review", "csrf": csrf})
@@ -280,9 +280,9 @@ async def test_the_inspect_form_lists_only_field_devices_and_assigns(client: Tes
     # The CLI's refusals: a revoked device, a village, a past date. Nothing is written.
     yesterday = (today() - timedelta(days=1)).isoformat()
     for inspector, due, reason in (
-        ("360802-F03", "", "has been revoked"),
-        ("360802-T01-01", "", "not a field device"),
-        ("360802-F01", yesterday, "already past"),
+        ("360802-F03", "", "已被吊销"),
+        ("360802-T01-01", "", "不是踏勘设备"),
+        ("360802-F01", yesterday, "已经过了"),
     ):
         resp = await client.post(page_url + "/inspect", data={"inspector": inspector, "due": due, "csrf": csrf})
         assert resp.status == 400 and reason in await resp.text(), inspector
@@ -312,7 +312,7 @@ async def test_the_inspect_form_lists_only_field_devices_and_assigns(client: Tes
     assert 'id="inspect-form"' not in html and 'id="task-open"' in html
     assert buttons(html) == {"approve": "approved", "deny": "denied", "withdraw": "withdrawn"}
     resp = await client.post(page_url + "/inspect", data={"inspector": "360802-F01", "csrf": csrf})
-    assert resp.status == 400 and "still open" in await resp.text()
+    assert resp.status == 400 and "还没有报告" in await resp.text()
     assert len(show(pair.hub, number)["inspections"]) == 1  # type: ignore[arg-type]
 
 
