@@ -13,7 +13,8 @@ not in the database, so a copy of the database alone cannot be searched for code
 
 Settings (``HUB/track.json``, all optional): ``base_url`` (the public address of the tracking page, for
 links behind a reverse proxy), ``retention_days`` (how long a closed application stays trackable,
-default 180), ``per_minute`` and ``burst`` (lookups per address).
+default 180), ``per_minute`` and ``burst`` (lookups per address), ``floor_ms`` (the time every lookup
+takes at least, default 50).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class TrackSettings:
     retention_days: int = 180
     per_minute: float = 10.0  # sustained lookups per address
     burst: int = 20  # lookups an address may make at once
+    floor_ms: int = 50  # every lookup answers no sooner than this (hub/web/track.py)
 
     @classmethod
     def read(cls, folder: Path) -> TrackSettings:
@@ -57,6 +59,7 @@ class TrackSettings:
             retention_days=int(doc.get("retention_days", 180)),
             per_minute=float(doc.get("per_minute", 10.0)),
             burst=int(doc.get("burst", 20)),
+            floor_ms=int(doc.get("floor_ms", 50)),
         )
 
 

@@ -4,9 +4,10 @@
 Abuse, and what answers it:
 - an unknown code, one not synced yet and one past its retention all get the same 404 and the same
   words, so an answer tells a guesser nothing;
-- every answer that looked a code up is held until :data:`FLOOR_S` after the request arrived, so a
-  known code and an unknown one take the same time (the work is a hash and an indexed lookup either
-  way, a few milliseconds; the floor is well above it);
+- every answer that looked a code up is held until ``floor_ms`` (50 by default) after the request
+  arrived, so a known code and an unknown one take the same time: an unknown code costs a hash and an
+  indexed lookup, a known one also reads the record and its history, a few milliseconds in all, well
+  under the floor (``tests/hostile/test_tracking_abuse.py`` measures both);
 - something that cannot be a code (too long, wrong symbols, Unicode, path characters) is a 400 before
   anything is hashed; a route that does not match is aiohttp's 404;
 - an address that asks too often gets 429 with ``Retry-After`` (``hub/web/track_limit.py``);
@@ -41,10 +42,10 @@ from present.webui import make_env, render
 from sync.tracking import MAX_INPUT, grouped, normalize
 
 HUB_FILES = Path(__file__).resolve().parent.parent
-FLOOR_S = 0.05
 NOT_FOUND = "暂无此件信息：如刚在村站受理，请待上传后再查询"
 MALFORMED = "查询码格式不对：查询码是受理通知书上的 15 位字母和数字，如 7KQ4M-X2R9P-TDH3W"
 LIMITED = "查询过于频繁，请稍后再试"
+SPIN_S = 0.002  # the last stretch of the floor, yielded away rather than slept (see _held)
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+){0,8}$")
 
 SETTINGS = web.AppKey("track_settings", TrackSettings)
@@ -87,13 +88,14 @@ class Answer:
     status: int  # 200 found, 404 unknown (or not synced, or expired), 400 malformed, 429 limited
     found: CitizenView | None = None
     wait_s: float = 0.0
+    hold_until: float = 0.0  # monotonic time before which the answer is not sent
 
     def retry_after(self) -> dict[str, str]:
         return {"Retry-After": str(max(1, math.ceil(self.wait_s)))}
 
 
-async def _lookup(request: web.Request, raw: str) -> Answer:
-    """One code, counted, rate-limited and held to the time floor."""
+def _lookup(request: web.Request, raw: str) -> Answer:
+    """One code, counted and rate-limited; the caller holds the answer with :func:`_held`."""
     start = time.monotonic()
     counter = request.app[LOOKUPS]
     wait = _limited(request)
@@ -113,8 +115,23 @@ async def _lookup(request: web.Request, raw: str) -> Answer:
     ):
         found = view(hub, app_id)
     counter.labels("found" if found is not None else "unknown").inc()
-    await asyncio.sleep(max(0.0, FLOOR_S - (time.monotonic() - start)))
-    return Answer(200, found) if found is not None else Answer(404)
+    hold = start + settings.floor_ms / 1000
+    return Answer(200, found, hold_until=hold) if found is not None else Answer(404, hold_until=hold)
+
+
+async def _held(answer: Answer, resp: web.Response) -> web.Response:
+    """Send a looked-up answer only at its time floor, once it is built whole (page rendered, JSON
+    encoded), so that what a known code costs beyond an unknown one is hidden inside the floor.
+
+    The event loop wakes a sleeper only to the whole millisecond after the time it was asked for,
+    counted from when it was asked, which would add back the sub-millisecond work this floor is there
+    to hide. So it sleeps to :data:`SPIN_S` short of the floor and yields until the floor itself."""
+    coarse = answer.hold_until - SPIN_S - time.monotonic()
+    if coarse > 0:
+        await asyncio.sleep(coarse)
+    while time.monotonic() < answer.hold_until:
+        await asyncio.sleep(0)  # other requests run meanwhile
+    return resp
 
 
 async def form(request: web.Request) -> web.StreamResponse:
@@ -131,7 +148,7 @@ async def form(request: web.Request) -> web.StreamResponse:
 
 async def page(request: web.Request) -> web.StreamResponse:
     raw = request.match_info["code"]
-    answer = await _lookup(request, raw)
+    answer = _lookup(request, raw)
     if answer.status == 429:
         resp = _page(request, "track_form.html", 429, error=LIMITED, typed="")
         resp.headers.update(answer.retry_after())
@@ -139,20 +156,21 @@ async def page(request: web.Request) -> web.StreamResponse:
     if answer.status == 400:
         return _page(request, "track_form.html", 400, error=MALFORMED, typed=raw[:MAX_INPUT])
     code = grouped(normalize(raw) or "")
-    return _page(request, "track.html", answer.status, v=answer.found, code=code, neutral=NOT_FOUND)
+    resp = _page(request, "track.html", answer.status, v=answer.found, code=code, neutral=NOT_FOUND)
+    return await _held(answer, resp)
 
 
 async def api(request: web.Request) -> web.StreamResponse:
-    answer = await _lookup(request, request.match_info["code"])
+    answer = _lookup(request, request.match_info["code"])
     if answer.found is not None:
-        return _json(200, answer.found.to_json())
+        return await _held(answer, _json(200, answer.found.to_json()))
     if answer.status == 429:
         resp = _json(429, {"error": "rate_limited", "reason": LIMITED})
         resp.headers.update(answer.retry_after())
         return resp
     if answer.status == 400:
         return _json(400, {"error": "malformed", "reason": MALFORMED})
-    return _json(404, {"error": "not_found", "reason": NOT_FOUND})
+    return await _held(answer, _json(404, {"error": "not_found", "reason": NOT_FOUND}))
 
 
 def add_track_routes(app: web.Application, folder: Path) -> None:
