@@ -53,7 +53,10 @@ class TrackSettings:
         path = folder / SETTINGS_FILE
         if not path.exists():
             return cls()
-        doc = json.loads(path.read_text("utf-8"))
+        try:
+            doc = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"{path} 无法读取或不是 JSON：{exc} (the tracking settings could not be read)") from exc
         return cls(
             base_url=str(doc.get("base_url", "")).rstrip("/"),
             retention_days=int(doc.get("retention_days", 180)),

@@ -165,12 +165,12 @@ async def api(request: web.Request) -> web.StreamResponse:
     if answer.found is not None:
         return await _held(answer, _json(200, answer.found.to_json()))
     if answer.status == 429:
-        resp = _json(429, {"error": "rate_limited", "reason": LIMITED})
+        resp = _json(429, {"error": "rate_limited", "message": LIMITED})
         resp.headers.update(answer.retry_after())
         return resp
     if answer.status == 400:
-        return _json(400, {"error": "malformed", "reason": MALFORMED})
-    return await _held(answer, _json(404, {"error": "not_found", "reason": NOT_FOUND}))
+        return _json(400, {"error": "malformed", "message": MALFORMED})
+    return await _held(answer, _json(404, {"error": "not_found", "message": NOT_FOUND}))
 
 
 def add_track_routes(app: web.Application, folder: Path) -> None:

@@ -83,7 +83,7 @@ def test_accepted_offline_the_notice_carries_the_code_and_the_page_follows_sync_
     assert decode(html.unescape(svg.group(0))) == [f"{hub.url}/track/{code}"]
 
     with hub.serving():
-        assert track(hub, code) == (404, {"error": "not_found", "reason": NEUTRAL})
+        assert track(hub, code) == (404, {"error": "not_found", "message": NEUTRAL})
         page_status, page = http("GET", f"{hub.url}/track/{code}")
         assert page_status == 404 and NEUTRAL in page.decode()
 

@@ -59,7 +59,7 @@ async def test_before_sync_neutral_after_sync_the_status_and_after_a_decision_th
     for c in (code, unknown):  # not synced yet: the same neutral answer as a code nobody was given
         resp = await client.get(f"/v1/track/{c}")
         assert resp.status == 404
-        assert await resp.json() == {"error": "not_found", "reason": NEUTRAL}
+        assert await resp.json() == {"error": "not_found", "message": NEUTRAL}
         page = await client.get(f"/track/{c}")
         assert page.status == 404 and NEUTRAL in await page.text()
 
