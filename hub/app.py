@@ -1,9 +1,9 @@
 """The hub's HTTP face: one ``create_app(config)`` factory, no module-level state.
 
 The factory opens the hub in a cleanup context and mounts the route packages: the sync routes, blobs
-and enrolment for stations (``hub/web/``), the operator dashboard (``hub/dashboard/``) and the metrics
-(``hub/metrics.py``). What the routes read from the app is keyed in ``hub/appkeys.py``, so no route
-module imports this one.
+and enrolment for stations (``hub/web/``), the operator dashboard (``hub/dashboard/``), the metrics
+(``hub/metrics.py``) and the citizen's public tracking page (``hub/web/track.py``). What the routes
+read from the app is keyed in ``hub/appkeys.py``, so no route module imports this one.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from hub.web.blobs import add_blob_routes
 from hub.web.enrolment import add_enrolment_routes
 from hub.web.errors import errors_middleware
 from hub.web.sync import MAX_PUSH_BYTES, add_sync_routes
+from hub.web.track import add_track_routes
 
 SERVE_CACHE_KIB = 64 * 1024
 
@@ -72,4 +73,5 @@ def create_app(config: HubConfig, *, extra_contexts: list[Context] | None = None
     add_blob_routes(app)  # photos and scans: resumable chunked uploads (hub/web/blobs.py)
     add_dashboard_routes(app)  # the operator dashboard at / (hub/dashboard/)
     add_metrics(app)  # GET /metrics, Prometheus text format (hub/metrics.py)
+    add_track_routes(app, config.folder)  # the citizen's public tracking page, no login (hub/web/track.py)
     return app

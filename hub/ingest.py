@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
+from hub.tracking import Concealer
 from protocol.acks import Ack, Receipt
 from protocol.batch import VerifiedBatch, open_batch_changes, verify_batch
 from protocol.codec import pack
@@ -156,8 +157,10 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
     held = 0
     if h.horizon is not None:  # signed by the station: what it had received when it wrote these changes
         store.note_horizon(h.origin, h.epoch, h.horizon[0], h.horizon[1])
+    concealer = Concealer(hub)
     try:
-        raw_changes = open_batch_changes(vb, unseal_key=_unseal(hub))
+        # Citizens' tracking codes leave the changes here, before anything is judged or kept.
+        raw_changes = concealer.wire(open_batch_changes(vb, unseal_key=_unseal(hub)))
     except RemoteProtocolError as exc:
         store.quarantine(
             h.origin,
@@ -192,6 +195,7 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
             adm = gate.ask(adm.change, actor, now_ms=now)
         if adm.admitted and adm.change is not None:
             admitted.append(adm.change)
+            concealer.index(adm.change)
             entry = run.add(adm.change)
             if entry is not None:
                 fan_out(hub, [entry], look)
@@ -249,7 +253,7 @@ def _all_held_identically(hub: Hub, vb: VerifiedBatch) -> bool:
     """True when every change of the batch is already held with exactly the same content."""
     h = vb.header
     try:
-        raw_changes = open_batch_changes(vb, unseal_key=_unseal(hub))
+        raw_changes = Concealer(hub).wire(open_batch_changes(vb, unseal_key=_unseal(hub)))
     except RemoteProtocolError:
         return False
     conn = hub.store.conn

@@ -19,7 +19,7 @@ import sqlite3
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from hub import blobindex
+from hub import blobindex, tracking
 from hub.backup import backup, blobs_beside
 from protocol.codec import pack, unpack
 from replica.db import integrity_check
@@ -258,6 +258,8 @@ def run(
         "records_rebuilt": refolded,
         "duplicate_numbers": duplicate_numbers(hub),
     }
+    # Before the backup, so tonight's copy no longer holds the tracking hashes whose time is up.
+    report["tracking_purged"] = tracking.purge_stale(hub)
     rotated = rotate_backups(hub) if do_backup else None
     report["backup"] = rotated["file"] if rotated else None
     report["backup_blobs"] = rotated["blobs"] if rotated else None

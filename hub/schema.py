@@ -167,6 +167,16 @@ def m007_exchange_via(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE stations ADD COLUMN status_at_ms INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m301_tracking_codes(db: sqlite_utils.Database) -> None:
+    # Citizens' tracking codes as the hub's keyed hashes (hub/tracking.py): the only place a code leaves
+    # a trace at the hub, so purging a row forgets it. One code per application.
+    db.execute(
+        """CREATE TABLE tracking_codes (
+            hash TEXT PRIMARY KEY, application TEXT NOT NULL UNIQUE, added_ms INTEGER NOT NULL)"""
+    )
+
+
 # The tables of hub/blobindex.py. They were created on first use, behind a lock, with a race between two
 # processes; as a set of the store they exist from its first open, and a folder made before gains them at
 # its next open. The set name is the one the folders recorded.

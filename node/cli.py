@@ -171,7 +171,10 @@ def cmd_accept(args: argparse.Namespace) -> int:
     emit(
         out,
         args.json,
-        lambda d: f"已受理 办件编号 {d['number']}  状态 {status_label(d['status'])}  办结时限 {d['due_date']}",
+        lambda d: (
+            f"已受理 办件编号 {d['number']}  状态 {status_label(d['status'])}  办结时限 {d['due_date']}"
+            f"  查询码 {d['tracking_code']}"
+        ),
     )
     return 0
 

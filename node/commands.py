@@ -8,6 +8,7 @@ writes nothing.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,7 +20,7 @@ from replica.errors import Refused
 from replica.ids import CHINA, iso_from_ms, parse_iso_ms, uuid7
 from replica.inspection import resume_fields
 from replica.listing import list_applications, parse_status
-from sync import catalogue_view
+from sync import catalogue_view, tracking
 from sync.acceptance import AcceptanceError, check_acceptance, deferred_due_date, due_date
 from sync.catalogue import Catalogue
 from sync.fold import versions
@@ -120,13 +121,22 @@ def _prepare(st: Station, app: Application) -> tuple[str, dict[str, object]]:
     return uuid7(at_ms if app.accepted_at else None), fields
 
 
-def _write_accepted(st: Station, app_id: str, fields: dict[str, object], day: date) -> dict[str, object]:
+def _write_accepted(
+    st: Station, app_id: str, fields: dict[str, object], day: date, *, track: bool = False
+) -> dict[str, object]:
     counter = st.meta.int("counter") + 1
     st.meta.set("counter", counter)
     number = application_number(st.code, day, st.meta.int("epoch", 1), counter)
     fields = {"number": number, **fields}
+    if track:
+        # The citizen's key to the public tracking page, drawn here and now, offline (sync/tracking.py).
+        fields[tracking.FIELD] = tracking.draw(secrets.token_bytes(tracking.RANDOM_BYTES))
     st.write("application", app_id, fields, {})
-    return {"id": app_id, "number": number, "status": fields["status"], "due_date": fields["due_date"]}
+    out: dict[str, object] = {"id": app_id, "number": number, "status": fields["status"]}
+    out["due_date"] = fields["due_date"]
+    if track:
+        out["tracking_code"] = fields[tracking.FIELD]
+    return out
 
 
 def accept(st: Station, app: Application) -> dict[str, object]:
@@ -134,7 +144,7 @@ def accept(st: Station, app: Application) -> dict[str, object]:
     app_id, fields = _prepare(st, app)
     day = date.fromisoformat(str(fields["accepted_at"])[:10])
     with st.transaction():
-        return _write_accepted(st, app_id, fields, day)
+        return _write_accepted(st, app_id, fields, day, track=True)
 
 
 def accept_lines(st: Station, lines: Iterable[str]) -> dict[str, object]:

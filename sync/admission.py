@@ -52,7 +52,7 @@ from sync.workflow import FINAL, MOVE_LABELS, STAGE, Status, TransitionError, ma
 __all__ = ["Admission", "Facts", "StatusVersion", "clock_check", "judge", "refused"]
 
 # Written by the accept command only: no station command changes them afterwards.
-CREATION_ONLY = frozenset({"applicant_name", "applicant_id", "applicant_phone", "address", "theme"})
+CREATION_ONLY = frozenset({"applicant_name", "applicant_id", "applicant_phone", "address", "theme", "tracking"})
 TASK_FIELDS = frozenset(
     {"application", "inspector", "due", "status", "item", "address", "phone", "checklist", "number"}
 )

@@ -11,6 +11,7 @@ from sync.change import Change
 from sync.identity import InvalidIdentity, check_id_number, check_phone
 from sync.model import MATERIAL_PREFIX, Actor
 from sync.numbering import parse_application_number
+from sync.tracking import creation_problem
 from sync.verdict import Admission, Facts, refused, status_word
 from sync.workflow import Status
 
@@ -31,7 +32,7 @@ CREATION_FIELDS = frozenset(
         "status",
     }
 )
-CREATION_OPTIONAL = frozenset({"note", "theme"})
+CREATION_OPTIONAL = frozenset({"note", "theme", "tracking"})
 
 
 def creation(change: Change, actor: Actor, roles: frozenset[str], facts: Facts) -> Admission:
@@ -61,6 +62,9 @@ def creation(change: Change, actor: Actor, roles: frozenset[str], facts: Facts) 
             "bad_creation",
             f"新办件的内容与受理命令写出的不符：{what} (not the shape the accept command writes)",
         )
+    tracking = creation_problem(f)
+    if tracking is not None:
+        return refused(change, "bad_tracking", tracking)
     if f["station"] != actor.code:
         return refused(
             change,

@@ -79,6 +79,9 @@ APPLICATION: dict[str, FieldSpec] = {
     "status": _f(T, ST, DE, rule=Rule.STATUS),
     "decision": _f(T, DE),
     "note": _f(T, ST, DE),
+    # The citizen's tracking code (sync/tracking.py): written at acceptance by the accepting station; the
+    # hub replaces it by "" the moment it opens the batch, so every copy but the station's holds "".
+    "tracking": _f(T, ST),
 }
 # Any material field: the accepting station records and supplements materials; the decider may mark
 # one missing during review.

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterable
 
 from protocol.codec import pack
+from sync.tracking import without_code
 
 _CHANGE_TAG = b"sanji/change\x00"
 _LEAF_TAG = b"sanji/leaf\x00"
@@ -25,6 +26,8 @@ def change_digest(
     origin: str, epoch: int, seq: int, hlc: int, entity: str, rec_id: str, fields_packed: bytes, base_packed: bytes
 ) -> bytes:
     head = pack([origin, epoch, seq, hlc, entity, rec_id])
+    if entity == "application":
+        fields_packed = without_code(fields_packed)  # the station holds the citizen's code, the hub ""
     h = hashlib.sha256(_CHANGE_TAG)
     for part in (head, fields_packed, base_packed):
         h.update(len(part).to_bytes(4, "big"))

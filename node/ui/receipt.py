@@ -1,7 +1,8 @@
 """The acceptance receipt (受理通知书) and whether the hub has signed for an application.
 
 The receipt is printed while the citizen waits, usually offline: it carries the application number,
-the items, the materials still owed and by when, the due date and the masked ID number. Once the
+the items, the materials still owed and by when, the due date, the masked ID number and the citizen's
+tracking code with a QR code of the hub's public tracking page (``node/track_notice.py``). Once the
 batch holding the application reaches the hub, the hub's signed receipt comes back in the outbox; the
 same page then says so ("已送达区行政审批局") after checking the hub's signature with the pinned key.
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 from node import commands
 from node.station import Station
+from node.track_notice import notice
 from protocol.acks import Receipt
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
@@ -96,6 +98,7 @@ def receipt_view(st: Station, numbers: list[str]) -> dict[str, Any]:
                     ((n, str(v[1])) for n, v in materials if v[0] == "deferred"), key=lambda x: (x[1], x[0])
                 ),
                 "upload": upload_state(st, app_id, outbox, first=True),
+                "track": notice(st, app_id),  # the citizen's tracking code and its QR code
             }
         )
     first = st.records.values("application", commands.find(st, numbers[0]))
