@@ -269,6 +269,10 @@ def page(browser: Any) -> Iterator[Any]:
     # Nothing may be fetched from outside Sanji: any request to another host fails the test.
     outside: list[str] = []
 
+    from tests.ui.a11y import Watch, watching  # fails loudly (not a skip) without axe-playwright-python
+
+    watch = Watch()
+
     def route(r: Any) -> None:
         url = r.request.url
         if url.startswith(("http://127.0.0.1", "data:", "about:")):
@@ -279,11 +283,16 @@ def page(browser: Any) -> Iterator[Any]:
 
     pg.route("**/*", route)
     pg.problems = problems  # type: ignore[attr-defined]
-    yield pg
+    pg.axe = watch  # type: ignore[attr-defined]
+    with watching(pg, watch):  # every page the test visits is checked by axe (tests/ui/a11y.py)
+        yield pg
+    if not pg.is_closed():
+        watch.settle(pg)  # and the page the test ended on
     context.close()
     assert not outside, f"pages tried to load from outside Sanji: {outside}"
     real = [p for p in problems if "Failed to load resource" not in p]
     assert not real, f"browser reported errors: {real}"
+    watch.assert_clean()
 
 
 def shot(pg: Any, name: str, *, full_page: bool = True) -> Path:
