@@ -139,8 +139,8 @@ def listing_text(d: dict[str, object]) -> str:
     assert isinstance(items, list)
     tier = TIER_LABELS.get(str(d.get("tier")), str(d.get("tier")))
     found = f"、与「{d['query']}」相符的" if d.get("query") else ""
-    marks = "必交材料 ●，可容缺后补 ○，选交 ·"
-    lines = [f"事项目录 v{d.get('version')}：{tier}级可受理{found} {len(items)} 项（{marks}）"]
+    key = "必交材料 ●，可容缺后补 ○，选交 ·"
+    lines = [f"事项目录 v{d.get('version')}：{tier}级可受理{found} {len(items)} 项（{key}）"]
     for e in items:
         days = "即办" if e["kind"] == "immediate" else f"承诺 {e['promised_days']} 个工作日"
         visit = "，需现场踏勘" if e["inspection_required"] else ""
