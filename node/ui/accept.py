@@ -73,8 +73,11 @@ async def choose(request: web.Request) -> web.StreamResponse:
     # What each choice is found by (name, code, abbreviations such as 低保, pinyin initials such as zdshbz):
     # the server filters on it for ?q=, and the page carries it so station.js filters the same way.
     terms = {i.code: catalogue_view.item_terms(i, initials) for i in items}
+    # A theme is found by its own terms and by what its items are called, but not by their codes: typing
+    # an item's code means that item.
     theme_terms = {
-        t.code: catalogue_view.search_terms(t.name, t.code, "", initials) + [w for i in t.items for w in terms[i.code]]
+        t.code: catalogue_view.search_terms(t.name, t.code, "", initials)
+        + [w for i in t.items for w in terms[i.code] if w not in (i.code, i.category)]
         for t in themes
     }
     q = request.query.get("q", "").strip()[:40]

@@ -295,6 +295,19 @@ def page(browser: Any) -> Iterator[Any]:
     watch.assert_clean()
 
 
+def wait_js(pg: Any, expression: str, timeout_s: float = 10.0) -> None:
+    """Wait until ``expression`` is true in the page, asking over the DevTools protocol.
+
+    Not ``page.wait_for_function``: it re-evaluates a string predicate with ``eval`` from the page's own
+    timers, which the pages' CSP (script-src 'self') refuses, so it only worked when the first try was
+    already true."""
+    deadline = time.monotonic() + timeout_s
+    while not pg.evaluate(f"() => Boolean({expression})"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s} s: {expression}")
+        time.sleep(0.1)
+
+
 def shot(pg: Any, name: str, *, full_page: bool = True) -> Path:
     """A screenshot of a main page for docs/screens.md; kept small (PNG, 1x, page width 1280)."""
     SCREENS.mkdir(exist_ok=True)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.ui.a11y import TAGS, rule_count
-from tests.ui.conftest import ITEM_PROMISED, District, sanji
+from tests.ui.conftest import ITEM_PROMISED, District, sanji, wait_js
 from tests.ui.test_browser_field import Field
 from tests.ui.test_browser_field import field as field  # the fixture: a field device with two tasks
 from tests.ui.test_browser_hub import login
@@ -46,7 +46,7 @@ def test_axe_runs_the_wcag_21_aa_rule_set_and_leaves_the_csp_on(page: Any, distr
         document.addEventListener('securitypolicyviolation', () => { window.__blocked += 1; });
         const s = document.createElement('script'); s.textContent = 'window.__ran = 1'; document.body.append(s); }"""
     )
-    page.wait_for_function("window.__blocked > 0")
+    wait_js(page, "window.__blocked > 0")
     assert page.evaluate("window.__ran") is None
     page.problems.clear()  # the refused script is reported on the console: that was the point
     # And axe does catch a violation: an image without alt text added to the page.

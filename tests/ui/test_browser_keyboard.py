@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.ui.conftest import ITEM_IMMEDIATE, ITEM_PROMISED, District, make_id, sanji
+from tests.ui.conftest import ITEM_IMMEDIATE, ITEM_PROMISED, District, make_id, sanji, wait_js
 from tests.ui.test_browser_hub import login
 
 pytestmark = pytest.mark.slow
@@ -99,7 +99,7 @@ def test_the_overview_refresh_never_takes_focus(page: Any, district: District) -
 
     page.locator("#refresh-toggle").focus()  # outside the block: the refresh goes on
     page.clock.run_for(21_000)
-    page.wait_for_function(f"document.querySelector('[data-k=today]').innerText !== '{before}'", polling=100)
+    wait_js(page, f"document.querySelector('[data-k=today]').innerText !== '{before}'")
     assert page.evaluate("document.activeElement.id") == "refresh-toggle"
 
     # The pause switch stops it (2.2.2), with its state said in words and in aria-pressed.
