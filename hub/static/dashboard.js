@@ -33,6 +33,7 @@
           // Checked again on arrival: focus may have moved into the block while the answer travelled.
           if (html === null || paused || live.contains(document.activeElement)) { return; }
           live.innerHTML = html;
+          if (window.sanjiMarkScrollBoxes) { window.sanjiMarkScrollBoxes(); }  // the new tables' scroll boxes
           if (stamp) { stamp.textContent = new Date().toLocaleTimeString("zh-CN", {hour12: false}); }
         })
         .catch(function () { if (stamp) { stamp.textContent = "刷新失败，稍后重试"; } });

@@ -5,9 +5,8 @@
 
   // A table wider than the screen scrolls inside its own box (.scroll-x). Only a box that really scrolls
   // takes a Tab stop, so the keyboard can scroll it; one that fits adds no stop.
-  var boxes = document.querySelectorAll(".scroll-x");
   var mark = function () {
-    Array.prototype.forEach.call(boxes, function (box) {
+    Array.prototype.forEach.call(document.querySelectorAll(".scroll-x"), function (box) {
       if (box.scrollWidth > box.clientWidth + 1) {
         box.setAttribute("tabindex", "0");
         box.setAttribute("role", "region");
@@ -20,4 +19,6 @@
   };
   mark();
   window.addEventListener("resize", mark);
+  // For pages that replace part of themselves (the overview's live block, hub/static/dashboard.js).
+  window.sanjiMarkScrollBoxes = mark;
 })();
