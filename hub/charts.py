@@ -44,7 +44,7 @@ def sync_history(days: list[dict[str, Any]], *, width: int = 720, height: int = 
         label = str(value)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="{GRID}"/>')
         parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="{INK}">{escape(label)}</text>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="13" fill="{INK}">{escape(label)}</text>'
         )
     for i, d in enumerate(days):
         x0 = left + slot * i + (slot - 2 * bar - 2) / 2
@@ -59,7 +59,7 @@ def sync_history(days: list[dict[str, Any]], *, width: int = 720, height: int = 
             )
         cx = left + slot * i + slot / 2
         parts.append(
-            f'<text x="{cx:.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="11"'
+            f'<text x="{cx:.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="13"'
             f' fill="{INK}">{escape(format(d["day"], "%m-%d"))}</text>'
         )
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="#9aa5b1"/>')

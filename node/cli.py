@@ -96,7 +96,10 @@ def add_parser(sub: Any) -> None:
     p = cmd("restore", "从备份恢复本站；此后的变更换用新纪元编号，不会与已上传的重复")
     p.add_argument("--from", dest="source", type=Path, required=True, help="备份文件路径")
     p = cmd("receipts", "本站各批变更的送达情况（区局签名回执）")
-    cmd("catalogue", "本站可受理的事项：材料（必交、可容缺后补）、承诺时限、是否需现场踏勘")
+    p = cmd("catalogue", "本站可受理的事项：材料（必交、可容缺后补）、承诺时限、是否需现场踏勘")
+    p.add_argument(
+        "--search", default="", help="只列出相符的事项：名称、编码、简称（如 低保）或拼音首字母（如 zdshbz）"
+    )
     p = cmd("set-hub", "改用新的区局地址（区局迁址，或仅用 U 盘的站点通了网）；须能从本站固定的根密钥核验")
     p.add_argument("url", help="区局的新地址，如 http://10.1.2.3:8700")
 
@@ -284,7 +287,10 @@ def cmd_status(args: argparse.Namespace) -> None:
 def cmd_catalogue(args: argparse.Namespace) -> None:
     st = Station(args.dir)
     cat = st.catalogue()  # refuses with a reason when no release is held yet
-    emit(catalogue_view.listing(cat.catalogue, cat.version, st.tier), args.json, catalogue_view.listing_text)
+    from present.pinyin import initials
+
+    listing = catalogue_view.listing(cat.catalogue, cat.version, st.tier, args.search, initials)
+    emit(listing, args.json, catalogue_view.listing_text)
 
 
 def cmd_set_hub(args: argparse.Namespace) -> None:

@@ -63,7 +63,9 @@ def _prepare(st: Station, app: Application) -> tuple[str, dict[str, object]]:
     cat = st.catalogue()
     item = cat.catalogue.items.get(app.item.strip())
     if item is None:
-        near = catalogue_view.suggest(cat.catalogue, app.item, st.tier)
+        from present.pinyin import initials  # pypinyin's tables load only when an item code is wrong
+
+        near = catalogue_view.suggest(cat.catalogue, app.item, st.tier, initials=initials)
         raise Refused(
             f"未知事项 {app.item!r}：不在事项目录 v{cat.version} 中本站可受理的事项里。"
             f"{catalogue_view.suggestion_text(near)}",

@@ -14,8 +14,10 @@ from hub.dashboard.inspections import inspections
 from hub.operations import show
 from hub.quarantine_review import quarantine_rows
 from hub.service import Hub
+from present.pinyin import initials
 from present.webui import Due, describe, due_state, status_label
 from replica.ids import CHINA
+from sync import catalogue_view
 from sync.identity import mask_id, mask_phone
 from sync.workflow import FINAL, Status
 
@@ -218,9 +220,12 @@ def search(
     """Applications matching the filters, newest first, masked; and how many matched in all."""
     where, args = [], []
     if q:
-        where.append("(number LIKE ? ESCAPE '\\' OR applicant_name LIKE ? ESCAPE '\\')")
+        # Also by item: its name, an abbreviation (低保) or pinyin initials (zdshbz), as the station's picker.
+        found = [i.code for i in catalogue_view.find(hub.catalogue()[1].items.values(), q, initials)]
+        by_item = f" OR item IN ({','.join('?' * len(found))})" if found else ""
+        where.append(f"(number LIKE ? ESCAPE '\\' OR applicant_name LIKE ? ESCAPE '\\'{by_item})")
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        args += [pattern, pattern]
+        args += [pattern, pattern, *found]
     if station:
         where.append("station=?")
         args.append(station)

@@ -59,6 +59,8 @@
       }
       if (err) { err.textContent = msg; }
       input.classList.toggle("invalid", msg !== "");
+      // Screen readers hear the state and, through aria-describedby, the message itself (3.3.1, 4.1.2).
+      if (msg) { input.setAttribute("aria-invalid", "true"); } else { input.removeAttribute("aria-invalid"); }
       return msg === "";
     };
 
@@ -90,6 +92,7 @@
         ok = false; first = first || name;
         if (nameErr) { nameErr.textContent = "请填写申请人姓名"; }
         name.classList.add("invalid");
+        name.setAttribute("aria-invalid", "true");
       }
       if (!ok) { ev.preventDefault(); first.focus(); return; }
       var btn = document.getElementById("submit");
@@ -106,7 +109,10 @@
       Array.prototype.forEach.call(document.querySelectorAll("[data-group]"), function (group) {
         var visible = 0;
         Array.prototype.forEach.call(group.querySelectorAll("li[data-search]"), function (li) {
-          var hit = !q || li.getAttribute("data-search").indexOf(q) >= 0;
+          // data-search holds the name, code, category, common abbreviations (低保) and the pinyin
+          // initials (zdshbz) that sync/catalogue_view.py derives; initials are typed in either case.
+          var hit = !q || li.getAttribute("data-search").indexOf(q) >= 0 ||
+            li.getAttribute("data-search").indexOf(q.toLowerCase()) >= 0;
           li.classList.toggle("hidden", !hit);
           if (hit) { visible++; }
         });

@@ -18,8 +18,10 @@ from node import commands
 from node.station import Station
 from node.ui.page import form_post, page, refuse, station_of, today
 from node.ui.receipt import receipt_view
+from present.pinyin import initials
 from present.webui import read_form
 from replica.errors import Refused
+from sync import catalogue_view
 from sync.acceptance import AcceptanceError, check_acceptance, deferred_due_date, due_date
 from sync.catalogue import Item
 from sync.identity import InvalidIdentity, check_id_number, check_phone
@@ -68,14 +70,27 @@ async def choose(request: web.Request) -> web.StreamResponse:
         items, themes = _choices(st)
     except Refused as exc:
         return await refuse(request, 409, str(exc))
+    # What each choice is found by (name, code, abbreviations such as 低保, pinyin initials such as zdshbz):
+    # the server filters on it for ?q=, and the page carries it so station.js filters the same way.
+    terms = {i.code: catalogue_view.item_terms(i, initials) for i in items}
+    # A theme is found by its own terms and by what its items are called, but not by their codes: typing
+    # an item's code means that item.
+    theme_terms = {
+        t.code: catalogue_view.search_terms(t.name, t.code, "", initials)
+        + [w for i in t.items for w in terms[i.code] if w not in (i.code, i.category)]
+        for t in themes
+    }
     q = request.query.get("q", "").strip()[:40]
     if q:
-        items = [i for i in items if q in i.name or q in i.code or q in i.category]
-        themes = [t for t in themes if q in t.name or any(q in i.name for i in t.items)]
+        items = [i for i in items if catalogue_view.matches(terms[i.code], q)]
+        themes = [t for t in themes if catalogue_view.matches(theme_terms[t.code], q)]
     categories: dict[str, list[Item]] = {}
     for item in items:
         categories.setdefault(item.category, []).append(item)
-    return await page(request, "accept_choose.html", q=q, categories=categories, themes=themes, count=len(items))
+    search = {code: " ".join(words) for code, words in (terms | theme_terms).items()}
+    return await page(
+        request, "accept_choose.html", q=q, categories=categories, themes=themes, count=len(items), search=search
+    )
 
 
 def _dates(st: Station, choice: Choice) -> dict[str, dict[str, str]]:

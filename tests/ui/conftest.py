@@ -269,6 +269,10 @@ def page(browser: Any) -> Iterator[Any]:
     # Nothing may be fetched from outside Sanji: any request to another host fails the test.
     outside: list[str] = []
 
+    from tests.ui.a11y import Watch, watching  # fails loudly (not a skip) without axe-playwright-python
+
+    watch = Watch()
+
     def route(r: Any) -> None:
         url = r.request.url
         if url.startswith(("http://127.0.0.1", "data:", "about:")):
@@ -279,11 +283,29 @@ def page(browser: Any) -> Iterator[Any]:
 
     pg.route("**/*", route)
     pg.problems = problems  # type: ignore[attr-defined]
-    yield pg
+    pg.axe = watch  # type: ignore[attr-defined]
+    with watching(pg, watch):  # every page the test visits is checked by axe (tests/ui/a11y.py)
+        yield pg
+    if not pg.is_closed():
+        watch.settle(pg)  # and the page the test ended on
     context.close()
     assert not outside, f"pages tried to load from outside Sanji: {outside}"
     real = [p for p in problems if "Failed to load resource" not in p]
     assert not real, f"browser reported errors: {real}"
+    watch.assert_clean()
+
+
+def wait_js(pg: Any, expression: str, timeout_s: float = 10.0) -> None:
+    """Wait until ``expression`` is true in the page, asking over the DevTools protocol.
+
+    Not ``page.wait_for_function``: it re-evaluates a string predicate with ``eval`` from the page's own
+    timers, which the pages' CSP (script-src 'self') refuses, so it only worked when the first try was
+    already true."""
+    deadline = time.monotonic() + timeout_s
+    while not pg.evaluate(f"() => Boolean({expression})"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s} s: {expression}")
+        time.sleep(0.1)
 
 
 def shot(pg: Any, name: str, *, full_page: bool = True) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from node.station import Station
-from tests.ui.conftest import ITEM_PROMISED, District, Proc, free_port, sanji, shot
+from tests.ui.conftest import ITEM_PROMISED, District, Proc, free_port, sanji, shot, wait_js
 from tests.ui.images import png, sha256
 
 pytestmark = pytest.mark.slow
@@ -110,7 +110,7 @@ def test_inspector_reports_offline_with_photos_and_a_drawn_signature(page: Any, 
     page.context.grant_permissions(["geolocation"], origin=field.url)
     page.context.set_geolocation({"latitude": 27.1234567, "longitude": 114.9876543, "accuracy": 14})
     page.click("#gps-here")  # satellite positioning needs no network
-    page.wait_for_function("document.getElementById('lat').value !== ''")
+    wait_js(page, "document.getElementById('lat').value !== ''")
     assert (page.input_value("#lat"), page.input_value("#lon"), page.input_value("#acc")) == (
         "27.123457",
         "114.987654",
@@ -157,7 +157,7 @@ def test_inspector_reports_offline_with_photos_and_a_drawn_signature(page: Any, 
     assert page.locator("#photo-count").inner_text() == "3"
     thumbs = page.locator("#photos img.thumb")
     assert thumbs.count() == 3
-    page.wait_for_function("[...document.querySelectorAll('#photos img, #signature img')].every(i => i.complete)")
+    wait_js(page, "[...document.querySelectorAll('#photos img, #signature img')].every(i => i.complete)")
     widths = page.evaluate("[...document.querySelectorAll('#photos img')].map(i => i.naturalWidth)")
     assert widths == [320, 320, 320]  # served from the device's own store and decoded
     assert page.evaluate("document.querySelector('#signature img').naturalWidth") == 600
