@@ -37,9 +37,17 @@ def phone(browser: Any) -> Iterator[Any]:
             r.abort()
 
     pg.route("**/*", route)
-    yield pg
+    from tests.ui.a11y import Watch, watching  # fails loudly (not a skip) without axe-playwright-python
+
+    watch = Watch()  # the tracking pages are checked by axe too, on the phone (issue 19)
+    with watching(pg, watch):
+        yield pg
+    if not pg.is_closed():
+        watch.settle(pg)
     context.close()
     assert not outside, f"the page tried to load from outside Sanji: {outside}"
+    assert any("/track" in url for url in watch.checked), watch.checked
+    watch.assert_clean()
 
 
 def _fits_and_reads(pg: Any) -> None:
