@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hub import operations
-from present.output import emit
+from present.output import emit, supplement_arguments
 from replica import supplement as plans
 
 if TYPE_CHECKING:
@@ -38,18 +38,7 @@ def supplement(
 
 
 def add_command(cmd: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    p = cmd("supplement", "在区局登记补交的容缺材料（申请人后来送来的材料）")
-    p.add_argument("number", help="办件编号")
-    p.add_argument(
-        "--material",
-        action="extend",
-        nargs="+",
-        default=[],
-        required=True,
-        metavar="NAME",
-        help="收到的容缺材料名称，与受理时一致（可写多个，或重复此项）",
-    )
-    p.add_argument("--received", help="收到日期 YYYY-MM-DD（默认今天）")
+    supplement_arguments(cmd("supplement", "在区局登记补交的容缺材料（申请人后来送来的材料）"))
 
 
 def cmd_supplement(args: Any) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from node import commands
 from node.station import Station
-from present.output import emit
+from present.output import emit, supplement_arguments
 from replica import supplement as plans
 from replica.errors import Refused
 
@@ -44,18 +44,7 @@ def offer(st: Station, values: dict[str, object]) -> dict[str, object] | None:
 
 
 def add_command(cmd: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    p = cmd("supplement", "登记补交的容缺材料（申请人后来送来的材料）")
-    p.add_argument("number", help="办件编号")
-    p.add_argument(
-        "--material",
-        action="extend",
-        nargs="+",
-        default=[],
-        required=True,
-        metavar="NAME",
-        help="收到的容缺材料名称，与受理时一致（可写多个，或重复此项）",
-    )
-    p.add_argument("--received", help="收到日期 YYYY-MM-DD（默认今天）")
+    supplement_arguments(cmd("supplement", "登记补交的容缺材料（申请人后来送来的材料）"))
 
 
 def cmd_supplement(args: Any) -> None:

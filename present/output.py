@@ -88,6 +88,21 @@ STATUS_CHOICES = choices_text({status.value: word for status, word in STATUS_LAB
 TIER_CHOICES = choices_text({**TIER_LABELS, "field": "踏勘设备"})
 
 
+def supplement_arguments(p: argparse.ArgumentParser) -> None:
+    """`sanji node supplement` and `sanji hub supplement` take the same arguments (CONTRACT.md)."""
+    p.add_argument("number", help="办件编号")
+    p.add_argument(
+        "--material",
+        action="extend",
+        nargs="+",
+        default=[],
+        required=True,
+        metavar="NAME",
+        help="收到的容缺材料名称，与受理时一致（可写多个，或重复此项）",
+    )
+    p.add_argument("--received", help="收到日期 YYYY-MM-DD（默认今天）")
+
+
 def command_adder(subparsers: Any, folder_help: str) -> Callable[[str, str], argparse.ArgumentParser]:
     """A factory for commands that all take the folder they work on and ``--json`` (CONTRACT.md)."""
 

@@ -129,14 +129,21 @@ async def _form(
     )
 
 
-async def form_page(request: web.Request) -> web.StreamResponse:
-    st = station_of(request)
+async def _chosen(request: web.Request) -> Any:
+    """The item or theme the URL names, or the refusal page to answer with instead."""
     try:
-        choice = _choice(st, request.match_info["kind"], request.match_info["code"])
+        choice = _choice(station_of(request), request.match_info["kind"], request.match_info["code"])
     except Refused as exc:
         return await refuse(request, 409, str(exc))
     if choice is None:
         return await refuse(request, 404, "本站不能受理该事项，或该事项不在现行目录中。")
+    return choice
+
+
+async def form_page(request: web.Request) -> web.StreamResponse:
+    choice = await _chosen(request)
+    if isinstance(choice, web.StreamResponse):
+        return choice
     return await _form(request, choice)
 
 
@@ -186,12 +193,9 @@ def _validate(
 @form_post
 async def submit(request: web.Request) -> web.StreamResponse:
     st = station_of(request)
-    try:
-        choice = _choice(st, request.match_info["kind"], request.match_info["code"])
-    except Refused as exc:
-        return await refuse(request, 409, str(exc))
-    if choice is None:
-        return await refuse(request, 404, "本站不能受理该事项，或该事项不在现行目录中。")
+    choice = await _chosen(request)
+    if isinstance(choice, web.StreamResponse):
+        return choice
     form = await read_form(request)
     values, states, errors, bad = _validate(st, choice, form)
     if errors:
