@@ -174,7 +174,6 @@ async def _measure(base: str, pages: list[str], probe: str, rounds: int, cookies
 def run(n: int, m: int, rounds: int) -> dict[str, object]:
     from hub.dashboard.auth import SESSION_COOKIE, start_session
     from hub.passwords import hash_password
-    from hub.service import Hub
     from node import client, commands, enrolment
     from node.station import Station
 

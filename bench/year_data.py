@@ -223,8 +223,7 @@ def _station_batch(hub, b: Builder, origin: str, changes: list) -> None:  # type
     """What ``_ingest_verified`` writes for an admitted batch, from ``run`` to the cursor."""
     import hashlib
 
-    from hub.feed import fan_out
-    from hub.feed import Lookup
+    from hub.feed import Lookup, fan_out
     from protocol.acks import Receipt
     from protocol.wire import sign_message
     from replica.ids import iso_from_ms
