@@ -78,6 +78,18 @@ def m003_records_without_digest(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE records DROP COLUMN digest")
 
 
+@migrations()
+def m101_application_list_indexes(db: sqlite_utils.Database) -> None:
+    # The lists page by keyset on (accepted_at, number), newest first (replica/listing.py): each filter
+    # gets an index that yields its rows already in that order, so a page reads only the rows it shows.
+    db.execute("CREATE INDEX applications_accepted ON applications(accepted_at, number)")
+    db.execute("CREATE INDEX applications_station_accepted ON applications(station, accepted_at, number)")
+    db.execute("CREATE INDEX applications_status_accepted ON applications(status, accepted_at, number)")
+    # Due-date filters and counts: open statuses are few and small, so a range of due_date within each
+    # is a short walk, where a scan would read every closed file of ten years.
+    db.execute("CREATE INDEX applications_status_due ON applications(status, due_date)")
+
+
 PROJECTED = (
     "number",
     "station",
