@@ -69,6 +69,9 @@ class Builder:
         self.due_cache: dict[tuple[str, date], tuple[str, str]] = {}
         self.made = 0
         self.conflicts = 0
+        # record id -> field -> hlc of the version its authors saw, kept across months until the
+        # application's last write (base, as a station or the hub would have stamped it)
+        self.seen: dict[str, dict[str, int]] = {}
 
     def dues(self, item, day: date) -> tuple[str, str]:  # type: ignore[no-untyped-def]
         key = (item.code, day)
@@ -151,7 +154,10 @@ class Builder:
                 if isinstance(v, list) and v[0] == "supplemented":
                     life[i] = (w, o, r, {k: ["supplemented", iso_from_ms(w)[:10]]}, e)
         self.made += 1
-        return [x for x in life if x[0] <= _ms(now)]
+        shown = sorted((x for x in life if x[0] <= _ms(now)), key=lambda x: x[0])
+        # The last write of a life lets the applier forget what its authors had seen of the record.
+        shown[-1] = (*shown[-1][:4], shown[-1][4] + "#last")
+        return shown
 
 
 def common_china():  # type: ignore[no-untyped-def]
@@ -184,7 +190,7 @@ def build_hub(hub, spec: list[dict[str, str]], n: int, *, skip: str, now: dateti
             common.log(f"year {m // 12 + 1}: {b.made} applications")
     hub.store.conn.execute("PRAGMA synchronous=FULL")
     _quarantine(hub, b, now)
-    return {"applications": b.made, "conflicts_made": b.conflicts}
+    return {"bulk_applications": b.made, "conflicts_made": b.conflicts}
 
 
 def _apply_month(hub, b: Builder, events: list[tuple[int, str, str, dict[str, object], str]]) -> None:  # type: ignore[no-untyped-def]
@@ -195,18 +201,20 @@ def _apply_month(hub, b: Builder, events: list[tuple[int, str, str, dict[str, ob
 
     by_origin: dict[str, list[Change]] = defaultdict(list)
     hlcs: dict[str, int] = {}
-    seen: dict[str, dict[str, int]] = {}  # record id -> field -> hlc of the version an author saw
+    seen = b.seen
     for ms, origin, rid, fields, entity in events:
         hlc = tick(hlcs.get(origin, 0), ms)
         hlcs[origin] = hlc
         b.seq[origin] += 1
-        blind = entity.endswith("#blind")
+        blind = "#blind" in entity
         cells = seen.setdefault(rid, {})
         base = {} if blind or "number" in fields else {k: cells[k] for k in fields if k in cells}
         by_origin[origin].append(Change(origin, 1, b.seq[origin], hlc, "application", rid, dict(fields), base))
         if not blind:
             for k in fields:
                 cells[k] = hlc
+        if entity.endswith("#last"):
+            del seen[rid]
     hub_id = hub.hub_id
     for origin, changes in by_origin.items():
         if origin == hub_id:

@@ -94,31 +94,44 @@ def status(hub: Hub) -> dict[str, object]:
 
 
 def conflicts(hub: Hub, *, include_resolved: bool = False) -> list[dict[str, object]]:
-    sql = "SELECT id, entity, record, field, winner, loser, rule, resolved, resolution FROM conflicts"
+    sql = (
+        "SELECT c.id, c.entity, c.record, c.field, c.winner, c.loser, c.rule, c.resolved, c.resolution, a.number"
+        " FROM conflicts c LEFT JOIN applications a ON a.id=c.record"
+    )
     if not include_resolved:
-        sql += " WHERE resolved=0"
-    out = []
-    for cid, entity, record, field, winner, loser, rule, resolved, resolution in hub.store.conn.execute(sql):
-        w, lo = unpack(winner), unpack(loser)
-        assert isinstance(w, list) and isinstance(lo, list)
-        number = hub.store.conn.execute("SELECT number FROM applications WHERE id=?", (record,)).fetchone()
-        out.append(
-            {
-                "id": cid,
-                "entity": entity,
-                "record": record,
-                "number": number[0] if number else None,
-                "field": field,
-                "values": [
-                    {"value": w[2], "origin": w[1], "hlc": w[0], "won": True},
-                    {"value": lo[2], "origin": lo[1], "hlc": lo[0], "won": False},
-                ],
-                "rule": rule,
-                "resolved": bool(resolved),
-                "resolution": resolution,
-            }
-        )
-    return out
+        sql += " WHERE c.resolved=0"
+    return [conflict_row(*r) for r in hub.store.conn.execute(sql)]
+
+
+def conflict_row(
+    cid: str,
+    entity: str,
+    record: str,
+    field: str,
+    winner: bytes,
+    loser: bytes,
+    rule: str,
+    resolved: int,
+    resolution: str,
+    number: str | None,
+) -> dict[str, object]:
+    """One conflict as ``sanji hub conflicts --json`` prints it (and the dashboard's list shows it)."""
+    w, lo = unpack(winner), unpack(loser)
+    assert isinstance(w, list) and isinstance(lo, list)
+    return {
+        "id": cid,
+        "entity": entity,
+        "record": record,
+        "number": number,
+        "field": field,
+        "values": [
+            {"value": w[2], "origin": w[1], "hlc": w[0], "won": True},
+            {"value": lo[2], "origin": lo[1], "hlc": lo[0], "won": False},
+        ],
+        "rule": rule,
+        "resolved": bool(resolved),
+        "resolution": resolution,
+    }
 
 
 def transition(

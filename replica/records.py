@@ -90,6 +90,12 @@ def m101_application_list_indexes(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX applications_status_due ON applications(status, due_date)")
 
 
+@migrations()
+def m102_conflict_pages(db: sqlite_utils.Database) -> None:
+    # The conflicts page lists open ones newest first, a page at a time by keyset (hub/review_lists.py).
+    db.execute("CREATE INDEX conflicts_open ON conflicts(resolved, detected_hlc, id)")
+
+
 PROJECTED = (
     "number",
     "station",
