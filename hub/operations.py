@@ -15,7 +15,7 @@ from protocol.codec import unpack
 from replica import approval
 from replica.errors import Refused
 from replica.ids import iso_from_ms, uuid7
-from replica.listing import list_applications
+from replica.listing import held, list_applications, station_counts
 from replica.supplement import material_view
 from sync.fold import versions
 from sync.identity import mask_id, mask_phone
@@ -40,7 +40,7 @@ def find_application(hub: Hub, number: str) -> str:
 
 
 def status(hub: Hub) -> dict[str, object]:
-    counts = dict(hub.store.conn.execute("SELECT station, COUNT(*) FROM applications GROUP BY station").fetchall())
+    counts = station_counts(hub.store.conn)  # kept by the projection (m103): no count of every row
     stations = [
         {
             "code": s.code,
@@ -65,7 +65,7 @@ def status(hub: Hub) -> dict[str, object]:
         "catalogue_version": version,
         "hub_keys": keyring.summary(hub),  # root fingerprint, key list version and expiry (hub/keyring.py)
         "stations": stations,
-        "applications": hub.store.count("applications"),
+        "applications": held(hub.store.conn),
         "conflicts": hub.store.count("conflicts", "resolved=0"),
         "missing_blobs": blobindex.missing_count(hub),  # photos named by reports that the hub still lacks
         "quarantined": hub.store.count("quarantine", "state='open'"),

@@ -38,8 +38,15 @@ _CONFLICT_FROM = (
 )
 
 
+def _checked(key: Key | None) -> Key | None:
+    """A key from a link whose sort value is a number SQLite can hold; anything else is no key (the
+    first page), never an error."""
+    return key if key is not None and key[0].isdigit() and len(key[0]) <= 18 else None
+
+
 def conflict_sql(*, show_all: bool, station: str, older: Key | None, newer: Key | None) -> tuple[str, list[object]]:
     """The page's query (exposed for the query-plan test)."""
+    older, newer = _checked(older), _checked(newer)
     where, args = ([] if show_all else ["c.resolved=0"]), []  # type: ignore[var-annotated]
     if station:
         where.append("COALESCE(a.station, '')=?")
@@ -66,6 +73,7 @@ def conflicts(
     hub: Hub, *, show_all: bool = False, station: str = "", older: Key | None = None, newer: Key | None = None
 ) -> Listed:
     conn = hub.store.conn
+    older, newer = _checked(older), _checked(newer)
     sql, args = conflict_sql(show_all=show_all, station=station, older=older, newer=newer)
     raw = conn.execute(sql, [*args, PAGE_SIZE + 1]).fetchall()
     more = len(raw) > PAGE_SIZE
@@ -87,6 +95,7 @@ def conflicts(
 
 def quarantine_sql(*, show_all: bool, station: str, older: Key | None, newer: Key | None) -> tuple[str, list[object]]:
     """The page's query (exposed for the query-plan test)."""
+    older, newer = _checked(older), _checked(newer)
     where, args = ([] if show_all else ["state='open'"]), []  # type: ignore[var-annotated]
     if station:
         where.append("(sender=? OR (sender='' AND origin=?))")
@@ -94,10 +103,10 @@ def quarantine_sql(*, show_all: bool, station: str, older: Key | None, newer: Ke
     order = "DESC"
     if older is not None:
         where.append("id < ?")
-        args.append(int(older[1]))
+        args.append(int(older[0]))
     elif newer is not None:
         where.append("id > ?")
-        args.append(int(newer[1]))
+        args.append(int(newer[0]))
         order = "ASC"
     sql = (
         "SELECT id, origin, epoch, seq, reason, created_ms, whole_batch, state, note, raw, code, sender"
@@ -110,6 +119,7 @@ def quarantine(
     hub: Hub, *, show_all: bool = False, station: str = "", older: Key | None = None, newer: Key | None = None
 ) -> Listed:
     conn = hub.store.conn
+    older, newer = _checked(older), _checked(newer)
     sql, args = quarantine_sql(show_all=show_all, station=station, older=older, newer=newer)
     raw = conn.execute(sql, [*args, PAGE_SIZE + 1]).fetchall()
     more = len(raw) > PAGE_SIZE

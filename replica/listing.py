@@ -104,7 +104,24 @@ def _where(f: Filters) -> tuple[str, list[object]]:
     return " AND ".join(where), args
 
 
+def station_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Applications held per accepting station, from the count the projection keeps (m103)."""
+    return {str(code): int(n) for code, n in conn.execute("SELECT station, n FROM application_counts") if n}
+
+
+def held(conn: sqlite3.Connection, station: str = "") -> int:
+    """Applications held in all (or of one station), from the kept count."""
+    if station:
+        row = conn.execute("SELECT n FROM application_counts WHERE station=?", (station,)).fetchone()
+        return int(row[0]) if row else 0
+    return int(conn.execute("SELECT COALESCE(SUM(n), 0) FROM application_counts").fetchone()[0])
+
+
 def count(conn: sqlite3.Connection, f: Filters) -> int:
+    """How many rows the filters select in all: the kept count when only a station is chosen (the
+    default lists), else a COUNT over the same indexed filter."""
+    if not (f.status or f.q or f.due in DUE_FILTERS):
+        return held(conn, f.station)
     where, args = _where(f)
     return int(conn.execute(f"SELECT COUNT(*) FROM applications WHERE {where}", args).fetchone()[0])
 

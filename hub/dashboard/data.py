@@ -52,7 +52,7 @@ def _skew(ms: int) -> str:
 
 def stations(hub: Hub) -> list[dict[str, Any]]:
     now = hub.clock()
-    counts = dict(hub.store.conn.execute("SELECT station, COUNT(*) FROM applications GROUP BY station").fetchall())
+    counts = listing.station_counts(hub.store.conn)
     version, _ = hub.catalogue()
     rows = hub.store.conn.execute(
         "SELECT code, name, tier, parent, revoked, sign_pub IS NOT NULL, last_seen_ms, backlog, last_error,"
@@ -131,7 +131,7 @@ def overview(hub: Hub) -> dict[str, Any]:
                 (day, (today(hub) + timedelta(days=1)).isoformat()),
             ).fetchone()[0]
         ),
-        "applications": hub.store.count("applications"),
+        "applications": listing.held(hub.store.conn),
         "conflicts": hub.store.count("conflicts", "resolved=0"),
         "quarantined": hub.store.count("quarantine", "state='open'"),
         "rejected": rejected_total,

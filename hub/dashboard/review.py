@@ -52,9 +52,7 @@ def _conflict_rows(request: web.Request, found: review_lists.Listed) -> list[dic
     for c in found.rows:
         field = str(c["field"])
         label = f"材料「{field[2:]}」" if field.startswith("m.") else FIELD_NAMES.get(field, field)
-        values = [
-            {**v, "who": who.get(str(v["origin"]), v["origin"]), "ms": int(v["hlc"]) >> 16} for v in c["values"]
-        ]
+        values = [{**v, "who": who.get(str(v["origin"]), v["origin"]), "ms": int(v["hlc"]) >> 16} for v in c["values"]]
         rows.append({**c, "label": label, "values": values, "rule_text": RULES.get(str(c["rule"]), c["rule"])})
     return rows
 
