@@ -78,63 +78,6 @@ def m003_records_without_digest(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE records DROP COLUMN digest")
 
 
-@migrations()
-def m101_application_list_indexes(db: sqlite_utils.Database) -> None:
-    # The lists page by keyset on (accepted_at, number), newest first (replica/listing.py): each filter
-    # gets an index that yields its rows already in that order, so a page reads only the rows it shows.
-    db.execute("CREATE INDEX applications_accepted ON applications(accepted_at, number)")
-    db.execute("CREATE INDEX applications_station_accepted ON applications(station, accepted_at, number)")
-    db.execute("CREATE INDEX applications_status_accepted ON applications(status, accepted_at, number)")
-    # (station, status) grows the order columns so both filters together page without a sort too.
-    db.execute("DROP INDEX applications_station_status")
-    db.execute("CREATE INDEX applications_station_status ON applications(station, status, accepted_at, number)")
-    # Due-date filters and counts: open statuses are few and small, so a range of due_date within each
-    # is a short walk, where a scan would read every closed file of ten years.
-    db.execute("CREATE INDEX applications_status_due ON applications(status, due_date)")
-
-
-@migrations()
-def m102_conflict_pages(db: sqlite_utils.Database) -> None:
-    # The conflicts page lists open ones newest first, a page at a time by keyset (hub/review_lists.py).
-    db.execute("CREATE INDEX conflicts_open ON conflicts(resolved, detected_hlc, id)")
-
-
-@migrations()
-def m103_application_counts(db: sqlite_utils.Database) -> None:
-    # How many applications each station has accepted, kept as the projection changes: the station
-    # tree, the overview, `hub status`, /metrics and the lists' totals read it instead of counting a
-    # million rows on every request. Only rows with a number and an acceptance time are applications
-    # (the lists show no others). Triggers keep a derived count here, not a change: the change log is
-    # still written only by the domain's commands.
-    db.execute("CREATE TABLE application_counts (station TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
-    db.execute(
-        "INSERT INTO application_counts SELECT COALESCE(station, ''), COUNT(*) FROM applications"
-        " WHERE number IS NOT NULL AND accepted_at IS NOT NULL GROUP BY 1"
-    )
-    add = (
-        "INSERT INTO application_counts (station, n) VALUES (COALESCE(NEW.station, ''), 1)"
-        " ON CONFLICT (station) DO UPDATE SET n = n + 1"
-    )
-    drop = "UPDATE application_counts SET n = n - 1 WHERE station = COALESCE(OLD.station, '')"
-    counted = "{0}.number IS NOT NULL AND {0}.accepted_at IS NOT NULL"
-    db.execute(
-        f"CREATE TRIGGER application_counts_insert AFTER INSERT ON applications"
-        f" WHEN {counted.format('NEW')} BEGIN {add}; END"
-    )
-    db.execute(
-        f"CREATE TRIGGER application_counts_delete AFTER DELETE ON applications"
-        f" WHEN {counted.format('OLD')} BEGIN {drop}; END"
-    )
-    db.execute(
-        f"CREATE TRIGGER application_counts_leave AFTER UPDATE OF station, number, accepted_at ON applications"
-        f" WHEN {counted.format('OLD')} BEGIN {drop}; END"
-    )
-    db.execute(
-        f"CREATE TRIGGER application_counts_enter AFTER UPDATE OF station, number, accepted_at ON applications"
-        f" WHEN {counted.format('NEW')} BEGIN {add}; END"
-    )
-
-
 PROJECTED = (
     "number",
     "station",
