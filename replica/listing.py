@@ -106,22 +106,28 @@ def _where(f: Filters) -> tuple[str, list[object]]:
 
 def station_counts(conn: sqlite3.Connection) -> dict[str, int]:
     """Applications held per accepting station, from the count the projection keeps (m103)."""
-    return {str(code): int(n) for code, n in conn.execute("SELECT station, n FROM application_counts") if n}
+    rows = conn.execute("SELECT station, SUM(n) FROM application_counts GROUP BY station")
+    return {str(code): int(n) for code, n in rows if n}
 
 
-def held(conn: sqlite3.Connection, station: str = "") -> int:
-    """Applications held in all (or of one station), from the kept count."""
+def held(conn: sqlite3.Connection, station: str = "", status: str = "") -> int:
+    """Applications held in all, or of one station, or in one status, from the kept counts."""
+    where, args = [], []
     if station:
-        row = conn.execute("SELECT n FROM application_counts WHERE station=?", (station,)).fetchone()
-        return int(row[0]) if row else 0
-    return int(conn.execute("SELECT COALESCE(SUM(n), 0) FROM application_counts").fetchone()[0])
+        where.append("station=?")
+        args.append(station)
+    if status:
+        where.append("status=?")
+        args.append(status)
+    sql = "SELECT COALESCE(SUM(n), 0) FROM application_counts" + (" WHERE " + " AND ".join(where) if where else "")
+    return int(conn.execute(sql, args).fetchone()[0])
 
 
 def count(conn: sqlite3.Connection, f: Filters) -> int:
-    """How many rows the filters select in all: the kept count when only a station is chosen (the
-    default lists), else a COUNT over the same indexed filter."""
-    if not (f.status or f.q or f.due in DUE_FILTERS):
-        return held(conn, f.station)
+    """How many rows the filters select in all: the kept counts when only a station or a status is
+    chosen (the default lists), else a COUNT over the same indexed filter."""
+    if not (f.q or f.due in DUE_FILTERS):
+        return held(conn, f.station, f.status)
     where, args = _where(f)
     return int(conn.execute(f"SELECT COUNT(*) FROM applications WHERE {where}", args).fetchone()[0])
 

@@ -115,9 +115,17 @@ def test_kept_counts_equal_a_count_of_the_rows(pair: Pair) -> None:
     conn = pair.st.conn
     counted = dict(conn.execute("SELECT station, COUNT(*) FROM applications GROUP BY station").fetchall())
     assert listing.station_counts(conn) == counted and listing.held(conn) == 33
+    per_status = conn.execute("SELECT status, COUNT(*) FROM applications GROUP BY status").fetchall()
+    assert all(listing.held(conn, status=s) == n for s, n in per_status) and len(per_status) >= 2
     # A row rewritten (a transition, a refold's upsert) is not counted twice.
+    withdrawn = listing.held(conn, status="withdrawn")
     commands.transition(pair.st, str(_everything(pair)[0]["number"]), "withdrawn")
     assert listing.held(conn) == 33 == listing.page(conn, _filters(pair)).total
+    assert (
+        listing.held(conn, status="withdrawn")
+        == withdrawn + 1
+        == listing.page(conn, _filters(pair, status="withdrawn")).total
+    )
     with pytest.raises(ZeroDivisionError), pair.st.transaction():  # rolled back: the fixture is shared
         conn.execute("DELETE FROM applications WHERE number=?", (str(_everything(pair)[-1]["number"]),))
         assert listing.held(conn) == 32
