@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from replica.errors import Refused
 from sync.identity import mask_id, mask_phone
+from sync.numbering import parse_application_number
 from sync.workflow import FINAL, Status
 
 COLUMNS = (
@@ -97,7 +98,12 @@ def _where(f: Filters) -> tuple[str, list[object]]:
         elif f.due == "soon":
             where.append("due_date BETWEEN ? AND ?")
             args += [f.today, f.soon_until]
-    if f.q:
+    if f.q and _whole_number(f.q):
+        # A whole application number (typed or scanned from the notice's QR code): the unique index.
+        where.append("number=?")
+        args.append(f.q)
+    elif f.q:
+        # Part of a number or a name: LIKE '%q%' reads every row it passes (the one linear filter).
         where.append("(number LIKE ? ESCAPE '\\' OR applicant_name LIKE ? ESCAPE '\\')")
         pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         args += [pattern, pattern]
@@ -121,6 +127,14 @@ def held(conn: sqlite3.Connection, station: str = "", status: str = "") -> int:
         args.append(status)
     sql = "SELECT COALESCE(SUM(n), 0) FROM application_counts" + (" WHERE " + " AND ".join(where) if where else "")
     return int(conn.execute(sql, args).fetchone()[0])
+
+
+def _whole_number(q: str) -> bool:
+    try:
+        parse_application_number(q)
+    except ValueError:
+        return False
+    return True
 
 
 def count(conn: sqlite3.Connection, f: Filters) -> int:

@@ -109,6 +109,7 @@ def test_hub_list_pages_use_indexes(district: Pair) -> None:
                     data.search(hub, due=due, station=station, status=status, older_than=key)
                     data.search(hub, due=due, station=station, status=status, newer_than=key)
         data.search(hub, q="测试")
+        data.search(hub, q=str(first.rows[0]["number"]))  # a whole number: the unique index, checked
         data.overview(hub)
         for show_all in (False, True):
             for station in ("", code):

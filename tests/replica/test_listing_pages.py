@@ -103,6 +103,11 @@ def test_status_and_text_filters_page_and_count(pair: Pair) -> None:
     name = str(_everything(pair)[5]["applicant_name"])
     hit = listing.page(pair.st.conn, _filters(pair, q=name))
     assert [r["applicant_name"] for r in hit.rows] == [name] and hit.total == 1
+    number = str(_everything(pair)[9]["number"])
+    exact = listing.page(pair.st.conn, _filters(pair, q=number))
+    assert [r["number"] for r in exact.rows] == [number] and exact.total == 1
+    part = listing.page(pair.st.conn, _filters(pair, q=number[:-1]))  # a part of it: still found, by LIKE
+    assert number in [r["number"] for r in part.rows] and part.total >= 1
 
 
 def test_malformed_keys_are_the_first_page(pair: Pair) -> None:
