@@ -24,6 +24,8 @@ def m101_application_list_indexes(db: sqlite_utils.Database) -> None:
     # Due-date filters and counts: open statuses are few and small, so a range of due_date within each
     # is a short walk, where a scan would read every closed file of ten years.
     db.execute("CREATE INDEX applications_status_due ON applications(status, due_date)")
+    # Search by the start of a name (the number has its unique index already).
+    db.execute("CREATE INDEX applications_name ON applications(applicant_name)")
 
 
 @migrations()

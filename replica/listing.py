@@ -9,8 +9,8 @@ phone masked unless the caller reveals them (and records why):
   listing of a million applications streams in flat memory (the CLI writes each row as it comes).
 - ``page``: one page of a list, newest first, by keyset: the page after (or before) the
   ``(accepted_at, number)`` of a row already shown, never an OFFSET, so page 5,000 costs what page 1
-  does and a row accepted meanwhile never shifts the pages. Filters (station, status, a text search,
-  and the due-date states) are SQL over indexed columns (migration ``m101``), so only the rows shown
+  does and a row accepted meanwhile never shifts the pages. Filters (station, status, the start of a
+  number or a name, and the due-date states) are SQL over indexed columns (migration ``m101``), so only the rows shown
   are read; the total is a COUNT over the same filter.
 
 The due-date states are the ones ``present.webui.due_state`` draws, written as ranges of ``due_date``
@@ -46,6 +46,9 @@ PAGE_COLUMNS = (*COLUMNS, "theme")
 PAGE_SIZE = 100
 OPEN = tuple(s.value for s in Status if s not in FINAL)
 DUE_FILTERS = ("overdue", "soon", "open")
+
+# Sorts after every character (SQLite compares text as UTF-8 bytes): q + _LAST bounds what starts with q.
+_LAST = "\U0010ffff"
 
 Key = tuple[str, str]  # (accepted_at, number) of a row: where a page starts or ends
 
@@ -103,10 +106,10 @@ def _where(f: Filters) -> tuple[str, list[object]]:
         where.append("number=?")
         args.append(f.q)
     elif f.q:
-        # Part of a number or a name: LIKE '%q%' reads every row it passes (the one linear filter).
-        where.append("(number LIKE ? ESCAPE '\\' OR applicant_name LIKE ? ESCAPE '\\')")
-        pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        args += [pattern, pattern]
+        # The start of a number or of a name: two index ranges (applications_number and
+        # applications_name), where LIKE '%q%' read all million rows for every search.
+        where.append("((number >= ? AND number < ?) OR (applicant_name >= ? AND applicant_name < ?))")
+        args += [f.q, f.q + _LAST, f.q, f.q + _LAST]
     return " AND ".join(where), args
 
 

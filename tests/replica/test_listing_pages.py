@@ -106,8 +106,12 @@ def test_status_and_text_filters_page_and_count(pair: Pair) -> None:
     number = str(_everything(pair)[9]["number"])
     exact = listing.page(pair.st.conn, _filters(pair, q=number))
     assert [r["number"] for r in exact.rows] == [number] and exact.total == 1
-    part = listing.page(pair.st.conn, _filters(pair, q=number[:-1]))  # a part of it: still found, by LIKE
+    part = listing.page(pair.st.conn, _filters(pair, q=number[:-1]))  # its start: found by an index range
     assert number in [r["number"] for r in part.rows] and part.total >= 1
+    surname = name[:1]  # the start of a name: every name that begins with it, and only those
+    starts = [r for r in _everything(pair) if str(r["applicant_name"]).startswith(surname)]
+    assert listing.page(pair.st.conn, _filters(pair, q=surname)).total == len(starts) > 1
+    assert listing.page(pair.st.conn, _filters(pair, q=name[1:])).total == 0  # the middle of a name is not
 
 
 def test_malformed_keys_are_the_first_page(pair: Pair) -> None:
