@@ -152,13 +152,17 @@ def count(conn: sqlite3.Connection, f: Filters) -> int:
 def page_sql(f: Filters, *, older_than: Key | None = None, newer_than: Key | None = None) -> tuple[str, list[object]]:
     """The query of one page (exposed so the query-plan test reads exactly what the pages run)."""
     where, args = _where(f)
+    # With a search, the matches come from the number and name indexes and are few; a keyset that
+    # SQLite could read as a range of accepted_at would have it walk ten years of rows instead, testing
+    # each against the search. The unary + keeps the keyset a plain filter there.
+    keyset = "(+accepted_at, +number)" if f.q else "(accepted_at, number)"
     if newer_than is not None:
-        where += " AND (accepted_at, number) > (?, ?)"
+        where += f" AND {keyset} > (?, ?)"
         args += list(newer_than)
         order = "accepted_at ASC, number ASC"
     else:
         if older_than is not None:
-            where += " AND (accepted_at, number) < (?, ?)"
+            where += f" AND {keyset} < (?, ?)"
             args += list(older_than)
         order = "accepted_at DESC, number DESC"
     return f"SELECT {', '.join(PAGE_COLUMNS)} FROM applications WHERE {where} ORDER BY {order} LIMIT ?", args
