@@ -12,6 +12,7 @@ BENCHMARKS = {
     "node": "accept latency, idle RSS and cold start of a station",
     "limits": "this machine's ceiling for the same work (SQLite, Ed25519, msgpack, zlib)",
     "reconcile": "nightly anti-entropy (Merkle digests) between a station and the hub",
+    "year": "ten years of data: every dashboard and station page at a million applications",
     "all": "every benchmark and the reference peer; writes bench/results/latest.json",
     "chart": "draw docs/bench-chart.png from bench/results/latest.json",
 }

@@ -17,11 +17,12 @@ from hub.upkeep_cli import add_command as add_upkeep
 from hub.upkeep_cli import cmd_backup as cmd_backup  # dispatched by name
 from hub.upkeep_cli import cmd_reconcile as cmd_reconcile
 from hub.upkeep_cli import cmd_restore as cmd_restore
-from present.listing import applications_text
-from present.output import EXIT_REFUSED, STATUS_CHOICES, TIER_CHOICES, command_adder, dispatch, emit
+from present.listing import EMPTY, application_line
+from present.output import EXIT_REFUSED, STATUS_CHOICES, TIER_CHOICES, command_adder, dispatch, emit, emit_rows
 from present.webui import TIER_NAMES, status_label
 from protocol.limits import CATALOGUE_SOURCE_MAX_BYTES, RELEASE_FRAME_MAX_BYTES, mib
 from replica.errors import Refused
+from replica.listing import iter_applications
 from sync.inspection import PAUSED_LABEL
 
 
@@ -268,8 +269,9 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_applications(args: argparse.Namespace) -> None:
     hub = _hub(args)
-    apps = operations.applications(hub, station=args.station, status=args.status, reveal=args.reveal)
-    emit({"applications": apps}, args.json, applications_text)
+    # Streamed: a hub of ten years holds a million applications (issue 20).
+    apps = iter_applications(hub.store.conn, station=args.station, status=args.status, reveal=args.reveal)
+    emit_rows("applications", apps, args.json, application_line, EMPTY)
 
 
 def cmd_transition(args: argparse.Namespace) -> None:

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from hub.appkeys import HUB
 from hub.service import Hub
+from replica.listing import held
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 INGEST = web.AppKey("metrics_ingest", Histogram)
@@ -109,9 +110,7 @@ class StoreCollector(Collector):
             "Quarantined items waiting for an operator",
             value=hub.store.count("quarantine", "state='open'"),
         )
-        yield GaugeMetricFamily(
-            "sanji_applications", "Applications held by the hub", value=hub.store.count("applications")
-        )
+        yield GaugeMetricFamily("sanji_applications", "Applications held by the hub", value=held(hub.store.conn))
         alerts = CounterMetricFamily("sanji_security_alerts", "Security alerts raised, by kind", labels=["kind"])
         for kind, n in conn.execute("SELECT kind, SUM(count) FROM alerts GROUP BY kind"):
             alerts.add_metric([str(kind)], int(n))

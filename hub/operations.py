@@ -15,7 +15,7 @@ from protocol.codec import unpack
 from replica import approval
 from replica.errors import Refused
 from replica.ids import iso_from_ms, uuid7
-from replica.listing import list_applications, parse_status
+from replica.listing import held, list_applications, parse_status, station_counts
 from replica.supplement import material_view
 from sync.catalogue import Item
 from sync.fold import Record, values, versions
@@ -43,7 +43,7 @@ def find_application(hub: Hub, number: str) -> str:
 
 
 def status(hub: Hub) -> dict[str, object]:
-    counts = dict(hub.store.conn.execute("SELECT station, COUNT(*) FROM applications GROUP BY station").fetchall())
+    counts = station_counts(hub.store.conn)  # kept by the projection (m103): no count of every row
     stations = [
         {
             "code": s.code,
@@ -69,7 +69,7 @@ def status(hub: Hub) -> dict[str, object]:
         "catalogue_version": version,
         "hub_keys": keyring.summary(hub),  # root fingerprint, key list version and expiry (hub/keyring.py)
         "stations": stations,
-        "applications": hub.store.count("applications"),
+        "applications": held(hub.store.conn),
         "conflicts": hub.store.count("conflicts", "resolved=0"),
         "missing_blobs": blobindex.missing_count(hub),  # photos named by reports that the hub still lacks
         "quarantined": hub.store.count("quarantine", "state='open'"),
@@ -98,31 +98,44 @@ def status(hub: Hub) -> dict[str, object]:
 
 
 def conflicts(hub: Hub, *, include_resolved: bool = False) -> list[dict[str, object]]:
-    sql = "SELECT id, entity, record, field, winner, loser, rule, resolved, resolution FROM conflicts"
+    sql = (
+        "SELECT c.id, c.entity, c.record, c.field, c.winner, c.loser, c.rule, c.resolved, c.resolution, a.number"
+        " FROM conflicts c LEFT JOIN applications a ON a.id=c.record"
+    )
     if not include_resolved:
-        sql += " WHERE resolved=0"
-    out = []
-    for cid, entity, record, field, winner, loser, rule, resolved, resolution in hub.store.conn.execute(sql):
-        w, lo = unpack(winner), unpack(loser)
-        assert isinstance(w, list) and isinstance(lo, list)
-        number = hub.store.conn.execute("SELECT number FROM applications WHERE id=?", (record,)).fetchone()
-        out.append(
-            {
-                "id": cid,
-                "entity": entity,
-                "record": record,
-                "number": number[0] if number else None,
-                "field": field,
-                "values": [
-                    {"value": w[2], "origin": w[1], "hlc": w[0], "won": True},
-                    {"value": lo[2], "origin": lo[1], "hlc": lo[0], "won": False},
-                ],
-                "rule": rule,
-                "resolved": bool(resolved),
-                "resolution": resolution,
-            }
-        )
-    return out
+        sql += " WHERE c.resolved=0"
+    return [conflict_row(*r) for r in hub.store.conn.execute(sql)]
+
+
+def conflict_row(
+    cid: str,
+    entity: str,
+    record: str,
+    field: str,
+    winner: bytes,
+    loser: bytes,
+    rule: str,
+    resolved: int,
+    resolution: str,
+    number: str | None,
+) -> dict[str, object]:
+    """One conflict as ``sanji hub conflicts --json`` prints it (and the dashboard's list shows it)."""
+    w, lo = unpack(winner), unpack(loser)
+    assert isinstance(w, list) and isinstance(lo, list)
+    return {
+        "id": cid,
+        "entity": entity,
+        "record": record,
+        "number": number,
+        "field": field,
+        "values": [
+            {"value": w[2], "origin": w[1], "hlc": w[0], "won": True},
+            {"value": lo[2], "origin": lo[1], "hlc": lo[0], "won": False},
+        ],
+        "rule": rule,
+        "resolved": bool(resolved),
+        "resolution": resolution,
+    }
 
 
 def transition(

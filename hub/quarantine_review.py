@@ -206,32 +206,43 @@ def quarantine_rows(hub: Hub, *, origin: str | None = None, include_closed: bool
         + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY state='open' DESC, id DESC LIMIT 500"
     )
-    out = []
-    for qid, org, epoch, seq, reason, created, whole, state, note, raw, code, sender in hub.store.conn.execute(
-        sql, args
-    ):
-        sent_by = str(sender or org)
-        out.append(
-            {
-                "id": qid,
-                "origin": org,
-                "epoch": epoch,
-                "seq": seq,
-                "reason": reason,
-                "gloss": gloss(reason),
-                "created_ms": created,
-                "code": code,
-                "sender": sent_by,
-                # Only the origin's own signed batch vouches for a change; one re-sent by another
-                # station (reconciliation) carries the sender's signature alone.
-                "relayed": sent_by != org,
-                "whole_batch": bool(whole),
-                "state": state,
-                "note": note,
-                "content": None if whole else describe_held(bytes(raw)),
-            }
-        )
-    return out
+    return [quarantine_row(*r) for r in hub.store.conn.execute(sql, args)]
+
+
+def quarantine_row(
+    qid: int,
+    org: str,
+    epoch: int,
+    seq: int,
+    reason: str,
+    created: int,
+    whole: int,
+    state: str,
+    note: str,
+    raw: bytes,
+    code: str,
+    sender: str,
+) -> dict[str, Any]:
+    """One held change as the CLI prints it and the dashboard shows it."""
+    sent_by = str(sender or org)
+    return {
+        "id": qid,
+        "origin": org,
+        "epoch": epoch,
+        "seq": seq,
+        "reason": reason,
+        "gloss": gloss(reason),
+        "created_ms": created,
+        "code": code,
+        "sender": sent_by,
+        # Only the origin's own signed batch vouches for a change; one re-sent by another
+        # station (reconciliation) carries the sender's signature alone.
+        "relayed": sent_by != org,
+        "whole_batch": bool(whole),
+        "state": state,
+        "note": note,
+        "content": None if whole else describe_held(bytes(raw)),
+    }
 
 
 # The listing's states as operators say them; --json keeps the codes.

@@ -177,6 +177,12 @@ def m301_tracking_codes(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m101_quarantine_pages(db: sqlite_utils.Database) -> None:
+    # The quarantine page lists open held changes newest first, a page at a time by id (hub/review_lists.py).
+    db.execute("CREATE INDEX quarantine_state_id ON quarantine(state, id)")
+
+
 # The tables of hub/blobindex.py. They were created on first use, behind a lock, with a race between two
 # processes; as a set of the store they exist from its first open, and a folder made before gains them at
 # its next open. The set name is the one the folders recorded.

@@ -31,7 +31,7 @@ import sqlite_utils
 from hub.refusal_log import RefusalLog
 from hub.schema import blob_migrations, dashboard_migrations, migrations
 from protocol.codec import pack, unpack
-from replica import folders, records
+from replica import folders, list_schema, records
 from replica.db import connect, quick_check, transaction
 from sync.session import Cursor
 
@@ -104,7 +104,8 @@ class HubStore(RefusalLog):
     @classmethod
     def _open(cls, path: Path) -> HubStore:
         db = connect(path)
-        for migration_set in (records.migrations, migrations, blob_migrations, dashboard_migrations):
+        sets = (records.migrations, list_schema.migrations, migrations, blob_migrations, dashboard_migrations)
+        for migration_set in sets:
             migration_set.apply(db)
         return cls(db)
 
@@ -183,12 +184,9 @@ class HubStore(RefusalLog):
         )
 
     def carried_status(self, code: str, now_ms: int, at_ms: int) -> bool:
-        """Claim the station's status written at its clock ``at_ms`` and carried on a stick: True when it
-        is newer than any carried before (then the caller records it with ``seen``), False for an older one."""
-        claimed = self.conn.execute(
-            "UPDATE stations SET status_at_ms=? WHERE code=? AND status_at_ms<?", (at_ms, code, at_ms)
-        ).rowcount
-        return claimed == 1
+        """Whether a stick's status written at the station's ``at_ms`` is newer than any carried before."""
+        sql = "UPDATE stations SET status_at_ms=? WHERE code=? AND status_at_ms<?"
+        return self.conn.execute(sql, (at_ms, code, at_ms)).rowcount == 1
 
     def note_horizon(self, station: str, epoch: int, seq: int, feed: int) -> None:
         """A signed pull said: with its own changes written up to ``seq`` (in ``epoch``), the station had

@@ -18,10 +18,11 @@ from node import (
 from node.station import Station
 from node.supplement import add_command as add_supplement
 from node.supplement import cmd_supplement as cmd_supplement  # dispatched by name
-from present.listing import applications_text
-from present.output import EXIT_REFUSED, STATUS_CHOICES, command_adder, dispatch, emit
+from present.listing import EMPTY, application_line
+from present.output import EXIT_REFUSED, STATUS_CHOICES, command_adder, dispatch, emit, emit_rows
 from present.webui import TIER_NAMES, status_label
 from replica.errors import Refused, Unreachable
+from replica.listing import iter_applications
 from sync import catalogue_view
 
 
@@ -184,8 +185,8 @@ def cmd_accept(args: argparse.Namespace) -> int:
 
 def cmd_applications(args: argparse.Namespace) -> None:
     st = Station(args.dir)
-    apps = commands.applications(st, args.status, reveal=args.reveal)
-    emit({"applications": apps}, args.json, lambda d: applications_text(d, accepted_at=False))
+    apps = iter_applications(st.conn, status=args.status, reveal=args.reveal)  # streamed, as the hub's
+    emit_rows("applications", apps, args.json, lambda a: application_line(a, accepted_at=False), EMPTY)
 
 
 def cmd_transition(args: argparse.Namespace) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,29 @@ def emit(data: dict[str, Any], as_json: bool, human: Callable[[dict[str, Any]], 
         text = human(data) if human else "\n".join(f"{k}: {v}" for k, v in data.items())
         sys.stdout.write(text.rstrip("\n") + "\n")
     sys.stdout.flush()
+
+
+def emit_rows(
+    key: str, rows: Iterable[Mapping[str, Any]], as_json: bool, line: Callable[[Mapping[str, Any]], str], empty: str
+) -> None:
+    """Write ``{key: [rows...]}`` (or one text line per row) as the rows come, so a listing of a million
+    applications never holds them all: memory stays flat whatever the count. The JSON is byte for byte
+    what ``emit({key: list(rows)})`` writes. The first row is read before anything is written, so a
+    refusal (an unknown status) is still the one JSON document ``fail`` prints."""
+    it = iter(rows)
+    first = next(it, None)
+    out = sys.stdout
+    if as_json:
+        out.write("{" + json.dumps(key, ensure_ascii=False) + ": [")
+        for i, row in enumerate(chain([first], it) if first is not None else ()):
+            out.write((", " if i else "") + json.dumps(row, ensure_ascii=False, default=_default))
+        out.write("]}\n")
+    else:
+        if first is None:
+            out.write(empty + "\n")
+        for row in chain([first], it) if first is not None else ():
+            out.write(line(row) + "\n")
+    out.flush()
 
 
 def fail(code: str, reason: str, exit_code: int, as_json: bool) -> int:

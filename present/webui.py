@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,18 @@ def due_state(due: object, status: object, today: date, calendar: WorkCalendar) 
     if left <= NEARLY_DUE_DAYS:
         return Due("soon", left)
     return Due("ok", left)
+
+
+def soon_until(today: date, calendar: WorkCalendar) -> date:
+    """The last day whose due date ``due_state`` calls nearly due today: the list filters ask SQL for
+    ``due_date`` between today and this day instead of judging every row in Python."""
+    day = today
+    for step in range(1, 60):  # NEARLY_DUE_DAYS working days are never 60 calendar days, holidays and all
+        nxt = today + timedelta(days=step)
+        if calendar.working_days_between(today, nxt) > NEARLY_DUE_DAYS:
+            break
+        day = nxt
+    return day
 
 
 FIELD_LABELS = {

@@ -15,7 +15,9 @@ from aiohttp import web
 from hub.dashboard import data
 from hub.dashboard.auth import audit, hub_of, operator, page, refuse
 from hub.dashboard.moves import workflow
+from present.paging import page_links
 from present.webui import read_form
+from replica import listing
 from replica.errors import Refused
 
 MIN_REASON = 4
@@ -33,15 +35,18 @@ async def applications(request: web.Request) -> web.StreamResponse:
         error, status = "未知的办件状态，已忽略该筛选条件。", ""
     if due not in data.DUE_FILTERS:
         error, due = "未知的时限筛选条件，已忽略。", ""
-    rows, total = data.search(hub, q=q, station=station, status=status, due=due)
+    older = listing.key_of(request.query.get("after", ""))
+    newer = None if older else listing.key_of(request.query.get("before", ""))
+    found = data.search(hub, q=q, station=station, status=status, due=due, older_than=older, newer_than=newer)
+    keep = {"q": q, "station": station, "status": status, "due": due}
     return page(
         request,
         "applications.html",
-        rows=rows,
-        total=total,
-        limit=data.LIST_LIMIT,
+        rows=found.rows,
+        total=found.total,
         error=error,
-        filters={"q": q, "station": station, "status": status, "due": due},
+        filters=keep,
+        pages=page_links("/applications", keep, found),
         stations=hub.store.stations(),
         statuses=data.status_choices(),
         due_filters=data.DUE_FILTERS,

@@ -15,16 +15,16 @@ from hub.operations import show
 from hub.quarantine_review import quarantine_rows
 from hub.service import Hub
 from present.pinyin import initials
-from present.webui import Due, describe, due_state, status_label
+from present.webui import Due, describe, due_state, soon_until, status_label
+from replica import listing
 from replica.ids import CHINA
 from sync import catalogue_view
-from sync.identity import mask_id, mask_phone
-from sync.workflow import FINAL, Status
+from sync.workflow import Status
 
 ONLINE_MS = 15 * 60 * 1000  # a node syncs every 30 s while it can; 15 quiet minutes means it cannot
 SKEW_WARN_MS = 60_000
 HISTORY_DAYS = 14
-LIST_LIMIT = 200
+LIST_LIMIT = 100  # rows a list page shows; pages go on by keyset (replica/listing.py)
 
 
 def today(hub: Hub) -> date:
@@ -56,7 +56,7 @@ def _skew(ms: int) -> str:
 
 def stations(hub: Hub) -> list[dict[str, Any]]:
     now = hub.clock()
-    counts = dict(hub.store.conn.execute("SELECT station, COUNT(*) FROM applications GROUP BY station").fetchall())
+    counts = listing.station_counts(hub.store.conn)
     version, _ = hub.catalogue()
     rows = hub.store.conn.execute(
         "SELECT code, name, tier, parent, revoked, sign_pub IS NOT NULL, last_seen_ms, backlog, last_error,"
@@ -129,12 +129,15 @@ def overview(hub: Hub) -> dict[str, Any]:
         "usb": states.count("usb"),
         "never": states.count("never") + states.count("pending"),
         "revoked": states.count("revoked"),
+        # A range of accepted_at (ISO text, Beijing time at every station) walks the m101 index for one
+        # day; substr(accepted_at, 1, 10)=? read every application ever accepted.
         "applications_today": int(
             hub.store.conn.execute(
-                "SELECT COUNT(*) FROM applications WHERE substr(accepted_at, 1, 10)=?", (day,)
+                "SELECT COUNT(*) FROM applications WHERE accepted_at >= ? AND accepted_at < ?",
+                (day, (today(hub) + timedelta(days=1)).isoformat()),
             ).fetchone()[0]
         ),
-        "applications": hub.store.count("applications"),
+        "applications": listing.held(hub.store.conn),
         "conflicts": hub.store.count("conflicts", "resolved=0"),
         "quarantined": hub.store.count("quarantine", "state='open'"),
         "rejected": rejected_total,
@@ -215,60 +218,38 @@ DUE_FILTERS = {"": "全部", "overdue": "已超期", "soon": "临近到期（3�
 
 
 def search(
-    hub: Hub, *, q: str = "", station: str = "", status: str = "", due: str = "", limit: int = LIST_LIMIT
-) -> tuple[list[dict[str, Any]], int]:
-    """Applications matching the filters, newest first, masked; and how many matched in all."""
-    where, args = [], []
-    if q:
-        # Also by item: its name, an abbreviation (低保) or pinyin initials (zdshbz), as the station's picker.
-        found = [i.code for i in catalogue_view.find(hub.catalogue()[1].items.values(), q, initials)]
-        by_item = f" OR item IN ({','.join('?' * len(found))})" if found else ""
-        where.append(f"(number LIKE ? ESCAPE '\\' OR applicant_name LIKE ? ESCAPE '\\'{by_item})")
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        args += [pattern, pattern, *found]
-    if station:
-        where.append("station=?")
-        args.append(station)
-    if status:
-        where.append("status=?")
-        args.append(status)
-    if due:
-        where.append(f"status NOT IN ({','.join('?' * len(FINAL))})")
-        args += [s.value for s in FINAL]
-    sql = (
-        "SELECT number, station, item, status, applicant_name, applicant_id, applicant_phone, accepted_at,"
-        " due_date, theme FROM applications"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY accepted_at DESC, number DESC"
-    )
+    hub: Hub,
+    *,
+    q: str = "",
+    station: str = "",
+    status: str = "",
+    due: str = "",
+    older_than: listing.Key | None = None,
+    newer_than: listing.Key | None = None,
+    size: int = LIST_LIMIT,
+) -> listing.Page:
+    """One page of the applications matching the filters, newest first, masked, with how many match in
+    all. Filters are SQL on indexed columns (``replica/listing.py``); only the rows shown are judged
+    against their due date, for the badge."""
     _, cat = hub.catalogue()
     day = today(hub)
-    out: list[dict[str, Any]] = []
-    total = 0
-    for number, st, item, status_, name, id_no, phone, accepted, due_date, theme in hub.store.conn.execute(sql, args):
-        d = due_state(due_date, status_, day, cat.calendar)
-        if due in ("overdue", "soon") and d.state != due:
-            continue
-        total += 1
-        if len(out) < limit:
-            it = cat.items.get(str(item))
-            out.append(
-                {
-                    "number": number,
-                    "station": st,
-                    "item": item,
-                    "item_name": it.name if it else item,
-                    "status": status_,
-                    "applicant_name": name,
-                    "applicant_id": mask_id(str(id_no or "")),
-                    "applicant_phone": mask_phone(str(phone or "")),
-                    "accepted_at": accepted,
-                    "due_date": due_date,
-                    "due": d,
-                    "theme": theme,
-                }
-            )
-    return out, total
+    # Also by item: its name, an abbreviation (低保) or pinyin initials (zdshbz), as the station's picker.
+    found_items = tuple(i.code for i in catalogue_view.find(cat.items.values(), q, initials)) if q else ()
+    filters = listing.Filters(
+        station=station,
+        status=status,
+        q=q,
+        items=found_items,
+        due=due,
+        today=day.isoformat(),
+        soon_until=soon_until(day, cat.calendar).isoformat(),
+    )
+    found = listing.page(hub.store.conn, filters, older_than=older_than, newer_than=newer_than, size=size)
+    for r in found.rows:
+        it = cat.items.get(str(r["item"]))
+        r["item_name"] = it.name if it else r["item"]
+        r["due"] = due_state(r["due_date"], r["status"], day, cat.calendar)
+    return found
 
 
 def application(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, Any]:

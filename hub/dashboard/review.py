@@ -7,12 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from hub import conflict_resolution, quarantine_review
+from hub import conflict_resolution, quarantine_review, review_lists
 from hub.dashboard import data
 from hub.dashboard.auth import audit, hub_of, operator, page, redirect, session_of
-from hub.operations import conflicts as list_conflicts
+from present.paging import page_links
 from present.webui import RULES, field_label, read_form
 from replica.errors import Refused
+from replica.listing import key_of
 
 NOTICES = {
     "confirmed": "已确认：保留系统按规则采用的值。",
@@ -22,11 +23,25 @@ NOTICES = {
 }
 
 
-def _conflict_rows(request: web.Request, show_all: bool) -> list[dict[str, Any]]:
-    hub = hub_of(request)
-    who = data.names(hub)
+def _paging(request: web.Request) -> dict[str, Any]:
+    """The list's filters and keyset from the query string (anything malformed is the first page)."""
+    older = key_of(request.query.get("after", ""))
+    return {
+        "show_all": request.query.get("all") == "1",
+        "station": request.query.get("station", "").strip()[:64],
+        "older": older,
+        "newer": None if older else key_of(request.query.get("before", "")),
+    }
+
+
+def _links(path: str, paging: dict[str, Any], found: review_lists.Listed) -> dict[str, str]:
+    return page_links(path, {"all": "1" if paging["show_all"] else "", "station": paging["station"]}, found)
+
+
+def _conflict_rows(request: web.Request, found: review_lists.Listed) -> list[dict[str, Any]]:
+    who = data.names(hub_of(request))
     rows = []
-    for c in list_conflicts(hub, include_resolved=show_all):
+    for c in found.rows:
         field = str(c["field"])
         label = field_label(field)
         values = [
@@ -34,18 +49,23 @@ def _conflict_rows(request: web.Request, show_all: bool) -> list[dict[str, Any]]
             for v in c["values"]
         ]  # type: ignore[attr-defined]
         rows.append({**c, "label": label, "values": values, "rule_text": RULES.get(str(c["rule"]), c["rule"])})
-    # Open ones first, then newest.
-    return sorted(rows, key=lambda r: (r["resolved"], -max(v["ms"] for v in r["values"])))
+    return rows
 
 
 def _conflicts_page(request: web.Request, *, status: int = 200, error: str = "") -> web.Response:
-    show_all = request.query.get("all") == "1"
+    paging = _paging(request)
+    found = review_lists.conflicts(hub_of(request), **paging)
     return page(
         request,
         "conflicts.html",
         status=status,
-        rows=_conflict_rows(request, show_all),
-        show_all=show_all,
+        rows=_conflict_rows(request, found),
+        total=found.total,
+        groups=found.groups,
+        station=paging["station"],
+        who=data.names(hub_of(request)),
+        pages=_links("/conflicts", paging, found),
+        show_all=paging["show_all"],
         error=error,
         notice=NOTICES.get(request.query.get("done", ""), ""),
     )
@@ -76,15 +96,20 @@ async def resolve(request: web.Request) -> web.StreamResponse:
 
 def _quarantine_page(request: web.Request, *, status: int = 200, error: str = "") -> web.Response:
     hub = hub_of(request)
-    rows = quarantine_review.quarantine_rows(hub, include_closed=request.query.get("all") == "1")
+    paging = _paging(request)
+    found = review_lists.quarantine(hub, **paging)
     return page(
         request,
         "quarantine.html",
         status=status,
-        rows=rows,
+        rows=found.rows,
+        total=found.total,
+        groups=found.groups,
+        station=paging["station"],
+        pages=_links("/quarantine", paging, found),
         who=data.names(hub),
         error=error,
-        show_all=request.query.get("all") == "1",
+        show_all=paging["show_all"],
         notice=NOTICES.get(request.query.get("done", ""), ""),
     )
 
