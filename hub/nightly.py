@@ -1,177 +1,68 @@
-"""The hub's nightly job and the district's morning report.
+"""The hub's nightly job, run off the event loop.
 
-One run: integrity check, deadline warnings (yellow when a promised item is nearly due, red when
-overdue, 容缺 materials past their supplement date), daily statistics per station and per tier,
-satisfaction from ratings, stations not seen lately, the stations' anti-entropy sessions since the
-last run, a backup (rotated; the database and the photos beside it, ``hub/backup.py``), compaction,
-and the removal of photo uploads abandoned half-way (no chunk for ``partial_retention_days``). Every
-run is recorded with its figures; a failed integrity check is loud (logged as an error, outcome
+One run: integrity check, the re-fold of records against the change log, the facts the report reads
+(``hub/nightly_facts.py``), the morning report (``hub/nightly_report.py``: deadline warnings,
+statistics, satisfaction, stations not seen lately, the stations' anti-entropy sessions since the last
+run), a backup (rotated; the database and the photos beside it, ``hub/backup.py``), compaction, and the
+removal of photo uploads abandoned half-way (no chunk for ``partial_retention_days``). Every run is
+recorded with its figures and a summary of its report; the report itself is kept for the last
+:data:`KEEP_REPORTS` runs. A failed integrity check is loud (logged as an error, outcome
 ``integrity_failed``), never silent.
+
+It works from what changed since the last run, so that it stays within a minute at a million
+applications: the re-fold checks the records touched since then (the log's rowid above the mark
+``refold_rowid``) and one slice of all records, the next in key order (``refold_sweep_after``), so a
+record altered behind the hub's back is found within :data:`SWEEP_NIGHTS` runs. ``hub serve`` runs it
+with :func:`run_apart`: in a worker thread over a connection of its own, writing in short
+transactions, so the event loop and the group committer (``hub/committer.py``) keep answering.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
+import math
 import shutil
 import sqlite3
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hub import blobindex
+from hub import blobindex, nightly_facts
 from hub.backup import backup, blobs_beside
+from hub.nightly_report import (
+    NEARLY_DUE_WORKING_DAYS,
+    NOT_SEEN_DAYS,
+    OPEN_STATUSES,
+    anti_entropy_since,
+    deadline_warnings,
+    duplicate_numbers,
+    not_seen,
+    report_csv,
+    report_text,
+    statistics,
+)
 from protocol.codec import pack, unpack
+from replica import refold as refolding
 from replica.db import integrity_check
 from replica.ids import CHINA, iso_from_ms
-from sync.identity import mask_name
 
 if TYPE_CHECKING:
     from hub.service import Hub
 
 log = logging.getLogger("sanji.hub.nightly")
-NEARLY_DUE_WORKING_DAYS = 3
-NOT_SEEN_DAYS = 3
 KEEP_BACKUPS = 7
+KEEP_REPORTS = 30
 REJECTED_RETENTION_DAYS = 90
-OPEN_STATUSES = ("accepted", "supplement_requested", "under_review", "inspecting", "approved", "denied")
+SWEEP_NIGHTS = 7  # every record is re-folded at least once in this many runs
+SWEEP_MIN = 20_000  # records a run sweeps at least: a small hub is checked whole every night
+CHECK_CHUNK = 2_000  # records read and compared at a time
+REFOLD_MARK = "refold_rowid"
+SWEEP_AT = "refold_sweep_after"
 
 
 def _today(hub: Hub) -> date:
     return datetime.fromtimestamp(hub.clock() / 1000, tz=CHINA).date()
-
-
-def deadline_warnings(hub: Hub, today: date) -> dict[str, list[dict[str, object]]]:
-    _, cat = hub.catalogue()
-    cal = cat.calendar
-    red, yellow, materials = [], [], []
-    rows = hub.store.conn.execute(
-        f"SELECT number, station, item, status, applicant_name, due_date, paused FROM applications"
-        f" WHERE kind='promised' AND status IN ({','.join('?' * len(OPEN_STATUSES))})",
-        OPEN_STATUSES,
-    ).fetchall()
-    for number, station, item, status, name, due, paused in rows:
-        if not due or paused:
-            continue
-        due_day = date.fromisoformat(str(due))
-        entry = {
-            "number": number,
-            "station": station,
-            "item": item,
-            "status": status,
-            "applicant": mask_name(str(name or "")),
-            "due_date": due,
-        }
-        if due_day < today:
-            red.append({**entry, "overdue_working_days": cal.working_days_between(due_day, today)})
-        elif cal.working_days_between(today, due_day) <= NEARLY_DUE_WORKING_DAYS:
-            yellow.append({**entry, "working_days_left": cal.working_days_between(today, due_day)})
-    for app_id, number, station in hub.store.conn.execute(
-        f"SELECT id, number, station FROM applications WHERE status IN ({','.join('?' * len(OPEN_STATUSES))})",
-        OPEN_STATUSES,
-    ):
-        for name, value in hub.records.values("application", str(app_id)).items():
-            if (
-                name.startswith("m.")
-                and isinstance(value, list)
-                and value[0] == "deferred"
-                and value[1]
-                and date.fromisoformat(str(value[1])) < today
-            ):
-                materials.append({"number": number, "station": station, "material": name[2:], "due": value[1]})
-    return {"red": red, "yellow": yellow, "materials_overdue": materials}
-
-
-def statistics(hub: Hub, today: date) -> dict[str, Any]:
-    tiers = hub.tiers()
-    day = today.isoformat()
-    per_station: dict[str, dict[str, Any]] = {}
-    for st in hub.store.stations():
-        if st.tier != "field":  # field devices take no applications; every other station is listed
-            per_station[st.code] = {
-                "station": st.code,
-                "tier": st.tier,
-                "accepted": 0,
-                "accepted_today": 0,
-                "completed": 0,
-                "on_time": 0,
-                "immediate": 0,
-                "promised": 0,
-            }
-    rows = hub.store.conn.execute(
-        "SELECT station, kind, status, accepted_at, due_date, updated_hlc FROM applications"
-    ).fetchall()
-    for station, kind, status, accepted_at, due, updated in rows:
-        s = per_station.setdefault(
-            str(station),
-            {
-                "station": station,
-                "tier": tiers.get(str(station), "?"),
-                "accepted": 0,
-                "accepted_today": 0,
-                "completed": 0,
-                "on_time": 0,
-                "immediate": 0,
-                "promised": 0,
-            },
-        )
-        s["accepted"] += 1
-        s["accepted_today"] += int(str(accepted_at or "")[:10] == day)
-        s["immediate" if kind == "immediate" else "promised"] += 1
-        if status in ("completed", "delivered"):
-            s["completed"] += 1
-            done_day = iso_from_ms(int(updated) >> 16)[:10]
-            s["on_time"] += int(not due or done_day <= str(due))
-    ratings = hub.store.conn.execute(
-        "SELECT a.station, r.state FROM records r JOIN applications a ON a.id = r.application WHERE r.entity='rating'"
-    ).fetchall()
-    bad: list[dict[str, object]] = []
-    for station, state in ratings:
-        raw = unpack(state)
-        assert isinstance(raw, dict)
-        score = raw.get("score", [0, "", 0, 0])[2]
-        s = per_station.get(str(station))
-        if s is None or not isinstance(score, int):
-            continue
-        s["ratings"] = s.get("ratings", 0) + 1
-        s["rating_sum"] = s.get("rating_sum", 0) + score
-        if score <= 2:
-            bad.append({"station": station, "score": score, "comment": raw.get("comment", [0, "", "", 0])[2]})
-    per_tier: dict[str, dict[str, int]] = {}
-    for s in per_station.values():
-        s["on_time_rate"] = round(s["on_time"] / s["completed"], 3) if s["completed"] else None
-        s["satisfaction"] = round(s.pop("rating_sum") / s["ratings"], 2) if s.get("ratings") else None
-        t = per_tier.setdefault(s["tier"], {"accepted": 0, "completed": 0, "on_time": 0})
-        for k in ("accepted", "completed", "on_time"):
-            t[k] += s[k]
-    return {
-        "per_station": sorted(per_station.values(), key=lambda s: s["station"]),
-        "per_tier": per_tier,
-        "bad_reviews_to_call_back": bad,
-    }
-
-
-def not_seen(hub: Hub, days: int = NOT_SEEN_DAYS) -> list[dict[str, object]]:
-    limit = hub.clock() - days * 86_400_000
-    return [
-        {"station": s.code, "tier": s.tier, "last_seen": iso_from_ms(s.last_seen_ms) if s.last_seen_ms else None}
-        for s in hub.store.stations()
-        if not s.revoked and (s.last_seen_ms or 0) < limit
-    ]
-
-
-def anti_entropy_since(hub: Hub, since_ms: int) -> dict[str, int]:
-    row = hub.store.conn.execute(
-        "SELECT COUNT(DISTINCT station), COALESCE(SUM(divergent > 0), 0), COALESCE(SUM(repaired), 0),"
-        " COALESCE(SUM(summary_match = 0), 0) FROM reconciliations WHERE at_ms > ?",
-        (since_ms,),
-    ).fetchone()
-    return {
-        "stations_checked": int(row[0]),
-        "divergent": int(row[1]),
-        "repaired": int(row[2]),
-        "summary_mismatches": int(row[3]),
-    }
 
 
 def rotate_backups(hub: Hub) -> dict[str, object]:
@@ -198,9 +89,55 @@ def compact(hub: Hub) -> dict[str, int]:
     return {"rejected_pruned": cur.rowcount}
 
 
+def refold(hub: Hub) -> tuple[dict[str, object], list[tuple[str, str]]]:
+    """Re-fold the records touched since the last run, then the next slice of all records. Returns
+    the figures and the keys of the records that did not match their log and were rebuilt."""
+    conn, store = hub.store.conn, hub.records
+    upto = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM changes").fetchone()[0])
+    mark = hub.store.get_meta(REFOLD_MARK)
+    touched = refolding.touched_since(conn, mark, upto) if isinstance(mark, int) else []
+    fixed: list[tuple[str, str]] = []
+    for i in range(0, len(touched), CHECK_CHUNK):
+        fixed += refolding.check(store, touched[i : i + CHECK_CHUNK])
+    total = int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+    budget = max(SWEEP_MIN, math.ceil(total / SWEEP_NIGHTS))
+    at = hub.store.get_meta(SWEEP_AT)
+    after = (str(at[0]), str(at[1])) if isinstance(at, list) and len(at) == 2 else None
+    swept, completed = 0, False
+    while swept < budget:
+        keys = refolding.next_slice(conn, after, min(CHECK_CHUNK, budget - swept))
+        if not keys:
+            after, completed = None, True  # a whole pass is done: the next run starts again from the first
+            break
+        fixed += refolding.check(store, keys, contiguous=True)
+        swept += len(keys)
+        after = keys[-1]
+    with hub.store.transaction():
+        hub.store.set_meta(REFOLD_MARK, upto)
+        hub.store.set_meta(SWEEP_AT, list(after) if after else None)
+    figures: dict[str, object] = {
+        "touched": len(touched),
+        "swept": swept,
+        "records": total,
+        "pass_completed": completed,
+        "rebuilt": len(set(fixed)),
+    }
+    return figures, sorted(set(fixed))
+
+
 def last_run_start(hub: Hub) -> int | None:
     row = hub.store.conn.execute("SELECT MAX(started_ms) FROM nightly_runs WHERE outcome!='running'").fetchone()
     return int(row[0]) if row and row[0] is not None else None
+
+
+def _failed(hub: Hub, run_id: int, started: int, today: date, finding: str) -> dict[str, Any]:
+    return _finish(
+        hub,
+        run_id,
+        "integrity_failed",
+        {"stations_checked": 0, "divergent": 0, "repaired": 0, "overdue": 0},
+        {"day": today.isoformat(), "generated_at": iso_from_ms(started), "integrity": finding},
+    )
 
 
 def run(
@@ -224,28 +161,16 @@ def run(
     if check != "ok":
         # Loud, and no backup rotation: a damaged database must never push the last good backup out.
         log.error("hub database integrity check FAILED: %s; restore from a backup (README: Disaster recovery)", check)
-        return _finish(
-            hub,
-            run_id,
-            "integrity_failed",
-            {"stations_checked": 0, "divergent": 0, "repaired": 0, "overdue": 0},
-            {"day": today.isoformat(), "generated_at": iso_from_ms(started), "integrity": check},
-        )
-    outcome = "ok"
+        return _failed(hub, run_id, started, today, check)
     try:
-        with hub.store.transaction():
-            refolded = hub.records.refold()
+        refolded, fixed = refold(hub)
+        facts = nightly_facts.refresh(hub, also=fixed)
     except sqlite3.DatabaseError as exc:
         log.error("hub database failed while re-checking records: %s; restore from a backup", exc)
-        return _finish(
-            hub,
-            run_id,
-            "integrity_failed",
-            {"stations_checked": 0, "divergent": 0, "repaired": 0, "overdue": 0},
-            {"day": today.isoformat(), "generated_at": iso_from_ms(started), "integrity": str(exc)},
-        )
-    if refolded:
-        log.warning("nightly: %d record(s) did not match their change log and were rebuilt", refolded)
+        return _failed(hub, run_id, started, today, str(exc))
+    rebuilt = int(str(refolded["rebuilt"]))
+    if rebuilt:
+        log.warning("nightly: %d record(s) did not match their change log and were rebuilt", rebuilt)
     warnings = deadline_warnings(hub, today)
     report: dict[str, Any] = {
         "day": today.isoformat(),
@@ -255,7 +180,9 @@ def run(
         "statistics": statistics(hub, today),
         "not_seen": not_seen(hub),
         "anti_entropy": anti_entropy_since(hub, since),
-        "records_rebuilt": refolded,
+        "records_rebuilt": rebuilt,
+        "refold": refolded,
+        "facts": facts,
         "duplicate_numbers": duplicate_numbers(hub),
     }
     rotated = rotate_backups(hub) if do_backup else None
@@ -268,36 +195,70 @@ def run(
     ae = report["anti_entropy"]
     figures = {
         "stations_checked": ae["stations_checked"],
-        "divergent": ae["divergent"] + int(refolded > 0),
-        "repaired": ae["repaired"] + refolded,
+        "divergent": ae["divergent"] + int(rebuilt > 0),
+        "repaired": ae["repaired"] + rebuilt,
         "overdue": len(warnings["red"]),
     }
-    return _finish(hub, run_id, outcome, figures, report)
+    return _finish(hub, run_id, "ok", figures, report)
 
 
-def duplicate_numbers(hub: Hub) -> list[dict[str, object]]:
-    """Numbers held by more than one application (possible only after a station's raw copy-back)."""
-    rows = hub.store.conn.execute(
-        "SELECT number, COUNT(*), GROUP_CONCAT(id) FROM applications GROUP BY number HAVING COUNT(*) > 1"
-    ).fetchall()
-    return [{"number": n, "count": c, "ids": str(ids).split(",")} for n, c, ids in rows]
+def run_apart(folder: Path, clock: Callable[[], int], trigger: str, **options: Any) -> dict[str, Any]:
+    """:func:`run` on a hub opened here, over its own connection: for a worker thread of ``hub serve``
+    (a sqlite3 connection belongs to the thread that uses it; the serving one stays the loop's)."""
+    from hub.service import Hub  # the service imports this module's callers, not this module
+
+    own = Hub.open(folder, clock=clock)
+    try:
+        return run(own, trigger, **options)
+    finally:
+        own.close()
+
+
+def summary(report: dict[str, Any]) -> dict[str, object]:
+    """What a run's report comes to, kept with the run after the report itself is pruned."""
+    if "warnings" not in report:
+        return {"day": report["day"], "integrity": report["integrity"]}
+    w, stats = report["warnings"], report["statistics"]
+    return {
+        "day": report["day"],
+        "integrity": report["integrity"],
+        "red": len(w["red"]),
+        "yellow": len(w["yellow"]),
+        "materials_overdue": len(w["materials_overdue"]),
+        "accepted": sum(t["accepted"] for t in stats["per_tier"].values()),
+        "accepted_today": sum(s["accepted_today"] for s in stats["per_station"]),
+        "completed": sum(t["completed"] for t in stats["per_tier"].values()),
+        "bad_reviews": len(stats["bad_reviews_to_call_back"]),
+        "not_seen": len(report["not_seen"]),
+        "records_rebuilt": report["records_rebuilt"],
+        "duplicate_numbers": len(report["duplicate_numbers"]),
+        "backup": report.get("backup"),
+    }
 
 
 def _finish(hub: Hub, run_id: int, outcome: str, figures: dict[str, int], report: dict[str, Any]) -> dict[str, Any]:
     with hub.store.transaction():
         hub.store.conn.execute(
-            "UPDATE nightly_runs SET ended_ms=?, outcome=?, figures=? WHERE id=?",
-            (hub.clock(), outcome, pack(figures), run_id),
+            "UPDATE nightly_runs SET ended_ms=?, outcome=?, figures=?, summary=? WHERE id=?",
+            (hub.clock(), outcome, pack(figures), pack(summary(report)), run_id),
         )
         hub.store.conn.execute(
             "INSERT INTO reports (run, day, report) VALUES (?,?,?)", (run_id, report["day"], pack(report))
+        )
+        # hub.db must not grow by a report a night: the last KEEP_REPORTS stay whole, older runs keep
+        # their figures and summary. The pages freed are reused by the next reports.
+        hub.store.conn.execute(
+            "DELETE FROM reports WHERE run < (SELECT MIN(run) FROM"
+            " (SELECT run FROM reports ORDER BY run DESC LIMIT ?))",
+            (KEEP_REPORTS,),
         )
     return {**figures, "report": report, "run": run_id, "outcome": outcome}
 
 
 def runs(hub: Hub, limit: int = 10) -> list[dict[str, object]]:
     rows = hub.store.conn.execute(
-        "SELECT id, started_ms, ended_ms, trigger, outcome, figures FROM nightly_runs ORDER BY id DESC LIMIT ?",
+        "SELECT id, started_ms, ended_ms, trigger, outcome, figures, summary FROM nightly_runs"
+        " ORDER BY id DESC LIMIT ?",
         (limit,),
     ).fetchall()
     return [
@@ -308,65 +269,22 @@ def runs(hub: Hub, limit: int = 10) -> list[dict[str, object]]:
             "trigger": r[3],
             "outcome": r[4],
             "figures": unpack(r[5]) if r[5] else None,
+            "summary": unpack(r[6]) if r[6] else None,
         }
         for r in rows
     ]
 
 
-def report_csv(report: dict[str, Any]) -> str:
-    out = io.StringIO()
-    cols = [
-        "station",
-        "tier",
-        "accepted",
-        "accepted_today",
-        "completed",
-        "on_time",
-        "on_time_rate",
-        "immediate",
-        "promised",
-        "ratings",
-        "satisfaction",
-    ]
-    w = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore")
-    w.writeheader()
-    for s in report["statistics"]["per_station"]:
-        w.writerow(s)
-    return out.getvalue()
-
-
-__all__ = ["backup", "report_csv", "run", "runs", "timedelta"]
-
-
-def report_text(d: dict[str, Any]) -> str:
-    """``sanji hub reconcile`` without ``--json``."""
-    r = d["report"]
-    if "warnings" not in r:
-        return (
-            f"夜间任务 {r['generated_at']}  数据库检查失败: {r['integrity']}\n请停机并从备份恢复（见 README 灾难恢复）"
-        )
-    w = r["warnings"]
-    lines = [
-        f"夜间任务 {r['generated_at']}  数据库检查: {r['integrity']}",
-        f"对账站点 {d['stations_checked']}，发现不一致 {d['divergent']}，已修复 {d['repaired']}",
-        f"红色预警（超期）{len(w['red'])} 件，黄色预警（临期）{len(w['yellow'])} 件，容缺材料逾期 "
-        f"{len(w['materials_overdue'])} 项",
-    ]
-    lines += [f"  红 {x['number']} {x['item']} 时限 {x['due_date']}" for x in w["red"][:20]]
-    lines += [f"  黄 {x['number']} {x['item']} 时限 {x['due_date']}" for x in w["yellow"][:20]]
-    for s in r["statistics"]["per_station"]:
-        lines.append(
-            f"  {s['station']:<16} 受理 {s['accepted']}（今日 {s['accepted_today']}） 办结 {s['completed']}"
-            f" 按时率 {s['on_time_rate'] if s['on_time_rate'] is not None else '-'}"
-        )
-    if r["not_seen"]:
-        lines.append("多日未同步: " + ", ".join(str(x["station"]) for x in r["not_seen"]))
-    if r.get("backup"):
-        lines.append(f"备份: {r['backup']}（照片 {r.get('backup_blobs') or 0} 张）")
-    partial = r.get("partial_uploads") or {}
-    if partial.get("dropped"):
-        lines.append(
-            f"清理中断超过 {partial['retention_days']} 天的照片上传 {partial['dropped']} 个，"
-            f"释放 {partial['bytes']} 字节"
-        )
-    return "\n".join(lines)
+__all__ = [
+    "NEARLY_DUE_WORKING_DAYS",
+    "NOT_SEEN_DAYS",
+    "OPEN_STATUSES",
+    "backup",
+    "deadline_warnings",
+    "report_csv",
+    "report_text",
+    "run",
+    "run_apart",
+    "runs",
+    "statistics",
+]

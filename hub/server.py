@@ -32,7 +32,15 @@ def nightly_context(
         async def job(trigger: str) -> None:
             async with lock:
                 try:
-                    result = nightly.run(hub, trigger, partial_retention_days=partial_retention_days)
+                    # In a worker thread over its own connection: the loop keeps answering (/healthz,
+                    # pushes, pages) while the job checks, re-folds, reports and backs up.
+                    result = await asyncio.to_thread(
+                        nightly.run_apart,
+                        hub.folder,
+                        hub.clock,
+                        trigger,
+                        partial_retention_days=partial_retention_days,
+                    )
                     log.info(
                         "夜间任务（%s）完成：%s，逾期办件 %d 件",
                         schedule.TRIGGERS.get(trigger, trigger),
