@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 import sqlite3
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hub import blobindex, nightly_facts
-from hub.backup import backup, blobs_beside
+from hub import backup_rotation, blobindex, nightly_facts
+from hub.backup import backup
 from hub.nightly_report import (
     NEARLY_DUE_WORKING_DAYS,
     NOT_SEEN_DAYS,
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
     from hub.service import Hub
 
 log = logging.getLogger("sanji.hub.nightly")
-KEEP_BACKUPS = 7
+KEEP_BACKUPS = backup_rotation.KEEP_BACKUPS
 KEEP_REPORTS = 30
 REJECTED_RETENTION_DAYS = 90
 SWEEP_NIGHTS = 7  # every record is re-folded at least once in this many runs
@@ -66,18 +65,9 @@ def _today(hub: Hub) -> date:
 
 
 def rotate_backups(hub: Hub) -> dict[str, object]:
-    """A backup in ``HUB/backups/`` (database and blobs), keeping the newest :data:`KEEP_BACKUPS`. The
-    blobs it shares with the previous backup are hard links to that backup's files."""
-    folder = hub.folder / "backups"
-    folder.mkdir(exist_ok=True)
-    stamp = datetime.fromtimestamp(hub.clock() / 1000, tz=CHINA).strftime("%Y%m%d-%H%M%S")
-    path = folder / f"hub-{stamp}.db"
-    earlier = sorted(folder.glob("hub-*.db"))
-    out = backup(hub, path, link_from=blobs_beside(earlier[-1]) if earlier else None)
-    for old in sorted(folder.glob("hub-*.db"))[:-KEEP_BACKUPS]:
-        old.unlink()
-        shutil.rmtree(blobs_beside(old), ignore_errors=True)
-    return out
+    """Tonight's backup in ``HUB/backups/``: a full copy weekly, the changed pages in between
+    (``hub/backup_rotation.py``), with its photos; the newest :data:`KEEP_BACKUPS` are kept."""
+    return backup_rotation.rotate(hub, keep=KEEP_BACKUPS)
 
 
 def compact(hub: Hub) -> dict[str, int]:
@@ -188,6 +178,8 @@ def run(
     rotated = rotate_backups(hub) if do_backup else None
     report["backup"] = rotated["file"] if rotated else None
     report["backup_blobs"] = rotated["blobs"] if rotated else None
+    if rotated:
+        report["backup_kind"], report["backup_bytes"] = rotated["kind"], rotated["bytes"]
     if rotated and rotated["blobs_damaged"]:
         report["backup_blobs_damaged"] = rotated["blobs_damaged"]  # photos whose files no longer match
     report["compaction"] = compact(hub)
