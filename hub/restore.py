@@ -46,8 +46,8 @@ def restore(folder: Path, source: Path) -> dict[str, object]:
         raise Refused(f"the hub in {folder} is serving (pid {pid}); stop it before restoring")
     if not source.is_file():
         raise Refused(f"{source} is not a file")
-    if backup_rotation.is_rotated(source):
-        # A rotated full or delta file: rebuild the database it stands for first, checked against its
+    if backup_rotation.is_delta(source):
+        # A rotated delta: rebuild the database it stands for first, checked against its
         # SHA-256; the photos still come from the folder beside the rotated file.
         rebuilt = folder / (DB_NAME + ".restoring")
         try:

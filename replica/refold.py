@@ -13,13 +13,17 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
-from protocol.codec import pack, unpack
+import msgpack
+
+from protocol.codec import pack_map
 from replica.db import transaction
-from replica.records import RecordStore
+from replica.records import PROJECTED, RecordStore, _projection_row
 from sync.change import Change
-from sync.fold import Record, apply_change, record_to_wire
+from sync.fold import Record, apply_change
 
 Key = tuple[str, str]
+_CHUNK = 500  # ids per IN (...) query
+_PROJECTED = ", ".join(PROJECTED)
 _CHANGE_COLS = "entity, rid, origin, epoch, seq, hlc, fields, base"
 
 
@@ -45,7 +49,10 @@ def next_slice(conn: sqlite3.Connection, after: Key | None, size: int) -> list[K
 
 def _change(row: Sequence[object]) -> Change:
     entity, rid, origin, epoch, seq, hlc, fields, base = row
-    f, b = unpack(bytes(fields)), unpack(bytes(base))  # type: ignore[arg-type]
+    # Our own log, written canonical by RecordStore: msgpack's own decoder gives the very values
+    # protocol.codec.unpack would, without re-checking the canonical form of every cell.
+    f = msgpack.unpackb(fields, raw=False, strict_map_key=True)  # type: ignore[arg-type]
+    b = msgpack.unpackb(base, raw=False, strict_map_key=True)  # type: ignore[arg-type]
     assert isinstance(f, dict) and isinstance(b, dict)
     return Change(str(origin), int(epoch), int(seq), int(hlc), str(entity), str(rid), f, b)  # type: ignore[call-overload]
 
@@ -79,28 +86,54 @@ def _fold(store: RecordStore, changes: Iterable[Change]) -> Record:
     return record
 
 
-def _matches(store: RecordStore, key: Key, record: Record) -> bool:
-    row = store.conn.execute("SELECT state FROM records WHERE entity=? AND id=?", key).fetchone()
-    if row is None or bytes(row[0]) != pack(record_to_wire(record)):
-        return False
-    return key[0] != "application" or store._projection_matches(key[1], record)
+def _stored(conn: sqlite3.Connection, keys: Sequence[Key]) -> tuple[dict[Key, bytes], dict[str, list[object]]]:
+    """The stored state of each of ``keys`` and the projection row of each application among them."""
+    states: dict[Key, bytes] = {}
+    projected: dict[str, list[object]] = {}
+    by_entity: dict[str, list[str]] = {}
+    for entity, rid in keys:
+        by_entity.setdefault(entity, []).append(rid)
+    for entity, ids in by_entity.items():
+        for i in range(0, len(ids), _CHUNK):
+            part = ids[i : i + _CHUNK]
+            marks = ",".join("?" * len(part))
+            for rid, state in conn.execute(
+                f"SELECT id, state FROM records WHERE entity=? AND id IN ({marks})", (entity, *part)
+            ):
+                states[(entity, str(rid))] = bytes(state)
+            if entity == "application":
+                for row in conn.execute(
+                    f"SELECT id, {', '.join(PROJECTED)} FROM applications WHERE id IN ({marks})", part
+                ):
+                    projected[str(row[0])] = list(row[1:])
+    return states, projected
+
+
+def _mismatched(store: RecordStore, folded: dict[Key, list[Change]]) -> list[tuple[Key, Record]]:
+    states, projected = _stored(store.conn, list(folded))
+    wrong = []
+    for key, changes in folded.items():
+        record = _fold(store, changes)
+        same = states.get(key) == pack_map(record, cells=True)  # type: ignore[arg-type]
+        if same and key[0] == "application":
+            same = projected.get(key[1]) == _projection_row(key[1], record)[1:-1]
+        if not same:
+            wrong.append((key, record))
+    return wrong
 
 
 def check(store: RecordStore, keys: Sequence[Key], *, contiguous: bool = False) -> list[Key]:
     """Check ``keys`` against the fold of their logged changes; rewrite and return those that differ.
     ``contiguous``: the keys are one slice of :func:`next_slice`, read in one range."""
-    folded = _changes_of(store.conn, keys, contiguous)
-    suspects = [k for k, changes in folded.items() if not _matches(store, k, _fold(store, changes))]
+    suspects = [key for key, _ in _mismatched(store, _changes_of(store.conn, keys, contiguous))]
     if not suspects:
         return []
     fixed: list[Key] = []
     with transaction(store.db):
         # Again, under the write lock: a change may have arrived since the first read.
-        for key, changes in _changes_of(store.conn, suspects, False).items():
-            record = _fold(store, changes)
-            if not _matches(store, key, record):
-                store._save(key, record)
-                fixed.append(key)
+        for key, record in _mismatched(store, _changes_of(store.conn, suspects, False)):
+            store._save(key, record)
+            fixed.append(key)
     return fixed
 
 

@@ -77,7 +77,7 @@ def test_a_damaged_or_orphaned_delta_is_refused_and_the_hub_left_alone(district:
     path = Path(str(delta["file"]))
     raw = bytearray(path.read_bytes())
     raw[-20] ^= 0xFF  # inside the compressed pages
-    damaged = path.with_name(path.name.replace(".delta", ".9.delta"))
+    damaged = path.with_name(path.name.replace(".delta", ".9.delta"))  # beside the same full copy
     damaged.write_bytes(bytes(raw))
     failed = run_sanji("hub", "restore", d.hub_dir, "--from", damaged)
     assert failed.code != 0 and _numbers(d.hub_dir) == before
