@@ -141,8 +141,9 @@ def _new_name(folder: Path, stamp: str, kind: str) -> Path:
         n += 1
 
 
-def rotate(hub: Hub, *, keep: int = KEEP_BACKUPS) -> dict[str, object]:
-    """Take tonight's backup in ``HUB/backups/`` (database and photos) and prune the old ones."""
+def rotate(hub: Hub, *, keep: int | None = KEEP_BACKUPS) -> dict[str, object]:
+    """Take tonight's backup in ``HUB/backups/`` (database and photos) and prune all but the newest
+    ``keep`` (None: prune nothing yet, the caller will, or will :func:`discard` this one)."""
     folder = hub.folder / "backups"
     folder.mkdir(exist_ok=True)
     stamp = datetime.fromtimestamp(hub.clock() / 1000, tz=CHINA).strftime("%Y%m%d-%H%M%S")
@@ -170,7 +171,7 @@ def rotate(hub: Hub, *, keep: int = KEEP_BACKUPS) -> dict[str, object]:
         snapshot.unlink(missing_ok=True)
     previous = blobs_beside(earlier[-1]) if earlier else None
     blobs = copy_blobs(BlobStore(hub.folder / "blobs"), blobs_beside(out), link_from=previous)
-    pruned = prune(folder, keep)
+    pruned = prune(folder, keep) if keep is not None else 0
     size = out.stat().st_size
     return {"file": str(out), "bytes": size, "blobs_dir": str(blobs_beside(out)), **written, **blobs, "pruned": pruned}
 
@@ -184,11 +185,16 @@ def prune(folder: Path, keep: int = KEEP_BACKUPS) -> int:
     for old in kept:
         if old in newest or old in needed:
             continue
-        old.unlink()
-        Path(str(old) + ".pages").unlink(missing_ok=True)
-        shutil.rmtree(blobs_beside(old), ignore_errors=True)
+        discard(old)
         gone += 1
     return gone
+
+
+def discard(path: Path) -> None:
+    """Remove one backup with its page digests and photos."""
+    path.unlink(missing_ok=True)
+    Path(str(path) + ".pages").unlink(missing_ok=True)
+    shutil.rmtree(blobs_beside(path), ignore_errors=True)
 
 
 def materialize(source: Path, out: Path) -> None:
@@ -223,4 +229,4 @@ def materialize(source: Path, out: Path) -> None:
         raise Refused(f"备份 {source} 还原后校验不符，文件已损坏 (the rebuilt database does not match its digests)")
 
 
-__all__ = ["KEEP_BACKUPS", "backups", "is_delta", "materialize", "prune", "rotate"]
+__all__ = ["KEEP_BACKUPS", "backups", "discard", "is_delta", "materialize", "prune", "rotate"]

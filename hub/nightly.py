@@ -23,6 +23,7 @@ import logging
 import math
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,9 +42,10 @@ from hub.nightly_report import (
     report_text,
     statistics,
 )
+from hub.store import DB_NAME
 from protocol.codec import pack, unpack
 from replica import refold as refolding
-from replica.db import integrity_check
+from replica.db import connect, integrity_check
 from replica.ids import CHINA, iso_from_ms
 
 if TYPE_CHECKING:
@@ -64,10 +66,43 @@ def _today(hub: Hub) -> date:
     return datetime.fromtimestamp(hub.clock() / 1000, tz=CHINA).date()
 
 
-def rotate_backups(hub: Hub) -> dict[str, object]:
+def rotate_backups(hub: Hub, *, prune: bool = True) -> dict[str, object]:
     """Tonight's backup in ``HUB/backups/``: a full copy weekly, the changed pages in between
     (``hub/backup_rotation.py``), with its photos; the newest :data:`KEEP_BACKUPS` are kept."""
-    return backup_rotation.rotate(hub, keep=KEEP_BACKUPS)
+    return backup_rotation.rotate(hub, keep=KEEP_BACKUPS if prune else None)
+
+
+def _integrity_apart(path: Path) -> str:
+    """The integrity check over a connection of its own, so it can run beside the backup: SQLite
+    lets go of Python's lock while it reads, and the two together take the longer one's time."""
+    db = connect(path)
+    try:
+        return integrity_check(db)
+    finally:
+        db.conn.close()
+
+
+def _check_and_back_up(hub: Hub, do_backup: bool) -> tuple[str, dict[str, object] | None, str]:
+    """The integrity check, and meanwhile tonight's backup (both only read ``hub.db``). A backup of a
+    database found damaged is dropped at once, and nothing is pruned: it must never push the last
+    good backup out. Returns the finding, the backup kept, and why a backup failed ("" if none did)."""
+    rotated: dict[str, object] | None = None
+    error = ""
+    with ThreadPoolExecutor(1, thread_name_prefix="sanji-integrity") as pool:
+        checking = pool.submit(_integrity_apart, hub.folder / DB_NAME)
+        if do_backup:
+            try:
+                rotated = rotate_backups(hub, prune=False)
+            except (sqlite3.DatabaseError, OSError) as exc:
+                error = str(exc)
+        check = checking.result()
+    if rotated is not None:
+        if check != "ok":
+            backup_rotation.discard(Path(str(rotated["file"])))
+            rotated = None
+        else:
+            rotated["pruned"] = backup_rotation.prune(hub.folder / "backups", KEEP_BACKUPS)
+    return check, rotated, error
 
 
 def compact(hub: Hub) -> dict[str, int]:
@@ -147,7 +182,7 @@ def run(
             or 0
         )
     today = _today(hub)
-    check = integrity_check(hub.store.db)
+    check, rotated, backup_error = _check_and_back_up(hub, do_backup)
     if check != "ok":
         # Loud, and no backup rotation: a damaged database must never push the last good backup out.
         log.error("hub database integrity check FAILED: %s; restore from a backup (README: Disaster recovery)", check)
@@ -175,7 +210,9 @@ def run(
         "facts": facts,
         "duplicate_numbers": duplicate_numbers(hub),
     }
-    rotated = rotate_backups(hub) if do_backup else None
+    if backup_error:
+        log.error("nightly backup failed: %s", backup_error)
+        report["backup_error"] = backup_error
     report["backup"] = rotated["file"] if rotated else None
     report["backup_blobs"] = rotated["blobs"] if rotated else None
     if rotated:

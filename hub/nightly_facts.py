@@ -4,7 +4,7 @@ Deferred (容缺) materials live in an application's ``m.<name>`` cells and scor
 reading them for the report meant unpacking every open application's record and every rating, every
 night (10 s at 100,000 applications). The nightly job instead keeps
 - ``nightly_materials``: one row per material an application holds as deferred, with its due day;
-- ``nightly_ratings``: one row per rating, with its score and comment,
+- ``nightly_ratings``: one row per rating, with its application's station, score and comment,
 refreshed from the records whose changes were logged since the last refresh (the log's rowid above
 the mark ``nightly_facts_rowid`` in ``hub_meta``). The first refresh on a hub reads every record once.
 
@@ -39,7 +39,7 @@ def _cell(state: dict[str, object], name: str) -> object:
 def _write(conn: sqlite3.Connection, rows: Sequence[tuple[str, str, bytes, str]]) -> None:
     apps = [rid for entity, rid, _, _ in rows if entity == "application"]
     materials: list[tuple[str, str, str]] = []
-    ratings: list[tuple[str, str, object, object]] = []
+    ratings: list[tuple[str, str, str, object, object]] = []
     for entity, rid, state, application in rows:
         raw = unpack(state)
         assert isinstance(raw, dict)
@@ -51,13 +51,28 @@ def _write(conn: sqlite3.Connection, rows: Sequence[tuple[str, str, bytes, str]]
                     materials.append((rid, name[2:], str(value[1])))  # type: ignore[index]
         else:
             score = _cell(raw, "score")
-            ratings.append((rid, application, score if isinstance(score, int) else None, _cell(raw, "comment")))
+            station = conn.execute("SELECT station FROM applications WHERE id=?", (application,)).fetchone()
+            ratings.append(
+                (
+                    rid,
+                    application,
+                    station[0] if station else None,
+                    score if isinstance(score, int) else None,
+                    _cell(raw, "comment"),
+                )
+            )
     for i in range(0, len(apps), CHUNK):
         part = apps[i : i + CHUNK]
         conn.execute(f"DELETE FROM nightly_materials WHERE application IN ({','.join('?' * len(part))})", part)
     conn.executemany("INSERT OR REPLACE INTO nightly_materials (application, material, due) VALUES (?,?,?)", materials)
     conn.executemany(
-        "INSERT OR REPLACE INTO nightly_ratings (id, application, score, comment) VALUES (?,?,?,?)", ratings
+        "INSERT OR REPLACE INTO nightly_ratings (id, application, station, score, comment) VALUES (?,?,?,?,?)", ratings
+    )
+    # A rating that came before its application learns the station once the application is here.
+    conn.executemany(
+        "UPDATE nightly_ratings SET station=(SELECT station FROM applications WHERE id=?)"
+        " WHERE application=? AND station IS NULL",
+        [(a, a) for a in apps],
     )
 
 

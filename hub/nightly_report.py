@@ -111,8 +111,8 @@ def statistics(hub: Hub, today: date) -> dict[str, Any]:
         s["completed"] += completed
         s["on_time"] += on_time
     for station, count, total in conn.execute(
-        "SELECT a.station, COUNT(*), SUM(r.score) FROM nightly_ratings r JOIN applications a ON a.id = r.application"
-        " WHERE r.score IS NOT NULL GROUP BY a.station"
+        "SELECT station, COUNT(*), SUM(score) FROM nightly_ratings WHERE station IS NOT NULL AND score IS NOT NULL"
+        " GROUP BY station"
     ):
         s = per_station.get(str(station))
         if s is not None:
@@ -120,8 +120,8 @@ def statistics(hub: Hub, today: date) -> dict[str, Any]:
     bad = [
         {"station": station, "score": score, "comment": comment}
         for station, score, comment in conn.execute(
-            "SELECT a.station, r.score, r.comment FROM nightly_ratings r JOIN applications a ON a.id = r.application"
-            " WHERE r.score <= 2 ORDER BY a.station, r.id"
+            "SELECT station, score, comment FROM nightly_ratings WHERE score <= 2 AND station IS NOT NULL"
+            " ORDER BY station, id"
         )
         if str(station) in per_station
     ]

@@ -220,12 +220,14 @@ def m201_nightly_facts(db: sqlite_utils.Database) -> None:
         " PRIMARY KEY (application, material)) WITHOUT ROWID"
     )
     db.execute("CREATE INDEX nightly_materials_due ON nightly_materials(due)")
+    # A rating's station is its application's (fixed once written), NULL until the application is here.
     db.execute(
-        "CREATE TABLE nightly_ratings (id TEXT PRIMARY KEY, application TEXT NOT NULL, score INTEGER,"
-        " comment) WITHOUT ROWID"
+        "CREATE TABLE nightly_ratings (id TEXT PRIMARY KEY, application TEXT NOT NULL, station TEXT,"
+        " score INTEGER, comment) WITHOUT ROWID"
     )
     db.execute("CREATE INDEX nightly_ratings_application ON nightly_ratings(application)")
-    db.execute("CREATE INDEX nightly_ratings_bad ON nightly_ratings(application) WHERE score <= 2")
+    db.execute("CREATE INDEX nightly_ratings_station ON nightly_ratings(station, score)")
+    db.execute("CREATE INDEX nightly_ratings_bad ON nightly_ratings(station, id) WHERE score <= 2")
     # Red and yellow warnings read only the open promised applications due by a day; the statuses are
     # hub/nightly_report.py's OPEN_STATUSES, spelled out so the planner can match the query to the index.
     db.execute(

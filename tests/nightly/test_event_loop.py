@@ -46,8 +46,8 @@ def test_healthz_answers_while_the_nightly_job_and_its_backup_run(
     loop_threads: list[str] = []
     real_rotate = nightly.rotate_backups
 
-    def held_rotation(hub: Any) -> dict[str, object]:
-        out = real_rotate(hub)  # the real backup, taken in the job's own thread
+    def held_rotation(hub: Any, **options: Any) -> dict[str, object]:
+        out = real_rotate(hub, **options)  # the real backup, taken in the job's own thread
         loop_threads.append(threading.current_thread().name)
         entered.set()
         release.wait(30)  # the job stays in progress until the test has probed the loop
