@@ -17,7 +17,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from protocol.codec import pack, unpack
-from replica import folders, records
+from replica import folders, merkle_store, records
 from replica.db import connect, quick_check
 from sync import outbox
 from sync.outbox import BatchState
@@ -107,6 +107,12 @@ def m002_nightly(db: sqlite_utils.Database) -> None:
     )
     db.execute("DROP INDEX applications_number")
     db.execute("CREATE INDEX applications_number ON applications(number)")
+
+
+@migrations()
+def m201_merkle_leaves(db: sqlite_utils.Database) -> None:
+    # The station's Merkle leaves and bucket digests, kept between reconciliations (node/scope_leaves.py).
+    merkle_store.create_tables(db)
 
 
 # Tables of node/blobs.py and node/feed_quarantine.py. They were created on first use, behind a lock, with
