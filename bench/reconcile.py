@@ -396,14 +396,14 @@ def _kept_db(path: Path, rows: int, skip: set[int]) -> sqlite3.Connection:
     """A change log of ``rows`` records (less ``skip``) with the merkle tables node/store.py has."""
     import sqlite_utils
 
-    from replica.merkle_store import create_tables
+    from replica import merkle_store
 
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(SCHEMA)
     conn.execute("CREATE INDEX changes_record ON changes(entity, rid)")  # as replica/records.py has
     conn.execute("CREATE TABLE purged (entity TEXT, id TEXT, purged_ms INTEGER, leaf BLOB)")  # none purged
-    create_tables(sqlite_utils.Database(conn))
+    merkle_store.migrations.apply(sqlite_utils.Database(conn))
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base, application)"

@@ -11,8 +11,6 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from replica import merkle_store
-
 migrations = Migrations("sanji.hub")
 
 
@@ -245,9 +243,3 @@ def m202_report_summaries(db: sqlite_utils.Database) -> None:
     # Reports are kept for the last 30 runs only (hub/nightly.py, KEEP_REPORTS); every run keeps this
     # small summary of its report for as long as the run itself is listed.
     db.execute("ALTER TABLE nightly_runs ADD COLUMN summary BLOB")
-
-
-@migrations()
-def m203_merkle_leaves(db: sqlite_utils.Database) -> None:
-    # Each station's Merkle leaves and bucket digests, kept between reconciliations (hub/scope_leaves.py).
-    merkle_store.create_tables(db)

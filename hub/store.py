@@ -31,7 +31,7 @@ import sqlite_utils
 from hub.refusal_log import RefusalLog
 from hub.schema import blob_migrations, dashboard_migrations, migrations
 from protocol.codec import pack, unpack
-from replica import folders, records
+from replica import folders, merkle_store, records
 from replica.db import connect, quick_check, transaction
 from sync.session import Cursor
 
@@ -102,7 +102,8 @@ class HubStore(RefusalLog):
     @classmethod
     def _open(cls, path: Path) -> HubStore:
         db = connect(path)
-        for migration_set in (records.migrations, migrations, blob_migrations, dashboard_migrations):
+        sets = (records.migrations, merkle_store.migrations, migrations, blob_migrations, dashboard_migrations)
+        for migration_set in sets:
             migration_set.apply(db)
         return cls(db)
 

@@ -109,12 +109,6 @@ def m002_nightly(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX applications_number ON applications(number)")
 
 
-@migrations()
-def m201_merkle_leaves(db: sqlite_utils.Database) -> None:
-    # The station's Merkle leaves and bucket digests, kept between reconciliations (node/scope_leaves.py).
-    merkle_store.create_tables(db)
-
-
 # Tables of node/blobs.py and node/feed_quarantine.py. They were created on first use, behind a lock, with
 # a race between two processes opening a new folder; as sets of the store they exist from its first open,
 # and a folder made before gains them at its next open. The set names are the ones the folders recorded.
@@ -194,7 +188,8 @@ def create_store(folder: Path) -> sqlite_utils.Database:
 
 def _open(path: Path) -> sqlite_utils.Database:
     db = connect(path)
-    for migration_set in (records.migrations, migrations, blob_migrations, feed_quarantine_migrations, ui_migrations):
+    sets = (records.migrations, merkle_store.migrations, migrations, blob_migrations, feed_quarantine_migrations)
+    for migration_set in (*sets, ui_migrations):
         migration_set.apply(db)
     return db
 

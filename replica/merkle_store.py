@@ -21,6 +21,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 
 import sqlite_utils
+from sqlite_utils import Migrations
 
 from protocol.codec import pack, unpack
 from sync.merkle import MerkleTree
@@ -30,8 +31,12 @@ Record = tuple[str, bytes]
 KEEP_DEPTHS = 2  # depths kept per scope: the one asked for now, and the one before it
 
 
-def create_tables(db: sqlite_utils.Database) -> None:
-    """The three tables; a migration of the hub's and of the node's store calls this."""
+# Applied by both stores at open (hub/store.py, node/store.py), after the replica's own set.
+migrations = Migrations("sanji.replica.merkle")
+
+
+@migrations()
+def m201_merkle_tables(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE TABLE merkle_leaves (scope TEXT NOT NULL, key TEXT NOT NULL, point INTEGER NOT NULL,"
         " leaf BLOB NOT NULL, PRIMARY KEY (scope, key)) WITHOUT ROWID"
@@ -167,4 +172,4 @@ class LeafStore:
         return MerkleTree(depth, _Buckets(self, depth, digests), levels_above(depth, digests), count)
 
 
-__all__ = ["KEEP_DEPTHS", "LeafStore", "create_tables"]
+__all__ = ["KEEP_DEPTHS", "LeafStore", "migrations"]

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 import sqlite_utils
 
-from replica.merkle_store import LeafStore, create_tables
+from replica.merkle_store import LeafStore, migrations
 from sync.merkle import MerkleTree, ReconcileSession, answer
 
 
@@ -31,7 +31,7 @@ def _same(kept: MerkleTree, built: MerkleTree) -> None:
 def test_a_kept_tree_is_the_tree_built_from_its_records(seed: int) -> None:
     rng = random.Random(seed)
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    create_tables(sqlite_utils.Database(conn))
+    migrations.apply(sqlite_utils.Database(conn))
     store, other = LeafStore(conn, "station:A"), LeafStore(conn, "station:B")
     held: dict[str, bytes] = {}
     other.put({"application:x": _leaf(0, 0)})  # another scope's leaves never leak into this one
@@ -55,7 +55,7 @@ def test_a_kept_tree_is_the_tree_built_from_its_records(seed: int) -> None:
 
 def test_a_session_against_a_kept_tree_finds_exactly_what_differs() -> None:
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    create_tables(sqlite_utils.Database(conn))
+    migrations.apply(sqlite_utils.Database(conn))
     here, there = LeafStore(conn, "here"), LeafStore(conn, "there")
     here.put({f"r:{i}": _leaf(i, 0) for i in range(3000)})
     there.put({f"r:{i}": _leaf(i, 0) for i in range(3000)})
