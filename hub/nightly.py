@@ -12,7 +12,7 @@ recorded with its figures and a summary of its report; the report itself is kept
 It works from what changed since the last run, so that it stays within a minute at a million
 applications: the re-fold checks the records touched since then (the log's rowid above the mark
 ``refold_rowid``) and one slice of all records, the next in key order (``refold_sweep_after``), so a
-record altered behind the hub's back is found within :data:`SWEEP_NIGHTS` runs. ``hub serve`` runs it
+record altered behind the hub's back is found within ``nightly_refold.SWEEP_NIGHTS`` runs. ``hub serve`` runs it
 with :func:`run_apart`: in a worker thread over a connection of its own, writing in short
 transactions, so the event loop and the group committer (``hub/committer.py``) keep answering.
 """
@@ -20,15 +20,15 @@ transactions, so the event loop and the group committer (``hub/committer.py``) k
 from __future__ import annotations
 
 import logging
-import math
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hub import backup_rotation, blobindex, nightly_facts
+from hub import backup_rotation, blobindex, nightly_facts, nightly_refold
 from hub.backup import backup
 from hub.nightly_report import (
     NEARLY_DUE_WORKING_DAYS,
@@ -44,7 +44,6 @@ from hub.nightly_report import (
 )
 from hub.store import DB_NAME
 from protocol.codec import pack, unpack
-from replica import refold as refolding
 from replica.db import connect, integrity_check
 from replica.ids import CHINA, iso_from_ms
 
@@ -55,26 +54,22 @@ log = logging.getLogger("sanji.hub.nightly")
 KEEP_BACKUPS = backup_rotation.KEEP_BACKUPS
 KEEP_REPORTS = 30
 REJECTED_RETENTION_DAYS = 90
-SWEEP_NIGHTS = 7  # every record is re-folded at least once in this many runs
-SWEEP_MIN = 20_000  # records a run sweeps at least: a small hub is checked whole every night
-CHECK_CHUNK = 2_000  # records read and compared at a time
-REFOLD_MARK = "refold_rowid"
-SWEEP_AT = "refold_sweep_after"
 
 
 def _today(hub: Hub) -> date:
     return datetime.fromtimestamp(hub.clock() / 1000, tz=CHINA).date()
 
 
-def rotate_backups(hub: Hub, *, prune: bool = True) -> dict[str, object]:
+def rotate_backups(hub: Hub, *, prune: bool = True, source: Any = None) -> dict[str, object]:
     """Tonight's backup in ``HUB/backups/``: a full copy weekly, the changed pages in between
-    (``hub/backup_rotation.py``), with its photos; the newest :data:`KEEP_BACKUPS` are kept."""
-    return backup_rotation.rotate(hub, keep=KEEP_BACKUPS if prune else None)
+    (``hub/backup_rotation.py``), with its photos; the newest :data:`KEEP_BACKUPS` are kept.
+    ``source``: the connection (sqlite-utils Database) to copy through, the hub's own if None."""
+    return backup_rotation.rotate(hub, keep=KEEP_BACKUPS if prune else None, source=source)
 
 
 def _integrity_apart(path: Path) -> str:
-    """The integrity check over a connection of its own, so it can run beside the backup: SQLite
-    lets go of Python's lock while it reads, and the two together take the longer one's time."""
+    """The integrity check over a connection of its own, so it can run beside the backup and the
+    re-fold's reading: SQLite lets go of Python's lock while it reads."""
     db = connect(path)
     try:
         return integrity_check(db)
@@ -82,27 +77,52 @@ def _integrity_apart(path: Path) -> str:
         db.conn.close()
 
 
-def _check_and_back_up(hub: Hub, do_backup: bool) -> tuple[str, dict[str, object] | None, str]:
-    """The integrity check, and meanwhile tonight's backup (both only read ``hub.db``). A backup of a
-    database found damaged is dropped at once, and nothing is pruned: it must never push the last
-    good backup out. Returns the finding, the backup kept, and why a backup failed ("" if none did)."""
-    rotated: dict[str, object] | None = None
-    error = ""
-    with ThreadPoolExecutor(1, thread_name_prefix="sanji-integrity") as pool:
+def _backup_apart(hub: Hub) -> tuple[dict[str, object] | None, str]:
+    """Tonight's backup through a connection of its own (nothing pruned yet); or why it failed."""
+    db = connect(hub.folder / DB_NAME)
+    try:
+        return rotate_backups(hub, prune=False, source=db), ""
+    except (sqlite3.DatabaseError, OSError) as exc:
+        return None, str(exc)
+    finally:
+        db.conn.close()
+
+
+@dataclass
+class _Reading:
+    """What the first, read-only part of a run found: the integrity check, tonight's backup (or why it
+    failed), and the records the re-fold found not matching their log (or the error reading them)."""
+
+    check: str
+    rotated: dict[str, object] | None
+    backup_error: str
+    refold: nightly_refold.Found | None
+    refold_error: str
+
+
+def _read_first(hub: Hub, do_backup: bool) -> _Reading:
+    """The integrity check, the backup and the re-fold's reading side by side: all three only read
+    ``hub.db``, each over its own connection, and most of their time is SQLite's, not Python's. A
+    backup of a database found damaged is dropped at once and nothing is pruned: it must never push
+    the last good backup out."""
+    with ThreadPoolExecutor(2, thread_name_prefix="sanji-nightly") as pool:
         checking = pool.submit(_integrity_apart, hub.folder / DB_NAME)
-        if do_backup:
-            try:
-                rotated = rotate_backups(hub, prune=False)
-            except (sqlite3.DatabaseError, OSError) as exc:
-                error = str(exc)
+        backing = pool.submit(_backup_apart, hub) if do_backup else None
+        found: nightly_refold.Found | None = None
+        error = ""
+        try:
+            found = nightly_refold.find(hub)
+        except sqlite3.DatabaseError as exc:
+            error = str(exc)
         check = checking.result()
+        rotated, backup_error = backing.result() if backing is not None else (None, "")
     if rotated is not None:
         if check != "ok":
             backup_rotation.discard(Path(str(rotated["file"])))
             rotated = None
         else:
             rotated["pruned"] = backup_rotation.prune(hub.folder / "backups", KEEP_BACKUPS)
-    return check, rotated, error
+    return _Reading(check, rotated, backup_error, found, error)
 
 
 def compact(hub: Hub) -> dict[str, int]:
@@ -112,42 +132,6 @@ def compact(hub: Hub) -> dict[str, int]:
     with hub.store.transaction():
         cur = hub.store.conn.execute("DELETE FROM rejected WHERE at_ms < ?", (limit,))
     return {"rejected_pruned": cur.rowcount}
-
-
-def refold(hub: Hub) -> tuple[dict[str, object], list[tuple[str, str]]]:
-    """Re-fold the records touched since the last run, then the next slice of all records. Returns
-    the figures and the keys of the records that did not match their log and were rebuilt."""
-    conn, store = hub.store.conn, hub.records
-    upto = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM changes").fetchone()[0])
-    mark = hub.store.get_meta(REFOLD_MARK)
-    touched = refolding.touched_since(conn, mark, upto) if isinstance(mark, int) else []
-    fixed: list[tuple[str, str]] = []
-    for i in range(0, len(touched), CHECK_CHUNK):
-        fixed += refolding.check(store, touched[i : i + CHECK_CHUNK])
-    total = int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
-    budget = max(SWEEP_MIN, math.ceil(total / SWEEP_NIGHTS))
-    at = hub.store.get_meta(SWEEP_AT)
-    after = (str(at[0]), str(at[1])) if isinstance(at, list) and len(at) == 2 else None
-    swept, completed = 0, False
-    while swept < budget:
-        keys = refolding.next_slice(conn, after, min(CHECK_CHUNK, budget - swept))
-        if not keys:
-            after, completed = None, True  # a whole pass is done: the next run starts again from the first
-            break
-        fixed += refolding.check(store, keys, contiguous=True)
-        swept += len(keys)
-        after = keys[-1]
-    with hub.store.transaction():
-        hub.store.set_meta(REFOLD_MARK, upto)
-        hub.store.set_meta(SWEEP_AT, list(after) if after else None)
-    figures: dict[str, object] = {
-        "touched": len(touched),
-        "swept": swept,
-        "records": total,
-        "pass_completed": completed,
-        "rebuilt": len(set(fixed)),
-    }
-    return figures, sorted(set(fixed))
 
 
 def last_run_start(hub: Hub) -> int | None:
@@ -182,13 +166,16 @@ def run(
             or 0
         )
     today = _today(hub)
-    check, rotated, backup_error = _check_and_back_up(hub, do_backup)
+    first = _read_first(hub, do_backup)
+    check, rotated, backup_error = first.check, first.rotated, first.backup_error
     if check != "ok":
         # Loud, and no backup rotation: a damaged database must never push the last good backup out.
         log.error("hub database integrity check FAILED: %s; restore from a backup (README: Disaster recovery)", check)
         return _failed(hub, run_id, started, today, check)
     try:
-        refolded, fixed = refold(hub)
+        if first.refold is None:
+            raise sqlite3.DatabaseError(first.refold_error)
+        refolded, fixed = nightly_refold.finish(hub, first.refold)
         facts = nightly_facts.refresh(hub, also=fixed)
     except sqlite3.DatabaseError as exc:
         log.error("hub database failed while re-checking records: %s; restore from a backup", exc)

@@ -122,10 +122,14 @@ def _mismatched(store: RecordStore, folded: dict[Key, list[Change]]) -> list[tup
     return wrong
 
 
-def check(store: RecordStore, keys: Sequence[Key], *, contiguous: bool = False) -> list[Key]:
-    """Check ``keys`` against the fold of their logged changes; rewrite and return those that differ.
-    ``contiguous``: the keys are one slice of :func:`next_slice`, read in one range."""
-    suspects = [key for key, _ in _mismatched(store, _changes_of(store.conn, keys, contiguous))]
+def find(store: RecordStore, keys: Sequence[Key], *, contiguous: bool = False) -> list[Key]:
+    """The keys whose stored record or projection differs from the fold of their logged changes; reads
+    only. ``contiguous``: the keys are one slice of :func:`next_slice`, read in one range."""
+    return [key for key, _ in _mismatched(store, _changes_of(store.conn, keys, contiguous))]
+
+
+def fix(store: RecordStore, suspects: Sequence[Key]) -> list[Key]:
+    """Rewrite those of ``suspects`` that still differ, in one short write transaction; returns them."""
     if not suspects:
         return []
     fixed: list[Key] = []
@@ -137,4 +141,9 @@ def check(store: RecordStore, keys: Sequence[Key], *, contiguous: bool = False) 
     return fixed
 
 
-__all__ = ["Key", "check", "next_slice", "touched_since"]
+def check(store: RecordStore, keys: Sequence[Key], *, contiguous: bool = False) -> list[Key]:
+    """:func:`find` then :func:`fix`."""
+    return fix(store, find(store, keys, contiguous=contiguous))
+
+
+__all__ = ["Key", "check", "find", "fix", "next_slice", "touched_since"]
