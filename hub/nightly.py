@@ -19,8 +19,12 @@ transactions, so the event loop and the group committer (``hub/committer.py``) k
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sanji.hub.nightly")
 KEEP_BACKUPS = backup_rotation.KEEP_BACKUPS
 KEEP_REPORTS = 30
+NICE = 10  # the nightly job's threads, below the event loop's 0
 REJECTED_RETENTION_DAYS = 90
 
 
@@ -105,7 +110,7 @@ def _read_first(hub: Hub, do_backup: bool) -> _Reading:
     ``hub.db``, each over its own connection, and most of their time is SQLite's, not Python's. A
     backup of a database found damaged is dropped at once and nothing is pruned: it must never push
     the last good backup out."""
-    with ThreadPoolExecutor(2, thread_name_prefix="sanji-nightly") as pool:
+    with ThreadPoolExecutor(2, thread_name_prefix="sanji-nightly", initializer=lower_priority) as pool:
         checking = pool.submit(_integrity_apart, hub.folder / DB_NAME)
         backing = pool.submit(_backup_apart, hub) if do_backup else None
         found: nightly_refold.Found | None = None
@@ -218,11 +223,21 @@ def run(
     return _finish(hub, run_id, "ok", figures, report)
 
 
+def lower_priority() -> None:
+    """Make the calling thread yield the CPU to the event loop's: on Linux a thread has a nice value
+    of its own. Where that is not so, nothing changes."""
+    if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+
+
 def run_apart(folder: Path, clock: Callable[[], int], trigger: str, **options: Any) -> dict[str, Any]:
     """:func:`run` on a hub opened here, over its own connection: for a worker thread of ``hub serve``
-    (a sqlite3 connection belongs to the thread that uses it; the serving one stays the loop's)."""
+    (a sqlite3 connection belongs to the thread that uses it; the serving one stays the loop's). The
+    thread, and those it starts, run at a lower priority, so a busy machine serves requests first."""
     from hub.service import Hub  # the service imports this module's callers, not this module
 
+    lower_priority()
     own = Hub.open(folder, clock=clock)
     try:
         return run(own, trigger, **options)
