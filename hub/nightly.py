@@ -12,9 +12,10 @@ recorded with its figures and a summary of its report; the report itself is kept
 It works from what changed since the last run, so that it stays within a minute at a million
 applications: the re-fold checks the records touched since then (the log's rowid above the mark
 ``refold_rowid``) and one slice of all records, the next in key order (``refold_sweep_after``), so a
-record altered behind the hub's back is found within ``nightly_refold.SWEEP_NIGHTS`` runs. ``hub serve`` runs it
-with :func:`run_apart`: in a worker thread over a connection of its own, writing in short
-transactions, so the event loop and the group committer (``hub/committer.py``) keep answering.
+record altered behind the hub's back is found within ``nightly_refold.SWEEP_NIGHTS`` runs. ``hub
+serve`` runs it with :func:`run_apart` in a process of its own (``hub/nightly_worker.py``) over a
+connection of its own, writing in short transactions, so the event loop and the group committer
+(``hub/committer.py``) keep answering.
 """
 
 from __future__ import annotations
@@ -232,9 +233,9 @@ def lower_priority() -> None:
 
 
 def run_apart(folder: Path, clock: Callable[[], int], trigger: str, **options: Any) -> dict[str, Any]:
-    """:func:`run` on a hub opened here, over its own connection: for a worker thread of ``hub serve``
-    (a sqlite3 connection belongs to the thread that uses it; the serving one stays the loop's). The
-    thread, and those it starts, run at a lower priority, so a busy machine serves requests first."""
+    """:func:`run` on a hub opened here, over its own connection (``hub/nightly_worker.py``; the serving
+    process's connection stays its event loop's). The calling thread, and those it starts, run at a
+    lower priority, so a busy machine serves requests first."""
     from hub.service import Hub  # the service imports this module's callers, not this module
 
     lower_priority()
