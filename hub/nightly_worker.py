@@ -11,9 +11,11 @@ run's figures and outcome, for ``hub serve`` to log.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -21,9 +23,22 @@ from hub import nightly
 from replica.ids import now_ms
 
 NICE = 10  # below the serving process's 0: a busy machine answers requests first
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """A hub that dies (killed, crashed) must not leave its nightly job writing on: ``hub restore`` and
+    the next ``hub serve`` expect nobody else in the folder. Linux sends us SIGTERM when the serving
+    process goes; if it went before we asked, we stop now."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        raise SystemExit(3)
 
 
 def main(argv: list[str]) -> int:
+    _die_with_parent(os.getppid())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     folder, trigger = Path(argv[0]), argv[1]
     options = {"partial_retention_days": int(argv[2])} if len(argv) > 2 else {}
