@@ -33,7 +33,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hub import backup_rotation, blobindex, nightly_facts, nightly_refold
+from hub import backup_rotation, blobindex, nightly_facts, nightly_refold, scope_leaves
 from hub.backup import backup
 from hub.nightly_report import (
     NEARLY_DUE_WORKING_DAYS,
@@ -183,6 +183,7 @@ def run(
             raise sqlite3.DatabaseError(first.refold_error)
         refolded, fixed = nightly_refold.finish(hub, first.refold)
         facts = nightly_facts.refresh(hub, also=fixed)
+        merkle = scope_leaves.prepare_all(hub)
     except sqlite3.DatabaseError as exc:
         log.error("hub database failed while re-checking records: %s; restore from a backup", exc)
         return _failed(hub, run_id, started, today, str(exc))
@@ -201,6 +202,7 @@ def run(
         "records_rebuilt": rebuilt,
         "refold": refolded,
         "facts": facts,
+        "merkle_leaves": merkle,
         "duplicate_numbers": duplicate_numbers(hub),
     }
     if backup_error:

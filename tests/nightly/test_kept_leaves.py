@@ -3,6 +3,7 @@ scopes gives, night after night, as the district works (issue 20)."""
 
 from __future__ import annotations
 
+from hub import nightly
 from hub import scope_leaves as hub_leaves
 from hub.reconcile_scope import scope_rows
 from hub.service import Hub
@@ -43,6 +44,13 @@ def test_kept_leaves_follow_the_scopes_as_they_grow(district: District, people: 
             d.a.sync()  # the other village's changes the township's feed carries
             outcome = d.a.reconcile()
         assert outcome["divergent"] == 0, f"night {night}: the kept trees agree with each other"
+        if night == 1:  # the nightly job brings every station's leaves up to date, off the loop
+            hub = Hub.open(d.hub_dir)
+            try:
+                prepared = nightly.run(hub, do_backup=False)["report"]["merkle_leaves"]
+            finally:
+                hub.close()
+            assert prepared["stations"] >= 3
         kept_hub, full_hub, kept_node, full_node = _roots(d, 2)
         assert kept_hub == full_hub and kept_node == full_node
         assert kept_hub == kept_node  # both hold the same changes once synced
