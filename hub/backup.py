@@ -1,8 +1,9 @@
 """A backup of the hub: the database, and beside it the photos and scans its reports name.
 
-``sanji hub backup --out FILE`` and the nightly job's rotated copies (``HUB/backups/hub-….db``) write
-a consistent copy of ``hub.db`` to FILE with SQLite's online backup API, then every complete blob of
-``HUB/blobs/`` to the folder ``FILE.blobs/``, in the same ``ab/cdef…`` layout. Uploads still in
+``sanji hub backup --out FILE`` writes a consistent copy of ``hub.db`` to FILE with SQLite's online
+backup API, then every complete blob of ``HUB/blobs/`` to the folder ``FILE.blobs/``, in the same
+``ab/cdef…`` layout. The nightly job's rotated backups (``hub/backup_rotation.py``: a weekly full copy
+``HUB/backups/hub-….db`` and nightly deltas ``hub-….delta``) carry their photos the same way. Uploads still in
 progress are left out: a station sends again whatever the hub does not hold whole.
 
 The database is copied first. Blobs are only ever added, so every blob the copied index names is on

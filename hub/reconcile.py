@@ -20,8 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from hub import scope_leaves
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
+from hub.reconcile_scope import records_for
 from hub.tracking import Concealer
 from protocol.codec import pack
 from protocol.errors import MalformedError
@@ -36,21 +38,14 @@ from protocol.reconciliation import (
 )
 from protocol.wire import Message, sign_message
 from replica.ids import iso_from_ms
-from replica.scope import CHANGE_COLS, Row, build_tree, keys_of, row_to_wire, select_records, wire_rows
+from replica.scope import keys_of, row_to_wire
 from sync.change import change_from_wire
 from sync.merkle import MerkleTree, ReconcileError, answer, request_depth
 from sync.model import ModelError
-from sync.scope import record_key
 from sync.session import Cursor
 
 if TYPE_CHECKING:
     from hub.service import Hub
-
-OWN_SQL = f"SELECT {CHANGE_COLS} FROM changes c WHERE c.origin=?"
-FED_SQL = f"SELECT {CHANGE_COLS} FROM feed f JOIN changes c ON c.rowid=f.change WHERE f.station=? AND c.origin!=?"
-# A station's held changes stay in its scope whatever the operator decided: releasing one writes a new
-# hub change (which reaches the station through its feed), never the held change itself.
-HELD_SQL = "SELECT raw FROM quarantine WHERE origin=? AND whole_batch=0 AND sender IN (origin, '')"
 
 
 @dataclass
@@ -66,36 +61,15 @@ def _version(hub: Hub) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def scope_rows(hub: Hub, station: str) -> list[Row]:
-    conn = hub.store.conn
-    rows: list[Row] = conn.execute(OWN_SQL, (station,)).fetchall()
-    rows += conn.execute(FED_SQL, (station, station)).fetchall()
-    rows += list(wire_rows(bytes(r[0]) for r in conn.execute(HELD_SQL, (station,))))
-    return rows
-
-
 def tree_for(hub: Hub, cache: TreeCache, station: str, depth: int) -> MerkleTree:
     version = _version(hub)
     hit = cache.trees.get((station, depth))
     if hit is not None and hit[0] == version:
         return hit[1]
-    tree = build_tree(scope_rows(hub, station), depth)
+    tree = scope_leaves.tree(hub, station, depth)
     cache.trees = {k: v for k, v in cache.trees.items() if k[0] != station}  # one tree per station at most
     cache.trees[(station, depth)] = (version, tree)
     return tree
-
-
-def records_for(hub: Hub, station: str, keys: list[str]) -> list[Row]:
-    conn = hub.store.conn
-    rows = select_records(conn, OWN_SQL, (station,), keys)
-    rows += select_records(conn, FED_SQL, (station, station), keys)
-    wanted = set(keys)
-    rows += [
-        r
-        for r in wire_rows(bytes(x[0]) for x in conn.execute(HELD_SQL, (station,)))
-        if record_key(r[4], r[5]) in wanted
-    ]
-    return rows
 
 
 def _held(hub: Hub, origin: str, epoch: int, seq: int) -> bool:

@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from hub import backup_rotation
 from hub.backup import missing_after_restore, restore_blobs
 from hub.service import new_generation
 from hub.store import DB_NAME, HubStore
@@ -45,6 +46,19 @@ def restore(folder: Path, source: Path) -> dict[str, object]:
         raise Refused(f"{folder} 的区局服务正在运行（进程 {pid}）：请先停止 hub serve 再恢复 (the hub is serving)")
     if not source.is_file():
         raise Refused(f"{source} 不是文件：请核对备份文件的路径 (not a file)")
+    if backup_rotation.is_delta(source):
+        # A rotated delta: rebuild the database it stands for first, checked against its
+        # SHA-256; the photos still come from the folder beside the rotated file.
+        rebuilt = folder / (DB_NAME + ".restoring")
+        try:
+            backup_rotation.materialize(source, rebuilt)
+            return _restore(folder, rebuilt, blobs_from=source)
+        finally:
+            rebuilt.unlink(missing_ok=True)
+    return _restore(folder, source, blobs_from=source)
+
+
+def _restore(folder: Path, source: Path, *, blobs_from: Path) -> dict[str, object]:
     current = HubStore.open(folder)
     hub_id = current.get_meta("hub_id")
     current.close()
@@ -59,7 +73,7 @@ def restore(folder: Path, source: Path) -> dict[str, object]:
     # Blobs first: they are only ever added and named by their content, so putting them back cannot
     # harm the hub even if the database copy below fails.
     blobs = BlobStore(folder / "blobs")
-    restored_blobs = restore_blobs(source, blobs)
+    restored_blobs = restore_blobs(blobs_from, blobs)
     target = folder / DB_NAME
     for suffix in ("-wal", "-shm"):
         Path(str(target) + suffix).unlink(missing_ok=True)
@@ -75,7 +89,7 @@ def restore(folder: Path, source: Path) -> dict[str, object]:
     store.close()
     return {
         "restored": True,
-        "from": str(source),
+        "from": str(blobs_from),
         "blobs": restored_blobs["blobs"],
         "blobs_damaged": restored_blobs["blobs_damaged"],
         "blobs_missing": missing,

@@ -232,3 +232,39 @@ def m001_dashboard(db: sqlite_utils.Database) -> None:
         "CREATE TABLE dash_drafts (id INTEGER PRIMARY KEY, user TEXT NOT NULL, base_version INTEGER NOT NULL,"
         " doc TEXT NOT NULL, filename TEXT NOT NULL, created_ms INTEGER NOT NULL)"
     )
+
+
+# Issue 20: the nightly job works from what changed since its last run, off the event loop.
+@migrations()
+def m201_nightly_facts(db: sqlite_utils.Database) -> None:
+    # Deferred (容缺) materials and ratings, kept by the nightly job (hub/nightly_facts.py) from the
+    # records touched since its last run: the report reads them here instead of unpacking every open
+    # application's record and every rating every night.
+    db.execute(
+        "CREATE TABLE nightly_materials (application TEXT NOT NULL, material TEXT NOT NULL, due TEXT NOT NULL,"
+        " PRIMARY KEY (application, material)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX nightly_materials_due ON nightly_materials(due)")
+    # A rating's station is its application's (fixed once written), NULL until the application is here.
+    db.execute(
+        "CREATE TABLE nightly_ratings (id TEXT PRIMARY KEY, application TEXT NOT NULL, station TEXT,"
+        " score INTEGER, comment) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX nightly_ratings_application ON nightly_ratings(application)")
+    db.execute("CREATE INDEX nightly_ratings_station ON nightly_ratings(station, score)")
+    db.execute("CREATE INDEX nightly_ratings_bad ON nightly_ratings(station, id) WHERE score <= 2")
+    # Red and yellow warnings read only the open promised applications due by a day; the statuses are
+    # hub/nightly_report.py's OPEN_STATUSES, spelled out so the planner can match the query to the index.
+    db.execute(
+        "CREATE INDEX nightly_open_due ON applications(due_date) WHERE kind='promised' AND status IN"
+        " ('accepted', 'supplement_requested', 'under_review', 'inspecting', 'approved', 'denied')"
+    )
+    # The report sums the stations' reconciliations since the last run: a range, not a scan of years.
+    db.execute("CREATE INDEX reconciliations_at ON reconciliations(at_ms)")
+
+
+@migrations()
+def m202_report_summaries(db: sqlite_utils.Database) -> None:
+    # Reports are kept for the last 30 runs only (hub/nightly.py, KEEP_REPORTS); every run keeps this
+    # small summary of its report for as long as the run itself is listed.
+    db.execute("ALTER TABLE nightly_runs ADD COLUMN summary BLOB")

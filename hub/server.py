@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -29,25 +32,53 @@ def nightly_context(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         hub = app[HUB]
         lock = asyncio.Lock()
+        running: list[asyncio.subprocess.Process] = []
+        stopping = asyncio.Event()
 
         async def job(trigger: str) -> None:
             async with lock:
+                name = schedule.TRIGGERS.get(trigger, trigger)
                 try:
-                    result = nightly.run(hub, trigger, partial_retention_days=partial_retention_days)
-                    log.info(
-                        "夜间任务（%s）完成：%s，逾期办件 %d 件",
-                        schedule.TRIGGERS.get(trigger, trigger),
-                        result["outcome"],
-                        result["overdue"],
+                    # In a process of its own (hub/nightly_worker.py) over its own connection: the
+                    # loop keeps answering (/healthz, pushes, pages) while the job checks, re-folds,
+                    # reports and backs up, and shares no Python lock with it.
+                    proc = await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-m",
+                        "hub.nightly_worker",
+                        str(hub.folder),
+                        trigger,
+                        str(partial_retention_days),
+                        stdout=asyncio.subprocess.PIPE,
                     )
+                    running.append(proc)
+                    out, _ = await proc.communicate()
+                    running.remove(proc)
+                    if stopping.is_set():
+                        log.info("夜间任务（%s）随区局停止而中止，下次运行时重新开始", name)
+                        return
+                    if proc.returncode != 0:
+                        log.error("夜间任务（%s）失败：工作进程退出码 %s", name, proc.returncode)
+                        return
+                    result = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+                    log.info("夜间任务（%s）完成：%s，逾期办件 %d 件", name, result["outcome"], result["overdue"])
+                except asyncio.CancelledError:
+                    return  # the hub is stopping; the cleanup below ends the job's process
                 except Exception:
-                    log.exception("夜间任务（%s）失败", schedule.TRIGGERS.get(trigger, trigger))
+                    log.exception("夜间任务（%s）失败", name)
 
         created = hub.store.get_meta("created_ms")
         since = schedule.since(nightly.last_run_start(hub), created if isinstance(created, int) else None)
         scheduler = schedule.start(when, job, since)
         yield
+        stopping.set()
         scheduler.shutdown(wait=False)
+        for proc in list(running):
+            # A hub that stops takes its nightly job with it: `hub restore` must find nobody writing.
+            # The run stays recorded as running and the next one starts afresh.
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            await proc.wait()
 
     return ctx
 

@@ -31,7 +31,7 @@ import sqlite_utils
 from hub.refusal_log import RefusalLog
 from hub.schema import blob_migrations, dashboard_migrations, migrations
 from protocol.codec import pack, unpack
-from replica import folders, list_schema, records
+from replica import folders, list_schema, merkle_store, records
 from replica.db import connect, quick_check, transaction
 from sync.session import Cursor
 
@@ -104,8 +104,8 @@ class HubStore(RefusalLog):
     @classmethod
     def _open(cls, path: Path) -> HubStore:
         db = connect(path)
-        sets = (records.migrations, list_schema.migrations, migrations, blob_migrations, dashboard_migrations)
-        for migration_set in sets:
+        sets = (records.migrations, list_schema.migrations, merkle_store.migrations, migrations)
+        for migration_set in (*sets, blob_migrations, dashboard_migrations):
             migration_set.apply(db)
         return cls(db)
 

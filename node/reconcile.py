@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from node import blobs, client, conversation, hub_answer
+from node import blobs, client, conversation, hub_answer, scope_leaves
 from node.conversation import drive_async
 from node.epoch import start_new_epoch
 from node.station import Station
@@ -22,11 +22,10 @@ from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
 from protocol.reconciliation import MerkleAnswer, RecordsAnswer, RepairAnswer, Summary, SummaryAnswer
 from replica.errors import Refused
-from replica.scope import CHANGE_COLS, Row, digests, row_to_wire, select_records
+from replica.scope import CHANGE_COLS, Row, row_to_wire, select_records
 from sync.change import change_from_wire
-from sync.merkle import MerkleTree, ReconcileSession, depth_for
+from sync.merkle import MerkleTree, ReconcileSession
 from sync.model import ModelError
-from sync.scope import leaves, record_key
 
 SCOPE_SQL = f"SELECT {CHANGE_COLS} FROM changes c WHERE 1=1"
 KEYS_PER_REQUEST = 200
@@ -142,15 +141,11 @@ async def run(st: Station, url: str) -> Outcome:
 
 
 def scope_tree(st: Station) -> MerkleTree:
-    """Our scope's tree. Tasks purged here count with the leaf they had before their details were cut."""
+    """Our scope's tree from the leaves kept since the last reconciliation (node/scope_leaves.py).
+    Tasks purged here count with the leaf they had before their details were cut."""
     blobs.store_of(st)  # makes sure the purge bookkeeping exists on a station that never had a task
-    kept = {
-        record_key(str(e), str(i)): bytes(leaf)
-        for e, i, leaf in st.conn.execute("SELECT entity, id, leaf FROM purged WHERE leaf IS NOT NULL")
-    }
-    rows: list[Row] = [r for r in st.conn.execute(SCOPE_SQL).fetchall() if record_key(r[4], r[5]) not in kept]
-    pairs = sorted([*leaves(digests(rows)), *kept.items()])
-    return MerkleTree.build(pairs, depth_for(len(pairs)))
+    with st.transaction():
+        return scope_leaves.tree(st.conn)
 
 
 def _apply_theirs(st: Station, raw: object) -> int:

@@ -17,7 +17,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from protocol.codec import pack, unpack
-from replica import folders, list_schema, records
+from replica import folders, list_schema, merkle_store, records
 from replica.db import connect, quick_check
 from sync import outbox
 from sync.outbox import BatchState
@@ -188,14 +188,8 @@ def create_store(folder: Path) -> sqlite_utils.Database:
 
 def _open(path: Path) -> sqlite_utils.Database:
     db = connect(path)
-    for migration_set in (
-        records.migrations,
-        list_schema.migrations,
-        migrations,
-        blob_migrations,
-        feed_quarantine_migrations,
-        ui_migrations,
-    ):
+    sets = (records.migrations, list_schema.migrations, merkle_store.migrations, migrations, blob_migrations)
+    for migration_set in (*sets, feed_quarantine_migrations, ui_migrations):
         migration_set.apply(db)
     return db
 

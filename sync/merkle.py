@@ -23,14 +23,13 @@ the traffic. Both peers must build their trees with the depth the request names;
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
 from protocol.errors import SanjiError
+from sync.merkle_digest import EMPTY_DIGEST, FANOUT, _key_point, bucket_digest, levels_above
 
-FANOUT: Final = 16
 DEFAULT_DEPTH: Final = 4
 # sha256 gives 64 hex digits, but beyond 8 levels (4 billion buckets) a tree would be all overhead.
 MAX_DEPTH: Final = 8
@@ -42,10 +41,7 @@ WIRE_VERSION: Final = 1
 # Bounds a single request's work on the responder, whoever sent it.
 MAX_REQUEST_ITEMS: Final = 256
 
-EMPTY_DIGEST: Final = bytes(32)
 _EMPTY_WIRE: Final = EMPTY_DIGEST[:WIRE_DIGEST_BYTES]
-_BUCKET_TAG: Final = b"sanji/merkle/bucket\x00"
-_NODE_TAG: Final = b"sanji/merkle/node\x00"
 _HEX: Final = frozenset("0123456789abcdef")
 
 Record = tuple[str, bytes]
@@ -73,26 +69,6 @@ def _check_depth(depth: int) -> None:
         raise ValueError(f"depth must be in 0..{MAX_DEPTH}, not {depth}")
 
 
-def _bucket_digest(records: list[Record]) -> bytes:
-    h = hashlib.sha256(_BUCKET_TAG)
-    for key, leaf in records:
-        raw = key.encode("utf-8")
-        h.update(len(raw).to_bytes(4, "big"))
-        h.update(raw)
-        h.update(len(leaf).to_bytes(4, "big"))
-        h.update(leaf)
-    return h.digest()
-
-
-def _node_digest(children: Mapping[int, bytes]) -> bytes:
-    joined = b"".join(children.get(i, EMPTY_DIGEST) for i in range(FANOUT))
-    return hashlib.sha256(_NODE_TAG + joined).digest()
-
-
-def _key_point(key: str) -> int:
-    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest(), "big")
-
-
 def bucket_of(key: str, depth: int) -> str:
     """The prefix of the bucket ``key`` falls in, in a tree of ``depth`` levels."""
     _check_depth(depth)
@@ -106,11 +82,14 @@ def _is_prefix(value: object, max_len: int) -> bool:
 class MerkleTree:
     """An immutable digest tree over a set of records; build it with :meth:`build`."""
 
-    def __init__(self, depth: int, buckets: dict[int, list[Record]], levels: list[dict[int, bytes]]):
+    def __init__(
+        self, depth: int, buckets: Mapping[int, list[Record]], levels: list[dict[int, bytes]], count: int | None = None
+    ):
         self._depth = depth
-        self._buckets = buckets
+        self._buckets = buckets  # may load a bucket when asked for it (replica/merkle_store.py)
         # levels[d] maps the index of each non-empty node at level d to its full digest.
         self._levels = levels
+        self._count = sum(len(b) for b in buckets.values()) if count is None else count
 
     @classmethod
     def build(cls, records: Iterable[tuple[str, bytes]], depth: int = DEFAULT_DEPTH) -> MerkleTree:
@@ -126,21 +105,14 @@ class MerkleTree:
             buckets.setdefault(index, []).append((key, bytes(leaf)))
         for bucket in buckets.values():
             bucket.sort()
-        levels: list[dict[int, bytes]] = [{} for _ in range(depth + 1)]
-        levels[depth] = {index: _bucket_digest(bucket) for index, bucket in buckets.items()}
-        for level in range(depth, 0, -1):
-            grouped: dict[int, dict[int, bytes]] = {}
-            for index, digest in levels[level].items():
-                grouped.setdefault(index >> 4, {})[index & 0xF] = digest
-            levels[level - 1] = {parent: _node_digest(kids) for parent, kids in grouped.items()}
-        return cls(depth, buckets, levels)
+        return cls(depth, buckets, levels_above(depth, {i: bucket_digest(b) for i, b in buckets.items()}))
 
     @property
     def depth(self) -> int:
         return self._depth
 
     def __len__(self) -> int:
-        return sum(len(bucket) for bucket in self._buckets.values())
+        return self._count
 
     def _locate(self, prefix: str) -> tuple[int, int]:
         if not _is_prefix(prefix, self._depth):
@@ -179,15 +151,10 @@ class MerkleTree:
         level, index = self._locate(prefix)
         if level == self._depth:
             return list(self._buckets.get(index, ()))
-        shift = 4 * (self._depth - level)
-        found = [
-            record
-            for bucket_index, bucket in self._buckets.items()
-            if bucket_index >> shift == index
-            for record in bucket
-        ]
-        found.sort()
-        return found
+        shift, held = 4 * (self._depth - level), self._levels[self._depth]
+        below = range(index << shift, (index + 1) << shift)
+        found = [record for b in below if b in held for record in self._buckets.get(b, ())]
+        return sorted(found)
 
 
 def _prefix_list(request: Mapping[str, object], name: str, lengths: range) -> list[str]:

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from hub import nightly
+from hub import backup_rotation, nightly
 from hub.service import Hub
 from tests.applicants import People
 from tests.conftest import FakeClock
@@ -152,10 +152,12 @@ def test_rotated_backups_share_their_photos_and_drop_them_when_pruned(district: 
     finally:
         hub.close()
     folder = d.hub_dir / "backups"
-    dbs = sorted(folder.glob("hub-*.db"))
-    assert [str(p) for p in dbs] == [str(m["file"]) for m in made[-nightly.KEEP_BACKUPS :]]
-    assert sorted(folder.glob("hub-*.db.blobs")) == [Path(str(p) + ".blobs") for p in dbs]
-    assert not Path(str(made[0]["blobs_dir"])).exists()  # pruned with its database
+    dbs = backup_rotation.backups(folder)
+    # The newest seven, and the week's full copy the oldest of them are the changes since.
+    assert [m["kind"] for m in made] == ["full", *["delta"] * 6, "full", "delta"]
+    assert [str(p) for p in dbs] == [str(m["file"]) for m in [made[0], *made[-nightly.KEEP_BACKUPS :]]]
+    assert sorted(folder.glob("hub-*.blobs")) == [Path(str(p) + ".blobs") for p in dbs]
+    assert not Path(str(made[1]["blobs_dir"])).exists()  # pruned with its database
     for m in made:
         assert m["blobs"] == 3
     first, last = (Path(str(made[i]["blobs_dir"])) for i in (-nightly.KEEP_BACKUPS, -1))

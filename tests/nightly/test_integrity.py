@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from hub import backup_rotation
 from hub import nightly as hub_nightly
 from hub.server import serve as hub_serve
 from hub.service import Hub
@@ -224,5 +225,5 @@ def test_a_damaged_database_does_not_rotate_away_good_backups(busy_district: Dis
             assert hub_nightly.run(hub)["outcome"] == "integrity_failed"
     finally:
         hub.close()
-    kept = sorted((folder / "backups").glob("hub-*.db"))
+    kept = backup_rotation.backups(folder / "backups")
     assert Path(good) in kept, "the last backup taken before the damage is kept"

@@ -217,7 +217,7 @@ def test_hub_serve_runs_the_nightly_job_on_its_schedule(district: District, tmp_
     text = log.read_text(errors="replace")
     assert "夜间任务（定时）完成" in text, text[-2000:]
     assert "apscheduler" not in text, "the scheduler's internal INFO lines are not for operators"
-    assert len(list((d.hub_dir / "backups").glob("hub-*.db"))) >= 1, "each run keeps a rotated backup"
+    assert len(list((d.hub_dir / "backups").glob("hub-*.*"))) >= 1, "each run keeps a rotated backup"
 
 
 def test_the_hub_catches_up_a_missed_run_when_it_starts(district: District) -> None:

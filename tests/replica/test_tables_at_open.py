@@ -21,10 +21,12 @@ NODE_LATE_TABLES = {
     "sanji.node.blobs": ("blobs", "blob_refs", "purged"),
     "sanji.node.feed_quarantine": ("feed_quarantine",),
     "sanji.node.ui": ("ui_audit",),
+    "sanji.replica.merkle": ("merkle_leaves", "merkle_buckets", "merkle_marks"),
 }
 HUB_LATE_TABLES = {
     "sanji.hub.blobs": ("blobs", "blob_uploads"),
     "sanji.hub.dashboard": ("dash_sessions", "dash_login_failures", "dash_audit", "dash_drafts"),
+    "sanji.replica.merkle": ("merkle_leaves", "merkle_buckets", "merkle_marks"),
 }
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ("CREATE TABLE", "CREATE INDEX", "CREATE UNIQUE INDEX", "ALTER TABLE", "DROP TABLE", "DROP INDEX")
