@@ -48,7 +48,7 @@ from typing import Any
 from protocol.codec import pack, unpack
 from protocol.document import sign_document
 from protocol.keys import key_id, public_bytes, sealing_key_from_seed, signing_key_from_seed
-from sync.merkle import MerkleTree, ReconcileSession, answer, depth_for, request_depth
+from sync.merkle import MerkleTree, ReconcileResult, ReconcileSession, answer, depth_for, request_depth
 from sync.scope import leaves
 
 ENTITY = "application"
@@ -344,16 +344,8 @@ def sqlite_path(rows: int, differences: int, seed: int) -> dict[str, object]:
         hub_tree, hub_build, hub_conn = _sqlite_tree(hub_db, station_tree.depth)
         wire = Wire()
         t0 = time.perf_counter()
-        session = ReconcileSession(station_tree)
-        request: dict[str, object] | None = session.first_request()
-        while request is not None:
-            wire.request({"op": "merkle", "request": request})
-            response = answer(hub_tree, unpack(pack(request)))
-            wire.response(pack(response), {"response": response})
-            request = session.receive(unpack(pack(response)))
-        result = session.result()
+        result, keys = merkle_walk(station_tree, hub_tree, wire)
         merkle_seconds = time.perf_counter() - t0
-        keys = sorted(set(result.missing_here) | set(result.missing_there) | set(result.differing))
         # The records step: the hub sends its changes for those records; the station sends back its own.
         sql = f"SELECT {CHANGE_COLS} FROM changes c WHERE 1=1"
         wire.request({"op": "records", "keys": keys})
@@ -427,3 +419,17 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def merkle_walk(station_tree: MerkleTree, hub_tree: MerkleTree, wire: Wire) -> tuple[ReconcileResult, list[str]]:
+    """The digest walk of one reconciliation, every message through the codec as on the wire: its
+    result, and the keys that differ."""
+    session = ReconcileSession(station_tree)
+    request: dict[str, object] | None = session.first_request()
+    while request is not None:
+        wire.request({"op": "merkle", "request": request})
+        response = answer(hub_tree, unpack(pack(request)))
+        wire.response(pack(response), {"response": response})
+        request = session.receive(unpack(pack(response)))
+    result = session.result()
+    return result, sorted(set(result.missing_here) | set(result.missing_there) | set(result.differing))

@@ -24,10 +24,11 @@ from bench.reconcile import (
     _accept_fields,
     _rid,
     log,
+    merkle_walk,
     plan_differences,
 )
-from protocol.codec import pack, unpack
-from sync.merkle import MerkleTree, ReconcileSession, answer, depth_for
+from protocol.codec import pack
+from sync.merkle import MerkleTree, depth_for
 
 
 def _rows_of(records: range, skip: set[int]) -> Any:
@@ -112,16 +113,8 @@ def kept_leaves(rows: int, differences: int, seed: int) -> dict[str, object]:
         hub_tree, hub_s = _tree_now(hub, station_tree.depth)
         wire = Wire()
         t1 = time.perf_counter()
-        session = ReconcileSession(station_tree)
-        request: dict[str, object] | None = session.first_request()
-        while request is not None:
-            wire.request({"op": "merkle", "request": request})
-            response = answer(hub_tree, unpack(pack(request)))
-            wire.response(pack(response), {"response": response})
-            request = session.receive(unpack(pack(response)))
-        result = session.result()
+        result, keys = merkle_walk(station_tree, hub_tree, wire)
         merkle_s = time.perf_counter() - t1
-        keys = sorted(set(result.missing_here) | set(result.missing_there) | set(result.differing))
         sql = f"SELECT {CHANGE_COLS} FROM changes c WHERE 1=1"
         theirs = [row_to_wire(r) for r in select_records(hub, sql, (), keys)]
         mine = [row_to_wire(r) for r in select_records(station, sql, (), keys)]
