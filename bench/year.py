@@ -32,7 +32,9 @@ import aiohttp
 
 from bench import common
 from bench.year_data import build_hub
+from bench.year_during import during
 
+DATA_FILE = "year-data.json"  # written last by the build: a folder holding it is whole
 STATION = "360802-T01-05"  # a village station of 兴桥镇
 HUB_PAGES = [
     "/",
@@ -177,79 +179,126 @@ async def _measure(base: str, pages: list[str], probe: str, rounds: int, cookies
     return {"pages": out, "probe_max_ms": common.ms(max(probes) if probes else None), "probes": len(probes)}
 
 
-def run(n: int, m: int, rounds: int) -> dict[str, object]:
-    from hub.dashboard.auth import SESSION_COOKIE, start_session
+def build(work: Path, n: int, m: int) -> dict[str, object]:
+    """Make the hub and the station in ``work`` (``hub/``, the station's folder), and write what the
+    measuring needs to ``work/year-data.json`` last, so a folder with that file is whole."""
     from hub.passwords import hash_password
     from node import client, commands, enrolment
     from node.station import Station
 
     spec = common.stations()
     now = datetime.now(UTC)
-    result: dict[str, object] = {"benchmark": "year", "applications": n, "station_applications": m}
-    with common.workdir("year") as work:
-        hub_dir, st_dir = work / "hub", work / STATION
-        hub = common.create_hub(hub_dir)
-        tokens = common.register_stations(hub, spec)
-        t0 = time.perf_counter()
-        result.update(build_hub(hub, spec, max(n - m, 0), skip=STATION, now=now))
-        result["build_hub_seconds"] = round(time.perf_counter() - t0, 1)
-        with hub.store.transaction():
-            hub.store.add_operator("bench", hash_password("bench-password-1"), hub.clock())
-            token = start_session(hub, "bench", "127.0.0.1")
-        hub.close()
+    result: dict[str, object] = {"applications": n, "station_applications": m}
+    hub_dir, st_dir = work / "hub", work / STATION
+    hub = common.create_hub(hub_dir)
+    tokens = common.register_stations(hub, spec)
+    t0 = time.perf_counter()
+    result.update(build_hub(hub, spec, max(n - m, 0), skip=STATION, now=now))
+    result["build_hub_seconds"] = round(time.perf_counter() - t0, 1)
+    with hub.store.transaction():
+        hub.store.add_operator("bench", hash_password("bench-password-1"), hub.clock())
+    hub.close()
 
-        t0 = time.perf_counter()
-        with common.hub_server(hub_dir) as server:
-            enrolment.init_online(st_dir, server.url, tokens[STATION])
-            st = Station(st_dir)
-            st.conn.execute("PRAGMA synchronous=OFF")
-            accepted = commands.accept_lines(st, _station_lines(m, now))
-            result["station_refused_lines"] = len(accepted["refused"])  # type: ignore[arg-type]
-            asyncio.run(client.sync_round(st, server.url))
-            st.close()
-        result["station_decided_moves"] = _decide_station(hub_dir, STATION, now)
-        with common.hub_server(hub_dir) as server:
-            st = Station(st_dir)
-            asyncio.run(client.sync_round(st, server.url))
-            open_ = commands.applications(st, "accepted")
-            for r in open_[:50]:  # a few moves made since the last sync: still local
-                commands.transition(st, str(r["number"]), "withdrawn")
-            number = str(commands.applications(st)[-1]["number"])
-            st.close()
-        result["build_station_seconds"] = round(time.perf_counter() - t0, 1)
-        result["hub_db_mb"] = round((hub_dir / "hub.db").stat().st_size / 1e6, 1)
-        result["station_db_mb"] = round((st_dir / "node.db").stat().st_size / 1e6, 1)
+    t0 = time.perf_counter()
+    with common.hub_server(hub_dir) as server:
+        enrolment.init_online(st_dir, server.url, tokens[STATION])
+        st = Station(st_dir)
+        st.conn.execute("PRAGMA synchronous=OFF")
+        accepted = commands.accept_lines(st, _station_lines(m, now))
+        result["station_refused_lines"] = len(accepted["refused"])  # type: ignore[arg-type]
+        asyncio.run(client.sync_round(st, server.url))
+        st.close()
+    result["station_decided_moves"] = _decide_station(hub_dir, STATION, now)
+    with common.hub_server(hub_dir) as server:
+        st = Station(st_dir)
+        asyncio.run(client.sync_round(st, server.url))
+        open_ = commands.applications(st, "accepted")
+        for r in open_[:50]:  # a few moves made since the last sync: still local
+            commands.transition(st, str(r["number"]), "withdrawn")
+        result["number"] = str(commands.applications(st)[-1]["number"])
+        st.close()
+    result["build_station_seconds"] = round(time.perf_counter() - t0, 1)
+    (work / DATA_FILE).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    return result
 
-        with common.hub_server(hub_dir) as server:
-            pages = [p.replace("{number}", number) for p in HUB_PAGES]
-            hub_m = asyncio.run(_measure(server.url, pages, "/healthz", rounds, {SESSION_COOKIE: token}))
-            result["hub_rss_mb"] = server.peak_rss_mb()
+
+def measure(work: Path, rounds: int, number: str) -> dict[str, object]:
+    """Every page, ``/healthz`` during heavy work, and the CLI listings, against the data in ``work``."""
+    from hub.dashboard.auth import SESSION_COOKIE, start_session
+    from hub.service import Hub
+
+    hub_dir, st_dir = work / "hub", work / STATION
+    result: dict[str, object] = {}
+    result["hub_db_mb"] = round((hub_dir / "hub.db").stat().st_size / 1e6, 1)
+    result["station_db_mb"] = round((st_dir / "node.db").stat().st_size / 1e6, 1)
+    t0 = time.perf_counter()
+    hub = Hub.open(hub_dir)  # applies this code's migrations to a folder built by an older one
+    with hub.store.transaction():
+        token = start_session(hub, "bench", "127.0.0.1")
+    hub.close()
+    result["open_hub_seconds"] = round(time.perf_counter() - t0, 1)
+
+    with common.hub_server(hub_dir) as server:
+        pages = [p.replace("{number}", number) for p in HUB_PAGES]
+        hub_m = asyncio.run(_measure(server.url, pages, "/healthz", rounds, {SESSION_COOKIE: token}))
         result["hub_pages"] = hub_m["pages"]
         result["healthz_max_ms"] = hub_m["probe_max_ms"]
+        result["healthz_during"] = during(server.url, hub_dir, st_dir, work)
+        result["hub_rss_mb"] = server.peak_rss_mb()
 
-        port = common.free_port()
-        served = common.serve(
-            ["node", "serve", str(st_dir), "--port", str(port)],
-            port=port,
-            log_path=work / "node-serve.log",
-            probe="/status.json",
-        )
-        try:
-            pages = [p.replace("{number}", number) for p in STATION_PAGES]
-            st_m = asyncio.run(_measure(served.url, pages, "/status.json", rounds, {}))
-            result["station_rss_mb"] = served.peak_rss_mb()
-        finally:
-            served.stop()
-        result["station_pages"] = st_m["pages"]
-        result["status_bar_max_ms"] = st_m["probe_max_ms"]
+    port = common.free_port()
+    served = common.serve(
+        ["node", "serve", str(st_dir), "--port", str(port)],
+        port=port,
+        log_path=work / "node-serve.log",
+        probe="/status.json",
+    )
+    try:
+        pages = [p.replace("{number}", number) for p in STATION_PAGES]
+        st_m = asyncio.run(_measure(served.url, pages, "/status.json", rounds, {}))
+        result["station_rss_mb"] = served.peak_rss_mb()
+    finally:
+        served.stop()
+    result["station_pages"] = st_m["pages"]
+    result["status_bar_max_ms"] = st_m["probe_max_ms"]
 
-        result["cli"] = {
-            "hub applications --json": _cli(["hub", "applications", str(hub_dir), "--json"], work / "a.json"),
-            "hub applications": _cli(["hub", "applications", str(hub_dir)], work / "a.txt"),
-            "hub conflicts --json": _cli(["hub", "conflicts", str(hub_dir), "--json"], work / "c.json"),
-            "hub status --json": _cli(["hub", "status", str(hub_dir), "--json"], work / "s.json"),
-            "node applications --json": _cli(["node", "applications", str(st_dir), "--json"], work / "n.json"),
-        }
+    result["cli"] = {
+        "hub applications --json": _cli(["hub", "applications", str(hub_dir), "--json"], work / "a.json"),
+        "hub applications": _cli(["hub", "applications", str(hub_dir)], work / "a.txt"),
+        "hub conflicts --json": _cli(["hub", "conflicts", str(hub_dir), "--json"], work / "c.json"),
+        "hub status --json": _cli(["hub", "status", str(hub_dir), "--json"], work / "s.json"),
+        "node applications --json": _cli(["node", "applications", str(st_dir), "--json"], work / "n.json"),
+    }
+    for name in ("a.json", "a.txt", "c.json", "s.json", "n.json"):
+        (work / name).unlink(missing_ok=True)
+    return result
+
+
+def run(n: int, m: int, rounds: int, data: Path | None, build_only: bool = False) -> dict[str, object]:
+    result: dict[str, object] = {"benchmark": "year"}
+    if data is None:
+        with common.workdir("year") as work:
+            made = build(work, n, m)
+            result.update(made)
+            result.update(measure(work, rounds, str(made["number"])))
+        return result
+    data.mkdir(parents=True, exist_ok=True)
+    if (data / DATA_FILE).exists():
+        made = json.loads((data / DATA_FILE).read_text(encoding="utf-8"))
+        if (made["applications"], made["station_applications"]) != (n, m):
+            raise SystemExit(
+                f"{data} holds N={made['applications']}, M={made['station_applications']}, not N={n}, M={m}:"
+                " give another --data folder"
+            )
+        common.log(f"measuring the data built earlier in {data}")
+        result["reused_data"] = True
+    else:
+        if any(data.iterdir()):
+            raise SystemExit(f"{data} is not empty and holds no {DATA_FILE}: give an empty or a new folder")
+        made = build(data, n, m)
+    result.update(made)
+    if not build_only:
+        result.update(measure(data, rounds, str(made["number"])))
     return result
 
 
@@ -258,6 +307,16 @@ def main(argv: list[str]) -> int:
     p.add_argument("--applications", type=int, default=1_000_000, help="applications at the hub (N)")
     p.add_argument("--station-applications", type=int, default=20_000, help="one station's own (M)")
     p.add_argument("--rounds", type=int, default=7, help="requests per page")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="build the data into this folder and keep it; a later run with the same folder measures it again"
+        " without building (the build is most of the time at N = 1,000,000)",
+    )
+    p.add_argument("--build-only", action="store_true", help="with --data: build (if not built yet), measure nothing")
     args = p.parse_args(argv)
-    common.emit(run(args.applications, args.station_applications, args.rounds), args.json)
+    if args.build_only and args.data is None:
+        p.error("--build-only needs --data (a folder to keep what it builds)")
+    result = run(args.applications, args.station_applications, args.rounds, args.data, args.build_only)
+    common.emit(result, args.json)
     return 0
