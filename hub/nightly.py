@@ -33,7 +33,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hub import backup_rotation, blobindex, nightly_facts, nightly_refold, scope_leaves, tracking
+from hub import backup_rotation, blobindex, nightly_facts, nightly_numbers, nightly_refold, scope_leaves, tracking
 from hub.backup import backup
 from hub.nightly_report import (
     NEARLY_DUE_WORKING_DAYS,
@@ -41,7 +41,6 @@ from hub.nightly_report import (
     OPEN_STATUSES,
     anti_entropy_since,
     deadline_warnings,
-    duplicate_numbers,
     not_seen,
     report_csv,
     report_text,
@@ -185,6 +184,7 @@ def run(
             raise sqlite3.DatabaseError(first.refold_error)
         refolded, fixed = nightly_refold.finish(hub, first.refold)
         facts = nightly_facts.refresh(hub, also=fixed)
+        twice = nightly_numbers.refresh(hub, also=fixed)
         merkle = scope_leaves.prepare_all(hub)
     except sqlite3.DatabaseError as exc:
         log.error("hub database failed while re-checking records: %s; restore from a backup", exc)
@@ -205,7 +205,7 @@ def run(
         "refold": refolded,
         "facts": facts,
         "merkle_leaves": merkle,
-        "duplicate_numbers": duplicate_numbers(hub),
+        "duplicate_numbers": twice,
     }
     if backup_error:
         log.error("nightly backup failed: %s", backup_error)

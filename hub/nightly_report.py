@@ -5,8 +5,9 @@ their supplement date), daily statistics per station and per tier, satisfaction 
 stations not seen lately, the stations' anti-entropy sessions since the last run, and numbers held
 twice. Every part is one indexed query or one aggregate in SQLite: the red and yellow warnings read
 the open promised applications due by a day (index ``nightly_open_due``), the materials and ratings
-the tables ``hub/nightly_facts.py`` keeps, the statistics one ``GROUP BY station``; nothing is
-unpacked per application.
+the tables ``hub/nightly_facts.py`` keeps, the statistics the counts triggers keep
+(``station_statistics``), the numbers held twice a re-check of what changed
+(``hub/nightly_numbers.py``); nothing is unpacked per application.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ NOT_SEEN_DAYS = 3
 # The statuses of an open file, as the index nightly_open_due (hub/schema.py m201) spells them.
 OPEN_STATUSES = ("accepted", "supplement_requested", "under_review", "inspecting", "approved", "denied")
 _OPEN_SQL = f"status IN ({', '.join(repr(s) for s in OPEN_STATUSES)})"
-_CHINA_DAY = "date((updated_hlc >> 16) / 1000 + 8 * 3600, 'unixepoch')"  # replica.ids.iso_from_ms's day
 
 
 def _yellow_horizon(cal: Any, today: date) -> date:
@@ -93,23 +93,23 @@ def statistics(hub: Hub, today: date) -> dict[str, Any]:
     conn = hub.store.conn
     # field devices take no applications; every other station is listed, with or without any
     per_station = {st.code: _station_row(st.code, st.tier) for st in hub.store.stations() if st.tier != "field"}
-    rows = conn.execute(
-        "SELECT station, COUNT(*), COALESCE(SUM(substr(accepted_at, 1, 10) = ?), 0),"
-        " COALESCE(SUM(kind = 'immediate'), 0),"
-        " COALESCE(SUM(status IN ('completed', 'delivered')), 0),"
-        " COALESCE(SUM(status IN ('completed', 'delivered')"
-        f" AND (due_date IS NULL OR due_date = '' OR {_CHINA_DAY} <= due_date)), 0)"
-        " FROM applications GROUP BY station",
-        (today.isoformat(),),
-    ).fetchall()
-    for station, accepted, today_n, immediate, completed, on_time in rows:
+    # The counts are kept by triggers (hub/schema.py m203_station_statistics); today's acceptances are
+    # one day's range of the accepted_at index.
+    for station, immediate, closed, on_time, n in conn.execute(
+        "SELECT station, immediate, closed, on_time, n FROM station_statistics WHERE n > 0"
+    ):
         s = per_station.setdefault(str(station), _station_row(station, tiers.get(str(station), "?")))
-        s["accepted"] += accepted
+        s["accepted"] += n
+        s["immediate" if immediate else "promised"] += n
+        s["completed"] += n if closed else 0
+        s["on_time"] += n if on_time else 0
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    for station, today_n in conn.execute(
+        "SELECT station, COUNT(*) FROM applications WHERE accepted_at >= ? AND accepted_at < ? GROUP BY station",
+        (today.isoformat(), tomorrow),
+    ):
+        s = per_station.setdefault(str(station), _station_row(station, tiers.get(str(station), "?")))
         s["accepted_today"] += today_n
-        s["immediate"] += immediate
-        s["promised"] += accepted - immediate
-        s["completed"] += completed
-        s["on_time"] += on_time
     for station, count, total in conn.execute(
         "SELECT station, COUNT(*), SUM(score) FROM nightly_ratings WHERE station IS NOT NULL AND score IS NOT NULL"
         " GROUP BY station"
@@ -161,14 +161,6 @@ def anti_entropy_since(hub: Hub, since_ms: int) -> dict[str, int]:
         "repaired": int(row[2]),
         "summary_mismatches": int(row[3]),
     }
-
-
-def duplicate_numbers(hub: Hub) -> list[dict[str, object]]:
-    """Numbers held by more than one application (possible only after a station's raw copy-back)."""
-    rows = hub.store.conn.execute(
-        "SELECT number, COUNT(*), GROUP_CONCAT(id) FROM applications GROUP BY number HAVING COUNT(*) > 1"
-    ).fetchall()
-    return [{"number": n, "count": c, "ids": str(ids).split(",")} for n, c, ids in rows]
 
 
 def report_csv(report: dict[str, Any]) -> str:

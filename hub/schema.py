@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from protocol.codec import pack
+
 migrations = Migrations("sanji.hub")
 
 
@@ -268,3 +270,61 @@ def m202_report_summaries(db: sqlite_utils.Database) -> None:
     # Reports are kept for the last 30 runs only (hub/nightly.py, KEEP_REPORTS); every run keeps this
     # small summary of its report for as long as the run itself is listed.
     db.execute("ALTER TABLE nightly_runs ADD COLUMN summary BLOB")
+
+
+# What the morning report counts, kept as the projection changes (issue 20: the nightly job's queries
+# all have an index or a kept table; tests/test_query_plans.py).
+_IMMEDIATE = "COALESCE({0}.kind = 'immediate', 0)"
+_CLOSED = "COALESCE({0}.status IN ('completed', 'delivered'), 0)"
+# Closed on time: by its due date, on the day (China time) of its last change (hub/nightly_report.py).
+_ON_TIME = (
+    "COALESCE({0}.status IN ('completed', 'delivered') AND ({0}.due_date IS NULL OR {0}.due_date = ''"
+    " OR date(({0}.updated_hlc >> 16) / 1000 + 8 * 3600, 'unixepoch') <= {0}.due_date), 0)"
+)
+
+
+def _statistics_key(row: str) -> str:
+    return ", ".join(
+        [f"COALESCE({row}.station, '')", _IMMEDIATE.format(row), _CLOSED.format(row), _ON_TIME.format(row)]
+    )
+
+
+@migrations()
+def m203_station_statistics(db: sqlite_utils.Database) -> None:
+    # The statistics part of the report was one GROUP BY over every application (1.9 s at a million):
+    # per station how many, how many immediate, closed, closed on time. Kept here by triggers the way
+    # replica/list_schema.py keeps application_counts; the report sums a few hundred rows.
+    db.execute(
+        "CREATE TABLE station_statistics (station TEXT NOT NULL, immediate INTEGER NOT NULL,"
+        " closed INTEGER NOT NULL, on_time INTEGER NOT NULL, n INTEGER NOT NULL,"
+        " PRIMARY KEY (station, immediate, closed, on_time)) WITHOUT ROWID"
+    )
+    key = _statistics_key("a")
+    db.execute(f"INSERT INTO station_statistics SELECT {key}, COUNT(*) FROM applications a GROUP BY 1, 2, 3, 4")
+    cols = "station, immediate, closed, on_time"
+    add = (
+        f"INSERT INTO station_statistics ({cols}, n) VALUES ({_statistics_key('NEW')}, 1)"
+        f" ON CONFLICT ({cols}) DO UPDATE SET n = n + 1"
+    )
+    drop = f"UPDATE station_statistics SET n = n - 1 WHERE ({cols}) = ({_statistics_key('OLD')})"
+    # updated_hlc moves with every change to a record: on time is judged on the day of the last one.
+    watched = "station, kind, status, due_date, updated_hlc"
+    db.execute(f"CREATE TRIGGER station_statistics_insert AFTER INSERT ON applications BEGIN {add}; END")
+    db.execute(f"CREATE TRIGGER station_statistics_delete AFTER DELETE ON applications BEGIN {drop}; END")
+    db.execute(
+        f"CREATE TRIGGER station_statistics_update AFTER UPDATE OF {watched} ON applications BEGIN {drop}; {add}; END"
+    )
+    # Numbers held twice (possible only after a station's raw copy-back) were another GROUP BY over
+    # every application each night. Found once here; then each night re-checks only the numbers of the
+    # applications changed since (hub/nightly_numbers.py, from the mark set here).
+    db.execute("CREATE TABLE nightly_duplicate_numbers (number TEXT PRIMARY KEY) WITHOUT ROWID")
+    db.execute(
+        "INSERT INTO nightly_duplicate_numbers SELECT number FROM applications WHERE number IS NOT NULL"
+        " GROUP BY number HAVING COUNT(*) > 1"
+    )
+    upto = db.execute("SELECT COALESCE(MAX(rowid), 0) FROM changes").fetchone()[0]
+    db.execute(
+        "INSERT INTO hub_meta (key, value) VALUES ('nightly_numbers_rowid', ?)"
+        " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+        (pack(int(upto)),),
+    )

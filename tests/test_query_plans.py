@@ -177,11 +177,6 @@ def test_station_list_page_uses_indexes(district: Pair) -> None:
     assert offenders(st.conn, statements) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the nightly job's own rework (issue 20, on another branch: deadlines from an index, refold of "
-    "what changed) removes its full scans; strict, so this mark must go the day it passes",
-)
 def test_nightly_job_uses_indexes(district: Pair) -> None:
     hub = district.hub
     statements = traced(hub.store.conn, lambda: nightly.run(hub, do_backup=False))
