@@ -15,6 +15,12 @@
   next page of each list when the page links one; ``/healthz`` (and the station's ``/status.json``,
   its status bar) polled meanwhile, max latency; the CLI listings with wall time, peak memory and
   output size; peak RSS of both servers and the size of both databases.
+- ``/healthz`` during heavy work (``bench/year_during.py``): two nightly runs (the first after a build
+  or an upgrade does more), a backup taken while the hub serves, and a station's sync of 1,000 new
+  applications; each beside the work's own wall time.
+- ``--data DIR`` builds into DIR and keeps it; a later run with the same DIR measures again without
+  building (a folder built by older code is migrated when the hub opens). ``--build-only`` stops after
+  the build.
 """
 
 from __future__ import annotations
