@@ -59,6 +59,7 @@ KEEP_BACKUPS = backup_rotation.KEEP_BACKUPS
 KEEP_REPORTS = 30
 NICE = 10  # the nightly job's threads, below the event loop's 0
 REJECTED_RETENTION_DAYS = 90
+CHECK_CACHE_MAX_KIB = 512 * 1024  # the integrity check's page cache at most (see _integrity_apart)
 
 
 def _today(hub: Hub) -> date:
@@ -77,6 +78,12 @@ def _integrity_apart(path: Path) -> str:
     re-fold's reading: SQLite lets go of Python's lock while it reads."""
     db = connect(path)
     try:
+        # The check looks up every index entry in its table: with SQLite's default 2 MB page cache it
+        # reads the same pages again and again (62 s for a 3.8 GB hub.db at a million applications, against
+        # 44 s with 512 MB, measured at load 5-6). An eighth of the file, at most 512 MB, for this
+        # connection only; it is gone when the check ends.
+        cache_kib = min(CHECK_CACHE_MAX_KIB, max(2_000, path.stat().st_size // 1024 // 8))
+        db.conn.execute(f"PRAGMA cache_size=-{cache_kib}")
         return integrity_check(db)
     finally:
         db.conn.close()
