@@ -51,7 +51,9 @@ class StaffSession:
     def data_key(self, now_ms: int) -> bytes:
         """The station's data key, and a touch of the idle timer; ``Refused`` once locked or ended."""
         if not self.live(now_ms) or self._key is None:
-            raise Refused(ENDED if self._ended else LOCKED, code="session_locked")
+            if self._ended:
+                raise Refused(ENDED, code="session_locked")
+            raise Refused(LOCKED, code="session_locked")
         self._seen_ms = max(self._seen_ms, now_ms)
         return bytes(self._key)
 
