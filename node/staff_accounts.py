@@ -17,6 +17,8 @@ lock-out still limits guessing. An unknown name still costs one scrypt, so timin
 the message. Disabling an account removes its copy of the data key, so the right password alone can
 no longer unlock anything; enabling it again needs an administrator's live session to wrap the key
 afresh under a password the administrator sets (the person changes it at their next sign-in).
+Accounts the hub made receive the key through a grant instead (``node/staff_grants.py``): every good
+sign-in here passes the key on to the colleagues still waiting for it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import sqlite3
 
 import sqlite_utils
 
-from node import data_key, staff_lockout, staff_schema
+from node import data_key, staff_grants, staff_lockout, staff_schema
 from node.staff_schema import ADMIN, LOCAL, ROLES, Account
 from node.staff_session import DEFAULT_IDLE_MS, StaffSession
 from protocol.codec import pack
@@ -165,10 +167,12 @@ def _password_ok(db: sqlite_utils.Database, found: Account, password: str, now_m
 
 
 def _unlock(db: sqlite_utils.Database, station: str, found: Account, password: str) -> bytes:
+    if found.wrapped_key is None and found.grant is not None:
+        return staff_grants.redeem(db, station=station, account=found, password=password)
     if found.wrapped_key is None:
         raise Refused(
-            f"账户 {found.user} 密码正确，但尚未取得本站数据密钥：请本站管理员登录后为其重设密码"
-            " (this account holds no copy of the station's data key yet)",
+            f"账户 {found.user} 密码正确，但尚未取得本站数据密钥：区局新建的账户请等本站任一同事登录一次后再登录；"
+            "本站账户请管理员重设密码 (this account holds no copy of the station's data key yet)",
             code="no_data_key",
         )
     check = staff_schema.key_check(db.conn)
@@ -186,9 +190,12 @@ def sign_in(
     if found.failed_at or found.locked_until_ms:
         with transaction(db) as conn:
             conn.execute("UPDATE staff SET failures=0, failed_at=NULL, locked_until_ms=0 WHERE user=?", (found.user,))
-    return StaffSession(
+    session = StaffSession(
         station=station, user=found.user, name=found.name, role=found.role, data_key=key, now_ms=now_ms, idle_ms=idle_ms
     )
+    # Whoever signs in passes the key on to hub-made colleagues still waiting for it.
+    staff_grants.seal_pending(db, by=session, now_ms=now_ms)
+    return session
 
 
 def change_password(

@@ -9,7 +9,8 @@ A row never holds a password, only its scrypt hash in the format hub and station
 (``sync/staff_password.py``), and the person's own wrapped copy of the station's data key
 (``node/data_key.py``), which is NULL when the account may not unlock: disabled, or not granted yet.
 Failed sign-ins are kept as the times of the last few, so the lock-out follows the dashboard's sliding
-window exactly (``node/staff_lockout.py``).
+window exactly (``node/staff_lockout.py``). An account the hub made also holds its grant key and, until
+the person's first sign-in, the data key sealed to it by a colleague's session (``node/staff_grants.py``).
 
 ``station_key``: one row, the check value of the station's data key (``data_key.key_check``), so a
 key that unwraps but is not this station's is refused, and the station knows whether it has a key yet.
@@ -63,6 +64,14 @@ def m001_staff(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_grants(db: sqlite_utils.Database) -> None:
+    # Hub-made accounts (node/staff_grants.py): the public grant key the hub derived from the password,
+    # and the data key sealed to it by a colleague's session until the person's first sign-in.
+    db.execute("ALTER TABLE staff ADD COLUMN grant_key TEXT")  # scrypt$N$r$p$salt$public (sync/staff_grant.py)
+    db.execute("ALTER TABLE staff ADD COLUMN grant BLOB")  # HPKE-sealed data key, pending; NULL once redeemed
+
+
 @dataclass(frozen=True)
 class Account:
     """One row of ``staff``, as read."""
@@ -76,9 +85,11 @@ class Account:
     failed_at: tuple[int, ...]
     locked_until_ms: int
     wrapped_key: bytes | None
+    grant_key: str | None = None
+    grant: bytes | None = None
 
 
-_COLUMNS = "user, name, role, source, password_hash, enabled, failed_at, locked_until_ms, wrapped_key"
+_COLUMNS = "user, name, role, source, password_hash, enabled, failed_at, locked_until_ms, wrapped_key, grant_key, grant"
 
 
 def _times(blob: object) -> tuple[int, ...]:
@@ -110,6 +121,8 @@ def account(conn: sqlite3.Connection, user: str) -> Account | None:
         failed_at=_times(row[6]),
         locked_until_ms=int(row[7]),
         wrapped_key=bytes(wrapped) if wrapped is not None else None,
+        grant_key=str(row[9]) if row[9] is not None else None,
+        grant=bytes(row[10]) if row[10] is not None else None,
     )
 
 

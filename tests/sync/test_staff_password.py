@@ -1,5 +1,5 @@
-"""The staff password hash shared by hub and station (issue 16): the hub's existing format, checked
-offline, and strict about hashes that arrive from a feed or an edited database."""
+"""The staff password hash and grant key shared by hub and station (issue 16): the hub's existing
+format, checked offline, and strict about hashes that arrive from a feed or an edited database."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 
 from hub.passwords import check_password as hub_check
 from hub.passwords import hash_password as hub_hash
+from protocol.keys import public_bytes
+from sync.staff_grant import grant_key, grant_private, parse_grant_key
 from sync.staff_password import ScryptParams, check_password, hash_password, parse_hash, well_formed
 
 CHEAP = ScryptParams(n=2**10)
@@ -59,3 +61,16 @@ def test_a_malformed_or_outrageous_hash_matches_nothing(stored: str) -> None:
     assert not well_formed(stored)
     assert parse_hash(stored) is None
     assert not check_password("anything", stored)
+
+
+def test_a_grant_key_is_reached_from_the_password_alone() -> None:
+    # The hub derives it at add-staff and the station again at the first sign-in: same password and
+    # salt, same public key; another password, another key; and it never equals the password's hash.
+    made = grant_key("staff-pass-1", SALT, CHEAP)
+    assert made == grant_key("staff-pass-1", SALT, CHEAP)
+    assert made != grant_key("staff-pass-2", SALT, CHEAP)
+    parsed = parse_grant_key(made)
+    assert parsed is not None and parsed[0] == CHEAP and parsed[1] == SALT
+    assert parsed[2] == public_bytes(grant_private("staff-pass-1", SALT, CHEAP))
+    assert made.split("$")[-1] != hash_password("staff-pass-1", SALT, CHEAP).split("$")[-1]
+    assert parse_grant_key("scrypt$1024$8$1$AAAA$AAAA") is None
