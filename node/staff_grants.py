@@ -38,6 +38,14 @@ _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_PO
 _USER = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 
 BAD_ACCOUNT = "区局下发的工作人员账户不完整或格式不对，未予采用 (an account from the hub is malformed; not taken)"
+GRANT_TAMPERED = (
+    "转交给该账户的本站数据密钥已损坏或被改动，已作废；请本站任一同事登录一次后再登录"
+    " (the pending grant of the data key is damaged or was altered; it was discarded)"
+)
+GRANT_FOREIGN = (
+    "这个密钥不属于本站，转交已作废；请本站任一同事登录一次后再登录"
+    " (the pending grant holds a key that is not this station's; it was discarded)"
+)
 
 
 @dataclass(frozen=True)
@@ -117,19 +125,30 @@ def seal_pending(db: sqlite_utils.Database, *, by: StaffSession, now_ms: int) ->
 def redeem(db: sqlite_utils.Database, *, station: str, account: staff_schema.Account, password: str) -> bytes:
     """The data key from the account's pending grant, opened with ``password`` (already checked
     against the hash) and wrapped under it from now on. ``Refused``: ``key_tampered`` for a grant
-    that does not open, ``foreign_key`` for one holding a key that is not this station's."""
+    that does not open, ``foreign_key`` for one holding a key that is not this station's; either way
+    the useless grant is discarded, and the next colleague's sign-in seals a good one."""
     parsed = parse_grant_key(account.grant_key or "")
     if parsed is None or account.grant is None:
-        raise Refused(data_key.TAMPERED, code="key_tampered")
+        _discard(db, account)
+        raise Refused(GRANT_TAMPERED, code="key_tampered")
     params, salt, _public = parsed
     try:
         key = _SUITE.decrypt(account.grant, grant_private(password, salt, params), info=_info(station, account.user))
     except (InvalidTag, ValueError):
-        raise Refused(data_key.TAMPERED, code="key_tampered") from None
+        _discard(db, account)
+        raise Refused(GRANT_TAMPERED, code="key_tampered") from None
     check = staff_schema.key_check(db.conn)
     if len(key) != data_key.KEY_BYTES or check is None or data_key.key_check(key, station) != check:
-        raise Refused(data_key.FOREIGN, code="foreign_key")
+        _discard(db, account)
+        raise Refused(GRANT_FOREIGN, code="foreign_key")
     wrapped = data_key.wrap(key, password, station=station, user=account.user, params=params).to_bytes()
     with transaction(db) as conn:
         conn.execute("UPDATE staff SET wrapped_key=?, grant=NULL WHERE user=?", (wrapped, account.user))
     return key
+
+
+def _discard(db: sqlite_utils.Database, account: staff_schema.Account) -> None:
+    # A grant that cannot be used is worth nothing; clearing it lets the next colleague's sign-in seal
+    # a good one, so the person is never stuck behind it.
+    with transaction(db) as conn:
+        conn.execute("UPDATE staff SET grant=NULL WHERE user=? AND grant IS ?", (account.user, account.grant))

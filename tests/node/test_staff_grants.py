@@ -156,9 +156,12 @@ def test_an_altered_grant_is_refused(db: sqlite_utils.Database) -> None:
     db.conn.execute("UPDATE staff SET grant=? WHERE user='lisi'", (damaged,))
     with pytest.raises(Refused) as e:
         sign_in(db, "lisi", LISI_PASSWORD)
-    assert e.value.code == "key_tampered"
-    db.conn.execute("UPDATE staff SET grant=? WHERE user='lisi'", (row.grant,))
-    assert sign_in(db, "lisi", LISI_PASSWORD).user == "lisi"
+    assert e.value.code == "key_tampered" and "已作废" in str(e.value)
+    # The useless grant is gone; the next colleague to sign in seals a good one.
+    after = staff_schema.account(db.conn, "lisi")
+    assert after is not None and after.grant is None and after.failed_at == ()
+    sign_in(db, "admin", ADMIN_PASSWORD, now_ms=T0 + 1)
+    assert sign_in(db, "lisi", LISI_PASSWORD, now_ms=T0 + 2).user == "lisi"
 
 
 def test_a_grant_from_another_station_is_refused(tmp_path: Path, db: sqlite_utils.Database) -> None:
@@ -191,3 +194,5 @@ def test_a_grant_of_some_other_key_is_refused(db: sqlite_utils.Database) -> None
         sign_in(db, "lisi", LISI_PASSWORD)
     assert e.value.code == "foreign_key" and str(e.value).startswith("这个密钥不属于本站")
     assert wrapped_key(db, "lisi") is None
+    sign_in(db, "admin", ADMIN_PASSWORD, now_ms=T0 + 1)  # the planted grant was discarded: a good one now
+    assert sign_in(db, "lisi", LISI_PASSWORD, now_ms=T0 + 2).user == "lisi"
