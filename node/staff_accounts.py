@@ -36,7 +36,15 @@ from node.staff_session import DEFAULT_IDLE_MS, StaffSession
 from protocol.codec import pack
 from replica.db import transaction
 from replica.errors import Refused
-from sync.staff_password import DEFAULT_PARAMS, MIN_LENGTH, SALT_BYTES, ScryptParams, check_password, hash_password
+from sync.staff_password import (
+    DEFAULT_PARAMS,
+    MIN_LENGTH,
+    SALT_BYTES,
+    ScryptParams,
+    check_password,
+    hash_password,
+    parse_hash,
+)
 
 UNKNOWN = "本站没有用户名为 {} 的工作人员，请核对用户名 (no such staff account here)"
 
@@ -166,10 +174,13 @@ def _password_ok(db: sqlite_utils.Database, found: Account, password: str, now_m
     raise Refused(f"密码不正确，{after} (wrong password)", code="wrong_password")
 
 
-def _unlock(db: sqlite_utils.Database, station: str, found: Account, password: str) -> bytes:
+def _unlock(db: sqlite_utils.Database, station: str, found: Account, password: str, now_ms: int) -> bytes:
     if found.wrapped_key is None and found.grant is not None:
         return staff_grants.redeem(db, station=station, account=found, password=password)
     if found.wrapped_key is None:
+        first = _first_key(db, station, found, password, now_ms)
+        if first is not None:
+            return first
         raise Refused(
             f"账户 {found.user} 密码正确，但尚未取得本站数据密钥：区局新建的账户请等本站任一同事登录一次后再登录；"
             "本站账户请管理员重设密码 (this account holds no copy of the station's data key yet)",
@@ -179,6 +190,26 @@ def _unlock(db: sqlite_utils.Database, station: str, found: Account, password: s
     return data_key.unwrap(found.wrapped_key, password, station=station, user=found.user, check=check)
 
 
+def _first_key(db: sqlite_utils.Database, station: str, found: Account, password: str, now_ms: int) -> bytes | None:
+    """A station that never had a data key (made before issue 16, its first account from the hub)
+    draws one at the first good sign-in, wrapped for that person at the cost their hash names. None
+    when the station already has a key: then only a grant or an administrator can hand it over."""
+    parsed = parse_hash(found.password_hash)
+    params = parsed[0] if parsed is not None else DEFAULT_PARAMS
+    with transaction(db) as conn:
+        if staff_schema.key_check(conn) is not None:
+            return None
+        # A copy of a key with its check value gone (an edited database) is still a key: never
+        # start a second one beside it, or everything sealed under the first is out of reach.
+        if conn.execute("SELECT 1 FROM staff WHERE wrapped_key IS NOT NULL OR grant IS NOT NULL").fetchone():
+            return None
+        key = data_key.new_data_key()
+        wrapped = data_key.wrap(key, password, station=station, user=found.user, params=params).to_bytes()
+        staff_schema.record_key_check(conn, data_key.key_check(key, station), now_ms)
+        conn.execute("UPDATE staff SET wrapped_key=?, grant=NULL WHERE user=?", (wrapped, found.user))
+    return key
+
+
 def sign_in(
     db: sqlite_utils.Database, *, station: str, user: str, password: str, now_ms: int, idle_ms: int = DEFAULT_IDLE_MS
 ) -> StaffSession:
@@ -186,7 +217,7 @@ def sign_in(
     count changes on a refusal; a success clears the count."""
     found = _known(db, user, password)
     _password_ok(db, found, password, now_ms)
-    key = _unlock(db, station, found, password)
+    key = _unlock(db, station, found, password, now_ms)
     if found.failed_at or found.locked_until_ms:
         with transaction(db) as conn:
             conn.execute("UPDATE staff SET failures=0, failed_at=NULL, locked_until_ms=0 WHERE user=?", (found.user,))

@@ -196,3 +196,27 @@ def test_a_grant_of_some_other_key_is_refused(db: sqlite_utils.Database) -> None
     assert wrapped_key(db, "lisi") is None
     sign_in(db, "admin", ADMIN_PASSWORD, now_ms=T0 + 1)  # the planted grant was discarded: a good one now
     assert sign_in(db, "lisi", LISI_PASSWORD, now_ms=T0 + 2).user == "lisi"
+
+
+def test_a_station_that_never_had_a_key_draws_one_at_the_first_sign_in(tmp_path: Path) -> None:
+    # A station made before staff accounts: no administrator of its own, its first account from the hub.
+    db = station(tmp_path / "old")
+    land(db, hub_account())
+    land(db, hub_account("wangwu", "wangwu-from-the-hub"))
+    assert staff_schema.key_check(db.conn) is None
+    lisi = sign_in(db, "lisi", LISI_PASSWORD)
+    key = lisi.data_key(T0)
+    assert staff_schema.key_check(db.conn) is not None and wrapped_key(db, "lisi") is not None
+    # lisi's sign-in drew the key and at once sealed it to wangwu's grant key.
+    wangwu = sign_in(db, "wangwu", "wangwu-from-the-hub", now_ms=T0 + 1)
+    assert wangwu.data_key(T0 + 1) == key
+    assert sign_in(db, "lisi", LISI_PASSWORD, now_ms=T0 + 2).data_key(T0 + 2) == key
+
+
+def test_a_lost_check_value_never_starts_a_second_key(db: sqlite_utils.Database) -> None:
+    land(db, hub_account())
+    db.conn.execute("DELETE FROM station_key")  # an edited database: the admin's copy is still there
+    with pytest.raises(Refused) as e:
+        sign_in(db, "lisi", LISI_PASSWORD)
+    assert e.value.code == "no_data_key"
+    assert staff_schema.key_check(db.conn) is None
