@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sqlite3
 
 import sqlite_utils
 
 from node import data_key, staff_grants, staff_lockout, staff_schema
-from node.staff_schema import ADMIN, LOCAL, ROLES, Account
+from node.staff_schema import ADMIN, LOCAL, ROLES, USER_NAME, Account
 from node.staff_session import DEFAULT_IDLE_MS, StaffSession
 from protocol.codec import pack
 from replica.db import transaction
@@ -48,9 +47,6 @@ from sync.staff_password import (
 
 UNKNOWN = "本站没有用户名为 {} 的工作人员，请核对用户名 (no such staff account here)"
 
-# Sign-in names are typed at a keyboard and appear in every change's author: short, ASCII, no spaces.
-_USER = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
-
 
 @functools.cache
 def _dummy_hash() -> str:
@@ -58,8 +54,12 @@ def _dummy_hash() -> str:
     return hash_password(os.urandom(16).hex(), os.urandom(SALT_BYTES))
 
 
+def _hash(password: str, params: ScryptParams) -> str:
+    return hash_password(password, os.urandom(SALT_BYTES), params)
+
+
 def _check_new(user: str, name: str, password: str) -> None:
-    if not _USER.fullmatch(user):
+    if not USER_NAME.fullmatch(user):
         raise Refused(
             f"用户名 {user!r} 不可用：请用小写字母开头，只含小写字母、数字和 _ . -，最长32位"
             " (a user name is lower-case ASCII, up to 32 characters)",
@@ -83,10 +83,9 @@ def _insert(
     user: str,
     name: str,
     role: str,
-    password: str,
+    password_hash: str,
     wrapped: bytes,
     now_ms: int,
-    params: ScryptParams,
 ) -> None:
     conn.execute(
         "INSERT INTO staff (user, name, role, source, password_hash, enabled, wrapped_key, created_ms, changed_ms)"
@@ -96,7 +95,7 @@ def _insert(
             name.strip(),
             role,
             LOCAL,
-            hash_password(password, os.urandom(SALT_BYTES), params),
+            password_hash,
             wrapped,
             now_ms,
             now_ms,
@@ -119,6 +118,10 @@ def create_first_admin(
     here. Refused once the station has any account or already has a data key: a second key would
     leave everything sealed under the first unreadable."""
     _check_new(user, name, password)
+    # scrypt runs before the write transaction, so other processes never wait on it for the lock.
+    stored = _hash(password, params)
+    key = data_key.new_data_key()
+    wrapped = data_key.wrap(key, password, station=station, user=user, params=params).to_bytes()
     with transaction(db) as conn:
         if conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None:
             raise Refused(
@@ -129,10 +132,8 @@ def create_first_admin(
             raise Refused(
                 "本站已有数据密钥，不能再创建首个管理员 (this station already has a data key)", code="staff_exists"
             )
-        key = data_key.new_data_key()
-        wrapped = data_key.wrap(key, password, station=station, user=user, params=params).to_bytes()
         staff_schema.record_key_check(conn, data_key.key_check(key, station), now_ms)
-        _insert(conn, user, name, ADMIN, password, wrapped, now_ms, params)
+        _insert(conn, user, name, ADMIN, stored, wrapped, now_ms)
     return StaffSession(
         station=station, user=user, name=name.strip(), role=ADMIN, data_key=key, now_ms=now_ms, idle_ms=idle_ms
     )
@@ -194,17 +195,22 @@ def _first_key(db: sqlite_utils.Database, station: str, found: Account, password
     """A station that never had a data key (made before issue 16, its first account from the hub)
     draws one at the first good sign-in, wrapped for that person at the cost their hash names. None
     when the station already has a key: then only a grant or an administrator can hand it over."""
-    parsed = parse_hash(found.password_hash)
-    params = parsed[0] if parsed is not None else DEFAULT_PARAMS
-    with transaction(db) as conn:
-        if staff_schema.key_check(conn) is not None:
-            return None
+
+    def keyless(conn: sqlite3.Connection) -> bool:
         # A copy of a key with its check value gone (an edited database) is still a key: never
         # start a second one beside it, or everything sealed under the first is out of reach.
-        if conn.execute("SELECT 1 FROM staff WHERE wrapped_key IS NOT NULL OR grant IS NOT NULL").fetchone():
+        copies = conn.execute("SELECT 1 FROM staff WHERE wrapped_key IS NOT NULL OR grant IS NOT NULL").fetchone()
+        return staff_schema.key_check(conn) is None and copies is None
+
+    if not keyless(db.conn):
+        return None
+    parsed = parse_hash(found.password_hash)
+    params = parsed[0] if parsed is not None else DEFAULT_PARAMS
+    key = data_key.new_data_key()
+    wrapped = data_key.wrap(key, password, station=station, user=found.user, params=params).to_bytes()
+    with transaction(db) as conn:
+        if not keyless(conn):  # someone else's first sign-in won the race: theirs is the key
             return None
-        key = data_key.new_data_key()
-        wrapped = data_key.wrap(key, password, station=station, user=found.user, params=params).to_bytes()
         staff_schema.record_key_check(conn, data_key.key_check(key, station), now_ms)
         conn.execute("UPDATE staff SET wrapped_key=?, grant=NULL WHERE user=?", (wrapped, found.user))
     return key
@@ -247,10 +253,11 @@ def change_password(
     session = sign_in(db, station=station, user=user, password=old, now_ms=now_ms, idle_ms=idle_ms)
     key = session.data_key(now_ms)
     wrapped = data_key.wrap(key, new, station=station, user=user, params=params).to_bytes()
+    stored = _hash(new, params)
     with transaction(db) as conn:
         conn.execute(
             "UPDATE staff SET password_hash=?, wrapped_key=?, changed_ms=? WHERE user=?",
-            (hash_password(new, os.urandom(SALT_BYTES), params), wrapped, now_ms, user),
+            (stored, wrapped, now_ms, user),
         )
     return session
 
@@ -283,10 +290,11 @@ def add_staff(
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     wrapped = data_key.wrap(key, password, station=station, user=user, params=params).to_bytes()
+    stored = _hash(password, params)
     with transaction(db) as conn:
         if staff_schema.account(conn, user) is not None:
             raise Refused(f"用户名 {user} 已被使用，请换一个 (this user name is taken)", code="staff_exists")
-        _insert(conn, user, name, role, password, wrapped, now_ms, params)
+        _insert(conn, user, name, role, stored, wrapped, now_ms)
 
 
 def disable(db: sqlite_utils.Database, *, station: str, user: str, by: StaffSession, now_ms: int) -> None:
@@ -321,11 +329,12 @@ def enable(
     key = _require_admin(by, station, now_ms)
     _check_password_length(password)
     wrapped = data_key.wrap(key, password, station=station, user=user, params=params).to_bytes()
+    stored = _hash(password, params)
     with transaction(db) as conn:
         if staff_schema.account(conn, user) is None:
             raise Refused(UNKNOWN.format(user), code="unknown_user")
         conn.execute(
             "UPDATE staff SET enabled=1, password_hash=?, wrapped_key=?, failures=0, failed_at=NULL,"
             " locked_until_ms=0, changed_ms=? WHERE user=?",
-            (hash_password(password, os.urandom(SALT_BYTES), params), wrapped, now_ms, user),
+            (stored, wrapped, now_ms, user),
         )

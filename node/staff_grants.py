@@ -17,7 +17,6 @@ does not bind the hub, which answers for the district.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -25,7 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 
 from node import data_key, staff_schema
-from node.staff_schema import HUB, ROLES
+from node.staff_schema import HUB, ROLES, USER_NAME
 from node.staff_session import StaffSession
 from protocol.codec import pack
 from protocol.keys import load_seal_public
@@ -35,7 +34,6 @@ from sync.staff_grant import grant_private, parse_grant_key
 from sync.staff_password import well_formed
 
 _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
-_USER = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 
 BAD_ACCOUNT = "区局下发的工作人员账户不完整或格式不对，未予采用 (an account from the hub is malformed; not taken)"
 GRANT_TAMPERED = (
@@ -68,7 +66,7 @@ def _info(station: str, user: str) -> bytes:
 def from_feed(db: sqlite_utils.Database, *, account: FeedAccount, now_ms: int) -> None:
     """Record the hub's account as stated, or refuse a malformed one (``bad_account``), changing nothing."""
     a = account
-    if not (_USER.fullmatch(a.user) and a.name.strip() and a.role in ROLES and well_formed(a.password_hash)):
+    if not (USER_NAME.fullmatch(a.user) and a.name.strip() and a.role in ROLES and well_formed(a.password_hash)):
         raise Refused(BAD_ACCOUNT, code="bad_account")
     if parse_grant_key(a.grant_key) is None:
         raise Refused(BAD_ACCOUNT, code="bad_account")

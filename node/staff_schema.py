@@ -18,6 +18,7 @@ key that unwraps but is not this station's is refused, and the station knows whe
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ STAFF = "staff"
 ROLES = (ADMIN, STAFF)
 LOCAL = "local"
 HUB = "hub"
+# Sign-in names are typed at a keyboard and will name the author of changes: short, ASCII, no spaces.
+USER_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 
 migrations = Migrations("sanji.node.staff")
 
