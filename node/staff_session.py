@@ -13,12 +13,37 @@ is not a guarantee against someone reading the process's memory.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from replica.errors import Refused
 
 DEFAULT_IDLE_MS = 15 * 60 * 1000
+SETTINGS_FILE = "staff.json"
+# An unattended window that never locks is the thing the rule prevents; a full working day is the most.
+MAX_IDLE_MINUTES = 8 * 60
 
 LOCKED = "登录已因长时间未操作而锁定，请重新输入密码 (the session locked after being idle; sign in again)"
 ENDED = "已退出登录，请重新登录后再操作 (signed out; sign in again)"
+
+
+def idle_ms_for(folder: Path) -> int:
+    """The station's idle limit: ``DIR/staff.json`` ``{"idle_minutes": N}`` (1 to 480), else 15
+    minutes. A file that says something else is refused rather than read as "never lock"."""
+    path = folder / SETTINGS_FILE
+    if not path.exists():
+        return DEFAULT_IDLE_MS
+    try:
+        value = json.loads(path.read_text("utf-8")).get("idle_minutes", DEFAULT_IDLE_MS // 60_000)
+    except (ValueError, AttributeError, OSError):
+        value = None
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_IDLE_MINUTES:
+        raise Refused(
+            f"{path} 中的 idle_minutes 应为 1 到 {MAX_IDLE_MINUTES} 之间的整数（空闲多少分钟后锁定）"
+            " (idle_minutes must be a whole number of minutes from 1 to 480)",
+            code="bad_settings",
+        )
+    return value * 60_000
 
 
 class StaffSession:

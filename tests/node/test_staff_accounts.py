@@ -9,7 +9,7 @@ import pytest
 
 from node import data_key, staff_accounts, staff_lockout, staff_schema
 from node.sealed_fields import Sealer
-from node.staff_session import DEFAULT_IDLE_MS
+from node.staff_session import DEFAULT_IDLE_MS, idle_ms_for
 from node.store import open_store
 from protocol.codec import unpack
 from replica.errors import Refused
@@ -280,3 +280,16 @@ def test_the_default_cost_is_recorded_beside_the_wrapped_key(tmp_path: Path) -> 
     found = staff_schema.account(db.conn, "admin")
     assert found is not None and found.password_hash.startswith(f"scrypt${DEFAULT_PARAMS.n}$8$1$")
     assert sign_in(db, "admin", ADMIN_PASSWORD).data_key(T0) == made.data_key(T0)
+
+
+def test_the_idle_limit_is_configured_per_station(tmp_path: Path) -> None:
+    folder = tmp_path / "V"
+    folder.mkdir()
+    assert idle_ms_for(folder) == 15 * MINUTE_MS
+    (folder / "staff.json").write_text('{"idle_minutes": 5}', encoding="utf-8")
+    assert idle_ms_for(folder) == 5 * MINUTE_MS
+    for bad in ('{"idle_minutes": 0}', '{"idle_minutes": "15"}', '{"idle_minutes": 100000}', "[1]", "not json"):
+        (folder / "staff.json").write_text(bad, encoding="utf-8")
+        with pytest.raises(Refused) as e:
+            idle_ms_for(folder)
+        assert e.value.code == "bad_settings" and "idle_minutes" in str(e.value)
