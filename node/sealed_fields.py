@@ -17,11 +17,12 @@ derived (HKDF, its own label) from the data key, over the normalised ID number a
 computes the token of what was typed and finds the rows by an index, at any size of database; the
 alternative, decrypting every row on each search while unlocked, reads and decrypts the whole table
 for every keystroke and grows with ten years of data. The tokens are keyed, not plain hashes, because
-ID numbers and names are guessable: a plain SHA-256 of every possible ID number of a district is a
-few hours' work, while the keyed token is useless without the data key, which a stolen ``node.db``
-does not hold. Computing a token needs the data key, so searching by name or ID needs a signed-in
-person, as reading the result does anyway. What the tokens give away: that two rows share an ID
-number or a name (the same citizen applying twice), which the station's own staff know anyway.
+ID numbers and names are guessable: a plain SHA-256 of every possible ID number of one district
+(36,500 birth dates times 1,000 serials) takes seconds, while the keyed token is useless without the
+data key, which a stolen ``node.db`` does not hold. Computing a token needs the data key, so
+searching by name or ID needs a signed-in person, as reading the result does anyway. What the tokens
+give away: that two rows share an ID number or a name (the same citizen applying twice), which the
+station's own staff know anyway.
 Prefix and partial search by name is not offered on sealed data; lists keep the masked forms
 (``sync/identity.py``: ``向*``, ``360802********7159``, ``138****1234``), which need no key at all,
 and the application number, which is not personal, stays searchable by prefix as before.
