@@ -1,0 +1,152 @@
+"""Accounts the hub makes for a station, as they land, and how their holders receive the data key.
+
+``sanji hub add-staff`` sends an account down the station's feed with its password hash and a grant
+key, the public half of a key pair derived from the password (``sync/staff_grant.py``); never the
+password. :func:`from_feed` records or updates the account (once the feed is integrated, the feed's
+apply step calls it). Such an account can sign in at once, but holds no copy of the data key: the
+next time anyone signs in at the station, their session seals the data key to each waiting grant key
+(:func:`seal_pending`, called by ``staff_accounts.sign_in``), and at the person's own first sign-in
+:func:`redeem` derives the private half from the password just typed, opens the grant, checks the key
+is this station's, and wraps it under the password like every other copy.
+
+The hub's word on an account wins over what the station has: a disabled account loses its copy and
+any pending grant at once; a new password hash from the hub drops the copy wrapped under the old
+password and waits for a new grant. The station's own rule that its last administrator stays enabled
+does not bind the hub, which answers for the district.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hpke
+
+from node import data_key, staff_schema
+from node.staff_schema import HUB, ROLES, USER_NAME
+from node.staff_session import StaffSession
+from protocol.codec import pack
+from protocol.keys import load_seal_public
+from replica.db import transaction
+from replica.errors import Refused
+from sync.staff_grant import grant_private, parse_grant_key
+from sync.staff_password import well_formed
+
+_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+
+BAD_ACCOUNT = "区局下发的工作人员账户不完整或格式不对，未予采用 (an account from the hub is malformed; not taken)"
+GRANT_TAMPERED = (
+    "转交给该账户的本站数据密钥已损坏或被改动，已作废；请本站任一同事登录一次后再登录"
+    " (the pending grant of the data key is damaged or was altered; it was discarded)"
+)
+GRANT_FOREIGN = (
+    "这个密钥不属于本站，转交已作废；请本站任一同事登录一次后再登录"
+    " (the pending grant holds a key that is not this station's; it was discarded)"
+)
+
+
+@dataclass(frozen=True)
+class FeedAccount:
+    """One staff account as the hub's feed states it."""
+
+    user: str
+    name: str
+    role: str
+    enabled: bool
+    password_hash: str
+    grant_key: str
+
+
+def _info(station: str, user: str) -> bytes:
+    # Binds a grant to this station and person: one sealed for another station or user never opens.
+    return pack(["sanji/staff-grant/1", station, user])
+
+
+def from_feed(db: sqlite_utils.Database, *, account: FeedAccount, now_ms: int) -> None:
+    """Record the hub's account as stated, or refuse a malformed one (``bad_account``), changing nothing."""
+    a = account
+    if not (USER_NAME.fullmatch(a.user) and a.name.strip() and a.role in ROLES and well_formed(a.password_hash)):
+        raise Refused(BAD_ACCOUNT, code="bad_account")
+    if parse_grant_key(a.grant_key) is None:
+        raise Refused(BAD_ACCOUNT, code="bad_account")
+    with transaction(db) as conn:
+        held = staff_schema.account(conn, a.user)
+        if held is None:
+            conn.execute(
+                "INSERT INTO staff (user, name, role, source, password_hash, enabled, grant_key, created_ms,"
+                " changed_ms) VALUES (?,?,?,?,?,?,?,?,?)",
+                (a.user, a.name.strip(), a.role, HUB, a.password_hash, int(a.enabled), a.grant_key, now_ms, now_ms),
+            )
+            return
+        # A copy or grant made for another password, or for an account the hub now disables, must go.
+        stale = held.password_hash != a.password_hash or held.grant_key != a.grant_key or not a.enabled
+        conn.execute(
+            "UPDATE staff SET name=?, role=?, source=?, password_hash=?, enabled=?, grant_key=?, changed_ms=?"
+            " WHERE user=?",
+            (a.name.strip(), a.role, HUB, a.password_hash, int(a.enabled), a.grant_key, now_ms, a.user),
+        )
+        if stale:
+            conn.execute(
+                "UPDATE staff SET wrapped_key=NULL, grant=NULL, failures=0, failed_at=NULL, locked_until_ms=0"
+                " WHERE user=?",
+                (a.user,),
+            )
+
+
+def seal_pending(db: sqlite_utils.Database, *, by: StaffSession, now_ms: int) -> int:
+    """Seal the data key from ``by``'s live session to every enabled account that waits for it; how
+    many. Any signed-in person may: the hub vouched for the account and its grant key."""
+    key = by.data_key(now_ms)
+    waiting = [
+        a
+        for a in staff_schema.accounts(db.conn)
+        if a.enabled and a.wrapped_key is None and a.grant is None and a.grant_key is not None
+    ]
+    sealed = []
+    for a in waiting:
+        parsed = parse_grant_key(a.grant_key or "")
+        if parsed is None:
+            continue  # from_feed refused it; an edited row simply waits
+        grant = _SUITE.encrypt(key, load_seal_public(parsed[2]), info=_info(by.station, a.user))
+        sealed.append((grant, a.user, a.grant_key))
+    if sealed:
+        with transaction(db) as conn:
+            # Only if the row still waits for this very grant key (the feed may have moved on).
+            conn.executemany(
+                "UPDATE staff SET grant=? WHERE user=? AND grant_key=? AND grant IS NULL AND wrapped_key IS NULL",
+                sealed,
+            )
+    return len(sealed)
+
+
+def redeem(db: sqlite_utils.Database, *, station: str, account: staff_schema.Account, password: str) -> bytes:
+    """The data key from the account's pending grant, opened with ``password`` (already checked
+    against the hash) and wrapped under it from now on. ``Refused``: ``key_tampered`` for a grant
+    that does not open, ``foreign_key`` for one holding a key that is not this station's; either way
+    the useless grant is discarded, and the next colleague's sign-in seals a good one."""
+    parsed = parse_grant_key(account.grant_key or "")
+    if parsed is None or account.grant is None:
+        _discard(db, account)
+        raise Refused(GRANT_TAMPERED, code="key_tampered")
+    params, salt, _public = parsed
+    try:
+        key = _SUITE.decrypt(account.grant, grant_private(password, salt, params), info=_info(station, account.user))
+    except (InvalidTag, ValueError):
+        _discard(db, account)
+        raise Refused(GRANT_TAMPERED, code="key_tampered") from None
+    check = staff_schema.key_check(db.conn)
+    if len(key) != data_key.KEY_BYTES or check is None or data_key.key_check(key, station) != check:
+        _discard(db, account)
+        raise Refused(GRANT_FOREIGN, code="foreign_key")
+    wrapped = data_key.wrap(key, password, station=station, user=account.user, params=params).to_bytes()
+    with transaction(db) as conn:
+        conn.execute("UPDATE staff SET wrapped_key=?, grant=NULL WHERE user=?", (wrapped, account.user))
+    return key
+
+
+def _discard(db: sqlite_utils.Database, account: staff_schema.Account) -> None:
+    # A grant that cannot be used is worth nothing; clearing it lets the next colleague's sign-in seal
+    # a good one, so the person is never stuck behind it.
+    with transaction(db) as conn:
+        conn.execute("UPDATE staff SET grant=NULL WHERE user=? AND grant IS ?", (account.user, account.grant))
