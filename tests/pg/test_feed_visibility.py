@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from hub.pg_feed import committed_head, create_clock, take_positions
+from hub.pg_feed import committed_head, create_clock, stamp_chain_range, take_positions
 
 CHANGES = "CREATE TABLE changes (position bigint PRIMARY KEY, body text NOT NULL)"
 PAGE = "SELECT position, body FROM changes WHERE position > %s ORDER BY position LIMIT 500"
@@ -132,7 +132,7 @@ def test_a_writer_that_rolls_back_leaves_no_gap_and_blocks_nobody_after(connect:
 def test_take_positions_refuses_to_run_outside_a_transaction(connect: Any) -> None:
     conn = connect(autocommit=True)
     create_clock(conn)
-    with pytest.raises(RuntimeError, match="inside the transaction"):
+    with pytest.raises(RuntimeError, match="inside the transaction that writes them"):
         take_positions(conn, 1)
 
 
@@ -179,3 +179,33 @@ def test_many_writers_and_a_polling_reader_never_lose_a_change(connect: Any, pg_
     assert reader.seen == stored  # every committed change, once, in order
     assert stored == list(range(1, len(stored) + 1))  # gapless, rollbacks included
     assert committed_head(setup) == len(stored)
+
+
+def test_stamped_batches_reach_the_feed_log_in_commit_order(connect: Any) -> None:
+    """``stamp_chain_range``: the batch that stamps first but commits late still sits below the next
+    one, and a reader of the feed log never passes it; in a pipeline it travels with the COMMIT."""
+    setup = connect(autocommit=True)
+    create_clock(setup)
+    a, b, watcher = connect(), connect(), connect(autocommit=True)
+    reader = connect(autocommit=True)
+    log = "SELECT position, origin, seq FROM feed_log WHERE position > %s ORDER BY position"
+
+    stamp_chain_range(a, "360802-A", 1, 1, 3)  # A holds the clock, uncommitted
+
+    def writer_b() -> None:
+        with b.pipeline():
+            stamp_chain_range(b, "360802-B", 1, 1, 2)
+            b.commit()
+
+    thread = threading.Thread(target=writer_b)
+    thread.start()
+    try:
+        wait_until_blocked(watcher, b.info.backend_pid)
+        assert reader.execute(log, (0,)).fetchall() == []
+        a.commit()
+    finally:
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    rows = reader.execute(log, (0,)).fetchall()
+    assert rows == [(1, "360802-A", 1), (2, "360802-A", 2), (3, "360802-A", 3), (4, "360802-B", 1), (5, "360802-B", 2)]
+    assert committed_head(reader) == 5
