@@ -88,9 +88,11 @@ def create_clock(conn: psycopg.Connection[Any]) -> None:
 
 
 def _check_in_transaction(conn: psycopg.Connection[Any]) -> None:
-    if conn.autocommit and conn.info.transaction_status.name == "IDLE":
-        # Outside a transaction the lock would end with the statement and the guarantee with it. (Without
-        # autocommit, psycopg opens the transaction with this very statement, which is fine.)
+    # Outside a transaction the lock would end with the statement and the guarantee with it. Without
+    # autocommit, psycopg opens the transaction with this very statement, which is fine. In a pipeline
+    # the status is not known until its sync; there the caller's BEGIN is trusted.
+    in_pipeline = conn.pgconn.pipeline_status != 0
+    if conn.autocommit and not in_pipeline and conn.info.transaction_status.name == "IDLE":
         raise RuntimeError("feed positions must be taken inside the transaction that writes them")
 
 

@@ -186,16 +186,18 @@ def test_stamped_batches_reach_the_feed_log_in_commit_order(connect: Any) -> Non
     one, and a reader of the feed log never passes it; in a pipeline it travels with the COMMIT."""
     setup = connect(autocommit=True)
     create_clock(setup)
-    a, b, watcher = connect(), connect(), connect(autocommit=True)
+    a, b, watcher = connect(), connect(autocommit=True), connect(autocommit=True)
     reader = connect(autocommit=True)
     log = "SELECT position, origin, seq FROM feed_log WHERE position > %s ORDER BY position"
 
     stamp_chain_range(a, "360802-A", 1, 1, 3)  # A holds the clock, uncommitted
 
     def writer_b() -> None:
+        # As bench/pg_work.py's ingest does it: autocommit, BEGIN and COMMIT written into the pipeline.
         with b.pipeline():
+            b.execute("BEGIN")
             stamp_chain_range(b, "360802-B", 1, 1, 2)
-            b.commit()
+            b.execute("COMMIT")
 
     thread = threading.Thread(target=writer_b)
     thread.start()
