@@ -116,7 +116,9 @@ def _timed(run: Callable[[], Any], latencies: list[float]) -> Any:
     return result
 
 
-def run_psycopg(dsn: str, meter: Meter, ingest: list[Batch], passes: int) -> dict[str, dict[str, Any]]:
+def run_psycopg(
+    dsn: str, meter: Meter, ingest: list[Batch], passes: int, analyze: Callable[[], None]
+) -> dict[str, dict[str, Any]]:
     import psycopg
 
     out: dict[str, dict[str, Any]] = {}
@@ -126,6 +128,7 @@ def run_psycopg(dsn: str, meter: Meter, ingest: list[Batch], passes: int) -> dic
             for batch in ingest:
                 _timed(lambda b=batch: pg_work.psycopg_ingest(conn, b, True), lat)
         out["ingest"] = meter.figures(sum(len(b.changes) for b in ingest), lat, "changes")
+        analyze()
         lat, rows = [], 0
         with meter:
             for _ in range(passes):
@@ -136,7 +139,9 @@ def run_psycopg(dsn: str, meter: Meter, ingest: list[Batch], passes: int) -> dic
     return out
 
 
-async def run_async(driver: str, dsn: str, meter: Meter, ingest: list[Batch], passes: int) -> dict[str, Any]:
+async def run_async(
+    driver: str, dsn: str, meter: Meter, ingest: list[Batch], passes: int, analyze: Callable[[], None]
+) -> dict[str, Any]:
     if driver == "asyncpg":
         import asyncpg
 
@@ -156,6 +161,7 @@ async def run_async(driver: str, dsn: str, meter: Meter, ingest: list[Batch], pa
                 await ingest_one(conn, batch, True)
                 lat.append(time.perf_counter() - t0)
         out["ingest"] = meter.figures(sum(len(b.changes) for b in ingest), lat, "changes")
+        analyze()
         lat, rows = [], 0
         with meter:
             for _ in range(passes):
@@ -193,10 +199,17 @@ def one_round(cluster: Cluster, args: Any, order: list[str], port: int) -> dict[
     for driver in order:
         common.log(f"{driver}: ingest {args.changes} changes, feed x{args.feed_passes}")
         dsn = _prepare(cluster, f"bench_{driver}", ["360802-S00", *origins], port)
+
+        # Statistics of the freshly filled tables before reading them (untimed): planned on an empty
+        # log's statistics, the feed's join read the whole change table per page (5x the server CPU).
+        # A running hub has autovacuum's; a freshly loaded one must ANALYZE too.
+        def analyze(db: str = f"bench_{driver}") -> None:
+            cluster.psql("ANALYZE", database=db)
+
         if driver == "psycopg":
-            phases = run_psycopg(dsn, meter, ingest, args.feed_passes)
+            phases = run_psycopg(dsn, meter, ingest, args.feed_passes, analyze)
         else:
-            phases = asyncio.run(run_async(driver, dsn, meter, ingest, args.feed_passes))
+            phases = asyncio.run(run_async(driver, dsn, meter, ingest, args.feed_passes, analyze))
         common.log(f"{driver}: {args.clients} clients x {args.small} transactions, clock then sequence")
         phases["concurrent"] = run_concurrent(driver, dsn, meter, work, clock=True)
         dsn = _prepare(cluster, f"bench_{driver}_seq", origins, port)
