@@ -22,7 +22,9 @@ time. Everything before it (chain checks, record locks, the fold, the inserts of
 still runs in parallel, which is why the call must come last (and, with ``stamp_chain_range`` in a
 psycopg pipeline, travel with the COMMIT, so that no network round trip falls inside the hold), and
 why a writer must never wait on anything else while it holds the clock (that is also what rules out
-deadlocks: nobody holding the clock waits for a lock, so no cycle can pass through it).
+deadlocks: nobody holding the clock waits for a lock, so no cycle can pass through it). A transaction
+that applies several batches (``hub/committer.py`` groups up to 64) stamps them all at its end, after
+every lock the group takes: the clock is then paid once per group.
 ``bench/pg_driver.py`` measures the price (``concurrent`` with the clock against ``concurrent_seq``);
 ``docs/architecture.md`` compares this with the other remedy considered, reading below the oldest
 running writer's transaction-id horizon.
