@@ -3,12 +3,16 @@ machine without the binaries gets a failure that says how to install them (issue
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.pg_cluster import Cluster, MissingBinaries, find_bindir
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_cluster_answers_with_postgresql_15_or_later(pg_dsn: str) -> None:
@@ -58,3 +62,26 @@ def test_stop_removes_the_folder_and_the_server(tmp_path: Path) -> None:
 def test_missing_binaries_fail_with_how_to_install_them(tmp_path: Path) -> None:
     with pytest.raises(MissingBinaries, match="apt-get install -y postgresql"):
         find_bindir([tmp_path / "nowhere"])
+
+
+def test_a_machine_without_postgresql_fails_the_tests_that_need_it_never_skips(tmp_path: Path) -> None:
+    """Through pytest itself: the fixture's failure is an error in the run, with the install command."""
+    (tmp_path / "test_needs_pg.py").write_text(
+        "import tests.pg_cluster as pc\n"
+        "def _missing(*args, **kwargs):\n"
+        "    raise pc.MissingBinaries(pc.INSTALL_HINT)\n"
+        "pc.find_bindir = _missing\n"
+        "def test_wants_a_database(pg_dsn):\n"
+        "    pass\n",
+        encoding="utf-8",
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode != 0, run.stdout
+    assert "1 error" in run.stdout and "skipped" not in run.stdout, run.stdout
+    assert "apt-get install -y postgresql" in run.stdout, run.stdout
