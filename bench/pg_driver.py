@@ -13,7 +13,11 @@ Three phases per driver, each in a fresh database:
   changes each, from one pool; once with positions from the clock (the remedy of ``hub/pg_feed.py``)
   and once from a sequence (``_seq``), which prices the clock's serialised tail.
 
-For each: changes (rows) per second, and CPU seconds per 1,000 changes of the client process
+Then, once, the round trips one ingest batch and one feed page take per driver (``round_trips``:
+the fastest of eight through a relay adding 25 ms less the fastest of eight straight to the server,
+in units of 25 ms).
+
+For each phase: changes (rows) per second, and CPU seconds per 1,000 changes of the client process
 (``time.process_time``) apart from the PostgreSQL server's (user+system time of the postmaster and
 its children from /proc, plus what the children that ended left in its cutime/cstime). ``--durable``
 runs with fsync and synchronous_commit on, as a hub would; the default turns them off so the drivers'
@@ -218,6 +222,66 @@ def one_round(cluster: Cluster, args: Any, order: list[str], port: int) -> dict[
     return results
 
 
+PROBE_RTT_S = 0.025
+
+
+async def _probe_async(driver: str, dsn: str, batches: list[Batch]) -> tuple[list[float], list[float]]:
+    if driver == "asyncpg":
+        import asyncpg
+
+        conn: Any = await asyncpg.connect(dsn)
+        ingest_one, page_of = pg_work.asyncpg_ingest, pg_work.asyncpg_page
+    else:
+        import psycopg
+
+        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+        ingest_one, page_of = pg_work.apsycopg_ingest, pg_work.apsycopg_page
+    ingest_t, page_t = [], []
+    try:
+        for batch in batches:
+            t0 = time.perf_counter()
+            await ingest_one(conn, batch, True)
+            ingest_t.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            await page_of(conn, 0, PAGE_ROWS)
+            page_t.append(time.perf_counter() - t0)
+    finally:
+        await conn.close()
+    return ingest_t, page_t
+
+
+def _probe(driver: str, dsn: str, batches: list[Batch]) -> tuple[list[float], list[float]]:
+    """Times of each ingest (and of a feed page after it) for ``batches``, on one connection."""
+    if driver != "psycopg":
+        return asyncio.run(_probe_async(driver, dsn, batches))
+    import psycopg
+
+    ingest_t: list[float] = []
+    page_t: list[float] = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for batch in batches:
+            _timed(lambda b=batch: pg_work.psycopg_ingest(conn, b, True), ingest_t)
+            _timed(lambda: pg_work.psycopg_page(conn, 0, PAGE_ROWS), page_t)
+    return ingest_t, page_t
+
+
+def round_trips(cluster: Cluster) -> dict[str, float]:
+    """Round trips per ingest batch (100 changes) and per feed page: the fastest of eight through a
+    relay adding 25 ms, less the fastest of eight straight to the server, in units of 25 ms."""
+    batches = pg_work.make_batches("360802-R00", 100 * 16 * len(DRIVERS), [100], seed=7)
+    out: dict[str, float] = {}
+    with delayed(cluster.port, PROBE_RTT_S * 1000) as relay:
+        for i, driver in enumerate(DRIVERS):
+            mine = batches[i * 16 : i * 16 + 16]
+            _prepare(cluster, f"probe_{driver}", ["360802-R00"], cluster.port)
+            direct = _probe(driver, f"postgresql://postgres@127.0.0.1:{cluster.port}/probe_{driver}", mine[:8])
+            relayed = _probe(driver, f"postgresql://postgres@127.0.0.1:{relay}/probe_{driver}", mine[8:])
+            for phase, k in (("ingest", 0), ("feed", 1)):
+                extra = min(relayed[k]) - min(direct[k])
+                out[f"{driver}.{phase}.round_trips"] = round(extra / PROBE_RTT_S, 1)
+    return out
+
+
 def _median(values: list[Any]) -> Any:
     numbers = [v for v in values if isinstance(v, int | float)]
     return round(statistics.median(numbers), 4) if numbers else None
@@ -241,6 +305,8 @@ def main(argv: list[str]) -> int:
         for r in range(args.rounds):
             order = list(DRIVERS[r % 3 :] + DRIVERS[: r % 3])
             rounds.append(one_round(cluster, args, order, port))
+        common.log("round trips per ingest batch and per feed page, through a 25 ms relay")
+        trips = round_trips(cluster)
     result: dict[str, object] = {
         "postgresql": version,
         "durable": args.durable,
@@ -254,5 +320,6 @@ def main(argv: list[str]) -> int:
         for phase in ("ingest", "feed", "concurrent", "concurrent_seq"):
             for key in rounds[0][driver][phase]:
                 result[f"{driver}.{phase}.{key}"] = _median([r[driver][phase][key] for r in rounds])
+    result.update(trips)
     common.emit(result, args.json)
     return 0
