@@ -251,7 +251,8 @@ async def apsycopg_concurrent(dsn: str, work: list[list[Batch]], clock: bool) ->
 
 
 async def asyncpg_ingest(conn: Any, batch: Batch, clock: bool) -> None:
-    """Eight round trips (BEGIN, each statement, COMMIT; each executemany is one). The clock is held
+    """BEGIN, six statements and COMMIT, each waiting for its answer (``bench pg_driver`` counts about
+    9 round trips for 100 changes: ``executemany`` pipelines its rows, nothing else). The clock is held
     from the stamp's answer to the COMMIT's: one round trip, which asyncpg cannot pipeline away."""
     stamp, stamp_args = batch.stamp(clock)
     async with conn.transaction():
