@@ -102,6 +102,15 @@ def _as_root() -> bool:
     return os.geteuid() == 0
 
 
+def _base_folder() -> str:
+    """The system temporary folder, not pytest's: as root, the postgres user must be able to reach the
+    cluster's folder, and pytest's folders (or a private $TMPDIR) are root's alone; /tmp then."""
+    base = Path(tempfile.gettempdir())
+    if _as_root() and not all(p.stat().st_mode & 0o001 for p in [base, *base.parents]):
+        return "/tmp"
+    return str(base)
+
+
 @dataclass
 class Cluster:
     """One temporary cluster: ``root`` holds ``data/`` (the cluster), the socket and ``server.log``."""
@@ -137,9 +146,7 @@ class Cluster:
 
     def start(self) -> Cluster:
         self.bindir = self.bindir or find_bindir()
-        # The system temporary folder, not pytest's: the postgres user must be able to reach the folder,
-        # and pytest's folders are private to root.
-        self.root = Path(tempfile.mkdtemp(prefix="sanji-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix="sanji-pg-", dir=_base_folder()))
         try:
             if _as_root():
                 shutil.chown(self.root, "postgres", "postgres")
