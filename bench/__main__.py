@@ -13,6 +13,7 @@ BENCHMARKS = {
     "limits": "this machine's ceiling for the same work (SQLite, Ed25519, msgpack, zlib)",
     "reconcile": "nightly anti-entropy (Merkle digests) between a station and the hub",
     "year": "ten years of data: every dashboard and station page at a million applications",
+    "pg_driver": "psycopg 3 against asyncpg on the hub's work, on a throwaway PostgreSQL (issue 15)",
     "all": "every benchmark and the reference peer; writes bench/results/latest.json",
     "chart": "draw docs/bench-chart.png from bench/results/latest.json",
 }

@@ -28,6 +28,9 @@ from protocol.document import sign_document
 from replica.ids import CHINA
 from tests.applicants import id_check_char
 
+# The throwaway PostgreSQL cluster and a database per test (issue 15), for any test that asks.
+from tests.pg_fixtures import pg_cluster, pg_dsn  # noqa: F401
+
 HUB_ID = "360802"
 # Monday 2 March 2026, 09:00 in Jingdezhen: a working day inside the sample catalogue's calendar.
 START_MS = int(datetime(2026, 3, 2, 9, 0, tzinfo=CHINA).timestamp() * 1000)
