@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE
+from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE, WRITER
 from hub.committer import Committer
 from hub.dashboard import add_dashboard_routes
 from hub.metrics import add_metrics
@@ -49,11 +49,19 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     # A serving hub keeps its working set in SQLite's page cache (up to 64 MB, allocated as used) rather
     # than the default 2 MB: with hundreds of stations the index pages of every table are hot.
     hub.store.conn.execute(f"PRAGMA cache_size=-{SERVE_CACHE_KIB}")
-    committer = Committer(hub.store.conn)
+    # The group committer's own hub over its own connection, used only in the committer's thread
+    # (hub/committer.py): the pieces it runs (taking in batches, noting what stations report) are
+    # built on it, never on the loop's hub.
+    writer = Hub.open(app[CONFIG].folder)
+    writer.allow_unsealed = app[CONFIG].allow_unsealed
+    writer.store.conn.execute(f"PRAGMA cache_size=-{SERVE_CACHE_KIB}")
+    committer = Committer(writer.store.conn)
     committer.start()
+    app[WRITER] = writer
     app[COMMITTER] = committer
     yield
     await committer.stop()
+    writer.close()
     hub.close()
 
 

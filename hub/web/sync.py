@@ -18,7 +18,7 @@ import functools
 
 from aiohttp import web
 
-from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE
+from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE, WRITER
 from hub.feed import feed_page
 from hub.ingest import FrameAck, ingest_frame
 from hub.reconcile import handle as reconcile_step
@@ -69,12 +69,13 @@ async def push(request: web.Request) -> web.Response:
     if not isinstance(frames, list) or not frames or not all(isinstance(f, bytes) for f in frames):
         raise MalformedError("push body must be a non-empty array of batch frames")
     source = f"http:{request.remote or '?'}"
-    committer = request.app[COMMITTER]
-    # Each frame is a piece of the next group commit (hub/committer.py), in order; answered once durable.
+    committer, writer = request.app[COMMITTER], request.app[WRITER]
+    # Each frame is a piece of the next group commit (hub/committer.py), in order, taken in by the
+    # committer's thread through its own hub; answered once durable.
     acks: list[FrameAck] = list(
         await asyncio.gather(
             *(
-                committer.submit(functools.partial(ingest_frame, hub, frame, source=source, atomic=committer.atomic))
+                committer.submit(functools.partial(ingest_frame, writer, frame, source=source, atomic=committer.atomic))
                 for frame in frames
                 if isinstance(frame, bytes)
             )
@@ -113,9 +114,10 @@ async def pull(request: web.Request) -> web.Response:
     after = body.after
     # What the station reports as its problem (a feed that stopped advancing, refused pages): the
     # dashboard shows it as the station's last error; '' clears it.
+    writer = request.app[WRITER]  # bookkeeping runs in the committer's thread, through its hub
     request.app[COMMITTER].later(
         functools.partial(
-            hub.store.seen,
+            writer.store.seen,
             station,
             hub.clock(),
             backlog=body.pending,
@@ -127,7 +129,7 @@ async def pull(request: web.Request) -> web.Response:
     )
     seq, epoch = body.seq, body.epoch
     if seq is not None and epoch is not None and 0 <= seq < 2**62 and 0 < epoch < 2**62:
-        request.app[COMMITTER].later(functools.partial(hub.store.note_horizon, station, epoch, seq, after))
+        request.app[COMMITTER].later(functools.partial(writer.store.note_horizon, station, epoch, seq, after))
     nonce = body.nonce  # answered in the page's signed header (freshness: a replay cannot answer it)
     page = feed_page(
         hub,

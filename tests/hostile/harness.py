@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 from hub import enrolment
 from hub.app import HubConfig, create_app
-from hub.appkeys import HUB
+from hub.appkeys import HUB, WRITER
 from hub.operations import status
 from hub.service import BUILTIN_CATALOGUE, Hub
 from protocol import frame as frame_mod
@@ -190,6 +190,7 @@ class Served:
     loop: asyncio.AbstractEventLoop
     client: TestClient
     hub: Hub
+    writer: Hub  # the hub the group committer's thread takes batches in through (hub/app.py)
     senders: dict[str, Sender] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -208,7 +209,7 @@ class Served:
             return client
 
         client = loop.run_until_complete(up())
-        return cls(folder, loop, client, app[HUB])
+        return cls(folder, loop, client, app[HUB], app[WRITER])
 
     def close(self) -> None:
         self.loop.run_until_complete(self.client.close())

@@ -155,7 +155,7 @@ def test_a_failure_late_in_a_batch_rolls_all_of_it_back(world: World, monkeypatc
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(s.hub.store, "record_batch", broken)
+    monkeypatch.setattr(s.writer.store, "record_batch", broken)  # batches are taken in through it
     reply = s.push([frame])
     assert reply.status >= 500, reply.status  # an internal failure, not the station's: no acknowledgement
     monkeypatch.undo()
