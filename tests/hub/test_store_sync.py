@@ -154,7 +154,7 @@ def test_refusals_from_one_source_fold_into_one_row_per_hour_and_code(store: Hub
 
 def test_past_the_hourly_row_cap_new_sources_share_one_row(store: HubStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """A sender with many addresses cannot add rows without bound either."""
-    from hub import refusal_log
+    from hub.store import refusals as refusal_log
 
     monkeypatch.setattr(refusal_log, "MAX_REFUSAL_ROWS_PER_HOUR", 10)
     with store.transaction():
