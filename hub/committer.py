@@ -7,7 +7,8 @@ database work to the committer and awaits the answer. The committer runs whateve
 piece in its own savepoint (a piece that fails rolls back alone, so a batch is still applied whole or
 not at all), commits once for the group, and only then answers each handler: nothing is acknowledged
 before it is durable. Everything runs on the event loop's thread over the hub's one connection, and a
-group never spans an ``await``, so other handlers never see a transaction half done.
+group never spans an ``await``, so other handlers never see a transaction half done. The statements
+(BEGIN, SAVEPOINT, COMMIT) are the store's (``hub.store.GroupTransaction``).
 """
 
 from __future__ import annotations
@@ -15,26 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
+
+from hub.store import GroupTransaction, HubStore
 
 log = logging.getLogger("sanji.hub")
 T = TypeVar("T")
 MAX_GROUP = 64  # pieces per transaction, so one group never holds the loop for long
-
-
-@contextlib.contextmanager
-def savepoint(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One piece of a group: all of it or none of it, inside the group's transaction."""
-    conn.execute("SAVEPOINT piece")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK TO piece")
-        conn.execute("RELEASE piece")
-        raise
-    conn.execute("RELEASE piece")
 
 
 def _log_failure(fut: asyncio.Future[Any]) -> None:
@@ -45,8 +34,10 @@ def _log_failure(fut: asyncio.Future[Any]) -> None:
 class Committer:
     """Runs pieces of database work in shared transactions; see the module docstring."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, store: HubStore | object) -> None:
+        # The store's group transaction. ``hub/app.py`` (not this branch's) still passes the store's
+        # connection: wrap that the same way until it passes ``hub.store``.
+        self.group = store.group_transaction() if isinstance(store, HubStore) else GroupTransaction(store)  # type: ignore[arg-type]
         self._queue: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -85,9 +76,9 @@ class Committer:
         fut = self.submit(piece)
         fut.add_done_callback(_log_failure)
 
-    def atomic(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    def atomic(self) -> contextlib.AbstractContextManager[None]:
         """A nested savepoint, for a piece that must keep one part even when another part fails."""
-        return savepoint(self.conn)
+        return self.group.savepoint()
 
     async def _run(self) -> None:
         while True:
@@ -101,20 +92,18 @@ class Committer:
 
     def _commit(self, group: list[tuple[Callable[[], Any], asyncio.Future[Any]]]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        conn = self.conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self.group.begin()
             for piece, fut in group:
                 try:
-                    with savepoint(conn):
+                    with self.group.savepoint():
                         outcomes.append((fut, piece(), None))
                 except Exception as exc:  # the piece's own failure goes back to its handler
                     outcomes.append((fut, None, exc))
-            conn.execute("COMMIT")
+            self.group.commit()
         except Exception as exc:  # the group could not commit: nothing in it happened
             log.exception("group commit failed")
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self.group.rollback()
             for _, fut in group:
                 if not fut.done():
                     fut.set_exception(exc)

@@ -46,6 +46,13 @@ class ConflictRow(NamedTuple):
     number: str | None
 
 
+def tracked_application_on(conn: sqlite3.Connection, digest: str) -> str | None:
+    """:meth:`Records.tracked_application` over a bare connection: only for ``hub.tracking.find``'s
+    callers that still hand it ``hub.store.conn`` (``hub/web/track.py``); drop with that call."""
+    row = conn.execute("SELECT application FROM tracking_codes WHERE hash=?", (digest,)).fetchone()
+    return None if row is None else str(row[0])
+
+
 class Records:
     """The records' part of :class:`hub.store.HubStore`."""
 
@@ -145,8 +152,8 @@ class Records:
         )
 
     def tracked_application(self, digest: str) -> str | None:
-        row = self.conn.execute("SELECT application FROM tracking_codes WHERE hash=?", (digest,)).fetchone()
-        return None if row is None else str(row[0])
+        """The application whose tracking code has this keyed hash, or None."""
+        return tracked_application_on(self.conn, digest)
 
     def tracked_applications(self) -> list[str]:
         return [str(r[0]) for r in self.conn.execute("SELECT application FROM tracking_codes").fetchall()]
