@@ -51,7 +51,7 @@ class UnreferencedError(RemoteProtocolError):
 
 
 def store_of(hub: Hub) -> BlobStore:
-    """The hub's blob files. Their index tables exist from the store's open (hub/store.py)."""
+    """The hub's blob files. Their index tables exist from the store's open (hub/store/base.py)."""
     return BlobStore(hub.folder / "blobs")
 
 
