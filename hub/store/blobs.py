@@ -24,7 +24,7 @@ class Blobs:
     def file_blob(self, sha256: str, size: int, station: str, source: str, now_ms: int) -> None:
         """Record a blob as held whole (once: the first filing stays) and end its upload."""
         self.conn.execute(
-            "INSERT OR IGNORE INTO blobs (sha256, size, station, source, received_ms) VALUES (?,?,?,?,?)",
+            "INSERT INTO blobs (sha256, size, station, source, received_ms) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
             (sha256, size, station, source, now_ms),
         )
         self.end_upload(sha256)

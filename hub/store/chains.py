@@ -138,7 +138,7 @@ class Chains:
         row = self.conn.execute(
             "SELECT COUNT(DISTINCT seq) FROM (SELECT seq FROM changes WHERE origin=? AND epoch=?"
             " AND seq BETWEEN ? AND ? UNION SELECT seq FROM quarantine WHERE origin=? AND epoch=?"
-            " AND whole_batch=0 AND sender IN (origin, '') AND seq BETWEEN ? AND ?)",
+            " AND whole_batch=0 AND sender IN (origin, '') AND seq BETWEEN ? AND ?) AS held",
             (origin, epoch, first, last, origin, epoch, first, last),
         ).fetchone()
         return int(row[0])

@@ -24,7 +24,9 @@ class Feed:
     # -- feeds ------------------------------------------------------------------------------------
 
     def add_to_feed(self, station: str, change_rowid: int) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO feed (station, change) VALUES (?, ?)", (station, change_rowid))
+        # ON CONFLICT DO NOTHING rather than SQLite's INSERT OR IGNORE: the same words in PostgreSQL.
+        sql = "INSERT INTO feed (station, change) VALUES (?, ?) ON CONFLICT DO NOTHING"
+        self.conn.execute(sql, (station, change_rowid))
 
     def feed_page(self, station: str, after: int, limit: int) -> list[tuple[int, list[object]]]:
         """Up to ``limit`` (rowid, wire change) for ``station`` after ``after``, oldest first."""

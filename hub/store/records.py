@@ -147,7 +147,7 @@ class Records:
     def add_tracking_code(self, digest: str, application: str, now_ms: int) -> None:
         """Index a tracking code's keyed hash (the first code an application carried stays)."""
         self.conn.execute(
-            "INSERT OR IGNORE INTO tracking_codes (hash, application, added_ms) VALUES (?, ?, ?)",
+            "INSERT INTO tracking_codes (hash, application, added_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (digest, application, now_ms),
         )
 

@@ -158,11 +158,12 @@ class Stations:
 
     def add_operator(self, user: str, password_hash: str, now_ms: int) -> None:
         self.conn.execute(
-            "INSERT INTO operators (user, hash, created_ms) VALUES (?,?,?)"
-            " ON CONFLICT(user) DO UPDATE SET hash=excluded.hash",
+            # "user" quoted: a reserved word in PostgreSQL, an ordinary name in SQLite.
+            'INSERT INTO operators ("user", hash, created_ms) VALUES (?,?,?)'
+            ' ON CONFLICT("user") DO UPDATE SET hash=excluded.hash',
             (user, password_hash, now_ms),
         )
 
     def operator_hash(self, user: str) -> str | None:
-        row = self.conn.execute("SELECT hash FROM operators WHERE user=?", (user,)).fetchone()
+        row = self.conn.execute('SELECT hash FROM operators WHERE "user"=?', (user,)).fetchone()
         return None if row is None else str(row[0])
