@@ -10,7 +10,7 @@ Three phases per driver, each in a fresh database:
 - ``feed``: reads the ingested log in pages of 500 by ``position > cursor``, ``--feed-passes`` times;
   per page p50/p99;
 - ``concurrent``: ``--clients`` clients (one station each) commit ``--small`` transactions of 5
-  changes each, from one pool; once with positions from the clock (the remedy of ``hub/pg_feed.py``)
+  changes each, from one pool; once with positions from the clock (the remedy of ``hub/store/pg_feed.py``)
   and once from a sequence (``_seq``), which prices the clock's serialised tail.
 
 Then, once, the round trips one ingest batch and one feed page take per driver (``round_trips``:

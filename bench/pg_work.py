@@ -4,7 +4,7 @@ One ingest transaction is what a hub on PostgreSQL will do for a station's batch
 chain head (``SELECT … FOR UPDATE``, so a station's chain applies in order once across processes), lock
 the records the batch touches (sorted, so two writers never deadlock), upsert them (``INSERT … ON
 CONFLICT DO UPDATE``), insert the changes (text ids, ~300-byte bytea payload), bump the chain head, and
-last give the batch its feed positions: from ``hub/pg_feed.py``'s clock (``STAMP_CHAIN_RANGE``, held
+last give the batch its feed positions: from ``hub/store/pg_feed.py``'s clock (``STAMP_CHAIN_RANGE``, held
 only through the commit) or, for the cost comparison, from a sequence (the naive way).
 
 Three clients do that same work: psycopg 3 synchronous (pipeline mode, ``psycopg_pool`` and threads
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from hub.pg_feed import CLOCK_DDL, FEED_LOG_DDL
+from hub.store.pg_feed import CLOCK_DDL, FEED_LOG_DDL
 
 SCHEMA = (
     """
@@ -59,7 +59,7 @@ INSERT_CHANGE = (
     "INSERT INTO changes (origin, epoch, seq, hlc, entity, rid, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
 BUMP_CHAIN = "UPDATE chains SET last_seq = $1, head = $2 WHERE origin = $3 AND epoch = $4"
-# hub/pg_feed.py's STAMP_CHAIN_RANGE, spelled with positional placeholders.
+# hub/store/pg_feed.py's STAMP_CHAIN_RANGE, spelled with positional placeholders.
 STAMP_CLOCK = (
     "WITH clock AS (UPDATE feed_clock SET last = last + $1 RETURNING last - $2 AS before)"
     " INSERT INTO feed_log (position, origin, epoch, seq)"

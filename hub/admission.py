@@ -55,7 +55,7 @@ class Gate:
 
     def facts(self, change: Change):  # type: ignore[no-untyped-def]
         return build_facts(
-            self.hub.store.conn,
+            self.hub.store.replica_connection,
             change,
             current=self._record(change.entity, change.id),
             values=self.look.values,
@@ -77,11 +77,9 @@ class Gate:
 
     def _held_status(self, change: Change, hlc: int) -> tuple[str, bool] | None:
         """(status, released) of one of the author's own held changes to this application at ``hlc``."""
-        for raw, state in self.hub.store.conn.execute(
-            "SELECT raw, state FROM quarantine WHERE origin=? AND whole_batch=0", (change.origin,)
-        ):
+        for raw, state in self.hub.store.held_changes_of(change.origin):
             try:
-                wire = unpack(bytes(raw))
+                wire = unpack(raw)
             except RemoteProtocolError:
                 continue
             if (

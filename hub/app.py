@@ -55,7 +55,7 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     writer = Hub.open(app[CONFIG].folder)
     writer.allow_unsealed = app[CONFIG].allow_unsealed
     writer.store.conn.execute(f"PRAGMA cache_size=-{SERVE_CACHE_KIB}")
-    committer = Committer(writer.store.conn)
+    committer = Committer(writer.store)
     committer.start()
     app[WRITER] = writer
     app[COMMITTER] = committer

@@ -51,7 +51,7 @@ class UnreferencedError(RemoteProtocolError):
 
 
 def store_of(hub: Hub) -> BlobStore:
-    """The hub's blob files. Their index tables exist from the store's open (hub/store.py)."""
+    """The hub's blob files. Their index tables exist from the store's open (hub/store/base.py)."""
     return BlobStore(hub.folder / "blobs")
 
 
@@ -67,8 +67,7 @@ def blobs_of(report: dict[str, object]) -> list[str]:
 
 def held(hub: Hub, sha: str) -> bool:
     store = store_of(hub)
-    row = hub.store.conn.execute("SELECT 1 FROM blobs WHERE sha256=?", (sha,)).fetchone()
-    return row is not None and store.has(sha)
+    return hub.store.blob_filed(sha) and store.has(sha)
 
 
 def missing(hub: Hub, shas: list[str]) -> list[str]:
@@ -79,19 +78,17 @@ def missing_count(hub: Hub) -> int:
     """Blobs named by some report at the hub that the hub does not hold yet."""
     store_of(hub)
     wanted: set[str] = set()
-    for (state,) in hub.store.conn.execute("SELECT state FROM records WHERE entity='report'"):
+    for state in hub.store.report_states():
         raw = unpack(state)
         assert isinstance(raw, dict)
         wanted.update(blobs_of(values(record_from_wire(raw))))
-    have = {str(r[0]) for r in hub.store.conn.execute("SELECT sha256 FROM blobs")}
+    have = hub.store.filed_blobs()
     return len(wanted - have)
 
 
 def referenced_by(hub: Hub, station: str, sha: str) -> bool:
     """Whether a report change from ``station`` that the hub holds names ``sha``."""
-    for (fields,) in hub.store.conn.execute(
-        "SELECT fields FROM changes WHERE origin=? AND entity='report'", (station,)
-    ):
+    for fields in hub.store.report_fields_from(station):
         raw = unpack(fields)
         if isinstance(raw, dict) and sha in blobs_of(raw):
             return True
@@ -113,11 +110,7 @@ def _tampered(hub: Hub, station: str, source: str, message: str) -> TamperedErro
 
 
 def _file(hub: Hub, sha: str, size: int, station: str, source: str) -> None:
-    hub.store.conn.execute(
-        "INSERT OR IGNORE INTO blobs (sha256, size, station, source, received_ms) VALUES (?,?,?,?,?)",
-        (sha, size, station, source, hub.clock()),
-    )
-    hub.store.conn.execute("DELETE FROM blob_uploads WHERE sha256=?", (sha,))
+    hub.store.file_blob(sha, size, station, source, hub.clock())
 
 
 def progress(hub: Hub, station: str, req: BlobRequest) -> dict[str, object]:
@@ -128,8 +121,7 @@ def progress(hub: Hub, station: str, req: BlobRequest) -> dict[str, object]:
     if held(hub, req.sha256):
         have = list(range(count))
     else:
-        row = hub.store.conn.execute("SELECT size FROM blob_uploads WHERE sha256=?", (req.sha256,)).fetchone()
-        have = store.held_chunks(req.sha256) if row is not None and int(row[0]) == req.size else []
+        have = store.held_chunks(req.sha256) if hub.store.upload_size(req.sha256) == req.size else []
     return {
         "sha256": req.sha256,
         "size": req.size,
@@ -157,20 +149,16 @@ def receive_chunk(hub: Hub, station: str, req: BlobRequest, data: bytes, *, sour
             " (chunk does not match the signed digest)",
         )
     with hub.store.transaction():
-        row = hub.store.conn.execute("SELECT size FROM blob_uploads WHERE sha256=?", (req.sha256,)).fetchone()
-        if row is not None and int(row[0]) != req.size:
+        claimed = hub.store.upload_size(req.sha256)
+        if claimed is not None and claimed != req.size:
             store.drop_partial(req.sha256)  # another size was claimed before: start over with this one
-        hub.store.conn.execute(
-            "INSERT INTO blob_uploads (sha256, size, station, started_ms) VALUES (?,?,?,?)"
-            " ON CONFLICT(sha256) DO UPDATE SET size=excluded.size",
-            (req.sha256, req.size, station, hub.clock()),
-        )
+        hub.store.start_upload(req.sha256, req.size, station, hub.clock())
     store.put_chunk(req.sha256, req.index, data)
     count = chunk_count(req.size)
     if len([i for i in store.held_chunks(req.sha256) if i < count]) == count:
         if not store.assemble(req.sha256, count):
             with hub.store.transaction():
-                hub.store.conn.execute("DELETE FROM blob_uploads WHERE sha256=?", (req.sha256,))
+                hub.store.end_upload(req.sha256)
             raise _tampered(
                 hub,
                 station,
@@ -197,7 +185,7 @@ def drop_abandoned(hub: Hub, retention_days: int = PARTIAL_RETENTION_DAYS) -> di
             kept += 1
             continue
         with hub.store.transaction():
-            hub.store.conn.execute("DELETE FROM blob_uploads WHERE sha256=?", (upload.sha256,))
+            hub.store.end_upload(upload.sha256)
         store.drop_partial(upload.sha256)
         dropped += 1
         freed += upload.bytes
@@ -235,9 +223,7 @@ def held_document(hub: Hub, station: str) -> bytes | None:
     (so a device that only travels by USB also learns it may purge its copies)."""
     store_of(hub)
     names: set[str] = set()
-    for (fields,) in hub.store.conn.execute(
-        "SELECT fields FROM changes WHERE origin=? AND entity='report'", (station,)
-    ):
+    for fields in hub.store.report_fields_from(station):
         raw = unpack(fields)
         if isinstance(raw, dict):
             names.update(blobs_of(raw))

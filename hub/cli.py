@@ -22,7 +22,6 @@ from present.output import EXIT_REFUSED, STATUS_CHOICES, TIER_CHOICES, command_a
 from present.webui import TIER_NAMES, status_label
 from protocol.limits import CATALOGUE_SOURCE_MAX_BYTES, RELEASE_FRAME_MAX_BYTES, mib
 from replica.errors import Refused
-from replica.listing import iter_applications
 from sync.inspection import PAUSED_LABEL
 
 
@@ -270,7 +269,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_applications(args: argparse.Namespace) -> None:
     hub = _hub(args)
     # Streamed: a hub of ten years holds a million applications (issue 20).
-    apps = iter_applications(hub.store.conn, station=args.station, status=args.status, reveal=args.reveal)
+    apps = hub.store.iter_applications(station=args.station, status=args.status, reveal=args.reveal)
     emit_rows("applications", apps, args.json, application_line, EMPTY)
 
 

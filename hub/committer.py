@@ -14,7 +14,8 @@ about 0.3 s of verifying, judging and folding; on the event loop that was 0.3 s 
 the dashboard and every other station waited (issue 20, ``bench year``). Now the loop only queues
 pieces and hands out answers. Readers on the loop's own connection see a group's writes only once it
 has committed (WAL snapshots); a write on the loop's connection waits for the group's commit, as a
-second process's would.
+second process's would. The statements (BEGIN, SAVEPOINT, COMMIT) are the store's
+(``hub.store.GroupTransaction``).
 """
 
 from __future__ import annotations
@@ -22,27 +23,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+
+from hub.store import GroupTransaction, HubStore
 
 log = logging.getLogger("sanji.hub")
 T = TypeVar("T")
 MAX_GROUP = 64  # pieces per transaction, so one group's handlers are answered soon
-
-
-@contextlib.contextmanager
-def savepoint(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One piece of a group: all of it or none of it, inside the group's transaction."""
-    conn.execute("SAVEPOINT piece")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK TO piece")
-        conn.execute("RELEASE piece")
-        raise
-    conn.execute("RELEASE piece")
 
 
 def _log_failure(fut: asyncio.Future[Any]) -> None:
@@ -58,11 +47,12 @@ Outcome = tuple[list[tuple[Any, BaseException | None]], BaseException | None]
 
 class Committer:
     """Runs pieces of database work in shared transactions, in a thread of its own; see the module
-    docstring. ``conn`` must be used by nothing else while the committer runs (``check_same_thread``
-    off: it was opened on the loop's thread)."""
+    docstring. The store's connection must be used by nothing else while the committer runs (and
+    with ``check_same_thread`` off: it was opened on the loop's thread). A bare connection is taken
+    too (the committer's own tests), wrapped the same way."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, store: HubStore | object) -> None:
+        self.group = store.group_transaction() if isinstance(store, HubStore) else GroupTransaction(store)  # type: ignore[arg-type]
         self._queue: list[Piece] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -112,9 +102,9 @@ class Committer:
         fut = self.submit(piece)
         fut.add_done_callback(_log_failure)
 
-    def atomic(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    def atomic(self) -> contextlib.AbstractContextManager[None]:
         """A nested savepoint, for a piece that must keep one part even when another part fails."""
-        return savepoint(self.conn)
+        return self.group.savepoint()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -136,20 +126,18 @@ class Committer:
         """In the committer's thread: the group in one transaction. Futures belong to the loop, so
         this only reports what happened; :meth:`_settle` answers the handlers."""
         results: list[tuple[Any, BaseException | None]] = []
-        conn = self.conn
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self.group.begin()
             for piece in pieces:
                 try:
-                    with savepoint(conn):
+                    with self.group.savepoint():
                         results.append((piece(), None))
                 except Exception as exc:  # the piece's own failure goes back to its handler
                     results.append((None, exc))
-            conn.execute("COMMIT")
+            self.group.commit()
         except Exception as exc:  # the group could not commit: nothing in it happened
             log.exception("group commit failed")
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self.group.rollback()
             return [], exc
         return results, None
 

@@ -35,23 +35,13 @@ class OpenConflict:
 
 
 def load(hub: Hub, conflict_id: str) -> OpenConflict:
-    row = hub.store.conn.execute(
-        "SELECT entity, record, field, winner, loser, resolved FROM conflicts WHERE id=?", (conflict_id,)
-    ).fetchone()
+    row = hub.store.conflict(conflict_id)
     if row is None:
         raise Refused(f"没有编号为 {conflict_id} 的冲突记录 (no such conflict)")
-    winner, loser = unpack(row[3]), unpack(row[4])
+    winner, loser = unpack(row.winner), unpack(row.loser)
     assert isinstance(winner, list) and isinstance(loser, list)
     return OpenConflict(
-        conflict_id,
-        str(row[0]),
-        str(row[1]),
-        str(row[2]),
-        winner[2],
-        str(winner[1]),
-        loser[2],
-        str(loser[1]),
-        bool(row[5]),
+        conflict_id, row.entity, row.record, row.field, winner[2], str(winner[1]), loser[2], str(loser[1]), row.resolved
     )
 
 
@@ -64,7 +54,7 @@ def _shown(field: str, value: object) -> str:
 
 
 def _close(hub: Hub, conflict_id: str, resolution: str) -> None:
-    hub.store.conn.execute("UPDATE conflicts SET resolved=1, resolution=? WHERE id=?", (resolution, conflict_id))
+    hub.store.close_conflict(conflict_id, resolution)
 
 
 def confirm(hub: Hub, conflict_id: str, *, by: str) -> dict[str, object]:

@@ -51,21 +51,13 @@ class Lookup:
             return str(vals.get("station")), str(vals.get("item"))
         if application in self._owners:
             return self._owners[application]
-        row = self.hub.store.conn.execute(
-            "SELECT station, item FROM applications WHERE id=?", (application,)
-        ).fetchone()
-        return None if row is None else (str(row[0]), str(row[1]))
+        return self.hub.store.application_owner(application)
 
     def prefetch_owners(self, applications: Iterable[str]) -> None:
         """Read the owners of these applications in a few queries (valid until the run touches them)."""
         ids = sorted(set(applications) - self._owners.keys())
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            self._owners.update(dict.fromkeys(part))
-            for app, station, item in self.hub.store.conn.execute(
-                f"SELECT id, station, item FROM applications WHERE id IN ({','.join('?' * len(part))})", part
-            ):
-                self._owners[str(app)] = (str(station), str(item))
+        self._owners.update(dict.fromkeys(ids))  # known absent unless found below
+        self._owners.update(self.hub.store.application_owners(ids))
 
     def station(self, code: str) -> StationRow | None:
         if code not in self._stations:
@@ -151,10 +143,7 @@ def _page(
     if station.tier in ("township", "street"):
         # A deciding centre assigns inspections of its items offline, so it needs to know which field
         # devices exist (codes only; nothing about the inspectors themselves).
-        devices = tuple(
-            str(r[0])
-            for r in hub.store.conn.execute("SELECT code FROM stations WHERE tier='field' AND revoked=0 ORDER BY code")
-        )
+        devices = tuple(hub.store.field_devices())
     page = FeedPage(
         station_code,
         after,
@@ -163,7 +152,7 @@ def _page(
         tuple(changes),
         origins,
         catalogue,
-        tuple(str(r[0]) for r in hub.store.conn.execute("SELECT code FROM stations WHERE revoked=1 ORDER BY code")),
+        tuple(hub.store.revoked_codes()),
         hub.clock(),
         str(hub.store.get_meta("generation", "")),
         devices,

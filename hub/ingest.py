@@ -97,7 +97,7 @@ def _fresh_tiers(hub: Hub) -> None:
     """Another process (a USB import while serving) may have enrolled stations: read tiers afresh, but
     only when another connection has committed since we last looked (SQLite's ``data_version`` moves
     only then), not every station's row for every frame."""
-    version = int(hub.store.conn.execute("PRAGMA data_version").fetchone()[0])
+    version = hub.store.data_version()
     if _DATA_VERSION.get(hub) != version:
         hub.forget_tiers()
         _DATA_VERSION[hub] = version
@@ -137,8 +137,7 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
         return FrameAck(bhash, h.origin, AckResult.DUPLICATE, cursor.next_seq)
     if decision.verdict is Verdict.FORK:
         # Authentic but contradicting what we hold: keep it whole, raise the alarm, move nothing.
-        already = store.conn.execute("SELECT 1 FROM quarantine WHERE batch=? AND whole_batch=1", (bhash,)).fetchone()
-        if already is None:
+        if not store.holds_whole_batch(bhash):
             store.quarantine(
                 h.origin,
                 h.epoch,
@@ -256,27 +255,19 @@ def _all_held_identically(hub: Hub, vb: VerifiedBatch) -> bool:
         raw_changes = Concealer(hub).wire(open_batch_changes(vb, unseal_key=_unseal(hub)))
     except RemoteProtocolError:
         return False
-    conn = hub.store.conn
+    store = hub.store
     for offset, raw in enumerate(raw_changes):
         adm = read_change(raw, origin=h.origin, epoch=h.epoch, seq=h.first_seq + offset)
         c = adm.change
         if c is None or adm.reason:
             return False
-        row = conn.execute(
-            "SELECT hlc, entity, rid, fields, base FROM changes WHERE origin=? AND epoch=? AND seq=?",
-            (c.origin, c.epoch, c.seq),
-        ).fetchone()
-        if row is None:
-            held = conn.execute(
-                # held as its origin sent it: a copy another station re-sent proves nothing
-                "SELECT raw FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0"
-                " AND sender IN (origin, '')",
-                (c.origin, c.epoch, c.seq),
-            ).fetchone()
-            if held is None or bytes(held[0]) != pack(raw):
+        logged = store.logged_change(c.origin, c.epoch, c.seq)
+        if logged is None:
+            # held as its origin sent it: a copy another station re-sent proves nothing
+            if store.held_as_sent(c.origin, c.epoch, c.seq) != pack(raw):
                 return False
             continue
-        if tuple(row) != (c.hlc, c.entity, c.id, pack(dict(c.fields)), pack(dict(c.base))):
+        if tuple(logged) != (c.hlc, c.entity, c.id, pack(dict(c.fields)), pack(dict(c.base))):
             return False
     return True
 

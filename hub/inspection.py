@@ -80,8 +80,7 @@ def list_inspections(
     items = hub.catalogue()[1].items
     names: dict[str, str] = {}
     out: list[dict[str, Any]] = []
-    rows = hub.store.conn.execute("SELECT id, application FROM records WHERE entity='task' ORDER BY id DESC")
-    for task_id, app_id in rows.fetchall():
+    for task_id, app_id in hub.store.task_ids():
         if limit is not None and len(out) >= limit:
             break
         task = hub.records.values("task", str(task_id))
@@ -123,17 +122,17 @@ def list_inspections(
 
 
 def _application(hub: Hub, number: str) -> str:
-    row = hub.store.conn.execute("SELECT id FROM applications WHERE number=?", (number,)).fetchone()
-    if row is None:
+    app_id = hub.store.application_id(number)
+    if app_id is None:
         raise Refused(
             f"区局没有编号为 {number} 的办件：请核对办件编号（sanji hub applications 可列出） (no such application)"
         )
-    return str(row[0])
+    return app_id
 
 
 def tasks_of(hub: Hub, app_id: str) -> list[tuple[str, dict[str, object]]]:
     """(task id, task fields) of every task for an application, oldest first (ids are UUIDv7)."""
-    return shared.tasks_of(hub.store.conn, hub.records, app_id)
+    return hub.store.tasks_of(hub.records, app_id)
 
 
 def check_inspector(hub: Hub, inspector: str) -> None:
@@ -166,7 +165,7 @@ def assign(
     app_id = _application(hub, number)
     check_inspector(hub, inspector)
     job = shared.plan(
-        hub.store.conn,
+        hub.store.replica_connection,
         hub.records,
         hub.catalogue()[1],
         app_id=app_id,
@@ -187,7 +186,12 @@ def assign(
 def resume_fields(hub: Hub, app_id: str, record: Record) -> tuple[dict[str, object], dict[str, int]]:
     """Fields (and their bases) that end an inspection's pause: ``paused`` off, ``due_date`` moved out."""
     return shared.resume_fields(
-        hub.store.conn, hub.records, hub.catalogue()[1].calendar, app_id=app_id, record=record, now_ms=hub.clock()
+        hub.store.replica_connection,
+        hub.records,
+        hub.catalogue()[1].calendar,
+        app_id=app_id,
+        record=record,
+        now_ms=hub.clock(),
     )
 
 

@@ -15,7 +15,7 @@ from protocol.codec import unpack
 from replica import approval
 from replica.errors import Refused
 from replica.ids import iso_from_ms, uuid7
-from replica.listing import held, list_applications, parse_status, station_counts
+from replica.listing import parse_status
 from replica.supplement import material_view
 from sync.catalogue import Item
 from sync.fold import Record, values, versions
@@ -30,20 +30,20 @@ if TYPE_CHECKING:
 def applications(
     hub: Hub, *, station: str | None = None, status: str | None = None, reveal: bool = False
 ) -> list[dict[str, object]]:
-    return list_applications(hub.store.conn, station=station, status=status, reveal=reveal)
+    return hub.store.list_applications(station=station, status=status, reveal=reveal)
 
 
 def find_application(hub: Hub, number: str) -> str:
-    row = hub.store.conn.execute("SELECT id FROM applications WHERE number=?", (number,)).fetchone()
-    if row is None:
+    app_id = hub.store.application_id(number)
+    if app_id is None:
         raise Refused(
             f"区局没有编号为 {number} 的办件：请核对办件编号（sanji hub applications 可列出） (no such application)"
         )
-    return str(row[0])
+    return app_id
 
 
 def status(hub: Hub) -> dict[str, object]:
-    counts = station_counts(hub.store.conn)  # kept by the projection (m103): no count of every row
+    counts = hub.store.application_counts()  # kept by the projection (m103): no count of every row
     stations = [
         {
             "code": s.code,
@@ -69,10 +69,10 @@ def status(hub: Hub) -> dict[str, object]:
         "catalogue_version": version,
         "hub_keys": keyring.summary(hub),  # root fingerprint, key list version and expiry (hub/keyring.py)
         "stations": stations,
-        "applications": held(hub.store.conn),
-        "conflicts": hub.store.count("conflicts", "resolved=0"),
+        "applications": hub.store.applications_held(),
+        "conflicts": hub.store.open_conflicts(),
         "missing_blobs": blobindex.missing_count(hub),  # photos named by reports that the hub still lacks
-        "quarantined": hub.store.count("quarantine", "state='open'"),
+        "quarantined": hub.store.open_quarantine(),
         "rejected_batches": rejected_total,
         "last_rejections": [
             {
@@ -98,13 +98,7 @@ def status(hub: Hub) -> dict[str, object]:
 
 
 def conflicts(hub: Hub, *, include_resolved: bool = False) -> list[dict[str, object]]:
-    sql = (
-        "SELECT c.id, c.entity, c.record, c.field, c.winner, c.loser, c.rule, c.resolved, c.resolution, a.number"
-        " FROM conflicts c LEFT JOIN applications a ON a.id=c.record"
-    )
-    if not include_resolved:
-        sql += " WHERE c.resolved=0"
-    return [conflict_row(*r) for r in hub.store.conn.execute(sql)]
+    return [conflict_row(*r) for r in hub.store.conflict_listing(include_resolved=include_resolved)]
 
 
 def conflict_row(
@@ -161,15 +155,10 @@ def transition(
         move_to(Status(current), target, immediate=kind == "immediate")
     except TransitionError as exc:
         raise Refused(f"办件 {number}：{exc}", code=exc.code) from exc
-    if target is Status.INSPECTING:
-        open_task = hub.store.conn.execute(
-            "SELECT 1 FROM records WHERE entity='task' AND application=?", (app_id,)
-        ).fetchone()
-        if open_task is None:
-            raise Refused(
-                f"{number}：请先用 sanji hub inspect 把踏勘派给踏勘设备，状态会自动转为踏勘中"
-                " (assign an inspection first)"
-            )
+    if target is Status.INSPECTING and not hub.store.has_task(app_id):
+        raise Refused(
+            f"{number}：请先用 sanji hub inspect 把踏勘派给踏勘设备，状态会自动转为踏勘中 (assign an inspection first)"
+        )
     override = None
     if target is Status.APPROVED:
         override = approval.override_event(

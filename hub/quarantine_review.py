@@ -53,14 +53,12 @@ def describe_held(raw: bytes) -> dict[str, object] | None:
 
 
 def _open_row(hub: Hub, qid: int) -> tuple[str, int, int, bytes, bool]:
-    row = hub.store.conn.execute(
-        "SELECT origin, epoch, seq, raw, whole_batch, state FROM quarantine WHERE id=?", (qid,)
-    ).fetchone()
+    row = hub.store.held_entry(qid)
     if row is None:
         raise Refused(f"没有编号为 {qid} 的隔离记录 (no such quarantined item)")
-    if row[5] != "open":
-        raise Refused(f"隔离记录 {qid} 已处理（{row[5]}） (already settled)")
-    return str(row[0]), int(row[1]), int(row[2]), bytes(row[3]), bool(row[4])
+    if row.state != "open":
+        raise Refused(f"隔离记录 {qid} 已处理（{row.state}） (already settled)")
+    return row.origin, row.epoch, row.seq, row.raw, row.whole_batch
 
 
 def release(
@@ -105,9 +103,8 @@ def release(
             made = hub.write(held.entity, held.id, dict(held.fields), {n: seen.get(n, 0) for n in held.fields})
         except Refused as exc:
             raise Refused(f"放行后的变更也不符合规则，只能驳回：{exc}", code=exc.code) from exc
-        hub.store.conn.execute(
-            "UPDATE quarantine SET state='released', note=? WHERE id=?",
-            (f"放行（{by}），区局以新变更 {made.seq} 写入" + (f"：{note}" if note else ""), qid),
+        hub.store.settle_held(
+            qid, "released", f"放行（{by}），区局以新变更 {made.seq} 写入" + (f"：{note}" if note else "")
         )
         if also is not None:
             also(made)
@@ -131,29 +128,22 @@ def rejudge_waiting(hub: Hub) -> int:
     they are, those now admitted. They are the stations' own authentic changes (never ones re-sent on
     another's behalf), so applying them is what ingest would have done had they come later. Repeats
     until nothing more is admitted (a chain of waiting changes). Call inside a transaction."""
-    conn, now, applied = hub.store.conn, hub.clock(), 0
-    marks = ",".join("?" * len(WAITING))
+    now, applied = hub.clock(), 0
     progress = True
     while progress:
         progress = False
         gate = Gate(hub, Lookup(hub))
-        rows = conn.execute(
-            f"SELECT id, origin, epoch, seq, raw FROM quarantine WHERE state='open' AND whole_batch=0"
-            f" AND sender IN (origin, '') AND code IN ({marks}) ORDER BY origin, epoch, seq",
-            WAITING,
-        ).fetchall()
-        for qid, origin, epoch, seq, raw in rows:
+        for qid, origin, epoch, seq, raw in hub.store.waiting_changes(WAITING):
             try:
-                change = change_from_wire(unpack(bytes(raw)))
+                change = change_from_wire(unpack(raw))
             except (ModelError, RemoteProtocolError):
                 continue
             if change.key != (origin, epoch, seq) or not gate.ask(change, gate.actor(origin), now_ms=now).admitted:
                 continue
             fan_out(hub, hub.records.apply([change]).logged)
             hub.observe_hlc(change.hlc)
-            conn.execute(
-                "UPDATE quarantine SET state='released', note=? WHERE id=?",
-                ("所依据的变更放行后复核通过，按原样应用 (admitted once what it builds on was released)", qid),
+            hub.store.settle_held(
+                qid, "released", "所依据的变更放行后复核通过，按原样应用 (admitted once what it builds on was released)"
             )
             applied += 1
             progress = True
@@ -166,9 +156,7 @@ def reject(hub: Hub, qid: int, *, by: str, reason: str, also: Callable[[], objec
         raise Refused("驳回须填写理由 (a reason is required)")
     _open_row(hub, qid)
     with hub.store.transaction():
-        hub.store.conn.execute(
-            "UPDATE quarantine SET state='rejected', note=? WHERE id=?", (f"驳回（{by}）：{reason[:500]}", qid)
-        )
+        hub.store.settle_held(qid, "rejected", f"驳回（{by}）：{reason[:500]}")
         if also is not None:
             also()
     return {"id": qid, "state": "rejected"}
@@ -192,21 +180,9 @@ def gloss(reason: str) -> str:
 def quarantine_rows(hub: Hub, *, origin: str | None = None, include_closed: bool = False) -> list[dict[str, Any]]:
     """The held changes, open ones first, newest first, each with a Chinese gloss of its reason and what it
     would change: what ``sanji hub quarantine`` prints and the dashboard shows."""
-    where, args = [], []
-    if origin:
-        # A station's rows are what it sent, including changes it re-sent claiming another origin
-        # (rows held before senders were recorded have none: their sender is their origin).
-        where.append("(sender=? OR (sender='' AND origin=?))")
-        args += [origin, origin]
-    if not include_closed:
-        where.append("state='open'")
-    sql = (
-        "SELECT id, origin, epoch, seq, reason, created_ms, whole_batch, state, note, raw, code, sender"
-        " FROM quarantine"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY state='open' DESC, id DESC LIMIT 500"
-    )
-    return [quarantine_row(*r) for r in hub.store.conn.execute(sql, args)]
+    # A station's rows are what it sent, including changes it re-sent claiming another origin.
+    rows = hub.store.quarantine_listing(sender=origin, include_closed=include_closed, limit=500)
+    return [quarantine_row(*r) for r in rows]
 
 
 def quarantine_row(

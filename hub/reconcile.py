@@ -56,9 +56,7 @@ class TreeCache:
 
 
 def _version(hub: Hub) -> tuple[int, int]:
-    a = hub.store.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM changes").fetchone()[0]
-    b = hub.store.conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0]
-    return int(a), int(b)
+    return hub.store.last_change_rowid(), hub.store.quarantine_size()
 
 
 def tree_for(hub: Hub, cache: TreeCache, station: str, depth: int) -> MerkleTree:
@@ -76,17 +74,7 @@ def _held(hub: Hub, origin: str, epoch: int, seq: int) -> bool:
     """Whether the hub holds this change from its origin: applied, or held in quarantine as the origin
     sent it. A copy another station re-sent on its behalf (held under that sender) does not count: it
     must not stop the origin's own authentic copy, nor move the origin's cursor past it."""
-    conn = hub.store.conn
-    if conn.execute("SELECT 1 FROM changes WHERE origin=? AND epoch=? AND seq=?", (origin, epoch, seq)).fetchone():
-        return True
-    return (
-        conn.execute(
-            "SELECT 1 FROM quarantine WHERE origin=? AND epoch=? AND seq=? AND whole_batch=0"
-            " AND sender IN (origin, '')",
-            (origin, epoch, seq),
-        ).fetchone()
-        is not None
-    )
+    return hub.store.is_logged(origin, epoch, seq) or hub.store.held_as_sent(origin, epoch, seq) is not None
 
 
 def repair(hub: Hub, station: str, body: ReconcileRequest) -> RepairAnswer:
@@ -171,10 +159,7 @@ def repair(hub: Hub, station: str, body: ReconcileRequest) -> RepairAnswer:
 
 def _held_from(hub: Hub, sender: str, raw: object) -> bool:
     """The same re-sent change from the same sender is held once, however often it is re-sent."""
-    row = hub.store.conn.execute(
-        "SELECT 1 FROM quarantine WHERE sender=? AND raw=? AND whole_batch=0", (sender, pack(raw))
-    ).fetchone()
-    return row is not None
+    return hub.store.holds_relayed(sender, pack(raw))
 
 
 def _fast_forward(hub: Hub, station: str, chain: object) -> None:
@@ -188,25 +173,15 @@ def _fast_forward(hub: Hub, station: str, chain: object) -> None:
     cursor = hub.store.cursor(station, epoch)
     if last < cursor.next_seq:
         return
-    held = hub.store.conn.execute(
-        "SELECT COUNT(DISTINCT seq) FROM (SELECT seq FROM changes WHERE origin=? AND epoch=? AND seq BETWEEN ? AND ?"
-        " UNION SELECT seq FROM quarantine WHERE origin=? AND epoch=? AND whole_batch=0 AND sender IN (origin, '')"
-        " AND seq BETWEEN ? AND ?)",
-        (station, epoch, cursor.next_seq, last, station, epoch, cursor.next_seq, last),
-    ).fetchone()[0]
-    if int(held) == last - cursor.next_seq + 1:
+    held = hub.store.held_seqs_between(station, epoch, cursor.next_seq, last)
+    if held == last - cursor.next_seq + 1:
         hub.store.set_cursor(station, epoch, Cursor(last + 1, bhash))
 
 
 def summary(hub: Hub, station: str) -> bytes:
     """A hub-signed count of the station's applications by status, for the station to check."""
-    counts = dict(
-        hub.store.conn.execute(
-            "SELECT status, COUNT(*) FROM applications WHERE station=? GROUP BY status", (station,)
-        ).fetchall()
-    )
     return sign_message(
-        Summary(station, iso_from_ms(hub.clock()), {str(k): int(v) for k, v in counts.items()}),
+        Summary(station, iso_from_ms(hub.clock()), hub.store.status_counts(station)),
         signer=hub.hub_id,
         recipient=station,
         signing_key=hub.keys.sign,
@@ -215,18 +190,14 @@ def summary(hub: Hub, station: str) -> bytes:
 
 def record_session(hub: Hub, station: str, body: ReconcileRequest) -> None:
     with hub.store.transaction():
-        hub.store.conn.execute(
-            "INSERT INTO reconciliations (station, at_ms, buckets, divergent, repaired, bytes, summary_match)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (
-                station,
-                hub.clock(),
-                body.buckets_compared,
-                body.divergent,
-                body.repaired,
-                body.bytes,
-                None if body.summary_match is None else int(body.summary_match),
-            ),
+        hub.store.record_reconciliation(
+            station,
+            hub.clock(),
+            buckets=body.buckets_compared,
+            divergent=body.divergent,
+            repaired=body.repaired,
+            size=body.bytes,
+            summary_match=body.summary_match,
         )
 
 

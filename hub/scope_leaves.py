@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from hub.reconcile_scope import HELD_SQL, records_for, scope_rows
+from hub.reconcile_scope import held_rows, records_for, scope_rows
 from replica.merkle_store import LeafStore
-from replica.scope import digests, wire_rows
+from replica.scope import digests
 from sync.merkle import MerkleTree, depth_for
 from sync.scope import leaves, record_key
 
@@ -29,32 +29,13 @@ _PUT_CHUNK = 5_000  # leaves per transaction when a scope is read whole
 
 
 def _touched(hub: Hub, station: str, mark: list[int], upto: tuple[int, int]) -> list[str]:
-    conn = hub.store.conn
-    keys = {
-        record_key(str(e), str(r))
-        for e, r in conn.execute(
-            "SELECT entity, rid FROM changes WHERE rowid > ? AND rowid <= ? AND origin=?", (mark[0], upto[0], station)
-        )
-    }
-    keys.update(
-        record_key(str(e), str(r))
-        for e, r in conn.execute(
-            "SELECT c.entity, c.rid FROM feed f JOIN changes c ON c.rowid = f.change"
-            " WHERE f.station=? AND f.change > ? AND f.change <= ?",
-            (station, mark[0], upto[0]),
-        )
-    )
-    raws = conn.execute(HELD_SQL + " AND id > ? AND id <= ?", (station, mark[1], upto[1]))
-    keys.update(record_key(r[4], r[5]) for r in wire_rows(bytes(x[0]) for x in raws))
+    keys = {record_key(e, r) for e, r in hub.store.touched_records(station, mark[0], upto[0])}
+    keys.update(record_key(r[4], r[5]) for r in held_rows(hub, station, mark[1], upto[1]))
     return sorted(keys)
 
 
 def _current(hub: Hub) -> tuple[int, int]:
-    conn = hub.store.conn
-    return (
-        int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM changes").fetchone()[0]),
-        int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM quarantine").fetchone()[0]),
-    )
+    return hub.store.last_change_rowid(), hub.store.last_quarantine_id()
 
 
 def _marked(mark: object) -> bool:
@@ -80,7 +61,7 @@ def _pending(hub: Hub, station: str, store: LeafStore, upto: tuple[int, int]) ->
 
 def refresh(hub: Hub, station: str) -> LeafStore:
     """Bring the station's stored leaves up to what the hub holds (call inside a transaction)."""
-    store = LeafStore(hub.store.conn, f"station:{station}")
+    store = hub.store.leaf_store(f"station:{station}")
     upto = _current(hub)
     if not _marked(store.mark()):
         store.reset()
@@ -98,7 +79,7 @@ def prepare_all(hub: Hub) -> dict[str, int]:
     stations = [s.code for s in hub.store.stations() if not s.revoked]
     written = 0
     for station in stations:
-        store = LeafStore(hub.store.conn, f"station:{station}")
+        store = hub.store.leaf_store(f"station:{station}")
         upto = _current(hub)
         if not _marked(store.mark()):
             with hub.store.transaction():

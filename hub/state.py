@@ -20,7 +20,6 @@ from protocol.keys import load_verify_key
 from protocol.release import Release
 from replica.errors import Refused
 from replica.keyfile import KeyPair
-from replica.records import RecordStore
 from sync.catalogue import Catalogue, parse_catalogue
 from sync.hlc import tick
 from sync.model import AUTHORITY
@@ -49,7 +48,7 @@ class HubState:
         # Unsealed batches are refused unless a test harness says otherwise (`hub serve
         # --allow-unsealed-for-tests`): stations always seal, so an unsealed batch is a changed station.
         self.allow_unsealed = False
-        self.records = RecordStore(store.db, self.authority)
+        self.records = store.record_store(self.authority)
 
     def close(self) -> None:
         self.store.close()

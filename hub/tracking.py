@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hub.store import HubStore
+from hub.store.records import tracked_application_on
 from sync.change import Change
 from sync.hlc import wall_ms
 from sync.tracking import FIELD, HELD_ELSEWHERE, conceal, is_code
@@ -124,16 +125,19 @@ class Concealer:
         """Call for an admitted change: the code it carried becomes findable."""
         digest = self.hashes.get((change.origin, change.epoch, change.seq))
         if change.entity == "application" and digest is not None:
-            self.hub.store.conn.execute(
-                "INSERT OR IGNORE INTO tracking_codes (hash, application, added_ms) VALUES (?, ?, ?)",
-                (digest, change.id, self.hub.clock()),
-            )
+            self.hub.store.add_tracking_code(digest, change.id, self.hub.clock())
 
 
-def find(conn: sqlite3.Connection, key: bytes, compact: str) -> str | None:
-    """The application a (normalised) code tracks, or ``None``."""
-    row = conn.execute("SELECT application FROM tracking_codes WHERE hash=?", (conceal(key, compact),)).fetchone()
-    return None if row is None else str(row[0])
+def find(store: object, key: bytes, compact: str) -> str | None:
+    """The application a (normalised) code tracks, or ``None``.
+
+    Takes the hub's store. ``hub/web/track.py`` (not this branch's) still hands it the store's
+    connection; that is answered by the store's own query, so the SQL stays in the store. Drop the
+    connection form once that call passes ``hub.store``."""
+    digest = conceal(key, compact)
+    if isinstance(store, HubStore):
+        return store.tracked_application(digest)
+    return tracked_application_on(store, digest)  # type: ignore[arg-type]
 
 
 def closed_ms(status_cell: tuple[object, ...] | None) -> int | None:
@@ -155,9 +159,9 @@ def purge_stale(hub: HubState, *, now_ms: int | None = None, retention_days: int
     days = TrackSettings.read(hub.folder).retention_days if retention_days is None else retention_days
     stale = [
         str(app)
-        for (app,) in hub.store.conn.execute("SELECT application FROM tracking_codes").fetchall()
-        if expired(hub.records.load("application", str(app)).get("status"), now, days)
+        for app in hub.store.tracked_applications()
+        if expired(hub.records.load("application", app).get("status"), now, days)
     ]
     with hub.store.transaction():
-        hub.store.conn.executemany("DELETE FROM tracking_codes WHERE application=?", [(a,) for a in stale])
+        hub.store.forget_tracking(stale)
     return len(stale)

@@ -152,13 +152,10 @@ def export_files(hub: Hub, code: str, out: Path) -> list[str]:
         if body_next == after and not (more and carried != version):
             break
         after = body_next
-    receipts = hub.store.conn.execute(
-        "SELECT hash, result, receipt FROM batches WHERE origin=? ORDER BY received_ms DESC LIMIT 5000",
-        (code,),
-    ).fetchall()
+    receipts = hub.store.recent_receipts(code, 5000)
     if receipts:
         # No counts: a station reading these defaults them to 0 (the format has always been so).
-        acks = Acks(tuple(Ack(bytes(h), str(r), receipt=bytes(rc)) for h, r, rc in receipts))
+        acks = Acks(tuple(Ack(h, r, receipt=rc) for h, r, rc in receipts))
         doc = sign_message(acks, signer=hub.hub_id, recipient=code, signing_key=hub.keys.sign).frame
         name = out / f"{code}_receipts_{hashlib.sha256(doc).hexdigest()[:12]}.sjd"
         name.write_bytes(doc)

@@ -49,6 +49,7 @@ Every class and its code (`tests/test_error_codes.py` checks this table against 
 | EnrolmentError        | enrolment_refused      | an enrolment the hub refuses                             |
 | TamperedError         | tampered               | a blob that is not what its name says                    |
 | UnreferencedError     | unreferenced           | a blob no report at the hub names                        |
+| StoreError            | store_failed           | the hub's database failed (damaged, full, a constraint)  |
 
 (1) Instances name a more precise code: the workflow's `terminal`, `not_allowed`, `immediate_only`;
 the ID checks' `id_checksum`, `phone_format`, ...; a refusal's own (`stale`, the admission codes, ...);

@@ -1,5 +1,6 @@
 """Fail on an import cycle between the project's modules, on an import against the packages' one
-direction (docs/architecture.md), or on a module past the size limit.
+direction (docs/architecture.md), on a module past the size limit, or on a hub module that runs SQL
+outside the hub's store (``tools/store_boundary.py``).
 
 Every import counts, at module level or inside a function: a deferred import hides a cycle from
 Python, not from the reader. Run by `make test` (see the Makefile's `lint` target).
@@ -10,6 +11,9 @@ from __future__ import annotations
 import ast
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling modules
+import store_boundary
 
 PACKAGES = ("protocol", "sync", "replica", "present", "node", "hub", "sanji")
 # A package imports only packages of a lower layer (or its own): node/ and hub/ share one and never
@@ -117,6 +121,7 @@ def main() -> int:
             problems.append(
                 f"{path.relative_to(root)}: {lines} lines (the limit is {MAX_LINES}; split it by what it owns)"
             )
+    problems += store_boundary.problems(root)
     for problem in problems:
         print(problem)
     print(f"{len(files)} modules checked: {len(problems)} problem(s)")

@@ -57,7 +57,7 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 async def healthz(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    hub.store.conn.execute("SELECT 1").fetchone()
+    hub.store.ping()
     return web.json_response({"ok": True, "hub_id": hub.hub_id})
 
 

@@ -128,7 +128,7 @@ def test_push_of_refused_frames_is_4xx_counted_and_explained(
     revoked = sum(1 for _, how in frames if how == "revoked")
     moved = snapshot_unchanged(before, after, allow=("rejected", "alerts"))
     assert not moved, f"refused frames changed the hub: {moved}"
-    # Counted one a frame, in one row per station and hour (hub/store.py: anyone can claim a revoked code).
+    # Counted one a frame, in one row per station and hour (hub/store/refusals.py: anyone can claim a revoked code).
     assert served.hub.store.count("alerts") - alerts_before == revoked, "a revoked station still sending is counted"
     rejected_after, last = served.rejections()
     assert rejected_after - rejected_before == len(frames), "every refused frame is counted for the operator"

@@ -128,18 +128,18 @@ async def test_online_enrolment_push_and_replay(served: Served) -> None:
         served.accept(village, item)
     result = await node_client.sync_round(village, served.url)
     assert (result.pushed, result.refused, result.pending) == (3, [], 0)
-    assert served.hub.store.count("applications", "station=?", ("T1-V3",)) == 3
+    assert served.hub.store.applications_held("T1-V3") == 3
     again = await node_client.sync_round(village, served.url)
     assert (again.pushed, again.refused) == (0, [])
 
     # The very same frames posted again: acknowledged as duplicates, nothing changes.
     frames = [bytes(r[0]) for r in village.conn.execute("SELECT frame FROM outbox ORDER BY first_seq")]
-    before = served.hub.store.count("changes"), served.hub.store.count("batches")
+    before = served.hub.store.changes_logged(), served.hub.store.batches_taken()
     resp = await served.client.post("/v1/sync/push", data=pack(frames), headers={"Content-Type": FRAMES})
     assert resp.status == 200
     doc = open_document(await resp.read(), kind="acks", recipient="T1-V3", verify_key=village.hub_key)
     assert [a["result"] for a in doc.body["acks"]] == ["duplicate"] * len(frames)  # type: ignore[index]
-    assert (served.hub.store.count("changes"), served.hub.store.count("batches")) == before
+    assert (served.hub.store.changes_logged(), served.hub.store.batches_taken()) == before
 
 
 async def test_a_township_pulls_its_villages_township_items_and_a_neighbour_nothing(served: Served) -> None:
@@ -228,7 +228,7 @@ async def test_a_revoked_station_can_neither_pull_nor_push(served: Served, villa
     with pytest.raises(Refused, match="区局拒绝了本次下载"):
         await node_client.sync_round(village, served.url)
     assert village.conn.execute("SELECT state FROM outbox").fetchall() == [("rejected",)]
-    assert served.hub.store.count("changes") == 0
+    assert served.hub.store.changes_logged() == 0
     assert served.hub.store.rejections()[0] >= 1
 
 
@@ -307,10 +307,10 @@ HOSTILE = {
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 async def test_hostile_push_bodies_get_a_4xx_with_a_reason(served: Served, case: str) -> None:
     content_type, body = HOSTILE[case]
-    before = served.hub.store.count("changes"), served.hub.store.count("batches")
+    before = served.hub.store.changes_logged(), served.hub.store.batches_taken()
     resp = await served.client.post("/v1/sync/push", data=body, headers={"Content-Type": content_type})
     await json_error(resp)
-    assert (served.hub.store.count("changes"), served.hub.store.count("batches")) == before
+    assert (served.hub.store.changes_logged(), served.hub.store.batches_taken()) == before
     await served.healthy()
 
 

@@ -52,7 +52,7 @@ def _batches_taken(hub_dir: Path) -> int:
 
     hub = Hub.open(hub_dir)
     try:
-        return hub.store.count("batches")
+        return hub.store.batches_taken()
     finally:
         hub.close()
 

@@ -106,8 +106,8 @@ def test_a_villages_applications_are_applied_once_with_a_signed_receipt(town: Wo
     ack = only(town.push(v1))
     assert (ack.result, ack.applied, ack.quarantined, ack.expected_seq) == (AckResult.APPLIED, 3, 0, 4)
     hub = town.hub
-    assert hub.store.count("applications", "station=?", ("T1-V1",)) == 3
-    assert hub.store.count("changes", "origin=?", ("T1-V1",)) == 3
+    assert hub.store.applications_held("T1-V1") == 3
+    assert hub.store.changes_logged("T1-V1") == 3
     assert hub.store.cursor("T1-V1", 1) == Cursor(4, ack.batch)
     for app in made:
         # The hub's merged record is the station's, cell for cell, but for the citizen's tracking code:
@@ -126,8 +126,8 @@ def test_a_villages_applications_are_applied_once_with_a_signed_receipt(town: Wo
     town.accept(v1, TOWNSHIP_ITEM)
     ack2 = only(town.push(v1))
     assert (ack2.result, ack2.applied) == (AckResult.APPLIED, 1)
-    assert hub.store.count("applications", "station=?", ("T1-V1",)) == 4
-    assert hub.store.count("changes") == 4
+    assert hub.store.applications_held("T1-V1") == 4
+    assert hub.store.changes_logged() == 4
 
 
 def test_replaying_the_same_frames_is_duplicate_and_changes_nothing(town: World) -> None:
@@ -312,7 +312,7 @@ def test_a_change_stamped_far_ahead_of_hub_time_is_quarantined(world: World, ahe
         (held,) = world.hub.store.quarantined()
         assert "clock ahead" in str(held["reason"])
         assert world.hub.records.values("application", str(app["id"])) == {}
-        assert world.hub.store.count("applications") == 0
+        assert world.hub.store.applications_held() == 0
 
 
 # -- refused outright ---------------------------------------------------------------------------------
@@ -347,7 +347,7 @@ def test_a_batch_addressed_to_another_hub_is_rejected(town: World) -> None:
     ack = only(town.ingest([frame]))
     assert ack.result is AckResult.REJECTED and ack.reason.startswith("wrong_recipient:")
     assert town.hub.store.rejections()[0] == 1
-    assert town.hub.store.count("changes") == 0 and town.hub.store.cursor("T1-V1", 1) == Cursor()
+    assert town.hub.store.changes_logged() == 0 and town.hub.store.cursor("T1-V1", 1) == Cursor()
 
 
 def test_a_batch_signed_with_another_stations_key_is_rejected(town: World) -> None:
@@ -365,7 +365,7 @@ def test_a_batch_signed_with_another_stations_key_is_rejected(town: World) -> No
     )
     ack = only(town.ingest([frame]))
     assert ack.result is AckResult.REJECTED and ack.reason.startswith("bad_signature:")
-    assert town.hub.store.count("changes") == 0
+    assert town.hub.store.changes_logged() == 0
 
 
 # -- feeds: each station sees its own scope and nothing else ---------------------------------------------

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from hub.refusal_log import HOUR_MS
 from hub.schema import m005_refusals_per_address_hour
+from hub.store.refusals import HOUR_MS
 
 T0 = 1_772_413_200_000  # on an hour boundary
 

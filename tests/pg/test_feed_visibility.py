@@ -2,7 +2,7 @@
 
 The first test forces the interleaving that loses a change when positions come from a sequence and
 readers ask for ``position > cursor``: it proves the hazard is real on this PostgreSQL. The others prove
-that positions taken from ``hub/pg_feed.py``'s clock at the end of the transaction close it: in the same
+that positions taken from ``hub/store/pg_feed.py``'s clock at the end of the transaction close it: in the same
 interleaving, when a writer rolls back, and under many concurrent writers with a reader polling.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from hub.pg_feed import committed_head, create_clock, stamp_chain_range, take_positions
+from hub.store.pg_feed import committed_head, create_clock, stamp_chain_range, take_positions
 
 CHANGES = "CREATE TABLE changes (position bigint PRIMARY KEY, body text NOT NULL)"
 PAGE = "SELECT position, body FROM changes WHERE position > %s ORDER BY position LIMIT 500"

@@ -1,8 +1,8 @@
 """The hub's refusal log and alerts: what it refused (requests and files, as inauthentic or malformed)
 and the security events it raised, in the tables ``rejected`` and ``alerts`` (``hub/schema.py``).
 
-A part of :class:`hub.store.HubStore`, which mixes it in; kept apart because it owns its own rules of
-how rows are counted, so that a flood from one sender adds a row an hour rather than a row a request.
+A part of :class:`hub.store.HubStore`; it owns its own rules of how rows are counted, so that a flood
+from one sender adds a row an hour rather than a row a request.
 """
 
 from __future__ import annotations

@@ -1,0 +1,64 @@
+"""The hub's store: every SQL statement of the hub lives behind :class:`HubStore`.
+
+The ingest, feed, operations and CLI code talk to the database only through ``HubStore``, so that a
+second backend (PostgreSQL, for a city-sized deployment) can be dropped in and run the same contract
+tests (``tests/hub/test_store_contract.py`` and its siblings). Results are typed values, never cursors;
+a database failure reaches callers as :class:`StoreError`. The contract of each method is in its
+docstring; methods that write must be called inside :meth:`HubStore.transaction` (or a piece of the
+group commit) unless they say otherwise.
+
+One module per thing the store owns, each a part of ``HubStore``:
+- ``base``: the connection, lifecycle, transactions and group commit, settings (``hub_meta``);
+- ``stations``: the station tree, what each last told us, enrolment ``tokens``, ``operators``;
+- ``chains``: ``cursors``, ``batches`` and ``horizons`` per origin, the change log by chain place;
+- ``quarantine``: authentic changes (or whole batches) held back for an operator;
+- ``refusals``: the refusal log (``rejected``) and ``alerts``, counted per source and hour;
+- ``feed``: each station's downstream ``feed``, application owners, catalogue ``releases``;
+- ``scope``: a station's reconciliation scope and its ``reconciliations``;
+- ``records``: applications, tasks, reports, ``conflicts`` and ``tracking_codes``;
+- ``blobs``: the photo index (``blobs``, ``blob_uploads``);
+- ``figures``: the named counts the status pages show;
+- ``nightly_numbers``: the numbers held twice, as the nightly job re-checks them;
+- ``pg_feed``: the PostgreSQL feed's commit-order clock (for the PostgreSQL backend, issue 15).
+
+Tables besides these are replica/'s (``replica/records.py``, ``replica/listing.py``), shared with the
+stations; the tables of the nightly job and the dashboard are still read by their own modules.
+"""
+
+from __future__ import annotations
+
+from hub.store.base import DB_NAME, GroupTransaction, StoreBase
+from hub.store.blobs import Blobs
+from hub.store.chains import Chains, LoggedChange, Receipt
+from hub.store.errors import StoreError
+from hub.store.feed import Feed
+from hub.store.figures import Figures
+from hub.store.nightly_numbers import NightlyNumbers
+from hub.store.quarantine import HeldEntry, Quarantine, QuarantineRow, WaitingChange
+from hub.store.records import ConflictEntry, ConflictRow, Records
+from hub.store.refusals import RefusalLog
+from hub.store.scope import Scope
+from hub.store.stations import STATION_COLS, Station, Stations
+
+
+class HubStore(
+    Stations, Chains, Quarantine, RefusalLog, Feed, Scope, Records, Blobs, Figures, NightlyNumbers, StoreBase
+):
+    """The hub's persistent state behind one narrow interface (SQLite implementation)."""
+
+
+__all__ = [
+    "DB_NAME",
+    "STATION_COLS",
+    "ConflictEntry",
+    "ConflictRow",
+    "GroupTransaction",
+    "HeldEntry",
+    "HubStore",
+    "LoggedChange",
+    "QuarantineRow",
+    "Receipt",
+    "Station",
+    "StoreError",
+    "WaitingChange",
+]
