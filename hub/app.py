@@ -3,11 +3,17 @@
 The factory opens the hub in a cleanup context and mounts the route packages: the sync routes, blobs
 and enrolment for stations (``hub/web/``), the operator dashboard (``hub/dashboard/``), the metrics
 (``hub/metrics.py``) and the citizen's public tracking page (``hub/web/track.py``). What the routes
-read from the app is keyed in ``hub/appkeys.py``, so no route module imports this one.
+read from the app is keyed in ``hub/appkeys.py`` (and the read model's key in ``hub/reads``), so no
+route module imports this one.
+
+Beside the hub it opens the read model (``hub/reads``): the pages, ``/metrics`` and the tracking page
+read and render in its threads over read-only connections, while the loop keeps the serving connection
+for the sync handlers' group committer and the operators' writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +24,7 @@ from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE
 from hub.committer import Committer
 from hub.dashboard import add_dashboard_routes
 from hub.metrics import add_metrics
+from hub.reads import READS, ReadModel
 from hub.reconcile import TreeCache
 from hub.service import Hub
 from hub.web import http_log
@@ -52,8 +59,11 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     committer = Committer(hub.store.conn)
     committer.start()
     app[COMMITTER] = committer
+    reads = ReadModel(hub)
+    app[READS] = reads
     yield
     await committer.stop()
+    await asyncio.to_thread(reads.close)  # waits for pages under way, without holding the loop
     hub.close()
 
 
