@@ -3,11 +3,17 @@
 The factory opens the hub in a cleanup context and mounts the route packages: the sync routes, blobs
 and enrolment for stations (``hub/web/``), the operator dashboard (``hub/dashboard/``), the metrics
 (``hub/metrics.py``) and the citizen's public tracking page (``hub/web/track.py``). What the routes
-read from the app is keyed in ``hub/appkeys.py``, so no route module imports this one.
+read from the app is keyed in ``hub/appkeys.py`` (and the read model's key in ``hub/reads``), so no
+route module imports this one.
+
+Beside the hub it opens the read model (``hub/reads``): the pages, ``/metrics`` and the tracking page
+read and render in its threads over read-only connections, while the loop keeps the serving connection
+for the sync handlers' group committer and the operators' writes.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +24,7 @@ from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE, WRITER
 from hub.committer import Committer
 from hub.dashboard import add_dashboard_routes
 from hub.metrics import add_metrics
+from hub.reads import READS, ReadModel
 from hub.reconcile import TreeCache
 from hub.service import Hub
 from hub.web import http_log
@@ -48,20 +55,23 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     app[HUB] = hub
     # A serving hub keeps its working set in SQLite's page cache (up to 64 MB, allocated as used) rather
     # than the default 2 MB: with hundreds of stations the index pages of every table are hot.
-    hub.store.conn.execute(f"PRAGMA cache_size=-{SERVE_CACHE_KIB}")
+    hub.store.set_cache_kib(SERVE_CACHE_KIB)
     # The group committer's own hub over its own connection, used only in the committer's thread
     # (hub/committer.py): the pieces it runs (taking in batches, noting what stations report) are
     # built on it, never on the loop's hub.
     writer = Hub.open(app[CONFIG].folder)
     writer.allow_unsealed = app[CONFIG].allow_unsealed
-    writer.store.conn.execute(f"PRAGMA cache_size=-{SERVE_CACHE_KIB}")
+    writer.store.set_cache_kib(SERVE_CACHE_KIB)
     committer = Committer(writer.store)
     committer.start()
     app[WRITER] = writer
     app[COMMITTER] = committer
+    reads = ReadModel(hub)
+    app[READS] = reads
     yield
     await committer.stop()
     writer.close()
+    await asyncio.to_thread(reads.close)  # waits for pages under way, without holding the loop
     hub.close()
 
 

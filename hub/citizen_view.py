@@ -6,6 +6,8 @@ which 容缺 materials are still due and by when; when the hub signed its receip
 name, ID number, phone or address, an inspection's findings, or who (which operator or staff member,
 or which station's device) did anything. The view is built field by field from that list, so a field
 added to the record later cannot leak through it (``tests/track/test_no_personal_data.py``).
+
+It is read in the read model's thread (``hub/reads``), through the :class:`ReadHub` it is given.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from hub.state import HubState
+from hub.reads import ReadHub
 from replica.admission_facts import status_versions
 from replica.ids import CHINA
 from sync.hlc import wall_ms
@@ -65,7 +67,7 @@ def _minute(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=CHINA).strftime("%Y-%m-%d %H:%M")
 
 
-def history(hub: HubState, app_id: str) -> tuple[Step, ...]:
+def history(hub: ReadHub, app_id: str) -> tuple[Step, ...]:
     """Statuses in the order they were written, a repeat of the same status folded into the first."""
     steps: list[Step] = []
     last = ""
@@ -76,21 +78,13 @@ def history(hub: HubState, app_id: str) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-def received_at(hub: HubState, app_id: str) -> str:
+def received_at(hub: ReadHub, app_id: str) -> str:
     """When the hub signed for the batch that brought the application (its creation change)."""
-    row = hub.store.conn.execute(
-        "SELECT origin, epoch, seq FROM changes WHERE entity='application' AND rid=? ORDER BY hlc LIMIT 1", (app_id,)
-    ).fetchone()
-    if row is None:
-        return ""
-    got = hub.store.conn.execute(
-        "SELECT MIN(received_ms) FROM batches WHERE origin=? AND epoch=? AND first_seq<=? AND last_seq>=?",
-        (row[0], row[1], row[2], row[2]),
-    ).fetchone()
-    return _minute(int(got[0])) if got is not None and got[0] is not None else ""
+    got = hub.reads.received_ms(app_id)
+    return _minute(got) if got is not None else ""
 
 
-def view(hub: HubState, app_id: str) -> CitizenView | None:
+def view(hub: ReadHub, app_id: str) -> CitizenView | None:
     values = hub.records.values("application", app_id)
     if not values:
         return None

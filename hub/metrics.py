@@ -2,7 +2,8 @@
 
 Two sources. Totals that must survive restarts and count USB imports as well as HTTP pushes (batches
 by result, rejections by reason, changes applied, open conflicts, quarantine, stations by last-seen
-age) are read from the store at scrape time by :class:`StoreCollector`. What only the running process
+age) are read at scrape time by :class:`StoreCollector`, through the read model (``hub/reads``): the
+registry is encoded in its thread, so the scrape's SQL never runs on the event loop. What only the running process
 sees (how long a push takes to ingest, how many feed pulls it served) is measured by a middleware
 around the two sync routes, which leaves their handlers untouched.
 """
@@ -18,8 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from hub.appkeys import HUB
-from hub.service import Hub
+from hub.reads import READS, ReadHub
 from replica.listing import held
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
@@ -63,42 +63,41 @@ def age_bucket(last_seen_ms: int | None, now_ms: int) -> str:
 
 
 class StoreCollector(Collector):
-    """Reads the hub's tables at scrape time. ``hub`` is looked up per scrape: it is opened when the
-    app starts, after the collector is registered."""
+    """Reads the hub's tables at scrape time, through the hub of the read model's work under way on
+    this thread (:meth:`ReadModel.current`); outside of one (the registry encoded anywhere but in
+    :func:`metrics`) it yields nothing rather than read on the caller's thread."""
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
 
-    def _hub(self) -> Hub | None:
-        return self.app.get(HUB)
+    def _hub(self) -> ReadHub | None:
+        reads = self.app.get(READS)
+        return reads.current() if reads is not None else None
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         hub = self._hub()
         if hub is None:
             return
-        conn = hub.store.conn
         batches = CounterMetricFamily("sanji_batches", "Batches accepted by the hub, by result", labels=["result"])
-        for result, n in conn.execute("SELECT result, COUNT(*) FROM batches GROUP BY result"):
-            batches.add_metric([str(result)], int(n))
+        for result, n in hub.reads.batches_by_result().items():
+            batches.add_metric([result], n)
         yield batches
         rejected = CounterMetricFamily(
             "sanji_batches_rejected", "Requests and files refused, by reason", labels=["reason"]
         )
         counts: dict[str, int] = {}
-        for code, n in conn.execute("SELECT code, SUM(count) FROM rejected GROUP BY code"):
-            key = str(code) if code in REASON_CODES else "other"
-            counts[key] = counts.get(key, 0) + int(n)
+        for code, n in hub.reads.refusals_by_code().items():
+            key = code if code in REASON_CODES else "other"
+            counts[key] = counts.get(key, 0) + n
         for key, n in sorted(counts.items()):
             rejected.add_metric([key], n)
         yield rejected
-        applied = conn.execute(
-            "SELECT COALESCE(SUM(applied), 0), COALESCE(SUM(quarantined), 0) FROM batches"
-        ).fetchone()
+        taken = hub.reads.changes_taken()
         yield CounterMetricFamily(
-            "sanji_changes_applied", "Changes applied from stations' batches", value=int(applied[0])
+            "sanji_changes_applied", "Changes applied from stations' batches", value=taken.applied
         )
         yield CounterMetricFamily(
-            "sanji_changes_quarantined", "Changes held for review at ingest", value=int(applied[1])
+            "sanji_changes_quarantined", "Changes held for review at ingest", value=taken.quarantined
         )
         yield GaugeMetricFamily(
             "sanji_conflicts_open",
@@ -112,12 +111,12 @@ class StoreCollector(Collector):
         )
         yield GaugeMetricFamily("sanji_applications", "Applications held by the hub", value=held(hub.store.conn))
         alerts = CounterMetricFamily("sanji_security_alerts", "Security alerts raised, by kind", labels=["kind"])
-        for kind, n in conn.execute("SELECT kind, SUM(count) FROM alerts GROUP BY kind"):
-            alerts.add_metric([str(kind)], int(n))
+        for kind, n in hub.reads.alerts_by_kind().items():
+            alerts.add_metric([kind], n)
         yield alerts
         yield from self._stations(hub)
 
-    def _stations(self, hub: Hub) -> Iterator[GaugeMetricFamily]:
+    def _stations(self, hub: ReadHub) -> Iterator[GaugeMetricFamily]:
         now = hub.clock()
         grid = {(t, b): 0 for t in TIERS for b in ("1h", "1d", "7d", "older", "never")}
         revoked = dict.fromkeys(TIERS, 0)
@@ -173,7 +172,8 @@ async def measure(
 async def metrics(request: web.Request) -> web.Response:
     # The classic text format (0.0.4) unless the scraper asks for OpenMetrics.
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(request.app[REGISTRY])
+    registry = request.app[REGISTRY]
+    body = await request.app[READS].run(lambda _hub: encoder(registry))  # StoreCollector reads in there
     return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
 

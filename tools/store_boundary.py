@@ -11,25 +11,24 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-# The store, and the schema it applies (migrations are DDL: the store's own, kept in hub/schema.py).
-INSIDE = ("hub/store/", "hub/schema.py")
+# The store, and the schema it applies (migrations are DDL: the store's own, kept in hub/schema.py), and
+# the store's read side: the read model (hub/reads/) runs the dashboard's and metrics' queries on
+# read-only connections of its own, in worker threads, and the operators' session writes
+# (hub/reads/operator_store.py) inside the caller's transaction.
+INSIDE = ("hub/store/", "hub/schema.py", "hub/reads/")
 
-# Files still pending, each named with whose work moves it. The list can only shrink: a file named here
+# Files still pending, grouped by what moves them. The list can only shrink: a file named here
 # that no longer breaks the rule is itself a problem, so whoever moves its SQL also strikes it off.
 PENDING = frozenset(
     {
-        # The read model (another engineer's branch): the pages', metrics' and lists' reads.
-        "hub/app.py",
+        # Reads and writes the read model (hub/reads/) does not hold yet: the dashboard's sessions and
+        # overview, /metrics' counts, the tracking page's lookup, the citizen view.
         "hub/citizen_view.py",
-        "hub/dashboard/account.py",
         "hub/dashboard/auth.py",
-        "hub/dashboard/catalogue.py",
         "hub/dashboard/data.py",
-        "hub/dashboard/stations.py",
         "hub/metrics.py",
-        "hub/review_lists.py",
         "hub/web/track.py",
-        # The nightly job, backups and restore (a third engineer's branch).
+        # The nightly job (its own process), backups and restore.
         "hub/backup.py",
         "hub/backup_rotation.py",
         "hub/nightly.py",

@@ -8,6 +8,10 @@ the forms that post them, ``workflow``), inspection reports and photos and the i
 applications (``inspections``), conflicts and quarantine (``review``), the catalogue (``catalogue``),
 and the operator's own password (``account``). What the pages read is gathered in ``data``; the
 dashboard's app keys are in ``keys``.
+
+Every page is read and rendered in the read model's threads (``hub/reads``, through
+``auth.shown``) over a read-only connection; only the operators' writes run on the loop, on the
+serving connection, each in its own short transaction.
 """
 
 from __future__ import annotations

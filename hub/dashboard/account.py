@@ -14,6 +14,8 @@ never a password.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from hub.dashboard.auth import (
@@ -22,36 +24,44 @@ from hub.dashboard.auth import (
     hub_of,
     lockout,
     operator,
+    operators,
     page,
+    password_matches,
+    password_turn,
     record_failure,
     redirect,
     remote_of,
     session_of,
     set_session_cookie,
+    shown,
     start_session,
 )
-from hub.passwords import MIN_LENGTH, check_password, hash_password
+from hub.passwords import MIN_LENGTH, hash_password
 from present.webui import read_form
 
 MAX_LENGTH = 256  # the login form's limit
 DONE = "密码已修改；该账号在其他电脑上的登录已全部退出。"
 
 
-def _page(request: web.Request, *, status: int = 200, error: str = "", notice: str = "") -> web.Response:
-    return page(
+async def _page(request: web.Request, *, status: int = 200, error: str = "", notice: str = "") -> web.StreamResponse:
+    return await shown(
         request,
-        "password.html",
-        status=status,
-        error=error,
-        notice=notice,
-        min_length=MIN_LENGTH,
-        max_length=MAX_LENGTH,
+        lambda hub: page(
+            request,
+            hub,
+            "password.html",
+            status=status,
+            error=error,
+            notice=notice,
+            min_length=MIN_LENGTH,
+            max_length=MAX_LENGTH,
+        ),
     )
 
 
 @operator
 async def password_form(request: web.Request) -> web.StreamResponse:
-    return _page(request, notice=DONE if request.query.get("done") == "1" else "")
+    return await _page(request, notice=DONE if request.query.get("done") == "1" else "")
 
 
 def _weak(new: str, again: str, current: str) -> str:
@@ -71,25 +81,31 @@ async def password_submit(request: web.Request) -> web.StreamResponse:
     hub = hub_of(request)
     user = session_of(request).user
     remote = remote_of(request)
-    paused = lockout(hub, user, remote)
-    if paused is not None:
-        return _page(request, status=429, error=paused.message("密码验证"))
     form = await read_form(request)
     current, new, again = (str(form.get(k, "")) for k in ("current", "new", "again"))
-    stored = hub.store.operator_hash(user)
-    if not current or stored is None or not check_password(current, stored):
-        with hub.store.transaction():
-            record_failure(hub, user, remote)
-            audit(request, "password_failed", user, detail="当前密码错误，密码未修改")
-        return _page(request, status=400, error="当前密码不正确，密码未修改。")
+    async with password_turn(request):  # judged one at a time, as a login is (hub/dashboard/auth.py)
+        paused = lockout(hub, user, remote)
+        right = False
+        if paused is None:
+            stored = hub.store.operator_hash(user)
+            right = bool(current) and stored is not None and await password_matches(current, stored)
+            if not right:
+                with hub.store.transaction():
+                    record_failure(hub, user, remote)
+                    audit(request, "password_failed", user, detail="当前密码错误，密码未修改")
+    if paused is not None:
+        return await _page(request, status=429, error=paused.message("密码验证"))
+    if not right:
+        return await _page(request, status=400, error="当前密码不正确，密码未修改。")
     problem = _weak(new, again, current)
     if problem:
-        return _page(request, status=400, error=problem + "密码未修改。")
+        return await _page(request, status=400, error=problem + "密码未修改。")
+    hashed = await asyncio.to_thread(hash_password, new)  # scrypt, off the loop
     with hub.store.transaction():
-        hub.store.add_operator(user, hash_password(new), hub.clock())  # an upsert: replaces the hash
+        hub.store.add_operator(user, hashed, hub.clock())  # an upsert: replaces the hash
         others = max(0, end_sessions(hub, user) - 1)
         token = start_session(hub, user, remote)
-        hub.store.conn.execute("DELETE FROM dash_login_failures WHERE user=?", (user,))
+        operators(hub).forget_failures(user)
         audit(request, "password", user, detail=f"已结束该账号的其他 {others} 个会话")
     resp = redirect("/account/password?done=1")
     set_session_cookie(resp, request, token)

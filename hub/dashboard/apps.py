@@ -13,8 +13,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.dashboard import data
-from hub.dashboard.auth import audit, hub_of, operator, page, refuse
+from hub.dashboard.auth import audit, hub_of, operator, page, refuse, refused, shown
 from hub.dashboard.moves import workflow
+from hub.reads import READS, ReadHub
 from present.paging import page_links
 from present.webui import read_form
 from replica import listing
@@ -25,7 +26,6 @@ MIN_REASON = 4
 
 @operator
 async def applications(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
     q = request.query.get("q", "").strip()[:64]
     station = request.query.get("station", "").strip()[:64]
     status = request.query.get("status", "").strip()
@@ -37,24 +37,29 @@ async def applications(request: web.Request) -> web.StreamResponse:
         error, due = "未知的时限筛选条件，已忽略。", ""
     older = listing.key_of(request.query.get("after", ""))
     newer = None if older else listing.key_of(request.query.get("before", ""))
-    found = data.search(hub, q=q, station=station, status=status, due=due, older_than=older, newer_than=newer)
     keep = {"q": q, "station": station, "status": status, "due": due}
-    return page(
-        request,
-        "applications.html",
-        rows=found.rows,
-        total=found.total,
-        error=error,
-        filters=keep,
-        pages=page_links("/applications", keep, found),
-        stations=hub.store.stations(),
-        statuses=data.status_choices(),
-        due_filters=data.DUE_FILTERS,
-        names=data.names(hub),
-    )
+
+    def build(hub: ReadHub) -> web.Response:
+        found = data.search(hub, q=q, station=station, status=status, due=due, older_than=older, newer_than=newer)
+        return page(
+            request,
+            hub,
+            "applications.html",
+            rows=found.rows,
+            total=found.total,
+            error=error,
+            filters=keep,
+            pages=page_links("/applications", keep, found),
+            stations=hub.store.stations(),
+            statuses=data.status_choices(),
+            due_filters=data.DUE_FILTERS,
+            names=data.names(hub),
+        )
+
+    return await shown(request, build)
 
 
-def detail(
+async def detail(
     request: web.Request,
     number: str,
     *,
@@ -67,33 +72,37 @@ def detail(
     inspect_error: str = "",
     inspector: str = "",
     due: str = "",
-) -> web.Response:
+) -> web.StreamResponse:
     """The application page. After a refused workflow step (``workflow``) it shows the reason
     and what the operator typed: the note, or the inspector and due date."""
-    hub = hub_of(request)
-    try:
-        app = data.application(hub, number, reveal=reveal)
-    except Refused:
-        return refuse(request, 404, f"没有编号为 {number} 的办件。")
-    return page(
-        request,
-        "application.html",
-        status=status,
-        a=app,
-        reveal_error=reveal_error,
-        reason=reason,
-        wf=workflow(request, app),
-        move_error=move_error,
-        note=note,
-        inspect_error=inspect_error,
-        inspector=inspector,
-        due=due,
-    )
+
+    def build(hub: ReadHub) -> web.Response:
+        try:
+            app = data.application(hub, number, reveal=reveal)
+        except Refused:
+            return refuse(request, hub, 404, f"没有编号为 {number} 的办件。")
+        return page(
+            request,
+            hub,
+            "application.html",
+            status=status,
+            a=app,
+            reveal_error=reveal_error,
+            reason=reason,
+            wf=workflow(request, hub, app),
+            move_error=move_error,
+            note=note,
+            inspect_error=inspect_error,
+            inspector=inspector,
+            due=due,
+        )
+
+    return await shown(request, build)
 
 
 @operator
 async def application(request: web.Request) -> web.StreamResponse:
-    return detail(request, request.match_info["number"])
+    return await detail(request, request.match_info["number"])
 
 
 @operator
@@ -104,20 +113,18 @@ async def reveal(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     reason = str(form.get("reason", "")).strip()[:500]
     if len(reason) < MIN_REASON:
-        return detail(
+        return await detail(
             request,
             number,
             status=400,
             reason=reason,
             reveal_error=f"请填写查看完整信息的理由（至少 {MIN_REASON} 个字），该操作将记入审计日志。",
         )
-    try:
-        data.application(hub, number)
-    except Refused:
-        return refuse(request, 404, f"没有编号为 {number} 的办件。")
+    if not await request.app[READS].run(lambda rh: data.held(rh, number)):
+        return await refused(request, 404, f"没有编号为 {number} 的办件。")
     with hub.store.transaction():
         audit(request, "reveal", number, detail="applicant_id, applicant_phone", reason=reason)
-    return detail(request, number, reveal=True)
+    return await detail(request, number, reveal=True)
 
 
 def setup(app: web.Application) -> None:

@@ -3,16 +3,20 @@
 Upload a file, see exactly what it changes against the current release (``diff_catalogues``), then
 publish. The uploaded document waits in ``dash_drafts`` between the two steps, tied to the release it
 was compared with, so a publish never goes out on the strength of a diff against an older release.
+The page is read and rendered in the read model's thread; the draft and the release are written on
+the loop.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
 
-from hub.dashboard.auth import audit, hub_of, operator, page, redirect, session_of
+from hub.dashboard.auth import audit, hub_of, operator, operators, page, redirect, session_of, shown
+from hub.reads import ReadHub
 from present.webui import read_form
 from replica.errors import Refused
 from sync.catalogue import Catalogue, CatalogueError, diff_catalogues, parse_catalogue
@@ -32,31 +36,27 @@ ITEM_FIELD_NAMES = {
 }
 
 
-def _releases(request: web.Request) -> list[dict[str, Any]]:
-    rows = (
-        hub_of(request)
-        .store.conn.execute(
-            "SELECT version, issued_at, expires_at, published_ms FROM releases ORDER BY version DESC LIMIT 20"
-        )
-        .fetchall()
-    )
-    return [dict(zip(("version", "issued_at", "expires_at", "published_ms"), r, strict=True)) for r in rows]
-
-
-def _catalogue_page(
+async def _catalogue_page(
     request: web.Request, *, status: int = 200, error: str = "", preview: dict[str, Any] | None = None
+) -> web.StreamResponse:
+    return await shown(request, lambda hub: _render(request, hub, status, error, preview))
+
+
+def _render(
+    request: web.Request, hub: ReadHub, status: int, error: str, preview: dict[str, Any] | None
 ) -> web.Response:
-    version, cat = hub_of(request).catalogue()
+    version, cat = hub.catalogue()
     notice = ""
     if request.query.get("done") == "published":
         notice = f"已发布事项目录 v{version}，各站点下次同步时将收到新目录。"
     return page(
         request,
+        hub,
         "catalogue.html",
         status=status,
         version=version,
         cat=cat,
-        releases=_releases(request),
+        releases=[asdict(r) for r in hub.reads.releases(20)],
         error=error,
         preview=preview,
         notice=notice,
@@ -66,7 +66,7 @@ def _catalogue_page(
 
 @operator
 async def catalogue_page(request: web.Request) -> web.StreamResponse:
-    return _catalogue_page(request)
+    return await _catalogue_page(request)
 
 
 def _parse_upload(raw: bytes, next_version: int) -> tuple[dict[str, Any], Catalogue]:
@@ -91,25 +91,22 @@ async def preview(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     upload = form.get("file")
     if upload is None or isinstance(upload, str) or not getattr(upload, "filename", ""):
-        return _catalogue_page(request, status=400, error="请选择要发布的目录文件（JSON）。")
+        return await _catalogue_page(request, status=400, error="请选择要发布的目录文件（JSON）。")
     raw = upload.file.read(MAX_UPLOAD + 1)
     if len(raw) > MAX_UPLOAD:
-        return _catalogue_page(request, status=413, error="目录文件超过 2 MB，请检查文件是否正确。")
+        return await _catalogue_page(request, status=413, error="目录文件超过 2 MB，请检查文件是否正确。")
     version, current = hub.catalogue()
     try:
         body, new = _parse_upload(raw, version + 1)
     except Refused as exc:
-        return _catalogue_page(request, status=400, error=str(exc))
+        return await _catalogue_page(request, status=400, error=str(exc))
     with hub.store.transaction():
-        cur = hub.store.conn.execute(
-            "INSERT INTO dash_drafts (user, base_version, doc, filename, created_ms) VALUES (?,?,?,?,?)",
-            (
-                session_of(request).user,
-                version,
-                json.dumps(body, ensure_ascii=False),
-                str(upload.filename)[:200],
-                hub.clock(),
-            ),
+        draft = operators(hub).add_draft(
+            session_of(request).user,
+            version,
+            json.dumps(body, ensure_ascii=False),
+            str(upload.filename)[:200],
+            hub.clock(),
         )
     diff = diff_catalogues(current, new)
     warn = (
@@ -117,10 +114,10 @@ async def preview(request: web.Request) -> web.StreamResponse:
         if new.district_code == hub.hub_id
         else (f"注意：文件中的区划代码 {new.district_code} 与本枢纽 {hub.hub_id} 不一致。")
     )
-    return _catalogue_page(
+    return await _catalogue_page(
         request,
         preview={
-            "draft": cur.lastrowid,
+            "draft": draft,
             "diff": diff,
             "new": new,
             "old": current,
@@ -138,24 +135,22 @@ async def publish(request: web.Request) -> web.StreamResponse:
     try:
         draft_id = int(str(form.get("draft", "")))
     except ValueError:
-        return _catalogue_page(request, status=400, error="发布请求无效，请重新上传目录文件。")
-    row = hub.store.conn.execute(
-        "SELECT base_version, doc, filename FROM dash_drafts WHERE id=?", (draft_id,)
-    ).fetchone()
+        return await _catalogue_page(request, status=400, error="发布请求无效，请重新上传目录文件。")
+    row = operators(hub).draft(draft_id)
     if row is None:
-        return _catalogue_page(request, status=404, error="该待发布目录已不存在（可能已发布），请重新上传。")
+        return await _catalogue_page(request, status=404, error="该待发布目录已不存在（可能已发布），请重新上传。")
     version, _ = hub.catalogue()
-    if int(row[0]) != version:
-        return _catalogue_page(
+    if row.base_version != version:
+        return await _catalogue_page(
             request, status=409, error=(f"预览之后目录已更新为 v{version}，差异已不准确；请重新上传并核对后再发布。")
         )
     try:
-        new_version = hub.publish(json.loads(row[1]))
+        new_version = hub.publish(json.loads(row.doc))
     except Refused as exc:
-        return _catalogue_page(request, status=400, error=str(exc))
+        return await _catalogue_page(request, status=400, error=str(exc))
     with hub.store.transaction():
-        hub.store.conn.execute("DELETE FROM dash_drafts WHERE id=?", (draft_id,))
-        audit(request, "publish", f"v{new_version}", detail=str(row[2]))
+        operators(hub).drop_draft(draft_id)
+        audit(request, "publish", f"v{new_version}", detail=row.filename)
     return redirect("/catalogue?done=published")
 
 

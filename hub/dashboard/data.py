@@ -1,22 +1,25 @@
 """What the dashboard reads: the overview, the station tree, a station's sync history, application
 search and an application's story. Plain dicts for the templates; no HTML here.
 
-Reads go straight to the hub's SQLite tables (as ``hub/operations.py`` does): the dashboard only
-reads what ingest, feeds and operators already wrote.
+Every function here runs in the read model's thread over its read-only connection (``hub/reads``), and
+reads through the :class:`ReadHub` it is given: its own queries (``hub.reads``), the store's read
+methods, and the modules the CLI shares (``operations.show``, the listing). No SQL here.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from hub.dashboard.inspections import inspections
-from hub.operations import show
+from hub.operations import find_application, show
 from hub.quarantine_review import quarantine_rows
-from hub.service import Hub
+from hub.reads import ReadHub
 from present.pinyin import initials
 from present.webui import Due, describe, due_state, soon_until, status_label
 from replica import listing
+from replica.errors import Refused
 from replica.ids import CHINA
 from sync import catalogue_view
 from sync.workflow import Status
@@ -27,11 +30,11 @@ HISTORY_DAYS = 14
 LIST_LIMIT = 100  # rows a list page shows; pages go on by keyset (replica/listing.py)
 
 
-def today(hub: Hub) -> date:
+def today(hub: ReadHub) -> date:
     return datetime.fromtimestamp(hub.clock() / 1000, tz=CHINA).date()
 
 
-def names(hub: Hub) -> dict[str, str]:
+def names(hub: ReadHub) -> dict[str, str]:
     out = {s.code: s.name for s in hub.store.stations()}
     out[hub.hub_id] = f"{hub.name}行政审批局"
     return out
@@ -54,38 +57,34 @@ def _skew(ms: int) -> str:
     return "0 秒" if abs(ms) < 500 else f"{ms / 1000:+.1f} 秒"
 
 
-def stations(hub: Hub) -> list[dict[str, Any]]:
+def stations(hub: ReadHub) -> list[dict[str, Any]]:
     now = hub.clock()
     counts = listing.station_counts(hub.store.conn)
     version, _ = hub.catalogue()
-    rows = hub.store.conn.execute(
-        "SELECT code, name, tier, parent, revoked, sign_pub IS NOT NULL, last_seen_ms, backlog, last_error,"
-        " catalogue_version, clock_skew_ms, enrolled_ms, registered_ms, last_via FROM stations ORDER BY code"
-    ).fetchall()
     out = []
-    for code, name, tier, parent, revoked, enrolled, seen, backlog, err, cv, skew, enrolled_ms, reg, via in rows:
+    for s in hub.reads.station_rows():
         out.append(
             {
-                "code": code,
-                "name": name,
-                "tier": tier,
-                "parent": parent,
-                "revoked": bool(revoked),
-                "enrolled": bool(enrolled),
-                "last_seen_ms": seen,
-                "backlog": int(backlog or 0),
-                "last_error": err or "",
+                "code": s.code,
+                "name": s.name,
+                "tier": s.tier,
+                "parent": s.parent,
+                "revoked": s.revoked,
+                "enrolled": s.enrolled,
+                "last_seen_ms": s.last_seen_ms,
+                "backlog": s.backlog,
+                "last_error": s.last_error,
                 # A station tells us its catalogue version when it pulls; before that we do not know it.
-                "catalogue_version": int(cv or 0),
-                "catalogue_behind": bool(seen) and int(cv or 0) < version,
-                "skew_ms": int(skew or 0),
-                "skew_warn": abs(int(skew or 0)) > SKEW_WARN_MS,
-                "skew_text": _skew(int(skew or 0)),
-                "applications": int(counts.get(code, 0)),
-                "state": _state(bool(revoked), bool(enrolled), seen, now, str(via or "")),
-                "last_via": str(via or ""),
-                "enrolled_ms": enrolled_ms,
-                "registered_ms": reg,
+                "catalogue_version": s.catalogue_version,
+                "catalogue_behind": bool(s.last_seen_ms) and s.catalogue_version < version,
+                "skew_ms": s.clock_skew_ms,
+                "skew_warn": abs(s.clock_skew_ms) > SKEW_WARN_MS,
+                "skew_text": _skew(s.clock_skew_ms),
+                "applications": int(counts.get(s.code, 0)),
+                "state": _state(s.revoked, s.enrolled, s.last_seen_ms, now, s.last_via),
+                "last_via": s.last_via,
+                "enrolled_ms": s.enrolled_ms,
+                "registered_ms": s.registered_ms,
             }
         )
     return out
@@ -114,7 +113,7 @@ def tree(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def overview(hub: Hub) -> dict[str, Any]:
+def overview(hub: ReadHub) -> dict[str, Any]:
     rows = stations(hub)
     now = hub.clock()
     day = today(hub).isoformat()
@@ -129,14 +128,7 @@ def overview(hub: Hub) -> dict[str, Any]:
         "usb": states.count("usb"),
         "never": states.count("never") + states.count("pending"),
         "revoked": states.count("revoked"),
-        # A range of accepted_at (ISO text, Beijing time at every station) walks the m101 index for one
-        # day; substr(accepted_at, 1, 10)=? read every application ever accepted.
-        "applications_today": int(
-            hub.store.conn.execute(
-                "SELECT COUNT(*) FROM applications WHERE accepted_at >= ? AND accepted_at < ?",
-                (day, (today(hub) + timedelta(days=1)).isoformat()),
-            ).fetchone()[0]
-        ),
+        "applications_today": hub.reads.applications_accepted(day, (today(hub) + timedelta(days=1)).isoformat()),
         "applications": listing.held(hub.store.conn),
         "conflicts": hub.store.count("conflicts", "resolved=0"),
         "quarantined": hub.store.count("quarantine", "state='open'"),
@@ -153,50 +145,26 @@ def overview(hub: Hub) -> dict[str, Any]:
 # -- one station ------------------------------------------------------------------------------------
 
 
-def history(hub: Hub, code: str, days: int = HISTORY_DAYS) -> list[dict[str, Any]]:
+def history(hub: ReadHub, code: str, days: int = HISTORY_DAYS) -> list[dict[str, Any]]:
     """Batches and changes received from a station per day (Beijing time), oldest first."""
     last = today(hub)
     first = last - timedelta(days=days - 1)
     start_ms = int(datetime(first.year, first.month, first.day, tzinfo=CHINA).timestamp() * 1000)
     buckets = {first + timedelta(days=i): [0, 0] for i in range(days)}
-    for received, n in hub.store.conn.execute(
-        "SELECT received_ms, last_seq - first_seq + 1 FROM batches WHERE origin=? AND received_ms>=?", (code, start_ms)
-    ):
-        d = datetime.fromtimestamp(int(received) / 1000, tz=CHINA).date()
+    for batch in hub.reads.batches_since(code, start_ms):
+        d = datetime.fromtimestamp(batch.received_ms / 1000, tz=CHINA).date()
         if d in buckets:
             buckets[d][0] += 1
-            buckets[d][1] += int(n)
+            buckets[d][1] += batch.changes
     return [{"day": d, "batches": b, "changes": c} for d, (b, c) in sorted(buckets.items())]
 
 
-def station_detail(hub: Hub, code: str) -> dict[str, Any] | None:
+def station_detail(hub: ReadHub, code: str) -> dict[str, Any] | None:
     row = next((r for r in stations(hub) if r["code"] == code), None)
     if row is None:
         return None
-    receipts = [
-        {
-            "hash": bytes(h).hex(),
-            "epoch": e,
-            "first_seq": a,
-            "last_seq": b,
-            "received_ms": t,
-            "result": res,
-            "applied": ap,
-            "quarantined": q,
-            "source": src,
-        }
-        for h, e, a, b, t, res, ap, q, src in hub.store.conn.execute(
-            "SELECT hash, epoch, first_seq, last_seq, received_ms, result, applied, quarantined, source FROM batches"
-            " WHERE origin=? ORDER BY received_ms DESC, first_seq DESC LIMIT 50",
-            (code,),
-        )
-    ]
-    rejected = [
-        {"at_ms": t, "source": src, "reason": reason, "count": n}
-        for t, src, reason, n in hub.store.conn.execute(
-            "SELECT at_ms, source, reason, count FROM rejected WHERE origin=? ORDER BY id DESC LIMIT 50", (code,)
-        )
-    ]
+    receipts = [{**asdict(r), "hash": r.hash.hex()} for r in hub.reads.receipts_of(code, 50)]
+    rejected = [asdict(r) for r in hub.reads.refusals_of(code, 50)]
     parent = hub.store.station(row["parent"]) if row["parent"] else None
     children = [s for s in hub.store.stations() if s.parent == code]
     return {
@@ -218,7 +186,7 @@ DUE_FILTERS = {"": "全部", "overdue": "已超期", "soon": "临近到期（3�
 
 
 def search(
-    hub: Hub,
+    hub: ReadHub,
     *,
     q: str = "",
     station: str = "",
@@ -252,7 +220,20 @@ def search(
     return found
 
 
-def application(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, Any]:
+def status_now(hub: ReadHub, number: str) -> str | None:
+    """The application's status now ("" before it has one); None if the hub holds no such number."""
+    try:
+        app_id = find_application(hub, number)
+    except Refused:
+        return None
+    return str(hub.records.values("application", app_id).get("status") or "")
+
+
+def held(hub: ReadHub, number: str) -> bool:
+    return status_now(hub, number) is not None
+
+
+def application(hub: ReadHub, number: str, *, reveal: bool = False) -> dict[str, Any]:
     """One application for the detail page: fields, materials with their deadlines, the history, the
     on-site inspections with their reports (``hub/dashboard/inspections.py``)."""
     shown = show(hub, number, reveal=reveal)

@@ -31,7 +31,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from hub import blobindex
-from hub.dashboard.auth import hub_of, operator, page, refuse
+from hub.dashboard.auth import operator, page, refuse, shown
 from hub.inspection import LIMIT, RESULT_LABELS, TASK_LABELS, assigned, list_inspections, tasks_of
 from hub.operations import find_application
 from protocol.blob import is_sha256_hex
@@ -40,7 +40,7 @@ from sync.inspection import GPS_UNKNOWN_ACCURACY
 from sync.report_flag import flag_text, lines_answered_no
 
 if TYPE_CHECKING:
-    from hub.service import Hub
+    from hub.reads import ReadHub as Hub  # read in the read model's thread
 
 log = logging.getLogger("sanji.hub.dashboard")
 
@@ -152,22 +152,26 @@ def inspections(hub: Hub, app_id: str, number: str, who: dict[str, str]) -> list
 
 @operator
 async def blob(request: web.Request) -> web.StreamResponse:
-    """A photo or signature of one of this application's reports, to a signed-in operator."""
-    hub = hub_of(request)
+    """A photo or signature of one of this application's reports, to a signed-in operator. Found,
+    read from disk and checked in the read model's thread: a photo is megabytes to hash."""
+    return await shown(request, lambda hub: _blob_response(request, hub))
+
+
+def _blob_response(request: web.Request, hub: Hub) -> web.Response:
     number, sha = request.match_info["number"], request.match_info["sha256"]
     not_here = "该办件的踏勘报告中没有这个文件。"
     try:
         app_id = find_application(hub, number)
     except Refused:
-        return refuse(request, 404, f"没有编号为 {number} 的办件。")
+        return refuse(request, hub, 404, f"没有编号为 {number} 的办件。")
     if not is_sha256_hex(sha) or sha not in referenced(hub, app_id):
-        return refuse(request, 404, not_here)
+        return refuse(request, hub, 404, not_here)
     if not blobindex.held(hub, sha):
-        return refuse(request, 404, "该文件尚未从踏勘设备上传到区局（等待上传）。")
+        return refuse(request, hub, 404, "该文件尚未从踏勘设备上传到区局（等待上传）。")
     data = blobindex.store_of(hub).read(sha)
     if hashlib.sha256(data).hexdigest() != sha:
         log.error("blob %s does not hash to its name; the hub's copy is damaged", sha)
-        return refuse(request, 500, "区局保存的该文件已损坏，请让踏勘设备重新上传或从备份恢复。")
+        return refuse(request, hub, 500, "区局保存的该文件已损坏，请让踏勘设备重新上传或从备份恢复。")
     kind = sniff(data[:16])
     headers = {
         "X-Content-Type-Options": "nosniff",
@@ -189,21 +193,29 @@ FILTERS = (("", "全部"), ("open", "待踏勘"), ("overdue", "逾期"), ("missi
 
 @operator
 async def inspection_list(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
-    shown = next((key for key, _ in FILTERS[1:] if request.query.get(key) == "1"), "")
-    rows = list_inspections(
-        hub, open_only=shown == "open", overdue_only=shown == "overdue", missing_only=shown == "missing", limit=LIMIT
-    )
-    return page(
-        request,
-        "inspections.html",
-        rows=rows,
-        shown=shown,
-        filters=FILTERS,
-        limit=LIMIT,
-        results=RESULT_LABELS,
-        task_labels=TASK_LABELS,
-    )
+    picked = next((key for key, _ in FILTERS[1:] if request.query.get(key) == "1"), "")
+
+    def build(hub: Hub) -> web.Response:
+        rows = list_inspections(
+            hub,  # a ReadHub reads as the Hub does
+            open_only=picked == "open",
+            overdue_only=picked == "overdue",
+            missing_only=picked == "missing",
+            limit=LIMIT,
+        )
+        return page(
+            request,
+            hub,
+            "inspections.html",
+            rows=rows,
+            shown=picked,
+            filters=FILTERS,
+            limit=LIMIT,
+            results=RESULT_LABELS,
+            task_labels=TASK_LABELS,
+        )
+
+    return await shown(request, build)
 
 
 def setup(app: web.Application) -> None:

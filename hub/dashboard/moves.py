@@ -13,7 +13,7 @@ from aiohttp import web
 
 from hub import inspection
 from hub.dashboard import data
-from hub.dashboard.auth import hub_of
+from hub.reads import ReadHub
 from present.webui import status_label
 from replica import approval
 from sync.inspection import DEFAULT_TASK_DAYS, TASK_DONE
@@ -29,11 +29,11 @@ CONFIRM = {
 DANGER = {Move.DENY, Move.REJECT, Move.WITHDRAW}
 
 
-def field_devices(request: web.Request) -> list[dict[str, str]]:
+def field_devices(hub: ReadHub) -> list[dict[str, str]]:
     """Field devices an inspection may go to: enrolled (they hold keys) and not revoked."""
     return [
         {"code": s.code, "name": s.name}
-        for s in hub_of(request).store.stations()
+        for s in hub.store.stations()
         if s.tier == "field" and s.sign_pub is not None and not s.revoked
     ]
 
@@ -49,8 +49,9 @@ def notice(done: str) -> str:
     return ""
 
 
-def workflow(request: web.Request, app: dict[str, Any]) -> dict[str, Any]:
-    """What the workflow card shows for one application (``data.application``'s dict)."""
+def workflow(request: web.Request, hub: ReadHub, app: dict[str, Any]) -> dict[str, Any]:
+    """What the workflow card shows for one application (``data.application``'s dict), read through
+    ``hub`` in the read model's thread."""
     done = notice(request.query.get("done", "")) if request.method == "GET" else ""
     try:
         current = Status(str(app.get("status") or ""))
@@ -70,7 +71,7 @@ def workflow(request: web.Request, app: dict[str, Any]) -> dict[str, Any]:
                 "look": "primary" if move is Move.APPROVE else "danger" if move in DANGER else "",
             }
         )
-    tasks = inspection.tasks_of(hub_of(request), str(app["id"]))
+    tasks = inspection.tasks_of(hub, str(app["id"]))
     open_task = any(task.get("status") != TASK_DONE for _, task in tasks)
     item = app.get("item")
     offer = (
@@ -83,12 +84,12 @@ def workflow(request: web.Request, app: dict[str, Any]) -> dict[str, Any]:
         "moves": moves,
         "open_task": open_task,
         # 需现场踏勘 and no report yet: 准予许可 needs a reason to go ahead (replica/approval.py)
-        "override": approvable and approval.needs_inspection(hub_of(request).records, item, str(app["id"])),
+        "override": approvable and approval.needs_inspection(hub.records, item, str(app["id"])),
         "notice": done,
         "inspect": {
-            "devices": field_devices(request),
+            "devices": field_devices(hub),
             "days": DEFAULT_TASK_DAYS,
-            "today": data.today(hub_of(request)).isoformat(),
+            "today": data.today(hub).isoformat(),
         }
         if offer
         else None,

@@ -1,5 +1,6 @@
 """Dashboard pages where an operator decides: conflicts (confirm or override) and quarantine
-(release or reject). Each decision is committed together with its audit row."""
+(release or reject). Each decision is committed together with its audit row, on the loop; the lists
+are read and rendered in the read model's thread."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from aiohttp import web
 
 from hub import conflict_resolution, quarantine_review, review_lists
 from hub.dashboard import data
-from hub.dashboard.auth import audit, hub_of, operator, page, redirect, session_of
+from hub.dashboard.auth import audit, hub_of, operator, page, redirect, session_of, shown
+from hub.reads import ReadHub
 from present.paging import page_links
 from present.webui import RULES, field_label, read_form
 from replica.errors import Refused
@@ -38,8 +40,7 @@ def _links(path: str, paging: dict[str, Any], found: review_lists.Listed) -> dic
     return page_links(path, {"all": "1" if paging["show_all"] else "", "station": paging["station"]}, found)
 
 
-def _conflict_rows(request: web.Request, found: review_lists.Listed) -> list[dict[str, Any]]:
-    who = data.names(hub_of(request))
+def _conflict_rows(who: dict[str, str], found: review_lists.Listed) -> list[dict[str, Any]]:
     rows = []
     for c in found.rows:
         field = str(c["field"])
@@ -52,28 +53,34 @@ def _conflict_rows(request: web.Request, found: review_lists.Listed) -> list[dic
     return rows
 
 
-def _conflicts_page(request: web.Request, *, status: int = 200, error: str = "") -> web.Response:
+async def _conflicts_page(request: web.Request, *, status: int = 200, error: str = "") -> web.StreamResponse:
     paging = _paging(request)
-    found = review_lists.conflicts(hub_of(request), **paging)
-    return page(
-        request,
-        "conflicts.html",
-        status=status,
-        rows=_conflict_rows(request, found),
-        total=found.total,
-        groups=found.groups,
-        station=paging["station"],
-        who=data.names(hub_of(request)),
-        pages=_links("/conflicts", paging, found),
-        show_all=paging["show_all"],
-        error=error,
-        notice=NOTICES.get(request.query.get("done", ""), ""),
-    )
+
+    def build(hub: ReadHub) -> web.Response:
+        found = review_lists.conflicts(hub, **paging)
+        who = data.names(hub)
+        return page(
+            request,
+            hub,
+            "conflicts.html",
+            status=status,
+            rows=_conflict_rows(who, found),
+            total=found.total,
+            groups=found.groups,
+            station=paging["station"],
+            who=who,
+            pages=_links("/conflicts", paging, found),
+            show_all=paging["show_all"],
+            error=error,
+            notice=NOTICES.get(request.query.get("done", ""), ""),
+        )
+
+    return await shown(request, build)
 
 
 @operator
 async def conflicts_page(request: web.Request) -> web.StreamResponse:
-    return _conflicts_page(request)
+    return await _conflicts_page(request)
 
 
 @operator
@@ -88,35 +95,39 @@ async def resolve(request: web.Request) -> web.StreamResponse:
         else:
             out = conflict_resolution.override(hub, cid, by=user)
     except Refused as exc:
-        return _conflicts_page(request, status=409, error=str(exc))
+        return await _conflicts_page(request, status=409, error=str(exc))
     with hub.store.transaction():
         audit(request, f"conflict_{action}", cid, detail=str(out["resolution"]))
     return redirect("/conflicts?done=" + ("confirmed" if action == "confirm" else "overridden"))
 
 
-def _quarantine_page(request: web.Request, *, status: int = 200, error: str = "") -> web.Response:
-    hub = hub_of(request)
+async def _quarantine_page(request: web.Request, *, status: int = 200, error: str = "") -> web.StreamResponse:
     paging = _paging(request)
-    found = review_lists.quarantine(hub, **paging)
-    return page(
-        request,
-        "quarantine.html",
-        status=status,
-        rows=found.rows,
-        total=found.total,
-        groups=found.groups,
-        station=paging["station"],
-        pages=_links("/quarantine", paging, found),
-        who=data.names(hub),
-        error=error,
-        show_all=paging["show_all"],
-        notice=NOTICES.get(request.query.get("done", ""), ""),
-    )
+
+    def build(hub: ReadHub) -> web.Response:
+        found = review_lists.quarantine(hub, **paging)
+        return page(
+            request,
+            hub,
+            "quarantine.html",
+            status=status,
+            rows=found.rows,
+            total=found.total,
+            groups=found.groups,
+            station=paging["station"],
+            pages=_links("/quarantine", paging, found),
+            who=data.names(hub),
+            error=error,
+            show_all=paging["show_all"],
+            notice=NOTICES.get(request.query.get("done", ""), ""),
+        )
+
+    return await shown(request, build)
 
 
 @operator
 async def quarantine_page(request: web.Request) -> web.StreamResponse:
-    return _quarantine_page(request)
+    return await _quarantine_page(request)
 
 
 @operator
@@ -126,7 +137,7 @@ async def settle(request: web.Request) -> web.StreamResponse:
     try:
         qid = int(request.match_info["id"])
     except ValueError:
-        return _quarantine_page(request, status=404, error="隔离记录编号无效。")
+        return await _quarantine_page(request, status=404, error="隔离记录编号无效。")
     form = await read_form(request)
     text = str(form.get("reason", "")).strip()[:500]
     user = session_of(request).user
@@ -147,7 +158,7 @@ async def settle(request: web.Request) -> web.StreamResponse:
         else:
             quarantine_review.reject(hub, qid, by=user, reason=text, also=audited)
     except Refused as exc:
-        return _quarantine_page(request, status=409 if action == "release" else 400, error=str(exc))
+        return await _quarantine_page(request, status=409 if action == "release" else 400, error=str(exc))
     return redirect("/quarantine?done=" + ("released" if action == "release" else "rejected"))
 
 

@@ -1,7 +1,12 @@
 """Dashboard pages about stations: the overview, the station tree with enrolment and revocation, one
-station's sync health, and the audit trail."""
+station's sync health, and the audit trail.
+
+Every page is read and rendered in the read model's thread (``shown``); enrolment and revocation write
+on the loop, in their own transaction, and show their page once that has committed."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 from aiohttp import web
 from markupsafe import Markup
@@ -9,7 +14,8 @@ from markupsafe import Markup
 from hub import enrolment, slip
 from hub.charts import sync_history
 from hub.dashboard import data
-from hub.dashboard.auth import audit, hub_of, operator, page, redirect, refuse, session_of
+from hub.dashboard.auth import audit, hub_of, operator, page, redirect, refuse, refused, session_of, shown
+from hub.reads import ReadHub
 from present.webui import TIER_NAMES, read_form
 from replica.errors import Refused
 
@@ -20,29 +26,40 @@ NOTICES = {
 
 @operator
 async def overview(request: web.Request) -> web.StreamResponse:
-    return page(request, "overview.html", o=data.overview(hub_of(request)))
+    return await shown(request, lambda hub: page(request, hub, "overview.html", o=data.overview(hub)))
 
 
 @operator
 async def live(request: web.Request) -> web.StreamResponse:
     """The part of the overview that refreshes itself (dashboard.js fetches it every 20 s)."""
-    return page(request, "_overview_live.html", o=data.overview(hub_of(request)))
+    return await shown(request, lambda hub: page(request, hub, "_overview_live.html", o=data.overview(hub)))
 
 
-def _stations_page(
+async def _stations_page(
     request: web.Request,
     *,
     status: int = 200,
     error: str = "",
     form: dict[str, str] | None = None,
     enrolled: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    return await shown(request, lambda hub: _render_stations(request, hub, status, error, form, enrolled))
+
+
+def _render_stations(
+    request: web.Request,
+    hub: ReadHub,
+    status: int,
+    error: str,
+    form: dict[str, str] | None,
+    enrolled: dict[str, str] | None,
 ) -> web.Response:
-    hub = hub_of(request)
     rows = data.stations(hub)
     parents = [r for r in rows if r["tier"] in ("township", "street")]
     default_url = f"{request.scheme}://{request.host}"
     return page(
         request,
+        hub,
         "stations.html",
         status=status,
         tree=data.tree(rows),
@@ -57,7 +74,7 @@ def _stations_page(
 
 @operator
 async def stations_page(request: web.Request) -> web.StreamResponse:
-    return _stations_page(request)
+    return await _stations_page(request)
 
 
 @operator
@@ -78,17 +95,17 @@ async def enrol(request: web.Request) -> web.StreamResponse:
     if values["tier"] in ("township", "street"):
         values["parent"] = ""
     if problems:
-        return _stations_page(request, status=400, error="；".join(problems) + "。", form=values)
+        return await _stations_page(request, status=400, error="；".join(problems) + "。", form=values)
     try:
         token = enrolment.register(
             hub, station=values["code"], name=values["name"], tier=values["tier"], parent=values["parent"]
         )
     except Refused as exc:
-        return _stations_page(request, status=400, error=f"登记未成功：{exc}", form=values)
+        return await _stations_page(request, status=400, error=f"登记未成功：{exc}", form=values)
     with hub.store.transaction():
         audit(request, "enrol", values["code"], detail=f"{values['name']} {values['tier']} {values['parent']}")
     # The slip: the station compares the fingerprint with what `node init` pins; the QR code is the token.
-    return _stations_page(
+    return await _stations_page(
         request,
         enrolled={
             "code": values["code"],
@@ -110,7 +127,7 @@ async def enrolment_file(request: web.Request) -> web.StreamResponse:
     token = str(form.get("token", ""))
     found = hub.store.token(enrolment.token_hash(token)) if token else None
     if found is None or found[0] != code or found[3] is not None or found[2] < hub.clock():
-        return refuse(request, 400, "该令牌无效、已使用或已过期，无法生成登记文件；请重新登记站点以获取新令牌。")
+        return await refused(request, 400, "该令牌无效、已使用或已过期，无法生成登记文件；请重新登记站点以获取新令牌。")
     body = enrolment.enrolment_file(hub, code, token, str(form.get("hub_url", "")).strip())
     with hub.store.transaction():
         audit(request, "enrolment_file", code)
@@ -128,43 +145,46 @@ async def revoke(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     reason = str(form.get("reason", "")).strip()
     with hub.store.transaction():
-        if not hub.store.revoke(code):
-            return refuse(request, 404, f"没有登记编码为 {code} 的站点。")
-        hub.store.alert(
-            "revoked",
-            code,
-            f"运维人员 {session_of(request).user} 吊销" + (f"：{reason}" if reason else ""),
-            hub.clock(),
-        )
-        audit(request, "revoke", code, reason=reason)
+        known = hub.store.revoke(code)
+        if known:
+            hub.store.alert(
+                "revoked",
+                code,
+                f"运维人员 {session_of(request).user} 吊销" + (f"：{reason}" if reason else ""),
+                hub.clock(),
+            )
+            audit(request, "revoke", code, reason=reason)
+    if not known:  # nothing was written; the page is shown once the transaction has ended
+        return await refused(request, 404, f"没有登记编码为 {code} 的站点。")
     hub.forget_tiers()
     return redirect(f"/stations/{code}?done=revoked")
 
 
 @operator
 async def station_page(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
     code = request.match_info["code"]
-    detail = data.station_detail(hub, code)
-    if detail is None:
-        return refuse(request, 404, f"没有登记编码为 {code} 的站点。")
-    return page(
-        request,
-        "station.html",
-        d=detail,
-        chart=sync_history(detail["history"]),
-        notice=NOTICES.get(request.query.get("done", ""), ""),
-    )
+
+    def build(hub: ReadHub) -> web.Response:
+        detail = data.station_detail(hub, code)
+        if detail is None:
+            return refuse(request, hub, 404, f"没有登记编码为 {code} 的站点。")
+        return page(
+            request,
+            hub,
+            "station.html",
+            d=detail,
+            chart=sync_history(detail["history"]),
+            notice=NOTICES.get(request.query.get("done", ""), ""),
+        )
+
+    return await shown(request, build)
 
 
 @operator
 async def audit_page(request: web.Request) -> web.StreamResponse:
-    hub = hub_of(request)
-    rows = hub.store.conn.execute(
-        "SELECT at_ms, user, action, target, detail, reason, remote FROM dash_audit ORDER BY id DESC LIMIT 300"
-    ).fetchall()
-    keys = ("at_ms", "user", "action", "target", "detail", "reason", "remote")
-    return page(request, "audit.html", rows=[dict(zip(keys, r, strict=True)) for r in rows])
+    return await shown(
+        request, lambda hub: page(request, hub, "audit.html", rows=[asdict(r) for r in hub.reads.audit_trail(300)])
+    )
 
 
 def setup(app: web.Application) -> None:

@@ -26,7 +26,7 @@ async def record(request: web.Request) -> web.StreamResponse:
     names = [str(v).strip()[:200] for v in form.getall("material", [])]
     received = str(form.get("received", "")).strip()[:10]
     if not names:
-        return detail(request, number, status=400, move_error="未能登记补交材料：请勾选申请人送来的容缺材料。")
+        return await detail(request, number, status=400, move_error="未能登记补交材料：请勾选申请人送来的容缺材料。")
 
     def audited(out: dict[str, object]) -> None:
         audit(request, "supplement", number, detail=f"补交 {'、'.join(names)}；{out['received']} 收到")
@@ -34,7 +34,7 @@ async def record(request: web.Request) -> web.StreamResponse:
     try:
         supplement(hub, number, names, received or None, also=audited)
     except Refused as exc:
-        return detail(request, number, status=409, move_error=f"未能登记补交材料：{exc}")
+        return await detail(request, number, status=409, move_error=f"未能登记补交材料：{exc}")
     return redirect(f"/applications/{quote(number, safe='')}?done={DONE}")
 
 

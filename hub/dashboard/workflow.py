@@ -15,7 +15,8 @@ and the application is under review (or inspecting with every task reported, for
 
 What the page offers is decided in ``moves``. Like the dashboard's other decisions (``review``), the
 change is made by the handler itself on the event loop's thread in its own transaction, not through the
-sync handlers' group committer (a group never spans an ``await``, so the two never interleave). The
+sync handlers' group committer (a group never spans an ``await``, so the two never interleave; nor does
+a dashboard transaction: the pages before and after it are read in the read model's thread). The
 audit row (operator, move, from→to, the note) is written once the change is committed.
 """
 
@@ -26,8 +27,10 @@ from urllib.parse import quote
 from aiohttp import web
 
 from hub import inspection, operations
+from hub.dashboard import data
 from hub.dashboard.apps import detail
 from hub.dashboard.auth import audit, hub_of, operator, redirect, session_of
+from hub.reads import READS
 from present.webui import read_form
 from replica.errors import Refused
 from sync.workflow import Status
@@ -39,13 +42,8 @@ def _page_of(number: str) -> str:
     return "/applications/" + quote(number, safe="")
 
 
-def _status_now(request: web.Request, number: str) -> str | None:
-    hub = hub_of(request)
-    try:
-        app_id = operations.find_application(hub, number)
-    except Refused:
-        return None
-    return str(hub.records.values("application", app_id).get("status") or "")
+async def _status_now(request: web.Request, number: str) -> str | None:
+    return await request.app[READS].run(lambda hub: data.status_now(hub, number))
 
 
 @operator
@@ -57,9 +55,9 @@ async def transition(request: web.Request) -> web.StreamResponse:
     to = str(form.get("to", "")).strip()[:64]
     note = str(form.get("note", "")).strip()[:MAX_NOTE]
     override = str(form.get("override_reason", "")).strip()[:MAX_NOTE] if to == Status.APPROVED.value else ""
-    before = _status_now(request, number)
+    before = await _status_now(request, number)
     if before is None:
-        return detail(request, number)  # the page's own 404
+        return await detail(request, number)  # the page's own 404
     moved = f"{before}→{to}" + (f"（未经现场踏勘准予，理由：{override}）" if override else "")
     try:
         operations.transition(
@@ -72,7 +70,7 @@ async def transition(request: web.Request) -> web.StreamResponse:
             actor=f"区局操作员 {session_of(request).user}",
         )
     except Refused as exc:
-        return detail(request, number, status=400, move_error=f"未能变更办件状态：{exc}", note=note)
+        return await detail(request, number, status=400, move_error=f"未能变更办件状态：{exc}", note=note)
     return redirect(f"{_page_of(number)}?done={quote(to)}")
 
 
@@ -84,11 +82,11 @@ async def inspect(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     inspector = str(form.get("inspector", "")).strip()[:64]
     due = str(form.get("due", "")).strip()[:32]
-    before = _status_now(request, number)
+    before = await _status_now(request, number)
     if before is None:
-        return detail(request, number)
+        return await detail(request, number)
     if not inspector:
-        return detail(request, number, status=400, inspect_error="请选择踏勘设备。", due=due)
+        return await detail(request, number, status=400, inspect_error="请选择踏勘设备。", due=due)
 
     def record(out: dict[str, object]) -> None:
         audit(
@@ -101,7 +99,9 @@ async def inspect(request: web.Request) -> web.StreamResponse:
     try:
         inspection.assign(hub, number, inspector, due or None, also=record)
     except Refused as exc:
-        return detail(request, number, status=400, inspect_error=f"未能安排踏勘：{exc}", inspector=inspector, due=due)
+        return await detail(
+            request, number, status=400, inspect_error=f"未能安排踏勘：{exc}", inspector=inspector, due=due
+        )
     return redirect(f"{_page_of(number)}?done=inspect")
 
 

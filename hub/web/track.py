@@ -13,6 +13,9 @@ Abuse, and what answers it:
 - an address that asks too often gets 429 with ``Retry-After`` (``hub/web/track_limit.py``);
 - every lookup is counted in ``/metrics`` as ``sanji_track_lookups{outcome}``.
 
+The code is looked up and the page rendered in the read model's threads (``hub/reads``), never on the
+event loop; the rate limiter and the counters stay on the loop.
+
 Behind a reverse proxy at a sub-path, the page's own links (the form, the stylesheet) take the prefix
 from ``X-Forwarded-Prefix``, or from ``base_url`` in ``HUB/track.json`` when the operator set one.
 """
@@ -36,6 +39,7 @@ from hub import tracking
 from hub.appkeys import HUB
 from hub.citizen_view import CitizenView, view
 from hub.metrics import REGISTRY
+from hub.reads import READS, ReadHub
 from hub.tracking import TrackSettings
 from hub.web.track_limit import Limiter, client_address
 from present.webui import make_env, render
@@ -94,7 +98,18 @@ class Answer:
         return {"Retry-After": str(max(1, math.ceil(self.wait_s)))}
 
 
-def _lookup(request: web.Request, raw: str) -> Answer:
+def _found(hub: ReadHub, key: bytes, compact: str, retention_days: int) -> CitizenView | None:
+    """What the citizen may see of the application ``compact`` tracks; None for an unknown code and
+    one past its retention alike. Runs in the read model's thread."""
+    app_id = tracking.find(hub.store.conn, key, compact)
+    if app_id is None:
+        return None
+    if tracking.expired(hub.records.load("application", app_id).get("status"), hub.clock(), retention_days):
+        return None
+    return view(hub, app_id)
+
+
+async def _lookup(request: web.Request, raw: str) -> Answer:
     """One code, counted and rate-limited; the caller holds the answer with :func:`_held`."""
     start = time.monotonic()
     counter = request.app[LOOKUPS]
@@ -106,14 +121,9 @@ def _lookup(request: web.Request, raw: str) -> Answer:
     if compact is None:
         counter.labels("malformed").inc()
         return Answer(400)
-    hub = request.app[HUB]
     settings = request.app[SETTINGS]
-    app_id = tracking.find(hub.store.conn, tracking.key_of(hub), compact)
-    found = None
-    if app_id is not None and not tracking.expired(
-        hub.records.load("application", app_id).get("status"), hub.clock(), settings.retention_days
-    ):
-        found = view(hub, app_id)
+    key = tracking.key_of(request.app[HUB])  # on the loop: the first call may create the key file
+    found = await request.app[READS].run(lambda hub: _found(hub, key, compact, settings.retention_days))
     counter.labels("found" if found is not None else "unknown").inc()
     hold = start + settings.floor_ms / 1000
     return Answer(200, found, hold_until=hold) if found is not None else Answer(404, hold_until=hold)
@@ -148,7 +158,7 @@ async def form(request: web.Request) -> web.StreamResponse:
 
 async def page(request: web.Request) -> web.StreamResponse:
     raw = request.match_info["code"]
-    answer = _lookup(request, raw)
+    answer = await _lookup(request, raw)
     if answer.status == 429:
         resp = _page(request, "track_form.html", 429, error=LIMITED, typed="")
         resp.headers.update(answer.retry_after())
@@ -156,12 +166,14 @@ async def page(request: web.Request) -> web.StreamResponse:
     if answer.status == 400:
         return _page(request, "track_form.html", 400, error=MALFORMED, typed=raw[:MAX_INPUT])
     code = grouped(normalize(raw) or "")
-    resp = _page(request, "track.html", answer.status, v=answer.found, code=code, neutral=NOT_FOUND)
+    resp = await request.app[READS].run(
+        lambda _hub: _page(request, "track.html", answer.status, v=answer.found, code=code, neutral=NOT_FOUND)
+    )
     return await _held(answer, resp)
 
 
 async def api(request: web.Request) -> web.StreamResponse:
-    answer = _lookup(request, request.match_info["code"])
+    answer = await _lookup(request, request.match_info["code"])
     if answer.found is not None:
         return await _held(answer, _json(200, answer.found.to_json()))
     if answer.status == 429:
