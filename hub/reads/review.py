@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 from typing import NamedTuple
 
+from hub.store import QuarantineRow
+
 Key = tuple[str, str]  # (sort value, id) as text, as page links carry it
 
 _CONFLICT_FROM = (
@@ -34,19 +36,8 @@ class ConflictRow(NamedTuple):
     detected_hlc: int
 
 
-class HeldRow(NamedTuple):
-    id: int
-    origin: str
-    epoch: int
-    seq: int
-    reason: str
-    created_ms: int
-    whole_batch: int
-    state: str
-    note: str
-    raw: bytes
-    code: str
-    sender: str
+# A held change as the quarantine page lists it: the store's own row type, one shape for both sides.
+HeldRow = QuarantineRow
 
 
 def checked(key: Key | None) -> Key | None:

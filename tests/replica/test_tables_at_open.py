@@ -83,11 +83,19 @@ def _is_migration(fn: ast.FunctionDef) -> bool:
     return False
 
 
+# PostgreSQL DDL that no request or command runs yet: hub/store/pg_feed.py's clock, created by the
+# PostgreSQL tests and benchmark (tests/pg, bench/pg_work.py) until the PostgreSQL store has migrations
+# of its own (issue 15), which must then take it over and strike it off here.
+NOT_A_SERVING_PATH = {"hub/store/pg_feed.py"}
+
+
 def test_schema_statements_live_only_in_registered_migrations() -> None:
     """A table made by a request or a command on first use races with another process doing the same."""
     stray = []
     for package in ("replica", "node", "hub", "sanji"):
         for path in sorted((ROOT / package).rglob("*.py")):
+            if str(path.relative_to(ROOT)) in NOT_A_SERVING_PATH:
+                continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
             inside: set[int] = set()
             for fn in ast.walk(tree):
