@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hub.reads import ReadHub
-from replica.admission_facts import status_versions
 from replica.ids import CHINA
 from sync.hlc import wall_ms
 from sync.model import MATERIAL_PREFIX
@@ -71,7 +70,7 @@ def history(hub: ReadHub, app_id: str) -> tuple[Step, ...]:
     """Statuses in the order they were written, a repeat of the same status folded into the first."""
     steps: list[Step] = []
     last = ""
-    for v in sorted(status_versions(hub.store.conn, app_id), key=lambda v: (v.hlc, v.origin)):
+    for v in sorted(hub.store.status_versions(app_id), key=lambda v: (v.hlc, v.origin)):
         if v.value != last:
             steps.append(Step(status_word(v.value), _day(wall_ms(v.hlc))))
             last = v.value

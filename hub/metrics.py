@@ -20,7 +20,6 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from hub.reads import READS, ReadHub
-from replica.listing import held
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 INGEST = web.AppKey("metrics_ingest", Histogram)
@@ -102,14 +101,16 @@ class StoreCollector(Collector):
         yield GaugeMetricFamily(
             "sanji_conflicts_open",
             "Conflicts waiting for an operator",
-            value=hub.store.count("conflicts", "resolved=0"),
+            value=hub.store.open_conflicts(),
         )
         yield GaugeMetricFamily(
             "sanji_quarantine_open",
             "Quarantined items waiting for an operator",
-            value=hub.store.count("quarantine", "state='open'"),
+            value=hub.store.open_quarantine(),
         )
-        yield GaugeMetricFamily("sanji_applications", "Applications held by the hub", value=held(hub.store.conn))
+        yield GaugeMetricFamily(
+            "sanji_applications", "Applications held by the hub", value=hub.store.applications_held()
+        )
         alerts = CounterMetricFamily("sanji_security_alerts", "Security alerts raised, by kind", labels=["kind"])
         for kind, n in hub.reads.alerts_by_kind().items():
             alerts.add_metric([kind], n)

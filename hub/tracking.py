@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hub.store import HubStore
-from hub.store.records import tracked_application_on
 from sync.change import Change
 from sync.hlc import wall_ms
 from sync.tracking import FIELD, HELD_ELSEWHERE, conceal, is_code
@@ -128,16 +127,9 @@ class Concealer:
             self.hub.store.add_tracking_code(digest, change.id, self.hub.clock())
 
 
-def find(store: object, key: bytes, compact: str) -> str | None:
-    """The application a (normalised) code tracks, or ``None``.
-
-    Takes the hub's store. ``hub/web/track.py`` (not this branch's) still hands it the store's
-    connection; that is answered by the store's own query, so the SQL stays in the store. Drop the
-    connection form once that call passes ``hub.store``."""
-    digest = conceal(key, compact)
-    if isinstance(store, HubStore):
-        return store.tracked_application(digest)
-    return tracked_application_on(store, digest)  # type: ignore[arg-type]
+def find(store: HubStore, key: bytes, compact: str) -> str | None:
+    """The application a (normalised) code tracks, or ``None``."""
+    return store.tracked_application(conceal(key, compact))
 
 
 def closed_ms(status_cell: tuple[object, ...] | None) -> int | None:

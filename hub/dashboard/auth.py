@@ -76,7 +76,7 @@ def hub_of(request: web.Request) -> Hub:
 
 def operators(hub: HubState) -> OperatorStore:
     """The dashboard's writes, on the serving connection (call them inside its transaction)."""
-    return OperatorStore(hub.store.conn)
+    return OperatorStore.of(hub.store)
 
 
 def remote_of(request: web.Request) -> str:
@@ -170,8 +170,8 @@ def page(request: web.Request, hub: ReadHub, template: str, *, status: int = 200
         "path": request.path,
         "user": sess.user if isinstance(sess, Session) else None,
         "csrf": sess.csrf if isinstance(sess, Session) else "",
-        "nav_conflicts": hub.store.count("conflicts", "resolved=0") if sess else 0,
-        "nav_quarantine": hub.store.count("quarantine", "state='open'") if sess else 0,
+        "nav_conflicts": hub.store.open_conflicts() if sess else 0,
+        "nav_quarantine": hub.store.open_quarantine() if sess else 0,
     }
     base.update(context)
     return render(request.app[ENV], template, base, status=status)

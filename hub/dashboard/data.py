@@ -59,7 +59,7 @@ def _skew(ms: int) -> str:
 
 def stations(hub: ReadHub) -> list[dict[str, Any]]:
     now = hub.clock()
-    counts = listing.station_counts(hub.store.conn)
+    counts = hub.store.application_counts()
     version, _ = hub.catalogue()
     out = []
     for s in hub.reads.station_rows():
@@ -129,11 +129,11 @@ def overview(hub: ReadHub) -> dict[str, Any]:
         "never": states.count("never") + states.count("pending"),
         "revoked": states.count("revoked"),
         "applications_today": hub.reads.applications_accepted(day, (today(hub) + timedelta(days=1)).isoformat()),
-        "applications": listing.held(hub.store.conn),
-        "conflicts": hub.store.count("conflicts", "resolved=0"),
-        "quarantined": hub.store.count("quarantine", "state='open'"),
+        "applications": hub.store.applications_held(),
+        "conflicts": hub.store.open_conflicts(),
+        "quarantined": hub.store.open_quarantine(),
         "rejected": rejected_total,
-        "rejected_24h": hub.store.count("rejected", "at_ms>?", (now - 86_400_000,)),
+        "rejected_24h": hub.store.refusals_since(now - 86_400_000),
         "last_rejections": last_rejections,
         "alerts": [dict(a) for a in hub.store.alerts()[-8:]][::-1],
         "catalogue_version": version,
@@ -176,7 +176,7 @@ def station_detail(hub: ReadHub, code: str) -> dict[str, Any] | None:
         "alerts": [a for a in hub.store.alerts() if a["station"] == code][::-1],
         "parent": parent,
         "children": children,
-        "batches_total": hub.store.count("batches", "origin=?", (code,)),
+        "batches_total": hub.store.batches_taken(code),
     }
 
 
@@ -212,7 +212,7 @@ def search(
         today=day.isoformat(),
         soon_until=soon_until(day, cat.calendar).isoformat(),
     )
-    found = listing.page(hub.store.conn, filters, older_than=older_than, newer_than=newer_than, size=size)
+    found = hub.store.application_page(filters, older_than=older_than, newer_than=newer_than, size=size)
     for r in found.rows:
         it = cat.items.get(str(r["item"]))
         r["item_name"] = it.name if it else r["item"]

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub.store import HubStore
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,11 @@ class OperatorStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+
+    @classmethod
+    def of(cls, store: HubStore) -> OperatorStore:
+        """Over the store's own connection (the serving one), for writes inside its transaction."""
+        return cls(store.conn)
 
     # -- sessions ------------------------------------------------------------------------------
 

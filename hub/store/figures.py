@@ -47,9 +47,8 @@ class Figures:
     def count(self, table: str, where: str = "", args: tuple[object, ...] = ()) -> int:
         """Deprecated: raw WHERE text cannot cross to another backend. Use the named figures above.
 
-        Kept only while modules outside this branch still call it (``hub/metrics.py``,
-        ``hub/dashboard/auth.py``, ``hub/dashboard/data.py``, moving to the read model); remove it
-        with their last call."""
+        No hub module calls it any more; the tests still count tables with it (alerts, refusals,
+        quarantine by state). Remove it once they ask named figures."""
         if table not in _COUNTED:
             raise ValueError(table)
         what = "COALESCE(SUM(count), 0)" if table in {"rejected", "alerts"} else "COUNT(*)"

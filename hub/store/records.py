@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from replica import inspection as shared_inspection
 from replica import listing
+from replica.admission_facts import StatusVersion, status_versions
 from replica.records import RecordStore
 
 
@@ -86,6 +87,21 @@ class Records:
     def application_counts(self) -> dict[str, int]:
         """How many applications each accepting station has, as the projection keeps them."""
         return listing.station_counts(self.conn)
+
+    def application_page(
+        self,
+        filters: listing.Filters,
+        *,
+        older_than: listing.Key | None = None,
+        newer_than: listing.Key | None = None,
+        size: int = listing.PAGE_SIZE,
+    ) -> listing.Page:
+        """One keyset page of the applications list (``replica.listing.page``)."""
+        return listing.page(self.conn, filters, older_than=older_than, newer_than=newer_than, size=size)
+
+    def status_versions(self, app_id: str) -> list[StatusVersion]:
+        """Every status the application has held here, from its logged changes."""
+        return status_versions(self.conn, app_id)
 
     def applications_held(self, station: str = "", status: str = "") -> int:
         """How many applications the hub holds (optionally of one station, in one status)."""

@@ -101,7 +101,7 @@ class Answer:
 def _found(hub: ReadHub, key: bytes, compact: str, retention_days: int) -> CitizenView | None:
     """What the citizen may see of the application ``compact`` tracks; None for an unknown code and
     one past its retention alike. Runs in the read model's thread."""
-    app_id = tracking.find(hub.store.conn, key, compact)
+    app_id = tracking.find(hub.store, key, compact)
     if app_id is None:
         return None
     if tracking.expired(hub.records.load("application", app_id).get("status"), hub.clock(), retention_days):
