@@ -38,7 +38,6 @@ from hub.backup import backup
 from hub.nightly_report import (
     NEARLY_DUE_WORKING_DAYS,
     NOT_SEEN_DAYS,
-    OPEN_STATUSES,
     anti_entropy_since,
     deadline_warnings,
     not_seen,
@@ -47,6 +46,7 @@ from hub.nightly_report import (
     statistics,
 )
 from hub.store import DB_NAME
+from hub.store.morning_report import OPEN_STATUSES
 from protocol.codec import pack, unpack
 from replica.db import connect, integrity_check
 from replica.ids import CHINA, iso_from_ms

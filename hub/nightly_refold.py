@@ -41,14 +41,15 @@ class Found:
 
 def find(hub: Hub) -> Found:
     """Read the records touched since the last run and the next slice; note those that differ."""
-    conn, store = hub.store.conn, hub.records
-    upto = int(conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM changes").fetchone()[0])
+    # replica/refold.py's shared readers take a connection, as the station's and the hub's alike.
+    conn, store = hub.store.replica_connection, hub.records
+    upto = hub.store.last_change_rowid()
     mark = hub.store.get_meta(REFOLD_MARK)
     touched = refolding.touched_since(conn, mark, upto) if isinstance(mark, int) else []
     suspects: list[Key] = []
     for i in range(0, len(touched), CHECK_CHUNK):
         suspects += refolding.find(store, touched[i : i + CHECK_CHUNK])
-    total = int(conn.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+    total = hub.store.records_held()
     budget = max(SWEEP_MIN, math.ceil(total / SWEEP_NIGHTS))
     at = hub.store.get_meta(SWEEP_AT)
     after = (str(at[0]), str(at[1])) if isinstance(at, list) and len(at) == 2 else None

@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
 NEARLY_DUE_WORKING_DAYS = 3
 NOT_SEEN_DAYS = 3
-# The statuses of an open file, as the index nightly_open_due (hub/schema.py m201) spells them.
-OPEN_STATUSES = ("accepted", "supplement_requested", "under_review", "inspecting", "approved", "denied")
-_OPEN_SQL = f"status IN ({', '.join(repr(s) for s in OPEN_STATUSES)})"
 
 
 def _yellow_horizon(cal: Any, today: date) -> date:
@@ -44,12 +41,7 @@ def deadline_warnings(hub: Hub, today: date) -> dict[str, list[dict[str, object]
     cal = cat.calendar
     red: list[dict[str, object]] = []
     yellow: list[dict[str, object]] = []
-    rows = hub.store.conn.execute(
-        "SELECT number, station, item, status, applicant_name, due_date FROM applications"
-        f" WHERE kind='promised' AND {_OPEN_SQL} AND due_date <= ? AND due_date != '' AND NOT paused"
-        " ORDER BY due_date",
-        (_yellow_horizon(cal, today).isoformat(),),
-    ).fetchall()
+    rows = hub.store.promised_open_due_by(_yellow_horizon(cal, today).isoformat())
     for number, station, item, status, name, due in rows:
         due_day = date.fromisoformat(str(due))
         entry = {
@@ -66,11 +58,7 @@ def deadline_warnings(hub: Hub, today: date) -> dict[str, list[dict[str, object]
             yellow.append({**entry, "working_days_left": cal.working_days_between(today, due_day)})
     materials = [
         {"number": number, "station": station, "material": material, "due": due}
-        for number, station, material, due in hub.store.conn.execute(
-            "SELECT a.number, a.station, m.material, m.due FROM nightly_materials m"
-            f" JOIN applications a ON a.id = m.application WHERE m.due < ? AND a.{_OPEN_SQL} ORDER BY m.due",
-            (today.isoformat(),),
-        )
+        for number, station, material, due in hub.store.materials_due_before(today.isoformat())
     ]
     return {"red": red, "yellow": yellow, "materials_overdue": materials}
 
@@ -90,39 +78,28 @@ def _station_row(code: object, tier: object) -> dict[str, Any]:
 
 def statistics(hub: Hub, today: date) -> dict[str, Any]:
     tiers = hub.tiers()
-    conn = hub.store.conn
+    store = hub.store
     # field devices take no applications; every other station is listed, with or without any
     per_station = {st.code: _station_row(st.code, st.tier) for st in hub.store.stations() if st.tier != "field"}
     # The counts are kept by triggers (hub/schema.py m203_station_statistics); today's acceptances are
     # one day's range of the accepted_at index.
-    for station, immediate, closed, on_time, n in conn.execute(
-        "SELECT station, immediate, closed, on_time, n FROM station_statistics WHERE n > 0"
-    ):
+    for station, immediate, closed, on_time, n in store.station_statistics():
         s = per_station.setdefault(str(station), _station_row(station, tiers.get(str(station), "?")))
         s["accepted"] += n
         s["immediate" if immediate else "promised"] += n
         s["completed"] += n if closed else 0
         s["on_time"] += n if on_time else 0
     tomorrow = (today + timedelta(days=1)).isoformat()
-    for station, today_n in conn.execute(
-        "SELECT station, COUNT(*) FROM applications WHERE accepted_at >= ? AND accepted_at < ? GROUP BY station",
-        (today.isoformat(), tomorrow),
-    ):
+    for station, today_n in store.accepted_between(today.isoformat(), tomorrow):
         s = per_station.setdefault(str(station), _station_row(station, tiers.get(str(station), "?")))
         s["accepted_today"] += today_n
-    for station, count, total in conn.execute(
-        "SELECT station, COUNT(*), SUM(score) FROM nightly_ratings WHERE station IS NOT NULL AND score IS NOT NULL"
-        " GROUP BY station"
-    ):
+    for station, count, total in store.ratings_per_station():
         s = per_station.get(str(station))
         if s is not None:
             s["ratings"], s["rating_sum"] = count, total
     bad = [
         {"station": station, "score": score, "comment": comment}
-        for station, score, comment in conn.execute(
-            "SELECT station, score, comment FROM nightly_ratings WHERE score <= 2 AND station IS NOT NULL"
-            " ORDER BY station, id"
-        )
+        for station, score, comment in store.bad_reviews()
         if str(station) in per_station
     ]
     per_tier: dict[str, dict[str, int]] = {}
@@ -150,16 +127,12 @@ def not_seen(hub: Hub, days: int = NOT_SEEN_DAYS) -> list[dict[str, object]]:
 
 
 def anti_entropy_since(hub: Hub, since_ms: int) -> dict[str, int]:
-    row = hub.store.conn.execute(
-        "SELECT COUNT(DISTINCT station), COALESCE(SUM(divergent > 0), 0), COALESCE(SUM(repaired), 0),"
-        " COALESCE(SUM(summary_match = 0), 0) FROM reconciliations WHERE at_ms > ?",
-        (since_ms,),
-    ).fetchone()
+    checked, divergent, repaired, mismatches = hub.store.reconciliations_since(since_ms)
     return {
-        "stations_checked": int(row[0]),
-        "divergent": int(row[1]),
-        "repaired": int(row[2]),
-        "summary_mismatches": int(row[3]),
+        "stations_checked": checked,
+        "divergent": divergent,
+        "repaired": repaired,
+        "summary_mismatches": mismatches,
     }
 
 

@@ -256,7 +256,7 @@ def m201_nightly_facts(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX nightly_ratings_station ON nightly_ratings(station, score)")
     db.execute("CREATE INDEX nightly_ratings_bad ON nightly_ratings(station, id) WHERE score <= 2")
     # Red and yellow warnings read only the open promised applications due by a day; the statuses are
-    # hub/nightly_report.py's OPEN_STATUSES, spelled out so the planner can match the query to the index.
+    # hub/store/morning_report.py's OPEN_STATUSES, spelled out so the planner can match the query to the index.
     db.execute(
         "CREATE INDEX nightly_open_due ON applications(due_date) WHERE kind='promised' AND status IN"
         " ('accepted', 'supplement_requested', 'under_review', 'inspecting', 'approved', 'denied')"

@@ -26,8 +26,6 @@ PENDING = frozenset(
         "hub/backup_rotation.py",
         "hub/nightly.py",
         "hub/nightly_facts.py",
-        "hub/nightly_refold.py",
-        "hub/nightly_report.py",
         "hub/restore.py",
     }
 )

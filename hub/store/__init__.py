@@ -18,6 +18,7 @@ One module per thing the store owns, each a part of ``HubStore``:
 - ``records``: applications, tasks, reports, ``conflicts`` and ``tracking_codes``;
 - ``blobs``: the photo index (``blobs``, ``blob_uploads``);
 - ``figures``: the named counts the status pages show;
+- ``morning_report``: what the nightly job's morning report reads;
 - ``nightly_numbers``: the numbers held twice, as the nightly job re-checks them;
 - ``pg_feed``: the PostgreSQL feed's commit-order clock (for the PostgreSQL backend, issue 15).
 
@@ -33,6 +34,7 @@ from hub.store.chains import Chains, LoggedChange, Receipt
 from hub.store.errors import StoreError
 from hub.store.feed import Feed
 from hub.store.figures import Figures
+from hub.store.morning_report import MorningReport
 from hub.store.nightly_numbers import NightlyNumbers
 from hub.store.quarantine import HeldEntry, Quarantine, QuarantineRow, WaitingChange
 from hub.store.records import ConflictEntry, ConflictRow, Records
@@ -42,7 +44,18 @@ from hub.store.stations import STATION_COLS, Station, Stations
 
 
 class HubStore(
-    Stations, Chains, Quarantine, RefusalLog, Feed, Scope, Records, Blobs, Figures, NightlyNumbers, StoreBase
+    Stations,
+    Chains,
+    Quarantine,
+    RefusalLog,
+    Feed,
+    Scope,
+    Records,
+    Blobs,
+    Figures,
+    MorningReport,
+    NightlyNumbers,
+    StoreBase,
 ):
     """The hub's persistent state behind one narrow interface (SQLite implementation)."""
 
