@@ -25,7 +25,6 @@ PENDING = frozenset(
         "hub/backup.py",
         "hub/backup_rotation.py",
         "hub/nightly.py",
-        "hub/nightly_facts.py",
         "hub/restore.py",
     }
 )

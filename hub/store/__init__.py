@@ -19,6 +19,7 @@ One module per thing the store owns, each a part of ``HubStore``:
 - ``blobs``: the photo index (``blobs``, ``blob_uploads``);
 - ``figures``: the named counts the status pages show;
 - ``morning_report``: what the nightly job's morning report reads;
+- ``report_facts``: the 容缺 materials and ratings the nightly job keeps for that report;
 - ``nightly_numbers``: the numbers held twice, as the nightly job re-checks them;
 - ``pg_feed``: the PostgreSQL feed's commit-order clock (for the PostgreSQL backend, issue 15).
 
@@ -39,6 +40,7 @@ from hub.store.nightly_numbers import NightlyNumbers
 from hub.store.quarantine import HeldEntry, Quarantine, QuarantineRow, WaitingChange
 from hub.store.records import ConflictEntry, ConflictRow, Records
 from hub.store.refusals import RefusalLog
+from hub.store.report_facts import ReportFacts
 from hub.store.scope import Scope
 from hub.store.stations import STATION_COLS, Station, Stations
 
@@ -54,6 +56,7 @@ class HubStore(
     Blobs,
     Figures,
     MorningReport,
+    ReportFacts,
     NightlyNumbers,
     StoreBase,
 ):
