@@ -142,13 +142,12 @@ def compact(hub: Hub) -> dict[str, int]:
     Changes, feeds and receipts are kept: anti-entropy and the audit trail rest on them."""
     limit = hub.clock() - REJECTED_RETENTION_DAYS * 86_400_000
     with hub.store.transaction():
-        cur = hub.store.conn.execute("DELETE FROM rejected WHERE at_ms < ?", (limit,))
-    return {"rejected_pruned": cur.rowcount}
+        pruned = hub.store.prune_refusals_before(limit)
+    return {"rejected_pruned": pruned}
 
 
 def last_run_start(hub: Hub) -> int | None:
-    row = hub.store.conn.execute("SELECT MAX(started_ms) FROM nightly_runs WHERE outcome!='running'").fetchone()
-    return int(row[0]) if row and row[0] is not None else None
+    return hub.store.last_run_start()
 
 
 def _failed(hub: Hub, run_id: int, started: int, today: date, finding: str) -> dict[str, Any]:
@@ -171,12 +170,7 @@ def run(
     started = hub.clock()
     since = last_run_start(hub) or 0
     with hub.store.transaction():
-        run_id = int(
-            hub.store.conn.execute(
-                "INSERT INTO nightly_runs (started_ms, trigger) VALUES (?, ?)", (started, trigger)
-            ).lastrowid
-            or 0
-        )
+        run_id = hub.store.start_run(started, trigger)
     today = _today(hub)
     # Before the backup is read, so tonight's copy no longer holds the tracking hashes whose time is up.
     tracking_purged = tracking.purge_stale(hub)
@@ -282,29 +276,23 @@ def summary(report: dict[str, Any]) -> dict[str, object]:
 
 def _finish(hub: Hub, run_id: int, outcome: str, figures: dict[str, int], report: dict[str, Any]) -> dict[str, Any]:
     with hub.store.transaction():
-        hub.store.conn.execute(
-            "UPDATE nightly_runs SET ended_ms=?, outcome=?, figures=?, summary=? WHERE id=?",
-            (hub.clock(), outcome, pack(figures), pack(summary(report)), run_id),
-        )
-        hub.store.conn.execute(
-            "INSERT INTO reports (run, day, report) VALUES (?,?,?)", (run_id, report["day"], pack(report))
-        )
         # hub.db must not grow by a report a night: the last KEEP_REPORTS stay whole, older runs keep
         # their figures and summary. The pages freed are reused by the next reports.
-        hub.store.conn.execute(
-            "DELETE FROM reports WHERE run < (SELECT MIN(run) FROM"
-            " (SELECT run FROM reports ORDER BY run DESC LIMIT ?))",
-            (KEEP_REPORTS,),
+        hub.store.end_run(
+            run_id,
+            hub.clock(),
+            outcome,
+            pack(figures),
+            pack(summary(report)),
+            str(report["day"]),
+            pack(report),
+            KEEP_REPORTS,
         )
     return {**figures, "report": report, "run": run_id, "outcome": outcome}
 
 
 def runs(hub: Hub, limit: int = 10) -> list[dict[str, object]]:
-    rows = hub.store.conn.execute(
-        "SELECT id, started_ms, ended_ms, trigger, outcome, figures, summary FROM nightly_runs"
-        " ORDER BY id DESC LIMIT ?",
-        (limit,),
-    ).fetchall()
+    rows = hub.store.recent_runs(limit)
     return [
         {
             "run": r[0],

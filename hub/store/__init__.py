@@ -21,6 +21,7 @@ One module per thing the store owns, each a part of ``HubStore``:
 - ``morning_report``: what the nightly job's morning report reads;
 - ``report_facts``: the 容缺 materials and ratings the nightly job keeps for that report;
 - ``nightly_numbers``: the numbers held twice, as the nightly job re-checks them;
+- ``nightly_runs``: the nightly job's runs, its kept reports, the refusal notes it prunes;
 - ``pg_feed``: the PostgreSQL feed's commit-order clock (for the PostgreSQL backend, issue 15).
 
 Tables besides these are replica/'s (``replica/records.py``, ``replica/listing.py``), shared with the
@@ -37,6 +38,7 @@ from hub.store.feed import Feed
 from hub.store.figures import Figures
 from hub.store.morning_report import MorningReport
 from hub.store.nightly_numbers import NightlyNumbers
+from hub.store.nightly_runs import NightlyRuns
 from hub.store.quarantine import HeldEntry, Quarantine, QuarantineRow, WaitingChange
 from hub.store.records import ConflictEntry, ConflictRow, Records
 from hub.store.refusals import RefusalLog
@@ -58,6 +60,7 @@ class HubStore(
     MorningReport,
     ReportFacts,
     NightlyNumbers,
+    NightlyRuns,
     StoreBase,
 ):
     """The hub's persistent state behind one narrow interface (SQLite implementation)."""
