@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.inner_pytest import run_inner_pytest
 
 
 def test_skipped_tests_are_counted_with_their_reason_at_the_end(tmp_path: Path) -> None:
@@ -17,13 +15,7 @@ def test_skipped_tests_are_counted_with_their_reason_at_the_end(tmp_path: Path) 
         "def test_c(): pass\n",
         encoding="utf-8",
     )
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_inner_pytest(tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     tail = run.stdout.splitlines()[-4:]
     assert any("2 TESTS DID NOT RUN" in line for line in tail), run.stdout

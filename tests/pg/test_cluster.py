@@ -3,16 +3,13 @@ machine without the binaries gets a failure that says how to install them (issue
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.inner_pytest import run_inner_pytest
 from tests.pg_cluster import Cluster, MissingBinaries, find_bindir
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_cluster_answers_with_postgresql_15_or_later(pg_dsn: str) -> None:
@@ -75,13 +72,7 @@ def test_a_machine_without_postgresql_fails_the_tests_that_need_it_never_skips(t
         "    pass\n",
         encoding="utf-8",
     )
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_inner_pytest(tmp_path)
     assert run.returncode != 0, run.stdout
     assert "1 error" in run.stdout and "skipped" not in run.stdout, run.stdout
     assert "apt-get install -y postgresql" in run.stdout, run.stdout
