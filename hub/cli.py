@@ -11,6 +11,11 @@ from typing import Any
 
 from hub import blobindex, enrolment, inspection, keyring, operations, quarantine_review, slip, usb_files
 from hub.service import Hub
+from hub.staff_cli import add_commands as add_staff_commands
+from hub.staff_cli import cmd_add_staff as cmd_add_staff  # dispatched by name
+from hub.staff_cli import cmd_disable_staff as cmd_disable_staff
+from hub.staff_cli import cmd_enable_staff as cmd_enable_staff
+from hub.staff_cli import cmd_staff as cmd_staff
 from hub.supplement import add_command as add_supplement
 from hub.supplement import cmd_supplement as cmd_supplement  # dispatched by name
 from hub.upkeep_cli import add_command as add_upkeep
@@ -110,6 +115,7 @@ def add_parser(sub: Any) -> None:
     p = cmd("show", "一件办件的全部内容")
     p.add_argument("number", help="办件编号")
     p.add_argument("--reveal", action="store_true", help="显示完整身份证号和手机号")
+    add_staff_commands(cmd)  # 站点工作人员账户 (hub/staff.py)
 
 
 def _hub(args: argparse.Namespace) -> Hub:

@@ -328,3 +328,24 @@ def m203_station_statistics(db: sqlite_utils.Database) -> None:
         " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
         (pack(int(upto)),),
     )
+
+
+# Issue 16: station staff accounts made at the hub (hub/staff.py) and sent down each station's feed.
+@migrations()
+def m401_station_staff(db: sqlite_utils.Database) -> None:
+    # Never a password, nor the private half of the grant key: only what the station needs to check a
+    # sign-in (the scrypt hash) and to pass the data key on (the grant's public key, sync/staff_grant.py).
+    # `version` grows with every change, from staff_clock, so a station never puts an older state back
+    # and a pull asks only for what changed since the version it holds.
+    db.execute(
+        """CREATE TABLE station_staff (
+            station TEXT NOT NULL, "user" TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
+            enabled INTEGER NOT NULL, password_hash TEXT NOT NULL, grant_key TEXT NOT NULL,
+            version INTEGER NOT NULL, created_ms INTEGER NOT NULL, changed_ms INTEGER NOT NULL,
+            PRIMARY KEY (station, "user"))"""
+    )
+    db.execute("CREATE INDEX station_staff_version ON station_staff(station, version)")
+    # One row: the last version handed out. Taken by an UPDATE, whose row lock (on PostgreSQL) keeps
+    # versions in commit order, as feed_clock does for feed positions (hub/store/pg_feed.py).
+    db.execute("CREATE TABLE staff_clock (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
+    db.execute("INSERT INTO staff_clock (id, version) VALUES (1, 0)")

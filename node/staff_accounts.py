@@ -30,14 +30,14 @@ import sqlite3
 import sqlite_utils
 
 from node import data_key, staff_grants, staff_lockout, staff_schema
-from node.staff_schema import ADMIN, LOCAL, ROLES, USER_NAME, Account
+from node.staff_schema import ADMIN, LOCAL, ROLES, Account
 from node.staff_session import DEFAULT_IDLE_MS, StaffSession
 from protocol.codec import pack
 from replica.db import transaction
 from replica.errors import Refused
+from sync import staff_rules
 from sync.staff_password import (
     DEFAULT_PARAMS,
-    MIN_LENGTH,
     SALT_BYTES,
     ScryptParams,
     check_password,
@@ -59,23 +59,17 @@ def _hash(password: str, params: ScryptParams) -> str:
 
 
 def _check_new(user: str, name: str, password: str) -> None:
-    if not USER_NAME.fullmatch(user):
-        raise Refused(
-            f"用户名 {user!r} 不可用：请用小写字母开头，只含小写字母、数字和 _ . -，最长32位"
-            " (a user name is lower-case ASCII, up to 32 characters)",
-            code="bad_user",
-        )
-    if not name.strip():
-        raise Refused("请填写该工作人员的姓名 (the display name is empty)", code="bad_user")
-    _check_password_length(password)
+    try:
+        staff_rules.check_new(user, name, password)  # the hub's add-staff checks the same rules
+    except staff_rules.StaffRuleError as exc:
+        raise Refused(str(exc), code=exc.code) from None
 
 
 def _check_password_length(password: str) -> None:
-    if len(password) < MIN_LENGTH:
-        raise Refused(
-            f"密码太短：至少需要{MIN_LENGTH}位 (a password has at least {MIN_LENGTH} characters)",
-            code="password_too_short",
-        )
+    try:
+        staff_rules.check_password(password)
+    except staff_rules.StaffRuleError as exc:
+        raise Refused(str(exc), code=exc.code) from None
 
 
 def _insert(

@@ -18,7 +18,6 @@ key that unwraps but is not this station's is refused, and the station knows whe
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from dataclasses import dataclass
 
@@ -29,13 +28,14 @@ from protocol.codec import unpack
 from protocol.errors import SanjiError
 from protocol.limits import Limits
 
-ADMIN = "admin"
-STAFF = "staff"
-ROLES = (ADMIN, STAFF)
+# The rules of an account are shared with the hub (sync/staff_rules.py); named here for node/'s modules.
+from sync.staff_rules import ADMIN as ADMIN
+from sync.staff_rules import ROLES as ROLES
+from sync.staff_rules import STAFF as STAFF
+from sync.staff_rules import USER_NAME as USER_NAME
+
 LOCAL = "local"
 HUB = "hub"
-# Sign-in names are typed at a keyboard and will name the author of changes: short, ASCII, no spaces.
-USER_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 
 migrations = Migrations("sanji.node.staff")
 

@@ -33,6 +33,7 @@ Every class and its code (`tests/test_error_codes.py` checks this table against 
 | AcceptanceError       | not_acceptable         | an application the station must not accept as entered   |
 | TransitionError       | transition_refused     | a move the workflow does not allow (1)                   |
 | InspectionError       | invalid_inspection     | inspection input an inspector or operator must correct   |
+| StaffRuleError        | bad_staff_account      | a staff account's name or password no rule allows (1)   |
 | ReconcileError        | malformed_reconcile    | a reconciliation message that is malformed or out of turn|
 | InvalidIdentity       | invalid_identity       | an ID or phone number that cannot be right (1)           |
 | Refused               | refused                | bad input or a disallowed action: CLI exit 2 (1)         |
@@ -53,7 +54,7 @@ Every class and its code (`tests/test_error_codes.py` checks this table against 
 
 (1) Instances name a more precise code: the workflow's `terminal`, `not_allowed`, `immediate_only`;
 the ID checks' `id_checksum`, `phone_format`, ...; a refusal's own (`stale`, the admission codes, ...);
-a carried file's `symlink`, `not_a_file`, .... (2) TooLargeError's code: the same failure, met by a
+a carried file's `symlink`, `not_a_file`, ...; a staff rule's `bad_user`, `password_too_short`. (2) TooLargeError's code: the same failure, met by a
 station reading a hub's answer.
 
 The errors of `sync/` and `replica/blobstore.py` are also `ValueError`s: callers caught them as such

@@ -25,7 +25,7 @@ PACKAGES = ("hub", "node", "replica", "present", "sanji")
 PLACEHOLDER = re.compile(r"\{[^{}]*\}")  # f-string parts are "{}" here; str.format ones keep their names
 OUTCOMES = {"Refused", "NotApplied", "Unreachable"}
 # Errors of sync/ that reach staff through a refusal (`node report` turns them into Refused).
-SYNC_STAFF_ERRORS = {"InspectionError"}
+SYNC_STAFF_ERRORS = {"InspectionError", "StaffRuleError"}
 
 # Messages made elsewhere, by file and expression: where each one's Chinese comes from.
 BUILT_ELSEWHERE = {
@@ -35,6 +35,8 @@ BUILT_ELSEWHERE = {
     ("node/hubkeys.py", "str(exc)"),  # protocol/hubkeys.py check_current: Chinese
     ("node/inspection.py", "str(exc)"),  # sync/inspection.py InspectionError: checked below
     ("node/usb_files.py", "page.problem"),  # node/feed_quarantine.py: Chinese
+    ("node/staff_accounts.py", "str(exc)"),  # sync/staff_rules.py StaffRuleError: checked below
+    ("hub/staff.py", "str(exc)"),  # sync/staff_rules.py StaffRuleError: checked below
 }
 
 

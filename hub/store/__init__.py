@@ -22,6 +22,7 @@ One module per thing the store owns, each a part of ``HubStore``:
 - ``report_facts``: the 容缺 materials and ratings the nightly job keeps for that report;
 - ``nightly_numbers``: the numbers held twice, as the nightly job re-checks them;
 - ``nightly_runs``: the nightly job's runs, its kept reports, the refusal notes it prunes;
+- ``staff``: station staff accounts made at the hub (``station_staff``), which each station's feed carries;
 - ``pg_feed``: the PostgreSQL feed's commit-order clock (for the PostgreSQL backend, issue 15).
 
 Tables besides these are replica/'s (``replica/records.py``, ``replica/listing.py``), shared with the
@@ -44,6 +45,7 @@ from hub.store.records import ConflictEntry, ConflictRow, Records
 from hub.store.refusals import RefusalLog
 from hub.store.report_facts import ReportFacts
 from hub.store.scope import Scope
+from hub.store.staff import Staff, StaffAccount
 from hub.store.stations import STATION_COLS, Station, Stations
 
 
@@ -61,6 +63,7 @@ class HubStore(
     ReportFacts,
     NightlyNumbers,
     NightlyRuns,
+    Staff,
     StoreBase,
 ):
     """The hub's persistent state behind one narrow interface (SQLite implementation)."""
@@ -77,6 +80,7 @@ __all__ = [
     "LoggedChange",
     "QuarantineRow",
     "Receipt",
+    "StaffAccount",
     "Station",
     "StoreError",
     "WaitingChange",
