@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from protocol.errors import LocalProtocolError
-from protocol.feed import FeedPage, FeedSpan
+from protocol.feed import FeedPage, FeedSpan, StaffEntry
 from protocol.keys import key_id, load_seal_public
 from protocol.limits import FEED_PAGE_CHANGES, RELEASE_FRAME_MAX_BYTES
 from protocol.wire import sign_message
@@ -20,6 +20,7 @@ from sync.change import Change
 
 if TYPE_CHECKING:
     from hub.state import HubState
+    from hub.store import StaffAccount
     from hub.store import Station as StationRow
     from replica.records import Run
 
@@ -100,7 +101,14 @@ def fan_out(hub: HubState, logged: Iterable[tuple[int, Change, str]], lookup: Lo
 
 
 def feed_page(
-    hub: HubState, station_code: str, *, after: int, catalogue_version: int, limit: int = PAGE_LIMIT, nonce: bytes = b""
+    hub: HubState,
+    station_code: str,
+    *,
+    after: int,
+    catalogue_version: int,
+    limit: int = PAGE_LIMIT,
+    nonce: bytes = b"",
+    staff_version: int = 0,
 ) -> bytes:
     """One signed page of a station's feed, sealed to the station's key when it has one.
 
@@ -111,7 +119,10 @@ def feed_page(
     whole feed.
 
     ``nonce`` (from the station's signed pull) is answered in the signed header: a page replayed by
-    someone on the path cannot answer a new pull, so a station notices a feed that stopped advancing."""
+    someone on the path cannot answer a new pull, so a station notices a feed that stopped advancing.
+
+    The station's own staff accounts changed after ``staff_version`` ride along (all of them at 0, as
+    on a stick, which answers no pull): a handful of short strings, never another station's."""
     station = hub.store.station(station_code)
     if station is None:
         raise KeyError(station_code)
@@ -121,17 +132,39 @@ def feed_page(
         if release is not None and release[0] > catalogue_version and len(release[1]) <= RELEASE_FRAME_MAX_BYTES
         else None
     )
+    # Hashes travel only sealed to the station: none for a station whose sealing key is not yet pinned.
+    accounts = hub.store.staff_changed_after(station_code, staff_version) if station.seal_pub else []
+    staff = tuple(_staff_entry(a) for a in accounts)
     while True:
         try:
-            return _page(hub, station, after=after, limit=limit, catalogue=catalogue, nonce=nonce)
+            return _page(hub, station, after=after, limit=limit, catalogue=catalogue, nonce=nonce, staff=staff)
         except LocalProtocolError:  # over the payload or frame cap
             if limit == 0 or (limit == 1 and catalogue is None):
                 raise
             limit //= 2
 
 
+def _staff_entry(account: StaffAccount) -> dict[str, object]:
+    return StaffEntry(
+        account.user,
+        account.name,
+        account.role,
+        account.enabled,
+        account.password_hash,
+        account.grant_key,
+        account.version,
+    ).to_wire()
+
+
 def _page(
-    hub: HubState, station: StationRow, *, after: int, limit: int, catalogue: bytes | None, nonce: bytes = b""
+    hub: HubState,
+    station: StationRow,
+    *,
+    after: int,
+    limit: int,
+    catalogue: bytes | None,
+    nonce: bytes = b"",
+    staff: tuple[dict[str, object], ...] = (),
 ) -> bytes:
     station_code = station.code
     rows = hub.store.feed_page(station_code, after, limit) if limit else []
@@ -156,6 +189,7 @@ def _page(
         hub.clock(),
         str(hub.store.get_meta("generation", "")),
         devices,
+        staff,
     )
     seal_pub = station.seal_pub
     return sign_message(

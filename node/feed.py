@@ -4,12 +4,15 @@ the hub was restored)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from node import staff_grants
+from node.staff_grants import FeedAccount
 from node.station import Station
+from protocol.codec import pack
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
-from protocol.feed import FeedPage
+from protocol.feed import FeedPage, StaffEntry
 from replica.errors import Refused
 from sync import feed_cursor as feed
 from sync.catalogue import CatalogueError
@@ -35,6 +38,28 @@ class FeedResult:
     more: bool
     catalogue: str
     hub_ms: int = 0  # the hub's time when it made the page
+    # Staff account entries the page carried that this station refused: (the entry packed, why). The
+    # page applied without them; node/feed_quarantine.py holds each with its reason.
+    held: list[tuple[bytes, str]] = field(default_factory=list)
+
+
+def _staff_entries(raw: tuple[dict[str, object], ...]) -> tuple[list[FeedAccount], list[tuple[bytes, str]], int]:
+    """The page's staff accounts this station takes, the ones it refuses with the reason, and the
+    highest version seen among both (refused ones are not asked for again; the hub's next change to
+    the account sends it anew)."""
+    taken, held, newest = [], [], 0
+    for entry in raw:
+        try:
+            e = StaffEntry.from_wire(entry)
+            newest = max(newest, e.version)
+            account = FeedAccount(e.user, e.name, e.role, e.enabled, e.password_hash, e.grant_key, e.version)
+            staff_grants.check(account)
+        except (RemoteProtocolError, Refused) as exc:
+            user = entry.get("user") if isinstance(entry, dict) else None
+            held.append((pack(entry), f"区局下发的工作人员账户 {user!s} 未予采用，本页其余内容照常应用：{exc}"))
+            continue
+        taken.append(account)
+    return taken, held, newest
 
 
 def apply_feed(st: Station, data: bytes) -> FeedResult:
@@ -78,12 +103,18 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
             st.meta.set("feed_cursor", followed.position)
             if verdict is PageVerdict.NEW_GENERATION:
                 st.meta.set("horizon", [])  # positions in the old generation's feed mean nothing now
+                st.meta.set("staff_version", 0)  # ask the restored hub for every account again
         cursor = followed
     if feed.TRANSITIONS[verdict] is CursorAction.RESTART:
         # The hub was restored from a backup: its change numbering restarted, so our cursor meant
         # nothing there any more. The feed starts over; changes we already hold are skipped.
         return FeedResult(0, 0, True, "")
+    accounts, held, newest = _staff_entries(page.staff)
     with st.transaction():
+        for account in accounts:  # the hub's word on its accounts lands with the page (node/staff_grants.py)
+            staff_grants.record(st.conn, account, st.clock())
+        if newest > st.meta.int("staff_version"):
+            st.meta.set("staff_version", newest)  # the next pull asks only for accounts changed since
         if page.origins:
             st.remember_origins(page.origins)
         if page.catalogue is not None:
@@ -111,4 +142,4 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
             st.meta.set("horizon", [st.meta.int("epoch", 1), st.meta.int("seq"), nxt])
         if page.hub_ms > st.meta.int("hub_time"):
             st.meta.set("hub_time", page.hub_ms)  # the newest genuine hub time (status shows it)
-    return FeedResult(result.applied, nxt, page.more, outcome, page.hub_ms)
+    return FeedResult(result.applied, nxt, page.more, outcome, page.hub_ms, held)

@@ -55,6 +55,8 @@ def take_page(st: Station, data: bytes, *, source: str) -> PageOutcome:
     ensure(st)
     try:
         result = feed.apply_feed(st, data)
+        for entry, why in result.held:  # a staff account the station refused; the page itself applied
+            record(st, entry, source=source, reason=why)
         return PageOutcome(result, more=result.more)
     except feed.FeedGap as exc:
         return PageOutcome(None, str(exc))

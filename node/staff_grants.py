@@ -17,6 +17,7 @@ does not bind the hub, which answers for the district.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -24,12 +25,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
 
 from node import data_key, staff_schema
-from node.staff_schema import HUB, ROLES, USER_NAME
+from node.staff_schema import HUB
 from node.staff_session import StaffSession
 from protocol.codec import pack
 from protocol.keys import load_seal_public
 from replica.db import transaction
 from replica.errors import Refused
+from sync import staff_rules
 from sync.staff_grant import grant_private, parse_grant_key
 from sync.staff_password import well_formed
 
@@ -56,6 +58,7 @@ class FeedAccount:
     enabled: bool
     password_hash: str
     grant_key: str
+    version: int = 0  # grows with every change at the hub; a lower one never replaces a higher
 
 
 def _info(station: str, user: str) -> bytes:
@@ -63,35 +66,63 @@ def _info(station: str, user: str) -> bytes:
     return pack(["sanji/staff-grant/1", station, user])
 
 
-def from_feed(db: sqlite_utils.Database, *, account: FeedAccount, now_ms: int) -> None:
-    """Record the hub's account as stated, or refuse a malformed one (``bad_account``), changing nothing."""
+def from_feed(db: sqlite_utils.Database, *, account: FeedAccount, now_ms: int) -> bool:
+    """Record the hub's account as stated, or refuse a malformed one (``bad_account``), changing nothing.
+    False when the station already holds a newer version of the account (nothing changes then)."""
+    check(account)
+    with transaction(db) as conn:
+        return record(conn, account, now_ms)
+
+
+def check(account: FeedAccount) -> None:
+    """Refuse (``bad_account``) an account no station may take: the rules of sync/staff_rules.py, and a
+    hash and grant key a sign-in can use."""
     a = account
-    if not (USER_NAME.fullmatch(a.user) and a.name.strip() and a.role in ROLES and well_formed(a.password_hash)):
+    if not (staff_rules.well_formed(a.user, a.name, a.role) and well_formed(a.password_hash)):
         raise Refused(BAD_ACCOUNT, code="bad_account")
     if parse_grant_key(a.grant_key) is None:
         raise Refused(BAD_ACCOUNT, code="bad_account")
-    with transaction(db) as conn:
-        held = staff_schema.account(conn, a.user)
-        if held is None:
-            conn.execute(
-                "INSERT INTO staff (user, name, role, source, password_hash, enabled, grant_key, created_ms,"
-                " changed_ms) VALUES (?,?,?,?,?,?,?,?,?)",
-                (a.user, a.name.strip(), a.role, HUB, a.password_hash, int(a.enabled), a.grant_key, now_ms, now_ms),
-            )
-            return
-        # A copy or grant made for another password, or for an account the hub now disables, must go.
-        stale = held.password_hash != a.password_hash or held.grant_key != a.grant_key or not a.enabled
+
+
+def record(conn: sqlite3.Connection, account: FeedAccount, now_ms: int) -> bool:
+    """Write a :func:`check`-ed account inside the caller's transaction (the feed page's, so the
+    account lands with the page or not at all). False when a newer version is already here."""
+    a = account
+    held = staff_schema.account(conn, a.user)
+    if held is None:
         conn.execute(
-            "UPDATE staff SET name=?, role=?, source=?, password_hash=?, enabled=?, grant_key=?, changed_ms=?"
-            " WHERE user=?",
-            (a.name.strip(), a.role, HUB, a.password_hash, int(a.enabled), a.grant_key, now_ms, a.user),
+            "INSERT INTO staff (user, name, role, source, password_hash, enabled, grant_key, created_ms,"
+            " changed_ms, hub_version) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                a.user,
+                a.name.strip(),
+                a.role,
+                HUB,
+                a.password_hash,
+                int(a.enabled),
+                a.grant_key,
+                now_ms,
+                now_ms,
+                a.version,
+            ),
         )
-        if stale:
-            conn.execute(
-                "UPDATE staff SET wrapped_key=NULL, grant=NULL, failures=0, failed_at=NULL, locked_until_ms=0"
-                " WHERE user=?",
-                (a.user,),
-            )
+        return True
+    (held_version,) = conn.execute("SELECT hub_version FROM staff WHERE user=?", (a.user,)).fetchone()
+    if a.version < int(held_version):
+        return False
+    # A copy or grant made for another password, or for an account the hub now disables, must go.
+    stale = held.password_hash != a.password_hash or held.grant_key != a.grant_key or not a.enabled
+    conn.execute(
+        "UPDATE staff SET name=?, role=?, source=?, password_hash=?, enabled=?, grant_key=?, changed_ms=?,"
+        " hub_version=? WHERE user=?",
+        (a.name.strip(), a.role, HUB, a.password_hash, int(a.enabled), a.grant_key, now_ms, a.version, a.user),
+    )
+    if stale:
+        conn.execute(
+            "UPDATE staff SET wrapped_key=NULL, grant=NULL, failures=0, failed_at=NULL, locked_until_ms=0 WHERE user=?",
+            (a.user,),
+        )
+    return True
 
 
 def seal_pending(db: sqlite_utils.Database, *, by: StaffSession, now_ms: int) -> int:

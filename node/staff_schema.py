@@ -75,6 +75,13 @@ def m002_grants(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE staff ADD COLUMN grant BLOB")  # HPKE-sealed data key, pending; NULL once redeemed
 
 
+@migrations()
+def m003_hub_version(db: sqlite_utils.Database) -> None:
+    # The version of the hub's word on a hub-made account (protocol/feed.py StaffEntry): an entry with a
+    # lower one (an old page imported again from a stick) never puts an older hash or state back.
+    db.execute("ALTER TABLE staff ADD COLUMN hub_version INTEGER NOT NULL DEFAULT 0")
+
+
 @dataclass(frozen=True)
 class Account:
     """One row of ``staff``, as read."""

@@ -50,6 +50,7 @@ META_FIELDS = {
     "chain": "hash of the last batch built in the current epoch",
     "feed_cursor": "how far into its hub feed this station has applied",
     "hub_generation": "the hub's generation the feed cursor refers to; a hub restored from backup has a new one",
+    "staff_version": "the newest version of the hub's staff accounts seen in the feed; pulls ask for what is newer",
     "created_ms": "when this station folder was made (ms): the nightly catch-up counts missed runs from it",
     "last_import": "wall time (ms) of the last `node import` that took a hub file: a USB-only station's sync",
     "last_sync": "wall time (ms) of the last sync round that reached the hub",

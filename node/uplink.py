@@ -203,7 +203,17 @@ def pull_frame(st: Station, after: int, nonce: bytes = b"") -> bytes:
     seen = st.meta.get("horizon", [])
     if isinstance(seen, list) and len(seen) == 3 and seen[0] == epoch and seen[2] == after:
         seq = int(seen[1])  # the earliest of our changes known to be written after applying ``after``
-    body = PullRequest(after, st.clock(), int(cat), st.pending_changes(), freshness.report(st), seq, epoch, nonce)
+    body = PullRequest(
+        after,
+        st.clock(),
+        int(cat),
+        st.pending_changes(),
+        freshness.report(st),
+        seq,
+        epoch,
+        nonce,
+        st.meta.int("staff_version"),  # the hub's staff accounts: only those changed since (node/feed.py)
+    )
     return sign_message(body, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign).frame
 
 

@@ -54,8 +54,8 @@ Every class and its code (`tests/test_error_codes.py` checks this table against 
 
 (1) Instances name a more precise code: the workflow's `terminal`, `not_allowed`, `immediate_only`;
 the ID checks' `id_checksum`, `phone_format`, ...; a refusal's own (`stale`, the admission codes, ...);
-a carried file's `symlink`, `not_a_file`, ...; a staff rule's `bad_user`, `password_too_short`. (2) TooLargeError's code: the same failure, met by a
-station reading a hub's answer.
+a carried file's `symlink`, `not_a_file`, ...; a staff rule's `bad_user`, `password_too_short`.
+(2) TooLargeError's code: the same failure, met by a station reading a hub's answer.
 
 The errors of `sync/` and `replica/blobstore.py` are also `ValueError`s: callers caught them as such
 before they joined this root, and some still do.

@@ -32,6 +32,7 @@ class PullRequest:
         Field("seq", "uint", required=False),
         Field("epoch", "uint", required=False),
         Field("nonce", "bin", required=False),
+        Field("staff_version", "uint", required=False),
     )
 
     after: int  # the station's feed cursor
@@ -42,6 +43,7 @@ class PullRequest:
     seq: int | None = None  # with epoch: what the station had written when it had applied `after`
     epoch: int | None = None
     nonce: bytes = b""  # online pulls: the page must answer it
+    staff_version: int = 0  # the newest version of the hub's staff accounts the station has applied
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {
@@ -55,6 +57,8 @@ class PullRequest:
                 wire[name] = getattr(self, name)
         if self.nonce:
             wire["nonce"] = self.nonce
+        if self.staff_version:
+            wire["staff_version"] = self.staff_version
         return wire
 
     @classmethod
@@ -63,7 +67,8 @@ class PullRequest:
         f = read_fields(body, cls.FIELDS, what)
         # Counters go into SQLite: anything at or over 2**62 is refused here, not by an overflow later.
         counts = {
-            k: below(int(str(f.get(k, 0))), U62, k, what) for k in ("after", "at_ms", "catalogue_version", "pending")
+            k: below(int(str(f.get(k, 0))), U62, k, what)
+            for k in ("after", "at_ms", "catalogue_version", "pending", "staff_version")
         }
         seq, epoch, problem, nonce = f.get("seq"), f.get("epoch"), f.get("problem"), f.get("nonce", b"")
         assert isinstance(nonce, bytes)
@@ -76,6 +81,7 @@ class PullRequest:
             seq if isinstance(seq, int) else None,
             epoch if isinstance(epoch, int) else None,
             nonce,
+            counts["staff_version"],
         )
 
 
@@ -128,6 +134,7 @@ class FeedPage:
         Field("hub_ms", "uint", required=False),
         Field("generation", "str", required=False),
         Field("field_devices", "[str]", required=False),
+        Field("staff", "[staff]", required=False),
     )
 
     station: str
@@ -141,6 +148,7 @@ class FeedPage:
     hub_ms: int = 0  # the hub's clock when it made the page (0: not said)
     generation: str | None = None  # changes when the hub is restored from a backup; None: not said
     field_devices: tuple[str, ...] | None = None  # township and street centres only
+    staff: tuple[dict[str, object], ...] = ()  # the station's own accounts, each read by StaffEntry.from_wire
 
     @property
     def span(self) -> FeedSpan:
@@ -161,6 +169,8 @@ class FeedPage:
         }
         if self.field_devices is not None:
             wire["field_devices"] = list(self.field_devices)
+        if self.staff:
+            wire["staff"] = [dict(e) for e in self.staff]
         return wire
 
     @classmethod
@@ -168,6 +178,8 @@ class FeedPage:
         f = read_fields(body, cls.FIELDS, "a feed page")
         changes, origins, devices = f["changes"], f.get("origins", {}), f.get("field_devices")
         catalogue, revoked, generation = f.get("catalogue"), f.get("revoked", []), f.get("generation")
+        staff = f.get("staff", [])
+        assert isinstance(staff, list)
         assert isinstance(changes, list) and isinstance(origins, dict) and isinstance(revoked, list)
         return cls(
             str(f["station"]),
@@ -181,7 +193,53 @@ class FeedPage:
             int(str(f.get("hub_ms", 0))),
             generation if isinstance(generation, str) else None,
             tuple(str(d) for d in devices) if isinstance(devices, list) else None,
+            tuple(staff),
         )
 
 
-__all__ = ["MAX_NONCE_BYTES", "NONCE_BYTES", "FeedPage", "FeedSpan", "PullRequest"]
+@dataclass(frozen=True)
+class StaffEntry:
+    """One staff account of the station, as the hub states it in the station's feed page.
+
+    Never a password: the scrypt hash the station checks at sign-in and the public half of the grant
+    key (``sync/staff_password.py``, ``sync/staff_grant.py``). ``version`` grows with every change the
+    hub makes to the account; a station never lets a lower one replace what it holds. Each entry is
+    read on its own (``from_wire``), so one the station cannot take costs only that entry."""
+
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        Field("user", "str"),
+        Field("name", "str"),
+        Field("role", "str"),
+        Field("enabled", "bool"),
+        Field("password_hash", "str"),
+        Field("grant_key", "str"),
+        Field("version", "uint"),
+    )
+
+    user: str
+    name: str
+    role: str
+    enabled: bool
+    password_hash: str
+    grant_key: str
+    version: int
+
+    def to_wire(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in self.FIELDS}
+
+    @classmethod
+    def from_wire(cls, entry: object) -> StaffEntry:
+        what = "a staff account in a feed page"
+        f = read_fields(entry, cls.FIELDS, what)
+        return cls(
+            str(f["user"]),
+            str(f["name"]),
+            str(f["role"]),
+            f["enabled"] is True,
+            str(f["password_hash"]),
+            str(f["grant_key"]),
+            below(int(str(f["version"])), U62, "version", what),
+        )
+
+
+__all__ = ["MAX_NONCE_BYTES", "NONCE_BYTES", "FeedPage", "FeedSpan", "PullRequest", "StaffEntry"]

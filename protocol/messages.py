@@ -16,7 +16,7 @@ from protocol.enrolment_docs import (
     Enrollment,
     EnrolRequest,
 )
-from protocol.feed import FeedPage, FeedSpan, PullRequest
+from protocol.feed import FeedPage, FeedSpan, PullRequest, StaffEntry
 from protocol.hubkey_docs import KeyBundle, KeysDoc, RootChange
 from protocol.reconciliation import MerkleAnswer, ReconcileRequest, RecordsAnswer, RepairAnswer, Summary, SummaryAnswer
 from protocol.release import Release
@@ -27,6 +27,7 @@ BODIES: tuple[type, ...] = (
     Receipt,
     PullRequest,
     FeedPage,
+    StaffEntry,
     FeedSpan,
     Release,
     ReconcileRequest,

@@ -78,6 +78,7 @@ TYPES: dict[str, Callable[[object], bool]] = {
     "[frame]": _list_of(_bin),
     "[bin32]": _list_of(lambda v: isinstance(v, bytes) and len(v) == 32),
     "[ack]": _list_of(lambda v: isinstance(v, dict)),
+    "[staff]": _list_of(lambda v: isinstance(v, dict)),
     "[change]": lambda v: isinstance(v, list),
     "[[str, uint, uint]]": _list_of(
         lambda v: isinstance(v, list) and len(v) == 3 and _str(v[0]) and _is_uint(v[1]) and _is_uint(v[2])

@@ -137,6 +137,7 @@ async def pull(request: web.Request) -> web.Response:
         after=after,
         catalogue_version=body.catalogue_version,
         nonce=nonce if 0 < len(nonce) <= MAX_NONCE_BYTES else b"",
+        staff_version=body.staff_version,  # the station's accounts changed since (hub/staff.py)
     )
     return web.Response(body=page, content_type="application/vnd.sanji.document")
 
