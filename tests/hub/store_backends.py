@@ -1,9 +1,9 @@
 """The backends the :class:`hub.store.HubStore` contract runs against, and the values its tests share.
 
 The contract is written once, in ``test_store_contract.py``, ``test_store_stations.py``,
-``test_store_sync.py``, ``test_store_chains.py`` and ``test_store_records.py``; the ``backend`` and
-``store`` fixtures in ``conftest.py`` run every one of those tests on every backend here. To add a
-backend, append a :class:`Backend` to ``BACKENDS``.
+``test_store_sync.py``, ``test_store_chains.py``, ``test_store_records.py`` and ``test_store_staff.py``;
+the ``backend`` and ``store`` fixtures in ``conftest.py`` run every one of those tests on every backend
+here. To add a backend, append a :class:`Backend` to ``BACKENDS``.
 """
 
 from __future__ import annotations
