@@ -2,8 +2,10 @@
 
 ``sanji hub add-staff`` sends an account down the station's feed with its password hash and a grant
 key, the public half of a key pair derived from the password (``sync/staff_grant.py``); never the
-password. :func:`from_feed` records or updates the account (once the feed is integrated, the feed's
-apply step calls it). Such an account can sign in at once, but holds no copy of the data key: the
+password. The feed's apply step (``node/feed.py``) checks each account (:func:`check`) and records it
+in the page's transaction (:func:`record`); :func:`from_feed` does both on its own. A version that
+grows with every change at the hub keeps an older statement (an old stick) from replacing a newer
+one. Such an account can sign in at once, but holds no copy of the data key: the
 next time anyone signs in at the station, their session seals the data key to each waiting grant key
 (:func:`seal_pending`, called by ``staff_accounts.sign_in``), and at the person's own first sign-in
 :func:`redeem` derives the private half from the password just typed, opens the grant, checks the key

@@ -177,6 +177,11 @@ def station_detail(hub: ReadHub, code: str) -> dict[str, Any] | None:
         "parent": parent,
         "children": children,
         "batches_total": hub.store.batches_taken(code),
+        # The station's staff accounts made here (hub/staff.py); never their hashes.
+        "staff": [
+            {"user": a.user, "name": a.name, "role": a.role, "enabled": a.enabled, "changed_ms": a.changed_ms}
+            for a in hub.store.staff_accounts(code)
+        ],
     }
 
 
