@@ -1,6 +1,8 @@
 """The station's side of the feed: verify one page with the pinned hub key and apply it, moving the
 feed cursor as sync/feed_cursor.py's table says (refused when it starts past the cursor, restarted when
-the hub was restored)."""
+the hub was restored). The staff accounts the hub made for this station ride on the page and land in
+its transaction (node/staff_grants.py); one the station refuses is handed back for the feed
+quarantine and costs nothing else."""
 
 from __future__ import annotations
 
