@@ -153,3 +153,17 @@ def test_a_hash_set_at_the_hub_is_checked_by_the_station_as_it_is(world: World) 
     take(v1, world)
     account = users(v1)["zhaoliu"]
     assert account.role == "admin" and account.source == "hub" and check_password("zhaoliu-口令", account.password_hash)
+
+
+def test_a_hub_restored_from_backup_is_asked_for_every_account_again(world: World) -> None:
+    v1 = world.get(V1)
+    add(world, V1, "zhangsan")
+    take(v1, world)
+    assert v1.meta.int("staff_version") > 0
+    with world.hub.store.transaction():
+        world.hub.store.set_meta("generation", "restored-from-backup")  # what hub/restore.py does
+    take(v1, world)  # the new generation: the cursor starts over
+    assert v1.meta.int("staff_version") == 0
+    assert [e["user"] for e in page_of(world, v1, v1.meta.int("staff_version")).staff] == ["zhangsan"]
+    take(v1, world)
+    assert users(v1)["zhangsan"].enabled and v1.meta.int("staff_version") > 0
