@@ -18,7 +18,6 @@ key that unwraps but is not this station's is refused, and the station knows whe
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from dataclasses import dataclass
 
@@ -28,14 +27,15 @@ from sqlite_utils import Migrations
 from protocol.codec import unpack
 from protocol.errors import SanjiError
 from protocol.limits import Limits
+from sync import staff_user
 
 ADMIN = "admin"
 STAFF = "staff"
 ROLES = (ADMIN, STAFF)
 LOCAL = "local"
 HUB = "hub"
-# Sign-in names are typed at a keyboard and will name the author of changes: short, ASCII, no spaces.
-USER_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
+# Sign-in names are typed at a keyboard and name the author of changes: the one rule is in sync/.
+USER_NAME = staff_user.USER_NAME
 
 migrations = Migrations("sanji.node.staff")
 
