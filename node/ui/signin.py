@@ -84,7 +84,9 @@ async def staff_gate(request: web.Request, handler: Handler) -> web.StreamRespon
     return await handler(request)
 
 
-async def signin_page(request: web.Request, *, status: int = 200, error: str = "", user: str = "") -> web.Response:
+async def signin_page(
+    request: web.Request, *, status: int = 200, error: str = "", user: str = "", next_path: str = ""
+) -> web.Response:
     why = request.query.get("why", "")
     notice = {"locked": LOCKED_NOTICE, "out": SIGNED_OUT_NOTICE}.get(why, "")
     return await page(
@@ -94,7 +96,7 @@ async def signin_page(request: web.Request, *, status: int = 200, error: str = "
         error=error,
         notice=notice,
         user=user,
-        next=safe_back(request.query.get("next", "/")),
+        next=safe_back(next_path or request.query.get("next", "/")),  # a refused try keeps where it was going
         open_window=not has_accounts(station_of(request).conn),
     )
 
@@ -109,21 +111,22 @@ async def submit(request: web.Request) -> web.StreamResponse:
     form = await read_form(request)
     user = str(form.get("user", "")).strip()[:64]
     password = str(form.get("password", ""))
+    back = safe_back(str(form.get("next", "/")))
     if not user or not password:
-        return await signin_page(request, status=400, error="请填写用户名和密码。", user=user)
+        return await signin_page(request, status=400, error="请填写用户名和密码。", user=user, next_path=back)
     try:
         session = staff_accounts.sign_in(
             st.db, station=st.code, user=user, password=password, now_ms=st.clock(), idle_ms=idle_ms_for(st.folder)
         )
     except Refused as exc:
-        return await signin_page(request, status=401, error=str(exc), user=user)
+        return await signin_page(request, status=401, error=str(exc), user=user, next_path=back)
     sessions = request.app[SESSIONS]
     now = st.clock()
     for token in [t for t, s in sessions.items() if not s.live(now)]:
         sessions.pop(token)  # locked ones hold no key any more; forget them
     token = secrets.token_urlsafe(32)
     sessions[token] = session
-    response = web.Response(status=303, headers={"Location": safe_back(str(form.get("next", "/")))})
+    response = web.Response(status=303, headers={"Location": back})
     response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
     return response
 
