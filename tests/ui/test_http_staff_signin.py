@@ -132,3 +132,26 @@ async def test_a_disabled_account_is_refused_at_the_window(client: TestClient[An
     staff_accounts.disable(pair.st.db, station=pair.st.code, user="zhangsan", by=admin, now_ms=T0)
     resp = await sign_in(client, "zhangsan", STAFF_PASSWORD)
     assert resp.status == 401 and "已停用" in await resp.text()
+
+
+async def test_the_dashboard_history_names_the_staff_member(hub_client: TestClient[Any, Any], pair: Pair) -> None:
+    from node import commands
+    from tests.ui.inproc import login
+
+    with_staff(pair.st.db, pair.st.code)
+    item = pair.st.catalogue().catalogue.items["360802-0001"]
+    out = commands.accept(
+        pair.st,
+        commands.Application(
+            item=item.code,
+            name="测试申请人己",
+            id_number=make_id(405),
+            phone="13907960405",
+            submitted=[m.name for m in item.materials if m.required],
+        ),
+        author="zhangsan",
+    )
+    pair.push()
+    await login(hub_client)
+    html = await (await hub_client.get(f"/applications/{out['number']}")).text()
+    assert "<th>经办人</th>" in html and "<td>zhangsan</td>" in html
