@@ -84,7 +84,7 @@ class Gate:
                 continue
             if (
                 isinstance(wire, list)
-                and len(wire) == 8
+                and len(wire) in (8, 9)  # 9 with the author (sync/change.py)
                 and wire[3] == hlc
                 and wire[4] == "application"
                 and wire[5] == change.id

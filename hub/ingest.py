@@ -183,7 +183,7 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
     keys = [
         (r[4], r[5])
         for r in raw_changes
-        if isinstance(r, list) and len(r) == 8 and isinstance(r[4], str) and isinstance(r[5], str)
+        if isinstance(r, list) and len(r) in (8, 9) and isinstance(r[4], str) and isinstance(r[5], str)
     ]
     run.prefetch(keys)
     look.prefetch_owners(rec_id for entity, rec_id in keys if entity == "application")

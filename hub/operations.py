@@ -210,6 +210,7 @@ def show(hub: Hub, number: str, *, reveal: bool = False) -> dict[str, object]:
         {
             "at": iso_from_ms(h["hlc"] >> 16),
             "origin": h["origin"],
+            "author": h["author"],  # 经办人: the station's signed-in staff member, "" for none (issue 16)
             "entity": h["entity"],  # type: ignore[operator]
             "fields": _masked(h["fields"], reveal),
         }

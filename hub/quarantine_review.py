@@ -38,7 +38,7 @@ def describe_held(raw: bytes) -> dict[str, object] | None:
         wire = unpack(raw)
     except RemoteProtocolError:
         return None
-    if not isinstance(wire, list) or len(wire) != 8 or not isinstance(wire[6], dict):
+    if not isinstance(wire, list) or len(wire) not in (8, 9) or not isinstance(wire[6], dict):
         return None
     fields = dict(wire[6])
     for key, mask in (("applicant_id", mask_id), ("applicant_phone", mask_phone)):

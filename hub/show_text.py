@@ -69,5 +69,6 @@ def render(d: Mapping[str, object]) -> str:
         lines.append("经办记录：")
         for e in events:
             words = "；".join(describe(str(e.get("entity")), e.get("fields"))) or str(e.get("entity"))
-            lines.append(f"  {str(e.get('at', ''))[:19].replace('T', ' ')}  {e.get('origin')}  {words}")
+            who = f"  经办人 {e['author']}" if e.get("author") else ""  # the station's signed-in staff (issue 16)
+            lines.append(f"  {str(e.get('at', ''))[:19].replace('T', ' ')}  {e.get('origin')}{who}  {words}")
     return "\n".join(lines)

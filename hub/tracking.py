@@ -109,7 +109,8 @@ class Concealer:
         return [self._one(raw) for raw in raws]
 
     def _one(self, raw: object) -> object:
-        if not (isinstance(raw, list) and len(raw) == 8 and isinstance(raw[6], dict) and FIELD in raw[6]):
+        # 8 elements, or 9 with the author (sync/change.py): the code is concealed either way.
+        if not (isinstance(raw, list) and len(raw) in (8, 9) and isinstance(raw[6], dict) and FIELD in raw[6]):
             return raw
         fields = dict(raw[6])
         code = fields[FIELD]
@@ -118,7 +119,7 @@ class Concealer:
             fields[FIELD] = HELD_ELSEWHERE
         elif code != HELD_ELSEWHERE:
             fields[FIELD] = "?"  # not a code, whatever it is: never kept; admission refuses it
-        return [*raw[:6], fields, raw[7]]
+        return [*raw[:6], fields, *raw[7:]]
 
     def index(self, change: Change) -> None:
         """Call for an admitted change: the code it carried becomes findable."""

@@ -8,16 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import (
-    commands,
-    enrolment,
-    status,
-    sync_lock,
-    usb_files,
-)
+from node import commands, enrolment, staff_cli, status, sync_lock, usb_files
+from node.staff_cli import cmd_add_admin as cmd_add_admin  # dispatched by name
 from node.station import Station
 from node.supplement import add_command as add_supplement
 from node.supplement import cmd_supplement as cmd_supplement  # dispatched by name
+from node.sync_text import blob_text, print_progress
 from present.listing import EMPTY, application_line
 from present.output import EXIT_REFUSED, STATUS_CHOICES, command_adder, dispatch, emit, emit_rows
 from present.webui import TIER_NAMES, status_label
@@ -103,6 +99,7 @@ def add_parser(sub: Any) -> None:
     )
     p = cmd("set-hub", "改用新的区局地址（区局迁址，或仅用 U 盘的站点通了网）；须能从本站固定的根密钥核验")
     p.add_argument("url", help="区局的新地址，如 http://10.1.2.3:8700")
+    staff_cli.add_arguments(node.choices, cmd)  # --staff, init --admin, add-admin (issue 16)
 
 
 def main(args: argparse.Namespace) -> int | None:
@@ -110,6 +107,7 @@ def main(args: argparse.Namespace) -> int | None:
 
 
 def cmd_init(args: argparse.Namespace) -> None:
+    admin = staff_cli.admin_request(args)  # checked before the station is made
     if args.enrollment:
         out = enrolment.init_from_file(args.dir, args.enrollment, args.hub, args.token)
     elif args.hub and args.token:
@@ -119,6 +117,8 @@ def cmd_init(args: argparse.Namespace) -> None:
             "请给出 --hub 区局地址 --token 令牌；没有网络的站点给出 --enrollment 登记文件 --token 令牌"
             " (give --hub URL --token TOKEN, or --enrollment FILE --token TOKEN)"
         )
+    if admin is not None:
+        out["admin"] = staff_cli.first_admin(args.dir, admin)["user"]
     # Staff compare the pinned fingerprint with the one printed on the enrolment slip.
     emit(
         out,
@@ -127,6 +127,7 @@ def cmd_init(args: argparse.Namespace) -> None:
             f"站点 {d['station']}（{TIER_NAMES.get(d['tier'], d['tier'])}）已接入，"
             f"事项目录版本 {d['catalogue_version']}\n"
             f"已核验并固定区局根密钥指纹 {d['hub_fingerprint']}（请与登记单核对）"
+            + (f"\n已建立本站首个管理员 {d['admin']}" if d.get("admin") else "")
         ),
     )
 
@@ -139,8 +140,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_accept(args: argparse.Namespace) -> int:
     st = Station(args.dir)
+    author = staff_cli.author(st, args)
     if args.from_file:
-        out = commands.accept_file(st, args.from_file)
+        out = commands.accept_file(st, args.from_file, author=author)
         emit(
             out,
             args.json,
@@ -171,6 +173,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
             note=args.note,
             theme=args.theme,
         ),
+        author=author,
     )
     emit(
         out,
@@ -185,14 +188,17 @@ def cmd_accept(args: argparse.Namespace) -> int:
 
 def cmd_applications(args: argparse.Namespace) -> None:
     st = Station(args.dir)
+    if args.reveal:
+        staff_cli.audit_reveal(st, args, "cli_reveal", "applications")
     apps = iter_applications(st.conn, status=args.status, reveal=args.reveal)  # streamed, as the hub's
     emit_rows("applications", apps, args.json, lambda a: application_line(a, accepted_at=False), EMPTY)
 
 
 def cmd_transition(args: argparse.Namespace) -> None:
     st = Station(args.dir)
+    author = staff_cli.author(st, args)
     emit(
-        commands.transition(st, args.number, args.to, args.note, override_reason=args.override_reason),
+        commands.transition(st, args.number, args.to, args.note, override_reason=args.override_reason, author=author),
         args.json,
         lambda d: f"{d['number']} → {status_label(d['status'])}",
     )
@@ -201,7 +207,7 @@ def cmd_transition(args: argparse.Namespace) -> None:
 def cmd_sync(args: argparse.Namespace) -> int:
     st = Station(args.dir)
     # Weeks offline can mean thousands of changes over a slow link: at a terminal, say how far it got.
-    progress = _print_progress if sys.stderr.isatty() else None
+    progress = print_progress if sys.stderr.isatty() else None
     queued = st.pending_changes()
     try:
         result = asyncio.run(
@@ -233,7 +239,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         lambda d: (
             f"上传 {d['pushed']} 条变更，下载 {d['pulled']} 条，待传 {d['pending']}，"
             f"事项目录 v{d['catalogue_version']}"
-            + _blob_text(d["blobs"])
+            + blob_text(d["blobs"])
             + "".join(f"\n  被拒: {r}" for r in d["refused"])
             + "".join(f"\n  下行数据: {p}" for p in d["feed_problems"])
             + "".join(f"\n  照片: {e}" for e in d["blobs"].get("errors", []))
@@ -241,21 +247,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
     )
     # A page refused or set aside is a refusal (exit 2) even though the rest of the round went on.
     return EXIT_REFUSED if (result.refused and result.pushed == 0) or result.feed_problems else 0
-
-
-def _print_progress(what: str, done: int, of: int) -> None:
-    if what == "push":
-        print(f"已上传 {done}/{of} 条变更", file=sys.stderr, flush=True)
-    else:
-        print(f"已下载 {done} 条变更（第 {of} 页，还有更多）", file=sys.stderr, flush=True)
-
-
-def _blob_text(blobs: dict[str, object]) -> str:
-    """An inspector wants to know whether the photos reached the hub before leaving the signal."""
-    complete, pending = int(str(blobs.get("complete") or 0)), int(str(blobs.get("pending") or 0))
-    if not complete and not pending:
-        return ""
-    return f"；照片 {complete} 个已送达区局" + (f"，{pending} 个待传（下次同步续传）" if pending else "")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -361,7 +352,10 @@ def cmd_inspect(args: argparse.Namespace) -> None:
 def cmd_tasks(args: argparse.Namespace) -> None:
     from node import inspection
 
-    rows = inspection.tasks(Station(args.dir), reveal=args.reveal)
+    st = Station(args.dir)
+    if args.reveal:
+        staff_cli.audit_reveal(st, args, "cli_reveal_tasks", "tasks")
+    rows = inspection.tasks(st, reveal=args.reveal)
     emit({"tasks": rows}, args.json, inspection.tasks_text)
 
 

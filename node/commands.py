@@ -124,7 +124,7 @@ def _prepare(st: Station, app: Application) -> tuple[str, dict[str, object]]:
 
 
 def _write_accepted(
-    st: Station, app_id: str, fields: dict[str, object], day: date, *, track: bool = False
+    st: Station, app_id: str, fields: dict[str, object], day: date, *, track: bool = False, author: str = ""
 ) -> dict[str, object]:
     counter = st.meta.int("counter") + 1
     st.meta.set("counter", counter)
@@ -133,7 +133,7 @@ def _write_accepted(
     if track:
         # The citizen's key to the public tracking page, drawn here and now, offline (sync/tracking.py).
         fields[tracking.FIELD] = tracking.draw(secrets.token_bytes(tracking.RANDOM_BYTES))
-    st.write("application", app_id, fields, {})
+    st.write("application", app_id, fields, {}, author=author)
     out: dict[str, object] = {"id": app_id, "number": number, "status": fields["status"]}
     out["due_date"] = fields["due_date"]
     if track:
@@ -141,15 +141,16 @@ def _write_accepted(
     return out
 
 
-def accept(st: Station, app: Application) -> dict[str, object]:
-    """Accept one application. Returns only after the commit: then, and only then, it is accepted."""
+def accept(st: Station, app: Application, *, author: str = "") -> dict[str, object]:
+    """Accept one application. Returns only after the commit: then, and only then, it is accepted.
+    ``author`` is the signed-in staff member's user name, ``""`` at a station without accounts."""
     app_id, fields = _prepare(st, app)
     day = date.fromisoformat(str(fields["accepted_at"])[:10])
     with st.transaction():
-        return _write_accepted(st, app_id, fields, day, track=True)
+        return _write_accepted(st, app_id, fields, day, track=True, author=author)
 
 
-def accept_lines(st: Station, lines: Iterable[str]) -> dict[str, object]:
+def accept_lines(st: Station, lines: Iterable[str], *, author: str = "") -> dict[str, object]:
     """Back-entry: one JSON object a line. Refused lines are reported; the rest are kept."""
     accepted = 0
     refused: list[dict[str, object]] = []
@@ -161,7 +162,8 @@ def accept_lines(st: Station, lines: Iterable[str]) -> dict[str, object]:
             return
         with st.transaction():
             for app_id, fields in chunk:
-                _write_accepted(st, app_id, fields, date.fromisoformat(str(fields["accepted_at"])[:10]))
+                day = date.fromisoformat(str(fields["accepted_at"])[:10])
+                _write_accepted(st, app_id, fields, day, author=author)
         accepted += len(chunk)
         chunk.clear()
 
@@ -220,10 +222,10 @@ def _from_json(line: str) -> Application:
     )
 
 
-def accept_file(st: Station, path: Path) -> dict[str, object]:
+def accept_file(st: Station, path: Path, *, author: str = "") -> dict[str, object]:
     try:
         with path.open(encoding="utf-8") as fh:
-            return accept_lines(st, fh)
+            return accept_lines(st, fh, author=author)
     except OSError as exc:
         raise Refused(f"无法读取补录文件 {path}：请检查路径和权限 ({exc.strerror})") from exc
 
@@ -251,7 +253,9 @@ def roles_here(st: Station, station_code: str, item_code: str) -> set[str]:
     return roles
 
 
-def transition(st: Station, number: str, to: str, note: str = "", *, override_reason: str = "") -> dict[str, object]:
+def transition(
+    st: Station, number: str, to: str, note: str = "", *, override_reason: str = "", author: str = ""
+) -> dict[str, object]:
     app_id = find(st, number)
     record = st.records.load("application", app_id)
     vals = {k: c[2] for k, c in record.items()}
@@ -306,8 +310,8 @@ def transition(st: Station, number: str, to: str, note: str = "", *, override_re
                 base[name] = cell[0]
     with st.transaction():
         if override is not None:  # first: admission of the approval looks for it (sync/admission.py)
-            st.write("event", uuid7(), override, {})
-        st.write("application", app_id, fields, base)
+            st.write("event", uuid7(), override, {}, author=author)
+        st.write("application", app_id, fields, base, author=author)
     return {"number": number, "status": target.value}
 
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -55,11 +55,14 @@ async def sync_loop(st: Station, interval: float) -> None:
         await asyncio.sleep(next_delay(failures, interval, rng))
 
 
-def create_app(folder: Path, interval: float, nightly_at: str = "02:00") -> web.Application:
+def create_app(
+    folder: Path, interval: float, nightly_at: str = "02:00", *, clock: Callable[[], int] | None = None
+) -> web.Application:
+    """The window and the loop; ``clock`` (ms) is for tests that move time, as ``Station`` takes it."""
     app = web.Application()
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        st = Station(folder)
+        st = Station(folder, clock=clock) if clock is not None else Station(folder)
         app[STATION] = st
         task = asyncio.create_task(sync_loop(st, interval))
         scheduler = _nightly(st, nightly_at)

@@ -58,7 +58,7 @@ def _hash(password: str, params: ScryptParams) -> str:
     return hash_password(password, os.urandom(SALT_BYTES), params)
 
 
-def _check_new(user: str, name: str, password: str) -> None:
+def check_new(user: str, name: str, password: str) -> None:
     try:
         staff_rules.check_new(user, name, password)  # the hub's add-staff checks the same rules
     except staff_rules.StaffRuleError as exc:
@@ -111,7 +111,7 @@ def create_first_admin(
     """The station's first local administrator (``node init``), and the station's data key, drawn
     here. Refused once the station has any account or already has a data key: a second key would
     leave everything sealed under the first unreadable."""
-    _check_new(user, name, password)
+    check_new(user, name, password)
     # scrypt runs before the write transaction, so other processes never wait on it for the lock.
     stored = _hash(password, params)
     key = data_key.new_data_key()
@@ -280,7 +280,7 @@ def add_staff(
     """A local account made by this station's administrator (a station with no hub yet), holding the
     data key from the administrator's live session wrapped under ``password``."""
     key = _require_admin(by, station, now_ms)
-    _check_new(user, name, password)
+    check_new(user, name, password)
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     wrapped = data_key.wrap(key, password, station=station, user=user, params=params).to_bytes()

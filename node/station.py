@@ -152,11 +152,15 @@ class Station:
 
     # -- the write path ---------------------------------------------------------------------------
 
-    def write(self, entity: str, rec_id: str, fields: Mapping[str, object], base: Mapping[str, int]) -> Change:
-        """Stamp, merge and log one change. Call inside a transaction."""
+    def write(
+        self, entity: str, rec_id: str, fields: Mapping[str, object], base: Mapping[str, int], *, author: str = ""
+    ) -> Change:
+        """Stamp, merge and log one change. Call inside a transaction. ``author`` is the signed-in staff
+        member's user name (``""`` at a station without accounts); the change carries it, signed."""
         seq = self.meta.int("seq") + 1
         hlc = tick(self.meta.int("hlc"), self.clock())
-        change = Change(self.code, self.meta.int("epoch", 1), seq, hlc, entity, rec_id, dict(fields), dict(base))
+        epoch = self.meta.int("epoch", 1)
+        change = Change(self.code, epoch, seq, hlc, entity, rec_id, dict(fields), dict(base), author)
         check_write(self, change)  # the hub's admission question, asked before anything is written
         self.records.apply([change])
         self.meta.set("seq", seq)

@@ -11,14 +11,16 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from node import commands
+from node import commands, staff_cli
 from node.station import Station
 from present.output import emit, supplement_arguments
 from replica import supplement as plans
 from replica.errors import Refused
 
 
-def supplement(st: Station, number: str, materials: Sequence[str], received: str | None = None) -> dict[str, object]:
+def supplement(
+    st: Station, number: str, materials: Sequence[str], received: str | None = None, *, author: str = ""
+) -> dict[str, object]:
     app_id = commands.find(st, number)
     record = st.records.load("application", app_id)
     owner = record["station"][2] if "station" in record else ""
@@ -30,7 +32,7 @@ def supplement(st: Station, number: str, materials: Sequence[str], received: str
         )
     plan = plans.plan(record, number, materials, received, st.clock())
     with st.transaction():
-        st.write("application", app_id, plan.fields, plan.base)
+        st.write("application", app_id, plan.fields, plan.base, author=author)
     return plan.result
 
 
@@ -48,5 +50,6 @@ def add_command(cmd: Callable[[str, str], argparse.ArgumentParser]) -> None:
 
 
 def cmd_supplement(args: Any) -> None:
-    out = supplement(Station(args.dir), args.number, args.material, args.received)
+    st = Station(args.dir)
+    out = supplement(st, args.number, args.material, args.received, author=staff_cli.author(st, args))
     emit(out, args.json, plans.text)

@@ -1,4 +1,5 @@
-"""The tracking code on the 受理通知书: the code itself and a QR code of the hub's tracking address.
+"""The tracking code on the 受理通知书: the code itself and a QR code of the hub's tracking address;
+and the 受理人 the notice names (issue 16: the signed-in staff member who accepted).
 
 Drawn at acceptance (``node/commands.py``), the code stays in the accepting station's own copy of the
 application (every other copy holds ""); the notice reads it from there, so a reprint carries the same
@@ -15,6 +16,7 @@ neither (a USB-only station with nothing configured) the notice prints the code 
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -58,6 +60,24 @@ def qr_svg(url: str) -> Markup:
     qr = segno.make(url, error="m", micro=False)
     svg = qr.svg_inline(scale=4, border=4, title="办件查询二维码", svgclass="track-qr", lineclass=None)
     return Markup(svg)  # segno's own markup, built from the URL we made
+
+
+def staff_name(conn: sqlite3.Connection, user: str) -> str:
+    """How the notice and the history name a staff member: 张三（zhangsan）, or the user name alone
+    when the account is not held here (a change another station's person made)."""
+    if not user:
+        return ""
+    row = conn.execute("SELECT name FROM staff WHERE user=?", (user,)).fetchone()
+    return f"{row[0]}（{user}）" if row is not None else user
+
+
+def accepted_by(st: Station, app_id: str) -> str:
+    """受理人: who wrote the acceptance itself at this station (its first change to the application)."""
+    row = st.conn.execute(
+        "SELECT author FROM changes WHERE entity='application' AND rid=? AND origin=? ORDER BY epoch, seq LIMIT 1",
+        (app_id, st.code),
+    ).fetchone()
+    return staff_name(st.conn, str(row[0])) if row is not None else ""
 
 
 def notice(st: Station, app_id: str) -> TrackNotice:

@@ -48,14 +48,18 @@ def build_outbox(st: Station, max_batches: int | None = None) -> int:
         done = st.meta.int("batched_seq")
         limit = -1 if max_batches is None else max_batches * MAX_BATCH_CHANGES
         rows = st.conn.execute(
-            "SELECT seq, hlc, entity, rid, fields, base FROM changes WHERE origin=? AND epoch=? AND seq>?"
+            "SELECT seq, hlc, entity, rid, fields, base, author FROM changes WHERE origin=? AND epoch=? AND seq>?"
             " ORDER BY seq LIMIT ?",
             (code, epoch, done, limit),
         ).fetchall()
         if not rows:
             return 0
-        wires = [[code, epoch, r[0], r[1], r[2], r[3], unpack(r[4]), unpack(r[5])] for r in rows]
-        sizes = [len(r[4]) + len(r[5]) + 48 for r in rows]
+        # The author rides as a ninth element when there is one (sync.change.change_to_wire), signed
+        # with the rest of the batch.
+        wires = [
+            [code, epoch, r[0], r[1], r[2], r[3], unpack(r[4]), unpack(r[5]), *([r[6]] if r[6] else [])] for r in rows
+        ]
+        sizes = [len(r[4]) + len(r[5]) + len(r[6]) + 48 for r in rows]
         chain = st.meta.bytes("chain", bytes(32))
         seal_to = load_seal_public(st.meta.bytes("hub_seal_pub"))
         seal_key_id, hlc, hub_id = st.meta.text("hub_seal_key_id"), st.meta.int("hlc"), st.hub_id

@@ -78,6 +78,13 @@ def m003_records_without_digest(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE records DROP COLUMN digest")
 
 
+@migrations()
+def m004_change_author(db: sqlite_utils.Database) -> None:
+    # The staff member who made a change (issue 16), kept at station and hub alike for the history's
+    # 经办人; '' for none, as every change logged before this column was.
+    db.execute("ALTER TABLE changes ADD COLUMN author TEXT NOT NULL DEFAULT ''")
+
+
 PROJECTED = (
     "number",
     "station",
@@ -263,7 +270,8 @@ class RecordStore:
     def history(self, application: str) -> list[dict[str, object]]:
         """Every change to an application and its related records, oldest first: the audit trail."""
         rows = self.conn.execute(
-            "SELECT origin, epoch, seq, hlc, entity, rid, fields FROM changes WHERE application=? ORDER BY hlc, origin",
+            "SELECT origin, epoch, seq, hlc, entity, rid, fields, author FROM changes WHERE application=?"
+            " ORDER BY hlc, origin",
             (application,),
         ).fetchall()
         return [
@@ -275,6 +283,7 @@ class RecordStore:
                 "entity": r[4],
                 "id": r[5],
                 "fields": unpack(r[6]),
+                "author": r[7],
             }
             for r in rows
         ]
@@ -322,8 +331,8 @@ class Run:
         record = self.record(*key)
         app = application_of(change, record)
         cur = self.store.conn.execute(
-            "INSERT OR IGNORE INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base, application)"
-            " VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO changes (origin, epoch, seq, hlc, entity, rid, fields, base, application, author)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 change.origin,
                 change.epoch,
@@ -334,6 +343,7 @@ class Run:
                 pack_map(dict(change.fields)),
                 pack_map(dict(change.base)),
                 app,
+                change.author,
             ),
         )
         if cur.rowcount == 0:

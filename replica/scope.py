@@ -1,4 +1,8 @@
-"""Reading a scope's changes out of SQLite for anti-entropy, the same way on node and hub."""
+"""Reading a scope's changes out of SQLite for anti-entropy, the same way on node and hub.
+
+A row carries the change's author last, so a repair re-sends a change with it; the digest leaves it
+out (``sync/scope.py``): the fold and so the leaves depend on what a change writes, not on who.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,13 @@ from protocol.codec import pack, unpack
 from sync.merkle import MerkleTree, depth_for
 from sync.scope import change_digest, leaves, record_key
 
-CHANGE_COLS = "c.origin, c.epoch, c.seq, c.hlc, c.entity, c.rid, c.fields, c.base"
-Row = tuple[str, int, int, int, str, str, bytes, bytes]
+CHANGE_COLS = "c.origin, c.epoch, c.seq, c.hlc, c.entity, c.rid, c.fields, c.base, c.author"
+Row = tuple[str, int, int, int, str, str, bytes, bytes, str]
 
 
 def digests(rows: Iterable[Row]) -> Iterator[tuple[str, str, bytes]]:
-    for origin, epoch, seq, hlc, entity, rid, fields, base in rows:
+    for r in rows:
+        origin, epoch, seq, hlc, entity, rid, fields, base = r[:8]
         yield entity, rid, change_digest(origin, epoch, seq, hlc, entity, rid, bytes(fields), bytes(base))
 
 
@@ -25,8 +30,9 @@ def wire_rows(raws: Iterable[bytes]) -> Iterator[Row]:
             w = unpack(raw)
         except Exception:
             continue
-        if not (isinstance(w, list) and len(w) == 8 and isinstance(w[6], dict) and isinstance(w[7], dict)):
+        if not (isinstance(w, list) and len(w) in (8, 9) and isinstance(w[6], dict) and isinstance(w[7], dict)):
             continue
+        author = w[8] if len(w) == 9 and isinstance(w[8], str) else ""
         origin, epoch, seq, hlc, entity, rid = w[:6]
         if not (
             isinstance(origin, str)
@@ -35,7 +41,7 @@ def wire_rows(raws: Iterable[bytes]) -> Iterator[Row]:
             and all(isinstance(x, int) for x in (epoch, seq, hlc))
         ):
             continue
-        yield (origin, int(epoch), int(seq), int(hlc), entity, rid, pack(w[6]), pack(w[7]))  # type: ignore[arg-type]
+        yield (origin, int(epoch), int(seq), int(hlc), entity, rid, pack(w[6]), pack(w[7]), author)  # type: ignore[arg-type]
 
 
 def build_tree(rows: Iterable[Row], depth: int | None = None) -> MerkleTree:
@@ -44,7 +50,10 @@ def build_tree(rows: Iterable[Row], depth: int | None = None) -> MerkleTree:
 
 
 def row_to_wire(r: Row) -> list[object]:
-    return [r[0], r[1], r[2], r[3], r[4], r[5], unpack(bytes(r[6])), unpack(bytes(r[7]))]
+    wire: list[object] = [r[0], r[1], r[2], r[3], r[4], r[5], unpack(bytes(r[6])), unpack(bytes(r[7]))]
+    if len(r) > 8 and r[8]:
+        wire.append(r[8])  # as sync.change.change_to_wire: a ninth element only when there is an author
+    return wire
 
 
 def keys_of(rows: Iterable[Row]) -> set[tuple[str, int, int]]:

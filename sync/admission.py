@@ -44,6 +44,7 @@ from sync.fold import Record
 from sync.hlc import wall_ms
 from sync.inspection import TASK_ASSIGNED, TASK_DONE
 from sync.model import FIXED_FIELDS, REPORT_RESULTS, Actor, authorize, roles_of
+from sync.staff_user import author_problem
 from sync.supplement import material_writes
 from sync.verdict import Admission, Facts, StatusVersion, refused, status_word
 from sync.workflow import FINAL, MOVE_LABELS, STAGE, Status, TransitionError, may_move, move_to
@@ -80,6 +81,11 @@ def clock_check(change: Change, *, hub_wall_ms: int, max_ahead_ms: int) -> Admis
 
 def judge(change: Change, actor: Actor, facts: Facts) -> Admission:
     """The admission question for one authentic change (the clock is checked separately)."""
+    # The author is the station's word, signed with its key: trusted as far as the station is, so
+    # only its form is checked here (the hub does not keep the stations' accounts).
+    bad_author = author_problem(change.author)
+    if bad_author is not None:
+        return refused(change, "bad_author", bad_author)
     ctx = facts.context
     if ctx is None:
         return refused(

@@ -20,7 +20,9 @@ def read_change(raw: object, *, origin: str, epoch: int, seq: int) -> Admission:
     try:
         change = change_from_wire(raw)
     except ModelError as exc:
-        return Admission(None, f"无法解读的变更 (invalid change: {exc})", "invalid")
+        # A malformed author keeps its own code, the one the admission question gives it too.
+        code = "bad_author" if exc.code == "bad_author" else "invalid"
+        return Admission(None, f"无法解读的变更 (invalid change: {exc})", code)
     if (change.origin, change.epoch, change.seq) != (origin, epoch, seq):
         return Admission(
             change,

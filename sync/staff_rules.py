@@ -7,16 +7,15 @@ they live here, below both (node/ and hub/ never import each other). Pure: names
 
 from __future__ import annotations
 
-import re
-
 from protocol.errors import SanjiError
+from sync import staff_user
 from sync.staff_password import MIN_LENGTH
 
 ADMIN = "admin"
 STAFF = "staff"
 ROLES = (ADMIN, STAFF)
-# Sign-in names are typed at a keyboard and will name the author of changes: short, ASCII, no spaces.
-USER_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
+# Sign-in names name the author of changes too: the one rule is sync/staff_user.py's.
+USER_NAME = staff_user.USER_NAME
 # A display name is shown on receipts and in histories: one line, and short enough for a column.
 MAX_NAME = 64
 

@@ -261,6 +261,7 @@ def application(hub: ReadHub, number: str, *, reveal: bool = False) -> dict[str,
                 "at": e["at"],
                 "origin": e["origin"],
                 "who": who.get(e["origin"], e["origin"]),
+                "author": e.get("author", ""),
                 "entity": e["entity"],
                 "lines": describe(e["entity"], e["fields"]),
             }

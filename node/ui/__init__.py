@@ -8,7 +8,8 @@ export (``status``, ``sync``). What every page shares is in ``page``; the app ke
 Everything works with the hub unreachable: every write goes to the station's own database through
 ``node.commands``; only "sync now" talks to the hub.
 
-There is no login (a shared PC at a village window, listening on 127.0.0.1 only), but a web page the
+A station with staff accounts asks for sign-in first and locks an idle window (``signin``, issue 16);
+one without keeps the open window of a shared PC listening on 127.0.0.1 only. Either way a web page the
 staff happen to open must not be able to drive this UI: every form carries a per-process CSRF token,
 and requests whose Host is not the loopback name are refused, so a DNS-rebinding page cannot read it.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node.ui import accept, apps, home, report, supplement, sync, tasks
+from node.ui import accept, apps, home, report, signin, supplement, sync, tasks
 from node.ui.keys import CSRF, ENV
 from node.ui.page import loopback_only
 from node.ui.status import PROBE, HubProbe
@@ -33,6 +34,7 @@ def add_ui_routes(app: web.Application) -> None:
     app[CSRF] = new_token()
     app[PROBE] = HubProbe()
     app.middlewares.append(loopback_only)
+    signin.setup(app)  # after the loopback check: sign-in once the station has staff accounts
     add_common_static(app)
     app.router.add_static("/static/", NODE / "static", name="node_static")
     home.setup(app)

@@ -18,6 +18,7 @@ from node import commands
 from node.station import Station
 from node.ui.page import form_post, page, refuse, station_of, today
 from node.ui.receipt import receipt_view
+from node.ui.signin import author_of
 from present.pinyin import initials
 from present.webui import read_form
 from replica.errors import Refused
@@ -227,6 +228,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
                     note=values["note"],
                     theme=choice.code if choice.kind == "theme" else "",
                 ),
+                author=author_of(request),
             )
         except Refused as exc:
             done = f"（已受理：{'、'.join(numbers)}）" if numbers else "，本次未受理"

@@ -19,6 +19,7 @@ from node import commands
 from node.assignment import assign
 from node.station import Station
 from node.supplement import offer as supplement_offer
+from node.track_notice import staff_name
 from node.ui import assign as assigning
 from node.ui.page import (
     due_of,
@@ -32,6 +33,7 @@ from node.ui.page import (
     today,
 )
 from node.ui.receipt import _settled, upload_state
+from node.ui.signin import author_of
 from present.paging import page_links
 from present.webui import describe, read_form, soon_until, status_label
 from replica import listing
@@ -118,6 +120,7 @@ def _history(st: Station, app_id: str) -> list[dict[str, Any]]:
         {
             "at": iso_from_ms(int(h["hlc"]) >> 16),
             "who": who.get(str(h["origin"]), h["origin"]),  # type: ignore[call-overload]
+            "author": staff_name(st.conn, str(h["author"])),
             "lines": describe(str(h["entity"]), h["fields"]),
         }
         for h in st.records.history(app_id)
@@ -180,7 +183,7 @@ async def _detail(
         upload=upload_state(st, app_id),
         reveal=reveal,
         reveal_error=reveal_error,
-        form=form or {"staff": "", "reason": ""},
+        form=form or {"staff": author_of(request), "reason": ""},
         own=vals.get("station") == st.code,
         inspections=tasks,
         assign=offer,
@@ -205,6 +208,7 @@ async def transition(request: web.Request) -> web.StreamResponse:
             str(form.get("to", "")),
             str(form.get("note", "")).strip(),
             override_reason=str(form.get("override_reason", "")).strip()[:500],  # replica/approval.py
+            author=author_of(request),
         )
     except Refused as exc:
         return await _detail(request, number, status=409, error=f"未能变更状态：{exc}")
@@ -215,7 +219,7 @@ async def transition(request: web.Request) -> web.StreamResponse:
 async def reveal(request: web.Request) -> web.StreamResponse:
     st = station_of(request)
     number = request.match_info["number"]
-    values = reveal_values(await read_form(request))
+    values = reveal_values(await read_form(request), author_of(request))
     if problem := reveal_refusal(values, "本站"):
         return await _detail(request, number, status=400, form=values, reveal_error=problem)
     try:

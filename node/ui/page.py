@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from node.station import Station
-from node.ui.keys import CSRF, ENV, STATION
+from node.ui.keys import CSRF, ENV, STAFF, STATION
 from node.ui.status import status_context
 from present.webui import Due, due_state, read_form, render
 from replica.errors import Refused
@@ -54,6 +54,7 @@ async def page(request: web.Request, template: str, *, status: int = 200, **cont
         "back": back,
         "bar": await status_context(request.app, st),
         "sync_notice": request.query.get("sync", ""),
+        "staff": request.get(STAFF),  # the signed-in StaffSession (node/ui/signin.py), or None
     }
     base.update(context)
     return render(request.app[ENV], template, base, status=status)
@@ -87,8 +88,11 @@ def form_post(handler: Handler) -> Handler:
 MIN_REASON = 4
 
 
-def reveal_values(form: Any) -> dict[str, str]:
-    return {"staff": str(form.get("staff", "")).strip()[:50], "reason": str(form.get("reason", "")).strip()[:500]}
+def reveal_values(form: Any, signed_in: str = "") -> dict[str, str]:
+    """The reveal form's who and why; at a station with accounts who is the signed-in user, whatever
+    the form says (issue 16: the audit names the person, not a typed name)."""
+    staff = signed_in or str(form.get("staff", "")).strip()[:50]
+    return {"staff": staff, "reason": str(form.get("reason", "")).strip()[:500]}
 
 
 def reveal_refusal(values: dict[str, str], where: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from node import commands
 from node.station import Station
-from node.track_notice import notice
+from node.track_notice import accepted_by, notice
 from protocol.acks import Receipt
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
@@ -123,6 +123,7 @@ def receipt_view(st: Station, numbers: list[str]) -> dict[str, Any]:
         "accepted_at": first.get("accepted_at"),
         "theme": theme,
         "station_name": st.meta.text("name"),
+        "accepted_by": accepted_by(st, commands.find(st, numbers[0])),  # 受理人 (node/track_notice.py)
         "station": st.code,
         "all_receipted": all(e["upload"].state in ("receipted", "quarantined") for e in entries),
     }

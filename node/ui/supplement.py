@@ -11,6 +11,7 @@ from aiohttp import web
 from node.supplement import supplement
 from node.ui import apps as ui_apps
 from node.ui.page import form_post, station_of
+from node.ui.signin import author_of
 from present.webui import read_form
 from replica.errors import Refused
 
@@ -27,7 +28,7 @@ async def record(request: web.Request) -> web.StreamResponse:
     if not names:
         return await ui_apps._detail(request, number, status=400, error="请勾选申请人送来的容缺材料。")
     try:
-        supplement(st, number, names, received or None)
+        supplement(st, number, names, received or None, author=author_of(request))
     except Refused as exc:
         return await ui_apps._detail(request, number, status=409, error=f"未能登记补交材料：{exc}")
     return web.Response(status=303, headers={"Location": f"/applications/{quote(number, safe='')}?done=supplemented"})

@@ -21,6 +21,7 @@ from node.station import Station
 from node.ui.keys import UPLOAD_LIMIT
 from node.ui.page import form_post, page, record_reveal, refuse, reveal_refusal, reveal_values, station_of, today
 from node.ui.photos import RESULT_LABELS, blob, report_view
+from node.ui.signin import author_of
 from present.webui import read_form
 from protocol.blob import MAX_BLOB_BYTES
 from sync.inspection import TASK_DONE
@@ -101,7 +102,7 @@ async def task_page(
         results=RESULT_LABELS,
         reveal=reveal,
         reveal_error=reveal_error,
-        reveal_values=reveal_form or {"staff": "", "reason": ""},
+        reveal_values=reveal_form or {"staff": author_of(request), "reason": ""},
         saved=request.query.get("done") == "report",
         limits=upload_limits(request),
     )
@@ -124,7 +125,7 @@ async def task_detail(request: web.Request) -> web.StreamResponse:
 async def reveal(request: web.Request) -> web.StreamResponse:
     st = station_of(request)
     task_id = request.match_info["task"]
-    values = reveal_values(await read_form(request))
+    values = reveal_values(await read_form(request), author_of(request))
     task = find_task(st, task_id)
     if task is None:
         return await refuse(request, 404, f"本设备没有编号为 {task_id} 的踏勘任务。")

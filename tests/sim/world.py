@@ -182,8 +182,8 @@ class World:
         for name in ("write", "write_unchecked"):
             real = getattr(st, name)
 
-            def wrote(entity: str, rec_id: str, fields: object, base: object, _real=real) -> Change:  # type: ignore[no-untyped-def]
-                change = _real(entity, rec_id, fields, base)
+            def wrote(entity: str, rec_id: str, fields: object, base: object, _real=real, **kw: str) -> Change:  # type: ignore[no-untyped-def]
+                change = _real(entity, rec_id, fields, base, **kw)  # kw: the author (issue 16)
                 self.checks.authored_by(change)
                 return change
 

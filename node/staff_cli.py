@@ -1,0 +1,151 @@
+"""Who is at the keyboard, for the station's commands (issue 16): ``--staff USER`` with the password on
+the first line of standard input, the first administrator at ``node init --admin`` and ``node add-admin``.
+
+A station with no enabled account works exactly as before: its changes name no author and nobody
+signs in. Once it has one, every command that changes or reveals a citizen's data signs the person
+in through ``node/staff_accounts.py`` (its lock-out, disabled accounts and wrong passwords refuse
+with their own codes) and the change carries their user name; without ``--staff`` the command is
+refused (``staff_required``) and says what to add. ``sync``, ``status``, ``serve``, ``import`` and
+``export`` never ask: they move what is written and reveal nothing.
+
+The session lives for one command and is ended before the command returns, so the data key it
+unwrapped is not kept longer than the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from node import staff_accounts
+from node.staff_session import idle_ms_for
+from node.station import Station
+from present.output import emit
+from replica.errors import Refused
+
+# The commands that write a change or show a citizen's full ID number or phone.
+NAMED_COMMANDS = ("accept", "transition", "supplement", "applications", "tasks")
+
+STAFF_REQUIRED = (
+    "本站已启用工作人员账户，改动或查看群众信息须署名：请加上 --staff 您的用户名，并在标准输入第一行给出密码"
+    "（如 echo 密码 | sanji node … --staff zhangsan）(this station has staff accounts: add --staff USER, "
+    "password on stdin)"
+)
+
+
+def has_accounts(conn: sqlite3.Connection) -> bool:
+    """Whether the station has any enabled staff account (then changes must name their author)."""
+    return conn.execute("SELECT 1 FROM staff WHERE enabled=1 LIMIT 1").fetchone() is not None
+
+
+def read_password(what: str = "密码") -> str:
+    """The first line of standard input, without its line end: never a command-line argument, which
+    other users of the PC could read in the process list and the shell's history."""
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    password = line.rstrip("\r\n")
+    if not password:
+        raise Refused(
+            f"没有读到{what}：请在标准输入第一行给出（如 echo 密码 | sanji node …）(password expected on stdin)",
+            code="password_required",
+        )
+    return password
+
+
+def sign_in(st: Station, user: str, password: str) -> staff_accounts.StaffSession:
+    return staff_accounts.sign_in(
+        st.db, station=st.code, user=user, password=password, now_ms=st.clock(), idle_ms=idle_ms_for(st.folder)
+    )
+
+
+def author(st: Station, args: argparse.Namespace) -> str:
+    """The user name the command's changes carry: the signed-in ``--staff``, or ``""`` at a station
+    without accounts. Refuses (lock-out, disabled, wrong password, ``staff_required``) otherwise."""
+    user = str(getattr(args, "staff", None) or "")
+    if not user:
+        if has_accounts(st.conn):
+            raise Refused(STAFF_REQUIRED, code="staff_required")
+        return ""
+    session = sign_in(st, user, read_password())
+    try:
+        return session.user
+    finally:
+        session.end()  # nothing here needs the data key yet; it is not kept past the sign-in
+
+
+def audit_reveal(st: Station, args: argparse.Namespace, action: str, target: str) -> None:
+    """``--reveal`` at a station with accounts: sign in, and write who looked to ``ui_audit`` as the
+    window does. A station without accounts reveals as before."""
+    who = author(st, args)
+    if not who:
+        return
+    with st.transaction():
+        st.conn.execute(
+            "INSERT INTO ui_audit (at_ms, staff, action, target, reason) VALUES (?,?,?,?,?)",
+            (st.clock(), who, action, target, "命令行 --reveal"),
+        )
+
+
+# -- the first administrator -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FirstAdmin:
+    user: str
+    name: str
+    password: str
+
+
+def admin_request(args: argparse.Namespace) -> FirstAdmin | None:
+    """``node init --admin USER --admin-name NAME``, checked (password read too) before anything is
+    made, so a short password does not leave a half-initialised station behind."""
+    user = str(getattr(args, "admin", None) or "")
+    name = str(getattr(args, "admin_name", None) or "")
+    if not user and not name:
+        return None
+    if not user or not name:
+        raise Refused(
+            "首个管理员须同时给出 --admin 用户名 和 --admin-name 姓名 (give both --admin and --admin-name)",
+            code="bad_user",
+        )
+    password = read_password("管理员密码")
+    staff_accounts.check_new(user, name, password)
+    return FirstAdmin(user, name, password)
+
+
+def first_admin(folder: Path, admin: FirstAdmin) -> dict[str, object]:
+    st = Station(folder)
+    try:
+        session = staff_accounts.create_first_admin(
+            st.db, station=st.code, user=admin.user, name=admin.name, password=admin.password, now_ms=st.clock()
+        )
+        session.end()
+        return {"station": st.code, "user": admin.user, "name": session.name}
+    finally:
+        st.close()
+
+
+def cmd_add_admin(args: argparse.Namespace) -> None:
+    admin = FirstAdmin(args.user, args.name, read_password("管理员密码"))
+    staff_accounts.check_new(admin.user, admin.name, admin.password)
+    out = first_admin(args.dir, admin)
+    emit(out, args.json, lambda d: f"站点 {d['station']} 已建立首个管理员 {d['name']}（{d['user']}）")
+
+
+def add_arguments(parsers: Mapping[str, argparse.ArgumentParser], cmd: Callable[[str, str], Any]) -> None:
+    """``--staff`` on the commands that name their author, ``--admin`` on init, and ``add-admin``."""
+    for name in NAMED_COMMANDS:
+        what = "查看完整信息时" if name in ("applications", "tasks") else ""
+        parsers[name].add_argument(
+            "--staff", default="", help=f"{what}署名的工作人员用户名（本站启用账户后必填；密码从标准输入第一行读取）"
+        )
+    init = parsers["init"]
+    init.add_argument("--admin", default="", help="同时建立本站首个管理员：用户名（密码从标准输入第一行读取）")
+    init.add_argument("--admin-name", default="", help="首个管理员的姓名")
+    p = cmd("add-admin", "为还没有工作人员账户的本站建立首个管理员（密码从标准输入第一行读取）")
+    p.add_argument("--user", required=True, help="用户名：小写字母开头，只含小写字母、数字和 _ . -")
+    p.add_argument("--name", required=True, help="姓名，如 张三")
