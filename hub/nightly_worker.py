@@ -26,7 +26,7 @@ NICE = 10  # below the serving process's 0: a busy machine answers requests firs
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """A hub that dies (killed, crashed) must not leave its nightly job writing on: ``hub restore`` and
     the next ``hub serve`` expect nobody else in the folder. Linux sends us SIGTERM when the serving
     process goes; if it went before we asked, we stop now."""
@@ -38,7 +38,7 @@ def _die_with_parent(parent: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    _die_with_parent(os.getppid())
+    die_with_parent(os.getppid())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     folder, trigger = Path(argv[0]), argv[1]
     options = {"partial_retention_days": int(argv[2])} if len(argv) > 2 else {}

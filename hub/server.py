@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -17,7 +18,8 @@ from hub import blobindex, nightly
 from hub.app import HubConfig, create_app
 from hub.appkeys import HUB
 from hub.restore import PID_FILE
-from hub.store import HubStore
+from hub.service import Hub
+from hub.workers import MAX_WORKERS, Supervisor
 from replica import listen, schedule
 from replica.errors import Refused
 
@@ -86,6 +88,59 @@ def nightly_context(
 LISTEN_BACKLOG = 4096
 
 
+@dataclass(frozen=True)
+class ServeOptions:
+    """What `hub serve` was asked for: the parent reads it once and hands it to every worker process."""
+
+    folder: Path
+    host: str
+    port: int
+    nightly: str
+    partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS
+    allow_unsealed: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "folder": str(self.folder)})
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeOptions:
+        raw = json.loads(text)
+        return cls(**{**raw, "folder": Path(raw["folder"])})
+
+
+def build_app(options: ServeOptions) -> web.Application:
+    """The app one serving process runs (the only one, or each of ``--workers N``)."""
+    when = schedule.When.parse(options.nightly)
+    return create_app(
+        HubConfig(
+            folder=options.folder,
+            host=options.host,
+            port=options.port,
+            nightly=options.nightly,
+            allow_unsealed=options.allow_unsealed,
+        ),
+        extra_contexts=[nightly_context(when, partial_retention_days=options.partial_retention_days)],
+    )
+
+
+def _ready(folder: Path) -> None:
+    """Before anything serves: the schema's migrations, a hub folder's one-time key migration
+    (``keyring.ensure``) and the integrity check, once, in this process. With ``--workers N`` the
+    workers then open a folder that is already up to date and never race each other to migrate it."""
+    hub = Hub.open(folder)
+    try:
+        check = hub.store.quick_check()
+    finally:
+        hub.close()
+    if check != "ok":
+        # A refusal, not an internal error: the operator has a clear next step.
+        raise Refused(
+            f"区局数据库完整性检查未通过，服务未启动：请用 sanji hub restore 从备份恢复"
+            f" (integrity check failed: {check})",
+            code="integrity_failed",
+        )
+
+
 def serve(
     folder: Path,
     *,
@@ -94,35 +149,35 @@ def serve(
     nightly: str,
     partial_retention_days: int = blobindex.PARTIAL_RETENTION_DAYS,
     allow_unsealed: bool = False,
+    workers: int = 1,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    store = HubStore.open(folder)
-    check = store.quick_check()
-    store.close()
-    if check != "ok":
-        # A refusal, not an internal error: the operator has a clear next step.
+    if not 1 <= workers <= MAX_WORKERS:
         raise Refused(
-            f"区局数据库完整性检查未通过，服务未启动：请用 sanji hub restore 从备份恢复"
-            f" (integrity check failed: {check})",
-            code="integrity_failed",
+            f"工作进程数（--workers）须在 1 到 {MAX_WORKERS} 之间：通常取本机的处理器核数 (got {workers})",
+            code="bad_workers",
         )
+    options = ServeOptions(folder, host, port, nightly, partial_retention_days, allow_unsealed)
     try:
-        when = schedule.When.parse(nightly)
+        schedule.When.parse(nightly)
     except ValueError as exc:
         raise Refused(f"夜间任务时间（--nightly）有误：{exc}", code="bad_nightly") from exc
-    app = create_app(
-        HubConfig(folder=folder, host=host, port=port, nightly=nightly, allow_unsealed=allow_unsealed),
-        extra_contexts=[nightly_context(when, partial_retention_days=partial_retention_days)],
-    )
+    _ready(folder)
     # A whole district reconnects at once after an outage: with the default listen backlog (128)
     # the kernel drops the connections beyond it and each client waits a second or more to retry.
+    # With --workers N this one socket is shared by the workers (hub/workers.py says why).
     sock = listen.bind(host, port, what=" sanji hub serve 或别的程序", backlog=LISTEN_BACKLOG)
     pid_file = folder / PID_FILE
     pid_file.write_text(str(os.getpid()))
     if allow_unsealed:
         print("警告：本区局接收未加密批次，仅供测试 (WARNING: unsealed batches accepted; test use only)", flush=True)
-    print(f"区局服务已启动：http://{host}:{port}/（按 Ctrl-C 停止）", flush=True)
     try:
-        web.run_app(app, sock=sock, print=None, access_log=None, backlog=LISTEN_BACKLOG)
+        if workers == 1:
+            app = build_app(options)
+            print(f"区局服务已启动：http://{host}:{port}/（按 Ctrl-C 停止）", flush=True)
+            web.run_app(app, sock=sock, print=None, access_log=None, backlog=LISTEN_BACKLOG)
+        else:
+            print(f"区局服务已启动：http://{host}:{port}/（{workers} 个工作进程，按 Ctrl-C 停止）", flush=True)
+            Supervisor(sock, options.to_json(), workers).run()
     finally:
         pid_file.unlink(missing_ok=True)
