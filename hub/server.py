@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from hub.service import Hub
 from hub.workers import MAX_WORKERS, Supervisor
 from replica import listen, schedule
 from replica.errors import Refused
+from replica.ids import CHINA
 
 log = logging.getLogger("sanji.hub")
 
@@ -51,6 +53,7 @@ def nightly_context(
                         str(hub.folder),
                         trigger,
                         str(partial_retention_days),
+                        str(_due_ms(when)),
                         stdout=asyncio.subprocess.PIPE,
                     )
                     running.append(proc)
@@ -63,6 +66,9 @@ def nightly_context(
                         log.error("夜间任务（%s）失败：工作进程退出码 %s", name, proc.returncode)
                         return
                     result = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+                    if result["outcome"] == "skipped":
+                        log.info("夜间任务（%s）已由本区局的另一个进程运行，本进程不再重复", name)
+                        return
                     log.info("夜间任务（%s）完成：%s，逾期办件 %d 件", name, result["outcome"], result["overdue"])
                 except asyncio.CancelledError:
                     return  # the hub is stopping; the cleanup below ends the job's process
@@ -83,6 +89,17 @@ def nightly_context(
             await proc.wait()
 
     return ctx
+
+
+def _due_ms(when: schedule.When) -> int:
+    """The slot a run starting now is for: the scheduled time it fell due (tonight's 02:00, or the one
+    a catch-up makes up for). A drill's ``every:N`` has no common clock across processes: a run begun
+    within the last half interval counts as this slot's."""
+    now = datetime.now(CHINA)
+    due = when.last_due(now)
+    if due is None:
+        return int((now.timestamp() - (when.every_s or 0) / 2) * 1000)
+    return int(due.timestamp() * 1000)
 
 
 LISTEN_BACKLOG = 4096
