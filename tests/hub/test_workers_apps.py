@@ -1,14 +1,16 @@
 """Two hub apps over one hub folder, as two workers of `hub serve --workers 2` are, answering in turn.
 
 Each app opens its own connections (the loop's, the group committer's, the read model's) and keeps its
-own memory, so what one learns the other knows only through the store or the folder. Whichever answers:
-an operator signed in through one is signed in on the other, signed out everywhere at once, and a
-lock-out counted on one holds on the other; a key rotated by the CLI is used by both at once, for the
-receipts the committer signs too.
+own memory, so what one learns the other knows only through the store or the folder. Whichever
+answers: a station's batches pushed to both at once apply once and in order; an operator signed in
+through one is signed in on the other, signed out everywhere at once, and a lock-out counted on one
+holds on the other; a key rotated by the CLI is used by both at once, for the receipts the committer
+signs too.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +25,15 @@ from hub.appkeys import HUB, WRITER
 from hub.dashboard.auth import MAX_FAILURES, SESSION_COOKIE
 from hub.service import Hub
 from node import client as node_client
+from node import uplink
+from protocol.acks import Ack, Acks
+from protocol.codec import pack
+from protocol.document import open_document
+from sync.session import AckResult
 from tests.ui.inproc import OPERATOR, PASSWORD, Pair, csrf_of, login
 
 pytestmark = pytest.mark.slow
+FRAMES = "application/vnd.sanji.frames+msgpack"
 
 
 @dataclass
@@ -50,6 +58,33 @@ async def two(tmp_path: Path) -> AsyncIterator[Two]:
         for c in clients:
             await c.close()
         pair.close()
+
+
+async def test_the_same_batches_pushed_to_both_workers_at_once_apply_once_in_order(two: Two) -> None:
+    st, hub = two.pair.st, two.pair.hub
+    for _ in range(6):  # six batches: six links of the station's chain
+        two.pair.accept()
+        uplink.build_outbox(st)
+    frames = [frame for _, frame in uplink.unsettled(st)]
+    assert len(frames) == 6
+    body = pack(frames)
+
+    async def push(client: TestClient[Any, Any]) -> list[Ack]:
+        resp = await client.post("/v1/sync/push", data=body, headers={"Content-Type": FRAMES})
+        assert resp.status == 200
+        doc = open_document(await resp.read(), kind=Acks.KIND, recipient=st.code, verify_key=hub._own_key)
+        return list(Acks.from_wire(doc.body).acks)
+
+    # Each worker's group committer takes the frames in over its own connection, in one write
+    # transaction that reads the chain's head afresh (BEGIN IMMEDIATE): whichever goes second finds
+    # every link it is given already held.
+    first, second = await asyncio.gather(push(two.a), push(two.b))
+    for i, (a, b) in enumerate(zip(first, second, strict=True)):
+        assert sorted((a.result, b.result)) == [AckResult.APPLIED.value, AckResult.DUPLICATE.value], (i, a, b)
+    assert hub.store.changes_logged(st.code) == 6
+    assert hub.store.cursor(st.code, 1).next_seq == 7
+    assert [a for a in hub.store.alerts() if a["kind"] in ("fork", "gap")] == []
+    assert hub.store.open_quarantine() == 0
 
 
 async def _home(client: TestClient[Any, Any], token: str) -> int:

@@ -118,7 +118,10 @@ def test_two_workers_answer_on_one_port(served: Served) -> None:
     workers = served.workers()
     assert len(workers) == 2 and served.proc.pid not in workers
     assert (served.hub.dir / "hub.pid").read_text().strip() == str(served.proc.pid)  # hub restore checks it
-    assert _answering_pids(served.hub.url) == workers, served.text()
+    # A worker still starting (importing, opening the hub) answers nothing yet: ask until both have.
+    seen: set[int] = set()
+    assert _wait(lambda: seen.update(_answering_pids(served.hub.url, 40)) or seen == workers, 60), (seen, workers)
+    assert seen == workers, served.text()
     text = served.text()
     assert "2 个工作进程" in text and text.count("区局工作进程") >= 2
 
