@@ -20,6 +20,7 @@ from hub.app import HubConfig, create_app
 from hub.appkeys import HUB
 from hub.restore import PID_FILE
 from hub.service import Hub
+from hub.store import HubStore
 from hub.workers import MAX_WORKERS, Supervisor
 from replica import listen, schedule
 from replica.errors import Refused
@@ -141,14 +142,12 @@ def build_app(options: ServeOptions) -> web.Application:
 
 
 def _ready(folder: Path) -> None:
-    """Before anything serves: the schema's migrations, a hub folder's one-time key migration
-    (``keyring.ensure``) and the integrity check, once, in this process. With ``--workers N`` the
-    workers then open a folder that is already up to date and never race each other to migrate it."""
-    hub = Hub.open(folder)
-    try:
-        check = hub.store.quick_check()
-    finally:
-        hub.close()
+    """Before anything serves, once, in this process: the schema's migrations and the integrity check,
+    then a hub folder's one-time key migration (``keyring.ensure``, in ``Hub.open``). With ``--workers
+    N`` the workers then open a folder that is up to date and never race each other to migrate it."""
+    store = HubStore.open(folder)
+    check = store.quick_check()
+    store.close()
     if check != "ok":
         # A refusal, not an internal error: the operator has a clear next step.
         raise Refused(
@@ -156,6 +155,7 @@ def _ready(folder: Path) -> None:
             f" (integrity check failed: {check})",
             code="integrity_failed",
         )
+    Hub.open(folder).close()
 
 
 def serve(

@@ -30,6 +30,7 @@ from tests.e2e.conftest import (
     healthz,
     init_online,
     ok,
+    run_sanji,
     start_sanji,
     stop_process,
 )
@@ -101,6 +102,14 @@ def served(tmp_path: Path) -> Iterator[Served]:
         yield s
     finally:
         stop_process(proc)
+
+
+def test_a_worker_count_out_of_range_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "hub"
+    ok("hub", "init", folder, "--district", DISTRICT)
+    res = run_sanji("hub", "serve", folder, "--port", free_loopback_port(), "--workers", 0)
+    assert res.code == 2 and res.data["error"] == "bad_workers", res
+    assert "--workers" in res.data["reason"] and "1 到" in res.data["reason"]
 
 
 def _answering_pids(url: str, requests: int = 200) -> set[int]:
