@@ -16,8 +16,6 @@ from pathlib import Path
 from aiohttp import web
 
 from hub import blobindex, nightly
-from hub.app import HubConfig, create_app
-from hub.appkeys import HUB
 from hub.restore import PID_FILE
 from hub.service import Hub
 from hub.store import HubStore
@@ -35,6 +33,8 @@ def nightly_context(
     """A cleanup context that runs the nightly job on schedule while the app lives."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        from hub.appkeys import HUB
+
         hub = app[HUB]
         lock = asyncio.Lock()
         running: list[asyncio.subprocess.Process] = []
@@ -127,7 +127,11 @@ class ServeOptions:
 
 
 def build_app(options: ServeOptions) -> web.Application:
-    """The app one serving process runs (the only one, or each of ``--workers N``)."""
+    """The app one serving process runs (the only one, or each of ``--workers N``). Imported here, not
+    at the top: the supervising parent of ``--workers N`` serves nothing, and without the app's
+    modules (routes, dashboard, templates) it stays at about half the memory of a worker."""
+    from hub.app import HubConfig, create_app
+
     when = schedule.When.parse(options.nightly)
     return create_app(
         HubConfig(
