@@ -8,8 +8,10 @@ the processes' pids. A station syncs through the workers before and after one is
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -102,6 +104,35 @@ def served(tmp_path: Path) -> Iterator[Served]:
         yield s
     finally:
         stop_process(proc)
+
+
+def test_two_workers_keeping_the_nightly_schedule_never_run_the_job_side_by_side(tmp_path: Path) -> None:
+    """Both workers' timers fire every second; the job runs in one process at a time, and the other
+    worker logs that it was run elsewhere."""
+    folder = tmp_path / "hub"
+    ok("hub", "init", folder, "--district", DISTRICT)
+    port, log = free_loopback_port(), tmp_path / "serve.log"
+    proc = start_sanji("hub", "serve", folder, "--port", port, "--workers", 2, "--nightly", "every:1", log=log)
+    try:
+        done = _wait(lambda: len(_ended_runs(folder)) >= 3 and "另一个进程运行" in log.read_bytes().decode(), 60)
+    finally:
+        stop_process(proc, grace=30)
+    text = log.read_text("utf-8", "replace")
+    assert done, text[-3000:]
+    runs = _ended_runs(folder)
+    for (_, end), (start, _) in itertools.pairwise(runs):
+        assert start >= end, runs  # each run began after the one before it had ended
+
+
+def _ended_runs(folder: Path) -> list[tuple[int, int]]:
+    conn = sqlite3.connect(f"file:{folder / 'hub.db'}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute(
+            "SELECT started_ms, ended_ms FROM nightly_runs WHERE ended_ms IS NOT NULL ORDER BY started_ms"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(int(a), int(b)) for a, b in rows]
 
 
 def test_a_worker_count_out_of_range_is_refused(tmp_path: Path) -> None:
