@@ -19,7 +19,7 @@ Why one inherited socket rather than ``SO_REUSEPORT`` (a socket per worker):
 
 The workers are started in a session of their own, so a Ctrl-C in the terminal reaches the parent
 only and each worker gets exactly one SIGTERM from it; each also asks Linux to send it SIGTERM when
-the parent dies (``serve_worker._die_with_parent``), so a parent killed with SIGKILL leaves no
+the parent dies (``nightly_worker.die_with_parent``), so a parent killed with SIGKILL leaves no
 workers writing on in the folder (``hub restore`` checks the parent's pid file only).
 """
 
