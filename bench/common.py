@@ -140,11 +140,31 @@ class Served:
     def pid(self) -> int:
         return self.proc.pid
 
+    def pids(self) -> list[int]:
+        """The server and the processes it started (`hub serve --workers N`: the parent and its workers)."""
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        return found
+
     def cpu_seconds(self) -> float:
-        return proc_cpu_seconds(self.pid)
+        """CPU seconds of the server and its live child processes (workers)."""
+        total = 0.0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                total += proc_cpu_seconds(pid)
+        return total
 
     def peak_rss_mb(self) -> float:
-        return round(proc_rss_kb(self.pid, "VmHWM") / 1024, 1)
+        """The peak resident memory of the server, summed over its processes."""
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                total += proc_rss_kb(pid, "VmHWM")
+        return round(total / 1024, 1)
 
     def rss_mb(self) -> float:
         return round(proc_rss_kb(self.pid, "VmRSS") / 1024, 1)
@@ -187,11 +207,12 @@ def serve_command(argv: list[str], *, port: int, log_path: Path, probe: str, tim
 
 
 @contextlib.contextmanager
-def hub_server(folder: Path) -> Iterator[Served]:
-    """`sanji hub serve` on a free loopback port, in its own process (so its CPU is its own)."""
+def hub_server(folder: Path, *, workers: int = 1) -> Iterator[Served]:
+    """`sanji hub serve` on a free loopback port, in its own process (so its CPU is its own); with
+    ``workers`` > 1, `--workers N`."""
     port = free_port()
     served = serve(
-        ["hub", "serve", str(folder), "--port", str(port)],
+        ["hub", "serve", str(folder), "--port", str(port), *(["--workers", str(workers)] if workers > 1 else [])],
         port=port,
         log_path=folder.parent / f"{folder.name}-serve.log",
         probe="/healthz",

@@ -5,7 +5,7 @@ and enrolled through the hub library (``hub.enrolment.register`` + ``redeem``) i
 before the server starts, builds its signed, sealed batch with ``protocol.batch.build_batch`` and a
 signed pull request, and checks the hub's signed answers. All of them connect at the same moment to
 ``sanji hub serve`` (its own process). Reported: how many succeeded, p50/p99 latency of push + pull,
-the hub's CPU seconds and peak RSS.
+the hub's CPU seconds and peak RSS (summed over its processes with ``--workers N``).
 """
 
 from __future__ import annotations
@@ -189,14 +189,14 @@ async def _all(sims: list[SimStation], url: str, hub_id: str, hub_verify) -> lis
         return await asyncio.gather(*tasks)
 
 
-def run(n: int) -> dict[str, object]:
+def run(n: int, workers: int = 1) -> dict[str, object]:
     with common.workdir("stations") as work:
         common.log(f"enrolling {n} stations and building their batches")
         t0 = time.perf_counter()
         sims, hub_id, hub_verify = prepare(work / "hub", n)
         prepare_s = time.perf_counter() - t0
-        with common.hub_server(work / "hub") as server:
-            common.log(f"{n} stations push and pull at once")
+        with common.hub_server(work / "hub", workers=workers) as server:
+            common.log(f"{n} stations push and pull at once ({workers} hub process{'es' if workers > 1 else ''})")
             cpu0, client0 = server.cpu_seconds(), time.process_time()
             t0 = time.perf_counter()
             results = asyncio.run(_all(sims, server.url, hub_id, hub_verify))
@@ -209,6 +209,7 @@ def run(n: int) -> dict[str, object]:
     return {
         "benchmark": "stations",
         "stations": n,
+        "workers": workers,
         "changes_per_station": CHANGES_PER_STATION,
         "succeeded": len(ok),
         "failed": len(errors),
@@ -229,6 +230,7 @@ def run(n: int) -> dict[str, object]:
 def main(argv: list[str]) -> int:
     p = common.parser("stations", __doc__ or "")
     p.add_argument("--stations", type=int, default=1000)
+    p.add_argument("--workers", type=int, default=1, help="hub serve --workers N (default 1)")
     args = p.parse_args(argv)
-    common.emit(run(args.stations), args.json)
+    common.emit(run(args.stations, args.workers), args.json)
     return 0

@@ -14,12 +14,13 @@ for the sync handlers' group committer and the operators' writes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
+from hub import shared_state
 from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE, WRITER
 from hub.committer import Committer
 from hub.dashboard import add_dashboard_routes
@@ -35,6 +36,7 @@ from hub.web.sync import MAX_PUSH_BYTES, add_sync_routes
 from hub.web.track import add_track_routes
 
 SERVE_CACHE_KIB = 64 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,17 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
 Context = Callable[[web.Application], AsyncIterator[None]]
 
 
+@web.middleware
+async def _catch_up(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Before each request: what another process (a second worker, the CLI) changed underneath the
+    loop's hub (``hub/shared_state.py``)."""
+    if HUB in request.app:
+        shared_state.catch_up(request.app[HUB])
+    return await handler(request)
+
+
 def create_app(config: HubConfig, *, extra_contexts: list[Context] | None = None) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=MAX_PUSH_BYTES + 1024)
+    app = web.Application(middlewares=[errors_middleware, _catch_up], client_max_size=MAX_PUSH_BYTES + 1024)
     http_log.install()  # requests the HTTP parser refuses: one log line each, no traceback
     app[CONFIG] = config
     app.cleanup_ctx.append(_hub_ctx)

@@ -44,6 +44,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8700, help="端口（默认 8700）")
     p.add_argument("--nightly", default="02:00", help="夜间任务的时间 HH:MM（默认 02:00）")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="在同一端口上运行几个区局进程（默认 1；多核机器上可取核数，验签、解密、下发和页面并行）",
+    )
+    p.add_argument(
         "--allow-unsealed-for-tests",
         action="store_true",
         help="接受未加密给区局的批次（仅供测试，切勿用于生产）",
@@ -155,6 +161,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         nightly=args.nightly,
         partial_retention_days=args.partial_retention_days,
         allow_unsealed=args.allow_unsealed_for_tests,
+        workers=args.workers,
     )
 
 

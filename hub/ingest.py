@@ -12,12 +12,12 @@ A failure anywhere in 3–4 rolls the whole batch back: it is never half-applied
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hub import shared_state
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
 from hub.tracking import Concealer
@@ -69,7 +69,8 @@ def ingest_frame(
     the group committer (``hub/committer.py``) passes a savepoint inside its shared transaction."""
     atomic = atomic or hub.store.transaction
     now = hub.clock()
-    _fresh_tiers(hub)
+    # Another process may have enrolled or revoked a station, or rotated the hub's key, meanwhile.
+    shared_state.catch_up(hub)
     try:
         vb = verify_batch(frame, recipient=hub.hub_id, verify_key=hub.verify_key)
         if not vb.header.sealed and not hub.allow_unsealed:
@@ -88,19 +89,6 @@ def ingest_frame(
         return FrameAck(b"", origin, AckResult.REJECTED, reason=f"{exc.code}: {exc}", status=exc.status)
     with atomic():
         return _ingest_verified(hub, vb, frame, source=source, now=now)
-
-
-_DATA_VERSION: weakref.WeakKeyDictionary[Hub, int] = weakref.WeakKeyDictionary()
-
-
-def _fresh_tiers(hub: Hub) -> None:
-    """Another process (a USB import while serving) may have enrolled stations: read tiers afresh, but
-    only when another connection has committed since we last looked (SQLite's ``data_version`` moves
-    only then), not every station's row for every frame."""
-    version = hub.store.data_version()
-    if _DATA_VERSION.get(hub) != version:
-        hub.forget_tiers()
-        _DATA_VERSION[hub] = version
 
 
 def _claimed_origin(frame: bytes) -> str:

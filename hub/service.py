@@ -91,29 +91,33 @@ class Hub(HubState):
         return hub
 
     def publish(self, doc: Mapping[str, object], *, valid_days: int = CATALOGUE_VALID_DAYS) -> int:
-        """Sign and store the next catalogue release. Versions only go up."""
+        """Sign and store the next catalogue release. Versions only go up, without gaps or repeats."""
         from replica.ids import iso_from_ms
 
-        # Past every version ever published, even those a restore from backup lost: a version number
-        # names one release only, and stations may hold the lost one.
-        version = self.published_up_to() + 1
-        body = dict(doc)
-        body["version"] = version
         now = self.clock()
         issued_at = iso_from_ms(now)
         expires_at = iso_from_ms(now + valid_days * 86_400_000)
-        body["issued_at"], body["expires_at"] = issued_at, expires_at
-        try:
-            cat = parse_catalogue(body)
-        except CatalogueError as exc:
-            raise Refused(f"事项目录有误，未发布：请改正目录文件后重试 (catalogue refused: {exc})") from exc
-        # Refused (exit 2, with the figures) unless every station could receive and open it.
-        frame = sign_release(self, Release(version, issued_at, expires_at, catalogue_to_doc(cat)))
+        # The version is taken inside the write transaction: another process (a second hub worker, the
+        # CLI) publishing at the same moment waits for this one and then takes the next number.
         with self.store.transaction():
+            # Past every version ever published, even those a restore from backup lost: a version number
+            # names one release only, and stations may hold the lost one.
+            version = self.published_up_to() + 1
+            body = dict(doc)
+            body["version"] = version
+            body["issued_at"], body["expires_at"] = issued_at, expires_at
+            try:
+                cat = parse_catalogue(body)
+            except CatalogueError as exc:
+                raise Refused(f"事项目录有误，未发布：请改正目录文件后重试 (catalogue refused: {exc})") from exc
+            # Refused (exit 2, with the figures) unless every station could receive and open it.
+            frame = sign_release(self, Release(version, issued_at, expires_at, catalogue_to_doc(cat)))
             self.store.add_release(version, frame, issued_at, expires_at, now)
-        high = self.folder / PUBLISHED_FILE
-        high.with_suffix(".tmp").write_text(str(version))
-        high.with_suffix(".tmp").replace(high)
+            # Written while the transaction still holds the write lock, so two publishers never write it
+            # out of order; if the commit then failed, the number is skipped, never reused.
+            high = self.folder / PUBLISHED_FILE
+            high.with_suffix(".tmp").write_text(str(version))
+            high.with_suffix(".tmp").replace(high)
         return version
 
     # -- the hub's own changes ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 
 from aiohttp import web
 
@@ -58,7 +59,8 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 async def healthz(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     hub.store.ping()
-    return web.json_response({"ok": True, "hub_id": hub.hub_id})
+    # "worker": which serving process answered (with `hub serve --workers N`, one of N).
+    return web.json_response({"ok": True, "hub_id": hub.hub_id, "worker": os.getpid()})
 
 
 async def push(request: web.Request) -> web.Response:

@@ -84,7 +84,7 @@ class Served:
     async def healthy(self) -> None:
         resp = await self.client.get("/healthz")
         assert resp.status == 200
-        assert await resp.json() == {"ok": True, "hub_id": HUB_ID}
+        assert await resp.json() == {"ok": True, "hub_id": HUB_ID, "worker": os.getpid()}
 
 
 @pytest.fixture
