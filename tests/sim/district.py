@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from hub import enrolment, keyring
+from hub import enrolment, keyring, shared_state
 from hub import reconcile as hub_reconcile
 from hub.feed import feed_page
 from hub.ingest import FrameAck, ingest_frame
@@ -252,25 +252,47 @@ class HubDoor:
     hub: Hub = field(init=False)
     up: bool = True
     cache: hub_reconcile.TreeCache = field(default_factory=hub_reconcile.TreeCache)
-    on_open: Callable[[], None] | None = None
+    on_open: Callable[[Hub], None] | None = None  # each process, as it opens
+    # Several hub processes over one folder (``hub serve --workers N``): each request is answered by
+    # the one ``choose`` names, so what a process keeps in memory must never go stale behind the
+    # others' writes. One process unless the world draws more.
+    processes: int = 1
+    choose: Callable[[int], int] | None = None
+    hubs: list[Hub] = field(init=False, default_factory=list)
+    caches: list[hub_reconcile.TreeCache] = field(init=False, default_factory=list)
+    answered: list[int] = field(init=False, default_factory=list)  # requests each process answered
 
     def __post_init__(self) -> None:
         self.open()
 
     def open(self) -> None:
-        self.hub = Hub.open(self.folder, clock=self.clock)
-        quiet(self.hub.store.conn)
-        self.cache = hub_reconcile.TreeCache()
-        if self.on_open is not None:
-            self.on_open()
+        self.hubs = [Hub.open(self.folder, clock=self.clock) for _ in range(self.processes)]
+        self.caches = [hub_reconcile.TreeCache() for _ in self.hubs]
+        self.answered = self.answered or [0] * self.processes
+        for i in reversed(range(len(self.hubs))):  # ends serving with process 0
+            self.serve_with(i)
+            quiet(self.hub.store.conn)
+            if self.on_open is not None:
+                self.on_open(self.hub)
+
+    def serve_with(self, i: int) -> None:
+        """The process that answers what comes next (and that the world's actions act through)."""
+        self.hub, self.cache = self.hubs[i], self.caches[i]
+
+    def pick(self) -> None:
+        i = self.choose(len(self.hubs)) if len(self.hubs) > 1 and self.choose is not None else 0
+        self.serve_with(i)
+        self.answered[i] += 1
+        shared_state.catch_up(self.hub)  # hub/app.py's middleware: what other processes changed
 
     @property
     def hub_id(self) -> str:
         return self.hub.hub_id
 
     def close(self) -> None:
-        WATCHERS.pop(id(self.hub.store.conn), None)
-        self.hub.close()
+        for hub in self.hubs:
+            WATCHERS.pop(id(hub.store.conn), None)
+            hub.close()
 
     def ingest(self, frame: bytes, source: str = "sim") -> FrameAck:
         return ingest_frame(self.hub, frame, source=source)
@@ -293,6 +315,7 @@ class HubDoor:
     def answer(self, request: Request, ingest: Callable[[bytes], FrameAck], crash_at: int | None = None) -> Answer:
         """The hub's answer to one request; HubDown when it crashed at ``crash_at`` (push: before that
         frame; otherwise before or after handling it)."""
+        self.pick()
         try:
             if request.kind == "push":
                 frames = unpack(request.body)

@@ -44,12 +44,13 @@ def run_seed(
         prepare(world)
     world.keep_log = keep_log
     violations = world.run()
+    world.stats.hub_processes, world.stats.answers_by_others = len(world.hub.hubs), sum(world.hub.answered[1:])
     result = RunResult(
         seed,
         world.trace.hexdigest()[:16],
         tuple(violations),
         world.stats,
-        describe(world.plan),
+        describe(world.plan) + (f" · {n} hub processes" if (n := world.stats.hub_processes) > 1 else ""),
         time.perf_counter() - started,
     )
     return result, world.log

@@ -63,6 +63,10 @@ def test_seeds_keep_every_invariant() -> None:
     assert sum(r.stats.rotations for r in results) > 0
     assert sum(r.stats.replays for r in results) > 0
     assert sum(r.stats.stale_flagged for r in results) > 0
+    # Issue 15: a third of the seeds run two hub processes over one folder, and both answer.
+    two = [r for r in results if r.stats.hub_processes == 2]
+    assert len(two) > SEEDS // 5 and all(r.stats.answers_by_others > 0 for r in two)
+    assert any(r.stats.rotations for r in two)
 
 
 def _sealed(seed: int) -> bool:

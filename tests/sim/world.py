@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hub import keyring
+from hub.service import Hub
 from node import commands, conversation, uplink
 from node import reconcile as node_reconcile
 from node.conversation import Answer, Conversation, Request
@@ -72,6 +73,8 @@ class RunStats:
     stale_flagged: int = 0  # rounds that ended with the station flagged stale because of them
     events: int = 0
     acks: dict[str, int] = field(default_factory=dict)
+    hub_processes: int = 1  # hub serve --workers: each request answered by one of them
+    answers_by_others: int = 0  # requests answered by a hub process other than the first
 
 
 @dataclass
@@ -127,9 +130,14 @@ class World:
         # from the seed's stream: the real `uuid7` draws from os.urandom and the wall clock.
         uplink.MAX_BATCH_CHANGES = self.plan.max_batch
         commands.uuid7 = lambda ms=None: uuid7_from(self.rng, self.now)  # type: ignore[assignment]
-        self.hub = HubDoor(self.root / "hub", self.hub_clock, self.plan.page_limit, self._hub_failed)
-        self.hub.on_open = self._watch_hub
-        self._watch_hub()
+        # A third of the seeds run two hub processes over the one folder (hub serve --workers 2), drawn
+        # from a stream of their own so every other draw of a seed stays what it was.
+        picks = random.Random(f"hub-processes:{self.seed}")
+        processes = 2 if picks.random() < 1 / 3 else 1
+        self.hub = HubDoor(
+            self.root / "hub", self.hub_clock, self.plan.page_limit, self._hub_failed,
+            on_open=self._watch_hub, processes=processes, choose=picks.randrange,
+        )  # fmt: skip
         self.listed: dict[int, bytes] = {self._keys_version(): self.hub.hub.keys.sign_pub}
         self.nodes: dict[str, Node] = {}
         for code in self.plan.nodes:
@@ -163,8 +171,7 @@ class World:
         chain = keyring.load_chain(self.hub.folder)
         return chain.version if chain is not None else 0
 
-    def _watch_hub(self) -> None:
-        hub = self.hub.hub
+    def _watch_hub(self, hub: Hub) -> None:
         district.WATCHERS[id(hub.store.conn)] = self.checks.watcher("hub", hub.hub_id, self.hub_clock)
         write = hub.write
 
