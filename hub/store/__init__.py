@@ -22,13 +22,18 @@ One module per thing the store owns, each a part of ``HubStore``:
 - ``report_facts``: the 容缺 materials and ratings the nightly job keeps for that report;
 - ``nightly_numbers``: the numbers held twice, as the nightly job re-checks them;
 - ``nightly_runs``: the nightly job's runs, its kept reports, the refusal notes it prunes;
-- ``pg_feed``: the PostgreSQL feed's commit-order clock (for the PostgreSQL backend, issue 15).
+- ``pg_store``: the PostgreSQL backend's lifecycle and transactions (one writer: an advisory lock),
+  with ``pg_dialect`` (the one SQL text, spoken to psycopg) and ``hub/schema_pg.py``;
+- ``pg_feed``: a commit-order clock for feed positions, for when PostgreSQL has several writers at once.
 
 Tables besides these are replica/'s (``replica/records.py``, ``replica/listing.py``), shared with the
 stations; the tables of the nightly job and the dashboard are still read by their own modules.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
 
 from hub.store.base import DB_NAME, GroupTransaction, StoreBase
 from hub.store.blobs import Blobs
@@ -39,12 +44,14 @@ from hub.store.figures import Figures
 from hub.store.morning_report import MorningReport
 from hub.store.nightly_numbers import NightlyNumbers
 from hub.store.nightly_runs import NightlyRuns
+from hub.store.pg_store import PgStoreBase, database_of
 from hub.store.quarantine import HeldEntry, Quarantine, QuarantineRow, WaitingChange
 from hub.store.records import ConflictEntry, ConflictRow, Records
 from hub.store.refusals import RefusalLog
 from hub.store.report_facts import ReportFacts
 from hub.store.scope import Scope
 from hub.store.stations import STATION_COLS, Station, Stations
+from replica import folders
 
 
 class HubStore(
@@ -63,7 +70,28 @@ class HubStore(
     NightlyRuns,
     StoreBase,
 ):
-    """The hub's persistent state behind one narrow interface (SQLite implementation)."""
+    """The hub's persistent state behind one narrow interface: SQLite (``hub.db`` in the hub folder),
+    or PostgreSQL (:class:`PgHubStore`) when the folder names a database."""
+
+    @classmethod
+    def create(cls, folder: Path, *, database: str | None = None) -> Self:
+        """A new store for a new hub folder: ``hub.db`` in it, or with ``database`` (a PostgreSQL
+        DSN) that database, named by a settings file in the folder (``hub/store/pg_store.py``)."""
+        if database is not None:
+            return PgHubStore.create_in(folder, database)  # type: ignore[return-value]
+        return super().create(folder)
+
+    @classmethod
+    def open(cls, folder: Path) -> Self:
+        folders.need_hub(folder)
+        dsn = database_of(folder)
+        if dsn is not None:
+            return PgHubStore.open_at(dsn)  # type: ignore[return-value]
+        return super().open(folder)
+
+
+class PgHubStore(PgStoreBase, HubStore):
+    """The whole store on PostgreSQL: every part's SQL, through ``hub/store/pg_dialect.py``."""
 
 
 __all__ = [
@@ -75,6 +103,7 @@ __all__ = [
     "HeldEntry",
     "HubStore",
     "LoggedChange",
+    "PgHubStore",
     "QuarantineRow",
     "Receipt",
     "Station",

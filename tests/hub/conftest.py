@@ -10,12 +10,15 @@ import pytest
 
 from hub.store import HubStore
 
-from .store_backends import BACKENDS, Backend
+from .store_backends import BACKENDS, Backend, bound
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda b: b.name)
 def backend(request: pytest.FixtureRequest) -> Backend:
-    return request.param  # type: ignore[no-any-return]
+    chosen: Backend = request.param
+    if chosen.name == "postgres":
+        return bound(chosen, request.getfixturevalue("pg_dsn"))
+    return chosen
 
 
 @pytest.fixture
