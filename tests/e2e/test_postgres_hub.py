@@ -1,0 +1,120 @@
+"""A district whose hub keeps its store in PostgreSQL: `sanji hub init HUB --database postgresql://…`,
+then `hub serve`, `hub enroll`, stations' push and pull, all as real processes (CONTRACT.md's surface).
+
+The database is a fresh one on the throwaway cluster (``tests/pg_fixtures.py``); without PostgreSQL's
+binaries these tests fail with how to install them, never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.applicants import People
+
+from .conftest import DISTRICT, TOWNSHIP, Hub, Node, free_loopback_port, init_online, ok, parallel, run_sanji
+
+pytestmark = pytest.mark.slow
+
+IMMEDIATE = "360802-0001"
+PROMISED_TOWNSHIP = "360802-0009"
+PROMISED_DISTRICT = "360802-0004"
+
+
+def _sync(node: Node) -> dict[str, object]:
+    res = node.sync()
+    assert res.code == 0, f"node sync of {node.code} exited {res.code}: {res.stderr.strip()}"
+    return dict(res.data)
+
+
+def _pg_hub(folder: Path, dsn: str) -> Hub:
+    doc = ok("hub", "init", folder, "--district", DISTRICT, "--database", dsn)
+    assert doc == {"hub_id": DISTRICT, "catalogue_version": 1}
+    return Hub(folder, free_loopback_port())
+
+
+def test_init_keeps_the_store_in_postgresql_and_the_keys_in_the_folder(tmp_path: Path, pg_dsn: str) -> None:
+    folder = tmp_path / "hub"
+    _pg_hub(folder, pg_dsn)
+    assert not (folder / "hub.db").exists(), "a PostgreSQL hub keeps no SQLite store"
+    settings = folder / "hub-database.json"
+    assert json.loads(settings.read_text("utf-8")) == {"backend": "postgresql", "dsn": pg_dsn}
+    assert stat.S_IMODE(settings.stat().st_mode) == 0o600, "the DSN may carry a password"
+    # Every secret the folder holds stays out of the database: no stored value contains one.
+    secrets = [p.read_bytes() for p in folder.rglob("*") if p.is_file() and p != settings]
+    with psycopg.connect(pg_dsn) as conn:
+        stored = [bytes(v) for (v,) in conn.execute("SELECT value FROM hub_meta")]
+        assert conn.execute("SELECT COUNT(*) FROM releases").fetchone() == (1,)
+    for secret in (s for s in secrets if len(s) >= 32):
+        assert not any(secret in value or value in secret for value in stored if len(value) >= 32)
+    assert ok("hub", "status", folder)["hub_id"] == DISTRICT
+    # A second hub cannot be made in a database that holds one (nor the folder reused).
+    res = run_sanji("hub", "init", tmp_path / "second", "--database", pg_dsn)
+    assert res.code != 0 and res.data["error"] == "database_not_empty", res
+    assert not (tmp_path / "second").exists()
+
+
+def test_init_refuses_an_unreachable_database_and_leaves_no_folder(tmp_path: Path) -> None:
+    port = free_loopback_port()
+    res = run_sanji("hub", "init", tmp_path / "hub", "--database", f"postgresql://sanji@127.0.0.1:{port}/none")
+    assert res.code != 0 and res.data["error"] == "database_unreachable", res
+    assert "连不上区局的 PostgreSQL 数据库" in res.data["reason"]
+    assert not (tmp_path / "hub").exists()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Hub:
+    """A new hub on either backend: the same district must behave the same on both."""
+    if request.param == "postgres":
+        return _pg_hub(tmp_path / "hub", request.getfixturevalue("pg_dsn"))
+    assert ok("hub", "init", tmp_path / "hub", "--district", DISTRICT)["hub_id"] == DISTRICT
+    return Hub(tmp_path / "hub", free_loopback_port())
+
+
+def test_offline_stations_sync_exactly_once_on_either_backend(tmp_path: Path, any_hub: Hub, people: People) -> None:
+    hub = any_hub
+    hub.enroll(TOWNSHIP, tier="township", name="测试镇便民服务中心")
+    try:
+        with hub.serving():
+            township = init_online(hub, tmp_path / "township", TOWNSHIP, tier="township", parent="")
+            a, b = parallel(
+                lambda: init_online(hub, tmp_path / "a", f"{TOWNSHIP}-01"),
+                lambda: init_online(hub, tmp_path / "b", f"{TOWNSHIP}-02"),
+            )
+        # A day of work at both windows while the hub is down.
+        accepted_a, accepted_b = parallel(
+            lambda: [a.accept(people, IMMEDIATE), a.accept(people, PROMISED_TOWNSHIP)],
+            lambda: [b.accept(people, IMMEDIATE), b.accept(people, PROMISED_DISTRICT, defer=("家庭收入情况声明",))],
+        )
+        numbers_a = {d["number"] for d in accepted_a}
+        numbers_b = {d["number"] for d in accepted_b}
+        assert all(res.code == 3 for res in parallel(a.sync, b.sync)), "the hub is down"
+
+        with hub.serving():
+            for out in parallel(lambda: _sync(a), lambda: _sync(b)):
+                assert out["pushed"] > 0 and out["pending"] == 0 and out.get("refused", []) == [], out
+            # Sent again (both at once): nothing more is applied.
+            for out in parallel(lambda: _sync(a), lambda: _sync(b)):
+                assert out["pushed"] == 0 and out["pending"] == 0, out
+            # The township's feed brings its villages' applications but those the district decides.
+            _sync(township)
+            decided_above = {accepted_b[1]["number"]}  # PROMISED_DISTRICT
+            assert set(township.numbers()) == (numbers_a | numbers_b) - decided_above
+            # A status change at the hub reaches the accepting station through its feed.
+            number = sorted(numbers_a)[0]
+            ok("hub", "transition", hub.dir, number, "--to", "completed")
+            assert _sync(a)["pulled"] >= 1
+            assert a.by_number()[number]["status"] == "completed"
+
+        numbers = hub.numbers()
+        assert len(numbers) == len(set(numbers)) == 4, f"each application once at the hub: {sorted(numbers)}"
+        assert set(numbers) == numbers_a | numbers_b
+        assert set(hub.numbers(a.code)) == numbers_a and set(hub.numbers(b.code)) == numbers_b
+        per_station = {s["code"]: s for s in hub.status()["stations"]}
+        assert per_station[a.code]["applications"] == 2 and per_station[b.code]["applications"] == 2
+    finally:
+        hub.stop_all()
