@@ -44,7 +44,7 @@ from hub.store.figures import Figures
 from hub.store.morning_report import MorningReport
 from hub.store.nightly_numbers import NightlyNumbers
 from hub.store.nightly_runs import NightlyRuns
-from hub.store.pg_store import PgStoreBase, database_of
+from hub.store.pg_store import READ_SNAPSHOT, PgStoreBase, database_of, open_reader
 from hub.store.quarantine import HeldEntry, Quarantine, QuarantineRow, WaitingChange
 from hub.store.records import ConflictEntry, ConflictRow, Records
 from hub.store.refusals import RefusalLog
@@ -96,6 +96,7 @@ class PgHubStore(PgStoreBase, HubStore):
 
 __all__ = [
     "DB_NAME",
+    "READ_SNAPSHOT",
     "STATION_COLS",
     "ConflictEntry",
     "ConflictRow",
@@ -109,4 +110,6 @@ __all__ = [
     "Station",
     "StoreError",
     "WaitingChange",
+    "database_of",
+    "open_reader",
 ]

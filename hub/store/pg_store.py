@@ -88,6 +88,17 @@ def _connect(dsn: str) -> PgConnection:
     return conn
 
 
+# A page's reads: one snapshot for all of them (READ COMMITTED would take one per statement).
+READ_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+
+def open_reader(dsn: str) -> PgConnection:
+    """A connection for the read model's pages that refuses every write, whatever a page runs."""
+    conn = _connect(dsn)
+    conn.raw.execute("SET default_transaction_read_only = on")
+    return conn
+
+
 def migrate(conn: PgConnection) -> list[str]:
     """Apply the migrations not applied yet, under ``MIGRATION_LOCK``; the names applied now."""
     raw = conn.raw
@@ -222,4 +233,13 @@ class PgStoreBase(StoreBase):
         return PgGroupTransaction(self)
 
 
-__all__ = ["MIGRATION_LOCK", "WRITE_LOCK", "PgGroupTransaction", "PgStoreBase", "database_of", "migrate"]
+__all__ = [
+    "MIGRATION_LOCK",
+    "READ_SNAPSHOT",
+    "WRITE_LOCK",
+    "PgGroupTransaction",
+    "PgStoreBase",
+    "database_of",
+    "migrate",
+    "open_reader",
+]
