@@ -109,8 +109,7 @@ class ReadModel:
             conn = open_read_only(self._path) if self._dsn is None else open_reader(self._dsn)
             with self._lock:
                 self._opened.append(conn)  # type: ignore[arg-type]
-                if self._dsn is None:  # SQLite's trace; the PostgreSQL server logs statements itself
-                    conn.set_trace_callback(self._trace)
+                conn.set_trace_callback(self._trace)
             rh = self._local.hub = ReadHub(self._main, conn)
         assert isinstance(rh, ReadHub)
         return rh
@@ -146,8 +145,7 @@ class ReadModel:
         with self._lock:
             self._trace = callback
             for conn in self._opened:
-                if self._dsn is None:
-                    conn.set_trace_callback(callback)
+                conn.set_trace_callback(callback)
 
     def close(self) -> None:
         """Wait for the work under way, then close every connection."""

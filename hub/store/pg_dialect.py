@@ -23,7 +23,7 @@ what stands for them (``hub/store/pg_store.py``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -148,7 +148,12 @@ class PgConnection:
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.raw = conn
+        self._trace: Callable[[str], object] | None = None
         conn.adapters.register_loader("numeric", _WholeNumbers)
+
+    def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
+        """Called with each statement's PostgreSQL text before it runs, as sqlite3's trace is."""
+        self._trace = callback
 
     @classmethod
     def connect(cls, dsn: str) -> PgConnection:
@@ -156,12 +161,16 @@ class PgConnection:
 
     def execute(self, sql: str, params: Sequence[object] | None = None) -> Cursor:
         text, returning = translate(sql)
+        if self._trace is not None:
+            self._trace(text)
         return Cursor(self.raw.execute(text, _params(params)), returning)  # type: ignore[arg-type]
 
     def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> Cursor:
         text, _ = translate(sql)
         if " RETURNING " in text and not sql.upper().count("RETURNING"):
             text = text[: text.rindex(" RETURNING ")]
+        if self._trace is not None:
+            self._trace(text)
         cur = self.raw.cursor()
         batch = [_params(r) for r in rows]
         if batch:
