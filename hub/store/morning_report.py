@@ -24,7 +24,7 @@ class MorningReport:
         due on or before ``day`` and not paused, soonest first."""
         return self.conn.execute(
             "SELECT number, station, item, status, applicant_name, due_date FROM applications"
-            f" WHERE kind='promised' AND {_OPEN_SQL} AND due_date <= ? AND due_date != '' AND NOT paused"
+            f" WHERE kind='promised' AND {_OPEN_SQL} AND due_date <= ? AND due_date != '' AND paused = 0"
             " ORDER BY due_date",
             (day,),
         ).fetchall()

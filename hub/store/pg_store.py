@@ -58,6 +58,17 @@ def database_of(folder: Path) -> str | None:
     return str(doc["dsn"])
 
 
+def need_sqlite(folder: Path, what: str, tool: str) -> None:
+    """Refuse a SQLite file operation (``hub backup``, ``hub restore``) on a hub whose store is
+    PostgreSQL, naming the PostgreSQL tool that does it there."""
+    if database_of(folder) is not None:
+        raise Refused(
+            f"这个区局的数据在 PostgreSQL 里，不能用 sanji 的{what}：请用 PostgreSQL 自己的工具 {tool}"
+            f"（密钥和照片仍在 {folder}，请一并备份该文件夹） (the store is PostgreSQL: use {tool})",
+            code="store_is_postgresql",
+        )
+
+
 def _write_settings(folder: Path, dsn: str) -> None:
     path = folder / folders.HUB_DATABASE
     # The DSN may carry a password: only the hub's own user reads the file.
@@ -241,5 +252,6 @@ __all__ = [
     "PgStoreBase",
     "database_of",
     "migrate",
+    "need_sqlite",
     "open_reader",
 ]

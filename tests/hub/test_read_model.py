@@ -10,7 +10,6 @@ answer every query here the same way.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
