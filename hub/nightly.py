@@ -46,6 +46,7 @@ from hub.nightly_report import (
     statistics,
 )
 from hub.store import DB_NAME, database_of
+from hub.store.errors import translated
 from hub.store.morning_report import OPEN_STATUSES
 from protocol.codec import pack, unpack
 from replica.db import connect, integrity_check
@@ -145,8 +146,9 @@ def _read_on_postgresql(hub: Hub) -> _Reading:
     found: nightly_refold.Found | None = None
     error = ""
     try:
-        found = nightly_refold.find(hub)
-    except sqlite3.DatabaseError as exc:  # the store's own error is one too
+        with translated():  # psycopg's errors as the store's own, which is a sqlite3.DatabaseError too
+            found = nightly_refold.find(hub)
+    except sqlite3.DatabaseError as exc:
         error = str(exc)
     return _Reading(hub.store.quick_check(), None, "", found, error)
 
