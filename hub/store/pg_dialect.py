@@ -144,12 +144,56 @@ class Cursor:
 
 class PgConnection:
     """sqlite3's ``execute``/``executemany`` over a psycopg connection in autocommit mode (the store
-    writes BEGIN and COMMIT itself, as ``docs/architecture.md`` explains)."""
+    writes BEGIN and COMMIT itself, as ``docs/architecture.md`` explains).
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    A connection lost between transactions (the server restarted, a failover, an idle connection cut
+    by a firewall) is opened again once, and the statement that found it lost runs again: nothing of
+    it had run, since it was the first of a transaction or a lone read. A connection lost inside a
+    transaction is not: that transaction is gone, its error reaches the caller (``StoreError``), and the
+    next statement outside a transaction opens the connection again. ``session`` statements (settings)
+    run again on each new connection."""
+
+    def __init__(self, conn: psycopg.Connection[Any], dsn: str = "") -> None:
         self.raw = conn
+        self.dsn = dsn
+        self.session: list[str] = []
+        self._lost = False  # the connection was lost inside a transaction its owner has not settled
         self._trace: Callable[[str], object] | None = None
         conn.adapters.register_loader("numeric", _WholeNumbers)
+
+    def set_session(self, statement: str) -> None:
+        """Run a session setting now and on every connection opened again later."""
+        self.raw.execute(statement.encode())
+        self.session.append(statement)
+
+    def _open_again(self) -> None:
+        self._lost = False
+        self.raw = psycopg.connect(self.dsn, autocommit=True)
+        self.raw.adapters.register_loader("numeric", _WholeNumbers)
+        for statement in self.session:
+            self.raw.execute(statement.encode())
+
+    def settle(self) -> None:
+        """The owner of a transaction lost with the connection has rolled it back: statements outside a
+        transaction may open the connection again (see :meth:`_run`)."""
+        self._lost = False
+
+    def _run(self, text: str, work: Callable[[], psycopg.Cursor[Any]]) -> psycopg.Cursor[Any]:
+        # Lost inside a transaction: until its owner settles it, only a new BEGIN opens the connection
+        # again. The rest of that transaction (a piece, its undo, the COMMIT) must fail, never run on a
+        # new connection in autocommit, outside the write lock.
+        if self.raw.broken and self.dsn and (not self._lost or text.lstrip().upper().startswith("BEGIN")):
+            self._open_again()
+        between = self.raw.info.transaction_status == TransactionStatus.IDLE
+        try:
+            return work()
+        except psycopg.OperationalError:
+            if self.raw.broken and not between:
+                self._lost = True
+            if not (between and self.dsn and self.raw.broken):
+                raise
+        self._open_again()
+        return work()
 
     def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
         """Called with each statement's PostgreSQL text before it runs, as sqlite3's trace is."""
@@ -157,13 +201,14 @@ class PgConnection:
 
     @classmethod
     def connect(cls, dsn: str) -> PgConnection:
-        return cls(psycopg.connect(dsn, autocommit=True))
+        return cls(psycopg.connect(dsn, autocommit=True), dsn)
 
     def execute(self, sql: str, params: Sequence[object] | None = None) -> Cursor:
         text, returning = translate(sql)
         if self._trace is not None:
             self._trace(text)
-        return Cursor(self.raw.execute(text, _params(params)), returning)  # type: ignore[arg-type]
+        values = _params(params)
+        return Cursor(self._run(text, lambda: self.raw.execute(text, values)), returning)  # type: ignore[arg-type]
 
     def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> Cursor:
         text, _ = translate(sql)
@@ -179,7 +224,8 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
-        return self.raw.info.transaction_status != TransactionStatus.IDLE
+        """Whether a transaction is open (a lost connection has none left to undo)."""
+        return not self.raw.broken and self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def close(self) -> None:
         self.raw.close()

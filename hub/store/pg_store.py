@@ -28,13 +28,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from hub.schema_pg import MIGRATIONS
-from hub.store.base import GroupTransaction, StoreBase
-from hub.store.errors import translated
+from hub.store.base import GroupTransaction, StoreBase, savepoint
+from hub.store.errors import StoreError, translated
 from protocol.codec import pack
 from replica import folders
 from replica.errors import Refused
@@ -95,7 +95,7 @@ def _connect(dsn: str) -> PgConnection:
         raise Refused("区局需要 PostgreSQL 15 或更新的版本 (PostgreSQL 15 or newer needed)", code="database_too_old")
     # A statement prepared while a table is empty can keep a generic plan that scans it (found by
     # bench/pg_driver.py): plan every execution for its own parameters.
-    conn.raw.execute("SET plan_cache_mode = force_custom_plan")
+    conn.set_session("SET plan_cache_mode = force_custom_plan")
     return conn
 
 
@@ -106,7 +106,7 @@ READ_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 def open_reader(dsn: str) -> PgConnection:
     """A connection for the read model's pages that refuses every write, whatever a page runs."""
     conn = _connect(dsn)
-    conn.raw.execute("SET default_transaction_read_only = on")
+    conn.set_session("SET default_transaction_read_only = on")
     return conn
 
 
@@ -150,6 +150,19 @@ class PgGroupTransaction(GroupTransaction):
     def commit(self) -> None:
         with translated():
             self.store._commit()
+
+    def rollback(self) -> None:
+        self.store._rollback()
+
+    @contextmanager
+    def _piece(self) -> Iterator[None]:
+        with translated(), savepoint(self.conn):
+            yield
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """One piece, its driver errors as the store's own (also a ``sqlite3.DatabaseError``, which
+        is what the committer catches on either backend)."""
+        return self._piece()
 
 
 class PgStoreBase(StoreBase):
@@ -221,6 +234,9 @@ class PgStoreBase(StoreBase):
         self.conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
 
     def _commit(self) -> None:
+        if not self.conn.in_transaction:
+            # Lost with its connection (or never begun): COMMIT on a new one would report a success.
+            raise StoreError("the transaction was lost with the connection to PostgreSQL; nothing of it was kept")
         self.conn.execute(_BUMP)
         self.conn.execute("COMMIT")
         self._own_commits += 1
@@ -228,6 +244,7 @@ class PgStoreBase(StoreBase):
     def _rollback(self) -> None:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+        self.conn.settle()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

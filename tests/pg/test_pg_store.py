@@ -22,7 +22,7 @@ import pytest
 from hub import nightly
 from hub.backup import backup
 from hub.restore import restore
-from hub.store import HubStore, PgHubStore
+from hub.store import HubStore, PgHubStore, StoreError
 from hub.store.pg_dialect import translate
 from hub.store.pg_store import WRITE_LOCK
 from replica.errors import Refused
@@ -193,3 +193,50 @@ def test_backup_and_restore_name_the_postgresql_tools_instead(pair: Pair, tmp_pa
     with pytest.raises(Refused, match="pg_restore"):
         restore(pair.hub.folder, tmp_path / "old.db")
     assert not (tmp_path / "copy.db").exists()
+
+
+# -- a lost connection ----------------------------------------------------------------------------------
+
+
+def _cut(store: HubStore, pg_dsn: str) -> None:
+    """End the store's server process from outside, as a server restart or a failover would."""
+    pid = store.conn.raw.info.backend_pid  # type: ignore[attr-defined]
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_a_connection_lost_between_transactions_is_opened_again(
+    three: tuple[HubStore, HubStore, HubStore], pg_dsn: str
+) -> None:
+    store = three[0]
+    with store.transaction():
+        store.set_meta("x", 1)
+    _cut(store, pg_dsn)
+    assert store.get_meta("x") == 1  # a lone read finds the connection lost, opens it again, reads
+    _cut(store, pg_dsn)
+    with store.transaction():  # BEGIN on a lost connection: opened again, under the write lock
+        store.set_meta("x", 2)
+    assert three[1].get_meta("x") == 2
+
+
+def test_a_connection_lost_inside_a_transaction_loses_that_transaction_only(
+    three: tuple[HubStore, HubStore, HubStore], pg_dsn: str
+) -> None:
+    store, other, _ = three
+    with pytest.raises(StoreError), store.transaction():
+        store.set_meta("x", 1)
+        _cut(store, pg_dsn)
+        store.set_meta("y", 1)  # the transaction is gone with its connection: nothing of it commits
+    assert (other.get_meta("x"), other.get_meta("y")) == (None, None)
+    group = store.group_transaction()
+    group.begin()
+    _cut(store, pg_dsn)
+    with pytest.raises(StoreError), group.savepoint():  # a piece on the lost connection fails ...
+        store.set_meta("z", 1)
+    with pytest.raises(StoreError):
+        group.commit()  # ... and so does the group's COMMIT: nothing runs on a new connection
+    group.rollback()
+    assert other.get_meta("z") is None
+    with store.transaction():  # the next transaction opens the connection again
+        store.set_meta("x", 3)
+    assert other.get_meta("x") == 3
