@@ -144,3 +144,60 @@ def test_offline_stations_sync_exactly_once_on_either_backend(tmp_path: Path, an
             assert not [s for s in _secrets(hub.dir) if s in _everything_in(dsn)]
     finally:
         hub.stop_all()
+
+
+def test_two_hub_processes_on_one_database_apply_each_change_once(tmp_path: Path, pg_dsn: str, people: People) -> None:
+    """Two `hub serve` processes over one PostgreSQL database (one port each, as `--workers` will
+    share one): stations sync with either, at once, move from one to the other mid-chain, while the
+    CLI (a third process) decides; every application is at the hub once and every feed is whole."""
+    first = _pg_hub(tmp_path / "hub", pg_dsn)
+    second = Hub(first.dir, free_loopback_port())
+    first.enroll(TOWNSHIP, tier="township", name="测试镇便民服务中心")
+    try:
+        first.start()
+        second.start()
+        township = init_online(first, tmp_path / "township", TOWNSHIP, tier="township", parent="")
+        villages = parallel(
+            *(
+                (lambda n=n: init_online(first if n % 2 else second, tmp_path / f"v{n}", f"{TOWNSHIP}-{n:02d}"))
+                for n in range(1, 5)
+            )
+        )
+        accepted = parallel(*((lambda v=v: [v.accept(people, IMMEDIATE) for _ in range(3)]) for v in villages))
+        numbers = {v.code: {d["number"] for d in docs} for v, docs in zip(villages, accepted, strict=True)}
+        for out in parallel(*((lambda v=v: _sync(v)) for v in villages)):
+            assert out["pushed"] > 0 and out["pending"] == 0 and out.get("refused", []) == [], out
+
+        # Each station moves to the other process and goes on with its chain there, while the hub's
+        # own decisions are written by the CLI beside both servers.
+        moved = parallel(
+            *(
+                (lambda v=v, n=n: ok("node", "set-hub", v.dir, (second if n % 2 else first).url))
+                for n, v in enumerate(villages, start=1)
+            )
+        )
+        assert len(moved) == 4
+        decided = [sorted(numbers[v.code])[0] for v in villages]
+        more = parallel(
+            *((lambda v=v: [v.accept(people, PROMISED_TOWNSHIP) for _ in range(2)]) for v in villages),
+            *(
+                (lambda number=number: ok("hub", "transition", first.dir, number, "--to", "completed"))
+                for number in decided
+            ),
+        )
+        for v, docs in zip(villages, more[: len(villages)], strict=True):
+            numbers[v.code] |= {d["number"] for d in docs}
+        for out in parallel(*((lambda v=v: _sync(v)) for v in villages)):
+            assert out["pending"] == 0 and out.get("refused", []) == [], out
+
+        everything = set().union(*numbers.values())
+        at_hub = first.numbers()
+        assert len(at_hub) == len(set(at_hub)) == 20 and set(at_hub) == everything
+        for v in villages:
+            assert set(first.numbers(v.code)) == numbers[v.code]
+            assert v.by_number()[decided[villages.index(v)]]["status"] == "completed"  # its feed brought it
+        _sync(township)
+        assert set(township.numbers()) == everything, "the township's feed is whole, from either process"
+    finally:
+        first.stop_all()
+        second.stop_all()
