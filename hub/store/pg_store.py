@@ -32,7 +32,6 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from hub.schema_pg import MIGRATIONS
 from hub.store.base import GroupTransaction, StoreBase, savepoint
 from hub.store.errors import StoreError, translated
 from protocol.codec import pack
@@ -112,6 +111,8 @@ def open_reader(dsn: str) -> PgConnection:
 
 def migrate(conn: PgConnection) -> list[str]:
     """Apply the migrations not applied yet, under ``MIGRATION_LOCK``; the names applied now."""
+    from hub.schema_pg import MIGRATIONS  # here: a SQLite hub never builds the PostgreSQL schema's text
+
     raw = conn.raw
     raw.execute("BEGIN")
     try:
