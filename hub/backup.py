@@ -25,6 +25,7 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hub.store.pg_store import need_sqlite
 from replica.blobstore import BlobStore
 from replica.db import backup_to
 
@@ -83,6 +84,7 @@ def copy_blobs(source: BlobStore, dest: Path, *, link_from: Path | None = None) 
 
 def backup(hub: Hub, out: Path, *, link_from: Path | None = None) -> dict[str, object]:
     """A consistent copy of the hub: ``out`` (the database) and ``out.blobs/`` (its blobs)."""
+    need_sqlite(hub.folder, "备份", "pg_dump（或 pg_basebackup）")
     size = backup_to(hub.store.db, out)
     blobs = copy_blobs(BlobStore(hub.folder / "blobs"), blobs_beside(out), link_from=link_from)
     return {"file": str(out), "bytes": size, "blobs_dir": str(blobs_beside(out)), **blobs}

@@ -39,6 +39,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--district", default="360802", help="行政区划代码（默认 360802）")
     p.add_argument("--name", default="吉州区", help="区名（默认 吉州区）")
     p.add_argument("--catalogue", type=Path, help="事项目录文件（JSON；不给则用内置的示例目录）")
+    p.add_argument(
+        "--database",
+        metavar="postgresql://…",
+        help="把区局数据放在这个 PostgreSQL（15 或更新）的空数据库里；密钥和设置仍在文件夹里（不给则用 SQLite）",
+    )
     p = cmd("serve", "提供同步接口和区局管理页面")
     p.add_argument("--host", default="127.0.0.1", help="监听地址（默认 127.0.0.1，仅本机）")
     p.add_argument("--port", type=int, default=8700, help="端口（默认 8700）")
@@ -139,7 +144,7 @@ def cmd_init(args: argparse.Namespace) -> None:
             doc = json.loads(args.catalogue.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise Refused(f"无法读取事项目录文件 {args.catalogue}：请检查路径和 JSON 格式后重试 ({exc})") from exc
-    hub = Hub.create(args.dir, district=args.district, name=args.name, catalogue=doc)
+    hub = Hub.create(args.dir, district=args.district, name=args.name, catalogue=doc, database=args.database)
     version, _ = hub.catalogue()
     emit(
         {"hub_id": hub.hub_id, "catalogue_version": version},

@@ -45,7 +45,8 @@ from hub.nightly_report import (
     report_text,
     statistics,
 )
-from hub.store import DB_NAME
+from hub.store import DB_NAME, database_of
+from hub.store.errors import translated
 from hub.store.morning_report import OPEN_STATUSES
 from protocol.codec import pack, unpack
 from replica.db import connect, integrity_check
@@ -117,6 +118,10 @@ def _read_first(hub: Hub, do_backup: bool) -> _Reading:
     ``hub.db``, each over its own connection, and most of their time is SQLite's, not Python's. A
     backup of a database found damaged is dropped at once and nothing is pruned: it must never push
     the last good backup out."""
+    if database_of(hub.folder) is not None:
+        # A PostgreSQL store: the cluster checks its own pages and is backed up by its own tools
+        # (pg_dump, base backups); the hub checks only that it answers, and makes no file copy.
+        return _read_on_postgresql(hub)
     with ThreadPoolExecutor(2, thread_name_prefix="sanji-nightly", initializer=lower_priority) as pool:
         checking = pool.submit(_integrity_apart, hub.folder / DB_NAME)
         backing = pool.submit(_backup_apart, hub) if do_backup else None
@@ -135,6 +140,17 @@ def _read_first(hub: Hub, do_backup: bool) -> _Reading:
         else:
             rotated["pruned"] = backup_rotation.prune(hub.folder / "backups", KEEP_BACKUPS)
     return _Reading(check, rotated, backup_error, found, error)
+
+
+def _read_on_postgresql(hub: Hub) -> _Reading:
+    found: nightly_refold.Found | None = None
+    error = ""
+    try:
+        with translated():  # psycopg's errors as the store's own, which is a sqlite3.DatabaseError too
+            found = nightly_refold.find(hub)
+    except sqlite3.DatabaseError as exc:
+        error = str(exc)
+    return _Reading(hub.store.quick_check(), None, "", found, error)
 
 
 def compact(hub: Hub) -> dict[str, int]:

@@ -21,6 +21,7 @@ from hub import backup_rotation
 from hub.backup import missing_after_restore, restore_blobs
 from hub.service import new_generation
 from hub.store import DB_NAME, HubStore
+from hub.store.pg_store import need_sqlite
 from protocol.codec import unpack
 from replica.blobstore import BlobStore
 from replica.errors import Refused
@@ -41,6 +42,7 @@ def serving_pid(folder: Path) -> int | None:
 
 
 def restore(folder: Path, source: Path) -> dict[str, object]:
+    need_sqlite(folder, "恢复", "pg_restore")
     pid = serving_pid(folder)
     if pid is not None:
         raise Refused(f"{folder} 的区局服务正在运行（进程 {pid}）：请先停止 hub serve 再恢复 (the hub is serving)")

@@ -55,7 +55,10 @@ class Hub(HubState):
         name: str,
         catalogue: Mapping[str, object] | None,
         clock: Callable[[], int] = wall_now_ms,
+        database: str | None = None,
     ) -> Hub:
+        """A new hub in ``folder``: its store is ``hub.db`` there, or with ``database`` (a PostgreSQL
+        DSN) that database, which the folder then names; the keys stay in the folder either way."""
         doc = dict(catalogue) if catalogue is not None else json.loads(BUILTIN_CATALOGUE.read_text("utf-8"))
         try:
             parse_catalogue(doc)
@@ -63,13 +66,20 @@ class Hub(HubState):
             raise Refused(f"事项目录有误，区局未建立：请改正目录文件后重试 (catalogue refused: {exc})") from exc
         folders.need_new(folder, "区局")  # never a hub mixed into a station's folder, or a second one
         with folders.made_whole(folder):  # a failure half-way leaves nothing behind
-            return cls._create(folder, district=district, name=name, doc=doc, clock=clock)
+            return cls._create(folder, district=district, name=name, doc=doc, clock=clock, database=database)
 
     @classmethod
     def _create(
-        cls, folder: Path, *, district: str, name: str, doc: dict[str, object], clock: Callable[[], int]
+        cls,
+        folder: Path,
+        *,
+        district: str,
+        name: str,
+        doc: dict[str, object],
+        clock: Callable[[], int],
+        database: str | None,
     ) -> Hub:
-        store = HubStore.create(folder)
+        store = HubStore.create(folder, database=database)
         keys = create_keys(folder)
         with store.transaction():
             store.set_meta("hub_id", district)

@@ -15,6 +15,8 @@ from pathlib import Path
 from replica.errors import Refused
 
 HUB_DB = "hub.db"
+# A hub whose store is PostgreSQL keeps no hub.db: this settings file names its database instead.
+HUB_DATABASE = "hub-database.json"
 NODE_DB = "node.db"
 DEMO_MARKER = ".sanji-demo"  # written by `sanji demo` at the root of its district
 
@@ -25,7 +27,7 @@ def kind(folder: Path) -> str:
         return "missing"
     if not folder.is_dir():
         return "other"
-    if (folder / HUB_DB).exists():
+    if (folder / HUB_DB).exists() or (folder / HUB_DATABASE).exists():
         return "hub"
     if (folder / NODE_DB).exists():
         return "station"

@@ -104,13 +104,21 @@ class World:
     """A hub and the stations enrolled with it, all in one temporary folder."""
 
     def __init__(
-        self, root: Path, clock: FakeClock, *, template: Path | None = None, codes: Sequence[str] = ()
+        self,
+        root: Path,
+        clock: FakeClock,
+        *,
+        template: Path | None = None,
+        codes: Sequence[str] = (),
+        database: str | None = None,
     ) -> None:
         self.root = root
         self.clock = clock
         self.people = People()
         if template is None:
-            self.hub = Hub.create(root / "hub", district=HUB_ID, name="测试区行政审批局", catalogue=None, clock=clock)
+            self.hub = Hub.create(
+                root / "hub", district=HUB_ID, name="测试区行政审批局", catalogue=None, clock=clock, database=database
+            )
         else:
             shutil.copytree(template, root, dirs_exist_ok=True)
             self.hub = Hub.open(root / "hub", clock=clock)

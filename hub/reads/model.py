@@ -5,7 +5,9 @@ A page (its SQL and its Jinja rendering) runs in a worker thread over a connecti
 read-only, never on the event loop and never over the serving connection, which belongs to the loop
 and the group committer. The hub database is in WAL mode (``replica/db.py``), so a reader never waits
 for a writer and a writer never waits for a reader; every page opens a fresh read transaction, so it
-sees every write committed before it started, and one consistent snapshot throughout.
+sees every write committed before it started, and one consistent snapshot throughout. On PostgreSQL
+(a hub folder that names a database) each worker's connection is read-only the same way
+(``default_transaction_read_only``) and a page's transaction is REPEATABLE READ, for the one snapshot.
 
 SQLite's thread rules: each worker thread opens its own connection on first use and is the only thread
 that ever runs a statement on it (``check_same_thread=False`` only so :meth:`ReadModel.close` may close
@@ -26,7 +28,7 @@ import sqlite_utils
 
 from hub.reads.queries import HubReads
 from hub.state import HubState
-from hub.store import DB_NAME, HubStore
+from hub.store import DB_NAME, READ_SNAPSHOT, HubStore, PgHubStore, database_of, open_reader
 from replica.records import RecordStore
 
 if TYPE_CHECKING:
@@ -62,7 +64,9 @@ class ReadHub(HubState):
         # again over this connection although the serving hub already holds them.
         self._main = main
         self.folder = main.folder
-        self.store = HubStore(sqlite_utils.Database(conn))
+        dsn = database_of(main.folder)
+        self.store = HubStore(sqlite_utils.Database(conn)) if dsn is None else PgHubStore(conn, dsn)  # type: ignore[arg-type]
+        self.begin = "BEGIN" if dsn is None else READ_SNAPSHOT
         self.hub_id = main.hub_id
         self.name = main.name
         self.allow_unsealed = False
@@ -92,6 +96,7 @@ class ReadModel:
     def __init__(self, main: HubState, *, workers: int = WORKERS) -> None:
         self._main = main
         self._path = main.folder / DB_NAME
+        self._dsn = database_of(main.folder)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sanji-reads")
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -101,9 +106,9 @@ class ReadModel:
     def _hub(self) -> ReadHub:
         rh = getattr(self._local, "hub", None)
         if rh is None:
-            conn = open_read_only(self._path)
+            conn = open_read_only(self._path) if self._dsn is None else open_reader(self._dsn)
             with self._lock:
-                self._opened.append(conn)
+                self._opened.append(conn)  # type: ignore[arg-type]
                 conn.set_trace_callback(self._trace)
             rh = self._local.hub = ReadHub(self._main, conn)
         assert isinstance(rh, ReadHub)
@@ -112,7 +117,7 @@ class ReadModel:
     def _within(self, work: Callable[[ReadHub], T]) -> T:
         rh = self._hub()
         rh.forget_tiers()
-        rh.conn.execute("BEGIN")  # one snapshot for the whole page, taken at its first read
+        rh.conn.execute(rh.begin)  # one snapshot for the whole page, taken at its first read
         self._local.current = rh
         try:
             return work(rh)

@@ -23,13 +23,18 @@ One module per thing the store owns, each a part of ``HubStore``:
 - ``nightly_numbers``: the numbers held twice, as the nightly job re-checks them;
 - ``nightly_runs``: the nightly job's runs, its kept reports, the refusal notes it prunes;
 - ``staff``: station staff accounts made at the hub (``station_staff``), which each station's feed carries;
-- ``pg_feed``: the PostgreSQL feed's commit-order clock (for the PostgreSQL backend, issue 15).
+- ``pg_store``: the PostgreSQL backend's lifecycle and transactions (one writer: an advisory lock),
+  with ``pg_dialect`` (the one SQL text, spoken to psycopg) and ``hub/schema_pg.py``;
+- ``pg_feed``: a commit-order clock for feed positions, for when PostgreSQL has several writers at once.
 
 Tables besides these are replica/'s (``replica/records.py``, ``replica/listing.py``), shared with the
 stations; the tables of the nightly job and the dashboard are still read by their own modules.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
 
 from hub.store.base import DB_NAME, GroupTransaction, StoreBase
 from hub.store.blobs import Blobs
@@ -40,6 +45,7 @@ from hub.store.figures import Figures
 from hub.store.morning_report import MorningReport
 from hub.store.nightly_numbers import NightlyNumbers
 from hub.store.nightly_runs import NightlyRuns
+from hub.store.pg_store import READ_SNAPSHOT, PgStoreBase, database_of, open_reader
 from hub.store.quarantine import HeldEntry, Quarantine, QuarantineRow, WaitingChange
 from hub.store.records import ConflictEntry, ConflictRow, Records
 from hub.store.refusals import RefusalLog
@@ -47,6 +53,7 @@ from hub.store.report_facts import ReportFacts
 from hub.store.scope import Scope
 from hub.store.staff import Staff, StaffAccount
 from hub.store.stations import STATION_COLS, Station, Stations
+from replica import folders
 
 
 class HubStore(
@@ -66,11 +73,33 @@ class HubStore(
     Staff,
     StoreBase,
 ):
-    """The hub's persistent state behind one narrow interface (SQLite implementation)."""
+    """The hub's persistent state behind one narrow interface: SQLite (``hub.db`` in the hub folder),
+    or PostgreSQL (:class:`PgHubStore`) when the folder names a database."""
+
+    @classmethod
+    def create(cls, folder: Path, *, database: str | None = None) -> Self:
+        """A new store for a new hub folder: ``hub.db`` in it, or with ``database`` (a PostgreSQL
+        DSN) that database, named by a settings file in the folder (``hub/store/pg_store.py``)."""
+        if database is not None:
+            return PgHubStore.create_in(folder, database)  # type: ignore[return-value]
+        return super().create(folder)
+
+    @classmethod
+    def open(cls, folder: Path) -> Self:
+        folders.need_hub(folder)
+        dsn = database_of(folder)
+        if dsn is not None:
+            return PgHubStore.open_at(dsn)  # type: ignore[return-value]
+        return super().open(folder)
+
+
+class PgHubStore(PgStoreBase, HubStore):
+    """The whole store on PostgreSQL: every part's SQL, through ``hub/store/pg_dialect.py``."""
 
 
 __all__ = [
     "DB_NAME",
+    "READ_SNAPSHOT",
     "STATION_COLS",
     "ConflictEntry",
     "ConflictRow",
@@ -78,10 +107,13 @@ __all__ = [
     "HeldEntry",
     "HubStore",
     "LoggedChange",
+    "PgHubStore",
     "QuarantineRow",
     "Receipt",
     "StaffAccount",
     "Station",
     "StoreError",
     "WaitingChange",
+    "database_of",
+    "open_reader",
 ]

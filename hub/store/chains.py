@@ -99,7 +99,7 @@ class Chains:
         newest of them, which the changes still on their way need."""
         self.conn.execute(
             "INSERT INTO horizons (station, epoch, seq, feed) VALUES (?,?,?,?)"
-            " ON CONFLICT (station, epoch, seq) DO UPDATE SET feed=MAX(feed, excluded.feed)",
+            " ON CONFLICT (station, epoch, seq) DO UPDATE SET feed=MAX(horizons.feed, excluded.feed)",
             (station, epoch, seq, feed),
         )
         arrived = self.cursor(station, epoch).next_seq - 1

@@ -9,6 +9,7 @@ raises into :class:`StoreError` where a caller can meet it (``HubStore.transacti
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,10 +28,17 @@ class StoreError(SanjiError, sqlite3.DatabaseError):
 
 @contextmanager
 def translated() -> Iterator[None]:
-    """Re-raise the SQLite driver's errors as :class:`StoreError`, with the same message."""
+    """Re-raise the database driver's errors (SQLite's, or psycopg's on PostgreSQL) as
+    :class:`StoreError`, with the same message."""
     try:
         yield
     except StoreError:
         raise
     except sqlite3.Error as exc:
         raise StoreError(str(exc)) from exc
+    except Exception as exc:
+        # psycopg is imported only by a PostgreSQL hub; a SQLite hub never loads it to ask.
+        psycopg = sys.modules.get("psycopg")
+        if psycopg is not None and isinstance(exc, psycopg.Error):
+            raise StoreError(str(exc)) from exc
+        raise

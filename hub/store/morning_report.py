@@ -24,7 +24,7 @@ class MorningReport:
         due on or before ``day`` and not paused, soonest first."""
         return self.conn.execute(
             "SELECT number, station, item, status, applicant_name, due_date FROM applications"
-            f" WHERE kind='promised' AND {_OPEN_SQL} AND due_date <= ? AND due_date != '' AND NOT paused"
+            f" WHERE kind='promised' AND {_OPEN_SQL} AND due_date <= ? AND due_date != '' AND paused = 0"
             " ORDER BY due_date",
             (day,),
         ).fetchall()
@@ -67,8 +67,9 @@ class MorningReport:
     def reconciliations_since(self, since_ms: int) -> tuple[int, int, int, int]:
         """(stations checked, sessions that diverged, changes repaired, summary mismatches) since then."""
         row = self.conn.execute(
-            "SELECT COUNT(DISTINCT station), COALESCE(SUM(divergent > 0), 0), COALESCE(SUM(repaired), 0),"
-            " COALESCE(SUM(summary_match = 0), 0) FROM reconciliations WHERE at_ms > ?",
+            "SELECT COUNT(DISTINCT station), COALESCE(SUM(CASE WHEN divergent > 0 THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(repaired), 0), COALESCE(SUM(CASE WHEN summary_match = 0 THEN 1 ELSE 0 END), 0)"
+            " FROM reconciliations WHERE at_ms > ?",
             (since_ms,),
         ).fetchone()
         return int(row[0]), int(row[1]), int(row[2]), int(row[3])

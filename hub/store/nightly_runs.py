@@ -37,7 +37,7 @@ class NightlyRuns:
         self.conn.execute("INSERT INTO reports (run, day, report) VALUES (?,?,?)", (run_id, day, report))
         self.conn.execute(
             "DELETE FROM reports WHERE run < (SELECT MIN(run) FROM"
-            " (SELECT run FROM reports ORDER BY run DESC LIMIT ?))",
+            " (SELECT run FROM reports ORDER BY run DESC LIMIT ?) AS kept)",
             (keep,),
         )
 

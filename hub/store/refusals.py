@@ -42,9 +42,12 @@ class RefusalLog:
             source = OTHER_SOURCES
             row = self._refusal(source, hour, code)
         count, first_ms, last_ms = (0, now_ms, now_ms) if row is None else row
-        # REPLACE gives the row a new id, so the newest refusal is still the highest id.
+        # The row is written anew (what SQLite's INSERT OR REPLACE did, in words both backends share),
+        # so it takes a new id and the newest refusal is still the highest id.
+        if row is not None:
+            self.conn.execute("DELETE FROM rejected WHERE source=? AND hour=? AND code=?", (source, hour, code))
         self.conn.execute(
-            "INSERT OR REPLACE INTO rejected (at_ms, source, origin, reason, hour, code, count, first_ms)"
+            "INSERT INTO rejected (at_ms, source, origin, reason, hour, code, count, first_ms)"
             " VALUES (?,?,?,?,?,?,?,?)",
             (max(now_ms, last_ms), source, origin, reason, hour, code, count + 1, first_ms),
         )

@@ -70,10 +70,14 @@ class ReportFacts:
             part = applications[i : i + 500]
             self.conn.execute(f"DELETE FROM nightly_materials WHERE application IN ({_marks(part)})", tuple(part))
         self.conn.executemany(
-            "INSERT OR REPLACE INTO nightly_materials (application, material, due) VALUES (?,?,?)", materials
+            "INSERT INTO nightly_materials (application, material, due) VALUES (?,?,?)"
+            " ON CONFLICT (application, material) DO UPDATE SET due=excluded.due",
+            materials,
         )
         self.conn.executemany(
-            "INSERT OR REPLACE INTO nightly_ratings (id, application, station, score, comment) VALUES (?,?,?,?,?)",
+            "INSERT INTO nightly_ratings (id, application, station, score, comment) VALUES (?,?,?,?,?)"
+            " ON CONFLICT (id) DO UPDATE SET application=excluded.application, station=excluded.station,"
+            " score=excluded.score, comment=excluded.comment",
             ratings,
         )
         self.conn.executemany(

@@ -4,12 +4,16 @@ The contract is written once, in ``test_store_contract.py``, ``test_store_statio
 ``test_store_sync.py``, ``test_store_chains.py``, ``test_store_records.py`` and ``test_store_staff.py``;
 the ``backend`` and ``store`` fixtures in ``conftest.py`` run every one of those tests on every backend
 here. To add a backend, append a :class:`Backend` to ``BACKENDS``.
+
+``postgres`` runs on a fresh database of the throwaway cluster per test (``tests/pg_fixtures.py``):
+the ``backend`` fixture binds it to that test's ``pg_dsn`` (:func:`bound`). Without PostgreSQL's
+binaries those tests fail with how to install them; they are never skipped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hub.store import HubStore
@@ -28,15 +32,28 @@ class Backend:
     create: Callable[[Path], HubStore]
     reopen: Callable[[Path], HubStore]
     log_changes: Callable[[HubStore, Sequence[Change]], list[int]]
+    database: str | None = None  # the PostgreSQL DSN a bound backend creates its stores in
 
 
-def _sqlite_log(store: HubStore, changes: Sequence[Change]) -> list[int]:
+def _log(store: HubStore, changes: Sequence[Change]) -> list[int]:
     with store.transaction():
         result = RecordStore(store.db, lambda origin: 1).apply(list(changes))
     return [rowid for rowid, _, _ in result.logged]
 
 
-BACKENDS = [Backend("sqlite", HubStore.create, HubStore.open, _sqlite_log)]
+def _unbound(folder: Path) -> HubStore:
+    raise AssertionError("the postgres backend needs a database: use the backend fixture")
+
+
+BACKENDS = [
+    Backend("sqlite", HubStore.create, HubStore.open, _log),
+    Backend("postgres", _unbound, HubStore.open, _log),
+]
+
+
+def bound(backend: Backend, dsn: str) -> Backend:
+    """The PostgreSQL backend creating its stores in the database ``dsn``."""
+    return replace(backend, create=lambda folder: HubStore.create(folder, database=dsn), database=dsn)
 
 
 def _station_tree(store: HubStore) -> None:

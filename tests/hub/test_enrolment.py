@@ -17,6 +17,8 @@ from replica.errors import Refused
 from sync.session import AckResult
 from tests.conftest import World
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
 ITEM = "360802-0010"
 
 

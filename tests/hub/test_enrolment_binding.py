@@ -16,6 +16,8 @@ from protocol.enrolment import ENROLMENT_MAGIC, answer_mac, parse_token, token_k
 from replica.errors import Refused
 from tests.conftest import World
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
 
 def file_for(
     world: World, tmp_path: Path, code: str = "T1-V1", url: str = "http://hub.example:8700"

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from hub import operations, quarantine_review
 from node import commands
 from sync.session import AckResult
 from tests.conftest import MINUTE_MS, SkewedClock, World
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
 
 TOWNSHIP_ITEM = "360802-0010"  # promised, decided by the township
 IMMEDIATE_ITEM = "360802-0001"

@@ -17,6 +17,8 @@ from replica import carried_files
 from sanji.cli import main
 from tests.conftest import World
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
 IMMEDIATE_ITEM = "360802-0001"
 
 

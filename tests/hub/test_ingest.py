@@ -32,6 +32,8 @@ TOWNSHIP_ITEM = "360802-0010"  # promised, decided at township level, villages m
 DISTRICT_ITEM = "360802-0004"  # promised, decided by the district
 IMMEDIATE_ITEM = "360802-0001"  # immediate, decided at township level
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
 
 @pytest.fixture
 def town(make_world: Callable[..., World]) -> World:

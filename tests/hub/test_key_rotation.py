@@ -17,6 +17,8 @@ from protocol.hubkeys import fingerprint
 from replica.errors import Refused
 from tests.conftest import World
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
 DAY = 86_400_000
 
 

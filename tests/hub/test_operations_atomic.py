@@ -8,6 +8,8 @@ from hub import operations
 from hub.inspection import assign
 from tests.conftest import World
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
 
 class Boom(RuntimeError):
     pass

@@ -93,9 +93,10 @@ def slowed(original: Callable[..., Any], inside: threading.Event, left: threadin
     return slow
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    p = Pair(tmp_path)
+@pytest.fixture(params=["sqlite", "postgres"])
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
+    """The hub on either backend: the served pages read off the loop on both."""
+    p = Pair(tmp_path, database=request.getfixturevalue("pg_dsn") if request.param == "postgres" else None)
     yield p
     p.close()
 

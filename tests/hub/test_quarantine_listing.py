@@ -16,6 +16,8 @@ from sanji.cli import main
 from sync.identity import mask_id
 from tests.conftest import World
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
 TOWNSHIP_ITEM = "360802-0010"
 
 

@@ -10,7 +10,6 @@ answer every query here the same way.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +26,10 @@ from tests.ui.inproc import Pair
 VILLAGE, TOWNSHIP = "360802-T01-01", "360802-T01"
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    p = Pair(tmp_path)
+@pytest.fixture(params=["sqlite", "postgres"])
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
+    """The hub on either backend: every query must answer the same on both."""
+    p = Pair(tmp_path, database=request.getfixturevalue("pg_dsn") if request.param == "postgres" else None)
     yield p
     p.close()
 
@@ -49,8 +49,8 @@ def test_work_runs_in_the_models_threads_on_a_connection_that_cannot_write(reads
         assert reads.current() is hub
         try:
             hub.conn.execute("DELETE FROM stations")
-        except sqlite3.OperationalError as exc:
-            return threading.current_thread().name, "readonly" in str(exc)
+        except Exception as exc:  # sqlite3's OperationalError, or psycopg's ReadOnlySqlTransaction
+            return threading.current_thread().name, "readonly" in str(exc) or "read-only" in str(exc)
         return threading.current_thread().name, False
 
     name, refused = reads.call(where)

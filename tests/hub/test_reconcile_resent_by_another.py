@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from hub import reconcile
 from hub.ingest import ingest_frame
 from node import uplink
@@ -18,6 +20,8 @@ from protocol.reconciliation import ReconcileRequest
 from replica.scope import row_to_wire
 from sync.session import AckResult, Cursor
 from tests.conftest import World
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
 
 
 def _repair(

@@ -33,6 +33,8 @@ from protocol.frame import peek_header
 from replica.errors import Refused
 from tests.conftest import World
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
 ROOT = Path(__file__).resolve().parents[2]
 DISTRICT_ITEM = "360802-0004"
 

@@ -87,6 +87,9 @@ def _is_migration(fn: ast.FunctionDef) -> bool:
 # PostgreSQL tests and benchmark (tests/pg, bench/pg_work.py) until the PostgreSQL store has migrations
 # of its own (issue 15), which must then take it over and strike it off here.
 NOT_A_SERVING_PATH = {"hub/store/pg_feed.py"}
+# The PostgreSQL store's migration list and the one place that applies it: once at open, in a
+# transaction that first takes an advisory lock, so two processes opening at once do not race.
+PG_MIGRATIONS = {"hub/schema_pg.py", "hub/store/pg_store.py"}
 
 
 def test_schema_statements_live_only_in_registered_migrations() -> None:
@@ -94,7 +97,7 @@ def test_schema_statements_live_only_in_registered_migrations() -> None:
     stray = []
     for package in ("replica", "node", "hub", "sanji"):
         for path in sorted((ROOT / package).rglob("*.py")):
-            if str(path.relative_to(ROOT)) in NOT_A_SERVING_PATH:
+            if str(path.relative_to(ROOT)) in NOT_A_SERVING_PATH | PG_MIGRATIONS:
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
             inside: set[int] = set()

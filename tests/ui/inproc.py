@@ -24,9 +24,9 @@ DEAD_HUB = "http://127.0.0.1:9"  # the discard port: nothing listens, connection
 
 
 class Pair:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, database: str | None = None) -> None:
         self.root = root
-        self.hub = Hub.create(root / "hub", district="360802", name="吉州区", catalogue=None)
+        self.hub = Hub.create(root / "hub", district="360802", name="吉州区", catalogue=None, database=database)
         with self.hub.store.transaction():
             self.hub.store.add_operator(OPERATOR, hash_password(PASSWORD), self.hub.clock())
         enrolment.register(self.hub, station="360802-T01", name="兴桥镇便民服务中心", tier="township")

@@ -24,6 +24,19 @@ COLLEAGUE, COLLEAGUE_PASSWORD = "wangfang", "another-horse-pw"
 HALL = "198.51.100.7"  # the hall's one address behind its NAT
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> str | None:
+    """Where the hub keeps sessions and failures: sign-in pauses hold on either backend."""
+    return str(request.getfixturevalue("pg_dsn")) if request.param == "postgres" else None
+
+
+@pytest.fixture
+def pair(tmp_path: Path, database: str | None) -> Iterator[Pair]:
+    p = Pair(tmp_path, database=database)
+    yield p
+    p.close()
+
+
 @pytest.fixture
 def client(hub_client: TestClient[Any, Any], pair: Pair) -> TestClient[Any, Any]:
     with pair.hub.store.transaction():
@@ -32,8 +45,10 @@ def client(hub_client: TestClient[Any, Any], pair: Pair) -> TestClient[Any, Any]
 
 
 @pytest.fixture
-def hub(tmp_path: Path, clock: FakeClock) -> Iterator[Hub]:
-    h = Hub.create(tmp_path / "hub", district=HUB_ID, name="测试区行政审批局", catalogue=None, clock=clock)
+def hub(tmp_path: Path, clock: FakeClock, database: str | None) -> Iterator[Hub]:
+    h = Hub.create(
+        tmp_path / "hub", district=HUB_ID, name="测试区行政审批局", catalogue=None, clock=clock, database=database
+    )
     yield h
     h.close()
 
