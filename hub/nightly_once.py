@@ -13,9 +13,10 @@ process asks :func:`claimed` first. It runs the job only if
   run must not run it a second time. A run that died half-way is not complete, so the next start
   runs it again, as with one process.
 
-The lock binds the processes of one machine, which is what `--workers N` makes. Hub processes on
-several machines over one PostgreSQL need the database's own lock here (``pg_try_advisory_lock``);
-this module is the one place to change.
+The lock file binds the processes of one machine, which is what `--workers N` makes. On a hub whose
+store is PostgreSQL the job also takes the database's session lock (``pg_try_advisory_lock``,
+``hub/store/pg_store.nightly_claim``), which binds hub processes on every machine that shares the
+database; PostgreSQL lets it go when the holder's connection ends, however the holder dies.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hub.store import HubStore
+from hub.store.pg_store import database_of, nightly_claim
 
 LOCK_FILE = "nightly.lock"
 RUNNING_ELSEWHERE = "running_elsewhere"
@@ -44,7 +46,15 @@ def claimed(folder: Path, due_ms: int | None) -> Iterator[str | None]:
         except BlockingIOError:
             yield RUNNING_ELSEWHERE
             return
-        yield DONE if due_ms is not None and _ran_since(folder, due_ms) else None
+        dsn = database_of(folder)
+        if dsn is None:
+            yield DONE if due_ms is not None and _ran_since(folder, due_ms) else None
+            return
+        with nightly_claim(dsn) as held:
+            if not held:
+                yield RUNNING_ELSEWHERE
+                return
+            yield DONE if due_ms is not None and _ran_since(folder, due_ms) else None
     finally:
         os.close(fd)  # and with it the lock
 

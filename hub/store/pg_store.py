@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 # Transaction-level advisory lock keys (any 64-bit numbers no other application on the database uses).
 WRITE_LOCK = 0x53414E4A49_01  # "SANJI" 1: the one writer
 MIGRATION_LOCK = 0x53414E4A49_02  # "SANJI" 2: migrations at open
+NIGHTLY_LOCK = 0x53414E4A49_03  # "SANJI" 3: the nightly job, a session lock (hub/nightly_once.py)
 
 _BUMP = "UPDATE store_clock SET commits = commits + 1"
 
@@ -66,6 +67,19 @@ def need_sqlite(folder: Path, what: str, tool: str) -> None:
             f"（密钥和照片仍在 {folder}，请一并备份该文件夹） (the store is PostgreSQL: use {tool})",
             code="store_is_postgresql",
         )
+
+
+@contextmanager
+def nightly_claim(dsn: str) -> Iterator[bool]:
+    """Whether this process holds the nightly job's lock on the database, held until the block ends.
+
+    A session lock on a connection of its own: hub processes on several machines share no lock file,
+    and PostgreSQL lets go of a session lock when its connection ends, however the holder dies."""
+    conn = _connect(dsn)
+    try:
+        yield bool(conn.execute("SELECT pg_try_advisory_lock(?)", (NIGHTLY_LOCK,)).fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _write_settings(folder: Path, dsn: str) -> None:

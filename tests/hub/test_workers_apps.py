@@ -32,7 +32,7 @@ from protocol.document import open_document
 from sync.session import AckResult
 from tests.ui.inproc import OPERATOR, PASSWORD, Pair, csrf_of, login
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hub_backend")]
 FRAMES = "application/vnd.sanji.frames+msgpack"
 
 

@@ -29,7 +29,7 @@ from node import uplink
 from sync.session import AckResult, Cursor
 from tests.conftest import World
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hub_backend")]
 
 SPAWN = multiprocessing.get_context("spawn")
 ITEM = "360802-0010"  # promised, decided at township level, villages may accept it
