@@ -21,16 +21,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hub.store.pg_store import need_sqlite
 from replica.blobstore import BlobStore
-from replica.db import backup_to
 
 if TYPE_CHECKING:
     from hub.service import Hub
+    from hub.store import HubStore
 
 log = logging.getLogger("sanji.hub.backup")
 BLOBS_SUFFIX = ".blobs"
@@ -85,7 +84,7 @@ def copy_blobs(source: BlobStore, dest: Path, *, link_from: Path | None = None) 
 def backup(hub: Hub, out: Path, *, link_from: Path | None = None) -> dict[str, object]:
     """A consistent copy of the hub: ``out`` (the database) and ``out.blobs/`` (its blobs)."""
     need_sqlite(hub.folder, "备份", "pg_dump（或 pg_basebackup）")
-    size = backup_to(hub.store.db, out)
+    size = hub.store.backup_into(out)
     blobs = copy_blobs(BlobStore(hub.folder / "blobs"), blobs_beside(out), link_from=link_from)
     return {"file": str(out), "bytes": size, "blobs_dir": str(blobs_beside(out)), **blobs}
 
@@ -115,10 +114,7 @@ def restore_blobs(source_db: Path, dest: BlobStore) -> dict[str, object]:
     return {"blobs": count, "blobs_damaged": damaged, "blobs_dir": str(folder)}
 
 
-def missing_after_restore(conn: sqlite3.Connection, store: BlobStore) -> int:
-    """Blobs the restored index lists as held whose files are not in the hub's blob folder."""
-    try:
-        rows = conn.execute("SELECT sha256 FROM blobs").fetchall()
-    except sqlite3.OperationalError:  # a backup from before the hub kept blobs
-        return 0
-    return sum(1 for (sha,) in rows if not store.has(str(sha)))
+def missing_after_restore(hub_store: HubStore, store: BlobStore) -> int:
+    """Blobs the restored index lists as held whose files are not in the hub's blob folder (a backup
+    from before the hub kept blobs has an empty index once the store's migrations have run)."""
+    return sum(1 for sha in hub_store.filed_blobs() if not store.has(sha))

@@ -32,11 +32,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import sqlite_utils
-
 from hub.backup import blobs_beside, copy_blobs
+from hub.store.sqlite_files import backup_apart
 from replica.blobstore import BlobStore
-from replica.db import backup_to
 from replica.errors import Refused
 from replica.ids import CHINA
 
@@ -143,19 +141,21 @@ def _new_name(folder: Path, stamp: str, kind: str) -> Path:
         n += 1
 
 
-def rotate(
-    hub: Hub, *, keep: int | None = KEEP_BACKUPS, source: sqlite_utils.Database | None = None
-) -> dict[str, object]:
+def rotate(hub: Hub, *, keep: int | None = KEEP_BACKUPS, source: Path | None = None) -> dict[str, object]:
     """Take tonight's backup in ``HUB/backups/`` (database and photos) and prune all but the newest
     ``keep`` (None: prune nothing yet, the caller will, or will :func:`discard` this one). ``source``:
-    the connection to copy through (another thread's own), the hub's if None."""
+    the database file to copy through a connection of its own (another thread's), the hub's own
+    connection if None."""
     folder = hub.folder / "backups"
     folder.mkdir(exist_ok=True)
     stamp = datetime.fromtimestamp(hub.clock() / 1000, tz=CHINA).strftime("%Y%m%d-%H%M%S")
     earlier = backups(folder)
     snapshot = folder / f".snapshot-{stamp}.db"
     try:
-        backup_to(source if source is not None else hub.store.db, snapshot)
+        if source is not None:
+            backup_apart(source, snapshot)
+        else:
+            hub.store.backup_into(snapshot)
         page_size = _page_size(snapshot)
         found = _base_of(folder, page_size)
         written: dict[str, object] | None = None

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sqlite3
 import sys
 import threading
 from collections.abc import Callable
@@ -46,10 +45,10 @@ from hub.nightly_report import (
     statistics,
 )
 from hub.store import DB_NAME, database_of
-from hub.store.errors import translated
+from hub.store.errors import StoreError, translated
 from hub.store.morning_report import OPEN_STATUSES
+from hub.store.sqlite_files import integrity_check_apart as _check_apart
 from protocol.codec import pack, unpack
-from replica.db import connect, integrity_check
 from replica.ids import CHINA, iso_from_ms
 
 if TYPE_CHECKING:
@@ -60,45 +59,25 @@ KEEP_BACKUPS = backup_rotation.KEEP_BACKUPS
 KEEP_REPORTS = 30
 NICE = 10  # the nightly job's threads, below the event loop's 0
 REJECTED_RETENTION_DAYS = 90
-CHECK_CACHE_MAX_KIB = 512 * 1024  # the integrity check's page cache at most (see _integrity_apart)
 
 
 def _today(hub: Hub) -> date:
     return datetime.fromtimestamp(hub.clock() / 1000, tz=CHINA).date()
 
 
-def rotate_backups(hub: Hub, *, prune: bool = True, source: Any = None) -> dict[str, object]:
+def rotate_backups(hub: Hub, *, prune: bool = True, source: Path | None = None) -> dict[str, object]:
     """Tonight's backup in ``HUB/backups/``: a full copy weekly, the changed pages in between
     (``hub/backup_rotation.py``), with its photos; the newest :data:`KEEP_BACKUPS` are kept.
-    ``source``: the connection (sqlite-utils Database) to copy through, the hub's own if None."""
+    ``source``: the database file to copy through a connection of its own, the hub's connection if None."""
     return backup_rotation.rotate(hub, keep=KEEP_BACKUPS if prune else None, source=source)
-
-
-def _integrity_apart(path: Path) -> str:
-    """The integrity check over a connection of its own, so it can run beside the backup and the
-    re-fold's reading: SQLite lets go of Python's lock while it reads."""
-    db = connect(path)
-    try:
-        # The check looks up every index entry in its table: with SQLite's default 2 MB page cache it
-        # reads the same pages again and again (62 s for a 3.8 GB hub.db at a million applications, against
-        # 44 s with 512 MB, measured at load 5-6). An eighth of the file, at most 512 MB, for this
-        # connection only; it is gone when the check ends.
-        cache_kib = min(CHECK_CACHE_MAX_KIB, max(2_000, path.stat().st_size // 1024 // 8))
-        db.conn.execute(f"PRAGMA cache_size=-{cache_kib}")
-        return integrity_check(db)
-    finally:
-        db.conn.close()
 
 
 def _backup_apart(hub: Hub) -> tuple[dict[str, object] | None, str]:
     """Tonight's backup through a connection of its own (nothing pruned yet); or why it failed."""
-    db = connect(hub.folder / DB_NAME)
     try:
-        return rotate_backups(hub, prune=False, source=db), ""
-    except (sqlite3.DatabaseError, OSError) as exc:
+        return rotate_backups(hub, prune=False, source=hub.folder / DB_NAME), ""
+    except (StoreError, OSError) as exc:
         return None, str(exc)
-    finally:
-        db.conn.close()
 
 
 @dataclass
@@ -123,13 +102,14 @@ def _read_first(hub: Hub, do_backup: bool) -> _Reading:
         # (pg_dump, base backups); the hub checks only that it answers, and makes no file copy.
         return _read_on_postgresql(hub)
     with ThreadPoolExecutor(2, thread_name_prefix="sanji-nightly", initializer=lower_priority) as pool:
-        checking = pool.submit(_integrity_apart, hub.folder / DB_NAME)
+        checking = pool.submit(_check_apart, hub.folder / DB_NAME)
         backing = pool.submit(_backup_apart, hub) if do_backup else None
         found: nightly_refold.Found | None = None
         error = ""
         try:
-            found = nightly_refold.find(hub)
-        except sqlite3.DatabaseError as exc:
+            with translated():
+                found = nightly_refold.find(hub)
+        except StoreError as exc:
             error = str(exc)
         check = checking.result()
         rotated, backup_error = backing.result() if backing is not None else (None, "")
@@ -146,9 +126,9 @@ def _read_on_postgresql(hub: Hub) -> _Reading:
     found: nightly_refold.Found | None = None
     error = ""
     try:
-        with translated():  # psycopg's errors as the store's own, which is a sqlite3.DatabaseError too
+        with translated():  # psycopg's errors as the store's own
             found = nightly_refold.find(hub)
-    except sqlite3.DatabaseError as exc:
+    except StoreError as exc:
         error = str(exc)
     return _Reading(hub.store.quick_check(), None, "", found, error)
 
@@ -198,12 +178,13 @@ def run(
         return _failed(hub, run_id, started, today, check)
     try:
         if first.refold is None:
-            raise sqlite3.DatabaseError(first.refold_error)
-        refolded, fixed = nightly_refold.finish(hub, first.refold)
-        facts = nightly_facts.refresh(hub, also=fixed)
-        twice = nightly_numbers.refresh(hub, also=fixed)
-        merkle = scope_leaves.prepare_all(hub)
-    except sqlite3.DatabaseError as exc:
+            raise StoreError(first.refold_error)
+        with translated():
+            refolded, fixed = nightly_refold.finish(hub, first.refold)
+            facts = nightly_facts.refresh(hub, also=fixed)
+            twice = nightly_numbers.refresh(hub, also=fixed)
+            merkle = scope_leaves.prepare_all(hub)
+    except StoreError as exc:
         log.error("hub database failed while re-checking records: %s; restore from a backup", exc)
         return _failed(hub, run_id, started, today, str(exc))
     rebuilt = int(str(refolded["rebuilt"]))

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 from pathlib import Path
 
 from hub import backup_rotation
 from hub.backup import missing_after_restore, restore_blobs
 from hub.service import new_generation
 from hub.store import DB_NAME, HubStore
+from hub.store.errors import StoreError
 from hub.store.pg_store import need_sqlite
-from protocol.codec import unpack
+from hub.store.sqlite_files import hub_id_of_copy
 from replica.blobstore import BlobStore
 from replica.errors import Refused
 
@@ -65,12 +65,10 @@ def _restore(folder: Path, source: Path, *, blobs_from: Path) -> dict[str, objec
     hub_id = current.get_meta("hub_id")
     current.close()
     try:
-        probe = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-        row = probe.execute("SELECT value FROM hub_meta WHERE key='hub_id'").fetchone()
-        probe.close()
-    except sqlite3.DatabaseError as exc:
+        copied_id = hub_id_of_copy(source)
+    except StoreError as exc:
         raise Refused(f"{source} 不是区局的备份文件：请核对备份文件的路径 (not a hub backup: {exc})") from exc
-    if row is None or unpack(row[0]) != hub_id:
+    if copied_id is None or copied_id != hub_id:
         raise Refused(f"{source} 是别的区局的备份，不是 {hub_id} 的：请用本区局的备份文件 (a backup of another hub)")
     # Blobs first: they are only ever added and named by their content, so putting them back cannot
     # harm the hub even if the database copy below fails.
@@ -87,7 +85,7 @@ def _restore(folder: Path, source: Path, *, blobs_from: Path) -> dict[str, objec
         # stations hold them, so the restored hub continues in a new epoch, like a restored station.
         store.set_meta("epoch", int(str(store.get_meta("epoch", 1))) + 1)
         store.set_meta("seq", 0)
-    missing = missing_after_restore(store.conn, blobs)
+    missing = missing_after_restore(store, blobs)
     store.close()
     return {
         "restored": True,

@@ -20,7 +20,7 @@ from hub.schema import blob_migrations, dashboard_migrations, migrations
 from hub.store.errors import StoreError, translated
 from protocol.codec import pack, unpack
 from replica import folders, list_schema, merkle_store, records
-from replica.db import connect, quick_check, transaction
+from replica.db import backup_to, connect, quick_check, transaction
 from replica.merkle_store import LeafStore
 
 DB_NAME = "hub.db"
@@ -101,6 +101,12 @@ class StoreBase:
         """Raise :class:`StoreError` unless the database answers a query (the health check)."""
         with translated():
             self.conn.execute("SELECT 1").fetchone()
+
+    def backup_into(self, out: Path) -> int:
+        """A consistent copy of the database written to ``out`` through this connection (SQLite's
+        online backup API; ``hub/store/sqlite_files.py`` copies through a connection of its own)."""
+        with translated():
+            return backup_to(self.db, out)
 
     def data_version(self) -> int:
         """A number that changes when another connection (another process) has committed since the

@@ -16,12 +16,8 @@ from contextlib import contextmanager
 from protocol.errors import SanjiError
 
 
-class StoreError(SanjiError, sqlite3.DatabaseError):
-    """The hub's database failed: damaged, unreachable, full, or a write broke a constraint.
-
-    Also a ``sqlite3.DatabaseError`` for now, and only so that the modules still catching that type
-    (``hub/nightly.py``, ``hub/backup.py``, ``hub/restore.py``, moved by other work in progress) keep
-    working unchanged; drop that base once none of them names ``sqlite3`` any more."""
+class StoreError(SanjiError):
+    """The hub's database failed: damaged, unreachable, full, or a write broke a constraint."""
 
     default_code = "store_failed"
 

@@ -4,7 +4,7 @@ and a half, ``/healthz`` still answers at once.
 The hub is the real app (``hub.app.create_app``) served on a real socket by an event loop in a thread
 of its own, so that the test's requests and its clock are not on the loop under test. One function a
 page reads through is made slow (it sleeps in whichever thread runs it): had it run on the loop, the
-loop would sleep too and ``/healthz`` would wait for it. The bound is generous (100 ms on loopback for
+loop would sleep too and ``/healthz`` would wait for it. The bound is generous (500 ms on loopback for
 a handler that runs one ``SELECT 1``): this is about the event loop, not a benchmark.
 """
 
@@ -32,7 +32,9 @@ from hub.web import track
 from tests.ui.conftest import free_port
 from tests.ui.inproc import OPERATOR, PASSWORD, Pair
 
-BOUND_S = 0.100
+# Far below what a held loop takes (a loop held by the page would wait SLOW_S), far above a free loop's answer even on a
+# loaded machine (151 ms was seen with the test suite and five other sessions sharing two cores).
+BOUND_S = 0.500
 SLOW_S = 1.5
 
 

@@ -5,7 +5,7 @@ The hub is the real app with its real scheduler (``hub.server.nightly_context``,
 runs the job in a process of its own (``hub/nightly_worker.py``). The test holds the database's write
 lock, so the job, once started, waits at its first write and stays in progress: had the job run on
 the loop, the loop would wait on that lock too and /healthz would not answer. Meanwhile pages are
-rendered for another client. The bound is generous (100 ms on loopback for a handler that runs one
+rendered for another client. The bound is generous (500 ms on loopback for a handler that runs one
 ``SELECT 1``): this is about the event loop, not a benchmark.
 """
 
@@ -21,7 +21,9 @@ from tests.applicants import People
 
 from .conftest import District, ServedHub
 
-BOUND_S = 0.100
+# Far below what a held loop takes (it would wait on the write lock until the test lets go), far
+# above a free loop's answer on a loaded machine (151 ms, with five other sessions on two cores).
+BOUND_S = 0.500
 
 
 def _get(url: str) -> float:
