@@ -4,7 +4,9 @@
   time, each its own durable transaction) and through the staff UI's handler (the real
   ``sanji node serve`` process: GET the form for its CSRF token, then POST it, over loopback);
 - the idle RSS of ``sanji node serve`` a few seconds after it starts (its sync loop talking to a hub);
-- the cold start of ``sanji node status`` (a fresh process each time; median of 5).
+- the cold start of ``sanji node status`` (a fresh process each time; median of 5);
+- the same two accepts once the station has a staff account (``bench/node_staff.py``): the CLI's
+  ``--staff`` sign-in timed apart from the accept, and the window's accept while signed in.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import urllib.parse
 import urllib.request
 from http.cookiejar import CookieJar
 
-from bench import common
+from bench import common, node_staff
 
 N_ACCEPT = 200
+N_STAFF_CLI = 50  # each pays a real sign-in (two scrypts at the default cost)
 IDLE_SECONDS = 5.0
 
 
@@ -53,19 +56,28 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _ui_latencies(url: str, apps) -> tuple[list[float], str]:  # type: ignore[no-untyped-def]
+def _opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()), _NoRedirect())
+
+
+def _csrf(page: str) -> str | None:
+    token = re.search(r'name="csrf"\s+value="([^"]+)"', page) or re.search(r'value="([^"]+)"\s+name="csrf"', page)
+    return token.group(1) if token else None
+
+
+def _ui_latencies(url: str, apps, opener=None) -> tuple[list[float], str]:  # type: ignore[no-untyped-def]
     """POST the accept form of the staff UI the way a browser does. Returns latencies and a note."""
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()), _NoRedirect())
+    opener = opener or _opener()
     times: list[float] = []
     for raw, app in apps:
         form_url = f"{url}/accept/item/{urllib.parse.quote(app.item)}"
         with opener.open(form_url, timeout=30) as resp:
             page = resp.read().decode("utf-8", "replace")
-        token = re.search(r'name="csrf"\s+value="([^"]+)"', page) or re.search(r'value="([^"]+)"\s+name="csrf"', page)
+        token = _csrf(page)
         if token is None:
             return times, "the accept form carries no csrf field this benchmark can read"
         fields = {
-            "csrf": token.group(1),
+            "csrf": token,
             "name": app.name,
             "id_number": app.id_number,
             "phone": app.phone,
@@ -93,7 +105,7 @@ def run() -> dict[str, object]:
     from node import enrolment
     from node.station import Station
 
-    apps = _applications(N_ACCEPT * 2)
+    apps = _applications(N_ACCEPT * 3 + N_STAFF_CLI)
     with common.workdir("node") as work:
         hub = common.create_hub(work / "hub")
         tokens = common.register_stations(
@@ -122,8 +134,29 @@ def run() -> dict[str, object]:
                 time.sleep(IDLE_SECONDS)
                 idle_rss = node.rss_mb()
                 common.log(f"accepting {N_ACCEPT} applications through the staff UI's form")
-                ui, ui_note = _ui_latencies(node.url, apps[N_ACCEPT:])
+                ui, ui_note = _ui_latencies(node.url, apps[N_ACCEPT : 2 * N_ACCEPT])
                 busy_rss = node.peak_rss_mb()
+            finally:
+                node.stop()
+
+            common.log(f"the station's first staff account; {N_STAFF_CLI} accepts as `node accept --staff`")
+            node_staff.add_admin(work / "node")
+            st = Station(work / "node")
+            signs, staff_cli = node_staff.cli_latencies(st, apps[2 * N_ACCEPT : 2 * N_ACCEPT + N_STAFF_CLI])
+            st.close()
+            node = common.serve(
+                ["node", "serve", str(work / "node"), "--port", str(port)],
+                port=port,
+                log_path=work / "node-serve-staff.log",
+                probe="/signin",
+            )
+            try:
+                common.log(f"signing in at the window, then {N_ACCEPT} accepts through its form")
+                opener = _opener()
+                ui_sign, staff_note = node_staff.window_sign_in(opener, node.url, _csrf)
+                staff_ui: list[float] = []
+                if not staff_note:
+                    staff_ui, staff_note = _ui_latencies(node.url, apps[2 * N_ACCEPT + N_STAFF_CLI :], opener)
             finally:
                 node.stop()
 
@@ -147,6 +180,16 @@ def run() -> dict[str, object]:
         "accept_ui_p50_ms": common.ms(common.percentile(ui, 50)) if not ui_note else None,
         "accept_ui_p99_ms": common.ms(common.percentile(ui, 99)) if not ui_note else None,
         "accept_ui_note": ui_note or "HTTP POST of the staff UI's accept form over loopback, CSRF token included",
+        "signin_cli_n": len(signs),
+        "signin_cli_p50_ms": common.ms(common.percentile(signs, 50)),
+        "signin_cli_p99_ms": common.ms(common.percentile(signs, 99)),
+        "accept_cli_staff_p50_ms": common.ms(common.percentile(staff_cli, 50)),
+        "accept_cli_staff_p99_ms": common.ms(common.percentile(staff_cli, 99)),
+        "signin_ui_ms": common.ms(ui_sign) if not staff_note else None,
+        "accept_ui_staff_n": len(staff_ui),
+        "accept_ui_staff_p50_ms": common.ms(common.percentile(staff_ui, 50)) if not staff_note else None,
+        "accept_ui_staff_p99_ms": common.ms(common.percentile(staff_ui, 99)) if not staff_note else None,
+        "accept_ui_staff_note": staff_note or "the same form, signed in at the window first (cookie kept)",
         "node_idle_rss_mb": idle_rss,
         "node_peak_rss_mb": busy_rss,
         "status_cold_start_ms": common.ms(statistics.median(starts)),

@@ -1,30 +1,20 @@
-"""Operator passwords: scrypt hashes (stdlib hashlib.scrypt), never the password itself."""
+"""Operator passwords: scrypt hashes, never the password itself.
+
+One format with the stations' staff accounts, so it lives once, in ``sync/staff_password.py``
+(``scrypt$N$r$p$<salt base64>$<digest base64>``, N=2^14, r=8, p=1): the hashes stored before this
+module used it keep checking, and a hash read back is bounded there (a stored hash naming a huge N
+matches nothing instead of taking gigabytes). This module only draws the salt, which sync/ may not.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import os
 
-N, R, P = 2**14, 8, 1
-# The shortest password an operator may choose: `sanji hub add-operator` and the dashboard's own
-# password page both enforce it.
-MIN_LENGTH = 8
+from sync import staff_password
+from sync.staff_password import MIN_LENGTH, check_password
+
+__all__ = ["MIN_LENGTH", "check_password", "hash_password"]
 
 
 def hash_password(password: str) -> str:
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=N, r=R, p=P, dklen=32)
-    return f"scrypt${N}${R}${P}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32)
-    return hmac.compare_digest(got, base64.b64decode(digest))
+    return staff_password.hash_password(password, os.urandom(staff_password.SALT_BYTES))

@@ -31,8 +31,9 @@ def _check_inspector(st: Station, inspector: str) -> None:
         )
 
 
-def assign(st: Station, number: str, inspector: str, due: str | None = None) -> dict[str, object]:
-    """Assign an inspection of application ``number`` to ``inspector``. Raises Refused, writing nothing."""
+def assign(st: Station, number: str, inspector: str, due: str | None = None, *, author: str = "") -> dict[str, object]:
+    """Assign an inspection of application ``number`` to ``inspector``. Raises Refused, writing nothing.
+    ``author`` is the signed-in staff member's user name, ``""`` at a station without accounts."""
     app_id = find(st, number)
     vals = values(st.records.load("application", app_id))
     if "decider" not in roles_here(st, str(vals.get("station")), str(vals.get("item"))):
@@ -53,7 +54,7 @@ def assign(st: Station, number: str, inspector: str, due: str | None = None) -> 
         now_ms=st.clock(),
     )
     with st.transaction():
-        st.write("task", job.task_id, job.task, {})
+        st.write("task", job.task_id, job.task, {}, author=author)
         if job.application:
-            st.write("application", app_id, job.application, job.base)
+            st.write("application", app_id, job.application, job.base, author=author)
     return job.summary()

@@ -338,7 +338,8 @@ def cmd_restore(args: argparse.Namespace) -> None:
 def cmd_inspect(args: argparse.Namespace) -> None:
     from node.assignment import assign
 
-    out = assign(Station(args.dir), args.number, args.inspector, args.due)
+    st = Station(args.dir)
+    out = assign(st, args.number, args.inspector, args.due, author=staff_cli.author(st, args))
     emit(
         out,
         args.json,
@@ -362,8 +363,9 @@ def cmd_tasks(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from node import inspection
 
+    st = Station(args.dir)
     out = inspection.report(
-        Station(args.dir),
+        st,
         args.task,
         result=args.result,
         findings=args.finding,
@@ -371,6 +373,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         photos=args.photo,
         signature=args.signature,
         checks=args.check,
+        author=staff_cli.author(st, args),
     )
     emit(out, args.json, inspection.report_text)
 

@@ -131,8 +131,10 @@ def report(
     photos: list[Path] | None = None,
     signature: Path | None = None,
     checks: list[str] | None = None,
+    author: str = "",
 ) -> dict[str, object]:
-    """Record an inspection report offline. Raises Refused and writes nothing when input is wrong."""
+    """Record an inspection report offline. Raises Refused and writes nothing when input is wrong.
+    ``author`` is the signed-in inspector's user name, ``""`` on a device without accounts."""
     task_id = resolve_task(st, task_id)
     task = _task(st, task_id)
     if task.get("status") == TASK_DONE:
@@ -177,8 +179,8 @@ def report(
         fields["signature"] = sig[1]
     record = st.records.load("task", task_id)
     with st.transaction():
-        st.write("report", task_id, fields, {})
-        st.write("task", task_id, {"status": TASK_DONE}, {"status": versions(record).get("status", 0)})
+        st.write("report", task_id, fields, {}, author=author)
+        st.write("task", task_id, {"status": TASK_DONE}, {"status": versions(record).get("status", 0)}, author=author)
         for _, sha, size in shots:
             blobs.reference(st, task_id, sha, size, "photo")
         if sig is not None:

@@ -1,7 +1,7 @@
 """Who is at the keyboard, for the station's commands (issue 16): ``--staff USER`` with the password on
 the first line of standard input, the first administrator at ``node init --admin`` and ``node add-admin``.
 
-A station with no enabled account works exactly as before: its changes name no author and nobody
+A station that never had an account works exactly as before: its changes name no author and nobody
 signs in. Once it has one, every command that changes or reveals a citizen's data signs the person
 in through ``node/staff_accounts.py`` (its lock-out, disabled accounts and wrong passwords refuse
 with their own codes) and the change carries their user name; without ``--staff`` the command is
@@ -29,7 +29,7 @@ from present.output import emit
 from replica.errors import Refused
 
 # The commands that write a change or show a citizen's full ID number or phone.
-NAMED_COMMANDS = ("accept", "transition", "supplement", "applications", "tasks")
+NAMED_COMMANDS = ("accept", "transition", "supplement", "inspect", "report", "applications", "tasks")
 
 STAFF_REQUIRED = (
     "本站已启用工作人员账户，改动或查看群众信息须署名：请加上 --staff 您的用户名，并在标准输入第一行给出密码"
@@ -39,8 +39,10 @@ STAFF_REQUIRED = (
 
 
 def has_accounts(conn: sqlite3.Connection) -> bool:
-    """Whether the station has any enabled staff account (then changes must name their author)."""
-    return conn.execute("SELECT 1 FROM staff WHERE enabled=1 LIMIT 1").fetchone() is not None
+    """Whether the station has any staff account, enabled or not (then changes must name their
+    author). Disabled ones count: a station whose only account the hub disabled must not fall back
+    to the open window of a station that never had accounts; it waits for an enabled one."""
+    return conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None
 
 
 def read_password(what: str = "密码") -> str:

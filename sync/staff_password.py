@@ -5,7 +5,7 @@ password hashes, never as passwords, and a station with no hub yet makes its fir
 itself. Both ends must therefore agree on one hash format without importing each other (node/ and
 hub/ never do), so it lives here, below both. The format is the one the hub's operator passwords
 already use (``hub/passwords.py``): ``scrypt$N$r$p$<salt base64>$<digest base64>``, a 32-byte digest
-from ``hashlib.scrypt``, so the hub can adopt these functions without changing a stored hash.
+from ``hashlib.scrypt``; the hub's operator passwords use these functions too, so no stored hash changed.
 
 Pure, like the rest of sync/: the salt is drawn by the caller and handed in.
 

@@ -16,6 +16,13 @@ from protocol.codec import unpack
 _IDS_PER_QUERY = 500
 
 
+def _wire(r: tuple[object, ...]) -> list[object]:
+    wire: list[object] = [r[1], r[2], r[3], r[4], r[5], r[6], unpack(bytes(r[7])), unpack(bytes(r[8]))]  # type: ignore[arg-type]
+    if r[9]:
+        wire.append(r[9])
+    return wire
+
+
 class Feed:
     """The feeds' and releases' part of :class:`hub.store.HubStore`."""
 
@@ -29,14 +36,17 @@ class Feed:
         self.conn.execute(sql, (station, change_rowid))
 
     def feed_page(self, station: str, after: int, limit: int) -> list[tuple[int, list[object]]]:
-        """Up to ``limit`` (rowid, wire change) for ``station`` after ``after``, oldest first."""
+        """Up to ``limit`` (rowid, wire change) for ``station`` after ``after``, oldest first.
+
+        A change with an author goes down with it as the ninth element, as ``sync.change.change_to_wire``
+        writes it (so a township sees 经办人 of its villages' changes); one without keeps its eight."""
         rows = self.conn.execute(
-            "SELECT c.rowid, c.origin, c.epoch, c.seq, c.hlc, c.entity, c.rid, c.fields, c.base"
+            "SELECT c.rowid, c.origin, c.epoch, c.seq, c.hlc, c.entity, c.rid, c.fields, c.base, c.author"
             " FROM feed f JOIN changes c ON c.rowid = f.change WHERE f.station=? AND f.change>?"
             " ORDER BY f.change LIMIT ?",
             (station, after, limit),
         ).fetchall()
-        return [(int(r[0]), [r[1], r[2], r[3], r[4], r[5], r[6], unpack(r[7]), unpack(r[8])]) for r in rows]
+        return [(int(r[0]), _wire(r)) for r in rows]
 
     def delivered(self, station: str, change_rowid: int) -> bool:
         """Whether the logged change at ``change_rowid`` is in ``station``'s feed."""

@@ -243,7 +243,7 @@ async def inspect(request: web.Request) -> web.StreamResponse:
     if not chosen["inspector"]:
         return await _detail(request, number, status=400, assign_form=chosen, assign_error="请选择踏勘设备。")
     try:
-        assign(st, number, chosen["inspector"], chosen["due"] or None)
+        assign(st, number, chosen["inspector"], chosen["due"] or None, author=author_of(request))
     except Refused as exc:
         return await _detail(request, number, status=400, assign_form=chosen, assign_error=f"未能安排踏勘：{exc}")
     return web.Response(status=303, headers={"Location": f"/applications/{number}?done=inspect"})

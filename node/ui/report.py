@@ -27,6 +27,7 @@ from node import inspection
 from node.ui import uploads
 from node.ui.keys import CSRF, UPLOAD_LIMIT
 from node.ui.page import station_of
+from node.ui.signin import author_of
 from node.ui.tasks import EMPTY_FORM, find_task, task_page
 from present.webui import read_form
 from protocol.blob import MAX_BLOB_BYTES
@@ -155,6 +156,7 @@ async def _record(request: web.Request) -> web.StreamResponse:
                 photos=photos,
                 signature=signature,
                 checks=[f"{n}={v}" for n, v in sorted(values["checks"].items(), key=lambda x: int(x[0]))],
+                author=author_of(request),
             )
         except Refused as exc:
             reason = str(exc)

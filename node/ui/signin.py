@@ -1,12 +1,20 @@
 """Sign-in at the station window (issue 16): who sits at the shared PC, and the lock when they walk away.
 
-A station without an enabled staff account keeps the open window it always had. Once it has one,
+A station that never had a staff account keeps the open window it always had. Once it has one,
 every page but the sign-in page, the stylesheets and the status bar's poll asks for a signed-in
 browser: a random cookie names one ``StaffSession`` (``node/staff_session.py``) held in this process
 only, never on disk. Each request checks the session is still ``live`` at the station's clock and
 touches it; after ``idle_ms_for(DIR)`` without a request (15 minutes unless ``DIR/staff.json`` says
 otherwise) it has locked itself, and the browser is sent to the sign-in page again, told why. A
-restart of ``node serve`` signs everybody out, which is the safe direction.
+restart of ``node serve`` signs everybody out, which is the safe direction. An account disabled
+since the person signed in (by the hub, arriving with a sync, or by the station's administrator) ends
+their session at their next request, told why: the gate reads the account's row on every request.
+
+Sign-in runs scrypt two or three times (the hash, the wrapped key, a grant), a few tens of ms each:
+it runs on a worker thread with a connection of its own (``_sign_in_apart``), so the window's event
+loop, the background sync and other browsers' requests go on meanwhile. A connection of its own,
+because the station's one connection is the loop's, and two threads' transactions on one connection
+would interleave.
 
 The page's forms name their author from here (``author_of``): accept, workflow moves, 补交材料 and
 the reveal audit. The cookie is HttpOnly and SameSite=Strict; the window answers on loopback only
@@ -15,17 +23,22 @@ and every form carries the CSRF token as before (``node/ui/page.py``).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import sqlite3
+from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
 
-from node import staff_accounts
+from node import staff_accounts, staff_schema
 from node.staff_cli import has_accounts
 from node.staff_session import StaffSession, idle_ms_for
+from node.store import DB_NAME
 from node.ui.keys import SESSIONS, STAFF
 from node.ui.page import Handler, form_post, page, safe_back, station_of
 from present.webui import read_form
+from replica.db import connect
 from replica.errors import Refused
 
 COOKIE = "sanji_staff"
@@ -36,6 +49,7 @@ OPEN_PREFIXES = ("/static/",)
 
 LOCKED_NOTICE = "因长时间未操作，登录已锁定，请重新登录。"
 SIGNED_OUT_NOTICE = "已退出登录。"
+DISABLED_NOTICE = "您的账户已被停用，已退出登录；如需恢复请联系本站管理员或区行政审批局。"
 
 
 def current(request: web.Request) -> StaffSession | None:
@@ -65,6 +79,11 @@ def _local(target: str) -> str:
     return target
 
 
+def _still_enabled(conn: sqlite3.Connection, user: str) -> bool:
+    found = staff_schema.account(conn, user)
+    return found is not None and found.enabled
+
+
 @web.middleware
 async def staff_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     st = station_of(request)
@@ -79,6 +98,10 @@ async def staff_gate(request: web.Request, handler: Handler) -> web.StreamRespon
     if not session.live(now):
         sessions.pop(token, None)
         return _to_signin(request, "locked")
+    if not _still_enabled(st.conn, session.user):
+        sessions.pop(token, None)
+        session.end()
+        return _to_signin(request, "disabled")
     session.touch(now)
     request[STAFF] = session
     return await handler(request)
@@ -88,7 +111,7 @@ async def signin_page(
     request: web.Request, *, status: int = 200, error: str = "", user: str = "", next_path: str = ""
 ) -> web.Response:
     why = request.query.get("why", "")
-    notice = {"locked": LOCKED_NOTICE, "out": SIGNED_OUT_NOTICE}.get(why, "")
+    notice = {"locked": LOCKED_NOTICE, "out": SIGNED_OUT_NOTICE, "disabled": DISABLED_NOTICE}.get(why, "")
     return await page(
         request,
         "signin.html",
@@ -105,6 +128,16 @@ async def show(request: web.Request) -> web.StreamResponse:
     return await signin_page(request)
 
 
+def _sign_in_apart(folder: Path, station: str, user: str, password: str, now_ms: int, idle_ms: int) -> StaffSession:
+    """``staff_accounts.sign_in`` on a worker thread, through a connection of its own (the store is
+    already migrated: the window's ``Station`` opened it)."""
+    db = connect(folder / DB_NAME)
+    try:
+        return staff_accounts.sign_in(db, station=station, user=user, password=password, now_ms=now_ms, idle_ms=idle_ms)
+    finally:
+        db.conn.close()
+
+
 @form_post
 async def submit(request: web.Request) -> web.StreamResponse:
     st = station_of(request)
@@ -115,8 +148,8 @@ async def submit(request: web.Request) -> web.StreamResponse:
     if not user or not password:
         return await signin_page(request, status=400, error="请填写用户名和密码。", user=user, next_path=back)
     try:
-        session = staff_accounts.sign_in(
-            st.db, station=st.code, user=user, password=password, now_ms=st.clock(), idle_ms=idle_ms_for(st.folder)
+        session = await asyncio.to_thread(
+            _sign_in_apart, st.folder, st.code, user, password, st.clock(), idle_ms_for(st.folder)
         )
     except Refused as exc:
         return await signin_page(request, status=401, error=str(exc), user=user, next_path=back)
