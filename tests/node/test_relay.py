@@ -1,0 +1,231 @@
+"""The township relay, in one process: a real hub app and the real relay app on aiohttp test servers,
+villages that go through the relay (node/relay_client.py), the township's forwarding (node/relay_forward.py).
+
+The hostile cases play a relay that misbehaves by editing its own queue (relay.db) between rounds,
+which is everything a malicious township can do to what it carries: drop, replay, truncate, swap two
+villages' answers, or write answers of its own. Each is caught by what the hub signed (acks,
+receipts, pages and their nonces) and nothing is lost or applied twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from hub.app import HubConfig, create_app
+from hub.service import Hub
+from node import commands, relay_client, relay_forward
+from node.relay_queue import DB_NAME, RelayQueue, is_village_of, now_ms, outer
+from node.relay_server import create_relay_app
+from node.station import Station
+from protocol.document import sign_document
+from replica.errors import Refused
+from tests.conftest import World, materials
+
+TOWNSHIP = "360802-T01"
+V1, V2 = f"{TOWNSHIP}-01", f"{TOWNSHIP}-02"
+IMMEDIATE = "360802-0001"
+TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+@dataclass
+class Relayed:
+    world: World
+    hub_url: str
+    relay_url: str
+    township: Station
+    v1: Station
+    v2: Station
+
+    def queue(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.township.folder / DB_NAME, isolation_level=None)
+
+    async def forward(self) -> relay_forward.Forwarded:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            return await relay_forward.forward(self.township.folder, TOWNSHIP, session, self.hub_url)
+
+    async def village_round(self, st: Station) -> relay_client.RelayRound:
+        return await relay_client.relay_round(st, self.relay_url, TIMEOUT)
+
+    def accept(self, st: Station) -> str:
+        p = self.world.people.applicant()
+        app = commands.Application(
+            item=IMMEDIATE,
+            name=p["name"],
+            id_number=p["id_number"],
+            phone=p["phone"],
+            address="测试路1号",
+            submitted=materials(st, IMMEDIATE),
+            deferred=[],
+        )
+        return str(commands.accept(st, app)["number"])
+
+    def hub_count(self, number: str) -> int:
+        conn = sqlite3.connect(self.world.root / "hub" / "hub.db")
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM applications WHERE number=?", (number,)).fetchone()[0])
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+async def relayed(make_world: Callable[..., World]) -> AsyncIterator[Relayed]:
+    world = make_world((TOWNSHIP, "township", ""), (V1, "village", TOWNSHIP), (V2, "village", TOWNSHIP))
+    codes = (TOWNSHIP, V1, V2)
+    for st in world.stations:  # the served hub keeps wall time: so do the stations that talk to it
+        st.close()
+    world.hub.close()
+    township, v1, v2 = (Station(world.root / code) for code in codes)
+    world.stations = [township, v1, v2]
+    world.hub = Hub.open(world.root / "hub")
+    hub_server = TestServer(create_app(HubConfig(folder=world.root / "hub")))
+    relay_server = TestServer(create_relay_app(township.folder, TOWNSHIP))
+    await hub_server.start_server()
+    await relay_server.start_server()
+    try:
+        yield Relayed(
+            world,
+            str(hub_server.make_url("")).rstrip("/"),
+            str(relay_server.make_url("")).rstrip("/"),
+            township,
+            v1,
+            v2,
+        )
+    finally:
+        await relay_server.close()
+        await hub_server.close()
+
+
+def pending(st: Station) -> int:
+    return st.pending_changes()
+
+
+async def test_up_and_down_through_the_relay_exactly_once(relayed: Relayed) -> None:
+    number = relayed.accept(relayed.v1)
+    first = await relayed.village_round(relayed.v1)
+    assert first.queued == 1 and first.pushed == 0 and pending(relayed.v1) > 0
+    assert relayed.hub_count(number) == 0  # only left at the relay so far
+
+    done = await relayed.forward()
+    assert done.batches == 1 and done.pulls == 1 and done.errors == []
+    assert relayed.hub_count(number) == 1
+
+    second = await relayed.village_round(relayed.v1)
+    assert second.pushed > 0 and second.problems == []
+    assert pending(relayed.v1) == 0
+
+    # Offered again, forwarded again: the hub answers a duplicate, nothing is applied twice.
+    await relayed.forward()
+    assert relayed.hub_count(number) == 1
+
+
+async def test_a_relay_that_swaps_two_villages_answers_is_caught(relayed: Relayed) -> None:
+    n1, n2 = relayed.accept(relayed.v1), relayed.accept(relayed.v2)
+    await relayed.village_round(relayed.v1)
+    await relayed.village_round(relayed.v2)
+    await relayed.forward()
+    with relayed.queue() as conn:  # the relay hands V1's receipts to V2 and V2's to V1
+        conn.execute(f"UPDATE relay_frames SET village = CASE village WHEN '{V1}' THEN '{V2}' ELSE '{V1}' END")
+
+    for st in (relayed.v1, relayed.v2):
+        rnd = await relayed.village_round(st)
+        assert rnd.pushed == 0 and pending(st) > 0, "a receipt for another station settles nothing"
+        assert any("未通过核验" in p for p in rnd.problems), rnd.problems
+
+    # The relay behaves again: the batches still pending are offered, forwarded, receipted once.
+    await relayed.forward()
+    for st in (relayed.v1, relayed.v2):
+        await relayed.village_round(st)
+        assert pending(st) == 0
+    assert relayed.hub_count(n1) == 1 and relayed.hub_count(n2) == 1
+
+
+async def test_a_receipt_the_relay_wrote_itself_is_refused(relayed: Relayed) -> None:
+    relayed.accept(relayed.v1)
+    await relayed.village_round(relayed.v1)
+    hashes = [bytes(r[0]) for r in relayed.v1.conn.execute("SELECT hash FROM outbox").fetchall()]
+    forged = sign_document(
+        "acks",
+        {"acks": [{"batch": h, "result": "applied", "expected": 0, "reason": ""} for h in hashes]},
+        signer=relayed.world.hub.hub_id,
+        recipient=V1,
+        signing_key=relayed.township.keys.sign,  # the township's own key: all a relay has
+    )
+    RelayQueue(relayed.township.folder, TOWNSHIP).answered(V1, [], "acks", forged, now_ms())
+    rnd = await relayed.village_round(relayed.v1)
+    assert rnd.pushed == 0 and pending(relayed.v1) > 0
+    assert any("未通过核验" in p for p in rnd.problems), rnd.problems
+
+
+async def test_a_replayed_or_truncated_page_is_refused_and_nothing_applies_twice(relayed: Relayed) -> None:
+    number = relayed.accept(relayed.v1)
+    await relayed.village_round(relayed.v1)
+    await relayed.forward()
+    with relayed.queue() as conn:
+        page = bytes(conn.execute("SELECT data FROM relay_frames WHERE kind='feed'").fetchone()[0])
+    await relayed.village_round(relayed.v1)
+    cursor = relayed.v1.meta.int("feed_cursor")
+
+    # Replayed: the genuine page again, its nonce already answered.
+    RelayQueue(relayed.township.folder, TOWNSHIP).answered(V1, [], "feed", page, now_ms())
+    rnd = await relayed.village_round(relayed.v1)
+    assert any("重放" in p for p in rnd.problems), rnd.problems
+    assert relayed.v1.meta.int("feed_cursor") == cursor
+
+    # Truncated: whatever the relay cuts, the page no longer verifies and nothing of it is applied.
+    await relayed.forward()
+    with relayed.queue() as conn:
+        conn.execute("UPDATE relay_frames SET data = substr(data, 1, length(data) - 40) WHERE kind='feed'")
+    rnd = await relayed.village_round(relayed.v1)
+    assert rnd.pulled == 0 and rnd.problems, rnd
+    assert relayed.hub_count(number) == 1 and len(commands.applications(relayed.v1)) == 1
+
+
+async def test_a_dropped_batch_is_offered_again_and_arrives_once(relayed: Relayed) -> None:
+    number = relayed.accept(relayed.v1)
+    await relayed.village_round(relayed.v1)
+    with relayed.queue() as conn:
+        conn.execute("DELETE FROM relay_frames WHERE kind='batch'")  # the relay drops it
+    await relayed.forward()
+    assert relayed.hub_count(number) == 0 and pending(relayed.v1) > 0  # delayed, not lost
+    await relayed.village_round(relayed.v1)  # offered again
+    await relayed.forward()
+    await relayed.village_round(relayed.v1)
+    assert relayed.hub_count(number) == 1 and pending(relayed.v1) == 0
+
+
+async def test_the_relay_takes_only_its_own_villages_within_its_quota(relayed: Relayed, tmp_path: Path) -> None:
+    assert is_village_of(TOWNSHIP, V1) and not is_village_of(TOWNSHIP, TOWNSHIP)
+    assert not is_village_of(TOWNSHIP, "360802-T02-01") and not is_village_of(TOWNSHIP, f"{V1}-9")
+    relayed.accept(relayed.township)
+    own = relayed.world.frames(relayed.township)
+    queue = RelayQueue(tmp_path, TOWNSHIP)
+    with pytest.raises(Refused) as refused:
+        queue.offer_up(own, now_ms())
+    assert refused.value.code == "not_our_village"
+    relayed.accept(relayed.v1)
+    frames = relayed.world.frames(relayed.v1)
+    head = outer(frames[0])
+    assert head.origin == V1 and head.kind == "batch" and head.first_seq == 1
+    import node.relay_queue as rq
+
+    quota = rq.VILLAGE_QUOTA_BYTES
+    rq.VILLAGE_QUOTA_BYTES = head.size - 1
+    try:
+        with pytest.raises(Refused) as full:
+            queue.offer_up(frames, now_ms())
+        assert full.value.code == "relay_full"
+    finally:
+        rq.VILLAGE_QUOTA_BYTES = quota
+    village, answers = queue.offer_up(frames, now_ms())
+    assert village == V1 and answers == []
+    summary = queue.summary(now_ms())
+    assert summary == [{"village": V1, "up": len(frames), "down": 0, "bytes": head.size, "oldest_age_s": 0}]
+    assert queue.expire(now_ms() + rq.EXPIRY_MS + 1) == len(frames)
+    queue.close()
