@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import commands, enrolment, relay_client, staff_cli, status, sync_lock, usb_files
+from node import commands, enrolment, relay_cargo, relay_client, staff_cli, status, sync_lock, usb_files
 from node.staff_cli import cmd_add_admin as cmd_add_admin  # dispatched by name
 from node.station import Station
 from node.supplement import add_command as add_supplement
@@ -38,8 +38,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--port", type=int, default=8710, help="工作页面的端口（默认 8710）")
     p.add_argument("--interval", type=float, default=30.0, help="两轮同步之间的秒数（默认 30）")
     p.add_argument("--nightly", default="02:00", help="夜间任务的时间 HH:MM（默认 02:00）")
-    p.add_argument("--relay-port", type=int, help="乡镇：为下辖村转发的端口（只开放转发接口）")
-    p.add_argument("--relay-host", default="127.0.0.1", help="转发端口监听的地址（默认 127.0.0.1）")
+    relay_cargo.add_serve_arguments(p)  # --relay-port, --relay-host (a township's relay listener)
     p = cmd("accept", "受理一件申请（没有网络也可以）")
     p.add_argument("--item", help="事项编码（sanji node catalogue 列出本站可受理的事项）")
     p.add_argument("--name", help="申请人姓名")
@@ -87,6 +86,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--retention-days", type=int, default=7, help="区局收到后保留的天数（默认 7）")
     p = cmd("export", "把待上传的变更写成文件，用U盘带到区局")
     p.add_argument("--out", type=Path, required=True, help="写到哪个文件夹（如U盘）")
+    p.add_argument("--for", dest="village", default="", help="乡镇：导出区局发给这个下辖村的文件（村站点编码）")
     p = cmd("import", "导入从区局用U盘带来的文件")
     p.add_argument("paths", type=Path, nargs="+", help="文件或文件夹（如U盘）")
     cmd("status", "本站情况：待上传、最近同步、事项目录、区局密钥")
@@ -259,8 +259,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> None:
     st = Station(args.dir)
-    out = usb_files.export(st, args.out)
-    emit(out, args.json, lambda d: f"已写出 {len(d['files'])} 个文件（{d['changes']} 条变更）到 {args.out}")
+    out = relay_cargo.export_for(st, args.village, args.out) if args.village else usb_files.export(st, args.out)
+    emit(out, args.json, lambda d: f"已写出 {len(d['files'])} 个文件（{d.get('changes', 0)} 条变更）到 {args.out}")
 
 
 def cmd_import(args: argparse.Namespace) -> int:

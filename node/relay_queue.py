@@ -179,16 +179,16 @@ class RelayQueue:
                     )
         return village, answers
 
-    def offer_pull(self, request: bytes, at_ms: int) -> tuple[str, list[bytes]]:
+    def offer_pull(self, request: bytes, at_ms: int, *, hand_over: bool = True) -> tuple[str, list[bytes]]:
         """Take a village's signed pull request (replacing any older one: only the newest is worth
-        carrying) and hand over the feed pages waiting for it."""
+        carrying) and hand over the feed pages waiting for it (not when it came on a stick)."""
         try:
             head = outer(request)
         except RemoteProtocolError as exc:
             raise Refused(f"下载请求无法读取，乡镇未收下 (not a signed request: {exc})", code="malformed") from exc
         self.check_origin(head.origin)
         with self._tx() as conn:
-            pages = self._take_down(conn, head.origin, "feed")
+            pages = self._take_down(conn, head.origin, "feed") if hand_over else []
             conn.execute("DELETE FROM relay_frames WHERE village=? AND direction='up' AND kind='pull'", (head.origin,))
             self._room(conn, head.origin, head.size)
             conn.execute(
@@ -205,6 +205,17 @@ class RelayQueue:
         ).fetchall()
         conn.executemany("DELETE FROM relay_frames WHERE id=?", [(r[0],) for r in rows])
         return [bytes(r[1]) for r in rows]
+
+    def waiting_down(self, village: str) -> list[tuple[int, str, bytes]]:
+        """The hub's answers waiting for a village, oldest first: (id, kind, frame)."""
+        rows = self.conn.execute(
+            "SELECT id, kind, data FROM relay_frames WHERE village=? AND direction='down' ORDER BY id", (village,)
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
+
+    def forget(self, ids: list[int]) -> None:
+        with self._tx() as conn:
+            conn.executemany("DELETE FROM relay_frames WHERE id=?", [(i,) for i in ids])
 
     # -- to and from the hub -----------------------------------------------------------------------
 

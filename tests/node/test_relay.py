@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 
 from hub.app import HubConfig, create_app
 from hub.service import Hub
-from node import commands, relay_client, relay_forward
+from node import commands, relay_cargo, relay_client, relay_forward, relay_queue, usb_files
 from node.relay_queue import DB_NAME, RelayQueue, is_village_of, now_ms, outer
 from node.relay_server import create_relay_app
 from node.station import Station
@@ -229,3 +229,40 @@ async def test_the_relay_takes_only_its_own_villages_within_its_quota(relayed: R
     assert summary == [{"village": V1, "up": len(frames), "down": 0, "bytes": head.size, "oldest_age_s": 0}]
     assert queue.expire(now_ms() + rq.EXPIRY_MS + 1) == len(frames)
     queue.close()
+
+
+async def test_usb_through_the_township(relayed: Relayed, tmp_path: Path) -> None:
+    number = relayed.accept(relayed.v1)
+    stick = tmp_path / "stick"
+    usb_files.export(relayed.v1, stick)  # at the village: its batches and its status, for the hub
+
+    taken = usb_files.import_files(relayed.township, [stick])  # at the township: relay cargo
+    assert {r["kind"] for r in taken["relayed"]} == {"batch", "pull"} and taken["rejected"] == [], taken
+    assert {q["village"] for q in relay_queue.summary_of(relayed.township.folder, TOWNSHIP, now_ms())} == {V1}
+
+    done = await relayed.forward()  # the township's round with the hub
+    assert done.batches == 1 and relayed.hub_count(number) == 1
+
+    back = tmp_path / "back"
+    written = relay_cargo.export_for(relayed.township, V1, back)
+    assert written["files"] and all(Path(f).name.startswith(V1) for f in written["files"]), written
+    assert relay_cargo.export_for(relayed.township, V1, tmp_path / "again")["files"] == []  # handed over once
+    with pytest.raises(Refused):
+        relay_cargo.export_for(relayed.township, "360802-T02-01", tmp_path / "other")
+
+    got = usb_files.import_files(relayed.v1, [back])  # back at the village: verified as the hub's own
+    assert got["rejected"] == [] and got["accepted"] >= 1, got
+    assert pending(relayed.v1) == 0
+
+
+async def test_usb_cargo_for_another_village_is_refused_at_the_village(relayed: Relayed, tmp_path: Path) -> None:
+    relayed.accept(relayed.v1)
+    stick = tmp_path / "stick"
+    usb_files.export(relayed.v1, stick)
+    usb_files.import_files(relayed.township, [stick])
+    await relayed.forward()
+    back = tmp_path / "back"
+    relay_cargo.export_for(relayed.township, V1, back)
+    got = usb_files.import_files(relayed.v2, [back])  # handed to the wrong village
+    assert got["rejected"] and got["accepted"] == 0, got
+    assert pending(relayed.v1) > 0
