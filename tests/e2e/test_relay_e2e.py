@@ -165,3 +165,36 @@ def test_a_bad_relay_address_is_refused_before_anything_is_made(hub: Hub, tmp_pa
     res = run_sanji("node", "init", tmp_path / "v8", "--hub", hub.url, "--token", token, "--relay", "township:8720")
     assert res.code == 2 and res.data["error"] == "bad_relay", res
     assert not (tmp_path / "v8").exists()
+
+
+def test_a_village_stick_goes_through_the_township(hub: Hub, tmp_path: Path, people: People) -> None:
+    """The same over USB: the village's stick is read at the township, whose own sync carries it; the
+    township writes the hub's answers for that village to the stick, and the village imports them."""
+    hub.start()
+    token = hub.enroll(TOWNSHIP, tier="township")
+    township = Node(tmp_path / "township", TOWNSHIP)
+    ok("node", "init", township.dir, "--hub", hub.url, "--token", token)
+    code = f"{TOWNSHIP}-03"
+    village = Node(tmp_path / code, code)
+    ok("node", "init", village.dir, "--hub", hub.url, "--token", hub.enroll(code, tier="village", parent=TOWNSHIP))
+    number = village.accept(people, IMMEDIATE)["number"]
+
+    stick = tmp_path / "stick"
+    exported = ok("node", "export", village.dir, "--out", stick)
+    assert exported["changes"] >= 1
+    taken = ok("node", "import", township.dir, stick)
+    assert {r["village"] for r in taken["relayed"]} == {code} and taken["rejected"] == [], taken
+    queue = ok("node", "status", township.dir)["relay_queue"]
+    assert [q["village"] for q in queue] == [code] and queue[0]["up"] >= 1, queue
+    assert number not in hub.numbers()
+
+    assert ok("node", "sync", township.dir)["pending"] == 0  # the township's own round carries the cargo
+    assert hub.numbers().count(number) == 1
+
+    back = tmp_path / "back"
+    written = ok("node", "export", township.dir, "--for", code, "--out", back)
+    assert written["files"], written
+    got = ok("node", "import", village.dir, back)
+    assert got["rejected"] == [] and got["accepted"] == len(written["files"]), got
+    assert village.status()["pending"] == 0
+    assert hub.numbers().count(number) == 1
