@@ -9,6 +9,7 @@ receipts, pages and their nonces) and nothing is lost or applied twice.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -16,13 +17,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 
 from hub.app import HubConfig, create_app
 from hub.service import Hub
 from node import commands, relay_cargo, relay_client, relay_forward, relay_queue, usb_files
 from node.relay_queue import DB_NAME, RelayQueue, is_village_of, now_ms, outer
 from node.relay_server import create_relay_app
+from node.server import create_app as station_app
 from node.station import Station
 from protocol.document import sign_document
 from replica.errors import Refused
@@ -266,3 +268,17 @@ async def test_usb_cargo_for_another_village_is_refused_at_the_village(relayed: 
     got = usb_files.import_files(relayed.v2, [back])  # handed to the wrong village
     assert got["rejected"] and got["accepted"] == 0, got
     assert pending(relayed.v1) > 0
+
+
+async def test_the_township_window_shows_its_relay_queue(relayed: Relayed) -> None:
+    relayed.accept(relayed.v1)
+    await relayed.village_round(relayed.v1)
+    app = station_app(relayed.township.folder, 3600.0)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        resp = await client.get("/")
+        html = await resp.text()
+    assert resp.status == 200
+    row = re.search(r'<details class="notice info" id="relay-queue">.*?</details>', html, re.S)
+    assert row is not None, "no relay queue on the township's window"
+    cells = re.findall(r"<td>([^<]*)</td>", row.group(0))
+    assert cells[:3] == [V1, "2", "0"], cells  # its batch and its pull request wait to go up
