@@ -15,6 +15,7 @@ import aiohttp
 
 from node import conversation, hub_answer, purge, relay_client, relay_forward, transfer, uplink
 from node.conversation import PIPELINE_BATCHES, Answer, Progress, Request, drive_async
+from node.relay_queue import RELAY_TIERS
 from node.station import Station
 from protocol.limits import ERROR_BODY_MAX_BYTES, RESPONSE_MAX_BYTES
 from replica.errors import Refused, Unreachable
@@ -122,7 +123,7 @@ async def sync_round(
             pushed, refused, pulled = done.pushed, done.refused, done.pulled
             version, feed_problems = done.catalogue_version, done.feed_problems
             blob_round = await transfer.upload_pending(st, session, url)  # after the records; never fatal
-            if st.tier == "township":  # its villages' traffic left at its relay (node/relay_forward.py)
+            if st.tier in RELAY_TIERS:  # its villages' traffic left at its relay (node/relay_forward.py)
                 relayed = await relay_forward.forward(st.folder, st.code, session, url)
                 feed_problems = feed_problems + [f"转发: {e}" for e in relayed.errors]
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:

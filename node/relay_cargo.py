@@ -18,13 +18,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from node.relay_queue import DB_NAME, RelayQueue, is_village_of, outer
+from node.relay_queue import DB_NAME, RELAY_TIERS, RelayQueue, is_village_of, outer
 from node.station import Station
 from protocol.errors import RemoteProtocolError
 from replica import carried_files
 from replica.errors import Refused
-
-RELAY_TIERS = ("township", "street")
 
 
 def add_serve_arguments(p: Any) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from protocol.limits import FRAME_MAX_BYTES
 from replica.errors import Refused
 
 DB_NAME = "relay.db"
+RELAY_TIERS = ("township", "street")  # the centres that may relay for the villages under them
 VILLAGE_QUOTA_BYTES = 64 * 1024 * 1024
 TOTAL_QUOTA_BYTES = 512 * 1024 * 1024
 EXPIRY_MS = 14 * 24 * 3600 * 1000
@@ -108,19 +110,23 @@ class RelayQueue:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        # The relay listener runs each request in a worker thread over this one connection: one
+        # transaction at a time, or two villages' statements would interleave in one transaction.
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     # -- from a village ----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from node import nightly, sync_lock
+from node.relay_queue import RELAY_TIERS
 from node.relay_server import create_relay_app
 from node.station import Station
 from node.ui import add_ui_routes
@@ -28,7 +29,6 @@ from replica.errors import Refused, Unreachable
 
 log = logging.getLogger("sanji.node")
 MAX_BACKOFF_S = 600.0
-RELAY_TIERS = ("township", "street")
 
 
 def next_delay(failures: int, interval: float, rng: random.Random) -> float:
