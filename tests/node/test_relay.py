@@ -117,6 +117,10 @@ async def test_up_and_down_through_the_relay_exactly_once(relayed: Relayed) -> N
     done = await relayed.forward()
     assert done.batches == 1 and done.pulls == 1 and done.errors == []
     assert relayed.hub_count(number) == 1
+    conn = sqlite3.connect(relayed.world.root / "hub" / "hub.db")
+    sources = {str(r[0]) for r in conn.execute("SELECT source FROM batches WHERE origin=?", (V1,))}
+    conn.close()
+    assert sources == {"relay:360802-T01@127.0.0.1"}, sources  # the path the batch took, for the operator
 
     second = await relayed.village_round(relayed.v1)
     assert second.pushed > 0 and second.problems == []
