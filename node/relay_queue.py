@@ -179,9 +179,11 @@ class RelayQueue:
                         (village, head.hash, head.epoch, head.first_seq, head.last_seq, head.size, data, at_ms),
                     )
                 elif row[0] == "sent" and not answers:
+                    self._room(conn, village, head.size)
                     conn.execute(
-                        "UPDATE relay_frames SET state='waiting' WHERE village=? AND direction='up' AND hash=?",
-                        (village, head.hash),
+                        "UPDATE relay_frames SET state='waiting', data=?, size=?, created_ms=?"
+                        " WHERE village=? AND direction='up' AND hash=?",
+                        (data, head.size, at_ms, village, head.hash),
                     )
         return village, answers
 
@@ -250,11 +252,10 @@ class RelayQueue:
         """The hub answered what was sent: keep its answer for the village; a batch is remembered as
         sent (so a re-offer is not forwarded twice), a pull request is done with."""
         with self._tx() as conn:
-            done = (
-                "UPDATE relay_frames SET state='sent' WHERE id=?"
-                if kind == "acks"
-                else ("DELETE FROM relay_frames WHERE id=?")
-            )
+            # A forwarded batch keeps only its header facts (to tell a re-offer from a new batch); its
+            # bytes are freed, and no longer count against the quotas.
+            sent_batch = "UPDATE relay_frames SET state='sent', data=x'', size=0 WHERE id=?"
+            done = sent_batch if kind == "acks" else "DELETE FROM relay_frames WHERE id=?"
             conn.executemany(done, [(rid,) for rid in sent])
             if answer is not None:
                 conn.execute(

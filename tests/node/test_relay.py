@@ -121,6 +121,10 @@ async def test_up_and_down_through_the_relay_exactly_once(relayed: Relayed) -> N
     sources = {str(r[0]) for r in conn.execute("SELECT source FROM batches WHERE origin=?", (V1,))}
     conn.close()
     assert sources == {"relay:360802-T01@127.0.0.1"}, sources  # the path the batch took, for the operator
+    queued = relay_queue.summary_of(relayed.township.folder, TOWNSHIP, now_ms())
+    assert [(q["up"], q["down"]) for q in queued] == [(0, 2)], queued  # its acks and its page wait to go down
+    with relayed.queue() as conn:  # what was forwarded keeps its header facts, not its bytes
+        assert conn.execute("SELECT SUM(length(data)) FROM relay_frames WHERE state='sent'").fetchone()[0] == 0
 
     second = await relayed.village_round(relayed.v1)
     assert second.pushed > 0 and second.problems == []
