@@ -183,6 +183,10 @@ async def _through_relay(st: Station, gone: Unreachable, retention_days: int | N
     url = st.meta.text("relay_url").rstrip("/")
     try:
         rnd = await relay_client.relay_round(st, url, TIMEOUT)
+    except Refused as exc:  # the relay would not take it (its quota, a bad answer): shown in status too
+        with st.transaction():
+            st.meta.set("last_error", f"{gone}；{exc}"[:500])
+        raise
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise hub_answer.unreachable(
             url,

@@ -290,3 +290,23 @@ async def test_the_township_window_shows_its_relay_queue(relayed: Relayed) -> No
     assert row is not None, "no relay queue on the township's window"
     cells = re.findall(r"<td>([^<]*)</td>", row.group(0))
     assert cells[:3] == [V1, "2", "0"], cells  # its batch and its pull request wait to go up
+
+
+async def test_node_sync_goes_through_the_relay_and_a_full_relay_is_a_clear_refusal(
+    relayed: Relayed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from node import client
+
+    st = relayed.v1
+    with st.transaction():
+        st.meta.set("hub_url", "http://127.0.0.1:9")  # nothing answers there
+        st.meta.set("relay_url", relayed.relay_url)
+    relayed.accept(st)
+    monkeypatch.setattr(relay_queue, "VILLAGE_QUOTA_BYTES", 1)
+    with pytest.raises(Refused) as full:
+        await client.sync_round(st)
+    assert "乡镇转发队列已满" in str(full.value) and "乡镇转发队列已满" in st.meta.text("last_error")
+    assert pending(st) > 0  # nothing lost: the batches wait in the outbox
+    monkeypatch.undo()
+    result = await client.sync_round(st)
+    assert result.via == "relay" and result.relayed_batches == 1 and result.pending > 0
