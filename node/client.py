@@ -205,7 +205,7 @@ async def _through_relay(st: Station, gone: Unreachable, retention_days: int | N
     return RoundResult(
         rnd.pushed,
         rnd.pulled,
-        relay_client.version(st),
+        conversation.catalogue_version(st),
         st.pending_changes(),
         [],
         {},

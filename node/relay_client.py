@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from node import feed_quarantine, hub_answer, uplink
-from node.conversation import REPLAYED, catalogue_version
+from node.conversation import REPLAYED
 from node.station import Station
 from protocol.codec import Limits, pack, unpack
 from protocol.errors import RemoteProtocolError
@@ -160,7 +160,3 @@ def set_relay(folder: Path, url: str) -> str:
     finally:
         st.close()
     return url.rstrip("/")
-
-
-def version(st: Station) -> int:
-    return catalogue_version(st)
