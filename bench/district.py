@@ -121,6 +121,12 @@ def run(records: int | None) -> dict[str, object]:
 def main(argv: list[str]) -> int:
     p = common.parser("district", __doc__ or "")
     p.add_argument("--records", type=int, default=None, help="use the first N lines (default: all 20,000)")
+    p.add_argument("--relay", action="store_true", help="also through the townships' relays (bench/district_relay.py)")
     args = p.parse_args(argv)
+    if args.relay:
+        from bench import district_relay
+
+        common.emit(district_relay.beside_direct(args.records), args.json)
+        return 0
     common.emit(run(args.records), args.json)
     return 0

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from node import commands, enrolment, staff_cli, status, sync_lock, usb_files
+from node import commands, enrolment, relay_cargo, relay_client, staff_cli, status, sync_lock, usb_files
 from node.staff_cli import cmd_add_admin as cmd_add_admin  # dispatched by name
 from node.station import Station
 from node.supplement import add_command as add_supplement
@@ -33,10 +33,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--hub", default="", help="区局地址，如 http://10.1.2.3:8700（仅用U盘的站点不填）")
     p.add_argument("--token", help="区局 sanji hub enroll 发放的一次性令牌（用 --enrollment 时也要）")
     p.add_argument("--enrollment", type=Path, help="从区局带来的登记文件（没有网络时接入）")
+    p.add_argument("--relay", default="", help="乡镇转发站地址（连不上区局时经乡镇转发），如 http://10.1.5.1:8720")
     p = cmd("serve", "在本机 127.0.0.1 提供窗口工作页面，并在后台定时同步")
     p.add_argument("--port", type=int, default=8710, help="工作页面的端口（默认 8710）")
     p.add_argument("--interval", type=float, default=30.0, help="两轮同步之间的秒数（默认 30）")
     p.add_argument("--nightly", default="02:00", help="夜间任务的时间 HH:MM（默认 02:00）")
+    relay_cargo.add_serve_arguments(p)  # --relay-port, --relay-host (a township's relay listener)
     p = cmd("accept", "受理一件申请（没有网络也可以）")
     p.add_argument("--item", help="事项编码（sanji node catalogue 列出本站可受理的事项）")
     p.add_argument("--name", help="申请人姓名")
@@ -84,6 +86,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--retention-days", type=int, default=7, help="区局收到后保留的天数（默认 7）")
     p = cmd("export", "把待上传的变更写成文件，用U盘带到区局")
     p.add_argument("--out", type=Path, required=True, help="写到哪个文件夹（如U盘）")
+    p.add_argument("--for", dest="village", default="", help="乡镇：导出区局发给这个下辖村的文件（村站点编码）")
     p = cmd("import", "导入从区局用U盘带来的文件")
     p.add_argument("paths", type=Path, nargs="+", help="文件或文件夹（如U盘）")
     cmd("status", "本站情况：待上传、最近同步、事项目录、区局密钥")
@@ -108,6 +111,7 @@ def main(args: argparse.Namespace) -> int | None:
 
 def cmd_init(args: argparse.Namespace) -> None:
     admin = staff_cli.admin_request(args)  # checked before the station is made
+    relay_client.check_url(args.relay)  # '' (no relay) passes
     if args.enrollment:
         out = enrolment.init_from_file(args.dir, args.enrollment, args.hub, args.token)
     elif args.hub and args.token:
@@ -117,6 +121,8 @@ def cmd_init(args: argparse.Namespace) -> None:
             "请给出 --hub 区局地址 --token 令牌；没有网络的站点给出 --enrollment 登记文件 --token 令牌"
             " (give --hub URL --token TOKEN, or --enrollment FILE --token TOKEN)"
         )
+    if args.relay:
+        out["relay"] = relay_client.set_relay(args.dir, args.relay)
     if admin is not None:
         out["admin"] = staff_cli.first_admin(args.dir, admin)["user"]
     # Staff compare the pinned fingerprint with the one printed on the enrolment slip.
@@ -135,7 +141,8 @@ def cmd_init(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     from node.server import serve
 
-    serve(args.dir, port=args.port, interval=args.interval, nightly_at=args.nightly)
+    relay = (args.relay_host, args.relay_port) if args.relay_port is not None else None
+    serve(args.dir, port=args.port, interval=args.interval, nightly_at=args.nightly, relay=relay)
 
 
 def cmd_accept(args: argparse.Namespace) -> int:
@@ -232,6 +239,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         "blobs": result.blobs,
         "purged": result.purged,
         "feed_problems": result.feed_problems,
+        **{"via": result.via, "relayed_batches": result.relayed_batches},  # "relay": through the township
     }
     emit(
         out,
@@ -251,8 +259,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> None:
     st = Station(args.dir)
-    out = usb_files.export(st, args.out)
-    emit(out, args.json, lambda d: f"已写出 {len(d['files'])} 个文件（{d['changes']} 条变更）到 {args.out}")
+    out = relay_cargo.export_for(st, args.village, args.out) if args.village else usb_files.export(st, args.out)
+    emit(out, args.json, lambda d: f"已写出 {len(d['files'])} 个文件（{d.get('changes', 0)} 条变更）到 {args.out}")
 
 
 def cmd_import(args: argparse.Namespace) -> int:

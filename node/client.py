@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from node import conversation, hub_answer, purge, transfer, uplink
+from node import conversation, hub_answer, purge, relay_client, relay_forward, transfer, uplink
 from node.conversation import PIPELINE_BATCHES, Answer, Progress, Request, drive_async
+from node.relay_queue import RELAY_TIERS
 from node.station import Station
 from protocol.limits import ERROR_BODY_MAX_BYTES, RESPONSE_MAX_BYTES
-from replica.errors import Refused
+from replica.errors import Refused, Unreachable
 from replica.rejection_words import explain
 from sync.outbox import BatchState
 
@@ -36,6 +37,8 @@ class RoundResult:
     # Why pulled pages were not applied this round (an answer over the cap, a page set aside): the
     # rest of the round went on, and `node sync` exits 2 so it is not mistaken for a clean round.
     feed_problems: list[str] = field(default_factory=list)
+    via: str = "hub"  # "relay": the hub was out of reach, the round went through the township's relay
+    relayed_batches: int = 0  # batches left at the relay this round
 
 
 async def _refusal(resp: aiohttp.ClientResponse) -> str:
@@ -120,6 +123,9 @@ async def sync_round(
             pushed, refused, pulled = done.pushed, done.refused, done.pulled
             version, feed_problems = done.catalogue_version, done.feed_problems
             blob_round = await transfer.upload_pending(st, session, url)  # after the records; never fatal
+            if st.tier in RELAY_TIERS:  # its villages' traffic left at its relay (node/relay_forward.py)
+                relayed = await relay_forward.forward(st.folder, st.code, session, url)
+                feed_problems = feed_problems + [f"转发: {e}" for e in relayed.errors]
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         # The hub's key history is asked for first, so an unreachable hub stops the round before the
         # push has batched anything: sign the first batches now, so pending changes wait batched (for
@@ -137,6 +143,8 @@ async def sync_round(
                 "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'round', 0, 0, 0, ?)",
                 (st.clock(), str(exc)),
             )
+        if st.meta.text("relay_url"):
+            return await _through_relay(st, gone, retention_days)
         raise gone from exc
     except Refused as exc:
         # A refusal (a revoked station, a feed that does not verify) must be visible in `status` and
@@ -166,4 +174,43 @@ async def sync_round(
         blob_round.to_dict(),
         purge.purge(st, days),
         feed_problems,
+    )
+
+
+async def _through_relay(st: Station, gone: Unreachable, retention_days: int | None) -> RoundResult:
+    """The hub is out of reach: leave the batches and a pull request at the township's relay, and take
+    what the hub sent back through it (node/relay_client.py). The relay down too: the hub's error."""
+    url = st.meta.text("relay_url").rstrip("/")
+    try:
+        rnd = await relay_client.relay_round(st, url, TIMEOUT)
+    except Refused as exc:  # the relay would not take it (its quota, a bad answer): shown in status too
+        with st.transaction():
+            st.meta.set("last_error", f"{gone}；{exc}"[:500])
+        raise
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise hub_answer.unreachable(
+            url,
+            exc,
+            f"区局和乡镇转发站都连不上；{st.pending_changes()} 条变更已保存在本站，联网后自动上传（或用 U 盘导出）",
+        ) from exc
+    detail = "; ".join(rnd.problems)[:500]
+    with st.transaction():
+        st.meta.set("last_sync", st.clock())
+        st.meta.set("last_error", detail)
+        st.conn.execute(
+            "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'relay', ?, ?, ?, ?)",
+            (st.clock(), 0 if rnd.problems else 1, rnd.pushed, rnd.pulled, detail or f"via relay {url}"),
+        )
+    days = purge.DEFAULT_RETENTION_DAYS if retention_days is None else retention_days
+    return RoundResult(
+        rnd.pushed,
+        rnd.pulled,
+        conversation.catalogue_version(st),
+        st.pending_changes(),
+        [],
+        {},
+        purge.purge(st, days),
+        rnd.problems,
+        via="relay",
+        relayed_batches=rnd.queued,
     )

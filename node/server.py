@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from node import nightly, sync_lock
+from node.relay_queue import RELAY_TIERS
+from node.relay_server import create_relay_app
 from node.station import Station
 from node.ui import add_ui_routes
 from node.ui.keys import STATION
@@ -56,9 +59,15 @@ async def sync_loop(st: Station, interval: float) -> None:
 
 
 def create_app(
-    folder: Path, interval: float, nightly_at: str = "02:00", *, clock: Callable[[], int] | None = None
+    folder: Path,
+    interval: float,
+    nightly_at: str = "02:00",
+    *,
+    clock: Callable[[], int] | None = None,
+    relay_sock: socket.socket | None = None,
 ) -> web.Application:
-    """The window and the loop; ``clock`` (ms) is for tests that move time, as ``Station`` takes it."""
+    """The window and the loop; ``clock`` (ms) is for tests that move time, as ``Station`` takes it.
+    ``relay_sock``: a township's relay listener (node/relay_server.py), served beside, never the UI."""
     app = web.Application()
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
@@ -66,7 +75,14 @@ def create_app(
         app[STATION] = st
         task = asyncio.create_task(sync_loop(st, interval))
         scheduler = _nightly(st, nightly_at)
+        relay = None
+        if relay_sock is not None:
+            relay = web.AppRunner(create_relay_app(folder, st.code), access_log=None)
+            await relay.setup()
+            await web.SockSite(relay, relay_sock).start()
         yield
+        if relay is not None:
+            await relay.cleanup()
         scheduler.shutdown(wait=False)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -105,13 +121,21 @@ def _nightly(st: Station, nightly_at: str) -> AsyncIOScheduler:
     return schedule.start(schedule.When.parse(nightly_at), job, since)
 
 
-def serve(folder: Path, *, port: int, interval: float, nightly_at: str = "02:00") -> None:
+def serve(
+    folder: Path, *, port: int, interval: float, nightly_at: str = "02:00", relay: tuple[str, int] | None = None
+) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     st = Station(folder)
     from node.store import check
 
     result = check(st.db)
+    tier = st.tier
     st.close()
+    if relay is not None and tier not in RELAY_TIERS:
+        raise Refused(
+            "只有乡镇（街道）站点可以为下辖村转发：本站不能开 --relay-port (only a township relays)",
+            code="not_a_township",
+        )
     try:  # checked before serving: a typo in --nightly is a refusal, not a failure hours later
         schedule.When.parse(nightly_at)
     except ValueError as exc:
@@ -125,5 +149,10 @@ def serve(folder: Path, *, port: int, interval: float, nightly_at: str = "02:00"
         )
     # Loopback only: the staff PC is shared, and citizens' data must not be reachable from the LAN.
     sock = listen.bind("127.0.0.1", port, what=" sanji node serve 或别的程序")
+    relay_sock = None
+    if relay is not None:
+        # Its own socket: the villages reach the relay routes, and only those (node/relay_server.py).
+        relay_sock = listen.bind(relay[0], relay[1], what=" sanji node serve 或别的程序")
+        print(f"下辖村转发接口已启动：http://{relay[0]}:{relay[1]}/（只有转发接口）", flush=True)
     print(f"本站办事界面已启动：http://127.0.0.1:{port}/（仅本机可访问；按 Ctrl-C 停止）", flush=True)
-    web.run_app(create_app(folder, interval, nightly_at), sock=sock, print=None, access_log=None)
+    web.run_app(create_app(folder, interval, nightly_at, relay_sock=relay_sock), sock=sock, print=None, access_log=None)

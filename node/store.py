@@ -58,6 +58,9 @@ META_FIELDS = {
     "hub_time": "the newest hub time (ms) carried by a genuine feed page this station applied",
     "stale_rounds": "sync rounds since the hub last answered a pull's nonce with a genuine page",
     "catalogue_warning": "why the current catalogue is not trusted to be current, or ''",
+    "relay_url": "a village's township relay listener, used when the hub is out of reach, or ''",
+    "relay_nonces": "nonces of this station's pull requests left at the relay, not yet answered (hex)",
+    "last_relay_round": "wall time (ms) of the last sync round that went through the township's relay",
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from node import blobs, feed_quarantine, hubkeys, uplink
+from node import blobs, feed_quarantine, hubkeys, relay_cargo, uplink
 from node.station import Station
 from protocol.acks import Acks
 from protocol.batch import span_filename
@@ -54,6 +54,7 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
     found, refused = _expand(paths)
     rejected = [r.row() for r in refused]
     older: list[dict[str, str]] = []
+    found, relayed = relay_cargo.split_cargo(st, found)  # at a township: its villages' files, for the hub
     found, skipped = _for_this_station(st, found)
     accepted, key_refused, found = hubkeys.import_key_files(st, found)  # before the pages they sign
     rejected += key_refused
@@ -105,7 +106,9 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
     if accepted:
         with st.transaction():  # a file exchange is a USB-only station's sync: status says when it was
             st.meta.set("last_import", st.clock())
-    return {"accepted": accepted, "rejected": rejected, "older": older, "skipped": skipped}
+    rejected += [{"file": r["file"], "reason": r["refused"]} for r in relayed if "refused" in r]
+    accepted += sum(1 for r in relayed if "refused" not in r)
+    return {"accepted": accepted, "rejected": rejected, "older": older, "skipped": skipped, "relayed": relayed}
 
 
 def _for_this_station(st: Station, paths: list[Path]) -> tuple[list[Path], int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 
 from aiohttp import web
 
@@ -40,6 +41,8 @@ from replica.errors import Refused
 MAX_PUSH_BYTES = PUSH_BODY_MAX_BYTES
 MAX_FRAMES_PER_PUSH = PUSH_MAX_FRAMES
 PULL_WINDOW_MS = 15 * 60 * 1000
+RELAY_HEADER = "X-Sanji-Relay"  # the code of a township that forwards its villages' batches
+RELAY_NAME = re.compile(r"[0-9A-Za-z-]{1,40}")
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -71,6 +74,11 @@ async def push(request: web.Request) -> web.Response:
     if not isinstance(frames, list) or not frames or not all(isinstance(f, bytes) for f in frames):
         raise MalformedError("push body must be a non-empty array of batch frames")
     source = f"http:{request.remote or '?'}"
+    relay = request.headers.get(RELAY_HEADER, "")
+    if RELAY_NAME.fullmatch(relay):
+        # The path a batch took, as the township relaying it says (node/relay_forward.py): a label for
+        # the operator, never trusted for anything else (the batch verifies whichever way it came).
+        source = f"relay:{relay}@{request.remote or '?'}"
     committer, writer = request.app[COMMITTER], request.app[WRITER]
     # Each frame is a piece of the next group commit (hub/committer.py), in order, taken in by the
     # committer's thread through its own hub; answered once durable.

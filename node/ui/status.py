@@ -91,4 +91,6 @@ async def status_context(app: web.Application, st: Station, *, wait: bool = Fals
         "now_ms": st.clock(),
         "photos_pending": g["photos_pending"],
         "freshness_warning": g["freshness_warning"],
+        # A township's relay queue (node/relay_queue.py): per village, frames waiting up and down.
+        "relay_queue": g["relay_queue"],
     }

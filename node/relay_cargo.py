@@ -1,0 +1,103 @@
+"""USB through the township: a village's exported files taken at the township as relay cargo
+(``node import T /media/usb``), and what the hub sent back for that village written out for it
+(``node export T --for CODE --out FOLDER``).
+
+The cargo joins the same queue as what villages push over the relay listener (node/relay_queue.py),
+and the township's next round with the hub carries it. Nothing is opened or signed here: the files
+leave as they came, and the village verifies what it gets with its pinned hub key on import.
+
+A pull request read from a stick is carried too, but the hub answers only fresh ones (15 minutes): a
+status file older than that is dropped at the hub and the village's receipts still come back. The
+hub's decisions for a village that only travels by USB come with its next fresh request (an online
+relay round) or the hub's own export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from node.relay_queue import DB_NAME, RELAY_TIERS, RelayQueue, is_village_of, outer
+from node.station import Station
+from protocol.errors import RemoteProtocolError
+from replica import carried_files
+from replica.errors import Refused
+
+
+def add_serve_arguments(p: Any) -> None:
+    p.add_argument("--relay-port", type=int, help="乡镇：为下辖村转发的端口（只开放转发接口）")
+    p.add_argument("--relay-host", default="127.0.0.1", help="转发端口监听的地址（默认 127.0.0.1）")
+
+
+def split_cargo(st: Station, paths: list[Path]) -> tuple[list[Path], list[dict[str, str]]]:
+    """Take the files on a stick that one of this township's villages wrote for the hub into the relay
+    queue; return the files left for the township's own import, and what was taken (or refused)."""
+    if st.tier not in RELAY_TIERS:
+        return paths, []
+    kept: list[Path] = []
+    taken: list[dict[str, str]] = []
+    batches: dict[str, list[tuple[Path, bytes]]] = {}
+    pulls: list[tuple[Path, bytes]] = []
+    for path in paths:
+        try:
+            data = carried_files.read(path)
+            head = outer(data)
+        except (carried_files.CarriedFileRefused, RemoteProtocolError, OSError):
+            kept.append(path)  # the township's own import refuses it with its reason
+            continue
+        if not is_village_of(st.code, head.origin):
+            kept.append(path)
+        elif head.kind == "batch":
+            batches.setdefault(head.origin, []).append((path, data))
+        elif head.kind == "pull":
+            pulls.append((path, data))
+        else:
+            kept.append(path)
+    if not batches and not pulls:
+        return kept, []
+    queue = RelayQueue(st.folder, st.code)
+    try:
+        for village, files in sorted(batches.items()):
+            try:
+                queue.offer_up([data for _, data in files], st.clock())
+                taken += [{"file": str(p), "village": village, "kind": "batch"} for p, _ in files]
+            except Refused as exc:
+                taken += [{"file": str(p), "village": village, "refused": str(exc)} for p, _ in files]
+        # The newest status per village: only the newest pull request is worth carrying.
+        for path, data in sorted(pulls, key=lambda p: p[0].name):
+            try:
+                village, _pages = queue.offer_pull(data, st.clock(), hand_over=False)
+                taken.append({"file": str(path), "village": village, "kind": "pull"})
+            except Refused as exc:
+                taken.append({"file": str(path), "refused": str(exc)})
+    finally:
+        queue.close()
+    return kept, taken
+
+
+def export_for(st: Station, village: str, out: Path) -> dict[str, object]:
+    """Write the hub's answers waiting at this township for ``village`` (acks and feed pages, as the hub
+    signed them), and forget them here: the stick carries them now."""
+    if st.tier not in RELAY_TIERS:
+        raise Refused("只有乡镇（街道）站点为下辖村转发：本站没有可导出的转发内容", code="not_a_township")
+    if not is_village_of(st.code, village):
+        raise Refused(
+            f"{village} 不是本乡镇的下辖村（社区），没有为它转发的内容：请核对站点编码 (not a village of {st.code})",
+            code="not_our_village",
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+    if (st.folder / DB_NAME).exists():
+        queue = RelayQueue(st.folder, st.code)
+        try:
+            waiting = queue.waiting_down(village)
+            for _, kind, data in waiting:
+                what = "receipts" if kind == "acks" else "feed"
+                name = out / f"{village}_{what}_{hashlib.sha256(data).hexdigest()[:12]}.sjd"
+                name.write_bytes(data)
+                files.append(str(name))
+            queue.forget([i for i, _, _ in waiting])  # only once every file is written
+        finally:
+            queue.close()
+    return {"files": files, "village": village}

@@ -1,0 +1,162 @@
+"""A village's round through its township's relay (``node init … --relay URL``), when its hub cannot be
+reached: the same batches and the same signed pull request as to the hub, left at the relay, and the
+hub's answers collected from it.
+
+Nothing the relay hands over is taken on its word: every acks document and feed page is opened with
+the hub key pinned at enrolment (node/uplink.py, node/feed_quarantine.py), exactly as from the hub. A
+page must answer the nonce of one of this station's own pull requests, each at most once, so a relay
+replaying an old page is refused as a replay. The relay can drop or delay; the outbox keeps every
+batch until the hub's own receipt for it arrives, and the next round offers it again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from node import feed_quarantine, hub_answer, uplink
+from node.conversation import REPLAYED
+from node.station import Station
+from protocol.codec import Limits, pack, unpack
+from protocol.errors import RemoteProtocolError
+from protocol.frame import peek_header
+from protocol.limits import PUSH_MAX_FRAMES, RESPONSE_MAX_BYTES
+from replica.errors import Refused
+from sync.outbox import BatchState
+
+RELAY_TYPE = "application/vnd.sanji.relay+msgpack"
+FRAMES_TYPE = "application/vnd.sanji.frames+msgpack"
+NONCES_KEPT = 8  # this station's pull requests a page may still answer (older ones were replaced)
+# A relay answer: a few documents, each within the frame cap.
+_ANSWER_LIMITS = Limits(
+    max_bytes=4 * RESPONSE_MAX_BYTES, max_str=64, max_bin=RESPONSE_MAX_BYTES, max_array=4096, max_map=8, max_depth=2
+)
+
+
+@dataclass
+class RelayRound:
+    pushed: int = 0  # changes the hub's receipts, collected here, now settle
+    pulled: int = 0
+    queued: int = 0  # batches left at the relay this round
+    problems: list[str] = field(default_factory=list)
+
+
+def _settled(st: Station) -> int:
+    row = st.conn.execute(
+        "SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM outbox WHERE state=?", (BatchState.RECEIPTED.value,)
+    ).fetchone()
+    return int(row[0])
+
+
+async def _answer(resp: aiohttp.ClientResponse, key: str) -> list[bytes]:
+    if resp.status != 200:
+        body = await hub_answer.read_json(resp)
+        reason = body.get("message") if isinstance(body, dict) else None
+        raise Refused(f"乡镇转发站未收下：{reason or f'HTTP {resp.status}'}", code="relay_refused")
+    data = await hub_answer.read_body(resp, what="乡镇转发站的应答", cap=4 * RESPONSE_MAX_BYTES, hub_document=False)
+    try:
+        doc = unpack(data, _ANSWER_LIMITS)
+    except RemoteProtocolError as exc:
+        raise Refused(f"乡镇转发站的应答无法读取，未采用 ({exc})", code="relay_malformed") from exc
+    items = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
+        raise Refused("乡镇转发站的应答无法读取，未采用 (no list of documents)", code="relay_malformed")
+    return [bytes(i) for i in items]
+
+
+async def _push(st: Station, session: aiohttp.ClientSession, url: str, rnd: RelayRound) -> None:
+    uplink.build_outbox(st)
+    batches = [frame for _, frame in uplink.unsettled(st)]
+    for start in range(0, len(batches), PUSH_MAX_FRAMES):
+        part = batches[start : start + PUSH_MAX_FRAMES]
+        async with session.post(f"{url}/v1/sync/push", data=pack(part), headers={"Content-Type": FRAMES_TYPE}) as resp:
+            acks = await _answer(resp, "acks")
+        rnd.queued += len(part)
+        for doc in acks:
+            try:
+                uplink.read_acks(st, doc)  # the hub's signature, with the pinned key, or refused
+            except Refused as exc:
+                rnd.problems.append(f"乡镇转发站交来的回执未通过核验，未采用：{exc}")
+
+
+def _remember(st: Station, nonce: bytes) -> None:
+    kept = st.meta.get("relay_nonces", [])
+    kept = [n for n in kept if isinstance(n, str)] if isinstance(kept, list) else []
+    with st.transaction():
+        st.meta.set("relay_nonces", [*kept, nonce.hex()][-NONCES_KEPT:])
+
+
+def _answers_ours(st: Station, page: bytes) -> bool:
+    """Whether the page answers one of our pull requests not yet answered (and forget that nonce)."""
+    try:
+        nonce = peek_header(page).get("nonce")
+    except RemoteProtocolError:
+        return True  # too damaged to read: take_page refuses it with the decoder's reason
+    kept = st.meta.get("relay_nonces", [])
+    if not isinstance(nonce, bytes) or not nonce or not isinstance(kept, list) or nonce.hex() not in kept:
+        return False
+    with st.transaction():
+        st.meta.set("relay_nonces", [n for n in kept if n != nonce.hex()])
+    return True
+
+
+async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: RelayRound) -> bool:
+    """Leave a fresh pull request and collect the pages waiting. True when a page was applied."""
+    nonce = os.urandom(16)
+    _remember(st, nonce)
+    header = uplink.pull_request(st, st.meta.int("feed_cursor"), nonce)
+    async with session.get(f"{url}/v1/sync/pull", headers={uplink.REQUEST_HEADER: header}) as resp:
+        pages = await _answer(resp, "pages")
+    applied = False
+    for page in pages:
+        if not _answers_ours(st, page):
+            feed_quarantine.record(st, page, source="relay", reason=REPLAYED)
+            rnd.problems.append(REPLAYED)
+            continue
+        outcome = feed_quarantine.take_page(st, page, source="relay")
+        if outcome.problem:
+            rnd.problems.append(outcome.problem)
+        if outcome.result is not None:
+            rnd.pulled += outcome.result.pulled
+            applied = True
+    return applied
+
+
+async def relay_round(st: Station, url: str, timeout: aiohttp.ClientTimeout) -> RelayRound:
+    """Push and pull through the relay at ``url``. Raises the connection error when it is down too."""
+    rnd = RelayRound()
+    before = _settled(st)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await _push(st, session, url, rnd)
+        if await _pull(st, session, url, rnd):
+            # The request just left asked from the old cursor: replace it with one from where we are now.
+            await _pull(st, session, url, rnd)
+    rnd.pushed = _settled(st) - before
+    with st.transaction():
+        st.meta.set("last_relay_round", st.clock())
+    return rnd
+
+
+def check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if url and (parts.scheme not in ("http", "https") or not parts.hostname):
+        raise Refused(
+            f"乡镇转发站地址有误：{url!r}；应形如 http://10.1.5.1:8720 (give the relay as an http(s) URL)",
+            code="bad_relay",
+        )
+
+
+def set_relay(folder: Path, url: str) -> str:
+    """Remember the township's relay listener (``node init … --relay URL``); ``node set-hub`` leaves it."""
+    check_url(url)
+    st = Station(folder)
+    try:
+        with st.transaction():
+            st.meta.set("relay_url", url.rstrip("/"))
+    finally:
+        st.close()
+    return url.rstrip("/")

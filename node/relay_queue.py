@@ -1,0 +1,299 @@
+"""A township's relay queue: its villages' frames, held as opaque bytes in ``relay.db``, apart from the
+township's own data (``station.db``), so relayed traffic can never be mistaken for, or crowd out, the
+township's own records.
+
+Up, a village's batch frames wait to be pushed to the hub, and its newest signed pull request (one
+slot per village: a request, not data) waits to be carried there. Down, the hub's answers wait for the
+village: the signed acks document of a forwarded push and the feed page that answers a pull. The
+relay reads nothing but the unauthenticated outer header (origin, kind, seq range) and sizes: it cannot
+check a village's signature (it holds no village keys) nor open a sealed body. What it could forge, the
+village and the hub refuse; what it drops, the chains, gaps and pull nonces reveal.
+
+Limits: a cap per frame (the protocol's), a quota per village and in total, and an expiry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocol.codec import Limits, unpack
+from protocol.errors import RemoteProtocolError
+from protocol.frame import MAGIC, peek_header
+from protocol.limits import FRAME_MAX_BYTES
+from replica.errors import Refused
+
+DB_NAME = "relay.db"
+RELAY_TIERS = ("township", "street")  # the centres that may relay for the villages under them
+VILLAGE_QUOTA_BYTES = 64 * 1024 * 1024
+TOTAL_QUOTA_BYTES = 512 * 1024 * 1024
+EXPIRY_MS = 14 * 24 * 3600 * 1000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS relay_frames (
+    id INTEGER PRIMARY KEY,
+    village TEXT NOT NULL,
+    direction TEXT NOT NULL,      -- 'up' (to the hub) or 'down' (to the village)
+    kind TEXT NOT NULL,           -- 'batch' | 'pull' up; 'acks' | 'feed' down
+    hash BLOB NOT NULL,           -- SHA-256 of the outer header (a batch's chain hash) or of the frame
+    epoch INTEGER NOT NULL DEFAULT 0,
+    first_seq INTEGER NOT NULL DEFAULT 0,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'waiting',  -- 'waiting', or 'sent' (up: the hub answered it)
+    created_ms INTEGER NOT NULL,
+    UNIQUE (village, direction, hash)
+);
+CREATE INDEX IF NOT EXISTS relay_by_village ON relay_frames (village, direction, state, id);
+"""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Outer:
+    """What the relay may know of a frame: its unauthenticated outer header, and its size."""
+
+    origin: str
+    kind: str
+    hash: bytes
+    epoch: int
+    first_seq: int
+    last_seq: int
+    size: int
+
+
+def outer(data: bytes) -> Outer:
+    """The outer header of a frame, shape-checked (never trusted: the hub checks the signature)."""
+    header = peek_header(data, max_bytes=FRAME_MAX_BYTES)
+    parts = unpack(
+        data[len(MAGIC) :],
+        Limits(max_bytes=FRAME_MAX_BYTES, max_str=16, max_bin=FRAME_MAX_BYTES, max_array=4, max_map=1, max_depth=1),
+    )
+    header_bytes = parts[0] if isinstance(parts, list) and parts and isinstance(parts[0], bytes) else b""
+
+    def num(name: str) -> int:
+        value = header.get(name)
+        return value if type(value) is int else 0
+
+    return Outer(
+        str(header.get("signer", "")),
+        str(header.get("kind", "")),
+        hashlib.sha256(header_bytes).digest(),
+        num("epoch"),
+        num("first_seq"),
+        num("last_seq"),
+        len(data),
+    )
+
+
+def is_village_of(township: str, origin: str) -> bool:
+    """A village's code is its township's code and one more part (360802-T01 → 360802-T01-05)."""
+    rest = origin[len(township) + 1 :] if origin.startswith(township + "-") else ""
+    return bool(rest) and "-" not in rest
+
+
+class RelayQueue:
+    def __init__(self, folder: Path, township: str) -> None:
+        self.path = Path(folder) / DB_NAME
+        self.township = township
+        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        # The relay listener runs each request in a worker thread over this one connection: one
+        # transaction at a time, or two villages' statements would interleave in one transaction.
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    # -- from a village ----------------------------------------------------------------------------
+
+    def check_origin(self, origin: str) -> None:
+        if not is_village_of(self.township, origin):
+            raise Refused(
+                f"本乡镇只为下辖村（社区）转发，{origin or '未署名的请求'} 不在其中：请直接连区局或用U盘"
+                f" (this relay carries only the villages of {self.township})",
+                code="not_our_village",
+            )
+
+    def _room(self, conn: sqlite3.Connection, village: str, size: int) -> None:
+        used_v, used_all = conn.execute(
+            "SELECT COALESCE(SUM(CASE WHEN village=? THEN size END), 0), COALESCE(SUM(size), 0) FROM relay_frames",
+            (village,),
+        ).fetchone()
+        if used_v + size > VILLAGE_QUOTA_BYTES or used_all + size > TOTAL_QUOTA_BYTES:
+            raise Refused(
+                "乡镇转发队列已满，本次未收下：变更仍保存在本村，待乡镇与区局同步后再试，或用U盘"
+                f" (relay quota reached: {used_v} bytes for {village}, {used_all} in all)",
+                code="relay_full",
+            )
+
+    def offer_up(self, frames: list[bytes], at_ms: int) -> tuple[str, list[bytes]]:
+        """Take a village's push: queue the frames not held yet, and hand over (and forget) the hub's
+        acks waiting for it. A frame already forwarded is queued again only when no answer is waiting:
+        the village offers it again because the answer that settled it never reached it."""
+        heads = []
+        for data in frames:
+            try:
+                heads.append(outer(data))
+            except RemoteProtocolError as exc:
+                raise Refused(f"不是完整的批次，乡镇未收下 (not a frame: {exc})", code="malformed") from exc
+        villages = {h.origin for h in heads}
+        if len(villages) != 1 or any(h.kind != "batch" for h in heads):
+            raise Refused("一次只能转发一个村的批次 (one village's batches per push)", code="malformed")
+        village = villages.pop()
+        self.check_origin(village)
+        with self._tx() as conn:
+            answers = self._take_down(conn, village, "acks")
+            for head, data in zip(heads, frames, strict=True):
+                row = conn.execute(
+                    "SELECT state FROM relay_frames WHERE village=? AND direction='up' AND hash=?", (village, head.hash)
+                ).fetchone()
+                if row is None:
+                    self._room(conn, village, head.size)
+                    conn.execute(
+                        "INSERT INTO relay_frames (village, direction, kind, hash, epoch, first_seq, last_seq, size,"
+                        " data, created_ms) VALUES (?, 'up', 'batch', ?, ?, ?, ?, ?, ?, ?)",
+                        (village, head.hash, head.epoch, head.first_seq, head.last_seq, head.size, data, at_ms),
+                    )
+                elif row[0] == "sent" and not answers:
+                    self._room(conn, village, head.size)
+                    conn.execute(
+                        "UPDATE relay_frames SET state='waiting', data=?, size=?, created_ms=?"
+                        " WHERE village=? AND direction='up' AND hash=?",
+                        (data, head.size, at_ms, village, head.hash),
+                    )
+        return village, answers
+
+    def offer_pull(self, request: bytes, at_ms: int, *, hand_over: bool = True) -> tuple[str, list[bytes]]:
+        """Take a village's signed pull request (replacing any older one: only the newest is worth
+        carrying) and hand over the feed pages waiting for it (not when it came on a stick)."""
+        try:
+            head = outer(request)
+        except RemoteProtocolError as exc:
+            raise Refused(f"下载请求无法读取，乡镇未收下 (not a signed request: {exc})", code="malformed") from exc
+        self.check_origin(head.origin)
+        with self._tx() as conn:
+            pages = self._take_down(conn, head.origin, "feed") if hand_over else []
+            conn.execute("DELETE FROM relay_frames WHERE village=? AND direction='up' AND kind='pull'", (head.origin,))
+            self._room(conn, head.origin, head.size)
+            conn.execute(
+                "INSERT INTO relay_frames (village, direction, kind, hash, size, data, created_ms)"
+                " VALUES (?, 'up', 'pull', ?, ?, ?, ?)",
+                (head.origin, hashlib.sha256(request).digest(), head.size, request, at_ms),
+            )
+        return head.origin, pages
+
+    def _take_down(self, conn: sqlite3.Connection, village: str, kind: str) -> list[bytes]:
+        rows = conn.execute(
+            "SELECT id, data FROM relay_frames WHERE village=? AND direction='down' AND kind=? ORDER BY id",
+            (village, kind),
+        ).fetchall()
+        conn.executemany("DELETE FROM relay_frames WHERE id=?", [(r[0],) for r in rows])
+        return [bytes(r[1]) for r in rows]
+
+    def waiting_down(self, village: str) -> list[tuple[int, str, bytes]]:
+        """The hub's answers waiting for a village, oldest first: (id, kind, frame)."""
+        rows = self.conn.execute(
+            "SELECT id, kind, data FROM relay_frames WHERE village=? AND direction='down' ORDER BY id", (village,)
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), bytes(r[2])) for r in rows]
+
+    def forget(self, ids: list[int]) -> None:
+        with self._tx() as conn:
+            conn.executemany("DELETE FROM relay_frames WHERE id=?", [(i,) for i in ids])
+
+    # -- to and from the hub -----------------------------------------------------------------------
+
+    def villages_waiting(self) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT DISTINCT village FROM relay_frames WHERE direction='up' AND state='waiting' ORDER BY village"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def waiting_batches(self, village: str) -> list[tuple[int, bytes]]:
+        """A village's batches for the hub, in chain order (epoch, then seq)."""
+        rows = self.conn.execute(
+            "SELECT id, data FROM relay_frames WHERE village=? AND direction='up' AND kind='batch'"
+            " AND state='waiting' ORDER BY epoch, first_seq, id",
+            (village,),
+        ).fetchall()
+        return [(int(r[0]), bytes(r[1])) for r in rows]
+
+    def waiting_pull(self, village: str) -> tuple[int, bytes] | None:
+        row = self.conn.execute(
+            "SELECT id, data FROM relay_frames WHERE village=? AND direction='up' AND kind='pull'", (village,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def answered(self, village: str, sent: list[int], kind: str, answer: bytes | None, at_ms: int) -> None:
+        """The hub answered what was sent: keep its answer for the village; a batch is remembered as
+        sent (so a re-offer is not forwarded twice), a pull request is done with."""
+        with self._tx() as conn:
+            # A forwarded batch keeps only its header facts (to tell a re-offer from a new batch); its
+            # bytes are freed, and no longer count against the quotas.
+            sent_batch = "UPDATE relay_frames SET state='sent', data=x'', size=0 WHERE id=?"
+            done = sent_batch if kind == "acks" else "DELETE FROM relay_frames WHERE id=?"
+            conn.executemany(done, [(rid,) for rid in sent])
+            if answer is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO relay_frames (village, direction, kind, hash, size, data, created_ms)"
+                    " VALUES (?, 'down', ?, ?, ?, ?, ?)",
+                    (village, kind, hashlib.sha256(answer).digest(), len(answer), answer, at_ms),
+                )
+
+    def expire(self, at_ms: int) -> int:
+        """Forget what waited past the expiry (the village still holds its batches; the hub its feed)."""
+        with self._tx() as conn:
+            return conn.execute("DELETE FROM relay_frames WHERE created_ms < ?", (at_ms - EXPIRY_MS,)).rowcount
+
+    # -- what the township's staff see -------------------------------------------------------------
+
+    def summary(self, at_ms: int) -> list[dict[str, object]]:
+        """Per village: frames waiting up and down, their bytes, and the oldest's age in seconds."""
+        rows = self.conn.execute(
+            "SELECT village, direction, COUNT(*), COALESCE(SUM(size), 0), MIN(created_ms) FROM relay_frames"
+            " WHERE state='waiting' GROUP BY village, direction ORDER BY village"
+        ).fetchall()
+        out: dict[str, dict[str, object]] = {}
+        for village, direction, n, size, oldest in rows:
+            entry = out.setdefault(
+                str(village), {"village": str(village), "up": 0, "down": 0, "bytes": 0, "oldest_age_s": 0}
+            )
+            entry[str(direction)] = int(n)
+            entry["bytes"] = int(str(entry["bytes"])) + int(size)
+            entry["oldest_age_s"] = max(int(str(entry["oldest_age_s"])), max(0, (at_ms - int(oldest)) // 1000))
+        return list(out.values())
+
+
+def summary_of(folder: Path, township: str, at_ms: int) -> list[dict[str, object]]:
+    """The relay queue of a township folder ([] where it never relayed)."""
+    if not (Path(folder) / DB_NAME).exists():
+        return []
+    queue = RelayQueue(folder, township)
+    try:
+        return queue.summary(at_ms)
+    finally:
+        queue.close()
