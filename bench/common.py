@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -226,11 +227,12 @@ def hub_server(folder: Path, *, workers: int = 1) -> Iterator[Served]:
 # -- hubs and stations --------------------------------------------------------------------------
 
 
-def create_hub(folder: Path):  # type: ignore[no-untyped-def]
-    """A hub on disk whose latest catalogue release lets every tier accept every item."""
+def create_hub(folder: Path, database: str | None = None):  # type: ignore[no-untyped-def]
+    """A hub on disk whose latest catalogue release lets every tier accept every item; its store in
+    ``database`` (a PostgreSQL DSN, ``bench/backends.py``) when given, else hub.db in the folder."""
     from hub.service import Hub
 
-    hub = Hub.create(folder, district=DISTRICT, name="吉州区", catalogue=None)
+    hub = Hub.create(folder, district=DISTRICT, name="吉州区", catalogue=None, database=database)
     hub.publish(all_tier_catalogue())
     return hub
 
@@ -247,9 +249,25 @@ def register_stations(hub, wanted: Sequence[dict[str, str]]) -> dict[str, str]: 
     return tokens
 
 
+_PG_COUNTERS: dict[str, Any] = {}
+
+
 def hub_count(folder: Path, table: str = "applications") -> int:
-    """Read a count from a serving hub's database (WAL lets a reader in beside the writer)."""
+    """Read a count from a serving hub's database (WAL lets a reader in beside the writer; on
+    PostgreSQL, the database the folder's hub-database.json names)."""
     import sqlite3
+
+    settings = folder / "hub-database.json"
+    if settings.exists():
+        import psycopg
+
+        # One connection kept for the run: `district` polls every 50 ms, and a new connection each
+        # time (a forked backend) would add its CPU to the database server's measured figure.
+        dsn = json.loads(settings.read_text("utf-8"))["dsn"]
+        if dsn not in _PG_COUNTERS or _PG_COUNTERS[dsn].closed:
+            _PG_COUNTERS[dsn] = psycopg.connect(dsn, autocommit=True)
+        row = _PG_COUNTERS[dsn].execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+        return int(row[0]) if row else 0
 
     conn = sqlite3.connect(f"file:{folder / 'hub.db'}?mode=ro", uri=True, timeout=30)
     try:

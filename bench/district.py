@@ -5,7 +5,8 @@ workload, accepted offline through ``node.commands.accept_lines``; then all of t
 round (push, then pull) against one hub at the same moment (``asyncio.gather`` of the node's real
 ``client.sync_round``; the hub is ``sanji hub serve`` in its own process). Reported: wall time until
 the hub holds everything, records/s, p50/p99 of the stations' sync round latency, and the hub's CPU
-and peak RSS.
+and peak RSS. ``--backend postgres`` keeps the hub's store in a throwaway PostgreSQL cluster
+(``bench/backends.py``; its server's CPU reported apart), ``--workers N`` serves it with N processes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import time
 from collections import defaultdict
 
-from bench import common
+from bench import backends, common
 
 
 def _reconnect(stations, url: str, folder, total: int) -> tuple[list[tuple[str, float, object]], float | None]:  # type: ignore[no-untyped-def]
@@ -55,7 +56,7 @@ def _reconnect(stations, url: str, folder, total: int) -> tuple[list[tuple[str, 
     return results, held_at
 
 
-def run(records: int | None) -> dict[str, object]:
+def run(records: int | None, workers: int = 1, backend: str = "sqlite") -> dict[str, object]:
     from node import commands, enrolment
     from node.station import Station
 
@@ -64,11 +65,12 @@ def run(records: int | None) -> dict[str, object]:
     share: dict[str, list[str]] = defaultdict(list)
     for line in lines:
         share[json.loads(line)["station"]].append(line)
-    with common.workdir("district") as work:
-        hub = common.create_hub(work / "hub")
-        tokens = common.register_stations(hub, spec)
-        hub.close()
-        with common.hub_server(work / "hub") as server:
+    with common.workdir("district") as work, backends.backend(backend) as store:
+        with store.quick_setup():
+            hub = common.create_hub(work / "hub", store.dsn)
+            tokens = common.register_stations(hub, spec)
+            hub.close()
+        with common.hub_server(work / "hub", workers=workers) as server:
             common.log(f"enrolling {len(spec)} stations and accepting their {len(lines)} applications offline")
             nodes = []
             accepted = 0
@@ -82,15 +84,17 @@ def run(records: int | None) -> dict[str, object]:
             prepare_s = time.perf_counter() - t0
 
             common.log(f"{len(nodes)} stations reconnect at once")
-            cpu0, nodes0 = server.cpu_seconds(), time.process_time()
+            cpu0, db0, nodes0 = server.cpu_seconds(), store.db_cpu_seconds(), time.process_time()
             t0 = time.perf_counter()
             results, held_s = _reconnect(nodes, server.url, work / "hub", accepted)
             wall = time.perf_counter() - t0
             hub_cpu, nodes_cpu = server.cpu_seconds() - cpu0, time.process_time() - nodes0
+            db_cpu = store.db_cpu_seconds() - db0
             on_hub = common.hub_count(work / "hub")
             hub_rss = server.peak_rss_mb()
             for st in nodes:
                 st.close()
+        described = store.describe()
 
     failed = [(code, repr(r)) for code, _, r in results if isinstance(r, BaseException)]
     pushed = sum(int(getattr(r, "pushed", 0)) for _, _, r in results)
@@ -98,6 +102,8 @@ def run(records: int | None) -> dict[str, object]:
     latencies = [t for _, t, r in results if not isinstance(r, BaseException)]
     return {
         "benchmark": "district",
+        **described,
+        "workers": workers,
         "stations": len(nodes),
         "records": accepted,
         "prepare_seconds": round(prepare_s, 2),
@@ -113,8 +119,12 @@ def run(records: int | None) -> dict[str, object]:
         "round_p99_ms": common.ms(common.percentile(latencies, 99)),
         "round_max_ms": common.ms(max(latencies) if latencies else None),
         "hub_cpu_seconds": round(hub_cpu, 2),
+        "hub_cpu_ms_per_change": round(hub_cpu * 1000 / max(1, accepted), 3),
+        "db_cpu_seconds": round(db_cpu, 2),
+        "db_cpu_ms_per_change": round(db_cpu * 1000 / max(1, accepted), 3),
         "stations_cpu_seconds": round(nodes_cpu, 2),
         "hub_peak_rss_mb": hub_rss,
+        **backends.load(),
     }
 
 
@@ -122,11 +132,12 @@ def main(argv: list[str]) -> int:
     p = common.parser("district", __doc__ or "")
     p.add_argument("--records", type=int, default=None, help="use the first N lines (default: all 20,000)")
     p.add_argument("--relay", action="store_true", help="also through the townships' relays (bench/district_relay.py)")
+    backends.add_arguments(p)
     args = p.parse_args(argv)
     if args.relay:
         from bench import district_relay
 
         common.emit(district_relay.beside_direct(args.records), args.json)
         return 0
-    common.emit(run(args.records), args.json)
+    common.emit(run(args.records, args.workers, args.backend), args.json)
     return 0

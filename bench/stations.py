@@ -5,7 +5,9 @@ and enrolled through the hub library (``hub.enrolment.register`` + ``redeem``) i
 before the server starts, builds its signed, sealed batch with ``protocol.batch.build_batch`` and a
 signed pull request, and checks the hub's signed answers. All of them connect at the same moment to
 ``sanji hub serve`` (its own process). Reported: how many succeeded, p50/p99 latency of push + pull,
-the hub's CPU seconds and peak RSS (summed over its processes with ``--workers N``).
+the hub's CPU seconds and peak RSS (summed over its processes with ``--workers N``). With
+``--backend postgres`` the hub's store is a throwaway PostgreSQL cluster (``bench/backends.py``) and the
+database server's CPU is reported apart from the hub's.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import common
+from bench import backends, common
 
 CHANGES_PER_STATION = 20
 
@@ -89,14 +91,14 @@ def _application(
     return uuid7(now), fields
 
 
-def prepare(folder: Path, n: int) -> tuple[list[SimStation], str, object]:
+def prepare(folder: Path, n: int, database: str | None = None) -> tuple[list[SimStation], str, object]:
     """Make the hub, enrol ``n`` stations into it, and build every station's batch and pull request."""
     from hub import enrolment
     from protocol.batch import build_batch
     from protocol.document import sign_document
     from protocol.keys import load_seal_public, public_bytes, sealing_key_from_seed, signing_key_from_seed
 
-    hub = common.create_hub(folder)
+    hub = common.create_hub(folder, database)
     spec = _spec(n)
     tokens = common.register_stations(hub, spec)
     version, catalogue = hub.catalogue()
@@ -189,25 +191,30 @@ async def _all(sims: list[SimStation], url: str, hub_id: str, hub_verify) -> lis
         return await asyncio.gather(*tasks)
 
 
-def run(n: int, workers: int = 1) -> dict[str, object]:
-    with common.workdir("stations") as work:
-        common.log(f"enrolling {n} stations and building their batches")
+def run(n: int, workers: int = 1, backend: str = "sqlite") -> dict[str, object]:
+    with common.workdir("stations") as work, backends.backend(backend) as store:
+        common.log(f"enrolling {n} stations and building their batches ({backend})")
         t0 = time.perf_counter()
-        sims, hub_id, hub_verify = prepare(work / "hub", n)
+        with store.quick_setup():
+            sims, hub_id, hub_verify = prepare(work / "hub", n, store.dsn)
         prepare_s = time.perf_counter() - t0
         with common.hub_server(work / "hub", workers=workers) as server:
             common.log(f"{n} stations push and pull at once ({workers} hub process{'es' if workers > 1 else ''})")
-            cpu0, client0 = server.cpu_seconds(), time.process_time()
+            cpu0, db0, client0 = server.cpu_seconds(), store.db_cpu_seconds(), time.process_time()
             t0 = time.perf_counter()
             results = asyncio.run(_all(sims, server.url, hub_id, hub_verify))
             wall = time.perf_counter() - t0
             hub_cpu, client_cpu = server.cpu_seconds() - cpu0, time.process_time() - client0
+            db_cpu = store.db_cpu_seconds() - db0
             hub_rss = server.peak_rss_mb()
             on_hub = common.hub_count(work / "hub")
+        described = store.describe()
     ok = [t for good, t, _ in results if good]
     errors = [e for good, _, e in results if not good]
+    changes = n * CHANGES_PER_STATION
     return {
         "benchmark": "stations",
+        **described,
         "stations": n,
         "workers": workers,
         "changes_per_station": CHANGES_PER_STATION,
@@ -221,16 +228,20 @@ def run(n: int, workers: int = 1) -> dict[str, object]:
         "hub_applications": on_hub,
         "hub_cpu_seconds": round(hub_cpu, 2),
         "hub_cpu_ms_per_station": round(hub_cpu * 1000 / n, 2),
+        "hub_cpu_ms_per_change": round(hub_cpu * 1000 / changes, 3),
+        "db_cpu_seconds": round(db_cpu, 2),
+        "db_cpu_ms_per_change": round(db_cpu * 1000 / changes, 3),
         "clients_cpu_seconds": round(client_cpu, 2),
         "hub_peak_rss_mb": hub_rss,
         "prepare_seconds": round(prepare_s, 2),
+        **backends.load(),
     }
 
 
 def main(argv: list[str]) -> int:
     p = common.parser("stations", __doc__ or "")
     p.add_argument("--stations", type=int, default=1000)
-    p.add_argument("--workers", type=int, default=1, help="hub serve --workers N (default 1)")
+    backends.add_arguments(p)
     args = p.parse_args(argv)
-    common.emit(run(args.stations, args.workers), args.json)
+    common.emit(run(args.stations, args.workers, args.backend), args.json)
     return 0

@@ -3,7 +3,8 @@
 The same work the reference peer does (``../shared/bench/peers/pouchdb``): applications written
 offline into a station on disk (here through the node's real back-entry path, ``accept_lines``),
 replicated to a server in another process over loopback HTTP (timed, bytes counted at the client),
-then a tenth of them change status and are replicated again (timed, bytes counted).
+then a tenth of them change status and are replicated again (timed, bytes counted). ``--backend
+postgres`` and ``--workers N`` as in ``bench/backends.py`` (the database server's CPU reported apart).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from bench import common
+from bench import backends, common
 
 
 def _station_spec() -> list[dict[str, str]]:
@@ -31,17 +32,19 @@ async def _push(st, url: str, counter: common.Bytes) -> tuple[int, list[str], fl
         return pushed, refused, time.perf_counter() - t0
 
 
-def run(records: int | None, *, profile: str | None = None) -> dict[str, object]:
+def run(
+    records: int | None, *, profile: str | None = None, workers: int = 1, backend: str = "sqlite"
+) -> dict[str, object]:
     from node import commands, enrolment
     from node.station import Station
 
     lines = common.workload_lines(records)
     n = len(lines)
-    with common.workdir("sync") as work:
-        hub = common.create_hub(work / "hub")
+    with common.workdir("sync") as work, backends.backend(backend) as store:
+        hub = common.create_hub(work / "hub", store.dsn)
         tokens = common.register_stations(hub, _station_spec())
         hub.close()
-        with common.hub_server(work / "hub") as server:
+        with common.hub_server(work / "hub", workers=workers) as server:
             code = "360802-T01-05"
             enrolment.init_online(work / "node", server.url, tokens[code])
             st = Station(work / "node")
@@ -58,11 +61,12 @@ def run(records: int | None, *, profile: str | None = None) -> dict[str, object]
 
             common.log("pushing")
             up = common.Bytes()
-            cpu0, node0 = server.cpu_seconds(), time.process_time()
+            cpu0, db0, node0 = server.cpu_seconds(), store.db_cpu_seconds(), time.process_time()
             profiler = _profiler(profile)
             pushed, refused, push_s = asyncio.run(_push(st, server.url, up))
             _dump(profiler, profile, "push")
             hub_cpu_push, node_cpu_push = server.cpu_seconds() - cpu0, time.process_time() - node0
+            db_cpu_push = store.db_cpu_seconds() - db0
             on_hub = common.hub_count(work / "hub")
 
             # 10% of the applications change status at the window (撤回: the citizen withdraws).
@@ -79,17 +83,21 @@ def run(records: int | None, *, profile: str | None = None) -> dict[str, object]
 
             common.log("pushing the updates")
             down = common.Bytes()
-            cpu0, node0 = server.cpu_seconds(), time.process_time()
+            cpu0, db0, node0 = server.cpu_seconds(), store.db_cpu_seconds(), time.process_time()
             profiler = _profiler(profile)
             upd_pushed, upd_refused, update_s = asyncio.run(_push(st, server.url, down))
             _dump(profiler, profile, "update")
             hub_cpu_update, node_cpu_update = server.cpu_seconds() - cpu0, time.process_time() - node0
+            db_cpu_update = store.db_cpu_seconds() - db0
             withdrawn = common.hub_count(work / "hub", "applications WHERE status='withdrawn'")
             hub_rss = server.peak_rss_mb()
             st.close()
+        described = store.describe()
 
     return {
         "benchmark": "sync",
+        **described,
+        "workers": workers,
         "records": n,
         "accepted": held,
         "accept_seconds": round(accept_s, 3),
@@ -103,6 +111,7 @@ def run(records: int | None, *, profile: str | None = None) -> dict[str, object]
         "push_refused": refused,
         "push_hub_cpu_seconds": round(hub_cpu_push, 2),
         "push_node_cpu_seconds": round(node_cpu_push, 2),
+        "push_db_cpu_seconds": round(db_cpu_push, 2),
         "update_records": k,
         "transition_seconds": round(transition_s, 3),
         "update_seconds": round(update_s, 3),
@@ -114,7 +123,9 @@ def run(records: int | None, *, profile: str | None = None) -> dict[str, object]
         "update_refused": upd_refused,
         "update_hub_cpu_seconds": round(hub_cpu_update, 2),
         "update_node_cpu_seconds": round(node_cpu_update, 2),
+        "update_db_cpu_seconds": round(db_cpu_update, 2),
         "hub_peak_rss_mb": hub_rss,
+        **backends.load(),
     }
 
 
@@ -141,6 +152,7 @@ def main(argv: list[str]) -> int:
     p = common.parser("sync", __doc__ or "")
     p.add_argument("--records", type=int, default=None, help="use the first N lines (default: all 20,000)")
     p.add_argument("--profile", metavar="PREFIX", help="cProfile the node side into PREFIX.push.prof etc.")
+    backends.add_arguments(p)
     args = p.parse_args(argv)
-    common.emit(run(args.records, profile=args.profile), args.json)
+    common.emit(run(args.records, profile=args.profile, workers=args.workers, backend=args.backend), args.json)
     return 0
