@@ -8,8 +8,8 @@ with their own codes) and the change carries their user name; without ``--staff`
 refused (``staff_required``) and says what to add. ``sync``, ``status``, ``serve``, ``import`` and
 ``export`` never ask: they move what is written and reveal nothing.
 
-The session lives for one command and is ended before the command returns, so the data key it
-unwrapped is not kept longer than the command runs.
+The session lives for one command: the station holds it while the command runs (its writes seal
+personal values with the data key) and ``Station.close`` ends it, so the key is not kept longer.
 """
 
 from __future__ import annotations
@@ -71,10 +71,12 @@ def author(st: Station, args: argparse.Namespace) -> str:
             raise Refused(STAFF_REQUIRED, code="staff_required")
         return ""
     session = sign_in(st, user, read_password())
-    try:
-        return session.user
-    finally:
-        session.end()  # nothing here needs the data key yet; it is not kept past the sign-in
+    if st.session is not None:
+        st.session.end()
+    # The station holds it for this command only: its writes seal personal values with the data key
+    # (node/at_rest.py) and Station.close ends it, so the key is not kept past the command.
+    st.session = session
+    return session.user
 
 
 def audit_reveal(st: Station, args: argparse.Namespace, action: str, target: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from node import staff_schema
+from node import sealing_schema, staff_schema
 from protocol.codec import pack, unpack
 from replica import folders, list_schema, merkle_store, records
 from replica.db import connect, quick_check
@@ -192,7 +192,13 @@ def _open(path: Path) -> sqlite_utils.Database:
     db = connect(path)
     sets = (records.migrations, list_schema.migrations, merkle_store.migrations, migrations, blob_migrations)
     # staff_schema: staff accounts and the data key's check (issue 16); empty until someone is made.
-    for migration_set in (*sets, feed_quarantine_migrations, ui_migrations, staff_schema.migrations):
+    for migration_set in (
+        *sets,
+        feed_quarantine_migrations,
+        ui_migrations,
+        staff_schema.migrations,
+        sealing_schema.migrations,
+    ):
         migration_set.apply(db)
     return db
 

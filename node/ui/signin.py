@@ -81,6 +81,9 @@ async def staff_gate(request: web.Request, handler: Handler) -> web.StreamRespon
         return _to_signin(request, "locked")
     session.touch(now)
     request[STAFF] = session
+    # The station seals what this request writes with the session's data key (node/at_rest.py). Every
+    # live session holds the same key, and one that locks refuses by itself, so it is not unset after.
+    st.session = session
     return await handler(request)
 
 
