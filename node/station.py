@@ -82,6 +82,20 @@ class Station:
             )
         return self.session.data_key(self.clock())
 
+    def shown_values(self, entity: str, rec_id: str) -> dict[str, object]:
+        """A record's values as staff see them: personal values opened through the signed-in session
+        (``node/at_rest.py``), their masks when nobody is signed in, as they are at a station without
+        a data key."""
+        vals = self.records.values(entity, rec_id)
+        if not at_rest.has_data_key(self.conn):
+            return vals
+        live = self.session is not None and self.session.live(self.clock())
+        if not live:
+            return at_rest.masked(entity, vals)
+        rest = self.at_rest()
+        assert rest is not None
+        return rest.open_values(entity, rec_id, vals)
+
     def search_sealer(self) -> Sealer:
         return Sealer(self._data_key(), self.code)
 

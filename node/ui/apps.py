@@ -144,7 +144,7 @@ async def _detail(
         app_id = commands.find(st, number)
     except Refused as exc:
         return await refuse(request, 404, str(exc))
-    vals = st.records.values("application", app_id)
+    vals = st.shown_values("application", app_id)  # opened through the signed-in session
     cat = None
     with contextlib.suppress(Refused):  # a station without a catalogue still shows its applications
         cat = st.catalogue().catalogue
