@@ -23,6 +23,7 @@ built later, unattended, with no key at all.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -108,6 +109,16 @@ class AtRest:
             raise Refused(DAMAGED, code="sealed_misplaced")
         return data.decode("utf-8")
 
+    def wrap(self, secret: bytes) -> bytes:
+        """A station secret (the at-rest private key) sealed under the data key."""
+        return self._siv.encrypt(secret, [b"sanji-at-rest-secret/1|" + self.station.encode()])
+
+    def unwrap(self, blob: bytes) -> bytes:
+        try:
+            return self._siv.decrypt(blob, [b"sanji-at-rest-secret/1|" + self.station.encode()])
+        except InvalidTag:
+            raise Refused(DAMAGED, code="sealed_misplaced") from None
+
     def open_values(self, entity: str, rec_id: str, values: dict[str, object]) -> dict[str, object]:
         return {k: self.open(entity, rec_id, k, v) for k, v in values.items()}
 
@@ -135,18 +146,19 @@ def touches_personal(change: Change) -> bool:
     return personal is not None and any(k in personal for k in change.fields)
 
 
-def write_tokens(conn: sqlite3.Connection, sealer: Sealer, change: Change) -> None:
-    """The exact-search tokens of an application's ID number and full name (``search_tokens``)."""
+def write_tokens(conn: sqlite3.Connection, sealer: Sealer, app_id: str, fields: Mapping[str, object]) -> None:
+    """The exact-search tokens of an application's ID number and full name (``search_tokens``), from
+    the plaintext ``fields`` of a change that writes them."""
     for kind, name, token in (
         ("id", "applicant_id", sealer.id_token),
         ("name", "applicant_name", sealer.name_token),
     ):
-        value = change.fields.get(name)
+        value = fields.get(name)
         if isinstance(value, str) and value:
             conn.execute(
                 "INSERT INTO search_tokens (application, kind, token) VALUES (?,?,?)"
                 " ON CONFLICT (application, kind) DO UPDATE SET token=excluded.token",
-                (change.id, kind, token(value)),
+                (app_id, kind, token(value)),
             )
 
 

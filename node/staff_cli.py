@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node import staff_accounts
+from node import at_rest_arrivals, staff_accounts
 from node.staff_session import idle_ms_for
 from node.station import Station
 from present.output import emit
@@ -76,7 +76,21 @@ def author(st: Station, args: argparse.Namespace) -> str:
     # The station holds it for this command only: its writes seal personal values with the data key
     # (node/at_rest.py) and Station.close ends it, so the key is not kept past the command.
     st.session = session
+    after_sign_in(st)
     return session.user
+
+
+def after_sign_in(st: Station) -> None:
+    """Seal what arrived while nobody was signed in, or what a station kept before it had a key (the
+    migration, node/at_rest_arrivals.py); say so when plaintext was sealed, since older backups still
+    hold it."""
+    if not at_rest_arrivals.pending_work(st):
+        return
+    done = at_rest_arrivals.reseal(
+        st, progress=lambda n: print(f"正在加密保存群众信息：已检查 {n} 条变更", file=sys.stderr)
+    )
+    if done.get("plaintext"):
+        print(at_rest_arrivals.BACKUP_NOTICE, file=sys.stderr)
 
 
 def audit_reveal(st: Station, args: argparse.Namespace, action: str, target: str) -> None:

@@ -15,8 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node import at_rest
 from node.admission import check_write
+from node.at_rest_arrivals import incoming
 from node.sealed_fields import Sealer
 from node.staff_session import StaffSession
+from node.station_records import StationRecords
 from node.store import UNSETTLED_SQL, Meta, create_store, open_store
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
@@ -48,7 +50,9 @@ class Station:
         self.conn = self.db.conn
         self.meta = Meta(self.conn)
         self.keys: KeyPair = create_keys(folder) if create else load_keys(folder)
-        self.records = RecordStore(self.db, self.authority)
+        # Changes arriving from the hub have their personal values sealed (or held pending) as they
+        # are logged (node/at_rest_arrivals.py); unchanged at a station without a data key.
+        self.records: RecordStore = StationRecords(self.db, self.authority, lambda c: incoming(self, c))
         self._catalogue: CatalogueState | None = None
         # The signed-in person whose data key seals personal values as they are written (issue 16);
         # set by the command or window request that signed them in, ended at close.
@@ -229,7 +233,7 @@ class Station:
             (sealed.digest, sealed.hub_seal, change.origin, change.epoch, change.seq),
         )
         if change.entity == "application":
-            at_rest.write_tokens(self.conn, self.search_sealer(), change)
+            at_rest.write_tokens(self.conn, self.search_sealer(), change.id, change.fields)
 
     def write_unchecked(
         self, entity: str, rec_id: str, fields: Mapping[str, object], base: Mapping[str, int]

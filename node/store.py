@@ -58,6 +58,9 @@ META_FIELDS = {
     "hub_time": "the newest hub time (ms) carried by a genuine feed page this station applied",
     "stale_rounds": "sync rounds since the hub last answered a pull's nonce with a genuine page",
     "catalogue_warning": "why the current catalogue is not trusted to be current, or ''",
+    "at_rest_pub": "X25519 key personal values arriving with nobody signed in are sealed to (node/at_rest_arrivals.py)",
+    "at_rest_priv": "its private half, sealed under the data key",
+    "reseal_rowid": "the change log is sealed at rest up to this rowid (node/at_rest_arrivals.reseal)",
 }
 
 

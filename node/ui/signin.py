@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from node import staff_accounts
+from node import at_rest_arrivals, staff_accounts
 from node.staff_cli import has_accounts
 from node.staff_session import StaffSession, idle_ms_for
 from node.ui.keys import SESSIONS, STAFF
@@ -84,6 +84,8 @@ async def staff_gate(request: web.Request, handler: Handler) -> web.StreamRespon
     # The station seals what this request writes with the session's data key (node/at_rest.py). Every
     # live session holds the same key, and one that locks refuses by itself, so it is not unset after.
     st.session = session
+    if at_rest_arrivals.pending_work(st):  # what arrived unattended, sealed now that someone is here
+        at_rest_arrivals.reseal(st)
     return await handler(request)
 
 

@@ -50,7 +50,7 @@ def _tamper(st: Station, rec_id: str, seal: bytes | None) -> None:
 
 
 def test_a_sealing_station_s_changes_arrive_as_plaintext(world: World, village: Station) -> None:
-    first, second = _accept_two(world, village)
+    first, _second = _accept_two(world, village)
     sealed = village.conn.execute("SELECT hub_seal, digest FROM changes WHERE rid=?", (first,)).fetchone()
     assert sealed[0] and sealed[1]
     world.push(village)
