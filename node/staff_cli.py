@@ -84,9 +84,7 @@ def after_sign_in(st: Station) -> None:
     """Seal what arrived while nobody was signed in, or what a station kept before it had a key (the
     migration, node/at_rest_arrivals.py); say so when plaintext was sealed, since older backups still
     hold it."""
-    if not at_rest_arrivals.pending_work(st):
-        return
-    done = at_rest_arrivals.reseal(
+    done = at_rest_arrivals.on_sign_in(
         st, progress=lambda n: print(f"正在加密保存群众信息：已检查 {n} 条变更", file=sys.stderr)
     )
     if done.get("plaintext"):

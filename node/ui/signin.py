@@ -84,8 +84,7 @@ async def staff_gate(request: web.Request, handler: Handler) -> web.StreamRespon
     # The station seals what this request writes with the session's data key (node/at_rest.py). Every
     # live session holds the same key, and one that locks refuses by itself, so it is not unset after.
     st.session = session
-    if at_rest_arrivals.pending_work(st):  # what arrived unattended, sealed now that someone is here
-        at_rest_arrivals.reseal(st)
+    at_rest_arrivals.on_sign_in(st)  # what arrived unattended is sealed now that someone is here
     return await handler(request)
 
 
