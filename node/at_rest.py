@@ -22,6 +22,7 @@ built later, unattended, with no key at all.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -160,6 +161,26 @@ def write_tokens(conn: sqlite3.Connection, sealer: Sealer, app_id: str, fields: 
                 " ON CONFLICT (application, kind) DO UPDATE SET token=excluded.token",
                 (app_id, kind, token(value)),
             )
+
+
+_ID = re.compile(r"^[0-9]{17}[0-9Xx]$")
+_NAME = re.compile(r"^(?=.*[^\x00-\x7f])\S{2,20}$")  # a name has a character beyond ASCII
+
+
+def token_query(sealer: Sealer, q: str) -> tuple[str, bytes] | None:
+    """``(kind, token)`` when a search is an 18-character ID number or what may be a full name: those
+    are found by keyed token (``search_tokens``); anything else searches the number prefix as before."""
+    q = q.strip()
+    if _ID.match(q):
+        return "id", sealer.id_token(q)
+    if _NAME.match(q):
+        return "name", sealer.name_token(q)
+    return None
+
+
+def token_matches(conn: sqlite3.Connection, kind: str, token: bytes) -> list[str]:
+    rows = conn.execute("SELECT application FROM search_tokens WHERE kind=? AND token=?", (kind, token))
+    return [str(r[0]) for r in rows]
 
 
 def masked(entity: str, values: dict[str, object]) -> dict[str, object]:

@@ -128,3 +128,23 @@ def test_lists_show_masks_with_nobody_signed_in(
     assert row[2] == p["phone"][:3] + "****" + p["phone"][-4:]
     shown = village.shown_values("application", p["id"])
     assert shown["applicant_id"] == row[1]  # no session: the mask, never the sealed bytes
+
+
+def test_an_id_number_or_full_name_is_found_by_its_keyed_token(
+    world: World, village: Station, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from node.staff_accounts import sign_in
+    from node.ui.apps import _by_token
+    from replica.listing import Filters
+
+    people = [_accept(world, village, capsys, i) for i in range(3)]
+    assert _by_token(village, people[1]["id_number"], Filters()) is None  # nobody signed in: no token
+    village.session = sign_in(
+        village.db, station=VILLAGE, user="zhangsan", password=STAFF_PASSWORD, now_ms=village.clock()
+    )
+    for query in (people[1]["id_number"], people[1]["name"]):
+        found = _by_token(village, query, Filters())
+        assert found is not None and [r["id"] for r in found.rows] == [people[1]["id"]]
+    assert _by_token(village, "测试", Filters()) is None  # not a whole name: the prefix search, as before
+    tokens = village.conn.execute("SELECT COUNT(*) FROM search_tokens").fetchone()[0]
+    assert tokens == 2 * len(people)
