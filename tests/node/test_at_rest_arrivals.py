@@ -125,3 +125,45 @@ def _accept_plain(world: World, st: Station, capsys: pytest.CaptureFixture[str],
     assert code == 0, out
     p["id"] = str(out["id"])
     return p
+
+
+def test_a_delivered_application_the_hub_has_long_held_keeps_only_masks(
+    world: World, village: Station, tmp_path: Path
+) -> None:
+    from node import at_rest_minimise, commands
+    from node.staff_accounts import sign_in
+    from tests.node.test_commands import IMMEDIATE_ITEM
+
+    with_staff(village.db, VILLAGE)
+    village.session = sign_in(
+        village.db, station=VILLAGE, user="zhangsan", password=STAFF_PASSWORD, now_ms=village.clock()
+    )
+    app = world.application(IMMEDIATE_ITEM, st=village)
+    delivered = commands.accept(village, app, author="zhangsan")
+    kept = commands.accept(village, world.application(IMMEDIATE_ITEM, st=village), author="zhangsan")
+    number = str(delivered["number"])
+    commands.transition(village, number, "completed", author="zhangsan")
+    commands.transition(village, number, "delivered", author="zhangsan")
+    world.push(village)
+    assert at_rest_minimise.minimise(village) == 0  # receipted just now: not yet
+    world.clock.advance(31 * 86_400_000)
+    assert at_rest_minimise.minimise(village) == 1
+    did, other = str(delivered["id"]), str(kept["id"])
+    for row in village.conn.execute("SELECT fields, hub_seal FROM changes WHERE application=?", (did,)):
+        fields = unpack(bytes(row[0]))
+        assert isinstance(fields, dict) and row[1] is None
+        for name in ("applicant_name", "applicant_id", "applicant_phone"):
+            if name in fields:
+                assert sealed_value.decode(fields[name])[1] is None  # the mask only
+    village.session = sign_in(
+        village.db, station=VILLAGE, user="zhangsan", password=STAFF_PASSWORD, now_ms=village.clock()
+    )
+    shown = village.shown_values("application", did)
+    assert "*" in str(shown["applicant_id"]) and shown["applicant_id"] != app.id_number
+    assert village.shown_values("application", other)["applicant_id"] != "" and "*" not in str(
+        village.shown_values("application", other)["applicant_id"]
+    )
+    stolen = tmp_path / "stolen"
+    shutil.copytree(village.folder, stolen)
+    person = {"name": app.name, "id_number": app.id_number, "phone": app.phone, "address": "不会出现的地址"}
+    assert _thief_finds(stolen, [person]) == []
