@@ -340,7 +340,9 @@ def cmd_restore(args: argparse.Namespace) -> None:
 def cmd_inspect(args: argparse.Namespace) -> None:
     from node.assignment import assign
 
-    out = assign(Station(args.dir), args.number, args.inspector, args.due)
+    st = Station(args.dir)
+    staff_cli.author(st, args)  # signed in where the station has accounts: the task's copy is sealed
+    out = assign(st, args.number, args.inspector, args.due)
     emit(
         out,
         args.json,

@@ -29,7 +29,9 @@ from present.output import emit
 from replica.errors import Refused
 
 # The commands that write a change or show a citizen's full ID number or phone.
-NAMED_COMMANDS = ("accept", "transition", "supplement", "applications", "tasks")
+# ``inspect`` copies the applicant's address and phone into the task: at a station that seals at rest
+# that needs the signed-in session's key (node/at_rest.py).
+NAMED_COMMANDS = ("accept", "transition", "supplement", "applications", "tasks", "inspect")
 
 STAFF_REQUIRED = (
     "本站已启用工作人员账户，改动或查看群众信息须署名：请加上 --staff 您的用户名，并在标准输入第一行给出密码"
