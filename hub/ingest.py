@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from hub import shared_state
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
+from hub.sealed_changes import open_change
 from hub.tracking import Concealer
 from protocol.acks import Ack, Receipt
 from protocol.batch import VerifiedBatch, open_batch_changes, verify_batch
@@ -147,7 +148,11 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
     concealer = Concealer(hub)
     try:
         # Citizens' tracking codes leave the changes here, before anything is judged or kept.
-        raw_changes = concealer.wire(open_batch_changes(vb, unseal_key=_unseal(hub)))
+        opened = [
+            open_change(r, hub.keys.seal, hub.keys.seal_key_id) for r in open_batch_changes(vb, unseal_key=_unseal(hub))
+        ]
+        unopened = {i: why for i, (_r, why) in enumerate(opened) if why}
+        raw_changes = concealer.wire([r for r, _why in opened])
     except RemoteProtocolError as exc:
         store.quarantine(
             h.origin,
@@ -161,6 +166,7 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
             code="unreadable",
         )
         raw_changes = []
+        unopened = {}
         held = h.count
     # Apply as we go, so a later change in the batch sees the record an earlier one created; the run
     # keeps merged records in memory and writes each one once, when the batch is done.
@@ -177,6 +183,10 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
     look.prefetch_owners(rec_id for entity, rec_id in keys if entity == "application")
     for offset, raw in enumerate(raw_changes):
         seq = h.first_seq + offset
+        if offset in unopened:  # personal values sealed to us that do not open or match: held, not lost
+            store.quarantine(h.origin, h.epoch, seq, bhash, pack(raw), unopened[offset], now, code="hub_seal")
+            held += 1
+            continue
         adm = read_change(raw, origin=h.origin, epoch=h.epoch, seq=seq)
         if adm.admitted and adm.change is not None:
             adm = gate.ask(adm.change, actor, now_ms=now)
@@ -240,8 +250,13 @@ def _all_held_identically(hub: Hub, vb: VerifiedBatch) -> bool:
     """True when every change of the batch is already held with exactly the same content."""
     h = vb.header
     try:
-        raw_changes = Concealer(hub).wire(open_batch_changes(vb, unseal_key=_unseal(hub)))
+        opened = [
+            open_change(r, hub.keys.seal, hub.keys.seal_key_id) for r in open_batch_changes(vb, unseal_key=_unseal(hub))
+        ]
+        raw_changes = Concealer(hub).wire([r for r, _why in opened])
     except RemoteProtocolError:
+        return False
+    if any(why for _r, why in opened):
         return False
     store = hub.store
     for offset, raw in enumerate(raw_changes):

@@ -24,6 +24,7 @@ from hub import scope_leaves
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
 from hub.reconcile_scope import records_for
+from hub.sealed_changes import open_change
 from hub.tracking import Concealer
 from protocol.codec import pack
 from protocol.errors import MalformedError
@@ -82,12 +83,17 @@ def repair(hub: Hub, station: str, body: ReconcileRequest) -> RepairAnswer:
     now = hub.clock()
     applied = held = skipped = 0
     concealer = Concealer(hub)  # tracking codes leave re-sent changes before anything is judged or kept
-    own, foreign = concealer.wire(list(body.changes)), concealer.wire(list(body.foreign))
+    # Personal values a station seals at rest come sealed to us: opened before anything else looks.
+    opened = [open_change(raw, hub.keys.seal, hub.keys.seal_key_id) for raw in body.changes]
+    own, foreign = concealer.wire([raw for raw, _ in opened]), concealer.wire(list(body.foreign))
+    unopened = {id(raw): why for raw, (_r, why) in zip(own, opened, strict=True) if why}
     gate = Gate(hub, Lookup(hub))
     actor = gate.actor(station)
     with hub.store.transaction():
         for raw in own:
             try:
+                if id(raw) in unopened:
+                    raise ModelError(unopened[id(raw)], code="hub_seal")
                 change = change_from_wire(raw)
             except ModelError as exc:
                 hub.store.quarantine(

@@ -53,6 +53,11 @@ def assign(st: Station, number: str, inspector: str, due: str | None = None, *, 
         due=due,
         now_ms=st.clock(),
     )
+    # The inspector's copy of the address and phone: plaintext opened through the session at a station
+    # that seals at rest (the task's write seals them again, for the task's own cell).
+    shown = st.shown_values("application", app_id)
+    job.task["address"] = str(shown.get("address") or "")
+    job.task["phone"] = str(shown.get("applicant_phone") or "")
     with st.transaction():
         st.write("task", job.task_id, job.task, {}, author=author)
         if job.application:

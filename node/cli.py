@@ -113,6 +113,8 @@ def cmd_applications(args: argparse.Namespace) -> None:
     if args.reveal:
         staff_cli.audit_reveal(st, args, "cli_reveal", "applications")
     apps = iter_applications(st.conn, status=args.status, reveal=args.reveal)  # streamed, as the hub's
+    if args.reveal:
+        apps = commands.opened_rows(st, apps)  # sealed at rest: opened through the --staff session
     emit_rows("applications", apps, args.json, lambda a: application_line(a, accepted_at=False), EMPTY)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -316,7 +316,19 @@ def transition(
 
 
 def applications(st: Station, status: str | None = None, *, reveal: bool = False) -> list[dict[str, object]]:
-    return list_applications(st.conn, status=status, reveal=reveal)
+    rows = list_applications(st.conn, status=status, reveal=reveal)
+    return list(opened_rows(st, rows)) if reveal else rows
+
+
+def opened_rows(st: Station, rows: Iterable[dict[str, object]]) -> Iterator[dict[str, object]]:
+    """Listed applications revealed: a station that seals at rest lists masks, and revealing opens
+    each row's personal values through the signed-in session (``Station.shown_values``)."""
+    sealed = st.session is not None
+    for row in rows:
+        if sealed:
+            opened = st.shown_values("application", str(row["id"]))
+            row.update({k: opened.get(k) for k in ("applicant_name", "applicant_id", "applicant_phone", "address")})
+        yield row
 
 
 def _release_of(st: Station, vals: dict[str, object]) -> Catalogue | None:

@@ -57,8 +57,8 @@ def reissue_after_fork(st: Station, forked_hash: bytes) -> int:
 def _reissue(st: Station, old: int, first: int) -> int:
     """Start a new epoch and re-issue our changes of epoch ``old`` from seq ``first`` under it."""
     rows = st.conn.execute(
-        "SELECT seq, hlc, entity, rid, fields, base, author FROM changes WHERE origin=? AND epoch=? AND seq>=?"
-        " ORDER BY seq",
+        "SELECT seq, hlc, entity, rid, fields, base, author, hub_seal FROM changes"
+        " WHERE origin=? AND epoch=? AND seq>=? ORDER BY seq",
         (st.code, old, first),
     ).fetchall()
     st.conn.execute("DELETE FROM changes WHERE origin=? AND epoch=? AND seq>=?", (st.code, old, first))
@@ -68,14 +68,24 @@ def _reissue(st: Station, old: int, first: int) -> int:
     # Each re-issued change gets a new stamp; a later one that saw an earlier one's version now names
     # the new stamp, so the re-issued chain shows what its author saw (the hub checks it, sync/admission).
     restamped: dict[int, int] = {}
-    for i, (_seq, old_hlc, entity, rid, fields, base, author) in enumerate(rows, start=1):
+    seals: list[tuple[object, int]] = []
+    for i, (_seq, old_hlc, entity, rid, fields, base, author, hub_seal) in enumerate(rows, start=1):
         hlc = tick(hlc, st.clock())
         restamped[int(old_hlc)] = hlc
         f, b = unpack(fields), unpack(base)
         assert isinstance(f, dict) and isinstance(b, dict)
         b = {name: restamped.get(seen, seen) for name, seen in b.items()}
         reissued.append(Change(st.code, epoch, i, hlc, entity, rid, f, b, str(author)))  # still who did it
+        if hub_seal is not None:
+            seals.append((hub_seal, i))
     st.records.apply(reissued)
+    # Sealed personal values travel with the same hub seal (it binds the record, not epoch, seq or
+    # HLC). The plaintext digest names the old stamp: it is computed again at the next sign-in
+    # (node/at_rest.refresh_digests); until then the record's leaf is the sealed one.
+    st.conn.executemany(
+        "UPDATE changes SET hub_seal=? WHERE origin=? AND epoch=? AND seq=?",
+        [(seal, st.code, epoch, seq) for seal, seq in seals],
+    )
     st.meta.set("seq", len(reissued))
     st.meta.set("hlc", hlc)
     return len(reissued)

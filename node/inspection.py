@@ -85,7 +85,7 @@ def tasks(st: Station, *, reveal: bool = False) -> list[dict[str, object]]:
         items = {}
     out = []
     for (task_id,) in st.conn.execute("SELECT id FROM records WHERE entity='task' ORDER BY id").fetchall():
-        vals = st.records.values("task", str(task_id))
+        vals = st.shown_values("task", str(task_id))
         if vals.get("inspector") != st.code:
             continue  # a village also holds the tasks on its own applications; only ours are listed
         item = items.get(str(vals.get("item", "")))

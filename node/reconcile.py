@@ -18,6 +18,7 @@ from node import blobs, client, conversation, hub_answer, scope_leaves
 from node.conversation import drive_async
 from node.epoch import start_new_epoch
 from node.station import Station
+from protocol.codec import unpack
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
 from protocol.reconciliation import MerkleAnswer, RecordsAnswer, RepairAnswer, Summary, SummaryAnswer
@@ -27,7 +28,9 @@ from sync.change import change_from_wire
 from sync.merkle import MerkleTree, ReconcileSession
 from sync.model import ModelError
 
-SCOPE_SQL = f"SELECT {CHANGE_COLS} FROM changes c WHERE 1=1"
+# hub_seal: our changes whose personal values are sealed at rest carry them sealed to the hub
+# (protocol/hub_seal.py), in a repair as in a batch.
+SCOPE_SQL = f"SELECT {CHANGE_COLS}, c.hub_seal FROM changes c WHERE 1=1"
 KEYS_PER_REQUEST = 200
 A = TypeVar("A")
 
@@ -73,6 +76,14 @@ class Conversation:
         """One step: the request ``op`` with its ``fields``, and the hub's answer as ``read`` reads it."""
         step = conversation.ask(self.st, read, op, self.talk, **fields)
         return await drive_async(step, client.carrier(self.session, self.url))
+
+
+def _wire(r: Row) -> list[object]:
+    wire = row_to_wire(r[:9])  # type: ignore[arg-type]
+    seal = r[9] if len(r) > 9 else None  # type: ignore[misc]
+    if not seal:
+        return wire
+    return [*wire[:8], r[8], unpack(bytes(seal))]  # type: ignore[arg-type]
 
 
 def _own_repairable(st: Station, rows: list[Row], held: set[tuple[str, int, int]]) -> tuple[list[Row], list[Row]]:
@@ -121,8 +132,8 @@ def session(st: Station, *, max_count: int = 64) -> conversation.Conversation[Ou
                 RepairAnswer.from_wire,
                 "repair",
                 talk,
-                changes=tuple(row_to_wire(r) for r in own),
-                foreign=tuple(row_to_wire(r) for r in foreign),
+                changes=tuple(_wire(r) for r in own),
+                foreign=tuple(row_to_wire(r[:9]) for r in foreign),
                 chain=chain,
             )
             outcome.repaired_there += got.applied

@@ -14,11 +14,15 @@ import sqlite3
 from collections.abc import Iterable
 
 from replica.merkle_store import LeafStore
-from replica.scope import CHANGE_COLS, Row, digests, split_key
+from replica.scope import CHANGE_COLS, Row, split_key
+from replica.scope import digests as plain_digests
 from sync.merkle import MerkleTree, depth_for
 from sync.scope import leaves, record_key
 
 SCOPE = "station"
+# A change whose personal values are sealed at rest keeps the digest of its plaintext (node/at_rest.py),
+# which is what the hub, holding plaintext, computes: that one is used where it is there.
+_COLS = CHANGE_COLS + ", c.digest"
 _CHUNK = 500
 
 
@@ -29,11 +33,22 @@ def _purged(conn: sqlite3.Connection, keys: Iterable[str] | None) -> dict[str, b
     return out if wanted is None else {k: v for k, v in out.items() if k in wanted}
 
 
+def digests(rows: list[tuple[object, ...]]) -> list[tuple[str, str, bytes]]:
+    out: list[tuple[str, str, bytes]] = []
+    for r in rows:
+        kept = r[9]
+        if kept is not None:
+            out.append((str(r[4]), str(r[5]), bytes(kept)))  # type: ignore[arg-type]
+        else:
+            out.extend(plain_digests([r[:9]]))  # type: ignore[list-item]
+    return out
+
+
 def _leaves_of(conn: sqlite3.Connection, keys: list[str]) -> dict[str, bytes | None]:
     rows: list[Row] = []
     for key in keys:
         entity, rid = split_key(key)
-        rows += conn.execute(f"SELECT {CHANGE_COLS} FROM changes c WHERE c.entity=? AND c.rid=?", (entity, rid))
+        rows += conn.execute(f"SELECT {_COLS} FROM changes c WHERE c.entity=? AND c.rid=?", (entity, rid))
     found: dict[str, bytes | None] = {k: None for k in keys}
     found.update(leaves(digests(rows)))
     found.update(_purged(conn, keys))
@@ -47,7 +62,7 @@ def refresh(conn: sqlite3.Connection) -> LeafStore:
     mark = store.mark()
     if not isinstance(mark, int):
         store.reset()
-        rows: list[Row] = conn.execute(f"SELECT {CHANGE_COLS} FROM changes c").fetchall()
+        rows: list[Row] = conn.execute(f"SELECT {_COLS} FROM changes c").fetchall()
         store.put({**dict(leaves(digests(rows))), **_purged(conn, None)})
     elif upto > mark:
         touched = conn.execute("SELECT DISTINCT entity, rid FROM changes WHERE rowid > ? AND rowid <= ?", (mark, upto))

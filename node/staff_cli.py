@@ -8,8 +8,8 @@ with their own codes) and the change carries their user name; without ``--staff`
 refused (``staff_required``) and says what to add. ``sync``, ``status``, ``serve``, ``import`` and
 ``export`` never ask: they move what is written and reveal nothing.
 
-The session lives for one command and is ended before the command returns, so the data key it
-unwrapped is not kept longer than the command runs.
+The session lives for one command: the station holds it while the command runs (its writes seal
+personal values with the data key) and ``Station.close`` ends it, so the key is not kept longer.
 """
 
 from __future__ import annotations
@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node import staff_accounts
+from node import at_rest_arrivals, staff_accounts
 from node.staff_session import idle_ms_for
 from node.station import Station
 from present.output import emit
 from replica.errors import Refused
 
 # The commands that write a change or show a citizen's full ID number or phone.
+# ``inspect`` copies the applicant's address and phone into the task: at a station that seals at rest
+# that needs the signed-in session's key (node/at_rest.py).
 NAMED_COMMANDS = ("accept", "transition", "supplement", "inspect", "report", "applications", "tasks")
 
 STAFF_REQUIRED = (
@@ -73,10 +75,24 @@ def author(st: Station, args: argparse.Namespace) -> str:
             raise Refused(STAFF_REQUIRED, code="staff_required")
         return ""
     session = sign_in(st, user, read_password())
-    try:
-        return session.user
-    finally:
-        session.end()  # nothing here needs the data key yet; it is not kept past the sign-in
+    if st.session is not None:
+        st.session.end()
+    # The station holds it for this command only: its writes seal personal values with the data key
+    # (node/at_rest.py) and Station.close ends it, so the key is not kept past the command.
+    st.session = session
+    after_sign_in(st)
+    return session.user
+
+
+def after_sign_in(st: Station) -> None:
+    """Seal what arrived while nobody was signed in, or what a station kept before it had a key (the
+    migration, node/at_rest_arrivals.py); say so when plaintext was sealed, since older backups still
+    hold it."""
+    done = at_rest_arrivals.on_sign_in(
+        st, progress=lambda n: print(f"正在加密保存群众信息：已检查 {n} 条变更", file=sys.stderr)
+    )
+    if done.get("plaintext"):
+        print(at_rest_arrivals.BACKUP_NOTICE, file=sys.stderr)
 
 
 def audit_reveal(st: Station, args: argparse.Namespace, action: str, target: str) -> None:

@@ -8,12 +8,17 @@ The command's transaction commits both or neither; nothing counts until the comm
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from node import at_rest
 from node.admission import check_write
+from node.at_rest_arrivals import incoming
+from node.sealed_fields import Sealer
+from node.staff_session import StaffSession
+from node.station_records import StationRecords
 from node.store import UNSETTLED_SQL, Meta, create_store, open_store
 from protocol.document import open_document
 from protocol.errors import RemoteProtocolError
@@ -45,14 +50,58 @@ class Station:
         self.conn = self.db.conn
         self.meta = Meta(self.conn)
         self.keys: KeyPair = create_keys(folder) if create else load_keys(folder)
-        self.records = RecordStore(self.db, self.authority)
+        # Changes arriving from the hub have their personal values sealed (or held pending) as they
+        # are logged (node/at_rest_arrivals.py); unchanged at a station without a data key.
+        self.records: RecordStore = StationRecords(self.db, self.authority, lambda c: incoming(self, c))
         self._catalogue: CatalogueState | None = None
+        # The signed-in person whose data key seals personal values as they are written (issue 16);
+        # set by the command or window request that signed them in, ended at close.
+        self.session: StaffSession | None = None
+        # Deleted pages are zeroed, so a sealed-over or minimised value leaves nothing in free pages.
+        self.conn.execute("PRAGMA secure_delete=ON")
         if create:
             with self.transaction():
                 self.meta.set("created_ms", clock())  # the nightly catch-up counts missed runs from here
 
     def close(self) -> None:
+        if self.session is not None:
+            self.session.end()
+            self.session = None
         self.conn.close()
+
+    def at_rest(self) -> at_rest.AtRest | None:
+        """The sealer of this station's personal values: None at a station without a data key (it
+        runs unsealed, as before issue 16); ``Refused`` (``session_locked``/``staff_required``) when
+        it has one and nobody is signed in."""
+        if not at_rest.has_data_key(self.conn):
+            return None
+        return at_rest.AtRest(self._data_key(), self.code)
+
+    def _data_key(self) -> bytes:
+        if self.session is None:
+            raise Refused(
+                "本站的群众信息已加密保存：请先登录（--staff 用户名，或在窗口登录）后再操作"
+                " (personal data is sealed here: sign in first)",
+                code="staff_required",
+            )
+        return self.session.data_key(self.clock())
+
+    def shown_values(self, entity: str, rec_id: str) -> dict[str, object]:
+        """A record's values as staff see them: personal values opened through the signed-in session
+        (``node/at_rest.py``), their masks when nobody is signed in, as they are at a station without
+        a data key."""
+        vals = self.records.values(entity, rec_id)
+        if not at_rest.has_data_key(self.conn):
+            return vals
+        live = self.session is not None and self.session.live(self.clock())
+        if not live:
+            return at_rest.masked(entity, vals)
+        rest = self.at_rest()
+        assert rest is not None
+        return rest.open_values(entity, rec_id, vals)
+
+    def search_sealer(self) -> Sealer:
+        return Sealer(self._data_key(), self.code)
 
     def transaction(self):  # type: ignore[no-untyped-def]
         return transaction(self.db)
@@ -162,10 +211,29 @@ class Station:
         epoch = self.meta.int("epoch", 1)
         change = Change(self.code, epoch, seq, hlc, entity, rec_id, dict(fields), dict(base), author)
         check_write(self, change)  # the hub's admission question, asked before anything is written
-        self.records.apply([change])
+        self._apply_own(change)
         self.meta.set("seq", seq)
         self.meta.set("hlc", hlc)
         return change
+
+    def _apply_own(self, change: Change) -> None:
+        """Log and merge our own plaintext change: as it is at a station without a data key, its
+        personal values sealed otherwise (``node/at_rest.py``), with the plaintext's digest and the
+        values sealed to the hub beside it."""
+        rest = self.at_rest() if at_rest.touches_personal(change) else None
+        if rest is None:
+            self.records.apply([change])
+            return
+        sealed = at_rest.seal_change(
+            rest, change, hub_pub=self.meta.bytes("hub_seal_pub"), hub_key=self.meta.text("hub_seal_key_id")
+        )
+        self.records.apply([replace(change, fields=sealed.fields)])
+        self.conn.execute(
+            "UPDATE changes SET digest=?, hub_seal=? WHERE origin=? AND epoch=? AND seq=?",
+            (sealed.digest, sealed.hub_seal, change.origin, change.epoch, change.seq),
+        )
+        if change.entity == "application":
+            at_rest.write_tokens(self.conn, self.search_sealer(), change.id, change.fields)
 
     def write_unchecked(
         self, entity: str, rec_id: str, fields: Mapping[str, object], base: Mapping[str, int]

@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from node import staff_schema
+from node import sealing_schema, staff_schema
 from protocol.codec import pack, unpack
 from replica import folders, list_schema, merkle_store, records
 from replica.db import connect, quick_check
@@ -61,6 +61,9 @@ META_FIELDS = {
     "relay_url": "a village's township relay listener, used when the hub is out of reach, or ''",
     "relay_nonces": "nonces of this station's pull requests left at the relay, not yet answered (hex)",
     "last_relay_round": "wall time (ms) of the last sync round that went through the township's relay",
+    "at_rest_pub": "X25519 key personal values arriving with nobody signed in are sealed to (node/at_rest_arrivals.py)",
+    "at_rest_priv": "its private half, sealed under the data key",
+    "reseal_rowid": "the change log is sealed at rest up to this rowid (node/at_rest_arrivals.reseal)",
 }
 
 
@@ -195,7 +198,13 @@ def _open(path: Path) -> sqlite_utils.Database:
     db = connect(path)
     sets = (records.migrations, list_schema.migrations, merkle_store.migrations, migrations, blob_migrations)
     # staff_schema: staff accounts and the data key's check (issue 16); empty until someone is made.
-    for migration_set in (*sets, feed_quarantine_migrations, ui_migrations, staff_schema.migrations):
+    for migration_set in (
+        *sets,
+        feed_quarantine_migrations,
+        ui_migrations,
+        staff_schema.migrations,
+        sealing_schema.migrations,
+    ):
         migration_set.apply(db)
     return db
 

@@ -48,18 +48,17 @@ def build_outbox(st: Station, max_batches: int | None = None) -> int:
         done = st.meta.int("batched_seq")
         limit = -1 if max_batches is None else max_batches * MAX_BATCH_CHANGES
         rows = st.conn.execute(
-            "SELECT seq, hlc, entity, rid, fields, base, author FROM changes WHERE origin=? AND epoch=? AND seq>?"
-            " ORDER BY seq LIMIT ?",
+            "SELECT seq, hlc, entity, rid, fields, base, author, hub_seal FROM changes"
+            " WHERE origin=? AND epoch=? AND seq>? ORDER BY seq LIMIT ?",
             (code, epoch, done, limit),
         ).fetchall()
         if not rows:
             return 0
         # The author rides as a ninth element when there is one (sync.change.change_to_wire), signed
-        # with the rest of the batch.
-        wires = [
-            [code, epoch, r[0], r[1], r[2], r[3], unpack(r[4]), unpack(r[5]), *([r[6]] if r[6] else [])] for r in rows
-        ]
-        sizes = [len(r[4]) + len(r[5]) + len(r[6]) + 48 for r in rows]
+        # with the rest of the batch; a change whose personal values are sealed at rest carries them
+        # sealed to the hub as a tenth (protocol/hub_seal.py), so no key is needed here.
+        wires = [_wire(code, epoch, r) for r in rows]
+        sizes = [len(r[4]) + len(r[5]) + len(r[6]) + len(r[7] or b"") + 48 for r in rows]
         chain = st.meta.bytes("chain", bytes(32))
         seal_to = load_seal_public(st.meta.bytes("hub_seal_pub"))
         seal_key_id, hlc, hub_id = st.meta.text("hub_seal_key_id"), st.meta.int("hlc"), st.hub_id
@@ -94,6 +93,14 @@ def build_outbox(st: Station, max_batches: int | None = None) -> int:
         st.meta.set("chain", chain)
         st.meta.set("batched_seq", last)
     return made
+
+
+def _wire(code: str, epoch: int, r: tuple[object, ...]) -> list[object]:
+    seq, hlc, entity, rid, fields, base, author, hub_seal = r
+    wire = [code, epoch, seq, hlc, entity, rid, unpack(fields), unpack(base)]  # type: ignore[arg-type]
+    if hub_seal:
+        return [*wire, author, unpack(hub_seal)]  # type: ignore[arg-type]
+    return [*wire, author] if author else wire
 
 
 def unsettled(st: Station) -> list[tuple[Outgoing, bytes]]:

@@ -21,6 +21,7 @@ from sqlite_utils import Migrations
 from protocol.codec import pack, pack_map, unpack
 from sync.change import Change
 from sync.fold import Conflict, Record, apply_change, record_from_wire, record_to_wire, values
+from sync.sealed_value import mask_of
 
 migrations = Migrations("sanji.replica")
 
@@ -159,6 +160,8 @@ def _projection_row(rec_id: str, record: Record) -> list[object]:
         v = None if cell is None else cell[2]
         if v is None:
             row.append(0 if name == "paused" else None)
+        elif v.__class__ is bytes:  # a personal value a station seals at rest: lists show its mask
+            row.append(mask_of(v))
         else:
             row.append(int(v) if v.__class__ is bool else v)
     row.append(max((c[0] for c in record.values()), default=0))

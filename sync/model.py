@@ -128,6 +128,19 @@ RATING: dict[str, FieldSpec] = {
     "comment": _f(T, ST),
 }
 
+# Citizens' personal data (issue 16): a station keeps these sealed at rest (node/at_rest.py) and lists
+# them masked; on the wire to the hub they are always plaintext text (the model refuses anything else).
+PERSONAL: dict[str, frozenset[str]] = {
+    "application": frozenset({"applicant_name", "applicant_id", "applicant_phone", "address"}),
+    "task": frozenset({"address", "phone"}),
+}
+
+
+def is_personal(entity: str, name: str) -> bool:
+    fields = PERSONAL.get(entity)
+    return fields is not None and name in fields
+
+
 ENTITIES: dict[str, dict[str, FieldSpec]] = {
     "application": APPLICATION,
     "event": EVENT,

@@ -11,11 +11,12 @@ and phones are shown only after staff say who they are and why, and that is writ
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
-from node import commands
+from node import at_rest, commands
 from node.assignment import assign
 from node.station import Station
 from node.supplement import offer as supplement_offer
@@ -66,7 +67,9 @@ async def applications(request: web.Request) -> web.StreamResponse:
     filters = listing.Filters(status=status, q=q, due=due_filter, today=day.isoformat(), soon_until=until.isoformat())
     older = listing.key_of(request.query.get("after", ""))
     newer = None if older else listing.key_of(request.query.get("before", ""))
-    found = listing.page(st.conn, filters, older_than=older, newer_than=newer, size=PAGE_SIZE)
+    found = _by_token(st, q, filters) or listing.page(
+        st.conn, filters, older_than=older, newer_than=newer, size=PAGE_SIZE
+    )
     outbox = _settled(st)
     names = _names(st)
     for r in found.rows:
@@ -144,7 +147,7 @@ async def _detail(
         app_id = commands.find(st, number)
     except Refused as exc:
         return await refuse(request, 404, str(exc))
-    vals = st.records.values("application", app_id)
+    vals = st.shown_values("application", app_id)  # opened through the signed-in session
     cat = None
     with contextlib.suppress(Refused):  # a station without a catalogue still shows its applications
         cat = st.catalogue().catalogue
@@ -255,3 +258,21 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/applications/{number}/transition", transition)
     app.router.add_post("/applications/{number}/reveal", reveal)
     app.router.add_post("/applications/{number}/inspect", inspect)
+
+
+def _by_token(st: Station, q: str, filters: listing.Filters) -> listing.Page | None:
+    """At a station that seals at rest, an ID number or a full name is found by its keyed search token
+    (``node/at_rest.py``), never by the sealed values; None: search the number prefix as before."""
+    if not q or st.session is None or not at_rest.has_data_key(st.conn):
+        return None
+    asked = at_rest.token_query(st.search_sealer(), q)
+    if asked is None:
+        return None
+    rows: list[dict[str, object]] = []
+    for app_id in at_rest.token_matches(st.conn, *asked):
+        number = st.conn.execute("SELECT number FROM applications WHERE id=?", (app_id,)).fetchone()
+        if number and number[0]:
+            one = replace(filters, q=str(number[0]), items=())
+            rows += listing.page(st.conn, one, size=1).rows
+    # Nothing found by token: the words may name an item (低保) or start a number; search as before.
+    return listing.Page(rows, len(rows)) if rows else None

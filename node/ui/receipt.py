@@ -111,7 +111,7 @@ def receipt_view(st: Station, numbers: list[str]) -> dict[str, Any]:
                 "track": notice(st, app_id),  # the citizen's tracking code and its QR code
             }
         )
-    first = st.records.values("application", commands.find(st, numbers[0]))
+    first = st.shown_values("application", commands.find(st, numbers[0]))
     theme_code = str(first.get("theme") or "")
     theme = cat.themes.get(theme_code) if theme_code else None
     return {

@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from node import staff_accounts, staff_schema
+from node import at_rest_arrivals, staff_accounts, staff_schema
 from node.staff_cli import has_accounts
 from node.staff_session import StaffSession, idle_ms_for
 from node.store import DB_NAME
@@ -104,6 +104,10 @@ async def staff_gate(request: web.Request, handler: Handler) -> web.StreamRespon
         return _to_signin(request, "disabled")
     session.touch(now)
     request[STAFF] = session
+    # The station seals what this request writes with the session's data key (node/at_rest.py). Every
+    # live session holds the same key, and one that locks refuses by itself, so it is not unset after.
+    st.session = session
+    at_rest_arrivals.on_sign_in(st)  # what arrived unattended is sealed now that someone is here
     return await handler(request)
 
 

@@ -136,9 +136,12 @@ async def test_a_disabled_account_is_refused_at_the_window(client: TestClient[An
 
 async def test_the_dashboard_history_names_the_staff_member(hub_client: TestClient[Any, Any], pair: Pair) -> None:
     from node import commands
+    from tests.node.staff_helpers import sign_in as staff_sign_in
     from tests.ui.inproc import login
 
     with_staff(pair.st.db, pair.st.code)
+    # A station with a data key seals personal values as it writes: it needs the signed-in session.
+    pair.st.session = staff_sign_in(pair.st.db, "zhangsan", STAFF_PASSWORD, now_ms=pair.st.clock(), code=pair.st.code)
     item = pair.st.catalogue().catalogue.items["360802-0001"]
     out = commands.accept(
         pair.st,

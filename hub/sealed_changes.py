@@ -1,0 +1,59 @@
+"""Opening the personal values a station sealed to the hub (issue 16, ``protocol/hub_seal.py``).
+
+A station that seals its citizens' data at rest sends each change that writes a personal value with
+a tenth wire element, the ``hub_seal``: the plaintext values sealed to this hub's X25519 key. Here,
+after the batch's signature is verified and before anything is judged or kept, each is opened and
+checked against the fields: every sealed value (``sync/sealed_value.py``) must have a plaintext in it
+whose mask is the mask it carries, and each plaintext is substituted. The change the hub then admits,
+folds, digests and stores is the plaintext one, byte for byte what a station without sealing sends,
+so anti-entropy agrees; the hub never keeps a sealed value or a seal.
+
+A seal that does not open, a mask that does not match, or a sealed value without a seal is an
+authentic change that cannot be applied: it is quarantined with its reason (never dropped).
+"""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from protocol.errors import RemoteProtocolError
+from protocol.hub_seal import open_values
+from sync import sealed_value
+
+NOT_OPENED = "本站加密给区局的个人信息无法解开，变更暂存待核对 (the change's hub seal does not open: {why})"
+MISMATCH = "本站加密给区局的个人信息与变更中的字段不符，变更暂存待核对 (sealed field {field!r} does not match its seal)"
+NO_SEAL = "变更中有加密的个人信息但没有给区局的密封件，变更暂存待核对 (sealed values without a hub seal)"
+
+
+def _has_sealed(fields: object) -> bool:
+    return isinstance(fields, dict) and any(sealed_value.is_sealed(v) for v in fields.values())
+
+
+def open_change(raw: object, private: X25519PrivateKey, key: str) -> tuple[object, str]:
+    """``(the plaintext wire change, "")``, or ``(raw, reason)`` when it must be quarantined. A wire
+    change that is not an array is left to the model's checks."""
+    if not isinstance(raw, list) or len(raw) < 8:
+        return raw, ""
+    if len(raw) != 10:
+        return (raw, NO_SEAL) if _has_sealed(raw[6]) else (raw, "")
+    origin, entity, rec_id, fields, author = raw[0], raw[4], raw[5], raw[6], raw[8]
+    if not (isinstance(origin, str) and isinstance(entity, str) and isinstance(rec_id, str)):
+        return raw, NOT_OPENED.format(why="malformed change")
+    if not isinstance(fields, dict):
+        return raw, NOT_OPENED.format(why="malformed fields")
+    try:
+        plain = open_values(raw[9], private, key, origin=origin, entity=entity, rec_id=rec_id)
+    except RemoteProtocolError as exc:
+        return raw, NOT_OPENED.format(why=str(exc))
+    out = dict(fields)
+    for name, value in fields.items():
+        if not sealed_value.is_sealed(value):
+            continue
+        text = plain.get(name)
+        if text is None or sealed_value.decode(value)[0] != sealed_value.mask_for(name, text):
+            return raw, MISMATCH.format(field=name)
+        out[name] = text
+    if set(plain) - {n for n, v in fields.items() if sealed_value.is_sealed(v)}:
+        return raw, MISMATCH.format(field=sorted(set(plain) - set(out))[0] if set(plain) - set(out) else "?")
+    wire = [*raw[:6], out, raw[7]]
+    return ([*wire, author] if author != "" else wire), ""

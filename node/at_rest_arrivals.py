@@ -1,0 +1,241 @@
+"""Personal values that arrive with nobody signed in, and sealing what is not sealed yet (issue 16).
+
+Feed pages, reconciliation repair and USB imports bring the hub's plaintext changes in unattended, so
+there is no data key to seal them with. :func:`incoming` (``StationRecords``' hook on every change
+applied) stores such a value as *pending*: its mask, and the plaintext HPKE-sealed to the station's
+at-rest key (``meta.at_rest_pub``, X25519; the private half is kept in meta sealed under the data
+key), which a thief's copy cannot open. With someone signed in, it is sealed at once instead.
+
+:func:`reseal` runs when someone signs in: it walks the change log above ``meta.reseal_rowid`` in
+short transactions (resumable, the mark moves per chunk) and seals under the data key every value
+still pending or still plaintext (a station that had data before it had a key: the migration), gives
+each such change its plaintext digest (and our own a hub seal), writes the exact-search tokens, and
+re-folds the touched records so their state and lists are what a fold of the sealed changes gives.
+When it sealed plaintext it then vacuums and truncates the WAL, so no old page keeps it. A conflict
+the station's fold would see between a pending value and a sealed one is the hub's to record.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from typing import Protocol
+
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from node import at_rest
+from node.sealed_fields import Sealer
+from node.staff_session import StaffSession
+from node.store import Meta
+from protocol.codec import pack, pack_map, unpack
+from protocol.hub_seal import seal_values
+from protocol.keys import load_seal_public
+from replica import refold
+from replica.records import RecordStore
+from sync import sealed_value
+from sync.change import Change
+from sync.model import PERSONAL
+from sync.scope import change_digest
+
+
+class Station(Protocol):
+    """What of ``node.station.Station`` this module uses (it is imported by the station)."""
+
+    conn: sqlite3.Connection
+    meta: Meta
+    records: RecordStore
+    session: StaffSession | None
+
+    @property
+    def code(self) -> str: ...
+
+    def clock(self) -> int: ...
+
+    def transaction(self) -> AbstractContextManager[object]: ...
+
+    def at_rest(self) -> at_rest.AtRest | None: ...
+
+    def search_sealer(self) -> Sealer: ...
+
+
+_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+CHUNK = 500
+BACKUP_NOTICE = (
+    "本站已有的群众信息已加密保存。注意：此前做的备份（sanji node backup 或复制的文件夹）仍含明文，请妥善销毁"
+    " (personal data is now sealed at rest; backups taken before still hold it in plaintext)"
+)
+
+
+def _info(station: str, entity: str, rec_id: str, name: str) -> bytes:
+    return b"sanji-at-rest-pending/1|" + pack([station, entity, rec_id, name])
+
+
+def ensure_keys(st: Station, rest: at_rest.AtRest) -> None:
+    """Draw the at-rest key pair once (a session is live): the public half in clear, the private
+    half sealed under the data key."""
+    if st.meta.bytes("at_rest_pub"):
+        return
+    priv = X25519PrivateKey.generate()
+    raw = priv.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    with st.transaction():
+        st.meta.set("at_rest_pub", priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+        st.meta.set("at_rest_priv", rest.wrap(raw))
+
+
+def _plain(change: Change) -> dict[str, str]:
+    personal = PERSONAL.get(change.entity, frozenset())
+    return {k: v for k, v in change.fields.items() if k in personal and isinstance(v, str)}
+
+
+def incoming(st: Station, change: Change) -> tuple[Change, bytes | None]:
+    """How a change about to be logged is stored: its plaintext personal values sealed (someone is
+    signed in) or pending (nobody is), with the plaintext's digest. Unchanged at a station without a
+    data key, and before its first sign-in drew the at-rest key (``reseal`` seals those then)."""
+    plain = _plain(change)
+    if not plain or not at_rest.has_data_key(st.conn):
+        return change, None
+    c = change
+    digest = change_digest(
+        c.origin, c.epoch, c.seq, c.hlc, c.entity, c.id, pack_map(dict(c.fields)), pack_map(dict(c.base))
+    )
+    fields = dict(c.fields)
+    if st.session is not None and st.session.live(st.clock()):
+        rest = st.at_rest()
+        assert rest is not None
+        for name, value in plain.items():
+            fields[name] = rest.seal(c.entity, c.id, name, value)
+        return replace(c, fields=fields), digest
+    pub = st.meta.bytes("at_rest_pub")
+    if not pub:
+        return change, None
+    public = X25519PublicKey.from_public_bytes(pub)
+    for name, value in plain.items():
+        pending = _SUITE.encrypt(value.encode("utf-8"), public, info=_info(st.code, c.entity, c.id, name))
+        fields[name] = sealed_value.encode(sealed_value.mask_for(name, value), None, pending)
+    return replace(c, fields=fields), digest
+
+
+def on_sign_in(st: Station, progress: object = None) -> dict[str, int]:
+    """What a sign-in does for sealing: draw the at-rest key pair if there is none yet (so values that
+    arrive later, unattended, are held pending rather than plain), then :func:`reseal` if the log grew."""
+    rest = st.at_rest() if at_rest.has_data_key(st.conn) else None
+    if rest is None:
+        return {"records": 0, "refolded": 0, "walked": 0, "plaintext": 0}
+    ensure_keys(st, rest)
+    if not pending_work(st):
+        return {"records": 0, "refolded": 0, "walked": 0, "plaintext": 0}
+    return reseal(st, progress)
+
+
+def pending_work(st: Station) -> bool:
+    """Whether the log has grown past what :func:`reseal` last walked (a cheap check per request)."""
+    top = st.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM changes").fetchone()[0]
+    return int(top) > st.meta.int("reseal_rowid") and at_rest.has_data_key(st.conn)
+
+
+def reseal(st: Station, progress: object = None) -> dict[str, int]:
+    """Seal, under the signed-in session's data key, everything in the log above the mark that is
+    pending or plaintext. Returns counts; ``progress(done_rows)`` is called per chunk when given."""
+    rest = st.at_rest()
+    if rest is None:
+        return {"records": 0, "refolded": 0, "walked": 0, "plaintext": 0}
+    ensure_keys(st, rest)
+    priv = X25519PrivateKey.from_private_bytes(rest.unwrap(st.meta.bytes("at_rest_priv")))
+    touched: set[tuple[str, str]] = set()
+    sealed_plaintext = 0
+    walked = 0
+    while True:
+        with st.transaction():
+            mark = st.meta.int("reseal_rowid")
+            rows = st.conn.execute(
+                "SELECT rowid, origin, epoch, seq, hlc, entity, rid, fields, base, digest, hub_seal FROM changes"
+                " WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (mark, CHUNK),
+            ).fetchall()
+            if not rows:
+                break
+            for row in rows:
+                found = _reseal_one(st, rest, priv, row)
+                if found is not None:
+                    touched.add(found[0])
+                    sealed_plaintext += int(found[1])
+            st.meta.set("reseal_rowid", int(rows[-1][0]))
+        walked += len(rows)
+        if callable(progress):
+            progress(walked)
+    fixed = refold.fix(st.records, sorted(touched))
+    if sealed_plaintext:
+        scrub(st)
+    return {"records": len(touched), "refolded": len(fixed), "walked": walked, "plaintext": sealed_plaintext}
+
+
+def _reseal_one(
+    st: Station, rest: at_rest.AtRest, priv: X25519PrivateKey, row: tuple[object, ...]
+) -> tuple[tuple[str, str], bool] | None:
+    rowid, origin, epoch, seq, hlc, entity, rid, fields_b, base_b, digest, hub_seal = row
+    entity, rid, origin = str(entity), str(rid), str(origin)
+    personal = PERSONAL.get(entity)
+    if personal is None:
+        return None
+    fields = unpack(bytes(fields_b))  # type: ignore[arg-type]
+    assert isinstance(fields, dict)
+    names = [k for k in fields if k in personal]
+    if not names:
+        return None
+    plain: dict[str, str] = {}
+    changed = was_plaintext = False
+    for name in names:
+        value = fields[name]
+        if isinstance(value, str):
+            plain[name], changed, was_plaintext = value, True, True
+        elif sealed_value.is_sealed(value):
+            _mask, siv, pending = sealed_value.decode(value)
+            if pending is not None:
+                text = _SUITE.decrypt(pending, priv, info=_info(st.code, entity, rid, name)).decode("utf-8")
+                plain[name], changed = text, True
+            elif siv is not None:
+                plain[name] = str(rest.open(entity, rid, name, value))
+            else:
+                return None  # minimised: only the mask is left, nothing to seal or digest
+    if not changed and digest is not None:
+        return None
+    for name, text in plain.items():
+        fields[name] = rest.seal(entity, rid, name, text)
+    base = unpack(bytes(base_b))  # type: ignore[arg-type]
+    assert isinstance(base, dict)
+    plain_fields = {**fields, **plain}
+    new_digest = change_digest(
+        origin,
+        int(epoch),
+        int(seq),
+        int(hlc),
+        entity,
+        rid,
+        pack_map(plain_fields),
+        pack_map(base),  # type: ignore[call-overload]
+    )
+    seal = hub_seal
+    if seal is None and origin == st.code and plain:
+        hub_key = st.meta.text("hub_seal_key_id")
+        wire = seal_values(
+            plain, load_seal_public(st.meta.bytes("hub_seal_pub")), hub_key, origin=origin, entity=entity, rec_id=rid
+        )
+        seal = pack(wire)
+    st.conn.execute(
+        "UPDATE changes SET fields=?, digest=?, hub_seal=? WHERE rowid=?",
+        (pack_map(fields), new_digest, seal, rowid),
+    )
+    if entity == "application":
+        at_rest.write_tokens(st.conn, st.search_sealer(), rid, plain_fields)
+    return (entity, rid), was_plaintext
+
+
+def scrub(st: Station) -> None:
+    """No plaintext left in free pages or the WAL: secure_delete is on at every station; vacuum and
+    truncate the WAL."""
+    st.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    st.conn.execute("VACUUM")
+    st.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,0 +1,150 @@
+"""A thief who copies a station's folder finds no citizen's data in it (issue 16, ``node/at_rest.py``).
+
+A village station with staff accounts accepts generated applicants (``tests.conftest.People``) through
+the real commands with ``--staff``; some are synced, some not. Its folder is copied as it lies on disk
+(``node.db`` and its ``-wal``/``-shm``, the keys, everything), and every file's bytes are searched for
+every applicant's name, ID number (and its digits alone), phone and address in UTF-8, UTF-16-LE/BE,
+GB18030 and msgpack's str encoding: none is found. The same station, signed in, shows them all, and
+the hub holds the plaintext of what was synced with nobody signed in.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from node import uplink
+from node.station import Station
+from tests.conftest import World
+from tests.node.staff_helpers import STAFF_PASSWORD, with_staff
+from tests.node.test_staff_cli import CARD, ITEM, TOWNSHIP, VILLAGE, run
+
+N = 6
+
+
+@pytest.fixture
+def village(world: World) -> Iterator[Station]:
+    world.clock.ms = int(time.time() * 1000)  # the CLI stamps with the real clock; the hub must agree
+    world.station(TOWNSHIP, "township")
+    st = world.station(VILLAGE, "village", TOWNSHIP)
+    with_staff(st.db, VILLAGE)
+    yield st
+
+
+def _encodings(text: str) -> list[bytes]:
+    found = [text.encode(e) for e in ("utf-8", "utf-16-le", "utf-16-be", "gb18030")]
+    return [*found, msgpack.packb(text, use_bin_type=True)]
+
+
+def _needles(person: dict[str, str]) -> dict[bytes, str]:
+    out: dict[bytes, str] = {}
+    for key in ("name", "id_number", "phone", "address"):
+        for enc in _encodings(person[key]):
+            out[enc] = f"{key} {person[key]}"
+    digits = person["id_number"][:17]  # the ID number's digits alone, whatever its check character
+    for enc in _encodings(digits):
+        out[enc] = f"id digits {digits}"
+    return out
+
+
+def _accept(world: World, st: Station, capsys: pytest.CaptureFixture[str], n: int) -> dict[str, str]:
+    p = dict(world.people.applicant())
+    p["address"] = f"兴桥镇岗塘村{n + 3}组{n * 7 + 11}号"
+    args = ["node", "accept", str(st.folder), "--item", ITEM, "--name", p["name"], "--id-number", p["id_number"]]
+    args += ["--phone", p["phone"], "--address", p["address"], "--defer", CARD, "--staff", "zhangsan"]
+    for m in world.application(ITEM, st=st, deferred=[CARD]).submitted:
+        args += ["--material", m]
+    code, out = run(capsys, *args, stdin=STAFF_PASSWORD + "\n")
+    assert code == 0, out
+    p["id"] = str(out["id"])
+    return p
+
+
+def _thief_finds(folder: Path, people: list[dict[str, str]]) -> list[str]:
+    needles: dict[bytes, str] = {}
+    for p in people:
+        needles.update(_needles(p))
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path.name}: {what}" for needle, what in needles.items() if needle in data]
+    return found
+
+
+def test_a_copied_station_folder_holds_no_applicant_data_and_signed_in_shows_it_all(
+    world: World, village: Station, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    people = [_accept(world, village, capsys, i) for i in range(N // 2)]
+    world.push(village)  # unattended: nobody is signed in, no data key anywhere
+    assert village.session is None
+    people += [_accept(world, village, capsys, i) for i in range(N // 2, N)]
+    uplink.build_outbox(village)  # built, not yet sent: the outbox is on disk too
+    for p in people[: N // 2]:
+        held = world.hub.records.values("application", p["id"])
+        assert (held["applicant_name"], held["applicant_id"], held["applicant_phone"], held["address"]) == (
+            p["name"],
+            p["id_number"],
+            p["phone"],
+            p["address"],
+        )
+    assert world.hub.store.conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0] == 0
+
+    stolen = tmp_path / "stolen"
+    shutil.copytree(village.folder, stolen)  # while open: the -wal and -shm come along
+    assert any(p.name.endswith("-wal") for p in stolen.iterdir()) or (stolen / "node.db").exists()
+    assert _thief_finds(stolen, people) == []
+    # The test would see them if they were there: the same search finds a plaintext copy.
+    (stolen / "plain.txt").write_text(people[0]["phone"], "utf-16-le")
+    assert _thief_finds(stolen, people) == [f"plain.txt: phone {people[0]['phone']}"]
+
+    code, out = run(
+        capsys, "node", "applications", str(village.folder), "--reveal", "--staff", "zhangsan", stdin=STAFF_PASSWORD
+    )
+    assert code == 0, out
+    rows = {str(r["id"]): r for r in out["applications"]}  # type: ignore[union-attr]
+    for p in people:
+        r = rows[p["id"]]
+        assert (r["applicant_name"], r["applicant_id"], r["applicant_phone"]) == (p["name"], p["id_number"], p["phone"])
+    world.push(village)  # the rest, still unattended
+    for p in people[N // 2 :]:
+        assert world.hub.records.values("application", p["id"])["applicant_id"] == p["id_number"]
+
+
+def test_lists_show_masks_with_nobody_signed_in(
+    world: World, village: Station, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = _accept(world, village, capsys, 0)
+    row = village.conn.execute(
+        "SELECT applicant_name, applicant_id, applicant_phone FROM applications WHERE id=?", (p["id"],)
+    ).fetchone()
+    assert row[0] == p["name"][0] + "*" * (len(p["name"]) - 1)
+    assert row[1].startswith(p["id_number"][:6]) and "*" in row[1] and row[1].endswith(p["id_number"][-4:])
+    assert row[2] == p["phone"][:3] + "****" + p["phone"][-4:]
+    shown = village.shown_values("application", p["id"])
+    assert shown["applicant_id"] == row[1]  # no session: the mask, never the sealed bytes
+
+
+def test_an_id_number_or_full_name_is_found_by_its_keyed_token(
+    world: World, village: Station, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from node.staff_accounts import sign_in
+    from node.ui.apps import _by_token
+    from replica.listing import Filters
+
+    people = [_accept(world, village, capsys, i) for i in range(3)]
+    assert _by_token(village, people[1]["id_number"], Filters()) is None  # nobody signed in: no token
+    village.session = sign_in(
+        village.db, station=VILLAGE, user="zhangsan", password=STAFF_PASSWORD, now_ms=village.clock()
+    )
+    for query in (people[1]["id_number"], people[1]["name"]):
+        found = _by_token(village, query, Filters())
+        assert found is not None and [r["id"] for r in found.rows] == [people[1]["id"]]
+    assert _by_token(village, "测试", Filters()) is None  # not a whole name: the prefix search, as before
+    tokens = village.conn.execute("SELECT COUNT(*) FROM search_tokens").fetchone()[0]
+    assert tokens == 2 * len(people)
