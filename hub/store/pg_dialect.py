@@ -9,6 +9,9 @@ literals only:
 - ``?`` placeholders become ``%s`` (and a literal ``%`` becomes ``%%``, psycopg's escape);
 - a two-argument ``MAX(a, b)`` / ``MIN(a, b)`` (SQLite's scalar forms) becomes ``GREATEST`` / ``LEAST``;
 - ``INSERT OR IGNORE INTO`` becomes ``INSERT INTO … ON CONFLICT DO NOTHING``;
+- an empty list ``IN ()`` (SQLite reads it as no match; PostgreSQL refuses it as a syntax error)
+  becomes ``= ANY('{}')`` and ``NOT IN ()`` becomes ``<> ALL('{}')``: an empty array of the left
+  side's own type, false and true as on SQLite (``IN (NULL)`` would make ``NOT IN`` match nothing);
 - the column ``user`` (a reserved word in PostgreSQL, where bare ``user`` means ``current_user``) is
   quoted;
 - an ``INSERT`` into a table whose key the database hands out gets ``RETURNING`` that key, so the
@@ -50,6 +53,7 @@ _LITERAL = re.compile(r"'(?:[^']|'')*'")
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
 _PAIR_FN = re.compile(r"\b(MAX|MIN)\(", re.IGNORECASE)
 _USER = re.compile(r"(?<![\w\"])user(?![\w\"])")
+_EMPTY_IN = re.compile(r"\b(NOT\s+)?IN\s*\(\s*\)", re.IGNORECASE)
 
 
 def _pair_functions(code: str) -> str:
@@ -76,6 +80,7 @@ def _pair_functions(code: str) -> str:
 def _code(part: str) -> str:
     """One stretch of SQL outside string literals, translated."""
     part = part.replace("%", "%%").replace("?", "%s")
+    part = _EMPTY_IN.sub(lambda m: "<> ALL('{}')" if m.group(1) else "= ANY('{}')", part)
     return _USER.sub('"user"', _pair_functions(part))
 
 

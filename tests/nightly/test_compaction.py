@@ -3,12 +3,17 @@ whose batches the hub has not receipted still needs."""
 
 from __future__ import annotations
 
+import pytest
+
 from node import nightly as node_nightly
 from node.station import Station
 from replica.ids import now_ms
 from tests.applicants import People
+from tests.conftest import sqlite_only
 
 from .conftest import District, Node, ok, run_sanji
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
 
 IMMEDIATE = "360802-0001"
 
@@ -82,6 +87,7 @@ def test_a_retention_period_keeps_recent_frames(district: District, people: Peop
 
 
 # Regression (a strict xfail until the bug was fixed).
+@sqlite_only  # `hub backup`/`restore` copy hub.db; on PostgreSQL they refuse by design (pg_dump)
 def test_compaction_then_hub_restore_settles(district: District, people: People) -> None:
     d, a = district, district.a
     with d.hub.serving():
