@@ -65,6 +65,7 @@ def _wait_for(predicate: object, what: str) -> None:
         ("INSERT INTO alerts (kind) VALUES (?)", "INSERT INTO alerts (kind) VALUES (%s) RETURNING id", "id"),
         ("SELECT d.user, user FROM d WHERE x='user'", 'SELECT d."user", "user" FROM d WHERE x=\'user\'', None),
         ("DELETE FROM t WHERE a IN ( ) OR b NOT IN ()", "DELETE FROM t WHERE a = ANY('{}') OR b <> ALL('{}')", None),
+        ("SELECT 1 WHERE (+a, +b) < (?, ?) AND c+1 > 2", "SELECT 1 WHERE (a, b) < (%s, %s) AND c+1 > 2", None),
     ],
 )
 def test_the_dialect_translates_outside_string_literals_only(sqlite: str, postgresql: str, returning: str) -> None:
