@@ -70,7 +70,7 @@ def finish(hub: Hub, found: Found) -> tuple[dict[str, object], list[Key]]:
     rebuilt."""
     fixed: list[Key] = []
     for i in range(0, len(found.suspects), CHECK_CHUNK):
-        fixed += refolding.fix(hub.records, found.suspects[i : i + CHECK_CHUNK])
+        fixed += refolding.fix(hub.records, found.suspects[i : i + CHECK_CHUNK], write=hub.store.transaction)
     with hub.store.transaction():
         hub.store.set_meta(REFOLD_MARK, found.upto)
         hub.store.set_meta(SWEEP_AT, list(found.after) if found.after else None)

@@ -11,7 +11,8 @@ overwritten by a fold made before it.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 
 import msgpack
 
@@ -128,12 +129,19 @@ def find(store: RecordStore, keys: Sequence[Key], *, contiguous: bool = False) -
     return [key for key, _ in _mismatched(store, _changes_of(store.conn, keys, contiguous))]
 
 
-def fix(store: RecordStore, suspects: Sequence[Key]) -> list[Key]:
-    """Rewrite those of ``suspects`` that still differ, in one short write transaction; returns them."""
+def fix(
+    store: RecordStore,
+    suspects: Sequence[Key],
+    *,
+    write: Callable[[], AbstractContextManager[object]] | None = None,
+) -> list[Key]:
+    """Rewrite those of ``suspects`` that still differ, in one short write transaction; returns them.
+    ``write`` opens that transaction when the database is not SQLite's (the hub's store on PostgreSQL
+    begins and locks its own way: ``hub.store.HubStore.transaction``)."""
     if not suspects:
         return []
     fixed: list[Key] = []
-    with transaction(store.db):
+    with write() if write is not None else transaction(store.db):
         # Again, under the write lock: a change may have arrived since the first read.
         for key, record in _mismatched(store, _changes_of(store.conn, suspects, False)):
             store._save(key, record)

@@ -254,6 +254,30 @@ def world(make_world: Callable[..., World]) -> World:
     return make_world()
 
 
+# -- which store a hub test runs on (issue 15) ------------------------------------------------------
+#
+# ``pytestmark = pytest.mark.usefixtures("hub_backend")`` runs a module on both backends. Fixtures that
+# build hubs their own way (``sanji hub init``, ``Hub.create``) ask ``hub_database`` for the DSN to
+# pass: None on SQLite, and a fresh database of the throwaway cluster on PostgreSQL.
+
+
+# A test in such a module that is genuinely SQLite's (a file copy, a PRAGMA) says why beside this mark.
+sqlite_only = pytest.mark.parametrize("hub_backend", ["sqlite"])
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def hub_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def hub_database(request: pytest.FixtureRequest) -> str | None:
+    """The ``--database`` for a hub this test makes: None unless it runs with ``hub_backend`` postgres."""
+    if "hub_backend" in request.fixturenames and request.getfixturevalue("hub_backend") == "postgres":
+        return str(request.getfixturevalue("pg_dsn"))
+    return None
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """A test that did not run says so at the very end, with how many and why: a green line that hides
     twelve skipped browser tests is not green (issue 14 item 20)."""

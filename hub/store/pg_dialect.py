@@ -9,6 +9,12 @@ literals only:
 - ``?`` placeholders become ``%s`` (and a literal ``%`` becomes ``%%``, psycopg's escape);
 - a two-argument ``MAX(a, b)`` / ``MIN(a, b)`` (SQLite's scalar forms) becomes ``GREATEST`` / ``LEAST``;
 - ``INSERT OR IGNORE INTO`` becomes ``INSERT INTO … ON CONFLICT DO NOTHING``;
+- an empty list ``IN ()`` (SQLite reads it as no match; PostgreSQL refuses it as a syntax error)
+  becomes ``= ANY('{}')`` and ``NOT IN ()`` becomes ``<> ALL('{}')``: an empty array of the left
+  side's own type, false and true as on SQLite (``IN (NULL)`` would make ``NOT IN`` match nothing);
+- SQLite's unary ``+`` before a column (``(+accepted_at, +number)``: it keeps SQLite's planner from
+  reading a filter as a range to walk) is dropped after ``(`` or ``,``: PostgreSQL has no unary plus
+  on text, and its planner needs no such hint;
 - the column ``user`` (a reserved word in PostgreSQL, where bare ``user`` means ``current_user``) is
   quoted;
 - an ``INSERT`` into a table whose key the database hands out gets ``RETURNING`` that key, so the
@@ -50,6 +56,8 @@ _LITERAL = re.compile(r"'(?:[^']|'')*'")
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
 _PAIR_FN = re.compile(r"\b(MAX|MIN)\(", re.IGNORECASE)
 _USER = re.compile(r"(?<![\w\"])user(?![\w\"])")
+_UNARY_PLUS = re.compile(r"([(,]\s*)\+(?=[A-Za-z_])")
+_EMPTY_IN = re.compile(r"\b(NOT\s+)?IN\s*\(\s*\)", re.IGNORECASE)
 
 
 def _pair_functions(code: str) -> str:
@@ -76,6 +84,8 @@ def _pair_functions(code: str) -> str:
 def _code(part: str) -> str:
     """One stretch of SQL outside string literals, translated."""
     part = part.replace("%", "%%").replace("?", "%s")
+    part = _UNARY_PLUS.sub(r"\1", part)
+    part = _EMPTY_IN.sub(lambda m: "<> ALL('{}')" if m.group(1) else "= ANY('{}')", part)
     return _USER.sub('"user"', _pair_functions(part))
 
 
@@ -196,7 +206,8 @@ class PgConnection:
         return work()
 
     def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
-        """Called with each statement's PostgreSQL text before it runs, as sqlite3's trace is."""
+        """Called with each statement's PostgreSQL text before it runs, its values bound in as literals,
+        as sqlite3's trace is (a statement can then be planned as it ran: ``tests/pg/test_query_plans_pg.py``)."""
         self._trace = callback
 
     @classmethod
@@ -205,19 +216,20 @@ class PgConnection:
 
     def execute(self, sql: str, params: Sequence[object] | None = None) -> Cursor:
         text, returning = translate(sql)
-        if self._trace is not None:
-            self._trace(text)
         values = _params(params)
+        if self._trace is not None:
+            self._trace(psycopg.ClientCursor(self.raw).mogrify(text, values))  # type: ignore[arg-type]
         return Cursor(self._run(text, lambda: self.raw.execute(text, values)), returning)  # type: ignore[arg-type]
 
     def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> Cursor:
         text, _ = translate(sql)
         if " RETURNING " in text and not sql.upper().count("RETURNING"):
             text = text[: text.rindex(" RETURNING ")]
-        if self._trace is not None:
-            self._trace(text)
         cur = self.raw.cursor()
         batch = [_params(r) for r in rows]
+        if self._trace is not None:
+            for values in batch:  # one call a row, as sqlite3's trace does
+                self._trace(psycopg.ClientCursor(self.raw).mogrify(text, values))  # type: ignore[arg-type]
         if batch:
             cur.executemany(text, batch)  # type: ignore[arg-type]
         return Cursor(cur, None)

@@ -48,11 +48,6 @@ def store(backend: Backend, folder: Path) -> Iterator[HubStore]:
 _worlds = itertools.count(1)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def hub_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 def make_world(
     request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock, templates: Templates

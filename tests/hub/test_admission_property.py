@@ -45,6 +45,7 @@ from sync.change import Change
 from sync.model import Actor, RecordContext, roles_of
 from sync.workflow import STAGE, TRANSITIONS, Status, allowed_moves, is_allowed, may_move
 from tests.conftest import FakeClock, World
+from tests.pg_cluster import Cluster
 
 EXAMPLES = int(os.environ.get("SANJI_ADMISSION_EXAMPLES", "2000"))
 VILLAGES = ("T1-V1", "T1-V2")
@@ -68,10 +69,14 @@ class District:
         return self.world.get(code)
 
 
-@pytest.fixture(scope="module")
-def district(tmp_path_factory: pytest.TempPathFactory) -> Iterator[District]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def district(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[District]:
+    """One district for the module, its hub on SQLite or in a database of the throwaway PostgreSQL
+    cluster (as ``hub_backend`` does for function-scoped worlds)."""
     root: Path = tmp_path_factory.mktemp("admission-district")
-    world = World(root, FakeClock())
+    cluster: Cluster | None = request.getfixturevalue("pg_cluster") if request.param == "postgres" else None
+    name = f"admission{os.getpid()}"
+    world = World(root, FakeClock(), database=cluster.create_database(name) if cluster else None)
     world.station("T1", "township")
     for code in VILLAGES:
         world.station(code, "village", "T1")
@@ -79,8 +84,10 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> Iterator[District]:
         world.station(code, "field")
     # One fsync per statement would make two thousand examples take minutes; durability is not what
     # this test is about.
-    for conn in [world.hub.store.conn, *(s.conn for s in world.stations)]:
+    for conn in [*([] if cluster else [world.hub.store.conn]), *(s.conn for s in world.stations)]:
         conn.execute("PRAGMA synchronous=OFF")
+    if cluster:
+        world.hub.store.conn.execute("SET synchronous_commit = off")
     d = District(world)
     yield d
     print(
@@ -88,6 +95,8 @@ def district(tmp_path_factory: pytest.TempPathFactory) -> Iterator[District]:
         f" commands: {dict(sorted(d.outcomes.items()))}"
     )
     world.close()
+    if cluster:
+        cluster.drop_database(name)
 
 
 def _new_changes(st: Station, after_seq: int) -> list[Change]:

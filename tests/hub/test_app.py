@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from node.station import Station
 from protocol.codec import pack
 from protocol.document import open_document, sign_document
 from replica.errors import Refused
-from tests.conftest import HUB_ID, People, Templates, materials
+from tests.conftest import HUB_ID, People, Templates, World, materials
 
 FRAMES = "application/vnd.sanji.frames+msgpack"
 TOWNSHIP_ITEM = "360802-0010"
@@ -87,10 +87,21 @@ class Served:
         assert await resp.json() == {"ok": True, "hub_id": HUB_ID, "worker": os.getpid()}
 
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
+
 @pytest.fixture
-async def served(tmp_path: Path, templates: Templates) -> AsyncIterator[Served]:
-    """The app serving a copy of a hub folder in which T1, T1-V1 and T1-V2 are already enrolled."""
-    shutil.copytree(templates.get(ENROLLED), tmp_path, dirs_exist_ok=True)
+async def served(
+    tmp_path: Path, templates: Templates, hub_backend: str, make_world: Callable[..., World]
+) -> AsyncIterator[Served]:
+    """The app serving a copy of a hub folder in which T1, T1-V1 and T1-V2 are already enrolled (on
+    PostgreSQL, a hub built so in a database of its own: a database is not a folder to copy)."""
+    if hub_backend == "postgres":
+        w = make_world(*ENROLLED)
+        w.close()  # the app opens the folder itself, as `sanji hub serve` does
+        tmp_path = w.root
+    else:
+        shutil.copytree(templates.get(ENROLLED), tmp_path, dirs_exist_ok=True)
     app = create_app(HubConfig(folder=tmp_path / "hub"))
     client = TestClient(TestServer(app))
     await client.start_server()

@@ -7,24 +7,49 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hub.committer import Committer
+from hub.store import PgHubStore
+from hub.store.pg_dialect import PgConnection
 
 
-def _conn(path: Path) -> sqlite3.Connection:
-    # The committer's thread uses it (opened here, on the test's thread), as the serving hub's is.
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
-    return conn
+@dataclass
+class Db:
+    """A connection with a table ``t`` to write in, what the committer is given for it (the bare
+    connection on SQLite; on PostgreSQL the store, whose groups take the one-writer lock), and a
+    second connection for reading what was committed."""
+
+    conn: Any
+    target: object
+    reader: Callable[[], Any]
 
 
-async def test_pieces_share_a_commit_and_fail_alone(tmp_path: Path) -> None:
-    conn = _conn(tmp_path / "c.db")
-    committer = Committer(conn)
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
+    if request.param == "sqlite":
+        # The committer's thread uses it (opened here, on the test's thread), as the serving hub's is.
+        conn = sqlite3.connect(str(tmp_path / "c.db"), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+        yield Db(conn, conn, lambda: sqlite3.connect(str(tmp_path / "c.db")))
+        conn.close()
+        return
+    dsn = str(request.getfixturevalue("pg_dsn"))
+    store = PgHubStore.open_at(dsn)
+    store.conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+    yield Db(store.conn, store, lambda: PgConnection.connect(dsn))
+    store.close()
+
+
+async def test_pieces_share_a_commit_and_fail_alone(db: Db) -> None:
+    conn = db.conn
+    committer = Committer(db.target)
     committer.start()
 
     def write(k: str, v: int) -> int:
@@ -54,20 +79,19 @@ async def test_pieces_share_a_commit_and_fail_alone(tmp_path: Path) -> None:
         await failing
     assert await partial == "ok"
     assert not conn.in_transaction  # answered only after COMMIT
-    other = sqlite3.connect(str(tmp_path / "c.db"))  # a second reader sees it all: committed
+    other = db.reader()  # a second reader sees it all: committed
     keys = {r[0] for r in other.execute("SELECT k FROM t")}
     assert keys == {f"k{i}" for i in range(50)} | {"kept"}
     assert committer.groups < 52  # grouped, not one commit each
     other.close()
     await committer.stop()
-    conn.close()
 
 
-async def test_the_loop_runs_on_while_a_group_works(tmp_path: Path) -> None:
+async def test_the_loop_runs_on_while_a_group_works(db: Db) -> None:
     """A group runs in the committer's thread: a slow piece (a big batch's judging and folding) holds
     neither the loop nor the other coroutines waiting on it."""
-    conn = _conn(tmp_path / "c.db")
-    committer = Committer(conn)
+    conn = db.conn
+    committer = Committer(db.target)
     committer.start()
 
     def slow() -> str:
@@ -91,14 +115,13 @@ async def test_the_loop_runs_on_while_a_group_works(tmp_path: Path) -> None:
     # On the loop, one tick would have waited out the whole 0.8 s piece; generous for a busy machine.
     assert max(ticks) < 0.4, ticks
     await committer.stop()
-    conn.close()
 
 
-async def test_stopping_waits_for_the_group_in_the_thread(tmp_path: Path) -> None:
+async def test_stopping_waits_for_the_group_in_the_thread(db: Db) -> None:
     """Stopping mid-group lets the group finish and answers its handler: the connection is free for
     the hub to close, and a committed piece is not reported as lost."""
-    conn = _conn(tmp_path / "c.db")
-    committer = Committer(conn)
+    conn = db.conn
+    committer = Committer(db.target)
     committer.start()
     entered = threading.Event()
 
@@ -114,5 +137,4 @@ async def test_stopping_waits_for_the_group_in_the_thread(tmp_path: Path) -> Non
     await committer.stop()
     assert fut.result() == "done"
     assert not conn.in_transaction
-    assert conn.execute("SELECT k FROM t").fetchall() == [("slow",)]
-    conn.close()
+    assert [tuple(r) for r in conn.execute("SELECT k FROM t").fetchall()] == [("slow",)]

@@ -21,9 +21,14 @@ AIOHTTP_FIELD_CAP = 8190  # aiohttp's default max_field_size for a request heade
 ROUTES = (("GET", "/v1/sync/pull"), ("GET", "/v1/blobs/" + "a" * 64), ("PUT", "/v1/blobs/" + "a" * 64 + "/0"))
 
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
+
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
-    Hub.create(tmp_path / "hub", district=HUB_ID, name="测试区行政审批局", catalogue=None).close()
+async def client(tmp_path: Path, hub_database: str | None) -> AsyncIterator[TestClient]:
+    Hub.create(
+        tmp_path / "hub", district=HUB_ID, name="测试区行政审批局", catalogue=None, database=hub_database
+    ).close()
     c = TestClient(TestServer(create_app(HubConfig(folder=tmp_path / "hub"))))
     await c.start_server()
     try:

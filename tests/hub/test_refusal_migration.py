@@ -1,6 +1,7 @@
 """A hub that kept one row per refusal before the counted refusal log is folded into it on upgrade:
 the totals the operator sees stay what they were."""
 
+# SQLite only: a SQLite migration step; hub/schema_pg.py starts from the counted refusal log.
 from __future__ import annotations
 
 import sqlite_utils

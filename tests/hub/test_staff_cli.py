@@ -18,6 +18,8 @@ from sync.staff_grant import parse_grant_key
 from sync.staff_password import check_password
 from tests.conftest import World
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
 PASSWORD = "zhangsan-口令-2026"
 V1 = "T1-V1"
 

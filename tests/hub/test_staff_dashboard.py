@@ -19,9 +19,12 @@ CHEAP = ScryptParams(n=2**10, r=8, p=1)
 VILLAGE, TOWNSHIP = "360802-T01-01", "360802-T01"
 
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
+
 @pytest.fixture
-def pair(tmp_path: Path) -> Iterator[Pair]:
-    p = Pair(tmp_path)
+def pair(tmp_path: Path, hub_database: str | None) -> Iterator[Pair]:
+    p = Pair(tmp_path, database=hub_database)
     yield p
     p.close()
 

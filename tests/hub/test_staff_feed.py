@@ -20,6 +20,8 @@ from sync.staff_grant import grant_key
 from sync.staff_password import ScryptParams, check_password, hash_password
 from tests.conftest import World
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
 CHEAP = ScryptParams(n=2**10, r=8, p=1)
 V1, V2, T1 = "T1-V1", "T1-V2", "T1"
 

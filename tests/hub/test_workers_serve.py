@@ -11,13 +11,13 @@ import contextlib
 import itertools
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,8 +36,14 @@ from tests.e2e.conftest import (
     start_sanji,
     stop_process,
 )
+from tests.hub_sql import hub_sql
 
-pytestmark = pytest.mark.slow
+# Every test on SQLite and on PostgreSQL: `hub init --database DSN` names the database in the folder.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hub_backend")]
+
+
+def _init(folder: Path, database: str | None) -> Any:
+    return ok("hub", "init", folder, "--district", DISTRICT, *(("--database", database) if database else ()))
 
 
 @dataclass
@@ -91,9 +97,9 @@ def _wait(predicate: object, timeout: float) -> bool:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def served(tmp_path: Path, hub_database: str | None) -> Iterator[Served]:
     folder = tmp_path / "hub"
-    assert ok("hub", "init", folder, "--district", DISTRICT)["hub_id"] == DISTRICT
+    assert _init(folder, hub_database)["hub_id"] == DISTRICT
     hub = Hub(folder, free_loopback_port())
     log = tmp_path / "serve.log"
     proc = start_sanji("hub", "serve", folder, "--port", hub.port, "--workers", 2, log=log)
@@ -106,11 +112,13 @@ def served(tmp_path: Path) -> Iterator[Served]:
         stop_process(proc)
 
 
-def test_two_workers_keeping_the_nightly_schedule_never_run_the_job_side_by_side(tmp_path: Path) -> None:
+def test_two_workers_keeping_the_nightly_schedule_never_run_the_job_side_by_side(
+    tmp_path: Path, hub_database: str | None
+) -> None:
     """Both workers' timers fire every second; the job runs in one process at a time, and the other
     worker logs that it was run elsewhere."""
     folder = tmp_path / "hub"
-    ok("hub", "init", folder, "--district", DISTRICT)
+    _init(folder, hub_database)
     port, log = free_loopback_port(), tmp_path / "serve.log"
     proc = start_sanji("hub", "serve", folder, "--port", port, "--workers", 2, "--nightly", "every:1", log=log)
     try:
@@ -125,7 +133,7 @@ def test_two_workers_keeping_the_nightly_schedule_never_run_the_job_side_by_side
 
 
 def _ended_runs(folder: Path) -> list[tuple[int, int]]:
-    conn = sqlite3.connect(f"file:{folder / 'hub.db'}?mode=ro", uri=True, timeout=5)
+    conn = hub_sql(folder, timeout=5)
     try:
         rows = conn.execute(
             "SELECT started_ms, ended_ms FROM nightly_runs WHERE ended_ms IS NOT NULL ORDER BY started_ms"
@@ -135,9 +143,9 @@ def _ended_runs(folder: Path) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in rows]
 
 
-def test_a_worker_count_out_of_range_is_refused(tmp_path: Path) -> None:
+def test_a_worker_count_out_of_range_is_refused(tmp_path: Path, hub_database: str | None) -> None:
     folder = tmp_path / "hub"
-    ok("hub", "init", folder, "--district", DISTRICT)
+    _init(folder, hub_database)
     res = run_sanji("hub", "serve", folder, "--port", free_loopback_port(), "--workers", 0)
     assert res.code == 2 and res.data["error"] == "bad_workers", res
     assert "--workers" in res.data["reason"] and "1 到" in res.data["reason"]

@@ -33,6 +33,7 @@ from aiohttp import web
 
 from sanji.cli import main as sanji_main
 from tests.applicants import People, accept_args, catalogue_doc, required_materials
+from tests.hub_sql import PgTestConnection, hub_sql
 
 CHINA = timezone(timedelta(hours=8))
 DISTRICT = "360802"
@@ -269,14 +270,16 @@ class District:
     def alerts(self, kind: str) -> list[dict[str, Any]]:
         return [a for a in ok("hub", "status", self.hub_dir)["alerts"] if a["kind"] == kind]
 
-    def hub_db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.hub_dir / "hub.db", timeout=10)
+    def hub_db(self) -> sqlite3.Connection | PgTestConnection:
+        """The hub's store for a test's own SQL, on either backend (``tests/hub_sql.py``)."""
+        return hub_sql(self.hub_dir)
 
 
-def make_district(root: Path, *, nightly: str | None = None) -> District:
-    """`hub init`, a township and two villages enrolled online. The hub is left stopped."""
+def make_district(root: Path, *, nightly: str | None = None, database: str | None = None) -> District:
+    """`hub init` (with ``database``, on PostgreSQL), a township and two villages enrolled online. The
+    hub is left stopped."""
     hub_dir = root / "hub"
-    doc = ok("hub", "init", hub_dir, "--district", DISTRICT)
+    doc = ok("hub", "init", hub_dir, "--district", DISTRICT, *(("--database", database) if database else ()))
     assert doc["hub_id"] == DISTRICT
     ok("hub", "enroll", hub_dir, "--station", TOWNSHIP, "--name", "测试镇便民服务中心", "--tier", "township")
     tokens = {
@@ -319,8 +322,8 @@ def people(request: pytest.FixtureRequest) -> People:
 
 
 @pytest.fixture
-def district(tmp_path: Path) -> Iterator[District]:
-    d = make_district(tmp_path)
+def district(tmp_path: Path, hub_database: str | None) -> Iterator[District]:
+    d = make_district(tmp_path, database=hub_database)
     try:
         yield d
     finally:

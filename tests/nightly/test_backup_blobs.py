@@ -7,6 +7,7 @@ against its name. The nightly job's rotated backups carry the photos too, sharin
 in common by hard link, and drop a pruned backup's photos with it.
 """
 
+# SQLite only: `hub backup`/`restore` copy hub.db; on PostgreSQL they refuse by design (test_compaction.py).
 from __future__ import annotations
 
 import hashlib

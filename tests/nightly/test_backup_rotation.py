@@ -1,6 +1,7 @@
 """Rotated backups cost what changed: a full copy, then only the changed pages; `hub restore` takes
 either and gives back the hub exactly as it was when that backup was taken (issue 20)."""
 
+# SQLite only: rotated backups are copies of hub.db's pages; PostgreSQL is backed up by its own tools.
 from __future__ import annotations
 
 import sqlite3

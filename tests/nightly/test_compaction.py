@@ -3,12 +3,17 @@ whose batches the hub has not receipted still needs."""
 
 from __future__ import annotations
 
+import pytest
+
 from node import nightly as node_nightly
 from node.station import Station
 from replica.ids import now_ms
 from tests.applicants import People
+from tests.conftest import sqlite_only
 
 from .conftest import District, Node, ok, run_sanji
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
 
 IMMEDIATE = "360802-0001"
 
@@ -82,6 +87,7 @@ def test_a_retention_period_keeps_recent_frames(district: District, people: Peop
 
 
 # Regression (a strict xfail until the bug was fixed).
+@sqlite_only  # `hub backup`/`restore` copy hub.db; on PostgreSQL they refuse by design (pg_dump)
 def test_compaction_then_hub_restore_settles(district: District, people: People) -> None:
     d, a = district, district.a
     with d.hub.serving():
@@ -101,3 +107,20 @@ def test_compaction_then_hub_restore_settles(district: District, people: People)
         assert d.hub_view(a.code) == a.view()  # nothing lost (reconciliation repaired it) ...
         rejected = ok("hub", "status", d.hub_dir)["rejected_batches"]
         assert (synced["pending"], synced["refused"], rejected) == (0, [], 0)  # ... but it never settles
+
+
+@pytest.mark.parametrize("hub_backend", ["postgres"])  # the SQLite side is the test above
+def test_hub_backup_and_restore_refuse_on_postgresql_naming_its_tools(district: District) -> None:
+    """No file copy of a PostgreSQL store: the commands refuse, say which PostgreSQL tool does it,
+    and leave no file behind."""
+    d = district
+    (d.root / "old.db").write_bytes(b"")
+    for args, tool in (
+        (("hub", "backup", d.hub_dir, "--out", d.root / "copy.db"), "pg_dump"),
+        (("hub", "restore", d.hub_dir, "--from", d.root / "old.db"), "pg_restore"),
+    ):
+        res = run_sanji(*args)
+        assert (res.code, res.data["error"]) == (2, "store_is_postgresql"), res
+        assert tool in res.data["reason"]
+    assert not (d.root / "copy.db").exists()
+    assert ok("hub", "status", d.hub_dir)["rejected_batches"] == 0, "the store still answers"

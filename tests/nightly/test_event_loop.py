@@ -17,9 +17,15 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
+from hub.store.pg_store import WRITE_LOCK
 from tests.applicants import People
+from tests.hub_sql import hub_sql
 
 from .conftest import District, ServedHub
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
 
 # Far below what a held loop takes (it would wait on the write lock until the test lets go), far
 # above a free loop's answer on a loaded machine (151 ms, with five other sessions on two cores).
@@ -47,8 +53,11 @@ def _workers() -> list[int]:
 
 
 def _runs(d: District) -> list[str]:
-    with sqlite3.connect(d.hub_dir / "hub.db", timeout=30) as conn:
+    conn = hub_sql(d.hub_dir, timeout=30)
+    try:
         return [str(o) for (o,) in conn.execute("SELECT outcome FROM nightly_runs")]
+    finally:
+        conn.close()
 
 
 def test_healthz_answers_while_the_nightly_job_runs(district: District, people: People) -> None:
@@ -58,9 +67,15 @@ def test_healthz_answers_while_the_nightly_job_runs(district: District, people: 
             d.a.accept(people)
         d.a.sync()
     served = ServedHub(d.hub_dir, d.hub.port, nightly="every:0.2")
-    lock = sqlite3.connect(d.hub_dir / "hub.db", isolation_level=None, timeout=30)
+    lock = hub_sql(d.hub_dir, timeout=30)
+    if isinstance(lock, sqlite3.Connection):
+        lock.isolation_level = None  # BEGIN and COMMIT below are ours
     with served.serving(), ThreadPoolExecutor(2) as pages:
-        lock.execute("BEGIN IMMEDIATE")  # the job's first write waits here, the job in progress
+        # The job's first write waits here, the job in progress: SQLite's write lock, or on PostgreSQL
+        # the store's one-writer advisory lock that every write transaction takes after BEGIN.
+        lock.execute("BEGIN IMMEDIATE" if isinstance(lock, sqlite3.Connection) else "BEGIN")
+        if not isinstance(lock, sqlite3.Connection):
+            lock.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
         try:
             deadline = time.monotonic() + 30
             while not _workers():

@@ -10,6 +10,7 @@ file on a page found with SQLite's dbstat table, in one of two ways that behave 
   the check at all ("database disk image is malformed").
 """
 
+# SQLite only: damage is done to hub.db's pages, found by PRAGMA integrity_check; PostgreSQL checks its own.
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,8 @@ scopes gives, night after night, as the district works (issue 20)."""
 
 from __future__ import annotations
 
+import pytest
+
 from hub import nightly
 from hub import scope_leaves as hub_leaves
 from hub.reconcile_scope import scope_rows
@@ -13,6 +15,8 @@ from replica.scope import CHANGE_COLS, build_tree
 from tests.applicants import People
 
 from .conftest import District
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
 
 
 def _roots(d: District, depth: int) -> tuple[bytes, bytes, bytes, bytes]:

@@ -4,7 +4,6 @@ just wrote."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,18 +11,26 @@ import pytest
 from hub import nightly, nightly_refold
 from hub.service import Hub
 from tests.applicants import People
+from tests.hub_sql import hub_sql
 
 from .conftest import District
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
 
 def _tamper(hub_dir: Path, app_id: str) -> None:
-    with sqlite3.connect(hub_dir / "hub.db") as conn:
+    conn = hub_sql(hub_dir)
+    with conn:
         conn.execute("UPDATE applications SET status='forged' WHERE id=?", (app_id,))
+    conn.close()
 
 
 def _status(hub_dir: Path, app_id: str) -> str:
-    with sqlite3.connect(hub_dir / "hub.db") as conn:
+    conn = hub_sql(hub_dir)
+    try:
         return str(conn.execute("SELECT status FROM applications WHERE id=?", (app_id,)).fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _run(hub_dir: Path) -> dict[str, object]:
@@ -40,8 +47,10 @@ def test_a_small_hub_is_swept_whole_every_night(district: District, people: Peop
         ids = [str(d.a.accept(people)["id"]) for _ in range(3)]
         d.a.sync()
     _tamper(d.hub_dir, ids[1])
-    with sqlite3.connect(d.hub_dir / "hub.db") as conn:
+    conn = d.hub_db()
+    with conn:
         conn.execute("DELETE FROM records WHERE entity='application' AND id=?", (ids[2],))
+    conn.close()
     out = _run(d.hub_dir)
     assert out["report"]["records_rebuilt"] == 2 and out["report"]["refold"]["pass_completed"] is True
     assert out["repaired"] >= 2 and _status(d.hub_dir, ids[1]) == "accepted"

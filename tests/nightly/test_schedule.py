@@ -19,6 +19,7 @@ from replica import schedule
 from replica.schedule import GRACE, When, missed
 from tests.applicants import People
 from tests.e2e.conftest import healthz, start_sanji, stop_process
+from tests.hub_sql import hub_sql
 
 from .conftest import CHINA, District, ServedHub, free_port, run_sanji
 
@@ -188,6 +189,15 @@ def _runs(db: Path) -> list[tuple[str, str]]:
         conn.close()
 
 
+def _hub_runs(folder: Path) -> list[tuple[str, str]]:
+    """The hub's nightly runs, on either backend."""
+    conn = hub_sql(folder, timeout=5)
+    try:
+        return [(str(t), str(o)) for t, o in conn.execute("SELECT trigger, outcome FROM nightly_runs ORDER BY id")]
+    finally:
+        conn.close()
+
+
 def _wait_for(predicate: object, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -197,7 +207,8 @@ def _wait_for(predicate: object, timeout: float) -> None:
 
 
 @pytest.mark.slow
-def test_hub_serve_runs_the_nightly_job_on_its_schedule(district: District, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("hub_backend")
+def test_hub_serve_runs_the_nightly_job_on_its_schedule(district: District, tmp_path: Path, hub_backend: str) -> None:
     """A real `sanji hub serve --nightly every:1` process records its runs in nightly_runs."""
     d = district
     port = free_port()
@@ -206,49 +217,62 @@ def test_hub_serve_runs_the_nightly_job_on_its_schedule(district: District, tmp_
     try:
         _wait_for(lambda: healthz(f"http://127.0.0.1:{port}") is not None, 20)
         assert healthz(f"http://127.0.0.1:{port}") is not None, log.read_text(errors="replace")
-        _wait_for(lambda: sum(o == "ok" for _, o in _runs(d.hub_dir / "hub.db")) >= 2, 8)
-        runs = _runs(d.hub_dir / "hub.db")
+        _wait_for(lambda: sum(o == "ok" for _, o in _hub_runs(d.hub_dir)) >= 2, 8)
+        runs = _hub_runs(d.hub_dir)
         refused = run_sanji("hub", "restore", d.hub_dir, "--from", d.hub_dir / "hub.db")
     finally:
         stop_process(proc)
     assert sum(o == "ok" for _, o in runs) >= 2, (runs, log.read_text(errors="replace")[-2000:])
     assert {t for t, _ in runs} == {"scheduled"}
-    assert refused.code == 2 and "serving" in refused.stderr
+    assert refused.code == 2
+    if hub_backend == "postgres":  # no file to put back: PostgreSQL restores with its own tools
+        assert "pg_restore" in refused.stderr
+    else:
+        assert "serving" in refused.stderr
     text = log.read_text(errors="replace")
     assert "夜间任务（定时）完成" in text, text[-2000:]
     assert "apscheduler" not in text, "the scheduler's internal INFO lines are not for operators"
-    assert len(list((d.hub_dir / "backups").glob("hub-*.*"))) >= 1, "each run keeps a rotated backup"
+    backups = list((d.hub_dir / "backups").glob("hub-*.*"))
+    if hub_backend == "sqlite":
+        assert len(backups) >= 1, "each run keeps a rotated backup"
+    else:
+        assert backups == [], "on PostgreSQL the job makes no file copy: pg_dump backs the database up"
 
 
+@pytest.mark.usefixtures("hub_backend")
 def test_the_hub_catches_up_a_missed_run_when_it_starts(district: District) -> None:
     d = district
     when, now = _a_minute_ago()
     # The hub has existed since yesterday and was off when today's run fell due.
-    with sqlite3.connect(d.hub_dir / "hub.db") as conn:
+    conn = hub_sql(d.hub_dir)
+    with conn:
         conn.execute(
             "UPDATE hub_meta SET value=? WHERE key='created_ms'",
             (pack(int((now - timedelta(days=1)).timestamp() * 1000)),),
         )
+    conn.close()
     hub = ServedHub(d.hub_dir, d.hub.port, nightly=f"{when.hour:02d}:{when.minute:02d}")
     with hub.serving():
-        _wait_for(lambda: ("catch-up", "ok") in _runs(d.hub_dir / "hub.db"), 5)
-    assert _runs(d.hub_dir / "hub.db") == [("catch-up", "ok")]
+        _wait_for(lambda: ("catch-up", "ok") in _hub_runs(d.hub_dir), 5)
+    assert _hub_runs(d.hub_dir) == [("catch-up", "ok")]
     with hub.serving():  # started again the same day: the run happened, nothing to catch up
         time.sleep(0.5)
-    assert _runs(d.hub_dir / "hub.db") == [("catch-up", "ok")]
+    assert _hub_runs(d.hub_dir) == [("catch-up", "ok")]
 
 
-def test_a_hub_made_a_minute_ago_catches_up_nothing(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("hub_backend")
+def test_a_hub_made_a_minute_ago_catches_up_nothing(tmp_path: Path, hub_database: str | None) -> None:
     """A hub made after today's scheduled time has missed no run: it waits for tomorrow's."""
     when, _ = _a_minute_ago()
     folder = tmp_path / "hub"
-    Hub.create(folder, district="360802", name="测试区行政审批局", catalogue=None).close()
+    Hub.create(folder, district="360802", name="测试区行政审批局", catalogue=None, database=hub_database).close()
     hub = ServedHub(folder, free_port(), nightly=f"{when.hour:02d}:{when.minute:02d}")
     with hub.serving():
         time.sleep(0.8)
-    assert _runs(folder / "hub.db") == []
+    assert _hub_runs(folder) == []
 
 
+@pytest.mark.usefixtures("hub_backend")
 async def test_node_serve_runs_the_station_nightly_job(district: District, people: People) -> None:
     """`node serve --nightly every:N`: the station's job reconciles with the hub and records its runs."""
     d, a = district, district.a
@@ -271,7 +295,7 @@ async def test_node_serve_runs_the_station_nightly_job(district: District, peopl
         assert {t for t, _ in runs} == {"scheduled"}
         view = await asyncio.to_thread(a.view)
         assert await asyncio.to_thread(d.hub_view, a.code) == view and len(view) == 1
-        conn = sqlite3.connect(d.hub_dir / "hub.db")
+        conn = hub_sql(d.hub_dir)
         try:
             sessions = conn.execute("SELECT COUNT(*) FROM reconciliations WHERE station=?", (a.code,)).fetchone()[0]
         finally:

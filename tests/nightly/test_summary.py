@@ -4,9 +4,13 @@ edited behind the fold's back)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.applicants import People
 
 from .conftest import District, ok, run_sanji
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
 
 IMMEDIATE = "360802-0001"
 PROMISED = "360802-0004"

@@ -24,7 +24,7 @@ from hub.backup import backup
 from hub.restore import restore
 from hub.schema_pg import MIGRATIONS
 from hub.store import HubStore, PgHubStore, StoreError
-from hub.store.pg_dialect import translate
+from hub.store.pg_dialect import PgConnection, translate
 from hub.store.pg_store import WRITE_LOCK
 from replica.errors import Refused
 from replica.records import RecordStore
@@ -64,10 +64,23 @@ def _wait_for(predicate: object, what: str) -> None:
         ),
         ("INSERT INTO alerts (kind) VALUES (?)", "INSERT INTO alerts (kind) VALUES (%s) RETURNING id", "id"),
         ("SELECT d.user, user FROM d WHERE x='user'", 'SELECT d."user", "user" FROM d WHERE x=\'user\'', None),
+        ("DELETE FROM t WHERE a IN ( ) OR b NOT IN ()", "DELETE FROM t WHERE a = ANY('{}') OR b <> ALL('{}')", None),
+        ("SELECT 1 WHERE (+a, +b) < (?, ?) AND c+1 > 2", "SELECT 1 WHERE (a, b) < (%s, %s) AND c+1 > 2", None),
     ],
 )
 def test_the_dialect_translates_outside_string_literals_only(sqlite: str, postgresql: str, returning: str) -> None:
     assert translate(sqlite) == (postgresql, returning)
+
+
+def test_an_empty_in_list_means_what_it_means_on_sqlite(pg_dsn: str) -> None:
+    """A store method handed no ids builds ``IN ()`` (the nightly facts of a run that rebuilt nothing):
+    SQLite reads it as no match, and so must PostgreSQL, ``NOT IN ()`` matching every row."""
+    sql = "SELECT COUNT(*) FILTER (WHERE x IN ()), COUNT(*) FILTER (WHERE x NOT IN ()) FROM (VALUES (1), (2)) v(x)"
+    conn = PgConnection.connect(pg_dsn)
+    try:
+        assert conn.execute(sql).fetchone() == (0, 2)
+    finally:
+        conn.close()
 
 
 # -- migrations and the one writer ------------------------------------------------------------------------
