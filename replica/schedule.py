@@ -77,7 +77,10 @@ def since(last_run_ms: int | None, created_ms: int | None) -> datetime | None:
 
 def start(when: When, job: Callable[[str], Awaitable[object]], since: datetime | None) -> AsyncIOScheduler:
     """Schedule ``job(trigger_name)``; call from inside the running event loop."""
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Only the scheduler's errors reach the log: its INFO lines are not for operators, and its one
+    # warning ("skipped: maximum number of running instances") means a slot came while the last run was
+    # still going, which is expected and handled (the job logs its own runs in the operators' words).
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     scheduler = AsyncIOScheduler(timezone=CHINA)
     trigger = (
         IntervalTrigger(seconds=when.every_s, timezone=CHINA)
