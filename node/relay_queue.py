@@ -23,6 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlite_utils
+from sqlite_utils import Migrations
+
 from protocol.codec import Limits, unpack
 from protocol.errors import RemoteProtocolError
 from protocol.frame import MAGIC, peek_header
@@ -35,24 +38,28 @@ VILLAGE_QUOTA_BYTES = 64 * 1024 * 1024
 TOTAL_QUOTA_BYTES = 512 * 1024 * 1024
 EXPIRY_MS = 14 * 24 * 3600 * 1000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS relay_frames (
-    id INTEGER PRIMARY KEY,
-    village TEXT NOT NULL,
-    direction TEXT NOT NULL,      -- 'up' (to the hub) or 'down' (to the village)
-    kind TEXT NOT NULL,           -- 'batch' | 'pull' up; 'acks' | 'feed' down
-    hash BLOB NOT NULL,           -- SHA-256 of the outer header (a batch's chain hash) or of the frame
-    epoch INTEGER NOT NULL DEFAULT 0,
-    first_seq INTEGER NOT NULL DEFAULT 0,
-    last_seq INTEGER NOT NULL DEFAULT 0,
-    size INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    state TEXT NOT NULL DEFAULT 'waiting',  -- 'waiting', or 'sent' (up: the hub answered it)
-    created_ms INTEGER NOT NULL,
-    UNIQUE (village, direction, hash)
-);
-CREATE INDEX IF NOT EXISTS relay_by_village ON relay_frames (village, direction, state, id);
-"""
+relay_migrations = Migrations("sanji.node.relay")
+
+
+@relay_migrations()
+def m001_relay_frames(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE relay_frames (
+            id INTEGER PRIMARY KEY,
+            village TEXT NOT NULL,
+            direction TEXT NOT NULL,      -- 'up' (to the hub) or 'down' (to the village)
+            kind TEXT NOT NULL,           -- 'batch' | 'pull' up, 'acks' | 'feed' down
+            hash BLOB NOT NULL,           -- SHA-256 of the outer header (a batch's chain hash) or of the frame
+            epoch INTEGER NOT NULL DEFAULT 0,
+            first_seq INTEGER NOT NULL DEFAULT 0,
+            last_seq INTEGER NOT NULL DEFAULT 0,
+            size INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            state TEXT NOT NULL DEFAULT 'waiting',  -- 'waiting', or 'sent' (up: the hub answered it)
+            created_ms INTEGER NOT NULL,
+            UNIQUE (village, direction, hash))"""
+    )
+    db.execute("CREATE INDEX relay_by_village ON relay_frames (village, direction, state, id)")
 
 
 def now_ms() -> int:
@@ -109,7 +116,7 @@ class RelayQueue:
         self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.executescript(_SCHEMA)
+        relay_migrations.apply(sqlite_utils.Database(self.conn))  # relay.db's own set, once each
         self._lock = threading.Lock()
 
     def close(self) -> None:
