@@ -52,9 +52,8 @@ def _staff_entries(raw: tuple[dict[str, object], ...]) -> tuple[list[FeedAccount
     taken, held, newest = [], [], 0
     for entry in raw:
         try:
-            e = StaffEntry.from_wire(entry)
-            newest = max(newest, e.version)
-            account = FeedAccount(e.user, e.name, e.role, e.enabled, e.password_hash, e.grant_key, e.version)
+            account = StaffEntry.from_wire(entry)
+            newest = max(newest, account.version)
             staff_grants.check(account)
         except (RemoteProtocolError, Refused) as exc:
             user = entry.get("user") if isinstance(entry, dict) else None

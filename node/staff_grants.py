@@ -20,7 +20,6 @@ does not bind the hub, which answers for the district.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 
 import sqlite_utils
 from cryptography.exceptions import InvalidTag
@@ -30,6 +29,7 @@ from node import data_key, staff_schema
 from node.staff_schema import HUB
 from node.staff_session import StaffSession
 from protocol.codec import pack
+from protocol.feed import StaffEntry
 from protocol.keys import load_seal_public
 from replica.db import transaction
 from replica.errors import Refused
@@ -50,17 +50,8 @@ GRANT_FOREIGN = (
 )
 
 
-@dataclass(frozen=True)
-class FeedAccount:
-    """One staff account as the hub's feed states it."""
-
-    user: str
-    name: str
-    role: str
-    enabled: bool
-    password_hash: str
-    grant_key: str
-    version: int = 0  # grows with every change at the hub; a lower one never replaces a higher
+# One staff account as the hub's feed states it: the feed's own wire type, not a copy of it.
+FeedAccount = StaffEntry
 
 
 def _info(station: str, user: str) -> bytes:

@@ -46,6 +46,7 @@ def hub_account(user: str = "lisi", password: str = LISI_PASSWORD, *, enabled: b
         enabled=enabled,
         password_hash=hash_password(password, os.urandom(16), CHEAP),
         grant_key=grant_key(password, os.urandom(16), CHEAP),
+        version=0,
     )
 
 
