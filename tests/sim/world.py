@@ -38,6 +38,7 @@ from tests.sim.district import HubDoor, HubDown, Node
 from tests.sim.faults import HOUR, MINUTE, START_MS
 from tests.sim.healing import heal
 from tests.sim.network import HUB, Event, Links, Msg, Queue, Wire
+from tests.sim.stats import RunStats
 
 KEY_ID = re.compile(r"\b[0-9a-f]{12,}")
 TIMEOUT_MS = 120_000  # node/client.py: aiohttp total timeout
@@ -53,28 +54,6 @@ class Conv:
     replayed: bool = False  # a frozen network answered one of its pulls with an old page
     genuine: bool = False  # the hub itself answered one of its pulls
     meanwhile: Callable[[], object] | None = None  # the station's work while its request travels
-
-
-@dataclass
-class RunStats:
-    accepted: int = 0
-    refused_ops: int = 0
-    rounds_done: int = 0
-    rounds_failed: int = 0
-    held: int = 0
-    released: int = 0
-    forks: int = 0
-    restores: int = 0
-    lost_to_restore: int = 0
-    forgeries: int = 0
-    converged_in: int = 0
-    rotations: int = 0
-    replays: int = 0  # pulls a frozen network answered with an old page
-    stale_flagged: int = 0  # rounds that ended with the station flagged stale because of them
-    events: int = 0
-    acks: dict[str, int] = field(default_factory=dict)
-    hub_processes: int = 1  # hub serve --workers: each request answered by one of them
-    answers_by_others: int = 0  # requests answered by a hub process other than the first
 
 
 @dataclass
