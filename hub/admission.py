@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from hub.feed import Lookup
@@ -23,6 +23,8 @@ from sync.change import Change
 from sync.fold import Record
 from sync.hlc import HUB_QUARANTINE_AHEAD_MS
 from sync.model import Actor, RecordContext
+from sync.staff_change import STAFF_ENTITY
+from sync.verdict import StaffFact
 
 if TYPE_CHECKING:
     from hub.state import HubState
@@ -54,7 +56,7 @@ class Gate:
         return verdict
 
     def facts(self, change: Change):  # type: ignore[no-untyped-def]
-        return build_facts(
+        found = build_facts(
             self.hub.store.replica_connection,
             change,
             current=self._record(change.entity, change.id),
@@ -68,6 +70,13 @@ class Gate:
             authority=self.hub.authority,
             held_status=functools.partial(self._held_status, change),
         )
+        # Only a password change asks about accounts; the common case keeps its facts as built.
+        return replace(found, staff_account=self._staff_account) if change.entity == STAFF_ENTITY else found
+
+    def _staff_account(self, station: str, user: str) -> StaffFact | None:
+        """An account the hub made for ``station``: what a password changed there is checked against."""
+        held = self.hub.store.staff_account(station, user)
+        return None if held is None else StaffFact(held.role, held.enabled)
 
     def _delivered(self, change: Change, rowid: int) -> bool:
         """Whether the hub's logged change at ``rowid`` had reached ``change``'s author through its feed

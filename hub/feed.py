@@ -153,6 +153,7 @@ def _staff_entry(account: StaffAccount) -> dict[str, object]:
         account.password_hash,
         account.grant_key,
         account.version,
+        account.password_version,
     ).to_wire()
 
 

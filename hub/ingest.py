@@ -21,6 +21,7 @@ from hub import shared_state
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
 from hub.sealed_changes import open_change
+from hub.staff import take_station_change
 from hub.tracking import Concealer
 from protocol.acks import Ack, Receipt
 from protocol.batch import VerifiedBatch, open_batch_changes, verify_batch
@@ -196,6 +197,7 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
             entry = run.add(adm.change)
             if entry is not None:
                 fan_out(hub, [entry], look)
+            take_station_change(hub, adm.change)  # a password changed at the station (hub/staff.py)
         else:
             store.quarantine(h.origin, h.epoch, seq, bhash, pack(raw), adm.reason, now, code=adm.code)
             held += 1

@@ -25,6 +25,7 @@ from hub.admission import Gate
 from hub.feed import Lookup, fan_out
 from hub.reconcile_scope import records_for
 from hub.sealed_changes import open_change
+from hub.staff import take_station_change
 from hub.tracking import Concealer
 from protocol.codec import pack
 from protocol.errors import MalformedError
@@ -118,6 +119,7 @@ def repair(hub: Hub, station: str, body: ReconcileRequest) -> RepairAnswer:
             if adm.admitted:
                 concealer.index(change)
                 fan_out(hub, hub.records.apply([change]).logged)
+                take_station_change(hub, change)  # a password changed at the station (hub/staff.py)
                 hub.observe_hlc(change.hlc)
                 applied += 1
             else:

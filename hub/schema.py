@@ -349,3 +349,11 @@ def m401_station_staff(db: sqlite_utils.Database) -> None:
     # versions in commit order, as feed_clock does for feed positions (hub/store/pg_feed.py).
     db.execute("CREATE TABLE staff_clock (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
     db.execute("INSERT INTO staff_clock (id, version) VALUES (1, 0)")
+
+
+@migrations()
+def m402_password_version(db: sqlite_utils.Database) -> None:
+    # The version at which the hub itself last set an account's password (add-staff, enable-staff): a
+    # password changed at the station travels up (sync/staff_change.py) and is applied only when the
+    # station had seen that version; 0 for the accounts made before, so their stations' changes apply.
+    db.execute("ALTER TABLE station_staff ADD COLUMN password_version INTEGER NOT NULL DEFAULT 0")

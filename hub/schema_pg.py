@@ -222,9 +222,13 @@ _STAFF = [
     "INSERT INTO staff_clock (id, version) VALUES (1, 0)",
 ]
 
+# hub/schema.py's m402_password_version: the version of the hub's own last password set.
+_PASSWORD_VERSION = [f"ALTER TABLE station_staff ADD COLUMN password_version {I} NOT NULL DEFAULT 0"]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("p001_hub", [*_REPLICA, *_LISTS, *_MERKLE, *_HUB, *_STATISTICS, *_STORE]),
     ("p002_staff", _STAFF),
+    ("p003_password_version", _PASSWORD_VERSION),
 ]
 
 __all__ = ["MIGRATIONS"]

@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING
 from replica.errors import Refused
 from replica.ids import iso_from_ms
 from sync import staff_rules
+from sync.change import Change
+from sync.staff_change import STAFF_ENTITY, split_id
 from sync.staff_grant import grant_key
 from sync.staff_password import DEFAULT_PARAMS, SALT_BYTES, ScryptParams, hash_password
 
 if TYPE_CHECKING:
     from hub.service import Hub
+    from hub.state import HubState
     from hub.store import StaffAccount
 
 ROLE_NAMES = {staff_rules.ADMIN: "管理员", staff_rules.STAFF: "工作人员"}
@@ -132,6 +135,26 @@ def enable_staff(
         if version is None:
             raise _unknown_user(station, user)
     return {"station": station, "user": user, "enabled": True, "version": version}
+
+
+def take_station_change(hub: HubState, change: Change) -> int | None:
+    """Apply an admitted password change from a station (``sync/staff_change.py``) to the hub's account,
+    inside the caller's transaction (the batch's, or the repair's): its new version, which the
+    station's next feed page carries back, or None when the hub's own later set wins or nothing
+    changes. The change itself stays in the log like any other."""
+    named = split_id(change.id) if change.entity == STAFF_ENTITY else None
+    if named is None:
+        return None
+    station, user = named
+    f = change.fields
+    return hub.store.take_station_password(
+        station,
+        user,
+        password_hash=str(f["password_hash"]),
+        grant_key=str(f["grant_key"]),
+        seen=int(str(f["seen"])),
+        now_ms=hub.clock(),
+    )
 
 
 def row(account: StaffAccount) -> dict[str, object]:

@@ -15,8 +15,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 from contextlib import suppress
+from dataclasses import replace
 from typing import Any, Protocol
 
+from node.staff_schema import HUB, account
 from node.store import Meta
 from replica.admission_facts import build_facts
 from replica.errors import Refused
@@ -25,6 +27,8 @@ from sync.admission import judge
 from sync.catalogue import Catalogue
 from sync.change import Change
 from sync.model import Actor, RecordContext
+from sync.staff_change import STAFF_ENTITY
+from sync.verdict import StaffFact
 
 
 class Station(Protocol):
@@ -63,7 +67,12 @@ def _facts(st: Station, change: Change):  # type: ignore[no-untyped-def]
             cat_item = st.catalogue().catalogue.items.get(str(item))
         return RecordContext(station, parent or None, cat_item.decided_at if cat_item else "district")
 
-    return build_facts(
+    def staff_account(station: str, user: str) -> StaffFact | None:
+        # Only accounts the hub made: a local one never travels, and the hub would not know it.
+        found = account(st.conn, user) if station == st.code else None
+        return StaffFact(found.role, found.enabled) if found is not None and found.source == HUB else None
+
+    facts = build_facts(
         st.conn,
         change,
         current=st.records.load(change.entity, change.id),
@@ -73,3 +82,4 @@ def _facts(st: Station, change: Change):  # type: ignore[no-untyped-def]
         latest_catalogue=lambda: None,
         published_up_to=lambda: 0,
     )
+    return replace(facts, staff_account=staff_account) if change.entity == STAFF_ENTITY else facts

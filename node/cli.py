@@ -9,6 +9,7 @@ import sys
 from node import commands, enrolment, relay_cargo, relay_client, staff_cli, status, sync_lock, usb_files
 from node.cli_args import add_parser as add_parser  # sanji/cli.py builds the parser through here
 from node.staff_cli import cmd_add_admin as cmd_add_admin  # dispatched by name
+from node.staff_cli import cmd_passwd as cmd_passwd  # dispatched by name
 from node.station import Station
 from node.supplement import cmd_supplement as cmd_supplement  # dispatched by name
 from node.sync_text import blob_text, print_progress

@@ -65,7 +65,7 @@ def check_new(user: str, name: str, password: str) -> None:
         raise Refused(str(exc), code=exc.code) from None
 
 
-def _check_password_length(password: str) -> None:
+def check_password_length(password: str) -> None:
     try:
         staff_rules.check_password(password)
     except staff_rules.StaffRuleError as exc:
@@ -240,10 +240,12 @@ def change_password(
     params: ScryptParams = DEFAULT_PARAMS,
     idle_ms: int = DEFAULT_IDLE_MS,
 ) -> StaffSession:
-    """Change ``user``'s own password: signs in with ``old`` (same refusals and lock-out), then stores
-    a new hash and the same data key wrapped afresh under ``new``, in one transaction. Everything
-    sealed before stays readable; ``old`` opens nothing any more."""
-    _check_password_length(new)
+    """Change ``user``'s own password in the accounts table alone: signs in with ``old`` (same
+    refusals and lock-out), then stores a new hash and the same data key wrapped afresh under ``new``,
+    in one transaction. Everything sealed before stays readable; ``old`` opens nothing any more. The
+    station's commands use ``node/staff_password.py`` instead, which also sends a hub-made account's
+    new hash up to the hub; this step on a hub-made account would be undone by the hub's next entry."""
+    check_password_length(new)
     session = sign_in(db, station=station, user=user, password=old, now_ms=now_ms, idle_ms=idle_ms)
     key = session.data_key(now_ms)
     wrapped = data_key.wrap(key, new, station=station, user=user, params=params).to_bytes()
@@ -321,7 +323,7 @@ def enable(
     """Let ``user`` sign in again with a password the administrator sets (also how a forgotten
     password is reset): a new hash, the data key wrapped afresh, the failure count cleared."""
     key = _require_admin(by, station, now_ms)
-    _check_password_length(password)
+    check_password_length(password)
     wrapped = data_key.wrap(key, password, station=station, user=user, params=params).to_bytes()
     stored = _hash(password, params)
     with transaction(db) as conn:

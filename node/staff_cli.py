@@ -6,7 +6,8 @@ signs in. Once it has one, every command that changes or reveals a citizen's dat
 in through ``node/staff_accounts.py`` (its lock-out, disabled accounts and wrong passwords refuse
 with their own codes) and the change carries their user name; without ``--staff`` the command is
 refused (``staff_required``) and says what to add. ``sync``, ``status``, ``serve``, ``import`` and
-``export`` never ask: they move what is written and reveal nothing.
+``export`` never ask: they move what is written and reveal nothing. ``passwd`` changes the person's
+own password (``node/staff_password.py``).
 
 The session lives for one command: the station holds it while the command runs (its writes seal
 personal values with the data key) and ``Station.close`` ends it, so the key is not kept longer.
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node import at_rest_arrivals, staff_accounts
+from node import at_rest_arrivals, staff_accounts, staff_password
 from node.staff_session import idle_ms_for
 from node.station import Station
 from present.output import emit
@@ -154,6 +155,27 @@ def cmd_add_admin(args: argparse.Namespace) -> None:
     emit(out, args.json, lambda d: f"站点 {d['station']} 已建立首个管理员 {d['name']}（{d['user']}）")
 
 
+def cmd_passwd(args: argparse.Namespace) -> None:
+    """``sanji node passwd DIR --staff USER``: the current password on the first line of stdin, the new
+    one on the second (``node/staff_password.py``)."""
+    old = read_password("当前密码")
+    new = read_password("新密码（标准输入第二行）")
+    st = Station(args.dir)
+    try:
+        out = staff_password.change(st, user=args.staff, old=old, new=new)
+    finally:
+        st.close()
+    emit(
+        {"station": out["station"], "user": out["user"]},
+        args.json,
+        lambda d: (
+            f"工作人员 {d['user']} 的密码已修改"
+            + ("；下次同步时报区行政审批局" if out["travels"] else "")
+            + "。旧密码从此不能再登录。"
+        ),
+    )
+
+
 def add_arguments(parsers: Mapping[str, argparse.ArgumentParser], cmd: Callable[[str, str], Any]) -> None:
     """``--staff`` on the commands that name their author, ``--admin`` on init, and ``add-admin``."""
     for name in NAMED_COMMANDS:
@@ -167,3 +189,5 @@ def add_arguments(parsers: Mapping[str, argparse.ArgumentParser], cmd: Callable[
     p = cmd("add-admin", "为还没有工作人员账户的本站建立首个管理员（密码从标准输入第一行读取）")
     p.add_argument("--user", required=True, help="用户名：小写字母开头，只含小写字母、数字和 _ . -")
     p.add_argument("--name", required=True, help="姓名，如 张三")
+    p = cmd("passwd", "修改本人密码：标准输入第一行为当前密码，第二行为新密码")
+    p.add_argument("--staff", required=True, help="要修改密码的工作人员用户名（本人）")

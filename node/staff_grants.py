@@ -13,13 +13,17 @@ is this station's, and wraps it under the password like every other copy.
 
 The hub's word on an account wins over what the station has: a disabled account loses its copy and
 any pending grant at once; a new password hash from the hub drops the copy wrapped under the old
-password and waits for a new grant. The station's own rule that its last administrator stays enabled
-does not bind the hub, which answers for the district.
+password and waits for a new grant. One exception: a password the person changed here
+(``node/staff_password.py``) travels up as a change and is kept against entries the hub wrote before
+it took it, unless the hub has set the password itself since (:func:`keeps_own_password`). The
+station's own rule that its last administrator stays enabled does not bind the hub, which answers
+for the district.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 
 import sqlite_utils
 from cryptography.exceptions import InvalidTag
@@ -100,15 +104,30 @@ def record(conn: sqlite3.Connection, account: FeedAccount, now_ms: int) -> bool:
             ),
         )
         return True
-    (held_version,) = conn.execute("SELECT hub_version FROM staff WHERE user=?", (a.user,)).fetchone()
-    if a.version < int(held_version):
+    if a.version < held.hub_version:
         return False
+    own = keeps_own_password(held, a)
+    if own:
+        # The person changed the password here after the hub's last own set, and the hub has not
+        # carried it back yet: the rest of the entry applies, the password stays (sync/staff_change.py).
+        a = replace(a, password_hash=held.password_hash, grant_key=held.grant_key or a.grant_key)
     # A copy or grant made for another password, or for an account the hub now disables, must go.
     stale = held.password_hash != a.password_hash or held.grant_key != a.grant_key or not a.enabled
     conn.execute(
         "UPDATE staff SET name=?, role=?, source=?, password_hash=?, enabled=?, grant_key=?, changed_ms=?,"
-        " hub_version=? WHERE user=?",
-        (a.name.strip(), a.role, HUB, a.password_hash, int(a.enabled), a.grant_key, now_ms, a.version, a.user),
+        " hub_version=?, password_seen=? WHERE user=?",
+        (
+            a.name.strip(),
+            a.role,
+            HUB,
+            a.password_hash,
+            int(a.enabled),
+            a.grant_key,
+            now_ms,
+            a.version,
+            held.password_seen if own else None,  # the hub's word on the password is taken or echoed
+            a.user,
+        ),
     )
     if stale:
         conn.execute(
@@ -116,6 +135,17 @@ def record(conn: sqlite3.Connection, account: FeedAccount, now_ms: int) -> bool:
             (a.user,),
         )
     return True
+
+
+def keeps_own_password(held: staff_schema.Account, entry: FeedAccount) -> bool:
+    """Whether the station keeps the password its person changed here against ``entry``: the change is
+    not echoed yet (another hash) and the hub has set none of its own since the station saw the
+    version the change was made on. A later hub set (a reset) wins, as it does at the hub."""
+    return (
+        held.password_seen is not None
+        and entry.password_hash != held.password_hash
+        and entry.password_version <= held.password_seen
+    )
 
 
 def seal_pending(db: sqlite_utils.Database, *, by: StaffSession, now_ms: int) -> int:

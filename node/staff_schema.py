@@ -82,6 +82,15 @@ def m003_hub_version(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE staff ADD COLUMN hub_version INTEGER NOT NULL DEFAULT 0")
 
 
+@migrations()
+def m004_password_seen(db: sqlite_utils.Database) -> None:
+    # A hub-made account whose person changed the password here (node/staff_password.py): the hub's
+    # version of the account the station held then. Until the feed carries the new hash back, an entry
+    # whose password_version is not above it keeps the station's hash (sync/staff_change.py). NULL: the
+    # hash is the hub's word, or the account is local.
+    db.execute("ALTER TABLE staff ADD COLUMN password_seen INTEGER")
+
+
 @dataclass(frozen=True)
 class Account:
     """One row of ``staff``, as read."""
@@ -97,9 +106,14 @@ class Account:
     wrapped_key: bytes | None
     grant_key: str | None = None
     grant: bytes | None = None
+    hub_version: int = 0
+    password_seen: int | None = None
 
 
-_COLUMNS = "user, name, role, source, password_hash, enabled, failed_at, locked_until_ms, wrapped_key, grant_key, grant"
+_COLUMNS = (
+    "user, name, role, source, password_hash, enabled, failed_at, locked_until_ms, wrapped_key, grant_key, grant,"
+    " hub_version, password_seen"
+)
 
 
 def _times(blob: object) -> tuple[int, ...]:
@@ -133,6 +147,8 @@ def account(conn: sqlite3.Connection, user: str) -> Account | None:
         wrapped_key=bytes(wrapped) if wrapped is not None else None,
         grant_key=str(row[9]) if row[9] is not None else None,
         grant=bytes(row[10]) if row[10] is not None else None,
+        hub_version=int(row[11]),
+        password_seen=int(row[12]) if row[12] is not None else None,
     )
 
 

@@ -214,6 +214,10 @@ class StaffEntry:
         Field("password_hash", "str"),
         Field("grant_key", "str"),
         Field("version", "uint"),
+        # The version at which the hub itself last set the password (add-staff, enable-staff); absent
+        # when 0. A password the station changed since it saw that version is kept against this entry
+        # until the hub echoes it (sync/staff_change.py).
+        Field("password_version", "uint", required=False),
     )
 
     user: str
@@ -223,9 +227,13 @@ class StaffEntry:
     password_hash: str
     grant_key: str
     version: int
+    password_version: int = 0
 
     def to_wire(self) -> dict[str, object]:
-        return {f.name: getattr(self, f.name) for f in self.FIELDS}
+        wire = {f.name: getattr(self, f.name) for f in self.FIELDS}
+        if not self.password_version:
+            del wire["password_version"]  # an entry without one keeps the shape it had before
+        return wire
 
     @classmethod
     def from_wire(cls, entry: object) -> StaffEntry:
@@ -239,6 +247,7 @@ class StaffEntry:
             str(f["password_hash"]),
             str(f["grant_key"]),
             below(int(str(f["version"])), U62, "version", what),
+            below(int(str(f.get("password_version", 0))), U62, "password_version", what),
         )
 
 

@@ -44,6 +44,7 @@ from sync.fold import Record
 from sync.hlc import wall_ms
 from sync.inspection import TASK_ASSIGNED, TASK_DONE
 from sync.model import FIXED_FIELDS, REPORT_RESULTS, Actor, authorize, roles_of
+from sync.staff_change import STAFF_ENTITY, judge_staff
 from sync.staff_user import author_problem
 from sync.supplement import material_writes
 from sync.verdict import Admission, Facts, StatusVersion, refused, status_word
@@ -86,6 +87,8 @@ def judge(change: Change, actor: Actor, facts: Facts) -> Admission:
     bad_author = author_problem(change.author)
     if bad_author is not None:
         return refused(change, "bad_author", bad_author)
+    if change.entity == STAFF_ENTITY:  # a password changed at a station: no application behind it
+        return judge_staff(change, actor, facts.staff_account)
     ctx = facts.context
     if ctx is None:
         return refused(

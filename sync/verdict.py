@@ -73,6 +73,19 @@ def _no_authority(origin: str) -> int:
 
 
 @dataclass(frozen=True)
+class StaffFact:
+    """A staff account as the replica asking holds it (``sync/staff_change.py``): the hub's accounts
+    at the hub, the station's own at a station."""
+
+    role: str
+    enabled: bool
+
+
+def _no_account(station: str, user: str) -> StaffFact | None:
+    return None
+
+
+@dataclass(frozen=True)
 class Facts:
     """What the question needs beyond the change, as the replica asking knows it.
 
@@ -102,6 +115,8 @@ class Facts:
     # Whether a report on the application, or a decider's approve-without-inspection event, is held
     # (changes logged earlier in the same batch included): what approving an inspection item needs.
     inspected: Callable[[], bool] = _never
+    # A station's staff account (station, user), for a password change (sync/staff_change.py).
+    staff_account: Callable[[str, str], StaffFact | None] = _no_account
 
 
 def refused(change: Change, code: str, reason: str) -> Admission:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-_COLS = 'station, "user", name, role, enabled, password_hash, grant_key, version, created_ms, changed_ms'
+_COLS = (
+    'station, "user", name, role, enabled, password_hash, grant_key, version, created_ms, changed_ms, password_version'
+)
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,11 @@ class StaffAccount:
     version: int
     created_ms: int
     changed_ms: int
+    password_version: int = 0  # the version of the hub's own last password set (sync/staff_change.py)
 
 
 def _account(row: tuple[object, ...]) -> StaffAccount:
-    station, user, name, role, enabled, pw, grant, version, created, changed = row
+    station, user, name, role, enabled, pw, grant, version, created, changed, pw_version = row
     return StaffAccount(
         str(station),
         str(user),
@@ -45,6 +48,7 @@ def _account(row: tuple[object, ...]) -> StaffAccount:
         int(str(version)),
         int(str(created)),
         int(str(changed)),
+        int(str(pw_version)),
     )
 
 
@@ -71,7 +75,8 @@ class Staff:
             return None
         version = self._next_staff_version(now_ms)
         self.conn.execute(
-            f"INSERT INTO station_staff ({_COLS}) VALUES (?,?,?,?,1,?,?,?,?,?)",
+            # password_version 0: any password the station changes was changed on this account as made.
+            f"INSERT INTO station_staff ({_COLS}) VALUES (?,?,?,?,1,?,?,?,?,?,0)",
             (station, user, name, role, password_hash, grant_key, version, now_ms, now_ms),
         )
         return version
@@ -95,6 +100,29 @@ class Staff:
             "UPDATE station_staff SET enabled=?, password_hash=COALESCE(?, password_hash),"
             ' grant_key=COALESCE(?, grant_key), version=?, changed_ms=? WHERE station=? AND "user"=?',
             (int(enabled), password_hash, grant_key, version, now_ms, station, user),
+        )
+        if password_hash is not None:
+            # The hub's own password set: what a password changed at the station must have seen to win.
+            self.conn.execute(
+                'UPDATE station_staff SET password_version=? WHERE station=? AND "user"=?', (version, station, user)
+            )
+        return version
+
+    def take_station_password(
+        self, station: str, user: str, *, password_hash: str, grant_key: str, seen: int, now_ms: int
+    ) -> int | None:
+        """A password the person changed at their station (``sync/staff_change.py``): stored with a new
+        version, so the station's feed carries it back, when the station had seen the hub's own last
+        password set (``seen >= password_version``); None when the hub's set wins, the account is gone,
+        or the hash is already this one. Call in a transaction."""
+        held = self.staff_account(station, user)
+        if held is None or seen < held.password_version or held.password_hash == password_hash:
+            return None
+        version = self._next_staff_version(now_ms)
+        self.conn.execute(
+            "UPDATE station_staff SET password_hash=?, grant_key=?, version=?, changed_ms=?"
+            ' WHERE station=? AND "user"=?',
+            (password_hash, grant_key, version, now_ms, station, user),
         )
         return version
 
