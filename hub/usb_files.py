@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from hub import blobindex, enrolment, keyring
+from hub import blobindex, enrolment, keyring, relay_alerts
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
@@ -67,6 +67,8 @@ def _take_status(hub: Hub, data: bytes) -> str | None:
         )
         if body.seq is not None and body.epoch is not None and 0 <= body.seq < 2**62 and 0 < body.epoch < 2**62:
             hub.store.note_horizon(doc.signer, body.epoch, body.seq, body.after)
+        # A village's report of its relay misbehaving travels on its stick too (hub/relay_alerts.py).
+        relay_alerts.reported(hub.store, doc.signer, body.relay, body.relay_problem, body.relay_at_ms, now)
     return None
 
 

@@ -61,6 +61,7 @@ META_FIELDS = {
     "relay_url": "a village's township relay listener, used when the hub is out of reach, or ''",
     "relay_nonces": "nonces of this station's pull requests left at the relay, not yet answered (hex)",
     "last_relay_round": "wall time (ms) of the last sync round that went through the township's relay",
+    "relay_alert": "the township relay's last misbehaviour this station caught (node/relay_alert.py), or None",
     "at_rest_pub": "X25519 key personal values arriving with nobody signed in are sealed to (node/at_rest_arrivals.py)",
     "at_rest_priv": "its private half, sealed under the data key",
     "reseal_rowid": "the change log is sealed at rest up to this rowid (node/at_rest_arrivals.reseal)",

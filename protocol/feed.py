@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from protocol.errors import MalformedError
 from protocol.wire import U62, Field, below, read_fields
 
 NONCE_BYTES = 16  # what a station sends; the hub answers a nonce of at most MAX_NONCE_BYTES
@@ -33,6 +34,9 @@ class PullRequest:
         Field("epoch", "uint", required=False),
         Field("nonce", "bin", required=False),
         Field("staff_version", "uint", required=False),
+        Field("relay", "str", required=False),
+        Field("relay_problem", "str", required=False),
+        Field("relay_at_ms", "uint", required=False),
     )
 
     after: int  # the station's feed cursor
@@ -44,6 +48,11 @@ class PullRequest:
     epoch: int | None = None
     nonce: bytes = b""  # online pulls: the page must answer it
     staff_version: int = 0  # the newest version of the hub's staff accounts the station has applied
+    # A village's report of its township relay misbehaving (node/relay_alert.py): the township's code,
+    # what it did (a stable code), and when the village caught it. '' and 0: nothing to report.
+    relay: str = ""
+    relay_problem: str = ""
+    relay_at_ms: int = 0
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {
@@ -59,6 +68,8 @@ class PullRequest:
             wire["nonce"] = self.nonce
         if self.staff_version:
             wire["staff_version"] = self.staff_version
+        if self.relay:
+            wire.update(relay=self.relay, relay_problem=self.relay_problem, relay_at_ms=self.relay_at_ms)
         return wire
 
     @classmethod
@@ -68,10 +79,13 @@ class PullRequest:
         # Counters go into SQLite: anything at or over 2**62 is refused here, not by an overflow later.
         counts = {
             k: below(int(str(f.get(k, 0))), U62, k, what)
-            for k in ("after", "at_ms", "catalogue_version", "pending", "staff_version")
+            for k in ("after", "at_ms", "catalogue_version", "pending", "staff_version", "relay_at_ms")
         }
         seq, epoch, problem, nonce = f.get("seq"), f.get("epoch"), f.get("problem"), f.get("nonce", b"")
         assert isinstance(nonce, bytes)
+        relay, relay_problem = str(f.get("relay", "")), str(f.get("relay_problem", ""))
+        if len(relay) > 64 or len(relay_problem) > 32:
+            raise MalformedError(f"{what}: 'relay' or 'relay_problem' is too long")
         return cls(
             counts["after"],
             counts["at_ms"],
@@ -82,6 +96,9 @@ class PullRequest:
             epoch if isinstance(epoch, int) else None,
             nonce,
             counts["staff_version"],
+            relay,
+            relay_problem,
+            counts["relay_at_ms"],
         )
 
 

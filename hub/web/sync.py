@@ -20,6 +20,7 @@ import re
 
 from aiohttp import web
 
+from hub import relay_alerts
 from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE, WRITER
 from hub.feed import feed_page
 from hub.ingest import FrameAck, ingest_frame
@@ -137,6 +138,18 @@ async def pull(request: web.Request) -> web.Response:
             error=body.problem[:500] if body.problem is not None else None,
         )
     )
+    if body.relay:  # the village caught its township relay misbehaving (hub/relay_alerts.py)
+        request.app[COMMITTER].later(
+            functools.partial(
+                relay_alerts.reported,
+                writer.store,
+                station,
+                body.relay,
+                body.relay_problem,
+                body.relay_at_ms,
+                hub.clock(),
+            )
+        )
     seq, epoch = body.seq, body.epoch
     if seq is not None and epoch is not None and 0 <= seq < 2**62 and 0 < epoch < 2**62:
         request.app[COMMITTER].later(functools.partial(writer.store.note_horizon, station, epoch, seq, after))
