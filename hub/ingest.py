@@ -118,7 +118,7 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
         batch_hash=bhash,
         applied=store.applied_ranges(h.origin, h.epoch, h.first_seq, h.last_seq),
     )
-    store.seen(h.origin, now, via="usb" if source.startswith("file:") else "network")
+    store.seen(h.origin, now, via=relay_alerts.path_of(source))
     if decision.verdict is Verdict.DUPLICATE:
         kept = store.batch_receipt(bhash)
         return FrameAck(bhash, h.origin, AckResult.DUPLICATE, cursor.next_seq, receipt=kept[1] if kept else b"")

@@ -53,6 +53,15 @@ def relay_of(source: str) -> str:
     return source[len("relay:") :].split("@", 1)[0]
 
 
+def path_of(source: str) -> str:
+    """How a station last reached us, for the station tree: 'usb', 'relay:CODE' (through that township's
+    relay: the dashboard marks the village reachable only through it) or 'network'."""
+    if source.startswith("file:"):
+        return "usb"
+    relay = relay_of(source)
+    return f"relay:{relay}" if relay else "network"
+
+
 def reported(store: RelayStore, village: str, relay: str, problem: str, at_ms: int, now_ms: int) -> bool:
     """A village's signed report that its township relay misbehaved. Taken only from a village about its
     own township (the station tree says which); True when the alert was raised now."""

@@ -126,6 +126,7 @@ async def pull(request: web.Request) -> web.Response:
     # What the station reports as its problem (a feed that stopped advancing, refused pages): the
     # dashboard shows it as the station's last error; '' clears it.
     writer = request.app[WRITER]  # bookkeeping runs in the committer's thread, through its hub
+    relay = request.headers.get(RELAY_HEADER, "")  # forwarded by the village's township (a label only)
     request.app[COMMITTER].later(
         functools.partial(
             writer.store.seen,
@@ -136,6 +137,7 @@ async def pull(request: web.Request) -> web.Response:
             feed_ack=after,
             skew_ms=body.at_ms - hub.clock(),
             error=body.problem[:500] if body.problem is not None else None,
+            via=f"relay:{relay}" if RELAY_NAME.fullmatch(relay) else "network",
         )
     )
     if body.relay:  # the village caught its township relay misbehaving (hub/relay_alerts.py)
