@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from node import conversation, hub_answer, purge, relay_alert, relay_client, relay_forward, transfer, uplink
+from node import (
+    conversation,
+    hub_answer,
+    purge,
+    relay_address,
+    relay_alert,
+    relay_client,
+    relay_forward,
+    transfer,
+    uplink,
+)
 from node.conversation import PIPELINE_BATCHES, Answer, Progress, Request, drive_async
 from node.relay_queue import RELAY_TIERS
 from node.station import Station
@@ -144,7 +154,7 @@ async def sync_round(
                 "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'round', 0, 0, 0, ?)",
                 (st.clock(), str(exc)),
             )
-        if st.meta.text("relay_url"):
+        if relay_address.relay_url(st):  # its own --relay, else the one its feed named
             return await _through_relay(st, gone, retention_days)
         raise gone from exc
     except Refused as exc:
@@ -182,7 +192,7 @@ async def sync_round(
 async def _through_relay(st: Station, gone: Unreachable, retention_days: int | None) -> RoundResult:
     """The hub is out of reach: leave the batches and a pull request at the township's relay, and take
     what the hub sent back through it (node/relay_client.py). The relay down too: the hub's error."""
-    url = st.meta.text("relay_url").rstrip("/")
+    url = relay_address.relay_url(st)
     alert = relay_alert.paused(st)
     if alert is not None:  # caught misbehaving: the direct link (just tried) or a stick, not the relay
         with st.transaction():

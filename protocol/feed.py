@@ -17,6 +17,7 @@ from protocol.wire import U62, Field, below, read_fields
 
 NONCE_BYTES = 16  # what a station sends; the hub answers a nonce of at most MAX_NONCE_BYTES
 MAX_NONCE_BYTES = 64
+RELAY_URL_MAX = 200  # a township relay's address (http://host:port)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class PullRequest:
         Field("relay", "str", required=False),
         Field("relay_problem", "str", required=False),
         Field("relay_at_ms", "uint", required=False),
+        Field("relay_url", "str", required=False),
     )
 
     after: int  # the station's feed cursor
@@ -53,6 +55,9 @@ class PullRequest:
     relay: str = ""
     relay_problem: str = ""
     relay_at_ms: int = 0
+    # A township's own: the address of its relay listener, as its villages reach it ('': none). The hub
+    # passes it on in the feed of the township's villages (FeedPage.relay_url).
+    relay_url: str = ""
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {
@@ -70,6 +75,8 @@ class PullRequest:
             wire["staff_version"] = self.staff_version
         if self.relay:
             wire.update(relay=self.relay, relay_problem=self.relay_problem, relay_at_ms=self.relay_at_ms)
+        if self.relay_url:
+            wire["relay_url"] = self.relay_url
         return wire
 
     @classmethod
@@ -84,8 +91,9 @@ class PullRequest:
         seq, epoch, problem, nonce = f.get("seq"), f.get("epoch"), f.get("problem"), f.get("nonce", b"")
         assert isinstance(nonce, bytes)
         relay, relay_problem = str(f.get("relay", "")), str(f.get("relay_problem", ""))
-        if len(relay) > 64 or len(relay_problem) > 32:
-            raise MalformedError(f"{what}: 'relay' or 'relay_problem' is too long")
+        relay_url = str(f.get("relay_url", ""))
+        if len(relay) > 64 or len(relay_problem) > 32 or len(relay_url) > RELAY_URL_MAX:
+            raise MalformedError(f"{what}: 'relay', 'relay_problem' or 'relay_url' is too long")
         return cls(
             counts["after"],
             counts["at_ms"],
@@ -99,6 +107,7 @@ class PullRequest:
             relay,
             relay_problem,
             counts["relay_at_ms"],
+            relay_url,
         )
 
 
@@ -152,6 +161,8 @@ class FeedPage:
         Field("generation", "str", required=False),
         Field("field_devices", "[str]", required=False),
         Field("staff", "[staff]", required=False),
+        Field("relay_url", "str", required=False),
+        Field("relay_version", "uint", required=False),
     )
 
     station: str
@@ -166,6 +177,10 @@ class FeedPage:
     generation: str | None = None  # changes when the hub is restored from a backup; None: not said
     field_devices: tuple[str, ...] | None = None  # township and street centres only
     staff: tuple[dict[str, object], ...] = ()  # the station's own accounts, each read by StaffEntry.from_wire
+    # The township relay of a village, as its township last told the hub ('' none), and the hub's version
+    # of that address: a station never lets a lower version replace what it holds (an old page replayed).
+    relay_url: str = ""
+    relay_version: int = 0
 
     @property
     def span(self) -> FeedSpan:
@@ -188,6 +203,8 @@ class FeedPage:
             wire["field_devices"] = list(self.field_devices)
         if self.staff:
             wire["staff"] = [dict(e) for e in self.staff]
+        if self.relay_version:
+            wire.update(relay_url=self.relay_url, relay_version=self.relay_version)
         return wire
 
     @classmethod
@@ -197,6 +214,9 @@ class FeedPage:
         catalogue, revoked, generation = f.get("catalogue"), f.get("revoked", []), f.get("generation")
         staff = f.get("staff", [])
         assert isinstance(staff, list)
+        relay_url = str(f.get("relay_url", ""))
+        if len(relay_url) > RELAY_URL_MAX:
+            raise MalformedError("a feed page: 'relay_url' is too long")
         assert isinstance(changes, list) and isinstance(origins, dict) and isinstance(revoked, list)
         return cls(
             str(f["station"]),
@@ -211,6 +231,8 @@ class FeedPage:
             generation if isinstance(generation, str) else None,
             tuple(str(d) for d in devices) if isinstance(devices, list) else None,
             tuple(staff),
+            relay_url,
+            below(int(str(f.get("relay_version", 0))), U62, "relay_version", "a feed page"),
         )
 
 

@@ -20,7 +20,7 @@ import re
 
 from aiohttp import web
 
-from hub import relay_alerts
+from hub import relay_address, relay_alerts
 from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE, WRITER
 from hub.feed import feed_page
 from hub.ingest import FrameAck, ingest_frame
@@ -151,6 +151,10 @@ async def pull(request: web.Request) -> web.Response:
                 body.relay_at_ms,
                 hub.clock(),
             )
+        )
+    if body.relay_url:  # a township's word for where its villages reach its relay (hub/relay_address.py)
+        request.app[COMMITTER].later(
+            functools.partial(relay_address.learn, writer.store, station, body.relay_url, hub.clock())
         )
     seq, epoch = body.seq, body.epoch
     if seq is not None and epoch is not None and 0 <= seq < 2**62 and 0 < epoch < 2**62:
