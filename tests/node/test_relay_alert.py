@@ -183,7 +183,8 @@ async def post_through(r: Relayed, frames: list[bytes], relay: str = TOWNSHIP) -
 async def test_the_hub_names_a_relay_whose_forwarded_frame_does_not_verify(relayed: Relayed) -> None:
     relayed.accept(relayed.v1)
     frame = relayed.world.frames(relayed.v1)[0]
-    assert await post_through(relayed, [frame[:-10]]) >= 400
+    tampered = frame[:-1] + bytes([frame[-1] ^ 1])  # the header still says whose it claims to be
+    assert await post_through(relayed, [tampered]) >= 400
     seen = hub_alerts(relayed, "relay_seen")
     assert len(seen) == 1 and seen[0][0] == TOWNSHIP and "未通过核验" in seen[0][1] and V1 in seen[0][1], seen
 
