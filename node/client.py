@@ -195,9 +195,10 @@ async def _through_relay(st: Station, gone: Unreachable, retention_days: int | N
     url = relay_address.relay_url(st)
     alert = relay_alert.paused(st)
     if alert is not None:  # caught misbehaving: the direct link (just tried) or a stick, not the relay
+        paused = Unreachable(f"本轮未经乡镇中转站转发：{relay_alert.words(alert)}。{gone}")
         with st.transaction():
-            st.meta.set("last_error", f"{gone}；{relay_alert.words(alert)}"[:500])
-        raise Unreachable(f"{gone}；{relay_alert.words(alert)}")
+            st.meta.set("last_error", str(paused)[:500])
+        raise paused
     try:
         rnd = await relay_client.relay_round(st, url, TIMEOUT)
     except Refused as exc:  # the relay would not take it (its quota, a bad answer): shown in status too
