@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from hub import relay_address
 from protocol.errors import LocalProtocolError
 from protocol.feed import FeedPage, FeedSpan, StaffEntry
 from protocol.keys import key_id, load_seal_public
@@ -191,6 +192,7 @@ def _page(
         str(hub.store.get_meta("generation", "")),
         devices,
         staff,
+        *relay_address.for_station(hub.store, station),  # its township's relay, sealed to it like the rest
     )
     seal_pub = station.seal_pub
     return sign_message(

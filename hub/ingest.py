@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hub import shared_state
+from hub import relay_alerts, shared_state
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
 from hub.sealed_changes import open_change
@@ -88,9 +88,13 @@ def ingest_frame(
             hub.store.reject(source, origin, f"{exc.code}: {exc}", now)
             if exc.code == "revoked":
                 hub.store.alert("revoked_station_sent", origin, str(exc), now)
+            relay_alerts.seen_refused(hub.store, source, origin, f"{exc.code}: {exc}", now)  # through a relay?
         return FrameAck(b"", origin, AckResult.REJECTED, reason=f"{exc.code}: {exc}", status=exc.status)
     with atomic():
-        return _ingest_verified(hub, vb, frame, source=source, now=now)
+        ack = _ingest_verified(hub, vb, frame, source=source, now=now)
+        h = vb.header  # through a relay: another's batch, or a gap it opened, names the relay
+        relay_alerts.seen_batch(hub.store, source, h.origin, ack.result, ack.expected_seq, h.first_seq, now)
+        return ack
 
 
 def _claimed_origin(frame: bytes) -> str:
@@ -115,7 +119,7 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
         batch_hash=bhash,
         applied=store.applied_ranges(h.origin, h.epoch, h.first_seq, h.last_seq),
     )
-    store.seen(h.origin, now, via="usb" if source.startswith("file:") else "network")
+    store.seen(h.origin, now, via=relay_alerts.path_of(source))
     if decision.verdict is Verdict.DUPLICATE:
         kept = store.batch_receipt(bhash)
         return FrameAck(bhash, h.origin, AckResult.DUPLICATE, cursor.next_seq, receipt=kept[1] if kept else b"")

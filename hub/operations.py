@@ -51,7 +51,7 @@ def status(hub: Hub) -> dict[str, object]:
             "tier": s.tier,
             "parent": s.parent,
             "last_seen": iso_from_ms(s.last_seen_ms) if s.last_seen_ms else None,
-            "last_seen_via": s.last_via or None,  # 'network' or 'usb', as `node status` says it
+            "last_seen_via": s.last_via or None,  # 'network', 'usb' or 'relay:TOWNSHIP' (through its relay)
             "applications": int(counts.get(s.code, 0)),
             "revoked": s.revoked,
             "enrolled": s.sign_pub is not None,
@@ -276,6 +276,8 @@ def status_text(d: dict[str, Any]) -> str:
     for s in d["stations"]:
         flag = " 已吊销" if s["revoked"] else ("" if s["enrolled"] else " 未接入")
         via = "（U盘）" if s["last_seen_via"] == "usb" else ""
+        if str(s["last_seen_via"] or "").startswith("relay:"):
+            via = f"（仅经乡镇中转 {s['last_seen_via'][len('relay:') :]}）"
         lines.append(
             f"  {s['code']:<16} {TIER_NAMES.get(s['tier'], s['tier']):<4} 最近 {s['last_seen'] or '从未'}{via}"
             f"  办件 {s['applications']}  待传 {s['backlog']}{flag}"

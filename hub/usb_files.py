@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from hub import blobindex, enrolment, keyring
+from hub import blobindex, enrolment, keyring, relay_alerts
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
+from hub.store import HubStore
 from protocol.acks import Ack, Acks
 from protocol.document import open_document
 from protocol.enrolment import CLAIM_MAGIC
@@ -52,22 +53,29 @@ def _take_status(hub: Hub, data: bytes) -> str | None:
         body = PullRequest.from_wire(doc.body)
     except RemoteProtocolError as exc:
         return f"{exc.code}: 站点状态文件无法核验，未采用 ({exc})"
-    now = hub.clock()
     with hub.store.transaction():
-        if not hub.store.carried_status(doc.signer, now, body.at_ms):
-            return None  # an older status than one already carried: nothing in it is news
-        hub.store.seen(
-            doc.signer,
-            now,
-            backlog=body.pending,
-            catalogue_version=body.catalogue_version,
-            feed_ack=body.after,
-            error=body.problem[:500] if body.problem is not None else None,
-            via="usb",
-        )
-        if body.seq is not None and body.epoch is not None and 0 <= body.seq < 2**62 and 0 < body.epoch < 2**62:
-            hub.store.note_horizon(doc.signer, body.epoch, body.seq, body.after)
+        note_status(hub.store, doc.signer, body, hub.clock())
     return None
+
+
+def note_status(store: HubStore, station: str, body: PullRequest, now: int) -> None:
+    """What a status carried by hand says (on a stick to the hub, or through a township's relay when
+    older than an online pull may be): taken unless an older one than already carried."""
+    if not store.carried_status(station, now, body.at_ms):
+        return  # an older status than one already carried: nothing in it is news
+    store.seen(
+        station,
+        now,
+        backlog=body.pending,
+        catalogue_version=body.catalogue_version,
+        feed_ack=body.after,
+        error=body.problem[:500] if body.problem is not None else None,
+        via="usb",
+    )
+    if body.seq is not None and body.epoch is not None and 0 <= body.seq < 2**62 and 0 < body.epoch < 2**62:
+        store.note_horizon(station, body.epoch, body.seq, body.after)
+    # A village's report of its relay misbehaving travels on its stick too (hub/relay_alerts.py).
+    relay_alerts.reported(store, station, body.relay, body.relay_problem, body.relay_at_ms, now)
 
 
 def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:

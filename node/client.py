@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from node import conversation, hub_answer, purge, relay_client, relay_forward, transfer, uplink
+from node import (
+    conversation,
+    hub_answer,
+    purge,
+    relay_address,
+    relay_alert,
+    relay_client,
+    relay_forward,
+    transfer,
+    uplink,
+)
 from node.conversation import PIPELINE_BATCHES, Answer, Progress, Request, drive_async
 from node.relay_queue import RELAY_TIERS
 from node.station import Station
@@ -112,6 +122,7 @@ async def sync_round(
     st: Station, url: str | None = None, *, retention_days: int | None = None, progress: Progress | None = None
 ) -> RoundResult:
     url = (url or st.meta.text("hub_url")).rstrip("/")
+    started = st.clock()
     if not url:
         raise Refused(
             "本站没有区局地址（只用U盘交换）：请用 sanji node export 导出、sanji node import 导入；"
@@ -143,7 +154,7 @@ async def sync_round(
                 "INSERT INTO sync_log (at_ms, kind, ok, pushed, pulled, detail) VALUES (?, 'round', 0, 0, 0, ?)",
                 (st.clock(), str(exc)),
             )
-        if st.meta.text("relay_url"):
+        if relay_address.relay_url(st):  # its own --relay, else the one its feed named
             return await _through_relay(st, gone, retention_days)
         raise gone from exc
     except Refused as exc:
@@ -156,6 +167,7 @@ async def sync_round(
                 (st.clock(), str(exc)[:500]),
             )
         raise
+    relay_alert.reported(st, started)  # the round's pull requests carried it to the hub itself
     with st.transaction():
         st.meta.set("last_sync", st.clock())
         st.meta.set("enrolled", True)
@@ -180,7 +192,13 @@ async def sync_round(
 async def _through_relay(st: Station, gone: Unreachable, retention_days: int | None) -> RoundResult:
     """The hub is out of reach: leave the batches and a pull request at the township's relay, and take
     what the hub sent back through it (node/relay_client.py). The relay down too: the hub's error."""
-    url = st.meta.text("relay_url").rstrip("/")
+    url = relay_address.relay_url(st)
+    alert = relay_alert.paused(st)
+    if alert is not None:  # caught misbehaving: the direct link (just tried) or a stick, not the relay
+        paused = Unreachable(f"本轮未经乡镇中转站转发：{relay_alert.words(alert)}。{gone}")
+        with st.transaction():
+            st.meta.set("last_error", str(paused)[:500])
+        raise paused
     try:
         rnd = await relay_client.relay_round(st, url, TIMEOUT)
     except Refused as exc:  # the relay would not take it (its quota, a bad answer): shown in status too
@@ -193,6 +211,9 @@ async def _through_relay(st: Station, gone: Unreachable, retention_days: int | N
             exc,
             f"区局和乡镇转发站都连不上；{st.pending_changes()} 条变更已保存在本站，联网后自动上传（或用 U 盘导出）",
         ) from exc
+    alert = relay_alert.current(st)
+    if rnd.misdeeds and alert is not None:  # named, with what to do, beside the round's own problems
+        rnd.problems.append(relay_alert.words(alert))
     detail = "; ".join(rnd.problems)[:500]
     with st.transaction():
         st.meta.set("last_sync", st.clock())

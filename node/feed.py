@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from node import staff_grants
+from node import relay_address, staff_grants
 from node.staff_grants import FeedAccount
 from node.station import Station
 from protocol.codec import pack
@@ -143,4 +143,5 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
             st.meta.set("horizon", [st.meta.int("epoch", 1), st.meta.int("seq"), nxt])
         if page.hub_ms > st.meta.int("hub_time"):
             st.meta.set("hub_time", page.hub_ms)  # the newest genuine hub time (status shows it)
+        relay_address.learn(st, page.relay_url, page.relay_version)  # the township's relay, if newer
     return FeedResult(result.applied, nxt, page.more, outcome, page.hub_ms, held)

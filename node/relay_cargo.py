@@ -6,10 +6,10 @@ The cargo joins the same queue as what villages push over the relay listener (no
 and the township's next round with the hub carries it. Nothing is opened or signed here: the files
 leave as they came, and the village verifies what it gets with its pinned hub key on import.
 
-A pull request read from a stick is carried too, but the hub answers only fresh ones (15 minutes): a
-status file older than that is dropped at the hub and the village's receipts still come back. The
-hub's decisions for a village that only travels by USB come with its next fresh request (an online
-relay round) or the hub's own export.
+A pull request read from a stick is carried too. It has no nonce and may be hours old by the time the
+township's round carries it: the hub answers such a status as ``hub export`` would (from its cursor),
+unlike an online pull older than 15 minutes, so a village that only travels by USB gets the hub's
+decisions back on its stick (hub/web/sync.py ``_pull_identity``).
 """
 
 from __future__ import annotations

@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from node import feed_quarantine, hub_answer, uplink
+from node import feed_quarantine, hub_answer, relay_alert, uplink
 from node.conversation import REPLAYED
 from node.station import Station
 from protocol.codec import Limits, pack, unpack
 from protocol.errors import RemoteProtocolError
-from protocol.frame import peek_header
+from protocol.frame import peek_header, verify_frame
 from protocol.limits import PUSH_MAX_FRAMES, RESPONSE_MAX_BYTES
 from replica.errors import Refused
 from sync.outbox import BatchState
@@ -43,6 +43,9 @@ class RelayRound:
     pulled: int = 0
     queued: int = 0  # batches left at the relay this round
     problems: list[str] = field(default_factory=list)
+    # What the relay itself did wrong (node/relay_alert.py WHAT codes, with the detail): not the hub's
+    # answers that could not be applied, only what is not the hub's answer to us at all.
+    misdeeds: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _settled(st: Station) -> int:
@@ -81,6 +84,7 @@ async def _push(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
                 uplink.read_acks(st, doc)  # the hub's signature, with the pinned key, or refused
             except Refused as exc:
                 rnd.problems.append(f"乡镇转发站交来的回执未通过核验，未采用：{exc}")
+                rnd.misdeeds.append(("bad_acks", str(exc)))
 
 
 def _remember(st: Station, nonce: bytes) -> None:
@@ -116,28 +120,53 @@ async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
         if not _answers_ours(st, page):
             feed_quarantine.record(st, page, source="relay", reason=REPLAYED)
             rnd.problems.append(REPLAYED)
+            rnd.misdeeds.append(("replayed_page", REPLAYED))
             continue
         outcome = feed_quarantine.take_page(st, page, source="relay")
         if outcome.problem:
             rnd.problems.append(outcome.problem)
+            if not _the_hubs(st, page):  # a genuine page that cannot be applied is the hub's matter
+                rnd.misdeeds.append(("bad_page", outcome.problem))
         if outcome.result is not None:
             rnd.pulled += outcome.result.pulled
             applied = True
     return applied
 
 
+def _the_hubs(st: Station, page: bytes) -> bool:
+    """Whether the page is one the hub signed for this station (against the pinned key)."""
+    try:
+        verify_frame(page, recipient=st.code, verify_key=st.hub_key)
+    except RemoteProtocolError:
+        return False
+    return True
+
+
 async def relay_round(st: Station, url: str, timeout: aiohttp.ClientTimeout) -> RelayRound:
-    """Push and pull through the relay at ``url``. Raises the connection error when it is down too."""
+    """Push and pull through the relay at ``url``. Raises the connection error when it is down too.
+
+    What the relay did wrong is remembered as its alert (node/relay_alert.py), naming it; a round it
+    carried cleanly clears an alert whose pause is over."""
     rnd = RelayRound()
     before = _settled(st)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        await _push(st, session, url, rnd)
-        if await _pull(st, session, url, rnd):
-            # The request just left asked from the old cursor: replace it with one from where we are now.
-            await _pull(st, session, url, rnd)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await _push(st, session, url, rnd)
+            if await _pull(st, session, url, rnd):
+                # The request just left asked from the old cursor: replace it with one from where we are now.
+                await _pull(st, session, url, rnd)
+    except Refused as exc:
+        if exc.code == "relay_malformed":
+            relay_alert.record(st, "malformed", url, str(exc))
+        raise
     rnd.pushed = _settled(st) - before
     with st.transaction():
         st.meta.set("last_relay_round", st.clock())
+    if rnd.misdeeds:
+        problem, detail = rnd.misdeeds[0]
+        relay_alert.record(st, problem, url, detail)
+    else:
+        relay_alert.clear(st)
     return rnd
 
 

@@ -74,7 +74,8 @@ async def _forward_village(
     if waiting is None:
         return
     rid, signed = waiting
-    async with session.get(f"{url}/v1/sync/pull", headers={REQUEST_HEADER: base64.b64encode(signed).decode()}) as resp:
+    headers = {REQUEST_HEADER: base64.b64encode(signed).decode(), RELAY_HEADER: queue.township}
+    async with session.get(f"{url}/v1/sync/pull", headers=headers) as resp:
         if resp.status != 200:
             # A request gone stale while it waited: the village deposits a fresh one next time.
             done.errors.append(f"{village}: pull HTTP {resp.status}")

@@ -18,7 +18,7 @@ from pathlib import Path
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from node import nightly, sync_lock
+from node import nightly, relay_address, sync_lock
 from node.relay_queue import RELAY_TIERS
 from node.relay_server import create_relay_app
 from node.station import Station
@@ -153,6 +153,11 @@ def serve(
     if relay is not None:
         # Its own socket: the villages reach the relay routes, and only those (node/relay_server.py).
         relay_sock = listen.bind(relay[0], relay[1], what=" sanji node serve 或别的程序")
+        st = Station(folder)
+        try:  # told to the hub in this township's pull requests; the hub tells its villages
+            relay_address.advertise(st, relay[0], relay[1])
+        finally:
+            st.close()
         print(f"下辖村转发接口已启动：http://{relay[0]}:{relay[1]}/（只有转发接口）", flush=True)
     print(f"本站办事界面已启动：http://127.0.0.1:{port}/（仅本机可访问；按 Ctrl-C 停止）", flush=True)
     web.run_app(create_app(folder, interval, nightly_at, relay_sock=relay_sock), sock=sock, print=None, access_log=None)

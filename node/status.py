@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from node import blobs, feed_quarantine, freshness, hubkeys, relay_queue
+from node import blobs, feed_quarantine, freshness, hubkeys, relay_alert, relay_queue
 from node.station import Station
 from present.webui import TIER_NAMES
 from replica.errors import Refused
@@ -60,7 +60,11 @@ def gather(st: Station, *, hub_reachable: bool | None) -> dict[str, object]:
         **freshness.summary(st),  # hub_time, and whether the feed stopped advancing (node/freshness.py)
         # A village's township relay ('' for none), and when a round last went through it.
         "relay_url": st.meta.text("relay_url"),
+        # The township relay the hub's feed named (used when relay_url is ''): node/relay_address.py.
+        "relay_url_from_feed": st.meta.text("feed_relay_url"),
         "last_relay_round": iso_from_ms(st.meta.int("last_relay_round")) if st.meta.int("last_relay_round") else None,
+        # The relay's last misbehaviour caught here, naming its township, and what to do (node/relay_alert.py).
+        **relay_alert.summary(st),
         # A township's relay queue (node/relay_queue.py): per village, frames waiting up and down and
         # the oldest one's age; only outer headers and sizes, which is all the relay knows.
         "relay_queue": relay_queue.summary_of(st.folder, st.code, st.clock()),
@@ -108,6 +112,12 @@ def text(d: dict[str, Any]) -> str:
         + ([f"提醒: {d['freshness_warning']}"] if d["freshness_warning"] else [])
         + _quarantine_text(d)
         + ([f"乡镇转发站 {d['relay_url']}（连不上区局时经它转发）"] if d.get("relay_url") else [])
+        + (
+            [f"乡镇转发站 {d['relay_url_from_feed']}（区局告知；连不上区局时经它转发）"]
+            if d.get("relay_url_from_feed") and not d.get("relay_url")
+            else []
+        )
+        + ([f"警告: {d['relay_alert']['words']}"] if d.get("relay_alert") else [])
         + [
             f"转发队列 {q['village']}: 待上送 {q['up']} 个，待取回 {q['down']} 个，"
             f"{q['bytes']} 字节，最久 {q['oldest_age_s']} 秒"

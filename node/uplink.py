@@ -9,8 +9,9 @@ opened only with the hub key pinned at enrolment.
 from __future__ import annotations
 
 import base64
+import dataclasses
 
-from node import freshness
+from node import freshness, relay_address, relay_alert
 from node.epoch import reissue_after_fork
 from node.feed import FeedGap as FeedGap  # apply_feed and its types live in node/feed.py; these names stay
 from node.feed import FeedResult as FeedResult
@@ -225,6 +226,13 @@ def pull_frame(st: Station, after: int, nonce: bytes = b"") -> bytes:
         nonce,
         st.meta.int("staff_version"),  # the hub's staff accounts: only those changed since (node/feed.py)
     )
+    alert = relay_alert.to_report(st)  # the township relay misbehaved: the hub hears it from us
+    if alert is not None:
+        body = dataclasses.replace(
+            body, relay=str(alert["relay"]), relay_problem=str(alert["problem"]), relay_at_ms=int(alert["at_ms"])
+        )
+    if listen := relay_address.announced(st):  # a township: where its villages reach its relay
+        body = dataclasses.replace(body, relay_url=listen)
     return sign_message(body, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign).frame
 
 

@@ -46,7 +46,15 @@ RULES = {
     ),
 }
 # The hub's alert kinds (hub/store.py alert) as operators read them, in `hub status` and on the dashboard.
-ALERT_WORDS = {"fork": "分叉", "revoked": "吊销", "revoked_station_sent": "已吊销站点仍在上传", "hub_key": "区局密钥"}
+ALERT_WORDS = {
+    "fork": "分叉",
+    "revoked": "吊销",
+    "revoked_station_sent": "已吊销站点仍在上传",
+    "hub_key": "区局密钥",
+    # A township relay that misbehaved (hub/relay_alerts.py): reported by its village, or seen by the hub.
+    "relay": "乡镇中转站异常",
+    "relay_seen": "乡镇中转站异常（区局所见）",
+}
 MATERIAL_STATES = {"submitted": "已收取", "deferred": "容缺待补", "supplemented": "已补齐", "missing": "缺失"}
 
 # Pages hold personal data and one-time tokens: never cache them, never frame them, run only our own

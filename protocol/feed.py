@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from protocol.errors import MalformedError
 from protocol.wire import U62, Field, below, read_fields
 
 NONCE_BYTES = 16  # what a station sends; the hub answers a nonce of at most MAX_NONCE_BYTES
 MAX_NONCE_BYTES = 64
+RELAY_URL_MAX = 200  # a township relay's address (http://host:port)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,10 @@ class PullRequest:
         Field("epoch", "uint", required=False),
         Field("nonce", "bin", required=False),
         Field("staff_version", "uint", required=False),
+        Field("relay", "str", required=False),
+        Field("relay_problem", "str", required=False),
+        Field("relay_at_ms", "uint", required=False),
+        Field("relay_url", "str", required=False),
     )
 
     after: int  # the station's feed cursor
@@ -44,6 +50,14 @@ class PullRequest:
     epoch: int | None = None
     nonce: bytes = b""  # online pulls: the page must answer it
     staff_version: int = 0  # the newest version of the hub's staff accounts the station has applied
+    # A village's report of its township relay misbehaving (node/relay_alert.py): the township's code,
+    # what it did (a stable code), and when the village caught it. '' and 0: nothing to report.
+    relay: str = ""
+    relay_problem: str = ""
+    relay_at_ms: int = 0
+    # A township's own: the address of its relay listener, as its villages reach it ('': none). The hub
+    # passes it on in the feed of the township's villages (FeedPage.relay_url).
+    relay_url: str = ""
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {
@@ -59,6 +73,10 @@ class PullRequest:
             wire["nonce"] = self.nonce
         if self.staff_version:
             wire["staff_version"] = self.staff_version
+        if self.relay:
+            wire.update(relay=self.relay, relay_problem=self.relay_problem, relay_at_ms=self.relay_at_ms)
+        if self.relay_url:
+            wire["relay_url"] = self.relay_url
         return wire
 
     @classmethod
@@ -68,10 +86,14 @@ class PullRequest:
         # Counters go into SQLite: anything at or over 2**62 is refused here, not by an overflow later.
         counts = {
             k: below(int(str(f.get(k, 0))), U62, k, what)
-            for k in ("after", "at_ms", "catalogue_version", "pending", "staff_version")
+            for k in ("after", "at_ms", "catalogue_version", "pending", "staff_version", "relay_at_ms")
         }
         seq, epoch, problem, nonce = f.get("seq"), f.get("epoch"), f.get("problem"), f.get("nonce", b"")
         assert isinstance(nonce, bytes)
+        relay, relay_problem = str(f.get("relay", "")), str(f.get("relay_problem", ""))
+        relay_url = str(f.get("relay_url", ""))
+        if len(relay) > 64 or len(relay_problem) > 32 or len(relay_url) > RELAY_URL_MAX:
+            raise MalformedError(f"{what}: 'relay', 'relay_problem' or 'relay_url' is too long")
         return cls(
             counts["after"],
             counts["at_ms"],
@@ -82,6 +104,10 @@ class PullRequest:
             epoch if isinstance(epoch, int) else None,
             nonce,
             counts["staff_version"],
+            relay,
+            relay_problem,
+            counts["relay_at_ms"],
+            relay_url,
         )
 
 
@@ -135,6 +161,8 @@ class FeedPage:
         Field("generation", "str", required=False),
         Field("field_devices", "[str]", required=False),
         Field("staff", "[staff]", required=False),
+        Field("relay_url", "str", required=False),
+        Field("relay_version", "uint", required=False),
     )
 
     station: str
@@ -149,6 +177,10 @@ class FeedPage:
     generation: str | None = None  # changes when the hub is restored from a backup; None: not said
     field_devices: tuple[str, ...] | None = None  # township and street centres only
     staff: tuple[dict[str, object], ...] = ()  # the station's own accounts, each read by StaffEntry.from_wire
+    # The township relay of a village, as its township last told the hub ('' none), and the hub's version
+    # of that address: a station never lets a lower version replace what it holds (an old page replayed).
+    relay_url: str = ""
+    relay_version: int = 0
 
     @property
     def span(self) -> FeedSpan:
@@ -171,6 +203,8 @@ class FeedPage:
             wire["field_devices"] = list(self.field_devices)
         if self.staff:
             wire["staff"] = [dict(e) for e in self.staff]
+        if self.relay_version:
+            wire.update(relay_url=self.relay_url, relay_version=self.relay_version)
         return wire
 
     @classmethod
@@ -180,6 +214,9 @@ class FeedPage:
         catalogue, revoked, generation = f.get("catalogue"), f.get("revoked", []), f.get("generation")
         staff = f.get("staff", [])
         assert isinstance(staff, list)
+        relay_url = str(f.get("relay_url", ""))
+        if len(relay_url) > RELAY_URL_MAX:
+            raise MalformedError("a feed page: 'relay_url' is too long")
         assert isinstance(changes, list) and isinstance(origins, dict) and isinstance(revoked, list)
         return cls(
             str(f["station"]),
@@ -194,6 +231,8 @@ class FeedPage:
             generation if isinstance(generation, str) else None,
             tuple(str(d) for d in devices) if isinstance(devices, list) else None,
             tuple(staff),
+            relay_url,
+            below(int(str(f.get("relay_version", 0))), U62, "relay_version", "a feed page"),
         )
 
 

@@ -83,6 +83,8 @@ def stations(hub: ReadHub) -> list[dict[str, Any]]:
                 "applications": int(counts.get(s.code, 0)),
                 "state": _state(s.revoked, s.enrolled, s.last_seen_ms, now, s.last_via),
                 "last_via": s.last_via,
+                # Its last contact came through its township's relay (issue 17): the township, else ''.
+                "relay_via": s.last_via[len("relay:") :] if s.last_via.startswith("relay:") else "",
                 "enrolled_ms": s.enrolled_ms,
                 "registered_ms": s.registered_ms,
             }

@@ -16,7 +16,9 @@ MAX_REFUSAL_ROWS_PER_HOUR = 2000
 OTHER_SOURCES = "other-sources"
 # Alerts raised before anything is authenticated (the claimed signer is a revoked station): anyone can
 # repeat them, so they are counted per station and hour like refusals. Forks stay one row each.
-COUNTED_ALERTS = frozenset({"revoked_station_sent"})
+# A township relay's misdeeds the hub sees itself (hub/relay_alerts.py) are counted the same way: the
+# relay names itself in a header anyone can write.
+COUNTED_ALERTS = frozenset({"revoked_station_sent", "relay_seen"})
 _CODE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz_")
 
 
@@ -83,6 +85,17 @@ class RefusalLog:
             "INSERT INTO alerts (at_ms, kind, station, detail, hour) VALUES (?,?,?,?,?)",
             (now_ms, kind, station, detail, hour),
         )
+
+    def alert_once(self, kind: str, station: str, detail: str, now_ms: int) -> bool:
+        """Raise the alert unless the same one (kind, station, detail) was raised already: a report a
+        station repeats until it knows the hub has it. True when raised now."""
+        row = self.conn.execute(
+            "SELECT 1 FROM alerts WHERE kind=? AND station=? AND detail=?", (kind, station, detail)
+        ).fetchone()
+        if row is not None:
+            return False
+        self.alert(kind, station, detail, now_ms)
+        return True
 
     def alerts(self) -> list[dict[str, object]]:
         """Every alert in the order first raised; ``count`` is how often it was raised that hour."""

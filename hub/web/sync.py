@@ -20,11 +20,13 @@ import re
 
 from aiohttp import web
 
+from hub import relay_address, relay_alerts
 from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE, WRITER
 from hub.feed import feed_page
 from hub.ingest import FrameAck, ingest_frame
 from hub.reconcile import handle as reconcile_step
 from hub.service import Hub
+from hub.usb_files import note_status
 from hub.web.errors import error
 from hub.web.signed_request import signed_request
 from protocol.acks import Acks
@@ -102,29 +104,57 @@ async def push(request: web.Request) -> web.Response:
     return web.Response(body=doc.frame, content_type="application/vnd.sanji.document")
 
 
-def _pull_identity(request: web.Request, hub: Hub) -> tuple[str, PullRequest]:
+def _pull_identity(request: web.Request, hub: Hub) -> tuple[str, PullRequest, bool]:
+    """(station, request, whether it is a status carried by hand through a township's relay)."""
     data = signed_request(request, "a pull")
     doc = open_document(data, kind=PullRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
     body = PullRequest.from_wire(doc.body)
     if abs(body.at_ms - hub.clock()) > PULL_WINDOW_MS:
+        if not body.nonce and body.at_ms < hub.clock() and RELAY_NAME.fullmatch(request.headers.get(RELAY_HEADER, "")):
+            # A village's stick status, read at its township and carried on (node/relay_cargo.py): no
+            # nonce, so its page answers no online pull; it is answered as `hub export` would be, from
+            # its cursor (the page is sealed to the village and verifies only there), and what it says
+            # is taken only when newer than any status carried before. Else a USB-only village's
+            # decisions could never come back through its township.
+            return doc.signer, body, True
         raise Refused(
             "下载请求的时间与区局相差太多，区局不予处理：请校准本站电脑的日期和时间后重试"
             " (pull request is stale or from a clock far off)",
             code="stale",
         )
-    return doc.signer, body
+    return doc.signer, body, False
 
 
 async def pull(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    station, body = _pull_identity(request, hub)
+    station, body, carried = _pull_identity(request, hub)
     asked = request.query.get("station")
     if asked and asked != station:
         return error(403, "forbidden", f"station {station} may not read the feed of {asked}")
+    writer = request.app[WRITER]  # bookkeeping runs in the committer's thread, through its hub
+    relay = request.headers.get(RELAY_HEADER, "")  # forwarded by the village's township (a label only)
+    if carried:
+        request.app[COMMITTER].later(functools.partial(note_status, writer.store, station, body, hub.clock()))
+    else:
+        _note_pull(request, writer, station, body, relay)
+    nonce = body.nonce  # answered in the page's signed header (freshness: a replay cannot answer it)
+    page = feed_page(
+        hub,
+        station,
+        after=body.after,
+        catalogue_version=body.catalogue_version,
+        nonce=nonce if 0 < len(nonce) <= MAX_NONCE_BYTES else b"",
+        staff_version=body.staff_version,  # the station's accounts changed since (hub/staff.py)
+    )
+    return web.Response(body=page, content_type="application/vnd.sanji.document")
+
+
+def _note_pull(request: web.Request, writer: Hub, station: str, body: PullRequest, relay: str) -> None:
+    """The bookkeeping of an online pull, queued: what the station told us, and how it reached us."""
+    hub = request.app[HUB]
     after = body.after
     # What the station reports as its problem (a feed that stopped advancing, refused pages): the
     # dashboard shows it as the station's last error; '' clears it.
-    writer = request.app[WRITER]  # bookkeeping runs in the committer's thread, through its hub
     request.app[COMMITTER].later(
         functools.partial(
             writer.store.seen,
@@ -135,21 +165,28 @@ async def pull(request: web.Request) -> web.Response:
             feed_ack=after,
             skew_ms=body.at_ms - hub.clock(),
             error=body.problem[:500] if body.problem is not None else None,
+            via=f"relay:{relay}" if RELAY_NAME.fullmatch(relay) else "network",
         )
     )
+    if body.relay:  # the village caught its township relay misbehaving (hub/relay_alerts.py)
+        request.app[COMMITTER].later(
+            functools.partial(
+                relay_alerts.reported,
+                writer.store,
+                station,
+                body.relay,
+                body.relay_problem,
+                body.relay_at_ms,
+                hub.clock(),
+            )
+        )
+    if body.relay_url:  # a township's word for where its villages reach its relay (hub/relay_address.py)
+        request.app[COMMITTER].later(
+            functools.partial(relay_address.learn, writer.store, station, body.relay_url, hub.clock())
+        )
     seq, epoch = body.seq, body.epoch
     if seq is not None and epoch is not None and 0 <= seq < 2**62 and 0 < epoch < 2**62:
         request.app[COMMITTER].later(functools.partial(writer.store.note_horizon, station, epoch, seq, after))
-    nonce = body.nonce  # answered in the page's signed header (freshness: a replay cannot answer it)
-    page = feed_page(
-        hub,
-        station,
-        after=after,
-        catalogue_version=body.catalogue_version,
-        nonce=nonce if 0 < len(nonce) <= MAX_NONCE_BYTES else b"",
-        staff_version=body.staff_version,  # the station's accounts changed since (hub/staff.py)
-    )
-    return web.Response(body=page, content_type="application/vnd.sanji.document")
 
 
 async def reconcile(request: web.Request) -> web.Response:

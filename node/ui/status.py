@@ -93,4 +93,6 @@ async def status_context(app: web.Application, st: Station, *, wait: bool = Fals
         "freshness_warning": g["freshness_warning"],
         # A township's relay queue (node/relay_queue.py): per village, frames waiting up and down.
         "relay_queue": g["relay_queue"],
+        # A village's relay caught misbehaving: the township named, and what to do (node/relay_alert.py).
+        "relay_alert": g["relay_alert"],
     }

@@ -144,6 +144,9 @@ def test_villages_sync_through_the_township_relay_both_ways(
     assert isinstance(queue, list)
     assert all(set(q) >= {"village", "up", "down", "oldest_age_s"} for q in queue), queue
     assert ok("node", "status", a.dir)["relay_url"] == relay_url
+    # The hub knows both villages reached it only through their township (the station tree marks them).
+    via = {s["code"]: s["last_seen_via"] for s in ok("hub", "status", hub.dir)["stations"]}
+    assert via[a.code] == via[b.code] == f"relay:{TOWNSHIP}", via
 
 
 def test_a_station_that_is_no_township_cannot_open_a_relay_port(hub: Hub, tmp_path: Path) -> None:
@@ -198,3 +201,14 @@ def test_a_village_stick_goes_through_the_township(hub: Hub, tmp_path: Path, peo
     assert got["rejected"] == [] and got["accepted"] == len(written["files"]), got
     assert village.status()["pending"] == 0
     assert hub.numbers().count(number) == 1
+
+    # The hub decides; the village's next stick through the township brings the decision home.
+    ok("hub", "transition", hub.dir, number, "--to", "completed")
+    again = tmp_path / "again"
+    ok("node", "export", village.dir, "--out", again)  # only its status now: where its feed stands
+    assert {r["kind"] for r in ok("node", "import", township.dir, again)["relayed"]} == {"pull"}
+    ok("node", "sync", township.dir)
+    home = tmp_path / "home"
+    assert ok("node", "export", township.dir, "--for", code, "--out", home)["files"]
+    assert ok("node", "import", village.dir, home)["rejected"] == []
+    assert village.by_number()[number]["status"] == "completed"

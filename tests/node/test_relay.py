@@ -9,6 +9,7 @@ receipts, pages and their nonces) and nothing is lost or applied twice.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +21,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.app import HubConfig, create_app
+from hub.appkeys import COMMITTER
 from hub.service import Hub
 from node import commands, relay_cargo, relay_client, relay_forward, relay_queue, usb_files
 from node.relay_queue import DB_NAME, RelayQueue, is_village_of, now_ms, outer
@@ -44,6 +46,11 @@ class Relayed:
     township: Station
     v1: Station
     v2: Station
+    hub_server: TestServer
+
+    async def settled(self) -> None:
+        """Wait until the hub's bookkeeping queued so far (a pull's report, say) is committed."""
+        await self.hub_server.app[COMMITTER].submit(lambda: None)
 
     def queue(self) -> sqlite3.Connection:
         return sqlite3.connect(self.township.folder / DB_NAME, isolation_level=None)
@@ -78,6 +85,13 @@ class Relayed:
 
 @pytest.fixture
 async def relayed(make_world: Callable[..., World]) -> AsyncIterator[Relayed]:
+    async with relay_world(make_world) as r:
+        yield r
+
+
+@contextlib.asynccontextmanager
+async def relay_world(make_world: Callable[..., World]) -> AsyncIterator[Relayed]:
+    """A served hub, the township's served relay, and two villages (tests/node/test_relay_alert.py too)."""
     world = make_world((TOWNSHIP, "township", ""), (V1, "village", TOWNSHIP), (V2, "village", TOWNSHIP))
     codes = (TOWNSHIP, V1, V2)
     for st in world.stations:  # the served hub keeps wall time: so do the stations that talk to it
@@ -98,6 +112,7 @@ async def relayed(make_world: Callable[..., World]) -> AsyncIterator[Relayed]:
             township,
             v1,
             v2,
+            hub_server,
         )
     finally:
         await relay_server.close()

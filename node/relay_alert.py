@@ -1,0 +1,116 @@
+"""A village's record of its township relay misbehaving, and what follows from it.
+
+The relay cannot forge or alter what it carries, but it can hand over things that are not the hub's
+answers to us: acks or pages that do not verify against the pinned hub key (swapped between villages,
+truncated, written by the relay itself), pages answering no pull request of ours (a replay), answers it
+cannot even frame. Each is refused where it is met (node/relay_client.py); here it is remembered, with
+the township named, so that:
+
+- staff see it (``node status`` ``relay_alert``, the station window) with what to do: use the direct
+  link or a USB stick;
+- the village's rounds stop going through that relay for ``PAUSE_MS`` (the direct link is still tried
+  first; with the hub out of reach the round fails as unreachable, and the stick remains) and, once
+  the pause is over, try it again: a relay that behaves clears the alert, one that does not renews it;
+- the hub hears of it: the station's signed pull requests carry the alert (``relay``,
+  ``relay_problem``, ``relay_at_ms`` in protocol/feed.py ``PullRequest``) until a round with the hub
+  itself, or a status file it imported, has carried it; the hub raises it as an alert naming the relay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.station import Station
+from replica.ids import iso_from_ms
+
+PAUSE_MS = 24 * 3600 * 1000  # a relay caught misbehaving is left alone this long
+# What the relay did, in staff's words; the keys are the stable codes the hub is told.
+WHAT = {
+    "bad_acks": "交来的回执不是区局签发给本站的（被调换、截断或伪造）",
+    "bad_page": "交来的数据页未通过区局签名核验（被调换、截断或伪造）",
+    "replayed_page": "重放了本站已取回过的数据页",
+    "malformed": "交来的应答无法读取",
+}
+
+
+def township_of(code: str) -> str:
+    """The township a village's relay belongs to: the code one level up (``360802-T01-05`` → ``360802-T01``)."""
+    return code.rsplit("-", 1)[0] if code.count("-") >= 2 else ""
+
+
+def record(st: Station, problem: str, url: str, detail: str) -> dict[str, Any]:
+    """Remember that the relay at ``url`` misbehaved (``problem``: a key of WHAT). Outside a transaction."""
+    alert = {
+        "relay": st.meta.text("parent") or township_of(st.code),
+        "url": url,
+        "problem": problem if problem in WHAT else "malformed",
+        "detail": detail[:300],
+        "at_ms": st.clock(),
+        "reported_ms": 0,
+    }
+    with st.transaction():
+        st.meta.set("relay_alert", alert)
+    return alert
+
+
+def current(st: Station) -> dict[str, Any] | None:
+    alert = st.meta.get("relay_alert")
+    return alert if isinstance(alert, dict) and isinstance(alert.get("at_ms"), int) else None
+
+
+def paused(st: Station) -> dict[str, Any] | None:
+    """The alert while it keeps the village off its relay, else None."""
+    alert = current(st)
+    return alert if alert is not None and st.clock() - int(alert["at_ms"]) < PAUSE_MS else None
+
+
+def clear(st: Station) -> None:
+    """The relay behaved through a whole round: it is trusted to carry again."""
+    if current(st) is not None:
+        with st.transaction():
+            st.meta.set("relay_alert", None)
+
+
+def to_report(st: Station) -> dict[str, Any] | None:
+    """The alert the hub has not heard of yet (what the next pull request carries)."""
+    alert = current(st)
+    return alert if alert is not None and not alert.get("reported_ms") else None
+
+
+def reported(st: Station, at_ms: int) -> None:
+    """A request carrying the alert reached the hub (its page came back verified, or it left on a stick
+    the hub imports): later requests need not carry it again."""
+    alert = to_report(st)
+    if alert is not None and int(alert["at_ms"]) <= at_ms:
+        with st.transaction():
+            st.meta.set("relay_alert", {**alert, "reported_ms": st.clock()})
+
+
+def words(alert: dict[str, Any]) -> str:
+    """The sentence staff read: who, what, and what to do."""
+    until = iso_from_ms(int(alert["at_ms"]) + PAUSE_MS)
+    who = f"乡镇中转站 {alert['relay'] or '（本乡镇）'}（{alert['url']}）"
+    return (
+        f"{who}异常：{WHAT.get(str(alert['problem']), WHAT['malformed'])}，已拒收，本站数据无损失；"
+        f"{until} 前不再经它转发，请直接连区局同步或用 U 盘导出交换"
+        + ("（已报告区局）" if alert.get("reported_ms") else "（下次连上区局时自动报告）")
+    )
+
+
+def summary(st: Station) -> dict[str, object]:
+    """``node status``'s ``relay_alert``: None, or the alert with its sentence."""
+    alert = current(st)
+    if alert is None:
+        return {"relay_alert": None}
+    return {
+        "relay_alert": {
+            "relay": alert["relay"],
+            "url": alert["url"],
+            "problem": alert["problem"],
+            "detail": alert.get("detail", ""),
+            "at": iso_from_ms(int(alert["at_ms"])),
+            "paused": paused(st) is not None,
+            "reported": bool(alert.get("reported_ms")),
+            "words": words(alert),
+        }
+    }

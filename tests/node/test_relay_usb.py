@@ -1,0 +1,70 @@
+"""A village whose only path is a stick carried to its township gets the hub's decisions back that way
+(issue 17): its status file, hours old when the township's round carries it, is answered by the hub as
+``hub export`` would be, not refused as a stale online pull; its page comes back on the stick."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from hub import operations
+from node import commands, relay_cargo, usb_files
+from tests.conftest import World
+from tests.node.test_relay import V1, Relayed, relay_world
+
+HOUR_MS = 3_600_000
+
+
+@pytest.fixture
+async def relayed(make_world: Callable[..., World]) -> AsyncIterator[Relayed]:
+    async with relay_world(make_world) as r:
+        yield r
+
+
+async def stick_round(r: Relayed, monkeypatch: pytest.MonkeyPatch, hours_ago: int, name: str) -> list[str]:
+    """The village exports (its clock ``hours_ago`` behind: the stick sat that long), the township takes
+    the stick and syncs, and writes what the hub sent back for the village; the village imports it."""
+    st, stick = r.v1, r.world.root / f"{name}-up"
+    now = st.clock
+    with monkeypatch.context() as m:
+        m.setattr(st, "clock", lambda: now() - hours_ago * HOUR_MS)
+        usb_files.export(st, stick)
+    taken = usb_files.import_files(r.township, [stick])
+    assert taken["rejected"] == [] and {t["kind"] for t in taken["relayed"]} >= {"pull"}, taken
+    done = await r.forward()
+    assert done.errors == [] and done.pulls == 1, done  # answered, not refused as stale
+    back = r.world.root / f"{name}-down"
+    written = relay_cargo.export_for(r.township, V1, back)
+    got = usb_files.import_files(st, [back])
+    assert got["rejected"] == [], got
+    return [str(f) for f in written["files"]]
+
+
+async def test_a_usb_only_village_gets_its_decisions_through_the_township(
+    relayed: Relayed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    number = relayed.accept(relayed.v1)
+    first = await stick_round(relayed, monkeypatch, 3, "first")
+    assert relayed.hub_count(number) == 1 and any("_feed_" in f for f in first), first
+    assert relayed.v1.pending_changes() == 0
+
+    operations.transition(relayed.world.hub, number, "completed")  # the hub decides
+    second = await stick_round(relayed, monkeypatch, 2, "second")
+    assert any("_feed_" in f for f in second), second
+    mine = {a["number"]: a["status"] for a in commands.applications(relayed.v1)}
+    assert mine == {number: "completed"}, mine
+
+
+async def test_an_online_pull_left_at_the_relay_still_goes_stale(
+    relayed: Relayed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a stick's status (no nonce) is answered late: a relayed online pull older than 15 minutes
+    is dropped, and the village leaves a fresh one next round."""
+    st = relayed.v1
+    now = st.clock
+    monkeypatch.setattr(st, "clock", lambda: now() - HOUR_MS)
+    await relayed.village_round(st)
+    monkeypatch.undo()
+    done = await relayed.forward()
+    assert done.pulls == 0 and any("pull HTTP 4" in e for e in done.errors), done
