@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from node import feed_quarantine, hub_answer, uplink
-from node.conversation import REPLAYED
+from node.conversation import REPLAYED, Answer, Request, drive_async, refresh_keys
 from node.station import Station
 from protocol.codec import Limits, pack, unpack
 from protocol.errors import RemoteProtocolError
@@ -126,11 +126,30 @@ async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
     return applied
 
 
+async def _keys(st: Station, session: aiohttp.ClientSession, url: str, rnd: RelayRound) -> None:
+    """Follow the hub's key rotations with the history the relay keeps (node/relay_forward.py), checked
+    from the root this station pinned exactly as from the hub (conversation.refresh_keys): after a
+    rotation, nothing the hub sends verifies until the station has followed it."""
+
+    async def send(request: Request) -> Answer:
+        async with session.get(f"{url}{request.path}", params=dict(request.params)) as resp:
+            if resp.status != 200:
+                return Answer(resp.status, message=f"HTTP {resp.status}")
+            cap = request.cap or RESPONSE_MAX_BYTES
+            return Answer(200, await hub_answer.read_body(resp, what=request.what, cap=cap, hub_document=False))
+
+    try:
+        await drive_async(refresh_keys(st), send)
+    except (Refused, hub_answer.AnswerTooLarge) as exc:
+        rnd.problems.append(f"乡镇转发站转来的区局密钥记录未采用：{exc}")
+
+
 async def relay_round(st: Station, url: str, timeout: aiohttp.ClientTimeout) -> RelayRound:
     """Push and pull through the relay at ``url``. Raises the connection error when it is down too."""
     rnd = RelayRound()
     before = _settled(st)
     async with aiohttp.ClientSession(timeout=timeout) as session:
+        await _keys(st, session, url, rnd)  # first: the acks and pages may be signed by a key only it names
         await _push(st, session, url, rnd)
         if await _pull(st, session, url, rnd):
             # The request just left asked from the old cursor: replace it with one from where we are now.
