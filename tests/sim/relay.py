@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from node import feed_quarantine, relay_client, uplink
-from node.conversation import REPLAYED, Conversation, Request
+from node import conversation, feed_quarantine, hubkeys, relay_client, uplink
+from node.conversation import REPLAYED, Answer, Conversation, Request, drive
 from node.relay_forward import FRAMES_TYPE, RELAY_HEADER, _chunks
-from node.relay_queue import RelayQueue
-from protocol.codec import pack
+from node.relay_queue import RelayQueue, keep_keys, kept_keys
+from protocol.codec import pack, unpack
 from protocol.limits import PUSH_MAX_FRAMES
 from protocol.wire import REQUEST_HEADER
 from replica.errors import Refused
@@ -165,7 +165,8 @@ def forward(world: World) -> Conversation[None]:
     assert relay is not None
     queue, township = relay.queue, world.nodes[relay.township]
     queue.expire(township.now())
-    for village in queue.villages_waiting():
+    villages = queue.villages_waiting()
+    for village in villages:
         batches = relay.malice.up(world, village, queue.waiting_batches(village))
         for chunk in _chunks(batches):
             if not chunk:
@@ -193,6 +194,13 @@ def forward(world: World) -> Conversation[None]:
             summary=f"relay {village}",
         )
         queue.answered(village, [rid], "feed", answer.body if answer.status == 200 else None, township.now())
+    if not villages:
+        return
+    kept = kept_keys(township.folder)  # node/relay_forward.py ``_keys``: the hub's key history, for the villages
+    version = hubkeys.key_history(unpack(kept)).version if kept else -1
+    answer = yield Request("keys", "GET", "/v1/keys", params={"after": str(version)}, summary=f"relay after={version}")
+    if answer.status == 200 and hubkeys.key_history(unpack(answer.body)).docs:
+        keep_keys(township.folder, answer.body)
 
 
 # -- a village's round through the relay ------------------------------------------------------------------
@@ -211,6 +219,11 @@ def visit(world: World, node: Node) -> bool:
         world.note(f"{node.code} relay round failed: the township's relay is down too")
         return False
     moved = False
+    kept = kept_keys(township.folder)  # the hub's key history first, as relay_client.py ``_keys``
+    try:
+        drive(conversation.refresh_keys(st), lambda request: Answer(200, kept) if kept else Answer(404))
+    except Refused as exc:
+        world.note(f"{node.code} did not follow the key history the relay kept: {str(exc)[:80]}")
     try:
         uplink.build_outbox(st)
         world.keep_frames(node)
@@ -312,10 +325,8 @@ def heal(world: World) -> None:
     (``relay_no_convergence``): everything it wrote receipted by the hub, and everything the hub's feed
     holds for it taken. That is all a relay carries: what only anti-entropy repairs (a village put back
     from a backup gets its own lost changes back from reconciliation, never from the feed) waits for
-    its own line, and healing.py's direct rounds check it. A village still behind the hub's key list
-    (the hub rotated while it was cut off) cannot verify anything the hub sends until it reaches the hub
-    or is handed the key file on a stick: the relay does not carry the key history, so such a village
-    is counted (``relay_keys_behind``) and left to the direct rounds."""
+    its own line, and healing.py's direct rounds check it. A village that missed a hub key rotation
+    follows it with the key history the relay keeps (node/relay_forward.py, found by this check)."""
     from tests.sim.actions import review_quarantine
     from tests.sim.healing import HEAL_ROUNDS, direct
 
@@ -324,9 +335,6 @@ def heal(world: World) -> None:
     relay.healing = True
     relay.malice.until = min(relay.malice.until, world.now)
     cut = [node for code, node in world.nodes.items() if relay.cut_off(code, world.now)]
-    version = world._keys_version()
-    checked = [node for node in cut if node.meta("hub_keys_version") >= version]
-    world.stats.relay_keys_behind = len(cut) - len(checked)
     found: list[str] = []
     for rnd in range(1, HEAL_ROUNDS + 1):
         world.now += 30 * MINUTE
@@ -346,7 +354,7 @@ def heal(world: World) -> None:
         for node in cut:
             settle(world, node)
         world.after_step()
-        found = [why for node in checked for why in drained(world, node)]
+        found = [why for node in cut for why in drained(world, node)]
         world.note(f"relay heal round {rnd}: {'; '.join(found) or 'drained'}")
         if not found:
             world.stats.relay_converged_in = rnd

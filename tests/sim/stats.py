@@ -34,7 +34,6 @@ class RunStats:
     relay_pages: int = 0  # feed pages a village applied from the relay
     tampered_refused: int = 0  # documents the relay wrote, cut, swapped or replayed, refused by villages
     relay_converged_in: int = 0  # healing rounds until the villages drained both ways through the relay
-    relay_keys_behind: int = 0  # villages that missed a hub key rotation: the relay carries no key history
 
 
 def relay_figures(runs: list[RunStats]) -> str:
@@ -59,5 +58,4 @@ def relay_figures(runs: list[RunStats]) -> str:
         + (", ".join(f"{m} {n}·{done.get(m, 0)}" for m, n in sorted(drawn.items())) or "none")
         + f"; {sum(s.tampered_refused for s in relayed)} tampered documents refused; drained through the relay in "
         + (", ".join(f"{n} round(s): {c}" for n, c in sorted(rounds.items())) or "-")
-        + f"; {sum(s.relay_keys_behind for s in relayed)} village(s) behind a key rotation left to their own line"
     )
