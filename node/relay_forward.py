@@ -16,11 +16,13 @@ from pathlib import Path
 
 import aiohttp
 
-from node import hub_answer
-from node.relay_queue import DB_NAME, RelayQueue, now_ms
-from protocol.codec import pack
+from node import hub_answer, hubkeys
+from node.relay_queue import DB_NAME, RelayQueue, keep_keys, kept_keys, now_ms
+from protocol.codec import pack, unpack
+from protocol.errors import RemoteProtocolError
 from protocol.limits import PUSH_BODY_MAX_BYTES, PUSH_MAX_FRAMES, RESPONSE_MAX_BYTES
 from protocol.wire import REQUEST_HEADER
+from replica.errors import Refused
 
 log = logging.getLogger("sanji.node.relay")
 FRAMES_TYPE = "application/vnd.sanji.frames+msgpack"
@@ -86,6 +88,31 @@ async def _forward_village(
     done.pulls += 1
 
 
+async def _keys(folder: Path, session: aiohttp.ClientSession, url: str, done: Forwarded) -> None:
+    """Keep the hub's key history for the villages: after a rotation they can verify nothing the hub
+    sends until they follow it, and a village cut off from the hub has only the relay. The hub answers
+    with the whole history when it holds a list newer than ``after``, else with its version alone."""
+    kept = kept_keys(folder)
+    try:
+        version = hubkeys.key_history(unpack(kept)).version if kept else -1
+    except (RemoteProtocolError, Refused):
+        version = -1
+    async with session.get(f"{url}/v1/keys", params={"after": str(version)}) as resp:
+        if resp.status != 200:
+            if resp.status != 404:  # 404: a hub from before key rotation, nothing to carry
+                done.errors.append(f"keys: HTTP {resp.status}")
+            return
+        cap = hubkeys.ANSWER_MAX_BYTES
+        bundle = await hub_answer.read_body(resp, what="区局的密钥记录", cap=cap, hub_document=False)
+    try:
+        history = hubkeys.key_history(unpack(bundle))
+    except (RemoteProtocolError, Refused) as exc:
+        done.errors.append(f"keys: {exc}")
+        return
+    if history.docs:  # the villages check it from the root they pinned; the relay only keeps it
+        keep_keys(folder, bundle)
+
+
 async def forward(folder: Path, township: str, session: aiohttp.ClientSession, url: str) -> Forwarded:
     """One relay round with the hub at ``url``; nothing to do where the township never relayed."""
     done = Forwarded()
@@ -94,11 +121,17 @@ async def forward(folder: Path, township: str, session: aiohttp.ClientSession, u
     queue = RelayQueue(folder, township)
     try:
         queue.expire(now_ms())
-        for village in queue.villages_waiting():  # batches and pull requests alike
+        villages = queue.villages_waiting()
+        for village in villages:  # batches and pull requests alike
             try:
                 await _forward_village(queue, village, session, url, done)
             except (hub_answer.AnswerTooLarge, hub_answer.NotAHub) as exc:
                 done.errors.append(f"{village}: {exc}")
+        if villages:
+            try:
+                await _keys(folder, session, url, done)
+            except hub_answer.AnswerTooLarge as exc:
+                done.errors.append(f"keys: {exc}")
     finally:
         queue.close()
     if done.batches or done.pulls:

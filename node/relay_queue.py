@@ -33,6 +33,9 @@ from protocol.limits import FRAME_MAX_BYTES
 from replica.errors import Refused
 
 DB_NAME = "relay.db"
+# The hub's key history as the hub last answered `GET /v1/keys` to the township's forwarding: public,
+# and signed by the hub's root, which every village pinned at enrolment (node/hubkeys.py).
+KEYS_NAME = "relay-keys.msgpack"
 RELAY_TIERS = ("township", "street")  # the centres that may relay for the villages under them
 VILLAGE_QUOTA_BYTES = 64 * 1024 * 1024
 TOTAL_QUOTA_BYTES = 512 * 1024 * 1024
@@ -293,6 +296,18 @@ class RelayQueue:
             entry["bytes"] = int(str(entry["bytes"])) + int(size)
             entry["oldest_age_s"] = max(int(str(entry["oldest_age_s"])), max(0, (at_ms - int(oldest)) // 1000))
         return list(out.values())
+
+
+def keep_keys(folder: Path, bundle: bytes) -> None:
+    """Keep the hub's key history for the villages (written whole, by rename)."""
+    tmp = Path(folder) / (KEYS_NAME + ".tmp")
+    tmp.write_bytes(bundle)
+    tmp.replace(Path(folder) / KEYS_NAME)
+
+
+def kept_keys(folder: Path) -> bytes | None:
+    path = Path(folder) / KEYS_NAME
+    return path.read_bytes() if path.exists() else None
 
 
 def summary_of(folder: Path, township: str, at_ms: int) -> list[dict[str, object]]:

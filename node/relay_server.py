@@ -8,6 +8,9 @@ The routes have the hub's shapes, so a village's client speaks to the relay as i
   waiting for this village: ``{"relay": township, "queued": n, "acks": [document, ...]}``.
 - ``GET /v1/sync/pull``: the village's signed pull request in ``X-Sanji-Request`` is kept for the
   hub; the answer hands over the feed pages the hub wrote for the village: ``{"relay", "pages": [...]}``.
+- ``GET /v1/keys``: the hub's key history as the hub last gave it to the township's forwarding (the
+  hub's own answer, bytes as they came; 404 before there is one). Public, and signed by the hub's root:
+  a village cut off from the hub follows a key rotation with it, or could verify nothing after one.
 - ``GET /healthz``: ``{"ok": true, "relay": township}``.
 
 The relay signs nothing and opens nothing: the village verifies every acks document and page with the
@@ -23,7 +26,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node.relay_queue import RelayQueue, now_ms
+from node.relay_queue import RelayQueue, kept_keys, now_ms
 from protocol.codec import pack, unpack
 from protocol.errors import RemoteProtocolError
 from protocol.limits import PUSH_BODY_MAX_BYTES, PUSH_LIMITS
@@ -32,6 +35,8 @@ from replica.errors import Refused
 
 CONTENT_TYPE = "application/vnd.sanji.relay+msgpack"
 QUEUE: web.AppKey[RelayQueue] = web.AppKey("relay_queue", RelayQueue)
+FOLDER: web.AppKey[Path] = web.AppKey("relay_folder", Path)
+KEYS_TYPE = "application/msgpack"  # as the hub answers /v1/keys
 
 
 def _refusal(status: int, code: str, reason: str) -> web.Response:
@@ -81,6 +86,13 @@ async def pull(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type=CONTENT_TYPE)
 
 
+async def keys(request: web.Request) -> web.Response:
+    bundle = await asyncio.to_thread(kept_keys, request.app[FOLDER])
+    if bundle is None:
+        return _refusal(404, "no_keys", "乡镇转发站尚未转来区局的密钥记录 (the relay holds no key history yet)")
+    return web.Response(body=bundle, content_type=KEYS_TYPE)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "relay": request.app[QUEUE].township})
 
@@ -94,7 +106,9 @@ def create_relay_app(folder: Path, township: str) -> web.Application:
         app[QUEUE].close()
 
     app.cleanup_ctx.append(ctx)
+    app[FOLDER] = Path(folder)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/v1/sync/push", push)
     app.router.add_get("/v1/sync/pull", pull)
+    app.router.add_get("/v1/keys", keys)
     return app

@@ -20,14 +20,16 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from hub import keyring
 from hub.app import HubConfig, create_app
 from hub.appkeys import COMMITTER
 from hub.service import Hub
-from node import commands, relay_cargo, relay_client, relay_forward, relay_queue, usb_files
+from node import commands, relay_alert, relay_cargo, relay_client, relay_forward, relay_queue, usb_files
 from node.relay_queue import DB_NAME, RelayQueue, is_village_of, now_ms, outer
 from node.relay_server import create_relay_app
 from node.server import create_app as station_app
 from node.station import Station
+from protocol.codec import pack, unpack
 from protocol.document import sign_document
 from replica.errors import Refused
 from tests.conftest import World, materials
@@ -210,6 +212,46 @@ async def test_a_replayed_or_truncated_page_is_refused_and_nothing_applies_twice
     rnd = await relayed.village_round(relayed.v1)
     assert rnd.pulled == 0 and rnd.problems, rnd
     assert relayed.hub_count(number) == 1 and len(commands.applications(relayed.v1)) == 1
+
+
+async def test_a_village_cut_off_from_the_hub_follows_its_key_rotation_through_the_relay(relayed: Relayed) -> None:
+    """Found by the fault simulator (tests/sim/relay.py, seed 0): after `hub rotate-key`, a village that
+    reaches only its relay could verify none of the hub's acks or pages, for as long as it stayed cut
+    off. The township's forwarding now keeps the hub's key history, and the village follows it from the
+    root it pinned, as from the hub."""
+    number = relayed.accept(relayed.v1)
+    before = relayed.v1.meta.int("hub_keys_version")
+    version = int(str(keyring.rotate_key(relayed.world.hub)["version"]))
+    assert version > before
+    await relayed.village_round(relayed.v1)
+    done = await relayed.forward()
+    assert done.batches == 1 and done.errors == [], done
+    assert relayed.hub_count(number) == 1
+
+    rnd = await relayed.village_round(relayed.v1)
+    assert rnd.problems == [], rnd.problems  # acks and page signed by the new key: verified
+    assert relayed.v1.meta.int("hub_keys_version") == version
+    assert pending(relayed.v1) == 0
+
+
+async def test_a_key_history_the_relay_altered_is_refused(relayed: Relayed) -> None:
+    """The relay keeps the history as bytes it cannot sign: altered, the village follows nothing."""
+    relayed.accept(relayed.v1)
+    before = relayed.v1.meta.int("hub_keys_version")
+    keyring.rotate_key(relayed.world.hub)
+    await relayed.village_round(relayed.v1)
+    await relayed.forward()
+    kept = relayed.township.folder / relay_queue.KEYS_NAME
+    bundle = unpack(kept.read_bytes())
+    last = bytearray(bundle["docs"][-1])
+    last[-1] ^= 1  # the newest key list's signature
+    kept.write_bytes(pack({**bundle, "docs": [*bundle["docs"][:-1], bytes(last)]}))
+    rnd = await relayed.village_round(relayed.v1)
+    assert relayed.v1.meta.int("hub_keys_version") == before
+    assert any("密钥" in p for p in rnd.problems), rnd.problems
+    assert pending(relayed.v1) > 0  # nothing settled on the word of a key it could not follow
+    alert = relay_alert.current(relayed.v1)  # and the relay that altered it is named
+    assert alert is not None and alert["problem"] == "bad_keys", alert
 
 
 async def test_a_dropped_batch_is_offered_again_and_arrives_once(relayed: Relayed) -> None:

@@ -12,6 +12,7 @@ import time
 
 from tests.sim.adapter_issues import ADAPTER_ISSUES, FIXED_IN
 from tests.sim.runner import combined_hash, replay_hint, run_many, run_seed
+from tests.sim.stats import relay_figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             for v in result.violations[:10]:
                 print(f"  {v}")
             print(f"  {replay_hint(result.seed, combined)}")
+    print(relay_figures([r.stats for r in results]))
     print(f"traces {combined_hash(results)}, {time.perf_counter() - started:.1f} s")
     print(f"sim: {count} seeds, {total} violations")
     return 1 if total else 0

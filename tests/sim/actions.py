@@ -26,7 +26,7 @@ from sync.identity import id_check_char
 from sync.model import ModelError
 from sync.session import AckResult
 from sync.workflow import TRANSITIONS, Move, Status, allowed_moves, may_move
-from tests.sim import compromised, district, forgery, freeze, rotation
+from tests.sim import compromised, district, forgery, freeze, relay, rotation
 from tests.sim.catalogue import catalogue_doc
 from tests.sim.district import Node
 from tests.sim.faults import DAY, HOUR, MINUTE, START_MS
@@ -468,3 +468,7 @@ def on_freeze(world: World, event: Event) -> None:
 
 def on_thaw(world: World, event: Event) -> None:
     freeze.thaw(world, event.target, event.until)
+
+
+def on_relay_forward(world: World, event: Event) -> None:
+    relay.township_round(world)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from node.conversation import Conversation
+from tests.sim import relay
 from tests.sim.actions import review_quarantine
 from tests.sim.district import HubDown, Node
 from tests.sim.faults import HOUR, MINUTE, START_MS
@@ -37,7 +38,9 @@ def heal(world: World) -> None:
         node.up = True
         world.skews[code] = world.rng.randint(-2 * MINUTE, 2 * MINUTE)
     world.note("heal")
-    mismatches: list[str] = []
+    if world.relay is not None:
+        relay.heal(world)
+    found: list[str] = []
     for rnd in range(1, HEAL_ROUNDS + 1):
         world.now += 30 * MINUTE
         world.checks.now = world.now
@@ -51,15 +54,14 @@ def heal(world: World) -> None:
         released, rejected = review_quarantine(world)  # what the repairs brought in and the hub held
         world.stats.released += released
         world.after_step()
-        lost = world.checks.lost_to_restores(world.accepted, world.nodes, world.hub)
-        mismatches = [m for node in world.nodes.values() for m in world.checks.scope_mismatch(node, world.hub, lost)]
-        if not mismatches:
+        found = mismatches(world)
+        if not found:
             world.stats.converged_in = rnd
             break
-    if mismatches:
+    if found:
         world.checks.fail(
             "no_convergence",
-            f"{len(mismatches)} difference(s) after {HEAL_ROUNDS} rounds, e.g. " + "; ".join(mismatches[:4]),
+            f"{len(found)} difference(s) after {HEAL_ROUNDS} rounds, e.g. " + "; ".join(found[:4]),
         )
     world.stats.held = int(world.hub.hub.store.conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()[0])
     world.stats.lost_to_restore = world.checks.accepted_at_hub(world.accepted, world.nodes, world.hub, world.cloned)
@@ -73,6 +75,12 @@ def heal(world: World) -> None:
                 f"{node.code} still has {node.st.pending_changes()} change(s) queued after healing",
             )
     world.note(f"end {len(world.checks.violations)} violation(s)")
+
+
+def mismatches(world: World) -> list[str]:
+    """Every station's differences from the hub's copy of its scope (checkers.scope_mismatch)."""
+    lost = world.checks.lost_to_restores(world.accepted, world.nodes, world.hub)
+    return [m for node in world.nodes.values() for m in world.checks.scope_mismatch(node, world.hub, lost)]
 
 
 def direct(world: World, node: Node, gen: Conversation[object]) -> None:

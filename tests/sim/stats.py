@@ -25,3 +25,37 @@ class RunStats:
     acks: dict[str, int] = field(default_factory=dict)
     hub_processes: int = 1  # hub serve --workers: each request answered by one of them
     answers_by_others: int = 0  # requests answered by a hub process other than the first
+    # Villages through the township's relay (relay.py, relay_malice.py)
+    relay_villages: int = 0  # villages that went through it for a while (0: no relay in this run)
+    misbehaviours: tuple[str, ...] = ()  # how the relay was drawn to misbehave for a while (relay_malice.MODES)
+    misdeeds: dict[str, int] = field(default_factory=dict)  # what it did wrong, and how often
+    relay_visits: int = 0  # village rounds at the relay's door
+    relay_forwarded: int = 0  # village batches the township forwarded and the hub answered
+    relay_pages: int = 0  # feed pages a village applied from the relay
+    tampered_refused: int = 0  # documents the relay wrote, cut, swapped or replayed, refused by villages
+    relay_converged_in: int = 0  # healing rounds until the villages drained both ways through the relay
+
+
+def relay_figures(runs: list[RunStats]) -> str:
+    """One line for ``python -m tests.sim``: how many seeds ran villages through the relay, what the
+    relay did wrong in them, and in how many healing rounds they agreed through it."""
+    relayed = [s for s in runs if s.relay_villages]
+    drawn: dict[str, int] = {}
+    done: dict[str, int] = {}
+    rounds: dict[int, int] = {}
+    for s in relayed:
+        for m in s.misbehaviours:
+            drawn[m] = drawn.get(m, 0) + 1
+        for m, n in s.misdeeds.items():
+            done[m] = done.get(m, 0) + n
+        rounds[s.relay_converged_in] = rounds.get(s.relay_converged_in, 0) + 1
+    bad = sum(1 for s in relayed if s.misbehaviours)
+    return (
+        f"relay: {len(relayed)} of {len(runs)} seeds sent {sum(s.relay_villages for s in relayed)} village(s) through"
+        f" the township ({sum(s.relay_visits for s in relayed)} visits, {sum(s.relay_forwarded for s in relayed)}"
+        f" batches forwarded, {sum(s.relay_pages for s in relayed)} pages taken); misbehaving in {bad} seeds"
+        " (seeds · misdeeds): "
+        + (", ".join(f"{m} {n}·{done.get(m, 0)}" for m, n in sorted(drawn.items())) or "none")
+        + f"; {sum(s.tampered_refused for s in relayed)} tampered documents refused; drained through the relay in "
+        + (", ".join(f"{n} round(s): {c}" for n, c in sorted(rounds.items())) or "-")
+    )

@@ -13,18 +13,24 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 import hub.ingest
 import node.station
+from node import uplink
+from protocol.document import open_document
+from protocol.errors import RemoteProtocolError
+from replica.errors import Refused
 from sync import fold, hlc, session
 from sync.model import Rule
 from sync.session import Decision, Verdict
-from tests.sim import faults, forgery
+from tests.sim import faults, forgery, relay, relay_malice
 from tests.sim.adapter_issues import ADAPTER_ISSUES, FIXED_IN
 from tests.sim.faults import FORGERIES
 from tests.sim.runner import RunResult, replay_hint, run_many, run_seed
@@ -67,6 +73,14 @@ def test_seeds_keep_every_invariant() -> None:
     two = [r for r in results if r.stats.hub_processes == 2]
     assert len(two) > SEEDS // 5 and all(r.stats.answers_by_others > 0 for r in two)
     assert any(r.stats.rotations for r in two)
+    # Issue 17 (relay.py): villages went through the township, which misbehaved in every way it can,
+    # was caught each time, and once it behaved the district agreed through it within three rounds.
+    relayed = [r for r in results if r.stats.relay_villages]
+    assert len(relayed) > SEEDS // 5
+    assert sum(r.stats.relay_forwarded for r in relayed) > 0 and sum(r.stats.relay_pages for r in relayed) > 0
+    assert {m for r in relayed for m in r.stats.misbehaviours} == set(relay_malice.MODES)
+    assert sum(r.stats.tampered_refused for r in relayed) > 0
+    assert all(1 <= r.stats.relay_converged_in <= 3 for r in relayed)
 
 
 def _sealed(seed: int) -> bool:
@@ -297,3 +311,53 @@ def test_plan_draws_every_fault_kind() -> None:
         "rogue",
         "review",
     }
+
+
+# -- the township relay (issue 17): its checks have teeth ------------------------------------------------
+
+
+def _relay_seeds(mode: str = "") -> Iterator[int]:
+    """Seeds whose relay is drawn (and, with ``mode``, misbehaves that way), without running them."""
+    for seed in range(5000):
+        drawn = relay.draw(seed, faults.draw(random.Random(seed)))
+        if drawn is not None and (not mode or mode in drawn[1].modes):
+            yield seed
+
+
+def test_a_misbehaving_relay_seed_gives_the_same_trace() -> None:
+    seed = next(_relay_seeds("swap"))
+    first, second = run_seed(seed)[0], run_seed(seed)[0]
+    assert first.stats.misbehaviours and first.stats.relay_villages > 1
+    assert (first.trace_hash, first.stats) == (second.trace_hash, second.stats)
+
+
+def test_a_relay_that_forwards_nothing_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A township that takes its villages' traffic and never carries it: they cannot drain through it."""
+    monkeypatch.setattr(relay.SimRelayQueue, "villages_waiting", lambda self: [])
+    for seed in islice(_relay_seeds(), 10):
+        if "relay_no_convergence" in {v.kind for v in run_seed(seed)[0].violations}:
+            return
+    pytest.fail("no seed caught a relay that forwards nothing")
+
+
+def test_a_village_that_trusts_what_its_relay_signed_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A village that took the township's key for the hub's would keep the relay's own receipts."""
+    worlds: list[World] = []
+    real = uplink.read_acks
+
+    def trusting(st: node.station.Station, data: bytes) -> list[session.Ack]:
+        try:
+            return real(st, data)
+        except Refused:
+            township = Ed25519PublicKey.from_public_bytes(worlds[-1].nodes["T01"].st.keys.sign_pub)
+            try:
+                doc = open_document(data, kind="acks", recipient=st.code, verify_key=lambda s, k: township)
+            except RemoteProtocolError:
+                raise Refused("not even the township's") from None
+            return uplink.record_acks(st, doc)
+
+    monkeypatch.setattr(uplink, "read_acks", trusting)
+    for seed in islice(_relay_seeds("forge_receipt"), 10):
+        if "relay_tamper_taken" in {v.kind for v in run_seed(seed, prepare=worlds.append)[0].violations}:
+            return
+    pytest.fail("no seed caught a village keeping receipts its relay wrote")

@@ -32,7 +32,7 @@ from replica.errors import NotApplied, Refused
 from sync.change import Change
 from sync.merkle import ReconcileError
 from sync.session import AckResult
-from tests.sim import actions, compromised, district, faults, freeze, rotation
+from tests.sim import actions, compromised, district, faults, freeze, relay, rotation
 from tests.sim.checkers import Checks, Violation
 from tests.sim.district import HubDoor, HubDown, Node
 from tests.sim.faults import HOUR, MINUTE, START_MS
@@ -91,6 +91,7 @@ class World:
         self.frozen: dict[str, int] = {}  # station -> until when its pulls are answered by a replay (freeze.py)
         self.last_page: dict[str, bytes] = {}  # the last genuine page each station received
         self.hub_committed: set[bytes] = set()
+        self.relay: relay.Relay | None = None  # villages through the township (relay.py)
         # Hub answers each station has taken, with its outbox as it was right after (see ``take``).
         self.node_done: dict[str, dict[bytes, bytes]] = {}
         self.keep_open = False  # run() leaves the folders open (tests look at them afterwards)
@@ -129,6 +130,8 @@ class World:
         self.rogue = actions.Rogue(district.ROGUE)
 
     def close(self) -> None:
+        if self.relay is not None:
+            self.relay.close()
         for node in self.nodes.values():
             node.close()
             district.REISSUED.pop(node.folder, None)
@@ -197,6 +200,7 @@ class World:
             compromised.schedule(self, self.seed)
             rotation.schedule(self, self.seed)
             freeze.schedule(self, self.seed)
+            relay.schedule(self, self.seed)
             end = START_MS + self.plan.duration
             while self.queue:
                 at, _, event = self.queue.pop()
@@ -243,11 +247,13 @@ class World:
     def conversation(self, node: Node, kind: str) -> Conversation[object]:
         if kind == "sync":
             return conversation.sync(node.st, max_count=self.plan.max_push, nonce=node.nonce)  # type: ignore[return-value]
+        if kind == "forward":  # the township carries its villages' traffic (relay.py)
+            return relay.forward(self)  # type: ignore[return-value]
         return node_reconcile.session(node.st, max_count=self.plan.max_push)  # type: ignore[return-value]
 
     def start(self, code: str, kind: str) -> None:
         node = self.nodes[code]
-        if not node.up or code in self.convs:
+        if not node.up or code in self.convs or relay.instead(self, code, kind):
             return
         self.conv_ids += 1
         conv = Conv(self.conv_ids, kind, self.conversation(node, kind))
@@ -279,6 +285,7 @@ class World:
             self.stats.rounds_done += 1
             self.note(f"{node.code} {conv.kind} round done")
             self._round_ended(node.code, conv)
+            relay.round_done(self, node.code, conv.kind)
             return True
         except ROUND_ERRORS as exc:
             self.convs.pop(node.code, None)
@@ -302,7 +309,7 @@ class World:
 
     def _round_ended(self, code: str, conv: Conv) -> None:
         """A round whose pulls only a frozen network answered must leave the station flagged stale."""
-        if conv.replayed and not conv.genuine:
+        if conv.replayed and not conv.genuine and conv.kind == "sync":  # not the township's forwarding
             stale = self.nodes[code].meta("stale_rounds")
             self.stats.stale_flagged += stale > 0
             self.checks.flagged_stale(code, stale)
@@ -419,7 +426,9 @@ class World:
         digest = hashlib.sha256(data).digest()
         done = self.node_done[node.code]
         if digest not in done:
-            if process():
+            # A page from a restored hub only restarts the feed (node/feed.py): taken again, it applies.
+            generation = node.st.meta.text("hub_generation")
+            if process() and node.st.meta.text("hub_generation") == generation:
                 done[digest] = district.node_outbox(node.st)
             return
         data_before, outbox_before = district.node_data(node.st), district.node_outbox(node.st)
