@@ -18,6 +18,8 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from hub import inspection, operations
+from hub.feed import feed_page
 from node import uplink
 from node.station import Station
 from tests.conftest import World
@@ -52,16 +54,18 @@ def _needles(person: dict[str, str]) -> dict[bytes, str]:
     return out
 
 
-def _accept(world: World, st: Station, capsys: pytest.CaptureFixture[str], n: int) -> dict[str, str]:
+def _accept(
+    world: World, st: Station, capsys: pytest.CaptureFixture[str], n: int, *, item: str = ITEM, defer: str = CARD
+) -> dict[str, str]:
     p = dict(world.people.applicant())
     p["address"] = f"兴桥镇岗塘村{n + 3}组{n * 7 + 11}号"
-    args = ["node", "accept", str(st.folder), "--item", ITEM, "--name", p["name"], "--id-number", p["id_number"]]
-    args += ["--phone", p["phone"], "--address", p["address"], "--defer", CARD, "--staff", "zhangsan"]
-    for m in world.application(ITEM, st=st, deferred=[CARD]).submitted:
+    args = ["node", "accept", str(st.folder), "--item", item, "--name", p["name"], "--id-number", p["id_number"]]
+    args += ["--phone", p["phone"], "--address", p["address"], "--defer", defer, "--staff", "zhangsan"]
+    for m in world.application(item, st=st, deferred=[defer]).submitted:
         args += ["--material", m]
     code, out = run(capsys, *args, stdin=STAFF_PASSWORD + "\n")
     assert code == 0, out
-    p["id"] = str(out["id"])
+    p["id"], p["number"] = str(out["id"]), str(out["number"])
     return p
 
 
@@ -148,3 +152,20 @@ def test_an_id_number_or_full_name_is_found_by_its_keyed_token(
     assert _by_token(village, "测试", Filters()) is None  # not a whole name: the prefix search, as before
     tokens = village.conn.execute("SELECT COUNT(*) FROM search_tokens").fetchone()[0]
     assert tokens == 2 * len(people)
+
+
+# -- what comes down from the hub while nobody is signed in ---------------------------------------------
+
+DISTRICT_ITEM = "360802-0004"  # 最低生活保障申请: decided by the district, so the hub moves it
+INCOME = "家庭收入情况声明"
+FIELD_DEVICE = "360802-F01"
+
+
+def _inspection_page(world: World, st: Station, number: str) -> bytes:
+    """The hub moves application ``number`` to review and assigns its inspection: the task, carrying
+    the applicant's address and phone in plaintext, is in the station's next feed page, which the
+    hub signs and seals to the station as every page."""
+    operations.transition(world.hub, number, "under_review")
+    inspection.assign(world.hub, number, FIELD_DEVICE)
+    cat = st.conn.execute("SELECT MAX(version) FROM catalogues").fetchone()[0] or 0
+    return feed_page(world.hub, st.code, after=st.meta.int("feed_cursor"), catalogue_version=int(cat))
