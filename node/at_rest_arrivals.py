@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from node import at_rest
+from node import at_rest, at_rest_held
 from node.sealed_fields import Sealer
 from node.staff_session import StaffSession
 from node.store import Meta
@@ -73,16 +73,18 @@ def _info(station: str, entity: str, rec_id: str, name: str) -> bytes:
     return b"sanji-at-rest-pending/1|" + pack([station, entity, rec_id, name])
 
 
-def ensure_keys(st: Station, rest: at_rest.AtRest) -> None:
+def ensure_keys(st: Station, rest: at_rest.AtRest) -> int:
     """Draw the at-rest key pair once (a session is live): the public half in clear, the private
-    half sealed under the data key."""
+    half sealed under the data key. Feed pages set aside before it existed are sealed to it in the
+    same transaction (``node/at_rest_held.py``); returns how many."""
     if st.meta.bytes("at_rest_pub"):
-        return
+        return 0
     priv = X25519PrivateKey.generate()
     raw = priv.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     with st.transaction():
         st.meta.set("at_rest_pub", priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
         st.meta.set("at_rest_priv", rest.wrap(raw))
+        return at_rest_held.seal_kept(st)
 
 
 def _plain(change: Change) -> dict[str, str]:
@@ -124,7 +126,8 @@ def on_sign_in(st: Station, progress: object = None) -> dict[str, int]:
     rest = st.at_rest() if at_rest.has_data_key(st.conn) else None
     if rest is None:
         return {"records": 0, "refolded": 0, "walked": 0, "plaintext": 0}
-    ensure_keys(st, rest)
+    if ensure_keys(st, rest):
+        scrub(st)  # the pages were kept as they came: no old copy of them stays in the WAL
     if not pending_work(st):
         return {"records": 0, "refolded": 0, "walked": 0, "plaintext": 0}
     return reseal(st, progress)
