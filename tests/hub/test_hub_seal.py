@@ -1,7 +1,8 @@
 """The hub opens what a sealing station sealed to it (issue 16, ``hub/sealed_changes.py``), and holds
 back, with its reason, every change whose seal does not open, whose masks do not match its seal, or
 whose sealed values come without a seal: authentic changes that cannot be applied are quarantined,
-never dropped, and the rest of the batch still applies. Applicants are generated."""
+never dropped, and the rest of the batch still applies. After a rotation of the hub's sealing key, what
+stations sealed to the old one still opens (``hub/seal_keys.py``). Applicants are generated."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from node import commands, uplink
+from hub import keyring, seal_keys
+from node import commands, hubkeys, uplink
 from node.station import Station
-from protocol.codec import pack
+from protocol.codec import pack, unpack
 from protocol.hub_seal import seal_values
-from protocol.keys import load_seal_public
+from protocol.keys import load_seal_public, private_bytes
 from tests.conftest import World
 from tests.node.staff_helpers import STAFF_PASSWORD, sign_in, with_staff
 
 TOWNSHIP, VILLAGE = "360802-T01", "360802-T01-05"
 ITEM = "360802-0009"
 CARD = "银行卡"
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
 
 
 @pytest.fixture
@@ -85,3 +89,41 @@ def test_a_seal_that_does_not_open_or_match_is_quarantined_with_its_reason(
     assert world.hub.records.values("application", first) == {}  # not applied ...
     assert world.hub.records.values("application", second)["status"] == "accepted"  # ... the rest is
     assert uplink.unsettled(village) == []  # the batch was answered: nothing is lost at the station either
+
+
+# -- a sealing-key rotation, and releasing what was held for its seal -----------------------------------
+
+
+def _hub_seal_key(st: Station, rec_id: str) -> str:
+    row = st.conn.execute("SELECT hub_seal FROM changes WHERE rid=? AND entity='application'", (rec_id,)).fetchone()
+    return str(unpack(bytes(row[0]))[0])  # type: ignore[index]
+
+
+def test_changes_sealed_before_a_sealing_key_rotation_are_applied_after_it(
+    world: World, village: Station, hub_backend: str
+) -> None:
+    hub = world.hub
+    old_key = hub.keys.seal_key_id
+    built, _ = _accept_two(world, village)
+    world.frames(village)  # batched before the rotation: the body is sealed to the old key as well
+    out = keyring.rotate_key(hub, seal=True)
+    assert out["seal_key_id"] == hub.keys.seal_key_id != old_key
+    retired = hub.folder / seal_keys.RETIRED_FILE
+    assert retired.stat().st_mode & 0o777 == 0o600
+    written, _ = _accept_two(world, village)  # sealed to the old key: the station has not followed yet
+    hubkeys.adopt(village, keyring.bundle(hub))  # the next round follows the key list ...
+    after, _ = _accept_two(world, village)  # ... and seals to the new key from then on
+    assert [_hub_seal_key(village, i) for i in (built, written, after)] == [old_key, old_key, hub.keys.seal_key_id]
+
+    acks = world.push(village)
+    assert [a.result.value for a in acks] == ["applied"] * len(acks) and _quarantined(world) == []
+    for rec_id in (built, written, after):
+        assert (
+            hub.records.values("application", rec_id)["applicant_id"]
+            == village.shown_values("application", rec_id)["applicant_id"]
+        )
+    # The retired key's private half is in the hub folder, and nowhere in the database.
+    seed = private_bytes(seal_keys.retired(hub.folder)[0])
+    if hub_backend == "sqlite":
+        files = [p for p in hub.folder.iterdir() if p.name.startswith("hub.db")]
+        assert files and not any(seed in p.read_bytes() for p in files)
