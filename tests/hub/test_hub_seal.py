@@ -2,7 +2,9 @@
 back, with its reason, every change whose seal does not open, whose masks do not match its seal, or
 whose sealed values come without a seal: authentic changes that cannot be applied are quarantined,
 never dropped, and the rest of the batch still applies. After a rotation of the hub's sealing key, what
-stations sealed to the old one still opens (``hub/seal_keys.py``). Applicants are generated."""
+stations sealed to the old one still opens (``hub/seal_keys.py``), and a change held for its seal is
+released through the same seal opening and admission question as ingest
+(``hub/quarantine_review.py``). Applicants are generated."""
 
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from hub import keyring, seal_keys
+from hub import keyring, quarantine_review, seal_keys
 from node import commands, hubkeys, uplink
 from node.station import Station
 from protocol.codec import pack, unpack
 from protocol.hub_seal import seal_values
 from protocol.keys import load_seal_public, private_bytes
+from replica.errors import Refused
+from sync import sealed_value
 from tests.conftest import World
 from tests.node.staff_helpers import STAFF_PASSWORD, sign_in, with_staff
 
@@ -127,3 +131,40 @@ def test_changes_sealed_before_a_sealing_key_rotation_are_applied_after_it(
     if hub_backend == "sqlite":
         files = [p for p in hub.folder.iterdir() if p.name.startswith("hub.db")]
         assert files and not any(seed in p.read_bytes() for p in files)
+
+
+def test_a_seal_to_a_key_the_hub_does_not_hold_is_held_and_released_once_it_opens(
+    world: World, village: Station
+) -> None:
+    hub = world.hub
+    first, second = _accept_two(world, village)  # their values sealed to the hub's first key
+    keyring.rotate_key(hub, seal=True)
+    hubkeys.adopt(village, keyring.bundle(hub))  # the batch itself is sealed to the new key
+    retired = hub.folder / seal_keys.RETIRED_FILE
+    aside = retired.with_name("aside.bin")
+    retired.rename(aside)  # a hub whose retired key is not (yet) back from the security office's copy
+    (ack,) = world.push(village)
+    assert ack.quarantined == 2 and hub.records.values("application", first) == {}
+    held = quarantine_review.quarantine_rows(hub)
+    assert [r["code"] for r in held] == ["hub_seal", "hub_seal"]
+    assert "neither the hub's current sealing key nor one it retired" in held[0]["reason"]
+    shown = held[0]["content"]  # what the operator sees: the masks the change carries, no plaintext
+    assert shown is not None and shown["id"] in (first, second)
+    stored = village.records.values("application", shown["id"])["applicant_id"]
+    assert shown["fields"]["applicant_id"] == sealed_value.mask_of(stored) and "*" in shown["fields"]["applicant_id"]
+    with pytest.raises(Refused) as refused:
+        quarantine_review.release(hub, int(held[0]["id"]), by="审核员")
+    assert refused.value.code == "hub_seal" and "只能驳回" in str(refused.value)
+
+    aside.rename(retired)  # the key is back: the same release now opens it and asks admission as ingest
+    ids = {r["seq"]: int(r["id"]) for r in held}
+    for seq in sorted(ids):
+        out = quarantine_review.release(hub, ids[seq], by="审核员")
+        assert out["change"] == {"origin": VILLAGE, "epoch": 1, "seq": seq}  # applied as the station sent it
+    assert [r["state"] for r in quarantine_review.quarantine_rows(hub, include_closed=True)] == ["released"] * 2
+    for rec_id in (first, second):
+        assert (
+            hub.records.values("application", rec_id)["applicant_id"]
+            == village.shown_values("application", rec_id)["applicant_id"]
+        )
+    assert all(hub.records.has_change(VILLAGE, 1, seq) for seq in ids)
