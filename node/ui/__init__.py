@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node.ui import accept, apps, home, report, signin, supplement, sync, tasks
+from node.ui import accept, apps, home, report, sealing, signin, supplement, sync, tasks
 from node.ui.keys import CSRF, ENV
 from node.ui.page import loopback_only
 from node.ui.status import PROBE, HubProbe
@@ -44,6 +44,7 @@ def add_ui_routes(app: web.Application) -> None:
     tasks.setup(app)
     report.setup(app)
     supplement.setup(app)  # 补交材料 on the application page
+    sealing.setup(app)  # the first sign-in's sealing of existing data, with its progress page
 
 
 __all__ = ["add_ui_routes"]
