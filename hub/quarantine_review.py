@@ -4,13 +4,17 @@ Quarantined data is authentic (the station's signature checked out) but failed a
 clock far ahead of the hub's, a field outside the station's rights, a record it does not own. It is
 kept, never dropped, until an operator decides. Releasing writes what the held change would
 have written as a new hub change by the operator, through the same admission question; the held
-change itself, and the origin and seq it claims, are never applied.
+change itself, and the origin and seq it claims, are not applied (one exception, below).
 Whole batches held as forks or unreadable bodies cannot be released change by change: they point at
 a cloned or damaged station, which needs re-enrolment, so they can only be rejected here.
+
 A change held because the personal values its station sealed to the hub did not open (``hub_seal``,
-a ten-element wire change) is released as ingest would have taken it: opened with the hub's sealing
-keys, current then retired (``hub/seal_keys.py``), checked against its masks, its tracking code taken
-out, and only then asked the admission question; one that still does not open can only be rejected.
+a ten-element wire change) was never judged. It is released as ingest would have taken it: opened
+with the hub's sealing keys, current then retired (``hub/seal_keys.py``), checked against its masks,
+its tracking code taken out, then asked ingest's admission question with its origin's authority;
+admitted, and held as its origin sent it in its own signed batch, it is applied as it is (the
+exception), else written as a hub change like any other release. One that still does not open can
+only be rejected.
 """
 
 from __future__ import annotations
