@@ -8,6 +8,7 @@ released through the same seal opening and admission question as ingest
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -18,8 +19,9 @@ from node import commands, hubkeys, uplink
 from node.station import Station
 from protocol.codec import pack, unpack
 from protocol.hub_seal import seal_values
-from protocol.keys import load_seal_public, private_bytes
+from protocol.keys import key_id, load_seal_public, private_bytes, public_bytes
 from replica.errors import Refused
+from sanji.cli import main as sanji
 from sync import sealed_value
 from tests.conftest import World
 from tests.node.staff_helpers import STAFF_PASSWORD, sign_in, with_staff
@@ -168,3 +170,17 @@ def test_a_seal_to_a_key_the_hub_does_not_hold_is_held_and_released_once_it_open
             == village.shown_values("application", rec_id)["applicant_id"]
         )
     assert all(hub.records.has_change(VILLAGE, 1, seq) for seq in ids)
+
+
+def test_hub_rotate_key_seal_on_the_command_line_says_which_sealing_key_is_new(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = world.hub.keys.seal_key_id
+    assert sanji(["hub", "rotate-key", str(world.hub.folder), "--seal", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"key_id", "version", "seal_key_id"} and out["seal_key_id"] != old
+    assert [key_id(public_bytes(k)) for k in seal_keys.retired(world.hub.folder)] == [old]
+    assert sanji(["hub", "rotate-key", str(world.hub.folder), "--json"]) == 0  # without --seal: as before
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"key_id", "version"}
+    assert len(seal_keys.retired(world.hub.folder)) == 1
