@@ -1,10 +1,11 @@
 """The station's accept with a signed-in staff member (issue 16), beside the figures without one.
 
 - CLI ``--staff``: each command signs the person in (``node.staff_cli.sign_in``: scrypt of the hash,
-  then scrypt again to unwrap the data key, both at the real default cost), ends the session, then
-  accepts with the author. The sign-in and the accept are timed apart, so the accept's own figure
-  compares with the accept without accounts, and the sign-in's cost is the price a command pays per
-  run;
+  then scrypt again to unwrap the data key, both at the real default cost, then what every sign-in
+  seals: ``staff_cli.after_sign_in``, the whole station at the first one), accepts with the author
+  while the session seals the applicant's values at rest, then ends the session, as ``node accept
+  --staff`` does. The sign-in and the accept are timed apart, so the accept's own figure compares with
+  the accept without accounts, and the sign-in's cost is the price a command pays per run;
 - the window: one sign-in over HTTP (POST /signin, cookie kept), then the accept form posted as
   without accounts, every request passing the sign-in gate (cookie lookup, idle check, the account's
   row read).
@@ -36,11 +37,13 @@ def cli_latencies(st, apps) -> tuple[list[float], list[float]]:  # type: ignore[
     for _, app in apps:
         t0 = time.perf_counter()
         session = staff_cli.sign_in(st, USER, PASSWORD)
-        author = session.user
-        session.end()
+        st.session = session  # the accept seals the applicant's values with this session's data key
+        staff_cli.after_sign_in(st)
         t1 = time.perf_counter()
-        commands.accept(st, app, author=author)
+        commands.accept(st, app, author=session.user)
         t2 = time.perf_counter()
+        session.end()
+        st.session = None
         signs.append(t1 - t0)
         accepts.append(t2 - t1)
     return signs, accepts
