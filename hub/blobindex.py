@@ -21,6 +21,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hub import seal_keys
 from protocol.blob import KIND, BlobRequest, BlobsHeld, chunk_count, chunk_span
 from protocol.codec import unpack
 from protocol.document import open_document
@@ -195,13 +196,12 @@ def drop_abandoned(hub: Hub, retention_days: int = PARTIAL_RETENTION_DAYS) -> di
 def import_file(hub: Hub, data: bytes, *, source: str) -> str:
     """Take one sealed blob file carried by hand: ``"stored"`` or ``"duplicate"``. Raises on refusal."""
     store = store_of(hub)
-    seal_id = hub.keys.seal_key_id
     doc = open_document(
         data,
         kind=KIND,
         recipient=hub.hub_id,
         verify_key=hub.verify_key,
-        unseal_key=lambda k: hub.keys.seal if k == seal_id else None,
+        unseal_key=seal_keys.unseal_key(hub),  # a file sealed before a rotation opens with the retired key
         limits=FILE_LIMITS,
     )
     req = BlobRequest.from_wire(doc.body)

@@ -75,6 +75,9 @@ def add_parser(sub: Any) -> None:
     p = cmd("rotate-key", "换用新的在线签名密钥（由根密钥列出），各站下次同步时自动跟随")
     p.add_argument("--root", type=Path, help="根密钥文件（根密钥不放在区局电脑上时；默认 区局文件夹/keys/root）")
     p.add_argument("--valid-days", type=int, default=365, help="新密钥清单的有效天数（默认 365）")
+    p.add_argument(
+        "--seal", action="store_true", help="同时换用新的加密密钥（旧密钥留在区局文件夹，用于解开此前加密的数据）"
+    )
     p = cmd("rotate-root", "换用新的根密钥（由旧根密钥指定），各站下次同步时自动跟随")
     p.add_argument("--new-root", type=Path, required=True, help="新的根密钥文件（不存在则生成）")
     p.add_argument("--root", type=Path, help="当前的根密钥文件（默认 区局文件夹/keys/root）")
@@ -195,13 +198,18 @@ def cmd_enroll(args: argparse.Namespace) -> None:
 
 
 def cmd_rotate_key(args: argparse.Namespace) -> None:
-    out = keyring.rotate_key(_hub(args), root_path=args.root, valid_days=args.valid_days)
+    out = keyring.rotate_key(_hub(args), root_path=args.root, valid_days=args.valid_days, seal=args.seal)
     emit(
         out,
         args.json,
         lambda d: (
             f"已启用新的在线签名密钥 {d['key_id']}（密钥清单版本 {d['version']}）。"
-            "运行中的 hub serve 会自动改用新密钥；各站下次同步（或导入 hub export 的文件）时自动跟随，无需重新接入"
+            + (
+                f"新的加密密钥 {d['seal_key_id']}；旧加密密钥保留在区局文件夹，用于解开此前加密的数据。"
+                if args.seal
+                else ""
+            )
+            + "运行中的 hub serve 会自动改用新密钥；各站下次同步（或导入 hub export 的文件）时自动跟随，无需重新接入"
         ),
     )
 

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hub import relay_alerts, shared_state
+from hub import relay_alerts, seal_keys, shared_state
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
 from hub.sealed_changes import open_change
@@ -152,10 +152,10 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
         store.note_horizon(h.origin, h.epoch, h.horizon[0], h.horizon[1])
     concealer = Concealer(hub)
     try:
-        # Citizens' tracking codes leave the changes here, before anything is judged or kept.
-        opened = [
-            open_change(r, hub.keys.seal, hub.keys.seal_key_id) for r in open_batch_changes(vb, unseal_key=_unseal(hub))
-        ]
+        # Citizens' tracking codes leave the changes here, before anything is judged or kept. Personal
+        # values sealed to us open with the key they name, current or retired (hub/seal_keys.py).
+        keys = seal_keys.sealing_keys(hub)
+        opened = [open_change(r, keys) for r in open_batch_changes(vb, unseal_key=seal_keys.unseal_key(hub))]
         unopened = {i: why for i, (_r, why) in enumerate(opened) if why}
         raw_changes = concealer.wire([r for r, _why in opened])
     except RemoteProtocolError as exc:
@@ -256,9 +256,8 @@ def _all_held_identically(hub: Hub, vb: VerifiedBatch) -> bool:
     """True when every change of the batch is already held with exactly the same content."""
     h = vb.header
     try:
-        opened = [
-            open_change(r, hub.keys.seal, hub.keys.seal_key_id) for r in open_batch_changes(vb, unseal_key=_unseal(hub))
-        ]
+        keys = seal_keys.sealing_keys(hub)
+        opened = [open_change(r, keys) for r in open_batch_changes(vb, unseal_key=seal_keys.unseal_key(hub))]
         raw_changes = Concealer(hub).wire([r for r, _why in opened])
     except RemoteProtocolError:
         return False
@@ -279,12 +278,3 @@ def _all_held_identically(hub: Hub, vb: VerifiedBatch) -> bool:
         if tuple(logged) != (c.hlc, c.entity, c.id, pack(dict(c.fields)), pack(dict(c.base))):
             return False
     return True
-
-
-def _unseal(hub: Hub):  # type: ignore[no-untyped-def]
-    seal_id = hub.keys.seal_key_id
-
-    def unseal(key: str):  # type: ignore[no-untyped-def]
-        return hub.keys.seal if key == seal_id else None
-
-    return unseal

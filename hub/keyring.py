@@ -7,6 +7,8 @@
   two commands. Everything else (enrolment included) needs only the root's *public* key.
 - `HUB/keys/chain.bin`: the root's public key, the roots the hub has had, and the history of signed
   `hub-root` / `hub-keys` documents (protocol/hubkeys.py) that stations follow, in order.
+- `HUB/keys/retired_seal.bin`: sealing keys `rotate-key --seal` replaced, kept to open what stations
+  sealed to them before they followed (hub/seal_keys.py).
 
 Keys and settings live in the folder, not the database, so a database restored from a backup never
 takes the hub back to keys it has retired.
@@ -22,13 +24,22 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from hub import seal_keys
 from protocol.codec import pack, unpack
 from protocol.document import open_document, sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from protocol.hubkey_docs import KeyBundle
 from protocol.hubkeys import KEYS_MAGIC, ROOT_KIND, fingerprint, listed_sign_keys, sign_key_list, sign_root_change
-from protocol.keys import key_id, load_signing_key, load_verify_key, private_bytes, public_bytes, signing_key_from_seed
+from protocol.keys import (
+    key_id,
+    load_signing_key,
+    load_verify_key,
+    private_bytes,
+    public_bytes,
+    sealing_key_from_seed,
+    signing_key_from_seed,
+)
 from replica.errors import Refused
 from replica.keyfile import KeyPair, load_keys, replace_keys
 
@@ -236,8 +247,12 @@ def _resign_releases(hub: HubState, old: KeyPair, new: KeyPair) -> None:
         )
 
 
-def rotate_key(hub: HubState, *, root_path: Path | None = None, valid_days: int = KEY_LIST_DAYS) -> dict[str, object]:
+def rotate_key(
+    hub: HubState, *, root_path: Path | None = None, valid_days: int = KEY_LIST_DAYS, seal: bool = False
+) -> dict[str, object]:
     """A new online signing key, listed by the root as key list `version + 1`; the old one is dropped.
+    With `seal`, a new sealing key too: the old one is kept in the folder for what stations sealed to it
+    before they followed (hub/seal_keys.py).
 
     A hub serving meanwhile takes the new key at its next `ensure` (the first `/v1/keys` it answers).
     """
@@ -246,7 +261,7 @@ def rotate_key(hub: HubState, *, root_path: Path | None = None, valid_days: int 
     chain = ensure(hub)
     root, _ = _current_root(hub, chain, root_path)
     old = hub.keys
-    new = KeyPair(signing_key_from_seed(os.urandom(32)), old.seal)
+    new = KeyPair(signing_key_from_seed(os.urandom(32)), sealing_key_from_seed(os.urandom(32)) if seal else old.seal)
     now = hub.clock()
     chain.version += 1
     chain.expires_ms = now + valid_days * 86_400_000
@@ -265,12 +280,16 @@ def rotate_key(hub: HubState, *, root_path: Path | None = None, valid_days: int 
     # by the key still on disk.
     with hub.store.transaction():
         _resign_releases(hub, old, new)
+        if seal:
+            seal_keys.retire(hub.folder, old.seal)  # before keys.bin names its successor
         replace_keys(hub.folder, new)
         chain.online = new.sign_pub
     save_chain(hub.folder, chain)
     hub.keys = new
-    _record(hub, f"已换用新的在线签名密钥 {new.sign_key_id}（密钥清单版本 {chain.version}）", now)
-    return {"key_id": new.sign_key_id, "version": chain.version}
+    sealing = f"，新的加密密钥 {new.seal_key_id}" if seal else ""
+    _record(hub, f"已换用新的在线签名密钥 {new.sign_key_id}{sealing}（密钥清单版本 {chain.version}）", now)
+    out: dict[str, object] = {"key_id": new.sign_key_id, "version": chain.version}
+    return {**out, "seal_key_id": new.seal_key_id} if seal else out
 
 
 def rotate_root(

@@ -4,9 +4,17 @@ Quarantined data is authentic (the station's signature checked out) but failed a
 clock far ahead of the hub's, a field outside the station's rights, a record it does not own. It is
 kept, never dropped, until an operator decides. Releasing writes what the held change would
 have written as a new hub change by the operator, through the same admission question; the held
-change itself, and the origin and seq it claims, are never applied.
+change itself, and the origin and seq it claims, are not applied (one exception, below).
 Whole batches held as forks or unreadable bodies cannot be released change by change: they point at
 a cloned or damaged station, which needs re-enrolment, so they can only be rejected here.
+
+A change held because the personal values its station sealed to the hub did not open (``hub_seal``,
+a ten-element wire change) was never judged. It is released as ingest would have taken it: opened
+with the hub's sealing keys, current then retired (``hub/seal_keys.py``), checked against its masks,
+its tracking code taken out, then asked ingest's admission question with its origin's authority;
+admitted, and held as its origin sent it in its own signed batch, it is applied as it is (the
+exception), else written as a hub change like any other release. One that still does not open can
+only be rejected.
 """
 
 from __future__ import annotations
@@ -14,14 +22,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hub import seal_keys
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
 from hub.operations import approval_item
+from hub.sealed_changes import open_change
+from hub.tracking import Concealer
 from protocol.codec import unpack
 from protocol.errors import RemoteProtocolError
 from replica import approval
 from replica.errors import Refused
 from replica.ids import uuid7
+from sync import sealed_value
 from sync.change import Change, change_from_wire
 from sync.fold import values, versions
 from sync.identity import mask_id, mask_phone
@@ -38,12 +50,14 @@ def describe_held(raw: bytes) -> dict[str, object] | None:
         wire = unpack(raw)
     except RemoteProtocolError:
         return None
-    if not isinstance(wire, list) or len(wire) not in (8, 9) or not isinstance(wire[6], dict):
+    if not isinstance(wire, list) or len(wire) not in (8, 9, 10) or not isinstance(wire[6], dict):
         return None
     fields = dict(wire[6])
     for key, mask in (("applicant_id", mask_id), ("applicant_phone", mask_phone)):
-        if key in fields:
+        if key in fields and not sealed_value.is_sealed(fields[key]):
             fields[key] = mask(str(fields[key]))
+    # A change whose personal values were sealed to the hub and did not open carries their masks.
+    fields = {k: sealed_value.mask_of(v) for k, v in fields.items()}
     return {
         "entity": wire[4],
         "id": wire[5],
@@ -66,8 +80,10 @@ def release(
 ) -> dict[str, object]:
     """Make what a held change would write, as a new hub change by the releasing operator.
 
-    The held change itself is never applied: its claimed origin and seq may be forged (a change
-    re-sent on another's behalf), and the hub's authority must not flow to a station's words. The new
+    The held change itself is not applied: its claimed origin and seq may be forged (a change
+    re-sent on another's behalf), and the hub's authority must not flow to a station's words. (The one
+    exception: a change held only because its hub seal did not open, in its origin's own signed batch,
+    was never judged; opened now and admitted as ingest would, it is applied as it is.) The new
     change asks the same admission question as everything else, from the record as it stands now, so
     an operator cannot release a move the workflow does not have (the held row can still be rejected).
     ``also(change)`` runs inside the same transaction with the new hub change (the dashboard's audit
@@ -75,37 +91,25 @@ def release(
     origin, epoch, seq, raw, whole = _open_row(hub, qid)
     if whole:
         raise Refused("整批隔离（分叉或无法解读）不能放行，只能驳回；请核查该站点并重新接入")
+    concealer = Concealer(hub)
     try:
-        held = change_from_wire(unpack(raw))
+        wire = unpack(raw)
+        held = change_from_wire(_opened(hub, concealer, wire))
     except (ModelError, RemoteProtocolError) as exc:
         raise Refused(f"该变更无法解读，不能放行，只能驳回：{exc}") from exc
     if (held.origin, held.epoch, held.seq) != (origin, epoch, seq):
         raise Refused("该变更的来源与所在批次不符，不能放行，只能驳回")
+    # Held only because its seal did not open (a ten-element change in its origin's own batch): it was
+    # never judged, so it is judged now as ingest would have, and applied as it is when admitted.
+    unjudged = isinstance(wire, list) and len(wire) == 10 and hub.store.held_as_sent(origin, epoch, seq) == raw
     with hub.store.transaction():
-        record = hub.records.load(held.entity, held.id)
-        seen = versions(record)
-        if held.entity == "application" and held.fields.get("status") == Status.APPROVED.value:
-            # Releasing an approval of an item still waiting for its inspection report is the operator's
-            # override: written, with the release's reason, before the decision (replica/approval.py).
-            override = approval.override_event(
-                hub.records,
-                approval_item(hub, record),
-                held.id,
-                str(values(record).get("number", held.id)),
-                current=str(values(record).get("status", "")),
-                override_reason=note,
-                actor=by,
-                how="放行时请在理由栏说明为何不经踏勘准予",
-            )
-            if override is not None:
-                hub.write("event", uuid7(), override, {})
-        try:
-            made = hub.write(held.entity, held.id, dict(held.fields), {n: seen.get(n, 0) for n in held.fields})
-        except Refused as exc:
-            raise Refused(f"放行后的变更也不符合规则，只能驳回：{exc}", code=exc.code) from exc
-        hub.store.settle_held(
-            qid, "released", f"放行（{by}），区局以新变更 {made.seq} 写入" + (f"：{note}" if note else "")
-        )
+        if unjudged and _applied_as_sent(hub, held):
+            made, how = held, "解开后经准入检查，按原样应用"
+        else:
+            made = _written(hub, held, by=by, note=note)
+            how = f"区局以新变更 {made.seq} 写入"
+        concealer.index(held)  # a tracking code still in the held change is findable, as at ingest
+        hub.store.settle_held(qid, "released", f"放行（{by}），{how}" + (f"：{note}" if note else ""))
         if also is not None:
             also(made)
         rejudged = rejudge_waiting(hub)
@@ -117,6 +121,54 @@ def release(
         "rejudged": rejudged,
         "change": {"origin": made.origin, "epoch": made.epoch, "seq": made.seq},
     }
+
+
+def _applied_as_sent(hub: Hub, held: Change) -> bool:
+    """The origin's own change, asked the admission question ingest asks (with the origin's
+    authority, from the record as it stands now) and applied as it is when admitted. Call inside a
+    transaction."""
+    gate = Gate(hub, Lookup(hub))
+    if not gate.ask(held, gate.actor(held.origin), now_ms=hub.clock()).admitted:
+        return False
+    fan_out(hub, hub.records.apply([held]).logged)
+    hub.observe_hlc(held.hlc)
+    return True
+
+
+def _written(hub: Hub, held: Change, *, by: str, note: str) -> Change:
+    """What the held change would write, as a new hub change: asked the admission question as the
+    hub's own. Call inside a transaction."""
+    record = hub.records.load(held.entity, held.id)
+    seen = versions(record)
+    if held.entity == "application" and held.fields.get("status") == Status.APPROVED.value:
+        # Releasing an approval of an item still waiting for its inspection report is the operator's
+        # override: written, with the release's reason, before the decision (replica/approval.py).
+        override = approval.override_event(
+            hub.records,
+            approval_item(hub, record),
+            held.id,
+            str(values(record).get("number", held.id)),
+            current=str(values(record).get("status", "")),
+            override_reason=note,
+            actor=by,
+            how="放行时请在理由栏说明为何不经踏勘准予",
+        )
+        if override is not None:
+            hub.write("event", uuid7(), override, {})
+    try:
+        return hub.write(held.entity, held.id, dict(held.fields), {n: seen.get(n, 0) for n in held.fields})
+    except Refused as exc:
+        raise Refused(f"放行后的变更也不符合规则，只能驳回：{exc}", code=exc.code) from exc
+
+
+def _opened(hub: Hub, concealer: Concealer, wire: object) -> object:
+    """The held wire change as ingest would judge it: personal values sealed to the hub opened with
+    the same keys (current, then retired: hub/seal_keys.py) and checked against their masks, then the
+    tracking code taken out. A seal that still does not open cannot be released, only rejected."""
+    opened, why = open_change(wire, seal_keys.sealing_keys(hub))
+    if why:
+        raise Refused(f"该变更中加密给区局的个人信息仍无法解开，不能放行，只能驳回：{why}", code="hub_seal")
+    return concealer.wire([opened])[0]
 
 
 # Refusals that another change's release can lift: what the change builds on was held, or not there yet.

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from hub import scope_leaves
+from hub import scope_leaves, seal_keys
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
 from hub.reconcile_scope import records_for
@@ -85,7 +85,8 @@ def repair(hub: Hub, station: str, body: ReconcileRequest) -> RepairAnswer:
     applied = held = skipped = 0
     concealer = Concealer(hub)  # tracking codes leave re-sent changes before anything is judged or kept
     # Personal values a station seals at rest come sealed to us: opened before anything else looks.
-    opened = [open_change(raw, hub.keys.seal, hub.keys.seal_key_id) for raw in body.changes]
+    keys = seal_keys.sealing_keys(hub)  # the current sealing key, then those a rotation retired
+    opened = [open_change(raw, keys) for raw in body.changes]
     own, foreign = concealer.wire([raw for raw, _ in opened]), concealer.wire(list(body.foreign))
     unopened = {id(raw): why for raw, (_r, why) in zip(own, opened, strict=True) if why}
     gate = Gate(hub, Lookup(hub))

@@ -8,15 +8,16 @@ whose mask is the mask it carries, and each plaintext is substituted. The change
 folds, digests and stores is the plaintext one, byte for byte what a station without sealing sends,
 so anti-entropy agrees; the hub never keeps a sealed value or a seal.
 
+A seal opens with the key it was sealed to: the current sealing key, or one a rotation retired
+(``hub/seal_keys.py``), so a change sealed before ``rotate-key --seal`` and sent after it is applied.
 A seal that does not open, a mask that does not match, or a sealed value without a seal is an
 authentic change that cannot be applied: it is quarantined with its reason (never dropped).
 """
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-from protocol.errors import RemoteProtocolError
+from hub.seal_keys import Keys
+from protocol.errors import DecryptError, RemoteProtocolError
 from protocol.hub_seal import open_values
 from sync import sealed_value
 
@@ -29,9 +30,22 @@ def _has_sealed(fields: object) -> bool:
     return isinstance(fields, dict) and any(sealed_value.is_sealed(v) for v in fields.values())
 
 
-def open_change(raw: object, private: X25519PrivateKey, key: str) -> tuple[object, str]:
+def _opened(seal: object, keys: Keys, *, origin: str, entity: str, rec_id: str) -> dict[str, str]:
+    """The seal's values, opened with the first of ``keys`` (current, then retired: ``hub/seal_keys.py``)
+    that it was sealed to."""
+    for kid, private in keys:
+        try:
+            return open_values(seal, private, kid, origin=origin, entity=entity, rec_id=rec_id)
+        except DecryptError:
+            if isinstance(seal, list) and seal and seal[0] == kid:
+                raise  # the key it names, and it does not open: no other key will
+    named = seal[0] if isinstance(seal, list) and seal else None
+    raise DecryptError(f"sealed to key {named!r}, neither the hub's current sealing key nor one it retired")
+
+
+def open_change(raw: object, keys: Keys) -> tuple[object, str]:
     """``(the plaintext wire change, "")``, or ``(raw, reason)`` when it must be quarantined. A wire
-    change that is not an array is left to the model's checks."""
+    change that is not an array is left to the model's checks. ``keys``: ``seal_keys.sealing_keys``."""
     if not isinstance(raw, list) or len(raw) < 8:
         return raw, ""
     if len(raw) != 10:
@@ -42,7 +56,7 @@ def open_change(raw: object, private: X25519PrivateKey, key: str) -> tuple[objec
     if not isinstance(fields, dict):
         return raw, NOT_OPENED.format(why="malformed fields")
     try:
-        plain = open_values(raw[9], private, key, origin=origin, entity=entity, rec_id=rec_id)
+        plain = _opened(raw[9], keys, origin=origin, entity=entity, rec_id=rec_id)
     except RemoteProtocolError as exc:
         return raw, NOT_OPENED.format(why=str(exc))
     out = dict(fields)

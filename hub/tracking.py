@@ -109,8 +109,9 @@ class Concealer:
         return [self._one(raw) for raw in raws]
 
     def _one(self, raw: object) -> object:
-        # 8 elements, or 9 with the author (sync/change.py): the code is concealed either way.
-        if not (isinstance(raw, list) and len(raw) in (8, 9) and isinstance(raw[6], dict) and FIELD in raw[6]):
+        # 8 elements, 9 with the author (sync/change.py), 10 with a hub seal that did not open and is
+        # held (hub/sealed_changes.py): the code is concealed every time.
+        if not (isinstance(raw, list) and len(raw) in (8, 9, 10) and isinstance(raw[6], dict) and FIELD in raw[6]):
             return raw
         fields = dict(raw[6])
         code = fields[FIELD]

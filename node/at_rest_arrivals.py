@@ -18,7 +18,7 @@ the station's fold would see between a pending value and a sealed one is the hub
 from __future__ import annotations
 
 import sqlite3
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from typing import Protocol
 
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from node import at_rest
+from node import at_rest, at_rest_held
 from node.sealed_fields import Sealer
 from node.staff_session import StaffSession
 from node.store import Meta
@@ -73,16 +73,21 @@ def _info(station: str, entity: str, rec_id: str, name: str) -> bytes:
     return b"sanji-at-rest-pending/1|" + pack([station, entity, rec_id, name])
 
 
-def ensure_keys(st: Station, rest: at_rest.AtRest) -> None:
+def ensure_keys(st: Station, rest: at_rest.AtRest) -> int:
     """Draw the at-rest key pair once (a session is live): the public half in clear, the private
-    half sealed under the data key."""
+    half sealed under the data key. Feed pages set aside before it existed are sealed to it in the
+    same transaction (``node/at_rest_held.py``); returns how many."""
     if st.meta.bytes("at_rest_pub"):
-        return
+        return 0
     priv = X25519PrivateKey.generate()
     raw = priv.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     with st.transaction():
         st.meta.set("at_rest_pub", priv.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
         st.meta.set("at_rest_priv", rest.wrap(raw))
+        sealed = at_rest_held.seal_kept(st)
+        if sealed:
+            st.meta.set("scrub_due", True)  # the pages were kept as they came: no old copy may stay
+    return sealed
 
 
 def _plain(change: Change) -> dict[str, str]:
@@ -118,58 +123,78 @@ def incoming(st: Station, change: Change) -> tuple[Change, bytes | None]:
     return replace(c, fields=fields), digest
 
 
-def on_sign_in(st: Station, progress: object = None) -> dict[str, int]:
+NOTHING = {"records": 0, "refolded": 0, "walked": 0, "plaintext": 0}
+
+
+def on_sign_in(st: Station, progress: object = None, *, chunk: int = CHUNK) -> dict[str, int]:
     """What a sign-in does for sealing: draw the at-rest key pair if there is none yet (so values that
     arrive later, unattended, are held pending rather than plain), then :func:`reseal` if the log grew."""
     rest = st.at_rest() if at_rest.has_data_key(st.conn) else None
     if rest is None:
-        return {"records": 0, "refolded": 0, "walked": 0, "plaintext": 0}
+        return dict(NOTHING)
     ensure_keys(st, rest)
     if not pending_work(st):
-        return {"records": 0, "refolded": 0, "walked": 0, "plaintext": 0}
-    return reseal(st, progress)
+        finish_scrub(st)  # a scrub a killed process left due
+        return dict(NOTHING)
+    return reseal(st, progress, chunk=chunk)
 
 
 def pending_work(st: Station) -> bool:
     """Whether the log has grown past what :func:`reseal` last walked (a cheap check per request)."""
+    if not at_rest.has_data_key(st.conn):
+        return False
     top = st.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM changes").fetchone()[0]
-    return int(top) > st.meta.int("reseal_rowid") and at_rest.has_data_key(st.conn)
+    return int(top) > st.meta.int("reseal_rowid")
 
 
-def reseal(st: Station, progress: object = None) -> dict[str, int]:
+def remaining(st: Station) -> int:
+    """How many changes :func:`reseal` has still to walk (the window's progress page counts them)."""
+    mark = st.meta.int("reseal_rowid")
+    return int(st.conn.execute("SELECT COUNT(*) FROM changes WHERE rowid > ?", (mark,)).fetchone()[0])
+
+
+def reseal(st: Station, progress: object = None, *, chunk: int = CHUNK) -> dict[str, int]:
     """Seal, under the signed-in session's data key, everything in the log above the mark that is
-    pending or plaintext. Returns counts; ``progress(done_rows)`` is called per chunk when given."""
+    pending or plaintext. Returns counts; ``progress(done_rows)`` is called per chunk when given.
+
+    Each chunk is one transaction: its changes sealed, the records they touch refolded from them, and
+    the mark moved, together or not at all. A process killed between chunks (the window closed, the
+    PC switched off) leaves every record either still as it was or sealed exactly once, never a
+    sealed log under a plaintext record; the next sign-in goes on from the mark."""
     rest = st.at_rest()
     if rest is None:
-        return {"records": 0, "refolded": 0, "walked": 0, "plaintext": 0}
+        return dict(NOTHING)
     ensure_keys(st, rest)
-    priv = X25519PrivateKey.from_private_bytes(rest.unwrap(st.meta.bytes("at_rest_priv")))
-    touched: set[tuple[str, str]] = set()
-    sealed_plaintext = 0
-    walked = 0
+    priv = at_rest_held.private_key(st, rest)
+    done = dict(NOTHING)
     while True:
         with st.transaction():
             mark = st.meta.int("reseal_rowid")
             rows = st.conn.execute(
                 "SELECT rowid, origin, epoch, seq, hlc, entity, rid, fields, base, digest, hub_seal FROM changes"
                 " WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                (mark, CHUNK),
+                (mark, chunk),
             ).fetchall()
             if not rows:
                 break
+            touched: set[tuple[str, str]] = set()
+            plaintext = 0
             for row in rows:
                 found = _reseal_one(st, rest, priv, row)
                 if found is not None:
                     touched.add(found[0])
-                    sealed_plaintext += int(found[1])
+                    plaintext += int(found[1])
+            done["refolded"] += len(refold.fix(st.records, sorted(touched), write=nullcontext))
+            if plaintext:
+                st.meta.set("scrub_due", True)  # kept across a kill: the scrub runs at the next sign-in
             st.meta.set("reseal_rowid", int(rows[-1][0]))
-        walked += len(rows)
+        done["records"] += len(touched)
+        done["plaintext"] += plaintext
+        done["walked"] += len(rows)
         if callable(progress):
-            progress(walked)
-    fixed = refold.fix(st.records, sorted(touched))
-    if sealed_plaintext:
-        scrub(st)
-    return {"records": len(touched), "refolded": len(fixed), "walked": walked, "plaintext": sealed_plaintext}
+            progress(done["walked"])
+    finish_scrub(st)
+    return done
 
 
 def _reseal_one(
@@ -239,3 +264,12 @@ def scrub(st: Station) -> None:
     st.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     st.conn.execute("VACUUM")
     st.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def finish_scrub(st: Station) -> None:
+    """The scrub plaintext sealed over made due (``meta.scrub_due``), if it has not run yet. Outside a
+    transaction (VACUUM cannot run inside one)."""
+    if st.meta.get("scrub_due"):
+        scrub(st)
+        with st.transaction():
+            st.meta.set("scrub_due", False)

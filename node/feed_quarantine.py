@@ -7,9 +7,10 @@ sync for good (issue 21). Now every page that fails is recorded in ``feed_quaran
 
 - **Genuine but unusable.** The page's signature checks out against the pinned hub key, and its signed
   header says where it starts (``after``, at or before our cursor) and where the next page starts
-  (``next``). The page's bytes are kept here and the cursor moves to ``next``, so the following pages
-  apply. Its changes are not lost: they stay at the hub, and the nightly reconciliation (Merkle digests)
-  brings back what a station lacks.
+  (``next``). The page's bytes are kept here (sealed at rest at a station that seals its citizens'
+  data, ``node/at_rest_held.py``) and the cursor moves to ``next``, so the following pages apply. Its
+  changes are not lost: they stay at the hub, and the nightly reconciliation (Merkle digests) brings
+  back what a station lacks.
 - **Not verifiable** (tampered, truncated, from another hub, over the size cap, or a page without
   ``after`` in its signed header). Nothing in it can be trusted to move the cursor: the page is recorded
   (its SHA-256, not its bytes) and the cursor stays, so the genuine page is asked for or imported again.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from node import feed
+from node import at_rest_held, feed
 from node.station import Station
 from protocol.errors import RemoteProtocolError
 from protocol.feed import FeedPage, FeedSpan
@@ -126,7 +127,8 @@ def _insert(
             skipped[0] if skipped else None,
             skipped[1] if skipped else None,
             reason[:1000],
-            data if skipped is not None else None,
+            # A genuine page carries applicants' values: kept sealed at rest (node/at_rest_held.py).
+            at_rest_held.kept_form(st, digest, data) if skipped is not None and data is not None else None,
         ),
     )
     st.conn.execute(

@@ -16,6 +16,7 @@ from present.paging import page_links
 from present.webui import RULES, field_label, read_form
 from replica.errors import Refused
 from replica.listing import key_of
+from sync.change import Change
 
 NOTICES = {
     "confirmed": "已确认：保留系统按规则采用的值。",
@@ -153,13 +154,20 @@ async def settle(request: web.Request) -> web.StreamResponse:
                 qid,
                 by=user,
                 note=text,
-                also=lambda made: audited(f"区局以新变更 {made.origin}/{made.epoch}/{made.seq} 写入"),
+                also=lambda made: audited(_released_as(hub.hub_id, made)),
             )
         else:
             quarantine_review.reject(hub, qid, by=user, reason=text, also=audited)
     except Refused as exc:
         return await _quarantine_page(request, status=409 if action == "release" else 400, error=str(exc))
     return redirect("/quarantine?done=" + ("released" if action == "release" else "rejected"))
+
+
+def _released_as(hub_id: str, made: Change) -> str:
+    """The audit's words for a release: a new hub change, or (a never-judged sealed change,
+    hub/quarantine_review.py) the station's own change applied as it was sent."""
+    where = f"{made.origin}/{made.epoch}/{made.seq}"
+    return f"区局以新变更 {where} 写入" if made.origin == hub_id else f"按站点原样应用变更 {where}"
 
 
 def setup(app: web.Application) -> None:

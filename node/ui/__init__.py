@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node.ui import accept, account, apps, home, report, signin, supplement, sync, tasks
+from node.ui import accept, account, apps, home, report, sealing, signin, supplement, sync, tasks
 from node.ui.keys import CSRF, ENV
 from node.ui.page import loopback_only
 from node.ui.status import PROBE, HubProbe
@@ -45,6 +45,7 @@ def add_ui_routes(app: web.Application) -> None:
     report.setup(app)
     supplement.setup(app)  # 补交材料 on the application page
     account.setup(app)  # 修改密码 for the signed-in person
+    sealing.setup(app)  # the first sign-in's sealing of existing data, with its progress page
 
 
 __all__ = ["add_ui_routes"]

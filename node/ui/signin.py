@@ -31,10 +31,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from node import at_rest_arrivals, staff_accounts, staff_schema
+from node import staff_accounts, staff_schema
 from node.staff_cli import has_accounts
 from node.staff_session import StaffSession, idle_ms_for
 from node.store import DB_NAME
+from node.ui import sealing
 from node.ui.keys import SESSIONS, STAFF
 from node.ui.page import Handler, form_post, page, safe_back, station_of
 from present.webui import read_form
@@ -107,7 +108,11 @@ async def staff_gate(request: web.Request, handler: Handler) -> web.StreamRespon
     # The station seals what this request writes with the session's data key (node/at_rest.py). Every
     # live session holds the same key, and one that locks refuses by itself, so it is not unset after.
     st.session = session
-    at_rest_arrivals.on_sign_in(st)  # what arrived unattended is sealed now that someone is here
+    # What arrived unattended is sealed now that someone is here; the first sign-in's migration of a
+    # whole station runs off the loop behind a progress page (node/ui/sealing.py).
+    waiting = await sealing.gate(request, st, session)
+    if waiting is not None:
+        return waiting
     return await handler(request)
 
 

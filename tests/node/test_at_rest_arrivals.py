@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from node import uplink
 from node.station import Station
 from protocol.codec import unpack
 from sync import sealed_value
-from sync.change import Change
 from tests.conftest import World
 from tests.node.staff_helpers import STAFF_PASSWORD, with_staff
 from tests.node.test_staff_cli import TOWNSHIP, VILLAGE, run
-from tests.node.test_thief import _accept, _thief_finds
+from tests.node.test_thief import DISTRICT_ITEM, FIELD_DEVICE, INCOME, _accept, _inspection_page, _thief_finds
 
 
 @pytest.fixture
@@ -52,36 +52,29 @@ def test_a_task_from_the_feed_with_nobody_signed_in_is_held_pending_then_sealed_
     world: World, village: Station, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     with_staff(village.db, VILLAGE)
-    p = _accept(world, village, capsys, 0)  # the first sign-in draws the at-rest key
+    world.station(FIELD_DEVICE, "field")
+    p = _accept(world, village, capsys, 0, item=DISTRICT_ITEM, defer=INCOME)  # the first sign-in draws the at-rest key
     assert village.meta.bytes("at_rest_pub")
-    visit = {**world.people.applicant(), "phone": "13712345678", "address": "兴桥镇上塘村9组88号"}
-    task_id = "0190aaaa-0000-7000-8000-000000000001"
-    hub_task = Change(
-        world.hub.hub_id,
-        1,
-        1,
-        village.clock(),
-        "task",
-        task_id,
-        {"application": p["id"], "address": visit["address"], "phone": visit["phone"], "status": "assigned"},
-        {},
-    )
-    with village.transaction():  # what a feed page does once verified (node/feed.py): nobody is signed in
-        assert village.records.apply([hub_task]).applied == 1
+    world.push(village)
+    # The hub assigns the inspection; the task, with the applicant's phone and address, comes down in a
+    # real feed page sealed to the station, applied as a sync round does: nobody is signed in.
+    assert village.session is None
+    assert uplink.apply_feed(village, _inspection_page(world, village, p["number"])).pulled >= 2
+    (task_id,) = village.conn.execute("SELECT rid FROM changes WHERE entity='task'").fetchone()
     stored = _stored_task_fields(village, task_id)
     mask, siv, pending = sealed_value.decode(stored["phone"])  # type: ignore[arg-type]
-    assert (mask, siv) == ("137****5678", None) and pending
+    assert (mask, siv) == (p["phone"][:3] + "****" + p["phone"][-4:], None) and pending
     assert village.conn.execute("SELECT digest FROM changes WHERE rid=?", (task_id,)).fetchone()[0]
     stolen = tmp_path / "stolen"
     shutil.copytree(village.folder, stolen)
-    assert _thief_finds(stolen, [p, visit]) == []
+    assert _thief_finds(stolen, [p]) == []
 
     _sign_in(capsys, village)  # the next sign-in seals it for good
     after = _reopen(village)
     _mask, siv, pending = sealed_value.decode(_stored_task_fields(after, task_id)["phone"])  # type: ignore[arg-type]
     assert siv and pending is None
     assert sealed_value.is_sealed(after.records.values("task", task_id)["address"])  # the refolded state too
-    assert after.shown_values("task", task_id)["phone"] == "137****5678"  # no session: the mask
+    assert after.shown_values("task", task_id)["phone"] == mask  # no session: the mask
     after.close()
 
 
