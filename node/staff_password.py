@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 MAX_LENGTH = 256  # the sign-in form's limit, as the dashboard's
 
 SAME = "新密码不能与当前密码相同，密码未修改 (the new password must differ from the current one)"
-TOO_LONG = f"新密码不能超过 {MAX_LENGTH} 个字符，密码未修改 (the new password is too long)"
+TOO_LONG = "新密码不能超过 {limit} 个字符，密码未修改 (the new password is too long)"
 CHANGED_MEANWHILE = (
     "修改期间该账户已被区局或本站管理员改动，密码未修改；请重新登录后再试 "
     "(the account changed while the new password was being prepared; nothing was changed)"
@@ -61,7 +61,7 @@ def check_new(old: str, new: str) -> None:
     """The rules a new password meets, the station's account rules first (``password_too_short``)."""
     staff_accounts.check_password_length(new)
     if len(new) > MAX_LENGTH:
-        raise Refused(TOO_LONG, code="password_too_long")
+        raise Refused(TOO_LONG.format(limit=MAX_LENGTH), code="password_too_long")
     if new == old:
         raise Refused(SAME, code="password_unchanged")
 
