@@ -22,6 +22,8 @@ TOWNSHIP, VILLAGE = "360802-T01", "360802-T01-05"
 ITEM = "360802-0009"
 CARD = "银行卡"
 
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
+
 
 @pytest.fixture
 def village(world: World) -> Iterator[Station]:
