@@ -48,6 +48,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import pytest
 
+from hub.store import database_of
 from tests.applicants import People, accept_args, catalogue_items, required_materials
 from tests.hub_sql import hub_sql
 from tests.pg_cluster import Cluster
@@ -329,7 +330,7 @@ class Hub:
 
     @property
     def on_postgres(self) -> bool:
-        return (self.dir / "hub-database.json").exists()
+        return database_of(self.dir) is not None
 
     def count_readonly(self, sql: str = "SELECT COUNT(*) FROM applications") -> int:
         """A read-only look at the store while the hub runs (on SQLite, WAL lets a reader in beside the
@@ -347,9 +348,9 @@ class Hub:
             pg.close()
 
     def store_check(self) -> str:
-        """ "ok" when the store is whole after a crash: SQLite's quick check of hub.db; on PostgreSQL,
-        whose crash safety is the server's own (and the server did not crash, the hub process did),
-        that the database answers and holds the hub."""
+        """Whether the store is whole after a crash ("ok", or what is wrong): SQLite's quick check of
+        hub.db; on PostgreSQL, whose crash safety is the server's own (and the server did not crash, the
+        hub process did), that the database answers and holds the hub."""
         if not self.on_postgres:
             return quick_check(self.db)
         pg = hub_sql(self.dir)
