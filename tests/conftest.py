@@ -263,6 +263,8 @@ def world(make_world: Callable[..., World]) -> World:
 
 # A test in such a module that is genuinely SQLite's (a file copy, a PRAGMA) says why beside this mark.
 sqlite_only = pytest.mark.parametrize("hub_backend", ["sqlite"])
+# And a test that is PostgreSQL's own counterpart of one of those (pg_dump where SQLite copies a file).
+postgres_only = pytest.mark.parametrize("hub_backend", ["postgres"])
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

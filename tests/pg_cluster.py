@@ -242,6 +242,25 @@ class Cluster:
         # FORCE: a test that failed may have left a connection open; it must not keep the database.
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    # -- backups, as a DBA takes them (the disaster-recovery tests) --------------------------------
+
+    def dump(self, database: str, name: str) -> Path:
+        """``pg_dump --format=custom`` of ``database`` into ``name`` in the cluster's folder (which the
+        postgres user may write); its path."""
+        _check_name(name)
+        path = self.data.parent / f"{name}.dump"
+        where = ["-h", str(self.root), "-p", str(self.port), "-U", "postgres"]
+        self._run(["pg_dump", *where, "--format=custom", "--file", str(path), database])
+        return path
+
+    def restore(self, database: str, dump: Path) -> None:
+        """Put ``dump`` back as README's disaster recovery says: the database dropped, made again empty,
+        and ``pg_restore`` into it."""
+        self.drop_database(database)
+        self.create_database(database)
+        where = ["-h", str(self.root), "-p", str(self.port), "-U", "postgres"]
+        self._run(["pg_restore", *where, "--exit-on-error", "--dbname", database, str(dump)])
+
 
 def _check_name(name: str) -> None:
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Self
 
 from hub.store.base import GroupTransaction, StoreBase, savepoint
 from hub.store.errors import StoreError, translated
+from hub.store.pg_restored import notice_restore
 from protocol.codec import pack
 from replica import folders
 from replica.errors import Refused
@@ -209,6 +210,7 @@ class PgStoreBase(StoreBase):
                     " (database already holds a Sanji hub)",
                     code="database_not_empty",
                 )
+            notice_restore(store)  # its OID from the start: a later restore is then told apart
         except BaseException:
             store.close()
             raise
@@ -221,6 +223,7 @@ class PgStoreBase(StoreBase):
         try:
             with translated():
                 migrate(store.conn)
+            notice_restore(store)  # put back from a dump: go on as `hub restore` leaves a SQLite hub
         except BaseException:
             store.close()
             raise

@@ -2,10 +2,26 @@
 
 Everything here talks to Sanji the way an operator or a station would: the `sanji` console script
 (always with `--json`) and the hub's HTTP routes. The only other window into a hub is a read-only
-SQLite connection to its `hub.db`, used to time a crash and to check the file after one.
+look at its store (``tests/hub_sql.py``: `hub.db` through sqlite3, or the PostgreSQL database the folder
+names), used to time a crash and to check the store after one.
 
 All test data is generated: ID numbers carry a correct GB 11643 check character but name nobody;
 phone numbers are 139xxxxxxxx; names are made of a generated surname and digits.
+
+Which modules run on both backends (issue 15). A module whose subject is the hub's behaviour says
+``pytestmark = pytest.mark.usefixtures("hub_backend")``: its ``hub`` and ``district_hub`` are then made
+by `sanji hub init` on SQLite and, in a fresh database of the throwaway cluster, with ``--database``:
+  test_sync_e2e, test_crash (kill -9 mid-push and mid-import), test_key_rotation, test_enrol_mitm (the
+  PostgreSQL variant on one representative rogue answer: the three differ only at the station),
+  test_staff_from_hub, test_staff_author, test_catalogue_and_show, test_tracking, test_one_stick,
+  test_relay_e2e, test_set_hub (the two cases about the station alone stay on SQLite, marked),
+  test_back_entry_cli, test_json_failures (its hub's failures; the usage ones open no store), and
+  test_postgres_hub (PostgreSQL's own: `init --database`, a district on either, two processes).
+The rest stay on SQLite, and need nothing else: test_demo (the demo makes its own SQLite district by
+design), test_port_in_use, test_wrong_folder and test_not_a_hub (messages about folders, ports and web
+pages, decided before any store is opened), test_oversized_header (HTTP header limits, refused before
+the store is asked anything), test_sync_lock (the station's own lock), and test_readme_examples (the
+README's commands as written, which make a SQLite hub).
 """
 
 from __future__ import annotations
@@ -32,7 +48,10 @@ from typing import Any, NamedTuple, TypeVar
 
 import pytest
 
+from hub.store import database_of
 from tests.applicants import People, accept_args, catalogue_items, required_materials
+from tests.hub_sql import hub_sql
+from tests.pg_cluster import Cluster
 
 T = TypeVar("T")
 
@@ -230,11 +249,14 @@ class HubServer:
 
 @dataclass
 class Hub:
-    """A hub folder made by `sanji hub init`, and the servers started on it."""
+    """A hub folder made by `sanji hub init` (its store in ``hub.db``, or in the PostgreSQL database its
+    ``hub-database.json`` names), and the servers started on it."""
 
     dir: Path
     port: int
     servers: list[HubServer] = field(default_factory=list)
+    # Codes of the villages made under it by ``new_village``: per hub, so each backend's hub has its own.
+    villages: Iterator[int] = field(default_factory=lambda: iter(range(1, 90)))
 
     @property
     def url(self) -> str:
@@ -306,13 +328,54 @@ class Hub:
     def status(self) -> dict[str, Any]:
         return dict(ok("hub", "status", self.dir))
 
+    @property
+    def on_postgres(self) -> bool:
+        return database_of(self.dir) is not None
+
     def count_readonly(self, sql: str = "SELECT COUNT(*) FROM applications") -> int:
-        """A read-only look at hub.db while the hub runs (WAL lets a reader in beside the writer)."""
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        """A read-only look at the store while the hub runs (on SQLite, WAL lets a reader in beside the
+        writer; on PostgreSQL a reader never waits for one)."""
+        if not self.on_postgres:
+            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+            try:
+                return int(conn.execute(sql).fetchone()[0])
+            finally:
+                conn.close()
+        pg = hub_sql(self.dir)
         try:
-            return int(conn.execute(sql).fetchone()[0])
+            return int(pg.execute(sql).fetchone()[0])
         finally:
-            conn.close()
+            pg.close()
+
+    def store_check(self) -> str:
+        """Whether the store is whole after a crash ("ok", or what is wrong): SQLite's quick check of
+        hub.db; on PostgreSQL, whose crash safety is the server's own (and the server did not crash, the
+        hub process did), that the database answers and holds the hub."""
+        if not self.on_postgres:
+            return quick_check(self.db)
+        pg = hub_sql(self.dir)
+        try:
+            (held,) = pg.execute("SELECT COUNT(*) FROM hub_meta WHERE key='hub_id'").fetchone()
+        finally:
+            pg.close()
+        return "ok" if held == 1 else "the database holds no hub"
+
+    def stored_bytes(self) -> bytes:
+        """Everything the hub stores, as bytes: the files of hub.db, or every value of every table of
+        its PostgreSQL database; for checks that a secret is not kept."""
+        if not self.on_postgres:
+            return b"".join(p.read_bytes() for p in self.dir.glob("hub.db*"))
+        pg = hub_sql(self.dir)
+        out = bytearray()
+        try:
+            tables = [t for (t,) in pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+            for table in tables:
+                for row in pg.execute(f'SELECT * FROM "{table}"').fetchall():
+                    for cell in row:
+                        out += cell if isinstance(cell, bytes) else str(cell).encode()
+        finally:
+            pg.close()
+        return bytes(out)
 
 
 def quick_check(db: Path) -> str:
@@ -415,31 +478,70 @@ def people(request: pytest.FixtureRequest) -> People:
     return People(seed=sum(map(ord, request.node.name)))
 
 
-def _init_hub(folder: Path, port: int) -> Hub:
-    doc = ok("hub", "init", folder, "--district", DISTRICT)
+def _init_hub(folder: Path, port: int, database: str | None = None) -> Hub:
+    doc = ok("hub", "init", folder, "--district", DISTRICT, *(("--database", database) if database else ()))
     assert doc["hub_id"] == DISTRICT and doc["catalogue_version"] == 1
     return Hub(folder, port)
 
 
 @pytest.fixture
-def hub(tmp_path: Path, free_port: int) -> Iterator[Hub]:
-    """`sanji hub init` in a fresh folder; any server started on it is stopped at teardown."""
-    h = _init_hub(tmp_path / "hub", free_port)
+def hub(tmp_path: Path, free_port: int, hub_database: str | None) -> Iterator[Hub]:
+    """`sanji hub init` in a fresh folder (in a fresh PostgreSQL database when the test runs on that
+    backend); any server started on it is stopped at teardown."""
+    h = _init_hub(tmp_path / "hub", free_port, hub_database)
     try:
         yield h
     finally:
         h.stop_all()
+
+
+class DistrictHubs:
+    """The module's shared district hub, one per backend, each made the first time a test asks."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[str, Hub] = {}
+        self.databases: list[str] = []
+        self.cluster: Cluster | None = None
+
+    def get(self, cluster: Cluster | None) -> Hub:
+        """The SQLite hub, or with the throwaway ``cluster`` the PostgreSQL one."""
+        backend = "sqlite" if cluster is None else "postgres"
+        if backend not in self.made:
+            database = None
+            if cluster is not None:
+                self.cluster = cluster
+                name = f"e2e{os.getpid()}_{len(self.databases) + 1}_{random.randrange(10**6)}"
+                database = cluster.create_database(name)
+                self.databases.append(name)
+            h = _init_hub(self.root / backend / "hub", free_loopback_port(), database)
+            h.enroll(TOWNSHIP, tier="township", name="测试镇便民服务中心")
+            self.made[backend] = h
+        return self.made[backend]
+
+    def close(self) -> None:
+        for h in self.made.values():
+            h.stop_all()
+        for name in self.databases:
+            assert self.cluster is not None
+            self.cluster.drop_database(name)
 
 
 @pytest.fixture(scope="module")
-def district_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """One hub per module with the township enrolled; tests add their own villages under it."""
-    h = _init_hub(tmp_path_factory.mktemp("district") / "hub", free_loopback_port())
+def district_hubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistrictHubs]:
+    hubs = DistrictHubs(tmp_path_factory.mktemp("district"))
     try:
-        h.enroll(TOWNSHIP, tier="township", name="测试镇便民服务中心")
-        yield h
+        yield hubs
     finally:
-        h.stop_all()
+        hubs.close()
+
+
+@pytest.fixture
+def district_hub(district_hubs: DistrictHubs, request: pytest.FixtureRequest) -> Hub:
+    """One hub per module (and per backend) with the township enrolled; tests add their own villages
+    under it. On PostgreSQL when the test runs with ``hub_backend`` postgres."""
+    on_pg = "hub_backend" in request.fixturenames and request.getfixturevalue("hub_backend") == "postgres"
+    return district_hubs.get(request.getfixturevalue("pg_cluster") if on_pg else None)
 
 
 @dataclass
@@ -447,9 +549,6 @@ class District:
     hub: Hub
     a: Node
     b: Node
-
-
-_villages = iter(range(1, 100))
 
 
 @pytest.fixture
@@ -462,7 +561,7 @@ def new_village(district_hub: Hub, tmp_path: Path) -> Callable[[], Node]:
     district_hub.ensure_running()
 
     def make() -> Node:
-        code = f"{TOWNSHIP}-{next(_villages):02d}"
+        code = f"{TOWNSHIP}-{next(district_hub.villages):02d}"
         return init_online(district_hub, tmp_path / f"node-{code}", code)
 
     return make

@@ -9,11 +9,15 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.applicants import People
 
-from .conftest import Node, run_sanji
+from .conftest import Hub, Node, ok, run_sanji
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL (conftest.py)
 
 
 def readme_back_entry_line() -> str:
@@ -25,7 +29,7 @@ def readme_back_entry_line() -> str:
 
 
 def test_the_readme_line_is_accepted_as_written(
-    new_village: Callable[[], Node], tmp_path: Path, people: People
+    new_village: Callable[[], Node], district_hub: Hub, tmp_path: Path, people: People
 ) -> None:
     v = new_village()
     line = readme_back_entry_line()
@@ -36,6 +40,10 @@ def test_the_readme_line_is_accepted_as_written(
     res = run_sanji("node", "accept", v.dir, "--from", tmp_path / "paper.jsonl")
     assert res.code == 0, res.stderr
     assert res.data == {"accepted": 1, "refused": []}
+    # And the paper record reaches the hub like any other application.
+    synced = run_sanji("node", "sync", v.dir)
+    assert synced.code == 0 and synced.data["pending"] == 0, synced.stderr
+    assert district_hub.numbers(v.code) == [a["number"] for a in ok("node", "applications", v.dir)["applications"]]
 
 
 def test_a_file_with_nothing_accepted_exits_2_with_each_lines_reason(

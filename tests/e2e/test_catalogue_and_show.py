@@ -6,9 +6,13 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
+import pytest
+
 from tests.applicants import People
 
 from .conftest import SANJI, Hub, Node, _env, catalogue_items, ok
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL (conftest.py)
 
 
 def text(*args: object) -> str:

@@ -12,10 +12,14 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from hub.service import BUILTIN_CATALOGUE
 from protocol.document import sign_document
 from replica.keyfile import load_keys
 from tests.e2e.conftest import DISTRICT, TOWNSHIP, Hub, init_online, ok, run_sanji
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL (conftest.py)
 
 
 def test_stations_follow_a_key_and_a_root_rotation_and_refuse_the_removed_key(hub: Hub, tmp_path: Path) -> None:

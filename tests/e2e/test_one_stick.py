@@ -8,10 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hub.service import Hub as HubService
 from tests.applicants import People
 
 from .conftest import Hub, Node, ok, run_sanji
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL (conftest.py)
 
 
 def refusals(hub: Hub) -> int:

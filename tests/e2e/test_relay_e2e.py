@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.applicants import People
+from tests.conftest import sqlite_only
 
 from .conftest import (
     TOWNSHIP,
@@ -29,7 +30,7 @@ from .conftest import (
     stop_process,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hub_backend")]  # on SQLite and on PostgreSQL
 
 PROMISED_DISTRICT = "360802-0004"  # decided at the district
 IMMEDIATE = "360802-0001"
@@ -149,6 +150,7 @@ def test_villages_sync_through_the_township_relay_both_ways(
     assert via[a.code] == via[b.code] == f"relay:{TOWNSHIP}", via
 
 
+@sqlite_only  # refused by `node serve` at the station; the hub only enrolled it
 def test_a_station_that_is_no_township_cannot_open_a_relay_port(hub: Hub, tmp_path: Path) -> None:
     hub.start()
     hub.enroll(TOWNSHIP, tier="township")
@@ -161,6 +163,7 @@ def test_a_station_that_is_no_township_cannot_open_a_relay_port(hub: Hub, tmp_pa
     assert res.code == 2 and res.data["error"] == "not_a_township", res
 
 
+@sqlite_only  # refused by `node init` before the hub is asked anything
 def test_a_bad_relay_address_is_refused_before_anything_is_made(hub: Hub, tmp_path: Path) -> None:
     hub.start()
     hub.enroll(TOWNSHIP, tier="township")

@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from node.station import Station
+from tests.conftest import sqlite_only
 
 from .conftest import Hub, Node, run_sanji
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL (conftest.py)
 
 
 def hub_url_of(node: Node) -> str:
@@ -65,6 +68,7 @@ def test_another_districts_hub_is_refused_and_the_old_address_stays(new_village:
     assert hub_url_of(v) == before
 
 
+@sqlite_only  # the station refuses before any hub is asked: nothing of the hub's store is involved
 def test_a_web_page_is_not_a_hub(new_village: Callable[[], Node], web_page_server: str) -> None:
     v = new_village()
     before = hub_url_of(v)
@@ -74,6 +78,7 @@ def test_a_web_page_is_not_a_hub(new_village: Callable[[], Node], web_page_serve
     assert hub_url_of(v) == before
 
 
+@sqlite_only  # the station refuses before any hub is asked: nothing of the hub's store is involved
 def test_an_address_nothing_answers_at_is_unreachable(new_village: Callable[[], Node], tmp_path: Path) -> None:
     v = new_village()
     before = hub_url_of(v)

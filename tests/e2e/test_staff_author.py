@@ -7,12 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hub.show_text import render
 from tests.applicants import People, accept_args
 from tests.e2e.conftest import TOWNSHIP, Hub, ok, run_sanji
 
 ITEM = "360802-0001"  # 城乡居民基本养老保险参保登记: immediate, materials 居民身份证 and 户口簿
 PASSWORD = "wang-wu-password"
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL (conftest.py)
 
 
 def test_hub_show_names_the_staff_member_of_each_change(hub: Hub, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from tests.applicants import People
 
 from .conftest import TOWNSHIP, District, Hub, Node, healthz, http, ok, parallel, run_sanji
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hub_backend")]  # on SQLite and on PostgreSQL
 
 PROMISED_TOWNSHIP = "360802-0009"  # 承诺件, decided at the township, a village may accept it
 PROMISED_DISTRICT = "360802-0004"  # 承诺件, decided at the district; 家庭收入情况声明 may be deferred (容缺)

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.applicants import People, required_materials
 from tests.e2e.conftest import Hub, Node, free_loopback_port, http, init_online, ok, start_sanji, stop_process
 from tests.track.qr_reader import decode
@@ -25,6 +27,8 @@ from tests.track.qr_reader import decode
 ITEM = "360802-0004"  # 最低生活保障申请: decided at the district, one deferrable material
 NEUTRAL = "暂无此件信息：如刚在村站受理，请待上传后再查询"
 CODE = re.compile(r"^[2-9A-HJKMNP-TV-Z]{5}-[2-9A-HJKMNP-TV-Z]{5}-[2-9A-HJKMNP-TV-Z]{5}$")
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL (conftest.py)
 
 
 def accept(node: Node, people: People, item: str = ITEM, defer: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -6,6 +6,8 @@ has none). Applicants are generated (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import pytest
+
 from hub import scope_leaves as hub_leaves
 from hub.reconcile_scope import scope_rows
 from node import commands
@@ -17,6 +19,8 @@ from tests.conftest import World
 TOWNSHIP, VILLAGE = "360802-T01", "360802-T01-05"
 ITEM = "360802-0006"  # 临时救助申请: the township decides it, so its changes join the township's feed
 DEPTH = 2
+
+pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
 
 
 def _authors(st: Station, number: str) -> list[tuple[str, str]]:

@@ -11,6 +11,9 @@ import os
 
 from hub.passwords import MIN_LENGTH, check_password, hash_password
 
+# No backend here: these are pure functions over a stored string; where the string is stored (an
+# operator account on either backend) is the store contract's (test_store_contract.py, operators).
+
 
 def old_hash(password: str) -> str:
     """What hub/passwords.py wrote before it used sync/staff_password.py, kept here verbatim."""

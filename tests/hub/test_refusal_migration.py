@@ -1,15 +1,21 @@
 """A hub that kept one row per refusal before the counted refusal log is folded into it on upgrade:
 the totals the operator sees stay what they were."""
 
-# SQLite only: a SQLite migration step; hub/schema_pg.py starts from the counted refusal log.
 from __future__ import annotations
 
+import pytest
 import sqlite_utils
 
 from hub.schema import m005_refusals_per_address_hour
 from hub.store.refusals import HOUR_MS
+from tests.conftest import sqlite_only
 
 T0 = 1_772_413_200_000  # on an hour boundary
+
+# SQLite only, and said so in the test's id: it upgrades a SQLite hub made before the counted refusal
+# log. hub/schema_pg.py starts from that log; its counting on PostgreSQL is the store contract's
+# (test_store_sync.py, test_refusals_from_one_source_fold_into_one_row_per_hour_and_code).
+pytestmark = [pytest.mark.usefixtures("hub_backend"), sqlite_only]
 
 
 def test_old_rows_fold_into_one_per_source_hour_and_code() -> None:

@@ -7,7 +7,6 @@ against its name. The nightly job's rotated backups carry the photos too, sharin
 in common by hard link, and drop a pruned backup's photos with it.
 """
 
-# SQLite only: `hub backup`/`restore` copy hub.db; on PostgreSQL they refuse by design (test_compaction.py).
 from __future__ import annotations
 
 import hashlib
@@ -15,14 +14,22 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from hub import backup_rotation, nightly
 from hub.service import Hub
 from tests.applicants import People
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, sqlite_only
 from tests.nightly.conftest import District, ok, run_sanji
 
 FIELD = "360802-F01"
 ITEM = "360802-0004"  # 最低生活保障申请: on-site inspection required
+
+# SQLite only, and said so in every test's id: `hub backup`/`restore` and the nightly rotation copy
+# hub.db with the photos beside it; on PostgreSQL they refuse by design (test_disasters.py), and the
+# photos stay in the hub folder, which is backed up as a folder beside pg_dump (a lost folder put back
+# from its copy: test_disasters.py, test_a_lost_hub_folder_put_back_from_its_copy_loses_nothing).
+pytestmark = [pytest.mark.usefixtures("hub_backend"), sqlite_only]
 
 
 def sha_of(data: bytes) -> str:

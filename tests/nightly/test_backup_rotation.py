@@ -1,7 +1,6 @@
 """Rotated backups cost what changed: a full copy, then only the changed pages; `hub restore` takes
 either and gives back the hub exactly as it was when that backup was taken (issue 20)."""
 
-# SQLite only: rotated backups are copies of hub.db's pages; PostgreSQL is backed up by its own tools.
 from __future__ import annotations
 
 import sqlite3
@@ -12,9 +11,14 @@ import pytest
 from hub import backup_rotation, nightly
 from hub.service import Hub
 from tests.applicants import People
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, sqlite_only
 
 from .conftest import District, ok, run_sanji
+
+# SQLite only, and said so in every test's id: rotated backups are copies of hub.db's pages. On
+# PostgreSQL the nightly job makes no copy (test_schedule.py) and the database is dumped by its own
+# tools (test_disasters.py: an older pg_dump put back, and the stations bring the rest).
+pytestmark = [pytest.mark.usefixtures("hub_backend"), sqlite_only]
 
 
 def _numbers(hub_dir: Path) -> set[str]:
