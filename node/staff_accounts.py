@@ -229,35 +229,6 @@ def sign_in(
     return session
 
 
-def change_password(
-    db: sqlite_utils.Database,
-    *,
-    station: str,
-    user: str,
-    old: str,
-    new: str,
-    now_ms: int,
-    params: ScryptParams = DEFAULT_PARAMS,
-    idle_ms: int = DEFAULT_IDLE_MS,
-) -> StaffSession:
-    """Change ``user``'s own password in the accounts table alone: signs in with ``old`` (same
-    refusals and lock-out), then stores a new hash and the same data key wrapped afresh under ``new``,
-    in one transaction. Everything sealed before stays readable; ``old`` opens nothing any more. The
-    station's commands use ``node/staff_password.py`` instead, which also sends a hub-made account's
-    new hash up to the hub; this step on a hub-made account would be undone by the hub's next entry."""
-    check_password_length(new)
-    session = sign_in(db, station=station, user=user, password=old, now_ms=now_ms, idle_ms=idle_ms)
-    key = session.data_key(now_ms)
-    wrapped = data_key.wrap(key, new, station=station, user=user, params=params).to_bytes()
-    stored = _hash(new, params)
-    with transaction(db) as conn:
-        conn.execute(
-            "UPDATE staff SET password_hash=?, wrapped_key=?, changed_ms=? WHERE user=?",
-            (stored, wrapped, now_ms, user),
-        )
-    return session
-
-
 def _require_admin(session: StaffSession, station: str, now_ms: int) -> bytes:
     key = session.data_key(now_ms)  # refuses a locked session first
     if not session.is_admin or session.station != station:

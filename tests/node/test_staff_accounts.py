@@ -14,7 +14,6 @@ from node.store import open_store
 from protocol.codec import unpack
 from replica.errors import Refused
 from sync.staff_password import DEFAULT_PARAMS
-from tests.applicants import People
 from tests.conftest import MINUTE_MS
 from tests.node.staff_helpers import (
     ADMIN_PASSWORD,
@@ -205,44 +204,6 @@ def test_a_pause_is_one_users_only(tmp_path: Path) -> None:
         with pytest.raises(Refused):
             sign_in(db, "zhangsan", "wrong", now_ms=T0 + i)
     assert sign_in(db, "admin", ADMIN_PASSWORD, now_ms=T0 + 10).user == "admin"
-
-
-def test_a_password_change_keeps_the_key_and_retires_the_old_password(tmp_path: Path) -> None:
-    db = station(tmp_path / "V")
-    with_staff(db)
-    people = People(16)
-    before = sign_in(db, "zhangsan", STAFF_PASSWORD)
-    sealer = Sealer(before.data_key(T0), STATION)
-    name, id_number = people.name(), people.id_number()
-    sealed = sealer.applicant("app-7", name=name, id_number=id_number, phone=people.phone(), address=people.address())
-    old_copy = wrapped_key(db, "zhangsan")
-    after = staff_accounts.change_password(
-        db, station=STATION, user="zhangsan", old=STAFF_PASSWORD, new="brand-new-pass", now_ms=T0 + 5, params=CHEAP
-    )
-    assert wrapped_key(db, "zhangsan") != old_copy
-    assert after.data_key(T0 + 5) == before.data_key(T0 + 5)
-    again = sign_in(db, "zhangsan", "brand-new-pass", now_ms=T0 + 6)
-    opened = Sealer(again.data_key(T0 + 6), STATION).open_applicant("app-7", sealed)
-    assert (opened["name"], opened["id_number"]) == (name, id_number)
-    with pytest.raises(Refused) as e:
-        sign_in(db, "zhangsan", STAFF_PASSWORD, now_ms=T0 + 7)
-    assert e.value.code == "wrong_password"
-
-
-def test_a_password_change_needs_the_old_password_and_a_long_new_one(tmp_path: Path) -> None:
-    db = station(tmp_path / "V")
-    with_staff(db)
-    copy = wrapped_key(db, "zhangsan")
-    with pytest.raises(Refused) as e:
-        staff_accounts.change_password(
-            db, station=STATION, user="zhangsan", old="nope-nope", new="long-enough", now_ms=T0
-        )
-    assert e.value.code == "wrong_password"
-    with pytest.raises(Refused) as e:
-        staff_accounts.change_password(db, station=STATION, user="zhangsan", old=STAFF_PASSWORD, new="short", now_ms=T0)
-    assert e.value.code == "password_too_short"
-    assert wrapped_key(db, "zhangsan") == copy
-    assert sign_in(db, "zhangsan", STAFF_PASSWORD, now_ms=T0 + 1).user == "zhangsan"
 
 
 def test_an_idle_session_locks_and_gives_the_key_out_no_more(tmp_path: Path) -> None:
