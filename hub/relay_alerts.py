@@ -11,7 +11,8 @@ where the relay is the one to blame:
   opened by a forwarded batch (the relay forwards in chain order, so earlier batches were withheld,
   unless they are on their way by hand: the words say "may");
 - ``relay`` (a village's signed report, protocol/feed.py ``PullRequest.relay*``): the village met acks
-  or pages that were not the hub's, or a replayed page, from its relay. One alert per report: the
+  or pages that were not the hub's, or a replayed page, from its relay, or what it left there went
+  unanswered too long while the relay kept answering (``withheld``). One alert per report: the
   village repeats it until a round with the hub itself has carried it.
 
 Duplicates arriving through a relay are not alerts: a village offers every unsettled batch again each
@@ -44,6 +45,9 @@ PROBLEMS = {
     "replayed_page": "向村重放已取回过的数据页",
     "malformed": "交给村的应答无法读取",
     "bad_keys": "交给村的区局密钥记录未通过根密钥核验（被篡改）",
+    # Caught by time, not signature (node/relay_withheld.py): the village's batches or pull requests
+    # left there went unanswered for its bound while the relay kept answering.
+    "withheld": "村交给它的批次或取数请求长时间未送到区局（可能被扣下或延误）",
 }
 
 
@@ -72,9 +76,10 @@ def reported(store: RelayStore, village: str, relay: str, problem: str, at_ms: i
     if station is None or station.parent != relay:
         return False
     what = PROBLEMS.get(problem, f"其他异常（{problem[:32]}）")
+    kept = "变更仍保存在该村" if problem == "withheld" else "已拒收"  # what was held was never lost either
     detail = (
         f"乡镇中转站 {relay} 异常：{what}。涉及村（社区）：{village}（该村于 {iso_from_ms(at_ms)} 发现并报告，"
-        "已拒收，数据无损失）；该村暂停经此中转，改用直连或 U 盘，请核查该乡镇中转站"
+        f"{kept}，数据无损失）；该村暂停经此中转，改用直连或 U 盘，请核查该乡镇中转站"
     )
     return store.alert_once(REPORTED, relay, detail, now_ms)
 

@@ -21,6 +21,7 @@ from node import (
     relay_alert,
     relay_client,
     relay_forward,
+    relay_withheld,
     transfer,
     uplink,
 )
@@ -168,6 +169,7 @@ async def sync_round(
             )
         raise
     relay_alert.reported(st, started)  # the round's pull requests carried it to the hub itself
+    relay_withheld.hub_reached(st)  # the feed came directly: no page is owed through the relay
     with st.transaction():
         st.meta.set("last_sync", st.clock())
         st.meta.set("enrolled", True)

@@ -3,8 +3,9 @@
 The relay cannot forge or alter what it carries, but it can hand over things that are not the hub's
 answers to us: acks or pages that do not verify against the pinned hub key (swapped between villages,
 truncated, written by the relay itself), pages answering no pull request of ours (a replay), answers it
-cannot even frame. Each is refused where it is met (node/relay_client.py); here it is remembered, with
-the township named, so that:
+cannot even frame. Each is refused where it is met (node/relay_client.py). The one misdeed no
+signature shows, a relay that takes everything and forwards nothing, is caught by time instead
+(node/relay_withheld.py: ``withheld``). Here it is remembered, with the township named, so that:
 
 - staff see it (``node status`` ``relay_alert``, the station window) with what to do: use the direct
   link or a USB stick;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from node.relay_withheld import HOURS
 from node.station import Station
 from replica.ids import iso_from_ms
 
@@ -31,7 +33,10 @@ WHAT = {
     "replayed_page": "重放了本站已取回过的数据页",
     "malformed": "交来的应答无法读取",
     "bad_keys": "交来的区局密钥记录未通过本站固定的根密钥核验（被篡改）",
+    "withheld": f"交给它的批次或取数请求超过 {HOURS} 小时仍未送到区局（可能被扣下或延误）",
 }
+# What became of what it handed over or held: refused, or (withheld) still kept here to send another way.
+_KEPT = {"withheld": "这些变更仍保存在本站，数据无损失"}
 
 
 def township_of(code: str) -> str:
@@ -92,7 +97,8 @@ def words(alert: dict[str, Any]) -> str:
     until = iso_from_ms(int(alert["at_ms"]) + PAUSE_MS)
     who = f"乡镇中转站 {alert['relay'] or '（本乡镇）'}（{alert['url']}）"
     return (
-        f"{who}异常：{WHAT.get(str(alert['problem']), WHAT['malformed'])}，已拒收，本站数据无损失；"
+        f"{who}异常：{WHAT.get(str(alert['problem']), WHAT['malformed'])}，"
+        f"{_KEPT.get(str(alert['problem']), '已拒收，本站数据无损失')}；"
         f"{until} 前不再经它转发，请直接连区局同步或用 U 盘导出交换"
         + ("（已报告区局）" if alert.get("reported_ms") else "（下次连上区局时自动报告）")
     )

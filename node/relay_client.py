@@ -6,7 +6,8 @@ Nothing the relay hands over is taken on its word: every acks document and feed 
 the hub key pinned at enrolment (node/uplink.py, node/feed_quarantine.py), exactly as from the hub. A
 page must answer the nonce of one of this station's own pull requests, each at most once, so a relay
 replaying an old page is refused as a replay. The relay can drop or delay; the outbox keeps every
-batch until the hub's own receipt for it arrives, and the next round offers it again.
+batch until the hub's own receipt for it arrives, and the next round offers it again. What it holds
+past a bound is named as withheld (node/relay_withheld.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from node import feed_quarantine, hub_answer, relay_alert, uplink
+from node import feed_quarantine, hub_answer, relay_alert, relay_withheld, uplink
 from node.conversation import REPLAYED, Answer, Request, drive_async, refresh_keys
 from node.station import Station
 from protocol.codec import Limits, pack, unpack
@@ -73,12 +74,14 @@ async def _answer(resp: aiohttp.ClientResponse, key: str) -> list[bytes]:
 
 async def _push(st: Station, session: aiohttp.ClientSession, url: str, rnd: RelayRound) -> None:
     uplink.build_outbox(st)
-    batches = [frame for _, frame in uplink.unsettled(st)]
+    unsettled = uplink.unsettled(st)
+    batches = [frame for _, frame in unsettled]
     for start in range(0, len(batches), PUSH_MAX_FRAMES):
         part = batches[start : start + PUSH_MAX_FRAMES]
         async with session.post(f"{url}/v1/sync/push", data=pack(part), headers={"Content-Type": FRAMES_TYPE}) as resp:
             acks = await _answer(resp, "acks")
         rnd.queued += len(part)
+        relay_withheld.left(st, [out.batch_hash for out, _ in unsettled[start : start + PUSH_MAX_FRAMES]])
         for doc in acks:
             try:
                 uplink.read_acks(st, doc)  # the hub's signature, with the pinned key, or refused
@@ -112,6 +115,7 @@ async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
     """Leave a fresh pull request and collect the pages waiting. True when a page was applied."""
     nonce = os.urandom(16)
     _remember(st, nonce)
+    relay_withheld.asked(st)
     header = uplink.pull_request(st, st.meta.int("feed_cursor"), nonce)
     async with session.get(f"{url}/v1/sync/pull", headers={uplink.REQUEST_HEADER: header}) as resp:
         pages = await _answer(resp, "pages")
@@ -130,6 +134,8 @@ async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
         if outcome.result is not None:
             rnd.pulled += outcome.result.pulled
             applied = True
+        if outcome.result is not None or _the_hubs(st, page):  # the hub's answer came through
+            relay_withheld.answered_page(st)
     return applied
 
 
@@ -170,13 +176,16 @@ async def relay_round(st: Station, url: str, timeout: aiohttp.ClientTimeout) -> 
     """Push and pull through the relay at ``url``. Raises the connection error when it is down too.
 
     What the relay did wrong is remembered as its alert (node/relay_alert.py), naming it; a round it
-    carried cleanly clears an alert whose pause is over."""
+    carried cleanly clears an alert whose pause is over. A relay that cannot be reached is not blamed
+    for anything, and the time it is silent does not count towards withholding."""
     rnd = RelayRound()
     before = _settled(st)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             # First: the acks and pages may be signed by a key only the newer history names.
-            if await _keys(st, session, url, rnd):
+            keys_followed = await _keys(st, session, url, rnd)
+            relay_withheld.reachable(st)  # it answered: its clocks run again
+            if keys_followed:
                 await _push(st, session, url, rnd)
                 if await _pull(st, session, url, rnd):
                     # The request just left asked from the old cursor: replace it with one from where we are now.
@@ -185,9 +194,17 @@ async def relay_round(st: Station, url: str, timeout: aiohttp.ClientTimeout) -> 
         if exc.code == "relay_malformed":
             relay_alert.record(st, "malformed", url, str(exc))
         raise
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        relay_withheld.unreachable(st)
+        raise
     rnd.pushed = _settled(st) - before
     with st.transaction():
         st.meta.set("last_relay_round", st.clock())
+    if not rnd.misdeeds:  # a misdeed it is caught at is named first; holding back is the quiet one
+        late = relay_withheld.overdue(st)
+        if late is not None:
+            rnd.problems.append(f"乡镇转发站{relay_alert.WHAT['withheld']}：{late[1]}")
+            rnd.misdeeds.append(late)
     if rnd.misdeeds:
         problem, detail = rnd.misdeeds[0]
         relay_alert.record(st, problem, url, detail)
