@@ -5,7 +5,8 @@ Each misbehaviour of tests/node/test_relay.py is played again (the relay editing
 then: the village's status and window name the township and say what to do; the village's next direct
 round carries its signed report to the hub, which raises one alert naming the township and the village.
 What the hub sees itself (a forwarded frame that does not verify, another township's batch, a gap the
-relay opened) is raised there without any village's word.
+relay opened) is raised there without any village's word. A relay that forwards nothing is caught by
+the village's clock (node/relay_withheld.py), driven here by shifting the village's clock.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub import operations
 from hub import usb_files as hub_usb
-from node import client, relay_alert, status, usb_files
+from node import client, relay_alert, relay_client, relay_withheld, status, usb_files
 from node.relay_queue import RelayQueue, now_ms
 from node.server import create_app as station_app
+from node.station import Station
 from protocol.codec import pack
 from protocol.document import sign_document
 from replica.errors import Unreachable
@@ -231,3 +233,119 @@ def test_a_report_from_a_station_about_a_township_not_its_own_is_not_raised(rela
         assert relay_alerts.reported(store, V1, TOWNSHIP, "bad_acks", 1, 2)
         assert not relay_alerts.reported(store, V1, TOWNSHIP, "bad_acks", 1, 3)  # the same report again
     assert len(hub_alerts(relayed, "relay")) == 1
+
+
+HOUR = 3600 * 1000
+
+
+class Shifted:
+    """The village's clock, moved on by hand; wall time underneath, like the served hub's."""
+
+    def __init__(self) -> None:
+        self.by = 0
+
+    def __call__(self) -> int:
+        return now_ms() + self.by
+
+
+def with_clock(r: Relayed, clock: Shifted, restart: bool = False) -> Station:
+    if restart:  # the station folder opened afresh: whatever the clocks keep must be on disk
+        r.v1.close()
+        r.v1 = Station(r.v1.folder, clock=clock)
+    r.v1.clock = clock
+    return r.v1
+
+
+def drop_everything(r: Relayed) -> None:
+    with r.queue() as conn:
+        conn.execute("DELETE FROM relay_frames")
+
+
+async def test_a_relay_that_forwards_nothing_is_named_after_the_bound_and_not_before(relayed: Relayed) -> None:
+    # Run back in time, so that the last rounds happen at the hub's own time: it refuses a pull request
+    # signed far from its clock.
+    clock = Shifted()
+    clock.by = -relay_withheld.WITHHELD_MS - HOUR
+    st = with_clock(relayed, clock)
+    number = relayed.accept(st)
+    await relayed.village_round(st)
+    drop_everything(relayed)
+    clock.by = -2 * HOUR  # 11 hours on
+    rnd = await relayed.village_round(st)
+    drop_everything(relayed)
+    assert rnd.misdeeds == [] and relay_alert.current(st) is None, rnd
+
+    st = with_clock(relayed, clock, restart=True)
+    clock.by = 0  # 13 hours on
+    rnd = await relayed.village_round(st)
+    assert [m for m, _ in rnd.misdeeds] == ["withheld"] and "1 个批次" in rnd.misdeeds[0][1], rnd
+    shown = status.gather(st, hub_reachable=None)["relay_alert"]
+    assert isinstance(shown, dict) and shown["relay"] == TOWNSHIP and shown["problem"] == "withheld", shown
+    assert shown["paused"] and not shown["reported"]
+    assert f"超过 {relay_withheld.HOURS} 小时仍未送到区局（可能被扣下或延误）" in str(shown["words"]), shown
+    assert "仍保存在本站" in str(shown["words"]) and "U 盘" in str(shown["words"]), shown
+    assert relayed.hub_count(number) == 0 and hub_alerts(relayed, "relay") == []
+
+    # The village's next round with the hub itself carries the report, and the batch with it.
+    await client.sync_round(st, relayed.hub_url)
+    await relayed.settled()
+    raised = hub_alerts(relayed, "relay")
+    assert len(raised) == 1 and raised[0][0] == TOWNSHIP, raised
+    assert "长时间未送到区局" in raised[0][1] and V1 in raised[0][1] and "变更仍保存在该村" in raised[0][1], raised
+    assert relayed.hub_count(number) == 1
+    reported = relay_alert.current(st)
+    assert reported is not None and reported["reported_ms"] > 0
+    # Its receipt came directly: nothing is owed through the relay any more.
+    assert relay_withheld.overdue(st) is None and st.meta.get("relay_left") == {}
+
+
+async def test_a_relay_that_forwards_late_but_within_the_bound_is_not_named(relayed: Relayed) -> None:
+    clock = Shifted()
+    st = with_clock(relayed, clock)
+    number = relayed.accept(st)
+    await relayed.village_round(st)
+    clock.by = relay_withheld.WITHHELD_MS - HOUR
+    await relayed.forward()  # late, but within the bound
+    rnd = await relayed.village_round(st)
+    assert rnd.misdeeds == [] and relayed.hub_count(number) == 1, rnd
+    assert st.pending_changes() == 0
+    clock.by = relay_withheld.WITHHELD_MS + 2 * HOUR  # long after the first batch was left: it is settled
+    rnd = await relayed.village_round(st)
+    assert rnd.misdeeds == [] and relay_alert.current(st) is None, rnd
+    assert status.gather(st, hub_reachable=None)["relay_alert"] is None
+
+
+async def test_the_hours_a_relay_cannot_be_reached_do_not_count(relayed: Relayed) -> None:
+    clock = Shifted()
+    st = with_clock(relayed, clock)
+    relayed.accept(st)
+    await relayed.village_round(st)
+    drop_everything(relayed)
+    clock.by = 5 * HOUR
+    with pytest.raises(aiohttp.ClientError):  # the township is down: nothing is blamed on it
+        await relay_client.relay_round(st, "http://127.0.0.1:9", aiohttp.ClientTimeout(total=5))
+    assert relay_alert.current(st) is None
+    clock.by = 5 * HOUR + 2 * relay_withheld.WITHHELD_MS  # back after a long silence: 5 hours counted
+    rnd = await relayed.village_round(st)
+    drop_everything(relayed)
+    assert rnd.misdeeds == [] and relay_alert.current(st) is None, rnd
+    clock.by += relay_withheld.WITHHELD_MS - 4 * HOUR  # 13 hours of it answering
+    rnd = await relayed.village_round(st)
+    assert [m for m, _ in rnd.misdeeds] == ["withheld"], rnd
+
+
+async def test_a_relay_that_forwards_batches_but_keeps_the_pages_is_named_too(relayed: Relayed) -> None:
+    clock = Shifted()
+    clock.by = -relay_withheld.WITHHELD_MS - HOUR
+    st = with_clock(relayed, clock)
+    number = relayed.accept(st)
+    for by in (-relay_withheld.WITHHELD_MS - HOUR, -2 * HOUR, 0):
+        clock.by = by
+        rnd = await relayed.village_round(st)
+        await relayed.forward()
+        with relayed.queue() as conn:  # the hub's pages never reach the village
+            conn.execute("DELETE FROM relay_frames WHERE kind='feed'")
+        if by < 0:
+            assert rnd.misdeeds == [], rnd
+    assert relayed.hub_count(number) == 1 and st.pending_changes() == 0  # its receipt came through
+    assert [m for m, _ in rnd.misdeeds] == ["withheld"] and "取数请求" in rnd.misdeeds[0][1], rnd
