@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from node import at_rest_arrivals, uplink
+from node import at_rest_arrivals
 from node.station import Station
 from protocol.codec import unpack
 from sync import sealed_value
@@ -97,7 +97,6 @@ def test_a_conflict_met_while_signed_in_is_sealed_in_the_conflicts_rows(
     assert {shown["applicant_phone"], shown["address"]} <= {p["phone"], p["address"], *corrected.values()}
 
 
-@pytest.mark.xfail(strict=True, reason="a pending conflict cell is not re-sealed at sign-in yet")
 def test_a_conflict_met_with_nobody_signed_in_holds_only_sealed_or_pending_values(
     world: World, village: Station, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -116,13 +115,13 @@ def test_a_conflict_met_with_nobody_signed_in_holds_only_sealed_or_pending_value
     assert _thief_finds(_stolen(village, tmp_path, "after"), [p, corrected]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the first-sign-in migration leaves conflicts rows in plaintext")
 def test_conflicts_a_station_recorded_in_plaintext_are_sealed_at_its_first_sign_in(
     world: World, village: Station, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     p = _accept_plain(world, village, capsys, 2)
     corrected = _meet(world, village, p, 2)
     before = village.records.load("application", p["id"])
+    ids = village.conn.execute("SELECT id, rule, detected_hlc FROM conflicts ORDER BY id").fetchall()
     assert corrected["phone"] in _conflict_cells(village, p["id"])["applicant_phone"]  # the old way: plain
     with_staff(village.db, VILLAGE)  # upgraded: `node add-admin` draws the data key
     village.session = sign_in(village.db, "zhangsan", STAFF_PASSWORD, now_ms=village.clock(), code=VILLAGE)
@@ -130,6 +129,7 @@ def test_conflicts_a_station_recorded_in_plaintext_are_sealed_at_its_first_sign_
     for cells in _conflict_cells(village, p["id"]).values():
         assert all(isinstance(v, bytes) and sealed_value.decode(v)[1] for v in cells), cells
     assert _thief_finds(_stolen(village, tmp_path, "stolen"), [p, corrected]) == []
+    assert village.conn.execute("SELECT id, rule, detected_hlc FROM conflicts ORDER BY id").fetchall() == ids
     # The fold is untouched: the same winner, now sealed, opens to the same value.
     shown = village.shown_values("application", p["id"])
     assert (shown["applicant_phone"], shown["address"]) == (
