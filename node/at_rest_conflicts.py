@@ -7,7 +7,8 @@ when the conflict was met before the station had a data key. :func:`seal` brings
 records to what the log's changes become at a sign-in, sealed under the data key for good; the
 sign-in's walk of the log calls it for the records each chunk touched, in the same transaction, so a
 row is sealed exactly when its changes are. :func:`seal_once` walks every row once, for a station whose
-log was walked before conflicts were sealed.
+log was walked before conflicts were sealed. :func:`cut` leaves only the masks, with minimisation
+(``node/at_rest_minimise.py``).
 
 The rows keep their ids and everything but the values: a conflict is a by-product the fold wrote,
 never an input to it, so what the fold gives is unchanged. Masks stay readable, as in the lists.
@@ -43,20 +44,42 @@ def _sealed(rest: AtRest, open_pending: OpenPending, key: tuple[str, str, str], 
     return None
 
 
-def _cell(rest: AtRest, open_pending: OpenPending, key: tuple[str, str, str], raw: bytes) -> tuple[bytes, int]:
-    """A packed cell with its value sealed, and 1 when that value was plaintext (0 otherwise)."""
+# What becomes of one personal value: (entity, record id, field), value -> the new value, None to keep it.
+Rewrite = Callable[[tuple[str, str, str], object], object | None]
+
+
+def _cell(rewrite: Rewrite, key: tuple[str, str, str], raw: bytes) -> tuple[bytes, int]:
+    """A packed cell with its value rewritten, and 1 when that value was plaintext (0 otherwise)."""
     cell = unpack(raw)
     assert isinstance(cell, list) and len(cell) == 4
     value = cell[2]
-    sealed = _sealed(rest, open_pending, key, value)
-    if sealed is None:
+    new = rewrite(key, value)
+    if new is None:
         return raw, 0
-    return pack([cell[0], cell[1], sealed, cell[3]]), int(isinstance(value, str))
+    return pack([cell[0], cell[1], new, cell[3]]), int(isinstance(value, str))
 
 
 def seal(conn: sqlite3.Connection, rest: AtRest, open_pending: OpenPending, records: Iterable[tuple[str, str]]) -> int:
     """Seal the personal values in the conflicts of ``records``; returns how many were plaintext (the
     caller then scrubs, as for the log). Call inside the transaction that seals their changes."""
+    return _rewrite(conn, records, lambda key, value: _sealed(rest, open_pending, key, value))
+
+
+def cut(conn: sqlite3.Connection, records: Iterable[tuple[str, str]]) -> None:
+    """Leave only the masks of the sealed values in the conflicts of ``records`` (no key needed: nothing
+    is opened). Call inside the transaction that cuts their changes."""
+    _rewrite(conn, records, lambda _key, value: _masked(value))
+
+
+def _masked(value: object) -> object | None:
+    if not sealed_value.is_sealed(value):
+        return None
+    assert isinstance(value, bytes)
+    mask, siv, pending = sealed_value.decode(value)
+    return None if siv is None and pending is None else sealed_value.encode(mask, None)
+
+
+def _rewrite(conn: sqlite3.Connection, records: Iterable[tuple[str, str]], rewrite: Rewrite) -> int:
     plaintext = 0
     for entity, rid in records:
         personal = PERSONAL.get(entity)
@@ -69,8 +92,8 @@ def seal(conn: sqlite3.Connection, rest: AtRest, open_pending: OpenPending, reco
             if field not in personal:
                 continue
             key = (entity, rid, str(field))
-            winner, plain_w = _cell(rest, open_pending, key, bytes(winner_b))
-            loser, plain_l = _cell(rest, open_pending, key, bytes(loser_b))
+            winner, plain_w = _cell(rewrite, key, bytes(winner_b))
+            loser, plain_l = _cell(rewrite, key, bytes(loser_b))
             if winner != bytes(winner_b) or loser != bytes(loser_b):
                 conn.execute("UPDATE conflicts SET winner=?, loser=? WHERE rowid=?", (winner, loser, rowid))
             plaintext += plain_w + plain_l

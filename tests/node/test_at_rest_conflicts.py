@@ -136,3 +136,27 @@ def test_conflicts_a_station_recorded_in_plaintext_are_sealed_at_its_first_sign_
         values(before)["applicant_phone"],
         values(before)["address"],
     )
+
+
+def test_minimisation_leaves_only_masks_in_the_conflicts_rows_too(world: World, village: Station) -> None:
+    from node import at_rest_minimise, commands
+    from tests.node.test_commands import IMMEDIATE_ITEM
+
+    with_staff(village.db, VILLAGE)
+    village.session = sign_in(village.db, "zhangsan", STAFF_PASSWORD, now_ms=village.clock(), code=VILLAGE)
+    app = world.application(IMMEDIATE_ITEM, st=village)
+    accepted = commands.accept(village, app, author="zhangsan")
+    p = {"id": str(accepted["id"]), "name": app.name, "id_number": app.id_number, "phone": app.phone}
+    p["address"] = str(village.shown_values("application", p["id"]).get("address") or "")
+    corrected = _meet(world, village, p, 3)
+    commands.transition(village, str(accepted["number"]), "completed", author="zhangsan")
+    commands.transition(village, str(accepted["number"]), "delivered", author="zhangsan")
+    world.push(village)
+    world.clock.advance(31 * 86_400_000)
+    assert at_rest_minimise.minimise(village) == 1
+    for cells in _conflict_cells(village, p["id"]).values():
+        for v in cells:
+            mask, siv, pending = sealed_value.decode(v)  # type: ignore[arg-type]
+            assert mask and siv is None and pending is None, v
+    masks = {sealed_value.decode(v)[0] for v in _conflict_cells(village, p["id"])["applicant_phone"]}  # type: ignore[arg-type]
+    assert masks == {x[:3] + "****" + x[-4:] for x in (p["phone"], corrected["phone"])}
