@@ -11,8 +11,8 @@ short transactions (resumable, the mark moves per chunk) and seals under the dat
 still pending or still plaintext (a station that had data before it had a key: the migration), gives
 each such change its plaintext digest (and our own a hub seal), writes the exact-search tokens, and
 re-folds the touched records so their state and lists are what a fold of the sealed changes gives.
-When it sealed plaintext it then vacuums and truncates the WAL, so no old page keeps it. A conflict
-the station's fold would see between a pending value and a sealed one is the hub's to record.
+When it sealed plaintext it then vacuums and truncates the WAL, so no old page keeps it. The
+``conflicts`` rows of the records it touched are sealed with their changes (``node/at_rest_conflicts.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import hpke
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from node import at_rest, at_rest_held
+from node import at_rest, at_rest_conflicts, at_rest_held
 from node.sealed_fields import Sealer
 from node.staff_session import StaffSession
 from node.store import Meta
@@ -140,9 +140,12 @@ def on_sign_in(st: Station, progress: object = None, *, chunk: int = CHUNK) -> d
 
 
 def pending_work(st: Station) -> bool:
-    """Whether the log has grown past what :func:`reseal` last walked (a cheap check per request)."""
+    """Whether the log has grown past what :func:`reseal` last walked, or its conflicts rows were never
+    walked (a cheap check per request)."""
     if not at_rest.has_data_key(st.conn):
         return False
+    if not st.meta.get(at_rest_conflicts.DONE):
+        return True
     top = st.conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM changes").fetchone()[0]
     return int(top) > st.meta.int("reseal_rowid")
 
@@ -166,6 +169,15 @@ def reseal(st: Station, progress: object = None, *, chunk: int = CHUNK) -> dict[
         return dict(NOTHING)
     ensure_keys(st, rest)
     priv = at_rest_held.private_key(st, rest)
+
+    def open_pending(entity: str, rid: str, name: str, pending: bytes) -> str:
+        return _SUITE.decrypt(pending, priv, info=_info(st.code, entity, rid, name)).decode("utf-8")
+
+    if not st.meta.get(at_rest_conflicts.DONE):  # rows met before the walk sealed conflicts too
+        with st.transaction():
+            if at_rest_conflicts.seal_once(st.conn, rest, open_pending):
+                st.meta.set("scrub_due", True)
+            st.meta.set(at_rest_conflicts.DONE, True)
     done = dict(NOTHING)
     while True:
         with st.transaction():
@@ -185,7 +197,8 @@ def reseal(st: Station, progress: object = None, *, chunk: int = CHUNK) -> dict[
                     touched.add(found[0])
                     plaintext += int(found[1])
             done["refolded"] += len(refold.fix(st.records, sorted(touched), write=nullcontext))
-            if plaintext:
+            # The conflicts these changes met hold the same values: sealed with them, in this transaction.
+            if at_rest_conflicts.seal(st.conn, rest, open_pending, sorted(touched)) or plaintext:
                 st.meta.set("scrub_due", True)  # kept across a kill: the scrub runs at the next sign-in
             st.meta.set("reseal_rowid", int(rows[-1][0]))
         done["records"] += len(touched)

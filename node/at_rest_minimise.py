@@ -4,7 +4,8 @@ has long held them (issue 16).
 When an application is delivered and every change of ours about it has been receipted by the hub at
 least ``minimise_after_days`` ago (30 unless ``DIR/staff.json`` says ``{"minimise_after_days": N}``),
 the station keeps only the masks: each sealed value of the application and of its tasks becomes
-``[mask, None]`` in ``changes`` and (re-folded) ``records``, and the changes' hub seals are dropped.
+``[mask, None]`` in ``changes``, (re-folded) ``records`` and ``conflicts``, and the changes' hub seals
+are dropped.
 No key is needed (nothing is opened), so the nightly job does it unattended. The plaintext digests
 stay, so the station's Merkle leaves still agree with the hub's. The hub keeps the record of truth; a
 change of ours minimised here cannot be re-sent (the hub held it for a month already).
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from node import at_rest
+from node import at_rest, at_rest_conflicts
 from node.station import Station
 from protocol.codec import pack_map, unpack
 from replica import refold
@@ -96,6 +97,7 @@ def minimise(st: Station, days: int | None = None) -> int:
                 if cut != fields:
                     st.conn.execute("UPDATE changes SET fields=?, hub_seal=NULL WHERE rowid=?", (pack_map(cut), rowid))
                     keys.add((str(entity), str(rid)))
+            at_rest_conflicts.cut(st.conn, sorted(keys))  # the same values, kept beside the fold
         if keys:
             refold.fix(st.records, sorted(keys))
             done += 1

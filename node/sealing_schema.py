@@ -10,6 +10,8 @@ gains them empty and behaves as before until it has a data key.
   a batch carries it, so building one needs no key.
 - ``search_tokens``: keyed tokens (HMAC under a key derived from the data key) of an application's
   ID number and full name, so an exact search needs no scan of sealed values.
+- ``conflicts_record``: the conflicts of one record, which a sign-in seals with that record's changes
+  (``node/at_rest_conflicts.py``) chunk by chunk; without it each chunk scans the table.
 """
 
 from __future__ import annotations
@@ -29,3 +31,8 @@ def m001_sealed_changes(db: sqlite_utils.Database) -> None:
         " PRIMARY KEY (application, kind))"
     )
     db.execute("CREATE INDEX search_tokens_token ON search_tokens (token)")
+
+
+@migrations()
+def m002_conflicts_by_record(db: sqlite_utils.Database) -> None:
+    db.execute("CREATE INDEX IF NOT EXISTS conflicts_record ON conflicts (entity, record)")

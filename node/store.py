@@ -72,6 +72,7 @@ META_FIELDS = {
     "at_rest_priv": "its private half, sealed under the data key",
     "reseal_rowid": "the change log is sealed at rest up to this rowid (node/at_rest_arrivals.reseal)",
     "scrub_due": "True while plaintext sealed over may linger in free pages or the WAL (at_rest_arrivals.scrub)",
+    "conflicts_sealed": "True once every conflicts row was walked for personal values (node/at_rest_conflicts.py)",
 }
 
 
