@@ -34,22 +34,8 @@ from typing import Any
 import pytest
 
 from tests.applicants import catalogue_items, id_check_char, required_materials
-from tests.e2e.conftest import (
-    DISTRICT,
-    TOWNSHIP,
-    CliResult,
-    Hub,
-    HubServer,
-    Node,
-    free_loopback_port,
-    init_online,
-    ok,
-    quick_check,
-    run_sanji,
-    start_sanji,
-    stop_process,
-    village_items,
-)
+from tests.e2e.conftest import DISTRICT, TOWNSHIP, Hub, HubServer, Node, init_online, quick_check, village_items
+from tests.e2e.processes import CliResult, free_loopback_port, ok, run_sanji, start_sanji, stop_process
 
 pytestmark = pytest.mark.slow
 

@@ -53,12 +53,10 @@ from tests.chaos.pg_stations import (
     heal,
     held,
 )
-from tests.e2e.conftest import (
+from tests.e2e.conftest import DISTRICT, TOWNSHIP, Hub
+from tests.e2e.processes import (
     CLI_TIMEOUT,
-    DISTRICT,
     START_TIMEOUT,
-    TOWNSHIP,
-    Hub,
     free_loopback_port,
     healthz,
     ok,

@@ -13,7 +13,8 @@ import pytest
 
 from tests.applicants import People
 
-from .conftest import Hub, Node, ok, run_sanji
+from .conftest import Hub, Node
+from .processes import ok, run_sanji
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -10,7 +10,8 @@ import pytest
 
 from tests.applicants import People
 
-from .conftest import SANJI, Hub, Node, _env, catalogue_items, ok
+from .conftest import Hub, Node, catalogue_items
+from .processes import SANJI, _env, ok
 
 pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL (conftest.py)
 

@@ -19,18 +19,8 @@ import pytest
 
 from tests.applicants import People
 
-from .conftest import (
-    TOWNSHIP,
-    Hub,
-    HubServer,
-    Node,
-    application_lines,
-    init_online,
-    ok,
-    run_sanji,
-    start_sanji,
-    stop_process,
-)
+from .conftest import TOWNSHIP, Hub, HubServer, Node, application_lines, init_online
+from .processes import ok, run_sanji, start_sanji, stop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hub_backend")]  # on SQLite and on PostgreSQL
 

@@ -22,7 +22,8 @@ from hub.service import Hub as HubLib
 from protocol.codec import pack, unpack
 from protocol.enrolment import answer_mac, parse_token, token_key
 from protocol.keys import public_bytes, sealing_key_from_seed, signing_key_from_seed
-from tests.e2e.conftest import DISTRICT, TOWNSHIP, Hub, free_loopback_port, http, ok, run_sanji
+from tests.e2e.conftest import DISTRICT, TOWNSHIP, Hub
+from tests.e2e.processes import free_loopback_port, http, ok, run_sanji
 
 STATION = f"{TOWNSHIP}-41"
 MSGPACK = {"Content-Type": "application/msgpack"}

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SANJI, Hub, _env
-from .conftest import ok as run_ok
+from .conftest import Hub
+from .processes import SANJI, _env
+from .processes import ok as run_ok
 
 
 def sanji(*args: object) -> subprocess.CompletedProcess[str]:

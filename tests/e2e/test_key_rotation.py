@@ -17,7 +17,8 @@ import pytest
 from hub.service import BUILTIN_CATALOGUE
 from protocol.document import sign_document
 from replica.keyfile import load_keys
-from tests.e2e.conftest import DISTRICT, TOWNSHIP, Hub, init_online, ok, run_sanji
+from tests.e2e.conftest import DISTRICT, TOWNSHIP, Hub, init_online
+from tests.e2e.processes import ok, run_sanji
 
 pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL (conftest.py)
 

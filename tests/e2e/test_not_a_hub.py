@@ -13,7 +13,8 @@ import pytest
 from node.station import Station
 from tests.applicants import People
 
-from .conftest import Hub, Node, run_sanji
+from .conftest import Hub, Node
+from .processes import run_sanji
 
 
 @pytest.fixture

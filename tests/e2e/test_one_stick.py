@@ -13,7 +13,8 @@ import pytest
 from hub.service import Hub as HubService
 from tests.applicants import People
 
-from .conftest import Hub, Node, ok, run_sanji
+from .conftest import Hub, Node
+from .processes import ok, run_sanji
 
 pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL (conftest.py)
 

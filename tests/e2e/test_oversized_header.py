@@ -9,7 +9,8 @@ import pytest
 
 from protocol.limits import REQUEST_HEADER_MAX_CHARS
 
-from .conftest import Hub, http
+from .conftest import Hub
+from .processes import http
 
 pytestmark = pytest.mark.slow
 

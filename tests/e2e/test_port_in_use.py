@@ -11,7 +11,7 @@ import pytest
 from hub.service import Hub
 from node.station import Station
 
-from .conftest import run_sanji
+from .processes import run_sanji
 
 
 @pytest.fixture

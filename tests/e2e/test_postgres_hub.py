@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from replica.keyfile import load_keys
 from tests.applicants import People
 
-from .conftest import DISTRICT, TOWNSHIP, Hub, Node, free_loopback_port, init_online, ok, parallel, run_sanji
+from .conftest import DISTRICT, TOWNSHIP, Hub, Node, init_online
+from .processes import free_loopback_port, ok, parallel, run_sanji
 
 pytestmark = pytest.mark.slow
 

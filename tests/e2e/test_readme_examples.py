@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.applicants import People
 
-from .conftest import free_loopback_port, healthz, run_sanji, start_sanji, stop_process
+from .processes import free_loopback_port, healthz, run_sanji, start_sanji, stop_process
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

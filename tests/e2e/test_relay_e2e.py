@@ -16,19 +16,8 @@ import pytest
 from tests.applicants import People
 from tests.conftest import sqlite_only
 
-from .conftest import (
-    TOWNSHIP,
-    Hub,
-    Node,
-    free_loopback_port,
-    healthz,
-    http,
-    ok,
-    parallel,
-    run_sanji,
-    start_sanji,
-    stop_process,
-)
+from .conftest import TOWNSHIP, Hub, Node
+from .processes import free_loopback_port, healthz, http, ok, parallel, run_sanji, start_sanji, stop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hub_backend")]  # on SQLite and on PostgreSQL
 

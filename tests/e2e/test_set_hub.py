@@ -14,7 +14,8 @@ import pytest
 from node.station import Station
 from tests.conftest import sqlite_only
 
-from .conftest import Hub, Node, run_sanji
+from .conftest import Hub, Node
+from .processes import run_sanji
 
 pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL (conftest.py)
 

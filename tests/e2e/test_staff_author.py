@@ -11,7 +11,8 @@ import pytest
 
 from hub.show_text import render
 from tests.applicants import People, accept_args
-from tests.e2e.conftest import TOWNSHIP, Hub, ok, run_sanji
+from tests.e2e.conftest import TOWNSHIP, Hub
+from tests.e2e.processes import ok, run_sanji
 
 ITEM = "360802-0001"  # 城乡居民基本养老保险参保登记: immediate, materials 居民身份证 and 户口簿
 PASSWORD = "wang-wu-password"

@@ -18,7 +18,8 @@ from node.store import open_store
 from replica.errors import Refused
 from replica.ids import now_ms as wall_now_ms
 
-from .conftest import Hub, Node, ok, run_sanji
+from .conftest import Hub, Node
+from .processes import ok, run_sanji
 
 PASSWORD = "zhangsan-口令-2026"
 

@@ -16,7 +16,8 @@ from replica.errors import Refused
 from replica.ids import now_ms as wall_now_ms
 from sync.staff_password import check_password
 
-from .conftest import Hub, Node, ok, run_sanji
+from .conftest import Hub, Node
+from .processes import ok, run_sanji
 
 FIRST = "lisi-第一个口令-2026"
 SECOND = "lisi-第二个口令-2027"

@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.applicants import People
 
-from .conftest import TOWNSHIP, District, Hub, Node, healthz, http, ok, parallel, run_sanji
+from .conftest import TOWNSHIP, District, Hub, Node
+from .processes import healthz, http, ok, parallel, run_sanji
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hub_backend")]  # on SQLite and on PostgreSQL
 

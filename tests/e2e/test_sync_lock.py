@@ -13,7 +13,8 @@ import pytest
 
 from tests.applicants import People
 
-from .conftest import Node, run_sanji, start_sanji, stop_process
+from .conftest import Node
+from .processes import run_sanji, start_sanji, stop_process
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from tests.applicants import People, required_materials
-from tests.e2e.conftest import Hub, Node, free_loopback_port, http, init_online, ok, start_sanji, stop_process
+from tests.e2e.conftest import Hub, Node, init_online
+from tests.e2e.processes import free_loopback_port, http, ok, start_sanji, stop_process
 from tests.track.qr_reader import decode
 
 ITEM = "360802-0004"  # 最低生活保障申请: decided at the district, one deferrable material

@@ -12,7 +12,7 @@ from hub.service import Hub
 from node.station import Station
 from replica.errors import Refused
 
-from .conftest import run_sanji
+from .processes import run_sanji
 
 
 @pytest.fixture

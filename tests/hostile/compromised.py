@@ -36,7 +36,8 @@ from sync.fold import versions
 from sync.model import MATERIAL_PREFIX
 from sync.numbering import application_number
 from tests.applicants import People, accept_args
-from tests.e2e.conftest import TOWNSHIP, Hub, Node, free_loopback_port, init_online, ok, run_sanji
+from tests.e2e.conftest import TOWNSHIP, Hub, Node, init_online
+from tests.e2e.processes import free_loopback_port, ok, run_sanji
 
 ROOT = Path(__file__).resolve().parents[2]
 VILLAGE, NEIGHBOUR = f"{TOWNSHIP}-05", f"{TOWNSHIP}-06"

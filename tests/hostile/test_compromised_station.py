@@ -20,7 +20,7 @@ from node.station import Station
 from protocol.batch import build_batch
 from protocol.codec import pack, unpack
 from replica.ids import iso_from_ms
-from tests.e2e.conftest import http, ok, run_sanji
+from tests.e2e.processes import http, ok, run_sanji
 from tests.hostile.compromised import (
     DISTRICT_ONLY,
     FIELD_A,

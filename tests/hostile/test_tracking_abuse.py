@@ -23,7 +23,8 @@ import pytest
 
 from sync.tracking import RANDOM_BYTES, draw
 from tests.applicants import People, accept_args
-from tests.e2e.conftest import Hub, _init_hub, free_loopback_port, http, init_online, ok
+from tests.e2e.conftest import Hub, _init_hub, init_online
+from tests.e2e.processes import free_loopback_port, http, ok
 
 GUESSES = 10_000
 CONCURRENCY = 32

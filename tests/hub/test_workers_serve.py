@@ -23,19 +23,8 @@ import pytest
 
 from hub.workers import RESTART_LIMIT
 from tests.applicants import People
-from tests.e2e.conftest import (
-    DISTRICT,
-    START_TIMEOUT,
-    TOWNSHIP,
-    Hub,
-    free_loopback_port,
-    healthz,
-    init_online,
-    ok,
-    run_sanji,
-    start_sanji,
-    stop_process,
-)
+from tests.e2e.conftest import DISTRICT, TOWNSHIP, Hub, init_online
+from tests.e2e.processes import START_TIMEOUT, free_loopback_port, healthz, ok, run_sanji, start_sanji, stop_process
 from tests.hub_sql import hub_sql
 
 # Every test on SQLite and on PostgreSQL: `hub init --database DSN` names the database in the folder.

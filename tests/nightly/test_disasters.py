@@ -22,7 +22,8 @@ import pytest
 from protocol.codec import pack, unpack
 from tests.applicants import People
 from tests.conftest import postgres_only, sqlite_only
-from tests.e2e.conftest import HubServer, healthz
+from tests.e2e.conftest import HubServer
+from tests.e2e.processes import healthz
 from tests.pg_cluster import Cluster
 
 from .conftest import District, Node, make_district, ok, run_sanji

@@ -18,7 +18,7 @@ from protocol.codec import pack
 from replica import schedule
 from replica.schedule import GRACE, When, missed
 from tests.applicants import People
-from tests.e2e.conftest import healthz, start_sanji, stop_process
+from tests.e2e.processes import healthz, start_sanji, stop_process
 from tests.hub_sql import hub_sql
 
 from .conftest import CHINA, District, ServedHub, free_port, run_sanji
