@@ -73,6 +73,11 @@ def key_history(bundle: object) -> KeyBundle:
         ) from exc
 
 
+# The refusal of a key history that does not verify from the pinned root (as against a catalogue
+# release in it that this station cannot take): only that one says the history was altered on the way.
+KEY_CHAIN_REFUSED = "key_chain_refused"
+
+
 def adopt(st: Station, bundle: object) -> dict[str, object]:
     """Follow the hub's key history (a `/v1/keys` answer or a `.sjk` file) from the root we pinned."""
     history = bundle if isinstance(bundle, KeyBundle) else key_history(bundle)
@@ -85,7 +90,8 @@ def adopt(st: Station, bundle: object) -> dict[str, object]:
     except RemoteProtocolError as exc:
         raise Refused(
             f"区局密钥链无法核验，未采用 (the hub's key history does not verify from the root this "
-            f"station pinned: {exc}; call the district before syncing again)"
+            f"station pinned: {exc}; call the district before syncing again)",
+            code=KEY_CHAIN_REFUSED,
         ) from exc
     with st.transaction():
         if keys is not None:

@@ -223,10 +223,11 @@ def visit(world: World, node: Node) -> bool:
     try:
         drive(conversation.refresh_keys(st), lambda request: Answer(200, kept) if kept else Answer(404))
     except Refused as exc:
-        # relay_client.py ends the round here (the relay is named, bad_keys): nothing it carries this
-        # round could be verified against a key the village did not follow.
         world.note(f"{node.code} did not follow the key history the relay kept: {str(exc)[:80]}")
-        return moved
+        if exc.code == hubkeys.KEY_CHAIN_REFUSED:
+            # relay_client.py ends the round here (the relay is named, bad_keys): nothing it carries
+            # this round could be verified against a key the village did not follow.
+            return moved
     try:
         uplink.build_outbox(st)
         world.keep_frames(node)
