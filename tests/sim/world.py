@@ -1,11 +1,10 @@
 """One simulated district from one seed: the real hub, a township, its villages, a virtual clock and a queue.
 
-Everything random comes from one ``random.Random(seed)``; the clock only moves when the queue says so;
-events are processed in (time, insertion) order and each one is hashed into the trace as it runs, so
-the same seed gives the same trace hash. The hub and the stations are the real code (district.py), each
-in its own folder; their conversations are node/conversation.py's, carried by the simulated network.
-After the fault phase the world heals (links back, crashed processes restarted, clocks corrected) and
-gives the district at most three sync rounds to converge.
+Everything random comes from one ``random.Random(seed)``; the clock only moves when the queue says so; events are
+processed in (time, insertion) order and each one is hashed into the trace as it runs, so the same seed gives the same
+trace hash. The hub and the stations are the real code (district.py), each in its own folder; their conversations are
+node/conversation.py's, carried by the simulated network. After the fault phase the world heals (links back, crashed
+processes restarted, clocks corrected) and gives the district at most three sync rounds to converge.
 """
 
 from __future__ import annotations
@@ -108,6 +107,7 @@ class World:
         district.install_probes()
         # Batches as large as the plan says (node/uplink.py reads its limit when it builds), and ids made
         # from the seed's stream: the real `uuid7` draws from os.urandom and the wall clock.
+        self._globals = (uplink.MAX_BATCH_CHANGES, commands.uuid7)  # put back by close()
         uplink.MAX_BATCH_CHANGES = self.plan.max_batch
         commands.uuid7 = lambda ms=None: uuid7_from(self.rng, self.now)  # type: ignore[assignment]
         # A third of the seeds run two hub processes over the one folder (hub serve --workers 2), drawn
@@ -137,6 +137,7 @@ class World:
             district.REISSUED.pop(node.folder, None)
         self.hub.close()
         shutil.rmtree(self.root, ignore_errors=True)
+        uplink.MAX_BATCH_CHANGES, commands.uuid7 = self._globals  # later tests share this process
 
     # -- clocks and watchers ------------------------------------------------------------------------------
 
