@@ -47,6 +47,7 @@ REASON_CODES = frozenset(
         "stale",
         "forbidden",
         "rejected",
+        "unproven_relay",  # a relay label without the township's proof (hub/relay_proof.py): not a request refused
     }
 )
 

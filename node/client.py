@@ -136,7 +136,8 @@ async def sync_round(
             version, feed_problems = done.catalogue_version, done.feed_problems
             blob_round = await transfer.upload_pending(st, session, url)  # after the records; never fatal
             if st.tier in RELAY_TIERS:  # its villages' traffic left at its relay (node/relay_forward.py)
-                relayed = await relay_forward.forward(st.folder, st.code, session, url)
+                signer = relay_forward.Signer(st.code, st.keys.sign, st.hub_id)  # its word that it forwarded
+                relayed = await relay_forward.forward(st.folder, signer, session, url)
                 feed_problems = feed_problems + [f"转发: {e}" for e in relayed.errors]
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         # The hub's key history is asked for first, so an unreachable hub stops the round before the

@@ -5,6 +5,10 @@ Each village's batches go in pushes of their own (the hub addresses one signed a
 station), and its newest signed pull request goes as the village wrote it: the township never signs
 for a village, so the hub authenticates every relayed request as the village's own. Forwarding never
 fails the township's own round: what could not go waits for the next one.
+
+The township does sign its own word that it forwarded each request (``X-Sanji-Relay`` with
+``X-Sanji-Relay-Proof``, protocol/relay_label.py): the hub names a township in its ``relay_seen`` alerts
+only on that proof, so nobody else can get a township blamed by writing its name in a header.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from node import hub_answer, hubkeys
 from node.relay_queue import DB_NAME, RelayQueue, keep_keys, kept_keys, now_ms
+from protocol import relay_label
 from protocol.codec import pack, unpack
 from protocol.errors import RemoteProtocolError
 from protocol.limits import PUSH_BODY_MAX_BYTES, PUSH_MAX_FRAMES, RESPONSE_MAX_BYTES
@@ -26,7 +32,21 @@ from replica.errors import Refused
 
 log = logging.getLogger("sanji.node.relay")
 FRAMES_TYPE = "application/vnd.sanji.frames+msgpack"
-RELAY_HEADER = "X-Sanji-Relay"  # hub/web/sync.py reads it
+RELAY_HEADER = relay_label.RELAY_HEADER  # hub/relay_proof.py reads it, with its proof
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The township's word on what it forwards: its code, its station key, and the hub it forwards to."""
+
+    township: str
+    key: Ed25519PrivateKey
+    hub_id: str
+
+    def headers(self, route: str, forwarded: bytes, at_ms: int) -> dict[str, str]:
+        """The label and its proof, for ``forwarded`` (a push's body, a pull's signed request) on ``route``."""
+        proof = relay_label.sign(self.key, self.township, self.hub_id, route, forwarded, at_ms)
+        return {RELAY_HEADER: self.township, relay_label.PROOF_HEADER: proof}
 
 
 @dataclass
@@ -52,16 +72,16 @@ def _chunks(batches: list[tuple[int, bytes]]) -> list[list[tuple[int, bytes]]]:
 
 
 async def _forward_village(
-    queue: RelayQueue, village: str, session: aiohttp.ClientSession, url: str, done: Forwarded
+    queue: RelayQueue, village: str, session: aiohttp.ClientSession, url: str, signer: Signer, done: Forwarded
 ) -> None:
     for chunk in _chunks(queue.waiting_batches(village)):
         if not chunk:
             break
+        body = pack([f for _, f in chunk])
+        # The path a batch took, signed (the batches verify on their own, whoever carries them).
+        proof = signer.headers(relay_label.PUSH_ROUTE, body, now_ms())
         async with session.post(
-            f"{url}/v1/sync/push",
-            data=pack([f for _, f in chunk]),
-            # Only a label for the hub's operator (the path a batch took); the batches verify on their own.
-            headers={"Content-Type": FRAMES_TYPE, RELAY_HEADER: queue.township},
+            f"{url}{relay_label.PUSH_ROUTE}", data=body, headers={"Content-Type": FRAMES_TYPE, **proof}
         ) as resp:
             if resp.status != 200:
                 # Refused whole (a revoked village, say): the village keeps its batches and hears the
@@ -76,8 +96,11 @@ async def _forward_village(
     if waiting is None:
         return
     rid, signed = waiting
-    headers = {REQUEST_HEADER: base64.b64encode(signed).decode(), RELAY_HEADER: queue.township}
-    async with session.get(f"{url}/v1/sync/pull", headers=headers) as resp:
+    headers = {
+        REQUEST_HEADER: base64.b64encode(signed).decode(),
+        **signer.headers(relay_label.PULL_ROUTE, signed, now_ms()),
+    }
+    async with session.get(f"{url}{relay_label.PULL_ROUTE}", headers=headers) as resp:
         if resp.status != 200:
             # A request gone stale while it waited: the village deposits a fresh one next time.
             done.errors.append(f"{village}: pull HTTP {resp.status}")
@@ -113,18 +136,18 @@ async def _keys(folder: Path, session: aiohttp.ClientSession, url: str, done: Fo
         keep_keys(folder, bundle)
 
 
-async def forward(folder: Path, township: str, session: aiohttp.ClientSession, url: str) -> Forwarded:
+async def forward(folder: Path, signer: Signer, session: aiohttp.ClientSession, url: str) -> Forwarded:
     """One relay round with the hub at ``url``; nothing to do where the township never relayed."""
     done = Forwarded()
     if not (Path(folder) / DB_NAME).exists():
         return done
-    queue = RelayQueue(folder, township)
+    queue = RelayQueue(folder, signer.township)
     try:
         queue.expire(now_ms())
         villages = queue.villages_waiting()
         for village in villages:  # batches and pull requests alike
             try:
-                await _forward_village(queue, village, session, url, done)
+                await _forward_village(queue, village, session, url, signer, done)
             except (hub_answer.AnswerTooLarge, hub_answer.NotAHub) as exc:
                 done.errors.append(f"{village}: {exc}")
         if villages:

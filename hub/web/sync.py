@@ -16,11 +16,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import re
 
 from aiohttp import web
 
-from hub import relay_address, relay_alerts
+from hub import relay_address, relay_alerts, relay_proof
 from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE, WRITER
 from hub.feed import feed_page
 from hub.ingest import FrameAck, ingest_frame
@@ -36,6 +35,7 @@ from protocol.errors import MalformedError, TooLargeError
 from protocol.feed import MAX_NONCE_BYTES, PullRequest
 from protocol.limits import PUSH_BODY_MAX_BYTES, PUSH_LIMITS, PUSH_MAX_FRAMES
 from protocol.reconciliation import ReconcileRequest
+from protocol.relay_label import PULL_ROUTE, PUSH_ROUTE
 from protocol.wire import sign_message
 from replica.errors import Refused
 
@@ -43,8 +43,6 @@ from replica.errors import Refused
 MAX_PUSH_BYTES = PUSH_BODY_MAX_BYTES
 MAX_FRAMES_PER_PUSH = PUSH_MAX_FRAMES
 PULL_WINDOW_MS = 15 * 60 * 1000
-RELAY_HEADER = "X-Sanji-Relay"  # the code of a township that forwards its villages' batches
-RELAY_NAME = re.compile(r"[0-9A-Za-z-]{1,40}")
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -72,16 +70,21 @@ async def push(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     if request.content_type not in ("application/vnd.sanji.frames+msgpack", "application/msgpack"):
         raise MalformedError(f"content type {request.content_type!r} is not accepted; send msgpack frames")
-    frames = unpack(await _read_body(request, MAX_PUSH_BYTES), PUSH_LIMITS)
+    data = await _read_body(request, MAX_PUSH_BYTES)
+    frames = unpack(data, PUSH_LIMITS)
     if not isinstance(frames, list) or not frames or not all(isinstance(f, bytes) for f in frames):
         raise MalformedError("push body must be a non-empty array of batch frames")
     source = f"http:{request.remote or '?'}"
-    relay = request.headers.get(RELAY_HEADER, "")
-    if RELAY_NAME.fullmatch(relay):
-        # The path a batch took, as the township relaying it says (node/relay_forward.py): a label for
-        # the operator, never trusted for anything else (the batch verifies whichever way it came).
-        source = f"relay:{relay}@{request.remote or '?'}"
     committer, writer = request.app[COMMITTER], request.app[WRITER]
+    # The path a batch took, when the township relaying it proves it (node/relay_forward.py signs
+    # it): that name is what a `relay_seen` alert blames. The batches verify whichever way they came.
+    label = relay_proof.read(request, hub, PUSH_ROUTE, data)
+    if label.relay:
+        source = f"relay:{label.relay}@{request.remote or '?'}"
+    elif label.claimed:
+        committer.later(
+            functools.partial(relay_proof.note_unproven, writer.store, request.remote or "?", label, hub.clock())
+        )
     # Each frame is a piece of the next group commit (hub/committer.py), in order, taken in by the
     # committer's thread through its own hub; answered once durable.
     acks: list[FrameAck] = list(
@@ -104,13 +107,13 @@ async def push(request: web.Request) -> web.Response:
     return web.Response(body=doc.frame, content_type="application/vnd.sanji.document")
 
 
-def _pull_identity(request: web.Request, hub: Hub) -> tuple[str, PullRequest, bool]:
-    """(station, request, whether it is a status carried by hand through a township's relay)."""
-    data = signed_request(request, "a pull")
+def _pull_identity(request: web.Request, hub: Hub, data: bytes, relay: str) -> tuple[str, PullRequest, bool]:
+    """(station, request, whether it is a status carried by hand through a township's relay): ``relay``
+    is the township proven to have forwarded it (hub/relay_proof.py), '' for none."""
     doc = open_document(data, kind=PullRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
     body = PullRequest.from_wire(doc.body)
     if abs(body.at_ms - hub.clock()) > PULL_WINDOW_MS:
-        if not body.nonce and body.at_ms < hub.clock() and RELAY_NAME.fullmatch(request.headers.get(RELAY_HEADER, "")):
+        if not body.nonce and body.at_ms < hub.clock() and relay:
             # A village's stick status, read at its township and carried on (node/relay_cargo.py): no
             # nonce, so its page answers no online pull; it is answered as `hub export` would be, from
             # its cursor (the page is sealed to the village and verifies only there), and what it says
@@ -127,12 +130,18 @@ def _pull_identity(request: web.Request, hub: Hub) -> tuple[str, PullRequest, bo
 
 async def pull(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    station, body, carried = _pull_identity(request, hub)
+    data = signed_request(request, "a pull")
+    label = relay_proof.read(request, hub, PULL_ROUTE, data)  # forwarded by the village's township?
+    writer = request.app[WRITER]  # bookkeeping runs in the committer's thread, through its hub
+    if label.claimed:
+        request.app[COMMITTER].later(
+            functools.partial(relay_proof.note_unproven, writer.store, request.remote or "?", label, hub.clock())
+        )
+    station, body, carried = _pull_identity(request, hub, data, label.relay)
     asked = request.query.get("station")
     if asked and asked != station:
         return error(403, "forbidden", f"station {station} may not read the feed of {asked}")
-    writer = request.app[WRITER]  # bookkeeping runs in the committer's thread, through its hub
-    relay = request.headers.get(RELAY_HEADER, "")  # forwarded by the village's township (a label only)
+    relay = label.relay
     if carried:
         request.app[COMMITTER].later(functools.partial(note_status, writer.store, station, body, hub.clock()))
     else:
@@ -165,7 +174,7 @@ def _note_pull(request: web.Request, writer: Hub, station: str, body: PullReques
             feed_ack=after,
             skew_ms=body.at_ms - hub.clock(),
             error=body.problem[:500] if body.problem is not None else None,
-            via=f"relay:{relay}" if RELAY_NAME.fullmatch(relay) else "network",
+            via=f"relay:{relay}" if relay else "network",
         )
     )
     if body.relay:  # the village caught its township relay misbehaving (hub/relay_alerts.py)

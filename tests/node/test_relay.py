@@ -59,7 +59,8 @@ class Relayed:
 
     async def forward(self) -> relay_forward.Forwarded:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-            return await relay_forward.forward(self.township.folder, TOWNSHIP, session, self.hub_url)
+            signer = relay_forward.Signer(TOWNSHIP, self.township.keys.sign, self.township.hub_id)
+            return await relay_forward.forward(self.township.folder, signer, session, self.hub_url)
 
     async def village_round(self, st: Station) -> relay_client.RelayRound:
         return await relay_client.relay_round(st, self.relay_url, TIMEOUT)

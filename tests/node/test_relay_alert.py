@@ -17,15 +17,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hub import operations
 from hub import usb_files as hub_usb
-from node import client, relay_alert, relay_client, relay_withheld, status, usb_files
+from node import client, relay_alert, relay_client, relay_forward, relay_withheld, status, usb_files
 from node.relay_queue import RelayQueue, now_ms
 from node.server import create_app as station_app
 from node.station import Station
 from protocol.codec import pack
 from protocol.document import sign_document
+from protocol.keys import key_id, public_bytes, signing_key_from_seed
 from replica.errors import Unreachable
 from tests.conftest import World
 from tests.node.test_relay import TOWNSHIP, V1, V2, Relayed, relay_world
@@ -170,16 +172,33 @@ async def test_the_village_falls_back_to_the_direct_link_or_usb_while_the_relay_
     assert status.gather(st, hub_reachable=None)["relay_alert"] is None
 
 
-async def post_through(r: Relayed, frames: list[bytes], relay: str = TOWNSHIP) -> int:
+async def post_through(
+    r: Relayed, frames: list[bytes], relay: str = TOWNSHIP, key: Ed25519PrivateKey | None = None
+) -> int:
+    """Push as township ``relay`` forwarding, with its proof (signed by ``key``, by default T01's)."""
+    body = pack(frames)
+    proof = relay_forward.Signer(relay, key or r.township.keys.sign, r.township.hub_id).headers(
+        "/v1/sync/push", body, now_ms()
+    )
     async with (
         aiohttp.ClientSession() as session,
         session.post(
             f"{r.hub_url}/v1/sync/push",
-            data=pack(frames),
-            headers={"Content-Type": "application/vnd.sanji.frames+msgpack", "X-Sanji-Relay": relay},
+            data=body,
+            headers={"Content-Type": "application/vnd.sanji.frames+msgpack", **proof},
         ) as resp,
     ):
         return resp.status
+
+
+def another_township(r: Relayed, code: str) -> Ed25519PrivateKey:
+    """A second township the hub knows, with its station key: only its own proof names it."""
+    key = signing_key_from_seed(bytes(32))
+    store = r.world.hub.store
+    with store.transaction():
+        store.add_station(code, "另一乡镇", "township", "", 1)
+        store.set_station_keys(code, public_bytes(key), bytes(32), key_id(public_bytes(key)), 1)
+    return key
 
 
 async def test_the_hub_names_a_relay_whose_forwarded_frame_does_not_verify(relayed: Relayed) -> None:
@@ -194,7 +213,8 @@ async def test_the_hub_names_a_relay_whose_forwarded_frame_does_not_verify(relay
 async def test_the_hub_names_a_relay_that_forwards_a_station_not_its_own(relayed: Relayed) -> None:
     relayed.accept(relayed.v2)
     frames = relayed.world.frames(relayed.v2)
-    assert await post_through(relayed, frames, relay="360802-T02") == 200  # authentic: taken all the same
+    t02 = another_township(relayed, "360802-T02")
+    assert await post_through(relayed, frames, relay="360802-T02", key=t02) == 200  # authentic: taken all the same
     seen = hub_alerts(relayed, "relay_seen")
     assert [s for s, _ in seen] == ["360802-T02"] and "非其下辖站点" in seen[0][1] and V2 in seen[0][1], seen
     assert await post_through(relayed, frames) == 200  # its own township: a duplicate, no alert

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from node import conversation, feed_quarantine, hubkeys, relay_client, uplink
 from node.conversation import REPLAYED, Answer, Conversation, Request, drive
-from node.relay_forward import FRAMES_TYPE, RELAY_HEADER, _chunks
+from node.relay_forward import FRAMES_TYPE, Signer, _chunks
 from node.relay_queue import RelayQueue, keep_keys, kept_keys
 from protocol.codec import pack, unpack
 from protocol.limits import PUSH_MAX_FRAMES
@@ -165,18 +165,20 @@ def forward(world: World) -> Conversation[None]:
     assert relay is not None
     queue, township = relay.queue, world.nodes[relay.township]
     queue.expire(township.now())
+    signer = Signer(relay.township, township.st.keys.sign, township.st.hub_id)  # its word that it forwarded
     villages = queue.villages_waiting()
     for village in villages:
         batches = relay.malice.up(world, village, queue.waiting_batches(village))
         for chunk in _chunks(batches):
             if not chunk:
                 break
+            body = pack([f for _, f in chunk])
             answer = yield Request(
                 "push",
                 "POST",
                 "/v1/sync/push",
-                body=pack([f for _, f in chunk]),
-                headers={"Content-Type": FRAMES_TYPE, RELAY_HEADER: relay.township},
+                body=body,
+                headers={"Content-Type": FRAMES_TYPE, **signer.headers("/v1/sync/push", body, township.now())},
                 summary=f"relay {village} {len(chunk)} frame(s)",
             )
             body = answer.body if answer.status == 200 else None
@@ -190,7 +192,10 @@ def forward(world: World) -> Conversation[None]:
             "pull",
             "GET",
             "/v1/sync/pull",
-            headers={REQUEST_HEADER: base64.b64encode(signed).decode()},
+            headers={
+                REQUEST_HEADER: base64.b64encode(signed).decode(),
+                **signer.headers("/v1/sync/pull", signed, township.now()),
+            },
             summary=f"relay {village}",
         )
         queue.answered(village, [rid], "feed", answer.body if answer.status == 200 else None, township.now())
