@@ -5,8 +5,9 @@ A relay can drop, delay, replay or mix what it carries, never forge it: every ba
 forwards verifies as its village's own or is refused. So the hub raises an alert, naming the township,
 where the relay is the one to blame:
 
-- ``relay_seen`` (the hub's own sight, counted per township and hour like refusals, since the relay's
-  name is only the ``X-Sanji-Relay`` label it sends): a forwarded frame that fails verification, an
+- ``relay_seen`` (the hub's own sight, counted per township and hour like refusals): only against a
+  township whose signed proof came with the request (hub/relay_proof.py; an unproven ``X-Sanji-Relay``
+  label makes the source ``http:``, which names nobody here): a forwarded frame that fails verification, an
   authentic batch of a station that is not one of that township's villages, a gap in a village's chain
   opened by a forwarded batch (the relay forwards in chain order, so earlier batches were withheld,
   unless they are on their way by hand: the words say "may");

@@ -17,7 +17,7 @@ OTHER_SOURCES = "other-sources"
 # Alerts raised before anything is authenticated (the claimed signer is a revoked station): anyone can
 # repeat them, so they are counted per station and hour like refusals. Forks stay one row each.
 # A township relay's misdeeds the hub sees itself (hub/relay_alerts.py) are counted the same way: the
-# relay names itself in a header anyone can write.
+# relay proves its name (hub/relay_proof.py), but a township could still replay its own bad pushes.
 COUNTED_ALERTS = frozenset({"revoked_station_sent", "relay_seen"})
 _CODE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz_")
 
