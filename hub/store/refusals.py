@@ -17,7 +17,8 @@ OTHER_SOURCES = "other-sources"
 # Alerts raised before anything is authenticated (the claimed signer is a revoked station): anyone can
 # repeat them, so they are counted per station and hour like refusals. Forks stay one row each.
 # A township relay's misdeeds the hub sees itself (hub/relay_alerts.py) are counted the same way: the
-# relay proves its name (hub/relay_proof.py), but a township could still replay its own bad pushes.
+# relay proves its name (hub/relay_proof.py), but a proven request seen on the wire can be sent again
+# for as long as its proof is fresh (15 minutes).
 COUNTED_ALERTS = frozenset({"revoked_station_sent", "relay_seen"})
 _CODE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz_")
 
