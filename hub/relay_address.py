@@ -35,6 +35,8 @@ def learn(store: MetaStore, township: str, url: str, now_ms: int) -> bool:
     parts = urlsplit(url)
     if not url or len(url) > RELAY_URL_MAX or parts.scheme not in ("http", "https") or not parts.hostname:
         return False
+    if parts.hostname in ("0.0.0.0", "::"):  # names no address a village could reach (node/relay_address.py)
+        return False
     station = store.station(township)
     if station is None or station.tier not in RELAY_TIERS or station.revoked:
         return False

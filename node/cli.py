@@ -58,7 +58,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from node.server import serve
 
     relay = (args.relay_host, args.relay_port) if args.relay_port is not None else None
-    serve(args.dir, port=args.port, interval=args.interval, nightly_at=args.nightly, relay=relay)
+    serve(
+        args.dir, port=args.port, interval=args.interval, nightly_at=args.nightly, relay=relay, relay_url=args.relay_url
+    )
 
 
 def cmd_accept(args: argparse.Namespace) -> int:

@@ -1,7 +1,10 @@
 """Which township relay a village goes through, and how a township tells the hub where its relay is.
 
-A township started with ``node serve T --relay-port P --relay-host H`` remembers ``http://H:P`` as the
-address its villages reach (not for a wildcard host, which names no address) and says it in its own
+A township started with ``node serve T --relay-port P`` tells its villages where they reach its relay:
+the ``--relay-url`` it was given, else ``http://H:P`` for a ``--relay-host H`` that another PC can
+reach. A loopback host (the default 127.0.0.1) or a wildcard one (0.0.0.0, which names no address) is
+never told: a village on another PC could never reach it. Then the township tells nothing, and says so
+at start-up, in ``node status`` and in its window, naming ``--relay-url``. It says the address in its own
 signed pull requests (``PullRequest.relay_url``). The hub passes it on, versioned, in the sealed feed
 pages of the township's villages (``FeedPage.relay_url``, ``relay_version``); a village keeps the
 highest version it has seen, so an old page, replayed, cannot bring back an old address.
@@ -11,18 +14,103 @@ A village's own ``--relay`` (``relay_url``) always wins over the learned one (``
 
 from __future__ import annotations
 
+import ipaddress
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
 from node.station import Station
+from protocol.feed import RELAY_URL_MAX
+from replica.errors import Refused
 
 RELAY_TIERS = ("township", "street")
-_WILDCARDS = ("", "0.0.0.0", "::")
+EXAMPLE = "--relay-url http://10.1.2.3:8801"
 
 
-def advertise(st: Station, host: str, port: int) -> str:
-    """Remember the address of this township's relay listener, to tell the hub. Outside a transaction."""
-    url = "" if host in _WILDCARDS else f"http://{f'[{host}]' if ':' in host else host}:{port}"
+@dataclass(frozen=True)
+class Advertised:
+    url: str  # what this township tells its villages, through the hub; '' for nothing
+    note: str = ""  # what its staff should know: why nothing is told, or that only this PC can use it
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _unspecified(host: str) -> bool:
+    ip = _ip(host)
+    return not host or (ip is not None and ip.is_unspecified)
+
+
+def _loopback(host: str) -> bool:
+    ip = _ip(host)
+    return host.lower().rstrip(".") == "localhost" or (ip is not None and ip.is_loopback)
+
+
+def choose(host: str, port: int, url: str = "") -> Advertised:
+    """What a township listening on ``host``:``port`` tells its villages; ``url`` is its ``--relay-url``.
+    Refused for a ``url`` that no village could use."""
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > RELAY_URL_MAX:
+            raise Refused(
+                f"--relay-url 有误：{url[:80]!r}；应是本乡镇所辖村站能访问的转发地址，如 http://10.1.2.3:8801"
+                f"（不超过 {RELAY_URL_MAX} 个字符） (give --relay-url as an http(s) URL)",
+                code="bad_relay_url",
+            )
+        if _unspecified(parts.hostname):
+            raise Refused(
+                f"--relay-url {url} 不是一个可以访问的地址（0.0.0.0 表示“本机全部地址”）：请写村站能访问的"
+                f"本机局域网地址，如 {EXAMPLE} (an unspecified address cannot be reached)",
+                code="bad_relay_url",
+            )
+        if _loopback(parts.hostname):  # said on purpose (one PC for a training, say): told, with a warning
+            return Advertised(
+                url.rstrip("/"),
+                f"告知下辖村的转发地址 {url.rstrip('/')} 是本机地址，只有与本站同一台电脑上的村站能用；"
+                f"其他电脑上的村站请改用 --relay-url 指定本机的局域网地址，如 {EXAMPLE}",
+            )
+        return Advertised(url.rstrip("/"))
+    if _unspecified(host) or _loopback(host):
+        where = f"本机地址 {host}" if _loopback(host) else f"全部地址 {host or '0.0.0.0'}（无法确定村站该连哪一个）"
+        return Advertised(
+            "",
+            f"未告知下辖村转发地址：转发接口监听的是{where}，其他电脑上的村站无从得知该连哪里。"
+            f"请重新启动并用 --relay-url 告知村站能访问的地址，如 {EXAMPLE}（或用 --relay-host 监听本机的局域网地址）；"
+            "已用 --relay 设置了转发地址的村站不受影响",
+        )
+    return Advertised(f"http://{f'[{host}]' if ':' in host else host}:{port}")
+
+
+def advertise(st: Station, host: str, port: int, url: str = "") -> Advertised:
+    """Remember what this township tells its villages of its relay listener (see :func:`choose`), to
+    say it to the hub in its pull requests, and why it tells nothing, for its staff. Outside a
+    transaction."""
+    told = choose(host, port, url)
     with st.transaction():
-        st.meta.set("relay_listen_url", url)
-    return url
+        st.meta.set("relay_listen_url", told.url)
+        st.meta.set("relay_listen_note", told.note)
+    return told
+
+
+def startup_words(told: Advertised) -> list[str]:
+    """What ``node serve`` prints of it at start-up."""
+    return ([f"告知下辖村的转发地址：{told.url}（经区局传给各村）"] if told.url else []) + (
+        [f"提醒：{told.note}"] if told.note else []
+    )
+
+
+def summary(st: Station) -> dict[str, str]:
+    """For ``node status`` and the township's window: the relay address told to its villages, and what
+    its staff should know about it ('' at a village, or at a township that never served a relay)."""
+    if st.tier not in RELAY_TIERS:
+        return {"relay_advertised": "", "relay_address_warning": ""}
+    return {
+        "relay_advertised": st.meta.text("relay_listen_url"),
+        "relay_address_warning": st.meta.text("relay_listen_note"),
+    }
 
 
 def announced(st: Station) -> str:

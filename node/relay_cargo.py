@@ -28,6 +28,7 @@ from replica.errors import Refused
 def add_serve_arguments(p: Any) -> None:
     p.add_argument("--relay-port", type=int, help="乡镇：为下辖村转发的端口（只开放转发接口）")
     p.add_argument("--relay-host", default="127.0.0.1", help="转发端口监听的地址（默认 127.0.0.1）")
+    p.add_argument("--relay-url", default="", help="告诉本乡镇所辖村站的转发地址，如 http://10.1.2.3:8801")
 
 
 def split_cargo(st: Station, paths: list[Path]) -> tuple[list[Path], list[dict[str, str]]]:

@@ -122,7 +122,13 @@ def _nightly(st: Station, nightly_at: str) -> AsyncIOScheduler:
 
 
 def serve(
-    folder: Path, *, port: int, interval: float, nightly_at: str = "02:00", relay: tuple[str, int] | None = None
+    folder: Path,
+    *,
+    port: int,
+    interval: float,
+    nightly_at: str = "02:00",
+    relay: tuple[str, int] | None = None,
+    relay_url: str = "",
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     st = Station(folder)
@@ -136,6 +142,13 @@ def serve(
             "只有乡镇（街道）站点可以为下辖村转发：本站不能开 --relay-port (only a township relays)",
             code="not_a_township",
         )
+    if relay_url and relay is None:
+        raise Refused(
+            "--relay-url 是告诉下辖村的转发地址，须与 --relay-port 一起使用 (--relay-url needs --relay-port)",
+            code="relay_url_without_port",
+        )
+    if relay is not None:  # a --relay-url no village could use is refused before anything is bound
+        relay_address.choose(relay[0], relay[1], relay_url)
     try:  # checked before serving: a typo in --nightly is a refusal, not a failure hours later
         schedule.When.parse(nightly_at)
     except ValueError as exc:
@@ -155,9 +168,11 @@ def serve(
         relay_sock = listen.bind(relay[0], relay[1], what=" sanji node serve 或别的程序")
         st = Station(folder)
         try:  # told to the hub in this township's pull requests; the hub tells its villages
-            relay_address.advertise(st, relay[0], relay[1])
+            told = relay_address.advertise(st, relay[0], relay[1], relay_url)
         finally:
             st.close()
         print(f"下辖村转发接口已启动：http://{relay[0]}:{relay[1]}/（只有转发接口）", flush=True)
+        for line in relay_address.startup_words(told):  # the address told to villages, or why none is
+            print(line, flush=True)
     print(f"本站办事界面已启动：http://127.0.0.1:{port}/（仅本机可访问；按 Ctrl-C 停止）", flush=True)
     web.run_app(create_app(folder, interval, nightly_at, relay_sock=relay_sock), sock=sock, print=None, access_log=None)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from node import blobs, feed_quarantine, freshness, hubkeys, relay_alert, relay_queue
+from node import blobs, feed_quarantine, freshness, hubkeys, relay_address, relay_alert, relay_queue
 from node.station import Station
 from present.webui import TIER_NAMES
 from replica.errors import Refused
@@ -68,6 +68,8 @@ def gather(st: Station, *, hub_reachable: bool | None) -> dict[str, object]:
         # A township's relay queue (node/relay_queue.py): per village, frames waiting up and down and
         # the oldest one's age; only outer headers and sizes, which is all the relay knows.
         "relay_queue": relay_queue.summary_of(st.folder, st.code, st.clock()),
+        # A township's relay address as told to its villages, or why none is (node/relay_address.py).
+        **relay_address.summary(st),
     }
 
 
@@ -118,6 +120,8 @@ def text(d: dict[str, Any]) -> str:
             else []
         )
         + ([f"警告: {d['relay_alert']['words']}"] if d.get("relay_alert") else [])
+        + ([f"告知下辖村的转发地址 {d['relay_advertised']}"] if d.get("relay_advertised") else [])
+        + ([f"提醒: {d['relay_address_warning']}"] if d.get("relay_address_warning") else [])
         + [
             f"转发队列 {q['village']}: 待上送 {q['up']} 个，待取回 {q['down']} 个，"
             f"{q['bytes']} 字节，最久 {q['oldest_age_s']} 秒"

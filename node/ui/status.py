@@ -95,4 +95,6 @@ async def status_context(app: web.Application, st: Station, *, wait: bool = Fals
         "relay_queue": g["relay_queue"],
         # A village's relay caught misbehaving: the township named, and what to do (node/relay_alert.py).
         "relay_alert": g["relay_alert"],
+        # A township that tells its villages no relay address, and what to do (node/relay_address.py).
+        "relay_address_warning": g["relay_address_warning"],
     }
