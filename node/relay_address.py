@@ -56,13 +56,13 @@ def choose(host: str, port: int, url: str = "") -> Advertised:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > RELAY_URL_MAX:
             raise Refused(
-                f"--relay-url 有误：{url[:80]!r}；应是本乡镇所辖村站能访问的转发地址，如 http://10.1.2.3:8801"
+                f"转发地址（--relay-url）有误：{url[:80]!r}；应是本乡镇所辖村站能访问的转发地址，如 http://10.1.2.3:8801"
                 f"（不超过 {RELAY_URL_MAX} 个字符） (give --relay-url as an http(s) URL)",
                 code="bad_relay_url",
             )
         if _unspecified(parts.hostname):
             raise Refused(
-                f"--relay-url {url} 不是一个可以访问的地址（0.0.0.0 表示“本机全部地址”）：请写村站能访问的"
+                f"转发地址（--relay-url）{url} 不是一个可以访问的地址（0.0.0.0 表示“本机全部地址”）：请写村站能访问的"
                 f"本机局域网地址，如 {EXAMPLE} (an unspecified address cannot be reached)",
                 code="bad_relay_url",
             )

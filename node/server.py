@@ -144,7 +144,7 @@ def serve(
         )
     if relay_url and relay is None:
         raise Refused(
-            "--relay-url 是告诉下辖村的转发地址，须与 --relay-port 一起使用 (--relay-url needs --relay-port)",
+            "告诉下辖村的转发地址（--relay-url）须与转发端口 --relay-port 一起使用 (--relay-url needs --relay-port)",
             code="relay_url_without_port",
         )
     if relay is not None:  # a --relay-url no village could use is refused before anything is bound
