@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.codec import pack
-from protocol.errors import MalformedError, SignatureError, UnknownKeyError
+from protocol.errors import LocalProtocolError, MalformedError, SignatureError, UnknownKeyError
 from protocol.frame import VerifyKey
 from protocol.keys import is_key_id, key_id, public_bytes
 
@@ -55,15 +55,16 @@ class Proof:
     signature: bytes
 
 
-def message(township: str, hub_id: str, route: str, forwarded: bytes, at_ms: int) -> bytes:
-    """The bytes the township signs."""
-    digest = hashlib.sha256(forwarded).digest()
-    return _DOMAIN + pack([township, hub_id, route, at_ms, digest])
+def message(township: str, hub_id: str, route: str, body_sha256: bytes, at_ms: int) -> bytes:
+    """The bytes the township signs (``body_sha256``: the SHA-256 of the bytes forwarded)."""
+    if len(body_sha256) != 32:
+        raise LocalProtocolError("a relay proof binds the 32-byte SHA-256 of what was forwarded")
+    return _DOMAIN + pack([township, hub_id, route, at_ms, body_sha256])
 
 
 def sign(key: Ed25519PrivateKey, township: str, hub_id: str, route: str, forwarded: bytes, at_ms: int) -> str:
     """The ``X-Sanji-Relay-Proof`` value for forwarding ``forwarded`` on ``route`` at ``at_ms``."""
-    signature = key.sign(message(township, hub_id, route, forwarded, at_ms))
+    signature = key.sign(message(township, hub_id, route, hashlib.sha256(forwarded).digest(), at_ms))
     kid = key_id(public_bytes(key))
     return f"{_VERSION}.{at_ms}.{kid}.{base64.urlsafe_b64encode(signature).decode().rstrip('=')}"
 
@@ -93,12 +94,13 @@ def verify(
     *,
     hub_id: str,
     route: str,
-    forwarded: bytes,
+    body_sha256: bytes,
     now_ms: int,
     verify_key: VerifyKey,
 ) -> None:
-    """Return when ``value`` proves that ``township`` forwarded ``forwarded`` on ``route`` to ``hub_id``
-    within the window around ``now_ms``; else raise, with the code saying why: ``malformed``, ``stale``,
+    """Return when ``value`` proves that ``township`` forwarded the bytes whose SHA-256 is ``body_sha256``
+    on ``route`` to ``hub_id`` within the window around ``now_ms`` (the caller hashes, so that a 32 MiB
+    push can be hashed off an event loop); else raise, with the code saying why: ``malformed``, ``stale``,
     ``unknown_key`` (no trusted key of that township by that id), ``bad_signature``, or whatever
     ``verify_key`` raises (a revoked township)."""
     if not township or len(township) > LABEL_MAX_CHARS:
@@ -113,7 +115,7 @@ def verify(
     if pub is None or key_id(public_bytes(pub)) != proof.key_id:
         raise UnknownKeyError(f"no trusted key {proof.key_id} of {township}")
     try:
-        pub.verify(proof.signature, message(township, hub_id, route, forwarded, proof.at_ms))
+        pub.verify(proof.signature, message(township, hub_id, route, body_sha256, proof.at_ms))
     except InvalidSignature as exc:
         raise SignatureError(f"{PROOF_HEADER} does not verify for this body from {township}") from exc
 

@@ -78,7 +78,7 @@ async def push(request: web.Request) -> web.Response:
     committer, writer = request.app[COMMITTER], request.app[WRITER]
     # The path a batch took, when the township relaying it proves it (node/relay_forward.py signs
     # it): that name is what a `relay_seen` alert blames. The batches verify whichever way they came.
-    label = relay_proof.read(request, hub, PUSH_ROUTE, data)
+    label = await relay_proof.read(request, hub, PUSH_ROUTE, data)
     if label.relay:
         source = f"relay:{label.relay}@{request.remote or '?'}"
     elif label.claimed:
@@ -131,7 +131,7 @@ def _pull_identity(request: web.Request, hub: Hub, data: bytes, relay: str) -> t
 async def pull(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     data = signed_request(request, "a pull")
-    label = relay_proof.read(request, hub, PULL_ROUTE, data)  # forwarded by the village's township?
+    label = await relay_proof.read(request, hub, PULL_ROUTE, data)  # forwarded by the village's township?
     writer = request.app[WRITER]  # bookkeeping runs in the committer's thread, through its hub
     if label.claimed:
         request.app[COMMITTER].later(

@@ -3,11 +3,13 @@ one hub, one route, one body, within a window; moved onto anything else it prove
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from protocol import relay_label
-from protocol.errors import RemoteProtocolError
+from protocol.errors import LocalProtocolError, RemoteProtocolError
 from protocol.frame import VerifyKey
 from protocol.keys import signing_key_from_seed
 
@@ -30,7 +32,7 @@ def check(value: str, **changes: object) -> None:
     args: dict[str, object] = {
         "hub_id": HUB,
         "route": relay_label.PUSH_ROUTE,
-        "forwarded": BODY,
+        "body_sha256": hashlib.sha256(BODY).digest(),
         "now_ms": NOW,
         "verify_key": keys({TOWNSHIP: KEY}),
     }
@@ -55,8 +57,8 @@ def test_a_proof_verifies_for_what_it_was_made_for() -> None:
 
 def test_a_proof_moved_onto_anything_else_proves_nothing() -> None:
     proof = relay_label.sign(KEY, TOWNSHIP, HUB, relay_label.PUSH_ROUTE, BODY, NOW)
-    assert refused(proof, forwarded=BODY + b"\x00") == "bad_signature"  # another body
-    assert refused(proof, forwarded=b"") == "bad_signature"
+    assert refused(proof, body_sha256=hashlib.sha256(BODY + b"\x00").digest()) == "bad_signature"  # another body
+    assert refused(proof, body_sha256=hashlib.sha256(b"").digest()) == "bad_signature"
     assert refused(proof, route=relay_label.PULL_ROUTE) == "bad_signature"  # another route
     assert refused(proof, hub_id="360803") == "bad_signature"  # another hub
     # Another township's name on it: its key is not the one that signed.
@@ -112,3 +114,8 @@ def test_the_label_must_name_a_township() -> None:
     assert refused(proof, township="") == "malformed"
     assert refused(proof, township="x" * 41) == "malformed"
     assert refused(proof, route="/v1/reconcile") == "malformed"
+
+
+def test_the_message_binds_a_whole_digest() -> None:
+    with pytest.raises(LocalProtocolError):
+        relay_label.message(TOWNSHIP, HUB, relay_label.PUSH_ROUTE, BODY, NOW)  # the body, not its digest
