@@ -181,3 +181,26 @@ async def test_a_pull_under_a_forged_label_is_not_through_the_relay(served: Serv
     assert served.via() == "network"
     assert await pull(served.signer().headers(relay_label.PULL_ROUTE, signed, now_ms())) == 200
     assert served.via() == f"relay:{TOWNSHIP}"
+
+
+async def test_a_stick_status_is_answered_from_its_cursor_only_under_a_townships_proof(served: Served) -> None:
+    """A village's status read from a stick at its township has no nonce and may be hours old; the hub
+    answers it, however old, only when the township proves it carried it. Under a bare label it is a
+    stale pull like any other."""
+    hours_ago = now_ms() - 3 * 3_600_000
+    old = Station(served.village.folder, clock=lambda: hours_ago)
+    try:
+        signed = base64.b64decode(uplink.pull_request(old, 0))  # no nonce: a status file's request
+    finally:
+        old.close()
+
+    async def pull(headers: dict[str, str]) -> int:
+        resp = await served.client.get(
+            "/v1/sync/pull", headers={REQUEST_HEADER: base64.b64encode(signed).decode(), **headers}
+        )
+        resp.release()
+        await served.client.app[COMMITTER].submit(lambda: None)
+        return resp.status
+
+    assert await pull({relay_label.RELAY_HEADER: TOWNSHIP}) == 400  # refused as stale
+    assert await pull(served.signer().headers(relay_label.PULL_ROUTE, signed, now_ms())) == 200
