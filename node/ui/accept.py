@@ -16,7 +16,9 @@ from aiohttp import web
 
 from node import commands
 from node.station import Station
+from node.ui import initials as picker_initials
 from node.ui.initials import INITIALS
+from node.ui.keys import STATION
 from node.ui.page import form_post, page, refuse, station_of, today
 from node.ui.receipt import receipt_view
 from node.ui.signin import author_of
@@ -50,6 +52,17 @@ def _choices(st: Station) -> tuple[list[Item], list[Choice]]:
         if all(st.tier in cat.items[c].accepted_at for c in t.items)
     ]
     return items, themes
+
+
+def _picker_names(st: Station) -> list[str]:
+    """The names the picker finds by their pinyin initials: its items' and its themes'."""
+    items, themes = _choices(st)
+    return [i.name for i in items] + [t.name for t in themes]
+
+
+def warm_initials(app: web.Application) -> None:
+    """The real server's picker initials, worked out once it has started (node/ui/initials.py)."""
+    picker_initials.warm(app, lambda: _picker_names(app[STATION]))
 
 
 def _choice(st: Station, kind: str, code: str) -> Choice | None:

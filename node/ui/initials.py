@@ -11,13 +11,16 @@ slower to start and larger, but the picker finds the same items either way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 from aiohttp import web
 
 from present import pinyin
+from replica.errors import Refused
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +56,36 @@ INITIALS = web.AppKey("ui_initials", Initials)
 
 def setup(app: web.Application) -> None:
     app[INITIALS] = Initials()
+
+
+def warm(app: web.Application, names: Callable[[], Iterable[str]]) -> None:
+    """Work out ``names()``'s initials in the background as soon as the app has started, so the first
+    person to open the picker does not wait for the child (about a second on a busy PC). Only the real
+    server asks for it (node/server.py); an app made for a test works them out at its first picker."""
+    started: list[asyncio.Task[None]] = []
+
+    async def start(_: web.Application) -> None:
+        try:
+            wanted = list(names())
+        except Refused:
+            return  # no usable catalogue yet: the picker works them out once there is one
+        except Exception:  # never a reason not to serve: the picker works them out when opened
+            log.exception("受理页的事项名称未能读出，拼音首字母等打开受理页时再算")
+            return
+        started.append(asyncio.create_task(_logged(app[INITIALS].of(wanted))))
+
+    async def stop(_: web.Application) -> None:
+        for task in started:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+
+
+async def _logged(work: Coroutine[Any, Any, object]) -> None:
+    try:
+        await work
+    except Exception:  # the picker tries again when opened; the server goes on either way
+        log.exception("拼音首字母未能预先算好，打开受理页时再算")

@@ -4,6 +4,7 @@ before, and still does when the child cannot run."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from node.server import create_app
+from node.ui.accept import warm_initials
 from node.ui.initials import Initials
 from present.pinyin import initials, initials_apart
 from tests.sync.test_catalogue import CAT
@@ -73,3 +75,26 @@ async def test_a_name_is_worked_out_once(monkeypatch: pytest.MonkeyPatch) -> Non
     lookup = await known.of([LOW_INCOME, "残疾人证申领受理"])
     assert asked == [[LOW_INCOME], ["残疾人证申领受理"]]  # a new release asks only for its new names
     assert lookup("残疾人证申领受理") == "cjrzslsl"
+
+
+async def test_the_real_server_works_them_out_before_the_picker_is_opened(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[list[str]] = []
+
+    def apart(names: list[str]) -> list[str]:
+        asked.append(list(names))
+        return [initials(n) for n in names]
+
+    monkeypatch.setattr("present.pinyin.initials_apart", apart)
+    app = create_app(pair.root / "village", 3600.0)
+    warm_initials(app)  # as node/server.py's serve does
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        for _ in range(200):
+            if asked:
+                break
+            await asyncio.sleep(0.02)
+        assert len(asked) == 1 and LOW_INCOME in asked[0]  # at start, before any page was asked for
+        html = await (await client.get("/accept", params={"q": "zdshbz"})).text()
+        assert LOW_INCOME in html
+    assert len(asked) == 1  # the picker used what the start worked out
