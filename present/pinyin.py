@@ -34,6 +34,8 @@ def initials_apart(names: Sequence[str], *, timeout: float = 120.0) -> list[str]
     """:func:`initials` of each name, worked out by ``python -m present.pinyin`` in a child process, so the
     caller never holds pypinyin's table. Raises ``OSError`` or ``subprocess.SubprocessError`` if the child
     cannot run or fails; the caller decides whether to fall back to :func:`initials` in-process."""
+    if not sys.executable:  # an embedded interpreter may not know its own program
+        raise OSError("no Python program to run the child with (sys.executable is empty)")
     # The child finds this package the way the parent did, even when the parent was started from a
     # checkout rather than an installed copy.
     root = str(Path(__file__).resolve().parent.parent)
