@@ -47,6 +47,9 @@ def initials_apart(names: Sequence[str], *, timeout: float = 120.0) -> list[str]
         env=env,
         timeout=timeout,
         check=True,
+        # Its own session: a Ctrl-C at the server's terminal stops the server, not this half-second child
+        # (which would otherwise fail and send the caller to its in-process fallback while shutting down).
+        start_new_session=True,
     )
     out = json.loads(done.stdout.decode("utf-8"))
     if not isinstance(out, list) or len(out) != len(names) or not all(isinstance(x, str) for x in out):
