@@ -10,6 +10,7 @@ BENCHMARKS = {
     "district": "every station of the district reconnects at once with its share of the workload",
     "stations": "many simulated stations push 20 changes and pull, all at once",
     "node": "accept latency, idle RSS and cold start of a station",
+    "node_memory": "the idle station server's memory: RSS, anonymous and file pages, with and without numpy",
     "limits": "this machine's ceiling for the same work (SQLite, Ed25519, msgpack, zlib)",
     "reconcile": "nightly anti-entropy (Merkle digests) between a station and the hub",
     "year": "ten years of data: every dashboard and station page at a million applications",

@@ -66,3 +66,20 @@ def window_sign_in(opener: urllib.request.OpenerDirector, url: str, csrf_of) -> 
         status = exc.code
     elapsed = time.perf_counter() - t0
     return elapsed, "" if status == 303 else f"the sign-in answered HTTP {status} instead of 303"
+
+
+def wait_sealed(opener: urllib.request.OpenerDirector, url: str, timeout: float = 300.0) -> str:
+    """After the first sign-in at a station holding more changes than the window seals inline, the
+    pages go to the sealing progress page (node/ui/sealing.py) until the job is done: wait for it, so
+    the accepts that follow are timed as accepts. '' once done, else a note."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with opener.open(f"{url}/sealing?next=/", timeout=30) as resp:
+                resp.read()  # still sealing (or its outcome, said once): ask again
+        except urllib.error.HTTPError as exc:
+            if exc.code == 303:
+                return ""
+            return f"the sealing page answered HTTP {exc.code}"
+        time.sleep(0.2)
+    return f"the first sign-in's sealing was not done after {timeout:.0f} s"

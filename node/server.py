@@ -23,6 +23,7 @@ from node.relay_queue import RELAY_TIERS
 from node.relay_server import create_relay_app
 from node.station import Station
 from node.ui import add_ui_routes
+from node.ui.accept import warm_initials
 from node.ui.keys import STATION
 from replica import listen, schedule
 from replica.errors import Refused, Unreachable
@@ -175,4 +176,6 @@ def serve(
         for line in relay_address.startup_words(told):  # the address told to villages, or why none is
             print(line, flush=True)
     print(f"本站办事界面已启动：http://127.0.0.1:{port}/（仅本机可访问；按 Ctrl-C 停止）", flush=True)
-    web.run_app(create_app(folder, interval, nightly_at, relay_sock=relay_sock), sock=sock, print=None, access_log=None)
+    app = create_app(folder, interval, nightly_at, relay_sock=relay_sock)
+    warm_initials(app)  # the accept picker's pinyin initials, before anyone opens it (node/ui/initials.py)
+    web.run_app(app, sock=sock, print=None, access_log=None)

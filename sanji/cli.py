@@ -7,15 +7,18 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from hub import cli as hub_cli
-from node import cli as node_cli
 from present import argparse_words
 from present.output import EXIT_REFUSED, fail, run
 from sanji import __version__
-from sanji.demo import run_demo
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(area: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``area="node"``, only the station's commands: `sanji node ...` (a station's
+    server above all, which runs for days on an old shared PC) then never imports the hub's code, about
+    2 MB of its idle memory and a part of every station command's start (docs/benchmarks.md, "Station
+    server idle memory"). Parsing a station's command line needs no other area."""
+    from node import cli as node_cli
+
     argparse_words.install()
     parser = _Parser(
         prog="sanji",
@@ -23,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"sanji {__version__}", help="显示版本号后退出")
     sub = parser.add_subparsers(dest="area", required=True)
+    if area == "node":
+        node_cli.add_parser(sub)
+        return parser
+    from hub import cli as hub_cli
+
     hub_cli.add_parser(sub)
     node_cli.add_parser(sub)
     demo = sub.add_parser("demo", help="在本机演示一个完整的区，一步一步讲给你看")
@@ -46,13 +54,20 @@ _JSON_ARGV = [False]  # whether the argv being parsed asks for --json (main may 
 
 
 def main(argv: list[str] | None = None) -> int:
-    _JSON_ARGV[0] = "--json" in (sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    _JSON_ARGV[0] = "--json" in words
+    args = build_parser("node" if words[:1] == ["node"] else None).parse_args(argv)
     as_json = bool(getattr(args, "json", False))
     if args.area == "hub":
+        from hub import cli as hub_cli
+
         return run(lambda: hub_cli.main(args), as_json=as_json)
     if args.area == "node":
+        from node import cli as node_cli
+
         return run(lambda: node_cli.main(args), as_json=as_json)
+    from sanji.demo import run_demo
+
     return run(lambda: run_demo(args.dir, once=args.once, port=args.port, command=main), as_json=as_json)
 
 

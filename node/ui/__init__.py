@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from node.ui import accept, account, apps, home, report, sealing, signin, supplement, sync, tasks
+from node.ui import accept, account, apps, home, initials, report, sealing, signin, supplement, sync, tasks
 from node.ui.keys import CSRF, ENV
 from node.ui.page import loopback_only
 from node.ui.status import PROBE, HubProbe
@@ -38,6 +38,7 @@ def add_ui_routes(app: web.Application) -> None:
     add_common_static(app)
     app.router.add_static("/static/", NODE / "static", name="node_static")
     home.setup(app)
+    initials.setup(app)  # the picker's pinyin initials, worked out apart from this process
     accept.setup(app)
     apps.setup(app)
     sync.setup(app)

@@ -16,10 +16,12 @@ from aiohttp import web
 
 from node import commands
 from node.station import Station
+from node.ui import initials as picker_initials
+from node.ui.initials import INITIALS
+from node.ui.keys import STATION
 from node.ui.page import form_post, page, refuse, station_of, today
 from node.ui.receipt import receipt_view
 from node.ui.signin import author_of
-from present.pinyin import initials
 from present.webui import read_form
 from replica.errors import Refused
 from sync import catalogue_view
@@ -52,6 +54,17 @@ def _choices(st: Station) -> tuple[list[Item], list[Choice]]:
     return items, themes
 
 
+def _picker_names(st: Station) -> list[str]:
+    """The names the picker finds by their pinyin initials: its items' and its themes'."""
+    items, themes = _choices(st)
+    return [i.name for i in items] + [t.name for t in themes]
+
+
+def warm_initials(app: web.Application) -> None:
+    """The real server's picker initials, worked out once it has started (node/ui/initials.py)."""
+    picker_initials.warm(app, lambda: _picker_names(app[STATION]))
+
+
 def _choice(st: Station, kind: str, code: str) -> Choice | None:
     cat = st.catalogue().catalogue
     if kind == "item":
@@ -72,7 +85,9 @@ async def choose(request: web.Request) -> web.StreamResponse:
     except Refused as exc:
         return await refuse(request, 409, str(exc))
     # What each choice is found by (name, code, abbreviations such as 低保, pinyin initials such as zdshbz):
-    # the server filters on it for ?q=, and the page carries it so station.js filters the same way.
+    # the server filters on it for ?q=, and the page carries it so station.js filters the same way. The
+    # initials come from a child process the first time a name is seen (node/ui/initials.py).
+    initials = await request.app[INITIALS].of([i.name for i in items] + [t.name for t in themes])
     terms = {i.code: catalogue_view.item_terms(i, initials) for i in items}
     # A theme is found by its own terms and by what its items are called, but not by their codes: typing
     # an item's code means that item.
