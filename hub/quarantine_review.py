@@ -164,9 +164,7 @@ def _staff_applied(hub: Hub, held: Change) -> str:
     gate = Gate(hub, Lookup(hub))
     verdict = gate.ask(held, gate.actor(held.origin), now_ms=hub.clock())
     if not verdict.admitted:
-        raise Refused(
-            f"放行时复核该密码变更仍未通过，仍留在隔离区待审（可驳回）：{verdict.reason}", code=verdict.code
-        )
+        raise Refused(f"放行时复核该密码变更仍未通过，仍留在隔离区待审（可驳回）：{verdict.reason}", code=verdict.code)
     fan_out(hub, hub.records.apply([held]).logged)
     taken = take_station_change(hub, held)
     hub.observe_hlc(held.hlc)

@@ -63,9 +63,7 @@ def rows(world: World) -> list[tuple[int, str, str, str]]:
     return [(int(r[0]), str(r[1]), str(r[2]), str(r[3] or "")) for r in got]
 
 
-def test_released_once_the_clock_allows_it_the_hubs_account_takes_the_new_password(
-    world: World, v1: Station
-) -> None:
+def test_released_once_the_clock_allows_it_the_hubs_account_takes_the_new_password(world: World, v1: Station) -> None:
     ((qid, code, state, _),) = rows(world)
     assert (code, state) == ("clock_ahead", "open")
     before = hub_account(world)
