@@ -15,6 +15,11 @@ its tracking code taken out, then asked ingest's admission question with its ori
 admitted, and held as its origin sent it in its own signed batch, it is applied as it is (the
 exception), else written as a hub change like any other release. One that still does not open can
 only be rejected.
+
+A password changed at a station (entity ``staff``) is released the way ingest takes a fresh one: asked
+the same admission question with its station's authority and, admitted, applied as it is, its hash
+taken by the hub's account when the ``password_version`` rule says so (``_staff_applied``); refused
+again, it stays held. Only one its own station signed and sent can be released.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from hub.admission import Gate
 from hub.feed import Lookup, fan_out
 from hub.operations import approval_item
 from hub.sealed_changes import open_change
+from hub.staff import take_station_change
 from hub.tracking import Concealer
 from protocol.codec import unpack
 from protocol.errors import RemoteProtocolError
@@ -38,6 +44,7 @@ from sync.change import Change, change_from_wire
 from sync.fold import values, versions
 from sync.identity import mask_id, mask_phone
 from sync.model import ModelError
+from sync.staff_change import STAFF_ENTITY
 from sync.workflow import Status
 
 if TYPE_CHECKING:
@@ -101,9 +108,15 @@ def release(
         raise Refused("该变更的来源与所在批次不符，不能放行，只能驳回")
     # Held only because its seal did not open (a ten-element change in its origin's own batch): it was
     # never judged, so it is judged now as ingest would have, and applied as it is when admitted.
-    unjudged = isinstance(wire, list) and len(wire) == 10 and hub.store.held_as_sent(origin, epoch, seq) == raw
+    as_sent = hub.store.held_as_sent(origin, epoch, seq) == raw
+    unjudged = isinstance(wire, list) and len(wire) == 10 and as_sent
+    staff = held.entity == STAFF_ENTITY
+    if staff and not as_sent:
+        raise Refused(NOT_AS_SENT, code="staff_not_as_sent")
     with hub.store.transaction():
-        if unjudged and _applied_as_sent(hub, held):
+        if staff:
+            made, how = held, _staff_applied(hub, held)
+        elif unjudged and _applied_as_sent(hub, held):
             made, how = held, "解开后经准入检查，按原样应用"
         else:
             made = _written(hub, held, by=by, note=note)
@@ -133,6 +146,31 @@ def _applied_as_sent(hub: Hub, held: Change) -> bool:
     fan_out(hub, hub.records.apply([held]).logged)
     hub.observe_hlc(held.hlc)
     return True
+
+
+NOT_AS_SENT = (
+    "这一密码变更不是其站点本身签名送来的，无法核验，不能放行，只能驳回 "
+    "(a password change is released only as its own station signed and sent it)"
+)
+
+
+def _staff_applied(hub: Hub, held: Change) -> str:
+    """A password changed at a station (``sync/staff_change.py``), released: it takes exactly ingest's
+    path for a fresh one, the same admission question with its station's authority (clock included)
+    and the same ``password_version`` rule at the account (``hub.staff.take_station_change``). Never
+    written as a hub change: the hub's own authority is not "the person or the station's
+    administrator". Refused again, it stays held (``Refused`` with the new reason; the caller's
+    transaction rolls back). How it went, for the row's note. Call inside a transaction."""
+    gate = Gate(hub, Lookup(hub))
+    verdict = gate.ask(held, gate.actor(held.origin), now_ms=hub.clock())
+    if not verdict.admitted:
+        raise Refused(f"放行时复核该密码变更仍未通过，仍留在隔离区待审（可驳回）：{verdict.reason}", code=verdict.code)
+    fan_out(hub, hub.records.apply([held]).logged)
+    taken = take_station_change(hub, held)
+    hub.observe_hlc(held.hlc)
+    if taken is None:
+        return "经准入检查，按原样应用；区局此后已自行设置该账户密码，以区局的为准"
+    return f"经准入检查，按原样应用，区局账户已采用新密码（版本 {taken}）"
 
 
 def _written(hub: Hub, held: Change, *, by: str, note: str) -> Change:

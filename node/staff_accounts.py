@@ -291,8 +291,10 @@ def enable(
     now_ms: int,
     params: ScryptParams = DEFAULT_PARAMS,
 ) -> None:
-    """Let ``user`` sign in again with a password the administrator sets (also how a forgotten
-    password is reset): a new hash, the data key wrapped afresh, the failure count cleared."""
+    """Let ``user`` sign in again with a password the administrator sets: a new hash, the data key
+    wrapped afresh, the failure count cleared. It stays at the station; ``sanji node passwd --user``
+    and the window's 重置同事密码 go through ``node/staff_reset.py``, whose reset of an account the hub
+    made travels up as a signed change."""
     key = _require_admin(by, station, now_ms)
     check_password_length(password)
     wrapped = data_key.wrap(key, password, station=station, user=user, params=params).to_bytes()

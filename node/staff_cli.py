@@ -7,7 +7,8 @@ in through ``node/staff_accounts.py`` (its lock-out, disabled accounts and wrong
 with their own codes) and the change carries their user name; without ``--staff`` the command is
 refused (``staff_required``) and says what to add. ``sync``, ``status``, ``serve``, ``import`` and
 ``export`` never ask: they move what is written and reveal nothing. ``passwd`` changes the person's
-own password (``node/staff_password.py``).
+own password (``node/staff_password.py``), or with ``--user`` an administrator resets a colleague's
+(``node/staff_reset.py``).
 
 The session lives for one command: the station holds it while the command runs (its writes seal
 personal values with the data key) and ``Station.close`` ends it, so the key is not kept longer.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node import at_rest_arrivals, staff_accounts, staff_password
+from node import at_rest_arrivals, staff_accounts, staff_password, staff_reset
 from node.staff_session import idle_ms_for
 from node.station import Station
 from present.output import emit
@@ -157,7 +158,12 @@ def cmd_add_admin(args: argparse.Namespace) -> None:
 
 def cmd_passwd(args: argparse.Namespace) -> None:
     """``sanji node passwd DIR --staff USER``: the current password on the first line of stdin, the new
-    one on the second (``node/staff_password.py``)."""
+    one on the second (``node/staff_password.py``). With ``--user COLLEAGUE`` the administrator's own
+    password comes first and the colleague's is reset (``node/staff_reset.py``)."""
+    colleague = str(getattr(args, "user", None) or "")
+    if colleague and colleague != args.staff:
+        reset_colleague(args, colleague)
+        return
     old = read_password("当前密码")
     new = read_password("新密码（标准输入第二行）")
     st = Station(args.dir)
@@ -170,6 +176,27 @@ def cmd_passwd(args: argparse.Namespace) -> None:
         args.json,
         lambda d: (
             f"工作人员 {d['user']} 的密码已修改"
+            + ("；下次同步时报区行政审批局" if out["travels"] else "")
+            + "。旧密码从此不能再登录。"
+        ),
+    )
+
+
+def reset_colleague(args: argparse.Namespace, colleague: str) -> None:
+    """``sanji node passwd DIR --staff ADMIN --user COLLEAGUE``: the administrator's password on the first
+    line of stdin, the colleague's new one on the second."""
+    admin_password = read_password("管理员本人的密码")
+    new = read_password("同事的新密码（标准输入第二行）")
+    st = Station(args.dir)
+    try:
+        out = staff_reset.reset(st, admin=args.staff, admin_password=admin_password, user=colleague, new=new)
+    finally:
+        st.close()
+    emit(
+        {"station": out["station"], "user": out["user"], "by": out["by"]},
+        args.json,
+        lambda d: (
+            f"管理员 {d['by']} 已重设工作人员 {d['user']} 的密码并解除登录暂停"
             + ("；下次同步时报区行政审批局" if out["travels"] else "")
             + "。旧密码从此不能再登录。"
         ),
@@ -189,5 +216,10 @@ def add_arguments(parsers: Mapping[str, argparse.ArgumentParser], cmd: Callable[
     p = cmd("add-admin", "为还没有工作人员账户的本站建立首个管理员（密码从标准输入第一行读取）")
     p.add_argument("--user", required=True, help="用户名：小写字母开头，只含小写字母、数字和 _ . -")
     p.add_argument("--name", required=True, help="姓名，如 张三")
-    p = cmd("passwd", "修改本人密码：标准输入第一行为当前密码，第二行为新密码")
-    p.add_argument("--staff", required=True, help="要修改密码的工作人员用户名（本人）")
+    p = cmd(
+        "passwd",
+        "修改本人密码：标准输入第一行为当前密码，第二行为新密码；"
+        "管理员加 --user 重设同事密码：第一行为管理员本人密码，第二行为同事的新密码",
+    )
+    p.add_argument("--staff", required=True, help="要修改密码的工作人员用户名（本人）；重设同事密码时为管理员本人")
+    p.add_argument("--user", default="", help="管理员重设其密码的同事用户名（同时解除登录暂停）")

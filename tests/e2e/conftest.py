@@ -13,7 +13,7 @@ Which modules run on both backends (issue 15). A module whose subject is the hub
 by `sanji hub init` on SQLite and, in a fresh database of the throwaway cluster, with ``--database``:
   test_sync_e2e, test_crash (kill -9 mid-push and mid-import), test_key_rotation, test_enrol_mitm (the
   PostgreSQL variant on one representative rogue answer: the three differ only at the station),
-  test_staff_from_hub, test_staff_author, test_catalogue_and_show, test_tracking, test_one_stick,
+  test_staff_from_hub, test_staff_author, test_staff_reset, test_catalogue_and_show, test_tracking, test_one_stick,
   test_relay_e2e, test_set_hub (the two cases about the station alone stay on SQLite, marked),
   test_back_entry_cli, test_json_failures (its hub's failures; the usage ones open no store), and
   test_postgres_hub (PostgreSQL's own: `init --database`, a district on either, two processes).
