@@ -24,6 +24,7 @@ from typing import Any
 from node.relay_withheld import HOURS
 from node.station import Station
 from replica.ids import iso_from_ms
+from sync.relay_evidence import heard, report_digest
 
 PAUSE_MS = 24 * 3600 * 1000  # a relay caught misbehaving is left alone this long
 # What the relay did, in staff's words; the keys are the stable codes the hub is told.
@@ -34,9 +35,11 @@ WHAT = {
     "malformed": "交来的应答无法读取",
     "bad_keys": "交来的区局密钥记录未通过本站固定的根密钥核验（被篡改）",
     "withheld": f"交给它的批次或取数请求超过 {HOURS} 小时仍未送到区局（可能被扣下或延误）",
+    # Certain (sync/relay_evidence.py): the hub's signed answer to a later request shows it never had one.
+    "skipped": "转发了本站之后的取数请求，却扣下了本站之前交给它的批次（区局签名的应答为证）",
 }
-# What became of what it handed over or held: refused, or (withheld) still kept here to send another way.
-_KEPT = {"withheld": "这些变更仍保存在本站，数据无损失"}
+# What became of what it handed over or held: refused, or still kept here to send another way.
+_KEPT = {"withheld": "这些变更仍保存在本站，数据无损失", "skipped": "这些变更仍保存在本站，数据无损失"}
 
 
 def township_of(code: str) -> str:
@@ -83,11 +86,29 @@ def to_report(st: Station) -> dict[str, Any] | None:
     return alert if alert is not None and not alert.get("reported_ms") else None
 
 
-def reported(st: Station, at_ms: int) -> None:
-    """A request carrying the alert reached the hub (its page came back verified, or it left on a stick
-    the hub imports): later requests need not carry it again."""
+def digest(alert: dict[str, Any]) -> bytes:
+    """The report's digest, as the hub echoes it (the fields the pull request carries)."""
+    return report_digest(str(alert["relay"]), str(alert["problem"]), int(alert["at_ms"]))
+
+
+def echoed(st: Station, echo: bytes | None) -> None:
+    """A page the hub signed said which report of ours it has recorded (``FeedPage.relay_report``; inside
+    the page's transaction). Only that settles the report: a hub that answered and then lost its
+    bookkeeping never echoes it, so the report goes again (hub/relay_reports.py)."""
+    if echo is None:
+        return  # a hub from before the echo
+    if not st.meta.get("report_echo"):
+        st.meta.set("report_echo", True)  # this hub echoes: answers alone no longer settle a report
     alert = to_report(st)
-    if alert is not None and int(alert["at_ms"]) <= at_ms:
+    if alert is not None and heard(digest(alert), echo):
+        st.meta.set("relay_alert", {**alert, "reported_ms": st.clock()})
+
+
+def reported(st: Station, at_ms: int) -> None:
+    """A round with a hub from before the echo carried the alert: later requests need not carry it
+    again. A hub that echoes settles it by its echo alone (``echoed``)."""
+    alert = to_report(st)
+    if alert is not None and int(alert["at_ms"]) <= at_ms and not st.meta.get("report_echo"):
         with st.transaction():
             st.meta.set("relay_alert", {**alert, "reported_ms": st.clock()})
 
@@ -96,8 +117,11 @@ def words(alert: dict[str, Any]) -> str:
     """The sentence staff read: who, what, and what to do."""
     until = iso_from_ms(int(alert["at_ms"]) + PAUSE_MS)
     who = f"乡镇中转站 {alert['relay'] or '（本乡镇）'}（{alert['url']}）"
+    what = WHAT.get(str(alert["problem"]), WHAT["malformed"])
+    if alert["problem"] == "skipped" and alert.get("detail"):
+        what += f"（{alert['detail']}）"  # which batch: the hub's word, not a guess
     return (
-        f"{who}异常：{WHAT.get(str(alert['problem']), WHAT['malformed'])}，"
+        f"{who}异常：{what}，"
         f"{_KEPT.get(str(alert['problem']), '已拒收，本站数据无损失')}；"
         f"{until} 前不再经它转发，请直接连区局同步或用 U 盘导出交换"
         + ("（已报告区局）" if alert.get("reported_ms") else "（下次连上区局时自动报告）")
