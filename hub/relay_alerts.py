@@ -12,8 +12,9 @@ where the relay is the one to blame:
   unless they are on their way by hand: the words say "may");
 - ``relay`` (a village's signed report, protocol/feed.py ``PullRequest.relay*``): the village met acks
   or pages that were not the hub's, or a replayed page, from its relay, or what it left there went
-  unanswered too long while the relay kept answering (``withheld``). One alert per report: the
-  village repeats it until a round with the hub itself has carried it.
+  unanswered too long while the relay kept answering (``withheld``), or the hub's page showed a batch
+  kept back (``skipped``). One alert per report: the village repeats it until the hub's signed page
+  echoes it (hub/relay_reports.py).
 
 Duplicates arriving through a relay are not alerts: a village offers every unsettled batch again each
 round, so a batch forwarded twice is the normal case, answered as a duplicate.

@@ -5,7 +5,9 @@ answers to us: acks or pages that do not verify against the pinned hub key (swap
 truncated, written by the relay itself), pages answering no pull request of ours (a replay), answers it
 cannot even frame. Each is refused where it is met (node/relay_client.py). The one misdeed no
 signature shows, a relay that takes everything and forwards nothing, is caught by time instead
-(node/relay_withheld.py: ``withheld``). Here it is remembered, with the township named, so that:
+(node/relay_withheld.py: ``withheld``), unless the hub's signed page answering a later request shows
+the hub never had a batch left before it (node/relay_skipped.py: ``skipped``, at once). Here it is
+remembered, with the township named, so that:
 
 - staff see it (``node status`` ``relay_alert``, the station window) with what to do: use the direct
   link or a USB stick;
@@ -13,8 +15,10 @@ signature shows, a relay that takes everything and forwards nothing, is caught b
   first; with the hub out of reach the round fails as unreachable, and the stick remains) and, once
   the pause is over, try it again: a relay that behaves clears the alert, one that does not renews it;
 - the hub hears of it: the station's signed pull requests carry the alert (``relay``,
-  ``relay_problem``, ``relay_at_ms`` in protocol/feed.py ``PullRequest``) until a round with the hub
-  itself, or a status file it imported, has carried it; the hub raises it as an alert naming the relay.
+  ``relay_problem``, ``relay_at_ms`` in protocol/feed.py ``PullRequest``), and its stick status too,
+  until a page the hub signed echoes the report (``echoed``): the hub echoes only what it has recorded,
+  so a hub that answered and then lost its bookkeeping hears it again (hub/relay_reports.py). The hub
+  raises it as an alert naming the relay, once.
 """
 
 from __future__ import annotations
