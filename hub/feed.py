@@ -102,6 +102,14 @@ def fan_out(hub: HubState, logged: Iterable[tuple[int, Change, str]], lookup: Lo
             hub.store.add_to_feed(station, rowid)
 
 
+def chain_at(hub: HubState, station: str, epoch: int | None) -> tuple[int, int]:
+    """(epoch, next seq the hub expects) of a station's chain in the epoch its pull names, for the page's
+    signed header: what lets a village prove its relay skipped a batch (sync/relay_evidence.py)."""
+    if epoch is None or not 0 < epoch < 2**62:
+        return (0, 0)
+    return (epoch, hub.store.cursor(station, epoch).next_seq)
+
+
 def feed_page(
     hub: HubState,
     station_code: str,

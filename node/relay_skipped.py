@@ -28,8 +28,8 @@ def _counts(st: Station, key: str) -> dict[str, int]:
 
 def keep_only(st: Station, unsettled: list[bytes]) -> None:
     """Forget the batches the hub has settled since (their place in the order no longer matters)."""
-    kept = _counts(st, "relay_handed")
-    still = {k: v for k, v in kept.items() if bytes.fromhex(k) in set(unsettled)}
+    kept, now = _counts(st, "relay_handed"), {h.hex() for h in unsettled}
+    still = {k: v for k, v in kept.items() if k in now}
     if still != kept:
         with st.transaction():
             st.meta.set("relay_handed", still)

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from hub import relay_address, relay_reports
 from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE, WRITER
-from hub.feed import feed_page
+from hub.feed import chain_at, feed_page
 from hub.ingest import FrameAck, ingest_frame
 from hub.reconcile import handle as reconcile_step
 from hub.service import Hub
@@ -145,19 +145,10 @@ async def pull(request: web.Request) -> web.Response:
         catalogue_version=body.catalogue_version,
         nonce=nonce if 0 < len(nonce) <= MAX_NONCE_BYTES else b"",
         staff_version=body.staff_version,  # the station's accounts changed since (hub/staff.py)
-        chain=_chain(hub, station, body),
+        chain=chain_at(hub, station, body.epoch),  # lets a village prove a batch skipped
         report_asked=bool(body.relay),  # the page echoes what it recorded (hub/relay_reports.py)
     )
     return web.Response(body=page, content_type="application/vnd.sanji.document")
-
-
-def _chain(hub: Hub, station: str, body: PullRequest) -> tuple[int, int]:
-    """(epoch, next seq the hub expects) of the station's chain in the epoch its pull names, for the
-    page's signed header: what lets a village prove its relay skipped a batch (sync/relay_evidence.py)."""
-    epoch = body.epoch
-    if epoch is None or not 0 < epoch < 2**62:
-        return (0, 0)
-    return (epoch, hub.store.cursor(station, epoch).next_seq)
 
 
 def _note_pull(request: web.Request, writer: Hub, station: str, body: PullRequest, relay: str) -> None:
