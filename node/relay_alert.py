@@ -78,8 +78,9 @@ def paused(st: Station) -> dict[str, Any] | None:
 
 
 def clear(st: Station) -> None:
-    """The relay behaved through a whole round: it is trusted to carry again."""
-    if current(st) is not None:
+    """The relay behaved through a whole round: it is trusted to carry again. An alert the hub has not
+    echoed yet stays (no longer pausing anything) until it has: clearing it would lose the report."""
+    if current(st) is not None and to_report(st) is None:
         with st.transaction():
             st.meta.set("relay_alert", None)
 

@@ -162,11 +162,16 @@ async def test_the_village_falls_back_to_the_direct_link_or_usb_while_the_relay_
     assert got["rejected"] == [], got
     assert [s for s, _ in hub_alerts(relayed, "relay")] == [TOWNSHIP]
 
-    # Once the pause is over the relay is tried again; a clean round clears the alert.
+    # Once the pause is over the relay is tried again; a clean round clears the alert, once the hub's
+    # page has echoed the report (until then it stays, pausing nothing, so the report is not lost).
     monkeypatch.setattr(relay_alert, "PAUSE_MS", 0)
     with relayed.queue() as conn:  # the forged answer was handed over already; nothing else is wrong
         conn.execute("DELETE FROM relay_frames WHERE direction='down'")
     again = await client.sync_round(st)
+    assert again.via == "relay" and again.feed_problems == [], again
+    assert relay_alert.paused(st) is None and relay_alert.to_report(st) is not None
+    await relayed.forward()
+    again = await client.sync_round(st)  # the hub's page, through the relay, echoes the stick's report
     assert again.via == "relay" and relay_alert.current(st) is None, again
     assert status.gather(st, hub_reachable=None)["relay_alert"] is None
 
