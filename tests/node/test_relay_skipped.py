@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from node import client, relay_alert, relay_forward, relay_withheld, status, uplink
+from node import client, relay_alert, relay_client, relay_forward, relay_skipped, relay_withheld, status, uplink
 from node.relay_queue import RelayQueue, now_ms
 from tests.conftest import World
 from tests.node.test_relay import TOWNSHIP, V1, Relayed, relay_world
@@ -135,3 +135,36 @@ def test_an_expired_batch_takes_its_village_pull_request_with_it(relayed: Relaye
         assert queue.waiting_batches(V1) == [] and queue.waiting_pull(V1) is None
     finally:
         queue.close()
+
+
+async def test_a_batch_and_request_left_while_the_relay_forwards_wait_in_order(
+    relayed: Relayed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The village leaves a batch and a request while the township is forwarding: the request read
+    before the batches goes, the new one waits with its batch, and nothing is blamed."""
+    st = relayed.v1
+    await relayed.village_round(st)  # a pull request alone
+    number = relayed.accept(st)
+    original = RelayQueue.waiting_batches
+
+    def meanwhile(queue: RelayQueue, village: str) -> list[tuple[int, bytes]]:
+        found = original(queue, village)
+        if village == V1 and not found:  # the village's round lands now, as relay_client.py does it
+            uplink.build_outbox(st)
+            unsettled = uplink.unsettled(st)
+            queue.offer_up([f for _, f in unsettled], now_ms())
+            relay_skipped.left(st, [o.batch_hash for o, _ in unsettled])
+            nonce = b"m" * 16
+            relay_client._remember(st, nonce)
+            queue.offer_pull(uplink.pull_frame(st, st.meta.int("feed_cursor"), nonce), now_ms())
+        return found
+
+    monkeypatch.setattr(RelayQueue, "waiting_batches", meanwhile)
+    done = await relayed.forward()
+    monkeypatch.undo()
+    assert done.batches == 0 and done.pulls == 1 and batches_waiting(relayed) == 1, done
+    rnd = await relayed.village_round(st)  # the page answers the request left before the batch
+    assert rnd.misdeeds == [] and relay_alert.current(st) is None, rnd
+    await relayed.forward()
+    rnd = await relayed.village_round(st)
+    assert rnd.misdeeds == [] and relayed.hub_count(number) == 1 and st.pending_changes() == 0, rnd
