@@ -8,10 +8,11 @@ is a single indexed range scan.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from hub import relay_address
+from hub import relay_address, relay_reports
 from protocol.errors import LocalProtocolError
 from protocol.feed import FeedPage, FeedSpan, StaffEntry
 from protocol.keys import key_id, load_seal_public
@@ -101,6 +102,14 @@ def fan_out(hub: HubState, logged: Iterable[tuple[int, Change, str]], lookup: Lo
             hub.store.add_to_feed(station, rowid)
 
 
+def chain_at(hub: HubState, station: str, epoch: int | None) -> tuple[int, int]:
+    """(epoch, next seq the hub expects) of a station's chain in the epoch its pull names, for the page's
+    signed header: what lets a village prove its relay skipped a batch (sync/relay_evidence.py)."""
+    if epoch is None or not 0 < epoch < 2**62:
+        return (0, 0)
+    return (epoch, hub.store.cursor(station, epoch).next_seq)
+
+
 def feed_page(
     hub: HubState,
     station_code: str,
@@ -110,6 +119,8 @@ def feed_page(
     limit: int = PAGE_LIMIT,
     nonce: bytes = b"",
     staff_version: int = 0,
+    chain: tuple[int, int] = (0, 0),
+    report_asked: bool = False,
 ) -> bytes:
     """One signed page of a station's feed, sealed to the station's key when it has one.
 
@@ -123,7 +134,11 @@ def feed_page(
     someone on the path cannot answer a new pull, so a station notices a feed that stopped advancing.
 
     The station's own staff accounts changed after ``staff_version`` ride along (all of them at 0, as
-    on a stick, which answers no pull): a handful of short strings, never another station's."""
+    on a stick, which answers no pull): a handful of short strings, never another station's.
+
+    ``chain`` (epoch, next seq expected) is the hub's word on the station's own chain when it answered,
+    signed beside the nonce; the page echoes the station's newest relay report the hub has recorded
+    (``report_asked``: the pull carried one). Both in sync/relay_evidence.py."""
     station = hub.store.station(station_code)
     if station is None:
         raise KeyError(station_code)
@@ -136,9 +151,13 @@ def feed_page(
     # Hashes travel only sealed to the station: none for a station whose sealing key is not yet pinned.
     accounts = hub.store.staff_changed_after(station_code, staff_version) if station.seal_pub else []
     staff = tuple(_staff_entry(a) for a in accounts)
+    report = relay_reports.echo(hub.store, station_code, asked=report_asked)
+    span = FeedSpan(0, 0, False, nonce, *chain)
     while True:
         try:
-            return _page(hub, station, after=after, limit=limit, catalogue=catalogue, nonce=nonce, staff=staff)
+            return _page(
+                hub, station, after=after, limit=limit, catalogue=catalogue, span=span, staff=staff, report=report
+            )
         except LocalProtocolError:  # over the payload or frame cap
             if limit == 0 or (limit == 1 and catalogue is None):
                 raise
@@ -165,8 +184,9 @@ def _page(
     after: int,
     limit: int,
     catalogue: bytes | None,
-    nonce: bytes = b"",
+    span: FeedSpan,
     staff: tuple[dict[str, object], ...] = (),
+    report: bytes | None = None,
 ) -> bytes:
     station_code = station.code
     rows = hub.store.feed_page(station_code, after, limit) if limit else []
@@ -193,6 +213,7 @@ def _page(
         devices,
         staff,
         *relay_address.for_station(hub.store, station),  # its township's relay, sealed to it like the rest
+        report,
     )
     seal_pub = station.seal_pub
     return sign_message(
@@ -204,5 +225,5 @@ def _page(
         recipient_key=key_id(seal_pub) if seal_pub else "",
         # `after` and `next` signed in the header: a station that cannot open the body can still tell,
         # from what only the hub can sign, exactly which span of its feed it sets aside.
-        extra_header=FeedSpan(after, nxt, page.more, nonce).to_wire(),
+        extra_header=dataclasses.replace(span, after=after, next=nxt, more=page.more).to_wire(),
     ).frame

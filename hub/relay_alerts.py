@@ -13,8 +13,9 @@ where the relay is the one to blame:
   unless they are on their way by hand: the words say "may");
 - ``relay`` (a village's signed report, protocol/feed.py ``PullRequest.relay*``): the village met acks
   or pages that were not the hub's, or a replayed page, from its relay, or what it left there went
-  unanswered too long while the relay kept answering (``withheld``). One alert per report: the
-  village repeats it until a round with the hub itself has carried it.
+  unanswered too long while the relay kept answering (``withheld``), or the hub's page showed a batch
+  kept back (``skipped``). One alert per report: the village repeats it until the hub's signed page
+  echoes it (hub/relay_reports.py).
 
 Duplicates arriving through a relay are not alerts: a village offers every unsettled batch again each
 round, so a batch forwarded twice is the normal case, answered as a duplicate.
@@ -49,6 +50,9 @@ PROBLEMS = {
     # Caught by time, not signature (node/relay_withheld.py): the village's batches or pull requests
     # left there went unanswered for its bound while the relay kept answering.
     "withheld": "村交给它的批次或取数请求长时间未送到区局（可能被扣下或延误）",
+    # Certain, not timed (sync/relay_evidence.py): the hub's signed page answering a later pull request
+    # says the hub never had a batch the village had left there before it.
+    "skipped": "转发了村之后的取数请求，却扣下了村之前交给它的批次（区局签名的应答为证）",
 }
 
 
@@ -77,7 +81,7 @@ def reported(store: RelayStore, village: str, relay: str, problem: str, at_ms: i
     if station is None or station.parent != relay:
         return False
     what = PROBLEMS.get(problem, f"其他异常（{problem[:32]}）")
-    kept = "变更仍保存在该村" if problem == "withheld" else "已拒收"  # what was held was never lost either
+    kept = "变更仍保存在该村" if problem in ("withheld", "skipped") else "已拒收"  # what was held was never lost either
     detail = (
         f"乡镇中转站 {relay} 异常：{what}。涉及村（社区）：{village}（该村于 {iso_from_ms(at_ms)} 发现并报告，"
         f"{kept}，数据无损失）；该村暂停经此中转，改用直连或 U 盘，请核查该乡镇中转站"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from hub import blobindex, enrolment, keyring, relay_alerts
+from hub import blobindex, enrolment, keyring, relay_reports
 from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.service import Hub
@@ -74,8 +74,8 @@ def note_status(store: HubStore, station: str, body: PullRequest, now: int) -> N
     )
     if body.seq is not None and body.epoch is not None and 0 <= body.seq < 2**62 and 0 < body.epoch < 2**62:
         store.note_horizon(station, body.epoch, body.seq, body.after)
-    # A village's report of its relay misbehaving travels on its stick too (hub/relay_alerts.py).
-    relay_alerts.reported(store, station, body.relay, body.relay_problem, body.relay_at_ms, now)
+    # A village's report of its relay misbehaving travels on its stick too (hub/relay_reports.py).
+    relay_reports.record(store, station, body.relay, body.relay_problem, body.relay_at_ms, now)
 
 
 def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from node import relay_address, staff_grants
+from node import relay_address, relay_alert, staff_grants
 from node.staff_grants import FeedAccount
 from node.station import Station
 from protocol.codec import pack
@@ -144,4 +144,5 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
         if page.hub_ms > st.meta.int("hub_time"):
             st.meta.set("hub_time", page.hub_ms)  # the newest genuine hub time (status shows it)
         relay_address.learn(st, page.relay_url, page.relay_version)  # the township's relay, if newer
+        relay_alert.echoed(st, page.relay_report)  # the hub has recorded our report of the relay: said
     return FeedResult(result.applied, nxt, page.more, outcome, page.hub_ms, held)

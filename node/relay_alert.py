@@ -5,7 +5,9 @@ answers to us: acks or pages that do not verify against the pinned hub key (swap
 truncated, written by the relay itself), pages answering no pull request of ours (a replay), answers it
 cannot even frame. Each is refused where it is met (node/relay_client.py). The one misdeed no
 signature shows, a relay that takes everything and forwards nothing, is caught by time instead
-(node/relay_withheld.py: ``withheld``). Here it is remembered, with the township named, so that:
+(node/relay_withheld.py: ``withheld``), unless the hub's signed page answering a later request shows
+the hub never had a batch left before it (node/relay_skipped.py: ``skipped``, at once). Here it is
+remembered, with the township named, so that:
 
 - staff see it (``node status`` ``relay_alert``, the station window) with what to do: use the direct
   link or a USB stick;
@@ -13,8 +15,10 @@ signature shows, a relay that takes everything and forwards nothing, is caught b
   first; with the hub out of reach the round fails as unreachable, and the stick remains) and, once
   the pause is over, try it again: a relay that behaves clears the alert, one that does not renews it;
 - the hub hears of it: the station's signed pull requests carry the alert (``relay``,
-  ``relay_problem``, ``relay_at_ms`` in protocol/feed.py ``PullRequest``) until a round with the hub
-  itself, or a status file it imported, has carried it; the hub raises it as an alert naming the relay.
+  ``relay_problem``, ``relay_at_ms`` in protocol/feed.py ``PullRequest``), and its stick status too,
+  until a page the hub signed echoes the report (``echoed``): the hub echoes only what it has recorded,
+  so a hub that answered and then lost its bookkeeping hears it again (hub/relay_reports.py). The hub
+  raises it as an alert naming the relay, once.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 from node.relay_withheld import HOURS
 from node.station import Station
 from replica.ids import iso_from_ms
+from sync.relay_evidence import heard, report_digest
 
 PAUSE_MS = 24 * 3600 * 1000  # a relay caught misbehaving is left alone this long
 # What the relay did, in staff's words; the keys are the stable codes the hub is told.
@@ -34,9 +39,11 @@ WHAT = {
     "malformed": "交来的应答无法读取",
     "bad_keys": "交来的区局密钥记录未通过本站固定的根密钥核验（被篡改）",
     "withheld": f"交给它的批次或取数请求超过 {HOURS} 小时仍未送到区局（可能被扣下或延误）",
+    # Certain (sync/relay_evidence.py): the hub's signed answer to a later request shows it never had one.
+    "skipped": "转发了本站之后的取数请求，却扣下了本站之前交给它的批次（区局签名的应答为证）",
 }
-# What became of what it handed over or held: refused, or (withheld) still kept here to send another way.
-_KEPT = {"withheld": "这些变更仍保存在本站，数据无损失"}
+# What became of what it handed over or held: refused, or still kept here to send another way.
+_KEPT = {"withheld": "这些变更仍保存在本站，数据无损失", "skipped": "这些变更仍保存在本站，数据无损失"}
 
 
 def township_of(code: str) -> str:
@@ -71,8 +78,9 @@ def paused(st: Station) -> dict[str, Any] | None:
 
 
 def clear(st: Station) -> None:
-    """The relay behaved through a whole round: it is trusted to carry again."""
-    if current(st) is not None:
+    """The relay behaved through a whole round: it is trusted to carry again. An alert the hub has not
+    echoed yet stays (no longer pausing anything) until it has: clearing it would lose the report."""
+    if current(st) is not None and to_report(st) is None:
         with st.transaction():
             st.meta.set("relay_alert", None)
 
@@ -83,11 +91,29 @@ def to_report(st: Station) -> dict[str, Any] | None:
     return alert if alert is not None and not alert.get("reported_ms") else None
 
 
-def reported(st: Station, at_ms: int) -> None:
-    """A request carrying the alert reached the hub (its page came back verified, or it left on a stick
-    the hub imports): later requests need not carry it again."""
+def digest(alert: dict[str, Any]) -> bytes:
+    """The report's digest, as the hub echoes it (the fields the pull request carries)."""
+    return report_digest(str(alert["relay"]), str(alert["problem"]), int(alert["at_ms"]))
+
+
+def echoed(st: Station, echo: bytes | None) -> None:
+    """A page the hub signed said which report of ours it has recorded (``FeedPage.relay_report``; inside
+    the page's transaction). Only that settles the report: a hub that answered and then lost its
+    bookkeeping never echoes it, so the report goes again (hub/relay_reports.py)."""
+    if echo is None:
+        return  # a hub from before the echo
+    if not st.meta.get("report_echo"):
+        st.meta.set("report_echo", True)  # this hub echoes: answers alone no longer settle a report
     alert = to_report(st)
-    if alert is not None and int(alert["at_ms"]) <= at_ms:
+    if alert is not None and heard(digest(alert), echo):
+        st.meta.set("relay_alert", {**alert, "reported_ms": st.clock()})
+
+
+def reported(st: Station, at_ms: int) -> None:
+    """A round with a hub from before the echo carried the alert: later requests need not carry it
+    again. A hub that echoes settles it by its echo alone (``echoed``)."""
+    alert = to_report(st)
+    if alert is not None and int(alert["at_ms"]) <= at_ms and not st.meta.get("report_echo"):
         with st.transaction():
             st.meta.set("relay_alert", {**alert, "reported_ms": st.clock()})
 
@@ -96,8 +122,11 @@ def words(alert: dict[str, Any]) -> str:
     """The sentence staff read: who, what, and what to do."""
     until = iso_from_ms(int(alert["at_ms"]) + PAUSE_MS)
     who = f"乡镇中转站 {alert['relay'] or '（本乡镇）'}（{alert['url']}）"
+    what = WHAT.get(str(alert["problem"]), WHAT["malformed"])
+    if alert["problem"] == "skipped" and alert.get("detail"):
+        what += f"（{alert['detail']}）"  # which batch: the hub's word, not a guess
     return (
-        f"{who}异常：{WHAT.get(str(alert['problem']), WHAT['malformed'])}，"
+        f"{who}异常：{what}，"
         f"{_KEPT.get(str(alert['problem']), '已拒收，本站数据无损失')}；"
         f"{until} 前不再经它转发，请直接连区局同步或用 U 盘导出交换"
         + ("（已报告区局）" if alert.get("reported_ms") else "（下次连上区局时自动报告）")

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from node import feed_quarantine, hub_answer, hubkeys, relay_alert, relay_withheld, uplink
+from node import feed_quarantine, hub_answer, hubkeys, relay_alert, relay_skipped, relay_withheld, uplink
 from node.conversation import REPLAYED, Answer, Request, drive_async, refresh_keys
 from node.station import Station
 from protocol.codec import Limits, pack, unpack
@@ -76,12 +76,15 @@ async def _push(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
     uplink.build_outbox(st)
     unsettled = uplink.unsettled(st)
     batches = [frame for _, frame in unsettled]
+    relay_skipped.keep_only(st, [out.batch_hash for out, _ in unsettled])
     for start in range(0, len(batches), PUSH_MAX_FRAMES):
         part = batches[start : start + PUSH_MAX_FRAMES]
         async with session.post(f"{url}/v1/sync/push", data=pack(part), headers={"Content-Type": FRAMES_TYPE}) as resp:
             acks = await _answer(resp, "acks")
         rnd.queued += len(part)
-        relay_withheld.left(st, [out.batch_hash for out, _ in unsettled[start : start + PUSH_MAX_FRAMES]])
+        taken = [out.batch_hash for out, _ in unsettled[start : start + PUSH_MAX_FRAMES]]
+        relay_withheld.left(st, taken)
+        relay_skipped.left(st, taken)  # in order: every request left from now on comes after these
         for doc in acks:
             try:
                 uplink.read_acks(st, doc)  # the hub's signature, with the pinned key, or refused
@@ -95,6 +98,7 @@ def _remember(st: Station, nonce: bytes) -> None:
     kept = [n for n in kept if isinstance(n, str)] if isinstance(kept, list) else []
     with st.transaction():
         st.meta.set("relay_nonces", [*kept, nonce.hex()][-NONCES_KEPT:])
+    relay_skipped.asking(st, nonce, [*kept, nonce.hex()][-NONCES_KEPT:])
 
 
 def _answers_ours(st: Station, page: bytes) -> bool:
@@ -136,6 +140,9 @@ async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
             applied = True
         if outcome.result is not None or _the_hubs(st, page):  # the hub's answer came through
             relay_withheld.answered_page(st)
+            if (proof := relay_skipped.check(st, page)) is not None:  # and says what it never had
+                rnd.problems.append(f"乡镇转发站{relay_alert.WHAT['skipped']}：{proof[1]}")
+                rnd.misdeeds.append(proof)
     return applied
 
 

@@ -74,6 +74,11 @@ def _chunks(batches: list[tuple[int, bytes]]) -> list[list[tuple[int, bytes]]]:
 async def _forward_village(
     queue: RelayQueue, village: str, session: aiohttp.ClientSession, url: str, signer: Signer, done: Forwarded
 ) -> None:
+    # In order, as the village left them: its pull request is taken before its batches are read, so a
+    # request it leaves meanwhile (after batches not read here) waits for the next round. A request
+    # carried ahead of a batch left before it would show the hub without that batch, which the village
+    # rightly takes as the batch kept back (sync/relay_evidence.py).
+    waiting = queue.waiting_pull(village)
     for chunk in _chunks(queue.waiting_batches(village)):
         if not chunk:
             break
@@ -84,15 +89,16 @@ async def _forward_village(
             f"{url}{relay_label.PUSH_ROUTE}", data=body, headers={"Content-Type": FRAMES_TYPE, **proof}
         ) as resp:
             if resp.status != 200:
+                done.errors.append(f"{village}: HTTP {resp.status} {await hub_answer.read_json(resp)}")
+                if not 400 <= resp.status < 500:
+                    return  # not taken (the hub busy, say): it and all after it go next round, in order
                 # Refused whole (a revoked village, say): the village keeps its batches and hears the
                 # hub's reason when it next reaches the hub itself; here it waits until the expiry.
-                done.errors.append(f"{village}: HTTP {resp.status} {await hub_answer.read_json(resp)}")
                 queue.answered(village, [i for i, _ in chunk], "acks", None, now_ms())
                 continue
             answer = await hub_answer.read_body(resp, what="区局对转发批次的应答", cap=RESPONSE_MAX_BYTES)
         queue.answered(village, [i for i, _ in chunk], "acks", answer, now_ms())
         done.batches += len(chunk)
-    waiting = queue.waiting_pull(village)
     if waiting is None:
         return
     rid, signed = waiting

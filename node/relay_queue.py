@@ -277,6 +277,13 @@ class RelayQueue:
     def expire(self, at_ms: int) -> int:
         """Forget what waited past the expiry (the village still holds its batches; the hub its feed)."""
         with self._tx() as conn:
+            # A village's pull request goes with its expired batches: carried alone, it would arrive
+            # ahead of batches left before it (node/relay_forward.py keeps them in order).
+            conn.execute(
+                "DELETE FROM relay_frames WHERE direction='up' AND kind='pull' AND village IN (SELECT village"
+                " FROM relay_frames WHERE direction='up' AND kind='batch' AND state='waiting' AND created_ms < ?)",
+                (at_ms - EXPIRY_MS,),
+            )
             return conn.execute("DELETE FROM relay_frames WHERE created_ms < ?", (at_ms - EXPIRY_MS,)).rowcount
 
     # -- what the township's staff see -------------------------------------------------------------

@@ -120,17 +120,25 @@ class FeedSpan:
         Field("next", "uint"),
         Field("more", "bool"),
         Field("nonce", "bin", required=False),
+        Field("chain_epoch", "uint", required=False),
+        Field("chain_next", "uint", required=False),
     )
 
     after: int
     next: int
     more: bool
     nonce: bytes = b""
+    # The hub's word, as it answered the pull, on the station's own chain in the epoch the pull named:
+    # the next seq it expects from it (sync/relay_evidence.py). 0: not said (a hub from before, a stick).
+    chain_epoch: int = 0
+    chain_next: int = 0
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {"after": self.after, "next": self.next, "more": self.more}
         if self.nonce:
             wire["nonce"] = self.nonce
+        if self.chain_epoch:
+            wire.update(chain_epoch=self.chain_epoch, chain_next=self.chain_next)
         return wire
 
     @classmethod
@@ -140,7 +148,8 @@ class FeedSpan:
         f = read_fields(header, cls.FIELDS, "a feed page's header")
         after, nxt, nonce = int(str(f["after"])), int(str(f["next"])), f.get("nonce", b"")
         assert isinstance(nonce, bytes)
-        return cls(after, nxt, f["more"] is True, nonce)
+        chain = (int(str(f.get("chain_epoch", 0))), int(str(f.get("chain_next", 0))))
+        return cls(after, nxt, f["more"] is True, nonce, *chain)
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,7 @@ class FeedPage:
         Field("staff", "[staff]", required=False),
         Field("relay_url", "str", required=False),
         Field("relay_version", "uint", required=False),
+        Field("relay_report", "bin", required=False),
     )
 
     station: str
@@ -181,6 +191,10 @@ class FeedPage:
     # of that address: a station never lets a lower version replace what it holds (an old page replayed).
     relay_url: str = ""
     relay_version: int = 0
+    # The digest of the station's newest relay report (PullRequest.relay*) the hub has durably recorded
+    # (sync/relay_evidence.py): the station repeats its report until a page echoes it. None: not said (a
+    # hub from before the echo); b"": none recorded yet.
+    relay_report: bytes | None = None
 
     @property
     def span(self) -> FeedSpan:
@@ -205,6 +219,8 @@ class FeedPage:
             wire["staff"] = [dict(e) for e in self.staff]
         if self.relay_version:
             wire.update(relay_url=self.relay_url, relay_version=self.relay_version)
+        if self.relay_report is not None:
+            wire["relay_report"] = self.relay_report
         return wire
 
     @classmethod
@@ -214,9 +230,11 @@ class FeedPage:
         catalogue, revoked, generation = f.get("catalogue"), f.get("revoked", []), f.get("generation")
         staff = f.get("staff", [])
         assert isinstance(staff, list)
-        relay_url = str(f.get("relay_url", ""))
+        relay_url, report = str(f.get("relay_url", "")), f.get("relay_report")
         if len(relay_url) > RELAY_URL_MAX:
             raise MalformedError("a feed page: 'relay_url' is too long")
+        if isinstance(report, bytes) and len(report) > MAX_NONCE_BYTES:
+            raise MalformedError("a feed page: 'relay_report' is too long")
         assert isinstance(changes, list) and isinstance(origins, dict) and isinstance(revoked, list)
         return cls(
             str(f["station"]),
@@ -233,6 +251,7 @@ class FeedPage:
             tuple(staff),
             relay_url,
             below(int(str(f.get("relay_version", 0))), U62, "relay_version", "a feed page"),
+            report if isinstance(report, bytes) else None,
         )
 
 

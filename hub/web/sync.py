@@ -19,9 +19,9 @@ import os
 
 from aiohttp import web
 
-from hub import relay_address, relay_alerts, relay_proof
+from hub import relay_address, relay_proof, relay_reports
 from hub.appkeys import COMMITTER, HUB, RECONCILE_CACHE, WRITER
-from hub.feed import feed_page
+from hub.feed import chain_at, feed_page
 from hub.ingest import FrameAck, ingest_frame
 from hub.reconcile import handle as reconcile_step
 from hub.service import Hub
@@ -154,6 +154,8 @@ async def pull(request: web.Request) -> web.Response:
         catalogue_version=body.catalogue_version,
         nonce=nonce if 0 < len(nonce) <= MAX_NONCE_BYTES else b"",
         staff_version=body.staff_version,  # the station's accounts changed since (hub/staff.py)
+        chain=chain_at(hub, station, body.epoch),  # lets a village prove a batch skipped
+        report_asked=bool(body.relay),  # the page echoes what it recorded (hub/relay_reports.py)
     )
     return web.Response(body=page, content_type="application/vnd.sanji.document")
 
@@ -177,10 +179,10 @@ def _note_pull(request: web.Request, writer: Hub, station: str, body: PullReques
             via=f"relay:{relay}" if relay else "network",
         )
     )
-    if body.relay:  # the village caught its township relay misbehaving (hub/relay_alerts.py)
+    if body.relay:  # the village caught its township relay misbehaving (hub/relay_reports.py)
         request.app[COMMITTER].later(
             functools.partial(
-                relay_alerts.reported,
+                relay_reports.record,
                 writer.store,
                 station,
                 body.relay,

@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from hub import enrolment, keyring, shared_state
 from hub import reconcile as hub_reconcile
-from hub.feed import feed_page
+from hub.feed import chain_at, feed_page
 from hub.ingest import FrameAck, ingest_frame
 from hub.service import Hub
 from node import epoch, uplink, usb_files
@@ -372,6 +372,7 @@ class HubDoor:
                 catalogue_version=pull.catalogue_version,
                 limit=self.page_limit,
                 nonce=pull.nonce if 0 < len(pull.nonce) <= MAX_NONCE_BYTES else b"",
+                chain=chain_at(hub, station, pull.epoch),
             )
             return Answer(200, page)
         assert request.kind == "reconcile"

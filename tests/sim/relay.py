@@ -14,7 +14,9 @@ is out of reach and `node init … --relay URL` named the township (node/client.
   after the township's own round: ``forward`` is that function's loop as a conversation of requests,
   carried by the simulated network like any other (loss, delay, cuts, hub crashes, timeouts). A
   township in `node serve` syncs every 30 s, so a village's visit brings its round within minutes.
-- The relay may misbehave for a while (relay_malice.py); what it hands a village goes through ``hand``.
+- The relay may misbehave for a while (relay_malice.py); what it hands a village goes through ``hand``,
+  where a genuine page proving a batch kept back (``skipped``, node/relay_skipped.py) fails the run when
+  the relay never misbehaved (``relay_skipped_honest``).
 
 A village cut off from the hub reaches it by no other way: its nightly reconciliation fails, as the
 relay carries push and pull only. When the district heals (``heal``), the relay behaves and the
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from node import conversation, feed_quarantine, hubkeys, relay_client, uplink
+from node import conversation, feed_quarantine, hubkeys, relay_client, relay_skipped, uplink
 from node.conversation import REPLAYED, Answer, Conversation, Request, drive
 from node.relay_forward import FRAMES_TYPE, Signer, _chunks
 from node.relay_queue import RelayQueue, keep_keys, kept_keys
@@ -168,6 +170,7 @@ def forward(world: World) -> Conversation[None]:
     signer = Signer(relay.township, township.st.keys.sign, township.st.hub_id)  # its word that it forwarded
     villages = queue.villages_waiting()
     for village in villages:
+        waiting = queue.waiting_pull(village)  # before the batches, as relay_forward.py: in order
         batches = relay.malice.up(world, village, queue.waiting_batches(village))
         for chunk in _chunks(batches):
             if not chunk:
@@ -181,10 +184,12 @@ def forward(world: World) -> Conversation[None]:
                 headers={"Content-Type": FRAMES_TYPE, **signer.headers("/v1/sync/push", body, township.now())},
                 summary=f"relay {village} {len(chunk)} frame(s)",
             )
+            if answer.status != 200 and not 400 <= answer.status < 500:
+                waiting = None  # not taken: it and all after it wait for the next round, in order
+                break
             body = answer.body if answer.status == 200 else None
             queue.answered(village, [i for i, _ in chunk if i], "acks", body, township.now())
             world.stats.relay_forwarded += len(chunk) if body is not None else 0
-        waiting = queue.waiting_pull(village)
         if waiting is None:
             continue
         rid, signed = waiting
@@ -236,9 +241,12 @@ def visit(world: World, node: Node) -> bool:
     try:
         uplink.build_outbox(st)
         world.keep_frames(node)
-        frames = [f for _, f in uplink.unsettled(st)]
+        unsettled = uplink.unsettled(st)
+        frames = [f for _, f in unsettled]
+        relay_skipped.keep_only(st, [o.batch_hash for o, _ in unsettled])
         for i in range(0, len(frames), PUSH_MAX_FRAMES):
             _, acks = relay.queue.offer_up(frames[i : i + PUSH_MAX_FRAMES], township.now())
+            relay_skipped.left(st, [o.batch_hash for o, _ in unsettled[i : i + PUSH_MAX_FRAMES]])
             for doc, tampered in relay.malice.down(world, node.code, "acks", acks):
                 moved |= hand(world, node, doc, "acks", tampered)
         for _ in range(2):  # once more when a page applied: ask from where the village now stands
@@ -282,6 +290,11 @@ def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool) -> boo
         outcome = feed_quarantine.take_page(st, doc, source="relay")
         if outcome.problem:
             world.note(f"{node.code} set a page from the relay aside: {outcome.problem[:80]}")
+        if not tampered and (proof := relay_skipped.check(st, doc)) is not None:
+            # The hub's page proves a batch kept back (sync/relay_evidence.py): never of an honest relay.
+            world.note(f"{node.code} names the relay: skipped, {proof[1][:60]}")
+            if not world.relay or not world.relay.malice.modes:
+                world.checks.fail("relay_skipped_honest", f"{node.code}: {proof[1]}")
         world.stats.relay_pages += outcome.result is not None
         return outcome.result is not None
 
