@@ -111,7 +111,8 @@ async def test_the_relay_carries_no_request_ahead_of_a_batch_the_hub_did_not_tak
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
-            done = await relay_forward.forward(relayed.township.folder, TOWNSHIP, session, str(server.make_url("")))
+            signer = relay_forward.Signer(TOWNSHIP, relayed.township.keys.sign, relayed.township.hub_id)
+            done = await relay_forward.forward(relayed.township.folder, signer, session, str(server.make_url("")))
     finally:
         await server.close()
     assert "/v1/sync/push" in seen and "/v1/sync/pull" not in seen, seen
