@@ -29,7 +29,7 @@ NO_SEAL = "变更中有加密的个人信息但没有给区局的密封件，变
 # personal values are nowhere but in our later backups and the paper file. Never applied with masks.
 MINIMISED = (
     "站点已按规定只保留该办件个人信息的遮蔽形式，且没有给区局的密封件，个人信息无法从站点补回："
-    "请从恢复前更新的区局备份（sanji hub show 该办件）或纸质档案核对并补录后，驳回本条"
+    "请从比这次恢复所用的更新的区局备份（如夜间轮转备份）或纸质档案核对该办件的申请人信息，补录后驳回本条"
     " (minimised at the station with no hub seal: restore the values from a newer hub backup or the paper file)"
 )
 
