@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from hub import relay_alerts, seal_keys, shared_state
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
-from hub.sealed_changes import open_change
+from hub.sealed_changes import code_for, open_change
 from hub.staff import take_station_change
 from hub.tracking import Concealer
 from protocol.acks import Ack, Receipt
@@ -189,7 +189,8 @@ def _ingest_verified(hub: Hub, vb: VerifiedBatch, frame: bytes, *, source: str, 
     for offset, raw in enumerate(raw_changes):
         seq = h.first_seq + offset
         if offset in unopened:  # personal values sealed to us that do not open or match: held, not lost
-            store.quarantine(h.origin, h.epoch, seq, bhash, pack(raw), unopened[offset], now, code="hub_seal")
+            why = unopened[offset]
+            store.quarantine(h.origin, h.epoch, seq, bhash, pack(raw), why, now, code=code_for(why))
             held += 1
             continue
         adm = read_change(raw, origin=h.origin, epoch=h.epoch, seq=seq)

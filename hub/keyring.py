@@ -281,7 +281,7 @@ def rotate_key(
     with hub.store.transaction():
         _resign_releases(hub, old, new)
         if seal:
-            seal_keys.retire(hub.folder, old.seal)  # before keys.bin names its successor
+            seal_keys.retire(hub.folder, old.seal, now)  # before keys.bin names its successor
         replace_keys(hub.folder, new)
         chain.online = new.sign_pub
     save_chain(hub.folder, chain)

@@ -10,7 +10,7 @@ data):
 3. ``repair``: the station's own changes the hub lacks, re-sent signed; they go through the same
    admission as any batch (rights, clock), so nothing is overwritten silently. Changes of other
    origins that the hub lacks cannot be authenticated one by one, so they are quarantined for an
-   operator instead of applied;
+   operator instead of applied (with their hub seals intact when their values are sealed);
 4. ``done``: the station's figures, recorded for the morning report; the answer carries a signed
    summary of the station's applications by status so the station can compare it with its own.
 """
@@ -24,7 +24,7 @@ from hub import scope_leaves, seal_keys
 from hub.admission import Gate
 from hub.feed import Lookup, fan_out
 from hub.reconcile_scope import records_for
-from hub.sealed_changes import open_change
+from hub.sealed_changes import code_for, open_change
 from hub.staff import take_station_change
 from hub.tracking import Concealer
 from protocol.codec import pack
@@ -93,9 +93,11 @@ def repair(hub: Hub, station: str, body: ReconcileRequest) -> RepairAnswer:
     actor = gate.actor(station)
     with hub.store.transaction():
         for raw in own:
+            if id(raw) in unopened:
+                got = _hold_unopened(hub, station, raw, unopened[id(raw)], now)
+                held, skipped = held + got, skipped + (not got)
+                continue
             try:
-                if id(raw) in unopened:
-                    raise ModelError(unopened[id(raw)], code="hub_seal")
                 change = change_from_wire(raw)
             except ModelError as exc:
                 hub.store.quarantine(
@@ -137,33 +139,62 @@ def repair(hub: Hub, station: str, body: ReconcileRequest) -> RepairAnswer:
                 )
                 held += 1
         for raw in foreign:
-            try:
-                change = change_from_wire(raw)
-            except ModelError:
-                continue
-            if change.origin == station:
-                raise MalformedError("a station's own changes go in 'changes', not 'foreign'")
             if _held_from(hub, station, raw):
                 skipped += 1
                 continue
-            # Only the origin's own signed batch can vouch for a change; this one is vouched for by the
-            # sender alone. It is held under the sender's name: releasing it makes a new hub change by
-            # the operator, so it can never take the claimed origin's place or seq (quarantine_review).
-            hub.store.quarantine(
-                change.origin,
-                change.epoch,
-                change.seq,
-                b"",
-                pack(raw),
-                f"由 {station} 在对账时转交，声称来自 {change.origin}，无法核验来源签名，需人工核实 "
-                f"(re-sent by {station} during reconciliation; only its origin can vouch for it)",
-                now,
-                code="foreign_origin",
-                sender=station,
-            )
+            hold_foreign(hub, station, raw, keys, now)
             held += 1
         _fast_forward(hub, station, body.chain)
     return RepairAnswer(applied, held, skipped)
+
+
+def _hold_unopened(hub: Hub, station: str, raw: object, why: str, now: int) -> bool:
+    """Hold one of the station's own re-sent changes whose sealed values do not open (or were minimised
+    away, ``minimised``), at the place of the chain it claims, as ingest holds one from a batch, so
+    that a release can open and apply it as its origin sent it (hub/quarantine_review.py); held once,
+    however often it is re-sent. False when it is held already. Call inside a transaction."""
+    where = _claimed(raw, station)
+    if where[0] != station or where[2] == 0:
+        where = (station, 0, 0)  # not ours as claimed: held like an unreadable change
+    elif _held(hub, *where):
+        return False
+    hub.store.quarantine(*where, b"", pack(raw), f"对账补传：{why}", now, code=code_for(why), sender=station)
+    return True
+
+
+def hold_foreign(hub: Hub, station: str, raw: object, keys: seal_keys.Keys, now: int) -> None:
+    """Hold one change of another origin that ``station`` re-sent. Only the origin's own signed batch
+    can vouch for a change; this one is vouched for by the sender alone. It is held under the sender's
+    name: releasing it makes a new hub change by the operator, so it can never take the claimed
+    origin's place or seq (hub/quarantine_review.py). It is held as it came, its hub seal intact (the
+    hub keeps no opened copy of what it has not taken): it is opened here only to be read and checked,
+    and release opens it again. Nothing is dropped: a change that does not open or read is held too,
+    with why. Call inside a transaction."""
+    opened, why = open_change(raw, keys)
+    code = "foreign_origin"
+    try:
+        change = change_from_wire(opened) if not why else None
+    except ModelError as exc:
+        change, why, code = None, f"变更格式无效 (invalid change: {exc})", "invalid"
+    if change is not None and change.origin == station:
+        raise MalformedError("a station's own changes go in 'changes', not 'foreign'")
+    where = _claimed(raw, station) if change is None else (change.origin, change.epoch, change.seq)
+    tell = f"由 {station} 在对账时转交，声称来自 {where[0]}，无法核验来源签名，需人工核实"
+    reason = f"{tell} (re-sent by {station} during reconciliation; only its origin can vouch for it)"
+    if why:
+        code = code_for(why) if code != "invalid" else code
+        reason = f"{tell}；{why}"
+    hub.store.quarantine(*where, b"", pack(raw), reason, now, code=code, sender=station)
+
+
+def _claimed(raw: object, sender: str) -> tuple[str, int, int]:
+    """The origin, epoch and seq a change that does not read claims, as far as they can be read (else
+    held under the sender, as an unreadable change of its own is)."""
+    if isinstance(raw, list) and len(raw) >= 3:
+        origin, epoch, seq = raw[0], raw[1], raw[2]
+        if isinstance(origin, str) and type(epoch) is int and type(seq) is int:
+            return origin[:64], epoch, seq
+    return sender, 0, 0
 
 
 def _held_from(hub: Hub, sender: str, raw: object) -> bool:

@@ -40,38 +40,70 @@ _CACHE: dict[Path, tuple[tuple[int, int, int], list[X25519PrivateKey]]] = {}
 Keys = list[tuple[str, X25519PrivateKey]]
 
 
-def _read(path: Path) -> list[bytes]:
+def _read_file(path: Path) -> tuple[list[bytes], dict[str, int]]:
+    """The seeds, newest first, and when each was retired by key id (files written before that was
+    recorded have no dates: ``sanji hub prune-seal-keys --before`` then keeps them, saying why)."""
     try:
         raw = unpack(path.read_bytes())
     except FileNotFoundError:
-        return []
+        return [], {}
     except (OSError, RemoteProtocolError) as exc:
         raise Refused(f"无法读取已退役的加密密钥 {path} (cannot read the retired sealing keys: {exc})") from exc
     if not isinstance(raw, dict) or raw.get("kind") != _MAGIC or not isinstance(raw.get("keys"), list):
         raise Refused(f"{path} 不是 Sanji 已退役密钥文件，请从区局文件夹的备份中恢复 (not a retired-keys file)")
-    return [bytes(k) for k in raw["keys"] if isinstance(k, bytes)]
+    dates = raw.get("retired_ms")
+    when = {str(k): v for k, v in dates.items() if type(v) is int} if isinstance(dates, dict) else {}
+    return [bytes(k) for k in raw["keys"] if isinstance(k, bytes)], when
 
 
-def _write(path: Path, seeds: list[bytes]) -> None:
+def _read(path: Path) -> list[bytes]:
+    return _read_file(path)[0]
+
+
+def _write(path: Path, seeds: list[bytes], when: dict[str, int]) -> None:
     """Owner-only, by rename: a crash leaves the whole old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(pack({"kind": _MAGIC, "keys": seeds}))
+        fh.write(pack({"kind": _MAGIC, "keys": seeds, "retired_ms": when}))
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
-def retire(folder: Path, old: X25519PrivateKey) -> None:
+def _kid(seed: bytes) -> str:
+    return key_id(public_bytes(load_sealing_key(seed)))
+
+
+def retire(folder: Path, old: X25519PrivateKey, now_ms: int | None = None) -> None:
     """Keep ``old`` for opening what was sealed to it. Call before ``keys.bin`` names its successor,
-    so no moment exists in which neither file holds it."""
+    so no moment exists in which neither file holds it. ``now_ms``: when, for pruning by date."""
     path = folder / RETIRED_FILE
-    seeds = _read(path)
+    seeds, when = _read_file(path)
     seed = private_bytes(old)
     if seed not in seeds:
-        _write(path, [seed, *seeds])  # newest first
+        if now_ms is not None:
+            when = {**when, _kid(seed): now_ms}
+        _write(path, [seed, *seeds], when)  # newest first
+
+
+def retired_dated(folder: Path) -> list[tuple[str, int | None]]:
+    """(key id, when retired or None if not recorded) of each retired sealing key, newest first."""
+    seeds, when = _read_file(folder / RETIRED_FILE)
+    return [(kid, when.get(kid)) for kid in map(_kid, seeds)]
+
+
+def remove(folder: Path, kids: set[str]) -> list[str]:
+    """Delete the retired keys named by ``kids`` from the folder's file (``hub/seal_prune.py`` decides
+    which may go); returns the ids removed. The file is rewritten whole, by rename."""
+    path = folder / RETIRED_FILE
+    seeds, when = _read_file(path)
+    keep = [s for s in seeds if _kid(s) not in kids]
+    gone = [_kid(s) for s in seeds if _kid(s) in kids]
+    if gone:
+        _write(path, keep, {k: v for k, v in when.items() if k not in kids})
+    return gone
 
 
 def retired(folder: Path) -> list[X25519PrivateKey]:

@@ -9,8 +9,9 @@ key), which a thief's copy cannot open. With someone signed in, it is sealed at 
 :func:`reseal` runs when someone signs in: it walks the change log above ``meta.reseal_rowid`` in
 short transactions (resumable, the mark moves per chunk) and seals under the data key every value
 still pending or still plaintext (a station that had data before it had a key: the migration), gives
-each such change its plaintext digest (and our own a hub seal), writes the exact-search tokens, and
-re-folds the touched records so their state and lists are what a fold of the sealed changes gives.
+each such change its plaintext digest and a hub seal (of any origin: a repair may re-send it), writes
+the exact-search tokens, and re-folds the touched records so their state and lists are what a fold
+of the sealed changes gives.
 When it sealed plaintext it then vacuums and truncates the WAL, so no old page keeps it. The
 ``conflicts`` rows of the records it touched are sealed with their changes (``node/at_rest_conflicts.py``).
 """
@@ -95,13 +96,25 @@ def _plain(change: Change) -> dict[str, str]:
     return {k: v for k, v in change.fields.items() if k in personal and isinstance(v, str)}
 
 
-def incoming(st: Station, change: Change) -> tuple[Change, bytes | None]:
+def hub_seal_of(st: Station, origin: str, entity: str, rec_id: str, plain: dict[str, str]) -> bytes | None:
+    """``plain`` sealed to the hub (``protocol/hub_seal.py``), kept beside a change of any origin whose
+    values are sealed here: a repair may have to re-send it to a hub restored from an older backup, and
+    only the hub can open it (a thief's copy cannot). None before the station knows the hub's key."""
+    pub = st.meta.bytes("hub_seal_pub")
+    if not pub or not plain:
+        return None
+    key = st.meta.text("hub_seal_key_id")
+    return pack(seal_values(plain, load_seal_public(pub), key, origin=origin, entity=entity, rec_id=rec_id))
+
+
+def incoming(st: Station, change: Change) -> tuple[Change, bytes | None, bytes | None]:
     """How a change about to be logged is stored: its plaintext personal values sealed (someone is
-    signed in) or pending (nobody is), with the plaintext's digest. Unchanged at a station without a
-    data key, and before its first sign-in drew the at-rest key (``reseal`` seals those then)."""
+    signed in) or pending (nobody is), with the plaintext's digest and its values sealed to the hub.
+    Unchanged at a station without a data key, and before its first sign-in drew the at-rest key
+    (``reseal`` seals those then)."""
     plain = _plain(change)
     if not plain or not at_rest.has_data_key(st.conn):
-        return change, None
+        return change, None, None
     c = change
     digest = change_digest(
         c.origin, c.epoch, c.seq, c.hlc, c.entity, c.id, pack_map(dict(c.fields)), pack_map(dict(c.base))
@@ -112,15 +125,15 @@ def incoming(st: Station, change: Change) -> tuple[Change, bytes | None]:
         assert rest is not None
         for name, value in plain.items():
             fields[name] = rest.seal(c.entity, c.id, name, value)
-        return replace(c, fields=fields), digest
+        return replace(c, fields=fields), digest, hub_seal_of(st, c.origin, c.entity, c.id, plain)
     pub = st.meta.bytes("at_rest_pub")
     if not pub:
-        return change, None
+        return change, None, None
     public = X25519PublicKey.from_public_bytes(pub)
     for name, value in plain.items():
         pending = _SUITE.encrypt(value.encode("utf-8"), public, info=_info(st.code, c.entity, c.id, name))
         fields[name] = sealed_value.encode(sealed_value.mask_for(name, value), None, pending)
-    return replace(c, fields=fields), digest
+    return replace(c, fields=fields), digest, hub_seal_of(st, c.origin, c.entity, c.id, plain)
 
 
 NOTHING = {"records": 0, "refolded": 0, "walked": 0, "plaintext": 0}
@@ -255,13 +268,7 @@ def _reseal_one(
         pack_map(plain_fields),
         pack_map(base),  # type: ignore[call-overload]
     )
-    seal = hub_seal
-    if seal is None and origin == st.code and plain:
-        hub_key = st.meta.text("hub_seal_key_id")
-        wire = seal_values(
-            plain, load_seal_public(st.meta.bytes("hub_seal_pub")), hub_key, origin=origin, entity=entity, rec_id=rid
-        )
-        seal = pack(wire)
+    seal = hub_seal if hub_seal is not None else hub_seal_of(st, origin, entity, rid, plain)  # any origin's
     st.conn.execute(
         "UPDATE changes SET fields=?, digest=?, hub_seal=? WHERE rowid=?",
         (pack_map(fields), new_digest, seal, rowid),

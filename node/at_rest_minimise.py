@@ -4,11 +4,16 @@ has long held them (issue 16).
 When an application is delivered and every change of ours about it has been receipted by the hub at
 least ``minimise_after_days`` ago (30 unless ``DIR/staff.json`` says ``{"minimise_after_days": N}``),
 the station keeps only the masks: each sealed value of the application and of its tasks becomes
-``[mask, None]`` in ``changes``, (re-folded) ``records`` and ``conflicts``, and the changes' hub seals
-are dropped.
+``[mask, None]`` in ``changes``, (re-folded) ``records`` and ``conflicts``.
 No key is needed (nothing is opened), so the nightly job does it unattended. The plaintext digests
-stay, so the station's Merkle leaves still agree with the hub's. The hub keeps the record of truth; a
-change of ours minimised here cannot be re-sent (the hub held it for a month already).
+stay, so the station's Merkle leaves still agree with the hub's. The hub keeps the record of truth.
+
+The changes' hub seals (``changes.hub_seal``) stay: they are sealed to the hub's X25519 key, so the
+station, and a thief with its folder and its staff's passwords, can open nothing in them. They are what
+lets a repair re-send a minimised change whole to a hub restored from a backup older than the change
+(the hub opens them with its current or a retired sealing key, ``hub/seal_keys.py``). A change
+minimised before its seal was kept (or never given one) is re-sent with its masks alone; the hub holds
+it as ``minimised``, saying where the values are still kept (``hub/sealed_changes.py``).
 
 Only at a station that seals at rest; a station without a data key keeps what it has, as before.
 """
@@ -95,7 +100,7 @@ def minimise(st: Station, days: int | None = None) -> int:
                 personal = PERSONAL.get(str(entity), frozenset())
                 cut = {k: (_cut(v) if k in personal else v) for k, v in fields.items()}
                 if cut != fields:
-                    st.conn.execute("UPDATE changes SET fields=?, hub_seal=NULL WHERE rowid=?", (pack_map(cut), rowid))
+                    st.conn.execute("UPDATE changes SET fields=? WHERE rowid=?", (pack_map(cut), rowid))
                     keys.add((str(entity), str(rid)))
             at_rest_conflicts.cut(st.conn, sorted(keys))  # the same values, kept beside the fold
         if keys:

@@ -28,8 +28,9 @@ from sync.change import change_from_wire
 from sync.merkle import MerkleTree, ReconcileSession
 from sync.model import ModelError
 
-# hub_seal: our changes whose personal values are sealed at rest carry them sealed to the hub
-# (protocol/hub_seal.py), in a repair as in a batch.
+# hub_seal: changes whose personal values are sealed at rest carry them sealed to the hub
+# (protocol/hub_seal.py), in a repair as in a batch: our own, other origins' we re-send (the hub holds
+# those for review, seal intact), and ours minimised to masks (node/at_rest_minimise.py).
 SCOPE_SQL = f"SELECT {CHANGE_COLS}, c.hub_seal FROM changes c WHERE 1=1"
 KEYS_PER_REQUEST = 200
 A = TypeVar("A")
@@ -78,7 +79,8 @@ class Conversation:
         return await drive_async(step, client.carrier(self.session, self.url))
 
 
-def _wire(r: Row) -> list[object]:
+def repair_wire(r: Row) -> list[object]:
+    """A scope row as a repair re-sends it: with its hub seal as the tenth element when it has one."""
     wire = row_to_wire(r[:9])  # type: ignore[arg-type]
     seal = r[9] if len(r) > 9 else None  # type: ignore[misc]
     if not seal:
@@ -132,8 +134,8 @@ def session(st: Station, *, max_count: int = 64) -> conversation.Conversation[Ou
                 RepairAnswer.from_wire,
                 "repair",
                 talk,
-                changes=tuple(_wire(r) for r in own),
-                foreign=tuple(row_to_wire(r[:9]) for r in foreign),
+                changes=tuple(repair_wire(r) for r in own),
+                foreign=tuple(repair_wire(r) for r in foreign),
                 chain=chain,
             )
             outcome.repaired_there += got.applied

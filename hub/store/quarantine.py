@@ -105,6 +105,15 @@ class Quarantine:
         rows = self.conn.execute("SELECT raw, state FROM quarantine WHERE origin=? AND whole_batch=0", (origin,))
         return [(bytes(raw), str(state)) for raw, state in rows]
 
+    def open_held_page(self, after_id: int, limit: int) -> list[tuple[int, bool, bytes]]:
+        """(id, whole batch, raw) of the rows still open (not released or rejected) with ids above
+        ``after_id``, oldest first: ``hub/seal_prune.py`` reads which sealing key each is sealed to."""
+        rows = self.conn.execute(
+            "SELECT id, whole_batch, raw FROM quarantine WHERE state='open' AND id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        return [(int(i), bool(w), bytes(r)) for i, w, r in rows]
+
     def own_held_raws(self, station: str, after_id: int = 0, upto_id: int | None = None) -> list[bytes]:
         """The raw changes held as ``station`` sent them, with ids in (after_id, upto_id], oldest first."""
         sql = f"SELECT raw FROM quarantine WHERE origin=? AND {_AS_SENT} AND id > ?"

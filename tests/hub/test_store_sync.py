@@ -111,6 +111,21 @@ def test_quarantine_lists_open_items_in_arrival_order(store: HubStore) -> None:
     assert store.quarantine_size() == 2
 
 
+def test_open_held_rows_are_paged_by_id_and_settled_ones_left_out(store: HubStore) -> None:
+    """``open_held_page(after_id, limit)``: (id, whole batch, raw) of open rows above ``after_id``, oldest
+    first, at most ``limit``; released and rejected rows are not in it (hub/seal_prune.py)."""
+    with store.transaction():
+        store.quarantine("T1-V1", 1, 7, H1, b"raw-1", "clock ahead", T0)
+        store.quarantine("T1-V2", 2, 1, H2, b"raw-frame", "fork: overlap", T0 + 1, whole_batch=True)
+        store.quarantine("T1-V1", 1, 8, H1, b"raw-3", "clock ahead", T0 + 2)
+    first, second, third = (int(i["id"]) for i in store.quarantined())
+    with store.transaction():
+        store.settle_held(first, "rejected", "驳回")
+    assert store.open_held_page(0, 1) == [(second, True, b"raw-frame")]
+    assert store.open_held_page(second, 10) == [(third, False, b"raw-3")]
+    assert store.open_held_page(third, 10) == []
+
+
 def test_rejections_are_newest_first_with_a_total(store: HubStore) -> None:
     """``rejections(limit)`` returns (total count, the newest ``limit`` rows newest first)."""
     codes = ("bad_signature", "unknown_key", "malformed", "stale", "wrong_recipient")
