@@ -78,11 +78,16 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--seal", action="store_true", help="同时换用新的加密密钥（旧密钥留在区局文件夹，用于解开此前加密的数据）"
     )
-    p = cmd("prune-seal-keys", "删除不再需要的已退役加密密钥（仍有暂存待核的数据加密给它时拒绝）")
+    p = cmd("prune-seal-keys", "删除不再需要的已退役加密密钥（有暂存加密给它、或有站点自它退役后未同步时拒绝）")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--before", metavar="YYYY-MM-DD", help="删除在这一天之前退役的加密密钥")
     which.add_argument("--key-id", help="删除这一个已退役的加密密钥（密钥编号）")
     p.add_argument("--dry-run", action="store_true", help="只列出会删除和保留哪些，不删除")
+    p.add_argument(
+        "--even-if-stations-behind",
+        action="store_true",
+        help="即使有站点自密钥退役后未同步（或退役日期未记录）也删除：这些站点手里仍加密给该密钥的数据到达后无法核对放行，只能驳回",
+    )
     p = cmd("rotate-root", "换用新的根密钥（由旧根密钥指定），各站下次同步时自动跟随")
     p.add_argument("--new-root", type=Path, required=True, help="新的根密钥文件（不存在则生成）")
     p.add_argument("--root", type=Path, help="当前的根密钥文件（默认 区局文件夹/keys/root）")
@@ -205,7 +210,13 @@ def cmd_enroll(args: argparse.Namespace) -> None:
 def cmd_prune_seal_keys(args: argparse.Namespace) -> None:
     from hub import seal_prune
 
-    out = seal_prune.prune(_hub(args), before=args.before, key_id=args.key_id, dry_run=args.dry_run)
+    out = seal_prune.prune(
+        _hub(args),
+        before=args.before,
+        key_id=args.key_id,
+        dry_run=args.dry_run,
+        even_if_behind=args.even_if_stations_behind,
+    )
     emit(out, args.json, seal_prune.text)
 
 

@@ -105,6 +105,17 @@ class Stations:
             (now_ms, backlog, catalogue_version, feed_ack, error, skew_ms, via, code),
         )
 
+    def unheard_since(self, since_ms: int) -> list[tuple[str, int | None]]:
+        """(code, last seen or None) of each station not revoked that has not reached the hub after
+        ``since_ms``, by code. One never seen counts unless registered after ``since_ms``: its token or
+        enrolment file, made then, named the hub's keys of then (``hub/seal_prune.py``)."""
+        rows = self.conn.execute(
+            "SELECT code, last_seen_ms FROM stations WHERE revoked=0"
+            " AND (last_seen_ms <= ? OR (last_seen_ms IS NULL AND registered_ms <= ?)) ORDER BY code",
+            (since_ms, since_ms),
+        ).fetchall()
+        return [(str(code), seen if isinstance(seen, int) else None) for code, seen in rows]
+
     def carried_status(self, code: str, now_ms: int, at_ms: int) -> bool:
         """Whether a stick's status written at the station's ``at_ms`` is newer than any carried before."""
         sql = "UPDATE stations SET status_at_ms=? WHERE code=? AND status_at_ms<?"

@@ -1,7 +1,9 @@
 """`sanji hub prune-seal-keys` (issue 16, ``hub/seal_prune.py``): retired sealing keys go only when
-nothing the hub holds is still sealed to them; otherwise it refuses (``seal_key_in_use``), naming how
-many held rows need which key and what to do, and removes none. It says what it removed, what it kept
-and why, and never touches the current key. Applicants are generated."""
+nothing the hub holds is still sealed to them (else ``seal_key_in_use``, naming how many held rows need
+which key and what to do) and every station has reached the hub since they were retired (else
+``seal_key_stations_behind``, naming the stations; ``seal_key_undated`` when that cannot be told),
+removing none, until the operator overrides, when the answer says what was risked. It says what it
+removed, what it kept and why, and never touches the current key. Applicants are generated."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from hub import keyring, quarantine_review, reconcile, seal_keys, seal_prune
-from node import at_rest_arrivals, commands
+from node import at_rest_arrivals, commands, hubkeys
 from node.reconcile import SCOPE_SQL, repair_wire
 from node.station import Station
 from protocol.keys import key_id, public_bytes
@@ -55,6 +57,16 @@ def _rotate(world: World, days_later: int = 0) -> str:
     old = world.hub.keys.seal_key_id
     keyring.rotate_key(world.hub, seal=True)
     return old
+
+
+def _sync(world: World, st: Station) -> None:
+    """The station reaches the hub after the rotation, as a sync round does: it follows the key list,
+    then pushes a new application."""
+    world.clock.advance(1000)
+    hubkeys.adopt(st, keyring.bundle(world.hub))
+    st.session = sign_in(st.db, "zhangsan", STAFF_PASSWORD, now_ms=st.clock(), code=st.code)  # idle lock after days
+    commands.accept(st, world.application(ITEM, st=st, deferred=["银行卡"]), author="zhangsan")
+    assert world.push(st)
 
 
 def test_a_retired_key_nothing_needs_is_removed_and_the_rest_kept_with_why(world: World) -> None:
@@ -105,6 +117,8 @@ def test_a_key_a_held_change_is_still_sealed_to_is_refused_until_the_change_is_s
     req = ReconcileRequest("repair", 0, changes=(), foreign=tuple(repair_wire(r) for r in rows))
     assert reconcile.repair(world.hub, TOWNSHIP, req).held == 1
     assert _rotate(world) == sealed_to
+    for st in pair:
+        _sync(world, st)  # so that only the held change stands in the way
     assert seal_prune.needs(world.hub) == {sealed_to: (1, 0)}
     with pytest.raises(Refused) as refused:
         seal_prune.prune(world.hub, key_id=sealed_to)
@@ -135,3 +149,74 @@ def test_prune_seal_keys_on_the_command_line(world: World, capsys: pytest.Captur
     assert json.loads(capsys.readouterr().out)["code"] == "seal_key_unknown"
     with pytest.raises(SystemExit):  # one of --before and --key-id is required
         sanji(["hub", "prune-seal-keys", folder])
+
+
+def test_a_station_not_synced_since_the_retirement_blocks_the_prune_until_it_syncs(
+    world: World, pair: tuple[Station, Station]
+) -> None:
+    township, village = pair
+    commands.accept(village, world.application(ITEM, st=village, deferred=["银行卡"]), author="zhangsan")
+    world.push(village)  # before the rotation: the village is heard of, the township never
+    old = _rotate(world, days_later=1)
+    world.clock.advance(1000)
+    world.register("360802-T02", "township")  # registered after: its token names the new keys
+    _sync(world, township)
+    for dry_run in (True, False):
+        with pytest.raises(Refused) as refused:
+            seal_prune.prune(world.hub, key_id=old, dry_run=dry_run)
+        assert refused.value.code == "seal_key_stations_behind"
+        reason = str(refused.value)
+        assert reason.startswith("1 个站点") and VILLAGE in reason and "最近" in reason
+        assert f"{TOWNSHIP}（" not in reason and "360802-T02" not in reason
+        assert "--even-if-stations-behind" in reason and "hub_seal" in reason and "备份" in reason
+    assert _retired(world) == [old]  # nothing removed
+    _sync(world, village)
+    out = seal_prune.prune(world.hub, key_id=old)
+    assert out["removed"] == [old] and out["risked"] is None and _retired(world) == []
+
+
+def test_a_long_list_of_stations_behind_is_cut_short_and_counted(world: World) -> None:
+    codes = [f"360802-T{n:02d}" for n in range(10, 22)]
+    for code in codes:
+        world.register(code, "township")  # registered, never heard of
+    old = _rotate(world, days_later=1)
+    with pytest.raises(Refused) as refused:
+        seal_prune.prune(world.hub, before=iso_from_ms(world.clock() + DAY)[:10])
+    reason = str(refused.value)
+    assert refused.value.code == "seal_key_stations_behind" and reason.startswith("12 个站点")
+    assert all(code in reason for code in codes[:10]) and codes[10] not in reason and "等共 12 个" in reason
+    assert reason.count("从未同步") == 10 and _retired(world) == [old]
+
+
+def test_the_override_prunes_and_says_what_it_risked(
+    world: World, pair: tuple[Station, Station], capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = _rotate(world, days_later=1)
+    folder = str(world.hub.folder)
+    assert sanji(["hub", "prune-seal-keys", folder, "--key-id", old, "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["code"] == "seal_key_stations_behind"
+    assert sanji(["hub", "prune-seal-keys", folder, "--key-id", old, "--even-if-stations-behind"]) == 0
+    out = capsys.readouterr().out
+    assert f"已删除：{old}" in out and "风险：按 --even-if-stations-behind 删除：2 个站点" in out
+    assert f"（{TOWNSHIP}、{VILLAGE}）" in out and "只能驳回" in out
+    assert _retired(world) == []
+    (alert,) = [a for a in world.hub.store.alerts() if "已删除已退役" in str(a["detail"])]
+    assert "2 个站点自密钥退役以来未同步" in str(alert["detail"])
+
+
+def test_a_key_retired_before_dates_were_kept_needs_the_override(world: World) -> None:
+    old = _rotate(world)
+    path = world.hub.folder / seal_keys.RETIRED_FILE
+    seeds, _when = seal_keys._read_file(path)
+    seal_keys._write(path, seeds, {})  # retired by an older version: when is unknown
+    with pytest.raises(Refused) as refused:
+        seal_prune.prune(world.hub, key_id=old)
+    assert refused.value.code == "seal_key_undated" and "--even-if-stations-behind" in str(refused.value)
+    assert _retired(world) == [old]
+    out = seal_prune.prune(world.hub, key_id=old, even_if_behind=True)
+    assert out["removed"] == [old] and out["risked"] == {
+        "stations_behind": [],
+        "undated": [old],
+        "what": f"按 --even-if-stations-behind 删除：密钥 {old} 退役日期未记录，无法判断站点是否已同步，"
+        "站点手里仍加密给这些密钥的数据到达时只能驳回，不能再核对放行",
+    }
