@@ -98,7 +98,7 @@ def adopt(st: Station, bundle: object) -> dict[str, object]:
             pin(st, keys)
         elif root != anchor:
             st.meta.set("hub_root_pub", root)
-        if history.release is not None:
+        if history.release is not None and not _older(history, version):
             _adopt_release(st, history.release)
     return {
         "version": st.meta.int("hub_keys_version"),
@@ -106,6 +106,13 @@ def adopt(st: Station, bundle: object) -> dict[str, object]:
         "followed": keys is not None,
         "fingerprint": pinned_fingerprint(st),
     }
+
+
+def _older(history: KeyBundle, version: int) -> bool:
+    """A history older than the list this station holds (a relay's kept copy, an old stick's key file)
+    has nothing for it: its release was signed by a key this station has since followed past, so taking
+    it could only be refused ("no trusted key"). The release reaches it again in the feed, signed anew."""
+    return 0 < history.version < version
 
 
 def _adopt_release(st: Station, frame: bytes) -> None:
