@@ -11,7 +11,7 @@ import pytest
 
 from hub import keyring
 from hub.service import BUILTIN_CATALOGUE
-from node import hubkeys, usb_files
+from node import hubkeys
 from tests.conftest import World
 
 pytestmark = pytest.mark.usefixtures("hub_backend")

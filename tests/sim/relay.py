@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import base64
 import random
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from node import conversation, feed_quarantine, hubkeys, relay_client, uplink
+from node import conversation, feed_quarantine, hubkeys, relay_client, relay_queue, uplink
 from node.conversation import REPLAYED, Answer, Conversation, Request, drive
 from node.relay_forward import FRAMES_TYPE, RELAY_HEADER, _chunks
 from node.relay_queue import RelayQueue, keep_keys, kept_keys
@@ -38,7 +39,7 @@ from protocol.codec import pack, unpack
 from protocol.limits import PUSH_MAX_FRAMES
 from protocol.wire import REQUEST_HEADER
 from replica.errors import Refused
-from tests.sim import district, relay_malice
+from tests.sim import district, relay_malice, relay_stress
 from tests.sim.faults import HOUR, MINUTE, START_MS, FaultPlan
 from tests.sim.network import Event
 from tests.sim.relay_malice import Malice
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 
 TOWNSHIP = "T01"
 SHARE = 0.35  # of the seeds run some villages through the relay
-SETTLE_VISITS = 30  # a healed half hour: the village's loop and the township's, every 30 s or so
 
 
 class SimRelayQueue(RelayQueue):
@@ -60,10 +60,21 @@ class SimRelayQueue(RelayQueue):
     def __init__(self, folder: Path, township: str, villages: set[str]) -> None:
         super().__init__(folder, township)
         self.villages = villages
+        self.quota: int | None = None  # per village, when relay_stress.py sets it near what a push needs
 
     def check_origin(self, origin: str) -> None:
         if origin not in self.villages:
             super().check_origin(origin)
+
+    def _room(self, conn: sqlite3.Connection, village: str, size: int) -> None:
+        if self.quota is None:
+            return super()._room(conn, village, size)
+        real = relay_queue.VILLAGE_QUOTA_BYTES  # the real check, with the quota the seed drew; put back
+        relay_queue.VILLAGE_QUOTA_BYTES = self.quota
+        try:
+            super()._room(conn, village, size)
+        finally:
+            relay_queue.VILLAGE_QUOTA_BYTES = real
 
 
 @dataclass
@@ -73,6 +84,7 @@ class Relay:
     windows: dict[str, tuple[int, int]]  # village -> [from, until) ms: its own line to the hub is dead
     malice: Malice
     rng: random.Random
+    stress: relay_stress.Stress = relay_stress.PLAIN
     healing: bool = False  # after the fault phase: the relay behaves, its villages are still cut off
 
     def cut_off(self, code: str, now: int) -> bool:
@@ -110,14 +122,16 @@ def schedule(world: World, seed: int) -> None:
     villages = {code for code in world.plan.nodes if code != TOWNSHIP}
     queue = SimRelayQueue(world.nodes[TOWNSHIP].folder, TOWNSHIP, villages)
     district.quiet(queue.conn)
-    world.relay = Relay(TOWNSHIP, queue, windows, malice, malice.rng)
+    world.relay = Relay(TOWNSHIP, queue, windows, malice, malice.rng, relay_stress.draw(seed))
+    relay_stress.prepare(world, world.relay, START_MS + world.plan.duration)
+    world.stats.relay_stress = world.relay.stress.describe()
     world.stats.relay_villages = len(windows)
     world.stats.misbehaviours = malice.modes
     world.stats.misdeeds = malice.counts  # filled as it misbehaves
     spans = ", ".join(
         f"{c} t+{(a - START_MS) / HOUR:.0f}h..{(b - START_MS) / HOUR:.0f}h" for c, (a, b) in windows.items()
     )
-    world.note(f"relay: {spans}; relay {relay_malice.describe(malice)}")
+    world.note(f"relay: {spans}; relay {relay_malice.describe(malice)}; healing {world.stats.relay_stress}")
 
 
 # -- hooks the world calls ------------------------------------------------------------------------------
@@ -219,7 +233,9 @@ def visit(world: World, node: Node) -> bool:
         world.note(f"{node.code} relay round failed: the township's relay is down too")
         return False
     moved = False
-    kept = kept_keys(township.folder)  # the hub's key history first, as relay_client.py ``_keys``
+    # The hub's key history first, as relay_client.py ``_keys``; the relay may have altered it.
+    kept, bent = relay.malice.keys(world, kept_keys(township.folder))
+    before = keys_held(node) if bent else b""
     try:
         drive(conversation.refresh_keys(st), lambda request: Answer(200, kept) if kept else Answer(404))
     except Refused as exc:
@@ -227,7 +243,13 @@ def visit(world: World, node: Node) -> bool:
         if exc.code == hubkeys.KEY_CHAIN_REFUSED:
             # relay_client.py ends the round here (the relay is named, bad_keys): nothing it carries
             # this round could be verified against a key the village did not follow.
+            world.stats.keys_refused += 1
+            world.stats.tampered_refused += bent
+            if bent and keys_held(node) != before:
+                world.checks.fail("relay_tamper_taken", f"{node.code} changed on a key history the relay altered")
             return moved
+    if bent:  # an altered history must be refused whole (and so named: bad_keys), never taken
+        world.checks.fail("relay_tamper_taken", f"{node.code} did not refuse a key history the relay altered")
     try:
         uplink.build_outbox(st)
         world.keep_frames(node)
@@ -249,11 +271,18 @@ def visit(world: World, node: Node) -> bool:
                 break
     except Refused as exc:
         world.note(f"{node.code} relay round refused: {str(exc)[:100]}")
+        world.stats.relay_full += exc.code == "relay_full"
         return moved
     with st.transaction():
         st.meta.set("last_relay_round", st.clock())
     world.note(f"{node.code} relay round: {len(frames)} batch(es) left, moved {moved}")
     return moved
+
+
+def keys_held(node: Node) -> bytes:
+    """What a key history could change at a village: the hub keys it trusts, its catalogue, its data."""
+    meta = [node.st.meta.get(k) for k in ("hub_root_pub", "hub_sign_pub", "hub_keys_version", "hub_keys_expires")]
+    return pack(meta) + district.node_data(node.st) + district.node_outbox(node.st)
 
 
 def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool) -> bool:
@@ -304,19 +333,20 @@ def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool) -> boo
 def settle(world: World, node: Node) -> None:
     """A healed half hour of a cut-off village: its loop visits the relay, the township's forwards,
     until a visit moves nothing (its feed cursor, its queue) and nothing of its own waits (or the half
-    hour is over). An empty page answers every pull, so "a page applied" is no sign of progress."""
+    hour is over); relay_stress.py makes the schedule harder for some seeds. An empty page answers
+    every pull, so "a page applied" is no sign of progress."""
     from tests.sim.healing import direct
 
     relay = world.relay
     assert relay is not None
-    st = node.st
-    for i in range(SETTLE_VISITS):
-        before = (st.meta.int("feed_cursor"), st.meta.text("hub_generation"), st.pending_changes())
-        visit(world, node)
-        direct(world, world.nodes[relay.township], forward(world))
-        after = (st.meta.int("feed_cursor"), st.meta.text("hub_generation"), st.pending_changes())
-        if i and after == before and not after[2]:
-            break
+    township = world.nodes[relay.township]
+    relay_stress.settle(
+        world,
+        node,
+        lambda: visit(world, node),
+        lambda: direct(world, township, forward(world)),
+        lambda: direct(world, node, world.conversation(node, "sync")),
+    )
 
 
 def heal(world: World) -> None:
@@ -339,6 +369,7 @@ def heal(world: World) -> None:
     relay.healing = True
     relay.malice.until = min(relay.malice.until, world.now)
     cut = [node for code, node in world.nodes.items() if relay.cut_off(code, world.now)]
+    relay_stress.set_quota(world, relay, cut)
     found: list[str] = []
     for rnd in range(1, HEAL_ROUNDS + 1):
         world.now += 30 * MINUTE
@@ -368,7 +399,7 @@ def heal(world: World) -> None:
             "relay_no_convergence",
             f"after {HEAL_ROUNDS} rounds through the relay once it behaved: " + "; ".join(found[:4]),
         )
-    relay.healing = False
+    relay.healing, relay.queue.quota = False, None
     relay.windows.clear()  # their own lines back: healing.py's direct rounds follow
 
 
