@@ -60,7 +60,9 @@ def split_cargo(st: Station, paths: list[Path]) -> tuple[list[Path], list[dict[s
     try:
         for village, files in sorted(batches.items()):
             try:
-                queue.offer_up([data for _, data in files], st.clock())
+                # The hub's acks waiting for the village stay for `export --for`: handed over here,
+                # nobody would take them, and a village by stick would never see its receipts.
+                queue.offer_up([data for _, data in files], st.clock(), hand_over=False)
                 taken += [{"file": str(p), "village": village, "kind": "batch"} for p, _ in files]
             except Refused as exc:
                 taken += [{"file": str(p), "village": village, "refused": str(exc)} for p, _ in files]

@@ -68,3 +68,25 @@ async def test_an_online_pull_left_at_the_relay_still_goes_stale(
     monkeypatch.undo()
     done = await relayed.forward()
     assert done.pulls == 0 and any("pull HTTP 4" in e for e in done.errors), done
+
+
+async def test_receipts_waiting_at_the_township_survive_the_villages_next_stick(
+    relayed: Relayed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The township wrote the village's stick back before its round with the hub had answered; the
+    receipts came after. On the next trip the stick carries the same batches again (still unsettled):
+    taking them as cargo must not take away the receipts waiting for that village (the simulator's
+    USB trips found them handed over to nobody, so the village never settled by stick)."""
+    st = relayed.v1
+    number = relayed.accept(st)
+    stick = relayed.world.root / "trip1-up"
+    usb_files.export(st, stick)
+    usb_files.import_files(relayed.township, [stick])
+    assert relay_cargo.export_for(relayed.township, V1, relayed.world.root / "trip1-down")["files"] == []
+    done = await relayed.forward()  # the hub answers after the stick went home
+    assert done.errors == [] and relayed.hub_count(number) == 1, done
+
+    back = await stick_round(relayed, monkeypatch, 0, "trip2")  # the same batches on the stick again
+
+    assert any("_receipts_" in f for f in back), back
+    assert st.pending_changes() == 0
