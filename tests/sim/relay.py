@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import random
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +39,7 @@ from protocol.codec import pack, unpack
 from protocol.limits import PUSH_MAX_FRAMES
 from protocol.wire import REQUEST_HEADER
 from replica.errors import Refused
-from tests.sim import district, relay_malice, relay_stress
+from tests.sim import district, relay_malice, relay_stress, relay_usb
 from tests.sim.faults import HOUR, MINUTE, START_MS, FaultPlan
 from tests.sim.network import Event
 from tests.sim.relay_malice import Malice
@@ -85,6 +85,7 @@ class Relay:
     malice: Malice
     rng: random.Random
     stress: relay_stress.Stress = relay_stress.PLAIN
+    usb: set[str] = field(default_factory=set)  # villages that carry sticks to the township (relay_usb.py)
     healing: bool = False  # after the fault phase: the relay behaves, its villages are still cut off
 
     def cut_off(self, code: str, now: int) -> bool:
@@ -124,6 +125,8 @@ def schedule(world: World, seed: int) -> None:
     district.quiet(queue.conn)
     world.relay = Relay(TOWNSHIP, queue, windows, malice, malice.rng, relay_stress.draw(seed))
     relay_stress.prepare(world, world.relay, START_MS + world.plan.duration)
+    world.relay.usb = relay_usb.draw(seed, sorted(windows))
+    world.stats.relay_usb = len(world.relay.usb)
     world.stats.relay_stress = world.relay.stress.describe()
     world.stats.relay_villages = len(windows)
     world.stats.misbehaviours = malice.modes
@@ -131,7 +134,8 @@ def schedule(world: World, seed: int) -> None:
     spans = ", ".join(
         f"{c} t+{(a - START_MS) / HOUR:.0f}h..{(b - START_MS) / HOUR:.0f}h" for c, (a, b) in windows.items()
     )
-    world.note(f"relay: {spans}; relay {relay_malice.describe(malice)}; healing {world.stats.relay_stress}")
+    by_usb = f"; by stick: {','.join(sorted(world.relay.usb))}" if world.relay.usb else ""
+    world.note(f"relay: {spans}; relay {relay_malice.describe(malice)}; healing {world.stats.relay_stress}{by_usb}")
 
 
 # -- hooks the world calls ------------------------------------------------------------------------------
@@ -143,7 +147,7 @@ def instead(world: World, code: str, kind: str) -> bool:
     if relay is None or not relay.cut_off(code, world.now):
         return False
     if kind == "sync":
-        visit(world, world.nodes[code])
+        visit_or_trip(world, world.nodes[code])
         world.schedule(relay.rng.randint(30_000, 5 * MINUTE), Event("relay_forward", relay.township))
     else:
         world.note(f"{code} {kind}: the hub is out of reach, and a relay carries no reconciliation")
@@ -204,7 +208,7 @@ def forward(world: World) -> Conversation[None]:
             "pull",
             "GET",
             "/v1/sync/pull",
-            headers={REQUEST_HEADER: base64.b64encode(signed).decode()},
+            headers={REQUEST_HEADER: base64.b64encode(signed).decode(), RELAY_HEADER: relay.township},
             summary=f"relay {village}",
         )
         queue.answered(village, [rid], "feed", answer.body if answer.status == 200 else None, township.now())
@@ -218,6 +222,12 @@ def forward(world: World) -> Conversation[None]:
 
 
 # -- a village's round through the relay ------------------------------------------------------------------
+
+
+def visit_or_trip(world: World, node: Node) -> bool:
+    """A round at the relay's door, or a stick carried to the township and back (relay_usb.py)."""
+    assert world.relay is not None
+    return relay_usb.trip(world, node) if node.code in world.relay.usb else visit(world, node)
 
 
 def visit(world: World, node: Node) -> bool:
@@ -343,7 +353,7 @@ def settle(world: World, node: Node) -> None:
     relay_stress.settle(
         world,
         node,
-        lambda: visit(world, node),
+        lambda: visit_or_trip(world, node),
         lambda: direct(world, township, forward(world)),
         lambda: direct(world, node, world.conversation(node, "sync")),
     )
