@@ -130,7 +130,7 @@ def replayed(world: World, node: Node, page: bytes) -> bool:
     pages answer no nonce: one the village could not take then (a gap) it may take now. One from the
     hub's generation before a restore makes it start its feed over (node/feed.py: any other generation
     is taken as the newer), which costs a pass over the feed and nothing else: it must leave every
-    record, change, counter and release as it was. Counted, and named in docs/notes.md."""
+    record, change, counter and release as it was. Counted in the run's figures."""
     before = _content(node.st), node.st.meta.text("hub_generation")
     outcome = world.import_file(node, page, "feed")
     after = _content(node.st), node.st.meta.text("hub_generation")
