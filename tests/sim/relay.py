@@ -267,7 +267,7 @@ def visit(world: World, node: Node) -> bool:
         for i in range(0, len(frames), PUSH_MAX_FRAMES):
             _, acks = relay.queue.offer_up(frames[i : i + PUSH_MAX_FRAMES], township.now())
             for doc, tampered in relay.malice.down(world, node.code, "acks", acks):
-                moved |= hand(world, node, doc, "acks", tampered)
+                moved |= hand(world, node, doc, "acks", tampered, kept)
         for _ in range(2):  # once more when a page applied: ask from where the village now stands
             nonce = node.nonce()
             relay_client._remember(st, nonce)
@@ -275,7 +275,7 @@ def visit(world: World, node: Node) -> bool:
             _, pages = relay.queue.offer_pull(signed, township.now())
             applied = False
             for doc, tampered in relay.malice.down(world, node.code, "feed", pages, nonce):
-                applied |= hand(world, node, doc, "feed", tampered)
+                applied |= hand(world, node, doc, "feed", tampered, kept)
             moved |= applied
             if not applied:
                 break
@@ -295,11 +295,20 @@ def keys_held(node: Node) -> bytes:
     return pack(meta) + district.node_data(node.st) + district.node_outbox(node.st)
 
 
-def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool) -> bool:
+def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool, history: bytes | None = None) -> bool:
     """The village takes one document the relay handed it, as relay_client.py does. One the relay
     wrote, cut short, swapped in or replayed as a page must leave it as it was; a genuine one goes
-    through ``World.take`` (taking it twice changes nothing). True when it applied."""
+    through ``World.take`` (taking it twice changes nothing). True when it applied.
+
+    A relay that never misbehaved must never be named: whatever relay_client.py would count as its
+    misdeed (``history``: the key history it handed over this round) fails ``honest_relay_named``."""
     st = node.st
+    # (A station copied back by hand, not restored, has lost its nonces with its file: not checked.)
+    honest = world.relay is not None and not world.relay.malice.modes and node.code not in world.cloned
+
+    def named(what: str) -> None:
+        if honest:
+            world.checks.fail("honest_relay_named", f"{node.code} would name an honest relay: {what}")
 
     def process() -> bool:
         if kind == "acks":
@@ -307,15 +316,20 @@ def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool) -> boo
                 uplink.read_acks(st, doc)  # the hub's signature, with the pinned key, or refused
             except Refused as exc:
                 world.note(f"{node.code} refused acks from the relay: {str(exc)[:80]}")
+                if not hubkeys.signed_before_a_rotation(st, doc, history):
+                    named(f"bad_acks ({str(exc)[:80]})")
                 return False
             return True
         if not relay_client._answers_ours(st, doc):
             feed_quarantine.record(st, doc, source="relay", reason=REPLAYED)
             world.note(f"{node.code} refused a page from the relay as a replay")
+            named("replayed_page")
             return False
         outcome = feed_quarantine.take_page(st, doc, source="relay")
         if outcome.problem:
             world.note(f"{node.code} set a page from the relay aside: {outcome.problem[:80]}")
+            if not relay_client._the_hubs(st, doc, relay_client.RelayRound(history=history)):
+                named(f"bad_page ({outcome.problem[:80]})")
         world.stats.relay_pages += outcome.result is not None
         return outcome.result is not None
 

@@ -1,8 +1,11 @@
-"""An honest relay holding the hub's answers across a key rotation (the simulator's seed 232): the
-village followed the rotation by another way (its own line for a while, a stick), then collects at its
-relay the acks and page the hub signed with the key it has since replaced. They are refused, as any
-document under a replaced key is, and offered or asked for again; but the relay did nothing wrong and
-must not be named for them (a named relay is left alone for 24 hours)."""
+"""An honest relay is never named (a named relay is left alone for 24 hours, and a village cut off from
+the hub has no other path). Both cases from the simulator's seed 232:
+
+- the relay held the hub's answers across a key rotation the village followed by another way (its
+  own line for a while, a stick): acks and page signed with the replaced key are refused, as any
+  document under it is, and offered or asked for again, but they are the hub's;
+- the village was restored from a backup (``node restore``) while its pull request waited at the
+  relay: the page answering it is the hub's answer to that request, not a replay."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from hub import keyring
-from node import hubkeys, relay_alert
+from node import epoch, hubkeys, relay_alert
+from node.station import Station
 from tests.conftest import World
 from tests.node.test_relay import Relayed, pending, relay_world
 
@@ -61,3 +65,21 @@ async def test_answers_no_key_of_the_hub_signed_still_name_the_relay(relayed: Re
     assert {m for m, _ in rnd.misdeeds} & {"bad_acks", "bad_page"}, rnd
     alert = relay_alert.current(relayed.v1)
     assert alert is not None and alert["problem"] in ("bad_acks", "bad_page"), alert
+
+
+async def test_a_village_restored_from_a_backup_does_not_name_its_relay(relayed: Relayed) -> None:
+    v1 = relayed.v1
+    backup = relayed.world.root / "v1-backup.db"
+    epoch.backup(v1, backup)
+    number = relayed.accept(v1)
+    await relayed.village_round(v1)  # its batch and a pull request with a fresh nonce, left at the relay
+    await relayed.forward()
+    v1.close()
+    epoch.restore(v1.folder, backup)  # the nonce of that pull request is not in the backup
+    relayed.v1 = v1 = Station(v1.folder)
+
+    rnd = await relayed.village_round(v1)
+
+    assert rnd.misdeeds == [], rnd.misdeeds
+    assert relay_alert.current(v1) is None
+    assert relayed.hub_count(number) == 1
