@@ -6,10 +6,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from itertools import islice
+from pathlib import Path
 
 import pytest
 
-from node import hubkeys, relay_queue
+from node import epoch, hubkeys, relay_queue
+from node.station import Station
 from tests.sim import faults, relay, relay_stress, relay_usb
 from tests.sim.faults import HOUR, MINUTE, START_MS
 from tests.sim.runner import run_seed
@@ -92,3 +94,22 @@ def test_usb_and_stress_seeds_keep_every_invariant() -> None:
     results = {s: run_seed(s)[0] for s in sorted(seeds)}
     assert {s: r.violations for s, r in results.items() if r.violations} == {}
     assert all(results[s].stats.usb_trips for s in usb)
+
+
+def test_a_village_that_names_an_honest_relay_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed 232: a restore that forgets the nonces of the pull requests waiting at the relay makes the
+    page answering one look like a replay (node/epoch.py carries them over now)."""
+    real = epoch.restore
+
+    def forgetful(folder: Path, source: Path, **kw: object) -> dict[str, object]:
+        out = real(folder, source, **kw)  # type: ignore[arg-type]
+        st = Station(folder)
+        try:
+            with st.transaction():
+                st.meta.set("relay_nonces", [])
+        finally:
+            st.close()
+        return out
+
+    monkeypatch.setattr(epoch, "restore", forgetful)
+    assert "honest_relay_named" in {v.kind for v in run_seed(232)[0].violations}
