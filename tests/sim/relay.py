@@ -86,6 +86,7 @@ class Relay:
     rng: random.Random
     stress: relay_stress.Stress = relay_stress.PLAIN
     usb: set[str] = field(default_factory=set)  # villages that carry sticks to the township (relay_usb.py)
+    proxied: set[bytes] = field(default_factory=set)  # pages a frozen proxy on the township's line replayed
     healing: bool = False  # after the fault phase: the relay behaves, its villages are still cut off
 
     def cut_off(self, code: str, now: int) -> bool:
@@ -212,6 +213,8 @@ def forward(world: World) -> Conversation[None]:
             summary=f"relay {village}",
         )
         queue.answered(village, [rid], "feed", answer.body if answer.status == 200 else None, township.now())
+        if relay.township in world.frozen:  # freeze.py: its pulls are answered by the proxy, not the hub
+            relay.proxied.add(answer.body)
     if not villages:
         return
     kept = kept_keys(township.folder)  # node/relay_forward.py ``_keys``: the hub's key history, for the villages
@@ -304,7 +307,10 @@ def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool, histor
     misdeed (``history``: the key history it handed over this round) fails ``honest_relay_named``."""
     st = node.st
     # (A station copied back by hand, not restored, has lost its nonces with its file: not checked.)
+    # Nor a page a proxy on the township's own line replayed (freeze.py): the village cannot tell it
+    # from the relay's doing, and names the relay, whose path it came by.
     honest = world.relay is not None and not world.relay.malice.modes and node.code not in world.cloned
+    honest = honest and doc not in world.relay.proxied  # type: ignore[union-attr]
 
     def named(what: str) -> None:
         if honest:

@@ -5,7 +5,8 @@ A trip is the real commands in order: the village's ``node export`` (node/usb_fi
 unsettled batches and a signed status, a pull request with no nonce), the township's ``node import T``
 of that stick, which takes the village's files as relay cargo (node/relay_cargo.py ``split_cargo``,
 into the same queue as the relay listener), then the township's ``node export T --for VILLAGE``
-(``export_for``: the hub's answers waiting for it, forgotten at the township once written), which the
+(``export_for``: the hub's key history the township keeps, then the hub's answers waiting for it,
+forgotten at the township once written), which the
 village imports as usual (``World.import_by_hand``, one file at a time, so that taking one twice is
 checked to change nothing). The township forwards the cargo at its next round with the hub, like any
 relayed traffic: a stick status hours old is answered as ``hub export`` would (hub/web/sync.py
@@ -33,6 +34,7 @@ from node.station import Station
 from protocol.codec import pack
 from protocol.feed import PullRequest
 from protocol.frame import peek_header
+from protocol.hubkeys import KEYS_MAGIC
 from replica.errors import Refused
 
 if TYPE_CHECKING:
@@ -104,10 +106,13 @@ def carry_back(world: World, node: Node, files: list[object]) -> bool:
     relay = world.relay
     assert relay is not None
     by_kind: dict[str, list[bytes]] = {}
+    took = False
     for name in files:
         data = Path(str(name)).read_bytes()
+        if Path(str(name)).suffix == ".sjk":  # the key history, first (node/usb_files.py reads it first)
+            took |= keys_back(world, node, data, Path(str(name)).name)
+            continue
         by_kind.setdefault("acks" if "_receipts_" in Path(str(name)).name else "feed", []).append(data)
-    took = False
     for kind, docs in sorted(by_kind.items()):
         for doc, tampered in relay.malice.down(world, node.code, kind, docs):
             if tampered and any(doc == d for _, d in relay.malice.handed.get(node.code, [])):
@@ -123,6 +128,25 @@ def carry_back(world: World, node: Node, files: list[object]) -> bool:
             if world.fingerprint(node) != before:
                 world.checks.fail("relay_tamper_taken", f"{node.code} took {kind} the relay tampered with, by USB")
     return took
+
+
+def keys_back(world: World, node: Node, data: bytes, name: str) -> bool:
+    """The hub's key history the township wrote on the stick, as the relay chose to (``bad_keys``: its
+    documents altered, which the village's import must refuse and stay as it was)."""
+    from tests.sim.relay import keys_held
+
+    relay = world.relay
+    assert relay is not None
+    bundle, bent = relay.malice.keys(world, data[len(KEYS_MAGIC) :])
+    before = keys_held(node) if bent else b""
+    outcome = node.import_file(KEYS_MAGIC + (bundle or b""), name)
+    world.note(f"{node.code} imported the key history from the stick: {outcome[:80]}")
+    if bent:
+        world.stats.keys_refused += outcome != "accepted"
+        world.stats.tampered_refused += outcome != "accepted"
+        if outcome == "accepted" or keys_held(node) != before:
+            world.checks.fail("relay_tamper_taken", f"{node.code} took a key history the relay altered, by USB")
+    return outcome == "accepted"
 
 
 def replayed(world: World, node: Node, page: bytes) -> bool:
