@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import pytest
 
 from hub import keyring
-from node import epoch, hubkeys, relay_alert
+from node import epoch, hubkeys, relay_alert, relay_forward
 from node.station import Station
 from tests.conftest import World
 from tests.node.test_relay import Relayed, pending, relay_world
@@ -83,3 +84,33 @@ async def test_a_village_restored_from_a_backup_does_not_name_its_relay(relayed:
     assert rnd.misdeeds == [], rnd.misdeeds
     assert relay_alert.current(v1) is None
     assert relayed.hub_count(number) == 1
+
+
+async def test_a_line_lost_after_the_answers_does_not_leave_them_beside_an_old_key_history(
+    relayed: Relayed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator's seed 5603: the township asked for the key history after forwarding; its line
+    dropped in between, and the answers (under the key the hub had rotated to) waited beside the old
+    history, which the village could not follow: it refused them and named its relay. The history is
+    asked for first now: a line that drops there leaves nothing forwarded, and nothing to blame."""
+    async with aiohttp.ClientSession() as session:  # the serving hub takes up its new key when asked
+        keyring.rotate_key(relayed.world.hub)
+        async with session.get(f"{relayed.hub_url}/v1/keys"):
+            pass
+    number = relayed.accept(relayed.v1)
+    await relayed.village_round(relayed.v1)
+
+    async def dropped(*args: object) -> None:
+        raise aiohttp.ClientConnectionError("the township's line dropped")
+
+    with monkeypatch.context() as m:
+        m.setattr(relay_forward, "_keys", dropped)
+        with pytest.raises(aiohttp.ClientError):
+            await relayed.forward()
+    rnd = await relayed.village_round(relayed.v1)
+
+    assert rnd.misdeeds == [], rnd.misdeeds
+    for _ in range(2):  # and once the line holds, everything arrives
+        await relayed.forward()
+        await relayed.village_round(relayed.v1)
+    assert pending(relayed.v1) == 0 and relayed.hub_count(number) == 1

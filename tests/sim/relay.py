@@ -178,13 +178,23 @@ def township_round(world: World) -> None:
 
 
 def forward(world: World) -> Conversation[None]:
-    """node/relay_forward.py ``forward`` as requests: each village's batches in chain order, in pushes of
-    their own, then its newest pull request as the village signed it; each answer kept for it."""
+    """node/relay_forward.py ``forward`` as requests: the hub's key history, then each village's batches
+    in chain order, in pushes of their own, then its newest pull request as the village signed it; each
+    answer kept for it."""
     relay = world.relay
     assert relay is not None
     queue, township = relay.queue, world.nodes[relay.township]
     queue.expire(township.now())
     villages = queue.villages_waiting()
+    if not villages:
+        return
+    # node/relay_forward.py ``_keys``, first: the hub's key history for the villages, newer than the
+    # key of any answer kept after it.
+    kept = kept_keys(township.folder)
+    version = hubkeys.key_history(unpack(kept)).version if kept else -1
+    answer = yield Request("keys", "GET", "/v1/keys", params={"after": str(version)}, summary=f"relay after={version}")
+    if answer.status == 200 and hubkeys.key_history(unpack(answer.body)).docs:
+        keep_keys(township.folder, answer.body)
     for village in villages:
         batches = relay.malice.up(world, village, queue.waiting_batches(village))
         for chunk in _chunks(batches):
@@ -215,13 +225,6 @@ def forward(world: World) -> Conversation[None]:
         queue.answered(village, [rid], "feed", answer.body if answer.status == 200 else None, township.now())
         if relay.township in world.frozen:  # freeze.py: its pulls are answered by the proxy, not the hub
             relay.proxied.add(answer.body)
-    if not villages:
-        return
-    kept = kept_keys(township.folder)  # node/relay_forward.py ``_keys``: the hub's key history, for the villages
-    version = hubkeys.key_history(unpack(kept)).version if kept else -1
-    answer = yield Request("keys", "GET", "/v1/keys", params={"after": str(version)}, summary=f"relay after={version}")
-    if answer.status == 200 and hubkeys.key_history(unpack(answer.body)).docs:
-        keep_keys(township.folder, answer.body)
 
 
 # -- a village's round through the relay ------------------------------------------------------------------
