@@ -108,6 +108,9 @@ def restore(folder: Path, source: Path, *, clock: Callable[[], int] = wall_now_m
         "SELECT version, frame, issued_at, expires_at, received_ms FROM catalogues"
     ).fetchall()
     hlc_now = current.meta.int("hlc")
+    # Nor the pull requests left at the township's relay since the backup: the pages answering them
+    # are the hub's, and a nonce forgotten would make each look like the relay replaying (naming it).
+    relay_nonces = current.meta.get("relay_nonces", [])
     current.close()
     try:
         probe = connect(source)
@@ -134,6 +137,8 @@ def restore(folder: Path, source: Path, *, clock: Callable[[], int] = wall_now_m
                     row,
                 )
             st.meta.set("hlc", max(hlc_now, st.meta.int("hlc")))
+            if relay_nonces:
+                st.meta.set("relay_nonces", relay_nonces)
             old = st.meta.int("epoch", 1)
             first = st.meta.int("batched_seq") + 1
             # Changes the backup holds but never put in a batch: re-issue them in the new epoch so

@@ -19,14 +19,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node import hub_answer
 from node.station import Station
 from protocol.codec import unpack
 from protocol.errors import RemoteProtocolError
+from protocol.frame import verify_frame
 from protocol.hubkey_docs import KeyBundle
-from protocol.hubkeys import KEYS_MAGIC, KeyChainError, KeyList, check_current, fingerprint, follow
-from protocol.keys import key_id
+from protocol.hubkeys import KEYS_MAGIC, KeyChainError, KeyList, check_current, fingerprint, follow, listed_sign_keys
+from protocol.keys import key_id, load_verify_key
 from protocol.limits import RESPONSE_MAX_BYTES
 from replica import carried_files
 from replica.errors import Refused
@@ -98,7 +100,7 @@ def adopt(st: Station, bundle: object) -> dict[str, object]:
             pin(st, keys)
         elif root != anchor:
             st.meta.set("hub_root_pub", root)
-        if history.release is not None:
+        if history.release is not None and not _older(history, version):
             _adopt_release(st, history.release)
     return {
         "version": st.meta.int("hub_keys_version"),
@@ -108,11 +110,47 @@ def adopt(st: Station, bundle: object) -> dict[str, object]:
     }
 
 
+def _older(history: KeyBundle, version: int) -> bool:
+    """A history older than the list this station holds (a relay's kept copy, an old stick's key file)
+    has nothing for it: its release was signed by a key this station has since followed past, so taking
+    it could only be refused ("no trusted key"). The release reaches it again in the feed, signed anew."""
+    return 0 < history.version < version
+
+
 def _adopt_release(st: Station, frame: bytes) -> None:
     """The hub signs its releases again when it rotates its key: keep the copy our keys now verify."""
     version, outcome = st.store_catalogue(frame)
     if outcome == "unchanged":
         st.conn.execute("UPDATE catalogues SET frame=? WHERE version=?", (frame, version))
+
+
+def signed_before_a_rotation(st: Station, doc: bytes, history: bytes | None) -> bool:
+    """Whether ``doc``, which the pinned key does not verify, was signed for this station by one of the
+    hub's earlier online keys, as named by ``history`` (a key history as handed over, checked here from
+    the pinned root). Such a document is the hub's, from before a rotation this station has followed
+    since: still refused (a replaced key vouches for nothing new), but no sign that whoever carried
+    it altered it. A relay holding the hub's answers across a rotation is not to be blamed for them."""
+    if not history:
+        return False
+    try:
+        docs = key_history(unpack(history)).docs
+        keys = listed_sign_keys(docs, hub_id=st.hub_id, anchor=st.meta.bytes("hub_root_pub"))
+    except (Refused, RemoteProtocolError):
+        return False
+    current = st.meta.bytes("hub_sign_pub")
+    for pub in keys:
+        if pub == current:
+            continue
+        try:
+            verify_frame(doc, recipient=st.code, verify_key=lambda who, k, p=pub: _listed(st, who, k, p))
+        except RemoteProtocolError:
+            continue
+        return True
+    return False
+
+
+def _listed(st: Station, signer: str, key: str, pub: bytes) -> Ed25519PublicKey | None:
+    return load_verify_key(pub) if signer == st.hub_id and key == key_id(pub) else None
 
 
 async def read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:

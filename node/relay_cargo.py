@@ -18,9 +18,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from node.relay_queue import DB_NAME, RELAY_TIERS, RelayQueue, is_village_of, outer
+from node.relay_queue import DB_NAME, RELAY_TIERS, RelayQueue, is_village_of, kept_keys, outer
 from node.station import Station
+from protocol.codec import unpack
 from protocol.errors import RemoteProtocolError
+from protocol.hubkeys import KEYS_MAGIC
 from replica import carried_files
 from replica.errors import Refused
 
@@ -61,7 +63,9 @@ def split_cargo(st: Station, paths: list[Path]) -> tuple[list[Path], list[dict[s
     try:
         for village, files in sorted(batches.items()):
             try:
-                queue.offer_up([data for _, data in files], st.clock())
+                # The hub's acks waiting for the village stay for `export --for`: handed over here,
+                # nobody would take them, and a village by stick would never see its receipts.
+                queue.offer_up([data for _, data in files], st.clock(), hand_over=False)
                 taken += [{"file": str(p), "village": village, "kind": "batch"} for p, _ in files]
             except Refused as exc:
                 taken += [{"file": str(p), "village": village, "refused": str(exc)} for p, _ in files]
@@ -89,6 +93,14 @@ def export_for(st: Station, village: str, out: Path) -> dict[str, object]:
         )
     out.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
+    kept = kept_keys(st.folder)
+    if kept is not None:
+        # First on the stick, as `hub export` writes it: after a rotation the receipts and pages are
+        # signed by a key only this history names, and a village by stick has no other way to it.
+        version = _version(kept)
+        name = out / f"{village}_keys_v{version:04d}.sjk"
+        name.write_bytes(KEYS_MAGIC + kept)
+        files.append(str(name))
     if (st.folder / DB_NAME).exists():
         queue = RelayQueue(st.folder, st.code)
         try:
@@ -102,3 +114,14 @@ def export_for(st: Station, village: str, out: Path) -> dict[str, object]:
         finally:
             queue.close()
     return {"files": files, "village": village}
+
+
+def _version(kept: bytes) -> int:
+    """The key list version the kept history reaches, for the file's name (0 when it cannot be read:
+    the village's import refuses the file with its reason)."""
+    try:
+        bundle = unpack(kept)
+    except RemoteProtocolError:
+        return 0
+    version = bundle.get("version") if isinstance(bundle, dict) else None
+    return version if isinstance(version, int) and 0 <= version < 10**4 else 0

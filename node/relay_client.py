@@ -47,6 +47,9 @@ class RelayRound:
     # What the relay itself did wrong (node/relay_alert.py WHAT codes, with the detail): not the hub's
     # answers that could not be applied, only what is not the hub's answer to us at all.
     misdeeds: list[tuple[str, str]] = field(default_factory=list)
+    # The hub's key history as the relay handed it this round: what it held for us may be signed by a
+    # key the hub has since replaced (hubkeys.signed_before_a_rotation), which is not the relay's doing.
+    history: bytes | None = None
 
 
 def _settled(st: Station) -> int:
@@ -90,7 +93,8 @@ async def _push(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
                 uplink.read_acks(st, doc)  # the hub's signature, with the pinned key, or refused
             except Refused as exc:
                 rnd.problems.append(f"乡镇转发站交来的回执未通过核验，未采用：{exc}")
-                rnd.misdeeds.append(("bad_acks", str(exc)))
+                if not hubkeys.signed_before_a_rotation(st, doc, rnd.history):  # else offered again, answered anew
+                    rnd.misdeeds.append(("bad_acks", str(exc)))
 
 
 def _remember(st: Station, nonce: bytes) -> None:
@@ -133,12 +137,12 @@ async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
         outcome = feed_quarantine.take_page(st, page, source="relay")
         if outcome.problem:
             rnd.problems.append(outcome.problem)
-            if not _the_hubs(st, page):  # a genuine page that cannot be applied is the hub's matter
+            if not _the_hubs(st, page, rnd):  # a genuine page that cannot be applied is the hub's matter
                 rnd.misdeeds.append(("bad_page", outcome.problem))
         if outcome.result is not None:
             rnd.pulled += outcome.result.pulled
             applied = True
-        if outcome.result is not None or _the_hubs(st, page):  # the hub's answer came through
+        if outcome.result is not None or _the_hubs(st, page, rnd):  # the hub's answer came through
             relay_withheld.answered_page(st)
             if (proof := relay_skipped.check(st, page)) is not None:  # and says what it never had
                 rnd.problems.append(f"乡镇转发站{relay_alert.WHAT['skipped']}：{proof[1]}")
@@ -146,12 +150,13 @@ async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
     return applied
 
 
-def _the_hubs(st: Station, page: bytes) -> bool:
-    """Whether the page is one the hub signed for this station (against the pinned key)."""
+def _the_hubs(st: Station, page: bytes, rnd: RelayRound) -> bool:
+    """Whether the page is one the hub signed for this station (against the pinned key, or one of the
+    hub's keys before a rotation this station has followed since)."""
     try:
         verify_frame(page, recipient=st.code, verify_key=st.hub_key)
     except RemoteProtocolError:
-        return False
+        return hubkeys.signed_before_a_rotation(st, page, rnd.history)
     return True
 
 
@@ -165,7 +170,8 @@ async def _keys(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
             if resp.status != 200:
                 return Answer(resp.status, message=f"HTTP {resp.status}")
             cap = request.cap or RESPONSE_MAX_BYTES
-            return Answer(200, await hub_answer.read_body(resp, what=request.what, cap=cap, hub_document=False))
+            rnd.history = await hub_answer.read_body(resp, what=request.what, cap=cap, hub_document=False)
+            return Answer(200, rnd.history)
 
     try:
         await drive_async(refresh_keys(st), send)

@@ -160,10 +160,12 @@ class RelayQueue:
                 code="relay_full",
             )
 
-    def offer_up(self, frames: list[bytes], at_ms: int) -> tuple[str, list[bytes]]:
+    def offer_up(self, frames: list[bytes], at_ms: int, *, hand_over: bool = True) -> tuple[str, list[bytes]]:
         """Take a village's push: queue the frames not held yet, and hand over (and forget) the hub's
         acks waiting for it. A frame already forwarded is queued again only when no answer is waiting:
-        the village offers it again because the answer that settled it never reached it."""
+        the village offers it again because the answer that settled it never reached it. Frames read
+        from a stick (``hand_over=False``) leave the acks waiting, for ``node export T --for`` to write:
+        nobody is there to take them."""
         heads = []
         for data in frames:
             try:
@@ -176,7 +178,8 @@ class RelayQueue:
         village = villages.pop()
         self.check_origin(village)
         with self._tx() as conn:
-            answers = self._take_down(conn, village, "acks")
+            answers = self._take_down(conn, village, "acks") if hand_over else []
+            answered = bool(answers) or (not hand_over and self._waiting(conn, village, "acks"))
             for head, data in zip(heads, frames, strict=True):
                 row = conn.execute(
                     "SELECT state FROM relay_frames WHERE village=? AND direction='up' AND hash=?", (village, head.hash)
@@ -188,7 +191,7 @@ class RelayQueue:
                         " data, created_ms) VALUES (?, 'up', 'batch', ?, ?, ?, ?, ?, ?, ?)",
                         (village, head.hash, head.epoch, head.first_seq, head.last_seq, head.size, data, at_ms),
                     )
-                elif row[0] == "sent" and not answers:
+                elif row[0] == "sent" and not answered:
                     self._room(conn, village, head.size)
                     conn.execute(
                         "UPDATE relay_frames SET state='waiting', data=?, size=?, created_ms=?"
@@ -215,6 +218,14 @@ class RelayQueue:
                 (head.origin, hashlib.sha256(request).digest(), head.size, request, at_ms),
             )
         return head.origin, pages
+
+    @staticmethod
+    def _waiting(conn: sqlite3.Connection, village: str, kind: str) -> bool:
+        return bool(
+            conn.execute(
+                "SELECT 1 FROM relay_frames WHERE village=? AND direction='down' AND kind=? LIMIT 1", (village, kind)
+            ).fetchone()
+        )
 
     def _take_down(self, conn: sqlite3.Connection, village: str, kind: str) -> list[bytes]:
         rows = conn.execute(

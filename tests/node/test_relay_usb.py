@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from hub import operations
+from hub import keyring, operations
 from node import commands, relay_cargo, usb_files
 from tests.conftest import World
 from tests.node.test_relay import V1, Relayed, relay_world
@@ -68,3 +68,44 @@ async def test_an_online_pull_left_at_the_relay_still_goes_stale(
     monkeypatch.undo()
     done = await relayed.forward()
     assert done.pulls == 0 and any("pull HTTP 4" in e for e in done.errors), done
+
+
+async def test_receipts_waiting_at_the_township_survive_the_villages_next_stick(
+    relayed: Relayed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The township wrote the village's stick back before its round with the hub had answered; the
+    receipts came after. On the next trip the stick carries the same batches again (still unsettled):
+    taking them as cargo must not take away the receipts waiting for that village (the simulator's
+    USB trips found them handed over to nobody, so the village never settled by stick)."""
+    st = relayed.v1
+    number = relayed.accept(st)
+    stick = relayed.world.root / "trip1-up"
+    usb_files.export(st, stick)
+    usb_files.import_files(relayed.township, [stick])
+    assert relay_cargo.export_for(relayed.township, V1, relayed.world.root / "trip1-down")["files"] == []
+    done = await relayed.forward()  # the hub answers after the stick went home
+    assert done.errors == [] and relayed.hub_count(number) == 1, done
+
+    back = await stick_round(relayed, monkeypatch, 0, "trip2")  # the same batches on the stick again
+
+    assert any("_receipts_" in f for f in back), back
+    assert st.pending_changes() == 0
+
+
+async def test_a_village_by_stick_follows_the_hubs_key_rotation_through_the_township(
+    relayed: Relayed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator's USB trips (seed 210): after `hub rotate-key`, a village whose only path is a stick
+    to its township could verify none of the receipts and pages written for it, for good: export --for
+    wrote no key history. It writes the one the township keeps, first, as `hub export` does."""
+    st = relayed.v1
+    before = st.meta.int("hub_keys_version")
+    version = int(str(keyring.rotate_key(relayed.world.hub)["version"]))
+    number = relayed.accept(st)
+
+    first = await stick_round(relayed, monkeypatch, 1, "rotated1")
+    await stick_round(relayed, monkeypatch, 0, "rotated2")
+
+    assert any(f.endswith(f"_keys_v{version:04d}.sjk") for f in first), first
+    assert st.meta.int("hub_keys_version") == version > before
+    assert st.pending_changes() == 0 and relayed.hub_count(number) == 1

@@ -21,7 +21,8 @@ from sync.change import Change
 from sync.fold import Record
 from sync.hlc import DEFAULT_MAX_DRIFT_MS, HUB_QUARANTINE_AHEAD_MS, wall_ms
 from sync.workflow import TERMINAL, Status
-from tests.sim.district import HubDoor, Key, Node, Watch
+from tests.sim.district import HubDoor, Node
+from tests.sim.probes import Key, Watch
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,9 @@ functions hub/web/sync.py's handlers call (``ingest_frame``, ``feed_page``, ``hu
 ``keyring.bundle``), with what those handlers check around them, minus aiohttp. That glue is the one
 part of the hub the simulator spells out itself. Nothing here decides anything a district decides.
 
-Two probes watch the real code without changing it: every merge into any replica's records
-(``replica.records.Run.add``) and every re-issue of a station's changes under a new epoch
-(``node.epoch._reissue``) are reported to the replica's watcher, which is how the checkers see each
-step as it happens.
+Two probes watch the real code without changing it (probes.py): every merge into any replica's
+records and every re-issue of a station's changes under a new epoch are reported to the replica's
+watcher, which is how the checkers see each step as it happens.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from hub import reconcile as hub_reconcile
 from hub.feed import chain_at, feed_page
 from hub.ingest import FrameAck, ingest_frame
 from hub.service import Hub
+from hub.usb_files import note_status
 from node import epoch, uplink, usb_files
 from node.conversation import Answer, Request
 from node.enrolment import _pin
@@ -42,65 +42,17 @@ from protocol.errors import RemoteProtocolError
 from protocol.feed import MAX_NONCE_BYTES, PullRequest
 from protocol.keys import public_bytes, sealing_key_from_seed, signing_key_from_seed
 from protocol.reconciliation import ReconcileRequest
-from replica import records
 from replica.errors import Refused
-from sync.change import Change
-from sync.fold import Record
+from tests.sim import relay_usb
 from tests.sim.catalogue import catalogue_doc
 from tests.sim.faults import START_MS
+from tests.sim.probes import REISSUED, WATCHERS, install_probes  # noqa: F401 (world.py reads them here)
 
 HUB_ID = "360802"
 ROGUE = "R99"
 ROGUE_SEED = bytes(range(32))
 B = TypeVar("B")
 PULL_WINDOW_MS = 15 * 60 * 1000  # hub/web/sync.py: a pull signed further from hub time than this is stale
-
-Key = tuple[str, str]
-Watch = Callable[[Key, Record, Record, Change], None]
-
-
-# -- probes ------------------------------------------------------------------------------------------------
-
-WATCHERS: dict[int, Watch] = {}  # id of a replica's connection -> what to tell about each merge
-REISSUED: dict[Path, Callable[[list[Change]], None]] = {}  # by station folder: restore opens its own
-
-
-def install_probes() -> None:
-    if getattr(records.Run.add, "sim_probe", False):
-        return
-    add, reissue = records.Run.add, epoch._reissue
-
-    def watched_add(run: records.Run, change: Change) -> tuple[int, Change, str] | None:
-        key = (change.entity, change.id)
-        before = run.record(*key)
-        entry = add(run, change)
-        watch = WATCHERS.get(id(run.store.conn))
-        if entry is not None and watch is not None:
-            watch(key, before, run.cache[key], change)
-        return entry
-
-    def watched_reissue(st: Station, old: int, first: int) -> int:
-        n = reissue(st, old, first)
-        wrote = REISSUED.get(st.folder)
-        if wrote is not None and n:
-            new = st.meta.int("epoch")
-            rows = st.conn.execute(
-                "SELECT origin, epoch, seq, hlc, entity, rid, fields, base FROM changes"
-                " WHERE origin=? AND epoch=? ORDER BY seq",
-                (st.code, new),
-            ).fetchall()
-            wrote([_change(r) for r in rows])
-        return n
-
-    watched_add.sim_probe = True  # type: ignore[attr-defined]
-    records.Run.add = watched_add  # type: ignore[method-assign]
-    epoch._reissue = watched_reissue
-
-
-def _change(r: tuple[object, ...]) -> Change:
-    fields, base = unpack(bytes(r[6])), unpack(bytes(r[7]))  # type: ignore[arg-type]
-    assert isinstance(fields, dict) and isinstance(base, dict)
-    return Change(str(r[0]), int(r[1]), int(r[2]), int(r[3]), str(r[4]), str(r[5]), fields, base)  # type: ignore[call-overload]
 
 
 def quiet(conn: object) -> None:
@@ -350,21 +302,14 @@ class HubDoor:
             return Answer(200, pack(keyring.bundle(hub, after=int(request.params.get("after", "0")))))
         if request.kind == "pull":
             data = base64.b64decode(request.headers[uplink.REQUEST_HEADER])
-            station, pull = self._identity(data, PullRequest.from_wire, PullRequest.KIND)
-            with hub.store.transaction():
-                hub.store.seen(
-                    station,
-                    hub.clock(),
-                    backlog=pull.pending,
-                    catalogue_version=pull.catalogue_version,
-                    feed_ack=pull.after,
-                    skew_ms=pull.at_ms - hub.clock(),
-                    error=None,
-                    via="network",
-                )
-                seq, ep = pull.seq, pull.epoch
-                if seq is not None and ep is not None and 0 <= seq < 2**62 and 0 < ep < 2**62:
-                    hub.store.note_horizon(station, ep, seq, pull.after)
+            try:
+                station, pull = self._identity(data, PullRequest.from_wire, PullRequest.KIND)
+            except Refused as exc:  # a village's stick status, carried on by its township (relay_usb.py)
+                station, pull = relay_usb.carried_status(hub, request, data, exc)
+                with hub.store.transaction():
+                    note_status(hub.store, station, pull, hub.clock())
+            else:
+                self._seen(station, pull)
             page = feed_page(
                 hub,
                 station,
@@ -378,6 +323,24 @@ class HubDoor:
         assert request.kind == "reconcile"
         station, step = self._identity(request.body, ReconcileRequest.from_wire, ReconcileRequest.KIND)
         return Answer(200, hub_reconcile.handle(hub, self.cache, station, step))
+
+    def _seen(self, station: str, pull: PullRequest) -> None:
+        """What an online pull says of its station (hub/web/sync.py ``_note_pull``)."""
+        hub = self.hub
+        with hub.store.transaction():
+            hub.store.seen(
+                station,
+                hub.clock(),
+                backlog=pull.pending,
+                catalogue_version=pull.catalogue_version,
+                feed_ack=pull.after,
+                skew_ms=pull.at_ms - hub.clock(),
+                error=None,
+                via="network",
+            )
+            seq, ep = pull.seq, pull.epoch
+            if seq is not None and ep is not None and 0 <= seq < 2**62 and 0 < ep < 2**62:
+                hub.store.note_horizon(station, ep, seq, pull.after)
 
     def _identity(self, data: bytes, read: Callable[[object], B], kind: str) -> tuple[str, B]:
         """The signer and typed body of a signed request, as hub/web/sync.py opens it."""

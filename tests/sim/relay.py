@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import base64
 import random
-from dataclasses import dataclass
+import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from node import conversation, feed_quarantine, hubkeys, relay_client, relay_skipped, uplink
+from node import conversation, feed_quarantine, hubkeys, relay_client, relay_queue, relay_skipped, uplink
 from node.conversation import REPLAYED, Answer, Conversation, Request, drive
 from node.relay_forward import FRAMES_TYPE, Signer, _chunks
 from node.relay_queue import RelayQueue, keep_keys, kept_keys
@@ -40,7 +41,7 @@ from protocol.codec import pack, unpack
 from protocol.limits import PUSH_MAX_FRAMES
 from protocol.wire import REQUEST_HEADER
 from replica.errors import Refused
-from tests.sim import district, relay_malice
+from tests.sim import district, relay_malice, relay_stress, relay_usb
 from tests.sim.faults import HOUR, MINUTE, START_MS, FaultPlan
 from tests.sim.network import Event
 from tests.sim.relay_malice import Malice
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
 TOWNSHIP = "T01"
 SHARE = 0.35  # of the seeds run some villages through the relay
-SETTLE_VISITS = 30  # a healed half hour: the village's loop and the township's, every 30 s or so
 
 
 class SimRelayQueue(RelayQueue):
@@ -62,10 +62,21 @@ class SimRelayQueue(RelayQueue):
     def __init__(self, folder: Path, township: str, villages: set[str]) -> None:
         super().__init__(folder, township)
         self.villages = villages
+        self.quota: int | None = None  # per village, when relay_stress.py sets it near what a push needs
 
     def check_origin(self, origin: str) -> None:
         if origin not in self.villages:
             super().check_origin(origin)
+
+    def _room(self, conn: sqlite3.Connection, village: str, size: int) -> None:
+        if self.quota is None:
+            return super()._room(conn, village, size)
+        real = relay_queue.VILLAGE_QUOTA_BYTES  # the real check, with the quota the seed drew; put back
+        relay_queue.VILLAGE_QUOTA_BYTES = self.quota
+        try:
+            super()._room(conn, village, size)
+        finally:
+            relay_queue.VILLAGE_QUOTA_BYTES = real
 
 
 @dataclass
@@ -75,6 +86,9 @@ class Relay:
     windows: dict[str, tuple[int, int]]  # village -> [from, until) ms: its own line to the hub is dead
     malice: Malice
     rng: random.Random
+    stress: relay_stress.Stress = relay_stress.PLAIN
+    usb: set[str] = field(default_factory=set)  # villages that carry sticks to the township (relay_usb.py)
+    proxied: set[bytes] = field(default_factory=set)  # pages a frozen proxy on the township's line replayed
     healing: bool = False  # after the fault phase: the relay behaves, its villages are still cut off
 
     def cut_off(self, code: str, now: int) -> bool:
@@ -112,14 +126,19 @@ def schedule(world: World, seed: int) -> None:
     villages = {code for code in world.plan.nodes if code != TOWNSHIP}
     queue = SimRelayQueue(world.nodes[TOWNSHIP].folder, TOWNSHIP, villages)
     district.quiet(queue.conn)
-    world.relay = Relay(TOWNSHIP, queue, windows, malice, malice.rng)
+    world.relay = Relay(TOWNSHIP, queue, windows, malice, malice.rng, relay_stress.draw(seed))
+    relay_stress.prepare(world, world.relay, START_MS + world.plan.duration)
+    world.relay.usb = relay_usb.draw(seed, sorted(windows))
+    world.stats.relay_usb = len(world.relay.usb)
+    world.stats.relay_stress = world.relay.stress.describe()
     world.stats.relay_villages = len(windows)
     world.stats.misbehaviours = malice.modes
     world.stats.misdeeds = malice.counts  # filled as it misbehaves
     spans = ", ".join(
         f"{c} t+{(a - START_MS) / HOUR:.0f}h..{(b - START_MS) / HOUR:.0f}h" for c, (a, b) in windows.items()
     )
-    world.note(f"relay: {spans}; relay {relay_malice.describe(malice)}")
+    by_usb = f"; by stick: {','.join(sorted(world.relay.usb))}" if world.relay.usb else ""
+    world.note(f"relay: {spans}; relay {relay_malice.describe(malice)}; healing {world.stats.relay_stress}{by_usb}")
 
 
 # -- hooks the world calls ------------------------------------------------------------------------------
@@ -131,7 +150,7 @@ def instead(world: World, code: str, kind: str) -> bool:
     if relay is None or not relay.cut_off(code, world.now):
         return False
     if kind == "sync":
-        visit(world, world.nodes[code])
+        visit_or_trip(world, world.nodes[code])
         world.schedule(relay.rng.randint(30_000, 5 * MINUTE), Event("relay_forward", relay.township))
     else:
         world.note(f"{code} {kind}: the hub is out of reach, and a relay carries no reconciliation")
@@ -161,14 +180,24 @@ def township_round(world: World) -> None:
 
 
 def forward(world: World) -> Conversation[None]:
-    """node/relay_forward.py ``forward`` as requests: each village's batches in chain order, in pushes of
-    their own, then its newest pull request as the village signed it; each answer kept for it."""
+    """node/relay_forward.py ``forward`` as requests: the hub's key history, then each village's batches
+    in chain order, in pushes of their own, then its newest pull request as the village signed it; each
+    answer kept for it."""
     relay = world.relay
     assert relay is not None
     queue, township = relay.queue, world.nodes[relay.township]
     queue.expire(township.now())
     signer = Signer(relay.township, township.st.keys.sign, township.st.hub_id)  # its word that it forwarded
     villages = queue.villages_waiting()
+    if not villages:
+        return
+    # node/relay_forward.py ``_keys``, first: the hub's key history for the villages, newer than the
+    # key of any answer kept after it.
+    kept = kept_keys(township.folder)
+    version = hubkeys.key_history(unpack(kept)).version if kept else -1
+    answer = yield Request("keys", "GET", "/v1/keys", params={"after": str(version)}, summary=f"relay after={version}")
+    if answer.status == 200 and hubkeys.key_history(unpack(answer.body)).docs:
+        keep_keys(township.folder, answer.body)
     for village in villages:
         waiting = queue.waiting_pull(village)  # before the batches, as relay_forward.py: in order
         batches = relay.malice.up(world, village, queue.waiting_batches(village))
@@ -204,16 +233,17 @@ def forward(world: World) -> Conversation[None]:
             summary=f"relay {village}",
         )
         queue.answered(village, [rid], "feed", answer.body if answer.status == 200 else None, township.now())
-    if not villages:
-        return
-    kept = kept_keys(township.folder)  # node/relay_forward.py ``_keys``: the hub's key history, for the villages
-    version = hubkeys.key_history(unpack(kept)).version if kept else -1
-    answer = yield Request("keys", "GET", "/v1/keys", params={"after": str(version)}, summary=f"relay after={version}")
-    if answer.status == 200 and hubkeys.key_history(unpack(answer.body)).docs:
-        keep_keys(township.folder, answer.body)
+        if relay.township in world.frozen:  # freeze.py: its pulls are answered by the proxy, not the hub
+            relay.proxied.add(answer.body)
 
 
 # -- a village's round through the relay ------------------------------------------------------------------
+
+
+def visit_or_trip(world: World, node: Node) -> bool:
+    """A round at the relay's door, or a stick carried to the township and back (relay_usb.py)."""
+    assert world.relay is not None
+    return relay_usb.trip(world, node) if node.code in world.relay.usb else visit(world, node)
 
 
 def visit(world: World, node: Node) -> bool:
@@ -229,7 +259,9 @@ def visit(world: World, node: Node) -> bool:
         world.note(f"{node.code} relay round failed: the township's relay is down too")
         return False
     moved = False
-    kept = kept_keys(township.folder)  # the hub's key history first, as relay_client.py ``_keys``
+    # The hub's key history first, as relay_client.py ``_keys``; the relay may have altered it.
+    kept, bent = relay.malice.keys(world, kept_keys(township.folder))
+    before = keys_held(node) if bent else b""
     try:
         drive(conversation.refresh_keys(st), lambda request: Answer(200, kept) if kept else Answer(404))
     except Refused as exc:
@@ -237,7 +269,13 @@ def visit(world: World, node: Node) -> bool:
         if exc.code == hubkeys.KEY_CHAIN_REFUSED:
             # relay_client.py ends the round here (the relay is named, bad_keys): nothing it carries
             # this round could be verified against a key the village did not follow.
+            world.stats.keys_refused += 1
+            world.stats.tampered_refused += bent
+            if bent and keys_held(node) != before:
+                world.checks.fail("relay_tamper_taken", f"{node.code} changed on a key history the relay altered")
             return moved
+    if bent:  # an altered history must be refused whole (and so named: bad_keys), never taken
+        world.checks.fail("relay_tamper_taken", f"{node.code} did not refuse a key history the relay altered")
     try:
         uplink.build_outbox(st)
         world.keep_frames(node)
@@ -248,7 +286,7 @@ def visit(world: World, node: Node) -> bool:
             _, acks = relay.queue.offer_up(frames[i : i + PUSH_MAX_FRAMES], township.now())
             relay_skipped.left(st, [o.batch_hash for o, _ in unsettled[i : i + PUSH_MAX_FRAMES]])
             for doc, tampered in relay.malice.down(world, node.code, "acks", acks):
-                moved |= hand(world, node, doc, "acks", tampered)
+                moved |= hand(world, node, doc, "acks", tampered, kept)
         for _ in range(2):  # once more when a page applied: ask from where the village now stands
             nonce = node.nonce()
             relay_client._remember(st, nonce)
@@ -256,12 +294,13 @@ def visit(world: World, node: Node) -> bool:
             _, pages = relay.queue.offer_pull(signed, township.now())
             applied = False
             for doc, tampered in relay.malice.down(world, node.code, "feed", pages, nonce):
-                applied |= hand(world, node, doc, "feed", tampered)
+                applied |= hand(world, node, doc, "feed", tampered, kept)
             moved |= applied
             if not applied:
                 break
     except Refused as exc:
         world.note(f"{node.code} relay round refused: {str(exc)[:100]}")
+        world.stats.relay_full += exc.code == "relay_full"
         return moved
     with st.transaction():
         st.meta.set("last_relay_round", st.clock())
@@ -269,11 +308,29 @@ def visit(world: World, node: Node) -> bool:
     return moved
 
 
-def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool) -> bool:
+def keys_held(node: Node) -> bytes:
+    """What a key history could change at a village: the hub keys it trusts, its catalogue, its data."""
+    meta = [node.st.meta.get(k) for k in ("hub_root_pub", "hub_sign_pub", "hub_keys_version", "hub_keys_expires")]
+    return pack(meta) + district.node_data(node.st) + district.node_outbox(node.st)
+
+
+def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool, history: bytes | None = None) -> bool:
     """The village takes one document the relay handed it, as relay_client.py does. One the relay
     wrote, cut short, swapped in or replayed as a page must leave it as it was; a genuine one goes
-    through ``World.take`` (taking it twice changes nothing). True when it applied."""
+    through ``World.take`` (taking it twice changes nothing). True when it applied.
+
+    A relay that never misbehaved must never be named: whatever relay_client.py would count as its
+    misdeed (``history``: the key history it handed over this round) fails ``honest_relay_named``."""
     st = node.st
+    # (A station copied back by hand, not restored, has lost its nonces with its file: not checked.)
+    # Nor a page a proxy on the township's own line replayed (freeze.py): the village cannot tell it
+    # from the relay's doing, and names the relay, whose path it came by.
+    honest = world.relay is not None and not world.relay.malice.modes and node.code not in world.cloned
+    honest = honest and doc not in world.relay.proxied  # type: ignore[union-attr]
+
+    def named(what: str) -> None:
+        if honest:
+            world.checks.fail("honest_relay_named", f"{node.code} would name an honest relay: {what}")
 
     def process() -> bool:
         if kind == "acks":
@@ -281,15 +338,20 @@ def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool) -> boo
                 uplink.read_acks(st, doc)  # the hub's signature, with the pinned key, or refused
             except Refused as exc:
                 world.note(f"{node.code} refused acks from the relay: {str(exc)[:80]}")
+                if not hubkeys.signed_before_a_rotation(st, doc, history):
+                    named(f"bad_acks ({str(exc)[:80]})")
                 return False
             return True
         if not relay_client._answers_ours(st, doc):
             feed_quarantine.record(st, doc, source="relay", reason=REPLAYED)
             world.note(f"{node.code} refused a page from the relay as a replay")
+            named("replayed_page")
             return False
         outcome = feed_quarantine.take_page(st, doc, source="relay")
         if outcome.problem:
             world.note(f"{node.code} set a page from the relay aside: {outcome.problem[:80]}")
+            if not relay_client._the_hubs(st, doc, relay_client.RelayRound(history=history)):
+                named(f"bad_page ({outcome.problem[:80]})")
         if not tampered and (proof := relay_skipped.check(st, doc)) is not None:
             # The hub's page proves a batch kept back (sync/relay_evidence.py): never of an honest relay.
             world.note(f"{node.code} names the relay: skipped, {proof[1][:60]}")
@@ -322,19 +384,20 @@ def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool) -> boo
 def settle(world: World, node: Node) -> None:
     """A healed half hour of a cut-off village: its loop visits the relay, the township's forwards,
     until a visit moves nothing (its feed cursor, its queue) and nothing of its own waits (or the half
-    hour is over). An empty page answers every pull, so "a page applied" is no sign of progress."""
+    hour is over); relay_stress.py makes the schedule harder for some seeds. An empty page answers
+    every pull, so "a page applied" is no sign of progress."""
     from tests.sim.healing import direct
 
     relay = world.relay
     assert relay is not None
-    st = node.st
-    for i in range(SETTLE_VISITS):
-        before = (st.meta.int("feed_cursor"), st.meta.text("hub_generation"), st.pending_changes())
-        visit(world, node)
-        direct(world, world.nodes[relay.township], forward(world))
-        after = (st.meta.int("feed_cursor"), st.meta.text("hub_generation"), st.pending_changes())
-        if i and after == before and not after[2]:
-            break
+    township = world.nodes[relay.township]
+    relay_stress.settle(
+        world,
+        node,
+        lambda: visit_or_trip(world, node),
+        lambda: direct(world, township, forward(world)),
+        lambda: direct(world, node, world.conversation(node, "sync")),
+    )
 
 
 def heal(world: World) -> None:
@@ -357,6 +420,7 @@ def heal(world: World) -> None:
     relay.healing = True
     relay.malice.until = min(relay.malice.until, world.now)
     cut = [node for code, node in world.nodes.items() if relay.cut_off(code, world.now)]
+    relay_stress.set_quota(world, relay, cut)
     found: list[str] = []
     for rnd in range(1, HEAL_ROUNDS + 1):
         world.now += 30 * MINUTE
@@ -386,7 +450,7 @@ def heal(world: World) -> None:
             "relay_no_convergence",
             f"after {HEAL_ROUNDS} rounds through the relay once it behaved: " + "; ".join(found[:4]),
         )
-    relay.healing = False
+    relay.healing, relay.queue.quota = False, None
     relay.windows.clear()  # their own lines back: healing.py's direct rounds follow
 
 

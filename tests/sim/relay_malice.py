@@ -3,8 +3,10 @@
 It does to the villages' traffic what a township holding it could: drop it, delay it, cut frames
 short, replay what it carried before, reorder it, swap two villages' frames, or write a receipt (or a
 feed page answering the village's nonce, which it can read in the signed, unsealed pull request) of
-its own, signed with the township's key. It cannot read a sealed body nor sign as the hub or a village,
-so that is all it does. What it does is counted by mode for the run's figures.
+its own, signed with the township's key; or alter the hub's key history it keeps for its villages
+(relay-keys.msgpack, ``bad_keys``), which each village checks from the root it pinned at enrolment.
+It cannot read a sealed body nor sign as the hub or a village, so that is all it does. What it does
+is counted by mode for the run's figures.
 
 Checked (relay.py ``hand``): whatever the relay wrote, cut short, swapped in or replayed as a page
 leaves the village exactly as it was (``relay_tamper_taken``); the rest of the run's invariants hold
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from node import uplink
 from protocol.acks import Receipt
+from protocol.codec import pack, unpack
 from protocol.document import sign_document
 from protocol.errors import RemoteProtocolError
 from protocol.feed import FeedPage
@@ -29,7 +32,8 @@ from tests.sim.faults import HOUR, START_MS
 if TYPE_CHECKING:
     from tests.sim.world import World
 
-MODES = ("drop", "delay", "truncate", "replay", "reorder", "swap", "forge_receipt")
+MODES = ("drop", "delay", "truncate", "replay", "reorder", "swap", "forge_receipt", "bad_keys")
+DOC_MODES = MODES[:-1]  # what it does to acks and pages; bad_keys is done to the hub's key history it keeps
 Doc = tuple[bytes, bool]  # a document handed to a village, and whether the relay tampered with it
 
 
@@ -104,7 +108,7 @@ class Malice:
         if keep:
             self.held[village] = keep
         fresh: list[Doc] = [(d, False) for d in docs]
-        mode = self._pick(world.now, MODES)
+        mode = self._pick(world.now, DOC_MODES)
         if mode == "drop":
             fresh = []
         elif mode == "delay":
@@ -134,6 +138,16 @@ class Malice:
         self.handed.setdefault(village, []).extend((kind, d) for d, t in out if not t)
         del self.handed[village][:-16]
         return out
+
+    def keys(self, world: World, kept: bytes | None) -> tuple[bytes | None, bool]:
+        """The key history handed to a village (relay_client.py ``_keys``), and whether it was altered:
+        every document in it with one byte of its signature changed, as a relay rewriting the lists
+        (to slip in a key of its own) would leave them. The village must refuse the whole history."""
+        if kept is None or not self._pick(world.now, ("bad_keys",)):
+            return kept, False
+        bundle = unpack(kept)
+        docs = [d[:-1] + bytes([d[-1] ^ 0x5A]) for d in bundle.get("docs", [])]
+        return pack({**bundle, "docs": docs}), bool(docs)
 
     def _other(self, world: World, village: str) -> str:
         others = [v for v in world.relay.windows if v != village]

@@ -33,6 +33,12 @@ class RunStats:
     relay_forwarded: int = 0  # village batches the township forwarded and the hub answered
     relay_pages: int = 0  # feed pages a village applied from the relay
     tampered_refused: int = 0  # documents the relay wrote, cut, swapped or replayed, refused by villages
+    relay_stress: str = ""  # how its healing was made harder (relay_stress.py)
+    relay_usb: int = 0  # villages that carried sticks to the township instead (relay_usb.py)
+    usb_trips: int = 0  # their trips there and back
+    usb_generation_back: int = 0  # replayed pages by stick that took a village back to an older feed generation
+    relay_full: int = 0  # pushes the relay refused at its quota (relay_stress.py near_quota)
+    keys_refused: int = 0  # key histories from the relay a village refused whole (bad_keys)
     relay_converged_in: int = 0  # healing rounds until the villages drained both ways through the relay
 
 
@@ -58,4 +64,20 @@ def relay_figures(runs: list[RunStats]) -> str:
         + (", ".join(f"{m} {n}·{done.get(m, 0)}" for m, n in sorted(drawn.items())) or "none")
         + f"; {sum(s.tampered_refused for s in relayed)} tampered documents refused; drained through the relay in "
         + (", ".join(f"{n} round(s): {c}" for n, c in sorted(rounds.items())) or "-")
+        + f"; by stick through the township in {sum(1 for s in relayed if s.relay_usb)} seeds"
+        f" ({sum(s.relay_usb for s in relayed)} villages, {sum(s.usb_trips for s in relayed)} trips,"
+        f" {sum(s.usb_generation_back for s in relayed)} replayed pages took a village back a feed generation)"
+        + f"; {sum(s.keys_refused for s in relayed)} key histories refused, {sum(s.relay_full for s in relayed)}"
+        " pushes refused at the quota; by healing schedule (seeds: rounds): "
+        + "; ".join(f"{k} {len(v)}: {max(v)} max" for k, v in sorted(stressed(relayed).items()))
     )
+
+
+def stressed(relayed: list[RunStats]) -> dict[str, list[int]]:
+    """Rounds to drain by each harder healing schedule (relay_stress.py) a seed drew, and "plain"."""
+    out: dict[str, list[int]] = {}
+    for s in relayed:
+        for part in (s.relay_stress or "plain").split("+"):
+            key = "every" if "visits" in part else part
+            out.setdefault(key, []).append(s.relay_converged_in)
+    return out

@@ -104,10 +104,9 @@ class World:
         self.root = district.scratch() / f"run-{os.getpid()}-{self.seed}"
         shutil.rmtree(self.root, ignore_errors=True)
         shutil.copytree(district.template(tuple(self.plan.nodes)), self.root)
-        district.install_probes()
         # Batches as large as the plan says (node/uplink.py reads its limit when it builds), and ids made
         # from the seed's stream: the real `uuid7` draws from os.urandom and the wall clock.
-        self._globals = (uplink.MAX_BATCH_CHANGES, commands.uuid7)  # put back by close()
+        self._globals = (uplink.MAX_BATCH_CHANGES, commands.uuid7, district.install_probes())  # close() undoes
         uplink.MAX_BATCH_CHANGES = self.plan.max_batch
         commands.uuid7 = lambda ms=None: uuid7_from(self.rng, self.now)  # type: ignore[assignment]
         # A third of the seeds run two hub processes over the one folder (hub serve --workers 2), drawn
@@ -137,7 +136,8 @@ class World:
             district.REISSUED.pop(node.folder, None)
         self.hub.close()
         shutil.rmtree(self.root, ignore_errors=True)
-        uplink.MAX_BATCH_CHANGES, commands.uuid7 = self._globals  # later tests share this process
+        uplink.MAX_BATCH_CHANGES, commands.uuid7, take_out = self._globals  # later tests share this process
+        take_out()  # the probes in replica.records and node.epoch
 
     # -- clocks and watchers ------------------------------------------------------------------------------
 
