@@ -189,13 +189,27 @@ def _kind(doc: bytes, default: str) -> str:
 def carried_status(hub: Hub, request: Request, data: bytes, stale: Refused) -> tuple[str, PullRequest]:
     """hub/web/sync.py ``_pull_identity`` for a pull older than the window: a village's stick status
     carried on by its township is answered from its cursor; anything else stays refused as stale."""
-    from hub.web.sync import RELAY_NAME
-    from node.relay_forward import RELAY_HEADER
+    import hashlib
+
+    from protocol import relay_label
     from protocol.document import open_document
+    from protocol.errors import RemoteProtocolError
 
     doc = open_document(data, kind=PullRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
     body = PullRequest.from_wire(doc.body)
-    relayed = RELAY_NAME.fullmatch(str(request.headers.get(RELAY_HEADER, "")))
-    if stale.code != "stale" or body.nonce or body.at_ms >= hub.clock() or not relayed:
+    label = str(request.headers.get(relay_label.RELAY_HEADER, ""))
+    try:  # hub/relay_proof.py: only a township's signed word makes this a carried status
+        relay_label.verify(
+            label,
+            str(request.headers.get(relay_label.PROOF_HEADER, "")),
+            hub_id=hub.hub_id,
+            route=relay_label.PULL_ROUTE,
+            body_sha256=hashlib.sha256(data).digest(),
+            now_ms=hub.clock(),
+            verify_key=hub.verify_key,
+        )
+    except RemoteProtocolError:
+        raise stale from None
+    if stale.code != "stale" or body.nonce or body.at_ms >= hub.clock():
         raise stale
     return doc.signer, body
