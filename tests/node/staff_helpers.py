@@ -1,16 +1,24 @@
 """Shared set-up for the staff-account and sealed-data tests: a real station store in a temporary
 folder, and a cheap scrypt cost so the suite does not spend seconds on key derivation (one test in
-``test_staff_accounts.py`` runs the real default cost end to end)."""
+``test_staff_accounts.py`` runs the real default cost end to end); ``sanji`` run in-process with a
+password on stdin, and what an account's sign-in answers."""
 
 from __future__ import annotations
 
+import io
+import json
+import sys
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
-from node import staff_accounts
+from node import staff_accounts, staff_schema
 from node.staff_session import StaffSession
+from node.station import Station
 from node.store import create_store
+from replica.errors import Refused
+from sanji.cli import main as sanji
 from sync.staff_password import ScryptParams
 from tests.conftest import START_MS
 
@@ -62,3 +70,32 @@ def wrapped_key(db: sqlite_utils.Database, user: str) -> bytes | None:
 
 def set_wrapped_key(db: sqlite_utils.Database, user: str, blob: bytes | None) -> None:
     db.conn.execute("UPDATE staff SET wrapped_key=? WHERE user=?", (blob, user))
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = "") -> tuple[int, dict[str, object]]:
+    """``sanji ARGV --json`` in-process with ``stdin`` (passwords come that way): its exit code and its
+    JSON answer, whether it went to stdout or (a refusal) to stderr."""
+    old = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        code = sanji([*argv, "--json"])
+    finally:
+        sys.stdin = old
+    captured = capsys.readouterr()
+    text = captured.out.strip() or captured.err.strip()
+    return code, (json.loads(text) if text.startswith("{") else {"text": text})
+
+
+def signs_in(st: Station, user: str, password: str) -> str:
+    """``ok``, or the code of the refusal, for a sign-in (and at once a sign-out) at the station."""
+    try:
+        staff_accounts.sign_in(st.db, station=st.code, user=user, password=password, now_ms=st.clock()).end()
+    except Refused as exc:
+        return exc.code
+    return "ok"
+
+
+def account_of(st: Station, user: str) -> staff_schema.Account:
+    found = staff_schema.account(st.conn, user)
+    assert found is not None
+    return found
