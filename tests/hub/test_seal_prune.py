@@ -6,13 +6,11 @@ and why, and never touches the current key. Applicants are generated."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
 
 import pytest
 
 from hub import keyring, quarantine_review, reconcile, seal_keys, seal_prune
-from node import at_rest_arrivals, commands
+from node import commands
 from node.reconcile import SCOPE_SQL, repair_wire
 from node.station import Station
 from protocol.keys import key_id, public_bytes
@@ -21,28 +19,12 @@ from replica.errors import Refused
 from replica.ids import iso_from_ms
 from sanji.cli import main as sanji
 from tests.conftest import World
-from tests.node.staff_helpers import STAFF_PASSWORD, sign_in, with_staff
 
 TOWNSHIP, VILLAGE = "360802-T01", "360802-T01-05"
 ITEM = "360802-0009"
 DAY = 86_400_000
 
 pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
-
-
-def _signed_in(st: Station, code: str) -> Station:
-    with_staff(st.db, code)
-    st.session = sign_in(st.db, "zhangsan", STAFF_PASSWORD, now_ms=st.clock(), code=code)
-    at_rest_arrivals.on_sign_in(st)
-    return st
-
-
-@pytest.fixture
-def pair(world: World) -> Iterator[tuple[Station, Station]]:
-    world.clock.ms = int(time.time() * 1000)
-    township = _signed_in(world.station(TOWNSHIP, "township"), TOWNSHIP)
-    village = _signed_in(world.station(VILLAGE, "village", TOWNSHIP), VILLAGE)
-    yield township, village
 
 
 def _retired(world: World) -> list[str]:
@@ -93,9 +75,9 @@ def test_before_a_date_removes_the_keys_retired_before_it_and_keeps_undated_ones
 
 
 def test_a_key_a_held_change_is_still_sealed_to_is_refused_until_the_change_is_settled(
-    world: World, pair: tuple[Station, Station]
+    world: World, signed_in_pair: tuple[Station, Station]
 ) -> None:
-    township, village = pair
+    township, village = signed_in_pair
     app = commands.accept(village, world.application(ITEM, st=village, deferred=["银行卡"]), author="zhangsan")
     world.push(village)
     world.pull(township)
@@ -116,8 +98,10 @@ def test_a_key_a_held_change_is_still_sealed_to_is_refused_until_the_change_is_s
     assert seal_prune.prune(world.hub, key_id=sealed_to)["removed"] == [sealed_to]
 
 
-def test_a_held_whole_batch_names_the_key_its_body_is_sealed_to(world: World, pair: tuple[Station, Station]) -> None:
-    _township, village = pair
+def test_a_held_whole_batch_names_the_key_its_body_is_sealed_to(
+    world: World, signed_in_pair: tuple[Station, Station]
+) -> None:
+    _township, village = signed_in_pair
     commands.accept(village, world.application(ITEM, st=village, deferred=["银行卡"]), author="zhangsan")
     (frame,) = world.frames(village)
     assert seal_prune.sealed_to(True, frame) == world.hub.keys.seal_key_id
