@@ -17,7 +17,7 @@ from node.ui.keys import SESSIONS
 from sync.staff_password import check_password
 from tests.conftest import FakeClock
 from tests.node.staff_helpers import STAFF_PASSWORD, with_staff
-from tests.ui.inproc import Pair, csrf_of
+from tests.ui.inproc import Pair, post_account_form, window_sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -37,22 +37,13 @@ async def client(pair: Pair, clock: FakeClock) -> AsyncIterator[TestClient[Any, 
 
 
 async def sign_in(client: TestClient[Any, Any]) -> str:
-    page = await client.get("/signin")
-    resp = await client.post(
-        "/signin",
-        data={"csrf": csrf_of(await page.text()), "user": "zhangsan", "password": STAFF_PASSWORD, "next": "/"},
-        allow_redirects=False,
-    )
+    resp = await window_sign_in(client, "zhangsan", STAFF_PASSWORD)
     assert resp.status == 303
     return str(resp.cookies["sanji_staff"].value)
 
 
 async def post(client: TestClient[Any, Any], **form: str) -> Any:
-    """The form as the signed-in browser (the cookie of the latest sign-in) sends it."""
-    page = await client.get("/account/password")
-    assert page.status == 200
-    data = {"csrf": csrf_of(await page.text()), **form}
-    return await client.post("/account/password", data=data, allow_redirects=False)
+    return await post_account_form(client, "/account/password", **form)
 
 
 def password_hash(pair: Pair) -> str:

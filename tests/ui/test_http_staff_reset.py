@@ -18,7 +18,7 @@ from node.ui.keys import SESSIONS
 from sync.staff_password import check_password
 from tests.conftest import FakeClock
 from tests.node.staff_helpers import ADMIN_PASSWORD, STAFF_PASSWORD, with_staff
-from tests.ui.inproc import Pair, csrf_of
+from tests.ui.inproc import Pair, post_account_form, window_sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -33,20 +33,11 @@ async def client(pair: Pair) -> AsyncIterator[TestClient[Any, Any]]:
 
 
 async def sign_in(client: TestClient[Any, Any], user: str, password: str) -> int:
-    page = await client.get("/signin")
-    resp = await client.post(
-        "/signin",
-        data={"csrf": csrf_of(await page.text()), "user": user, "password": password, "next": "/"},
-        allow_redirects=False,
-    )
-    return resp.status
+    return int((await window_sign_in(client, user, password)).status)
 
 
 async def post_reset(client: TestClient[Any, Any], **form: str) -> Any:
-    page = await client.get("/account/password")
-    assert page.status == 200
-    data = {"csrf": csrf_of(await page.text()), **form}
-    return await client.post("/account/reset", data=data, allow_redirects=False)
+    return await post_account_form(client, "/account/reset", **form)
 
 
 def password_hash(pair: Pair, user: str = "zhangsan") -> str:
