@@ -135,6 +135,15 @@ def _minimised(world: World, village: Station) -> str:
     return str(app["id"])
 
 
+@pytest.fixture
+def backed_up_then_minimised(world: World, signed_in_pair: tuple[Station, Station]) -> tuple[Station, Path, str]:
+    """The village, a backup of the hub taken before its application, and that application, delivered
+    and minimised since (:func:`_minimised`)."""
+    _township, village = signed_in_pair
+    older = _backed_up(world)
+    return village, older, _minimised(world, village)
+
+
 def _repair_own(world: World, village: Station, wires: list[list[object]]) -> RepairAnswer:
     """The village's repair re-sending its own changes to the hub, with its chain's head."""
     chain = {"epoch": 1, "batched_seq": village.meta.int("batched_seq"), "hash": village.meta.bytes("chain")}
@@ -145,11 +154,9 @@ def _repair_own(world: World, village: Station, wires: list[list[object]]) -> Re
 
 @sqlite_only  # `hub backup`/`restore` copy hub.db; the repair code is the same on PostgreSQL
 def test_a_minimised_change_goes_back_whole_to_a_hub_restored_from_an_older_backup(
-    world: World, signed_in_pair: tuple[Station, Station]
+    world: World, backed_up_then_minimised: tuple[Station, Path, str]
 ) -> None:
-    _township, village = signed_in_pair
-    older = _backed_up(world)
-    rec_id = _minimised(world, village)
+    village, older, rec_id = backed_up_then_minimised
     wires = _rows(village, VILLAGE, rec_id)
     applicant_id = wires[0][6]["applicant_id"]  # type: ignore[index]
     assert sealed_value.decode(applicant_id)[1:] == (None, None)  # the mask only, at the station
@@ -165,11 +172,9 @@ def test_a_minimised_change_goes_back_whole_to_a_hub_restored_from_an_older_back
 
 @sqlite_only  # `hub backup`/`restore` copy hub.db; the repair code is the same on PostgreSQL
 def test_a_minimised_change_without_its_seal_is_held_as_minimised_saying_where_its_values_are(
-    world: World, signed_in_pair: tuple[Station, Station]
+    world: World, backed_up_then_minimised: tuple[Station, Path, str]
 ) -> None:
-    _township, village = signed_in_pair
-    older = _backed_up(world)
-    rec_id = _minimised(world, village)
+    village, older, rec_id = backed_up_then_minimised
     with village.transaction():  # minimised by an earlier version, which threw the hub seals away
         village.conn.execute("UPDATE changes SET hub_seal=NULL WHERE application=?", (rec_id,))
     wires = _rows(village, VILLAGE, rec_id)
@@ -188,11 +193,9 @@ def test_a_minimised_change_without_its_seal_is_held_as_minimised_saying_where_i
 
 @sqlite_only  # `hub backup`/`restore` copy hub.db; the repair and release code is the same on PostgreSQL
 def test_a_re_sent_change_whose_seal_does_not_open_yet_is_held_in_its_place_and_released_as_sent(
-    world: World, signed_in_pair: tuple[Station, Station]
+    world: World, backed_up_then_minimised: tuple[Station, Path, str]
 ) -> None:
-    _township, village = signed_in_pair
-    older = _backed_up(world)
-    rec_id = _minimised(world, village)  # its hub seal is to the hub's first sealing key
+    village, older, rec_id = backed_up_then_minimised  # its hub seal is to the hub's first sealing key
     keyring.rotate_key(world.hub, seal=True)
     retired = world.hub.folder / seal_keys.RETIRED_FILE
     aside = retired.with_name("aside.bin")
