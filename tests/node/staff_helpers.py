@@ -9,6 +9,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -17,8 +18,10 @@ from node import staff_accounts, staff_schema
 from node.staff_session import StaffSession
 from node.station import Station
 from node.store import create_store
+from protocol.codec import unpack
 from replica.errors import Refused
 from sanji.cli import main as sanji
+from sync.staff_change import STAFF_ENTITY
 from sync.staff_password import ScryptParams
 from tests.conftest import START_MS
 
@@ -99,3 +102,18 @@ def account_of(st: Station, user: str) -> staff_schema.Account:
     found = staff_schema.account(st.conn, user)
     assert found is not None
     return found
+
+
+def staff_change_at(st: Station, seq: int, *, user: str, author: str, seen: int) -> tuple[dict[str, Any], bytes]:
+    """The change at ``seq`` of the station's own chain, checked to be ``user``'s signed ``staff`` change
+    by ``author`` (the new hash, grant key and the hub version the station had seen, nothing else) and
+    to carry what the station now holds: its fields, and their bytes (to look for the password in)."""
+    entity, rid, fields, by = st.conn.execute(
+        "SELECT entity, rid, fields, author FROM changes WHERE origin=? AND seq=?", (st.code, seq)
+    ).fetchone()
+    assert (entity, rid, by) == (STAFF_ENTITY, f"{st.code}/{user}", author)
+    written = unpack(bytes(fields))
+    assert set(written) == {"password_hash", "grant_key", "seen"} and written["seen"] == seen
+    held = account_of(st, user)
+    assert held.password_hash == written["password_hash"] and held.grant_key == written["grant_key"]
+    return written, bytes(fields)
