@@ -13,7 +13,7 @@ from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.passwords import hash_password
 from hub.service import Hub
-from node import commands, uplink
+from node import commands, staff_schema, uplink
 from node.enrolment import _pin
 from node.station import Station
 from protocol.document import sign_document
@@ -136,3 +136,10 @@ async def post_account_form(client: Any, action: str, **form: str) -> Any:
     page = await client.get("/account/password")
     assert page.status == 200
     return await client.post(action, data={"csrf": csrf_of(await page.text()), **form}, allow_redirects=False)
+
+
+def staff_hash(pair: Pair, user: str = "zhangsan") -> str:
+    """The password hash the station holds for ``user``."""
+    found = staff_schema.account(pair.st.conn, user)
+    assert found is not None
+    return found.password_hash
