@@ -249,6 +249,26 @@ def register_stations(hub, wanted: Sequence[dict[str, str]]) -> dict[str, str]: 
     return tokens
 
 
+@contextlib.contextmanager
+def one_village(work: Path) -> Iterator[Served]:
+    """A hub at ``work/hub`` serving in its own process, and one village station under a township
+    enrolled with it online at ``work/node``: the station-on-its-own benchmarks' set-up."""
+    from node import enrolment
+
+    hub = create_hub(work / "hub")
+    tokens = register_stations(
+        hub,
+        [
+            {"code": "360802-T01", "name": "兴桥镇", "tier": "township"},
+            {"code": "360802-T01-05", "name": "兴桥镇塅口村", "tier": "village", "parent": "360802-T01"},
+        ],
+    )
+    hub.close()
+    with hub_server(work / "hub") as server:
+        enrolment.init_online(work / "node", server.url, tokens["360802-T01-05"])
+        yield server
+
+
 _PG_COUNTERS: dict[str, Any] = {}
 
 

@@ -102,76 +102,64 @@ def _ui_latencies(url: str, apps, opener=None) -> tuple[list[float], str]:  # ty
 
 
 def run() -> dict[str, object]:
-    from node import enrolment
     from node.station import Station
 
     apps = _applications(N_ACCEPT * 3 + N_STAFF_CLI)
-    with common.workdir("node") as work:
-        hub = common.create_hub(work / "hub")
-        tokens = common.register_stations(
-            hub,
-            [
-                {"code": "360802-T01", "name": "兴桥镇", "tier": "township"},
-                {"code": "360802-T01-05", "name": "兴桥镇塅口村", "tier": "village", "parent": "360802-T01"},
-            ],
+    with common.workdir("node") as work, common.one_village(work):
+        st = Station(work / "node")
+        common.log(f"accepting {N_ACCEPT} applications one at a time through node.commands.accept")
+        cli = _cli_latencies(st, apps[:N_ACCEPT])
+        st.close()
+
+        port = common.free_port()
+        node = common.serve(
+            ["node", "serve", str(work / "node"), "--port", str(port)],
+            port=port,
+            log_path=work / "node-serve.log",
+            probe="/",
         )
-        hub.close()
-        with common.hub_server(work / "hub") as server:
-            enrolment.init_online(work / "node", server.url, tokens["360802-T01-05"])
-            st = Station(work / "node")
-            common.log(f"accepting {N_ACCEPT} applications one at a time through node.commands.accept")
-            cli = _cli_latencies(st, apps[:N_ACCEPT])
-            st.close()
+        try:
+            time.sleep(IDLE_SECONDS)
+            idle = node_memory.reading(node.pid)
+            idle_rss = idle["VmRSS"]
+            common.log(f"accepting {N_ACCEPT} applications through the staff UI's form")
+            ui, ui_note = _ui_latencies(node.url, apps[N_ACCEPT : 2 * N_ACCEPT])
+            busy_rss = node.peak_rss_mb()
+        finally:
+            node.stop()
 
-            port = common.free_port()
-            node = common.serve(
-                ["node", "serve", str(work / "node"), "--port", str(port)],
-                port=port,
-                log_path=work / "node-serve.log",
-                probe="/",
+        common.log(f"the station's first staff account; {N_STAFF_CLI} accepts as `node accept --staff`")
+        node_staff.add_admin(work / "node")
+        st = Station(work / "node")
+        signs, staff_cli = node_staff.cli_latencies(st, apps[2 * N_ACCEPT : 2 * N_ACCEPT + N_STAFF_CLI])
+        st.close()
+        node = common.serve(
+            ["node", "serve", str(work / "node"), "--port", str(port)],
+            port=port,
+            log_path=work / "node-serve-staff.log",
+            probe="/signin",
+        )
+        try:
+            common.log(f"signing in at the window, then {N_ACCEPT} accepts through its form")
+            opener = _opener()
+            ui_sign, staff_note = node_staff.window_sign_in(opener, node.url, _csrf)
+            staff_note = staff_note or node_staff.wait_sealed(opener, node.url)
+            staff_ui: list[float] = []
+            if not staff_note:
+                staff_ui, staff_note = _ui_latencies(node.url, apps[2 * N_ACCEPT + N_STAFF_CLI :], opener)
+        finally:
+            node.stop()
+
+        common.log("cold starts of `sanji node status`")
+        starts = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            subprocess.run(
+                [*common.sanji_command(), "node", "status", str(work / "node"), "--json"],
+                check=True,
+                capture_output=True,
             )
-            try:
-                time.sleep(IDLE_SECONDS)
-                idle = node_memory.reading(node.pid)
-                idle_rss = idle["VmRSS"]
-                common.log(f"accepting {N_ACCEPT} applications through the staff UI's form")
-                ui, ui_note = _ui_latencies(node.url, apps[N_ACCEPT : 2 * N_ACCEPT])
-                busy_rss = node.peak_rss_mb()
-            finally:
-                node.stop()
-
-            common.log(f"the station's first staff account; {N_STAFF_CLI} accepts as `node accept --staff`")
-            node_staff.add_admin(work / "node")
-            st = Station(work / "node")
-            signs, staff_cli = node_staff.cli_latencies(st, apps[2 * N_ACCEPT : 2 * N_ACCEPT + N_STAFF_CLI])
-            st.close()
-            node = common.serve(
-                ["node", "serve", str(work / "node"), "--port", str(port)],
-                port=port,
-                log_path=work / "node-serve-staff.log",
-                probe="/signin",
-            )
-            try:
-                common.log(f"signing in at the window, then {N_ACCEPT} accepts through its form")
-                opener = _opener()
-                ui_sign, staff_note = node_staff.window_sign_in(opener, node.url, _csrf)
-                staff_note = staff_note or node_staff.wait_sealed(opener, node.url)
-                staff_ui: list[float] = []
-                if not staff_note:
-                    staff_ui, staff_note = _ui_latencies(node.url, apps[2 * N_ACCEPT + N_STAFF_CLI :], opener)
-            finally:
-                node.stop()
-
-            common.log("cold starts of `sanji node status`")
-            starts = []
-            for _ in range(5):
-                t0 = time.perf_counter()
-                subprocess.run(
-                    [*common.sanji_command(), "node", "status", str(work / "node"), "--json"],
-                    check=True,
-                    capture_output=True,
-                )
-                starts.append(time.perf_counter() - t0)
+            starts.append(time.perf_counter() - t0)
 
     return {
         "benchmark": "node",

@@ -73,25 +73,12 @@ def _measure(argv: list[str], folder: Path, log_path: Path) -> dict[str, object]
 
 
 def run() -> dict[str, object]:
-    from node import enrolment
-
-    with common.workdir("node-memory") as work:
-        hub = common.create_hub(work / "hub")
-        tokens = common.register_stations(
-            hub,
-            [
-                {"code": "360802-T01", "name": "兴桥镇", "tier": "township"},
-                {"code": "360802-T01-05", "name": "兴桥镇塅口村", "tier": "village", "parent": "360802-T01"},
-            ],
-        )
-        hub.close()
-        with common.hub_server(work / "hub") as server:
-            enrolment.init_online(work / "node", server.url, tokens["360802-T01-05"])
-            common.log("the idle station server, as this environment runs it")
-            here = _measure(common.sanji_command(), work / "node", work / "serve.log")
-            numpy_here = importlib.util.find_spec("numpy") is not None
-            common.log("again with numpy and pandas unimportable, as a station installed without test extras")
-            bare = _measure([sys.executable, "-c", WITHOUT_NUMPY], work / "node", work / "serve-bare.log")
+    with common.workdir("node-memory") as work, common.one_village(work):
+        common.log("the idle station server, as this environment runs it")
+        here = _measure(common.sanji_command(), work / "node", work / "serve.log")
+        numpy_here = importlib.util.find_spec("numpy") is not None
+        common.log("again with numpy and pandas unimportable, as a station installed without test extras")
+        bare = _measure([sys.executable, "-c", WITHOUT_NUMPY], work / "node", work / "serve-bare.log")
     idle, bare_idle = here["idle"], bare["idle"]
     assert isinstance(idle, dict) and isinstance(bare_idle, dict)
     return {

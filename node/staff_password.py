@@ -34,6 +34,7 @@ from sync.staff_grant import grant_key
 from sync.staff_password import DEFAULT_PARAMS, SALT_BYTES, ScryptParams, hash_password
 
 if TYPE_CHECKING:
+    from node.staff_session import StaffSession
     from node.station import Station
 
 MAX_LENGTH = 256  # the sign-in form's limit, as the dashboard's
@@ -57,11 +58,17 @@ class NewPassword:
     grant_key: str | None  # for a hub-made account: the grant key of the new password
 
 
-def check_new(old: str, new: str) -> None:
-    """The rules a new password meets, the station's account rules first (``password_too_short``)."""
+def check_length(new: str) -> None:
+    """The length rules a new password meets, the station's account rules first (``password_too_short``);
+    a colleague's reset (``node/staff_reset.py``) asks the same."""
     staff_accounts.check_password_length(new)
     if len(new) > MAX_LENGTH:
         raise Refused(TOO_LONG.format(limit=MAX_LENGTH), code="password_too_long")
+
+
+def check_new(old: str, new: str) -> None:
+    """The rules a new password meets: its length, and that it is not the current one."""
+    check_length(new)
     if new == old:
         raise Refused(SAME, code="password_unchanged")
 
@@ -85,16 +92,37 @@ def prepare(
         found = staff_schema.account(db.conn, user)
         if found is None:  # removed between the sign-in and here
             raise Refused(CHANGED_MEANWHILE, code="staff_changed")
-        wrapped = data_key.wrap(session.data_key(now_ms), new, station=station, user=user, params=params)
+        password_hash, wrapped, grant = secrets_for(session, found, new, station=station, now_ms=now_ms, params=params)
         return NewPassword(
-            user=user,
-            old_hash=found.password_hash,
-            password_hash=hash_password(new, os.urandom(SALT_BYTES), params),
-            wrapped=wrapped.to_bytes(),
-            grant_key=grant_key(new, os.urandom(SALT_BYTES), params) if found.source == HUB else None,
+            user=user, old_hash=found.password_hash, password_hash=password_hash, wrapped=wrapped, grant_key=grant
         )
     finally:
         session.end()
+
+
+def secrets_for(
+    session: StaffSession, account: staff_schema.Account, new: str, *, station: str, now_ms: int, params: ScryptParams
+) -> tuple[str, bytes, str | None]:
+    """What ``new`` becomes for ``account``, never the password itself: its scrypt hash, the station's
+    data key from ``session`` wrapped under it, and, for a hub-made account, its grant key (else None).
+    The person's own change and an administrator's reset make the same three."""
+    wrapped = data_key.wrap(session.data_key(now_ms), new, station=station, user=account.user, params=params)
+    password_hash = hash_password(new, os.urandom(SALT_BYTES), params)
+    grant = grant_key(new, os.urandom(SALT_BYTES), params) if account.source == HUB else None
+    return password_hash, wrapped.to_bytes(), grant
+
+
+def write_change(st: Station, user: str, password_hash: str, grant: str, seen: int, *, author: str) -> Change:
+    """The signed ``staff`` change that carries a hub-made account's new hash up, inside the caller's
+    transaction: refused by the station's admission as the hub would refuse it, and then nothing the
+    caller wrote is kept."""
+    return st.write(
+        staff_change.STAFF_ENTITY,
+        staff_change.record_id(st.code, user),
+        staff_change.fields(password_hash, grant, seen),
+        {},
+        author=author,
+    )
 
 
 def store(st: Station, new: NewPassword) -> Change | None:
@@ -114,13 +142,7 @@ def store(st: Station, new: NewPassword) -> Change | None:
         )
         if not travels or seen is None or new.grant_key is None:
             return None
-        return st.write(
-            staff_change.STAFF_ENTITY,
-            staff_change.record_id(st.code, new.user),
-            staff_change.fields(new.password_hash, new.grant_key, seen),
-            {},
-            author=new.user,
-        )
+        return write_change(st, new.user, new.password_hash, new.grant_key, seen, author=new.user)
 
 
 def change(st: Station, *, user: str, old: str, new: str, params: ScryptParams = DEFAULT_PARAMS) -> dict[str, object]:

@@ -26,20 +26,17 @@ if either account changed meanwhile).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from node import data_key, staff_accounts, staff_schema
-from node.staff_password import CHANGED_MEANWHILE, MAX_LENGTH, TOO_LONG
+from node import staff_accounts, staff_schema
+from node.staff_password import CHANGED_MEANWHILE, check_length, secrets_for, write_change
 from node.staff_schema import ADMIN, HUB
 from replica.errors import Refused
-from sync import staff_change
 from sync.change import Change
-from sync.staff_grant import grant_key
-from sync.staff_password import DEFAULT_PARAMS, SALT_BYTES, ScryptParams, hash_password
+from sync.staff_password import DEFAULT_PARAMS, ScryptParams
 
 if TYPE_CHECKING:
     from node.station import Station
@@ -66,12 +63,6 @@ class Reset:
     grant_key: str | None  # for a hub-made account: the grant key of the new password
 
 
-def check_new(new: str) -> None:
-    staff_accounts.check_password_length(new)
-    if len(new) > MAX_LENGTH:
-        raise Refused(TOO_LONG.format(limit=MAX_LENGTH), code="password_too_long")
-
-
 def _unknown(user: str) -> Refused:
     return Refused(staff_accounts.UNKNOWN.format(user), code="unknown_user")
 
@@ -94,20 +85,20 @@ def prepare(
     try:
         if not session.is_admin or session.station != station:
             raise Refused(NOT_ADMIN, code="not_admin")
-        check_new(new)
+        check_length(new)
         found = staff_schema.account(db.conn, user)
         if found is None:
             raise _unknown(user)
         if found.source == HUB and not found.enabled:
             raise Refused(DISABLED_BY_HUB.format(user=user), code="disabled")
-        wrapped = data_key.wrap(session.data_key(now_ms), new, station=station, user=user, params=params)
+        password_hash, wrapped, grant = secrets_for(session, found, new, station=station, now_ms=now_ms, params=params)
         return Reset(
             by=session.user,
             user=user,
             old_hash=found.password_hash,
-            password_hash=hash_password(new, os.urandom(SALT_BYTES), params),
-            wrapped=wrapped.to_bytes(),
-            grant_key=grant_key(new, os.urandom(SALT_BYTES), params) if found.source == HUB else None,
+            password_hash=password_hash,
+            wrapped=wrapped,
+            grant_key=grant,
         )
     finally:
         session.end()
@@ -145,13 +136,7 @@ def store(st: Station, reset: Reset) -> Change | None:
         if seen is None or reset.grant_key is None:
             return None
         # Inside the same transaction: refused by the station's admission, nothing above is kept.
-        return st.write(
-            staff_change.STAFF_ENTITY,
-            staff_change.record_id(st.code, reset.user),
-            staff_change.fields(reset.password_hash, reset.grant_key, seen),
-            {},
-            author=reset.by,
-        )
+        return write_change(st, reset.user, reset.password_hash, reset.grant_key, seen, author=reset.by)
 
 
 def reset(

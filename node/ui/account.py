@@ -22,20 +22,17 @@ connection. The colleague's window sessions end; anyone else posting the form is
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
+from functools import partial
 
 from aiohttp import web
 
 from node import staff_password, staff_reset, staff_schema
-from node.staff_password import MAX_LENGTH, NewPassword
-from node.staff_reset import NOT_ADMIN, Reset
-from node.store import DB_NAME
+from node.staff_password import MAX_LENGTH
+from node.staff_reset import NOT_ADMIN
 from node.ui.keys import SESSIONS
-from node.ui.page import form_post, page, station_of
+from node.ui.page import apart, form_post, page, station_of
 from node.ui.signin import COOKIE, current
 from present.webui import read_form
-from replica.db import connect
 from replica.errors import Refused
 from sync.staff_password import MIN_LENGTH
 from sync.staff_user import is_user_name
@@ -91,15 +88,6 @@ async def show(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _prepare_apart(folder: Path, station: str, user: str, old: str, new: str, now_ms: int) -> NewPassword:
-    """``staff_password.prepare`` on a worker thread, through a connection of its own."""
-    db = connect(folder / DB_NAME)
-    try:
-        return staff_password.prepare(db, station=station, user=user, old=old, new=new, now_ms=now_ms)
-    finally:
-        db.conn.close()
-
-
 @form_post
 async def submit(request: web.Request) -> web.StreamResponse:
     session = current(request)
@@ -113,7 +101,10 @@ async def submit(request: web.Request) -> web.StreamResponse:
     if new != again:
         return await _page(request, status=400, error=MISMATCH)
     try:
-        prepared = await asyncio.to_thread(_prepare_apart, st.folder, st.code, session.user, old, new, st.clock())
+        prepare = partial(
+            staff_password.prepare, station=st.code, user=session.user, old=old, new=new, now_ms=st.clock()
+        )
+        prepared = await apart(st.folder, prepare)
         written = staff_password.store(st, prepared)
     except Refused as exc:
         status = 429 if exc.code == "locked_out" else 400
@@ -125,17 +116,6 @@ async def submit(request: web.Request) -> web.StreamResponse:
         sessions.pop(token).end()
     done = "up" if written is not None else "1"
     return web.Response(status=303, headers={"Location": f"/account/password?done={done}"})
-
-
-def _reset_apart(folder: Path, station: str, admin: str, current_pw: str, user: str, new: str, now_ms: int) -> Reset:
-    """``staff_reset.prepare`` on a worker thread, through a connection of its own."""
-    db = connect(folder / DB_NAME)
-    try:
-        return staff_reset.prepare(
-            db, station=station, admin=admin, admin_password=current_pw, user=user, new=new, now_ms=now_ms
-        )
-    finally:
-        db.conn.close()
 
 
 @form_post
@@ -156,7 +136,16 @@ async def reset(request: web.Request) -> web.StreamResponse:
     if new != again:
         return await _page(request, status=400, reset_error=MISMATCH, chosen=user)
     try:
-        prepared = await asyncio.to_thread(_reset_apart, st.folder, st.code, session.user, mine, user, new, st.clock())
+        prepare = partial(
+            staff_reset.prepare,
+            station=st.code,
+            admin=session.user,
+            admin_password=mine,
+            user=user,
+            new=new,
+            now_ms=st.clock(),
+        )
+        prepared = await apart(st.folder, prepare)
         written = staff_reset.store(st, prepared)
     except Refused as exc:
         status = {"locked_out": 429, "not_admin": 403}.get(exc.code, 400)

@@ -4,29 +4,49 @@ check of a form post, the loopback-only guard, and the audit of showing a masked
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+import sqlite_utils
 from aiohttp import web
 
 from node.station import Station
+from node.store import DB_NAME
 from node.ui.keys import CSRF, ENV, STAFF, STATION
 from node.ui.status import status_context
 from present.webui import Due, due_state, read_form, render
+from replica.db import connect
 from replica.errors import Refused
 from replica.ids import CHINA
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 def station_of(request: web.Request) -> Station:
     return request.app[STATION]
+
+
+async def apart(folder: Path, work: Callable[[sqlite_utils.Database], T]) -> T:
+    """``work`` on a worker thread, through a connection of its own to the station's store (already
+    migrated: the window's ``Station`` opened it), so its scrypts do not hold up the event loop."""
+
+    def run() -> T:
+        db = connect(folder / DB_NAME)
+        try:
+            return work(db)
+        finally:
+            db.conn.close()
+
+    return await asyncio.to_thread(run)
 
 
 def today(st: Station) -> date:

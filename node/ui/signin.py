@@ -23,10 +23,9 @@ and every form carries the CSRF token as before (``node/ui/page.py``).
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import sqlite3
-from pathlib import Path
+from functools import partial
 from urllib.parse import quote
 
 from aiohttp import web
@@ -34,12 +33,10 @@ from aiohttp import web
 from node import staff_accounts, staff_schema
 from node.staff_cli import has_accounts
 from node.staff_session import StaffSession, idle_ms_for
-from node.store import DB_NAME
 from node.ui import sealing
 from node.ui.keys import SESSIONS, STAFF
-from node.ui.page import Handler, form_post, page, safe_back, station_of
+from node.ui.page import Handler, apart, form_post, page, safe_back, station_of
 from present.webui import read_form
-from replica.db import connect
 from replica.errors import Refused
 
 COOKIE = "sanji_staff"
@@ -137,16 +134,6 @@ async def show(request: web.Request) -> web.StreamResponse:
     return await signin_page(request)
 
 
-def _sign_in_apart(folder: Path, station: str, user: str, password: str, now_ms: int, idle_ms: int) -> StaffSession:
-    """``staff_accounts.sign_in`` on a worker thread, through a connection of its own (the store is
-    already migrated: the window's ``Station`` opened it)."""
-    db = connect(folder / DB_NAME)
-    try:
-        return staff_accounts.sign_in(db, station=station, user=user, password=password, now_ms=now_ms, idle_ms=idle_ms)
-    finally:
-        db.conn.close()
-
-
 @form_post
 async def submit(request: web.Request) -> web.StreamResponse:
     st = station_of(request)
@@ -157,9 +144,15 @@ async def submit(request: web.Request) -> web.StreamResponse:
     if not user or not password:
         return await signin_page(request, status=400, error="请填写用户名和密码。", user=user, next_path=back)
     try:
-        session = await asyncio.to_thread(
-            _sign_in_apart, st.folder, st.code, user, password, st.clock(), idle_ms_for(st.folder)
+        sign_in = partial(
+            staff_accounts.sign_in,
+            station=st.code,
+            user=user,
+            password=password,
+            now_ms=st.clock(),
+            idle_ms=idle_ms_for(st.folder),
         )
+        session = await apart(st.folder, sign_in)
     except Refused as exc:
         return await signin_page(request, status=401, error=str(exc), user=user, next_path=back)
     sessions = request.app[SESSIONS]

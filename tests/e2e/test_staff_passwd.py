@@ -6,41 +6,17 @@ not bring the old password back; the hub never holds the password itself.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from node import staff_accounts
-from node.store import open_store
-from replica.errors import Refused
-from replica.ids import now_ms as wall_now_ms
 from sync.staff_password import check_password
 
 from .conftest import Hub, Node
 from .processes import ok, run_sanji
+from .staff_reads import hub_hash, signs_in
 
 FIRST = "lisi-第一个口令-2026"
 SECOND = "lisi-第二个口令-2027"
-
-
-def hub_hash(hub: Hub, station: str, user: str) -> str:
-    conn = sqlite3.connect(hub.dir / "hub.db")
-    try:
-        row = conn.execute('SELECT password_hash FROM station_staff WHERE station=? AND "user"=?', (station, user))
-        return str(row.fetchone()[0])
-    finally:
-        conn.close()
-
-
-def signs_in(node: Node, user: str, password: str) -> str:
-    db = open_store(node.dir)
-    try:
-        staff_accounts.sign_in(db, station=node.code, user=user, password=password, now_ms=wall_now_ms()).end()
-        return "ok"
-    except Refused as exc:
-        return exc.code
-    finally:
-        db.conn.close()
 
 
 def with_stdin(*args: object, stdin: str) -> None:

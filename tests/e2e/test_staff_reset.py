@@ -13,41 +13,17 @@ from collections.abc import Callable
 
 import pytest
 
-from node import staff_accounts
-from node.store import open_store
-from replica.errors import Refused
-from replica.ids import now_ms as wall_now_ms
 from sync.staff_password import check_password
-from tests.hub_sql import hub_sql
 
 from .conftest import Hub, Node
 from .processes import run_sanji
+from .staff_reads import hub_hash, signs_in
 
 pytestmark = pytest.mark.usefixtures("hub_backend")  # the hub on SQLite and on PostgreSQL
 
 WANG = "wang-管理员口令-2026"
 LISI = "lisi-第一个口令-2026"
 NEW = "lisi-管理员重设-2027"
-
-
-def hub_hash(hub: Hub, station: str, user: str) -> str:
-    conn = hub_sql(hub.dir)
-    try:
-        row = conn.execute('SELECT password_hash FROM station_staff WHERE station=? AND "user"=?', (station, user))
-        return str(row.fetchone()[0])
-    finally:
-        conn.close()
-
-
-def signs_in(node: Node, user: str, password: str) -> str:
-    db = open_store(node.dir)
-    try:
-        staff_accounts.sign_in(db, station=node.code, user=user, password=password, now_ms=wall_now_ms()).end()
-        return "ok"
-    except Refused as exc:
-        return exc.code
-    finally:
-        db.conn.close()
 
 
 def add_staff(hub: Hub, station: str, user: str, role: str, password: str) -> None:

@@ -1,17 +1,26 @@
 """Fixtures for the :class:`hub.store.HubStore` contract tests (``test_store_*.py``): a fresh store in
-a temporary folder, once for every backend in ``store_backends.BACKENDS``."""
+a temporary folder, once for every backend in ``store_backends.BACKENDS``; the worlds of the hub suites
+on both backends; the hub's app serving a hub in which a township and two villages are enrolled; and a
+township and its village each with a staff member signed in, for the tests of values sealed at rest."""
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from hub.app import HubConfig, create_app
 from hub.store import HubStore, PgHubStore
+from node import at_rest_arrivals
+from node.station import Station
 from tests.conftest import FakeClock, Spec, Templates, World
+from tests.node.staff_helpers import STAFF_PASSWORD, sign_in, with_staff
 from tests.pg_cluster import Cluster
 
 from .store_backends import BACKENDS, Backend, bound
@@ -76,3 +85,51 @@ def make_world(
     for name in databases:
         assert cluster is not None
         cluster.drop_database(name)
+
+
+# -- the app, serving a hub with stations enrolled ----------------------------------------------------
+
+# Enrolled in-process when the session's template is built; a few tests enrol more over HTTP.
+ENROLLED: tuple[Spec, ...] = (("T1", "township", ""), ("T1-V1", "village", "T1"), ("T1-V2", "village", "T1"))
+
+
+@pytest.fixture
+async def enrolled_client(
+    tmp_path: Path, templates: Templates, hub_backend: str, make_world: Callable[..., World]
+) -> AsyncIterator[tuple[TestClient, Path]]:
+    """A client of the app serving a copy of a hub folder in which ``ENROLLED`` are already enrolled (on
+    PostgreSQL, a hub built so in a database of its own: a database is not a folder to copy), and the
+    folder that holds the hub's folder and the stations' beside it."""
+    if hub_backend == "postgres":
+        w = make_world(*ENROLLED)
+        w.close()  # the app opens the folder itself, as `sanji hub serve` does
+        tmp_path = w.root
+    else:
+        shutil.copytree(templates.get(ENROLLED), tmp_path, dirs_exist_ok=True)
+    client = TestClient(TestServer(create_app(HubConfig(folder=tmp_path / "hub"))))
+    await client.start_server()
+    try:
+        yield client, tmp_path
+    finally:
+        await client.close()
+
+
+# -- values sealed at rest ---------------------------------------------------------------------------
+
+SEALED_TOWNSHIP, SEALED_VILLAGE = "360802-T01", "360802-T01-05"
+
+
+def _signed_in(st: Station) -> Station:
+    with_staff(st.db, st.code)
+    st.session = sign_in(st.db, "zhangsan", STAFF_PASSWORD, now_ms=st.clock(), code=st.code)
+    at_rest_arrivals.on_sign_in(st)  # what a sign-in does: the at-rest key pair, for values that come unattended
+    return st
+
+
+@pytest.fixture
+def signed_in_pair(world: World) -> tuple[Station, Station]:
+    """Township 360802-T01 and its village 360802-T01-05, each with ``zhangsan`` signed in (so what
+    they hold is sealed at rest), on the real clock."""
+    world.clock.ms = int(time.time() * 1000)
+    township = _signed_in(world.station(SEALED_TOWNSHIP, "township"))
+    return township, _signed_in(world.station(SEALED_VILLAGE, "village", SEALED_TOWNSHIP))

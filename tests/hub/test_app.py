@@ -12,17 +12,15 @@ import asyncio
 import base64
 import json
 import os
-import shutil
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from hub import enrolment
-from hub.app import HubConfig, create_app
 from hub.appkeys import HUB
 from hub.service import Hub
 from hub.web.sync import MAX_FRAMES_PER_PUSH, MAX_PUSH_BYTES
@@ -33,15 +31,11 @@ from node.station import Station
 from protocol.codec import pack
 from protocol.document import open_document, sign_document
 from replica.errors import Refused
-from tests.conftest import HUB_ID, People, Templates, World, materials
+from tests.conftest import HUB_ID, People, materials
 
 FRAMES = "application/vnd.sanji.frames+msgpack"
 TOWNSHIP_ITEM = "360802-0010"
 DISTRICT_ITEM = "360802-0004"
-
-
-# Enrolled in-process when the session's template is built; a few tests enrol more over HTTP.
-ENROLLED = (("T1", "township", ""), ("T1-V1", "village", "T1"), ("T1-V2", "village", "T1"))
 
 
 @dataclass
@@ -91,25 +85,14 @@ pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and 
 
 
 @pytest.fixture
-async def served(
-    tmp_path: Path, templates: Templates, hub_backend: str, make_world: Callable[..., World]
-) -> AsyncIterator[Served]:
-    """The app serving a copy of a hub folder in which T1, T1-V1 and T1-V2 are already enrolled (on
-    PostgreSQL, a hub built so in a database of its own: a database is not a folder to copy)."""
-    if hub_backend == "postgres":
-        w = make_world(*ENROLLED)
-        w.close()  # the app opens the folder itself, as `sanji hub serve` does
-        tmp_path = w.root
-    else:
-        shutil.copytree(templates.get(ENROLLED), tmp_path, dirs_exist_ok=True)
-    app = create_app(HubConfig(folder=tmp_path / "hub"))
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    s = Served(client, app[HUB], str(client.make_url("")).rstrip("/"), tmp_path, People())
+async def served(enrolled_client: tuple[TestClient, Path]) -> AsyncIterator[Served]:
+    """The app serving a copy of a hub folder in which T1, T1-V1 and T1-V2 are already enrolled
+    (``tests/hub/conftest.py``)."""
+    client, root = enrolled_client
+    s = Served(client, client.app[HUB], str(client.make_url("")).rstrip("/"), root, People())
     try:
         yield s
     finally:
-        await client.close()
         for st in s.opened:
             st.close()
 

@@ -6,8 +6,6 @@ values still are. Nothing authentic is dropped. Applicants are generated."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,35 +14,19 @@ from hub import keyring, quarantine_review, reconcile, seal_keys
 from hub.backup import backup
 from hub.restore import restore
 from hub.service import Hub
-from node import at_rest_arrivals, at_rest_minimise, commands
+from node import at_rest_minimise, commands
 from node.reconcile import SCOPE_SQL, repair_wire
 from node.station import Station
 from protocol.codec import unpack
-from protocol.reconciliation import ReconcileRequest
+from protocol.reconciliation import ReconcileRequest, RepairAnswer
 from sync import sealed_value
 from tests.conftest import World, sqlite_only
-from tests.node.staff_helpers import STAFF_PASSWORD, sign_in, with_staff
 
 TOWNSHIP, VILLAGE = "360802-T01", "360802-T01-05"
 ITEM = "360802-0009"
 CARD = "银行卡"
 
 pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
-
-
-def _signed_in(st: Station, code: str) -> Station:
-    with_staff(st.db, code)
-    st.session = sign_in(st.db, "zhangsan", STAFF_PASSWORD, now_ms=st.clock(), code=code)
-    at_rest_arrivals.on_sign_in(st)  # what a sign-in does: the at-rest key pair, for values that come unattended
-    return st
-
-
-@pytest.fixture
-def pair(world: World) -> Iterator[tuple[Station, Station]]:
-    world.clock.ms = int(time.time() * 1000)
-    township = _signed_in(world.station(TOWNSHIP, "township"), TOWNSHIP)
-    village = _signed_in(world.station(VILLAGE, "village", TOWNSHIP), VILLAGE)
-    yield township, village
 
 
 def _backed_up(world: World) -> Path:
@@ -77,9 +59,9 @@ def _accepted(world: World, village: Station) -> str:
 
 @pytest.mark.parametrize("signed_in", [True, False])
 def test_another_origin_s_sealed_change_re_sent_is_held_with_its_seal_intact(
-    world: World, pair: tuple[Station, Station], signed_in: bool
+    world: World, signed_in_pair: tuple[Station, Station], signed_in: bool
 ) -> None:
-    township, village = pair
+    township, village = signed_in_pair
     rec_id = _accepted(world, village)
     world.push(village)
     if not signed_in:
@@ -104,9 +86,9 @@ def test_another_origin_s_sealed_change_re_sent_is_held_with_its_seal_intact(
 
 @sqlite_only  # `hub backup`/`restore` copy hub.db; the repair and release code is the same on PostgreSQL
 def test_a_sealed_change_lost_in_a_hub_restore_comes_back_through_another_station_and_is_released(
-    world: World, pair: tuple[Station, Station]
+    world: World, signed_in_pair: tuple[Station, Station]
 ) -> None:
-    township, village = pair
+    township, village = signed_in_pair
     older = _backed_up(world)
     rec_id = _accepted(world, village)
     world.push(village)
@@ -124,8 +106,10 @@ def test_a_sealed_change_lost_in_a_hub_restore_comes_back_through_another_statio
     )
 
 
-def test_a_foreign_change_that_does_not_read_is_held_not_dropped(world: World, pair: tuple[Station, Station]) -> None:
-    township, village = pair
+def test_a_foreign_change_that_does_not_read_is_held_not_dropped(
+    world: World, signed_in_pair: tuple[Station, Station]
+) -> None:
+    township, village = signed_in_pair
     rec_id = _accepted(world, village)
     world.push(village)
     world.pull(township)
@@ -151,25 +135,34 @@ def _minimised(world: World, village: Station) -> str:
     return str(app["id"])
 
 
-def _chain(st: Station) -> dict[str, object]:
-    return {"epoch": 1, "batched_seq": st.meta.int("batched_seq"), "hash": st.meta.bytes("chain")}
+@pytest.fixture
+def backed_up_then_minimised(world: World, signed_in_pair: tuple[Station, Station]) -> tuple[Station, Path, str]:
+    """The village, a backup of the hub taken before its application, and that application, delivered
+    and minimised since (:func:`_minimised`)."""
+    _township, village = signed_in_pair
+    older = _backed_up(world)
+    return village, older, _minimised(world, village)
+
+
+def _repair_own(world: World, village: Station, wires: list[list[object]]) -> RepairAnswer:
+    """The village's repair re-sending its own changes to the hub, with its chain's head."""
+    chain = {"epoch": 1, "batched_seq": village.meta.int("batched_seq"), "hash": village.meta.bytes("chain")}
+    return reconcile.repair(
+        world.hub, VILLAGE, ReconcileRequest("repair", 0, changes=tuple(wires), foreign=(), chain=chain)
+    )
 
 
 @sqlite_only  # `hub backup`/`restore` copy hub.db; the repair code is the same on PostgreSQL
 def test_a_minimised_change_goes_back_whole_to_a_hub_restored_from_an_older_backup(
-    world: World, pair: tuple[Station, Station]
+    world: World, backed_up_then_minimised: tuple[Station, Path, str]
 ) -> None:
-    _township, village = pair
-    older = _backed_up(world)
-    rec_id = _minimised(world, village)
+    village, older, rec_id = backed_up_then_minimised
     wires = _rows(village, VILLAGE, rec_id)
     applicant_id = wires[0][6]["applicant_id"]  # type: ignore[index]
     assert sealed_value.decode(applicant_id)[1:] == (None, None)  # the mask only, at the station
     assert all(len(w) == 10 for w in wires if any(sealed_value.is_sealed(v) for v in w[6].values()))  # type: ignore[union-attr]
     _restored(world, older)
-    got = reconcile.repair(
-        world.hub, VILLAGE, ReconcileRequest("repair", 0, changes=tuple(wires), foreign=(), chain=_chain(village))
-    )
+    got = _repair_own(world, village, wires)
     assert got.to_wire() == {"applied": len(wires), "held": 0, "skipped": 0}
     held = world.hub.records.values("application", rec_id)
     assert held["status"] == "delivered"
@@ -179,18 +172,14 @@ def test_a_minimised_change_goes_back_whole_to_a_hub_restored_from_an_older_back
 
 @sqlite_only  # `hub backup`/`restore` copy hub.db; the repair code is the same on PostgreSQL
 def test_a_minimised_change_without_its_seal_is_held_as_minimised_saying_where_its_values_are(
-    world: World, pair: tuple[Station, Station]
+    world: World, backed_up_then_minimised: tuple[Station, Path, str]
 ) -> None:
-    _township, village = pair
-    older = _backed_up(world)
-    rec_id = _minimised(world, village)
+    village, older, rec_id = backed_up_then_minimised
     with village.transaction():  # minimised by an earlier version, which threw the hub seals away
         village.conn.execute("UPDATE changes SET hub_seal=NULL WHERE application=?", (rec_id,))
     wires = _rows(village, VILLAGE, rec_id)
     _restored(world, older)
-    got = reconcile.repair(
-        world.hub, VILLAGE, ReconcileRequest("repair", 0, changes=tuple(wires), foreign=(), chain=_chain(village))
-    )
+    got = _repair_own(world, village, wires)
     assert got.held >= 1 and got.applied + got.held == len(wires)  # nothing skipped, nothing dropped
     rows = quarantine_review.quarantine_rows(world.hub)
     first = next(r for r in rows if "applicant_id" in r["content"]["fields"])
@@ -198,28 +187,22 @@ def test_a_minimised_change_without_its_seal_is_held_as_minimised_saying_where_i
     assert "遮蔽" in first["reason"] and "备份" in first["reason"] and "纸质档案" in first["reason"]
     assert (first["origin"], first["epoch"]) == (VILLAGE, 1) and first["seq"] > 0  # where in its chain
     assert world.hub.records.values("application", rec_id) == {}  # never applied with masks for values
-    again = reconcile.repair(
-        world.hub, VILLAGE, ReconcileRequest("repair", 0, changes=tuple(wires), foreign=(), chain=_chain(village))
-    )
+    again = _repair_own(world, village, wires)
     assert again.to_wire() == {"applied": 0, "held": 0, "skipped": len(wires)}  # held once, however often sent
 
 
 @sqlite_only  # `hub backup`/`restore` copy hub.db; the repair and release code is the same on PostgreSQL
 def test_a_re_sent_change_whose_seal_does_not_open_yet_is_held_in_its_place_and_released_as_sent(
-    world: World, pair: tuple[Station, Station]
+    world: World, backed_up_then_minimised: tuple[Station, Path, str]
 ) -> None:
-    _township, village = pair
-    older = _backed_up(world)
-    rec_id = _minimised(world, village)  # its hub seal is to the hub's first sealing key
+    village, older, rec_id = backed_up_then_minimised  # its hub seal is to the hub's first sealing key
     keyring.rotate_key(world.hub, seal=True)
     retired = world.hub.folder / seal_keys.RETIRED_FILE
     aside = retired.with_name("aside.bin")
     retired.rename(aside)  # the retired key is not back yet from the security office's copy
     _restored(world, older)
     wires = _rows(village, VILLAGE, rec_id)
-    got = reconcile.repair(
-        world.hub, VILLAGE, ReconcileRequest("repair", 0, changes=tuple(wires), foreign=(), chain=_chain(village))
-    )
+    got = _repair_own(world, village, wires)
     assert got.applied == 0 and got.held == len(wires)
     rows = quarantine_review.quarantine_rows(world.hub)
     (sealed,) = [r for r in rows if r["code"] == "hub_seal"]

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hub.app import HubConfig, create_app
 from hub.appkeys import COMMITTER, HUB
 from hub.service import Hub
 from node import commands, uplink
@@ -30,10 +28,9 @@ from protocol import relay_label
 from protocol.codec import pack
 from protocol.wire import REQUEST_HEADER
 from replica.ids import now_ms
-from tests.conftest import People, Templates, World, materials
+from tests.conftest import People, materials
 
-TOWNSHIP, VILLAGE = "T1", "T1-V1"
-ENROLLED = ((TOWNSHIP, "township", ""), (VILLAGE, "village", TOWNSHIP), ("T1-V2", "village", TOWNSHIP))
+TOWNSHIP, VILLAGE = "T1", "T1-V1"  # enrolled with T1-V2 (tests/hub/conftest.py: ENROLLED)
 ITEM = "360802-0010"
 
 pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
@@ -73,6 +70,14 @@ class Served:
         await self.client.app[COMMITTER].submit(lambda: None)  # its bookkeeping is committed
         return status
 
+    async def pull(self, signed: bytes, headers: dict[str, str]) -> int:
+        resp = await self.client.get(
+            "/v1/sync/pull", headers={REQUEST_HEADER: base64.b64encode(signed).decode(), **headers}
+        )
+        resp.release()
+        await self.client.app[COMMITTER].submit(lambda: None)  # its bookkeeping is committed
+        return resp.status
+
     def alerts(self, kind: str = "relay_seen") -> list[dict[str, object]]:
         return [a for a in self.hub.store.alerts() if a["kind"] == kind]
 
@@ -86,23 +91,13 @@ class Served:
 
 
 @pytest.fixture
-async def served(
-    tmp_path: Path, templates: Templates, hub_backend: str, make_world: Callable[..., World]
-) -> AsyncIterator[Served]:
-    if hub_backend == "postgres":
-        w = make_world(*ENROLLED)
-        w.close()  # the app opens the folder itself, as `sanji hub serve` does
-        tmp_path = w.root
-    else:
-        shutil.copytree(templates.get(ENROLLED), tmp_path, dirs_exist_ok=True)
-    app = create_app(HubConfig(folder=tmp_path / "hub"))
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    township, village = Station(tmp_path / TOWNSHIP), Station(tmp_path / VILLAGE)
+async def served(enrolled_client: tuple[TestClient, Path]) -> AsyncIterator[Served]:
+    """The app serving a hub with T1, T1-V1 and T1-V2 enrolled (``tests/hub/conftest.py``)."""
+    client, root = enrolled_client
+    township, village = Station(root / TOWNSHIP), Station(root / VILLAGE)
     try:
-        yield Served(client, app[HUB], township, village)
+        yield Served(client, client.app[HUB], township, village)
     finally:
-        await client.close()
         township.close()
         village.close()
 
@@ -166,20 +161,12 @@ async def test_an_authentic_batch_under_a_forged_label_is_taken_as_direct(served
 async def test_a_pull_under_a_forged_label_is_not_through_the_relay(served: Served) -> None:
     signed = base64.b64decode(uplink.pull_request(served.village, 0, b"n" * 16))
 
-    async def pull(headers: dict[str, str]) -> int:
-        resp = await served.client.get(
-            "/v1/sync/pull", headers={REQUEST_HEADER: base64.b64encode(signed).decode(), **headers}
-        )
-        resp.release()
-        await served.client.app[COMMITTER].submit(lambda: None)
-        return resp.status
-
-    assert await pull({relay_label.RELAY_HEADER: TOWNSHIP}) == 200
+    assert await served.pull(signed, {relay_label.RELAY_HEADER: TOWNSHIP}) == 200
     assert served.via() == "network" and len(served.unproven()) == 1
     # A push's proof does not serve a pull, even of the same bytes.
-    assert await pull(served.signer().headers(relay_label.PUSH_ROUTE, signed, now_ms())) == 200
+    assert await served.pull(signed, served.signer().headers(relay_label.PUSH_ROUTE, signed, now_ms())) == 200
     assert served.via() == "network"
-    assert await pull(served.signer().headers(relay_label.PULL_ROUTE, signed, now_ms())) == 200
+    assert await served.pull(signed, served.signer().headers(relay_label.PULL_ROUTE, signed, now_ms())) == 200
     assert served.via() == f"relay:{TOWNSHIP}"
 
 
@@ -194,13 +181,5 @@ async def test_a_stick_status_is_answered_from_its_cursor_only_under_a_townships
     finally:
         old.close()
 
-    async def pull(headers: dict[str, str]) -> int:
-        resp = await served.client.get(
-            "/v1/sync/pull", headers={REQUEST_HEADER: base64.b64encode(signed).decode(), **headers}
-        )
-        resp.release()
-        await served.client.app[COMMITTER].submit(lambda: None)
-        return resp.status
-
-    assert await pull({relay_label.RELAY_HEADER: TOWNSHIP}) == 400  # refused as stale
-    assert await pull(served.signer().headers(relay_label.PULL_ROUTE, signed, now_ms())) == 200
+    assert await served.pull(signed, {relay_label.RELAY_HEADER: TOWNSHIP}) == 400  # refused as stale
+    assert await served.pull(signed, served.signer().headers(relay_label.PULL_ROUTE, signed, now_ms())) == 200

@@ -17,17 +17,17 @@ import pytest
 
 from hub import staff
 from hub.feed import feed_page
-from node import feed_quarantine, staff_accounts, staff_password, staff_schema
+from node import feed_quarantine, staff_password, staff_schema
 from node.station import Station
 from replica.errors import Refused
 from sync.staff_change import STAFF_ENTITY, fields, record_id
 from sync.staff_grant import grant_key
-from sync.staff_password import ScryptParams, check_password, hash_password
+from sync.staff_password import check_password, hash_password
 from tests.conftest import World
+from tests.node.staff_helpers import CHEAP, account_of, signs_in
 
 pytestmark = pytest.mark.usefixtures("hub_backend")  # every test on SQLite and on PostgreSQL
 
-CHEAP = ScryptParams(n=2**10, r=8, p=1)
 V1, V2, T1 = "T1-V1", "T1-V2", "T1"
 FIRST, SECOND = "lisi-first-pw", "lisi-second-pw"
 
@@ -51,23 +51,9 @@ def hub_hash(world: World, station: str, user: str) -> str:
     return held.password_hash
 
 
-def account(st: Station, user: str) -> staff_schema.Account:
-    found = staff_schema.account(st.conn, user)
-    assert found is not None
-    return found
-
-
 def held(world: World) -> list[tuple[str, str]]:
     rows = world.hub.store.conn.execute("SELECT origin, code FROM quarantine ORDER BY id").fetchall()
     return [(str(r[0]), str(r[1])) for r in rows]
-
-
-def signs_in(st: Station, user: str, password: str) -> bool:
-    try:
-        staff_accounts.sign_in(st.db, station=st.code, user=user, password=password, now_ms=st.clock()).end()
-    except Refused:
-        return False
-    return True
 
 
 def test_the_new_hash_reaches_the_hub_and_its_feed_carries_it_back(world: World) -> None:
@@ -81,16 +67,16 @@ def test_the_new_hash_reaches_the_hub_and_its_feed_carries_it_back(world: World)
     after = world.hub.store.staff_account(V1, "lisi")
     assert after is not None and after.version > before.version
     assert check_password(SECOND, after.password_hash) and not check_password(FIRST, after.password_hash)
-    assert after.password_hash == account(v1, "lisi").password_hash
-    assert after.grant_key == account(v1, "lisi").grant_key
+    assert after.password_hash == account_of(v1, "lisi").password_hash
+    assert after.grant_key == account_of(v1, "lisi").grant_key
     logged = world.hub.store.conn.execute("SELECT author FROM changes WHERE entity='staff'").fetchall()
     assert [r[0] for r in logged] == ["lisi"]
 
     world.pull(v1)  # the echo: same hash, the copy of the data key stays
-    echoed = account(v1, "lisi")
+    echoed = account_of(v1, "lisi")
     assert echoed.password_seen is None and echoed.hub_version == after.version
     assert echoed.wrapped_key is not None
-    assert signs_in(v1, "lisi", SECOND) and not signs_in(v1, "lisi", FIRST)
+    assert signs_in(v1, "lisi", SECOND) == "ok" and signs_in(v1, "lisi", FIRST) != "ok"
     # The other village never hears of it.
     assert staff_schema.account(world.get(V2).conn, "lisi") is None
 
@@ -103,12 +89,12 @@ def test_an_entry_the_hub_wrote_before_it_took_the_change_never_brings_the_old_h
     change(v1, "lisi", FIRST, SECOND)
     outcome = feed_quarantine.take_page(v1, stick, source="file:old.sjd")  # an old stick, found later
     assert outcome.result is not None
-    assert check_password(SECOND, account(v1, "lisi").password_hash)
-    assert signs_in(v1, "lisi", SECOND)
+    assert check_password(SECOND, account_of(v1, "lisi").password_hash)
+    assert signs_in(v1, "lisi", SECOND) == "ok"
 
     staff.disable_staff(world.hub, station=V1, user="lisi")  # the hub moves on before the change arrives
     world.pull(v1)
-    kept = account(v1, "lisi")
+    kept = account_of(v1, "lisi")
     assert not kept.enabled and kept.wrapped_key is None, "disabled as the hub says"
     assert check_password(SECOND, kept.password_hash), "but the password stays the person's new one"
     world.push(v1)
@@ -116,8 +102,8 @@ def test_an_entry_the_hub_wrote_before_it_took_the_change_never_brings_the_old_h
     hub_row = world.hub.store.staff_account(V1, "lisi")
     assert hub_row is not None and not hub_row.enabled, "a password change never enables an account"
     world.pull(v1)
-    assert account(v1, "lisi").password_hash == hub_row.password_hash
-    assert account(v1, "lisi").password_seen is None
+    assert account_of(v1, "lisi").password_hash == hub_row.password_hash
+    assert account_of(v1, "lisi").password_seen is None
 
 
 def test_a_reset_at_the_hub_the_station_had_not_seen_wins_at_both_ends(world: World) -> None:
@@ -130,10 +116,10 @@ def test_a_reset_at_the_hub_the_station_had_not_seen_wins_at_both_ends(world: Wo
     assert held(world) == [], "authentic and authorised: logged, and the later reset wins"
     assert check_password("reset-at-the-hub", hub_hash(world, V1, "lisi"))
     world.pull(v1)
-    taken = account(v1, "lisi")
+    taken = account_of(v1, "lisi")
     assert check_password("reset-at-the-hub", taken.password_hash)
     assert taken.password_seen is None and taken.wrapped_key is None, "the copy under the losing password goes"
-    assert not signs_in(v1, "lisi", SECOND)
+    assert signs_in(v1, "lisi", SECOND) != "ok"
 
 
 def forge(st: Station, rec_id: str, author: str, password: str = "forged-password") -> None:

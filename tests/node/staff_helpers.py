@@ -1,16 +1,27 @@
 """Shared set-up for the staff-account and sealed-data tests: a real station store in a temporary
 folder, and a cheap scrypt cost so the suite does not spend seconds on key derivation (one test in
-``test_staff_accounts.py`` runs the real default cost end to end)."""
+``test_staff_accounts.py`` runs the real default cost end to end); ``sanji`` run in-process with a
+password on stdin, and what an account's sign-in answers."""
 
 from __future__ import annotations
 
+import io
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlite_utils
 
-from node import staff_accounts
+from node import staff_accounts, staff_schema
 from node.staff_session import StaffSession
+from node.station import Station
 from node.store import create_store
+from protocol.codec import unpack
+from replica.errors import Refused
+from sanji.cli import main as sanji
+from sync.staff_change import STAFF_ENTITY
 from sync.staff_password import ScryptParams
 from tests.conftest import START_MS
 
@@ -62,3 +73,47 @@ def wrapped_key(db: sqlite_utils.Database, user: str) -> bytes | None:
 
 def set_wrapped_key(db: sqlite_utils.Database, user: str, blob: bytes | None) -> None:
     db.conn.execute("UPDATE staff SET wrapped_key=? WHERE user=?", (blob, user))
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = "") -> tuple[int, dict[str, object]]:
+    """``sanji ARGV --json`` in-process with ``stdin`` (passwords come that way): its exit code and its
+    JSON answer, whether it went to stdout or (a refusal) to stderr."""
+    old = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        code = sanji([*argv, "--json"])
+    finally:
+        sys.stdin = old
+    captured = capsys.readouterr()
+    text = captured.out.strip() or captured.err.strip()
+    return code, (json.loads(text) if text.startswith("{") else {"text": text})
+
+
+def signs_in(st: Station, user: str, password: str) -> str:
+    """``ok``, or the code of the refusal, for a sign-in (and at once a sign-out) at the station."""
+    try:
+        staff_accounts.sign_in(st.db, station=st.code, user=user, password=password, now_ms=st.clock()).end()
+    except Refused as exc:
+        return exc.code
+    return "ok"
+
+
+def account_of(st: Station, user: str) -> staff_schema.Account:
+    found = staff_schema.account(st.conn, user)
+    assert found is not None
+    return found
+
+
+def staff_change_at(st: Station, seq: int, *, user: str, author: str, seen: int) -> tuple[dict[str, Any], bytes]:
+    """The change at ``seq`` of the station's own chain, checked to be ``user``'s signed ``staff`` change
+    by ``author`` (the new hash, grant key and the hub version the station had seen, nothing else) and
+    to carry what the station now holds: its fields, and their bytes (to look for the password in)."""
+    entity, rid, fields, by = st.conn.execute(
+        "SELECT entity, rid, fields, author FROM changes WHERE origin=? AND seq=?", (st.code, seq)
+    ).fetchone()
+    assert (entity, rid, by) == (STAFF_ENTITY, f"{st.code}/{user}", author)
+    written = unpack(bytes(fields))
+    assert set(written) == {"password_hash", "grant_key", "seen"} and written["seen"] == seen
+    held = account_of(st, user)
+    assert held.password_hash == written["password_hash"] and held.grant_key == written["grant_key"]
+    return written, bytes(fields)

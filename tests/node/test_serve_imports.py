@@ -19,7 +19,7 @@ import node.server
 
 seen = []
 
-def serve(folder, *, port, interval, nightly_at, relay):
+def serve(folder, *, port, interval, nightly_at, relay, relay_url=None):
     node.server.create_app(folder, interval, nightly_at)  # the app, its routes and templates' environment
     seen.extend(sorted(sys.modules))
 

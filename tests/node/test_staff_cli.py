@@ -5,46 +5,19 @@ accounts works as before, and `node add-admin` makes the first administrator. Ap
 
 from __future__ import annotations
 
-import io
-import json
-import sys
-import time
-from collections.abc import Iterator
-
 import pytest
 
 from hub import operations
 from node import staff_accounts
 from node.station import Station
 from protocol.codec import unpack
-from sanji.cli import main as sanji
 from sync.change import Change, change_from_wire
 from tests.conftest import World
-from tests.node.staff_helpers import ADMIN_PASSWORD, STAFF_PASSWORD, T0, sign_in, with_staff
+from tests.node.staff_helpers import ADMIN_PASSWORD, STAFF_PASSWORD, T0, run, sign_in, with_staff
 
 TOWNSHIP, VILLAGE = "360802-T01", "360802-T01-05"
 ITEM = "360802-0009"  # 高龄津贴申领: promised, the bank card may be deferred
 CARD = "银行卡"
-
-
-@pytest.fixture
-def village(world: World) -> Iterator[Station]:
-    world.clock.ms = int(time.time() * 1000)  # the CLI stamps with the real clock; the hub must agree
-    world.station(TOWNSHIP, "township")
-    st = world.station(VILLAGE, "village", TOWNSHIP)
-    yield st
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = "") -> tuple[int, dict[str, object]]:
-    old = sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        code = sanji([*argv, "--json"])
-    finally:
-        sys.stdin = old
-    captured = capsys.readouterr()
-    text = captured.out.strip() or captured.err.strip()
-    return code, (json.loads(text) if text.startswith("{") else {"text": text})
 
 
 def accept_args(world: World, st: Station, *extra: str) -> list[str]:

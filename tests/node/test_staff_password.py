@@ -9,50 +9,31 @@ the hub). Applicants are generated (tests.conftest.People)."""
 
 from __future__ import annotations
 
-import io
-import json
-import sys
-import time
-from collections.abc import Iterator
-
 import pytest
 
 from hub import staff
 from node import data_key, staff_accounts, staff_password, staff_schema
 from node.staff_lockout import MAX_FAILURES
 from node.station import Station
-from protocol.codec import unpack
 from replica.errors import Refused
-from sanji.cli import main as sanji
-from sync.staff_change import STAFF_ENTITY
 from sync.staff_grant import parse_grant_key
 from sync.staff_password import check_password
 from tests.conftest import World
-from tests.node.staff_helpers import ADMIN_PASSWORD, CHEAP, STAFF_PASSWORD, T0, with_staff
+from tests.node.staff_helpers import (
+    ADMIN_PASSWORD,
+    CHEAP,
+    STAFF_PASSWORD,
+    T0,
+    account_of,
+    run,
+    staff_change_at,
+    with_staff,
+)
 
 TOWNSHIP, VILLAGE = "360802-T01", "360802-T01-05"
 ITEM = "360802-0009"  # 高龄津贴申领: promised, the bank card may be deferred
 CARD = "银行卡"
 NEW = "新的管理员口令-2027"
-
-
-@pytest.fixture
-def village(world: World) -> Iterator[Station]:
-    world.clock.ms = int(time.time() * 1000)  # the CLI stamps with the real clock; the hub must agree
-    world.station(TOWNSHIP, "township")
-    yield world.station(VILLAGE, "village", TOWNSHIP)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = "") -> tuple[int, dict[str, object]]:
-    old = sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        code = sanji([*argv, "--json"])
-    finally:
-        sys.stdin = old
-    captured = capsys.readouterr()
-    text = captured.out.strip() or captured.err.strip()
-    return code, (json.loads(text) if text.startswith("{") else {"text": text})
 
 
 def passwd(capsys: pytest.CaptureFixture[str], st: Station, user: str, old: str, new: str) -> tuple[int, dict]:
@@ -70,12 +51,6 @@ def accept(world: World, st: Station, capsys: pytest.CaptureFixture[str], passwo
     return {**out, "id_number": p["id_number"]}
 
 
-def row(st: Station, user: str) -> staff_schema.Account:
-    found = staff_schema.account(st.conn, user)
-    assert found is not None
-    return found
-
-
 def test_the_new_password_opens_what_was_sealed_and_the_old_one_opens_nothing(
     world: World, village: Station, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -83,12 +58,12 @@ def test_the_new_password_opens_what_was_sealed_and_the_old_one_opens_nothing(
     accepted = accept(world, village, capsys, ADMIN_PASSWORD)
     raw = village.conn.execute("SELECT fields FROM changes WHERE entity='application' LIMIT 1").fetchone()[0]
     assert str(accepted["id_number"]).encode() not in bytes(raw), "sealed at rest before the change"
-    before = row(village, "admin")
+    before = account_of(village, "admin")
     seq = village.meta.int("seq")
 
     code, out = passwd(capsys, village, "admin", ADMIN_PASSWORD, NEW)
     assert code == 0 and out == {"station": VILLAGE, "user": "admin"}
-    after = row(village, "admin")
+    after = account_of(village, "admin")
     assert check_password(NEW, after.password_hash) and not check_password(ADMIN_PASSWORD, after.password_hash)
     assert after.wrapped_key is not None and after.wrapped_key != before.wrapped_key
     check = staff_schema.key_check(village.conn)
@@ -115,7 +90,7 @@ def test_a_wrong_current_password_counts_towards_the_lock_out_as_a_failed_sign_i
     village: Station, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with_staff(village.db, VILLAGE)
-    before = row(village, "zhangsan")
+    before = account_of(village, "zhangsan")
     for left in range(MAX_FAILURES - 1, 0, -1):
         code, out = passwd(capsys, village, "zhangsan", "not-the-password", NEW)
         assert code == 2 and out["error"] == "wrong_password"
@@ -126,8 +101,8 @@ def test_a_wrong_current_password_counts_towards_the_lock_out_as_a_failed_sign_i
     code, out = passwd(capsys, village, "zhangsan", STAFF_PASSWORD, NEW)
     assert code == 2 and out["error"] == "locked_out"
     assert "分钟后再试" in str(out["reason"])
-    assert row(village, "zhangsan").password_hash == before.password_hash
-    assert row(village, "zhangsan").wrapped_key == before.wrapped_key
+    assert account_of(village, "zhangsan").password_hash == before.password_hash
+    assert account_of(village, "zhangsan").wrapped_key == before.wrapped_key
 
 
 @pytest.mark.parametrize(
@@ -143,11 +118,11 @@ def test_a_new_password_that_breaks_the_rules_changes_nothing(
     village: Station, capsys: pytest.CaptureFixture[str], stdin: str, code: str
 ) -> None:
     with_staff(village.db, VILLAGE)
-    before = row(village, "zhangsan")
+    before = account_of(village, "zhangsan")
     status, out = run(capsys, "node", "passwd", str(village.folder), "--staff", "zhangsan", stdin=stdin)
     assert status == 2 and out["error"] == code
     assert any("\u4e00" <= ch <= "\u9fff" for ch in str(out["reason"])), "the reason is told in Chinese"
-    assert row(village, "zhangsan") == before
+    assert account_of(village, "zhangsan") == before
 
 
 def test_a_disabled_account_cannot_change_its_password(village: Station, capsys: pytest.CaptureFixture[str]) -> None:
@@ -165,23 +140,16 @@ def test_a_hub_made_account_writes_a_signed_change_with_the_new_hash_and_never_t
         world.hub, station=VILLAGE, user="lisi", name="李四", role="staff", password="lisi-first-pw", params=CHEAP
     )
     world.pull(village)
-    version = row(village, "lisi").hub_version
+    version = account_of(village, "lisi").hub_version
     seq = village.meta.int("seq")
     code, out = passwd(capsys, village, "lisi", "lisi-first-pw", "lisi-second-pw")
     assert code == 0 and out == {"station": VILLAGE, "user": "lisi"}
     assert village.meta.int("seq") == seq + 1
-    entity, rid, fields, author = village.conn.execute(
-        "SELECT entity, rid, fields, author FROM changes WHERE origin=? AND seq=?", (VILLAGE, seq + 1)
-    ).fetchone()
-    assert (entity, rid, author) == (STAFF_ENTITY, f"{VILLAGE}/lisi", "lisi")
-    written = unpack(bytes(fields))
-    assert set(written) == {"password_hash", "grant_key", "seen"} and written["seen"] == version
+    written, raw = staff_change_at(village, seq + 1, user="lisi", author="lisi", seen=version)
     assert check_password("lisi-second-pw", written["password_hash"])
     assert parse_grant_key(written["grant_key"]) is not None
-    assert b"lisi-second-pw" not in bytes(fields) and "lisi-second-pw".encode("utf-16-le") not in bytes(fields)
-    held = row(village, "lisi")
-    assert held.password_hash == written["password_hash"] and held.grant_key == written["grant_key"]
-    assert held.password_seen == version
+    assert b"lisi-second-pw" not in raw and "lisi-second-pw".encode("utf-16-le") not in raw
+    assert account_of(village, "lisi").password_seen == version
 
 
 def test_the_library_halves_refuse_when_the_account_changed_in_between(
@@ -201,4 +169,4 @@ def test_the_library_halves_refuse_when_the_account_changed_in_between(
         staff_password.store(village, prepared)
     assert refused.value.code == "staff_changed"
     assert village.meta.int("seq") == seq
-    assert check_password("reset-by-the-hub", row(village, "lisi").password_hash)
+    assert check_password("reset-by-the-hub", account_of(village, "lisi").password_hash)

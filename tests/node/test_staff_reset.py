@@ -8,66 +8,34 @@ administrator is refused in Chinese with a stable code, and nothing changes."""
 
 from __future__ import annotations
 
-import io
-import json
-import sys
-import time
-from collections.abc import Iterator
-
 import pytest
 
 from hub import staff
 from node import data_key, staff_accounts, staff_schema
 from node.staff_lockout import MAX_FAILURES
 from node.station import Station
-from protocol.codec import unpack
-from replica.errors import Refused
-from sanji.cli import main as sanji
 from sync.staff_change import STAFF_ENTITY
 from sync.staff_password import check_password
 from tests.conftest import World
-from tests.node.staff_helpers import ADMIN_PASSWORD, CHEAP, STAFF_PASSWORD, T0, with_staff
+from tests.node.staff_helpers import (
+    ADMIN_PASSWORD,
+    CHEAP,
+    STAFF_PASSWORD,
+    T0,
+    account_of,
+    run,
+    signs_in,
+    staff_change_at,
+    with_staff,
+)
 
 TOWNSHIP, VILLAGE = "360802-T01", "360802-T01-05"
 WANG, LISI, ZHAO = "wang-admin-pw-1", "lisi-first-pw", "zhao-first-pw"
 NEW = "lisi-由管理员重设-2027"
 
 
-@pytest.fixture
-def village(world: World) -> Iterator[Station]:
-    world.clock.ms = int(time.time() * 1000)  # the CLI stamps with the real clock; the hub must agree
-    world.station(TOWNSHIP, "township")
-    yield world.station(VILLAGE, "village", TOWNSHIP)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = "") -> tuple[int, dict[str, object]]:
-    old = sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        code = sanji([*argv, "--json"])
-    finally:
-        sys.stdin = old
-    captured = capsys.readouterr()
-    text = captured.out.strip() or captured.err.strip()
-    return code, (json.loads(text) if text.startswith("{") else {"text": text})
-
-
 def reset(capsys: pytest.CaptureFixture[str], st: Station, by: str, pw: str, user: str) -> tuple[int, dict]:
     return run(capsys, "node", "passwd", str(st.folder), "--staff", by, "--user", user, stdin=f"{pw}\n{NEW}\n")
-
-
-def row(st: Station, user: str) -> staff_schema.Account:
-    found = staff_schema.account(st.conn, user)
-    assert found is not None
-    return found
-
-
-def signs_in(st: Station, user: str, password: str) -> str:
-    try:
-        staff_accounts.sign_in(st.db, station=st.code, user=user, password=password, now_ms=st.clock()).end()
-    except Refused as exc:
-        return exc.code
-    return "ok"
 
 
 def hub_made(world: World, st: Station) -> None:
@@ -86,20 +54,14 @@ def test_an_administrators_reset_writes_the_signed_change_and_the_colleague_sign
     for _ in range(MAX_FAILURES):
         assert signs_in(village, "lisi", "not-the-password") == "wrong_password"
     assert signs_in(village, "lisi", LISI) == "locked_out"
-    version, seq = row(village, "lisi").hub_version, village.meta.int("seq")
+    version, seq = account_of(village, "lisi").hub_version, village.meta.int("seq")
 
     code, out = reset(capsys, village, "wang", WANG, "lisi")
     assert code == 0 and out == {"station": VILLAGE, "user": "lisi", "by": "wang"}
     assert village.meta.int("seq") == seq + 1, "one change waits in the outbox"
-    entity, rid, fields, author = village.conn.execute(
-        "SELECT entity, rid, fields, author FROM changes WHERE origin=? AND seq=?", (VILLAGE, seq + 1)
-    ).fetchone()
-    assert (entity, rid, author) == (STAFF_ENTITY, f"{VILLAGE}/lisi", "wang")
-    written = unpack(bytes(fields))
-    assert set(written) == {"password_hash", "grant_key", "seen"} and written["seen"] == version
-    assert check_password(NEW, written["password_hash"]) and NEW.encode() not in bytes(fields)
-    held = row(village, "lisi")
-    assert held.password_hash == written["password_hash"] and held.grant_key == written["grant_key"]
+    written, raw = staff_change_at(village, seq + 1, user="lisi", author="wang", seen=version)
+    assert check_password(NEW, written["password_hash"]) and NEW.encode() not in raw
+    held = account_of(village, "lisi")
     assert held.password_seen == version and held.locked_until_ms == 0 and not held.failed_at
 
     assert signs_in(village, "lisi", LISI) == "wrong_password", "the old password is retired at once"
@@ -115,7 +77,7 @@ def test_a_colleague_who_is_not_an_administrator_is_refused_and_nothing_changes(
     world: World, village: Station, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub_made(world, village)
-    before, seq = row(village, "lisi"), village.meta.int("seq")
+    before, seq = account_of(village, "lisi"), village.meta.int("seq")
     code, out = reset(capsys, village, "zhao", ZHAO, "lisi")
     assert code == 2 and out["error"] == "not_admin"
     assert "只有本站管理员可以重设同事的密码" in str(out["reason"])
@@ -124,7 +86,7 @@ def test_a_colleague_who_is_not_an_administrator_is_refused_and_nothing_changes(
     code, out = reset(capsys, village, "wang", WANG, "nobody")
     assert code == 2 and out["error"] == "unknown_user"
     # (the administrator's sign-in sealed lisi's pending grant, as every sign-in does; nothing else moved)
-    assert row(village, "lisi").password_hash == before.password_hash and village.meta.int("seq") == seq
+    assert account_of(village, "lisi").password_hash == before.password_hash and village.meta.int("seq") == seq
     assert signs_in(village, "lisi", LISI) == "ok"
     assert signs_in(village, "lisi", LISI) == "ok"
 
@@ -150,7 +112,7 @@ def test_an_account_the_hub_disabled_is_re_enabled_only_at_the_hub(
     seq = village.meta.int("seq")
     code, out = reset(capsys, village, "wang", WANG, "lisi")
     assert code == 2 and out["error"] == "disabled" and "sanji hub enable-staff" in str(out["reason"])
-    assert not row(village, "lisi").enabled and village.meta.int("seq") == seq
+    assert not account_of(village, "lisi").enabled and village.meta.int("seq") == seq
 
 
 def test_a_local_administrator_resets_a_local_colleague_here_and_cannot_reset_a_hub_made_one(
@@ -162,14 +124,14 @@ def test_a_local_administrator_resets_a_local_colleague_here_and_cannot_reset_a_
     code, out = reset(capsys, village, "admin", ADMIN_PASSWORD, "zhangsan")
     assert code == 0 and out["user"] == "zhangsan"
     assert village.meta.int("seq") == seq, "a local account's password stays at the station"
-    assert row(village, "zhangsan").enabled, "enabled again, as the library's enable always did"
+    assert account_of(village, "zhangsan").enabled, "enabled again, as the library's enable always did"
     assert signs_in(village, "zhangsan", NEW) == "ok" and signs_in(village, "zhangsan", STAFF_PASSWORD) != "ok"
 
     staff.add_staff(world.hub, station=VILLAGE, user="lisi", name="李四", role="staff", password=LISI, params=CHEAP)
     world.pull(village)
-    before = row(village, "lisi")
+    before = account_of(village, "lisi")
     code, out = reset(capsys, village, "admin", ADMIN_PASSWORD, "lisi")
     assert code == 2 and out["error"] == "staff_not_self", "the hub would hold it: the station refuses to write it"
     # (the administrator's sign-in sealed lisi's pending grant, as every sign-in does; nothing else moved)
-    assert row(village, "lisi").password_hash == before.password_hash and village.meta.int("seq") == seq
+    assert account_of(village, "lisi").password_hash == before.password_hash and village.meta.int("seq") == seq
     assert signs_in(village, "lisi", LISI) == "ok"

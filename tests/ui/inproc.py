@@ -13,7 +13,7 @@ from hub.feed import feed_page
 from hub.ingest import ingest_frame
 from hub.passwords import hash_password
 from hub.service import Hub
-from node import commands, uplink
+from node import commands, staff_schema, uplink
 from node.enrolment import _pin
 from node.station import Station
 from protocol.document import sign_document
@@ -117,3 +117,29 @@ async def login(client: Any, user: str = OPERATOR, password: str = PASSWORD) -> 
         data={"user": user, "password": password, "csrf": csrf_of(await form.text()), "next": "/"},
         allow_redirects=False,
     )
+
+
+async def window_sign_in(client: Any, user: str, password: str, then: str = "/") -> Any:
+    """Sign in at the station's window through its form (an aiohttp ``TestClient``); returns the answer
+    (303 to ``then`` when signed in)."""
+    page = await client.get(f"/signin?next={then}")
+    return await client.post(
+        "/signin",
+        data={"csrf": csrf_of(await page.text()), "user": user, "password": password, "next": then},
+        allow_redirects=False,
+    )
+
+
+async def post_account_form(client: Any, action: str, **form: str) -> Any:
+    """A form of the window's 修改密码 page posted to ``action`` as the signed-in browser (the cookie of
+    the latest sign-in) sends it, with the page's CSRF token."""
+    page = await client.get("/account/password")
+    assert page.status == 200
+    return await client.post(action, data={"csrf": csrf_of(await page.text()), **form}, allow_redirects=False)
+
+
+def staff_hash(pair: Pair, user: str = "zhangsan") -> str:
+    """The password hash the station holds for ``user``."""
+    found = staff_schema.account(pair.st.conn, user)
+    assert found is not None
+    return found.password_hash

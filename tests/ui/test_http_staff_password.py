@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from node import staff_schema
 from node.server import create_app
 from node.ui.keys import SESSIONS
 from sync.staff_password import check_password
 from tests.conftest import FakeClock
 from tests.node.staff_helpers import STAFF_PASSWORD, with_staff
-from tests.ui.inproc import Pair, csrf_of
+from tests.ui.inproc import Pair, post_account_form, staff_hash, window_sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -37,28 +36,13 @@ async def client(pair: Pair, clock: FakeClock) -> AsyncIterator[TestClient[Any, 
 
 
 async def sign_in(client: TestClient[Any, Any]) -> str:
-    page = await client.get("/signin")
-    resp = await client.post(
-        "/signin",
-        data={"csrf": csrf_of(await page.text()), "user": "zhangsan", "password": STAFF_PASSWORD, "next": "/"},
-        allow_redirects=False,
-    )
+    resp = await window_sign_in(client, "zhangsan", STAFF_PASSWORD)
     assert resp.status == 303
     return str(resp.cookies["sanji_staff"].value)
 
 
 async def post(client: TestClient[Any, Any], **form: str) -> Any:
-    """The form as the signed-in browser (the cookie of the latest sign-in) sends it."""
-    page = await client.get("/account/password")
-    assert page.status == 200
-    data = {"csrf": csrf_of(await page.text()), **form}
-    return await client.post("/account/password", data=data, allow_redirects=False)
-
-
-def password_hash(pair: Pair) -> str:
-    found = staff_schema.account(pair.st.conn, "zhangsan")
-    assert found is not None
-    return found.password_hash
+    return await post_account_form(client, "/account/password", **form)
 
 
 async def test_the_server_refuses_what_the_browser_would_and_a_forged_form(
@@ -66,7 +50,7 @@ async def test_the_server_refuses_what_the_browser_would_and_a_forged_form(
 ) -> None:
     with_staff(pair.st.db, pair.st.code)
     await sign_in(client)
-    before = password_hash(pair)
+    before = staff_hash(pair)
     resp = await post(client, current=STAFF_PASSWORD, new="short", again="short")
     assert resp.status == 400 and "密码太短" in await resp.text()
     resp = await post(client, current=STAFF_PASSWORD, new=STAFF_PASSWORD, again=STAFF_PASSWORD)
@@ -75,7 +59,7 @@ async def test_the_server_refuses_what_the_browser_would_and_a_forged_form(
         "/account/password", data={"current": STAFF_PASSWORD, "new": NEW, "again": NEW}, allow_redirects=False
     )
     assert resp.status == 403, "no CSRF token: refused"
-    assert password_hash(pair) == before
+    assert staff_hash(pair) == before
 
 
 async def test_the_change_ends_the_persons_other_windows_and_keeps_this_one(
@@ -86,7 +70,7 @@ async def test_the_change_ends_the_persons_other_windows_and_keeps_this_one(
     mine = await sign_in(client)
     resp = await post(client, current=STAFF_PASSWORD, new=NEW, again=NEW)
     assert resp.status == 303 and resp.headers["Location"] == "/account/password?done=1"
-    assert check_password(NEW, password_hash(pair))
+    assert check_password(NEW, staff_hash(pair))
     done = await client.get("/account/password?done=1")
     assert "密码已修改" in await done.text()
     sessions = client.server.app[SESSIONS]

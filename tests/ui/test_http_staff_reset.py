@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from node import staff_schema
 from node.server import create_app
 from node.ui.keys import SESSIONS
 from sync.staff_password import check_password
 from tests.conftest import FakeClock
 from tests.node.staff_helpers import ADMIN_PASSWORD, STAFF_PASSWORD, with_staff
-from tests.ui.inproc import Pair, csrf_of
+from tests.ui.inproc import Pair, post_account_form, staff_hash, window_sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -33,26 +32,11 @@ async def client(pair: Pair) -> AsyncIterator[TestClient[Any, Any]]:
 
 
 async def sign_in(client: TestClient[Any, Any], user: str, password: str) -> int:
-    page = await client.get("/signin")
-    resp = await client.post(
-        "/signin",
-        data={"csrf": csrf_of(await page.text()), "user": user, "password": password, "next": "/"},
-        allow_redirects=False,
-    )
-    return resp.status
+    return int((await window_sign_in(client, user, password)).status)
 
 
 async def post_reset(client: TestClient[Any, Any], **form: str) -> Any:
-    page = await client.get("/account/password")
-    assert page.status == 200
-    data = {"csrf": csrf_of(await page.text()), **form}
-    return await client.post("/account/reset", data=data, allow_redirects=False)
-
-
-def password_hash(pair: Pair, user: str = "zhangsan") -> str:
-    found = staff_schema.account(pair.st.conn, user)
-    assert found is not None
-    return found.password_hash
+    return await post_account_form(client, "/account/reset", **form)
 
 
 async def test_an_administrator_resets_a_colleague_and_the_colleagues_windows_end(
@@ -70,11 +54,11 @@ async def test_an_administrator_resets_a_colleague_and_the_colleagues_windows_en
     assert resp.status == 400 and "两次输入的新密码不一致" in await resp.text()
     resp = await post_reset(client, user="zhangsan", current=ADMIN_PASSWORD, new="short", again="short")
     assert resp.status == 400 and "密码太短" in await resp.text()
-    assert check_password(STAFF_PASSWORD, password_hash(pair))
+    assert check_password(STAFF_PASSWORD, staff_hash(pair))
 
     resp = await post_reset(client, user="zhangsan", current=ADMIN_PASSWORD, new=NEW, again=NEW)
     assert resp.status == 303 and resp.headers["Location"] == "/account/password?reset=1&who=zhangsan"
-    assert check_password(NEW, password_hash(pair)) and not check_password(STAFF_PASSWORD, password_hash(pair))
+    assert check_password(NEW, staff_hash(pair)) and not check_password(STAFF_PASSWORD, staff_hash(pair))
     done = await (await client.get(resp.headers["Location"])).text()
     assert "已重设同事 zhangsan 的密码" in done
     users = [s.user for s in client.server.app[SESSIONS].values()]
@@ -88,7 +72,7 @@ async def test_a_colleague_who_is_not_an_administrator_is_refused_and_a_forged_f
     client: TestClient[Any, Any], pair: Pair
 ) -> None:
     with_staff(pair.st.db, pair.st.code)
-    before = password_hash(pair, "admin")
+    before = staff_hash(pair, "admin")
     assert await sign_in(client, "zhangsan", STAFF_PASSWORD) == 303
     page = await (await client.get("/account/password")).text()
     assert "reset-form" not in page, "the form is for administrators only"
@@ -101,4 +85,4 @@ async def test_a_colleague_who_is_not_an_administrator_is_refused_and_a_forged_f
         allow_redirects=False,
     )
     assert resp.status == 403, "no CSRF token: refused"
-    assert password_hash(pair, "admin") == before and check_password(STAFF_PASSWORD, password_hash(pair))
+    assert staff_hash(pair, "admin") == before and check_password(STAFF_PASSWORD, staff_hash(pair))

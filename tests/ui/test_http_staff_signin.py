@@ -16,7 +16,7 @@ from node.server import create_app
 from tests.conftest import FakeClock
 from tests.node.staff_helpers import ADMIN_PASSWORD, STAFF_PASSWORD, with_staff
 from tests.ui.conftest import ITEM_PROMISED, make_id
-from tests.ui.inproc import Pair, csrf_of
+from tests.ui.inproc import Pair, csrf_of, window_sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -46,15 +46,6 @@ def applicant() -> dict[str, str]:
     }
 
 
-async def sign_in(client: TestClient[Any, Any], user: str, password: str, then: str = "/") -> Any:
-    page = await client.get(f"/signin?next={then}")
-    return await client.post(
-        "/signin",
-        data={"csrf": csrf_of(await page.text()), "user": user, "password": password, "next": then},
-        allow_redirects=False,
-    )
-
-
 async def test_a_station_without_accounts_keeps_its_open_window(client: TestClient[Any, Any]) -> None:
     resp = await client.get("/", allow_redirects=False)
     assert resp.status == 200 and "退出登录" not in await resp.text()
@@ -67,12 +58,12 @@ async def test_sign_in_names_the_author_and_the_receipt_names_the_accepting_pers
     resp = await client.get("/accept", allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/signin?next=%2Faccept"
     # A wrong password: the page says so and keeps the user name; nothing is open yet.
-    resp = await sign_in(client, "zhangsan", "not-the-password")
+    resp = await window_sign_in(client, "zhangsan", "not-the-password")
     html = await resp.text()
     assert resp.status == 401 and "密码不正确" in html and 'value="zhangsan"' in html
     assert (await client.get("/applications", allow_redirects=False)).status == 303
 
-    resp = await sign_in(client, "zhangsan", STAFF_PASSWORD, then="/accept")
+    resp = await window_sign_in(client, "zhangsan", STAFF_PASSWORD, then="/accept")
     assert resp.status == 303 and resp.headers["Location"] == "/accept"
     cookie = resp.cookies["sanji_staff"]
     assert cookie["httponly"] and cookie["samesite"] == "Strict"
@@ -105,7 +96,7 @@ async def test_an_idle_session_locks_and_sign_out_ends_it(
 ) -> None:
     with_staff(pair.st.db, pair.st.code)
     (pair.root / "village" / "staff.json").write_text(json.dumps({"idle_minutes": 2}), "utf-8")
-    assert (await sign_in(client, "admin", ADMIN_PASSWORD)).status == 303
+    assert (await window_sign_in(client, "admin", ADMIN_PASSWORD)).status == 303
     clock.advance(MINUTE + 59_000)  # just inside two minutes: still open, and this request counts as use
     assert (await client.get("/applications", allow_redirects=False)).status == 200
     clock.advance(MINUTE + 59_000)
@@ -117,7 +108,7 @@ async def test_an_idle_session_locks_and_sign_out_ends_it(
     assert "因长时间未操作，登录已锁定" in await page.text()
     assert (await client.get("/", allow_redirects=False)).status == 303  # still locked: a new sign-in is needed
 
-    assert (await sign_in(client, "admin", ADMIN_PASSWORD)).status == 303
+    assert (await window_sign_in(client, "admin", ADMIN_PASSWORD)).status == 303
     home = await (await client.get("/")).text()
     resp = await client.post("/signout", data={"csrf": csrf_of(home)}, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/signin?why=out"
@@ -130,7 +121,7 @@ async def test_a_disabled_account_is_refused_at_the_window(client: TestClient[An
 
     admin = with_staff(pair.st.db, pair.st.code)
     staff_accounts.disable(pair.st.db, station=pair.st.code, user="zhangsan", by=admin, now_ms=T0)
-    resp = await sign_in(client, "zhangsan", STAFF_PASSWORD)
+    resp = await window_sign_in(client, "zhangsan", STAFF_PASSWORD)
     assert resp.status == 401 and "已停用" in await resp.text()
 
 
