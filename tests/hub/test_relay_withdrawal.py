@@ -49,7 +49,8 @@ def held(r: Relayed, code: str) -> tuple[str, int]:
 
 def pull_body(st: Station) -> PullRequest:
     frame = uplink.pull_frame(st, st.meta.int("feed_cursor"), b"n" * 16)
-    doc = open_document(frame, kind=PullRequest.KIND, recipient=st.hub_id, verify_key=lambda _s, _k: st.keys.sign.public_key())
+    own = st.keys.sign.public_key()
+    doc = open_document(frame, kind=PullRequest.KIND, recipient=st.hub_id, verify_key=lambda _s, _k: own)
     return PullRequest.from_wire(doc.body)
 
 
