@@ -5,6 +5,10 @@ The address is the township's signed word (``PullRequest.relay_url``), not the `
 anyone can write: a stranger cannot point a township's villages at a relay of its own. It is kept in
 ``hub_meta`` under ``relay_url:CODE`` with a version that only grows (the hub's ms when it changed), so
 a village that holds a newer one never takes an older one from a replayed page.
+
+A township with no address to tell says '' (a withdrawal): the hub keeps ``url`` '' under a new version,
+so its villages' pages tell them to forget the address they learned, and a replayed older page cannot
+bring it back. A township from before the withdrawal says nothing, and changes nothing.
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ def _key(code: str) -> str:
 
 
 def learn(store: MetaStore, township: str, url: str, now_ms: int) -> bool:
-    """Take a township's word for its relay address. True when it changed."""
+    """Take a township's word for its relay address ('': it has none now, withdraw the one held). True
+    when it changed."""
     parts = urlsplit(url)
-    if not url or len(url) > RELAY_URL_MAX or parts.scheme not in ("http", "https") or not parts.hostname:
+    if url and (len(url) > RELAY_URL_MAX or parts.scheme not in ("http", "https") or not parts.hostname):
         return False
-    if parts.hostname in ("0.0.0.0", "::"):  # names no address a village could reach (node/relay_address.py)
+    if url and parts.hostname in ("0.0.0.0", "::"):  # names no address a village could reach (node/relay_address.py)
         return False
     station = store.station(township)
     if station is None or station.tier not in RELAY_TIERS or station.revoked:
@@ -44,14 +49,17 @@ def learn(store: MetaStore, township: str, url: str, now_ms: int) -> bool:
     version = 0
     if isinstance(held, dict):
         if held.get("url") == url:
-            return False
+            return False  # the same address, or a withdrawal already recorded: no new version
         version = int(held.get("version", 0))
+    elif not url:
+        return False  # nothing was ever told: nothing to withdraw
     store.set_meta(_key(township), {"url": url, "version": max(now_ms, version + 1)})
     return True
 
 
 def for_station(store: MetaStore, station: Station) -> tuple[str, int]:
-    """(address, version) of the relay of ``station``'s township, for its feed page; ('', 0) for none."""
+    """(address, version) of the relay of ``station``'s township, for its feed page: ('', version) once
+    withdrawn, ('', 0) when none was ever told."""
     if not station.parent or station.tier in RELAY_TIERS or station.tier == "field":
         return "", 0
     held = store.get_meta(_key(station.parent))

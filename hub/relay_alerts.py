@@ -9,13 +9,13 @@ where the relay is the one to blame:
   township whose signed proof came with the request (hub/relay_proof.py; an unproven ``X-Sanji-Relay``
   label makes the source ``http:``, which names nobody here): a forwarded frame that fails verification, an
   authentic batch of a station that is not one of that township's villages, a gap in a village's chain
-  opened by a forwarded batch (the relay forwards in chain order, so earlier batches were withheld,
-  unless they are on their way by hand: the words say "may");
+  opened by a forwarded batch (the relay forwards in chain order, so earlier batches were withheld or
+  are coming after it, unless they are on their way by hand: the words say "may");
 - ``relay`` (a village's signed report, protocol/feed.py ``PullRequest.relay*``): the village met acks
   or pages that were not the hub's, or a replayed page, from its relay, or what it left there went
   unanswered too long while the relay kept answering (``withheld``), or the hub's page showed a batch
-  kept back (``skipped``). One alert per report: the village repeats it until the hub's signed page
-  echoes it (hub/relay_reports.py).
+  kept back or forwarded out of order (``skipped``). One alert per report: the village repeats it
+  until the hub's signed page echoes it (hub/relay_reports.py).
 
 Duplicates arriving through a relay are not alerts: a village offers every unsettled batch again each
 round, so a batch forwarded twice is the normal case, answered as a duplicate.
@@ -51,8 +51,10 @@ PROBLEMS = {
     # left there went unanswered for its bound while the relay kept answering.
     "withheld": "村交给它的批次或取数请求长时间未送到区局（可能被扣下或延误）",
     # Certain, not timed (sync/relay_evidence.py): the hub's signed page answering a later pull request
-    # says the hub never had a batch the village had left there before it.
-    "skipped": "转发了村之后的取数请求，却扣下了村之前交给它的批次（区局签名的应答为证）",
+    # says the hub never had a batch the village had left there before it: kept back, or sent after it.
+    "skipped": (
+        "转发了村之后的取数请求，却没有先把村之前交给它的批次送到区局（扣下或未按次序转发，区局签名的应答为证）"
+    ),
 }
 
 
@@ -122,7 +124,7 @@ def seen_batch(
         store.alert(
             SEEN,
             relay,
-            f"乡镇中转站 {relay} 可能扣下了批次：转来的 {origin} 的批次从第 {first_seq} 条起，区局等的是第 "
-            f"{expected} 条；涉及村（社区）：{origin}。若该村未用 U 盘送来前面的批次，请核查该中转站",
+            f"乡镇中转站 {relay} 可能扣下了批次或未按次序转发：转来的 {origin} 的批次从第 {first_seq} 条起，"
+            f"区局等的是第 {expected} 条；涉及村（社区）：{origin}。若该村未用 U 盘送来前面的批次，请核查该中转站",
             now_ms,
         )

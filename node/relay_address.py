@@ -9,6 +9,12 @@ signed pull requests (``PullRequest.relay_url``). The hub passes it on, versione
 pages of the township's villages (``FeedPage.relay_url``, ``relay_version``); a village keeps the
 highest version it has seen, so an old page, replayed, cannot bring back an old address.
 
+A township with nothing to tell (a loopback or wildcard listener and no ``--relay-url``, or ``node
+serve`` started without ``--relay-port``) says '' in its pull requests: a withdrawal, so an address the
+hub learned before (the old default ``http://127.0.0.1:P``, say) is no longer passed on. The hub then
+sends its villages '' under a new version, and a village that learned the address forgets it and
+simply does not go through a relay (its status and window say so).
+
 A village's own ``--relay`` (``relay_url``) always wins over the learned one (``feed_relay_url``).
 """
 
@@ -24,6 +30,11 @@ from replica.errors import Refused
 
 RELAY_TIERS = ("township", "street")
 EXAMPLE = "--relay-url http://10.1.2.3:8801"
+# A village's words once its township withdrew the address the hub's feed had named (status, window).
+WITHDRAWN = (
+    "乡镇已撤回经区局告知的转发地址：连不上区局时本站不经乡镇转发，变更保存在本站，可用 U 盘导出；"
+    "乡镇重新告知地址后自动恢复"
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,15 @@ def advertise(st: Station, host: str, port: int, url: str = "") -> Advertised:
     return told
 
 
+def not_serving(st: Station) -> None:
+    """``node serve`` started without ``--relay-port``: this township serves no relay now, so its pull
+    requests withdraw any address it told before. Outside a transaction."""
+    if st.tier in RELAY_TIERS and (st.meta.text("relay_listen_url") or st.meta.text("relay_listen_note")):
+        with st.transaction():
+            st.meta.set("relay_listen_url", "")
+            st.meta.set("relay_listen_note", "")
+
+
 def startup_words(told: Advertised) -> list[str]:
     """What ``node serve`` prints of it at start-up."""
     return ([f"告知下辖村的转发地址：{told.url}（经区局传给各村）"] if told.url else []) + (
@@ -113,9 +133,10 @@ def summary(st: Station) -> dict[str, str]:
     }
 
 
-def announced(st: Station) -> str:
-    """What this station's pull requests tell the hub of its relay ('' for a village, or no relay)."""
-    return st.meta.text("relay_listen_url") if st.tier in RELAY_TIERS else ""
+def announced(st: Station) -> str | None:
+    """What this station's pull requests tell the hub of its relay: a township's address, or '' when it
+    has none to tell (a withdrawal of any told before); None for a village, which says nothing."""
+    return st.meta.text("relay_listen_url") if st.tier in RELAY_TIERS else None
 
 
 def learn(st: Station, url: str, version: int) -> bool:
@@ -126,6 +147,13 @@ def learn(st: Station, url: str, version: int) -> bool:
     st.meta.set("feed_relay_url", url.rstrip("/") if url.startswith(("http://", "https://")) else "")
     st.meta.set("feed_relay_version", version)
     return True
+
+
+def withdrawn(st: Station) -> bool:
+    """A village whose township withdrew the address its feed named, and with no ``--relay`` of its own:
+    it goes through no relay now (said in its status and window)."""
+    learned = st.meta.text("feed_relay_url")
+    return not st.meta.text("relay_url") and not learned and st.meta.int("feed_relay_version") > 0
 
 
 def relay_url(st: Station) -> str:

@@ -40,7 +40,10 @@ WHAT = {
     "bad_keys": "交来的区局密钥记录未通过本站固定的根密钥核验（被篡改）",
     "withheld": f"交给它的批次或取数请求超过 {HOURS} 小时仍未送到区局（可能被扣下或延误）",
     # Certain (sync/relay_evidence.py): the hub's signed answer to a later request shows it never had one.
-    "skipped": "转发了本站之后的取数请求，却扣下了本站之前交给它的批次（区局签名的应答为证）",
+    # Whether the relay kept the batch back or sent it after the request, it did not forward in order.
+    "skipped": (
+        "转发了本站之后的取数请求，却没有先把本站之前交给它的批次送到区局（扣下或未按次序转发，区局签名的应答为证）"
+    ),
 }
 # What became of what it handed over or held: refused, or still kept here to send another way.
 _KEPT = {"withheld": "这些变更仍保存在本站，数据无损失", "skipped": "这些变更仍保存在本站，数据无损失"}

@@ -1,4 +1,5 @@
-"""A relay that carried a later pull request but kept an earlier batch back: caught at once, for certain.
+"""A relay that carried a later pull request ahead of an earlier batch (keeping the batch back, or
+forwarding out of order): caught at once, for certain.
 
 The facts the decision needs (sync/relay_evidence.py decides) are kept here, in meta, so a restart
 keeps them: how many pull requests this station has left at its relay (``relay_asked``), each
@@ -56,7 +57,8 @@ def asking(st: Station, nonce: bytes, answerable: list[str]) -> None:
 
 def check(st: Station, page: bytes) -> tuple[str, str] | None:
     """For a page the hub signed, answering one of our requests left at the relay: ``("skipped",
-    detail)`` when it proves the relay kept back a batch left before that request, else None."""
+    detail)`` when it proves the relay did not forward a batch left before that request ahead of it
+    (kept back or out of order), else None."""
     try:
         header = verify_frame(page, recipient=st.code, verify_key=st.hub_key).header
         span = FeedSpan.from_wire(header) if header.get("kind") == FeedPage.KIND else None

@@ -175,6 +175,12 @@ def serve(
         print(f"下辖村转发接口已启动：http://{relay[0]}:{relay[1]}/（只有转发接口）", flush=True)
         for line in relay_address.startup_words(told):  # the address told to villages, or why none is
             print(line, flush=True)
+    elif tier in RELAY_TIERS:  # no relay served now: an address told before is withdrawn at the next round
+        st = Station(folder)
+        try:
+            relay_address.not_serving(st)
+        finally:
+            st.close()
     print(f"本站办事界面已启动：http://127.0.0.1:{port}/（仅本机可访问；按 Ctrl-C 停止）", flush=True)
     app = create_app(folder, interval, nightly_at, relay_sock=relay_sock)
     warm_initials(app)  # the accept picker's pinyin initials, before anyone opens it (node/ui/initials.py)

@@ -62,6 +62,8 @@ def gather(st: Station, *, hub_reachable: bool | None) -> dict[str, object]:
         "relay_url": st.meta.text("relay_url"),
         # The township relay the hub's feed named (used when relay_url is ''): node/relay_address.py.
         "relay_url_from_feed": st.meta.text("feed_relay_url"),
+        # Its township withdrew the address the feed named, and it has no --relay of its own: no relay now.
+        "relay_withdrawn": relay_address.withdrawn(st),
         "last_relay_round": iso_from_ms(st.meta.int("last_relay_round")) if st.meta.int("last_relay_round") else None,
         # The relay's last misbehaviour caught here, naming its township, and what to do (node/relay_alert.py).
         **relay_alert.summary(st),
@@ -119,6 +121,7 @@ def text(d: dict[str, Any]) -> str:
             if d.get("relay_url_from_feed") and not d.get("relay_url")
             else []
         )
+        + ([f"乡镇转发站: 无（{relay_address.WITHDRAWN}）"] if d.get("relay_withdrawn") else [])
         + ([f"警告: {d['relay_alert']['words']}"] if d.get("relay_alert") else [])
         + ([f"告知下辖村的转发地址 {d['relay_advertised']}"] if d.get("relay_advertised") else [])
         + ([f"提醒: {d['relay_address_warning']}"] if d.get("relay_address_warning") else [])

@@ -231,7 +231,8 @@ def pull_frame(st: Station, after: int, nonce: bytes = b"") -> bytes:
         body = dataclasses.replace(
             body, relay=str(alert["relay"]), relay_problem=str(alert["problem"]), relay_at_ms=int(alert["at_ms"])
         )
-    if listen := relay_address.announced(st):  # a township: where its villages reach its relay
+    listen = relay_address.announced(st)  # a township: where its villages reach its relay, '' for nowhere
+    if listen is not None:
         body = dataclasses.replace(body, relay_url=listen)
     return sign_message(body, signer=st.code, recipient=st.hub_id, signing_key=st.keys.sign).frame
 

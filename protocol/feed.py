@@ -55,9 +55,11 @@ class PullRequest:
     relay: str = ""
     relay_problem: str = ""
     relay_at_ms: int = 0
-    # A township's own: the address of its relay listener, as its villages reach it ('': none). The hub
-    # passes it on in the feed of the township's villages (FeedPage.relay_url).
-    relay_url: str = ""
+    # A township's own: the address of its relay listener, as its villages reach it. The hub passes it on
+    # in the feed of the township's villages (FeedPage.relay_url). '' withdraws an address told before
+    # (the township has none to tell); None: not said, as by a township from before the withdrawal,
+    # which leaves whatever the hub holds as it is.
+    relay_url: str | None = None
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {
@@ -75,7 +77,7 @@ class PullRequest:
             wire["staff_version"] = self.staff_version
         if self.relay:
             wire.update(relay=self.relay, relay_problem=self.relay_problem, relay_at_ms=self.relay_at_ms)
-        if self.relay_url:
+        if self.relay_url is not None:
             wire["relay_url"] = self.relay_url
         return wire
 
@@ -91,8 +93,9 @@ class PullRequest:
         seq, epoch, problem, nonce = f.get("seq"), f.get("epoch"), f.get("problem"), f.get("nonce", b"")
         assert isinstance(nonce, bytes)
         relay, relay_problem = str(f.get("relay", "")), str(f.get("relay_problem", ""))
-        relay_url = str(f.get("relay_url", ""))
-        if len(relay) > 64 or len(relay_problem) > 32 or len(relay_url) > RELAY_URL_MAX:
+        said = f.get("relay_url")
+        relay_url = None if said is None else str(said)  # '' is a withdrawal, absent is silence
+        if len(relay) > 64 or len(relay_problem) > 32 or len(relay_url or "") > RELAY_URL_MAX:
             raise MalformedError(f"{what}: 'relay', 'relay_problem' or 'relay_url' is too long")
         return cls(
             counts["after"],

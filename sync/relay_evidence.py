@@ -8,8 +8,11 @@ node/relay_alert.py, keeps the facts and does the I/O):
   says, in its signed header, the next seq the hub expects of the village's chain in the epoch the
   pull named (``FeedSpan.chain_epoch``, ``chain_next``). If that seq lies inside a batch the village
   had left at the relay before it left the request, and the hub never answered that batch at all, the
-  hub cannot have had it when it answered: the relay carried the later request and kept the earlier
-  batch back. That is certain, not a matter of hours, unlike ``withheld`` (node/relay_withheld.py).
+  hub cannot have had it when it answered: the relay carried the later request before the earlier
+  batch. Whether it keeps the batch back for good or forwards it afterwards (out of order: a later
+  batch sent ahead of it is refused as a gap, and the earlier one still waits here) cannot be told from
+  the page, and need not be: either is a misdeed, and the words name both. That is certain, not a
+  matter of hours, unlike ``withheld`` (node/relay_withheld.py).
 - **A report heard.** A village's report of its relay (``PullRequest.relay*``) is settled only when a
   page the hub signed echoes its digest (``FeedPage.relay_report``): the hub echoes only what it has
   recorded, so a hub that answered and then lost its bookkeeping is simply told again.
@@ -44,9 +47,9 @@ class ChainAt:
 
 
 def skipped(chain: ChainAt, waiting: Iterable[Handed]) -> Handed | None:
-    """The batch the relay provably kept back from the hub while it carried a later pull request, or
-    None. ``waiting``: the batches the hub has not answered (no ack of any kind: an ack, even a refusal,
-    shows the hub had the batch in hand)."""
+    """The batch the relay provably did not forward before a later pull request it carried (kept back,
+    or sent out of order), or None. ``waiting``: the batches the hub has not answered (no ack of any
+    kind: an ack, even a refusal, shows the hub had the batch in hand)."""
     if chain.epoch <= 0 or chain.next_seq <= 0:
         return None  # the hub did not say (a hub from before, or a pull without an epoch)
     for batch in waiting:

@@ -191,7 +191,7 @@ def _note_pull(request: web.Request, writer: Hub, station: str, body: PullReques
                 hub.clock(),
             )
         )
-    if body.relay_url:  # a township's word for where its villages reach its relay (hub/relay_address.py)
+    if body.relay_url is not None:  # a township's word for where its villages reach its relay, '' for nowhere
         request.app[COMMITTER].later(
             functools.partial(relay_address.learn, writer.store, station, body.relay_url, hub.clock())
         )

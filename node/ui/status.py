@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from node import status
+from node import relay_address, status
 from node.station import Station
 
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2, connect=1.5)
@@ -97,4 +97,6 @@ async def status_context(app: web.Application, st: Station, *, wait: bool = Fals
         "relay_alert": g["relay_alert"],
         # A township that tells its villages no relay address, and what to do (node/relay_address.py).
         "relay_address_warning": g["relay_address_warning"],
+        # A village whose township withdrew its relay address: it goes through no relay (node/relay_address.py).
+        "relay_withdrawn": relay_address.WITHDRAWN if g["relay_withdrawn"] else "",
     }

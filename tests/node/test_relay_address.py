@@ -95,7 +95,7 @@ def test_a_wildcard_host_is_not_an_address(relayed: Relayed) -> None:
     assert relay_address.announced(relayed.township) == ""
     assert relay_address.advertise(relayed.township, "10.1.5.1", 8720).url == "http://10.1.5.1:8720"
     assert relay_address.announced(relayed.township) == "http://10.1.5.1:8720"
-    assert relay_address.announced(relayed.v1) == ""
+    assert relay_address.announced(relayed.v1) is None  # a village says nothing of a relay
 
 
 # -- never a loopback or wildcard address by default (node/relay_address.py ``choose``) --------------

@@ -50,7 +50,8 @@ async def test_a_relay_that_forwards_the_pull_but_holds_the_batch_is_named_at_on
     assert f"第 {seqs[0]}–{seqs[1]} 条变更" in rnd.misdeeds[0][1], rnd
     shown = status.gather(st, hub_reachable=None)["relay_alert"]
     assert isinstance(shown, dict) and shown["problem"] == "skipped" and shown["relay"] == TOWNSHIP, shown
-    assert shown["paused"] and "却扣下了本站之前交给它的批次" in str(shown["words"]), shown
+    words = str(shown["words"])
+    assert shown["paused"] and "却没有先把本站之前交给它的批次送到区局（扣下或未按次序转发" in words, shown
     assert "仍保存在本站" in str(shown["words"]) and "U 盘" in str(shown["words"]), shown
     assert st.pending_changes() > 0  # nothing lost: the batch waits here for another way
 
@@ -59,8 +60,43 @@ async def test_a_relay_that_forwards_the_pull_but_holds_the_batch_is_named_at_on
     await relayed.settled()
     assert relayed.hub_count(number) == 1 and st.pending_changes() == 0
     raised = hub_alerts(relayed, "relay")
-    assert len(raised) == 1 and raised[0][0] == TOWNSHIP and "扣下了村之前交给它的批次" in raised[0][1], raised
+    assert len(raised) == 1 and raised[0][0] == TOWNSHIP, raised
+    assert "却没有先把村之前交给它的批次送到区局（扣下或未按次序转发" in raised[0][1], raised
     assert "变更仍保存在该村" in raised[0][1] and V1 in raised[0][1], raised
+
+
+async def test_a_relay_that_forwards_out_of_order_is_named_in_words_that_fit(relayed: Relayed) -> None:
+    """A relay that sends a later batch and the request ahead of an earlier batch, and the earlier one
+    only afterwards: the hub refuses the later one as a gap, the earlier still waits here when the page
+    comes back, and the same proof names it; the words say "kept back or out of order", not only the first.
+    """
+    st = relayed.v1
+    first = relayed.accept(st)
+    await relayed.village_round(st)
+    second = relayed.accept(st)
+    await relayed.village_round(st)
+    held = "first_seq=(SELECT MIN(first_seq) FROM relay_frames WHERE kind='batch')"
+    with relayed.queue() as conn:  # the relay sends the second batch and the request ahead of the first
+        conn.execute(f"UPDATE relay_frames SET state='held' WHERE kind='batch' AND {held}")
+    done = await relayed.forward()
+    assert done.pulls == 1 and relayed.hub_count(first) == 0 and relayed.hub_count(second) == 0, done
+    seen = hub_alerts(relayed, "relay_seen")  # the hub's own sight of the gap
+    assert len(seen) == 1 and "可能扣下了批次或未按次序转发" in seen[0][1], seen
+
+    rnd = await relayed.village_round(st)
+    assert [m for m, _ in rnd.misdeeds] == ["skipped"], rnd
+    words = str(status.gather(st, hub_reachable=None)["relay_alert"]["words"])
+    assert "（扣下或未按次序转发，区局签名的应答为证）" in words, words
+    with relayed.queue() as conn:  # and only now the first batch
+        conn.execute("UPDATE relay_frames SET state='waiting' WHERE state='held'")
+    await relayed.forward()
+    assert relayed.hub_count(first) == 1 and relayed.hub_count(second) == 0
+
+    await client.sync_round(st, relayed.hub_url)  # the fallback: the direct link, and the report
+    await relayed.settled()
+    assert relayed.hub_count(first) == 1 and relayed.hub_count(second) == 1 and st.pending_changes() == 0
+    raised = hub_alerts(relayed, "relay")
+    assert len(raised) == 1 and "（扣下或未按次序转发，区局签名的应答为证）" in raised[0][1], raised
 
 
 async def test_a_relay_slow_with_both_the_batch_and_the_request_is_not_named_before_the_bound(
