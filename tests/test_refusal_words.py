@@ -36,6 +36,8 @@ BUILT_ELSEWHERE = {
     ("node/inspection.py", "str(exc)"),  # sync/inspection.py InspectionError: checked below
     ("node/usb_files.py", "page.problem"),  # node/feed_quarantine.py: Chinese
     ("node/staff_accounts.py", "str(exc)"),  # sync/staff_rules.py StaffRuleError: checked below
+    ("node/staff_reset.py", "CHANGED_MEANWHILE"),  # node/staff_password.py: "修改期间该账户已被…"
+    ("node/staff_reset.py", "staff_accounts.UNKNOWN.format(user)"),  # node/staff_accounts.py: "本站没有用户名为…"
     ("hub/staff.py", "str(exc)"),  # sync/staff_rules.py StaffRuleError: checked below
 }
 
