@@ -40,7 +40,7 @@ def split_cargo(st: Station, paths: list[Path]) -> tuple[list[Path], list[dict[s
         return paths, []
     kept: list[Path] = []
     taken: list[dict[str, str]] = []
-    batches: dict[str, list[tuple[Path, bytes]]] = {}
+    batches: dict[str, list[tuple[tuple[int, int], Path, bytes]]] = {}
     pulls: list[tuple[Path, bytes]] = []
     for path in paths:
         try:
@@ -52,7 +52,7 @@ def split_cargo(st: Station, paths: list[Path]) -> tuple[list[Path], list[dict[s
         if not is_village_of(st.code, head.origin):
             kept.append(path)
         elif head.kind == "batch":
-            batches.setdefault(head.origin, []).append((path, data))
+            batches.setdefault(head.origin, []).append(((head.epoch, head.first_seq), path, data))
         elif head.kind == "pull":
             pulls.append((path, data))
         else:
@@ -61,19 +61,24 @@ def split_cargo(st: Station, paths: list[Path]) -> tuple[list[Path], list[dict[s
         return kept, []
     queue = RelayQueue(st.folder, st.code)
     try:
-        for village, files in sorted(batches.items()):
+        for village, found in sorted(batches.items()):
+            files = [(p, data) for _, p, data in sorted(found, key=lambda f: (f[0], f[1].name))]  # chain order
             try:
                 # The hub's acks waiting for the village stay for `export --for`: handed over here,
                 # nobody would take them, and a village by stick would never see its receipts.
-                queue.offer_up([data for _, data in files], st.clock(), hand_over=False)
-                taken += [{"file": str(p), "village": village, "kind": "batch"} for p, _ in files]
+                offered = queue.offer_up([data for _, data in files], st.clock(), hand_over=False)
             except Refused as exc:
                 taken += [{"file": str(p), "village": village, "refused": str(exc)} for p, _ in files]
+                continue
+            # As far as the quota had room, in order; the rest stays on the stick's way home, refused.
+            taken += [{"file": str(p), "village": village, "kind": "batch"} for p, _ in files[: offered.taken]]
+            why = str(offered.refusal) if offered.refusal is not None else ""
+            taken += [{"file": str(p), "village": village, "refused": why} for p, _ in files[offered.taken :]]
         # The newest status per village: only the newest pull request is worth carrying.
         for path, data in sorted(pulls, key=lambda p: p[0].name):
             try:
-                village, _pages = queue.offer_pull(data, st.clock(), hand_over=False)
-                taken.append({"file": str(path), "village": village, "kind": "pull"})
+                got = queue.offer_pull(data, st.clock(), hand_over=False)
+                taken.append({"file": str(path), "village": got.village, "kind": "pull"})
             except Refused as exc:
                 taken.append({"file": str(path), "refused": str(exc)})
     finally:

@@ -32,9 +32,9 @@ from sync.outbox import BatchState
 RELAY_TYPE = "application/vnd.sanji.relay+msgpack"
 FRAMES_TYPE = "application/vnd.sanji.frames+msgpack"
 NONCES_KEPT = 8  # this station's pull requests a page may still answer (older ones were replaced)
-# A relay answer: a few documents, each within the frame cap.
+# A relay answer: a few documents, each within the frame cap, and a refusal's reason in Chinese.
 _ANSWER_LIMITS = Limits(
-    max_bytes=4 * RESPONSE_MAX_BYTES, max_str=64, max_bin=RESPONSE_MAX_BYTES, max_array=4096, max_map=8, max_depth=2
+    max_bytes=4 * RESPONSE_MAX_BYTES, max_str=1024, max_bin=RESPONSE_MAX_BYTES, max_array=4096, max_map=8, max_depth=2
 )
 
 
@@ -59,7 +59,7 @@ def _settled(st: Station) -> int:
     return int(row[0])
 
 
-async def _answer(resp: aiohttp.ClientResponse, key: str) -> list[bytes]:
+async def _answer(resp: aiohttp.ClientResponse) -> dict[str, object]:
     if resp.status != 200:
         body = await hub_answer.read_json(resp)
         reason = body.get("message") if isinstance(body, dict) else None
@@ -69,10 +69,40 @@ async def _answer(resp: aiohttp.ClientResponse, key: str) -> list[bytes]:
         doc = unpack(data, _ANSWER_LIMITS)
     except RemoteProtocolError as exc:
         raise Refused(f"乡镇转发站的应答无法读取，未采用 ({exc})", code="relay_malformed") from exc
-    items = doc.get(key) if isinstance(doc, dict) else None
+    if not isinstance(doc, dict):
+        raise Refused("乡镇转发站的应答无法读取，未采用 (not a map)", code="relay_malformed")
+    return doc
+
+
+def _documents(doc: dict[str, object], key: str, *, required: bool = True) -> list[bytes]:
+    items = doc.get(key, None if required else [])  # a relay from before acks came with pages sends none
     if not isinstance(items, list) or not all(isinstance(i, bytes) for i in items):
         raise Refused("乡镇转发站的应答无法读取，未采用 (no list of documents)", code="relay_malformed")
     return [bytes(i) for i in items]
+
+
+def _taken(doc: dict[str, object], offered: int) -> tuple[int, str | None]:
+    """How many of the offered frames the relay took (the leading ones), and why not the rest. A relay
+    from before partial pushes took all or answered an error; one that claims what it did not take is
+    caught by the withheld clock (node/relay_withheld.py), as any relay that drops."""
+    queued = doc.get("queued", offered)
+    if type(queued) is not int or not 0 <= queued <= offered:
+        raise Refused(f"乡镇转发站的应答无法读取，未采用 (queued {queued!r} of {offered})", code="relay_malformed")
+    refused = doc.get("refused")
+    reason = refused.get("message") if isinstance(refused, dict) else None
+    if queued == offered:
+        return queued, None
+    return queued, str(reason) if isinstance(reason, str) and reason else "乡镇转发队列已满 (relay_full)"
+
+
+def _take_acks(st: Station, acks: list[bytes], rnd: RelayRound) -> None:
+    for doc in acks:
+        try:
+            uplink.read_acks(st, doc)  # the hub's signature, with the pinned key, or refused
+        except Refused as exc:
+            rnd.problems.append(f"乡镇转发站交来的回执未通过核验，未采用：{exc}")
+            if not hubkeys.signed_before_a_rotation(st, doc, rnd.history):  # else offered again, answered anew
+                rnd.misdeeds.append(("bad_acks", str(exc)))
 
 
 async def _push(st: Station, session: aiohttp.ClientSession, url: str, rnd: RelayRound) -> None:
@@ -83,18 +113,19 @@ async def _push(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
     for start in range(0, len(batches), PUSH_MAX_FRAMES):
         part = batches[start : start + PUSH_MAX_FRAMES]
         async with session.post(f"{url}/v1/sync/push", data=pack(part), headers={"Content-Type": FRAMES_TYPE}) as resp:
-            acks = await _answer(resp, "acks")
-        rnd.queued += len(part)
-        taken = [out.batch_hash for out, _ in unsettled[start : start + PUSH_MAX_FRAMES]]
+            doc = await _answer(resp)
+        acks = _documents(doc, "acks")
+        n, full = _taken(doc, len(part))
+        rnd.queued += n
+        # Only what the relay took is left with it: the rest stays unsettled in the outbox, offered again
+        # next round, and no clock starts for it.
+        taken = [out.batch_hash for out, _ in unsettled[start : start + n]]
         relay_withheld.left(st, taken)
         relay_skipped.left(st, taken)  # in order: every request left from now on comes after these
-        for doc in acks:
-            try:
-                uplink.read_acks(st, doc)  # the hub's signature, with the pinned key, or refused
-            except Refused as exc:
-                rnd.problems.append(f"乡镇转发站交来的回执未通过核验，未采用：{exc}")
-                if not hubkeys.signed_before_a_rotation(st, doc, rnd.history):  # else offered again, answered anew
-                    rnd.misdeeds.append(("bad_acks", str(exc)))
+        _take_acks(st, acks, rnd)
+        if full is not None:  # a full relay is no misdeed: the round goes on to collect what waits
+            rnd.problems.append(f"乡镇转发站未全部收下（{len(batches) - start - n} 批留在本村，下次再送）：{full}")
+            return
 
 
 def _remember(st: Station, nonce: bytes) -> None:
@@ -126,7 +157,9 @@ async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
     relay_withheld.asked(st)
     header = uplink.pull_request(st, st.meta.int("feed_cursor"), nonce)
     async with session.get(f"{url}/v1/sync/pull", headers={uplink.REQUEST_HEADER: header}) as resp:
-        pages = await _answer(resp, "pages")
+        doc = await _answer(resp)
+    pages = _documents(doc, "pages")
+    _take_acks(st, _documents(doc, "acks", required=False), rnd)  # what a push would have collected
     applied = False
     for page in pages:
         if not _answers_ours(st, page):

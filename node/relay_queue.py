@@ -9,7 +9,11 @@ relay reads nothing but the unauthenticated outer header (origin, kind, seq rang
 check a village's signature (it holds no village keys) nor open a sealed body. What it could forge, the
 village and the hub refuse; what it drops, the chains, gaps and pull nonces reveal.
 
-Limits: a cap per frame (the protocol's), a quota per village and in total, and an expiry.
+Limits: a cap per frame (the protocol's), a quota per village and in total, and an expiry. A village's
+quota counts only its batches waiting up, the one thing it can grow at will: its single pull-request
+slot and the hub's answers waiting for it count against the total only, so answers it has not collected
+yet (or that wait for ``node export T --for``) never block what it sends. A push is taken as far as it
+fits, in order, and the rest is refused with ``relay_full`` for the village to offer again.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import sqlite_utils
 from sqlite_utils import Migrations
@@ -112,6 +117,25 @@ def is_village_of(township: str, origin: str) -> bool:
     return bool(rest) and "-" not in rest
 
 
+class Offered(NamedTuple):
+    """What a push left at the relay: the leading ``taken`` frames are held (queued now, or already),
+    the rest were refused (``refusal``, relay_full) and stay the village's to offer again."""
+
+    village: str
+    answers: list[bytes]  # the hub's acks handed over
+    taken: int
+    refusal: Refused | None
+
+
+class Collected(NamedTuple):
+    """What a pull request collected: the feed pages, and the acks waiting too (a village with nothing
+    left to push collects its receipts here, or they would wait out the expiry)."""
+
+    village: str
+    pages: list[bytes]
+    acks: list[bytes]
+
+
 class RelayQueue:
     def __init__(self, folder: Path, township: str) -> None:
         self.path = Path(folder) / DB_NAME
@@ -149,23 +173,37 @@ class RelayQueue:
             )
 
     def _room(self, conn: sqlite3.Connection, village: str, size: int) -> None:
-        used_v, used_all = conn.execute(
-            "SELECT COALESCE(SUM(CASE WHEN village=? THEN size END), 0), COALESCE(SUM(size), 0) FROM relay_frames",
+        """Room for one more of the village's batches: its quota counts its batches waiting up only."""
+        used_v = conn.execute(
+            "SELECT COALESCE(SUM(size), 0) FROM relay_frames WHERE village=? AND direction='up' AND kind='batch'",
             (village,),
-        ).fetchone()
-        if used_v + size > VILLAGE_QUOTA_BYTES or used_all + size > TOTAL_QUOTA_BYTES:
+        ).fetchone()[0]
+        if used_v + size > VILLAGE_QUOTA_BYTES:
+            raise Refused(
+                "乡镇转发队列中本村的份额已满，本次未收下：变更仍保存在本村，待乡镇与区局同步后再试，或用U盘"
+                f" (relay quota reached: {used_v} bytes waiting up for {village})",
+                code="relay_full",
+            )
+        self._room_in_all(conn, size)
+
+    @staticmethod
+    def _room_in_all(conn: sqlite3.Connection, size: int) -> None:
+        used_all = conn.execute("SELECT COALESCE(SUM(size), 0) FROM relay_frames").fetchone()[0]
+        if used_all + size > TOTAL_QUOTA_BYTES:
             raise Refused(
                 "乡镇转发队列已满，本次未收下：变更仍保存在本村，待乡镇与区局同步后再试，或用U盘"
-                f" (relay quota reached: {used_v} bytes for {village}, {used_all} in all)",
+                f" (relay quota reached: {used_all} bytes in all)",
                 code="relay_full",
             )
 
-    def offer_up(self, frames: list[bytes], at_ms: int, *, hand_over: bool = True) -> tuple[str, list[bytes]]:
-        """Take a village's push: queue the frames not held yet, and hand over (and forget) the hub's
-        acks waiting for it. A frame already forwarded is queued again only when no answer is waiting:
-        the village offers it again because the answer that settled it never reached it. Frames read
-        from a stick (``hand_over=False``) leave the acks waiting, for ``node export T --for`` to write:
-        nobody is there to take them."""
+    def offer_up(self, frames: list[bytes], at_ms: int, *, hand_over: bool = True) -> Offered:
+        """Take a village's push, as far as it fits, in order: queue the frames not held yet, and hand
+        over (and forget) the hub's acks waiting for it. The first frame that does not fit ends what is
+        taken (the relay forwards in order, so it never holds a later frame without an earlier one);
+        that one and the rest are refused, and the village offers them again. A frame already forwarded
+        is queued again only when no answer is waiting: the village offers it again because the answer
+        that settled it never reached it. Frames read from a stick (``hand_over=False``) leave the acks
+        waiting, for ``node export T --for`` to write: nobody is there to take them."""
         heads = []
         for data in frames:
             try:
@@ -177,32 +215,51 @@ class RelayQueue:
             raise Refused("一次只能转发一个村的批次 (one village's batches per push)", code="malformed")
         village = villages.pop()
         self.check_origin(village)
+        taken, refusal = 0, None
         with self._tx() as conn:
             answers = self._take_down(conn, village, "acks") if hand_over else []
             answered = bool(answers) or (not hand_over and self._waiting(conn, village, "acks"))
             for head, data in zip(heads, frames, strict=True):
-                row = conn.execute(
-                    "SELECT state FROM relay_frames WHERE village=? AND direction='up' AND hash=?", (village, head.hash)
-                ).fetchone()
-                if row is None:
-                    self._room(conn, village, head.size)
-                    conn.execute(
-                        "INSERT INTO relay_frames (village, direction, kind, hash, epoch, first_seq, last_seq, size,"
-                        " data, created_ms) VALUES (?, 'up', 'batch', ?, ?, ?, ?, ?, ?, ?)",
-                        (village, head.hash, head.epoch, head.first_seq, head.last_seq, head.size, data, at_ms),
+                try:
+                    self._hold(conn, village, head, data, at_ms, answered)
+                except Refused:  # full (its own or in all): the rest stays with the village, in order
+                    rest = len(frames) - taken
+                    refusal = Refused(
+                        f"乡镇转发队列已满，本次只收下前 {taken} 批，其余 {rest} 批未收下：它们仍保存在本村，"
+                        "待乡镇与区局下一轮同步腾出空间后自动再送；急用可用U盘送区局"
+                        f" ({rest} of {len(frames)} batches not taken, relay quota reached)",
+                        code="relay_full",
                     )
-                elif row[0] == "sent" and not answered:
-                    self._room(conn, village, head.size)
-                    conn.execute(
-                        "UPDATE relay_frames SET state='waiting', data=?, size=?, created_ms=?"
-                        " WHERE village=? AND direction='up' AND hash=?",
-                        (data, head.size, at_ms, village, head.hash),
-                    )
-        return village, answers
+                    break
+                taken += 1
+        return Offered(village, answers, taken, refusal)
 
-    def offer_pull(self, request: bytes, at_ms: int, *, hand_over: bool = True) -> tuple[str, list[bytes]]:
+    def _hold(
+        self, conn: sqlite3.Connection, village: str, head: Outer, data: bytes, at_ms: int, answered: bool
+    ) -> None:
+        row = conn.execute(
+            "SELECT state FROM relay_frames WHERE village=? AND direction='up' AND hash=?", (village, head.hash)
+        ).fetchone()
+        if row is None:
+            self._room(conn, village, head.size)
+            conn.execute(
+                "INSERT INTO relay_frames (village, direction, kind, hash, epoch, first_seq, last_seq, size,"
+                " data, created_ms) VALUES (?, 'up', 'batch', ?, ?, ?, ?, ?, ?, ?)",
+                (village, head.hash, head.epoch, head.first_seq, head.last_seq, head.size, data, at_ms),
+            )
+        elif row[0] == "sent" and not answered:
+            self._room(conn, village, head.size)
+            conn.execute(
+                "UPDATE relay_frames SET state='waiting', data=?, size=?, created_ms=?"
+                " WHERE village=? AND direction='up' AND hash=?",
+                (data, head.size, at_ms, village, head.hash),
+            )
+
+    def offer_pull(self, request: bytes, at_ms: int, *, hand_over: bool = True) -> Collected:
         """Take a village's signed pull request (replacing any older one: only the newest is worth
-        carrying) and hand over the feed pages waiting for it (not when it came on a stick)."""
+        carrying) and hand over what waits for it, feed pages and acks alike (not when it came on a
+        stick). The request is one slot per village, so it counts against the total only: a village
+        whose batches fill its quota still asks for its feed."""
         try:
             head = outer(request)
         except RemoteProtocolError as exc:
@@ -210,14 +267,15 @@ class RelayQueue:
         self.check_origin(head.origin)
         with self._tx() as conn:
             pages = self._take_down(conn, head.origin, "feed") if hand_over else []
+            acks = self._take_down(conn, head.origin, "acks") if hand_over else []
             conn.execute("DELETE FROM relay_frames WHERE village=? AND direction='up' AND kind='pull'", (head.origin,))
-            self._room(conn, head.origin, head.size)
+            self._room_in_all(conn, head.size)
             conn.execute(
                 "INSERT INTO relay_frames (village, direction, kind, hash, size, data, created_ms)"
                 " VALUES (?, 'up', 'pull', ?, ?, ?, ?)",
                 (head.origin, hashlib.sha256(request).digest(), head.size, request, at_ms),
             )
-        return head.origin, pages
+        return Collected(head.origin, pages, acks)
 
     @staticmethod
     def _waiting(conn: sqlite3.Connection, village: str, kind: str) -> bool:

@@ -4,10 +4,14 @@ socket of their own, so the staff UI (loopback) is never reachable from the vill
 The routes have the hub's shapes, so a village's client speaks to the relay as it would to the hub:
 
 - ``POST /v1/sync/push``: a village's batch frames (msgpack array, as to the hub). They are queued
-  for the township's next round with the hub; the answer hands over the hub's signed acks that were
-  waiting for this village: ``{"relay": township, "queued": n, "acks": [document, ...]}``.
+  for the township's next round with the hub, as far as the quota has room, in order; the answer
+  hands over the hub's signed acks that were waiting for this village:
+  ``{"relay": township, "queued": n, "acks": [document, ...]}``, where the first ``n`` frames were
+  taken. When ``n`` is short of the push, ``"refused": {"error": "relay_full", "message": ...}``
+  says why: the village keeps the rest and offers them again (node/relay_client.py).
 - ``GET /v1/sync/pull``: the village's signed pull request in ``X-Sanji-Request`` is kept for the
-  hub; the answer hands over the feed pages the hub wrote for the village: ``{"relay", "pages": [...]}``.
+  hub; the answer hands over the feed pages the hub wrote for the village and any acks still waiting
+  for it (a village with nothing to push collects its receipts here): ``{"relay", "pages", "acks"}``.
 - ``GET /v1/keys``: the hub's key history as the hub last gave it to the township's forwarding (the
   hub's own answer, bytes as they came; 404 before there is one). Public, and signed by the hub's root:
   a village cut off from the hub follows a key rotation with it, or could verify nothing after one.
@@ -61,12 +65,20 @@ async def push(request: web.Request) -> web.Response:
         if not isinstance(frames, list) or not frames or not all(isinstance(f, bytes) for f in frames):
             raise Refused("上传内容须是批次数组 (push body must be a non-empty array of frames)", code="malformed")
         # SQLite work off the event loop: the township's own UI and sync share this process.
-        village, acks = await asyncio.to_thread(queue.offer_up, [bytes(f) for f in frames], now_ms())
+        offered = await asyncio.to_thread(queue.offer_up, [bytes(f) for f in frames], now_ms())
     except RemoteProtocolError as exc:
         return _refusal(400, "malformed", f"上传内容无法读取，乡镇未收下 ({exc})")
     except Refused as exc:
         return _refusal(413 if exc.code in ("too_large", "relay_full") else 400, exc.code or "refused", str(exc))
-    body = pack({"relay": queue.township, "village": village, "queued": len(frames), "acks": acks})
+    answer: dict[str, object] = {
+        "relay": queue.township,
+        "village": offered.village,
+        "queued": offered.taken,
+        "acks": offered.answers,
+    }
+    if offered.refusal is not None:  # a 200 all the same: the acks handed over must reach the village
+        answer["refused"] = {"error": offered.refusal.code, "message": str(offered.refusal)}
+    body = pack(answer)
     return web.Response(body=body, content_type=CONTENT_TYPE)
 
 
@@ -79,10 +91,10 @@ async def pull(request: web.Request) -> web.Response:
     if not signed:
         return _refusal(400, "malformed", f"缺少签名的下载请求（{REQUEST_HEADER}），乡镇未收下")
     try:
-        village, pages = await asyncio.to_thread(queue.offer_pull, signed, now_ms())
+        got = await asyncio.to_thread(queue.offer_pull, signed, now_ms())
     except Refused as exc:
         return _refusal(413 if exc.code == "relay_full" else 400, exc.code or "refused", str(exc))
-    body = pack({"relay": queue.township, "village": village, "pages": pages})
+    body = pack({"relay": queue.township, "village": got.village, "pages": got.pages, "acks": got.acks})
     return web.Response(body=body, content_type=CONTENT_TYPE)
 
 

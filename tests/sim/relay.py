@@ -283,15 +283,21 @@ def visit(world: World, node: Node) -> bool:
         frames = [f for _, f in unsettled]
         relay_skipped.keep_only(st, [o.batch_hash for o, _ in unsettled])
         for i in range(0, len(frames), PUSH_MAX_FRAMES):
-            _, acks = relay.queue.offer_up(frames[i : i + PUSH_MAX_FRAMES], township.now())
-            relay_skipped.left(st, [o.batch_hash for o, _ in unsettled[i : i + PUSH_MAX_FRAMES]])
-            for doc, tampered in relay.malice.down(world, node.code, "acks", acks):
+            offered = relay.queue.offer_up(frames[i : i + PUSH_MAX_FRAMES], township.now())
+            relay_skipped.left(st, [o.batch_hash for o, _ in unsettled[i : i + offered.taken]])
+            for doc, tampered in relay.malice.down(world, node.code, "acks", offered.answers):
                 moved |= hand(world, node, doc, "acks", tampered, kept)
+            if offered.refusal is not None:  # taken as far as it fit: the rest waits in the outbox
+                world.stats.relay_full += 1
+                break
         for _ in range(2):  # once more when a page applied: ask from where the village now stands
             nonce = node.nonce()
             relay_client._remember(st, nonce)
             signed = uplink.pull_frame(st, st.meta.int("feed_cursor"), nonce)
-            _, pages = relay.queue.offer_pull(signed, township.now())
+            _, pages, acks = relay.queue.offer_pull(signed, township.now())
+            # As relay_client.py ``_pull``: the acks waiting come with the pages (none: no draw, as before).
+            for doc, tampered in relay.malice.down(world, node.code, "acks", acks) if acks else []:
+                moved |= hand(world, node, doc, "acks", tampered, kept)
             applied = False
             for doc, tampered in relay.malice.down(world, node.code, "feed", pages, nonce):
                 applied |= hand(world, node, doc, "feed", tampered, kept)
