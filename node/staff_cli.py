@@ -49,16 +49,19 @@ def has_accounts(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None
 
 
-def read_password(what: str = "密码") -> str:
-    """The first line of standard input, without its line end: never a command-line argument, which
-    other users of the PC could read in the process list and the shell's history."""
+def read_password(what: str = "密码", *, second: bool = False) -> str:
+    """The next line of standard input, without its line end: never a command-line argument, which
+    other users of the PC could read in the process list and the shell's history. ``second`` names
+    the second line in the refusal, so ``passwd`` does not tell the user to put it on the first."""
     line = sys.stdin.readline() if sys.stdin is not None else ""
     password = line.rstrip("\r\n")
     if not password:
-        raise Refused(
-            f"没有读到{what}：请在标准输入第一行给出（如 echo 密码 | sanji node …）(password expected on stdin)",
-            code="password_required",
+        where = (
+            "标准输入第二行给出（如 printf '%s\\n%s\\n' 第一行密码 第二行新密码 | sanji node passwd …）"
+            if second
+            else "标准输入第一行给出（如 echo 密码 | sanji node …）"
         )
+        raise Refused(f"没有读到{what}：请在{where}(password expected on stdin)", code="password_required")
     return password
 
 
@@ -165,7 +168,7 @@ def cmd_passwd(args: argparse.Namespace) -> None:
         reset_colleague(args, colleague)
         return
     old = read_password("当前密码")
-    new = read_password("新密码（标准输入第二行）")
+    new = read_password("新密码", second=True)
     st = Station(args.dir)
     try:
         out = staff_password.change(st, user=args.staff, old=old, new=new)
@@ -186,7 +189,7 @@ def reset_colleague(args: argparse.Namespace, colleague: str) -> None:
     """``sanji node passwd DIR --staff ADMIN --user COLLEAGUE``: the administrator's password on the first
     line of stdin, the colleague's new one on the second."""
     admin_password = read_password("管理员本人的密码")
-    new = read_password("同事的新密码（标准输入第二行）")
+    new = read_password("同事的新密码", second=True)
     st = Station(args.dir)
     try:
         out = staff_reset.reset(st, admin=args.staff, admin_password=admin_password, user=colleague, new=new)
