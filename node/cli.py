@@ -12,7 +12,7 @@ from node.staff_cli import cmd_add_admin as cmd_add_admin  # dispatched by name
 from node.staff_cli import cmd_passwd as cmd_passwd  # dispatched by name
 from node.station import Station
 from node.supplement import cmd_supplement as cmd_supplement  # dispatched by name
-from node.sync_text import blob_text, print_progress
+from node.sync_text import blob_text, export_text, print_progress, relay_text
 from present.listing import EMPTY, application_line
 from present.output import EXIT_REFUSED, dispatch, emit, emit_rows
 from present.webui import TIER_NAMES, status_label
@@ -168,6 +168,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             f"上传 {d['pushed']} 条变更，下载 {d['pulled']} 条，待传 {d['pending']}，"
             f"事项目录 v{d['catalogue_version']}"
             + blob_text(d["blobs"])
+            + relay_text(d)
             + "".join(f"\n  被拒: {r}" for r in d["refused"])
             + "".join(f"\n  下行数据: {p}" for p in d["feed_problems"])
             + "".join(f"\n  照片: {e}" for e in d["blobs"].get("errors", []))
@@ -180,7 +181,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> None:
     st = Station(args.dir)
     out = relay_cargo.export_for(st, args.village, args.out) if args.village else usb_files.export(st, args.out)
-    emit(out, args.json, lambda d: f"已写出 {len(d['files'])} 个文件（{d.get('changes', 0)} 条变更）到 {args.out}")
+    emit(out, args.json, lambda d: export_text(d, args.out))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
