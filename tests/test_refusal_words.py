@@ -37,6 +37,9 @@ BUILT_ELSEWHERE = {
     ("node/usb_files.py", "page.problem"),  # node/feed_quarantine.py: Chinese
     ("node/staff_accounts.py", "str(exc)"),  # sync/staff_rules.py StaffRuleError: checked below
     ("hub/staff.py", "str(exc)"),  # sync/staff_rules.py StaffRuleError: checked below
+    ("node/staff_reset.py", "staff_accounts.UNKNOWN.format(user)"),  # node/staff_accounts.py: Chinese
+    ("node/staff_reset.py", "TOO_LONG.format(limit=MAX_LENGTH)"),  # node/staff_password.py: Chinese
+    ("node/staff_reset.py", "CHANGED_MEANWHILE"),  # node/staff_password.py: Chinese
 }
 
 

@@ -1,0 +1,112 @@
+"""What a new user met walking the README through staff accounts and the township relay (issues 16 and
+17) by hand, each mended so the words say what happened and what to do next."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hub import enrolment, keyring, seal_prune
+from node import enrolment as node_enrolment
+from node import uplink
+from node.enrolment import init_from_file
+from node.station import Station
+from node.sync_text import export_text, relay_text
+from replica.errors import Refused, Unreachable
+from sanji.cli import main as sanji
+from tests.conftest import World
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = "") -> tuple[int, str]:
+    old = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        code = sanji(list(argv))
+    finally:
+        sys.stdin = old
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_passwd_without_a_second_line_asks_for_the_second_line(tmp_path: Path) -> None:
+    from node.staff_cli import read_password
+
+    old = sys.stdin
+    sys.stdin = io.StringIO("当前密码-12345\n")
+    try:
+        assert read_password("当前密码") == "当前密码-12345"
+        with pytest.raises(Refused) as refused:
+            read_password("新密码", second=True)
+    finally:
+        sys.stdin = old
+    # It was "请在标准输入第一行给出" for the new password, which is the second line.
+    assert refused.value.code == "password_required"
+    assert "第二行" in str(refused.value) and "第一行给出" not in str(refused.value)
+
+
+def test_an_unknown_retired_key_names_a_command_that_lists_them(world: World) -> None:
+    keyring.rotate_key(world.hub, seal=True)
+    with pytest.raises(Refused) as refused:
+        seal_prune.prune(world.hub, key_id="0000000000000000")
+    # `hub status` shows only the current sealing key; the dry run lists the retired ones.
+    assert refused.value.code == "seal_key_unknown"
+    assert "--dry-run" in str(refused.value) and "hub status" not in str(refused.value)
+    listed = seal_prune.prune(world.hub, before="2099-01-01", dry_run=True)
+    assert listed["would_remove"]
+
+
+def test_init_with_the_hub_out_of_reach_names_the_offline_way_in(tmp_path: Path) -> None:
+    with pytest.raises(Unreachable) as unreachable:
+        node_enrolment.init_online(tmp_path / "v", "http://127.0.0.1:9", "SJT-7K2M-Q9XD-4HPA-RT3W-60WC-Q6FW-JJG5")
+    assert "--enrollment" in str(unreachable.value) and "--relay" in str(unreachable.value)
+    assert not (tmp_path / "v").exists()
+
+
+def test_hub_import_says_which_stations_a_claim_enrolled(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.clock.ms = int(time.time() * 1000)  # the CLI stamps with the real clock; the token must be open
+    world.station("T1", "township")
+    token = world.register("T1-V1", "village", "T1")
+    (tmp_path / "v1.sje").write_bytes(enrolment.enrolment_file(world.hub, "T1-V1", token))
+    init_from_file(tmp_path / "v1", tmp_path / "v1.sje", token=token)
+    st = Station(tmp_path / "v1", clock=world.clock)
+    (tmp_path / "stick").mkdir()
+    (tmp_path / "stick" / "T1-V1_claim.sjc").write_bytes(uplink.claim_file(st))
+    forged_claim = uplink.claim_file(st).replace(st.keys.sign_pub, bytes(32))  # no open token made its proof
+    st.close()
+    world.hub.close()
+    code, out = _run(capsys, "hub", "import", str(world.root / "hub"), str(tmp_path / "stick"), "--json")
+    assert code == 0, out
+    assert json.loads(out)["claimed"] == ["T1-V1"]
+    code, out = _run(capsys, "hub", "import", str(world.root / "hub"), str(tmp_path / "stick"))
+    assert code == 0 and "站点 T1-V1 已确认接入" in out
+    # A claim no open token vouches for is refused in words staff read, not English alone.
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    (forged / "T1-V1_claim.sjc").write_bytes(forged_claim)
+    code, out = _run(capsys, "hub", "import", str(world.root / "hub"), str(forged), "--json")
+    (row,) = json.loads(out)["rejected"]
+    assert code == 2 and "接入确认文件与区局发出的登记令牌不符" in row["reason"] and "hub enroll" in row["reason"]
+
+
+def test_sync_through_the_relay_says_so() -> None:
+    assert relay_text({"via": "hub", "relayed_batches": 0, "pending": 0}) == ""
+    waiting = relay_text({"via": "relay", "relayed_batches": 2, "pending": 5})
+    assert "经乡镇转发站" in waiting and "2 批已交乡镇" in waiting
+    # Once the hub's receipt came back nothing is waiting there: no batch is said to be.
+    assert relay_text({"via": "relay", "relayed_batches": 1, "pending": 0}) == "；经乡镇转发站同步"
+
+
+def test_export_for_a_village_says_whose_files_and_what_to_do_when_none() -> None:
+    none = export_text({"files": [], "village": "360802-T01-05"}, "/media/usb")
+    assert "没有区局发给 360802-T01-05" in none and "sanji node import" in none and "sanji node sync" in none
+    some = export_text({"files": ["a.sjd"], "village": "360802-T01-05"}, "/media/usb")
+    assert "1 个区局发给 360802-T01-05 的文件" in some and "条变更" not in some
+    own = export_text({"files": ["a", "b"], "changes": 3}, "/media/usb")
+    assert own == "已写出 2 个文件（3 条变更）到 /media/usb"
