@@ -164,5 +164,5 @@ async def forward(folder: Path, signer: Signer, session: aiohttp.ClientSession, 
     finally:
         queue.close()
     if done.batches or done.pulls:
-        log.info("relayed for villages: %d batches up, %d pages down", done.batches, done.pulls)
+        log.info("已为下辖村转发：上送批次 %d 个，带回数据页 %d 个 (relayed)", done.batches, done.pulls)
     return done

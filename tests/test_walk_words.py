@@ -110,3 +110,26 @@ def test_export_for_a_village_says_whose_files_and_what_to_do_when_none() -> Non
     assert "1 个区局发给 360802-T01-05 的文件" in some and "条变更" not in some
     own = export_text({"files": ["a", "b"], "changes": 3}, "/media/usb")
     assert own == "已写出 2 个文件（3 条变更）到 /media/usb"
+
+
+def test_the_station_terminal_speaks_chinese() -> None:
+    """`node serve` runs in a terminal staff watch: every line the station logs starts in Chinese (the
+    developer's words may follow in brackets), as its refusals do."""
+    import ast
+
+    from tests.test_refusal_words import chinese_first
+
+    root = Path(__file__).resolve().parent.parent
+    english, checked = [], 0
+    for path in sorted((root / "node").rglob("*.py")):
+        for call in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+                continue
+            if not (isinstance(call.func.value, ast.Name) and call.func.value.id == "log"):
+                continue
+            first = call.args[0] if call.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value != "%s":
+                checked += 1
+                if not chinese_first(first.value):
+                    english.append(f"{path.relative_to(root)}:{call.lineno}: {first.value[:60]}")
+    assert checked >= 8 and english == []
