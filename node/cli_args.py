@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("number", help="办件编号")
     p.add_argument("--inspector", required=True, help="踏勘设备的站点编码")
     p.add_argument("--due", help="踏勘期限 YYYY-MM-DD（默认今天起 5 个工作日）")
-    p = cmd("sync", "立即同步一轮：先上传，再下载，再传照片；然后清理区局已收到的内容")
+    p = cmd("sync", "立即同步一轮：先上传，再下载，再传照片；然后清理区局已收到的内容（连不上区局时经乡镇转发站）")
     p.add_argument(
         "--retention-days",
         type=int,
@@ -73,12 +73,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--check", action="append", default=[], help="检查表第 N 项的回答：N=yes（是）或 N=no（否），可重复")
     p = cmd("purge", "保留期过后，删除区局已收到的照片和群众个人信息")
     p.add_argument("--retention-days", type=int, default=7, help="区局收到后保留的天数（默认 7）")
-    p = cmd("export", "把待上传的变更写成文件，用U盘带到区局")
+    p = cmd("export", "把待上传的变更写成文件，用U盘带到区局（或乡镇）；乡镇加 --for 导出区局发给下辖村的文件")
     p.add_argument("--out", type=Path, required=True, help="写到哪个文件夹（如U盘）")
     p.add_argument("--for", dest="village", default="", help="乡镇：导出区局发给这个下辖村的文件（村站点编码）")
-    p = cmd("import", "导入从区局用U盘带来的文件")
+    p = cmd("import", "导入从区局用U盘带来的文件；乡镇也收下辖村U盘上的文件，下次同步时转交区局")
     p.add_argument("paths", type=Path, nargs="+", help="文件或文件夹（如U盘）")
-    cmd("status", "本站情况：待上传、最近同步、事项目录、区局密钥")
+    cmd("status", "本站情况：待上传、最近同步、事项目录、区局密钥、乡镇转发（转发站、转发队列、异常）")
     cmd("reconcile", "立即与区局对账（比较摘要），补齐任一方缺少的数据")
     p = cmd("backup", "备份本站数据库（一致的副本）")
     p.add_argument("--out", type=Path, required=True, help="备份文件路径")

@@ -133,3 +133,20 @@ def test_the_station_terminal_speaks_chinese() -> None:
                 if not chinese_first(first.value):
                     english.append(f"{path.relative_to(root)}:{call.lineno}: {first.value[:60]}")
     assert checked >= 8 and english == []
+
+
+def test_the_usb_and_sync_help_tells_a_township_what_it_does_for_its_villages() -> None:
+    import argparse
+
+    from sanji.cli import build_parser
+
+    def described(parser: argparse.ArgumentParser, *path: str) -> str:
+        for name in path:
+            (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            parser = sub.choices[name]
+        return parser.description or ""
+
+    parser = build_parser()
+    assert "下辖村" in described(parser, "node", "import") and "转交区局" in described(parser, "node", "import")
+    assert "--for" in described(parser, "node", "export")
+    assert "乡镇转发" in described(parser, "node", "sync") and "转发" in described(parser, "node", "status")
