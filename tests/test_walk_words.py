@@ -150,3 +150,30 @@ def test_the_usb_and_sync_help_tells_a_township_what_it_does_for_its_villages() 
     assert "下辖村" in described(parser, "node", "import") and "转交区局" in described(parser, "node", "import")
     assert "--for" in described(parser, "node", "export")
     assert "乡镇转发" in described(parser, "node", "sync") and "转发" in described(parser, "node", "status")
+
+
+def test_a_reader_that_stops_early_is_no_internal_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """`sanji node applications V | head -1` printed 内部错误 … BrokenPipeError, asking staff to report it."""
+    import os
+
+    from present.output import EXIT_BROKEN_PIPE, run
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader (head) has gone
+    old = sys.stdout
+    sys.stdout = os.fdopen(write_end, "w")
+    try:
+
+        def listing() -> None:
+            for _ in range(100_000):
+                print("360802-T01-05-20261205-00001  受理")
+            sys.stdout.flush()
+
+        code = run(listing)
+        sys.stdout.write("the flush at exit has nowhere to fail now\n")
+        sys.stdout.flush()
+    finally:
+        sys.stdout.close()
+        sys.stdout = old
+    assert code == EXIT_BROKEN_PIPE
+    assert "内部错误" not in capsys.readouterr().err
