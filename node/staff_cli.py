@@ -41,6 +41,12 @@ STAFF_REQUIRED = (
     "password on stdin)"
 )
 
+# `passwd` at a station nobody signs in to: "no such user" would send them hunting for a name.
+NO_ACCOUNTS = (
+    "本站还没有工作人员账户，不用密码：建立首个管理员请用 echo 密码 | sanji node add-admin 本站文件夹 --user 用户名 "
+    "--name 姓名，或请区局用 sanji hub add-staff 建立后同步 (this station has no staff accounts)"
+)
+
 
 def has_accounts(conn: sqlite3.Connection) -> bool:
     """Whether the station has any staff account, enabled or not (then changes must name their
@@ -170,6 +176,9 @@ def cmd_passwd(args: argparse.Namespace) -> None:
     old = read_password("当前密码")
     new = read_password("新密码", second=True)
     st = Station(args.dir)
+    if not has_accounts(st.conn):
+        st.close()
+        raise Refused(NO_ACCOUNTS, code="unknown_user")
     try:
         out = staff_password.change(st, user=args.staff, old=old, new=new)
     finally:
@@ -191,6 +200,9 @@ def reset_colleague(args: argparse.Namespace, colleague: str) -> None:
     admin_password = read_password("管理员本人的密码")
     new = read_password("同事的新密码", second=True)
     st = Station(args.dir)
+    if not has_accounts(st.conn):
+        st.close()
+        raise Refused(NO_ACCOUNTS, code="unknown_user")
     try:
         out = staff_reset.reset(st, admin=args.staff, admin_password=admin_password, user=colleague, new=new)
     finally:

@@ -177,3 +177,17 @@ def test_a_reader_that_stops_early_is_no_internal_error(capsys: pytest.CaptureFi
         sys.stdout = old
     assert code == EXIT_BROKEN_PIPE
     assert "内部错误" not in capsys.readouterr().err
+
+
+def test_passwd_and_add_admin_say_where_accounts_come_from(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world.station("360802-T01", "township")
+    village = world.station("360802-T01-05", "village", "360802-T01")
+    folder = str(village.folder)
+    for extra in ([], ["--user", "lisi"]):
+        stdin = "old-password-1\nnew-password-2\n"
+        code, out = _run(capsys, "node", "passwd", folder, "--staff", "wang", *extra, stdin=stdin)
+        assert code == 2 and "还没有工作人员账户" in out and "sanji node add-admin" in out
+    code, out = _run(capsys, "node", "add-admin", folder, "--user", "wang", "--name", "王五", stdin="wang-password-1\n")
+    assert code == 0, out
+    code, out = _run(capsys, "node", "add-admin", folder, "--user", "zhao", "--name", "赵六", stdin="zhao-password-1\n")
+    assert code == 2 and "sanji hub add-staff" in out
