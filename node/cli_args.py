@@ -23,7 +23,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--token", help="区局 sanji hub enroll 发放的一次性令牌（用 --enrollment 时也要）")
     p.add_argument("--enrollment", type=Path, help="从区局带来的登记文件（没有网络时接入）")
     p.add_argument("--relay", default="", help="乡镇转发站地址（连不上区局时经乡镇转发），如 http://10.1.5.1:8720")
-    p = cmd("serve", "在本机 127.0.0.1 提供窗口工作页面，并在后台定时同步")
+    p = cmd("serve", "在本机 127.0.0.1 提供窗口工作页面，并在后台定时同步；乡镇加 --relay-port 为下辖村转发")
     p.add_argument("--port", type=int, default=8710, help="工作页面的端口（默认 8710）")
     p.add_argument("--interval", type=float, default=30.0, help="两轮同步之间的秒数（默认 30）")
     p.add_argument("--nightly", default="02:00", help="夜间任务的时间 HH:MM（默认 02:00）")

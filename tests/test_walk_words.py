@@ -150,6 +150,7 @@ def test_the_usb_and_sync_help_tells_a_township_what_it_does_for_its_villages() 
     assert "下辖村" in described(parser, "node", "import") and "转交区局" in described(parser, "node", "import")
     assert "--for" in described(parser, "node", "export")
     assert "乡镇转发" in described(parser, "node", "sync") and "转发" in described(parser, "node", "status")
+    assert "--relay-port" in described(parser, "node", "serve")
 
 
 def test_a_reader_that_stops_early_is_no_internal_error(capsys: pytest.CaptureFixture[str]) -> None:
