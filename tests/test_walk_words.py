@@ -192,3 +192,29 @@ def test_passwd_and_add_admin_say_where_accounts_come_from(world: World, capsys:
     assert code == 0, out
     code, out = _run(capsys, "node", "add-admin", folder, "--user", "zhao", "--name", "赵六", stdin="zhao-password-1\n")
     assert code == 2 and "sanji hub add-staff" in out
+
+
+def test_a_relayed_batch_of_a_village_whose_claim_is_still_on_its_stick_says_so(world: World, tmp_path: Path) -> None:
+    """Walked by hand: a village enrolled by file synced through its honest township before its claim
+    reached the district; the hub named the township for a forged batch and said nothing of the claim."""
+    from hub.ingest import ingest_frame
+    from sync.session import AckResult
+
+    world.station("T1", "township")
+    token = world.register("T1-V1", "village", "T1")
+    (tmp_path / "v1.sje").write_bytes(enrolment.enrolment_file(world.hub, "T1-V1", token))
+    init_from_file(tmp_path / "v1", tmp_path / "v1.sje", token=token)
+    st = Station(tmp_path / "v1", clock=world.clock)
+    world.stations.append(st)
+    world.accept(st, "360802-0001")
+    frame = world.frames(st)[0]
+    assert ingest_frame(world.hub, frame, source="relay:T1@10.1.5.1").result is AckResult.REJECTED
+    (alert,) = [a for a in world.hub.store.alerts() if a["kind"] == "relay_seen"]
+    assert "T1-V1_claim.sjc" in str(alert["detail"]) and "sanji hub import" in str(alert["detail"])
+    # Once the claim is in, a batch signed by a key the hub does not know is plain forgery again.
+    from hub.relay_alerts import _unclaimed
+
+    assert _unclaimed(world.hub.store, "T1-V1", "unknown_key: x") != ""
+    enrolment.accept_claim(world.hub, uplink.claim_file(st))
+    assert _unclaimed(world.hub.store, "T1-V1", "unknown_key: x") == ""
+    assert _unclaimed(world.hub.store, "T1", "unknown_key: x") == ""  # a station whose keys are pinned
