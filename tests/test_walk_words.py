@@ -218,3 +218,25 @@ def test_a_relayed_batch_of_a_village_whose_claim_is_still_on_its_stick_says_so(
     enrolment.accept_claim(world.hub, uplink.claim_file(st))
     assert _unclaimed(world.hub.store, "T1-V1", "unknown_key: x") == ""
     assert _unclaimed(world.hub.store, "T1", "unknown_key: x") == ""  # a station whose keys are pinned
+
+
+def test_a_township_out_of_reach_of_the_hub_says_its_villages_cargo_waits(world: World) -> None:
+    """Walked by hand: `node sync T` with the hub down said "0 条变更已保存在本站" and nothing of the
+    village batch its relay held, as if it were gone."""
+    import asyncio
+
+    from node import client
+    from node.relay_queue import RelayQueue, now_ms
+
+    township = world.station("360802-T01", "township")
+    village = world.station("360802-T01-05", "village", "360802-T01")
+    world.accept(village, "360802-0001")
+    queue = RelayQueue(township.folder, township.code)
+    queue.offer_up(world.frames(village), now_ms())
+    queue.close()
+    with pytest.raises(Unreachable) as gone:
+        asyncio.run(client.sync_round(township, "http://127.0.0.1:9"))
+    assert "下辖村交来的 1 个转发件也在本站等候" in str(gone.value)
+    with pytest.raises(Unreachable) as plain:
+        asyncio.run(client.sync_round(village, "http://127.0.0.1:9"))
+    assert "转发件" not in str(plain.value)
