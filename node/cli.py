@@ -12,7 +12,7 @@ from node.staff_cli import cmd_add_admin as cmd_add_admin  # dispatched by name
 from node.staff_cli import cmd_passwd as cmd_passwd  # dispatched by name
 from node.station import Station
 from node.supplement import cmd_supplement as cmd_supplement  # dispatched by name
-from node.sync_text import blob_text, export_text, print_progress, relay_text
+from node.sync_text import blob_text, export_text, import_notes, print_progress, relay_text
 from present.listing import EMPTY, application_line
 from present.output import EXIT_REFUSED, dispatch, emit, emit_rows
 from present.webui import TIER_NAMES, status_label
@@ -193,6 +193,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         lambda d: (
             f"已导入 {d['accepted']} 个文件"
             + (f"，跳过 {d['skipped']} 个本机导出或发往区局的文件" if d.get("skipped") else "")
+            + import_notes(d)
             + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in d["rejected"])
             + "".join(f"\n  较旧 {r['file']}: {r['reason']}" for r in d.get("older", []))
         ),

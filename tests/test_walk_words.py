@@ -240,3 +240,22 @@ def test_a_township_out_of_reach_of_the_hub_says_its_villages_cargo_waits(world:
     with pytest.raises(Unreachable) as plain:
         asyncio.run(client.sync_round(village, "http://127.0.0.1:9"))
     assert "转发件" not in str(plain.value)
+
+
+def test_a_township_importing_a_village_stick_says_what_it_keeps_and_what_it_does_not(world: World) -> None:
+    from node import usb_files
+    from node.sync_text import import_notes
+
+    world.clock.ms = int(time.time() * 1000)
+    township = world.station("360802-T01", "township")
+    village = world.station("360802-T01-05", "village", "360802-T01")
+    world.accept(village, "360802-0001")
+    with village.transaction():
+        village.meta.set("enrolled", False)  # as after an offline enrolment: its stick carries its claim
+    stick = world.root / "stick"
+    usb_files.export(village, stick)
+    out = usb_files.import_files(township, [stick])
+    assert out["claims_for_hub"] == ["360802-T01-05"]
+    words = import_notes(out)
+    assert "下辖村交来的转发件" in words and "360802-T01-05_claim.sjc" in words and "sanji hub import" in words
+    assert import_notes({"relayed": [], "claims_for_hub": []}) == ""
