@@ -259,3 +259,12 @@ def test_a_township_importing_a_village_stick_says_what_it_keeps_and_what_it_doe
     words = import_notes(out)
     assert "下辖村交来的转发件" in words and "360802-T01-05_claim.sjc" in words and "sanji hub import" in words
     assert import_notes({"relayed": [], "claims_for_hub": []}) == ""
+
+
+def test_python_dash_m_sanji_runs_the_cli() -> None:
+    import subprocess
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "sanji", "node", "passwd", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "修改本人密码" in shown
