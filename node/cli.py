@@ -50,8 +50,18 @@ def cmd_init(args: argparse.Namespace) -> None:
             f"事项目录版本 {d['catalogue_version']}\n"
             f"已核验并固定区局根密钥指纹 {d['hub_fingerprint']}（请与登记单核对）"
             + (f"\n已建立本站首个管理员 {d['admin']}" if d.get("admin") else "")
+            + (f"\n乡镇转发站 {d['relay']}（连不上区局时经它转发）" if d.get("relay") else "")
+            + (OFFLINE_CLAIM if args.enrollment else "")
         ),
     )
+
+
+# Offline, the hub learns the station's keys only from the claim on its first stick, which a township
+# does not carry: until then the hub refuses its batches however they come.
+OFFLINE_CLAIM = (
+    "\n离线登记：区局收到本站的接入确认文件后才收本站的批次，请把 sanji node export 的U盘带到区局 sanji hub import"
+    "（乡镇不转交这个文件）"
+)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

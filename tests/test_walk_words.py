@@ -268,3 +268,18 @@ def test_python_dash_m_sanji_runs_the_cli() -> None:
         [sys.executable, "-m", "sanji", "node", "passwd", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "修改本人密码" in shown
+
+
+def test_init_by_file_says_the_claim_must_reach_the_district_and_names_the_relay(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.station("T1", "township")
+    token = world.register("T1-V1", "village", "T1")
+    (tmp_path / "v1.sje").write_bytes(enrolment.enrolment_file(world.hub, "T1-V1", token))
+    folder = str(tmp_path / "v1")
+    code, out = _run(
+        capsys, "node", "init", folder, "--enrollment", str(tmp_path / "v1.sje"), "--token", token,
+        "--relay", "http://10.1.5.1:8720",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "乡镇转发站 http://10.1.5.1:8720" in out and "sanji hub import" in out and "乡镇不转交" in out
