@@ -55,18 +55,20 @@ def has_accounts(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None
 
 
-def read_password(what: str = "密码", *, second: bool = False) -> str:
+def read_password(what: str = "密码", *, second: bool = False, pair: bool = False) -> str:
     """The next line of standard input, without its line end: never a command-line argument, which
     other users of the PC could read in the process list and the shell's history. ``second`` names
-    the second line in the refusal, so ``passwd`` does not tell the user to put it on the first."""
+    the second line in the refusal, so ``passwd`` does not tell the user to put it on the first;
+    ``pair``: the command reads two lines (``passwd``), so its example shows both."""
     line = sys.stdin.readline() if sys.stdin is not None else ""
     password = line.rstrip("\r\n")
     if not password:
-        where = (
-            "标准输入第二行给出（如 printf '%s\\n%s\\n' 第一行密码 第二行新密码 | sanji node passwd …）"
-            if second
-            else "标准输入第一行给出（如 echo 密码 | sanji node …）"
+        example = (
+            "（如 printf '%s\\n%s\\n' 第一行密码 第二行新密码 | sanji node passwd …）"
+            if second or pair
+            else "（如 echo 密码 | sanji node …）"
         )
+        where = f"标准输入{'第二行' if second else '第一行'}给出{example}"
         raise Refused(f"没有读到{what}：请在{where}(password expected on stdin)", code="password_required")
     return password
 
@@ -173,7 +175,7 @@ def cmd_passwd(args: argparse.Namespace) -> None:
     if colleague and colleague != args.staff:
         reset_colleague(args, colleague)
         return
-    old = read_password("当前密码")
+    old = read_password("当前密码", pair=True)
     new = read_password("新密码", second=True)
     st = Station(args.dir)
     if not has_accounts(st.conn):
@@ -197,7 +199,7 @@ def cmd_passwd(args: argparse.Namespace) -> None:
 def reset_colleague(args: argparse.Namespace, colleague: str) -> None:
     """``sanji node passwd DIR --staff ADMIN --user COLLEAGUE``: the administrator's password on the first
     line of stdin, the colleague's new one on the second."""
-    admin_password = read_password("管理员本人的密码")
+    admin_password = read_password("管理员本人的密码", pair=True)
     new = read_password("同事的新密码", second=True)
     st = Station(args.dir)
     if not has_accounts(st.conn):

@@ -47,6 +47,13 @@ def test_passwd_without_a_second_line_asks_for_the_second_line(tmp_path: Path) -
     # It was "请在标准输入第一行给出" for the new password, which is the second line.
     assert refused.value.code == "password_required"
     assert "第二行" in str(refused.value) and "第一行给出" not in str(refused.value)
+    sys.stdin = io.StringIO("")
+    try:
+        with pytest.raises(Refused) as first:
+            read_password("当前密码", pair=True)
+    finally:
+        sys.stdin = old
+    assert "第一行给出" in str(first.value) and "printf" in str(first.value)  # passwd's two lines, shown
 
 
 def test_an_unknown_retired_key_names_a_command_that_lists_them(world: World) -> None:
