@@ -290,3 +290,13 @@ def test_init_by_file_says_the_claim_must_reach_the_district_and_names_the_relay
     )  # fmt: skip
     assert code == 0, out
     assert "乡镇转发站 http://10.1.5.1:8720" in out and "sanji hub import" in out and "乡镇不转交" in out
+
+
+def test_the_hubs_refusal_of_forwarded_batches_reads_as_a_sentence() -> None:
+    """Walked by hand: `node sync T` printed "转发: V: HTTP 403 {'error': 'rejected', 'message': …}"."""
+    from node.relay_forward import _refused_words
+
+    words = _refused_words("360802-T01-06", 403, {"error": "rejected", "message": "unknown_key: 签名密钥不受信任"})
+    assert words.startswith("下辖村 360802-T01-06 的批次被区局拒收（HTTP 403）：unknown_key: 签名密钥不受信任")
+    assert "{" not in words and "不会丢失" in words
+    assert "区局没有说明原因" in _refused_words("360802-T01-06", 413, None)
