@@ -304,6 +304,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         lambda d: (
             f"导入批次 {d['accepted']}，重复 {d['duplicates']}，照片 {d['blobs']}，拒收 {len(rejected)}"
             + (f"，跳过 {d['skipped']} 个本机导出的文件" if d["skipped"] else "")
+            + "".join(f"\n  站点 {c} 已确认接入（离线登记）" for c in d.get("claimed", []))
             + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in rejected)
         ),
     )

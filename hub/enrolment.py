@@ -234,7 +234,11 @@ def accept_claim(hub: Hub, data: bytes) -> str:
             if used is None and expires >= now and hmac.compare_digest(expected, proof):
                 match = thash
         if match is None:
-            raise EnrolmentError(f"claim for {station} does not match an open, unexpired enrolment token")
+            raise EnrolmentError(
+                f"站点 {station} 的接入确认文件与区局发出的登记令牌不符（令牌已作废、已用过或已过期）：请在区局"
+                f"重新 sanji hub enroll 该站，用新的登记文件和令牌重新接入 (claim for {station} does not match "
+                "an open, unexpired enrolment token)"
+            )
         hub.store.use_token(match, now)
         hub.store.set_station_keys(station, sign_pub, seal_pub, key_id(sign_pub), now)
     hub.forget_tiers()

@@ -99,9 +99,22 @@ def seen_refused(store: RelayStore, source: str, claimed: str, reason: str, now_
             SEEN,
             relay,
             f"乡镇中转站 {relay} 异常：转来的批次未通过核验，已拒收（声称来自 {claimed or '未知'}：{reason[:200]}）；"
-            f"涉及村（社区）：{claimed or '未知'}。来源 {source}",
+            f"涉及村（社区）：{claimed or '未知'}。来源 {source}" + _unclaimed(store, claimed, reason),
             now_ms,
         )
+
+
+def _unclaimed(store: RelayStore, claimed: str, reason: str) -> str:
+    """A village enrolled by file whose claim has not reached the hub signs with a key the hub does not
+    know yet: its honest township's forwarding then looks like forgery. Say the likelier cause and the
+    cure (the alert stays: the hub cannot tell that village's batch from one the township made up)."""
+    station = store.station(claimed) if claimed else None
+    if station is None or station.sign_pub is not None or not reason.startswith("unknown_key"):
+        return ""
+    return (
+        f"。注意：{claimed} 尚未确认接入（离线登记的接入确认文件 {claimed}_claim.sjc 还没有送到区局），"
+        "这通常不是中转站的错：请把该村 sanji node export 的U盘带到区局 sanji hub import，之后转来的批次即可收下"
+    )
 
 
 def seen_batch(

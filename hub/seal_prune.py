@@ -109,7 +109,8 @@ def _chosen(hub: HubState, before: str | None, key_id: str | None) -> tuple[list
         raise Refused(f"{key_id} 是区局正在使用的加密密钥，不能删除 (the current sealing key)", code="seal_key_current")
     if key_id is not None and key_id not in {kid for kid, _ in retired}:
         raise Refused(
-            f"区局文件夹中没有已退役的加密密钥 {key_id}：用 sanji hub status 查看密钥 (no such retired key)",
+            f"区局文件夹中没有已退役的加密密钥 {key_id}：用 sanji hub prune-seal-keys 区局文件夹 --before 2099-01-01 "
+            "--dry-run 列出全部已退役的密钥（试运行，不删除）(no such retired key)",
             code="seal_key_unknown",
         )
     limit = _day_start(before) if before is not None else 0

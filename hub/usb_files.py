@@ -83,6 +83,7 @@ def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:
     accepted = duplicates = skipped = 0
     rejected: list[dict[str, str]] = []
     blob_files: list[Path] = []
+    claimed: list[str] = []  # stations enrolled offline whose keys this stick's claims pinned
     statuses: list[tuple[Path, bytes]] = []
     found, refused = _files(paths)
     for path in found:
@@ -102,7 +103,7 @@ def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:
             continue
         if data.startswith(CLAIM_MAGIC):
             try:
-                enrolment.accept_claim(hub, data)
+                claimed.append(enrolment.accept_claim(hub, data))
             except RemoteProtocolError as exc:
                 rejected.append({"file": str(path), "reason": f"{exc.code}: {explain(exc.code, str(exc))}"})
                 with hub.store.transaction():
@@ -135,6 +136,7 @@ def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:
         "blobs": blobs,
         "blob_duplicates": blob_dups,
         "skipped": skipped,
+        "claimed": claimed,
     }
 
 

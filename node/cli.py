@@ -12,7 +12,7 @@ from node.staff_cli import cmd_add_admin as cmd_add_admin  # dispatched by name
 from node.staff_cli import cmd_passwd as cmd_passwd  # dispatched by name
 from node.station import Station
 from node.supplement import cmd_supplement as cmd_supplement  # dispatched by name
-from node.sync_text import blob_text, print_progress
+from node.sync_text import blob_text, export_text, import_notes, print_progress, relay_text
 from present.listing import EMPTY, application_line
 from present.output import EXIT_REFUSED, dispatch, emit, emit_rows
 from present.webui import TIER_NAMES, status_label
@@ -50,8 +50,18 @@ def cmd_init(args: argparse.Namespace) -> None:
             f"事项目录版本 {d['catalogue_version']}\n"
             f"已核验并固定区局根密钥指纹 {d['hub_fingerprint']}（请与登记单核对）"
             + (f"\n已建立本站首个管理员 {d['admin']}" if d.get("admin") else "")
+            + (f"\n乡镇转发站 {d['relay']}（连不上区局时经它转发）" if d.get("relay") else "")
+            + (OFFLINE_CLAIM if args.enrollment else "")
         ),
     )
+
+
+# Offline, the hub learns the station's keys only from the claim on its first stick, which a township
+# does not carry: until then the hub refuses its batches however they come.
+OFFLINE_CLAIM = (
+    "\n离线登记：区局收到本站的接入确认文件后才收本站的批次，请把 sanji node export 的U盘带到区局 sanji hub import"
+    "（乡镇不转交这个文件）"
+)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -168,6 +178,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             f"上传 {d['pushed']} 条变更，下载 {d['pulled']} 条，待传 {d['pending']}，"
             f"事项目录 v{d['catalogue_version']}"
             + blob_text(d["blobs"])
+            + relay_text(d)
             + "".join(f"\n  被拒: {r}" for r in d["refused"])
             + "".join(f"\n  下行数据: {p}" for p in d["feed_problems"])
             + "".join(f"\n  照片: {e}" for e in d["blobs"].get("errors", []))
@@ -180,7 +191,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> None:
     st = Station(args.dir)
     out = relay_cargo.export_for(st, args.village, args.out) if args.village else usb_files.export(st, args.out)
-    emit(out, args.json, lambda d: f"已写出 {len(d['files'])} 个文件（{d.get('changes', 0)} 条变更）到 {args.out}")
+    emit(out, args.json, lambda d: export_text(d, args.out))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -192,6 +203,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         lambda d: (
             f"已导入 {d['accepted']} 个文件"
             + (f"，跳过 {d['skipped']} 个本机导出或发往区局的文件" if d.get("skipped") else "")
+            + import_notes(d)
             + "".join(f"\n  拒收 {r['file']}: {r['reason']}" for r in d["rejected"])
             + "".join(f"\n  较旧 {r['file']}: {r['reason']}" for r in d.get("older", []))
         ),

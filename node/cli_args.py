@@ -23,7 +23,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--token", help="区局 sanji hub enroll 发放的一次性令牌（用 --enrollment 时也要）")
     p.add_argument("--enrollment", type=Path, help="从区局带来的登记文件（没有网络时接入）")
     p.add_argument("--relay", default="", help="乡镇转发站地址（连不上区局时经乡镇转发），如 http://10.1.5.1:8720")
-    p = cmd("serve", "在本机 127.0.0.1 提供窗口工作页面，并在后台定时同步")
+    p = cmd("serve", "在本机 127.0.0.1 提供窗口工作页面，并在后台定时同步；乡镇加 --relay-port 为下辖村转发")
     p.add_argument("--port", type=int, default=8710, help="工作页面的端口（默认 8710）")
     p.add_argument("--interval", type=float, default=30.0, help="两轮同步之间的秒数（默认 30）")
     p.add_argument("--nightly", default="02:00", help="夜间任务的时间 HH:MM（默认 02:00）")
@@ -54,7 +54,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("number", help="办件编号")
     p.add_argument("--inspector", required=True, help="踏勘设备的站点编码")
     p.add_argument("--due", help="踏勘期限 YYYY-MM-DD（默认今天起 5 个工作日）")
-    p = cmd("sync", "立即同步一轮：先上传，再下载，再传照片；然后清理区局已收到的内容")
+    p = cmd("sync", "立即同步一轮：先上传，再下载，再传照片；然后清理区局已收到的内容（连不上区局时经乡镇转发站）")
     p.add_argument(
         "--retention-days",
         type=int,
@@ -73,12 +73,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--check", action="append", default=[], help="检查表第 N 项的回答：N=yes（是）或 N=no（否），可重复")
     p = cmd("purge", "保留期过后，删除区局已收到的照片和群众个人信息")
     p.add_argument("--retention-days", type=int, default=7, help="区局收到后保留的天数（默认 7）")
-    p = cmd("export", "把待上传的变更写成文件，用U盘带到区局")
+    p = cmd("export", "把待上传的变更写成文件，用U盘带到区局（或乡镇）；乡镇加 --for 导出区局发给下辖村的文件")
     p.add_argument("--out", type=Path, required=True, help="写到哪个文件夹（如U盘）")
     p.add_argument("--for", dest="village", default="", help="乡镇：导出区局发给这个下辖村的文件（村站点编码）")
-    p = cmd("import", "导入从区局用U盘带来的文件")
+    p = cmd("import", "导入从区局用U盘带来的文件；乡镇也收下辖村U盘上的文件，下次同步时转交区局")
     p.add_argument("paths", type=Path, nargs="+", help="文件或文件夹（如U盘）")
-    cmd("status", "本站情况：待上传、最近同步、事项目录、区局密钥")
+    cmd("status", "本站情况：待上传、最近同步、事项目录、区局密钥、乡镇转发（转发站、转发队列、异常）")
     cmd("reconcile", "立即与区局对账（比较摘要），补齐任一方缺少的数据")
     p = cmd("backup", "备份本站数据库（一致的副本）")
     p.add_argument("--out", type=Path, required=True, help="备份文件路径")

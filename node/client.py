@@ -21,6 +21,7 @@ from node import (
     relay_alert,
     relay_client,
     relay_forward,
+    relay_queue,
     relay_withheld,
     transfer,
     uplink,
@@ -148,7 +149,7 @@ async def sync_round(
         # `node status` and the staff screen show the same sentence the command prints, never the bare
         # exception (kept in the sync log for whoever debugs it).
         gone = hub_answer.unreachable(
-            url, exc, f"{st.pending_changes()} 条变更已保存在本站，联网后自动上传（或用 U 盘导出）"
+            url, exc, f"{st.pending_changes()} 条变更已保存在本站，联网后自动上传（或用 U 盘导出）" + _cargo_words(st)
         )
         with st.transaction():
             st.meta.set("last_error", str(gone))
@@ -190,6 +191,14 @@ async def sync_round(
         purge.purge(st, days),
         feed_problems,
     )
+
+
+def _cargo_words(st: Station) -> str:
+    """At a township, what its villages left at its relay waits too: say so, so nobody thinks it lost."""
+    if st.tier not in RELAY_TIERS:
+        return ""
+    up = sum(int(str(v["up"])) for v in relay_queue.summary_of(st.folder, st.code, st.clock()))
+    return f"；下辖村交来的 {up} 个转发件也在本站等候，连上区局后转交" if up else ""
 
 
 async def _through_relay(st: Station, gone: Unreachable, retention_days: int | None) -> RoundResult:

@@ -165,6 +165,14 @@ def _shown(st: Station, out: dict[str, object]) -> dict[str, object]:
     }
 
 
+# A village that reaches only its township cannot enrol through the relay (enrolment needs the hub's
+# answer at once), so the refusal names the offline way in, which `--hub` and `--relay` accompany.
+UNREACHABLE_THEN = (
+    "尚未接入，本站文件夹未建立；请核对地址后重试，或带上区局 sanji hub enroll --out 给的登记文件离线接入："
+    "sanji node init 目录 --enrollment 登记文件 --token 令牌（--hub、--relay 照写）"
+)
+
+
 async def _post(session: aiohttp.ClientSession, url: str, body: dict[str, object]) -> dict[str, object]:
     async with session.post(url, data=pack(body), headers={"Content-Type": "application/msgpack"}) as resp:
         data = await hubkeys.read_capped(resp, ANSWER_MAX_BYTES)
@@ -199,7 +207,7 @@ async def _enrol(url: str, tok: Token, st: Station) -> tuple[dict[str, object], 
             request = EnrolRequest(challenge, st.keys.sign_pub, st.keys.seal_pub, proof)
             answer = await _post(session, f"{base}/v1/enroll", request.to_wire())
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        raise hub_answer.unreachable(url, exc, "尚未接入，本站文件夹未建立；请核对地址后重试") from exc
+        raise hub_answer.unreachable(url, exc, UNREACHABLE_THEN) from exc
     return answer, challenge
 
 

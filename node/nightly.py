@@ -51,7 +51,11 @@ def run(st: Station, trigger: str = "on-demand", retention_days: int = RETENTION
             check = figures["integrity"] = f"database error: {exc}"
     if check != "ok":
         # Loud, and nothing else: a damaged database must not be reconciled or compacted.
-        log.error("station database integrity check FAILED: %s; restore from a backup", check)
+        log.error(
+            "本站数据库完整性检查未通过：%s；请用 sanji node restore 从备份恢复 "
+            "(station database integrity check FAILED)",
+            check,
+        )
         return _finish(st, run_id, "integrity_failed", figures)
     outcome = "ok"
     try:
@@ -75,7 +79,7 @@ def _finish(st: Station, run_id: int, outcome: str, figures: dict[str, Any]) -> 
                 (st.clock(), outcome, pack(figures), run_id),
             )
     except sqlite3.DatabaseError:
-        log.error("could not record the nightly run's outcome (%s): the database is damaged", outcome)
+        log.error("夜间任务的结果（%s）未能记下：本站数据库已损坏，请从备份恢复 (the database is damaged)", outcome)
     return {"outcome": outcome, **figures}
 
 

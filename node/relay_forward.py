@@ -89,7 +89,7 @@ async def _forward_village(
             f"{url}{relay_label.PUSH_ROUTE}", data=body, headers={"Content-Type": FRAMES_TYPE, **proof}
         ) as resp:
             if resp.status != 200:
-                done.errors.append(f"{village}: HTTP {resp.status} {await hub_answer.read_json(resp)}")
+                done.errors.append(_refused_words(village, resp.status, await hub_answer.read_json(resp)))
                 if not 400 <= resp.status < 500:
                     return  # not taken (the hub busy, say): it and all after it go next round, in order
                 # Refused whole (a revoked village, say): the village keeps its batches and hears the
@@ -109,7 +109,9 @@ async def _forward_village(
     async with session.get(f"{url}{relay_label.PULL_ROUTE}", headers=headers) as resp:
         if resp.status != 200:
             # A request gone stale while it waited: the village deposits a fresh one next time.
-            done.errors.append(f"{village}: pull HTTP {resp.status}")
+            done.errors.append(
+                f"下辖村 {village} 的取数请求区局未应答（pull HTTP {resp.status}），该村下次同步会重新请求"
+            )
             queue.answered(village, [rid], "feed", None, now_ms())
             return
         page = await hub_answer.read_body(resp, what="区局为下辖村写的数据页", cap=RESPONSE_MAX_BYTES)
@@ -168,5 +170,15 @@ async def forward(folder: Path, signer: Signer, session: aiohttp.ClientSession, 
     finally:
         queue.close()
     if done.batches or done.pulls:
-        log.info("relayed for villages: %d batches up, %d pages down", done.batches, done.pulls)
+        log.info("已为下辖村转发：上送批次 %d 个，带回数据页 %d 个 (relayed)", done.batches, done.pulls)
     return done
+
+
+def _refused_words(village: str, status: int, answer: object) -> str:
+    """The hub's refusal of a village's forwarded batches, as the township's staff read it (it was a raw
+    dict): the hub's own reason, and that nothing is lost (the village keeps its batches)."""
+    reason = str(answer.get("message") or answer.get("error") or "") if isinstance(answer, dict) else ""
+    return (
+        f"下辖村 {village} 的批次被区局拒收（HTTP {status}）：{reason or '区局没有说明原因'}；"
+        "批次仍保存在该村，不会丢失，请该村联系区局"
+    )

@@ -49,13 +49,15 @@ async def sync_loop(st: Station, interval: float) -> None:
             result = await sync_lock.sync_round(st)  # skips when a CLI sync is already doing the work
             failures = 0
             if result.pushed or result.pulled:
-                log.info("synced: pushed %d, pulled %d, pending %d", result.pushed, result.pulled, result.pending)
+                log.info(
+                    "已同步：上传 %d 条，下载 %d 条，待传 %d (synced)", result.pushed, result.pulled, result.pending
+                )
         except Unreachable as exc:
             failures += 1
             log.warning("%s", exc)
         except Refused as exc:
             failures += 1
-            log.warning("sync refused: %s", exc)
+            log.warning("同步被拒：%s (sync refused)", exc)
         await asyncio.sleep(next_delay(failures, interval, rng))
 
 

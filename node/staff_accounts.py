@@ -119,12 +119,15 @@ def create_first_admin(
     with transaction(db) as conn:
         if conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None:
             raise Refused(
-                "本站已有工作人员账户，不能再创建首个管理员 (this station already has staff accounts)",
+                "本站已有工作人员账户，不能再创建首个管理员：其他账户请区局用 sanji hub add-staff 建立，本站同步后即可"
+                "登录 (this station already has staff accounts)",
                 code="staff_exists",
             )
         if staff_schema.key_check(conn) is not None:
             raise Refused(
-                "本站已有数据密钥，不能再创建首个管理员 (this station already has a data key)", code="staff_exists"
+                "本站已有数据密钥，不能再创建首个管理员：账户请区局用 sanji hub add-staff 建立，本站同步后即可登录 "
+                "(this station already has a data key)",
+                code="staff_exists",
             )
         staff_schema.record_key_check(conn, data_key.key_check(key, station), now_ms)
         _insert(conn, user, name, ADMIN, stored, wrapped, now_ms)

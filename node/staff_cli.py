@@ -41,6 +41,12 @@ STAFF_REQUIRED = (
     "password on stdin)"
 )
 
+# `passwd` at a station nobody signs in to: "no such user" would send them hunting for a name.
+NO_ACCOUNTS = (
+    "本站还没有工作人员账户，不用密码：建立首个管理员请用 echo 密码 | sanji node add-admin 本站文件夹 --user 用户名 "
+    "--name 姓名，或请区局用 sanji hub add-staff 建立后同步 (this station has no staff accounts)"
+)
+
 
 def has_accounts(conn: sqlite3.Connection) -> bool:
     """Whether the station has any staff account, enabled or not (then changes must name their
@@ -49,16 +55,21 @@ def has_accounts(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM staff LIMIT 1").fetchone() is not None
 
 
-def read_password(what: str = "密码") -> str:
-    """The first line of standard input, without its line end: never a command-line argument, which
-    other users of the PC could read in the process list and the shell's history."""
+def read_password(what: str = "密码", *, second: bool = False, pair: bool = False) -> str:
+    """The next line of standard input, without its line end: never a command-line argument, which
+    other users of the PC could read in the process list and the shell's history. ``second`` names
+    the second line in the refusal, so ``passwd`` does not tell the user to put it on the first;
+    ``pair``: the command reads two lines (``passwd``), so its example shows both."""
     line = sys.stdin.readline() if sys.stdin is not None else ""
     password = line.rstrip("\r\n")
     if not password:
-        raise Refused(
-            f"没有读到{what}：请在标准输入第一行给出（如 echo 密码 | sanji node …）(password expected on stdin)",
-            code="password_required",
+        example = (
+            "（如 printf '%s\\n%s\\n' 第一行密码 第二行新密码 | sanji node passwd …）"
+            if second or pair
+            else "（如 echo 密码 | sanji node …）"
         )
+        where = f"标准输入{'第二行' if second else '第一行'}给出{example}"
+        raise Refused(f"没有读到{what}：请在{where}(password expected on stdin)", code="password_required")
     return password
 
 
@@ -164,9 +175,12 @@ def cmd_passwd(args: argparse.Namespace) -> None:
     if colleague and colleague != args.staff:
         reset_colleague(args, colleague)
         return
-    old = read_password("当前密码")
-    new = read_password("新密码（标准输入第二行）")
+    old = read_password("当前密码", pair=True)
+    new = read_password("新密码", second=True)
     st = Station(args.dir)
+    if not has_accounts(st.conn):
+        st.close()
+        raise Refused(NO_ACCOUNTS, code="unknown_user")
     try:
         out = staff_password.change(st, user=args.staff, old=old, new=new)
     finally:
@@ -185,9 +199,12 @@ def cmd_passwd(args: argparse.Namespace) -> None:
 def reset_colleague(args: argparse.Namespace, colleague: str) -> None:
     """``sanji node passwd DIR --staff ADMIN --user COLLEAGUE``: the administrator's password on the first
     line of stdin, the colleague's new one on the second."""
-    admin_password = read_password("管理员本人的密码")
-    new = read_password("同事的新密码（标准输入第二行）")
+    admin_password = read_password("管理员本人的密码", pair=True)
+    new = read_password("同事的新密码", second=True)
     st = Station(args.dir)
+    if not has_accounts(st.conn):
+        st.close()
+        raise Refused(NO_ACCOUNTS, code="unknown_user")
     try:
         out = staff_reset.reset(st, admin=args.staff, admin_password=admin_password, user=colleague, new=new)
     finally:

@@ -16,6 +16,7 @@ from node.station import Station
 from protocol.acks import Acks
 from protocol.batch import span_filename
 from protocol.document import open_document
+from protocol.enrolment import CLAIM_MAGIC, decode_claim
 from protocol.errors import RemoteProtocolError
 from protocol.frame import peek_header
 from replica import carried_files
@@ -55,7 +56,7 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
     rejected = [r.row() for r in refused]
     older: list[dict[str, str]] = []
     found, relayed = relay_cargo.split_cargo(st, found)  # at a township: its villages' files, for the hub
-    found, skipped = _for_this_station(st, found)
+    found, skipped, claims = _for_this_station(st, found)
     accepted, key_refused, found = hubkeys.import_key_files(st, found)  # before the pages they sign
     rejected += key_refused
     for path in found:
@@ -108,13 +109,16 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
             st.meta.set("last_import", st.clock())
     rejected += [{"file": r["file"], "reason": r["refused"]} for r in relayed if "refused" in r]
     accepted += sum(1 for r in relayed if "refused" not in r)
-    return {"accepted": accepted, "rejected": rejected, "older": older, "skipped": skipped, "relayed": relayed}
+    out = {"accepted": accepted, "rejected": rejected, "older": older, "skipped": skipped, "relayed": relayed}
+    return {**out, "claims_for_hub": claims}
 
 
-def _for_this_station(st: Station, paths: list[Path]) -> tuple[list[Path], int]:
+def _for_this_station(st: Station, paths: list[Path]) -> tuple[list[Path], int, list[str]]:
     """The files not addressed away from this station (its own exports, other stations' batches for
-    the hub), and how many were skipped. A file that cannot be read stays, to be refused with why."""
-    kept, skipped = [], 0
+    the hub), how many were skipped, and the other stations whose claim (offline enrolment) was among
+    them: a township does not carry those, so staff are told to take them to the district. A file that
+    cannot be read stays, to be refused with why."""
+    kept, skipped, claims = [], 0, []
     for path in paths:
         try:
             data = carried_files.read(path)
@@ -123,9 +127,18 @@ def _for_this_station(st: Station, paths: list[Path]) -> tuple[list[Path], int]:
             continue
         if carried_files.going_the_other_way(data, hub_id=st.hub_id, at_hub=False):
             skipped += 1
+            if data.startswith(CLAIM_MAGIC) and (code := _claimant(data)) not in ("", st.code):
+                claims.append(code)
         else:
             kept.append(path)
-    return kept, skipped
+    return kept, skipped, claims
+
+
+def _claimant(data: bytes) -> str:
+    try:
+        return decode_claim(data)[0]
+    except RemoteProtocolError:
+        return ""
 
 
 def _expand(paths: list[Path]) -> tuple[list[Path], list[carried_files.Refusal]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from itertools import chain
@@ -18,6 +19,7 @@ from sync.catalogue import TIER_LABELS
 from sync.workflow import STATUS_LABELS
 
 EXIT_OK, EXIT_OTHER, EXIT_REFUSED, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 141  # as a shell reports a command ended by SIGPIPE
 
 
 def _default(value: object) -> object:
@@ -92,6 +94,13 @@ def run(action: Callable[[], int | None], *, as_json: bool = False) -> int:
         return fail("already_exists", _file_error(exc, "已经存在", "请换一个名字或文件夹"), EXIT_REFUSED, as_json)
     except NotApplied as exc:
         return fail(exc.code, str(exc), EXIT_OTHER, as_json)
+    except BrokenPipeError:
+        # The reader went away (`sanji node applications V | head`): what it wanted it has; nothing to
+        # report to support. Python's own advice: point stdout at devnull so the exit's flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return fail("interrupted", "已中断（Ctrl-C）：已提交的都已保存，未完成的没有写入", 130, as_json)
     except Exception as exc:
