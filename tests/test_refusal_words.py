@@ -39,9 +39,6 @@ BUILT_ELSEWHERE = {
     ("node/staff_reset.py", "CHANGED_MEANWHILE"),  # node/staff_password.py: "修改期间该账户已被…"
     ("node/staff_reset.py", "staff_accounts.UNKNOWN.format(user)"),  # node/staff_accounts.py: "本站没有用户名为…"
     ("hub/staff.py", "str(exc)"),  # sync/staff_rules.py StaffRuleError: checked below
-    ("node/staff_reset.py", "staff_accounts.UNKNOWN.format(user)"),  # node/staff_accounts.py: Chinese
-    ("node/staff_reset.py", "TOO_LONG.format(limit=MAX_LENGTH)"),  # node/staff_password.py: Chinese
-    ("node/staff_reset.py", "CHANGED_MEANWHILE"),  # node/staff_password.py: Chinese
 }
 
 
