@@ -8,7 +8,7 @@ is out of reach and `node init … --relay URL` named the township (node/client.
   which speaks aiohttp and so cannot run here: every unsettled batch left at the relay in pushes of
   ``PUSH_MAX_FRAMES``, the acks handed back opened with ``uplink.read_acks``; then a pull request with
   a fresh nonce remembered by ``relay_client._remember``, each page handed back checked by
-  ``relay_client._answers_ours`` and taken by ``feed_quarantine.take_page``, and one more pull when a
+  ``relay_client.classify`` and taken by ``feed_quarantine.take_page``, and one more pull when a
   page applied. The relay listener is the township's `node serve` process: down when it is.
 - The township forwards at its next round with the hub, as node/client.py runs node/relay_forward.py
   after the township's own round: ``forward`` is that function's loop as a conversation of requests,
@@ -348,7 +348,7 @@ def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool, histor
                     named(f"bad_acks ({str(exc)[:80]})")
                 return False
             return True
-        if not relay_client._answers_ours(st, doc):
+        if relay_client.classify(st, doc) == relay_client.REPLAY:
             feed_quarantine.record(st, doc, source="relay", reason=REPLAYED)
             world.note(f"{node.code} refused a page from the relay as a replay")
             named("replayed_page")
