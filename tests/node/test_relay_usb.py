@@ -4,14 +4,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
 from hub import keyring, operations
 from node import commands, relay_alert, relay_cargo, usb_files
 from node.relay_queue import RelayQueue, now_ms
+from node.station import Station
 from protocol.frame import peek_header
+from sanji.cli import main as sanji
 from tests.conftest import World
 from tests.node.test_relay import TOWNSHIP, V1, Relayed, relay_world
 
@@ -169,3 +175,48 @@ async def test_a_replayed_page_that_answered_a_request_is_still_named(relayed: R
 
     assert [m for m, _ in rnd.misdeeds] == ["replayed_page"], rnd
     assert relay_alert.paused(st) is not None
+
+
+def relay_reset(folder: Path) -> tuple[int, dict[str, object]]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = sanji(["node", "relay-reset", str(folder), "--json"])
+    return code or 0, json.loads(out.getvalue())
+
+
+def test_relay_reset_lifts_the_pause_and_keeps_the_report_the_hub_has_not_heard(relayed: Relayed) -> None:
+    """After a false alarm staff lift the 24-hour pause at once. A report the hub has not heard yet
+    still goes (the hub judges); one already reported is cleared whole."""
+    folder = relayed.v1.folder
+    assert relay_reset(folder) == (0, {"station": V1, "cleared": None})
+
+    relay_alert.record(relayed.v1, "replayed_page", relayed.relay_url, "test")
+    assert relay_alert.paused(relayed.v1) is not None
+    code, out = relay_reset(folder)
+    assert code == 0 and out["station"] == V1, out
+    assert out["cleared"] == {
+        "relay": TOWNSHIP,
+        "url": relayed.relay_url,
+        "problem": "replayed_page",
+        "detail": "test",
+        "reported": False,
+    }
+    st = Station(folder)
+    try:
+        assert relay_alert.paused(st) is None
+        kept = relay_alert.to_report(st)  # still carried by the next pull request
+        assert kept is not None and kept["problem"] == "replayed_page"
+        assert "已确认误报" in relay_alert.words(kept)
+
+        relay_alert.record(st, "bad_page", relayed.relay_url, "again")
+        with st.transaction():
+            st.meta.set("relay_alert", {**relay_alert.current(st), "reported_ms": st.clock()})  # type: ignore[dict-item]
+    finally:
+        st.close()
+    code, out = relay_reset(folder)
+    assert code == 0 and out["cleared"]["reported"] is True  # type: ignore[index]
+    st = Station(folder)
+    try:
+        assert relay_alert.current(st) is None
+    finally:
+        st.close()
