@@ -88,6 +88,7 @@ class Relay:
     rng: random.Random
     stress: relay_stress.Stress = relay_stress.PLAIN
     usb: set[str] = field(default_factory=set)  # villages that carry sticks to the township (relay_usb.py)
+    turns: dict[str, int] = field(default_factory=dict)  # a stick village's turns: some by the listener
     proxied: set[bytes] = field(default_factory=set)  # pages a frozen proxy on the township's line replayed
     healing: bool = False  # after the fault phase: the relay behaves, its villages are still cut off
 
@@ -243,7 +244,9 @@ def forward(world: World) -> Conversation[None]:
 def visit_or_trip(world: World, node: Node) -> bool:
     """A round at the relay's door, or a stick carried to the township and back (relay_usb.py)."""
     assert world.relay is not None
-    return relay_usb.trip(world, node) if node.code in world.relay.usb else visit(world, node)
+    if node.code not in world.relay.usb or relay_usb.by_listener(world.relay.turns, node.code):
+        return visit(world, node)
+    return relay_usb.trip(world, node)
 
 
 def visit(world: World, node: Node) -> bool:
@@ -366,6 +369,10 @@ def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool, histor
         world.stats.relay_pages += outcome.result is not None
         return outcome.result is not None
 
+    if tampered and kind == "feed" and relay_usb.stick_answer(world, node, doc):
+        # The hub's answer to a stick status of this village, handed again: taken as a stick page is,
+        # and nobody named (relay_usb.py ``replayed``: it may move where the village stands, no more).
+        return relay_usb.replayed(world, node, doc, process)
     if tampered:
         before = world.fingerprint(node)
         took = process()

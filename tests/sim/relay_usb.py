@@ -17,6 +17,10 @@ like the listener's, what it writes on the stick through ``down``. A file it wro
 swapped in must leave the village as it was (``relay_tamper_taken``); a genuine page it replays may
 move where the village stands in the hub's feed, and nothing else (``replayed``).
 
+Every third turn a stick village reaches the relay listener instead (``by_listener``): it collects the
+hub's answer to its last stick status there, a page with no nonce, which it must take as a stick page
+and never count against an honest relay (``honest_relay_named``; the bug of issue 17's new-user walk).
+
 The simulator's stations are named T01, V01…, not 360802-T01-05: ``villages_of`` lets the real code
 take them as the township's villages for the length of one call, and puts the real test back.
 """
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -149,21 +153,40 @@ def keys_back(world: World, node: Node, data: bytes, name: str) -> bool:
     return outcome == "accepted"
 
 
-def replayed(world: World, node: Node, page: bytes) -> bool:
+def by_listener(turns: dict[str, int], code: str) -> bool:
+    """Every third turn a stick village reaches the relay listener instead (issue 17's new-user walk: a
+    stick, then a network pull): it collects, with its own pages, the hub's answer to its last stick
+    status, a page with no nonce (node/relay_client.py ``classify``)."""
+    turns[code] = turns.get(code, 0) + 1
+    return turns[code] % 3 == 0
+
+
+def stick_answer(world: World, node: Node, page: bytes) -> bool:
+    """A genuine page with no nonce the relay handed before: the hub's answer to a stick status."""
+    relay = world.relay
+    assert relay is not None
+    try:
+        nonceless = "nonce" not in peek_header(page)
+    except Exception:
+        return False
+    return nonceless and any(page == d for _, d in relay.malice.handed.get(node.code, []))
+
+
+def replayed(world: World, node: Node, page: bytes, take: Callable[[], bool] | None = None) -> bool:
     """A page the relay handed before, written on the stick again. It is still the hub's, and a stick's
     pages answer no nonce: one the village could not take then (a gap) it may take now. One from the
     hub's generation before a restore makes it start its feed over (node/feed.py: any other generation
     is taken as the newer), which costs a pass over the feed and nothing else: it must leave every
     record, change, counter and release as it was. Counted in the run's figures."""
     before = _content(node.st), node.st.meta.text("hub_generation")
-    outcome = world.import_file(node, page, "feed")
+    took = take() if take is not None else world.import_file(node, page, "feed") == "accepted"
     after = _content(node.st), node.st.meta.text("hub_generation")
     if after[1] != before[1]:
         world.stats.usb_generation_back += 1
         world.note(f"{node.code} went back to the hub's feed generation of a replayed page")
         if after[0] != before[0]:
             world.checks.fail("relay_tamper_taken", f"{node.code}'s data changed on a page replayed by stick")
-    return outcome == "accepted"
+    return took
 
 
 def _content(st: Station) -> bytes:
