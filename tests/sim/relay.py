@@ -243,8 +243,9 @@ def forward(world: World) -> Conversation[None]:
 
 def visit_or_trip(world: World, node: Node) -> bool:
     """A round at the relay's door, or a stick carried to the township and back (relay_usb.py)."""
-    assert world.relay is not None
-    if node.code not in world.relay.usb or relay_usb.by_listener(world.relay.turns, node.code):
+    relay = world.relay
+    assert relay is not None
+    if node.code not in relay.usb or (not relay.healing and relay_usb.by_listener(relay.turns, node.code)):
         return visit(world, node)
     return relay_usb.trip(world, node)
 

@@ -17,7 +17,8 @@ like the listener's, what it writes on the stick through ``down``. A file it wro
 swapped in must leave the village as it was (``relay_tamper_taken``); a genuine page it replays may
 move where the village stands in the hub's feed, and nothing else (``replayed``).
 
-Every third turn a stick village reaches the relay listener instead (``by_listener``): it collects the
+Every third turn of the fault phase a stick village reaches the relay listener instead (``by_listener``;
+while healing, the stick only, so that what only the stick can settle is still shown to): it collects the
 hub's answer to its last stick status there, a page with no nonce, which it must take as a stick page
 and never count against an honest relay (``honest_relay_named``; the bug of issue 17's new-user walk).
 
