@@ -370,9 +370,10 @@ def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool, histor
         world.stats.relay_pages += outcome.result is not None
         return outcome.result is not None
 
-    if tampered and kind == "feed" and relay_usb.stick_answer(world, node, doc):
-        # The hub's answer to a stick status of this village, handed again: taken as a stick page is,
-        # and nobody named (relay_usb.py ``replayed``: it may move where the village stands, no more).
+    if tampered and kind == "feed" and relay_usb.answerable(node, doc):
+        # The hub's page handed again that the village may still take (a stick status's answer, or one
+        # whose first copy went home by stick): taken, and nobody named (relay_usb.py ``replayed``: it
+        # may move where the village stands in the feed, no more).
         return relay_usb.replayed(world, node, doc, process)
     if tampered:
         before = world.fingerprint(node)

@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING
 from node import relay_cargo, relay_queue, usb_files
 from node.station import Station
 from protocol.codec import pack
+from protocol.errors import RemoteProtocolError
 from protocol.feed import PullRequest
-from protocol.frame import peek_header
+from protocol.frame import peek_header, verify_frame
 from protocol.hubkeys import KEYS_MAGIC
 from replica.errors import Refused
 
@@ -162,15 +163,17 @@ def by_listener(turns: dict[str, int], code: str) -> bool:
     return turns[code] % 3 == 0
 
 
-def stick_answer(world: World, node: Node, page: bytes) -> bool:
-    """A genuine page with no nonce the relay handed before: the hub's answer to a stick status."""
-    relay = world.relay
-    assert relay is not None
+def answerable(node: Node, page: bytes) -> bool:
+    """A genuine page the relay hands again that the village may still take: the hub signed it for this
+    village, and it has no nonce (its answer to a stick status: the relay cannot sign, and its trimmed
+    memory may not say it handed it before) or answers a request of ours not answered over the
+    listener yet (its first copy went home on a stick, as ``export --for`` writes every waiting page)."""
     try:
-        nonceless = "nonce" not in peek_header(page)
-    except Exception:
+        header = verify_frame(page, recipient=node.code, verify_key=node.st.hub_key).header
+    except RemoteProtocolError:
         return False
-    return nonceless and any(page == d for _, d in relay.malice.handed.get(node.code, []))
+    nonce, kept = header.get("nonce"), node.st.meta.get("relay_nonces", [])
+    return "nonce" not in header or (isinstance(nonce, bytes) and isinstance(kept, list) and nonce.hex() in kept)
 
 
 def replayed(world: World, node: Node, page: bytes, take: Callable[[], bool] | None = None) -> bool:
@@ -217,7 +220,6 @@ def carried_status(hub: Hub, request: Request, data: bytes, stale: Refused) -> t
 
     from protocol import relay_label
     from protocol.document import open_document
-    from protocol.errors import RemoteProtocolError
 
     doc = open_document(data, kind=PullRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
     body = PullRequest.from_wire(doc.body)
