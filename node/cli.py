@@ -240,6 +240,29 @@ def cmd_set_hub(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_relay_reset(args: argparse.Namespace) -> None:
+    from node import relay_alert
+
+    st = Station(args.dir)
+    lifted = relay_alert.lift(st)
+    cleared = None
+    if lifted is not None:
+        cleared = {k: lifted[k] for k in ("relay", "url", "problem", "detail") if k in lifted}
+        # Not dropped: one the hub has not heard of yet still goes with the next round (relay_alert.lift).
+        cleared["reported"] = bool(lifted.get("reported_ms"))
+    emit(
+        {"station": st.code, "cleared": cleared},
+        args.json,
+        lambda d: (
+            "本站没有对乡镇中转站的暂停，无须解除"
+            if d["cleared"] is None
+            else f"已解除对乡镇中转站 {d['cleared']['relay']}（{d['cleared']['url']}）的暂停"
+            f"（{d['cleared']['problem']}），下次同步起恢复经它转发；"
+            + ("该异常已报告区局" if d["cleared"]["reported"] else "该异常未删除，仍将在下次连上区局时报告，由区局核查")
+        ),
+    )
+
+
 def cmd_receipts(args: argparse.Namespace) -> None:
     emit(status.batches(Station(args.dir)), args.json, status.batches_text)
 

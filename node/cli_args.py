@@ -91,4 +91,5 @@ def add_parser(sub: Any) -> None:
     )
     p = cmd("set-hub", "改用新的区局地址（区局迁址，或仅用 U 盘的站点通了网）；须能从本站固定的根密钥核验")
     p.add_argument("url", help="区局的新地址，如 http://10.1.2.3:8700")
+    cmd("relay-reset", "解除对乡镇中转站的暂停：确认是误报后使用")
     staff_cli.add_arguments(node.choices, cmd)  # --staff, init --admin, add-admin (issue 16)

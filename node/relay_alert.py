@@ -13,7 +13,8 @@ remembered, with the township named, so that:
   link or a USB stick;
 - the village's rounds stop going through that relay for ``PAUSE_MS`` (the direct link is still tried
   first; with the hub out of reach the round fails as unreachable, and the stick remains) and, once
-  the pause is over, try it again: a relay that behaves clears the alert, one that does not renews it;
+  the pause is over, try it again: a relay that behaves clears the alert, one that does not renews it.
+  Staff who find it a false alarm lift the pause at once (``node relay-reset``, ``lift``);
 - the hub hears of it: the station's signed pull requests carry the alert (``relay``,
   ``relay_problem``, ``relay_at_ms`` in protocol/feed.py ``PullRequest``), and its stick status too,
   until a page the hub signed echoes the report (``echoed``): the hub echoes only what it has recorded,
@@ -75,9 +76,28 @@ def current(st: Station) -> dict[str, Any] | None:
 
 
 def paused(st: Station) -> dict[str, Any] | None:
-    """The alert while it keeps the village off its relay, else None."""
+    """The alert while it keeps the village off its relay (unless staff lifted it), else None."""
     alert = current(st)
-    return alert if alert is not None and st.clock() - int(alert["at_ms"]) < PAUSE_MS else None
+    if alert is None or alert.get("lifted_ms"):
+        return None
+    return alert if st.clock() - int(alert["at_ms"]) < PAUSE_MS else None
+
+
+def lift(st: Station) -> dict[str, Any] | None:
+    """Staff judged the alert a false alarm (``node relay-reset``): the relay carries again from the next
+    round. The alert lifted, or None when there was none.
+
+    One the hub has not heard of yet is still reported, marked lifted, not dropped: it is the only
+    account the hub gets of what this village saw, and the hub's operator, who sees every village's
+    reports of that township, is the one to judge a pattern (staff on site can be talked into a reset).
+    A relay that misbehaves again is caught and paused again by the next round."""
+    alert = current(st)
+    if alert is None:
+        return None
+    with st.transaction():
+        kept = {**alert, "lifted_ms": st.clock()} if to_report(st) is not None else None
+        st.meta.set("relay_alert", kept)
+    return {**alert, "lifted_ms": st.clock()}
 
 
 def clear(st: Station) -> None:
@@ -128,11 +148,13 @@ def words(alert: dict[str, Any]) -> str:
     what = WHAT.get(str(alert["problem"]), WHAT["malformed"])
     if alert["problem"] == "skipped" and alert.get("detail"):
         what += f"（{alert['detail']}）"  # which batch: the hub's word, not a guess
-    return (
-        f"{who}异常：{what}，"
-        f"{_KEPT.get(str(alert['problem']), '已拒收，本站数据无损失')}；"
-        f"{until} 前不再经它转发，请直接连区局同步或用 U 盘导出交换"
-        + ("（已报告区局）" if alert.get("reported_ms") else "（下次连上区局时自动报告）")
+    pause = (
+        "工作人员已确认误报，解除暂停，恢复经它转发"
+        if alert.get("lifted_ms")
+        else f"{until} 前不再经它转发，请直接连区局同步或用 U 盘导出交换；确认是误报可用 sanji node relay-reset 解除"
+    )
+    return f"{who}异常：{what}，{_KEPT.get(str(alert['problem']), '已拒收，本站数据无损失')}；{pause}" + (
+        "（已报告区局）" if alert.get("reported_ms") else "（下次连上区局时自动报告）"
     )
 
 
@@ -149,6 +171,7 @@ def summary(st: Station) -> dict[str, object]:
             "detail": alert.get("detail", ""),
             "at": iso_from_ms(int(alert["at_ms"])),
             "paused": paused(st) is not None,
+            "lifted": bool(alert.get("lifted_ms")),
             "reported": bool(alert.get("reported_ms")),
             "words": words(alert),
         }

@@ -5,9 +5,10 @@ hub's answers collected from it.
 Nothing the relay hands over is taken on its word: every acks document and feed page is opened with
 the hub key pinned at enrolment (node/uplink.py, node/feed_quarantine.py), exactly as from the hub. A
 page must answer the nonce of one of this station's own pull requests, each at most once, so a relay
-replaying an old page is refused as a replay. The relay can drop or delay; the outbox keeps every
-batch until the hub's own receipt for it arrives, and the next round offers it again. What it holds
-past a bound is named as withheld (node/relay_withheld.py).
+replaying an old page is refused as a replay; a page with no nonce is the hub's answer to a stick
+status the township carried, taken as an imported stick page is (``classify``). The relay can drop or
+delay; the outbox keeps every batch until the hub's own receipt for it arrives, and the next round
+offers it again. What it holds past a bound is named as withheld (node/relay_withheld.py).
 """
 
 from __future__ import annotations
@@ -136,18 +137,32 @@ def _remember(st: Station, nonce: bytes) -> None:
     relay_skipped.asking(st, nonce, [*kept, nonce.hex()][-NONCES_KEPT:])
 
 
-def _answers_ours(st: Station, page: bytes) -> bool:
-    """Whether the page answers one of our pull requests not yet answered (and forget that nonce)."""
+OURS, CARRIED, REPLAY = "ours", "carried", "replay"
+
+
+def classify(st: Station, page: bytes) -> str:
+    """What a page the relay handed over answers (and, for OURS, forget its nonce):
+
+    - OURS: one of our pull requests not yet answered, by its nonce;
+    - CARRIED: no nonce at all. The hub signs such a page only for a stick status of ours that the
+      township carried as cargo (node/relay_cargo.py, hub/web/sync.py ``_pull_identity``), the page
+      ``node export T --for`` would have written on our stick: it is taken as an imported one is
+      (node/usb_files.py), the cursor making an old one harmless. Whether it is the hub's, sealed to
+      us, ``take_page`` checks as for any page;
+    - REPLAY: a nonce we did not ask for, or one already answered.
+    """
     try:
-        nonce = peek_header(page).get("nonce")
+        header = peek_header(page)
     except RemoteProtocolError:
-        return True  # too damaged to read: take_page refuses it with the decoder's reason
-    kept = st.meta.get("relay_nonces", [])
+        return OURS  # too damaged to read: take_page refuses it with the decoder's reason
+    if "nonce" not in header:
+        return CARRIED
+    nonce, kept = header["nonce"], st.meta.get("relay_nonces", [])
     if not isinstance(nonce, bytes) or not nonce or not isinstance(kept, list) or nonce.hex() not in kept:
-        return False
+        return REPLAY
     with st.transaction():
         st.meta.set("relay_nonces", [n for n in kept if n != nonce.hex()])
-    return True
+    return OURS
 
 
 async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: RelayRound) -> bool:
@@ -162,12 +177,13 @@ async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
     _take_acks(st, _documents(doc, "acks", required=False), rnd)  # what a push would have collected
     applied = False
     for page in pages:
-        if not _answers_ours(st, page):
+        answers = classify(st, page)
+        if answers == REPLAY:
             feed_quarantine.record(st, page, source="relay", reason=REPLAYED)
             rnd.problems.append(REPLAYED)
             rnd.misdeeds.append(("replayed_page", REPLAYED))
             continue
-        outcome = feed_quarantine.take_page(st, page, source="relay")
+        outcome = feed_quarantine.take_page(st, page, source="relay" if answers == OURS else "relay:stick")
         if outcome.problem:
             rnd.problems.append(outcome.problem)
             if not _the_hubs(st, page, rnd):  # a genuine page that cannot be applied is the hub's matter
@@ -175,6 +191,8 @@ async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
         if outcome.result is not None:
             rnd.pulled += outcome.result.pulled
             applied = True
+        if answers == CARRIED:
+            continue  # it answers no request of ours: the withheld and order checks are about those
         if outcome.result is not None or _the_hubs(st, page, rnd):  # the hub's answer came through
             relay_withheld.answered_page(st)
             if (proof := relay_skipped.check(st, page)) is not None:  # and says what it never had

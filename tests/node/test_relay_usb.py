@@ -4,14 +4,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
 from hub import keyring, operations
-from node import commands, relay_cargo, usb_files
+from node import commands, relay_alert, relay_cargo, usb_files
+from node.relay_queue import RelayQueue, now_ms
+from node.station import Station
+from protocol.frame import peek_header
+from sanji.cli import main as sanji
 from tests.conftest import World
-from tests.node.test_relay import V1, Relayed, relay_world
+from tests.node.test_relay import TOWNSHIP, V1, Relayed, relay_world
 
 HOUR_MS = 3_600_000
 
@@ -109,3 +117,106 @@ async def test_a_village_by_stick_follows_the_hubs_key_rotation_through_the_town
     assert any(f.endswith(f"_keys_v{version:04d}.sjk") for f in first), first
     assert st.meta.int("hub_keys_version") == version > before
     assert st.pending_changes() == 0 and relayed.hub_count(number) == 1
+
+
+async def test_a_stick_answer_collected_over_the_relay_is_applied_and_blames_nobody(
+    relayed: Relayed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new-user walk of issue 17: a village enrolled with --relay carries a stick to its township
+    once, then pulls through the relay over the network. The hub's answer to the stick status (a page
+    with no nonce) waits at the township with nothing else; the village collected it with its own
+    pull and took it for a replay, naming an honest relay and pausing it for 24 hours. It is the page
+    `export --for` would have written on the stick: applied like one, nobody blamed."""
+    st = relayed.v1
+    number = relayed.accept(st)
+    await stick_round(relayed, monkeypatch, 1, "walk1")  # the application reaches the hub by stick
+    operations.transition(relayed.world.hub, number, "completed")  # the hub decides
+
+    usb_files.export(st, relayed.world.root / "walk2-up")  # node export V --out s5
+    usb_files.import_files(relayed.township, [relayed.world.root / "walk2-up"])  # node import T s5
+    done = await relayed.forward()  # node sync T: the stick status answered from the village's cursor
+    assert done.errors == [] and done.pulls == 1, done
+    with relayed.queue() as conn:
+        carried = bytes(conn.execute("SELECT data FROM relay_frames WHERE kind='feed'").fetchone()[0])
+    assert "nonce" not in peek_header(carried)
+
+    rnd = await relayed.village_round(st)  # node sync V: over the network, through the relay
+
+    assert rnd.misdeeds == [] and rnd.problems == [], rnd
+    assert relay_alert.current(st) is None
+    assert {a["number"]: a["status"] for a in commands.applications(st)} == {number: "completed"}
+
+    # The relay hands the same stick answer again: the hub's, and old: harmless, as on a stick.
+    cursor = st.meta.int("feed_cursor")
+    RelayQueue(relayed.township.folder, TOWNSHIP).answered(V1, [], "feed", carried, now_ms())
+    again = await relayed.village_round(st)
+    assert again.misdeeds == [] and st.meta.int("feed_cursor") == cursor, again
+
+    # Cut short, it is no longer the hub's: refused, and the relay named for it.
+    RelayQueue(relayed.township.folder, TOWNSHIP).answered(V1, [], "feed", carried[:-40], now_ms())
+    cut = await relayed.village_round(st)
+    assert [m for m, _ in cut.misdeeds] == ["bad_page"] and st.meta.int("feed_cursor") == cursor, cut
+
+
+async def test_a_replayed_page_that_answered_a_request_is_still_named(relayed: Relayed) -> None:
+    """Only a page with no nonce is taken as a stick answer: one answering a request of ours already
+    answered is a replay, as before."""
+    st = relayed.v1
+    relayed.accept(st)
+    await relayed.village_round(st)
+    await relayed.forward()
+    with relayed.queue() as conn:
+        page = bytes(conn.execute("SELECT data FROM relay_frames WHERE kind='feed'").fetchone()[0])
+    assert peek_header(page).get("nonce")
+    await relayed.village_round(st)
+    RelayQueue(relayed.township.folder, TOWNSHIP).answered(V1, [], "feed", page, now_ms())
+
+    rnd = await relayed.village_round(st)
+
+    assert [m for m, _ in rnd.misdeeds] == ["replayed_page"], rnd
+    assert relay_alert.paused(st) is not None
+
+
+def relay_reset(folder: Path) -> tuple[int, dict[str, object]]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = sanji(["node", "relay-reset", str(folder), "--json"])
+    return code or 0, json.loads(out.getvalue())
+
+
+def test_relay_reset_lifts_the_pause_and_keeps_the_report_the_hub_has_not_heard(relayed: Relayed) -> None:
+    """After a false alarm staff lift the 24-hour pause at once. A report the hub has not heard yet
+    still goes (the hub judges); one already reported is cleared whole."""
+    folder = relayed.v1.folder
+    assert relay_reset(folder) == (0, {"station": V1, "cleared": None})
+
+    relay_alert.record(relayed.v1, "replayed_page", relayed.relay_url, "test")
+    assert relay_alert.paused(relayed.v1) is not None
+    code, out = relay_reset(folder)
+    assert code == 0 and out["station"] == V1, out
+    assert out["cleared"] == {
+        "relay": TOWNSHIP,
+        "url": relayed.relay_url,
+        "problem": "replayed_page",
+        "detail": "test",
+        "reported": False,
+    }
+    st = Station(folder)
+    try:
+        assert relay_alert.paused(st) is None
+        kept = relay_alert.to_report(st)  # still carried by the next pull request
+        assert kept is not None and kept["problem"] == "replayed_page"
+        assert "已确认误报" in relay_alert.words(kept)
+
+        relay_alert.record(st, "bad_page", relayed.relay_url, "again")
+        with st.transaction():
+            st.meta.set("relay_alert", {**relay_alert.current(st), "reported_ms": st.clock()})  # type: ignore[dict-item]
+    finally:
+        st.close()
+    code, out = relay_reset(folder)
+    assert code == 0 and out["cleared"]["reported"] is True  # type: ignore[index]
+    st = Station(folder)
+    try:
+        assert relay_alert.current(st) is None
+    finally:
+        st.close()

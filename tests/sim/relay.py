@@ -8,7 +8,7 @@ is out of reach and `node init … --relay URL` named the township (node/client.
   which speaks aiohttp and so cannot run here: every unsettled batch left at the relay in pushes of
   ``PUSH_MAX_FRAMES``, the acks handed back opened with ``uplink.read_acks``; then a pull request with
   a fresh nonce remembered by ``relay_client._remember``, each page handed back checked by
-  ``relay_client._answers_ours`` and taken by ``feed_quarantine.take_page``, and one more pull when a
+  ``relay_client.classify`` and taken by ``feed_quarantine.take_page``, and one more pull when a
   page applied. The relay listener is the township's `node serve` process: down when it is.
 - The township forwards at its next round with the hub, as node/client.py runs node/relay_forward.py
   after the township's own round: ``forward`` is that function's loop as a conversation of requests,
@@ -88,6 +88,7 @@ class Relay:
     rng: random.Random
     stress: relay_stress.Stress = relay_stress.PLAIN
     usb: set[str] = field(default_factory=set)  # villages that carry sticks to the township (relay_usb.py)
+    turns: dict[str, int] = field(default_factory=dict)  # a stick village's turns: some by the listener
     proxied: set[bytes] = field(default_factory=set)  # pages a frozen proxy on the township's line replayed
     healing: bool = False  # after the fault phase: the relay behaves, its villages are still cut off
 
@@ -242,8 +243,11 @@ def forward(world: World) -> Conversation[None]:
 
 def visit_or_trip(world: World, node: Node) -> bool:
     """A round at the relay's door, or a stick carried to the township and back (relay_usb.py)."""
-    assert world.relay is not None
-    return relay_usb.trip(world, node) if node.code in world.relay.usb else visit(world, node)
+    relay = world.relay
+    assert relay is not None
+    if node.code not in relay.usb or (not relay.healing and relay_usb.by_listener(relay.turns, node.code)):
+        return visit(world, node)
+    return relay_usb.trip(world, node)
 
 
 def visit(world: World, node: Node) -> bool:
@@ -348,7 +352,7 @@ def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool, histor
                     named(f"bad_acks ({str(exc)[:80]})")
                 return False
             return True
-        if not relay_client._answers_ours(st, doc):
+        if relay_client.classify(st, doc) == relay_client.REPLAY:
             feed_quarantine.record(st, doc, source="relay", reason=REPLAYED)
             world.note(f"{node.code} refused a page from the relay as a replay")
             named("replayed_page")
@@ -366,6 +370,11 @@ def hand(world: World, node: Node, doc: bytes, kind: str, tampered: bool, histor
         world.stats.relay_pages += outcome.result is not None
         return outcome.result is not None
 
+    if tampered and kind == "feed" and relay_usb.answerable(node, doc):
+        # The hub's page handed again that the village may still take (a stick status's answer, or one
+        # whose first copy went home by stick): taken, and nobody named (relay_usb.py ``replayed``: it
+        # may move where the village stands in the feed, no more).
+        return relay_usb.replayed(world, node, doc, process)
     if tampered:
         before = world.fingerprint(node)
         took = process()

@@ -17,6 +17,11 @@ like the listener's, what it writes on the stick through ``down``. A file it wro
 swapped in must leave the village as it was (``relay_tamper_taken``); a genuine page it replays may
 move where the village stands in the hub's feed, and nothing else (``replayed``).
 
+Every third turn of the fault phase a stick village reaches the relay listener instead (``by_listener``;
+while healing, the stick only, so that what only the stick can settle is still shown to): it collects the
+hub's answer to its last stick status there, a page with no nonce, which it must take as a stick page
+and never count against an honest relay (``honest_relay_named``; the bug of issue 17's new-user walk).
+
 The simulator's stations are named T01, V01…, not 360802-T01-05: ``villages_of`` lets the real code
 take them as the township's villages for the length of one call, and puts the real test back.
 """
@@ -25,15 +30,16 @@ from __future__ import annotations
 
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from node import relay_cargo, relay_queue, usb_files
 from node.station import Station
 from protocol.codec import pack
+from protocol.errors import RemoteProtocolError
 from protocol.feed import PullRequest
-from protocol.frame import peek_header
+from protocol.frame import peek_header, verify_frame
 from protocol.hubkeys import KEYS_MAGIC
 from replica.errors import Refused
 
@@ -149,21 +155,42 @@ def keys_back(world: World, node: Node, data: bytes, name: str) -> bool:
     return outcome == "accepted"
 
 
-def replayed(world: World, node: Node, page: bytes) -> bool:
+def by_listener(turns: dict[str, int], code: str) -> bool:
+    """Every third turn a stick village reaches the relay listener instead (issue 17's new-user walk: a
+    stick, then a network pull): it collects, with its own pages, the hub's answer to its last stick
+    status, a page with no nonce (node/relay_client.py ``classify``)."""
+    turns[code] = turns.get(code, 0) + 1
+    return turns[code] % 3 == 0
+
+
+def answerable(node: Node, page: bytes) -> bool:
+    """A genuine page the relay hands again that the village may still take: the hub signed it for this
+    village, and it has no nonce (its answer to a stick status: the relay cannot sign, and its trimmed
+    memory may not say it handed it before) or answers a request of ours not answered over the
+    listener yet (its first copy went home on a stick, as ``export --for`` writes every waiting page)."""
+    try:
+        header = verify_frame(page, recipient=node.code, verify_key=node.st.hub_key).header
+    except RemoteProtocolError:
+        return False
+    nonce, kept = header.get("nonce"), node.st.meta.get("relay_nonces", [])
+    return "nonce" not in header or (isinstance(nonce, bytes) and isinstance(kept, list) and nonce.hex() in kept)
+
+
+def replayed(world: World, node: Node, page: bytes, take: Callable[[], bool] | None = None) -> bool:
     """A page the relay handed before, written on the stick again. It is still the hub's, and a stick's
     pages answer no nonce: one the village could not take then (a gap) it may take now. One from the
     hub's generation before a restore makes it start its feed over (node/feed.py: any other generation
     is taken as the newer), which costs a pass over the feed and nothing else: it must leave every
     record, change, counter and release as it was. Counted in the run's figures."""
     before = _content(node.st), node.st.meta.text("hub_generation")
-    outcome = world.import_file(node, page, "feed")
+    took = take() if take is not None else world.import_file(node, page, "feed") == "accepted"
     after = _content(node.st), node.st.meta.text("hub_generation")
     if after[1] != before[1]:
         world.stats.usb_generation_back += 1
         world.note(f"{node.code} went back to the hub's feed generation of a replayed page")
         if after[0] != before[0]:
             world.checks.fail("relay_tamper_taken", f"{node.code}'s data changed on a page replayed by stick")
-    return outcome == "accepted"
+    return took
 
 
 def _content(st: Station) -> bytes:
@@ -193,7 +220,6 @@ def carried_status(hub: Hub, request: Request, data: bytes, stale: Refused) -> t
 
     from protocol import relay_label
     from protocol.document import open_document
-    from protocol.errors import RemoteProtocolError
 
     doc = open_document(data, kind=PullRequest.KIND, recipient=hub.hub_id, verify_key=hub.verify_key)
     body = PullRequest.from_wire(doc.body)
