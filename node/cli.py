@@ -170,6 +170,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         "purged": result.purged,
         "feed_problems": result.feed_problems,
         **{"via": result.via, "relayed_batches": result.relayed_batches},  # "relay": through the township
+        "forwarded": result.forwarded,
     }
     emit(
         out,
@@ -180,6 +181,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             + blob_text(d["blobs"])
             + relay_text(d)
             + "".join(f"\n  被拒: {r}" for r in d["refused"])
+            + "".join(f"\n  转发: {n}" for n in d["forwarded"])
             + "".join(f"\n  下行数据: {p}" for p in d["feed_problems"])
             + "".join(f"\n  照片: {e}" for e in d["blobs"].get("errors", []))
         ),

@@ -51,6 +51,7 @@ class RoundResult:
     feed_problems: list[str] = field(default_factory=list)
     via: str = "hub"  # "relay": the hub was out of reach, the round went through the township's relay
     relayed_batches: int = 0  # batches left at the relay this round
+    forwarded: list[str] = field(default_factory=list)  # at a township: what it carried besides counts
 
 
 async def _refusal(resp: aiohttp.ClientResponse) -> str:
@@ -130,6 +131,7 @@ async def sync_round(
             "本站没有区局地址（只用U盘交换）：请用 sanji node export 导出、sanji node import 导入；"
             "通网后可用 sanji node set-hub 设置地址 (no hub address)"
         )
+    forwarded: list[str] = []
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
             done = await drive_async(conversation.sync(st, progress), carrier(session, url))
@@ -140,6 +142,7 @@ async def sync_round(
                 signer = relay_forward.Signer(st.code, st.keys.sign, st.hub_id)  # its word that it forwarded
                 relayed = await relay_forward.forward(st.folder, signer, session, url)
                 feed_problems = feed_problems + [f"转发: {e}" for e in relayed.errors]
+                forwarded = relayed.notes()
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         # The hub's key history is asked for first, so an unreachable hub stops the round before the
         # push has batched anything: sign the first batches now, so pending changes wait batched (for
@@ -190,6 +193,7 @@ async def sync_round(
         blob_round.to_dict(),
         purge.purge(st, days),
         feed_problems,
+        forwarded=forwarded,
     )
 
 

@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from hub import keyring, operations
-from node import commands, relay_cargo, usb_files
+from hub import enrolment, keyring, operations
+from node import commands, relay_cargo, uplink, usb_files
+from node.enrolment import init_from_file
+from node.relay_queue import RelayQueue
+from node.station import Station
 from tests.conftest import World
-from tests.node.test_relay import V1, Relayed, relay_world
+from tests.node.test_relay import TOWNSHIP, V1, Relayed, relay_world
 
 HOUR_MS = 3_600_000
 
@@ -109,3 +112,38 @@ async def test_a_village_by_stick_follows_the_hubs_key_rotation_through_the_town
     assert any(f.endswith(f"_keys_v{version:04d}.sjk") for f in first), first
     assert st.meta.int("hub_keys_version") == version > before
     assert st.pending_changes() == 0 and relayed.hub_count(number) == 1
+
+
+async def test_an_offline_enrolled_villages_claim_rides_the_township_to_the_hub(relayed: Relayed) -> None:
+    """Issue 17: the claim of a village enrolled from a file is relay cargo, forwarded ahead of its
+    batches through the hub's claim route, which checks it as `hub import` does; a claim that does not
+    match an open token is refused with the same reason, in the township's output."""
+    world, code = relayed.world, f"{TOWNSHIP}-03"
+    token = enrolment.register(world.hub, station=code, name="离线村", tier="village", parent=TOWNSHIP)
+    (world.root / "v3.sje").write_bytes(enrolment.enrolment_file(world.hub, code, token))
+    init_from_file(world.root / code, world.root / "v3.sje", token=token)
+    st = Station(world.root / code)
+    world.stations.append(st)
+    number = relayed.accept(st)
+    stick = world.root / "v3-up"
+    usb_files.export(st, stick)
+    taken = usb_files.import_files(relayed.township, [stick])
+    assert [r["village"] for r in taken["relayed"] if r.get("kind") == "claim"] == [code], taken
+    assert taken["claims_for_hub"] == []
+
+    done = await relayed.forward()
+    assert done.claims == [code] and done.errors == [] and done.batches >= 1, done
+    assert relayed.hub_count(number) == 1  # its batches accepted: the hub knew its keys first
+
+    forged = uplink.claim_file(st).replace(st.keys.sign_pub, bytes(32))
+    (stick / f"{code}_claim.sjc").write_bytes(forged)
+    usb_files.import_files(relayed.township, [stick / f"{code}_claim.sjc"])
+    refused = await relayed.forward()
+    assert refused.claims == [] and len(refused.errors) == 1, refused
+    assert f"下辖村 {code} 的接入确认文件被区局拒收（HTTP 403）" in refused.errors[0]
+    assert "does not match an open, unexpired enrolment token" in refused.errors[0]
+    queue = RelayQueue(relayed.township.folder, TOWNSHIP)
+    try:
+        assert queue.waiting_pull(code, "claim") is None  # answered: not carried again
+    finally:
+        queue.close()
