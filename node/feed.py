@@ -112,6 +112,9 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
         return FeedResult(0, 0, True, "")
     accounts, held, newest = _staff_entries(page.staff)
     with st.transaction():
+        if doc.header.get("recipient_key") == st.keys.seal_key_id:
+            # Sealed to this station's own key: the hub holds its keys, by whatever path the page came.
+            st.meta.set("enrolled", True)
         for account in accounts:  # the hub's word on its accounts lands with the page (node/staff_grants.py)
             staff_grants.record(st.conn, account, st.clock())
         if newest > st.meta.int("staff_version"):

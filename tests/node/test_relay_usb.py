@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -134,6 +135,15 @@ async def test_an_offline_enrolled_villages_claim_rides_the_township_to_the_hub(
     done = await relayed.forward()
     assert done.claims == [code] and done.errors == [] and done.batches >= 1, done
     assert relayed.hub_count(number) == 1  # its batches accepted: the hub knew its keys first
+
+    # The hub's signed receipt, home on the stick, tells the village the hub holds its keys: `enrolled`
+    # turns true, and its next stick carries no claim (it did on every export before).
+    assert st.meta.get("enrolled") is False
+    usb_files.import_files(
+        st, [Path(f) for f in relay_cargo.export_for(relayed.township, code, world.root / "v3-down")["files"]]
+    )
+    assert st.meta.get("enrolled") is True and st.pending_changes() == 0
+    assert not any(f.endswith("_claim.sjc") for f in usb_files.export(st, world.root / "v3-again")["files"])
 
     forged = uplink.claim_file(st).replace(st.keys.sign_pub, bytes(32))
     (stick / f"{code}_claim.sjc").write_bytes(forged)
