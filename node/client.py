@@ -52,6 +52,7 @@ class RoundResult:
     via: str = "hub"  # "relay": the hub was out of reach, the round went through the township's relay
     relayed_batches: int = 0  # batches left at the relay this round
     forwarded: list[str] = field(default_factory=list)  # at a township: what it carried besides counts
+    staff: int = 0  # staff account entries the feed applied (a disabled account, say): not in `pulled`
 
 
 async def _refusal(resp: aiohttp.ClientResponse) -> str:
@@ -109,7 +110,8 @@ async def pull(
 ) -> tuple[int, int, list[str]]:
     """Apply feed pages until the hub says there is no more (node/conversation.py ``pull``). Returns
     (changes, catalogue version, why pages were not applied)."""
-    return await drive_async(conversation.pull(st, progress), carrier(session, url))
+    pulled, version, problems, _ = await drive_async(conversation.pull(st, progress), carrier(session, url))
+    return pulled, version, problems
 
 
 def refused_so_far(st: Station) -> list[str]:
@@ -194,6 +196,7 @@ async def sync_round(
         purge.purge(st, days),
         feed_problems,
         forwarded=forwarded,
+        staff=done.staff,
     )
 
 
@@ -250,4 +253,5 @@ async def _through_relay(st: Station, gone: Unreachable, retention_days: int | N
         rnd.problems,
         via="relay",
         relayed_batches=rnd.queued,
+        staff=rnd.staff,
     )

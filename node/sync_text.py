@@ -20,6 +20,13 @@ def blob_text(blobs: dict[str, object]) -> str:
     return f"；照片 {complete} 个已送达区局" + (f"，{pending} 个待传（下次同步续传）" if pending else "")
 
 
+def pulled_text(d: dict[str, object]) -> str:
+    """What a round brought down: its changes, and the staff accounts the feed applied, which are not
+    changes (after `hub disable-staff` the account is disabled here; "下载 0 条" alone said nothing came)."""
+    staff = int(str(d.get("staff") or 0))
+    return f"下载 {d.get('pulled', 0)} 条" + (f"（另有工作人员账户更新 {staff} 个）" if staff else "")
+
+
 def relay_text(d: dict[str, object]) -> str:
     """A round through the township: staff should know the batches wait there for the township's own
     round with the hub, and are counted as sent only once the hub's receipt comes back."""
