@@ -243,3 +243,14 @@ def accept_claim(hub: Hub, data: bytes) -> str:
         hub.store.set_station_keys(station, sign_pub, seal_pub, key_id(sign_pub), now)
     hub.forget_tiers()
     return station
+
+
+def take_claim(hub: Hub, data: bytes, source: str) -> str:
+    """A claim as the hub takes it, whoever carried it (a stick to `hub import`, or a township's relay
+    round to ``POST /v1/enroll/claim``): pinned, or refused and written to the refusal log."""
+    try:
+        return accept_claim(hub, data)
+    except RemoteProtocolError as exc:
+        with hub.store.transaction():
+            hub.store.reject(source, "", f"{exc.code}: {exc}", hub.clock())
+        raise

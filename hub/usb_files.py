@@ -103,11 +103,9 @@ def import_files(hub: Hub, paths: list[Path]) -> dict[str, object]:
             continue
         if data.startswith(CLAIM_MAGIC):
             try:
-                claimed.append(enrolment.accept_claim(hub, data))
+                claimed.append(enrolment.take_claim(hub, data, f"file:{path.name}"))
             except RemoteProtocolError as exc:
                 rejected.append({"file": str(path), "reason": f"{exc.code}: {explain(exc.code, str(exc))}"})
-                with hub.store.transaction():
-                    hub.store.reject(f"file:{path.name}", "", f"{exc.code}: {exc}", hub.clock())
             continue
         ack = ingest_frame(hub, data, source=f"file:{path.name}")
         if ack.result in (AckResult.APPLIED, AckResult.QUARANTINED):

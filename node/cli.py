@@ -12,7 +12,7 @@ from node.staff_cli import cmd_add_admin as cmd_add_admin  # dispatched by name
 from node.staff_cli import cmd_passwd as cmd_passwd  # dispatched by name
 from node.station import Station
 from node.supplement import cmd_supplement as cmd_supplement  # dispatched by name
-from node.sync_text import blob_text, export_text, import_notes, print_progress, relay_text
+from node.sync_text import blob_text, export_text, import_notes, print_progress, pulled_text, relay_text
 from present.listing import EMPTY, application_line
 from present.output import EXIT_REFUSED, dispatch, emit, emit_rows
 from present.webui import TIER_NAMES, status_label
@@ -170,16 +170,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
         "purged": result.purged,
         "feed_problems": result.feed_problems,
         **{"via": result.via, "relayed_batches": result.relayed_batches},  # "relay": through the township
+        "forwarded": result.forwarded,
+        "staff": result.staff,
     }
     emit(
         out,
         args.json,
         lambda d: (
-            f"上传 {d['pushed']} 条变更，下载 {d['pulled']} 条，待传 {d['pending']}，"
+            f"上传 {d['pushed']} 条变更，{pulled_text(d)}，待传 {d['pending']}，"
             f"事项目录 v{d['catalogue_version']}"
             + blob_text(d["blobs"])
             + relay_text(d)
             + "".join(f"\n  被拒: {r}" for r in d["refused"])
+            + "".join(f"\n  转发: {n}" for n in d["forwarded"])
             + "".join(f"\n  下行数据: {p}" for p in d["feed_problems"])
             + "".join(f"\n  照片: {e}" for e in d["blobs"].get("errors", []))
         ),

@@ -51,6 +51,8 @@ class RoundResult:
     feed_problems: list[str] = field(default_factory=list)
     via: str = "hub"  # "relay": the hub was out of reach, the round went through the township's relay
     relayed_batches: int = 0  # batches left at the relay this round
+    forwarded: list[str] = field(default_factory=list)  # at a township: what it carried besides counts
+    staff: int = 0  # staff account entries the feed applied (a disabled account, say): not in `pulled`
 
 
 async def _refusal(resp: aiohttp.ClientResponse) -> str:
@@ -108,7 +110,8 @@ async def pull(
 ) -> tuple[int, int, list[str]]:
     """Apply feed pages until the hub says there is no more (node/conversation.py ``pull``). Returns
     (changes, catalogue version, why pages were not applied)."""
-    return await drive_async(conversation.pull(st, progress), carrier(session, url))
+    pulled, version, problems, _ = await drive_async(conversation.pull(st, progress), carrier(session, url))
+    return pulled, version, problems
 
 
 def refused_so_far(st: Station) -> list[str]:
@@ -130,6 +133,7 @@ async def sync_round(
             "本站没有区局地址（只用U盘交换）：请用 sanji node export 导出、sanji node import 导入；"
             "通网后可用 sanji node set-hub 设置地址 (no hub address)"
         )
+    forwarded: list[str] = []
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
             done = await drive_async(conversation.sync(st, progress), carrier(session, url))
@@ -140,6 +144,7 @@ async def sync_round(
                 signer = relay_forward.Signer(st.code, st.keys.sign, st.hub_id)  # its word that it forwarded
                 relayed = await relay_forward.forward(st.folder, signer, session, url)
                 feed_problems = feed_problems + [f"转发: {e}" for e in relayed.errors]
+                forwarded = relayed.notes()
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         # The hub's key history is asked for first, so an unreachable hub stops the round before the
         # push has batched anything: sign the first batches now, so pending changes wait batched (for
@@ -190,6 +195,8 @@ async def sync_round(
         blob_round.to_dict(),
         purge.purge(st, days),
         feed_problems,
+        forwarded=forwarded,
+        staff=done.staff,
     )
 
 
@@ -246,4 +253,5 @@ async def _through_relay(st: Station, gone: Unreachable, retention_days: int | N
         rnd.problems,
         via="relay",
         relayed_batches=rnd.queued,
+        staff=rnd.staff,
     )

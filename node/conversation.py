@@ -134,6 +134,7 @@ class Round:
     pulled: int
     catalogue_version: int
     feed_problems: list[str]
+    staff: int = 0  # staff account entries the pages applied: news the change count does not show
 
 
 def sync(
@@ -149,8 +150,8 @@ def sync(
     hubkeys.check(st)
     pushed, refused = yield from push(st, progress, max_count=max_count)
     # Pages that could not be applied are reported, not raised: the photos still go up.
-    pulled, version, problems = yield from pull(st, progress, nonce=nonce)
-    return Round(pushed, refused, pulled, version, problems)
+    pulled, version, problems, staff = yield from pull(st, progress, nonce=nonce)
+    return Round(pushed, refused, pulled, version, problems, staff)
 
 
 # -- push ---------------------------------------------------------------------------------------------
@@ -232,7 +233,7 @@ def pull(
     not answer it (a proxy replaying an old genuine page to freeze the station) is refused, and a round
     that reached the hub without one genuine answered page counts in ``stale_rounds``, which `node
     status` turns into "区局数据可能已停更"."""
-    pulled = 0
+    pulled = staff = 0
     problems: list[str] = []
     seen: set[tuple[int, int, str]] = set()
     reached = fresh = False
@@ -270,6 +271,7 @@ def pull(
                 problems.append(page.problem)
             if page.result is not None:
                 pulled += page.result.pulled
+                staff += page.result.staff
                 if page.result.catalogue == "refused":
                     problems.append(st.meta.text("catalogue_warning"))
             elif not page.skipped:
@@ -283,7 +285,7 @@ def pull(
         if reached:  # the hub (or something claiming to be it) answered: did the feed advance?
             with st.transaction():
                 st.meta.set("stale_rounds", 0 if fresh else st.meta.int("stale_rounds") + 1)
-    return pulled, catalogue_version(st), problems
+    return pulled, catalogue_version(st), problems, staff
 
 
 def unanswered(page: bytes, nonce: bytes) -> bool:

@@ -43,6 +43,7 @@ class FeedResult:
     # Staff account entries the page carried that this station refused: (the entry packed, why). The
     # page applied without them; node/feed_quarantine.py holds each with its reason.
     held: list[tuple[bytes, str]] = field(default_factory=list)
+    staff: int = 0  # staff account entries the page applied (a new account, a disable, a password reset)
 
 
 def _staff_entries(raw: tuple[dict[str, object], ...]) -> tuple[list[FeedAccount], list[tuple[bytes, str]], int]:
@@ -112,8 +113,12 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
         return FeedResult(0, 0, True, "")
     accounts, held, newest = _staff_entries(page.staff)
     with st.transaction():
+        if doc.header.get("recipient_key") == st.keys.seal_key_id:
+            # Sealed to this station's own key: the hub holds its keys, by whatever path the page came.
+            st.meta.set("enrolled", True)
+        staff = 0
         for account in accounts:  # the hub's word on its accounts lands with the page (node/staff_grants.py)
-            staff_grants.record(st.conn, account, st.clock())
+            staff += int(staff_grants.record(st.conn, account, st.clock()))
         if newest > st.meta.int("staff_version"):
             st.meta.set("staff_version", newest)  # the next pull asks only for accounts changed since
         if page.origins:
@@ -145,4 +150,4 @@ def apply_feed(st: Station, data: bytes) -> FeedResult:
             st.meta.set("hub_time", page.hub_ms)  # the newest genuine hub time (status shows it)
         relay_address.learn(st, page.relay_url, page.relay_version)  # the township's relay, if newer
         relay_alert.echoed(st, page.relay_report)  # the hub has recorded our report of the relay: said
-    return FeedResult(result.applied, nxt, page.more, outcome, page.hub_ms, held)
+    return FeedResult(result.applied, nxt, page.more, outcome, page.hub_ms, held, staff)

@@ -2,6 +2,9 @@
 (``node import T /media/usb``), and what the hub sent back for that village written out for it
 (``node export T --for CODE --out FOLDER``).
 
+A village's claim (``V_claim.sjc``, its offline enrolment) is cargo too: the round carries it to the
+hub's ``POST /v1/enroll/claim`` before the village's batches, which the hub could not check without it.
+
 The cargo joins the same queue as what villages push over the relay listener (node/relay_queue.py),
 and the township's next round with the hub carries it. Nothing is opened or signed here: the files
 leave as they came, and the village verifies what it gets with its pinned hub key on import.
@@ -21,6 +24,7 @@ from typing import Any
 from node.relay_queue import DB_NAME, RELAY_TIERS, RelayQueue, is_village_of, kept_keys, outer
 from node.station import Station
 from protocol.codec import unpack
+from protocol.enrolment import CLAIM_MAGIC, decode_claim
 from protocol.errors import RemoteProtocolError
 from protocol.hubkeys import KEYS_MAGIC
 from replica import carried_files
@@ -42,9 +46,13 @@ def split_cargo(st: Station, paths: list[Path]) -> tuple[list[Path], list[dict[s
     taken: list[dict[str, str]] = []
     batches: dict[str, list[tuple[tuple[int, int], Path, bytes]]] = {}
     pulls: list[tuple[Path, bytes]] = []
+    claims: list[tuple[Path, bytes]] = []
     for path in paths:
         try:
             data = carried_files.read(path)
+            if data.startswith(CLAIM_MAGIC) and is_village_of(st.code, _claimant(data)):
+                claims.append((path, data))
+                continue
             head = outer(data)
         except (carried_files.CarriedFileRefused, RemoteProtocolError, OSError):
             kept.append(path)  # the township's own import refuses it with its reason
@@ -57,10 +65,16 @@ def split_cargo(st: Station, paths: list[Path]) -> tuple[list[Path], list[dict[s
             pulls.append((path, data))
         else:
             kept.append(path)
-    if not batches and not pulls:
+    if not batches and not pulls and not claims:
         return kept, []
     queue = RelayQueue(st.folder, st.code)
     try:
+        for path, data in claims:  # forwarded ahead of the village's batches, which its keys sign
+            try:
+                village = queue.offer_claim(data, st.clock())
+                taken.append({"file": str(path), "village": village, "kind": "claim"})
+            except Refused as exc:
+                taken.append({"file": str(path), "refused": str(exc)})
         for village, found in sorted(batches.items()):
             files = [(p, data) for _, p, data in sorted(found, key=lambda f: (f[0], f[1].name))]  # chain order
             try:
@@ -119,6 +133,14 @@ def export_for(st: Station, village: str, out: Path) -> dict[str, object]:
         finally:
             queue.close()
     return {"files": files, "village": village}
+
+
+def _claimant(data: bytes) -> str:
+    """The station a claim names ('' when it cannot be read: the township's import skips it then)."""
+    try:
+        return decode_claim(data)[0]
+    except RemoteProtocolError:
+        return ""
 
 
 def _version(kept: bytes) -> int:

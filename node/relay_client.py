@@ -43,6 +43,7 @@ _ANSWER_LIMITS = Limits(
 class RelayRound:
     pushed: int = 0  # changes the hub's receipts, collected here, now settle
     pulled: int = 0
+    staff: int = 0  # staff account entries the pages applied
     queued: int = 0  # batches left at the relay this round
     problems: list[str] = field(default_factory=list)
     # What the relay itself did wrong (node/relay_alert.py WHAT codes, with the detail): not the hub's
@@ -190,6 +191,7 @@ async def _pull(st: Station, session: aiohttp.ClientSession, url: str, rnd: Rela
                 rnd.misdeeds.append(("bad_page", outcome.problem))
         if outcome.result is not None:
             rnd.pulled += outcome.result.pulled
+            rnd.staff += outcome.result.staff
             applied = True
         if answers == CARRIED:
             continue  # it answers no request of ours: the withheld and order checks are about those

@@ -33,6 +33,7 @@ from replica.errors import Refused
 log = logging.getLogger("sanji.node.relay")
 FRAMES_TYPE = "application/vnd.sanji.frames+msgpack"
 RELAY_HEADER = relay_label.RELAY_HEADER  # hub/relay_proof.py reads it, with its proof
+CLAIM_ROUTE = "/v1/enroll/claim"  # hub/web/enrolment.py: the check `hub import` makes of a claim file
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,14 @@ class Forwarded:
     batches: int = 0  # village batches the hub answered
     pulls: int = 0  # village pull requests the hub answered with a page
     errors: list[str] = field(default_factory=list)
+    claims: list[str] = field(default_factory=list)  # villages whose offline enrolment the hub accepted
 
     def to_dict(self) -> dict[str, object]:
-        return {"batches": self.batches, "pulls": self.pulls, "errors": self.errors}
+        return {"batches": self.batches, "pulls": self.pulls, "errors": self.errors, "claims": self.claims}
+
+    def notes(self) -> list[str]:
+        """What the township's sync output says it carried besides counts: the enrolments accepted."""
+        return [f"下辖村 {v} 的接入确认文件已转交区局，区局已确认该村接入" for v in self.claims]
 
 
 def _chunks(batches: list[tuple[int, bytes]]) -> list[list[tuple[int, bytes]]]:
@@ -79,6 +85,8 @@ async def _forward_village(
     # carried ahead of a batch left before it would show the hub without that batch, which the village
     # rightly takes as the batch kept back (sync/relay_evidence.py).
     waiting = queue.waiting_pull(village)
+    if not await _forward_claim(queue, village, session, url, done):
+        return  # the hub did not answer: the claim and all after it go next round, in order
     for chunk in _chunks(queue.waiting_batches(village)):
         if not chunk:
             break
@@ -117,6 +125,34 @@ async def _forward_village(
         page = await hub_answer.read_body(resp, what="区局为下辖村写的数据页", cap=RESPONSE_MAX_BYTES)
     queue.answered(village, [rid], "feed", page, now_ms())
     done.pulls += 1
+
+
+async def _forward_claim(
+    queue: RelayQueue, village: str, session: aiohttp.ClientSession, url: str, done: Forwarded
+) -> bool:
+    """A village's claim (offline enrolment), ahead of its batches: the hub pins its keys as `hub import`
+    would, or refuses it with the same reason. False when the hub gave no answer (kept for next round)."""
+    waiting = queue.waiting_pull(village, "claim")
+    if waiting is None:
+        return True
+    cid, claim = waiting
+    async with session.post(
+        f"{url}{CLAIM_ROUTE}", data=claim, headers={"Content-Type": "application/octet-stream"}
+    ) as resp:
+        answer = await hub_answer.read_json(resp)
+        if resp.status != 200 and not 400 <= resp.status < 500:
+            done.errors.append(f"下辖村 {village} 的接入确认文件区局未应答（HTTP {resp.status}），下次同步再转交")
+            return False
+    queue.answered(village, [cid], "claim", None, now_ms())  # carried again, it would get the same answer
+    if resp.status == 200:
+        done.claims.append(village)
+        return True
+    reason = str(answer.get("message") or answer.get("error") or "") if isinstance(answer, dict) else ""
+    done.errors.append(
+        f"下辖村 {village} 的接入确认文件被区局拒收（HTTP {resp.status}）：{reason or '区局没有说明原因'}；"
+        "该村的批次区局无法核验，请该村联系区局重新登记"
+    )
+    return True
 
 
 async def _keys(folder: Path, session: aiohttp.ClientSession, url: str, done: Forwarded) -> None:

@@ -3,8 +3,10 @@ township's own data (``station.db``), so relayed traffic can never be mistaken f
 township's own records.
 
 Up, a village's batch frames wait to be pushed to the hub, and its newest signed pull request (one
-slot per village: a request, not data) waits to be carried there. Down, the hub's answers wait for the
-village: the signed acks document of a forwarded push and the feed page that answers a pull. The
+slot per village: a request, not data) waits to be carried there, as does the claim of a village
+enrolled offline (its keys and the token's HMAC over them), which goes first. Down, the hub's answers
+wait for the village: the signed acks document of a forwarded push and the feed page that answers a
+pull. The
 relay reads nothing but the unauthenticated outer header (origin, kind, seq range) and sizes: it cannot
 check a village's signature (it holds no village keys) nor open a sealed body. What it could forge, the
 village and the hub refuse; what it drops, the chains, gaps and pull nonces reveal.
@@ -24,17 +26,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from protocol.codec import Limits, unpack
+from node.relay_frames import Outer, is_village_of, outer
+from protocol.enrolment import decode_claim
 from protocol.errors import RemoteProtocolError
-from protocol.frame import MAGIC, peek_header
-from protocol.limits import FRAME_MAX_BYTES
 from replica.errors import Refused
 
 DB_NAME = "relay.db"
@@ -56,7 +56,7 @@ def m001_relay_frames(db: sqlite_utils.Database) -> None:
             id INTEGER PRIMARY KEY,
             village TEXT NOT NULL,
             direction TEXT NOT NULL,      -- 'up' (to the hub) or 'down' (to the village)
-            kind TEXT NOT NULL,           -- 'batch' | 'pull' up, 'acks' | 'feed' down
+            kind TEXT NOT NULL,           -- 'batch' | 'pull' | 'claim' up, 'acks' | 'feed' down
             hash BLOB NOT NULL,           -- SHA-256 of the outer header (a batch's chain hash) or of the frame
             epoch INTEGER NOT NULL DEFAULT 0,
             first_seq INTEGER NOT NULL DEFAULT 0,
@@ -72,49 +72,6 @@ def m001_relay_frames(db: sqlite_utils.Database) -> None:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-@dataclass(frozen=True)
-class Outer:
-    """What the relay may know of a frame: its unauthenticated outer header, and its size."""
-
-    origin: str
-    kind: str
-    hash: bytes
-    epoch: int
-    first_seq: int
-    last_seq: int
-    size: int
-
-
-def outer(data: bytes) -> Outer:
-    """The outer header of a frame, shape-checked (never trusted: the hub checks the signature)."""
-    header = peek_header(data, max_bytes=FRAME_MAX_BYTES)
-    parts = unpack(
-        data[len(MAGIC) :],
-        Limits(max_bytes=FRAME_MAX_BYTES, max_str=16, max_bin=FRAME_MAX_BYTES, max_array=4, max_map=1, max_depth=1),
-    )
-    header_bytes = parts[0] if isinstance(parts, list) and parts and isinstance(parts[0], bytes) else b""
-
-    def num(name: str) -> int:
-        value = header.get(name)
-        return value if type(value) is int else 0
-
-    return Outer(
-        str(header.get("signer", "")),
-        str(header.get("kind", "")),
-        hashlib.sha256(header_bytes).digest(),
-        num("epoch"),
-        num("first_seq"),
-        num("last_seq"),
-        len(data),
-    )
-
-
-def is_village_of(township: str, origin: str) -> bool:
-    """A village's code is its township's code and one more part (360802-T01 → 360802-T01-05)."""
-    rest = origin[len(township) + 1 :] if origin.startswith(township + "-") else ""
-    return bool(rest) and "-" not in rest
 
 
 class Offered(NamedTuple):
@@ -268,14 +225,31 @@ class RelayQueue:
         with self._tx() as conn:
             pages = self._take_down(conn, head.origin, "feed") if hand_over else []
             acks = self._take_down(conn, head.origin, "acks") if hand_over else []
-            conn.execute("DELETE FROM relay_frames WHERE village=? AND direction='up' AND kind='pull'", (head.origin,))
-            self._room_in_all(conn, head.size)
-            conn.execute(
-                "INSERT INTO relay_frames (village, direction, kind, hash, size, data, created_ms)"
-                " VALUES (?, 'up', 'pull', ?, ?, ?, ?)",
-                (head.origin, hashlib.sha256(request).digest(), head.size, request, at_ms),
-            )
+            self._put_slot(conn, head.origin, "pull", request, at_ms)
         return Collected(head.origin, pages, acks)
+
+    def offer_claim(self, claim: bytes, at_ms: int) -> str:
+        """Take a village's claim (its offline enrolment, ``V_claim.sjc``) for the hub, as opaque bytes:
+        the relay reads only the station it names, and the hub checks the token's HMAC over it. One slot
+        per village (the newest replaces any older), counted against the total like a pull request."""
+        try:
+            village = decode_claim(claim)[0]
+        except RemoteProtocolError as exc:
+            raise Refused(f"接入确认文件无法读取，乡镇未收下 (not a claim: {exc})", code="malformed") from exc
+        self.check_origin(village)
+        with self._tx() as conn:
+            self._put_slot(conn, village, "claim", claim, at_ms)
+        return village
+
+    def _put_slot(self, conn: sqlite3.Connection, village: str, kind: str, data: bytes, at_ms: int) -> None:
+        """One slot per village and kind (a pull request, a claim): the newest replaces the older."""
+        conn.execute("DELETE FROM relay_frames WHERE village=? AND direction='up' AND kind=?", (village, kind))
+        self._room_in_all(conn, len(data))
+        conn.execute(
+            "INSERT INTO relay_frames (village, direction, kind, hash, size, data, created_ms)"
+            " VALUES (?, 'up', ?, ?, ?, ?, ?)",
+            (village, kind, hashlib.sha256(data).digest(), len(data), data, at_ms),
+        )
 
     @staticmethod
     def _waiting(conn: sqlite3.Connection, village: str, kind: str) -> bool:
@@ -321,9 +295,10 @@ class RelayQueue:
         ).fetchall()
         return [(int(r[0]), bytes(r[1])) for r in rows]
 
-    def waiting_pull(self, village: str) -> tuple[int, bytes] | None:
+    def waiting_pull(self, village: str, kind: str = "pull") -> tuple[int, bytes] | None:
+        """The village's slot of ``kind`` waiting up: its pull request, or its claim (``kind="claim"``)."""
         row = self.conn.execute(
-            "SELECT id, data FROM relay_frames WHERE village=? AND direction='up' AND kind='pull'", (village,)
+            "SELECT id, data FROM relay_frames WHERE village=? AND direction='up' AND kind=?", (village, kind)
         ).fetchone()
         return None if row is None else (int(row[0]), bytes(row[1]))
 

@@ -20,6 +20,13 @@ def blob_text(blobs: dict[str, object]) -> str:
     return f"；照片 {complete} 个已送达区局" + (f"，{pending} 个待传（下次同步续传）" if pending else "")
 
 
+def pulled_text(d: dict[str, object]) -> str:
+    """What a round brought down: its changes, and the staff accounts the feed applied, which are not
+    changes (after `hub disable-staff` the account is disabled here; "下载 0 条" alone said nothing came)."""
+    staff = int(str(d.get("staff") or 0))
+    return f"下载 {d.get('pulled', 0)} 条" + (f"（另有工作人员账户更新 {staff} 个）" if staff else "")
+
+
 def relay_text(d: dict[str, object]) -> str:
     """A round through the township: staff should know the batches wait there for the township's own
     round with the hub, and are counted as sent only once the hub's receipt comes back."""
@@ -48,15 +55,19 @@ def export_text(d: dict[str, object], out: object) -> str:
 
 
 def import_notes(d: dict[str, object]) -> str:
-    """What `node import` adds at a township: how many of the files it keeps for the hub, and the
-    villages' claims (offline enrolment) it does not carry, which must reach the district by hand."""
+    """What `node import` adds at a township: how many of the files it keeps for the hub (its villages'
+    claims among them, forwarded ahead of their batches), and the claims of stations that are not its
+    villages (``claims_for_hub``), which it does not carry: those must reach the district by hand."""
     relayed = d.get("relayed")
     taken = sum(1 for r in relayed if "refused" not in r) if isinstance(relayed, list) else 0
     notes = f"\n  其中 {taken} 个是下辖村交来的转发件，本站下次同步时转交区局" if taken else ""
+    for r in relayed if isinstance(relayed, list) else []:
+        if r.get("kind") == "claim":
+            notes += f"\n  {r['village']} 的接入确认文件（离线登记）本站下次同步时先于它的批次转交区局"
     claims = d.get("claims_for_hub")
     for code in claims if isinstance(claims, list) else []:
         notes += (
-            f"\n  {code} 的接入确认文件（{code}_claim.sjc）不经乡镇转交：该村离线登记后若还没有在区局导入过它，"
-            "请带到区局 sanji hub import（导入过的不必理会），否则该村经乡镇转交的批次会被拒收"
+            f"\n  {code} 的接入确认文件（{code}_claim.sjc）不是本乡镇下辖村的，本站不转交：该站离线登记后若还没有"
+            "在区局导入过它，请带到区局 sanji hub import（导入过的不必理会）"
         )
     return notes

@@ -155,6 +155,10 @@ def record_acks(st: Station, doc: Document) -> list[Ack]:
                 if result is AckResult.FORK:  # not ours to mark, but the hub says our seqs forked
                     _forked(st, bhash)
                 continue
+            if result in SETTLED:
+                # A signed receipt for its own batch: the hub holds this station's keys, by whatever
+                # path (direct, relay, stick) the answer came, so `node export` stops writing the claim.
+                st.meta.set("enrolled", True)
             step = outbox.step(BatchState(str(row[0])), outbox.EVENT_OF[result])
             reason = ack.reason if result in SETTLED or result is AckResult.GAP else f"{result.value}: {ack.reason}"
             st.conn.execute(

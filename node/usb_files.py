@@ -116,7 +116,8 @@ def import_files(st: Station, paths: list[Path]) -> dict[str, object]:
 def _for_this_station(st: Station, paths: list[Path]) -> tuple[list[Path], int, list[str]]:
     """The files not addressed away from this station (its own exports, other stations' batches for
     the hub), how many were skipped, and the other stations whose claim (offline enrolment) was among
-    them: a township does not carry those, so staff are told to take them to the district. A file that
+    them: a township carries its own villages' claims as relay cargo (node/relay_cargo.py takes them
+    first), so those left here are other stations', which staff take to the district. A file that
     cannot be read stays, to be refused with why."""
     kept, skipped, claims = [], 0, []
     for path in paths:

@@ -262,9 +262,12 @@ def test_a_township_importing_a_village_stick_says_what_it_keeps_and_what_it_doe
     stick = world.root / "stick"
     usb_files.export(village, stick)
     out = usb_files.import_files(township, [stick])
-    assert out["claims_for_hub"] == ["360802-T01-05"]
+    assert out["claims_for_hub"] == []  # its own village's claim is relay cargo now, forwarded first
+    assert [r["village"] for r in out["relayed"] if r.get("kind") == "claim"] == ["360802-T01-05"]
     words = import_notes(out)
-    assert "下辖村交来的转发件" in words and "360802-T01-05_claim.sjc" in words and "sanji hub import" in words
+    assert "下辖村交来的转发件" in words and "360802-T01-05 的接入确认文件（离线登记）本站下次同步时" in words
+    other = import_notes({"relayed": [], "claims_for_hub": ["360802-T02-01"]})
+    assert "360802-T02-01_claim.sjc" in other and "不是本乡镇下辖村的" in other and "sanji hub import" in other
     assert import_notes({"relayed": [], "claims_for_hub": []}) == ""
 
 

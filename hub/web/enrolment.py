@@ -4,6 +4,10 @@
 - `POST /v1/enroll` `{"challenge", "sign_pub", "seal_pub", "proof"}` → the enrolment answer. The proof
   is an HMAC with the token's key over the challenge and the station's keys (protocol/enrolment.py):
   the token itself never travels, and a proof is good for these keys and this challenge only.
+- `POST /v1/enroll/claim` (a claim file's bytes, as `node export` wrote it) → `{"claimed": code}`, or the
+  refusal `hub import` gives the same file: a township's relay round carries a village's offline
+  enrolment this way (node/relay_forward.py). The claim's HMAC with the token's key is its whole
+  authority, so who carries it does not matter.
 - `GET /v1/keys?after=N` → the hub's key history (root changes and key lists, hub/keyring.py) and its
   latest release, or just `{"version"}` when the station already holds list N. No login: every
   document in it is signed, and a station trusts only what chains to the root it pinned.
@@ -17,6 +21,7 @@ from hub import enrolment, keyring
 from hub.appkeys import HUB
 from hub.service import Hub
 from protocol.codec import pack, unpack
+from protocol.enrolment import CLAIM_MAGIC
 from protocol.enrolment_docs import ChallengeAnswer, ChallengeRequest, EnrolRequest
 from protocol.errors import MalformedError, TooLargeError
 from protocol.limits import ENROL_LIMITS, ENROL_REQUEST_MAX_BYTES
@@ -28,7 +33,7 @@ def _hub(request: web.Request) -> Hub:
     return request.app[HUB]
 
 
-async def _request_map(request: web.Request) -> dict[str, object]:
+async def _request_bytes(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > ENROL_REQUEST_MAX_BYTES:
         raise TooLargeError(f"接入请求过大 (an enrolment request is at most {ENROL_REQUEST_MAX_BYTES} bytes)")
     data = await request.content.read(ENROL_REQUEST_MAX_BYTES + 1)
@@ -38,7 +43,11 @@ async def _request_map(request: web.Request) -> dict[str, object]:
         data += more
     if len(data) > ENROL_REQUEST_MAX_BYTES:
         raise TooLargeError(f"接入请求过大 (an enrolment request is at most {ENROL_REQUEST_MAX_BYTES} bytes)")
-    raw = unpack(data, ENROL_LIMITS)
+    return data
+
+
+async def _request_map(request: web.Request) -> dict[str, object]:
+    raw = unpack(await _request_bytes(request), ENROL_LIMITS)
     if not isinstance(raw, dict):
         raise MalformedError("接入请求格式不对 (an enrolment request is a map)")
     return raw
@@ -70,6 +79,15 @@ async def enrol(request: web.Request) -> web.Response:
     return web.Response(body=pack(answer), content_type=ANSWER_TYPE)
 
 
+async def enrol_claim(request: web.Request) -> web.Response:
+    """The very check `hub import` makes of a claim file (hub/enrolment.py ``take_claim``)."""
+    data = await _request_bytes(request)
+    if not data.startswith(CLAIM_MAGIC):
+        raise MalformedError("不是接入确认文件（claim），未处理 (not a Sanji claim file)")
+    # The refusal log names the route, not a township: who carried a claim is not proven, nor needed.
+    return web.json_response({"claimed": enrolment.take_claim(_hub(request), data, "http:/v1/enroll/claim")})
+
+
 async def hub_keys(request: web.Request) -> web.Response:
     hub = _hub(request)
     try:
@@ -82,4 +100,5 @@ async def hub_keys(request: web.Request) -> web.Response:
 def add_enrolment_routes(app: web.Application) -> None:
     app.router.add_post("/v1/enroll/challenge", enrol_challenge)
     app.router.add_post("/v1/enroll", enrol)
+    app.router.add_post("/v1/enroll/claim", enrol_claim)
     app.router.add_get("/v1/keys", hub_keys)

@@ -204,3 +204,39 @@ def test_a_village_stick_goes_through_the_township(hub: Hub, tmp_path: Path, peo
     assert ok("node", "export", township.dir, "--for", code, "--out", home)["files"]
     assert ok("node", "import", village.dir, home)["rejected"] == []
     assert village.by_number()[number]["status"] == "completed"
+
+
+def test_an_offline_enrolled_village_becomes_known_through_the_township(
+    hub: Hub, tmp_path: Path, people: People
+) -> None:
+    """Issue 17: a village enrolled from a file, never online, sends its stick through the township. Its
+    claim rides as relay cargo and reaches the hub ahead of its batches, so they are accepted, not
+    refused ``unknown_key``; the township's sync says the hub accepted the village."""
+    hub.start()
+    township = Node(tmp_path / "township", TOWNSHIP)
+    ok("node", "init", township.dir, "--hub", hub.url, "--token", hub.enroll(TOWNSHIP, tier="township"))
+    code = f"{TOWNSHIP}-04"
+    slip = tmp_path / "v4.sje"
+    token = hub.enroll(code, tier="village", parent=TOWNSHIP, out=slip)
+    village = Node(tmp_path / code, code)
+    ok("node", "init", village.dir, "--enrollment", slip, "--token", token)  # no hub address: offline
+    number = village.accept(people, IMMEDIATE)["number"]
+
+    stick = tmp_path / "stick"
+    exported = ok("node", "export", village.dir, "--out", stick)
+    assert any(f.endswith(f"{code}_claim.sjc") for f in exported["files"]), exported
+    taken = ok("node", "import", township.dir, stick)
+    assert taken["claims_for_hub"] == [] and taken["rejected"] == [], taken
+    assert {r["kind"] for r in taken["relayed"]} >= {"claim", "batch"}, taken
+    assert number not in hub.numbers()
+
+    synced = ok("node", "sync", township.dir)
+    assert synced["feed_problems"] == [], synced  # no batch refused unknown_key
+    assert any(code in n and "已确认该村接入" in n for n in synced["forwarded"]), synced
+    assert hub.numbers().count(number) == 1
+
+    back = tmp_path / "back"
+    written = ok("node", "export", township.dir, "--for", code, "--out", back)
+    got = ok("node", "import", village.dir, back)
+    assert got["rejected"] == [] and got["accepted"] == len(written["files"]), got
+    assert village.status()["pending"] == 0

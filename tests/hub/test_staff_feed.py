@@ -98,7 +98,8 @@ def test_a_pull_asks_only_for_what_changed_since_the_version_it_holds(world: Wor
     second = add(world, V1, "lisi")
     staff.disable_staff(world.hub, station=V1, user="zhangsan")
     assert [e["user"] for e in page_of(world, v1, first).staff] == ["lisi", "zhangsan"]
-    take(v1, world)
+    applied = take(v1, world).result
+    assert applied is not None and applied.staff == 2  # counted, for `node sync` to say so
     held = users(v1)
     assert held["lisi"].enabled and not held["zhangsan"].enabled
     assert v1.meta.int("staff_version") > second
@@ -112,7 +113,7 @@ def test_an_older_version_never_replaces_a_newer_one(world: World) -> None:
     take(v1, world)
     assert not users(v1)["zhangsan"].enabled
     outcome = feed_quarantine.take_page(v1, old_page, source="file:old.sjd")  # an old stick, found again
-    assert outcome.result is not None
+    assert outcome.result is not None and outcome.result.staff == 0  # nothing of it applied: nothing counted
     assert not users(v1)["zhangsan"].enabled, "the older page put nothing back"
 
 

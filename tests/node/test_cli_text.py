@@ -13,6 +13,7 @@ from hub.app import HubConfig, create_app
 from node import client
 from node.sync_text import blob_text as _blob_text  # moved out of node/cli.py (its 400-line limit)
 from node.sync_text import print_progress as _print_progress
+from node.sync_text import pulled_text
 from tests.conftest import World
 
 
@@ -21,6 +22,11 @@ def test_sync_says_whether_the_photos_reached_the_hub() -> None:
     assert "照片 4 个已送达区局" in _blob_text({"complete": 4, "pending": 0})
     text = _blob_text({"complete": 1, "pending": 3})
     assert "1 个已送达" in text and "3 个待传" in text and "续传" in text
+
+
+def test_sync_counts_the_staff_accounts_the_feed_applied() -> None:
+    assert pulled_text({"pulled": 0, "staff": 0}) == "下载 0 条"
+    assert pulled_text({"pulled": 0, "staff": 1}) == "下载 0 条（另有工作人员账户更新 1 个）"
 
 
 def test_a_push_reports_its_progress(world: World, capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,3 +114,34 @@ def test_a_field_devices_status_counts_the_photos_not_yet_at_the_hub(world: Worl
     )
     assert gather(field, hub_reachable=None)["photos_pending"] == 2
     assert gather(village, hub_reachable=None)["photos_pending"] == 0
+
+
+def test_a_round_that_brought_only_a_disabled_account_says_so(world: World) -> None:
+    """`hub disable-staff`, then `node sync`: the account is disabled at the station, and the round
+    counts it (it said "下载 0 条", as if nothing came)."""
+    from hub import staff
+    from sync.staff_password import ScryptParams
+
+    world.clock.ms = int(time.time() * 1000)
+    world.station("360802-T01", "township")
+    village = world.station("360802-T01-05", "village", "360802-T01")
+    cheap = ScryptParams(n=2**10, r=8, p=1)
+    staff.add_staff(
+        world.hub, station=village.code, user="zhangsan", name="名", role="staff", password="a-good-pw", params=cheap
+    )
+
+    async def go() -> client.RoundResult:
+        world.hub.close()
+        server = TestServer(create_app(HubConfig(folder=world.root / "hub")))
+        await server.start_server()
+        try:
+            return await client.sync_round(village, str(server.make_url("")))
+        finally:
+            await server.close()
+
+    assert asyncio.run(go()).staff == 1
+    world.hub = type(world.hub).open(world.root / "hub")
+    staff.disable_staff(world.hub, station=village.code, user="zhangsan")
+    again = asyncio.run(go())
+    assert again.pulled == 0 and again.staff == 1, again
+    assert "另有工作人员账户更新 1 个" in pulled_text({"pulled": again.pulled, "staff": again.staff})

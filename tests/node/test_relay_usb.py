@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hub import keyring, operations
-from node import commands, relay_alert, relay_cargo, usb_files
+from hub import enrolment, keyring, operations
+from node import commands, relay_alert, relay_cargo, uplink, usb_files
+from node.enrolment import init_from_file
 from node.relay_queue import RelayQueue, now_ms
 from node.station import Station
 from protocol.frame import peek_header
@@ -220,3 +221,47 @@ def test_relay_reset_lifts_the_pause_and_keeps_the_report_the_hub_has_not_heard(
         assert relay_alert.current(st) is None
     finally:
         st.close()
+
+
+async def test_an_offline_enrolled_villages_claim_rides_the_township_to_the_hub(relayed: Relayed) -> None:
+    """Issue 17: the claim of a village enrolled from a file is relay cargo, forwarded ahead of its
+    batches through the hub's claim route, which checks it as `hub import` does; a claim that does not
+    match an open token is refused with the same reason, in the township's output."""
+    world, code = relayed.world, f"{TOWNSHIP}-03"
+    token = enrolment.register(world.hub, station=code, name="离线村", tier="village", parent=TOWNSHIP)
+    (world.root / "v3.sje").write_bytes(enrolment.enrolment_file(world.hub, code, token))
+    init_from_file(world.root / code, world.root / "v3.sje", token=token)
+    st = Station(world.root / code)
+    world.stations.append(st)
+    number = relayed.accept(st)
+    stick = world.root / "v3-up"
+    usb_files.export(st, stick)
+    taken = usb_files.import_files(relayed.township, [stick])
+    assert [r["village"] for r in taken["relayed"] if r.get("kind") == "claim"] == [code], taken
+    assert taken["claims_for_hub"] == []
+
+    done = await relayed.forward()
+    assert done.claims == [code] and done.errors == [] and done.batches >= 1, done
+    assert relayed.hub_count(number) == 1  # its batches accepted: the hub knew its keys first
+
+    # The hub's signed receipt, home on the stick, tells the village the hub holds its keys: `enrolled`
+    # turns true, and its next stick carries no claim (it did on every export before).
+    assert st.meta.get("enrolled") is False
+    usb_files.import_files(
+        st, [Path(f) for f in relay_cargo.export_for(relayed.township, code, world.root / "v3-down")["files"]]
+    )
+    assert st.meta.get("enrolled") is True and st.pending_changes() == 0
+    assert not any(f.endswith("_claim.sjc") for f in usb_files.export(st, world.root / "v3-again")["files"])
+
+    forged = uplink.claim_file(st).replace(st.keys.sign_pub, bytes(32))
+    (stick / f"{code}_claim.sjc").write_bytes(forged)
+    usb_files.import_files(relayed.township, [stick / f"{code}_claim.sjc"])
+    refused = await relayed.forward()
+    assert refused.claims == [] and len(refused.errors) == 1, refused
+    assert f"下辖村 {code} 的接入确认文件被区局拒收（HTTP 403）" in refused.errors[0]
+    assert "does not match an open, unexpired enrolment token" in refused.errors[0]
+    queue = RelayQueue(relayed.township.folder, TOWNSHIP)
+    try:
+        assert queue.waiting_pull(code, "claim") is None  # answered: not carried again
+    finally:
+        queue.close()
