@@ -167,6 +167,16 @@ def cmd_add_admin(args: argparse.Namespace) -> None:
     emit(out, args.json, lambda d: f"站点 {d['station']} 已建立首个管理员 {d['name']}（{d['user']}）")
 
 
+def _station_with_accounts(folder: str) -> Station:
+    """The station at ``folder``, open, when it has staff accounts; a password command refuses otherwise
+    (naming where accounts come from)."""
+    st = Station(folder)
+    if not has_accounts(st.conn):
+        st.close()
+        raise Refused(NO_ACCOUNTS, code="unknown_user")
+    return st
+
+
 def cmd_passwd(args: argparse.Namespace) -> None:
     """``sanji node passwd DIR --staff USER``: the current password on the first line of stdin, the new
     one on the second (``node/staff_password.py``). With ``--user COLLEAGUE`` the administrator's own
@@ -177,10 +187,7 @@ def cmd_passwd(args: argparse.Namespace) -> None:
         return
     old = read_password("当前密码", pair=True)
     new = read_password("新密码", second=True)
-    st = Station(args.dir)
-    if not has_accounts(st.conn):
-        st.close()
-        raise Refused(NO_ACCOUNTS, code="unknown_user")
+    st = _station_with_accounts(args.dir)
     try:
         out = staff_password.change(st, user=args.staff, old=old, new=new)
     finally:
@@ -201,10 +208,7 @@ def reset_colleague(args: argparse.Namespace, colleague: str) -> None:
     line of stdin, the colleague's new one on the second."""
     admin_password = read_password("管理员本人的密码", pair=True)
     new = read_password("同事的新密码", second=True)
-    st = Station(args.dir)
-    if not has_accounts(st.conn):
-        st.close()
-        raise Refused(NO_ACCOUNTS, code="unknown_user")
+    st = _station_with_accounts(args.dir)
     try:
         out = staff_reset.reset(st, admin=args.staff, admin_password=admin_password, user=colleague, new=new)
     finally:
